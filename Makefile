@@ -1,0 +1,53 @@
+# eventbus top-level Makefile: drives Meson + Ninja.
+#   make          build (release-ish, -O2 -g) into build/, binaries into bin/
+#   make run      install deps, build, start eventbusd on ./data, 127.0.0.1:8470
+#   make test     install deps, build normal + ASan/UBSan, run every suite
+#   make bench    run the benchmarks under bench/ (not part of make test)
+#   make fuzz     build libFuzzer targets with clang and run each for a while
+WERROR  ?= 0
+FUZZ_SECONDS ?= 60
+BINS    := eventbusd eventbus eventbus-log
+MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
+
+.PHONY: all deps build build-asan run test bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized $(MESON_WERROR) >/dev/null
+	@meson configure build $(MESON_WERROR) >/dev/null
+	@ninja -C build
+	@mkdir -p bin
+	@for b in $(BINS); do [ -f build/$$b ] && cp -f build/$$b bin/ || true; done
+
+build-asan: deps
+	@[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false $(MESON_WERROR) >/dev/null
+	@meson configure build-asan $(MESON_WERROR) >/dev/null
+	@ninja -C build-asan
+
+run: build
+	@mkdir -p data
+	./bin/eventbusd --data ./data --listen 127.0.0.1:8470
+
+test: build build-asan
+	@python3 tests/run.py
+
+bench: deps
+	@scripts/deps.sh --bench
+	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
+	@meson configure build -Dbench=true >/dev/null
+	@ninja -C build
+	@python3 bench/run.py
+
+fuzz: deps
+	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized \
+		-Dfuzz=true -Db_lundef=false >/dev/null
+	@ninja -C build-fuzz
+	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-asan build-fuzz bin

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages eventbus needs to build, test and run.
+# Idempotent and quiet when everything is already present. Run as root
+# (or with sudo available). Usage: scripts/deps.sh [--bench]
+set -euo pipefail
+
+pkgs=(build-essential pkg-config meson ninja-build python3
+      libuv1-dev libhttp-parser-dev libpcre2-dev
+      clang libclang-rt-14-dev)
+if [ "${1:-}" = "--bench" ]; then
+    pkgs+=(libjansson-dev libcjson-dev)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
