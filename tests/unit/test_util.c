@@ -3,6 +3,8 @@
 
 #include "eventbus.h"
 #include "util/buf.h"
+#include "util/imap.h"
+#include "util/map.h"
 
 TEST(buf_append_and_printf)
 {
@@ -39,5 +41,50 @@ TEST(strerror_covers_codes_and_errno)
     CHECK_STR(eb_strerror(-31999), "unknown error");
 }
 
-TEST_MAIN(T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
-          T(strerror_covers_codes_and_errno))
+TEST(map_put_get_del_many)
+{
+    eb_map m = EB_MAP_INIT;
+    char k[32];
+    for (long i = 0; i < 5000; i++) {
+        int n = snprintf(k, sizeof k, "key-%ld", i);
+        CHECK_OK(eb_map_put(&m, k, (size_t)n, (void *)(i + 1), NULL));
+    }
+    CHECK_EQ(m.len, 5000);
+    /* delete every third key; the rest must stay reachable (backward shift) */
+    for (long i = 0; i < 5000; i += 3) {
+        int n = snprintf(k, sizeof k, "key-%ld", i);
+        CHECK(eb_map_del(&m, k, (size_t)n) == (void *)(i + 1));
+    }
+    for (long i = 0; i < 5000; i++) {
+        int n = snprintf(k, sizeof k, "key-%ld", i);
+        void *v = eb_map_get(&m, k, (size_t)n);
+        CHECK(v == (i % 3 == 0 ? NULL : (void *)(i + 1)));
+    }
+    size_t it = 0, seen = 0;
+    while (eb_map_next(&m, &it))
+        seen++;
+    CHECK_EQ(seen, m.len);
+    void *old = NULL;
+    CHECK_OK(eb_map_put(&m, "key-1", 5, (void *)7, &old));
+    CHECK(old == (void *)2);
+    CHECK(eb_map_get(&m, "key-1", 5) == (void *)7);
+    eb_map_free(&m);
+}
+
+TEST(imap_put_get_del_many)
+{
+    eb_imap m;
+    eb_imap_init(&m);
+    for (uint64_t k = 1; k <= 20000; k++)
+        CHECK_OK(eb_imap_put(&m, k * 7, (void *)(uintptr_t)k));
+    for (uint64_t k = 1; k <= 20000; k += 2)
+        CHECK(eb_imap_del(&m, k * 7) == (void *)(uintptr_t)k);
+    CHECK_EQ(m.len, 10000);
+    for (uint64_t k = 1; k <= 20000; k++)
+        CHECK(eb_imap_get(&m, k * 7) == (k % 2 ? NULL : (void *)(uintptr_t)k));
+    CHECK(eb_imap_get(&m, 3) == NULL);
+    eb_imap_free(&m);
+}
+
+TEST_MAIN(T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
+          T(strerror_covers_codes_and_errno), T(map_put_get_del_many))

@@ -1,0 +1,121 @@
+/* value.c - reading a parsed tree: lookups, numbers, equality (json.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/json.h"
+
+const eb_json *eb_json_getn(const eb_json *obj, const char *key, size_t klen)
+{
+    if (!obj || obj->type != EB_JSON_OBJECT)
+        return NULL;
+    for (const eb_json *m = obj->child; m; m = m->next)
+        if (m->key_len == klen && memcmp(m->key, key, klen) == 0)
+            return m;
+    return NULL;
+}
+
+const eb_json *eb_json_get(const eb_json *obj, const char *key)
+{
+    return eb_json_getn(obj, key, strlen(key));
+}
+
+const eb_json *eb_json_at(const eb_json *arr, size_t i)
+{
+    if (!arr || arr->type != EB_JSON_ARRAY)
+        return NULL;
+    const eb_json *e = arr->child;
+    while (e && i--)
+        e = e->next;
+    return e;
+}
+
+double eb_json_num(const eb_json *v)
+{
+    if (!v || v->type != EB_JSON_NUMBER)
+        return 0;
+    if (v->flags & EB_JSON_F_INT)
+        return (double)v->i64;
+    return strtod(v->str, NULL);
+}
+
+bool eb_json_is_integral(const eb_json *v)
+{
+    if (!v || v->type != EB_JSON_NUMBER)
+        return false;
+    if (v->flags & EB_JSON_F_INT)
+        return true;
+    double d = eb_json_num(v);
+    return isfinite(d) ? floor(d) == d : false;
+}
+
+static bool num_equal(const eb_json *a, const eb_json *b)
+{
+    if ((a->flags & b->flags & EB_JSON_F_INT))
+        return a->i64 == b->i64;
+    if (a->len == b->len && memcmp(a->str, b->str, a->len) == 0)
+        return true;
+    return eb_json_num(a) == eb_json_num(b);
+}
+
+static bool obj_equal(const eb_json *a, const eb_json *b)
+{
+    if (a->len != b->len)
+        return false;
+    for (const eb_json *m = a->child; m; m = m->next) {
+        const eb_json *o = eb_json_getn(b, m->key, m->key_len);
+        if (!o || !eb_json_equal(m, o))
+            return false;
+    }
+    return true;
+}
+
+bool eb_json_equal(const eb_json *a, const eb_json *b)
+{
+    if (!a || !b)
+        return a == b;
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case EB_JSON_NUMBER:
+        return num_equal(a, b);
+    case EB_JSON_STRING:
+        return a->len == b->len && memcmp(a->str, b->str, a->len) == 0;
+    case EB_JSON_ARRAY: {
+        if (a->len != b->len)
+            return false;
+        for (const eb_json *x = a->child, *y = b->child; x; x = x->next, y = y->next)
+            if (!eb_json_equal(x, y))
+                return false;
+        return true;
+    }
+    case EB_JSON_OBJECT:
+        return obj_equal(a, b);
+    default:
+        return true;
+    }
+}
+
+size_t eb_json_strlen_cp(const eb_json *v)
+{
+    if (!v || v->type != EB_JSON_STRING)
+        return 0;
+    size_t n = 0;
+    for (uint32_t i = 0; i < v->len; i++)
+        n += ((unsigned char)v->str[i] & 0xC0) != 0x80;
+    return n;
+}
+
+const char *eb_json_type_name(eb_json_type t)
+{
+    switch (t) {
+    case EB_JSON_NULL:   return "null";
+    case EB_JSON_FALSE:
+    case EB_JSON_TRUE:   return "boolean";
+    case EB_JSON_NUMBER: return "number";
+    case EB_JSON_STRING: return "string";
+    case EB_JSON_ARRAY:  return "array";
+    case EB_JSON_OBJECT: return "object";
+    }
+    return "unknown";
+}

@@ -1,0 +1,102 @@
+/* imap.c - uint64_t-keyed hash map (see imap.h). */
+#include "util/imap.h"
+
+#include <stdlib.h>
+
+#include "eventbus.h"
+
+static size_t slot_of(uint64_t k, size_t mask)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    return (size_t)k & mask;
+}
+
+void eb_imap_init(eb_imap *m)
+{
+    m->slots = NULL;
+    m->cap = m->len = 0;
+}
+
+void eb_imap_free(eb_imap *m)
+{
+    free(m->slots);
+    eb_imap_init(m);
+}
+
+static size_t find(const eb_imap *m, uint64_t key)
+{
+    size_t mask = m->cap - 1, i = slot_of(key, mask);
+    while (m->slots[i].key && m->slots[i].key != key)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int grow(eb_imap *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    eb_imap_slot *ns = calloc(ncap, sizeof *ns);
+    if (!ns)
+        return EB_ENOMEM;
+    eb_imap old = *m;
+    m->slots = ns;
+    m->cap = ncap;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slots[i].key)
+            m->slots[find(m, old.slots[i].key)] = old.slots[i];
+    free(old.slots);
+    return 0;
+}
+
+void *eb_imap_get(const eb_imap *m, uint64_t key)
+{
+    if (!m->len)
+        return NULL;
+    const eb_imap_slot *s = &m->slots[find(m, key)];
+    return s->key ? s->val : NULL;
+}
+
+int eb_imap_put(eb_imap *m, uint64_t key, void *val)
+{
+    if ((m->len + 1) * 2 > m->cap && grow(m) != 0)
+        return EB_ENOMEM;
+    eb_imap_slot *s = &m->slots[find(m, key)];
+    if (!s->key)
+        m->len++;
+    s->key = key;
+    s->val = val;
+    return 0;
+}
+
+void *eb_imap_del(eb_imap *m, uint64_t key)
+{
+    if (!m->len)
+        return NULL;
+    size_t mask = m->cap - 1, i = find(m, key);
+    if (!m->slots[i].key)
+        return NULL;
+    void *val = m->slots[i].val;
+    m->slots[i].key = 0;
+    m->len--;
+    for (size_t j = (i + 1) & mask; m->slots[j].key; j = (j + 1) & mask) {
+        size_t home = slot_of(m->slots[j].key, mask);
+        int between = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+        if (between)
+            continue;
+        m->slots[i] = m->slots[j];
+        m->slots[j].key = 0;
+        i = j;
+    }
+    return val;
+}
+
+const eb_imap_slot *eb_imap_next(const eb_imap *m, size_t *it)
+{
+    while (*it < m->cap) {
+        const eb_imap_slot *s = &m->slots[(*it)++];
+        if (s->key)
+            return s;
+    }
+    return NULL;
+}
