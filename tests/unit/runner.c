@@ -1,5 +1,4 @@
 /* runner.c - forks each declared test with a timeout; see runner.h. */
-#define _GNU_SOURCE
 #include "runner.h"
 
 #include <errno.h>
