@@ -1,0 +1,69 @@
+/* logger.c - text or JSON log lines on stderr (see logger.h). */
+#include "util/logger.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/buf.h"
+
+static eb_level min_level = EB_LVL_INFO;
+static int as_json;
+
+static const char *names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void eb_logger_setup(eb_level min, int json)
+{
+    min_level = min;
+    as_json = json;
+}
+
+int eb_logger_parse_level(const char *s, eb_level *out)
+{
+    static const char *lower[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, lower[i])) {
+            *out = (eb_level)i;
+            return 0;
+        }
+    return -1;
+}
+
+static void json_escape_to(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+}
+
+void eb_logger(eb_level lvl, const char *fmt, ...)
+{
+    if (lvl < min_level)
+        return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char t[40];
+    size_t n = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(t + n, sizeof t - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    if (as_json) {
+        fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", t, names[lvl]);
+        json_escape_to(stderr, msg);
+        fputs("\"}\n", stderr);
+    } else {
+        fprintf(stderr, "%s %-5s %s\n", t, names[lvl], msg);
+    }
+}
