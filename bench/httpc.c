@@ -1,0 +1,301 @@
+/* httpc.c - benchmark HTTP client and daemon launcher (see httpc.h). */
+#include "httpc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int connect_port(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+int bench_request(int port, const char *method, const char *path, const char *body,
+                  char *out, size_t cap)
+{
+    int fd = connect_port(port);
+    if (fd < 0)
+        return -1;
+    size_t blen = body ? strlen(body) : 0;
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                      method, path, blen);
+    if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
+        close(fd);
+        return -1;
+    }
+    static char resp[1 << 20];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    resp[got] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    const char *b = strstr(resp, "\r\n\r\n");
+    if (out && cap) {
+        snprintf(out, cap, "%s", b ? b + 4 : "");
+    }
+    return status;
+}
+
+pid_t bench_start_daemon(const char *path, const char *const *extra, int *port, char dir[256])
+{
+    snprintf(dir, 256, "/tmp/eb-bench-XXXXXX");
+    if (!mkdtemp(dir))
+        return -1;
+    *port = free_port();
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", *port);
+    const char *argv[32] = {path, "--listen", listen, "--data", dir, "--log-level", "warn"};
+    int argc = 7;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(path, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 200; i++) {
+        usleep(25000);
+        if (bench_request(*port, "GET", "/healthz", NULL, NULL, 0) == 200)
+            return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return -1;
+    }
+    kill(pid, SIGKILL);
+    return -1;
+}
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w)
+{
+    (void)s; (void)f; (void)w;
+    return remove(p);
+}
+
+void bench_stop_daemon(pid_t pid, const char *dir)
+{
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+    }
+    nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --- closed-loop load ---------------------------------------------------- */
+
+typedef struct conn {
+    uv_tcp_t    tcp;
+    bench_load *l;
+    int         idx;
+    char       *req;      /* current request */
+    size_t      req_len;
+    char       *in;       /* response accumulation */
+    size_t      in_len, in_cap;
+    uint64_t    sent_ns;  /* when the current request went out */
+    uv_write_t  wr;
+} conn;
+
+typedef struct load_state {
+    bench_load *l;
+    uint64_t    issued;    /* requests started */
+    uint64_t    done;
+    conn       *conns;
+} load_state;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void send_next(conn *c);
+
+static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
+{
+    conn *c = h->data;
+    (void)sz;
+    if (c->in_cap - c->in_len < 65536) {
+        c->in_cap = c->in_cap ? c->in_cap * 2 : 131072;
+        c->in = realloc(c->in, c->in_cap);
+    }
+    *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+/* Returns the length of one complete response at the start of in, or 0. */
+static size_t response_len(const char *in, size_t n, int *status)
+{
+    const char *end = memmem(in, n, "\r\n\r\n", 4);
+    if (!end)
+        return 0;
+    size_t hlen = (size_t)(end - in) + 4;
+    const char *cl = memmem(in, hlen, "Content-Length:", 15);
+    if (!cl)
+        cl = memmem(in, hlen, "content-length:", 15);
+    size_t blen = cl ? strtoul(cl + 15, NULL, 10) : 0;
+    if (n < hlen + blen)
+        return 0;
+    *status = atoi(in + 9);
+    return hlen + blen;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *c = s->data;
+    (void)buf;
+    if (nread < 0) {
+        fprintf(stderr, "bench: connection %d: %s\n", c->idx, uv_strerror((int)nread));
+        uv_close((uv_handle_t *)s, NULL);
+        return;
+    }
+    c->in_len += (size_t)nread;
+    int status = 0;
+    size_t rl = response_len(c->in, c->in_len, &status);
+    if (!rl)
+        return;
+    memmove(c->in, c->in + rl, c->in_len - rl);
+    c->in_len -= rl;
+    load_state *st = c->l->arg2;
+    bench_load *l = c->l;
+    if (st->done < l->total)
+        l->lat_us[st->done] = (double)(mono_ns() - c->sent_ns) / 1000.0;
+    st->done++;
+    if (status >= 200 && status < 300)
+        l->ok++;
+    else if (l->failed++ < 3)
+        fprintf(stderr, "bench: status %d\n", status);
+    send_next(c);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    (void)w;
+    if (status)
+        fprintf(stderr, "bench: write: %s\n", uv_strerror(status));
+}
+
+static void send_next(conn *c)
+{
+    bench_load *l = c->l;
+    load_state *st = l->arg2;
+    if (st->issued >= l->total) {
+        uv_close((uv_handle_t *)&c->tcp, NULL);
+        return;
+    }
+    uint64_t n = st->issued++;
+    static char body[1 << 20];
+    size_t blen = l->make_body(l->arg, c->idx, n, body, sizeof body);
+    free(c->req);
+    c->req = malloc(blen + 256);
+    int hn = snprintf(c->req, 256,
+                      "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n", l->method, l->path, blen);
+    memcpy(c->req + hn, body, blen);
+    c->req_len = (size_t)hn + blen;
+    uv_buf_t b = uv_buf_init(c->req, (unsigned)c->req_len);
+    c->sent_ns = mono_ns();
+    uv_write(&c->wr, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    conn *c = req->data;
+    free(req);
+    if (status) {
+        fprintf(stderr, "bench: connect: %s\n", uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    send_next(c);
+}
+
+int bench_run_load(bench_load *l)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    load_state st = {l, 0, 0, calloc((size_t)l->conns, sizeof(conn))};
+    l->arg2 = &st;
+    l->lat_us = calloc(l->total, sizeof(double));
+    l->ok = l->failed = 0;
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", l->port, &a);
+    uint64_t t0 = mono_ns();
+    for (int i = 0; i < l->conns; i++) {
+        conn *c = &st.conns[i];
+        c->l = l;
+        c->idx = i;
+        uv_tcp_init(&loop, &c->tcp);
+        c->tcp.data = c;
+        uv_connect_t *req = malloc(sizeof *req);
+        req->data = c;
+        uv_tcp_connect(req, &c->tcp, (struct sockaddr *)&a, on_connect);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    l->seconds = (double)(mono_ns() - t0) / 1e9;
+    for (int i = 0; i < l->conns; i++) {
+        free(st.conns[i].req);
+        free(st.conns[i].in);
+    }
+    free(st.conns);
+    uv_loop_close(&loop);
+    return st.done == l->total ? 0 : -1;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double bench_pct(double *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof *v, cmp_d);
+    size_t i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}

@@ -1,0 +1,78 @@
+/* api.h - the HTTP API of eventbusd: routes map requests onto bus calls.
+ *
+ * JSON in, bus calls, JSON out. Every handler runs on the loop thread and
+ * answers exactly once, possibly later (a publish answers after fsync).
+ * Error answers share one shape: {"error":{"code","message","details"}}. */
+#ifndef EB_API_H
+#define EB_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/cloudevents.h"
+#include "bus/bus.h"
+#include "http/http.h"
+#include "json/json.h"
+
+typedef struct eb_api eb_api;
+
+typedef struct eb_api_opts {
+    size_t   max_batch;        /* events per batch request (default 1000) */
+    uint32_t max_depth;        /* JSON nesting bound (default 128) */
+} eb_api_opts;
+
+/* Creates the API over bus (borrowed; must outlive the api). */
+int  eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out);
+void eb_api_free(eb_api *api);
+/* Marks the API as stopping: new requests answer 503. */
+void eb_api_shutdown(eb_api *api);
+/* The entry point for every request (the eb_http_handler's body). */
+void eb_api_handle(eb_api *api, eb_http_req *req);
+
+/* --- shared by the route files (api internal) ---------------------------- */
+
+/* Per-request path parameters captured by the router ({type}, {n}, ...). */
+#define EB_API_MAX_PARAMS 4
+typedef struct eb_api_params {
+    eb_str v[EB_API_MAX_PARAMS]; /* percent-decoded values, in path order */
+    size_t n;
+} eb_api_params;
+
+struct eb_api {
+    eb_bus       *bus;      /* borrowed */
+    eb_api_opts   opts;
+    eb_json_doc  *doc;      /* scratch: the request body */
+    eb_buf        out;      /* scratch: the answer */
+    eb_event_in  *evs;      /* scratch: envelopes of one publish */
+    size_t        evs_cap;
+    eb_pub_errors perrs;    /* scratch: publish faults */
+    eb_ce_scratch ce;       /* scratch: CloudEvents extension objects */
+    bool          stopping; /* shutting down: answer 503 */
+};
+
+void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
+                   const char *details_json);
+/* Answers out (JSON) with status. */
+void eb__api_reply(eb_api *api, eb_http_req *req, int status);
+/* Parses the request body as JSON into api->doc; answers 400/413/415 and
+ * returns NULL on failure. */
+const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok);
+/* Value of query parameter name (raw, not decoded), or .ptr NULL. */
+eb_str eb__api_query(const eb_http_req *req, const char *name);
+/* Wall-clock time in µs since the epoch. */
+uint64_t eb__api_now_us(void);
+/* Answers 400 invalid_request naming field. */
+void eb__api_bad_field(eb_http_req *req, const char *field, const char *message);
+
+void eb__api_publish(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_publish_batch(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_schema_check(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_schema_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_schema_version(eb_api *api, eb_http_req *req, const eb_api_params *p);
+
+#endif

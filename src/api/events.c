@@ -1,0 +1,319 @@
+/* events.c - POST /v1/events, POST /v1/events/batch, GET /v1/events,
+ * GET /v1/events/{id}: publishing (native and CloudEvents) and browsing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "api/cloudevents.h"
+#include "eventbus.h"
+
+/* The publish in flight: answers once the bus reports durability. */
+typedef struct pub_req {
+    eb_api      *api;
+    eb_http_req *req;
+    bool         batch; /* answer with a list */
+} pub_req;
+
+static void write_result(eb_jw *w, const eb_pub_result *r)
+{
+    char t[32];
+    size_t tn = eb_time_format(r->ts_us, t);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "id");
+    eb_jw_str(w, r->id);
+    eb_jw_key(w, "seq");
+    eb_jw_uint(w, r->seq);
+    eb_jw_key(w, "time");
+    eb_jw_strn(w, t, tn);
+    if (r->duplicate) {
+        eb_jw_key(w, "duplicate");
+        eb_jw_bool(w, true);
+    }
+    eb_jw_obj_close(w);
+}
+
+static void on_published(void *arg, int status, const eb_pub_result *res, size_t n)
+{
+    pub_req *pr = arg;
+    eb_api *api = pr->api;
+    if (status) {
+        eb__api_error(pr->req, 500, "internal", eb_strerror(status), NULL);
+        free(pr);
+        return;
+    }
+    bool all_dup = true;
+    for (size_t i = 0; i < n; i++)
+        all_dup = all_dup && res[i].duplicate;
+    eb_buf_reset(&api->out);
+    eb_jw w;
+    eb_jw_init(&w, &api->out);
+    if (pr->batch) {
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, "results");
+        eb_jw_arr_open(&w);
+        for (size_t i = 0; i < n; i++)
+            write_result(&w, &res[i]);
+        eb_jw_arr_close(&w);
+        eb_jw_obj_close(&w);
+    } else {
+        write_result(&w, &res[0]);
+    }
+    eb__api_reply(api, pr->req, all_dup ? 200 : 201);
+    free(pr);
+}
+
+/* Status and code for the first fault of a refused publish. */
+static void fault_status(eb_pub_fault f, int *status, const char **code)
+{
+    switch (f) {
+    case EB_PUB_SCHEMA:     *status = 422; *code = "schema_violation"; break;
+    case EB_PUB_NO_VERSION: *status = 422; *code = "unknown_schema_version"; break;
+    case EB_PUB_NO_SCHEMA:  *status = 422; *code = "schema_required"; break;
+    case EB_PUB_TOO_BIG:    *status = 413; *code = "payload_too_large"; break;
+    default:                *status = 400; *code = "invalid_request"; break;
+    }
+}
+
+static void refuse(eb_api *api, eb_http_req *req, bool batch)
+{
+    int status;
+    const char *code;
+    fault_status(api->perrs.first, &status, &code);
+    char msg[320];
+    if (batch)
+        snprintf(msg, sizeof msg, "%zu problem(s) in the batch; nothing was written; first: %s",
+                 api->perrs.count, api->perrs.summary);
+    else
+        snprintf(msg, sizeof msg, "%s", api->perrs.summary);
+    eb_buf d = EB_BUF_INIT;
+    eb_buf_putc(&d, '[');
+    eb_buf_append(&d, api->perrs.details.data, api->perrs.details.len);
+    eb_buf_putc(&d, ']');
+    eb__api_error(req, status, code, msg, d.data);
+    eb_buf_free(&d);
+}
+
+static int reserve_events(eb_api *api, size_t n)
+{
+    if (n <= api->evs_cap)
+        return 0;
+    eb_event_in *e = realloc(api->evs, n * sizeof *e);
+    if (!e)
+        return EB_ENOMEM;
+    api->evs = e;
+    api->evs_cap = n;
+    return 0;
+}
+
+static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
+{
+    pub_req *pr = malloc(sizeof *pr);
+    if (!pr) {
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    *pr = (pub_req){api, req, batch};
+    int rc = eb_bus_publish(api->bus, api->evs, n, &api->perrs, on_published, pr);
+    if (rc == 0)
+        return;
+    free(pr);
+    if (rc == EB_EINVAL && api->perrs.count)
+        refuse(api, req, batch);
+    else if (rc == EB_ECLOSED)
+        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    else
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+}
+
+/* Answers 400 for an envelope error of event idx (batch) or the event. */
+static void envelope_error(eb_http_req *req, bool batch, size_t idx, const eb_field_error *fe)
+{
+    char field[96], msg[300];
+    if (batch)
+        snprintf(field, sizeof field, "/%zu%s", idx, fe->field);
+    else
+        snprintf(field, sizeof field, "%s", fe->field);
+    snprintf(msg, sizeof msg, "%s%s%s", field, *field ? ": " : "", fe->message);
+    eb_buf d = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &d);
+    eb_jw_arr_open(&w);
+    eb_jw_obj_open(&w);
+    if (batch) {
+        eb_jw_key(&w, "index");
+        eb_jw_uint(&w, idx);
+    }
+    eb_jw_key(&w, "field");
+    eb_jw_str(&w, field);
+    eb_jw_key(&w, "message");
+    eb_jw_str(&w, fe->message);
+    eb_jw_obj_close(&w);
+    eb_jw_arr_close(&w);
+    eb__api_error(req, 400, "invalid_request", msg, d.data);
+    eb_buf_free(&d);
+}
+
+/* Maps one envelope (native or structured CloudEvent) into evs[idx]. */
+static int map_envelope(eb_api *api, eb_http_req *req, const eb_json *obj, bool ce,
+                        bool batch, size_t idx)
+{
+    eb_field_error fe;
+    int rc = ce ? eb_ce_from_json(&api->ce, obj, req->body, &api->evs[idx], &fe)
+                : eb_event_from_json(obj, req->body, &api->evs[idx], &fe);
+    if (rc)
+        envelope_error(req, batch, idx, &fe);
+    return rc;
+}
+
+void eb__api_publish(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    if (reserve_events(api, 1)) {
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    eb_ce_mode mode = eb_ce_detect(req);
+    if (mode == EB_CE_BINARY) {
+        eb_field_error fe;
+        eb_ce_scratch_reset(&api->ce);
+        if (eb_ce_from_binary(&api->ce, req, api->doc, &api->evs[0], &fe) != 0) {
+            envelope_error(req, false, 0, &fe);
+            return;
+        }
+        submit(api, req, 1, false);
+        return;
+    }
+    const eb_json *root = eb__api_body(api, req, false);
+    if (!root)
+        return;
+    eb_ce_scratch_reset(&api->ce);
+    if (map_envelope(api, req, root, mode == EB_CE_STRUCTURED, false, 0) == 0)
+        submit(api, req, 1, false);
+}
+
+void eb__api_publish_batch(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    eb_ce_mode mode = eb_ce_detect(req);
+    const eb_json *root = eb__api_body(api, req, false);
+    if (!root)
+        return;
+    const eb_json *arr = root;
+    if (root->type == EB_JSON_OBJECT && mode != EB_CE_BATCH)
+        arr = eb_json_get(root, "events");
+    if (!eb_json_is(arr, EB_JSON_ARRAY)) {
+        eb__api_bad_field(req, "", "a batch is a JSON array of events (or {\"events\":[...]})");
+        return;
+    }
+    if (arr->len == 0 || arr->len > api->opts.max_batch) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "a batch holds 1 to %zu events, got %u", api->opts.max_batch,
+                 arr->len);
+        eb__api_bad_field(req, "", msg);
+        return;
+    }
+    if (reserve_events(api, arr->len)) {
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    size_t i = 0;
+    eb_ce_scratch_reset(&api->ce);
+    for (const eb_json *e = arr->child; e; e = e->next, i++)
+        if (map_envelope(api, req, e, mode == EB_CE_BATCH || mode == EB_CE_STRUCTURED, true, i))
+            return;
+    submit(api, req, arr->len, true);
+}
+
+/* --- browsing ------------------------------------------------------------ */
+
+/* Parses a time bound: RFC 3339, or a duration back from now ("2h", "30m"). */
+static int parse_when(eb_str s, uint64_t *ts_us)
+{
+    if (eb_time_parse(s.ptr, s.len, ts_us) == 0)
+        return 0;
+    char buf[32];
+    if (s.len == 0 || s.len >= sizeof buf)
+        return EB_EINVAL;
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    char *end;
+    double v = strtod(buf, &end);
+    uint64_t mult = 0;
+    if (!strcmp(end, "s")) mult = 1000000u;
+    else if (!strcmp(end, "m")) mult = 60u * 1000000u;
+    else if (!strcmp(end, "h")) mult = 3600u * 1000000u;
+    else if (!strcmp(end, "d")) mult = 86400u * 1000000u;
+    if (!mult || end == buf || v < 0)
+        return EB_EINVAL;
+    *ts_us = eb__api_now_us() - (uint64_t)(v * (double)mult);
+    return 0;
+}
+
+static int parse_u64(eb_str s, uint64_t *out)
+{
+    if (s.len == 0 || s.len > 19)
+        return EB_EINVAL;
+    uint64_t v = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return EB_EINVAL;
+        v = v * 10 + (uint64_t)(s.ptr[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    eb_browse q = {.limit = 100};
+    eb_str type = eb__api_query(req, "type"), since = eb__api_query(req, "since"),
+           until = eb__api_query(req, "until"), after = eb__api_query(req, "after_seq"),
+           limit = eb__api_query(req, "limit");
+    uint64_t lim = 0;
+    if (type.ptr && !eb_event_type_valid(type.ptr, type.len))
+        return eb__api_bad_field(req, "type", "not a valid event type name");
+    q.type = type;
+    if (since.ptr && parse_when(since, &q.since_us))
+        return eb__api_bad_field(req, "since", "expected RFC 3339 time or a duration like 2h");
+    if (until.ptr && parse_when(until, &q.until_us))
+        return eb__api_bad_field(req, "until", "expected RFC 3339 time or a duration like 2h");
+    if (after.ptr && parse_u64(after, &q.after_seq))
+        return eb__api_bad_field(req, "after_seq", "expected a sequence number");
+    if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
+        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
+    if (lim)
+        q.limit = lim;
+    eb_buf_reset(&api->out);
+    eb_jw w;
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "events");
+    uint64_t next = 0;
+    int rc = eb_bus_browse(api->bus, &q, &w, &next);
+    if (rc)
+        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    eb_jw_key(&w, "next_after_seq");
+    if (next)
+        eb_jw_uint(&w, next);
+    else
+        eb_jw_null(&w);
+    eb_jw_obj_close(&w);
+    eb__api_reply(api, req, 200);
+}
+
+void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    eb_buf_reset(&api->out);
+    eb_jw w;
+    eb_jw_init(&w, &api->out);
+    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, &w);
+    if (rc == EB_ENOTFOUND)
+        return eb__api_error(req, 404, "not_found", "no event with this id (client-chosen ids "
+                             "are found within the dedupe window)", NULL);
+    if (rc)
+        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    eb__api_reply(api, req, 200);
+}

@@ -1,0 +1,824 @@
+/* bus.c - opening the stores, publishing, schema registration, browsing.
+ *
+ * Publishing on the loop thread: check every envelope and validate every
+ * data against its schema (compiled at registration), resolve duplicates,
+ * encode the new events into one buffer and hand them to the events log as
+ * one atomic append. The log's writer thread reports durability through
+ * `done_q` + a uv_async; the loop then answers the publisher. */
+#include "bus/bus.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "bus/dedupe.h"
+#include "bus/meta.h"
+#include "eventbus.h"
+
+/* An operation waiting for the log to make it durable. */
+typedef struct pending_op {
+    struct pending_op *next;     /* in done_q or waiters */
+    int                status;   /* set by the writer thread */
+    uint64_t           wait_seq; /* for duplicate-only ops: durable past this */
+    eb_bus_pub_cb      pub_cb;   /* publish completion, or NULL */
+    eb_bus_done_cb     done_cb;  /* registration completion, or NULL */
+    void              *arg;      /* caller's */
+    eb_bus            *bus;      /* owner */
+    void              *extra;    /* registration: the staged version */
+    size_t             n;        /* results */
+    eb_pub_result      res[];    /* one per published event */
+} pending_op;
+
+/* A schema version staged until its meta record is durable. */
+typedef struct staged_schema {
+    char          *type;
+    uint32_t       version;
+    eb_compat_mode mode;
+    char          *text;
+    size_t         len;
+    uint64_t       ts_us;
+    eb_schema     *compiled;
+} staged_schema;
+
+struct eb_bus {
+    uv_loop_t      *loop;     /* the loop everything runs on */
+    eb_bus_opts     opts;     /* copy; data_dir owned */
+    eb_log         *events;   /* the event log */
+    eb_meta        *meta;     /* the bus's own state log */
+    eb_registry     reg;      /* schema registry */
+    eb_dedupe       dedupe;   /* idempotent publish window */
+    uv_async_t      async;    /* wakes the loop for done_q */
+    pthread_mutex_t done_mu;  /* guards done_q */
+    pending_op     *done_q;   /* completed ops, newest first */
+    pending_op     *waiters;  /* duplicate-only ops waiting for durability */
+    eb_buf          enc;      /* scratch: encoded events of one publish */
+    eb_log_rec_in  *recs;     /* scratch: records of one publish */
+    size_t         *offs;     /* scratch: each record's offset in enc */
+    size_t          recs_cap; /* allocated, both arrays */
+    eb_schema_errors verrs;   /* scratch: schema violations of one event */
+    eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
+    int             closing;  /* eb_bus_close started */
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* --- completions from the writer threads --------------------------------- */
+
+/* Runs on a log writer thread: queue the op for the loop and wake it. */
+static void on_durable(void *arg, int status)
+{
+    pending_op *op = arg;
+    eb_bus *bus = op->bus;
+    op->status = status;
+    pthread_mutex_lock(&bus->done_mu);
+    op->next = bus->done_q;
+    bus->done_q = op;
+    pthread_mutex_unlock(&bus->done_mu);
+    uv_async_send(&bus->async);
+}
+
+static void finish_registration(eb_bus *bus, pending_op *op);
+
+static void complete(eb_bus *bus, pending_op *op)
+{
+    if (op->pub_cb)
+        op->pub_cb(op->arg, op->status, op->res, op->n);
+    else
+        finish_registration(bus, op);
+    free(op);
+}
+
+/* Completes duplicate-only publishes whose originals are now durable. */
+static void release_waiters(eb_bus *bus, int status)
+{
+    if (!bus->events)
+        status = EB_ECLOSED;
+    uint64_t durable = status ? 0 : eb_log_durable_seq(bus->events);
+    pending_op **pp = &bus->waiters;
+    while (*pp) {
+        pending_op *op = *pp;
+        if (status == 0 && op->wait_seq >= durable) {
+            pp = &op->next;
+            continue;
+        }
+        *pp = op->next;
+        op->status = status;
+        complete(bus, op);
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    eb_bus *bus = h->data;
+    pthread_mutex_lock(&bus->done_mu);
+    pending_op *list = bus->done_q;
+    bus->done_q = NULL;
+    pthread_mutex_unlock(&bus->done_mu);
+    /* Reverse into completion order. */
+    pending_op *fifo = NULL;
+    while (list) {
+        pending_op *nx = list->next;
+        list->next = fifo;
+        fifo = list;
+        list = nx;
+    }
+    int status = 0;
+    for (pending_op *op = fifo, *nx; op; op = nx) {
+        nx = op->next;
+        if (op->status)
+            status = op->status;
+        complete(bus, op);
+    }
+    if (bus->waiters)
+        release_waiters(bus, status);
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+void eb_pub_errors_init(eb_pub_errors *e)
+{
+    memset(e, 0, sizeof *e);
+    eb_buf_init(&e->details);
+}
+
+void eb_pub_errors_free(eb_pub_errors *e)
+{
+    eb_buf_free(&e->details);
+}
+
+static void errs_reset(eb_pub_errors *e)
+{
+    eb_buf_reset(&e->details);
+    e->count = 0;
+    e->first = EB_PUB_OK;
+    e->summary[0] = '\0';
+}
+
+/* Records one fault of event `idx`; path is relative to the event. */
+static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char *path,
+                     const char *schema_path, const char *msg)
+{
+    if (e->count == 0) {
+        e->first = kind;
+        snprintf(e->summary, sizeof e->summary, "%s%s%s", path, *path ? ": " : "", msg);
+    }
+    if (e->count >= 1000)
+        return;
+    eb_jw w;
+    eb_jw_init(&w, &e->details);
+    w.depth = 1; /* continue the caller's array: commas between entries */
+    w.has_items[0] = e->count ? 2 : 0;
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "index");
+    eb_jw_uint(&w, idx);
+    eb_jw_key(&w, "path");
+    eb_jw_str(&w, path);
+    if (schema_path) {
+        eb_jw_key(&w, "schemaPath");
+        eb_jw_str(&w, schema_path);
+    }
+    eb_jw_key(&w, "message");
+    eb_jw_str(&w, msg);
+    eb_jw_obj_close(&w);
+    e->count++;
+}
+
+/* --- publishing ---------------------------------------------------------- */
+
+/* Validates ev's data against its type's schema; returns the version used
+ * (0: none registered) or records faults and returns -1. */
+static int64_t check_schema(eb_bus *bus, size_t idx, const eb_event_in *ev,
+                            eb_pub_errors *errs)
+{
+    eb_subject *sub = eb_registry_subject(&bus->reg, ev->type.ptr, ev->type.len);
+    if (!sub || sub->nvers == 0) {
+        if (ev->version) {
+            errs_add(errs, idx, EB_PUB_NO_VERSION, "/version", NULL,
+                     "no schema is registered for this type");
+            return -1;
+        }
+        if (bus->opts.require_schemas) {
+            errs_add(errs, idx, EB_PUB_NO_SCHEMA, "/type", NULL,
+                     "no schema is registered for this type and the server "
+                     "requires one (--require-schemas)");
+            return -1;
+        }
+        return 0;
+    }
+    if (ev->version > (int64_t)sub->nvers) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "schema version %lld does not exist (latest is %zu)",
+                 (long long)ev->version, sub->nvers);
+        errs_add(errs, idx, EB_PUB_NO_VERSION, "/version", NULL, msg);
+        return -1;
+    }
+    const eb_schema_ver *v = &sub->vers[(ev->version ? ev->version : (int64_t)sub->nvers) - 1];
+    static const eb_json null_node = {.type = EB_JSON_NULL};
+    const eb_json *data = ev->data ? ev->data : &null_node;
+    if (eb_schema_validate(v->compiled, data, NULL) == 0)
+        return v->version;
+    /* Invalid: run again collecting every violation (cold path). */
+    eb_schema_errors_reset(&bus->verrs);
+    eb_schema_validate(v->compiled, data, &bus->verrs);
+    for (size_t i = 0; i < eb_schema_errors_count(&bus->verrs); i++) {
+        const eb_schema_error *se = eb_schema_errors_at(&bus->verrs, i);
+        char path[512];
+        snprintf(path, sizeof path, "/data%s", se->path);
+        errs_add(errs, idx, EB_PUB_SCHEMA, path, se->schema_path, se->message);
+    }
+    return -1;
+}
+
+static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
+                     eb_pub_errors *errs)
+{
+    for (size_t i = 0; i < n; i++) {
+        eb_field_error fe;
+        if (eb_event_check(&evs[i], &fe) != 0) {
+            errs_add(errs, i, EB_PUB_INVALID, fe.field, NULL, fe.message);
+            continue;
+        }
+        int64_t v = check_schema(bus, i, &evs[i], errs);
+        vers[i] = v > 0 ? (uint32_t)v : 0;
+    }
+    return errs->count ? EB_EINVAL : 0;
+}
+
+static int grow_recs(eb_bus *bus, size_t n)
+{
+    if (n <= bus->recs_cap)
+        return 0;
+    eb_log_rec_in *r = realloc(bus->recs, n * sizeof *r);
+    if (r)
+        bus->recs = r;
+    size_t *o = realloc(bus->offs, n * sizeof *o);
+    if (o)
+        bus->offs = o;
+    if (!r || !o)
+        return EB_ENOMEM;
+    bus->recs_cap = n;
+    return 0;
+}
+
+static bool id_is_generated(const eb_event_in *ev)
+{
+    return eb_event_id_generated(ev);
+}
+
+/* Index of an earlier event in this batch with the same client id, or -1. */
+static long batch_dup(const eb_event_in *evs, size_t i)
+{
+    if (id_is_generated(&evs[i]))
+        return -1;
+    for (size_t j = 0; j < i; j++)
+        if (!id_is_generated(&evs[j]) && evs[j].id.len == evs[i].id.len &&
+            memcmp(evs[j].id.ptr, evs[i].id.ptr, evs[i].id.len) == 0)
+            return (long)j;
+    return -1;
+}
+
+/* Encodes the non-duplicate events; marks duplicates in op->res. Returns
+ * the number of records to append, or a negative error. */
+static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *vers,
+                       pending_op *op, eb_pub_errors *errs, long *dup_of)
+{
+    uint64_t now = now_us();
+    eb_buf_reset(&bus->enc);
+    size_t *offs = bus->offs;
+    long nrec = 0;
+    for (size_t i = 0; i < n; i++) {
+        eb_pub_result *r = &op->res[i];
+        memcpy(r->id, evs[i].id.ptr, evs[i].id.len);
+        r->id[evs[i].id.len] = '\0';
+        dup_of[i] = batch_dup(evs, i);
+        uint64_t seq = 0, ts = 0;
+        if (dup_of[i] < 0 && !id_is_generated(&evs[i]))
+            seq = eb_dedupe_find(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, now, &ts);
+        if (dup_of[i] >= 0 || seq) {
+            r->duplicate = true;
+            r->seq = seq; /* batch duplicates are filled in after the append */
+            r->ts_us = ts;
+            continue;
+        }
+        size_t start = bus->enc.len;
+        eb_event_encode(&evs[i], vers[i], &bus->enc);
+        if (bus->enc.len - start > bus->opts.max_event_bytes) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "event is %zu bytes stored, over the limit of %u",
+                     bus->enc.len - start, bus->opts.max_event_bytes);
+            errs_add(errs, i, EB_PUB_TOO_BIG, "", NULL, msg);
+        }
+        offs[nrec++] = start;
+    }
+    if (eb_buf_failed(&bus->enc))
+        return EB_ENOMEM;
+    if (errs->count)
+        return EB_EINVAL;
+    /* enc is final now (no more reallocs): point the records into it. */
+    for (long k = 0; k < nrec; k++) {
+        size_t end = k + 1 < nrec ? offs[k + 1] : bus->enc.len;
+        bus->recs[k] = (eb_log_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
+                                       (uint32_t)(end - offs[k])};
+    }
+    return nrec;
+}
+
+/* After the append: assign seqs, remember client ids, resolve batch dups. */
+static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
+                        const long *dup_of, uint64_t first_seq, uint64_t ts)
+{
+    uint64_t seq = first_seq;
+    for (size_t i = 0; i < n; i++) {
+        eb_pub_result *r = &op->res[i];
+        if (r->duplicate) {
+            if (dup_of[i] >= 0)
+                r->seq = op->res[dup_of[i]].seq, r->ts_us = op->res[dup_of[i]].ts_us;
+            if (r->seq > op->wait_seq)
+                op->wait_seq = r->seq;
+            continue;
+        }
+        r->seq = seq++;
+        r->ts_us = ts;
+        if (!id_is_generated(&evs[i]))
+            eb_dedupe_add(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, r->seq, ts);
+    }
+}
+
+int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
+                   eb_bus_pub_cb cb, void *arg)
+{
+    errs_reset(errs);
+    if (bus->closing)
+        return EB_ECLOSED;
+    if (n == 0)
+        return EB_EINVAL;
+    uint32_t vers_small[64];
+    long dup_small[64];
+    uint32_t *vers = n <= 64 ? vers_small : malloc(n * sizeof *vers);
+    long *dup_of = n <= 64 ? dup_small : malloc(n * sizeof *dup_of);
+    pending_op *op = calloc(1, sizeof *op + n * sizeof op->res[0]);
+    int rc = (!vers || !dup_of || !op || grow_recs(bus, n)) ? EB_ENOMEM : 0;
+    if (rc == 0)
+        rc = check_all(bus, evs, n, vers, errs);
+    long nrec = 0;
+    if (rc == 0) {
+        op->bus = bus;
+        op->pub_cb = cb;
+        op->arg = arg;
+        op->n = n;
+        eb_dedupe_expire(&bus->dedupe, now_us());
+        nrec = encode_new(bus, evs, n, vers, op, errs, dup_of);
+        rc = nrec < 0 ? (int)nrec : 0;
+    }
+    if (rc == 0 && nrec > 0) {
+        uint64_t first = 0, ts = 0;
+        rc = eb_log_append(bus->events, bus->recs, (size_t)nrec, &first, &ts, on_durable, op);
+        if (rc == 0)
+            assign_seqs(bus, evs, n, op, dup_of, first, ts);
+    } else if (rc == 0) {
+        /* Every event is a duplicate: answer once the originals are durable. */
+        assign_seqs(bus, evs, n, op, dup_of, 0, 0);
+        op->next = bus->waiters;
+        bus->waiters = op;
+        uv_async_send(&bus->async); /* check right away */
+    }
+    if (vers != vers_small)
+        free(vers);
+    if (dup_of != dup_small)
+        free(dup_of);
+    if (rc != 0)
+        free(op);
+    return rc;
+}
+
+/* --- schema registration ------------------------------------------------- */
+
+static void staged_free(staged_schema *st)
+{
+    if (!st)
+        return;
+    free(st->type);
+    free(st->text);
+    if (st->compiled)
+        eb_schema_free(st->compiled);
+    free(st);
+}
+
+static void finish_registration(eb_bus *bus, pending_op *op)
+{
+    staged_schema *st = op->extra;
+    eb_subject *sub = eb_registry_subject(&bus->reg, st->type, strlen(st->type));
+    if (sub)
+        sub->pending = false;
+    int rc = op->status;
+    if (rc == 0) {
+        rc = eb_registry_apply(&bus->reg, st->type, strlen(st->type), st->version, st->mode,
+                               st->text, st->len, st->ts_us, st->compiled);
+        st->compiled = NULL; /* owned by the registry now (even on failure) */
+    }
+    if (op->done_cb)
+        op->done_cb(op->arg, rc);
+    staged_free(st);
+}
+
+static int encode_schema_record(const staged_schema *st, eb_buf *out)
+{
+    eb_jw w;
+    eb_jw_init(&w, out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "type");
+    eb_jw_str(&w, st->type);
+    eb_jw_key(&w, "version");
+    eb_jw_uint(&w, st->version);
+    eb_jw_key(&w, "compatibility");
+    eb_jw_str(&w, eb_compat_mode_name(st->mode));
+    eb_jw_key(&w, "ts");
+    eb_jw_uint(&w, st->ts_us);
+    eb_jw_key(&w, "schema");
+    eb_jw_raw(&w, st->text, st->len);
+    eb_jw_obj_close(&w);
+    return eb_buf_failed(out) ? EB_ENOMEM : 0;
+}
+
+static staged_schema *stage(const char *type, size_t n, uint32_t version, eb_compat_mode mode,
+                            const char *schema, size_t len, eb_schema *compiled)
+{
+    staged_schema *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->type = strndup(type, n);
+    st->text = malloc(len + 1);
+    if (!st->type || !st->text) {
+        staged_free(st);
+        return NULL;
+    }
+    memcpy(st->text, schema, len);
+    st->text[len] = '\0';
+    st->len = len;
+    st->version = version;
+    st->mode = mode;
+    st->ts_us = now_us();
+    st->compiled = compiled;
+    return st;
+}
+
+int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *schema,
+                           size_t len, bool mode_given, eb_compat_mode mode,
+                           eb_registry_verdict *chk, eb_bus_done_cb cb, void *arg)
+{
+    if (bus->closing)
+        return EB_ECLOSED;
+    eb_subject *sub = eb_registry_subject(&bus->reg, type, n);
+    if (sub && sub->pending)
+        return EB_EFULL;
+    eb_schema *compiled = NULL;
+    int rc = eb_registry_check(&bus->reg, type, n, schema, len, mode_given, mode, chk, &compiled);
+    if (rc)
+        return rc;
+    if (chk->same_as) {
+        eb_schema_free(compiled);
+        return EB_EEXIST;
+    }
+    staged_schema *st = stage(type, n, chk->next, chk->mode, schema, len, compiled);
+    pending_op *op = calloc(1, sizeof *op);
+    eb_buf rec = EB_BUF_INIT;
+    if (!st || !op || encode_schema_record(st, &rec) != 0) {
+        if (!st)
+            eb_schema_free(compiled);
+        staged_free(st);
+        free(op);
+        eb_buf_free(&rec);
+        return EB_ENOMEM;
+    }
+    *op = (pending_op){.bus = bus, .done_cb = cb, .arg = arg, .extra = st};
+    rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, on_durable, op);
+    eb_buf_free(&rec);
+    if (rc) {
+        staged_free(st);
+        free(op);
+        return rc;
+    }
+    /* Mark the subject busy (it may not exist until applied: create lazily). */
+    sub = eb_registry_subject(&bus->reg, type, n);
+    if (sub)
+        sub->pending = true;
+    return 0;
+}
+
+/* Meta replay: one record at startup. */
+static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *rec)
+{
+    eb_bus *bus = arg;
+    (void)seq;
+    if (kind != EB_META_SCHEMA)
+        return 0; /* written by a newer version: ignore what we don't know */
+    const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
+                  *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
+                  *schema = eb_json_get(rec, "schema");
+    eb_compat_mode m = EB_COMPAT_BACKWARD;
+    if (!eb_json_is(type, EB_JSON_STRING) || !eb_json_is(ver, EB_JSON_NUMBER) || !schema ||
+        !eb_json_is(mode, EB_JSON_STRING) || eb_compat_mode_parse(mode->str, mode->len, &m))
+        return EB_ECORRUPT;
+    eb_buf text = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &text);
+    eb_jw_value(&w, schema);
+    int rc = eb_buf_failed(&text)
+                 ? EB_ENOMEM
+                 : eb_registry_apply(&bus->reg, type->str, type->len, (uint32_t)ver->i64, m,
+                                     text.data, text.len, ts ? (uint64_t)ts->i64 : 0, NULL);
+    eb_buf_free(&text);
+    return rc;
+}
+
+/* --- reading events ------------------------------------------------------ */
+
+typedef struct browse_ctx {
+    const eb_browse *q;
+    eb_jw           *w;
+    size_t           found;   /* events written */
+    size_t           scanned; /* records looked at */
+    uint64_t         last;    /* last seq looked at */
+    bool             done;    /* until reached */
+} browse_ctx;
+
+#define BROWSE_SCAN_MAX 100000 /* records one call may look at */
+
+static int browse_one(void *arg, const eb_log_rec *rec)
+{
+    browse_ctx *c = arg;
+    c->scanned++;
+    c->last = rec->seq;
+    if (c->q->until_us && rec->ts_us >= c->q->until_us) {
+        c->done = true;
+        return 1;
+    }
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    if (c->q->type.ptr && (v.type.len != c->q->type.len ||
+                           memcmp(v.type.ptr, c->q->type.ptr, v.type.len) != 0))
+        return c->scanned >= BROWSE_SCAN_MAX;
+    eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+    c->found++;
+    return c->found >= c->q->limit || c->scanned >= BROWSE_SCAN_MAX;
+}
+
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after)
+{
+    uint64_t from = q->after_seq + 1;
+    if (q->since_us) {
+        uint64_t s = 0;
+        if (eb_log_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
+            from = s;
+        else if (s == 0)
+            from = eb_log_durable_seq(bus->events); /* nothing that late */
+    }
+    uint64_t first = eb_log_first_seq(bus->events);
+    if (from < first)
+        from = first;
+    browse_ctx c = {q, w, 0, 0, from - 1, false};
+    eb_jw_arr_open(w);
+    while (!c.done && c.found < q->limit && c.scanned < BROWSE_SCAN_MAX &&
+           c.last + 1 < eb_log_durable_seq(bus->events)) {
+        uint64_t before = c.last;
+        int rc = eb_log_scan(bus->events, c.last + 1, 1000, browse_one, &c);
+        if (rc && rc != EB_ENOTFOUND)
+            return rc;
+        if (c.last == before)
+            break;
+    }
+    eb_jw_arr_close(w);
+    bool more = !c.done && c.last + 1 < eb_log_durable_seq(bus->events);
+    *next_after = more ? c.last : 0;
+    return 0;
+}
+
+/* Decodes the ms timestamp of a generated (ULID) id; 0 if not one. */
+static uint64_t ulid_ms(const char *id, size_t n)
+{
+    if (n != EB_EVENT_ID_LEN)
+        return 0;
+    uint64_t v = 0;
+    for (size_t i = 0; i < 10; i++) {
+        const char *p = strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", id[i]);
+        if (!p || !id[i])
+            return 0;
+        v = v << 5 | (uint64_t)(p - "0123456789ABCDEFGHJKMNPQRSTVWXYZ");
+    }
+    return v >> 2; /* 50 bits read, the top 48 are the time */
+}
+
+typedef struct find_ctx {
+    const char *id;
+    size_t      n;
+    uint64_t    stop_us; /* give up past this append time */
+    size_t      scanned;
+    eb_jw      *w;
+    bool        found;
+    bool        stop;    /* gave up */
+    uint64_t    last;
+} find_ctx;
+
+static int find_one(void *arg, const eb_log_rec *rec)
+{
+    find_ctx *c = arg;
+    c->last = rec->seq;
+    eb_event_view v;
+    if (rec->ts_us > c->stop_us || ++c->scanned > BROWSE_SCAN_MAX) {
+        c->stop = true;
+        return 1;
+    }
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
+        eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+        c->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* Looks an event up by id: client ids through the dedupe window, generated
+ * ids by the time they carry (seek, then a short scan). */
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
+{
+    uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, now_us(), &ts);
+    uint64_t from = seq, ms = ulid_ms(id, n);
+    find_ctx c = {id, n, UINT64_MAX, 0, w, false, false, 0};
+    if (!seq && ms) {
+        if (eb_log_seek_time(bus->events, ms * 1000u, &from) != 0)
+            return EB_ENOTFOUND;
+        c.stop_us = ms * 1000u + 60u * 1000000u; /* appended within a minute of its id */
+    }
+    if (!from)
+        return EB_ENOTFOUND;
+    c.last = from - 1;
+    while (!c.found && !c.stop &&
+           c.last + 1 < eb_log_durable_seq(bus->events)) {
+        uint64_t before = c.last;
+        int rc = eb_log_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
+        if (rc || c.last == before || seq)
+            break;
+    }
+    return c.found ? 0 : EB_ENOTFOUND;
+}
+
+/* --- open / close -------------------------------------------------------- */
+
+typedef struct refill_ctx {
+    eb_bus  *bus;
+    uint64_t last;  /* last seq looked at */
+    size_t   added; /* ids remembered */
+} refill_ctx;
+
+static int refill_one(void *arg, const eb_log_rec *rec)
+{
+    refill_ctx *c = arg;
+    c->last = rec->seq;
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0 ||
+        (v.flags & EB_EVENT_F_GENERATED_ID))
+        return 0;
+    if (eb_dedupe_add(&c->bus->dedupe, v.id.ptr, v.id.len, rec->seq, rec->ts_us) == 0)
+        c->added++;
+    return 0;
+}
+
+/* Refills the dedupe window from the events appended in the last window:
+ * this is what makes the window survive a restart. */
+static int refill_dedupe(eb_bus *bus, size_t *added)
+{
+    uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = now_us();
+    uint64_t from = 0;
+    *added = 0;
+    if (!window || eb_log_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
+        return 0;
+    refill_ctx c = {bus, from - 1, 0};
+    while (c.last + 1 < eb_log_durable_seq(bus->events)) {
+        uint64_t before = c.last;
+        int rc = eb_log_scan(bus->events, c.last + 1, 4096, refill_one, &c);
+        if (rc)
+            return rc;
+        if (c.last == before)
+            break;
+    }
+    *added = c.added;
+    return 0;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+static int open_stores(eb_bus *bus, eb_bus_report *rep)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/events", bus->opts.data_dir);
+    eb_log_opts lo = {0};
+    lo.fsync = bus->opts.fsync;
+    lo.fsync_interval_ms = bus->opts.fsync_interval_ms;
+    int rc = make_dir(bus->opts.data_dir);
+    if (rc)
+        return rc;
+    rc = eb_meta_open(bus->opts.data_dir, &lo, &bus->meta, &rep->meta, replay_meta, bus);
+    if (rc)
+        return rc;
+    lo.dir = dir;
+    lo.retention_ms = bus->opts.retention_ms;
+    lo.retention_bytes = bus->opts.retention_bytes;
+    rc = eb_log_open(&lo, &bus->events, &rep->events);
+    if (rc)
+        return rc;
+    return refill_dedupe(bus, &rep->dedupe_ids);
+}
+
+int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_report *rep)
+{
+    eb_bus_report dummy;
+    if (!rep)
+        rep = &dummy;
+    memset(rep, 0, sizeof *rep);
+    eb_bus *bus = calloc(1, sizeof *bus);
+    if (!bus)
+        return EB_ENOMEM;
+    bus->loop = loop;
+    bus->opts = *opts;
+    if (!bus->opts.max_event_bytes)
+        bus->opts.max_event_bytes = 1u << 20;
+    bus->opts.data_dir = strdup(opts->data_dir);
+    pthread_mutex_init(&bus->done_mu, NULL);
+    eb_registry_init(&bus->reg);
+    eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
+    eb_buf_init(&bus->enc);
+    eb_schema_errors_init(&bus->verrs, 100);
+    int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
+    if (rc == 0)
+        rc = uv_async_init(loop, &bus->async, on_async) ? EB_EIO : 0;
+    if (rc == 0) {
+        bus->async.data = bus;
+        rc = open_stores(bus, rep);
+    }
+    if (rc) {
+        eb_bus_close(bus);
+        return rc;
+    }
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&bus->reg.subjects, &it)))
+        rep->schemas += ((eb_subject *)s->val)->nvers;
+    *out = bus;
+    return 0;
+}
+
+static void free_bus(uv_handle_t *h)
+{
+    eb_bus *bus = h->data;
+    eb_registry_free(&bus->reg);
+    eb_dedupe_free(&bus->dedupe);
+    eb_buf_free(&bus->enc);
+    eb_schema_errors_free(&bus->verrs);
+    free(bus->recs);
+    free(bus->offs);
+    free((char *)bus->opts.data_dir);
+    pthread_mutex_destroy(&bus->done_mu);
+    free(bus);
+}
+
+void eb_bus_close(eb_bus *bus)
+{
+    if (!bus)
+        return;
+    bus->closing = 1;
+    /* Closing the logs drains and syncs their pending appends; their
+     * callbacks land in done_q, answered here before the handle goes. */
+    if (bus->events)
+        eb_log_close(bus->events);
+    if (bus->meta)
+        eb_meta_close(bus->meta);
+    bus->events = NULL;
+    bus->meta = NULL;
+    if (bus->async.data) {
+        on_async(&bus->async);
+        release_waiters(bus, EB_ECLOSED);
+        uv_close((uv_handle_t *)&bus->async, free_bus);
+    } else {
+        bus->async.data = bus;
+        free_bus((uv_handle_t *)&bus->async);
+    }
+}
+
+eb_log *eb_bus_events_log(eb_bus *bus) { return bus->events; }
+eb_registry *eb_bus_registry(eb_bus *bus) { return &bus->reg; }

@@ -1,0 +1,134 @@
+/* bus.h - the domain of eventbus: publishing, the schema registry, and
+ * (later) consumer groups. Knows nothing of HTTP.
+ *
+ * Threads: every eb_bus_* call is made on the loop thread given to
+ * eb_bus_open(); completion callbacks run on that thread too. The bus owns
+ * two logs (src/log): `events/` for events and `meta/` for its own state
+ * changes (schema registrations, later group state). Their writer threads
+ * hand durable batches back to the loop with a uv_async.
+ *
+ * Durability: a publish or registration callback reporting status 0 means
+ * the record is on disk under the fsync policy. */
+#ifndef EB_BUS_H
+#define EB_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "bus/event.h"
+#include "bus/registry.h"
+#include "log/log.h"
+
+typedef struct eb_bus eb_bus;
+
+typedef struct eb_bus_opts {
+    const char     *data_dir;          /* events/ and meta/ go below it */
+    eb_fsync_policy fsync;             /* for both logs */
+    uint32_t        fsync_interval_ms; /* for EB_FSYNC_INTERVAL */
+    uint64_t        retention_ms;      /* events log: 0 = forever */
+    uint64_t        retention_bytes;   /* events log: 0 = unlimited */
+    uint64_t        dedupe_window_ms;  /* idempotent publish window */
+    uint32_t        max_event_bytes;   /* stored size bound for one event */
+    bool            require_schemas;   /* refuse types with no schema */
+} eb_bus_opts;
+
+/* What startup found, for the startup log line. */
+typedef struct eb_bus_report {
+    eb_log_recovery events;  /* events log recovery */
+    eb_log_recovery meta;    /* meta log recovery */
+    size_t          schemas; /* schema versions loaded */
+    size_t          dedupe_ids; /* ids refilled into the dedupe window */
+} eb_bus_report;
+
+/* Opens (recovering) the stores under opts->data_dir. *out is owned by the
+ * caller until eb_bus_close(). */
+int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out,
+                eb_bus_report *rep);
+/* Waits for pending appends, syncs and closes everything; frees bus. */
+void eb_bus_close(eb_bus *bus);
+
+eb_log *eb_bus_events_log(eb_bus *bus);
+eb_registry *eb_bus_registry(eb_bus *bus);
+
+/* --- publishing ---------------------------------------------------------- */
+
+/* Why one event of a publish was refused. */
+typedef enum eb_pub_fault {
+    EB_PUB_OK = 0,
+    EB_PUB_INVALID,        /* envelope rule broken (field in .field) */
+    EB_PUB_SCHEMA,         /* data breaks its schema (violations listed) */
+    EB_PUB_NO_VERSION,     /* names a schema version that does not exist */
+    EB_PUB_NO_SCHEMA,      /* --require-schemas and the type has none */
+    EB_PUB_TOO_BIG         /* stored event over max_event_bytes */
+} eb_pub_fault;
+
+/* The faults found in a publish, by event index; reused across calls.
+ * Owns its strings. */
+typedef struct eb_pub_errors {
+    eb_buf details;  /* JSON array text of {"index","path","schemaPath"?,"message"} */
+    size_t count;    /* number of entries in details */
+    eb_pub_fault first; /* kind of the first fault (decides the status) */
+    char   summary[200]; /* one-line message for the first fault */
+} eb_pub_errors;
+
+void eb_pub_errors_init(eb_pub_errors *e);
+void eb_pub_errors_free(eb_pub_errors *e);
+
+/* The outcome for one published event. */
+typedef struct eb_pub_result {
+    uint64_t seq;       /* its sequence number (the original one if duplicate) */
+    uint64_t ts_us;     /* its append time */
+    bool     duplicate; /* id already published within the dedupe window */
+    char     id[EB_EVENT_MAX_ID + 1]; /* its id (generated or given) */
+} eb_pub_result;
+
+/* Called once per accepted publish on the loop thread: status 0 when every
+ * event is durable (results[i] for evs[i]), or a storage error. results is
+ * owned by the bus and valid during the call only. */
+typedef void (*eb_bus_pub_cb)(void *arg, int status, const eb_pub_result *results, size_t n);
+
+/* Publishes n events atomically: all are checked first (envelope, schema);
+ * if any fails, nothing is written, errs describes every fault and the
+ * return is EB_EINVAL (cb is never called). Otherwise the new events are
+ * appended in one durable write and cb fires once; returns 0. evs are
+ * borrowed during the call only (ids may be generated into them). */
+int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
+                   eb_bus_pub_cb cb, void *arg);
+
+/* --- schema registry ----------------------------------------------------- */
+
+/* Called when a registration is durable (status 0) or failed. */
+typedef void (*eb_bus_done_cb)(void *arg, int status);
+
+/* Registers the next version of type's schema after the same checks as
+ * eb_registry_check (see registry.h; `chk` receives the outcome and must be
+ * released with eb_registry_check_done). Returns 0 and later calls cb, or an
+ * error at once (cb not called): EB_ESYNTAX/EB_EINVAL (schema invalid),
+ * EB_ECONFLICT (incompatible, or chk->same_as set: already registered, in
+ * which case nothing is written and the caller answers with that version),
+ * EB_EBUSY-like EB_EFULL if another registration of the type is pending. */
+int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *schema,
+                           size_t len, bool mode_given, eb_compat_mode mode,
+                           eb_registry_verdict *chk, eb_bus_done_cb cb, void *arg);
+
+/* --- reading events ------------------------------------------------------ */
+
+/* A browse query over the events log (GET /v1/events). */
+typedef struct eb_browse {
+    eb_str   type;      /* only this type (exact) if set */
+    uint64_t since_us;  /* append time >= since (0 = any) */
+    uint64_t until_us;  /* append time < until (0 = any) */
+    uint64_t after_seq; /* seq > after_seq */
+    size_t   limit;     /* at most this many (1..1000) */
+} eb_browse;
+
+/* Writes a JSON array of matching events to w, oldest first, and sets
+ * *next_after to the seq to continue after (0 when the log was exhausted).
+ * Scans at most a bounded number of records per call. */
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after);
+/* Finds one event by id and writes it to w; EB_ENOTFOUND if unknown. */
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w);
+
+#endif

@@ -1,0 +1,39 @@
+/* dedupe.h - the idempotent-publish window: client-supplied event id -> seq.
+ *
+ * Only ids the client chose are tracked (generated ULIDs cannot collide).
+ * Entries expire window_us after their append time, oldest first: append
+ * times are monotonic, so a FIFO list is an exact expiry order. The table
+ * is memory only; after a restart the bus refills it by scanning the log
+ * from (now - window), which is what makes the window survive restarts.
+ * Bounded by max_entries: past it the oldest entries are dropped early
+ * (counted in `evicted`, reported in stats). Loop thread only. */
+#ifndef EB_BUS_DEDUPE_H
+#define EB_BUS_DEDUPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/map.h"
+
+typedef struct eb_dedupe_entry eb_dedupe_entry;
+
+typedef struct eb_dedupe {
+    eb_map           map;         /* id -> eb_dedupe_entry* */
+    eb_dedupe_entry *head, *tail; /* FIFO in append-time order */
+    uint64_t         window_us;   /* how long an id is remembered */
+    size_t           max_entries; /* hard bound on the table */
+    uint64_t         evicted;     /* entries dropped before their time */
+} eb_dedupe;
+
+void eb_dedupe_init(eb_dedupe *d, uint64_t window_us, size_t max_entries);
+void eb_dedupe_free(eb_dedupe *d);
+/* Seq of a remembered id (and its append time through *ts_us), or 0 when
+ * unknown or expired at now_us. */
+uint64_t eb_dedupe_find(eb_dedupe *d, const char *id, size_t n, uint64_t now_us,
+                        uint64_t *ts_us);
+/* Remembers id -> seq appended at ts_us. Returns 0 or EB_ENOMEM. */
+int eb_dedupe_add(eb_dedupe *d, const char *id, size_t n, uint64_t seq, uint64_t ts_us);
+/* Drops entries older than now_us - window. */
+void eb_dedupe_expire(eb_dedupe *d, uint64_t now_us);
+
+#endif

@@ -1,0 +1,397 @@
+/* event.c - envelope parsing, checks, ids, and the stored event format
+ * (see event.h for the layout). */
+#include "bus/event.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "eventbus.h"
+
+/* --- errors -------------------------------------------------------------- */
+
+static int field_err(eb_field_error *err, const char *field, const char *fmt,
+                     const char *arg) __attribute__((format(printf, 3, 0)));
+
+static int field_err(eb_field_error *err, const char *field, const char *fmt,
+                     const char *arg)
+{
+    if (err) {
+        snprintf(err->field, sizeof err->field, "%.*s", (int)sizeof err->field - 1, field);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+        snprintf(err->message, sizeof err->message, fmt, arg);
+#pragma GCC diagnostic pop
+    }
+    return EB_EINVAL;
+}
+
+/* --- envelope parsing ---------------------------------------------------- */
+
+typedef struct str_field {
+    const char *name;   /* JSON member name */
+    size_t      offset; /* offsetof(eb_event_in, <eb_str member>) */
+    size_t      max;    /* bound on its length */
+} str_field;
+
+static const str_field str_fields[] = {
+    {"type", offsetof(eb_event_in, type), EB_EVENT_MAX_TYPE},
+    {"id", offsetof(eb_event_in, id), EB_EVENT_MAX_ID},
+    {"source", offsetof(eb_event_in, source), EB_EVENT_MAX_ATTR},
+    {"key", offsetof(eb_event_in, key), EB_EVENT_MAX_KEY},
+    {"correlationId", offsetof(eb_event_in, correlation_id), EB_EVENT_MAX_ATTR},
+    {"causationId", offsetof(eb_event_in, causation_id), EB_EVENT_MAX_ATTR},
+    {"subject", offsetof(eb_event_in, subject), EB_EVENT_MAX_ATTR},
+    {"datacontenttype", offsetof(eb_event_in, datacontenttype), EB_EVENT_MAX_ATTR},
+};
+
+static int take_string(const eb_json *m, const str_field *f, eb_event_in *ev,
+                       eb_field_error *err)
+{
+    char ptr[64];
+    snprintf(ptr, sizeof ptr, "/%.60s", f->name);
+    if (m->type == EB_JSON_NULL)
+        return 0;
+    if (m->type != EB_JSON_STRING)
+        return field_err(err, ptr, "must be a string, got %s",
+                         eb_json_type_name((eb_json_type)m->type));
+    if (m->len == 0)
+        return field_err(err, ptr, "must not be empty%s", "");
+    if (m->len > f->max) {
+        char lim[32];
+        snprintf(lim, sizeof lim, "%zu", f->max);
+        return field_err(err, ptr, "longer than %s bytes", lim);
+    }
+    if (memchr(m->str, '\0', m->len))
+        return field_err(err, ptr, "must not contain NUL characters%s", "");
+    eb_str *dst = (eb_str *)((char *)ev + f->offset);
+    dst->ptr = m->str;
+    dst->len = m->len;
+    return 0;
+}
+
+static int take_version(const eb_json *m, eb_event_in *ev, eb_field_error *err)
+{
+    if (m->type == EB_JSON_NULL)
+        return 0;
+    if (m->type != EB_JSON_NUMBER || !(m->flags & EB_JSON_F_INT) || m->i64 < 1 ||
+        m->i64 > INT32_MAX)
+        return field_err(err, "/version", "must be a positive integer%s", "");
+    ev->version = m->i64;
+    return 0;
+}
+
+static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
+                       eb_field_error *err)
+{
+    for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++)
+        if (strcmp(m->key, str_fields[i].name) == 0)
+            return take_string(m, &str_fields[i], ev, err);
+    if (strcmp(m->key, "version") == 0)
+        return take_version(m, ev, err);
+    if (strcmp(m->key, "data") == 0) {
+        ev->data = m;
+        if (body) {
+            ev->data_raw.ptr = body + m->src_off;
+            ev->data_raw.len = m->src_len;
+        }
+        return 0;
+    }
+    if (strcmp(m->key, "extensions") == 0) {
+        if (m->type != EB_JSON_OBJECT && m->type != EB_JSON_NULL)
+            return field_err(err, "/extensions", "must be an object%s", "");
+        ev->extensions = m->type == EB_JSON_OBJECT ? m : NULL;
+        return 0;
+    }
+    char ptr[40];
+    snprintf(ptr, sizeof ptr, "/%.*s", m->key_len > 32 ? 32 : (int)m->key_len, m->key);
+    return field_err(err, ptr, "unknown field \"%s\" (allowed: type, data, id, source, "
+                     "key, version, correlationId, causationId, subject, datacontenttype, "
+                     "extensions)", ptr + 1);
+}
+
+int eb_event_from_json(const eb_json *obj, const char *body, eb_event_in *ev,
+                       eb_field_error *err)
+{
+    memset(ev, 0, sizeof *ev);
+    if (!eb_json_is(obj, EB_JSON_OBJECT))
+        return field_err(err, "", "an event must be a JSON object%s", "");
+    for (const eb_json *m = obj->child; m; m = m->next) {
+        int rc = take_member(m, body, ev, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* --- checks -------------------------------------------------------------- */
+
+bool eb_event_type_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > EB_EVENT_MAX_TYPE)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  (i > 0 && (c == '.' || c == '-' || c == '_'));
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+int eb_event_check(eb_event_in *ev, eb_field_error *err)
+{
+    if (!ev->type.ptr)
+        return field_err(err, "/type", "required field \"type\" missing%s", "");
+    if (!eb_event_type_valid(ev->type.ptr, ev->type.len))
+        return field_err(err, "/type",
+                         "invalid type name (1-128 characters: lowercase letters, "
+                         "digits, '.', '-', '_'; starting with a letter or digit)%s", "");
+    if (!ev->id.ptr) {
+        eb_event_new_id(ev->id_buf);
+        ev->id.ptr = ev->id_buf;
+        ev->id.len = EB_EVENT_ID_LEN;
+    }
+    if (!ev->correlation_id.ptr)
+        ev->correlation_id = ev->id;
+    return 0;
+}
+
+/* --- ids ----------------------------------------------------------------- */
+
+static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t id_last_ms;      /* ms of the last id */
+static uint8_t  id_rand[10];     /* its 80 random bits, incremented within a ms */
+
+void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint8_t b[16];
+
+    pthread_mutex_lock(&id_lock);
+    if (ms <= id_last_ms) {
+        ms = id_last_ms; /* clock stepped back or same ms: stay monotonic */
+        for (int i = 9; i >= 0 && ++id_rand[i] == 0; i--)
+            ;
+    } else {
+        id_last_ms = ms;
+        if (getrandom(id_rand, sizeof id_rand, 0) != (ssize_t)sizeof id_rand) {
+            for (size_t i = 0; i < sizeof id_rand; i++) /* fallback: never fail */
+                id_rand[i] = (uint8_t)(ts.tv_nsec >> (i % 4 * 8)) ^ (uint8_t)(i * 151);
+        }
+        id_rand[0] &= 0x7f; /* headroom so increments within a ms never wrap */
+    }
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    memcpy(b + 6, id_rand, 10);
+    pthread_mutex_unlock(&id_lock);
+
+    /* 128 bits -> 26 base32 chars, most significant first (2 pad bits). */
+    for (int i = 0; i < EB_EVENT_ID_LEN; i++) {
+        int bit = i * 5 - 2; /* position of this char's first bit */
+        unsigned v = 0;
+        for (int k = 0; k < 5; k++, bit++)
+            v = (v << 1) | (bit >= 0 ? (b[bit / 8] >> (7 - bit % 8)) & 1u : 0u);
+        out[i] = crockford[v];
+    }
+    out[EB_EVENT_ID_LEN] = '\0';
+}
+
+/* --- stored format ------------------------------------------------------- */
+
+static void put_le16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void kv_str(eb_jw *w, const char *k, eb_str s)
+{
+    if (!s.ptr)
+        return;
+    eb_jw_key(w, k);
+    eb_jw_strn(w, s.ptr, s.len);
+}
+
+static void encode_json(const eb_event_in *ev, eb_buf *out)
+{
+    eb_jw w;
+    eb_jw_init(&w, out);
+    eb_jw_obj_open(&w);
+    kv_str(&w, "id", ev->id);
+    kv_str(&w, "type", ev->type);
+    kv_str(&w, "source", ev->source);
+    if (ev->version) {
+        eb_jw_key(&w, "version");
+        eb_jw_int(&w, ev->version);
+    }
+    kv_str(&w, "key", ev->key);
+    kv_str(&w, "correlationId", ev->correlation_id);
+    kv_str(&w, "causationId", ev->causation_id);
+    kv_str(&w, "subject", ev->subject);
+    kv_str(&w, "datacontenttype", ev->datacontenttype);
+    if (ev->extensions) {
+        eb_jw_key(&w, "extensions");
+        eb_jw_value(&w, ev->extensions);
+    }
+    eb_jw_key(&w, "data");
+    if (ev->data_raw.ptr && ev->data_raw.len)
+        eb_jw_raw(&w, ev->data_raw.ptr, ev->data_raw.len);
+    else if (ev->data)
+        eb_jw_value(&w, ev->data);
+    else
+        eb_jw_null(&w);
+    eb_jw_obj_close(&w);
+}
+
+void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out)
+{
+    size_t start = out->len;
+    uint8_t h[EB_EVENT_HDR_SIZE] = {0};
+    eb_buf_append(out, h, sizeof h); /* patched below */
+    eb_buf_append(out, ev->type.ptr, ev->type.len);
+    eb_buf_append(out, ev->id.ptr, ev->id.len);
+    eb_buf_append(out, ev->key.ptr, ev->key.len);
+    size_t json_start = out->len;
+    encode_json(ev, out);
+    if (eb_buf_failed(out))
+        return;
+    h[0] = EB_EVENT_FORMAT;
+    h[1] = (uint8_t)ev->type.len;
+    h[2] = (uint8_t)ev->id.len;
+    h[3] = eb_event_id_generated(ev) ? EB_EVENT_F_GENERATED_ID : 0;
+    put_le16(h + 4, (uint32_t)ev->key.len);
+    put_le32(h + 8, schema_version);
+    put_le32(h + 12, (uint32_t)(out->len - json_start));
+    memcpy(out->data + start, h, sizeof h);
+}
+
+int eb_event_decode(const void *payload, size_t len, eb_event_view *v)
+{
+    const uint8_t *p = payload;
+    if (len < EB_EVENT_HDR_SIZE || p[0] != EB_EVENT_FORMAT)
+        return EB_ECORRUPT;
+    size_t tl = p[1], il = p[2], kl = le16(p + 4), jl = le32(p + 12);
+    if (EB_EVENT_HDR_SIZE + tl + il + kl + jl != len || jl < 2)
+        return EB_ECORRUPT;
+    const char *s = (const char *)p + EB_EVENT_HDR_SIZE;
+    v->type = (eb_str){s, tl};
+    v->id = (eb_str){s + tl, il};
+    v->key = (eb_str){kl ? s + tl + il : NULL, kl};
+    v->schema_version = le32(p + 8);
+    v->flags = p[3];
+    v->json = (eb_str){s + tl + il + kl, jl};
+    if (v->json.ptr[0] != '{' || v->json.ptr[jl - 1] != '}')
+        return EB_ECORRUPT;
+    return 0;
+}
+
+void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
+{
+    char t[32];
+    size_t tn = eb_time_format(ts_us, t);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "seq");
+    eb_jw_uint(w, seq);
+    eb_jw_key(w, "time");
+    eb_jw_strn(w, t, tn);
+    /* Splice the stored members after ours: they start after its '{'. */
+    if (v->json.len > 2) {
+        eb_buf_putc(w->out, ',');
+        eb_buf_append(w->out, v->json.ptr + 1, v->json.len - 2);
+    }
+    eb_jw_obj_close(w);
+}
+
+/* --- time ---------------------------------------------------------------- */
+
+size_t eb_time_format(uint64_t ts_us, char out[32])
+{
+    time_t secs = (time_t)(ts_us / 1000000u);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    int n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (unsigned)(ts_us % 1000000u));
+    return n > 0 ? (size_t)n : 0;
+}
+
+static int digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian). */
+static int64_t days_from_civil(int y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int eb_time_parse(const char *s, size_t n, uint64_t *ts_us)
+{
+    int Y, M, D, h, mi, sec;
+    if (n < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        s[13] != ':' || s[16] != ':' || digits(s, 4, &Y) || digits(s + 5, 2, &M) ||
+        digits(s + 8, 2, &D) || digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) ||
+        digits(s + 17, 2, &sec))
+        return EB_EINVAL;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60)
+        return EB_EINVAL;
+    size_t i = 19;
+    uint64_t frac = 0;
+    if (i < n && s[i] == '.') {
+        int nd = 0;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, nd++)
+            if (nd < 6)
+                frac = frac * 10 + (uint64_t)(s[i] - '0');
+        if (nd == 0)
+            return EB_EINVAL;
+        for (; nd < 6; nd++)
+            frac *= 10;
+    }
+    int64_t off = 0;
+    if (i < n && (s[i] == 'Z' || s[i] == 'z')) {
+        i++;
+    } else if (i + 6 == n && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
+        int oh, om;
+        if (digits(s + i + 1, 2, &oh) || digits(s + i + 4, 2, &om) || oh > 23 || om > 59)
+            return EB_EINVAL;
+        off = (s[i] == '+' ? 1 : -1) * (int64_t)(oh * 3600 + om * 60);
+        i += 6;
+    } else {
+        return EB_EINVAL;
+    }
+    if (i != n)
+        return EB_EINVAL;
+    int64_t t = days_from_civil(Y, M, D) * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec) - off;
+    if (t < 0)
+        return EB_EINVAL;
+    *ts_us = (uint64_t)t * 1000000u + frac;
+    return 0;
+}

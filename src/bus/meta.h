@@ -1,0 +1,37 @@
+/* meta.h - durable store for the bus's own state: schema registrations
+ * (and, with consumer groups, group configuration, acks and dead letters).
+ *
+ * A second log (src/log) under DATA/meta holds one record per state change;
+ * the payload is compact JSON, the record type says which change. At
+ * startup every record is replayed, in order, through a callback, which
+ * rebuilds the in-memory state. Records are small and rare relative to
+ * events; compaction by snapshot comes with consumer groups. */
+#ifndef EB_BUS_META_H
+#define EB_BUS_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json/json.h"
+#include "log/log.h"
+
+/* Record types of the meta log (stable: they are on disk). */
+enum {
+    EB_META_SCHEMA = 16, /* {"type","version","compatibility","schema","ts"} */
+};
+
+typedef struct eb_meta eb_meta;
+
+/* Replays one record: kind and its parsed JSON payload. Return non-zero to
+ * stop the open with that error. */
+typedef int (*eb_meta_replay_cb)(void *arg, uint16_t kind, uint64_t seq, const eb_json *rec);
+
+/* Opens DIR/meta, replaying every record through cb. */
+int eb_meta_open(const char *data_dir, const eb_log_opts *base, eb_meta **out,
+                 eb_log_recovery *rep, eb_meta_replay_cb cb, void *arg);
+void eb_meta_close(eb_meta *m);
+/* Appends one record; cb fires on the writer thread once durable. */
+int eb_meta_append(eb_meta *m, uint16_t kind, const char *json, size_t len,
+                   eb_log_done_cb cb, void *arg);
+
+#endif

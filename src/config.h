@@ -1,0 +1,37 @@
+/* config.h - eventbusd's settings: flags, each also settable through an
+ * EVENTBUS_* environment variable (a flag wins over the environment). */
+#ifndef EB_CONFIG_H
+#define EB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/log.h"
+#include "util/logger.h"
+
+typedef struct eb_config {
+    char            listen[128];       /* --listen, default 127.0.0.1:8470 */
+    char            data[1024];        /* --data, default ./data */
+    eb_fsync_policy fsync;             /* --fsync always|interval|never */
+    uint32_t        fsync_interval_ms; /* --fsync-interval-ms, default 100 */
+    uint64_t        retention_ms;      /* --retention (7d, 24h, 0 = forever) */
+    uint64_t        retention_bytes;   /* --retention-bytes (10GB, 0 = unlimited) */
+    uint32_t        max_event_bytes;   /* --max-event-bytes, default 1MiB */
+    uint64_t        dedupe_window_ms;  /* --dedupe-window, default 2m */
+    bool            require_schemas;   /* --require-schemas */
+    eb_level        log_level;         /* --log-level */
+    bool            log_json;          /* --log-format json */
+} eb_config;
+
+/* Fills cfg from defaults, then the environment, then argv. Returns 0,
+ * 1 when --help or --version was answered (out gets the text), or -1 with
+ * a message naming the flag in err. */
+int eb_config_parse(eb_config *cfg, int argc, char **argv, char *err, size_t errlen,
+                    char *out, size_t outlen);
+/* "2m" / "24h" / "7d" / "500ms" / "30s" / plain ms -> milliseconds. */
+int eb_parse_duration_ms(const char *s, uint64_t *ms);
+/* "10MB" / "1GiB" / "512KiB" / plain bytes -> bytes. */
+int eb_parse_size(const char *s, uint64_t *bytes);
+
+#endif

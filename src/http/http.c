@@ -1,0 +1,741 @@
+/* http.c - HTTP/1.1 server: connections, parsing, ordered answers (http.h).
+ *
+ * Each connection owns an http_parser. A request is allocated when a
+ * message begins; its URL and headers accumulate in one buffer and its
+ * body in another (both owned by the request, so an answer may come long
+ * after the read buffer is gone). Complete requests go to the handler and
+ * into the connection's answer queue; answers leave in queue order, several
+ * per uv_write when they are ready together. */
+#include "http/http.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eventbus.h"
+#include "util/buf.h"
+
+typedef struct hdr_span {
+    size_t name_off, name_len, value_off, value_len;
+} hdr_span;
+
+/* What a request is built from while it is parsed. */
+typedef struct req_build {
+    eb_buf    head;     /* URL, then header names and values */
+    eb_buf    body;
+    hdr_span *spans;
+    size_t    nspans, cap;
+    size_t    url_len;
+    bool      in_value; /* the last header callback was a value */
+} req_build;
+
+/* A request and its build buffers in one allocation. */
+typedef struct req_full {
+    eb_http_req     pub;
+    req_build       b;
+    eb_http_header *hdrs;
+} req_full;
+
+struct eb_http_conn {
+    uv_tcp_t        tcp;      /* must stay first */
+    eb_http_server *srv;
+    http_parser     parser;
+    uv_timer_t      idle;     /* closes idle keep-alive connections */
+    req_full       *cur;      /* request being parsed */
+    eb_http_req    *q_head;   /* unanswered or unwritten requests, in order */
+    eb_http_req    *q_tail;
+    uint32_t        queued;   /* requests in the queue */
+    int             refs;     /* handles still open (tcp, idle) */
+    int             error;    /* status to answer a broken request with */
+    bool            reading;  /* uv_read_start active */
+    bool            closing;  /* close once the queue is written */
+    bool            closed;   /* uv_close called */
+    eb_http_conn   *prev, *next; /* server's list */
+};
+
+struct eb_http_server {
+    uv_loop_t      *loop;
+    uv_tcp_t        listener;
+    eb_http_opts    opts;
+    eb_http_handler handler;
+    void           *ud;
+    eb_http_conn   *conns;     /* open connections */
+    bool            listening;
+    bool            stopping;
+    void          (*done)(void *);
+    void           *done_arg;
+    eb_http_stats   stats;
+    char            date[40];  /* cached Date header value */
+    time_t          date_at;
+    http_parser_settings settings;
+};
+
+typedef struct write_req {
+    uv_write_t    w;
+    eb_http_conn *conn;
+    size_t        n;
+    char         *bufs[16]; /* owned answers */
+    bool          close_after;
+} write_req;
+
+static void conn_close(eb_http_conn *c);
+static void conn_flush(eb_http_conn *c);
+static void maybe_done(eb_http_server *s);
+
+/* --- small helpers --------------------------------------------------------- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default:  return "Status";
+    }
+}
+
+static const char *date_now(eb_http_server *s)
+{
+    time_t now = time(NULL);
+    if (now != s->date_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(s->date, sizeof s->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        s->date_at = now;
+    }
+    return s->date;
+}
+
+static int map_method(unsigned m)
+{
+    switch (m) {
+    case HTTP_DELETE: return EB_HTTP_DELETE;
+    case HTTP_GET:    return EB_HTTP_GET;
+    case HTTP_HEAD:   return EB_HTTP_HEAD;
+    case HTTP_POST:   return EB_HTTP_POST;
+    case HTTP_PUT:    return EB_HTTP_PUT;
+    default:          return EB_HTTP_OTHER;
+    }
+}
+
+static void req_free(eb_http_req *r)
+{
+    req_full *f = (req_full *)r;
+    eb_buf_free(&f->b.head);
+    eb_buf_free(&f->b.body);
+    free(f->b.spans);
+    free(f->hdrs);
+    free(r->resp);
+    free(f);
+}
+
+/* --- answer queue ----------------------------------------------------------- */
+
+static void enqueue(eb_http_conn *c, eb_http_req *r)
+{
+    r->conn = c;
+    r->next = NULL;
+    if (c->q_tail)
+        c->q_tail->next = r;
+    else
+        c->q_head = r;
+    c->q_tail = r;
+    c->queued++;
+}
+
+static char *format_answer(eb_http_server *s, eb_http_req *r, int status, const char *ctype,
+                           const char *body, size_t len, size_t *out_len)
+{
+    char head[640];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 %d %s\r\nServer: eventbus/0.1\r\nDate: %s\r\n"
+                      "Content-Type: %s\r\nContent-Length: %zu\r\n%s%.*s\r\n",
+                      status, reason(status), date_now(s), ctype ? ctype : "application/json",
+                      len, r->keep_alive ? "" : "Connection: close\r\n", (int)r->extra_len,
+                      r->extra);
+    size_t blen = r->head ? 0 : len;
+    char *p = malloc((size_t)hn + blen);
+    if (!p)
+        return NULL;
+    memcpy(p, head, (size_t)hn);
+    if (blen)
+        memcpy(p + hn, body, blen);
+    *out_len = (size_t)hn + blen;
+    return p;
+}
+
+int eb_http_respond(eb_http_req *req, int status, const char *content_type,
+                    const char *body, size_t len)
+{
+    eb_http_conn *c = req->conn;
+    if (!c) { /* the client went away */
+        req_free(req);
+        return EB_ECLOSED;
+    }
+    req->resp = format_answer(c->srv, req, status, content_type, body, len, &req->resp_len);
+    if (!req->resp) {
+        static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
+                                  "Connection: close\r\n\r\n";
+        req->resp = strdup(oom);
+        req->resp_len = req->resp ? sizeof oom - 1 : 0;
+        req->keep_alive = false;
+    }
+    conn_flush(c);
+    return 0;
+}
+
+void eb_http_set_header(eb_http_req *req, const char *name, const char *value)
+{
+    int n = snprintf(req->extra + req->extra_len, sizeof req->extra - req->extra_len,
+                     "%s: %s\r\n", name, value);
+    if (n > 0 && (size_t)n < sizeof req->extra - req->extra_len)
+        req->extra_len += (size_t)n;
+}
+
+const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len)
+{
+    size_t n = strlen(lname);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const eb_http_header *h = &req->headers[i];
+        if (h->name_len == n && memcmp(h->name, lname, n) == 0) {
+            if (len)
+                *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    write_req *wr = (write_req *)w;
+    eb_http_conn *c = wr->conn;
+    for (size_t i = 0; i < wr->n; i++)
+        free(wr->bufs[i]);
+    bool close_after = wr->close_after || status < 0;
+    free(wr);
+    if (close_after)
+        conn_close(c);
+    else if (!c->closed)
+        conn_flush(c); /* more may have become ready */
+}
+
+static void resume_reading(eb_http_conn *c);
+
+/* Writes every ready answer at the head of the queue. */
+static void conn_flush(eb_http_conn *c)
+{
+    if (c->closed)
+        return;
+    while (c->q_head && c->q_head->resp) {
+        write_req *wr = calloc(1, sizeof *wr);
+        if (!wr) {
+            conn_close(c);
+            return;
+        }
+        wr->conn = c;
+        uv_buf_t bufs[16];
+        while (wr->n < 16 && c->q_head && c->q_head->resp) {
+            eb_http_req *r = c->q_head;
+            c->q_head = r->next;
+            if (!c->q_head)
+                c->q_tail = NULL;
+            c->queued--;
+            bufs[wr->n] = uv_buf_init(r->resp, (unsigned)r->resp_len);
+            wr->bufs[wr->n++] = r->resp;
+            r->resp = NULL;
+            if (!r->keep_alive)
+                wr->close_after = true;
+            req_free(r);
+            if (wr->close_after)
+                break;
+        }
+        if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)wr->n, on_written) != 0) {
+            for (size_t i = 0; i < wr->n; i++)
+                free(wr->bufs[i]);
+            free(wr);
+            conn_close(c);
+            return;
+        }
+        if (wr->close_after) {
+            c->closing = true;
+            return;
+        }
+    }
+    if (c->closing && !c->q_head)
+        conn_close(c);
+    else
+        resume_reading(c);
+}
+
+/* Answers a broken request (parse error, limits) and closes afterwards. */
+static void answer_error(eb_http_conn *c, int status, const char *code, const char *msg)
+{
+    req_full *f = calloc(1, sizeof *f);
+    if (!f) {
+        conn_close(c);
+        return;
+    }
+    f->pub.keep_alive = false;
+    enqueue(c, &f->pub);
+    char body[400];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":[]}}", code, msg);
+    c->closing = true;
+    c->srv->stats.bad_requests++;
+    eb_http_respond(&f->pub, status, "application/json", body, (size_t)n);
+}
+
+/* --- parser callbacks --------------------------------------------------------- */
+
+static eb_http_conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    eb_http_conn *c = conn_of(p);
+    req_full *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    eb_buf_init(&f->b.head);
+    eb_buf_init(&f->b.body);
+    c->cur = f;
+    return 0;
+}
+
+static int too_big_headers(eb_http_conn *c, size_t add)
+{
+    if (c->cur->b.head.len + add > c->srv->opts.max_header_bytes) {
+        c->error = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    eb_http_conn *c = conn_of(p);
+    if (too_big_headers(c, len))
+        return -1;
+    eb_buf_append(&c->cur->b.head, at, len);
+    c->cur->b.url_len += len;
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    eb_http_conn *c = conn_of(p);
+    req_build *b = &c->cur->b;
+    if (too_big_headers(c, len))
+        return -1;
+    if (b->nspans == 0 || b->in_value) {
+        if (b->nspans >= c->srv->opts.max_headers) {
+            c->error = 431;
+            return -1;
+        }
+        if (b->nspans == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 16;
+            hdr_span *s = realloc(b->spans, cap * sizeof *s);
+            if (!s)
+                return -1;
+            b->spans = s;
+            b->cap = cap;
+        }
+        b->spans[b->nspans++] = (hdr_span){b->head.len, 0, 0, 0};
+        b->in_value = false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char ch = at[i];
+        eb_buf_putc(&b->head, (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch);
+    }
+    b->spans[b->nspans - 1].name_len += len;
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    eb_http_conn *c = conn_of(p);
+    req_build *b = &c->cur->b;
+    if (too_big_headers(c, len))
+        return -1;
+    hdr_span *s = &b->spans[b->nspans - 1];
+    if (!b->in_value) {
+        s->value_off = b->head.len;
+        b->in_value = true;
+    }
+    eb_buf_append(&b->head, at, len);
+    s->value_len += len;
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    eb_http_conn *c = conn_of(p);
+    if (p->flags & F_CONTENTLENGTH && p->content_length > c->srv->opts.max_body) {
+        c->error = 413;
+        return -1;
+    }
+    if (p->upgrade) {
+        c->error = 400;
+        return -1;
+    }
+    req_build *b = &c->cur->b;
+    for (size_t i = 0; i < b->nspans; i++) {
+        const char *name = b->head.data + b->spans[i].name_off;
+        if (b->spans[i].name_len == 6 && !memcmp(name, "expect", 6) &&
+            b->spans[i].value_len >= 12 &&
+            !strncasecmp(b->head.data + b->spans[i].value_off, "100-continue", 12)) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            uv_buf_t buf = uv_buf_init((char *)cont, sizeof cont - 1);
+            uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        }
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    eb_http_conn *c = conn_of(p);
+    eb_buf *body = &c->cur->b.body;
+    if (body->len + len > c->srv->opts.max_body) {
+        c->error = 413;
+        return -1;
+    }
+    eb_buf_append(body, at, len);
+    return 0;
+}
+
+/* Turns the build buffers into the public request fields. */
+static int finish_request(eb_http_conn *c, http_parser *p)
+{
+    req_full *f = c->cur;
+    req_build *b = &f->b;
+    if (eb_buf_failed(&b->head) || eb_buf_failed(&b->body))
+        return -1;
+    if (!b->head.data && !eb_buf_reserve(&b->head, 1))
+        return -1;
+    if (!b->body.data && !eb_buf_reserve(&b->body, 1))
+        return -1;
+    f->hdrs = calloc(b->nspans ? b->nspans : 1, sizeof *f->hdrs);
+    if (!f->hdrs)
+        return -1;
+    const char *h = b->head.data;
+    for (size_t i = 0; i < b->nspans; i++)
+        f->hdrs[i] = (eb_http_header){h + b->spans[i].name_off, b->spans[i].name_len,
+                                      h + b->spans[i].value_off, b->spans[i].value_len};
+    eb_http_req *r = &f->pub;
+    r->method = map_method(p->method);
+    r->head = p->method == HTTP_HEAD;
+    r->path = h;
+    r->path_len = b->url_len;
+    const char *q = memchr(h, '?', b->url_len);
+    if (q) {
+        r->path_len = (size_t)(q - h);
+        r->query = q + 1;
+        r->query_len = b->url_len - r->path_len - 1;
+    }
+    r->headers = f->hdrs;
+    r->nheaders = b->nspans;
+    r->body = b->body.data;
+    r->body_len = b->body.len;
+    r->keep_alive = http_should_keep_alive(p) && !c->srv->stopping;
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    eb_http_conn *c = conn_of(p);
+    if (finish_request(c, p) != 0)
+        return -1;
+    eb_http_req *r = &c->cur->pub;
+    c->cur = NULL;
+    enqueue(c, r);
+    c->srv->stats.requests++;
+    c->srv->handler(c->srv->ud, r);
+    return 0;
+}
+
+/* --- connections ----------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    eb_http_conn *c = h->data;
+    if (--c->refs > 0)
+        return;
+    eb_http_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->stats.open_connections--;
+    free(c);
+    maybe_done(s);
+}
+
+static void conn_close(eb_http_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    /* Unanswered requests live on: their answers will just be dropped. */
+    for (eb_http_req *r = c->q_head, *nx; r; r = nx) {
+        nx = r->next;
+        r->conn = NULL;
+        if (r->resp) /* already answered, never written */
+            req_free(r);
+    }
+    c->q_head = c->q_tail = NULL;
+    if (c->cur)
+        req_free(&c->cur->pub);
+    c->cur = NULL;
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+}
+
+static void on_idle(uv_timer_t *t)
+{
+    eb_http_conn *c = t->data;
+    if (!c->q_head)
+        conn_close(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char slab[65536]; /* the loop thread reads one chunk at a time */
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(slab, sizeof slab);
+}
+
+static void parse_error(eb_http_conn *c)
+{
+    if (c->error == 413)
+        answer_error(c, 413, "payload_too_large", "request body over the server's limit");
+    else if (c->error == 431)
+        answer_error(c, 431, "headers_too_large", "too many or too large request headers");
+    else
+        answer_error(c, 400, "bad_request", "malformed HTTP request");
+    if (c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+static void feed(eb_http_conn *c, const char *data, size_t len)
+{
+    size_t off = 0;
+    while (off < len && !c->closing && !c->closed) {
+        size_t n = http_parser_execute(&c->parser, &c->srv->settings, data + off, len - off);
+        off += n;
+        if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
+            parse_error(c);
+            return;
+        }
+        if (n == 0)
+            break;
+    }
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    eb_http_conn *c = st->data;
+    if (nread < 0) {
+        if (c->q_head) { /* answers still owed: finish them, then close */
+            c->closing = true;
+            uv_read_stop(st);
+            c->reading = false;
+        } else {
+            conn_close(c);
+        }
+        return;
+    }
+    if (nread == 0)
+        return;
+    uv_timer_again(&c->idle);
+    feed(c, buf->base, (size_t)nread);
+    if (!c->closed && c->queued >= c->srv->opts.max_pipelined && c->reading) {
+        uv_read_stop(st); /* back-pressure until answers drain */
+        c->reading = false;
+    }
+}
+
+static void resume_reading(eb_http_conn *c)
+{
+    if (c->closed || c->closing || c->reading || c->queued >= c->srv->opts.max_pipelined)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    eb_http_server *s = server->data;
+    if (status < 0)
+        return;
+    eb_http_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    c->refs = 2;
+    uv_timer_init(s->loop, &c->idle);
+    c->idle.data = c;
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->stats.connections++;
+    s->stats.open_connections++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    uv_timer_start(&c->idle, on_idle, s->opts.idle_timeout_ms, s->opts.idle_timeout_ms);
+    resume_reading(c);
+}
+
+/* --- server ------------------------------------------------------------------ */
+
+int eb_http_server_new(uv_loop_t *loop, const eb_http_opts *o, eb_http_handler h, void *ud,
+                       eb_http_server **out)
+{
+    eb_http_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return EB_ENOMEM;
+    s->loop = loop;
+    s->handler = h;
+    s->ud = ud;
+    if (o)
+        s->opts = *o;
+    if (!s->opts.max_body)
+        s->opts.max_body = (1u << 20) + (64u << 10);
+    if (!s->opts.max_header_bytes)
+        s->opts.max_header_bytes = 16u << 10;
+    if (!s->opts.max_headers)
+        s->opts.max_headers = 100;
+    if (!s->opts.idle_timeout_ms)
+        s->opts.idle_timeout_ms = 60000;
+    if (!s->opts.max_pipelined)
+        s->opts.max_pipelined = 128;
+    http_parser_settings_init(&s->settings);
+    s->settings.on_message_begin = on_message_begin;
+    s->settings.on_url = on_url;
+    s->settings.on_header_field = on_header_field;
+    s->settings.on_header_value = on_header_value;
+    s->settings.on_headers_complete = on_headers_complete;
+    s->settings.on_body = on_body;
+    s->settings.on_message_complete = on_message_complete;
+    *out = s;
+    return 0;
+}
+
+static int parse_addr(const char *hp, struct sockaddr_storage *ss)
+{
+    char host[256];
+    const char *colon = strrchr(hp, ':');
+    if (!colon || (size_t)(colon - hp) >= sizeof host)
+        return EB_EINVAL;
+    int port = atoi(colon + 1);
+    size_t hl = (size_t)(colon - hp);
+    if (hl >= 2 && hp[0] == '[' && hp[hl - 1] == ']') {
+        memcpy(host, hp + 1, hl - 2);
+        host[hl - 2] = '\0';
+        return uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) ? EB_EINVAL : 0;
+    }
+    memcpy(host, hp, hl);
+    host[hl] = '\0';
+    return uv_ip4_addr(host, port, (struct sockaddr_in *)ss) ? EB_EINVAL : 0;
+}
+
+int eb_http_listen(eb_http_server *s, const char *host_port, int *bound_port)
+{
+    struct sockaddr_storage ss;
+    if (parse_addr(host_port, &ss))
+        return EB_EINVAL;
+    uv_tcp_init(s->loop, &s->listener);
+    s->listener.data = s;
+    int rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rc) {
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        return rc; /* a negative errno: eb_strerror explains it */
+    }
+    s->listening = true;
+    if (bound_port) {
+        struct sockaddr_storage got;
+        int len = sizeof got;
+        uv_tcp_getsockname(&s->listener, (struct sockaddr *)&got, &len);
+        *bound_port = got.ss_family == AF_INET6
+                          ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
+                          : ntohs(((struct sockaddr_in *)&got)->sin_port);
+    }
+    return 0;
+}
+
+static void maybe_done(eb_http_server *s)
+{
+    if (s->stopping && !s->conns && !s->listening && s->done) {
+        void (*done)(void *) = s->done;
+        s->done = NULL;
+        done(s->done_arg);
+    }
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    eb_http_server *s = h->data;
+    s->listening = false;
+    maybe_done(s);
+}
+
+void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg)
+{
+    s->stopping = true;
+    s->done = done;
+    s->done_arg = arg;
+    for (eb_http_conn *c = s->conns, *nx; c; c = nx) {
+        nx = c->next;
+        if (!c->q_head && !c->cur)
+            conn_close(c);
+        else
+            c->closing = true;
+    }
+    if (s->listening)
+        uv_close((uv_handle_t *)&s->listener, on_listener_closed);
+    else
+        maybe_done(s);
+}
+
+void eb_http_server_free(eb_http_server *s)
+{
+    free(s);
+}
+
+void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st)
+{
+    *st = s->stats;
+}

@@ -1,0 +1,92 @@
+/* http.h - an HTTP/1.1 server on libuv + Node's http_parser.
+ *
+ * Keep-alive and pipelining: requests read in one chunk are all parsed and
+ * handed to the handler in order; answers may come later (after an fsync)
+ * but always go out in request order per connection. Limits on header
+ * bytes, header count and body size are enforced before the body is read
+ * (413 / 431 with a JSON error, then the connection closes).
+ *
+ * Threading: everything runs on the loop thread, including eb_http_respond.
+ * A request (eb_http_req) is valid from the handler call until the
+ * eb_http_respond() that answers it; if the client disconnects meanwhile,
+ * respond only releases it. */
+#ifndef EB_HTTP_H
+#define EB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum { EB_HTTP_DELETE = 0, EB_HTTP_GET = 1, EB_HTTP_HEAD = 2, EB_HTTP_POST = 3,
+       EB_HTTP_PUT = 4, EB_HTTP_OTHER = 99 };
+
+typedef struct eb_http_header {
+    const char *name;  /* lowercased */
+    size_t      name_len;
+    const char *value;
+    size_t      value_len;
+} eb_http_header;
+
+typedef struct eb_http_conn eb_http_conn;
+
+/* One request; the public fields are read-only for handlers. All pointers
+ * are owned by the request. */
+typedef struct eb_http_req {
+    int                   method;     /* EB_HTTP_* */
+    const char           *path;       /* raw path (not decoded), no query */
+    size_t                path_len;
+    const char           *query;      /* after '?', or NULL */
+    size_t                query_len;
+    const eb_http_header *headers;
+    size_t                nheaders;
+    const char           *body;       /* NUL-terminated for convenience */
+    size_t                body_len;
+    /* private */
+    struct eb_http_req   *next;       /* in the connection's answer queue */
+    eb_http_conn         *conn;       /* NULL once the client is gone */
+    char                 *resp;       /* formatted answer, once given */
+    size_t                resp_len;
+    char                  extra[256]; /* extra answer headers ("Name: v\r\n") */
+    size_t                extra_len;
+    bool                  keep_alive; /* the client wants the connection kept */
+    bool                  head;       /* HEAD: answer without a body */
+} eb_http_req;
+
+typedef struct eb_http_server eb_http_server;
+typedef void (*eb_http_handler)(void *ud, eb_http_req *req);
+
+typedef struct eb_http_opts {
+    size_t   max_body;         /* default 1 MiB + 64 KiB */
+    size_t   max_header_bytes; /* default 16 KiB */
+    size_t   max_headers;      /* default 100 */
+    uint32_t idle_timeout_ms;  /* default 60000 */
+    uint32_t max_pipelined;    /* unanswered requests per connection (default 128) */
+} eb_http_opts;
+
+/* Creates a server on loop; *out is owned by the caller (eb_http_server_free
+ * after the shutdown callback). */
+int  eb_http_server_new(uv_loop_t *loop, const eb_http_opts *o, eb_http_handler h,
+                        void *ud, eb_http_server **out);
+/* Listens on "host:port" ("127.0.0.1:8470", "[::1]:0"); the bound port is
+ * returned through *bound_port when non-NULL. */
+int  eb_http_listen(eb_http_server *s, const char *host_port, int *bound_port);
+/* Answers req (copying body); the request is released. */
+int  eb_http_respond(eb_http_req *req, int status, const char *content_type,
+                     const char *body, size_t len);
+/* Adds an answer header before eb_http_respond (e.g. "Allow"). */
+void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
+/* The value of header lname (lowercase), or NULL; its length in *len. */
+const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
+/* Stops accepting; connections close once their answers are written (idle
+ * ones at once); then done(arg) runs on the loop. */
+void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg);
+void eb_http_server_free(eb_http_server *s);
+
+/* Counters for /metrics and logs. */
+typedef struct eb_http_stats {
+    uint64_t requests, connections, open_connections, bad_requests;
+} eb_http_stats;
+void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st);
+
+#endif

@@ -1,0 +1,164 @@
+/* main.c - eventbusd: reads its settings, locks the data directory, opens
+ * the bus (recovering the logs), serves the HTTP API, and on SIGTERM or
+ * SIGINT stops accepting, answers what is in flight, syncs and exits 0.
+ *
+ * Threads: the libuv loop (HTTP, API, bus) on this thread; one writer
+ * thread per log (events, meta) doing group commit. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "bus/bus.h"
+#include "config.h"
+#include "eventbus.h"
+#include "http/http.h"
+#include "util/logger.h"
+
+typedef struct daemon_state {
+    uv_loop_t       *loop;
+    eb_config        cfg;
+    eb_bus          *bus;
+    eb_api          *api;
+    eb_http_server  *http;
+    uv_signal_t      sigterm, sigint;
+    int              signals; /* received so far */
+} daemon_state;
+
+static void on_request(void *ud, eb_http_req *req)
+{
+    eb_api_handle(ud, req);
+}
+
+/* Takes an exclusive lock on DATA/LOCK for the life of the process. */
+static int lock_data_dir(const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        EB_ERROR("cannot create data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        EB_ERROR("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        EB_ERROR("data directory %s is in use by another eventbusd (lock %s held)", dir, path);
+        close(fd);
+        return -1;
+    }
+    return fd; /* kept open: the lock lives as long as the process */
+}
+
+static void on_http_stopped(void *arg)
+{
+    daemon_state *d = arg;
+    eb_bus_close(d->bus); /* drains and syncs pending appends */
+    d->bus = NULL;
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    daemon_state *d = h->data;
+    if (++d->signals > 1) {
+        EB_WARN("second signal: exiting now");
+        _exit(1);
+    }
+    EB_INFO("%s: stopping (finishing requests in flight)", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    eb_api_shutdown(d->api);
+    eb_http_server_shutdown(d->http, on_http_stopped, d);
+}
+
+static const char *fsync_name(eb_fsync_policy p)
+{
+    return p == EB_FSYNC_ALWAYS ? "always" : p == EB_FSYNC_INTERVAL ? "interval" : "never";
+}
+
+static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
+{
+    EB_INFO("eventbusd %d.%d.%d: data %s, fsync %s", EB_VERSION_MAJOR, EB_VERSION_MINOR,
+            EB_VERSION_PATCH, d->cfg.data, fsync_name(d->cfg.fsync));
+    EB_INFO("events log recovered: %llu records in %llu segments (seq %llu..%llu), "
+            "%llu torn bytes truncated, %u indexes rebuilt, %.1f ms",
+            (unsigned long long)r->events.records, (unsigned long long)r->events.segments,
+            (unsigned long long)r->events.first_seq, (unsigned long long)r->events.last_seq,
+            (unsigned long long)r->events.truncated_bytes, r->events.indexes_rebuilt,
+            r->events.elapsed_ms);
+    EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu ids in the dedupe window",
+            (unsigned long long)r->meta.records, r->schemas, r->dedupe_ids);
+    EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
+}
+
+static int open_all(daemon_state *d)
+{
+    eb_bus_opts bo = {
+        .data_dir = d->cfg.data, .fsync = d->cfg.fsync,
+        .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
+        .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
+        .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas};
+    eb_bus_report rep;
+    int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
+    if (rc) {
+        EB_ERROR("cannot open the data in %s: %s", d->cfg.data, eb_strerror(rc));
+        return -1;
+    }
+    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 2 + (64u << 10)};
+    if (ho.max_body < (16u << 20))
+        ho.max_body = 16u << 20; /* batches of up to 1000 events */
+    int port = 0;
+    if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
+        (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
+        (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
+        EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));
+        return -1;
+    }
+    log_startup(d, &rep, port);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static daemon_state d;
+    char err[512] = "", out[4096] = "";
+    int rc = eb_config_parse(&d.cfg, argc, argv, err, sizeof err, out, sizeof out);
+    if (rc == 1) {
+        fputs(out, stdout);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "eventbusd: %s\n", err);
+        return 2;
+    }
+    eb_logger_setup(d.cfg.log_level, d.cfg.log_json);
+    signal(SIGPIPE, SIG_IGN);
+    if (lock_data_dir(d.cfg.data) < 0)
+        return 1;
+    d.loop = uv_default_loop();
+    if (open_all(&d) != 0) {
+        if (d.bus)
+            eb_bus_close(d.bus);
+        return 1;
+    }
+    uv_signal_init(d.loop, &d.sigterm);
+    uv_signal_init(d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    eb_api_free(d.api);
+    eb_http_server_free(d.http);
+    uv_loop_close(d.loop);
+    EB_INFO("stopped cleanly");
+    return 0;
+}

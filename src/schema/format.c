@@ -1,0 +1,301 @@
+/* format.c - the "format" values asserted: date-time, date, time,
+ * duration, email, hostname, ipv4, ipv6, uri, uri-reference, uuid,
+ * json-pointer, regex. Unknown formats are annotations (always valid). */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "schema/internal.h"
+
+int eb__schema_format_id(const char *name)
+{
+    static const struct { const char *n; int id; } f[] = {
+        {"date-time", F_DATETIME}, {"date", F_DATE}, {"time", F_TIME},
+        {"duration", F_DURATION}, {"email", F_EMAIL}, {"hostname", F_HOSTNAME},
+        {"ipv4", F_IPV4}, {"ipv6", F_IPV6}, {"uri", F_URI}, {"uri-reference", F_URIREF},
+        {"uuid", F_UUID}, {"json-pointer", F_JSONPTR}, {"regex", F_REGEX}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!strcmp(name, f[i].n))
+            return f[i].id;
+    return F_NONE;
+}
+
+static bool digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+static int num(const char *s, size_t n)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (s[i] - '0');
+    return v;
+}
+
+static bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+static bool is_date(const char *s, size_t n)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != 10 || s[4] != '-' || s[7] != '-' || !digits(s, 4) || !digits(s + 5, 2) ||
+        !digits(s + 8, 2))
+        return false;
+    int y = num(s, 4), m = num(s + 5, 2), d = num(s + 8, 2);
+    if (m < 1 || m > 12 || d < 1)
+        return false;
+    return d <= mdays[m - 1] + (m == 2 && leap(y));
+}
+
+/* RFC 3339 full-time: hh:mm:ss[.frac](Z|+hh:mm|-hh:mm); leap second 60
+ * only at 23:59 UTC. */
+static bool is_time(const char *s, size_t n)
+{
+    if (n < 9 || s[2] != ':' || s[5] != ':' || !digits(s, 2) || !digits(s + 3, 2) ||
+        !digits(s + 6, 2))
+        return false;
+    int h = num(s, 2), m = num(s + 3, 2), sec = num(s + 6, 2);
+    size_t i = 8;
+    if (i < n && s[i] == '.') {
+        size_t j = ++i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == j)
+            return false;
+    }
+    if (i >= n)
+        return false;
+    int oh = 0, om = 0, sign = 0;
+    if ((s[i] == 'Z' || s[i] == 'z') && i + 1 == n) {
+    } else if ((s[i] == '+' || s[i] == '-') && i + 6 == n && s[i + 3] == ':' &&
+               digits(s + i + 1, 2) && digits(s + i + 4, 2)) {
+        sign = s[i] == '+' ? 1 : -1;
+        oh = num(s + i + 1, 2);
+        om = num(s + i + 4, 2);
+        if (oh > 23 || om > 59)
+            return false;
+    } else {
+        return false;
+    }
+    if (h > 23 || m > 59 || sec > 60)
+        return false;
+    if (sec == 60) { /* leap second: 23:59:60 in UTC */
+        int utc = ((h * 60 + m) - sign * (oh * 60 + om) + 1440) % 1440;
+        if (utc != 23 * 60 + 59)
+            return false;
+    }
+    return true;
+}
+
+static bool is_datetime(const char *s, size_t n)
+{
+    return n > 11 && (s[10] == 'T' || s[10] == 't') && is_date(s, 10) &&
+           is_time(s + 11, n - 11);
+}
+
+/* ISO 8601 duration as RFC 3339 appendix A: P[nY][nM][nD][T[nH][nM][nS]] or PnW. */
+static bool is_duration(const char *s, size_t n)
+{
+    if (n < 2 || s[0] != 'P')
+        return false;
+    const char *units = "YMDTHMS";
+    size_t i = 1, u = 0;
+    bool any = false, in_time = false, time_any = false;
+    if (n >= 3 && s[n - 1] == 'W')
+        return digits(s + 1, n - 2);
+    while (i < n) {
+        if (s[i] == 'T') {
+            if (in_time)
+                return false;
+            in_time = true;
+            i++;
+            u = 4;
+            continue;
+        }
+        size_t j = i;
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+        if (i == j || i >= n)
+            return false;
+        const char *p = strchr(units + u, s[i]);
+        if (!p || (in_time && p - units < 4) || (!in_time && p - units > 2))
+            return false;
+        u = (size_t)(p - units) + 1;
+        any = true;
+        time_any |= in_time;
+        i++;
+    }
+    return any && (!in_time || time_any);
+}
+
+static bool is_hostname(const char *s, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!(isalnum((unsigned char)c) || (c == '-' && label > 0)) || ++label > 63)
+            return false;
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+static bool is_ipv4(const char *s, size_t n)
+{
+    char b[16];
+    if (n >= sizeof b)
+        return false;
+    memcpy(b, s, n);
+    b[n] = '\0';
+    int parts = 0;
+    for (const char *p = b; *p;) {
+        const char *q = p;
+        while (isdigit((unsigned char)*q))
+            q++;
+        if (q == p || q - p > 3 || (q - p > 1 && *p == '0') || num(p, (size_t)(q - p)) > 255)
+            return false;
+        parts++;
+        if (*q == '.')
+            q++;
+        else if (*q)
+            return false;
+        p = q;
+    }
+    return parts == 4 && b[n - 1] != '.';
+}
+
+static bool is_ipv6(const char *s, size_t n)
+{
+    char b[64];
+    struct in6_addr a;
+    if (n >= sizeof b || memchr(s, '%', n))
+        return false;
+    memcpy(b, s, n);
+    b[n] = '\0';
+    return inet_pton(AF_INET6, b, &a) == 1;
+}
+
+static bool is_email(const char *s, size_t n)
+{
+    const char *at = memchr(s, '@', n);
+    if (!at || at == s || at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1)))
+        return false;
+    size_t local = (size_t)(at - s);
+    if (s[0] == '.' || s[local - 1] == '.')
+        return false;
+    for (size_t i = 0; i < local; i++)
+        if ((s[i] == '.' && s[i + 1] == '.') || (unsigned char)s[i] <= ' ' || s[i] == '"')
+            return false;
+    const char *dom = at + 1;
+    size_t dl = (size_t)(s + n - dom);
+    if (dom[0] == '[' && dom[dl - 1] == ']')
+        return is_ipv4(dom + 1, dl - 2) ||
+               (dl > 7 && !strncmp(dom + 1, "IPv6:", 5) && is_ipv6(dom + 6, dl - 7));
+    return is_hostname(dom, dl);
+}
+
+static bool is_uuid(const char *s, size_t n)
+{
+    if (n != 36)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool is_json_pointer(const char *s, size_t n)
+{
+    if (n && s[0] != '/')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '~' && (i + 1 >= n || (s[i + 1] != '0' && s[i + 1] != '1')))
+            return false;
+    return true;
+}
+
+/* URI-reference: allowed characters and well-formed percent escapes. */
+static bool uri_chars(const char *s, size_t n)
+{
+    static const char ok[] = "-._~:/?#[]@!$&'()*+,;=";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]))
+                return false;
+            i += 2;
+        } else if (!isalnum(c) && !strchr(ok, c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool is_uri(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (!n || !isalpha((unsigned char)s[0]))
+        return false;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
+    if (i >= n || s[i] != ':' || !uri_chars(s, n))
+        return false;
+    /* An authority's userinfo/host must not hold '[' or ']' outside IPv6. */
+    if (n > i + 2 && s[i + 1] == '/' && s[i + 2] == '/') {
+        const char *auth = s + i + 3, *end = s + n;
+        const char *slash = memchr(auth, '/', (size_t)(end - auth));
+        const char *a_end = slash ? slash : end;
+        const char *br = memchr(auth, '[', (size_t)(a_end - auth));
+        if (br && br != auth && br[-1] != '@')
+            return false;
+    }
+    return true;
+}
+
+static bool is_regex(const char *s, size_t n)
+{
+    int ec;
+    PCRE2_SIZE eo;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)s, n, PCRE2_UTF, &ec, &eo, NULL);
+    if (!re)
+        return false;
+    pcre2_code_free(re);
+    return true;
+}
+
+bool eb__schema_format_ok(int format, const char *s, size_t n)
+{
+    switch (format) {
+    case F_DATETIME: return is_datetime(s, n);
+    case F_DATE:     return is_date(s, n);
+    case F_TIME:     return is_time(s, n);
+    case F_DURATION: return is_duration(s, n);
+    case F_EMAIL:    return is_email(s, n);
+    case F_HOSTNAME: return is_hostname(s, n);
+    case F_IPV4:     return is_ipv4(s, n);
+    case F_IPV6:     return is_ipv6(s, n);
+    case F_URI:      return is_uri(s, n);
+    case F_URIREF:   return uri_chars(s, n);
+    case F_UUID:     return is_uuid(s, n);
+    case F_JSONPTR:  return is_json_pointer(s, n);
+    case F_REGEX:    return is_regex(s, n);
+    default:         return true;
+    }
+}

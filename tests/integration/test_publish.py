@@ -1,0 +1,381 @@
+#!/usr/bin/env python3
+"""Publishing and the schema registry against a real eventbusd (issue 4).
+
+Each test gets its own server on a free port and a fresh data directory
+(see harness.py). Run directly or through meson (suite 'integration').
+"""
+import json
+import os
+import signal
+import socket
+import threading
+import time
+
+from harness import run_tests
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["orderId", "amount", "currency"],
+    "properties": {
+        "orderId": {"type": "string"},
+        "amount": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "status": {"enum": ["new", "paid", "shipped"]},
+    },
+}
+
+
+def order(n=1, **extra):
+    data = {"orderId": f"A-{n}", "amount": 10.5 + n, "currency": "EUR"}
+    data.update(extra)
+    return {"type": "order.created", "source": "order-service", "data": data}
+
+
+def register(srv, typ="order.created", schema=None, mode=None, expect=201):
+    body = {"schema": schema or ORDER_SCHEMA}
+    if mode:
+        body["compatibility"] = mode
+    st, _, js = srv.request("PUT", f"/v1/schemas/{typ}", body)
+    assert st == expect, (st, js)
+    return js
+
+
+def publish(srv, ev, expect=201, headers=None):
+    st, _, js = srv.request("POST", "/v1/events", ev, headers=headers)
+    assert st == expect, (st, js)
+    return js
+
+
+# --- publishing -------------------------------------------------------------
+
+def test_publish_answers_id_seq_time(srv):
+    a = publish(srv, order(1))
+    b = publish(srv, order(2))
+    assert a["seq"] >= 1 and b["seq"] == a["seq"] + 1
+    assert len(a["id"]) == 26 and a["id"] < b["id"], "generated ids sort by time"
+    assert a["time"].endswith("Z") and "T" in a["time"]
+    st, _, ev = srv.request("GET", f"/v1/events/{a['id']}")
+    assert st == 200, ev
+    assert ev["seq"] == a["seq"] and ev["data"]["orderId"] == "A-1"
+    assert ev["correlationId"] == a["id"], "correlationId defaults to the id"
+
+
+def test_seed_missing_field_gets_immediate_error(srv):
+    register(srv)
+    bad = order(1)
+    del bad["data"]["currency"]
+    st, _, js = srv.request("POST", "/v1/events", bad)
+    assert st == 422, (st, js)
+    err = js["error"]
+    assert err["code"] == "schema_violation"
+    paths = [d["path"] for d in err["details"]]
+    assert "/data/currency" in paths or any("currency" in d["message"] for d in err["details"]), err
+    assert "currency" in err["message"]
+    # nothing was written
+    st, _, page = srv.request("GET", "/v1/events?limit=10")
+    assert st == 200 and page["events"] == [], page
+
+
+def test_every_violation_is_listed(srv):
+    register(srv)
+    bad = order(1, status="lost")
+    bad["data"]["amount"] = -1
+    bad["data"]["currency"] = "euro"
+    st, _, js = srv.request("POST", "/v1/events", bad)
+    assert st == 422
+    paths = sorted(d["path"] for d in js["error"]["details"])
+    assert paths == ["/data/amount", "/data/currency", "/data/status"], paths
+
+
+def test_version_pinning_and_unknown_version(srv):
+    register(srv)
+    ev = order(1)
+    ev["version"] = 1
+    publish(srv, ev)
+    ev["version"] = 7
+    st, _, js = srv.request("POST", "/v1/events", ev)
+    assert st == 422 and js["error"]["code"] == "unknown_schema_version", js
+    assert js["error"]["details"][0]["path"] == "/version"
+
+
+def test_type_without_schema_is_accepted_unless_required(srv):
+    publish(srv, {"type": "free.form", "data": {"anything": [1, 2]}})
+    srv.restart(extra_args=["--require-schemas"])
+    st, _, js = srv.request("POST", "/v1/events", {"type": "free.form", "data": {}})
+    assert st == 422 and js["error"]["code"] == "schema_required", js
+
+
+def test_bad_envelopes_name_the_field(srv):
+    cases = [
+        ({"data": {}}, "/type"),
+        ({"type": "Order.Created", "data": {}}, "/type"),
+        ({"type": "a", "data": {}, "corelationId": "x"}, "/corelationId"),
+        ({"type": "a", "key": 5}, "/key"),
+        ({"type": "a", "version": "one"}, "/version"),
+    ]
+    for body, field in cases:
+        st, _, js = srv.request("POST", "/v1/events", body)
+        assert st == 400, (body, st, js)
+        assert js["error"]["code"] == "invalid_request"
+        assert js["error"]["details"][0]["field"] == field, (body, js)
+
+
+def test_malformed_json_names_line_and_column(srv):
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type": "a",\n  "data": {,}}')
+    assert st == 400 and js["error"]["code"] == "malformed_json", js
+    assert "line 2" in js["error"]["message"] and "column" in js["error"]["message"], js
+
+
+def test_wrong_content_type_is_415(srv):
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a"}',
+                            headers={"Content-Type": "text/plain"})
+    assert st == 415 and js["error"]["code"] == "unsupported_media_type", js
+
+
+def test_oversized_event_is_413_and_server_keeps_serving(srv):
+    big = {"type": "blob.stored", "data": {"x": "a" * (2 << 20)}}
+    st, _, js = srv.request("POST", "/v1/events", big)
+    assert st == 413, (st, js)
+    publish(srv, order(1))
+
+
+def test_deep_nesting_does_not_crash(srv):
+    deep = b'{"type":"a","data":' + b"[" * 100000 + b"]" * 100000 + b"}"
+    st, _, js = srv.request("POST", "/v1/events", raw=deep)
+    assert st in (400, 413), st
+    publish(srv, order(1))
+
+
+def test_invalid_utf8_is_rejected(srv):
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a","data":"\xff\xfe"}')
+    assert st == 400 and js["error"]["code"] == "malformed_json", js
+
+
+def test_duplicate_keys_in_envelope_are_rejected(srv):
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a","type":"b"}')
+    assert st == 400, (st, js)
+
+
+# --- batches ------------------------------------------------------------------
+
+def test_batch_is_atomic(srv):
+    register(srv)
+    good = [order(i) for i in range(5)]
+    bad = list(good)
+    bad[3] = order(3)
+    del bad[3]["data"]["amount"]
+    st, _, js = srv.request("POST", "/v1/events/batch", bad)
+    assert st == 422, js
+    assert [d["index"] for d in js["error"]["details"]] == [3], js
+    st, _, page = srv.request("GET", "/v1/events")
+    assert page["events"] == [], "a refused batch writes nothing"
+    st, _, js = srv.request("POST", "/v1/events/batch", good)
+    assert st == 201, js
+    seqs = [r["seq"] for r in js["results"]]
+    assert seqs == list(range(seqs[0], seqs[0] + 5)), seqs
+
+
+def test_batch_bounds(srv):
+    st, _, js = srv.request("POST", "/v1/events/batch", [])
+    assert st == 400, js
+    st, _, js = srv.request("POST", "/v1/events/batch", [order(i) for i in range(1001)])
+    assert st == 400 and "1000" in js["error"]["message"], js
+
+
+# --- idempotency ----------------------------------------------------------------
+
+def test_dedupe_within_window_survives_restart(srv):
+    ev = order(1)
+    ev["id"] = "order-A-1"
+    first = publish(srv, ev)
+    again = publish(srv, ev, expect=200)
+    assert again["duplicate"] is True and again["seq"] == first["seq"]
+    srv.restart()
+    again = publish(srv, ev, expect=200)
+    assert again["duplicate"] is True and again["seq"] == first["seq"]
+    st, _, page = srv.request("GET", "/v1/events")
+    assert len(page["events"]) == 1
+
+
+def test_dedupe_inside_one_batch(srv):
+    a, b = order(1), order(2)
+    a["id"] = b["id"] = "same"
+    st, _, js = srv.request("POST", "/v1/events/batch", [a, b])
+    assert st == 201, js
+    r = js["results"]
+    assert r[1]["duplicate"] and r[1]["seq"] == r[0]["seq"], r
+
+
+# --- CloudEvents ----------------------------------------------------------------
+
+def test_cloudevents_structured(srv):
+    register(srv)
+    ce = {"specversion": "1.0", "id": "ce-1", "source": "/orders", "type": "order.created",
+          "subject": "A-1", "time": "2026-01-01T00:00:00Z", "partitionkey": "cust-9",
+          "tenant": "acme", "data": {"orderId": "A-1", "amount": 3, "currency": "USD"}}
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 201, js
+    st, _, ev = srv.request("GET", "/v1/events?limit=1")
+    e = ev["events"][0]
+    assert e["id"] == "ce-1" and e["source"] == "/orders" and e["key"] == "cust-9"
+    assert e["subject"] == "A-1" and e["extensions"]["tenant"] == "acme"
+    assert e["extensions"]["time"] == "2026-01-01T00:00:00Z"
+    # schema applies to CloudEvents data too
+    ce["id"] = "ce-2"
+    del ce["data"]["currency"]
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 422, js
+    # required attributes
+    st, _, js = srv.request("POST", "/v1/events", {"specversion": "1.0", "type": "a"},
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 400 and js["error"]["details"][0]["field"] == "/id", js
+
+
+def test_cloudevents_binary(srv):
+    hdrs = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b-1",
+            "ce-source": "/inventory", "ce-type": "stock.reserved", "ce-traceparent": "00-ab"}
+    st, _, js = srv.request("POST", "/v1/events", {"sku": "X", "qty": 2}, headers=hdrs)
+    assert st == 201, js
+    st, _, page = srv.request("GET", "/v1/events?type=stock.reserved")
+    e = page["events"][0]
+    assert e["data"] == {"sku": "X", "qty": 2} and e["source"] == "/inventory"
+    assert e["extensions"]["traceparent"] == "00-ab"
+    hdrs["Content-Type"] = "text/plain"
+    st, _, js = srv.request("POST", "/v1/events", raw=b"hello", headers=hdrs)
+    assert st in (400, 415), js
+
+
+# --- browsing -------------------------------------------------------------------
+
+def test_browse_filters_and_pages(srv):
+    for i in range(30):
+        publish(srv, order(i) if i % 3 else {"type": "user.signed-up", "data": {"n": i}})
+    st, _, page = srv.request("GET", "/v1/events?type=order.created&limit=7")
+    assert st == 200 and len(page["events"]) == 7
+    assert all(e["type"] == "order.created" for e in page["events"])
+    seen = [e["seq"] for e in page["events"]]
+    while page["next_after_seq"]:
+        st, _, page = srv.request("GET", f"/v1/events?type=order.created&limit=7&after_seq={page['next_after_seq']}")
+        seen += [e["seq"] for e in page["events"]]
+    assert len(seen) == 20 and seen == sorted(seen)
+    st, _, page = srv.request("GET", "/v1/events?since=1h&limit=1000")
+    assert len(page["events"]) == 30
+    st, _, page = srv.request("GET", "/v1/events?until=2000-01-01T00:00:00Z")
+    assert page["events"] == []
+    st, _, js = srv.request("GET", "/v1/events?limit=0")
+    assert st == 400 and js["error"]["details"][0]["field"] == "limit"
+    st, _, js = srv.request("GET", "/v1/events/does-not-exist")
+    assert st == 404
+
+
+# --- schema registry ------------------------------------------------------------
+
+def test_schema_versions_and_reads(srv):
+    js = register(srv)
+    assert js["version"] == 1 and js["compatibility"] == "backward"
+    js = register(srv, expect=200)  # identical: existing version, nothing written
+    assert js["version"] == 1 and js["existing"] is True
+    v2 = json.loads(json.dumps(ORDER_SCHEMA))
+    v2["properties"]["note"] = {"type": "string"}
+    assert register(srv, schema=v2)["version"] == 2
+    st, _, lst = srv.request("GET", "/v1/schemas")
+    assert [s["type"] for s in lst["schemas"]] == ["order.created"]
+    assert lst["schemas"][0]["versions"] == [1, 2]
+    st, _, one = srv.request("GET", "/v1/schemas/order.created")
+    assert one["latest"]["version"] == 2 and "note" in one["latest"]["schema"]["properties"]
+    st, _, v = srv.request("GET", "/v1/schemas/order.created/versions/1")
+    assert st == 200 and "note" not in v["schema"]["properties"]
+    st, _, _ = srv.request("GET", "/v1/schemas/order.created/versions/3")
+    assert st == 404
+    st, _, _ = srv.request("GET", "/v1/schemas/nope")
+    assert st == 404
+
+
+def test_incompatible_schema_is_refused_with_reasons(srv):
+    register(srv)
+    v2 = json.loads(json.dumps(ORDER_SCHEMA))
+    v2["required"].append("customerId")
+    v2["properties"]["amount"] = {"type": "string"}
+    v2["properties"]["status"] = {"enum": ["new", "paid"]}
+    st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": v2})
+    assert st == 409 and js["error"]["code"] == "incompatible_schema", js
+    msgs = " | ".join(d["message"] for d in js["error"]["details"])
+    assert "customerId" in msgs and "required" in msgs, msgs
+    assert "amount" in msgs and "string" in msgs, msgs
+    assert "shipped" in msgs, msgs
+    # check answers the same question without writing
+    st, _, chk = srv.request("POST", "/v1/schemas/order.created/check", {"schema": v2})
+    assert st == 200 and chk["compatible"] is False and len(chk["changes"]) >= 3, chk
+    st, _, one = srv.request("GET", "/v1/schemas/order.created")
+    assert one["versions"] == [1]
+    # mode none accepts it
+    assert register(srv, schema=v2, mode="none")["version"] == 2
+
+
+def test_invalid_schema_is_400(srv):
+    st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": {"type": "strang"}})
+    assert st == 400 and js["error"]["code"] == "invalid_schema", js
+    st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": {}, "compatibility": "sideways"})
+    assert st == 400 and js["error"]["details"][0]["field"] == "/compatibility", js
+    st, _, js = srv.request("PUT", "/v1/schemas/Bad Type", {"schema": {}})
+    assert st in (400, 404), js
+
+
+def test_schemas_survive_restart(srv):
+    register(srv)
+    srv.restart()
+    st, _, one = srv.request("GET", "/v1/schemas/order.created")
+    assert st == 200 and one["versions"] == [1]
+    bad = order(1)
+    del bad["data"]["currency"]
+    st, _, _ = srv.request("POST", "/v1/events", bad)
+    assert st == 422, "the registry is in force after a restart"
+
+
+# --- crash safety ----------------------------------------------------------------
+
+def test_kill9_during_publishing_loses_no_acknowledged_event(srv):
+    acked = []
+    lock = threading.Lock()
+    stop = time.time() + 2.0
+
+    def publisher(k):
+        n = 0
+        while time.time() < stop:
+            n += 1
+            ev = order(n)
+            ev["id"] = f"p{k}-{n}"
+            try:
+                st, _, js = srv.request("POST", "/v1/events", ev, timeout=5)
+            except OSError:
+                return
+            if st == 201:
+                with lock:
+                    acked.append((ev["id"], js["seq"]))
+
+    threads = [threading.Thread(target=publisher, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    srv.kill9()
+    for t in threads:
+        t.join()
+    assert len(acked) > 50, len(acked)
+    srv.start()
+    have = {}
+    after = 0
+    while True:
+        st, _, page = srv.request("GET", f"/v1/events?limit=1000&after_seq={after}")
+        for e in page["events"]:
+            have[e["id"]] = e["seq"]
+        if not page["next_after_seq"]:
+            break
+        after = page["next_after_seq"]
+    lost = [(i, s) for i, s in acked if have.get(i) != s]
+    assert not lost, f"{len(lost)} acknowledged events lost, e.g. {lost[:3]}"
+
+
+if __name__ == "__main__":
+    run_tests(globals())

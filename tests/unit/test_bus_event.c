@@ -1,0 +1,160 @@
+/* test_bus_event.c - envelope parsing and checks, ids, the stored event
+ * format, time parsing, and the dedupe window. */
+#include "runner.h"
+
+#include "bus/dedupe.h"
+#include "bus/event.h"
+#include "eventbus.h"
+
+static eb_json_doc *doc;
+
+static const eb_json *parse(const char *s)
+{
+    if (!doc)
+        doc = eb_json_doc_new();
+    CHECK_OK(eb_json_parse(doc, s, strlen(s), NULL, NULL));
+    return eb_json_root(doc);
+}
+
+TEST(envelope_parses_known_fields)
+{
+    const char *body = "{\"type\":\"order.created\",\"source\":\"shop\",\"id\":\"o-1\","
+                       "\"key\":\"A-1\",\"version\":2,\"data\":{\"amount\": 10}}";
+    eb_event_in ev;
+    eb_field_error fe;
+    CHECK_OK(eb_event_from_json(parse(body), body, &ev, &fe));
+    CHECK(ev.type.len == 13 && memcmp(ev.type.ptr, "order.created", 13) == 0);
+    CHECK(ev.key.len == 3 && ev.version == 2);
+    CHECK(ev.data_raw.len == strlen("{\"amount\": 10}"));
+    CHECK_OK(eb_event_check(&ev, &fe));
+    CHECK(!eb_event_id_generated(&ev));
+    CHECK(ev.correlation_id.ptr == ev.id.ptr); /* defaults to the id */
+}
+
+TEST(envelope_rejects_unknown_and_mistyped_fields)
+{
+    eb_event_in ev;
+    eb_field_error fe;
+    CHECK_EQ(eb_event_from_json(parse("{\"type\":\"a\",\"corelationId\":\"x\"}"), NULL, &ev, &fe),
+             EB_EINVAL);
+    CHECK_STR(fe.field, "/corelationId");
+    CHECK(strstr(fe.message, "unknown field") != NULL);
+    CHECK_EQ(eb_event_from_json(parse("{\"type\":5}"), NULL, &ev, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/type");
+    CHECK_EQ(eb_event_from_json(parse("{\"type\":\"a\",\"version\":0}"), NULL, &ev, &fe),
+             EB_EINVAL);
+    CHECK_STR(fe.field, "/version");
+    CHECK_EQ(eb_event_from_json(parse("[1]"), NULL, &ev, &fe), EB_EINVAL);
+}
+
+TEST(type_names)
+{
+    CHECK(eb_event_type_valid("order.created", 13));
+    CHECK(eb_event_type_valid("a", 1));
+    CHECK(eb_event_type_valid("payment-v2.failed_x", 19));
+    CHECK(!eb_event_type_valid("Order.created", 13));
+    CHECK(!eb_event_type_valid(".a", 2));
+    CHECK(!eb_event_type_valid("a b", 3));
+    CHECK(!eb_event_type_valid("", 0));
+    char long_name[130];
+    memset(long_name, 'a', sizeof long_name);
+    CHECK(eb_event_type_valid(long_name, 128));
+    CHECK(!eb_event_type_valid(long_name, 129));
+    eb_event_in ev;
+    eb_field_error fe;
+    CHECK_OK(eb_event_from_json(parse("{\"data\":1}"), NULL, &ev, &fe));
+    CHECK_EQ(eb_event_check(&ev, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/type");
+}
+
+TEST(generated_ids_are_unique_and_sorted)
+{
+    char prev[EB_EVENT_ID_LEN + 1] = "";
+    for (int i = 0; i < 100000; i++) {
+        char id[EB_EVENT_ID_LEN + 1];
+        eb_event_new_id(id);
+        CHECK_EQ(strlen(id), EB_EVENT_ID_LEN);
+        CHECK(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+}
+
+TEST(stored_format_round_trip_and_splice)
+{
+    const char *body = "{\"type\":\"order.created\",\"key\":\"k1\",\"data\":{\"a\":[1,2.50]}}";
+    eb_event_in ev;
+    eb_field_error fe;
+    CHECK_OK(eb_event_from_json(parse(body), body, &ev, &fe));
+    CHECK_OK(eb_event_check(&ev, &fe));
+    CHECK(eb_event_id_generated(&ev));
+    eb_buf b = EB_BUF_INIT;
+    eb_event_encode(&ev, 3, &b);
+    eb_event_view v;
+    CHECK_OK(eb_event_decode(b.data, b.len, &v));
+    CHECK(v.type.len == 13 && v.key.len == 2 && v.id.len == EB_EVENT_ID_LEN);
+    CHECK_EQ(v.schema_version, 3);
+    CHECK(v.flags & EB_EVENT_F_GENERATED_ID);
+    eb_buf out = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &out);
+    eb_event_write(&w, 42, 1700000000123456ull, &v);
+    const eb_json *o = parse(out.data);
+    CHECK_EQ(eb_json_get(o, "seq")->i64, 42);
+    CHECK_STR(eb_json_get(o, "time")->str, "2023-11-14T22:13:20.123456Z");
+    CHECK_STR(eb_json_get(o, "type")->str, "order.created");
+    CHECK_STR(eb_json_get(eb_json_get(o, "data"), "a")->child->next->str, "2.50");
+    CHECK_EQ(eb_event_decode(b.data, b.len - 1, &v), EB_ECORRUPT);
+    b.data[0] = 9;
+    CHECK_EQ(eb_event_decode(b.data, b.len, &v), EB_ECORRUPT);
+    eb_buf_free(&b);
+    eb_buf_free(&out);
+}
+
+TEST(time_parse_and_format)
+{
+    uint64_t t;
+    CHECK_OK(eb_time_parse("2023-11-14T22:13:20.123456Z", 27, &t));
+    CHECK_EQ(t, 1700000000123456ull);
+    CHECK_OK(eb_time_parse("2023-11-14T23:13:20+01:00", 25, &t));
+    CHECK_EQ(t, 1700000000000000ull);
+    CHECK_OK(eb_time_parse("2023-11-14T22:13:20.5Z", 22, &t));
+    CHECK_EQ(t, 1700000000500000ull);
+    CHECK_EQ(eb_time_parse("2023-13-14T22:13:20Z", 20, &t), EB_EINVAL);
+    CHECK_EQ(eb_time_parse("2023-11-14 garbage", 18, &t), EB_EINVAL);
+    CHECK_EQ(eb_time_parse("2023-11-14T22:13:20", 19, &t), EB_EINVAL); /* no zone */
+    char s[32];
+    eb_time_format(0, s);
+    CHECK_STR(s, "1970-01-01T00:00:00.000000Z");
+}
+
+TEST(dedupe_window_expires_in_order)
+{
+    eb_dedupe d;
+    eb_dedupe_init(&d, 1000, 0);
+    CHECK_OK(eb_dedupe_add(&d, "a", 1, 1, 100));
+    CHECK_OK(eb_dedupe_add(&d, "b", 1, 2, 600));
+    uint64_t ts = 0;
+    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 1000, &ts), 1);
+    CHECK_EQ(ts, 100);
+    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 1200, NULL), 0); /* past its window */
+    eb_dedupe_expire(&d, 1200);
+    CHECK_EQ(d.map.len, 1);
+    CHECK_EQ(eb_dedupe_find(&d, "b", 1, 1200, NULL), 2);
+    /* bound: oldest evicted first */
+    eb_dedupe_free(&d);
+    eb_dedupe_init(&d, 1000000, 3);
+    for (uint64_t i = 0; i < 5; i++) {
+        char k[2] = {(char)('a' + i), 0};
+        CHECK_OK(eb_dedupe_add(&d, k, 1, i + 1, i));
+    }
+    CHECK_EQ(d.map.len, 3);
+    CHECK_EQ(d.evicted, 2);
+    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 10, NULL), 0);
+    CHECK_EQ(eb_dedupe_find(&d, "e", 1, 10, NULL), 5);
+    eb_dedupe_free(&d);
+}
+
+TEST_MAIN(T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
+          T(type_names), T(generated_ids_are_unique_and_sorted),
+          T(stored_format_round_trip_and_splice), T(time_parse_and_format),
+          T(dedupe_window_expires_in_order))
