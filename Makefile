@@ -21,7 +21,8 @@ build: deps
 	@meson configure build $(MESON_WERROR) >/dev/null
 	@ninja -C build
 	@mkdir -p bin
-	@for b in $(BINS); do [ -f build/$$b ] && cp -f build/$$b bin/ || true; done
+	@for b in $(BINS); do f=$$(find build -maxdepth 3 -type f -perm -u+x -name $$b | head -1); \
+		[ -n "$$f" ] && cp -f $$f bin/ || true; done
 
 build-asan: deps
 	@[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug \

@@ -66,7 +66,7 @@ static void *scratch_alloc(eb_ce_scratch *s, size_t n)
 
 static int ce_err(eb_field_error *err, const char *field, const char *msg)
 {
-    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->field, sizeof err->field, "%.60s", field);
     snprintf(err->message, sizeof err->message, "%s", msg);
     return EB_EINVAL;
 }

@@ -130,7 +130,7 @@ static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
 /* Answers 400 for an envelope error of event idx (batch) or the event. */
 static void envelope_error(eb_http_req *req, bool batch, size_t idx, const eb_field_error *fe)
 {
-    char field[96], msg[300];
+    char field[96], msg[420];
     if (batch)
         snprintf(field, sizeof field, "/%zu%s", idx, fe->field);
     else

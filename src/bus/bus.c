@@ -176,7 +176,7 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
     eb_jw w;
     eb_jw_init(&w, &e->details);
     w.depth = 1; /* continue the caller's array: commas between entries */
-    w.has_items[0] = e->count ? 2 : 0;
+    w.has_items[0] = e->count ? 1 : 0;
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "index");
     eb_jw_uint(&w, idx);

@@ -346,8 +346,8 @@ static int open_segment(eb_log *l, uint64_t base, bool active, eb_log_recovery *
 
 static int recover(eb_log *l, eb_log_recovery *rep)
 {
-    uint64_t *bases;
-    size_t n;
+    uint64_t *bases = NULL;
+    size_t n = 0;
     int rc = list_segments(l, &bases, &n);
     if (rc)
         return rc;

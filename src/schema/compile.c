@@ -179,12 +179,19 @@ static const eb_json *add_doc(cctx *c, const char *uri, const char *text, size_t
 
 /* --- references --------------------------------------------------------------- */
 
-/* Follows a JSON Pointer fragment from root. */
-static const eb_json *follow_pointer(const eb_json *root, const char *frag)
+static const char *base_of(cctx *c, const eb_json *resource_root);
+
+/* Follows a JSON Pointer fragment from root; *base becomes the base URI in
+ * force at the target (the innermost "$id" passed on the way). */
+static const eb_json *follow_pointer(cctx *c, const eb_json *root, const char *frag,
+                                     char *base, size_t cap)
 {
     const eb_json *n = root;
     const char *p = frag;
     while (n && *p == '/') {
+        const char *b = n != root ? base_of(c, n) : NULL;
+        if (b)
+            snprintf(base, cap, "%s", b);
         p++;
         char tok[512];
         size_t t = 0;
@@ -245,12 +252,8 @@ static const eb_json *resolve(cctx *c, const char *base, const char *ref, bool d
     snprintf(target_base, cap, "%s", doc);
     if (!*frag)
         return root;
-    if (frag[0] == '/') {
-        const eb_json *n = follow_pointer(root, frag);
-        /* The base inside: the nearest enclosing $id is approximated by the
-         * document's (pointer refs into embedded resources are rare). */
-        return n;
-    }
+    if (frag[0] == '/')
+        return follow_pointer(c, root, frag, target_base, cap);
     return eb_map_get(&c->s->anchors, abs, strlen(abs));
 }
 
@@ -334,14 +337,54 @@ static int parse_types(cctx *c, sn *s, const eb_json *v)
     return 0;
 }
 
+/* ECMA-262 spells Unicode properties by long name (\p{Letter}); PCRE2
+ * 10.42 knows the short ones (\p{L}). Rewrites the general categories. */
+static void ecma_to_pcre(const char *src, size_t len, eb_buf *out)
+{
+    static const struct { const char *lng, *shrt; } cats[] = {
+        {"Letter", "L"}, {"Lowercase_Letter", "Ll"}, {"Uppercase_Letter", "Lu"},
+        {"Titlecase_Letter", "Lt"}, {"Modifier_Letter", "Lm"}, {"Other_Letter", "Lo"},
+        {"Mark", "M"}, {"Number", "N"}, {"Decimal_Number", "Nd"}, {"digit", "Nd"},
+        {"Letter_Number", "Nl"}, {"Other_Number", "No"}, {"Punctuation", "P"},
+        {"Symbol", "S"}, {"Separator", "Z"}, {"Space_Separator", "Zs"}, {"Other", "C"},
+        {"Control", "Cc"}};
+    for (size_t i = 0; i < len; i++) {
+        if (src[i] == '\\' && i + 2 < len && (src[i + 1] == 'p' || src[i + 1] == 'P') &&
+            src[i + 2] == '{') {
+            const char *end = memchr(src + i + 3, '}', len - i - 3);
+            bool done = false;
+            for (size_t k = 0; end && k < sizeof cats / sizeof cats[0] && !done; k++)
+                if (strlen(cats[k].lng) == (size_t)(end - src - i - 3) &&
+                    !memcmp(src + i + 3, cats[k].lng, strlen(cats[k].lng))) {
+                    eb_buf_printf(out, "\\%c{%s}", src[i + 1], cats[k].shrt);
+                    i = (size_t)(end - src);
+                    done = true;
+                }
+            if (done)
+                continue;
+        }
+        if (src[i] == '\\' && i + 1 < len) {
+            eb_buf_append(out, src + i, 2);
+            i++;
+            continue;
+        }
+        eb_buf_putc(out, src[i]);
+    }
+}
+
 /* JSON Schema regexes are ECMA-262; PCRE2 in UTF mode is close. "\d" and
  * "\w" are ASCII-only in both (no PCRE2_UCP), as ECMA-262 requires. */
 static pcre2_code *compile_re(cctx *c, const char *src, size_t len, const char *ptr)
 {
     int ec;
     PCRE2_SIZE eo;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)src, len, PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &ec,
-                                   &eo, NULL);
+    eb_buf t = EB_BUF_INIT;
+    ecma_to_pcre(src, len, &t);
+    pcre2_code *re = eb_buf_failed(&t) ? NULL
+                                       : pcre2_compile((PCRE2_SPTR)(t.data ? t.data : ""), t.len,
+                                                       PCRE2_UTF | PCRE2_DOLLAR_ENDONLY, &ec,
+                                                       &eo, NULL);
+    eb_buf_free(&t);
     if (!re) {
         char msg[160];
         pcre2_get_error_message(ec, (PCRE2_UCHAR *)msg, sizeof msg);

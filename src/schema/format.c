@@ -127,6 +127,10 @@ static bool is_duration(const char *s, size_t n)
         const char *p = strchr(units + u, s[i]);
         if (!p || (in_time && p - units < 4) || (!in_time && p - units > 2))
             return false;
+        /* After the first unit, each must be the next one (RFC 3339 app. A):
+         * P1Y2D and PT1H2S are not durations. */
+        if (any && !(in_time && time_any == false) && (size_t)(p - units) != u)
+            return false;
         u = (size_t)(p - units) + 1;
         any = true;
         time_any |= in_time;
@@ -194,6 +198,17 @@ static bool is_email(const char *s, size_t n)
     const char *at = memchr(s, '@', n);
     if (!at || at == s || at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1)))
         return false;
+    /* A quoted local part may hold anything but an unescaped quote; the
+     * '@' to split on is then the last one. */
+    if (s[0] == '"') {
+        at = s + n;
+        while (at > s && at[-1] != '@')
+            at--;
+        at--;
+        if (at <= s + 1 || at[-1] != '"')
+            return false;
+        return is_hostname(at + 1, (size_t)(s + n - at - 1));
+    }
     size_t local = (size_t)(at - s);
     if (s[0] == '.' || s[local - 1] == '.')
         return false;

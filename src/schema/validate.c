@@ -66,6 +66,7 @@ static void ev_merge(evset *to, const evset *from)
 }
 
 static bool validate(vctx *v, const sn *s, const eb_json *inst, evset *ev);
+static bool push_key(vctx *v, const eb_json *m);
 
 /* --- errors -------------------------------------------------------------------- */
 
@@ -233,7 +234,7 @@ static bool check_number(vctx *v, const sn *s, const eb_json *i)
                            s->xmax);
     if (s->has & H_MULT) {
         double q = d / s->mult;
-        if (isfinite(q) && fabs(q - round(q)) > 1e-9 * fmax(1.0, fabs(q)))
+        if (!isfinite(q) || fabs(q - round(q)) > 1e-9 * fmax(1.0, fabs(q)))
             ok = false, report(v, s, "multipleOf", "value %s is not a multiple of %g", i->str,
                                s->mult);
     }
@@ -290,9 +291,13 @@ static bool check_required(vctx *v, const sn *s, const eb_json *i)
     for (const eb_json *r = s->required ? s->required->child : NULL; r; r = r->next)
         if (!eb_json_getn(i, r->str, r->len)) {
             ok = false;
-            report(v, s, "required", "required property \"%s\" missing", r->str);
             if (!v->errs)
                 return false;
+            /* Point at the missing member itself: /data/currency. */
+            eb_json name = {.key = r->str, .key_len = r->len};
+            bool pushed = push_key(v, &name);
+            report(v, s, "required", "required property \"%s\" missing", r->str);
+            v->depth -= pushed;
         }
     for (const eb_json *d = s->dep_req ? s->dep_req->child : NULL; d; d = d->next) {
         if (d->type != EB_JSON_ARRAY || !eb_json_getn(i, d->key, d->key_len))
