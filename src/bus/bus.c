@@ -180,7 +180,7 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "index");
     eb_jw_uint(&w, idx);
-    eb_jw_key(&w, "path");
+    eb_jw_key(&w, kind == EB_PUB_SCHEMA ? "path" : "field"); /* envelope faults name a field */
     eb_jw_str(&w, path);
     if (schema_path) {
         eb_jw_key(&w, "schemaPath");
@@ -615,7 +615,7 @@ static uint64_t ulid_ms(const char *id, size_t n)
             return 0;
         v = v << 5 | (uint64_t)(p - "0123456789ABCDEFGHJKMNPQRSTVWXYZ");
     }
-    return v >> 2; /* 50 bits read, the top 48 are the time */
+    return v; /* 50 bits read: 2 zero pad bits, then the 48-bit time */
 }
 
 typedef struct find_ctx {

@@ -95,7 +95,7 @@ def test_version_pinning_and_unknown_version(srv):
     ev["version"] = 7
     st, _, js = srv.request("POST", "/v1/events", ev)
     assert st == 422 and js["error"]["code"] == "unknown_schema_version", js
-    assert js["error"]["details"][0]["path"] == "/version"
+    assert js["error"]["details"][0]["field"] == "/version"
 
 
 def test_type_without_schema_is_accepted_unless_required(srv):
@@ -277,16 +277,24 @@ def test_schema_versions_and_reads(srv):
     assert js["version"] == 1 and js["compatibility"] == "backward"
     js = register(srv, expect=200)  # identical: existing version, nothing written
     assert js["version"] == 1 and js["existing"] is True
+    # Backward compatible (Confluent's definition): the new schema accepts
+    # everything the old one did. Dropping a bound widens it.
     v2 = json.loads(json.dumps(ORDER_SCHEMA))
-    v2["properties"]["note"] = {"type": "string"}
+    del v2["properties"]["amount"]["minimum"]
     assert register(srv, schema=v2)["version"] == 2
     st, _, lst = srv.request("GET", "/v1/schemas")
     assert [s["type"] for s in lst["schemas"]] == ["order.created"]
     assert lst["schemas"][0]["versions"] == [1, 2]
     st, _, one = srv.request("GET", "/v1/schemas/order.created")
-    assert one["latest"]["version"] == 2 and "note" in one["latest"]["schema"]["properties"]
+    assert one["latest"]["version"] == 2
+    assert "minimum" not in one["latest"]["schema"]["properties"]["amount"]
     st, _, v = srv.request("GET", "/v1/schemas/order.created/versions/1")
-    assert st == 200 and "note" not in v["schema"]["properties"]
+    assert st == 200 and v["schema"]["properties"]["amount"]["minimum"] == 0
+    # adding a property to an open content model is not backward compatible
+    v3 = json.loads(json.dumps(v2))
+    v3["properties"]["note"] = {"type": "string"}
+    st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": v3})
+    assert st == 409 and "note" in js["error"]["message"], js
     st, _, _ = srv.request("GET", "/v1/schemas/order.created/versions/3")
     assert st == 404
     st, _, _ = srv.request("GET", "/v1/schemas/nope")
@@ -319,8 +327,8 @@ def test_invalid_schema_is_400(srv):
     assert st == 400 and js["error"]["code"] == "invalid_schema", js
     st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": {}, "compatibility": "sideways"})
     assert st == 400 and js["error"]["details"][0]["field"] == "/compatibility", js
-    st, _, js = srv.request("PUT", "/v1/schemas/Bad Type", {"schema": {}})
-    assert st in (400, 404), js
+    st, _, js = srv.request("PUT", "/v1/schemas/Bad%20Type", {"schema": {}})
+    assert st == 400 and js["error"]["details"][0]["field"] == "type", js
 
 
 def test_schemas_survive_restart(srv):
