@@ -47,11 +47,14 @@ static const unsigned char *need(scanner *s, uint64_t off, size_t n, int *err)
     return (size_t)r >= n ? s->buf : NULL;
 }
 
-static int grow_idx(eb__seg_scan *o, size_t *cap)
+/* Makes room for entry `need` (0-based) in the index being built. */
+static int grow_idx(eb__seg_scan *o, size_t *cap, uint64_t need)
 {
-    if (o->count < *cap)
+    if (need < *cap)
         return 0;
     size_t nc = *cap ? *cap * 2 : 4096;
+    while (nc <= need)
+        nc *= 2;
     unsigned char *p = realloc(o->idx, nc * EB_LOG_IDX_ENT);
     if (!p)
         return EB_ENOMEM;
@@ -93,7 +96,7 @@ static int scan_records(scanner *s, uint32_t max_record, eb__seg_scan *o)
             o->problem = "sequence number out of order";
             break;
         }
-        if ((err = grow_idx(o, &cap)) != 0)
+        if ((err = grow_idx(o, &cap, o->count + pending)) != 0)
             break;
         unsigned char *e = o->idx + (o->count + pending) * EB_LOG_IDX_ENT;
         eb__put64(e, off);
