@@ -113,9 +113,12 @@ static int open_all(daemon_state *d)
         EB_ERROR("cannot open the data in %s: %s", d->cfg.data, eb_strerror(rc));
         return -1;
     }
-    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 2 + (64u << 10)};
-    if (ho.max_body < (16u << 20))
-        ho.max_body = 16u << 20; /* batches of up to 1000 events */
+    /* A request body may hold a batch: 4 events of the largest size, and at
+     * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
+     * their headers are read. */
+    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4};
+    if (ho.max_body < (4u << 20))
+        ho.max_body = 4u << 20;
     int port = 0;
     if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
         (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""The HTTP layer and the daemon's process behaviour, against a real
+eventbusd: keep-alive, pipelining, HTTP/1.0, chunked bodies, limits, garbage,
+slow clients, SIGTERM, the data-directory lock, and eventbus-log."""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+from harness import DAEMON, ROOT, Server, run_tests
+
+EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
+
+
+def responses(data):
+    """Splits raw HTTP/1.1 answers (Content-Length framed) into (status, body)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for l in lines[1:]:
+            k, _, v = l.partition(b":")
+            if k.strip().lower() == b"content-length":
+                length = int(v)
+        out.append((status, rest[:length]))
+        data = rest[length:]
+    return out
+
+
+def test_health_and_errors_are_json(srv):
+    st, h, js = srv.request("GET", "/healthz")
+    assert st == 200 and js == {"status": "ok"}
+    assert h["content-type"] == "application/json"
+    st, _, js = srv.request("GET", "/nope")
+    assert st == 404 and js["error"]["code"] == "not_found"
+    st, h, js = srv.request("DELETE", "/v1/events")
+    assert st == 405 and js["error"]["code"] == "method_not_allowed"
+    assert "GET" in h["allow"] and "POST" in h["allow"]
+
+
+def test_pipelining_answers_in_order(srv):
+    reqs = b""
+    for i in range(50):
+        body = b'{"type":"pipe.test","data":{"n":%d}}' % i
+        reqs += (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    reqs += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got = responses(srv.raw(reqs))
+    assert len(got) == 51, len(got)
+    assert all(s == 201 for s, _ in got[:50]), [s for s, _ in got]
+    seqs = [int(b.split(b'"seq":')[1].split(b",")[0]) for _, b in got[:50]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 50
+    assert got[50][0] == 200
+
+
+def test_keep_alive_and_http10(srv):
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        for _ in range(3):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = s.recv(4096)
+            assert data.startswith(b"HTTP/1.1 200"), data
+    data = srv.raw(b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 200") and b"Connection: close" in data, data
+
+
+def test_chunked_body(srv):
+    body = b'{"type":"chunk.test","data":{"ok":true}}'
+    chunks = b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (10, body[:10], len(body) - 10, body[10:])
+    data = srv.raw(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks)
+    assert data.startswith(b"HTTP/1.1 201"), data
+
+
+def test_huge_body_is_413_and_server_lives(srv):
+    big = b"x" * (10 << 20)
+    data = srv.raw(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(big), read_until_close=True)
+    assert data.startswith(b"HTTP/1.1 413"), data[:200]
+    assert b"payload_too_large" in data
+    assert srv.request("GET", "/healthz")[0] == 200
+
+
+def test_header_flood_is_431(srv):
+    hdrs = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 20) for i in range(10000))
+    try:
+        data = srv.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + hdrs + b"\r\n")
+    except (ConnectionResetError, BrokenPipeError):
+        data = b"HTTP/1.1 431 (connection reset after the answer)"
+    assert data.startswith(b"HTTP/1.1 431"), data[:200]
+    big = b"X-Big: " + b"a" * (1 << 20) + b"\r\n"
+    try:
+        data = srv.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + big + b"\r\n")
+    except (ConnectionResetError, BrokenPipeError):
+        data = b"HTTP/1.1 431"
+    assert data.startswith(b"HTTP/1.1 431"), data[:200]
+    assert srv.request("GET", "/healthz")[0] == 200
+
+
+def test_garbage_is_400(srv):
+    data = srv.raw(b"\x00\x01\x02 not http at all\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b"bad_request" in data
+    assert srv.request("GET", "/healthz")[0] == 200
+
+
+def test_slow_client_does_not_block_others(srv):
+    slow = socket.create_connection(("127.0.0.1", srv.port))
+    slow.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    t0 = time.time()
+    for _ in range(20):
+        assert srv.request("GET", "/healthz")[0] == 200
+    assert time.time() - t0 < 2.0
+    slow.close()
+
+
+def test_sigterm_answers_in_flight_and_exits_0(srv):
+    srv.request("POST", "/v1/events", {"type": "a.b", "data": 1})
+    srv.stop()  # asserts exit code 0
+    assert "stopped cleanly" in srv.log_tail()
+    srv.start()
+    st, _, page = srv.request("GET", "/v1/events")
+    assert len(page["events"]) == 1
+
+
+def test_second_daemon_on_same_dir_is_refused(srv):
+    p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0", "--data", srv.data],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1, p
+    assert "in use by another eventbusd" in p.stderr, p.stderr
+    assert srv.request("GET", "/healthz")[0] == 200
+
+
+def test_bad_flags_exit_2_naming_the_flag(srv):
+    p = subprocess.run([DAEMON, "--fsync", "sometimes"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 2 and "--fsync" in p.stderr, p
+    p = subprocess.run([DAEMON, "--help"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "--listen" in p.stdout
+    env = dict(os.environ, EVENTBUS_RETENTION="forever-ish")
+    p = subprocess.run([DAEMON], capture_output=True, text=True, timeout=10, env=env)
+    assert p.returncode == 2 and "EVENTBUS_RETENTION" in p.stderr, p
+
+
+def test_eventbus_log_verify_and_dump(srv):
+    for i in range(20):
+        srv.request("POST", "/v1/events", {"type": "order.created", "data": {"n": i}})
+    srv.stop()
+    events = os.path.join(srv.data, "events")
+    p = subprocess.run([EVENTBUS_LOG, "verify", events], capture_output=True, text=True)
+    assert p.returncode == 0 and "20 records" in p.stdout and ": ok" in p.stdout, p
+    p = subprocess.run([EVENTBUS_LOG, "dump", events, "--from", "5", "--limit", "3"],
+                       capture_output=True, text=True)
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode == 0 and len(lines) == 3 and lines[0].startswith("5\t"), p.stdout
+    seg = os.path.join(events, sorted(f for f in os.listdir(events) if f.endswith(".seg"))[0])
+    with open(seg, "r+b") as f:
+        f.seek(os.path.getsize(seg) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0xFF]))
+    p = subprocess.run([EVENTBUS_LOG, "verify", events], capture_output=True, text=True)
+    assert p.returncode == 1 and "checksum mismatch" in p.stdout, p.stdout
+    # the daemon truncates the damaged tail of the active segment and serves the rest
+    srv.start()
+    st, _, page = srv.request("GET", "/v1/events?limit=100")
+    assert 0 < len(page["events"]) < 20
+    assert "torn bytes truncated" in srv.log_tail()
+
+
+if __name__ == "__main__":
+    run_tests(globals())
