@@ -1,0 +1,267 @@
+/* test_schema.c - JSON Schema validation (errors, bounds, threads) and the
+ * compatibility checker, each rule in both directions. */
+#include "runner.h"
+
+#include <pthread.h>
+
+#include "eventbus.h"
+#include "json/json.h"
+#include "schema/schema.h"
+
+static const char *ORDER =
+    "{\"type\":\"object\",\"required\":[\"orderId\",\"amount\",\"currency\"],"
+    "\"properties\":{\"orderId\":{\"type\":\"string\",\"pattern\":\"^A-[0-9]+$\"},"
+    "\"amount\":{\"type\":\"number\",\"minimum\":0},"
+    "\"currency\":{\"enum\":[\"EUR\",\"USD\"]},"
+    "\"status\":{\"enum\":[\"new\",\"paid\",\"shipped\"]},"
+    "\"customer\":{\"type\":\"object\",\"properties\":{\"email\":{\"type\":\"string\","
+    "\"format\":\"email\"}}}}}";
+
+static eb_schema *compile(const char *s)
+{
+    eb_schema *sc = NULL;
+    eb_buf err = EB_BUF_INIT;
+    int rc = eb_schema_compile(s, strlen(s), NULL, &sc, &err);
+    if (rc)
+        eb_test_fail(__FILE__, __LINE__, "compile failed: %s", err.data ? err.data : "?");
+    eb_buf_free(&err);
+    return sc;
+}
+
+static int validate(eb_schema *s, const char *inst, eb_schema_errors *e)
+{
+    eb_json_doc *d = eb_json_doc_new();
+    CHECK_OK(eb_json_parse(d, inst, strlen(inst), NULL, NULL));
+    int rc = eb_schema_validate(s, eb_json_root(d), e);
+    eb_json_doc_free(d);
+    return rc;
+}
+
+TEST(seed_missing_currency_is_one_clear_error)
+{
+    eb_schema *s = compile(ORDER);
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 100);
+    CHECK_OK(validate(s, "{\"orderId\":\"A-1\",\"amount\":5,\"currency\":\"EUR\"}", &e));
+    CHECK_EQ(validate(s, "{\"orderId\":\"A-1\",\"amount\":5}", &e), EB_ESCHEMA);
+    CHECK_EQ(e.n, 1);
+    CHECK_STR(e.items[0].path, "/currency");
+    CHECK_STR(e.items[0].schema_path, "/required");
+    CHECK_STR(e.items[0].message, "required property \"currency\" missing");
+    eb_schema_errors_free(&e);
+    eb_schema_free(s);
+}
+
+TEST(every_violation_is_reported_with_pointers)
+{
+    eb_schema *s = compile(ORDER);
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 100);
+    CHECK_EQ(validate(s, "{\"orderId\":\"B-1\",\"amount\":-1,\"currency\":\"EUR\","
+                         "\"status\":\"lost\",\"customer\":{\"email\":\"nope\"}}", &e),
+             EB_ESCHEMA);
+    CHECK_EQ(e.n, 4);
+    CHECK_STR(e.items[0].path, "/orderId");
+    CHECK(strstr(e.items[0].message, "pattern") != NULL);
+    CHECK_STR(e.items[1].path, "/amount");
+    CHECK_STR(e.items[1].message, "value -1 is less than minimum 0");
+    CHECK_STR(e.items[2].path, "/status");
+    CHECK_STR(e.items[3].path, "/customer/email");
+    CHECK_STR(e.items[3].schema_path, "/properties/customer/properties/email/format");
+    /* the fast path agrees */
+    CHECK_EQ(validate(s, "{\"orderId\":\"B-1\",\"amount\":-1,\"currency\":\"EUR\"}", NULL),
+             EB_ESCHEMA);
+    eb_schema_errors_free(&e);
+    eb_schema_free(s);
+}
+
+TEST(error_list_is_bounded)
+{
+    eb_schema *s = compile("{\"items\":{\"type\":\"string\"}}");
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 5);
+    CHECK_EQ(validate(s, "[1,2,3,4,5,6,7,8,9]", &e), EB_ESCHEMA);
+    CHECK_EQ(e.n, 5);
+    CHECK(e.truncated);
+    CHECK_STR(e.items[4].path, "/4");
+    eb_schema_errors_free(&e);
+    eb_schema_free(s);
+}
+
+TEST(compile_errors_name_the_place)
+{
+    const char *bad[] = {"{\"type\":\"strang\"}", "{\"properties\":{\"a\":{\"minimum\":\"x\"}}}",
+                         "{\"pattern\":\"(\"}", "{\"$ref\":\"#/$defs/missing\"}", "[1]", "{"};
+    const char *where[] = {"(root)", "/properties/a", "(root)", "(root)", "", ""};
+    for (size_t i = 0; i < 6; i++) {
+        eb_schema *s = NULL;
+        eb_buf err = EB_BUF_INIT;
+        CHECK(eb_schema_compile(bad[i], strlen(bad[i]), NULL, &s, &err) != 0);
+        CHECK(s == NULL && err.data != NULL);
+        CHECK(strstr(err.data, where[i]) != NULL);
+        eb_buf_free(&err);
+    }
+}
+
+TEST(recursive_refs_terminate)
+{
+    eb_schema *s = compile("{\"$defs\":{\"node\":{\"type\":\"object\",\"properties\":{"
+                           "\"next\":{\"$ref\":\"#/$defs/node\"},\"v\":{\"type\":\"integer\"}}}},"
+                           "\"$ref\":\"#/$defs/node\"}");
+    CHECK_OK(validate(s, "{\"v\":1,\"next\":{\"v\":2,\"next\":{\"v\":3}}}", NULL));
+    CHECK_EQ(validate(s, "{\"v\":1,\"next\":{\"v\":\"x\"}}", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+    s = compile("{\"$ref\":\"#\"}"); /* a reference to itself: no infinite loop */
+    CHECK_EQ(validate(s, "1", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+}
+
+typedef struct th {
+    eb_schema *s;
+    int        bad;
+} th;
+
+static void *hammer(void *p)
+{
+    th *t = p;
+    for (int i = 0; i < 2000; i++) {
+        if (validate(t->s, "{\"orderId\":\"A-7\",\"amount\":1,\"currency\":\"USD\"}", NULL) != 0)
+            t->bad++;
+        if (validate(t->s, "{\"orderId\":\"x\",\"amount\":1,\"currency\":\"USD\"}", NULL) == 0)
+            t->bad++;
+    }
+    return NULL;
+}
+
+TEST(one_schema_validates_on_many_threads)
+{
+    eb_schema *s = compile(ORDER);
+    pthread_t p[2];
+    th a[2] = {{s, 0}, {s, 0}};
+    for (int i = 0; i < 2; i++)
+        pthread_create(&p[i], NULL, hammer, &a[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(p[i], NULL);
+    CHECK_EQ(a[0].bad + a[1].bad, 0);
+    eb_schema_free(s);
+}
+
+/* --- compatibility ---------------------------------------------------------- */
+
+static size_t compat(const char *old, const char *new_, eb_compat_mode m, const char *want)
+{
+    eb_compat_report r;
+    eb_compat_report_init(&r);
+    int rc = eb_schema_compat(old, strlen(old), new_, strlen(new_), m, &r);
+    CHECK(rc == 0 || rc == EB_ECONFLICT);
+    CHECK_EQ(rc == EB_ECONFLICT, r.n > 0);
+    bool found = !want;
+    for (size_t i = 0; i < r.n; i++)
+        found = found || strstr(r.items[i].message, want);
+    if (!found)
+        eb_test_fail(__FILE__, __LINE__, "no change mentions \"%s\" (%zu reported%s%s)", want,
+                     r.n, r.n ? ", first: " : "", r.n ? r.items[0].message : "");
+    size_t n = r.n;
+    eb_compat_report_free(&r);
+    return n;
+}
+
+#define OBJ(props, req) "{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
+
+TEST(compat_required_added)
+{
+    const char *o = OBJ("\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"string\"}", "\"a\"");
+    const char *n = OBJ("\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"string\"}", "\"a\",\"b\"");
+    CHECK(compat(o, n, EB_COMPAT_BACKWARD, "property \"b\" became required") == 1);
+    CHECK(compat(o, n, EB_COMPAT_FORWARD, NULL) == 0); /* new data satisfies old readers */
+    CHECK(compat(n, o, EB_COMPAT_FORWARD, "property \"b\" is no longer required") == 1);
+    CHECK(compat(n, o, EB_COMPAT_BACKWARD, NULL) == 0);
+}
+
+TEST(compat_type_changed_and_narrowed)
+{
+    const char *o = OBJ("\"amount\":{\"type\":\"number\"}", "");
+    const char *n = OBJ("\"amount\":{\"type\":\"string\"}", "");
+    compat(o, n, EB_COMPAT_BACKWARD, "type of \"amount\" changed from number to string");
+    compat(o, n, EB_COMPAT_FORWARD, "type of \"amount\" changed from number to string");
+    const char *i = OBJ("\"amount\":{\"type\":\"integer\"}", "");
+    compat(o, i, EB_COMPAT_BACKWARD, "from number to integer"); /* narrowed */
+    CHECK(compat(o, i, EB_COMPAT_FORWARD, NULL) == 0);          /* integers are numbers */
+    CHECK(compat(i, o, EB_COMPAT_BACKWARD, NULL) == 0);
+}
+
+TEST(compat_enum_lost_and_gained_values)
+{
+    const char *o = OBJ("\"status\":{\"enum\":[\"new\",\"paid\",\"shipped\"]}", "");
+    const char *n = OBJ("\"status\":{\"enum\":[\"new\",\"paid\"]}", "");
+    compat(o, n, EB_COMPAT_BACKWARD, "enum of \"status\" lost \"shipped\"");
+    CHECK(compat(o, n, EB_COMPAT_FORWARD, NULL) == 0);
+    compat(n, o, EB_COMPAT_FORWARD, "enum of \"status\" gained \"shipped\"");
+}
+
+TEST(compat_bounds_tightened_and_loosened)
+{
+    const char *o = "{\"type\":\"string\",\"maxLength\":10,\"minLength\":1}";
+    const char *n = "{\"type\":\"string\",\"maxLength\":5,\"minLength\":2}";
+    compat(o, n, EB_COMPAT_BACKWARD, "maxLength of the value lowered from 10 to 5");
+    compat(o, n, EB_COMPAT_BACKWARD, "minLength of the value raised from 1 to 2");
+    CHECK(compat(n, o, EB_COMPAT_BACKWARD, NULL) == 0);
+    compat(n, o, EB_COMPAT_FORWARD, "maxLength");
+    const char *m0 = "{\"type\":\"number\"}", *m1 = "{\"type\":\"number\",\"minimum\":0}";
+    compat(m0, m1, EB_COMPAT_BACKWARD, "minimum of the value added");
+    compat(m1, m0, EB_COMPAT_FORWARD, "minimum of the value removed");
+}
+
+TEST(compat_properties_added_removed_open_and_closed)
+{
+    const char *open_o = OBJ("\"a\":{\"type\":\"string\"}", "");
+    const char *open_n = OBJ("\"a\":{\"type\":\"string\"},\"b\":{\"type\":\"integer\"}", "");
+    compat(open_o, open_n, EB_COMPAT_BACKWARD, "property \"b\" was added while the old schema");
+    CHECK(compat(open_o, open_n, EB_COMPAT_FORWARD, NULL) == 0);
+    compat(open_n, open_o, EB_COMPAT_FORWARD, "property \"b\" was removed while the new schema");
+    const char *closed = "{\"type\":\"object\",\"properties\":{\"a\":{}},\"additionalProperties\":false}";
+    const char *closed2 = "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}";
+    compat(closed, closed2, EB_COMPAT_BACKWARD, "property \"a\" was removed while the new schema "
+                                                "forbids additional properties");
+    compat("{\"type\":\"object\"}", closed2, EB_COMPAT_BACKWARD, "additionalProperties closed");
+    compat(closed2, "{\"type\":\"object\"}", EB_COMPAT_FORWARD, "additionalProperties opened");
+}
+
+TEST(compat_items_and_nested)
+{
+    const char *o = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"qty\":"
+                    "{\"type\":\"integer\",\"minimum\":0}}}}";
+    const char *n = "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"qty\":"
+                    "{\"type\":\"integer\",\"minimum\":1}}}}";
+    compat(o, n, EB_COMPAT_BACKWARD, "minimum of \"qty\" raised from 0 to 1");
+    compat(o, "{\"type\":\"array\",\"items\":false}", EB_COMPAT_BACKWARD, "forbidden");
+    compat(o, "{\"type\":\"array\",\"maxItems\":3,\"items\":{\"type\":\"object\",\"properties\":"
+              "{\"qty\":{\"type\":\"integer\",\"minimum\":0}}}}", EB_COMPAT_BACKWARD, "maxItems");
+}
+
+TEST(compat_undecidable_is_reported_not_passed)
+{
+    compat("{\"type\":\"string\",\"pattern\":\"^a\"}", "{\"type\":\"string\",\"pattern\":\"^b\"}",
+           EB_COMPAT_BACKWARD, "cannot verify");
+    compat("{\"oneOf\":[{\"type\":\"string\"}]}", "{\"oneOf\":[{\"type\":\"integer\"}]}",
+           EB_COMPAT_BACKWARD, "cannot verify");
+    CHECK(compat(ORDER, ORDER, EB_COMPAT_FULL, NULL) == 0);
+    CHECK(compat(ORDER, "{}", EB_COMPAT_NONE, NULL) == 0);
+}
+
+TEST(compat_full_is_both_directions)
+{
+    const char *o = OBJ("\"a\":{\"type\":\"integer\"}", "");
+    const char *n = OBJ("\"a\":{\"type\":\"number\"}", "");
+    CHECK(compat(o, n, EB_COMPAT_BACKWARD, NULL) == 0); /* widened: old data fits */
+    compat(o, n, EB_COMPAT_FORWARD, "type of \"a\" changed from integer to number");
+    compat(o, n, EB_COMPAT_FULL, "type of \"a\"");
+}
+
+TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
+          T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
+          T(one_schema_validates_on_many_threads), T(compat_required_added),
+          T(compat_type_changed_and_narrowed), T(compat_enum_lost_and_gained_values),
+          T(compat_bounds_tightened_and_loosened), T(compat_properties_added_removed_open_and_closed),
+          T(compat_items_and_nested), T(compat_undecidable_is_reported_not_passed),
+          T(compat_full_is_both_directions))
