@@ -9,7 +9,6 @@
  * in the same run, the physical cost every acknowledged batch pays.
  *
  * Usage: publish EVENTBUSD [--events N] [--conns N] [--batch-events N] */
-#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
