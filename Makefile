@@ -37,11 +37,11 @@ run: build
 test: build build-asan
 	@python3 tests/run.py
 
-bench: deps
+bench: build
 	@scripts/deps.sh --bench
-	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized >/dev/null
 	@meson configure build -Dbench=true >/dev/null
-	@ninja -C build
+	@meson setup --reconfigure build >/dev/null
+	@ninja -C build >/dev/null
 	@python3 bench/run.py
 
 fuzz: deps

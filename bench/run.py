@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""make bench: runs the benchmarks under bench/ and prints one table:
+figure, target, result. Benchmarks are not tests: nothing here is timed in
+make test. Each program also prints its own detailed lines."""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+B = os.path.join(ROOT, "build", "bench")
+DAEMON = os.path.join(ROOT, "bin", "eventbusd")
+
+
+def run(cmd):
+    print("$ " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd),
+          flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = p.stdout
+    print("\n".join(l for l in out.splitlines() if not l.startswith("RESULT")), flush=True)
+    res = {}
+    for line in out.splitlines():
+        m = re.match(r"RESULT (.+?) ((?:\w+=[\d.]+ ?)+)$", line)
+        if m:
+            res[m.group(1)] = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
+    return res
+
+
+def main():
+    rows = []
+    log = run([os.path.join(B, "bench_log"), ROOT])
+    raw = log.get("raw", {}).get("mb_per_s", 0)
+    for n in (1, 8, 64):
+        r = log.get(f"log_{n}", {})
+        rows.append((f"log append, {n} appenders (fsync always)",
+                     ">= 500k rec/s, >= 70% raw" if n == 64 else "-",
+                     f"{r.get('records_per_s', 0):,.0f} rec/s, {r.get('mb_per_s', 0):.0f} MB/s "
+                     f"({100 * r.get('mb_per_s', 0) / raw if raw else 0:.0f}% of raw {raw:.0f} MB/s), "
+                     f"p99 {r.get('p99_us', 0):.0f} us"))
+    if os.path.exists(os.path.join(B, "bench_json")):
+        js = run([os.path.join(B, "bench_json")])
+        for name in ("event_200B", "event_4KB"):
+            r = js.get(f"json_{name}", {})
+            o = r.get("ours_ns", 1)
+            rows.append((f"json parse+walk+write {name}",
+                         ">= 5x jansson, >= 2x cJSON" if name == "event_200B" else "-",
+                         f"{o:.0f} ns; {r.get('jansson_ns', 0) / o:.1f}x jansson, "
+                         f"{r.get('cjson_ns', 0) / o:.1f}x cJSON"))
+    sc = run([os.path.join(B, "bench_schema")]).get("schema_validate", {})
+    rows.append(("schema validate order.created", "< 500 ns",
+                 f"{sc.get('ns', 0):.0f} ns (with errors {sc.get('ns_errors', 0):.0f} ns)"))
+    pub = run([os.path.join(B, "bench_publish"), DAEMON])
+    s = pub.get("single events, 64 connections", {})
+    b = pub.get("batches of 100, 4 publishers", {})
+    rows.append(("publish single events, 64 conns", ">= 50k/s, p99 < 10 ms",
+                 f"{s.get('events_per_s', 0):,.0f}/s, p99 {s.get('p99_ms', 0):.2f} ms"))
+    rows.append(("publish batches of 100, 4 publishers", ">= 200k events/s",
+                 f"{b.get('events_per_s', 0):,.0f}/s, p99 {b.get('p99_ms', 0):.2f} ms"))
+    w = max(len(r[0]) for r in rows)
+    t = max(len(r[1]) for r in rows)
+    print("\n%-*s  %-*s  %s" % (w, "figure", t, "target", "result"))
+    for r in rows:
+        print("%-*s  %-*s  %s" % (w, r[0], t, r[1], r[2]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
