@@ -14,6 +14,8 @@
 #ifndef EVENTBUS_H
 #define EVENTBUS_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,12 +48,365 @@ typedef enum eb_err {
     EB_EFULL       = -30016, /* a queue or table is full */
     EB_EUNSUPP     = -30017, /* feature or keyword not supported */
     EB_EGONE       = -30018, /* data removed (e.g. by retention) */
-    EB_ERANGE      = -30019  /* value out of range */
+    EB_ERANGE      = -30019, /* value out of range */
+    EB_ECANCELED   = -30020  /* stopped by the caller's cancel/stop flag */
 } eb_err;
 
 /* Returns a static, human-readable description of an eb_err code, or of a
  * negative errno value. Never NULL; the string is owned by the library. */
 const char *eb_strerror(int err);
+
+/* ==========================================================================
+ * libeventbus: the client
+ *
+ * An eb_client is one HTTP/1.1 keep-alive connection to one eventbusd (made
+ * on first use, remade after a failure). Every call blocks until the server
+ * answers, the call's timeout passes, or the cancel flag is raised.
+ *
+ * Threads: a handle is not thread-safe; use one handle per thread (handles
+ * share nothing, and the library has no global state). eb_consume() starts
+ * a helper thread with its own handle while it runs.
+ *
+ * Errors: every call returns 0 or a negative eb_err. After any call,
+ * eb_client_error() tells what happened: the server's HTTP status, error
+ * code, message and details, or a local reason (cannot connect, timed out).
+ * When the server refused a request, the code is mapped from its answer:
+ *   400 -> EB_EINVAL (EB_ESYNTAX for malformed_json), 404 -> EB_ENOTFOUND,
+ *   409 -> EB_ECONFLICT, 413 -> EB_ETOOBIG, 422 -> EB_ESCHEMA,
+ *   503 -> EB_ECLOSED, anything else -> EB_ESERVER.
+ * No answer: EB_ECONNECT (cannot connect, or the connection broke),
+ * EB_ETIMEDOUT, EB_ECANCELED (cancel flag), EB_EPROTO (not HTTP, or an
+ * answer that is not the JSON the API documents).
+ *
+ * Ownership: strings passed in are only read during the call. Results are
+ * written into caller-provided structs, or returned through `T **out`
+ * parameters that the caller owns and frees with the matching function
+ * (eb_free for strings, eb_events_free for event lists).
+ * ========================================================================== */
+
+typedef struct eb_client eb_client;
+
+typedef struct eb_client_opts {
+    const char *url;                /* "http://host:port[/prefix]" or "host:port"
+                                       (IPv6: "[::1]:8470"); NULL: EVENTBUS_URL from
+                                       the environment, else http://127.0.0.1:8470.
+                                       Copied. */
+    uint32_t    connect_timeout_ms; /* 0: 5000 */
+    uint32_t    timeout_ms;         /* per request, 0: 30000 (a long poll adds its wait) */
+    const volatile sig_atomic_t *cancel; /* optional: while *cancel != 0 every blocking
+                                       call returns EB_ECANCELED (checked at least every
+                                       100 ms). Not owned; must outlive the client. */
+} eb_client_opts;
+
+/* Creates a client (no connection is made yet). opts may be NULL. On success
+ * *out is a handle the caller owns and frees with eb_client_free(). Returns
+ * EB_EINVAL for an unusable URL, EB_ENOMEM. */
+int eb_client_new(const eb_client_opts *opts, eb_client **out);
+/* Closes the connection and frees everything the client owns (its error
+ * detail included). NULL is a no-op. */
+void eb_client_free(eb_client *c);
+/* The normalized base URL, "http://host:port[/prefix]". Owned by c. */
+const char *eb_client_url(const eb_client *c);
+
+/* What the last call on c did. Owned by c; valid until the next call on c
+ * (or eb_client_free). All strings are non-NULL. */
+typedef struct eb_error {
+    int         code;        /* the eb_err the last call returned (EB_OK after success) */
+    int         http_status; /* the server's HTTP status; 0 when no answer came */
+    const char *server_code; /* the server's error code ("schema_violation"); "" if none */
+    const char *message;     /* the server's message, or a local explanation ("" if OK) */
+    const char *details;     /* the server's details: a JSON array as text ("[]" if none) */
+} eb_error;
+const eb_error *eb_client_error(const eb_client *c);
+
+/* Frees a string the library returned through a `char **` parameter. */
+void eb_free(void *p);
+
+/* Any request: method ("GET", "POST", ...), path ("/v1/stats", with its
+ * query string, taken as is), optional JSON body. *status (may be NULL) gets
+ * the HTTP status, *answer (may be NULL) the answer body, NUL-terminated,
+ * caller-owned (eb_free), set whenever an answer came, error or not.
+ * Returns 0 on 2xx, the mapped error otherwise. */
+int eb_request(eb_client *c, const char *method, const char *path, const char *body,
+               size_t body_len, int *status, char **answer);
+
+/* --- publishing ----------------------------------------------------------- */
+
+typedef struct eb_publish_opts {
+    const char *id;             /* client-chosen id (<= 128 bytes) for deduplication;
+                                   NULL: the server generates a ULID */
+    const char *key;            /* ordering key; NULL: none */
+    const char *source;         /* who produced it ("order-service"); NULL: none */
+    const char *subject;        /* NULL: none */
+    const char *correlation_id; /* NULL: the event's own id */
+    const char *causation_id;   /* NULL: none */
+    uint32_t    version;        /* schema version to validate against; 0: the latest */
+} eb_publish_opts;
+
+/* The server's receipt: the event is durable. Plain data, caller-owned. */
+typedef struct eb_publish_result {
+    char     id[129];   /* the event id (generated or the client's) */
+    uint64_t seq;       /* its position in the log */
+    char     time[40];  /* append time, RFC 3339 UTC */
+    bool     duplicate; /* a repeat of an id seen within the dedupe window:
+                           nothing was written, seq/time are the original's */
+} eb_publish_result;
+
+/* Publishes one event of `type` whose data is the JSON text `data` (NULL:
+ * null). data is checked locally first (EB_ESYNTAX, nothing sent). opts and
+ * res may be NULL. Returns once the server has it on disk. */
+int eb_publish(eb_client *c, const char *type, const char *data, const eb_publish_opts *opts,
+               eb_publish_result *res);
+
+/* One event of a batch. */
+typedef struct eb_message {
+    const char     *type;
+    const char     *data; /* JSON text; NULL: null */
+    eb_publish_opts opts;
+} eb_message;
+
+/* Publishes n (1..1000) events atomically: all are written, or none (the
+ * error details then list every refused event by "index"). res (may be
+ * NULL) has room for n results, in order. */
+int eb_publish_batch(eb_client *c, const eb_message *msgs, size_t n, eb_publish_result *res);
+
+/* Publishes ready-made envelope JSON as docs/api.md describes it: one event
+ * object (`{"type":...,"data":...}`) or an array of them (a batch). res (may
+ * be NULL) has room for res_cap results; *nres (may be NULL) gets the number
+ * of events the server accepted. */
+int eb_publish_json(eb_client *c, const char *json, size_t len, eb_publish_result *res,
+                    size_t res_cap, size_t *nres);
+
+/* --- reading events --------------------------------------------------------- */
+
+/* One event, as the server shows it. Every pointer is owned by the eb_events
+ * list it came from and valid until eb_events_free(). Strings are
+ * NUL-terminated; absent attributes are NULL. */
+typedef struct eb_event {
+    const char *id;
+    const char *type;
+    const char *source;
+    const char *key;
+    const char *subject;
+    const char *correlation_id;
+    const char *causation_id;
+    uint64_t    seq;          /* position in the log */
+    const char *time;         /* append time, RFC 3339 */
+    uint32_t    version;      /* schema version its data was validated against; 0: none */
+    const char *data;         /* the data member: JSON text as the producer sent it */
+    size_t      data_len;
+    const char *json;         /* the whole event object as the server sent it */
+    size_t      json_len;
+    /* events from eb_pull() (NULL / 0 otherwise): */
+    const char *delivery_id;  /* the handle for eb_ack / eb_nack / eb_extend */
+    uint32_t    attempt;      /* 1 on the first delivery */
+    const char *deadline;     /* ack before this (RFC 3339) or it is redelivered */
+    /* dead letters from eb_dlq_list() (NULL / 0 otherwise): */
+    const char *error;        /* the last failure's message */
+    uint32_t    attempts;     /* deliveries made */
+    const char *consumer;     /* the consumer of the last attempt */
+    const char *failed_at;    /* RFC 3339 */
+} eb_event;
+
+/* A list of events; opaque, caller-owned, freed with eb_events_free(). */
+typedef struct eb_events eb_events;
+size_t          eb_events_count(const eb_events *l);
+/* Event i (< count), or NULL. Owned by l. */
+const eb_event *eb_events_at(const eb_events *l, size_t i);
+/* The cursor of the next page (browse: next after_seq; DLQ: next "after"),
+ * or NULL at the end. Owned by l. */
+const char     *eb_events_next(const eb_events *l);
+/* The answer the list was parsed from (JSON text). Owned by l. */
+const char     *eb_events_json(const eb_events *l);
+void            eb_events_free(eb_events *l);
+
+/* One event by id; *out is a list of one. EB_ENOTFOUND if absent. */
+int eb_events_get(eb_client *c, const char *id, eb_events **out);
+
+typedef struct eb_browse_opts {
+    const char *type;      /* exact type; NULL: all */
+    const char *since;     /* RFC 3339 or a duration back from now ("2h"); NULL: the start */
+    const char *until;     /* same forms; NULL: no end */
+    uint64_t    after_seq; /* only events after this seq; 0: from the first */
+    uint32_t    limit;     /* 1..1000; 0: 100 */
+} eb_browse_opts;
+/* Reads the log, oldest first (GET /v1/events). opts may be NULL. */
+int eb_events_browse(eb_client *c, const eb_browse_opts *opts, eb_events **out);
+
+/* --- schema registry ------------------------------------------------------ */
+
+typedef struct eb_schemas_result {
+    uint32_t version;           /* the version number the schema has */
+    bool     existing;          /* identical to an existing version: nothing written */
+    char     compatibility[16]; /* the type's mode: backward, forward, full, none */
+} eb_schemas_result;
+
+/* Registers `schema` (JSON Schema text) as the next version of `type`.
+ * compat (NULL: keep the type's mode; "backward" for a new type) sets the
+ * mode. A schema that breaks the mode is EB_ECONFLICT and the error's
+ * details list every breaking change. res may be NULL. */
+int eb_schemas_register(eb_client *c, const char *type, const char *schema, const char *compat,
+                       eb_schemas_result *res);
+/* The same checks, nothing written. *compatible says the verdict; *answer
+ * (may be NULL; caller frees with eb_free) is the server's JSON answer with
+ * every change. */
+int eb_schemas_check(eb_client *c, const char *type, const char *schema, const char *compat,
+                    bool *compatible, char **answer);
+/* GET /v1/schemas: *answer is the JSON answer (caller frees, eb_free). */
+int eb_schemas_list(eb_client *c, char **answer);
+/* GET /v1/schemas/{type} (version 0: the type with its latest version) or
+ * /versions/{version}. *answer as above. */
+int eb_schemas_get(eb_client *c, const char *type, uint32_t version, char **answer);
+
+/* --- consumer groups -------------------------------------------------------- */
+
+/* A group's configuration. Zero / NULL fields are left to the server's
+ * defaults (see docs/api.md). Pointers are only read during the call. */
+typedef struct eb_groups_config {
+    const char *const *types;      /* event type patterns: "order.created", "order.*", "*" */
+    size_t       ntypes;           /* >= 1 */
+    const char  *start;            /* creation only: "latest" (default), "earliest", RFC 3339 */
+    uint32_t     max_attempts;     /* deliveries before dead-lettering (server: 4) */
+    uint32_t     backoff_initial_ms;
+    double       backoff_multiplier;
+    uint32_t     backoff_max_ms;
+    bool         has_jitter;       /* send backoff_jitter (0 is a valid value) */
+    double       backoff_jitter;   /* 0..1 */
+    uint32_t     ack_timeout_ms;   /* lease of a pulled event (server: 30000) */
+    const char  *ordering;         /* "none" (default) or "key" */
+} eb_groups_config;
+
+/* Creates the group or replaces its configuration (PUT /v1/groups/{group}).
+ * *created (may be NULL) tells which; *answer (may be NULL; eb_free) is the
+ * server's answer with the full configuration. */
+int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, bool *created,
+                 char **answer);
+/* Deletes the group, its pending deliveries and its dead letters. */
+int eb_groups_delete(eb_client *c, const char *group);
+/* Stops / restarts deliveries to the group (events keep accumulating). */
+int eb_groups_pause(eb_client *c, const char *group);
+int eb_groups_resume(eb_client *c, const char *group);
+/* GET /v1/groups and GET /v1/groups/{group}: the JSON answer (eb_free). */
+int eb_groups_list(eb_client *c, char **answer);
+int eb_groups_get(eb_client *c, const char *group, char **answer);
+
+/* The figures of one group, parsed. Plain data, caller-owned. */
+typedef struct eb_groups_state {
+    bool     paused;
+    uint64_t cursor;            /* next log seq the group examines */
+    uint64_t head;              /* the log's head seq */
+    uint64_t lag;               /* matching events not yet delivered */
+    uint64_t in_flight;         /* leased, not yet acked */
+    uint64_t retry_scheduled;   /* failed, waiting for their retry */
+    uint64_t dead_letters;      /* in the DLQ */
+    uint32_t ack_timeout_ms;    /* from its configuration */
+} eb_groups_state;
+int eb_groups_state_get(eb_client *c, const char *group, eb_groups_state *st);
+
+/* --- delivery --------------------------------------------------------------- */
+
+/* Leases up to max (1..1000; 0: 100) events of the group to `consumer`,
+ * waiting up to wait_ms (0..60000) for at least one. *out may hold zero
+ * events. Each must be acked, nacked or extended before its deadline. */
+int eb_pull(eb_client *c, const char *group, const char *consumer, uint32_t max,
+            uint32_t wait_ms, eb_events **out);
+
+/* Outcome of ack / nack / extend: ids the server settled, and ids it did not
+ * know (lease expired and redelivered, or already settled). */
+typedef struct eb_settle_result {
+    uint32_t done;
+    uint32_t unknown;
+} eb_settle_result;
+
+/* ids are delivery ids (eb_event.delivery_id). res may be NULL. */
+int eb_ack(eb_client *c, const char *group, const char *const *ids, size_t n,
+           eb_settle_result *res);
+/* A failed attempt: redelivered after the group's backoff (or delay_ms when
+ * >= 0), dead-lettered once max_attempts is reached. error (may be NULL) is
+ * kept with the event. */
+int eb_nack(eb_client *c, const char *group, const char *const *ids, size_t n,
+            const char *error, int64_t delay_ms, eb_settle_result *res);
+/* Pushes the deadlines ms further (0: the group's ack timeout). */
+int eb_extend(eb_client *c, const char *group, const char *const *ids, size_t n, uint32_t ms,
+              eb_settle_result *res);
+
+/* --- dead letters, replay, stats ---------------------------------------- */
+
+/* One page of the group's dead letters (limit 0: 100; after NULL: the
+ * first page; eb_events_next() gives the next page's cursor). */
+int eb_dlq_list(eb_client *c, const char *group, uint32_t limit, const char *after,
+                eb_events **out);
+/* Puts dead letters back for delivery (attempts start over): the events
+ * whose ids are given, or all when n == 0. *redriven may be NULL. */
+int eb_dlq_redrive(eb_client *c, const char *group, const char *const *event_ids, size_t n,
+                   uint64_t *redriven);
+/* Drops one dead letter (event_id) or all (NULL). *purged may be NULL. */
+int eb_dlq_purge(eb_client *c, const char *group, const char *event_id, uint64_t *purged);
+
+typedef struct eb_replay_opts {
+    const char        *since;     /* "2h" or RFC 3339; NULL: use since_seq */
+    uint64_t           since_seq; /* used when since is NULL */
+    const char        *until;     /* same forms; NULL and until_seq 0: up to now */
+    uint64_t           until_seq;
+    const char *const *types;     /* only these types; NULL: the group's */
+    size_t             ntypes;
+} eb_replay_opts;
+/* Delivers a past range of the log to the group again. *requeued gets the
+ * events queued, *expired those already removed by retention (either may
+ * be NULL). */
+int eb_replay(eb_client *c, const char *group, const eb_replay_opts *opts, uint64_t *requeued,
+              uint64_t *expired);
+
+/* GET /v1/stats: *answer is the JSON answer (caller frees, eb_free). */
+int eb_stats(eb_client *c, char **answer);
+
+/* --- the consumer loop ------------------------------------------------------ */
+
+/* Handles one event. Return 0 to ack it; anything else nacks it with the
+ * message written into err (err_cap bytes; if left empty, eb_strerror of the
+ * return value). ev is valid during the call only. The handler may use the
+ * consuming client (to publish, say): the loop does not use it meanwhile. */
+typedef int (*eb_handler)(const eb_event *ev, void *arg, char *err, size_t err_cap);
+
+typedef struct eb_consume_stats {
+    uint64_t handled;   /* handler calls */
+    uint64_t acked;     /* acks the server confirmed */
+    uint64_t nacked;    /* handler failures nacked */
+    uint64_t released;  /* leased but not handled when the loop stopped: nacked
+                           with delay 0 so another consumer gets them at once */
+    uint64_t extended;  /* deadline extensions made for slow handlers */
+    uint64_t lost;      /* acks/nacks the server did not know (lease had expired:
+                           the event was or will be delivered again) */
+} eb_consume_stats;
+
+typedef struct eb_consume_opts {
+    void        *arg;             /* passed to the handler */
+    uint32_t     max;             /* events per pull; 0: 10 */
+    uint32_t     wait_ms;         /* long-poll wait; 0: 20000 */
+    uint32_t     extend_every_ms; /* while a pulled batch is not settled, extend its
+                                     deadlines this often; 0: a third of the group's
+                                     ack timeout */
+    bool         no_extend;       /* never extend */
+    const volatile sig_atomic_t *stop; /* raise (e.g. from a signal handler) to stop:
+                                     the running handler finishes, its batch is
+                                     settled, waits are cut short (<= 100 ms) */
+    uint64_t     max_events;      /* stop after this many handler calls; 0: no limit */
+    uint32_t     idle_ms;         /* stop once no event came for this long; 0: never */
+    uint32_t     retry_max_ms;    /* keep retrying an unreachable / stopping server
+                                     this long (backoff 100 ms .. 5 s); 0: forever */
+    eb_consume_stats *stats;      /* optional, filled as the loop runs */
+} eb_consume_opts;
+
+/* Runs the consumer loop on `group` as `consumer`: long-polls, calls the
+ * handler per event in order, acks the successes (one request per batch),
+ * nacks each failure with the handler's message, and extends the deadlines
+ * of a batch still being handled from a helper thread (its own connection)
+ * so slow handlers keep their lease. Returns 0 when stopped by the flag,
+ * max_events or idle_ms; an error when the group is gone or a request was
+ * refused (eb_client_error tells why), or the server stayed unreachable
+ * past retry_max_ms. opts may be NULL. */
+int eb_consume(eb_client *c, const char *group, const char *consumer, eb_handler handler,
+               const eb_consume_opts *opts);
 
 #ifdef __cplusplus
 }

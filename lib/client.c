@@ -1,0 +1,423 @@
+/* client.c - libeventbus: the client handle, its URL, the error detail and
+ * the one request path every call goes through (eb__call). */
+#include "client.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_URL "http://127.0.0.1:8470"
+#define DEFAULT_PORT "8470"
+
+void eb_free(void *p)
+{
+    free(p);
+}
+
+/* --- the URL ---------------------------------------------------------------- */
+
+typedef struct url_parts {
+    char host[256];
+    char port[8];
+    char prefix[512];
+} url_parts;
+
+/* "http://host:port/prefix", "host:port", "[v6]:port", "host". */
+static int parse_url(const char *url, url_parts *u)
+{
+    const char *s = url, *port_default = DEFAULT_PORT;
+    if (strncmp(s, "http://", 7) == 0) {
+        s += 7;
+        port_default = "80";
+    } else if (strstr(s, "://")) {
+        return EB_EUNSUPP; /* https and others: not yet */
+    }
+    const char *slash = strchr(s, '/');
+    size_t hp_len = slash ? (size_t)(slash - s) : strlen(s);
+    const char *host = s, *port = NULL;
+    size_t host_len = hp_len;
+    if (*s == '[') {
+        const char *rb = memchr(s, ']', hp_len);
+        if (!rb)
+            return EB_EINVAL;
+        host = s + 1;
+        host_len = (size_t)(rb - host);
+        if (rb + 1 < s + hp_len) {
+            if (rb[1] != ':')
+                return EB_EINVAL;
+            port = rb + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', hp_len);
+        if (colon) {
+            host_len = (size_t)(colon - s);
+            port = colon + 1;
+        }
+    }
+    size_t port_len = port ? (size_t)(s + hp_len - port) : 0;
+    if (host_len == 0 || host_len >= sizeof u->host || (port && (port_len == 0 || port_len > 5)))
+        return EB_EINVAL;
+    for (size_t i = 0; i < port_len; i++)
+        if (port[i] < '0' || port[i] > '9')
+            return EB_EINVAL;
+    memcpy(u->host, host, host_len);
+    u->host[host_len] = '\0';
+    if (port_len)
+        snprintf(u->port, sizeof u->port, "%.*s", (int)port_len, port);
+    else
+        snprintf(u->port, sizeof u->port, "%s", port_default);
+    const char *pre = slash ? slash : "";
+    size_t pre_len = strlen(pre);
+    while (pre_len && pre[pre_len - 1] == '/')
+        pre_len--;
+    if (pre_len >= sizeof u->prefix || memchr(pre, '?', pre_len))
+        return EB_EINVAL;
+    memcpy(u->prefix, pre, pre_len);
+    u->prefix[pre_len] = '\0';
+    return 0;
+}
+
+/* --- lifecycle ----------------------------------------------------------- */
+
+static void set_ok(eb_client *c, int status)
+{
+    c->err = (eb_error){.code = 0, .http_status = status, .server_code = "", .message = "",
+                        .details = "[]"};
+}
+
+int eb_client_new(const eb_client_opts *opts, eb_client **out)
+{
+    eb_client_opts o = opts ? *opts : (eb_client_opts){0};
+    if (!o.url)
+        o.url = getenv("EVENTBUS_URL");
+    if (!o.url || !*o.url)
+        o.url = DEFAULT_URL;
+    url_parts u;
+    int rc = parse_url(o.url, &u);
+    if (rc)
+        return rc;
+    eb_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return EB_ENOMEM;
+    c->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : 5000;
+    c->timeout_ms = o.timeout_ms ? o.timeout_ms : 30000;
+    c->cancel = o.cancel;
+    eb__http_init(&c->http, u.host, u.port, c->connect_timeout_ms);
+    c->http.cancel[0] = o.cancel;
+    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 8;
+    c->url = malloc(ul);
+    c->prefix = strdup(u.prefix);
+    if (!c->url || !c->prefix) {
+        eb_client_free(c);
+        return EB_ENOMEM;
+    }
+    snprintf(c->url, ul, "http://%s%s", c->http.hosthdr, u.prefix);
+    eb_buf_init(&c->path);
+    eb_buf_init(&c->body);
+    eb_buf_init(&c->answer);
+    eb_buf_init(&c->err_text);
+    set_ok(c, 0);
+    *out = c;
+    return 0;
+}
+
+void eb_client_free(eb_client *c)
+{
+    if (!c)
+        return;
+    eb__http_close(&c->http);
+    free(c->url);
+    free(c->prefix);
+    eb_buf_free(&c->path);
+    eb_buf_free(&c->body);
+    eb_buf_free(&c->answer);
+    eb_buf_free(&c->err_text);
+    eb_json_doc_free(c->doc);
+    free(c);
+}
+
+const char *eb_client_url(const eb_client *c)
+{
+    return c->url;
+}
+
+const eb_error *eb_client_error(const eb_client *c)
+{
+    return &c->err;
+}
+
+/* --- errors ---------------------------------------------------------------- */
+
+/* Stores the three strings of an error and points c->err at them. */
+static void set_error(eb_client *c, int code, int status, const char *scode, size_t scode_len,
+                      const char *msg, size_t msg_len, const char *details, size_t det_len)
+{
+    eb_buf *t = &c->err_text;
+    eb_buf_reset(t);
+    eb_buf_append(t, scode, scode_len);
+    eb_buf_putc(t, '\0');
+    eb_buf_append(t, msg, msg_len);
+    eb_buf_putc(t, '\0');
+    eb_buf_append(t, details, det_len);
+    eb_buf_putc(t, '\0');
+    c->err.code = code;
+    c->err.http_status = status;
+    if (eb_buf_failed(t)) {
+        c->err.server_code = "";
+        c->err.message = "out of memory";
+        c->err.details = "[]";
+        return;
+    }
+    c->err.server_code = t->data;
+    c->err.message = t->data + scode_len + 1;
+    c->err.details = t->data + scode_len + 1 + msg_len + 1;
+}
+
+int eb__fail(eb_client *c, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    set_error(c, code, 0, "", 0, msg, strlen(msg), "[]", 2);
+    return code;
+}
+
+int eb__bad_answer(eb_client *c, const char *what)
+{
+    int status = c->err.http_status;
+    eb__fail(c, EB_EPROTO, "unexpected answer from the server: %s", what);
+    c->err.http_status = status;
+    return EB_EPROTO;
+}
+
+static int code_for(int status, const char *scode)
+{
+    switch (status) {
+    case 400: return strcmp(scode, "malformed_json") == 0 ? EB_ESYNTAX : EB_EINVAL;
+    case 404: return EB_ENOTFOUND;
+    case 405: return EB_EINVAL;
+    case 409: return EB_ECONFLICT;
+    case 413: return EB_ETOOBIG;
+    case 415: return EB_EINVAL;
+    case 422: return EB_ESCHEMA;
+    case 431: return EB_ETOOBIG;
+    case 503: return EB_ECLOSED;
+    default:  return EB_ESERVER;
+    }
+}
+
+/* A non-2xx answer: {"error":{"code","message","details"}} when the server
+ * sent one, else the status line says it all. */
+static int server_error(eb_client *c, int status, const eb_json *root)
+{
+    const eb_json *e = eb_json_get(root, "error");
+    const eb_json *code = eb_json_get(e, "code"), *msg = eb_json_get(e, "message"),
+                  *det = eb_json_get(e, "details");
+    const char *sc = eb_json_is(code, EB_JSON_STRING) ? code->str : "";
+    int rc = code_for(status, sc);
+    char fallback[64];
+    snprintf(fallback, sizeof fallback, "the server answered HTTP %d", status);
+    const char *m = eb_json_is(msg, EB_JSON_STRING) ? msg->str : fallback;
+    const char *d = "[]";
+    size_t dl = 2;
+    if (det && (det->type == EB_JSON_ARRAY || det->type == EB_JSON_OBJECT)) {
+        d = c->answer.data + det->src_off;
+        dl = det->src_len;
+    }
+    set_error(c, rc, status, sc, strlen(sc), m, strlen(m), d, dl);
+    return rc;
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+static void path_escaped(eb_buf *b, const char *s, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~", ch) || (ch && strchr(keep, ch))) {
+            eb_buf_putc(b, (char)ch);
+        } else {
+            eb_buf_putc(b, '%');
+            eb_buf_putc(b, hex[ch >> 4]);
+            eb_buf_putc(b, hex[ch & 15]);
+        }
+    }
+}
+
+void eb__path(eb_client *c, const char *lit)
+{
+    eb_buf_reset(&c->path);
+    eb_buf_puts(&c->path, c->prefix);
+    eb_buf_puts(&c->path, lit);
+}
+
+void eb__path_seg(eb_client *c, const char *seg)
+{
+    path_escaped(&c->path, seg, "");
+}
+
+void eb__path_lit(eb_client *c, const char *lit)
+{
+    eb_buf_puts(&c->path, lit);
+}
+
+void eb__path_query(eb_client *c, const char *name, const char *value)
+{
+    eb_buf_putc(&c->path, strchr(c->path.data ? c->path.data : "", '?') ? '&' : '?');
+    eb_buf_puts(&c->path, name);
+    eb_buf_putc(&c->path, '=');
+    path_escaped(&c->path, value, ":");
+}
+
+int eb__group_path(eb_client *c, const char *group, const char *tail)
+{
+    if (!group || !*group)
+        return eb__fail(c, EB_EINVAL, "a group name is required");
+    eb__path(c, "/v1/groups/");
+    eb__path_seg(c, group);
+    eb__path_lit(c, tail);
+    return 0;
+}
+
+int eb__group_body(eb_client *c, const char *group, const char *tail, eb_jw *w)
+{
+    int rc = eb__group_path(c, group, tail);
+    if (rc)
+        return rc;
+    eb_jw_obj_open(eb__body(c, w));
+    return 0;
+}
+
+eb_jw *eb__body(eb_client *c, eb_jw *w)
+{
+    eb_buf_reset(&c->body);
+    eb_jw_init(w, &c->body);
+    return w;
+}
+
+/* Sends a request and reads its answer; parses a non-empty body. */
+static int exchange(eb_client *c, const char *method, const char *path, const char *body,
+                    size_t blen, uint32_t timeout_ms, int *status, const eb_json **root)
+{
+    *root = NULL;
+    int rc = eb__http_do(&c->http, method, path, body, blen, timeout_ms, status, &c->answer);
+    if (rc)
+        return eb__fail(c, rc, "%s", c->http.err);
+    if (!c->doc && !(c->doc = eb_json_doc_new()))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    if (c->answer.len && eb_json_parse(c->doc, c->answer.data, c->answer.len, NULL, NULL) == 0)
+        *root = eb_json_root(c->doc);
+    return 0;
+}
+
+int eb__call(eb_client *c, const char *method, bool has_body, uint32_t extra_ms,
+             const eb_json **root)
+{
+    if (eb_buf_failed(&c->path) || (has_body && eb_buf_failed(&c->body)))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    int status = 0;
+    const eb_json *r;
+    int rc = exchange(c, method, c->path.data, has_body ? c->body.data : NULL,
+                      has_body ? c->body.len : 0, c->timeout_ms + extra_ms, &status, &r);
+    if (rc)
+        return rc;
+    if (status < 200 || status > 299)
+        return server_error(c, status, r);
+    set_ok(c, status);
+    if (c->answer.len && !r)
+        return eb__bad_answer(c, "the body is not JSON");
+    if (root)
+        *root = r;
+    return 0;
+}
+
+int eb_request(eb_client *c, const char *method, const char *path, const char *body,
+               size_t body_len, int *status, char **answer)
+{
+    if (answer)
+        *answer = NULL;
+    if (!method || !path || (body_len && !body))
+        return eb__fail(c, EB_EINVAL, "method and path are required");
+    eb__path(c, path);
+    if (eb_buf_failed(&c->path))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    int st = 0;
+    const eb_json *r;
+    int rc = exchange(c, method, c->path.data, body, body_len, c->timeout_ms, &st, &r);
+    if (rc)
+        return rc;
+    if (status)
+        *status = st;
+    if (answer && !(*answer = strndup(c->answer.data ? c->answer.data : "", c->answer.len)))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    if (st < 200 || st > 299)
+        return server_error(c, st, r);
+    set_ok(c, st);
+    return 0;
+}
+
+void eb__take_answer(eb_client *c, char **text, size_t *len, eb_json_doc **doc)
+{
+    *len = c->answer.len;
+    *text = eb_buf_steal(&c->answer, len);
+    *doc = c->doc;
+    c->doc = NULL;
+}
+
+/* --- JSON helpers ----------------------------------------------------------- */
+
+bool eb__get_u64(const eb_json *obj, const char *key, uint64_t *out)
+{
+    const eb_json *v = eb_json_get(obj, key);
+    if (!eb_json_is(v, EB_JSON_NUMBER) || !(v->flags & EB_JSON_F_INT) || v->i64 < 0)
+        return false;
+    *out = (uint64_t)v->i64;
+    return true;
+}
+
+bool eb__get_bool(const eb_json *obj, const char *key, bool *out)
+{
+    const eb_json *v = eb_json_get(obj, key);
+    if (!eb_json_is_bool(v))
+        return false;
+    *out = v->type == EB_JSON_TRUE;
+    return true;
+}
+
+bool eb__get_str(const eb_json *obj, const char *key, char *out, size_t cap)
+{
+    const eb_json *v = eb_json_get(obj, key);
+    if (!eb_json_is(v, EB_JSON_STRING) || v->len >= cap)
+        return false;
+    memcpy(out, v->str, v->len + 1);
+    return true;
+}
+
+void eb__write_strs(eb_jw *w, const char *key, const char *const *ids, size_t n)
+{
+    eb_jw_key(w, key);
+    eb_jw_arr_open(w);
+    for (size_t i = 0; i < n; i++)
+        eb_jw_str(w, ids[i]);
+    eb_jw_arr_close(w);
+}
+
+int eb__check_json(eb_client *c, const char *what, const char *text, size_t len)
+{
+    if (!c->doc && !(c->doc = eb_json_doc_new()))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    eb_json_error e;
+    int rc = eb_json_parse(c->doc, text, len, NULL, &e);
+    if (rc == EB_ENOMEM)
+        return eb__fail(c, rc, "out of memory");
+    if (rc)
+        return eb__fail(c, rc == EB_ETOOBIG ? rc : EB_ESYNTAX,
+                        "%s: malformed JSON at line %u, column %u: %s", what, e.line, e.column,
+                        e.msg);
+    return 0;
+}

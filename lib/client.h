@@ -1,0 +1,71 @@
+/* client.h - internals shared by the files of libeventbus (not installed).
+ *
+ * A call builds its path in c->path and its JSON body in c->body (with the
+ * shared JSON writer), then eb__call() sends it, parses the answer into
+ * c->doc and records the outcome in c->err. Answers and parses are reused
+ * from call to call, so a steady client does no allocation per request
+ * beyond what results hand to the caller. */
+#ifndef EB_LIB_CLIENT_H
+#define EB_LIB_CLIENT_H
+
+#include "eventbus.h"
+#include "httpc.h"
+#include "json/json.h"
+#include "util/buf.h"
+
+struct eb_client {
+    eb__http     http;        /* the connection */
+    char        *url;         /* normalized base URL (owned) */
+    char        *prefix;      /* path prefix of the URL, "" or "/x" (owned) */
+    uint32_t     connect_timeout_ms;
+    uint32_t     timeout_ms;  /* per request */
+    const volatile sig_atomic_t *cancel; /* the user's flag (not owned) */
+    eb_buf       path;        /* the request path being built */
+    eb_buf       body;        /* the request body being built */
+    eb_buf       answer;      /* the last answer's body */
+    eb_json_doc *doc;         /* its parse (NULL after eb__take_answer) */
+    eb_error     err;         /* what the last call did; strings in err_text */
+    eb_buf       err_text;    /* server_code \0 message \0 details \0 */
+};
+
+/* Starts a path: prefix + lit. Then add segments (percent-encoded), more
+ * literal text, and query parameters (the first gets '?'). */
+void eb__path(eb_client *c, const char *lit);
+void eb__path_seg(eb_client *c, const char *seg);
+void eb__path_lit(eb_client *c, const char *lit);
+void eb__path_query(eb_client *c, const char *name, const char *value);
+
+/* Starts the path /v1/groups/{group}{tail}; EB_EINVAL without a group. */
+int eb__group_path(eb_client *c, const char *group, const char *tail);
+
+/* Both: the group path, and a body with its object opened in *w. */
+int eb__group_body(eb_client *c, const char *group, const char *tail, eb_jw *w);
+
+/* Starts a JSON body; returns the writer over c->body. */
+eb_jw *eb__body(eb_client *c, eb_jw *w);
+
+/* Sends c->path (with c->body when has_body) and parses a 2xx answer:
+ * *root (may be NULL) is its JSON, NULL for an empty answer. extra_ms is
+ * added to the timeout (long polls). Non-2xx answers become errors. */
+int eb__call(eb_client *c, const char *method, bool has_body, uint32_t extra_ms,
+             const eb_json **root);
+
+/* Records a local failure (no server answer) and returns code. */
+int eb__fail(eb_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* An answer without the member `what` the API documents: EB_EPROTO. */
+int eb__bad_answer(eb_client *c, const char *what);
+
+/* Hands the last answer (text and parse) to the caller, who then owns both;
+ * the client makes new ones on its next call. */
+void eb__take_answer(eb_client *c, char **text, size_t *len, eb_json_doc **doc);
+
+/* JSON helpers for answers. */
+bool eb__get_u64(const eb_json *obj, const char *key, uint64_t *out);
+bool eb__get_bool(const eb_json *obj, const char *key, bool *out);
+bool eb__get_str(const eb_json *obj, const char *key, char *out, size_t cap);
+/* Writes the member key: an array of the n strings. */
+void eb__write_strs(eb_jw *w, const char *key, const char *const *ids, size_t n);
+/* Checks that text is one JSON value; EB_ESYNTAX with a message naming what. */
+int eb__check_json(eb_client *c, const char *what, const char *text, size_t len);
+
+#endif

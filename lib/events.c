@@ -1,0 +1,382 @@
+/* events.c - libeventbus: publishing (one, batch, raw envelopes), reading
+ * events back (by id, browsing the log), and the eb_events lists that pulls
+ * and dead-letter pages also return. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "events.h"
+
+/* --- publishing ----------------------------------------------------------- */
+
+static void kv(eb_jw *w, const char *k, const char *v)
+{
+    if (v) {
+        eb_jw_key(w, k);
+        eb_jw_str(w, v);
+    }
+}
+
+static void write_envelope(eb_jw *w, const char *type, const char *data, const eb_publish_opts *o)
+{
+    eb_jw_obj_open(w);
+    kv(w, "type", type);
+    if (o) {
+        kv(w, "id", o->id);
+        kv(w, "key", o->key);
+        kv(w, "source", o->source);
+        kv(w, "subject", o->subject);
+        kv(w, "correlationId", o->correlation_id);
+        kv(w, "causationId", o->causation_id);
+        if (o->version) {
+            eb_jw_key(w, "version");
+            eb_jw_uint(w, o->version);
+        }
+    }
+    eb_jw_key(w, "data");
+    if (data)
+        eb_jw_raw(w, data, strlen(data));
+    else
+        eb_jw_null(w);
+    eb_jw_obj_close(w);
+}
+
+/* Reads one receipt {"id","seq","time","duplicate"?}. */
+static bool read_receipt(const eb_json *o, eb_publish_result *r)
+{
+    memset(r, 0, sizeof *r);
+    const eb_json *dup = eb_json_get(o, "duplicate");
+    r->duplicate = dup && dup->type == EB_JSON_TRUE;
+    return eb__get_str(o, "id", r->id, sizeof r->id) && eb__get_u64(o, "seq", &r->seq) &&
+           eb__get_str(o, "time", r->time, sizeof r->time);
+}
+
+/* Reads {"results":[...]} into res[0..cap); *n gets the count. */
+static int read_receipts(eb_client *c, const eb_json *root, eb_publish_result *res, size_t cap,
+                         size_t *n)
+{
+    const eb_json *arr = eb_json_get(root, "results");
+    if (!eb_json_is(arr, EB_JSON_ARRAY))
+        return eb__bad_answer(c, "no \"results\" list");
+    size_t i = 0;
+    for (const eb_json *e = arr->child; e; e = e->next, i++) {
+        eb_publish_result tmp;
+        if (!read_receipt(e, &tmp))
+            return eb__bad_answer(c, "a result without id, seq or time");
+        if (res && i < cap)
+            res[i] = tmp;
+    }
+    if (n)
+        *n = i;
+    return 0;
+}
+
+static int check_type(eb_client *c, const char *type)
+{
+    return type && *type ? 0 : eb__fail(c, EB_EINVAL, "an event type is required");
+}
+
+int eb_publish(eb_client *c, const char *type, const char *data, const eb_publish_opts *opts,
+               eb_publish_result *res)
+{
+    int rc = check_type(c, type);
+    if (rc || (data && (rc = eb__check_json(c, "data", data, strlen(data)))))
+        return rc;
+    eb_jw w;
+    write_envelope(eb__body(c, &w), type, data, opts);
+    eb__path(c, "/v1/events");
+    const eb_json *root;
+    if ((rc = eb__call(c, "POST", true, 0, &root)))
+        return rc;
+    eb_publish_result tmp;
+    if (!read_receipt(root, res ? res : &tmp))
+        return eb__bad_answer(c, "no id, seq or time in the receipt");
+    return 0;
+}
+
+int eb_publish_batch(eb_client *c, const eb_message *msgs, size_t n, eb_publish_result *res)
+{
+    if (n == 0 || !msgs)
+        return eb__fail(c, EB_EINVAL, "a batch needs at least one event");
+    for (size_t i = 0; i < n; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "event %zu: data", i);
+        int rc = check_type(c, msgs[i].type);
+        if (rc || (msgs[i].data &&
+                   (rc = eb__check_json(c, what, msgs[i].data, strlen(msgs[i].data)))))
+            return rc;
+    }
+    eb_jw w;
+    eb__body(c, &w);
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < n; i++)
+        write_envelope(&w, msgs[i].type, msgs[i].data, &msgs[i].opts);
+    eb_jw_arr_close(&w);
+    eb__path(c, "/v1/events/batch");
+    const eb_json *root;
+    int rc = eb__call(c, "POST", true, 0, &root);
+    return rc ? rc : read_receipts(c, root, res, n, NULL);
+}
+
+int eb_publish_json(eb_client *c, const char *json, size_t len, eb_publish_result *res,
+                    size_t res_cap, size_t *nres)
+{
+    if (nres)
+        *nres = 0;
+    if (!json)
+        return eb__fail(c, EB_EINVAL, "no event given");
+    int rc = eb__check_json(c, "event", json, len);
+    if (rc)
+        return rc;
+    const eb_json *in = eb_json_root(c->doc);
+    bool batch = in->type == EB_JSON_ARRAY;
+    eb_buf_reset(&c->body);
+    eb_buf_append(&c->body, json, len);
+    eb__path(c, batch ? "/v1/events/batch" : "/v1/events");
+    const eb_json *root;
+    if ((rc = eb__call(c, "POST", true, 0, &root)))
+        return rc;
+    if (batch)
+        return read_receipts(c, root, res, res_cap, nres);
+    eb_publish_result tmp;
+    if (!read_receipt(root, res && res_cap ? res : &tmp))
+        return eb__bad_answer(c, "no id, seq or time in the receipt");
+    if (nres)
+        *nres = 1;
+    return 0;
+}
+
+/* --- event lists ------------------------------------------------------------ */
+
+struct eb_events {
+    eb_event    *ev;
+    size_t       n;
+    char        *text; /* the answer the list was parsed from */
+    size_t       len;
+    eb_json_doc *doc;  /* its parse: the eb_event strings point into it */
+    char        *strs; /* NUL-terminated copies of each event's json and data */
+    char        *next; /* next page's cursor, or NULL */
+};
+
+size_t eb_events_count(const eb_events *l)
+{
+    return l ? l->n : 0;
+}
+
+const eb_event *eb_events_at(const eb_events *l, size_t i)
+{
+    return l && i < l->n ? &l->ev[i] : NULL;
+}
+
+const char *eb_events_next(const eb_events *l)
+{
+    return l ? l->next : NULL;
+}
+
+const char *eb_events_json(const eb_events *l)
+{
+    return l && l->text ? l->text : "";
+}
+
+void eb_events_free(eb_events *l)
+{
+    if (!l)
+        return;
+    free(l->ev);
+    free(l->text);
+    eb_json_doc_free(l->doc);
+    free(l->strs);
+    free(l->next);
+    free(l);
+}
+
+static const char *str_or_null(const eb_json *o, const char *key)
+{
+    const eb_json *v = eb_json_get(o, key);
+    return eb_json_is(v, EB_JSON_STRING) ? v->str : NULL;
+}
+
+static uint64_t u64_or_0(const eb_json *o, const char *key)
+{
+    uint64_t v = 0;
+    return eb__get_u64(o, key, &v) ? v : 0;
+}
+
+/* Copies span [off, off+n) of the answer into strs at *pos, NUL-terminated. */
+static const char *copy_span(eb_events *l, size_t *pos, uint32_t off, uint32_t n)
+{
+    char *p = l->strs + *pos;
+    memcpy(p, l->text + off, n);
+    p[n] = '\0';
+    *pos += (size_t)n + 1;
+    return p;
+}
+
+/* Fills one eb_event from the event object o (and its wrapper w for
+ * pulls and dead letters). */
+static bool fill_event(eb_events *l, eb_event *e, const eb_json *o, const eb_json *w,
+                       eb__events_kind kind, size_t *pos)
+{
+    if (!eb_json_is(o, EB_JSON_OBJECT))
+        return false;
+    e->id = str_or_null(o, "id");
+    e->type = str_or_null(o, "type");
+    e->source = str_or_null(o, "source");
+    e->key = str_or_null(o, "key");
+    e->subject = str_or_null(o, "subject");
+    e->correlation_id = str_or_null(o, "correlationId");
+    e->causation_id = str_or_null(o, "causationId");
+    e->seq = u64_or_0(o, "seq");
+    e->time = str_or_null(o, "time");
+    e->version = (uint32_t)u64_or_0(o, "version");
+    const eb_json *data = eb_json_get(o, "data");
+    e->json = copy_span(l, pos, o->src_off, o->src_len);
+    e->json_len = o->src_len;
+    if (data) {
+        e->data = copy_span(l, pos, data->src_off, data->src_len);
+        e->data_len = data->src_len;
+    } else {
+        e->data = "null";
+        e->data_len = 4;
+    }
+    if (kind == EB__EVENTS_PULL) {
+        const eb_json *d = eb_json_get(o, "delivery");
+        e->delivery_id = str_or_null(d, "id");
+        e->attempt = (uint32_t)u64_or_0(d, "attempt");
+        e->deadline = str_or_null(d, "deadline");
+        if (!e->delivery_id)
+            return false;
+    } else if (kind == EB__EVENTS_DLQ) {
+        e->error = str_or_null(w, "error");
+        e->attempts = (uint32_t)u64_or_0(w, "attempts");
+        e->consumer = str_or_null(w, "consumer");
+        e->failed_at = str_or_null(w, "failed_at");
+    }
+    return e->id && e->type;
+}
+
+static const eb_json *event_of(const eb_json *e, eb__events_kind kind)
+{
+    return kind == EB__EVENTS_DLQ ? eb_json_get(e, "event") : e;
+}
+
+static size_t span_bytes(const eb_json *o)
+{
+    if (!o)
+        return 0;
+    const eb_json *data = eb_json_get(o, "data");
+    return (size_t)o->src_len + 1 + (data ? (size_t)data->src_len + 1 : 0);
+}
+
+/* Fills l->ev from `count` sibling nodes starting at `first`. */
+static int build_list(eb_client *c, eb_events *l, const eb_json *first, size_t count,
+                      eb__events_kind kind)
+{
+    size_t bytes = 1;
+    for (const eb_json *e = first; e; e = e->next)
+        bytes += span_bytes(event_of(e, kind));
+    l->ev = calloc(count ? count : 1, sizeof *l->ev);
+    l->strs = malloc(bytes);
+    if (!l->ev || !l->strs)
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    size_t pos = 0;
+    for (const eb_json *e = first; e; e = e->next, l->n++) {
+        if (!fill_event(l, &l->ev[l->n], event_of(e, kind), e, kind, &pos))
+            return eb__bad_answer(c, kind == EB__EVENTS_PULL
+                                         ? "an event without id, type or delivery id"
+                                         : "an event without id or type");
+    }
+    return 0;
+}
+
+static int set_next(eb_client *c, eb_events *l, const eb_json *next)
+{
+    char num[24];
+    const char *s = NULL;
+    if (eb_json_is(next, EB_JSON_STRING) && next->len) {
+        s = next->str;
+    } else if (eb_json_is(next, EB_JSON_NUMBER)) {
+        snprintf(num, sizeof num, "%s", next->str);
+        s = num;
+    }
+    if (s && !(l->next = strdup(s)))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Makes a list over the answer just read (taken from the client). */
+static int new_list(eb_client *c, const eb_json *first, size_t count, eb__events_kind kind,
+                    eb_events **out)
+{
+    eb_events *l = calloc(1, sizeof *l);
+    if (!l)
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    eb__take_answer(c, &l->text, &l->len, &l->doc);
+    int rc = build_list(c, l, first, count, kind);
+    if (rc) {
+        eb_events_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
+}
+
+int eb__events_from(eb_client *c, const eb_json *root, const char *member, const char *next_member,
+                    eb__events_kind kind, eb_events **out)
+{
+    *out = NULL;
+    const eb_json *arr = eb_json_get(root, member);
+    if (!eb_json_is(arr, EB_JSON_ARRAY)) {
+        char what[64];
+        snprintf(what, sizeof what, "no \"%s\" list", member);
+        return eb__bad_answer(c, what);
+    }
+    const eb_json *next = next_member ? eb_json_get(root, next_member) : NULL;
+    int rc = new_list(c, arr->child, arr->len, kind, out);
+    if (!rc && (rc = set_next(c, *out, next))) {
+        eb_events_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
+int eb_events_get(eb_client *c, const char *id, eb_events **out)
+{
+    *out = NULL;
+    if (!id || !*id)
+        return eb__fail(c, EB_EINVAL, "an event id is required");
+    eb__path(c, "/v1/events/");
+    eb__path_seg(c, id);
+    const eb_json *root;
+    int rc = eb__call(c, "GET", false, 0, &root);
+    return rc ? rc : new_list(c, root, 1, EB__EVENTS_PLAIN, out);
+}
+
+int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
+{
+    *out = NULL;
+    eb_browse_opts q = o ? *o : (eb_browse_opts){0};
+    char num[24];
+    eb__path(c, "/v1/events");
+    if (q.type)
+        eb__path_query(c, "type", q.type);
+    if (q.since)
+        eb__path_query(c, "since", q.since);
+    if (q.until)
+        eb__path_query(c, "until", q.until);
+    if (q.after_seq) {
+        snprintf(num, sizeof num, "%" PRIu64, q.after_seq);
+        eb__path_query(c, "after_seq", num);
+    }
+    if (q.limit) {
+        snprintf(num, sizeof num, "%u", q.limit);
+        eb__path_query(c, "limit", num);
+    }
+    const eb_json *root;
+    int rc = eb__call(c, "GET", false, 0, &root);
+    return rc ? rc : eb__events_from(c, root, "events", "next_after_seq", EB__EVENTS_PLAIN, out);
+}

@@ -1,0 +1,54 @@
+/* httpc.h - the client library's HTTP/1.1 connection (internal).
+ *
+ * One keep-alive TCP connection to one server, used by one thread. A request
+ * is written in one go and its answer read with Node's http_parser (the same
+ * parser the server uses), so Content-Length, chunked and read-until-close
+ * bodies all work. A connection that was idle may have been closed by the
+ * server meanwhile: when a request on a reused connection fails before any
+ * byte of the answer came, it is sent once more on a fresh connection.
+ * Every wait is bounded by the request's deadline and cut into slices of at
+ * most 100 ms so the cancel flags are seen promptly. Sockets are written
+ * with MSG_NOSIGNAL: no SIGPIPE, no signal handler needed.
+ */
+#ifndef EB_LIB_HTTPC_H
+#define EB_LIB_HTTPC_H
+
+#include <http_parser.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+#define EB__HTTP_MAX_ANSWER ((size_t)256 << 20) /* bigger answers are refused */
+
+typedef struct eb__http {
+    char        host[256];    /* name or address, without IPv6 brackets */
+    char        port[8];
+    char        hosthdr[272]; /* Host header value */
+    int         fd;           /* -1 when not connected */
+    uint64_t    answers;      /* answers read on the current connection */
+    uint32_t    connect_timeout_ms;
+    const volatile sig_atomic_t *cancel[2]; /* any nonzero stops a wait; not owned */
+    eb_buf      head;         /* request head scratch (owned) */
+    http_parser parser;       /* the answer being read */
+    eb_buf     *answer;       /* where its body goes (not owned) */
+    int         status;       /* its HTTP status */
+    bool        done;         /* the answer is complete */
+    bool        keep_alive;   /* the connection may carry the next request */
+    char        err[256];     /* why the last request failed (local reasons) */
+} eb__http;
+
+/* Prepares h for host:port (copied); no connection is made. */
+void eb__http_init(eb__http *h, const char *host, const char *port,
+                   uint32_t connect_timeout_ms);
+/* Closes the connection (if any) and frees h's buffers; h can be reused. */
+void eb__http_close(eb__http *h);
+/* Sends one request (body may be NULL when blen is 0) and reads its answer
+ * into `answer` (reset first) within timeout_ms. Returns 0 with *status set
+ * whatever the status, or EB_ECONNECT, EB_ETIMEDOUT, EB_ECANCELED,
+ * EB_EPROTO, EB_ETOOBIG, EB_ENOMEM with h->err explaining. */
+int eb__http_do(eb__http *h, const char *method, const char *path, const char *body,
+                size_t blen, uint32_t timeout_ms, int *status, eb_buf *answer);
+
+#endif

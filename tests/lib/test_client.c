@@ -1,0 +1,524 @@
+/* test_client.c - libeventbus against a real eventbusd: connecting, errors,
+ * publishing, reading events back, the schema registry, and the HTTP
+ * client's edge cases (keep-alive across a server restart, timeouts,
+ * cancellation, chunked and malformed answers from a scripted peer). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "eventbus.h"
+#include "runner.h"
+
+static const char *ORDER_SCHEMA =
+    "{\"type\":\"object\",\"required\":[\"orderId\",\"amount\",\"currency\"],"
+    "\"properties\":{\"orderId\":{\"type\":\"string\"},"
+    "\"amount\":{\"type\":\"number\",\"minimum\":0},"
+    "\"currency\":{\"type\":\"string\",\"pattern\":\"^[A-Z]{3}$\"}}}";
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- URLs and errors without a server ------------------------------------ */
+
+TEST(url_forms)
+{
+    eb_client *c;
+    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "http://localhost:9/bus/"}, &c));
+    CHECK_STR(eb_client_url(c), "http://localhost:9/bus");
+    eb_client_free(c);
+    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "127.0.0.1:8471"}, &c));
+    CHECK_STR(eb_client_url(c), "http://127.0.0.1:8471");
+    eb_client_free(c);
+    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "[::1]:8472"}, &c));
+    CHECK_STR(eb_client_url(c), "http://[::1]:8472");
+    eb_client_free(c);
+    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "http://example.org"}, &c));
+    CHECK_STR(eb_client_url(c), "http://example.org:80");
+    eb_client_free(c);
+    setenv("EVENTBUS_URL", "http://10.1.2.3:1234", 1);
+    CHECK_OK(eb_client_new(NULL, &c));
+    CHECK_STR(eb_client_url(c), "http://10.1.2.3:1234");
+    eb_client_free(c);
+    unsetenv("EVENTBUS_URL");
+    CHECK_OK(eb_client_new(NULL, &c));
+    CHECK_STR(eb_client_url(c), "http://127.0.0.1:8470");
+    eb_client_free(c);
+
+    c = NULL;
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "https://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "http://x:port"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "http://:80"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "[::1"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "x:123456"}, &c), EB_EINVAL);
+    CHECK(c == NULL);
+    eb_client_free(NULL);
+}
+
+TEST(connect_refused_is_econnect)
+{
+    char url[64];
+    snprintf(url, sizeof url, "127.0.0.1:%d", eb_test_free_port());
+    eb_client *c = eb_test_client(url);
+    eb_publish_result r;
+    CHECK_EQ(eb_publish(c, "a.b", "{}", NULL, &r), EB_ECONNECT);
+    const eb_error *e = eb_client_error(c);
+    CHECK_EQ(e->code, EB_ECONNECT);
+    CHECK_EQ(e->http_status, 0);
+    CHECK(strstr(e->message, "cannot connect") != NULL);
+    CHECK(strstr(e->message, "refused") != NULL);
+    CHECK_STR(e->server_code, "");
+    CHECK_STR(e->details, "[]");
+    eb_client_free(c);
+}
+
+TEST(bad_data_is_refused_locally)
+{
+    /* No server at all: the JSON check happens before any connection. */
+    char url[64];
+    snprintf(url, sizeof url, "127.0.0.1:%d", eb_test_free_port());
+    eb_client *c = eb_test_client(url);
+    CHECK_EQ(eb_publish(c, "a.b", "{\"x\":1,}", NULL, NULL), EB_ESYNTAX);
+    CHECK(strstr(eb_client_error(c)->message, "data: malformed JSON at line 1, column 8") != NULL);
+    CHECK_EQ(eb_publish(c, "", "{}", NULL, NULL), EB_EINVAL);
+    eb_message m[2] = {{.type = "a.b", .data = "1"}, {.type = "a.b", .data = "[1"}};
+    CHECK_EQ(eb_publish_batch(c, m, 2, NULL), EB_ESYNTAX);
+    CHECK(strstr(eb_client_error(c)->message, "event 1: data") != NULL);
+    CHECK_EQ(eb_publish_batch(c, m, 0, NULL), EB_EINVAL);
+    CHECK_EQ(eb_schemas_register(c, "a.b", "{nope}", NULL, NULL), EB_ESYNTAX);
+    eb_client_free(c);
+}
+
+/* --- publishing and reading back ------------------------------------------- */
+
+TEST(publish_and_get)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_publish_result r1, r2;
+    const char *data = "{\"orderId\":\"A-1\",\"amount\":12345678901234567890123,\"currency\":\"EUR\"}";
+    CHECK_OK(eb_publish(c, "order.created", data, NULL, &r1));
+    CHECK_EQ(eb_client_error(c)->http_status, 201);
+    CHECK_EQ(strlen(r1.id), 26);
+    CHECK(r1.seq >= 1);
+    CHECK(strchr(r1.time, 'T') && r1.time[strlen(r1.time) - 1] == 'Z');
+    CHECK(!r1.duplicate);
+    eb_publish_opts o = {.id = "order-A-2", .key = "customer-7", .source = "order-service",
+                         .subject = "A-2", .correlation_id = "req-1", .causation_id = "cmd-1"};
+    CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"A-2\"}", &o, &r2));
+    CHECK_STR(r2.id, "order-A-2");
+    CHECK_EQ(r2.seq, r1.seq + 1);
+
+    eb_events *l;
+    CHECK_OK(eb_events_get(c, r1.id, &l));
+    CHECK_EQ(eb_events_count(l), 1);
+    const eb_event *e = eb_events_at(l, 0);
+    CHECK_STR(e->id, r1.id);
+    CHECK_STR(e->type, "order.created");
+    CHECK_EQ(e->seq, r1.seq);
+    CHECK_STR(e->data, data); /* verbatim: the big number keeps its digits */
+    CHECK_EQ(e->data_len, strlen(data));
+    CHECK_STR(e->correlation_id, r1.id);
+    CHECK(e->source == NULL && e->key == NULL && e->delivery_id == NULL);
+    CHECK(strstr(e->json, "\"seq\":") != NULL && e->json[e->json_len - 1] == '}');
+    CHECK(eb_events_at(l, 1) == NULL);
+    eb_events_free(l);
+
+    CHECK_OK(eb_events_get(c, "order-A-2", &l));
+    e = eb_events_at(l, 0);
+    CHECK_STR(e->key, "customer-7");
+    CHECK_STR(e->source, "order-service");
+    CHECK_STR(e->subject, "A-2");
+    CHECK_STR(e->correlation_id, "req-1");
+    CHECK_STR(e->causation_id, "cmd-1");
+    eb_events_free(l);
+
+    CHECK_EQ(eb_events_get(c, "no-such-id", &l), EB_ENOTFOUND);
+    CHECK(l == NULL);
+    CHECK_EQ(eb_client_error(c)->http_status, 404);
+    CHECK_STR(eb_client_error(c)->server_code, "not_found");
+    eb_test_down(&d, c);
+}
+
+TEST(duplicate_id_is_reported)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_publish_opts o = {.id = "pay-1"};
+    eb_publish_result a, b;
+    CHECK_OK(eb_publish(c, "payment.done", "{\"n\":1}", &o, &a));
+    CHECK_OK(eb_publish(c, "payment.done", "{\"n\":1}", &o, &b));
+    CHECK(!a.duplicate && b.duplicate);
+    CHECK_EQ(eb_client_error(c)->http_status, 200);
+    CHECK_EQ(a.seq, b.seq);
+    CHECK_STR(a.time, b.time);
+    eb_test_down(&d, c);
+}
+
+TEST(schema_violation_detail)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_schemas_result s;
+    CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, &s));
+    CHECK_EQ(s.version, 1);
+    CHECK(!s.existing);
+    CHECK_STR(s.compatibility, "backward");
+    CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, &s));
+    CHECK(s.existing && s.version == 1);
+
+    eb_publish_result r;
+    CHECK_EQ(eb_publish(c, "order.created", "{\"orderId\":\"A-9\",\"amount\":-5}", NULL, &r),
+             EB_ESCHEMA);
+    const eb_error *e = eb_client_error(c);
+    CHECK_EQ(e->http_status, 422);
+    CHECK_STR(e->server_code, "schema_violation");
+    CHECK(strstr(e->message, "currency") != NULL);
+    CHECK(strstr(e->details, "\"/data/currency\"") != NULL);
+    CHECK(strstr(e->details, "\"/data/amount\"") != NULL);
+
+    /* A later success clears the detail. */
+    CHECK_OK(eb_publish(c, "order.created",
+                        "{\"orderId\":\"A-9\",\"amount\":5,\"currency\":\"EUR\"}", NULL, &r));
+    CHECK_EQ(eb_client_error(c)->code, 0);
+    CHECK_STR(eb_client_error(c)->message, "");
+    CHECK_STR(eb_client_error(c)->details, "[]");
+    eb_test_down(&d, c);
+}
+
+TEST(schemas_check_list_get)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, "backward", NULL));
+    const char *breaking =
+        "{\"type\":\"object\",\"required\":[\"orderId\",\"amount\",\"currency\",\"customerId\"]}";
+    bool ok = true;
+    char *ans = NULL;
+    CHECK_OK(eb_schemas_check(c, "order.created", breaking, NULL, &ok, &ans));
+    CHECK(!ok);
+    CHECK(strstr(ans, "customerId") != NULL);
+    eb_free(ans);
+    CHECK_EQ(eb_schemas_register(c, "order.created", breaking, NULL, NULL), EB_ECONFLICT);
+    CHECK_STR(eb_client_error(c)->server_code, "incompatible_schema");
+    CHECK(strstr(eb_client_error(c)->details, "customerId") != NULL);
+    /* mode none lets it through */
+    eb_schemas_result s;
+    CHECK_OK(eb_schemas_register(c, "order.created", breaking, "none", &s));
+    CHECK_EQ(s.version, 2);
+    CHECK_STR(s.compatibility, "none");
+
+    CHECK_OK(eb_schemas_list(c, &ans));
+    CHECK(strstr(ans, "\"order.created\"") && strstr(ans, "[1,2]"));
+    eb_free(ans);
+    CHECK_OK(eb_schemas_get(c, "order.created", 0, &ans));
+    CHECK(strstr(ans, "\"latest\"") && strstr(ans, "customerId"));
+    eb_free(ans);
+    CHECK_OK(eb_schemas_get(c, "order.created", 1, &ans));
+    CHECK(strstr(ans, "\"version\":1") && !strstr(ans, "customerId"));
+    eb_free(ans);
+    CHECK_EQ(eb_schemas_get(c, "order.created", 7, &ans), EB_ENOTFOUND);
+    CHECK(ans == NULL);
+    CHECK_EQ(eb_schemas_get(c, "no.such", 0, &ans), EB_ENOTFOUND);
+    CHECK_EQ(eb_schemas_check(c, "order.created", "{\"minimum\":\"x\"}", NULL, &ok, NULL),
+             EB_EINVAL);
+    CHECK_STR(eb_client_error(c)->server_code, "invalid_schema");
+    eb_test_down(&d, c);
+}
+
+TEST(batch_is_atomic)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, NULL));
+    eb_message m[3] = {
+        {.type = "order.created", .data = "{\"orderId\":\"1\",\"amount\":1,\"currency\":\"EUR\"}"},
+        {.type = "order.created", .data = "{\"orderId\":\"2\",\"amount\":2,\"currency\":\"EUR\"}",
+         .opts = {.id = "b-2", .key = "k"}},
+        {.type = "order.created", .data = "{\"orderId\":\"3\",\"amount\":3}"},
+    };
+    eb_publish_result r[3];
+    CHECK_EQ(eb_publish_batch(c, m, 3, r), EB_ESCHEMA);
+    CHECK(strstr(eb_client_error(c)->details, "\"index\":2") != NULL);
+    eb_events *l;
+    CHECK_OK(eb_events_browse(c, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 0); /* nothing was written */
+    eb_events_free(l);
+
+    m[2].data = "{\"orderId\":\"3\",\"amount\":3,\"currency\":\"USD\"}";
+    CHECK_OK(eb_publish_batch(c, m, 3, r));
+    CHECK_STR(r[1].id, "b-2");
+    CHECK_EQ(r[1].seq, r[0].seq + 1);
+    CHECK_EQ(r[2].seq, r[0].seq + 2);
+    CHECK_OK(eb_events_get(c, "b-2", &l));
+    CHECK_STR(eb_events_at(l, 0)->key, "k");
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
+TEST(publish_json_envelopes)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    const char *one = "{\"type\":\"user.signed_up\",\"id\":\"u-1\",\"data\":{\"email\":\"a@b.c\"},"
+                      "\"extensions\":{\"tenant\":\"t1\"}}";
+    eb_publish_result r[4];
+    size_t n = 0;
+    CHECK_OK(eb_publish_json(c, one, strlen(one), r, 4, &n));
+    CHECK_EQ(n, 1);
+    CHECK_STR(r[0].id, "u-1");
+    const char *many = "[{\"type\":\"a.x\",\"data\":1},{\"type\":\"a.y\",\"data\":[2]}]";
+    CHECK_OK(eb_publish_json(c, many, strlen(many), r, 4, &n));
+    CHECK_EQ(n, 2);
+    CHECK_EQ(r[1].seq, r[0].seq + 1);
+    /* more results than room: counted, not written past res_cap */
+    CHECK_OK(eb_publish_json(c, many, strlen(many), r, 1, &n));
+    CHECK_EQ(n, 2);
+    const char *typo = "{\"type\":\"a.x\",\"dat\":1}";
+    CHECK_EQ(eb_publish_json(c, typo, strlen(typo), r, 4, &n), EB_EINVAL);
+    CHECK_EQ(n, 0);
+    CHECK(strstr(eb_client_error(c)->details, "/dat") != NULL);
+    eb_test_down(&d, c);
+}
+
+TEST(browse_pages)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    for (int i = 0; i < 7; i++) {
+        char data[32];
+        snprintf(data, sizeof data, "{\"i\":%d}", i);
+        CHECK_OK(eb_publish(c, i % 2 ? "odd.n" : "even.n", data, NULL, NULL));
+    }
+    eb_browse_opts q = {.type = "even.n", .limit = 3, .since = "1h"};
+    eb_events *l;
+    CHECK_OK(eb_events_browse(c, &q, &l));
+    CHECK_EQ(eb_events_count(l), 3);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"i\":0}");
+    CHECK_STR(eb_events_at(l, 2)->data, "{\"i\":4}");
+    CHECK(eb_events_next(l) != NULL);
+    q.after_seq = strtoull(eb_events_next(l), NULL, 10);
+    CHECK(strstr(eb_events_json(l), "\"events\"") != NULL);
+    eb_events_free(l);
+    CHECK_OK(eb_events_browse(c, &q, &l));
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"i\":6}");
+    eb_events_free(l);
+    q = (eb_browse_opts){.since = "0s"};
+    CHECK_OK(eb_events_browse(c, &q, &l));
+    CHECK_EQ(eb_events_count(l), 0);
+    CHECK(eb_events_next(l) == NULL);
+    eb_events_free(l);
+    q = (eb_browse_opts){.since = "yesterday"};
+    CHECK_EQ(eb_events_browse(c, &q, &l), EB_EINVAL);
+    CHECK(strstr(eb_client_error(c)->details, "since") != NULL);
+    eb_test_down(&d, c);
+}
+
+TEST(raw_request)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    int status = 0;
+    char *ans = NULL;
+    CHECK_OK(eb_request(c, "GET", "/healthz", NULL, 0, &status, &ans));
+    CHECK_EQ(status, 200);
+    CHECK_STR(ans, "{\"status\":\"ok\"}");
+    eb_free(ans);
+    CHECK_EQ(eb_request(c, "GET", "/v1/nothing", NULL, 0, &status, &ans), EB_ENOTFOUND);
+    CHECK_EQ(status, 404);
+    CHECK(strstr(ans, "not_found") != NULL);
+    eb_free(ans);
+    CHECK_EQ(eb_request(c, "DELETE", "/v1/events", NULL, 0, &status, NULL), EB_EINVAL);
+    CHECK_EQ(status, 405);
+    CHECK_STR(eb_client_error(c)->server_code, "method_not_allowed");
+    const char *bad = "{\"type\":";
+    CHECK_EQ(eb_request(c, "POST", "/v1/events", bad, strlen(bad), &status, NULL), EB_ESYNTAX);
+    CHECK_STR(eb_client_error(c)->server_code, "malformed_json");
+    eb_test_down(&d, c);
+}
+
+/* --- the connection ------------------------------------------------------- */
+
+TEST(keepalive_survives_server_restart)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_publish_result a, b;
+    CHECK_OK(eb_publish(c, "a.b", "1", NULL, &a));
+    CHECK_OK(eb_publish(c, "a.b", "2", NULL, &b));
+    /* The server goes away and comes back: the idle connection is stale.
+     * The next call reconnects transparently and nothing is sent twice. */
+    eb_test_daemon_restart(&d);
+    CHECK_OK(eb_publish(c, "a.b", "3", NULL, &b));
+    CHECK_EQ(b.seq, a.seq + 2);
+    eb_events *l;
+    CHECK_OK(eb_events_browse(c, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 3);
+    eb_events_free(l);
+    eb_test_daemon_stop(&d);
+    CHECK_EQ(eb_publish(c, "a.b", "4", NULL, &b), EB_ECONNECT);
+    eb_client_free(c);
+}
+
+/* A scripted peer: accepts one connection, reads the request head, sends
+ * `answer` (may be NULL: say nothing and hold the connection). */
+typedef struct peer {
+    int         lfd;
+    int         port;
+    const char *answer;
+    pthread_t   thr;
+} peer;
+
+static void *peer_main(void *arg)
+{
+    peer *p = arg;
+    int fd = accept(p->lfd, NULL, NULL);
+    if (fd < 0)
+        return NULL;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    (void)n;
+    if (p->answer) {
+        ssize_t w = write(fd, p->answer, strlen(p->answer));
+        (void)w;
+        close(fd);
+    } else {
+        sleep(30); /* hold it; the test's timeout or cancel must fire first */
+        close(fd);
+    }
+    return NULL;
+}
+
+static void peer_start(peer *p, const char *answer)
+{
+    p->answer = answer;
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    CHECK(bind(p->lfd, (struct sockaddr *)&a, sizeof a) == 0);
+    CHECK(listen(p->lfd, 4) == 0);
+    CHECK(getsockname(p->lfd, (struct sockaddr *)&a, &len) == 0);
+    p->port = ntohs(a.sin_port);
+    CHECK(pthread_create(&p->thr, NULL, peer_main, p) == 0);
+    pthread_detach(p->thr);
+}
+
+static eb_client *client_for_peer(const peer *p, uint32_t timeout_ms,
+                                  const volatile sig_atomic_t *cancel)
+{
+    char url[64];
+    snprintf(url, sizeof url, "127.0.0.1:%d", p->port);
+    eb_client *c;
+    eb_client_opts o = {.url = url, .timeout_ms = timeout_ms, .cancel = cancel};
+    CHECK_OK(eb_client_new(&o, &c));
+    return c;
+}
+
+TEST(chunked_answer)
+{
+    peer p;
+    peer_start(&p, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n"
+                   "6\r\n{\"stat\r\n9\r\nus\":\"ok\"}\r\n0\r\n\r\n");
+    eb_client *c = client_for_peer(&p, 2000, NULL);
+    char *ans = NULL;
+    int status = 0;
+    CHECK_OK(eb_request(c, "GET", "/healthz", NULL, 0, &status, &ans));
+    CHECK_STR(ans, "{\"status\":\"ok\"}");
+    eb_free(ans);
+    eb_client_free(c);
+}
+
+TEST(answer_that_is_not_json_is_eproto)
+{
+    peer p;
+    peer_start(&p, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    eb_client *c = client_for_peer(&p, 2000, NULL);
+    CHECK_EQ(eb_publish(c, "a.b", "1", NULL, NULL), EB_EPROTO);
+    CHECK(strstr(eb_client_error(c)->message, "not JSON") != NULL);
+    CHECK_EQ(eb_client_error(c)->http_status, 200);
+    eb_client_free(c);
+}
+
+TEST(garbage_is_eproto)
+{
+    peer p;
+    peer_start(&p, "SSH-2.0-OpenSSH_9.2\r\n");
+    eb_client *c = client_for_peer(&p, 2000, NULL);
+    CHECK_EQ(eb_stats(c, NULL), EB_EPROTO);
+    CHECK(strstr(eb_client_error(c)->message, "malformed HTTP answer") != NULL);
+    eb_client_free(c);
+}
+
+TEST(error_without_json_body)
+{
+    peer p;
+    peer_start(&p, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbad");
+    eb_client *c = client_for_peer(&p, 2000, NULL);
+    CHECK_EQ(eb_stats(c, NULL), EB_ESERVER);
+    CHECK_EQ(eb_client_error(c)->http_status, 502);
+    CHECK_STR(eb_client_error(c)->message, "the server answered HTTP 502");
+    eb_client_free(c);
+}
+
+TEST(silent_server_times_out)
+{
+    peer p;
+    peer_start(&p, NULL);
+    eb_client *c = client_for_peer(&p, 300, NULL);
+    uint64_t t0 = ms_now();
+    CHECK_EQ(eb_stats(c, NULL), EB_ETIMEDOUT);
+    uint64_t took = ms_now() - t0;
+    CHECK_INT(took, >=, 290);
+    CHECK_INT(took, <, 2000);
+    CHECK(strstr(eb_client_error(c)->message, "in time") != NULL);
+    eb_client_free(c);
+}
+
+static volatile sig_atomic_t cancel_flag;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    cancel_flag = 1;
+}
+
+TEST(cancel_flag_from_a_signal)
+{
+    peer p;
+    peer_start(&p, NULL);
+    eb_client *c = client_for_peer(&p, 20000, &cancel_flag);
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &sa, NULL);
+    timer_t t;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+    struct itimerspec its = {.it_value = {0, 200 * 1000000L}};
+    CHECK(timer_settime(t, 0, &its, NULL) == 0);
+    uint64_t t0 = ms_now();
+    CHECK_EQ(eb_stats(c, NULL), EB_ECANCELED);
+    CHECK_INT(ms_now() - t0, <, 1500);
+    CHECK_EQ(eb_client_error(c)->code, EB_ECANCELED);
+    /* while the flag stays up, calls return at once */
+    CHECK_EQ(eb_publish(c, "a.b", "1", NULL, NULL), EB_ECANCELED);
+    eb_client_free(c);
+}
+
+TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_locally),
+          T(publish_and_get), T(duplicate_id_is_reported), T(schema_violation_detail),
+          T(schemas_check_list_get), T(batch_is_atomic), T(publish_json_envelopes),
+          T(browse_pages), T(raw_request), T(keepalive_survives_server_restart),
+          T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
+          T(error_without_json_body), T(silent_server_times_out),
+          T(cancel_flag_from_a_signal))
