@@ -1,0 +1,556 @@
+/* test_groups.c - libeventbus's consumer-group calls and eb_consume against
+ * a real eventbusd: group management, pull/ack/nack/extend, dead letters,
+ * replay, stats, and the consumer loop (acks, nacks, extensions for slow
+ * handlers, stopping on a signal, surviving a server restart).
+ *
+ * Each test first checks that the server has the group API at all; a server
+ * without it answers GET /v1/groups with 404 "no such endpoint" (its route
+ * table has no such path), and only then is the test skipped. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "eventbus.h"
+#include "runner.h"
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static void need_groups(eb_client *c)
+{
+    char *ans = NULL;
+    int rc = eb_groups_list(c, &ans);
+    eb_free(ans);
+    if (rc == EB_ENOTFOUND && strcmp(eb_client_error(c)->message, "no such endpoint") == 0)
+        eb_test_skip("this eventbusd has no consumer-group API "
+                     "(GET /v1/groups: 404 no such endpoint)");
+    CHECK_OK(rc);
+}
+
+static eb_client *up(eb_test_daemon *d)
+{
+    eb_client *c = eb_test_up(d, NULL);
+    need_groups(c);
+    return c;
+}
+
+static const char *const ORDER_TYPES[] = {"order.created"};
+
+/* A group on order.created with fast retries (50 ms, no jitter). */
+static void make_group(eb_client *c, const char *name, uint32_t max_attempts,
+                       uint32_t ack_timeout_ms)
+{
+    eb_groups_config g = {.types = ORDER_TYPES, .ntypes = 1, .max_attempts = max_attempts,
+                          .backoff_initial_ms = 50, .backoff_max_ms = 100, .has_jitter = true,
+                          .backoff_jitter = 0, .ack_timeout_ms = ack_timeout_ms};
+    bool created = false;
+    CHECK_OK(eb_groups_put(c, name, &g, &created, NULL));
+    CHECK(created);
+}
+
+static void publish_orders(eb_client *c, int from, int n)
+{
+    for (int i = from; i < from + n; i++) {
+        char data[64];
+        snprintf(data, sizeof data, "{\"orderId\":\"A-%d\"}", i);
+        CHECK_OK(eb_publish(c, "order.created", data, NULL, NULL));
+    }
+}
+
+static eb_events *pull(eb_client *c, const char *group, uint32_t max, uint32_t wait_ms)
+{
+    eb_events *l = NULL;
+    CHECK_OK(eb_pull(c, group, "test-1", max, wait_ms, &l));
+    return l;
+}
+
+/* --- management ----------------------------------------------------------- */
+
+TEST(group_crud)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    const char *types[] = {"order.created", "payment.*"};
+    eb_groups_config g = {.types = types, .ntypes = 2, .ordering = "key"};
+    bool created = false;
+    char *ans = NULL;
+    CHECK_OK(eb_groups_put(c, "billing", &g, &created, &ans));
+    CHECK(created);
+    CHECK_EQ(eb_client_error(c)->http_status, 201);
+    CHECK(strstr(ans, "\"max_attempts\":4") != NULL); /* the defaults are filled in */
+    CHECK(strstr(ans, "\"payment.*\"") != NULL);
+    eb_free(ans);
+    g.max_attempts = 7;
+    CHECK_OK(eb_groups_put(c, "billing", &g, &created, NULL));
+    CHECK(!created);
+    CHECK_EQ(eb_client_error(c)->http_status, 200);
+
+    CHECK_OK(eb_groups_list(c, &ans));
+    CHECK(strstr(ans, "\"billing\"") != NULL);
+    eb_free(ans);
+    CHECK_OK(eb_groups_get(c, "billing", &ans));
+    CHECK(strstr(ans, "\"max_attempts\":7") && strstr(ans, "\"ordering\":\"key\""));
+    eb_free(ans);
+
+    eb_groups_state st;
+    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    CHECK(!st.paused);
+    CHECK_EQ(st.lag, 0);
+    CHECK_EQ(st.ack_timeout_ms, 30000);
+    CHECK_OK(eb_groups_pause(c, "billing"));
+    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    CHECK(st.paused);
+    CHECK_OK(eb_groups_resume(c, "billing"));
+    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    CHECK(!st.paused);
+
+    CHECK_OK(eb_groups_delete(c, "billing"));
+    CHECK_EQ(eb_client_error(c)->http_status, 204);
+    CHECK_EQ(eb_groups_get(c, "billing", &ans), EB_ENOTFOUND);
+    CHECK(ans == NULL);
+    CHECK_EQ(eb_groups_delete(c, "billing"), EB_ENOTFOUND);
+
+    CHECK_EQ(eb_groups_put(c, "bad name!", &g, NULL, NULL), EB_EINVAL);
+    CHECK_STR(eb_client_error(c)->server_code, "invalid_request");
+    g.ntypes = 0;
+    CHECK_EQ(eb_groups_put(c, "empty", &g, NULL, NULL), EB_EINVAL); /* refused locally */
+    g = (eb_groups_config){.types = types, .ntypes = 1, .ordering = "random"};
+    CHECK_EQ(eb_groups_put(c, "g", &g, NULL, NULL), EB_EINVAL);
+    CHECK(strstr(eb_client_error(c)->details, "ordering") != NULL);
+    eb_test_down(&d, c);
+}
+
+/* --- delivery ---------------------------------------------------------------- */
+
+TEST(pull_and_ack)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "inventory", 4, 30000);
+    publish_orders(c, 1, 3);
+    CHECK_OK(eb_publish(c, "user.created", "{}", NULL, NULL)); /* not the group's type */
+    eb_events *l = pull(c, "inventory", 10, 2000);
+    CHECK_EQ(eb_events_count(l), 3);
+    const char *ids[3];
+    for (size_t i = 0; i < 3; i++) {
+        const eb_event *e = eb_events_at(l, i);
+        char want[64];
+        snprintf(want, sizeof want, "{\"orderId\":\"A-%zu\"}", i + 1);
+        CHECK_STR(e->data, want);
+        CHECK_STR(e->type, "order.created");
+        CHECK(e->delivery_id && *e->delivery_id);
+        CHECK_EQ(e->attempt, 1);
+        CHECK(e->deadline != NULL);
+        ids[i] = e->delivery_id;
+    }
+    eb_groups_state st;
+    CHECK_OK(eb_groups_state_get(c, "inventory", &st));
+    CHECK_EQ(st.in_flight, 3);
+    eb_settle_result r;
+    CHECK_OK(eb_ack(c, "inventory", ids, 3, &r));
+    CHECK_EQ(r.done, 3);
+    CHECK_EQ(r.unknown, 0);
+    CHECK_OK(eb_ack(c, "inventory", ids, 3, &r));
+    CHECK_EQ(r.done, 0);
+    CHECK_EQ(r.unknown, 3);
+    eb_events_free(l);
+    CHECK_OK(eb_groups_state_get(c, "inventory", &st));
+    CHECK_EQ(st.in_flight, 0);
+    CHECK_EQ(st.lag, 0);
+    CHECK_EQ(eb_pull(c, "nope", "x", 1, 0, &l), EB_ENOTFOUND);
+    eb_test_down(&d, c);
+}
+
+typedef struct later {
+    const char *url;
+    unsigned    delay_ms;
+} later;
+
+static void *publish_later(void *arg)
+{
+    later *p = arg;
+    sleep_ms(p->delay_ms);
+    eb_client *c = eb_test_client(p->url);
+    eb_publish(c, "order.created", "{\"orderId\":\"late\"}", NULL, NULL);
+    eb_client_free(c);
+    return NULL;
+}
+
+TEST(long_poll)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "inventory", 4, 30000);
+    uint64_t t0 = ms_now();
+    eb_events *l = pull(c, "inventory", 10, 300);
+    CHECK_EQ(eb_events_count(l), 0);
+    CHECK_INT(ms_now() - t0, >=, 250);
+    eb_events_free(l);
+
+    later p = {d.url, 300};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, publish_later, &p) == 0);
+    t0 = ms_now();
+    l = pull(c, "inventory", 10, 10000);
+    uint64_t took = ms_now() - t0;
+    pthread_join(t, NULL);
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"orderId\":\"late\"}");
+    CHECK_INT(took, <, 5000); /* answered when the event came, not at the end of the wait */
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
+TEST(nack_retry_dead_letter_redrive_purge)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "notify", 2, 30000);
+    publish_orders(c, 1, 1);
+    eb_events *l = pull(c, "notify", 1, 2000);
+    CHECK_EQ(eb_events_count(l), 1);
+    const char *id = eb_events_at(l, 0)->delivery_id;
+    eb_settle_result r;
+    CHECK_OK(eb_nack(c, "notify", &id, 1, "smtp: bad address", 0, &r));
+    CHECK_EQ(r.done, 1);
+    eb_events_free(l);
+    l = pull(c, "notify", 1, 3000);
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK_EQ(eb_events_at(l, 0)->attempt, 2);
+    id = eb_events_at(l, 0)->delivery_id;
+    CHECK_OK(eb_nack(c, "notify", &id, 1, "smtp: bad address", -1, &r));
+    eb_events_free(l);
+
+    /* max_attempts 2 reached: dead-lettered */
+    eb_groups_state st;
+    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    CHECK_EQ(st.dead_letters, 1);
+    CHECK_OK(eb_dlq_list(c, "notify", 10, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 1);
+    const eb_event *e = eb_events_at(l, 0);
+    CHECK_STR(e->error, "smtp: bad address");
+    CHECK_EQ(e->attempts, 2);
+    CHECK_STR(e->data, "{\"orderId\":\"A-1\"}");
+    CHECK(e->failed_at != NULL);
+    char event_id[160];
+    snprintf(event_id, sizeof event_id, "%s", e->id);
+    eb_events_free(l);
+
+    const char *eid = event_id;
+    uint64_t n = 0;
+    CHECK_OK(eb_dlq_redrive(c, "notify", &eid, 1, &n));
+    CHECK_EQ(n, 1);
+    l = pull(c, "notify", 1, 3000);
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK_STR(eb_events_at(l, 0)->id, event_id);
+    id = eb_events_at(l, 0)->delivery_id;
+    CHECK_OK(eb_ack(c, "notify", &id, 1, &r));
+    CHECK_EQ(r.done, 1);
+    eb_events_free(l);
+    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    CHECK_EQ(st.dead_letters, 0);
+
+    /* two more dead letters: purge one by id, then the rest */
+    publish_orders(c, 2, 2);
+    for (int round = 0; round < 2; round++) {
+        l = pull(c, "notify", 10, 3000);
+        for (size_t i = 0; i < eb_events_count(l); i++) {
+            id = eb_events_at(l, i)->delivery_id;
+            CHECK_OK(eb_nack(c, "notify", &id, 1, "x", 0, NULL));
+        }
+        CHECK_EQ(eb_events_count(l), 2);
+        eb_events_free(l);
+    }
+    CHECK_OK(eb_dlq_list(c, "notify", 1, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK(eb_events_next(l) != NULL); /* a second page exists */
+    snprintf(event_id, sizeof event_id, "%s", eb_events_at(l, 0)->id);
+    eb_events *l2;
+    CHECK_OK(eb_dlq_list(c, "notify", 1, eb_events_next(l), &l2));
+    CHECK_EQ(eb_events_count(l2), 1);
+    CHECK(strcmp(eb_events_at(l2, 0)->id, event_id) != 0);
+    eb_events_free(l2);
+    eb_events_free(l);
+    CHECK_OK(eb_dlq_purge(c, "notify", event_id, &n));
+    CHECK_EQ(n, 1);
+    CHECK_OK(eb_dlq_purge(c, "notify", NULL, &n));
+    CHECK_EQ(n, 1);
+    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    CHECK_EQ(st.dead_letters, 0);
+    eb_test_down(&d, c);
+}
+
+TEST(extend_and_expiry)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "slow", 4, 500);
+    publish_orders(c, 1, 2);
+    eb_events *l = pull(c, "slow", 2, 2000);
+    CHECK_EQ(eb_events_count(l), 2);
+    const char *keep = eb_events_at(l, 0)->delivery_id, *lapse = eb_events_at(l, 1)->delivery_id;
+    eb_settle_result r;
+    CHECK_OK(eb_extend(c, "slow", &keep, 1, 3000, &r));
+    CHECK_EQ(r.done, 1);
+    sleep_ms(1200); /* past the 500 ms lease of the one not extended */
+    CHECK_OK(eb_ack(c, "slow", &keep, 1, &r));
+    CHECK_EQ(r.done, 1);
+    CHECK_OK(eb_ack(c, "slow", &lapse, 1, &r));
+    CHECK_EQ(r.unknown, 1); /* its lease had expired */
+    eb_events_free(l);
+    l = pull(c, "slow", 2, 3000);
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"orderId\":\"A-2\"}");
+    CHECK_EQ(eb_events_at(l, 0)->attempt, 2);
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
+TEST(replay_and_stats)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    publish_orders(c, 1, 3);
+    make_group(c, "analytics", 4, 30000); /* starts at the latest: sees none of them */
+    eb_events *l = pull(c, "analytics", 10, 200);
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    eb_replay_opts ro = {.since = "2h"};
+    uint64_t requeued = 0, expired = 9;
+    CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, &expired));
+    CHECK_EQ(requeued, 3);
+    CHECK_EQ(expired, 0);
+    l = pull(c, "analytics", 10, 2000);
+    CHECK_EQ(eb_events_count(l), 3);
+    const char *ids[3];
+    for (size_t i = 0; i < 3; i++)
+        ids[i] = eb_events_at(l, i)->delivery_id;
+    CHECK_OK(eb_ack(c, "analytics", ids, 3, NULL));
+    uint64_t first = eb_events_at(l, 1)->seq;
+    eb_events_free(l);
+    ro = (eb_replay_opts){.since_seq = first};
+    CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, NULL));
+    CHECK_EQ(requeued, 2);
+    CHECK_EQ(eb_replay(c, "analytics", &(eb_replay_opts){0}, NULL, NULL), EB_EINVAL);
+
+    char *stats = NULL;
+    CHECK_OK(eb_stats(c, &stats));
+    CHECK(strstr(stats, "\"analytics\"") && strstr(stats, "\"head_seq\":3"));
+    CHECK(strstr(stats, "\"replayed\"") != NULL);
+    eb_free(stats);
+    eb_test_down(&d, c);
+}
+
+/* --- the consumer loop ---------------------------------------------------------- */
+
+typedef struct seen {
+    int              calls;
+    int              fail_bad;   /* fail events whose data has "bad" */
+    unsigned         sleep_ms;   /* per call */
+    int              stop_after; /* raise *stop after this many calls (0: never) */
+    volatile sig_atomic_t *stop;
+    char             log[2048];  /* "A-1 A-2 ..." */
+} seen;
+
+static int handler(const eb_event *ev, void *arg, char *err, size_t cap)
+{
+    seen *s = arg;
+    s->calls++;
+    size_t n = strlen(s->log);
+    snprintf(s->log + n, sizeof s->log - n, "%s%.*s", n ? " " : "", (int)ev->data_len, ev->data);
+    if (s->sleep_ms)
+        sleep_ms(s->sleep_ms);
+    if (s->stop_after && s->calls >= s->stop_after)
+        *s->stop = 1;
+    if (s->fail_bad && strstr(ev->data, "bad")) {
+        snprintf(err, cap, "malformed email in %s", ev->id);
+        return EB_EINVAL;
+    }
+    return 0;
+}
+
+TEST(consume_acks_and_dead_letters)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "notify", 2, 30000);
+    publish_orders(c, 1, 2);
+    CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"bad\"}", NULL, NULL));
+    publish_orders(c, 3, 1);
+    seen s = {.fail_bad = 1};
+    eb_consume_stats st;
+    eb_consume_opts o = {.arg = &s, .idle_ms = 1500, .wait_ms = 500, .stats = &st};
+    CHECK_OK(eb_consume(c, "notify", "notify-1", handler, &o));
+    CHECK_EQ(st.handled, 5); /* 3 good + the bad one twice */
+    CHECK_EQ(st.acked, 3);
+    CHECK_EQ(st.nacked, 2);
+    CHECK_EQ(st.lost, 0);
+    CHECK_EQ(s.calls, 5);
+    eb_events *l;
+    CHECK_OK(eb_dlq_list(c, "notify", 10, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK(strstr(eb_events_at(l, 0)->error, "malformed email in") != NULL);
+    CHECK_EQ(eb_events_at(l, 0)->attempts, 2);
+    eb_events_free(l);
+    eb_groups_state gs;
+    CHECK_OK(eb_groups_state_get(c, "notify", &gs));
+    CHECK_EQ(gs.in_flight + gs.lag + gs.retry_scheduled, 0);
+    eb_test_down(&d, c);
+}
+
+TEST(consume_extends_slow_handler)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "slow", 4, 600);
+    publish_orders(c, 1, 2);
+    seen s = {.sleep_ms = 1000};
+    eb_consume_stats st;
+    eb_consume_opts o = {.arg = &s, .max_events = 2, .wait_ms = 2000, .stats = &st};
+    CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
+    CHECK_EQ(st.handled, 2);
+    CHECK_EQ(st.acked, 2);  /* both leases held over 2 s against a 600 ms timeout */
+    CHECK_EQ(st.lost, 0);
+    CHECK_INT(st.extended, >=, 2);
+    CHECK_STR(s.log, "{\"orderId\":\"A-1\"} {\"orderId\":\"A-2\"}");
+    eb_groups_state gs;
+    CHECK_OK(eb_groups_state_get(c, "slow", &gs));
+    CHECK_EQ(gs.in_flight + gs.retry_scheduled, 0);
+
+    /* without extensions the same handler loses its lease */
+    publish_orders(c, 3, 1);
+    s = (seen){.sleep_ms = 1000};
+    o = (eb_consume_opts){.arg = &s, .max_events = 1, .no_extend = true, .stats = &st};
+    CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
+    CHECK_EQ(st.lost, 1);
+    eb_test_down(&d, c);
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+TEST(consume_stops_on_signal)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "g", 4, 30000);
+    struct sigaction sa = {.sa_handler = on_usr1};
+    sigaction(SIGUSR1, &sa, NULL);
+    timer_t t;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+    struct itimerspec its = {.it_value = {0, 300 * 1000000L}};
+    CHECK(timer_settime(t, 0, &its, NULL) == 0);
+    seen s = {0};
+    eb_consume_opts o = {.arg = &s, .wait_ms = 30000, .stop = &stop_flag};
+    uint64_t t0 = ms_now();
+    CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
+    CHECK_INT(ms_now() - t0, <, 2000); /* the 30 s long poll was cut short */
+    CHECK_EQ(s.calls, 0);
+    /* the client is still usable afterwards */
+    stop_flag = 0;
+    CHECK_OK(eb_publish(c, "order.created", "{}", NULL, NULL));
+    eb_test_down(&d, c);
+}
+
+TEST(consume_stop_releases_the_rest)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "g", 4, 30000);
+    publish_orders(c, 1, 5);
+    volatile sig_atomic_t stop = 0;
+    seen s = {.stop_after = 2, .stop = &stop};
+    eb_consume_stats st;
+    eb_consume_opts o = {.arg = &s, .max = 10, .wait_ms = 2000, .stop = &stop, .stats = &st};
+    CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
+    CHECK_EQ(st.handled, 2);
+    CHECK_EQ(st.acked, 2);
+    CHECK_EQ(st.released, 3);
+    /* released at once (delay 0): another consumer gets them without waiting */
+    eb_events *l = NULL;
+    CHECK_OK(eb_pull(c, "g", "g-2", 10, 2000, &l));
+    CHECK_EQ(eb_events_count(l), 3);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"orderId\":\"A-3\"}");
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
+TEST(consume_refusals)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    seen s = {0};
+    eb_consume_opts o = {.arg = &s, .wait_ms = 100};
+    CHECK_EQ(eb_consume(c, "missing", "x", handler, &o), EB_ENOTFOUND);
+    CHECK_EQ(eb_consume(c, "missing", "", handler, &o), EB_EINVAL);
+    CHECK_EQ(eb_consume(c, "missing", "x", NULL, &o), EB_EINVAL);
+    eb_test_down(&d, c);
+}
+
+typedef struct consumer_thread {
+    const char      *url;
+    seen             s;
+    eb_consume_stats st;
+    int              rc;
+} consumer_thread;
+
+static void *consume_main(void *arg)
+{
+    consumer_thread *t = arg;
+    eb_client *c = eb_test_client(t->url);
+    eb_consume_opts o = {.arg = &t->s, .wait_ms = 500, .max_events = 2, .stats = &t->st,
+                         .retry_max_ms = 20000};
+    t->rc = eb_consume(c, "g", "g-1", handler, &o);
+    eb_client_free(c);
+    return NULL;
+}
+
+TEST(consume_survives_server_restart)
+{
+    eb_test_daemon d;
+    eb_client *c = up(&d);
+    make_group(c, "g", 4, 30000);
+    publish_orders(c, 1, 1);
+    consumer_thread ct = {.url = d.url};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, consume_main, &ct) == 0);
+    uint64_t t0 = ms_now();
+    while (ct.s.calls < 1 && ms_now() - t0 < 5000)
+        sleep_ms(20);
+    CHECK_EQ(ct.s.calls, 1);
+    eb_test_daemon_restart(&d); /* the loop sees failures and retries */
+    publish_orders(c, 2, 1);
+    pthread_join(t, NULL);
+    CHECK_OK(ct.rc);
+    CHECK_EQ(ct.st.handled, 2);
+    CHECK(strstr(ct.s.log, "A-2") != NULL);
+    eb_test_down(&d, c);
+}
+
+TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
+          T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters),
+          T(consume_extends_slow_handler), T(consume_stops_on_signal),
+          T(consume_stop_releases_the_rest), T(consume_refusals),
+          T(consume_survives_server_restart))
