@@ -138,3 +138,14 @@ void eb_test_down(eb_test_daemon *d, struct eb_client *c)
     eb_client_free(c);
     eb_test_daemon_stop(d);
 }
+
+void eb_test_sigusr1_after(unsigned ms, void (*on_signal)(int))
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+    timer_t t;
+    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
+    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
+    struct itimerspec its = {.it_value = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L}};
+    CHECK(timer_settime(t, 0, &its, NULL) == 0);
+}

@@ -29,6 +29,8 @@ struct eb_client *eb_test_up(eb_test_daemon *d, const char *const *extra);
 void eb_test_down(eb_test_daemon *d, struct eb_client *c);
 /* A client for url with a 10 s request timeout. */
 struct eb_client *eb_test_client(const char *url);
+/* Installs on_signal for SIGUSR1 and has a timer send it in ms. */
+void eb_test_sigusr1_after(unsigned ms, void (*on_signal)(int));
 /* A TCP port nobody listens on at the moment. */
 int eb_test_free_port(void);
 

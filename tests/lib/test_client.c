@@ -499,13 +499,7 @@ TEST(cancel_flag_from_a_signal)
     peer p;
     peer_start(&p, NULL);
     eb_client *c = client_for_peer(&p, 20000, &cancel_flag);
-    struct sigaction sa = {.sa_handler = on_usr1};
-    sigaction(SIGUSR1, &sa, NULL);
-    timer_t t;
-    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
-    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
-    struct itimerspec its = {.it_value = {0, 200 * 1000000L}};
-    CHECK(timer_settime(t, 0, &its, NULL) == 0);
+    eb_test_sigusr1_after(200, on_usr1);
     uint64_t t0 = ms_now();
     CHECK_EQ(eb_stats(c, NULL), EB_ECANCELED);
     CHECK_INT(ms_now() - t0, <, 1500);

@@ -455,13 +455,7 @@ TEST(consume_stops_on_signal)
     eb_test_daemon d;
     eb_client *c = up(&d);
     make_group(c, "g", 4, 30000);
-    struct sigaction sa = {.sa_handler = on_usr1};
-    sigaction(SIGUSR1, &sa, NULL);
-    timer_t t;
-    struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1};
-    CHECK(timer_create(CLOCK_MONOTONIC, &sev, &t) == 0);
-    struct itimerspec its = {.it_value = {0, 300 * 1000000L}};
-    CHECK(timer_settime(t, 0, &its, NULL) == 0);
+    eb_test_sigusr1_after(300, on_usr1);
     seen s = {0};
     eb_consume_opts o = {.arg = &s, .wait_ms = 30000, .stop = &stop_flag};
     uint64_t t0 = ms_now();
