@@ -1,0 +1,556 @@
+/* events.c - `eventbus publish` (one event, or many from a JSON Lines file
+ * with a progress bar) and `eventbus tail` (follow a group or a type). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ============================== publish ============================== */
+
+static const char PUBLISH_HELP[] =
+    "Usage: eventbus publish TYPE [JSON | -] [options]\n"
+    "       eventbus publish [TYPE] --file F.jsonl [options]\n"
+    "\n"
+    "Publishes one event of TYPE whose data is JSON (or stdin with '-'; no\n"
+    "JSON: null). Returns once the server has it on disk.\n"
+    "With --file, publishes every line of F (JSON Lines; '-' for stdin): with\n"
+    "TYPE each line is an event's data, without it each line is a whole event\n"
+    "({\"type\":...,\"data\":...}). Lines go in atomic batches; a refused batch\n"
+    "stops the run and names the offending lines. A progress bar shows on a\n"
+    "terminal.\n"
+    "\n"
+    "Options:\n"
+    "  --key K              ordering key\n"
+    "  --id ID              event id, for deduplication (not with --file)\n"
+    "  --source S           producer name\n"
+    "  --subject S\n"
+    "  --correlation-id ID\n"
+    "  --causation-id ID\n"
+    "  --version N          schema version to validate against (default latest)\n"
+    "  --file F             publish every line of F\n"
+    "  --batch N            events per request with --file (1-1000, default 500)\n"
+    "\n"
+    "Prints the event's id, seq and time (JSON: the server's receipt).\n";
+
+typedef struct pub_args {
+    eb_publish_opts o;
+    const char     *type;
+    const char     *data;  /* JSON text, "-" or NULL */
+    const char     *file;
+    uint64_t        batch;
+} pub_args;
+
+static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
+{
+    static const struct option opts[] = {
+        {"key", 1, 0, 'k'},    {"id", 1, 0, 'i'},      {"source", 1, 0, 's'},
+        {"subject", 1, 0, 'S'}, {"correlation-id", 1, 0, 'c'}, {"causation-id", 1, 0, 'C'},
+        {"version", 1, 0, 'v'}, {"file", 1, 0, 'f'},   {"batch", 1, 0, 'b'},
+        {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
+    uint64_t v;
+    int c;
+    a->batch = 500;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': a->o.key = optarg; break;
+        case 'i': a->o.id = optarg; break;
+        case 's': a->o.source = optarg; break;
+        case 'S': a->o.subject = optarg; break;
+        case 'c': a->o.correlation_id = optarg; break;
+        case 'C': a->o.causation_id = optarg; break;
+        case 'f': a->file = optarg; break;
+        case 'v':
+            if (!cli_parse_u64(optarg, UINT32_MAX, &v) || !v)
+                return cli_usage(x, "--version needs a positive number");
+            a->o.version = (uint32_t)v;
+            break;
+        case 'b':
+            if (!cli_parse_u64(optarg, 1000, &a->batch) || !a->batch)
+                return cli_usage(x, "--batch needs a number from 1 to 1000");
+            break;
+        case 'h': return -1;
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    int left = argc - optind;
+    a->type = left > 0 ? argv[optind] : NULL;
+    a->data = left > 1 ? argv[optind + 1] : NULL;
+    if (left > 2)
+        return cli_usage(x, "too many arguments (quote the JSON)");
+    if (!a->file && !a->type)
+        return cli_usage(x, "which event type?");
+    if (a->file && a->data)
+        return cli_usage(x, "give either JSON or --file, not both");
+    if (a->file && a->o.id)
+        return cli_usage(x, "--id with --file would make every event a duplicate of the first");
+    return 0;
+}
+
+static void print_receipt(const cli *x, const char *type, const eb_publish_result *r)
+{
+    if (x->json) {
+        printf("{\"id\":\"%s\",\"seq\":%" PRIu64 ",\"time\":\"%s\"%s}\n", r->id, r->seq, r->time,
+               r->duplicate ? ",\"duplicate\":true" : "");
+        return;
+    }
+    printf("%s %s  seq %" PRIu64 "  id %s  %s\n", r->duplicate ? "duplicate of" : "published",
+           type, r->seq, r->id, r->time);
+}
+
+static int publish_one(cli *x, const pub_args *a)
+{
+    char *stdin_data = NULL;
+    const char *data = a->data;
+    if (data && !strcmp(data, "-")) {
+        size_t n;
+        if (!(stdin_data = cli_read_file("-", &n)))
+            return cli_usage(x, "cannot read stdin");
+        data = stdin_data;
+    }
+    eb_publish_result r;
+    int rc = eb_publish(x->c, a->type, data, &a->o, &r);
+    free(stdin_data);
+    if (rc)
+        return cli_fail(x, rc);
+    print_receipt(x, a->type, &r);
+    return CLI_OK;
+}
+
+/* --- --file ---------------------------------------------------------------- */
+
+typedef struct file_run {
+    cli            *x;
+    const pub_args *a;
+    FILE           *f;
+    uint64_t        size;      /* file size for the progress bar; 0: unknown */
+    uint64_t        read;      /* bytes read so far */
+    uint64_t        lineno;
+    eb_buf          body;      /* the batch as a JSON array */
+    eb_jw           w;
+    uint64_t       *lines;     /* input line of each event in the batch */
+    size_t          n;         /* events in the batch */
+    eb_publish_result *res;
+    uint64_t        published, duplicates, first_seq, last_seq;
+    double          t0, last_draw;
+    eb_json_doc    *doc;       /* checks each line */
+} file_run;
+
+static void progress(file_run *r, bool final)
+{
+    if (!r->x->err_tty)
+        return;
+    double now = now_s();
+    if (!final && now - r->last_draw < 0.1)
+        return;
+    r->last_draw = now;
+    double el = now - r->t0, rate = el > 0 ? (double)r->published / el : 0;
+    int width = 30, fill = 0;
+    char pct[8] = "";
+    if (r->size) {
+        double frac = (double)r->read / (double)r->size;
+        fill = (int)(frac * width);
+        snprintf(pct, sizeof pct, "%3d%%", (int)(frac * 100));
+    }
+    fprintf(stderr, "\r[");
+    for (int i = 0; i < width; i++)
+        fputc(r->size ? (i < fill ? '#' : '.') : (i == (int)(el * 10) % width ? '#' : '.'), stderr);
+    fprintf(stderr, "] %s %" PRIu64 " events  %.0f/s   %s", pct, r->published, rate,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+/* Sends the batch; on refusal reports the lines and returns the exit code. */
+static int flush_batch(file_run *r)
+{
+    if (!r->n)
+        return CLI_OK;
+    eb_jw_arr_close(&r->w);
+    size_t got = 0;
+    int rc = eb_publish_json(r->x->c, r->body.data, r->body.len, r->res, r->n, &got);
+    if (rc) {
+        progress(r, true);
+        fprintf(stderr, "eventbus publish: lines %" PRIu64 "-%" PRIu64 " were not published "
+                "(%" PRIu64 " events before them were)\n", r->lines[0], r->lines[r->n - 1],
+                r->published);
+        return cli_fail_lines(r->x, rc, r->lines, r->n);
+    }
+    for (size_t i = 0; i < got && i < r->n; i++) {
+        if (r->res[i].duplicate)
+            r->duplicates++;
+        if (!r->first_seq)
+            r->first_seq = r->res[i].seq;
+        r->last_seq = r->res[i].seq;
+    }
+    r->published += got;
+    r->n = 0;
+    eb_buf_reset(&r->body);
+    eb_jw_init(&r->w, &r->body);
+    eb_jw_arr_open(&r->w);
+    progress(r, false);
+    return CLI_OK;
+}
+
+static void kv(eb_jw *w, const char *k, const char *v)
+{
+    if (v) {
+        eb_jw_key(w, k);
+        eb_jw_str(w, v);
+    }
+}
+
+/* Adds one line to the batch: its data (with TYPE) or the whole event. */
+static int add_line(file_run *r, const char *line, size_t len)
+{
+    eb_json_error e;
+    if (eb_json_parse(r->doc, line, len, NULL, &e) != 0) {
+        progress(r, true);
+        fprintf(stderr, "eventbus publish: line %" PRIu64 ": malformed JSON at column %u: %s\n"
+                "  (%" PRIu64 " events before this batch were published)\n",
+                r->lineno, e.column, e.msg, r->published);
+        return CLI_USAGE;
+    }
+    const pub_args *a = r->a;
+    if (!a->type) {
+        eb_jw_raw(&r->w, line, len);
+    } else {
+        eb_jw_obj_open(&r->w);
+        kv(&r->w, "type", a->type);
+        kv(&r->w, "key", a->o.key);
+        kv(&r->w, "source", a->o.source);
+        kv(&r->w, "subject", a->o.subject);
+        kv(&r->w, "correlationId", a->o.correlation_id);
+        kv(&r->w, "causationId", a->o.causation_id);
+        if (a->o.version) {
+            eb_jw_key(&r->w, "version");
+            eb_jw_uint(&r->w, a->o.version);
+        }
+        eb_jw_key(&r->w, "data");
+        eb_jw_raw(&r->w, line, len);
+        eb_jw_obj_close(&r->w);
+    }
+    r->lines[r->n++] = r->lineno;
+    return r->n == r->a->batch ? flush_batch(r) : CLI_OK;
+}
+
+static int run_file(file_run *r)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int code = CLI_OK;
+    while (code == CLI_OK && (len = getline(&line, &cap, r->f)) >= 0) {
+        r->lineno++;
+        r->read += (uint64_t)len;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+                           line[len - 1] == ' ' || line[len - 1] == '\t'))
+            len--;
+        size_t skip = strspn(line, " \t");
+        if ((size_t)len > skip)
+            code = add_line(r, line + skip, (size_t)len - skip);
+    }
+    free(line);
+    if (code == CLI_OK && ferror(r->f)) {
+        fprintf(stderr, "eventbus publish: cannot read %s\n", r->a->file);
+        code = CLI_USAGE;
+    }
+    return code == CLI_OK ? flush_batch(r) : code;
+}
+
+static void file_summary(const file_run *r)
+{
+    double el = now_s() - r->t0;
+    if (r->x->json) {
+        printf("{\"published\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"first_seq\":%" PRIu64
+               ",\"last_seq\":%" PRIu64 ",\"seconds\":%.3f}\n",
+               r->published, r->duplicates, r->first_seq, r->last_seq, el);
+        return;
+    }
+    printf("published %" PRIu64 " events", r->published);
+    if (r->published)
+        printf(" (seq %" PRIu64 "..%" PRIu64 ")", r->first_seq, r->last_seq);
+    if (r->duplicates)
+        printf(", %" PRIu64 " of them duplicates", r->duplicates);
+    printf(" in %.2f s (%.0f events/s)\n", el, el > 0 ? (double)r->published / el : 0.0);
+}
+
+static int publish_file(cli *x, const pub_args *a)
+{
+    file_run r = {.x = x, .a = a, .t0 = now_s()};
+    r.f = strcmp(a->file, "-") ? fopen(a->file, "r") : stdin;
+    if (!r.f)
+        return cli_usage(x, "cannot open %s", a->file);
+    struct stat st;
+    if (fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode))
+        r.size = (uint64_t)st.st_size;
+    r.lines = calloc(a->batch, sizeof *r.lines);
+    r.res = calloc(a->batch, sizeof *r.res);
+    r.doc = eb_json_doc_new();
+    int code = CLI_USAGE;
+    if (r.lines && r.res && r.doc) {
+        eb_jw_init(&r.w, &r.body);
+        eb_jw_arr_open(&r.w);
+        code = run_file(&r);
+    }
+    if (code == CLI_OK) {
+        progress(&r, true);
+        file_summary(&r);
+    }
+    if (r.f != stdin)
+        fclose(r.f);
+    eb_buf_free(&r.body);
+    eb_json_doc_free(r.doc);
+    free(r.lines);
+    free(r.res);
+    return code;
+}
+
+int cli_publish(cli *x, int argc, char **argv)
+{
+    pub_args a = {0};
+    int code = parse_publish(x, argc, argv, &a);
+    if (code)
+        return code < 0 ? cli_help(PUBLISH_HELP) : code;
+    return a.file ? publish_file(x, &a) : publish_one(x, &a);
+}
+
+/* ============================== tail ============================== */
+
+static const char TAIL_HELP[] =
+    "Usage: eventbus tail GROUP [options]\n"
+    "       eventbus tail --type TYPE [--since WHEN] [options]\n"
+    "\n"
+    "Prints events as they arrive, one per line (JSON: the event as the server\n"
+    "sends it), until Ctrl-C, -n or --idle.\n"
+    "With GROUP it consumes from the group: every event printed is acked\n"
+    "(--no-ack leaves them leased: they are redelivered after the group's ack\n"
+    "timeout). With --type it only reads the log (no group, nothing acked),\n"
+    "from now on, or from --since.\n"
+    "\n"
+    "Options:\n"
+    "  --type TYPE        follow the log for this event type instead of a group\n"
+    "  --since WHEN       with --type: start at RFC 3339 time or duration ago (2h)\n"
+    "  --consumer NAME    consumer name (default eventbus-tail-HOST-PID)\n"
+    "  --no-ack           print without acking\n"
+    "  -n, --count N      stop after N events\n"
+    "  --idle DUR         stop when no event came for DUR (e.g. 5s)\n"
+    "  --wait DUR         long-poll wait per request (default 20s)\n";
+
+typedef struct tail_args {
+    const char *group, *type, *since, *consumer;
+    bool        no_ack;
+    uint64_t    count, idle_ms, wait_ms;
+    uint64_t    printed;
+} tail_args;
+
+static void print_event(const cli *x, const eb_event *e)
+{
+    if (x->json) {
+        fwrite(e->json, 1, e->json_len, stdout);
+        fputc('\n', stdout);
+    } else {
+        char t[32];
+        printf("#%-6" PRIu64 " %s  %s  %s", e->seq, cli_short_time(e->time, t), e->type, e->id);
+        if (e->key)
+            printf("  key=%s", e->key);
+        if (e->attempt > 1)
+            printf("  (attempt %u)", e->attempt);
+        printf("  %s\n", e->data);
+    }
+    fflush(stdout);
+}
+
+static int tail_handler(const eb_event *ev, void *arg, char *err, size_t cap)
+{
+    (void)err;
+    (void)cap;
+    const cli *x = arg;
+    print_event(x, ev);
+    return 0;
+}
+
+static int parse_tail(cli *x, int argc, char **argv, tail_args *a)
+{
+    static const struct option opts[] = {
+        {"type", 1, 0, 't'},  {"since", 1, 0, 's'}, {"consumer", 1, 0, 'c'},
+        {"no-ack", 0, 0, 'N'}, {"count", 1, 0, 'n'}, {"idle", 1, 0, 'I'},
+        {"wait", 1, 0, 'w'},  {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    int c;
+    a->wait_ms = 20000;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': a->type = optarg; break;
+        case 's': a->since = optarg; break;
+        case 'c': a->consumer = optarg; break;
+        case 'N': a->no_ack = true; break;
+        case 'n':
+            if (!cli_parse_u64(optarg, UINT64_MAX, &a->count) || !a->count)
+                return cli_usage(x, "--count needs a positive number");
+            break;
+        case 'I':
+            if (!cli_parse_ms(optarg, &a->idle_ms) || !a->idle_ms || a->idle_ms > UINT32_MAX)
+                return cli_usage(x, "--idle needs a duration like 5s");
+            break;
+        case 'w':
+            if (!cli_parse_ms(optarg, &a->wait_ms) || a->wait_ms > 60000)
+                return cli_usage(x, "--wait needs a duration up to 60s");
+            break;
+        case 'h': return -1;
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage(x, "too many arguments");
+    a->group = argc > optind ? argv[optind] : NULL;
+    if (!!a->group == !!a->type)
+        return cli_usage(x, "give a GROUP or --type TYPE (one of them)");
+    if (a->since && !a->type)
+        return cli_usage(x, "--since goes with --type (for a group, see 'eventbus replay')");
+    if (a->type && (a->no_ack || a->consumer))
+        return cli_usage(x, "--no-ack and --consumer go with a GROUP");
+    return 0;
+}
+
+static int tail_group_ack(cli *x, tail_args *a)
+{
+    eb_consume_opts o = {.arg = x, .max = 100, .wait_ms = (uint32_t)a->wait_ms,
+                         .stop = &cli_stop, .max_events = a->count,
+                         .idle_ms = (uint32_t)a->idle_ms, .retry_max_ms = 30000};
+    int rc = eb_consume(x->c, a->group, a->consumer, tail_handler, &o);
+    return rc ? cli_fail(x, rc) : CLI_OK;
+}
+
+static int peek_loop(cli *x, tail_args *a)
+{
+    double last = now_s();
+    while (!cli_stop && (!a->count || a->printed < a->count)) {
+        if (a->idle_ms && (now_s() - last) * 1000 >= (double)a->idle_ms)
+            break;
+        uint64_t left = a->count ? a->count - a->printed : 1000;
+        uint32_t wait = (uint32_t)a->wait_ms;
+        if (a->idle_ms && a->idle_ms < wait)
+            wait = (uint32_t)a->idle_ms;
+        eb_events *l = NULL;
+        int rc = eb_pull(x->c, a->group, a->consumer, (uint32_t)(left < 1000 ? left : 1000), wait,
+                         &l);
+        if (rc == EB_ECANCELED)
+            break;
+        if (rc)
+            return cli_fail(x, rc);
+        for (size_t i = 0; i < eb_events_count(l); i++, a->printed++)
+            print_event(x, eb_events_at(l, i));
+        if (eb_events_count(l))
+            last = now_s();
+        eb_events_free(l);
+    }
+    return CLI_OK;
+}
+
+/* --no-ack: pull and print; the leases simply run out. Uses a client whose
+ * cancel flag is the signal flag, so Ctrl-C ends a long poll at once. */
+static int tail_group_peek(cli *x, tail_args *a)
+{
+    eb_client *main_client = x->c;
+    eb_client_opts co = {.url = x->url, .timeout_ms = x->timeout_ms, .cancel = &cli_stop};
+    if (eb_client_new(&co, &x->c))
+        return cli_usage(x, "cannot use URL %s", x->url);
+    int code = peek_loop(x, a);
+    eb_client_free(x->c);
+    x->c = main_client;
+    return code;
+}
+
+/* Where "from now" is: the log's head seq (from /v1/stats), or, on a
+ * server without it, the current time. */
+static void tail_start(cli *x, eb_browse_opts *q, char since_buf[40])
+{
+    char *ans = NULL;
+    eb_json_doc *doc = NULL;
+    if (eb_stats(x->c, &ans) == 0) {
+        const eb_json *root = cli_parse(&doc, ans);
+        q->after_seq = cli_u64(eb_json_get(root, "events"), "head_seq");
+    }
+    if (!q->after_seq) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(since_buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(since_buf + n, 40 - n, ".%06ldZ", ts.tv_nsec / 1000);
+        q->since = since_buf;
+    }
+    eb_free(ans);
+    eb_json_doc_free(doc);
+}
+
+static void nap_ms(unsigned ms)
+{
+    for (unsigned i = 0; i < ms && !cli_stop; i += 50) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int tail_type(cli *x, tail_args *a)
+{
+    char since_buf[40];
+    eb_browse_opts q = {.type = a->type, .since = a->since, .limit = 1000};
+    if (!a->since)
+        tail_start(x, &q, since_buf);
+    double last = now_s();
+    while (!cli_stop && (!a->count || a->printed < a->count)) {
+        if (a->idle_ms && (now_s() - last) * 1000 >= (double)a->idle_ms)
+            break;
+        eb_events *l = NULL;
+        int rc = eb_events_browse(x->c, &q, &l);
+        if (rc)
+            return cli_fail(x, rc);
+        size_t n = eb_events_count(l);
+        for (size_t i = 0; i < n && (!a->count || a->printed < a->count); i++, a->printed++)
+            print_event(x, eb_events_at(l, i));
+        if (n) {
+            q.after_seq = eb_events_at(l, n - 1)->seq;
+            q.since = NULL;
+            last = now_s();
+        }
+        bool more = eb_events_next(l) != NULL;
+        eb_events_free(l);
+        if (!more)
+            nap_ms(250);
+    }
+    return CLI_OK;
+}
+
+int cli_tail(cli *x, int argc, char **argv)
+{
+    tail_args a = {0};
+    int code = parse_tail(x, argc, argv, &a);
+    if (code)
+        return code < 0 ? cli_help(TAIL_HELP) : code;
+    char name[128];
+    if (a.group && !a.consumer) {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "eventbus-tail-%s-%ld", host, (long)getpid());
+        a.consumer = name;
+    }
+    cli_catch_signals();
+    if (a.type)
+        return tail_type(x, &a);
+    return a.no_ack ? tail_group_peek(x, &a) : tail_group_ack(x, &a);
+}

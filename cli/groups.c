@@ -1,0 +1,530 @@
+/* groups.c - `eventbus groups ...`, `eventbus dlq ...` and `eventbus
+ * replay`: managing consumer groups, their dead letters, and replays. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define MAX_LIST 64 /* --types / --type / --id values per command */
+
+/* Splits comma-separated values of a repeatable option into list[]. */
+static bool add_values(char *arg, const char **list, size_t *n)
+{
+    for (char *save = NULL, *tok = strtok_r(arg, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (*n == MAX_LIST)
+            return false;
+        list[(*n)++] = tok;
+    }
+    return true;
+}
+
+/* ============================== groups ============================== */
+
+static const char GROUPS_HELP[] =
+    "Usage: eventbus groups create GROUP --types T[,T...] [options]\n"
+    "       eventbus groups update GROUP [--types ...] [options]\n"
+    "       eventbus groups list\n"
+    "       eventbus groups show GROUP\n"
+    "       eventbus groups pause|resume|delete GROUP\n"
+    "\n"
+    "A consumer group receives every event of its types once (at least once),\n"
+    "shared among its consumers. Types may end in '.*' (order.*) or be '*'.\n"
+    "create fails if the group exists; update changes only the options given.\n"
+    "pause stops deliveries (events keep accumulating); delete drops the group,\n"
+    "its pending deliveries and its dead letters.\n"
+    "\n"
+    "Options (create, update):\n"
+    "  --types T,...            event types or patterns (repeatable)\n"
+    "  --start WHEN             create only: latest (default), earliest, or RFC 3339\n"
+    "  --max-attempts N         deliveries before an event goes to the DLQ (4)\n"
+    "  --ack-timeout DUR        lease of a pulled event (30s)\n"
+    "  --backoff-initial DUR    first retry delay (1s)\n"
+    "  --backoff-multiplier X   growth per attempt (2)\n"
+    "  --backoff-max DUR        longest retry delay (5m)\n"
+    "  --jitter J               random spread of delays, 0..1 (0.2)\n"
+    "  --ordering none|key      key: one event per key in flight, in order\n";
+
+typedef struct grp_args {
+    const char     *sub, *group;
+    const char     *types[MAX_LIST];
+    eb_groups_config g;
+    bool            any_option;
+} grp_args;
+
+static int set_dur(cli *x, const char *name, uint32_t *out)
+{
+    uint64_t ms;
+    if (!cli_parse_ms(optarg, &ms) || !ms || ms > UINT32_MAX)
+        return cli_usage(x, "--%s needs a duration like 500ms, 30s or 5m", name);
+    *out = (uint32_t)ms;
+    return 0;
+}
+
+static int config_option(cli *x, int c, grp_args *a)
+{
+    uint64_t v;
+    char *end;
+    a->any_option = true;
+    switch (c) {
+    case 'T':
+        return add_values(optarg, a->types, &a->g.ntypes) ? 0 : cli_usage(x, "too many types");
+    case 's': a->g.start = optarg; return 0;
+    case 'm':
+        if (!cli_parse_u64(optarg, 1000000, &v) || !v)
+            return cli_usage(x, "--max-attempts needs a positive number");
+        a->g.max_attempts = (uint32_t)v;
+        return 0;
+    case 'a': return set_dur(x, "ack-timeout", &a->g.ack_timeout_ms);
+    case 'i': return set_dur(x, "backoff-initial", &a->g.backoff_initial_ms);
+    case 'M': return set_dur(x, "backoff-max", &a->g.backoff_max_ms);
+    case 'x':
+        a->g.backoff_multiplier = strtod(optarg, &end);
+        return *end || a->g.backoff_multiplier < 1
+                   ? cli_usage(x, "--backoff-multiplier needs a number >= 1")
+                   : 0;
+    case 'j':
+        a->g.backoff_jitter = strtod(optarg, &end);
+        a->g.has_jitter = true;
+        return *end || a->g.backoff_jitter < 0 || a->g.backoff_jitter > 1
+                   ? cli_usage(x, "--jitter needs a number from 0 to 1")
+                   : 0;
+    case 'o':
+        if (strcmp(optarg, "none") && strcmp(optarg, "key"))
+            return cli_usage(x, "--ordering is none or key");
+        a->g.ordering = optarg;
+        return 0;
+    }
+    return -2;
+}
+
+static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
+{
+    static const struct option opts[] = {
+        {"types", 1, 0, 'T'},          {"type", 1, 0, 'T'},
+        {"start", 1, 0, 's'},          {"max-attempts", 1, 0, 'm'},
+        {"ack-timeout", 1, 0, 'a'},    {"backoff-initial", 1, 0, 'i'},
+        {"backoff-max", 1, 0, 'M'},    {"backoff-multiplier", 1, 0, 'x'},
+        {"jitter", 1, 0, 'j'},         {"ordering", 1, 0, 'o'},
+        {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
+    int c;
+    a->g.types = a->types;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return -1;
+        int r = config_option(x, c, a);
+        if (r == -2)
+            return cli_bad_option(x, c, argv);
+        if (r)
+            return r;
+    }
+    int n = argc - optind;
+    if (n < 1)
+        return cli_usage(x, "which subcommand? create, update, list, show, pause, resume, delete");
+    a->sub = argv[optind];
+    a->group = n > 1 ? argv[optind + 1] : NULL;
+    static const char *const with_group[] = {"create", "update", "show", "pause", "resume",
+                                             "delete"};
+    bool known = !strcmp(a->sub, "list"), needs_group = false;
+    for (size_t i = 0; i < sizeof with_group / sizeof with_group[0]; i++)
+        if (!strcmp(a->sub, with_group[i]))
+            known = needs_group = true;
+    if (!known)
+        return cli_usage(x, "unknown subcommand '%s'", a->sub);
+    if (n != (needs_group ? 2 : 1))
+        return cli_usage(x, "'%s' takes %s", a->sub, needs_group ? "GROUP" : "no arguments");
+    bool configures = !strcmp(a->sub, "create") || !strcmp(a->sub, "update");
+    if (a->any_option && !configures)
+        return cli_usage(x, "options like --types go with create and update");
+    if (!strcmp(a->sub, "create") && !a->g.ntypes)
+        return cli_usage(x, "create needs --types");
+    if (!strcmp(a->sub, "update") && !a->any_option)
+        return cli_usage(x, "update needs at least one option to change");
+    if (!strcmp(a->sub, "update") && a->g.start)
+        return cli_usage(x, "--start only applies when a group is created");
+    return 0;
+}
+
+/* --- show / list ---------------------------------------------------------- */
+
+static void print_config_line(const eb_json *cfg)
+{
+    char b[7][64];
+    const eb_json *bo = eb_json_get(cfg, "backoff");
+    printf("max attempts:   %s\nack timeout:    %s ms\nbackoff:        %s ms x%s up to %s ms, "
+           "jitter %s\nordering:       %s\n",
+           cli_str(cfg, "max_attempts", b[0], 64), cli_str(cfg, "ack_timeout_ms", b[1], 64),
+           cli_str(bo, "initial_ms", b[2], 64), cli_str(bo, "multiplier", b[3], 64),
+           cli_str(bo, "max_ms", b[4], 64), cli_str(bo, "jitter", b[5], 64),
+           cli_str(cfg, "ordering", b[6], 64));
+}
+
+static void print_consumers(const eb_json *arr)
+{
+    if (!arr || !arr->len) {
+        printf("consumers:      none yet\n");
+        return;
+    }
+    printf("consumers:\n");
+    static const char *const head[] = {"  NAME", "LAST PULL", "IN-FLIGHT"};
+    cli_table t;
+    cli_table_init(&t, head, 3);
+    for (const eb_json *c = arr->child; c; c = c->next) {
+        char b1[160], b2[64], b3[24], tb[32];
+        cli_table_cell(&t, "  %s", cli_str(c, "name", b1, sizeof b1));
+        cli_table_cell(&t, "%s", cli_short_time(cli_str(c, "last_pull", b2, sizeof b2), tb));
+        cli_table_cell(&t, "%s", cli_str(c, "in_flight", b3, sizeof b3));
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+}
+
+static void print_group(const eb_json *g, const void *arg)
+{
+    (void)arg;
+    char b[10][160];
+    const eb_json *cfg = eb_json_get(g, "config"), *pos = eb_json_get(g, "position");
+    printf("group:          %s\ntypes:          %s\npaused:         %s\n"
+           "position:       cursor %s, head %s\nlag:            %s\nin flight:      %s\n"
+           "retrying:       %s\ndead letters:   %s\noldest unacked: %s ms\n",
+           cli_str(g, "name", b[0], 160), cli_str(cfg, "types", b[1], 160),
+           cli_str(g, "paused", b[2], 160), cli_str(pos, "cursor", b[3], 160),
+           cli_str(pos, "head", b[4], 160), cli_str(g, "lag", b[5], 160),
+           cli_str(g, "in_flight", b[6], 160), cli_str(g, "retry_scheduled", b[7], 160),
+           cli_str(g, "dead_letters", b[8], 160), cli_str(g, "oldest_unacked_age_ms", b[9], 160));
+    print_config_line(cfg);
+    print_consumers(eb_json_get(g, "consumers"));
+}
+
+/* GET /v1/groups as a table. */
+static void print_group_table(const eb_json *root, const void *arg)
+{
+    (void)arg;
+    const eb_json *arr = eb_json_get(root, "groups");
+    if (!arr || !arr->len) {
+        printf("no groups\n");
+        return;
+    }
+    static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING",
+                                       "DLQ"};
+    static const char *const keys[] = {"name", "paused", "lag", "in_flight", "retry_scheduled",
+                                       "dead_letters"};
+    cli_table t;
+    cli_table_init(&t, head, 6);
+    for (const eb_json *g = arr ? arr->child : NULL; g; g = g->next)
+        for (size_t k = 0; k < 6; k++) {
+            char b[160];
+            cli_table_cell(&t, "%s", cli_str(g, keys[k], b, sizeof b));
+        }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+}
+
+/* --- create / update ----------------------------------------------------- */
+
+/* update: starts from the group's current configuration. */
+static int merge_current(cli *x, grp_args *a, eb_json_doc **doc)
+{
+    char *ans = NULL;
+    int rc = eb_groups_get(x->c, a->group, &ans);
+    if (rc)
+        return cli_fail(x, rc);
+    const eb_json *cfg = eb_json_get(cli_parse(doc, ans), "config");
+    eb_free(ans);
+    eb_groups_config *g = &a->g, cur = {0};
+    const eb_json *types = eb_json_get(cfg, "types"), *bo = eb_json_get(cfg, "backoff");
+    if (!a->g.ntypes)
+        for (const eb_json *t = types ? types->child : NULL; t; t = t->next)
+            if (t->type == EB_JSON_STRING && g->ntypes < MAX_LIST)
+                a->types[g->ntypes++] = t->str;
+    cur.max_attempts = (uint32_t)cli_u64(cfg, "max_attempts");
+    cur.ack_timeout_ms = (uint32_t)cli_u64(cfg, "ack_timeout_ms");
+    cur.backoff_initial_ms = (uint32_t)cli_u64(bo, "initial_ms");
+    cur.backoff_max_ms = (uint32_t)cli_u64(bo, "max_ms");
+    cur.backoff_multiplier = eb_json_num(eb_json_get(bo, "multiplier"));
+    const eb_json *jit = eb_json_get(bo, "jitter"), *ord = eb_json_get(cfg, "ordering");
+    if (!g->max_attempts) g->max_attempts = cur.max_attempts;
+    if (!g->ack_timeout_ms) g->ack_timeout_ms = cur.ack_timeout_ms;
+    if (!g->backoff_initial_ms) g->backoff_initial_ms = cur.backoff_initial_ms;
+    if (!g->backoff_max_ms) g->backoff_max_ms = cur.backoff_max_ms;
+    if (g->backoff_multiplier <= 0) g->backoff_multiplier = cur.backoff_multiplier;
+    if (!g->has_jitter && eb_json_is(jit, EB_JSON_NUMBER)) {
+        g->has_jitter = true;
+        g->backoff_jitter = eb_json_num(jit);
+    }
+    if (!g->ordering && eb_json_is(ord, EB_JSON_STRING))
+        g->ordering = ord->str;
+    return CLI_OK;
+}
+
+static int put_group(cli *x, grp_args *a)
+{
+    bool create = !strcmp(a->sub, "create");
+    eb_json_doc *doc = NULL;
+    int code = CLI_OK;
+    if (create) {
+        int rc = eb_groups_get(x->c, a->group, NULL);
+        if (rc == 0) {
+            fprintf(stderr, "eventbus groups: group '%s' exists (use 'groups update')\n",
+                    a->group);
+            return CLI_REFUSED;
+        }
+        if (rc != EB_ENOTFOUND)
+            return cli_fail(x, rc);
+    } else if ((code = merge_current(x, a, &doc))) {
+        eb_json_doc_free(doc);
+        return code;
+    }
+    bool created = false;
+    char *ans = NULL;
+    int rc = eb_groups_put(x->c, a->group, &a->g, &created, &ans);
+    eb_json_doc_free(doc); /* a->types may point into it until here */
+    if (rc)
+        return cli_fail(x, rc);
+    if (x->json) {
+        cli_print_json(ans);
+    } else {
+        eb_json_doc *d2 = NULL;
+        printf("%s group %s\n", created ? "created" : "updated", a->group);
+        const eb_json *cfg = eb_json_get(cli_parse(&d2, ans), "config");
+        char b[256];
+        printf("types:          %s\n", cli_str(cfg, "types", b, sizeof b));
+        print_config_line(cfg);
+        eb_json_doc_free(d2);
+    }
+    eb_free(ans);
+    return CLI_OK;
+}
+
+int cli_groups(cli *x, int argc, char **argv)
+{
+    grp_args a = {0};
+    int code = parse_groups(x, argc, argv, &a);
+    if (code)
+        return code < 0 ? cli_help(GROUPS_HELP) : code;
+    char *ans = NULL;
+    int rc;
+    if (!strcmp(a.sub, "create") || !strcmp(a.sub, "update"))
+        return put_group(x, &a);
+    if (!strcmp(a.sub, "list"))
+        return cli_answer(x, eb_groups_list(x->c, &ans), ans, print_group_table, NULL);
+    if (!strcmp(a.sub, "show"))
+        return cli_answer(x, eb_groups_get(x->c, a.group, &ans), ans, print_group, NULL);
+    bool del = !strcmp(a.sub, "delete"), pause = !strcmp(a.sub, "pause");
+    rc = del ? eb_groups_delete(x->c, a.group)
+             : pause ? eb_groups_pause(x->c, a.group) : eb_groups_resume(x->c, a.group);
+    if (rc)
+        return cli_fail(x, rc);
+    if (x->json)
+        printf("{\"group\":\"%s\",\"%s\":true}\n", a.group,
+               del ? "deleted" : pause ? "paused" : "resumed");
+    else
+        printf("%s group %s\n", del ? "deleted" : pause ? "paused" : "resumed", a.group);
+    return CLI_OK;
+}
+
+/* ============================== dlq ============================== */
+
+static const char DLQ_HELP[] =
+    "Usage: eventbus dlq list GROUP [--limit N] [--all]\n"
+    "       eventbus dlq redrive GROUP [--id EVENT_ID ...]\n"
+    "       eventbus dlq purge GROUP [--id EVENT_ID]\n"
+    "\n"
+    "Dead letters are events a group failed to handle max-attempts times;\n"
+    "each keeps its last error.\n"
+    "list     the oldest first (--limit per page, 100; --all every page)\n"
+    "redrive  puts them back for delivery with fresh attempts: the --id ones,\n"
+    "         or all\n"
+    "purge    drops them: the --id one, or all\n";
+
+typedef struct dlq_args {
+    const char *sub, *group;
+    const char *ids[MAX_LIST];
+    size_t      nids;
+    uint64_t    limit;
+    bool        all;
+} dlq_args;
+
+static int parse_dlq(cli *x, int argc, char **argv, dlq_args *a)
+{
+    static const struct option opts[] = {{"id", 1, 0, 'i'},  {"limit", 1, 0, 'l'},
+                                         {"all", 0, 0, 'A'}, {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (!add_values(optarg, a->ids, &a->nids))
+                return cli_usage(x, "too many --id values");
+            break;
+        case 'l':
+            if (!cli_parse_u64(optarg, 1000, &a->limit) || !a->limit)
+                return cli_usage(x, "--limit needs a number from 1 to 1000");
+            break;
+        case 'A': a->all = true; break;
+        case 'h': return -1;
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage(x, "expected a subcommand (list, redrive, purge) and a GROUP");
+    a->sub = argv[optind];
+    a->group = argv[optind + 1];
+    bool list = !strcmp(a->sub, "list"), purge = !strcmp(a->sub, "purge");
+    if (!list && !purge && strcmp(a->sub, "redrive"))
+        return cli_usage(x, "unknown subcommand '%s'", a->sub);
+    if (list && a->nids)
+        return cli_usage(x, "--id goes with redrive and purge");
+    if (!list && (a->limit || a->all))
+        return cli_usage(x, "--limit and --all go with list");
+    if (purge && a->nids > 1)
+        return cli_usage(x, "purge takes one --id (or none: all)");
+    return 0;
+}
+
+static void dlq_rows(cli_table *t, const eb_events *l)
+{
+    for (size_t i = 0; i < eb_events_count(l); i++) {
+        const eb_event *e = eb_events_at(l, i);
+        char tb[32];
+        cli_table_cell(t, "%s", e->id);
+        cli_table_cell(t, "%s", e->type);
+        cli_table_cell(t, "%u", e->attempts);
+        cli_table_cell(t, "%s", cli_short_time(e->failed_at, tb));
+        cli_table_cell(t, "%s", e->consumer ? e->consumer : "-");
+        cli_table_cell(t, "%s", e->error ? e->error : "-");
+    }
+}
+
+static int dlq_list(cli *x, const dlq_args *a)
+{
+    static const char *const head[] = {"EVENT-ID", "TYPE", "ATTEMPTS", "FAILED-AT", "CONSUMER",
+                                       "ERROR"};
+    cli_table t;
+    cli_table_init(&t, head, 6);
+    char *after = NULL;
+    size_t total = 0;
+    int code = CLI_OK;
+    do {
+        eb_events *l = NULL;
+        int rc = eb_dlq_list(x->c, a->group, (uint32_t)a->limit, after, &l);
+        free(after);
+        after = NULL;
+        if (rc) {
+            code = cli_fail(x, rc);
+            break;
+        }
+        total += eb_events_count(l);
+        if (x->json)
+            cli_print_json(eb_events_json(l));
+        else
+            dlq_rows(&t, l);
+        if (a->all && eb_events_next(l))
+            after = strdup(eb_events_next(l));
+        eb_events_free(l);
+    } while (after);
+    if (code == CLI_OK && !x->json) {
+        if (total)
+            cli_table_print(&t, stdout);
+        else
+            printf("no dead letters in %s\n", a->group);
+    }
+    cli_table_free(&t);
+    return code;
+}
+
+int cli_dlq(cli *x, int argc, char **argv)
+{
+    dlq_args a = {0};
+    int code = parse_dlq(x, argc, argv, &a);
+    if (code)
+        return code < 0 ? cli_help(DLQ_HELP) : code;
+    if (!strcmp(a.sub, "list"))
+        return dlq_list(x, &a);
+    uint64_t n = 0;
+    bool redrive = !strcmp(a.sub, "redrive");
+    int rc = redrive ? eb_dlq_redrive(x->c, a.group, a.ids, a.nids, &n)
+                     : eb_dlq_purge(x->c, a.group, a.nids ? a.ids[0] : NULL, &n);
+    if (rc)
+        return cli_fail(x, rc);
+    if (x->json)
+        printf("{\"%s\":%" PRIu64 "}\n", redrive ? "redriven" : "purged", n);
+    else
+        printf("%s %" PRIu64 " dead letter%s of %s\n", redrive ? "redrove" : "purged", n,
+               n == 1 ? "" : "s", a.group);
+    return CLI_OK;
+}
+
+/* ============================== replay ============================== */
+
+static const char REPLAY_HELP[] =
+    "Usage: eventbus replay GROUP --since WHEN [--until WHEN] [--type T ...]\n"
+    "       eventbus replay GROUP --since-seq N [--until-seq N] [--type T ...]\n"
+    "\n"
+    "Delivers a past range of the log to GROUP again (in addition to its\n"
+    "normal flow), e.g. after fixing a consumer's bug.\n"
+    "WHEN is an RFC 3339 time or a duration back from now (30m, 2h, 7d).\n"
+    "\n"
+    "Options:\n"
+    "  --since WHEN / --since-seq N   where the range starts\n"
+    "  --until WHEN / --until-seq N   where it ends (default: now)\n"
+    "  --type T                       only these types (default: the group's)\n";
+
+int cli_replay(cli *x, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"since", 1, 0, 's'}, {"until", 1, 0, 'u'}, {"since-seq", 1, 0, 'S'},
+        {"until-seq", 1, 0, 'U'}, {"type", 1, 0, 't'}, {"types", 1, 0, 't'},
+        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    const char *types[MAX_LIST];
+    eb_replay_opts o = {.types = types};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': o.since = optarg; break;
+        case 'u': o.until = optarg; break;
+        case 'S':
+            if (!cli_parse_u64(optarg, UINT64_MAX, &o.since_seq) || !o.since_seq)
+                return cli_usage(x, "--since-seq needs a sequence number");
+            break;
+        case 'U':
+            if (!cli_parse_u64(optarg, UINT64_MAX, &o.until_seq) || !o.until_seq)
+                return cli_usage(x, "--until-seq needs a sequence number");
+            break;
+        case 't':
+            if (!add_values(optarg, types, &o.ntypes))
+                return cli_usage(x, "too many types");
+            break;
+        case 'h': return cli_help(REPLAY_HELP);
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage(x, "which GROUP?");
+    if (!o.since == !o.since_seq)
+        return cli_usage(x, "give --since or --since-seq (one of them)");
+    if (o.until && o.until_seq)
+        return cli_usage(x, "give --until or --until-seq, not both");
+    const char *group = argv[optind];
+    uint64_t requeued = 0, expired = 0;
+    int rc = eb_replay(x->c, group, &o, &requeued, &expired);
+    if (rc)
+        return cli_fail(x, rc);
+    if (x->json)
+        printf("{\"requeued\":%" PRIu64 ",\"expired\":%" PRIu64 "}\n", requeued, expired);
+    else if (expired)
+        printf("requeued %" PRIu64 " events for %s; %" PRIu64 " more of the range are gone "
+               "(removed by retention)\n", requeued, group, expired);
+    else
+        printf("requeued %" PRIu64 " event%s for %s\n", requeued, requeued == 1 ? "" : "s",
+               group);
+    return CLI_OK;
+}

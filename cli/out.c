@@ -1,0 +1,394 @@
+/* out.c - the CLI's shared helpers: error reporting and exit codes, tables,
+ * JSON printing, argument parsing, file reading, signals. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t cli_stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cli_stop = 1;
+}
+
+void cli_catch_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: waits end early */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* --- errors ------------------------------------------------------------------ */
+
+int cli_usage(const cli *x, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "eventbus%s%s: ", x->cmd ? " " : "", x->cmd ? x->cmd : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'eventbus %s%s--help'.\n", x->cmd ? x->cmd : "", x->cmd ? " " : "");
+    return CLI_USAGE;
+}
+
+int cli_bad_option(const cli *x, int opt, char **argv)
+{
+    extern int optind, optopt;
+    const char *arg = argv[optind - 1];
+    if (opt == ':')
+        return cli_usage(x, "option '%s' needs a value", arg);
+    if (optopt)
+        return cli_usage(x, "unknown option '-%c'", optopt);
+    return cli_usage(x, "unknown option '%s'", arg);
+}
+
+int cli_help(const char *text)
+{
+    fputs(text, stdout);
+    return CLI_OK;
+}
+
+bool cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            return false;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return true;
+    }
+    return false;
+}
+
+/* One line per detail: "  where: message", prefixed with "line L: " when
+ * lines maps the details' batch indexes to input lines. */
+static void print_details(const char *details, const uint64_t *lines, size_t nlines)
+{
+    eb_json_doc *doc = NULL;
+    const eb_json *arr = cli_parse(&doc, details);
+    for (const eb_json *d = arr ? arr->child : NULL; d; d = d->next) {
+        char ib[24], wb[256], mb[512];
+        const char *idx = cli_str(d, "index", ib, sizeof ib);
+        const char *where = cli_str(d, "path", wb, sizeof wb);
+        if (!strcmp(where, "-"))
+            where = cli_str(d, "field", wb, sizeof wb);
+        const char *msg = cli_str(d, "message", mb, sizeof mb);
+        uint64_t i;
+        fprintf(stderr, "  ");
+        if (lines && cli_parse_u64(idx, nlines - 1, &i))
+            fprintf(stderr, "line %llu: ", (unsigned long long)lines[i]);
+        if (strcmp(where, "-"))
+            fprintf(stderr, "%s: ", *where ? where : "(root)");
+        fprintf(stderr, "%s\n", msg);
+    }
+    eb_json_doc_free(doc);
+}
+
+int cli_fail(const cli *x, int rc)
+{
+    return cli_fail_lines(x, rc, NULL, 0);
+}
+
+int cli_fail_lines(const cli *x, int rc, const uint64_t *lines, size_t nlines)
+{
+    const eb_error *e = eb_client_error(x->c);
+    const char *msg = e->message && *e->message ? e->message : eb_strerror(rc);
+    if (e->http_status) {
+        fprintf(stderr, "eventbus %s: %s%s%s\n", x->cmd, *e->server_code ? e->server_code : "",
+                *e->server_code ? ": " : "", msg);
+        if (strcmp(e->details, "[]") != 0)
+            print_details(e->details, lines, nlines);
+        return rc == EB_EPROTO ? CLI_UNREACHABLE : CLI_REFUSED;
+    }
+    fprintf(stderr, "eventbus %s: %s\n", x->cmd, msg);
+    switch (rc) {
+    case EB_ECONNECT:
+    case EB_ETIMEDOUT:
+    case EB_EPROTO:
+    case EB_ECANCELED:
+        if (rc != EB_ECANCELED)
+            fprintf(stderr, "  (server: %s; set --url or EVENTBUS_URL)\n", x->url);
+        return CLI_UNREACHABLE;
+    case EB_ESYNTAX:
+    case EB_EINVAL:
+    case EB_ETOOBIG:
+        return CLI_USAGE; /* refused locally, before anything was sent */
+    default:
+        return CLI_REFUSED;
+    }
+}
+
+/* --- arguments ------------------------------------------------------------------ */
+
+bool cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool cli_parse_ms(const char *s, uint64_t *ms)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    double mult = 1;
+    if (!strcmp(end, "s"))
+        mult = 1000;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else if (!strcmp(end, "h"))
+        mult = 3600000;
+    else if (*end && strcmp(end, "ms"))
+        return false;
+    if (errno || v * mult > 1e15)
+        return false;
+    *ms = (uint64_t)(v * mult);
+    return true;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                errno = ENOMEM;
+                break;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    int e = ferror(f) ? errno : 0;
+    if (f != stdin)
+        fclose(f);
+    if (buf && e) {
+        free(buf);
+        errno = e;
+        return NULL;
+    }
+    if (buf) {
+        buf[n] = '\0';
+        *len = n;
+    }
+    return buf;
+}
+
+/* --- tables ------------------------------------------------------------------ */
+
+void cli_table_init(cli_table *t, const char *const *headers, size_t ncols)
+{
+    memset(t, 0, sizeof *t);
+    t->ncols = ncols;
+    for (size_t i = 0; i < ncols; i++)
+        cli_table_cell(t, "%s", headers[i]);
+}
+
+void cli_table_cell(cli_table *t, const char *fmt, ...)
+{
+    if (t->ncells == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 32;
+        char **nc = realloc(t->cells, cap * sizeof *nc);
+        if (!nc)
+            return;
+        t->cells = nc;
+        t->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    t->cells[t->ncells++] = s;
+}
+
+/* Display width of a UTF-8 string: code points (continuation bytes skipped). */
+static size_t width(const char *s)
+{
+    size_t w = 0;
+    for (; s && *s; s++)
+        w += ((unsigned char)*s & 0xC0) != 0x80;
+    return w;
+}
+
+void cli_table_print(const cli_table *t, FILE *f)
+{
+    size_t *w = calloc(t->ncols, sizeof *w);
+    if (!w)
+        return;
+    for (size_t i = 0; i < t->ncells; i++) {
+        size_t cw = width(t->cells[i]);
+        if (cw > w[i % t->ncols])
+            w[i % t->ncols] = cw;
+    }
+    for (size_t i = 0; i < t->ncells; i++) {
+        size_t col = i % t->ncols;
+        const char *s = t->cells[i] ? t->cells[i] : "";
+        bool last = col == t->ncols - 1;
+        fputs(s, f);
+        for (size_t p = width(s); !last && p < w[col] + 2; p++)
+            fputc(' ', f);
+        if (last)
+            fputc('\n', f);
+    }
+    free(w);
+}
+
+void cli_table_free(cli_table *t)
+{
+    for (size_t i = 0; i < t->ncells; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
+}
+
+/* --- JSON ----------------------------------------------------------------------- */
+
+int cli_answer(const cli *x, int rc, char *ans, cli_show_fn show, const void *arg)
+{
+    if (rc) {
+        eb_free(ans);
+        return cli_fail(x, rc);
+    }
+    if (x->json) {
+        cli_print_json(ans);
+    } else {
+        eb_json_doc *doc = NULL;
+        const eb_json *root = cli_parse(&doc, ans);
+        if (root)
+            show(root, arg);
+        eb_json_doc_free(doc);
+    }
+    eb_free(ans);
+    return CLI_OK;
+}
+
+void cli_print_json(const char *json)
+{
+    fputs(json, stdout);
+    size_t n = strlen(json);
+    if (!n || json[n - 1] != '\n')
+        fputc('\n', stdout);
+}
+
+static void put_string(FILE *f, const char *s, size_t n)
+{
+    eb_buf b = EB_BUF_INIT;
+    eb_json_escape(&b, s, n);
+    fwrite(b.data ? b.data : "\"\"", 1, b.data ? b.len : 2, f);
+    eb_buf_free(&b);
+}
+
+void cli_print_pretty(FILE *f, const eb_json *v, int indent)
+{
+    switch (v->type) {
+    case EB_JSON_OBJECT:
+    case EB_JSON_ARRAY: {
+        bool obj = v->type == EB_JSON_OBJECT;
+        if (!v->child) {
+            fputs(obj ? "{}" : "[]", f);
+            return;
+        }
+        fputs(obj ? "{\n" : "[\n", f);
+        for (const eb_json *m = v->child; m; m = m->next) {
+            fprintf(f, "%*s", indent + 2, "");
+            if (obj) {
+                put_string(f, m->key, m->key_len);
+                fputs(": ", f);
+            }
+            cli_print_pretty(f, m, indent + 2);
+            fputs(m->next ? ",\n" : "\n", f);
+        }
+        fprintf(f, "%*s%c", indent, "", obj ? '}' : ']');
+        return;
+    }
+    case EB_JSON_STRING:
+        put_string(f, v->str, v->len);
+        return;
+    case EB_JSON_NUMBER:
+        fputs(v->str, f);
+        return;
+    default:
+        fputs(v->type == EB_JSON_TRUE ? "true" : v->type == EB_JSON_FALSE ? "false" : "null", f);
+    }
+}
+
+const char *cli_short_time(const char *t, char out[32])
+{
+    if (!t || strlen(t) < 19) {
+        snprintf(out, 32, "%s", t ? t : "-");
+        return out;
+    }
+    const char *dot = strchr(t, '.');
+    int frac = 0;
+    if (dot)
+        while (frac < 3 && dot[1 + frac] >= '0' && dot[1 + frac] <= '9')
+            frac++;
+    snprintf(out, 32, "%.10s %.8s%s%.*s", t, t + 11, frac ? "." : "", frac, dot ? dot + 1 : "");
+    return out;
+}
+
+const eb_json *cli_parse(eb_json_doc **doc, const char *text)
+{
+    if (!*doc && !(*doc = eb_json_doc_new()))
+        return NULL;
+    if (!text || eb_json_parse(*doc, text, strlen(text), NULL, NULL) != 0)
+        return NULL;
+    return eb_json_root(*doc);
+}
+
+const char *cli_str(const eb_json *obj, const char *key, char *buf, size_t cap)
+{
+    const eb_json *v = eb_json_get(obj, key);
+    if (!v || v->type == EB_JSON_NULL)
+        return "-";
+    switch (v->type) {
+    case EB_JSON_STRING:
+    case EB_JSON_NUMBER:
+        return v->str;
+    case EB_JSON_TRUE:
+        return "yes";
+    case EB_JSON_FALSE:
+        return "no";
+    default: {
+        eb_buf b = EB_BUF_INIT;
+        eb_jw w;
+        eb_jw_init(&w, &b);
+        eb_jw_value(&w, v);
+        snprintf(buf, cap, "%s", b.data ? b.data : "");
+        eb_buf_free(&b);
+        return buf;
+    }
+    }
+}
+
+uint64_t cli_u64(const eb_json *obj, const char *key)
+{
+    const eb_json *v = eb_json_get(obj, key);
+    return eb_json_is(v, EB_JSON_NUMBER) && (v->flags & EB_JSON_F_INT) && v->i64 > 0
+               ? (uint64_t)v->i64
+               : 0;
+}

@@ -1,0 +1,197 @@
+/* schemas.c - `eventbus schemas register|check|list|show`: the schema
+ * registry from the command line. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char HELP[] =
+    "Usage: eventbus schemas register TYPE FILE [--compat MODE]\n"
+    "       eventbus schemas check TYPE FILE [--compat MODE]\n"
+    "       eventbus schemas list\n"
+    "       eventbus schemas show TYPE [--version N]\n"
+    "\n"
+    "register  adds FILE (a JSON Schema; '-' for stdin) as the next version of\n"
+    "          TYPE. Refused (exit 1) if it breaks the type's compatibility\n"
+    "          mode; every breaking change is listed.\n"
+    "check     the same checks, nothing written: exit 0 if compatible, 1 if not.\n"
+    "list      every type with its mode and versions.\n"
+    "show      the latest schema of TYPE (or --version N).\n"
+    "\n"
+    "Options:\n"
+    "  --compat MODE   backward (default for a new type), forward, full, none;\n"
+    "                  becomes the type's mode\n"
+    "  --version N     with show: that version\n";
+
+typedef struct sch_args {
+    const char *sub, *type, *file, *compat;
+    uint64_t    version;
+} sch_args;
+
+static int parse(cli *x, int argc, char **argv, sch_args *a)
+{
+    static const struct option opts[] = {
+        {"compat", 1, 0, 'c'}, {"version", 1, 0, 'v'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            if (strcmp(optarg, "backward") && strcmp(optarg, "forward") &&
+                strcmp(optarg, "full") && strcmp(optarg, "none"))
+                return cli_usage(x, "--compat is backward, forward, full or none");
+            a->compat = optarg;
+            break;
+        case 'v':
+            if (!cli_parse_u64(optarg, UINT32_MAX, &a->version) || !a->version)
+                return cli_usage(x, "--version needs a positive number");
+            break;
+        case 'h': return -1;
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    int n = argc - optind;
+    char **p = argv + optind;
+    if (n < 1)
+        return cli_usage(x, "which subcommand? register, check, list or show");
+    a->sub = p[0];
+    int want = !strcmp(a->sub, "register") || !strcmp(a->sub, "check") ? 3
+               : !strcmp(a->sub, "show")                                 ? 2
+               : !strcmp(a->sub, "list")                                 ? 1
+                                                                         : 0;
+    if (!want)
+        return cli_usage(x, "unknown subcommand '%s'", a->sub);
+    if (n != want)
+        return cli_usage(x, "'%s' takes %s", a->sub,
+                         want == 3 ? "TYPE FILE" : want == 2 ? "TYPE" : "no arguments");
+    a->type = n > 1 ? p[1] : NULL;
+    a->file = n > 2 ? p[2] : NULL;
+    return 0;
+}
+
+/* The breaking changes of a check answer, one per line. */
+static void print_changes(const eb_json *changes)
+{
+    for (const eb_json *ch = changes ? changes->child : NULL; ch; ch = ch->next) {
+        char pb[256], mb[512];
+        const char *path = cli_str(ch, "path", pb, sizeof pb);
+        const eb_json *und = eb_json_get(ch, "undecidable");
+        printf("  %s: %s%s\n", *path && strcmp(path, "-") ? path : "(root)",
+               cli_str(ch, "message", mb, sizeof mb),
+               und && und->type == EB_JSON_TRUE ? " (cannot verify)" : "");
+    }
+}
+
+static int do_register(cli *x, const sch_args *a, const char *schema)
+{
+    eb_schemas_result r;
+    int rc = eb_schemas_register(x->c, a->type, schema, a->compat, &r);
+    if (rc)
+        return cli_fail(x, rc);
+    if (x->json)
+        printf("{\"type\":\"%s\",\"version\":%u,\"compatibility\":\"%s\"%s}\n", a->type,
+               r.version, r.compatibility, r.existing ? ",\"existing\":true" : "");
+    else if (r.existing)
+        printf("%s: identical to version %u, nothing registered (%s)\n", a->type, r.version,
+               r.compatibility);
+    else
+        printf("%s: registered version %u (%s)\n", a->type, r.version, r.compatibility);
+    return CLI_OK;
+}
+
+static void show_check(const eb_json *root, const void *arg)
+{
+    const sch_args *a = arg;
+    const eb_json *ok = eb_json_get(root, "compatible");
+    char mb[32], vb[32];
+    printf("%s: %s as version %s under %s\n", a->type,
+           ok && ok->type == EB_JSON_TRUE ? "compatible" : "NOT compatible",
+           cli_str(root, "version", vb, sizeof vb), cli_str(root, "compatibility", mb, sizeof mb));
+    print_changes(eb_json_get(root, "changes"));
+}
+
+static int do_check(cli *x, const sch_args *a, const char *schema)
+{
+    bool ok = false;
+    char *ans = NULL;
+    int rc = eb_schemas_check(x->c, a->type, schema, a->compat, &ok, &ans);
+    int code = cli_answer(x, rc, ans, show_check, a);
+    return code == CLI_OK && !ok ? CLI_REFUSED : code;
+}
+
+static int with_file(cli *x, const sch_args *a)
+{
+    size_t len;
+    char *schema = cli_read_file(a->file, &len);
+    if (!schema)
+        return cli_usage(x, "cannot read %s", a->file);
+    int code = !strcmp(a->sub, "register") ? do_register(x, a, schema) : do_check(x, a, schema);
+    free(schema);
+    return code;
+}
+
+static void versions_text(const eb_json *arr, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const eb_json *v = arr ? arr->child : NULL; v && n + 16 < cap; v = v->next)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", v->str ? v->str : "?");
+}
+
+static void show_list(const eb_json *root, const void *arg)
+{
+    (void)arg;
+    const eb_json *arr = eb_json_get(root, "schemas");
+    if (!arr || !arr->len) {
+        printf("no schemas registered\n");
+        return;
+    }
+    static const char *const head[] = {"TYPE", "COMPATIBILITY", "VERSIONS"};
+    cli_table t;
+    cli_table_init(&t, head, 3);
+    for (const eb_json *s = arr->child; s; s = s->next) {
+        char b1[256], b2[32], vs[256];
+        versions_text(eb_json_get(s, "versions"), vs, sizeof vs);
+        cli_table_cell(&t, "%s", cli_str(s, "type", b1, sizeof b1));
+        cli_table_cell(&t, "%s", cli_str(s, "compatibility", b2, sizeof b2));
+        cli_table_cell(&t, "%s", vs);
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+}
+
+static void show_schema(const eb_json *root, const void *arg)
+{
+    const sch_args *a = arg;
+    const eb_json *ver = a->version ? root : eb_json_get(root, "latest");
+    char b1[32], b2[64], vs[256], tb[32];
+    if (!a->version) {
+        versions_text(eb_json_get(root, "versions"), vs, sizeof vs);
+        printf("type:           %s\ncompatibility:  %s\nversions:       %s\n", a->type,
+               cli_str(root, "compatibility", b1, sizeof b1), vs);
+    }
+    printf("version:        %s (registered %s)\n", cli_str(ver, "version", b1, sizeof b1),
+           cli_short_time(cli_str(ver, "registered_at", b2, sizeof b2), tb));
+    const eb_json *schema = eb_json_get(ver, "schema");
+    if (schema) {
+        cli_print_pretty(stdout, schema, 0);
+        fputc('\n', stdout);
+    }
+}
+
+int cli_schemas(cli *x, int argc, char **argv)
+{
+    sch_args a = {0};
+    int code = parse(x, argc, argv, &a);
+    if (code)
+        return code < 0 ? cli_help(HELP) : code;
+    char *ans = NULL;
+    if (!strcmp(a.sub, "list"))
+        return cli_answer(x, eb_schemas_list(x->c, &ans), ans, show_list, NULL);
+    if (!strcmp(a.sub, "show"))
+        return cli_answer(x, eb_schemas_get(x->c, a.type, (uint32_t)a.version, &ans), ans,
+                          show_schema, &a);
+    return with_file(x, &a);
+}

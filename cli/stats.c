@@ -1,0 +1,320 @@
+/* stats.c - `eventbus stats` (a readable summary of GET /v1/stats) and
+ * `eventbus top` (the same, refreshed, with rates from one sample to the
+ * next). */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const char STATS_HELP[] =
+    "Usage: eventbus stats\n"
+    "\n"
+    "A summary of the bus: events published, the log's sequence range and\n"
+    "size, and per group its lag, in-flight and retrying events, DLQ depth and\n"
+    "delivery counters. JSON: the server's /v1/stats answer.\n";
+
+static const char TOP_HELP[] =
+    "Usage: eventbus top [--interval DUR] [-n N]\n"
+    "\n"
+    "A refreshing view of the bus: publish rate, and per group the lag,\n"
+    "in-flight, retrying, DLQ depth and delivery / ack / nack rates. Ctrl-C\n"
+    "quits. When stdout is not a terminal (or with --json) it prints one JSON\n"
+    "object per refresh instead: {\"time\",\"published_per_s\",\"head_seq\",\n"
+    "\"groups\":[{\"name\",\"lag\",...,\"delivered_per_s\",\"acked_per_s\",\n"
+    "\"nacked_per_s\"}]} (rates are null in the first sample).\n"
+    "\n"
+    "Options:\n"
+    "  --interval DUR   time between refreshes (default 2s)\n"
+    "  -n, --iterations N   stop after N refreshes\n";
+
+static const char *human_bytes(uint64_t b, char out[32])
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, 32, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return out;
+}
+
+static void print_summary(const eb_json *root, const void *arg)
+{
+    (void)arg;
+    const eb_json *ev = eb_json_get(root, "events"), *groups = eb_json_get(root, "groups");
+    char hb[32];
+    printf("events:  %" PRIu64 " published; log seq %" PRIu64 "..%" PRIu64 ", %s\n",
+           cli_u64(ev, "published"), cli_u64(ev, "first_seq"), cli_u64(ev, "head_seq"),
+           human_bytes(cli_u64(ev, "bytes"), hb));
+    if (!groups || !groups->len) {
+        printf("groups:  none\n");
+        return;
+    }
+    static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
+                                       "DELIVERED", "ACKED", "NACKED", "DEAD-LETTERED",
+                                       "REDRIVEN", "REPLAYED"};
+    static const char *const keys[] = {"name", "paused", "lag", "in_flight", "retry_scheduled",
+                                       "dead_letters", "delivered", "acked", "nacked",
+                                       "dead_lettered", "redriven", "replayed"};
+    cli_table t;
+    cli_table_init(&t, head, 12);
+    for (const eb_json *g = groups->child; g; g = g->next)
+        for (size_t k = 0; k < 12; k++) {
+            char b[160];
+            cli_table_cell(&t, "%s", cli_str(g, keys[k], b, sizeof b));
+        }
+    printf("\n");
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+}
+
+int cli_stats(cli *x, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv))
+        return cli_help(STATS_HELP);
+    if (argc > 1)
+        return cli_usage(x, "stats takes no arguments");
+    char *ans = NULL;
+    return cli_answer(x, eb_stats(x->c, &ans), ans, print_summary, NULL);
+}
+
+/* ============================== top ============================== */
+
+#define TOP_MAX_GROUPS 256
+
+/* One sample of the counters rates are computed from. */
+typedef struct sample {
+    double   t;         /* monotonic seconds */
+    uint64_t published;
+    size_t   n;
+    struct {
+        char     name[129];
+        uint64_t delivered, acked, nacked;
+    } g[TOP_MAX_GROUPS];
+} sample;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void take_sample(sample *s, const eb_json *root)
+{
+    s->t = mono_s();
+    s->published = cli_u64(eb_json_get(root, "events"), "published");
+    s->n = 0;
+    const eb_json *groups = eb_json_get(root, "groups");
+    for (const eb_json *g = groups ? groups->child : NULL; g && s->n < TOP_MAX_GROUPS;
+         g = g->next, s->n++) {
+        char b[160];
+        snprintf(s->g[s->n].name, sizeof s->g[s->n].name, "%s", cli_str(g, "name", b, sizeof b));
+        s->g[s->n].delivered = cli_u64(g, "delivered");
+        s->g[s->n].acked = cli_u64(g, "acked");
+        s->g[s->n].nacked = cli_u64(g, "nacked");
+    }
+}
+
+/* Rate of a counter between two samples; negative when unknown. */
+static double rate(const sample *prev, const sample *cur, uint64_t before, uint64_t now)
+{
+    if (!prev || cur->t <= prev->t || now < before)
+        return -1;
+    return (double)(now - before) / (cur->t - prev->t);
+}
+
+static size_t find_group(const sample *s, const char *name)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (!strcmp(s->g[i].name, name))
+            return i;
+    return SIZE_MAX;
+}
+
+typedef struct rates {
+    double deliv, ack, nack;
+} rates;
+
+static rates group_rates(const sample *prev, const sample *cur, size_t i)
+{
+    size_t j = find_group(prev, cur->g[i].name);
+    if (j == SIZE_MAX)
+        return (rates){-1, -1, -1};
+    return (rates){rate(prev, cur, prev->g[j].delivered, cur->g[i].delivered),
+                   rate(prev, cur, prev->g[j].acked, cur->g[i].acked),
+                   rate(prev, cur, prev->g[j].nacked, cur->g[i].nacked)};
+}
+
+static void cell_rate(cli_table *t, double r)
+{
+    if (r < 0)
+        cli_table_cell(t, "-");
+    else
+        cli_table_cell(t, "%.1f", r);
+}
+
+static void draw_screen(const cli *x, const eb_json *root, const sample *prev,
+                        const sample *cur, double interval)
+{
+    char tb[16], hb[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(tb, sizeof tb, "%H:%M:%S", &tm);
+    const eb_json *ev = eb_json_get(root, "events");
+    double pub = rate(prev, cur, prev ? prev->published : 0, cur->published);
+    printf("\033[H\033[2Jeventbus top  %s  %s  (every %.1fs, Ctrl-C quits)\n\n", x->url, tb,
+           interval);
+    printf("published/s: %s   head seq: %" PRIu64 "   log: %s\n\n",
+           pub < 0 ? "-" : (snprintf(hb, sizeof hb, "%.1f", pub), hb), cli_u64(ev, "head_seq"),
+           human_bytes(cli_u64(ev, "bytes"), hb));
+    static const char *const head[] = {"GROUP", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
+                                       "DELIV/S", "ACK/S", "NACK/S", "PAUSED"};
+    cli_table t;
+    cli_table_init(&t, head, 9);
+    const eb_json *groups = eb_json_get(root, "groups");
+    size_t i = 0;
+    for (const eb_json *g = groups ? groups->child : NULL; g && i < cur->n; g = g->next, i++) {
+        char b[4][160];
+        rates r = group_rates(prev, cur, i);
+        cli_table_cell(&t, "%s", cur->g[i].name);
+        cli_table_cell(&t, "%s", cli_str(g, "lag", b[0], 160));
+        cli_table_cell(&t, "%s", cli_str(g, "in_flight", b[1], 160));
+        cli_table_cell(&t, "%s", cli_str(g, "retry_scheduled", b[2], 160));
+        cli_table_cell(&t, "%s", cli_str(g, "dead_letters", b[3], 160));
+        cell_rate(&t, r.deliv);
+        cell_rate(&t, r.ack);
+        cell_rate(&t, r.nack);
+        cli_table_cell(&t, "%s", cli_str(g, "paused", b[0], 160));
+    }
+    if (cur->n)
+        cli_table_print(&t, stdout);
+    else
+        printf("no consumer groups\n");
+    cli_table_free(&t);
+}
+
+static void jw_rate(eb_jw *w, const char *key, double r)
+{
+    eb_jw_key(w, key);
+    if (r < 0)
+        eb_jw_null(w);
+    else
+        eb_jw_double(w, (double)(int64_t)(r * 10 + 0.5) / 10);
+}
+
+static void print_snapshot(const eb_json *root, const sample *prev, const sample *cur)
+{
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "time");
+    eb_jw_int(&w, (int64_t)time(NULL));
+    jw_rate(&w, "published_per_s", rate(prev, cur, prev ? prev->published : 0, cur->published));
+    eb_jw_key(&w, "head_seq");
+    eb_jw_uint(&w, cli_u64(eb_json_get(root, "events"), "head_seq"));
+    eb_jw_key(&w, "groups");
+    eb_jw_arr_open(&w);
+    const eb_json *groups = eb_json_get(root, "groups");
+    size_t i = 0;
+    static const char *const keys[] = {"lag", "in_flight", "retry_scheduled", "dead_letters"};
+    for (const eb_json *g = groups ? groups->child : NULL; g && i < cur->n; g = g->next, i++) {
+        rates r = group_rates(prev, cur, i);
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, "name");
+        eb_jw_str(&w, cur->g[i].name);
+        eb_jw_key(&w, "paused");
+        eb_jw_bool(&w, eb_json_get(g, "paused") && eb_json_get(g, "paused")->type == EB_JSON_TRUE);
+        for (size_t k = 0; k < 4; k++) {
+            eb_jw_key(&w, keys[k]);
+            eb_jw_uint(&w, cli_u64(g, keys[k]));
+        }
+        jw_rate(&w, "delivered_per_s", r.deliv);
+        jw_rate(&w, "acked_per_s", r.ack);
+        jw_rate(&w, "nacked_per_s", r.nack);
+        eb_jw_obj_close(&w);
+    }
+    eb_jw_arr_close(&w);
+    eb_jw_obj_close(&w);
+    cli_print_json(b.data ? b.data : "{}");
+    eb_buf_free(&b);
+}
+
+static void nap(double s)
+{
+    double end = mono_s() + s;
+    while (!cli_stop && mono_s() < end) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+int cli_top(cli *x, int argc, char **argv)
+{
+    static const struct option opts[] = {{"interval", 1, 0, 'i'}, {"iterations", 1, 0, 'n'},
+                                         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+    uint64_t interval_ms = 2000, iterations = 0;
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":hn:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            if (!cli_parse_ms(optarg, &interval_ms) || interval_ms < 100)
+                return cli_usage(x, "--interval needs a duration of at least 100ms");
+            break;
+        case 'n':
+            if (!cli_parse_u64(optarg, UINT32_MAX, &iterations) || !iterations)
+                return cli_usage(x, "--iterations needs a positive number");
+            break;
+        case 'h': return cli_help(TOP_HELP);
+        default: return cli_bad_option(x, c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(x, "top takes no arguments");
+    cli_catch_signals();
+    sample *s[2] = {calloc(1, sizeof(sample)), calloc(1, sizeof(sample))};
+    eb_json_doc *doc = NULL;
+    int code = CLI_OK;
+    bool have_prev = false;
+    for (uint64_t it = 0; s[0] && s[1] && !cli_stop && (!iterations || it < iterations); it++) {
+        if (it)
+            nap((double)interval_ms / 1000);
+        if (cli_stop)
+            break;
+        char *ans = NULL;
+        int rc = eb_stats(x->c, &ans);
+        if (rc) {
+            if (!it || !x->tty) {
+                code = cli_fail(x, rc);
+                break;
+            }
+            printf("\033[H\033[2Jeventbus top  %s\n\n%s (retrying)\n", x->url,
+                   eb_client_error(x->c)->message);
+            fflush(stdout);
+            continue;
+        }
+        const eb_json *root = cli_parse(&doc, ans);
+        sample *cur = s[it % 2], *prev = have_prev ? s[(it + 1) % 2] : NULL;
+        take_sample(cur, root);
+        if (x->json)
+            print_snapshot(root, prev, cur);
+        else
+            draw_screen(x, root, prev, cur, (double)interval_ms / 1000);
+        fflush(stdout);
+        have_prev = true;
+        eb_free(ans);
+    }
+    eb_json_doc_free(doc);
+    free(s[0]);
+    free(s[1]);
+    return code;
+}
