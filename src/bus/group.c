@@ -650,8 +650,12 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
 {
     uint64_t stop = f->to < durable ? f->to : durable;
     uint64_t first = eb_log_first_seq(g->env.events);
-    if (f->cursor < first)
-        f->cursor = first; /* gone to retention */
+    if (f->cursor < first) { /* gone to retention before we got there: count it */
+        g->ctr.retention_skipped += first - f->cursor;
+        f->cursor = first;
+        if (!f->id)
+            eb_group_count_ahead(g, durable);
+    }
     if (f->cursor >= stop)
         return false;
     uint64_t before = f->cursor;

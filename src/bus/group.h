@@ -118,6 +118,7 @@ int    eb_outbox_end(eb_outbox *o);
 typedef struct eb_group_counters {
     uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
         replayed, purged;
+    uint64_t retention_skipped; /* log seqs deleted by retention before the group examined them */
 } eb_group_counters;
 
 /* A point-in-time view of a group. */

@@ -629,7 +629,7 @@ void eb_bus_group_summary(eb_bus *bus, eb_group *g, eb_jw *w, bool detail)
         {"nacked", c->nacked},         {"expired", c->expired},
         {"redelivered", c->redelivered}, {"dead_lettered", c->dead_lettered},
         {"redriven", c->redriven},     {"replayed", c->replayed},
-        {"purged", c->purged}};
+        {"purged", c->purged},         {"retention_skipped", c->retention_skipped}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         eb_jw_key(w, kv[i].k);
         eb_jw_uint(w, kv[i].v);
