@@ -495,7 +495,7 @@ static void dead_record(eb_group *g, const dead *e, int cls, bool with_payload, 
 /* Moves d to the dead-letter queue. */
 static void dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
 {
-    dead *e = d->dl;
+    dead *e = d->dl ? d->dl : eb_imap_get(&g->dlq, d->seq); /* a replay may die twice */
     bool fresh = !e;
     if (fresh) {
         eb_event_view v;
@@ -510,7 +510,7 @@ static void dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         e->payload = d->payload;
         e->len = d->len;
         d->payload = NULL;
-    } else {
+    } else if (e->redriven) {
         e->redriven = false;
         g->ndead++;
     }
