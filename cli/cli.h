@@ -88,9 +88,11 @@ void cli_table_free(cli_table *t);
 
 /* The usual ending of a command that fetched an answer: rc != 0 reports
  * the error; in JSON mode the answer is printed as is, else show() gets
- * it parsed (with arg). Frees ans. Returns the exit code. */
+ * it parsed (with arg). Takes *answer (read after rc was computed, so
+ * cli_answer(x, eb_stats(c, &a), &a, ...) is fine) and frees it. Returns
+ * the exit code. */
 typedef void (*cli_show_fn)(const eb_json *root, const void *arg);
-int cli_answer(const cli *x, int rc, char *ans, cli_show_fn show, const void *arg);
+int cli_answer(const cli *x, int rc, char **answer, cli_show_fn show, const void *arg);
 
 /* Prints a JSON text followed by a newline (JSON mode). */
 void cli_print_json(const char *json);
@@ -107,6 +109,8 @@ const eb_json *cli_parse(eb_json_doc **doc, const char *text);
  * yes/no, null/absent as "-". Returns a pointer to a static or arena
  * string, or into buf. */
 const char *cli_str(const eb_json *obj, const char *key, char *buf, size_t cap);
+/* The elements of an array of strings or numbers, comma-separated. */
+const char *cli_join(const eb_json *arr, char *out, size_t cap);
 uint64_t    cli_u64(const eb_json *obj, const char *key);
 
 #endif

@@ -475,17 +475,18 @@ static int tail_group_peek(cli *x, tail_args *a)
     return code;
 }
 
-/* Where "from now" is: the log's head seq (from /v1/stats), or, on a
- * server without it, the current time. */
+/* Where "from now" is: just before the log's head seq (from /v1/stats),
+ * or, on a server without it, the current time. */
 static void tail_start(cli *x, eb_browse_opts *q, char since_buf[40])
 {
     char *ans = NULL;
     eb_json_doc *doc = NULL;
-    if (eb_stats(x->c, &ans) == 0) {
-        const eb_json *root = cli_parse(&doc, ans);
-        q->after_seq = cli_u64(eb_json_get(root, "events"), "head_seq");
-    }
-    if (!q->after_seq) {
+    uint64_t head = 0; /* the seq the next event will get */
+    if (eb_stats(x->c, &ans) == 0)
+        head = cli_u64(eb_json_get(cli_parse(&doc, ans), "events"), "head_seq");
+    if (head) {
+        q->after_seq = head - 1;
+    } else {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         struct tm tm;

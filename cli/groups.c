@@ -191,12 +191,19 @@ static void print_group(const eb_json *g, const void *arg)
     printf("group:          %s\ntypes:          %s\npaused:         %s\n"
            "position:       cursor %s, head %s\nlag:            %s\nin flight:      %s\n"
            "retrying:       %s\ndead letters:   %s\noldest unacked: %s ms\n",
-           cli_str(g, "name", b[0], 160), cli_str(cfg, "types", b[1], 160),
+           cli_str(g, "name", b[0], 160), cli_join(eb_json_get(cfg, "types"), b[1], 160),
            cli_str(g, "paused", b[2], 160), cli_str(pos, "cursor", b[3], 160),
            cli_str(pos, "head", b[4], 160), cli_str(g, "lag", b[5], 160),
            cli_str(g, "in_flight", b[6], 160), cli_str(g, "retry_scheduled", b[7], 160),
            cli_str(g, "dead_letters", b[8], 160), cli_str(g, "oldest_unacked_age_ms", b[9], 160));
     print_config_line(cfg);
+    const eb_json *cnt = eb_json_get(g, "counters");
+    printf("delivered:      %" PRIu64 " (acked %" PRIu64 ", nacked %" PRIu64 ", expired %" PRIu64
+           ", redelivered %" PRIu64 ", dead-lettered %" PRIu64 ", redriven %" PRIu64
+           ", replayed %" PRIu64 ")\n",
+           cli_u64(cnt, "delivered"), cli_u64(cnt, "acked"), cli_u64(cnt, "nacked"),
+           cli_u64(cnt, "expired"), cli_u64(cnt, "redelivered"), cli_u64(cnt, "dead_lettered"),
+           cli_u64(cnt, "redriven"), cli_u64(cnt, "replayed"));
     print_consumers(eb_json_get(g, "consumers"));
 }
 
@@ -292,7 +299,7 @@ static int put_group(cli *x, grp_args *a)
         printf("%s group %s\n", created ? "created" : "updated", a->group);
         const eb_json *cfg = eb_json_get(cli_parse(&d2, ans), "config");
         char b[256];
-        printf("types:          %s\n", cli_str(cfg, "types", b, sizeof b));
+        printf("types:          %s\n", cli_join(eb_json_get(cfg, "types"), b, sizeof b));
         print_config_line(cfg);
         eb_json_doc_free(d2);
     }
@@ -311,9 +318,9 @@ int cli_groups(cli *x, int argc, char **argv)
     if (!strcmp(a.sub, "create") || !strcmp(a.sub, "update"))
         return put_group(x, &a);
     if (!strcmp(a.sub, "list"))
-        return cli_answer(x, eb_groups_list(x->c, &ans), ans, print_group_table, NULL);
+        return cli_answer(x, eb_groups_list(x->c, &ans), &ans, print_group_table, NULL);
     if (!strcmp(a.sub, "show"))
-        return cli_answer(x, eb_groups_get(x->c, a.group, &ans), ans, print_group, NULL);
+        return cli_answer(x, eb_groups_get(x->c, a.group, &ans), &ans, print_group, NULL);
     bool del = !strcmp(a.sub, "delete"), pause = !strcmp(a.sub, "pause");
     rc = del ? eb_groups_delete(x->c, a.group)
              : pause ? eb_groups_pause(x->c, a.group) : eb_groups_resume(x->c, a.group);

@@ -267,8 +267,10 @@ void cli_table_free(cli_table *t)
 
 /* --- JSON ----------------------------------------------------------------------- */
 
-int cli_answer(const cli *x, int rc, char *ans, cli_show_fn show, const void *arg)
+int cli_answer(const cli *x, int rc, char **answer, cli_show_fn show, const void *arg)
 {
+    char *ans = *answer;
+    *answer = NULL;
     if (rc) {
         eb_free(ans);
         return cli_fail(x, rc);
@@ -383,6 +385,17 @@ const char *cli_str(const eb_json *obj, const char *key, char *buf, size_t cap)
         return buf;
     }
     }
+}
+
+const char *cli_join(const eb_json *arr, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (const eb_json *v = arr ? arr->child : NULL; v && n + 1 < cap; v = v->next) {
+        int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", v->str ? v->str : "?");
+        n = w < 0 || (size_t)w >= cap - n ? cap - 1 : n + (size_t)w;
+    }
+    return out;
 }
 
 uint64_t cli_u64(const eb_json *obj, const char *key)

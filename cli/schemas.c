@@ -117,7 +117,7 @@ static int do_check(cli *x, const sch_args *a, const char *schema)
     bool ok = false;
     char *ans = NULL;
     int rc = eb_schemas_check(x->c, a->type, schema, a->compat, &ok, &ans);
-    int code = cli_answer(x, rc, ans, show_check, a);
+    int code = cli_answer(x, rc, &ans, show_check, a);
     return code == CLI_OK && !ok ? CLI_REFUSED : code;
 }
 
@@ -132,13 +132,6 @@ static int with_file(cli *x, const sch_args *a)
     return code;
 }
 
-static void versions_text(const eb_json *arr, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (const eb_json *v = arr ? arr->child : NULL; v && n + 16 < cap; v = v->next)
-        n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? "," : "", v->str ? v->str : "?");
-}
 
 static void show_list(const eb_json *root, const void *arg)
 {
@@ -153,7 +146,7 @@ static void show_list(const eb_json *root, const void *arg)
     cli_table_init(&t, head, 3);
     for (const eb_json *s = arr->child; s; s = s->next) {
         char b1[256], b2[32], vs[256];
-        versions_text(eb_json_get(s, "versions"), vs, sizeof vs);
+        cli_join(eb_json_get(s, "versions"), vs, sizeof vs);
         cli_table_cell(&t, "%s", cli_str(s, "type", b1, sizeof b1));
         cli_table_cell(&t, "%s", cli_str(s, "compatibility", b2, sizeof b2));
         cli_table_cell(&t, "%s", vs);
@@ -168,7 +161,7 @@ static void show_schema(const eb_json *root, const void *arg)
     const eb_json *ver = a->version ? root : eb_json_get(root, "latest");
     char b1[32], b2[64], vs[256], tb[32];
     if (!a->version) {
-        versions_text(eb_json_get(root, "versions"), vs, sizeof vs);
+        cli_join(eb_json_get(root, "versions"), vs, sizeof vs);
         printf("type:           %s\ncompatibility:  %s\nversions:       %s\n", a->type,
                cli_str(root, "compatibility", b1, sizeof b1), vs);
     }
@@ -189,9 +182,9 @@ int cli_schemas(cli *x, int argc, char **argv)
         return code < 0 ? cli_help(HELP) : code;
     char *ans = NULL;
     if (!strcmp(a.sub, "list"))
-        return cli_answer(x, eb_schemas_list(x->c, &ans), ans, show_list, NULL);
+        return cli_answer(x, eb_schemas_list(x->c, &ans), &ans, show_list, NULL);
     if (!strcmp(a.sub, "show"))
-        return cli_answer(x, eb_schemas_get(x->c, a.type, (uint32_t)a.version, &ans), ans,
+        return cli_answer(x, eb_schemas_get(x->c, a.type, (uint32_t)a.version, &ans), &ans,
                           show_schema, &a);
     return with_file(x, &a);
 }

@@ -48,26 +48,30 @@ static void print_summary(const eb_json *root, const void *arg)
     (void)arg;
     const eb_json *ev = eb_json_get(root, "events"), *groups = eb_json_get(root, "groups");
     char hb[32];
-    printf("events:  %" PRIu64 " published; log seq %" PRIu64 "..%" PRIu64 ", %s\n",
-           cli_u64(ev, "published"), cli_u64(ev, "first_seq"), cli_u64(ev, "head_seq"),
+    uint64_t next = cli_u64(ev, "head_seq"); /* the next seq */
+    printf("events:  %" PRIu64 " published; log holds seq %" PRIu64 "..%" PRIu64 " (%s)\n",
+           cli_u64(ev, "published"), cli_u64(ev, "first_seq"), next ? next - 1 : 0,
            human_bytes(cli_u64(ev, "bytes"), hb));
     if (!groups || !groups->len) {
         printf("groups:  none\n");
         return;
     }
     static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
-                                       "DELIVERED", "ACKED", "NACKED", "DEAD-LETTERED",
-                                       "REDRIVEN", "REPLAYED"};
+                                       "DELIVERED", "ACKED", "NACKED", "EXPIRED",
+                                       "DEAD-LETTERED", "REDRIVEN", "REPLAYED"};
     static const char *const keys[] = {"name", "paused", "lag", "in_flight", "retry_scheduled",
-                                       "dead_letters", "delivered", "acked", "nacked",
-                                       "dead_lettered", "redriven", "replayed"};
+                                       "dead_letters"};
+    static const char *const counters[] = {"delivered", "acked", "nacked", "expired",
+                                           "dead_lettered", "redriven", "replayed"};
     cli_table t;
-    cli_table_init(&t, head, 12);
-    for (const eb_json *g = groups->child; g; g = g->next)
-        for (size_t k = 0; k < 12; k++) {
-            char b[160];
+    cli_table_init(&t, head, 13);
+    for (const eb_json *g = groups->child; g; g = g->next) {
+        char b[160];
+        for (size_t k = 0; k < 6; k++)
             cli_table_cell(&t, "%s", cli_str(g, keys[k], b, sizeof b));
-        }
+        for (size_t k = 0; k < 7; k++)
+            cli_table_cell(&t, "%" PRIu64, cli_u64(eb_json_get(g, "counters"), counters[k]));
+    }
     printf("\n");
     cli_table_print(&t, stdout);
     cli_table_free(&t);
@@ -80,7 +84,7 @@ int cli_stats(cli *x, int argc, char **argv)
     if (argc > 1)
         return cli_usage(x, "stats takes no arguments");
     char *ans = NULL;
-    return cli_answer(x, eb_stats(x->c, &ans), ans, print_summary, NULL);
+    return cli_answer(x, eb_stats(x->c, &ans), &ans, print_summary, NULL);
 }
 
 /* ============================== top ============================== */
@@ -115,9 +119,10 @@ static void take_sample(sample *s, const eb_json *root)
          g = g->next, s->n++) {
         char b[160];
         snprintf(s->g[s->n].name, sizeof s->g[s->n].name, "%s", cli_str(g, "name", b, sizeof b));
-        s->g[s->n].delivered = cli_u64(g, "delivered");
-        s->g[s->n].acked = cli_u64(g, "acked");
-        s->g[s->n].nacked = cli_u64(g, "nacked");
+        const eb_json *cnt = eb_json_get(g, "counters");
+        s->g[s->n].delivered = cli_u64(cnt, "delivered");
+        s->g[s->n].acked = cli_u64(cnt, "acked");
+        s->g[s->n].nacked = cli_u64(cnt, "nacked");
     }
 }
 
