@@ -61,6 +61,7 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     uint64_t v;
     int c;
+    bool batch_set = false;
     a->batch = 500;
     optind = 0;
     opterr = 0;
@@ -81,6 +82,7 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         case 'b':
             if (!cli_parse_u64(optarg, 1000, &a->batch) || !a->batch)
                 return cli_usage(x, "--batch needs a number from 1 to 1000");
+            batch_set = true;
             break;
         case 'h': return -1;
         default: return cli_bad_option(x, c, argv);
@@ -93,6 +95,8 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         return cli_usage(x, "too many arguments (quote the JSON)");
     if (!a->file && !a->type)
         return cli_usage(x, "which event type?");
+    if (batch_set && !a->file)
+        return cli_usage(x, "--batch goes with --file");
     if (a->file && a->data)
         return cli_usage(x, "give either JSON or --file, not both");
     if (a->file && a->o.id)

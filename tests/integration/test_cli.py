@@ -1,0 +1,428 @@
+#!/usr/bin/env python3
+"""The `eventbus` CLI against a real eventbusd (issue 6): every command,
+--help everywhere, output modes (JSON when piped, tables on a terminal),
+exit codes 0/1/2/3, the progress bar of `publish --file` on a terminal,
+`tail` following and stopping on SIGINT, and `top`.
+
+Each test gets its own server (see harness.py). The CLI binary comes from
+$EVENTBUS_CLI (set by meson) or bin/eventbus.
+"""
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import tempfile
+import time
+
+from harness import ROOT, free_port, run_tests
+
+CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["orderId", "amount", "currency"],
+    "properties": {
+        "orderId": {"type": "string"},
+        "amount": {"type": "number", "minimum": 0},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+    },
+}
+
+
+def run(srv, *args, stdin=None, env=None, url=None, timeout=30):
+    """Runs the CLI with stdout/stderr piped; returns (rc, stdout, stderr)."""
+    e = dict(os.environ)
+    e.pop("EVENTBUS_OUTPUT", None)
+    e["EVENTBUS_URL"] = url or f"http://127.0.0.1:{srv.port}"
+    e.update(env or {})
+    p = subprocess.run([CLI] + list(args), input=stdin, capture_output=True, text=True,
+                       env=e, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_tty(srv, *args, tty_stdout=True, tty_stderr=False, timeout=30):
+    """Runs the CLI with stdout and/or stderr on a pseudo-terminal; returns
+    (rc, what the terminal showed, the other stream)."""
+    master, slave = pty.openpty()
+    e = dict(os.environ)
+    e.pop("EVENTBUS_OUTPUT", None)
+    e["EVENTBUS_URL"] = f"http://127.0.0.1:{srv.port}"
+    p = subprocess.Popen([CLI] + list(args), env=e,
+                         stdout=slave if tty_stdout else subprocess.PIPE,
+                         stderr=slave if tty_stderr else subprocess.PIPE)
+    os.close(slave)
+    shown = b""
+    end = time.time() + timeout
+    while time.time() < end:
+        r, _, _ = select.select([master], [], [], 0.1)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        elif p.poll() is not None:
+            break
+    os.close(master)
+    other = (p.stderr if tty_stdout else p.stdout).read()
+    rc = p.wait(timeout=timeout)
+    return rc, shown.decode(errors="replace").replace("\r\n", "\n"), other.decode()
+
+
+def ok(srv, *args, **kw):
+    rc, out, err = run(srv, *args, **kw)
+    assert rc == 0, (args, rc, out, err)
+    return out
+
+
+def js(srv, *args, **kw):
+    """Runs a command (piped, so JSON) and parses every output line."""
+    out = ok(srv, *args, **kw)
+    vals = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return vals[0] if len(vals) == 1 else vals
+
+
+def schema_file(schema):
+    f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump(schema, f)
+    f.close()
+    return f.name
+
+
+def order(i, **extra):
+    d = {"orderId": f"A-{i}", "amount": i, "currency": "EUR"}
+    d.update(extra)
+    return json.dumps(d)
+
+
+# --- help, usage, exit codes -------------------------------------------------
+
+COMMANDS = ["publish", "tail", "schemas", "groups", "dlq", "replay", "stats", "top"]
+
+
+def test_help_everywhere(srv):
+    rc, out, _ = run(srv, "--help")
+    assert rc == 0 and out.startswith("Usage: eventbus") and "Exit codes" in out
+    for c in COMMANDS:
+        rc, out, err = run(srv, c, "--help")
+        assert rc == 0 and out.startswith(f"Usage: eventbus {c}"), (c, out, err)
+    for args in (["groups", "create", "--help"], ["schemas", "register", "-h"],
+                 ["dlq", "list", "g", "--help"], ["publish", "x.y", "--help"]):
+        rc, out, _ = run(srv, *args)
+        assert rc == 0 and out.startswith("Usage: eventbus"), args
+    rc, out, _ = run(srv, "--version")
+    assert rc == 0 and out.startswith("eventbus 0.")
+
+
+def test_usage_errors_exit_2(srv):
+    cases = [[], ["nope"], ["--bogus", "stats"], ["publish"], ["publish", "a.b", "{bad"],
+             ["publish", "a.b", "1", "--batch", "5"], ["publish", "a.b", "--file", "/nonexistent"],
+             ["publish", "a.b", "--nope"], ["tail"], ["tail", "g", "--type", "t"],
+             ["groups"], ["groups", "create", "g"], ["groups", "show"], ["groups", "frob", "g"],
+             ["groups", "update", "g"], ["schemas", "register", "t"], ["dlq", "list"],
+             ["dlq", "purge", "g", "--id", "a", "--id", "b"], ["replay", "g"],
+             ["replay", "g", "--since", "1h", "--since-seq", "3"], ["stats", "x"],
+             ["top", "--interval", "1ms"], ["--timeout", "soon", "stats"],
+             ["--url", "https://x:1", "stats"]]
+    for args in cases:
+        rc, out, err = run(srv, *args)
+        assert rc == 2, (args, rc, out, err)
+        assert err.strip(), args
+        assert not out.strip(), (args, out)
+
+
+def test_unreachable_exit_3(srv):
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["stats"], ["publish", "a.b", "1"], ["groups", "list"]):
+        rc, out, err = run(srv, *args, url=url)
+        assert rc == 3, (args, rc, err)
+        assert "cannot connect" in err and url in err, err
+    # reachable, but the URL's path prefix is not served: the server says no
+    rc, _, err = run(srv, "--url", f"http://127.0.0.1:{srv.port}/nothing", "stats")
+    assert rc == 1 and "not_found" in err, err
+
+
+# --- publish ---------------------------------------------------------------------
+
+def test_publish_one(srv):
+    r = js(srv, "publish", "order.created", order(1), "--key", "cust-1", "--source", "shop",
+           "--id", "ord-1", "--correlation-id", "req-9")
+    assert r["id"] == "ord-1" and r["seq"] >= 1 and r["time"].endswith("Z")
+    st, _, ev = srv.request("GET", "/v1/events/ord-1")
+    assert st == 200 and ev["key"] == "cust-1" and ev["source"] == "shop"
+    assert ev["correlationId"] == "req-9" and ev["data"]["orderId"] == "A-1"
+    again = js(srv, "publish", "order.created", order(1), "--id", "ord-1")
+    assert again["duplicate"] is True and again["seq"] == r["seq"]
+    r2 = js(srv, "publish", "order.created", "-", stdin=order(2))
+    assert r2["seq"] == r["seq"] + 1
+    r3 = js(srv, "publish", "cache.flushed")  # no data: null
+    st, _, ev = srv.request("GET", f"/v1/events/{r3['id']}")
+    assert ev["data"] is None
+    out = ok(srv, "--table", "publish", "order.created", order(3))
+    assert out.startswith("published order.created  seq ") and " id " in out
+
+
+def test_publish_refused_exit_1(srv):
+    ok(srv, "schemas", "register", "order.created", schema_file(ORDER_SCHEMA))
+    rc, out, err = run(srv, "publish", "order.created", json.dumps({"orderId": "A", "amount": 1}))
+    assert rc == 1, (rc, err)
+    assert "schema_violation" in err and "/data/currency" in err, err
+    assert out == ""
+    st, _, body = srv.request("GET", "/v1/events")
+    assert body["events"] == [], "nothing was written"
+
+
+def write_lines(lines):
+    f = tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False)
+    f.write("\n".join(lines) + "\n")
+    f.close()
+    return f.name
+
+
+def test_publish_file(srv):
+    path = write_lines([order(i) for i in range(1200)] + ["", "  "])
+    r = js(srv, "publish", "order.created", "--file", path, "--batch", "500", "--key", "k")
+    assert r["published"] == 1200 and r["last_seq"] - r["first_seq"] == 1199, r
+    st, _, body = srv.request("GET", f"/v1/events?after_seq={r['last_seq'] - 1}")
+    assert body["events"][0]["data"]["orderId"] == "A-1199" and body["events"][0]["key"] == "k"
+    # whole envelopes, from stdin
+    env_lines = [json.dumps({"type": "user.created", "data": {"n": i}, "id": f"u{i}"})
+                 for i in range(3)]
+    r = js(srv, "publish", "--file", "-", stdin="\n".join(env_lines))
+    assert r["published"] == 3
+    st, _, ev = srv.request("GET", "/v1/events/u2")
+    assert st == 200 and ev["data"] == {"n": 2}
+    out = ok(srv, "--table", "publish", "--file", "-", stdin="\n".join(env_lines))
+    assert "published 3 events" in out and "3 of them duplicates" in out, out
+
+
+def test_publish_file_refusals_name_lines(srv):
+    ok(srv, "schemas", "register", "order.created", schema_file(ORDER_SCHEMA))
+    lines = [order(i) for i in range(4)] + [json.dumps({"orderId": "x", "amount": 1})] + \
+            [order(9)]
+    rc, out, err = run(srv, "publish", "order.created", "--file", write_lines(lines),
+                       "--batch", "3")
+    assert rc == 1, (rc, err)
+    assert "lines 4-6 were not published (3 events before them were)" in err, err
+    assert "line 5: /data/currency" in err, err
+    st, _, body = srv.request("GET", "/v1/events")
+    assert len(body["events"]) == 3, "the first batch stays, the refused one wrote nothing"
+    rc, out, err = run(srv, "publish", "order.created", "--file",
+                       write_lines([order(1), "{oops"]))
+    assert rc == 2 and "line 2: malformed JSON" in err, (rc, err)
+
+
+def test_publish_file_progress_bar_on_a_terminal(srv):
+    path = write_lines([order(i) for i in range(3000)])
+    rc, shown, out = run_tty(srv, "publish", "order.created", "--file", path, "--batch", "100",
+                             tty_stdout=False, tty_stderr=True)
+    assert rc == 0, (rc, shown)
+    assert "\r[" in shown and "100%" in shown and "3000 events" in shown, shown[-300:]
+    assert json.loads(out)["published"] == 3000
+    # not a terminal: no bar at all
+    rc, out, err = run(srv, "publish", "order.created", "--file", path)
+    assert rc == 0 and err == "", err
+
+
+# --- output modes ------------------------------------------------------------------
+
+def test_tables_on_a_terminal_json_when_piped(srv):
+    ok(srv, "groups", "create", "inventory", "--types", "order.created")
+    rc, shown, _ = run_tty(srv, "groups", "list")
+    assert rc == 0
+    lines = shown.strip().splitlines()
+    assert lines[0].split() == ["GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING", "DLQ"], shown
+    assert lines[1].split() == ["inventory", "no", "0", "0", "0", "0"], shown
+    body = js(srv, "groups", "list")
+    assert body["groups"][0]["name"] == "inventory"
+    rc, shown, _ = run_tty(srv, "--json", "groups", "list")
+    assert json.loads(shown)["groups"][0]["name"] == "inventory"
+    out = ok(srv, "groups", "list", env={"EVENTBUS_OUTPUT": "table"})
+    assert out.startswith("GROUP")
+
+
+# --- schemas --------------------------------------------------------------------
+
+def test_schemas(srv):
+    path = schema_file(ORDER_SCHEMA)
+    out = ok(srv, "--table", "schemas", "register", "order.created", path)
+    assert out.strip() == "order.created: registered version 1 (backward)", out
+    r = js(srv, "schemas", "register", "order.created", path)
+    assert r == {"type": "order.created", "version": 1, "compatibility": "backward",
+                 "existing": True}
+    breaking = dict(ORDER_SCHEMA, required=ORDER_SCHEMA["required"] + ["customerId"])
+    bpath = schema_file(breaking)
+    rc, out, err = run(srv, "--table", "schemas", "check", "order.created", bpath)
+    assert rc == 1 and "NOT compatible" in out and "customerId" in out, (rc, out)
+    rc, out, err = run(srv, "schemas", "register", "order.created", bpath)
+    assert rc == 1 and "incompatible_schema" in err and "customerId" in err, err
+    rc, out, err = run(srv, "--table", "schemas", "check", "order.created", path)
+    assert rc == 0 and "order.created: compatible" in out, out
+    r = js(srv, "schemas", "register", "order.created", bpath, "--compat", "none")
+    assert r["version"] == 2
+    lst = js(srv, "schemas", "list")
+    assert lst["schemas"][0]["versions"] == [1, 2]
+    out = ok(srv, "--table", "schemas", "list")
+    assert out.splitlines()[1].split() == ["order.created", "none", "1,2"], out
+    out = ok(srv, "--table", "schemas", "show", "order.created", "--version", "1")
+    assert "version:        1" in out and '"currency"' in out and "customerId" not in out
+    rc, _, err = run(srv, "schemas", "show", "no.such")
+    assert rc == 1 and "not_found" in err
+
+
+# --- groups, tail, dlq, replay ---------------------------------------------------------
+
+def test_groups_lifecycle(srv):
+    r = js(srv, "groups", "create", "billing", "--types", "order.created,payment.*",
+           "--max-attempts", "5", "--ack-timeout", "10s", "--backoff-initial", "200ms",
+           "--jitter", "0", "--ordering", "key")
+    assert r["created"] is True
+    cfg = r["config"]
+    assert cfg["types"] == ["order.created", "payment.*"] and cfg["max_attempts"] == 5
+    assert cfg["ack_timeout_ms"] == 10000 and cfg["backoff"]["initial_ms"] == 200
+    assert cfg["backoff"]["jitter"] == 0 and cfg["ordering"] == "key"
+    rc, _, err = run(srv, "groups", "create", "billing", "--types", "x")
+    assert rc == 1 and "exists" in err
+    r = js(srv, "groups", "update", "billing", "--max-attempts", "7")
+    cfg = r["config"]
+    assert r["created"] is False and cfg["max_attempts"] == 7
+    assert cfg["types"] == ["order.created", "payment.*"] and cfg["ack_timeout_ms"] == 10000, cfg
+    assert cfg["backoff"]["jitter"] == 0 and cfg["ordering"] == "key", cfg
+    out = ok(srv, "--table", "groups", "show", "billing")
+    assert "types:          order.created,payment.*" in out and "max attempts:   7" in out
+    assert js(srv, "groups", "pause", "billing") == {"group": "billing", "paused": True}
+    assert js(srv, "groups", "show", "billing")["paused"] is True
+    ok(srv, "groups", "resume", "billing")
+    assert js(srv, "groups", "show", "billing")["paused"] is False
+    out = ok(srv, "--table", "groups", "delete", "billing")
+    assert out.strip() == "deleted group billing"
+    rc, _, err = run(srv, "groups", "show", "billing")
+    assert rc == 1 and "not_found" in err
+    rc, _, err = run(srv, "groups", "create", "bad name", "--types", "x")
+    assert rc == 1 and "invalid_request" in err, err
+
+
+def test_tail_group_acks(srv):
+    ok(srv, "groups", "create", "g", "--types", "order.created")
+    for i in range(3):
+        ok(srv, "publish", "order.created", order(i))
+    evs = js(srv, "tail", "g", "-n", "3")
+    assert [e["data"]["orderId"] for e in evs] == ["A-0", "A-1", "A-2"]
+    assert all(e["delivery"]["attempt"] == 1 for e in evs)
+    g = js(srv, "groups", "show", "g")
+    assert g["lag"] == 0 and g["in_flight"] == 0 and g["counters"]["acked"] == 3, g
+    out = ok(srv, "--table", "publish", "order.created", order(7))
+    out = ok(srv, "--table", "tail", "g", "-n", "1", "--consumer", "me")
+    assert "order.created" in out and '"A-7"' in out and out.startswith("#"), out
+
+
+def test_tail_no_ack_leaves_them_leased(srv):
+    ok(srv, "groups", "create", "g", "--types", "order.created", "--ack-timeout", "60s")
+    ok(srv, "publish", "order.created", order(1))
+    ev = js(srv, "tail", "g", "--no-ack", "-n", "1")
+    assert ev["data"]["orderId"] == "A-1"
+    g = js(srv, "groups", "show", "g")
+    assert g["in_flight"] == 1 and g["counters"]["acked"] == 0, g
+    out = ok(srv, "tail", "g", "--no-ack", "--idle", "300ms")
+    assert out == "", "a leased event is not delivered again before its deadline"
+
+
+def test_tail_stops_on_sigint(srv):
+    ok(srv, "groups", "create", "g", "--types", "order.created")
+    e = dict(os.environ, EVENTBUS_URL=f"http://127.0.0.1:{srv.port}")
+    for args in (["tail", "g"], ["tail", "g", "--no-ack"], ["tail", "--type", "order.created"]):
+        p = subprocess.Popen([CLI] + args, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.4)
+        t0 = time.time()
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        assert rc == 0, (args, rc, p.stderr.read())
+        assert time.time() - t0 < 2, (args, "the long poll was cut short")
+
+
+def test_tail_type_follows_the_log(srv):
+    ok(srv, "publish", "order.created", order(1))
+    ok(srv, "publish", "user.created", "{}")
+    evs = js(srv, "tail", "--type", "order.created", "--since", "1h", "-n", "1")
+    assert evs["data"]["orderId"] == "A-1"
+    # from now on: the old event is not printed, a new one is
+    e = dict(os.environ, EVENTBUS_URL=f"http://127.0.0.1:{srv.port}")
+    p = subprocess.Popen([CLI, "tail", "--type", "order.created", "-n", "1"], env=e,
+                         stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    ok(srv, "publish", "order.created", order(2))
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 0 and json.loads(out)["data"]["orderId"] == "A-2", out
+
+
+def nack_all(srv, group):
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/pull",
+                              {"consumer": "c", "max": 100, "wait_ms": 2000})
+    ids = [e["delivery"]["id"] for e in body["events"]]
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/nack",
+                              {"ids": ids, "error": "smtp: bad address"})
+    assert st == 200 and body["nacked"] == len(ids), body
+    return len(ids)
+
+
+def test_dlq(srv):
+    ok(srv, "groups", "create", "notify", "--types", "order.created", "--max-attempts", "1")
+    for i in range(3):
+        ok(srv, "publish", "order.created", order(i), "--id", f"o{i}")
+    assert nack_all(srv, "notify") == 3
+    page = js(srv, "dlq", "list", "notify")
+    assert [d["event"]["id"] for d in page["dead_letters"]] == ["o0", "o1", "o2"]
+    pages = js(srv, "dlq", "list", "notify", "--limit", "2", "--all")
+    assert len(pages) == 2 and len(pages[0]["dead_letters"]) == 2, pages
+    out = ok(srv, "--table", "dlq", "list", "notify")
+    rows = out.splitlines()
+    assert rows[0].split()[:4] == ["EVENT-ID", "TYPE", "ATTEMPTS", "FAILED-AT"], out
+    assert rows[1].startswith("o0") and rows[1].endswith("smtp: bad address"), out
+    assert js(srv, "dlq", "redrive", "notify", "--id", "o1") == {"redriven": 1}
+    ev = js(srv, "tail", "notify", "-n", "1")
+    assert ev["id"] == "o1"
+    out = ok(srv, "--table", "dlq", "purge", "notify", "--id", "o0")
+    assert out.strip() == "purged 1 dead letter of notify"
+    assert js(srv, "dlq", "purge", "notify") == {"purged": 1}
+    out = ok(srv, "--table", "dlq", "list", "notify")
+    assert out.strip() == "no dead letters in notify"
+
+
+def test_replay(srv):
+    for i in range(4):
+        ok(srv, "publish", "order.created", order(i))
+    ok(srv, "groups", "create", "analytics", "--types", "order.created")
+    assert js(srv, "replay", "analytics", "--since", "2h") == {"requeued": 4, "expired": 0}
+    evs = js(srv, "tail", "analytics", "-n", "4")
+    assert [e["data"]["orderId"] for e in evs] == ["A-0", "A-1", "A-2", "A-3"]
+    out = ok(srv, "--table", "replay", "analytics", "--since-seq", "3")
+    assert out.strip() == "requeued 2 events for analytics", out
+    rc, _, err = run(srv, "replay", "analytics", "--since", "soon")
+    assert rc == 1 and "since" in err, err
+
+
+def test_stats_and_top(srv):
+    ok(srv, "groups", "create", "g", "--types", "order.created")
+    for i in range(5):
+        ok(srv, "publish", "order.created", order(i))
+    st = js(srv, "stats")
+    assert st["events"]["published"] == 5 and st["groups"][0]["lag"] == 5
+    out = ok(srv, "--table", "stats")
+    assert out.startswith("events:  5 published; log holds seq 1..5"), out
+    assert out.splitlines()[3].split()[:6] == ["g", "no", "5", "0", "0", "0"], out
+    snaps = js(srv, "top", "-n", "2", "--interval", "300ms")
+    assert len(snaps) == 2 and snaps[0]["published_per_s"] is None
+    assert snaps[1]["published_per_s"] == 0 and snaps[1]["head_seq"] == 6
+    g = snaps[1]["groups"][0]
+    assert g["name"] == "g" and g["lag"] == 5 and g["delivered_per_s"] == 0, g
+    rc, shown, _ = run_tty(srv, "top", "-n", "2", "--interval", "200ms")
+    assert rc == 0 and "\x1b[2J" in shown and "eventbus top" in shown, shown
+    assert "GROUP" in shown and "DELIV/S" in shown and "\ng " in shown, shown
+
+
+if __name__ == "__main__":
+    run_tests(globals())
