@@ -220,6 +220,15 @@ const char     *eb_events_next(const eb_events *l);
 const char     *eb_events_json(const eb_events *l);
 void            eb_events_free(eb_events *l);
 
+/* Reads one value of an event's data by JSON Pointer (RFC 6901: "" is the
+ * data itself, "/customer/email", "/items/0/sku"). A string is copied into
+ * out (cap bytes, NUL-terminated; EB_ETOOBIG if it does not fit); a number
+ * is returned as a double. EB_ENOTFOUND if nothing is there, EB_EINVAL if
+ * the value has another type. Parses ev->data on each call; allocates
+ * nothing that outlives it. */
+int eb_data_string(const eb_event *ev, const char *pointer, char *out, size_t cap);
+int eb_data_number(const eb_event *ev, const char *pointer, double *out);
+
 /* One event by id; *out is a list of one. EB_ENOTFOUND if absent. */
 int eb_events_get(eb_client *c, const char *id, eb_events **out);
 

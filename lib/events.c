@@ -380,3 +380,82 @@ int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
     int rc = eb__call(c, "GET", false, 0, &root);
     return rc ? rc : eb__events_from(c, root, "events", "next_after_seq", EB__EVENTS_PLAIN, out);
 }
+
+/* --- reading data ------------------------------------------------------------- */
+
+/* Follows a JSON Pointer from v; NULL if it leads nowhere. */
+static const eb_json *follow(const eb_json *v, const char *ptr)
+{
+    char tok[256];
+    while (v && *ptr) {
+        if (*ptr != '/')
+            return NULL;
+        size_t n = 0;
+        for (ptr++; *ptr && *ptr != '/'; ptr++) {
+            char ch = *ptr;
+            if (ch == '~') { /* ~0 is '~', ~1 is '/' */
+                if (ptr[1] != '0' && ptr[1] != '1')
+                    return NULL;
+                ch = *++ptr == '0' ? '~' : '/';
+            }
+            if (n + 1 >= sizeof tok)
+                return NULL;
+            tok[n++] = ch;
+        }
+        tok[n] = '\0';
+        if (v->type == EB_JSON_OBJECT) {
+            v = eb_json_getn(v, tok, n);
+        } else if (v->type == EB_JSON_ARRAY) {
+            char *end;
+            unsigned long i = strtoul(tok, &end, 10);
+            v = n && *end == '\0' && (tok[0] != '0' || n == 1) ? eb_json_at(v, i) : NULL;
+        } else {
+            return NULL;
+        }
+    }
+    return v;
+}
+
+/* Parses ev->data and finds pointer's value of the wanted type. */
+static int data_value(const eb_event *ev, const char *pointer, eb_json_type want,
+                      eb_json_doc **doc, const eb_json **out)
+{
+    if (!ev || !ev->data || !pointer)
+        return EB_EINVAL;
+    if (!(*doc = eb_json_doc_new()))
+        return EB_ENOMEM;
+    int rc = eb_json_parse(*doc, ev->data, ev->data_len, NULL, NULL);
+    if (rc)
+        return rc == EB_ENOMEM ? rc : EB_ESYNTAX;
+    const eb_json *v = follow(eb_json_root(*doc), pointer);
+    if (!v)
+        return EB_ENOTFOUND;
+    if (v->type != want)
+        return EB_EINVAL;
+    *out = v;
+    return 0;
+}
+
+int eb_data_string(const eb_event *ev, const char *pointer, char *out, size_t cap)
+{
+    eb_json_doc *doc = NULL;
+    const eb_json *v = NULL;
+    int rc = data_value(ev, pointer, EB_JSON_STRING, &doc, &v);
+    if (!rc && v->len >= cap)
+        rc = EB_ETOOBIG;
+    if (!rc)
+        memcpy(out, v->str, (size_t)v->len + 1);
+    eb_json_doc_free(doc);
+    return rc;
+}
+
+int eb_data_number(const eb_event *ev, const char *pointer, double *out)
+{
+    eb_json_doc *doc = NULL;
+    const eb_json *v = NULL;
+    int rc = data_value(ev, pointer, EB_JSON_NUMBER, &doc, &v);
+    if (!rc)
+        *out = eb_json_num(v);
+    eb_json_doc_free(doc);
+    return rc;
+}

@@ -150,6 +150,45 @@ TEST(publish_and_get)
     eb_test_down(&d, c);
 }
 
+TEST(reading_data_by_pointer)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    const char *data = "{\"customer\":{\"email\":\"bob@x.org\",\"a/b\":1,\"t~\":2},"
+                       "\"items\":[{\"sku\":\"S-1\",\"qty\":3}],\"amount\":12.5,\"long\":\"0123456789\"}";
+    eb_publish_result r;
+    CHECK_OK(eb_publish(c, "order.created", data, NULL, &r));
+    eb_events *l;
+    CHECK_OK(eb_events_get(c, r.id, &l));
+    const eb_event *e = eb_events_at(l, 0);
+    char s[8];
+    double n = 0;
+    CHECK_EQ(eb_data_string(e, "/customer/email", s, sizeof s), EB_ETOOBIG); /* 9 + NUL > 8 */
+    char big[64];
+    CHECK_OK(eb_data_string(e, "/customer/email", big, sizeof big));
+    CHECK_STR(big, "bob@x.org");
+    CHECK_OK(eb_data_string(e, "/items/0/sku", big, sizeof big));
+    CHECK_STR(big, "S-1");
+    CHECK_OK(eb_data_number(e, "/items/0/qty", &n));
+    CHECK(n == 3);
+    CHECK_OK(eb_data_number(e, "/amount", &n));
+    CHECK(n == 12.5);
+    CHECK_OK(eb_data_number(e, "/customer/a~1b", &n));
+    CHECK(n == 1);
+    CHECK_OK(eb_data_number(e, "/customer/t~0", &n));
+    CHECK(n == 2);
+    CHECK_EQ(eb_data_string(e, "/long", s, sizeof s), EB_ETOOBIG);
+    CHECK_EQ(eb_data_string(e, "/amount", big, sizeof big), EB_EINVAL);
+    CHECK_EQ(eb_data_number(e, "/nope", &n), EB_ENOTFOUND);
+    CHECK_EQ(eb_data_number(e, "/items/1/qty", &n), EB_ENOTFOUND);
+    CHECK_EQ(eb_data_number(e, "/items/01/qty", &n), EB_ENOTFOUND);
+    CHECK_EQ(eb_data_number(e, "amount", &n), EB_ENOTFOUND);
+    CHECK_EQ(eb_data_number(e, "/customer/t~2", &n), EB_ENOTFOUND);
+    CHECK_EQ(eb_data_number(e, "", &n), EB_EINVAL); /* the data itself is an object */
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
 TEST(duplicate_id_is_reported)
 {
     eb_test_daemon d;
@@ -510,7 +549,7 @@ TEST(cancel_flag_from_a_signal)
 }
 
 TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_locally),
-          T(publish_and_get), T(duplicate_id_is_reported), T(schema_violation_detail),
+          T(publish_and_get), T(reading_data_by_pointer), T(duplicate_id_is_reported), T(schema_violation_detail),
           T(schemas_check_list_get), T(batch_is_atomic), T(publish_json_envelopes),
           T(browse_pages), T(raw_request), T(keepalive_survives_server_restart),
           T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
