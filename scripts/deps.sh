@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build python3
       libuv1-dev libhttp-parser-dev libpcre2-dev
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev
+      curl jq)   # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(libjansson-dev libcjson-dev)
 fi

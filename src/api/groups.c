@@ -324,8 +324,7 @@ static void on_pulled(void *arg, int status, const char *json, size_t len)
 
 static bool req_alive(void *arg)
 {
-    const eb_http_req *req = arg;
-    return req->conn != NULL;
+    return !eb_http_req_client_gone(arg); /* a closed long poll gets no leases */
 }
 
 void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)

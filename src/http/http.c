@@ -52,6 +52,7 @@ struct eb_http_conn {
     bool            reading;  /* uv_read_start active */
     bool            closing;  /* close once the queue is written */
     bool            closed;   /* uv_close called */
+    bool            peer_eof; /* the client closed (or half-closed) its side */
     eb_http_conn   *prev, *next; /* server's list */
 };
 
@@ -205,6 +206,11 @@ void eb_http_set_header(eb_http_req *req, const char *name, const char *value)
                      "%s: %s\r\n", name, value);
     if (n > 0 && (size_t)n < sizeof req->extra - req->extra_len)
         req->extra_len += (size_t)n;
+}
+
+bool eb_http_req_client_gone(const eb_http_req *req)
+{
+    return !req->conn || req->conn->peer_eof;
 }
 
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len)
@@ -559,6 +565,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     eb_http_conn *c = st->data;
     if (nread < 0) {
+        c->peer_eof = true;
         if (c->q_head) { /* answers still owed: finish them, then close */
             c->closing = true;
             uv_read_stop(st);

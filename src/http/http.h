@@ -76,6 +76,10 @@ int  eb_http_respond(eb_http_req *req, int status, const char *content_type,
                      const char *body, size_t len);
 /* Adds an answer header before eb_http_respond (e.g. "Allow"). */
 void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
+/* True once the client closed its side of the connection (a full close or
+ * a half-close: EOF either way). Its pending answers are still written if
+ * the socket allows, but a long poll should hand it nothing more. */
+bool eb_http_req_client_gone(const eb_http_req *req);
 /* The value of header lname (lowercase), or NULL; its length in *len. */
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
 /* Stops accepting; connections close once their answers are written (idle

@@ -504,5 +504,24 @@ def test_sigterm_answers_waiting_pulls(srv):
     srv.start()
 
 
+def test_long_poll_of_a_closed_connection_leases_nothing(srv):
+    """A consumer that goes away in the middle of a long poll (killed, or
+    stopped by its own signal handler) must not be handed events: they
+    would stay leased to nobody until the ack timeout."""
+    import json as _json
+    import socket
+    put_group(srv, "g", ack_timeout_ms=60000)
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    body = _json.dumps({"consumer": "gone", "max": 10, "wait_ms": 20000}).encode()
+    s.sendall(b"POST /v1/groups/g/pull HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    time.sleep(0.3)
+    s.close()
+    time.sleep(0.3)
+    publish(srv, 1)
+    evs = pull(srv, "g", consumer="live", wait_ms=3000)
+    assert len(evs) == 1 and evs[0]["delivery"]["attempt"] == 1, evs
+
+
 if __name__ == "__main__":
     run_tests(globals())

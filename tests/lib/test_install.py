@@ -137,13 +137,16 @@ def test_installed_and_usable():
                        static_libs, check=True)
         srv.start()
         url = f"http://127.0.0.1:{srv.port}"
+        # as a user runs it: not with the build tree's library path (meson test sets one)
+        env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
         for prog in (shared, static):
-            out = subprocess.run([prog, url], capture_output=True, text=True, timeout=30)
+            out = subprocess.run([prog, url], capture_output=True, text=True, timeout=30,
+                                 env=env)
             assert out.returncode == 0, (prog, out.stderr)
             assert out.stdout.endswith('data {"ok":true}\n'), out.stdout
-        ldd = subprocess.run(["ldd", shared], capture_output=True, text=True).stdout
+        ldd = subprocess.run(["ldd", shared], capture_output=True, text=True, env=env).stdout
         assert os.path.join(libdir, "libeventbus.so.0") in ldd, ldd
-        ldd = subprocess.run(["ldd", static], capture_output=True, text=True).stdout
+        ldd = subprocess.run(["ldd", static], capture_output=True, text=True, env=env).stdout
         assert "libeventbus" not in ldd, ldd
         srv.stop()
     finally:
