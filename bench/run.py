@@ -56,6 +56,14 @@ def main():
                  f"{s.get('events_per_s', 0):,.0f}/s, p99 {s.get('p99_ms', 0):.2f} ms"))
     rows.append(("publish batches of 100, 4 publishers", ">= 200k events/s",
                  f"{b.get('events_per_s', 0):,.0f}/s, p99 {b.get('p99_ms', 0):.2f} ms"))
+    if os.path.exists(os.path.join(B, "bench_client")):
+        cl = run([os.path.join(B, "bench_client"), DAEMON])
+        p = cl.get("client_publish", {})
+        rows.append(("libeventbus publish, client CPU/request", "< libcurl easy",
+                     f"{p.get('ours_cpu_us', 0):.1f} us vs libcurl {p.get('curl_cpu_us', 0):.1f} us "
+                     f"(wall {p.get('ours_us', 0):.0f} vs {p.get('curl_us', 0):.0f} us, fsync bound)"))
+        rows.append(("eb_consume drain (pull 500 + ack)", "-",
+                     f"{cl.get('client_consume', {}).get('events_per_s', 0):,.0f} events/s"))
     w = max(len(r[0]) for r in rows)
     t = max(len(r[1]) for r in rows)
     print("\n%-*s  %-*s  %s" % (w, "figure", t, "target", "result"))

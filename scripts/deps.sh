@@ -9,7 +9,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       clang libclang-rt-14-dev
       curl jq)   # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
 if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(libjansson-dev libcjson-dev)
+    pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev)   # peers measured in the same run
 fi
 
 missing=()
