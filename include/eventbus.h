@@ -95,7 +95,10 @@ typedef struct eb_client_opts {
     uint32_t    timeout_ms;         /* per request, 0: 30000 (a long poll adds its wait) */
     const volatile sig_atomic_t *cancel; /* optional: while *cancel != 0 every blocking
                                        call returns EB_ECANCELED (checked at least every
-                                       100 ms). Not owned; must outlive the client. */
+                                       100 ms). A call started with the flag up sends
+                                       nothing; one cut short may or may not have taken
+                                       effect (as with a timeout). Not owned; must
+                                       outlive the client. */
 } eb_client_opts;
 
 /* Creates a client (no connection is made yet). opts may be NULL. On success

@@ -86,6 +86,11 @@ static void set_ok(eb_client *c, int status)
                         .details = "[]"};
 }
 
+void eb__ok(eb_client *c)
+{
+    set_ok(c, 0);
+}
+
 int eb_client_new(const eb_client_opts *opts, eb_client **out)
 {
     eb_client_opts o = opts ? *opts : (eb_client_opts){0};

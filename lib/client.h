@@ -50,6 +50,8 @@ eb_jw *eb__body(eb_client *c, eb_jw *w);
 int eb__call(eb_client *c, const char *method, bool has_body, uint32_t extra_ms,
              const eb_json **root);
 
+/* Records a success that needed no request (nothing to send). */
+void eb__ok(eb_client *c);
 /* Records a local failure (no server answer) and returns code. */
 int eb__fail(eb_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* An answer without the member `what` the API documents: EB_EPROTO. */

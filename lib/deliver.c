@@ -46,8 +46,10 @@ static int do_settle(eb_client *c, const char *group, const char *const *ids, si
 {
     if (res)
         *res = (eb_settle_result){0};
-    if (n == 0)
+    if (n == 0) {
+        eb__ok(c);
         return 0;
+    }
     eb_jw w;
     const eb_json *root;
     int rc = eb__group_body(c, group, s->op, &w);

@@ -278,6 +278,8 @@ int eb__http_do(eb__http *h, const char *method, const char *path, const char *b
     uint64_t deadline = now_ms() + timeout_ms;
     h->answer = answer;
     h->err[0] = '\0';
+    if (canceled(h)) /* raised before the call: send nothing */
+        return fail(h, EB_ECANCELED, "canceled");
     for (int attempt = 0;; attempt++) {
         eb_buf_reset(answer);
         bool reused = h->fd >= 0, got = false;

@@ -47,7 +47,9 @@ void eb__http_close(eb__http *h);
 /* Sends one request (body may be NULL when blen is 0) and reads its answer
  * into `answer` (reset first) within timeout_ms. Returns 0 with *status set
  * whatever the status, or EB_ECONNECT, EB_ETIMEDOUT, EB_ECANCELED,
- * EB_EPROTO, EB_ETOOBIG, EB_ENOMEM with h->err explaining. */
+ * EB_EPROTO, EB_ETOOBIG, EB_ENOMEM with h->err explaining. A cancel flag
+ * already up when the call starts sends nothing; one raised midway leaves
+ * the outcome unknown, like a timeout. */
 int eb__http_do(eb__http *h, const char *method, const char *path, const char *body,
                 size_t blen, uint32_t timeout_ms, int *status, eb_buf *answer);
 

@@ -548,10 +548,29 @@ TEST(cancel_flag_from_a_signal)
     eb_client_free(c);
 }
 
+TEST(raised_cancel_flag_sends_nothing)
+{
+    eb_test_daemon d;
+    eb_test_daemon_start(&d, NULL);
+    static volatile sig_atomic_t flag = 1;
+    eb_client *c;
+    CHECK_OK(eb_client_new(&(eb_client_opts){.url = d.url, .cancel = &flag}, &c));
+    CHECK_EQ(eb_publish(c, "a.b", "1", NULL, NULL), EB_ECANCELED);
+    flag = 0;
+    eb_events *l;
+    CHECK_OK(eb_events_browse(c, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    /* settling nothing sends nothing and reports success */
+    CHECK_OK(eb_ack(c, "g", NULL, 0, NULL));
+    CHECK_EQ(eb_client_error(c)->code, 0);
+    eb_test_down(&d, c);
+}
+
 TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_locally),
           T(publish_and_get), T(reading_data_by_pointer), T(duplicate_id_is_reported), T(schema_violation_detail),
           T(schemas_check_list_get), T(batch_is_atomic), T(publish_json_envelopes),
           T(browse_pages), T(raw_request), T(keepalive_survives_server_restart),
           T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
           T(error_without_json_body), T(silent_server_times_out),
-          T(cancel_flag_from_a_signal))
+          T(cancel_flag_from_a_signal), T(raised_cancel_flag_sends_nothing))

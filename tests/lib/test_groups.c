@@ -2,10 +2,7 @@
  * a real eventbusd: group management, pull/ack/nack/extend, dead letters,
  * replay, stats, and the consumer loop (acks, nacks, extensions for slow
  * handlers, stopping on a signal, surviving a server restart).
- *
- * Each test first checks that the server has the group API at all; a server
- * without it answers GET /v1/groups with 404 "no such endpoint" (its route
- * table has no such path), and only then is the test skipped. */
+ */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,24 +27,6 @@ static void sleep_ms(unsigned ms)
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
-}
-
-static void need_groups(eb_client *c)
-{
-    char *ans = NULL;
-    int rc = eb_groups_list(c, &ans);
-    eb_free(ans);
-    if (rc == EB_ENOTFOUND && strcmp(eb_client_error(c)->message, "no such endpoint") == 0)
-        eb_test_skip("this eventbusd has no consumer-group API "
-                     "(GET /v1/groups: 404 no such endpoint)");
-    CHECK_OK(rc);
-}
-
-static eb_client *up(eb_test_daemon *d)
-{
-    eb_client *c = eb_test_up(d, NULL);
-    need_groups(c);
-    return c;
 }
 
 static const char *const ORDER_TYPES[] = {"order.created"};
@@ -85,7 +64,7 @@ static eb_events *pull(eb_client *c, const char *group, uint32_t max, uint32_t w
 TEST(group_crud)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     const char *types[] = {"order.created", "payment.*"};
     eb_groups_config g = {.types = types, .ntypes = 2, .ordering = "key"};
     bool created = false;
@@ -141,7 +120,7 @@ TEST(group_crud)
 TEST(pull_and_ack)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "inventory", 4, 30000);
     publish_orders(c, 1, 3);
     CHECK_OK(eb_publish(c, "user.created", "{}", NULL, NULL)); /* not the group's type */
@@ -195,7 +174,7 @@ static void *publish_later(void *arg)
 TEST(long_poll)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "inventory", 4, 30000);
     uint64_t t0 = ms_now();
     eb_events *l = pull(c, "inventory", 10, 300);
@@ -220,7 +199,7 @@ TEST(long_poll)
 TEST(nack_retry_dead_letter_redrive_purge)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "notify", 2, 30000);
     publish_orders(c, 1, 1);
     eb_events *l = pull(c, "notify", 1, 2000);
@@ -299,7 +278,7 @@ TEST(nack_retry_dead_letter_redrive_purge)
 TEST(extend_and_expiry)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "slow", 4, 500);
     publish_orders(c, 1, 2);
     eb_events *l = pull(c, "slow", 2, 2000);
@@ -325,7 +304,7 @@ TEST(extend_and_expiry)
 TEST(replay_and_stats)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     publish_orders(c, 1, 3);
     make_group(c, "analytics", 4, 30000); /* starts at the latest: sees none of them */
     eb_events *l = pull(c, "analytics", 10, 200);
@@ -388,7 +367,7 @@ static int handler(const eb_event *ev, void *arg, char *err, size_t cap)
 TEST(consume_acks_and_dead_letters)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "notify", 2, 30000);
     publish_orders(c, 1, 2);
     CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"bad\"}", NULL, NULL));
@@ -417,7 +396,7 @@ TEST(consume_acks_and_dead_letters)
 TEST(consume_extends_slow_handler)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "slow", 4, 600);
     publish_orders(c, 1, 2);
     seen s = {.sleep_ms = 1000};
@@ -453,7 +432,7 @@ static void on_usr1(int sig)
 TEST(consume_stops_on_signal)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "g", 4, 30000);
     eb_test_sigusr1_after(300, on_usr1);
     seen s = {0};
@@ -471,7 +450,7 @@ TEST(consume_stops_on_signal)
 TEST(consume_stop_releases_the_rest)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "g", 4, 30000);
     publish_orders(c, 1, 5);
     volatile sig_atomic_t stop = 0;
@@ -494,7 +473,7 @@ TEST(consume_stop_releases_the_rest)
 TEST(consume_refusals)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     seen s = {0};
     eb_consume_opts o = {.arg = &s, .wait_ms = 100};
     CHECK_EQ(eb_consume(c, "missing", "x", handler, &o), EB_ENOTFOUND);
@@ -524,7 +503,7 @@ static void *consume_main(void *arg)
 TEST(consume_survives_server_restart)
 {
     eb_test_daemon d;
-    eb_client *c = up(&d);
+    eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "g", 4, 30000);
     publish_orders(c, 1, 1);
     consumer_thread ct = {.url = d.url};
