@@ -349,7 +349,7 @@ static void latency_report(const peer_ops *p, lat_state *s, uint64_t last_end)
     double p50 = bench_pct(lat, k, 50), p99 = bench_pct(lat, k, 99), mx = bench_pct(lat, k, 100);
     double rate = (double)s->n / ((double)(last_end - s->t0) / 1e9);
     double pub99 = bench_pct(pl, (size_t)s->n, 99);
-    printf("%s latency at %.0f events/s for %.0f s: publish-to-delivery p50 %.3f ms, p99 %.3f ms, "
+    printf("%s latency at %.0f events/s for %g s: publish-to-delivery p50 %.3f ms, p99 %.3f ms, "
            "max %.3f ms (%llu of %llu delivered, %llu redelivered; publish rate held %.0f/s, "
            "publish call p99 %.3f ms)\n",
            p->name, s->o->rate, s->o->seconds, p50, p99, mx, (unsigned long long)k,
