@@ -197,16 +197,17 @@ static int ack_last(nconn *n, int sync)
     return s == NATS_OK ? 0 : -1;
 }
 
-/* One fetch request; NATS_NOT_FOUND / NATS_TIMEOUT mean no message. */
-static natsStatus fetch(nconn *n, natsMsgList *list, int batch, int wait_ms)
+/* One fetch request; NATS_NOT_FOUND / NATS_TIMEOUT mean no message. With
+ * no_wait the server answers at once (what it has, or 404), but the client
+ * still needs an expiry to wait for that answer: without one it gives up
+ * before the answer arrives and requests pile up on the server. */
+static natsStatus fetch(nconn *n, natsMsgList *list, int batch, int wait_ms, bool no_wait)
 {
     jsFetchRequest fr;
     jsFetchRequest_Init(&fr);
     fr.Batch = batch;
-    if (wait_ms > 0)
-        fr.Expires = (int64_t)wait_ms * 1000000;
-    else
-        fr.NoWait = true;
+    fr.NoWait = no_wait;
+    fr.Expires = (int64_t)wait_ms * 1000000;
     return natsSubscription_FetchRequest(list, n->sub, &fr);
 }
 
@@ -216,9 +217,9 @@ static int n_pull(void *h, int max, int wait_ms, uint64_t *nums)
     if (ack_last(n, 0) != 0)
         return -1;
     natsMsgList list = {0};
-    natsStatus s = fetch(n, &list, max, 0);
+    natsStatus s = fetch(n, &list, max, 5000, true);
     if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT)
-        s = fetch(n, &list, 1, wait_ms);
+        s = fetch(n, &list, 1, wait_ms > 0 ? wait_ms : 1, false);
     if (s == NATS_NOT_FOUND || s == NATS_TIMEOUT)
         return 0;
     if (s != NATS_OK) {
