@@ -19,6 +19,7 @@ static const char usage[] =
     "  --max-event-bytes SIZE  largest event accepted (default 1MiB)    EVENTBUS_MAX_EVENT_BYTES\n"
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
     "  --require-schemas       refuse event types with no schema        EVENTBUS_REQUIRE_SCHEMAS=1\n"
+    "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  --help, --version\n";
@@ -99,6 +100,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (eb_parse_duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
     } else if (!strcmp(name, "require-schemas")) {
         c->require_schemas = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+    } else if (!strcmp(name, "meta-snapshot-bytes")) {
+        if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
+            BAD("expected a size of at least 4KiB like 64MiB");
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -114,7 +118,7 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "require-schemas", "log-level", "log-format"};
+    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
 
 static int from_env(eb_config *c, char *err, size_t errlen)
 {

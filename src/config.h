@@ -18,6 +18,7 @@ typedef struct eb_config {
     uint64_t        retention_ms;      /* --retention (7d, 24h, 0 = forever) */
     uint64_t        retention_bytes;   /* --retention-bytes (10GB, 0 = unlimited) */
     uint32_t        max_event_bytes;   /* --max-event-bytes, default 1MiB */
+    uint64_t        meta_snapshot_bytes; /* --meta-snapshot-bytes, default 64MiB */
     uint64_t        dedupe_window_ms;  /* --dedupe-window, default 2m */
     bool            require_schemas;   /* --require-schemas */
     eb_level        log_level;         /* --log-level */

@@ -95,8 +95,9 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
             (unsigned long long)r->events.first_seq, (unsigned long long)r->events.last_seq,
             (unsigned long long)r->events.truncated_bytes, r->events.indexes_rebuilt,
             r->events.elapsed_ms);
-    EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu ids in the dedupe window",
-            (unsigned long long)r->meta.records, r->schemas, r->dedupe_ids);
+    EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
+            "%zu ids in the dedupe window",
+            (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
     EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
 }
 
@@ -106,7 +107,8 @@ static int open_all(daemon_state *d)
         .data_dir = d->cfg.data, .fsync = d->cfg.fsync,
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
-        .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas};
+        .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
+        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {

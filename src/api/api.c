@@ -40,6 +40,22 @@ static const route routes[] = {
     {"GET", "/v1/schemas/{type}", eb__api_schema_get},
     {"POST", "/v1/schemas/{type}/check", eb__api_schema_check},
     {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version},
+    {"GET", "/v1/groups", eb__api_group_list},
+    {"PUT", "/v1/groups/{group}", eb__api_group_put},
+    {"GET", "/v1/groups/{group}", eb__api_group_get},
+    {"DELETE", "/v1/groups/{group}", eb__api_group_delete},
+    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause},
+    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume},
+    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull},
+    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack},
+    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack},
+    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend},
+    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay},
+    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list},
+    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge},
+    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive},
+    {"GET", "/v1/stats", eb__api_stats},
+    {"GET", "/metrics", eb__api_metrics},
 };
 
 uint64_t eb__api_now_us(void)
@@ -300,6 +316,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
 void eb_api_shutdown(eb_api *api)
 {
     api->stopping = true;
+    eb_bus_flush_pulls(api->bus); /* long polls answer now, with what they have */
 }
 
 void eb_api_free(eb_api *api)

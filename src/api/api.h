@@ -74,5 +74,21 @@ void eb__api_schema_check(eb_api *api, eb_http_req *req, const eb_api_params *p)
 void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_version(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_pause(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_resume(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_ack(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_nack(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_extend(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
 #endif

@@ -14,6 +14,7 @@ typedef struct pub_req {
     eb_api      *api;
     eb_http_req *req;
     bool         batch; /* answer with a list */
+    uint64_t     t0_us; /* when the request was handed to the bus */
 } pub_req;
 
 static void write_result(eb_jw *w, const eb_pub_result *r)
@@ -61,6 +62,8 @@ static void on_published(void *arg, int status, const eb_pub_result *res, size_t
         write_result(&w, &res[0]);
     }
     eb__api_reply(api, pr->req, all_dup ? 200 : 201);
+    uint64_t now = eb__api_now_us();
+    eb_bus_observe_publish(api->bus, now > pr->t0_us ? now - pr->t0_us : 0);
     free(pr);
 }
 
@@ -114,7 +117,7 @@ static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
         eb__api_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
-    *pr = (pub_req){api, req, batch};
+    *pr = (pub_req){api, req, batch, eb__api_now_us()};
     int rc = eb_bus_publish(api->bus, api->evs, n, &api->perrs, on_published, pr);
     if (rc == 0)
         return;

@@ -15,56 +15,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "bus/dedupe.h"
-#include "bus/meta.h"
+#include "bus/bus_int.h"
 #include "eventbus.h"
 
-/* An operation waiting for the log to make it durable. */
-typedef struct pending_op {
-    struct pending_op *next;     /* in done_q or waiters */
-    int                status;   /* set by the writer thread */
-    uint64_t           wait_seq; /* for duplicate-only ops: durable past this */
-    eb_bus_pub_cb      pub_cb;   /* publish completion, or NULL */
-    eb_bus_done_cb     done_cb;  /* registration completion, or NULL */
-    void              *arg;      /* caller's */
-    eb_bus            *bus;      /* owner */
-    void              *extra;    /* registration: the staged version */
-    size_t             n;        /* results */
-    eb_pub_result      res[];    /* one per published event */
-} pending_op;
-
-/* A schema version staged until its meta record is durable. */
-typedef struct staged_schema {
-    char          *type;
-    uint32_t       version;
-    eb_compat_mode mode;
-    char          *text;
-    size_t         len;
-    uint64_t       ts_us;
-    eb_schema     *compiled;
-} staged_schema;
-
-struct eb_bus {
-    uv_loop_t      *loop;     /* the loop everything runs on */
-    eb_bus_opts     opts;     /* copy; data_dir owned */
-    eb_log         *events;   /* the event log */
-    eb_meta        *meta;     /* the bus's own state log */
-    eb_registry     reg;      /* schema registry */
-    eb_dedupe       dedupe;   /* idempotent publish window */
-    uv_async_t      async;    /* wakes the loop for done_q */
-    pthread_mutex_t done_mu;  /* guards done_q */
-    pending_op     *done_q;   /* completed ops, newest first */
-    pending_op     *waiters;  /* duplicate-only ops waiting for durability */
-    eb_buf          enc;      /* scratch: encoded events of one publish */
-    eb_log_rec_in  *recs;     /* scratch: records of one publish */
-    size_t         *offs;     /* scratch: each record's offset in enc */
-    size_t          recs_cap; /* allocated, both arrays */
-    eb_schema_errors verrs;   /* scratch: schema violations of one event */
-    eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
-    int             closing;  /* eb_bus_close started */
-};
-
-static uint64_t now_us(void)
+uint64_t eb__bus_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -74,7 +28,7 @@ static uint64_t now_us(void)
 /* --- completions from the writer threads --------------------------------- */
 
 /* Runs on a log writer thread: queue the op for the loop and wake it. */
-static void on_durable(void *arg, int status)
+void eb__bus_on_durable(void *arg, int status)
 {
     pending_op *op = arg;
     eb_bus *bus = op->bus;
@@ -92,6 +46,8 @@ static void complete(eb_bus *bus, pending_op *op)
 {
     if (op->pub_cb)
         op->pub_cb(op->arg, op->status, op->res, op->n);
+    else if (op->group_cb)
+        eb__bus_group_op_done(bus, op);
     else
         finish_registration(bus, op);
     free(op);
@@ -140,6 +96,7 @@ static void on_async(uv_async_t *h)
     }
     if (bus->waiters)
         release_waiters(bus, status);
+    eb__bus_groups_wake(bus);
 }
 
 /* --- errors -------------------------------------------------------------- */
@@ -291,7 +248,7 @@ static long batch_dup(const eb_event_in *evs, size_t i)
 static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *vers,
                        pending_op *op, eb_pub_errors *errs, long *dup_of)
 {
-    uint64_t now = now_us();
+    uint64_t now = eb__bus_now_us();
     eb_buf_reset(&bus->enc);
     size_t *offs = bus->offs;
     long nrec = 0;
@@ -375,15 +332,17 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
         op->pub_cb = cb;
         op->arg = arg;
         op->n = n;
-        eb_dedupe_expire(&bus->dedupe, now_us());
+        eb_dedupe_expire(&bus->dedupe, eb__bus_now_us());
         nrec = encode_new(bus, evs, n, vers, op, errs, dup_of);
         rc = nrec < 0 ? (int)nrec : 0;
     }
     if (rc == 0 && nrec > 0) {
         uint64_t first = 0, ts = 0;
-        rc = eb_log_append(bus->events, bus->recs, (size_t)nrec, &first, &ts, on_durable, op);
-        if (rc == 0)
+        rc = eb_log_append(bus->events, bus->recs, (size_t)nrec, &first, &ts, eb__bus_on_durable, op);
+        if (rc == 0) {
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
+            eb__bus_groups_published(bus, evs, op->res, n);
+        }
     } else if (rc == 0) {
         /* Every event is a duplicate: answer once the originals are durable. */
         assign_seqs(bus, evs, n, op, dup_of, 0, 0);
@@ -430,23 +389,30 @@ static void finish_registration(eb_bus *bus, pending_op *op)
     staged_free(st);
 }
 
-static int encode_schema_record(const staged_schema *st, eb_buf *out)
+int eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
+                          const char *text, size_t len, uint64_t ts_us, eb_buf *out)
 {
     eb_jw w;
     eb_jw_init(&w, out);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "type");
-    eb_jw_str(&w, st->type);
+    eb_jw_str(&w, type);
     eb_jw_key(&w, "version");
-    eb_jw_uint(&w, st->version);
+    eb_jw_uint(&w, version);
     eb_jw_key(&w, "compatibility");
-    eb_jw_str(&w, eb_compat_mode_name(st->mode));
+    eb_jw_str(&w, eb_compat_mode_name(mode));
     eb_jw_key(&w, "ts");
-    eb_jw_uint(&w, st->ts_us);
+    eb_jw_uint(&w, ts_us);
     eb_jw_key(&w, "schema");
-    eb_jw_raw(&w, st->text, st->len);
+    eb_jw_raw(&w, text, len);
     eb_jw_obj_close(&w);
     return eb_buf_failed(out) ? EB_ENOMEM : 0;
+}
+
+static int encode_schema_record(const staged_schema *st, eb_buf *out)
+{
+    return eb__bus_schema_record(st->type, st->version, st->mode, st->text, st->len,
+                                 st->ts_us, out);
 }
 
 static staged_schema *stage(const char *type, size_t n, uint32_t version, eb_compat_mode mode,
@@ -466,7 +432,7 @@ static staged_schema *stage(const char *type, size_t n, uint32_t version, eb_com
     st->len = len;
     st->version = version;
     st->mode = mode;
-    st->ts_us = now_us();
+    st->ts_us = eb__bus_now_us();
     st->compiled = compiled;
     return st;
 }
@@ -500,7 +466,7 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         return EB_ENOMEM;
     }
     *op = (pending_op){.bus = bus, .done_cb = cb, .arg = arg, .extra = st};
-    rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, on_durable, op);
+    rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, eb__bus_on_durable, op);
     eb_buf_free(&rec);
     if (rc) {
         staged_free(st);
@@ -520,7 +486,7 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
     eb_bus *bus = arg;
     (void)seq;
     if (kind != EB_META_SCHEMA)
-        return 0; /* written by a newer version: ignore what we don't know */
+        return eb__bus_groups_apply(bus, kind, rec);
     const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
                   *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
                   *schema = eb_json_get(rec, "schema");
@@ -652,7 +618,7 @@ static int find_one(void *arg, const eb_log_rec *rec)
  * ids by the time they carry (seek, then a short scan). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
 {
-    uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, now_us(), &ts);
+    uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, eb__bus_now_us(), &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
     find_ctx c = {id, n, UINT64_MAX, 0, w, false, false, 0};
     if (!seq && ms) {
@@ -698,7 +664,7 @@ static int refill_one(void *arg, const eb_log_rec *rec)
  * this is what makes the window survive a restart. */
 static int refill_dedupe(eb_bus *bus, size_t *added)
 {
-    uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = now_us();
+    uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = eb__bus_now_us();
     uint64_t from = 0;
     *added = 0;
     if (!window || eb_log_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
@@ -733,13 +699,18 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
     int rc = make_dir(bus->opts.data_dir);
     if (rc)
         return rc;
-    rc = eb_meta_open(bus->opts.data_dir, &lo, &bus->meta, &rep->meta, replay_meta, bus);
-    if (rc)
-        return rc;
+    eb_log_opts mo = lo;
     lo.dir = dir;
     lo.retention_ms = bus->opts.retention_ms;
     lo.retention_bytes = bus->opts.retention_bytes;
     rc = eb_log_open(&lo, &bus->events, &rep->events);
+    if (rc)
+        return rc;
+    /* Groups read the events log while their state is replayed. */
+    rc = eb_meta_open(bus->opts.data_dir, &mo, &bus->meta, &rep->meta, replay_meta, bus);
+    if (rc)
+        return rc;
+    rc = eb__bus_groups_start(bus);
     if (rc)
         return rc;
     return refill_dedupe(bus, &rep->dedupe_ids);
@@ -766,9 +737,12 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
     if (rc == 0)
+        rc = eb__bus_groups_init(bus);
+    if (rc == 0)
         rc = uv_async_init(loop, &bus->async, on_async) ? EB_EIO : 0;
     if (rc == 0) {
         bus->async.data = bus;
+        bus->handles++;
         rc = open_stores(bus, rep);
     }
     if (rc) {
@@ -779,13 +753,13 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     const eb_map_slot *s;
     while ((s = eb_map_next(&bus->reg.subjects, &it)))
         rep->schemas += ((eb_subject *)s->val)->nvers;
+    rep->groups = bus->grp.by_name.len;
     *out = bus;
     return 0;
 }
 
-static void free_bus(uv_handle_t *h)
+static void free_bus(eb_bus *bus)
 {
-    eb_bus *bus = h->data;
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
     eb_buf_free(&bus->enc);
@@ -797,11 +771,23 @@ static void free_bus(uv_handle_t *h)
     free(bus);
 }
 
+void eb__bus_handle_closed(eb_bus *bus)
+{
+    if (--bus->handles == 0)
+        free_bus(bus);
+}
+
+static void async_closed(uv_handle_t *h)
+{
+    eb__bus_handle_closed(h->data);
+}
+
 void eb_bus_close(eb_bus *bus)
 {
     if (!bus)
         return;
     bus->closing = 1;
+    eb__bus_groups_close(bus);
     /* Closing the logs drains and syncs their pending appends; their
      * callbacks land in done_q, answered here before the handle goes. */
     if (bus->events)
@@ -813,10 +799,10 @@ void eb_bus_close(eb_bus *bus)
     if (bus->async.data) {
         on_async(&bus->async);
         release_waiters(bus, EB_ECLOSED);
-        uv_close((uv_handle_t *)&bus->async, free_bus);
+        uv_close((uv_handle_t *)&bus->async, async_closed);
     } else {
-        bus->async.data = bus;
-        free_bus((uv_handle_t *)&bus->async);
+        bus->handles++;
+        eb__bus_handle_closed(bus);
     }
 }
 

@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "bus/event.h"
+#include "bus/group.h"
 #include "bus/registry.h"
 #include "log/log.h"
 
@@ -32,6 +33,7 @@ typedef struct eb_bus_opts {
     uint64_t        dedupe_window_ms;  /* idempotent publish window */
     uint32_t        max_event_bytes;   /* stored size bound for one event */
     bool            require_schemas;   /* refuse types with no schema */
+    uint64_t        meta_snapshot_bytes; /* meta log growth between snapshots (64 MiB) */
 } eb_bus_opts;
 
 /* What startup found, for the startup log line. */
@@ -40,6 +42,7 @@ typedef struct eb_bus_report {
     eb_log_recovery meta;    /* meta log recovery */
     size_t          schemas; /* schema versions loaded */
     size_t          dedupe_ids; /* ids refilled into the dedupe window */
+    size_t          groups;  /* consumer groups loaded */
 } eb_bus_report;
 
 /* Opens (recovering) the stores under opts->data_dir. *out is owned by the
@@ -130,5 +133,51 @@ typedef struct eb_browse {
 int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after);
 /* Finds one event by id and writes it to w; EB_ENOTFOUND if unknown. */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w);
+
+/* --- consumer groups (groups.c; engine in group.h) ------------------------
+ * Changes answer through an eb_bus_done_cb once their meta records are
+ * durable: status 0, or the storage error. A change that writes nothing
+ * (e.g. an ack naming only unknown ids) calls cb before returning. */
+
+/* Creates group `name` or updates its config (taking cfg's strings);
+ * *created tells which. Returns 0 (cb later) or an error (cb not called). */
+int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *created,
+                     eb_bus_done_cb cb, void *arg);
+int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg);
+int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_cb cb,
+                       void *arg);
+/* The group, or NULL. Borrowed: valid until the group is deleted. */
+eb_group *eb_bus_group(eb_bus *bus, const char *name, size_t n);
+/* Iterates the groups: start with *it = 0; NULL at the end. */
+eb_group *eb_bus_group_next(eb_bus *bus, size_t *it);
+/* Appends g's pending records (acks, nacks, DLQ and replay changes made
+ * with the eb_group_* calls on the bus's outbox) to the meta log. */
+int eb_bus_group_commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg);
+/* The outbox eb_group_* calls write into (commit with the call above). */
+eb_outbox *eb_bus_outbox(eb_bus *bus);
+
+/* Pull answer: a JSON object {"events":[...]} (valid during the call), or
+ * status EB_ENOTFOUND if the group went away, EB_ECLOSED at shutdown. */
+typedef void (*eb_bus_pull_cb)(void *arg, int status, const char *json, size_t len);
+/* Whether the requester still waits (a long poll whose client left is
+ * answered without leasing anything). */
+typedef bool (*eb_bus_alive_fn)(void *arg);
+/* Leases up to max deliveries of group g to consumer; if none is ready,
+ * waits up to wait_ms for some. cb runs exactly once (maybe before
+ * returning). */
+int eb_bus_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t clen, size_t max,
+                uint32_t wait_ms, eb_bus_pull_cb cb, eb_bus_alive_fn alive, void *arg);
+/* Answers every waiting pull with what it has (for shutdown). */
+void eb_bus_flush_pulls(eb_bus *bus);
+
+/* --- monitoring ------------------------------------------------------------ */
+
+/* Publish latency (request to durable answer), measured by the API. */
+void eb_bus_observe_publish(eb_bus *bus, uint64_t us);
+/* GET /v1/stats body and GET /metrics text. */
+void eb_bus_stats_json(eb_bus *bus, eb_jw *w);
+void eb_bus_metrics(eb_bus *bus, eb_buf *out);
+/* A group's summary fields as JSON members (into an open object). */
+void eb_bus_group_summary(eb_bus *bus, eb_group *g, eb_jw *w, bool detail);
 
 #endif

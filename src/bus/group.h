@@ -1,33 +1,32 @@
 /* group.h - consumer groups: subscriptions held by the server, pull
  * delivery with leases, ack/nack/extend, retries with backoff, dead letters,
- * replay and per-key ordering.
+ * redrive, replay and per-key ordering. The engine is memory only and runs
+ * on the loop thread; it reads events from the events log and describes
+ * every state change that must survive a crash as a meta record in its
+ * outbox, which the bus (groups.c) appends before answering.
  *
- * Model (one eb_group per group; loop thread only):
+ * Model, per group:
  *
- *   events log:  ... [ ......... cursor) ............ durable head
- *                      pending:         |  not yet examined
- *                      deliveries       |  (`ahead` counts matches)
- *                      not yet acked    |
+ *   events log:  ... base ........ cursor ................ durable head
+ *                     |  pending    |  not yet examined (`ahead` matches)
  *
- *   - cursor: next events-log seq the group examines. Examining a record
- *     whose type matches creates a delivery (eb_dlv) in state READY.
- *   - A pull leases READY deliveries to a consumer (INFLIGHT, deadline =
- *     now + ack_timeout). ack removes it; nack or a missed deadline is a
- *     failed attempt: RETRY until now + backoff(attempt) (or the nack's
- *     delay), then READY again; once max_attempts deliveries failed it moves
- *     to the dead-letter queue, which keeps a copy of the event (so the
- *     log's retention cannot take it while the group exists).
- *   - ordering "key": at most one delivery per key is READY/INFLIGHT/RETRY;
- *     later ones with the same key wait (BLOCKED) in publish order.
- *   - Replay adds a range [from, to) with its own cursor; its deliveries
- *     are independent of the main flow's (flag `replay`).
- *   - The pending window is bounded (max_pending); cursors stop advancing
- *     while it is full, so memory stays bounded whatever the lag.
+ *   - A flow walks the events log: the main flow from `base` forever, each
+ *     replay from its `from` to its `to`. Examining a record whose type
+ *     matches creates a delivery (eb_dlv) unless the flow's `done` set
+ *     (acked or dead-lettered seqs) holds it. Flows fill lazily: only as
+ *     far as pulls need, and never past EB_GROUP_MAX_PENDING deliveries.
+ *   - A pull leases READY deliveries (INFLIGHT until a deadline); ack
+ *     finishes one; nack or a missed deadline is a failed attempt: RETRY
+ *     after the backoff (or the nack's delay), then READY again; after
+ *     max_attempts the event moves to the dead-letter queue, which keeps a
+ *     copy of the stored event (so retention cannot take it).
+ *   - ordering "key": one delivery per key is active (READY, INFLIGHT or
+ *     RETRY); later ones wait (BLOCKED) in publish order.
+ *   - Redrive turns dead letters back into deliveries (class 'd') with
+ *     fresh attempts.
  *
- * Persistence is the bus's job (bus.c): every state change here that must
- * survive a crash is reported through eb_group_hooks so the bus can write a
- * meta record before answering; at startup the bus replays those records
- * into the same functions (eb_group_replay_*).
+ * Delivery ids are "<class><seq>.<attempt>", class m (main), r (replay) or
+ * d (redriven dead letter); an ack naming an older attempt is stale.
  */
 #ifndef EB_BUS_GROUP_H
 #define EB_BUS_GROUP_H
@@ -39,8 +38,10 @@
 #include "bus/event.h"
 #include "json/json.h"
 #include "log/log.h"
+#include "util/buf.h"
 #include "util/imap.h"
 #include "util/map.h"
+#include "util/rangeset.h"
 
 #define EB_GROUP_MAX_NAME 128
 #define EB_GROUP_MAX_TYPES 64
@@ -74,37 +75,145 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
  * "*" anything; "a.*" any type starting "a." (one or more segments). */
 bool eb_group_type_match(const char *p, const char *t, size_t n);
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n);
+/* True if s is a valid type name or pattern ("a.b", "a.*", "*"). */
+bool eb_group_pattern_valid(const char *s, size_t n);
+
+
+/* --- meta records (stable: on disk in DATA/meta) --------------------------
+ * Payloads are compact JSON; "g" names the group. */
+enum {
+    EB_META_GROUP = 32,    /* {"g","cfg":{..},"base":seq,"paused":b} create/update */
+    EB_META_GROUP_DEL,     /* {"g"} */
+    EB_META_GROUP_PAUSE,   /* {"g","paused":b} */
+    EB_META_ACK,           /* {"g","m":[[a,b],..],"r":[[a,b],..],"d":[seq,..]} */
+    EB_META_FAIL,          /* {"g","f":[[cls,seq,fails,due_us,"err"],..]} failed attempts */
+    EB_META_DEAD,          /* {"g","c":cls,"s","t","n","e","who","at","p":base64} */
+    EB_META_REDRIVE,       /* {"g","s":[seq,..]} */
+    EB_META_PURGE,         /* {"g","s":[seq,..]} */
+    EB_META_REPLAY,        /* {"g","id","from","to","types":[..]|null} */
+    EB_META_DONE,          /* {"g","flow":id,"r":[[a,b],..]} snapshot of a flow's done set */
+    EB_META_SNAP,          /* {} a snapshot starts: forget all state */
+};
 
 typedef struct eb_group eb_group;
 typedef struct eb_dlv eb_dlv;
 
-/* --- the engine ---------------------------------------------------------- */
+/* Records produced by engine operations, waiting to be appended to the meta
+ * log (in order, as one atomic batch). */
+typedef struct eb_outbox {
+    eb_buf   text;     /* the JSON payloads, back to back */
+    struct { uint16_t kind; size_t off, len; } *recs;
+    size_t   n, cap;
+} eb_outbox;
 
-typedef enum eb_dlv_state {
-    EB_DLV_READY = 0, /* waiting for a pull */
-    EB_DLV_INFLIGHT,  /* leased to a consumer until `when` */
-    EB_DLV_RETRY,     /* failed; READY again at `when` */
-    EB_DLV_BLOCKED    /* ordering=key: waits for an earlier event of its key */
-} eb_dlv_state;
+void eb_outbox_init(eb_outbox *o);
+void eb_outbox_free(eb_outbox *o);
+void eb_outbox_reset(eb_outbox *o);
+/* Starts a record of `kind`; write its JSON with the returned writer, then
+ * call eb_outbox_end. */
+eb_jw *eb_outbox_begin(eb_outbox *o, uint16_t kind, eb_jw *w);
+int    eb_outbox_end(eb_outbox *o);
 
-typedef struct eb_key_state eb_key_state;
-typedef struct eb_consumer eb_consumer;
+/* Per-group counters (since start) for /v1/stats and /metrics. */
+typedef struct eb_group_counters {
+    uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
+        replayed, purged;
+    uint64_t retention_skipped; /* log seqs deleted by retention before the group examined them */
+} eb_group_counters;
 
-/* One event pending for one group (main flow or a replay). */
-struct eb_dlv {
-    uint64_t      seq;       /* event seq in the events log */
-    uint64_t      ts_us;     /* its append time */
-    uint64_t      when;      /* INFLIGHT: deadline; RETRY: due (µs, realtime) */
-    uint32_t      attempt;   /* deliveries made so far */
-    uint32_t      heap_idx;  /* position in the group's timer heap, or UINT32_MAX */
-    uint8_t       state;     /* eb_dlv_state */
-    bool          replay;    /* from a replay range */
-    eb_dlv       *next;      /* ready FIFO or key wait list */
-    eb_key_state *ks;        /* ordering=key: its key's state */
-    eb_consumer  *consumer;  /* INFLIGHT: who has it */
-    char         *last_error;/* last failure message (owned) */
-    uint32_t      len;       /* stored payload length */
-    char         *payload;   /* stored event payload copy (owned) */
-};
+/* A point-in-time view of a group. */
+typedef struct eb_group_info {
+    const char        *name;
+    const eb_group_cfg *cfg;
+    bool               paused;
+    uint64_t           cursor;           /* main flow's next seq to examine */
+    uint64_t           lag;              /* matching events not yet finished */
+    uint64_t           ready, in_flight, retry_scheduled, blocked;
+    uint64_t           dead_letters;     /* in the DLQ (not redriven) */
+    uint64_t           oldest_unacked_us;/* append time of the oldest pending, 0 if none */
+    eb_group_counters  counters;
+} eb_group_info;
+
+/* Reads the events a group needs (borrowed, must outlive the group). */
+typedef struct eb_group_env {
+    eb_log   *events;
+    uint64_t (*now_us)(void);
+    /* Called with each acked event's append-to-ack latency (µs). */
+    void    (*on_latency)(void *arg, uint64_t us);
+    void     *arg;
+} eb_group_env;
+
+/* Creates a group at `base` (the first seq it will consider). Takes cfg's
+ * strings (cfg is left empty). *out owned by the caller (eb_group_free). */
+int  eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
+                  const eb_group_env *env, eb_group **out);
+void eb_group_free(eb_group *g);
+const char *eb_group_name(const eb_group *g);
+const eb_group_cfg *eb_group_config(const eb_group *g);
+uint64_t eb_group_base(const eb_group *g);
+/* Replaces the config (types change what the main flow matches from its
+ * cursor on); takes cfg's strings. */
+void eb_group_set_config(eb_group *g, eb_group_cfg *cfg);
+void eb_group_set_paused(eb_group *g, bool paused);
+bool eb_group_paused(const eb_group *g);
+void eb_group_info_get(eb_group *g, eb_group_info *out);
+
+/* Counts the matching events between the main cursor and `head` (called
+ * after open and after a config change) and adds those published later
+ * (eb_group_published). */
+int  eb_group_count_ahead(eb_group *g, uint64_t head);
+/* After the meta replay: turns redriven dead letters back into deliveries. */
+void eb_group_loaded(eb_group *g);
+void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);
+
+/* True if a pull could be served now (READY deliveries or events to
+ * examine below `durable`). */
+bool eb_group_has_ready(eb_group *g, uint64_t durable);
+
+/* Leases up to max READY deliveries to `consumer`, writing each as an
+ * event object with its "delivery" into w (inside an open array). Returns
+ * the count or an error. */
+int  eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
+                   eb_jw *w);
+
+/* Outcome of one id in ack/nack/extend. */
+typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
+
+/* ack, nack and extend each take one delivery id; records for the outbox
+ * are gathered and written by eb_group_flush (dead letters go to ob at once). */
+eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n);
+eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
+                             int64_t delay_ms, eb_outbox *ob);
+eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms);
+/* Writes the acks and failed attempts gathered since the last flush as
+ * EB_META_ACK / EB_META_FAIL records (nothing if none). */
+int  eb_group_flush(eb_group *g, eb_outbox *ob);
+/* Expires leases and retry delays due by now; failures go to ob. */
+void eb_group_tick(eb_group *g, eb_outbox *ob);
+/* Writes the consumers seen ({"name","last_pull","in_flight"} items). */
+void eb_group_write_consumers(eb_group *g, eb_jw *w);
+
+/* --- dead letters, redrive, replay ----------------------------------------- */
+
+/* Writes up to limit dead letters with seq > after as JSON array items;
+ * *next is the cursor for the next page (0 if none). */
+void eb_group_dlq_list(eb_group *g, uint64_t after, size_t limit, eb_jw *w, uint64_t *next);
+/* Redrives the dead letters with the given event ids (all when n == 0). */
+size_t eb_group_dlq_redrive(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob);
+size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob);
+
+/* Queues again the events of [from, to) matching the group (and `types`
+ * when given); *requeued counts them, *expired counts the seqs of the
+ * range already removed by retention. */
+int  eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
+                     uint64_t *requeued, uint64_t *expired, eb_outbox *ob);
+
+/* --- meta replay at startup ------------------------------------------------ */
+
+/* Applies one group-level meta record (ACK, FAIL, DEAD, REDRIVE, PURGE,
+ * REPLAY, DONE) to g. */
+int  eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec);
+/* Writes g's whole state as meta records (for a snapshot). */
+int  eb_group_snapshot(eb_group *g, eb_outbox *ob);
 
 #endif

@@ -10,7 +10,7 @@
 
 static int cfg_err(eb_field_error *err, const char *field, const char *msg)
 {
-    snprintf(err->field, sizeof err->field, "%s", field);
+    snprintf(err->field, sizeof err->field, "%.63s", field);
     snprintf(err->message, sizeof err->message, "%s", msg);
     return EB_EINVAL;
 }
@@ -33,7 +33,7 @@ bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
     return false;
 }
 
-static bool pattern_valid(const char *s, size_t n)
+bool eb_group_pattern_valid(const char *s, size_t n)
 {
     if (n == 1 && s[0] == '*')
         return true;
@@ -51,7 +51,7 @@ static int parse_types(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
     for (const eb_json *e = v->child; e; e = e->next, i++) {
         char f[32];
         snprintf(f, sizeof f, "/types/%zu", i);
-        if (e->type != EB_JSON_STRING || !pattern_valid(e->str, e->len))
+        if (e->type != EB_JSON_STRING || !eb_group_pattern_valid(e->str, e->len))
             return cfg_err(err, f, "not a valid type name or pattern (\"a.b\", \"a.*\", \"*\")");
         if (!(cfg->types[cfg->ntypes] = strndup(e->str, e->len)))
             return cfg_err(err, f, "out of memory");
@@ -190,6 +190,14 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     for (size_t i = 0; i < cfg->ntypes; i++)
         eb_jw_str(w, cfg->types[i]);
     eb_jw_arr_close(w);
+    eb_jw_key(w, "start");
+    if (cfg->start == EB_START_TIME) {
+        char t[32];
+        eb_time_format(cfg->start_us, t);
+        eb_jw_str(w, t);
+    } else {
+        eb_jw_str(w, cfg->start == EB_START_EARLIEST ? "earliest" : "latest");
+    }
     eb_jw_key(w, "max_attempts");
     eb_jw_uint(w, cfg->max_attempts);
     eb_jw_key(w, "backoff");

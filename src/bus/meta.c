@@ -87,3 +87,15 @@ int eb_meta_append(eb_meta *m, uint16_t kind, const char *json, size_t len,
     uint64_t seq, ts;
     return eb_log_append(m->log, &r, 1, &seq, &ts, cb, arg);
 }
+
+int eb_meta_append_batch(eb_meta *m, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                         eb_log_done_cb cb, void *arg)
+{
+    uint64_t ts;
+    return eb_log_append(m->log, recs, n, first_seq, &ts, cb, arg);
+}
+
+eb_log *eb_meta_log(eb_meta *m)
+{
+    return m->log;
+}

@@ -4,8 +4,9 @@
  * A second log (src/log) under DATA/meta holds one record per state change;
  * the payload is compact JSON, the record type says which change. At
  * startup every record is replayed, in order, through a callback, which
- * rebuilds the in-memory state. Records are small and rare relative to
- * events; compaction by snapshot comes with consumer groups. */
+ * rebuilds the in-memory state. When the log has grown enough the bus
+ * writes a snapshot (EB_META_SNAP followed by the whole state, one atomic
+ * batch) and drops the segments before it. */
 #ifndef EB_BUS_META_H
 #define EB_BUS_META_H
 
@@ -33,5 +34,11 @@ void eb_meta_close(eb_meta *m);
 /* Appends one record; cb fires on the writer thread once durable. */
 int eb_meta_append(eb_meta *m, uint16_t kind, const char *json, size_t len,
                    eb_log_done_cb cb, void *arg);
+/* Appends n records atomically (all or none after a crash); *first_seq
+ * receives the seq of the first. */
+int eb_meta_append_batch(eb_meta *m, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                         eb_log_done_cb cb, void *arg);
+/* The underlying log (sizes, dropping what a snapshot made obsolete). */
+eb_log *eb_meta_log(eb_meta *m);
 
 #endif

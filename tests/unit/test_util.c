@@ -3,7 +3,9 @@
 
 #include "eventbus.h"
 #include "util/buf.h"
+#include "util/base64.h"
 #include "util/imap.h"
+#include "util/rangeset.h"
 #include "util/map.h"
 
 TEST(buf_append_and_printf)
@@ -86,5 +88,73 @@ TEST(imap_put_get_del_many)
     eb_imap_free(&m);
 }
 
+/* The rangeset against a plain bitmap, under random adds and trims. */
+TEST(rangeset_matches_a_bitmap)
+{
+    enum { N = 2000 };
+    static unsigned char ref[N];
+    eb_rangeset s;
+    eb_rangeset_init(&s);
+    uint32_t x = 12345;
+    uint64_t floor = 0;
+    for (int round = 0; round < 3000; round++) {
+        x = x * 1103515245u + 12345u;
+        uint64_t a = (x >> 8) % N, len = 1 + (x >> 20) % 9, b = a + len > N ? N : a + len;
+        CHECK_OK(eb_rangeset_add(&s, a, b));
+        for (uint64_t v = a; v < b; v++)
+            ref[v] = 1;
+        if (round % 500 == 499) {
+            floor += 150;
+            eb_rangeset_trim_below(&s, floor);
+        }
+        for (uint64_t i = 1; i < s.n; i++)
+            CHECK(s.r[i - 1].b < s.r[i].a); /* sorted, disjoint, not adjacent */
+    }
+    for (uint64_t v = 0; v < N; v++) {
+        CHECK_EQ(eb_rangeset_has(&s, v), v >= floor && ref[v]);
+        uint64_t skip = eb_rangeset_skip(&s, v), want = v;
+        while (want >= floor && want < N && ref[want])
+            want++;
+        CHECK_EQ(skip, v >= floor ? want : v);
+    }
+    uint64_t cnt = 0;
+    for (uint64_t v = floor + 10; v < 1500; v++)
+        cnt += ref[v];
+    CHECK_EQ(eb_rangeset_count(&s, floor + 10, 1500), cnt);
+    eb_rangeset_free(&s);
+}
+
+TEST(base64_round_trip_and_rejects)
+{
+    static const char *const vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="},
+                                         {"foo", "Zm9v"}, {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < 5; i++) {
+        eb_buf e = EB_BUF_INIT, d = EB_BUF_INIT;
+        eb_base64_encode(&e, vec[i][0], strlen(vec[i][0]));
+        CHECK_EQ(e.len, strlen(vec[i][1]));
+        CHECK(memcmp(e.data ? e.data : "", vec[i][1], e.len) == 0);
+        CHECK_OK(eb_base64_decode(&d, vec[i][1], strlen(vec[i][1])));
+        CHECK_EQ(d.len, strlen(vec[i][0]));
+        CHECK(d.len == 0 || memcmp(d.data, vec[i][0], d.len) == 0);
+        eb_buf_free(&e);
+        eb_buf_free(&d);
+    }
+    unsigned char bin[256];
+    for (int i = 0; i < 256; i++)
+        bin[i] = (unsigned char)(255 - i);
+    eb_buf e = EB_BUF_INIT, d = EB_BUF_INIT;
+    eb_base64_encode(&e, bin, sizeof bin);
+    CHECK_OK(eb_base64_decode(&d, e.data, e.len));
+    CHECK(d.len == sizeof bin && memcmp(d.data, bin, sizeof bin) == 0);
+    eb_buf_reset(&d);
+    CHECK_EQ(eb_base64_decode(&d, "Zm9", 3), EB_ESYNTAX);
+    CHECK_EQ(eb_base64_decode(&d, "Zm=v", 4), EB_ESYNTAX);
+    CHECK_EQ(eb_base64_decode(&d, "Z!9v", 4), EB_ESYNTAX);
+    CHECK_EQ(eb_base64_decode(&d, "Zg==Zm9v", 8), EB_ESYNTAX);
+    eb_buf_free(&e);
+    eb_buf_free(&d);
+}
+
 TEST_MAIN(T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
-          T(strerror_covers_codes_and_errno), T(map_put_get_del_many))
+          T(strerror_covers_codes_and_errno), T(map_put_get_del_many),
+          T(rangeset_matches_a_bitmap), T(base64_round_trip_and_rejects))

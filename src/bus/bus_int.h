@@ -1,0 +1,113 @@
+/* bus_int.h - the bus's insides, shared by its files (bus.c: publishing,
+ * registry, browsing; groups.c: consumer groups, stats). Not for src/api. */
+#ifndef EB_BUS_INT_H
+#define EB_BUS_INT_H
+
+#include <pthread.h>
+
+#include "bus/bus.h"
+#include "bus/dedupe.h"
+#include "bus/group.h"
+#include "bus/meta.h"
+#include "util/hist.h"
+
+/* An operation waiting for the log to make it durable. */
+typedef struct pending_op {
+    struct pending_op *next;     /* in done_q or waiters */
+    int                status;   /* set by the writer thread */
+    uint64_t           wait_seq; /* for duplicate-only ops: durable past this */
+    eb_bus_pub_cb      pub_cb;   /* publish completion, or NULL */
+    eb_bus_done_cb     done_cb;  /* registration completion, or NULL */
+    void              *arg;      /* caller's */
+    eb_bus            *bus;      /* owner */
+    void              *extra;    /* registration: the staged version */
+    eb_bus_done_cb     group_cb; /* group change completion, or NULL */
+    size_t             n;        /* results */
+    eb_pub_result      res[];    /* one per published event */
+} pending_op;
+
+/* A schema version staged until its meta record is durable. */
+typedef struct staged_schema {
+    char          *type;
+    uint32_t       version;
+    eb_compat_mode mode;
+    char          *text;
+    size_t         len;
+    uint64_t       ts_us;
+    eb_schema     *compiled;
+} staged_schema;
+
+
+/* A long-poll pull waiting for deliveries. */
+typedef struct pull_waiter {
+    struct pull_waiter *prev, *next;
+    eb_group           *g;
+    uint64_t            deadline_us;
+    size_t              max;
+    eb_bus_pull_cb      cb;
+    eb_bus_alive_fn     alive;
+    void               *arg;
+    size_t              clen;
+    char                consumer[];
+} pull_waiter;
+
+/* Consumer groups and monitoring state (groups.c). */
+typedef struct eb_bus_groups {
+    eb_map        by_name;     /* name -> eb_group */
+    uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
+    eb_outbox     ob;          /* records of the operation being made */
+    eb_buf        out;         /* scratch: pull answers */
+    pull_waiter  *waiters;     /* long polls, oldest first */
+    pull_waiter  *waiters_tail;
+    eb_map        published;   /* type -> uint64_t* count (bounded) */
+    uint64_t      published_total;
+    eb_hist       publish_hist;  /* request to durable answer */
+    eb_hist       delivery_hist; /* append to ack */
+    uint64_t      snap_bytes;    /* meta log size after the last snapshot */
+    uint64_t      last_snap_check;
+    bool          snapshotting;  /* a snapshot is being made durable */
+} eb_bus_groups;
+
+struct eb_bus {
+    uv_loop_t      *loop;     /* the loop everything runs on */
+    eb_bus_opts     opts;     /* copy; data_dir owned */
+    eb_log         *events;   /* the event log */
+    eb_meta        *meta;     /* the bus's own state log */
+    eb_registry     reg;      /* schema registry */
+    eb_dedupe       dedupe;   /* idempotent publish window */
+    uv_async_t      async;    /* wakes the loop for done_q */
+    pthread_mutex_t done_mu;  /* guards done_q */
+    pending_op     *done_q;   /* completed ops, newest first */
+    pending_op     *waiters;  /* duplicate-only ops waiting for durability */
+    eb_buf          enc;      /* scratch: encoded events of one publish */
+    eb_log_rec_in  *recs;     /* scratch: records of one publish */
+    size_t         *offs;     /* scratch: each record's offset in enc */
+    size_t          recs_cap; /* allocated, both arrays */
+    eb_schema_errors verrs;   /* scratch: schema violations of one event */
+    eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
+    int             closing;  /* eb_bus_close started */
+    eb_bus_groups   grp;      /* consumer groups */
+    int             handles;  /* libuv handles still open (freed at 0) */
+};
+
+uint64_t eb__bus_now_us(void);
+/* A libuv handle of the bus closed; the last one frees the bus. */
+void eb__bus_handle_closed(eb_bus *bus);
+/* Runs on a log writer thread: queues op for the loop. */
+void eb__bus_on_durable(void *arg, int status);
+/* The schema registration meta record of one version. */
+int  eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
+                           const char *text, size_t len, uint64_t ts_us, eb_buf *out);
+
+/* groups.c */
+int  eb__bus_groups_init(eb_bus *bus);
+/* After both logs are open and the meta log replayed. */
+int  eb__bus_groups_start(eb_bus *bus);
+void eb__bus_groups_close(eb_bus *bus);
+int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
+void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
+                              size_t n);
+void eb__bus_groups_wake(eb_bus *bus);
+void eb__bus_group_op_done(eb_bus *bus, pending_op *op);
+
+#endif
