@@ -191,10 +191,14 @@ pid_t bench_start_daemon(const char *path, const char *const *extra, int *port, 
         usleep(25000);
         if (bench_request(*port, "GET", "/healthz", NULL, NULL, 0) == 200)
             return pid;
-        if (waitpid(pid, NULL, WNOHANG) == pid)
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            bench_stop_daemon(-1, dir);
             return -1;
+        }
     }
     kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    bench_stop_daemon(-1, dir);
     return -1;
 }
 

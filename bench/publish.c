@@ -92,7 +92,8 @@ int main(int argc, char **argv)
         return 1;
     }
     char out[4096];
-    int st = bench_request(port, "PUT", "/v1/schemas/order.created", bench_order_schema, out, sizeof out);
+    int st = bench_request(port, "PUT", "/v1/schemas/order.created", bench_order_schema, out,
+                           sizeof out);
     if (st != 201 && st != 200) {
         fprintf(stderr, "schema registration failed: %d %s\n", st, out);
         bench_stop_daemon(pid, dir);

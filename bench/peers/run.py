@@ -92,6 +92,16 @@ class Server:
                                      stdin=subprocess.DEVNULL, start_new_session=True, **kw)
         Server.running.append(self)
 
+    def wait_ready(self, check, what):
+        """Waits for check(); on failure stops the server (its log goes
+        into the error) and raises RuntimeError."""
+        try:
+            wait_until(check, what, self.proc)
+        except RuntimeError as e:
+            tail = self.log_tail().strip()
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"{e}\n{tail}") from None
+
     def log_tail(self):
         try:
             with open(os.path.join(self.dir, "server.log"), "rb") as f:
@@ -126,7 +136,7 @@ def start_eventbus(workdir, policy):
             return c.getresponse().status == 200
         finally:
             c.close()
-    wait_until(healthy, "eventbusd", s.proc)
+    s.wait_ready(healthy, "eventbusd")
     s.target = f"127.0.0.1:{s.port}"
     return s
 
@@ -136,7 +146,7 @@ def start_redis(workdir):
     s.spawn(["redis-server", "--port", str(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--protected-mode", "no", "--daemonize", "no"])
-    wait_until(lambda: tcp_answers(s.port, b"PING\r\n", b"+PONG"), "redis-server", s.proc)
+    s.wait_ready(lambda: tcp_answers(s.port, b"PING\r\n", b"+PONG"), "redis-server")
     s.target = f"127.0.0.1:{s.port}"
     return s
 
@@ -144,7 +154,7 @@ def start_redis(workdir):
 def start_nats(workdir):
     s = Server("nats", workdir)
     s.spawn(["nats-server", "-a", "127.0.0.1", "-p", str(s.port), "-js", "-sd", s.dir])
-    wait_until(lambda: tcp_answers(s.port, None, b"INFO"), "nats-server", s.proc)
+    s.wait_ready(lambda: tcp_answers(s.port, None, b"INFO"), "nats-server")
     s.target = f"nats://127.0.0.1:{s.port}"
     return s
 
@@ -193,8 +203,8 @@ class Postgres:
                  "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
                  "-c", "synchronous_commit=on", "-c", "max_connections=100"], **self.as_user())
         isready = pg_bin("pg_isready")
-        wait_until(lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(s.port)])
-                   .returncode == 0, "postgres", s.proc)
+        s.wait_ready(lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(s.port)])
+                     .returncode == 0, "postgres")
         s.stop_signal = signal.SIGINT  # "fast" shutdown
         s.target = f"host=127.0.0.1 port={s.port} user=bench dbname=postgres"
         return s
@@ -276,7 +286,12 @@ def measure(opts, systems, workloads, workdir):
         for name, client, _, start in systems:
             for wname, args in workloads:
                 print(f"== run {run_no}/{opts.runs}: {name} {wname}", flush=True)
-                server = start(workdir, pg)
+                try:
+                    server = start(workdir, pg)
+                except RuntimeError as e:
+                    print(f"  {name}: FAILED to start: {e}", flush=True)
+                    failures += 1
+                    continue
                 try:
                     r = run_client(name, client, server, wname, args, opts, run_no)
                 finally:
