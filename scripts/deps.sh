@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build python3
-      libuv1-dev libhttp-parser-dev libpcre2-dev
+      libuv1-dev libhttp-parser-dev libpcre2-dev unicode-data
       clang libclang-rt-14-dev)
 if [ "${1:-}" = "--bench" ]; then
     pkgs+=(libjansson-dev libcjson-dev)

@@ -1,14 +1,17 @@
 /* format.c - the "format" values asserted: date-time, date, time,
- * duration, email, hostname, ipv4, ipv6, uri, uri-reference, uuid,
- * json-pointer, regex. Unknown formats are annotations (always valid). */
+ * duration, email, hostname (with IDNA2008 A-labels, idna.c), ipv4, ipv6,
+ * uri, uri-reference, uuid, json-pointer, regex. Unknown formats are
+ * annotations (always valid). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "schema/idna.h"
 #include "schema/internal.h"
 
 int eb__schema_format_id(const char *name)
@@ -139,23 +142,43 @@ static bool is_duration(const char *s, size_t n)
     return any && (!in_time || time_any);
 }
 
+/* One label of a host name: LDH (RFC 1123), at most 63 octets; an A-label
+ * ("xn--") must also hold a valid U-label (idna.c). */
+static eb__idna_label check_label(const char *s, size_t n)
+{
+    eb__idna_label r = {false, false, false};
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return r;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return r;
+    if (n >= 4 && !strncasecmp(s, "xn--", 4))
+        return eb__idna_check_alabel(s, n);
+    /* LDH labels are left-to-right: Bidi rule 1 wants a letter first. */
+    r.ok = true;
+    r.bidi_ok = isalpha((unsigned char)s[0]);
+    return r;
+}
+
+/* RFC 1123 host name with IDNA2008 A-labels (RFC 5890 section 2.3.2.1). A
+ * name with a right-to-left label must meet the Bidi rule in every label. */
 static bool is_hostname(const char *s, size_t n)
 {
     if (n == 0 || n > 253)
         return false;
-    size_t label = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '.') {
-            if (label == 0 || s[i - 1] == '-')
-                return false;
-            label = 0;
-            continue;
-        }
-        if (!(isalnum((unsigned char)c) || (c == '-' && label > 0)) || ++label > 63)
+    bool rtl = false, bidi = true;
+    for (const char *p = s, *e = s + n;; p++) {
+        const char *dot = memchr(p, '.', (size_t)(e - p));
+        eb__idna_label l = check_label(p, (size_t)((dot ? dot : e) - p));
+        if (!l.ok)
             return false;
+        rtl |= l.rtl;
+        bidi &= l.bidi_ok;
+        if (!dot)
+            break;
+        p = dot;
     }
-    return label > 0 && s[n - 1] != '-';
+    return !rtl || bidi;
 }
 
 static bool is_ipv4(const char *s, size_t n)

@@ -15,8 +15,6 @@ static bool verbose;
 /* Cases we do not run yet, each with the reason (counted as skipped, never
  * as passed). Each is a known gap, listed in ARCHITECTURE.md. */
 static struct { const char *file, *group; const char *why; int count; } skips[] = {
-    {"hostname.json", "A-label",
-     "IDNA2008 A-label checks (Punycode, RFC 5892 contextual rules) not implemented", 0},
     {NULL, NULL, NULL, 0}};
 
 static const char *skip_reason(const char *file, const char *group, int n)
