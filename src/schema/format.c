@@ -6,7 +6,6 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -142,43 +141,65 @@ static bool is_duration(const char *s, size_t n)
     return any && (!in_time || time_any);
 }
 
-/* One label of a host name: LDH (RFC 1123), at most 63 octets; an A-label
- * ("xn--") must also hold a valid U-label (idna.c). */
-static eb__idna_label check_label(const char *s, size_t n)
+static inline bool ascii_alpha(char c) { return (unsigned)((c | 0x20) - 'a') < 26u; }
+static inline bool ascii_ldh(char c)
 {
-    eb__idna_label r = {false, false, false};
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return r;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-            return r;
-    if (n >= 4 && !strncasecmp(s, "xn--", 4))
-        return eb__idna_check_alabel(s, n);
-    /* LDH labels are left-to-right: Bidi rule 1 wants a letter first. */
-    r.ok = true;
-    r.bidi_ok = isalpha((unsigned char)s[0]);
-    return r;
+    return ascii_alpha(c) || (unsigned)(c - '0') < 10u || c == '-';
 }
 
-/* RFC 1123 host name with IDNA2008 A-labels (RFC 5890 section 2.3.2.1). A
- * name with a right-to-left label must meet the Bidi rule in every label. */
+/* The A-label starting at s (it starts with "xn--"), up to the next '.' or
+ * e: LDH, 5-63 octets, no trailing '-', and a valid U-label inside. Its
+ * length goes to *len; 0 when it is not valid. */
+static size_t alabel(const char *s, const char *e, eb__idna_label *r)
+{
+    const char *dot = memchr(s, '.', (size_t)(e - s));
+    size_t len = (size_t)((dot ? dot : e) - s);
+    if (len > 63 || s[len - 1] == '-')
+        return 0;
+    for (size_t i = 4; i < len; i++)
+        if (!ascii_ldh(s[i]))
+            return 0;
+    *r = eb__idna_check_alabel(s, len);
+    return r->ok ? len : 0;
+}
+
+/* RFC 1123 host name: LDH labels of 1-63 octets; an A-label ("xn--", RFC
+ * 5890 section 2.3.2.1) must hold a valid U-label (idna.c). A name with a
+ * right-to-left label must meet the Bidi rule in every label (RFC 5893);
+ * an LDH label meets it when it starts with a letter. One pass, no calls
+ * unless there is an A-label: this runs on every "email" and "hostname". */
 static bool is_hostname(const char *s, size_t n)
 {
     if (n == 0 || n > 253)
         return false;
     bool rtl = false, bidi = true;
-    for (const char *p = s, *e = s + n;; p++) {
-        const char *dot = memchr(p, '.', (size_t)(e - p));
-        eb__idna_label l = check_label(p, (size_t)((dot ? dot : e) - p));
-        if (!l.ok)
+    size_t label = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (label == 0) { /* a label starts */
+            if (n - i > 4 && s[i + 2] == '-' && s[i + 3] == '-' && (c | 0x20) == 'x' &&
+                (s[i + 1] | 0x20) == 'n') {
+                eb__idna_label r;
+                if (!(label = alabel(s + i, s + n, &r)))
+                    return false;
+                rtl |= r.rtl;
+                bidi &= r.bidi_ok;
+                i += label - 1;
+                continue;
+            }
+            bidi &= ascii_alpha(c);
+        }
+        if (!(ascii_alpha(c) || (unsigned)(c - '0') < 10u || (c == '-' && label > 0)) ||
+            ++label > 63)
             return false;
-        rtl |= l.rtl;
-        bidi &= l.bidi_ok;
-        if (!dot)
-            break;
-        p = dot;
     }
-    return !rtl || bidi;
+    return label > 0 && s[n - 1] != '-' && (!rtl || bidi);
 }
 
 static bool is_ipv4(const char *s, size_t n)

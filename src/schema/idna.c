@@ -1,10 +1,12 @@
 /* idna.c - IDNA2008 A-labels for the "hostname" format: Punycode decoding
- * (RFC 3492) and the U-label rules of RFC 5891 section 5.4: every code
+ * (RFC 3492; encoding too, to insist on the canonical form) and the
+ * U-label rules of RFC 5891 section 5.4: every code
  * point PVALID, or CONTEXTJ/CONTEXTO with its rule met (RFC 5892 appendix
  * A), no leading combining mark, no "--" in positions 3-4, and the Bidi
  * rule (RFC 5893), which format.c applies across the whole name. Character
  * data: the generated table in idna_data.c (gen_idna.py). */
 #include <string.h>
+#include <strings.h>
 
 #include "schema/idna.h"
 
@@ -110,6 +112,66 @@ int eb__punycode_decode(const char *s, size_t n, uint32_t *out, size_t cap)
         memmove(out + i + 1, out + i, (o - i) * sizeof *out);
         out[i++] = cp;
         o++;
+    }
+    return (int)o;
+}
+
+static char digit_char(uint32_t d) { return (char)(d < 26 ? 'a' + d : '0' + d - 26); }
+
+/* Writes q as a generalized variable-length integer; false when out is full. */
+static bool write_delta(uint32_t q, uint32_t bias, char *out, size_t cap, size_t *o)
+{
+    for (uint32_t k = P_BASE;; k += P_BASE) {
+        uint32_t t = k <= bias ? P_TMIN : k >= bias + P_TMAX ? P_TMAX : k - bias;
+        if (*o >= cap)
+            return false;
+        if (q < t) {
+            out[(*o)++] = digit_char(q);
+            return true;
+        }
+        out[(*o)++] = digit_char(t + (q - t) % (P_BASE - t));
+        q = (q - t) / (P_BASE - t);
+    }
+}
+
+int eb__punycode_encode(const uint32_t *u, size_t n, char *out, size_t cap)
+{
+    size_t o = 0, basic = 0;
+    for (size_t k = 0; k < n; k++)
+        if (u[k] < 0x80) {
+            if (o >= cap)
+                return -1;
+            out[o++] = (char)u[k];
+            basic++;
+        }
+    if (basic) {
+        if (o >= cap)
+            return -1;
+        out[o++] = '-';
+    }
+    uint32_t cp = P_N, delta = 0, bias = P_BIAS;
+    for (size_t h = basic; h < n;) {
+        uint32_t m = UINT32_MAX; /* the smallest code point not yet handled */
+        for (size_t k = 0; k < n; k++)
+            if (u[k] >= cp && u[k] < m)
+                m = u[k];
+        if ((m - cp) > (UINT32_MAX - delta) / (h + 1))
+            return -1;
+        delta += (m - cp) * (uint32_t)(h + 1);
+        cp = m;
+        for (size_t k = 0; k < n; k++) {
+            if (u[k] < cp && ++delta == 0)
+                return -1;
+            if (u[k] != cp)
+                continue;
+            if (!write_delta(delta, bias, out, cap, &o))
+                return -1;
+            bias = adapt(delta, (uint32_t)h + 1, h == basic);
+            delta = 0;
+            h++;
+        }
+        delta++;
+        cp++;
     }
     return (int)o;
 }
@@ -245,6 +307,12 @@ eb__idna_label eb__idna_check_alabel(const char *s, size_t n)
     uint32_t u[MAX_ULABEL];
     int m = n > 4 ? eb__punycode_decode(s + 4, n - 4, u, MAX_ULABEL) : -1;
     if (m <= 0 || !ulabel_ok(u, (size_t)m))
+        return r;
+    /* Only the canonical encoding is an A-label (RFC 5891 section 5.4):
+     * "xn---mqx" decodes like "xn--mqx" but is not what encoding gives. */
+    char again[64];
+    int k = eb__punycode_encode(u, (size_t)m, again, sizeof again);
+    if (k != (int)n - 4 || strncasecmp(again, s + 4, n - 4) != 0)
         return r;
     r.ok = true;
     r.rtl = has_rtl(u, (size_t)m);

@@ -19,6 +19,10 @@ extern const uint16_t eb__idna_attrs[];
  * Punycode or decodes to more than cap code points. */
 int eb__punycode_decode(const char *s, size_t n, uint32_t *out, size_t cap);
 
+/* Encodes u[0..n) as Punycode into out (no "xn--", not NUL-terminated).
+ * Returns the length, or -1 if it does not fit in cap bytes. */
+int eb__punycode_encode(const uint32_t *u, size_t n, char *out, size_t cap);
+
 /* The verdict on one label of a host name. */
 typedef struct eb__idna_label {
     bool ok;       /* a valid LDH label or A-label (RFC 5891 section 5.4) */
@@ -29,7 +33,8 @@ typedef struct eb__idna_label {
 /* Checks one A-label s[0..n) ("xn--" included, any case): Punycode that
  * decodes to a U-label whose code points are all PVALID or satisfy their
  * CONTEXTJ/CONTEXTO rules (RFC 5892), with no leading combining mark and no
- * "--" in positions 3-4. The label is not checked to be in NFC. */
+ * "--" in positions 3-4, and s the canonical encoding of it (compared
+ * case-insensitively). The label is not checked to be in NFC. */
 eb__idna_label eb__idna_check_alabel(const char *s, size_t n);
 
 #endif

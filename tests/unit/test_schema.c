@@ -257,7 +257,7 @@ TEST(dynamic_scope_counts_resources_entered_through_ref)
     eb_schema_free(s);
 }
 
-TEST(punycode_decodes_rfc3492_samples)
+TEST(punycode_round_trips_rfc3492_samples)
 {
     uint32_t u[64];
     static const uint32_t arabic[] = {0x0644, 0x064A, 0x0647, 0x0645, 0x0627, 0x0628,
@@ -276,6 +276,12 @@ TEST(punycode_decodes_rfc3492_samples)
     CHECK_EQ(eb__punycode_decode("b\xC3\xBC-kva", 7, u, 64), -1); /* non-ASCII basic */
     CHECK_EQ(eb__punycode_decode(c, strlen(c), u, 4), -1);      /* longer than the buffer */
     CHECK_EQ(eb__punycode_decode("zzzzzzzzzzzzzzzzzzzz", 20, u, 64), -1); /* overflow */
+    char out[64]; /* and back: encoding gives the samples again */
+    int n = eb__punycode_encode(arabic, 17, out, sizeof out);
+    CHECK(n == (int)strlen(a) && !memcmp(out, a, (size_t)n));
+    n = eb__punycode_encode(chinese, 9, out, sizeof out);
+    CHECK(n == (int)strlen(c) && !memcmp(out, c, (size_t)n));
+    CHECK_EQ(eb__punycode_encode(chinese, 9, out, 10), -1);
 }
 
 TEST(hostname_checks_a_labels)
@@ -283,7 +289,7 @@ TEST(hostname_checks_a_labels)
     eb_schema *s = compile("{\"format\":\"hostname\"}");
     static const char *ok[] = {"\"xn--bcher-kva.example\"", "\"XN--BCHER-KVA.example\"",
                                "\"xn--4dbc5h.example\"", "\"1host.example\"",
-                               "\"xn--ll-0ea\""};
+                               "\"xn--ll-0ea\"", "\"xn--mqx\""};
     static const char *bad[] = {
         "\"xn--X.example\"",          /* not Punycode */
         "\"xn--abc-.example\"",       /* ends with '-' (and only ASCII inside) */
@@ -291,7 +297,8 @@ TEST(hostname_checks_a_labels)
         "\"xn--hello-zed\"",          /* begins with a combining mark */
         "\"xn--l-fda\"",              /* MIDDLE DOT without 'l' before it */
         "\"xn--4dbc5h.1host\"",       /* right-to-left name: a label starting with a digit */
-        "\"xn--07jceefgh4c\""};       /* DISALLOWED exceptions */
+        "\"xn--07jceefgh4c\"",       /* DISALLOWED exceptions */
+        "\"xn---mqx\""};             /* decodes, but is not the canonical encoding */
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
         if (validate(s, ok[i], NULL) != 0)
             eb_test_fail(__FILE__, __LINE__, "%s refused", ok[i]);
@@ -423,7 +430,7 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(bundled_metaschemas_validate_schemas_offline),
           T(vocabulary_of_a_custom_metaschema_decides_the_keywords),
           T(dynamic_scope_counts_resources_entered_through_ref),
-          T(punycode_decodes_rfc3492_samples), T(hostname_checks_a_labels),
+          T(punycode_round_trips_rfc3492_samples), T(hostname_checks_a_labels),
           T(compat_required_added),
           T(compat_type_changed_and_narrowed), T(compat_enum_lost_and_gained_values),
           T(compat_bounds_tightened_and_loosened), T(compat_properties_added_removed_open_and_closed),
