@@ -11,7 +11,7 @@
 set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build python3
-      libuv1-dev libhttp-parser-dev libpcre2-dev
+      libuv1-dev libhttp-parser-dev libpcre2-dev unicode-data
       clang libclang-rt-14-dev)
 for arg in "$@"; do
     case "$arg" in
