@@ -3,13 +3,15 @@
 #   make run      install deps, build, start eventbusd on ./data, 127.0.0.1:8470
 #   make test     install deps, build normal + ASan/UBSan, run every suite
 #   make bench    run the benchmarks under bench/ (not part of make test)
+#   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
+#                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
 #   make fuzz     build libFuzzer targets with clang and run each for a while
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
 BINS    := eventbusd eventbus eventbus-log
 MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
 
-.PHONY: all deps build build-asan run test bench fuzz clean
+.PHONY: all deps build build-asan run test bench bench-peers fuzz clean
 
 all: build
 
@@ -43,6 +45,13 @@ bench: build
 	@meson setup --reconfigure build >/dev/null
 	@ninja -C build >/dev/null
 	@python3 bench/run.py
+
+bench-peers: build
+	@scripts/deps.sh --bench --peers
+	@meson configure build -Dbench=true >/dev/null
+	@meson setup --reconfigure build >/dev/null
+	@ninja -C build >/dev/null
+	@python3 bench/peers/run.py $(PEERS_ARGS)
 
 fuzz: deps
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized \

@@ -47,36 +47,125 @@ static int connect_port(int port)
     return fd;
 }
 
+/* Returns the length of one complete response at the start of in, or 0;
+ * sets *status and *hlen (header bytes). */
+static size_t response_len(const char *in, size_t n, int *status, size_t *hlen_out)
+{
+    const char *end = memmem(in, n, "\r\n\r\n", 4);
+    if (!end)
+        return 0;
+    size_t hlen = (size_t)(end - in) + 4;
+    const char *cl = memmem(in, hlen, "Content-Length:", 15);
+    if (!cl)
+        cl = memmem(in, hlen, "content-length:", 15);
+    size_t blen = cl ? strtoul(cl + 15, NULL, 10) : 0;
+    if (n < hlen + blen)
+        return 0;
+    *status = atoi(in + 9);
+    if (hlen_out)
+        *hlen_out = hlen;
+    return hlen + blen;
+}
+
+int bench_conn_open(bench_conn *c, int port)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = connect_port(port);
+    return c->fd < 0 ? -1 : 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int bench_conn_send(bench_conn *c, const char *method, const char *path, const char *body,
+                    size_t blen)
+{
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                      method, path, blen);
+    if (hn <= 0 || (size_t)hn >= sizeof head || write_all(c->fd, head, (size_t)hn) != 0)
+        return -1;
+    return blen ? write_all(c->fd, body, blen) : 0;
+}
+
+int bench_conn_recv(bench_conn *c, const char **body, size_t *blen)
+{
+    if (c->consumed) {
+        memmove(c->in, c->in + c->consumed, c->in_len - c->consumed);
+        c->in_len -= c->consumed;
+        c->consumed = 0;
+    }
+    for (;;) {
+        int status = 0;
+        size_t hlen = 0, rl = response_len(c->in, c->in_len, &status, &hlen);
+        if (rl) {
+            /* NUL-terminate the body in place: the byte after it moves
+             * aside into a spare slot the buffer always keeps. */
+            if (c->in_len == rl)
+                c->in[rl] = '\0';
+            else {
+                memmove(c->in + rl + 1, c->in + rl, c->in_len - rl);
+                c->in[rl] = '\0';
+                c->in_len++;
+                c->consumed = 1;
+            }
+            c->consumed += rl;
+            if (body)
+                *body = c->in + hlen;
+            if (blen)
+                *blen = rl - hlen;
+            return status;
+        }
+        if (c->in_cap - c->in_len < 65537) {
+            c->in_cap = c->in_cap ? c->in_cap * 2 : 262144;
+            c->in = realloc(c->in, c->in_cap);
+            if (!c->in)
+                return -1;
+        }
+        ssize_t r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        c->in_len += (size_t)r;
+    }
+}
+
+void bench_conn_close(bench_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+}
+
 int bench_request(int port, const char *method, const char *path, const char *body,
                   char *out, size_t cap)
 {
-    int fd = connect_port(port);
-    if (fd < 0)
+    bench_conn c;
+    if (bench_conn_open(&c, port) != 0)
         return -1;
-    size_t blen = body ? strlen(body) : 0;
-    char head[512];
-    int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    if (write(fd, head, (size_t)hn) != hn || (blen && write(fd, body, blen) != (ssize_t)blen)) {
-        close(fd);
-        return -1;
-    }
-    static char resp[1 << 20];
-    size_t got = 0;
-    ssize_t r;
-    while (got < sizeof resp - 1 && (r = read(fd, resp + got, sizeof resp - 1 - got)) > 0)
-        got += (size_t)r;
-    close(fd);
-    resp[got] = '\0';
+    const char *b = NULL;
     int status = -1;
-    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
-        return -1;
-    const char *b = strstr(resp, "\r\n\r\n");
-    if (out && cap) {
-        snprintf(out, cap, "%s", b ? b + 4 : "");
-    }
+    if (bench_conn_send(&c, method, path, body, body ? strlen(body) : 0) == 0)
+        status = bench_conn_recv(&c, &b, NULL);
+    if (out && cap)
+        snprintf(out, cap, "%s", status > 0 && b ? b : "");
+    bench_conn_close(&c);
     return status;
 }
 
@@ -102,10 +191,14 @@ pid_t bench_start_daemon(const char *path, const char *const *extra, int *port, 
         usleep(25000);
         if (bench_request(*port, "GET", "/healthz", NULL, NULL, 0) == 200)
             return pid;
-        if (waitpid(pid, NULL, WNOHANG) == pid)
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            bench_stop_daemon(-1, dir);
             return -1;
+        }
     }
     kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    bench_stop_daemon(-1, dir);
     return -1;
 }
 
@@ -165,23 +258,6 @@ static void on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf)
     *buf = uv_buf_init(c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
 }
 
-/* Returns the length of one complete response at the start of in, or 0. */
-static size_t response_len(const char *in, size_t n, int *status)
-{
-    const char *end = memmem(in, n, "\r\n\r\n", 4);
-    if (!end)
-        return 0;
-    size_t hlen = (size_t)(end - in) + 4;
-    const char *cl = memmem(in, hlen, "Content-Length:", 15);
-    if (!cl)
-        cl = memmem(in, hlen, "content-length:", 15);
-    size_t blen = cl ? strtoul(cl + 15, NULL, 10) : 0;
-    if (n < hlen + blen)
-        return 0;
-    *status = atoi(in + 9);
-    return hlen + blen;
-}
-
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn *c = s->data;
@@ -193,7 +269,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->in_len += (size_t)nread;
     int status = 0;
-    size_t rl = response_len(c->in, c->in_len, &status);
+    size_t rl = response_len(c->in, c->in_len, &status, NULL);
     if (!rl)
         return;
     memmove(c->in, c->in + rl, c->in_len - rl);

@@ -15,6 +15,24 @@ pid_t bench_start_daemon(const char *path, const char *const *extra, int *port,
 /* SIGTERM, wait, remove the data dir. */
 void bench_stop_daemon(pid_t pid, const char *dir);
 
+/* A blocking keep-alive connection (one thread uses it at a time). */
+typedef struct bench_conn {
+    int    fd;
+    char  *in;            /* received bytes not yet consumed */
+    size_t in_len, in_cap;
+    size_t consumed;      /* length of the answer the last recv returned */
+} bench_conn;
+
+/* Connects to 127.0.0.1:port. Returns 0 or -1. */
+int bench_conn_open(bench_conn *c, int port);
+/* Sends one request (body may be NULL). Returns 0 or -1. */
+int bench_conn_send(bench_conn *c, const char *method, const char *path, const char *body,
+                    size_t blen);
+/* Reads the next answer; returns its status (or -1) and points *body at its
+ * body (NUL-terminated, owned by c, valid until the next recv). */
+int bench_conn_recv(bench_conn *c, const char **body, size_t *blen);
+void bench_conn_close(bench_conn *c);
+
 /* One blocking request on a fresh connection; returns the status (or -1)
  * and copies up to cap-1 bytes of the body into out (NUL-terminated). */
 int bench_request(int port, const char *method, const char *path, const char *body,

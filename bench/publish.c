@@ -16,50 +16,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "httpc.h"
-
-static const char *schema =
-    "{\"schema\":{\"type\":\"object\",\"required\":[\"orderId\",\"amount\",\"currency\"],"
-    "\"properties\":{\"orderId\":{\"type\":\"string\",\"pattern\":\"^A-[0-9]+$\"},"
-    "\"amount\":{\"type\":\"number\",\"minimum\":0},"
-    "\"currency\":{\"type\":\"string\",\"enum\":[\"EUR\",\"USD\",\"GBP\"]},"
-    "\"items\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"sku\",\"qty\"],"
-    "\"properties\":{\"sku\":{\"type\":\"string\"},\"qty\":{\"type\":\"integer\",\"minimum\":1}}}},"
-    "\"customer\":{\"type\":\"object\",\"properties\":{\"email\":{\"type\":\"string\","
-    "\"format\":\"email\"}}}}}}";
-
-/* One ~200-byte order.created event. */
-static size_t event_json(char *buf, size_t cap, uint64_t n)
-{
-    int len = snprintf(buf, cap,
-                       "{\"type\":\"order.created\",\"source\":\"order-service\","
-                       "\"key\":\"c-%llu\",\"data\":{\"orderId\":\"A-%llu\",\"amount\":129.95,"
-                       "\"currency\":\"EUR\",\"items\":[{\"sku\":\"X-1\",\"qty\":2}],"
-                       "\"customer\":{\"email\":\"buyer%llu@example.com\"}}}",
-                       (unsigned long long)(n % 1000), (unsigned long long)n,
-                       (unsigned long long)(n % 5000));
-    return len > 0 ? (size_t)len : 0;
-}
 
 static size_t single_body(void *arg, int c, uint64_t n, char *buf, size_t cap)
 {
     (void)arg; (void)c;
-    return event_json(buf, cap, n);
+    return bench_event_json(buf, cap, n);
 }
 
 static size_t batch_body(void *arg, int c, uint64_t n, char *buf, size_t cap)
 {
     int per = *(int *)arg;
     (void)c;
-    size_t len = 0;
-    buf[len++] = '[';
-    for (int i = 0; i < per; i++) {
-        if (i)
-            buf[len++] = ',';
-        len += event_json(buf + len, cap - len - 2, n * (uint64_t)per + (uint64_t)i);
-    }
-    buf[len++] = ']';
-    return len;
+    return bench_event_batch(buf, cap, n * (uint64_t)per, per);
 }
 
 /* Median latency of 4 KiB write + fdatasync in dir, microseconds. */
@@ -122,7 +92,8 @@ int main(int argc, char **argv)
         return 1;
     }
     char out[4096];
-    int st = bench_request(port, "PUT", "/v1/schemas/order.created", schema, out, sizeof out);
+    int st = bench_request(port, "PUT", "/v1/schemas/order.created", bench_order_schema, out,
+                           sizeof out);
     if (st != 201 && st != 200) {
         fprintf(stderr, "schema registration failed: %d %s\n", st, out);
         bench_stop_daemon(pid, dir);

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""make bench: runs the benchmarks under bench/ and prints one table:
+"""make bench: runs the benchmarks under bench/ (log, json, schema, publish,
+consume) and prints one table:
 figure, target, result. Benchmarks are not tests: nothing here is timed in
 make test. Each program also prints its own detailed lines."""
 import os
@@ -56,6 +57,14 @@ def main():
                  f"{s.get('events_per_s', 0):,.0f}/s, p99 {s.get('p99_ms', 0):.2f} ms"))
     rows.append(("publish batches of 100, 4 publishers", ">= 200k events/s",
                  f"{b.get('events_per_s', 0):,.0f}/s, p99 {b.get('p99_ms', 0):.2f} ms"))
+    con = run([os.path.join(B, "bench_consume"), DAEMON])
+    c, lat = con.get("consume", {}), con.get("latency", {})
+    rows.append(("consume 1M, 3 groups at once (fsync always)", ">= 150k events/s per group",
+                 f"{c.get('per_group_min', 0):,.0f}/s slowest group, "
+                 f"{c.get('per_group_max', 0):,.0f}/s fastest" if c else "failed"))
+    rows.append(("append-to-delivery at 5,000 events/s", "p50 < 0.5 ms, p99 < 2 ms",
+                 f"p50 {lat.get('p50_ms', 0):.3f} ms, p99 {lat.get('p99_ms', 0):.3f} ms "
+                 f"({lat.get('rate', 0):,.0f}/s held)" if lat else "failed"))
     if os.path.exists(os.path.join(B, "bench_client")):
         cl = run([os.path.join(B, "bench_client"), DAEMON])
         p = cl.get("client_publish", {})

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages eventbus needs to build, test and run.
 # Idempotent and quiet when everything is already present. Run as root
-# (or with sudo available). Usage: scripts/deps.sh [--bench]
+# (or with sudo available). Usage: scripts/deps.sh [--bench] [--peers]
+#   --bench  adds what bench/json and bench/client compare with (jansson,
+#            cJSON, libcurl)
+#   --peers  adds the systems make bench-peers measures and their C clients:
+#            Redis (redis-server, libhiredis-dev), NATS with JetStream
+#            (nats-server, libnats-dev), PostgreSQL (postgresql, libpq-dev).
+#            bench/peers/run.py starts its own instances on free ports; it
+#            never uses a service the packages may have set up.
 set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build python3
-      libuv1-dev libhttp-parser-dev libpcre2-dev
+      libuv1-dev libhttp-parser-dev libpcre2-dev unicode-data
       clang libclang-rt-14-dev
       curl jq)   # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
-if [ "${1:-}" = "--bench" ]; then
-    pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev)   # peers measured in the same run
-fi
+for arg in "$@"; do
+    case "$arg" in
+        --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;
+        --peers) pkgs+=(redis-server libhiredis-dev nats-server libnats-dev postgresql libpq-dev) ;;
+        *) echo "deps: unknown option $arg" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

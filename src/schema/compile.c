@@ -1,8 +1,10 @@
 /* compile.c - turns a JSON Schema document into a tree of compiled nodes
  * (internal.h), once: keyword values pre-parsed, regexes JIT-compiled,
  * "$ref"s resolved to nodes. Two passes per document: index the resources
- * ("$id"), anchors and dynamic anchors; then compile from the root, compiling
- * reference targets on demand (a node map makes cycles terminate). */
+ * ("$id"), anchors and dynamic anchors (resource.c); then compile from the
+ * root, compiling reference targets on demand (a node map makes cycles
+ * terminate). Each node is compiled under its resource's dialect: draft-07
+ * rules, and only the keywords of the vocabularies in force. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,34 +14,9 @@
 #include "schema/internal.h"
 #include "schema/uri.h"
 
-#define DEFAULT_BASE "urn:eventbus:schema"
 #define MAX_NODES 100000
 
-typedef struct cctx {
-    eb_schema *s;
-    eb_buf    *err;
-    int        rc;
-    eb_json_doc *tmp;
-} cctx;
-
-static int cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
-    __attribute__((format(printf, 3, 0)));
-
-static int cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
-{
-    if (!c->rc) {
-        c->rc = EB_EINVAL;
-        if (c->err) {
-            eb_buf_reset(c->err);
-            eb_buf_printf(c->err, "at %s: ", *ptr ? ptr : "(root)");
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-            eb_buf_printf(c->err, fmt, arg);
-#pragma GCC diagnostic pop
-        }
-    }
-    return c->rc;
-}
+#define cfail eb__cfail
 
 static char *ptr_join(const char *base, const char *tok)
 {
@@ -64,202 +41,9 @@ static char *ptr_index(const char *base, const char *kw, size_t i)
     return eb_buf_steal(&b, NULL);
 }
 
-/* --- pass 1: resources and anchors ------------------------------------------- */
-
-static bool is_draft7(const eb_json *root, bool dflt)
-{
-    const eb_json *sc = eb_json_get(root, "$schema");
-    if (eb_json_is(sc, EB_JSON_STRING)) {
-        if (strstr(sc->str, "draft-07") || strstr(sc->str, "draft-06") ||
-            strstr(sc->str, "draft-04"))
-            return true;
-        if (strstr(sc->str, "2020-12") || strstr(sc->str, "2019-09"))
-            return false;
-    }
-    return dflt;
-}
-
-static const char *const schema_kw_single[] = {
-    "additionalProperties", "propertyNames", "not", "if", "then", "else", "contains",
-    "unevaluatedProperties", "unevaluatedItems", "additionalItems", "items"};
-static const char *const schema_kw_array[] = {"allOf", "anyOf", "oneOf", "prefixItems", "items"};
-static const char *const schema_kw_map[] = {"properties", "patternProperties", "$defs",
-                                            "definitions", "dependentSchemas", "dependencies"};
-
-static int put_str(eb_map *m, const char *k, const void *v)
-{
-    return eb_map_put(m, k, strlen(k), (void *)(uintptr_t)v, NULL);
-}
-
-static void index_node(cctx *c, const eb_json *n, const char *base, bool d7, int depth);
-
-static void index_children(cctx *c, const eb_json *n, const char *base, bool d7, int depth)
-{
-    for (const eb_json *m = n->child; m; m = m->next) {
-        for (size_t i = 0; i < sizeof schema_kw_single / sizeof *schema_kw_single; i++)
-            if (!strcmp(m->key, schema_kw_single[i]) && m->type != EB_JSON_ARRAY)
-                index_node(c, m, base, d7, depth + 1);
-        for (size_t i = 0; i < sizeof schema_kw_array / sizeof *schema_kw_array; i++)
-            if (!strcmp(m->key, schema_kw_array[i]) && m->type == EB_JSON_ARRAY)
-                for (const eb_json *e = m->child; e; e = e->next)
-                    index_node(c, e, base, d7, depth + 1);
-        for (size_t i = 0; i < sizeof schema_kw_map / sizeof *schema_kw_map; i++)
-            if (!strcmp(m->key, schema_kw_map[i]) && m->type == EB_JSON_OBJECT)
-                for (const eb_json *e = m->child; e; e = e->next)
-                    index_node(c, e, base, d7, depth + 1);
-    }
-}
-
-/* Records n's "$id" (a new resource and base), "$anchor" and
- * "$dynamicAnchor", then walks its subschemas. */
-static void index_node(cctx *c, const eb_json *n, const char *base, bool d7, int depth)
-{
-    if (n->type != EB_JSON_OBJECT || depth > 200)
-        return;
-    char here[2048];
-    snprintf(here, sizeof here, "%s", base);
-    const eb_json *id = eb_json_get(n, d7 ? "$id" : "$id");
-    bool has_ref = d7 && eb_json_get(n, "$ref"); /* draft-07: $ref hides siblings */
-    if (eb_json_is(id, EB_JSON_STRING) && !has_ref) {
-        if (d7 && id->str[0] == '#') { /* draft-07 location-independent anchor */
-            char a[2200];
-            snprintf(a, sizeof a, "%s%s", base, id->str);
-            put_str(&c->s->anchors, a, n);
-        } else {
-            eb__uri_resolve(base, id->str, here, sizeof here);
-            char *h = strchr(here, '#');
-            if (h && h[1] == '\0')
-                *h = '\0';
-            put_str(&c->s->ids, here, n);
-            char key[32];
-            snprintf(key, sizeof key, "%p", (const void *)n);
-            void *old = NULL;
-            eb_map_put(&c->s->bases, key, strlen(key), strdup(here), &old);
-            free(old);
-        }
-    }
-    const eb_json *anc = eb_json_get(n, "$anchor"), *dyn = eb_json_get(n, "$dynamicAnchor");
-    char a[2200];
-    if (eb_json_is(anc, EB_JSON_STRING)) {
-        snprintf(a, sizeof a, "%s#%s", here, anc->str);
-        put_str(&c->s->anchors, a, n);
-    }
-    if (eb_json_is(dyn, EB_JSON_STRING)) {
-        snprintf(a, sizeof a, "%s#%s", here, dyn->str);
-        put_str(&c->s->anchors, a, n);
-        put_str(&c->s->dyn_anchors, a, n);
-    }
-    index_children(c, n, here, d7, depth);
-}
-
-/* Parses text as a document stored under uri, indexes it; returns its root. */
-static const eb_json *add_doc(cctx *c, const char *uri, const char *text, size_t len, bool d7)
-{
-    eb_json_doc *d = eb_json_doc_new();
-    eb_json_error je;
-    if (!d || eb_json_parse(d, text, len, NULL, &je) != 0) {
-        eb_json_doc_free(d);
-        if (c->err && !c->rc) {
-            eb_buf_reset(c->err);
-            eb_buf_printf(c->err, "schema is not valid JSON (line %u, column %u: %s)", je.line,
-                          je.column, je.msg);
-        }
-        c->rc = c->rc ? c->rc : EB_ESYNTAX;
-        return NULL;
-    }
-    eb_map_put(&c->s->docs, uri, strlen(uri), d, NULL);
-    const eb_json *root = eb_json_root(d);
-    put_str(&c->s->ids, uri, root);
-    char key[32];
-    snprintf(key, sizeof key, "%p", (const void *)root);
-    put_str(&c->s->bases, key, strdup(uri));
-    index_node(c, root, uri, is_draft7(root, d7), 0);
-    return root;
-}
-
-/* --- references --------------------------------------------------------------- */
-
-static const char *base_of(cctx *c, const eb_json *resource_root);
-
-/* Follows a JSON Pointer fragment from root; *base becomes the base URI in
- * force at the target (the innermost "$id" passed on the way). */
-static const eb_json *follow_pointer(cctx *c, const eb_json *root, const char *frag,
-                                     char *base, size_t cap)
-{
-    const eb_json *n = root;
-    const char *p = frag;
-    while (n && *p == '/') {
-        const char *b = n != root ? base_of(c, n) : NULL;
-        if (b)
-            snprintf(base, cap, "%s", b);
-        p++;
-        char tok[512];
-        size_t t = 0;
-        while (*p && *p != '/' && t < sizeof tok - 1) {
-            if (*p == '~' && p[1] == '0') {
-                tok[t++] = '~';
-                p += 2;
-            } else if (*p == '~' && p[1] == '1') {
-                tok[t++] = '/';
-                p += 2;
-            } else if (*p == '%' && p[1] && p[2]) {
-                char hx[3] = {p[1], p[2], 0};
-                tok[t++] = (char)strtol(hx, NULL, 16);
-                p += 3;
-            } else {
-                tok[t++] = *p++;
-            }
-        }
-        tok[t] = '\0';
-        if (n->type == EB_JSON_OBJECT) {
-            n = eb_json_getn(n, tok, t);
-        } else if (n->type == EB_JSON_ARRAY) {
-            char *end;
-            long i = strtol(tok, &end, 10);
-            n = (*end || i < 0) ? NULL : eb_json_at(n, (size_t)i);
-        } else {
-            n = NULL;
-        }
-    }
-    return *p ? NULL : n;
-}
-
-static const char *base_of(cctx *c, const eb_json *resource_root)
-{
-    char key[32];
-    snprintf(key, sizeof key, "%p", (const void *)resource_root);
-    return eb_map_get(&c->s->bases, key, strlen(key));
-}
-
-/* Finds the JSON node a reference names; loads external documents through
- * the resolver. Sets *target_base to the base URI in force there. */
-static const eb_json *resolve(cctx *c, const char *base, const char *ref, bool d7,
-                              char *target_base, size_t cap)
-{
-    char abs[2048], doc[2048];
-    const char *frag;
-    eb__uri_resolve(base, ref, abs, sizeof abs);
-    eb__uri_split(abs, doc, sizeof doc, &frag);
-    const eb_json *root = eb_map_get(&c->s->ids, doc, strlen(doc));
-    if (!root && c->s->opts.resolve) {
-        eb_buf text = EB_BUF_INIT;
-        if (c->s->opts.resolve(c->s->opts.resolve_arg, doc, &text) == 0)
-            root = add_doc(c, doc, text.data ? text.data : "", text.len, d7);
-        eb_buf_free(&text);
-    }
-    if (!root)
-        return NULL;
-    snprintf(target_base, cap, "%s", doc);
-    if (!*frag)
-        return root;
-    if (frag[0] == '/')
-        return follow_pointer(c, root, frag, target_base, cap);
-    return eb_map_get(&c->s->anchors, abs, strlen(abs));
-}
-
 /* --- pass 2: compiling nodes ----------------------------------------------------- */
 
-static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, const char *ptr);
+static sn *compile_node(cctx *c, const eb_json *n, const sres *r, const char *ptr);
 
 static sn *new_sn(cctx *c, const eb_json *n, const char *ptr)
 {
@@ -293,13 +77,12 @@ static sn *new_sn(cctx *c, const eb_json *n, const char *ptr)
     return s;
 }
 
-static sn *sub(cctx *c, const eb_json *v, const char *base, bool d7, const char *ptr,
-               const char *kw)
+static sn *sub(cctx *c, const eb_json *v, const sres *r, const char *ptr, const char *kw)
 {
     char *p = ptr_join(ptr, kw);
-    sn *r = p ? compile_node(c, v, base, d7, p) : NULL;
+    sn *s = p ? compile_node(c, v, r, p) : NULL;
     free(p);
-    return r;
+    return s;
 }
 
 static int get_count(cctx *c, const eb_json *v, const char *ptr, const char *kw, int64_t *out)
@@ -395,8 +178,8 @@ static pcre2_code *compile_re(cctx *c, const char *src, size_t len, const char *
     return re;
 }
 
-static int compile_list(cctx *c, sn_list *l, const eb_json *v, const char *base, bool d7,
-                        const char *ptr, const char *kw)
+static int compile_list(cctx *c, sn_list *l, const eb_json *v, const sres *r, const char *ptr,
+                        const char *kw)
 {
     if (!eb_json_is(v, EB_JSON_ARRAY) || (v->len == 0 && strcmp(kw, "prefixItems") &&
                                           strcmp(kw, "items")))
@@ -407,7 +190,7 @@ static int compile_list(cctx *c, sn_list *l, const eb_json *v, const char *base,
     size_t i = 0;
     for (const eb_json *e = v->child; e && !c->rc; e = e->next, i++) {
         char *p = ptr_index(ptr, kw, i);
-        l->v[i] = compile_node(c, e, base, d7, p);
+        l->v[i] = compile_node(c, e, r, p);
         free(p);
     }
     l->n = i;
@@ -415,7 +198,7 @@ static int compile_list(cctx *c, sn_list *l, const eb_json *v, const char *base,
 }
 
 static int compile_props(cctx *c, sn_prop **out, size_t *nout, const eb_json *v,
-                         const char *base, bool d7, const char *ptr, const char *kw)
+                         const sres *r, const char *ptr, const char *kw)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, ptr, "\"%s\" must be an object", kw);
@@ -427,7 +210,7 @@ static int compile_props(cctx *c, sn_prop **out, size_t *nout, const eb_json *v,
     for (const eb_json *m = v->child; m && !c->rc; m = m->next, i++) {
         (*out)[i] = (sn_prop){m->key, m->key_len, NULL};
         char *p = ptr_join(kp, m->key);
-        (*out)[i].s = compile_node(c, m, base, d7, p);
+        (*out)[i].s = compile_node(c, m, r, p);
         free(p);
     }
     free(kp);
@@ -435,7 +218,7 @@ static int compile_props(cctx *c, sn_prop **out, size_t *nout, const eb_json *v,
     return c->rc;
 }
 
-static int compile_patterns(cctx *c, sn *s, const eb_json *v, const char *base, bool d7)
+static int compile_patterns(cctx *c, sn *s, const eb_json *v, const sres *r)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, s->ptr, "\"patternProperties\" must be an object%s", "");
@@ -450,7 +233,7 @@ static int compile_patterns(cctx *c, sn *s, const eb_json *v, const char *base, 
         pt->re = compile_re(c, m->key, m->key_len, p);
         if (pt->re) {
             s->npats++;
-            pt->s = compile_node(c, m, base, d7, p);
+            pt->s = compile_node(c, m, r, p);
         }
         free(p);
     }
@@ -460,8 +243,7 @@ static int compile_patterns(cctx *c, sn *s, const eb_json *v, const char *base, 
 
 /* draft-07 "dependencies": arrays are dependentRequired, schemas
  * dependentSchemas. 2020-12 "dependentSchemas". */
-static int compile_deps(cctx *c, sn *s, const eb_json *v, const char *base, bool d7,
-                        const char *kw)
+static int compile_deps(cctx *c, sn *s, const eb_json *v, const sres *r, const char *kw)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, s->ptr, "\"%s\" must be an object", kw);
@@ -477,7 +259,7 @@ static int compile_deps(cctx *c, sn *s, const eb_json *v, const char *base, bool
         char *p = ptr_join(kp, m->key);
         s->dep_schemas[s->ndep].key = m->key;
         s->dep_schemas[s->ndep].klen = m->key_len;
-        s->dep_schemas[s->ndep].s = compile_node(c, m, base, d7, p);
+        s->dep_schemas[s->ndep].s = compile_node(c, m, r, p);
         s->ndep++;
         free(p);
     }
@@ -485,10 +267,10 @@ static int compile_deps(cctx *c, sn *s, const eb_json *v, const char *base, bool
     return c->rc;
 }
 
-static sn *compile_ref(cctx *c, const char *ref, const char *base, bool d7, const char *ptr)
+static sn *compile_ref(cctx *c, const char *ref, const sres *r, const char *ptr)
 {
-    char tbase[2048];
-    const eb_json *t = resolve(c, base, ref, d7, tbase, sizeof tbase);
+    const sres *tr = r;
+    const eb_json *t = eb__resolve(c, r, ref, &tr);
     if (!t) {
         cfail(c, ptr, "cannot resolve \"$ref\": %s", ref);
         return NULL;
@@ -496,19 +278,50 @@ static sn *compile_ref(cctx *c, const char *ref, const char *base, bool d7, cons
     sn *done = eb_imap_get(&c->s->nodes, (uint64_t)(uintptr_t)t);
     if (done)
         return done;
-    const char *b = base_of(c, t);
     char *p = ptr_join(ptr, "$ref");
-    sn *r = compile_node(c, t, b ? b : tbase, d7, p);
+    sn *target = compile_node(c, t, tr, p);
     free(p);
-    return r;
+    return target;
+}
+
+/* The vocabulary (V_*) a keyword belongs to; 0 for core and unknown ones. */
+static unsigned keyword_vocabulary(const char *k)
+{
+    static const struct { const char *k; unsigned v; } t[] = {
+        {"type", V_VALIDATION}, {"enum", V_VALIDATION}, {"const", V_VALIDATION},
+        {"multipleOf", V_VALIDATION}, {"maximum", V_VALIDATION},
+        {"exclusiveMaximum", V_VALIDATION}, {"minimum", V_VALIDATION},
+        {"exclusiveMinimum", V_VALIDATION}, {"maxLength", V_VALIDATION},
+        {"minLength", V_VALIDATION}, {"pattern", V_VALIDATION}, {"maxItems", V_VALIDATION},
+        {"minItems", V_VALIDATION}, {"uniqueItems", V_VALIDATION},
+        {"maxContains", V_VALIDATION}, {"minContains", V_VALIDATION},
+        {"maxProperties", V_VALIDATION}, {"minProperties", V_VALIDATION},
+        {"required", V_VALIDATION}, {"dependentRequired", V_VALIDATION},
+        {"format", V_FMT_ANNOT | V_FMT_ASSERT},
+        {"unevaluatedProperties", V_UNEVAL}, {"unevaluatedItems", V_UNEVAL},
+        {"prefixItems", V_APPLICATOR}, {"items", V_APPLICATOR}, {"contains", V_APPLICATOR},
+        {"additionalProperties", V_APPLICATOR}, {"properties", V_APPLICATOR},
+        {"patternProperties", V_APPLICATOR}, {"dependentSchemas", V_APPLICATOR},
+        {"propertyNames", V_APPLICATOR}, {"if", V_APPLICATOR}, {"then", V_APPLICATOR},
+        {"else", V_APPLICATOR}, {"allOf", V_APPLICATOR}, {"anyOf", V_APPLICATOR},
+        {"oneOf", V_APPLICATOR}, {"not", V_APPLICATOR}, {"additionalItems", V_APPLICATOR},
+        {"dependencies", V_APPLICATOR}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        if (!strcmp(k, t[i].k))
+            return t[i].v;
+    return 0;
 }
 
 /* Applies one keyword of an object schema. Unknown keywords are
  * annotations and ignored, as the specification says. */
-static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
+static int keyword(cctx *c, sn *s, const eb_json *m, const sres *r)
 {
     const char *k = m->key;
     const char *p = s->ptr;
+    bool d7 = r->dialect & V_DRAFT7;
+    unsigned vocab = keyword_vocabulary(k);
+    if (vocab && !(r->dialect & vocab))
+        return 0; /* its vocabulary is off: an unknown keyword */
     if (!strcmp(k, "type"))
         return parse_types(c, s, m);
     if (!strcmp(k, "enum")) {
@@ -545,7 +358,8 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
         return c->rc;
     }
     if (!strcmp(k, "format")) {
-        if (m->type == EB_JSON_STRING && !c->s->opts.no_format_assert) {
+        if (m->type == EB_JSON_STRING &&
+            ((r->dialect & V_FMT_ASSERT) || !c->s->opts.no_format_assert)) {
             s->format = eb__schema_format_id(m->str);
             s->format_name = m->str;
         }
@@ -561,11 +375,11 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
         return 0;
     }
     if (!strcmp(k, "properties"))
-        return compile_props(c, &s->props, &s->nprops, m, base, d7, p, k);
+        return compile_props(c, &s->props, &s->nprops, m, r, p, k);
     if (!strcmp(k, "patternProperties"))
-        return compile_patterns(c, s, m, base, d7);
-    if (!strcmp(k, "additionalProperties")) return !(s->additional = sub(c, m, base, d7, p, k));
-    if (!strcmp(k, "propertyNames")) return !(s->prop_names = sub(c, m, base, d7, p, k));
+        return compile_patterns(c, s, m, r);
+    if (!strcmp(k, "additionalProperties")) return !(s->additional = sub(c, m, r, p, k));
+    if (!strcmp(k, "propertyNames")) return !(s->prop_names = sub(c, m, r, p, k));
     if (!strcmp(k, "dependentRequired")) {
         if (m->type != EB_JSON_OBJECT)
             return cfail(c, p, "\"dependentRequired\" must be an object%s", "");
@@ -573,30 +387,30 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
         return 0;
     }
     if (!strcmp(k, "dependentSchemas") || (d7 && !strcmp(k, "dependencies")))
-        return compile_deps(c, s, m, base, d7, k);
+        return compile_deps(c, s, m, r, k);
     if (!strcmp(k, "prefixItems") && !d7)
-        return compile_list(c, &s->prefix, m, base, d7, p, k);
+        return compile_list(c, &s->prefix, m, r, p, k);
     if (!strcmp(k, "items")) {
         if (d7 && m->type == EB_JSON_ARRAY)
-            return compile_list(c, &s->prefix, m, base, d7, p, k);
+            return compile_list(c, &s->prefix, m, r, p, k);
         if (d7 && s->items) /* additionalItems came first: items array decides */
             return 0;
-        return !(s->items = sub(c, m, base, d7, p, k));
+        return !(s->items = sub(c, m, r, p, k));
     }
     if (!strcmp(k, "additionalItems") && d7)
         return 0; /* handled after all keywords (needs "items" to be an array) */
-    if (!strcmp(k, "contains")) return !(s->contains = sub(c, m, base, d7, p, k));
-    if (!strcmp(k, "allOf")) return compile_list(c, &s->all_of, m, base, d7, p, k);
-    if (!strcmp(k, "anyOf")) return compile_list(c, &s->any_of, m, base, d7, p, k);
-    if (!strcmp(k, "oneOf")) return compile_list(c, &s->one_of, m, base, d7, p, k);
-    if (!strcmp(k, "not")) return !(s->not_ = sub(c, m, base, d7, p, k));
-    if (!strcmp(k, "if")) return !(s->if_ = sub(c, m, base, d7, p, k));
-    if (!strcmp(k, "then")) return !(s->then_ = sub(c, m, base, d7, p, k));
-    if (!strcmp(k, "else")) return !(s->else_ = sub(c, m, base, d7, p, k));
+    if (!strcmp(k, "contains")) return !(s->contains = sub(c, m, r, p, k));
+    if (!strcmp(k, "allOf")) return compile_list(c, &s->all_of, m, r, p, k);
+    if (!strcmp(k, "anyOf")) return compile_list(c, &s->any_of, m, r, p, k);
+    if (!strcmp(k, "oneOf")) return compile_list(c, &s->one_of, m, r, p, k);
+    if (!strcmp(k, "not")) return !(s->not_ = sub(c, m, r, p, k));
+    if (!strcmp(k, "if")) return !(s->if_ = sub(c, m, r, p, k));
+    if (!strcmp(k, "then")) return !(s->then_ = sub(c, m, r, p, k));
+    if (!strcmp(k, "else")) return !(s->else_ = sub(c, m, r, p, k));
     if (!strcmp(k, "unevaluatedProperties") && !d7)
-        return !(s->uneval_props = sub(c, m, base, d7, p, k));
+        return !(s->uneval_props = sub(c, m, r, p, k));
     if (!strcmp(k, "unevaluatedItems") && !d7)
-        return !(s->uneval_items = sub(c, m, base, d7, p, k));
+        return !(s->uneval_items = sub(c, m, r, p, k));
     if (!strcmp(k, "$dynamicAnchor") && !d7 && m->type == EB_JSON_STRING) {
         s->dyn_anchor = m->str;
         return 0;
@@ -604,7 +418,7 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
     if (!strcmp(k, "$ref") || (!strcmp(k, "$dynamicRef") && !d7)) {
         if (m->type != EB_JSON_STRING)
             return cfail(c, p, "\"%s\" must be a string", k);
-        sn *t = compile_ref(c, m->str, base, d7, p);
+        sn *t = compile_ref(c, m->str, r, p);
         if (!strcmp(k, "$ref"))
             s->ref = t;
         else {
@@ -619,14 +433,14 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const char *base, bool d7)
 }
 
 /* draft-07 "additionalItems" applies only when "items" is an array. */
-static void draft7_additional_items(cctx *c, sn *s, const eb_json *n, const char *base)
+static void draft7_additional_items(cctx *c, sn *s, const eb_json *n, const sres *r)
 {
     const eb_json *items = eb_json_get(n, "items"), *ai = eb_json_get(n, "additionalItems");
     if (ai && eb_json_is(items, EB_JSON_ARRAY))
-        s->items = sub(c, ai, base, true, s->ptr, "additionalItems");
+        s->items = sub(c, ai, r, s->ptr, "additionalItems");
 }
 
-static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, const char *ptr)
+static sn *compile_node(cctx *c, const eb_json *n, const sres *r, const char *ptr)
 {
     if (c->rc)
         return NULL;
@@ -640,31 +454,31 @@ static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, co
     }
     if (!(s = new_sn(c, n, ptr)))
         return NULL;
+    const sres *own = eb__res_of(c->s, n); /* a resource of its own? */
+    if (own)
+        r = own;
+    bool d7 = r->dialect & V_DRAFT7;
     s->draft7 = d7;
+    s->res = r;
     if (n->type != EB_JSON_OBJECT) {
         s->boolean = n->type == EB_JSON_TRUE;
         return s;
     }
-    const char *b = base_of(c, n); /* a resource of its own? */
-    if (b)
-        base = s->res_base = b;
-    if (eb_json_get(n, "$schema") && b)
-        d7 = s->draft7 = is_draft7(n, d7);
     const eb_json *ref = d7 ? eb_json_get(n, "$ref") : NULL;
     if (ref) { /* draft-07: $ref overrides every sibling */
-        keyword(c, s, ref, base, d7);
+        keyword(c, s, ref, r);
         return c->rc ? NULL : s;
     }
     for (const eb_json *m = n->child; m && !c->rc; m = m->next)
-        keyword(c, s, m, base, d7);
+        keyword(c, s, m, r);
     if (d7 && !c->rc)
-        draft7_additional_items(c, s, n, base);
+        draft7_additional_items(c, s, n, r);
     return c->rc ? NULL : s;
 }
 
 /* Dynamic anchors may be reached only through "$dynamicRef" scopes: compile
  * them all so validation can jump to any of them. */
-static void compile_dynamic_anchors(cctx *c, bool d7)
+static void compile_dynamic_anchors(cctx *c)
 {
     size_t it = 0;
     const eb_map_slot *m;
@@ -674,7 +488,9 @@ static void compile_dynamic_anchors(cctx *c, bool d7)
             continue;
         char base[2048];
         snprintf(base, sizeof base, "%.*s", (int)(strchr(m->key, '#') - m->key), m->key);
-        compile_node(c, n, base, d7, m->key);
+        const sres *r = eb__res_of_uri(c->s, base);
+        if (r)
+            compile_node(c, n, r, m->key);
     }
 }
 
@@ -709,13 +525,16 @@ void eb_schema_free(eb_schema *s)
     while ((m = eb_map_next(&s->docs, &it)))
         eb_json_doc_free(m->val);
     it = 0;
-    while ((m = eb_map_next(&s->bases, &it)))
-        free(m->val);
+    const eb_imap_slot *r;
+    while ((r = eb_imap_next(&s->res, &it))) {
+        free(((sres *)r->val)->base);
+        free(r->val);
+    }
     eb_map_free(&s->docs);
     eb_map_free(&s->ids);
     eb_map_free(&s->anchors);
     eb_map_free(&s->dyn_anchors);
-    eb_map_free(&s->bases);
+    eb_imap_free(&s->res);
     eb_imap_free(&s->nodes);
     free(s);
 }
@@ -728,13 +547,13 @@ int eb_schema_compile(const char *json, size_t len, const eb_schema_opts *o, eb_
         return EB_ENOMEM;
     if (o)
         s->opts = *o;
-    cctx c = {s, err, 0, NULL};
-    bool d7 = s->opts.default_draft == EB_DRAFT_07;
-    const eb_json *root = add_doc(&c, DEFAULT_BASE, json, len, d7);
-    if (root) {
-        const char *b = base_of(&c, root);
-        s->root = compile_node(&c, root, b ? b : DEFAULT_BASE, is_draft7(root, d7), "");
-        compile_dynamic_anchors(&c, d7);
+    cctx c = {s, err, 0};
+    unsigned dialect = s->opts.default_draft == EB_DRAFT_07 ? DIALECT_D7 : DIALECT_2020;
+    const eb_json *root = eb__add_doc(&c, EB__DEFAULT_BASE, json, len, dialect);
+    const sres *r = root ? eb__res_of(s, root) : NULL;
+    if (r && !c.rc) {
+        s->root = compile_node(&c, root, r, "");
+        compile_dynamic_anchors(&c);
     }
     if (c.rc || !s->root) {
         int rc = c.rc ? c.rc : EB_EINVAL;

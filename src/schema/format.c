@@ -1,6 +1,7 @@
 /* format.c - the "format" values asserted: date-time, date, time,
- * duration, email, hostname, ipv4, ipv6, uri, uri-reference, uuid,
- * json-pointer, regex. Unknown formats are annotations (always valid). */
+ * duration, email, hostname (with IDNA2008 A-labels, idna.c), ipv4, ipv6,
+ * uri, uri-reference, uuid, json-pointer, regex. Unknown formats are
+ * annotations (always valid). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "schema/idna.h"
 #include "schema/internal.h"
 
 int eb__schema_format_id(const char *name)
@@ -139,10 +141,38 @@ static bool is_duration(const char *s, size_t n)
     return any && (!in_time || time_any);
 }
 
+static inline bool ascii_alpha(char c) { return (unsigned)((c | 0x20) - 'a') < 26u; }
+static inline bool ascii_ldh(char c)
+{
+    return ascii_alpha(c) || (unsigned)(c - '0') < 10u || c == '-';
+}
+
+/* The A-label starting at s (it starts with "xn--"), up to the next '.' or
+ * e: LDH, 5-63 octets, no trailing '-', and a valid U-label inside. Its
+ * length goes to *len; 0 when it is not valid. */
+static size_t alabel(const char *s, const char *e, eb__idna_label *r)
+{
+    const char *dot = memchr(s, '.', (size_t)(e - s));
+    size_t len = (size_t)((dot ? dot : e) - s);
+    if (len > 63 || s[len - 1] == '-')
+        return 0;
+    for (size_t i = 4; i < len; i++)
+        if (!ascii_ldh(s[i]))
+            return 0;
+    *r = eb__idna_check_alabel(s, len);
+    return r->ok ? len : 0;
+}
+
+/* RFC 1123 host name: LDH labels of 1-63 octets; an A-label ("xn--", RFC
+ * 5890 section 2.3.2.1) must hold a valid U-label (idna.c). A name with a
+ * right-to-left label must meet the Bidi rule in every label (RFC 5893);
+ * an LDH label meets it when it starts with a letter. One pass, no calls
+ * unless there is an A-label: this runs on every "email" and "hostname". */
 static bool is_hostname(const char *s, size_t n)
 {
     if (n == 0 || n > 253)
         return false;
+    bool rtl = false, bidi = true;
     size_t label = 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -152,10 +182,24 @@ static bool is_hostname(const char *s, size_t n)
             label = 0;
             continue;
         }
-        if (!(isalnum((unsigned char)c) || (c == '-' && label > 0)) || ++label > 63)
+        if (label == 0) { /* a label starts */
+            if (n - i > 4 && s[i + 2] == '-' && s[i + 3] == '-' && (c | 0x20) == 'x' &&
+                (s[i + 1] | 0x20) == 'n') {
+                eb__idna_label r;
+                if (!(label = alabel(s + i, s + n, &r)))
+                    return false;
+                rtl |= r.rtl;
+                bidi &= r.bidi_ok;
+                i += label - 1;
+                continue;
+            }
+            bidi &= ascii_alpha(c);
+        }
+        if (!(ascii_alpha(c) || (unsigned)(c - '0') < 10u || (c == '-' && label > 0)) ||
+            ++label > 63)
             return false;
     }
-    return label > 0 && s[n - 1] != '-';
+    return label > 0 && s[n - 1] != '-' && (!rtl || bidi);
 }
 
 static bool is_ipv4(const char *s, size_t n)

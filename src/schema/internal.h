@@ -20,6 +20,31 @@ enum { H_MIN = 1, H_MAX = 2, H_XMIN = 4, H_XMAX = 8, H_MULT = 16 };
 enum { F_NONE = 0, F_DATETIME, F_DATE, F_TIME, F_DURATION, F_EMAIL, F_HOSTNAME, F_IPV4,
        F_IPV6, F_URI, F_URIREF, F_UUID, F_JSONPTR, F_REGEX };
 
+/* Dialect of a schema resource: the vocabularies in force ("$vocabulary"
+ * of its meta-schema) and whether draft-07 rules apply. */
+enum { V_CORE = 1, V_APPLICATOR = 2, V_UNEVAL = 4, V_VALIDATION = 8, V_METADATA = 16,
+       V_FMT_ANNOT = 32, V_FMT_ASSERT = 64, V_CONTENT = 128, V_DRAFT7 = 256 };
+#define DIALECT_2020 (V_CORE | V_APPLICATOR | V_UNEVAL | V_VALIDATION | V_METADATA | \
+                      V_FMT_ANNOT | V_CONTENT)
+#define DIALECT_D7 (V_DRAFT7 | V_CORE | V_APPLICATOR | V_VALIDATION | V_METADATA | \
+                    V_FMT_ANNOT | V_CONTENT)
+
+/* A schema resource: a document root or a subschema with "$id". */
+typedef struct sres {
+    char    *base;    /* its absolute base URI, no fragment (owned) */
+    unsigned dialect; /* V_* bits */
+} sres;
+
+/* A document compiled into the library (gen_metaschemas.py). */
+typedef struct eb__embedded_doc {
+    const char *uri;  /* "$id" without a trailing '#' */
+    size_t      len;
+    const char *text; /* JSON */
+} eb__embedded_doc;
+
+/* The bundled draft-07 and 2020-12 meta-schemas; ends with a NULL uri. */
+extern const eb__embedded_doc eb__metaschemas[];
+
 typedef struct sn sn;
 
 typedef struct sn_prop {
@@ -80,7 +105,7 @@ struct sn {
     const char    *dyn_anchor; /* this resource's "$dynamicAnchor" */
     sn            *uneval_props;
     sn            *uneval_items;
-    const char    *res_base;   /* resource roots: their base URI (owned by bases) */
+    const sres    *res;        /* the resource this schema belongs to */
 };
 
 struct eb_schema {
@@ -90,11 +115,34 @@ struct eb_schema {
     eb_map       ids;     /* absolute URI (no fragment) -> const eb_json* (resource root) */
     eb_map       anchors; /* "uri#name" -> const eb_json* */
     eb_map       dyn_anchors; /* "uri#name" -> const eb_json* (dynamic anchors) */
-    eb_map       bases;   /* "%p" of a resource root -> its base URI (char*) */
+    eb_imap      res;     /* (uintptr_t) resource root eb_json* -> sres* (owned) */
     sn         **all;     /* every node, for freeing */
     size_t       nall, capall;
     eb_schema_opts opts;
 };
+
+/* Compilation state (compile.c, resource.c). */
+#define EB__DEFAULT_BASE "urn:eventbus:schema"
+typedef struct cctx {
+    eb_schema *s;
+    eb_buf    *err; /* message of the first failure (may be NULL) */
+    int        rc;  /* first failure, 0 while none */
+} cctx;
+
+/* resource.c */
+/* Records the first failure (EB_EINVAL) with a message naming ptr. */
+int eb__cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
+    __attribute__((format(printf, 3, 0)));
+/* Parses text as the document at uri and indexes its resources and anchors. */
+const eb_json *eb__add_doc(cctx *c, const char *uri, const char *text, size_t len,
+                           unsigned dialect);
+/* The root of the document at uri: loaded already, bundled, or resolved. */
+const eb_json *eb__load_doc(cctx *c, const char *uri, unsigned dialect);
+/* The node ref names, seen from resource `from`; *to = the resource there. */
+const eb_json *eb__resolve(cctx *c, const sres *from, const char *ref, const sres **to);
+/* The resource rooted at n / with base URI uri, or NULL. */
+const sres *eb__res_of(const eb_schema *s, const eb_json *n);
+const sres *eb__res_of_uri(const eb_schema *s, const char *uri);
 
 /* format.c */
 int  eb__schema_format_id(const char *name);

@@ -32,8 +32,9 @@ typedef struct vctx {
     pseg              path[MAX_DEPTH];
     int               depth;     /* instance path length */
     int               hops;      /* nested validate calls (recursion bound) */
-    const sn         *scope[MAX_SCOPE];
+    const sres       *scope[MAX_SCOPE]; /* dynamic scope: resources entered, outermost first */
     int               nscope;
+    const sres       *top;       /* scope[nscope - 1], NULL when empty */
     pcre2_match_data *md;
 } vctx;
 
@@ -512,16 +513,17 @@ static bool check_combinators(vctx *v, const sn *s, const eb_json *i, evset *ev)
 }
 
 /* $dynamicRef: when the static target carries the named $dynamicAnchor, the
- * outermost resource in the dynamic scope with that anchor wins. */
+ * outermost resource in the dynamic scope with that anchor wins. The scope
+ * holds every resource evaluation passed through, also those entered by a
+ * "$ref" to a subschema inside them rather than to their root. */
 static const sn *dynamic_target(vctx *v, const sn *s)
 {
     const sn *t = s->dyn_ref;
     if (!s->dyn_anchor_name || !t || !t->dyn_anchor || strcmp(t->dyn_anchor, s->dyn_anchor_name))
         return t;
     for (int k = 0; k < v->nscope; k++) {
-        const sn *r = v->scope[k];
         char key[2300];
-        snprintf(key, sizeof key, "%s#%s", r->res_base, s->dyn_anchor_name);
+        snprintf(key, sizeof key, "%s#%s", v->scope[k]->base, s->dyn_anchor_name);
         const eb_json *n = eb_map_get(&v->s->dyn_anchors, key, strlen(key));
         const sn *hit = n ? eb_imap_get(&v->s->nodes, (uint64_t)(uintptr_t)n) : NULL;
         if (hit)
@@ -604,9 +606,10 @@ static bool validate(vctx *v, const sn *s, const eb_json *inst, evset *ev)
         report(v, s, "$ref", "schema references nest too deeply");
         return false;
     }
-    bool pushed = s->res_base && v->nscope < MAX_SCOPE;
+    const sres *outer = v->top;
+    bool pushed = s->res != outer && v->nscope < MAX_SCOPE;
     if (pushed)
-        v->scope[v->nscope++] = s;
+        v->scope[v->nscope++] = v->top = s->res;
     /* A schema with unevaluated* needs the annotations of its own keywords
      * even when the caller does not. */
     evset own, *use = ev;
@@ -621,8 +624,10 @@ static bool validate(vctx *v, const sn *s, const eb_json *inst, evset *ev)
             ev_merge(ev, &own);
         ev_free(&own);
     }
-    if (pushed)
+    if (pushed) {
         v->nscope--;
+        v->top = outer;
+    }
     v->hops--;
     return ok;
 }
@@ -636,6 +641,7 @@ int eb_schema_validate(const eb_schema *s, const eb_json *instance, eb_schema_er
     v.s = s;
     v.errs = errs;
     v.depth = v.hops = v.nscope = 0;
+    v.top = NULL;
     v.md = md;
     bool ok;
     if (instance->type == EB_JSON_OBJECT || instance->type == EB_JSON_ARRAY) {

@@ -6,6 +6,7 @@
 
 #include "eventbus.h"
 #include "json/json.h"
+#include "schema/idna.h"
 #include "schema/schema.h"
 
 static const char *ORDER =
@@ -146,6 +147,171 @@ TEST(one_schema_validates_on_many_threads)
     eb_schema_free(s);
 }
 
+/* --- meta-schemas, vocabularies, dynamic scope, IDNA -------------------------- */
+
+TEST(bundled_metaschemas_validate_schemas_offline)
+{
+    /* No resolver: the 2020-12 meta-schema and its vocabularies are built in. */
+    eb_schema *s = compile("{\"$ref\":\"https://json-schema.org/draft/2020-12/schema\"}");
+    CHECK_OK(validate(s, "{\"type\":\"string\",\"minLength\":1}", NULL));
+    CHECK_OK(validate(s, "{\"$defs\":{\"a\":{\"type\":[\"integer\",\"null\"]}}}", NULL));
+    CHECK_EQ(validate(s, "{\"type\":1}", NULL), EB_ESCHEMA);
+    CHECK_EQ(validate(s, "{\"minLength\":-1}", NULL), EB_ESCHEMA);
+    /* nested schemas are checked through "$dynamicRef": "#meta" */
+    CHECK_EQ(validate(s, "{\"properties\":{\"a\":{\"items\":{\"maxItems\":\"x\"}}}}", NULL),
+             EB_ESCHEMA);
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 100);
+    CHECK_EQ(validate(s, "{\"minLength\":-1}", &e), EB_ESCHEMA);
+    bool named = false;
+    for (size_t i = 0; i < e.n; i++)
+        named = named || !strcmp(e.items[i].path, "/minLength");
+    CHECK(named);
+    eb_schema_errors_free(&e);
+    eb_schema_free(s);
+    s = compile("{\"$ref\":\"http://json-schema.org/draft-07/schema#\"}");
+    CHECK_OK(validate(s, "{\"definitions\":{\"a\":{\"type\":\"integer\"}}}", NULL));
+    CHECK_EQ(validate(s, "{\"definitions\":{\"a\":{\"type\":1}}}", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+}
+
+/* Serves two custom meta-schemas at http://meta.test/. */
+static int resolve_meta(void *arg, const char *uri, eb_buf *out)
+{
+    (void)arg;
+    static const struct { const char *uri, *text; } docs[] = {
+        {"http://meta.test/no-validation",
+         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+         "\"$vocabulary\":{\"https://json-schema.org/draft/2020-12/vocab/core\":true,"
+         "\"https://json-schema.org/draft/2020-12/vocab/applicator\":true}}"},
+        {"http://meta.test/unknown-required",
+         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+         "\"$vocabulary\":{\"https://json-schema.org/draft/2020-12/vocab/core\":true,"
+         "\"http://meta.test/vocab/units\":true}}"},
+        {"http://meta.test/unknown-optional",
+         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+         "\"$vocabulary\":{\"https://json-schema.org/draft/2020-12/vocab/core\":true,"
+         "\"https://json-schema.org/draft/2020-12/vocab/validation\":true,"
+         "\"http://meta.test/vocab/units\":false}}"},
+        {"http://meta.test/format-assertion",
+         "{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\","
+         "\"$vocabulary\":{\"https://json-schema.org/draft/2020-12/vocab/core\":true,"
+         "\"https://json-schema.org/draft/2020-12/vocab/format-assertion\":true}}"}};
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++)
+        if (!strcmp(uri, docs[i].uri)) {
+            eb_buf_puts(out, docs[i].text);
+            return 0;
+        }
+    return EB_ENOTFOUND;
+}
+
+static int compile_meta(const char *text, eb_schema **out, eb_buf *err)
+{
+    eb_schema_opts o = {.resolve = resolve_meta, .no_format_assert = true};
+    *out = NULL;
+    return eb_schema_compile(text, strlen(text), &o, out, err);
+}
+
+TEST(vocabulary_of_a_custom_metaschema_decides_the_keywords)
+{
+    eb_schema *s;
+    /* validation vocabulary off: "minimum" is an unknown keyword; applicators work */
+    CHECK_OK(compile_meta("{\"$schema\":\"http://meta.test/no-validation\",\"properties\":{"
+                          "\"n\":{\"minimum\":10},\"bad\":false}}", &s, NULL));
+    CHECK_OK(validate(s, "{\"n\":1}", NULL));
+    CHECK_EQ(validate(s, "{\"bad\":1}", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+    /* an optional vocabulary we do not know is ignored */
+    CHECK_OK(compile_meta("{\"$schema\":\"http://meta.test/unknown-optional\",\"type\":\"number\"}",
+                          &s, NULL));
+    CHECK_EQ(validate(s, "\"x\"", NULL), EB_ESCHEMA);
+    CHECK_OK(validate(s, "2", NULL));
+    eb_schema_free(s);
+    /* a required one makes the schema unusable, with the vocabulary named */
+    eb_buf err = EB_BUF_INIT;
+    CHECK_EQ(compile_meta("{\"$schema\":\"http://meta.test/unknown-required\"}", &s, &err),
+             EB_EUNSUPP);
+    CHECK(s == NULL && err.data && strstr(err.data, "http://meta.test/vocab/units"));
+    eb_buf_free(&err);
+    /* format-assertion: "format" asserts although the caller asked for annotations */
+    CHECK_OK(compile_meta("{\"$schema\":\"http://meta.test/format-assertion\",\"format\":\"ipv4\"}",
+                          &s, NULL));
+    CHECK_EQ(validate(s, "\"1.2.3\"", NULL), EB_ESCHEMA);
+    CHECK_OK(validate(s, "\"1.2.3.4\"", NULL));
+    eb_schema_free(s);
+}
+
+TEST(dynamic_scope_counts_resources_entered_through_ref)
+{
+    /* root -> $ref a#/$defs/go -> $ref b#/$defs/go: "b" is in the dynamic
+     * scope though its root was never evaluated, so "#len" finds a's anchor
+     * (outermost) before b's. */
+    eb_schema *s = compile(
+        "{\"$id\":\"http://dyn.test/root\",\"$ref\":\"a#/$defs/go\",\"$defs\":{"
+        "\"a\":{\"$id\":\"a\",\"$defs\":{\"go\":{\"$ref\":\"b#/$defs/go\"},"
+        "\"len\":{\"$dynamicAnchor\":\"len\",\"maxLength\":2}}},"
+        "\"b\":{\"$id\":\"b\",\"$defs\":{\"go\":{\"$dynamicRef\":\"#len\"},"
+        "\"len\":{\"$dynamicAnchor\":\"len\",\"maxLength\":4}}}}}");
+    CHECK_OK(validate(s, "\"ab\"", NULL));
+    CHECK_EQ(validate(s, "\"abc\"", NULL), EB_ESCHEMA); /* a's maxLength 2, not b's 4 */
+    eb_schema_free(s);
+}
+
+TEST(punycode_round_trips_rfc3492_samples)
+{
+    uint32_t u[64];
+    static const uint32_t arabic[] = {0x0644, 0x064A, 0x0647, 0x0645, 0x0627, 0x0628,
+                                      0x062A, 0x0643, 0x0644, 0x0645, 0x0648, 0x0634,
+                                      0x0639, 0x0631, 0x0628, 0x064A, 0x061F};
+    static const uint32_t chinese[] = {0x4ED6, 0x4EEC, 0x4E3A, 0x4EC0, 0x4E48,
+                                       0x4E0D, 0x8BF4, 0x4E2D, 0x6587};
+    const char *a = "egbpdaj6bu4bxfgehfvwxn", *c = "ihqwcrb4cv8a8dqg056pqjye";
+    CHECK_EQ(eb__punycode_decode(a, strlen(a), u, 64), 17);
+    CHECK(!memcmp(u, arabic, sizeof arabic));
+    CHECK_EQ(eb__punycode_decode(c, strlen(c), u, 64), 9);
+    CHECK(!memcmp(u, chinese, sizeof chinese));
+    CHECK_EQ(eb__punycode_decode("bcher-kva", 9, u, 64), 6);
+    CHECK(u[0] == 'b' && u[1] == 0xFC && u[5] == 'r');
+    CHECK_EQ(eb__punycode_decode("X", 1, u, 64), -1);          /* truncated integer */
+    CHECK_EQ(eb__punycode_decode("b\xC3\xBC-kva", 7, u, 64), -1); /* non-ASCII basic */
+    CHECK_EQ(eb__punycode_decode(c, strlen(c), u, 4), -1);      /* longer than the buffer */
+    CHECK_EQ(eb__punycode_decode("zzzzzzzzzzzzzzzzzzzz", 20, u, 64), -1); /* overflow */
+    char out[64]; /* and back: encoding gives the samples again */
+    int n = eb__punycode_encode(arabic, 17, out, sizeof out);
+    CHECK(n == (int)strlen(a) && !memcmp(out, a, (size_t)n));
+    n = eb__punycode_encode(chinese, 9, out, sizeof out);
+    CHECK(n == (int)strlen(c) && !memcmp(out, c, (size_t)n));
+    CHECK_EQ(eb__punycode_encode(chinese, 9, out, 10), -1);
+}
+
+TEST(hostname_checks_a_labels)
+{
+    eb_schema *s = compile("{\"format\":\"hostname\"}");
+    static const char *ok[] = {"\"xn--bcher-kva.example\"", "\"XN--BCHER-KVA.example\"",
+                               "\"xn--4dbc5h.example\"", "\"1host.example\"",
+                               "\"xn--ll-0ea\"", "\"xn--mqx\""};
+    static const char *bad[] = {
+        "\"xn--X.example\"",          /* not Punycode */
+        "\"xn--abc-.example\"",       /* ends with '-' (and only ASCII inside) */
+        "\"xn--abc-8m.example\"",     /* garbage digits */
+        "\"xn--hello-zed\"",          /* begins with a combining mark */
+        "\"xn--l-fda\"",              /* MIDDLE DOT without 'l' before it */
+        "\"xn--4dbc5h.1host\"",       /* right-to-left name: a label starting with a digit */
+        "\"xn--07jceefgh4c\"",       /* DISALLOWED exceptions */
+        "\"xn---mqx\""};             /* decodes, but is not the canonical encoding */
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (validate(s, ok[i], NULL) != 0)
+            eb_test_fail(__FILE__, __LINE__, "%s refused", ok[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (validate(s, bad[i], NULL) != EB_ESCHEMA)
+            eb_test_fail(__FILE__, __LINE__, "%s accepted", bad[i]);
+    eb_schema_free(s);
+    s = compile("{\"format\":\"email\"}");
+    CHECK_OK(validate(s, "\"anna@xn--bcher-kva.example\"", NULL));
+    CHECK_EQ(validate(s, "\"anna@xn--X.example\"", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+}
+
 /* --- compatibility ---------------------------------------------------------- */
 
 static size_t compat(const char *old, const char *new_, eb_compat_mode m, const char *want)
@@ -260,7 +426,12 @@ TEST(compat_full_is_both_directions)
 
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
-          T(one_schema_validates_on_many_threads), T(compat_required_added),
+          T(one_schema_validates_on_many_threads),
+          T(bundled_metaschemas_validate_schemas_offline),
+          T(vocabulary_of_a_custom_metaschema_decides_the_keywords),
+          T(dynamic_scope_counts_resources_entered_through_ref),
+          T(punycode_round_trips_rfc3492_samples), T(hostname_checks_a_labels),
+          T(compat_required_added),
           T(compat_type_changed_and_narrowed), T(compat_enum_lost_and_gained_values),
           T(compat_bounds_tightened_and_loosened), T(compat_properties_added_removed_open_and_closed),
           T(compat_items_and_nested), T(compat_undecidable_is_reported_not_passed),

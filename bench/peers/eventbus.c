@@ -1,0 +1,241 @@
+/* eventbus.c - the bench/peers workloads on eventbusd over its HTTP API
+ * (docs/api.md): POST /v1/events or /v1/events/batch, consumer groups with
+ * PUT /v1/groups/{g}, POST .../pull and .../ack. Each consumer keeps two
+ * keep-alive connections: pulls on one, acks on the other, so the ack of a
+ * batch (answered once durable) overlaps the next pull. --target HOST:PORT
+ * or PORT (loopback). */
+#include "eventbus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../event.h"
+#include "../httpc.h"
+
+typedef struct econn {
+    bench_conn c;
+    bench_conn ack;        /* consumers: the acks' connection */
+    char       group[64];
+    char       consumer[64];
+    char      *body;       /* request body buffer */
+    size_t     body_cap;
+    char     **ids;        /* delivery ids the last pull returned (to ack) */
+    int        nids, max;
+    int        ack_sent;   /* ids in the ack in flight, 0: none */
+} econn;
+
+static int target_port(const char *target)
+{
+    const char *colon = strrchr(target, ':');
+    return atoi(colon ? colon + 1 : target);
+}
+
+static econn *econn_open(const drv_opts *o)
+{
+    econn *e = calloc(1, sizeof *e);
+    e->c.fd = e->ack.fd = -1;
+    if (bench_conn_open(&e->c, target_port(o->target)) != 0) {
+        fprintf(stderr, "eventbus: cannot connect to %s\n", o->target);
+        free(e);
+        return NULL;
+    }
+    e->body_cap = 256 * 1024;
+    e->body = malloc(e->body_cap);
+    return e;
+}
+
+static void econn_close(econn *e)
+{
+    bench_conn_close(&e->c);
+    if (e->ack.fd >= 0)
+        bench_conn_close(&e->ack);
+    for (int i = 0; i < e->nids; i++)
+        free(e->ids[i]);
+    free(e->ids);
+    free(e->body);
+    free(e);
+}
+
+/* One request on conn; fails unless the status is 2xx. *answer (optional)
+ * is valid until the next request on conn. */
+static int call(bench_conn *c, const char *method, const char *path, const char *body,
+                size_t blen, const char **answer)
+{
+    const char *a = NULL;
+    int st = bench_conn_send(c, method, path, body, blen) == 0 ? bench_conn_recv(c, &a, NULL) : -1;
+    if (st < 200 || st > 299) {
+        fprintf(stderr, "eventbus: %s %s: %d %.300s\n", method, path, st, a ? a : "");
+        return -1;
+    }
+    if (answer)
+        *answer = a;
+    return 0;
+}
+
+static int e_prepare(const drv_opts *o)
+{
+    econn *e = econn_open(o);
+    if (!e)
+        return -1;
+    int rc = call(&e->c, "PUT", "/v1/schemas/order.created", bench_order_schema,
+                  strlen(bench_order_schema), NULL);
+    econn_close(e);
+    return rc;
+}
+
+static void *e_pub_open(const drv_opts *o)
+{
+    return econn_open(o);
+}
+
+static int e_publish(void *h, uint64_t first, int n)
+{
+    econn *e = h;
+    size_t len = n == 1 ? bench_event_json(e->body, e->body_cap, first)
+                        : bench_event_batch(e->body, e->body_cap, first, n);
+    if (!len)
+        return -1;
+    return call(&e->c, "POST", n == 1 ? "/v1/events" : "/v1/events/batch", e->body, len, NULL);
+}
+
+static void e_pub_close(void *h)
+{
+    econn_close(h);
+}
+
+static void group_name(char *buf, size_t cap, const drv_opts *o, int g)
+{
+    snprintf(buf, cap, "%s-g%d", o->run, g);
+}
+
+static int e_groups(const drv_opts *o, int n, int earliest)
+{
+    econn *e = econn_open(o);
+    if (!e)
+        return -1;
+    int rc = 0;
+    for (int g = 0; g < n && rc == 0; g++) {
+        char path[128], name[64], body[128];
+        group_name(name, sizeof name, o, g);
+        snprintf(path, sizeof path, "/v1/groups/%s", name);
+        int len = snprintf(body, sizeof body, "{\"types\":[\"order.created\"],\"start\":\"%s\"}",
+                           earliest ? "earliest" : "latest");
+        rc = call(&e->c, "PUT", path, body, (size_t)len, NULL);
+    }
+    econn_close(e);
+    return rc;
+}
+
+static void *e_con_open(const drv_opts *o, int g)
+{
+    econn *e = econn_open(o);
+    if (!e)
+        return NULL;
+    if (bench_conn_open(&e->ack, target_port(o->target)) != 0) {
+        econn_close(e);
+        return NULL;
+    }
+    group_name(e->group, sizeof e->group, o, g);
+    snprintf(e->consumer, sizeof e->consumer, "bench-%d", g);
+    e->max = o->pull;
+    e->ids = calloc((size_t)o->pull, sizeof *e->ids);
+    return e;
+}
+
+/* Reads the answer to the ack in flight: every id must have been acked. */
+static int ack_wait(econn *e)
+{
+    if (!e->ack_sent)
+        return 0;
+    const char *a = NULL;
+    int st = bench_conn_recv(&e->ack, &a, NULL);
+    const char *n = a ? strstr(a, "\"acked\":") : NULL;
+    int acked = n ? atoi(n + 8) : -1;
+    int sent = e->ack_sent;
+    e->ack_sent = 0;
+    if (st != 200 || acked != sent) {
+        fprintf(stderr, "eventbus: ack of %d: %d %.300s\n", sent, st, a ? a : "");
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends the ack of the ids the last pull returned, after the previous ack
+ * was answered. */
+static int ack_send(econn *e)
+{
+    if (ack_wait(e) != 0)
+        return -1;
+    if (!e->nids)
+        return 0;
+    size_t len = (size_t)snprintf(e->body, e->body_cap, "{\"ids\":[");
+    for (int i = 0; i < e->nids; i++) {
+        len += (size_t)snprintf(e->body + len, e->body_cap - len, "%s\"%s\"", i ? "," : "",
+                                e->ids[i]);
+        free(e->ids[i]);
+    }
+    len += (size_t)snprintf(e->body + len, e->body_cap - len, "]}");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/groups/%s/ack", e->group);
+    if (bench_conn_send(&e->ack, "POST", path, e->body, len) != 0)
+        return -1;
+    e->ack_sent = e->nids;
+    e->nids = 0;
+    return 0;
+}
+
+/* Takes the events of a pull answer: event numbers into nums, delivery
+ * ids kept for the next ack. The k-th order id and the k-th delivery id
+ * belong to the k-th event. */
+static int take_events(econn *e, const char *a, uint64_t *nums)
+{
+    const char *end = a + strlen(a), *p = a, *d = a;
+    int n = 0;
+    while ((p = strstr(p, "\"orderId\":")) != NULL) {
+        d = strstr(d, "\"delivery\":");
+        const char *id = d ? strstr(d, "\"id\":\"") : NULL;
+        if (!id || n >= e->max || bench_event_number(p, end, &nums[n]) != 0)
+            return -1;
+        id += 6;
+        const char *q = strchr(id, '"');
+        if (!q)
+            return -1;
+        e->ids[n] = strndup(id, (size_t)(q - id));
+        e->nids = ++n;
+        p += 10;
+        d = q;
+    }
+    return n;
+}
+
+static int e_pull(void *h, int max, int wait_ms, uint64_t *nums)
+{
+    econn *e = h;
+    if (ack_send(e) != 0)
+        return -1;
+    char path[160], body[160];
+    snprintf(path, sizeof path, "/v1/groups/%s/pull", e->group);
+    int len = snprintf(body, sizeof body, "{\"consumer\":\"%s\",\"max\":%d,\"wait_ms\":%d}",
+                       e->consumer, max < e->max ? max : e->max, wait_ms);
+    const char *a = NULL;
+    if (call(&e->c, "POST", path, body, (size_t)len, &a) != 0)
+        return -1;
+    int n = take_events(e, a, nums);
+    if (n < 0)
+        fprintf(stderr, "eventbus: unexpected pull answer: %.300s\n", a);
+    return n;
+}
+
+static int e_con_close(void *h)
+{
+    econn *e = h;
+    int rc = ack_send(e) == 0 && ack_wait(e) == 0 ? 0 : -1;
+    econn_close(e);
+    return rc;
+}
+
+const peer_ops bench_eventbus_ops = {
+    .name = "eventbus", .prepare = e_prepare, .pub_open = e_pub_open, .publish = e_publish,
+    .pub_close = e_pub_close, .groups = e_groups, .con_open = e_con_open, .pull = e_pull,
+    .con_close = e_con_close};

@@ -1,0 +1,521 @@
+#!/usr/bin/env python3
+"""make bench-peers: eventbusd side by side with Redis Streams, NATS JetStream
+and PostgreSQL, on this machine, in one run.
+
+Every system runs the same workloads (bench/peers/driver.c, through one small
+C client per system) on a fresh server bound to 127.0.0.1 on a free port with
+its data in a new temporary directory:
+
+  publish1  200,000 ~200-byte order.created events in batches of 100, 1 publisher
+  publish4  the same from 4 publishers
+  consume   200,000 events loaded, then 3 consumer groups read all of them at
+            once, pulling 100 and acknowledging each pull as one batch
+  latency   publish-to-delivery at a fixed 5,000 events/s for 5 s
+
+eventbusd runs twice, with --fsync always and with --fsync interval, so that
+each peer can be compared with the setting closest to its own durability.
+Each figure is the median of --runs runs (3), with min and max; the runs go
+round-robin over the systems, so a load change on the machine hits all of
+them alike. Everything started here is stopped on exit, Ctrl-C or failure.
+
+Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
+                          [--only eventbus-always,redis,...] [--workloads publish1,...]
+Python 3 standard library only. Needs root or the invoking user to run
+PostgreSQL (as root, the cluster runs as the 'postgres' user).
+"""
+import argparse
+import glob
+import http.client
+import os
+import platform
+import pwd
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CLIENTS = os.path.join(ROOT, "build", "bench", "peers")
+EVENTBUSD = os.path.join(ROOT, "bin", "eventbusd")
+
+# --- servers ------------------------------------------------------------------
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, what, proc, seconds=30):
+    end = time.time() + seconds
+    while time.time() < end:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
+        try:
+            if check():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not become ready in {seconds} s")
+
+
+def tcp_answers(port, send, expect):
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        if send:
+            s.sendall(send)
+        return s.recv(4096).startswith(expect)
+
+
+class Server:
+    """One server process in its own session (Ctrl-C reaches us, not it: we
+    stop it ourselves, in order) with its data in a fresh directory."""
+
+    running = []
+
+    def __init__(self, name, workdir):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=name + "-", dir=workdir)
+        self.port = free_port()
+        self.proc = None
+        self.logf = None
+
+    def spawn(self, argv, **kw):
+        self.logf = open(os.path.join(self.dir, "server.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True, **kw)
+        Server.running.append(self)
+
+    def wait_ready(self, check, what):
+        """Waits for check(); on failure stops the server (its log goes
+        into the error) and raises RuntimeError."""
+        try:
+            wait_until(check, what, self.proc)
+        except RuntimeError as e:
+            tail = self.log_tail().strip()
+            self.stop(signal.SIGKILL)
+            raise RuntimeError(f"{e}\n{tail}") from None
+
+    def log_tail(self):
+        try:
+            with open(os.path.join(self.dir, "server.log"), "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in Server.running:
+            Server.running.remove(self)
+        if self.logf:
+            self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def start_eventbus(workdir, policy):
+    s = Server("eventbus", workdir)
+    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}", "--data", os.path.join(s.dir, "data"),
+             "--fsync", policy, "--log-level", "warn"])
+
+    def healthy():
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=1)
+        try:
+            c.request("GET", "/healthz")
+            return c.getresponse().status == 200
+        finally:
+            c.close()
+    s.wait_ready(healthy, "eventbusd")
+    s.target = f"127.0.0.1:{s.port}"
+    return s
+
+
+def start_redis(workdir):
+    s = Server("redis", workdir)
+    s.spawn(["redis-server", "--port", str(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--protected-mode", "no", "--daemonize", "no"])
+    s.wait_ready(lambda: tcp_answers(s.port, b"PING\r\n", b"+PONG"), "redis-server")
+    s.target = f"127.0.0.1:{s.port}"
+    return s
+
+
+def start_nats(workdir):
+    s = Server("nats", workdir)
+    s.spawn(["nats-server", "-a", "127.0.0.1", "-p", str(s.port), "-js", "-sd", s.dir])
+    s.wait_ready(lambda: tcp_answers(s.port, None, b"INFO"), "nats-server")
+    s.target = f"nats://127.0.0.1:{s.port}"
+    return s
+
+
+def pg_bin(name):
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+                   key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    return found[-1] if found else shutil.which(name)
+
+
+class Postgres:
+    """initdb once into a template; every start copies it (seconds saved)."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.user = None
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")  # created by Debian's postgresql package
+            self.user, self.uid, self.gid = "postgres", pw.pw_uid, pw.pw_gid
+        self.template = os.path.join(workdir, "pg-template")
+        os.mkdir(self.template, 0o700)
+        self.chown(self.template)
+        out = subprocess.run([pg_bin("initdb"), "-D", self.template, "-A", "trust", "-U", "bench",
+                              "-E", "UTF8", "--no-sync"], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, **self.as_user())
+        if out.returncode != 0:
+            raise RuntimeError("initdb failed:\n" + out.stdout[-2000:])
+
+    def chown(self, path):
+        if self.user:
+            for d, _, files in os.walk(path):
+                os.chown(d, self.uid, self.gid)
+                for f in files:
+                    os.chown(os.path.join(d, f), self.uid, self.gid)
+
+    def as_user(self):
+        return {"user": self.uid, "group": self.gid, "extra_groups": []} if self.user else {}
+
+    def start(self):
+        s = Server("postgresql", self.workdir)
+        os.chmod(s.dir, 0o700)
+        data = os.path.join(s.dir, "data")
+        shutil.copytree(self.template, data, symlinks=True)
+        self.chown(s.dir)
+        s.spawn([pg_bin("postgres"), "-D", data, "-p", str(s.port), "-k", s.dir,
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
+                 "-c", "synchronous_commit=on", "-c", "max_connections=100"], **self.as_user())
+        isready = pg_bin("pg_isready")
+        s.wait_ready(lambda: subprocess.run([isready, "-q", "-h", "127.0.0.1", "-p", str(s.port)])
+                     .returncode == 0, "postgres")
+        s.stop_signal = signal.SIGINT  # "fast" shutdown
+        s.target = f"host=127.0.0.1 port={s.port} user=bench dbname=postgres"
+        return s
+
+
+# name, client, durability as printed, starter(workdir, pg) -> Server
+SYSTEMS = [
+    ("eventbus-always", "eventbus", "fsync always: fdatasync before each 2xx",
+     lambda w, pg: start_eventbus(w, "always")),
+    ("eventbus-interval", "eventbus", "fsync interval: 2xx after write, fdatasync every 100 ms",
+     lambda w, pg: start_eventbus(w, "interval")),
+    ("redis", "redis", "AOF appendfsync everysec: reply after write, fsync every 1 s",
+     lambda w, pg: start_redis(w)),
+    ("nats", "nats", "JetStream file store: ack after write, fsync in the background",
+     lambda w, pg: start_nats(w)),
+    ("postgresql", "pg", "synchronous_commit on: commit after WAL fsync",
+     lambda w, pg: pg.start()),
+]
+SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval",
+         "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on"}
+
+# name, driver arguments
+WORKLOADS = [
+    ("publish1", ["publish", "--publishers", "1", "--batch", "100"]),
+    ("publish4", ["publish", "--publishers", "4", "--batch", "100"]),
+    ("consume", ["consume", "--groups", "3", "--pull", "100", "--publishers", "4"]),
+    ("latency", ["latency", "--pull", "100"]),
+]
+
+# figure, workload, RESULT key, higher is better
+FIGURES = [
+    ("publish, batches of 100, 1 publisher (events/s)", "publish1", "events_per_s", True),
+    ("publish, batches of 100, 4 publishers (events/s)", "publish4", "events_per_s", True),
+    ("consume, 3 groups at once, per group (events/s, slowest group)", "consume",
+     "per_group_min", True),
+    ("publish-to-delivery p50 at 5,000/s (ms)", "latency", "p50_ms", False),
+    ("publish-to-delivery p99 at 5,000/s (ms)", "latency", "p99_ms", False),
+]
+
+# --- running ------------------------------------------------------------------
+
+
+def run_client(system, client, server, workload, args, opts, run_no):
+    exe = os.path.join(CLIENTS, "bench_peer_" + client)
+    extra = ["--events", str(opts.events), "--rate", str(opts.rate),
+             "--seconds", str(opts.seconds)]
+    cmd = [exe] + args + extra + ["--target", server.target, "--run", f"{workload}{run_no}"]
+    t0 = time.time()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=opts.timeout)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        print(f"  {system} {workload}: timed out after {opts.timeout} s\n{out}", flush=True)
+        return None
+    res = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"RESULT (\w+) (.*)$", line)
+        if m:
+            res = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
+        else:
+            print("  " + line, flush=True)
+    if p.returncode != 0 or not res:
+        print(f"  {system} {workload}: FAILED (exit {p.returncode})", flush=True)
+        print("  server log: " + server.log_tail().strip().replace("\n", "\n  "), flush=True)
+        return None
+    print(f"  ({time.time() - t0:.1f} s)", flush=True)
+    return res
+
+
+def measure(opts, systems, workloads, workdir):
+    """results[system][workload] = list of RESULT dicts (one per good run)."""
+    pg = None
+    if any(s[0] == "postgresql" for s in systems):
+        pg = Postgres(workdir)
+    results = {s[0]: {w[0]: [] for w in workloads} for s in systems}
+    failures = 0
+    for run_no in range(1, opts.runs + 1):
+        for name, client, _, start in systems:
+            for wname, args in workloads:
+                print(f"== run {run_no}/{opts.runs}: {name} {wname}", flush=True)
+                try:
+                    server = start(workdir, pg)
+                except RuntimeError as e:
+                    print(f"  {name}: FAILED to start: {e}", flush=True)
+                    failures += 1
+                    continue
+                try:
+                    r = run_client(name, client, server, wname, args, opts, run_no)
+                finally:
+                    server.stop(getattr(server, "stop_signal", signal.SIGTERM))
+                if r is None:
+                    failures += 1
+                else:
+                    results[name][wname].append(r)
+    return results, failures
+
+
+# --- the table ----------------------------------------------------------------
+
+
+def summary(values):
+    if not values:
+        return None
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt_value(v, key):
+    return f"{v:.3f}" if key.endswith("_ms") else f"{v:,.0f}"
+
+
+def fmt_range(s, key):
+    return "-" if s is None else f"[{fmt_value(s[1], key)} - {fmt_value(s[2], key)}]"
+
+
+def fmt_ratio(ours, theirs, higher):
+    if ours is None or theirs is None or not theirs[0]:
+        return "-"
+    r = ours[0] / theirs[0]
+    better = r > 1 if higher else r < 1
+    return f"{r:.2f} {'ahead' if better else 'behind' if r != 1 else 'even'}"
+
+
+def figure_stats(results, system, workload, key):
+    return summary([r[key] for r in results.get(system, {}).get(workload, []) if key in r])
+
+
+def print_table(results, systems):
+    """One block per figure: every system's median [min - max] beside its
+    durability, and for each peer the ratio eventbus/peer per eventbus
+    setting."""
+    ours = [s[0] for s in systems if s[0].startswith("eventbus")]
+    head = ["figure", "system", "durability", "median", "[min - max]"] + \
+        [f"{o.replace('eventbus-', '')}/peer" for o in ours]
+    rows = []
+    for fig, wl, key, higher in FIGURES:
+        if not any(wl in results.get(s[0], {}) for s in systems):
+            continue
+        for name, _, _, _ in systems:
+            st = figure_stats(results, name, wl, key)
+            row = [fig, name, SHORT[name], "failed" if st is None else fmt_value(st[0], key),
+                   fmt_range(st, key)]
+            for o in ours:
+                row.append("" if name.startswith("eventbus")
+                           else fmt_ratio(figure_stats(results, o, wl, key), st, higher))
+            rows.append(row)
+            fig = ""
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    right = {3}
+
+    def line(r):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    print("\n" + line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        if r[0] and r is not rows[0]:
+            print()
+        print(line(r))
+    print("\nalways/peer, interval/peer: eventbus (--fsync always, --fsync interval) over the "
+          "peer, medians;\nabove 1 is ahead for events/s, below 1 is ahead for latency.")
+    print("Durability of each side, as configured here:")
+    for name, _, dur, _ in systems:
+        print(f"  {name:18} {dur}")
+    for name, _, _, _ in systems:
+        held = [r["rate"] for r in results.get(name, {}).get("latency", []) if "rate" in r]
+        if held and min(held) < 0.95 * OPTS.rate:
+            print(f"  note: {name} held only {min(held):,.0f} events/s in a latency run "
+                  f"(target {OPTS.rate:,.0f})")
+
+
+def print_targets(results):
+    """Issue 7's targets: throughput ahead of PostgreSQL at fsync always and of
+    Redis and NATS at fsync interval; p99 no worse than the best peer."""
+    checks = []
+    for fig, wl, key, higher in FIGURES[:3]:
+        for ours, peer in (("eventbus-always", "postgresql"), ("eventbus-interval", "redis"),
+                           ("eventbus-interval", "nats")):
+            a, b = figure_stats(results, ours, wl, key), figure_stats(results, peer, wl, key)
+            if a and b:
+                checks.append((f"{fig}: {ours} ahead of {peer}", a[0] > b[0]))
+    best = [figure_stats(results, p, "latency", "p99_ms") for p in ("redis", "nats", "postgresql")]
+    best = min((b[0] for b in best if b), default=None)
+    for ours in ("eventbus-always", "eventbus-interval"):
+        a = figure_stats(results, ours, "latency", "p99_ms")
+        if a and best is not None:
+            checks.append((f"p99 at 5,000/s: {ours} {a[0]:.3f} ms no worse than best peer "
+                           f"{best:.3f} ms", a[0] <= best))
+    if checks:
+        print("\nTargets (issue 7):")
+        for what, ok in checks:
+            print(f"  [{'met' if ok else 'NOT met'}] {what}")
+
+
+# --- machine ------------------------------------------------------------------
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB RAM, Linux {platform.release()}"
+
+
+def fdatasync_us(workdir):
+    path = os.path.join(workdir, "fsync-probe")
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    v = []
+    try:
+        for _ in range(200):
+            t = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fdatasync(fd)
+            v.append((time.perf_counter() - t) * 1e6)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    return statistics.median(v)
+
+
+def version(cmd):
+    try:
+        out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def load():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def check_tools(systems):
+    missing = []
+    for name, client, _, _ in systems:
+        if not os.access(os.path.join(CLIENTS, "bench_peer_" + client), os.X_OK):
+            missing.append(f"client build/bench/peers/bench_peer_{client}")
+    need = {"redis": ["redis-server"], "nats": ["nats-server"],
+            "postgresql": []}
+    for name, _, _, _ in systems:
+        for tool in need.get(name, []):
+            if not shutil.which(tool):
+                missing.append(tool)
+        if name == "postgresql" and not (pg_bin("postgres") and pg_bin("initdb")):
+            missing.append("postgres/initdb")
+    if not os.access(EVENTBUSD, os.X_OK):
+        missing.append("bin/eventbusd")
+    if missing:
+        sys.exit("missing: " + ", ".join(missing) +
+                 "\n(make bench-peers installs the peers with scripts/deps.sh --peers and builds "
+                 "the clients)")
+
+
+# --- main -----------------------------------------------------------------------
+
+OPTS = None
+
+
+def on_signal(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main():
+    global OPTS
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--events", type=int, default=200000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--timeout", type=float, default=180, help="per client run, seconds")
+    ap.add_argument("--only", default="", help="comma-separated systems: " +
+                    ",".join(s[0] for s in SYSTEMS))
+    ap.add_argument("--workloads", default="", help="comma-separated: " +
+                    ",".join(w[0] for w in WORKLOADS))
+    OPTS = opts = ap.parse_args()
+    systems = [s for s in SYSTEMS if not opts.only or s[0] in opts.only.split(",")]
+    workloads = [w for w in WORKLOADS if not opts.workloads or w[0] in opts.workloads.split(",")]
+    check_tools(systems)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    workdir = tempfile.mkdtemp(prefix="eb-bench-peers-")
+    os.chmod(workdir, 0o711)  # the postgres user must reach its own directories
+    t0 = time.time()
+    try:
+        print("machine: " + machine())
+        print(f"disk: 4 KiB write+fdatasync median {fdatasync_us(workdir):.0f} us ({workdir})")
+        print("versions: " + "; ".join([
+            version([EVENTBUSD, "--version"]), version(["redis-server", "--version"]),
+            version(["nats-server", "--version"]), version([pg_bin("postgres") or "postgres",
+                                                           "--version"])]))
+        print(f"workload: {opts.events:,} events of ~200 bytes; latency at {opts.rate:,.0f} "
+              f"events/s for {opts.seconds:g} s; median of {opts.runs} runs")
+        print("start: " + load(), flush=True)
+        results, failures = measure(opts, systems, workloads, workdir)
+        print(f"\nend: {load()}; took {time.time() - t0:.0f} s")
+        print_table(results, systems)
+        print_targets(results)
+        return 1 if failures else 0
+    except KeyboardInterrupt as e:
+        why = f" by {e}" if str(e) else ""
+        print(f"\ninterrupted{why}; stopping what was started", file=sys.stderr)
+        return 130
+    finally:
+        for s in list(Server.running):
+            s.stop(getattr(s, "stop_signal", signal.SIGTERM))
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
