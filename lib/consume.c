@@ -283,7 +283,8 @@ static int handle_batch(loop *l, eb_events *evs)
     return rc;
 }
 
-/* One long poll, bounded by what is left of idle_ms. */
+/* One long poll, bounded by what is left of idle_ms, for no more events
+ * than max_events still allows (so `-n 3` leases 3, not a batch). */
 static int pull_once(loop *l, uint64_t last_event, eb_events **evs)
 {
     uint32_t wait = l->o.wait_ms;
@@ -294,8 +295,11 @@ static int pull_once(loop *l, uint64_t last_event, eb_events **evs)
         if (idle_left < wait)
             wait = (uint32_t)idle_left;
     }
+    uint32_t max = l->o.max; /* never lease more than max_events still allows */
+    if (l->o.max_events && l->o.max_events - l->st.handled < max)
+        max = (uint32_t)(l->o.max_events - l->st.handled);
     l->c->http.cancel[1] = l->o.stop; /* the stop flag cuts the wait short */
-    int rc = eb_pull(l->c, l->group, l->consumer, l->o.max, wait, evs);
+    int rc = eb_pull(l->c, l->group, l->consumer, max, wait, evs);
     l->c->http.cancel[1] = NULL;
     return rc;
 }

@@ -470,6 +470,26 @@ TEST(consume_stop_releases_the_rest)
     eb_test_down(&d, c);
 }
 
+TEST(consume_max_events_leases_no_more)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    make_group(c, "g", 4, 30000);
+    publish_orders(c, 1, 5);
+    seen s = {0};
+    eb_consume_stats st;
+    eb_consume_opts o = {.arg = &s, .max = 10, .max_events = 2, .wait_ms = 2000, .stats = &st};
+    CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
+    CHECK_EQ(st.handled, 2);
+    CHECK_EQ(st.released, 0); /* only 2 were leased */
+    eb_events *l = NULL;
+    CHECK_OK(eb_pull(c, "g", "g-2", 10, 2000, &l));
+    CHECK_EQ(eb_events_count(l), 3);
+    CHECK_EQ(eb_events_at(l, 0)->attempt, 1);
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
 TEST(consume_refusals)
 {
     eb_test_daemon d;
@@ -525,5 +545,6 @@ TEST(consume_survives_server_restart)
 TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
           T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters),
           T(consume_extends_slow_handler), T(consume_stops_on_signal),
-          T(consume_stop_releases_the_rest), T(consume_refusals),
+          T(consume_stop_releases_the_rest), T(consume_max_events_leases_no_more),
+          T(consume_refusals),
           T(consume_survives_server_restart))
