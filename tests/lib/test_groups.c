@@ -397,14 +397,14 @@ TEST(consume_extends_slow_handler)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
-    make_group(c, "slow", 4, 600);
+    make_group(c, "slow", 4, 1500);
     publish_orders(c, 1, 2);
-    seen s = {.sleep_ms = 1000};
+    seen s = {.sleep_ms = 2000};
     eb_consume_stats st;
     eb_consume_opts o = {.arg = &s, .max_events = 2, .wait_ms = 2000, .stats = &st};
     CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
     CHECK_EQ(st.handled, 2);
-    CHECK_EQ(st.acked, 2);  /* both leases held over 2 s against a 600 ms timeout */
+    CHECK_EQ(st.acked, 2);  /* both leases held over 4 s against a 1.5 s timeout */
     CHECK_EQ(st.lost, 0);
     CHECK_INT(st.extended, >=, 2);
     CHECK_STR(s.log, "{\"orderId\":\"A-1\"} {\"orderId\":\"A-2\"}");
@@ -414,7 +414,7 @@ TEST(consume_extends_slow_handler)
 
     /* without extensions the same handler loses its lease */
     publish_orders(c, 3, 1);
-    s = (seen){.sleep_ms = 1000};
+    s = (seen){.sleep_ms = 2500};
     o = (eb_consume_opts){.arg = &s, .max_events = 1, .no_extend = true, .stats = &st};
     CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
     CHECK_EQ(st.lost, 1);
