@@ -185,8 +185,9 @@ struct appender {
     int              window;    /* at most this many outstanding */
     bool             wake_each; /* semaphore post per record (old harness) */
     slot            *win;       /* outstanding appends, used round-robin */
-    _Atomic uint32_t completed; /* durable callbacks so far (futex word) */
-    atomic_int       sleeping;  /* the appender waits on `completed` */
+    atomic_uint      completed; /* durable callbacks so far */
+    atomic_int       sleeping;  /* the appender is about to wait on `wakes` */
+    _Atomic uint32_t wakes;     /* futex word: bumped by each wake-up */
     sem_t            sem;       /* wake_each: one post per record */
     double          *lat;       /* n latencies */
 };
@@ -228,8 +229,10 @@ static void on_batch(void *arg, uint64_t durable)
     group *g = arg;
     (void)durable;
     for (int i = 0; i < g->n; i++)
-        if (atomic_load(&g->a[i].sleeping) && atomic_exchange(&g->a[i].sleeping, 0))
-            futex_wake(&g->a[i].completed);
+        if (atomic_load(&g->a[i].sleeping) && atomic_exchange(&g->a[i].sleeping, 0)) {
+            atomic_fetch_add(&g->a[i].wakes, 1);
+            futex_wake(&g->a[i].wakes);
+        }
 }
 
 /* Waits until fewer than `window` of the first `made` appends are pending. */
@@ -240,12 +243,16 @@ static void wait_slot(appender *a, uint32_t made)
         return;
     }
     for (;;) {
-        uint32_t c = atomic_load(&a->completed);
+        uint32_t w = atomic_load(&a->wakes), c = atomic_load(&a->completed);
         if (made - c < (uint32_t)a->window)
             return;
+        /* Sleep unless a completion came since c was read: a wake-up bumps
+         * `wakes` first, so futex_wait returns at once if one happened since
+         * w was read (even one that found `sleeping` before it was set
+         * here, which then finds it set next batch). */
         atomic_store(&a->sleeping, 1);
         if (atomic_load(&a->completed) == c)
-            futex_wait(&a->completed, c);
+            futex_wait(&a->wakes, w);
     }
 }
 
