@@ -12,12 +12,19 @@
  *
  * Latency is from the eb_log_append() call to its durable callback (which
  * the log runs right after the fdatasync and publish), per record; the
- * p50/p99 are over every record of the run. When its window is full an
- * appender sleeps until one of its appends is durable; a callback wakes it
- * only if it sleeps (one futex wake per appender per batch at most), which
- * is how a server's completion path behaves. `--wake-each` instead posts a
- * semaphore per record (the first version of this harness) to show what
- * per-record wakeups cost.
+ * p50/p99 are over every record of the run. The callback only notes the
+ * time and counts. When its window is full an appender sleeps until one of
+ * its appends is durable. Who wakes it (--wake):
+ *   thread (default): the log's durable hook (once per batch, on the
+ *          writer thread) wakes one completion thread, which wakes every
+ *          sleeping appender. This is eventbusd's shape: the writer wakes
+ *          the loop thread once per batch (uv_async_send) and the loop
+ *          answers every request of the batch.
+ *   hook:  the durable hook wakes every sleeping appender itself, so the
+ *          writer makes up to one wake-up per appender per batch before it
+ *          starts the next batch's write.
+ *   each:  every callback posts its appender's semaphore (the first
+ *          version of this harness): a wake-up per record.
  *
  * The raw figure is `dd bs=1M count=256 conv=fdatasync` done in-process:
  * one 256 MiB sequential write then one fdatasync. On a VM the first touch
@@ -29,7 +36,7 @@
  * writes + fdatasyncs it, in a loop.
  *
  * Usage: bench_log [DIR] [--window N] [--appenders 1,8,64] [--records N]
- *                  [--repeat N] [--wake-each] [--raw-mbps X]
+ *                  [--repeat N] [--wake thread|hook|each] [--raw-mbps X]
  * --repeat runs each configuration N times and reports the median run with
  * the min and max; --raw-mbps skips measuring the disk (for profiling). */
 
@@ -171,26 +178,24 @@ static void raw_disk(const char *dir, raw_figs *r)
 
 /* --- the log ----------------------------------------------------------------- */
 
-typedef struct appender appender;
+/* How durable appends get their appender going again. */
+typedef enum wake_mode {
+    WAKE_THREAD, /* the hook wakes a completion thread, which wakes appenders */
+    WAKE_HOOK,   /* the hook (writer thread) wakes every sleeping appender */
+    WAKE_EACH    /* every callback posts its appender's semaphore */
+} wake_mode;
 
-typedef struct slot {
-    double    t0;  /* when its append was made */
-    double    lat; /* append-to-durable, filled by the callback */
-    appender *a;
-} slot;
+static const char *const wake_names[] = {"thread", "hook", "each"};
 
-struct appender {
-    eb_log          *log;
-    int              n;         /* appends to make */
-    int              window;    /* at most this many outstanding */
-    bool             wake_each; /* semaphore post per record (old harness) */
-    slot            *win;       /* outstanding appends, used round-robin */
-    atomic_uint      completed; /* durable callbacks so far */
-    atomic_int       sleeping;  /* the appender is about to wait on `wakes` */
-    _Atomic uint32_t wakes;     /* futex word: bumped by each wake-up */
-    sem_t            sem;       /* wake_each: one post per record */
-    double          *lat;       /* n latencies */
-};
+/* A thread that sleeps until some condition holds, and is woken only if it
+ * sleeps. The sleeper: w = parked_wakes(); check the condition; park(w).
+ * The waker: make the condition true, then unpark(). A wake-up bumps
+ * `wakes` before waking, so park() returns at once if one came after w was
+ * read, even one that found `sleeping` still clear. */
+typedef struct parking {
+    atomic_int       sleeping;
+    _Atomic uint32_t wakes; /* futex word */
+} parking;
 
 static void futex_wait(_Atomic uint32_t *w, uint32_t val)
 {
@@ -202,6 +207,40 @@ static void futex_wake(_Atomic uint32_t *w)
     syscall(SYS_futex, (uint32_t *)w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+static uint32_t parked_wakes(parking *p) { return atomic_load(&p->wakes); }
+
+static void announce_sleep(parking *p) { atomic_store(&p->sleeping, 1); }
+
+static void park(parking *p, uint32_t w) { futex_wait(&p->wakes, w); }
+
+static void unpark(parking *p)
+{
+    if (atomic_load(&p->sleeping) && atomic_exchange(&p->sleeping, 0)) {
+        atomic_fetch_add(&p->wakes, 1);
+        futex_wake(&p->wakes);
+    }
+}
+
+typedef struct appender appender;
+
+typedef struct slot {
+    double    t0;  /* when its append was made */
+    double    lat; /* append-to-durable, filled by the callback */
+    appender *a;
+} slot;
+
+struct appender {
+    eb_log     *log;
+    int         n;         /* appends to make */
+    int         window;    /* at most this many outstanding */
+    wake_mode   wake;
+    slot       *win;       /* outstanding appends, used round-robin */
+    atomic_uint completed; /* durable callbacks so far */
+    parking     park;      /* sleeps here while its window is full */
+    sem_t       sem;       /* WAKE_EACH: one post per record */
+    double     *lat;       /* n latencies */
+};
+
 static void on_durable(void *arg, int status)
 {
     slot *s = arg;
@@ -211,48 +250,77 @@ static void on_durable(void *arg, int status)
         abort();
     }
     s->lat = (now_s() - s->t0) * 1e6;
-    if (a->wake_each)
+    if (a->wake == WAKE_EACH)
         sem_post(&a->sem);
     else
         atomic_fetch_add(&a->completed, 1);
 }
 
+/* The appenders of one run and, in WAKE_THREAD mode, their completion
+ * thread (in eventbusd the loop thread plays this part: the writer wakes
+ * it once per batch and it answers every request whose batch is durable). */
 typedef struct group {
-    appender *a;
-    int       n;
+    appender        *a;
+    int              n;
+    wake_mode        wake;
+    _Atomic uint32_t batches; /* durable batches so far */
+    atomic_int       stop;
+    parking          park;    /* the completion thread sleeps here */
+    pthread_t        th;
 } group;
 
+static void wake_appenders(group *g)
+{
+    for (int i = 0; i < g->n; i++)
+        unpark(&g->a[i].park);
+}
+
 /* The log's durable hook: runs on the writer thread once per batch, after
- * the batch's callbacks; wakes the appenders that sleep. */
+ * the batch's callbacks. */
 static void on_batch(void *arg, uint64_t durable)
 {
     group *g = arg;
     (void)durable;
-    for (int i = 0; i < g->n; i++)
-        if (atomic_load(&g->a[i].sleeping) && atomic_exchange(&g->a[i].sleeping, 0)) {
-            atomic_fetch_add(&g->a[i].wakes, 1);
-            futex_wake(&g->a[i].wakes);
+    if (g->wake == WAKE_HOOK) {
+        wake_appenders(g);
+    } else if (g->wake == WAKE_THREAD) {
+        atomic_fetch_add(&g->batches, 1);
+        unpark(&g->park);
+    }
+}
+
+static void *completion_thread(void *p)
+{
+    group *g = p;
+    uint32_t seen = 0;
+    while (!atomic_load(&g->stop)) {
+        uint32_t w = parked_wakes(&g->park), b = atomic_load(&g->batches);
+        if (b != seen) {
+            seen = b;
+            wake_appenders(g);
+            continue;
         }
+        announce_sleep(&g->park);
+        if (atomic_load(&g->batches) == seen && !atomic_load(&g->stop))
+            park(&g->park, w);
+    }
+    return NULL;
 }
 
 /* Waits until fewer than `window` of the first `made` appends are pending. */
 static void wait_slot(appender *a, uint32_t made)
 {
-    if (a->wake_each) {
+    if (a->wake == WAKE_EACH) {
         sem_wait(&a->sem);
         return;
     }
     for (;;) {
-        uint32_t w = atomic_load(&a->wakes), c = atomic_load(&a->completed);
+        uint32_t w = parked_wakes(&a->park), c = atomic_load(&a->completed);
         if (made - c < (uint32_t)a->window)
             return;
-        /* Sleep unless a completion came since c was read: a wake-up bumps
-         * `wakes` first, so futex_wait returns at once if one happened since
-         * w was read (even one that found `sleeping` before it was set
-         * here, which then finds it set next batch). */
-        atomic_store(&a->sleeping, 1);
+        announce_sleep(&a->park);
         if (atomic_load(&a->completed) == c)
-            futex_wait(&a->wakes, w);
+            park(&a->park, w);
     }
 }
 
@@ -260,7 +328,7 @@ static void *run(void *p)
 {
     appender *a = p;
     static const char payload[REC] = {0};
-    if (a->wake_each)
+    if (a->wake == WAKE_EACH)
         sem_init(&a->sem, 0, (unsigned)a->window);
     for (int i = 0; i < a->n; i++) {
         wait_slot(a, (uint32_t)i);
@@ -274,14 +342,14 @@ static void *run(void *p)
         if (eb_log_append(a->log, &r, 1, &seq, &ts, on_durable, s) != 0)
             abort();
     }
-    if (a->wake_each) /* drain */
+    if (a->wake == WAKE_EACH) /* drain */
         for (int i = 0; i < a->window; i++)
             sem_wait(&a->sem);
     else
         wait_slot(a, (uint32_t)a->n + (uint32_t)a->window - 1);
     for (int i = a->n > a->window ? a->n - a->window : 0; i < a->n; i++)
         a->lat[i] = a->win[i % a->window].lat;
-    if (a->wake_each)
+    if (a->wake == WAKE_EACH)
         sem_destroy(&a->sem);
     return NULL;
 }
@@ -290,7 +358,7 @@ typedef struct run_opts {
     int    window;
     int    records;   /* total per configuration; 0: 100k for 1 appender, else 960k */
     int    repeat;    /* runs per configuration (median, min, max reported) */
-    bool   wake_each;
+    wake_mode wake;
     double raw_mbps;  /* given: the raw disk is not measured */
 } run_opts;
 
@@ -323,13 +391,15 @@ static void bench(const char *dir, int threads, int run_no, const run_opts *ro, 
     int per = records / threads;
     appender *a = calloc((size_t)threads, sizeof *a);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
-    group g = {a, threads};
+    group g = {.a = a, .n = threads, .wake = ro->wake};
     eb_log_set_durable_hook(l, on_batch, &g);
+    if (ro->wake == WAKE_THREAD)
+        pthread_create(&g.th, NULL, completion_thread, &g);
     struct timespec c0, c1;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     double t = now_s();
     for (int i = 0; i < threads; i++) {
-        a[i] = (appender){.log = l, .n = per, .window = ro->window, .wake_each = ro->wake_each};
+        a[i] = (appender){.log = l, .n = per, .window = ro->window, .wake = ro->wake};
         a[i].win = calloc((size_t)ro->window, sizeof *a[i].win);
         a[i].lat = calloc((size_t)per, sizeof(double));
         pthread_create(&th[i], NULL, run, &a[i]);
@@ -338,6 +408,12 @@ static void bench(const char *dir, int threads, int run_no, const run_opts *ro, 
         pthread_join(th[i], NULL);
     double secs = now_s() - t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    if (ro->wake == WAKE_THREAD) {
+        atomic_store(&g.stop, 1);
+        atomic_fetch_add(&g.park.wakes, 1);
+        futex_wake(&g.park.wakes);
+        pthread_join(g.th, NULL);
+    }
     double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
     eb_log_stats st;
     eb_log_get_stats(l, &st);
@@ -408,8 +484,15 @@ static int parse_args(int argc, char **argv, const char **base, run_opts *ro, in
             ro->raw_mbps = atof(argv[++i]);
         else if (!strcmp(argv[i], "--repeat") && v)
             ro->repeat = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--wake-each"))
-            ro->wake_each = true;
+        else if (!strcmp(argv[i], "--wake") && v) {
+            int m = 0;
+            i++;
+            while (m < 3 && strcmp(argv[i], wake_names[m]))
+                m++;
+            if (m == 3)
+                return -1;
+            ro->wake = (wake_mode)m;
+        }
         else if (!strcmp(argv[i], "--appenders") && v) {
             *ncounts = 0;
             for (char *s = argv[++i]; *s && *ncounts < 8; s++) {
@@ -433,7 +516,8 @@ int main(int argc, char **argv)
     int counts[8] = {1, 8, 64}, ncounts = 3;
     if (parse_args(argc, argv, &base, &ro, counts, &ncounts)) {
         fprintf(stderr, "usage: bench_log [DIR] [--window N] [--appenders 1,8,64] "
-                        "[--records N] [--repeat N] [--wake-each] [--raw-mbps X]\n");
+                        "[--records N] [--repeat N] [--wake thread|hook|each] "
+                        "[--raw-mbps X]\n");
         return 2;
     }
     char dir[4096];
@@ -450,7 +534,9 @@ int main(int argc, char **argv)
     printf("RESULT raw sync_us=%.0f mb_per_s=%.0f cold_mb_per_s=%.0f "
            "one_thread_records_per_s=%.0f\n", raw.sync_us, raw.mbps, raw.mbps_cold, raw.rec_s);
     printf("log, fsync=always, %d-byte records, window %d per appender%s:\n", REC, ro.window,
-           ro.wake_each ? ", a semaphore post per record" : "");
+           ro.wake == WAKE_EACH   ? ", a semaphore post per record"
+           : ro.wake == WAKE_HOOK ? ", the writer wakes appenders"
+                                  : ", a completion thread wakes appenders");
     for (int i = 0; i < ncounts; i++)
         if (counts[i] > 0)
             configuration(dir, counts[i], &ro, raw.mbps);
