@@ -1,17 +1,14 @@
 /* log.c - the log: open and recovery, the group-commit writer thread,
  * appends, reads, time seeks, retention (see log.h).
  *
- * Locks: `mu` guards the pending batch's bookkeeping (appenders reserve
- * room in it, the writer swaps it out) but not its bytes, which appenders
- * encode without the lock (see `batch`); `rw` guards the segment list and
- * indexes (readers share it; the writer takes it exclusively to publish a
- * durable batch, roll, or delete). */
+ * Locks: `mu` guards the pending batch (appenders and the writer);
+ * `rw` guards the segment list and indexes (readers share it; the writer
+ * takes it exclusively to publish a durable batch, roll, or delete). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +24,6 @@
 
 #define READ_CHUNK (256u << 10)
 #define MAX_PENDING_BYTES (64u << 20)
-#define BATCH_BYTES (1u << 20) /* initial size of a batch buffer */
 
 /* One segment file. */
 typedef struct seg {
@@ -48,29 +44,11 @@ typedef struct pend_cb {
     void          *arg;
 } pend_cb;
 
-/* A batch of appends, written with one pwrite() and one fdatasync().
- * Appenders reserve room in the pending batch under `mu` (bytes, a callback
- * slot, seqs, time) and encode their records into it after unlocking;
- * `fillers` counts reservations still being encoded. So the lock is held
- * for a few stores, not for a CRC and a copy:
- *
- *   appender: lock | off = len; len += bytes; seq; ts; cb slot; fillers++ | unlock
- *             encode header + CRC32C + payload at data + off     (no lock)
- *             fillers--   (the last one wakes whoever waits for 0)
- *   writer:   lock | swap pend and work | wait until fillers == 0 | unlock
- *             pwrite, fdatasync, publish to readers, callbacks
- *
- * `data` moves (grows) only while fillers == 0, under `mu`, so a filler's
- * pointer stays valid. */
 typedef struct batch {
-    unsigned char *data;     /* encoded records */
-    size_t         len;      /* bytes reserved */
-    size_t         cap;      /* bytes allocated */
-    pend_cb       *cbs;      /* one per append, in seq order */
-    size_t         ncbs, cbs_cap;
-    uint64_t       records;
-    atomic_uint    fillers;  /* reservations not yet encoded */
-    atomic_uint    waiters;  /* threads waiting for fillers to reach 0 */
+    eb_buf   bytes; /* encoded records */
+    pend_cb *cbs;
+    size_t   ncbs, cap;
+    uint64_t records;
 } batch;
 
 struct eb_log {
@@ -83,11 +61,8 @@ struct eb_log {
     pthread_mutex_t  mu;      /* pend, next_seq, last_ts, flags */
     pthread_cond_t   wake;    /* writer: work to do */
     pthread_cond_t   space;   /* appenders: pending has room */
-    pthread_cond_t   filled;  /* a batch's last filler is done */
-    batch            bufs[2];
-    batch           *pend;    /* filled by appenders */
-    batch           *work;    /* being written by the writer */
-    bool             idle;    /* the writer waits for work on `wake` */
+    batch            pend;    /* filled by appenders */
+    batch            work;    /* being written by the writer */
     uint64_t         next_seq;
     uint64_t         last_ts;
     _Atomic uint64_t durable; /* records below are durable */
@@ -459,7 +434,7 @@ static int write_batch(eb_log *l, batch *b)
     }
     int rc = grow_seg_idx(a, a->count + b->records);
     if (!rc)
-        rc = write_all(a->fd, b->data, b->len, a->size);
+        rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
     if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {
         rc = fdatasync(a->fd) == 0 ? 0 : -errno;
         l->st.syncs++;
@@ -470,7 +445,7 @@ static int write_batch(eb_log *l, batch *b)
     l->st.writes++;
     /* Publish: index entries for each record, then the durable mark. */
     pthread_rwlock_wrlock(&l->rw);
-    const unsigned char *p = b->data;
+    const unsigned char *p = (const unsigned char *)b->bytes.data;
     uint64_t off = a->size, last = 0;
     for (uint64_t i = 0; i < b->records; i++) {
         eb_log_rhdr h;
@@ -496,48 +471,16 @@ static void finish(eb_log *l, batch *b, int status)
             b->cbs[i].cb(b->cbs[i].arg, status);
     if (status == 0 && l->hook && b->records)
         l->hook(l->hook_arg, atomic_load(&l->durable));
-    b->len = 0;
+    eb_buf_reset(&b->bytes);
     b->ncbs = 0;
     b->records = 0;
 }
 
-/* Waits (mu held) until nobody encodes into b. */
-static void wait_filled(eb_log *l, batch *b)
-{
-    while (atomic_load(&b->fillers)) {
-        atomic_fetch_add(&b->waiters, 1);
-        if (atomic_load(&b->fillers))
-            pthread_cond_wait(&l->filled, &l->mu);
-        atomic_fetch_sub(&b->waiters, 1);
-    }
-}
-
-/* b is out of appenders' reach (swapped out); its last fillers take a
- * fraction of a microsecond unless preempted: give them a moment before
- * sleeping on `filled`. No lock held. */
-static void settle(batch *b)
-{
-    for (int i = 0; i < 64 && atomic_load(&b->fillers); i++)
-        if (i >= 16)
-            sched_yield();
-}
-
-/* An appender is done encoding into b: the last one wakes the waiters. */
-static void filled(eb_log *l, batch *b)
-{
-    if (atomic_fetch_sub(&b->fillers, 1) == 1 && atomic_load(&b->waiters)) {
-        pthread_mutex_lock(&l->mu);
-        pthread_cond_broadcast(&l->filled);
-        pthread_mutex_unlock(&l->mu);
-    }
-}
-
-/* Waits for work (mu held); INTERVAL: syncs when due meanwhile. */
+/* INTERVAL: waits for work or the next sync, syncing when due. */
 static void wait_for_work(eb_log *l, uint64_t *last_sync)
 {
-    while (!l->pend->ncbs && !l->closing) {
+    while (!l->pend.ncbs && !l->closing) {
         if (l->o.fsync != EB_FSYNC_INTERVAL || !l->dirty) {
-            l->idle = true;
             pthread_cond_wait(&l->wake, &l->mu);
             continue;
         }
@@ -558,10 +501,8 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
         uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
-        l->idle = true;
         pthread_cond_timedwait(&l->wake, &l->mu, &ts);
     }
-    l->idle = false;
 }
 
 static void *writer_main(void *arg)
@@ -571,25 +512,21 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&l->mu);
     for (;;) {
         wait_for_work(l, &last_sync);
-        if (!l->pend->ncbs && l->closing)
+        if (!l->pend.ncbs && l->closing)
             break;
-        batch *b = l->pend;
-        l->pend = l->work;
-        l->work = b;
+        batch tmp = l->work;
+        l->work = l->pend;
+        l->pend = tmp;
         pthread_cond_broadcast(&l->space);
-        pthread_mutex_unlock(&l->mu);
-        settle(b);
-        pthread_mutex_lock(&l->mu);
-        wait_filled(l, b);
         int status = l->broken;
         pthread_mutex_unlock(&l->mu);
         if (!status)
-            status = write_batch(l, b);
+            status = write_batch(l, &l->work);
         pthread_mutex_lock(&l->mu);
         if (status && !l->broken)
             l->broken = status; /* a failed write or sync: stop for good */
         pthread_mutex_unlock(&l->mu);
-        finish(l, b, status);
+        finish(l, &l->work, status);
         pthread_mutex_lock(&l->mu);
     }
     pthread_mutex_unlock(&l->mu);
@@ -600,65 +537,30 @@ static void *writer_main(void *arg)
 
 /* --- appending ---------------------------------------------------------------- */
 
-/* Grows b (mu held, nobody encoding into it) for `bytes` more bytes and
- * one more callback. */
-static int grow(batch *b, size_t bytes)
+static int push_cb(batch *b, eb_log_done_cb cb, void *arg)
 {
-    if (b->len + bytes > b->cap) {
-        size_t cap = b->cap ? b->cap : BATCH_BYTES;
-        while (cap < b->len + bytes)
-            cap *= 2;
-        unsigned char *p = realloc(b->data, cap);
-        if (!p)
-            return EB_ENOMEM;
-        b->data = p;
-        b->cap = cap;
-    }
-    if (b->ncbs == b->cbs_cap) {
-        size_t cap = b->cbs_cap ? b->cbs_cap * 2 : 256;
+    if (b->ncbs == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
         pend_cb *p = realloc(b->cbs, cap * sizeof *p);
         if (!p)
             return EB_ENOMEM;
         b->cbs = p;
-        b->cbs_cap = cap;
+        b->cap = cap;
     }
+    b->cbs[b->ncbs++] = (pend_cb){cb, arg};
     return 0;
 }
 
-/* Makes room (mu held) in the pending batch for an append of `bytes`:
- * waits while more than MAX_PENDING_BYTES are pending, and grows the batch
- * once nobody encodes into it. Returns 0 or why the append is refused. */
-static int make_room(eb_log *l, size_t bytes)
-{
-    for (;;) {
-        if (l->broken)
-            return l->broken;
-        if (l->closing)
-            return EB_ECLOSED;
-        batch *b = l->pend;
-        if (b->len > MAX_PENDING_BYTES)
-            pthread_cond_wait(&l->space, &l->mu);
-        else if (b->len + bytes <= b->cap && b->ncbs < b->cbs_cap)
-            return 0;
-        else if (atomic_load(&b->fillers))
-            wait_filled(l, b);
-        else
-            return grow(b, bytes);
-    }
-}
-
-/* Encodes n records (header, CRC32C, payload) at out. */
-static void encode(const eb_log_rec_in *recs, size_t n, uint64_t seq, uint64_t ts,
-                   unsigned char *out)
+static void encode(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t seq, uint64_t ts)
 {
     for (size_t i = 0; i < n; i++) {
         eb_log_rhdr h = {recs[i].len, 0, seq + i, ts, recs[i].type, recs[i].flags,
                          (uint32_t)(n - 1 - i)};
-        eb__log_rhdr_encode(&h, out);
-        eb__put32(out + 4, eb__log_rec_crc(out, recs[i].data, recs[i].len));
-        if (recs[i].len)
-            memcpy(out + EB_LOG_REC_HDR, recs[i].data, recs[i].len);
-        out += EB_LOG_REC_HDR + recs[i].len;
+        unsigned char hb[EB_LOG_REC_HDR];
+        eb__log_rhdr_encode(&h, hb);
+        eb__put32(hb + 4, eb__log_rec_crc(hb, recs[i].data, recs[i].len));
+        eb_buf_append(&l->pend.bytes, hb, sizeof hb);
+        eb_buf_append(&l->pend.bytes, recs[i].data, recs[i].len);
     }
 }
 
@@ -673,32 +575,25 @@ int eb_log_append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *firs
     }
     uint64_t now = l->o.clock(l->o.clock_arg);
     pthread_mutex_lock(&l->mu);
-    int rc = make_room(l, bytes);
-    batch *b = l->pend;
-    size_t off = b->len;
-    uint64_t seq = l->next_seq, ts = now > l->last_ts ? now : l->last_ts; /* never step back */
+    while (l->pend.bytes.len > MAX_PENDING_BYTES && !l->broken && !l->closing)
+        pthread_cond_wait(&l->space, &l->mu);
+    int rc = l->broken ? l->broken : l->closing ? EB_ECLOSED : 0;
+    if (!rc && (!eb_buf_reserve(&l->pend.bytes, bytes) || push_cb(&l->pend, cb, arg)))
+        rc = EB_ENOMEM;
     if (!rc) {
-        atomic_fetch_add(&b->fillers, 1);
-        b->len += bytes;
-        b->cbs[b->ncbs++] = (pend_cb){cb, arg};
-        b->records += n;
+        uint64_t ts = now > l->last_ts ? now : l->last_ts; /* never step back */
         l->last_ts = ts;
+        encode(l, recs, n, l->next_seq, ts);
+        *first_seq = l->next_seq;
+        *ts_us = ts;
         l->next_seq += n;
+        l->pend.records += n;
         l->st.appends++;
         l->st.records += n;
-        if (l->idle) {
-            l->idle = false;
-            pthread_cond_signal(&l->wake);
-        }
+        pthread_cond_signal(&l->wake);
     }
     pthread_mutex_unlock(&l->mu);
-    if (rc)
-        return rc;
-    encode(recs, n, seq, ts, b->data + off);
-    filled(l, b);
-    *first_seq = seq;
-    *ts_us = ts;
-    return 0;
+    return rc;
 }
 
 typedef struct sync_wait {
@@ -999,17 +894,16 @@ static void free_log(eb_log *l)
     for (size_t i = 0; i < l->nsegs; i++)
         seg_free(l->segs[i]);
     free(l->segs);
-    for (int i = 0; i < 2; i++) {
-        free(l->bufs[i].data);
-        free(l->bufs[i].cbs);
-    }
+    eb_buf_free(&l->pend.bytes);
+    eb_buf_free(&l->work.bytes);
+    free(l->pend.cbs);
+    free(l->work.cbs);
     if (l->dir_fd >= 0)
         close(l->dir_fd);
     pthread_rwlock_destroy(&l->rw);
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->wake);
     pthread_cond_destroy(&l->space);
-    pthread_cond_destroy(&l->filled);
     free(l);
 }
 
@@ -1042,9 +936,6 @@ int eb_log_open(const eb_log_opts *o, eb_log **out, eb_log_recovery *rep)
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->wake, NULL);
     pthread_cond_init(&l->space, NULL);
-    pthread_cond_init(&l->filled, NULL);
-    l->pend = &l->bufs[0];
-    l->work = &l->bufs[1];
     int rc = make_dirs(l->dir);
     if (!rc && (l->dir_fd = open(l->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         rc = -errno;
