@@ -73,7 +73,12 @@ typedef struct eb_log_rec_in {
 } eb_log_rec_in;
 
 /* Called on the writer thread once the append is durable (status 0) or
- * failed (the log then refuses every later append). Must not block. */
+ * failed (the log then refuses every later append). Must not block, and
+ * should be short: the writer runs a batch's callbacks (then the durable
+ * hook) before it starts writing the next batch. Note the completion here
+ * and wake other threads once per batch from the durable hook, not once
+ * per append: in bench/log a wake-up per append cost 2-3x the throughput
+ * at 64 appenders (ARCHITECTURE.md, "Throughput"). */
 typedef void (*eb_log_done_cb)(void *arg, int status);
 
 /* Appends n records atomically (after a crash all or none of them are
@@ -114,8 +119,9 @@ uint64_t eb_log_first_seq(eb_log *log);   /* oldest retained (== next when empty
 uint64_t eb_log_next_seq(eb_log *log);    /* next seq to be assigned */
 uint64_t eb_log_durable_seq(eb_log *log); /* records below this are durable and readable */
 
-/* Called on the writer thread after each durable batch with the new
- * eb_log_durable_seq(); e.g. to uv_async_send() a loop. Set before use. */
+/* Called on the writer thread after each durable batch, after the batch's
+ * callbacks, with the new eb_log_durable_seq(); e.g. to uv_async_send() a
+ * loop. Set before use. */
 void eb_log_set_durable_hook(eb_log *log, void (*hook)(void *arg, uint64_t durable),
                              void *arg);
 

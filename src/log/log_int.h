@@ -3,13 +3,50 @@
 #define EB_LOG_INT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "log/log.h"
 
-void     eb__put64(unsigned char *p, uint64_t v);
-void     eb__put32(unsigned char *p, uint32_t v);
-uint64_t eb__get64(const unsigned char *p);
-uint32_t eb__get32(const unsigned char *p);
+/* Little-endian loads and stores, whatever the host (inline: the writer
+ * and the readers run them per record). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+static inline void eb__put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void eb__put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline uint64_t eb__get64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static inline uint32_t eb__get32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+#else
+static inline void eb__put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void eb__put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint64_t eb__get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+static inline uint32_t eb__get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+#endif
 void     eb__log_seg_hdr(unsigned char out[EB_LOG_SEG_HDR], uint64_t base, uint64_t created);
 int      eb__log_seg_hdr_check(const unsigned char in[EB_LOG_SEG_HDR], uint64_t *base);
 
