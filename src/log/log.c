@@ -426,7 +426,7 @@ static int roll(eb_log *l)
 static int write_batch(eb_log *l, batch *b)
 {
     seg *a = active(l);
-    if (a->size >= l->o.segment_bytes && a->count) {
+    if (a->count && a->size + b->bytes.len > l->o.segment_bytes) { /* the batch won't fit */
         int rc = roll(l);
         if (rc)
             return rc;
