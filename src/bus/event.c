@@ -321,13 +321,33 @@ void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view 
 
 size_t eb_time_format(uint64_t ts_us, char out[32])
 {
+    /* Events of one second share their date and time: format those once
+     * per thread and second (gmtime_r + snprintf cost ~0.4 µs a call). */
+    static _Thread_local time_t cached_secs = -1;
+    static _Thread_local char cached[20]; /* "YYYY-MM-DDTHH:MM:SS" */
     time_t secs = (time_t)(ts_us / 1000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    int n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (unsigned)(ts_us % 1000000u));
-    return n > 0 ? (size_t)n : 0;
+    if (secs != cached_secs) {
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        int n = snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec);
+        if (n != 19) { /* a year past 9999: no cache */
+            n = snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                         (unsigned)(ts_us % 1000000u));
+            return n > 0 ? (size_t)n : 0;
+        }
+        cached_secs = secs;
+    }
+    memcpy(out, cached, 19);
+    out[19] = '.';
+    unsigned us = (unsigned)(ts_us % 1000000u);
+    for (int i = 25; i >= 20; i--, us /= 10)
+        out[i] = (char)('0' + us % 10);
+    out[26] = 'Z';
+    out[27] = '\0';
+    return 27;
 }
 
 static int digits(const char *s, size_t n, int *out)

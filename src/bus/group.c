@@ -882,7 +882,21 @@ static eb_consumer *consumer_get(eb_group *g, const char *name, size_t n)
     return c;
 }
 
-static void write_delivery(eb_jw *w, const eb_dlv *d)
+/* Appends the decimal digits of v. */
+static void put_u64(eb_buf *o, uint64_t v)
+{
+    char t[20];
+    int n = 0;
+    do
+        t[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    while (n)
+        eb_buf_putc(o, t[--n]);
+}
+
+/* Writes d as its event plus "delivery"; `deadline` is its formatted
+ * lease end (the same for every event of one pull). */
+static void write_delivery(eb_jw *w, const eb_dlv *d, const char *deadline)
 {
     eb_event_view v;
     if (eb_event_decode(d->payload, d->len, &v) != 0)
@@ -891,10 +905,16 @@ static void write_delivery(eb_jw *w, const eb_dlv *d)
     eb_buf *o = w->out;
     if (o->len && o->data[o->len - 1] == '}')
         o->len--; /* reopen the event object to add its delivery */
-    char dl[40];
-    eb_time_format(d->when, dl);
-    eb_buf_printf(o, ",\"delivery\":{\"id\":\"%c%llu.%u\",\"attempt\":%u,\"deadline\":\"%s\"}}",
-                  cls_char[d->cls], (unsigned long long)d->seq, d->attempt, d->attempt, dl);
+    eb_buf_puts(o, ",\"delivery\":{\"id\":\"");
+    eb_buf_putc(o, cls_char[d->cls]);
+    put_u64(o, d->seq);
+    eb_buf_putc(o, '.');
+    put_u64(o, d->attempt);
+    eb_buf_puts(o, "\",\"attempt\":");
+    put_u64(o, d->attempt);
+    eb_buf_puts(o, ",\"deadline\":\"");
+    eb_buf_puts(o, deadline);
+    eb_buf_puts(o, "\"}}");
 }
 
 int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
@@ -910,6 +930,9 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
     if (g->ready < max)
         fill(g, max, durable, now);
     size_t n = 0;
+    uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
+    char dl[32];
+    eb_time_format(deadline, dl);
     while (n < max && g->rq_head) {
         eb_dlv *d = g->rq_head;
         g->rq_head = d->next;
@@ -919,12 +942,12 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
         d->next = NULL;
         d->state = EB_DLV_INFLIGHT;
         d->attempt++;
-        d->when = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
+        d->when = deadline;
         d->consumer = c;
         c->in_flight++;
         g->in_flight++;
         heap_push(g, d);
-        write_delivery(w, d);
+        write_delivery(w, d, dl);
         g->ctr.delivered++;
         if (d->attempt > 1)
             g->ctr.redelivered++;

@@ -2,6 +2,10 @@
  * format, time parsing, and the dedupe window. */
 #include "runner.h"
 
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
 #include "bus/dedupe.h"
 #include "bus/event.h"
 #include "eventbus.h"
@@ -154,7 +158,30 @@ TEST(dedupe_window_expires_in_order)
     eb_dedupe_free(&d);
 }
 
-TEST_MAIN(T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
+/* The cached formatter agrees with gmtime_r + snprintf, across seconds,
+ * days, leap years and back again (the cache must follow). */
+TEST(time_format_matches_gmtime)
+{
+    uint64_t x = 88172645463325252ull, ts = 1700000000000000ull;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        ts = i % 3 ? ts + x % 3000000u : x % 253402300799000000ull; /* up to 9999-12-31 */
+        char got[32], want[96];
+        time_t secs = (time_t)(ts / 1000000u);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(ts % 1000000u));
+        CHECK_EQ(eb_time_format(ts, got), strlen(want));
+        CHECK_STR(got, want);
+        uint64_t back;
+        CHECK_OK(eb_time_parse(got, strlen(got), &back));
+        CHECK_EQ(back, ts);
+    }
+}
+
+TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
           T(dedupe_window_expires_in_order))
