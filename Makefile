@@ -3,7 +3,7 @@
 #   make run      install deps, build, start eventbusd on ./data, 127.0.0.1:8470
 #   make test     install deps, build normal + ASan/UBSan, run every suite
 #   make bench    run the benchmarks under bench/ (not part of make test)
-#   make fuzz     build libFuzzer targets with clang and run each for a while
+#   make fuzz     build the libFuzzer targets with clang, run each FUZZ_SECONDS (60)
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
 BINS    := eventbusd eventbus eventbus-log
@@ -44,10 +44,11 @@ bench: build
 	@ninja -C build >/dev/null
 	@python3 bench/run.py
 
-fuzz: deps
+fuzz:
+	@scripts/deps.sh --fuzz
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized \
-		-Dfuzz=true -Db_lundef=false >/dev/null
-	@ninja -C build-fuzz
+		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C build-fuzz fuzzers
 	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
 
 clean:
