@@ -14,12 +14,16 @@
 
 #define DEFAULT_BASE "urn:eventbus:schema"
 #define MAX_NODES 100000
+/* Nested compile_node calls: subschema nesting plus "$ref" hops to targets
+ * not compiled yet. Each level costs a few KiB of C stack (URI buffers);
+ * without a bound a chain of a few thousand "$ref"s overflowed it. */
+#define MAX_COMPILE_DEPTH 200
 
 typedef struct cctx {
     eb_schema *s;
     eb_buf    *err;
     int        rc;
-    eb_json_doc *tmp;
+    int        depth; /* compile_node calls in progress */
 } cctx;
 
 static int cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
@@ -152,12 +156,15 @@ static void index_node(cctx *c, const eb_json *n, const char *base, bool d7, int
     index_children(c, n, here, d7, depth);
 }
 
-/* Parses text as a document stored under uri, indexes it; returns its root. */
+/* Parses text as a document stored under uri, indexes it; returns its root.
+ * Duplicate keys are refused: a keyword given twice is ambiguous (and each
+ * keyword is compiled once per schema object). */
 static const eb_json *add_doc(cctx *c, const char *uri, const char *text, size_t len, bool d7)
 {
     eb_json_doc *d = eb_json_doc_new();
-    eb_json_error je;
-    if (!d || eb_json_parse(d, text, len, NULL, &je) != 0) {
+    eb_json_error je = {0};
+    const eb_json_opts jo = {.reject_dup_keys = true};
+    if (!d || eb_json_parse(d, text, len, &jo, &je) != 0) {
         eb_json_doc_free(d);
         if (c->err && !c->rc) {
             eb_buf_reset(c->err);
@@ -626,13 +633,10 @@ static void draft7_additional_items(cctx *c, sn *s, const eb_json *n, const char
         s->items = sub(c, ai, base, true, s->ptr, "additionalItems");
 }
 
-static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, const char *ptr)
+static sn *compile_new_node(cctx *c, const eb_json *n, const char *base, bool d7,
+                            const char *ptr)
 {
-    if (c->rc)
-        return NULL;
-    sn *s = eb_imap_get(&c->s->nodes, (uint64_t)(uintptr_t)n);
-    if (s)
-        return s;
+    sn *s;
     if (n->type != EB_JSON_OBJECT && !eb_json_is_bool(n)) {
         cfail(c, ptr, "a schema must be an object or a boolean, got %s",
               eb_json_type_name((eb_json_type)n->type));
@@ -660,6 +664,25 @@ static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, co
     if (d7 && !c->rc)
         draft7_additional_items(c, s, n, base);
     return c->rc ? NULL : s;
+}
+
+/* The compiled node of n: compiled now, or earlier (cycles end here). */
+static sn *compile_node(cctx *c, const eb_json *n, const char *base, bool d7, const char *ptr)
+{
+    if (c->rc)
+        return NULL;
+    sn *s = eb_imap_get(&c->s->nodes, (uint64_t)(uintptr_t)n);
+    if (s)
+        return s;
+    if (c->depth >= MAX_COMPILE_DEPTH) {
+        cfail(c, ptr, "schema nests too deeply (over %s levels of subschemas and \"$ref\"s)",
+              "200");
+        return NULL;
+    }
+    c->depth++;
+    s = compile_new_node(c, n, base, d7, ptr);
+    c->depth--;
+    return s;
 }
 
 /* Dynamic anchors may be reached only through "$dynamicRef" scopes: compile
@@ -728,7 +751,7 @@ int eb_schema_compile(const char *json, size_t len, const eb_schema_opts *o, eb_
         return EB_ENOMEM;
     if (o)
         s->opts = *o;
-    cctx c = {s, err, 0, NULL};
+    cctx c = {s, err, 0, 0};
     bool d7 = s->opts.default_draft == EB_DRAFT_07;
     const eb_json *root = add_doc(&c, DEFAULT_BASE, json, len, d7);
     if (root) {
