@@ -101,6 +101,9 @@ const eb_json *eb_json_root(const eb_json_doc *doc);
  * an object. Linear in the member count. */
 const eb_json *eb_json_get(const eb_json *obj, const char *key);
 const eb_json *eb_json_getn(const eb_json *obj, const char *key, size_t klen);
+/* True if member m's key is exactly key (all of it: a key holding \u0000
+ * is never equal to a C string that stops there). */
+bool eb_json_key_is(const eb_json *m, const char *key);
 /* Element i of an array, or NULL. Linear in i. */
 const eb_json *eb_json_at(const eb_json *arr, size_t i);
 

@@ -23,7 +23,7 @@
 #include "fuzz.h"
 #include "json/json.h"
 
-#define MAX_INPUT (1u << 20)
+#define MAX_BYTES (1u << 20)
 
 static void check_error(int rc, const eb_json_error *e, size_t size)
 {
@@ -102,7 +102,7 @@ static void round_trip(const eb_json *root, const eb_json_opts *o, bool by_value
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT)
+    if (size > MAX_BYTES)
         return 0;
     const char *text = (const char *)data;
     eb_json_doc *dflt = eb_json_doc_new(), *strict = eb_json_doc_new(), *tmp = eb_json_doc_new();

@@ -28,7 +28,7 @@
 #include "json/json.h"
 #include "schema/schema.h"
 
-#define MAX_INPUT (64u << 10)
+#define MAX_BYTES (64u << 10)
 #define MAX_ERRORS 3
 
 typedef struct text {
@@ -118,7 +118,7 @@ static void check_compat(text a, text b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > MAX_INPUT)
+    if (size > MAX_BYTES)
         return 0;
     const uint8_t *nul = memchr(data, 0, size);
     text schema = {(const char *)data, nul ? (size_t)(nul - data) : size};

@@ -247,6 +247,29 @@ def test_cloudevents_binary(srv):
     assert st in (400, 415), js
 
 
+def test_cloudevents_attributes_are_bounded(srv):
+    # Found by tests/fuzz/envelope_fuzz.c: CloudEvents attributes skipped the
+    # native envelope's bounds, and an id over 128 bytes overran the answer's
+    # id slot and the stored record's 1-byte id length.
+    ce = {"specversion": "1.0", "id": "i" * 300, "source": "/s", "type": "a.b", "data": 1}
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 400 and js["error"]["details"][0]["field"] == "/id", js
+    st, _, js = srv.request("POST", "/v1/events/batch", [dict(ce, id="ok-1"), ce],
+                            headers={"Content-Type": "application/cloudevents-batch+json"})
+    assert st == 400, js
+    hdrs = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b-1",
+            "ce-source": "/s", "ce-type": "a.b", "ce-partitionkey": "k" * 2000}
+    st, _, js = srv.request("POST", "/v1/events", {"x": 1}, headers=hdrs)
+    assert st == 400 and js["error"]["details"][0]["field"] == "/key", js
+    st, _, page = srv.request("GET", "/v1/events")
+    assert st == 200 and page["events"] == [], page
+    ce["id"] = "i" * 128  # the bound itself is fine
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 201 and js["id"] == "i" * 128, js
+
+
 # --- browsing -------------------------------------------------------------------
 
 def test_browse_filters_and_pages(srv):
