@@ -313,7 +313,8 @@ static int get_count(cctx *c, const eb_json *v, const char *ptr, const char *kw,
 {
     if (!eb_json_is_integral(v) || eb_json_num(v) < 0)
         return cfail(c, ptr, "\"%s\" must be a non-negative integer", kw);
-    *out = (int64_t)eb_json_num(v);
+    double d = eb_json_num(v); /* 1e300 is integral too: no count gets there */
+    *out = d >= 9223372036854775807.0 ? INT64_MAX : (int64_t)d;
     return 0;
 }
 

@@ -272,6 +272,15 @@ def test_cloudevents_attributes_are_bounded(srv):
 
 # --- browsing -------------------------------------------------------------------
 
+def test_browse_since_out_of_range(srv):
+    publish(srv, {"type": "a.b", "data": 1})
+    st, _, page = srv.request("GET", "/v1/events?since=1e300d")  # before 1970: everything
+    assert st == 200 and len(page["events"]) == 1, page
+    for bad in ("nand", "infh", "-1h"):
+        st, _, js = srv.request("GET", "/v1/events?since=" + bad)
+        assert st == 400 and js["error"]["details"][0]["field"] == "since", (bad, js)
+
+
 def test_browse_filters_and_pages(srv):
     for i in range(30):
         publish(srv, order(i) if i % 3 else {"type": "user.signed-up", "data": {"n": i}})

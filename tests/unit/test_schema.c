@@ -369,6 +369,20 @@ TEST(unique_items_large_arrays)
     eb_schema_free(s);
 }
 
+/* minLength 1e300 is an integer too; converting it to int64 was undefined
+ * (on x86 it became negative, i.e. no bound at all). */
+TEST(huge_counts_clamp_instead_of_overflowing)
+{
+    eb_schema *s = compile("{\"minLength\":1e300,\"maxItems\":4.4e124}");
+    CHECK_EQ(validate(s, "\"abc\"", NULL), EB_ESCHEMA);
+    CHECK_OK(validate(s, "[1,2,3]", NULL));
+    eb_schema_free(s);
+    s = compile("{\"maxLength\":1e300,\"minItems\":1e19}");
+    CHECK_OK(validate(s, "\"abc\"", NULL));
+    CHECK_EQ(validate(s, "[1,2,3]", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads), T(compat_required_added),
@@ -377,4 +391,4 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(compat_items_and_nested), T(compat_undecidable_is_reported_not_passed),
           T(compat_full_is_both_directions), T(duplicate_keywords_are_refused),
           T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
-          T(unique_items_large_arrays))
+          T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing))
