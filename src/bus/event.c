@@ -164,7 +164,8 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
                          "invalid type name (1-128 characters: lowercase letters, "
                          "digits, '.', '-', '_'; starting with a letter or digit)%s", "");
     for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++) {
-        eb_str s = *(const eb_str *)((const char *)ev + str_fields[i].offset);
+        eb_str s;
+        memcpy(&s, (const char *)ev + str_fields[i].offset, sizeof s);
         int rc = s.ptr ? check_field(&str_fields[i], s, err) : 0;
         if (rc)
             return rc;

@@ -18,6 +18,10 @@
  * not compiled yet. Each level costs a few KiB of C stack (URI buffers);
  * without a bound a chain of a few thousand "$ref"s overflowed it. */
 #define MAX_COMPILE_DEPTH 200
+/* External documents loaded through the resolver for one schema: a
+ * resolver that answers every URI let relative "$ref"s chain through tens
+ * of thousands of documents. */
+#define MAX_DOCS 256
 
 typedef struct cctx {
     eb_schema *s;
@@ -249,6 +253,10 @@ static const eb_json *resolve(cctx *c, const char *base, const char *ref, bool d
     eb__uri_split(abs, doc, sizeof doc, &frag);
     const eb_json *root = eb_map_get(&c->s->ids, doc, strlen(doc));
     if (!root && c->s->opts.resolve) {
+        if (c->s->docs.len > MAX_DOCS) {
+            cfail(c, "", "schema references too many documents (over %s)", "256");
+            return NULL;
+        }
         eb_buf text = EB_BUF_INIT;
         if (c->s->opts.resolve(c->s->opts.resolve_arg, doc, &text) == 0)
             root = add_doc(c, doc, text.data ? text.data : "", text.len, d7);

@@ -383,6 +383,42 @@ TEST(huge_counts_clamp_instead_of_overflowing)
     eb_schema_free(s);
 }
 
+/* A resolver answering every URI let relative "$ref"s chain through tens
+ * of thousands of documents for one compile. Now bounded. */
+static int answer_everything(void *arg, const char *uri, eb_buf *out)
+{
+    (void)uri;
+    ++*(int *)arg;
+    eb_buf_puts(out, "{\"type\":\"integer\"}");
+    return 0;
+}
+
+TEST(external_documents_are_bounded)
+{
+    int calls = 0;
+    eb_schema_opts o = {.resolve = answer_everything, .resolve_arg = &calls};
+    eb_buf b = EB_BUF_INIT;
+    eb_buf_puts(&b, "{\"anyOf\":[");
+    for (int i = 0; i < 300; i++)
+        eb_buf_printf(&b, "%s{\"$ref\":\"https://example.com/d%d\"}", i ? "," : "", i);
+    eb_buf_puts(&b, "]}");
+    eb_schema *s = NULL;
+    eb_buf err = EB_BUF_INIT;
+    CHECK_EQ(eb_schema_compile(b.data, b.len, &o, &s, &err), EB_EINVAL);
+    CHECK(s == NULL && strstr(err.data, "too many documents"));
+    CHECK_EQ(calls, 256);
+    eb_buf_free(&err);
+    b.len = 0; /* 200 are fine */
+    eb_buf_puts(&b, "{\"anyOf\":[");
+    for (int i = 0; i < 200; i++)
+        eb_buf_printf(&b, "%s{\"$ref\":\"https://example.com/d%d\"}", i ? "," : "", i);
+    eb_buf_puts(&b, "]}");
+    CHECK_OK(eb_schema_compile(b.data, b.len, &o, &s, &err));
+    CHECK_OK(validate(s, "3", NULL));
+    eb_schema_free(s);
+    eb_buf_free(&b);
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads), T(compat_required_added),
@@ -391,4 +427,5 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(compat_items_and_nested), T(compat_undecidable_is_reported_not_passed),
           T(compat_full_is_both_directions), T(duplicate_keywords_are_refused),
           T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
-          T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing))
+          T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing),
+          T(external_documents_are_bounded))
