@@ -160,7 +160,15 @@ void eb_jw_raw(eb_jw *w, const char *json, size_t n);
 /* Serializes a parsed node (compact; numbers keep their original text). */
 void eb_jw_value(eb_jw *w, const eb_json *v);
 
-/* Appends s[0..n) as a quoted, escaped JSON string. */
+/* Appends s[0..n) as a quoted, escaped JSON string. Bytes that are not
+ * valid UTF-8 are written as U+FFFD, so the output is always valid JSON
+ * (callers that must not alter text check it first: eb_json_utf8_valid). */
 void eb_json_escape(eb_buf *out, const char *s, size_t n);
+
+/* Length of the valid UTF-8 sequence at s[0..n) (1 for ASCII), or 0 when
+ * none starts there (overlong, surrogate, over U+10FFFF, cut short). */
+size_t eb_json_utf8_len(const char *s, size_t n);
+/* True if s[0..n) is valid UTF-8 (NUL bytes included). */
+bool eb_json_utf8_valid(const char *s, size_t n);
 
 #endif /* EB_JSON_H */

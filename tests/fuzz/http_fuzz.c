@@ -14,6 +14,9 @@
  *   - a failure is 400, 413 or 431;
  *   - the split read yields the same requests, the same 100-continue calls
  *     and the same outcome as the whole read (callbacks may be cut anywhere).
+ *     Only the status of a failure may differ: a request both malformed and
+ *     over a limit is 400 or 431 depending on which the parser meets first,
+ *     and the limits are checked as callbacks arrive, at token or chunk ends.
  * Requests are released as the server releases them (no leak). */
 #include <stdlib.h>
 #include <string.h>
@@ -131,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     outcome whole = {&opts, EB_BUF_INIT, 0, 0}, split = {&opts, EB_BUF_INIT, 0, 0};
     int s1 = read_stream(&whole, stream, len, 0);
     int s2 = read_stream(&split, stream, len, chunk);
-    FUZZ_CHECK(s1 == s2);
+    FUZZ_CHECK((s1 == 0) == (s2 == 0));
     FUZZ_CHECK(whole.requests == split.requests && whole.continues == split.continues);
     FUZZ_CHECK(whole.log.len == split.log.len &&
                (whole.log.len == 0 || !memcmp(whole.log.data, split.log.data, whole.log.len)));

@@ -13,7 +13,10 @@
  *     event data verbatim) parses alone into the same value;
  *   - eb_json_equal() holds between the two trees (checked where duplicate
  *     keys are refused, since it matches members by name);
- *   - eb_jw_double() writes every finite number so that it reads back equal.
+ *   - eb_jw_double() writes every finite number so that it reads back equal;
+ *   - eb_json_escape() turns the raw input bytes, whatever they are, into a
+ *     JSON string that parses; when they are valid UTF-8 it decodes to
+ *     exactly those bytes.
  * Never crash, leak or hang is checked by the sanitizers and libFuzzer. */
 #include <math.h>
 #include <stdlib.h>
@@ -100,6 +103,20 @@ static void round_trip(const eb_json *root, const eb_json_opts *o, bool by_value
     eb_buf_free(&again);
 }
 
+/* Any bytes escape to a valid JSON string; valid UTF-8 comes back as is. */
+static void check_escape(const char *text, size_t size, eb_json_doc *doc)
+{
+    eb_buf out = EB_BUF_INIT;
+    eb_json_escape(&out, text, size);
+    FUZZ_CHECK(!eb_buf_failed(&out));
+    FUZZ_CHECK(eb_json_parse(doc, out.data, out.len, NULL, NULL) == 0);
+    const eb_json *s = eb_json_root(doc);
+    FUZZ_CHECK(s->type == EB_JSON_STRING);
+    if (eb_json_utf8_valid(text, size))
+        FUZZ_CHECK(s->len == size && !memcmp(s->str, text, size));
+    eb_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > MAX_BYTES)
@@ -111,6 +128,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const eb_json_opts so = {.max_depth = 4, .reject_dup_keys = true};
     int rc1 = eb_json_parse(dflt, text, size, NULL, &e1);
     int rc2 = eb_json_parse(strict, text, size, &so, &e2);
+    check_escape(text, size, tmp);
     if (rc1)
         check_error(rc1, &e1, size);
     if (rc2)

@@ -262,6 +262,10 @@ def test_cloudevents_attributes_are_bounded(srv):
             "ce-source": "/s", "ce-type": "a.b", "ce-partitionkey": "k" * 2000}
     st, _, js = srv.request("POST", "/v1/events", {"x": 1}, headers=hdrs)
     assert st == 400 and js["error"]["details"][0]["field"] == "/key", js
+    # header values are stored in JSON: they must be UTF-8 (0xff is not)
+    hdrs.update({"ce-partitionkey": "k", "ce-source": "\xff\xfe"})
+    st, _, js = srv.request("POST", "/v1/events", {"x": 1}, headers=hdrs)
+    assert st == 400 and js["error"]["details"][0]["field"] == "/source", js
     st, _, page = srv.request("GET", "/v1/events")
     assert st == 200 and page["events"] == [], page
     ce["id"] = "i" * 128  # the bound itself is fine
