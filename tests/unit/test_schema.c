@@ -419,6 +419,42 @@ TEST(external_documents_are_bounded)
     eb_buf_free(&b);
 }
 
+/* Local "$ref"s make the comparison a graph: two self references per level
+ * branched 2^64 ways and hung the registry (PUT of a second version). */
+TEST(compat_recursive_schemas_terminate)
+{
+    const char *o = "{\"properties\":{\"a\":{\"$ref\":\"#\"},\"b\":{\"$ref\":\"#\"}}}";
+    const char *n = "{\"properties\":{\"a\":{\"$ref\":\"#\"},\"b\":{\"$ref\":\"#\"}},"
+                    "\"required\":[\"a\"]}";
+    CHECK(compat(o, o, EB_COMPAT_FULL, NULL) == 0);
+    compat(o, n, EB_COMPAT_BACKWARD, "property \"a\" became required");
+    CHECK(compat(o, n, EB_COMPAT_FORWARD, NULL) == 0);
+}
+
+/* The report is bounded too; its last entry says it stopped. */
+TEST(compat_many_changes_are_capped)
+{
+    eb_buf o = EB_BUF_INIT, n = EB_BUF_INIT;
+    eb_buf_puts(&o, "{\"properties\":{");
+    eb_buf_puts(&n, "{\"properties\":{");
+    for (int i = 0; i < 1500; i++) {
+        eb_buf_printf(&o, "%s\"p%d\":{\"type\":\"string\"}", i ? "," : "", i);
+        eb_buf_printf(&n, "%s\"p%d\":{\"type\":\"integer\"}", i ? "," : "", i);
+    }
+    eb_buf_puts(&o, "}}");
+    eb_buf_puts(&n, "}}");
+    eb_compat_report r;
+    eb_compat_report_init(&r);
+    CHECK_EQ(eb_schema_compat(o.data, o.len, n.data, n.len, EB_COMPAT_BACKWARD, &r),
+             EB_ECONFLICT);
+    CHECK_EQ(eb_compat_report_count(&r), 1001);
+    CHECK(strstr(eb_compat_report_at(&r, 1000)->message, "more than 1000 changes"));
+    CHECK(eb_compat_report_at(&r, 1000)->undecidable);
+    eb_compat_report_free(&r);
+    eb_buf_free(&o);
+    eb_buf_free(&n);
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads), T(compat_required_added),
@@ -428,4 +464,5 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(compat_full_is_both_directions), T(duplicate_keywords_are_refused),
           T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
           T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing),
-          T(external_documents_are_bounded))
+          T(external_documents_are_bounded), T(compat_recursive_schemas_terminate),
+          T(compat_many_changes_are_capped))
