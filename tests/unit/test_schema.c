@@ -455,6 +455,27 @@ TEST(compat_many_changes_are_capped)
     eb_buf_free(&n);
 }
 
+/* A string may hold NUL (\u0000). "duration" looked it up with strchr,
+ * which finds the terminator and then read past the unit table; ipv4/ipv6
+ * copied into C strings and accepted "1.2.3.4\u0000junk". */
+TEST(formats_refuse_embedded_nul)
+{
+    const char *cases[][2] = {
+        {"duration", "\"PT1\\u0000\""}, {"duration", "\"PT1\\u00001H\""},
+        {"ipv4", "\"1.2.3.4\\u0000\""}, {"ipv6", "\"::1\\u0000junk\""},
+        {"uri", "\"http://a/\\u0000\""}, {"hostname", "\"a\\u0000b\""}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char schema[64];
+        snprintf(schema, sizeof schema, "{\"format\":\"%s\"}", cases[i][0]);
+        eb_schema *s = compile(schema);
+        CHECK_EQ(validate(s, cases[i][1], NULL), EB_ESCHEMA);
+        eb_schema_free(s);
+    }
+    eb_schema *s = compile("{\"format\":\"duration\"}");
+    CHECK_OK(validate(s, "\"PT1H\"", NULL));
+    eb_schema_free(s);
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads), T(compat_required_added),
@@ -465,4 +486,4 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
           T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing),
           T(external_documents_are_bounded), T(compat_recursive_schemas_terminate),
-          T(compat_many_changes_are_capped))
+          T(compat_many_changes_are_capped), T(formats_refuse_embedded_nul))
