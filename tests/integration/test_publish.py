@@ -358,6 +358,28 @@ def test_incompatible_schema_is_refused_with_reasons(srv):
     assert register(srv, schema=v2, mode="none")["version"] == 2
 
 
+def test_hostile_schemas_are_answered(srv):
+    # Found by tests/fuzz/schema_fuzz.c: each of these used to hang or crash
+    # the server. Self references compared 2^64 ways (compat), a 2000-hop
+    # $ref chain overflowed the stack (compile), an anyOf of two self
+    # references evaluated an event exponentially often (validate).
+    rec = {"properties": {"a": {"$ref": "#"}, "b": {"$ref": "#"}}}
+    assert register(srv, "tree.node", schema=rec)["version"] == 1
+    st, _, js = srv.request("PUT", "/v1/schemas/tree.node",
+                            {"schema": dict(rec, required=["a"])})
+    assert st == 409 and "became required" in js["error"]["message"] + str(js), js
+    chain = {"$defs": {f"a{i}": {"$ref": f"#/$defs/a{i + 1}"} for i in range(2000)},
+             "$ref": "#/$defs/a0"}
+    chain["$defs"]["a2000"] = {"type": "integer"}
+    st, _, js = srv.request("PUT", "/v1/schemas/chain.type", {"schema": chain})
+    assert st == 400 and js["error"]["code"] == "invalid_schema", js
+    assert register(srv, "loop.type",
+                    schema={"anyOf": [{"$ref": "#"}, {"$ref": "#"}]})["version"] == 1
+    st, _, js = srv.request("POST", "/v1/events", {"type": "loop.type", "data": 1})
+    assert st == 422 and "too complex" in str(js), js
+    assert srv.request("GET", "/healthz")[0] == 200
+
+
 def test_invalid_schema_is_400(srv):
     st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": {"type": "strang"}})
     assert st == 400 and js["error"]["code"] == "invalid_schema", js
