@@ -5,7 +5,7 @@
 #   make bench    run the benchmarks under bench/ (not part of make test)
 #   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
 #                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
-#   make fuzz     build libFuzzer targets with clang and run each for a while
+#   make fuzz     build the libFuzzer targets with clang, run each FUZZ_SECONDS (60)
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
 BINS    := eventbusd eventbus eventbus-log
@@ -53,10 +53,11 @@ bench-peers: build
 	@ninja -C build >/dev/null
 	@python3 bench/peers/run.py $(PEERS_ARGS)
 
-fuzz: deps
+fuzz:
+	@scripts/deps.sh --fuzz
 	@[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz --buildtype=debugoptimized \
-		-Dfuzz=true -Db_lundef=false >/dev/null
-	@ninja -C build-fuzz
+		-Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C build-fuzz fuzzers
 	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
 
 clean:

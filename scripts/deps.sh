@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages eventbus needs to build, test and run.
 # Idempotent and quiet when everything is already present. Run as root
-# (or with sudo available). Usage: scripts/deps.sh [--bench] [--peers]
+# (or with sudo available). Usage: scripts/deps.sh [--bench] [--peers] [--fuzz]
 #   --bench  adds what bench/json and bench/client compare with (jansson,
 #            cJSON, libcurl)
 #   --peers  adds the systems make bench-peers measures and their C clients:
@@ -9,6 +9,7 @@
 #            (nats-server, libnats-dev), PostgreSQL (postgresql, libpq-dev).
 #            bench/peers/run.py starts its own instances on free ports; it
 #            never uses a service the packages may have set up.
+#   --fuzz   adds clang and its runtime libraries (libFuzzer, ASan, UBSan)
 set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build python3
@@ -19,6 +20,7 @@ for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;
         --peers) pkgs+=(redis-server libhiredis-dev nats-server libnats-dev postgresql libpq-dev) ;;
+        --fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
         *) echo "deps: unknown option $arg" >&2; exit 2 ;;
     esac
 done

@@ -191,20 +191,20 @@ static int member(ext_build *b, const eb_json *m, const char *body, eb_event_in 
 {
     char field[80];
     snprintf(field, sizeof field, "/%.70s", m->key);
-    if (!strcmp(m->key, "specversion")) {
-        *spec_ok = m->type == EB_JSON_STRING && !strcmp(m->str, "1.0");
+    if (eb_json_key_is(m, "specversion")) {
+        *spec_ok = m->type == EB_JSON_STRING && m->len == 3 && !memcmp(m->str, "1.0", 3);
         return 0;
     }
-    if (!strcmp(m->key, "data")) {
+    if (eb_json_key_is(m, "data")) {
         ev->data = m;
         if (body)
             ev->data_raw = (eb_str){body + m->src_off, m->src_len};
         return 0;
     }
-    if (!strcmp(m->key, "data_base64"))
+    if (eb_json_key_is(m, "data_base64"))
         return ce_err(err, "/data_base64", "binary data (data_base64) is not supported: "
                       "send JSON data");
-    if (!strcmp(m->key, "schemaversion")) {
+    if (eb_json_key_is(m, "schemaversion")) {
         if (m->type == EB_JSON_NUMBER && (m->flags & EB_JSON_F_INT) && m->i64 > 0 &&
             m->i64 <= INT32_MAX) {
             ev->version = m->i64;
@@ -253,6 +253,11 @@ static int binary_header(ext_build *b, const eb_http_header *h, eb_event_in *ev,
     }
     if (n == 13 && !memcmp(name, "schemaversion", 13))
         return set_version(ev, h->value, h->value_len, err);
+    if (!eb_json_utf8_valid(h->value, h->value_len)) { /* stored in JSON as it is */
+        char field[80];
+        snprintf(field, sizeof field, "/%.*s", (int)(n < 70 ? n : 70), name);
+        return ce_err(err, field, "must be valid UTF-8");
+    }
     const char *val = scratch_copy(b->sc, h->value, h->value_len);
     const char *key = scratch_copy(b->sc, name, n);
     if (!val || !key)
@@ -303,6 +308,8 @@ int eb_ce_from_binary(eb_ce_scratch *sc, const eb_http_req *req, eb_json_doc *do
         ev->data_raw = (eb_str){req->body, req->body_len};
     }
     if (ct && !ev->datacontenttype.ptr) {
+        if (!eb_json_utf8_valid(ct, ctn))
+            return ce_err(err, "/datacontenttype", "Content-Type must be valid UTF-8");
         const char *c = scratch_copy(sc, ct, ctn);
         if (!c)
             return oom(err);

@@ -1,5 +1,6 @@
 /* events.c - POST /v1/events, POST /v1/events/batch, GET /v1/events,
  * GET /v1/events/{id}: publishing (native and CloudEvents) and browsing. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,9 +249,11 @@ static int parse_when(eb_str s, uint64_t *ts_us)
     else if (!strcmp(end, "m")) mult = 60u * 1000000u;
     else if (!strcmp(end, "h")) mult = 3600u * 1000000u;
     else if (!strcmp(end, "d")) mult = 86400u * 1000000u;
-    if (!mult || end == buf || v < 0)
+    if (!mult || end == buf || !(v >= 0) || !isfinite(v))
         return EB_EINVAL;
-    *ts_us = eb__api_now_us() - (uint64_t)(v * (double)mult);
+    uint64_t now = eb__api_now_us();
+    double back = v * (double)mult;
+    *ts_us = back < (double)now ? now - (uint64_t)back : 0; /* longer ago than 1970: all */
     return 0;
 }
 

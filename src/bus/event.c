@@ -48,29 +48,41 @@ static const str_field str_fields[] = {
     {"datacontenttype", offsetof(eb_event_in, datacontenttype), EB_EVENT_MAX_ATTR},
 };
 
-static int take_string(const eb_json *m, const str_field *f, eb_event_in *ev,
-                       eb_field_error *err)
+/* The bounds of a string field, whichever mapping (native, CloudEvents)
+ * filled it: the stored format has one byte for the id length and two for
+ * the key's, and the answers copy ids into 129-byte slots. */
+static int check_field(const str_field *f, eb_str s, eb_field_error *err)
 {
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/%.60s", f->name);
-    if (m->type == EB_JSON_NULL)
-        return 0;
-    if (m->type != EB_JSON_STRING)
-        return field_err(err, ptr, "must be a string, got %s",
-                         eb_json_type_name((eb_json_type)m->type));
-    if (m->len == 0)
+    if (s.len == 0)
         return field_err(err, ptr, "must not be empty%s", "");
-    if (m->len > f->max) {
+    if (s.len > f->max) {
         char lim[32];
         snprintf(lim, sizeof lim, "%zu", f->max);
         return field_err(err, ptr, "longer than %s bytes", lim);
     }
-    if (memchr(m->str, '\0', m->len))
+    if (memchr(s.ptr, '\0', s.len))
         return field_err(err, ptr, "must not contain NUL characters%s", "");
-    eb_str *dst = (eb_str *)((char *)ev + f->offset);
-    dst->ptr = m->str;
-    dst->len = m->len;
     return 0;
+}
+
+static int take_string(const eb_json *m, const str_field *f, eb_event_in *ev,
+                       eb_field_error *err)
+{
+    if (m->type == EB_JSON_NULL)
+        return 0;
+    if (m->type != EB_JSON_STRING) {
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/%.60s", f->name);
+        return field_err(err, ptr, "must be a string, got %s",
+                         eb_json_type_name((eb_json_type)m->type));
+    }
+    eb_str s = {m->str, m->len};
+    int rc = check_field(f, s, err);
+    if (rc == 0)
+        *(eb_str *)((char *)ev + f->offset) = s;
+    return rc;
 }
 
 static int take_version(const eb_json *m, eb_event_in *ev, eb_field_error *err)
@@ -88,11 +100,11 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
                        eb_field_error *err)
 {
     for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++)
-        if (strcmp(m->key, str_fields[i].name) == 0)
+        if (eb_json_key_is(m, str_fields[i].name))
             return take_string(m, &str_fields[i], ev, err);
-    if (strcmp(m->key, "version") == 0)
+    if (eb_json_key_is(m, "version"))
         return take_version(m, ev, err);
-    if (strcmp(m->key, "data") == 0) {
+    if (eb_json_key_is(m, "data")) {
         ev->data = m;
         if (body) {
             ev->data_raw.ptr = body + m->src_off;
@@ -100,7 +112,7 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
         }
         return 0;
     }
-    if (strcmp(m->key, "extensions") == 0) {
+    if (eb_json_key_is(m, "extensions")) {
         if (m->type != EB_JSON_OBJECT && m->type != EB_JSON_NULL)
             return field_err(err, "/extensions", "must be an object%s", "");
         ev->extensions = m->type == EB_JSON_OBJECT ? m : NULL;
@@ -151,6 +163,15 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
         return field_err(err, "/type",
                          "invalid type name (1-128 characters: lowercase letters, "
                          "digits, '.', '-', '_'; starting with a letter or digit)%s", "");
+    for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++) {
+        eb_str s;
+        memcpy(&s, (const char *)ev + str_fields[i].offset, sizeof s);
+        int rc = s.ptr ? check_field(&str_fields[i], s, err) : 0;
+        if (rc)
+            return rc;
+    }
+    if (ev->version < 0 || ev->version > INT32_MAX)
+        return field_err(err, "/version", "must be a positive integer%s", "");
     if (!ev->id.ptr) {
         eb_event_new_id(ev->id_buf);
         ev->id.ptr = ev->id_buf;

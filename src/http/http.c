@@ -1,54 +1,29 @@
-/* http.c - HTTP/1.1 server: connections, parsing, ordered answers (http.h).
+/* http.c - HTTP/1.1 server: connections and ordered answers (http.h).
  *
- * Each connection owns an http_parser. A request is allocated when a
- * message begins; its URL and headers accumulate in one buffer and its
- * body in another (both owned by the request, so an answer may come long
- * after the read buffer is gone). Complete requests go to the handler and
- * into the connection's answer queue; answers leave in queue order, several
- * per uv_write when they are ready together. */
+ * Each connection owns a request reader (reader.c: http_parser, request
+ * building, limits). Complete requests go to the handler and into the
+ * connection's answer queue; answers leave in queue order, several per
+ * uv_write when they are ready together. */
 #include "http/http.h"
 
-#include <http_parser.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "eventbus.h"
+#include "http/reader.h"
 #include "util/buf.h"
-
-typedef struct hdr_span {
-    size_t name_off, name_len, value_off, value_len;
-} hdr_span;
-
-/* What a request is built from while it is parsed. */
-typedef struct req_build {
-    eb_buf    head;     /* URL, then header names and values */
-    eb_buf    body;
-    hdr_span *spans;
-    size_t    nspans, cap;
-    size_t    url_len;
-    bool      in_value; /* the last header callback was a value */
-} req_build;
-
-/* A request and its build buffers in one allocation. */
-typedef struct req_full {
-    eb_http_req     pub;
-    req_build       b;
-    eb_http_header *hdrs;
-} req_full;
 
 struct eb_http_conn {
     uv_tcp_t        tcp;      /* must stay first */
     eb_http_server *srv;
-    http_parser     parser;
+    eb__http_reader rd;       /* parses what the socket delivers */
     uv_timer_t      idle;     /* closes idle keep-alive connections */
-    req_full       *cur;      /* request being parsed */
     eb_http_req    *q_head;   /* unanswered or unwritten requests, in order */
     eb_http_req    *q_tail;
     uint32_t        queued;   /* requests in the queue */
     int             refs;     /* handles still open (tcp, idle) */
-    int             error;    /* status to answer a broken request with */
     bool            reading;  /* uv_read_start active */
     bool            closing;  /* close once the queue is written */
     bool            closed;   /* uv_close called */
@@ -70,7 +45,6 @@ struct eb_http_server {
     eb_http_stats   stats;
     char            date[40];  /* cached Date header value */
     time_t          date_at;
-    http_parser_settings settings;
 };
 
 typedef struct write_req {
@@ -122,29 +96,6 @@ static const char *date_now(eb_http_server *s)
     return s->date;
 }
 
-static int map_method(unsigned m)
-{
-    switch (m) {
-    case HTTP_DELETE: return EB_HTTP_DELETE;
-    case HTTP_GET:    return EB_HTTP_GET;
-    case HTTP_HEAD:   return EB_HTTP_HEAD;
-    case HTTP_POST:   return EB_HTTP_POST;
-    case HTTP_PUT:    return EB_HTTP_PUT;
-    default:          return EB_HTTP_OTHER;
-    }
-}
-
-static void req_free(eb_http_req *r)
-{
-    req_full *f = (req_full *)r;
-    eb_buf_free(&f->b.head);
-    eb_buf_free(&f->b.body);
-    free(f->b.spans);
-    free(f->hdrs);
-    free(r->resp);
-    free(f);
-}
-
 /* --- answer queue ----------------------------------------------------------- */
 
 static void enqueue(eb_http_conn *c, eb_http_req *r)
@@ -185,7 +136,7 @@ int eb_http_respond(eb_http_req *req, int status, const char *content_type,
 {
     eb_http_conn *c = req->conn;
     if (!c) { /* the client went away */
-        req_free(req);
+        eb__http_req_free(req);
         return EB_ECLOSED;
     }
     req->resp = format_answer(c->srv, req, status, content_type, body, len, &req->resp_len);
@@ -267,7 +218,7 @@ static void conn_flush(eb_http_conn *c)
             r->resp = NULL;
             if (!r->keep_alive)
                 wr->close_after = true;
-            req_free(r);
+            eb__http_req_free(r);
             if (wr->close_after)
                 break;
         }
@@ -292,190 +243,43 @@ static void conn_flush(eb_http_conn *c)
 /* Answers a broken request (parse error, limits) and closes afterwards. */
 static void answer_error(eb_http_conn *c, int status, const char *code, const char *msg)
 {
-    req_full *f = calloc(1, sizeof *f);
-    if (!f) {
+    eb_http_req *r = eb__http_req_new();
+    if (!r) {
         conn_close(c);
         return;
     }
-    f->pub.keep_alive = false;
-    enqueue(c, &f->pub);
+    r->keep_alive = false;
+    enqueue(c, r);
     char body[400];
     int n = snprintf(body, sizeof body,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":[]}}", code, msg);
     c->closing = true;
     c->srv->stats.bad_requests++;
-    eb_http_respond(&f->pub, status, "application/json", body, (size_t)n);
+    eb_http_respond(r, status, "application/json", body, (size_t)n);
 }
 
-/* --- parser callbacks --------------------------------------------------------- */
+/* --- requests from the reader ----------------------------------------------- */
 
-static eb_http_conn *conn_of(http_parser *p)
+/* A complete request: into the answer queue, then to the handler. */
+static void on_request(void *arg, eb_http_req *r)
 {
-    return p->data;
-}
-
-static int on_message_begin(http_parser *p)
-{
-    eb_http_conn *c = conn_of(p);
-    req_full *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
-    eb_buf_init(&f->b.head);
-    eb_buf_init(&f->b.body);
-    c->cur = f;
-    return 0;
-}
-
-static int too_big_headers(eb_http_conn *c, size_t add)
-{
-    if (c->cur->b.head.len + add > c->srv->opts.max_header_bytes) {
-        c->error = 431;
-        return -1;
+    eb_http_conn *c = arg;
+    if (c->closed) { /* closed by the handler of an earlier request in this read */
+        eb__http_req_free(r);
+        return;
     }
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    eb_http_conn *c = conn_of(p);
-    if (too_big_headers(c, len))
-        return -1;
-    eb_buf_append(&c->cur->b.head, at, len);
-    c->cur->b.url_len += len;
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    eb_http_conn *c = conn_of(p);
-    req_build *b = &c->cur->b;
-    if (too_big_headers(c, len))
-        return -1;
-    if (b->nspans == 0 || b->in_value) {
-        if (b->nspans >= c->srv->opts.max_headers) {
-            c->error = 431;
-            return -1;
-        }
-        if (b->nspans == b->cap) {
-            size_t cap = b->cap ? b->cap * 2 : 16;
-            hdr_span *s = realloc(b->spans, cap * sizeof *s);
-            if (!s)
-                return -1;
-            b->spans = s;
-            b->cap = cap;
-        }
-        b->spans[b->nspans++] = (hdr_span){b->head.len, 0, 0, 0};
-        b->in_value = false;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char ch = at[i];
-        eb_buf_putc(&b->head, (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch);
-    }
-    b->spans[b->nspans - 1].name_len += len;
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    eb_http_conn *c = conn_of(p);
-    req_build *b = &c->cur->b;
-    if (too_big_headers(c, len))
-        return -1;
-    hdr_span *s = &b->spans[b->nspans - 1];
-    if (!b->in_value) {
-        s->value_off = b->head.len;
-        b->in_value = true;
-    }
-    eb_buf_append(&b->head, at, len);
-    s->value_len += len;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p)
-{
-    eb_http_conn *c = conn_of(p);
-    if (p->flags & F_CONTENTLENGTH && p->content_length > c->srv->opts.max_body) {
-        c->error = 413;
-        return -1;
-    }
-    if (p->upgrade) {
-        c->error = 400;
-        return -1;
-    }
-    req_build *b = &c->cur->b;
-    for (size_t i = 0; i < b->nspans; i++) {
-        const char *name = b->head.data + b->spans[i].name_off;
-        if (b->spans[i].name_len == 6 && !memcmp(name, "expect", 6) &&
-            b->spans[i].value_len >= 12 &&
-            !strncasecmp(b->head.data + b->spans[i].value_off, "100-continue", 12)) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            uv_buf_t buf = uv_buf_init((char *)cont, sizeof cont - 1);
-            uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        }
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    eb_http_conn *c = conn_of(p);
-    eb_buf *body = &c->cur->b.body;
-    if (body->len + len > c->srv->opts.max_body) {
-        c->error = 413;
-        return -1;
-    }
-    eb_buf_append(body, at, len);
-    return 0;
-}
-
-/* Turns the build buffers into the public request fields. */
-static int finish_request(eb_http_conn *c, http_parser *p)
-{
-    req_full *f = c->cur;
-    req_build *b = &f->b;
-    if (eb_buf_failed(&b->head) || eb_buf_failed(&b->body))
-        return -1;
-    if (!b->head.data && !eb_buf_reserve(&b->head, 1))
-        return -1;
-    if (!b->body.data && !eb_buf_reserve(&b->body, 1))
-        return -1;
-    f->hdrs = calloc(b->nspans ? b->nspans : 1, sizeof *f->hdrs);
-    if (!f->hdrs)
-        return -1;
-    const char *h = b->head.data;
-    for (size_t i = 0; i < b->nspans; i++)
-        f->hdrs[i] = (eb_http_header){h + b->spans[i].name_off, b->spans[i].name_len,
-                                      h + b->spans[i].value_off, b->spans[i].value_len};
-    eb_http_req *r = &f->pub;
-    r->method = map_method(p->method);
-    r->head = p->method == HTTP_HEAD;
-    r->path = h;
-    r->path_len = b->url_len;
-    const char *q = memchr(h, '?', b->url_len);
-    if (q) {
-        r->path_len = (size_t)(q - h);
-        r->query = q + 1;
-        r->query_len = b->url_len - r->path_len - 1;
-    }
-    r->headers = f->hdrs;
-    r->nheaders = b->nspans;
-    r->body = b->body.data;
-    r->body_len = b->body.len;
-    r->keep_alive = http_should_keep_alive(p) && !c->srv->stopping;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    eb_http_conn *c = conn_of(p);
-    if (finish_request(c, p) != 0)
-        return -1;
-    eb_http_req *r = &c->cur->pub;
-    c->cur = NULL;
+    r->keep_alive = r->keep_alive && !c->srv->stopping;
     enqueue(c, r);
     c->srv->stats.requests++;
     c->srv->handler(c->srv->ud, r);
-    return 0;
+}
+
+static void on_continue(void *arg)
+{
+    eb_http_conn *c = arg;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t buf = uv_buf_init((char *)cont, sizeof cont - 1);
+    uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
 }
 
 /* --- connections ----------------------------------------------------------- */
@@ -507,12 +311,10 @@ static void conn_close(eb_http_conn *c)
         nx = r->next;
         r->conn = NULL;
         if (r->resp) /* already answered, never written */
-            req_free(r);
+            eb__http_req_free(r);
     }
     c->q_head = c->q_tail = NULL;
-    if (c->cur)
-        req_free(&c->cur->pub);
-    c->cur = NULL;
+    eb__http_reader_free(&c->rd);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
 }
@@ -532,11 +334,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(slab, sizeof slab);
 }
 
-static void parse_error(eb_http_conn *c)
+static void parse_error(eb_http_conn *c, int status)
 {
-    if (c->error == 413)
+    if (status == 413)
         answer_error(c, 413, "payload_too_large", "request body over the server's limit");
-    else if (c->error == 431)
+    else if (status == 431)
         answer_error(c, 431, "headers_too_large", "too many or too large request headers");
     else
         answer_error(c, 400, "bad_request", "malformed HTTP request");
@@ -548,17 +350,11 @@ static void parse_error(eb_http_conn *c)
 
 static void feed(eb_http_conn *c, const char *data, size_t len)
 {
-    size_t off = 0;
-    while (off < len && !c->closing && !c->closed) {
-        size_t n = http_parser_execute(&c->parser, &c->srv->settings, data + off, len - off);
-        off += n;
-        if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK) {
-            parse_error(c);
-            return;
-        }
-        if (n == 0)
-            break;
-    }
+    if (c->closing || c->closed)
+        return;
+    int status = eb__http_reader_feed(&c->rd, data, len);
+    if (status)
+        parse_error(c, status);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
@@ -618,8 +414,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
+    eb__http_reader_init(&c->rd, &s->opts, on_request, on_continue, c);
     uv_timer_start(&c->idle, on_idle, s->opts.idle_timeout_ms, s->opts.idle_timeout_ms);
     resume_reading(c);
 }
@@ -647,14 +442,6 @@ int eb_http_server_new(uv_loop_t *loop, const eb_http_opts *o, eb_http_handler h
         s->opts.idle_timeout_ms = 60000;
     if (!s->opts.max_pipelined)
         s->opts.max_pipelined = 128;
-    http_parser_settings_init(&s->settings);
-    s->settings.on_message_begin = on_message_begin;
-    s->settings.on_url = on_url;
-    s->settings.on_header_field = on_header_field;
-    s->settings.on_header_value = on_header_value;
-    s->settings.on_headers_complete = on_headers_complete;
-    s->settings.on_body = on_body;
-    s->settings.on_message_complete = on_message_complete;
     *out = s;
     return 0;
 }
@@ -726,7 +513,7 @@ void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg)
     s->done_arg = arg;
     for (eb_http_conn *c = s->conns, *nx; c; c = nx) {
         nx = c->next;
-        if (!c->q_head && !c->cur)
+        if (!c->q_head && !c->rd.cur)
             conn_close(c);
         else
             c->closing = true;

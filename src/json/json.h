@@ -101,6 +101,9 @@ const eb_json *eb_json_root(const eb_json_doc *doc);
  * an object. Linear in the member count. */
 const eb_json *eb_json_get(const eb_json *obj, const char *key);
 const eb_json *eb_json_getn(const eb_json *obj, const char *key, size_t klen);
+/* True if member m's key is exactly key (all of it: a key holding \u0000
+ * is never equal to a C string that stops there). */
+bool eb_json_key_is(const eb_json *m, const char *key);
 /* Element i of an array, or NULL. Linear in i. */
 const eb_json *eb_json_at(const eb_json *arr, size_t i);
 
@@ -157,7 +160,15 @@ void eb_jw_raw(eb_jw *w, const char *json, size_t n);
 /* Serializes a parsed node (compact; numbers keep their original text). */
 void eb_jw_value(eb_jw *w, const eb_json *v);
 
-/* Appends s[0..n) as a quoted, escaped JSON string. */
+/* Appends s[0..n) as a quoted, escaped JSON string. Bytes that are not
+ * valid UTF-8 are written as U+FFFD, so the output is always valid JSON
+ * (callers that must not alter text check it first: eb_json_utf8_valid). */
 void eb_json_escape(eb_buf *out, const char *s, size_t n);
+
+/* Length of the valid UTF-8 sequence at s[0..n) (1 for ASCII), or 0 when
+ * none starts there (overlong, surrogate, over U+10FFFF, cut short). */
+size_t eb_json_utf8_len(const char *s, size_t n);
+/* True if s[0..n) is valid UTF-8 (NUL bytes included). */
+bool eb_json_utf8_valid(const char *s, size_t n);
 
 #endif /* EB_JSON_H */

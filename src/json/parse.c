@@ -187,6 +187,22 @@ static size_t utf8_seq(const unsigned char *p, const unsigned char *e)
     return 0;
 }
 
+size_t eb_json_utf8_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (!n)
+        return 0;
+    return p[0] < 0x80 ? 1 : utf8_seq(p, p + n);
+}
+
+bool eb_json_utf8_valid(const char *s, size_t n)
+{
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = eb_json_utf8_len(s + i, n - i)))
+            return false;
+    return true;
+}
+
 static int hex4(const char *p, unsigned *out)
 {
     unsigned v = 0;

@@ -20,6 +20,12 @@ const eb_json *eb_json_get(const eb_json *obj, const char *key)
     return eb_json_getn(obj, key, strlen(key));
 }
 
+bool eb_json_key_is(const eb_json *m, const char *key)
+{
+    size_t n = strlen(key);
+    return m && m->key && m->key_len == n && memcmp(m->key, key, n) == 0;
+}
+
 const eb_json *eb_json_at(const eb_json *arr, size_t i)
 {
     if (!arr || arr->type != EB_JSON_ARRAY)

@@ -26,6 +26,17 @@ void eb_json_escape(eb_buf *out, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t k = eb_json_utf8_len(s + i, n - i);
+            if (k) {
+                i += k - 1;
+                continue;
+            }
+            eb_buf_append(out, s + run, i - run);
+            eb_buf_append(out, "\\ufffd", 6); /* not UTF-8: the replacement character */
+            run = i + 1;
+            continue;
+        }
         if (!needs_esc[c])
             continue;
         eb_buf_append(out, s + run, i - run);

@@ -7,7 +7,13 @@
  * B = old; FULL both. Properties, items, additionalProperties and local
  * "$ref"s are followed; what cannot be compared structurally (a changed
  * pattern, reshaped oneOf/anyOf/allOf/not/if) is reported as undecidable
- * instead of being passed silently. */
+ * instead of being passed silently.
+ *
+ * Work is bounded: each (A node, B node, direction) pair is compared once
+ * (local "$ref"s make the walk a graph: {"properties":{"a":{"$ref":"#"},
+ * "b":{"$ref":"#"}}} would otherwise branch 2^64 ways), at most MAX_PAIRS
+ * pairs are compared and MAX_CHANGES changes listed; past either bound the
+ * report says it stopped, which counts as not compatible. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,8 +22,11 @@
 
 #include "eventbus.h"
 #include "schema/schema.h"
+#include "util/map.h"
 
 #define MAX_DEPTH 64
+#define MAX_PAIRS 100000
+#define MAX_CHANGES 1000
 
 static const eb_json TRUE_NODE = {.type = EB_JSON_TRUE};
 static const eb_json EMPTY_OBJECT = {.type = EB_JSON_OBJECT};
@@ -27,6 +36,8 @@ typedef struct cmp {
     eb_compat_report *r;
     const char       *dir;             /* " (backward)" etc. for messages */
     bool              forward;         /* A is the new schema */
+    eb_map            seen;            /* (a, b, forward) pairs compared */
+    bool              gave_up;         /* a bound was reached and reported */
 } cmp;
 
 void eb_compat_report_init(eb_compat_report *r)
@@ -55,11 +66,19 @@ static void add(cmp *c, const char *ptr, bool undecidable, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (r->n >= MAX_CHANGES) { /* the last entry says the list stops */
+        if (c->gave_up)
+            return;
+        c->gave_up = true;
+        ptr = "";
+        undecidable = true;
+        snprintf(msg, sizeof msg, "more than %d changes: the rest are not listed", MAX_CHANGES);
+    }
     for (size_t i = 0; i < r->n; i++) /* FULL checks both ways: say it once */
         if (!strcmp(r->items[i].message, msg) && !strcmp(r->items[i].pointer, ptr))
             return;
     if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 8;
+        size_t cap = r->cap ? r->cap * 2 : 16;
         eb_compat_change *p = realloc(r->items, cap * sizeof *p);
         if (!p)
             return;
@@ -375,6 +394,25 @@ static void check_combinators(cmp *c, const eb_json *a, const eb_json *b, const 
     }
 }
 
+/* True the first time (a, b) is compared in this direction; false when it
+ * was compared before or the work bound is reached (reported once). */
+static bool first_visit(cmp *c, const eb_json *a, const eb_json *b)
+{
+    struct { const void *a, *b; uintptr_t fwd; } key = {a, b, c->forward};
+    if (eb_map_get(&c->seen, (const char *)&key, sizeof key))
+        return false;
+    if (c->seen.len >= MAX_PAIRS) {
+        if (!c->gave_up) {
+            c->gave_up = true;
+            add(c, "", true, "schemas too large to compare (over %d subschema pairs): "
+                "cannot verify", MAX_PAIRS);
+        }
+        return false;
+    }
+    eb_map_put(&c->seen, (const char *)&key, sizeof key, (void *)1, NULL);
+    return true;
+}
+
 /* Reports where schema b rejects values schema a accepts. */
 static void narrower(cmp *c, const eb_json *a, const eb_json *b, const char *ptr,
                      const char *name, int depth)
@@ -383,7 +421,7 @@ static void narrower(cmp *c, const eb_json *a, const eb_json *b, const char *ptr
     b = deref(c->forward ? c->root_a : c->root_b, b);
     char w[160];
     what(w, sizeof w, name);
-    if (depth > MAX_DEPTH || is_false_schema(a) || is_true_schema(b))
+    if (depth > MAX_DEPTH || is_false_schema(a) || is_true_schema(b) || !first_visit(c, a, b))
         return;
     if (is_false_schema(b)) {
         add(c, ptr, false, "%s %s", w, c->forward ? "was false (accepted nothing) before"
@@ -415,7 +453,7 @@ int eb_schema_compat(const char *old_json, size_t old_len, const char *new_json,
         rc = EB_ESYNTAX;
     if (!rc) {
         const eb_json *o = eb_json_root(da), *n = eb_json_root(db);
-        cmp c = {o, n, r, "", false};
+        cmp c = {o, n, r, "", false, EB_MAP_INIT, false};
         if (mode == EB_COMPAT_BACKWARD || mode == EB_COMPAT_FULL)
             narrower(&c, o, n, "", "", 0);
         if (mode == EB_COMPAT_FORWARD || mode == EB_COMPAT_FULL) {
@@ -425,6 +463,7 @@ int eb_schema_compat(const char *old_json, size_t old_len, const char *new_json,
             narrower(&c, n, o, "", "", 0);
         }
         rc = r->n ? EB_ECONFLICT : 0;
+        eb_map_free(&c.seen);
     }
     eb_json_doc_free(da);
     eb_json_doc_free(db);

@@ -15,6 +15,10 @@
 #include "schema/uri.h"
 
 #define MAX_NODES 100000
+/* Nested compile_node calls: subschema nesting plus "$ref" hops to targets
+ * not compiled yet. Each level costs a few KiB of C stack (URI buffers);
+ * without a bound a chain of a few thousand "$ref"s overflowed it. */
+#define MAX_COMPILE_DEPTH 200
 
 #define cfail eb__cfail
 
@@ -89,7 +93,8 @@ static int get_count(cctx *c, const eb_json *v, const char *ptr, const char *kw,
 {
     if (!eb_json_is_integral(v) || eb_json_num(v) < 0)
         return cfail(c, ptr, "\"%s\" must be a non-negative integer", kw);
-    *out = (int64_t)eb_json_num(v);
+    double d = eb_json_num(v); /* 1e300 is integral too: no count gets there */
+    *out = d >= 9223372036854775807.0 ? INT64_MAX : (int64_t)d;
     return 0;
 }
 
@@ -440,13 +445,9 @@ static void draft7_additional_items(cctx *c, sn *s, const eb_json *n, const sres
         s->items = sub(c, ai, r, s->ptr, "additionalItems");
 }
 
-static sn *compile_node(cctx *c, const eb_json *n, const sres *r, const char *ptr)
+static sn *compile_new_node(cctx *c, const eb_json *n, const sres *r, const char *ptr)
 {
-    if (c->rc)
-        return NULL;
-    sn *s = eb_imap_get(&c->s->nodes, (uint64_t)(uintptr_t)n);
-    if (s)
-        return s;
+    sn *s;
     if (n->type != EB_JSON_OBJECT && !eb_json_is_bool(n)) {
         cfail(c, ptr, "a schema must be an object or a boolean, got %s",
               eb_json_type_name((eb_json_type)n->type));
@@ -474,6 +475,25 @@ static sn *compile_node(cctx *c, const eb_json *n, const sres *r, const char *pt
     if (d7 && !c->rc)
         draft7_additional_items(c, s, n, r);
     return c->rc ? NULL : s;
+}
+
+/* The compiled node of n: compiled now, or earlier (cycles end here). */
+static sn *compile_node(cctx *c, const eb_json *n, const sres *r, const char *ptr)
+{
+    if (c->rc)
+        return NULL;
+    sn *s = eb_imap_get(&c->s->nodes, (uint64_t)(uintptr_t)n);
+    if (s)
+        return s;
+    if (c->depth >= MAX_COMPILE_DEPTH) {
+        cfail(c, ptr, "schema nests too deeply (over %s levels of subschemas and \"$ref\"s)",
+              "200");
+        return NULL;
+    }
+    c->depth++;
+    s = compile_new_node(c, n, r, ptr);
+    c->depth--;
+    return s;
 }
 
 /* Dynamic anchors may be reached only through "$dynamicRef" scopes: compile
@@ -547,7 +567,7 @@ int eb_schema_compile(const char *json, size_t len, const eb_schema_opts *o, eb_
         return EB_ENOMEM;
     if (o)
         s->opts = *o;
-    cctx c = {s, err, 0};
+    cctx c = {s, err, 0, 0};
     unsigned dialect = s->opts.default_draft == EB_DRAFT_07 ? DIALECT_D7 : DIALECT_2020;
     const eb_json *root = eb__add_doc(&c, EB__DEFAULT_BASE, json, len, dialect);
     const sres *r = root ? eb__res_of(s, root) : NULL;

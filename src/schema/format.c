@@ -126,7 +126,8 @@ static bool is_duration(const char *s, size_t n)
             i++;
         if (i == j || i >= n)
             return false;
-        const char *p = strchr(units + u, s[i]);
+        /* s[i] may be NUL (from \u0000): strchr would find the terminator */
+        const char *p = s[i] ? strchr(units + u, s[i]) : NULL;
         if (!p || (in_time && p - units < 4) || (!in_time && p - units > 2))
             return false;
         /* After the first unit, each must be the next one (RFC 3339 app. A):
@@ -205,7 +206,7 @@ static bool is_hostname(const char *s, size_t n)
 static bool is_ipv4(const char *s, size_t n)
 {
     char b[16];
-    if (n >= sizeof b)
+    if (n >= sizeof b || memchr(s, '\0', n)) /* C string below: no NUL inside */
         return false;
     memcpy(b, s, n);
     b[n] = '\0';
@@ -230,7 +231,7 @@ static bool is_ipv6(const char *s, size_t n)
 {
     char b[64];
     struct in6_addr a;
-    if (n >= sizeof b || memchr(s, '%', n))
+    if (n >= sizeof b || memchr(s, '%', n) || memchr(s, '\0', n))
         return false;
     memcpy(b, s, n);
     b[n] = '\0';
@@ -288,7 +289,7 @@ static bool is_json_pointer(const char *s, size_t n)
 
 /* --- RFC 3986 URI and URI-reference ------------------------------------------ */
 
-static bool unreserved(char c) { return isalnum((unsigned char)c) || strchr("-._~", c); }
+static bool unreserved(char c) { return isalnum((unsigned char)c) || (c && strchr("-._~", c)); }
 static bool sub_delim(char c) { return c && strchr("!$&'()*+,;=", c); }
 
 /* Consumes one pchar-like unit at *p (percent escapes whole); `extra` lists

@@ -127,6 +127,7 @@ typedef struct cctx {
     eb_schema *s;
     eb_buf    *err; /* message of the first failure (may be NULL) */
     int        rc;  /* first failure, 0 while none */
+    int        depth; /* compile_node calls in progress */
 } cctx;
 
 /* resource.c */

@@ -235,12 +235,19 @@ static void index_node(cctx *c, const eb_json *n, const char *base, unsigned dia
     index_children(c, n, here, d, depth);
 }
 
+/* External documents loaded through the resolver for one schema: a
+ * resolver that answers every URI let relative "$ref"s chain through tens
+ * of thousands of documents. */
+#define MAX_DOCS 256
+
 const eb_json *eb__add_doc(cctx *c, const char *uri, const char *text, size_t len,
                            unsigned dialect)
 {
     eb_json_doc *d = eb_json_doc_new();
-    eb_json_error je;
-    if (!d || eb_json_parse(d, text, len, NULL, &je) != 0) {
+    eb_json_error je = {0};
+    /* Duplicate keys are refused: a keyword given twice is ambiguous. */
+    const eb_json_opts jo = {.reject_dup_keys = true};
+    if (!d || eb_json_parse(d, text, len, &jo, &je) != 0) {
         eb_json_doc_free(d);
         if (c->err && !c->rc) {
             eb_buf_reset(c->err);
@@ -277,6 +284,14 @@ const eb_json *eb__load_doc(cctx *c, const char *uri, unsigned dialect)
         return eb__add_doc(c, uri, e->text, e->len, dialect);
     if (!c->s->opts.resolve)
         return NULL;
+    if (c->s->docs.len > MAX_DOCS) { /* relative refs could chain endless documents */
+        if (!c->rc && c->err) {
+            eb_buf_reset(c->err);
+            eb_buf_printf(c->err, "schema references too many documents (over %d)", MAX_DOCS);
+        }
+        c->rc = c->rc ? c->rc : EB_EINVAL;
+        return NULL;
+    }
     eb_buf text = EB_BUF_INIT;
     if (c->s->opts.resolve(c->s->opts.resolve_arg, uri, &text) == 0)
         root = eb__add_doc(c, uri, text.data ? text.data : "", text.len, dialect);

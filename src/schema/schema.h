@@ -4,8 +4,9 @@
  * Pure library: no I/O (external documents come through a resolver
  * callback). Dialects: draft 2020-12 (default when "$schema" is absent) and
  * draft-07. A compiled schema is immutable and may be used by several
- * threads at once; validation allocates nothing beyond the error list.
- * Keyword coverage and formats asserted: ARCHITECTURE.md, "src/schema". */
+ * threads at once; validation allocates little beyond the error list and
+ * its work is bounded (compile depth, validation steps: validate.c).
+ * Keyword coverage, formats asserted, bounds: ARCHITECTURE.md, "src/schema". */
 #ifndef EB_SCHEMA_H
 #define EB_SCHEMA_H
 

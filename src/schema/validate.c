@@ -7,7 +7,15 @@
  * if, contains) always take the fast path. unevaluatedProperties/Items use
  * the annotations of the keywords around them, kept as one bit per member
  * or item of the instance (evset). Nothing is allocated unless an instance
- * has more than 256 members or the error list grows. */
+ * has more than 256 members, uniqueItems meets an array of more than 32
+ * items, or the error list grows.
+ *
+ * Work is bounded: applicators can make a small schema evaluate the same
+ * instance exponentially often ({"anyOf":[{"$ref":"#"},{"$ref":"#"}]}), so
+ * one validation may take at most MAX_STEPS_BASE + MAX_STEPS_PER_BYTE per
+ * byte of the instance subschema evaluations; past that the instance is
+ * refused with one error saying why. Legitimate schemas use a few steps per
+ * instance value. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +27,9 @@
 
 #define MAX_DEPTH 256  /* instance nesting + reference hops */
 #define MAX_SCOPE 128  /* dynamic scope (resources entered) */
+#define MAX_STEPS_BASE 100000u /* subschema evaluations per validation... */
+#define MAX_STEPS_PER_BYTE 16u /* ...plus this many per byte of the instance */
+#define UNIQUE_SCAN_MAX 32     /* uniqueItems: pairwise up to this many items */
 
 typedef struct pseg {
     const char *key; /* member name, or NULL for an array index */
@@ -36,6 +47,8 @@ typedef struct vctx {
     int               nscope;
     const sres       *top;       /* scope[nscope - 1], NULL when empty */
     pcre2_match_data *md;
+    uint64_t          steps;     /* subschema evaluations so far */
+    uint64_t          max_steps; /* the budget; past it every evaluation fails */
 } vctx;
 
 /* Evaluated members (objects) or items (arrays) of one instance. */
@@ -390,18 +403,118 @@ static bool check_object(vctx *v, const sn *s, const eb_json *i, evset *ev)
 
 /* --- arrays ---------------------------------------------------------------------- */
 
-static bool check_unique(vctx *v, const sn *s, const eb_json *i)
+/* A hash consistent with eb_json_equal: equal values hash equal (numbers
+ * by value, object members in any order). */
+static uint64_t mix(uint64_t h)
 {
-    size_t a = 0;
-    for (const eb_json *x = i->child; x; x = x->next, a++) {
-        size_t b = a + 1;
-        for (const eb_json *y = x->next; y; y = y->next, b++)
-            if (eb_json_equal(x, y)) {
-                report(v, s, "uniqueItems", "items %zu and %zu are equal", a, b);
-                return false;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
+static uint64_t bytes_hash(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t k = 0; k < n; k++)
+        h = (h ^ (unsigned char)p[k]) * 0x100000001b3ull;
+    return mix(h);
+}
+
+static uint64_t value_hash(const eb_json *x)
+{
+    switch (x->type) {
+    case EB_JSON_NUMBER: {
+        double d = eb_json_num(x);
+        uint64_t bits;
+        if (d == 0)
+            d = 0; /* -0 == 0 */
+        memcpy(&bits, &d, sizeof bits);
+        return mix(bits ^ 0x4e);
+    }
+    case EB_JSON_STRING:
+        return bytes_hash(x->str, x->len);
+    case EB_JSON_ARRAY: {
+        uint64_t h = 0xa7;
+        for (const eb_json *e = x->child; e; e = e->next)
+            h = mix(h * 31 + value_hash(e));
+        return h;
+    }
+    case EB_JSON_OBJECT: {
+        uint64_t h = 0x0b; /* members in any order: a sum of their hashes */
+        for (const eb_json *m = x->child; m; m = m->next)
+            h += mix(bytes_hash(m->key, m->key_len) ^ value_hash(m));
+        return mix(h);
+    }
+    default:
+        return mix(x->type);
+    }
+}
+
+typedef struct hashed_item {
+    uint64_t       hash;
+    size_t         idx;
+    const eb_json *v;
+} hashed_item;
+
+static int by_hash(const void *a, const void *b)
+{
+    const hashed_item *x = a, *y = b;
+    if (x->hash != y->hash)
+        return x->hash < y->hash ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The first pair (lowest a, then lowest b) of equal items, through sorted
+ * hashes: O(n log n) where comparing every pair would be quadratic. */
+static bool first_equal_pair(const eb_json *arr, size_t *pa, size_t *pb)
+{
+    hashed_item *h = malloc(arr->len * sizeof *h);
+    if (!h)
+        return false; /* out of memory: cannot tell, let it pass */
+    size_t n = 0;
+    for (const eb_json *e = arr->child; e; e = e->next, n++)
+        h[n] = (hashed_item){value_hash(e), n, e};
+    qsort(h, n, sizeof *h, by_hash);
+    bool found = false;
+    for (size_t k = 0; k < n; k++) {
+        if (found && h[k].idx > *pa)
+            continue; /* cannot give a lower first index */
+        for (size_t m = k + 1; m < n && h[m].hash == h[k].hash; m++)
+            if (eb_json_equal(h[k].v, h[m].v)) { /* the lowest b for this a */
+                *pa = h[k].idx;
+                *pb = h[m].idx;
+                found = true;
+                break;
             }
     }
-    return true;
+    free(h);
+    return found;
+}
+
+static bool check_unique(vctx *v, const sn *s, const eb_json *i)
+{
+    size_t a = 0, b = 0;
+    bool dup = false;
+    if (i->len > UNIQUE_SCAN_MAX) {
+        dup = first_equal_pair(i, &a, &b);
+    } else {
+        size_t ia = 0;
+        for (const eb_json *x = i->child; x && !dup; x = x->next, ia++) {
+            size_t ib = ia + 1;
+            for (const eb_json *y = x->next; y; y = y->next, ib++)
+                if (eb_json_equal(x, y)) {
+                    dup = true;
+                    a = ia;
+                    b = ib;
+                    break;
+                }
+        }
+    }
+    if (dup)
+        report(v, s, "uniqueItems", "items %zu and %zu are equal", a, b);
+    return !dup;
 }
 
 static bool check_contains(vctx *v, const sn *s, const eb_json *i, evset *ev)
@@ -601,6 +714,8 @@ static bool validate(vctx *v, const sn *s, const eb_json *inst, evset *ev)
             report(v, s, "", "no value is allowed here (schema is false)");
         return s->boolean;
     }
+    if (++v->steps > v->max_steps)
+        return false; /* over budget: eb_schema_validate explains */
     if (++v->hops > 4 * MAX_DEPTH) { /* runaway reference cycle */
         v->hops--;
         report(v, s, "$ref", "schema references nest too deeply");
@@ -643,6 +758,8 @@ int eb_schema_validate(const eb_schema *s, const eb_json *instance, eb_schema_er
     v.depth = v.hops = v.nscope = 0;
     v.top = NULL;
     v.md = md;
+    v.steps = 0;
+    v.max_steps = MAX_STEPS_BASE + (uint64_t)MAX_STEPS_PER_BYTE * instance->src_len;
     bool ok;
     if (instance->type == EB_JSON_OBJECT || instance->type == EB_JSON_ARRAY) {
         evset ev;
@@ -651,6 +768,13 @@ int eb_schema_validate(const eb_schema *s, const eb_json *instance, eb_schema_er
         ev_free(&ev);
     } else {
         ok = validate(&v, s->root, instance, NULL);
+    }
+    if (v.steps > v.max_steps && errs) { /* what was found so far is not the reason */
+        eb_schema_errors_reset(errs);
+        v.depth = 0;
+        report(&v, s->root, "", "validation stopped after %llu steps: the schema is too "
+               "complex for this instance (applicators evaluate it too many times)",
+               (unsigned long long)v.max_steps);
     }
     return ok ? 0 : EB_ESCHEMA;
 }

@@ -47,6 +47,7 @@ bool eb_buf_reserve(eb_buf *b, size_t n)
     }
     b->data = p;
     b->cap = cap;
+    b->data[b->len] = '\0'; /* a fresh buffer is "" too (eb_buf_steal of nothing) */
     return true;
 }
 

@@ -99,6 +99,19 @@ def test_header_flood_is_431(srv):
     assert srv.request("GET", "/healthz")[0] == 200
 
 
+def test_expect_100_continue(srv):
+    body = b'{"type":"expect.test","data":{"ok":true}}'
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        data = s.recv(4096)
+        assert data == b"HTTP/1.1 100 Continue\r\n\r\n", data
+        s.sendall(body)
+        data = s.recv(4096)
+        assert data.startswith(b"HTTP/1.1 201"), data
+
+
 def test_garbage_is_400(srv):
     data = srv.raw(b"\x00\x01\x02 not http at all\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 400"), data

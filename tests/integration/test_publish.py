@@ -247,7 +247,43 @@ def test_cloudevents_binary(srv):
     assert st in (400, 415), js
 
 
+def test_cloudevents_attributes_are_bounded(srv):
+    # Found by tests/fuzz/envelope_fuzz.c: CloudEvents attributes skipped the
+    # native envelope's bounds, and an id over 128 bytes overran the answer's
+    # id slot and the stored record's 1-byte id length.
+    ce = {"specversion": "1.0", "id": "i" * 300, "source": "/s", "type": "a.b", "data": 1}
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 400 and js["error"]["details"][0]["field"] == "/id", js
+    st, _, js = srv.request("POST", "/v1/events/batch", [dict(ce, id="ok-1"), ce],
+                            headers={"Content-Type": "application/cloudevents-batch+json"})
+    assert st == 400, js
+    hdrs = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b-1",
+            "ce-source": "/s", "ce-type": "a.b", "ce-partitionkey": "k" * 2000}
+    st, _, js = srv.request("POST", "/v1/events", {"x": 1}, headers=hdrs)
+    assert st == 400 and js["error"]["details"][0]["field"] == "/key", js
+    # header values are stored in JSON: they must be UTF-8 (0xff is not)
+    hdrs.update({"ce-partitionkey": "k", "ce-source": "\xff\xfe"})
+    st, _, js = srv.request("POST", "/v1/events", {"x": 1}, headers=hdrs)
+    assert st == 400 and js["error"]["details"][0]["field"] == "/source", js
+    st, _, page = srv.request("GET", "/v1/events")
+    assert st == 200 and page["events"] == [], page
+    ce["id"] = "i" * 128  # the bound itself is fine
+    st, _, js = srv.request("POST", "/v1/events", ce,
+                            headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 201 and js["id"] == "i" * 128, js
+
+
 # --- browsing -------------------------------------------------------------------
+
+def test_browse_since_out_of_range(srv):
+    publish(srv, {"type": "a.b", "data": 1})
+    st, _, page = srv.request("GET", "/v1/events?since=1e300d")  # before 1970: everything
+    assert st == 200 and len(page["events"]) == 1, page
+    for bad in ("nand", "infh", "-1h"):
+        st, _, js = srv.request("GET", "/v1/events?since=" + bad)
+        assert st == 400 and js["error"]["details"][0]["field"] == "since", (bad, js)
+
 
 def test_browse_filters_and_pages(srv):
     for i in range(30):
@@ -320,6 +356,28 @@ def test_incompatible_schema_is_refused_with_reasons(srv):
     assert one["versions"] == [1]
     # mode none accepts it
     assert register(srv, schema=v2, mode="none")["version"] == 2
+
+
+def test_hostile_schemas_are_answered(srv):
+    # Found by tests/fuzz/schema_fuzz.c: each of these used to hang or crash
+    # the server. Self references compared 2^64 ways (compat), a 2000-hop
+    # $ref chain overflowed the stack (compile), an anyOf of two self
+    # references evaluated an event exponentially often (validate).
+    rec = {"properties": {"a": {"$ref": "#"}, "b": {"$ref": "#"}}}
+    assert register(srv, "tree.node", schema=rec)["version"] == 1
+    st, _, js = srv.request("PUT", "/v1/schemas/tree.node",
+                            {"schema": dict(rec, required=["a"])})
+    assert st == 409 and "became required" in js["error"]["message"] + str(js), js
+    chain = {"$defs": {f"a{i}": {"$ref": f"#/$defs/a{i + 1}"} for i in range(2000)},
+             "$ref": "#/$defs/a0"}
+    chain["$defs"]["a2000"] = {"type": "integer"}
+    st, _, js = srv.request("PUT", "/v1/schemas/chain.type", {"schema": chain})
+    assert st == 400 and js["error"]["code"] == "invalid_schema", js
+    assert register(srv, "loop.type",
+                    schema={"anyOf": [{"$ref": "#"}, {"$ref": "#"}]})["version"] == 1
+    st, _, js = srv.request("POST", "/v1/events", {"type": "loop.type", "data": 1})
+    assert st == 422 and "too complex" in str(js), js
+    assert srv.request("GET", "/healthz")[0] == 200
 
 
 def test_invalid_schema_is_400(srv):

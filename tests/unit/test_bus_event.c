@@ -181,7 +181,43 @@ TEST(time_format_matches_gmtime)
     }
 }
 
+/* Found by tests/fuzz/envelope_fuzz.c: eb_event_check() is the one gate
+ * for every mapping (CloudEvents fill eb_event_in directly), so it enforces
+ * the bounds the stored format and the answers rely on. */
+TEST(check_enforces_bounds_whatever_the_mapping)
+{
+    char long_id[300];
+    memset(long_id, 'i', sizeof long_id);
+    eb_event_in ev = {.type = {"a.b", 3}, .id = {long_id, sizeof long_id}};
+    eb_field_error fe;
+    CHECK_EQ(eb_event_check(&ev, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/id");
+    ev.id.len = EB_EVENT_MAX_ID;
+    CHECK_OK(eb_event_check(&ev, &fe));
+    char key[EB_EVENT_MAX_KEY + 1];
+    memset(key, 'k', sizeof key);
+    eb_event_in ev2 = {.type = {"a.b", 3}, .key = {key, sizeof key}};
+    CHECK_EQ(eb_event_check(&ev2, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/key");
+    eb_event_in ev3 = {.type = {"a.b", 3}, .subject = {"x\0y", 3}};
+    CHECK_EQ(eb_event_check(&ev3, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/subject");
+    eb_event_in ev4 = {.type = {"a.b", 3}, .source = {"", 0}};
+    CHECK_EQ(eb_event_check(&ev4, &fe), EB_EINVAL);
+}
+
+/* A member name holding \u0000 is not the field its prefix names. */
+TEST(envelope_names_match_whole_keys)
+{
+    eb_event_in ev;
+    eb_field_error fe;
+    const char *body = "{\"type\":\"a.b\",\"type\\u0000x\":\"c.d\"}";
+    CHECK_EQ(eb_event_from_json(parse(body), body, &ev, &fe), EB_EINVAL);
+    CHECK(strstr(fe.message, "unknown field") != NULL);
+}
+
 TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted),
+          T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
           T(dedupe_window_expires_in_order))

@@ -172,6 +172,27 @@ TEST(doc_reuse_keeps_memory)
     eb_json_doc_free(d);
 }
 
+/* Found by tests/fuzz/envelope_fuzz.c: a CloudEvents header byte 0xff went
+ * into stored JSON as it was, and consumers got JSON that does not parse.
+ * The writer now never emits invalid UTF-8. */
+TEST(writer_replaces_invalid_utf8)
+{
+    eb_buf b = EB_BUF_INIT;
+    eb_json_escape(&b, "a\xff\xc3\xa9\xed\xa0\x80\xf0\x9f\x98\x80\xe2\x82", 13);
+    CHECK_STR(b.data, "\"a\\ufffd\xc3\xa9\\ufffd\\ufffd\\ufffd\xf0\x9f\x98\x80"
+                      "\\ufffd\\ufffd\"");
+    const eb_json *v = parse_ok(b.data);
+    CHECK(v->type == EB_JSON_STRING);
+    eb_buf_free(&b);
+    CHECK(eb_json_utf8_valid("plain \xc3\xa9 \xf4\x8f\xbf\xbf", 13));
+    CHECK(!eb_json_utf8_valid("\xc0\x80", 2));         /* overlong */
+    CHECK(!eb_json_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    CHECK(!eb_json_utf8_valid("\xf4\x90\x80\x80", 4)); /* over U+10FFFF */
+    CHECK(!eb_json_utf8_valid("\xe2\x82", 2));         /* cut short */
+    CHECK_EQ(eb_json_utf8_len("\xf0\x9f\x98\x80", 4), 4);
+}
+
 TEST_MAIN(T(values_of_each_type), T(escapes_and_unicode), T(errors_name_line_and_column),
           T(bounds_on_depth_size_and_dup_keys), T(round_trip_keeps_number_text),
-          T(writer_structure_and_escaping), T(equality_and_numbers), T(doc_reuse_keeps_memory))
+          T(writer_structure_and_escaping), T(equality_and_numbers), T(doc_reuse_keeps_memory),
+          T(writer_replaces_invalid_utf8))

@@ -424,6 +424,224 @@ TEST(compat_full_is_both_directions)
     compat(o, n, EB_COMPAT_FULL, "type of \"a\"");
 }
 
+/* --- found by tests/fuzz/schema_fuzz.c ----------------------------------- */
+
+/* A keyword given twice used to be compiled twice: leaked lists, and for
+ * patternProperties/dependentSchemas writes past the second array. */
+TEST(duplicate_keywords_are_refused)
+{
+    const char *bad[] = {
+        "{\"allOf\":[true],\"allOf\":[true]}",
+        "{\"patternProperties\":{\"a\":true},\"patternProperties\":{\"b\":true,\"c\":true}}",
+        "{\"properties\":{\"x\":{\"dependentSchemas\":{\"a\":true},"
+        "\"dependentSchemas\":{\"b\":true,\"c\":true}}}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eb_schema *s = NULL;
+        eb_buf err = EB_BUF_INIT;
+        CHECK_EQ(eb_schema_compile(bad[i], strlen(bad[i]), NULL, &s, &err), EB_ESYNTAX);
+        CHECK(s == NULL && err.data && strstr(err.data, "duplicate key"));
+        eb_buf_free(&err);
+    }
+}
+
+/* A chain of "$ref"s compiled recursively, a few KiB of stack per hop:
+ * 2000 hops (a 64 KiB schema) overflowed the stack. Now bounded. */
+TEST(long_ref_chain_is_refused_not_a_crash)
+{
+    eb_buf b = EB_BUF_INIT;
+    eb_buf_puts(&b, "{\"$defs\":{");
+    for (int i = 0; i < 5000; i++)
+        eb_buf_printf(&b, "\"a%d\":{\"$ref\":\"#/$defs/a%d\"},", i, i + 1);
+    eb_buf_puts(&b, "\"a5000\":{\"type\":\"integer\"}},\"$ref\":\"#/$defs/a0\"}");
+    eb_schema *s = NULL;
+    eb_buf err = EB_BUF_INIT;
+    CHECK_EQ(eb_schema_compile(b.data, b.len, NULL, &s, &err), EB_EINVAL);
+    CHECK(s == NULL && strstr(err.data, "nests too deeply"));
+    eb_buf_free(&err);
+    eb_buf_free(&b);
+    /* 150 hops are fine */
+    eb_buf_puts(&b, "{\"$defs\":{");
+    for (int i = 0; i < 150; i++)
+        eb_buf_printf(&b, "\"a%d\":{\"$ref\":\"#/$defs/a%d\"},", i, i + 1);
+    eb_buf_puts(&b, "\"a150\":{\"type\":\"integer\"}},\"$ref\":\"#/$defs/a0\"}");
+    s = compile(b.data);
+    CHECK_OK(validate(s, "7", NULL));
+    CHECK_EQ(validate(s, "\"x\"", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+    eb_buf_free(&b);
+}
+
+/* anyOf/oneOf over self references evaluate the instance exponentially
+ * often: the validation hung. Now it stops at its step budget. */
+TEST(exponential_schema_stops_with_a_reason)
+{
+    eb_schema *s = compile("{\"anyOf\":[{\"$ref\":\"#\"},{\"$ref\":\"#\"}]}");
+    CHECK_EQ(validate(s, "1", NULL), EB_ESCHEMA);
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 10);
+    CHECK_EQ(validate(s, "1", &e), EB_ESCHEMA);
+    CHECK_EQ(eb_schema_errors_count(&e), 1);
+    CHECK(strstr(eb_schema_errors_at(&e, 0)->message, "too complex"));
+    CHECK_STR(eb_schema_errors_at(&e, 0)->path, "");
+    eb_schema_errors_free(&e);
+    eb_schema_free(s);
+    /* not acyclic either: 40 levels of anyOf [next, next] ending in false */
+    eb_buf b = EB_BUF_INIT;
+    eb_buf_puts(&b, "{\"$defs\":{");
+    for (int i = 0; i < 40; i++)
+        eb_buf_printf(&b, "\"a%d\":{\"anyOf\":[{\"$ref\":\"#/$defs/a%d\"},"
+                      "{\"$ref\":\"#/$defs/a%d\"}]},", i, i + 1, i + 1);
+    eb_buf_puts(&b, "\"a40\":false},\"$ref\":\"#/$defs/a0\"}");
+    s = compile(b.data);
+    CHECK_EQ(validate(s, "{}", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+    eb_buf_free(&b);
+}
+
+/* uniqueItems compared every pair: quadratic in the array length. Large
+ * arrays now go through value hashes; the answer must not change. */
+TEST(unique_items_large_arrays)
+{
+    eb_schema *s = compile("{\"uniqueItems\":true}");
+    eb_buf b = EB_BUF_INIT;
+    eb_buf_putc(&b, '[');
+    for (int i = 0; i < 200000; i++)
+        eb_buf_printf(&b, "%s%d", i ? "," : "", i);
+    eb_buf_putc(&b, ']');
+    CHECK_OK(validate(s, b.data, NULL));
+    b.len--;
+    eb_buf_puts(&b, ",{\"a\":1},7.0]"); /* 7.0 equals item 7 */
+    eb_schema_errors e;
+    eb_schema_errors_init(&e, 10);
+    CHECK_EQ(validate(s, b.data, &e), EB_ESCHEMA);
+    CHECK_STR(eb_schema_errors_at(&e, 0)->message, "items 7 and 200001 are equal");
+    eb_schema_errors_free(&e);
+    eb_buf_free(&b);
+    /* equal by value, spelled differently; first pair by lowest index */
+    const char *arrs[] = {
+        "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,"
+        "31,32,{\"x\":[1,{\"y\":null}],\"z\":\"s\"},\"t\",{\"z\":\"s\",\"x\":[1.0,{\"y\":null}]}]",
+        "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,"
+        "31,32,-0.0,1e1]"};
+    const char *want[] = {"items 33 and 35 are equal", "items 0 and 33 are equal"};
+    for (int k = 0; k < 2; k++) {
+        eb_schema_errors_init(&e, 10);
+        CHECK_EQ(validate(s, arrs[k], &e), EB_ESCHEMA);
+        CHECK_STR(eb_schema_errors_at(&e, 0)->message, want[k]);
+        eb_schema_errors_free(&e);
+    }
+    CHECK_OK(validate(s, "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,"
+                         "25,26,27,28,29,30,31,32,\"0\",[0],{\"0\":0},true,null,false]", NULL));
+    eb_schema_free(s);
+}
+
+/* minLength 1e300 is an integer too; converting it to int64 was undefined
+ * (on x86 it became negative, i.e. no bound at all). */
+TEST(huge_counts_clamp_instead_of_overflowing)
+{
+    eb_schema *s = compile("{\"minLength\":1e300,\"maxItems\":4.4e124}");
+    CHECK_EQ(validate(s, "\"abc\"", NULL), EB_ESCHEMA);
+    CHECK_OK(validate(s, "[1,2,3]", NULL));
+    eb_schema_free(s);
+    s = compile("{\"maxLength\":1e300,\"minItems\":1e19}");
+    CHECK_OK(validate(s, "\"abc\"", NULL));
+    CHECK_EQ(validate(s, "[1,2,3]", NULL), EB_ESCHEMA);
+    eb_schema_free(s);
+}
+
+/* A resolver answering every URI let relative "$ref"s chain through tens
+ * of thousands of documents for one compile. Now bounded. */
+static int answer_everything(void *arg, const char *uri, eb_buf *out)
+{
+    (void)uri;
+    ++*(int *)arg;
+    eb_buf_puts(out, "{\"type\":\"integer\"}");
+    return 0;
+}
+
+TEST(external_documents_are_bounded)
+{
+    int calls = 0;
+    eb_schema_opts o = {.resolve = answer_everything, .resolve_arg = &calls};
+    eb_buf b = EB_BUF_INIT;
+    eb_buf_puts(&b, "{\"anyOf\":[");
+    for (int i = 0; i < 300; i++)
+        eb_buf_printf(&b, "%s{\"$ref\":\"https://example.com/d%d\"}", i ? "," : "", i);
+    eb_buf_puts(&b, "]}");
+    eb_schema *s = NULL;
+    eb_buf err = EB_BUF_INIT;
+    CHECK_EQ(eb_schema_compile(b.data, b.len, &o, &s, &err), EB_EINVAL);
+    CHECK(s == NULL && strstr(err.data, "too many documents"));
+    CHECK_EQ(calls, 256);
+    eb_buf_free(&err);
+    b.len = 0; /* 200 are fine */
+    eb_buf_puts(&b, "{\"anyOf\":[");
+    for (int i = 0; i < 200; i++)
+        eb_buf_printf(&b, "%s{\"$ref\":\"https://example.com/d%d\"}", i ? "," : "", i);
+    eb_buf_puts(&b, "]}");
+    CHECK_OK(eb_schema_compile(b.data, b.len, &o, &s, &err));
+    CHECK_OK(validate(s, "3", NULL));
+    eb_schema_free(s);
+    eb_buf_free(&b);
+}
+
+/* Local "$ref"s make the comparison a graph: two self references per level
+ * branched 2^64 ways and hung the registry (PUT of a second version). */
+TEST(compat_recursive_schemas_terminate)
+{
+    const char *o = "{\"properties\":{\"a\":{\"$ref\":\"#\"},\"b\":{\"$ref\":\"#\"}}}";
+    const char *n = "{\"properties\":{\"a\":{\"$ref\":\"#\"},\"b\":{\"$ref\":\"#\"}},"
+                    "\"required\":[\"a\"]}";
+    CHECK(compat(o, o, EB_COMPAT_FULL, NULL) == 0);
+    compat(o, n, EB_COMPAT_BACKWARD, "property \"a\" became required");
+    CHECK(compat(o, n, EB_COMPAT_FORWARD, NULL) == 0);
+}
+
+/* The report is bounded too; its last entry says it stopped. */
+TEST(compat_many_changes_are_capped)
+{
+    eb_buf o = EB_BUF_INIT, n = EB_BUF_INIT;
+    eb_buf_puts(&o, "{\"properties\":{");
+    eb_buf_puts(&n, "{\"properties\":{");
+    for (int i = 0; i < 1500; i++) {
+        eb_buf_printf(&o, "%s\"p%d\":{\"type\":\"string\"}", i ? "," : "", i);
+        eb_buf_printf(&n, "%s\"p%d\":{\"type\":\"integer\"}", i ? "," : "", i);
+    }
+    eb_buf_puts(&o, "}}");
+    eb_buf_puts(&n, "}}");
+    eb_compat_report r;
+    eb_compat_report_init(&r);
+    CHECK_EQ(eb_schema_compat(o.data, o.len, n.data, n.len, EB_COMPAT_BACKWARD, &r),
+             EB_ECONFLICT);
+    CHECK_EQ(eb_compat_report_count(&r), 1001);
+    CHECK(strstr(eb_compat_report_at(&r, 1000)->message, "more than 1000 changes"));
+    CHECK(eb_compat_report_at(&r, 1000)->undecidable);
+    eb_compat_report_free(&r);
+    eb_buf_free(&o);
+    eb_buf_free(&n);
+}
+
+/* A string may hold NUL (\u0000). "duration" looked it up with strchr,
+ * which finds the terminator and then read past the unit table; ipv4/ipv6
+ * copied into C strings and accepted "1.2.3.4\u0000junk". */
+TEST(formats_refuse_embedded_nul)
+{
+    const char *cases[][2] = {
+        {"duration", "\"PT1\\u0000\""}, {"duration", "\"PT1\\u00001H\""},
+        {"ipv4", "\"1.2.3.4\\u0000\""}, {"ipv6", "\"::1\\u0000junk\""},
+        {"uri", "\"http://a/\\u0000\""}, {"hostname", "\"a\\u0000b\""}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char schema[64];
+        snprintf(schema, sizeof schema, "{\"format\":\"%s\"}", cases[i][0]);
+        eb_schema *s = compile(schema);
+        CHECK_EQ(validate(s, cases[i][1], NULL), EB_ESCHEMA);
+        eb_schema_free(s);
+    }
+    eb_schema *s = compile("{\"format\":\"duration\"}");
+    CHECK_OK(validate(s, "\"PT1H\"", NULL));
+    eb_schema_free(s);
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads),
@@ -435,4 +653,8 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(compat_type_changed_and_narrowed), T(compat_enum_lost_and_gained_values),
           T(compat_bounds_tightened_and_loosened), T(compat_properties_added_removed_open_and_closed),
           T(compat_items_and_nested), T(compat_undecidable_is_reported_not_passed),
-          T(compat_full_is_both_directions))
+          T(compat_full_is_both_directions), T(duplicate_keywords_are_refused),
+          T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
+          T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing),
+          T(external_documents_are_bounded), T(compat_recursive_schemas_terminate),
+          T(compat_many_changes_are_capped), T(formats_refuse_embedded_nul))

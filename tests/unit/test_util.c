@@ -35,6 +35,22 @@ TEST(buf_grows_past_printf_scratch)
     free(p);
 }
 
+/* Found by schema_fuzz: the error path of a violation at the instance root
+ * was stolen from an empty buffer and came back unterminated. */
+TEST(buf_steal_empty_is_empty_string)
+{
+    eb_buf b = EB_BUF_INIT;
+    size_t n = 99;
+    char *s = eb_buf_steal(&b, &n);
+    CHECK(s != NULL);
+    CHECK_EQ(n, 0);
+    CHECK_STR(s, "");
+    free(s);
+    eb_buf_reserve(&b, 10); /* a fresh buffer reads as "" too */
+    CHECK_STR(b.data, "");
+    eb_buf_free(&b);
+}
+
 TEST(strerror_covers_codes_and_errno)
 {
     CHECK_STR(eb_strerror(EB_OK), "success");
@@ -156,5 +172,6 @@ TEST(base64_round_trip_and_rejects)
 }
 
 TEST_MAIN(T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
+          T(buf_steal_empty_is_empty_string),
           T(strerror_covers_codes_and_errno), T(map_put_get_del_many),
           T(rangeset_matches_a_bitmap), T(base64_round_trip_and_rejects))
