@@ -115,7 +115,11 @@ struct eb_group {
     eb_buf         fail_items;     /* gathered FAIL entries: "[..],[..]" */
     eb_group_counters ctr;
     uint64_t       rng;
+    uint64_t       last_sweep_us;  /* consumers table last swept */
 };
+
+#define CONSUMER_IDLE_US (3600ull * 1000000u) /* forget consumers idle this long */
+#define SWEEP_EVERY_US (10ull * 1000000u)
 
 /* --- outbox ----------------------------------------------------------------- */
 
@@ -1121,6 +1125,27 @@ static void reap_flows(eb_group *g)
     }
 }
 
+/* Forgets consumers that hold nothing and have not pulled for an hour, so
+ * the table does not grow with every name ever seen. */
+static void sweep_consumers(eb_group *g, uint64_t now)
+{
+    eb_consumer **idle = malloc((g->consumers.len ? g->consumers.len : 1) * sizeof *idle);
+    if (!idle)
+        return;
+    size_t n = 0, it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&g->consumers, &it))) {
+        eb_consumer *c = s->val;
+        if (!c->in_flight && now > c->last_pull_us + CONSUMER_IDLE_US)
+            idle[n++] = c;
+    }
+    for (size_t i = 0; i < n; i++) { /* the map is not walked while it changes */
+        eb_map_del(&g->consumers, idle[i]->name, strlen(idle[i]->name));
+        free(idle[i]);
+    }
+    free(idle);
+}
+
 void eb_group_tick(eb_group *g, eb_outbox *ob)
 {
     uint64_t now = g->env.now_us();
@@ -1137,6 +1162,10 @@ void eb_group_tick(eb_group *g, eb_outbox *ob)
     }
     eb_rangeset_trim_below(&g->main.done, main_floor(g));
     reap_flows(g);
+    if (now - g->last_sweep_us >= SWEEP_EVERY_US) {
+        g->last_sweep_us = now;
+        sweep_consumers(g, now);
+    }
 }
 
 /* --- info -------------------------------------------------------------------- */
