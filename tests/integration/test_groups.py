@@ -222,6 +222,23 @@ def test_backoff_delays_retries(srv):
     assert evs and evs[0]["delivery"]["attempt"] == 3, evs
 
 
+def test_failed_attempts_survive_kill9(srv):
+    put_group(srv, "f", max_attempts=3, backoff={"initial_ms": 0, "max_ms": 0})
+    [seq] = publish(srv, 1)
+    for attempt in (1, 2):
+        evs = pull(srv, "f")
+        assert evs[0]["delivery"]["attempt"] == attempt, evs
+        nack(srv, "f", evs, error=f"fail {attempt}")
+    srv.kill9()
+    srv.start()
+    evs = pull(srv, "f")
+    assert [e["seq"] for e in evs] == [seq] and evs[0]["delivery"]["attempt"] == 3, evs
+    nack(srv, "f", evs, error="fail 3")
+    st, _, body = srv.request("GET", "/v1/groups/f/dlq")
+    [dl] = body["dead_letters"]
+    assert dl["attempts"] == 3 and dl["error"] == "fail 3", dl
+
+
 def test_dead_letters_survive_restart_and_purge(srv):
     put_group(srv, "g", max_attempts=1)
     publish(srv, 3)
