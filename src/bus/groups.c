@@ -110,7 +110,8 @@ eb_group *eb_bus_group_next(eb_bus *bus, size_t *it)
 
 static void answer_waiters_of(eb_bus *bus, eb_group *g, int status);
 
-static void group_record(eb_bus *bus, eb_group *g, uint64_t base, eb_outbox *ob)
+/* The EB_META_GROUP record of g (config, first seq to consider, paused). */
+static void group_record(eb_group *g, uint64_t base, eb_outbox *ob)
 {
     eb_jw w;
     eb_outbox_begin(ob, EB_META_GROUP, &w);
@@ -125,7 +126,6 @@ static void group_record(eb_bus *bus, eb_group *g, uint64_t base, eb_outbox *ob)
     eb_jw_bool(&w, eb_group_paused(g));
     eb_jw_obj_close(&w);
     eb_outbox_end(ob);
-    (void)bus;
 }
 
 static void name_record(eb_outbox *ob, uint16_t kind, const char *name, int paused)
@@ -182,7 +182,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         }
     }
     eb_group_count_ahead(g, durable_head(bus));
-    group_record(bus, g, base, &bus->grp.ob);
+    group_record(g, base, &bus->grp.ob);
     return eb_bus_group_commit(bus, g, cb, arg);
 }
 
@@ -464,7 +464,7 @@ static int snapshot(eb_bus *bus)
     size_t it = 0;
     eb_group *g;
     while ((g = eb_bus_group_next(bus, &it))) {
-        group_record(bus, g, eb_group_base(g), &ob);
+        group_record(g, eb_group_base(g), &ob);
         eb_group_snapshot(g, &ob);
     }
     pending_op *op = calloc(1, sizeof *op);
