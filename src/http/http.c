@@ -297,6 +297,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->stats.open_connections--;
+    eb__http_reader_free(&c->rd); /* a request begun after conn_close, in the same read */
     free(c);
     maybe_done(s);
 }

@@ -8,7 +8,8 @@
 
 static const char hexd[] = "0123456789abcdef";
 
-/* 1 for bytes that need escaping in a JSON string. */
+/* 1 for bytes that need escaping in a JSON string, or checking (non-ASCII:
+ * must be valid UTF-8). One lookup per byte on the plain-ASCII path. */
 static const unsigned char needs_esc[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -16,6 +17,16 @@ static const unsigned char needs_esc[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80-0xff */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
 void eb_json_escape(eb_buf *out, const char *s, size_t n)
@@ -26,6 +37,8 @@ void eb_json_escape(eb_buf *out, const char *s, size_t n)
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (!needs_esc[c])
+            continue;
         if (c >= 0x80) {
             size_t k = eb_json_utf8_len(s + i, n - i);
             if (k) {
@@ -37,8 +50,6 @@ void eb_json_escape(eb_buf *out, const char *s, size_t n)
             run = i + 1;
             continue;
         }
-        if (!needs_esc[c])
-            continue;
         eb_buf_append(out, s + run, i - run);
         run = i + 1;
         char e[6] = {'\\', 0};

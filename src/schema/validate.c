@@ -404,7 +404,9 @@ static bool check_object(vctx *v, const sn *s, const eb_json *i, evset *ev)
 /* --- arrays ---------------------------------------------------------------------- */
 
 /* A hash consistent with eb_json_equal: equal values hash equal (numbers
- * by value, object members in any order). */
+ * by value, object members in any order). Objects with duplicate keys,
+ * which the API refuses, are the exception: eb_json_equal matches members
+ * by their first occurrence there. */
 static uint64_t mix(uint64_t h)
 {
     h ^= h >> 33;

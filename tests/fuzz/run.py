@@ -10,7 +10,8 @@ working corpus kept in BUILD_DIR/fuzz-corpus/<target> and seeded from
 tests/fuzz/corpus/<target>; a dictionary tests/fuzz/<target>.dict is used
 when present. Crash, leak, timeout and out-of-memory inputs are written to
 BUILD_DIR/fuzz-artifacts/<target>/. Prints executions, rate and crashes
-per target and exits non-zero if any target crashed. Extra libFuzzer
+per target and exits non-zero if any target crashed (or was stopped by a
+signal before its time was up). Extra libFuzzer
 flags can be given in EB_FUZZ_FLAGS (e.g. "-max_len=16384").
 """
 import os
@@ -22,6 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["json", "schema", "http", "envelope"]
+INTERRUPTED = 72  # libFuzzer's -interrupted_exitcode: SIGINT/SIGTERM, not a finding
 ARTIFACT = re.compile(r"(?:crash|leak|timeout|oom|slow-unit)-[0-9a-f]+")
 
 
@@ -56,16 +58,18 @@ def run_target(build, name, seconds):
     m = re.search(r"stat::new_units_added:\s*(\d+)", out)
     new_units = int(m.group(1)) if m else 0
     found = sorted(set(ARTIFACT.findall(out)))
-    crashed = proc.returncode != 0
+    interrupted = proc.returncode == INTERRUPTED and not found
+    crashed = proc.returncode != 0 and not interrupted
     rate = execs / took if took > 0 else 0
     print(f"  {name}: {execs} execs in {took:.0f} s ({rate:.0f}/s), "
           f"{new_units} new corpus inputs, {1 if crashed else 0} crash(es)"
-          + (f": {', '.join(found)}" if found else ""))
+          + (f": {', '.join(found)}" if found else "")
+          + (" (interrupted by a signal)" if interrupted else ""))
     if crashed:
         tail = [l for l in out.splitlines() if l.strip()][-40:]
         print("\n".join("    " + l for l in tail))
     return {"name": name, "execs": execs, "seconds": took, "crashed": crashed,
-            "artifacts": found}
+            "interrupted": interrupted, "artifacts": found}
 
 
 def main():
@@ -76,10 +80,12 @@ def main():
     names = sys.argv[3:] or TARGETS
     results = [r for r in (run_target(build, n, seconds) for n in names) if r]
     bad = [r for r in results if r["crashed"]]
+    stopped = [r for r in results if r["interrupted"]]
     missing = len(names) - len(results)
     print(f"\nfuzz: {len(results)} target(s) run, {sum(r['execs'] for r in results)} execs, "
-          f"{len(bad)} crashed" + (f", {missing} not built" if missing else ""))
-    return 1 if bad or missing or not results else 0
+          f"{len(bad)} crashed" + (f", {len(stopped)} interrupted" if stopped else "")
+          + (f", {missing} not built" if missing else ""))
+    return 1 if bad or stopped or missing or not results else 0
 
 
 if __name__ == "__main__":
