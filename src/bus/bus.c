@@ -3,8 +3,10 @@
  * Publishing on the loop thread: check every envelope and validate every
  * data against its schema (compiled at registration), resolve duplicates,
  * encode the new events into one buffer and hand them to the events log as
- * one atomic append. The log's writer thread reports durability through
- * `done_q` + a uv_async; the loop then answers the publisher. */
+ * one atomic append. Under --fsync always the log's writer thread reports
+ * durability through `done_q` + a uv_async and the loop then answers the
+ * publisher; under interval and never the log usually writes on this
+ * thread and the publisher is answered at once (eb__bus_done_now). */
 #include "bus/bus.h"
 
 #include <errno.h>
@@ -70,6 +72,15 @@ static void release_waiters(eb_bus *bus, int status)
         op->status = status;
         complete(bus, op);
     }
+}
+
+void eb__bus_done_now(eb_bus *bus, pending_op *op)
+{
+    op->status = 0;
+    complete(bus, op);
+    if (bus->waiters)
+        release_waiters(bus, 0);
+    eb__bus_groups_wake(bus);
 }
 
 static void on_async(uv_async_t *h)
@@ -338,10 +349,15 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     }
     if (rc == 0 && nrec > 0) {
         uint64_t first = 0, ts = 0;
-        rc = eb_log_append(bus->events, bus->recs, (size_t)nrec, &first, &ts, eb__bus_on_durable, op);
-        if (rc == 0) {
+        rc = eb_log_append_inline(bus->events, bus->recs, (size_t)nrec, &first, &ts,
+                                  eb__bus_on_durable, op);
+        if (rc >= 0) {
+            bool written = rc == 1;
+            rc = 0;
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
             eb__bus_groups_published(bus, evs, op->res, n);
+            if (written)
+                eb__bus_done_now(bus, op); /* --fsync interval|never: answered now */
         }
     } else if (rc == 0) {
         /* Every event is a duplicate: answer once the originals are durable. */

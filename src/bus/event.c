@@ -33,26 +33,33 @@ static int field_err(eb_field_error *err, const char *field, const char *fmt,
 
 typedef struct str_field {
     const char *name;   /* JSON member name */
+    size_t      len;    /* strlen(name) */
     size_t      offset; /* offsetof(eb_event_in, <eb_str member>) */
     size_t      max;    /* bound on its length */
 } str_field;
 
+#define STR_FIELD(name, member, max) {name, sizeof name - 1, offsetof(eb_event_in, member), max}
 static const str_field str_fields[] = {
-    {"type", offsetof(eb_event_in, type), EB_EVENT_MAX_TYPE},
-    {"id", offsetof(eb_event_in, id), EB_EVENT_MAX_ID},
-    {"source", offsetof(eb_event_in, source), EB_EVENT_MAX_ATTR},
-    {"key", offsetof(eb_event_in, key), EB_EVENT_MAX_KEY},
-    {"correlationId", offsetof(eb_event_in, correlation_id), EB_EVENT_MAX_ATTR},
-    {"causationId", offsetof(eb_event_in, causation_id), EB_EVENT_MAX_ATTR},
-    {"subject", offsetof(eb_event_in, subject), EB_EVENT_MAX_ATTR},
-    {"datacontenttype", offsetof(eb_event_in, datacontenttype), EB_EVENT_MAX_ATTR},
+    STR_FIELD("type", type, EB_EVENT_MAX_TYPE),
+    STR_FIELD("id", id, EB_EVENT_MAX_ID),
+    STR_FIELD("source", source, EB_EVENT_MAX_ATTR),
+    STR_FIELD("key", key, EB_EVENT_MAX_KEY),
+    STR_FIELD("correlationId", correlation_id, EB_EVENT_MAX_ATTR),
+    STR_FIELD("causationId", causation_id, EB_EVENT_MAX_ATTR),
+    STR_FIELD("subject", subject, EB_EVENT_MAX_ATTR),
+    STR_FIELD("datacontenttype", datacontenttype, EB_EVENT_MAX_ATTR),
 };
+
+/* m's key is exactly the literal lit (length first: no strlen per member). */
+#define KEY_IS(m, lit) ((m)->key_len == sizeof lit - 1 && !memcmp((m)->key, lit, sizeof lit - 1))
 
 /* The bounds of a string field, whichever mapping (native, CloudEvents)
  * filled it: the stored format has one byte for the id length and two for
  * the key's, and the answers copy ids into 129-byte slots. */
 static int check_field(const str_field *f, eb_str s, eb_field_error *err)
 {
+    if (s.len != 0 && s.len <= f->max && !memchr(s.ptr, '\0', s.len))
+        return 0; /* the hot path: no formatting */
     char ptr[64];
     snprintf(ptr, sizeof ptr, "/%.60s", f->name);
     if (s.len == 0)
@@ -62,9 +69,7 @@ static int check_field(const str_field *f, eb_str s, eb_field_error *err)
         snprintf(lim, sizeof lim, "%zu", f->max);
         return field_err(err, ptr, "longer than %s bytes", lim);
     }
-    if (memchr(s.ptr, '\0', s.len))
-        return field_err(err, ptr, "must not contain NUL characters%s", "");
-    return 0;
+    return field_err(err, ptr, "must not contain NUL characters%s", "");
 }
 
 static int take_string(const eb_json *m, const str_field *f, eb_event_in *ev,
@@ -100,11 +105,11 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
                        eb_field_error *err)
 {
     for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++)
-        if (eb_json_key_is(m, str_fields[i].name))
+        if (m->key_len == str_fields[i].len && !memcmp(m->key, str_fields[i].name, m->key_len))
             return take_string(m, &str_fields[i], ev, err);
-    if (eb_json_key_is(m, "version"))
+    if (KEY_IS(m, "version"))
         return take_version(m, ev, err);
-    if (eb_json_key_is(m, "data")) {
+    if (KEY_IS(m, "data")) {
         ev->data = m;
         if (body) {
             ev->data_raw.ptr = body + m->src_off;
@@ -112,7 +117,7 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
         }
         return 0;
     }
-    if (eb_json_key_is(m, "extensions")) {
+    if (KEY_IS(m, "extensions")) {
         if (m->type != EB_JSON_OBJECT && m->type != EB_JSON_NULL)
             return field_err(err, "/extensions", "must be an object%s", "");
         ev->extensions = m->type == EB_JSON_OBJECT ? m : NULL;
@@ -195,7 +200,7 @@ void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-    uint8_t b[16];
+    uint64_t hi, lo;
 
     pthread_mutex_lock(&id_lock);
     if (ms <= id_last_ms) {
@@ -210,18 +215,18 @@ void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
         }
         id_rand[0] &= 0x7f; /* headroom so increments within a ms never wrap */
     }
-    for (int i = 0; i < 6; i++)
-        b[i] = (uint8_t)(ms >> (40 - 8 * i));
-    memcpy(b + 6, id_rand, 10);
+    /* 128 bits: 48 of milliseconds, then the 80 random ones. */
+    hi = (ms & 0xffffffffffffu) << 16 | (uint64_t)id_rand[0] << 8 | id_rand[1];
+    lo = 0;
+    for (int i = 2; i < 10; i++)
+        lo = lo << 8 | id_rand[i];
     pthread_mutex_unlock(&id_lock);
 
-    /* 128 bits -> 26 base32 chars, most significant first (2 pad bits). */
-    for (int i = 0; i < EB_EVENT_ID_LEN; i++) {
-        int bit = i * 5 - 2; /* position of this char's first bit */
-        unsigned v = 0;
-        for (int k = 0; k < 5; k++, bit++)
-            v = (v << 1) | (bit >= 0 ? (b[bit / 8] >> (7 - bit % 8)) & 1u : 0u);
-        out[i] = crockford[v];
+    /* -> 26 base32 chars, most significant first (2 pad bits on top). */
+    for (int i = EB_EVENT_ID_LEN - 1; i >= 0; i--) {
+        out[i] = crockford[lo & 31u];
+        lo = lo >> 5 | hi << 59;
+        hi >>= 5;
     }
     out[EB_EVENT_ID_LEN] = '\0';
 }

@@ -68,16 +68,21 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
             recs[i] = (eb_log_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
                                       (uint32_t)ob->recs[i].len};
         *op = (pending_op){.bus = bus, .group_cb = cb ? cb : noop_done, .arg = arg};
-        uint64_t first = 0;
-        rc = eb_meta_append_batch(bus->meta, recs, ob->n, &first, eb__bus_on_durable, op);
+        uint64_t first = 0, ts;
+        rc = eb_log_append_inline(eb_meta_log(bus->meta), recs, ob->n, &first, &ts,
+                                  eb__bus_on_durable, op);
         if (first_seq)
             *first_seq = first;
     }
     if (recs != small)
         free(recs);
+    eb_outbox_reset(ob);
+    if (rc == 1) { /* --fsync interval|never: written on this thread */
+        eb__bus_done_now(bus, op);
+        rc = 0;
+    }
     if (rc)
         free(op);
-    eb_outbox_reset(ob);
     return rc;
 }
 

@@ -36,13 +36,55 @@ const eb_json *eb_json_at(const eb_json *arr, size_t i)
     return e;
 }
 
+/* Clinger's fast path for a JSON number text: with at most 15 significant
+ * digits the digits are an exact double, and so is 10^e for |e| <= 22, so
+ * one multiply or divide rounds exactly as strtod does. false: use strtod. */
+static bool fast_decimal(const char *s, double *out)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    bool neg = *s == '-';
+    s += neg;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    for (bool frac = false;; s++) {
+        if (*s == '.' && !frac) {
+            frac = true;
+            continue;
+        }
+        if (*s < '0' || *s > '9')
+            break;
+        if ((m || *s != '0') && ++digits > 15)
+            return false;
+        m = m * 10 + (uint64_t)(*s - '0');
+        exp10 -= frac;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        bool eneg = *s == '-';
+        s += *s == '-' || *s == '+';
+        int e = 0;
+        for (; *s >= '0' && *s <= '9'; s++)
+            if ((e = e * 10 + (*s - '0')) > 1000)
+                return false;
+        exp10 += eneg ? -e : e;
+    }
+    if (*s || exp10 < -22 || exp10 > 22)
+        return false;
+    double d = exp10 < 0 ? (double)m / pow10[-exp10] : (double)m * pow10[exp10];
+    *out = neg ? -d : d;
+    return true;
+}
+
 double eb_json_num(const eb_json *v)
 {
     if (!v || v->type != EB_JSON_NUMBER)
         return 0;
     if (v->flags & EB_JSON_F_INT)
         return (double)v->i64;
-    return strtod(v->str, NULL);
+    double d;
+    return fast_decimal(v->str, &d) ? d : strtod(v->str, NULL);
 }
 
 bool eb_json_is_integral(const eb_json *v)

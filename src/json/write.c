@@ -29,29 +29,47 @@ static const unsigned char needs_esc[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* True when none of the 8 bytes of x needs escaping or checking: no byte
+ * below 0x20, no '"', no '\\', none at 0x80 or above. The classic SWAR
+ * tests ("has less than", "has zero") are exact for "any byte". */
+static bool plain8(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    uint64_t t = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) | x;
+    return (t & high) == 0;
+}
+
 void eb_json_escape(eb_buf *out, const char *s, size_t n)
 {
     if (!eb_buf_reserve(out, n + 2))
         return;
     out->data[out->len++] = '"';
-    size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!needs_esc[c])
+    size_t run = 0, i = 0;
+    while (i < n) {
+        uint64_t x;
+        if (n - i >= 8 && (memcpy(&x, s + i, 8), plain8(x))) {
+            i += 8; /* eight plain bytes at once */
             continue;
+        }
+        unsigned char c = (unsigned char)s[i];
+        if (!needs_esc[c]) {
+            i++;
+            continue;
+        }
         if (c >= 0x80) {
             size_t k = eb_json_utf8_len(s + i, n - i);
             if (k) {
-                i += k - 1;
+                i += k;
                 continue;
             }
             eb_buf_append(out, s + run, i - run);
             eb_buf_append(out, "\\ufffd", 6); /* not UTF-8: the replacement character */
-            run = i + 1;
+            run = ++i;
             continue;
         }
         eb_buf_append(out, s + run, i - run);
-        run = i + 1;
+        run = ++i;
         char e[6] = {'\\', 0};
         switch (c) {
         case '"': e[1] = '"'; break;
@@ -143,23 +161,28 @@ void eb_jw_str(eb_jw *w, const char *s)
     eb_jw_strn(w, s, strlen(s));
 }
 
-void eb_jw_int(eb_jw *w, int64_t v)
-{
-    before_value(w);
-    char b[24];
-    int n = snprintf(b, sizeof b, "%lld", (long long)v);
-    eb_buf_append(w->out, b, (size_t)n);
-}
-
-void eb_jw_uint(eb_jw *w, uint64_t v)
+/* Writes u in decimal, after a '-' when neg. */
+static void put_decimal(eb_jw *w, uint64_t u, bool neg)
 {
     before_value(w);
     char b[24], *p = b + sizeof b;
     do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (neg)
+        *--p = '-';
     eb_buf_append(w->out, p, (size_t)(b + sizeof b - p));
+}
+
+void eb_jw_int(eb_jw *w, int64_t v)
+{
+    put_decimal(w, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
+void eb_jw_uint(eb_jw *w, uint64_t v)
+{
+    put_decimal(w, v, false);
 }
 
 void eb_jw_double(eb_jw *w, double v)

@@ -69,6 +69,7 @@ struct eb_log {
     _Atomic uint64_t first;   /* oldest retained */
     int              broken;  /* first write/sync error, sticky */
     bool             closing;
+    bool             writing; /* the writer holds a batch (work) */
     bool             dirty;   /* INTERVAL: written, not yet synced */
     pthread_t        writer;
     void           (*hook)(void *, uint64_t);
@@ -421,12 +422,18 @@ static int roll(eb_log *l)
     return rc;
 }
 
+/* Whether a batch of len bytes must go to a new segment. */
+static bool needs_roll(const eb_log *l, const seg *a, size_t len)
+{
+    return a->count && a->size + len > l->o.segment_bytes;
+}
+
 /* Writes one batch at the end of the active segment and makes it durable
  * under the policy; then publishes it to readers. */
 static int write_batch(eb_log *l, batch *b)
 {
     seg *a = active(l);
-    if (a->count && a->size + b->bytes.len > l->o.segment_bytes) { /* the batch won't fit */
+    if (needs_roll(l, a, b->bytes.len)) {
         int rc = roll(l);
         if (rc)
             return rc;
@@ -517,6 +524,7 @@ static void *writer_main(void *arg)
         batch tmp = l->work;
         l->work = l->pend;
         l->pend = tmp;
+        l->writing = true;
         pthread_cond_broadcast(&l->space);
         int status = l->broken;
         pthread_mutex_unlock(&l->mu);
@@ -528,6 +536,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         finish(l, &l->work, status);
         pthread_mutex_lock(&l->mu);
+        l->writing = false;
     }
     pthread_mutex_unlock(&l->mu);
     if (l->dirty && !l->broken)
@@ -564,17 +573,70 @@ static void encode(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t seq,
     }
 }
 
-int eb_log_append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
-                  uint64_t *ts_us, eb_log_done_cb cb, void *arg)
+/* The encoded size of n records in *bytes; EB_ETOOBIG if one is over the bound. */
+static int batch_bytes(const eb_log *l, const eb_log_rec_in *recs, size_t n, size_t *bytes)
 {
-    size_t bytes = 0;
+    *bytes = 0;
     for (size_t i = 0; i < n; i++) {
         if (recs[i].len > l->o.max_record_bytes)
             return EB_ETOOBIG;
-        bytes += EB_LOG_REC_HDR + recs[i].len;
+        *bytes += EB_LOG_REC_HDR + recs[i].len;
     }
+    return 0;
+}
+
+/* Writes n records on the calling thread (mu held, nothing pending or
+ * being written, the batch fits the active segment): pend is used as the
+ * scratch batch and left empty. */
+static int write_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t now,
+                        uint64_t *first_seq, uint64_t *ts_us)
+{
+    uint64_t ts = now > l->last_ts ? now : l->last_ts;
+    encode(l, recs, n, l->next_seq, ts);
+    l->pend.records = n;
+    bool was_dirty = l->dirty;
+    int rc = write_batch(l, &l->pend);
+    eb_buf_reset(&l->pend.bytes);
+    l->pend.records = 0;
+    if (rc) {
+        l->broken = rc;
+        return rc;
+    }
+    l->last_ts = ts;
+    *first_seq = l->next_seq;
+    *ts_us = ts;
+    l->next_seq += n;
+    l->st.appends++;
+    l->st.records += n;
+    if (l->dirty && !was_dirty)
+        pthread_cond_signal(&l->wake); /* the writer times the next fdatasync */
+    return 0;
+}
+
+/* Whether the caller may write a batch of `bytes` itself now (mu held):
+ * a policy that answers after write(), nothing pending or being written,
+ * no error, and no segment to roll (the writer rolls). */
+static bool can_write_inline(eb_log *l, size_t bytes)
+{
+    return l->o.fsync != EB_FSYNC_ALWAYS && !l->pend.ncbs && !l->writing && !l->broken &&
+           !l->closing && !needs_roll(l, active(l), bytes) &&
+           eb_buf_reserve(&l->pend.bytes, bytes);
+}
+
+/* eb_log_append, and eb_log_append_inline when may_inline. */
+static int append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                  uint64_t *ts_us, eb_log_done_cb cb, void *arg, bool may_inline)
+{
+    size_t bytes;
+    if (batch_bytes(l, recs, n, &bytes))
+        return EB_ETOOBIG;
     uint64_t now = l->o.clock(l->o.clock_arg);
     pthread_mutex_lock(&l->mu);
+    if (may_inline && n && can_write_inline(l, bytes)) {
+        int rc = write_inline(l, recs, n, now, first_seq, ts_us);
+        pthread_mutex_unlock(&l->mu);
+        return rc ? rc : 1;
+    }
     while (l->pend.bytes.len > MAX_PENDING_BYTES && !l->broken && !l->closing)
         pthread_cond_wait(&l->space, &l->mu);
     int rc = l->broken ? l->broken : l->closing ? EB_ECLOSED : 0;
@@ -594,6 +656,18 @@ int eb_log_append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *firs
     }
     pthread_mutex_unlock(&l->mu);
     return rc;
+}
+
+int eb_log_append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                  uint64_t *ts_us, eb_log_done_cb cb, void *arg)
+{
+    return append(l, recs, n, first_seq, ts_us, cb, arg, false);
+}
+
+int eb_log_append_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                         uint64_t *ts_us, eb_log_done_cb cb, void *arg)
+{
+    return append(l, recs, n, first_seq, ts_us, cb, arg, true);
 }
 
 typedef struct sync_wait {

@@ -88,7 +88,17 @@ typedef void (*eb_log_done_cb)(void *arg, int status);
  * that broke the log. */
 int eb_log_append(eb_log *log, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
                   uint64_t *ts_us, eb_log_done_cb cb, void *arg);
-/* The same, waiting until durable. */
+/* The same, but under INTERVAL and NEVER, when no other append is pending
+ * or being written and the records fit the active segment, writes them on
+ * the calling thread (one write() into the page cache, no fdatasync, no
+ * thread hop) and returns 1: they are durable under the policy and
+ * readable now, and cb is never called (nor the durable hook). Otherwise
+ * (ALWAYS, the writer busy, a segment to roll) it is eb_log_append and
+ * returns 0 with cb to come. Negative: the errors of eb_log_append, or the
+ * write error that broke the log. Thread-safe. */
+int eb_log_append_inline(eb_log *log, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
+                         uint64_t *ts_us, eb_log_done_cb cb, void *arg);
+/* eb_log_append, waiting until durable. */
 int eb_log_append_sync(eb_log *log, const eb_log_rec_in *recs, size_t n, uint64_t *first_seq,
                        uint64_t *ts_us);
 

@@ -6,6 +6,9 @@ each with its own server (started before, stopped after with SIGTERM and a
 check that it exits 0), prints ok/FAIL lines with the assertion and the tail
 of the server's log, and ends with "N passed, N failed".
 The daemon binary comes from $EVENTBUSD (set by meson) or bin/eventbusd.
+$EB_TEST_FSYNC (interval, never) runs every server with that --fsync
+unless the test gives its own: meson runs the publish and groups suites
+once more under `interval`, where the loop thread writes the log itself.
 """
 import http.client
 import json
@@ -45,12 +48,14 @@ class Server:
     def start(self, extra_args=None):
         if extra_args is not None:
             self.extra = list(extra_args)
+        policy = os.environ.get("EB_TEST_FSYNC")
+        fsync = ["--fsync", policy] if policy and "--fsync" not in self.extra else []
         for _ in range(5):  # retry if another process grabs the port first
             self.port = free_port()
             log = open(self.log_path, "a")
             self.proc = subprocess.Popen(
                 [DAEMON, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
-                 "--log-level", "info"] + self.extra,
+                 "--log-level", "info"] + fsync + self.extra,
                 stdout=log, stderr=log)
             log.close()
             if self.wait_ready():

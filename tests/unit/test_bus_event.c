@@ -83,6 +83,29 @@ TEST(generated_ids_are_unique_and_sorted)
     }
 }
 
+/* A ULID: the first 10 characters are the 48-bit millisecond time. */
+TEST(generated_ids_carry_their_time)
+{
+    static const char alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    struct timespec t0, t1;
+    char id[EB_EVENT_ID_LEN + 1];
+    clock_gettime(CLOCK_REALTIME, &t0);
+    eb_event_new_id(id);
+    clock_gettime(CLOCK_REALTIME, &t1);
+    uint64_t ms = 0;
+    for (int i = 0; i < 10; i++) {
+        const char *c = strchr(alpha, id[i]);
+        CHECK(c != NULL && id[i] != '\0');
+        ms = ms * 32 + (uint64_t)(c - alpha);
+    }
+    uint64_t lo = (uint64_t)t0.tv_sec * 1000 + (uint64_t)t0.tv_nsec / 1000000;
+    uint64_t hi = (uint64_t)t1.tv_sec * 1000 + (uint64_t)t1.tv_nsec / 1000000;
+    CHECK(id[0] <= '7'); /* 130 bits of characters for 128 of id */
+    CHECK(ms >= lo && ms <= hi);
+    for (int i = 10; i < EB_EVENT_ID_LEN; i++)
+        CHECK(strchr(alpha, id[i]) != NULL);
+}
+
 TEST(stored_format_round_trip_and_splice)
 {
     const char *body = "{\"type\":\"order.created\",\"key\":\"k1\",\"data\":{\"a\":[1,2.50]}}";
@@ -217,7 +240,7 @@ TEST(envelope_names_match_whole_keys)
 }
 
 TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
-          T(type_names), T(generated_ids_are_unique_and_sorted),
+          T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
           T(dedupe_window_expires_in_order))

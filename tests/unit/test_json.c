@@ -192,7 +192,87 @@ TEST(writer_replaces_invalid_utf8)
     CHECK_EQ(eb_json_utf8_len("\xf0\x9f\x98\x80", 4), 4);
 }
 
+/* The writer skips eight plain bytes at a time: every byte value at every
+ * position of strings up to 24 bytes must come out as one at a time would. */
+TEST(writer_escapes_every_byte_at_every_position)
+{
+    eb_buf got = EB_BUF_INIT, want = EB_BUF_INIT;
+    char s[24];
+    for (size_t n = 1; n <= sizeof s; n++)
+        for (size_t pos = 0; pos < n; pos++)
+            for (int c = 0; c < 256; c++) {
+                memset(s, 'a', n);
+                s[pos] = (char)c;
+                eb_buf_reset(&got);
+                eb_json_escape(&got, s, n);
+                eb_buf_reset(&want);
+                eb_buf_putc(&want, '"');
+                for (size_t i = 0; i < n; i++) {
+                    unsigned char b = (unsigned char)s[i];
+                    char e[8];
+                    if (b == '"' || b == '\\')
+                        snprintf(e, sizeof e, "\\%c", b);
+                    else if (b == '\n' || b == '\r' || b == '\t' || b == '\b' || b == '\f')
+                        snprintf(e, sizeof e, "\\%c", "nrtbf"[strchr("\n\r\t\b\f", b) -
+                                                               "\n\r\t\b\f"]);
+                    else if (b < 0x20)
+                        snprintf(e, sizeof e, "\\u%04x", b);
+                    else if (b >= 0x80)
+                        snprintf(e, sizeof e, "\\ufffd"); /* a lone byte: never UTF-8 */
+                    else
+                        snprintf(e, sizeof e, "%c", b);
+                    eb_buf_append(&want, e, strlen(e));
+                }
+                eb_buf_putc(&want, '"');
+                if (got.len != want.len || memcmp(got.data, want.data, got.len))
+                    eb_test_fail(__FILE__, __LINE__, "byte 0x%02x at %zu of %zu", c, pos, n);
+            }
+    eb_buf_free(&got);
+    eb_buf_free(&want);
+}
+
+/* eb_json_num's fast path (short decimals) must give strtod's double, bit
+ * for bit; longer and extreme texts go to strtod itself. */
+TEST(numbers_read_exactly_as_strtod)
+{
+    eb_json_doc *d = eb_json_doc_new();
+    unsigned seed = 12345;
+    char text[64];
+    for (int i = 0; i < 200000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        int ndig = 1 + (int)(r % 19), point = (int)((r >> 5) % (unsigned)(ndig + 1));
+        size_t k = 0;
+        if (r & (1u << 12))
+            text[k++] = '-';
+        for (int j = 0; j < ndig; j++) {
+            seed = seed * 1103515245u + 12345u;
+            if (j == point && j > 0)
+                text[k++] = '.';
+            text[k++] = (char)('0' + (j == 0 && ndig > 1 && point != 1 ? 1 + (seed >> 9) % 9
+                                                                      : (seed >> 9) % 10));
+        }
+        if (r & (1u << 13))
+            k += (size_t)snprintf(text + k, sizeof text - k, "e%d", (int)((r >> 14) % 61) - 30);
+        text[k] = '\0';
+        if (eb_json_parse(d, text, k, NULL, NULL) != 0 || eb_json_root(d)->flags & EB_JSON_F_INT)
+            continue; /* a leading zero followed by digits; integers are read as int64 */
+        double a = eb_json_num(eb_json_root(d)), b = strtod(text, NULL);
+        if (memcmp(&a, &b, sizeof a) != 0)
+            eb_test_fail(__FILE__, __LINE__, "%s: %.17g, strtod %.17g", text, a, b);
+    }
+    const char *edge[] = {"0.1", "-0.0", "1e22", "1e23", "123456789012345.6", "9007199254740993.0",
+                          "0.000001", "1.5e-22", "4.9e-324", "1.7976931348623157e308", "2.5E+3"};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) {
+        CHECK_OK(eb_json_parse(d, edge[i], strlen(edge[i]), NULL, NULL));
+        double a = eb_json_num(eb_json_root(d)), b = strtod(edge[i], NULL);
+        CHECK(memcmp(&a, &b, sizeof a) == 0);
+    }
+    eb_json_doc_free(d);
+}
+
 TEST_MAIN(T(values_of_each_type), T(escapes_and_unicode), T(errors_name_line_and_column),
           T(bounds_on_depth_size_and_dup_keys), T(round_trip_keeps_number_text),
           T(writer_structure_and_escaping), T(equality_and_numbers), T(doc_reuse_keeps_memory),
-          T(writer_replaces_invalid_utf8))
+          T(writer_replaces_invalid_utf8), T(writer_escapes_every_byte_at_every_position),
+          T(numbers_read_exactly_as_strtod))

@@ -385,10 +385,89 @@ TEST(oversized_record_is_refused)
     eb_log_close(l);
 }
 
+static int inline_cb_calls;
+static void count_cb(void *arg, int status)
+{
+    (void)arg;
+    CHECK_OK(status);
+    __atomic_add_fetch(&inline_cb_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Appends "rec-<seq>" through eb_log_append_inline; returns what it did. */
+static int append_inline(eb_log *l)
+{
+    char p[64];
+    uint64_t next = eb_log_next_seq(l), seq, ts;
+    int len = snprintf(p, sizeof p, "rec-%llu", (unsigned long long)next);
+    eb_log_rec_in r = {7, 3, p, (uint32_t)len};
+    int rc = eb_log_append_inline(l, &r, 1, &seq, &ts, count_cb, NULL);
+    CHECK(rc == 0 || rc == 1);
+    CHECK_EQ(seq, next);
+    return rc;
+}
+
+static void wait_durable(eb_log *l, uint64_t seq)
+{
+    for (int i = 0; i < 5000 && eb_log_durable_seq(l) <= seq; i++)
+        usleep(1000);
+    CHECK(eb_log_durable_seq(l) > seq);
+}
+
+/* Under NEVER and INTERVAL an append with nothing else in flight is written
+ * by the caller: readable at once, no callback; the rolls the writer does;
+ * records stay in seq order across both ways; INTERVAL still syncs. */
+TEST(inline_appends_are_written_by_the_caller)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/inl", eb_test_tmpdir());
+    eb_log_opts o = {.dir = dir, .segment_bytes = 4096, .fsync = EB_FSYNC_INTERVAL,
+                     .fsync_interval_ms = 10};
+    eb_log *l;
+    CHECK_OK(eb_log_open(&o, &l, NULL));
+    inline_cb_calls = 0;
+    int inl = 0, queued = 0;
+    for (int i = 0; i < 2000; i++) {
+        uint64_t seq = eb_log_next_seq(l);
+        if (append_inline(l) == 1) {
+            inl++;
+            CHECK_EQ(eb_log_durable_seq(l), seq + 1); /* readable before returning */
+            check_rec(l, seq);
+        } else {
+            queued++;
+            wait_durable(l, seq);
+        }
+    }
+    for (int i = 0; i < 2000 && inline_cb_calls < queued; i++)
+        usleep(1000);
+    CHECK_EQ(inline_cb_calls, queued); /* a callback for each queued one, none for inline */
+    CHECK(inl > 1900);                 /* inline except where a segment rolled */
+    CHECK(queued > 10);                /* 4 KiB segments: the writer rolled them */
+    usleep(50 * 1000);
+    eb_log_stats st;
+    eb_log_get_stats(l, &st);
+    CHECK(st.syncs > 0); /* the writer thread synced what the callers wrote */
+    eb_log_close(l);
+    CHECK_OK(eb_log_open(&o, &l, NULL));
+    CHECK_EQ(eb_log_durable_seq(l), 2001);
+    for (uint64_t q = 1; q <= 2000; q++)
+        check_rec(l, q);
+    eb_log_close(l);
+
+    /* ALWAYS never writes on the caller's thread. */
+    snprintf(dir, sizeof dir, "%s/inl-always", eb_test_tmpdir());
+    o.fsync = EB_FSYNC_ALWAYS;
+    CHECK_OK(eb_log_open(&o, &l, NULL));
+    inline_cb_calls = 0;
+    CHECK_EQ(append_inline(l), 0);
+    wait_durable(l, 1);
+    eb_log_close(l);
+    CHECK_EQ(inline_cb_calls, 1);
+}
+
 TEST_MAIN(T(crc32c_vectors_hw_and_table), T(record_header_round_trip),
           T(append_read_reopen_across_segments), T(scan_crosses_segments_in_order),
           T(time_is_monotonic_and_seekable), T(retention_by_size_and_age_keeps_seqs),
           T(many_threads_share_group_commits), T(torn_tail_is_truncated_on_open),
           T(flipped_byte_in_last_record_is_detected), T(corrupt_sealed_segment_refuses_to_open),
           T(missing_index_is_rebuilt), T(atomic_batch_is_all_or_nothing),
-          T(oversized_record_is_refused))
+          T(oversized_record_is_refused), T(inline_appends_are_written_by_the_caller))
