@@ -76,11 +76,11 @@ static void release_waiters(eb_bus *bus, int status)
 
 void eb__bus_done_now(eb_bus *bus, pending_op *op)
 {
+    eb__bus_groups_wake(bus); /* waiting pulls first: delivery is the latency that counts */
     op->status = 0;
     complete(bus, op);
     if (bus->waiters)
         release_waiters(bus, 0);
-    eb__bus_groups_wake(bus);
 }
 
 static void on_async(uv_async_t *h)

@@ -194,6 +194,36 @@ static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t id_last_ms;      /* ms of the last id */
 static uint8_t  id_rand[10];     /* its 80 random bits, incremented within a ms */
+static uint64_t id_prng[4];      /* xoshiro256**, seeded once by getrandom */
+
+static uint64_t rotl(uint64_t x, int k) { return x << k | x >> (64 - k); }
+
+/* The next xoshiro256** output (id_lock held). Ids need to be unique and
+ * unordered within a ms, not secret: a getrandom() per ms cost a system call
+ * on every event at low rates (seen in bench/peers' latency strace). */
+static uint64_t prng_next(const struct timespec *ts)
+{
+    uint64_t *st = id_prng;
+    if (!(st[0] | st[1] | st[2] | st[3]) &&
+        getrandom(st, sizeof id_prng, 0) != (ssize_t)sizeof id_prng) {
+        uint64_t z = (uint64_t)ts->tv_nsec ^ (uint64_t)ts->tv_sec << 30; /* fallback: never fail */
+        for (int i = 0; i < 4; i++) { /* splitmix64 */
+            z += 0x9e3779b97f4a7c15u;
+            uint64_t x = z;
+            x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9u;
+            x = (x ^ x >> 27) * 0x94d049bb133111ebu;
+            st[i] = x ^ x >> 31;
+        }
+    }
+    uint64_t r = rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
+    st[2] ^= st[0];
+    st[3] ^= st[1];
+    st[1] ^= st[2];
+    st[0] ^= st[3];
+    st[2] ^= t;
+    st[3] = rotl(st[3], 45);
+    return r;
+}
 
 void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
 {
@@ -209,10 +239,9 @@ void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
             ;
     } else {
         id_last_ms = ms;
-        if (getrandom(id_rand, sizeof id_rand, 0) != (ssize_t)sizeof id_rand) {
-            for (size_t i = 0; i < sizeof id_rand; i++) /* fallback: never fail */
-                id_rand[i] = (uint8_t)(ts.tv_nsec >> (i % 4 * 8)) ^ (uint8_t)(i * 151);
-        }
+        uint64_t a = prng_next(&ts), b = prng_next(&ts);
+        memcpy(id_rand, &a, 8);
+        memcpy(id_rand + 8, &b, 2);
         id_rand[0] &= 0x7f; /* headroom so increments within a ms never wrap */
     }
     /* 128 bits: 48 of milliseconds, then the 80 random ones. */

@@ -194,6 +194,27 @@ static void on_written(uv_write_t *w, int status)
 
 static void resume_reading(eb_http_conn *c);
 
+/* Writes what the socket takes at once (uv_try_write: nothing queued in
+ * libuv, so order holds) and moves *bufs and *n past it; true when all of
+ * it went. Saves the write request, its callback, and the epoll_ctl that
+ * libuv 1.44 issues after every queued write drains (uv__drain stops
+ * POLLOUT, which re-arms the watcher): measured in bench/peers latency. */
+static bool write_now(eb_http_conn *c, uv_buf_t **bufs, unsigned *n)
+{
+    int w = uv_try_write((uv_stream_t *)&c->tcp, *bufs, *n);
+    size_t done = w > 0 ? (size_t)w : 0;
+    while (*n && done >= (*bufs)->len) {
+        done -= (*bufs)->len;
+        (*bufs)++;
+        (*n)--;
+    }
+    if (*n) {
+        (*bufs)->base += done;
+        (*bufs)->len -= done;
+    }
+    return *n == 0;
+}
+
 /* Writes every ready answer at the head of the queue. */
 static void conn_flush(eb_http_conn *c)
 {
@@ -222,7 +243,20 @@ static void conn_flush(eb_http_conn *c)
             if (wr->close_after)
                 break;
         }
-        if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)wr->n, on_written) != 0) {
+        uv_buf_t *rest = bufs;
+        unsigned nrest = (unsigned)wr->n;
+        if (write_now(c, &rest, &nrest)) {
+            bool close_after = wr->close_after;
+            for (size_t i = 0; i < wr->n; i++)
+                free(wr->bufs[i]);
+            free(wr);
+            if (close_after) {
+                conn_close(c);
+                return;
+            }
+            continue;
+        }
+        if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, rest, nrest, on_written) != 0) {
             for (size_t i = 0; i < wr->n; i++)
                 free(wr->bufs[i]);
             free(wr);
