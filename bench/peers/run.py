@@ -270,6 +270,9 @@ def run_client(system, client, server, workload, args, opts, run_no):
     if p.returncode != 0 or not res:
         print(f"  {system} {workload}: FAILED (exit {p.returncode})", flush=True)
         print("  server log: " + server.log_tail().strip().replace("\n", "\n  "), flush=True)
+        code = server.proc.poll() if server.proc else None
+        if code is not None:
+            print(f"  server exited: {code}", flush=True)
         return None
     print(f"  ({time.time() - t0:.1f} s)", flush=True)
     return res

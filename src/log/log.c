@@ -3,7 +3,9 @@
  *
  * Locks: `mu` guards the pending batch (appenders and the writer);
  * `rw` guards the segment list and indexes (readers share it; the writer
- * takes it exclusively to publish a durable batch, roll, or delete). */
+ * takes it exclusively to grow an index, publish a durable batch, roll, or
+ * delete). The writer is the writer thread, or an inline appender holding
+ * `mu` while the writer thread holds no batch (`writing`). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -439,7 +441,12 @@ static int write_batch(eb_log *l, batch *b)
             return rc;
         a = active(l);
     }
-    int rc = grow_seg_idx(a, a->count + b->records);
+    int rc = 0;
+    if (a->count + b->records > a->idx_cap) { /* realloc moves it: not under readers */
+        pthread_rwlock_wrlock(&l->rw);
+        rc = grow_seg_idx(a, a->count + b->records);
+        pthread_rwlock_unlock(&l->rw);
+    }
     if (!rc)
         rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
     if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {

@@ -464,10 +464,56 @@ TEST(inline_appends_are_written_by_the_caller)
     CHECK_EQ(inline_cb_calls, 1);
 }
 
+typedef struct race {
+    eb_log      *l;
+    volatile int stop;
+    uint64_t     reads;
+} race;
+
+static void *race_reader(void *arg)
+{
+    race *r = arg;
+    eb_buf b = EB_BUF_INIT;
+    while (!r->stop) {
+        uint64_t d = eb_log_durable_seq(r->l);
+        eb_log_rec rec;
+        if (d > 1 && eb_log_read(r->l, d - 1, &rec, &b) == 0)
+            r->reads++;
+        scan_ctx c = {d - 64, 0};
+        if (d > 64)
+            CHECK_OK(eb_log_scan(r->l, d - 64, 64, scan_cb, &c));
+    }
+    eb_buf_free(&b);
+    return NULL;
+}
+
+/* Found by bench-peers (a segfault in read_chunk): the writer grew the
+ * active segment's index with realloc outside the readers' lock, so a
+ * reader could walk the freed array. Readers race 300,000 appends (the
+ * index doubles eight times); under ASan the old code fails here. */
+TEST(readers_race_the_index_growing)
+{
+    race r = {.l = open_log("race", 1ull << 30, NULL)};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, race_reader, &r) == 0);
+    eb_log_rec_in recs[100];
+    for (int i = 0; i < 100; i++)
+        recs[i] = (eb_log_rec_in){7, 3, "x", 1};
+    for (int i = 0; i < 3000; i++) {
+        uint64_t seq, ts;
+        CHECK_OK(eb_log_append_sync(r.l, recs, 100, &seq, &ts));
+    }
+    r.stop = 1;
+    pthread_join(th, NULL);
+    CHECK(r.reads > 0);
+    eb_log_close(r.l);
+}
+
 TEST_MAIN(T(crc32c_vectors_hw_and_table), T(record_header_round_trip),
           T(append_read_reopen_across_segments), T(scan_crosses_segments_in_order),
           T(time_is_monotonic_and_seekable), T(retention_by_size_and_age_keeps_seqs),
           T(many_threads_share_group_commits), T(torn_tail_is_truncated_on_open),
           T(flipped_byte_in_last_record_is_detected), T(corrupt_sealed_segment_refuses_to_open),
           T(missing_index_is_rebuilt), T(atomic_batch_is_all_or_nothing),
-          T(oversized_record_is_refused), T(inline_appends_are_written_by_the_caller))
+          T(oversized_record_is_refused), T(inline_appends_are_written_by_the_caller),
+          T(readers_race_the_index_growing))
