@@ -5,11 +5,14 @@
  * stamped with a monotonic append time. Appends from any thread are
  * batched by one writer thread into one write() + fdatasync() (group
  * commit); callers learn that their records are durable only after the
- * sync (under the fsync policy). Readers on any thread see durable records
- * only. Each segment has an index (seq -> offset, time), so a read by seq
- * and a seek by time are O(log n) without scanning; sealed segments'
- * indexes are files, rebuilt when missing or stale. Recovery at open scans
- * only the active (last) segment and truncates a torn tail.
+ * sync (under the fsync policy). Under the policies that answer after
+ * write() (interval, never) eb_log_append_inline lets an appender write
+ * its batch itself when the writer is idle. Readers on any thread see
+ * durable records only. Each segment has an index (seq -> offset, time),
+ * so a read by seq and a seek by time are O(log n) without scanning;
+ * sealed segments' indexes are files, rebuilt when missing or stale.
+ * Recovery at open scans only the active (last) segment and truncates a
+ * torn tail.
  *
  * The log knows nothing of events, HTTP or the bus: the bus keeps its own
  * state in a second log. On-disk format and guarantees: ARCHITECTURE.md. */
