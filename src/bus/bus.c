@@ -76,7 +76,6 @@ static void release_waiters(eb_bus *bus, int status)
 
 void eb__bus_done_now(eb_bus *bus, pending_op *op)
 {
-    eb__bus_groups_wake(bus); /* waiting pulls first: delivery is the latency that counts */
     op->status = 0;
     complete(bus, op);
     if (bus->waiters)
@@ -356,8 +355,10 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
             rc = 0;
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
             eb__bus_groups_published(bus, evs, op->res, n);
-            if (written)
-                eb__bus_done_now(bus, op); /* --fsync interval|never: answered now */
+            if (written) { /* --fsync interval|never: deliver, then answer, now */
+                eb__bus_groups_wake(bus); /* pulls first: delivery is the latency that counts */
+                eb__bus_done_now(bus, op);
+            }
         }
     } else if (rc == 0) {
         /* Every event is a duplicate: answer once the originals are durable. */

@@ -96,7 +96,8 @@ void eb__bus_handle_closed(eb_bus *bus);
 /* Runs on a log writer thread: queues op for the loop. */
 void eb__bus_on_durable(void *arg, int status);
 /* The append of op was written on the loop thread (eb_log_append_inline
- * returned 1): completes op (freed) now, as the loop would on the wake-up. */
+ * returned 1): completes op (freed) now, as the loop would on the wake-up.
+ * Waking waiting pulls is the caller's: it knows whether it also does. */
 void eb__bus_done_now(eb_bus *bus, pending_op *op);
 /* The schema registration meta record of one version. */
 int  eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
