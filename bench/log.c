@@ -58,7 +58,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log.h"
 #include "log/log_int.h"
 

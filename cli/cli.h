@@ -64,8 +64,9 @@ int cli_help(const char *text);
 bool cli_wants_help(int argc, char **argv);
 
 /* --- parsing arguments ------------------------------------------------------ */
-/* Parses a non-negative integer (with optional unit for durations: ms, s,
- * m, h for cli_parse_ms). Returns false if malformed or out of range. */
+/* Parses a non-negative integer, or for cli_parse_ms a duration
+ * (util/duration.h: "500ms", "30s", "1.5h", "7d"; bare: ms). Returns false
+ * if malformed or out of range. */
 bool cli_parse_u64(const char *s, uint64_t max, uint64_t *out);
 bool cli_parse_ms(const char *s, uint64_t *ms);
 /* Reads a whole file ("-": stdin); NULL with errno on failure. Caller frees. */

@@ -9,13 +9,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/clock.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ============================== publish ============================== */
 
@@ -157,7 +152,7 @@ static void progress(file_run *r, bool final)
 {
     if (!r->x->err_tty)
         return;
-    double now = now_s();
+    double now = eb_clock_mono_s();
     if (!final && now - r->last_draw < 0.1)
         return;
     r->last_draw = now;
@@ -276,7 +271,7 @@ static int run_file(file_run *r)
 
 static void file_summary(const file_run *r)
 {
-    double el = now_s() - r->t0;
+    double el = eb_clock_mono_s() - r->t0;
     if (r->x->json) {
         printf("{\"published\":%" PRIu64 ",\"duplicates\":%" PRIu64 ",\"first_seq\":%" PRIu64
                ",\"last_seq\":%" PRIu64 ",\"seconds\":%.3f}\n",
@@ -293,7 +288,7 @@ static void file_summary(const file_run *r)
 
 static int publish_file(cli *x, const pub_args *a)
 {
-    file_run r = {.x = x, .a = a, .t0 = now_s()};
+    file_run r = {.x = x, .a = a, .t0 = eb_clock_mono_s()};
     r.f = strcmp(a->file, "-") ? fopen(a->file, "r") : stdin;
     if (!r.f)
         return cli_usage(x, "cannot open %s", a->file);
@@ -441,9 +436,9 @@ static int tail_group_ack(cli *x, tail_args *a)
 
 static int peek_loop(cli *x, tail_args *a)
 {
-    double last = now_s();
+    double last = eb_clock_mono_s();
     while (!cli_stop && (!a->count || a->printed < a->count)) {
-        if (a->idle_ms && (now_s() - last) * 1000 >= (double)a->idle_ms)
+        if (a->idle_ms && (eb_clock_mono_s() - last) * 1000 >= (double)a->idle_ms)
             break;
         uint64_t left = a->count ? a->count - a->printed : 1000;
         uint32_t wait = (uint32_t)a->wait_ms;
@@ -459,7 +454,7 @@ static int peek_loop(cli *x, tail_args *a)
         for (size_t i = 0; i < eb_events_count(l); i++, a->printed++)
             print_event(x, eb_events_at(l, i));
         if (eb_events_count(l))
-            last = now_s();
+            last = eb_clock_mono_s();
         eb_events_free(l);
     }
     return CLI_OK;
@@ -491,12 +486,12 @@ static void tail_start(cli *x, eb_browse_opts *q, char since_buf[40])
     if (head) {
         q->after_seq = head - 1;
     } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = eb_clock_wall_us();
+        time_t sec = (time_t)(now / 1000000u);
         struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&sec, &tm);
         size_t n = strftime(since_buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(since_buf + n, 40 - n, ".%06ldZ", ts.tv_nsec / 1000);
+        snprintf(since_buf + n, 40 - n, ".%06uZ", (unsigned)(now % 1000000u));
         q->since = since_buf;
     }
     eb_free(ans);
@@ -517,9 +512,9 @@ static int tail_type(cli *x, tail_args *a)
     eb_browse_opts q = {.type = a->type, .since = a->since, .limit = 1000};
     if (!a->since)
         tail_start(x, &q, since_buf);
-    double last = now_s();
+    double last = eb_clock_mono_s();
     while (!cli_stop && (!a->count || a->printed < a->count)) {
-        if (a->idle_ms && (now_s() - last) * 1000 >= (double)a->idle_ms)
+        if (a->idle_ms && (eb_clock_mono_s() - last) * 1000 >= (double)a->idle_ms)
             break;
         eb_events *l = NULL;
         int rc = eb_events_browse(x->c, &q, &l);
@@ -531,7 +526,7 @@ static int tail_type(cli *x, tail_args *a)
         if (n) {
             q.after_seq = eb_events_at(l, n - 1)->seq;
             q.since = NULL;
-            last = now_s();
+            last = eb_clock_mono_s();
         }
         bool more = eb_events_next(l) != NULL;
         eb_events_free(l);

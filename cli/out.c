@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "util/duration.h"
 
 volatile sig_atomic_t cli_stop;
 
@@ -138,23 +139,11 @@ bool cli_parse_u64(const char *s, uint64_t max, uint64_t *out)
 
 bool cli_parse_ms(const char *s, uint64_t *ms)
 {
-    if (!s || *s < '0' || *s > '9')
+    uint64_t us;
+    if (!s || eb_duration_parse(s, strlen(s), EB_DURATION_US_MS, &us) != 0 ||
+        us / 1000u > 1000000000000000ull)
         return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    double mult = 1;
-    if (!strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "m"))
-        mult = 60000;
-    else if (!strcmp(end, "h"))
-        mult = 3600000;
-    else if (*end && strcmp(end, "ms"))
-        return false;
-    if (errno || v * mult > 1e15)
-        return false;
-    *ms = (uint64_t)(v * mult);
+    *ms = us / 1000u;
     return true;
 }
 

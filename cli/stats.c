@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "util/clock.h"
 
 static const char STATS_HELP[] =
     "Usage: eventbus stats\n"
@@ -102,16 +103,10 @@ typedef struct sample {
     } g[TOP_MAX_GROUPS];
 } sample;
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void take_sample(sample *s, const eb_json *root)
 {
-    s->t = mono_s();
+    s->t = eb_clock_mono_s();
     s->published = cli_u64(eb_json_get(root, "events"), "published");
     s->n = 0;
     const eb_json *groups = eb_json_get(root, "groups");
@@ -254,8 +249,8 @@ static void print_snapshot(const eb_json *root, const sample *prev, const sample
 
 static void nap(double s)
 {
-    double end = mono_s() + s;
-    while (!cli_stop && mono_s() < end) {
+    double end = eb_clock_mono_s() + s;
+    while (!cli_stop && eb_clock_mono_s() < end) {
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }

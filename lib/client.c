@@ -10,6 +10,17 @@
 #define DEFAULT_URL "http://127.0.0.1:8470"
 #define DEFAULT_PORT "8470"
 
+unsigned eb_version(const char **str)
+{
+#define EB__STR2(x) #x
+#define EB__STR(x) EB__STR2(x)
+    if (str)
+        *str = EB__STR(EB_VERSION_MAJOR) "." EB__STR(EB_VERSION_MINOR) "." EB__STR(EB_VERSION_PATCH);
+#undef EB__STR
+#undef EB__STR2
+    return EB_VERSION_HEX;
+}
+
 void eb_free(void *p)
 {
     free(p);

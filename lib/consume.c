@@ -21,16 +21,11 @@
 #include <time.h>
 
 #include "client.h"
+#include "util/clock.h"
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS 5000
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static bool raised(const volatile sig_atomic_t *f)
 {
@@ -40,9 +35,9 @@ static bool raised(const volatile sig_atomic_t *f)
 /* Sleeps ms, in slices, returning early when a flag rises. */
 static void nap(const volatile sig_atomic_t *a, const volatile sig_atomic_t *b, uint32_t ms)
 {
-    uint64_t end = now_ms() + ms;
+    uint64_t end = eb_clock_mono_ms() + ms;
     while (!raised(a) && !raised(b)) {
-        uint64_t now = now_ms();
+        uint64_t now = eb_clock_mono_ms();
         if (now >= end)
             return;
         uint64_t slice = end - now < 50 ? end - now : 50;
@@ -76,7 +71,7 @@ static void keeper_extend(keeper *k)
     for (size_t i = 0; copy && i < n; i++, got++)
         if (!(copy[i] = strdup(k->ids[i])))
             break;
-    k->due_ms = now_ms() + k->every_ms;
+    k->due_ms = eb_clock_mono_ms() + k->every_ms;
     pthread_mutex_unlock(&k->mu);
     eb_settle_result r = {0};
     if (copy && got == n)
@@ -93,19 +88,11 @@ static void *keeper_main(void *arg)
     keeper *k = arg;
     pthread_mutex_lock(&k->mu);
     while (!k->quit) {
-        uint64_t now = now_ms();
+        uint64_t now = eb_clock_mono_ms();
         if (k->n == 0) {
             pthread_cond_wait(&k->cv, &k->mu);
         } else if (now < k->due_ms) {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            uint64_t left = k->due_ms - now;
-            ts.tv_sec += (time_t)(left / 1000);
-            ts.tv_nsec += (long)(left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = eb_clock_deadline(CLOCK_MONOTONIC, k->due_ms - now);
             pthread_cond_timedwait(&k->cv, &k->mu, &ts);
         } else {
             keeper_extend(k);
@@ -155,7 +142,7 @@ static void keeper_set(keeper *k, const char **ids, size_t n)
     pthread_mutex_lock(&k->mu);
     k->ids = ids;
     k->n = n;
-    k->due_ms = now_ms() + k->every_ms;
+    k->due_ms = eb_clock_mono_ms() + k->every_ms;
     pthread_cond_signal(&k->cv);
     pthread_mutex_unlock(&k->mu);
 }
@@ -206,7 +193,7 @@ static bool retry_after(loop *l, int rc)
 {
     if (!transient(rc))
         return false;
-    uint64_t now = now_ms();
+    uint64_t now = eb_clock_mono_ms();
     if (!l->failing_since) {
         l->failing_since = now;
         l->backoff_ms = RETRY_FIRST_MS;
@@ -288,7 +275,7 @@ static int handle_batch(loop *l, eb_events *evs)
 static int pull_once(loop *l, uint64_t last_event, eb_events **evs)
 {
     uint32_t wait = l->o.wait_ms;
-    uint64_t now = now_ms();
+    uint64_t now = eb_clock_mono_ms();
     if (l->o.idle_ms) {
         uint64_t idle_end = last_event + l->o.idle_ms;
         uint64_t idle_left = idle_end > now ? idle_end - now : 0;
@@ -306,11 +293,11 @@ static int pull_once(loop *l, uint64_t last_event, eb_events **evs)
 
 static int run(loop *l)
 {
-    uint64_t last_event = now_ms();
+    uint64_t last_event = eb_clock_mono_ms();
     for (;;) {
         if (should_stop(l))
             return 0;
-        if (l->o.idle_ms && now_ms() - last_event >= l->o.idle_ms)
+        if (l->o.idle_ms && eb_clock_mono_ms() - last_event >= l->o.idle_ms)
             return 0;
         eb_events *evs = NULL;
         int rc = pull_once(l, last_event, &evs);
@@ -323,7 +310,7 @@ static int run(loop *l)
         }
         l->failing_since = 0;
         if (eb_events_count(evs))
-            last_event = now_ms();
+            last_event = eb_clock_mono_ms();
         rc = handle_batch(l, evs);
         eb_events_free(evs);
         if (rc)

@@ -15,15 +15,10 @@
 #include <unistd.h>
 
 #include "eventbus.h"
+#include "util/clock.h"
 
 #define SLICE_MS 100 /* longest wait between two looks at the cancel flags */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static int fail(eb__http *h, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(eb__http *h, int code, const char *fmt, ...)
@@ -75,7 +70,7 @@ static int wait_fd(eb__http *h, short events, uint64_t deadline)
     for (;;) {
         if (canceled(h))
             return fail(h, EB_ECANCELED, "canceled");
-        uint64_t now = now_ms();
+        uint64_t now = eb_clock_mono_ms();
         if (now >= deadline)
             return fail(h, EB_ETIMEDOUT, "no answer from %s in time", h->hosthdr);
         uint64_t left = deadline - now;
@@ -123,7 +118,7 @@ static int connect_addr(eb__http *h, const struct addrinfo *ai, uint64_t deadlin
 
 static int do_connect(eb__http *h)
 {
-    uint64_t deadline = now_ms() + h->connect_timeout_ms;
+    uint64_t deadline = eb_clock_mono_ms() + h->connect_timeout_ms;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
     int g = getaddrinfo(h->host, h->port, &hints, &res);
@@ -275,7 +270,7 @@ static int read_answer(eb__http *h, uint64_t deadline, bool *got)
 int eb__http_do(eb__http *h, const char *method, const char *path, const char *body,
                 size_t blen, uint32_t timeout_ms, int *status, eb_buf *answer)
 {
-    uint64_t deadline = now_ms() + timeout_ms;
+    uint64_t deadline = eb_clock_mono_ms() + timeout_ms;
     h->answer = answer;
     h->err[0] = '\0';
     if (canceled(h)) /* raised before the call: send nothing */

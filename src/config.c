@@ -6,7 +6,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
+#include "eventbus/version.h"
+#include "util/duration.h"
 
 static const char usage[] =
     "usage: eventbusd [options]\n"
@@ -24,20 +26,13 @@ static const char usage[] =
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  --help, --version\n";
 
-int eb_parse_duration_ms(const char *s, uint64_t *ms)
+/* A flag's duration (util/duration.h; a bare number is ms) -> ms. */
+static int duration_ms(const char *s, uint64_t *ms)
 {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
+    uint64_t us;
+    if (eb_duration_parse(s, strlen(s), EB_DURATION_US_MS, &us) != 0)
         return -1;
-    double mult;
-    if (!*end || !strcmp(end, "ms")) mult = 1;
-    else if (!strcmp(end, "s")) mult = 1e3;
-    else if (!strcmp(end, "m")) mult = 60e3;
-    else if (!strcmp(end, "h")) mult = 3600e3;
-    else if (!strcmp(end, "d")) mult = 86400e3;
-    else return -1;
-    *ms = (uint64_t)(v * mult);
+    *ms = us / 1000u;
     return 0;
 }
 
@@ -87,17 +82,17 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         else if (!strcmp(v, "never")) c->fsync = EB_FSYNC_NEVER;
         else BAD("expected always, interval or never");
     } else if (!strcmp(name, "fsync-interval-ms")) {
-        if (eb_parse_duration_ms(v, &n) || n < 1 || n > 60000) BAD("expected 1 to 60000 ms");
+        if (duration_ms(v, &n) || n < 1 || n > 60000) BAD("expected 1 to 60000 ms");
         c->fsync_interval_ms = (uint32_t)n;
     } else if (!strcmp(name, "retention")) {
-        if (eb_parse_duration_ms(v, &c->retention_ms)) BAD("expected a duration like 7d or 24h");
+        if (duration_ms(v, &c->retention_ms)) BAD("expected a duration like 7d or 24h");
     } else if (!strcmp(name, "retention-bytes")) {
         if (eb_parse_size(v, &c->retention_bytes)) BAD("expected a size like 10GB");
     } else if (!strcmp(name, "max-event-bytes")) {
         if (eb_parse_size(v, &n) || n < 256 || n > (64u << 20)) BAD("expected 256B to 64MiB");
         c->max_event_bytes = (uint32_t)n;
     } else if (!strcmp(name, "dedupe-window")) {
-        if (eb_parse_duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
+        if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
     } else if (!strcmp(name, "require-schemas")) {
         c->require_schemas = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
     } else if (!strcmp(name, "meta-snapshot-bytes")) {

@@ -30,8 +30,6 @@ typedef struct eb_config {
  * a message naming the flag in err. */
 int eb_config_parse(eb_config *cfg, int argc, char **argv, char *err, size_t errlen,
                     char *out, size_t outlen);
-/* "2m" / "24h" / "7d" / "500ms" / "30s" / plain ms -> milliseconds. */
-int eb_parse_duration_ms(const char *s, uint64_t *ms);
 /* "10MB" / "1GiB" / "512KiB" / plain bytes -> bytes. */
 int eb_parse_size(const char *s, uint64_t *bytes);
 

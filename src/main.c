@@ -18,7 +18,8 @@
 #include "api/api.h"
 #include "bus/bus.h"
 #include "config.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
+#include "eventbus/version.h"
 #include "http/http.h"
 #include "util/logger.h"
 

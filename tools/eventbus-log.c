@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 #include "log/log.h"
 #include "log/log_int.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "http/reader.h"
 #include "util/buf.h"
 

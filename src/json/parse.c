@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 
 #define CHUNK_MIN 8192

@@ -20,8 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log_int.h"
+#include "util/clock.h"
 #include "util/crc32c.h"
 
 #define READ_CHUNK (256u << 10)
@@ -82,16 +83,7 @@ struct eb_log {
 static uint64_t real_us(void *arg)
 {
     (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return eb_clock_wall_us();
 }
 
 /* --- files ------------------------------------------------------------------ */
@@ -498,7 +490,7 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
             pthread_cond_wait(&l->wake, &l->mu);
             continue;
         }
-        uint64_t due = *last_sync + l->o.fsync_interval_ms, now = mono_ms();
+        uint64_t due = *last_sync + l->o.fsync_interval_ms, now = eb_clock_mono_ms();
         if (now >= due) {
             l->dirty = false;
             int fd = active(l)->fd;
@@ -507,14 +499,10 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
                 l->broken = -errno;
             l->st.syncs++;
             pthread_mutex_lock(&l->mu);
-            *last_sync = mono_ms();
+            *last_sync = eb_clock_mono_ms();
             continue;
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t ns = (uint64_t)ts.tv_nsec + (due - now) * 1000000u;
-        ts.tv_sec += (time_t)(ns / 1000000000u);
-        ts.tv_nsec = (long)(ns % 1000000000u);
+        struct timespec ts = eb_clock_deadline(CLOCK_REALTIME, due - now);
         pthread_cond_timedwait(&l->wake, &l->mu, &ts);
     }
 }
@@ -522,7 +510,7 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
 static void *writer_main(void *arg)
 {
     eb_log *l = arg;
-    uint64_t last_sync = mono_ms();
+    uint64_t last_sync = eb_clock_mono_ms();
     pthread_mutex_lock(&l->mu);
     for (;;) {
         wait_for_work(l, &last_sync);
@@ -994,8 +982,7 @@ int eb_log_open(const eb_log_opts *o, eb_log **out, eb_log_recovery *rep)
     if (!rep)
         rep = &dummy;
     memset(rep, 0, sizeof *rep);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = eb_clock_mono_s();
     if (!o || !o->dir || strlen(o->dir) >= sizeof ((eb_log *)0)->dir)
         return EB_EINVAL;
     eb_log *l = calloc(1, sizeof *l);
@@ -1028,9 +1015,7 @@ int eb_log_open(const eb_log_opts *o, eb_log **out, eb_log_recovery *rep)
         free_log(l);
         return rc;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    rep->elapsed_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
-                      (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    rep->elapsed_ms = (eb_clock_mono_s() - t0) * 1e3;
     *out = l;
     return 0;
 }

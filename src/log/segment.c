@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log_int.h"
 
 #define SCAN_CHUNK (1u << 20)

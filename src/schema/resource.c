@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "schema/internal.h"
 #include "schema/uri.h"
+#include "util/pct.h"
 
 #define MAX_INDEX_DEPTH 200
 #define MAX_META_HOPS 4 /* meta-schema of a meta-schema of ... */
@@ -301,25 +302,25 @@ const eb_json *eb__load_doc(cctx *c, const char *uri, unsigned dialect)
 
 /* --- references ------------------------------------------------------------------ */
 
-/* One JSON Pointer token from *p (escapes undone) into tok; returns its length. */
+/* One JSON Pointer token from *p (up to the next '/') into tok, escapes
+ * undone in the order of RFC 6901 §6: percent-escapes of the URI fragment
+ * first (a malformed one kept as written), then "~0" and "~1". Returns its
+ * length; a token longer than cap - 1 is cut short. */
 static size_t pointer_token(const char **p, char *tok, size_t cap)
 {
-    size_t t = 0;
     const char *q = *p;
-    while (*q && *q != '/' && t < cap - 1) {
-        if (*q == '~' && (q[1] == '0' || q[1] == '1')) {
-            tok[t++] = q[1] == '0' ? '~' : '/';
-            q += 2;
-        } else if (*q == '%' && q[1] && q[2]) {
-            char hx[3] = {q[1], q[2], 0};
-            tok[t++] = (char)strtol(hx, NULL, 16);
-            q += 3;
+    size_t rawn = strcspn(q, "/"), n, t = 0;
+    eb_pct_decode(q, rawn, tok, cap, &n, EB_PCT_LENIENT);
+    for (size_t i = 0; i < n; i++) {
+        if (tok[i] == '~' && i + 1 < n && (tok[i + 1] == '0' || tok[i + 1] == '1')) {
+            tok[t++] = tok[i + 1] == '0' ? '~' : '/';
+            i++;
         } else {
-            tok[t++] = *q++;
+            tok[t++] = tok[i];
         }
     }
     tok[t] = '\0';
-    *p = q;
+    *p = q + rawn;
     return t;
 }
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "schema/internal.h"
 
 #define MAX_DEPTH 256  /* instance nesting + reference hops */

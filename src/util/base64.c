@@ -3,7 +3,7 @@
 
 #include <stdint.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 static const char enc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -1,7 +1,7 @@
 /* err.c - eb_strerror: one place that turns any status into words. */
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 const char *eb_strerror(int err)
 {

@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 static size_t slot_of(uint64_t k, size_t mask)
 {

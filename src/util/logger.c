@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 
 static eb_level min_level = EB_LVL_INFO;
 static int as_json;
@@ -52,13 +53,13 @@ void eb_logger(eb_level lvl, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = eb_clock_wall_us();
+    time_t sec = (time_t)(now / 1000000u);
     struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    gmtime_r(&sec, &tm);
     char t[40];
     size_t n = strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(t + n, sizeof t - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    snprintf(t + n, sizeof t - n, ".%03uZ", (unsigned)(now % 1000000u / 1000u));
     if (as_json) {
         fprintf(stderr, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", t, names[lvl]);
         json_escape_to(stderr, msg);

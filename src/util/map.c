@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 /* FNV-1a on 8-byte words with a final avalanche: fast for short keys
  * (type names, ids) and good enough against accidental clustering. */

@@ -3,7 +3,7 @@
  * way but must not crash. One result per file.
  * Usage: json_suite SHARED_DIR/json-test-suite */
 #include "common.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 
 int main(int argc, char **argv)

@@ -5,7 +5,7 @@
  * passed/failed/skipped per file and a closing line.
  * Usage: schema_suite SHARED_DIR/jsonschema-test-suite [-v] */
 #include "common.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 #include "schema/schema.h"
 

@@ -27,7 +27,7 @@
 
 #include "api/cloudevents.h"
 #include "bus/event.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "fuzz.h"
 #include "json/json.h"
 

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "fuzz.h"
 #include "json/json.h"
 

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "fuzz.h"
 #include "json/json.h"
 #include "schema/schema.h"

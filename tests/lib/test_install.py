@@ -31,6 +31,9 @@ int main(int argc, char **argv)
     eb_client_opts o = {.url = argv[1]};
     if (argc < 2 || eb_client_new(&o, &c) != 0)
         return 2;
+    const char *v;
+    if (eb_version(&v) != EB_VERSION_HEX || strlen(v) < 5)
+        return 3;
     eb_publish_result r;
     int rc = eb_publish(c, "install.checked", "{\"ok\":true}", NULL, &r);
     if (rc) {
@@ -75,7 +78,11 @@ def check(name, fn, skip_if=None):
 
 
 def header_functions():
-    text = open(os.path.join(ROOT, "include", "eventbus.h")).read()
+    """The functions of the public headers: eventbus.h and eventbus/*.h."""
+    inc = os.path.join(ROOT, "include")
+    paths = [os.path.join(inc, "eventbus.h")] + sorted(
+        os.path.join(inc, "eventbus", f) for f in os.listdir(os.path.join(inc, "eventbus")))
+    text = "\n".join(open(p).read() for p in paths)
     return set(re.findall(r"^(?!typedef|#|\s|/\*|\*)[^;(]*?\b(eb_[a-z0-9_]+)\(", text, re.M))
 
 
@@ -91,6 +98,15 @@ def test_exports():
     exported = {line.split()[-1].split("@")[0] for line in out.splitlines()
                 if line.split()[-1][0] != "E"}  # EVENTBUS_0 is the version node
     assert exported == want, f"exported vs header: {sorted(exported ^ want)}"
+
+
+def test_version_matches_meson():
+    """include/eventbus/version.h and meson.build's project version agree."""
+    text = open(os.path.join(ROOT, "include", "eventbus", "version.h")).read()
+    got = ".".join(re.search(rf"#define EB_VERSION_{k} (\d+)", text).group(1)
+                   for k in ("MAJOR", "MINOR", "PATCH"))
+    meson = re.search(r"version: '([0-9.]+)'", open(os.path.join(ROOT, "meson.build")).read())
+    assert got == meson.group(1), (got, meson.group(1))
 
 
 def install(dest):
@@ -118,7 +134,8 @@ def test_installed_and_usable():
         pcdir = install(dest)
         files = {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest)
                  for f in fs}
-        for want in ("include/eventbus.h", "libeventbus.so.0", "libeventbus.a", "bin/eventbus"):
+        for want in ("include/eventbus.h", "include/eventbus/err.h",
+                     "include/eventbus/version.h", "libeventbus.so.0", "libeventbus.a", "bin/eventbus"):
             assert any(f.endswith(want) for f in files), (want, sorted(files))
         assert not any("json.h" in f or "httpc.h" in f for f in files), "internal headers leak"
         src = os.path.join(dest, "prog.c")
@@ -155,6 +172,7 @@ def test_installed_and_usable():
 
 
 check("exports_match_the_header", test_exports)
+check("version_header_matches_meson", test_version_matches_meson)
 check("installed_and_usable_with_pkg_config", test_installed_and_usable,
       skip_if="sanitizer build (checked in the normal build)" if sanitized() else None)
 print(f"{passed} passed, {failed} failed, {skipped} skipped")

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log.h"
 #include "util/crc32c.h"
 

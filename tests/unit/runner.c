@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 #define SKIP_EXIT 77
 

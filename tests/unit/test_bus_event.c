@@ -8,7 +8,7 @@
 
 #include "bus/dedupe.h"
 #include "bus/event.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 static eb_json_doc *doc;
 

@@ -1,7 +1,7 @@
 /* test_json.c - the JSON parser and writer. */
 #include "runner.h"
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 
 static eb_json_doc *doc;

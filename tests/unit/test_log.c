@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log.h"
 #include "log/log_int.h"
 #include "util/crc32c.h"

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "log/log.h"
 #include "util/crc32c.h"
 

@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 #include "schema/idna.h"
 #include "schema/schema.h"

@@ -1,8 +1,11 @@
 /* test_util.c - unit tests for src/util: buffers and error strings. */
 #include "runner.h"
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "util/buf.h"
+#include "util/clock.h"
+#include "util/duration.h"
+#include "util/pct.h"
 #include "util/base64.h"
 #include "util/imap.h"
 #include "util/rangeset.h"
@@ -171,7 +174,75 @@ TEST(base64_round_trip_and_rejects)
     eb_buf_free(&d);
 }
 
+/* Every form any of the old parsers took (config's strtod with a unit or
+ * bare ms, the API's integer with a unit, the CLI's) means the same. */
+TEST(duration_grammar)
+{
+    static const struct { const char *s; uint64_t bare, us; } ok[] = {
+        {"0", 1000, 0},          {"500", 1000, 500000},      {"500ms", 0, 500000},
+        {"30s", 0, 30000000},    {"2m", 0, 120000000},       {"2h", 0, 7200000000ull},
+        {"7d", 0, 604800000000ull}, {"1.5h", 0, 5400000000ull}, {"1.5", 1000, 1500},
+        {".5s", 0, 500000},      {"5.s", 0, 5000000},        {"2e3ms", 0, 2000000},
+        {"1E-3s", 0, 1000},      {"0.0005s", 0, 500},        {"18446744073709s", 0, 18446744073709000000ull},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t us = 1;
+        CHECK_OK(eb_duration_parse(ok[i].s, strlen(ok[i].s), ok[i].bare, &us));
+        CHECK_EQ(us, ok[i].us);
+    }
+    static const char *bad[] = {"", "s", ".", "-1s", "+1s", " 1s", "1 s", "1x", "1sec", "1ms ",
+                                "0x10", "inf", "nan", "1e", "1e+", "1..2s", "5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t us = 7;
+        CHECK_EQ(eb_duration_parse(bad[i], strlen(bad[i]), 0, &us), EB_ESYNTAX);
+        CHECK_EQ(us, 7);
+    }
+    uint64_t us;
+    CHECK_EQ(eb_duration_parse("18446744073710s", 15, 0, &us), EB_ERANGE);
+    CHECK_EQ(eb_duration_parse("99999999999999999999", 20, 1000, &us), EB_ERANGE);
+    CHECK_EQ(eb_duration_parse("1e30d", 5, 0, &us), EB_ERANGE);
+    /* n bounds the text: "2h" of "2hx" */
+    CHECK_OK(eb_duration_parse("2hx", 2, 0, &us));
+    CHECK_EQ(us, 7200000000ull);
+}
+
+TEST(pct_decode_strict_and_lenient)
+{
+    char out[16];
+    size_t n;
+    CHECK_OK(eb_pct_decode("a%2Fb%7e", 8, out, sizeof out, &n, EB_PCT_STRICT));
+    CHECK_STR(out, "a/b~");
+    CHECK_EQ(n, 4);
+    static const char *bad[] = {"%", "%4", "%zz", "a%g1", "%00"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ(eb_pct_decode(bad[i], strlen(bad[i]), out, sizeof out, &n, EB_PCT_STRICT),
+                 EB_ESYNTAX);
+        CHECK_OK(eb_pct_decode(bad[i], strlen(bad[i]), out, sizeof out, &n, EB_PCT_LENIENT));
+        CHECK_STR(out, bad[i]);
+    }
+    /* never reads past n: "%4" of "%41" is malformed */
+    CHECK_EQ(eb_pct_decode("%41", 2, out, sizeof out, &n, EB_PCT_STRICT), EB_ESYNTAX);
+    CHECK_EQ(eb_pct_decode("abcdef", 6, out, 4, &n, EB_PCT_STRICT), EB_ETOOBIG);
+    CHECK_STR(out, "abc");
+    CHECK_EQ(n, 3);
+}
+
+TEST(clocks_move_forward)
+{
+    uint64_t w = eb_clock_wall_us(), m = eb_clock_mono_ms();
+    double s = eb_clock_mono_s();
+    CHECK(w > 1600000000ull * 1000000u); /* after 2020 */
+    CHECK(eb_clock_mono_ms() >= m);
+    CHECK(eb_clock_mono_s() >= s);
+    struct timespec now, d = eb_clock_deadline(CLOCK_MONOTONIC, 1500);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    CHECK(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+    double ahead = (double)(d.tv_sec - now.tv_sec) + (double)(d.tv_nsec - now.tv_nsec) / 1e9;
+    CHECK(ahead > 1.0 && ahead <= 1.5);
+}
+
 TEST_MAIN(T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
           T(buf_steal_empty_is_empty_string),
           T(strerror_covers_codes_and_errno), T(map_put_get_del_many),
-          T(rangeset_matches_a_bitmap), T(base64_round_trip_and_rejects))
+          T(rangeset_matches_a_bitmap), T(base64_round_trip_and_rejects),
+          T(duration_grammar), T(pct_decode_strict_and_lenient), T(clocks_move_forward))
