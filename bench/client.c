@@ -39,7 +39,7 @@ typedef struct result {
 static int ours(const char *url, int n, result *r)
 {
     eb_client *c;
-    if (eb_client_new(&(eb_client_opts){.url = url}, &c))
+    if (eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = url}, &c))
         return -1;
     double t0 = now_s(), c0 = cpu_s();
     for (int i = 0; i < n; i++)
@@ -103,21 +103,22 @@ static int count_handler(const eb_event *ev, void *arg, char *err, size_t cap)
 static int consume(const char *url, int n, double *events_per_s)
 {
     eb_client *c;
-    if (eb_client_new(&(eb_client_opts){.url = url}, &c))
+    if (eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = url}, &c))
         return -1;
     const char *types[] = {"order.created"};
-    eb_groups_config g = {.types = types, .ntypes = 1};
-    eb_message m[500];
+    eb_groups_config g = {.size = sizeof g, .types = types, .ntypes = 1};
+    eb_message m = {.size = sizeof m, .type = "order.created", .data = DATA};
+    const eb_message *mp[500];
     for (int i = 0; i < 500; i++)
-        m[i] = (eb_message){.type = "order.created", .data = DATA};
+        mp[i] = &m;
     int rc = eb_groups_put(c, "bench", &g, NULL, NULL);
     for (int done = 0; !rc && done < n; done += 500)
-        rc = eb_publish_batch(c, m, 500, NULL);
+        rc = eb_publish_batch(c, mp, 500, NULL);
     uint64_t seen = 0;
     double t0 = now_s();
     if (!rc)
         rc = eb_consume(c, "bench", "bench-1", count_handler,
-                        &(eb_consume_opts){.arg = &seen, .max = 500,
+                        &(eb_consume_opts){.size = sizeof(eb_consume_opts), .arg = &seen, .max = 500,
                                            .max_events = (uint64_t)n / 500 * 500});
     *events_per_s = (double)seen / (now_s() - t0);
     if (rc)

@@ -1,6 +1,8 @@
 /* cli.h - what the commands of the `eventbus` CLI share: the invocation
- * context, exit codes, output (tables or JSON), error reporting, and the
- * JSON reading helpers over the shared parser (src/json).
+ * context, exit codes, output (tables or JSON), error reporting. The CLI
+ * is a plain libeventbus program: it reads the library's typed results and
+ * prints the server's answers (eb_client_answer) as they came; it does not
+ * link the server's JSON code.
  *
  * Output mode: tables for people when stdout is a terminal, JSON (one value
  * per line) when it is not, so pipes and scripts get something parseable
@@ -15,7 +17,6 @@
 #include <stdio.h>
 
 #include "eventbus.h"
-#include "json/json.h"
 
 enum {
     CLI_OK = 0,        /* done */
@@ -87,31 +88,30 @@ void cli_table_cell(cli_table *t, const char *fmt, ...) __attribute__((format(pr
 void cli_table_print(const cli_table *t, FILE *f);
 void cli_table_free(cli_table *t);
 
-/* The usual ending of a command that fetched an answer: rc != 0 reports
- * the error; in JSON mode the answer is printed as is, else show() gets
- * it parsed (with arg). Takes *answer (read after rc was computed, so
- * cli_answer(x, eb_stats(c, &a), &a, ...) is fine) and frees it. Returns
- * the exit code. */
-typedef void (*cli_show_fn)(const eb_json *root, const void *arg);
-int cli_answer(const cli *x, int rc, char **answer, cli_show_fn show, const void *arg);
+/* The usual ending of a command that fetched a typed result: rc != 0
+ * reports the error; in JSON mode the server's answer is printed as it
+ * came (eb_client_answer), else show(result, arg). Frees the result (any
+ * eb_result_free one). Returns the exit code. */
+typedef void (*cli_show_fn)(const void *result, const void *arg);
+int cli_answer(const cli *x, int rc, const void *result, cli_show_fn show, const void *arg);
 
 /* Prints a JSON text followed by a newline (JSON mode). */
 void cli_print_json(const char *json);
-/* Writes v indented by two spaces per level (schemas, configs). */
-void cli_print_pretty(FILE *f, const eb_json *v, int indent);
+/* Writes JSON text re-indented, two spaces per level (schemas, configs). */
+void cli_print_pretty(FILE *f, const char *json, size_t len);
 /* "2026-11-23T06:25:37.149217Z" -> "2026-11-23 06:25:37.149" into out. */
 const char *cli_short_time(const char *rfc3339, char out[32]);
 
-/* --- reading answers -------------------------------------------------------- */
-/* Parses text into doc (created on first use); NULL and an error message
- * if it is not JSON. */
-const eb_json *cli_parse(eb_json_doc **doc, const char *text);
-/* Members as text for tables: numbers as written, strings raw, booleans as
- * yes/no, null/absent as "-". Returns a pointer to a static or arena
- * string, or into buf. */
-const char *cli_str(const eb_json *obj, const char *key, char *buf, size_t cap);
-/* The elements of an array of strings or numbers, comma-separated. */
-const char *cli_join(const eb_json *arr, char *out, size_t cap);
-uint64_t    cli_u64(const eb_json *obj, const char *key);
+/* --- values as text ----------------------------------------------------------- */
+/* A double as the server writes it (shortest of %.15g / %.17g that reads
+ * back the same), into out. */
+const char *cli_num(double v, char out[40]);
+/* "yes" / "no", as tables show booleans. */
+const char *cli_yesno(bool v);
+/* s, or "-" when NULL. */
+const char *cli_or_dash(const char *s);
+/* The strings (or numbers) of a list, comma-separated, into out. */
+const char *cli_join(const char *const *s, size_t n, char *out, size_t cap);
+const char *cli_join_u32(const uint32_t *v, size_t n, char *out, size_t cap);
 
 #endif

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "util/buf.h"
 #include "util/clock.h"
 
 
@@ -120,7 +121,7 @@ static int publish_one(cli *x, const pub_args *a)
             return cli_usage(x, "cannot read stdin");
         data = stdin_data;
     }
-    eb_publish_result r;
+    eb_publish_result r = {.size = sizeof r};
     int rc = eb_publish(x->c, a->type, data, &a->o, &r);
     free(stdin_data);
     if (rc)
@@ -138,14 +139,13 @@ typedef struct file_run {
     uint64_t        size;      /* file size for the progress bar; 0: unknown */
     uint64_t        read;      /* bytes read so far */
     uint64_t        lineno;
-    eb_buf          body;      /* the batch as a JSON array */
-    eb_jw           w;
+    eb_buf          body;      /* without TYPE: the batch's events as a JSON array */
+    eb_message     *msgs;      /* with TYPE: the batch's events ... */
+    const eb_message **msgp;   /* ... and pointers to them */
     uint64_t       *lines;     /* input line of each event in the batch */
     size_t          n;         /* events in the batch */
-    eb_publish_result *res;
     uint64_t        published, duplicates, first_seq, last_seq;
     double          t0, last_draw;
-    eb_json_doc    *doc;       /* checks each line */
 } file_run;
 
 static void progress(file_run *r, bool final)
@@ -177,9 +177,19 @@ static int flush_batch(file_run *r)
 {
     if (!r->n)
         return CLI_OK;
-    eb_jw_arr_close(&r->w);
-    size_t got = 0;
-    int rc = eb_publish_json(r->x->c, r->body.data, r->body.len, r->res, r->n, &got);
+    eb_receipts *rec = NULL;
+    int rc;
+    if (r->a->type) {
+        rc = eb_publish_batch(r->x->c, r->msgp, r->n, &rec);
+    } else {
+        eb_buf_putc(&r->body, ']');
+        rc = eb_buf_failed(&r->body) ? EB_ENOMEM
+                                     : eb_publish_json(r->x->c, r->body.data, r->body.len, &rec);
+    }
+    for (size_t i = 0; r->a->type && i < r->n; i++) {
+        free((char *)r->msgs[i].data);
+        r->msgs[i].data = NULL;
+    }
     if (rc) {
         progress(r, true);
         fprintf(stderr, "eventbus publish: lines %" PRIu64 "-%" PRIu64 " were not published "
@@ -187,59 +197,47 @@ static int flush_batch(file_run *r)
                 r->published);
         return cli_fail_lines(r->x, rc, r->lines, r->n);
     }
-    for (size_t i = 0; i < got && i < r->n; i++) {
-        if (r->res[i].duplicate)
+    for (size_t i = 0; i < rec->n && i < r->n; i++) {
+        if (rec->results[i]->duplicate)
             r->duplicates++;
         if (!r->first_seq)
-            r->first_seq = r->res[i].seq;
-        r->last_seq = r->res[i].seq;
+            r->first_seq = rec->results[i]->seq;
+        r->last_seq = rec->results[i]->seq;
     }
-    r->published += got;
+    r->published += rec->n;
+    eb_result_free(rec);
     r->n = 0;
     eb_buf_reset(&r->body);
-    eb_jw_init(&r->w, &r->body);
-    eb_jw_arr_open(&r->w);
     progress(r, false);
     return CLI_OK;
-}
-
-static void kv(eb_jw *w, const char *k, const char *v)
-{
-    if (v) {
-        eb_jw_key(w, k);
-        eb_jw_str(w, v);
-    }
 }
 
 /* Adds one line to the batch: its data (with TYPE) or the whole event. */
 static int add_line(file_run *r, const char *line, size_t len)
 {
-    eb_json_error e;
-    if (eb_json_parse(r->doc, line, len, NULL, &e) != 0) {
+    uint32_t eline, ecol;
+    char why[96];
+    if (eb_json_check(line, len, &eline, &ecol, why, sizeof why) != 0) {
         progress(r, true);
         fprintf(stderr, "eventbus publish: line %" PRIu64 ": malformed JSON at column %u: %s\n"
                 "  (%" PRIu64 " events before this batch were published)\n",
-                r->lineno, e.column, e.msg, r->published);
+                r->lineno, ecol, why, r->published);
         return CLI_USAGE;
     }
     const pub_args *a = r->a;
     if (!a->type) {
-        eb_jw_raw(&r->w, line, len);
+        eb_buf_putc(&r->body, r->n ? ',' : '[');
+        eb_buf_append(&r->body, line, len);
     } else {
-        eb_jw_obj_open(&r->w);
-        kv(&r->w, "type", a->type);
-        kv(&r->w, "key", a->o.key);
-        kv(&r->w, "source", a->o.source);
-        kv(&r->w, "subject", a->o.subject);
-        kv(&r->w, "correlationId", a->o.correlation_id);
-        kv(&r->w, "causationId", a->o.causation_id);
-        if (a->o.version) {
-            eb_jw_key(&r->w, "version");
-            eb_jw_uint(&r->w, a->o.version);
+        char *data = strndup(line, len);
+        if (!data) {
+            progress(r, true);
+            fprintf(stderr, "eventbus publish: out of memory\n");
+            return CLI_USAGE;
         }
-        eb_jw_key(&r->w, "data");
-        eb_jw_raw(&r->w, line, len);
-        eb_jw_obj_close(&r->w);
+        r->msgs[r->n] = (eb_message){.size = sizeof(eb_message), .type = a->type, .data = data,
+                                     .opts = &a->o};
+        r->msgp[r->n] = &r->msgs[r->n];
     }
     r->lines[r->n++] = r->lineno;
     return r->n == r->a->batch ? flush_batch(r) : CLI_OK;
@@ -296,30 +294,29 @@ static int publish_file(cli *x, const pub_args *a)
     if (fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode))
         r.size = (uint64_t)st.st_size;
     r.lines = calloc(a->batch, sizeof *r.lines);
-    r.res = calloc(a->batch, sizeof *r.res);
-    r.doc = eb_json_doc_new();
+    r.msgs = calloc(a->batch, sizeof *r.msgs);
+    r.msgp = calloc(a->batch, sizeof *r.msgp);
     int code = CLI_USAGE;
-    if (r.lines && r.res && r.doc) {
-        eb_jw_init(&r.w, &r.body);
-        eb_jw_arr_open(&r.w);
+    if (r.lines && r.msgs && r.msgp)
         code = run_file(&r);
-    }
     if (code == CLI_OK) {
         progress(&r, true);
         file_summary(&r);
     }
     if (r.f != stdin)
         fclose(r.f);
+    for (size_t i = 0; a->type && i < r.n; i++) /* a run that stopped early */
+        free((char *)r.msgs[i].data);
     eb_buf_free(&r.body);
-    eb_json_doc_free(r.doc);
     free(r.lines);
-    free(r.res);
+    free(r.msgs);
+    free(r.msgp);
     return code;
 }
 
 int cli_publish(cli *x, int argc, char **argv)
 {
-    pub_args a = {0};
+    pub_args a = {.o = {.size = sizeof a.o}};
     int code = parse_publish(x, argc, argv, &a);
     if (code)
         return code < 0 ? cli_help(PUBLISH_HELP) : code;
@@ -427,7 +424,7 @@ static int parse_tail(cli *x, int argc, char **argv, tail_args *a)
 
 static int tail_group_ack(cli *x, tail_args *a)
 {
-    eb_consume_opts o = {.arg = x, .max = 100, .wait_ms = (uint32_t)a->wait_ms,
+    eb_consume_opts o = {.size = sizeof o, .arg = x, .max = 100, .wait_ms = (uint32_t)a->wait_ms,
                          .stop = &cli_stop, .max_events = a->count,
                          .idle_ms = (uint32_t)a->idle_ms, .retry_max_ms = 30000};
     int rc = eb_consume(x->c, a->group, a->consumer, tail_handler, &o);
@@ -465,7 +462,7 @@ static int peek_loop(cli *x, tail_args *a)
 static int tail_group_peek(cli *x, tail_args *a)
 {
     eb_client *main_client = x->c;
-    eb_client_opts co = {.url = x->url, .timeout_ms = x->timeout_ms, .cancel = &cli_stop};
+    eb_client_opts co = {.size = sizeof co, .url = x->url, .timeout_ms = x->timeout_ms, .cancel = &cli_stop};
     if (eb_client_new(&co, &x->c))
         return cli_usage(x, "cannot use URL %s", x->url);
     int code = peek_loop(x, a);
@@ -478,11 +475,11 @@ static int tail_group_peek(cli *x, tail_args *a)
  * or, on a server without it, the current time. */
 static void tail_start(cli *x, eb_browse_opts *q, char since_buf[40])
 {
-    char *ans = NULL;
-    eb_json_doc *doc = NULL;
+    eb_stats_info *st = NULL;
     uint64_t head = 0; /* the seq the next event will get */
-    if (eb_stats(x->c, &ans) == 0)
-        head = cli_u64(eb_json_get(cli_parse(&doc, ans), "events"), "head_seq");
+    if (eb_stats(x->c, &st) == 0)
+        head = st->head_seq;
+    eb_result_free(st);
     if (head) {
         q->after_seq = head - 1;
     } else {
@@ -494,8 +491,6 @@ static void tail_start(cli *x, eb_browse_opts *q, char since_buf[40])
         snprintf(since_buf + n, 40 - n, ".%06uZ", (unsigned)(now % 1000000u));
         q->since = since_buf;
     }
-    eb_free(ans);
-    eb_json_doc_free(doc);
 }
 
 static void nap_ms(unsigned ms)
@@ -509,7 +504,7 @@ static void nap_ms(unsigned ms)
 static int tail_type(cli *x, tail_args *a)
 {
     char since_buf[40];
-    eb_browse_opts q = {.type = a->type, .since = a->since, .limit = 1000};
+    eb_browse_opts q = {.size = sizeof q, .type = a->type, .since = a->since, .limit = 1000};
     if (!a->since)
         tail_start(x, &q, since_buf);
     double last = eb_clock_mono_s();

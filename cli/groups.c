@@ -151,21 +151,19 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
 
 /* --- show / list ---------------------------------------------------------- */
 
-static void print_config_line(const eb_json *cfg)
+static void print_config_line(const eb_groups_info *g)
 {
-    char b[7][64];
-    const eb_json *bo = eb_json_get(cfg, "backoff");
-    printf("max attempts:   %s\nack timeout:    %s ms\nbackoff:        %s ms x%s up to %s ms, "
+    char mul[40], jit[40];
+    printf("max attempts:   %u\nack timeout:    %u ms\nbackoff:        %u ms x%s up to %u ms, "
            "jitter %s\nordering:       %s\n",
-           cli_str(cfg, "max_attempts", b[0], 64), cli_str(cfg, "ack_timeout_ms", b[1], 64),
-           cli_str(bo, "initial_ms", b[2], 64), cli_str(bo, "multiplier", b[3], 64),
-           cli_str(bo, "max_ms", b[4], 64), cli_str(bo, "jitter", b[5], 64),
-           cli_str(cfg, "ordering", b[6], 64));
+           g->max_attempts, g->ack_timeout_ms, g->backoff_initial_ms,
+           cli_num(g->backoff_multiplier, mul), g->backoff_max_ms, cli_num(g->backoff_jitter, jit),
+           cli_or_dash(g->ordering));
 }
 
-static void print_consumers(const eb_json *arr)
+static void print_consumers(const eb_groups_info *g)
 {
-    if (!arr || !arr->len) {
+    if (!g->nconsumers) {
         printf("consumers:      none yet\n");
         return;
     }
@@ -173,105 +171,97 @@ static void print_consumers(const eb_json *arr)
     static const char *const head[] = {"  NAME", "LAST PULL", "IN-FLIGHT"};
     cli_table t;
     cli_table_init(&t, head, 3);
-    for (const eb_json *c = arr->child; c; c = c->next) {
-        char b1[160], b2[64], b3[24], tb[32];
-        cli_table_cell(&t, "  %s", cli_str(c, "name", b1, sizeof b1));
-        cli_table_cell(&t, "%s", cli_short_time(cli_str(c, "last_pull", b2, sizeof b2), tb));
-        cli_table_cell(&t, "%s", cli_str(c, "in_flight", b3, sizeof b3));
+    for (size_t i = 0; i < g->nconsumers; i++) {
+        const eb_groups_consumer *c = g->consumers[i];
+        char tb[32];
+        cli_table_cell(&t, "  %s", c->name);
+        cli_table_cell(&t, "%s", cli_short_time(cli_or_dash(c->last_pull), tb));
+        cli_table_cell(&t, "%" PRIu64, c->in_flight);
     }
     cli_table_print(&t, stdout);
     cli_table_free(&t);
 }
 
-static void print_group(const eb_json *g, const void *arg)
+static void print_group(const void *res, const void *arg)
 {
     (void)arg;
-    char b[10][160];
-    const eb_json *cfg = eb_json_get(g, "config"), *pos = eb_json_get(g, "position");
+    const eb_groups_info *g = res;
+    char types[160];
     printf("group:          %s\ntypes:          %s\npaused:         %s\n"
-           "position:       cursor %s, head %s\nlag:            %s\nin flight:      %s\n"
-           "retrying:       %s\ndead letters:   %s\noldest unacked: %s ms\n",
-           cli_str(g, "name", b[0], 160), cli_join(eb_json_get(cfg, "types"), b[1], 160),
-           cli_str(g, "paused", b[2], 160), cli_str(pos, "cursor", b[3], 160),
-           cli_str(pos, "head", b[4], 160), cli_str(g, "lag", b[5], 160),
-           cli_str(g, "in_flight", b[6], 160), cli_str(g, "retry_scheduled", b[7], 160),
-           cli_str(g, "dead_letters", b[8], 160), cli_str(g, "oldest_unacked_age_ms", b[9], 160));
-    print_config_line(cfg);
-    const eb_json *cnt = eb_json_get(g, "counters");
+           "position:       cursor %" PRIu64 ", head %" PRIu64 "\nlag:            %" PRIu64
+           "\nin flight:      %" PRIu64 "\nretrying:       %" PRIu64 "\ndead letters:   %" PRIu64
+           "\noldest unacked: %" PRIu64 " ms\n",
+           g->name, cli_join(g->types, g->ntypes, types, sizeof types), cli_yesno(g->paused),
+           g->cursor, g->head, g->lag, g->in_flight, g->retry_scheduled, g->dead_letters,
+           g->oldest_unacked_age_ms);
+    print_config_line(g);
     printf("delivered:      %" PRIu64 " (acked %" PRIu64 ", nacked %" PRIu64 ", expired %" PRIu64
            ", redelivered %" PRIu64 ", dead-lettered %" PRIu64 ", redriven %" PRIu64
            ", replayed %" PRIu64 ")\n",
-           cli_u64(cnt, "delivered"), cli_u64(cnt, "acked"), cli_u64(cnt, "nacked"),
-           cli_u64(cnt, "expired"), cli_u64(cnt, "redelivered"), cli_u64(cnt, "dead_lettered"),
-           cli_u64(cnt, "redriven"), cli_u64(cnt, "replayed"));
-    print_consumers(eb_json_get(g, "consumers"));
+           g->counters.delivered, g->counters.acked, g->counters.nacked, g->counters.expired,
+           g->counters.redelivered, g->counters.dead_lettered, g->counters.redriven,
+           g->counters.replayed);
+    print_consumers(g);
 }
 
 /* GET /v1/groups as a table. */
-static void print_group_table(const eb_json *root, const void *arg)
+static void print_group_table(const void *res, const void *arg)
 {
     (void)arg;
-    const eb_json *arr = eb_json_get(root, "groups");
-    if (!arr || !arr->len) {
+    const eb_groups_all *l = res;
+    if (!l->n) {
         printf("no groups\n");
         return;
     }
     static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING",
                                        "DLQ"};
-    static const char *const keys[] = {"name", "paused", "lag", "in_flight", "retry_scheduled",
-                                       "dead_letters"};
     cli_table t;
     cli_table_init(&t, head, 6);
-    for (const eb_json *g = arr ? arr->child : NULL; g; g = g->next)
-        for (size_t k = 0; k < 6; k++) {
-            char b[160];
-            cli_table_cell(&t, "%s", cli_str(g, keys[k], b, sizeof b));
-        }
+    for (size_t i = 0; i < l->n; i++) {
+        const eb_groups_info *g = l->groups[i];
+        cli_table_cell(&t, "%s", g->name);
+        cli_table_cell(&t, "%s", cli_yesno(g->paused));
+        cli_table_cell(&t, "%" PRIu64, g->lag);
+        cli_table_cell(&t, "%" PRIu64, g->in_flight);
+        cli_table_cell(&t, "%" PRIu64, g->retry_scheduled);
+        cli_table_cell(&t, "%" PRIu64, g->dead_letters);
+    }
     cli_table_print(&t, stdout);
     cli_table_free(&t);
 }
 
 /* --- create / update ----------------------------------------------------- */
 
-/* update: starts from the group's current configuration. */
-static int merge_current(cli *x, grp_args *a, eb_json_doc **doc)
+/* update: starts from the group's current configuration. *cur holds what
+ * a->types may point into until the group is put. */
+static int merge_current(cli *x, grp_args *a, eb_groups_info **cur)
 {
-    char *ans = NULL;
-    int rc = eb_groups_get(x->c, a->group, &ans);
+    int rc = eb_groups_get(x->c, a->group, cur);
     if (rc)
         return cli_fail(x, rc);
-    const eb_json *cfg = eb_json_get(cli_parse(doc, ans), "config");
-    eb_free(ans);
-    eb_groups_config *g = &a->g, cur = {0};
-    const eb_json *types = eb_json_get(cfg, "types"), *bo = eb_json_get(cfg, "backoff");
+    const eb_groups_info *c = *cur;
+    eb_groups_config *g = &a->g;
     if (!a->g.ntypes)
-        for (const eb_json *t = types ? types->child : NULL; t; t = t->next)
-            if (t->type == EB_JSON_STRING && g->ntypes < MAX_LIST)
-                a->types[g->ntypes++] = t->str;
-    cur.max_attempts = (uint32_t)cli_u64(cfg, "max_attempts");
-    cur.ack_timeout_ms = (uint32_t)cli_u64(cfg, "ack_timeout_ms");
-    cur.backoff_initial_ms = (uint32_t)cli_u64(bo, "initial_ms");
-    cur.backoff_max_ms = (uint32_t)cli_u64(bo, "max_ms");
-    cur.backoff_multiplier = eb_json_num(eb_json_get(bo, "multiplier"));
-    const eb_json *jit = eb_json_get(bo, "jitter"), *ord = eb_json_get(cfg, "ordering");
-    if (!g->max_attempts) g->max_attempts = cur.max_attempts;
-    if (!g->ack_timeout_ms) g->ack_timeout_ms = cur.ack_timeout_ms;
-    if (!g->backoff_initial_ms) g->backoff_initial_ms = cur.backoff_initial_ms;
-    if (!g->backoff_max_ms) g->backoff_max_ms = cur.backoff_max_ms;
-    if (g->backoff_multiplier <= 0) g->backoff_multiplier = cur.backoff_multiplier;
-    if (!g->has_jitter && eb_json_is(jit, EB_JSON_NUMBER)) {
+        for (size_t i = 0; i < c->ntypes && g->ntypes < MAX_LIST; i++)
+            a->types[g->ntypes++] = c->types[i];
+    if (!g->max_attempts) g->max_attempts = c->max_attempts;
+    if (!g->ack_timeout_ms) g->ack_timeout_ms = c->ack_timeout_ms;
+    if (!g->backoff_initial_ms) g->backoff_initial_ms = c->backoff_initial_ms;
+    if (!g->backoff_max_ms) g->backoff_max_ms = c->backoff_max_ms;
+    if (g->backoff_multiplier <= 0) g->backoff_multiplier = c->backoff_multiplier;
+    if (!g->has_jitter && c->has_config) {
         g->has_jitter = true;
-        g->backoff_jitter = eb_json_num(jit);
+        g->backoff_jitter = c->backoff_jitter;
     }
-    if (!g->ordering && eb_json_is(ord, EB_JSON_STRING))
-        g->ordering = ord->str;
+    if (!g->ordering && c->ordering)
+        g->ordering = c->ordering;
     return CLI_OK;
 }
 
 static int put_group(cli *x, grp_args *a)
 {
     bool create = !strcmp(a->sub, "create");
-    eb_json_doc *doc = NULL;
+    eb_groups_info *cur = NULL;
     int code = CLI_OK;
     if (create) {
         int rc = eb_groups_get(x->c, a->group, NULL);
@@ -282,45 +272,47 @@ static int put_group(cli *x, grp_args *a)
         }
         if (rc != EB_ENOTFOUND)
             return cli_fail(x, rc);
-    } else if ((code = merge_current(x, a, &doc))) {
-        eb_json_doc_free(doc);
+    } else if ((code = merge_current(x, a, &cur))) {
+        eb_result_free(cur);
         return code;
     }
     bool created = false;
-    char *ans = NULL;
-    int rc = eb_groups_put(x->c, a->group, &a->g, &created, &ans);
-    eb_json_doc_free(doc); /* a->types may point into it until here */
+    eb_groups_info *now = NULL;
+    int rc = eb_groups_put(x->c, a->group, &a->g, &created, &now);
+    eb_result_free(cur); /* a->types may point into it until here */
     if (rc)
         return cli_fail(x, rc);
     if (x->json) {
-        cli_print_json(ans);
+        cli_print_json(eb_client_answer(x->c, NULL));
     } else {
-        eb_json_doc *d2 = NULL;
-        printf("%s group %s\n", created ? "created" : "updated", a->group);
-        const eb_json *cfg = eb_json_get(cli_parse(&d2, ans), "config");
         char b[256];
-        printf("types:          %s\n", cli_join(eb_json_get(cfg, "types"), b, sizeof b));
-        print_config_line(cfg);
-        eb_json_doc_free(d2);
+        printf("%s group %s\n", created ? "created" : "updated", a->group);
+        printf("types:          %s\n", cli_join(now->types, now->ntypes, b, sizeof b));
+        print_config_line(now);
     }
-    eb_free(ans);
+    eb_result_free(now);
     return CLI_OK;
 }
 
 int cli_groups(cli *x, int argc, char **argv)
 {
-    grp_args a = {0};
+    grp_args a = {.g = {.size = sizeof a.g}};
     int code = parse_groups(x, argc, argv, &a);
     if (code)
         return code < 0 ? cli_help(GROUPS_HELP) : code;
-    char *ans = NULL;
     int rc;
     if (!strcmp(a.sub, "create") || !strcmp(a.sub, "update"))
         return put_group(x, &a);
-    if (!strcmp(a.sub, "list"))
-        return cli_answer(x, eb_groups_list(x->c, &ans), &ans, print_group_table, NULL);
-    if (!strcmp(a.sub, "show"))
-        return cli_answer(x, eb_groups_get(x->c, a.group, &ans), &ans, print_group, NULL);
+    if (!strcmp(a.sub, "list")) {
+        eb_groups_all *l = NULL;
+        rc = eb_groups_list(x->c, &l);
+        return cli_answer(x, rc, l, print_group_table, NULL);
+    }
+    if (!strcmp(a.sub, "show")) {
+        eb_groups_info *g = NULL;
+        rc = eb_groups_get(x->c, a.group, &g);
+        return cli_answer(x, rc, g, print_group, NULL);
+    }
     bool del = !strcmp(a.sub, "delete"), pause = !strcmp(a.sub, "pause");
     rc = del ? eb_groups_delete(x->c, a.group)
              : pause ? eb_groups_pause(x->c, a.group) : eb_groups_resume(x->c, a.group);
@@ -490,7 +482,7 @@ int cli_replay(cli *x, int argc, char **argv)
         {"until-seq", 1, 0, 'U'}, {"type", 1, 0, 't'}, {"types", 1, 0, 't'},
         {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *types[MAX_LIST];
-    eb_replay_opts o = {.types = types};
+    eb_replay_opts o = {.size = sizeof o, .types = types};
     int c;
     optind = 0;
     opterr = 0;

@@ -123,7 +123,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[at], commands[k].name))
             continue;
         x.cmd = commands[k].name;
-        eb_client_opts o = {.url = x.url, .timeout_ms = x.timeout_ms};
+        eb_client_opts o = {.size = sizeof o, .url = x.url, .timeout_ms = x.timeout_ms};
         int rc = eb_client_new(&o, &x.c);
         if (rc)
             return cli_usage(&x, "cannot use URL '%s': %s", x.url ? x.url : getenv("EVENTBUS_URL"),

@@ -66,26 +66,18 @@ bool cli_wants_help(int argc, char **argv)
 
 /* One line per detail: "  where: message", prefixed with "line L: " when
  * lines maps the details' batch indexes to input lines. */
-static void print_details(const char *details, const uint64_t *lines, size_t nlines)
+static void print_details(const eb_error *e, const uint64_t *lines, size_t nlines)
 {
-    eb_json_doc *doc = NULL;
-    const eb_json *arr = cli_parse(&doc, details);
-    for (const eb_json *d = arr ? arr->child : NULL; d; d = d->next) {
-        char ib[24], wb[256], mb[512];
-        const char *idx = cli_str(d, "index", ib, sizeof ib);
-        const char *where = cli_str(d, "path", wb, sizeof wb);
-        if (!strcmp(where, "-"))
-            where = cli_str(d, "field", wb, sizeof wb);
-        const char *msg = cli_str(d, "message", mb, sizeof mb);
-        uint64_t i;
+    for (size_t k = 0; k < e->ndetails; k++) {
+        const eb_error_detail *d = e->detail[k];
+        const char *where = d->path ? d->path : d->field;
         fprintf(stderr, "  ");
-        if (lines && cli_parse_u64(idx, nlines - 1, &i))
-            fprintf(stderr, "line %llu: ", (unsigned long long)lines[i]);
-        if (strcmp(where, "-"))
+        if (lines && d->index >= 0 && (uint64_t)d->index < nlines)
+            fprintf(stderr, "line %llu: ", (unsigned long long)lines[d->index]);
+        if (where)
             fprintf(stderr, "%s: ", *where ? where : "(root)");
-        fprintf(stderr, "%s\n", msg);
+        fprintf(stderr, "%s\n", *d->message ? d->message : "-");
     }
-    eb_json_doc_free(doc);
 }
 
 int cli_fail(const cli *x, int rc)
@@ -101,7 +93,7 @@ int cli_fail_lines(const cli *x, int rc, const uint64_t *lines, size_t nlines)
         fprintf(stderr, "eventbus %s: %s%s%s\n", x->cmd, *e->server_code ? e->server_code : "",
                 *e->server_code ? ": " : "", msg);
         if (strcmp(e->details, "[]") != 0)
-            print_details(e->details, lines, nlines);
+            print_details(e, lines, nlines);
         return rc == EB_EPROTO ? CLI_UNREACHABLE : CLI_REFUSED;
     }
     fprintf(stderr, "eventbus %s: %s\n", x->cmd, msg);
@@ -256,24 +248,17 @@ void cli_table_free(cli_table *t)
 
 /* --- JSON ----------------------------------------------------------------------- */
 
-int cli_answer(const cli *x, int rc, char **answer, cli_show_fn show, const void *arg)
+int cli_answer(const cli *x, int rc, const void *result, cli_show_fn show, const void *arg)
 {
-    char *ans = *answer;
-    *answer = NULL;
     if (rc) {
-        eb_free(ans);
+        eb_result_free(result);
         return cli_fail(x, rc);
     }
-    if (x->json) {
-        cli_print_json(ans);
-    } else {
-        eb_json_doc *doc = NULL;
-        const eb_json *root = cli_parse(&doc, ans);
-        if (root)
-            show(root, arg);
-        eb_json_doc_free(doc);
-    }
-    eb_free(ans);
+    if (x->json)
+        cli_print_json(eb_client_answer(x->c, NULL));
+    else
+        show(result, arg);
+    eb_result_free(result);
     return CLI_OK;
 }
 
@@ -285,46 +270,14 @@ void cli_print_json(const char *json)
         fputc('\n', stdout);
 }
 
-static void put_string(FILE *f, const char *s, size_t n)
+void cli_print_pretty(FILE *f, const char *json, size_t len)
 {
-    eb_buf b = EB_BUF_INIT;
-    eb_json_escape(&b, s, n);
-    fwrite(b.data ? b.data : "\"\"", 1, b.data ? b.len : 2, f);
-    eb_buf_free(&b);
-}
-
-void cli_print_pretty(FILE *f, const eb_json *v, int indent)
-{
-    switch (v->type) {
-    case EB_JSON_OBJECT:
-    case EB_JSON_ARRAY: {
-        bool obj = v->type == EB_JSON_OBJECT;
-        if (!v->child) {
-            fputs(obj ? "{}" : "[]", f);
-            return;
-        }
-        fputs(obj ? "{\n" : "[\n", f);
-        for (const eb_json *m = v->child; m; m = m->next) {
-            fprintf(f, "%*s", indent + 2, "");
-            if (obj) {
-                put_string(f, m->key, m->key_len);
-                fputs(": ", f);
-            }
-            cli_print_pretty(f, m, indent + 2);
-            fputs(m->next ? ",\n" : "\n", f);
-        }
-        fprintf(f, "%*s%c", indent, "", obj ? '}' : ']');
-        return;
-    }
-    case EB_JSON_STRING:
-        put_string(f, v->str, v->len);
-        return;
-    case EB_JSON_NUMBER:
-        fputs(v->str, f);
-        return;
-    default:
-        fputs(v->type == EB_JSON_TRUE ? "true" : v->type == EB_JSON_FALSE ? "false" : "null", f);
-    }
+    char *p = NULL;
+    if (eb_json_pretty(json, len, &p) == 0)
+        fputs(p, f);
+    else
+        fwrite(json, 1, len, f);
+    eb_free(p);
 }
 
 const char *cli_short_time(const char *t, char out[32])
@@ -342,55 +295,44 @@ const char *cli_short_time(const char *t, char out[32])
     return out;
 }
 
-const eb_json *cli_parse(eb_json_doc **doc, const char *text)
+/* --- values as text ----------------------------------------------------------- */
+
+const char *cli_num(double v, char out[40])
 {
-    if (!*doc && !(*doc = eb_json_doc_new()))
-        return NULL;
-    if (!text || eb_json_parse(*doc, text, strlen(text), NULL, NULL) != 0)
-        return NULL;
-    return eb_json_root(*doc);
+    snprintf(out, 40, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        snprintf(out, 40, "%.17g", v);
+    return out;
 }
 
-const char *cli_str(const eb_json *obj, const char *key, char *buf, size_t cap)
+const char *cli_yesno(bool v)
 {
-    const eb_json *v = eb_json_get(obj, key);
-    if (!v || v->type == EB_JSON_NULL)
-        return "-";
-    switch (v->type) {
-    case EB_JSON_STRING:
-    case EB_JSON_NUMBER:
-        return v->str;
-    case EB_JSON_TRUE:
-        return "yes";
-    case EB_JSON_FALSE:
-        return "no";
-    default: {
-        eb_buf b = EB_BUF_INIT;
-        eb_jw w;
-        eb_jw_init(&w, &b);
-        eb_jw_value(&w, v);
-        snprintf(buf, cap, "%s", b.data ? b.data : "");
-        eb_buf_free(&b);
-        return buf;
-    }
-    }
+    return v ? "yes" : "no";
 }
 
-const char *cli_join(const eb_json *arr, char *out, size_t cap)
+const char *cli_or_dash(const char *s)
 {
-    size_t n = 0;
+    return s ? s : "-";
+}
+
+const char *cli_join(const char *const *s, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
     out[0] = '\0';
-    for (const eb_json *v = arr ? arr->child : NULL; v && n + 1 < cap; v = v->next) {
-        int w = snprintf(out + n, cap - n, "%s%s", n ? "," : "", v->str ? v->str : "?");
-        n = w < 0 || (size_t)w >= cap - n ? cap - 1 : n + (size_t)w;
+    for (size_t i = 0; i < n && used + 1 < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%s", used ? "," : "", s[i] ? s[i] : "?");
+        used = w < 0 || (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
     }
     return out;
 }
 
-uint64_t cli_u64(const eb_json *obj, const char *key)
+const char *cli_join_u32(const uint32_t *v, size_t n, char *out, size_t cap)
 {
-    const eb_json *v = eb_json_get(obj, key);
-    return eb_json_is(v, EB_JSON_NUMBER) && (v->flags & EB_JSON_F_INT) && v->i64 > 0
-               ? (uint64_t)v->i64
-               : 0;
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < cap; i++) {
+        int w = snprintf(out + used, cap - used, "%s%u", used ? "," : "", v[i]);
+        used = w < 0 || (size_t)w >= cap - used ? cap - 1 : used + (size_t)w;
+    }
+    return out;
 }

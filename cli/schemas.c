@@ -71,22 +71,19 @@ static int parse(cli *x, int argc, char **argv, sch_args *a)
     return 0;
 }
 
-/* The breaking changes of a check answer, one per line. */
-static void print_changes(const eb_json *changes)
+/* The breaking changes of a check, one per line. */
+static void print_changes(const eb_schemas_verdict *v)
 {
-    for (const eb_json *ch = changes ? changes->child : NULL; ch; ch = ch->next) {
-        char pb[256], mb[512];
-        const char *path = cli_str(ch, "path", pb, sizeof pb);
-        const eb_json *und = eb_json_get(ch, "undecidable");
-        printf("  %s: %s%s\n", *path && strcmp(path, "-") ? path : "(root)",
-               cli_str(ch, "message", mb, sizeof mb),
-               und && und->type == EB_JSON_TRUE ? " (cannot verify)" : "");
+    for (size_t i = 0; i < v->nchanges; i++) {
+        const eb_schemas_change *ch = v->changes[i];
+        printf("  %s: %s%s\n", *ch->path ? ch->path : "(root)", ch->message,
+               ch->undecidable ? " (cannot verify)" : "");
     }
 }
 
 static int do_register(cli *x, const sch_args *a, const char *schema)
 {
-    eb_schemas_result r;
+    eb_schemas_result r = {.size = sizeof r};
     int rc = eb_schemas_register(x->c, a->type, schema, a->compat, &r);
     if (rc)
         return cli_fail(x, rc);
@@ -101,23 +98,21 @@ static int do_register(cli *x, const sch_args *a, const char *schema)
     return CLI_OK;
 }
 
-static void show_check(const eb_json *root, const void *arg)
+static void show_check(const void *res, const void *arg)
 {
     const sch_args *a = arg;
-    const eb_json *ok = eb_json_get(root, "compatible");
-    char mb[32], vb[32];
-    printf("%s: %s as version %s under %s\n", a->type,
-           ok && ok->type == EB_JSON_TRUE ? "compatible" : "NOT compatible",
-           cli_str(root, "version", vb, sizeof vb), cli_str(root, "compatibility", mb, sizeof mb));
-    print_changes(eb_json_get(root, "changes"));
+    const eb_schemas_verdict *v = res;
+    printf("%s: %s as version %u under %s\n", a->type,
+           v->compatible ? "compatible" : "NOT compatible", v->version, v->compatibility);
+    print_changes(v);
 }
 
 static int do_check(cli *x, const sch_args *a, const char *schema)
 {
-    bool ok = false;
-    char *ans = NULL;
-    int rc = eb_schemas_check(x->c, a->type, schema, a->compat, &ok, &ans);
-    int code = cli_answer(x, rc, &ans, show_check, a);
+    eb_schemas_verdict *v = NULL;
+    int rc = eb_schemas_check(x->c, a->type, schema, a->compat, &v);
+    bool ok = v && v->compatible;
+    int code = cli_answer(x, rc, v, show_check, a);
     return code == CLI_OK && !ok ? CLI_REFUSED : code;
 }
 
@@ -133,45 +128,41 @@ static int with_file(cli *x, const sch_args *a)
 }
 
 
-static void show_list(const eb_json *root, const void *arg)
+static void show_list(const void *res, const void *arg)
 {
     (void)arg;
-    const eb_json *arr = eb_json_get(root, "schemas");
-    if (!arr || !arr->len) {
+    const eb_schemas_registry *l = res;
+    if (!l->n) {
         printf("no schemas registered\n");
         return;
     }
     static const char *const head[] = {"TYPE", "COMPATIBILITY", "VERSIONS"};
     cli_table t;
     cli_table_init(&t, head, 3);
-    for (const eb_json *s = arr->child; s; s = s->next) {
-        char b1[256], b2[32], vs[256];
-        cli_join(eb_json_get(s, "versions"), vs, sizeof vs);
-        cli_table_cell(&t, "%s", cli_str(s, "type", b1, sizeof b1));
-        cli_table_cell(&t, "%s", cli_str(s, "compatibility", b2, sizeof b2));
-        cli_table_cell(&t, "%s", vs);
+    for (size_t i = 0; i < l->n; i++) {
+        const eb_schemas_type *s = l->types[i];
+        char vs[256];
+        cli_table_cell(&t, "%s", s->type);
+        cli_table_cell(&t, "%s", cli_or_dash(s->compatibility));
+        cli_table_cell(&t, "%s", cli_join_u32(s->versions, s->nversions, vs, sizeof vs));
     }
     cli_table_print(&t, stdout);
     cli_table_free(&t);
 }
 
-static void show_schema(const eb_json *root, const void *arg)
+static void show_schema(const void *res, const void *arg)
 {
     const sch_args *a = arg;
-    const eb_json *ver = a->version ? root : eb_json_get(root, "latest");
-    char b1[32], b2[64], vs[256], tb[32];
-    if (!a->version) {
-        cli_join(eb_json_get(root, "versions"), vs, sizeof vs);
+    const eb_schemas_type *s = res;
+    const eb_schemas_version *ver = s->version;
+    char vs[256], tb[32];
+    if (!a->version)
         printf("type:           %s\ncompatibility:  %s\nversions:       %s\n", a->type,
-               cli_str(root, "compatibility", b1, sizeof b1), vs);
-    }
-    printf("version:        %s (registered %s)\n", cli_str(ver, "version", b1, sizeof b1),
-           cli_short_time(cli_str(ver, "registered_at", b2, sizeof b2), tb));
-    const eb_json *schema = eb_json_get(ver, "schema");
-    if (schema) {
-        cli_print_pretty(stdout, schema, 0);
-        fputc('\n', stdout);
-    }
+               cli_or_dash(s->compatibility), cli_join_u32(s->versions, s->nversions, vs, sizeof vs));
+    printf("version:        %u (registered %s)\n", ver->version,
+           cli_short_time(cli_or_dash(ver->registered_at), tb));
+    cli_print_pretty(stdout, ver->schema, ver->schema_len);
+    fputc('\n', stdout);
 }
 
 int cli_schemas(cli *x, int argc, char **argv)
@@ -180,11 +171,15 @@ int cli_schemas(cli *x, int argc, char **argv)
     int code = parse(x, argc, argv, &a);
     if (code)
         return code < 0 ? cli_help(HELP) : code;
-    char *ans = NULL;
-    if (!strcmp(a.sub, "list"))
-        return cli_answer(x, eb_schemas_list(x->c, &ans), &ans, show_list, NULL);
-    if (!strcmp(a.sub, "show"))
-        return cli_answer(x, eb_schemas_get(x->c, a.type, (uint32_t)a.version, &ans), &ans,
-                          show_schema, &a);
+    if (!strcmp(a.sub, "list")) {
+        eb_schemas_registry *l = NULL;
+        int rc = eb_schemas_list(x->c, &l);
+        return cli_answer(x, rc, l, show_list, NULL);
+    }
+    if (!strcmp(a.sub, "show")) {
+        eb_schemas_type *s = NULL;
+        int rc = eb_schemas_get(x->c, a.type, (uint32_t)a.version, &s);
+        return cli_answer(x, rc, s, show_schema, &a);
+    }
     return with_file(x, &a);
 }

@@ -44,34 +44,33 @@ static const char *human_bytes(uint64_t b, char out[32])
     return out;
 }
 
-static void print_summary(const eb_json *root, const void *arg)
+static void print_summary(const void *res, const void *arg)
 {
     (void)arg;
-    const eb_json *ev = eb_json_get(root, "events"), *groups = eb_json_get(root, "groups");
+    const eb_stats_info *s = res;
     char hb[32];
-    uint64_t next = cli_u64(ev, "head_seq"); /* the next seq */
+    uint64_t next = s->head_seq; /* the next seq */
     printf("events:  %" PRIu64 " published; log holds seq %" PRIu64 "..%" PRIu64 " (%s)\n",
-           cli_u64(ev, "published"), cli_u64(ev, "first_seq"), next ? next - 1 : 0,
-           human_bytes(cli_u64(ev, "bytes"), hb));
-    if (!groups || !groups->len) {
+           s->published, s->first_seq, next ? next - 1 : 0, human_bytes(s->bytes, hb));
+    if (!s->ngroups) {
         printf("groups:  none\n");
         return;
     }
     static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
                                        "DELIVERED", "ACKED", "NACKED", "EXPIRED",
                                        "DEAD-LETTERED", "REDRIVEN", "REPLAYED"};
-    static const char *const keys[] = {"name", "paused", "lag", "in_flight", "retry_scheduled",
-                                       "dead_letters"};
-    static const char *const counters[] = {"delivered", "acked", "nacked", "expired",
-                                           "dead_lettered", "redriven", "replayed"};
     cli_table t;
     cli_table_init(&t, head, 13);
-    for (const eb_json *g = groups->child; g; g = g->next) {
-        char b[160];
-        for (size_t k = 0; k < 6; k++)
-            cli_table_cell(&t, "%s", cli_str(g, keys[k], b, sizeof b));
-        for (size_t k = 0; k < 7; k++)
-            cli_table_cell(&t, "%" PRIu64, cli_u64(eb_json_get(g, "counters"), counters[k]));
+    for (size_t i = 0; i < s->ngroups; i++) {
+        const eb_groups_info *g = s->groups[i];
+        const uint64_t num[] = {g->lag, g->in_flight, g->retry_scheduled, g->dead_letters,
+                                g->counters.delivered, g->counters.acked, g->counters.nacked,
+                                g->counters.expired, g->counters.dead_lettered,
+                                g->counters.redriven, g->counters.replayed};
+        cli_table_cell(&t, "%s", g->name);
+        cli_table_cell(&t, "%s", cli_yesno(g->paused));
+        for (size_t k = 0; k < sizeof num / sizeof num[0]; k++)
+            cli_table_cell(&t, "%" PRIu64, num[k]);
     }
     printf("\n");
     cli_table_print(&t, stdout);
@@ -84,8 +83,9 @@ int cli_stats(cli *x, int argc, char **argv)
         return cli_help(STATS_HELP);
     if (argc > 1)
         return cli_usage(x, "stats takes no arguments");
-    char *ans = NULL;
-    return cli_answer(x, eb_stats(x->c, &ans), &ans, print_summary, NULL);
+    eb_stats_info *s = NULL;
+    int rc = eb_stats(x->c, &s);
+    return cli_answer(x, rc, s, print_summary, NULL);
 }
 
 /* ============================== top ============================== */
@@ -104,20 +104,17 @@ typedef struct sample {
 } sample;
 
 
-static void take_sample(sample *s, const eb_json *root)
+static void take_sample(sample *s, const eb_stats_info *st)
 {
     s->t = eb_clock_mono_s();
-    s->published = cli_u64(eb_json_get(root, "events"), "published");
+    s->published = st->published;
     s->n = 0;
-    const eb_json *groups = eb_json_get(root, "groups");
-    for (const eb_json *g = groups ? groups->child : NULL; g && s->n < TOP_MAX_GROUPS;
-         g = g->next, s->n++) {
-        char b[160];
-        snprintf(s->g[s->n].name, sizeof s->g[s->n].name, "%s", cli_str(g, "name", b, sizeof b));
-        const eb_json *cnt = eb_json_get(g, "counters");
-        s->g[s->n].delivered = cli_u64(cnt, "delivered");
-        s->g[s->n].acked = cli_u64(cnt, "acked");
-        s->g[s->n].nacked = cli_u64(cnt, "nacked");
+    for (size_t i = 0; i < st->ngroups && s->n < TOP_MAX_GROUPS; i++, s->n++) {
+        const eb_groups_info *g = st->groups[i];
+        snprintf(s->g[s->n].name, sizeof s->g[s->n].name, "%s", g->name);
+        s->g[s->n].delivered = g->counters.delivered;
+        s->g[s->n].acked = g->counters.acked;
+        s->g[s->n].nacked = g->counters.nacked;
     }
 }
 
@@ -159,7 +156,7 @@ static void cell_rate(cli_table *t, double r)
         cli_table_cell(t, "%.1f", r);
 }
 
-static void draw_screen(const cli *x, const eb_json *root, const sample *prev,
+static void draw_screen(const cli *x, const eb_stats_info *st, const sample *prev,
                         const sample *cur, double interval)
 {
     char tb[16], hb[32];
@@ -167,31 +164,28 @@ static void draw_screen(const cli *x, const eb_json *root, const sample *prev,
     struct tm tm;
     localtime_r(&now, &tm);
     strftime(tb, sizeof tb, "%H:%M:%S", &tm);
-    const eb_json *ev = eb_json_get(root, "events");
     double pub = rate(prev, cur, prev ? prev->published : 0, cur->published);
     printf("\033[H\033[2Jeventbus top  %s  %s  (every %.1fs, Ctrl-C quits)\n\n", x->url, tb,
            interval);
     printf("published/s: %s   head seq: %" PRIu64 "   log: %s\n\n",
-           pub < 0 ? "-" : (snprintf(hb, sizeof hb, "%.1f", pub), hb), cli_u64(ev, "head_seq"),
-           human_bytes(cli_u64(ev, "bytes"), hb));
+           pub < 0 ? "-" : (snprintf(hb, sizeof hb, "%.1f", pub), hb), st->head_seq,
+           human_bytes(st->bytes, hb));
     static const char *const head[] = {"GROUP", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
                                        "DELIV/S", "ACK/S", "NACK/S", "PAUSED"};
     cli_table t;
     cli_table_init(&t, head, 9);
-    const eb_json *groups = eb_json_get(root, "groups");
-    size_t i = 0;
-    for (const eb_json *g = groups ? groups->child : NULL; g && i < cur->n; g = g->next, i++) {
-        char b[4][160];
+    for (size_t i = 0; i < st->ngroups && i < cur->n; i++) {
+        const eb_groups_info *g = st->groups[i];
         rates r = group_rates(prev, cur, i);
         cli_table_cell(&t, "%s", cur->g[i].name);
-        cli_table_cell(&t, "%s", cli_str(g, "lag", b[0], 160));
-        cli_table_cell(&t, "%s", cli_str(g, "in_flight", b[1], 160));
-        cli_table_cell(&t, "%s", cli_str(g, "retry_scheduled", b[2], 160));
-        cli_table_cell(&t, "%s", cli_str(g, "dead_letters", b[3], 160));
+        cli_table_cell(&t, "%" PRIu64, g->lag);
+        cli_table_cell(&t, "%" PRIu64, g->in_flight);
+        cli_table_cell(&t, "%" PRIu64, g->retry_scheduled);
+        cli_table_cell(&t, "%" PRIu64, g->dead_letters);
         cell_rate(&t, r.deliv);
         cell_rate(&t, r.ack);
         cell_rate(&t, r.nack);
-        cli_table_cell(&t, "%s", cli_str(g, "paused", b[0], 160));
+        cli_table_cell(&t, "%s", cli_yesno(g->paused));
     }
     if (cur->n)
         cli_table_print(&t, stdout);
@@ -200,51 +194,49 @@ static void draw_screen(const cli *x, const eb_json *root, const sample *prev,
     cli_table_free(&t);
 }
 
-static void jw_rate(eb_jw *w, const char *key, double r)
+/* ,"key":rate (one decimal) or null when unknown. */
+static void put_rate(const char *key, double r)
 {
-    eb_jw_key(w, key);
-    if (r < 0)
-        eb_jw_null(w);
-    else
-        eb_jw_double(w, (double)(int64_t)(r * 10 + 0.5) / 10);
+    char b[40];
+    printf(",\"%s\":%s", key, r < 0 ? "null" : cli_num((double)(int64_t)(r * 10 + 0.5) / 10, b));
 }
 
-static void print_snapshot(const eb_json *root, const sample *prev, const sample *cur)
+/* A JSON string; group names are [A-Za-z0-9._-], the escapes are for safety. */
+static void put_str(const char *s)
 {
-    eb_buf b = EB_BUF_INIT;
-    eb_jw w;
-    eb_jw_init(&w, &b);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "time");
-    eb_jw_int(&w, (int64_t)time(NULL));
-    jw_rate(&w, "published_per_s", rate(prev, cur, prev ? prev->published : 0, cur->published));
-    eb_jw_key(&w, "head_seq");
-    eb_jw_uint(&w, cli_u64(eb_json_get(root, "events"), "head_seq"));
-    eb_jw_key(&w, "groups");
-    eb_jw_arr_open(&w);
-    const eb_json *groups = eb_json_get(root, "groups");
-    size_t i = 0;
-    static const char *const keys[] = {"lag", "in_flight", "retry_scheduled", "dead_letters"};
-    for (const eb_json *g = groups ? groups->child : NULL; g && i < cur->n; g = g->next, i++) {
-        rates r = group_rates(prev, cur, i);
-        eb_jw_obj_open(&w);
-        eb_jw_key(&w, "name");
-        eb_jw_str(&w, cur->g[i].name);
-        eb_jw_key(&w, "paused");
-        eb_jw_bool(&w, eb_json_get(g, "paused") && eb_json_get(g, "paused")->type == EB_JSON_TRUE);
-        for (size_t k = 0; k < 4; k++) {
-            eb_jw_key(&w, keys[k]);
-            eb_jw_uint(&w, cli_u64(g, keys[k]));
-        }
-        jw_rate(&w, "delivered_per_s", r.deliv);
-        jw_rate(&w, "acked_per_s", r.ack);
-        jw_rate(&w, "nacked_per_s", r.nack);
-        eb_jw_obj_close(&w);
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
     }
-    eb_jw_arr_close(&w);
-    eb_jw_obj_close(&w);
-    cli_print_json(b.data ? b.data : "{}");
-    eb_buf_free(&b);
+    putchar('"');
+}
+
+static void print_snapshot(const eb_stats_info *st, const sample *prev, const sample *cur)
+{
+    printf("{\"time\":%lld", (long long)time(NULL));
+    put_rate("published_per_s", rate(prev, cur, prev ? prev->published : 0, cur->published));
+    printf(",\"head_seq\":%" PRIu64 ",\"groups\":[", st->head_seq);
+    for (size_t i = 0; i < st->ngroups && i < cur->n; i++) {
+        const eb_groups_info *g = st->groups[i];
+        rates r = group_rates(prev, cur, i);
+        printf("%s{\"name\":", i ? "," : "");
+        put_str(cur->g[i].name);
+        printf(",\"paused\":%s,\"lag\":%" PRIu64 ",\"in_flight\":%" PRIu64
+               ",\"retry_scheduled\":%" PRIu64 ",\"dead_letters\":%" PRIu64,
+               g->paused ? "true" : "false", g->lag, g->in_flight, g->retry_scheduled,
+               g->dead_letters);
+        put_rate("delivered_per_s", r.deliv);
+        put_rate("acked_per_s", r.ack);
+        put_rate("nacked_per_s", r.nack);
+        putchar('}');
+    }
+    printf("]}\n");
 }
 
 static void nap(double s)
@@ -282,7 +274,6 @@ int cli_top(cli *x, int argc, char **argv)
         return cli_usage(x, "top takes no arguments");
     cli_catch_signals();
     sample *s[2] = {calloc(1, sizeof(sample)), calloc(1, sizeof(sample))};
-    eb_json_doc *doc = NULL;
     int code = CLI_OK;
     bool have_prev = false;
     for (uint64_t it = 0; s[0] && s[1] && !cli_stop && (!iterations || it < iterations); it++) {
@@ -290,8 +281,8 @@ int cli_top(cli *x, int argc, char **argv)
             nap((double)interval_ms / 1000);
         if (cli_stop)
             break;
-        char *ans = NULL;
-        int rc = eb_stats(x->c, &ans);
+        eb_stats_info *st = NULL;
+        int rc = eb_stats(x->c, &st);
         if (rc) {
             if (!it || !x->tty) {
                 code = cli_fail(x, rc);
@@ -302,18 +293,16 @@ int cli_top(cli *x, int argc, char **argv)
             fflush(stdout);
             continue;
         }
-        const eb_json *root = cli_parse(&doc, ans);
         sample *cur = s[it % 2], *prev = have_prev ? s[(it + 1) % 2] : NULL;
-        take_sample(cur, root);
+        take_sample(cur, st);
         if (x->json)
-            print_snapshot(root, prev, cur);
+            print_snapshot(st, prev, cur);
         else
-            draw_screen(x, root, prev, cur, (double)interval_ms / 1000);
+            draw_screen(x, st, prev, cur, (double)interval_ms / 1000);
         fflush(stdout);
         have_prev = true;
-        eb_free(ans);
+        eb_result_free(st);
     }
-    eb_json_doc_free(doc);
     free(s[0]);
     free(s[1]);
     return code;

@@ -47,15 +47,34 @@ extern "C" {
  * EB_ETIMEDOUT, EB_ECANCELED (cancel flag), EB_EPROTO (not HTTP, or an
  * answer that is not the JSON the API documents).
  *
+ * Growing without breaking (ABI): every struct the caller allocates (the
+ * *_opts structs, eb_message, eb_groups_config, eb_publish_result,
+ * eb_schemas_result, eb_settle_result, eb_consume_stats) starts with
+ * `size`, which the caller sets to sizeof the struct it was compiled with:
+ *     eb_publish_opts o = {.size = sizeof o, .key = "order-42"};
+ * New fields are only ever added at the end. The library reads and writes
+ * only the first `size` bytes: a program built against an older header gets
+ * the defaults for fields it does not know; one built against a newer
+ * header works with an older library as long as the fields that library
+ * does not know are zero (else EB_EUNSUPP). A size smaller than the first
+ * version of the struct is EB_EINVAL. Arrays are arrays of pointers, and
+ * the structs the library allocates are read through pointers only, so
+ * neither changes stride when a struct grows.
+ *
  * Ownership: strings passed in are only read during the call. Results are
  * written into caller-provided structs, or returned through `T **out`
- * parameters that the caller owns and frees with the matching function
- * (eb_free for strings, eb_events_free for event lists).
+ * parameters that the caller owns and frees with the matching function:
+ * eb_free for strings, eb_events_free for event lists, eb_result_free for
+ * the typed results (eb_receipts, eb_schemas_verdict, eb_schemas_registry,
+ * eb_schemas_type, eb_groups_info, eb_groups_all, eb_stats_info). Every
+ * pointer inside a result lives as long as the result. For a typed result
+ * `out` may be NULL: the call is made, the answer checked, nothing kept.
  * ========================================================================== */
 
 typedef struct eb_client eb_client;
 
 typedef struct eb_client_opts {
+    size_t      size;               /* sizeof(eb_client_opts) */
     const char *url;                /* "http://host:port[/prefix]" or "host:port"
                                        (IPv6: "[::1]:8470"); NULL: EVENTBUS_URL from
                                        the environment, else http://127.0.0.1:8470.
@@ -72,7 +91,7 @@ typedef struct eb_client_opts {
 
 /* Creates a client (no connection is made yet). opts may be NULL. On success
  * *out is a handle the caller owns and frees with eb_client_free(). Returns
- * EB_EINVAL for an unusable URL, EB_ENOMEM. */
+ * EB_EINVAL for an unusable URL or opts->size, EB_ENOMEM. */
 int eb_client_new(const eb_client_opts *opts, eb_client **out);
 /* Closes the connection and frees everything the client owns (its error
  * detail included). NULL is a no-op. */
@@ -80,19 +99,41 @@ void eb_client_free(eb_client *c);
 /* The normalized base URL, "http://host:port[/prefix]". Owned by c. */
 const char *eb_client_url(const eb_client *c);
 
+/* One entry of an error's details, parsed (see eb_error). */
+typedef struct eb_error_detail {
+    int64_t     index;   /* the refused event of a batch; -1: none */
+    const char *path;    /* JSON Pointer into the input (schema violations,
+                            breaking changes; "" is the root); NULL: none */
+    const char *field;   /* the request field at fault; NULL: none */
+    const char *message; /* never NULL ("" if the server gave none) */
+} eb_error_detail;
+
 /* What the last call on c did. Owned by c; valid until the next call on c
- * (or eb_client_free). All strings are non-NULL. */
+ * (or eb_client_free). All strings are non-NULL. The library allocates this
+ * struct: fields may be added at the end. */
 typedef struct eb_error {
     int         code;        /* the eb_err the last call returned (EB_OK after success) */
     int         http_status; /* the server's HTTP status; 0 when no answer came */
     const char *server_code; /* the server's error code ("schema_violation"); "" if none */
     const char *message;     /* the server's message, or a local explanation ("" if OK) */
     const char *details;     /* the server's details: a JSON array as text ("[]" if none) */
+    size_t      ndetails;    /* the same details, parsed (objects of the array) */
+    const eb_error_detail *const *detail;
 } eb_error;
 const eb_error *eb_client_error(const eb_client *c);
 
+/* The body of the last answer on c, whatever its status, as the server sent
+ * it (JSON text, NUL-terminated; "" when none came). *len (may be NULL) gets
+ * its length. Owned by c; valid until the next call on c. After a call that
+ * returned an eb_events list the body went to the list (eb_events_json). */
+const char *eb_client_answer(const eb_client *c, size_t *len);
+
 /* Frees a string the library returned through a `char **` parameter. */
 void eb_free(void *p);
+/* Frees a typed result (eb_receipts, eb_schemas_verdict, eb_schemas_registry,
+ * eb_schemas_type, eb_groups_info, eb_groups_all, eb_stats_info) and every
+ * string and list inside it. NULL is a no-op. */
+void eb_result_free(const void *result);
 
 /* The version of the libeventbus loaded at run time, as EB_VERSION_HEX
  * (0xMMmmpp); compare with the EB_VERSION_* macros a program was built
@@ -108,9 +149,25 @@ unsigned eb_version(const char **str);
 int eb_request(eb_client *c, const char *method, const char *path, const char *body,
                size_t body_len, int *status, char **answer);
 
+/* --- JSON text ------------------------------------------------------------- */
+
+/* Checks that text[0..len) is one JSON value (RFC 8259, as strict as the
+ * server). On failure *line and *column (1-based bytes; may be NULL) locate
+ * the fault and why (why_cap bytes, may be NULL) gets a short reason
+ * ("expected ',' or '}'"). Returns 0, EB_ESYNTAX, EB_ETOOBIG / EB_EDEPTH
+ * (past 16 MiB / 128 levels), EB_ENOMEM. */
+int eb_json_check(const char *text, size_t len, uint32_t *line, uint32_t *column, char *why,
+                  size_t why_cap);
+/* Re-indents the JSON text[0..len) for people: one member or element per
+ * line, two spaces per level, `"key": value`, empty containers as {} and
+ * [], strings re-escaped minimally, numbers as written; no final newline.
+ * *out is caller-owned (eb_free). EB_ESYNTAX if text is not JSON. */
+int eb_json_pretty(const char *text, size_t len, char **out);
+
 /* --- publishing ----------------------------------------------------------- */
 
 typedef struct eb_publish_opts {
+    size_t      size;           /* sizeof(eb_publish_opts) */
     const char *id;             /* client-chosen id (<= 128 bytes) for deduplication;
                                    NULL: the server generates a ULID */
     const char *key;            /* ordering key; NULL: none */
@@ -121,8 +178,9 @@ typedef struct eb_publish_opts {
     uint32_t    version;        /* schema version to validate against; 0: the latest */
 } eb_publish_opts;
 
-/* The server's receipt: the event is durable. Plain data, caller-owned. */
+/* The server's receipt: the event is durable. Plain data. */
 typedef struct eb_publish_result {
+    size_t   size;      /* sizeof(eb_publish_result), set by whoever allocates it */
     char     id[129];   /* the event id (generated or the client's) */
     uint64_t seq;       /* its position in the log */
     char     time[40];  /* append time, RFC 3339 UTC */
@@ -132,34 +190,41 @@ typedef struct eb_publish_result {
 
 /* Publishes one event of `type` whose data is the JSON text `data` (NULL:
  * null). data is checked locally first (EB_ESYNTAX, nothing sent). opts and
- * res may be NULL. Returns once the server has it on disk. */
+ * res may be NULL (res->size set by the caller). Returns once the server has
+ * it on disk. */
 int eb_publish(eb_client *c, const char *type, const char *data, const eb_publish_opts *opts,
                eb_publish_result *res);
 
 /* One event of a batch. */
 typedef struct eb_message {
-    const char     *type;
-    const char     *data; /* JSON text; NULL: null */
-    eb_publish_opts opts;
+    size_t                 size; /* sizeof(eb_message) */
+    const char            *type;
+    const char            *data; /* JSON text; NULL: null */
+    const eb_publish_opts *opts; /* NULL: none */
 } eb_message;
 
+/* The receipts of a batch, in order. Caller-owned: eb_result_free(). */
+typedef struct eb_receipts {
+    size_t                          n;
+    const eb_publish_result *const *results; /* n receipts */
+} eb_receipts;
+
 /* Publishes n (1..1000) events atomically: all are written, or none (the
- * error details then list every refused event by "index"). res (may be
- * NULL) has room for n results, in order. */
-int eb_publish_batch(eb_client *c, const eb_message *msgs, size_t n, eb_publish_result *res);
+ * error details then list every refused event by index). msgs is an array
+ * of n pointers. *out (may be NULL) gets the receipts. */
+int eb_publish_batch(eb_client *c, const eb_message *const *msgs, size_t n, eb_receipts **out);
 
 /* Publishes ready-made envelope JSON as docs/api.md describes it: one event
- * object (`{"type":...,"data":...}`) or an array of them (a batch). res (may
- * be NULL) has room for res_cap results; *nres (may be NULL) gets the number
- * of events the server accepted. */
-int eb_publish_json(eb_client *c, const char *json, size_t len, eb_publish_result *res,
-                    size_t res_cap, size_t *nres);
+ * object (`{"type":...,"data":...}`) or an array of them (a batch). *out
+ * (may be NULL) gets a receipt per event the server accepted. */
+int eb_publish_json(eb_client *c, const char *json, size_t len, eb_receipts **out);
 
 /* --- reading events --------------------------------------------------------- */
 
 /* One event, as the server shows it. Every pointer is owned by the eb_events
  * list it came from and valid until eb_events_free(). Strings are
- * NUL-terminated; absent attributes are NULL. */
+ * NUL-terminated; absent attributes are NULL. Allocated by the library:
+ * fields may be added at the end. */
 typedef struct eb_event {
     const char *id;
     const char *type;
@@ -211,6 +276,7 @@ int eb_data_number(const eb_event *ev, const char *pointer, double *out);
 int eb_events_get(eb_client *c, const char *id, eb_events **out);
 
 typedef struct eb_browse_opts {
+    size_t      size;      /* sizeof(eb_browse_opts) */
     const char *type;      /* exact type; NULL: all */
     const char *since;     /* RFC 3339 or a duration back from now ("2h"); NULL: the start */
     const char *until;     /* same forms; NULL: no end */
@@ -223,6 +289,7 @@ int eb_events_browse(eb_client *c, const eb_browse_opts *opts, eb_events **out);
 /* --- schema registry ------------------------------------------------------ */
 
 typedef struct eb_schemas_result {
+    size_t   size;              /* sizeof(eb_schemas_result), set by the caller */
     uint32_t version;           /* the version number the schema has */
     bool     existing;          /* identical to an existing version: nothing written */
     char     compatibility[16]; /* the type's mode: backward, forward, full, none */
@@ -234,22 +301,63 @@ typedef struct eb_schemas_result {
  * details list every breaking change. res may be NULL. */
 int eb_schemas_register(eb_client *c, const char *type, const char *schema, const char *compat,
                        eb_schemas_result *res);
-/* The same checks, nothing written. *compatible says the verdict; *answer
- * (may be NULL; caller frees with eb_free) is the server's JSON answer with
- * every change. */
+
+/* One breaking change found by a compatibility check. */
+typedef struct eb_schemas_change {
+    const char *path;        /* JSON Pointer into the schema ("" is its root) */
+    const char *message;
+    bool        undecidable; /* could not be verified either way */
+} eb_schemas_change;
+
+/* The verdict of eb_schemas_check(). Caller-owned: eb_result_free(). */
+typedef struct eb_schemas_verdict {
+    bool                           compatible;
+    bool                           existing;      /* identical to version `version` */
+    uint32_t                       version;       /* the version it would get (or has) */
+    const char                    *compatibility; /* the mode it was checked under */
+    size_t                         nchanges;
+    const eb_schemas_change *const *changes;       /* every breaking change */
+} eb_schemas_verdict;
+
+/* The same checks as eb_schemas_register, nothing written. *out gets the
+ * verdict (an incompatible schema is still 0: see (*out)->compatible). */
 int eb_schemas_check(eb_client *c, const char *type, const char *schema, const char *compat,
-                    bool *compatible, char **answer);
-/* GET /v1/schemas: *answer is the JSON answer (caller frees, eb_free). */
-int eb_schemas_list(eb_client *c, char **answer);
-/* GET /v1/schemas/{type} (version 0: the type with its latest version) or
- * /versions/{version}. *answer as above. */
-int eb_schemas_get(eb_client *c, const char *type, uint32_t version, char **answer);
+                     eb_schemas_verdict **out);
+
+/* One registered version of a type's schema. */
+typedef struct eb_schemas_version {
+    uint32_t    version;
+    const char *registered_at; /* RFC 3339 */
+    const char *schema;        /* the schema, JSON text as the server sent it */
+    size_t      schema_len;
+} eb_schemas_version;
+
+/* A type of the registry. */
+typedef struct eb_schemas_type {
+    const char              *type;
+    const char              *compatibility; /* its mode; NULL when a given version was asked */
+    size_t                   nversions;     /* its versions, oldest first (0 when a given */
+    const uint32_t          *versions;      /*   version was asked) */
+    const eb_schemas_version *version;       /* eb_schemas_get: the version asked for (the
+                                               latest for 0); NULL in a list */
+} eb_schemas_type;
+
+/* Every type of the registry (GET /v1/schemas). Caller-owned: eb_result_free(). */
+typedef struct eb_schemas_registry {
+    size_t                         n;
+    const eb_schemas_type *const   *types;
+} eb_schemas_registry;
+int eb_schemas_list(eb_client *c, eb_schemas_registry **out);
+/* One type with its latest version (version 0) or one given version.
+ * *out is caller-owned: eb_result_free(). EB_ENOTFOUND if absent. */
+int eb_schemas_get(eb_client *c, const char *type, uint32_t version, eb_schemas_type **out);
 
 /* --- consumer groups -------------------------------------------------------- */
 
 /* A group's configuration. Zero / NULL fields are left to the server's
  * defaults (see docs/api.md). Pointers are only read during the call. */
 typedef struct eb_groups_config {
+    size_t             size;       /* sizeof(eb_groups_config) */
     const char *const *types;      /* event type patterns: "order.created", "order.*", "*" */
     size_t       ntypes;           /* >= 1 */
     const char  *start;            /* creation only: "latest" (default), "earliest", RFC 3339 */
@@ -263,32 +371,70 @@ typedef struct eb_groups_config {
     const char  *ordering;         /* "none" (default) or "key" */
 } eb_groups_config;
 
+/* A consumer of a group, as the server last saw it. */
+typedef struct eb_groups_consumer {
+    const char *name;
+    const char *last_pull; /* RFC 3339 */
+    uint64_t    in_flight; /* events leased to it */
+} eb_groups_consumer;
+
+/* A group as the server shows it. Which parts are filled depends on the
+ * call: eb_groups_list and eb_stats give the state summary (name, paused,
+ * lag, in_flight, retry_scheduled, dead_letters); eb_groups_get and eb_stats
+ * everything; eb_groups_put the name and the configuration (has_config).
+ * Caller-owned through the call's result: eb_result_free(). */
+typedef struct eb_groups_info {
+    const char *name;
+    bool        paused;
+    uint64_t    lag;             /* matching events not yet acked or dead-lettered */
+    uint64_t    in_flight;       /* leased, not yet acked */
+    uint64_t    retry_scheduled; /* failed, waiting for their retry */
+    uint64_t    dead_letters;    /* in the DLQ */
+    bool        has_detail;      /* the fields below up to consumers are set */
+    uint64_t    cursor;          /* next log seq the group examines */
+    uint64_t    head;            /* the log's next seq */
+    uint64_t    ready;           /* deliverable now */
+    uint64_t    blocked_by_key;  /* waiting behind an earlier event of their key */
+    uint64_t    oldest_unacked_age_ms;
+    struct {
+        uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
+                 replayed, purged, retention_skipped;
+    } counters;
+    size_t                          nconsumers;
+    const eb_groups_consumer *const *consumers;
+    bool        has_config;      /* the configuration below is set */
+    size_t             ntypes;
+    const char *const *types;
+    const char *start;           /* NULL when the server did not say */
+    uint32_t    max_attempts;
+    uint32_t    ack_timeout_ms;
+    uint32_t    backoff_initial_ms;
+    double      backoff_multiplier;
+    uint32_t    backoff_max_ms;
+    double      backoff_jitter;
+    const char *ordering;        /* "none" or "key" */
+} eb_groups_info;
+
+/* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */
+typedef struct eb_groups_all {
+    size_t                      n;
+    const eb_groups_info *const *groups;
+} eb_groups_all;
+
 /* Creates the group or replaces its configuration (PUT /v1/groups/{group}).
- * *created (may be NULL) tells which; *answer (may be NULL; eb_free) is the
- * server's answer with the full configuration. */
+ * *created (may be NULL) tells which; *out (may be NULL; eb_result_free)
+ * the configuration now in force. */
 int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, bool *created,
-                 char **answer);
+                  eb_groups_info **out);
 /* Deletes the group, its pending deliveries and its dead letters. */
 int eb_groups_delete(eb_client *c, const char *group);
 /* Stops / restarts deliveries to the group (events keep accumulating). */
 int eb_groups_pause(eb_client *c, const char *group);
 int eb_groups_resume(eb_client *c, const char *group);
-/* GET /v1/groups and GET /v1/groups/{group}: the JSON answer (eb_free). */
-int eb_groups_list(eb_client *c, char **answer);
-int eb_groups_get(eb_client *c, const char *group, char **answer);
-
-/* The figures of one group, parsed. Plain data, caller-owned. */
-typedef struct eb_groups_state {
-    bool     paused;
-    uint64_t cursor;            /* next log seq the group examines */
-    uint64_t head;              /* the log's head seq */
-    uint64_t lag;               /* matching events not yet delivered */
-    uint64_t in_flight;         /* leased, not yet acked */
-    uint64_t retry_scheduled;   /* failed, waiting for their retry */
-    uint64_t dead_letters;      /* in the DLQ */
-    uint32_t ack_timeout_ms;    /* from its configuration */
-} eb_groups_state;
-int eb_groups_state_get(eb_client *c, const char *group, eb_groups_state *st);
+/* GET /v1/groups and GET /v1/groups/{group}, parsed. *out is caller-owned
+ * (eb_result_free); out may be NULL for eb_groups_get (an existence check). */
+int eb_groups_list(eb_client *c, eb_groups_all **out);
+int eb_groups_get(eb_client *c, const char *group, eb_groups_info **out);
 
 /* --- delivery --------------------------------------------------------------- */
 
@@ -301,6 +447,7 @@ int eb_pull(eb_client *c, const char *group, const char *consumer, uint32_t max,
 /* Outcome of ack / nack / extend: ids the server settled, and ids it did not
  * know (lease expired and redelivered, or already settled). */
 typedef struct eb_settle_result {
+    size_t   size; /* sizeof(eb_settle_result), set by the caller */
     uint32_t done;
     uint32_t unknown;
 } eb_settle_result;
@@ -331,6 +478,7 @@ int eb_dlq_redrive(eb_client *c, const char *group, const char *const *event_ids
 int eb_dlq_purge(eb_client *c, const char *group, const char *event_id, uint64_t *purged);
 
 typedef struct eb_replay_opts {
+    size_t             size;      /* sizeof(eb_replay_opts) */
     const char        *since;     /* "2h" or RFC 3339; NULL: use since_seq */
     uint64_t           since_seq; /* used when since is NULL */
     const char        *until;     /* same forms; NULL and until_seq 0: up to now */
@@ -344,8 +492,19 @@ typedef struct eb_replay_opts {
 int eb_replay(eb_client *c, const char *group, const eb_replay_opts *opts, uint64_t *requeued,
               uint64_t *expired);
 
-/* GET /v1/stats: *answer is the JSON answer (caller frees, eb_free). */
-int eb_stats(eb_client *c, char **answer);
+/* The figures of the bus (GET /v1/stats). Caller-owned: eb_result_free(). */
+typedef struct eb_stats_info {
+    uint64_t published;      /* events published since the log began */
+    uint64_t first_seq;      /* the oldest seq the log holds */
+    uint64_t head_seq;       /* the next seq the log will assign */
+    uint64_t bytes;          /* the log's size on disk */
+    uint64_t segments;
+    double   publish_p50_ms; /* bucket upper bounds of the publish histogram */
+    double   publish_p99_ms;
+    size_t                      ngroups;
+    const eb_groups_info *const *groups; /* every group, in full (has_detail) */
+} eb_stats_info;
+int eb_stats(eb_client *c, eb_stats_info **out);
 
 /* --- the consumer loop ------------------------------------------------------ */
 
@@ -356,6 +515,7 @@ int eb_stats(eb_client *c, char **answer);
 typedef int (*eb_handler)(const eb_event *ev, void *arg, char *err, size_t err_cap);
 
 typedef struct eb_consume_stats {
+    size_t   size;      /* sizeof(eb_consume_stats), set by the caller */
     uint64_t handled;   /* handler calls */
     uint64_t acked;     /* acks the server confirmed */
     uint64_t nacked;    /* handler failures nacked */
@@ -367,6 +527,7 @@ typedef struct eb_consume_stats {
 } eb_consume_stats;
 
 typedef struct eb_consume_opts {
+    size_t       size;            /* sizeof(eb_consume_opts) */
     void        *arg;             /* passed to the handler */
     uint32_t     max;             /* events per pull; 0: 10 */
     uint32_t     wait_ms;         /* long-poll wait; 0: 20000 */
@@ -381,7 +542,7 @@ typedef struct eb_consume_opts {
     uint32_t     idle_ms;         /* stop once no event came for this long; 0: never */
     uint32_t     retry_max_ms;    /* keep retrying an unreachable / stopping server
                                      this long (backoff 100 ms .. 5 s); 0: forever */
-    eb_consume_stats *stats;      /* optional, filled as the loop runs */
+    eb_consume_stats *stats;      /* optional (stats->size set), filled as the loop runs */
 } eb_consume_opts;
 
 /* Runs the consumer loop on `group` as `consumer`: long-polls, calls the

@@ -8,22 +8,58 @@
 #include "client.h"
 #include "events.h"
 
-/* Copies the last answer for the caller (answer may be NULL: nothing). */
-static int copy_answer(eb_client *c, char **answer)
+static int no_memory(eb_client *c, const void *result)
 {
-    if (!answer)
-        return 0;
-    *answer = strndup(c->answer.data ? c->answer.data : "", c->answer.len);
-    return *answer ? 0 : eb__fail(c, EB_ENOMEM, "out of memory");
+    eb_result_free(result);
+    return eb__fail(c, EB_ENOMEM, "out of memory");
 }
 
-/* Sends the request built in c and hands the answer text to the caller. */
-static int call_text(eb_client *c, const char *method, bool has_body, char **answer)
+/* GET path, whose answer must hold the array `member`: *arr. */
+static int get_list(eb_client *c, const char *path, const char *member, const eb_json **arr)
 {
-    if (answer)
-        *answer = NULL;
-    int rc = eb__call(c, method, has_body, 0, NULL);
-    return rc ? rc : copy_answer(c, answer);
+    eb__path(c, path);
+    const eb_json *root;
+    int rc = eb__call(c, "GET", false, 0, &root);
+    if (rc)
+        return rc;
+    *arr = eb_json_get(root, member);
+    if (!eb_json_is(*arr, EB_JSON_ARRAY)) {
+        char what[64];
+        snprintf(what, sizeof what, "no \"%s\" list", member);
+        return eb__bad_answer(c, what);
+    }
+    return 0;
+}
+
+/* An array member of o as a NULL-safe list: its length, or 0. */
+static size_t arr_len(const eb_json *o, const char *key)
+{
+    const eb_json *a = eb_json_get(o, key);
+    return eb_json_is(a, EB_JSON_ARRAY) ? a->len : 0;
+}
+
+static uint64_t u64_of(const eb_json *o, const char *key)
+{
+    uint64_t v = 0;
+    eb__get_u64(o, key, &v);
+    return v;
+}
+
+/* The strings of the array o[key] into a result-owned array. */
+static bool read_strs(void *res, const eb_json *o, const char *key, const char *const **out,
+                      size_t *n)
+{
+    const eb_json *a = eb_json_get(o, key);
+    size_t len = arr_len(o, key), i = 0;
+    const char **v = eb__result_alloc(res, len * sizeof *v);
+    if (!v)
+        return false;
+    for (const eb_json *e = len ? a->child : NULL; e; e = e->next)
+        if (e->type == EB_JSON_STRING)
+            v[i++] = e->str;
+    *out = v;
+    *n = i;
+    return true;
 }
 
 /* Reads the boolean member `key` of the answer into *out (may be NULL). */
@@ -71,27 +107,60 @@ static int schema_body(eb_client *c, const char *type, const char *schema, const
 int eb_schemas_register(eb_client *c, const char *type, const char *schema, const char *compat,
                         eb_schemas_result *res)
 {
-    int rc = schema_body(c, type, schema, compat);
-    const eb_json *root;
-    if (rc || (rc = eb__call(c, "PUT", true, 0, &root)))
+    int rc = EB__OUT_CHECK(c, eb_schemas_result, compatibility, res);
+    if (rc || (rc = schema_body(c, type, schema, compat)))
         return rc;
-    eb_schemas_result tmp, *r = res ? res : &tmp;
-    memset(r, 0, sizeof *r);
+    const eb_json *root;
+    if ((rc = eb__call(c, "PUT", true, 0, &root)))
+        return rc;
+    eb_schemas_result r = {.size = sizeof r};
     uint64_t v = 0;
     const eb_json *ex = eb_json_get(root, "existing");
-    r->existing = ex && ex->type == EB_JSON_TRUE;
+    r.existing = ex && ex->type == EB_JSON_TRUE;
     if (!eb__get_u64(root, "version", &v) ||
-        !eb__get_str(root, "compatibility", r->compatibility, sizeof r->compatibility))
+        !eb__get_str(root, "compatibility", r.compatibility, sizeof r.compatibility))
         return eb__bad_answer(c, "no version or compatibility");
-    r->version = (uint32_t)v;
+    r.version = (uint32_t)v;
+    eb__out_put(res, &r, sizeof r);
+    return 0;
+}
+
+/* The changes of a check answer into v. */
+static int read_verdict(eb_client *c, const eb_json *root, eb_schemas_verdict *v)
+{
+    uint64_t ver = 0;
+    if (!eb__get_bool(root, "compatible", &v->compatible) ||
+        !eb__get_u64(root, "version", &ver) || !(v->compatibility = eb__str(root, "compatibility")))
+        return eb__bad_answer(c, "no compatible, version or compatibility");
+    v->version = (uint32_t)ver;
+    eb__get_bool(root, "existing", &v->existing);
+    const eb_json *arr = eb_json_get(root, "changes");
+    size_t n = arr_len(root, "changes"), i = 0;
+    eb_schemas_change **ch = eb__result_alloc(v, n * sizeof *ch);
+    if (!ch)
+        return no_memory(c, NULL);
+    for (const eb_json *e = n ? arr->child : NULL; e; e = e->next) {
+        if (!eb_json_is(e, EB_JSON_OBJECT))
+            continue;
+        eb_schemas_change *x = eb__result_alloc(v, sizeof *x);
+        if (!x)
+            return no_memory(c, NULL);
+        const char *path = eb__str(e, "path"), *msg = eb__str(e, "message");
+        x->path = path ? path : "";
+        x->message = msg ? msg : "";
+        eb__get_bool(e, "undecidable", &x->undecidable);
+        ch[i++] = x;
+    }
+    v->nchanges = i;
+    v->changes = (const eb_schemas_change *const *)ch;
     return 0;
 }
 
 int eb_schemas_check(eb_client *c, const char *type, const char *schema, const char *compat,
-                     bool *compatible, char **answer)
+                     eb_schemas_verdict **out)
 {
-    if (answer)
-        *answer = NULL;
+    if (out)
+        *out = NULL;
     int rc = schema_body(c, type, schema, compat);
     const eb_json *root;
     if (rc)
@@ -99,20 +168,91 @@ int eb_schemas_check(eb_client *c, const char *type, const char *schema, const c
     eb__path_lit(c, "/check");
     if ((rc = eb__call(c, "POST", true, 0, &root)))
         return rc;
-    rc = read_flag(c, root, "compatible", compatible);
-    return rc ? rc : copy_answer(c, answer);
+    if (!out) { /* only the verdict's presence is checked */
+        bool ok;
+        return eb__get_bool(root, "compatible", &ok) ? 0 : eb__bad_answer(c, "no compatible");
+    }
+    eb_schemas_verdict *v = eb__result_new(c, sizeof *v);
+    if (!v)
+        return no_memory(c, NULL);
+    if ((rc = read_verdict(c, root, v))) {
+        eb_result_free(v);
+        return rc;
+    }
+    *out = v;
+    return 0;
 }
 
-int eb_schemas_list(eb_client *c, char **answer)
+/* A version object {"version","registered_at","schema"} (NULL: malformed). */
+static const eb_schemas_version *read_version(void *res, const char *text, const eb_json *o)
 {
-    eb__path(c, "/v1/schemas");
-    return call_text(c, "GET", false, answer);
+    const eb_json *schema = eb_json_get(o, "schema");
+    uint64_t ver = 0;
+    eb_schemas_version *v = eb__result_alloc(res, sizeof *v);
+    if (!v || !schema || !eb__get_u64(o, "version", &ver))
+        return NULL;
+    v->version = (uint32_t)ver;
+    v->registered_at = eb__str(o, "registered_at");
+    char *s = eb__result_alloc(res, (size_t)schema->src_len + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, text + schema->src_off, schema->src_len);
+    v->schema = s;
+    v->schema_len = schema->src_len;
+    return v;
 }
 
-int eb_schemas_get(eb_client *c, const char *type, uint32_t version, char **answer)
+/* A type object {"type","compatibility","versions"[,"latest"]} into t. */
+static bool read_type(void *res, const char *text, const eb_json *o, eb_schemas_type *t)
 {
-    if (answer)
-        *answer = NULL;
+    t->type = eb__str(o, "type");
+    t->compatibility = eb__str(o, "compatibility");
+    const eb_json *vs = eb_json_get(o, "versions");
+    size_t n = arr_len(o, "versions"), i = 0;
+    uint32_t *v = eb__result_alloc(res, n * sizeof *v);
+    if (!t->type || !v)
+        return false;
+    for (const eb_json *e = n ? vs->child : NULL; e; e = e->next)
+        if (eb_json_is(e, EB_JSON_NUMBER) && (e->flags & EB_JSON_F_INT) && e->i64 >= 0)
+            v[i++] = (uint32_t)e->i64;
+    t->nversions = i;
+    t->versions = v;
+    const eb_json *latest = eb_json_get(o, "latest");
+    return !latest || (t->version = read_version(res, text, latest));
+}
+
+int eb_schemas_list(eb_client *c, eb_schemas_registry **out)
+{
+    if (out)
+        *out = NULL;
+    const eb_json *arr;
+    int rc = get_list(c, "/v1/schemas", "schemas", &arr);
+    if (rc || !out)
+        return rc;
+    const char *text = c->answer.data;
+    eb_schemas_registry *l = eb__result_new(c, sizeof *l);
+    eb_schemas_type **v = l ? eb__result_alloc(l, arr->len * sizeof *v) : NULL;
+    if (!v)
+        return no_memory(c, l);
+    for (const eb_json *e = arr->child; e; e = e->next, l->n++) {
+        eb_schemas_type *t = eb__result_alloc(l, sizeof *t);
+        if (!t)
+            return no_memory(c, l);
+        if (!read_type(l, text, e, t)) {
+            eb_result_free(l);
+            return eb__bad_answer(c, "a schema type without its name or versions");
+        }
+        v[l->n] = t;
+    }
+    l->types = (const eb_schemas_type *const *)v;
+    *out = l;
+    return 0;
+}
+
+int eb_schemas_get(eb_client *c, const char *type, uint32_t version, eb_schemas_type **out)
+{
+    if (out)
+        *out = NULL;
     int rc = need(c, type, "an event type");
     if (rc)
         return rc;
@@ -124,7 +264,28 @@ int eb_schemas_get(eb_client *c, const char *type, uint32_t version, char **answ
         eb__path_lit(c, "/versions/");
         eb__path_seg(c, num);
     }
-    return call_text(c, "GET", false, answer);
+    const eb_json *root;
+    if ((rc = eb__call(c, "GET", false, 0, &root)))
+        return rc;
+    if (!out)
+        return 0;
+    const char *text = c->answer.data;
+    eb_schemas_type *t = eb__result_new(c, sizeof *t);
+    if (!t)
+        return no_memory(c, NULL);
+    bool ok;
+    if (version) { /* one version: {"type","version","registered_at","schema"} */
+        t->type = eb__str(root, "type");
+        ok = t->type && (t->version = read_version(t, text, root));
+    } else {
+        ok = read_type(t, text, root, t) && t->version;
+    }
+    if (!ok) {
+        eb_result_free(t);
+        return eb__bad_answer(c, "no schema version in the answer");
+    }
+    *out = t;
+    return 0;
 }
 
 /* --- groups ------------------------------------------------------------------ */
@@ -175,23 +336,146 @@ static void write_config(eb_jw *w, const eb_groups_config *g)
     eb_jw_obj_close(w);
 }
 
-int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, bool *created,
-                  char **answer)
+/* --- reading groups ------------------------------------------------------------ */
+
+static bool read_consumers(void *res, const eb_json *o, eb_groups_info *g)
 {
-    if (answer)
-        *answer = NULL;
-    if (!cfg || !cfg->ntypes || !cfg->types)
+    const eb_json *arr = eb_json_get(o, "consumers");
+    size_t n = arr_len(o, "consumers"), i = 0;
+    eb_groups_consumer **v = eb__result_alloc(res, n * sizeof *v);
+    if (!v)
+        return false;
+    for (const eb_json *e = n ? arr->child : NULL; e; e = e->next) {
+        eb_groups_consumer *x = eb__result_alloc(res, sizeof *x);
+        if (!x)
+            return false;
+        x->name = eb__str(e, "name");
+        x->last_pull = eb__str(e, "last_pull");
+        x->in_flight = u64_of(e, "in_flight");
+        if (x->name)
+            v[i++] = x;
+    }
+    g->nconsumers = i;
+    g->consumers = (const eb_groups_consumer *const *)v;
+    return true;
+}
+
+/* The detail members of GET /v1/groups/{group} (and of stats). */
+static bool read_detail(void *res, const eb_json *o, eb_groups_info *g)
+{
+    const eb_json *pos = eb_json_get(o, "position"), *cnt = eb_json_get(o, "counters");
+    if (!pos)
+        return true;
+    g->has_detail = true;
+    g->cursor = u64_of(pos, "cursor");
+    g->head = u64_of(pos, "head");
+    g->ready = u64_of(o, "ready");
+    g->blocked_by_key = u64_of(o, "blocked_by_key");
+    g->oldest_unacked_age_ms = u64_of(o, "oldest_unacked_age_ms");
+    g->counters.delivered = u64_of(cnt, "delivered");
+    g->counters.acked = u64_of(cnt, "acked");
+    g->counters.nacked = u64_of(cnt, "nacked");
+    g->counters.expired = u64_of(cnt, "expired");
+    g->counters.redelivered = u64_of(cnt, "redelivered");
+    g->counters.dead_lettered = u64_of(cnt, "dead_lettered");
+    g->counters.redriven = u64_of(cnt, "redriven");
+    g->counters.replayed = u64_of(cnt, "replayed");
+    g->counters.purged = u64_of(cnt, "purged");
+    g->counters.retention_skipped = u64_of(cnt, "retention_skipped");
+    return read_consumers(res, o, g);
+}
+
+/* The "config" member, when there is one. */
+static bool read_config(void *res, const eb_json *cfg, eb_groups_info *g)
+{
+    if (!eb_json_is(cfg, EB_JSON_OBJECT))
+        return true;
+    const eb_json *bo = eb_json_get(cfg, "backoff");
+    g->has_config = true;
+    g->start = eb__str(cfg, "start");
+    g->ordering = eb__str(cfg, "ordering");
+    g->max_attempts = (uint32_t)u64_of(cfg, "max_attempts");
+    g->ack_timeout_ms = (uint32_t)u64_of(cfg, "ack_timeout_ms");
+    g->backoff_initial_ms = (uint32_t)u64_of(bo, "initial_ms");
+    g->backoff_max_ms = (uint32_t)u64_of(bo, "max_ms");
+    g->backoff_multiplier = eb_json_num(eb_json_get(bo, "multiplier"));
+    g->backoff_jitter = eb_json_num(eb_json_get(bo, "jitter"));
+    return read_strs(res, cfg, "types", &g->types, &g->ntypes);
+}
+
+int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
+{
+    g->name = eb__str(o, "name");
+    if (!g->name)
+        g->name = eb__str(o, "group"); /* the answer of a PUT */
+    if (!g->name)
+        return eb__bad_answer(c, "a group without its name");
+    eb__get_bool(o, "paused", &g->paused);
+    g->lag = u64_of(o, "lag");
+    g->in_flight = u64_of(o, "in_flight");
+    g->retry_scheduled = u64_of(o, "retry_scheduled");
+    g->dead_letters = u64_of(o, "dead_letters");
+    if (!read_detail(res, o, g) || !read_config(res, eb_json_get(o, "config"), g))
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* A result holding one group read from root. */
+static int one_group(eb_client *c, const eb_json *root, eb_groups_info **out)
+{
+    eb_groups_info *g = eb__result_new(c, sizeof *g);
+    if (!g)
+        return no_memory(c, NULL);
+    int rc = eb__group_info(c, g, root, g);
+    if (rc) {
+        eb_result_free(g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+/* A list of the groups of root[key] (GET /v1/groups, stats) into *ng, *out. */
+static int group_array(eb_client *c, void *res, const eb_json *arr, size_t *ng,
+                       const eb_groups_info *const **out)
+{
+    eb_groups_info **v = eb__result_alloc(res, arr->len * sizeof *v);
+    if (!v)
+        return eb__fail(c, EB_ENOMEM, "out of memory");
+    size_t i = 0;
+    for (const eb_json *e = arr->child; e; e = e->next) {
+        eb_groups_info *g = eb__result_alloc(res, sizeof *g);
+        int rc = g ? eb__group_info(c, res, e, g) : eb__fail(c, EB_ENOMEM, "out of memory");
+        if (rc)
+            return rc;
+        v[i++] = g;
+    }
+    *ng = i;
+    *out = (const eb_groups_info *const *)v;
+    return 0;
+}
+
+int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, bool *created,
+                  eb_groups_info **out)
+{
+    if (out)
+        *out = NULL;
+    eb_groups_config g;
+    int rc = EB__OPTS_IN(c, eb_groups_config, ordering, cfg, &g);
+    if (rc)
+        return rc;
+    if (!cfg || !g.ntypes || !g.types)
         return eb__fail(c, EB_EINVAL, "a group needs at least one event type");
-    int rc = eb__group_path(c, group, "");
+    rc = eb__group_path(c, group, "");
     const eb_json *root;
     if (rc)
         return rc;
     eb_jw w;
-    write_config(eb__body(c, &w), cfg);
+    write_config(eb__body(c, &w), &g);
     if ((rc = eb__call(c, "PUT", true, 0, &root)))
         return rc;
     rc = read_flag(c, root, "created", created);
-    return rc ? rc : copy_answer(c, answer);
+    return rc || !out ? rc : one_group(c, root, out);
 }
 
 int eb_groups_delete(eb_client *c, const char *group)
@@ -220,39 +504,37 @@ int eb_groups_resume(eb_client *c, const char *group)
     return set_paused(c, group, false);
 }
 
-int eb_groups_list(eb_client *c, char **answer)
+int eb_groups_list(eb_client *c, eb_groups_all **out)
 {
-    eb__path(c, "/v1/groups");
-    return call_text(c, "GET", false, answer);
+    if (out)
+        *out = NULL;
+    const eb_json *arr;
+    int rc = get_list(c, "/v1/groups", "groups", &arr);
+    if (rc || !out)
+        return rc;
+    eb_groups_all *l = eb__result_new(c, sizeof *l);
+    if (!l)
+        return no_memory(c, NULL);
+    if ((rc = group_array(c, l, arr, &l->n, &l->groups))) {
+        eb_result_free(l);
+        return rc;
+    }
+    *out = l;
+    return 0;
 }
 
-int eb_groups_get(eb_client *c, const char *group, char **answer)
+int eb_groups_get(eb_client *c, const char *group, eb_groups_info **out)
 {
-    if (answer)
-        *answer = NULL;
-    int rc = eb__group_path(c, group, "");
-    return rc ? rc : call_text(c, "GET", false, answer);
-}
-
-int eb_groups_state_get(eb_client *c, const char *group, eb_groups_state *st)
-{
+    if (out)
+        *out = NULL;
     int rc = eb__group_path(c, group, "");
     const eb_json *root;
     if (rc || (rc = eb__call(c, "GET", false, 0, &root)))
         return rc;
-    memset(st, 0, sizeof *st);
-    const eb_json *pos = eb_json_get(root, "position");
-    uint64_t ack = 0;
-    eb__get_u64(pos, "cursor", &st->cursor);
-    eb__get_u64(pos, "head", &st->head);
-    eb__get_u64(root, "in_flight", &st->in_flight);
-    eb__get_u64(root, "retry_scheduled", &st->retry_scheduled);
-    eb__get_u64(root, "dead_letters", &st->dead_letters);
-    if (eb__get_u64(eb_json_get(root, "config"), "ack_timeout_ms", &ack))
-        st->ack_timeout_ms = (uint32_t)ack;
-    if (!eb__get_bool(root, "paused", &st->paused) || !eb__get_u64(root, "lag", &st->lag))
+    if (!eb_json_is(eb_json_get(root, "lag"), EB_JSON_NUMBER) ||
+        !eb_json_is_bool(eb_json_get(root, "paused")))
         return eb__bad_answer(c, "no \"paused\" or \"lag\" in the group");
-    return 0;
+    return out ? one_group(c, root, out) : 0;
 }
 
 /* --- dead letters ------------------------------------------------------------ */
@@ -336,14 +618,18 @@ static void write_when(eb_jw *w, const char *key, const char *s, uint64_t seq)
     eb_jw_obj_close(w);
 }
 
-int eb_replay(eb_client *c, const char *group, const eb_replay_opts *o, uint64_t *requeued,
+int eb_replay(eb_client *c, const char *group, const eb_replay_opts *opts, uint64_t *requeued,
               uint64_t *expired)
 {
-    if (!o || (!o->since && !o->since_seq))
+    eb_replay_opts q, *o = &q;
+    int rc = EB__OPTS_IN(c, eb_replay_opts, ntypes, opts, &q);
+    if (rc)
+        return rc;
+    if (!o->since && !o->since_seq)
         return eb__fail(c, EB_EINVAL, "a replay needs a start (since or since_seq)");
     eb_jw w;
     const eb_json *root;
-    int rc = eb__group_body(c, group, "/replay", &w);
+    rc = eb__group_body(c, group, "/replay", &w);
     if (rc)
         return rc;
     write_when(&w, "since", o->since, o->since_seq);
@@ -361,8 +647,34 @@ int eb_replay(eb_client *c, const char *group, const eb_replay_opts *o, uint64_t
     return 0;
 }
 
-int eb_stats(eb_client *c, char **answer)
+int eb_stats(eb_client *c, eb_stats_info **out)
 {
+    if (out)
+        *out = NULL;
     eb__path(c, "/v1/stats");
-    return call_text(c, "GET", false, answer);
+    const eb_json *root;
+    int rc = eb__call(c, "GET", false, 0, &root);
+    if (rc)
+        return rc;
+    const eb_json *ev = eb_json_get(root, "events"), *groups = eb_json_get(root, "groups");
+    if (!eb_json_is(ev, EB_JSON_OBJECT) || !eb_json_is(groups, EB_JSON_ARRAY))
+        return eb__bad_answer(c, "no \"events\" or \"groups\" in the stats");
+    if (!out)
+        return 0;
+    eb_stats_info *s = eb__result_new(c, sizeof *s);
+    if (!s)
+        return no_memory(c, NULL);
+    s->published = u64_of(ev, "published");
+    s->first_seq = u64_of(ev, "first_seq");
+    s->head_seq = u64_of(ev, "head_seq");
+    s->bytes = u64_of(ev, "bytes");
+    s->segments = u64_of(ev, "segments");
+    s->publish_p50_ms = eb_json_num(eb_json_get(ev, "publish_p50_ms"));
+    s->publish_p99_ms = eb_json_num(eb_json_get(ev, "publish_p99_ms"));
+    if ((rc = group_array(c, s, groups, &s->ngroups, &s->groups))) {
+        eb_result_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
 }

@@ -94,7 +94,7 @@ static int parse_url(const char *url, url_parts *u)
 static void set_ok(eb_client *c, int status)
 {
     c->err = (eb_error){.code = 0, .http_status = status, .server_code = "", .message = "",
-                        .details = "[]"};
+                        .details = "[]", .detail = c->detail_ptrs};
 }
 
 void eb__ok(eb_client *c)
@@ -104,7 +104,15 @@ void eb__ok(eb_client *c)
 
 int eb_client_new(const eb_client_opts *opts, eb_client **out)
 {
-    eb_client_opts o = opts ? *opts : (eb_client_opts){0};
+    eb_client_opts o;
+    if (opts && *(const size_t *)opts < EB__SIZE_TO(eb_client_opts, cancel))
+        return EB_EINVAL; /* no client yet to tell why */
+    for (size_t i = sizeof o; opts && i < opts->size; i++)
+        if (((const unsigned char *)opts)[i])
+            return EB_EUNSUPP;
+    memset(&o, 0, sizeof o);
+    if (opts)
+        memcpy(&o, opts, opts->size < sizeof o ? opts->size : sizeof o);
     if (!o.url)
         o.url = getenv("EVENTBUS_URL");
     if (!o.url || !*o.url)
@@ -150,6 +158,9 @@ void eb_client_free(eb_client *c)
     eb_buf_free(&c->answer);
     eb_buf_free(&c->err_text);
     eb_json_doc_free(c->doc);
+    eb_json_doc_free(c->err_doc);
+    free(c->details);
+    free(c->detail_ptrs);
     free(c);
 }
 
@@ -161,6 +172,13 @@ const char *eb_client_url(const eb_client *c)
 const eb_error *eb_client_error(const eb_client *c)
 {
     return &c->err;
+}
+
+const char *eb_client_answer(const eb_client *c, size_t *len)
+{
+    if (len)
+        *len = c->answer.len;
+    return c->answer.data && c->answer.len ? c->answer.data : "";
 }
 
 /* --- errors ---------------------------------------------------------------- */
@@ -179,6 +197,8 @@ static void set_error(eb_client *c, int code, int status, const char *scode, siz
     eb_buf_putc(t, '\0');
     c->err.code = code;
     c->err.http_status = status;
+    c->err.ndetails = 0;
+    c->err.detail = c->detail_ptrs;
     if (eb_buf_failed(t)) {
         c->err.server_code = "";
         c->err.message = "out of memory";
@@ -207,6 +227,45 @@ int eb__bad_answer(eb_client *c, const char *what)
     eb__fail(c, EB_EPROTO, "unexpected answer from the server: %s", what);
     c->err.http_status = status;
     return EB_EPROTO;
+}
+
+/* Fills err.detail from the details array (entries that are objects). The
+ * client keeps the parse (err_doc) until the next error. */
+static void parse_details(eb_client *c, const eb_json *det)
+{
+    if (!eb_json_is(det, EB_JSON_ARRAY) || !det->len)
+        return;
+    if (det->len > c->details_cap) {
+        eb_error_detail *d = realloc(c->details, det->len * sizeof *d);
+        if (d)
+            c->details = d;
+        const eb_error_detail **p = realloc(c->detail_ptrs, det->len * sizeof *p);
+        if (p)
+            c->detail_ptrs = p;
+        if (!d || !p)
+            return;
+        c->details_cap = det->len;
+    }
+    size_t n = 0;
+    for (const eb_json *e = det->child; e; e = e->next) {
+        if (!eb_json_is(e, EB_JSON_OBJECT))
+            continue;
+        const eb_json *ix = eb_json_get(e, "index");
+        const char *msg = eb__str(e, "message");
+        c->details[n] = (eb_error_detail){
+            .index = eb_json_is(ix, EB_JSON_NUMBER) && (ix->flags & EB_JSON_F_INT) ? ix->i64 : -1,
+            .path = eb__str(e, "path"),
+            .field = eb__str(e, "field"),
+            .message = msg ? msg : ""};
+        c->detail_ptrs[n] = &c->details[n];
+        n++;
+    }
+    /* the strings live in c->doc; keep that parse as the error's own */
+    eb_json_doc *keep = c->err_doc;
+    c->err_doc = c->doc;
+    c->doc = keep;
+    c->err.ndetails = n;
+    c->err.detail = c->detail_ptrs;
 }
 
 static int code_for(int status, const char *scode)
@@ -244,6 +303,7 @@ static int server_error(eb_client *c, int status, const eb_json *root)
         dl = det->src_len;
     }
     set_error(c, rc, status, sc, strlen(sc), m, strlen(m), d, dl);
+    parse_details(c, det);
     return rc;
 }
 

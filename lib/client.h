@@ -8,6 +8,8 @@
 #ifndef EB_LIB_CLIENT_H
 #define EB_LIB_CLIENT_H
 
+#include <stddef.h>
+
 #include "eventbus.h"
 #include "httpc.h"
 #include "json/json.h"
@@ -26,6 +28,10 @@ struct eb_client {
     eb_json_doc *doc;         /* its parse (NULL after eb__take_answer) */
     eb_error     err;         /* what the last call did; strings in err_text */
     eb_buf       err_text;    /* server_code \0 message \0 details \0 */
+    eb_json_doc *err_doc;     /* the parse of err's details (their strings) */
+    eb_error_detail *details; /* err.detail's entries ... */
+    const eb_error_detail **detail_ptrs; /* ... and the array of pointers to them */
+    size_t       details_cap;
 };
 
 /* Starts a path: prefix + lit. Then add segments (percent-encoded), more
@@ -69,5 +75,43 @@ bool eb__get_str(const eb_json *obj, const char *key, char *out, size_t cap);
 void eb__write_strs(eb_jw *w, const char *key, const char *const *ids, size_t n);
 /* Checks that text is one JSON value; EB_ESYNTAX with a message naming what. */
 int eb__check_json(eb_client *c, const char *what, const char *text, size_t len);
+
+/* --- structs that grow (see "Growing without breaking" in eventbus.h) -------- */
+
+/* The size of the first version of struct T: up to and including its field
+ * `last` of that version. Stays right when fields are added after it. */
+#define EB__SIZE_TO(T, last) (offsetof(T, last) + sizeof(((T *)0)->last))
+
+/* Copies the caller's options `in` (NULL: all zero) into dst (cur bytes, the
+ * struct as this library knows it), checking in->size: EB_EINVAL below
+ * min (the first version), EB_EUNSUPP when it is larger than cur and a
+ * byte past cur is set (a field this library does not know). dst->size
+ * becomes cur. what names the struct in the error message. */
+int eb__opts_in(eb_client *c, const char *what, const void *in, size_t min, size_t cur,
+                void *dst);
+#define EB__OPTS_IN(c, T, last, in, dst) \
+    eb__opts_in(c, #T, in, EB__SIZE_TO(T, last), sizeof(T), dst)
+
+/* A caller-allocated result: EB_EINVAL if out (not NULL) has a size below
+ * min. Checked before the request is sent. */
+int eb__out_check(eb_client *c, const char *what, const void *out, size_t min);
+#define EB__OUT_CHECK(c, T, last, out) eb__out_check(c, #T, out, EB__SIZE_TO(T, last))
+/* Writes val (cur bytes, its size field included) into out (may be NULL),
+ * at most out->size bytes; out->size is kept. */
+void eb__out_put(void *out, const void *val, size_t cur);
+
+/* --- typed results (eb_result_free) ----------------------------------------- */
+
+/* Starts a result of `size` bytes (zeroed; NULL: out of memory) over the
+ * last answer: it takes a copy of the text and the client's parse of it, so
+ * the root eb__call gave, and the strings under it, now live as long as the
+ * result. */
+void *eb__result_new(eb_client *c, size_t size);
+/* Zeroed memory that lives as long as the result (NULL: out of memory). */
+void *eb__result_alloc(void *result, size_t size);
+/* A string of the result's answer (obj[key] when a string, else NULL). */
+const char *eb__str(const eb_json *obj, const char *key);
+/* Reads a group object (summary, detail or a PUT answer) into g. */
+int eb__group_info(eb_client *c, void *result, const eb_json *o, eb_groups_info *g);
 
 #endif

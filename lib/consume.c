@@ -73,7 +73,7 @@ static void keeper_extend(keeper *k)
             break;
     k->due_ms = eb_clock_mono_ms() + k->every_ms;
     pthread_mutex_unlock(&k->mu);
-    eb_settle_result r = {0};
+    eb_settle_result r = {.size = sizeof r};
     if (copy && got == n)
         eb_extend(k->c, k->group, (const char *const *)copy, n, 0, &r);
     for (size_t i = 0; i < got; i++)
@@ -109,7 +109,7 @@ static int keeper_start(keeper *k, eb_client *c, const char *group, uint32_t eve
     memset(k, 0, sizeof *k);
     k->group = group;
     k->every_ms = every_ms;
-    eb_client_opts o = {.url = c->url, .connect_timeout_ms = c->connect_timeout_ms,
+    eb_client_opts o = {.size = sizeof o, .url = c->url, .connect_timeout_ms = c->connect_timeout_ms,
                         .timeout_ms = c->timeout_ms, .cancel = c->cancel};
     int rc = eb_client_new(&o, &k->c);
     if (rc)
@@ -184,8 +184,7 @@ static bool transient(int rc)
 
 static void publish_stats(loop *l)
 {
-    if (l->o.stats)
-        *l->o.stats = l->st;
+    eb__out_put(l->o.stats, &l->st, sizeof l->st);
 }
 
 /* After a failed request: true to try again (after a nap), false to give up. */
@@ -211,7 +210,7 @@ static int settle(loop *l, const char **ids, size_t n, const char *error, int64_
                   uint64_t *count)
 {
     for (;;) {
-        eb_settle_result r;
+        eb_settle_result r = {.size = sizeof r};
         int rc = error ? eb_nack(l->c, l->group, ids, n, error, delay_ms, &r)
                        : eb_ack(l->c, l->group, ids, n, &r);
         if (rc == 0) {
@@ -323,10 +322,11 @@ static int run(loop *l)
 static int group_ack_timeout(loop *l, uint32_t *ms)
 {
     for (;;) {
-        eb_groups_state st;
-        int rc = eb_groups_state_get(l->c, l->group, &st);
+        eb_groups_info *g;
+        int rc = eb_groups_get(l->c, l->group, &g);
         if (rc == 0) {
-            *ms = st.ack_timeout_ms ? st.ack_timeout_ms : 30000;
+            *ms = g->ack_timeout_ms ? g->ack_timeout_ms : 30000;
+            eb_result_free(g);
             l->failing_since = 0;
             return 0;
         }
@@ -338,9 +338,11 @@ static int group_ack_timeout(loop *l, uint32_t *ms)
 int eb_consume(eb_client *c, const char *group, const char *consumer, eb_handler handler,
                const eb_consume_opts *opts)
 {
-    loop l = {.c = c, .group = group, .consumer = consumer, .handler = handler};
-    if (opts)
-        l.o = *opts;
+    loop l = {.c = c, .group = group, .consumer = consumer, .handler = handler,
+              .st = {.size = sizeof l.st}};
+    int rc = EB__OPTS_IN(c, eb_consume_opts, stats, opts, &l.o);
+    if (rc || (rc = EB__OUT_CHECK(c, eb_consume_stats, lost, l.o.stats)))
+        return rc;
     if (!group || !*group || !consumer || !*consumer || !handler)
         return eb__fail(c, EB_EINVAL, "eb_consume needs a group, a consumer name and a handler");
     if (!l.o.max)
@@ -349,7 +351,7 @@ int eb_consume(eb_client *c, const char *group, const char *consumer, eb_handler
         l.o.wait_ms = 20000;
     publish_stats(&l);
     uint32_t ack_timeout = 0;
-    int rc = group_ack_timeout(&l, &ack_timeout);
+    rc = group_ack_timeout(&l, &ack_timeout);
     if (rc)
         return raised(l.o.stop) ? 0 : rc; /* stopped while waiting for the server */
     uint32_t every = l.o.extend_every_ms ? l.o.extend_every_ms : ack_timeout / 3;

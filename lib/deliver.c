@@ -44,15 +44,18 @@ typedef struct settle {
 static int do_settle(eb_client *c, const char *group, const char *const *ids, size_t n,
                      const settle *s, eb_settle_result *res)
 {
-    if (res)
-        *res = (eb_settle_result){0};
+    int rc = EB__OUT_CHECK(c, eb_settle_result, unknown, res);
+    if (rc)
+        return rc;
+    eb_settle_result r = {.size = sizeof r};
+    eb__out_put(res, &r, sizeof r);
     if (n == 0) {
         eb__ok(c);
         return 0;
     }
     eb_jw w;
     const eb_json *root;
-    int rc = eb__group_body(c, group, s->op, &w);
+    rc = eb__group_body(c, group, s->op, &w);
     if (rc)
         return rc;
     eb__write_strs(&w, "ids", ids, n);
@@ -78,8 +81,9 @@ static int do_settle(eb_client *c, const char *group, const char *const *ids, si
         snprintf(what, sizeof what, "no \"%s\" count or \"unknown\" list", s->done_key);
         return eb__bad_answer(c, what);
     }
-    if (res)
-        *res = (eb_settle_result){(uint32_t)done, unknown->len};
+    r.done = (uint32_t)done;
+    r.unknown = unknown->len;
+    eb__out_put(res, &r, sizeof r);
     return 0;
 }
 

@@ -47,29 +47,46 @@ static void write_envelope(eb_jw *w, const char *type, const char *data, const e
 static bool read_receipt(const eb_json *o, eb_publish_result *r)
 {
     memset(r, 0, sizeof *r);
+    r->size = sizeof *r;
     const eb_json *dup = eb_json_get(o, "duplicate");
     r->duplicate = dup && dup->type == EB_JSON_TRUE;
     return eb__get_str(o, "id", r->id, sizeof r->id) && eb__get_u64(o, "seq", &r->seq) &&
            eb__get_str(o, "time", r->time, sizeof r->time);
 }
 
-/* Reads {"results":[...]} into res[0..cap); *n gets the count. */
-static int read_receipts(eb_client *c, const eb_json *root, eb_publish_result *res, size_t cap,
-                         size_t *n)
+/* The receipts of the answer: root itself (one event) or root's "results"
+ * list (a batch). *out (may be NULL: only checked) is caller-owned. */
+static int read_receipts(eb_client *c, const eb_json *root, bool batch, eb_receipts **out)
 {
-    const eb_json *arr = eb_json_get(root, "results");
-    if (!eb_json_is(arr, EB_JSON_ARRAY))
+    const eb_json *arr = batch ? eb_json_get(root, "results") : root;
+    if (batch && !eb_json_is(arr, EB_JSON_ARRAY))
         return eb__bad_answer(c, "no \"results\" list");
-    size_t i = 0;
-    for (const eb_json *e = arr->child; e; e = e->next, i++) {
-        eb_publish_result tmp;
-        if (!read_receipt(e, &tmp))
-            return eb__bad_answer(c, "a result without id, seq or time");
-        if (res && i < cap)
-            res[i] = tmp;
+    size_t n = batch ? arr->len : 1;
+    eb_receipts *l = out ? eb__result_new(c, sizeof *l) : NULL;
+    eb_publish_result **v = l ? eb__result_alloc(l, n * sizeof *v) : NULL;
+    if (out && !v) {
+        eb_result_free(l);
+        return eb__fail(c, EB_ENOMEM, "out of memory");
     }
-    if (n)
-        *n = i;
+    size_t i = 0;
+    for (const eb_json *e = batch ? arr->child : root; e && i < n; e = e->next, i++) {
+        eb_publish_result tmp, *r = v ? eb__result_alloc(l, sizeof *r) : &tmp;
+        if (!r) {
+            eb_result_free(l);
+            return eb__fail(c, EB_ENOMEM, "out of memory");
+        }
+        if (!read_receipt(e, r)) {
+            eb_result_free(l);
+            return eb__bad_answer(c, "a result without id, seq or time");
+        }
+        if (v)
+            v[i] = r;
+    }
+    if (l) {
+        l->n = n;
+        l->results = (const eb_publish_result *const *)v;
+        *out = l;
+    }
     return 0;
 }
 
@@ -81,50 +98,71 @@ static int check_type(eb_client *c, const char *type)
 int eb_publish(eb_client *c, const char *type, const char *data, const eb_publish_opts *opts,
                eb_publish_result *res)
 {
+    eb_publish_opts o;
     int rc = check_type(c, type);
-    if (rc || (data && (rc = eb__check_json(c, "data", data, strlen(data)))))
+    if (rc || (rc = EB__OPTS_IN(c, eb_publish_opts, version, opts, &o)) ||
+        (rc = EB__OUT_CHECK(c, eb_publish_result, duplicate, res)) ||
+        (data && (rc = eb__check_json(c, "data", data, strlen(data)))))
         return rc;
     eb_jw w;
-    write_envelope(eb__body(c, &w), type, data, opts);
+    write_envelope(eb__body(c, &w), type, data, &o);
     eb__path(c, "/v1/events");
     const eb_json *root;
     if ((rc = eb__call(c, "POST", true, 0, &root)))
         return rc;
-    eb_publish_result tmp;
-    if (!read_receipt(root, res ? res : &tmp))
+    eb_publish_result r;
+    if (!read_receipt(root, &r))
         return eb__bad_answer(c, "no id, seq or time in the receipt");
+    eb__out_put(res, &r, sizeof r);
     return 0;
 }
 
-int eb_publish_batch(eb_client *c, const eb_message *msgs, size_t n, eb_publish_result *res)
+/* msgs[i] as this library knows it, with its options, into *m and *o. */
+static int message_in(eb_client *c, const eb_message *const *msgs, size_t i, eb_message *m,
+                      eb_publish_opts *o)
 {
+    char what[48];
+    snprintf(what, sizeof what, "event %zu: data", i);
+    int rc = EB__OPTS_IN(c, eb_message, opts, msgs[i], m);
+    if (rc || (rc = EB__OPTS_IN(c, eb_publish_opts, version, m->opts, o)) ||
+        (rc = check_type(c, m->type)))
+        return rc;
+    return m->data ? eb__check_json(c, what, m->data, strlen(m->data)) : 0;
+}
+
+int eb_publish_batch(eb_client *c, const eb_message *const *msgs, size_t n, eb_receipts **out)
+{
+    if (out)
+        *out = NULL;
     if (n == 0 || !msgs)
         return eb__fail(c, EB_EINVAL, "a batch needs at least one event");
+    eb_message m;
+    eb_publish_opts o;
     for (size_t i = 0; i < n; i++) {
-        char what[48];
-        snprintf(what, sizeof what, "event %zu: data", i);
-        int rc = check_type(c, msgs[i].type);
-        if (rc || (msgs[i].data &&
-                   (rc = eb__check_json(c, what, msgs[i].data, strlen(msgs[i].data)))))
+        if (!msgs[i])
+            return eb__fail(c, EB_EINVAL, "event %zu: no message", i);
+        int rc = message_in(c, msgs, i, &m, &o);
+        if (rc)
             return rc;
     }
     eb_jw w;
     eb__body(c, &w);
     eb_jw_arr_open(&w);
-    for (size_t i = 0; i < n; i++)
-        write_envelope(&w, msgs[i].type, msgs[i].data, &msgs[i].opts);
+    for (size_t i = 0; i < n; i++) {
+        message_in(c, msgs, i, &m, &o); /* checked above */
+        write_envelope(&w, m.type, m.data, &o);
+    }
     eb_jw_arr_close(&w);
     eb__path(c, "/v1/events/batch");
     const eb_json *root;
     int rc = eb__call(c, "POST", true, 0, &root);
-    return rc ? rc : read_receipts(c, root, res, n, NULL);
+    return rc ? rc : read_receipts(c, root, true, out);
 }
 
-int eb_publish_json(eb_client *c, const char *json, size_t len, eb_publish_result *res,
-                    size_t res_cap, size_t *nres)
+int eb_publish_json(eb_client *c, const char *json, size_t len, eb_receipts **out)
 {
-    if (nres)
-        *nres = 0;
+    if (out)
+        *out = NULL;
     if (!json)
         return eb__fail(c, EB_EINVAL, "no event given");
     int rc = eb__check_json(c, "event", json, len);
@@ -138,14 +176,7 @@ int eb_publish_json(eb_client *c, const char *json, size_t len, eb_publish_resul
     const eb_json *root;
     if ((rc = eb__call(c, "POST", true, 0, &root)))
         return rc;
-    if (batch)
-        return read_receipts(c, root, res, res_cap, nres);
-    eb_publish_result tmp;
-    if (!read_receipt(root, res && res_cap ? res : &tmp))
-        return eb__bad_answer(c, "no id, seq or time in the receipt");
-    if (nres)
-        *nres = 1;
-    return 0;
+    return read_receipts(c, root, batch, out);
 }
 
 /* --- event lists ------------------------------------------------------------ */
@@ -359,7 +390,10 @@ int eb_events_get(eb_client *c, const char *id, eb_events **out)
 int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
 {
     *out = NULL;
-    eb_browse_opts q = o ? *o : (eb_browse_opts){0};
+    eb_browse_opts q;
+    int rc = EB__OPTS_IN(c, eb_browse_opts, limit, o, &q);
+    if (rc)
+        return rc;
     char num[24];
     eb__path(c, "/v1/events");
     if (q.type)
@@ -377,7 +411,7 @@ int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
         eb__path_query(c, "limit", num);
     }
     const eb_json *root;
-    int rc = eb__call(c, "GET", false, 0, &root);
+    rc = eb__call(c, "GET", false, 0, &root);
     return rc ? rc : eb__events_from(c, root, "events", "next_after_seq", EB__EVENTS_PLAIN, out);
 }
 

@@ -55,7 +55,7 @@ ALLOWED = {
     "pub-client": ["pub-base"],
     "http": ["pub-base", "util", "json"],
     "lib": ["pub-base", "pub-client", "util", "json"],
-    "cli": ["pub-base", "pub-client", "util", "json"],
+    "cli": ["pub-base", "pub-client", "util"],
     "examples": ["pub-base", "pub-client"],
     "tools": ["pub-base", "util", "json", "schema", "log", "store"],
     "tests-lib": ["pub-base", "pub-client", "tests"],

@@ -31,13 +31,13 @@ int main(int argc, char **argv)
                  amount, email);
 
     eb_client *c;
-    eb_client_opts o = {.url = url};
+    eb_client_opts o = {.size = sizeof o, .url = url};
     if (eb_client_new(&o, &c) != 0) {
         fprintf(stderr, "order-service: bad URL\n");
         return 2;
     }
-    eb_publish_opts po = {.source = "order-service", .key = id};
-    eb_publish_result r;
+    eb_publish_opts po = {.size = sizeof po, .source = "order-service", .key = id};
+    eb_publish_result r = {.size = sizeof r};
     int rc = eb_publish(c, "order.created", data, &po, &r);
     if (rc == 0) {
         printf("order-service: order %s published (seq %llu)\n", id, (unsigned long long)r.seq);

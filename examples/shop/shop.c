@@ -39,13 +39,13 @@ int shop_consume(const shop_opts *o, const char *group, const char *consumer,
     sigaction(SIGTERM, &sa, NULL);
 
     eb_client *c;
-    eb_client_opts co = {.url = o->url};
+    eb_client_opts co = {.size = sizeof co, .url = o->url};
     if (eb_client_new(&co, &c) != 0) {
         fprintf(stderr, "%s: bad URL\n", consumer);
         return 2;
     }
-    eb_consume_stats st;
-    eb_consume_opts opts = {.arg = arg, .stop = &stop, .idle_ms = o->idle_ms, .stats = &st};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts opts = {.size = sizeof opts, .arg = arg, .stop = &stop, .idle_ms = o->idle_ms, .stats = &st};
     int rc = eb_consume(c, group, consumer, handler, &opts);
     if (rc)
         fprintf(stderr, "%s: %s (%s)\n", consumer, eb_client_error(c)->message, eb_strerror(rc));

@@ -63,7 +63,7 @@ static void spawn(eb_test_daemon *d)
 static int wait_ready(eb_test_daemon *d)
 {
     eb_client *c;
-    eb_client_opts o = {.url = d->url, .connect_timeout_ms = 200, .timeout_ms = 1000};
+    eb_client_opts o = {.size = sizeof o, .url = d->url, .connect_timeout_ms = 200, .timeout_ms = 1000};
     CHECK_OK(eb_client_new(&o, &c));
     int ok = 0;
     for (int i = 0; i < 400 && !ok; i++) {
@@ -122,7 +122,7 @@ void eb_test_daemon_restart(eb_test_daemon *d)
 struct eb_client *eb_test_client(const char *url)
 {
     eb_client *c = NULL;
-    eb_client_opts o = {.url = url, .timeout_ms = 10000};
+    eb_client_opts o = {.size = sizeof o, .url = url, .timeout_ms = 10000};
     CHECK_OK(eb_client_new(&o, &c));
     return c;
 }

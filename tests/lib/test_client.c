@@ -34,16 +34,16 @@ static uint64_t ms_now(void)
 TEST(url_forms)
 {
     eb_client *c;
-    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "http://localhost:9/bus/"}, &c));
+    CHECK_OK(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://localhost:9/bus/"}, &c));
     CHECK_STR(eb_client_url(c), "http://localhost:9/bus");
     eb_client_free(c);
-    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "127.0.0.1:8471"}, &c));
+    CHECK_OK(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "127.0.0.1:8471"}, &c));
     CHECK_STR(eb_client_url(c), "http://127.0.0.1:8471");
     eb_client_free(c);
-    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "[::1]:8472"}, &c));
+    CHECK_OK(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "[::1]:8472"}, &c));
     CHECK_STR(eb_client_url(c), "http://[::1]:8472");
     eb_client_free(c);
-    CHECK_OK(eb_client_new(&(eb_client_opts){.url = "http://example.org"}, &c));
+    CHECK_OK(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://example.org"}, &c));
     CHECK_STR(eb_client_url(c), "http://example.org:80");
     eb_client_free(c);
     setenv("EVENTBUS_URL", "http://10.1.2.3:1234", 1);
@@ -56,11 +56,11 @@ TEST(url_forms)
     eb_client_free(c);
 
     c = NULL;
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "https://x:1"}, &c), EB_EUNSUPP);
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "http://x:port"}, &c), EB_EINVAL);
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "http://:80"}, &c), EB_EINVAL);
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "[::1"}, &c), EB_EINVAL);
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "x:123456"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://x:port"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://:80"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "[::1"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "x:123456"}, &c), EB_EINVAL);
     CHECK(c == NULL);
     eb_client_free(NULL);
 }
@@ -70,7 +70,7 @@ TEST(connect_refused_is_econnect)
     char url[64];
     snprintf(url, sizeof url, "127.0.0.1:%d", eb_test_free_port());
     eb_client *c = eb_test_client(url);
-    eb_publish_result r;
+    eb_publish_result r = {.size = sizeof r};
     CHECK_EQ(eb_publish(c, "a.b", "{}", NULL, &r), EB_ECONNECT);
     const eb_error *e = eb_client_error(c);
     CHECK_EQ(e->code, EB_ECONNECT);
@@ -91,10 +91,12 @@ TEST(bad_data_is_refused_locally)
     CHECK_EQ(eb_publish(c, "a.b", "{\"x\":1,}", NULL, NULL), EB_ESYNTAX);
     CHECK(strstr(eb_client_error(c)->message, "data: malformed JSON at line 1, column 8") != NULL);
     CHECK_EQ(eb_publish(c, "", "{}", NULL, NULL), EB_EINVAL);
-    eb_message m[2] = {{.type = "a.b", .data = "1"}, {.type = "a.b", .data = "[1"}};
-    CHECK_EQ(eb_publish_batch(c, m, 2, NULL), EB_ESYNTAX);
+    eb_message m[2] = {{.size = sizeof m[0], .type = "a.b", .data = "1"},
+                       {.size = sizeof m[1], .type = "a.b", .data = "[1"}};
+    const eb_message *mp[2] = {&m[0], &m[1]};
+    CHECK_EQ(eb_publish_batch(c, mp, 2, NULL), EB_ESYNTAX);
     CHECK(strstr(eb_client_error(c)->message, "event 1: data") != NULL);
-    CHECK_EQ(eb_publish_batch(c, m, 0, NULL), EB_EINVAL);
+    CHECK_EQ(eb_publish_batch(c, mp, 0, NULL), EB_EINVAL);
     CHECK_EQ(eb_schemas_register(c, "a.b", "{nope}", NULL, NULL), EB_ESYNTAX);
     eb_client_free(c);
 }
@@ -105,7 +107,7 @@ TEST(publish_and_get)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
-    eb_publish_result r1, r2;
+    eb_publish_result r1 = {.size = sizeof r1}, r2 = {.size = sizeof r2};
     const char *data = "{\"orderId\":\"A-1\",\"amount\":12345678901234567890123,\"currency\":\"EUR\"}";
     CHECK_OK(eb_publish(c, "order.created", data, NULL, &r1));
     CHECK_EQ(eb_client_error(c)->http_status, 201);
@@ -113,7 +115,7 @@ TEST(publish_and_get)
     CHECK(r1.seq >= 1);
     CHECK(strchr(r1.time, 'T') && r1.time[strlen(r1.time) - 1] == 'Z');
     CHECK(!r1.duplicate);
-    eb_publish_opts o = {.id = "order-A-2", .key = "customer-7", .source = "order-service",
+    eb_publish_opts o = {.size = sizeof o, .id = "order-A-2", .key = "customer-7", .source = "order-service",
                          .subject = "A-2", .correlation_id = "req-1", .causation_id = "cmd-1"};
     CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"A-2\"}", &o, &r2));
     CHECK_STR(r2.id, "order-A-2");
@@ -156,7 +158,7 @@ TEST(reading_data_by_pointer)
     eb_client *c = eb_test_up(&d, NULL);
     const char *data = "{\"customer\":{\"email\":\"bob@x.org\",\"a/b\":1,\"t~\":2},"
                        "\"items\":[{\"sku\":\"S-1\",\"qty\":3}],\"amount\":12.5,\"long\":\"0123456789\"}";
-    eb_publish_result r;
+    eb_publish_result r = {.size = sizeof r};
     CHECK_OK(eb_publish(c, "order.created", data, NULL, &r));
     eb_events *l;
     CHECK_OK(eb_events_get(c, r.id, &l));
@@ -193,8 +195,8 @@ TEST(duplicate_id_is_reported)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
-    eb_publish_opts o = {.id = "pay-1"};
-    eb_publish_result a, b;
+    eb_publish_opts o = {.size = sizeof o, .id = "pay-1"};
+    eb_publish_result a = {.size = sizeof a}, b = {.size = sizeof b};
     CHECK_OK(eb_publish(c, "payment.done", "{\"n\":1}", &o, &a));
     CHECK_OK(eb_publish(c, "payment.done", "{\"n\":1}", &o, &b));
     CHECK(!a.duplicate && b.duplicate);
@@ -208,7 +210,7 @@ TEST(schema_violation_detail)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
-    eb_schemas_result s;
+    eb_schemas_result s = {.size = sizeof s};
     CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, &s));
     CHECK_EQ(s.version, 1);
     CHECK(!s.existing);
@@ -216,7 +218,7 @@ TEST(schema_violation_detail)
     CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, &s));
     CHECK(s.existing && s.version == 1);
 
-    eb_publish_result r;
+    eb_publish_result r = {.size = sizeof r};
     CHECK_EQ(eb_publish(c, "order.created", "{\"orderId\":\"A-9\",\"amount\":-5}", NULL, &r),
              EB_ESCHEMA);
     const eb_error *e = eb_client_error(c);
@@ -242,35 +244,58 @@ TEST(schemas_check_list_get)
     CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, "backward", NULL));
     const char *breaking =
         "{\"type\":\"object\",\"required\":[\"orderId\",\"amount\",\"currency\",\"customerId\"]}";
-    bool ok = true;
-    char *ans = NULL;
-    CHECK_OK(eb_schemas_check(c, "order.created", breaking, NULL, &ok, &ans));
-    CHECK(!ok);
-    CHECK(strstr(ans, "customerId") != NULL);
-    eb_free(ans);
+    eb_schemas_verdict *v = NULL;
+    CHECK_OK(eb_schemas_check(c, "order.created", breaking, NULL, &v));
+    CHECK(!v->compatible);
+    CHECK(strstr(eb_client_answer(c, NULL), "customerId") != NULL);
+    CHECK_EQ(v->version, 2);
+    CHECK_STR(v->compatibility, "backward");
+    CHECK(v->nchanges >= 1);
+    bool named = false;
+    for (size_t i = 0; i < v->nchanges; i++)
+        named |= strstr(v->changes[i]->message, "customerId") != NULL;
+    CHECK(named);
+    eb_result_free(v);
     CHECK_EQ(eb_schemas_register(c, "order.created", breaking, NULL, NULL), EB_ECONFLICT);
     CHECK_STR(eb_client_error(c)->server_code, "incompatible_schema");
     CHECK(strstr(eb_client_error(c)->details, "customerId") != NULL);
     /* mode none lets it through */
-    eb_schemas_result s;
+    eb_schemas_result s = {.size = sizeof s};
     CHECK_OK(eb_schemas_register(c, "order.created", breaking, "none", &s));
     CHECK_EQ(s.version, 2);
     CHECK_STR(s.compatibility, "none");
 
-    CHECK_OK(eb_schemas_list(c, &ans));
-    CHECK(strstr(ans, "\"order.created\"") && strstr(ans, "[1,2]"));
-    eb_free(ans);
-    CHECK_OK(eb_schemas_get(c, "order.created", 0, &ans));
-    CHECK(strstr(ans, "\"latest\"") && strstr(ans, "customerId"));
-    eb_free(ans);
-    CHECK_OK(eb_schemas_get(c, "order.created", 1, &ans));
-    CHECK(strstr(ans, "\"version\":1") && !strstr(ans, "customerId"));
-    eb_free(ans);
-    CHECK_EQ(eb_schemas_get(c, "order.created", 7, &ans), EB_ENOTFOUND);
-    CHECK(ans == NULL);
-    CHECK_EQ(eb_schemas_get(c, "no.such", 0, &ans), EB_ENOTFOUND);
-    CHECK_EQ(eb_schemas_check(c, "order.created", "{\"minimum\":\"x\"}", NULL, &ok, NULL),
+    eb_schemas_registry *reg = NULL;
+    CHECK_OK(eb_schemas_list(c, &reg));
+    CHECK(strstr(eb_client_answer(c, NULL), "\"order.created\"") &&
+          strstr(eb_client_answer(c, NULL), "[1,2]"));
+    CHECK_EQ(reg->n, 1);
+    CHECK_STR(reg->types[0]->type, "order.created");
+    CHECK_STR(reg->types[0]->compatibility, "none");
+    CHECK(reg->types[0]->nversions == 2 && reg->types[0]->versions[0] == 1 &&
+          reg->types[0]->versions[1] == 2);
+    eb_result_free(reg);
+    eb_schemas_type *t = NULL;
+    CHECK_OK(eb_schemas_get(c, "order.created", 0, &t));
+    CHECK(strstr(eb_client_answer(c, NULL), "\"latest\""));
+    CHECK_EQ(t->version->version, 2);
+    CHECK_EQ(t->nversions, 2);
+    CHECK(strstr(t->version->schema, "customerId") != NULL);
+    CHECK_EQ(t->version->schema_len, strlen(t->version->schema));
+    CHECK(t->version->registered_at && strchr(t->version->registered_at, 'T'));
+    eb_result_free(t);
+    CHECK_OK(eb_schemas_get(c, "order.created", 1, &t));
+    CHECK(strstr(eb_client_answer(c, NULL), "\"version\":1"));
+    CHECK_EQ(t->version->version, 1);
+    CHECK(!strstr(t->version->schema, "customerId"));
+    CHECK_STR(t->type, "order.created");
+    eb_result_free(t);
+    CHECK_EQ(eb_schemas_get(c, "order.created", 7, &t), EB_ENOTFOUND);
+    CHECK(t == NULL);
+    CHECK_EQ(eb_schemas_get(c, "no.such", 0, &t), EB_ENOTFOUND);
+    CHECK_EQ(eb_schemas_check(c, "order.created", "{\"minimum\":\"x\"}", NULL, &v),
              EB_EINVAL);
+    CHECK(v == NULL);
     CHECK_STR(eb_client_error(c)->server_code, "invalid_schema");
     eb_test_down(&d, c);
 }
@@ -280,25 +305,36 @@ TEST(batch_is_atomic)
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
     CHECK_OK(eb_schemas_register(c, "order.created", ORDER_SCHEMA, NULL, NULL));
+    eb_publish_opts o2 = {.size = sizeof o2, .id = "b-2", .key = "k"};
     eb_message m[3] = {
-        {.type = "order.created", .data = "{\"orderId\":\"1\",\"amount\":1,\"currency\":\"EUR\"}"},
-        {.type = "order.created", .data = "{\"orderId\":\"2\",\"amount\":2,\"currency\":\"EUR\"}",
-         .opts = {.id = "b-2", .key = "k"}},
-        {.type = "order.created", .data = "{\"orderId\":\"3\",\"amount\":3}"},
+        {.size = sizeof m[0], .type = "order.created",
+         .data = "{\"orderId\":\"1\",\"amount\":1,\"currency\":\"EUR\"}"},
+        {.size = sizeof m[1], .type = "order.created",
+         .data = "{\"orderId\":\"2\",\"amount\":2,\"currency\":\"EUR\"}", .opts = &o2},
+        {.size = sizeof m[2], .type = "order.created", .data = "{\"orderId\":\"3\",\"amount\":3}"},
     };
-    eb_publish_result r[3];
-    CHECK_EQ(eb_publish_batch(c, m, 3, r), EB_ESCHEMA);
+    const eb_message *mp[3] = {&m[0], &m[1], &m[2]};
+    eb_receipts *rec = NULL;
+    CHECK_EQ(eb_publish_batch(c, mp, 3, &rec), EB_ESCHEMA);
+    CHECK(rec == NULL);
     CHECK(strstr(eb_client_error(c)->details, "\"index\":2") != NULL);
+    const eb_error *e = eb_client_error(c);
+    CHECK(e->ndetails >= 1);
+    for (size_t i = 0; i < e->ndetails; i++) /* every detail names the refused event */
+        CHECK_EQ(e->detail[i]->index, 2);
+    CHECK(e->detail[0]->path && strstr(e->detail[0]->path, "currency"));
     eb_events *l;
     CHECK_OK(eb_events_browse(c, NULL, &l));
     CHECK_EQ(eb_events_count(l), 0); /* nothing was written */
     eb_events_free(l);
 
     m[2].data = "{\"orderId\":\"3\",\"amount\":3,\"currency\":\"USD\"}";
-    CHECK_OK(eb_publish_batch(c, m, 3, r));
-    CHECK_STR(r[1].id, "b-2");
-    CHECK_EQ(r[1].seq, r[0].seq + 1);
-    CHECK_EQ(r[2].seq, r[0].seq + 2);
+    CHECK_OK(eb_publish_batch(c, mp, 3, &rec));
+    CHECK_EQ(rec->n, 3);
+    CHECK_STR(rec->results[1]->id, "b-2");
+    CHECK_EQ(rec->results[1]->seq, rec->results[0]->seq + 1);
+    CHECK_EQ(rec->results[2]->seq, rec->results[0]->seq + 2);
+    eb_result_free(rec);
     CHECK_OK(eb_events_get(c, "b-2", &l));
     CHECK_STR(eb_events_at(l, 0)->key, "k");
     eb_events_free(l);
@@ -311,22 +347,24 @@ TEST(publish_json_envelopes)
     eb_client *c = eb_test_up(&d, NULL);
     const char *one = "{\"type\":\"user.signed_up\",\"id\":\"u-1\",\"data\":{\"email\":\"a@b.c\"},"
                       "\"extensions\":{\"tenant\":\"t1\"}}";
-    eb_publish_result r[4];
-    size_t n = 0;
-    CHECK_OK(eb_publish_json(c, one, strlen(one), r, 4, &n));
-    CHECK_EQ(n, 1);
-    CHECK_STR(r[0].id, "u-1");
+    eb_receipts *r = NULL;
+    CHECK_OK(eb_publish_json(c, one, strlen(one), &r));
+    CHECK_EQ(r->n, 1);
+    CHECK_STR(r->results[0]->id, "u-1");
+    eb_result_free(r);
     const char *many = "[{\"type\":\"a.x\",\"data\":1},{\"type\":\"a.y\",\"data\":[2]}]";
-    CHECK_OK(eb_publish_json(c, many, strlen(many), r, 4, &n));
-    CHECK_EQ(n, 2);
-    CHECK_EQ(r[1].seq, r[0].seq + 1);
-    /* more results than room: counted, not written past res_cap */
-    CHECK_OK(eb_publish_json(c, many, strlen(many), r, 1, &n));
-    CHECK_EQ(n, 2);
+    CHECK_OK(eb_publish_json(c, many, strlen(many), &r));
+    CHECK_EQ(r->n, 2);
+    CHECK_EQ(r->results[1]->seq, r->results[0]->seq + 1);
+    eb_result_free(r);
+    /* no receipts wanted: still published */
+    CHECK_OK(eb_publish_json(c, many, strlen(many), NULL));
     const char *typo = "{\"type\":\"a.x\",\"dat\":1}";
-    CHECK_EQ(eb_publish_json(c, typo, strlen(typo), r, 4, &n), EB_EINVAL);
-    CHECK_EQ(n, 0);
+    CHECK_EQ(eb_publish_json(c, typo, strlen(typo), &r), EB_EINVAL);
+    CHECK(r == NULL);
     CHECK(strstr(eb_client_error(c)->details, "/dat") != NULL);
+    const eb_error_detail *d0 = eb_client_error(c)->ndetails ? eb_client_error(c)->detail[0] : NULL;
+    CHECK(d0 && strstr(d0->path ? d0->path : d0->field ? d0->field : "", "/dat"));
     eb_test_down(&d, c);
 }
 
@@ -339,7 +377,7 @@ TEST(browse_pages)
         snprintf(data, sizeof data, "{\"i\":%d}", i);
         CHECK_OK(eb_publish(c, i % 2 ? "odd.n" : "even.n", data, NULL, NULL));
     }
-    eb_browse_opts q = {.type = "even.n", .limit = 3, .since = "1h"};
+    eb_browse_opts q = {.size = sizeof q, .type = "even.n", .limit = 3, .since = "1h"};
     eb_events *l;
     CHECK_OK(eb_events_browse(c, &q, &l));
     CHECK_EQ(eb_events_count(l), 3);
@@ -353,12 +391,12 @@ TEST(browse_pages)
     CHECK_EQ(eb_events_count(l), 1);
     CHECK_STR(eb_events_at(l, 0)->data, "{\"i\":6}");
     eb_events_free(l);
-    q = (eb_browse_opts){.since = "0s"};
+    q = (eb_browse_opts){.size = sizeof(eb_browse_opts), .since = "0s"};
     CHECK_OK(eb_events_browse(c, &q, &l));
     CHECK_EQ(eb_events_count(l), 0);
     CHECK(eb_events_next(l) == NULL);
     eb_events_free(l);
-    q = (eb_browse_opts){.since = "yesterday"};
+    q = (eb_browse_opts){.size = sizeof(eb_browse_opts), .since = "yesterday"};
     CHECK_EQ(eb_events_browse(c, &q, &l), EB_EINVAL);
     CHECK(strstr(eb_client_error(c)->details, "since") != NULL);
     eb_test_down(&d, c);
@@ -393,7 +431,7 @@ TEST(keepalive_survives_server_restart)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
-    eb_publish_result a, b;
+    eb_publish_result a = {.size = sizeof a}, b = {.size = sizeof b};
     CHECK_OK(eb_publish(c, "a.b", "1", NULL, &a));
     CHECK_OK(eb_publish(c, "a.b", "2", NULL, &b));
     /* The server goes away and comes back: the idle connection is stale.
@@ -459,7 +497,7 @@ static eb_client *client_for_peer(const peer *p, uint32_t timeout_ms,
     char url[64];
     snprintf(url, sizeof url, "127.0.0.1:%d", p->port);
     eb_client *c;
-    eb_client_opts o = {.url = url, .timeout_ms = timeout_ms, .cancel = cancel};
+    eb_client_opts o = {.size = sizeof o, .url = url, .timeout_ms = timeout_ms, .cancel = cancel};
     CHECK_OK(eb_client_new(&o, &c));
     return c;
 }
@@ -554,7 +592,7 @@ TEST(raised_cancel_flag_sends_nothing)
     eb_test_daemon_start(&d, NULL);
     static volatile sig_atomic_t flag = 1;
     eb_client *c;
-    CHECK_OK(eb_client_new(&(eb_client_opts){.url = d.url, .cancel = &flag}, &c));
+    CHECK_OK(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = d.url, .cancel = &flag}, &c));
     CHECK_EQ(eb_publish(c, "a.b", "1", NULL, NULL), EB_ECANCELED);
     flag = 0;
     eb_events *l;
@@ -567,10 +605,99 @@ TEST(raised_cancel_flag_sends_nothing)
     eb_test_down(&d, c);
 }
 
+/* --- growing structs, version, JSON text ------------------------------------- */
+
+TEST(struct_sizes_are_checked)
+{
+    eb_client *c = NULL;
+    /* a size below the first version's: refused (a program that forgot it) */
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.url = "127.0.0.1:1"}, &c), EB_EINVAL);
+    CHECK(c == NULL);
+    /* a newer program's struct: fine while the fields this library does not
+     * know are zero, EB_EUNSUPP once one is set */
+    struct {
+        eb_client_opts o;
+        uint64_t       newer_field;
+    } big = {.o = {.size = sizeof big, .url = "127.0.0.1:1"}};
+    CHECK_OK(eb_client_new(&big.o, &c));
+    eb_client_free(c);
+    c = NULL;
+    big.newer_field = 1;
+    CHECK_EQ(eb_client_new(&big.o, &c), EB_EUNSUPP);
+    CHECK(c == NULL);
+
+    char url[64];
+    snprintf(url, sizeof url, "127.0.0.1:%d", eb_test_free_port());
+    c = eb_test_client(url);
+    eb_publish_opts o = {.key = "k"}; /* no size */
+    CHECK_EQ(eb_publish(c, "a.b", "{}", &o, NULL), EB_EINVAL);
+    CHECK(strstr(eb_client_error(c)->message, "eb_publish_opts.size") != NULL);
+    eb_publish_result r = {0};
+    CHECK_EQ(eb_publish(c, "a.b", "{}", NULL, &r), EB_EINVAL);
+    CHECK(strstr(eb_client_error(c)->message, "eb_publish_result.size") != NULL);
+    struct {
+        eb_publish_opts o;
+        const char     *newer_field;
+    } bigo = {.o = {.size = sizeof bigo}, .newer_field = "x"};
+    CHECK_EQ(eb_publish(c, "a.b", "{}", &bigo.o, NULL), EB_EUNSUPP);
+    bigo.newer_field = NULL; /* then it goes out (and finds no server) */
+    CHECK_EQ(eb_publish(c, "a.b", "{}", &bigo.o, NULL), EB_ECONNECT);
+    eb_message m = {.type = "a.b"}, *mp[1] = {&m};
+    CHECK_EQ(eb_publish_batch(c, (const eb_message *const *)mp, 1, NULL), EB_EINVAL);
+    eb_groups_config g = {.types = (const char *[]){"a.b"}, .ntypes = 1};
+    CHECK_EQ(eb_groups_put(c, "g", &g, NULL, NULL), EB_EINVAL);
+    CHECK_EQ(eb_events_browse(c, &(eb_browse_opts){.limit = 1}, &(eb_events *){NULL}),
+             EB_EINVAL);
+    eb_settle_result s = {0};
+    const char *id = "d-1";
+    CHECK_EQ(eb_ack(c, "g", &id, 1, &s), EB_EINVAL);
+    eb_client_free(c);
+}
+
+TEST(version_and_json_text)
+{
+    const char *v = NULL;
+    CHECK_EQ(eb_version(&v), EB_VERSION_HEX);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", EB_VERSION_MAJOR, EB_VERSION_MINOR, EB_VERSION_PATCH);
+    CHECK_STR(v, want);
+    CHECK_EQ(eb_version(NULL), EB_VERSION_HEX);
+
+    uint32_t line = 0, col = 0;
+    char why[96];
+    CHECK_OK(eb_json_check("{\"a\":[1,2]}", 11, &line, &col, why, sizeof why));
+    CHECK_EQ(eb_json_check("{\"a\":1,\n \"b\":}", 15, &line, &col, why, sizeof why), EB_ESYNTAX);
+    CHECK_EQ(line, 2);
+    CHECK_EQ(col, 6);
+    CHECK(*why);
+    CHECK_EQ(eb_json_check("[1] [2]", 7, NULL, NULL, NULL, 0), EB_ESYNTAX);
+
+    char *p = NULL;
+    const char *in = "{\"b\":[1,2.50,{}],\"a\":\"\\u00e9\\/\",\"c\":[],\"d\":{\"e\":null,\"f\":true}}";
+    CHECK_OK(eb_json_pretty(in, strlen(in), &p));
+    CHECK_STR(p, "{\n"
+                 "  \"b\": [\n"
+                 "    1,\n"
+                 "    2.50,\n"
+                 "    {}\n"
+                 "  ],\n"
+                 "  \"a\": \"\xc3\xa9/\",\n"
+                 "  \"c\": [],\n"
+                 "  \"d\": {\n"
+                 "    \"e\": null,\n"
+                 "    \"f\": true\n"
+                 "  }\n"
+                 "}");
+    eb_free(p);
+    CHECK_EQ(eb_json_pretty("{", 1, &p), EB_ESYNTAX);
+    CHECK(p == NULL);
+}
+
 TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_locally),
           T(publish_and_get), T(reading_data_by_pointer), T(duplicate_id_is_reported), T(schema_violation_detail),
           T(schemas_check_list_get), T(batch_is_atomic), T(publish_json_envelopes),
           T(browse_pages), T(raw_request), T(keepalive_survives_server_restart),
           T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
           T(error_without_json_body), T(silent_server_times_out),
-          T(cancel_flag_from_a_signal), T(raised_cancel_flag_sends_nothing))
+          T(cancel_flag_from_a_signal), T(raised_cancel_flag_sends_nothing),
+          T(struct_sizes_are_checked), T(version_and_json_text))

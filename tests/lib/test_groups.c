@@ -35,7 +35,7 @@ static const char *const ORDER_TYPES[] = {"order.created"};
 static void make_group(eb_client *c, const char *name, uint32_t max_attempts,
                        uint32_t ack_timeout_ms)
 {
-    eb_groups_config g = {.types = ORDER_TYPES, .ntypes = 1, .max_attempts = max_attempts,
+    eb_groups_config g = {.size = sizeof g, .types = ORDER_TYPES, .ntypes = 1, .max_attempts = max_attempts,
                           .backoff_initial_ms = 50, .backoff_max_ms = 100, .has_jitter = true,
                           .backoff_jitter = 0, .ack_timeout_ms = ack_timeout_ms};
     bool created = false;
@@ -61,55 +61,80 @@ static eb_events *pull(eb_client *c, const char *group, uint32_t max, uint32_t w
 
 /* --- management ----------------------------------------------------------- */
 
+/* The group's figures (eb_groups_get), by value: only its numbers and flags
+ * are read after the result is freed. */
+static eb_groups_info state(eb_client *c, const char *group)
+{
+    eb_groups_info *g = NULL, v;
+    CHECK_OK(eb_groups_get(c, group, &g));
+    v = *g;
+    v.name = NULL;
+    v.types = NULL;
+    v.consumers = NULL;
+    v.start = v.ordering = NULL;
+    eb_result_free(g);
+    return v;
+}
+
 TEST(group_crud)
 {
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
     const char *types[] = {"order.created", "payment.*"};
-    eb_groups_config g = {.types = types, .ntypes = 2, .ordering = "key"};
+    eb_groups_config g = {.size = sizeof g, .types = types, .ntypes = 2, .ordering = "key"};
     bool created = false;
-    char *ans = NULL;
-    CHECK_OK(eb_groups_put(c, "billing", &g, &created, &ans));
+    eb_groups_info *gi = NULL;
+    CHECK_OK(eb_groups_put(c, "billing", &g, &created, &gi));
     CHECK(created);
     CHECK_EQ(eb_client_error(c)->http_status, 201);
-    CHECK(strstr(ans, "\"max_attempts\":4") != NULL); /* the defaults are filled in */
-    CHECK(strstr(ans, "\"payment.*\"") != NULL);
-    eb_free(ans);
+    CHECK(strstr(eb_client_answer(c, NULL), "\"max_attempts\":4") != NULL);
+    CHECK_EQ(gi->max_attempts, 4); /* the defaults are filled in */
+    CHECK(gi->has_config && gi->ntypes == 2);
+    CHECK_STR(gi->types[1], "payment.*");
+    CHECK_STR(gi->name, "billing");
+    CHECK_EQ(gi->backoff_multiplier, 2);
+    eb_result_free(gi);
     g.max_attempts = 7;
     CHECK_OK(eb_groups_put(c, "billing", &g, &created, NULL));
     CHECK(!created);
     CHECK_EQ(eb_client_error(c)->http_status, 200);
 
-    CHECK_OK(eb_groups_list(c, &ans));
-    CHECK(strstr(ans, "\"billing\"") != NULL);
-    eb_free(ans);
-    CHECK_OK(eb_groups_get(c, "billing", &ans));
-    CHECK(strstr(ans, "\"max_attempts\":7") && strstr(ans, "\"ordering\":\"key\""));
-    eb_free(ans);
+    eb_groups_all *all = NULL;
+    CHECK_OK(eb_groups_list(c, &all));
+    CHECK(strstr(eb_client_answer(c, NULL), "\"billing\"") != NULL);
+    CHECK_EQ(all->n, 1);
+    CHECK_STR(all->groups[0]->name, "billing");
+    CHECK(!all->groups[0]->has_detail);
+    eb_result_free(all);
+    CHECK_OK(eb_groups_get(c, "billing", &gi));
+    CHECK(strstr(eb_client_answer(c, NULL), "\"max_attempts\":7"));
+    CHECK_EQ(gi->max_attempts, 7);
+    CHECK_STR(gi->ordering, "key");
+    CHECK(gi->has_detail);
+    eb_result_free(gi);
 
-    eb_groups_state st;
-    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    eb_groups_info st = state(c, "billing");
     CHECK(!st.paused);
     CHECK_EQ(st.lag, 0);
     CHECK_EQ(st.ack_timeout_ms, 30000);
     CHECK_OK(eb_groups_pause(c, "billing"));
-    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    st = state(c, "billing");
     CHECK(st.paused);
     CHECK_OK(eb_groups_resume(c, "billing"));
-    CHECK_OK(eb_groups_state_get(c, "billing", &st));
+    st = state(c, "billing");
     CHECK(!st.paused);
 
     CHECK_OK(eb_groups_delete(c, "billing"));
     CHECK_EQ(eb_client_error(c)->http_status, 204);
-    CHECK_EQ(eb_groups_get(c, "billing", &ans), EB_ENOTFOUND);
-    CHECK(ans == NULL);
+    CHECK_EQ(eb_groups_get(c, "billing", &gi), EB_ENOTFOUND);
+    CHECK(gi == NULL);
     CHECK_EQ(eb_groups_delete(c, "billing"), EB_ENOTFOUND);
 
     CHECK_EQ(eb_groups_put(c, "bad name!", &g, NULL, NULL), EB_EINVAL);
     CHECK_STR(eb_client_error(c)->server_code, "invalid_request");
     g.ntypes = 0;
     CHECK_EQ(eb_groups_put(c, "empty", &g, NULL, NULL), EB_EINVAL); /* refused locally */
-    g = (eb_groups_config){.types = types, .ntypes = 1, .ordering = "random"};
+    g = (eb_groups_config){.size = sizeof(eb_groups_config), .types = types, .ntypes = 1, .ordering = "random"};
     CHECK_EQ(eb_groups_put(c, "g", &g, NULL, NULL), EB_EINVAL);
     CHECK(strstr(eb_client_error(c)->details, "ordering") != NULL);
     eb_test_down(&d, c);
@@ -138,10 +163,9 @@ TEST(pull_and_ack)
         CHECK(e->deadline != NULL);
         ids[i] = e->delivery_id;
     }
-    eb_groups_state st;
-    CHECK_OK(eb_groups_state_get(c, "inventory", &st));
+    eb_groups_info st = state(c, "inventory");
     CHECK_EQ(st.in_flight, 3);
-    eb_settle_result r;
+    eb_settle_result r = {.size = sizeof r};
     CHECK_OK(eb_ack(c, "inventory", ids, 3, &r));
     CHECK_EQ(r.done, 3);
     CHECK_EQ(r.unknown, 0);
@@ -149,7 +173,7 @@ TEST(pull_and_ack)
     CHECK_EQ(r.done, 0);
     CHECK_EQ(r.unknown, 3);
     eb_events_free(l);
-    CHECK_OK(eb_groups_state_get(c, "inventory", &st));
+    st = state(c, "inventory");
     CHECK_EQ(st.in_flight, 0);
     CHECK_EQ(st.lag, 0);
     CHECK_EQ(eb_pull(c, "nope", "x", 1, 0, &l), EB_ENOTFOUND);
@@ -205,7 +229,7 @@ TEST(nack_retry_dead_letter_redrive_purge)
     eb_events *l = pull(c, "notify", 1, 2000);
     CHECK_EQ(eb_events_count(l), 1);
     const char *id = eb_events_at(l, 0)->delivery_id;
-    eb_settle_result r;
+    eb_settle_result r = {.size = sizeof r};
     CHECK_OK(eb_nack(c, "notify", &id, 1, "smtp: bad address", 0, &r));
     CHECK_EQ(r.done, 1);
     eb_events_free(l);
@@ -217,8 +241,7 @@ TEST(nack_retry_dead_letter_redrive_purge)
     eb_events_free(l);
 
     /* max_attempts 2 reached: dead-lettered */
-    eb_groups_state st;
-    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    eb_groups_info st = state(c, "notify");
     CHECK_EQ(st.dead_letters, 1);
     CHECK_OK(eb_dlq_list(c, "notify", 10, NULL, &l));
     CHECK_EQ(eb_events_count(l), 1);
@@ -242,7 +265,7 @@ TEST(nack_retry_dead_letter_redrive_purge)
     CHECK_OK(eb_ack(c, "notify", &id, 1, &r));
     CHECK_EQ(r.done, 1);
     eb_events_free(l);
-    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    st = state(c, "notify");
     CHECK_EQ(st.dead_letters, 0);
 
     /* two more dead letters: purge one by id, then the rest */
@@ -270,7 +293,7 @@ TEST(nack_retry_dead_letter_redrive_purge)
     CHECK_EQ(n, 1);
     CHECK_OK(eb_dlq_purge(c, "notify", NULL, &n));
     CHECK_EQ(n, 1);
-    CHECK_OK(eb_groups_state_get(c, "notify", &st));
+    st = state(c, "notify");
     CHECK_EQ(st.dead_letters, 0);
     eb_test_down(&d, c);
 }
@@ -284,7 +307,7 @@ TEST(extend_and_expiry)
     eb_events *l = pull(c, "slow", 2, 2000);
     CHECK_EQ(eb_events_count(l), 2);
     const char *keep = eb_events_at(l, 0)->delivery_id, *lapse = eb_events_at(l, 1)->delivery_id;
-    eb_settle_result r;
+    eb_settle_result r = {.size = sizeof r};
     CHECK_OK(eb_extend(c, "slow", &keep, 1, 3000, &r));
     CHECK_EQ(r.done, 1);
     sleep_ms(1200); /* past the 500 ms lease of the one not extended */
@@ -310,7 +333,7 @@ TEST(replay_and_stats)
     eb_events *l = pull(c, "analytics", 10, 200);
     CHECK_EQ(eb_events_count(l), 0);
     eb_events_free(l);
-    eb_replay_opts ro = {.since = "2h"};
+    eb_replay_opts ro = {.size = sizeof ro, .since = "2h"};
     uint64_t requeued = 0, expired = 9;
     CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, &expired));
     CHECK_EQ(requeued, 3);
@@ -323,16 +346,22 @@ TEST(replay_and_stats)
     CHECK_OK(eb_ack(c, "analytics", ids, 3, NULL));
     uint64_t first = eb_events_at(l, 1)->seq;
     eb_events_free(l);
-    ro = (eb_replay_opts){.since_seq = first};
+    ro = (eb_replay_opts){.size = sizeof(eb_replay_opts), .since_seq = first};
     CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, NULL));
     CHECK_EQ(requeued, 2);
-    CHECK_EQ(eb_replay(c, "analytics", &(eb_replay_opts){0}, NULL, NULL), EB_EINVAL);
+    CHECK_EQ(eb_replay(c, "analytics", &(eb_replay_opts){.size = sizeof(eb_replay_opts)}, NULL, NULL), EB_EINVAL);
 
-    char *stats = NULL;
+    eb_stats_info *stats = NULL;
     CHECK_OK(eb_stats(c, &stats));
-    CHECK(strstr(stats, "\"analytics\"") && strstr(stats, "\"head_seq\":4")); /* the next seq */
-    CHECK(strstr(stats, "\"replayed\"") != NULL);
-    eb_free(stats);
+    const char *raw = eb_client_answer(c, NULL);
+    CHECK(strstr(raw, "\"analytics\"") && strstr(raw, "\"head_seq\":4")); /* the next seq */
+    CHECK(strstr(raw, "\"replayed\"") != NULL);
+    CHECK_EQ(stats->head_seq, 4);
+    CHECK_EQ(stats->ngroups, 1);
+    CHECK_STR(stats->groups[0]->name, "analytics");
+    CHECK(stats->groups[0]->has_detail);
+    CHECK_INT(stats->groups[0]->counters.replayed, >=, 3);
+    eb_result_free(stats);
     eb_test_down(&d, c);
 }
 
@@ -373,8 +402,8 @@ TEST(consume_acks_and_dead_letters)
     CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"bad\"}", NULL, NULL));
     publish_orders(c, 3, 1);
     seen s = {.fail_bad = 1};
-    eb_consume_stats st;
-    eb_consume_opts o = {.arg = &s, .idle_ms = 1500, .wait_ms = 500, .stats = &st};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .idle_ms = 1500, .wait_ms = 500, .stats = &st};
     CHECK_OK(eb_consume(c, "notify", "notify-1", handler, &o));
     CHECK_EQ(st.handled, 5); /* 3 good + the bad one twice */
     CHECK_EQ(st.acked, 3);
@@ -387,8 +416,7 @@ TEST(consume_acks_and_dead_letters)
     CHECK(strstr(eb_events_at(l, 0)->error, "malformed email in") != NULL);
     CHECK_EQ(eb_events_at(l, 0)->attempts, 2);
     eb_events_free(l);
-    eb_groups_state gs;
-    CHECK_OK(eb_groups_state_get(c, "notify", &gs));
+    eb_groups_info gs = state(c, "notify");
     CHECK_EQ(gs.in_flight + gs.lag + gs.retry_scheduled, 0);
     eb_test_down(&d, c);
 }
@@ -400,22 +428,21 @@ TEST(consume_extends_slow_handler)
     make_group(c, "slow", 4, 1500);
     publish_orders(c, 1, 2);
     seen s = {.sleep_ms = 2000};
-    eb_consume_stats st;
-    eb_consume_opts o = {.arg = &s, .max_events = 2, .wait_ms = 2000, .stats = &st};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .max_events = 2, .wait_ms = 2000, .stats = &st};
     CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
     CHECK_EQ(st.handled, 2);
     CHECK_EQ(st.acked, 2);  /* both leases held over 4 s against a 1.5 s timeout */
     CHECK_EQ(st.lost, 0);
     CHECK_INT(st.extended, >=, 2);
     CHECK_STR(s.log, "{\"orderId\":\"A-1\"} {\"orderId\":\"A-2\"}");
-    eb_groups_state gs;
-    CHECK_OK(eb_groups_state_get(c, "slow", &gs));
+    eb_groups_info gs = state(c, "slow");
     CHECK_EQ(gs.in_flight + gs.retry_scheduled, 0);
 
     /* without extensions the same handler loses its lease */
     publish_orders(c, 3, 1);
     s = (seen){.sleep_ms = 2500};
-    o = (eb_consume_opts){.arg = &s, .max_events = 1, .no_extend = true, .stats = &st};
+    o = (eb_consume_opts){.size = sizeof(eb_consume_opts), .arg = &s, .max_events = 1, .no_extend = true, .stats = &st};
     CHECK_OK(eb_consume(c, "slow", "slow-1", handler, &o));
     CHECK_EQ(st.lost, 1);
     eb_test_down(&d, c);
@@ -436,7 +463,7 @@ TEST(consume_stops_on_signal)
     make_group(c, "g", 4, 30000);
     eb_test_sigusr1_after(300, on_usr1);
     seen s = {0};
-    eb_consume_opts o = {.arg = &s, .wait_ms = 30000, .stop = &stop_flag};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .wait_ms = 30000, .stop = &stop_flag};
     uint64_t t0 = ms_now();
     CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
     CHECK_INT(ms_now() - t0, <, 2000); /* the 30 s long poll was cut short */
@@ -455,8 +482,8 @@ TEST(consume_stop_releases_the_rest)
     publish_orders(c, 1, 5);
     volatile sig_atomic_t stop = 0;
     seen s = {.stop_after = 2, .stop = &stop};
-    eb_consume_stats st;
-    eb_consume_opts o = {.arg = &s, .max = 10, .wait_ms = 2000, .stop = &stop, .stats = &st};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .max = 10, .wait_ms = 2000, .stop = &stop, .stats = &st};
     CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
     CHECK_EQ(st.handled, 2);
     CHECK_EQ(st.acked, 2);
@@ -477,8 +504,8 @@ TEST(consume_max_events_leases_no_more)
     make_group(c, "g", 4, 30000);
     publish_orders(c, 1, 5);
     seen s = {0};
-    eb_consume_stats st;
-    eb_consume_opts o = {.arg = &s, .max = 10, .max_events = 2, .wait_ms = 2000, .stats = &st};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .max = 10, .max_events = 2, .wait_ms = 2000, .stats = &st};
     CHECK_OK(eb_consume(c, "g", "g-1", handler, &o));
     CHECK_EQ(st.handled, 2);
     CHECK_EQ(st.released, 0); /* only 2 were leased */
@@ -495,7 +522,7 @@ TEST(consume_refusals)
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
     seen s = {0};
-    eb_consume_opts o = {.arg = &s, .wait_ms = 100};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .wait_ms = 100};
     CHECK_EQ(eb_consume(c, "missing", "x", handler, &o), EB_ENOTFOUND);
     CHECK_EQ(eb_consume(c, "missing", "", handler, &o), EB_EINVAL);
     CHECK_EQ(eb_consume(c, "missing", "x", NULL, &o), EB_EINVAL);
@@ -513,7 +540,7 @@ static void *consume_main(void *arg)
 {
     consumer_thread *t = arg;
     eb_client *c = eb_test_client(t->url);
-    eb_consume_opts o = {.arg = &t->s, .wait_ms = 500, .max_events = 2, .stats = &t->st,
+    eb_consume_opts o = {.size = sizeof o, .arg = &t->s, .wait_ms = 500, .max_events = 2, .stats = &t->st,
                          .retry_max_ms = 20000};
     t->rc = eb_consume(c, "g", "g-1", handler, &o);
     eb_client_free(c);
@@ -526,7 +553,7 @@ TEST(consume_survives_server_restart)
     eb_client *c = eb_test_up(&d, NULL);
     make_group(c, "g", 4, 30000);
     publish_orders(c, 1, 1);
-    consumer_thread ct = {.url = d.url};
+    consumer_thread ct = {.url = d.url, .st = {.size = sizeof ct.st}};
     pthread_t t;
     CHECK(pthread_create(&t, NULL, consume_main, &ct) == 0);
     uint64_t t0 = ms_now();

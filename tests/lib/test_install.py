@@ -28,13 +28,13 @@ PROGRAM = r"""
 int main(int argc, char **argv)
 {
     eb_client *c;
-    eb_client_opts o = {.url = argv[1]};
+    eb_client_opts o = {.size = sizeof o, .url = argv[1]};
     if (argc < 2 || eb_client_new(&o, &c) != 0)
         return 2;
     const char *v;
     if (eb_version(&v) != EB_VERSION_HEX || strlen(v) < 5)
         return 3;
-    eb_publish_result r;
+    eb_publish_result r = {.size = sizeof r};
     int rc = eb_publish(c, "install.checked", "{\"ok\":true}", NULL, &r);
     if (rc) {
         fprintf(stderr, "%s: %s\n", eb_strerror(rc), eb_client_error(c)->message);
@@ -96,7 +96,7 @@ def test_exports():
     out = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True, text=True,
                          check=True).stdout
     exported = {line.split()[-1].split("@")[0] for line in out.splitlines()
-                if line.split()[-1][0] != "E"}  # EVENTBUS_0 is the version node
+                if line.split()[-1][0] != "E"}  # EVENTBUS_1 is the version node
     assert exported == want, f"exported vs header: {sorted(exported ^ want)}"
 
 
@@ -135,7 +135,7 @@ def test_installed_and_usable():
         files = {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest)
                  for f in fs}
         for want in ("include/eventbus.h", "include/eventbus/err.h",
-                     "include/eventbus/version.h", "libeventbus.so.0", "libeventbus.a", "bin/eventbus"):
+                     "include/eventbus/version.h", "libeventbus.so.1", "libeventbus.a", "bin/eventbus"):
             assert any(f.endswith(want) for f in files), (want, sorted(files))
         assert not any("json.h" in f or "httpc.h" in f for f in files), "internal headers leak"
         src = os.path.join(dest, "prog.c")
@@ -162,7 +162,7 @@ def test_installed_and_usable():
             assert out.returncode == 0, (prog, out.stderr)
             assert out.stdout.endswith('data {"ok":true}\n'), out.stdout
         ldd = subprocess.run(["ldd", shared], capture_output=True, text=True, env=env).stdout
-        assert os.path.join(libdir, "libeventbus.so.0") in ldd, ldd
+        assert os.path.join(libdir, "libeventbus.so.1") in ldd, ldd
         ldd = subprocess.run(["ldd", static], capture_output=True, text=True, env=env).stdout
         assert "libeventbus" not in ldd, ldd
         srv.stop()
