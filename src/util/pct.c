@@ -22,7 +22,7 @@ int eb_pct_decode(const char *s, size_t n, char *out, size_t cap, size_t *outn, 
             (hi = hexv(s[i + 1])) >= 0 && (lo = hexv(s[i + 2])) >= 0 && (hi | lo)) {
             c = (char)(hi << 4 | lo);
             i += 2;
-        } else if (c == '%' && mode == EB_PCT_STRICT) {
+        } else if ((c == '%' || c == '\0') && mode == EB_PCT_STRICT) {
             rc = EB_ESYNTAX;
             break;
         }

@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 enum {
-    EB_PCT_STRICT = 0,  /* a '%' not followed by two hex digits, or an escape
-                           that decodes to NUL, is EB_ESYNTAX */
-    EB_PCT_LENIENT = 1, /* such a '%' (or "%00") is copied as it stands */
+    EB_PCT_STRICT = 0,  /* a '%' not followed by two hex digits, an escape
+                           that decodes to NUL, or a NUL byte, is EB_ESYNTAX */
+    EB_PCT_LENIENT = 1, /* such a '%' (or "%00", or NUL) is copied as it stands */
 };
 
 /* Decodes s[0..n) into out (cap bytes, NUL-terminated; cap >= 1), *outn

@@ -220,6 +220,10 @@ TEST(pct_decode_strict_and_lenient)
         CHECK_OK(eb_pct_decode(bad[i], strlen(bad[i]), out, sizeof out, &n, EB_PCT_LENIENT));
         CHECK_STR(out, bad[i]);
     }
+    /* a NUL byte is refused when strict, kept when lenient */
+    CHECK_EQ(eb_pct_decode("a\0b", 3, out, sizeof out, &n, EB_PCT_STRICT), EB_ESYNTAX);
+    CHECK_OK(eb_pct_decode("a\0b", 3, out, sizeof out, &n, EB_PCT_LENIENT));
+    CHECK(n == 3 && out[1] == '\0' && out[2] == 'b');
     /* never reads past n: "%4" of "%41" is malformed */
     CHECK_EQ(eb_pct_decode("%41", 2, out, sizeof out, &n, EB_PCT_STRICT), EB_ESYNTAX);
     CHECK_EQ(eb_pct_decode("abcdef", 6, out, 4, &n, EB_PCT_STRICT), EB_ETOOBIG);
