@@ -74,11 +74,15 @@ TRANSITIONAL = {
 }
 
 # Where a quoted include is looked for after the including file's own folder
-# (the -I paths of the build, and the test runner's folder).
+# (the -I paths of the build, and the test runner's folder). <eventbus...>
+# is looked for in include/ only.
 SEARCH = ["include", "src", "tests/unit"]
 SCANNED = ["src", "lib", "cli", "tools", "tests", "bench", "examples", "include"]
 SOURCE = re.compile(r"\.(c|h)$")
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+# <...> includes are system headers, except our own public ones, which a
+# program may include either way (<eventbus.h>, <eventbus/err.h>).
+ANGLE = re.compile(r'^\s*#\s*include\s+<(eventbus(?:\.h|/[^>]+))>', re.M)
 
 
 def component(rel):
@@ -116,9 +120,12 @@ def check(root, out=sys.stdout):
         src = component(rel)
         with open(os.path.join(root, rel), errors="replace") as f:
             text = f.read()
-        for m in INCLUDE.finditer(text):
+        found = [(m, False) for m in INCLUDE.finditer(text)] + \
+                [(m, True) for m in ANGLE.finditer(text)]
+        for m, angle in sorted(found, key=lambda f: f[0].start()):
             line = text.count("\n", 0, m.start()) + 1
-            target = resolve(root, rel, m.group(1))
+            target = resolve(root, "include/x", m.group(1)) if angle else \
+                resolve(root, rel, m.group(1))
             if target is None:
                 bad.append((rel, line, f'"{m.group(1)}" not found'))
                 continue
@@ -154,9 +161,12 @@ def self_test():
         "lib/client.h": '#include "eventbus.h"\n',
         "tools/missing.c": '#include "log/nope.h"\n',
         "tests/lib/t.c": '#include "bus/bus.h"\n',
+        "src/util/angle.c": '#include <eventbus.h>\n#include <stdio.h>\n',
+        "examples/ok.c": '#include <eventbus.h>\n',
     }
     planted = {"src/log/up.c", "src/util/up.c", "src/http/cross.c", "src/log/leak.c",
-               "lib/server.c", "cli/private.c", "tools/missing.c", "tests/lib/t.c"}
+               "lib/server.c", "cli/private.c", "tools/missing.c", "tests/lib/t.c",
+               "src/util/angle.c"}
     tmp = tempfile.mkdtemp(prefix="eb-layers-")
     passed = failed = 0
     try:
