@@ -13,6 +13,7 @@ unpacked with `dpkg-deb -x` into a scratch root, and there:
 Lintian's warnings are printed (they do not fail the test).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,9 @@ def unpacked_files(out, scratch):
         files = {os.path.relpath(os.path.join(d, f), one) for d, _, fs in os.walk(one) for f in fs}
         for want in PACKAGES[pkg]:
             assert want.format(ma=ma) in files, (pkg, want, sorted(files))
+        sonames = {f.rsplit(".so.", 1)[1] for f in files if re.search(r"\.so\.\d+$", f)}
+        for n in sonames:  # Debian policy 8.1: the package is named after the soname
+            assert pkg == f"libeventbus{n}", f"soname {n} in {pkg}: rename it in debian/"
     headers = {os.path.relpath(os.path.join(d, f), os.path.join(ROOT, "include"))
                for d, _, fs in os.walk(os.path.join(ROOT, "include")) for f in fs}
     for h in headers:
