@@ -17,7 +17,8 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       clang libclang-rt-14-dev
       curl jq    # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
       libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
-      debhelper lintian)       # make deb, and its test (tests/lib/test_deb.py)
+      debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
+      strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)
 for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;

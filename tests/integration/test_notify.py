@@ -9,14 +9,23 @@ does for a Type=notify service, and reads what the daemon sends.
 - SIGHUP sends RELOADING=1 (with MONOTONIC_USEC), then READY=1, and the
   daemon keeps serving.
 - SIGTERM sends STOPPING=1, then the daemon exits 0.
+- The unit's sandbox: every system call eventbusd makes (strace, over
+  start, publishes with a schema pattern, a group pull and ack, SIGHUP,
+  SIGTERM, and a restart that recovers the log) is one its
+  SystemCallFilter= allows, and every socket family one its
+  RestrictAddressFamilies= allows; systemd would kill it otherwise.
 """
+import http.client
+import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import DAEMON, free_port, run_tests  # noqa: E402
@@ -33,12 +42,14 @@ class Notified:
         self.proc = None
         self.port = None
 
-    def start(self, port):
+    def start(self, port, wrap=()):
+        """wrap: a command the daemon runs under (strace)."""
         self.port = port
         log = open(os.path.join(self.dir, "server.log"), "a")
         env = dict(os.environ, NOTIFY_SOCKET=self.path)
         self.proc = subprocess.Popen(
-            [DAEMON, "--listen", f"127.0.0.1:{port}", "--data", os.path.join(self.dir, "data")],
+            list(wrap) + [DAEMON, "--listen", f"127.0.0.1:{port}",
+                          "--data", os.path.join(self.dir, "data")],
             stdout=log, stderr=log, env=env)
         log.close()
 
@@ -125,6 +136,95 @@ def test_sigterm_stopping_then_exit_0(n):
     msg = n.message()
     assert msg is not None and msg.get("STOPPING") == "1", msg
     assert n.proc.wait(timeout=30) == 0, n.log()
+
+
+UNIT = os.environ.get("EB_UNIT", "")
+
+
+def syscall_filter():
+    """(allowed syscalls, allowed families) from the built unit, the sets
+    expanded with systemd-analyze syscall-filter, as systemd would."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager"], check=True,
+                         capture_output=True, text=True).stdout
+    groups, cur = {}, None
+    for line in out.splitlines():
+        if line.startswith("@"):
+            cur = groups.setdefault(line.strip(), [])
+        elif cur is not None and line.strip() and not line.strip().startswith("#"):
+            cur.append(line.strip())
+
+    def expand(names):
+        got = set()
+        for n in names:
+            got |= expand(groups[n]) if n.startswith("@") else {n}
+        return got
+    allowed, families = None, None
+    for line in open(UNIT):
+        key, _, value = line.strip().partition("=")
+        if key == "SystemCallFilter":
+            deny = value.startswith("~")
+            names = expand(value.lstrip("~").split())
+            allowed = (allowed - names) if deny else (names if allowed is None else allowed | names)
+        elif key == "RestrictAddressFamilies":
+            families = set(value.split())
+    assert allowed and families, UNIT
+    return allowed, families
+
+
+def request(port, method, path, body=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None)
+    resp = conn.getresponse()
+    data = resp.read()
+    conn.close()
+    assert resp.status < 300, (method, path, resp.status, data)
+    return data
+
+
+def traced_workload(n, trace):
+    for _ in range(2):  # the second time recovers what the first wrote
+        n.start(free_port(), wrap=["strace", "-D", "-f", "-q", "-o", trace + str(_)])
+        assert n.message().get("READY") == "1", n.log()
+        request(n.port, "PUT", "/v1/schemas/t.x", {"schema": {"type": "object", "properties": {
+            "a": {"type": "string", "pattern": "^[a-z]+$"}}}})
+        for i in range(20):
+            request(n.port, "POST", "/v1/events", {"type": "t.x", "data": {"a": "abc"}})
+        request(n.port, "PUT", "/v1/groups/g", {"types": ["t.x"], "start": "earliest"})
+        got = json.loads(request(n.port, "POST", "/v1/groups/g/pull",
+                                 {"consumer": "c", "max": 5}))
+        request(n.port, "POST", "/v1/groups/g/ack",
+                {"ids": [e["delivery"]["id"] for e in got["events"]]})
+        request(n.port, "GET", "/metrics")
+        n.proc.send_signal(signal.SIGHUP)
+        assert n.message().get("RELOADING") == "1"
+        assert n.message().get("READY") == "1"
+        n.proc.send_signal(signal.SIGTERM)
+        assert n.message().get("STOPPING") == "1"
+        assert n.proc.wait(timeout=30) == 0, n.log()
+
+
+def test_syscalls_within_the_units_filter(n):
+    allowed, families = syscall_filter()
+    trace = os.path.join(n.dir, "trace")
+    traced_workload(n, trace)
+    used, used_families = set(), set()
+    for i in range(2):
+        text = ""
+        for _ in range(100):  # strace -D finishes its file just after the daemon exits
+            text = open(trace + str(i)).read()
+            if "+++ exited with 0 +++" in text:
+                break
+            time.sleep(0.05)
+        used |= set(re.findall(r"^\d+\s+([a-z0-9_]+)\(", text, re.M))
+        used_families |= set(re.findall(r"\bsocket\((AF_[A-Z0-9]+)", text))
+    used -= {"execve"}  # strace's exec of the daemon, before systemd's filter would apply
+    assert {"fdatasync", "flock", "accept4", "sendmsg"} <= used, sorted(used)
+    assert not used - allowed, f"not allowed by the unit: {sorted(used - allowed)}"
+    assert not used_families - families, sorted(used_families - families)
+
+
+if not UNIT:  # a sanitizer build: LeakSanitizer cannot run under strace
+    del test_syscalls_within_the_units_filter
 
 
 if __name__ == "__main__":
