@@ -9,7 +9,8 @@
 #   make install  build and install under PREFIX (/usr/local), DESTDIR honoured:
 #                 eventbusd (sbin), eventbus, eventbus-log, libeventbus (.so, .a),
 #                 headers, eventbus.pc, man pages, the systemd unit and its
-#                 environment file; runs ldconfig when root and DESTDIR is empty
+#                 environment file; when root and DESTDIR is empty, runs ldconfig
+#                 (and systemctl daemon-reload under systemd)
 #   make deb      Debian packages (dpkg-buildpackage, lintian) into build-deb/
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
@@ -69,7 +70,8 @@ install: deps
 	@scripts/configure.py $(BUILDDIR) --buildtype=debugoptimized -- $(MESON_WERROR) -Dprefix=$(PREFIX)
 	@ninja -C $(BUILDDIR)
 	meson install -C $(BUILDDIR) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; \
+		if [ -d /run/systemd/system ]; then echo systemctl daemon-reload; systemctl daemon-reload; fi; fi
 
 deb: deps
 	@scripts/deb.sh build-deb

@@ -177,19 +177,25 @@ def test_make_install(tmp):
 
 
 def test_ldconfig_only_as_root(tmp):
-    """make install with no DESTDIR (PREFIX in tmp) runs ldconfig iff root;
-    ldconfig here is a stand-in first on PATH that notes it ran."""
+    """make install with no DESTDIR (PREFIX in tmp) runs ldconfig iff root,
+    and systemctl daemon-reload iff root under a running systemd; both are
+    stand-ins first on PATH that note they ran."""
     fake = os.path.join(tmp, "fakebin")
     os.makedirs(fake)
-    mark = os.path.join(tmp, "ldconfig-ran")
-    with open(os.path.join(fake, "ldconfig"), "w") as f:
-        f.write(f"#!/bin/sh\ntouch {mark}\n")
-    os.chmod(os.path.join(fake, "ldconfig"), 0o755)
+    for prog in ("ldconfig", "systemctl"):
+        with open(os.path.join(fake, prog), "w") as f:
+            f.write(f"#!/bin/sh\necho \"$*\" > {tmp}/{prog}-ran\n")
+        os.chmod(os.path.join(fake, prog), 0o755)
     prefix = os.path.join(tmp, "prefix")
     make_install(setup_own_build(tmp), PREFIX=prefix,
                  env={"PATH": fake + os.pathsep + os.environ["PATH"]})
     assert any(f.endswith("libeventbus.so.0") for f in installed_files(prefix))
-    assert os.path.exists(mark) == (os.getuid() == 0), (os.getuid(), os.path.exists(mark))
+    root = os.getuid() == 0
+    assert os.path.exists(f"{tmp}/ldconfig-ran") == root, root
+    systemd = root and os.path.isdir("/run/systemd/system")
+    assert os.path.exists(f"{tmp}/systemctl-ran") == systemd, systemd
+    if systemd:
+        assert open(f"{tmp}/systemctl-ran").read().strip() == "daemon-reload"
 
 
 def check_usable(dest, pcdir):
@@ -243,6 +249,6 @@ def in_tmp(fn):
 SKIP = "sanitizer build (checked in the normal build)" if sanitized() else None
 check("exports_match_the_header", test_exports)
 check("make_install_destdir_usable_with_pkg_config", in_tmp(test_make_install), skip_if=SKIP)
-check("make_install_runs_ldconfig_only_as_root", in_tmp(test_ldconfig_only_as_root), skip_if=SKIP)
+check("make_install_runs_ldconfig_and_daemon_reload_only_as_root", in_tmp(test_ldconfig_only_as_root), skip_if=SKIP)
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
