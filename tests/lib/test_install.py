@@ -125,6 +125,12 @@ def setup_own_build(tmp):
     return builddir
 
 
+def soname(lib):
+    """The SONAME of the shared library lib (libeventbus.so.N)."""
+    out = subprocess.run(["objdump", "-p", lib], capture_output=True, text=True, check=True)
+    return re.search(r"^\s*SONAME\s+(\S+)", out.stdout, re.M).group(1)
+
+
 def installed_files(dest):
     return {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs}
 
@@ -140,8 +146,10 @@ def check_layout(dest):
     want += [f"usr/local/include/{h}" for h in headers]
     for w in want:
         assert w in files, (w, sorted(files))
-    for tail in ("libeventbus.so.0", "libeventbus.so", "libeventbus.a", "pkgconfig/eventbus.pc"):
+    for tail in ("libeventbus.so", "libeventbus.a", "pkgconfig/eventbus.pc"):
         assert any(f.startswith("usr/local/lib/") and f.endswith(tail) for f in files), tail
+    so = [f for f in files if f.endswith("/libeventbus.so")][0]
+    assert os.path.join(os.path.dirname(so), soname(os.path.join(dest, so))) in files, so
     for prog in ("usr/local/sbin/eventbusd", "usr/local/bin/eventbus", "usr/local/bin/eventbus-log"):
         assert os.access(os.path.join(dest, prog), os.X_OK), prog
     assert not any("json.h" in f or "httpc.h" in f for f in files), "internal headers leak"
@@ -189,7 +197,7 @@ def test_ldconfig_only_as_root(tmp):
     prefix = os.path.join(tmp, "prefix")
     make_install(setup_own_build(tmp), PREFIX=prefix,
                  env={"PATH": fake + os.pathsep + os.environ["PATH"]})
-    assert any(f.endswith("libeventbus.so.0") for f in installed_files(prefix))
+    assert any(re.search(r"libeventbus\.so\.\d+$", f) for f in installed_files(prefix))
     root = os.getuid() == 0
     assert os.path.exists(f"{tmp}/ldconfig-ran") == root, root
     systemd = root and os.path.isdir("/run/systemd/system")
@@ -228,7 +236,8 @@ def check_usable(dest, pcdir):
             assert out.returncode == 0, (prog, out.stderr)
             assert out.stdout.endswith('data {"ok":true}\n'), out.stdout
         ldd = subprocess.run(["ldd", shared], capture_output=True, text=True, env=env).stdout
-        assert os.path.join(libdir, "libeventbus.so.0") in ldd, ldd
+        so = soname(os.path.join(libdir, "libeventbus.so"))
+        assert os.path.join(libdir, so) in ldd, ldd
         ldd = subprocess.run(["ldd", static], capture_output=True, text=True, env=env).stdout
         assert "libeventbus" not in ldd, ldd
         srv.stop()
