@@ -6,12 +6,20 @@
 #   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
 #                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
 #   make fuzz     build the libFuzzer targets with clang, run each FUZZ_SECONDS (60)
+#   make install  build and install under PREFIX (/usr/local), DESTDIR honoured:
+#                 eventbusd (sbin), eventbus, eventbus-log, libeventbus (.so, .a),
+#                 headers, eventbus.pc, man pages, the systemd unit and its
+#                 environment file; when root and DESTDIR is empty, runs ldconfig
+#                 (and systemctl daemon-reload under systemd)
+#   make deb      Debian packages (dpkg-buildpackage, lintian) into build-deb/
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
 BINS    := eventbusd eventbus eventbus-log
 MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
+PREFIX  ?= /usr/local
+BUILDDIR ?= build
 
-.PHONY: all deps build build-asan run test bench bench-peers fuzz clean
+.PHONY: all deps build build-asan run test bench bench-peers fuzz install deb clean
 
 all: build
 
@@ -19,17 +27,15 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	@[ -f build/build.ninja ] || meson setup build --buildtype=debugoptimized $(MESON_WERROR) >/dev/null
-	@meson configure build $(MESON_WERROR) >/dev/null
+	@scripts/configure.py build --buildtype=debugoptimized -- $(MESON_WERROR)
 	@ninja -C build
 	@mkdir -p bin
 	@for b in $(BINS); do f=$$(find build -maxdepth 3 -type f -perm -u+x -name $$b | head -1); \
 		[ -n "$$f" ] && cp -f $$f bin/ || true; done
 
 build-asan: deps
-	@[ -f build-asan/build.ninja ] || meson setup build-asan --buildtype=debug \
-		-Db_sanitize=address,undefined -Db_lundef=false $(MESON_WERROR) >/dev/null
-	@meson configure build-asan $(MESON_WERROR) >/dev/null
+	@scripts/configure.py build-asan --buildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false -- $(MESON_WERROR)
 	@ninja -C build-asan
 
 run: build
@@ -60,5 +66,15 @@ fuzz:
 	@ninja -C build-fuzz fuzzers
 	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
 
+install: deps
+	@scripts/configure.py $(BUILDDIR) --buildtype=debugoptimized -- $(MESON_WERROR) -Dprefix=$(PREFIX)
+	@ninja -C $(BUILDDIR)
+	meson install -C $(BUILDDIR) --no-rebuild $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then echo ldconfig; ldconfig; \
+		if [ -d /run/systemd/system ]; then echo systemctl daemon-reload; systemctl daemon-reload; fi; fi
+
+deb: deps
+	@scripts/deb.sh build-deb
+
 clean:
-	rm -rf build build-asan build-fuzz bin
+	rm -rf build build-asan build-fuzz build-deb bin

@@ -15,7 +15,10 @@ set -euo pipefail
 pkgs=(build-essential pkg-config meson ninja-build python3
       libuv1-dev libhttp-parser-dev libpcre2-dev unicode-data
       clang libclang-rt-14-dev
-      curl jq)   # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
+      curl jq    # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
+      libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
+      debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
+      strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)
 for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;

@@ -1,6 +1,9 @@
 /* main.c - eventbusd: reads its settings, locks the data directory, opens
  * the bus (recovering the logs), serves the HTTP API, and on SIGTERM or
  * SIGINT stops accepting, answers what is in flight, syncs and exits 0.
+ * Under systemd (Type=notify) it sends READY=1 once its port accepts,
+ * STOPPING=1 on a stop signal, and RELOADING=1 then READY=1 around SIGHUP,
+ * which re-reads nothing yet (a later TLS setting reloads its certificates).
  *
  * Threads: the libuv loop (HTTP, API, bus) on this thread; one writer
  * thread per log (events, meta) doing group commit. */
@@ -12,6 +15,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -30,6 +35,7 @@ typedef struct daemon_state {
     eb_api          *api;
     eb_http_server  *http;
     uv_signal_t      sigterm, sigint;
+    uv_signal_t      sighup;  /* reload (see on_sighup) */
     int              signals; /* received so far */
 } daemon_state;
 
@@ -67,6 +73,7 @@ static void on_http_stopped(void *arg)
     d->bus = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -77,8 +84,24 @@ static void on_signal(uv_signal_t *h, int signum)
         _exit(1);
     }
     EB_INFO("%s: stopping (finishing requests in flight)", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    sd_notify(0, "STOPPING=1");
     eb_api_shutdown(d->api);
     eb_http_server_shutdown(d->http, on_http_stopped, d);
+}
+
+/* SIGHUP: the reload hook. Nothing is re-read yet; it says so, and tells
+ * systemd (RELOADING=1 with the time systemd >= 253 asks for, READY=1). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    daemon_state *d = h->data;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+               (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+    EB_INFO("SIGHUP: reload: nothing to re-read (settings are read at start); still serving %s",
+            d->cfg.listen);
+    sd_notify(0, "READY=1");
 }
 
 static const char *fsync_name(eb_fsync_policy p)
@@ -161,6 +184,10 @@ int main(int argc, char **argv)
     d.sigterm.data = d.sigint.data = &d;
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sighup.data = &d;
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s", d.cfg.listen); /* the port accepts */
     uv_run(d.loop, UV_RUN_DEFAULT);
     eb_api_free(d.api);
     eb_http_server_free(d.http);

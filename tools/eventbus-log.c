@@ -301,12 +301,30 @@ static int cmd_verify(const char *dir)
     return bad;
 }
 
+static const char usage[] =
+    "usage: eventbus-log dump DIR [--from SEQ] [--limit N] [--json]\n"
+    "       eventbus-log verify DIR\n"
+    "DIR is a log directory, e.g. ./data/events or ./data/meta\n"
+    "\n"
+    "Commands:\n"
+    "  dump DIR        print the records of the log, one a line, in sequence order\n"
+    "  verify DIR      check every record (CRC, sequence, whole batches) and each\n"
+    "                  sealed segment's index; exit 0 if all is well, 1 otherwise\n"
+    "\n"
+    "Options:\n"
+    "  --from SEQ      dump from this sequence number (default: the first)\n"
+    "  --limit N       dump at most N records\n"
+    "  --json          dump one JSON object a line\n"
+    "  -h, --help      this help\n";
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs(usage, stdout);
+        return 0;
+    }
     if (argc < 3 || (strcmp(argv[1], "dump") && strcmp(argv[1], "verify"))) {
-        fprintf(stderr, "usage: eventbus-log dump DIR [--from SEQ] [--limit N] [--json]\n"
-                        "       eventbus-log verify DIR\n"
-                        "DIR is a log directory, e.g. ./data/events or ./data/meta\n");
+        fputs(usage, stderr);
         return 2;
     }
     if (!strcmp(argv[1], "dump"))

@@ -158,18 +158,22 @@ class Server:
             return b"".join(chunks)
 
 
-def run_tests(ns, only=None):
+def run_tests(ns, only=None, fixture=None):
+    """fixture: instead of a started Server, what each test gets (a new
+    one per test, with log_tail() and cleanup(); the test starts it)."""
     tests = [(n, f) for n, f in sorted(ns.items()) if n.startswith("test_") and callable(f)]
     if len(sys.argv) > 1:
         tests = [(n, f) for n, f in tests if n in sys.argv[1:]]
     passed = failed = 0
     for name, fn in tests:
-        srv = Server()
+        srv = fixture() if fixture else Server()
         t0 = time.time()
         try:
-            srv.start()
+            if not fixture:
+                srv.start()
             fn(srv)
-            srv.stop()
+            if not fixture:
+                srv.stop()
             passed += 1
             print(f"ok      {name} ({time.time() - t0:.2f} s)", flush=True)
         except Exception:
