@@ -412,7 +412,13 @@ static int grow_seg_idx(seg *s, uint64_t need)
 static int roll(eb_log *l)
 {
     seg *a = active(l);
-    int rc = write_index(l, a);
+    /* Under interval and never the tail may be unsynced, and the periodic
+     * sync only ever syncs the active segment: sync it now, or a power cut
+     * leaves a sealed segment shorter than its index and its successor's
+     * base (a gap: the log refuses to open). */
+    int rc = l->o.fsync == EB_FSYNC_ALWAYS || fdatasync(a->fd) == 0 ? 0 : -errno;
+    if (!rc)
+        rc = write_index(l, a);
     if (rc)
         return rc;
     pthread_rwlock_wrlock(&l->rw);
@@ -885,8 +891,11 @@ void eb_log_set_durable_hook(eb_log *l, void (*hook)(void *, uint64_t), void *ar
 
 /* --- retention ---------------------------------------------------------------- */
 
-/* Removes the oldest segment (sealed, caller holds rw exclusively). */
-static void drop_oldest(eb_log *l)
+/* Removes the oldest segment (sealed, caller holds rw exclusively), and
+ * syncs the directory before another one may go: of a run of deletes a
+ * power cut then keeps a prefix, never a segment after a gap (a gap
+ * between segments refuses to open). */
+static int drop_oldest(eb_log *l)
 {
     seg *s = l->segs[0];
     char path[1200];
@@ -898,6 +907,7 @@ static void drop_oldest(eb_log *l)
     l->nsegs--;
     atomic_store(&l->first, l->segs[0]->base);
     seg_free(s);
+    return fsync_dir(l);
 }
 
 static uint64_t total_bytes(const eb_log *l)
@@ -911,35 +921,44 @@ static uint64_t total_bytes(const eb_log *l)
 int eb_log_enforce_retention(eb_log *l, uint64_t now_us, uint64_t *deleted)
 {
     uint64_t n = 0;
+    int rc = 0;
     pthread_rwlock_wrlock(&l->rw);
-    while (l->nsegs > 1 && l->segs[0]->sealed) {
+    while (!rc && l->nsegs > 1 && l->segs[0]->sealed) {
         seg *s = l->segs[0];
         bool old = l->o.retention_ms && s->count &&
                    idx_ts(s, s->count - 1) + l->o.retention_ms * 1000u < now_us;
         bool big = l->o.retention_bytes && total_bytes(l) > l->o.retention_bytes;
         if (!old && !big)
             break;
-        drop_oldest(l);
+        rc = drop_oldest(l);
         n++;
     }
     pthread_rwlock_unlock(&l->rw);
     if (deleted)
         *deleted = n;
-    return n ? fsync_dir(l) : 0;
+    return rc;
 }
 
 int eb_log_drop_before(eb_log *l, uint64_t seq, uint64_t *deleted)
 {
     uint64_t n = 0;
     pthread_rwlock_wrlock(&l->rw);
-    while (l->nsegs > 1 && l->segs[0]->sealed && l->segs[0]->base + l->segs[0]->count <= seq) {
-        drop_oldest(l);
+    /* What makes the dropped records obsolete (the meta store's snapshot)
+     * was only written under interval and never: sync it before the
+     * deletes can reach the disk, or a power cut keeps neither. */
+    int rc = 0;
+    if (l->o.fsync != EB_FSYNC_ALWAYS && l->nsegs > 1 && l->segs[0]->sealed &&
+        l->segs[0]->base + l->segs[0]->count <= seq)
+        rc = fdatasync(l->segs[l->nsegs - 1]->fd) == 0 ? 0 : -errno;
+    while (!rc && l->nsegs > 1 && l->segs[0]->sealed &&
+           l->segs[0]->base + l->segs[0]->count <= seq) {
+        rc = drop_oldest(l);
         n++;
     }
     pthread_rwlock_unlock(&l->rw);
     if (deleted)
         *deleted = n;
-    return n ? fsync_dir(l) : 0;
+    return rc;
 }
 
 void eb_log_get_stats(eb_log *l, eb_log_stats *st)
@@ -955,6 +974,28 @@ void eb_log_get_stats(eb_log *l, eb_log_stats *st)
 
 /* --- open / close -------------------------------------------------------------- */
 
+/* Creates one directory if missing. A new one is made durable by an fsync
+ * of its parent: until then a power cut may drop its name, and with it
+ * every segment in it, synced or not. */
+static int make_dir(char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return errno == EEXIST ? 0 : -errno;
+    char *slash = strrchr(path, '/');
+    const char *parent = ".";
+    if (slash == path)
+        parent = "/";
+    else if (slash)
+        *slash = '\0', parent = path;
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
+    if (fd >= 0)
+        close(fd);
+    if (slash && slash != path)
+        *slash = '/';
+    return rc;
+}
+
 static int make_dirs(const char *dir)
 {
     char tmp[1024];
@@ -963,11 +1004,12 @@ static int make_dirs(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
+        int rc = make_dir(tmp);
+        if (rc)
+            return rc;
         *p = '/';
     }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -errno : 0;
+    return make_dir(tmp);
 }
 
 static void free_log(eb_log *l)
