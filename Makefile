@@ -6,12 +6,17 @@
 #   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
 #                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
 #   make fuzz     build the libFuzzer targets with clang, run each FUZZ_SECONDS (60)
+#   make test-powerloss [BUILD=dir]  the power-loss test (tests/powerloss), many
+#                 more crash states than make test, against BUILD's eventbusd
+#                 (default build/; e.g. build-fault-datasync must fail)
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
+BUILD   ?= build
+PL_ARGS ?= --cuts 400 --per-cut 5 --seconds 8
 BINS    := eventbusd eventbus eventbus-log
 MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
 
-.PHONY: all deps build build-asan run test bench bench-peers fuzz clean
+.PHONY: all deps build build-asan build-faults run test test-powerloss bench bench-peers fuzz clean
 
 all: build
 
@@ -32,12 +37,25 @@ build-asan: deps
 	@meson configure build-asan $(MESON_WERROR) >/dev/null
 	@ninja -C build-asan
 
+# Builds that each miss one sync (meson -Dfault): the power-loss test must
+# fail on them (tests/powerloss/faults.py, part of make test). eventbusd only.
+build-faults: deps
+	@for f in datasync:skip_datasync dirfsync:skip_dir_fsync; do d=build-fault-$${f%%:*}; \
+		[ -f $$d/build.ninja ] || meson setup $$d --buildtype=debugoptimized -Dfault=$${f#*:} >/dev/null; \
+		ninja -C $$d src/eventbusd >/dev/null || exit 1; done
+
 run: build
 	@mkdir -p data
 	./bin/eventbusd --data ./data --listen 127.0.0.1:8470
 
-test: build build-asan
+test: build build-asan build-faults
 	@python3 tests/run.py
+
+test-powerloss: build
+	@ninja -C $(BUILD) src/eventbusd >/dev/null
+	@for p in always interval; do python3 tests/powerloss/powerloss.py --fsync $$p \
+		--eventbusd $(BUILD)/src/eventbusd --eventbus-log build/tools/eventbus-log \
+		--shim build/tests/powerloss/libeb_plshim.so $(PL_ARGS) || exit 1; done
 
 bench: build
 	@scripts/deps.sh --bench
@@ -61,4 +79,4 @@ fuzz:
 	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build build-asan build-fuzz bin
+	rm -rf build build-asan build-fuzz build-fault-datasync build-fault-dirfsync bin
