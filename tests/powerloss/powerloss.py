@@ -489,6 +489,18 @@ def pick_cuts(recs, n, rng):
     return sorted(cuts)
 
 
+def sync_lag_ms(recs):
+    """The longest time from a write to the next sync of its file (the
+    interval promise's real margin on this machine, shown in the output)."""
+    first, worst = {}, 0
+    for r in recs:
+        if r.op == model.WRITE:
+            first.setdefault(r.fid, r.ns)
+        elif r.op in (model.FSYNC, model.FDATASYNC) and r.fid in first:
+            worst = max(worst, r.ns - first.pop(r.fid))
+    return worst / 1e6
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--eventbusd", required=True)
@@ -528,6 +540,7 @@ def main():
         print(f"recorded {len(ops)} operations ({sum(1 for o in ops if o['acked'] is not None)} "
               f"acknowledged), {len(recs)} file operations ({nsync} syncs) in "
               f"{time.time() - t0:.1f} s", flush=True)
+        print(f"longest a write waited for its file's sync: {sync_lag_ms(recs):.0f} ms", flush=True)
         rng = random.Random(args.seed)
         cuts = [args.cut] if args.cut is not None else pick_cuts(recs, args.cuts, rng)
         mdl, done = model.Model(), 0
