@@ -46,7 +46,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import model  # noqa: E402
 
-GROUP_TYPES = {"g1": ["pl.*"], "g2": ["pl.order"]}
+# g3 dead-letters at its first failure: an acknowledged nack must leave its
+# event in the DLQ, never delivered again.
+GROUP_TYPES = {"g1": ["pl.*"], "g2": ["pl.order"], "g3": ["pl.pay"]}
+MAX_ATTEMPTS = {"g1": 1000, "g2": 1000, "g3": 1}
 
 
 def free_port():
@@ -159,13 +162,13 @@ class Recorder:
         if st not in (200, 201):
             raise AssertionError(f"batch answered {st}: {ans}")
 
-    def consume(self, group):
+    def consume(self, group, nack_all=False):
         st, ans = self.do("pull", "POST", f"/v1/groups/{group}/pull",
                           {"consumer": "c1", "max": 8})
         if st != 200:
             raise AssertionError(f"pull answered {st}: {ans}")
         evs = ans["events"]
-        acks = [e for e in evs if self.rng.random() < 0.7]
+        acks = [e for e in evs if not nack_all and self.rng.random() < 0.7]
         nacks = [e for e in evs if e not in acks]
         if acks:
             st, ans = self.do("ack", "POST", f"/v1/groups/{group}/ack",
@@ -205,7 +208,7 @@ def record(args, work):
                   {"schema": {"type": "object", "title": "v1"}, "compatibility": "none"})
         for g, types in GROUP_TYPES.items():
             r.setting(f"group:{g}", True, "PUT", f"/v1/groups/{g}",
-                      {"types": types, "start": "earliest", "max_attempts": 1000})
+                      {"types": types, "start": "earliest", "max_attempts": MAX_ATTEMPTS[g]})
         r.setting("paused:g2", False, "POST", "/v1/groups/g2/resume", None)
         version, paused = 1, False
         end = time.time() + args.seconds
@@ -221,6 +224,8 @@ def record(args, work):
             if rng.random() < 0.5:
                 r.batch()
             r.consume("g1")
+            if rng.random() < 0.3:
+                r.consume("g3", nack_all=True)
             if rng.random() < 0.5:
                 r.consume("g2")
             x = rng.random()
@@ -382,20 +387,48 @@ def check_state(args, ex, c):
     return checked
 
 
+def seqs_of(ex, kind, g, pred):
+    out = set()
+    for op in ex.ops:
+        if op["kind"] == kind and op["group"] == g and pred(op):
+            out.update(op["seqs"])
+    return out
+
+
+def dead_letters(c, g):
+    seqs, after = set(), None
+    while True:
+        q = f"/v1/groups/{g}/dlq?limit=1000" + (f"&after={after}" if after else "")
+        st, ans = c.req("GET", q)
+        if st != 200:
+            raise AssertionError(f"GET {q} answered {st}: {ans}")
+        seqs.update(d["event"]["seq"] for d in ans["dead_letters"])
+        if ans["next"] is None:
+            return seqs
+        after = ans["next"]
+
+
 def check_group(ex, c, g, types, must_seqs):
+    """Acked events are not delivered again, nacked ones of a group that
+    dead-letters at once are in its DLQ, and every other acknowledged
+    event of the group's types is delivered."""
     st, ans = c.req("GET", f"/v1/groups/{g}")
     if st != 200:
         return 0  # its creation was not acknowledged (checked above)
     if ans["paused"]:
         c.req("POST", f"/v1/groups/{g}/resume")
-    acked = set()
-    for op in ex.ops:
-        if op["kind"] == "ack" and op["group"] == g and ex.must(op):
-            acked.update(op["seqs"])
-    may_acked = set()
-    for op in ex.ops:
-        if op["kind"] == "ack" and op["group"] == g and ex.may(op):
-            may_acked.update(op["seqs"])
+    acked = seqs_of(ex, "ack", g, ex.must)
+    may_done = seqs_of(ex, "ack", g, ex.may)
+    dead = dead_letters(c, g)
+    nacked = set()
+    if MAX_ATTEMPTS[g] == 1:
+        nacked = seqs_of(ex, "nack", g, ex.must)
+        may_done |= seqs_of(ex, "nack", g, ex.may)
+        if nacked - dead:
+            raise AssertionError(f"group {g}: seqs {sorted(nacked - dead)[:5]} nacked before "
+                                 f"the cut (dead letters) are not in its DLQ")
+    elif dead:
+        raise AssertionError(f"group {g} has dead letters {sorted(dead)[:5]}; nothing failed enough")
     got = set()
     while True:
         st, ans = c.req("POST", f"/v1/groups/{g}/pull", {"consumer": "check", "max": 1000})
@@ -404,15 +437,16 @@ def check_group(ex, c, g, types, must_seqs):
         if not ans["events"]:
             break
         for e in ans["events"]:
-            if e["seq"] in acked:
-                raise AssertionError(f"group {g} redelivers seq {e['seq']}, acked before the cut")
+            if e["seq"] in acked or e["seq"] in nacked:
+                raise AssertionError(f"group {g} redelivers seq {e['seq']}, "
+                                     f"{'acked' if e['seq'] in acked else 'dead-lettered'} before the cut")
             got.add(e["seq"])
     for seq, ev in must_seqs.items():
         match = any(t == ev["type"] or (t.endswith(".*") and ev["type"].startswith(t[:-1]))
                     for t in types)
-        if match and seq not in may_acked and seq not in got:
+        if match and seq not in may_done and seq not in got:
             raise AssertionError(f"group {g} does not deliver seq {seq} (acknowledged, never acked)")
-    return len(acked) + 1
+    return len(acked) + len(nacked) + 1
 
 
 def run_state(args, mdl, ops, recs, cut, seed, mode, work):
