@@ -155,9 +155,14 @@ static int64_t fid_of(int fd)
     return fd >= 0 && fd < MAX_FD ? fd_fid[fd] : 0;
 }
 
+static void unsupported(const char *what, int fd, const char *path);
+
 static int traced_open(int dirfd, const char *path, int flags, mode_t mode)
 {
     char buf[PATH_MAX];
+    init();
+    if (dirfd != AT_FDCWD)
+        unsupported("openat relative to a directory fd", dirfd, NULL);
     const char *r = dirfd == AT_FDCWD ? rel(path, buf, sizeof buf) : NULL;
     if (!r)
         return (int)syscall(SYS_openat, dirfd, path, flags, mode);
@@ -415,6 +420,8 @@ int renameat(int d1, const char *a, int d2, const char *b)
 {
     if (d1 == AT_FDCWD && d2 == AT_FDCWD)
         return rename(a, b);
+    unsupported("renameat relative to a directory fd", d1, NULL);
+    unsupported("renameat relative to a directory fd", d2, NULL);
     return REAL(renameat)(d1, a, d2, b);
 }
 int unlinkat(int d, const char *path, int flags)
@@ -423,11 +430,14 @@ int unlinkat(int d, const char *path, int flags)
         return unlink(path);
     if (d == AT_FDCWD)
         unsupported("rmdir", -1, path);
+    else
+        unsupported("unlinkat relative to a directory fd", d, NULL);
     return REAL(unlinkat)(d, path, flags);
 }
 int mkdirat(int d, const char *path, mode_t mode)
 {
     if (d == AT_FDCWD)
         return mkdir(path, mode);
+    unsupported("mkdirat relative to a directory fd", d, NULL);
     return REAL(mkdirat)(d, path, mode);
 }
