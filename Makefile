@@ -12,14 +12,19 @@
 #                 environment file; when root and DESTDIR is empty, runs ldconfig
 #                 (and systemctl daemon-reload under systemd)
 #   make deb      Debian packages (dpkg-buildpackage, lintian) into build-deb/
+#   make test-powerloss [BUILD=dir]  the power-loss test (tests/powerloss), many
+#                 more crash states than make test, against BUILD's eventbusd
+#                 (default build/; e.g. build-fault-datasync must fail)
 WERROR  ?= 0
 FUZZ_SECONDS ?= 60
+BUILD   ?= build
+PL_ARGS ?= --cuts 400 --per-cut 5 --seconds 8
 BINS    := eventbusd eventbus eventbus-log
 MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
 PREFIX  ?= /usr/local
 BUILDDIR ?= build
 
-.PHONY: all deps build build-asan run test bench bench-peers fuzz install deb clean
+.PHONY: all deps build build-asan build-faults run test test-powerloss bench bench-peers fuzz install deb clean
 
 all: build
 
@@ -38,12 +43,25 @@ build-asan: deps
 		-Db_sanitize=address,undefined -Db_lundef=false -- $(MESON_WERROR)
 	@ninja -C build-asan
 
+# Builds that each miss one sync (meson -Dfault): the power-loss test must
+# fail on them (tests/powerloss/faults.py, part of make test). eventbusd only.
+build-faults: deps
+	@for f in datasync:skip_datasync dirfsync:skip_dir_fsync; do d=build-fault-$${f%%:*}; \
+		[ -f $$d/build.ninja ] || meson setup $$d --buildtype=debugoptimized -Dfault=$${f#*:} >/dev/null; \
+		ninja -C $$d src/eventbusd >/dev/null || exit 1; done
+
 run: build
 	@mkdir -p data
 	./bin/eventbusd --data ./data --listen 127.0.0.1:8470
 
-test: build build-asan
+test: build build-asan build-faults
 	@python3 tests/run.py
+
+test-powerloss: build
+	@ninja -C $(BUILD) src/eventbusd >/dev/null
+	@for p in always interval; do python3 tests/powerloss/powerloss.py --fsync $$p \
+		--eventbusd $(BUILD)/src/eventbusd --eventbus-log build/tools/eventbus-log \
+		--shim build/tests/powerloss/libeb_plshim.so $(PL_ARGS) || exit 1; done
 
 bench: build
 	@scripts/deps.sh --bench
@@ -77,4 +95,4 @@ deb: deps
 	@scripts/deb.sh build-deb
 
 clean:
-	rm -rf build build-asan build-fuzz build-deb bin
+	rm -rf build build-asan build-fuzz build-deb build-fault-datasync build-fault-dirfsync bin

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/group.h"
 #include "eventbus.h"
 
 struct eb_meta {
@@ -18,12 +19,16 @@ typedef struct replay_ctx {
     void             *arg;
     int               rc;   /* first error */
     uint64_t          next; /* next seq to read */
+    bool              skip; /* before the first snapshot of a trimmed log */
 } replay_ctx;
 
 static int replay_one(void *arg, const eb_log_rec *rec)
 {
     replay_ctx *c = arg;
     c->next = rec->seq + 1;
+    if (c->skip && rec->type != EB_META_SNAP)
+        return 0;
+    c->skip = false;
     eb_json_error jerr;
     if (eb_json_parse(c->m->doc, rec->data, rec->len, NULL, &jerr) != 0) {
         c->rc = EB_ECORRUPT;
@@ -54,7 +59,12 @@ int eb_meta_open(const char *data_dir, const eb_log_opts *base, eb_meta **out,
         free(m);
         return rc;
     }
-    replay_ctx c = {m, cb, arg, 0, eb_log_first_seq(m->log)};
+    /* Once a snapshot has let older segments go, the records before it in
+     * its own segment are a partial history (a schema version whose earlier
+     * versions are gone): the snapshot restates all of it, so replay starts
+     * there. A trimmed log without a snapshot is damage. */
+    uint64_t first = eb_log_first_seq(m->log);
+    replay_ctx c = {m, cb, arg, 0, first, first > 1};
     while (c.rc == 0 && c.next < eb_log_durable_seq(m->log)) {
         uint64_t before = c.next;
         rc = eb_log_scan(m->log, c.next, 1024, replay_one, &c);
@@ -63,6 +73,8 @@ int eb_meta_open(const char *data_dir, const eb_log_opts *base, eb_meta **out,
     }
     if (rc == 0)
         rc = c.rc;
+    if (rc == 0 && c.skip && first < eb_log_durable_seq(m->log))
+        rc = EB_ECORRUPT;
     if (rc) {
         eb_meta_close(m);
         return rc;

@@ -26,6 +26,21 @@
 #include "util/crc32c.h"
 
 #define READ_CHUNK (256u << 10)
+
+/* Planted faults (meson -Dfault=skip_datasync|skip_dir_fsync, never in a
+ * real build): each removes one sync so the power-loss test
+ * (tests/powerloss) can show that it notices a missing one. */
+#ifdef EB_FAULT_SKIP_DATASYNC
+#define RECORD_DATASYNC(fd) ((void)(fd), 0)
+#else
+#define RECORD_DATASYNC(fd) fdatasync(fd)
+#endif
+#ifdef EB_FAULT_SKIP_DIR_FSYNC
+#define DIR_FSYNC(fd) ((void)(fd), 0)
+#else
+#define DIR_FSYNC(fd) fsync(fd)
+#endif
+
 #define MAX_PENDING_BYTES (64u << 20)
 
 /* One segment file. */
@@ -95,7 +110,7 @@ static void seg_path(const eb_log *l, uint64_t base, const char *ext, char *out,
 
 static int fsync_dir(eb_log *l)
 {
-    return fsync(l->dir_fd) == 0 ? 0 : -errno;
+    return DIR_FSYNC(l->dir_fd) == 0 ? 0 : -errno;
 }
 
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
@@ -404,7 +419,13 @@ static int grow_seg_idx(seg *s, uint64_t need)
 static int roll(eb_log *l)
 {
     seg *a = active(l);
-    int rc = write_index(l, a);
+    /* Under interval and never the tail may be unsynced, and the periodic
+     * sync only ever syncs the active segment: sync it now, or a power cut
+     * leaves a sealed segment shorter than its index and its successor's
+     * base (a gap: the log refuses to open). */
+    int rc = l->o.fsync == EB_FSYNC_ALWAYS || fdatasync(a->fd) == 0 ? 0 : -errno;
+    if (!rc)
+        rc = write_index(l, a);
     if (rc)
         return rc;
     pthread_rwlock_wrlock(&l->rw);
@@ -442,7 +463,7 @@ static int write_batch(eb_log *l, batch *b)
     if (!rc)
         rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
     if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {
-        rc = fdatasync(a->fd) == 0 ? 0 : -errno;
+        rc = RECORD_DATASYNC(a->fd) == 0 ? 0 : -errno;
         l->st.syncs++;
     }
     if (rc)
@@ -495,7 +516,7 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
             l->dirty = false;
             int fd = active(l)->fd;
             pthread_mutex_unlock(&l->mu);
-            if (fdatasync(fd) != 0 && !l->broken)
+            if (RECORD_DATASYNC(fd) != 0 && !l->broken)
                 l->broken = -errno;
             l->st.syncs++;
             pthread_mutex_lock(&l->mu);
@@ -873,8 +894,11 @@ void eb_log_set_durable_hook(eb_log *l, void (*hook)(void *, uint64_t), void *ar
 
 /* --- retention ---------------------------------------------------------------- */
 
-/* Removes the oldest segment (sealed, caller holds rw exclusively). */
-static void drop_oldest(eb_log *l)
+/* Removes the oldest segment (sealed, caller holds rw exclusively), and
+ * syncs the directory before another one may go: of a run of deletes a
+ * power cut then keeps a prefix, never a segment after a gap (a gap
+ * between segments refuses to open). */
+static int drop_oldest(eb_log *l)
 {
     seg *s = l->segs[0];
     char path[1200];
@@ -886,6 +910,7 @@ static void drop_oldest(eb_log *l)
     l->nsegs--;
     atomic_store(&l->first, l->segs[0]->base);
     seg_free(s);
+    return fsync_dir(l);
 }
 
 static uint64_t total_bytes(const eb_log *l)
@@ -899,35 +924,44 @@ static uint64_t total_bytes(const eb_log *l)
 int eb_log_enforce_retention(eb_log *l, uint64_t now_us, uint64_t *deleted)
 {
     uint64_t n = 0;
+    int rc = 0;
     pthread_rwlock_wrlock(&l->rw);
-    while (l->nsegs > 1 && l->segs[0]->sealed) {
+    while (!rc && l->nsegs > 1 && l->segs[0]->sealed) {
         seg *s = l->segs[0];
         bool old = l->o.retention_ms && s->count &&
                    idx_ts(s, s->count - 1) + l->o.retention_ms * 1000u < now_us;
         bool big = l->o.retention_bytes && total_bytes(l) > l->o.retention_bytes;
         if (!old && !big)
             break;
-        drop_oldest(l);
+        rc = drop_oldest(l);
         n++;
     }
     pthread_rwlock_unlock(&l->rw);
     if (deleted)
         *deleted = n;
-    return n ? fsync_dir(l) : 0;
+    return rc;
 }
 
 int eb_log_drop_before(eb_log *l, uint64_t seq, uint64_t *deleted)
 {
     uint64_t n = 0;
     pthread_rwlock_wrlock(&l->rw);
-    while (l->nsegs > 1 && l->segs[0]->sealed && l->segs[0]->base + l->segs[0]->count <= seq) {
-        drop_oldest(l);
+    /* What makes the dropped records obsolete (the meta store's snapshot)
+     * was only written under interval and never: sync it before the
+     * deletes can reach the disk, or a power cut keeps neither. */
+    int rc = 0;
+    if (l->o.fsync != EB_FSYNC_ALWAYS && l->nsegs > 1 && l->segs[0]->sealed &&
+        l->segs[0]->base + l->segs[0]->count <= seq)
+        rc = fdatasync(l->segs[l->nsegs - 1]->fd) == 0 ? 0 : -errno;
+    while (!rc && l->nsegs > 1 && l->segs[0]->sealed &&
+           l->segs[0]->base + l->segs[0]->count <= seq) {
+        rc = drop_oldest(l);
         n++;
     }
     pthread_rwlock_unlock(&l->rw);
     if (deleted)
         *deleted = n;
-    return n ? fsync_dir(l) : 0;
+    return rc;
 }
 
 void eb_log_get_stats(eb_log *l, eb_log_stats *st)
@@ -943,6 +977,28 @@ void eb_log_get_stats(eb_log *l, eb_log_stats *st)
 
 /* --- open / close -------------------------------------------------------------- */
 
+/* Creates one directory if missing. A new one is made durable by an fsync
+ * of its parent: until then a power cut may drop its name, and with it
+ * every segment in it, synced or not. */
+static int make_dir(char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return errno == EEXIST ? 0 : -errno;
+    char *slash = strrchr(path, '/');
+    const char *parent = ".";
+    if (slash == path)
+        parent = "/";
+    else if (slash)
+        *slash = '\0', parent = path;
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : fsync(fd) == 0 ? 0 : -errno;
+    if (fd >= 0)
+        close(fd);
+    if (slash && slash != path)
+        *slash = '/';
+    return rc;
+}
+
 static int make_dirs(const char *dir)
 {
     char tmp[1024];
@@ -951,11 +1007,12 @@ static int make_dirs(const char *dir)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return -errno;
+        int rc = make_dir(tmp);
+        if (rc)
+            return rc;
         *p = '/';
     }
-    return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -errno : 0;
+    return make_dir(tmp);
 }
 
 static void free_log(eb_log *l)
@@ -999,6 +1056,11 @@ int eb_log_open(const eb_log_opts *o, eb_log **out, eb_log_recovery *rep)
         l->o.max_record_bytes = 16u << 20;
     if (!l->o.fsync_interval_ms)
         l->o.fsync_interval_ms = 100;
+    /* Test hook: tests/powerloss rolls segments (and so deletes and
+     * snapshots) in a small workload. Not a user setting. */
+    const char *tsb = getenv("EB_TEST_SEGMENT_BYTES");
+    if (tsb && strtoull(tsb, NULL, 10) >= 4096)
+        l->o.segment_bytes = strtoull(tsb, NULL, 10);
     l->dir_fd = -1;
     pthread_rwlock_init(&l->rw, NULL);
     pthread_mutex_init(&l->mu, NULL);
