@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "bus/event.h"
+#include "bus/outbox.h"
 #include "json/json.h"
 #include "log/log.h"
 #include "util/buf.h"
@@ -98,22 +99,6 @@ enum {
 typedef struct eb_group eb_group;
 typedef struct eb_dlv eb_dlv;
 
-/* Records produced by engine operations, waiting to be appended to the meta
- * log (in order, as one atomic batch). */
-typedef struct eb_outbox {
-    eb_buf   text;     /* the JSON payloads, back to back */
-    struct { uint16_t kind; size_t off, len; } *recs;
-    size_t   n, cap;
-} eb_outbox;
-
-void eb_outbox_init(eb_outbox *o);
-void eb_outbox_free(eb_outbox *o);
-void eb_outbox_reset(eb_outbox *o);
-/* Starts a record of `kind`; write its JSON with the returned writer, then
- * call eb_outbox_end. */
-eb_jw *eb_outbox_begin(eb_outbox *o, uint16_t kind, eb_jw *w);
-int    eb_outbox_end(eb_outbox *o);
-
 /* Per-group counters (since start) for /v1/stats and /metrics. */
 typedef struct eb_group_counters {
     uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
@@ -156,7 +141,11 @@ uint64_t eb_group_base(const eb_group *g);
 void eb_group_set_config(eb_group *g, eb_group_cfg *cfg);
 void eb_group_set_paused(eb_group *g, bool paused);
 bool eb_group_paused(const eb_group *g);
-void eb_group_info_get(eb_group *g, eb_group_info *out);
+/* Fills *out from g (no change to g); out's strings are borrowed from g. */
+void eb_group_info_get(const eb_group *g, eb_group_info *out);
+/* When matching events wait but none has been examined yet, examines the
+ * next so that eb_group_info_get can tell the oldest unacked one's age. */
+void eb_group_examine_next(eb_group *g, uint64_t durable);
 
 /* Counts the matching events between the main cursor and `head` (called
  * after open and after a config change) and adds those published later

@@ -585,6 +585,7 @@ void eb__bus_groups_close(eb_bus *bus)
 void eb_bus_group_summary(eb_bus *bus, eb_group *g, eb_jw *w, bool detail)
 {
     eb_group_info in;
+    eb_group_examine_next(g, durable_head(bus));
     eb_group_info_get(g, &in);
     uint64_t now = eb__bus_now_us();
     eb_jw_key(w, "name");
@@ -692,6 +693,7 @@ static void group_metrics(eb_bus *bus, eb_buf *o)
     eb_group *g;
     while ((g = eb_bus_group_next(bus, &it))) {
         eb_group_info in;
+        eb_group_examine_next(g, durable_head(bus));
         eb_group_info_get(g, &in);
         const eb_group_counters *c = &in.counters;
         uint64_t v[] = {c->delivered, c->acked,         c->nacked,   c->expired,
@@ -713,6 +715,7 @@ static void group_metrics(eb_bus *bus, eb_buf *o)
         it = 0;
         while ((g = eb_bus_group_next(bus, &it))) {
             eb_group_info in;
+            eb_group_examine_next(g, durable_head(bus));
             eb_group_info_get(g, &in);
             double v = k == 0   ? (double)in.lag
                        : k == 1 ? (double)in.in_flight
