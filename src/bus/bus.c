@@ -6,7 +6,7 @@
  * one atomic append. Under --fsync always the log's writer thread reports
  * durability through `done_q` + a uv_async and the loop then answers the
  * publisher; under interval and never the log usually writes on this
- * thread and the publisher is answered at once (eb__bus_done_now). */
+ * thread and the publisher is answered at once (done_now). */
 #include "bus/bus.h"
 
 #include <errno.h>
@@ -20,39 +20,13 @@
 #include "bus/bus_int.h"
 #include "eventbus.h"
 
-uint64_t eb__bus_now_us(void)
+/* --- completions --------------------------------------------------------- */
+
+
+static void publish_done(eb_bus *bus, pending_op *op)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* --- completions from the writer threads --------------------------------- */
-
-/* Runs on a log writer thread: queue the op for the loop and wake it. */
-void eb__bus_on_durable(void *arg, int status)
-{
-    pending_op *op = arg;
-    eb_bus *bus = op->bus;
-    op->status = status;
-    pthread_mutex_lock(&bus->done_mu);
-    op->next = bus->done_q;
-    bus->done_q = op;
-    pthread_mutex_unlock(&bus->done_mu);
-    uv_async_send(&bus->async);
-}
-
-static void finish_registration(eb_bus *bus, pending_op *op);
-
-static void complete(eb_bus *bus, pending_op *op)
-{
-    if (op->pub_cb)
-        op->pub_cb(op->arg, op->status, op->res, op->n);
-    else if (op->group_cb)
-        eb__bus_group_op_done(bus, op);
-    else
-        finish_registration(bus, op);
-    free(op);
+    (void)bus;
+    op->pub_cb(op->arg, op->status, op->res, op->n);
 }
 
 /* Completes duplicate-only publishes whose originals are now durable. */
@@ -70,14 +44,17 @@ static void release_waiters(eb_bus *bus, int status)
         }
         *pp = op->next;
         op->status = status;
-        complete(bus, op);
+        eb__bus_complete(bus, op);
     }
 }
 
-void eb__bus_done_now(eb_bus *bus, pending_op *op)
+/* The append of op was written on the loop thread (eb_log_append_inline
+ * returned 1): completes op (freed) now, as the loop would on the wake-up.
+ * Waking waiting pulls is the caller's: it knows whether it also does. */
+static void done_now(eb_bus *bus, pending_op *op)
 {
     op->status = 0;
-    complete(bus, op);
+    eb__bus_complete(bus, op);
     if (bus->waiters)
         release_waiters(bus, 0);
 }
@@ -85,25 +62,7 @@ void eb__bus_done_now(eb_bus *bus, pending_op *op)
 static void on_async(uv_async_t *h)
 {
     eb_bus *bus = h->data;
-    pthread_mutex_lock(&bus->done_mu);
-    pending_op *list = bus->done_q;
-    bus->done_q = NULL;
-    pthread_mutex_unlock(&bus->done_mu);
-    /* Reverse into completion order. */
-    pending_op *fifo = NULL;
-    while (list) {
-        pending_op *nx = list->next;
-        list->next = fifo;
-        fifo = list;
-        list = nx;
-    }
-    int status = 0;
-    for (pending_op *op = fifo, *nx; op; op = nx) {
-        nx = op->next;
-        if (op->status)
-            status = op->status;
-        complete(bus, op);
-    }
+    int status = eb__bus_drain(bus);
     if (bus->waiters)
         release_waiters(bus, status);
     eb__bus_groups_wake(bus);
@@ -340,6 +299,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     if (rc == 0) {
         op->bus = bus;
         op->pub_cb = cb;
+        op->complete = publish_done;
         op->arg = arg;
         op->n = n;
         eb_dedupe_expire(&bus->dedupe, eb__bus_now_us());
@@ -357,7 +317,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
             eb__bus_groups_published(bus, evs, op->res, n);
             if (written) { /* --fsync interval|never: deliver, then answer, now */
                 eb__bus_groups_wake(bus); /* pulls first: delivery is the latency that counts */
-                eb__bus_done_now(bus, op);
+                done_now(bus, op);
             }
         }
     } else if (rc == 0) {
@@ -406,29 +366,9 @@ static void finish_registration(eb_bus *bus, pending_op *op)
     staged_free(st);
 }
 
-int eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
-                          const char *text, size_t len, uint64_t ts_us, eb_buf *out)
-{
-    eb_jw w;
-    eb_jw_init(&w, out);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "type");
-    eb_jw_str(&w, type);
-    eb_jw_key(&w, "version");
-    eb_jw_uint(&w, version);
-    eb_jw_key(&w, "compatibility");
-    eb_jw_str(&w, eb_compat_mode_name(mode));
-    eb_jw_key(&w, "ts");
-    eb_jw_uint(&w, ts_us);
-    eb_jw_key(&w, "schema");
-    eb_jw_raw(&w, text, len);
-    eb_jw_obj_close(&w);
-    return eb_buf_failed(out) ? EB_ENOMEM : 0;
-}
-
 static int encode_schema_record(const staged_schema *st, eb_buf *out)
 {
-    return eb__bus_schema_record(st->type, st->version, st->mode, st->text, st->len,
+    return eb__rec_schema(st->type, st->version, st->mode, st->text, st->len,
                                  st->ts_us, out);
 }
 
@@ -482,7 +422,8 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         eb_buf_free(&rec);
         return EB_ENOMEM;
     }
-    *op = (pending_op){.bus = bus, .done_cb = cb, .arg = arg, .extra = st};
+    *op = (pending_op){.bus = bus, .complete = finish_registration, .done_cb = cb, .arg = arg,
+                       .extra = st};
     rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, eb__bus_on_durable, op);
     eb_buf_free(&rec);
     if (rc) {
@@ -502,23 +443,25 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
 {
     eb_bus *bus = arg;
     (void)seq;
+    if (kind == EB_META_SNAP) { /* the whole state follows */
+        eb_registry_free(&bus->reg);
+        eb_registry_init(&bus->reg);
+        eb__bus_groups_reset(bus);
+        return 0;
+    }
     if (kind != EB_META_SCHEMA)
         return eb__bus_groups_apply(bus, kind, rec);
-    const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
-                  *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
-                  *schema = eb_json_get(rec, "schema");
-    eb_compat_mode m = EB_COMPAT_BACKWARD;
-    if (!eb_json_is(type, EB_JSON_STRING) || !eb_json_is(ver, EB_JSON_NUMBER) || !schema ||
-        !eb_json_is(mode, EB_JSON_STRING) || eb_compat_mode_parse(mode->str, mode->len, &m))
+    eb_rec_schema r;
+    if (eb__rec_schema_decode(rec, &r) != 0)
         return EB_ECORRUPT;
     eb_buf text = EB_BUF_INIT;
     eb_jw w;
     eb_jw_init(&w, &text);
-    eb_jw_value(&w, schema);
+    eb_jw_value(&w, r.schema);
     int rc = eb_buf_failed(&text)
                  ? EB_ENOMEM
-                 : eb_registry_apply(&bus->reg, type->str, type->len, (uint32_t)ver->i64, m,
-                                     text.data, text.len, ts ? (uint64_t)ts->i64 : 0, NULL);
+                 : eb_registry_apply(&bus->reg, r.type.ptr, r.type.len, r.version, r.mode,
+                                     text.data, text.len, r.ts_us, NULL);
     eb_buf_free(&text);
     return rc;
 }
@@ -788,15 +731,12 @@ static void free_bus(eb_bus *bus)
     free(bus);
 }
 
-void eb__bus_handle_closed(eb_bus *bus)
+/* A libuv handle of the bus closed; the last one frees the bus. */
+static void handle_closed(uv_handle_t *h)
 {
+    eb_bus *bus = h->data;
     if (--bus->handles == 0)
         free_bus(bus);
-}
-
-static void async_closed(uv_handle_t *h)
-{
-    eb__bus_handle_closed(h->data);
 }
 
 void eb_bus_close(eb_bus *bus)
@@ -805,6 +745,8 @@ void eb_bus_close(eb_bus *bus)
         return;
     bus->closing = 1;
     eb__bus_groups_close(bus);
+    if (bus->grp.timer.data)
+        uv_close((uv_handle_t *)&bus->grp.timer, handle_closed);
     /* Closing the logs drains and syncs their pending appends; their
      * callbacks land in done_q, answered here before the handle goes. */
     if (bus->events)
@@ -816,10 +758,9 @@ void eb_bus_close(eb_bus *bus)
     if (bus->async.data) {
         on_async(&bus->async);
         release_waiters(bus, EB_ECLOSED);
-        uv_close((uv_handle_t *)&bus->async, async_closed);
-    } else {
-        bus->handles++;
-        eb__bus_handle_closed(bus);
+        uv_close((uv_handle_t *)&bus->async, handle_closed);
+    } else if (bus->handles == 0) {
+        free_bus(bus);
     }
 }
 

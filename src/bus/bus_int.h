@@ -1,30 +1,42 @@
-/* bus_int.h - the bus's insides, shared by its files (bus.c: publishing,
- * registry, browsing; groups.c: consumer groups, stats). Not for src/api. */
+/* bus_int.h - the bus's insides, shared by its files. Not for src/api.
+ *
+ * Who calls whom (no circle):
+ *   bus.c      opening the stores, publishing, registration, browsing, the
+ *              meta replay's dispatch; calls groups.c, durable.c, codec.c
+ *   groups.c   the group table and group commands, long polls, the timer,
+ *              snapshots, monitoring figures; calls durable.c, codec.c and
+ *              the engine (group.h)
+ *   durable.c  completions of appends (writer thread -> loop) and the clock
+ *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
 #define EB_BUS_INT_H
 
 #include <pthread.h>
 
 #include "bus/bus.h"
+#include "bus/codec.h"
 #include "bus/dedupe.h"
 #include "bus/group.h"
 #include "bus/meta.h"
 #include "util/hist.h"
 
 /* An operation waiting for the log to make it durable. */
-typedef struct pending_op {
-    struct pending_op *next;     /* in done_q or waiters */
+typedef struct pending_op pending_op;
+struct pending_op {
+    pending_op        *next;     /* in done_q or waiters */
+    /* What to do when the append is durable (or failed: op->status). Runs
+     * on the loop thread; the op is freed after it returns. */
+    void             (*complete)(eb_bus *bus, pending_op *op);
     int                status;   /* set by the writer thread */
     uint64_t           wait_seq; /* for duplicate-only ops: durable past this */
     eb_bus_pub_cb      pub_cb;   /* publish completion, or NULL */
-    eb_bus_done_cb     done_cb;  /* registration completion, or NULL */
+    eb_bus_done_cb     done_cb;  /* registration or group change completion */
     void              *arg;      /* caller's */
     eb_bus            *bus;      /* owner */
     void              *extra;    /* registration: the staged version */
-    eb_bus_done_cb     group_cb; /* group change completion, or NULL */
     size_t             n;        /* results */
     eb_pub_result      res[];    /* one per published event */
-} pending_op;
+};
 
 /* A schema version staged until its meta record is durable. */
 typedef struct staged_schema {
@@ -90,28 +102,29 @@ struct eb_bus {
     int             handles;  /* libuv handles still open (freed at 0) */
 };
 
+/* durable.c */
 uint64_t eb__bus_now_us(void);
-/* A libuv handle of the bus closed; the last one frees the bus. */
-void eb__bus_handle_closed(eb_bus *bus);
-/* Runs on a log writer thread: queues op for the loop. */
+/* Runs on a log writer thread: queues op for the loop and wakes it. */
 void eb__bus_on_durable(void *arg, int status);
-/* The append of op was written on the loop thread (eb_log_append_inline
- * returned 1): completes op (freed) now, as the loop would on the wake-up.
- * Waking waiting pulls is the caller's: it knows whether it also does. */
-void eb__bus_done_now(eb_bus *bus, pending_op *op);
-/* The schema registration meta record of one version. */
-int  eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
-                           const char *text, size_t len, uint64_t ts_us, eb_buf *out);
+/* Runs op->complete and frees op (loop thread). */
+void eb__bus_complete(eb_bus *bus, pending_op *op);
+/* Completes every op the writer threads queued, in order; returns the last
+ * non-zero status seen (0 if all succeeded). */
+int  eb__bus_drain(eb_bus *bus);
 
 /* groups.c */
 int  eb__bus_groups_init(eb_bus *bus);
 /* After both logs are open and the meta log replayed. */
 int  eb__bus_groups_start(eb_bus *bus);
+/* Answers waiting pulls, stops the timer (the caller closes its handle)
+ * and frees the groups. */
 void eb__bus_groups_close(eb_bus *bus);
+/* Applies one group meta record at startup. */
 int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
+/* A snapshot record was read: forget every group. */
+void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
 void eb__bus_groups_wake(eb_bus *bus);
-void eb__bus_group_op_done(eb_bus *bus, pending_op *op);
 
 #endif

@@ -1,10 +1,12 @@
-/* codec.c - the meta records of consumer groups: every record's format,
- * written (into an outbox) and read back (at startup), and snapshots of a
- * group's whole state. The formats are listed in group.h (EB_META_*). */
+/* codec.c - the meta records: every record's format, written (into an
+ * outbox) and read back (at startup), and snapshots of the whole state.
+ * The kinds are listed in meta.h (schemas) and group.h (groups). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/codec.h"
 #include "bus/group_int.h"
+#include "bus/meta.h"
 #include "eventbus.h"
 #include "util/base64.h"
 
@@ -397,4 +399,133 @@ int eb_group_snapshot(eb_group *g, eb_outbox *ob)
     eb_buf_reset(&g->fail_items);
     fails_record(g);
     return eb_group_flush(g, ob);
+}
+
+/* --- schema and group-table records ------------------------------------------ */
+
+int eb__rec_schema(const char *type, uint32_t version, eb_compat_mode mode, const char *text,
+                   size_t len, uint64_t ts_us, eb_buf *out)
+{
+    eb_jw w;
+    eb_jw_init(&w, out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "type");
+    eb_jw_str(&w, type);
+    eb_jw_key(&w, "version");
+    eb_jw_uint(&w, version);
+    eb_jw_key(&w, "compatibility");
+    eb_jw_str(&w, eb_compat_mode_name(mode));
+    eb_jw_key(&w, "ts");
+    eb_jw_uint(&w, ts_us);
+    eb_jw_key(&w, "schema");
+    eb_jw_raw(&w, text, len);
+    eb_jw_obj_close(&w);
+    return eb_buf_failed(out) ? EB_ENOMEM : 0;
+}
+
+int eb__rec_schema_decode(const eb_json *rec, eb_rec_schema *out)
+{
+    const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
+                  *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
+                  *schema = eb_json_get(rec, "schema");
+    out->mode = EB_COMPAT_BACKWARD;
+    if (!eb_json_is(type, EB_JSON_STRING) || !eb_json_is(ver, EB_JSON_NUMBER) || !schema ||
+        !eb_json_is(mode, EB_JSON_STRING) ||
+        eb_compat_mode_parse(mode->str, mode->len, &out->mode))
+        return EB_ECORRUPT;
+    out->type = (eb_str){type->str, type->len};
+    out->version = (uint32_t)ver->i64;
+    out->ts_us = ts ? (uint64_t)ts->i64 : 0;
+    out->schema = schema;
+    return 0;
+}
+
+void eb__rec_group(eb_outbox *ob, const eb_group *g, uint64_t base)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, EB_META_GROUP, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "g");
+    eb_jw_str(&w, g->name);
+    eb_jw_key(&w, "cfg");
+    eb_group_cfg_write(&w, &g->cfg);
+    eb_jw_key(&w, "base");
+    eb_jw_uint(&w, base);
+    eb_jw_key(&w, "paused");
+    eb_jw_bool(&w, g->paused);
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+}
+
+void eb__rec_group_name(eb_outbox *ob, uint16_t kind, const char *name, int paused)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, kind, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "g");
+    eb_jw_str(&w, name);
+    if (paused >= 0) {
+        eb_jw_key(&w, "paused");
+        eb_jw_bool(&w, paused);
+    }
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+}
+
+const eb_json *eb__rec_group_of(const eb_json *rec)
+{
+    const eb_json *name = eb_json_get(rec, "g");
+    return eb_json_is(name, EB_JSON_STRING) ? name : NULL;
+}
+
+int eb__rec_group_decode(const eb_json *rec, eb_group_cfg *cfg, uint64_t *base, bool *paused)
+{
+    eb_field_error fe;
+    if (eb_group_cfg_parse(eb_json_get(rec, "cfg"), cfg, &fe) != 0)
+        return EB_ECORRUPT;
+    const eb_json *b = eb_json_get(rec, "base");
+    *base = b && b->type == EB_JSON_NUMBER ? (uint64_t)b->i64 : 1;
+    *paused = eb__rec_paused(rec);
+    return 0;
+}
+
+bool eb__rec_paused(const eb_json *rec)
+{
+    const eb_json *p = eb_json_get(rec, "paused");
+    return p && p->type == EB_JSON_TRUE;
+}
+
+static void snapshot_schemas(eb_outbox *ob, const eb_registry *reg)
+{
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&reg->subjects, &it))) {
+        const eb_subject *sub = s->val;
+        for (size_t i = 0; i < sub->nvers; i++) {
+            const eb_schema_ver *v = &sub->vers[i];
+            eb_jw w;
+            eb_outbox_begin(ob, EB_META_SCHEMA, &w);
+            eb__rec_schema(sub->type, v->version, sub->compat, v->text, v->len,
+                           v->registered_us, &ob->text);
+            eb_outbox_end(ob);
+        }
+    }
+}
+
+int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, EB_META_SNAP, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+    snapshot_schemas(ob, reg);
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(groups, &it))) {
+        eb_group *g = s->val;
+        eb__rec_group(ob, g, eb__group_floor(g));
+        eb_group_snapshot(g, ob);
+    }
+    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }

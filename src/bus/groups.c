@@ -35,10 +35,10 @@ static eb_group_env group_env(eb_bus *bus)
 
 /* --- committing records ------------------------------------------------------ */
 
-void eb__bus_group_op_done(eb_bus *bus, pending_op *op)
+static void group_op_done(eb_bus *bus, pending_op *op)
 {
     (void)bus;
-    op->group_cb(op->arg, op->status);
+    op->done_cb(op->arg, op->status);
 }
 
 static void noop_done(void *arg, int status)
@@ -67,7 +67,8 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
         for (size_t i = 0; i < ob->n; i++)
             recs[i] = (eb_log_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
                                       (uint32_t)ob->recs[i].len};
-        *op = (pending_op){.bus = bus, .group_cb = cb ? cb : noop_done, .arg = arg};
+        *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
+                           .arg = arg};
         uint64_t first = 0, ts;
         rc = eb_log_append_inline(eb_meta_log(bus->meta), recs, ob->n, &first, &ts,
                                   eb__bus_on_durable, op);
@@ -78,7 +79,8 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
         free(recs);
     eb_outbox_reset(ob);
     if (rc == 1) { /* --fsync interval|never: written on this thread */
-        eb__bus_done_now(bus, op);
+        op->status = 0;
+        eb__bus_complete(bus, op);
         rc = 0;
     }
     if (rc)
@@ -114,39 +116,6 @@ eb_group *eb_bus_group_next(eb_bus *bus, size_t *it)
 }
 
 static void answer_waiters_of(eb_bus *bus, eb_group *g, int status);
-
-/* The EB_META_GROUP record of g (config, first seq to consider, paused). */
-static void group_record(eb_group *g, uint64_t base, eb_outbox *ob)
-{
-    eb_jw w;
-    eb_outbox_begin(ob, EB_META_GROUP, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "g");
-    eb_jw_str(&w, eb_group_name(g));
-    eb_jw_key(&w, "cfg");
-    eb_group_cfg_write(&w, eb_group_config(g));
-    eb_jw_key(&w, "base");
-    eb_jw_uint(&w, base);
-    eb_jw_key(&w, "paused");
-    eb_jw_bool(&w, eb_group_paused(g));
-    eb_jw_obj_close(&w);
-    eb_outbox_end(ob);
-}
-
-static void name_record(eb_outbox *ob, uint16_t kind, const char *name, int paused)
-{
-    eb_jw w;
-    eb_outbox_begin(ob, kind, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "g");
-    eb_jw_str(&w, name);
-    if (paused >= 0) {
-        eb_jw_key(&w, "paused");
-        eb_jw_bool(&w, paused);
-    }
-    eb_jw_obj_close(&w);
-    eb_outbox_end(ob);
-}
 
 /* Where a new group starts reading. */
 static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
@@ -187,7 +156,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         }
     }
     eb_group_count_ahead(g, durable_head(bus));
-    group_record(g, base, &bus->grp.ob);
+    eb__rec_group(&bus->grp.ob, g, base);
     return eb_bus_group_commit(bus, g, cb, arg);
 }
 
@@ -198,7 +167,7 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
         return EB_ENOTFOUND;
     answer_waiters_of(bus, g, EB_ENOTFOUND);
     eb_outbox_reset(&bus->grp.ob);
-    name_record(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
+    eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
     eb_group_free(g);
     return commit_outbox(bus, &bus->grp.ob, cb, arg, NULL);
 }
@@ -210,7 +179,7 @@ int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_c
     if (!g)
         return EB_ENOTFOUND;
     eb_group_set_paused(g, paused);
-    name_record(&bus->grp.ob, EB_META_GROUP_PAUSE, name, paused);
+    eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_PAUSE, name, paused);
     return eb_bus_group_commit(bus, g, cb, arg);
 }
 
@@ -226,20 +195,24 @@ static void free_groups(eb_bus *bus)
     eb_map_init(&bus->grp.by_name);
 }
 
+void eb__bus_groups_reset(eb_bus *bus)
+{
+    free_groups(bus);
+}
+
 static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
 {
     eb_group_cfg cfg;
-    eb_field_error fe;
-    if (eb_group_cfg_parse(eb_json_get(rec, "cfg"), &cfg, &fe) != 0)
+    uint64_t base;
+    bool paused;
+    if (eb__rec_group_decode(rec, &cfg, &base, &paused) != 0)
         return EB_ECORRUPT;
-    const eb_json *base = eb_json_get(rec, "base"), *paused = eb_json_get(rec, "paused");
     eb_group *g = eb_bus_group(bus, name->str, name->len);
     if (g) {
         eb_group_set_config(g, &cfg);
     } else {
         eb_group_env env = group_env(bus);
-        uint64_t b = base && base->type == EB_JSON_NUMBER ? (uint64_t)base->i64 : 1;
-        int rc = eb_group_new(name->str, &cfg, b, &env, &g);
+        int rc = eb_group_new(name->str, &cfg, base, &env, &g);
         if (rc) {
             eb_group_cfg_free(&cfg);
             return rc;
@@ -249,22 +222,16 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
             return EB_ENOMEM;
         }
     }
-    eb_group_set_paused(g, paused && paused->type == EB_JSON_TRUE);
+    eb_group_set_paused(g, paused);
     return 0;
 }
 
 int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 {
-    if (kind == EB_META_SNAP) {
-        free_groups(bus);
-        eb_registry_free(&bus->reg);
-        eb_registry_init(&bus->reg);
-        return 0;
-    }
-    if (kind < EB_META_GROUP || kind > EB_META_SNAP)
+    if (kind < EB_META_GROUP || kind >= EB_META_SNAP)
         return 0; /* written by a newer version: ignore what we don't know */
-    const eb_json *name = eb_json_get(rec, "g");
-    if (!eb_json_is(name, EB_JSON_STRING))
+    const eb_json *name = eb__rec_group_of(rec);
+    if (!name)
         return EB_ECORRUPT;
     if (kind == EB_META_GROUP)
         return apply_group(bus, rec, name);
@@ -277,8 +244,7 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
         eb_group_free(g);
         return 0;
     case EB_META_GROUP_PAUSE:
-        eb_group_set_paused(g, eb_json_get(rec, "paused") &&
-                                   eb_json_get(rec, "paused")->type == EB_JSON_TRUE);
+        eb_group_set_paused(g, eb__rec_paused(rec));
         return 0;
     default:
         return eb_group_apply(g, kind, rec);
@@ -424,12 +390,10 @@ void eb_bus_observe_publish(eb_bus *bus, uint64_t us)
 
 /* --- snapshots ------------------------------------------------------------------------- */
 
-static void snapshot_done(void *arg, int status)
+static void snapshot_done(eb_bus *bus, pending_op *op)
 {
-    pending_op *op = arg;
-    eb_bus *bus = op->bus;
     bus->grp.snapshotting = false;
-    if (status == 0 && bus->meta) {
+    if (op->status == 0 && bus->meta) {
         uint64_t deleted = 0;
         eb_log_drop_before(eb_meta_log(bus->meta), op->wait_seq, &deleted);
         eb_log_stats st;
@@ -438,54 +402,24 @@ static void snapshot_done(void *arg, int status)
     }
 }
 
-static void snapshot_schemas(eb_bus *bus, eb_outbox *ob)
-{
-    size_t it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&bus->reg.subjects, &it))) {
-        const eb_subject *sub = s->val;
-        for (size_t i = 0; i < sub->nvers; i++) {
-            const eb_schema_ver *v = &sub->vers[i];
-            eb_jw w;
-            eb_outbox_begin(ob, EB_META_SCHEMA, &w);
-            eb__bus_schema_record(sub->type, v->version, sub->compat, v->text, v->len,
-                                  v->registered_us, &ob->text);
-            eb_outbox_end(ob);
-        }
-    }
-}
-
 /* Writes the whole state after an EB_META_SNAP record, as one batch. */
 static int snapshot(eb_bus *bus)
 {
     eb_outbox ob;
     eb_outbox_init(&ob);
-    eb_jw w;
-    eb_outbox_begin(&ob, EB_META_SNAP, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_obj_close(&w);
-    eb_outbox_end(&ob);
-    snapshot_schemas(bus, &ob);
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it))) {
-        group_record(g, eb_group_base(g), &ob);
-        eb_group_snapshot(g, &ob);
-    }
-    pending_op *op = calloc(1, sizeof *op);
-    if (!op) {
+    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name);
+    pending_op *op = rc ? NULL : calloc(1, sizeof *op);
+    eb_log_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
+    if (!recs) {
+        free(op);
         eb_outbox_free(&ob);
         return EB_ENOMEM;
     }
-    *op = (pending_op){.bus = bus, .group_cb = (eb_bus_done_cb)snapshot_done};
-    op->arg = op;
-    eb_log_rec_in *recs = malloc((ob.n ? ob.n : 1) * sizeof *recs);
-    int rc = recs && !eb_buf_failed(&ob.text) ? 0 : EB_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < ob.n; i++)
+    *op = (pending_op){.bus = bus, .complete = snapshot_done};
+    for (size_t i = 0; i < ob.n; i++)
         recs[i] = (eb_log_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,
                                   (uint32_t)ob.recs[i].len};
-    if (rc == 0)
-        rc = eb_meta_append_batch(bus->meta, recs, ob.n, &op->wait_seq, eb__bus_on_durable, op);
+    rc = eb_meta_append_batch(bus->meta, recs, ob.n, &op->wait_seq, eb__bus_on_durable, op);
     free(recs);
     eb_outbox_free(&ob);
     if (rc)
@@ -556,19 +490,12 @@ int eb__bus_groups_start(eb_bus *bus)
     return 0;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-    eb__bus_handle_closed(h->data);
-}
-
 void eb__bus_groups_close(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     answer_waiters_of(bus, NULL, EB_ECLOSED);
-    if (gr->timer.data) {
+    if (gr->timer.data)
         uv_timer_stop(&gr->timer);
-        uv_close((uv_handle_t *)&gr->timer, timer_closed);
-    }
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
     size_t it = 0;
