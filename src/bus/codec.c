@@ -150,7 +150,9 @@ void eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uin
     eb_buf_putc(b, ']');
 }
 
-/* --- reading back at startup ----------------------------------------------- */
+/* --- reading back at startup -----------------------------------------------
+ * Decoders only: they turn a parsed record into plain values; group_load.c
+ * applies them to the engine. */
 
 static int cls_of(const eb_json *c)
 {
@@ -167,167 +169,108 @@ static uint64_t jnum(const eb_json *v)
                : 0;
 }
 
-static void apply_ranges(const eb_json *arr, eb_group *g, bool main)
+static eb_rec_iter array_of(const eb_json *rec, const char *key)
 {
-    if (!eb_json_is(arr, EB_JSON_ARRAY))
-        return;
-    for (const eb_json *r = arr->child; r; r = r->next) {
-        uint64_t a = jnum(eb_json_at(r, 0)), b = jnum(eb_json_at(r, 1));
-        if (main)
-            eb_rangeset_add(&g->main.done, a, b);
-        else
-            eb__flow_replay_done(g, a, b);
-    }
+    const eb_json *a = eb_json_get(rec, key);
+    return (eb_rec_iter){eb_json_is(a, EB_JSON_ARRAY) ? a->child : NULL};
 }
 
-static void apply_ack(eb_group *g, const eb_json *rec)
+bool eb__rec_next_range(eb_rec_iter *it, uint64_t *a, uint64_t *b)
 {
-    apply_ranges(eb_json_get(rec, "m"), g, true);
-    apply_ranges(eb_json_get(rec, "r"), g, false);
-    const eb_json *d = eb_json_get(rec, "d");
-    for (const eb_json *s = eb_json_is(d, EB_JSON_ARRAY) ? d->child : NULL; s; s = s->next)
-        eb__dlq_remove(g, jnum(s));
+    if (!it->e)
+        return false;
+    *a = jnum(eb_json_at(it->e, 0));
+    *b = jnum(eb_json_at(it->e, 1));
+    it->e = it->e->next;
+    return true;
 }
 
-static int apply_fail(eb_group *g, const eb_json *rec)
+bool eb__rec_next_seq(eb_rec_iter *it, uint64_t *seq)
 {
-    const eb_json *f = eb_json_get(rec, "f");
-    for (const eb_json *e = eb_json_is(f, EB_JSON_ARRAY) ? f->child : NULL; e; e = e->next) {
-        int cls = cls_of(eb_json_at(e, 0));
-        const eb_json *err = eb_json_at(e, 4);
-        if (cls < 0 || !eb_json_is(err, EB_JSON_STRING))
-            return EB_ECORRUPT;
-        uint64_t k = eb__fail_key(cls, jnum(eb_json_at(e, 1)));
-        failinfo *fi = eb_imap_get(&g->fails, k);
-        if (!fi) {
-            if (!(fi = calloc(1, sizeof *fi)) || eb_imap_put(&g->fails, k, fi)) {
-                free(fi);
-                return EB_ENOMEM;
-            }
-        }
-        fi->fails = (uint32_t)jnum(eb_json_at(e, 2));
-        fi->due = jnum(eb_json_at(e, 3));
-        eb__set_str(&fi->error, err->str, err->len);
-    }
-    return 0;
+    if (!it->e)
+        return false;
+    *seq = jnum(it->e);
+    it->e = it->e->next;
+    return true;
 }
 
-static void drop_failinfo(eb_group *g, int cls, uint64_t seq)
+void eb__rec_ack_decode(const eb_json *rec, eb_rec_ack *out)
 {
-    failinfo *fi = eb_imap_del(&g->fails, eb__fail_key(cls, seq));
-    if (fi) {
-        free(fi->error);
-        free(fi);
-    }
+    out->m = array_of(rec, "m");
+    out->r = array_of(rec, "r");
+    out->d = array_of(rec, "d");
 }
 
-static int apply_dead(eb_group *g, const eb_json *rec)
+eb_rec_iter eb__rec_fail_items(const eb_json *rec)
 {
-    int cls = cls_of(eb_json_get(rec, "c"));
-    uint64_t seq = jnum(eb_json_get(rec, "s"));
-    const eb_json *p = eb_json_get(rec, "p"), *e = eb_json_get(rec, "e"),
-                  *who = eb_json_get(rec, "who");
-    if (cls < 0 || !seq || !eb_json_is(e, EB_JSON_STRING) || !eb_json_is(who, EB_JSON_STRING))
+    return array_of(rec, "f");
+}
+
+int eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out)
+{
+    const eb_json *e = it->e;
+    if (!e)
+        return 0;
+    it->e = e->next;
+    const eb_json *err = eb_json_at(e, 4);
+    out->cls = cls_of(eb_json_at(e, 0));
+    if (out->cls < 0 || !eb_json_is(err, EB_JSON_STRING))
         return EB_ECORRUPT;
-    drop_failinfo(g, cls, seq);
-    dead *d = eb_imap_get(&g->dlq, seq);
-    bool fresh = !d;
-    if (fresh) {
-        eb_buf pl = EB_BUF_INIT;
-        eb_event_view v;
-        if (!eb_json_is(p, EB_JSON_STRING) || eb_base64_decode(&pl, p->str, p->len) ||
-            eb_buf_failed(&pl) || eb_event_decode(pl.data, pl.len, &v)) {
-            eb_buf_free(&pl);
-            return EB_ECORRUPT;
-        }
-        if (!(d = calloc(1, sizeof *d))) {
-            eb_buf_free(&pl);
-            return EB_ENOMEM;
-        }
-        memcpy(d->id, v.id.ptr, v.id.len);
-        d->seq = seq;
-        d->len = (uint32_t)pl.len;
-        d->payload = eb_buf_steal(&pl, NULL);
-    } else if (d->redriven) {
-        d->redriven = false;
-        g->ndead++;
-    }
-    d->ts_us = jnum(eb_json_get(rec, "t"));
-    d->attempts = (uint32_t)jnum(eb_json_get(rec, "n"));
-    d->failed_at = jnum(eb_json_get(rec, "at"));
-    eb__set_str(&d->error, e->str, e->len);
-    eb__set_str(&d->consumer, who->str, who->len);
-    if (fresh && eb__dlq_insert(g, d) != 0) {
-        eb__dead_free(d);
-        return EB_ENOMEM;
-    }
-    if (cls == CLS_MAIN)
-        eb_rangeset_add(&g->main.done, seq, seq + 1);
-    else if (cls == CLS_REPLAY)
-        eb__flow_replay_done(g, seq, seq + 1);
+    out->seq = jnum(eb_json_at(e, 1));
+    out->fails = (uint32_t)jnum(eb_json_at(e, 2));
+    out->due = jnum(eb_json_at(e, 3));
+    out->error = (eb_str){err->str, err->len};
+    return 1;
+}
+
+int eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out)
+{
+    const eb_json *e = eb_json_get(rec, "e"), *who = eb_json_get(rec, "who");
+    out->cls = cls_of(eb_json_get(rec, "c"));
+    out->seq = jnum(eb_json_get(rec, "s"));
+    if (out->cls < 0 || !out->seq || !eb_json_is(e, EB_JSON_STRING) ||
+        !eb_json_is(who, EB_JSON_STRING))
+        return EB_ECORRUPT;
+    out->error = (eb_str){e->str, e->len};
+    out->consumer = (eb_str){who->str, who->len};
+    out->ts_us = jnum(eb_json_get(rec, "t"));
+    out->attempts = (uint32_t)jnum(eb_json_get(rec, "n"));
+    out->failed_at = jnum(eb_json_get(rec, "at"));
+    out->payload = eb_json_get(rec, "p");
     return 0;
 }
 
-static void apply_seqs(eb_group *g, const eb_json *rec, bool redrive)
+int eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v)
 {
-    const eb_json *s = eb_json_get(rec, "s");
-    for (const eb_json *e = eb_json_is(s, EB_JSON_ARRAY) ? s->child : NULL; e; e = e->next) {
-        dead *d = eb_imap_get(&g->dlq, jnum(e));
-        if (!d)
-            continue;
-        if (!redrive) {
-            eb__dlq_remove(g, d->seq);
-        } else if (!d->redriven) {
-            d->redriven = true;
-            g->ndead--;
-            drop_failinfo(g, CLS_DLQ, d->seq);
-        }
-    }
+    const eb_json *p = r->payload;
+    if (!eb_json_is(p, EB_JSON_STRING) || eb_base64_decode(out, p->str, p->len) ||
+        eb_buf_failed(out) || eb_event_decode(out->data, out->len, v))
+        return EB_ECORRUPT;
+    return 0;
 }
 
-static int apply_replay(eb_group *g, const eb_json *rec)
+eb_rec_iter eb__rec_seqs_decode(const eb_json *rec)
 {
-    const eb_json *t = eb_json_get(rec, "types");
-    char *types[EB_GROUP_MAX_TYPES];
-    size_t n = 0;
-    for (const eb_json *e = eb_json_is(t, EB_JSON_ARRAY) ? t->child : NULL;
-         e && n < EB_GROUP_MAX_TYPES; e = e->next)
+    return array_of(rec, "s");
+}
+
+int eb__rec_replay_decode(const eb_json *rec, eb_rec_replay *out)
+{
+    out->ntypes = 0;
+    eb_rec_iter t = array_of(rec, "types");
+    for (const eb_json *e = t.e; e && out->ntypes < EB_GROUP_MAX_TYPES; e = e->next)
         if (e->type == EB_JSON_STRING)
-            types[n++] = (char *)e->str;
-    uint64_t id = jnum(eb_json_get(rec, "id"));
-    if (!id)
-        return EB_ECORRUPT;
-    return eb__flow_replay_new(g, id, jnum(eb_json_get(rec, "from")), jnum(eb_json_get(rec, "to")),
-                           types, n)
-               ? 0
-               : EB_ENOMEM;
+            out->types[out->ntypes++] = (char *)e->str;
+    out->id = jnum(eb_json_get(rec, "id"));
+    out->from = jnum(eb_json_get(rec, "from"));
+    out->to = jnum(eb_json_get(rec, "to"));
+    return out->id ? 0 : EB_ECORRUPT;
 }
 
-static void apply_done(eb_group *g, const eb_json *rec)
+void eb__rec_done_decode(const eb_json *rec, eb_rec_done *out)
 {
-    uint64_t id = jnum(eb_json_get(rec, "flow"));
-    flow *f = id ? NULL : &g->main;
-    for (flow *r = g->replays; !f && r; r = r->next)
-        if (r->id == id)
-            f = r;
-    const eb_json *arr = eb_json_get(rec, "r");
-    for (const eb_json *r = f && eb_json_is(arr, EB_JSON_ARRAY) ? arr->child : NULL; r;
-         r = r->next)
-        eb_rangeset_add(&f->done, jnum(eb_json_at(r, 0)), jnum(eb_json_at(r, 1)));
-}
-
-int eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec)
-{
-    switch (kind) {
-    case EB_META_ACK:     apply_ack(g, rec); return 0;
-    case EB_META_FAIL:    return apply_fail(g, rec);
-    case EB_META_DEAD:    return apply_dead(g, rec);
-    case EB_META_REDRIVE: apply_seqs(g, rec, true); return 0;
-    case EB_META_PURGE:   apply_seqs(g, rec, false); return 0;
-    case EB_META_REPLAY:  return apply_replay(g, rec);
-    case EB_META_DONE:    apply_done(g, rec); return 0;
-    default:              return 0;
-    }
+    out->flow = jnum(eb_json_get(rec, "flow"));
+    out->r = array_of(rec, "r");
 }
 
 /* --- snapshots ------------------------------------------------------------- */

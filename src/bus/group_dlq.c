@@ -165,8 +165,7 @@ static size_t pick_dead(eb_group *g, const eb_str *ids, size_t n, dead ***out)
     return k;
 }
 
-/* Turns dead letter e into a delivery again. */
-static void redrive_one(eb_group *g, dead *e, uint64_t now)
+void eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now)
 {
     eb_dlv *d = eb_imap_get(&g->dlvs[CLS_DLQ], e->seq);
     if (d)
@@ -189,7 +188,7 @@ size_t eb_group_dlq_redrive(eb_group *g, const eb_str *ids, size_t n, eb_outbox 
     size_t k = pick_dead(g, ids, n, &v);
     uint64_t now = g->env.now_us();
     for (size_t i = 0; i < k; i++)
-        redrive_one(g, v[i], now);
+        eb__dlq_redrive_one(g, v[i], now);
     if (k)
         eb__rec_seqs(g, EB_META_REDRIVE, v, k, ob);
     free(v);
@@ -208,17 +207,4 @@ size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *o
     free(v);
     g->ctr.purged += k;
     return k;
-}
-
-void eb_group_loaded(eb_group *g)
-{
-    uint64_t now = g->env.now_us();
-    for (size_t i = 0; i < g->ndlq; i++) {
-        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
-        if (e && e->redriven) {
-            e->redriven = false; /* redrive_one counts it again */
-            g->ndead++;
-            redrive_one(g, e, now);
-        }
-    }
 }

@@ -2,12 +2,14 @@
  * Not for use outside src/bus/group*.c and src/bus/codec.c.
  *
  * The engine is split by job:
- *   group.c        the group: lifecycle, delivery states, per-key ordering,
- *                  leases (pull, ack, nack, extend, the timer tick), info
- *   group_flow.c   flows: filling deliveries from the events store,
- *                  counting matches, replay
+ *   group.c        the group: lifecycle, leases (pull, ack, nack, extend,
+ *                  the timer tick), consumers, info
  *   group_dlq.c    the dead-letter queue: dead-lettering, paging, redrive,
  *                  purge
+ *   group_flow.c   flows: filling deliveries from the events store,
+ *                  counting matches, replay
+ *   group_dlv.c    deliveries: states and per-key ordering
+ *   group_load.c   the meta replay at startup (applies decoded records)
  *   codec.c        every meta record's format (encode and decode) and
  *                  snapshots: the one owner of the meta-record formats
  *   outbox.c       the records a change produces, waiting to be appended
@@ -137,7 +139,21 @@ static inline uint64_t eb__fail_key(int cls, uint64_t seq)
     return (uint64_t)cls << 62 | seq;
 }
 
-/* group.c */
+/* The lowest seq the main flow may still need: below it all is finished. */
+static inline uint64_t eb__group_floor(const eb_group *g)
+{
+    uint64_t f = g->main.cursor;
+    if (g->lhead[CLS_MAIN] && g->lhead[CLS_MAIN]->seq < f)
+        f = g->lhead[CLS_MAIN]->seq;
+    return f;
+}
+
+/* The engine's files call downwards only:
+ *   group_load.c, group.c -> group_dlq.c -> group_flow.c -> group_dlv.c
+ *   and any of them -> codec.c (record formats) -> outbox.c */
+
+/* group_dlv.c */
+/* Replaces *dst with a copy of s[0..n) (NULL if s is NULL). */
 void    eb__set_str(char **dst, const char *s, size_t n);
 eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl);
 /* RETRY until d->tm.key, or READY if that has passed. */
@@ -146,8 +162,10 @@ void    eb__dlv_schedule(eb_group *g, eb_dlv *d, uint64_t now);
 void    eb__dlv_admit(eb_group *g, eb_dlv *d, eb_str key, uint64_t now);
 /* Removes a delivery that is finished (acked or dead-lettered). */
 void    eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now);
-/* The lowest seq the main flow may still need: below it all is finished. */
-uint64_t eb__group_floor(const eb_group *g);
+/* Appends d to the READY FIFO. */
+void    eb__dlv_ready(eb_group *g, eb_dlv *d);
+/* Frees d (not its class-d payload, owned by the dead letter). */
+void    eb__dlv_free(eb_dlv *d);
 
 /* group_flow.c */
 void  eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to);
@@ -169,6 +187,8 @@ void  eb__dlq_remove(eb_group *g, uint64_t seq);
 void  eb__dead_free(dead *e);
 /* Moves d to the dead-letter queue, writing its DEAD record to ob. */
 void  eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob);
+/* Turns dead letter e into a delivery again (class d). */
+void  eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now);
 
 /* codec.c: the group's meta records */
 void  eb__rec_dead(eb_group *g, const dead *e, int cls, bool with_payload, eb_outbox *ob);
@@ -178,5 +198,48 @@ void  eb__rec_replay(eb_group *g, const flow *f, eb_outbox *ob);
  * encoder of a failed attempt, used by nacks, expiries and snapshots). */
 void  eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uint64_t due,
                           const char *err);
+
+/* codec.c: reading a group's records back (views into the parsed record) */
+typedef struct eb_rec_iter { const eb_json *e; } eb_rec_iter; /* over a record's array */
+/* The next [a, b) range or seq of it; false at the end. */
+bool  eb__rec_next_range(eb_rec_iter *it, uint64_t *a, uint64_t *b);
+bool  eb__rec_next_seq(eb_rec_iter *it, uint64_t *seq);
+
+typedef struct eb_rec_ack { eb_rec_iter m, r, d; } eb_rec_ack; /* ranges, ranges, seqs */
+void  eb__rec_ack_decode(const eb_json *rec, eb_rec_ack *out);
+
+typedef struct eb_rec_fail {
+    int      cls;
+    uint64_t seq, due;
+    uint32_t fails;
+    eb_str   error;
+} eb_rec_fail;
+eb_rec_iter eb__rec_fail_items(const eb_json *rec);
+/* 1 with *out filled, 0 at the end, EB_ECORRUPT for a malformed entry. */
+int   eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out);
+
+typedef struct eb_rec_dead {
+    int            cls;
+    uint64_t       seq, ts_us, failed_at;
+    uint32_t       attempts;
+    eb_str         error, consumer;
+    const eb_json *payload; /* base64 of the stored event; absent unless fresh */
+} eb_rec_dead;
+int   eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out);
+/* Decodes r's event copy into out (appended) and checks it is an event. */
+int   eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v);
+
+/* EB_META_REDRIVE and EB_META_PURGE: the seqs. */
+eb_rec_iter eb__rec_seqs_decode(const eb_json *rec);
+
+typedef struct eb_rec_replay {
+    uint64_t id, from, to;
+    char    *types[EB_GROUP_MAX_TYPES]; /* borrowed from the record */
+    size_t   ntypes;
+} eb_rec_replay;
+int   eb__rec_replay_decode(const eb_json *rec, eb_rec_replay *out);
+
+typedef struct eb_rec_done { uint64_t flow; eb_rec_iter r; } eb_rec_done;
+void  eb__rec_done_decode(const eb_json *rec, eb_rec_done *out);
 
 #endif
