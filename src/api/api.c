@@ -304,6 +304,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     if (!api->opts.max_depth)
         api->opts.max_depth = EB_JSON_DEFAULT_DEPTH;
     eb_buf_init(&api->out);
+    eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
     if (!(api->doc = eb_json_doc_new())) {
         free(api);
@@ -325,6 +326,7 @@ void eb_api_free(eb_api *api)
         return;
     eb_json_doc_free(api->doc);
     eb_buf_free(&api->out);
+    eb_buf_free(&api->pull_out);
     eb_pub_errors_free(&api->perrs);
     eb_ce_scratch_free(&api->ce);
     free(api->evs);

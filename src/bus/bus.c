@@ -65,7 +65,7 @@ static void on_async(uv_async_t *h)
     int status = eb__bus_drain(bus);
     if (bus->waiters)
         release_waiters(bus, status);
-    eb__bus_groups_wake(bus);
+    eb__bus_pulls_wake(bus);
 }
 
 /* --- errors -------------------------------------------------------------- */
@@ -316,7 +316,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
             eb__bus_groups_published(bus, evs, op->res, n);
             if (written) { /* --fsync interval|never: deliver, then answer, now */
-                eb__bus_groups_wake(bus); /* pulls first: delivery is the latency that counts */
+                eb__bus_pulls_wake(bus); /* pulls first: delivery is the latency that counts */
                 done_now(bus, op);
             }
         }
@@ -764,5 +764,4 @@ void eb_bus_close(eb_bus *bus)
     }
 }
 
-eb_log *eb_bus_events_log(eb_bus *bus) { return bus->events; }
 eb_registry *eb_bus_registry(eb_bus *bus) { return &bus->reg; }

@@ -63,12 +63,15 @@ typedef struct pull_waiter {
     char                consumer[];
 } pull_waiter;
 
-/* Consumer groups and monitoring state (groups.c). */
+#define EB_PULL_MAX 1000 /* deliveries one pull may lease */
+
+/* Consumer groups and monitoring state (groups.c, pull.c). */
 typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
-    eb_buf        out;         /* scratch: pull answers */
+    eb_delivery  *dl;          /* scratch: one pull's deliveries */
+    size_t        dl_cap;
     pull_waiter  *waiters;     /* long polls, oldest first */
     pull_waiter  *waiters_tail;
     eb_map        published;   /* type -> uint64_t* count (bounded) */
@@ -125,6 +128,23 @@ int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
 void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
-void eb__bus_groups_wake(eb_bus *bus);
+
+/* The group table (groups.c owns it). */
+static inline eb_group *eb__bus_group(eb_bus *bus, const char *name, size_t n)
+{
+    return eb_map_get(&bus->grp.by_name, name, n);
+}
+/* Iterates the groups: start with *it = 0; NULL at the end. */
+static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
+{
+    const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
+    return s ? s->val : NULL;
+}
+
+/* pull.c */
+/* Serves the waiting pulls that can be served now or waited long enough. */
+void eb__bus_pulls_wake(eb_bus *bus);
+/* Answers the waiting pulls of g (all when g is NULL) with status. */
+void eb__bus_pulls_answer(eb_bus *bus, eb_group *g, int status);
 
 #endif

@@ -357,9 +357,15 @@ int eb_event_decode(const void *payload, size_t len, eb_event_view *v)
 
 void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
 {
+    eb_jw_obj_open(w);
+    eb_event_write_members(w, seq, ts_us, v);
+    eb_jw_obj_close(w);
+}
+
+void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
+{
     char t[32];
     size_t tn = eb_time_format(ts_us, t);
-    eb_jw_obj_open(w);
     eb_jw_key(w, "seq");
     eb_jw_uint(w, seq);
     eb_jw_key(w, "time");
@@ -369,7 +375,6 @@ void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view 
         eb_buf_putc(w->out, ',');
         eb_buf_append(w->out, v->json.ptr + 1, v->json.len - 2);
     }
-    eb_jw_obj_close(w);
 }
 
 /* --- time ---------------------------------------------------------------- */

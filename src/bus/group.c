@@ -157,8 +157,8 @@ static eb_consumer *consumer_get(eb_group *g, const char *name, size_t n)
     return c;
 }
 
-/* Appends the decimal digits of v. */
-static void put_u64(eb_buf *o, uint64_t v)
+/* Writes the decimal digits of v at p; returns the end. */
+static char *put_u64(char *p, uint64_t v)
 {
     char t[20];
     int n = 0;
@@ -166,34 +166,28 @@ static void put_u64(eb_buf *o, uint64_t v)
         t[n++] = (char)('0' + v % 10);
     while ((v /= 10));
     while (n)
-        eb_buf_putc(o, t[--n]);
+        *p++ = t[--n];
+    return p;
 }
 
-/* Writes d as its event plus "delivery"; `deadline` is its formatted
- * lease end (the same for every event of one pull). */
-static void write_delivery(eb_jw *w, const eb_dlv *d, const char *deadline)
+/* Describes d for the pull's caller: "<class><seq>.<attempt>" and views. */
+static void describe(const eb_dlv *d, eb_delivery *o)
 {
-    eb_event_view v;
-    if (eb_event_decode(d->payload, d->len, &v) != 0)
-        return;
-    eb_event_write(w, d->seq, d->ts_us, &v);
-    eb_buf *o = w->out;
-    if (o->len && o->data[o->len - 1] == '}')
-        o->len--; /* reopen the event object to add its delivery */
-    eb_buf_puts(o, ",\"delivery\":{\"id\":\"");
-    eb_buf_putc(o, eb__cls_char[d->cls]);
-    put_u64(o, d->seq);
-    eb_buf_putc(o, '.');
-    put_u64(o, d->attempt);
-    eb_buf_puts(o, "\",\"attempt\":");
-    put_u64(o, d->attempt);
-    eb_buf_puts(o, ",\"deadline\":\"");
-    eb_buf_puts(o, deadline);
-    eb_buf_puts(o, "\"}}");
+    o->seq = d->seq;
+    o->ts_us = d->ts_us;
+    o->event = d->payload;
+    o->len = d->len;
+    o->attempt = d->attempt;
+    char *p = o->id;
+    *p++ = eb__cls_char[d->cls];
+    p = put_u64(p, d->seq);
+    *p++ = '.';
+    p = put_u64(p, d->attempt);
+    *p = '\0';
 }
 
 int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
-                  eb_jw *w)
+                  eb_delivery *out, uint64_t *deadline_us)
 {
     uint64_t now = g->env.now_us();
     eb_consumer *c = consumer_get(g, consumer, clen);
@@ -206,8 +200,7 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
         eb__group_fill(g, max, durable, now);
     size_t n = 0;
     uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
-    char dl[32];
-    eb_time_format(deadline, dl);
+    *deadline_us = deadline;
     while (n < max && g->rq_head) {
         eb_dlv *d = g->rq_head;
         g->rq_head = d->next;
@@ -222,7 +215,7 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
         c->in_flight++;
         g->in_flight++;
         eb_heap_push(&g->timers, &d->tm);
-        write_delivery(w, d, dl);
+        describe(d, &out[n]);
         g->ctr.delivered++;
         if (d->attempt > 1)
             g->ctr.redelivered++;
@@ -407,21 +400,13 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->counters = g->ctr;
 }
 
-void eb_group_write_consumers(eb_group *g, eb_jw *w)
+void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg)
 {
     size_t it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&g->consumers, &it))) {
-        const eb_consumer *c = s->val;
-        char t[40];
-        eb_time_format(c->last_pull_us, t);
-        eb_jw_obj_open(w);
-        eb_jw_key(w, "name");
-        eb_jw_str(w, c->name);
-        eb_jw_key(w, "last_pull");
-        eb_jw_str(w, t);
-        eb_jw_key(w, "in_flight");
-        eb_jw_uint(w, c->in_flight);
-        eb_jw_obj_close(w);
+    const eb_map_slot *sl;
+    while ((sl = eb_map_next(&g->consumers, &it))) {
+        const eb_consumer *c = sl->val;
+        eb_consumer_info ci = {c->name, c->last_pull_us, c->in_flight};
+        fn(arg, &ci);
     }
 }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/group.h"
+#include "bus/group_types.h"
 #include "eventbus.h"
 
 static int cfg_err(eb_field_error *err, const char *field, const char *msg)

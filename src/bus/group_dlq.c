@@ -105,35 +105,22 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
     eb__dlv_finish(g, d, now);
 }
 
-void eb_group_dlq_list(eb_group *g, uint64_t after, size_t limit, eb_jw *w, uint64_t *next)
+void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_letter_fn fn,
+                       void *arg, uint64_t *next)
 {
     *next = 0;
     size_t n = 0;
     for (size_t i = dlq_pos(g, after + 1); i < g->ndlq; i++) {
-        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        const dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
         if (!e || e->redriven)
             continue;
         if (n == limit) {
             *next = g->dlq_seqs[i - 1];
             break;
         }
-        eb_event_view v;
-        if (eb_event_decode(e->payload, e->len, &v) != 0)
-            continue;
-        char at[40];
-        eb_time_format(e->failed_at, at);
-        eb_jw_obj_open(w);
-        eb_jw_key(w, "event");
-        eb_event_write(w, e->seq, e->ts_us, &v);
-        eb_jw_key(w, "error");
-        eb_jw_str(w, e->error ? e->error : "");
-        eb_jw_key(w, "attempts");
-        eb_jw_uint(w, e->attempts);
-        eb_jw_key(w, "consumer");
-        eb_jw_str(w, e->consumer ? e->consumer : "");
-        eb_jw_key(w, "failed_at");
-        eb_jw_str(w, at);
-        eb_jw_obj_close(w);
+        eb_dead_letter dl = {e->seq, e->ts_us, e->payload, e->len, e->error ? e->error : "",
+                             e->consumer ? e->consumer : "", e->attempts, e->failed_at};
+        fn(arg, &dl);
         n++;
     }
 }
