@@ -9,12 +9,10 @@
  * thread and the publisher is answered at once (done_now). */
 #include "bus/bus.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "bus/bus_int.h"
@@ -34,7 +32,7 @@ static void release_waiters(eb_bus *bus, int status)
 {
     if (!bus->events)
         status = EB_ECLOSED;
-    uint64_t durable = status ? 0 : eb_log_durable_seq(bus->events);
+    uint64_t durable = status ? 0 : eb_store_durable_seq(bus->events);
     pending_op **pp = &bus->waiters;
     while (*pp) {
         pending_op *op = *pp;
@@ -48,7 +46,7 @@ static void release_waiters(eb_bus *bus, int status)
     }
 }
 
-/* The append of op was written on the loop thread (eb_log_append_inline
+/* The append of op was written on the loop thread (eb_store_append
  * returned 1): completes op (freed) now, as the loop would on the wake-up.
  * Waking waiting pulls is the caller's: it knows whether it also does. */
 static void done_now(eb_bus *bus, pending_op *op)
@@ -183,7 +181,7 @@ static int grow_recs(eb_bus *bus, size_t n)
 {
     if (n <= bus->recs_cap)
         return 0;
-    eb_log_rec_in *r = realloc(bus->recs, n * sizeof *r);
+    eb_store_rec_in *r = realloc(bus->recs, n * sizeof *r);
     if (r)
         bus->recs = r;
     size_t *o = realloc(bus->offs, n * sizeof *o);
@@ -252,7 +250,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
     /* enc is final now (no more reallocs): point the records into it. */
     for (long k = 0; k < nrec; k++) {
         size_t end = k + 1 < nrec ? offs[k + 1] : bus->enc.len;
-        bus->recs[k] = (eb_log_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
+        bus->recs[k] = (eb_store_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
                                        (uint32_t)(end - offs[k])};
     }
     return nrec;
@@ -308,7 +306,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     }
     if (rc == 0 && nrec > 0) {
         uint64_t first = 0, ts = 0;
-        rc = eb_log_append_inline(bus->events, bus->recs, (size_t)nrec, &first, &ts,
+        rc = eb_store_append(bus->events, bus->recs, (size_t)nrec, true, &first, &ts,
                                   eb__bus_on_durable, op);
         if (rc >= 0) {
             bool written = rc == 1;
@@ -479,7 +477,7 @@ typedef struct browse_ctx {
 
 #define BROWSE_SCAN_MAX 100000 /* records one call may look at */
 
-static int browse_one(void *arg, const eb_log_rec *rec)
+static int browse_one(void *arg, const eb_store_rec *rec)
 {
     browse_ctx *c = arg;
     c->scanned++;
@@ -504,27 +502,27 @@ int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_afte
     uint64_t from = q->after_seq + 1;
     if (q->since_us) {
         uint64_t s = 0;
-        if (eb_log_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
+        if (eb_store_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
             from = s;
         else if (s == 0)
-            from = eb_log_durable_seq(bus->events); /* nothing that late */
+            from = eb_store_durable_seq(bus->events); /* nothing that late */
     }
-    uint64_t first = eb_log_first_seq(bus->events);
+    uint64_t first = eb_store_first_seq(bus->events);
     if (from < first)
         from = first;
     browse_ctx c = {q, w, 0, 0, from - 1, false};
     eb_jw_arr_open(w);
     while (!c.done && c.found < q->limit && c.scanned < BROWSE_SCAN_MAX &&
-           c.last + 1 < eb_log_durable_seq(bus->events)) {
+           c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, 1000, browse_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, 1000, browse_one, &c);
         if (rc && rc != EB_ENOTFOUND)
             return rc;
         if (c.last == before)
             break;
     }
     eb_jw_arr_close(w);
-    bool more = !c.done && c.last + 1 < eb_log_durable_seq(bus->events);
+    bool more = !c.done && c.last + 1 < eb_store_durable_seq(bus->events);
     *next_after = more ? c.last : 0;
     return 0;
 }
@@ -555,7 +553,7 @@ typedef struct find_ctx {
     uint64_t    last;
 } find_ctx;
 
-static int find_one(void *arg, const eb_log_rec *rec)
+static int find_one(void *arg, const eb_store_rec *rec)
 {
     find_ctx *c = arg;
     c->last = rec->seq;
@@ -582,7 +580,7 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
     uint64_t from = seq, ms = ulid_ms(id, n);
     find_ctx c = {id, n, UINT64_MAX, 0, w, false, false, 0};
     if (!seq && ms) {
-        if (eb_log_seek_time(bus->events, ms * 1000u, &from) != 0)
+        if (eb_store_seek_time(bus->events, ms * 1000u, &from) != 0)
             return EB_ENOTFOUND;
         c.stop_us = ms * 1000u + 60u * 1000000u; /* appended within a minute of its id */
     }
@@ -590,9 +588,9 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
         return EB_ENOTFOUND;
     c.last = from - 1;
     while (!c.found && !c.stop &&
-           c.last + 1 < eb_log_durable_seq(bus->events)) {
+           c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
         if (rc || c.last == before || seq)
             break;
     }
@@ -607,7 +605,7 @@ typedef struct refill_ctx {
     size_t   added; /* ids remembered */
 } refill_ctx;
 
-static int refill_one(void *arg, const eb_log_rec *rec)
+static int refill_one(void *arg, const eb_store_rec *rec)
 {
     refill_ctx *c = arg;
     c->last = rec->seq;
@@ -627,12 +625,12 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = eb__bus_now_us();
     uint64_t from = 0;
     *added = 0;
-    if (!window || eb_log_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
+    if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
         return 0;
     refill_ctx c = {bus, from - 1, 0};
-    while (c.last + 1 < eb_log_durable_seq(bus->events)) {
+    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, 4096, refill_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
         if (rc)
             return rc;
         if (c.last == before)
@@ -642,32 +640,19 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     return 0;
 }
 
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/events", bus->opts.data_dir);
-    eb_log_opts lo = {0};
-    lo.fsync = bus->opts.fsync;
-    lo.fsync_interval_ms = bus->opts.fsync_interval_ms;
-    int rc = make_dir(bus->opts.data_dir);
+    eb_store_opts o = {.data_dir = bus->opts.data_dir,
+                       .kind = EB_STORE_EVENTS,
+                       .sync = bus->opts.fsync,
+                       .sync_interval_ms = bus->opts.fsync_interval_ms,
+                       .retention_ms = bus->opts.retention_ms,
+                       .retention_bytes = bus->opts.retention_bytes};
+    int rc = eb_store_open(bus->opts.engine, &o, &bus->events, &rep->events);
     if (rc)
         return rc;
-    eb_log_opts mo = lo;
-    lo.dir = dir;
-    lo.retention_ms = bus->opts.retention_ms;
-    lo.retention_bytes = bus->opts.retention_bytes;
-    rc = eb_log_open(&lo, &bus->events, &rep->events);
-    if (rc)
-        return rc;
-    /* Groups read the events log while their state is replayed. */
-    rc = eb_meta_open(bus->opts.data_dir, &mo, &bus->meta, &rep->meta, replay_meta, bus);
+    /* Groups read the events store while their state is replayed. */
+    rc = eb_meta_open(bus->opts.engine, &o, &bus->meta, &rep->meta, replay_meta, bus);
     if (rc)
         return rc;
     rc = eb__bus_groups_start(bus);
@@ -747,10 +732,10 @@ void eb_bus_close(eb_bus *bus)
     eb__bus_groups_close(bus);
     if (bus->grp.timer.data)
         uv_close((uv_handle_t *)&bus->grp.timer, handle_closed);
-    /* Closing the logs drains and syncs their pending appends; their
+    /* Closing the stores drains and syncs their pending appends; their
      * callbacks land in done_q, answered here before the handle goes. */
     if (bus->events)
-        eb_log_close(bus->events);
+        eb_store_close(bus->events);
     if (bus->meta)
         eb_meta_close(bus->meta);
     bus->events = NULL;

@@ -22,18 +22,19 @@
 
 #include "bus/event.h"
 #include "bus/group_types.h"
-#include "util/hist.h"
 #include "bus/registry.h"
-#include "log/log.h"
+#include "store/store.h"
+#include "util/hist.h"
 
 typedef struct eb_bus eb_bus;
 
 typedef struct eb_bus_opts {
-    const char     *data_dir;          /* events/ and meta/ go below it */
-    eb_fsync_policy fsync;             /* for both logs */
-    uint32_t        fsync_interval_ms; /* for EB_FSYNC_INTERVAL */
-    uint64_t        retention_ms;      /* events log: 0 = forever */
-    uint64_t        retention_bytes;   /* events log: 0 = unlimited */
+    const char     *data_dir;          /* where the engine keeps the stores */
+    const eb_store_engine *engine;     /* opens both stores (borrowed) */
+    eb_store_sync   fsync;             /* for both stores */
+    uint32_t        fsync_interval_ms; /* for EB_STORE_SYNC_INTERVAL */
+    uint64_t        retention_ms;      /* events store: 0 = forever */
+    uint64_t        retention_bytes;   /* events store: 0 = unlimited */
     uint64_t        dedupe_window_ms;  /* idempotent publish window */
     uint32_t        max_event_bytes;   /* stored size bound for one event */
     bool            require_schemas;   /* refuse types with no schema */
@@ -42,8 +43,8 @@ typedef struct eb_bus_opts {
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {
-    eb_log_recovery events;  /* events log recovery */
-    eb_log_recovery meta;    /* meta log recovery */
+    eb_store_recovery events; /* events store recovery */
+    eb_store_recovery meta;   /* meta store recovery */
     size_t          schemas; /* schema versions loaded */
     size_t          dedupe_ids; /* ids refilled into the dedupe window */
     size_t          groups;  /* consumer groups loaded */

@@ -86,8 +86,8 @@ typedef struct eb_bus_groups {
 struct eb_bus {
     uv_loop_t      *loop;     /* the loop everything runs on */
     eb_bus_opts     opts;     /* copy; data_dir owned */
-    eb_log         *events;   /* the event log */
-    eb_meta        *meta;     /* the bus's own state log */
+    eb_store       *events;   /* the events store */
+    eb_meta        *meta;     /* the bus's own state store */
     eb_registry     reg;      /* schema registry */
     eb_dedupe       dedupe;   /* idempotent publish window */
     uv_async_t      async;    /* wakes the loop for done_q */
@@ -95,7 +95,7 @@ struct eb_bus {
     pending_op     *done_q;   /* completed ops, newest first */
     pending_op     *waiters;  /* duplicate-only ops waiting for durability */
     eb_buf          enc;      /* scratch: encoded events of one publish */
-    eb_log_rec_in  *recs;     /* scratch: records of one publish */
+    eb_store_rec_in  *recs;     /* scratch: records of one publish */
     size_t         *offs;     /* scratch: each record's offset in enc */
     size_t          recs_cap; /* allocated, both arrays */
     eb_schema_errors verrs;   /* scratch: schema violations of one event */

@@ -2,10 +2,10 @@
  * thread to the loop thread, and the bus clock.
  *
  * Every append the bus makes (events or meta) carries a pending_op whose
- * `complete` says what to do once the append is durable. A writer thread
+ * `complete` says what to do once the append is durable. An engine thread
  * queues the op on done_q and wakes the loop (uv_async); the loop drains
  * the queue in completion order. Appends written inline on the loop thread
- * (eb_log_append_inline returned 1) are completed at once. */
+ * (eb_store_append returned 1) are completed at once. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>

@@ -39,7 +39,7 @@
 #include "bus/group_types.h"
 #include "bus/outbox.h"
 #include "json/json.h"
-#include "log/log.h"
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/imap.h"
 #include "util/map.h"
@@ -68,7 +68,7 @@ typedef struct eb_dlv eb_dlv;
 
 /* Reads the events a group needs (borrowed, must outlive the group). */
 typedef struct eb_group_env {
-    eb_log   *events;
+    eb_store *events;
     uint64_t (*now_us)(void);
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);

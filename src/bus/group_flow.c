@@ -39,7 +39,7 @@ typedef struct fill_ctx {
     int       rc;
 } fill_ctx;
 
-static int fill_one(void *arg, const eb_log_rec *rec)
+static int fill_one(void *arg, const eb_store_rec *rec)
 {
     fill_ctx *c = arg;
     eb_group *g = c->g;
@@ -75,7 +75,7 @@ static int fill_one(void *arg, const eb_log_rec *rec)
 static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint64_t now)
 {
     uint64_t stop = f->to < durable ? f->to : durable;
-    uint64_t first = eb_log_first_seq(g->env.events);
+    uint64_t first = eb_store_first_seq(g->env.events);
     if (f->cursor < first) { /* gone to retention before we got there: count it */
         g->ctr.retention_skipped += first - f->cursor;
         f->cursor = first;
@@ -86,7 +86,7 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
         return false;
     uint64_t before = f->cursor;
     fill_ctx c = {g, f, want, stop, now, 0};
-    eb_log_scan(g->env.events, f->cursor, FILL_CHUNK, fill_one, &c);
+    eb_store_scan(g->env.events, f->cursor, FILL_CHUNK, fill_one, &c);
     if (f->cursor == before && c.rc == 0)
         f->cursor = stop; /* nothing readable below stop: should not happen */
     return f->cursor != before;
@@ -129,7 +129,7 @@ typedef struct count_ctx {
     size_t    ntypes;
 } count_ctx;
 
-static int count_one(void *arg, const eb_log_rec *rec)
+static int count_one(void *arg, const eb_store_rec *rec)
 {
     count_ctx *c = arg;
     if (rec->seq >= c->stop)
@@ -151,7 +151,7 @@ static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **ty
     count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes};
     while (c.next < stop) {
         uint64_t before = c.next;
-        if (eb_log_scan(g->env.events, c.next, 65536, count_one, &c) != 0 || c.next == before)
+        if (eb_store_scan(g->env.events, c.next, 65536, count_one, &c) != 0 || c.next == before)
             break;
     }
     return c.n;
@@ -219,8 +219,8 @@ flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, 
 int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
                     uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
 {
-    uint64_t first = eb_log_first_seq(g->env.events);
-    uint64_t durable = eb_log_durable_seq(g->env.events);
+    uint64_t first = eb_store_first_seq(g->env.events);
+    uint64_t durable = eb_store_durable_seq(g->env.events);
     if (from < 1)
         from = 1;
     if (to > durable)

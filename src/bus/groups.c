@@ -21,7 +21,7 @@
 
 static uint64_t durable_head(eb_bus *bus)
 {
-    return eb_log_durable_seq(bus->events);
+    return eb_store_durable_seq(bus->events);
 }
 
 static void on_latency(void *arg, uint64_t us)
@@ -61,17 +61,17 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     }
     if (ob->n == 0)
         return 1;
-    eb_log_rec_in small[16], *recs = ob->n <= 16 ? small : malloc(ob->n * sizeof *recs);
+    eb_store_rec_in small[16], *recs = ob->n <= 16 ? small : malloc(ob->n * sizeof *recs);
     pending_op *op = calloc(1, sizeof *op);
     int rc = recs && op ? 0 : EB_ENOMEM;
     if (rc == 0) {
         for (size_t i = 0; i < ob->n; i++)
-            recs[i] = (eb_log_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
+            recs[i] = (eb_store_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
                                       (uint32_t)ob->recs[i].len};
         *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
                            .arg = arg};
         uint64_t first = 0, ts;
-        rc = eb_log_append_inline(eb_meta_log(bus->meta), recs, ob->n, &first, &ts,
+        rc = eb_store_append(eb_meta_store(bus->meta), recs, ob->n, true, &first, &ts,
                                   eb__bus_on_durable, op);
     }
     if (recs != small)
@@ -100,13 +100,13 @@ static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
     uint64_t seq;
     switch (cfg->start) {
     case EB_START_EARLIEST:
-        return eb_log_first_seq(bus->events);
+        return eb_store_first_seq(bus->events);
     case EB_START_TIME:
-        if (eb_log_seek_time(bus->events, cfg->start_us, &seq) == 0)
+        if (eb_store_seek_time(bus->events, cfg->start_us, &seq) == 0)
             return seq;
-        return eb_log_next_seq(bus->events);
+        return eb_store_next_seq(bus->events);
     default:
-        return eb_log_next_seq(bus->events);
+        return eb_store_next_seq(bus->events);
     }
 }
 
@@ -223,8 +223,8 @@ static uint64_t bound_seq(eb_bus *bus, const eb_replay_bound *b)
     uint64_t seq;
     if (b->by_seq)
         return b->v;
-    if (eb_log_seek_time(bus->events, b->v, &seq) != 0)
-        seq = eb_log_durable_seq(bus->events);
+    if (eb_store_seek_time(bus->events, b->v, &seq) != 0)
+        seq = eb_store_durable_seq(bus->events);
     return seq;
 }
 
@@ -249,7 +249,7 @@ static void info_of(eb_bus *bus, eb_group *g, eb_group_info *out)
 {
     eb_group_examine_next(g, durable_head(bus)); /* so the oldest unacked age is known */
     eb_group_info_get(g, out);
-    out->head = eb_log_next_seq(bus->events);
+    out->head = eb_store_next_seq(bus->events);
 }
 
 int eb_bus_group_info(eb_bus *bus, const char *name, size_t n, eb_group_info *out)
@@ -386,11 +386,11 @@ void eb_bus_observe_publish(eb_bus *bus, uint64_t us)
 
 void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
 {
-    eb_log_stats st;
-    eb_log_get_stats(bus->events, &st);
+    eb_store_stats st;
+    eb_store_stats_get(bus->events, &st);
     *out = (eb_bus_stats){.published = bus->grp.published_total,
-                          .first_seq = eb_log_first_seq(bus->events),
-                          .head_seq = eb_log_next_seq(bus->events),
+                          .first_seq = eb_store_first_seq(bus->events),
+                          .head_seq = eb_store_next_seq(bus->events),
                           .bytes = st.bytes,
                           .segments = st.segments,
                           .syncs = st.syncs,
@@ -412,10 +412,9 @@ static void snapshot_done(eb_bus *bus, pending_op *op)
 {
     bus->grp.snapshotting = false;
     if (op->status == 0 && bus->meta) {
-        uint64_t deleted = 0;
-        eb_log_drop_before(eb_meta_log(bus->meta), op->wait_seq, &deleted);
-        eb_log_stats st;
-        eb_log_get_stats(eb_meta_log(bus->meta), &st);
+        eb_store_drop_before(eb_meta_store(bus->meta), op->wait_seq);
+        eb_store_stats st;
+        eb_store_stats_get(eb_meta_store(bus->meta), &st);
         bus->grp.snap_bytes = st.bytes;
     }
 }
@@ -427,7 +426,7 @@ static int snapshot(eb_bus *bus)
     eb_outbox_init(&ob);
     int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name);
     pending_op *op = rc ? NULL : calloc(1, sizeof *op);
-    eb_log_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
+    eb_store_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
     if (!recs) {
         free(op);
         eb_outbox_free(&ob);
@@ -435,7 +434,7 @@ static int snapshot(eb_bus *bus)
     }
     *op = (pending_op){.bus = bus, .complete = snapshot_done};
     for (size_t i = 0; i < ob.n; i++)
-        recs[i] = (eb_log_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,
+        recs[i] = (eb_store_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,
                                   (uint32_t)ob.recs[i].len};
     rc = eb_meta_append_batch(bus->meta, recs, ob.n, &op->wait_seq, eb__bus_on_durable, op);
     free(recs);
@@ -452,8 +451,8 @@ static void maybe_snapshot(eb_bus *bus, uint64_t now)
     if (now - bus->grp.last_snap_check < SNAPSHOT_CHECK_US || bus->grp.snapshotting)
         return;
     bus->grp.last_snap_check = now;
-    eb_log_stats st;
-    eb_log_get_stats(eb_meta_log(bus->meta), &st);
+    eb_store_stats st;
+    eb_store_stats_get(eb_meta_store(bus->meta), &st);
     uint64_t limit = bus->opts.meta_snapshot_bytes ? bus->opts.meta_snapshot_bytes
                                                    : DEFAULT_SNAPSHOT_BYTES;
     if (st.bytes > bus->grp.snap_bytes + limit)
@@ -496,8 +495,8 @@ int eb__bus_groups_start(eb_bus *bus)
         eb_group_loaded(g);
         eb_group_count_ahead(g, head);
     }
-    eb_log_stats st;
-    eb_log_get_stats(eb_meta_log(bus->meta), &st);
+    eb_store_stats st;
+    eb_store_stats_get(eb_meta_store(bus->meta), &st);
     bus->grp.snap_bytes = st.bytes;
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;

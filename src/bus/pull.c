@@ -9,7 +9,7 @@
 
 static uint64_t durable_head(eb_bus *bus)
 {
-    return eb_log_durable_seq(bus->events);
+    return eb_store_durable_seq(bus->events);
 }
 
 /* --- pulls and long polls ----------------------------------------------------------- */
