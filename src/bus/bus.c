@@ -71,20 +71,37 @@ static void on_async(uv_async_t *h)
 void eb_pub_errors_init(eb_pub_errors *e)
 {
     memset(e, 0, sizeof *e);
-    eb_buf_init(&e->details);
+    eb_buf_init(&e->text);
 }
 
 void eb_pub_errors_free(eb_pub_errors *e)
 {
-    eb_buf_free(&e->details);
+    eb_buf_free(&e->text);
+    free(e->v);
 }
 
 static void errs_reset(eb_pub_errors *e)
 {
-    eb_buf_reset(&e->details);
-    e->count = 0;
+    eb_buf_reset(&e->text);
+    e->count = e->kept = 0;
     e->first = EB_PUB_OK;
     e->summary[0] = '\0';
+}
+
+void eb_pub_errors_at(const eb_pub_errors *e, size_t i, eb_pub_error *out)
+{
+    const char *t = e->text.data;
+    *out = (eb_pub_error){e->v[i].index, e->v[i].kind, t + e->v[i].path,
+                          e->v[i].schema_path == SIZE_MAX ? NULL : t + e->v[i].schema_path,
+                          t + e->v[i].message};
+}
+
+/* Copies s into e->text; returns its offset. */
+static size_t errs_str(eb_pub_errors *e, const char *s)
+{
+    size_t off = e->text.len;
+    eb_buf_append(&e->text, s, strlen(s) + 1);
+    return off;
 }
 
 /* Records one fault of event `idx`; path is relative to the event. */
@@ -97,23 +114,22 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
     }
     if (e->count >= 1000)
         return;
-    eb_jw w;
-    eb_jw_init(&w, &e->details);
-    w.depth = 1; /* continue the caller's array: commas between entries */
-    w.has_items[0] = e->count ? 1 : 0;
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "index");
-    eb_jw_uint(&w, idx);
-    eb_jw_key(&w, kind == EB_PUB_SCHEMA ? "path" : "field"); /* envelope faults name a field */
-    eb_jw_str(&w, path);
-    if (schema_path) {
-        eb_jw_key(&w, "schemaPath");
-        eb_jw_str(&w, schema_path);
-    }
-    eb_jw_key(&w, "message");
-    eb_jw_str(&w, msg);
-    eb_jw_obj_close(&w);
     e->count++;
+    if (e->kept == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 16;
+        void *v = realloc(e->v, cap * sizeof *e->v);
+        if (!v)
+            return; /* the count and summary still tell */
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->kept].index = idx;
+    e->v[e->kept].kind = kind;
+    e->v[e->kept].path = errs_str(e, path);
+    e->v[e->kept].schema_path = schema_path ? errs_str(e, schema_path) : SIZE_MAX;
+    e->v[e->kept].message = errs_str(e, msg);
+    if (!eb_buf_failed(&e->text))
+        e->kept++;
 }
 
 /* --- publishing ---------------------------------------------------------- */
@@ -468,7 +484,8 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
 
 typedef struct browse_ctx {
     const eb_browse *q;
-    eb_jw           *w;
+    eb_event_fn      fn;
+    void            *arg;
     size_t           found;   /* events written */
     size_t           scanned; /* records looked at */
     uint64_t         last;    /* last seq looked at */
@@ -492,12 +509,13 @@ static int browse_one(void *arg, const eb_store_rec *rec)
     if (c->q->type.ptr && (v.type.len != c->q->type.len ||
                            memcmp(v.type.ptr, c->q->type.ptr, v.type.len) != 0))
         return c->scanned >= BROWSE_SCAN_MAX;
-    eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+    c->fn(c->arg, rec->seq, rec->ts_us, &v);
     c->found++;
     return c->found >= c->q->limit || c->scanned >= BROWSE_SCAN_MAX;
 }
 
-int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after)
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
+                  uint64_t *next_after)
 {
     uint64_t from = q->after_seq + 1;
     if (q->since_us) {
@@ -510,8 +528,7 @@ int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_afte
     uint64_t first = eb_store_first_seq(bus->events);
     if (from < first)
         from = first;
-    browse_ctx c = {q, w, 0, 0, from - 1, false};
-    eb_jw_arr_open(w);
+    browse_ctx c = {q, fn, arg, 0, 0, from - 1, false};
     while (!c.done && c.found < q->limit && c.scanned < BROWSE_SCAN_MAX &&
            c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
@@ -521,7 +538,6 @@ int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_afte
         if (c.last == before)
             break;
     }
-    eb_jw_arr_close(w);
     bool more = !c.done && c.last + 1 < eb_store_durable_seq(bus->events);
     *next_after = more ? c.last : 0;
     return 0;
@@ -547,7 +563,8 @@ typedef struct find_ctx {
     size_t      n;
     uint64_t    stop_us; /* give up past this append time */
     size_t      scanned;
-    eb_jw      *w;
+    eb_event_fn fn;
+    void       *arg;
     bool        found;
     bool        stop;    /* gave up */
     uint64_t    last;
@@ -565,7 +582,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
-        eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+        c->fn(c->arg, rec->seq, rec->ts_us, &v);
         c->found = true;
         return 1;
     }
@@ -574,11 +591,11 @@ static int find_one(void *arg, const eb_store_rec *rec)
 
 /* Looks an event up by id: client ids through the dedupe window, generated
  * ids by the time they carry (seek, then a short scan). */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
 {
     uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, eb__bus_now_us(), &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
-    find_ctx c = {id, n, UINT64_MAX, 0, w, false, false, 0};
+    find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
     if (!seq && ms) {
         if (eb_store_seek_time(bus->events, ms * 1000u, &from) != 0)
             return EB_ENOTFOUND;

@@ -76,14 +76,28 @@ typedef enum eb_pub_fault {
 /* The faults found in a publish, by event index; reused across calls.
  * Owns its strings. */
 typedef struct eb_pub_errors {
-    eb_buf details;  /* JSON array text of {"index","path","schemaPath"?,"message"} */
-    size_t count;    /* number of entries in details */
+    eb_buf text;     /* the entries' strings, NUL-terminated, back to back */
+    struct { size_t index; eb_pub_fault kind; size_t path, schema_path, message; } *v;
+    size_t cap;      /* of v */
+    size_t count;    /* faults found (the first 1000) */
+    size_t kept;     /* entries in v (count, unless out of memory) */
     eb_pub_fault first; /* kind of the first fault (decides the status) */
     char   summary[200]; /* one-line message for the first fault */
 } eb_pub_errors;
 
+/* One fault, for rendering. Strings borrowed until the next publish. */
+typedef struct eb_pub_error {
+    size_t       index;       /* the event's index in the publish */
+    eb_pub_fault kind;
+    const char  *path;        /* JSON pointer: into data for EB_PUB_SCHEMA, else the field */
+    const char  *schema_path; /* EB_PUB_SCHEMA: the keyword's location, else NULL */
+    const char  *message;
+} eb_pub_error;
+
 void eb_pub_errors_init(eb_pub_errors *e);
 void eb_pub_errors_free(eb_pub_errors *e);
+/* Entry i (< e->kept) of e. */
+void eb_pub_errors_at(const eb_pub_errors *e, size_t i, eb_pub_error *out);
 
 /* The outcome for one published event. */
 typedef struct eb_pub_result {
@@ -133,12 +147,15 @@ typedef struct eb_browse {
     size_t   limit;     /* at most this many (1..1000) */
 } eb_browse;
 
-/* Writes a JSON array of matching events to w, oldest first, and sets
- * *next_after to the seq to continue after (0 when the log was exhausted).
- * Scans at most a bounded number of records per call. */
-int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after);
-/* Finds one event by id and writes it to w; EB_ENOTFOUND if unknown. */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w);
+/* One stored event, decoded; v's views are borrowed during the call. */
+typedef void (*eb_event_fn)(void *arg, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
+/* Calls fn for each matching event, oldest first, and sets *next_after to
+ * the seq to continue after (0 when the store was exhausted). Scans at
+ * most a bounded number of records per call. */
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
+                  uint64_t *next_after);
+/* Finds one event by id and calls fn with it; EB_ENOTFOUND if unknown. */
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg);
 
 /* --- consumer groups: the command API (groups.c, pull.c) -------------------
  * The only door to consumer groups: the API layer never sees the engine,
