@@ -69,23 +69,25 @@ int eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base, const eb_gr
     return 0;
 }
 
-void eb_group_free(eb_group *g)
+/* Frees every value of m (plain allocations) and m. */
+static void free_map_vals(eb_map *m)
 {
-    if (!g)
-        return;
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(m, &it)))
+        free(s->val);
+    eb_map_free(m);
+}
+
+/* Frees the deliveries, the dead letters and the failures read back. */
+static void free_items(eb_group *g)
+{
     for (int c = 0; c < NCLS; c++) {
         for (eb_dlv *d = g->lhead[c], *nx; d; d = nx) {
             nx = d->lnext;
             eb__dlv_free(d);
         }
         eb_imap_free(&g->dlvs[c]);
-    }
-    for (int k = 0; k < 2; k++) {
-        size_t it = 0;
-        const eb_map_slot *s;
-        while ((s = eb_map_next(&g->keys[k], &it)))
-            free(s->val);
-        eb_map_free(&g->keys[k]);
     }
     size_t it = 0;
     const eb_imap_slot *is;
@@ -97,15 +99,20 @@ void eb_group_free(eb_group *g)
         free(fi->error);
         free(fi);
     }
-    it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&g->consumers, &it)))
-        free(s->val);
     eb_imap_free(&g->dlq);
     eb_imap_free(&g->fails);
     eb_map_free(&g->dlq_ids);
-    eb_map_free(&g->consumers);
     free(g->dlq_seqs);
+}
+
+void eb_group_free(eb_group *g)
+{
+    if (!g)
+        return;
+    free_items(g);
+    free_map_vals(&g->keys[0]);
+    free_map_vals(&g->keys[1]);
+    free_map_vals(&g->consumers);
     eb_heap_free(&g->timers);
     eb__flow_free(&g->main);
     for (flow *f = g->replays, *nx; f; f = nx) {
