@@ -766,4 +766,23 @@ void eb_bus_close(eb_bus *bus)
     }
 }
 
-eb_registry *eb_bus_registry(eb_bus *bus) { return &bus->reg; }
+int eb_bus_schema_check(eb_bus *bus, const char *type, size_t n, const char *schema, size_t len,
+                        bool mode_given, eb_compat_mode mode, eb_registry_verdict *chk)
+{
+    return eb_registry_check(&bus->reg, type, n, schema, len, mode_given, mode, chk, NULL);
+}
+
+const eb_subject *eb_bus_schema_subject(eb_bus *bus, const char *type, size_t n)
+{
+    const eb_subject *s = eb_registry_subject(&bus->reg, type, n);
+    return s && s->nvers ? s : NULL;
+}
+
+void eb_bus_schemas_each(eb_bus *bus, eb_subject_fn fn, void *arg)
+{
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&bus->reg.subjects, &it)))
+        if (((const eb_subject *)s->val)->nvers)
+            fn(arg, s->val);
+}

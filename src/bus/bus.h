@@ -57,9 +57,6 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out,
 /* Waits for pending appends, syncs and closes everything; frees bus. */
 void eb_bus_close(eb_bus *bus);
 
-/* The schema registry, for reading (changes go through
- * eb_bus_register_schema). Borrowed until eb_bus_close. */
-eb_registry *eb_bus_registry(eb_bus *bus);
 
 /* --- publishing ---------------------------------------------------------- */
 
@@ -135,6 +132,18 @@ typedef void (*eb_bus_done_cb)(void *arg, int status);
 int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *schema,
                            size_t len, bool mode_given, eb_compat_mode mode,
                            eb_registry_verdict *chk, eb_bus_done_cb cb, void *arg);
+
+/* Checks a schema as eb_bus_register_schema would, writing nothing: the
+ * returns and `chk` of eb_registry_check (release it with
+ * eb_registry_check_done). */
+int eb_bus_schema_check(eb_bus *bus, const char *type, size_t n, const char *schema, size_t len,
+                        bool mode_given, eb_compat_mode mode, eb_registry_verdict *chk);
+/* The registered versions of type (NULL if none). Borrowed until the next
+ * bus call. */
+const eb_subject *eb_bus_schema_subject(eb_bus *bus, const char *type, size_t n);
+/* Calls fn for each type with at least one version (in no order). */
+typedef void (*eb_subject_fn)(void *arg, const eb_subject *s);
+void eb_bus_schemas_each(eb_bus *bus, eb_subject_fn fn, void *arg);
 
 /* --- reading events ------------------------------------------------------ */
 
