@@ -3,9 +3,11 @@
  * Who calls whom (no circle):
  *   bus.c      opening the stores, publishing, registration, browsing, the
  *              meta replay's dispatch; calls groups.c, durable.c, codec.c
- *   groups.c   the group table and group commands, long polls, the timer,
- *              snapshots, monitoring figures; calls durable.c, codec.c and
- *              the engine (group.h)
+ *   groups.c   the group table and group commands, the timer, monitoring
+ *              figures; calls pull.c, snapshot.c, durable.c, codec.c and the
+ *              engine (group.h)
+ *   pull.c     pulls and long polls; calls the engine
+ *   snapshot.c meta snapshots; calls codec.c and durable.c
  *   durable.c  completions of appends (writer thread -> loop) and the clock
  *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
@@ -140,6 +142,12 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
     const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
     return s ? s->val : NULL;
 }
+
+/* snapshot.c */
+/* Notes the meta store's size at startup (the growth is counted from it). */
+void eb__bus_snapshot_start(eb_bus *bus);
+/* Writes a snapshot if the meta store grew enough (checked once a second). */
+void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now);
 
 /* pull.c */
 /* Serves the waiting pulls that can be served now or waited long enough. */

@@ -1,8 +1,9 @@
 /* groups.c - consumer groups inside the bus: the group table and the group
  * commands of bus.h (changes and reads), making changes durable in the meta
  * log, the meta replay of group records, the timer that expires leases and
- * retry delays, meta snapshots, and the monitoring figures (plain structs;
- * src/api renders them). Pulls and long polls are in pull.c.
+ * retry delays (and checks whether a snapshot is due, snapshot.c), and the
+ * monitoring figures (plain structs; src/api renders them). Pulls and long
+ * polls are in pull.c.
  *
  * Every change follows one path: the engine (group.c) changes memory and
  * writes meta records into the bus's outbox; commit() appends
@@ -15,9 +16,7 @@
 #include "eventbus.h"
 
 #define TICK_MS 10
-#define SNAPSHOT_CHECK_US 1000000u
 #define MAX_TYPE_COUNTERS 10000
-#define DEFAULT_SNAPSHOT_BYTES ((uint64_t)64 << 20)
 
 static uint64_t durable_head(eb_bus *bus)
 {
@@ -406,59 +405,6 @@ void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg)
         fn(arg, s->key, *(uint64_t *)s->val);
 }
 
-/* --- snapshots ------------------------------------------------------------------------- */
-
-static void snapshot_done(eb_bus *bus, pending_op *op)
-{
-    bus->grp.snapshotting = false;
-    if (op->status == 0 && bus->meta) {
-        eb_store_drop_before(eb_meta_store(bus->meta), op->wait_seq);
-        eb_store_stats st;
-        eb_store_stats_get(eb_meta_store(bus->meta), &st);
-        bus->grp.snap_bytes = st.bytes;
-    }
-}
-
-/* Writes the whole state after an EB_META_SNAP record, as one batch. */
-static int snapshot(eb_bus *bus)
-{
-    eb_outbox ob;
-    eb_outbox_init(&ob);
-    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name);
-    pending_op *op = rc ? NULL : calloc(1, sizeof *op);
-    eb_store_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
-    if (!recs) {
-        free(op);
-        eb_outbox_free(&ob);
-        return EB_ENOMEM;
-    }
-    *op = (pending_op){.bus = bus, .complete = snapshot_done};
-    for (size_t i = 0; i < ob.n; i++)
-        recs[i] = (eb_store_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,
-                                  (uint32_t)ob.recs[i].len};
-    rc = eb_meta_append_batch(bus->meta, recs, ob.n, &op->wait_seq, eb__bus_on_durable, op);
-    free(recs);
-    eb_outbox_free(&ob);
-    if (rc)
-        free(op);
-    else
-        bus->grp.snapshotting = true;
-    return rc;
-}
-
-static void maybe_snapshot(eb_bus *bus, uint64_t now)
-{
-    if (now - bus->grp.last_snap_check < SNAPSHOT_CHECK_US || bus->grp.snapshotting)
-        return;
-    bus->grp.last_snap_check = now;
-    eb_store_stats st;
-    eb_store_stats_get(eb_meta_store(bus->meta), &st);
-    uint64_t limit = bus->opts.meta_snapshot_bytes ? bus->opts.meta_snapshot_bytes
-                                                   : DEFAULT_SNAPSHOT_BYTES;
-    if (st.bytes > bus->grp.snap_bytes + limit)
-        snapshot(bus);
-}
-
 /* --- the timer -------------------------------------------------------------------------- */
 
 static void on_tick(uv_timer_t *t)
@@ -474,7 +420,7 @@ static void on_tick(uv_timer_t *t)
     }
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
-    maybe_snapshot(bus, eb__bus_now_us());
+    eb__bus_maybe_snapshot(bus, eb__bus_now_us());
 }
 
 int eb__bus_groups_init(eb_bus *bus)
@@ -495,9 +441,7 @@ int eb__bus_groups_start(eb_bus *bus)
         eb_group_loaded(g);
         eb_group_count_ahead(g, head);
     }
-    eb_store_stats st;
-    eb_store_stats_get(eb_meta_store(bus->meta), &st);
-    bus->grp.snap_bytes = st.bytes;
+    eb__bus_snapshot_start(bus);
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;
     bus->grp.timer.data = bus;
