@@ -137,12 +137,10 @@ static bool name_ok(const eb_str *s)
     return true;
 }
 
-/* Whether the group named by the path exists (its view in *info, borrowed
- * until the next bus call); answers 404 if not. */
-static bool find_group(eb_api *api, eb_http_req *req, const eb_api_params *p,
-                       eb_group_info *info)
+/* Whether the group named by the path exists; answers 404 if not. */
+static bool find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    if (name_ok(&p->v[0]) && eb_bus_group_info(api->bus, p->v[0].ptr, p->v[0].len, info) == 0)
+    if (name_ok(&p->v[0]) && eb_bus_group_exists(api->bus, p->v[0].ptr, p->v[0].len))
         return true;
     char msg[200];
     snprintf(msg, sizeof msg, "no consumer group named \"%.*s\"",
@@ -266,8 +264,9 @@ void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
 void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     eb_group_info in;
-    if (!find_group(api, req, p, &in))
+    if (!find_group(api, req, p))
         return;
+    eb_bus_group_info(api->bus, p->v[0].ptr, p->v[0].len, &in); /* it exists: 0 */
     eb__api_render_group(api, &in);
     eb__api_reply(api, req, 200);
 }
@@ -277,8 +276,7 @@ void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p)
 static deferred *begin_change(eb_api *api, eb_http_req *req, const eb_api_params *p,
                               char name[EB_GROUP_MAX_NAME + 1])
 {
-    eb_group_info in;
-    if (!find_group(api, req, p, &in))
+    if (!find_group(api, req, p))
         return NULL;
     memcpy(name, p->v[0].ptr, p->v[0].len);
     name[p->v[0].len] = '\0';
@@ -399,8 +397,7 @@ static bool req_alive(void *arg)
 
 void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group_info in;
-    bool g = find_group(api, req, p, &in);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     static const char *const allowed[] = {"consumer", "max", "wait_ms", NULL};
     if (!b || !only_fields(req, b, allowed))
@@ -503,8 +500,7 @@ static void delivery_op(eb_api *api, eb_http_req *req, const eb_api_params *p, d
     static const char *const allowed[3][4] = {{"ids", NULL},
                                               {"ids", "error", "delay_ms", NULL},
                                               {"ids", "ms", NULL}};
-    eb_group_info in;
-    bool g = find_group(api, req, p, &in);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed[op]))
         return;
@@ -584,9 +580,8 @@ static void write_dead_letter(void *arg, const eb_dead_letter *dl)
 
 void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group_info in;
     uint64_t limit = 100, after = 0;
-    if (!find_group(api, req, p, &in) || !query_u64(req, "limit", 1, 1000, &limit) ||
+    if (!find_group(api, req, p) || !query_u64(req, "limit", 1, 1000, &limit) ||
         !query_u64(req, "after", 0, UINT64_MAX - 1, &after))
         return;
     eb_jw w;
@@ -629,8 +624,7 @@ static eb_str *event_ids(const eb_json *ids, size_t *n)
 void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     static const char *const allowed[] = {"ids", NULL};
-    eb_group_info in;
-    bool g = find_group(api, req, p, &in);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, true) : NULL;
     if (!b || !only_fields(req, b, allowed))
         return;
@@ -652,8 +646,7 @@ void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p)
 
 void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group_info in;
-    if (!find_group(api, req, p, &in))
+    if (!find_group(api, req, p))
         return;
     eb_str id = eb__api_query(req, "id");
     char dec[EB_EVENT_MAX_ID + 1];
@@ -758,8 +751,7 @@ static bool replay_types(eb_http_req *req, const eb_json *t, char **types, size_
 void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     static const char *const allowed[] = {"since", "until", "types", NULL};
-    eb_group_info in;
-    bool g = find_group(api, req, p, &in);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed))
         return;

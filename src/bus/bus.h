@@ -191,6 +191,8 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
 int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_cb cb,
                        void *arg);
 
+/* Whether group `name` exists (no state changes). */
+bool eb_bus_group_exists(eb_bus *bus, const char *name, size_t n);
 /* A group's view: 0, or EB_ENOTFOUND. out's strings and cfg are borrowed
  * until the next bus call. */
 int eb_bus_group_info(eb_bus *bus, const char *name, size_t n, eb_group_info *out);

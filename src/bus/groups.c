@@ -251,6 +251,11 @@ static void info_of(eb_bus *bus, eb_group *g, eb_group_info *out)
     out->head = eb_store_next_seq(bus->events);
 }
 
+bool eb_bus_group_exists(eb_bus *bus, const char *name, size_t n)
+{
+    return eb__bus_group(bus, name, n) != NULL;
+}
+
 int eb_bus_group_info(eb_bus *bus, const char *name, size_t n, eb_group_info *out)
 {
     eb_group *g = eb__bus_group(bus, name, n);
