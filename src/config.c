@@ -58,7 +58,7 @@ static void defaults(eb_config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->listen, sizeof c->listen, "127.0.0.1:8470");
     snprintf(c->data, sizeof c->data, "./data");
-    c->fsync = EB_FSYNC_ALWAYS;
+    c->fsync = EB_STORE_SYNC_ALWAYS;
     c->fsync_interval_ms = 100;
     c->max_event_bytes = 1u << 20;
     c->dedupe_window_ms = 120000;
@@ -77,9 +77,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
         snprintf(c->data, sizeof c->data, "%s", v);
     } else if (!strcmp(name, "fsync")) {
-        if (!strcmp(v, "always")) c->fsync = EB_FSYNC_ALWAYS;
-        else if (!strcmp(v, "interval")) c->fsync = EB_FSYNC_INTERVAL;
-        else if (!strcmp(v, "never")) c->fsync = EB_FSYNC_NEVER;
+        if (!strcmp(v, "always")) c->fsync = EB_STORE_SYNC_ALWAYS;
+        else if (!strcmp(v, "interval")) c->fsync = EB_STORE_SYNC_INTERVAL;
+        else if (!strcmp(v, "never")) c->fsync = EB_STORE_SYNC_NEVER;
         else BAD("expected always, interval or never");
     } else if (!strcmp(name, "fsync-interval-ms")) {
         if (duration_ms(v, &n) || n < 1 || n > 60000) BAD("expected 1 to 60000 ms");

@@ -7,13 +7,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "log/log.h"
+#include "store/store.h"
 #include "util/logger.h"
 
 typedef struct eb_config {
     char            listen[128];       /* --listen, default 127.0.0.1:8470 */
     char            data[1024];        /* --data, default ./data */
-    eb_fsync_policy fsync;             /* --fsync always|interval|never */
+    eb_store_sync   fsync;             /* --fsync always|interval|never */
     uint32_t        fsync_interval_ms; /* --fsync-interval-ms, default 100 */
     uint64_t        retention_ms;      /* --retention (7d, 24h, 0 = forever) */
     uint64_t        retention_bytes;   /* --retention-bytes (10GB, 0 = unlimited) */

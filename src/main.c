@@ -26,6 +26,7 @@
 #include "eventbus/err.h"
 #include "eventbus/version.h"
 #include "http/http.h"
+#include "store/store_log.h"
 #include "util/logger.h"
 
 typedef struct daemon_state {
@@ -104,9 +105,9 @@ static void on_sighup(uv_signal_t *h, int signum)
     sd_notify(0, "READY=1");
 }
 
-static const char *fsync_name(eb_fsync_policy p)
+static const char *fsync_name(eb_store_sync p)
 {
-    return p == EB_FSYNC_ALWAYS ? "always" : p == EB_FSYNC_INTERVAL ? "interval" : "never";
+    return p == EB_STORE_SYNC_ALWAYS ? "always" : p == EB_STORE_SYNC_INTERVAL ? "interval" : "never";
 }
 
 static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
@@ -128,7 +129,7 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
 static int open_all(daemon_state *d)
 {
     eb_bus_opts bo = {
-        .data_dir = d->cfg.data, .fsync = d->cfg.fsync,
+        .data_dir = d->cfg.data, .engine = &eb_store_log_engine, .fsync = d->cfg.fsync,
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,

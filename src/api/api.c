@@ -11,7 +11,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
+#include "util/clock.h"
+#include "util/pct.h"
 
 typedef void (*route_fn)(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
@@ -60,41 +62,16 @@ static const route routes[] = {
 
 uint64_t eb__api_now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return eb_clock_wall_us();
 }
 
 /* --- matching ------------------------------------------------------------ */
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes a captured segment in place into the params buffer. */
+/* Percent-decodes a captured segment into the params buffer (strict: a bad
+ * escape, a NUL, or no room refuses the match). */
 static bool decode_segment(const char *s, size_t n, char *out, size_t cap, size_t *outn)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= n || (hi = hexv(s[i + 1])) < 0 || (lo = hexv(s[i + 2])) < 0)
-                return false;
-            c = (char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (o + 1 >= cap || c == '\0')
-            return false;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    *outn = o;
-    return true;
+    return eb_pct_decode(s, n, out, cap, outn, EB_PCT_STRICT) == 0;
 }
 
 /* Matches path against pattern, capturing {params}. */
@@ -304,6 +281,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     if (!api->opts.max_depth)
         api->opts.max_depth = EB_JSON_DEFAULT_DEPTH;
     eb_buf_init(&api->out);
+    eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
     if (!(api->doc = eb_json_doc_new())) {
         free(api);
@@ -325,6 +303,7 @@ void eb_api_free(eb_api *api)
         return;
     eb_json_doc_free(api->doc);
     eb_buf_free(&api->out);
+    eb_buf_free(&api->pull_out);
     eb_pub_errors_free(&api->perrs);
     eb_ce_scratch_free(&api->ce);
     free(api->evs);

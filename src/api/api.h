@@ -44,6 +44,7 @@ struct eb_api {
     eb_api_opts   opts;
     eb_json_doc  *doc;      /* scratch: the request body */
     eb_buf        out;      /* scratch: the answer */
+    eb_buf        pull_out; /* scratch: a pull's answer (may be made while out is in use) */
     eb_event_in  *evs;      /* scratch: envelopes of one publish */
     size_t        evs_cap;
     eb_pub_errors perrs;    /* scratch: publish faults */
@@ -88,6 +89,12 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p);
+/* monitor.c: group views into api->out, and the monitoring routes. */
+void eb__api_render_groups(eb_api *api);
+void eb__api_render_group(eb_api *api, const eb_group_info *in);
+/* Appends v escaped as a Prometheus label value (backslash, double quote
+ * and newline escaped). */
+void eb__api_prom_label(eb_buf *o, const char *v);
 void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p);
 

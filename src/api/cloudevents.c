@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 #define CE_MAX_EXT 64
 #define CHUNK_BYTES 16384

@@ -8,7 +8,8 @@
 
 #include "api/api.h"
 #include "api/cloudevents.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
+#include "util/duration.h"
 
 /* The publish in flight: answers once the bus reports durability. */
 typedef struct pub_req {
@@ -92,9 +93,26 @@ static void refuse(eb_api *api, eb_http_req *req, bool batch)
     else
         snprintf(msg, sizeof msg, "%s", api->perrs.summary);
     eb_buf d = EB_BUF_INIT;
-    eb_buf_putc(&d, '[');
-    eb_buf_append(&d, api->perrs.details.data, api->perrs.details.len);
-    eb_buf_putc(&d, ']');
+    eb_jw w;
+    eb_jw_init(&w, &d);
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < api->perrs.kept; i++) {
+        eb_pub_error e;
+        eb_pub_errors_at(&api->perrs, i, &e);
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, "index");
+        eb_jw_uint(&w, e.index);
+        eb_jw_key(&w, e.kind == EB_PUB_SCHEMA ? "path" : "field"); /* envelope: a field */
+        eb_jw_str(&w, e.path);
+        if (e.schema_path) {
+            eb_jw_key(&w, "schemaPath");
+            eb_jw_str(&w, e.schema_path);
+        }
+        eb_jw_key(&w, "message");
+        eb_jw_str(&w, e.message);
+        eb_jw_obj_close(&w);
+    }
+    eb_jw_arr_close(&w);
     eb__api_error(req, status, code, msg, d.data);
     eb_buf_free(&d);
 }
@@ -237,23 +255,13 @@ static int parse_when(eb_str s, uint64_t *ts_us)
 {
     if (eb_time_parse(s.ptr, s.len, ts_us) == 0)
         return 0;
-    char buf[32];
-    if (s.len == 0 || s.len >= sizeof buf)
+    uint64_t back, now = eb__api_now_us();
+    int rc = eb_duration_parse(s.ptr, s.len, 0, &back);
+    if (rc == EB_ERANGE) /* longer ago than 1970: all */
+        back = UINT64_MAX;
+    else if (rc)
         return EB_EINVAL;
-    memcpy(buf, s.ptr, s.len);
-    buf[s.len] = '\0';
-    char *end;
-    double v = strtod(buf, &end);
-    uint64_t mult = 0;
-    if (!strcmp(end, "s")) mult = 1000000u;
-    else if (!strcmp(end, "m")) mult = 60u * 1000000u;
-    else if (!strcmp(end, "h")) mult = 3600u * 1000000u;
-    else if (!strcmp(end, "d")) mult = 86400u * 1000000u;
-    if (!mult || end == buf || !(v >= 0) || !isfinite(v))
-        return EB_EINVAL;
-    uint64_t now = eb__api_now_us();
-    double back = v * (double)mult;
-    *ts_us = back < (double)now ? now - (uint64_t)back : 0; /* longer ago than 1970: all */
+    *ts_us = back < now ? now - back : 0;
     return 0;
 }
 
@@ -269,6 +277,11 @@ static int parse_u64(eb_str s, uint64_t *out)
     }
     *out = v;
     return 0;
+}
+
+static void write_event(void *arg, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
+{
+    eb_event_write(arg, seq, ts_us, v);
 }
 
 void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -297,10 +310,12 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_init(&w, &api->out);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "events");
+    eb_jw_arr_open(&w);
     uint64_t next = 0;
-    int rc = eb_bus_browse(api->bus, &q, &w, &next);
+    int rc = eb_bus_browse(api->bus, &q, write_event, &w, &next);
     if (rc)
         return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    eb_jw_arr_close(&w);
     eb_jw_key(&w, "next_after_seq");
     if (next)
         eb_jw_uint(&w, next);
@@ -315,7 +330,7 @@ void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_reset(&api->out);
     eb_jw w;
     eb_jw_init(&w, &api->out);
-    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, &w);
+    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, write_event, &w);
     if (rc == EB_ENOTFOUND)
         return eb__api_error(req, 404, "not_found", "no event with this id (client-chosen ids "
                              "are found within the dedupe window)", NULL);

@@ -1,58 +1,70 @@
 /* groups.c - the consumer-group routes of the HTTP API: group admin, pull
- * (long poll), ack/nack/extend, dead letters, replay, and the monitoring
- * endpoints /v1/stats and /metrics.
+ * (long poll), ack/nack/extend, dead letters and replay. Every route calls
+ * the bus's command API (bus.h) and renders the plain results; the group
+ * views and monitoring endpoints are rendered in monitor.c.
  *
  * A change is answered when its meta records are durable: the answer body
- * is made at once and kept in a `deferred` until the bus calls back. */
+ * is made as soon as the call returns; when the bus says the change is
+ * durable already (1) it is sent at once, otherwise it is kept in a
+ * `deferred` until the bus calls back. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
+#include "util/duration.h"
+#include "util/pct.h"
 
 #define MAX_IDS 10000
 #define MAX_ERROR_LEN 4096
 
-/* An answer waiting for durability. */
+/* An answer waiting for durability: the cb arg of a bus change. */
 typedef struct deferred {
     eb_http_req *req;
-    int          status; /* HTTP status on success */
+    int          status; /* HTTP status on success; 0 = out of memory */
     size_t       len;
-    char         body[];
+    char        *body;   /* small, or allocated */
+    char         small[64];
 } deferred;
+
+static void deferred_free(deferred *d)
+{
+    if (d->body != d->small)
+        free(d->body);
+    free(d);
+}
 
 static void on_durable_answer(void *arg, int status)
 {
     deferred *d = arg;
     if (status)
         eb__api_error(d->req, 500, "internal", eb_strerror(status), NULL);
+    else if (d->status == 0)
+        eb__api_error(d->req, 500, "internal", "out of memory", NULL);
     else if (d->status == 204)
         eb_http_respond(d->req, 204, NULL, NULL, 0);
     else
         eb_http_respond(d->req, d->status, "application/json", d->body, d->len);
-    free(d);
+    deferred_free(d);
 }
 
-/* Keeps api->out as the answer to send once durable. */
-static deferred *defer(eb_api *api, eb_http_req *req, int status)
+/* The cb arg for a change answered on req; NULL (answered) if out of memory. */
+static deferred *defer(eb_http_req *req)
 {
-    deferred *d = malloc(sizeof *d + api->out.len + 1);
+    deferred *d = calloc(1, sizeof *d);
     if (!d) {
         eb__api_error(req, 500, "internal", "out of memory", NULL);
         return NULL;
     }
     d->req = req;
-    d->status = status;
-    d->len = api->out.len;
-    memcpy(d->body, api->out.data ? api->out.data : "", api->out.len);
+    d->body = d->small;
     return d;
 }
 
-/* Answers the outcome of a bus change call that took `d`. */
-static void change_failed(eb_http_req *req, deferred *d, int rc)
+/* Answers the outcome of a bus change call that returned rc < 0. */
+static void change_failed(eb_http_req *req, int rc)
 {
-    free(d);
     if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such consumer group", NULL);
     else if (rc == EB_ECLOSED)
@@ -61,19 +73,36 @@ static void change_failed(eb_http_req *req, deferred *d, int rc)
         eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
 }
 
-/* Commits the group's gathered records, answering api->out when durable. */
-static void commit(eb_api *api, eb_http_req *req, eb_group *g, int status)
+/* A bus change called with d returned rc, and api->out holds its answer:
+ * sends it now (rc 1: durable already), keeps it in d for the bus's
+ * callback (rc 0), or answers the error (rc < 0). */
+static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int status)
 {
-    if (eb_buf_failed(&api->out)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
+    bool oom = eb_buf_failed(&api->out);
+    if (rc != 0) {
+        deferred_free(d);
+        if (rc < 0)
+            change_failed(req, rc);
+        else if (oom)
+            eb__api_error(req, 500, "internal", "out of memory", NULL);
+        else if (status == 204)
+            eb_http_respond(req, 204, NULL, NULL, 0);
+        else
+            eb__api_reply(api, req, status);
         return;
     }
-    deferred *d = defer(api, req, status);
-    if (!d)
+    size_t n = api->out.len;
+    if (!oom && n > sizeof d->small)
+        oom = !(d->body = malloc(n));
+    if (oom) {
+        d->body = d->small;
+        d->status = 0;
         return;
-    int rc = eb_bus_group_commit(api->bus, g, on_durable_answer, d);
-    if (rc)
-        change_failed(req, d, rc);
+    }
+    d->status = status;
+    d->len = n;
+    if (n)
+        memcpy(d->body, api->out.data, n);
 }
 
 static void start_answer(eb_api *api, eb_jw *w)
@@ -82,8 +111,9 @@ static void start_answer(eb_api *api, eb_jw *w)
     eb_jw_init(w, &api->out);
 }
 
-/* Answers {"<key>": n} once g's records are durable. */
-static void answer_count(eb_api *api, eb_http_req *req, eb_group *g, const char *key, size_t n)
+/* Answers {"<key>": n} (after a change call returned rc on d). */
+static void answer_count(eb_api *api, eb_http_req *req, deferred *d, int rc, const char *key,
+                         size_t n)
 {
     eb_jw w;
     start_answer(api, &w);
@@ -91,7 +121,7 @@ static void answer_count(eb_api *api, eb_http_req *req, eb_group *g, const char 
     eb_jw_key(&w, key);
     eb_jw_uint(&w, n);
     eb_jw_obj_close(&w);
-    commit(api, req, g, 200);
+    change_made(api, req, d, rc, 200);
 }
 
 /* --- names and lookups -------------------------------------------------------- */
@@ -109,17 +139,16 @@ static bool name_ok(const eb_str *s)
     return true;
 }
 
-/* The group named by the path, or answers 404 and returns NULL. */
-static eb_group *find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
+/* Whether the group named by the path exists; answers 404 if not. */
+static bool find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group *g = name_ok(&p->v[0]) ? eb_bus_group(api->bus, p->v[0].ptr, p->v[0].len) : NULL;
-    if (!g) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "no consumer group named \"%.*s\"",
-                 (int)(p->v[0].len > 128 ? 128 : p->v[0].len), p->v[0].ptr);
-        eb__api_error(req, 404, "not_found", msg, NULL);
-    }
-    return g;
+    if (name_ok(&p->v[0]) && eb_bus_group_exists(api->bus, p->v[0].ptr, p->v[0].len))
+        return true;
+    char msg[200];
+    snprintf(msg, sizeof msg, "no consumer group named \"%.*s\"",
+             (int)(p->v[0].len > 128 ? 128 : p->v[0].len), p->v[0].ptr);
+    eb__api_error(req, 404, "not_found", msg, NULL);
+    return false;
 }
 
 /* Checks that every member of obj is one of `allowed` (NULL-terminated). */
@@ -198,10 +227,11 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     char name[EB_GROUP_MAX_NAME + 1];
     memcpy(name, p->v[0].ptr, p->v[0].len);
     name[p->v[0].len] = '\0';
-    eb_group *old = eb_bus_group(api->bus, name, p->v[0].len);
+    eb_group_info in;
+    bool old = eb_bus_group_info(api->bus, name, p->v[0].len, &in) == 0;
     if (old) { /* where a group started is history: an update keeps it */
-        cfg.start = eb_group_config(old)->start;
-        cfg.start_us = eb_group_config(old)->start_us;
+        cfg.start = in.cfg->start;
+        cfg.start_us = in.cfg->start_us;
     }
     eb_jw w;
     start_answer(api, &w);
@@ -213,7 +243,7 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_key(&w, "config");
     eb_group_cfg_write(&w, &cfg);
     eb_jw_obj_close(&w);
-    deferred *d = eb_buf_failed(&api->out) ? NULL : defer(api, req, old ? 200 : 201);
+    deferred *d = eb_buf_failed(&api->out) ? NULL : defer(req);
     if (!d) {
         eb_group_cfg_free(&cfg);
         if (eb_buf_failed(&api->out))
@@ -223,78 +253,65 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     bool created;
     int rc = eb_bus_group_put(api->bus, name, &cfg, &created, on_durable_answer, d);
     eb_group_cfg_free(&cfg); /* empty unless the put failed */
-    if (rc)
-        change_failed(req, d, rc);
+    change_made(api, req, d, rc, old ? 200 : 201);
 }
 
 void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
-    eb_jw w;
-    start_answer(api, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "groups");
-    eb_jw_arr_open(&w);
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb_bus_group_next(api->bus, &it))) {
-        eb_jw_obj_open(&w);
-        eb_bus_group_summary(api->bus, g, &w, false);
-        eb_jw_obj_close(&w);
-    }
-    eb_jw_arr_close(&w);
-    eb_jw_obj_close(&w);
+    eb__api_render_groups(api);
     eb__api_reply(api, req, 200);
 }
 
 void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group *g = find_group(api, req, p);
-    if (!g)
+    eb_group_info in;
+    if (!find_group(api, req, p))
         return;
-    eb_jw w;
-    start_answer(api, &w);
-    eb_jw_obj_open(&w);
-    eb_bus_group_summary(api->bus, g, &w, true);
-    eb_jw_obj_close(&w);
+    eb_bus_group_info(api->bus, p->v[0].ptr, p->v[0].len, &in); /* it exists: 0 */
+    eb__api_render_group(api, &in);
     eb__api_reply(api, req, 200);
+}
+
+/* For a change of the group named by the path: its name into name[] and
+ * the cb arg, or NULL (answered: no such group, or out of memory). */
+static deferred *begin_change(eb_api *api, eb_http_req *req, const eb_api_params *p,
+                              char name[EB_GROUP_MAX_NAME + 1])
+{
+    if (!find_group(api, req, p))
+        return NULL;
+    memcpy(name, p->v[0].ptr, p->v[0].len);
+    name[p->v[0].len] = '\0';
+    return defer(req);
 }
 
 void eb__api_group_delete(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    if (!find_group(api, req, p))
-        return;
     char name[EB_GROUP_MAX_NAME + 1];
-    memcpy(name, p->v[0].ptr, p->v[0].len);
-    name[p->v[0].len] = '\0';
-    eb_buf_reset(&api->out);
-    deferred *d = defer(api, req, 204);
+    deferred *d = begin_change(api, req, p, name);
     if (!d)
         return;
     int rc = eb_bus_group_delete(api->bus, name, on_durable_answer, d);
-    if (rc)
-        change_failed(req, d, rc);
+    eb_buf_reset(&api->out);
+    change_made(api, req, d, rc, 204);
 }
 
 static void pause_resume(eb_api *api, eb_http_req *req, const eb_api_params *p, bool paused)
 {
-    eb_group *g = find_group(api, req, p);
-    if (!g)
+    char name[EB_GROUP_MAX_NAME + 1];
+    deferred *d = begin_change(api, req, p, name);
+    if (!d)
         return;
+    int rc = eb_bus_group_pause(api->bus, name, paused, on_durable_answer, d);
     eb_jw w;
     start_answer(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "group");
-    eb_jw_str(&w, eb_group_name(g));
+    eb_jw_str(&w, name);
     eb_jw_key(&w, "paused");
     eb_jw_bool(&w, paused);
     eb_jw_obj_close(&w);
-    deferred *d = defer(api, req, 200);
-    if (!d)
-        return;
-    int rc = eb_bus_group_pause(api->bus, eb_group_name(g), paused, on_durable_answer, d);
-    if (rc)
-        change_failed(req, d, rc);
+    change_made(api, req, d, rc, 200);
 }
 
 void eb__api_group_pause(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -309,12 +326,47 @@ void eb__api_group_resume(eb_api *api, eb_http_req *req, const eb_api_params *p)
 
 /* --- pull ------------------------------------------------------------------------ */
 
-static void on_pulled(void *arg, int status, const char *json, size_t len)
+/* A pull in progress: where its answer goes. */
+typedef struct pull_ctx {
+    eb_api      *api;
+    eb_http_req *req;
+} pull_ctx;
+
+/* {"events":[<event + "delivery">...]} from the bus's borrowed views. */
+static void render_pull(eb_buf *o, const eb_delivery *dl, size_t n, uint64_t deadline_us)
 {
-    eb_http_req *req = arg;
-    if (status == 0)
-        eb_http_respond(req, 200, "application/json", json, len);
-    else if (status == EB_ENOTFOUND)
+    char deadline[32];
+    size_t dn = eb_time_format(deadline_us, deadline);
+    eb_buf_reset(o);
+    eb_jw w;
+    eb_jw_init(&w, o);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "events");
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < n; i++) {
+        eb_event_view v;
+        if (eb_event_decode(dl[i].event, dl[i].len, &v) != 0)
+            continue;
+        eb_jw_obj_open(&w);
+        eb_event_write_members(&w, dl[i].seq, dl[i].ts_us, &v);
+        eb_jw_key(&w, "delivery");
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, "id");
+        eb_jw_str(&w, dl[i].id);
+        eb_jw_key(&w, "attempt");
+        eb_jw_uint(&w, dl[i].attempt);
+        eb_jw_key(&w, "deadline");
+        eb_jw_strn(&w, deadline, dn);
+        eb_jw_obj_close(&w);
+        eb_jw_obj_close(&w);
+    }
+    eb_jw_arr_close(&w);
+    eb_jw_obj_close(&w);
+}
+
+static void pull_failed(eb_http_req *req, int status)
+{
+    if (status == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "the consumer group was deleted", NULL);
     else if (status == EB_ECLOSED)
         eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
@@ -322,14 +374,32 @@ static void on_pulled(void *arg, int status, const char *json, size_t len)
         eb__api_error(req, 500, "internal", eb_strerror(status), NULL);
 }
 
+static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n,
+                      uint64_t deadline_us)
+{
+    pull_ctx *c = arg;
+    eb_buf *o = &c->api->pull_out;
+    if (status == 0) {
+        render_pull(o, dl, n, deadline_us);
+        if (eb_buf_failed(o))
+            eb__api_error(c->req, 500, "internal", "out of memory", NULL);
+        else
+            eb_http_respond(c->req, 200, "application/json", o->data, o->len);
+    } else {
+        pull_failed(c->req, status);
+    }
+    free(c);
+}
+
 static bool req_alive(void *arg)
 {
-    return !eb_http_req_client_gone(arg); /* a closed long poll gets no leases */
+    const pull_ctx *c = arg;
+    return !eb_http_req_client_gone(c->req); /* a closed long poll gets no leases */
 }
 
 void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group *g = find_group(api, req, p);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     static const char *const allowed[] = {"consumer", "max", "wait_ms", NULL};
     if (!b || !only_fields(req, b, allowed))
@@ -344,10 +414,18 @@ void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
     int64_t max = 100, wait = 0;
     if (!int_field(req, b, "max", 1, 1000, &max) || !int_field(req, b, "wait_ms", 0, 60000, &wait))
         return;
-    int rc = eb_bus_pull(api->bus, g, c->str, c->len, (size_t)max, (uint32_t)wait, on_pulled,
-                         req_alive, req);
-    if (rc)
-        on_pulled(req, rc, NULL, 0);
+    pull_ctx *pc = malloc(sizeof *pc);
+    if (!pc) {
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    *pc = (pull_ctx){api, req};
+    int rc = eb_bus_pull(api->bus, p->v[0].ptr, p->v[0].len, c->str, c->len, (size_t)max,
+                         (uint32_t)wait, on_pulled, req_alive, pc);
+    if (rc) {
+        free(pc);
+        pull_failed(req, rc);
+    }
 }
 
 /* --- ack, nack, extend ------------------------------------------------------------- */
@@ -376,12 +454,55 @@ static const eb_json *ids_field(eb_http_req *req, const eb_json *b, const char *
     return ids;
 }
 
+/* Makes the bus settle the ids and answers {"<op>ed":n,"unknown":[ids]}. */
+static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op op,
+                   const eb_json *ids, const char *err, int64_t delay, uint32_t ms)
+{
+    eb_str small_ids[64];
+    uint8_t small_unknown[64];
+    size_t n = ids->len;
+    eb_str *v = n <= 64 ? small_ids : malloc(n * sizeof *v);
+    uint8_t *unknown = n <= 64 ? small_unknown : malloc(n);
+    deferred *d = v && unknown ? defer(req) : NULL;
+    if (!d) {
+        if (v && unknown)
+            ; /* defer answered */
+        else
+            eb__api_error(req, 500, "internal", "out of memory", NULL);
+    } else {
+        size_t i = 0;
+        for (const eb_json *e = ids->child; e; e = e->next)
+            v[i++] = (eb_str){e->str, e->len};
+        static const eb_settle_op ops[] = {EB_SETTLE_ACK, EB_SETTLE_NACK, EB_SETTLE_EXTEND};
+        eb_settle_req sr = {ops[op], v, n, err, delay, ms, unknown};
+        size_t ok = 0;
+        int rc = eb_bus_settle(api->bus, p->v[0].ptr, p->v[0].len, &sr, &ok, on_durable_answer, d);
+        eb_jw w;
+        start_answer(api, &w);
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, op == OP_ACK ? "acked" : op == OP_NACK ? "nacked" : "extended");
+        eb_jw_uint(&w, ok);
+        eb_jw_key(&w, "unknown");
+        eb_jw_arr_open(&w);
+        for (i = 0; rc >= 0 && i < n; i++)
+            if (unknown[i])
+                eb_jw_strn(&w, v[i].ptr, v[i].len);
+        eb_jw_arr_close(&w);
+        eb_jw_obj_close(&w);
+        change_made(api, req, d, rc, 200);
+    }
+    if (v != small_ids)
+        free(v);
+    if (unknown != small_unknown)
+        free(unknown);
+}
+
 static void delivery_op(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op op)
 {
     static const char *const allowed[3][4] = {{"ids", NULL},
                                               {"ids", "error", "delay_ms", NULL},
                                               {"ids", "ms", NULL}};
-    eb_group *g = find_group(api, req, p);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed[op]))
         return;
@@ -395,33 +516,7 @@ static void delivery_op(eb_api *api, eb_http_req *req, const eb_api_params *p, d
         eb__api_bad_field(req, "/error", "must be a string of at most 4096 bytes");
         return;
     }
-    eb_outbox *ob = eb_bus_outbox(api->bus);
-    eb_jw w;
-    start_answer(api, &w);
-    eb_jw_obj_open(&w);
-    size_t ok = 0;
-    eb_buf unknown = EB_BUF_INIT;
-    eb_jw uw;
-    eb_jw_init(&uw, &unknown);
-    eb_jw_arr_open(&uw);
-    for (const eb_json *e = ids->child; e; e = e->next) {
-        eb_dlv_outcome o =
-            op == OP_ACK    ? eb_group_ack(g, e->str, e->len)
-            : op == OP_NACK ? eb_group_nack(g, e->str, e->len, err ? err->str : NULL, delay, ob)
-                            : eb_group_extend(g, e->str, e->len, (uint32_t)ms);
-        if (o == EB_DLV_OK)
-            ok++;
-        else
-            eb_jw_strn(&uw, e->str, e->len);
-    }
-    eb_jw_arr_close(&uw);
-    eb_jw_key(&w, op == OP_ACK ? "acked" : op == OP_NACK ? "nacked" : "extended");
-    eb_jw_uint(&w, ok);
-    eb_jw_key(&w, "unknown");
-    eb_jw_raw(&w, unknown.data, unknown.len);
-    eb_jw_obj_close(&w);
-    eb_buf_free(&unknown);
-    commit(api, req, g, 200);
+    settle(api, req, p, op, ids, err ? err->str : NULL, delay, (uint32_t)ms);
 }
 
 void eb__api_group_ack(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -463,11 +558,32 @@ static bool query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t 
     return true;
 }
 
+static void write_dead_letter(void *arg, const eb_dead_letter *dl)
+{
+    eb_jw *w = arg;
+    eb_event_view v;
+    if (eb_event_decode(dl->event, dl->len, &v) != 0)
+        return;
+    char at[40];
+    eb_time_format(dl->failed_at_us, at);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "event");
+    eb_event_write(w, dl->seq, dl->ts_us, &v);
+    eb_jw_key(w, "error");
+    eb_jw_str(w, dl->error);
+    eb_jw_key(w, "attempts");
+    eb_jw_uint(w, dl->attempts);
+    eb_jw_key(w, "consumer");
+    eb_jw_str(w, dl->consumer);
+    eb_jw_key(w, "failed_at");
+    eb_jw_str(w, at);
+    eb_jw_obj_close(w);
+}
+
 void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group *g = find_group(api, req, p);
     uint64_t limit = 100, after = 0;
-    if (!g || !query_u64(req, "limit", 1, 1000, &limit) ||
+    if (!find_group(api, req, p) || !query_u64(req, "limit", 1, 1000, &limit) ||
         !query_u64(req, "after", 0, UINT64_MAX - 1, &after))
         return;
     eb_jw w;
@@ -476,7 +592,12 @@ void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_key(&w, "dead_letters");
     eb_jw_arr_open(&w);
     uint64_t next = 0;
-    eb_group_dlq_list(g, after, (size_t)limit, &w, &next);
+    int rc = eb_bus_dlq_list(api->bus, p->v[0].ptr, p->v[0].len, after, (size_t)limit,
+                             write_dead_letter, &w, &next);
+    if (rc) {
+        change_failed(req, rc);
+        return;
+    }
     eb_jw_arr_close(&w);
     eb_jw_key(&w, "next");
     if (next) {
@@ -505,96 +626,71 @@ static eb_str *event_ids(const eb_json *ids, size_t *n)
 void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     static const char *const allowed[] = {"ids", NULL};
-    eb_group *g = find_group(api, req, p);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, true) : NULL;
     if (!b || !only_fields(req, b, allowed))
         return;
     const eb_json *ids = eb_json_get(b, "ids") ? ids_field(req, b, "event") : NULL;
     if (eb_json_get(b, "ids") && !ids)
         return;
-    size_t n;
+    size_t n, k = 0;
     eb_str *v = event_ids(ids, &n);
-    size_t k = eb_group_dlq_redrive(g, v, n, eb_bus_outbox(api->bus));
+    deferred *d = defer(req);
+    if (!d) {
+        free(v);
+        return;
+    }
+    int rc = eb_bus_dlq_redrive(api->bus, p->v[0].ptr, p->v[0].len, v, n, &k, on_durable_answer,
+                                d);
     free(v);
-    answer_count(api, req, g, "redriven", k);
+    answer_count(api, req, d, rc, "redriven", k);
 }
 
 void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_group *g = find_group(api, req, p);
-    if (!g)
+    if (!find_group(api, req, p))
         return;
     eb_str id = eb__api_query(req, "id");
     char dec[EB_EVENT_MAX_ID + 1];
     size_t dn = 0;
-    if (id.ptr) { /* percent-decoding is not needed for ids of [!-~] but is cheap */
-        for (size_t i = 0; i < id.len && dn < EB_EVENT_MAX_ID; i++) {
-            if (id.ptr[i] == '%' && i + 2 < id.len) {
-                char hx[3] = {id.ptr[i + 1], id.ptr[i + 2], 0};
-                dec[dn++] = (char)strtol(hx, NULL, 16);
-                i += 2;
-            } else {
-                dec[dn++] = id.ptr[i];
-            }
-        }
+    if (id.ptr && eb_pct_decode(id.ptr, id.len, dec, sizeof dec, &dn, EB_PCT_STRICT) != 0) {
+        eb__api_bad_field(req, "?id", "must be an event id (percent-encoded, at most 128 bytes)");
+        return;
     }
     eb_str one = {dec, dn};
-    size_t k = eb_group_dlq_purge(g, id.ptr ? &one : NULL, id.ptr ? 1 : 0,
-                                  eb_bus_outbox(api->bus));
-    answer_count(api, req, g, "purged", k);
+    deferred *d = defer(req);
+    if (!d)
+        return;
+    size_t k = 0;
+    int rc = eb_bus_dlq_purge(api->bus, p->v[0].ptr, p->v[0].len, id.ptr ? &one : NULL,
+                              id.ptr ? 1 : 0, &k, on_durable_answer, d);
+    answer_count(api, req, d, rc, "purged", k);
 }
 
 /* --- replay ------------------------------------------------------------------------------ */
 
-/* "2h", "30m", "45s", "1d", "500ms" -> µs; 0 on success. */
-static int parse_duration(const char *s, size_t n, uint64_t *us)
+/* A replay bound: "2h" (ago), RFC 3339, or {"seq":N}. */
+static bool replay_bound(eb_http_req *req, const eb_json *v, const char *field,
+                         eb_replay_bound *out)
 {
-    uint64_t v = 0;
-    size_t i = 0;
-    for (; i < n && s[i] >= '0' && s[i] <= '9' && v < 1000000000000ull; i++)
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    if (i == 0)
-        return EB_EINVAL;
-    const char *u = s + i;
-    size_t ul = n - i;
-    uint64_t mult = ul == 2 && !memcmp(u, "ms", 2) ? 1000u
-                    : ul == 1 && *u == 's'         ? 1000000u
-                    : ul == 1 && *u == 'm'         ? 60000000u
-                    : ul == 1 && *u == 'h'         ? 3600000000u
-                    : ul == 1 && *u == 'd'         ? 86400000000u
-                                                   : 0;
-    if (!mult)
-        return EB_EINVAL;
-    *us = v * mult;
-    return 0;
-}
-
-/* A replay bound: "2h" (ago), RFC 3339, or {"seq":N}; into a seq. */
-static bool replay_bound(eb_api *api, eb_http_req *req, const eb_json *v, const char *field,
-                         uint64_t *seq, bool *by_time)
-{
-    eb_log *log = eb_bus_events_log(api->bus);
     uint64_t ts;
-    *by_time = true;
     if (eb_json_is(v, EB_JSON_OBJECT)) {
         const eb_json *s = eb_json_get(v, "seq");
         if (v->len == 1 && s && s->type == EB_JSON_NUMBER && (s->flags & EB_JSON_F_INT) &&
             s->i64 >= 0) {
-            *seq = (uint64_t)s->i64;
-            *by_time = false;
+            *out = (eb_replay_bound){true, (uint64_t)s->i64};
             return true;
         }
     } else if (eb_json_is(v, EB_JSON_STRING)) {
         uint64_t ago;
-        if (parse_duration(v->str, v->len, &ago) == 0) {
+        if (eb_duration_parse(v->str, v->len, 0, &ago) == 0) {
             uint64_t now = eb__api_now_us();
             ts = now > ago ? now - ago : 0;
         } else if (eb_time_parse(v->str, v->len, &ts) != 0) {
             ts = UINT64_MAX;
         }
         if (ts != UINT64_MAX) {
-            if (eb_log_seek_time(log, ts, seq) != 0)
-                *seq = eb_log_durable_seq(log);
+            *out = (eb_replay_bound){false, ts};
             return true;
         }
     }
@@ -627,7 +723,7 @@ static bool replay_types(eb_http_req *req, const eb_json *t, char **types, size_
 void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     static const char *const allowed[] = {"since", "until", "types", NULL};
-    eb_group *g = find_group(api, req, p);
+    bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed))
         return;
@@ -637,18 +733,20 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
                           "3339 time, or {\"seq\": N})");
         return;
     }
-    uint64_t from, to = UINT64_MAX;
-    bool from_time, to_time;
     char *types[EB_GROUP_MAX_TYPES];
-    size_t nt;
-    if (!replay_bound(api, req, since, "/since", &from, &from_time) ||
-        (until && !replay_bound(api, req, until, "/until", &to, &to_time)) ||
-        !replay_types(req, eb_json_get(b, "types"), types, &nt))
+    eb_replay_req rr = {.types = types, .has_until = until != NULL};
+    if (!replay_bound(req, since, "/since", &rr.since) ||
+        (until && !replay_bound(req, until, "/until", &rr.until)) ||
+        !replay_types(req, eb_json_get(b, "types"), types, &rr.ntypes))
+        return;
+    deferred *d = defer(req);
+    if (!d)
         return;
     uint64_t requeued = 0, expired = 0;
-    int rc = eb_group_replay(g, from, to, types, nt, &requeued, &expired,
-                             eb_bus_outbox(api->bus));
-    if (rc) {
+    int rc = eb_bus_replay(api->bus, p->v[0].ptr, p->v[0].len, &rr, &requeued, &expired,
+                           on_durable_answer, d);
+    if (rc < 0) { /* the replay could not be made */
+        deferred_free(d);
         eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
         return;
     }
@@ -660,28 +758,5 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_key(&w, "expired");
     eb_jw_uint(&w, expired);
     eb_jw_obj_close(&w);
-    commit(api, req, g, 200);
-}
-
-/* --- monitoring ----------------------------------------------------------------------------- */
-
-void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
-{
-    (void)p;
-    eb_jw w;
-    start_answer(api, &w);
-    eb_bus_stats_json(api->bus, &w);
-    eb__api_reply(api, req, 200);
-}
-
-void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
-{
-    (void)p;
-    eb_buf_reset(&api->out);
-    eb_bus_metrics(api->bus, &api->out);
-    if (eb_buf_failed(&api->out)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
-    eb_http_respond(req, 200, "text/plain; version=0.0.4", api->out.data, api->out.len);
+    change_made(api, req, d, rc, 200);
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 typedef struct reg_req {
     eb_api      *api;
@@ -196,9 +196,9 @@ void eb__api_schema_check(eb_api *api, eb_http_req *req, const eb_api_params *p)
     if (!type_ok(req, &p->v[0]) || read_put_body(api, req, &schema, &mode_given, &mode))
         return;
     eb_registry_verdict chk;
-    int rc = eb_registry_check(eb_bus_registry(api->bus), p->v[0].ptr, p->v[0].len,
-                               req->body + schema->src_off, schema->src_len, mode_given, mode,
-                               &chk, NULL);
+    int rc = eb_bus_schema_check(api->bus, p->v[0].ptr, p->v[0].len,
+                                 req->body + schema->src_off, schema->src_len, mode_given, mode,
+                                 &chk);
     if (rc && rc != EB_ECONFLICT) {
         char type[EB_EVENT_MAX_TYPE + 1];
         snprintf(type, sizeof type, "%.*s", (int)p->v[0].len, p->v[0].ptr);
@@ -264,23 +264,45 @@ static void write_subject(eb_jw *w, const eb_subject *s, bool full)
 
 static int cmp_subject(const void *a, const void *b)
 {
-    const eb_subject *x = *(eb_subject *const *)a, *y = *(eb_subject *const *)b;
+    const eb_subject *x = *(const eb_subject *const *)a, *y = *(const eb_subject *const *)b;
     return strcmp(x->type, y->type);
+}
+
+typedef struct subjects {
+    const eb_subject **v;
+    size_t             n, cap;
+    bool               oom;
+} subjects;
+
+static void collect_subject(void *arg, const eb_subject *s)
+{
+    subjects *c = arg;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        const eb_subject **v = realloc(c->v, cap * sizeof *v);
+        if (!v) {
+            c->oom = true;
+            return;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    c->v[c->n++] = s;
 }
 
 void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
-    eb_registry *reg = eb_bus_registry(api->bus);
-    eb_subject **all = malloc((reg->subjects.len + 1) * sizeof *all);
-    if (!all)
+    subjects c = {0};
+    eb_bus_schemas_each(api->bus, collect_subject, &c);
+    if (c.oom) {
+        free(c.v);
         return eb__api_error(req, 500, "internal", "out of memory", NULL);
-    size_t n = 0, it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&reg->subjects, &it)))
-        if (((eb_subject *)s->val)->nvers)
-            all[n++] = s->val;
-    qsort(all, n, sizeof *all, cmp_subject);
+    }
+    const eb_subject **all = c.v;
+    size_t n = c.n;
+    if (n)
+        qsort(all, n, sizeof *all, cmp_subject);
     eb_buf_reset(&api->out);
     eb_jw w;
     eb_jw_init(&w, &api->out);
@@ -291,14 +313,14 @@ void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
         write_subject(&w, all[i], false);
     eb_jw_arr_close(&w);
     eb_jw_obj_close(&w);
-    free(all);
+    free(c.v);
     eb__api_reply(api, req, 200);
 }
 
 void eb__api_schema_get(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    eb_subject *s = eb_registry_subject(eb_bus_registry(api->bus), p->v[0].ptr, p->v[0].len);
-    if (!s || !s->nvers)
+    const eb_subject *s = eb_bus_schema_subject(api->bus, p->v[0].ptr, p->v[0].len);
+    if (!s)
         return eb__api_error(req, 404, "not_found", "no schema registered for this type", NULL);
     eb_buf_reset(&api->out);
     eb_jw w;
@@ -314,7 +336,7 @@ void eb__api_schema_version(eb_api *api, eb_http_req *req, const eb_api_params *
         char c = p->v[1].ptr[i];
         v = (c >= '0' && c <= '9') ? v * 10 + (uint64_t)(c - '0') : 1000000000u;
     }
-    eb_subject *s = eb_registry_subject(eb_bus_registry(api->bus), p->v[0].ptr, p->v[0].len);
+    const eb_subject *s = eb_bus_schema_subject(api->bus, p->v[0].ptr, p->v[0].len);
     bool latest = p->v[1].len == 6 && !memcmp(p->v[1].ptr, "latest", 6);
     const eb_schema_ver *ver = NULL;
     if (s && s->nvers && (latest || (v >= 1 && v <= s->nvers)))

@@ -6,53 +6,25 @@
  * one atomic append. Under --fsync always the log's writer thread reports
  * durability through `done_q` + a uv_async and the loop then answers the
  * publisher; under interval and never the log usually writes on this
- * thread and the publisher is answered at once (eb__bus_done_now). */
+ * thread and the publisher is answered at once (done_now). */
 #include "bus/bus.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "bus/bus_int.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 
-uint64_t eb__bus_now_us(void)
+/* --- completions --------------------------------------------------------- */
+
+
+static void publish_done(eb_bus *bus, pending_op *op)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/* --- completions from the writer threads --------------------------------- */
-
-/* Runs on a log writer thread: queue the op for the loop and wake it. */
-void eb__bus_on_durable(void *arg, int status)
-{
-    pending_op *op = arg;
-    eb_bus *bus = op->bus;
-    op->status = status;
-    pthread_mutex_lock(&bus->done_mu);
-    op->next = bus->done_q;
-    bus->done_q = op;
-    pthread_mutex_unlock(&bus->done_mu);
-    uv_async_send(&bus->async);
-}
-
-static void finish_registration(eb_bus *bus, pending_op *op);
-
-static void complete(eb_bus *bus, pending_op *op)
-{
-    if (op->pub_cb)
-        op->pub_cb(op->arg, op->status, op->res, op->n);
-    else if (op->group_cb)
-        eb__bus_group_op_done(bus, op);
-    else
-        finish_registration(bus, op);
-    free(op);
+    (void)bus;
+    op->pub_cb(op->arg, op->status, op->res, op->n);
 }
 
 /* Completes duplicate-only publishes whose originals are now durable. */
@@ -60,7 +32,7 @@ static void release_waiters(eb_bus *bus, int status)
 {
     if (!bus->events)
         status = EB_ECLOSED;
-    uint64_t durable = status ? 0 : eb_log_durable_seq(bus->events);
+    uint64_t durable = status ? 0 : eb_store_durable_seq(bus->events);
     pending_op **pp = &bus->waiters;
     while (*pp) {
         pending_op *op = *pp;
@@ -70,14 +42,17 @@ static void release_waiters(eb_bus *bus, int status)
         }
         *pp = op->next;
         op->status = status;
-        complete(bus, op);
+        eb__bus_complete(bus, op);
     }
 }
 
-void eb__bus_done_now(eb_bus *bus, pending_op *op)
+/* The append of op was written on the loop thread (eb_store_append
+ * returned 1): completes op (freed) now, as the loop would on the wake-up.
+ * Waking waiting pulls is the caller's: it knows whether it also does. */
+static void done_now(eb_bus *bus, pending_op *op)
 {
     op->status = 0;
-    complete(bus, op);
+    eb__bus_complete(bus, op);
     if (bus->waiters)
         release_waiters(bus, 0);
 }
@@ -85,28 +60,10 @@ void eb__bus_done_now(eb_bus *bus, pending_op *op)
 static void on_async(uv_async_t *h)
 {
     eb_bus *bus = h->data;
-    pthread_mutex_lock(&bus->done_mu);
-    pending_op *list = bus->done_q;
-    bus->done_q = NULL;
-    pthread_mutex_unlock(&bus->done_mu);
-    /* Reverse into completion order. */
-    pending_op *fifo = NULL;
-    while (list) {
-        pending_op *nx = list->next;
-        list->next = fifo;
-        fifo = list;
-        list = nx;
-    }
-    int status = 0;
-    for (pending_op *op = fifo, *nx; op; op = nx) {
-        nx = op->next;
-        if (op->status)
-            status = op->status;
-        complete(bus, op);
-    }
+    int status = eb__bus_drain(bus);
     if (bus->waiters)
         release_waiters(bus, status);
-    eb__bus_groups_wake(bus);
+    eb__bus_pulls_wake(bus);
 }
 
 /* --- errors -------------------------------------------------------------- */
@@ -114,20 +71,37 @@ static void on_async(uv_async_t *h)
 void eb_pub_errors_init(eb_pub_errors *e)
 {
     memset(e, 0, sizeof *e);
-    eb_buf_init(&e->details);
+    eb_buf_init(&e->text);
 }
 
 void eb_pub_errors_free(eb_pub_errors *e)
 {
-    eb_buf_free(&e->details);
+    eb_buf_free(&e->text);
+    free(e->v);
 }
 
 static void errs_reset(eb_pub_errors *e)
 {
-    eb_buf_reset(&e->details);
-    e->count = 0;
+    eb_buf_reset(&e->text);
+    e->count = e->kept = 0;
     e->first = EB_PUB_OK;
     e->summary[0] = '\0';
+}
+
+void eb_pub_errors_at(const eb_pub_errors *e, size_t i, eb_pub_error *out)
+{
+    const char *t = e->text.data;
+    *out = (eb_pub_error){e->v[i].index, e->v[i].kind, t + e->v[i].path,
+                          e->v[i].schema_path == SIZE_MAX ? NULL : t + e->v[i].schema_path,
+                          t + e->v[i].message};
+}
+
+/* Copies s into e->text; returns its offset. */
+static size_t errs_str(eb_pub_errors *e, const char *s)
+{
+    size_t off = e->text.len;
+    eb_buf_append(&e->text, s, strlen(s) + 1);
+    return off;
 }
 
 /* Records one fault of event `idx`; path is relative to the event. */
@@ -140,23 +114,22 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
     }
     if (e->count >= 1000)
         return;
-    eb_jw w;
-    eb_jw_init(&w, &e->details);
-    w.depth = 1; /* continue the caller's array: commas between entries */
-    w.has_items[0] = e->count ? 1 : 0;
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "index");
-    eb_jw_uint(&w, idx);
-    eb_jw_key(&w, kind == EB_PUB_SCHEMA ? "path" : "field"); /* envelope faults name a field */
-    eb_jw_str(&w, path);
-    if (schema_path) {
-        eb_jw_key(&w, "schemaPath");
-        eb_jw_str(&w, schema_path);
-    }
-    eb_jw_key(&w, "message");
-    eb_jw_str(&w, msg);
-    eb_jw_obj_close(&w);
     e->count++;
+    if (e->kept == e->cap) {
+        size_t cap = e->cap ? e->cap * 2 : 16;
+        void *v = realloc(e->v, cap * sizeof *e->v);
+        if (!v)
+            return; /* the count and summary still tell */
+        e->v = v;
+        e->cap = cap;
+    }
+    e->v[e->kept].index = idx;
+    e->v[e->kept].kind = kind;
+    e->v[e->kept].path = errs_str(e, path);
+    e->v[e->kept].schema_path = schema_path ? errs_str(e, schema_path) : SIZE_MAX;
+    e->v[e->kept].message = errs_str(e, msg);
+    if (!eb_buf_failed(&e->text))
+        e->kept++;
 }
 
 /* --- publishing ---------------------------------------------------------- */
@@ -224,7 +197,7 @@ static int grow_recs(eb_bus *bus, size_t n)
 {
     if (n <= bus->recs_cap)
         return 0;
-    eb_log_rec_in *r = realloc(bus->recs, n * sizeof *r);
+    eb_store_rec_in *r = realloc(bus->recs, n * sizeof *r);
     if (r)
         bus->recs = r;
     size_t *o = realloc(bus->offs, n * sizeof *o);
@@ -293,7 +266,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
     /* enc is final now (no more reallocs): point the records into it. */
     for (long k = 0; k < nrec; k++) {
         size_t end = k + 1 < nrec ? offs[k + 1] : bus->enc.len;
-        bus->recs[k] = (eb_log_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
+        bus->recs[k] = (eb_store_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
                                        (uint32_t)(end - offs[k])};
     }
     return nrec;
@@ -340,6 +313,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     if (rc == 0) {
         op->bus = bus;
         op->pub_cb = cb;
+        op->complete = publish_done;
         op->arg = arg;
         op->n = n;
         eb_dedupe_expire(&bus->dedupe, eb__bus_now_us());
@@ -348,7 +322,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     }
     if (rc == 0 && nrec > 0) {
         uint64_t first = 0, ts = 0;
-        rc = eb_log_append_inline(bus->events, bus->recs, (size_t)nrec, &first, &ts,
+        rc = eb_store_append(bus->events, bus->recs, (size_t)nrec, true, &first, &ts,
                                   eb__bus_on_durable, op);
         if (rc >= 0) {
             bool written = rc == 1;
@@ -356,8 +330,8 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
             eb__bus_groups_published(bus, evs, op->res, n);
             if (written) { /* --fsync interval|never: deliver, then answer, now */
-                eb__bus_groups_wake(bus); /* pulls first: delivery is the latency that counts */
-                eb__bus_done_now(bus, op);
+                eb__bus_pulls_wake(bus); /* pulls first: delivery is the latency that counts */
+                done_now(bus, op);
             }
         }
     } else if (rc == 0) {
@@ -406,29 +380,9 @@ static void finish_registration(eb_bus *bus, pending_op *op)
     staged_free(st);
 }
 
-int eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
-                          const char *text, size_t len, uint64_t ts_us, eb_buf *out)
-{
-    eb_jw w;
-    eb_jw_init(&w, out);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "type");
-    eb_jw_str(&w, type);
-    eb_jw_key(&w, "version");
-    eb_jw_uint(&w, version);
-    eb_jw_key(&w, "compatibility");
-    eb_jw_str(&w, eb_compat_mode_name(mode));
-    eb_jw_key(&w, "ts");
-    eb_jw_uint(&w, ts_us);
-    eb_jw_key(&w, "schema");
-    eb_jw_raw(&w, text, len);
-    eb_jw_obj_close(&w);
-    return eb_buf_failed(out) ? EB_ENOMEM : 0;
-}
-
 static int encode_schema_record(const staged_schema *st, eb_buf *out)
 {
-    return eb__bus_schema_record(st->type, st->version, st->mode, st->text, st->len,
+    return eb__rec_schema(st->type, st->version, st->mode, st->text, st->len,
                                  st->ts_us, out);
 }
 
@@ -482,7 +436,8 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         eb_buf_free(&rec);
         return EB_ENOMEM;
     }
-    *op = (pending_op){.bus = bus, .done_cb = cb, .arg = arg, .extra = st};
+    *op = (pending_op){.bus = bus, .complete = finish_registration, .done_cb = cb, .arg = arg,
+                       .extra = st};
     rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, eb__bus_on_durable, op);
     eb_buf_free(&rec);
     if (rc) {
@@ -502,23 +457,25 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
 {
     eb_bus *bus = arg;
     (void)seq;
+    if (kind == EB_META_SNAP) { /* the whole state follows */
+        eb_registry_free(&bus->reg);
+        eb_registry_init(&bus->reg);
+        eb__bus_groups_reset(bus);
+        return 0;
+    }
     if (kind != EB_META_SCHEMA)
         return eb__bus_groups_apply(bus, kind, rec);
-    const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
-                  *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
-                  *schema = eb_json_get(rec, "schema");
-    eb_compat_mode m = EB_COMPAT_BACKWARD;
-    if (!eb_json_is(type, EB_JSON_STRING) || !eb_json_is(ver, EB_JSON_NUMBER) || !schema ||
-        !eb_json_is(mode, EB_JSON_STRING) || eb_compat_mode_parse(mode->str, mode->len, &m))
+    eb_rec_schema r;
+    if (eb__rec_schema_decode(rec, &r) != 0)
         return EB_ECORRUPT;
     eb_buf text = EB_BUF_INIT;
     eb_jw w;
     eb_jw_init(&w, &text);
-    eb_jw_value(&w, schema);
+    eb_jw_value(&w, r.schema);
     int rc = eb_buf_failed(&text)
                  ? EB_ENOMEM
-                 : eb_registry_apply(&bus->reg, type->str, type->len, (uint32_t)ver->i64, m,
-                                     text.data, text.len, ts ? (uint64_t)ts->i64 : 0, NULL);
+                 : eb_registry_apply(&bus->reg, r.type.ptr, r.type.len, r.version, r.mode,
+                                     text.data, text.len, r.ts_us, NULL);
     eb_buf_free(&text);
     return rc;
 }
@@ -527,7 +484,8 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
 
 typedef struct browse_ctx {
     const eb_browse *q;
-    eb_jw           *w;
+    eb_event_fn      fn;
+    void            *arg;
     size_t           found;   /* events written */
     size_t           scanned; /* records looked at */
     uint64_t         last;    /* last seq looked at */
@@ -536,7 +494,7 @@ typedef struct browse_ctx {
 
 #define BROWSE_SCAN_MAX 100000 /* records one call may look at */
 
-static int browse_one(void *arg, const eb_log_rec *rec)
+static int browse_one(void *arg, const eb_store_rec *rec)
 {
     browse_ctx *c = arg;
     c->scanned++;
@@ -551,37 +509,36 @@ static int browse_one(void *arg, const eb_log_rec *rec)
     if (c->q->type.ptr && (v.type.len != c->q->type.len ||
                            memcmp(v.type.ptr, c->q->type.ptr, v.type.len) != 0))
         return c->scanned >= BROWSE_SCAN_MAX;
-    eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+    c->fn(c->arg, rec->seq, rec->ts_us, &v);
     c->found++;
     return c->found >= c->q->limit || c->scanned >= BROWSE_SCAN_MAX;
 }
 
-int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after)
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
+                  uint64_t *next_after)
 {
     uint64_t from = q->after_seq + 1;
     if (q->since_us) {
         uint64_t s = 0;
-        if (eb_log_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
+        if (eb_store_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
             from = s;
         else if (s == 0)
-            from = eb_log_durable_seq(bus->events); /* nothing that late */
+            from = eb_store_durable_seq(bus->events); /* nothing that late */
     }
-    uint64_t first = eb_log_first_seq(bus->events);
+    uint64_t first = eb_store_first_seq(bus->events);
     if (from < first)
         from = first;
-    browse_ctx c = {q, w, 0, 0, from - 1, false};
-    eb_jw_arr_open(w);
+    browse_ctx c = {q, fn, arg, 0, 0, from - 1, false};
     while (!c.done && c.found < q->limit && c.scanned < BROWSE_SCAN_MAX &&
-           c.last + 1 < eb_log_durable_seq(bus->events)) {
+           c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, 1000, browse_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, 1000, browse_one, &c);
         if (rc && rc != EB_ENOTFOUND)
             return rc;
         if (c.last == before)
             break;
     }
-    eb_jw_arr_close(w);
-    bool more = !c.done && c.last + 1 < eb_log_durable_seq(bus->events);
+    bool more = !c.done && c.last + 1 < eb_store_durable_seq(bus->events);
     *next_after = more ? c.last : 0;
     return 0;
 }
@@ -606,13 +563,14 @@ typedef struct find_ctx {
     size_t      n;
     uint64_t    stop_us; /* give up past this append time */
     size_t      scanned;
-    eb_jw      *w;
+    eb_event_fn fn;
+    void       *arg;
     bool        found;
     bool        stop;    /* gave up */
     uint64_t    last;
 } find_ctx;
 
-static int find_one(void *arg, const eb_log_rec *rec)
+static int find_one(void *arg, const eb_store_rec *rec)
 {
     find_ctx *c = arg;
     c->last = rec->seq;
@@ -624,7 +582,7 @@ static int find_one(void *arg, const eb_log_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
-        eb_event_write(c->w, rec->seq, rec->ts_us, &v);
+        c->fn(c->arg, rec->seq, rec->ts_us, &v);
         c->found = true;
         return 1;
     }
@@ -633,13 +591,13 @@ static int find_one(void *arg, const eb_log_rec *rec)
 
 /* Looks an event up by id: client ids through the dedupe window, generated
  * ids by the time they carry (seek, then a short scan). */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
 {
     uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, eb__bus_now_us(), &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
-    find_ctx c = {id, n, UINT64_MAX, 0, w, false, false, 0};
+    find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
     if (!seq && ms) {
-        if (eb_log_seek_time(bus->events, ms * 1000u, &from) != 0)
+        if (eb_store_seek_time(bus->events, ms * 1000u, &from) != 0)
             return EB_ENOTFOUND;
         c.stop_us = ms * 1000u + 60u * 1000000u; /* appended within a minute of its id */
     }
@@ -647,9 +605,9 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w)
         return EB_ENOTFOUND;
     c.last = from - 1;
     while (!c.found && !c.stop &&
-           c.last + 1 < eb_log_durable_seq(bus->events)) {
+           c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
         if (rc || c.last == before || seq)
             break;
     }
@@ -664,7 +622,7 @@ typedef struct refill_ctx {
     size_t   added; /* ids remembered */
 } refill_ctx;
 
-static int refill_one(void *arg, const eb_log_rec *rec)
+static int refill_one(void *arg, const eb_store_rec *rec)
 {
     refill_ctx *c = arg;
     c->last = rec->seq;
@@ -684,12 +642,12 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = eb__bus_now_us();
     uint64_t from = 0;
     *added = 0;
-    if (!window || eb_log_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
+    if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
         return 0;
     refill_ctx c = {bus, from - 1, 0};
-    while (c.last + 1 < eb_log_durable_seq(bus->events)) {
+    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_log_scan(bus->events, c.last + 1, 4096, refill_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
         if (rc)
             return rc;
         if (c.last == before)
@@ -699,32 +657,19 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     return 0;
 }
 
-static int make_dir(const char *path)
-{
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
-}
-
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/events", bus->opts.data_dir);
-    eb_log_opts lo = {0};
-    lo.fsync = bus->opts.fsync;
-    lo.fsync_interval_ms = bus->opts.fsync_interval_ms;
-    int rc = make_dir(bus->opts.data_dir);
+    eb_store_opts o = {.data_dir = bus->opts.data_dir,
+                       .kind = EB_STORE_EVENTS,
+                       .sync = bus->opts.fsync,
+                       .sync_interval_ms = bus->opts.fsync_interval_ms,
+                       .retention_ms = bus->opts.retention_ms,
+                       .retention_bytes = bus->opts.retention_bytes};
+    int rc = eb_store_open(bus->opts.engine, &o, &bus->events, &rep->events);
     if (rc)
         return rc;
-    eb_log_opts mo = lo;
-    lo.dir = dir;
-    lo.retention_ms = bus->opts.retention_ms;
-    lo.retention_bytes = bus->opts.retention_bytes;
-    rc = eb_log_open(&lo, &bus->events, &rep->events);
-    if (rc)
-        return rc;
-    /* Groups read the events log while their state is replayed. */
-    rc = eb_meta_open(bus->opts.data_dir, &mo, &bus->meta, &rep->meta, replay_meta, bus);
+    /* Groups read the events store while their state is replayed. */
+    rc = eb_meta_open(bus->opts.engine, &o, &bus->meta, &rep->meta, replay_meta, bus);
     if (rc)
         return rc;
     rc = eb__bus_groups_start(bus);
@@ -788,15 +733,12 @@ static void free_bus(eb_bus *bus)
     free(bus);
 }
 
-void eb__bus_handle_closed(eb_bus *bus)
+/* A libuv handle of the bus closed; the last one frees the bus. */
+static void handle_closed(uv_handle_t *h)
 {
+    eb_bus *bus = h->data;
     if (--bus->handles == 0)
         free_bus(bus);
-}
-
-static void async_closed(uv_handle_t *h)
-{
-    eb__bus_handle_closed(h->data);
 }
 
 void eb_bus_close(eb_bus *bus)
@@ -805,10 +747,12 @@ void eb_bus_close(eb_bus *bus)
         return;
     bus->closing = 1;
     eb__bus_groups_close(bus);
-    /* Closing the logs drains and syncs their pending appends; their
+    if (bus->grp.timer.data)
+        uv_close((uv_handle_t *)&bus->grp.timer, handle_closed);
+    /* Closing the stores drains and syncs their pending appends; their
      * callbacks land in done_q, answered here before the handle goes. */
     if (bus->events)
-        eb_log_close(bus->events);
+        eb_store_close(bus->events);
     if (bus->meta)
         eb_meta_close(bus->meta);
     bus->events = NULL;
@@ -816,12 +760,29 @@ void eb_bus_close(eb_bus *bus)
     if (bus->async.data) {
         on_async(&bus->async);
         release_waiters(bus, EB_ECLOSED);
-        uv_close((uv_handle_t *)&bus->async, async_closed);
-    } else {
-        bus->handles++;
-        eb__bus_handle_closed(bus);
+        uv_close((uv_handle_t *)&bus->async, handle_closed);
+    } else if (bus->handles == 0) {
+        free_bus(bus);
     }
 }
 
-eb_log *eb_bus_events_log(eb_bus *bus) { return bus->events; }
-eb_registry *eb_bus_registry(eb_bus *bus) { return &bus->reg; }
+int eb_bus_schema_check(eb_bus *bus, const char *type, size_t n, const char *schema, size_t len,
+                        bool mode_given, eb_compat_mode mode, eb_registry_verdict *chk)
+{
+    return eb_registry_check(&bus->reg, type, n, schema, len, mode_given, mode, chk, NULL);
+}
+
+const eb_subject *eb_bus_schema_subject(eb_bus *bus, const char *type, size_t n)
+{
+    const eb_subject *s = eb_registry_subject(&bus->reg, type, n);
+    return s && s->nvers ? s : NULL;
+}
+
+void eb_bus_schemas_each(eb_bus *bus, eb_subject_fn fn, void *arg)
+{
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&bus->reg.subjects, &it)))
+        if (((const eb_subject *)s->val)->nvers)
+            fn(arg, s->val);
+}

@@ -1,5 +1,8 @@
-/* bus.h - the domain of eventbus: publishing, the schema registry, and
- * (later) consumer groups. Knows nothing of HTTP.
+/* bus.h - the domain of eventbus and its command API: publishing, the
+ * schema registry, reading events, consumer groups and monitoring. The one
+ * door into the bus: src/api calls only what is declared here (and the
+ * plain types of event.h, group_types.h and registry.h) and renders the
+ * plain results. Knows nothing of HTTP.
  *
  * Threads: every eb_bus_* call is made on the loop thread given to
  * eb_bus_open(); completion callbacks run on that thread too. The bus owns
@@ -18,18 +21,20 @@
 #include <uv.h>
 
 #include "bus/event.h"
-#include "bus/group.h"
+#include "bus/group_types.h"
 #include "bus/registry.h"
-#include "log/log.h"
+#include "store/store.h"
+#include "util/hist.h"
 
 typedef struct eb_bus eb_bus;
 
 typedef struct eb_bus_opts {
-    const char     *data_dir;          /* events/ and meta/ go below it */
-    eb_fsync_policy fsync;             /* for both logs */
-    uint32_t        fsync_interval_ms; /* for EB_FSYNC_INTERVAL */
-    uint64_t        retention_ms;      /* events log: 0 = forever */
-    uint64_t        retention_bytes;   /* events log: 0 = unlimited */
+    const char     *data_dir;          /* where the engine keeps the stores */
+    const eb_store_engine *engine;     /* opens both stores (borrowed) */
+    eb_store_sync   fsync;             /* for both stores */
+    uint32_t        fsync_interval_ms; /* for EB_STORE_SYNC_INTERVAL */
+    uint64_t        retention_ms;      /* events store: 0 = forever */
+    uint64_t        retention_bytes;   /* events store: 0 = unlimited */
     uint64_t        dedupe_window_ms;  /* idempotent publish window */
     uint32_t        max_event_bytes;   /* stored size bound for one event */
     bool            require_schemas;   /* refuse types with no schema */
@@ -38,8 +43,8 @@ typedef struct eb_bus_opts {
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {
-    eb_log_recovery events;  /* events log recovery */
-    eb_log_recovery meta;    /* meta log recovery */
+    eb_store_recovery events; /* events store recovery */
+    eb_store_recovery meta;   /* meta store recovery */
     size_t          schemas; /* schema versions loaded */
     size_t          dedupe_ids; /* ids refilled into the dedupe window */
     size_t          groups;  /* consumer groups loaded */
@@ -52,8 +57,6 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out,
 /* Waits for pending appends, syncs and closes everything; frees bus. */
 void eb_bus_close(eb_bus *bus);
 
-eb_log *eb_bus_events_log(eb_bus *bus);
-eb_registry *eb_bus_registry(eb_bus *bus);
 
 /* --- publishing ---------------------------------------------------------- */
 
@@ -70,14 +73,28 @@ typedef enum eb_pub_fault {
 /* The faults found in a publish, by event index; reused across calls.
  * Owns its strings. */
 typedef struct eb_pub_errors {
-    eb_buf details;  /* JSON array text of {"index","path","schemaPath"?,"message"} */
-    size_t count;    /* number of entries in details */
+    eb_buf text;     /* the entries' strings, NUL-terminated, back to back */
+    struct { size_t index; eb_pub_fault kind; size_t path, schema_path, message; } *v;
+    size_t cap;      /* of v */
+    size_t count;    /* faults found (the first 1000) */
+    size_t kept;     /* entries in v (count, unless out of memory) */
     eb_pub_fault first; /* kind of the first fault (decides the status) */
     char   summary[200]; /* one-line message for the first fault */
 } eb_pub_errors;
 
+/* One fault, for rendering. Strings borrowed until the next publish. */
+typedef struct eb_pub_error {
+    size_t       index;       /* the event's index in the publish */
+    eb_pub_fault kind;
+    const char  *path;        /* JSON pointer: into data for EB_PUB_SCHEMA, else the field */
+    const char  *schema_path; /* EB_PUB_SCHEMA: the keyword's location, else NULL */
+    const char  *message;
+} eb_pub_error;
+
 void eb_pub_errors_init(eb_pub_errors *e);
 void eb_pub_errors_free(eb_pub_errors *e);
+/* Entry i (< e->kept) of e. */
+void eb_pub_errors_at(const eb_pub_errors *e, size_t i, eb_pub_error *out);
 
 /* The outcome for one published event. */
 typedef struct eb_pub_result {
@@ -116,6 +133,18 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
                            size_t len, bool mode_given, eb_compat_mode mode,
                            eb_registry_verdict *chk, eb_bus_done_cb cb, void *arg);
 
+/* Checks a schema as eb_bus_register_schema would, writing nothing: the
+ * returns and `chk` of eb_registry_check (release it with
+ * eb_registry_check_done). */
+int eb_bus_schema_check(eb_bus *bus, const char *type, size_t n, const char *schema, size_t len,
+                        bool mode_given, eb_compat_mode mode, eb_registry_verdict *chk);
+/* The registered versions of type (NULL if none). Borrowed until the next
+ * bus call. */
+const eb_subject *eb_bus_schema_subject(eb_bus *bus, const char *type, size_t n);
+/* Calls fn for each type with at least one version (in no order). */
+typedef void (*eb_subject_fn)(void *arg, const eb_subject *s);
+void eb_bus_schemas_each(eb_bus *bus, eb_subject_fn fn, void *arg);
+
 /* --- reading events ------------------------------------------------------ */
 
 /* A browse query over the events log (GET /v1/events). */
@@ -127,46 +156,111 @@ typedef struct eb_browse {
     size_t   limit;     /* at most this many (1..1000) */
 } eb_browse;
 
-/* Writes a JSON array of matching events to w, oldest first, and sets
- * *next_after to the seq to continue after (0 when the log was exhausted).
- * Scans at most a bounded number of records per call. */
-int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_jw *w, uint64_t *next_after);
-/* Finds one event by id and writes it to w; EB_ENOTFOUND if unknown. */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_jw *w);
+/* One stored event, decoded; v's views are borrowed during the call. */
+typedef void (*eb_event_fn)(void *arg, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
+/* Calls fn for each matching event, oldest first, and sets *next_after to
+ * the seq to continue after (0 when the store was exhausted). Scans at
+ * most a bounded number of records per call. */
+int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
+                  uint64_t *next_after);
+/* Finds one event by id and calls fn with it; EB_ENOTFOUND if unknown. */
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg);
 
-/* --- consumer groups (groups.c; engine in group.h) ------------------------
- * Changes answer through an eb_bus_done_cb once their meta records are
- * durable: status 0, or the storage error. A change that writes nothing
- * (e.g. an ack naming only unknown ids) calls cb before returning. */
+/* --- consumer groups: the command API (groups.c, pull.c) -------------------
+ * The only door to consumer groups: the API layer never sees the engine,
+ * its outbox or the stores. Groups are named (name, n); a command naming a
+ * group that does not exist returns EB_ENOTFOUND.
+ *
+ * Changes take an eb_bus_done_cb and follow libuv's rule, with a fast
+ * path like uv_try_write's: a call returns
+ *   < 0  an error; cb is never called and nothing was written;
+ *     0  the change is made in memory and cb fires exactly once, later
+ *        (never inside the call), when its meta records are durable
+ *        (status 0) or could not be written (the storage error);
+ *     1  the change is made and already durable under the fsync policy
+ *        (written on the loop thread, or nothing to write); cb is not
+ *        called: answer now.
+ * What the caller answers with (counts, unknown ids) comes back at once in
+ * out-parameters, filled before the call returns. */
 
-/* Creates group `name` or updates its config (taking cfg's strings);
- * *created tells which. Returns 0 (cb later) or an error (cb not called). */
+/* Creates group `name` or updates its config (taking cfg's strings; an
+ * update keeps where the group started); *created tells which. */
 int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *created,
                      eb_bus_done_cb cb, void *arg);
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg);
 int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_cb cb,
                        void *arg);
-/* The group, or NULL. Borrowed: valid until the group is deleted. */
-eb_group *eb_bus_group(eb_bus *bus, const char *name, size_t n);
-/* Iterates the groups: start with *it = 0; NULL at the end. */
-eb_group *eb_bus_group_next(eb_bus *bus, size_t *it);
-/* Appends g's pending records (acks, nacks, DLQ and replay changes made
- * with the eb_group_* calls on the bus's outbox) to the meta log. */
-int eb_bus_group_commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg);
-/* The outbox eb_group_* calls write into (commit with the call above). */
-eb_outbox *eb_bus_outbox(eb_bus *bus);
 
-/* Pull answer: a JSON object {"events":[...]} (valid during the call), or
- * status EB_ENOTFOUND if the group went away, EB_ECLOSED at shutdown. */
-typedef void (*eb_bus_pull_cb)(void *arg, int status, const char *json, size_t len);
+/* Whether group `name` exists (no state changes). */
+bool eb_bus_group_exists(eb_bus *bus, const char *name, size_t n);
+/* A group's view: 0, or EB_ENOTFOUND. out's strings and cfg are borrowed
+ * until the next bus call. */
+int eb_bus_group_info(eb_bus *bus, const char *name, size_t n, eb_group_info *out);
+/* Calls fn with each group's view (borrowed during the call). */
+typedef void (*eb_group_info_fn)(void *arg, const eb_group_info *info);
+void eb_bus_groups_each(eb_bus *bus, eb_group_info_fn fn, void *arg);
+/* Calls fn with each consumer the group has seen; 0 or EB_ENOTFOUND. */
+int eb_bus_group_consumers(eb_bus *bus, const char *name, size_t n, eb_consumer_fn fn,
+                           void *arg);
+
+/* ack, nack or extend a list of delivery ids. */
+typedef enum eb_settle_op { EB_SETTLE_ACK, EB_SETTLE_NACK, EB_SETTLE_EXTEND } eb_settle_op;
+typedef struct eb_settle_req {
+    eb_settle_op  op;
+    const eb_str *ids;      /* the delivery ids (borrowed during the call) */
+    size_t        n;
+    const char   *error;    /* nack: the failure, NUL-terminated (NULL: "nacked") */
+    int64_t       delay_ms; /* nack: retry delay; -1 = the group's backoff */
+    uint32_t      ms;       /* extend: the lease from now; 0 = the ack timeout */
+    uint8_t      *unknown;  /* out, n flags: 1 where the id named no delivery in flight */
+} eb_settle_req;
+/* *settled receives how many ids named a delivery in flight. */
+int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_req *req,
+                  size_t *settled, eb_bus_done_cb cb, void *arg);
+
+/* Redrives (or purges) the dead letters with the given event ids, all
+ * when n == 0; *count receives how many. */
+int eb_bus_dlq_redrive(eb_bus *bus, const char *group, size_t glen, const eb_str *ids, size_t n,
+                       size_t *count, eb_bus_done_cb cb, void *arg);
+int eb_bus_dlq_purge(eb_bus *bus, const char *group, size_t glen, const eb_str *ids, size_t n,
+                     size_t *count, eb_bus_done_cb cb, void *arg);
+/* Calls fn for up to limit dead letters with seq > after (borrowed views);
+ * *next is the cursor of the next page (0 if none). 0 or EB_ENOTFOUND. */
+int eb_bus_dlq_list(eb_bus *bus, const char *group, size_t glen, uint64_t after, size_t limit,
+                    eb_dead_letter_fn fn, void *arg, uint64_t *next);
+
+/* One end of a replay range: a seq, or an append time (the first event at
+ * or after it; the durable head if none). */
+typedef struct eb_replay_bound {
+    bool     by_seq;
+    uint64_t v;        /* seq, or time in µs since the epoch */
+} eb_replay_bound;
+typedef struct eb_replay_req {
+    eb_replay_bound since;
+    bool            has_until;  /* else: up to the durable head */
+    eb_replay_bound until;
+    char          **types;      /* subset of the group's types, or NULL */
+    size_t          ntypes;
+} eb_replay_req;
+/* Queues again the group's events of [since, until); *requeued counts
+ * them, *expired the seqs of the range already removed by retention. */
+int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_req *req,
+                  uint64_t *requeued, uint64_t *expired, eb_bus_done_cb cb, void *arg);
+
+/* Pull answer: status 0 with n leased deliveries (borrowed: valid during
+ * the call) and their lease end, or EB_ENOTFOUND if the group went away,
+ * EB_ECLOSED at shutdown or when the requester left. */
+typedef void (*eb_bus_pull_cb)(void *arg, int status, const eb_delivery *dl, size_t n,
+                               uint64_t deadline_us);
 /* Whether the requester still waits (a long poll whose client left is
  * answered without leasing anything). */
 typedef bool (*eb_bus_alive_fn)(void *arg);
-/* Leases up to max deliveries of group g to consumer; if none is ready,
- * waits up to wait_ms for some. cb runs exactly once (maybe before
- * returning). */
-int eb_bus_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t clen, size_t max,
-                uint32_t wait_ms, eb_bus_pull_cb cb, eb_bus_alive_fn alive, void *arg);
+/* Leases up to max (1..1000) deliveries of the group to consumer; if none
+ * is ready, waits up to wait_ms for some. Returns 0 and calls cb exactly
+ * once (maybe before returning), or an error (cb not called). */
+int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consumer, size_t clen,
+                size_t max, uint32_t wait_ms, eb_bus_pull_cb cb, eb_bus_alive_fn alive,
+                void *arg);
 /* Answers every waiting pull with what it has (for shutdown). */
 void eb_bus_flush_pulls(eb_bus *bus);
 
@@ -174,10 +268,21 @@ void eb_bus_flush_pulls(eb_bus *bus);
 
 /* Publish latency (request to durable answer), measured by the API. */
 void eb_bus_observe_publish(eb_bus *bus, uint64_t us);
-/* GET /v1/stats body and GET /metrics text. */
-void eb_bus_stats_json(eb_bus *bus, eb_jw *w);
-void eb_bus_metrics(eb_bus *bus, eb_buf *out);
-/* A group's summary fields as JSON members (into an open object). */
-void eb_bus_group_summary(eb_bus *bus, eb_group *g, eb_jw *w, bool detail);
+
+/* Figures of the bus; the histograms are borrowed until the next bus call. */
+typedef struct eb_bus_stats {
+    uint64_t       published;   /* events accepted since start (not duplicates) */
+    uint64_t       first_seq;   /* oldest event kept */
+    uint64_t       head_seq;    /* next seq of the events store */
+    uint64_t       bytes;       /* events store size on disk */
+    uint64_t       segments;
+    uint64_t       syncs;       /* fdatasync calls of the events store */
+    const eb_hist *publish_hist;  /* request to durable answer (µs) */
+    const eb_hist *delivery_hist; /* append to ack (µs) */
+} eb_bus_stats;
+void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
+/* Calls fn with each event type's count of published events (bounded). */
+typedef void (*eb_type_count_fn)(void *arg, const char *type, uint64_t count);
+void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg);
 
 #endif

@@ -1,30 +1,44 @@
-/* bus_int.h - the bus's insides, shared by its files (bus.c: publishing,
- * registry, browsing; groups.c: consumer groups, stats). Not for src/api. */
+/* bus_int.h - the bus's insides, shared by its files. Not for src/api.
+ *
+ * Who calls whom (no circle):
+ *   bus.c      opening the stores, publishing, registration, browsing, the
+ *              meta replay's dispatch; calls groups.c, durable.c, codec.c
+ *   groups.c   the group table and group commands, the timer, monitoring
+ *              figures; calls pull.c, snapshot.c, durable.c, codec.c and the
+ *              engine (group.h)
+ *   pull.c     pulls and long polls; calls the engine
+ *   snapshot.c meta snapshots; calls codec.c and durable.c
+ *   durable.c  completions of appends (writer thread -> loop) and the clock
+ *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
 #define EB_BUS_INT_H
 
 #include <pthread.h>
 
 #include "bus/bus.h"
+#include "bus/codec.h"
 #include "bus/dedupe.h"
 #include "bus/group.h"
 #include "bus/meta.h"
 #include "util/hist.h"
 
 /* An operation waiting for the log to make it durable. */
-typedef struct pending_op {
-    struct pending_op *next;     /* in done_q or waiters */
+typedef struct pending_op pending_op;
+struct pending_op {
+    pending_op        *next;     /* in done_q or waiters */
+    /* What to do when the append is durable (or failed: op->status). Runs
+     * on the loop thread; the op is freed after it returns. */
+    void             (*complete)(eb_bus *bus, pending_op *op);
     int                status;   /* set by the writer thread */
     uint64_t           wait_seq; /* for duplicate-only ops: durable past this */
     eb_bus_pub_cb      pub_cb;   /* publish completion, or NULL */
-    eb_bus_done_cb     done_cb;  /* registration completion, or NULL */
+    eb_bus_done_cb     done_cb;  /* registration or group change completion */
     void              *arg;      /* caller's */
     eb_bus            *bus;      /* owner */
     void              *extra;    /* registration: the staged version */
-    eb_bus_done_cb     group_cb; /* group change completion, or NULL */
     size_t             n;        /* results */
     eb_pub_result      res[];    /* one per published event */
-} pending_op;
+};
 
 /* A schema version staged until its meta record is durable. */
 typedef struct staged_schema {
@@ -51,12 +65,15 @@ typedef struct pull_waiter {
     char                consumer[];
 } pull_waiter;
 
-/* Consumer groups and monitoring state (groups.c). */
+#define EB_PULL_MAX 1000 /* deliveries one pull may lease */
+
+/* Consumer groups and monitoring state (groups.c, pull.c). */
 typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
-    eb_buf        out;         /* scratch: pull answers */
+    eb_delivery  *dl;          /* scratch: one pull's deliveries */
+    size_t        dl_cap;
     pull_waiter  *waiters;     /* long polls, oldest first */
     pull_waiter  *waiters_tail;
     eb_map        published;   /* type -> uint64_t* count (bounded) */
@@ -71,8 +88,8 @@ typedef struct eb_bus_groups {
 struct eb_bus {
     uv_loop_t      *loop;     /* the loop everything runs on */
     eb_bus_opts     opts;     /* copy; data_dir owned */
-    eb_log         *events;   /* the event log */
-    eb_meta        *meta;     /* the bus's own state log */
+    eb_store       *events;   /* the events store */
+    eb_meta        *meta;     /* the bus's own state store */
     eb_registry     reg;      /* schema registry */
     eb_dedupe       dedupe;   /* idempotent publish window */
     uv_async_t      async;    /* wakes the loop for done_q */
@@ -80,7 +97,7 @@ struct eb_bus {
     pending_op     *done_q;   /* completed ops, newest first */
     pending_op     *waiters;  /* duplicate-only ops waiting for durability */
     eb_buf          enc;      /* scratch: encoded events of one publish */
-    eb_log_rec_in  *recs;     /* scratch: records of one publish */
+    eb_store_rec_in  *recs;     /* scratch: records of one publish */
     size_t         *offs;     /* scratch: each record's offset in enc */
     size_t          recs_cap; /* allocated, both arrays */
     eb_schema_errors verrs;   /* scratch: schema violations of one event */
@@ -90,28 +107,52 @@ struct eb_bus {
     int             handles;  /* libuv handles still open (freed at 0) */
 };
 
+/* durable.c */
 uint64_t eb__bus_now_us(void);
-/* A libuv handle of the bus closed; the last one frees the bus. */
-void eb__bus_handle_closed(eb_bus *bus);
-/* Runs on a log writer thread: queues op for the loop. */
+/* Runs on a log writer thread: queues op for the loop and wakes it. */
 void eb__bus_on_durable(void *arg, int status);
-/* The append of op was written on the loop thread (eb_log_append_inline
- * returned 1): completes op (freed) now, as the loop would on the wake-up.
- * Waking waiting pulls is the caller's: it knows whether it also does. */
-void eb__bus_done_now(eb_bus *bus, pending_op *op);
-/* The schema registration meta record of one version. */
-int  eb__bus_schema_record(const char *type, uint32_t version, eb_compat_mode mode,
-                           const char *text, size_t len, uint64_t ts_us, eb_buf *out);
+/* Runs op->complete and frees op (loop thread). */
+void eb__bus_complete(eb_bus *bus, pending_op *op);
+/* Completes every op the writer threads queued, in order; returns the last
+ * non-zero status seen (0 if all succeeded). */
+int  eb__bus_drain(eb_bus *bus);
 
 /* groups.c */
 int  eb__bus_groups_init(eb_bus *bus);
 /* After both logs are open and the meta log replayed. */
 int  eb__bus_groups_start(eb_bus *bus);
+/* Answers waiting pulls, stops the timer (the caller closes its handle)
+ * and frees the groups. */
 void eb__bus_groups_close(eb_bus *bus);
+/* Applies one group meta record at startup. */
 int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
+/* A snapshot record was read: forget every group. */
+void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
-void eb__bus_groups_wake(eb_bus *bus);
-void eb__bus_group_op_done(eb_bus *bus, pending_op *op);
+
+/* The group table (groups.c owns it). */
+static inline eb_group *eb__bus_group(eb_bus *bus, const char *name, size_t n)
+{
+    return eb_map_get(&bus->grp.by_name, name, n);
+}
+/* Iterates the groups: start with *it = 0; NULL at the end. */
+static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
+{
+    const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
+    return s ? s->val : NULL;
+}
+
+/* snapshot.c */
+/* Notes the meta store's size at startup (the growth is counted from it). */
+void eb__bus_snapshot_start(eb_bus *bus);
+/* Writes a snapshot if the meta store grew enough (checked once a second). */
+void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now);
+
+/* pull.c */
+/* Serves the waiting pulls that can be served now or waited long enough. */
+void eb__bus_pulls_wake(eb_bus *bus);
+/* Answers the waiting pulls of g (all when g is NULL) with status. */
+void eb__bus_pulls_answer(eb_bus *bus, eb_group *g, int status);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 struct eb_dedupe_entry {
     eb_dedupe_entry *next; /* younger neighbour in the FIFO */

@@ -1,6 +1,7 @@
 /* event.c - envelope parsing, checks, ids, and the stored event format
  * (see event.h for the layout). */
 #include "bus/event.h"
+#include "util/clock.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -8,7 +9,7 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 /* --- errors -------------------------------------------------------------- */
 
@@ -201,12 +202,12 @@ static uint64_t rotl(uint64_t x, int k) { return x << k | x >> (64 - k); }
 /* The next xoshiro256** output (id_lock held). Ids need to be unique and
  * unordered within a ms, not secret: a getrandom() per ms cost a system call
  * on every event at low rates (seen in bench/peers' latency strace). */
-static uint64_t prng_next(const struct timespec *ts)
+static uint64_t prng_next(uint64_t now_us)
 {
     uint64_t *st = id_prng;
     if (!(st[0] | st[1] | st[2] | st[3]) &&
         getrandom(st, sizeof id_prng, 0) != (ssize_t)sizeof id_prng) {
-        uint64_t z = (uint64_t)ts->tv_nsec ^ (uint64_t)ts->tv_sec << 30; /* fallback: never fail */
+        uint64_t z = now_us; /* fallback: never fail */
         for (int i = 0; i < 4; i++) { /* splitmix64 */
             z += 0x9e3779b97f4a7c15u;
             uint64_t x = z;
@@ -227,9 +228,7 @@ static uint64_t prng_next(const struct timespec *ts)
 
 void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t now_us = eb_clock_wall_us(), ms = now_us / 1000u;
     uint64_t hi, lo;
 
     pthread_mutex_lock(&id_lock);
@@ -239,7 +238,7 @@ void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
             ;
     } else {
         id_last_ms = ms;
-        uint64_t a = prng_next(&ts), b = prng_next(&ts);
+        uint64_t a = prng_next(now_us), b = prng_next(now_us);
         memcpy(id_rand, &a, 8);
         memcpy(id_rand + 8, &b, 2);
         id_rand[0] &= 0x7f; /* headroom so increments within a ms never wrap */
@@ -357,9 +356,15 @@ int eb_event_decode(const void *payload, size_t len, eb_event_view *v)
 
 void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
 {
+    eb_jw_obj_open(w);
+    eb_event_write_members(w, seq, ts_us, v);
+    eb_jw_obj_close(w);
+}
+
+void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
+{
     char t[32];
     size_t tn = eb_time_format(ts_us, t);
-    eb_jw_obj_open(w);
     eb_jw_key(w, "seq");
     eb_jw_uint(w, seq);
     eb_jw_key(w, "time");
@@ -369,7 +374,6 @@ void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view 
         eb_buf_putc(w->out, ',');
         eb_buf_append(w->out, v->json.ptr + 1, v->json.len - 2);
     }
-    eb_jw_obj_close(w);
 }
 
 /* --- time ---------------------------------------------------------------- */

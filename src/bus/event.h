@@ -120,6 +120,9 @@ int eb_event_decode(const void *payload, size_t len, eb_event_view *v);
 /* Writes the delivered form of a stored event as one JSON value:
  * {"seq":N,"time":"RFC 3339",<stored members>}. */
 void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
+/* The same members into an object the caller opened (and closes, after
+ * adding its own members: a pull adds "delivery"). */
+void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
 
 /* Formats a µs timestamp as RFC 3339 UTC with microseconds into out[32]. */
 size_t eb_time_format(uint64_t ts_us, char out[32]);

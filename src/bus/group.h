@@ -36,48 +36,16 @@
 #include <stdint.h>
 
 #include "bus/event.h"
+#include "bus/group_types.h"
+#include "bus/outbox.h"
 #include "json/json.h"
-#include "log/log.h"
+#include "store/store.h"
 #include "util/buf.h"
 #include "util/imap.h"
 #include "util/map.h"
 #include "util/rangeset.h"
 
-#define EB_GROUP_MAX_NAME 128
-#define EB_GROUP_MAX_TYPES 64
 #define EB_GROUP_MAX_PENDING 100000 /* deliveries held in memory per group */
-
-typedef enum eb_ordering { EB_ORDER_NONE = 0, EB_ORDER_KEY } eb_ordering;
-enum { EB_START_LATEST = 0, EB_START_EARLIEST, EB_START_TIME };
-
-/* A group's configuration (PUT /v1/groups/{group}). */
-typedef struct eb_group_cfg {
-    char       *types[EB_GROUP_MAX_TYPES]; /* patterns: "a.b", "a.*", "*"; owned */
-    size_t      ntypes;
-    int         start;              /* EB_START_* (creation only) */
-    uint64_t    start_us;           /* for EB_START_TIME */
-    uint32_t    max_attempts;       /* deliveries before dead-lettering (4) */
-    uint32_t    backoff_initial_ms; /* 1000 */
-    double      backoff_multiplier; /* 2 */
-    uint32_t    backoff_max_ms;     /* 300000 */
-    double      backoff_jitter;     /* 0..1, 0.2 */
-    uint32_t    ack_timeout_ms;     /* 30000 */
-    eb_ordering ordering;           /* none */
-} eb_group_cfg;
-
-/* Parses and checks a config object; unknown fields and bad values are
- * errors naming the field. Missing fields take the defaults above.
- * Returns 0 or EB_EINVAL. cfg must be released with eb_group_cfg_free. */
-int  eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *err);
-void eb_group_cfg_free(eb_group_cfg *cfg);
-void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
-/* True if event type t (length n) matches pattern p:
- * "*" anything; "a.*" any type starting "a." (one or more segments). */
-bool eb_group_type_match(const char *p, const char *t, size_t n);
-bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n);
-/* True if s is a valid type name or pattern ("a.b", "a.*", "*"). */
-bool eb_group_pattern_valid(const char *s, size_t n);
-
 
 /* --- meta records (stable: on disk in DATA/meta) --------------------------
  * Payloads are compact JSON; "g" names the group. */
@@ -98,45 +66,9 @@ enum {
 typedef struct eb_group eb_group;
 typedef struct eb_dlv eb_dlv;
 
-/* Records produced by engine operations, waiting to be appended to the meta
- * log (in order, as one atomic batch). */
-typedef struct eb_outbox {
-    eb_buf   text;     /* the JSON payloads, back to back */
-    struct { uint16_t kind; size_t off, len; } *recs;
-    size_t   n, cap;
-} eb_outbox;
-
-void eb_outbox_init(eb_outbox *o);
-void eb_outbox_free(eb_outbox *o);
-void eb_outbox_reset(eb_outbox *o);
-/* Starts a record of `kind`; write its JSON with the returned writer, then
- * call eb_outbox_end. */
-eb_jw *eb_outbox_begin(eb_outbox *o, uint16_t kind, eb_jw *w);
-int    eb_outbox_end(eb_outbox *o);
-
-/* Per-group counters (since start) for /v1/stats and /metrics. */
-typedef struct eb_group_counters {
-    uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
-        replayed, purged;
-    uint64_t retention_skipped; /* log seqs deleted by retention before the group examined them */
-} eb_group_counters;
-
-/* A point-in-time view of a group. */
-typedef struct eb_group_info {
-    const char        *name;
-    const eb_group_cfg *cfg;
-    bool               paused;
-    uint64_t           cursor;           /* main flow's next seq to examine */
-    uint64_t           lag;              /* matching events not yet finished */
-    uint64_t           ready, in_flight, retry_scheduled, blocked;
-    uint64_t           dead_letters;     /* in the DLQ (not redriven) */
-    uint64_t           oldest_unacked_us;/* append time of the oldest pending, 0 if none */
-    eb_group_counters  counters;
-} eb_group_info;
-
 /* Reads the events a group needs (borrowed, must outlive the group). */
 typedef struct eb_group_env {
-    eb_log   *events;
+    eb_store *events;
     uint64_t (*now_us)(void);
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);
@@ -156,7 +88,11 @@ uint64_t eb_group_base(const eb_group *g);
 void eb_group_set_config(eb_group *g, eb_group_cfg *cfg);
 void eb_group_set_paused(eb_group *g, bool paused);
 bool eb_group_paused(const eb_group *g);
-void eb_group_info_get(eb_group *g, eb_group_info *out);
+/* Fills *out from g (no change to g); out's strings are borrowed from g. */
+void eb_group_info_get(const eb_group *g, eb_group_info *out);
+/* When matching events wait but none has been examined yet, examines the
+ * next so that eb_group_info_get can tell the oldest unacked one's age. */
+void eb_group_examine_next(eb_group *g, uint64_t durable);
 
 /* Counts the matching events between the main cursor and `head` (called
  * after open and after a config change) and adds those published later
@@ -170,11 +106,11 @@ void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count)
  * examine below `durable`). */
 bool eb_group_has_ready(eb_group *g, uint64_t durable);
 
-/* Leases up to max READY deliveries to `consumer`, writing each as an
- * event object with its "delivery" into w (inside an open array). Returns
- * the count or an error. */
+/* Leases up to max READY deliveries to `consumer`, describing each in
+ * out[0..max) (views valid until the next engine call) and the lease end
+ * in *deadline_us. Returns the count or an error. */
 int  eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
-                   eb_jw *w);
+                   eb_delivery *out, uint64_t *deadline_us);
 
 /* Outcome of one id in ack/nack/extend. */
 typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
@@ -190,14 +126,15 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
 int  eb_group_flush(eb_group *g, eb_outbox *ob);
 /* Expires leases and retry delays due by now; failures go to ob. */
 void eb_group_tick(eb_group *g, eb_outbox *ob);
-/* Writes the consumers seen ({"name","last_pull","in_flight"} items). */
-void eb_group_write_consumers(eb_group *g, eb_jw *w);
+/* Calls fn for each consumer seen (borrowed views, during the call). */
+void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg);
 
 /* --- dead letters, redrive, replay ----------------------------------------- */
 
-/* Writes up to limit dead letters with seq > after as JSON array items;
- * *next is the cursor for the next page (0 if none). */
-void eb_group_dlq_list(eb_group *g, uint64_t after, size_t limit, eb_jw *w, uint64_t *next);
+/* Calls fn for up to limit dead letters with seq > after (borrowed views,
+ * during the call); *next is the cursor for the next page (0 if none). */
+void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_letter_fn fn,
+                       void *arg, uint64_t *next);
 /* Redrives the dead letters with the given event ids (all when n == 0). */
 size_t eb_group_dlq_redrive(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob);
 size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob);

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/group.h"
-#include "eventbus.h"
+#include "bus/group_types.h"
+#include "eventbus/err.h"
 
 static int cfg_err(eb_field_error *err, const char *field, const char *msg)
 {

@@ -1,25 +1,26 @@
-/* groups.c - consumer groups inside the bus: the group table, making group
- * changes durable in the meta log, long-poll pulls, the timer that expires
- * leases and retry delays, meta snapshots, and the monitoring figures.
+/* groups.c - consumer groups inside the bus: the group table and the group
+ * commands of bus.h (changes and reads), making changes durable in the meta
+ * log, the meta replay of group records, the timer that expires leases and
+ * retry delays (and checks whether a snapshot is due, snapshot.c), and the
+ * monitoring figures (plain structs; src/api renders them). Pulls and long
+ * polls are in pull.c.
  *
  * Every change follows one path: the engine (group.c) changes memory and
- * writes meta records into the bus's outbox; eb_bus_group_commit appends
+ * writes meta records into the bus's outbox; commit() appends
  * them as one atomic batch; the caller is answered when it is durable. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/bus_int.h"
-#include "eventbus.h"
+#include "eventbus/err.h"
 
 #define TICK_MS 10
-#define SNAPSHOT_CHECK_US 1000000u
 #define MAX_TYPE_COUNTERS 10000
-#define DEFAULT_SNAPSHOT_BYTES ((uint64_t)64 << 20)
 
 static uint64_t durable_head(eb_bus *bus)
 {
-    return eb_log_durable_seq(bus->events);
+    return eb_store_durable_seq(bus->events);
 }
 
 static void on_latency(void *arg, uint64_t us)
@@ -35,10 +36,10 @@ static eb_group_env group_env(eb_bus *bus)
 
 /* --- committing records ------------------------------------------------------ */
 
-void eb__bus_group_op_done(eb_bus *bus, pending_op *op)
+static void group_op_done(eb_bus *bus, pending_op *op)
 {
     (void)bus;
-    op->group_cb(op->arg, op->status);
+    op->done_cb(op->arg, op->status);
 }
 
 static void noop_done(void *arg, int status)
@@ -47,106 +48,50 @@ static void noop_done(void *arg, int status)
     (void)status;
 }
 
-/* Appends ob's records as one batch; cb(arg, status) once durable. */
-static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg,
-                         uint64_t *first_seq)
+/* Appends ob's records as one batch. Returns 1 if that is done already
+ * (nothing to write, or written on this thread under --fsync interval or
+ * never; cb is not called), 0 if cb(arg, status) will be called once the
+ * batch is durable, or an error (cb not called). */
+static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg)
 {
     if (eb_buf_failed(&ob->text)) {
         eb_outbox_reset(ob);
         return EB_ENOMEM;
     }
-    if (ob->n == 0) {
-        if (cb)
-            cb(arg, 0);
-        return 0;
-    }
-    eb_log_rec_in small[16], *recs = ob->n <= 16 ? small : malloc(ob->n * sizeof *recs);
+    if (ob->n == 0)
+        return 1;
+    eb_store_rec_in small[16], *recs = ob->n <= 16 ? small : malloc(ob->n * sizeof *recs);
     pending_op *op = calloc(1, sizeof *op);
     int rc = recs && op ? 0 : EB_ENOMEM;
     if (rc == 0) {
         for (size_t i = 0; i < ob->n; i++)
-            recs[i] = (eb_log_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
+            recs[i] = (eb_store_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
                                       (uint32_t)ob->recs[i].len};
-        *op = (pending_op){.bus = bus, .group_cb = cb ? cb : noop_done, .arg = arg};
+        *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
+                           .arg = arg};
         uint64_t first = 0, ts;
-        rc = eb_log_append_inline(eb_meta_log(bus->meta), recs, ob->n, &first, &ts,
+        rc = eb_store_append(eb_meta_store(bus->meta), recs, ob->n, true, &first, &ts,
                                   eb__bus_on_durable, op);
-        if (first_seq)
-            *first_seq = first;
     }
     if (recs != small)
         free(recs);
     eb_outbox_reset(ob);
-    if (rc == 1) { /* --fsync interval|never: written on this thread */
-        eb__bus_done_now(bus, op);
-        rc = 0;
-    }
-    if (rc)
+    if (rc) /* 1: --fsync interval|never: written on this thread, durable now */
         free(op);
     return rc;
 }
 
-eb_outbox *eb_bus_outbox(eb_bus *bus)
-{
-    return &bus->grp.ob;
-}
-
-int eb_bus_group_commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
+/* Flushes g's gathered records into the outbox and commits it. */
+static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 {
     if (g)
         eb_group_flush(g, &bus->grp.ob);
-    int rc = commit_outbox(bus, &bus->grp.ob, cb, arg, NULL);
-    eb__bus_groups_wake(bus); /* nacks, redrives and replays make deliveries ready */
+    int rc = commit_outbox(bus, &bus->grp.ob, cb, arg);
+    eb__bus_pulls_wake(bus); /* nacks, redrives and replays make deliveries ready */
     return rc;
 }
 
 /* --- the group table ------------------------------------------------------------ */
-
-eb_group *eb_bus_group(eb_bus *bus, const char *name, size_t n)
-{
-    return eb_map_get(&bus->grp.by_name, name, n);
-}
-
-eb_group *eb_bus_group_next(eb_bus *bus, size_t *it)
-{
-    const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
-    return s ? s->val : NULL;
-}
-
-static void answer_waiters_of(eb_bus *bus, eb_group *g, int status);
-
-/* The EB_META_GROUP record of g (config, first seq to consider, paused). */
-static void group_record(eb_group *g, uint64_t base, eb_outbox *ob)
-{
-    eb_jw w;
-    eb_outbox_begin(ob, EB_META_GROUP, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "g");
-    eb_jw_str(&w, eb_group_name(g));
-    eb_jw_key(&w, "cfg");
-    eb_group_cfg_write(&w, eb_group_config(g));
-    eb_jw_key(&w, "base");
-    eb_jw_uint(&w, base);
-    eb_jw_key(&w, "paused");
-    eb_jw_bool(&w, eb_group_paused(g));
-    eb_jw_obj_close(&w);
-    eb_outbox_end(ob);
-}
-
-static void name_record(eb_outbox *ob, uint16_t kind, const char *name, int paused)
-{
-    eb_jw w;
-    eb_outbox_begin(ob, kind, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "g");
-    eb_jw_str(&w, name);
-    if (paused >= 0) {
-        eb_jw_key(&w, "paused");
-        eb_jw_bool(&w, paused);
-    }
-    eb_jw_obj_close(&w);
-    eb_outbox_end(ob);
-}
 
 /* Where a new group starts reading. */
 static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
@@ -154,13 +99,13 @@ static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
     uint64_t seq;
     switch (cfg->start) {
     case EB_START_EARLIEST:
-        return eb_log_first_seq(bus->events);
+        return eb_store_first_seq(bus->events);
     case EB_START_TIME:
-        if (eb_log_seek_time(bus->events, cfg->start_us, &seq) == 0)
+        if (eb_store_seek_time(bus->events, cfg->start_us, &seq) == 0)
             return seq;
-        return eb_log_next_seq(bus->events);
+        return eb_store_next_seq(bus->events);
     default:
-        return eb_log_next_seq(bus->events);
+        return eb_store_next_seq(bus->events);
     }
 }
 
@@ -169,7 +114,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
 {
     if (bus->closing)
         return EB_ECLOSED;
-    eb_group *g = eb_bus_group(bus, name, strlen(name));
+    eb_group *g = eb__bus_group(bus, name, strlen(name));
     *created = !g;
     uint64_t base = 0;
     if (g) {
@@ -187,8 +132,8 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         }
     }
     eb_group_count_ahead(g, durable_head(bus));
-    group_record(g, base, &bus->grp.ob);
-    return eb_bus_group_commit(bus, g, cb, arg);
+    eb__rec_group(&bus->grp.ob, g, base);
+    return commit(bus, g, cb, arg);
 }
 
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg)
@@ -196,22 +141,149 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
     eb_group *g = eb_map_del(&bus->grp.by_name, name, strlen(name));
     if (!g)
         return EB_ENOTFOUND;
-    answer_waiters_of(bus, g, EB_ENOTFOUND);
+    eb__bus_pulls_answer(bus, g, EB_ENOTFOUND);
     eb_outbox_reset(&bus->grp.ob);
-    name_record(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
+    eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
     eb_group_free(g);
-    return commit_outbox(bus, &bus->grp.ob, cb, arg, NULL);
+    return commit_outbox(bus, &bus->grp.ob, cb, arg);
 }
 
 int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_cb cb,
                        void *arg)
 {
-    eb_group *g = eb_bus_group(bus, name, strlen(name));
+    eb_group *g = eb__bus_group(bus, name, strlen(name));
     if (!g)
         return EB_ENOTFOUND;
     eb_group_set_paused(g, paused);
-    name_record(&bus->grp.ob, EB_META_GROUP_PAUSE, name, paused);
-    return eb_bus_group_commit(bus, g, cb, arg);
+    eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_PAUSE, name, paused);
+    return commit(bus, g, cb, arg);
+}
+
+/* --- delivery and dead-letter commands ------------------------------------------- */
+
+int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_req *req,
+                  size_t *settled, eb_bus_done_cb cb, void *arg)
+{
+    eb_group *g = eb__bus_group(bus, group, glen);
+    if (!g)
+        return EB_ENOTFOUND;
+    eb_outbox *ob = &bus->grp.ob;
+    size_t ok = 0;
+    for (size_t i = 0; i < req->n; i++) {
+        const eb_str *id = &req->ids[i];
+        eb_dlv_outcome o =
+            req->op == EB_SETTLE_ACK    ? eb_group_ack(g, id->ptr, id->len)
+            : req->op == EB_SETTLE_NACK ? eb_group_nack(g, id->ptr, id->len, req->error,
+                                                        req->delay_ms, ob)
+                                        : eb_group_extend(g, id->ptr, id->len, req->ms);
+        req->unknown[i] = o != EB_DLV_OK;
+        ok += o == EB_DLV_OK;
+    }
+    *settled = ok;
+    return commit(bus, g, cb, arg);
+}
+
+static int dlq_change(eb_bus *bus, bool redrive, const char *group, size_t glen,
+                      const eb_str *ids, size_t n, size_t *count, eb_bus_done_cb cb, void *arg)
+{
+    eb_group *g = eb__bus_group(bus, group, glen);
+    if (!g)
+        return EB_ENOTFOUND;
+    *count = redrive ? eb_group_dlq_redrive(g, ids, n, &bus->grp.ob)
+                     : eb_group_dlq_purge(g, ids, n, &bus->grp.ob);
+    return commit(bus, g, cb, arg);
+}
+
+int eb_bus_dlq_redrive(eb_bus *bus, const char *group, size_t glen, const eb_str *ids, size_t n,
+                       size_t *count, eb_bus_done_cb cb, void *arg)
+{
+    return dlq_change(bus, true, group, glen, ids, n, count, cb, arg);
+}
+
+int eb_bus_dlq_purge(eb_bus *bus, const char *group, size_t glen, const eb_str *ids, size_t n,
+                     size_t *count, eb_bus_done_cb cb, void *arg)
+{
+    return dlq_change(bus, false, group, glen, ids, n, count, cb, arg);
+}
+
+int eb_bus_dlq_list(eb_bus *bus, const char *group, size_t glen, uint64_t after, size_t limit,
+                    eb_dead_letter_fn fn, void *arg, uint64_t *next)
+{
+    eb_group *g = eb__bus_group(bus, group, glen);
+    if (!g)
+        return EB_ENOTFOUND;
+    eb_group_dlq_list(g, after, limit, fn, arg, next);
+    return 0;
+}
+
+/* A replay bound as a seq: times are looked up in the events store. */
+static uint64_t bound_seq(eb_bus *bus, const eb_replay_bound *b)
+{
+    uint64_t seq;
+    if (b->by_seq)
+        return b->v;
+    if (eb_store_seek_time(bus->events, b->v, &seq) != 0)
+        seq = eb_store_durable_seq(bus->events);
+    return seq;
+}
+
+int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_req *req,
+                  uint64_t *requeued, uint64_t *expired, eb_bus_done_cb cb, void *arg)
+{
+    eb_group *g = eb__bus_group(bus, group, glen);
+    if (!g)
+        return EB_ENOTFOUND;
+    uint64_t from = bound_seq(bus, &req->since);
+    uint64_t to = req->has_until ? bound_seq(bus, &req->until) : UINT64_MAX;
+    int rc = eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired,
+                             &bus->grp.ob);
+    if (rc)
+        return rc;
+    return commit(bus, g, cb, arg);
+}
+
+/* --- reading groups ---------------------------------------------------------------- */
+
+static void info_of(eb_bus *bus, eb_group *g, eb_group_info *out)
+{
+    eb_group_examine_next(g, durable_head(bus)); /* so the oldest unacked age is known */
+    eb_group_info_get(g, out);
+    out->head = eb_store_next_seq(bus->events);
+}
+
+bool eb_bus_group_exists(eb_bus *bus, const char *name, size_t n)
+{
+    return eb__bus_group(bus, name, n) != NULL;
+}
+
+int eb_bus_group_info(eb_bus *bus, const char *name, size_t n, eb_group_info *out)
+{
+    eb_group *g = eb__bus_group(bus, name, n);
+    if (!g)
+        return EB_ENOTFOUND;
+    info_of(bus, g, out);
+    return 0;
+}
+
+void eb_bus_groups_each(eb_bus *bus, eb_group_info_fn fn, void *arg)
+{
+    size_t it = 0;
+    eb_group *g;
+    while ((g = eb__bus_group_next(bus, &it))) {
+        eb_group_info in;
+        info_of(bus, g, &in);
+        fn(arg, &in);
+    }
+}
+
+int eb_bus_group_consumers(eb_bus *bus, const char *name, size_t n, eb_consumer_fn fn,
+                           void *arg)
+{
+    eb_group *g = eb__bus_group(bus, name, n);
+    if (!g)
+        return EB_ENOTFOUND;
+    eb_group_consumers_each(g, fn, arg);
+    return 0;
 }
 
 /* --- replaying meta records ------------------------------------------------------ */
@@ -220,26 +292,30 @@ static void free_groups(eb_bus *bus)
 {
     size_t it = 0;
     eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it)))
+    while ((g = eb__bus_group_next(bus, &it)))
         eb_group_free(g);
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
 }
 
+void eb__bus_groups_reset(eb_bus *bus)
+{
+    free_groups(bus);
+}
+
 static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
 {
     eb_group_cfg cfg;
-    eb_field_error fe;
-    if (eb_group_cfg_parse(eb_json_get(rec, "cfg"), &cfg, &fe) != 0)
+    uint64_t base;
+    bool paused;
+    if (eb__rec_group_decode(rec, &cfg, &base, &paused) != 0)
         return EB_ECORRUPT;
-    const eb_json *base = eb_json_get(rec, "base"), *paused = eb_json_get(rec, "paused");
-    eb_group *g = eb_bus_group(bus, name->str, name->len);
+    eb_group *g = eb__bus_group(bus, name->str, name->len);
     if (g) {
         eb_group_set_config(g, &cfg);
     } else {
         eb_group_env env = group_env(bus);
-        uint64_t b = base && base->type == EB_JSON_NUMBER ? (uint64_t)base->i64 : 1;
-        int rc = eb_group_new(name->str, &cfg, b, &env, &g);
+        int rc = eb_group_new(name->str, &cfg, base, &env, &g);
         if (rc) {
             eb_group_cfg_free(&cfg);
             return rc;
@@ -249,26 +325,20 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
             return EB_ENOMEM;
         }
     }
-    eb_group_set_paused(g, paused && paused->type == EB_JSON_TRUE);
+    eb_group_set_paused(g, paused);
     return 0;
 }
 
 int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 {
-    if (kind == EB_META_SNAP) {
-        free_groups(bus);
-        eb_registry_free(&bus->reg);
-        eb_registry_init(&bus->reg);
-        return 0;
-    }
-    if (kind < EB_META_GROUP || kind > EB_META_SNAP)
+    if (kind < EB_META_GROUP || kind >= EB_META_SNAP)
         return 0; /* written by a newer version: ignore what we don't know */
-    const eb_json *name = eb_json_get(rec, "g");
-    if (!eb_json_is(name, EB_JSON_STRING))
+    const eb_json *name = eb__rec_group_of(rec);
+    if (!name)
         return EB_ECORRUPT;
     if (kind == EB_META_GROUP)
         return apply_group(bus, rec, name);
-    eb_group *g = eb_bus_group(bus, name->str, name->len);
+    eb_group *g = eb__bus_group(bus, name->str, name->len);
     if (!g)
         return 0; /* a record of a group deleted later */
     switch (kind) {
@@ -277,115 +347,11 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
         eb_group_free(g);
         return 0;
     case EB_META_GROUP_PAUSE:
-        eb_group_set_paused(g, eb_json_get(rec, "paused") &&
-                                   eb_json_get(rec, "paused")->type == EB_JSON_TRUE);
+        eb_group_set_paused(g, eb__rec_paused(rec));
         return 0;
     default:
         return eb_group_apply(g, kind, rec);
     }
-}
-
-/* --- pulls and long polls ----------------------------------------------------------- */
-
-static void waiter_unlink(eb_bus *bus, pull_waiter *w)
-{
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        bus->grp.waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        bus->grp.waiters_tail = w->prev;
-}
-
-/* Leases and answers; the JSON goes to cb. */
-static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t clen, size_t max,
-                        eb_bus_pull_cb cb, void *arg)
-{
-    eb_buf *o = &bus->grp.out;
-    eb_buf_reset(o);
-    eb_jw w;
-    eb_jw_init(&w, o);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "events");
-    eb_jw_arr_open(&w);
-    int n = g ? eb_group_pull(g, consumer, clen, max, durable_head(bus), &w) : 0;
-    eb_jw_arr_close(&w);
-    eb_jw_obj_close(&w);
-    int status = n < 0 ? n : eb_buf_failed(o) ? EB_ENOMEM : 0;
-    cb(arg, status, o->data, o->len);
-}
-
-int eb_bus_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t clen, size_t max,
-                uint32_t wait_ms, eb_bus_pull_cb cb, eb_bus_alive_fn alive, void *arg)
-{
-    if (bus->closing)
-        return EB_ECLOSED;
-    if (wait_ms == 0 || eb_group_has_ready(g, durable_head(bus))) {
-        answer_pull(bus, g, consumer, clen, max, cb, arg);
-        return 0;
-    }
-    pull_waiter *w = calloc(1, sizeof *w + clen + 1);
-    if (!w)
-        return EB_ENOMEM;
-    *w = (pull_waiter){.g = g, .max = max, .cb = cb, .alive = alive, .arg = arg, .clen = clen,
-                       .deadline_us = eb__bus_now_us() + (uint64_t)wait_ms * 1000u};
-    memcpy(w->consumer, consumer, clen);
-    w->prev = bus->grp.waiters_tail;
-    if (w->prev)
-        w->prev->next = w;
-    else
-        bus->grp.waiters = w;
-    bus->grp.waiters_tail = w;
-    return 0;
-}
-
-/* Serves every waiter that can be served or has waited long enough. */
-static void serve_waiters(eb_bus *bus, bool all)
-{
-    uint64_t now = eb__bus_now_us(), durable = durable_head(bus);
-    for (pull_waiter *w = bus->grp.waiters, *nx; w; w = nx) {
-        nx = w->next;
-        bool gone = w->alive && !w->alive(w->arg);
-        bool ready = !gone && eb_group_has_ready(w->g, durable);
-        if (!gone && !ready && !all && now < w->deadline_us)
-            continue;
-        waiter_unlink(bus, w);
-        if (gone)
-            w->cb(w->arg, EB_ECLOSED, NULL, 0);
-        else
-            answer_pull(bus, w->g, w->consumer, w->clen, w->max, w->cb, w->arg);
-        free(w);
-        nx = bus->grp.waiters; /* a callback may have changed the list: restart */
-        if (!all)
-            durable = durable_head(bus);
-    }
-}
-
-static void answer_waiters_of(eb_bus *bus, eb_group *g, int status)
-{
-    for (pull_waiter *w = bus->grp.waiters, *nx; w; w = nx) {
-        nx = w->next;
-        if (g && w->g != g)
-            continue;
-        waiter_unlink(bus, w);
-        w->cb(w->arg, status, NULL, 0);
-        free(w);
-        nx = bus->grp.waiters;
-    }
-}
-
-void eb__bus_groups_wake(eb_bus *bus)
-{
-    if (bus->grp.waiters && bus->events)
-        serve_waiters(bus, false);
-}
-
-void eb_bus_flush_pulls(eb_bus *bus)
-{
-    if (bus->events)
-        serve_waiters(bus, true);
 }
 
 /* --- publishing hooks ----------------------------------------------------------------- */
@@ -412,7 +378,7 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
         count_type(bus, evs[i].type.ptr, evs[i].type.len);
         size_t it = 0;
         eb_group *g;
-        while ((g = eb_bus_group_next(bus, &it)))
+        while ((g = eb__bus_group_next(bus, &it)))
             eb_group_published(g, evs[i].type.ptr, evs[i].type.len, 1);
     }
 }
@@ -422,90 +388,26 @@ void eb_bus_observe_publish(eb_bus *bus, uint64_t us)
     eb_hist_add(&bus->grp.publish_hist, us);
 }
 
-/* --- snapshots ------------------------------------------------------------------------- */
-
-static void snapshot_done(void *arg, int status)
+void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
 {
-    pending_op *op = arg;
-    eb_bus *bus = op->bus;
-    bus->grp.snapshotting = false;
-    if (status == 0 && bus->meta) {
-        uint64_t deleted = 0;
-        eb_log_drop_before(eb_meta_log(bus->meta), op->wait_seq, &deleted);
-        eb_log_stats st;
-        eb_log_get_stats(eb_meta_log(bus->meta), &st);
-        bus->grp.snap_bytes = st.bytes;
-    }
+    eb_store_stats st;
+    eb_store_stats_get(bus->events, &st);
+    *out = (eb_bus_stats){.published = bus->grp.published_total,
+                          .first_seq = eb_store_first_seq(bus->events),
+                          .head_seq = eb_store_next_seq(bus->events),
+                          .bytes = st.bytes,
+                          .segments = st.segments,
+                          .syncs = st.syncs,
+                          .publish_hist = &bus->grp.publish_hist,
+                          .delivery_hist = &bus->grp.delivery_hist};
 }
 
-static void snapshot_schemas(eb_bus *bus, eb_outbox *ob)
+void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg)
 {
     size_t it = 0;
     const eb_map_slot *s;
-    while ((s = eb_map_next(&bus->reg.subjects, &it))) {
-        const eb_subject *sub = s->val;
-        for (size_t i = 0; i < sub->nvers; i++) {
-            const eb_schema_ver *v = &sub->vers[i];
-            eb_jw w;
-            eb_outbox_begin(ob, EB_META_SCHEMA, &w);
-            eb__bus_schema_record(sub->type, v->version, sub->compat, v->text, v->len,
-                                  v->registered_us, &ob->text);
-            eb_outbox_end(ob);
-        }
-    }
-}
-
-/* Writes the whole state after an EB_META_SNAP record, as one batch. */
-static int snapshot(eb_bus *bus)
-{
-    eb_outbox ob;
-    eb_outbox_init(&ob);
-    eb_jw w;
-    eb_outbox_begin(&ob, EB_META_SNAP, &w);
-    eb_jw_obj_open(&w);
-    eb_jw_obj_close(&w);
-    eb_outbox_end(&ob);
-    snapshot_schemas(bus, &ob);
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it))) {
-        group_record(g, eb_group_base(g), &ob);
-        eb_group_snapshot(g, &ob);
-    }
-    pending_op *op = calloc(1, sizeof *op);
-    if (!op) {
-        eb_outbox_free(&ob);
-        return EB_ENOMEM;
-    }
-    *op = (pending_op){.bus = bus, .group_cb = (eb_bus_done_cb)snapshot_done};
-    op->arg = op;
-    eb_log_rec_in *recs = malloc((ob.n ? ob.n : 1) * sizeof *recs);
-    int rc = recs && !eb_buf_failed(&ob.text) ? 0 : EB_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < ob.n; i++)
-        recs[i] = (eb_log_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,
-                                  (uint32_t)ob.recs[i].len};
-    if (rc == 0)
-        rc = eb_meta_append_batch(bus->meta, recs, ob.n, &op->wait_seq, eb__bus_on_durable, op);
-    free(recs);
-    eb_outbox_free(&ob);
-    if (rc)
-        free(op);
-    else
-        bus->grp.snapshotting = true;
-    return rc;
-}
-
-static void maybe_snapshot(eb_bus *bus, uint64_t now)
-{
-    if (now - bus->grp.last_snap_check < SNAPSHOT_CHECK_US || bus->grp.snapshotting)
-        return;
-    bus->grp.last_snap_check = now;
-    eb_log_stats st;
-    eb_log_get_stats(eb_meta_log(bus->meta), &st);
-    uint64_t limit = bus->opts.meta_snapshot_bytes ? bus->opts.meta_snapshot_bytes
-                                                   : DEFAULT_SNAPSHOT_BYTES;
-    if (st.bytes > bus->grp.snap_bytes + limit)
-        snapshot(bus);
+    while ((s = eb_map_next(&bus->grp.published, &it)))
+        fn(arg, s->key, *(uint64_t *)s->val);
 }
 
 /* --- the timer -------------------------------------------------------------------------- */
@@ -517,13 +419,13 @@ static void on_tick(uv_timer_t *t)
         return;
     size_t it = 0;
     eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it))) {
+    while ((g = eb__bus_group_next(bus, &it))) {
         eb_group_tick(g, &bus->grp.ob);
         eb_group_flush(g, &bus->grp.ob);
     }
-    commit_outbox(bus, &bus->grp.ob, NULL, NULL, NULL);
-    serve_waiters(bus, false);
-    maybe_snapshot(bus, eb__bus_now_us());
+    commit_outbox(bus, &bus->grp.ob, NULL, NULL);
+    eb__bus_pulls_wake(bus);
+    eb__bus_maybe_snapshot(bus, eb__bus_now_us());
 }
 
 int eb__bus_groups_init(eb_bus *bus)
@@ -532,7 +434,6 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_map_init(&gr->by_name);
     eb_map_init(&gr->published);
     eb_outbox_init(&gr->ob);
-    eb_buf_init(&gr->out);
     return 0;
 }
 
@@ -541,13 +442,11 @@ int eb__bus_groups_start(eb_bus *bus)
     size_t it = 0;
     eb_group *g;
     uint64_t head = durable_head(bus);
-    while ((g = eb_bus_group_next(bus, &it))) {
+    while ((g = eb__bus_group_next(bus, &it))) {
         eb_group_loaded(g);
         eb_group_count_ahead(g, head);
     }
-    eb_log_stats st;
-    eb_log_get_stats(eb_meta_log(bus->meta), &st);
-    bus->grp.snap_bytes = st.bytes;
+    eb__bus_snapshot_start(bus);
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;
     bus->grp.timer.data = bus;
@@ -556,19 +455,12 @@ int eb__bus_groups_start(eb_bus *bus)
     return 0;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-    eb__bus_handle_closed(h->data);
-}
-
 void eb__bus_groups_close(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
-    answer_waiters_of(bus, NULL, EB_ECLOSED);
-    if (gr->timer.data) {
+    eb__bus_pulls_answer(bus, NULL, EB_ECLOSED);
+    if (gr->timer.data)
         uv_timer_stop(&gr->timer);
-        uv_close((uv_handle_t *)&gr->timer, timer_closed);
-    }
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
     size_t it = 0;
@@ -577,176 +469,6 @@ void eb__bus_groups_close(eb_bus *bus)
         free(s->val);
     eb_map_free(&gr->published);
     eb_outbox_free(&gr->ob);
-    eb_buf_free(&gr->out);
-}
-
-/* --- monitoring ---------------------------------------------------------------------------- */
-
-void eb_bus_group_summary(eb_bus *bus, eb_group *g, eb_jw *w, bool detail)
-{
-    eb_group_info in;
-    eb_group_info_get(g, &in);
-    uint64_t now = eb__bus_now_us();
-    eb_jw_key(w, "name");
-    eb_jw_str(w, in.name);
-    if (detail) {
-        eb_jw_key(w, "config");
-        eb_group_cfg_write(w, in.cfg);
-    }
-    eb_jw_key(w, "paused");
-    eb_jw_bool(w, in.paused);
-    if (detail) {
-        eb_jw_key(w, "position");
-        eb_jw_obj_open(w);
-        eb_jw_key(w, "cursor");
-        eb_jw_uint(w, in.cursor);
-        eb_jw_key(w, "head");
-        eb_jw_uint(w, eb_log_next_seq(bus->events));
-        eb_jw_obj_close(w);
-    }
-    eb_jw_key(w, "lag");
-    eb_jw_uint(w, in.lag);
-    eb_jw_key(w, "in_flight");
-    eb_jw_uint(w, in.in_flight);
-    eb_jw_key(w, "retry_scheduled");
-    eb_jw_uint(w, in.retry_scheduled);
-    eb_jw_key(w, "dead_letters");
-    eb_jw_uint(w, in.dead_letters);
-    if (!detail)
-        return;
-    eb_jw_key(w, "ready");
-    eb_jw_uint(w, in.ready);
-    eb_jw_key(w, "blocked_by_key");
-    eb_jw_uint(w, in.blocked);
-    eb_jw_key(w, "oldest_unacked_age_ms");
-    eb_jw_uint(w, in.oldest_unacked_us && now > in.oldest_unacked_us
-                      ? (now - in.oldest_unacked_us) / 1000u
-                      : 0);
-    eb_jw_key(w, "consumers");
-    eb_jw_arr_open(w);
-    eb_group_write_consumers(g, w);
-    eb_jw_arr_close(w);
-    const eb_group_counters *c = &in.counters;
-    eb_jw_key(w, "counters");
-    eb_jw_obj_open(w);
-    const struct { const char *k; uint64_t v; } kv[] = {
-        {"delivered", c->delivered},   {"acked", c->acked},
-        {"nacked", c->nacked},         {"expired", c->expired},
-        {"redelivered", c->redelivered}, {"dead_lettered", c->dead_lettered},
-        {"redriven", c->redriven},     {"replayed", c->replayed},
-        {"purged", c->purged},         {"retention_skipped", c->retention_skipped}};
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-        eb_jw_key(w, kv[i].k);
-        eb_jw_uint(w, kv[i].v);
-    }
-    eb_jw_obj_close(w);
-}
-
-void eb_bus_stats_json(eb_bus *bus, eb_jw *w)
-{
-    eb_log_stats st;
-    eb_log_get_stats(bus->events, &st);
-    eb_jw_obj_open(w);
-    eb_jw_key(w, "events");
-    eb_jw_obj_open(w);
-    eb_jw_key(w, "published");
-    eb_jw_uint(w, bus->grp.published_total);
-    eb_jw_key(w, "first_seq");
-    eb_jw_uint(w, eb_log_first_seq(bus->events));
-    eb_jw_key(w, "head_seq");
-    eb_jw_uint(w, eb_log_next_seq(bus->events));
-    eb_jw_key(w, "bytes");
-    eb_jw_uint(w, st.bytes);
-    eb_jw_key(w, "segments");
-    eb_jw_uint(w, st.segments);
-    eb_jw_key(w, "publish_p50_ms");
-    eb_jw_double(w, (double)eb_hist_quantile(&bus->grp.publish_hist, 0.5) / 1000.0);
-    eb_jw_key(w, "publish_p99_ms");
-    eb_jw_double(w, (double)eb_hist_quantile(&bus->grp.publish_hist, 0.99) / 1000.0);
-    eb_jw_obj_close(w);
-    eb_jw_key(w, "groups");
-    eb_jw_arr_open(w);
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it))) {
-        eb_jw_obj_open(w);
-        eb_bus_group_summary(bus, g, w, true);
-        eb_jw_obj_close(w);
-    }
-    eb_jw_arr_close(w);
-    eb_jw_obj_close(w);
-}
-
-static void prom_head(eb_buf *o, const char *name, const char *type, const char *help)
-{
-    eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void group_metrics(eb_bus *bus, eb_buf *o)
-{
-    static const char *outcomes[] = {"delivered", "acked", "nacked", "expired", "redelivered",
-                                     "dead_lettered", "redriven", "replayed"};
-    prom_head(o, "eventbus_deliveries_total", "counter",
-              "Deliveries and their outcomes per consumer group.");
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb_bus_group_next(bus, &it))) {
-        eb_group_info in;
-        eb_group_info_get(g, &in);
-        const eb_group_counters *c = &in.counters;
-        uint64_t v[] = {c->delivered, c->acked,         c->nacked,   c->expired,
-                        c->redelivered, c->dead_lettered, c->redriven, c->replayed};
-        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
-            eb_buf_printf(o, "eventbus_deliveries_total{group=\"%s\",outcome=\"%s\"} %llu\n",
-                          in.name, outcomes[i], (unsigned long long)v[i]);
-    }
-    static const struct { const char *name, *help; } gauges[] = {
-        {"eventbus_group_lag", "Matching events not yet acknowledged."},
-        {"eventbus_group_in_flight", "Deliveries leased to consumers."},
-        {"eventbus_group_retry_scheduled", "Deliveries waiting for their retry time."},
-        {"eventbus_dlq_depth", "Dead letters in the group's queue."},
-        {"eventbus_group_oldest_unacked_seconds", "Age of the oldest unacknowledged event."},
-        {"eventbus_group_paused", "1 when the group is paused."}};
-    uint64_t now = eb__bus_now_us();
-    for (size_t k = 0; k < sizeof gauges / sizeof gauges[0]; k++) {
-        prom_head(o, gauges[k].name, "gauge", gauges[k].help);
-        it = 0;
-        while ((g = eb_bus_group_next(bus, &it))) {
-            eb_group_info in;
-            eb_group_info_get(g, &in);
-            double v = k == 0   ? (double)in.lag
-                       : k == 1 ? (double)in.in_flight
-                       : k == 2 ? (double)in.retry_scheduled
-                       : k == 3 ? (double)in.dead_letters
-                       : k == 4 ? (in.oldest_unacked_us && now > in.oldest_unacked_us
-                                       ? (double)(now - in.oldest_unacked_us) / 1e6
-                                       : 0)
-                                : (double)in.paused;
-            eb_buf_printf(o, "%s{group=\"%s\"} %.6g\n", gauges[k].name, in.name, v);
-        }
-    }
-}
-
-void eb_bus_metrics(eb_bus *bus, eb_buf *o)
-{
-    prom_head(o, "eventbus_events_published_total", "counter", "Events appended, by type.");
-    size_t it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&bus->grp.published, &it)))
-        eb_buf_printf(o, "eventbus_events_published_total{type=\"%s\"} %llu\n", s->key,
-                      (unsigned long long)*(uint64_t *)s->val);
-    eb_log_stats st;
-    eb_log_get_stats(bus->events, &st);
-    prom_head(o, "eventbus_log_bytes", "gauge", "Bytes of the events log on disk.");
-    eb_buf_printf(o, "eventbus_log_bytes %llu\n", (unsigned long long)st.bytes);
-    prom_head(o, "eventbus_log_head_seq", "gauge", "Next sequence number of the events log.");
-    eb_buf_printf(o, "eventbus_log_head_seq %llu\n",
-                  (unsigned long long)eb_log_next_seq(bus->events));
-    prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
-    eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
-    group_metrics(bus, o);
-    eb_hist_prom(&bus->grp.publish_hist, "eventbus_publish_duration_seconds",
-                 "Publish request to durable answer.", o);
-    eb_hist_prom(&bus->grp.delivery_hist, "eventbus_delivery_latency_seconds",
-                 "Event append to acknowledgement.", o);
+    free(gr->dl);
+    gr->dl = NULL;
 }

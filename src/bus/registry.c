@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus.h"
+#include "eventbus/err.h"
 #include "json/json.h"
 
 void eb_registry_init(eb_registry *r)

@@ -8,6 +8,7 @@
 #include "util/pct.h"
 #include "util/base64.h"
 #include "util/imap.h"
+#include "util/heap.h"
 #include "util/rangeset.h"
 #include "util/map.h"
 
@@ -143,6 +144,46 @@ TEST(rangeset_matches_a_bitmap)
     eb_rangeset_free(&s);
 }
 
+/* The timer heap pops in key order under random pushes, removes and
+ * re-keys, checked against a linear scan of the nodes still in it. */
+TEST(heap_pops_in_key_order)
+{
+    enum { N = 500 };
+    static eb_heap_node nodes[N];
+    eb_heap h;
+    eb_heap_init(&h);
+    uint32_t x = 777;
+    for (int i = 0; i < N; i++) {
+        eb_heap_node_init(&nodes[i]);
+        x = x * 1103515245u + 12345u;
+        nodes[i].key = (x >> 8) % 1000;
+        CHECK_OK(eb_heap_push(&h, &nodes[i]));
+    }
+    for (int i = 0; i < N; i += 3) /* remove a third */
+        eb_heap_remove(&h, &nodes[i]);
+    eb_heap_remove(&h, &nodes[0]); /* again: a no-op */
+    for (int i = 1; i < N; i += 3) { /* re-key another third */
+        x = x * 1103515245u + 12345u;
+        nodes[i].key = (x >> 8) % 1000;
+        eb_heap_fix(&h, &nodes[i]);
+    }
+    CHECK_EQ(h.n, N - (N + 2) / 3);
+    uint64_t last = 0;
+    size_t popped = 0;
+    eb_heap_node *m;
+    while ((m = eb_heap_min(&h))) {
+        for (int i = 0; i < N; i++) /* nothing left is smaller */
+            CHECK(nodes[i].idx == EB_HEAP_NONE || nodes[i].key >= m->key);
+        CHECK(m->key >= last);
+        last = m->key;
+        eb_heap_remove(&h, m);
+        CHECK(m->idx == EB_HEAP_NONE);
+        popped++;
+    }
+    CHECK_EQ(popped, N - (N + 2) / 3);
+    eb_heap_free(&h);
+}
+
 TEST(base64_round_trip_and_rejects)
 {
     static const char *const vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="},
@@ -248,5 +289,5 @@ TEST(clocks_move_forward)
 TEST_MAIN(T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
           T(buf_steal_empty_is_empty_string),
           T(strerror_covers_codes_and_errno), T(map_put_get_del_many),
-          T(rangeset_matches_a_bitmap), T(base64_round_trip_and_rejects),
+          T(rangeset_matches_a_bitmap), T(heap_pops_in_key_order), T(base64_round_trip_and_rejects),
           T(duration_grammar), T(pct_decode_strict_and_lenient), T(clocks_move_forward))

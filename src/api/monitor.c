@@ -1,0 +1,277 @@
+/* monitor.c - rendering of the bus's figures: the group views of
+ * GET /v1/groups[/{group}], GET /v1/stats (JSON) and GET /metrics
+ * (Prometheus text format 0.0.4). The bus hands plain structs
+ * (eb_group_info, eb_bus_stats); all output is made here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "eventbus/err.h"
+
+/* --- JSON ------------------------------------------------------------------------ */
+
+static void write_consumer(void *arg, const eb_consumer_info *c)
+{
+    eb_jw *w = arg;
+    char t[40];
+    eb_time_format(c->last_pull_us, t);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "name");
+    eb_jw_str(w, c->name);
+    eb_jw_key(w, "last_pull");
+    eb_jw_str(w, t);
+    eb_jw_key(w, "in_flight");
+    eb_jw_uint(w, c->in_flight);
+    eb_jw_obj_close(w);
+}
+
+static uint64_t age_us(uint64_t since_us, uint64_t now)
+{
+    return since_us && now > since_us ? now - since_us : 0;
+}
+
+static void write_counters(eb_jw *w, const eb_group_counters *c)
+{
+    const struct { const char *k; uint64_t v; } kv[] = {
+        {"delivered", c->delivered},   {"acked", c->acked},
+        {"nacked", c->nacked},         {"expired", c->expired},
+        {"redelivered", c->redelivered}, {"dead_lettered", c->dead_lettered},
+        {"redriven", c->redriven},     {"replayed", c->replayed},
+        {"purged", c->purged},         {"retention_skipped", c->retention_skipped}};
+    eb_jw_obj_open(w);
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
+        eb_jw_key(w, kv[i].k);
+        eb_jw_uint(w, kv[i].v);
+    }
+    eb_jw_obj_close(w);
+}
+
+/* A group's summary fields as JSON members (into an open object). */
+static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool detail)
+{
+    eb_jw_key(w, "name");
+    eb_jw_str(w, in->name);
+    if (detail) {
+        eb_jw_key(w, "config");
+        eb_group_cfg_write(w, in->cfg);
+    }
+    eb_jw_key(w, "paused");
+    eb_jw_bool(w, in->paused);
+    if (detail) {
+        eb_jw_key(w, "position");
+        eb_jw_obj_open(w);
+        eb_jw_key(w, "cursor");
+        eb_jw_uint(w, in->cursor);
+        eb_jw_key(w, "head");
+        eb_jw_uint(w, in->head);
+        eb_jw_obj_close(w);
+    }
+    eb_jw_key(w, "lag");
+    eb_jw_uint(w, in->lag);
+    eb_jw_key(w, "in_flight");
+    eb_jw_uint(w, in->in_flight);
+    eb_jw_key(w, "retry_scheduled");
+    eb_jw_uint(w, in->retry_scheduled);
+    eb_jw_key(w, "dead_letters");
+    eb_jw_uint(w, in->dead_letters);
+    if (!detail)
+        return;
+    eb_jw_key(w, "ready");
+    eb_jw_uint(w, in->ready);
+    eb_jw_key(w, "blocked_by_key");
+    eb_jw_uint(w, in->blocked);
+    eb_jw_key(w, "oldest_unacked_age_ms");
+    eb_jw_uint(w, age_us(in->oldest_unacked_us, eb__api_now_us()) / 1000u);
+    eb_jw_key(w, "consumers");
+    eb_jw_arr_open(w);
+    eb_bus_group_consumers(bus, in->name, strlen(in->name), write_consumer, w);
+    eb_jw_arr_close(w);
+    eb_jw_key(w, "counters");
+    write_counters(w, &in->counters);
+}
+
+typedef struct each_ctx {
+    eb_bus *bus;
+    eb_jw  *w;
+    bool    detail;
+} each_ctx;
+
+static void write_group_item(void *arg, const eb_group_info *in)
+{
+    each_ctx *c = arg;
+    eb_jw_obj_open(c->w);
+    write_summary(c->bus, c->w, in, c->detail);
+    eb_jw_obj_close(c->w);
+}
+
+void eb__api_render_groups(eb_api *api)
+{
+    eb_jw w;
+    eb_buf_reset(&api->out);
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "groups");
+    eb_jw_arr_open(&w);
+    each_ctx c = {api->bus, &w, false};
+    eb_bus_groups_each(api->bus, write_group_item, &c);
+    eb_jw_arr_close(&w);
+    eb_jw_obj_close(&w);
+}
+
+void eb__api_render_group(eb_api *api, const eb_group_info *in)
+{
+    eb_jw w;
+    eb_buf_reset(&api->out);
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    write_summary(api->bus, &w, in, true);
+    eb_jw_obj_close(&w);
+}
+
+void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    eb_bus_stats st;
+    eb_bus_stats_get(api->bus, &st);
+    eb_jw w;
+    eb_buf_reset(&api->out);
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "events");
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "published");
+    eb_jw_uint(&w, st.published);
+    eb_jw_key(&w, "first_seq");
+    eb_jw_uint(&w, st.first_seq);
+    eb_jw_key(&w, "head_seq");
+    eb_jw_uint(&w, st.head_seq);
+    eb_jw_key(&w, "bytes");
+    eb_jw_uint(&w, st.bytes);
+    eb_jw_key(&w, "segments");
+    eb_jw_uint(&w, st.segments);
+    eb_jw_key(&w, "publish_p50_ms");
+    eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.5) / 1000.0);
+    eb_jw_key(&w, "publish_p99_ms");
+    eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.99) / 1000.0);
+    eb_jw_obj_close(&w);
+    eb_jw_key(&w, "groups");
+    eb_jw_arr_open(&w);
+    each_ctx c = {api->bus, &w, true};
+    eb_bus_groups_each(api->bus, write_group_item, &c);
+    eb_jw_arr_close(&w);
+    eb_jw_obj_close(&w);
+    eb__api_reply(api, req, 200);
+}
+
+/* --- Prometheus text ---------------------------------------------------------------- */
+
+/* A label value, escaped as the text format requires: \ " and newline. */
+void eb__api_prom_label(eb_buf *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            eb_buf_puts(o, "\\\\");
+        else if (*v == '"')
+            eb_buf_puts(o, "\\\"");
+        else if (*v == '\n')
+            eb_buf_puts(o, "\\n");
+        else
+            eb_buf_putc(o, *v);
+    }
+}
+
+static void prom_head(eb_buf *o, const char *name, const char *type, const char *help)
+{
+    eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void prom_type_count(void *arg, const char *type, uint64_t count)
+{
+    eb_buf *o = arg;
+    eb_buf_puts(o, "eventbus_events_published_total{type=\"");
+    eb__api_prom_label(o, type);
+    eb_buf_printf(o, "\"} %llu\n", (unsigned long long)count);
+}
+
+static const char *const outcomes[] = {"delivered", "acked", "nacked", "expired",
+                                       "redelivered", "dead_lettered", "redriven", "replayed"};
+
+static void prom_outcomes(void *arg, const eb_group_info *in)
+{
+    eb_buf *o = arg;
+    const eb_group_counters *c = &in->counters;
+    uint64_t v[] = {c->delivered,   c->acked,         c->nacked,   c->expired,
+                    c->redelivered, c->dead_lettered, c->redriven, c->replayed};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        eb_buf_puts(o, "eventbus_deliveries_total{group=\"");
+        eb__api_prom_label(o, in->name);
+        eb_buf_printf(o, "\",outcome=\"%s\"} %llu\n", outcomes[i], (unsigned long long)v[i]);
+    }
+}
+
+static const struct { const char *name, *help; } gauges[] = {
+    {"eventbus_group_lag", "Matching events not yet acknowledged."},
+    {"eventbus_group_in_flight", "Deliveries leased to consumers."},
+    {"eventbus_group_retry_scheduled", "Deliveries waiting for their retry time."},
+    {"eventbus_dlq_depth", "Dead letters in the group's queue."},
+    {"eventbus_group_oldest_unacked_seconds", "Age of the oldest unacknowledged event."},
+    {"eventbus_group_paused", "1 when the group is paused."}};
+
+typedef struct gauge_ctx {
+    eb_buf  *o;
+    size_t   k;   /* which gauge */
+    uint64_t now;
+} gauge_ctx;
+
+static void prom_gauge(void *arg, const eb_group_info *in)
+{
+    gauge_ctx *c = arg;
+    double v = c->k == 0   ? (double)in->lag
+               : c->k == 1 ? (double)in->in_flight
+               : c->k == 2 ? (double)in->retry_scheduled
+               : c->k == 3 ? (double)in->dead_letters
+               : c->k == 4 ? (double)age_us(in->oldest_unacked_us, c->now) / 1e6
+                           : (double)in->paused;
+    eb_buf_printf(c->o, "%s{group=\"", gauges[c->k].name);
+    eb__api_prom_label(c->o, in->name);
+    eb_buf_printf(c->o, "\"} %.6g\n", v);
+}
+
+static void prom_groups(eb_bus *bus, eb_buf *o)
+{
+    prom_head(o, "eventbus_deliveries_total", "counter",
+              "Deliveries and their outcomes per consumer group.");
+    eb_bus_groups_each(bus, prom_outcomes, o);
+    gauge_ctx c = {o, 0, eb__api_now_us()};
+    for (c.k = 0; c.k < sizeof gauges / sizeof gauges[0]; c.k++) {
+        prom_head(o, gauges[c.k].name, "gauge", gauges[c.k].help);
+        eb_bus_groups_each(bus, prom_gauge, &c);
+    }
+}
+
+void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    eb_buf *o = &api->out;
+    eb_buf_reset(o);
+    eb_bus_stats st;
+    eb_bus_stats_get(api->bus, &st);
+    prom_head(o, "eventbus_events_published_total", "counter", "Events appended, by type.");
+    eb_bus_published_each(api->bus, prom_type_count, o);
+    prom_head(o, "eventbus_log_bytes", "gauge", "Bytes of the events log on disk.");
+    eb_buf_printf(o, "eventbus_log_bytes %llu\n", (unsigned long long)st.bytes);
+    prom_head(o, "eventbus_log_head_seq", "gauge", "Next sequence number of the events log.");
+    eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
+    prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
+    eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
+    prom_groups(api->bus, o);
+    eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
+                 "Publish request to durable answer.", o);
+    eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
+                 "Event append to acknowledgement.", o);
+    if (eb_buf_failed(o)) {
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    eb_http_respond(req, 200, "text/plain; version=0.0.4", o->data, o->len);
+}

@@ -1,0 +1,474 @@
+/* codec.c - the meta records: every record's format, written (into an
+ * outbox) and read back (at startup), and snapshots of the whole state.
+ * The kinds are listed in meta.h (schemas) and group.h (groups). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/codec.h"
+#include "bus/group_int.h"
+#include "bus/meta.h"
+#include "eventbus/err.h"
+#include "util/base64.h"
+
+/* --- writing ------------------------------------------------------------------ */
+
+/* Opens a record {"g":name, ... */
+static eb_jw *rec_open(eb_group *g, eb_outbox *ob, uint16_t kind, eb_jw *w)
+{
+    eb_outbox_begin(ob, kind, w);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "g");
+    eb_jw_str(w, g->name);
+    return w;
+}
+
+static void rec_close(eb_outbox *ob, eb_jw *w)
+{
+    eb_jw_obj_close(w);
+    eb_outbox_end(ob);
+}
+
+/* Writes a DEAD record for e. */
+void eb__rec_dead(eb_group *g, const dead *e, int cls, bool with_payload, eb_outbox *ob)
+{
+    eb_jw w;
+    rec_open(g, ob, EB_META_DEAD, &w);
+    eb_jw_key(&w, "c");
+    eb_jw_strn(&w, &eb__cls_char[cls], 1);
+    eb_jw_key(&w, "s");
+    eb_jw_uint(&w, e->seq);
+    eb_jw_key(&w, "t");
+    eb_jw_uint(&w, e->ts_us);
+    eb_jw_key(&w, "n");
+    eb_jw_uint(&w, e->attempts);
+    eb_jw_key(&w, "e");
+    eb_jw_str(&w, e->error ? e->error : "");
+    eb_jw_key(&w, "who");
+    eb_jw_str(&w, e->consumer ? e->consumer : "");
+    eb_jw_key(&w, "at");
+    eb_jw_uint(&w, e->failed_at);
+    if (with_payload) {
+        eb_jw_key(&w, "p");
+        eb_buf *o = &ob->text;
+        eb_jw_raw(&w, "\"", 1);
+        eb_base64_encode(o, e->payload, e->len);
+        eb_buf_putc(o, '"');
+    }
+    rec_close(ob, &w);
+}
+
+void eb__rec_seqs(eb_group *g, uint16_t kind, dead **v, size_t k, eb_outbox *ob)
+{
+    eb_jw w;
+    rec_open(g, ob, kind, &w);
+    eb_jw_key(&w, "s");
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < k; i++)
+        eb_jw_uint(&w, v[i]->seq);
+    eb_jw_arr_close(&w);
+    rec_close(ob, &w);
+}
+
+void eb__rec_replay(eb_group *g, const flow *f, eb_outbox *ob)
+{
+    eb_jw w;
+    rec_open(g, ob, EB_META_REPLAY, &w);
+    eb_jw_key(&w, "id");
+    eb_jw_uint(&w, f->id);
+    eb_jw_key(&w, "from");
+    eb_jw_uint(&w, f->from);
+    eb_jw_key(&w, "to");
+    eb_jw_uint(&w, f->to);
+    eb_jw_key(&w, "types");
+    if (f->types) {
+        eb_jw_arr_open(&w);
+        for (size_t i = 0; i < f->ntypes; i++)
+            eb_jw_str(&w, f->types[i]);
+        eb_jw_arr_close(&w);
+    } else {
+        eb_jw_null(&w);
+    }
+    rec_close(ob, &w);
+}
+
+static void write_ranges(eb_jw *w, const char *key, const eb_rangeset *s)
+{
+    eb_jw_key(w, key);
+    eb_jw_arr_open(w);
+    for (size_t i = 0; i < s->n; i++) {
+        eb_jw_arr_open(w);
+        eb_jw_uint(w, s->r[i].a);
+        eb_jw_uint(w, s->r[i].b);
+        eb_jw_arr_close(w);
+    }
+    eb_jw_arr_close(w);
+}
+
+int eb_group_flush(eb_group *g, eb_outbox *ob)
+{
+    eb_jw w;
+    if (g->ack_m.n || g->ack_r.n || g->ack_d.len) {
+        rec_open(g, ob, EB_META_ACK, &w);
+        if (g->ack_m.n)
+            write_ranges(&w, "m", &g->ack_m);
+        if (g->ack_r.n)
+            write_ranges(&w, "r", &g->ack_r);
+        if (g->ack_d.len) {
+            eb_jw_key(&w, "d");
+            eb_jw_raw(&w, "[", 1);
+            eb_buf_append(&ob->text, g->ack_d.data, g->ack_d.len);
+            eb_buf_putc(&ob->text, ']');
+        }
+        rec_close(ob, &w);
+        eb_rangeset_clear(&g->ack_m);
+        eb_rangeset_clear(&g->ack_r);
+        eb_buf_reset(&g->ack_d);
+    }
+    if (g->fail_items.len) {
+        rec_open(g, ob, EB_META_FAIL, &w);
+        eb_jw_key(&w, "f");
+        eb_jw_raw(&w, "[", 1);
+        eb_buf_append(&ob->text, g->fail_items.data, g->fail_items.len);
+        eb_buf_putc(&ob->text, ']');
+        rec_close(ob, &w);
+        eb_buf_reset(&g->fail_items);
+    }
+    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
+}
+
+void eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uint64_t due,
+                         const char *err)
+{
+    eb_buf *b = &g->fail_items;
+    if (b->len)
+        eb_buf_putc(b, ',');
+    eb_buf_printf(b, "[\"%c\",%llu,%u,%llu,", eb__cls_char[cls], (unsigned long long)seq, fails,
+                  (unsigned long long)due);
+    if (!err)
+        err = "";
+    eb_json_escape(b, err, strlen(err));
+    eb_buf_putc(b, ']');
+}
+
+/* --- reading back at startup -----------------------------------------------
+ * Decoders only: they turn a parsed record into plain values; group_load.c
+ * applies them to the engine. */
+
+static int cls_of(const eb_json *c)
+{
+    if (!eb_json_is(c, EB_JSON_STRING) || c->len != 1)
+        return -1;
+    const char *p = memchr(eb__cls_char, c->str[0], NCLS);
+    return p ? (int)(p - eb__cls_char) : -1;
+}
+
+static uint64_t jnum(const eb_json *v)
+{
+    return v && v->type == EB_JSON_NUMBER && (v->flags & EB_JSON_F_INT) && v->i64 >= 0
+               ? (uint64_t)v->i64
+               : 0;
+}
+
+static eb_rec_iter array_of(const eb_json *rec, const char *key)
+{
+    const eb_json *a = eb_json_get(rec, key);
+    return (eb_rec_iter){eb_json_is(a, EB_JSON_ARRAY) ? a->child : NULL};
+}
+
+bool eb__rec_next_range(eb_rec_iter *it, uint64_t *a, uint64_t *b)
+{
+    if (!it->e)
+        return false;
+    *a = jnum(eb_json_at(it->e, 0));
+    *b = jnum(eb_json_at(it->e, 1));
+    it->e = it->e->next;
+    return true;
+}
+
+bool eb__rec_next_seq(eb_rec_iter *it, uint64_t *seq)
+{
+    if (!it->e)
+        return false;
+    *seq = jnum(it->e);
+    it->e = it->e->next;
+    return true;
+}
+
+void eb__rec_ack_decode(const eb_json *rec, eb_rec_ack *out)
+{
+    out->m = array_of(rec, "m");
+    out->r = array_of(rec, "r");
+    out->d = array_of(rec, "d");
+}
+
+eb_rec_iter eb__rec_fail_items(const eb_json *rec)
+{
+    return array_of(rec, "f");
+}
+
+int eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out)
+{
+    const eb_json *e = it->e;
+    if (!e)
+        return 0;
+    it->e = e->next;
+    const eb_json *err = eb_json_at(e, 4);
+    out->cls = cls_of(eb_json_at(e, 0));
+    if (out->cls < 0 || !eb_json_is(err, EB_JSON_STRING))
+        return EB_ECORRUPT;
+    out->seq = jnum(eb_json_at(e, 1));
+    out->fails = (uint32_t)jnum(eb_json_at(e, 2));
+    out->due = jnum(eb_json_at(e, 3));
+    out->error = (eb_str){err->str, err->len};
+    return 1;
+}
+
+int eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out)
+{
+    const eb_json *e = eb_json_get(rec, "e"), *who = eb_json_get(rec, "who");
+    out->cls = cls_of(eb_json_get(rec, "c"));
+    out->seq = jnum(eb_json_get(rec, "s"));
+    if (out->cls < 0 || !out->seq || !eb_json_is(e, EB_JSON_STRING) ||
+        !eb_json_is(who, EB_JSON_STRING))
+        return EB_ECORRUPT;
+    out->error = (eb_str){e->str, e->len};
+    out->consumer = (eb_str){who->str, who->len};
+    out->ts_us = jnum(eb_json_get(rec, "t"));
+    out->attempts = (uint32_t)jnum(eb_json_get(rec, "n"));
+    out->failed_at = jnum(eb_json_get(rec, "at"));
+    out->payload = eb_json_get(rec, "p");
+    return 0;
+}
+
+int eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v)
+{
+    const eb_json *p = r->payload;
+    if (!eb_json_is(p, EB_JSON_STRING) || eb_base64_decode(out, p->str, p->len) ||
+        eb_buf_failed(out) || eb_event_decode(out->data, out->len, v))
+        return EB_ECORRUPT;
+    return 0;
+}
+
+eb_rec_iter eb__rec_seqs_decode(const eb_json *rec)
+{
+    return array_of(rec, "s");
+}
+
+int eb__rec_replay_decode(const eb_json *rec, eb_rec_replay *out)
+{
+    out->ntypes = 0;
+    eb_rec_iter t = array_of(rec, "types");
+    for (const eb_json *e = t.e; e && out->ntypes < EB_GROUP_MAX_TYPES; e = e->next)
+        if (e->type == EB_JSON_STRING)
+            out->types[out->ntypes++] = (char *)e->str;
+    out->id = jnum(eb_json_get(rec, "id"));
+    out->from = jnum(eb_json_get(rec, "from"));
+    out->to = jnum(eb_json_get(rec, "to"));
+    return out->id ? 0 : EB_ECORRUPT;
+}
+
+void eb__rec_done_decode(const eb_json *rec, eb_rec_done *out)
+{
+    out->flow = jnum(eb_json_get(rec, "flow"));
+    out->r = array_of(rec, "r");
+}
+
+/* --- snapshots ------------------------------------------------------------- */
+
+static void done_record(eb_group *g, const flow *f, uint64_t floor, eb_outbox *ob)
+{
+    eb_rangeset tmp = f->done;
+    eb_jw w;
+    rec_open(g, ob, EB_META_DONE, &w);
+    eb_jw_key(&w, "flow");
+    eb_jw_uint(&w, f->id);
+    eb_jw_key(&w, "r");
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < tmp.n; i++) {
+        if (tmp.r[i].b <= floor)
+            continue;
+        eb_jw_arr_open(&w);
+        eb_jw_uint(&w, tmp.r[i].a > floor ? tmp.r[i].a : floor);
+        eb_jw_uint(&w, tmp.r[i].b);
+        eb_jw_arr_close(&w);
+    }
+    eb_jw_arr_close(&w);
+    rec_close(ob, &w);
+}
+
+/* FAIL entries for live deliveries with failed attempts. */
+static void fails_record(eb_group *g)
+{
+    for (int c = 0; c < NCLS; c++) {
+        for (eb_dlv *d = g->lhead[c]; d; d = d->lnext) {
+            if (!d->fails)
+                continue;
+            uint64_t due = d->state == EB_DLV_INFLIGHT ? 0 : d->tm.key;
+            eb__rec_fail_gather(g, c, d->seq, d->fails, due, d->last_error);
+        }
+    }
+}
+
+int eb_group_snapshot(eb_group *g, eb_outbox *ob)
+{
+    /* The caller wrote the GROUP record (config, base = eb_group_base()). */
+    uint64_t floor = eb__group_floor(g);
+    done_record(g, &g->main, floor, ob);
+    for (flow *f = g->replays; f; f = f->next) {
+        eb__rec_replay(g, f, ob);
+        done_record(g, f, 0, ob);
+    }
+    for (size_t i = 0; i < g->ndlq; i++) {
+        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        if (e)
+            eb__rec_dead(g, e, CLS_DLQ, true, ob);
+    }
+    dead **v = NULL;
+    size_t k = 0;
+    if (g->ndlq && (v = malloc(g->ndlq * sizeof *v)))
+        for (size_t i = 0; i < g->ndlq; i++) {
+            dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+            if (e && e->redriven)
+                v[k++] = e;
+        }
+    if (k)
+        eb__rec_seqs(g, EB_META_REDRIVE, v, k, ob);
+    free(v);
+    /* Gathered acks and fails are flushed by the caller before a snapshot,
+     * so fail_items is empty here and holds only the snapshot's entries. */
+    eb_rangeset_clear(&g->ack_m);
+    eb_rangeset_clear(&g->ack_r);
+    eb_buf_reset(&g->ack_d);
+    eb_buf_reset(&g->fail_items);
+    fails_record(g);
+    return eb_group_flush(g, ob);
+}
+
+/* --- schema and group-table records ------------------------------------------ */
+
+int eb__rec_schema(const char *type, uint32_t version, eb_compat_mode mode, const char *text,
+                   size_t len, uint64_t ts_us, eb_buf *out)
+{
+    eb_jw w;
+    eb_jw_init(&w, out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "type");
+    eb_jw_str(&w, type);
+    eb_jw_key(&w, "version");
+    eb_jw_uint(&w, version);
+    eb_jw_key(&w, "compatibility");
+    eb_jw_str(&w, eb_compat_mode_name(mode));
+    eb_jw_key(&w, "ts");
+    eb_jw_uint(&w, ts_us);
+    eb_jw_key(&w, "schema");
+    eb_jw_raw(&w, text, len);
+    eb_jw_obj_close(&w);
+    return eb_buf_failed(out) ? EB_ENOMEM : 0;
+}
+
+int eb__rec_schema_decode(const eb_json *rec, eb_rec_schema *out)
+{
+    const eb_json *type = eb_json_get(rec, "type"), *ver = eb_json_get(rec, "version"),
+                  *mode = eb_json_get(rec, "compatibility"), *ts = eb_json_get(rec, "ts"),
+                  *schema = eb_json_get(rec, "schema");
+    out->mode = EB_COMPAT_BACKWARD;
+    if (!eb_json_is(type, EB_JSON_STRING) || !eb_json_is(ver, EB_JSON_NUMBER) || !schema ||
+        !eb_json_is(mode, EB_JSON_STRING) ||
+        eb_compat_mode_parse(mode->str, mode->len, &out->mode))
+        return EB_ECORRUPT;
+    out->type = (eb_str){type->str, type->len};
+    out->version = (uint32_t)ver->i64;
+    out->ts_us = ts ? (uint64_t)ts->i64 : 0;
+    out->schema = schema;
+    return 0;
+}
+
+void eb__rec_group(eb_outbox *ob, const eb_group *g, uint64_t base)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, EB_META_GROUP, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "g");
+    eb_jw_str(&w, g->name);
+    eb_jw_key(&w, "cfg");
+    eb_group_cfg_write(&w, &g->cfg);
+    eb_jw_key(&w, "base");
+    eb_jw_uint(&w, base);
+    eb_jw_key(&w, "paused");
+    eb_jw_bool(&w, g->paused);
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+}
+
+void eb__rec_group_name(eb_outbox *ob, uint16_t kind, const char *name, int paused)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, kind, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "g");
+    eb_jw_str(&w, name);
+    if (paused >= 0) {
+        eb_jw_key(&w, "paused");
+        eb_jw_bool(&w, paused);
+    }
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+}
+
+const eb_json *eb__rec_group_of(const eb_json *rec)
+{
+    const eb_json *name = eb_json_get(rec, "g");
+    return eb_json_is(name, EB_JSON_STRING) ? name : NULL;
+}
+
+int eb__rec_group_decode(const eb_json *rec, eb_group_cfg *cfg, uint64_t *base, bool *paused)
+{
+    eb_field_error fe;
+    if (eb_group_cfg_parse(eb_json_get(rec, "cfg"), cfg, &fe) != 0)
+        return EB_ECORRUPT;
+    const eb_json *b = eb_json_get(rec, "base");
+    *base = b && b->type == EB_JSON_NUMBER ? (uint64_t)b->i64 : 1;
+    *paused = eb__rec_paused(rec);
+    return 0;
+}
+
+bool eb__rec_paused(const eb_json *rec)
+{
+    const eb_json *p = eb_json_get(rec, "paused");
+    return p && p->type == EB_JSON_TRUE;
+}
+
+static void snapshot_schemas(eb_outbox *ob, const eb_registry *reg)
+{
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&reg->subjects, &it))) {
+        const eb_subject *sub = s->val;
+        for (size_t i = 0; i < sub->nvers; i++) {
+            const eb_schema_ver *v = &sub->vers[i];
+            eb_jw w;
+            eb_outbox_begin(ob, EB_META_SCHEMA, &w);
+            eb__rec_schema(sub->type, v->version, sub->compat, v->text, v->len,
+                           v->registered_us, &ob->text);
+            eb_outbox_end(ob);
+        }
+    }
+}
+
+int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups)
+{
+    eb_jw w;
+    eb_outbox_begin(ob, EB_META_SNAP, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+    snapshot_schemas(ob, reg);
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(groups, &it))) {
+        eb_group *g = s->val;
+        eb__rec_group(ob, g, eb__group_floor(g));
+        eb_group_snapshot(g, ob);
+    }
+    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
+}

@@ -1,0 +1,197 @@
+/* group_dlq.c - a group's dead-letter queue: dead-lettering a delivery
+ * (keeping a copy of its event, so retention cannot take it), paging,
+ * redrive (dead letters become class-d deliveries again) and purge. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/group_int.h"
+#include "eventbus/err.h"
+
+static size_t dlq_pos(const eb_group *g, uint64_t seq)
+{
+    size_t lo = 0, hi = g->ndlq;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (g->dlq_seqs[mid] < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int eb__dlq_insert(eb_group *g, dead *e)
+{
+    if (g->ndlq == g->dlq_cap) {
+        size_t cap = g->dlq_cap ? g->dlq_cap * 2 : 16;
+        uint64_t *s = realloc(g->dlq_seqs, cap * sizeof *s);
+        if (!s)
+            return EB_ENOMEM;
+        g->dlq_seqs = s;
+        g->dlq_cap = cap;
+    }
+    if (eb_imap_put(&g->dlq, e->seq, e) || eb_map_put(&g->dlq_ids, e->id, strlen(e->id), e, NULL))
+        return EB_ENOMEM;
+    size_t i = dlq_pos(g, e->seq);
+    memmove(&g->dlq_seqs[i + 1], &g->dlq_seqs[i], (g->ndlq - i) * sizeof *g->dlq_seqs);
+    g->dlq_seqs[i] = e->seq;
+    g->ndlq++;
+    if (!e->redriven)
+        g->ndead++;
+    return 0;
+}
+
+void eb__dead_free(dead *e)
+{
+    free(e->error);
+    free(e->consumer);
+    free(e->payload);
+    free(e);
+}
+
+void eb__dlq_remove(eb_group *g, uint64_t seq)
+{
+    dead *e = eb_imap_del(&g->dlq, seq);
+    if (!e)
+        return;
+    eb_map_del(&g->dlq_ids, e->id, strlen(e->id));
+    size_t i = dlq_pos(g, seq);
+    if (i < g->ndlq && g->dlq_seqs[i] == seq) {
+        memmove(&g->dlq_seqs[i], &g->dlq_seqs[i + 1], (g->ndlq - i - 1) * sizeof *g->dlq_seqs);
+        g->ndlq--;
+    }
+    if (!e->redriven)
+        g->ndead--;
+    eb__dead_free(e);
+}
+
+/* Moves d to the dead-letter queue. */
+void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
+{
+    dead *e = d->dl ? d->dl : eb_imap_get(&g->dlq, d->seq); /* a replay may die twice */
+    bool fresh = !e;
+    if (fresh) {
+        eb_event_view v;
+        e = calloc(1, sizeof *e);
+        if (!e || eb_event_decode(d->payload, d->len, &v) != 0) {
+            free(e);
+            return; /* cannot happen for a decoded event; keep it in flight */
+        }
+        e->seq = d->seq;
+        e->ts_us = d->ts_us;
+        memcpy(e->id, v.id.ptr, v.id.len);
+        e->payload = d->payload;
+        e->len = d->len;
+        d->payload = NULL;
+    } else if (e->redriven) {
+        e->redriven = false;
+        g->ndead++;
+    }
+    e->attempts = d->fails;
+    e->failed_at = now;
+    eb__set_str(&e->error, d->last_error, d->last_error ? strlen(d->last_error) : 0);
+    eb__set_str(&e->consumer, d->consumer ? d->consumer->name : NULL,
+            d->consumer ? strlen(d->consumer->name) : 0);
+    if (fresh && eb__dlq_insert(g, e) != 0) {
+        eb__dead_free(e);
+        return;
+    }
+    if (d->cls == CLS_MAIN)
+        eb_rangeset_add(&g->main.done, d->seq, d->seq + 1);
+    else if (d->cls == CLS_REPLAY)
+        eb__flow_replay_done(g, d->seq, d->seq + 1);
+    eb__rec_dead(g, e, d->cls, fresh, ob);
+    g->ctr.dead_lettered++;
+    eb__dlv_finish(g, d, now);
+}
+
+void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_letter_fn fn,
+                       void *arg, uint64_t *next)
+{
+    *next = 0;
+    size_t n = 0;
+    for (size_t i = dlq_pos(g, after + 1); i < g->ndlq; i++) {
+        const dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        if (!e || e->redriven)
+            continue;
+        if (n == limit) {
+            *next = g->dlq_seqs[i - 1];
+            break;
+        }
+        eb_dead_letter dl = {e->seq, e->ts_us, e->payload, e->len, e->error ? e->error : "",
+                             e->consumer ? e->consumer : "", e->attempts, e->failed_at};
+        fn(arg, &dl);
+        n++;
+    }
+}
+
+/* Collects the dead letters named by ids (all when n == 0). */
+static size_t pick_dead(eb_group *g, const eb_str *ids, size_t n, dead ***out)
+{
+    size_t cap = n ? n : g->ndlq, k = 0;
+    dead **v = malloc((cap ? cap : 1) * sizeof *v);
+    *out = v;
+    if (!v)
+        return 0;
+    if (n) {
+        for (size_t i = 0; i < n; i++) {
+            dead *e = eb_map_get(&g->dlq_ids, ids[i].ptr, ids[i].len);
+            bool seen = false;
+            for (size_t j = 0; e && j < k; j++)
+                seen |= v[j] == e;
+            if (e && !e->redriven && !seen)
+                v[k++] = e;
+        }
+    } else {
+        for (size_t i = 0; i < g->ndlq; i++) {
+            dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+            if (e && !e->redriven)
+                v[k++] = e;
+        }
+    }
+    return k;
+}
+
+void eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now)
+{
+    eb_dlv *d = eb_imap_get(&g->dlvs[CLS_DLQ], e->seq);
+    if (d)
+        return;
+    if (!(d = eb__dlv_new(g, CLS_DLQ, e->seq, e->ts_us, NULL)))
+        return;
+    d->dl = e;
+    d->payload = e->payload;
+    d->len = e->len;
+    if (!e->redriven) {
+        e->redriven = true;
+        g->ndead--;
+    }
+    eb__dlv_schedule(g, d, now); /* fresh attempts, or those replayed at startup */
+}
+
+size_t eb_group_dlq_redrive(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob)
+{
+    dead **v;
+    size_t k = pick_dead(g, ids, n, &v);
+    uint64_t now = g->env.now_us();
+    for (size_t i = 0; i < k; i++)
+        eb__dlq_redrive_one(g, v[i], now);
+    if (k)
+        eb__rec_seqs(g, EB_META_REDRIVE, v, k, ob);
+    free(v);
+    g->ctr.redriven += k;
+    return k;
+}
+
+size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *ob)
+{
+    dead **v;
+    size_t k = pick_dead(g, ids, n, &v);
+    if (k)
+        eb__rec_seqs(g, EB_META_PURGE, v, k, ob);
+    for (size_t i = 0; i < k; i++)
+        eb__dlq_remove(g, v[i]->seq);
+    free(v);
+    g->ctr.purged += k;
+    return k;
+}

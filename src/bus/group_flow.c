@@ -1,0 +1,242 @@
+/* group_flow.c - flows: the walks of a group over the events store (the
+ * main flow and each replay). Filling turns matching records into
+ * deliveries, lazily and within EB_GROUP_MAX_PENDING; counting finds the
+ * lag; a replay adds a flow over a past range. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/group_int.h"
+#include "eventbus/err.h"
+
+#define FILL_CHUNK 1024 /* records one scan call looks at */
+
+/* Marks seq done in every replay flow that covers it. */
+void eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b)
+{
+    for (flow *f = g->replays; f; f = f->next)
+        if (a < f->to && b > f->from)
+            eb_rangeset_add(&f->done, a > f->from ? a : f->from, b < f->to ? b : f->to);
+}
+
+static bool flow_matches(const eb_group *g, const flow *f, eb_str type)
+{
+    if (!eb_group_cfg_matches(&g->cfg, type.ptr, type.len))
+        return false;
+    if (!f->types)
+        return true;
+    for (size_t i = 0; i < f->ntypes; i++)
+        if (eb_group_type_match(f->types[i], type.ptr, type.len))
+            return true;
+    return false;
+}
+
+typedef struct fill_ctx {
+    eb_group *g;
+    flow     *f;
+    size_t    want;
+    uint64_t  stop;  /* examine seqs below this */
+    uint64_t  now;
+    int       rc;
+} fill_ctx;
+
+static int fill_one(void *arg, const eb_store_rec *rec)
+{
+    fill_ctx *c = arg;
+    eb_group *g = c->g;
+    flow *f = c->f;
+    if (rec->seq >= c->stop)
+        return 1;
+    f->cursor = rec->seq + 1;
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    if (!flow_matches(g, f, v.type))
+        return 0;
+    int cls = f->id ? CLS_REPLAY : CLS_MAIN;
+    if (!f->id && g->ahead)
+        g->ahead--;
+    if (eb_rangeset_has(&f->done, rec->seq) || eb_imap_get(&g->dlvs[cls], rec->seq))
+        return 0;
+    eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
+    if (!d || !(d->payload = malloc(rec->len ? rec->len : 1))) {
+        if (d)
+            eb__dlv_finish(g, d, c->now);
+        f->cursor = rec->seq; /* look again later */
+        c->rc = EB_ENOMEM;
+        return 1;
+    }
+    memcpy(d->payload, rec->data, rec->len);
+    d->len = rec->len;
+    eb__dlv_admit(g, d, v.key, c->now);
+    return g->ready >= c->want || g->live >= EB_GROUP_MAX_PENDING;
+}
+
+/* Examines one chunk of flow f; true if it moved. */
+static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint64_t now)
+{
+    uint64_t stop = f->to < durable ? f->to : durable;
+    uint64_t first = eb_store_first_seq(g->env.events);
+    if (f->cursor < first) { /* gone to retention before we got there: count it */
+        g->ctr.retention_skipped += first - f->cursor;
+        f->cursor = first;
+        if (!f->id)
+            eb_group_count_ahead(g, durable);
+    }
+    if (f->cursor >= stop)
+        return false;
+    uint64_t before = f->cursor;
+    fill_ctx c = {g, f, want, stop, now, 0};
+    eb_store_scan(g->env.events, f->cursor, FILL_CHUNK, fill_one, &c);
+    if (f->cursor == before && c.rc == 0)
+        f->cursor = stop; /* nothing readable below stop: should not happen */
+    return f->cursor != before;
+}
+
+/* Examines events until `want` deliveries are READY, the window is full or
+ * every flow has reached the durable head. */
+void eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now)
+{
+    while (g->ready < want && g->live < EB_GROUP_MAX_PENDING) {
+        bool moved = fill_flow(g, &g->main, want, durable, now);
+        for (flow *f = g->replays; !moved && f; f = f->next)
+            moved = fill_flow(g, f, want, durable, now);
+        if (!moved)
+            break;
+    }
+}
+
+void eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to)
+{
+    memset(f, 0, sizeof *f);
+    f->id = id;
+    f->from = f->cursor = from;
+    f->to = to;
+    eb_rangeset_init(&f->done);
+}
+
+void eb__flow_free(flow *f)
+{
+    for (size_t i = 0; i < f->ntypes; i++)
+        free(f->types[i]);
+    free(f->types);
+    eb_rangeset_free(&f->done);
+}
+
+typedef struct count_ctx {
+    eb_group *g;
+    uint64_t  stop, next, n;
+    char    **types; /* replay subset or NULL */
+    size_t    ntypes;
+} count_ctx;
+
+static int count_one(void *arg, const eb_store_rec *rec)
+{
+    count_ctx *c = arg;
+    if (rec->seq >= c->stop)
+        return 1;
+    c->next = rec->seq + 1;
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    flow tmp = {.types = c->types, .ntypes = c->ntypes};
+    if (flow_matches(c->g, &tmp, v.type))
+        c->n++;
+    return 0;
+}
+
+/* Matching events in [from, stop). */
+static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **types,
+                            size_t ntypes)
+{
+    count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes};
+    while (c.next < stop) {
+        uint64_t before = c.next;
+        if (eb_store_scan(g->env.events, c.next, 65536, count_one, &c) != 0 || c.next == before)
+            break;
+    }
+    return c.n;
+}
+
+int eb_group_count_ahead(eb_group *g, uint64_t head)
+{
+    g->ahead = count_range(g, g->main.cursor, head, NULL, 0);
+    return 0;
+}
+
+void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count)
+{
+    if (eb_group_cfg_matches(&g->cfg, type, n))
+        g->ahead += count;
+}
+
+bool eb_group_has_ready(eb_group *g, uint64_t durable)
+{
+    if (g->paused)
+        return false;
+    if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
+        eb__group_fill(g, 1, durable, g->env.now_us());
+    return g->ready > 0;
+}
+
+/* Drops replay flows that are done: walked to their end, nothing alive. */
+void eb__group_reap_flows(eb_group *g)
+{
+    flow **pp = &g->replays;
+    while (*pp) {
+        flow *f = *pp;
+        if (f->cursor >= f->to && f->live == 0) {
+            *pp = f->next;
+            eb__flow_free(f);
+            free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+}
+
+flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
+                             size_t ntypes)
+{
+    flow *f = malloc(sizeof *f);
+    if (!f)
+        return NULL;
+    eb__flow_init(f, id, from, to);
+    if (ntypes) {
+        f->types = calloc(ntypes, sizeof *f->types);
+        for (size_t i = 0; f->types && i < ntypes; i++)
+            if ((f->types[i] = strdup(types[i])))
+                f->ntypes++;
+    }
+    flow **pp = &g->replays; /* keep creation order */
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = f;
+    if (id >= g->next_replay_id)
+        g->next_replay_id = id + 1;
+    return f;
+}
+
+int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
+                    uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
+{
+    uint64_t first = eb_store_first_seq(g->env.events);
+    uint64_t durable = eb_store_durable_seq(g->env.events);
+    if (from < 1)
+        from = 1;
+    if (to > durable)
+        to = durable;
+    *expired = from < first ? (to < first ? to : first) - from : 0;
+    *requeued = 0;
+    if (to <= from)
+        return 0;
+    uint64_t start = from < first ? first : from;
+    *requeued = count_range(g, start, to, types, ntypes);
+    if (*requeued == 0)
+        return 0;
+    flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
+    if (!f)
+        return EB_ENOMEM;
+    eb__rec_replay(g, f, ob);
+    g->ctr.replayed += *requeued;
+    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
+}

@@ -1,0 +1,245 @@
+/* group_int.h - the consumer-group engine's insides, shared by its files.
+ * Not for use outside src/bus/group*.c and src/bus/codec.c.
+ *
+ * The engine is split by job:
+ *   group.c        the group: lifecycle, leases (pull, ack, nack, extend,
+ *                  the timer tick), consumers, info
+ *   group_dlq.c    the dead-letter queue: dead-lettering, paging, redrive,
+ *                  purge
+ *   group_flow.c   flows: filling deliveries from the events store,
+ *                  counting matches, replay
+ *   group_dlv.c    deliveries: states and per-key ordering
+ *   group_load.c   the meta replay at startup (applies decoded records)
+ *   codec.c        every meta record's format (encode and decode) and
+ *                  snapshots: the one owner of the meta-record formats
+ *   outbox.c       the records a change produces, waiting to be appended
+ *
+ * Memory only, loop thread only. Deliveries live in one hash map per class
+ * (main, replay, redriven dead letter) keyed by seq, in a FIFO while READY,
+ * in a timer heap (util/heap) while INFLIGHT (deadline) or RETRY (due), and
+ * in a per-class list in creation order (its head is the oldest unacked). */
+#ifndef EB_BUS_GROUP_INT_H
+#define EB_BUS_GROUP_INT_H
+
+#include <stddef.h>
+
+#include "bus/group.h"
+#include "util/heap.h"
+
+enum { CLS_MAIN = 0, CLS_REPLAY = 1, CLS_DLQ = 2, NCLS = 3 };
+/* The class letters of delivery ids and meta records: 'm', 'r', 'd'. */
+extern const char eb__cls_char[NCLS];
+
+typedef enum eb_dlv_state {
+    EB_DLV_READY = 0, /* waiting for a pull */
+    EB_DLV_INFLIGHT,  /* leased to a consumer until `tm.key` */
+    EB_DLV_RETRY,     /* failed; READY again at `tm.key` */
+    EB_DLV_BLOCKED    /* ordering=key: waits for an earlier event of its key */
+} eb_dlv_state;
+
+/* Per ordering key: the active delivery and the ones waiting behind it. */
+typedef struct keyq {
+    eb_dlv *active;
+    eb_dlv *head, *tail; /* BLOCKED, in publish order (via dlv->next) */
+    size_t  klen;
+    char    key[];
+} keyq;
+
+/* A walk over the events store: the main flow or one replay. */
+typedef struct flow {
+    uint64_t     id;       /* 0 = main; replay id otherwise */
+    uint64_t     from, to; /* range (main: base, UINT64_MAX) */
+    uint64_t     cursor;   /* next seq to examine */
+    char       **types;    /* replay subset; NULL = the group's types */
+    size_t       ntypes;
+    eb_rangeset  done;     /* seqs finished (acked or dead-lettered) */
+    size_t       live;     /* deliveries alive from this flow */
+    struct flow *next;
+} flow;
+
+/* A dead letter, with a copy of the stored event. */
+typedef struct dead {
+    uint64_t seq, ts_us, failed_at;
+    uint32_t attempts;
+    bool     redriven; /* delivered again (class d) until acked */
+    char    *error, *consumer;
+    char     id[EB_EVENT_MAX_ID + 1]; /* event id */
+    uint32_t len;
+    char    *payload;
+} dead;
+
+typedef struct eb_consumer {
+    uint64_t last_pull_us;
+    uint32_t in_flight;
+    char     name[];
+} eb_consumer;
+
+struct eb_dlv {
+    uint64_t     seq, ts_us;
+    eb_heap_node tm;       /* key: INFLIGHT deadline; RETRY/BLOCKED due (µs) */
+    uint32_t     attempt;  /* deliveries made */
+    uint32_t     fails;    /* failed attempts */
+    uint8_t      state;    /* eb_dlv_state */
+    uint8_t      cls;
+    eb_dlv      *next;     /* ready FIFO or key wait list */
+    eb_dlv      *lprev, *lnext; /* live list of its class */
+    keyq        *kq;
+    flow        *fl;
+    dead        *dl;       /* class d: its dead letter (owns the payload) */
+    eb_consumer *consumer;
+    char        *last_error;
+    uint32_t     len;
+    char        *payload;  /* owned unless class d */
+};
+
+static inline eb_dlv *eb__dlv_of(eb_heap_node *n)
+{
+    return (eb_dlv *)(void *)((char *)n - offsetof(eb_dlv, tm));
+}
+
+/* Failed attempts read by the meta replay, for deliveries not yet made. */
+typedef struct failinfo {
+    uint32_t fails;
+    uint64_t due;
+    char    *error;
+} failinfo;
+
+struct eb_group {
+    char          *name;
+    eb_group_cfg   cfg;
+    eb_group_env   env;
+    bool           paused;
+    flow           main;
+    flow          *replays;
+    uint64_t       next_replay_id;
+    eb_imap        dlvs[NCLS];     /* seq -> eb_dlv */
+    eb_dlv        *lhead[NCLS], *ltail[NCLS];
+    eb_dlv        *rq_head, *rq_tail; /* READY FIFO */
+    eb_heap        timers;         /* INFLIGHT and RETRY deliveries */
+    eb_map         keys[2];        /* main / replay: key -> keyq */
+    eb_imap        dlq;            /* seq -> dead */
+    eb_map         dlq_ids;        /* event id -> dead */
+    uint64_t      *dlq_seqs;       /* sorted, for paging */
+    size_t         ndlq, dlq_cap;
+    size_t         ndead;          /* not redriven */
+    eb_map         consumers;      /* name -> eb_consumer */
+    eb_imap        fails;          /* (cls<<62|seq) -> failinfo, from meta replay */
+    uint64_t       ahead;          /* matching events past the main cursor */
+    size_t         live, ready, in_flight, retry, blocked;
+    eb_rangeset    ack_m, ack_r;   /* gathered acks for the next flush */
+    eb_buf         ack_d;          /* gathered class-d acks: "seq,seq" */
+    eb_buf         fail_items;     /* gathered FAIL entries: "[..],[..]" */
+    eb_group_counters ctr;
+    uint64_t       rng;
+    uint64_t       last_sweep_us;  /* consumers table last swept */
+};
+
+static inline uint64_t eb__fail_key(int cls, uint64_t seq)
+{
+    return (uint64_t)cls << 62 | seq;
+}
+
+/* The lowest seq the main flow may still need: below it all is finished. */
+static inline uint64_t eb__group_floor(const eb_group *g)
+{
+    uint64_t f = g->main.cursor;
+    if (g->lhead[CLS_MAIN] && g->lhead[CLS_MAIN]->seq < f)
+        f = g->lhead[CLS_MAIN]->seq;
+    return f;
+}
+
+/* The engine's files call downwards only:
+ *   group_load.c, group.c -> group_dlq.c -> group_flow.c -> group_dlv.c
+ *   and any of them -> codec.c (record formats) -> outbox.c */
+
+/* group_dlv.c */
+/* Replaces *dst with a copy of s[0..n) (NULL if s is NULL). */
+void    eb__set_str(char **dst, const char *s, size_t n);
+eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl);
+/* RETRY until d->tm.key, or READY if that has passed. */
+void    eb__dlv_schedule(eb_group *g, eb_dlv *d, uint64_t now);
+/* Queues d behind its key if it has one and ordering is by key. */
+void    eb__dlv_admit(eb_group *g, eb_dlv *d, eb_str key, uint64_t now);
+/* Removes a delivery that is finished (acked or dead-lettered). */
+void    eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now);
+/* Appends d to the READY FIFO. */
+void    eb__dlv_ready(eb_group *g, eb_dlv *d);
+/* Frees d (not its class-d payload, owned by the dead letter). */
+void    eb__dlv_free(eb_dlv *d);
+
+/* group_flow.c */
+void  eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to);
+void  eb__flow_free(flow *f);
+/* Marks [a, b) done in every replay flow that covers it. */
+void  eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b);
+/* Adds a replay flow (in creation order); NULL when out of memory. */
+flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
+                          size_t ntypes);
+/* Examines events until `want` deliveries are READY, the window is full or
+ * every flow has reached the durable head. */
+void  eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now);
+/* Drops replay flows that are done: walked to their end, nothing alive. */
+void  eb__group_reap_flows(eb_group *g);
+
+/* group_dlq.c */
+int   eb__dlq_insert(eb_group *g, dead *e);
+void  eb__dlq_remove(eb_group *g, uint64_t seq);
+void  eb__dead_free(dead *e);
+/* Moves d to the dead-letter queue, writing its DEAD record to ob. */
+void  eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob);
+/* Turns dead letter e into a delivery again (class d). */
+void  eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now);
+
+/* codec.c: the group's meta records */
+void  eb__rec_dead(eb_group *g, const dead *e, int cls, bool with_payload, eb_outbox *ob);
+void  eb__rec_seqs(eb_group *g, uint16_t kind, dead **v, size_t k, eb_outbox *ob);
+void  eb__rec_replay(eb_group *g, const flow *f, eb_outbox *ob);
+/* Gathers one failed attempt for the next EB_META_FAIL record (the one
+ * encoder of a failed attempt, used by nacks, expiries and snapshots). */
+void  eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uint64_t due,
+                          const char *err);
+
+/* codec.c: reading a group's records back (views into the parsed record) */
+typedef struct eb_rec_iter { const eb_json *e; } eb_rec_iter; /* over a record's array */
+/* The next [a, b) range or seq of it; false at the end. */
+bool  eb__rec_next_range(eb_rec_iter *it, uint64_t *a, uint64_t *b);
+bool  eb__rec_next_seq(eb_rec_iter *it, uint64_t *seq);
+
+typedef struct eb_rec_ack { eb_rec_iter m, r, d; } eb_rec_ack; /* ranges, ranges, seqs */
+void  eb__rec_ack_decode(const eb_json *rec, eb_rec_ack *out);
+
+typedef struct eb_rec_fail {
+    int      cls;
+    uint64_t seq, due;
+    uint32_t fails;
+    eb_str   error;
+} eb_rec_fail;
+eb_rec_iter eb__rec_fail_items(const eb_json *rec);
+/* 1 with *out filled, 0 at the end, EB_ECORRUPT for a malformed entry. */
+int   eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out);
+
+typedef struct eb_rec_dead {
+    int            cls;
+    uint64_t       seq, ts_us, failed_at;
+    uint32_t       attempts;
+    eb_str         error, consumer;
+    const eb_json *payload; /* base64 of the stored event; absent unless fresh */
+} eb_rec_dead;
+int   eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out);
+/* Decodes r's event copy into out (appended) and checks it is an event. */
+int   eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v);
+
+/* EB_META_REDRIVE and EB_META_PURGE: the seqs. */
+eb_rec_iter eb__rec_seqs_decode(const eb_json *rec);
+
+typedef struct eb_rec_replay {
+    uint64_t id, from, to;
+    char    *types[EB_GROUP_MAX_TYPES]; /* borrowed from the record */
+    size_t   ntypes;
+} eb_rec_replay;
+int   eb__rec_replay_decode(const eb_json *rec, eb_rec_replay *out);
+
+typedef struct eb_rec_done { uint64_t flow; eb_rec_iter r; } eb_rec_done;
+void  eb__rec_done_decode(const eb_json *rec, eb_rec_done *out);
+
+#endif

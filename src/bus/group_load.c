@@ -1,0 +1,179 @@
+/* group_load.c - the meta replay at startup: applies a group's records
+ * (decoded by codec.c) to its engine, then turns redriven dead letters back
+ * into deliveries once every record is read. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/group_int.h"
+#include "eventbus/err.h"
+
+static void apply_ranges(eb_group *g, eb_rec_iter it, bool main)
+{
+    uint64_t a, b;
+    while (eb__rec_next_range(&it, &a, &b)) {
+        if (main)
+            eb_rangeset_add(&g->main.done, a, b);
+        else
+            eb__flow_replay_done(g, a, b);
+    }
+}
+
+static void apply_ack(eb_group *g, const eb_json *rec)
+{
+    eb_rec_ack r;
+    eb__rec_ack_decode(rec, &r);
+    apply_ranges(g, r.m, true);
+    apply_ranges(g, r.r, false);
+    uint64_t seq;
+    while (eb__rec_next_seq(&r.d, &seq))
+        eb__dlq_remove(g, seq);
+}
+
+static int apply_fail(eb_group *g, const eb_json *rec)
+{
+    eb_rec_iter it = eb__rec_fail_items(rec);
+    eb_rec_fail f;
+    int rc;
+    while ((rc = eb__rec_next_fail(&it, &f)) == 1) {
+        uint64_t k = eb__fail_key(f.cls, f.seq);
+        failinfo *fi = eb_imap_get(&g->fails, k);
+        if (!fi) {
+            if (!(fi = calloc(1, sizeof *fi)) || eb_imap_put(&g->fails, k, fi)) {
+                free(fi);
+                return EB_ENOMEM;
+            }
+        }
+        fi->fails = f.fails;
+        fi->due = f.due;
+        eb__set_str(&fi->error, f.error.ptr, f.error.len);
+    }
+    return rc;
+}
+
+static void drop_failinfo(eb_group *g, int cls, uint64_t seq)
+{
+    failinfo *fi = eb_imap_del(&g->fails, eb__fail_key(cls, seq));
+    if (fi) {
+        free(fi->error);
+        free(fi);
+    }
+}
+
+/* A dead letter read back: a fresh one carries its event's copy. */
+static int dead_new(const eb_rec_dead *r, dead **out)
+{
+    eb_buf pl = EB_BUF_INIT;
+    eb_event_view v;
+    dead *d = NULL;
+    int rc = eb__rec_dead_payload(r, &pl, &v);
+    if (rc == 0 && !(d = calloc(1, sizeof *d)))
+        rc = EB_ENOMEM;
+    if (rc) {
+        eb_buf_free(&pl);
+        return rc;
+    }
+    memcpy(d->id, v.id.ptr, v.id.len);
+    d->seq = r->seq;
+    d->len = (uint32_t)pl.len;
+    d->payload = eb_buf_steal(&pl, NULL);
+    *out = d;
+    return 0;
+}
+
+static int apply_dead(eb_group *g, const eb_json *rec)
+{
+    eb_rec_dead r;
+    if (eb__rec_dead_decode(rec, &r) != 0)
+        return EB_ECORRUPT;
+    drop_failinfo(g, r.cls, r.seq);
+    dead *d = eb_imap_get(&g->dlq, r.seq);
+    bool fresh = !d;
+    if (fresh) {
+        int rc = dead_new(&r, &d);
+        if (rc)
+            return rc;
+    } else if (d->redriven) {
+        d->redriven = false;
+        g->ndead++;
+    }
+    d->ts_us = r.ts_us;
+    d->attempts = r.attempts;
+    d->failed_at = r.failed_at;
+    eb__set_str(&d->error, r.error.ptr, r.error.len);
+    eb__set_str(&d->consumer, r.consumer.ptr, r.consumer.len);
+    if (fresh && eb__dlq_insert(g, d) != 0) {
+        eb__dead_free(d);
+        return EB_ENOMEM;
+    }
+    if (r.cls == CLS_MAIN)
+        eb_rangeset_add(&g->main.done, r.seq, r.seq + 1);
+    else if (r.cls == CLS_REPLAY)
+        eb__flow_replay_done(g, r.seq, r.seq + 1);
+    return 0;
+}
+
+static void apply_seqs(eb_group *g, const eb_json *rec, bool redrive)
+{
+    eb_rec_iter it = eb__rec_seqs_decode(rec);
+    uint64_t seq;
+    while (eb__rec_next_seq(&it, &seq)) {
+        dead *d = eb_imap_get(&g->dlq, seq);
+        if (!d)
+            continue;
+        if (!redrive) {
+            eb__dlq_remove(g, d->seq);
+        } else if (!d->redriven) {
+            d->redriven = true;
+            g->ndead--;
+            drop_failinfo(g, CLS_DLQ, d->seq);
+        }
+    }
+}
+
+static int apply_replay(eb_group *g, const eb_json *rec)
+{
+    eb_rec_replay r;
+    if (eb__rec_replay_decode(rec, &r) != 0)
+        return EB_ECORRUPT;
+    return eb__flow_replay_new(g, r.id, r.from, r.to, r.types, r.ntypes) ? 0 : EB_ENOMEM;
+}
+
+static void apply_done(eb_group *g, const eb_json *rec)
+{
+    eb_rec_done r;
+    eb__rec_done_decode(rec, &r);
+    flow *f = r.flow ? NULL : &g->main;
+    for (flow *x = g->replays; !f && x; x = x->next)
+        if (x->id == r.flow)
+            f = x;
+    uint64_t a, b;
+    while (f && eb__rec_next_range(&r.r, &a, &b))
+        eb_rangeset_add(&f->done, a, b);
+}
+
+int eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec)
+{
+    switch (kind) {
+    case EB_META_ACK:     apply_ack(g, rec); return 0;
+    case EB_META_FAIL:    return apply_fail(g, rec);
+    case EB_META_DEAD:    return apply_dead(g, rec);
+    case EB_META_REDRIVE: apply_seqs(g, rec, true); return 0;
+    case EB_META_PURGE:   apply_seqs(g, rec, false); return 0;
+    case EB_META_REPLAY:  return apply_replay(g, rec);
+    case EB_META_DONE:    apply_done(g, rec); return 0;
+    default:              return 0;
+    }
+}
+
+void eb_group_loaded(eb_group *g)
+{
+    uint64_t now = g->env.now_us();
+    for (size_t i = 0; i < g->ndlq; i++) {
+        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        if (e && e->redriven) {
+            e->redriven = false; /* eb__dlq_redrive_one counts it again */
+            g->ndead++;
+            eb__dlq_redrive_one(g, e, now);
+        }
+    }
+}

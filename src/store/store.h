@@ -1,0 +1,160 @@
+/* store.h - the storage engine interface: what the bus needs from a place
+ * that keeps records durably. The bus holds two stores, one of kind EVENTS
+ * (the events) and one of kind META (its own state changes); it opens them
+ * through an eb_store_engine it is given and never knows which engine it
+ * has. The embedded log (src/log, adapter store_log.c) is one engine; a
+ * PostgreSQL engine implements the same calls.
+ *
+ * A store is an ordered sequence of records (type, flags, payload) with
+ * strictly increasing sequence numbers from 1 and an append time stamped
+ * by the store (µs since the epoch, non-decreasing). Records below
+ * eb_store_durable_seq() are durable under the sync policy and readable.
+ *
+ * Threads: every call is made on one thread (the bus's loop thread), except
+ * that completion callbacks run on an engine thread (see eb_store_done_cb).
+ * Ownership: record payloads passed in are copied during the call; record
+ * views passed out are borrowed for the duration of the callback. */
+#ifndef EB_STORE_H
+#define EB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* When an append counts as durable. */
+typedef enum eb_store_sync {
+    EB_STORE_SYNC_ALWAYS = 0, /* on stable storage (fdatasync, a commit) */
+    EB_STORE_SYNC_INTERVAL,   /* written; synced within the interval */
+    EB_STORE_SYNC_NEVER       /* written; synced when the system decides */
+} eb_store_sync;
+
+typedef enum eb_store_kind {
+    EB_STORE_EVENTS = 0, /* events: aged out by the retention settings */
+    EB_STORE_META        /* the bus's state: never aged out; compacted by the
+                          * bus with eb_store_drop_before after a snapshot */
+} eb_store_kind;
+
+typedef struct eb_store_opts {
+    const char   *data_dir;         /* where the engine keeps its data (or its name) */
+    eb_store_kind kind;
+    eb_store_sync sync;
+    uint32_t      sync_interval_ms; /* EB_STORE_SYNC_INTERVAL: default 100 */
+    uint64_t      retention_ms;     /* EVENTS: drop records older; 0 = keep */
+    uint64_t      retention_bytes;  /* EVENTS: keep the total under; 0 = unlimited */
+} eb_store_opts;
+
+/* What opening found (for the startup log line); 0 where an engine has no
+ * such thing. */
+typedef struct eb_store_recovery {
+    uint64_t segments;        /* files (or partitions) */
+    uint64_t records;         /* records present after recovery */
+    uint64_t first_seq;       /* oldest retained record, 0 if none */
+    uint64_t last_seq;        /* newest record, 0 if none */
+    uint64_t truncated_bytes; /* torn tail removed */
+    uint32_t indexes_rebuilt;
+    double   elapsed_ms;      /* time spent opening */
+} eb_store_recovery;
+
+/* A record to append (data copied during the call). */
+typedef struct eb_store_rec_in {
+    uint16_t    type;
+    uint16_t    flags;
+    const void *data;
+    uint32_t    len;
+} eb_store_rec_in;
+
+/* A record read back (data borrowed during the scan callback). */
+typedef struct eb_store_rec {
+    uint64_t    seq;
+    uint64_t    ts_us;
+    uint16_t    type;
+    uint16_t    flags;
+    uint32_t    len;
+    const void *data;
+} eb_store_rec;
+
+typedef struct eb_store_stats {
+    uint64_t bytes;    /* on disk */
+    uint64_t segments; /* files (or partitions) */
+    uint64_t syncs;    /* syncs (fdatasync, commits) since open */
+} eb_store_stats;
+
+/* Called once an append is durable (status 0) or failed (the store then
+ * refuses later appends). Runs on an engine thread: it must only hand the
+ * completion to the loop (queue + wake), never block. */
+typedef void (*eb_store_done_cb)(void *arg, int status);
+/* Scan visitor: non-zero stops the scan. Runs on the calling thread. */
+typedef int (*eb_store_scan_cb)(void *arg, const eb_store_rec *rec);
+
+typedef struct eb_store eb_store;
+
+/* The calls an engine implements. */
+typedef struct eb_store_ops {
+    /* Appends n records atomically (after a crash all or none), assigning
+     * consecutive seqs from *first_seq and one append time *ts_us, both
+     * set at once. Returns 0 (cb later), 1 if inline_ok and the records
+     * are durable under the policy already (cb never called), or an error
+     * (EB_ETOOBIG, EB_ECLOSED, the error that broke the store; cb never
+     * called). */
+    int      (*append)(eb_store *s, const eb_store_rec_in *recs, size_t n, bool inline_ok,
+                       uint64_t *first_seq, uint64_t *ts_us, eb_store_done_cb cb, void *arg);
+    /* Visits up to max durable records with seq >= from (from the oldest
+     * retained if older), in order; returns 0 or an I/O error. */
+    int      (*scan)(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg);
+    /* The first record appended at or after ts_us: 0 and *seq, or
+     * EB_ENOTFOUND when every durable record is older. */
+    int      (*seek_time)(eb_store *s, uint64_t ts_us, uint64_t *seq);
+    uint64_t (*first_seq)(eb_store *s);   /* oldest retained (== next when empty) */
+    uint64_t (*next_seq)(eb_store *s);    /* next seq to be assigned */
+    uint64_t (*durable_seq)(eb_store *s); /* below this: durable and readable */
+    void     (*stats)(eb_store *s, eb_store_stats *out);
+    /* Forgets records below seq where it can (META compaction). */
+    int      (*drop_before)(eb_store *s, uint64_t seq);
+    /* Completes every pending append (their callbacks run), frees s. */
+    void     (*close)(eb_store *s);
+} eb_store_ops;
+
+/* Every engine's store starts with this. */
+struct eb_store {
+    const eb_store_ops *ops;
+};
+
+/* An engine: opens (creating or recovering) a store. rep may be NULL.
+ * *out is owned by the caller until eb_store_close. Returns 0,
+ * EB_ECORRUPT for damage it cannot repair, or an I/O error. */
+typedef struct eb_store_engine {
+    const char *name;
+    int (*open)(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep);
+} eb_store_engine;
+
+static inline int eb_store_open(const eb_store_engine *e, const eb_store_opts *o,
+                                eb_store **out, eb_store_recovery *rep)
+{
+    return e->open(o, out, rep);
+}
+static inline int eb_store_append(eb_store *s, const eb_store_rec_in *recs, size_t n,
+                                  bool inline_ok, uint64_t *first_seq, uint64_t *ts_us,
+                                  eb_store_done_cb cb, void *arg)
+{
+    return s->ops->append(s, recs, n, inline_ok, first_seq, ts_us, cb, arg);
+}
+static inline int eb_store_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb,
+                                void *arg)
+{
+    return s->ops->scan(s, from, max, cb, arg);
+}
+static inline int eb_store_seek_time(eb_store *s, uint64_t ts_us, uint64_t *seq)
+{
+    return s->ops->seek_time(s, ts_us, seq);
+}
+static inline uint64_t eb_store_first_seq(eb_store *s) { return s->ops->first_seq(s); }
+static inline uint64_t eb_store_next_seq(eb_store *s) { return s->ops->next_seq(s); }
+static inline uint64_t eb_store_durable_seq(eb_store *s) { return s->ops->durable_seq(s); }
+static inline void eb_store_stats_get(eb_store *s, eb_store_stats *out) { s->ops->stats(s, out); }
+static inline int eb_store_drop_before(eb_store *s, uint64_t seq)
+{
+    return s->ops->drop_before(s, seq);
+}
+static inline void eb_store_close(eb_store *s) { s->ops->close(s); }
+
+#endif

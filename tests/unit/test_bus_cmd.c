@@ -1,0 +1,187 @@
+/* test_bus_cmd.c - the bus's command API (bus.h) on a real loop and real
+ * stores: the callback rule (an error return never calls back; 0 calls
+ * back exactly once, later, never inside the call; 1 = durable already,
+ * no callback), results in out-parameters, pulls as borrowed views. */
+#include "runner.h"
+
+#include <string.h>
+#include <uv.h>
+
+#include "bus/bus.h"
+#include "eventbus/err.h"
+#include "store/store_log.h"
+
+typedef struct done {
+    int calls;
+    int status;
+} done;
+
+static void on_done(void *arg, int status)
+{
+    done *d = arg;
+    d->calls++;
+    d->status = status;
+}
+
+static eb_bus *open_bus(uv_loop_t *loop, eb_store_sync sync)
+{
+    eb_bus_opts o = {.data_dir = eb_test_tmpdir(), .engine = &eb_store_log_engine,
+                     .fsync = sync, .dedupe_window_ms = 1000};
+    eb_bus *bus = NULL;
+    CHECK_OK(eb_bus_open(loop, &o, &bus, NULL));
+    return bus;
+}
+
+/* Runs the loop until d has been called back (bounded). */
+static void wait_done(uv_loop_t *loop, done *d)
+{
+    for (int i = 0; i < 10000 && !d->calls; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    CHECK_EQ(d->calls, 1);
+    CHECK_EQ(d->status, 0);
+}
+
+static void put_group(uv_loop_t *loop, eb_bus *bus, eb_store_sync sync)
+{
+    eb_json_doc *doc = eb_json_doc_new();
+    eb_json_error je;
+    const char *cfg_text = "{\"types\":[\"t.*\"],\"start\":\"earliest\"}";
+    CHECK_OK(eb_json_parse(doc, cfg_text, strlen(cfg_text), NULL, &je));
+    eb_group_cfg cfg;
+    eb_field_error fe;
+    CHECK_OK(eb_group_cfg_parse(eb_json_root(doc), &cfg, &fe));
+    bool created = false;
+    done d = {0};
+    int rc = eb_bus_group_put(bus, "g", &cfg, &created, on_done, &d);
+    eb_group_cfg_free(&cfg);
+    CHECK(created);
+    CHECK_EQ(d.calls, 0); /* never inside the call */
+    if (sync == EB_STORE_SYNC_ALWAYS) {
+        CHECK_EQ(rc, 0);
+        wait_done(loop, &d);
+    } else {
+        CHECK(rc == 0 || rc == 1);
+        if (rc == 0)
+            wait_done(loop, &d);
+    }
+    eb_json_doc_free(doc);
+}
+
+static void on_published(void *arg, int status, const eb_pub_result *res, size_t n)
+{
+    done *d = arg;
+    (void)res;
+    d->calls += (int)n;
+    d->status = status;
+}
+
+static void publish(uv_loop_t *loop, eb_bus *bus, int n)
+{
+    eb_event_in evs[8];
+    eb_pub_errors errs;
+    eb_pub_errors_init(&errs);
+    for (int i = 0; i < n; i++)
+        evs[i] = (eb_event_in){.type = {"t.x", 3}, .data_raw = {"{}", 2}};
+    done d = {0};
+    CHECK_OK(eb_bus_publish(bus, evs, (size_t)n, &errs, on_published, &d));
+    for (int i = 0; i < 10000 && !d.calls; i++)
+        uv_run(loop, UV_RUN_ONCE);
+    CHECK_EQ(d.calls, n);
+    CHECK_EQ(d.status, 0);
+    eb_pub_errors_free(&errs);
+}
+
+typedef struct pulled {
+    int    calls, status;
+    size_t n;
+    char   ids[8][48];
+    uint64_t deadline;
+} pulled;
+
+static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n, uint64_t deadline)
+{
+    pulled *p = arg;
+    p->calls++;
+    p->status = status;
+    p->n = n;
+    p->deadline = deadline;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        eb_event_view v;
+        CHECK_OK(eb_event_decode(dl[i].event, dl[i].len, &v)); /* borrowed, valid now */
+        CHECK(v.type.len == 3 && memcmp(v.type.ptr, "t.x", 3) == 0);
+        CHECK_EQ(dl[i].attempt, 1);
+        memcpy(p->ids[i], dl[i].id, sizeof p->ids[i]);
+    }
+}
+
+static void commands(eb_store_sync sync)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    eb_bus *bus = open_bus(&loop, sync);
+    put_group(&loop, bus, sync);
+    publish(&loop, bus, 3);
+
+    pulled p = {0};
+    CHECK_OK(eb_bus_pull(bus, "g", 1, "c1", 2, 10, 0, on_pulled, NULL, &p));
+    CHECK_EQ(p.calls, 1); /* wait 0: answered before returning */
+    CHECK_EQ(p.status, 0);
+    CHECK_EQ(p.n, 3);
+    CHECK_STR(p.ids[0], "m1.1");
+    CHECK(p.deadline > 0);
+
+    /* Unknown group: an error, and no callback ever. */
+    done d = {0};
+    eb_str one = {p.ids[0], strlen(p.ids[0])};
+    uint8_t unknown[2];
+    eb_settle_req sr = {EB_SETTLE_ACK, &one, 1, NULL, -1, 0, unknown};
+    size_t settled = 9;
+    CHECK_EQ(eb_bus_settle(bus, "nope", 4, &sr, &settled, on_done, &d), EB_ENOTFOUND);
+    CHECK_EQ(eb_bus_pull(bus, "nope", 4, "c1", 2, 10, 0, on_pulled, NULL, &p), EB_ENOTFOUND);
+
+    /* Unknown ids only: nothing to write, durable already (1), no callback. */
+    eb_str bad = {"m99.1", 5};
+    sr = (eb_settle_req){EB_SETTLE_ACK, &bad, 1, NULL, -1, 0, unknown};
+    CHECK_EQ(eb_bus_settle(bus, "g", 1, &sr, &settled, on_done, &d), 1);
+    CHECK_EQ(settled, 0);
+    CHECK_EQ(unknown[0], 1);
+
+    /* One known, one unknown: results at once, the callback later. */
+    eb_str ids[2] = {{p.ids[0], strlen(p.ids[0])}, {"m1.7", 4}};
+    sr = (eb_settle_req){EB_SETTLE_ACK, ids, 2, NULL, -1, 0, unknown};
+    int rc = eb_bus_settle(bus, "g", 1, &sr, &settled, on_done, &d);
+    CHECK_EQ(settled, 1);
+    CHECK(unknown[0] == 0 && unknown[1] == 1);
+    CHECK_EQ(d.calls, 0);
+    if (sync == EB_STORE_SYNC_ALWAYS)
+        CHECK_EQ(rc, 0);
+    if (rc == 0)
+        wait_done(&loop, &d);
+    else
+        CHECK_EQ(rc, 1);
+
+    eb_group_info in;
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in));
+    CHECK_STR(in.name, "g");
+    CHECK_EQ(in.in_flight, 2);
+    CHECK_EQ(in.counters.acked, 1);
+    CHECK_EQ(in.head, 4);
+    CHECK(eb_bus_group_exists(bus, "g", 1));
+    CHECK(!eb_bus_group_exists(bus, "h", 1));
+
+    eb_bus_close(bus);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_OK(uv_loop_close(&loop));
+}
+
+TEST(bus_commands_fsync_always)
+{
+    commands(EB_STORE_SYNC_ALWAYS);
+}
+
+TEST(bus_commands_fsync_interval)
+{
+    commands(EB_STORE_SYNC_INTERVAL);
+}
+
+TEST_MAIN(T(bus_commands_fsync_always), T(bus_commands_fsync_interval))
