@@ -12,19 +12,20 @@
 
 static const char usage[] =
     "usage: eventbusd [options]\n"
-    "  --listen HOST:PORT      HTTP address (default 127.0.0.1:8470)   EVENTBUS_LISTEN\n"
+    "  --listen HOST:PORT      HTTP address; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
-    "  --retention AGE         delete events older than AGE (7d, 24h; 0 = forever)  EVENTBUS_RETENTION\n"
-    "  --retention-bytes SIZE  keep the log under SIZE (10GB; 0 = unlimited)       EVENTBUS_RETENTION_BYTES\n"
+    "  --retention AGE         delete events older than AGE, like 7d or 24h (default 0: kept forever)  EVENTBUS_RETENTION\n"
+    "  --retention-bytes SIZE  keep the log under SIZE, like 10GB (default 0: unlimited)  EVENTBUS_RETENTION_BYTES\n"
     "  --max-event-bytes SIZE  largest event accepted (default 1MiB)    EVENTBUS_MAX_EVENT_BYTES\n"
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
-    "  --require-schemas       refuse event types with no schema        EVENTBUS_REQUIRE_SCHEMAS=1\n"
-    "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
+    "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
-    "  --help, --version\n";
+    "  -h, --help              this help\n"
+    "  --version               the version\n";
 
 /* A flag's duration (util/duration.h; a bare number is ms) -> ms. */
 static int duration_ms(const char *s, uint64_t *ms)
@@ -72,6 +73,11 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 #define BAD(what) do { snprintf(err, errlen, "--%s: %s (got \"%s\")", name, what, v); return -1; } while (0)
     if (!strcmp(name, "listen")) {
         if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected HOST:PORT");
+        const char *port = strrchr(v, ':') + 1;
+        uint64_t p = 0;
+        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+            (p = strtoull(port, NULL, 10)) > 65535)
+            BAD("the port must be a number from 1 to 65535 (0: any free port)");
         snprintf(c->listen, sizeof c->listen, "%s", v);
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
@@ -114,6 +120,14 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+
+static bool known(const char *name)
+{
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        if (!strcmp(name, env_names[i]))
+            return true;
+    return false;
+}
 
 static int from_env(eb_config *c, char *err, size_t errlen)
 {
@@ -158,6 +172,10 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         const char *eq = strchr(a + 2, '='), *val;
         size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
+        if (!known(name)) {
+            snprintf(err, errlen, "unknown option --%s (see --help)", name);
+            return -1;
+        }
         if (eq)
             val = eq + 1;
         else if (!strcmp(name, "require-schemas"))
