@@ -100,7 +100,10 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "dedupe-window")) {
         if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
     } else if (!strcmp(name, "require-schemas")) {
-        c->require_schemas = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
+            BAD("expected 1, true, yes, 0, false or no");
+        c->require_schemas = on;
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");

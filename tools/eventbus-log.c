@@ -212,17 +212,33 @@ static void dump_visit(const eb_log_rhdr *h, const unsigned char *p, void *arg)
     dump_rec(h, p, d->json);
 }
 
+/* A whole decimal number, into *out; false if s is anything else. */
+static bool number(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno)
+        return false;
+    *out = v;
+    return true;
+}
+
 static int cmd_dump(const char *dir, int argc, char **argv)
 {
     dump_arg d = {0, UINT64_MAX, 0, false};
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             d.json = true;
-        else if (!strcmp(argv[i], "--from") && i + 1 < argc)
-            d.from = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
-            d.limit = strtoull(argv[++i], NULL, 10);
-        else {
+        else if (!strcmp(argv[i], "--from") && i + 1 < argc && number(argv[i + 1], &d.from))
+            i++;
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc && number(argv[i + 1], &d.limit))
+            i++;
+        else if ((!strcmp(argv[i], "--from") || !strcmp(argv[i], "--limit")) && i + 1 < argc) {
+            fprintf(stderr, "eventbus-log dump: %s needs a number (got '%s')\n", argv[i],
+                    argv[i + 1]);
+            return 2;
+        } else {
             bool known = !strcmp(argv[i], "--from") || !strcmp(argv[i], "--limit");
             fprintf(stderr, "eventbus-log dump: %s '%s' (see --help)\n",
                     known ? "a value is missing after" : "unknown option", argv[i]);

@@ -605,6 +605,11 @@ def test_daemon_unknown_option_is_named_wherever_it_is(srv):
         assert "unknown option --bogus" in p.stderr, (args, p.stderr)
     p = daemon("--data")
     assert p.returncode == 2 and "--data needs a value" in p.stderr, p.stderr
+    for bad in ("maybe", "2", "on"):
+        p = daemon("--require-schemas=" + bad)
+        assert p.returncode == 2 and "--require-schemas: expected 1, true" in p.stderr, p
+        p = daemon(env={"EVENTBUS_REQUIRE_SCHEMAS": bad})
+        assert p.returncode == 2 and "EVENTBUS_REQUIRE_SCHEMAS" in p.stderr, p
     p = daemon("stray")
     assert p.returncode == 2 and 'unexpected argument "stray"' in p.stderr, p.stderr
 
@@ -649,6 +654,8 @@ def test_eventbus_log_flags(srv):
                        (["verify"], "which log directory?"),
                        (["verify", "a", "b"], "unexpected argument 'b'"),
                        (["dump", "a", "--from"], "a value is missing after '--from'"),
+                       (["dump", "a", "--limit", "ten"], "--limit needs a number (got 'ten')"),
+                       (["dump", "a", "--from", "-1"], "--from needs a number (got '-1')"),
                        (["dump", "a", "--nope"], "unknown option '--nope'"), ([], "usage:")):
         p = subprocess.run([EVENTBUS_LOG] + args, capture_output=True, text=True, timeout=10)
         assert p.returncode == 2 and want in p.stderr, (args, p)
