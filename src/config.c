@@ -1,6 +1,7 @@
 /* config.c - eventbusd's flags and EVENTBUS_* environment (see config.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 
 static const char usage[] =
     "usage: eventbusd [options]\n"
-    "  --listen HOST:PORT      HTTP address; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
+    "  --listen IP:PORT        HTTP address; [::1]:PORT for IPv6; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
@@ -66,18 +67,33 @@ static void defaults(eb_config *c)
     c->log_level = EB_LVL_INFO;
 }
 
+/* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
+static bool ip_literal(const char *host, size_t n)
+{
+    char h[64];
+    unsigned char addr[16];
+    bool v6 = n >= 2 && host[0] == '[' && host[n - 1] == ']';
+    if (n >= sizeof h)
+        return false;
+    snprintf(h, sizeof h, "%.*s", v6 ? (int)n - 2 : (int)n, v6 ? host + 1 : host);
+    return inet_pton(v6 ? AF_INET6 : AF_INET, h, addr) == 1;
+}
+
 /* Applies one setting by its flag name (without "--"). */
 static int apply(eb_config *c, const char *name, const char *v, char *err, size_t errlen)
 {
     uint64_t n = 0;
 #define BAD(what) do { snprintf(err, errlen, "--%s: %s (got \"%s\")", name, what, v); return -1; } while (0)
     if (!strcmp(name, "listen")) {
-        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected HOST:PORT");
+        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected IP:PORT");
         const char *port = strrchr(v, ':') + 1;
         uint64_t p = 0;
         if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
             (p = strtoull(port, NULL, 10)) > 65535)
             BAD("the port must be a number from 1 to 65535 (0: any free port)");
+        if (!ip_literal(v, (size_t)(port - 1 - v)))
+            BAD("the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
+                "resolved)");
         snprintf(c->listen, sizeof c->listen, "%s", v);
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");

@@ -591,6 +591,10 @@ def test_daemon_listen_port_is_checked(srv):
         assert p.returncode == 2, (bad, p)
         assert "--listen: the port must be a number from 1 to 65535" in p.stderr, p.stderr
         assert f'(got "{bad}")' in p.stderr, p.stderr
+    for bad in ("localhost:8470", ":8470", "::1:8470", "[::1:8470", "1.2.3:8470"):
+        p = daemon("--listen", bad, "--data", d)
+        assert p.returncode == 2, (bad, p)
+        assert "--listen: the host must be an IP address" in p.stderr, p.stderr
     p = daemon("--data", d, env={"EVENTBUS_LISTEN": "127.0.0.1:99999"})
     assert p.returncode == 2 and "EVENTBUS_LISTEN" in p.stderr, p.stderr
     assert not os.listdir(d), "nothing is created before the flags are all good"
