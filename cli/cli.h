@@ -30,6 +30,7 @@ typedef struct cli {
     const char *url;        /* --url / EVENTBUS_URL / default */
     uint32_t    timeout_ms; /* --timeout */
     bool        json;       /* output JSON (else tables) */
+    bool        output_set; /* --json or --table given */
     bool        tty;        /* stdout is a terminal */
     bool        err_tty;    /* stderr is a terminal (progress bars) */
     const char *cmd;        /* "groups create", for messages */

@@ -1,5 +1,6 @@
 /* events.c - `eventbus publish` (one event, or many from a JSON Lines file
  * with a progress bar) and `eventbus tail` (follow a group or a type). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -118,7 +119,7 @@ static int publish_one(cli *x, const pub_args *a)
     if (data && !strcmp(data, "-")) {
         size_t n;
         if (!(stdin_data = cli_read_file("-", &n)))
-            return cli_usage(x, "cannot read stdin");
+            return cli_usage(x, "cannot read stdin: %s", strerror(errno));
         data = stdin_data;
     }
     eb_publish_result r = {.size = sizeof r};
@@ -259,9 +260,10 @@ static int run_file(file_run *r)
         if ((size_t)len > skip)
             code = add_line(r, line + skip, (size_t)len - skip);
     }
+    int err = errno; /* getline's, when it failed */
     free(line);
     if (code == CLI_OK && ferror(r->f)) {
-        fprintf(stderr, "eventbus publish: cannot read %s\n", r->a->file);
+        fprintf(stderr, "eventbus publish: cannot read %s: %s\n", r->a->file, strerror(err));
         code = CLI_USAGE;
     }
     return code == CLI_OK ? flush_batch(r) : code;
@@ -289,7 +291,7 @@ static int publish_file(cli *x, const pub_args *a)
     file_run r = {.x = x, .a = a, .t0 = eb_clock_mono_s()};
     r.f = strcmp(a->file, "-") ? fopen(a->file, "r") : stdin;
     if (!r.f)
-        return cli_usage(x, "cannot open %s", a->file);
+        return cli_usage(x, "cannot read %s: %s", a->file, strerror(errno));
     struct stat st;
     if (fstat(fileno(r.f), &st) == 0 && S_ISREG(st.st_mode))
         r.size = (uint64_t)st.st_size;

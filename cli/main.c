@@ -7,7 +7,7 @@
 #include "cli.h"
 
 static const char HELP[] =
-    "Usage: eventbus [--url URL] [--json | --table] [--timeout DUR] COMMAND [ARGS]\n"
+    "Usage: eventbus [OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "Talks to an eventbusd over its HTTP API.\n"
     "\n"
@@ -21,17 +21,24 @@ static const char HELP[] =
     "  stats                       a summary of the bus and its groups\n"
     "  top                         a refreshing view of rates, lag and DLQ depth\n"
     "\n"
-    "Options:\n"
+    "Options, anywhere on the line (before or after the command):\n"
     "  --url URL       the server (default $EVENTBUS_URL, else http://127.0.0.1:8470)\n"
     "  --json          print JSON (the default when stdout is not a terminal)\n"
     "  --table         print tables (the default on a terminal)\n"
-    "  --timeout DUR   per request (30s; also 500ms, 2m)\n"
-    "  -h, --help      this help; 'eventbus COMMAND --help' for a command's\n"
+    "  --timeout DUR   per request (default 30s; also 500ms, 2m)\n"
+    "  --              ends the options: what follows goes to the command as it is\n"
+    "Before the command only:\n"
+    "  -h, --help      this help ('eventbus COMMAND --help' for a command's own)\n"
     "  --version       the version\n"
     "\n"
+    "A command option's value that looks like one of these is written with '='\n"
+    "(--key=--json).\n"
+    "\n"
+    "Environment: EVENTBUS_URL (as --url); EVENTBUS_OUTPUT=json or table (as\n"
+    "--json / --table, which win over it; any other value is refused).\n"
+    "\n"
     "Exit codes: 0 ok, 1 the server said no (its message is printed),\n"
-    "2 usage error, 3 cannot reach the server.\n"
-    "$EVENTBUS_OUTPUT=json|table sets the output mode like --json/--table.\n";
+    "2 usage error, 3 cannot reach the server.\n";
 
 typedef int (*cmd_fn)(cli *x, int argc, char **argv);
 
@@ -44,7 +51,8 @@ static const struct {
     {"stats", cli_stats},     {"top", cli_top},
 };
 
-/* Takes the value of a global option: "--url X" or "--url=X". */
+/* The value of a global option at argv[*i]: "--url X" or "--url=X"
+ * (advancing *i past X); NULL when it has none. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
 {
     size_t n = strlen(name);
@@ -61,62 +69,102 @@ static bool is_opt(const char *arg, const char *name)
     return !strncmp(arg, name, n) && (arg[n] == '\0' || arg[n] == '=');
 }
 
-/* Parses the global options before the command; returns the command's
- * index in argv, or -1 after printing a usage error. */
-static int global_opts(cli *x, int argc, char **argv, int *exit_code)
+/* Applies argv[*i] if it is one of the options valid anywhere (--json,
+ * --table, --url, --timeout): 1 if it was, 0 if not, -1 after a usage
+ * error (in *exit_code). */
+static int anywhere_opt(cli *x, int argc, char **argv, int *i, int *exit_code)
 {
-    const char *mode = getenv("EVENTBUS_OUTPUT");
-    x->json = !x->tty;
-    if (mode && !strcmp(mode, "json"))
-        x->json = true;
-    else if (mode && !strcmp(mode, "table"))
-        x->json = false;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i], *v;
-        uint64_t ms;
-        if (!strcmp(a, "--json")) {
-            x->json = true;
-        } else if (!strcmp(a, "--table")) {
-            x->json = false;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            *exit_code = cli_help(HELP);
-            return -1;
-        } else if (!strcmp(a, "--version")) {
-            printf("eventbus %d.%d.%d\n", EB_VERSION_MAJOR, EB_VERSION_MINOR, EB_VERSION_PATCH);
-            *exit_code = CLI_OK;
-            return -1;
-        } else if (is_opt(a, "--url")) {
-            if (!(v = opt_value(argc, argv, &i, "--url"))) {
-                *exit_code = cli_usage(x, "--url needs a value");
-                return -1;
-            }
-            x->url = v;
-        } else if (is_opt(a, "--timeout")) {
-            if (!(v = opt_value(argc, argv, &i, "--timeout")) || !cli_parse_ms(v, &ms) || !ms ||
-                ms > 3600000) {
-                *exit_code = cli_usage(x, "--timeout needs a duration like 30s or 500ms");
-                return -1;
-            }
-            x->timeout_ms = (uint32_t)ms;
-        } else {
-            *exit_code = cli_usage(x, "unknown option '%s'", a);
+    const char *a = argv[*i], *v;
+    uint64_t ms;
+    if (!strcmp(a, "--json") || !strcmp(a, "--table")) {
+        x->json = a[2] == 'j';
+        x->output_set = true;
+    } else if (is_opt(a, "--url")) {
+        if (!(v = opt_value(argc, argv, i, "--url"))) {
+            *exit_code = cli_usage(x, "--url needs a value");
             return -1;
         }
+        x->url = v;
+    } else if (is_opt(a, "--timeout")) {
+        if (!(v = opt_value(argc, argv, i, "--timeout")) || !cli_parse_ms(v, &ms) || !ms ||
+            ms > 3600000) {
+            *exit_code = cli_usage(x, "--timeout needs a duration like 30s or 500ms");
+            return -1;
+        }
+        x->timeout_ms = (uint32_t)ms;
+    } else {
+        return 0;
     }
-    if (i == argc) {
+    return 1;
+}
+
+/* Output mode: --json/--table, else $EVENTBUS_OUTPUT, else JSON unless
+ * stdout is a terminal. Returns false after a usage error. */
+static bool output_mode(cli *x, int *exit_code)
+{
+    const char *mode = getenv("EVENTBUS_OUTPUT");
+    if (mode && *mode && strcmp(mode, "json") && strcmp(mode, "table")) {
+        *exit_code = cli_usage(x, "EVENTBUS_OUTPUT must be 'json' or 'table' (got '%s')", mode);
+        return false;
+    }
+    if (!x->output_set)
+        x->json = mode && *mode ? !strcmp(mode, "json") : !x->tty;
+    return true;
+}
+
+/* Takes the global options out of argv wherever they are (up to a "--"),
+ * leaving the command and its own arguments in argv[0..*argc). Returns the
+ * command's index, or -1 when done (help, version) or after a usage error,
+ * with the exit code in *exit_code. */
+static int global_opts(cli *x, int *argc, char **argv, int *exit_code)
+{
+    int n = 1, at = -1;
+    bool ended = false; /* after "--" */
+    for (int i = 1; i < *argc; i++) {
+        const char *a = argv[i];
+        if (!ended && !strcmp(a, "--")) {
+            ended = true;
+            if (at < 0)
+                continue; /* "eventbus -- CMD": the "--" only ends our options */
+            argv[n++] = argv[i];
+            continue;
+        }
+        int r = ended ? 0 : anywhere_opt(x, *argc, argv, &i, exit_code);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            continue;
+        if (at < 0 && !ended && a[0] == '-') { /* before the command */
+            if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+                *exit_code = cli_help(HELP);
+            } else if (!strcmp(a, "--version")) {
+                printf("eventbus %d.%d.%d\n", EB_VERSION_MAJOR, EB_VERSION_MINOR,
+                       EB_VERSION_PATCH);
+                *exit_code = CLI_OK;
+            } else {
+                *exit_code = cli_usage(x, "unknown option '%s'", a);
+            }
+            return -1;
+        }
+        if (at < 0)
+            at = n;
+        argv[n++] = argv[i];
+    }
+    *argc = n;
+    argv[n] = NULL;
+    if (at < 0) {
         fputs(HELP, stderr);
         *exit_code = CLI_USAGE;
         return -1;
     }
-    return i;
+    return output_mode(x, exit_code) ? at : -1;
 }
 
 int main(int argc, char **argv)
 {
     cli x = {.tty = isatty(STDOUT_FILENO) == 1, .err_tty = isatty(STDERR_FILENO) == 1};
     int code = CLI_OK;
-    int at = global_opts(&x, argc, argv, &code);
+    int at = global_opts(&x, &argc, argv, &code);
     if (at < 0)
         return code;
     for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {

@@ -1,5 +1,6 @@
 /* schemas.c - `eventbus schemas register|check|list|show`: the schema
  * registry from the command line. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,7 @@ static int with_file(cli *x, const sch_args *a)
     size_t len;
     char *schema = cli_read_file(a->file, &len);
     if (!schema)
-        return cli_usage(x, "cannot read %s", a->file);
+        return cli_usage(x, "cannot read %s: %s", a->file, strerror(errno));
     int code = !strcmp(a->sub, "register") ? do_register(x, a, schema) : do_check(x, a, schema);
     free(schema);
     return code;

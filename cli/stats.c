@@ -81,6 +81,8 @@ int cli_stats(cli *x, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv))
         return cli_help(STATS_HELP);
+    if (argc > 1 && argv[1][0] == '-' && strcmp(argv[1], "--"))
+        return cli_usage(x, "unknown option '%s'", argv[1]);
     if (argc > 1)
         return cli_usage(x, "stats takes no arguments");
     eb_stats_info *s = NULL;
@@ -159,7 +161,7 @@ static void cell_rate(cli_table *t, double r)
 static void draw_screen(const cli *x, const eb_stats_info *st, const sample *prev,
                         const sample *cur, double interval)
 {
-    char tb[16], hb[32];
+    char tb[16], pb[32], hb[32];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
@@ -168,7 +170,7 @@ static void draw_screen(const cli *x, const eb_stats_info *st, const sample *pre
     printf("\033[H\033[2Jeventbus top  %s  %s  (every %.1fs, Ctrl-C quits)\n\n", x->url, tb,
            interval);
     printf("published/s: %s   head seq: %" PRIu64 "   log: %s\n\n",
-           pub < 0 ? "-" : (snprintf(hb, sizeof hb, "%.1f", pub), hb), st->head_seq,
+           pub < 0 ? "-" : (snprintf(pb, sizeof pb, "%.1f", pub), pb), st->head_seq,
            human_bytes(st->bytes, hb));
     static const char *const head[] = {"GROUP", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
                                        "DELIV/S", "ACK/S", "NACK/S", "PAUSED"};

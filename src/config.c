@@ -1,6 +1,7 @@
 /* config.c - eventbusd's flags and EVENTBUS_* environment (see config.h). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +13,20 @@
 
 static const char usage[] =
     "usage: eventbusd [options]\n"
-    "  --listen HOST:PORT      HTTP address (default 127.0.0.1:8470)   EVENTBUS_LISTEN\n"
+    "  --listen IP:PORT        HTTP address; [::1]:PORT for IPv6; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
-    "  --retention AGE         delete events older than AGE (7d, 24h; 0 = forever)  EVENTBUS_RETENTION\n"
-    "  --retention-bytes SIZE  keep the log under SIZE (10GB; 0 = unlimited)       EVENTBUS_RETENTION_BYTES\n"
+    "  --retention AGE         delete events older than AGE, like 7d or 24h (default 0: kept forever)  EVENTBUS_RETENTION\n"
+    "  --retention-bytes SIZE  keep the log under SIZE, like 10GB (default 0: unlimited)  EVENTBUS_RETENTION_BYTES\n"
     "  --max-event-bytes SIZE  largest event accepted (default 1MiB)    EVENTBUS_MAX_EVENT_BYTES\n"
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
-    "  --require-schemas       refuse event types with no schema        EVENTBUS_REQUIRE_SCHEMAS=1\n"
-    "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
+    "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
-    "  --help, --version\n";
+    "  -h, --help              this help\n"
+    "  --version               the version\n";
 
 /* A flag's duration (util/duration.h; a bare number is ms) -> ms. */
 static int duration_ms(const char *s, uint64_t *ms)
@@ -65,13 +67,33 @@ static void defaults(eb_config *c)
     c->log_level = EB_LVL_INFO;
 }
 
+/* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
+static bool ip_literal(const char *host, size_t n)
+{
+    char h[64];
+    unsigned char addr[16];
+    bool v6 = n >= 2 && host[0] == '[' && host[n - 1] == ']';
+    if (n >= sizeof h)
+        return false;
+    snprintf(h, sizeof h, "%.*s", v6 ? (int)n - 2 : (int)n, v6 ? host + 1 : host);
+    return inet_pton(v6 ? AF_INET6 : AF_INET, h, addr) == 1;
+}
+
 /* Applies one setting by its flag name (without "--"). */
 static int apply(eb_config *c, const char *name, const char *v, char *err, size_t errlen)
 {
     uint64_t n = 0;
 #define BAD(what) do { snprintf(err, errlen, "--%s: %s (got \"%s\")", name, what, v); return -1; } while (0)
     if (!strcmp(name, "listen")) {
-        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected HOST:PORT");
+        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected IP:PORT");
+        const char *port = strrchr(v, ':') + 1;
+        uint64_t p = 0;
+        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+            (p = strtoull(port, NULL, 10)) > 65535)
+            BAD("the port must be a number from 1 to 65535 (0: any free port)");
+        if (!ip_literal(v, (size_t)(port - 1 - v)))
+            BAD("the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
+                "resolved)");
         snprintf(c->listen, sizeof c->listen, "%s", v);
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
@@ -94,7 +116,10 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "dedupe-window")) {
         if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
     } else if (!strcmp(name, "require-schemas")) {
-        c->require_schemas = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+        if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
+            BAD("expected 1, true, yes, 0, false or no");
+        c->require_schemas = on;
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
@@ -114,6 +139,14 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+
+static bool known(const char *name)
+{
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        if (!strcmp(name, env_names[i]))
+            return true;
+    return false;
+}
 
 static int from_env(eb_config *c, char *err, size_t errlen)
 {
@@ -158,6 +191,10 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         const char *eq = strchr(a + 2, '='), *val;
         size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         snprintf(name, sizeof name, "%.*s", (int)nl, a + 2);
+        if (!known(name)) {
+            snprintf(err, errlen, "unknown option --%s (see --help)", name);
+            return -1;
+        }
         if (eq)
             val = eq + 1;
         else if (!strcmp(name, "require-schemas"))

@@ -9,6 +9,7 @@
  * checks each sealed segment's index file against it, and exits 0 when all
  * is well, 1 with a report otherwise. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,13 +33,18 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static size_t list(const char *dir, uint64_t **out)
+/* The base seqs of DIR's segments, sorted, into *out (caller frees).
+ * Prints why and returns false when DIR cannot be read or holds none. */
+static bool list(const char *dir, uint64_t **out, size_t *count)
 {
     DIR *d = opendir(dir);
     size_t n = 0, cap = 0;
     *out = NULL;
-    if (!d)
-        return 0;
+    *count = 0;
+    if (!d) {
+        fprintf(stderr, "eventbus-log: cannot open %s: %s\n", dir, strerror(errno));
+        return false;
+    }
     struct dirent *e;
     while ((e = readdir(d))) {
         if (strlen(e->d_name) != 24 || strcmp(e->d_name + 20, ".seg"))
@@ -50,9 +56,15 @@ static size_t list(const char *dir, uint64_t **out)
         (*out)[n++] = strtoull(e->d_name, NULL, 10);
     }
     closedir(d);
+    if (!n) {
+        fprintf(stderr, "eventbus-log: no segments in %s (a log directory is DATA/events or "
+                        "DATA/meta)\n", dir);
+        return false;
+    }
     if (n > 1)
         qsort(*out, n, sizeof **out, cmp_u64);
-    return n;
+    *count = n;
+    return true;
 }
 
 static void fmt_time(uint64_t us, char out[40])
@@ -200,27 +212,43 @@ static void dump_visit(const eb_log_rhdr *h, const unsigned char *p, void *arg)
     dump_rec(h, p, d->json);
 }
 
+/* A whole decimal number, into *out; false if s is anything else. */
+static bool number(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno)
+        return false;
+    *out = v;
+    return true;
+}
+
 static int cmd_dump(const char *dir, int argc, char **argv)
 {
     dump_arg d = {0, UINT64_MAX, 0, false};
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             d.json = true;
-        else if (!strcmp(argv[i], "--from") && i + 1 < argc)
-            d.from = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--limit") && i + 1 < argc)
-            d.limit = strtoull(argv[++i], NULL, 10);
-        else {
-            fprintf(stderr, "eventbus-log: unknown option %s\n", argv[i]);
+        else if (!strcmp(argv[i], "--from") && i + 1 < argc && number(argv[i + 1], &d.from))
+            i++;
+        else if (!strcmp(argv[i], "--limit") && i + 1 < argc && number(argv[i + 1], &d.limit))
+            i++;
+        else if ((!strcmp(argv[i], "--from") || !strcmp(argv[i], "--limit")) && i + 1 < argc) {
+            fprintf(stderr, "eventbus-log dump: %s needs a number (got '%s')\n", argv[i],
+                    argv[i + 1]);
+            return 2;
+        } else {
+            bool known = !strcmp(argv[i], "--from") || !strcmp(argv[i], "--limit");
+            fprintf(stderr, "eventbus-log dump: %s '%s' (see --help)\n",
+                    known ? "a value is missing after" : "unknown option", argv[i]);
             return 2;
         }
     }
     uint64_t *bases;
-    size_t n = list(dir, &bases);
-    if (!n) {
-        fprintf(stderr, "eventbus-log: no segments in %s\n", dir);
+    size_t n;
+    if (!list(dir, &bases, &n))
         return 1;
-    }
     for (size_t i = 0; i < n && d.shown < d.limit; i++) {
         if (i + 1 < n && bases[i + 1] <= d.from)
             continue;
@@ -260,11 +288,9 @@ static const char *check_index(const char *dir, uint64_t base, uint64_t count, u
 static int cmd_verify(const char *dir)
 {
     uint64_t *bases;
-    size_t n = list(dir, &bases);
-    if (!n) {
-        printf("%s: no segments\n", dir);
+    size_t n;
+    if (!list(dir, &bases, &n))
         return 1;
-    }
     int bad = 0;
     uint64_t records = 0, expect = bases[0];
     for (size_t i = 0; i < n; i++) {
@@ -319,15 +345,29 @@ static const char usage[] =
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (argc < 3 || (strcmp(argv[1], "dump") && strcmp(argv[1], "verify"))) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    if (argc < 2) {
         fputs(usage, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "dump") && strcmp(argv[1], "verify")) {
+        fprintf(stderr, "eventbus-log: unknown %s '%s' (see --help)\n",
+                argv[1][0] == '-' ? "option" : "command", argv[1]);
+        return 2;
+    }
+    if (argc < 3) {
+        fprintf(stderr, "eventbus-log %s: which log directory? (see --help)\n", argv[1]);
         return 2;
     }
     if (!strcmp(argv[1], "dump"))
         return cmd_dump(argv[2], argc - 3, argv + 3);
+    if (argc > 3) {
+        fprintf(stderr, "eventbus-log verify: unexpected argument '%s' (see --help)\n", argv[3]);
+        return 2;
+    }
     return cmd_verify(argv[2]);
 }

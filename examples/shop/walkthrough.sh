@@ -43,7 +43,18 @@ for g in inventory notification analytics; do # a fresh start for the demo's gro
 done
 
 step "1. The contract: order.created needs orderId, amount and currency"
-eb schemas register order.created "$HERE/order.created.json"
+if ! eb schemas register order.created "$HERE/order.created.json"; then
+    cat >&2 <<EOF
+walkthrough: this server already holds an order.created schema that the
+shop's ($HERE/order.created.json) cannot follow (the reasons are above;
+'eventbus schemas show order.created' prints it). The walkthrough needs a
+server whose order.created is the shop's or unknown: start an eventbusd on
+a fresh data directory (stop 'make run', then 'rm -rf data' and 'make run'
+again, which deletes its events; or 'bin/eventbusd --data /tmp/shop-data
+--listen 127.0.0.1:8471' and give walkthrough.sh http://127.0.0.1:8471).
+EOF
+    exit 1
+fi
 
 step "2. Inventory and notification subscribe (each group gets every order)"
 eb groups create inventory --types order.created

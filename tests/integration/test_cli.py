@@ -2,7 +2,8 @@
 """The `eventbus` CLI against a real eventbusd (issue 6): every command,
 --help everywhere, output modes (JSON when piped, tables on a terminal),
 exit codes 0/1/2/3, the progress bar of `publish --file` on a terminal,
-`tail` following and stopping on SIGINT, and `top`.
+`tail` following and stopping on SIGINT, and `top`. Also (issue 14) global
+options in any position, and the flags of eventbusd and eventbus-log.
 
 Each test gets its own server (see harness.py). The CLI binary comes from
 $EVENTBUS_CLI (set by meson) or bin/eventbus.
@@ -10,15 +11,17 @@ $EVENTBUS_CLI (set by meson) or bin/eventbus.
 import json
 import os
 import pty
+import re
 import select
 import signal
 import subprocess
 import tempfile
 import time
 
-from harness import ROOT, free_port, run_tests
+from harness import DAEMON, ROOT, free_port, run_tests
 
 CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
+EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -42,9 +45,10 @@ def run(srv, *args, stdin=None, env=None, url=None, timeout=30):
     return p.returncode, p.stdout, p.stderr
 
 
-def run_tty(srv, *args, tty_stdout=True, tty_stderr=False, timeout=30):
+def run_tty(srv, *args, tty_stdout=True, tty_stderr=False, timeout=30, on_output=None):
     """Runs the CLI with stdout and/or stderr on a pseudo-terminal; returns
-    (rc, what the terminal showed, the other stream)."""
+    (rc, what the terminal showed, the other stream). on_output(shown) is
+    called with what the terminal showed so far each time more came."""
     master, slave = pty.openpty()
     e = dict(os.environ)
     e.pop("EVENTBUS_OUTPUT", None)
@@ -65,6 +69,8 @@ def run_tty(srv, *args, tty_stdout=True, tty_stderr=False, timeout=30):
             if not chunk:
                 break
             shown += chunk
+            if on_output:
+                on_output(shown)
         elif p.poll() is not None:
             break
     os.close(master)
@@ -422,6 +428,241 @@ def test_stats_and_top(srv):
     rc, shown, _ = run_tty(srv, "top", "-n", "2", "--interval", "200ms")
     assert rc == 0 and "\x1b[2J" in shown and "eventbus top" in shown, shown
     assert "GROUP" in shown and "DELIV/S" in shown and "\ng " in shown, shown
+
+
+
+def human_bytes(b):
+    """The size as `eventbus stats` and `top` write it (cli/stats.c)."""
+    v, u = float(b), 0
+    while v >= 1024 and u < 4:
+        v /= 1024
+        u += 1
+    return ("%.1f %s" if u else "%.0f %s") % (v, ["B", "KiB", "MiB", "GiB", "TiB"][u])
+
+
+def test_top_puts_each_value_in_its_place(srv):
+    """Issue 14.1: after the first screen the log size showed the publish
+    rate. Two screens, with 40 events published between them, so that the
+    rate, the head seq and the log size all differ; each is checked where
+    it belongs."""
+    ok(srv, "groups", "create", "g", "--types", "order.created")
+    for i in range(3):
+        ok(srv, "publish", "order.created", order(i))
+    published = []
+
+    def publish_after_first_screen(shown):
+        if not published and b"GROUP" in shown:
+            batch = [{"type": "order.created", "data": json.loads(order(i))}
+                     for i in range(10, 50)]
+            published.append(srv.request("POST", "/v1/events/batch", batch)[0])
+
+    rc, shown, err = run_tty(srv, "top", "-n", "2", "--interval", "3s",
+                             on_output=publish_after_first_screen)
+    assert rc == 0 and published == [201], (rc, published, shown, err)
+    screens = shown.split("\x1b[2J")[1:]
+    assert len(screens) == 2, screens
+    st = srv.request("GET", "/v1/stats")[2]["events"]
+    line = re.compile(r"published/s: (\S+)   head seq: (\d+)   log: (.+)")
+    first = [m for m in map(line.fullmatch, screens[0].splitlines()) if m][0]
+    assert first.group(1) == "-" and first.group(2) == "4", screens[0]
+    second = [m for m in map(line.fullmatch, screens[1].splitlines()) if m][0]
+    assert second.group(2) == "44" and st["head_seq"] == 44, screens[1]
+    assert second.group(3) == human_bytes(st["bytes"]), (screens[1], st["bytes"])
+    rate = float(second.group(1))
+    assert 40 / 30 < rate <= 40 / 2.9, screens[1]  # 40 events in one 3 s interval
+    row = [ln.split() for ln in screens[1].splitlines() if ln.startswith("g ")][0]
+    assert row[:5] == ["g", "43", "0", "0", "0"], screens[1]
+
+
+# --- global options anywhere (issue 14.4) -------------------------------------
+
+def test_global_options_after_the_command(srv):
+    ok(srv, "groups", "create", "g", "--types", "order.created")
+    ok(srv, "publish", "order.created", order(1))
+    # --json after the command, after its arguments, with = forms
+    for args in (["stats", "--json"], ["groups", "list", "--json"],
+                 ["groups", "show", "g", "--json"], ["top", "--json", "-n", "1"],
+                 ["top", "-n", "1", "--json"]):
+        rc, out, err = run_tty_json(srv, *args)
+        assert rc == 0, (args, err)
+        json.loads(out.strip().splitlines()[-1])
+    # --table after the command, in a pipe
+    out = ok(srv, "stats", "--table")
+    assert out.startswith("events:  1 published"), out
+    out = ok(srv, "groups", "list", "--table")
+    assert out.startswith("NAME") or out.startswith("GROUP"), out
+    # --url and --timeout after the command win over $EVENTBUS_URL
+    dead = f"http://127.0.0.1:{free_port()}"
+    good = f"http://127.0.0.1:{srv.port}"
+    st = js(srv, "stats", "--url", good, "--timeout", "5s", url=dead)
+    assert st["events"]["published"] == 1
+    st = js(srv, "groups", "show", "--url=" + good, "g", "--timeout=5s", url=dead)
+    assert st["name"] == "g"
+    rc, _, err = run(srv, "stats", url=dead)
+    assert rc == 3, err
+    # the last of --json/--table wins, wherever they are
+    out = ok(srv, "--json", "stats", "--table")
+    assert out.startswith("events:"), out
+    # "--" ends the options: after it --json is an argument of the command
+    rc, out, err = run(srv, "stats", "--", "--json")
+    assert rc == 2 and "no arguments" in err, (rc, out, err)
+    rc, out, err = run(srv, "--", "stats")
+    assert rc == 0 and json.loads(out)["events"]["published"] == 1, (rc, out, err)
+    # a command option's value that looks like a global one: the = form
+    out = ok(srv, "publish", "order.created", order(2), "--key=--json")
+    assert json.loads(out)["seq"] == 2
+    # options valid before the command only stay so: --version after a
+    # command is the command's (publish --version N), unknown ones are named
+    rc, _, err = run(srv, "--bogus", "stats")
+    assert rc == 2 and "unknown option '--bogus'" in err, err
+    rc, _, err = run(srv, "stats", "--bogus")
+    assert rc == 2 and "--bogus" in err, err
+    rc, _, err = run(srv, "stats", "--url")
+    assert rc == 2 and "--url needs a value" in err, err
+    rc, _, err = run(srv, "stats", "--timeout", "soon")
+    assert rc == 2 and "--timeout" in err, err
+
+
+def run_tty_json(srv, *args):
+    """On a terminal (where tables are the default), so --json must be what
+    makes it JSON; returns (rc, what the terminal showed, stderr)."""
+    rc, shown, err = run_tty(srv, *args)
+    return rc, shown.replace("\x1b[H\x1b[2J", ""), err
+
+
+def test_output_env(srv):
+    rc, out, err = run(srv, "stats", env={"EVENTBUS_OUTPUT": "table"})
+    assert rc == 0 and out.startswith("events:"), (out, err)
+    rc, out, err = run(srv, "stats", env={"EVENTBUS_OUTPUT": "json"})
+    assert rc == 0 and json.loads(out)["events"]["published"] == 0, (out, err)
+    for bad in ("yaml", "JSON", "tables"):
+        for args in (["stats"], ["stats", "--json"]):
+            rc, out, err = run(srv, *args, env={"EVENTBUS_OUTPUT": bad})
+            assert rc == 2 and not out, (bad, args, rc, out)
+            assert f"EVENTBUS_OUTPUT must be 'json' or 'table' (got '{bad}')" in err, err
+
+
+def test_help_is_whole_and_tells_about_options(srv):
+    rc, out, _ = run(srv, "--help")
+    assert rc == 0 and out.endswith(".\n"), out[-200:]
+    assert "'eventbus COMMAND --help' for a command's own" in out, out
+    assert "anywhere on the line" in out and "--              ends the options" in out, out
+    assert "EVENTBUS_OUTPUT" in out and "EVENTBUS_URL" in out, out
+    for c in COMMANDS:
+        _, text, _ = run(srv, c, "--help")
+        assert text.endswith("\n") and not text.rstrip().endswith((",", "'s", "a", "the")), c
+    _, text, _ = run(srv, "top", "--help")
+    assert "--json" in text
+    rc, shown, _ = run_tty_json(srv, "top", "--json", "-n", "1")
+    assert rc == 0 and "published_per_s" in shown, shown
+
+
+def test_cannot_read_says_why(srv):
+    d = tempfile.mkdtemp()
+    cases = [(["schemas", "register", "t.x", "/nonexistent.json"],
+              "cannot read /nonexistent.json: No such file or directory"),
+             (["schemas", "check", "t.x", d], f"cannot read {d}: Is a directory"),
+             (["publish", "a.b", "--file", "/nonexistent.json"],
+              "cannot read /nonexistent.json: No such file or directory"),
+             (["publish", "a.b", "--file", d], f"cannot read {d}: Is a directory")]
+    for args, want in cases:
+        rc, out, err = run(srv, *args)
+        assert rc == 2 and want in err, (args, rc, err)
+    os.rmdir(d)
+
+
+# --- eventbusd's and eventbus-log's flags (issue 14.6) -----------------------
+
+def daemon(*args, env=None):
+    e = dict(os.environ)
+    for k in list(e):
+        if k.startswith("EVENTBUS_"):
+            del e[k]
+    e.update(env or {})
+    return subprocess.run([DAEMON] + list(args), capture_output=True, text=True, timeout=10,
+                          env=e)
+
+
+def test_daemon_listen_port_is_checked(srv):
+    d = tempfile.mkdtemp()
+    for bad in ("127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x",
+                "127.0.0.1:-1", "127.0.0.1:123456", "[::1]:70000"):
+        p = daemon("--listen", bad, "--data", d)
+        assert p.returncode == 2, (bad, p)
+        assert "--listen: the port must be a number from 1 to 65535" in p.stderr, p.stderr
+        assert f'(got "{bad}")' in p.stderr, p.stderr
+    for bad in ("localhost:8470", ":8470", "::1:8470", "[::1:8470", "1.2.3:8470"):
+        p = daemon("--listen", bad, "--data", d)
+        assert p.returncode == 2, (bad, p)
+        assert "--listen: the host must be an IP address" in p.stderr, p.stderr
+    p = daemon("--data", d, env={"EVENTBUS_LISTEN": "127.0.0.1:99999"})
+    assert p.returncode == 2 and "EVENTBUS_LISTEN" in p.stderr, p.stderr
+    assert not os.listdir(d), "nothing is created before the flags are all good"
+    os.rmdir(d)
+
+
+def test_daemon_unknown_option_is_named_wherever_it_is(srv):
+    for args in (["--bogus"], ["--data", "/tmp/x", "--bogus"], ["--bogus", "1"],
+                 ["--bogus=1"], ["--require-schemas", "--bogus"]):
+        p = daemon(*args)
+        assert p.returncode == 2, (args, p)
+        assert "unknown option --bogus" in p.stderr, (args, p.stderr)
+    p = daemon("--data")
+    assert p.returncode == 2 and "--data needs a value" in p.stderr, p.stderr
+    for bad in ("maybe", "2", "on"):
+        p = daemon("--require-schemas=" + bad)
+        assert p.returncode == 2 and "--require-schemas: expected 1, true" in p.stderr, p
+        p = daemon(env={"EVENTBUS_REQUIRE_SCHEMAS": bad})
+        assert p.returncode == 2 and "EVENTBUS_REQUIRE_SCHEMAS" in p.stderr, p
+    p = daemon("stray")
+    assert p.returncode == 2 and 'unexpected argument "stray"' in p.stderr, p.stderr
+
+
+def test_daemon_help_states_every_default(srv):
+    p = daemon("--help")
+    assert p.returncode == 0, p
+    opts, cur = {}, None
+    for line in p.stdout.splitlines():
+        m = re.match(r"  (--[a-z-]+)", line) or re.match(r"  -h, (--help)", line)
+        if m:
+            cur = m.group(1)
+            opts[cur] = line
+        elif cur and line.startswith("      "):
+            opts[cur] += " " + line.strip()
+    for flag in ("--listen", "--data", "--fsync", "--fsync-interval-ms", "--retention",
+                 "--retention-bytes", "--max-event-bytes", "--dedupe-window",
+                 "--require-schemas", "--meta-snapshot-bytes", "--log-level", "--log-format"):
+        assert flag in opts, (flag, p.stdout)
+        assert "(default " in opts[flag], (flag, opts[flag])
+    assert "default 0: kept forever" in opts["--retention"], opts["--retention"]
+    assert "default 0: unlimited" in opts["--retention-bytes"], opts["--retention-bytes"]
+    assert "1-65535" in opts["--listen"], opts["--listen"]
+
+
+def test_eventbus_log_flags(srv):
+    for args in (["--help"], ["-h"], ["verify", "--help"], ["dump", "d", "--help"]):
+        p = subprocess.run([EVENTBUS_LOG] + args, capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0 and p.stdout.startswith("usage: eventbus-log"), (args, p)
+    p = subprocess.run([EVENTBUS_LOG, "verify", "/nonexistent"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 1, p
+    assert "cannot open /nonexistent: No such file or directory" in p.stderr, p.stderr
+    empty = tempfile.mkdtemp()
+    for cmd in ("verify", "dump"):
+        p = subprocess.run([EVENTBUS_LOG, cmd, empty], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 1 and f"no segments in {empty}" in p.stderr, (cmd, p)
+    os.rmdir(empty)
+    for args, want in ((["frob", "x"], "unknown command 'frob'"),
+                       (["--bogus"], "unknown option '--bogus'"),
+                       (["verify"], "which log directory?"),
+                       (["verify", "a", "b"], "unexpected argument 'b'"),
+                       (["dump", "a", "--from"], "a value is missing after '--from'"),
+                       (["dump", "a", "--limit", "ten"], "--limit needs a number (got 'ten')"),
+                       (["dump", "a", "--from", "-1"], "--from needs a number (got '-1')"),
+                       (["dump", "a", "--nope"], "unknown option '--nope'"), ([], "usage:")):
+        p = subprocess.run([EVENTBUS_LOG] + args, capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and want in p.stderr, (args, p)
 
 
 if __name__ == "__main__":

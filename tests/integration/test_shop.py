@@ -2,7 +2,9 @@
 """The shop walkthrough (examples/shop/walkthrough.sh) against a real
 eventbusd, checked by its output: every step of the story must show what
 the README promises, in order, and the server must end in the state the
-story leaves it in.
+story leaves it in. Also the top-level README's "Try it", run as written
+(its commands read from README.md), answering what its comments say, and
+the walkthrough after it on the same server, as a newcomer does them.
 
 $EVENTBUS (the CLI) and $SHOP_BIN (the example services) come from meson.
 """
@@ -14,6 +16,7 @@ import subprocess
 from harness import ROOT, run_tests
 
 SCRIPT = os.path.join(ROOT, "examples", "shop", "walkthrough.sh")
+CLI = os.path.abspath(os.environ.get("EVENTBUS") or os.path.join(ROOT, "bin", "eventbus"))
 
 # (step header, lines that must follow it, in this order). A line is a
 # regular expression matched against one whole output line.
@@ -113,6 +116,100 @@ def test_walkthrough_without_a_server_says_so(srv):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 3 and "no eventbusd answers" in p.stderr, (p.returncode, p.stderr)
     srv.start()
+
+
+
+def readme_blocks():
+    """The two ```sh blocks of README.md's "Try it": curl, then the CLI."""
+    text = open(os.path.join(ROOT, "README.md")).read()
+    at = text.index("\n## Try it\n")
+    blocks = []
+    for _ in range(2):
+        start = text.index("```sh\n", at) + len("```sh\n")
+        at = text.index("```", start)
+        blocks.append(text[start:at])
+        at += 3
+    return blocks
+
+
+def answer_pattern(comment):
+    """A README comment showing an answer, as a regular expression: "..."
+    stands for anything, ids and times for any id and time."""
+    any_id, any_time = r"[0-9A-HJKMNP-TV-Z]{26}", r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"
+    parts = re.split(r"(\.\.\.|[0-9A-HJKMNP-TV-Z]{26}|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z)",
+                     comment)
+    out = ""
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out += re.escape(part)
+        else:
+            out += ".*" if part == "..." else any_time if "T" in part and ":" in part else any_id
+    return out
+
+
+def try_it(srv):
+    """Runs README.md's "Try it" against srv: the curl block as written
+    (answers one a line), then the CLI block (`tail` and `top`, which run
+    until Ctrl-C, get one after 3 s). Returns the curl block's output."""
+    curl_block, cli_block = readme_blocks()
+    here = f"127.0.0.1:{srv.port}"
+    assert "localhost:8470" in curl_block
+    prelude = 'curl() { command curl -sS "$@"; echo; }\nset -e\n'
+    p = subprocess.run(["bash", "-c", prelude + curl_block.replace("localhost:8470", here)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    out = p.stdout
+    # every answer the README shows (a "# {" comment) came, in this order
+    lines, at = out.splitlines(), 0
+    for c in re.findall(r"^# (\{.*)$", curl_block, re.M):
+        pat = answer_pattern(c)
+        while at < len(lines) and not re.fullmatch(pat, lines[at]):
+            at += 1
+        assert at < len(lines), f"README answer {c!r} not seen in:\n{out}"
+    assert not re.search(r'"unknown":\["', out), out  # no ack/nack of an id that is not there
+    assert '{"nacked":1,"unknown":[]}' in out, out
+    env = dict(os.environ, EVENTBUS_URL=f"http://{here}", CLI=CLI)
+    env.pop("EVENTBUS_OUTPUT", None)
+    prelude = ('eb() { case "$1" in tail|top) timeout -s INT --preserve-status 3 "$CLI" "$@";;'
+               ' *) "$CLI" "$@";; esac; }\nset -e\n')
+    assert cli_block.count("bin/eventbus ") >= 5
+    p = subprocess.run(["bash", "-c", prelude + cli_block.replace("bin/eventbus ", "eb ")],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert '"orderId"' not in p.stderr and "A-1003" in p.stdout, (p.stdout, p.stderr)
+    return out
+
+
+def test_readme_try_it_then_the_walkthrough(srv):
+    """Issue 14.3: the README's "Try it" registered another order.created
+    schema, so the walkthrough after it failed at step 1; its nack step
+    nacked a delivery that never existed."""
+    try_it(srv)
+    out = walkthrough(srv)
+    assert "order.created: identical to version 1, nothing registered (backward)" in out, out
+    for want in ("inventory-1: caught up; handled 3 events (3 acked, 0 failed)",
+                 "redrove 1 dead letter of notification", "no dead letters in notification",
+                 "walkthrough complete"):
+        assert want in out, (want, out)
+    st, _, g = srv.request("GET", "/v1/groups/notification")
+    assert g["dead_letters"] == 0 and g["counters"]["dead_lettered"] == 1, g
+
+
+def test_walkthrough_on_a_foreign_schema_says_what_to_do(srv):
+    """A server whose order.created the shop's schema cannot follow (the
+    README's "Try it" once registered one): the walkthrough stops at step 1
+    and says how to get a server it can run on."""
+    foreign = {"type": "object", "required": ["orderId", "amount", "currency"],
+               "properties": {"amount": {"type": "number", "minimum": 0},
+                              "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}
+    assert srv.request("PUT", "/v1/schemas/order.created", {"schema": foreign})[0] == 201
+    env = dict(os.environ)
+    env.pop("EVENTBUS_URL", None)
+    p = subprocess.run(["bash", SCRIPT, f"http://127.0.0.1:{srv.port}"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, (p.returncode, p.stdout, p.stderr)
+    assert "incompatible_schema" in p.stderr and "fresh data directory" in p.stderr, p.stderr
+    assert "== 2." not in p.stdout, p.stdout
 
 
 if __name__ == "__main__":
