@@ -118,8 +118,8 @@ class Contract:
         return self.problems
 
 
-CONTRACT = (Contract(os.path.join(ROOT, "docs", "openapi.json"))
-            if os.environ.get("EB_CONTRACT", "1") != "0" else None)
+CONTRACT_PATH = os.path.join(ROOT, "docs", "openapi.json")
+CONTRACT = Contract(CONTRACT_PATH) if os.environ.get("EB_CONTRACT", "1") != "0" else None
 
 
 def free_port():
