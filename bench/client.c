@@ -9,28 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
 
 #include "eventbus.h"
 #include "httpc.h"
 
 #define DATA "{\"orderId\":\"A-1001\",\"amount\":129.95,\"currency\":\"EUR\",\"email\":\"a@b.cd\"}"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 typedef struct result {
     double wall_us, cpu_us; /* per request */
@@ -41,15 +24,15 @@ static int ours(const char *url, int n, result *r)
     eb_client *c;
     if (eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = url}, &c))
         return -1;
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s();
     for (int i = 0; i < n; i++)
         if (eb_publish(c, "order.created", DATA, NULL, NULL)) {
             fprintf(stderr, "publish: %s\n", eb_client_error(c)->message);
             eb_client_free(c);
             return -1;
         }
-    r->wall_us = (now_s() - t0) * 1e6 / n;
-    r->cpu_us = (cpu_s() - c0) * 1e6 / n;
+    r->wall_us = (bench_now_s() - t0) * 1e6 / n;
+    r->cpu_us = (bench_cpu_s() - c0) * 1e6 / n;
     eb_client_free(c);
     return 0;
 }
@@ -75,7 +58,7 @@ static int curl_peer(const char *url, int n, result *r)
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    double t0 = now_s(), c0 = cpu_s();
+    double t0 = bench_now_s(), c0 = bench_cpu_s();
     int rc = 0;
     for (int i = 0; i < n && !rc; i++) {
         long status = 0;
@@ -83,8 +66,8 @@ static int curl_peer(const char *url, int n, result *r)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 201)
             rc = -1;
     }
-    r->wall_us = (now_s() - t0) * 1e6 / n;
-    r->cpu_us = (cpu_s() - c0) * 1e6 / n;
+    r->wall_us = (bench_now_s() - t0) * 1e6 / n;
+    r->cpu_us = (bench_cpu_s() - c0) * 1e6 / n;
     curl_slist_free_all(hd);
     curl_easy_cleanup(h);
     return rc;
@@ -115,12 +98,12 @@ static int consume(const char *url, int n, double *events_per_s)
     for (int done = 0; !rc && done < n; done += 500)
         rc = eb_publish_batch(c, mp, 500, NULL);
     uint64_t seen = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (!rc)
         rc = eb_consume(c, "bench", "bench-1", count_handler,
                         &(eb_consume_opts){.size = sizeof(eb_consume_opts), .arg = &seen, .max = 500,
                                            .max_events = (uint64_t)n / 500 * 500});
-    *events_per_s = (double)seen / (now_s() - t0);
+    *events_per_s = (double)seen / (bench_now_s() - t0);
     if (rc)
         fprintf(stderr, "consume: %s\n", eb_client_error(c)->message);
     eb_client_free(c);

@@ -15,6 +15,10 @@ pid_t bench_start_daemon(const char *path, const char *const *extra, int *port,
 /* SIGTERM, wait, remove the data dir. */
 void bench_stop_daemon(pid_t pid, const char *dir);
 
+/* Monotonic wall time and this process's CPU time (user + system), seconds. */
+double bench_now_s(void);
+double bench_cpu_s(void);
+
 /* A blocking keep-alive connection (one thread uses it at a time). */
 typedef struct bench_conn {
     int    fd;

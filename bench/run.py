@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """make bench: runs the benchmarks under bench/ (log, json, schema, publish,
-consume) and prints one table:
+consume, client, node: the TypeScript client) and prints one table:
 figure, target, result. Benchmarks are not tests: nothing here is timed in
 make test. Each program also prints its own detailed lines."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -79,6 +80,17 @@ def main():
                      f"(wall {p.get('ours_us', 0):.0f} vs {p.get('curl_us', 0):.0f} us, fsync bound)"))
         rows.append(("eb_consume drain (pull 500 + ack)", "-",
                      f"{cl.get('client_consume', {}).get('events_per_s', 0):,.0f} events/s"))
+    node_c = os.path.join(B, "node", "bench_node_c")
+    if shutil.which("node") and os.path.exists(node_c):
+        nd = run(["node", os.path.join(ROOT, "bench", "node", "bench.mjs"), DAEMON, node_c]).get("node", {})
+        fc = nd.get("consume_fetch_eps", 0) or 1
+        ff = nd.get("cpu_fetch_us", 0) or 1
+        rows.append(("@eventbus/client consume, trivial handler", ">= 80% of a fetch loop",
+                     f"{nd.get('consume_client_eps', 0):,.0f}/s = {100 * nd.get('consume_client_eps', 0) / fc:.0f}% "
+                     f"of fetch loop {fc:,.0f}/s (C eb_consume {nd.get('consume_c_eps', 0):,.0f}/s)"))
+        rows.append(("@eventbus/client publish batches of 100, CPU/event", "<= 1.5x a fetch loop",
+                     f"{nd.get('cpu_client_us', 0):.2f} us = {nd.get('cpu_client_us', 0) / ff:.2f}x fetch loop "
+                     f"{ff:.2f} us (C {nd.get('cpu_c_us', 0):.2f} us); {nd.get('publish_client_eps', 0):,.0f} events/s"))
     w = max(len(r[0]) for r in rows)
     t = max(len(r[1]) for r in rows)
     print("\n%-*s  %-*s  %s" % (w, "figure", t, "target", "result"))

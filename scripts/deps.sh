@@ -28,17 +28,39 @@ for arg in "$@"; do
     esac
 done
 
+# Node.js >= 20 and npm (clients/node, its tests, the docs/openapi.yaml lint):
+# Debian's nodejs and npm only when no `node` is on PATH (Debian 12's is 18:
+# too old, said below); the npm packages come from the committed lockfiles.
+command -v node >/dev/null || pkgs+=(nodejs npm)
+
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq >/dev/null
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-echo "deps: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >/dev/null
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# npm ci where node_modules is missing or older than its lockfile.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+    echo "deps: Node.js >= 20 is needed for clients/node (found $(node --version 2>/dev/null || echo none));" \
+         "install it (e.g. from NodeSource) and run make again" >&2
+    exit 1
+fi
+root=$(cd "$(dirname "$0")/.." && pwd)
+for d in clients/node examples/shop-ts; do
+    lock="$root/$d/package-lock.json"
+    [ -f "$lock" ] || continue
+    if [ ! -d "$root/$d/node_modules" ] || [ "$lock" -nt "$root/$d/node_modules" ]; then
+        echo "deps: npm ci in $d" >&2
+        (cd "$root/$d" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) && touch "$root/$d/node_modules"
+    fi
+done

@@ -9,10 +9,19 @@ The daemon binary comes from $EVENTBUSD (set by meson) or bin/eventbusd.
 $EB_TEST_FSYNC (interval, never) runs every server with that --fsync
 unless the test gives its own: meson runs the publish and groups suites
 once more under `interval`, where the loop thread writes the log itself.
+
+Contract check (on unless EB_CONTRACT=0): every answer Server.request gets
+is matched against docs/openapi.json (generated from docs/openapi.yaml):
+its route and method, its status among the operation's responses, its
+Content-Type and its body against the response's schema. The bodies are
+validated in one batch per module, at the end, by tests/tools/validate-json
+(the project's own JSON Schema validator, not the daemon under test); any
+mismatch fails the module as the extra test `contract`.
 """
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -24,6 +33,93 @@ import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON = os.environ.get("EVENTBUSD") or os.path.join(ROOT, "bin", "eventbusd")
+VALIDATOR = os.environ.get("VALIDATE_JSON") or os.path.join(ROOT, "build", "tests", "tools",
+                                                             "validate-json")
+
+
+class Contract:
+    """Answers checked against docs/openapi.json; bodies validated in one batch."""
+
+    def __init__(self, path):
+        with open(path) as f:
+            self.doc = json.load(f)
+        self.routes = []  # (params, regex, path item), literal paths first
+        for tpl, item in self.doc["paths"].items():
+            rx = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(tpl)) + "$"
+            self.routes.append((tpl.count("{"), re.compile(rx), item))
+        self.routes.sort(key=lambda r: r[0])
+        self.problems = []  # (test, message)
+        self.bodies = []    # (test, what, schema name, body)
+        self.test = "?"
+
+    def response(self, r):
+        ref = r.get("$ref", "")
+        return self.doc["components"]["responses"][ref.rsplit("/", 1)[1]] if ref else r
+
+    def check(self, method, path, status, headers, text):
+        path = path.split("?", 1)[0]
+        what = f"{method} {path} -> {status}"
+        items = [item for _, rx, item in self.routes if rx.match(path)]
+        op = next((item[method.lower()] for item in items if method.lower() in item), None)
+        if op is None and method == "HEAD":  # HEAD: GET's answer without a body
+            op = next((item["get"] for item in items if "get" in item), None)
+        if op is None:
+            kind = "unknown-method" if items else "unknown-path"
+            resp = self.response(self.doc["x-unmatched-routes"][kind])
+            want = 405 if items else 404
+            if status != want:
+                return self.problems.append((self.test, f"{what}: {kind} must answer {want}"))
+        else:
+            resp = op["responses"].get(str(status))
+            if resp is None:
+                return self.problems.append((self.test, f"{what}: status not in the contract"))
+            resp = self.response(resp)
+        content = resp.get("content")
+        if method == "HEAD":
+            return None
+        if not content:
+            if text:
+                self.problems.append((self.test, f"{what}: body where the contract has none"))
+            return None
+        (mtype, media), = content.items()
+        ctype = headers.get("content-type", "")
+        if not ctype.startswith(mtype):
+            return self.problems.append((self.test, f"{what}: Content-Type {ctype!r}, not {mtype}"))
+        if mtype == "application/json":
+            try:
+                body = json.loads(text)
+            except ValueError:
+                return self.problems.append((self.test, f"{what}: body is not JSON"))
+        else:
+            body = text.decode(errors="replace")
+        name = media["schema"]["$ref"].rsplit("/", 1)[1]
+        self.bodies.append((self.test, what, name, json.dumps(body)))
+        return None
+
+    def finish(self):
+        """Validates the bodies; returns the list of problems."""
+        if self.bodies:
+            defs = json.dumps(self.doc["components"]["schemas"]).replace(
+                '"#/components/schemas/', '"#/$defs/')
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+                f.write(defs)
+            try:
+                lines = "".join(f"{n}\t{b}\n" for _, _, n, b in self.bodies)
+                p = subprocess.run([VALIDATOR, f.name], input=lines, capture_output=True,
+                                   text=True)
+            finally:
+                os.unlink(f.name)
+            verdicts = p.stdout.splitlines()
+            if len(verdicts) != len(self.bodies):
+                self.problems.append(("-", f"validate-json: {p.stderr.strip() or p.returncode}"))
+            for (test, what, name, body), v in zip(self.bodies, verdicts):
+                if v != "ok":
+                    self.problems.append((test, f"{what}: {name}: {v}\n  body: {body[:300]}"))
+        return self.problems
+
+
+CONTRACT_PATH = os.path.join(ROOT, "docs", "openapi.json")
+CONTRACT = Contract(CONTRACT_PATH) if os.environ.get("EB_CONTRACT", "1") != "0" else None
 
 
 def free_port():
@@ -134,6 +230,9 @@ class Server:
                     raise
             finally:
                 conn.close()
+        if CONTRACT:
+            CONTRACT.check(method, path, resp.status, {k.lower(): v for k, v in resp.getheaders()},
+                           text)
         try:
             parsed = json.loads(text) if text else None
         except ValueError:
@@ -168,6 +267,8 @@ def run_tests(ns, only=None, fixture=None):
     for name, fn in tests:
         srv = fixture() if fixture else Server()
         t0 = time.time()
+        if CONTRACT:
+            CONTRACT.test = name
         try:
             if not fixture:
                 srv.start()
@@ -182,5 +283,16 @@ def run_tests(ns, only=None, fixture=None):
                   flush=True)
         finally:
             srv.cleanup()
+    if CONTRACT:
+        t0 = time.time()
+        problems = CONTRACT.finish()
+        if problems:
+            failed += 1
+            print("FAIL    contract (docs/openapi.yaml)\n" +
+                  "\n".join(f"  {t}: {m}" for t, m in problems[:40]), flush=True)
+        else:
+            passed += 1
+            print(f"ok      contract: {len(CONTRACT.bodies)} answers match docs/openapi.yaml "
+                  f"({time.time() - t0:.2f} s)", flush=True)
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

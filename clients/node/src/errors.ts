@@ -1,0 +1,100 @@
+// errors.ts - the error classes: one per server error code, each with the
+// server's `code`, HTTP `status` and `details`, plus the client's own
+// (connection failures, timeouts) and the handler's NonRetryableError.
+
+/** One entry of an error's `details` (the field, the violation, the change). */
+export interface ErrorDetail {
+  field?: string;
+  index?: number;
+  path?: string;
+  schemaPath?: string;
+  message?: string;
+  undecidable?: boolean;
+}
+
+/** Any error answer of the server, or a failure to reach it. */
+export class EventBusError extends Error {
+  /** The server's error code (`schema_violation`, ...) or the client's (`connection`, `timeout`). */
+  readonly code: string;
+  /** The HTTP status; 0 when no answer came. */
+  readonly status: number;
+  readonly details: ErrorDetail[];
+  constructor(message: string, code: string, status: number, details: ErrorDetail[] = [], options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.details = details;
+  }
+  /** Worth trying again later: no answer, 503 or 5xx. */
+  get retryable(): boolean {
+    return this.status === 0 || this.status >= 500;
+  }
+}
+
+export class MalformedJsonError extends EventBusError {}
+export class InvalidRequestError extends EventBusError {}
+export class InvalidSchemaError extends EventBusError {}
+export class BadRequestError extends EventBusError {}
+export class NotFoundError extends EventBusError {}
+export class MethodNotAllowedError extends EventBusError {}
+export class ConflictError extends EventBusError {}
+/** A schema breaks its type's compatibility mode; `details` lists each breaking change. */
+export class IncompatibleSchemaError extends ConflictError {}
+export class PayloadTooLargeError extends EventBusError {}
+export class UnsupportedMediaTypeError extends EventBusError {}
+/** Event data breaks its schema; `details` has every violation. */
+export class SchemaViolationError extends EventBusError {}
+export class UnknownSchemaVersionError extends EventBusError {}
+export class SchemaRequiredError extends EventBusError {}
+export class HeadersTooLargeError extends EventBusError {}
+export class InternalError extends EventBusError {}
+/** The server is stopping (503). */
+export class ShuttingDownError extends EventBusError {}
+/** No answer: connection refused or reset, DNS, ... (`cause` has the system error). */
+export class ConnectionError extends EventBusError {}
+/** No answer within the request's timeout. */
+export class TimeoutError extends EventBusError {}
+
+const byCode: Record<string, new (m: string, c: string, s: number, d: ErrorDetail[]) => EventBusError> = {
+  malformed_json: MalformedJsonError,
+  invalid_request: InvalidRequestError,
+  invalid_schema: InvalidSchemaError,
+  bad_request: BadRequestError,
+  not_found: NotFoundError,
+  method_not_allowed: MethodNotAllowedError,
+  conflict: ConflictError,
+  incompatible_schema: IncompatibleSchemaError,
+  payload_too_large: PayloadTooLargeError,
+  unsupported_media_type: UnsupportedMediaTypeError,
+  schema_violation: SchemaViolationError,
+  unknown_schema_version: UnknownSchemaVersionError,
+  schema_required: SchemaRequiredError,
+  headers_too_large: HeadersTooLargeError,
+  internal: InternalError,
+  shutting_down: ShuttingDownError,
+};
+
+/** The error class for a server answer `{"error": {...}}` with this status. */
+export function errorFromAnswer(status: number, body: unknown): EventBusError {
+  const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
+  const code = typeof e?.code === 'string' ? e.code : `http_${status}`;
+  const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`;
+  const details = Array.isArray(e?.details) ? (e!.details as ErrorDetail[]) : [];
+  const Cls = byCode[code] ?? EventBusError;
+  return new Cls(message, code, status, details);
+}
+
+/**
+ * Thrown by a handler: the event cannot succeed however often it is tried.
+ * The worker nacks it with the message; once the server can dead-letter a
+ * delivery at once, it goes straight to the DLQ (today it is retried up to
+ * the group's max_attempts like any failure).
+ */
+export class NonRetryableError extends Error {
+  readonly nonRetryable = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NonRetryableError';
+  }
+}
