@@ -32,21 +32,24 @@ int main(int argc, char **argv)
     int n = atoi(argv[2]);
     uint64_t m = strtoull(argv[4], NULL, 10);
     eb_client *c;
-    if (eb_client_new(&(eb_client_opts){.url = argv[1]}, &c))
+    if (eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = argv[1]}, &c))
         return 1;
     eb_message msgs[100];
-    for (int i = 0; i < 100; i++)
-        msgs[i] = (eb_message){.type = "order.created", .data = DATA};
+    const eb_message *ptrs[100];
+    for (int i = 0; i < 100; i++) {
+        msgs[i] = (eb_message){.size = sizeof(eb_message), .type = "order.created", .data = DATA};
+        ptrs[i] = &msgs[i];
+    }
     int rc = 0;
     double t0 = bench_now_s(), c0 = bench_cpu_s();
     for (int done = 0; !rc && done < n; done += 100)
-        rc = eb_publish_batch(c, msgs, 100, NULL);
+        rc = eb_publish_batch(c, ptrs, 100, NULL);
     double pub_wall = bench_now_s() - t0, pub_cpu = bench_cpu_s() - c0;
     uint64_t seen = 0;
     t0 = bench_now_s();
     if (!rc)
         rc = eb_consume(c, argv[3], "bench-c", count_handler,
-                        &(eb_consume_opts){.arg = &seen, .max = 100, .max_events = m});
+                        &(eb_consume_opts){.size = sizeof(eb_consume_opts), .arg = &seen, .max = 100, .max_events = m});
     double con_wall = bench_now_s() - t0;
     if (rc) {
         fprintf(stderr, "bench_node_c: %s\n", eb_client_error(c)->message);
