@@ -28,6 +28,7 @@
 #include "http/http.h"
 #include "store/store_log.h"
 #include "util/logger.h"
+#include "util/xmalloc.h"
 
 typedef struct daemon_state {
     uv_loop_t       *loop;
@@ -160,6 +161,7 @@ static int open_all(daemon_state *d)
 int main(int argc, char **argv)
 {
     static daemon_state d;
+    eb_set_oom_handler(eb_oom); /* the one policy: abort on allocation failure */
     char err[512] = "", out[4096] = "";
     int rc = eb_config_parse(&d.cfg, argc, argv, err, sizeof err, out, sizeof out);
     if (rc == 1) {

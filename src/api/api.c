@@ -14,6 +14,7 @@
 #include "eventbus/err.h"
 #include "util/clock.h"
 #include "util/pct.h"
+#include "util/xmalloc.h"
 
 typedef void (*route_fn)(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
@@ -180,11 +181,6 @@ void eb__api_error(eb_http_req *req, int status, const char *code, const char *m
 
 void eb__api_reply(eb_api *api, eb_http_req *req, int status)
 {
-    if (eb_buf_failed(&api->out)) {
-        eb_buf_reset(&api->out);
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
     eb_http_respond(req, status, "application/json", api->out.data, api->out.len);
 }
 
@@ -245,8 +241,6 @@ const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok)
              e.msg);
     if (rc == EB_ETOOBIG)
         eb__api_error(req, 413, "payload_too_large", msg, NULL);
-    else if (rc == EB_ENOMEM)
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
     else
         eb__api_error(req, 400, "malformed_json", msg, NULL);
     return NULL;
@@ -270,9 +264,7 @@ eb_str eb__api_query(const eb_http_req *req, const char *name)
 
 int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
 {
-    eb_api *api = calloc(1, sizeof *api);
-    if (!api)
-        return EB_ENOMEM;
+    eb_api *api = eb_xcalloc(1, sizeof *api);
     api->bus = bus;
     if (o)
         api->opts = *o;
@@ -283,10 +275,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     eb_buf_init(&api->out);
     eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
-    if (!(api->doc = eb_json_doc_new())) {
-        free(api);
-        return EB_ENOMEM;
-    }
+    api->doc = eb_json_doc_new();
     *out = api;
     return 0;
 }

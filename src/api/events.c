@@ -10,6 +10,7 @@
 #include "api/cloudevents.h"
 #include "eventbus/err.h"
 #include "util/duration.h"
+#include "util/xmalloc.h"
 
 /* The publish in flight: answers once the bus reports durability. */
 typedef struct pub_req {
@@ -117,25 +118,17 @@ static void refuse(eb_api *api, eb_http_req *req, bool batch)
     eb_buf_free(&d);
 }
 
-static int reserve_events(eb_api *api, size_t n)
+static void reserve_events(eb_api *api, size_t n)
 {
     if (n <= api->evs_cap)
-        return 0;
-    eb_event_in *e = realloc(api->evs, n * sizeof *e);
-    if (!e)
-        return EB_ENOMEM;
-    api->evs = e;
+        return;
+    api->evs = eb_xrealloc(api->evs, n * sizeof *api->evs);
     api->evs_cap = n;
-    return 0;
 }
 
 static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
 {
-    pub_req *pr = malloc(sizeof *pr);
-    if (!pr) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    pub_req *pr = eb_xmalloc(sizeof *pr);
     *pr = (pub_req){api, req, batch, eb__api_now_us()};
     int rc = eb_bus_publish(api->bus, api->evs, n, &api->perrs, on_published, pr);
     if (rc == 0)
@@ -192,10 +185,7 @@ static int map_envelope(eb_api *api, eb_http_req *req, const eb_json *obj, bool 
 void eb__api_publish(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
-    if (reserve_events(api, 1)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    reserve_events(api, 1);
     eb_ce_mode mode = eb_ce_detect(req);
     if (mode == EB_CE_BINARY) {
         eb_field_error fe;
@@ -236,10 +226,7 @@ void eb__api_publish_batch(eb_api *api, eb_http_req *req, const eb_api_params *p
         eb__api_bad_field(req, "", msg);
         return;
     }
-    if (reserve_events(api, arr->len)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    reserve_events(api, arr->len);
     size_t i = 0;
     eb_ce_scratch_reset(&api->ce);
     for (const eb_json *e = arr->child; e; e = e->next, i++)

@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 typedef struct reg_req {
     eb_api      *api;
@@ -107,8 +108,6 @@ static void check_failed(eb_api *api, eb_http_req *req, int rc, eb_registry_verd
                  c0 ? c0->message : "breaking change", n > 1 ? " (and more in details)" : "");
         eb__api_error(req, 409, "incompatible_schema", msg, d.data);
         eb_buf_free(&d);
-    } else if (rc == EB_ENOMEM) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
     } else {
         char msg[600];
         snprintf(msg, sizeof msg, "invalid JSON Schema: %s",
@@ -157,9 +156,7 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_compat_mode mode = EB_COMPAT_BACKWARD;
     if (!type_ok(req, &p->v[0]) || read_put_body(api, req, &schema, &mode_given, &mode))
         return;
-    reg_req *rr = calloc(1, sizeof *rr);
-    if (!rr)
-        return eb__api_error(req, 500, "internal", "out of memory", NULL);
+    reg_req *rr = eb_xcalloc(1, sizeof *rr);
     rr->api = api;
     rr->req = req;
     memcpy(rr->type, p->v[0].ptr, p->v[0].len);
@@ -271,21 +268,14 @@ static int cmp_subject(const void *a, const void *b)
 typedef struct subjects {
     const eb_subject **v;
     size_t             n, cap;
-    bool               oom;
 } subjects;
 
 static void collect_subject(void *arg, const eb_subject *s)
 {
     subjects *c = arg;
     if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        const eb_subject **v = realloc(c->v, cap * sizeof *v);
-        if (!v) {
-            c->oom = true;
-            return;
-        }
-        c->v = v;
-        c->cap = cap;
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->v = eb_xrealloc(c->v, c->cap * sizeof *c->v);
     }
     c->v[c->n++] = s;
 }
@@ -295,10 +285,6 @@ void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
     (void)p;
     subjects c = {0};
     eb_bus_schemas_each(api->bus, collect_subject, &c);
-    if (c.oom) {
-        free(c.v);
-        return eb__api_error(req, 500, "internal", "out of memory", NULL);
-    }
     const eb_subject **all = c.v;
     size_t n = c.n;
     if (n)

@@ -17,6 +17,7 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* --- completions --------------------------------------------------------- */
 
@@ -116,20 +117,15 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
         return;
     e->count++;
     if (e->kept == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 16;
-        void *v = realloc(e->v, cap * sizeof *e->v);
-        if (!v)
-            return; /* the count and summary still tell */
-        e->v = v;
-        e->cap = cap;
+        e->cap = e->cap ? e->cap * 2 : 16;
+        e->v = eb_xrealloc(e->v, e->cap * sizeof *e->v);
     }
     e->v[e->kept].index = idx;
     e->v[e->kept].kind = kind;
     e->v[e->kept].path = errs_str(e, path);
     e->v[e->kept].schema_path = schema_path ? errs_str(e, schema_path) : SIZE_MAX;
     e->v[e->kept].message = errs_str(e, msg);
-    if (!eb_buf_failed(&e->text))
-        e->kept++;
+    e->kept++;
 }
 
 /* --- publishing ---------------------------------------------------------- */
@@ -193,20 +189,13 @@ static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
     return errs->count ? EB_EINVAL : 0;
 }
 
-static int grow_recs(eb_bus *bus, size_t n)
+static void grow_recs(eb_bus *bus, size_t n)
 {
     if (n <= bus->recs_cap)
-        return 0;
-    eb_store_rec_in *r = realloc(bus->recs, n * sizeof *r);
-    if (r)
-        bus->recs = r;
-    size_t *o = realloc(bus->offs, n * sizeof *o);
-    if (o)
-        bus->offs = o;
-    if (!r || !o)
-        return EB_ENOMEM;
+        return;
+    bus->recs = eb_xrealloc(bus->recs, n * sizeof *bus->recs);
+    bus->offs = eb_xrealloc(bus->offs, n * sizeof *bus->offs);
     bus->recs_cap = n;
-    return 0;
 }
 
 static bool id_is_generated(const eb_event_in *ev)
@@ -259,8 +248,6 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
         }
         offs[nrec++] = start;
     }
-    if (eb_buf_failed(&bus->enc))
-        return EB_ENOMEM;
     if (errs->count)
         return EB_EINVAL;
     /* enc is final now (no more reallocs): point the records into it. */
@@ -303,12 +290,11 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
         return EB_EINVAL;
     uint32_t vers_small[64];
     long dup_small[64];
-    uint32_t *vers = n <= 64 ? vers_small : malloc(n * sizeof *vers);
-    long *dup_of = n <= 64 ? dup_small : malloc(n * sizeof *dup_of);
-    pending_op *op = calloc(1, sizeof *op + n * sizeof op->res[0]);
-    int rc = (!vers || !dup_of || !op || grow_recs(bus, n)) ? EB_ENOMEM : 0;
-    if (rc == 0)
-        rc = check_all(bus, evs, n, vers, errs);
+    uint32_t *vers = n <= 64 ? vers_small : eb_xmalloc(n * sizeof *vers);
+    long *dup_of = n <= 64 ? dup_small : eb_xmalloc(n * sizeof *dup_of);
+    pending_op *op = eb_xcalloc(1, sizeof *op + n * sizeof op->res[0]);
+    grow_recs(bus, n);
+    int rc = check_all(bus, evs, n, vers, errs);
     long nrec = 0;
     if (rc == 0) {
         op->bus = bus;
@@ -389,15 +375,9 @@ static int encode_schema_record(const staged_schema *st, eb_buf *out)
 static staged_schema *stage(const char *type, size_t n, uint32_t version, eb_compat_mode mode,
                             const char *schema, size_t len, eb_schema *compiled)
 {
-    staged_schema *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->type = strndup(type, n);
-    st->text = malloc(len + 1);
-    if (!st->type || !st->text) {
-        staged_free(st);
-        return NULL;
-    }
+    staged_schema *st = eb_xcalloc(1, sizeof *st);
+    st->type = eb_xstrndup(type, n);
+    st->text = eb_xmalloc(len + 1);
     memcpy(st->text, schema, len);
     st->text[len] = '\0';
     st->len = len;
@@ -426,16 +406,9 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         return EB_EEXIST;
     }
     staged_schema *st = stage(type, n, chk->next, chk->mode, schema, len, compiled);
-    pending_op *op = calloc(1, sizeof *op);
+    pending_op *op = eb_xcalloc(1, sizeof *op);
     eb_buf rec = EB_BUF_INIT;
-    if (!st || !op || encode_schema_record(st, &rec) != 0) {
-        if (!st)
-            eb_schema_free(compiled);
-        staged_free(st);
-        free(op);
-        eb_buf_free(&rec);
-        return EB_ENOMEM;
-    }
+    encode_schema_record(st, &rec);
     *op = (pending_op){.bus = bus, .complete = finish_registration, .done_cb = cb, .arg = arg,
                        .extra = st};
     rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, eb__bus_on_durable, op);
@@ -684,22 +657,18 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     if (!rep)
         rep = &dummy;
     memset(rep, 0, sizeof *rep);
-    eb_bus *bus = calloc(1, sizeof *bus);
-    if (!bus)
-        return EB_ENOMEM;
+    eb_bus *bus = eb_xcalloc(1, sizeof *bus);
     bus->loop = loop;
     bus->opts = *opts;
     if (!bus->opts.max_event_bytes)
         bus->opts.max_event_bytes = 1u << 20;
-    bus->opts.data_dir = strdup(opts->data_dir);
+    bus->opts.data_dir = eb_xstrdup(opts->data_dir);
     pthread_mutex_init(&bus->done_mu, NULL);
     eb_registry_init(&bus->reg);
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
     eb_buf_init(&bus->enc);
     eb_schema_errors_init(&bus->verrs, 100);
-    int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
-    if (rc == 0)
-        rc = eb__bus_groups_init(bus);
+    int rc = eb__bus_groups_init(bus);
     if (rc == 0)
         rc = uv_async_init(loop, &bus->async, on_async) ? EB_EIO : 0;
     if (rc == 0) {

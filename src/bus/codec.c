@@ -323,14 +323,13 @@ int eb_group_snapshot(eb_group *g, eb_outbox *ob)
         if (e)
             eb__rec_dead(g, e, CLS_DLQ, true, ob);
     }
-    dead **v = NULL;
+    dead **v = eb_xmalloc(g->ndlq * sizeof *v);
     size_t k = 0;
-    if (g->ndlq && (v = malloc(g->ndlq * sizeof *v)))
-        for (size_t i = 0; i < g->ndlq; i++) {
-            dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
-            if (e && e->redriven)
-                v[k++] = e;
-        }
+    for (size_t i = 0; i < g->ndlq; i++) {
+        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        if (e && e->redriven)
+            v[k++] = e;
+    }
     if (k)
         eb__rec_seqs(g, EB_META_REDRIVE, v, k, ob);
     free(v);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 struct eb_dedupe_entry {
     eb_dedupe_entry *next; /* younger neighbour in the FIFO */
@@ -70,18 +71,13 @@ int eb_dedupe_add(eb_dedupe *d, const char *id, size_t n, uint64_t seq, uint64_t
         drop_head(d);
         d->evicted++;
     }
-    eb_dedupe_entry *e = malloc(sizeof *e + n);
-    if (!e)
-        return EB_ENOMEM;
+    eb_dedupe_entry *e = eb_xmalloc(sizeof *e + n);
     e->next = NULL;
     e->seq = seq;
     e->ts_us = ts_us;
     e->n = (uint32_t)n;
     memcpy(e->id, id, n);
-    if (eb_map_put(&d->map, e->id, n, e, NULL) != 0) {
-        free(e);
-        return EB_ENOMEM;
-    }
+    eb_map_put(&d->map, e->id, n, e, NULL);
     if (d->tail)
         d->tail->next = e;
     else

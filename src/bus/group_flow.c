@@ -36,7 +36,6 @@ typedef struct fill_ctx {
     size_t    want;
     uint64_t  stop;  /* examine seqs below this */
     uint64_t  now;
-    int       rc;
 } fill_ctx;
 
 static int fill_one(void *arg, const eb_store_rec *rec)
@@ -58,13 +57,7 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (eb_rangeset_has(&f->done, rec->seq) || eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
-    if (!d || !(d->payload = malloc(rec->len ? rec->len : 1))) {
-        if (d)
-            eb__dlv_finish(g, d, c->now);
-        f->cursor = rec->seq; /* look again later */
-        c->rc = EB_ENOMEM;
-        return 1;
-    }
+    d->payload = eb_xmalloc(rec->len);
     memcpy(d->payload, rec->data, rec->len);
     d->len = rec->len;
     eb__dlv_admit(g, d, v.key, c->now);
@@ -85,9 +78,9 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
     if (f->cursor >= stop)
         return false;
     uint64_t before = f->cursor;
-    fill_ctx c = {g, f, want, stop, now, 0};
+    fill_ctx c = {g, f, want, stop, now};
     eb_store_scan(g->env.events, f->cursor, FILL_CHUNK, fill_one, &c);
-    if (f->cursor == before && c.rc == 0)
+    if (f->cursor == before)
         f->cursor = stop; /* nothing readable below stop: should not happen */
     return f->cursor != before;
 }
@@ -197,15 +190,13 @@ void eb__group_reap_flows(eb_group *g)
 flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
                              size_t ntypes)
 {
-    flow *f = malloc(sizeof *f);
-    if (!f)
-        return NULL;
+    flow *f = eb_xmalloc(sizeof *f);
     eb__flow_init(f, id, from, to);
     if (ntypes) {
-        f->types = calloc(ntypes, sizeof *f->types);
-        for (size_t i = 0; f->types && i < ntypes; i++)
-            if ((f->types[i] = strdup(types[i])))
-                f->ntypes++;
+        f->types = eb_xcalloc(ntypes, sizeof *f->types);
+        for (size_t i = 0; i < ntypes; i++)
+            f->types[i] = eb_xstrdup(types[i]);
+        f->ntypes = ntypes;
     }
     flow **pp = &g->replays; /* keep creation order */
     while (*pp)
@@ -216,8 +207,8 @@ flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, 
     return f;
 }
 
-int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
-                    uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
+void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
+                     uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
 {
     uint64_t first = eb_store_first_seq(g->env.events);
     uint64_t durable = eb_store_durable_seq(g->env.events);
@@ -228,15 +219,12 @@ int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_
     *expired = from < first ? (to < first ? to : first) - from : 0;
     *requeued = 0;
     if (to <= from)
-        return 0;
+        return;
     uint64_t start = from < first ? first : from;
     *requeued = count_range(g, start, to, types, ntypes);
     if (*requeued == 0)
-        return 0;
+        return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
-    if (!f)
-        return EB_ENOMEM;
     eb__rec_replay(g, f, ob);
     g->ctr.replayed += *requeued;
-    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }

@@ -11,6 +11,7 @@
 
 #include "eventbus/err.h"
 #include "json/json.h"
+#include "util/xmalloc.h"
 
 #define CHUNK_MIN 8192
 
@@ -52,8 +53,10 @@ static void *arena_alloc(eb_json_doc *d, size_t n)
             size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
             if (d->chunks && d->chunks->cap * 2 > cap && d->chunks->cap < (1u << 22))
                 cap = d->chunks->cap * 2;
-            if (!(c = malloc(sizeof *c + cap)))
+            if (!(c = malloc(sizeof *c + cap))) {
+                eb__alloc_failed(sizeof *c + cap);
                 return NULL;
+            }
             c->cap = cap;
         }
         c->used = 0;
@@ -78,7 +81,10 @@ static void arena_reset(eb_json_doc *d)
 
 eb_json_doc *eb_json_doc_new(void)
 {
-    return calloc(1, sizeof(eb_json_doc));
+    eb_json_doc *d = calloc(1, sizeof *d);
+    if (!d)
+        eb__alloc_failed(sizeof *d);
+    return d;
 }
 
 void eb_json_doc_free(eb_json_doc *d)
@@ -447,8 +453,10 @@ static int push(parser *ps, eb_json *n)
     if (ps->depth == ps->doc->stack_cap) {
         uint32_t cap = ps->doc->stack_cap ? ps->doc->stack_cap * 2 : 32;
         frame *f = realloc(ps->doc->stack, cap * sizeof *f);
-        if (!f)
+        if (!f) {
+            eb__alloc_failed(cap * sizeof *f);
             return fail(ps, ps->p, EB_ENOMEM, "out of memory");
+        }
         ps->doc->stack = f;
         ps->doc->stack_cap = cap;
     }

@@ -14,6 +14,7 @@
 #include "schema/internal.h"
 #include "schema/uri.h"
 #include "util/pct.h"
+#include "util/xmalloc.h"
 
 #define MAX_INDEX_DEPTH 200
 #define MAX_META_HOPS 4 /* meta-schema of a meta-schema of ... */
@@ -41,9 +42,9 @@ int eb__cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
     return c->rc;
 }
 
-static int put_ptr(eb_map *m, const char *k, const void *v)
+static void put_ptr(eb_map *m, const char *k, const void *v)
 {
-    return eb_map_put(m, k, strlen(k), (void *)(uintptr_t)v, NULL);
+    eb_map_put(m, k, strlen(k), (void *)(uintptr_t)v, NULL);
 }
 
 const sres *eb__res_of(const eb_schema *s, const eb_json *n)
@@ -175,15 +176,9 @@ static void index_children(cctx *c, const eb_json *n, const char *base, unsigned
 /* Records a new resource rooted at n. */
 static void add_resource(cctx *c, const eb_json *n, const char *base, unsigned dialect)
 {
-    sres *r = calloc(1, sizeof *r);
-    if (!r || !(r->base = strdup(base)) ||
-        eb_imap_put(&c->s->res, (uint64_t)(uintptr_t)n, r) != 0) {
-        if (r)
-            free(r->base);
-        free(r);
-        c->rc = c->rc ? c->rc : EB_ENOMEM;
-        return;
-    }
+    sres *r = eb_xcalloc(1, sizeof *r);
+    r->base = eb_xstrdup(base);
+    eb_imap_put(&c->s->res, (uint64_t)(uintptr_t)n, r);
     r->dialect = dialect;
     put_ptr(&c->s->ids, base, n);
 }
