@@ -113,9 +113,13 @@ static void answer_count(eb_api *api, eb_http_req *req, deferred *d, int rc, con
 
 /* --- names and lookups -------------------------------------------------------- */
 
+/* 1-128 of A-Z a-z 0-9 . _ -, but not "." or "..": a URL cannot address
+ * those (clients and proxies resolve them as path segments). */
 static bool name_ok(const eb_str *s)
 {
     if (s->len < 1 || s->len > EB_GROUP_MAX_NAME)
+        return false;
+    if ((s->len == 1 && s->ptr[0] == '.') || (s->len == 2 && !memcmp(s->ptr, "..", 2)))
         return false;
     for (size_t i = 0; i < s->len; i++) {
         char c = s->ptr[i];
@@ -199,7 +203,7 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     if (!name_ok(&p->v[0])) {
         eb__api_bad_field(req, "/group", "group names are 1 to 128 characters of "
-                          "A-Z a-z 0-9 . _ -");
+                          "A-Z a-z 0-9 . _ -, and not \".\" or \"..\"");
         return;
     }
     const eb_json *b = body_object(api, req, false);

@@ -459,6 +459,13 @@ def test_bad_group_configs_name_the_field(srv):
         assert body["error"]["details"][0]["field"] == field, (cfg, body)
     st, _, body = srv.request("PUT", "/v1/groups/bad%20name", {"types": ["a"]})
     assert st == 400, body
+    for name in (".", ".."):  # a URL cannot address them (issue 13, item 11)
+        st, _, body = srv.request("PUT", f"/v1/groups/{name}", {"types": ["a"]})
+        assert st == 400, (name, st, body)
+        assert body["error"]["details"][0]["field"] == "/group", (name, body)
+    put_group(srv, "...")  # three dots is a plain name
+    st, _, body = srv.request("DELETE", "/v1/groups/...")
+    assert st == 204, body
     st, _, body = srv.request("GET", "/v1/groups")
     assert body["groups"] == []  # nothing was written
     put_group(srv, "g")
