@@ -204,13 +204,20 @@ static bool id_is_generated(const eb_event_in *ev)
 }
 
 /* Index of an earlier event in this batch with the same client id, or -1. */
+static bool str_eq(eb_str a, eb_str b)
+{
+    size_t al = a.ptr ? a.len : 0, bl = b.ptr ? b.len : 0;
+    return al == bl && (al == 0 || memcmp(a.ptr, b.ptr, al) == 0);
+}
+
+/* The earlier event of the batch with the same (source, id), or -1. */
 static long batch_dup(const eb_event_in *evs, size_t i)
 {
     if (id_is_generated(&evs[i]))
         return -1;
     for (size_t j = 0; j < i; j++)
-        if (!id_is_generated(&evs[j]) && evs[j].id.len == evs[i].id.len &&
-            memcmp(evs[j].id.ptr, evs[i].id.ptr, evs[i].id.len) == 0)
+        if (!id_is_generated(&evs[j]) && str_eq(evs[j].id, evs[i].id) &&
+            str_eq(evs[j].source, evs[i].source))
             return (long)j;
     return -1;
 }
@@ -231,7 +238,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
         dup_of[i] = batch_dup(evs, i);
         uint64_t seq = 0, ts = 0;
         if (dup_of[i] < 0 && !id_is_generated(&evs[i]))
-            seq = eb_dedupe_find(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, now, &ts);
+            seq = eb_dedupe_find(&bus->dedupe, evs[i].source, evs[i].id, now, &ts);
         if (dup_of[i] >= 0 || seq) {
             r->duplicate = true;
             r->seq = seq; /* batch duplicates are filled in after the append */
@@ -276,7 +283,7 @@ static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
         r->seq = seq++;
         r->ts_us = ts;
         if (!id_is_generated(&evs[i]))
-            eb_dedupe_add(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, r->seq, ts);
+            eb_dedupe_add(&bus->dedupe, evs[i].source, evs[i].id, r->seq, ts);
     }
 }
 
@@ -566,7 +573,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
  * ids by the time they carry (seek, then a short scan). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
 {
-    uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, eb__bus_now_us(), &ts);
+    uint64_t ts = 0, seq = eb_dedupe_find_id(&bus->dedupe, (eb_str){id, n}, eb__bus_now_us(), &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
     find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
     if (!seq && ms) {
@@ -590,9 +597,10 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
 /* --- open / close -------------------------------------------------------- */
 
 typedef struct refill_ctx {
-    eb_bus  *bus;
-    uint64_t last;  /* last seq looked at */
-    size_t   added; /* ids remembered */
+    eb_bus      *bus;
+    eb_json_doc *doc;   /* for the stored JSON: its source */
+    uint64_t     last;  /* last seq looked at */
+    size_t       added; /* ids remembered */
 } refill_ctx;
 
 static int refill_one(void *arg, const eb_store_rec *rec)
@@ -603,8 +611,15 @@ static int refill_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0 ||
         (v.flags & EB_EVENT_F_GENERATED_ID))
         return 0;
-    if (eb_dedupe_add(&c->bus->dedupe, v.id.ptr, v.id.len, rec->seq, rec->ts_us) == 0)
-        c->added++;
+    /* The source is only in the stored JSON (dedupe is by source + id). */
+    eb_str source = {NULL, 0};
+    if (eb_json_parse(c->doc, v.json.ptr, v.json.len, NULL, NULL) == 0) {
+        const eb_json *s = eb_json_get(eb_json_root(c->doc), "source");
+        if (eb_json_is(s, EB_JSON_STRING))
+            source = (eb_str){s->str, s->len};
+    }
+    eb_dedupe_add(&c->bus->dedupe, source, v.id, rec->seq, rec->ts_us);
+    c->added++;
     return 0;
 }
 
@@ -617,17 +632,17 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     *added = 0;
     if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
         return 0;
-    refill_ctx c = {bus, from - 1, 0};
-    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
+    refill_ctx c = {bus, eb_json_doc_new(), from - 1, 0};
+    int rc = 0;
+    while (rc == 0 && c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
-        if (rc)
-            return rc;
+        rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
         if (c.last == before)
             break;
     }
+    eb_json_doc_free(c.doc);
     *added = c.added;
-    return 0;
+    return rc;
 }
 
 static int open_stores(eb_bus *bus, eb_bus_report *rep)

@@ -197,6 +197,39 @@ def test_dedupe_within_window_survives_restart(srv):
     assert len(page["events"]) == 1
 
 
+def test_dedupe_is_by_source_and_id(srv):
+    """CloudEvents uniqueness is source + id (issue 13, item 7): a reused id
+    from another source is a new event, also across restarts (clean and
+    SIGKILL), where the window is refilled from the log."""
+    def ev(source, n):
+        e = order(n)
+        e["id"] = "shared-1"
+        if source is not None:
+            e["source"] = source
+        return e
+    a = publish(srv, ev("/orders", 1))
+    b = publish(srv, ev("/billing", 2))          # same id, other source: stored
+    c = publish(srv, ev(None, 3))                # no source: its own namespace
+    assert len({a["seq"], b["seq"], c["seq"]}) == 3
+    for restart in (None, "clean", "kill9"):
+        if restart == "clean":
+            srv.restart()
+        elif restart == "kill9":
+            srv.kill9()
+            srv.start()
+        for src, n, first in (("/orders", 4, a), ("/billing", 5, b), (None, 6, c)):
+            again = publish(srv, ev(src, n), expect=200)
+            assert again["duplicate"] is True and again["seq"] == first["seq"], (restart, src)
+    # a batch holding the same id from two sources stores both
+    st, _, js = srv.request("POST", "/v1/events/batch", [ev("/x", 7), ev("/y", 8), ev("/x", 9)])
+    assert st == 201, js
+    r = js["results"]
+    assert not r[0].get("duplicate") and not r[1].get("duplicate"), r
+    assert r[2]["duplicate"] and r[2]["seq"] == r[0]["seq"], r
+    st, _, page = srv.request("GET", "/v1/events")
+    assert len(page["events"]) == 5, page
+
+
 def test_dedupe_inside_one_batch(srv):
     a, b = order(1), order(2)
     a["id"] = b["id"] = "same"
