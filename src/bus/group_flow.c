@@ -52,9 +52,11 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (!flow_matches(g, f, v.type))
         return 0;
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
+    if (eb_rangeset_has(&f->done, rec->seq)) /* acked or dead-lettered: not in `ahead` */
+        return 0;
     if (!f->id && g->ahead)
         g->ahead--;
-    if (eb_rangeset_has(&f->done, rec->seq) || eb_imap_get(&g->dlvs[cls], rec->seq))
+    if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
     d->payload = eb_xmalloc(rec->len);
@@ -116,10 +118,11 @@ void eb__flow_free(flow *f)
 }
 
 typedef struct count_ctx {
-    eb_group *g;
-    uint64_t  stop, next, n;
-    char    **types; /* replay subset or NULL */
-    size_t    ntypes;
+    eb_group          *g;
+    uint64_t           stop, next, n;
+    char             **types; /* replay subset or NULL */
+    size_t             ntypes;
+    const eb_rangeset *skip;  /* seqs not to count (done), or NULL */
 } count_ctx;
 
 static int count_one(void *arg, const eb_store_rec *rec)
@@ -132,16 +135,16 @@ static int count_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     flow tmp = {.types = c->types, .ntypes = c->ntypes};
-    if (flow_matches(c->g, &tmp, v.type))
+    if (flow_matches(c->g, &tmp, v.type) && !(c->skip && eb_rangeset_has(c->skip, rec->seq)))
         c->n++;
     return 0;
 }
 
-/* Matching events in [from, stop). */
+/* Matching events in [from, stop), but those in skip. */
 static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **types,
-                            size_t ntypes)
+                            size_t ntypes, const eb_rangeset *skip)
 {
-    count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes};
+    count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes, skip};
     while (c.next < stop) {
         uint64_t before = c.next;
         if (eb_store_scan(g->env.events, c.next, 65536, count_one, &c) != 0 || c.next == before)
@@ -152,7 +155,9 @@ static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **ty
 
 int eb_group_count_ahead(eb_group *g, uint64_t head)
 {
-    g->ahead = count_range(g, g->main.cursor, head, NULL, 0);
+    /* Past the cursor, the seqs acked or dead-lettered before a restart
+     * (main.done) are not lag: the cursor only moves past them later. */
+    g->ahead = count_range(g, g->main.cursor, head, NULL, 0, &g->main.done);
     return 0;
 }
 
@@ -221,7 +226,7 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
     if (to <= from)
         return;
     uint64_t start = from < first ? first : from;
-    *requeued = count_range(g, start, to, types, ntypes);
+    *requeued = count_range(g, start, to, types, ntypes, NULL);
     if (*requeued == 0)
         return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
