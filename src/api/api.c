@@ -24,12 +24,38 @@ typedef struct route {
     route_fn    fn;
 } route;
 
+/* 200 {"status":"ok"}, or 503 {"status":"degraded","reason":...} while a
+ * store refuses writes (full, recovering by itself; or broken). */
 static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
+    const char *which;
+    int rc = eb_bus_storage_error(api->bus, &which);
     eb_buf_reset(&api->out);
-    eb_buf_puts(&api->out, "{\"status\":\"ok\"}");
-    eb__api_reply(api, req, 200);
+    if (rc == 0) {
+        eb_buf_puts(&api->out, "{\"status\":\"ok\"}");
+        eb__api_reply(api, req, 200);
+        return;
+    }
+    char reason[160];
+    if (rc == EB_ENOSPC)
+        snprintf(reason, sizeof reason, "storage full (%s log): writes refused until space is "
+                 "freed", which);
+    else
+        snprintf(reason, sizeof reason, "storage failed (%s log): %s", which, eb_strerror(rc));
+    eb_jw w;
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "status");
+    eb_jw_str(&w, "degraded");
+    eb_jw_key(&w, "reason");
+    eb_jw_str(&w, reason);
+    eb_jw_key(&w, "code");
+    eb_jw_str(&w, rc == EB_ENOSPC ? "storage_full" : "storage_failed");
+    eb_jw_obj_close(&w);
+    if (rc == EB_ENOSPC)
+        eb_http_set_header(req, "Retry-After", "5");
+    eb__api_reply(api, req, 503);
 }
 
 static const route routes[] = {
@@ -177,6 +203,19 @@ void eb__api_error(eb_http_req *req, int status, const char *code, const char *m
     eb_jw_obj_close(&w);
     eb_http_respond(req, status, "application/json", b.data, b.len);
     eb_buf_free(&b);
+}
+
+void eb__api_write_failed(eb_http_req *req, int rc)
+{
+    if (rc == EB_ENOSPC) {
+        eb_http_set_header(req, "Retry-After", "5");
+        eb__api_error(req, 507, "storage_full", "the server's storage is full: nothing was "
+                      "written; retry once space is freed", NULL);
+    } else if (rc == EB_ECLOSED) {
+        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    } else {
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    }
 }
 
 void eb__api_reply(eb_api *api, eb_http_req *req, int status)

@@ -43,7 +43,7 @@ static void on_published(void *arg, int status, const eb_pub_result *res, size_t
     pub_req *pr = arg;
     eb_api *api = pr->api;
     if (status) {
-        eb__api_error(pr->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(pr->req, status);
         free(pr);
         return;
     }
@@ -136,10 +136,8 @@ static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
     free(pr);
     if (rc == EB_EINVAL && api->perrs.count)
         refuse(api, req, batch);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
 }
 
 /* Answers 400 for an envelope error of event idx (batch) or the event. */

@@ -40,7 +40,7 @@ static void on_durable_answer(void *arg, int status)
 {
     deferred *d = arg;
     if (status)
-        eb__api_error(d->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(d->req, status);
     else if (d->status == 204)
         eb_http_respond(d->req, 204, NULL, NULL, 0);
     else
@@ -62,10 +62,8 @@ static void change_failed(eb_http_req *req, int rc)
 {
     if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such consumer group", NULL);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
 }
 
 /* A bus change called with d returned rc, and api->out holds its answer:
@@ -710,7 +708,7 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
                            on_durable_answer, d);
     if (rc < 0) { /* the replay could not be made */
         deferred_free(d);
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
         return;
     }
     eb_jw w;

@@ -144,7 +144,7 @@ static void on_registered(void *arg, int status)
         write_registered(&w, rr->type, rr->version, rr->mode, false);
         eb__api_reply(rr->api, rr->req, 201);
     } else {
-        eb__api_error(rr->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(rr->req, status);
     }
     free(rr);
 }
@@ -175,8 +175,8 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     } else if (rc == EB_EFULL) {
         eb__api_error(req, 409, "conflict", "another version of this type's schema is being "
                       "registered; retry", NULL);
-    } else if (rc == EB_ECLOSED) {
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    } else if (rc == EB_ECLOSED || rc == EB_ENOSPC) {
+        eb__api_write_failed(req, rc);
     } else if (rc) {
         check_failed(api, req, rc, &chk, rr->type);
     }

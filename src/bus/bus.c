@@ -24,7 +24,16 @@
 
 static void publish_done(eb_bus *bus, pending_op *op)
 {
-    (void)bus;
+    if (op->status) { /* nothing written: its seqs are handed out again */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t i = 0; i < op->n; i++)
+            if (!op->res[i].duplicate && op->res[i].seq) {
+                lo = op->res[i].seq < lo ? op->res[i].seq : lo;
+                hi = op->res[i].seq >= hi ? op->res[i].seq + 1 : hi;
+            }
+        if (lo < hi)
+            eb_dedupe_forget_seqs(&bus->dedupe, lo, hi);
+    }
     op->pub_cb(op->arg, op->status, op->res, op->n);
 }
 

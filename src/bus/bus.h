@@ -281,6 +281,10 @@ typedef struct eb_bus_stats {
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;
 void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
+/* The stores' state: 0; EB_ENOSPC while one is out of space (writes are
+ * refused with it, and it recovers by itself once space is freed); or the
+ * error that broke one. *which names the store ("events", "meta"). */
+int  eb_bus_storage_error(eb_bus *bus, const char **which);
 /* Calls fn with each event type's count of published events (bounded). */
 typedef void (*eb_type_count_fn)(void *arg, const char *type, uint64_t count);
 void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg);

@@ -105,6 +105,9 @@ struct eb_bus {
     int             closing;  /* eb_bus_close started */
     eb_bus_groups   grp;      /* consumer groups */
     int             handles;  /* libuv handles still open (freed at 0) */
+    int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
+    uint64_t        storage_since_us; /* when it changed */
+    unsigned        storage_ticks;    /* timer ticks since the last look */
 };
 
 /* durable.c */
@@ -117,8 +120,13 @@ void eb__bus_complete(eb_bus *bus, pending_op *op);
  * non-zero status seen (0 if all succeeded). */
 int  eb__bus_drain(eb_bus *bus);
 
+/* health.c: on the timer, notices and logs a change of the stores' state. */
+void eb__bus_check_storage(eb_bus *bus);
+
 /* groups.c */
 int  eb__bus_groups_init(eb_bus *bus);
+/* Counts every group's lag again from the events store. */
+void eb__bus_groups_recount(eb_bus *bus);
 /* After both logs are open and the meta log replayed. */
 int  eb__bus_groups_start(eb_bus *bus);
 /* Answers waiting pulls, stops the timer (the caller closes its handle)

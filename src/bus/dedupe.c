@@ -55,18 +55,36 @@ void eb_dedupe_free(eb_dedupe *d)
     d->head = d->tail = NULL;
 }
 
-static void drop_head(eb_dedupe *d)
+/* Takes e (whose FIFO predecessor is prev, NULL for the head) out. */
+static void drop(eb_dedupe *d, eb_dedupe_entry *prev, eb_dedupe_entry *e)
 {
-    eb_dedupe_entry *e = d->head;
     /* A newer entry for the same key or id may have replaced this one. */
     if (eb_map_get(&d->map, e->key, e->klen) == e)
         eb_map_del(&d->map, e->key, e->klen);
     if (eb_map_get(&d->by_id, entry_id(e), e->idlen) == e)
         eb_map_del(&d->by_id, entry_id(e), e->idlen);
-    d->head = e->next;
-    if (!d->head)
-        d->tail = NULL;
+    if (prev)
+        prev->next = e->next;
+    else
+        d->head = e->next;
+    if (d->tail == e)
+        d->tail = prev;
     free(e);
+}
+
+static void drop_head(eb_dedupe *d) { drop(d, NULL, d->head); }
+
+void eb_dedupe_forget_seqs(eb_dedupe *d, uint64_t lo, uint64_t hi)
+{
+    eb_dedupe_entry *prev = NULL, *e = d->head;
+    while (e) {
+        eb_dedupe_entry *next = e->next;
+        if (e->seq >= lo && e->seq < hi)
+            drop(d, prev, e);
+        else
+            prev = e;
+        e = next;
+    }
 }
 
 void eb_dedupe_expire(eb_dedupe *d, uint64_t now_us)

@@ -41,6 +41,9 @@ uint64_t eb_dedupe_find(eb_dedupe *d, eb_str source, eb_str id, uint64_t now_us,
 uint64_t eb_dedupe_find_id(eb_dedupe *d, eb_str id, uint64_t now_us, uint64_t *ts_us);
 /* Remembers (source, id) -> seq appended at ts_us. */
 void eb_dedupe_add(eb_dedupe *d, eb_str source, eb_str id, uint64_t seq, uint64_t ts_us);
+/* Forgets the entries of seqs in [lo, hi): a publish that failed (its seqs
+ * are handed out again). Walks the table: for the rare failure only. */
+void eb_dedupe_forget_seqs(eb_dedupe *d, uint64_t lo, uint64_t hi);
 /* Drops entries older than now_us - window. */
 void eb_dedupe_expire(eb_dedupe *d, uint64_t now_us);
 

@@ -404,6 +404,16 @@ static void on_tick(uv_timer_t *t)
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
+    eb__bus_check_storage(bus);
+}
+
+void eb__bus_groups_recount(eb_bus *bus)
+{
+    size_t it = 0;
+    eb_group *g;
+    uint64_t head = durable_head(bus);
+    while ((g = eb__bus_group_next(bus, &it)))
+        eb_group_count_ahead(g, head);
 }
 
 int eb__bus_groups_init(eb_bus *bus)

@@ -28,6 +28,7 @@ const char *eb_strerror(int err)
     case EB_EGONE:     return "gone";
     case EB_ERANGE:    return "out of range";
     case EB_ECANCELED: return "canceled";
+    case EB_ENOSPC:    return "storage full";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);
