@@ -2,12 +2,14 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "eventbus/err.h"
+#include "bus/bus.h"
 #include "eventbus/version.h"
 #include "util/duration.h"
 
@@ -21,6 +23,10 @@ static const char usage[] =
     "  --retention-bytes SIZE  keep the log under SIZE, like 10GB (default 0: unlimited)  EVENTBUS_RETENTION_BYTES\n"
     "  --max-event-bytes SIZE  largest event accepted (default 1MiB)    EVENTBUS_MAX_EVENT_BYTES\n"
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
+    "  --dedupe-max-bytes SIZE memory of the dedupe window; past it the oldest ids are forgotten early (default 64MiB)  EVENTBUS_DEDUPE_MAX_BYTES\n"
+    "  --max-schemas N         schema versions held, all types; more are refused (default 1000)  EVENTBUS_MAX_SCHEMAS\n"
+    "  --max-groups N          consumer groups; more are refused (default 1000)  EVENTBUS_MAX_GROUPS\n"
+    "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
@@ -35,6 +41,18 @@ static int duration_ms(const char *s, uint64_t *ms)
     if (eb_duration_parse(s, strlen(s), EB_DURATION_US_MS, &us) != 0)
         return -1;
     *ms = us / 1000u;
+    return 0;
+}
+
+/* A whole number in [lo, hi]. */
+static int count(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -64,6 +82,10 @@ static void defaults(eb_config *c)
     c->fsync_interval_ms = 100;
     c->max_event_bytes = 1u << 20;
     c->dedupe_window_ms = 120000;
+    c->dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    c->max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
+    c->max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
+    c->max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
     c->log_level = EB_LVL_INFO;
 }
 
@@ -115,6 +137,15 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         c->max_event_bytes = (uint32_t)n;
     } else if (!strcmp(name, "dedupe-window")) {
         if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
+    } else if (!strcmp(name, "dedupe-max-bytes")) {
+        if (eb_parse_size(v, &c->dedupe_max_bytes) || c->dedupe_max_bytes < 4096)
+            BAD("expected a size of at least 4KiB like 64MiB");
+    } else if (!strcmp(name, "max-schemas")) {
+        if (count(v, 1, 10000000, &c->max_schemas)) BAD("expected 1 to 10000000");
+    } else if (!strcmp(name, "max-groups")) {
+        if (count(v, 1, 1000000, &c->max_groups)) BAD("expected 1 to 1000000");
+    } else if (!strcmp(name, "max-in-flight-total")) {
+        if (count(v, 1, 1000000000, &c->max_in_flight_total)) BAD("expected 1 to 1000000000");
     } else if (!strcmp(name, "require-schemas")) {
         bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
         if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
@@ -138,7 +169,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+    "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
+    "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
 
 static bool known(const char *name)
 {

@@ -62,6 +62,9 @@ static void change_failed(eb_http_req *req, int rc)
 {
     if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such consumer group", NULL);
+    else if (rc == EB_ERANGE) /* only a new group past --max-groups */
+        eb__api_error(req, 409, "limit_exceeded", "the server holds its maximum number of "
+                      "consumer groups (--max-groups): delete one first", NULL);
     else
         eb__api_write_failed(req, rc);
 }

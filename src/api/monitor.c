@@ -264,6 +264,18 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
     prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
+    prom_head(o, "eventbus_dedupe_ids", "gauge", "Client ids in the dedupe window.");
+    eb_buf_printf(o, "eventbus_dedupe_ids %llu\n", (unsigned long long)st.dedupe_ids);
+    prom_head(o, "eventbus_dedupe_bytes", "gauge",
+              "Memory of the dedupe window (bounded by --dedupe-max-bytes).");
+    eb_buf_printf(o, "eventbus_dedupe_bytes %llu\n", (unsigned long long)st.dedupe_bytes);
+    prom_head(o, "eventbus_dedupe_evicted_total", "counter",
+              "Client ids forgotten before their window ended (--dedupe-max-bytes).");
+    eb_buf_printf(o, "eventbus_dedupe_evicted_total %llu\n",
+                  (unsigned long long)st.dedupe_evicted);
+    prom_head(o, "eventbus_in_flight_total", "gauge",
+              "Leased deliveries, all groups (bounded by --max-in-flight-total).");
+    eb_buf_printf(o, "eventbus_in_flight_total %llu\n", (unsigned long long)st.in_flight);
     prom_groups(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);

@@ -175,6 +175,9 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     } else if (rc == EB_EFULL) {
         eb__api_error(req, 409, "conflict", "another version of this type's schema is being "
                       "registered; retry", NULL);
+    } else if (rc == EB_ERANGE) {
+        eb__api_error(req, 409, "limit_exceeded", "the schema registry holds its maximum "
+                      "number of schema versions (--max-schemas)", NULL);
     } else if (rc == EB_ECLOSED || rc == EB_ENOSPC) {
         eb__api_write_failed(req, rc);
     } else if (rc) {

@@ -371,6 +371,7 @@ static void finish_registration(eb_bus *bus, pending_op *op)
     eb_subject *sub = eb_registry_subject(&bus->reg, st->type, strlen(st->type));
     if (sub)
         sub->pending = false;
+    bus->schemas_pending--;
     int rc = op->status;
     if (rc == 0) {
         rc = eb_registry_apply(&bus->reg, st->type, strlen(st->type), st->version, st->mode,
@@ -421,6 +422,10 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         eb_schema_free(compiled);
         return EB_EEXIST;
     }
+    if (bus->reg.versions + bus->schemas_pending >= bus->opts.max_schemas) {
+        eb_schema_free(compiled);
+        return EB_ERANGE; /* the registry is at its bound */
+    }
     staged_schema *st = stage(type, n, chk->next, chk->mode, schema, len, compiled);
     pending_op *op = eb_xcalloc(1, sizeof *op);
     eb_buf rec = EB_BUF_INIT;
@@ -438,6 +443,7 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
     sub = eb_registry_subject(&bus->reg, type, n);
     if (sub)
         sub->pending = true;
+    bus->schemas_pending++;
     return 0;
 }
 
@@ -689,7 +695,15 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     bus->opts.data_dir = eb_xstrdup(opts->data_dir);
     pthread_mutex_init(&bus->done_mu, NULL);
     eb_registry_init(&bus->reg);
-    eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
+    if (!bus->opts.dedupe_max_bytes)
+        bus->opts.dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    if (!bus->opts.max_schemas)
+        bus->opts.max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
+    if (!bus->opts.max_groups)
+        bus->opts.max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
+    if (!bus->opts.max_in_flight_total)
+        bus->opts.max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = eb__bus_groups_init(bus);

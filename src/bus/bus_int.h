@@ -78,6 +78,7 @@ typedef struct eb_bus_groups {
     pull_waiter  *waiters_tail;
     eb_map        published;   /* type -> uint64_t* count (bounded) */
     uint64_t      published_total;
+    uint64_t      in_flight;     /* leases, all groups (eb_group_env.leases) */
     eb_hist       publish_hist;  /* request to durable answer */
     eb_hist       delivery_hist; /* append to ack */
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
@@ -105,6 +106,7 @@ struct eb_bus {
     int             closing;  /* eb_bus_close started */
     eb_bus_groups   grp;      /* consumer groups */
     int             handles;  /* libuv handles still open (freed at 0) */
+    size_t          schemas_pending;  /* registrations being made durable */
     int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
     uint64_t        storage_since_us; /* when it changed */
     unsigned        storage_ticks;    /* timer ticks since the last look */

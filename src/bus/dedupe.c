@@ -35,13 +35,13 @@ static size_t make_key(char *k, eb_str source, eb_str id)
     return 4 + sl + id.len;
 }
 
-void eb_dedupe_init(eb_dedupe *d, uint64_t window_us, size_t max_entries)
+void eb_dedupe_init(eb_dedupe *d, uint64_t window_us, uint64_t max_bytes)
 {
     memset(d, 0, sizeof *d);
     eb_map_init(&d->map);
     eb_map_init(&d->by_id);
     d->window_us = window_us;
-    d->max_entries = max_entries ? max_entries : 10u * 1000 * 1000;
+    d->max_bytes = max_bytes ? max_bytes : 64ull << 20;
 }
 
 void eb_dedupe_free(eb_dedupe *d)
@@ -69,6 +69,7 @@ static void drop(eb_dedupe *d, eb_dedupe_entry *prev, eb_dedupe_entry *e)
         d->head = e->next;
     if (d->tail == e)
         d->tail = prev;
+    d->bytes -= EB_DEDUPE_ENTRY_BYTES(e->klen, e->idlen);
     free(e);
 }
 
@@ -123,10 +124,12 @@ void eb_dedupe_add(eb_dedupe *d, eb_str source, eb_str id, uint64_t seq, uint64_
     size_t kn = make_key(k, source, id);
     if (d->window_us == 0 || kn == 0)
         return;
-    while (d->map.len >= d->max_entries && d->head) {
+    uint64_t cost = EB_DEDUPE_ENTRY_BYTES(kn, id.len);
+    while (d->bytes + cost > d->max_bytes && d->head) {
         drop_head(d);
         d->evicted++;
     }
+    d->bytes += cost;
     eb_dedupe_entry *e = eb_xmalloc(sizeof *e + kn);
     e->next = NULL;
     e->seq = seq;

@@ -9,8 +9,9 @@
  * times are monotonic, so a FIFO list is an exact expiry order. The table
  * is memory only; after a restart the bus refills it by scanning the log
  * from (now - window), which is what makes the window survive restarts.
- * Bounded by max_entries: past it the oldest entries are dropped early
- * (counted in `evicted`, reported in stats). Loop thread only. */
+ * Bounded by max_bytes (the memory of its entries, as EB_DEDUPE_ENTRY_BYTES
+ * counts it): past it the oldest entries are dropped early (counted in
+ * `evicted`, reported in /metrics). Loop thread only. */
 #ifndef EB_BUS_DEDUPE_H
 #define EB_BUS_DEDUPE_H
 
@@ -27,11 +28,17 @@ typedef struct eb_dedupe {
     eb_map           by_id;       /* id -> the latest eb_dedupe_entry* with it */
     eb_dedupe_entry *head, *tail; /* FIFO in append-time order */
     uint64_t         window_us;   /* how long an id is remembered */
-    size_t           max_entries; /* hard bound on the table */
+    uint64_t         max_bytes;   /* hard bound on bytes */
+    uint64_t         bytes;       /* held now */
     uint64_t         evicted;     /* entries dropped before their time */
 } eb_dedupe;
 
-void eb_dedupe_init(eb_dedupe *d, uint64_t window_us, size_t max_entries);
+/* What one entry of key length klen and id length idlen costs: the entry,
+ * its two map slots (at the maps' load factor) and their key copies, with
+ * malloc's overhead (measured: ARCHITECTURE.md, "Memory bounds"). */
+#define EB_DEDUPE_ENTRY_BYTES(klen, idlen) (192u + 2u * (klen) + (idlen))
+
+void eb_dedupe_init(eb_dedupe *d, uint64_t window_us, uint64_t max_bytes);
 void eb_dedupe_free(eb_dedupe *d);
 /* Seq of a remembered (source, id) (and its append time through *ts_us), or
  * 0 when unknown or expired at now_us. An absent source is the empty one. */

@@ -105,6 +105,7 @@ void eb_group_free(eb_group *g)
 {
     if (!g)
         return;
+    *g->env.leases -= g->in_flight; /* its leases go with it */
     free_items(g);
     free_map_vals(&g->keys[0]);
     free_map_vals(&g->keys[1]);
@@ -198,6 +199,9 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
     size_t n = 0;
     uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
     *deadline_us = deadline;
+    uint64_t budget = *g->env.leases < g->env.max_leases ? g->env.max_leases - *g->env.leases : 0;
+    if (max > budget)
+        max = (size_t)budget; /* the global in-flight budget is spent */
     while (n < max && g->rq_head) {
         eb_dlv *d = g->rq_head;
         g->rq_head = d->next;
@@ -211,6 +215,7 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
         d->consumer = c;
         c->in_flight++;
         g->in_flight++;
+        (*g->env.leases)++;
         eb_heap_push(&g->timers, &d->tm);
         describe(d, &out[n]);
         g->ctr.delivered++;
@@ -253,6 +258,7 @@ static void lease_end(eb_group *g, eb_dlv *d)
     if (d->consumer && d->consumer->in_flight)
         d->consumer->in_flight--;
     g->in_flight--;
+    (*g->env.leases)--;
 }
 
 eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)

@@ -73,6 +73,8 @@ typedef struct eb_group_env {
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);
     void     *arg;
+    uint64_t *leases;     /* leases of every group (shared, the bus's) */
+    uint64_t  max_leases; /* pulls lease nothing more past it */
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's

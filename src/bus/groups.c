@@ -32,7 +32,8 @@ static void on_latency(void *arg, uint64_t us)
 
 static eb_group_env group_env(eb_bus *bus)
 {
-    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus};
+    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
+                          bus->opts.max_in_flight_total};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -114,6 +115,8 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
     if (g) {
         eb_group_set_config(g, cfg);
         base = eb_group_base(g);
+    } else if (bus->grp.by_name.len >= bus->opts.max_groups) {
+        return EB_ERANGE; /* cfg left to the caller */
     } else {
         base = start_seq(bus, cfg);
         eb_group_env env = group_env(bus);
@@ -376,6 +379,10 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .bytes = st.bytes,
                           .segments = st.segments,
                           .syncs = st.syncs,
+                          .dedupe_ids = bus->dedupe.map.len,
+                          .dedupe_bytes = bus->dedupe.bytes,
+                          .dedupe_evicted = bus->dedupe.evicted,
+                          .in_flight = bus->grp.in_flight,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
 }

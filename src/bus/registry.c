@@ -154,6 +154,7 @@ int eb_registry_apply(eb_registry *r, const char *type, size_t n, uint32_t versi
     }
     char *text = eb_xstrndup(schema, len);
     s->vers[s->nvers++] = (eb_schema_ver){version, text, len, compiled, ts_us};
+    r->versions++;
     s->compat = mode;
     return 0;
 }

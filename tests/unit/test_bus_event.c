@@ -173,13 +173,14 @@ TEST(dedupe_window_expires_in_order)
     CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("b"), 1200, NULL), 2);
     /* bound: oldest evicted first */
     eb_dedupe_free(&d);
-    eb_dedupe_init(&d, 1000000, 3);
+    eb_dedupe_init(&d, 1000000, 3 * EB_DEDUPE_ENTRY_BYTES(5, 1)); /* 3 ids of 1 byte */
     for (uint64_t i = 0; i < 5; i++) {
         char k[2] = {(char)('a' + i), 0};
         eb_dedupe_add(&d, NOSRC, (eb_str){k, 1}, i + 1, i);
     }
     CHECK_EQ(d.map.len, 3);
     CHECK_EQ(d.evicted, 2);
+    CHECK_EQ(d.bytes, 3 * EB_DEDUPE_ENTRY_BYTES(5, 1));
     CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("a"), 10, NULL), 0);
     CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("e"), 10, NULL), 5);
     eb_dedupe_free(&d);
