@@ -1,7 +1,8 @@
 # eventbus top-level Makefile: drives Meson + Ninja.
 #   make          build (release-ish, -O2 -g) into build/, binaries into bin/
 #   make run      install deps, build, start eventbusd on ./data, 127.0.0.1:8470
-#   make test     install deps, build normal + ASan/UBSan, run every suite
+#   make test     install deps, build normal + ASan/UBSan + TSan, run every suite
+#                 (TSan: unit suites and the daemon's integration suites)
 #   make bench    run the benchmarks under bench/ (not part of make test)
 #   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
 #                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
@@ -11,7 +12,7 @@ FUZZ_SECONDS ?= 60
 BINS    := eventbusd eventbus eventbus-log
 MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
 
-.PHONY: all deps build build-asan run test bench bench-peers fuzz clean
+.PHONY: all deps build build-asan build-tsan run test bench bench-peers fuzz clean
 
 all: build
 
@@ -32,11 +33,17 @@ build-asan: deps
 	@meson configure build-asan $(MESON_WERROR) >/dev/null
 	@ninja -C build-asan
 
+build-tsan: deps
+	@[ -f build-tsan/build.ninja ] || meson setup build-tsan --buildtype=debugoptimized \
+		-Db_sanitize=thread -Db_lundef=false $(MESON_WERROR) >/dev/null
+	@meson configure build-tsan $(MESON_WERROR) >/dev/null
+	@ninja -C build-tsan
+
 run: build
 	@mkdir -p data
 	./bin/eventbusd --data ./data --listen 127.0.0.1:8470
 
-test: build build-asan
+test: build build-asan build-tsan
 	@python3 tests/run.py
 
 bench: build
@@ -61,4 +68,4 @@ fuzz:
 	@python3 tests/fuzz/run.py build-fuzz $(FUZZ_SECONDS)
 
 clean:
-	rm -rf build build-asan build-fuzz bin
+	rm -rf build build-asan build-tsan build-fuzz bin

@@ -430,8 +430,20 @@ static bool needs_roll(const eb_log *l, const seg *a, size_t len)
     return a->count && a->size + len > l->o.segment_bytes;
 }
 
+/* Counts a batch written by write_batch (mu held: eb_log_get_stats reads
+ * the counters and the writer reads dirty under it). */
+static void count_write(eb_log *l)
+{
+    l->st.writes++;
+    if (l->o.fsync == EB_FSYNC_ALWAYS)
+        l->st.syncs++;
+    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
+}
+
 /* Writes one batch at the end of the active segment and makes it durable
- * under the policy; then publishes it to readers. */
+ * under the policy; then publishes it to readers. Runs without mu (the
+ * writer thread) or with it (an inline appender): it touches no field that
+ * mu guards; the caller counts the write with count_write under mu. */
 static int write_batch(eb_log *l, batch *b)
 {
     seg *a = active(l);
@@ -449,14 +461,10 @@ static int write_batch(eb_log *l, batch *b)
     }
     if (!rc)
         rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
-    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {
+    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS)
         rc = fdatasync(a->fd) == 0 ? 0 : -errno;
-        l->st.syncs++;
-    }
     if (rc)
         return rc;
-    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
-    l->st.writes++;
     /* Publish: index entries for each record, then the durable mark. */
     pthread_rwlock_wrlock(&l->rw);
     const unsigned char *p = (const unsigned char *)b->bytes.data;
@@ -503,10 +511,11 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
             l->dirty = false;
             int fd = active(l)->fd;
             pthread_mutex_unlock(&l->mu);
-            if (fdatasync(fd) != 0 && !l->broken)
-                l->broken = -errno;
-            l->st.syncs++;
+            int rc = fdatasync(fd) == 0 ? 0 : -errno;
             pthread_mutex_lock(&l->mu);
+            if (rc && !l->broken)
+                l->broken = rc;
+            l->st.syncs++;
             *last_sync = mono_ms();
             continue;
         }
@@ -540,13 +549,16 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&l->mu);
         if (status && !l->broken)
             l->broken = status; /* a failed write or sync: stop for good */
+        else if (!status)
+            count_write(l);
         pthread_mutex_unlock(&l->mu);
         finish(l, &l->work, status);
         pthread_mutex_lock(&l->mu);
         l->writing = false;
     }
+    bool sync = l->dirty && !l->broken;
     pthread_mutex_unlock(&l->mu);
-    if (l->dirty && !l->broken)
+    if (sync)
         fdatasync(active(l)->fd);
     return NULL;
 }
@@ -609,6 +621,7 @@ static int write_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t
         l->broken = rc;
         return rc;
     }
+    count_write(l);
     l->last_ts = ts;
     *first_seq = l->next_seq;
     *ts_us = ts;
