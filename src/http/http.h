@@ -33,7 +33,8 @@ typedef struct eb_http_conn eb_http_conn;
 /* One request; the public fields are read-only for handlers. All pointers
  * are owned by the request. */
 typedef struct eb_http_req {
-    int                   method;     /* EB_HTTP_* */
+    int                   method;     /* EB_HTTP_*; a HEAD comes as GET with
+                                         `head` set: its answer has no body */
     const char           *path;       /* raw path (not decoded), no query */
     size_t                path_len;
     const char           *query;      /* after '?', or NULL */

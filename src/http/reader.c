@@ -156,7 +156,7 @@ static int on_headers_complete(http_parser *p)
         r->error = 413;
         return -1;
     }
-    if (p->upgrade) {
+    if (p->upgrade && p->method == HTTP_CONNECT) { /* a tunnel: not served */
         r->error = 400;
         return -1;
     }
@@ -201,8 +201,8 @@ static int finish_request(eb__http_req_full *f, http_parser *p)
         f->hdrs[i] = (eb_http_header){h + b->spans[i].name_off, b->spans[i].name_len,
                                       h + b->spans[i].value_off, b->spans[i].value_len};
     eb_http_req *r = &f->pub;
-    r->method = map_method(p->method);
     r->head = p->method == HTTP_HEAD;
+    r->method = r->head ? EB_HTTP_GET : map_method(p->method); /* answered without a body */
     r->path = h;
     r->path_len = b->url_len;
     const char *q = memchr(h, '?', b->url_len);
@@ -255,6 +255,10 @@ void eb__http_reader_init(eb__http_reader *r, const eb_http_opts *opts,
     r->arg = arg;
 }
 
+/* An Upgrade offer (h2c from `curl --http2`, websocket) is declined by
+ * ignoring it (RFC 9110 7.8): the request is answered over HTTP/1.1. The
+ * parser stops after such a request, as if other bytes followed; feeding
+ * it on reads what follows as the next HTTP/1.1 request. */
 int eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len)
 {
     size_t off = 0;

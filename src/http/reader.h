@@ -41,7 +41,7 @@ void eb__http_reader_init(eb__http_reader *r, const eb_http_opts *opts,
                           void *arg);
 /* Reads len more bytes; complete requests go to on_request, in order,
  * before it returns. Returns 0, or the status a broken stream is answered
- * with: 400 (malformed, or an Upgrade), 413 (body over max_body), 431
+ * with: 400 (malformed, or CONNECT; another Upgrade offer is ignored), 413 (body over max_body), 431
  * (header bytes or count over their limits). After a failure the reader
  * reads nothing more: the connection answers and closes. */
 int  eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len);

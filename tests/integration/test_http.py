@@ -2,6 +2,7 @@
 """The HTTP layer and the daemon's process behaviour, against a real
 eventbusd: keep-alive, pipelining, HTTP/1.0, chunked bodies, limits, garbage,
 slow clients, SIGTERM, the data-directory lock, and eventbus-log."""
+import http.client
 import os
 import signal
 import socket
@@ -181,6 +182,57 @@ def test_eventbus_log_verify_and_dump(srv):
     st, _, page = srv.request("GET", "/v1/events?limit=100")
     assert 0 < len(page["events"]) < 20
     assert "torn bytes truncated" in srv.log_tail()
+
+
+def test_upgrade_offer_is_ignored_and_answered_over_http11(srv):
+    """Issue 13 item 10: `curl --http2` over plain HTTP offers h2c; the offer
+    is declined by ignoring it (it used to be 400), pipelining still works."""
+    req = (b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+    body = b'{"type":"up.grade","data":{"n":1}}'
+    post = (b"POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got = responses(srv.raw(req + post + last))
+    assert [st for st, _ in got] == [200, 201, 200], got
+    assert srv.raw(req, read_until_close=False).startswith(b"HTTP/1.1 200")
+    data = srv.raw(b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400"), data
+
+
+def test_head_answers_like_get_without_a_body(srv):
+    """Issue 13 item 10: HEAD on a GET route has GET's status and headers."""
+    srv.request("POST", "/v1/events", {"type": "h.e", "data": {"n": 1}})
+    for path in ["/healthz", "/v1/events?limit=5"]:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        conn.request("GET", path)
+        g = conn.getresponse()
+        gbody = g.read()
+        conn.request("HEAD", path)
+        h = conn.getresponse()
+        hbody = h.read()
+        conn.close()
+        assert g.status == 200 and h.status == 200, (path, g.status, h.status)
+        assert hbody == b"" and int(h.getheader("content-length")) == len(gbody), path
+    st, hd, _ = srv.request("HEAD", "/v1/schemas/nope.nope")
+    assert st == 404, st
+    data = srv.raw(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                   b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert data.count(b"HTTP/1.1 200") == 2 and data.count(b'"status"') == 1, data
+
+
+def test_long_number_literal_is_400_naming_the_field(srv):
+    """Issue 13 item 6: a 61,440-digit integer was stored verbatim (Python's
+    json refuses past 4,300 digits, so one event broke a browse page)."""
+    raw = b'{"type":"n.big","data":{"amount":' + b"9" * 61440 + b"}}"
+    st, _, js = srv.request("POST", "/v1/events", raw=raw)
+    assert st == 400, (st, js)
+    assert "/data/amount" in js["error"]["message"], js
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"n.big","data":{"amount":'
+                            + b"9" * 1000 + b"}}")
+    assert st == 201, js
+    st, _, js = srv.request("GET", "/v1/events?limit=10")
+    assert st == 200 and len(js["events"]) == 1, js
 
 
 if __name__ == "__main__":
