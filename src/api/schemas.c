@@ -109,6 +109,13 @@ static void check_failed(eb_api *api, eb_http_req *req, int rc, eb_registry_verd
         eb_buf_free(&d);
     } else if (rc == EB_ENOMEM) {
         eb__api_error(req, 500, "internal", "out of memory", NULL);
+    } else if (rc == EB_EUNSUPP) { /* a "$schema" draft or vocabulary we do not implement */
+        char msg[600];
+        snprintf(msg, sizeof msg, "unsupported JSON Schema: %s",
+                 chk->error.len ? chk->error.data : eb_strerror(rc));
+        eb__api_error(req, 422, "unsupported_schema", msg,
+                      "[{\"field\":\"/$schema\",\"message\":\"only JSON Schema draft 2020-12 "
+                      "and draft-07 are supported\"}]");
     } else {
         char msg[600];
         snprintf(msg, sizeof msg, "invalid JSON Schema: %s",

@@ -389,6 +389,26 @@ def test_invalid_schema_is_400(srv):
     assert st == 400 and js["error"]["details"][0]["field"] == "type", js
 
 
+def test_unsupported_schema_draft_is_422_naming_schema(srv):
+    """Issue 13 item 9: a 2019-09 schema was read as 2020-12, its
+    $recursiveRef ignored, so invalid events passed."""
+    schema = {"$schema": "https://json-schema.org/draft/2019-09/schema",
+              "$recursiveAnchor": True, "type": "object",
+              "properties": {"child": {"$recursiveRef": "#"}, "n": {"type": "integer"}}}
+    for path in ["/v1/schemas/tree.node", "/v1/schemas/tree.node/check"]:
+        st, _, js = srv.request("PUT" if not path.endswith("check") else "POST", path,
+                                {"schema": schema})
+        assert st == 422, (st, js)
+        assert js["error"]["code"] == "unsupported_schema", js
+        assert "$schema" in js["error"]["message"] and "2019-09" in js["error"]["message"], js
+        assert js["error"]["details"][0]["field"] == "/$schema", js
+    st, _, _ = srv.request("GET", "/v1/schemas/tree.node")
+    assert st == 404
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    st, _, js = srv.request("PUT", "/v1/schemas/tree.node", {"schema": schema})
+    assert st == 201, js
+
+
 def test_schemas_survive_restart(srv):
     register(srv)
     srv.restart()
