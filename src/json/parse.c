@@ -416,7 +416,7 @@ static void current_path(const parser *ps, char *out, size_t cap)
  * stored, and clients such as Python's json refuse past 4,300 digits). */
 static int number_too_long(parser *ps, const char *start)
 {
-    char path[64], msg[96];
+    char path[64], msg[160]; /* (err->msg keeps the first 95 bytes) */
     current_path(ps, path, sizeof path);
     snprintf(msg, sizeof msg, "number at %s longer than %u characters",
              path[0] ? path : "/", ps->max_number);
