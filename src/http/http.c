@@ -66,6 +66,7 @@ struct eb_http_server {
     int             reserve_fd; /* closed to accept-and-refuse on EMFILE */
     uint64_t        fd_limit;   /* RLIMIT_NOFILE when the server was made */
     bool            at_cap;     /* max_connections reached (logged once) */
+    uint32_t        lingering;  /* connections in a lingering close */
     uint64_t        emfile_logged; /* loop ms of the last EMFILE log line */
 };
 
@@ -378,6 +379,8 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->stats.open_connections--;
+    if (c->lingering)
+        s->lingering--;
     if (s->at_cap && s->stats.open_connections < s->opts.max_connections) {
         s->at_cap = false;
         if (s->opts.warn)
@@ -421,11 +424,19 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  * client's bytes are unread makes the kernel send RST, which can destroy
  * the answer before the client reads it. So shut our side down, read and
  * drop what comes until EOF, and close then or after 2 s (nginx's
- * lingering close). */
+ * lingering close). At most MAX_LINGERING at a time: in a flood of
+ * refused connections the descriptors matter more. */
+#define MAX_LINGERING 32 /* more close at once: each holds a descriptor */
+
 static void conn_linger(eb_http_conn *c)
 {
     if (c->closed || c->lingering)
         return;
+    if (c->srv->lingering >= MAX_LINGERING) { /* a flood: descriptors first */
+        conn_close(c);
+        return;
+    }
+    c->srv->lingering++;
     c->lingering = c->closing = true;
     eb__http_reader_free(&c->rd);
     eb_buf_free(&c->held);
