@@ -29,6 +29,11 @@ static const char usage[] =
     "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --max-connections N     open connections at most (default: from ulimit -n, raised\n"
+    "                          to its hard limit at start, less 256)  EVENTBUS_MAX_CONNECTIONS\n"
+    "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
+    "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
+    "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -86,6 +91,9 @@ static void defaults(eb_config *c)
     c->max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
     c->max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
     c->max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    c->header_timeout_ms = 10000;
+    c->body_timeout_ms = 120000;
+    c->conn_buffer = 4u << 20;
     c->log_level = EB_LVL_INFO;
 }
 
@@ -154,6 +162,18 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
+    } else if (!strcmp(name, "max-connections")) {
+        if (count(v, 1, 10000000, &n)) BAD("expected 1 to 10000000");
+        c->max_connections = (uint32_t)n;
+    } else if (!strcmp(name, "header-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h");
+        c->header_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "body-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 86400000) BAD("expected 100ms to 24h");
+        c->body_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "conn-buffer")) {
+        if (eb_parse_size(v, &n) || n < 4096 || n > (1ull << 30)) BAD("expected 4KiB to 1GiB");
+        c->conn_buffer = (size_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -170,7 +190,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
-    "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+    "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
+    "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format"};
 
 static bool known(const char *name)
 {

@@ -25,6 +25,10 @@ typedef struct eb_config {
     uint64_t        max_groups;        /* --max-groups, default 1000 */
     uint64_t        max_in_flight_total; /* --max-in-flight-total, default 1000000 */
     bool            require_schemas;   /* --require-schemas */
+    uint32_t        max_connections;   /* --max-connections, 0 = from RLIMIT_NOFILE */
+    uint32_t        header_timeout_ms; /* --header-timeout, default 10s */
+    uint32_t        body_timeout_ms;   /* --body-timeout, default 2m */
+    size_t          conn_buffer;       /* --conn-buffer, default 4MiB */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */
 } eb_config;

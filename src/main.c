@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -39,6 +40,7 @@ typedef struct daemon_state {
     uv_signal_t      sigterm, sigint;
     uv_signal_t      sighup;  /* reload (see on_sighup) */
     int              signals; /* received so far */
+    uint32_t         max_connections;
 } daemon_state;
 
 static void on_request(void *ud, eb_http_req *req)
@@ -91,6 +93,40 @@ static void on_signal(uv_signal_t *h, int signum)
     eb_http_server_shutdown(d->http, on_http_stopped, d);
 }
 
+static void http_warn(void *arg, const char *msg)
+{
+    (void)arg;
+    EB_WARN("%s", msg);
+}
+
+/* Raises the descriptor limit to its hard limit and sizes the connection
+ * cap from it when --max-connections is not given: the limit less 256
+ * (log segments, the listener, libuv's own), at least 16. */
+static uint32_t size_connections(uint32_t asked)
+{
+    struct rlimit rl;
+    rlim_t have = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t old = rl.rlim_cur;
+            rl.rlim_cur = rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                rl.rlim_cur = old;
+        }
+        have = rl.rlim_cur;
+    }
+    uint32_t room = have > 10000000 + 256 ? 10000000 : have > 512 ? (uint32_t)(have - 256)
+                                                                    : (uint32_t)(have / 2);
+    if (room < 16)
+        room = 16;
+    if (asked && asked > room)
+        EB_WARN("--max-connections %u is over what the descriptor limit (%llu) leaves room "
+                "for; past it connections get 503 (out of descriptors)", asked,
+                (unsigned long long)have);
+    return asked ? asked : room;
+}
+
+
 /* SIGHUP: the reload hook. Nothing is re-read yet; it says so, and tells
  * systemd (RELOADING=1 with the time systemd >= 253 asks for, READY=1). */
 static void on_sighup(uv_signal_t *h, int signum)
@@ -124,7 +160,8 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
-    EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
+    EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, port,
+            d->max_connections);
 }
 
 static int open_all(daemon_state *d)
@@ -146,9 +183,15 @@ static int open_all(daemon_state *d)
     /* A request body may hold a batch: 4 events of the largest size, and at
      * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
      * their headers are read. */
-    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4};
+    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4,
+                       .max_conn_buffer = d->cfg.conn_buffer,
+                       .header_timeout_ms = d->cfg.header_timeout_ms,
+                       .body_timeout_ms = d->cfg.body_timeout_ms,
+                       .max_connections = size_connections(d->cfg.max_connections),
+                       .warn = http_warn};
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
+    d->max_connections = ho.max_connections;
     int port = 0;
     if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
         (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||

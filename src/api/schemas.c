@@ -108,6 +108,13 @@ static void check_failed(eb_api *api, eb_http_req *req, int rc, eb_registry_verd
                  c0 ? c0->message : "breaking change", n > 1 ? " (and more in details)" : "");
         eb__api_error(req, 409, "incompatible_schema", msg, d.data);
         eb_buf_free(&d);
+    } else if (rc == EB_EUNSUPP) { /* a "$schema" draft or vocabulary we do not implement */
+        char msg[600];
+        snprintf(msg, sizeof msg, "unsupported JSON Schema: %s",
+                 chk->error.len ? chk->error.data : eb_strerror(rc));
+        eb__api_error(req, 422, "unsupported_schema", msg,
+                      "[{\"field\":\"/$schema\",\"message\":\"only JSON Schema draft 2020-12 "
+                      "and draft-07 are supported\"}]");
     } else {
         char msg[600];
         snprintf(msg, sizeof msg, "invalid JSON Schema: %s",

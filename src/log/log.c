@@ -463,8 +463,20 @@ static bool needs_roll(const eb_log *l, const seg *a, size_t len)
     return a->count && a->size + len > l->o.segment_bytes;
 }
 
+/* Counts a batch written by write_batch (mu held: eb_log_get_stats reads
+ * the counters and the writer reads dirty under it). */
+static void count_write(eb_log *l)
+{
+    l->st.writes++;
+    if (l->o.fsync == EB_FSYNC_ALWAYS)
+        l->st.syncs++;
+    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
+}
+
 /* Writes one batch at the end of the active segment and makes it durable
- * under the policy; then publishes it to readers. */
+ * under the policy; then publishes it to readers. Runs without mu (the
+ * writer thread) or with it (an inline appender): it touches no field that
+ * mu guards; the caller counts the write with count_write under mu. */
 static int write_batch(eb_log *l, batch *b)
 {
     seg *a = active(l);
@@ -482,16 +494,12 @@ static int write_batch(eb_log *l, batch *b)
     }
     if (!rc)
         rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
-    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {
+    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS)
         rc = RECORD_DATASYNC(a->fd) == 0 ? 0 : -errno;
-        l->st.syncs++;
-    }
     if (rc && is_no_space(rc) && ftruncate(a->fd, (off_t)a->size) != 0)
         rc = -errno; /* the torn bytes stay: stop for good */
     if (rc)
         return rc;
-    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
-    l->st.writes++;
     /* Publish: index entries for each record, then the durable mark. */
     pthread_rwlock_wrlock(&l->rw);
     const unsigned char *p = (const unsigned char *)b->bytes.data;
@@ -575,10 +583,11 @@ static void wait_for_work(eb_log *l, uint64_t *last_sync)
             l->dirty = false;
             int fd = active(l)->fd;
             pthread_mutex_unlock(&l->mu);
-            if (RECORD_DATASYNC(fd) != 0 && !l->broken)
-                l->broken = -errno;
-            l->st.syncs++;
+            int rc = RECORD_DATASYNC(fd) == 0 ? 0 : -errno;
             pthread_mutex_lock(&l->mu);
+            if (rc && !l->broken)
+                l->broken = rc;
+            l->st.syncs++;
             *last_sync = eb_clock_mono_ms();
             continue;
         }
@@ -616,6 +625,8 @@ static void *writer_main(void *arg)
                 enter_full(l); /* nothing of the batch is kept: it may be sent again */
             else
                 l->broken = status; /* a failed write or sync: stop for good */
+        } else if (!status) {
+            count_write(l);
         }
         pthread_mutex_unlock(&l->mu);
         finish(l, &l->work, status ? map_status(status) : 0);
@@ -634,8 +645,9 @@ static void *writer_main(void *arg)
         }
         l->writing = false;
     }
+    bool sync = l->dirty && !l->broken;
     pthread_mutex_unlock(&l->mu);
-    if (l->dirty && !l->broken)
+    if (sync)
         fdatasync(active(l)->fd);
     return NULL;
 }
@@ -703,6 +715,7 @@ static int write_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t
         l->broken = rc;
         return rc;
     }
+    count_write(l);
     l->last_ts = ts;
     *first_seq = l->next_seq;
     *ts_us = ts;
