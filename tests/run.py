@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LINE = re.compile(r"^(?:\w+: )?(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$", re.M)
 
 
-TSAN_TESTS = ["unit-util", "unit-log", "unit-json", "unit-schema", "unit-bus_event",
+TSAN_TESTS = ["unit-util", "unit-log", "unit-json", "unit-schema", "unit-bus_event", "unit-store",
+              "unit-bus_cmd", "unit-api",
               "integration-publish", "integration-http", "integration-groups",
               "integration-publish-interval", "integration-groups-interval"]
 # The plain integration suites run under --fsync always (the -interval ones
