@@ -10,6 +10,7 @@
 #include "api/cloudevents.h"
 #include "eventbus/err.h"
 #include "util/duration.h"
+#include "util/pct.h"
 
 /* The publish in flight: answers once the bus reports durability. */
 typedef struct pub_req {
@@ -30,6 +31,10 @@ static void write_result(eb_jw *w, const eb_pub_result *r)
     eb_jw_uint(w, r->seq);
     eb_jw_key(w, "time");
     eb_jw_strn(w, t, tn);
+    if (r->key_version) {
+        eb_jw_key(w, "key_version");
+        eb_jw_uint(w, r->key_version);
+    }
     if (r->duplicate) {
         eb_jw_key(w, "duplicate");
         eb_jw_bool(w, true);
@@ -77,6 +82,7 @@ static void fault_status(eb_pub_fault f, int *status, const char **code)
     case EB_PUB_NO_VERSION: *status = 422; *code = "unknown_schema_version"; break;
     case EB_PUB_NO_SCHEMA:  *status = 422; *code = "schema_required"; break;
     case EB_PUB_TOO_BIG:    *status = 413; *code = "payload_too_large"; break;
+    case EB_PUB_VERSION_CONFLICT: *status = 409; *code = "version_conflict"; break;
     default:                *status = 400; *code = "invalid_request"; break;
     }
 }
@@ -107,6 +113,10 @@ static void refuse(eb_api *api, eb_http_req *req, bool batch)
         if (e.schema_path) {
             eb_jw_key(&w, "schemaPath");
             eb_jw_str(&w, e.schema_path);
+        }
+        if (e.kind == EB_PUB_VERSION_CONFLICT) {
+            eb_jw_key(&w, "current_version");
+            eb_jw_uint(&w, e.current_version);
         }
         eb_jw_key(&w, "message");
         eb_jw_str(&w, e.message);
@@ -284,9 +294,74 @@ static void write_event(void *arg, uint64_t seq, uint64_t ts_us, const eb_event_
     eb_event_write(arg, seq, ts_us, v);
 }
 
+/* Starts an answer {"events":[ in api->out. */
+static void page_open(eb_api *api, eb_jw *w)
+{
+    eb_buf_reset(&api->out);
+    eb_jw_init(w, &api->out);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "events");
+    eb_jw_arr_open(w);
+}
+
+/* Decodes a query value as forms encode it: percent escapes, '+' a space
+ * (what URLSearchParams and curl --data-urlencode send). */
+static int query_decode(eb_str v, char *out, size_t cap, size_t *outn)
+{
+    char raw[3 * EB_EVENT_MAX_KEY + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (k + 3 >= sizeof raw)
+            return EB_ETOOBIG;
+        if (v.ptr[i] == '+')
+            memcpy(raw + k, "%20", 3), k += 3;
+        else
+            raw[k++] = v.ptr[i];
+    }
+    return eb_pct_decode(raw, k, out, cap, outn, EB_PCT_STRICT);
+}
+
+/* GET /v1/events?key=K[&from_version=N][&limit=L]: one key's stream. */
+static void browse_key(eb_api *api, eb_http_req *req, eb_str key)
+{
+    char dec[EB_EVENT_MAX_KEY + 1];
+    size_t dn = 0;
+    eb_str from = eb__api_query(req, "from_version"), limit = eb__api_query(req, "limit");
+    uint64_t fv = 0, lim = 100;
+    if (query_decode(key, dec, sizeof dec, &dn) != 0 || dn == 0)
+        return eb__api_bad_field(req, "key", "must be a key (percent-encoded, 1 to 1024 bytes)");
+    if (from.ptr && parse_u64(from, &fv))
+        return eb__api_bad_field(req, "from_version", "expected a version (1, 2, ...)");
+    if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
+        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
+    static const char *const other[] = {"type", "since", "until", "after_seq"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (eb__api_query(req, other[i]).ptr)
+            return eb__api_bad_field(req, other[i], "cannot be combined with key (a key's "
+                                     "stream is read by version: from_version, limit)");
+    eb_jw w;
+    page_open(api, &w);
+    uint64_t next = 0, cur = 0;
+    int rc = eb_bus_key_events(api->bus, dec, dn, fv, lim, write_event, &w, &next, &cur);
+    if (rc)
+        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    eb_jw_arr_close(&w);
+    eb_jw_key(&w, "key_version");
+    eb_jw_uint(&w, cur);
+    eb_jw_key(&w, "next_from_version");
+    eb_jw_uint(&w, next);
+    eb_jw_obj_close(&w);
+    eb__api_reply(api, req, 200);
+}
+
 void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
+    eb_str key = eb__api_query(req, "key");
+    if (key.ptr)
+        return browse_key(api, req, key);
+    if (eb__api_query(req, "from_version").ptr)
+        return eb__api_bad_field(req, "from_version", "needs key");
     eb_browse q = {.limit = 100};
     eb_str type = eb__api_query(req, "type"), since = eb__api_query(req, "since"),
            until = eb__api_query(req, "until"), after = eb__api_query(req, "after_seq"),
@@ -305,12 +380,8 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
         return eb__api_bad_field(req, "limit", "expected 1 to 1000");
     if (lim)
         q.limit = lim;
-    eb_buf_reset(&api->out);
     eb_jw w;
-    eb_jw_init(&w, &api->out);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "events");
-    eb_jw_arr_open(&w);
+    page_open(api, &w);
     uint64_t next = 0;
     int rc = eb_bus_browse(api->bus, &q, write_event, &w, &next);
     if (rc)
@@ -332,8 +403,7 @@ void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_init(&w, &api->out);
     int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, write_event, &w);
     if (rc == EB_ENOTFOUND)
-        return eb__api_error(req, 404, "not_found", "no event with this id (client-chosen ids "
-                             "are found within the dedupe window)", NULL);
+        return eb__api_error(req, 404, "not_found", "no retained event with this id", NULL);
     if (rc)
         return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
     eb__api_reply(api, req, 200);

@@ -1,0 +1,50 @@
+/* keyidx.h - the bus's lookups over the events store: per-key streams
+ * (key -> its events' seqs, in version order) and ids (hash of the id ->
+ * the newest event's seq).
+ *
+ * Derived data: kept in memory, filled as events are appended and rebuilt
+ * from the events store when the bus opens (eb__keyidx_add for every
+ * retained record), so it holds nothing the store does not. Versions come
+ * from the records (format 2 stores each event's key_version), so a key's
+ * version survives a restart as long as one of its events is retained.
+ * Entries below the store's first retained seq are skipped on reads and
+ * trimmed as a stream is read (retention drops them from the store).
+ * Not thread-safe: the loop thread only. */
+#ifndef EB_BUS_KEYIDX_H
+#define EB_BUS_KEYIDX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/imap.h"
+#include "util/map.h"
+
+typedef struct eb_keyidx {
+    eb_map  keys; /* key -> eb_keystream* */
+    eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
+    uint64_t reads; /* seqs handed out by eb__keyidx_range (a debug stat) */
+} eb_keyidx;
+
+void eb__keyidx_init(eb_keyidx *x);
+void eb__keyidx_free(eb_keyidx *x);
+
+/* The current version of key (0 if it has none). */
+uint64_t eb__keyidx_version(const eb_keyidx *x, const char *key, size_t n);
+/* Records that the event `seq` is version `version` of key (version 0:
+ * the next one, for records of format 1). Versions of one key must come in
+ * increasing order. Returns 0 or EB_ENOMEM. */
+int eb__keyidx_add(eb_keyidx *x, const char *key, size_t n, uint64_t version, uint64_t seq);
+/* Up to max seqs of key's versions >= from_version (from 1 if 0) with
+ * seq >= min_seq and seq < below_seq, into seqs[]; *first_version gets
+ * the version of seqs[0]. Returns the count. */
+size_t eb__keyidx_range(eb_keyidx *x, const char *key, size_t n, uint64_t from_version,
+                        uint64_t min_seq, uint64_t below_seq, uint64_t *seqs, size_t max,
+                        uint64_t *first_version);
+
+/* Remembers that the newest event with this id is seq; 0 or EB_ENOMEM. */
+int      eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq);
+/* The seq of the newest event with this id (verify: hashes may collide),
+ * or 0. */
+uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n);
+
+#endif
