@@ -317,7 +317,11 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     eb_buf_init(&api->out);
     eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
-    if (!(api->doc = eb_json_doc_new())) {
+    api->doc = eb_json_doc_new();
+    api->ce_doc = eb_json_doc_new();
+    if (!api->doc || !api->ce_doc) {
+        eb_json_doc_free(api->doc);
+        eb_json_doc_free(api->ce_doc);
         free(api);
         return EB_ENOMEM;
     }
@@ -336,6 +340,7 @@ void eb_api_free(eb_api *api)
     if (!api)
         return;
     eb_json_doc_free(api->doc);
+    eb_json_doc_free(api->ce_doc);
     eb_buf_free(&api->out);
     eb_buf_free(&api->pull_out);
     eb_pub_errors_free(&api->perrs);

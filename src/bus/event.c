@@ -164,7 +164,7 @@ bool eb_event_type_valid(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   (i > 0 && (c == '.' || c == '-' || c == '_'));
         if (!ok)
             return false;
@@ -178,8 +178,8 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
         return field_err(err, "/type", "required field \"type\" missing%s", "");
     if (!eb_event_type_valid(ev->type.ptr, ev->type.len))
         return field_err(err, "/type",
-                         "invalid type name (1-128 characters: lowercase letters, "
-                         "digits, '.', '-', '_'; starting with a letter or digit)%s", "");
+                         "invalid type name (1-128 characters: letters, digits, '.', "
+                         "'-', '_'; starting with a letter or digit)%s", "");
     for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++) {
         eb_str s;
         memcpy(&s, (const char *)ev + str_fields[i].offset, sizeof s);

@@ -59,7 +59,7 @@ typedef struct eb_str {
 /* An event as a producer sent it, before it has a seq. All pointers are
  * borrowed from the request being served and must outlive the publish call. */
 typedef struct eb_event_in {
-    eb_str         type;            /* required: [a-z0-9][a-z0-9.-]*, <= 128 */
+    eb_str         type;            /* required: [A-Za-z0-9][A-Za-z0-9._-]*, <= 128 */
     eb_str         id;              /* optional; generated (ULID) when absent */
     eb_str         source;          /* optional producer name */
     eb_str         key;             /* optional ordering key */
@@ -113,8 +113,9 @@ static inline bool eb_event_id_generated(const eb_event_in *ev)
  * Returns 0 or EB_EINVAL with *err naming the field. */
 int eb_event_check(eb_event_in *ev, eb_field_error *err);
 
-/* True if s is a valid event type name: 1-128 chars of [a-z0-9.-],
- * starting with a letter or digit. */
+/* True if s is a valid event type name: 1-128 chars of [A-Za-z0-9._-],
+ * starting with a letter or digit (case-sensitive: CloudEvents types such
+ * as com.example.OrderCreated are common). */
 bool eb_event_type_valid(const char *s, size_t n);
 
 /* Generates a new ULID into out[27] (26 chars + NUL): 48-bit ms time then

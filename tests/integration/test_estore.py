@@ -296,5 +296,36 @@ def test_unknown_query_parameters_refused(srv):
     assert st == 200, js
 
 
+def test_cloudevents_out(srv):
+    """CloudEvents answers (the SDK round trip is tests/cloudevents); here
+    the HTTP side, checked against the contract like every answer."""
+    st, _, js = srv.request("POST", "/v1/events", {
+        "specversion": "1.0", "id": "ce-1", "source": "/s", "type": "com.example.OrderCreated",
+        "time": "2026-01-02T03:04:05Z", "partitionkey": "k", "n": 3, "flag": False,
+        "data": {"x": 1}}, headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 201 and js["key_version"] == 1, js
+    publish(srv, {"type": "com.example.OrderCreated", "key": "k", "extensions": {"deep": {"a": 1}},
+                  "data": None})
+    st, h, ce = srv.request("GET", "/v1/events/ce-1",
+                            headers={"Accept": "application/cloudevents+json"})
+    assert st == 200 and h["content-type"].startswith("application/cloudevents+json"), h
+    assert ce["time"] == "2026-01-02T03:04:05Z" and ce["ebappendtime"] != ce["time"], ce
+    assert (ce["n"], ce["flag"], ce["partitionkey"], ce["ebkeyversion"]) == (3, False, "k", 1)
+    st, h, batch_ = srv.request("GET", "/v1/events?key=k",
+                                headers={"Accept": "application/cloudevents-batch+json"})
+    assert st == 200 and h["eventbus-next-from-version"] == "3", h
+    assert [e["ebkeyversion"] for e in batch_] == [1, 2]
+    assert batch_[1]["source"] == "/eventbus" and batch_[1]["deep"] == '{"a":1}', batch_[1]
+    assert "data" not in batch_[1]
+    st, h, page = srv.request("GET", "/v1/events?limit=1",
+                              headers={"Accept": "application/cloudevents-batch+json"})
+    assert st == 200 and len(page) == 1 and h["eventbus-next-after-seq"] == "1", (h, page)
+    # Type names as CloudEvents producers spell them: accepted, case-sensitive.
+    st, _, page = srv.request("GET", "/v1/events?type=com.example.ordercreated")
+    assert st == 200 and page["events"] == [], page
+    st, _, page = srv.request("GET", "/v1/events?type=com.example.OrderCreated")
+    assert len(page["events"]) == 2, page
+
+
 if __name__ == "__main__":
     run_tests(globals())

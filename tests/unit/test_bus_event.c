@@ -56,7 +56,9 @@ TEST(type_names)
     CHECK(eb_event_type_valid("order.created", 13));
     CHECK(eb_event_type_valid("a", 1));
     CHECK(eb_event_type_valid("payment-v2.failed_x", 19));
-    CHECK(!eb_event_type_valid("Order.created", 13));
+    CHECK(eb_event_type_valid("com.example.OrderCreated", 24));
+    CHECK(eb_event_type_valid("Microsoft.Storage.BlobCreated", 29));
+    CHECK(!eb_event_type_valid("Order created", 13));
     CHECK(!eb_event_type_valid(".a", 2));
     CHECK(!eb_event_type_valid("a b", 3));
     CHECK(!eb_event_type_valid("", 0));
