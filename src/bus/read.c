@@ -163,17 +163,18 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
 typedef struct key_read {
     eb_event_fn fn;
     void       *arg;
-    uint64_t    version; /* the last one handed out */
+    uint64_t    seq; /* the record wanted */
 } key_read;
 
 static int key_one(void *arg, const eb_store_rec *rec)
 {
     key_read *c = arg;
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 1;
-    c->fn(c->arg, rec->seq, rec->ts_us, &v);
-    c->version = v.key_version;
+    /* A scan starts at the oldest retained record when seq is older:
+     * retention may have removed it since the lookup. */
+    if (rec->seq == c->seq && rec->type == EB_REC_EVENT &&
+        eb_event_decode(rec->data, rec->len, &v) == 0)
+        c->fn(c->arg, rec->seq, rec->ts_us, &v);
     return 1;
 }
 
@@ -190,6 +191,7 @@ int eb_bus_key_events(eb_bus *bus, const char *key, size_t n, uint64_t from_vers
                                 eb_store_durable_seq(bus->events), seqs, limit, &first);
     key_read c = {fn, arg, 0};
     for (size_t i = 0; i < k; i++) {
+        c.seq = seqs[i];
         int rc = eb_store_scan(bus->events, seqs[i], 1, key_one, &c);
         if (rc && rc != EB_ENOTFOUND)
             return rc;
