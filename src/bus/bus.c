@@ -245,7 +245,7 @@ static void key_version(eb_bus *bus, eb_event_in *evs, size_t i, const pending_o
             !memcmp(evs[j].key.ptr, ev->key.ptr, ev->key.len))
             cur = evs[j].key_version, found = true;
     if (!found)
-        cur = eb__keyidx_version(&bus->kidx, ev->key.ptr, ev->key.len);
+        cur = eb_store_key_version(bus->events, ev->key.ptr, ev->key.len);
     ev->key_version = cur + 1;
     if (ev->expect_version && ev->expected_version != cur) {
         char msg[160];
@@ -309,11 +309,9 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
  * there costs lookups, not events: counted, and a restart rebuilds them. */
 static void index_event(eb_bus *bus, eb_str key, uint64_t key_version, eb_str id, uint64_t seq)
 {
-    int rc = 0;
-    if (key.ptr)
-        rc = eb__keyidx_add(&bus->kidx, key.ptr, key.len, key_version, seq);
-    if (eb__keyidx_add_id(&bus->kidx, id.ptr, id.len, seq) != 0 || rc != 0)
-        bus->kidx_lost++;
+    if (eb_store_index_add(bus->events, key.ptr, key.ptr ? key.len : 0, key_version, id.ptr,
+                           id.len, seq) != 0)
+        bus->lookups_lost++;
 }
 
 /* After the append: assign seqs, remember client ids, resolve batch dups. */
@@ -606,7 +604,6 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     pthread_mutex_init(&bus->done_mu, NULL);
     eb_registry_init(&bus->reg);
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
-    eb__keyidx_init(&bus->kidx);
     eb_buf_init(&bus->enc);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
@@ -636,7 +633,6 @@ static void free_bus(eb_bus *bus)
 {
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
-    eb__keyidx_free(&bus->kidx);
     eb_buf_free(&bus->enc);
     eb_schema_errors_free(&bus->verrs);
     free(bus->recs);

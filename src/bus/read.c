@@ -1,6 +1,7 @@
 /* read.c - reading events out of the events store: browsing (a scan with
  * filters), one event by id (the id lookup, then the dedupe window and a
- * generated id's time), and one key's stream (the key lookup). Every read
+ * generated id's time), and one key's stream (the key lookup); the
+ * lookups are the store's (store.h). Every read
  * hands borrowed views to the caller's function; nothing is copied. */
 #include <string.h>
 
@@ -119,7 +120,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
 /* Reads the one record at seq into c (find_one checks its id). */
 static int read_at(eb_bus *bus, uint64_t seq, find_ctx *c)
 {
-    bus->kidx.reads++;
+    bus->lookup_reads++;
     c->last = seq - 1;
     return eb_store_scan(bus->events, seq, 1, find_one, c);
 }
@@ -130,8 +131,8 @@ static int read_at(eb_bus *bus, uint64_t seq, find_ctx *c)
  * scan). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
 {
-    uint64_t at = eb__keyidx_find_id(&bus->kidx, id, n);
-    if (at && at >= eb_store_first_seq(bus->events) && at < eb_store_durable_seq(bus->events)) {
+    uint64_t at = eb_store_lookup_id(bus->events, id, n);
+    if (at) {
         find_ctx one = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
         int rc = read_at(bus, at, &one);
         if (rc && rc != EB_ENOTFOUND)
@@ -185,10 +186,9 @@ int eb_bus_key_events(eb_bus *bus, const char *key, size_t n, uint64_t from_vers
     uint64_t seqs[1000], first = 0;
     if (limit > 1000)
         limit = 1000;
-    *current = eb__keyidx_version(&bus->kidx, key, n);
-    size_t k = eb__keyidx_range(&bus->kidx, key, n, from_version,
-                                eb_store_first_seq(bus->events),
-                                eb_store_durable_seq(bus->events), seqs, limit, &first);
+    *current = eb_store_key_version(bus->events, key, n);
+    size_t k = eb_store_key_seqs(bus->events, key, n, from_version, seqs, limit, &first);
+    bus->lookup_reads += k;
     key_read c = {fn, arg, 0};
     for (size_t i = 0; i < k; i++) {
         c.seq = seqs[i];
@@ -202,5 +202,5 @@ int eb_bus_key_events(eb_bus *bus, const char *key, size_t n, uint64_t from_vers
     return 0;
 }
 
-uint64_t eb_bus_lookup_reads(const eb_bus *bus) { return bus->kidx.reads; }
+uint64_t eb_bus_lookup_reads(const eb_bus *bus) { return bus->lookup_reads; }
 

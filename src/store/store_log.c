@@ -1,7 +1,8 @@
 /* store_log.c - the adapter that makes the embedded log (src/log) a
  * storage engine (store.h). Records pass through without a copy: the
  * store's record structs have the log's layout (checked below), and the
- * log's inline append is the store's inline_ok append. */
+ * log's inline append is the store's inline_ok append. The lookups are
+ * keyidx.c's, in memory. */
 #include "store/store_log.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include "eventbus/err.h"
 #include "log/log.h"
+#include "store/keyidx.h"
 
 #define SAME_FIELD(a, b, f) (offsetof(a, f) == offsetof(b, f) && \
                              sizeof(((a *)0)->f) == sizeof(((b *)0)->f))
@@ -31,8 +33,9 @@ _Static_assert(sizeof(eb_store_rec) == sizeof(eb_log_rec) &&
                "eb_store_rec must have eb_log_rec's layout");
 
 typedef struct log_store {
-    eb_store base; /* first: a log_store is an eb_store */
-    eb_log  *log;
+    eb_store  base; /* first: a log_store is an eb_store */
+    eb_log   *log;
+    eb_keyidx kidx; /* the lookups (memory only) */
 } log_store;
 
 static eb_log *log_of(eb_store *s)
@@ -90,12 +93,45 @@ static int ls_drop_before(eb_store *s, uint64_t seq)
 static void ls_close(eb_store *s)
 {
     eb_log_close(log_of(s));
+    eb__keyidx_free(&((log_store *)(void *)s)->kidx);
     free(s);
 }
 
-static const eb_store_ops log_ops = {ls_append,      ls_scan,  ls_seek_time,   ls_first_seq,
-                                     ls_next_seq,    ls_durable_seq, ls_stats, ls_drop_before,
-                                     ls_close};
+static eb_keyidx *kidx_of(eb_store *s)
+{
+    return &((log_store *)(void *)s)->kidx;
+}
+
+static int ls_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
+                        const char *id, size_t idlen, uint64_t seq)
+{
+    int rc = klen ? eb__keyidx_add(kidx_of(s), key, klen, version, seq) : 0;
+    int rc2 = eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
+    return rc ? rc : rc2;
+}
+
+static uint64_t ls_key_version(eb_store *s, const char *key, size_t klen)
+{
+    return eb__keyidx_version(kidx_of(s), key, klen);
+}
+
+static size_t ls_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t from_version,
+                          uint64_t *seqs, size_t max, uint64_t *first_version)
+{
+    return eb__keyidx_range(kidx_of(s), key, klen, from_version, ls_first_seq(s),
+                            ls_durable_seq(s), seqs, max, first_version);
+}
+
+static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    uint64_t seq = eb__keyidx_find_id(kidx_of(s), id, idlen);
+    return seq >= ls_first_seq(s) && seq < ls_durable_seq(s) ? seq : 0;
+}
+
+static const eb_store_ops log_ops = {
+    ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
+    ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
+    ls_key_version, ls_key_seqs,   ls_lookup_id};
 
 static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
 {
@@ -117,9 +153,11 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     log_store *ls = calloc(1, sizeof *ls);
     if (!ls)
         return EB_ENOMEM;
+    eb__keyidx_init(&ls->kidx);
     eb_log_recovery lr = {0};
     int rc = eb_log_open(&lo, &ls->log, &lr);
     if (rc) {
+        eb__keyidx_free(&ls->kidx);
         free(ls);
         return rc;
     }

@@ -8,7 +8,6 @@
 
 #include "bus/dedupe.h"
 #include "bus/event.h"
-#include "bus/keyidx.h"
 #include "eventbus/err.h"
 
 static eb_json_doc *doc;
@@ -325,49 +324,7 @@ TEST(key_version_stored_and_written)
     eb_buf_free(&out);
 }
 
-TEST(key_lookup_versions_trim_and_ids)
-{
-    eb_keyidx x;
-    eb__keyidx_init(&x);
-    uint64_t seqs[16], first = 0;
-    CHECK_EQ(eb__keyidx_version(&x, "a", 1), 0);
-    /* Format-1 records (version 0) count from 1; format 2 carry theirs. */
-    CHECK_OK(eb__keyidx_add(&x, "a", 1, 0, 10));
-    CHECK_OK(eb__keyidx_add(&x, "a", 1, 0, 12));
-    CHECK_OK(eb__keyidx_add(&x, "a", 1, 3, 15));
-    CHECK_OK(eb__keyidx_add(&x, "b", 1, 7, 16)); /* older ones retained no more */
-    CHECK_EQ(eb__keyidx_version(&x, "a", 1), 3);
-    CHECK_EQ(eb__keyidx_version(&x, "b", 1), 7);
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 1, 100, seqs, 16, &first), 3);
-    CHECK(first == 1 && seqs[0] == 10 && seqs[2] == 15);
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 2, 1, 100, seqs, 1, &first), 1);
-    CHECK(first == 2 && seqs[0] == 12);
-    /* Not durable yet (below_seq) is not handed out. */
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 1, 15, seqs, 16, &first), 2);
-    /* Retention removed seqs below 13: trimmed, the version stays. */
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 13, 100, seqs, 16, &first), 1);
-    CHECK(first == 3 && seqs[0] == 15);
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 20, 100, seqs, 16, &first), 0);
-    CHECK_EQ(eb__keyidx_version(&x, "a", 1), 3);
-    CHECK_OK(eb__keyidx_add(&x, "a", 1, 4, 30));
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 20, 100, seqs, 16, &first), 1);
-    CHECK(first == 4 && seqs[0] == 30);
-    /* A gap in versions (records lost to damage) restarts the stream there. */
-    CHECK_OK(eb__keyidx_add(&x, "a", 1, 9, 31));
-    CHECK_EQ(eb__keyidx_range(&x, "a", 1, 0, 1, 100, seqs, 16, &first), 1);
-    CHECK(first == 9 && seqs[0] == 31);
-    CHECK_EQ(eb__keyidx_range(&x, "zz", 2, 0, 1, 100, seqs, 16, &first), 0);
-    /* Ids: the newest event of an id wins. */
-    CHECK_OK(eb__keyidx_add_id(&x, "id-1", 4, 10));
-    CHECK_OK(eb__keyidx_add_id(&x, "id-2", 4, 11));
-    CHECK_OK(eb__keyidx_add_id(&x, "id-1", 4, 40));
-    CHECK(eb__keyidx_find_id(&x, "id-1", 4) == 40 && eb__keyidx_find_id(&x, "id-2", 4) == 11);
-    CHECK(eb__keyidx_find_id(&x, "id-3", 4) == 0);
-    CHECK(x.reads == 3 + 1 + 2 + 1 + 1 + 1);
-    eb__keyidx_free(&x);
-}
-
-TEST_MAIN(T(format_1_records_still_read), T(key_lookup_versions_trim_and_ids), T(key_version_stored_and_written),
+TEST_MAIN(T(format_1_records_still_read), T(key_version_stored_and_written),
           T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),

@@ -1,5 +1,5 @@
 /* keyidx.c - per-key streams and the id lookup (see keyidx.h). */
-#include "bus/keyidx.h"
+#include "store/keyidx.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +106,6 @@ size_t eb__keyidx_range(eb_keyidx *x, const char *key, size_t n, uint64_t from_v
             *first_version = ks->base + i;
         seqs[k++] = ks->seqs[i];
     }
-    x->reads += k;
     return k;
 }
 

@@ -1,17 +1,17 @@
-/* keyidx.h - the bus's lookups over the events store: per-key streams
- * (key -> its events' seqs, in version order) and ids (hash of the id ->
- * the newest event's seq).
+/* keyidx.h - the log engine's lookups over an events store (store.h's
+ * index calls): per-key streams (key -> its events' seqs, in version order)
+ * and ids (hash of the id -> the newest event's seq).
  *
- * Derived data: kept in memory, filled as events are appended and rebuilt
- * from the events store when the bus opens (eb__keyidx_add for every
- * retained record), so it holds nothing the store does not. Versions come
+ * Derived data: kept in memory, filled as the bus reports appended events
+ * (eb_store_index_add) and rebuilt when the bus opens the store (it reports
+ * every retained event again), so it holds nothing the store does not. Versions come
  * from the records (format 2 stores each event's key_version), so a key's
  * version survives a restart as long as one of its events is retained.
  * Entries below the store's first retained seq are skipped on reads and
  * trimmed as a stream is read (retention drops them from the store).
  * Not thread-safe: the loop thread only. */
-#ifndef EB_BUS_KEYIDX_H
-#define EB_BUS_KEYIDX_H
+#ifndef EB_STORE_KEYIDX_H
+#define EB_STORE_KEYIDX_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -22,7 +22,6 @@
 typedef struct eb_keyidx {
     eb_map  keys; /* key -> eb_keystream* */
     eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
-    uint64_t reads; /* seqs handed out by eb__keyidx_range (a debug stat) */
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
