@@ -531,6 +531,7 @@ typedef struct rebuild_ctx {
     uint64_t last;      /* last seq looked at */
     uint64_t window_us; /* appended at or after this: into the dedupe window */
     size_t   added;     /* ids remembered there */
+    uint64_t index_from; /* the store's lookups cover the records below */
 } rebuild_ctx;
 
 static int rebuild_one(void *arg, const eb_store_rec *rec)
@@ -540,21 +541,30 @@ static int rebuild_one(void *arg, const eb_store_rec *rec)
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
-    index_event(c->bus, v.key, v.key_version, v.id, rec->seq);
+    if (rec->seq >= c->index_from)
+        index_event(c->bus, v.key, v.key_version, v.id, rec->seq);
     if (c->window_us && rec->ts_us >= c->window_us && !(v.flags & EB_EVENT_F_GENERATED_ID) &&
         eb_dedupe_add(&c->bus->dedupe, v.id.ptr, v.id.len, rec->seq, rec->ts_us) == 0)
         c->added++;
     return 0;
 }
 
-/* One pass over every retained event: rebuilds the key and id lookups, and
- * refills the dedupe window from the events appended in the last window
- * (this is what makes the window survive a restart). */
+/* One pass over the retained events the store's lookups do not cover yet
+ * (all of them, unless the engine kept its lookups across the restart):
+ * reports them to the lookups, and refills the dedupe window from the
+ * events appended in the last window (this is what makes the window
+ * survive a restart). */
 static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
 {
     uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = eb__bus_now_us();
-    rebuild_ctx c = {bus, eb_store_first_seq(bus->events) - 1,
-                     window ? (now > window ? now - window : 1) : 0, 0};
+    uint64_t first = eb_store_first_seq(bus->events), from = eb_store_indexed_upto(bus->events);
+    uint64_t win_seq = 0;
+    if (from < first)
+        from = first;
+    rebuild_ctx c = {bus, from - 1, window ? (now > window ? now - window : 1) : 0, 0, from};
+    if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
+        win_seq < from)
+        c.last = (win_seq > first ? win_seq : first) - 1;
     while (c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
         int rc = eb_store_scan(bus->events, c.last + 1, 4096, rebuild_one, &c);

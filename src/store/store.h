@@ -134,6 +134,10 @@ typedef struct eb_store_ops {
     /* The seq of the newest retained event with this id, or 0 (a hint:
      * the caller checks the record's id). */
     uint64_t (*lookup_id)(eb_store *s, const char *id, size_t idlen);
+    /* After open: the lookups already cover the records below this seq
+     * (kept across a clean restart); the caller reports the records from
+     * here on with index_add. 0: none are covered. */
+    uint64_t (*indexed_upto)(eb_store *s);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -197,5 +201,6 @@ static inline uint64_t eb_store_lookup_id(eb_store *s, const char *id, size_t id
 {
     return s->ops->lookup_id(s, id, idlen);
 }
+static inline uint64_t eb_store_indexed_upto(eb_store *s) { return s->ops->indexed_upto(s); }
 
 #endif

@@ -7,6 +7,7 @@ SIGKILL, the schema version on every event read out, unknown query
 parameters refused.
 """
 import json
+import os
 import threading
 import time
 import urllib.parse
@@ -57,6 +58,20 @@ def test_key_versions_in_answers_and_reads(srv):
     st, _, one = srv.request("GET", f"/v1/events/{c['id']}")
     assert st == 200 and one["key_version"] == 2, one
     assert stream(srv, "nobody")["events"] == []
+    # A clean stop keeps the lookups beside the log (events.lookups); the
+    # next start takes them (and the file) instead of reading the log.
+    lookups = os.path.join(srv.data, "events.lookups")
+    srv.stop()
+    assert os.path.exists(lookups)
+    srv.start()
+    assert not os.path.exists(lookups), "taken at start: a crash from here rebuilds"
+    page = stream(srv, "cart-1")
+    assert [e["data"]["sku"] for e in page["events"]] == ["a", "c"]
+    d = publish(srv, {"type": "cart.item-added", "key": "cart-1", "expected_version": 2,
+                      "data": {"sku": "d"}})
+    assert d["key_version"] == 3
+    st, _, one = srv.request("GET", f"/v1/events/{b['id']}")
+    assert st == 200 and one["key"] == "cart-2", one
 
 
 def test_projector_rebuilds_from_a_key_stream(srv):
