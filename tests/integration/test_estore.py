@@ -294,10 +294,16 @@ def test_schema_version_on_every_event_read(srv):
     assert "version" not in e, e
     st, _, page = srv.request("GET", "/v1/events?type=pay.done")
     assert [e["version"] for e in page["events"]] == [2, 1]
-    st, _, js = srv.request("PUT", "/v1/groups/g", {"types": ["pay.done"], "start": "earliest"})
+    st, _, js = srv.request("PUT", "/v1/groups/g", {"types": ["pay.done"], "start": "earliest",
+                                                     "max_attempts": 1})
     assert st in (200, 201), js
     st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 10})
     assert st == 200 and [e["version"] for e in js["events"]] == [2, 1], js
+    ids = [e["delivery"]["id"] for e in js["events"]]
+    st, _, js = srv.request("POST", "/v1/groups/g/nack", {"ids": ids, "error": "no"})
+    assert st == 200, js
+    st, _, js = srv.request("GET", "/v1/groups/g/dlq")
+    assert st == 200 and [d["event"]["version"] for d in js["dead_letters"]] == [2, 1], js
 
 
 def test_unknown_query_parameters_refused(srv):
