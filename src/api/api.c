@@ -22,6 +22,7 @@ typedef struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/schemas/{type}/versions/{n}" */
     route_fn    fn;
+    const char *params;  /* the query parameters it reads, ",a,b,"; NULL: none */
 } route;
 
 /* 200 {"status":"ok"}, or 503 {"status":"degraded","reason":...} while a
@@ -59,32 +60,32 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 }
 
 static const route routes[] = {
-    {"GET", "/healthz", h_health},
-    {"POST", "/v1/events", eb__api_publish},
-    {"GET", "/v1/events", eb__api_browse},
-    {"POST", "/v1/events/batch", eb__api_publish_batch},
-    {"GET", "/v1/events/{id}", eb__api_get_event},
-    {"GET", "/v1/schemas", eb__api_schema_list},
-    {"PUT", "/v1/schemas/{type}", eb__api_schema_put},
-    {"GET", "/v1/schemas/{type}", eb__api_schema_get},
-    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check},
-    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version},
-    {"GET", "/v1/groups", eb__api_group_list},
-    {"PUT", "/v1/groups/{group}", eb__api_group_put},
-    {"GET", "/v1/groups/{group}", eb__api_group_get},
-    {"DELETE", "/v1/groups/{group}", eb__api_group_delete},
-    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause},
-    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume},
-    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull},
-    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack},
-    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack},
-    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend},
-    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay},
-    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list},
-    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge},
-    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive},
-    {"GET", "/v1/stats", eb__api_stats},
-    {"GET", "/metrics", eb__api_metrics},
+    {"GET", "/healthz", h_health, NULL},
+    {"POST", "/v1/events", eb__api_publish, NULL},
+    {"GET", "/v1/events", eb__api_browse, ",type,since,until,after_seq,limit,key,from_version,"},
+    {"POST", "/v1/events/batch", eb__api_publish_batch, NULL},
+    {"GET", "/v1/events/{id}", eb__api_get_event, NULL},
+    {"GET", "/v1/schemas", eb__api_schema_list, NULL},
+    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, NULL},
+    {"GET", "/v1/schemas/{type}", eb__api_schema_get, NULL},
+    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, NULL},
+    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, NULL},
+    {"GET", "/v1/groups", eb__api_group_list, NULL},
+    {"PUT", "/v1/groups/{group}", eb__api_group_put, NULL},
+    {"GET", "/v1/groups/{group}", eb__api_group_get, NULL},
+    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, NULL},
+    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, NULL},
+    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, NULL},
+    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, NULL},
+    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, NULL},
+    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, NULL},
+    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, NULL},
+    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, NULL},
+    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,"},
+    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,"},
+    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL},
+    {"GET", "/v1/stats", eb__api_stats, NULL},
+    {"GET", "/metrics", eb__api_metrics, NULL},
 };
 
 uint64_t eb__api_now_us(void)
@@ -145,6 +146,38 @@ static const char *method_name(int m)
     }
 }
 
+/* Refuses (400 naming it) a query parameter the route does not read: a
+ * misspelt or unsupported filter must never be silently ignored. */
+static bool params_known(const route *r, eb_http_req *req)
+{
+    const char *q = req->query, *end = req->query + req->query_len;
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        size_t n = (size_t)((eq ? eq : pe) - q);
+        char name[72];
+        snprintf(name, sizeof name, ",%.*s,", n > 64 ? 64 : (int)n, q);
+        if (pe > q && (!r->params || n > 64 || !strstr(r->params, name))) {
+            char field[72], msg[200], list[120] = "none";
+            snprintf(field, sizeof field, "?%.*s", n > 64 ? 64 : (int)n, q);
+            if (r->params) { /* ",a,b," -> "a, b" */
+                size_t k = 0;
+                for (const char *c = r->params + 1; c[1] && k + 3 < sizeof list; c++)
+                    if (*c == ',')
+                        list[k++] = ',', list[k++] = ' ';
+                    else
+                        list[k++] = *c;
+                list[k] = '\0';
+            }
+            snprintf(msg, sizeof msg, "unknown query parameter (allowed here: %s)", list);
+            eb__api_bad_field(req, field, msg);
+            return false;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return true;
+}
+
 void eb_api_handle(eb_api *api, eb_http_req *req)
 {
     if (api->stopping) {
@@ -160,7 +193,8 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
         if (!match(routes[i].pattern, req->path, plen, &p, store, sizeof store))
             continue;
         if (strcmp(routes[i].method, m) == 0) {
-            routes[i].fn(api, req, &p);
+            if (params_known(&routes[i], req))
+                routes[i].fn(api, req, &p);
             return;
         }
         if (!strstr(allow, routes[i].method)) {
@@ -315,6 +349,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
     api->doc = eb_json_doc_new();
+    api->ce_doc = eb_json_doc_new();
     *out = api;
     return 0;
 }
@@ -330,6 +365,7 @@ void eb_api_free(eb_api *api)
     if (!api)
         return;
     eb_json_doc_free(api->doc);
+    eb_json_doc_free(api->ce_doc);
     eb_buf_free(&api->out);
     eb_buf_free(&api->pull_out);
     eb_pub_errors_free(&api->perrs);
