@@ -460,6 +460,11 @@ int eb_ack(eb_client *c, const char *group, const char *const *ids, size_t n,
  * kept with the event. */
 int eb_nack(eb_client *c, const char *group, const char *const *ids, size_t n,
             const char *error, int64_t delay_ms, eb_settle_result *res);
+/* A non-retryable failure: the events go straight to the group's dead
+ * letters with the error, whatever attempts remain (a validation error that
+ * no retry can fix). */
+int eb_nack_dead_letter(eb_client *c, const char *group, const char *const *ids, size_t n,
+                        const char *error, eb_settle_result *res);
 /* Pushes the deadlines ms further (0: the group's ack timeout). */
 int eb_extend(eb_client *c, const char *group, const char *const *ids, size_t n, uint32_t ms,
               eb_settle_result *res);
@@ -508,9 +513,14 @@ int eb_stats(eb_client *c, eb_stats_info **out);
 
 /* --- the consumer loop ------------------------------------------------------ */
 
-/* Handles one event. Return 0 to ack it; anything else nacks it with the
- * message written into err (err_cap bytes; if left empty, eb_strerror of the
- * return value). ev is valid during the call only. The handler may use the
+/* A handler's return value for a non-retryable failure: the event is
+ * dead-lettered at once (eb_nack_dead_letter) with the message in err. */
+#define EB_HANDLER_DEAD_LETTER (-31000)
+
+/* Handles one event. Return 0 to ack it; EB_HANDLER_DEAD_LETTER to send it
+ * straight to the dead letters; anything else nacks it (retried after the
+ * group's backoff) with the message written into err (err_cap bytes; if
+ * left empty, eb_strerror of the return value). ev is valid during the call only. The handler may use the
  * consuming client (to publish, say): the loop does not use it meanwhile. */
 typedef int (*eb_handler)(const eb_event *ev, void *arg, char *err, size_t err_cap);
 
@@ -524,6 +534,7 @@ typedef struct eb_consume_stats {
     uint64_t extended;  /* deadline extensions made for slow handlers */
     uint64_t lost;      /* acks/nacks the server did not know (lease had expired:
                            the event was or will be delivered again) */
+    uint64_t dead_lettered; /* handler returns of EB_HANDLER_DEAD_LETTER settled */
 } eb_consume_stats;
 
 typedef struct eb_consume_opts {

@@ -213,6 +213,7 @@ typedef struct eb_settle_req {
     int64_t       delay_ms; /* nack: retry delay; -1 = the group's backoff */
     uint32_t      ms;       /* extend: the lease from now; 0 = the ack timeout */
     uint8_t      *unknown;  /* out, n flags: 1 where the id named no delivery in flight */
+    bool          dead_letter; /* nack: straight to the DLQ, whatever attempts remain */
 } eb_settle_req;
 /* *settled receives how many ids named a delivery in flight. */
 int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_req *req,

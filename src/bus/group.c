@@ -292,14 +292,15 @@ eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)
     return EB_DLV_OK;
 }
 
-/* A failed attempt: retry later or dead-letter. delay_ms < 0: backoff. */
-static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, uint64_t now,
-                 eb_outbox *ob)
+/* A failed attempt: retry later or dead-letter (at once when final).
+ * delay_ms < 0: backoff. */
+static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, bool final,
+                 uint64_t now, eb_outbox *ob)
 {
     lease_end(g, d);
     d->fails++;
     eb__set_str(&d->last_error, err, strlen(err));
-    if (d->fails >= g->cfg.max_attempts) {
+    if (final || d->fails >= g->cfg.max_attempts) {
         eb__dead_letter(g, d, now, ob);
         return;
     }
@@ -309,13 +310,13 @@ static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, uint
 }
 
 eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, eb_outbox *ob)
+                             int64_t delay_ms, bool dead_letter, eb_outbox *ob)
 {
     eb_dlv *d = find_inflight(g, id, n);
     if (!d)
         return EB_DLV_UNKNOWN;
     g->ctr.nacked++;
-    fail(g, d, err && *err ? err : "nacked", delay_ms, g->env.now_us(), ob);
+    fail(g, d, err && *err ? err : "nacked", delay_ms, dead_letter, g->env.now_us(), ob);
     return EB_DLV_OK;
 }
 
@@ -358,7 +359,7 @@ void eb_group_tick(eb_group *g, eb_outbox *ob)
         eb_dlv *d = eb__dlv_of(top);
         if (d->state == EB_DLV_INFLIGHT) {
             g->ctr.expired++;
-            fail(g, d, "ack deadline exceeded", -1, now, ob);
+            fail(g, d, "ack deadline exceeded", -1, false, now, ob);
         } else {
             eb_heap_remove(&g->timers, &d->tm);
             g->retry--;

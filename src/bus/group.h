@@ -118,8 +118,9 @@ typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
 /* ack, nack and extend each take one delivery id; records for the outbox
  * are gathered and written by eb_group_flush (dead letters go to ob at once). */
 eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n);
+/* nack with dead_letter: a non-retryable failure, dead-lettered at once. */
 eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, eb_outbox *ob);
+                             int64_t delay_ms, bool dead_letter, eb_outbox *ob);
 eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms);
 /* Writes the acks and failed attempts gathered since the last flush as
  * EB_META_ACK / EB_META_FAIL records (nothing if none). */

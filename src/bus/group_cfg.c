@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus/group_types.h"
+#include "bus/subject_match.h"
 #include "eventbus/err.h"
 
 static int cfg_err(eb_field_error *err, const char *field, const char *msg)
@@ -17,12 +18,7 @@ static int cfg_err(eb_field_error *err, const char *field, const char *msg)
 
 bool eb_group_type_match(const char *p, const char *t, size_t n)
 {
-    size_t pl = strlen(p);
-    if (pl == 1 && p[0] == '*')
-        return true;
-    if (pl >= 2 && p[pl - 1] == '*' && p[pl - 2] == '.')
-        return n > pl - 1 && memcmp(p, t, pl - 1) == 0; /* "a.*" needs "a." + 1 char */
-    return pl == n && memcmp(p, t, n) == 0;
+    return eb_subject_match(p, t, n);
 }
 
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
@@ -35,24 +31,21 @@ bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
 
 bool eb_group_pattern_valid(const char *s, size_t n)
 {
-    if (n == 1 && s[0] == '*')
-        return true;
-    if (n > 2 && s[n - 1] == '*' && s[n - 2] == '.')
-        n -= 2;
-    return eb_event_type_valid(s, n);
+    return eb_subject_pattern_valid(s, n);
 }
 
 static int parse_types(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
 {
     if (!eb_json_is(v, EB_JSON_ARRAY) || v->len == 0 || v->len > EB_GROUP_MAX_TYPES)
         return cfg_err(err, "/types", "must be an array of 1 to 64 type names or patterns "
-                       "(\"order.created\", \"payment.*\", \"*\")");
+                       "(\"order.created\", \"*.created\", \"order.>\", \">\")");
     size_t i = 0;
     for (const eb_json *e = v->child; e; e = e->next, i++) {
         char f[32];
         snprintf(f, sizeof f, "/types/%zu", i);
         if (e->type != EB_JSON_STRING || !eb_group_pattern_valid(e->str, e->len))
-            return cfg_err(err, f, "not a valid type name or pattern (\"a.b\", \"a.*\", \"*\")");
+            return cfg_err(err, f, "not a valid type name or pattern (segments of a-z 0-9 - _, "
+                           "\"*\" for one segment, \">\" last for the rest)");
         if (!(cfg->types[cfg->ntypes] = strndup(e->str, e->len)))
             return cfg_err(err, f, "out of memory");
         cfg->ntypes++;

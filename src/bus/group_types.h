@@ -20,7 +20,7 @@ enum { EB_START_LATEST = 0, EB_START_EARLIEST, EB_START_TIME };
 
 /* A group's configuration (PUT /v1/groups/{group}). */
 typedef struct eb_group_cfg {
-    char       *types[EB_GROUP_MAX_TYPES]; /* patterns: "a.b", "a.*", "*"; owned */
+    char       *types[EB_GROUP_MAX_TYPES]; /* patterns: "a.b", "*.b", "a.>"; owned */
     size_t      ntypes;
     int         start;              /* EB_START_* (creation only) */
     uint64_t    start_us;           /* for EB_START_TIME */
@@ -39,11 +39,11 @@ typedef struct eb_group_cfg {
 int  eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *err);
 void eb_group_cfg_free(eb_group_cfg *cfg);
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
-/* True if event type t (length n) matches pattern p:
- * "*" anything; "a.*" any type starting "a." (one or more segments). */
+/* True if event type t (length n) matches pattern p (the grammar is
+ * bus/subject_match.h: "*" one segment, ">" or a last "*" the rest). */
 bool eb_group_type_match(const char *p, const char *t, size_t n);
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n);
-/* True if s is a valid type name or pattern ("a.b", "a.*", "*"). */
+/* True if s is a valid type name or pattern (bus/subject_match.h). */
 bool eb_group_pattern_valid(const char *s, size_t n);
 
 

@@ -174,7 +174,7 @@ int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_r
         eb_dlv_outcome o =
             req->op == EB_SETTLE_ACK    ? eb_group_ack(g, id->ptr, id->len)
             : req->op == EB_SETTLE_NACK ? eb_group_nack(g, id->ptr, id->len, req->error,
-                                                        req->delay_ms, ob)
+                                                        req->delay_ms, req->dead_letter, ob)
                                         : eb_group_extend(g, id->ptr, id->len, req->ms);
         req->unknown[i] = o != EB_DLV_OK;
         ok += o == EB_DLV_OK;

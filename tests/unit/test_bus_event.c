@@ -8,6 +8,7 @@
 
 #include "bus/dedupe.h"
 #include "bus/event.h"
+#include "bus/subject_match.h"
 #include "eventbus/err.h"
 
 static eb_json_doc *doc;
@@ -239,8 +240,45 @@ TEST(envelope_names_match_whole_keys)
     CHECK(strstr(fe.message, "unknown field") != NULL);
 }
 
+static bool m(const char *p, const char *t)
+{
+    CHECK(eb_subject_pattern_valid(p, strlen(p)));
+    return eb_subject_match(p, t, strlen(t));
+}
+
+TEST(subject_patterns_match_by_segment)
+{
+    CHECK(m("order.created", "order.created") && !m("order.created", "order.created.v2"));
+    CHECK(m("*.created", "order.created") && m("*.created", "user.created"));
+    CHECK(!m("*.created", "order.created.v2") && !m("*.created", "created"));
+    CHECK(m("order.*.v2", "order.paid.v2") && !m("order.*.v2", "order.paid.x.v2"));
+    CHECK(!m("order.*.v2", "order.v2"));
+    CHECK(m("order.>", "order.paid") && m("order.>", "order.paid.v2"));
+    CHECK(!m("order.>", "order") && !m("order.>", "orders.paid"));
+    CHECK(m(">", "a") && m(">", "a.b.c") && m("*", "a.b")); /* "*" alone: everything, as before */
+    CHECK(m("order.*", "order.paid.v2") && !m("order.*", "order"));  /* a last "*": as before */
+    CHECK(m("*.*.v2", "a.b.v2") && !m("*.*.v2", "a.v2"));
+    CHECK(m("a.*.>", "a.b.c") && !m("a.*.>", "a.b"));
+    CHECK(!m("order.paid", "order.pai") && !m("order.pai", "order.paid"));
+}
+
+TEST(subject_patterns_validated)
+{
+    static const char *const bad[] = {"", "order.>.x", "or*der.x", "a.b*", ">x", ".a", "*.A",
+                                      "_a.*", "a.*x", "a b.*", ">.a", "a.>>"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!eb_subject_pattern_valid(bad[i], strlen(bad[i])));
+    char longp[140];
+    memset(longp, 'a', sizeof longp);
+    longp[0] = '*', longp[1] = '.';
+    CHECK(eb_subject_pattern_valid(longp, 128) && !eb_subject_pattern_valid(longp, 129));
+    CHECK(eb_subject_has_wildcard("a.*.b") && eb_subject_has_wildcard(">"));
+    CHECK(!eb_subject_has_wildcard("a.b") && !eb_subject_has_wildcard("a.b*c"));
+}
+
 TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
-          T(dedupe_window_expires_in_order))
+          T(dedupe_window_expires_in_order), T(subject_patterns_match_by_segment),
+          T(subject_patterns_validated))
