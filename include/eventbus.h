@@ -358,7 +358,7 @@ int eb_schemas_get(eb_client *c, const char *type, uint32_t version, eb_schemas_
  * defaults (see docs/api.md). Pointers are only read during the call. */
 typedef struct eb_groups_config {
     size_t             size;       /* sizeof(eb_groups_config) */
-    const char *const *types;      /* event type patterns: "order.created", "order.*", "*" */
+    const char *const *types;      /* event type patterns: "order.created", "*.created", "order.>" */
     size_t       ntypes;           /* >= 1 */
     const char  *start;            /* creation only: "latest" (default), "earliest", RFC 3339 */
     uint32_t     max_attempts;     /* deliveries before dead-lettering (server: 4) */
@@ -369,6 +369,8 @@ typedef struct eb_groups_config {
     double       backoff_jitter;   /* 0..1 */
     uint32_t     ack_timeout_ms;   /* lease of a pulled event (server: 30000) */
     const char  *ordering;         /* "none" (default) or "key" */
+    uint32_t     max_in_flight;    /* leases outstanding across all consumers; 0: no cap */
+    double       rate_limit;       /* deliveries per second (token bucket); 0: none */
 } eb_groups_config;
 
 /* A consumer of a group, as the server last saw it. */
@@ -413,6 +415,9 @@ typedef struct eb_groups_info {
     uint32_t    backoff_max_ms;
     double      backoff_jitter;
     const char *ordering;        /* "none" or "key" */
+    uint32_t    max_in_flight;   /* configuration: 0 = no cap */
+    double      rate_limit;      /* configuration: deliveries per second, 0 = none */
+    uint64_t    throttled;       /* detail: pulls cut short by the two above */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */

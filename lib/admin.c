@@ -333,6 +333,11 @@ static void write_config(eb_jw *w, const eb_groups_config *g)
         eb_jw_key(w, "ordering");
         eb_jw_str(w, g->ordering);
     }
+    kv_u32(w, "max_in_flight", g->max_in_flight);
+    if (g->rate_limit > 0) {
+        eb_jw_key(w, "rate_limit");
+        eb_jw_double(w, g->rate_limit);
+    }
     eb_jw_obj_close(w);
 }
 
@@ -382,6 +387,7 @@ static bool read_detail(void *res, const eb_json *o, eb_groups_info *g)
     g->counters.replayed = u64_of(cnt, "replayed");
     g->counters.purged = u64_of(cnt, "purged");
     g->counters.retention_skipped = u64_of(cnt, "retention_skipped");
+    g->throttled = u64_of(cnt, "throttled");
     return read_consumers(res, o, g);
 }
 
@@ -400,6 +406,8 @@ static bool read_config(void *res, const eb_json *cfg, eb_groups_info *g)
     g->backoff_max_ms = (uint32_t)u64_of(bo, "max_ms");
     g->backoff_multiplier = eb_json_num(eb_json_get(bo, "multiplier"));
     g->backoff_jitter = eb_json_num(eb_json_get(bo, "jitter"));
+    g->max_in_flight = (uint32_t)u64_of(cfg, "max_in_flight");
+    g->rate_limit = eb_json_num(eb_json_get(cfg, "rate_limit"));
     return read_strs(res, cfg, "types", &g->types, &g->ntypes);
 }
 

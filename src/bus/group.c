@@ -193,6 +193,34 @@ static void describe(const eb_dlv *d, eb_delivery *o)
     *p = '\0';
 }
 
+/* Tops up the rate_limit bucket: rate tokens a second, one second's worth
+ * at most (and at least one, so a rate under 1/s still delivers). */
+static void refill(eb_group *g, uint64_t now)
+{
+    double cap = g->cfg.rate_limit < 1 ? 1 : g->cfg.rate_limit;
+    if (!g->refill_us || now < g->refill_us)
+        g->tokens = cap;
+    else
+        g->tokens += (double)(now - g->refill_us) / 1e6 * g->cfg.rate_limit;
+    if (g->tokens > cap)
+        g->tokens = cap;
+    g->refill_us = now;
+}
+
+size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now)
+{
+    size_t n = max;
+    if (g->cfg.max_in_flight) {
+        size_t room = g->in_flight >= g->cfg.max_in_flight ? 0 : g->cfg.max_in_flight - g->in_flight;
+        n = room < n ? room : n;
+    }
+    if (g->cfg.rate_limit > 0) {
+        refill(g, now);
+        n = g->tokens < (double)n ? (size_t)g->tokens : n;
+    }
+    return n;
+}
+
 int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
                   eb_delivery *out, uint64_t *deadline_us)
 {
@@ -203,8 +231,16 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
     c->last_pull_us = now;
     if (g->paused)
         return 0;
-    if (g->ready < max)
+    size_t allow = eb__group_allowance(g, max, now);
+    if (allow < max) {
+        if (g->ready < max)
+            eb__group_fill(g, max, durable, now);
+        if (g->ready > allow)
+            g->ctr.throttled++;
+        max = allow;
+    } else if (g->ready < max) {
         eb__group_fill(g, max, durable, now);
+    }
     size_t n = 0;
     uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
     *deadline_us = deadline;
@@ -228,6 +264,8 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
             g->ctr.redelivered++;
         n++;
     }
+    if (g->cfg.rate_limit > 0)
+        g->tokens -= (double)n;
     return (int)n;
 }
 

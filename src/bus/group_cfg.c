@@ -129,6 +129,10 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
         return get_u32(m, "/ack_timeout_ms", 100, 43200000, &cfg->ack_timeout_ms, err);
     if (!strcmp(m->key, "backoff"))
         return parse_backoff(m, cfg, err);
+    if (!strcmp(m->key, "max_in_flight"))
+        return get_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
+    if (!strcmp(m->key, "rate_limit"))
+        return get_num(m, "/rate_limit", 0, 1000000, &cfg->rate_limit, err);
     if (!strcmp(m->key, "ordering")) {
         if (m->type == EB_JSON_STRING && !strcmp(m->str, "none"))
             cfg->ordering = EB_ORDER_NONE;
@@ -138,10 +142,10 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
             return cfg_err(err, "/ordering", "must be \"none\" or \"key\"");
         return 0;
     }
-    char f[72], msg[160];
+    char f[72], msg[224];
     snprintf(f, sizeof f, "/%.60s", m->key);
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: types, start, max_attempts, "
-             "backoff, ack_timeout_ms, ordering)", m->key);
+             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit)", m->key);
     return cfg_err(err, f, msg);
 }
 
@@ -208,5 +212,9 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     eb_jw_uint(w, cfg->ack_timeout_ms);
     eb_jw_key(w, "ordering");
     eb_jw_str(w, cfg->ordering == EB_ORDER_KEY ? "key" : "none");
+    eb_jw_key(w, "max_in_flight");
+    eb_jw_uint(w, cfg->max_in_flight);
+    eb_jw_key(w, "rate_limit");
+    eb_jw_double(w, cfg->rate_limit);
     eb_jw_obj_close(w);
 }

@@ -173,9 +173,10 @@ bool eb_group_has_ready(eb_group *g, uint64_t durable)
 {
     if (g->paused)
         return false;
+    uint64_t now = g->env.now_us();
     if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
-        eb__group_fill(g, 1, durable, g->env.now_us());
-    return g->ready > 0;
+        eb__group_fill(g, 1, durable, now);
+    return g->ready > 0 && eb__group_allowance(g, 1, now) > 0;
 }
 
 /* Drops replay flows that are done: walked to their end, nothing alive. */

@@ -132,6 +132,8 @@ struct eb_group {
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
+    double         tokens;         /* rate_limit's bucket (memory only: full at start) */
+    uint64_t       refill_us;      /* when tokens was last topped up; 0: full */
 };
 
 static inline uint64_t eb__fail_key(int cls, uint64_t seq)
@@ -166,6 +168,10 @@ void    eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now);
 void    eb__dlv_ready(eb_group *g, eb_dlv *d);
 /* Frees d (not its class-d payload, owned by the dead letter). */
 void    eb__dlv_free(eb_dlv *d);
+
+/* group.c */
+/* How many of max leases flow control (max_in_flight, rate_limit) allows now. */
+size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now);
 
 /* group_flow.c */
 void  eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to);

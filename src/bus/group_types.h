@@ -31,6 +31,9 @@ typedef struct eb_group_cfg {
     double      backoff_jitter;     /* 0..1, 0.2 */
     uint32_t    ack_timeout_ms;     /* 30000 */
     eb_ordering ordering;           /* none */
+    uint32_t    max_in_flight;      /* leases outstanding across consumers; 0: no cap */
+    double      rate_limit;         /* deliveries per second (token bucket, burst of one
+                                       second's worth); 0: none */
 } eb_group_cfg;
 
 /* Parses and checks a config object; unknown fields and bad values are
@@ -52,6 +55,8 @@ typedef struct eb_group_counters {
     uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
         replayed, purged;
     uint64_t retention_skipped; /* log seqs deleted by retention before the group examined them */
+    uint64_t throttled;         /* pulls given fewer events (or none) by max_in_flight or
+                                   rate_limit while events were ready */
 } eb_group_counters;
 
 /* A point-in-time view of a group. */

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Delivery controls against a real eventbusd (issue 17): subject wildcards
-in a group's types, non-retryable failures (nack with dead_letter).
+in a group's types, non-retryable failures (nack with dead_letter), flow
+control (max_in_flight, rate_limit).
 
 Each test gets its own server on a free port and a fresh data directory
 (see harness.py). Run directly or through meson (suite 'integration').
 """
+import re
+import threading
+import time
+
 from harness import run_tests
-from test_groups import ack, group_info, nack, publish, pull, put_group
+from test_groups import ack, client, group_info, nack, publish, pull, put_group
 
 
 def types_seen(srv, group):
@@ -88,6 +93,82 @@ def test_nack_dead_letter_must_be_a_boolean(srv):
     st, _, body = srv.request("POST", "/v1/groups/g/nack",
                               {"ids": [evs[0]["delivery"]["id"]], "dead_letter": False})
     assert st == 200 and group_info(srv, "g")["dead_letters"] == 0, body
+
+
+# --- flow control ---------------------------------------------------------------------
+
+def test_max_in_flight_caps_leases_across_consumers(srv):
+    put_group(srv, "g", max_in_flight=3)
+    publish(srv, 10)
+    a = pull(srv, "g", consumer="a", max=10)
+    assert len(a) == 3, a
+    assert pull(srv, "g", consumer="b", max=10) == []
+    info = group_info(srv, "g")
+    assert info["in_flight"] == 3 and info["counters"]["throttled"] >= 1, info
+    assert info["config"]["max_in_flight"] == 3
+    # a long poll waits for room, an ack makes it
+    got = {}
+    other = client(srv)
+    t = threading.Thread(target=lambda: got.setdefault(
+        "evs", pull(other, "g", consumer="b", max=10, wait_ms=5000)))
+    t.start()
+    time.sleep(0.3)
+    assert "evs" not in got
+    ack(srv, "g", a[:2])
+    t.join()
+    assert len(got["evs"]) == 2, got
+    # the cap is configuration: it survives kill -9 (the leases do not)
+    srv.kill9()
+    srv.start()
+    assert group_info(srv, "g")["config"]["max_in_flight"] == 3
+    assert len(pull(srv, "g", max=10)) == 3
+    assert pull(srv, "g", max=10) == []
+    st, _, text = srv.request("GET", "/metrics")
+    assert 'eventbus_group_max_in_flight{group="g"} 3' in text, text
+    m = re.search(r'^eventbus_group_throttled_total\{group="g"\} (\d+)$', text, re.M)
+    assert m and int(m.group(1)) >= 1, text
+
+
+def test_rate_limit_spreads_deliveries(srv):
+    put_group(srv, "g", rate_limit=10)
+    publish(srv, 40)
+    first = pull(srv, "g", max=40)
+    assert len(first) == 10, len(first)  # the bucket holds one second's worth
+    t0 = time.time()
+    got = len(first)
+    while time.time() - t0 < 1.0:
+        got += len(pull(srv, "g", max=40, wait_ms=1000))
+    elapsed = time.time() - t0
+    # about 10 more a second; generous bounds on a loaded machine
+    assert 10 + 3 <= got <= 10 + 10 * elapsed + 2, (got, elapsed)
+    info = group_info(srv, "g")
+    assert info["config"]["rate_limit"] == 10 and info["counters"]["throttled"] >= 1, info
+    st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["order.created"],
+                                                     "rate_limit": -1})
+    assert st == 400 and body["error"]["details"][0]["field"] == "/rate_limit", body
+    st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["order.created"],
+                                                     "max_in_flight": 1.5})
+    assert st == 400 and body["error"]["details"][0]["field"] == "/max_in_flight", body
+
+
+def test_cli_sets_flow_control_and_wildcards(srv):
+    from test_cli import run
+    rc, out, err = run(srv, "groups", "create", "g", "--types", "*.created,order.>",
+                       "--max-in-flight", "5", "--rate-limit", "2.5")
+    assert rc == 0, (out, err)
+    cfg = group_info(srv, "g")["config"]
+    assert cfg["types"] == ["*.created", "order.>"], cfg
+    assert cfg["max_in_flight"] == 5 and cfg["rate_limit"] == 2.5, cfg
+    rc, out, err = run(srv, "groups", "update", "g", "--max-attempts", "3")
+    assert rc == 0, (out, err)
+    cfg = group_info(srv, "g")["config"]
+    assert cfg["max_in_flight"] == 5 and cfg["rate_limit"] == 2.5, cfg  # kept
+    rc, out, err = run(srv, "groups", "update", "g", "--max-in-flight", "0")
+    assert rc == 0 and group_info(srv, "g")["config"]["max_in_flight"] == 0, (out, err)
+    rc, out, err = run(srv, "groups", "show", "g", env={"EVENTBUS_OUTPUT": "table"})
+    assert rc == 0 and "max in flight:  0" in out and "rate limit:     2.5/s" in out, out
+    rc, out, err = run(srv, "groups", "update", "g", "--rate-limit", "fast")
+    assert rc == 2 and "--rate-limit" in err, (rc, err)
 
 
 if __name__ == "__main__":

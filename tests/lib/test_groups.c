@@ -458,6 +458,33 @@ TEST(dead_letter_at_once)
     eb_test_down(&d, c);
 }
 
+/* Flow control through the library: the config goes out and comes back,
+ * and a pull gets no more than max_in_flight allows. */
+TEST(flow_control)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_groups_config g = {.size = sizeof g, .types = ORDER_TYPES, .ntypes = 1,
+                          .max_in_flight = 2, .rate_limit = 1000};
+    eb_groups_info *out = NULL;
+    CHECK_OK(eb_groups_put(c, "fc", &g, NULL, &out));
+    CHECK_EQ(out->max_in_flight, 2);
+    CHECK(out->rate_limit == 1000);
+    eb_result_free(out);
+    publish_orders(c, 1, 5);
+    eb_events *l = pull(c, "fc", 5, 2000);
+    CHECK_EQ(eb_events_count(l), 2);
+    eb_events_free(l);
+    l = pull(c, "fc", 5, 0);
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    eb_groups_info st = state(c, "fc");
+    CHECK_EQ(st.in_flight, 2);
+    CHECK(st.throttled >= 1);
+    CHECK_EQ(st.max_in_flight, 2);
+    eb_test_down(&d, c);
+}
+
 TEST(consume_extends_slow_handler)
 {
     eb_test_daemon d;
@@ -607,7 +634,7 @@ TEST(consume_survives_server_restart)
 }
 
 TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
-          T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters), T(dead_letter_at_once),
+          T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters), T(dead_letter_at_once), T(flow_control),
           T(consume_extends_slow_handler), T(consume_stops_on_signal),
           T(consume_stop_releases_the_rest), T(consume_max_events_leases_no_more),
           T(consume_refusals),
