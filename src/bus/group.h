@@ -73,6 +73,9 @@ typedef struct eb_group_env {
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);
     void     *arg;
+    /* Called when a delivery is dead-lettered (dl borrowed during the call;
+     * not during the meta replay). May be NULL. */
+    void    (*on_dead_letter)(void *arg, const char *group, const eb_dead_letter *dl);
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's

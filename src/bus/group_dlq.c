@@ -102,6 +102,11 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         eb__flow_replay_done(g, d->seq, d->seq + 1);
     eb__rec_dead(g, e, d->cls, fresh, ob);
     g->ctr.dead_lettered++;
+    if (g->env.on_dead_letter) {
+        eb_dead_letter v = {e->seq, e->ts_us, e->payload, e->len, e->error, e->consumer,
+                            e->attempts, e->failed_at};
+        g->env.on_dead_letter(g->env.arg, g->name, &v);
+    }
     eb__dlv_finish(g, d, now);
 }
 

@@ -31,7 +31,7 @@ static void on_latency(void *arg, uint64_t us)
 
 static eb_group_env group_env(eb_bus *bus)
 {
-    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus};
+    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, eb__bus_dead_lettered};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -88,6 +88,7 @@ static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
         eb_group_flush(g, &bus->grp.ob);
     int rc = commit_outbox(bus, &bus->grp.ob, cb, arg);
     eb__bus_pulls_wake(bus); /* nacks, redrives and replays make deliveries ready */
+    eb__bus_dead_letters_publish(bus);
     return rc;
 }
 
@@ -425,6 +426,7 @@ static void on_tick(uv_timer_t *t)
     }
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
+    eb__bus_dead_letters_publish(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
 }
 
@@ -469,6 +471,8 @@ void eb__bus_groups_close(eb_bus *bus)
         free(s->val);
     eb_map_free(&gr->published);
     eb_outbox_free(&gr->ob);
+    eb_buf_free(&gr->dl_text);
+    gr->dl_n = 0;
     free(gr->dl);
     gr->dl = NULL;
 }

@@ -65,6 +65,8 @@ bool eb_subject_pattern_valid(const char *s, size_t n)
 bool eb_subject_match(const char *p, const char *t, size_t n)
 {
     size_t pl = strlen(p), i = 0, j = 0; /* i, j: the current segment of each */
+    if (n >= 9 && !memcmp(t, "eventbus.", 9) && is_wild(p, seg_end(p, 0, pl)))
+        return false; /* the server's own events are matched by name only */
     for (;;) {
         if (i > pl)
             return j > n; /* the pattern is used up: so must the type be */

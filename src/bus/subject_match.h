@@ -7,6 +7,8 @@
  *   ">"  last only: one or more segments   ("order.>", ">")
  *
  * A pattern without wildcards is a type name and matches only itself.
+ * The server's own types (`eventbus.*`, e.g. eventbus.dead_letter) are not
+ * matched by a pattern starting with a wildcard: only by "eventbus.…".
  * Pure: no allocation, no state; the type index (another module) calls
  * eb_subject_match for the patterns it cannot look up by name. */
 #ifndef EB_BUS_SUBJECT_MATCH_H

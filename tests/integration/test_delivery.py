@@ -95,6 +95,49 @@ def test_nack_dead_letter_must_be_a_boolean(srv):
     assert st == 200 and group_info(srv, "g")["dead_letters"] == 0, body
 
 
+# --- the dead-letter stream -----------------------------------------------------------
+
+def test_dead_letters_are_published_as_events_without_a_loop(srv):
+    put_group(srv, "pager", types=["eventbus.dead_letter"], max_attempts=1)
+    put_group(srv, "all", types=[">"])
+    put_group(srv, "g", max_attempts=2, backoff={"initial_ms": 0, "max_ms": 0})
+    [seq] = publish(srv, 1)
+    for attempt in (1, 2):
+        evs = pull(srv, "g", consumer="worker-7")
+        nack(srv, "g", evs, error=f"smtp {attempt}")
+    evs = pull(srv, "pager", wait_ms=3000)
+    assert len(evs) == 1, evs
+    ev = evs[0]
+    assert ev["type"] == "eventbus.dead_letter" and ev["source"] == "eventbusd", ev
+    assert ev["key"] == "g", ev
+    d = ev["data"]
+    assert d["group"] == "g" and d["event_seq"] == seq and d["type"] == "order.created", d
+    assert d["error"] == "smtp 2" and d["attempts"] == 2 and d["consumer"] == "worker-7", d
+    assert d["failed_at"].endswith("Z") and d["event_id"], d
+    # a pattern starting with a wildcard does not match the server's own events
+    assert [e["type"] for e in pull(srv, "all", max=100)] == ["order.created"]
+    # the pager's own dead letter makes no new notice: no loop
+    nack(srv, "pager", evs, error="pager down")
+    assert group_info(srv, "pager")["dead_letters"] == 1
+    st, _, body = srv.request("GET", "/v1/events?type=eventbus.dead_letter")
+    assert st == 200 and len(body["events"]) == 1, body
+    # a nack with dead_letter makes a notice too, and it survives kill -9
+    publish(srv, 1)
+    evs = pull(srv, "g")
+    srv.request("POST", "/v1/groups/g/nack", {"ids": [evs[0]["delivery"]["id"]],
+                                             "error": "bad input", "dead_letter": True})
+    # the notice is its own publish, made durable just after the DEAD record
+    for _ in range(100):
+        st, _, body = srv.request("GET", "/v1/events?type=eventbus.dead_letter")
+        if len(body["events"]) == 2:
+            break
+        time.sleep(0.02)
+    srv.kill9()
+    srv.start()
+    st, _, body = srv.request("GET", "/v1/events?type=eventbus.dead_letter")
+    assert [e["data"]["error"] for e in body["events"]] == ["smtp 2", "bad input"], body
+
+
 # --- flow control ---------------------------------------------------------------------
 
 def test_max_in_flight_caps_leases_across_consumers(srv):

@@ -260,6 +260,9 @@ TEST(subject_patterns_match_by_segment)
     CHECK(m("*.*.v2", "a.b.v2") && !m("*.*.v2", "a.v2"));
     CHECK(m("a.*.>", "a.b.c") && !m("a.*.>", "a.b"));
     CHECK(!m("order.paid", "order.pai") && !m("order.pai", "order.paid"));
+    /* the server's own events: by name, or by a pattern starting "eventbus." */
+    CHECK(!m(">", "eventbus.dead_letter") && !m("*.dead_letter", "eventbus.dead_letter"));
+    CHECK(m("eventbus.>", "eventbus.dead_letter") && m("eventbus.dead_letter", "eventbus.dead_letter"));
 }
 
 TEST(subject_patterns_validated)
