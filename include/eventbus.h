@@ -248,8 +248,19 @@ typedef struct eb_event {
     const char *error;        /* the last failure's message */
     uint32_t    attempts;     /* deliveries made */
     const char *consumer;     /* the consumer of the last attempt */
-    const char *failed_at;    /* RFC 3339 */
+    const char *failed_at;    /* RFC 3339: the last failure */
+    const char *first_failed_at; /* RFC 3339: the first failure */
+    size_t      nerrors;
+    const struct eb_dlq_error *const *errors; /* the last few failures, oldest first */
 } eb_event;
+
+/* One failed attempt of a dead letter (eb_event.errors). Owned by its list. */
+typedef struct eb_dlq_error {
+    uint32_t    attempt;  /* the delivery's attempt number */
+    const char *at;       /* RFC 3339 */
+    const char *consumer; /* "" if none */
+    const char *error;
+} eb_dlq_error;
 
 /* A list of events; opaque, caller-owned, freed with eb_events_free(). */
 typedef struct eb_events eb_events;

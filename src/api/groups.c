@@ -584,6 +584,28 @@ static void write_dead_letter(void *arg, const eb_dead_letter *dl)
     eb_jw_str(w, dl->consumer);
     eb_jw_key(w, "failed_at");
     eb_jw_str(w, at);
+    eb_jw_key(w, "last_failed_at");
+    eb_jw_str(w, at);
+    eb_time_format(dl->first_failed_at_us, at);
+    eb_jw_key(w, "first_failed_at");
+    eb_jw_str(w, at);
+    eb_jw_key(w, "errors");
+    eb_jw_arr_open(w);
+    for (size_t i = 0; i < dl->nerrors; i++) {
+        const eb_failure *f = &dl->errors[i];
+        eb_time_format(f->at_us, at);
+        eb_jw_obj_open(w);
+        eb_jw_key(w, "attempt");
+        eb_jw_uint(w, f->attempt);
+        eb_jw_key(w, "at");
+        eb_jw_str(w, at);
+        eb_jw_key(w, "consumer");
+        eb_jw_str(w, f->consumer);
+        eb_jw_key(w, "error");
+        eb_jw_str(w, f->error);
+        eb_jw_obj_close(w);
+    }
+    eb_jw_arr_close(w);
     eb_jw_obj_close(w);
 }
 

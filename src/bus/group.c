@@ -94,11 +94,8 @@ static void free_items(eb_group *g)
     while ((is = eb_imap_next(&g->dlq, &it)))
         eb__dead_free(is->val);
     it = 0;
-    while ((is = eb_imap_next(&g->fails, &it))) {
-        failinfo *fi = is->val;
-        free(fi->error);
-        free(fi);
-    }
+    while ((is = eb_imap_next(&g->fails, &it)))
+        eb__failinfo_free(is->val);
     eb_imap_free(&g->dlq);
     eb_imap_free(&g->fails);
     eb_map_free(&g->dlq_ids);
@@ -338,12 +335,16 @@ static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, bool
     lease_end(g, d);
     d->fails++;
     eb__set_str(&d->last_error, err, strlen(err));
+    const char *who = d->consumer ? d->consumer->name : "";
+    eb__hist_push(&d->fh, d->attempt, now, (eb_str){who, strlen(who)}, (eb_str){err, strlen(err)},
+                  0); /* out of memory: the history misses this one */
     if (final || d->fails >= g->cfg.max_attempts) {
         eb__dead_letter(g, d, now, ob);
         return;
     }
     d->tm.key = now + (delay_ms >= 0 ? (uint64_t)delay_ms * 1000u : backoff_us(g, d->fails));
-    eb__rec_fail_gather(g, d->cls, d->seq, d->fails, d->tm.key, err);
+    eb__rec_fail_gather(g, d->cls, d->seq, d->fails, d->tm.key, err,
+                        d->fh ? &d->fh->v[d->fh->n - 1] : NULL, d->fh ? d->fh->first_us : 0);
     eb__dlv_schedule(g, d, now);
 }
 

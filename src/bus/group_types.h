@@ -91,6 +91,14 @@ typedef struct eb_consumer_info {
 } eb_consumer_info;
 typedef void (*eb_consumer_fn)(void *arg, const eb_consumer_info *c);
 
+/* One failed attempt of a delivery. */
+typedef struct eb_failure {
+    uint32_t    attempt;  /* the delivery's attempt number */
+    uint64_t    at_us;    /* when it failed */
+    const char *consumer; /* who held it ("" if none) */
+    const char *error;
+} eb_failure;
+
 /* A dead letter. Borrowed during the callback that gets it. */
 typedef struct eb_dead_letter {
     uint64_t    seq, ts_us;   /* the event's */
@@ -99,7 +107,10 @@ typedef struct eb_dead_letter {
     const char *error;        /* last failure */
     const char *consumer;     /* who held it last ("" if none) */
     uint32_t    attempts;
-    uint64_t    failed_at_us;
+    uint64_t    failed_at_us; /* the last failure */
+    uint64_t    first_failed_at_us;
+    const eb_failure *errors; /* the last few failures, oldest first (>= 1) */
+    size_t      nerrors;
 } eb_dead_letter;
 typedef void (*eb_dead_letter_fn)(void *arg, const eb_dead_letter *dl);
 

@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Delivery controls against a real eventbusd (issue 17): subject wildcards
 in a group's types, non-retryable failures (nack with dead_letter), flow
-control (max_in_flight, rate_limit).
+control (max_in_flight, rate_limit), dead letters with their history and
+the dead-letter stream.
 
 Each test gets its own server on a free port and a fresh data directory
 (see harness.py). Run directly or through meson (suite 'integration').
 """
+import os
 import re
+import shutil
 import threading
 import time
 
@@ -93,6 +96,108 @@ def test_nack_dead_letter_must_be_a_boolean(srv):
     st, _, body = srv.request("POST", "/v1/groups/g/nack",
                               {"ids": [evs[0]["delivery"]["id"]], "dead_letter": False})
     assert st == 200 and group_info(srv, "g")["dead_letters"] == 0, body
+
+
+# --- dead letters with their history --------------------------------------------------
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def dlq(srv, group):
+    st, _, body = srv.request("GET", f"/v1/groups/{group}/dlq")
+    assert st == 200, body
+    return body["dead_letters"]
+
+
+def brief(dl):
+    return [(e["attempt"], e["consumer"], e["error"]) for e in dl["errors"]]
+
+
+def fail_as(srv, group, consumer, error, **extra):
+    evs = pull(srv, group, consumer=consumer, wait_ms=2000)
+    assert len(evs) == 1, evs
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/nack",
+                              dict({"ids": [evs[0]["delivery"]["id"]], "error": error}, **extra))
+    assert st == 200 and body["nacked"] == 1, body
+
+
+def test_dead_letter_keeps_its_last_failures(srv):
+    put_group(srv, "g", max_attempts=7, backoff={"initial_ms": 0, "max_ms": 0})
+    publish(srv, 1)
+    fail_as(srv, "g", "a", "e1")
+    fail_as(srv, "g", "b", "e2")
+    srv.kill9()  # failures so far come back from the FAIL records
+    srv.start()
+    for i in range(3, 7):
+        fail_as(srv, "g", "c" if i % 2 else "d", f"e{i}")
+    fail_as(srv, "g", "z", "e7")
+    [dl] = dlq(srv, "g")
+    assert dl["attempts"] == 7 and dl["error"] == "e7" and dl["consumer"] == "z", dl
+    # the last five, oldest first, with attempt and consumer
+    assert brief(dl) == [(3, "c", "e3"), (4, "d", "e4"), (5, "c", "e5"), (6, "d", "e6"),
+                         (7, "z", "e7")], dl
+    assert dl["last_failed_at"] == dl["failed_at"] == dl["errors"][-1]["at"], dl
+    assert dl["first_failed_at"] < dl["errors"][0]["at"], dl  # e1's time, before e3's
+    first = dl["first_failed_at"]
+    srv.kill9()
+    srv.start()
+    [again] = dlq(srv, "g")
+    assert brief(again) == brief(dl) and again["first_failed_at"] == first, again
+    # a redriven dead letter that dies again adds to its history
+    st, _, _ = srv.request("POST", "/v1/groups/g/dlq/redrive", {})
+    fail_as(srv, "g", "r", "after redrive", dead_letter=True)
+    [dl] = dlq(srv, "g")
+    assert brief(dl)[-1] == (1, "r", "after redrive") and len(dl["errors"]) == 5, dl
+    assert dl["first_failed_at"] == first, dl
+
+
+def test_histories_survive_snapshots(srv):
+    srv.restart(["--meta-snapshot-bytes", "4KiB"])
+    put_group(srv, "g", max_attempts=3, backoff={"initial_ms": 0, "max_ms": 0})
+    put_group(srv, "h", types=["other"], max_attempts=3, backoff={"initial_ms": 0, "max_ms": 0})
+    publish(srv, 1)
+    publish(srv, 1, type_="other")
+    for i in range(3):
+        fail_as(srv, "g", f"c{i}", f"g{i}")
+    fail_as(srv, "h", "x", "h0")  # pending: one failure in its history
+    put_group(srv, "bulk", types=["bulk"])
+    publish(srv, 150, type_="bulk")
+    for e in pull(srv, "bulk", max=150):  # one ack record each: the meta log grows
+        ack(srv, "bulk", [e])
+    time.sleep(1.5)  # a snapshot (checked every second)
+    srv.kill9()
+    srv.start()
+    [dl] = dlq(srv, "g")
+    assert brief(dl) == [(1, "c0", "g0"), (2, "c1", "g1"), (3, "c2", "g2")], dl
+    fail_as(srv, "h", "y", "h1")
+    fail_as(srv, "h", "z", "h2")
+    [dl] = dlq(srv, "h")
+    assert brief(dl) == [(1, "x", "h0"), (2, "y", "h1"), (3, "z", "h2")], dl
+
+
+def test_records_from_before_histories_still_load(srv):
+    """fixtures/meta-v1 was written by main's eventbusd before this change
+    (fixtures/meta-v1-gen.py): a dead letter and a pending failed attempt."""
+    srv.stop()
+    shutil.rmtree(srv.data)
+    shutil.copytree(os.path.join(FIXTURES, "meta-v1"), srv.data)
+    srv.start()
+    info = group_info(srv, "notify")
+    assert info["dead_letters"] == 1 and info["retry_scheduled"] == 1, info
+    assert info["config"]["max_in_flight"] == 0 and info["config"]["rate_limit"] == 0, info
+    [dl] = dlq(srv, "notify")
+    assert dl["event"]["id"] == "fx-0" and dl["attempts"] == 2, dl
+    assert brief(dl) == [(2, "old-2", "second failure")], dl
+    assert dl["first_failed_at"] == dl["failed_at"] == dl["last_failed_at"], dl
+    # its history grows from there across a redrive
+    srv.request("POST", "/v1/groups/notify/dlq/redrive", {})
+    fail_as(srv, "notify", "new-1", "third failure", dead_letter=True)
+    [dl] = dlq(srv, "notify")
+    assert brief(dl) == [(2, "old-2", "second failure"), (1, "new-1", "third failure")], dl
+    srv.kill9()
+    srv.start()
+    [again] = dlq(srv, "notify")
+    assert brief(again) == brief(dl), again
 
 
 # --- the dead-letter stream -----------------------------------------------------------

@@ -454,6 +454,13 @@ TEST(dead_letter_at_once)
     CHECK_STR(eb_events_at(l, 0)->error, "schema: no email");
     CHECK(strstr(eb_events_at(l, 1)->error, "malformed email in") != NULL);
     CHECK_EQ(eb_events_at(l, 1)->attempts, 1);
+    /* the failure's history: one entry, with its attempt and consumer */
+    const eb_event *e = eb_events_at(l, 1);
+    CHECK_EQ(e->nerrors, 1);
+    CHECK_EQ(e->errors[0]->attempt, 1);
+    CHECK_STR(e->errors[0]->consumer, "notify-1");
+    CHECK_STR(e->errors[0]->error, e->error);
+    CHECK_STR(e->first_failed_at, e->failed_at);
     eb_events_free(l);
     eb_test_down(&d, c);
 }
