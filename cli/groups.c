@@ -48,7 +48,8 @@ static const char GROUPS_HELP[] =
     "  --jitter J               random spread of delays, 0..1 (0.2)\n"
     "  --ordering none|key      key: one event per key in flight, in order\n"
     "  --max-in-flight N        leases outstanding across all consumers (0: no cap)\n"
-    "  --rate-limit R           deliveries per second, token bucket (0: none)\n";
+    "  --rate-limit R           deliveries per second, token bucket (0: none)\n"
+    "  --filter JSON            deliver only events matching it ('{}': none; see docs/api.md)\n";
 
 typedef struct grp_args {
     const char     *sub, *group;
@@ -56,6 +57,7 @@ typedef struct grp_args {
     eb_groups_config g;
     bool            any_option;
     bool            mif_set, rate_set; /* --max-in-flight, --rate-limit given */
+    bool            filter_set;
 } grp_args;
 
 static int set_dur(cli *x, const char *name, uint32_t *out)
@@ -106,6 +108,10 @@ static int config_option(cli *x, int c, grp_args *a)
         a->g.max_in_flight = (uint32_t)v;
         a->mif_set = true;
         return 0;
+    case 'L':
+        a->g.filter = strcmp(optarg, "{}") ? optarg : NULL;
+        a->filter_set = true;
+        return 0;
     case 'R':
         a->g.rate_limit = strtod(optarg, &end);
         a->rate_set = true;
@@ -125,6 +131,7 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
         {"backoff-max", 1, 0, 'M'},    {"backoff-multiplier", 1, 0, 'x'},
         {"jitter", 1, 0, 'j'},         {"ordering", 1, 0, 'o'},
         {"max-in-flight", 1, 0, 'F'},  {"rate-limit", 1, 0, 'R'},
+        {"filter", 1, 0, 'L'},
         {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     int c;
     a->g.types = a->types;
@@ -176,6 +183,8 @@ static void print_config_line(const eb_groups_info *g)
            g->max_attempts, g->ack_timeout_ms, g->backoff_initial_ms,
            cli_num(g->backoff_multiplier, mul), g->backoff_max_ms, cli_num(g->backoff_jitter, jit),
            cli_or_dash(g->ordering), g->max_in_flight, cli_num(g->rate_limit, rate));
+    if (g->filter)
+        printf("filter:         %s\n", g->filter);
 }
 
 static void print_consumers(const eb_groups_info *g)
@@ -274,6 +283,7 @@ static int merge_current(cli *x, grp_args *a, eb_groups_info **cur)
         g->ordering = c->ordering;
     if (!a->mif_set) g->max_in_flight = c->max_in_flight;
     if (!a->rate_set) g->rate_limit = c->rate_limit;
+    if (!a->filter_set) g->filter = c->filter;
     return CLI_OK;
 }
 

@@ -382,6 +382,7 @@ typedef struct eb_groups_config {
     const char  *ordering;         /* "none" (default) or "key" */
     uint32_t     max_in_flight;    /* leases outstanding across all consumers; 0: no cap */
     double       rate_limit;       /* deliveries per second (token bucket); 0: none */
+    const char  *filter;           /* JSON text of a filter object (docs/api.md); NULL: none */
 } eb_groups_config;
 
 /* A consumer of a group, as the server last saw it. */
@@ -429,6 +430,7 @@ typedef struct eb_groups_info {
     uint32_t    max_in_flight;   /* configuration: 0 = no cap */
     double      rate_limit;      /* configuration: deliveries per second, 0 = none */
     uint64_t    throttled;       /* detail: pulls cut short by the two above */
+    const char *filter;          /* configuration: the filter's JSON text, NULL if none */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */

@@ -98,6 +98,7 @@ static void free_items(eb_group *g)
         eb__failinfo_free(is->val);
     eb_imap_free(&g->dlq);
     eb_imap_free(&g->fails);
+    eb_json_doc_free(g->fdoc);
     eb_map_free(&g->dlq_ids);
     free(g->dlq_seqs);
 }

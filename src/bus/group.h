@@ -103,7 +103,10 @@ void eb_group_examine_next(eb_group *g, uint64_t durable);
 int  eb_group_count_ahead(eb_group *g, uint64_t head);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);
+/* count events of type were published; fe (may be NULL: counted as passing)
+ * is what the group's filter looks at. */
+void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count,
+                        const eb_filter_event *fe);
 
 /* True if a pull could be served now (READY deliveries or events to
  * examine below `durable`). */

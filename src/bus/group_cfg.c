@@ -29,6 +29,33 @@ bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
     return false;
 }
 
+bool eb_group_cfg_passes(const eb_group_cfg *cfg, const eb_filter_event *ev)
+{
+    return !cfg->filter || eb_filter_match(cfg->filter, ev);
+}
+
+static int parse_filter(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
+{
+    if (cfg->filter)
+        return cfg_err(err, "/filter", "given twice");
+    int rc = eb_filter_compile(v, "/filter", &cfg->filter, err);
+    if (rc == EB_ENOMEM)
+        return cfg_err(err, "/filter", "out of memory");
+    if (rc)
+        return rc;
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_jw_value(&w, v);
+    eb_buf_putc(&b, '\0');
+    if (eb_buf_failed(&b)) {
+        eb_buf_free(&b);
+        return cfg_err(err, "/filter", "out of memory");
+    }
+    cfg->filter_json = eb_buf_steal(&b, NULL);
+    return 0;
+}
+
 bool eb_group_pattern_valid(const char *s, size_t n)
 {
     return eb_subject_pattern_valid(s, n);
@@ -129,6 +156,8 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
         return get_u32(m, "/ack_timeout_ms", 100, 43200000, &cfg->ack_timeout_ms, err);
     if (!strcmp(m->key, "backoff"))
         return parse_backoff(m, cfg, err);
+    if (!strcmp(m->key, "filter"))
+        return parse_filter(m, cfg, err);
     if (!strcmp(m->key, "max_in_flight"))
         return get_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
     if (!strcmp(m->key, "rate_limit"))
@@ -145,7 +174,7 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
     char f[72], msg[224];
     snprintf(f, sizeof f, "/%.60s", m->key);
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: types, start, max_attempts, "
-             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit)", m->key);
+             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter)", m->key);
     return cfg_err(err, f, msg);
 }
 
@@ -167,8 +196,10 @@ int eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *er
             return rc;
         }
     }
-    if (cfg->ntypes == 0)
+    if (cfg->ntypes == 0) {
+        eb_group_cfg_free(cfg);
         return cfg_err(err, "/types", "required field \"types\" missing");
+    }
     return 0;
 }
 
@@ -177,6 +208,10 @@ void eb_group_cfg_free(eb_group_cfg *cfg)
     for (size_t i = 0; i < cfg->ntypes; i++)
         free(cfg->types[i]);
     cfg->ntypes = 0;
+    eb_filter_free(cfg->filter);
+    free(cfg->filter_json);
+    cfg->filter = NULL;
+    cfg->filter_json = NULL;
 }
 
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
@@ -216,5 +251,9 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     eb_jw_uint(w, cfg->max_in_flight);
     eb_jw_key(w, "rate_limit");
     eb_jw_double(w, cfg->rate_limit);
+    if (cfg->filter_json) {
+        eb_jw_key(w, "filter");
+        eb_jw_raw(w, cfg->filter_json, strlen(cfg->filter_json));
+    }
     eb_jw_obj_close(w);
 }

@@ -144,6 +144,7 @@ struct eb_group {
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
+    eb_json_doc   *fdoc;           /* scratch: an event parsed for the filter */
     double         tokens;         /* rate_limit's bucket (memory only: full at start) */
     uint64_t       refill_us;      /* when tokens was last topped up; 0: full */
 };

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "bus/event.h"
+#include "bus/filter.h"
 #include "json/json.h"
 
 #define EB_GROUP_MAX_NAME 128
@@ -34,6 +35,8 @@ typedef struct eb_group_cfg {
     uint32_t    max_in_flight;      /* leases outstanding across consumers; 0: no cap */
     double      rate_limit;         /* deliveries per second (token bucket, burst of one
                                        second's worth); 0: none */
+    eb_filter  *filter;             /* NULL: every event of the types; owned */
+    char       *filter_json;        /* its JSON text as given (compact); owned */
 } eb_group_cfg;
 
 /* Parses and checks a config object; unknown fields and bad values are
@@ -46,6 +49,8 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
  * bus/subject_match.h: "*" one segment, ">" or a last "*" the rest). */
 bool eb_group_type_match(const char *p, const char *t, size_t n);
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n);
+/* True if the event passes cfg's filter (always without one). */
+bool eb_group_cfg_passes(const eb_group_cfg *cfg, const eb_filter_event *ev);
 /* True if s is a valid type name or pattern (bus/subject_match.h). */
 bool eb_group_pattern_valid(const char *s, size_t n);
 

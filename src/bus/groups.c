@@ -379,8 +379,10 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
         count_type(bus, evs[i].type.ptr, evs[i].type.len);
         size_t it = 0;
         eb_group *g;
+        const eb_event_in *e = &evs[i];
+        eb_filter_event fe = {e->source, e->subject, e->key, e->extensions, e->data};
         while ((g = eb__bus_group_next(bus, &it)))
-            eb_group_published(g, evs[i].type.ptr, evs[i].type.len, 1);
+            eb_group_published(g, e->type.ptr, e->type.len, 1, e->data || !e->data_raw.len ? &fe : NULL);
     }
 }
 

@@ -58,6 +58,78 @@ def test_wildcards_survive_restart_and_bad_ones_name_the_index(srv):
     assert st == 404
 
 
+# --- filters --------------------------------------------------------------------------
+
+def pub(srv, type_="order.created", **ev):
+    st, _, body = srv.request("POST", "/v1/events", dict({"type": type_}, **ev))
+    assert st == 201, body
+    return body["seq"]
+
+
+def test_filter_on_data_paths_and_attributes(srv):
+    put_group(srv, "big", filter={"data": {"currency": ["EUR", "USD"],
+                                           "amount": [{"numeric": [">=", 100]}]}})
+    put_group(srv, "shop", filter={"source": ["shop"], "key": [{"prefix": "K-"}],
+                                   "extensions": {"tenant": ["acme"]}})
+    put_group(srv, "misc", filter={"data": {"coupon": [{"exists": False}],
+                                            "tier": [{"anything-but": ["free", "trial"]}],
+                                            "tags": ["vip"]}})
+    put_group(srv, "plain")
+    seqs = [
+        pub(srv, data={"currency": "EUR", "amount": 150, "tier": "gold", "tags": ["vip", "x"]}),
+        pub(srv, data={"currency": "GBP", "amount": 500}),
+        pub(srv, data={"currency": "USD", "amount": 99.5}),
+        pub(srv, source="shop", key="K-1", extensions={"tenant": "acme"},
+            data={"currency": "USD", "amount": 100, "coupon": "X", "tier": "gold", "tags": ["vip"]}),
+        pub(srv, source="shop", key="J-1", extensions={"tenant": "acme"}, data={}),
+        pub(srv, data={"tier": "free", "tags": ["vip"]}),
+    ]
+    # non-matching events count as handled: they never enter the lag
+    assert group_info(srv, "big")["lag"] == 2
+    assert group_info(srv, "shop")["lag"] == 1
+    assert group_info(srv, "misc")["lag"] == 1
+    assert group_info(srv, "plain")["lag"] == 6
+    assert [e["seq"] for e in pull(srv, "big")] == [seqs[0], seqs[3]]
+    assert [e["seq"] for e in pull(srv, "shop")] == [seqs[3]]
+    assert [e["seq"] for e in pull(srv, "misc")] == [seqs[0]]
+    info = group_info(srv, "big")
+    assert info["config"]["filter"] == {"data": {"currency": ["EUR", "USD"],
+                                                 "amount": [{"numeric": [">=", 100]}]}}, info
+    # the filter is configuration: after kill -9 it still applies, lag included
+    pub(srv, data={"currency": "EUR", "amount": 1})
+    pub(srv, data={"currency": "EUR", "amount": 1000})
+    srv.kill9()
+    srv.start()
+    assert group_info(srv, "big")["lag"] == 3  # two in flight before the crash + one new
+    assert len(pull(srv, "big", max=10)) == 3
+
+
+def test_bad_filters_name_the_path(srv):
+    cases = [
+        ({"colour": ["red"]}, "/filter/colour"),
+        ({"data": {"amount": [{"numeric": [">>", 1]}]}}, "/filter/data/amount/0/numeric"),
+        ({"data": {"amount": []}}, "/filter/data/amount"),
+        ({"data": {"a": {"b": [{"prefix": 5}]}}}, "/filter/data/a/b/0/prefix"),
+        ({"data": {"a": [1, {"exist": True}]}}, "/filter/data/a/1/exist"),
+        ({"data": {"a": [{"anything-but": []}]}}, "/filter/data/a/0/anything-but"),
+        ({"extensions": ["x"]}, "/filter/extensions"),
+        ([], "/filter"),
+        ({"data": {"a": [[1]]}}, "/filter/data/a/0"),
+        ({"data": {"a": ["x" * 1025]}}, "/filter/data/a/0"),
+        ({"data": {"a": list(range(257))}}, "/filter/data/a"),
+    ]
+    deep = ["v"]
+    for _ in range(10):
+        deep = {"n": deep}
+    cases.append(({"data": deep}, "/filter/data" + "/n" * 8))
+    for flt, path in cases:
+        st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["a"], "filter": flt})
+        assert st == 400, (flt, body)
+        assert body["error"]["details"][0]["field"] == path, (flt, path, body)
+    st, _, _ = srv.request("GET", "/v1/groups/g")
+    assert st == 404
+
+
 # --- non-retryable failures -----------------------------------------------------------
 
 def test_nack_dead_letter_skips_the_remaining_attempts(srv):
@@ -315,6 +387,14 @@ def test_cli_sets_flow_control_and_wildcards(srv):
     assert rc == 0 and group_info(srv, "g")["config"]["max_in_flight"] == 0, (out, err)
     rc, out, err = run(srv, "groups", "show", "g", env={"EVENTBUS_OUTPUT": "table"})
     assert rc == 0 and "max in flight:  0" in out and "rate limit:     2.5/s" in out, out
+    rc, out, err = run(srv, "groups", "update", "g", "--filter", '{"data": {"n": [{"numeric": [">", 1]}]}}')
+    assert rc == 0, (out, err)
+    rc, out, err = run(srv, "groups", "update", "g", "--max-attempts", "2")
+    assert group_info(srv, "g")["config"]["filter"] == {"data": {"n": [{"numeric": [">", 1]}]}}
+    rc, out, err = run(srv, "groups", "update", "g", "--filter", '{"data": {"n": []}}')
+    assert rc != 0 and "/filter/data/n" in err, (rc, err)
+    rc, out, err = run(srv, "groups", "update", "g", "--filter", '{}')
+    assert rc == 0 and "filter" not in group_info(srv, "g")["config"], (out, err)
     rc, out, err = run(srv, "groups", "update", "g", "--rate-limit", "fast")
     assert rc == 2 and "--rate-limit" in err, (rc, err)
 

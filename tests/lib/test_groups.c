@@ -472,12 +472,22 @@ TEST(flow_control)
     eb_test_daemon d;
     eb_client *c = eb_test_up(&d, NULL);
     eb_groups_config g = {.size = sizeof g, .types = ORDER_TYPES, .ntypes = 1,
-                          .max_in_flight = 2, .rate_limit = 1000};
+                          .max_in_flight = 2, .rate_limit = 1000,
+                          .filter = "{\"data\": {\"orderId\": [{\"prefix\": \"A-\"}]}}"};
     eb_groups_info *out = NULL;
     CHECK_OK(eb_groups_put(c, "fc", &g, NULL, &out));
     CHECK_EQ(out->max_in_flight, 2);
     CHECK(out->rate_limit == 1000);
+    CHECK_STR(out->filter, "{\"data\":{\"orderId\":[{\"prefix\":\"A-\"}]}}");
     eb_result_free(out);
+    eb_groups_config bad = g;
+    bad.filter = "{\"data\": ";
+    CHECK_EQ(eb_groups_put(c, "fc", &bad, NULL, NULL), EB_EINVAL); /* not JSON: not sent */
+    CHECK_EQ(eb_client_error(c)->http_status, 0);
+    bad.filter = "{\"data\": {\"x\": []}}";
+    CHECK_EQ(eb_groups_put(c, "fc", &bad, NULL, NULL), EB_EINVAL);
+    CHECK_EQ(eb_client_error(c)->http_status, 400);
+    CHECK(strstr(eb_client_error(c)->message, "/filter/data/x") != NULL);
     publish_orders(c, 1, 5);
     eb_events *l = pull(c, "fc", 5, 2000);
     CHECK_EQ(eb_events_count(l), 2);

@@ -8,6 +8,7 @@
 
 #include "bus/dedupe.h"
 #include "bus/event.h"
+#include "bus/filter.h"
 #include "bus/subject_match.h"
 #include "eventbus/err.h"
 
@@ -279,9 +280,73 @@ TEST(subject_patterns_validated)
     CHECK(!eb_subject_has_wildcard("a.b") && !eb_subject_has_wildcard("a.b*c"));
 }
 
+/* Compiles filter text f and matches it against envelope text e. */
+static bool fmatch(const char *f, const char *e)
+{
+    eb_json_doc *fd = eb_json_doc_new(), *ed = eb_json_doc_new();
+    CHECK_OK(eb_json_parse(fd, f, strlen(f), NULL, NULL));
+    CHECK_OK(eb_json_parse(ed, e, strlen(e), NULL, NULL));
+    eb_filter *flt;
+    eb_field_error fe;
+    CHECK_OK(eb_filter_compile(eb_json_root(fd), "/filter", &flt, &fe));
+    eb_filter_event ev;
+    eb_filter_event_of(eb_json_root(ed), &ev);
+    bool r = eb_filter_match(flt, &ev);
+    eb_filter_free(flt);
+    eb_json_doc_free(fd);
+    eb_json_doc_free(ed);
+    return r;
+}
+
+TEST(filters_match)
+{
+    const char *money = "{\"data\":{\"currency\":[\"EUR\",\"USD\"],"
+                        "\"amount\":[{\"numeric\":[\">=\",100,\"<\",1000]}]}}";
+    CHECK(fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":100}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":1000}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"GBP\",\"amount\":500}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":\"500\"}}"));
+    CHECK(!fmatch(money, "{\"data\":null}"));
+    CHECK(fmatch("{\"source\":[\"shop\"]}", "{\"source\":\"shop\"}"));
+    CHECK(!fmatch("{\"source\":[\"shop\"]}", "{\"source\":\"shopx\"}"));
+    CHECK(!fmatch("{\"key\":[{\"exists\":true}]}", "{\"data\":1}"));
+    CHECK(fmatch("{\"key\":[{\"exists\":false}]}", "{\"data\":1}"));
+    CHECK(fmatch("{\"extensions\":{\"t\":[{\"prefix\":\"ac\"}]}}", "{\"extensions\":{\"t\":\"acme\"}}"));
+    CHECK(fmatch("{\"data\":{\"tags\":[\"vip\"]}}", "{\"data\":{\"tags\":[\"a\",\"vip\"]}}"));
+    CHECK(fmatch("{\"data\":{\"a\":{\"b\":[true,null,2]}}}", "{\"data\":{\"a\":{\"b\":2.0}}}"));
+    CHECK(fmatch("{\"data\":{\"t\":[{\"anything-but\":[\"free\",\"trial\"]}]}}",
+                 "{\"data\":{\"t\":\"gold\"}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":\"free\"}]}}", "{\"data\":{\"t\":\"free\"}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":\"free\"}]}}", "{\"data\":{}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":{\"prefix\":\"tr\"}}]}}",
+                  "{\"data\":{\"t\":\"trial\"}}"));
+}
+
+TEST(filters_refuse_bad_input_naming_the_path)
+{
+    static const struct { const char *f, *path; } bad[] = {
+        {"{\"data\":{\"a\":[{\"numeric\":[\"<\"]}]}}", "/filter/data/a/0/numeric"},
+        {"{\"data\":{\"a\":[{\"prefix\":\"x\",\"exists\":true}]}}", "/filter/data/a/0"},
+        {"{\"type\":[\"x\"]}", "/filter/type"},
+        {"{\"data\":{}}", "/filter/data"},
+        {"7", "/filter"},
+    };
+    eb_json_doc *d = eb_json_doc_new();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eb_filter *f = NULL;
+        eb_field_error fe;
+        CHECK_OK(eb_json_parse(d, bad[i].f, strlen(bad[i].f), NULL, NULL));
+        CHECK_EQ(eb_filter_compile(eb_json_root(d), "/filter", &f, &fe), EB_EINVAL);
+        CHECK(f == NULL);
+        CHECK_STR(fe.field, bad[i].path);
+    }
+    eb_json_doc_free(d);
+}
+
 TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
           T(dedupe_window_expires_in_order), T(subject_patterns_match_by_segment),
-          T(subject_patterns_validated))
+          T(subject_patterns_validated), T(filters_match),
+          T(filters_refuse_bad_input_naming_the_path))
