@@ -4,13 +4,15 @@
  *
  * Starts its own eventbusd (--fsync never: the figure is the filter's cost,
  * not the disk's), loads N events (default 200,000) whose data all pass the
- * filter, then drains two groups one after the other with libeventbus:
- * pull 1000, ack the batch. Both see the same events; the filtered group
+ * filter, then drains four groups one after the other with libeventbus
+ * (plain, filtered, filtered, plain; the better run of each kind counts):
+ * pull 1000, ack the batch. All see the same events; a filtered group
  * parses each event's JSON and evaluates
  *   {"data": {"currency": ["EUR", "USD"], "amount": [{"numeric": [">=", 0]}]}}
  * Prints events/s of each and the ratio, then a RESULT line (bench/run.py).
  * Usage: bench_filter PATH/TO/eventbusd [N] */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,11 +90,20 @@ int main(int argc, char **argv)
     int rc = eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = url}, &c);
     if (!rc)
         rc = load(c, n);
-    if (!rc)
-        rc = eb_groups_put(c, "plain", &plain, NULL, NULL);
-    if (!rc)
-        rc = eb_groups_put(c, "filtered", &filt, NULL, NULL);
-    double a = rc ? -1 : drain(c, "plain", n), b = rc ? -1 : drain(c, "filtered", n);
+    /* plain, filtered, filtered, plain: each the better of its two runs */
+    static const char *const order[] = {"plain1", "filtered1", "filtered2", "plain2"};
+    double a = 0, b = 0;
+    for (size_t i = 0; i < 4 && !rc; i++) {
+        bool f = order[i][0] == 'f';
+        rc = eb_groups_put(c, order[i], f ? &filt : &plain, NULL, NULL);
+        double eps = rc ? -1 : drain(c, order[i], n);
+        if (eps < 0)
+            rc = -1;
+        else if (f)
+            b = eps > b ? eps : b;
+        else
+            a = eps > a ? eps : a;
+    }
     if (rc || a < 0 || b < 0) {
         fprintf(stderr, "bench_filter: %s\n", c ? eb_client_error(c)->message : "no client");
         rc = 1;
