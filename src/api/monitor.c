@@ -272,6 +272,10 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
     prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
+    prom_head(o, "eventbus_dead_letter_notices_dropped_total", "counter",
+              "eventbus.dead_letter events that could not be published.");
+    eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
+                  (unsigned long long)st.notices_dropped);
     prom_groups(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);

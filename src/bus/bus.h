@@ -278,6 +278,7 @@ typedef struct eb_bus_stats {
     uint64_t       bytes;       /* events store size on disk */
     uint64_t       segments;
     uint64_t       syncs;       /* fdatasync calls of the events store */
+    uint64_t       notices_dropped; /* eventbus.dead_letter notices not published */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;

@@ -401,6 +401,7 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .bytes = st.bytes,
                           .segments = st.segments,
                           .syncs = st.syncs,
+                          .notices_dropped = bus->grp.dl_failed,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
 }

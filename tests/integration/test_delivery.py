@@ -315,6 +315,20 @@ def test_dead_letters_are_published_as_events_without_a_loop(srv):
     assert [e["data"]["error"] for e in body["events"]] == ["smtp 2", "bad input"], body
 
 
+def test_refused_notices_are_counted(srv):
+    srv.restart(["--require-schemas"])
+    st, _, body = srv.request("PUT", "/v1/schemas/order.created", {"schema": {"type": "object"}})
+    assert st in (200, 201), body
+    put_group(srv, "g", max_attempts=1)
+    publish(srv, 1)
+    nack(srv, "g", pull(srv, "g"), error="x")
+    assert group_info(srv, "g")["dead_letters"] == 1
+    st, _, text = srv.request("GET", "/metrics")
+    assert "eventbus_dead_letter_notices_dropped_total 1" in text, text
+    st, _, body = srv.request("GET", "/v1/events?type=eventbus.dead_letter")
+    assert body["events"] == [], body
+
+
 # --- flow control ---------------------------------------------------------------------
 
 def test_max_in_flight_caps_leases_across_consumers(srv):
