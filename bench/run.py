@@ -83,6 +83,10 @@ def main():
     rows.append(("append-to-delivery at 5,000 events/s", "p50 < 0.5 ms, p99 < 2 ms",
                  f"p50 {lat.get('p50_ms', 0):.3f} ms, p99 {lat.get('p99_ms', 0):.3f} ms "
                  f"({lat.get('rate', 0):,.0f}/s held)" if lat else "failed"))
+    fl = run([os.path.join(B, "bench_filter"), DAEMON]).get("filter", {})
+    rows.append(("pull+ack, group with a data filter", ">= 70% of the same group without",
+                 f"{fl.get('filtered_eps', 0):,.0f}/s = {100 * fl.get('ratio', 0):.0f}% of "
+                 f"{fl.get('plain_eps', 0):,.0f}/s" if fl else "failed"))
     if os.path.exists(os.path.join(B, "bench_client")):
         cl = run([os.path.join(B, "bench_client"), DAEMON])
         p = cl.get("client_publish", {})

@@ -31,7 +31,8 @@ static const char GROUPS_HELP[] =
     "       eventbus groups pause|resume|delete GROUP\n"
     "\n"
     "A consumer group receives every event of its types once (at least once),\n"
-    "shared among its consumers. Types may end in '.*' (order.*) or be '*'.\n"
+    "shared among its consumers. Type patterns: '*' is one segment (*.created),\n"
+    "'>' last is the rest (order.>); a last '*' is the rest too (order.*, '*').\n"
     "create fails if the group exists; update changes only the options given.\n"
     "pause stops deliveries (events keep accumulating); delete drops the group,\n"
     "its pending deliveries and its dead letters.\n"
@@ -45,13 +46,18 @@ static const char GROUPS_HELP[] =
     "  --backoff-multiplier X   growth per attempt (2)\n"
     "  --backoff-max DUR        longest retry delay (5m)\n"
     "  --jitter J               random spread of delays, 0..1 (0.2)\n"
-    "  --ordering none|key      key: one event per key in flight, in order\n";
+    "  --ordering none|key      key: one event per key in flight, in order\n"
+    "  --max-in-flight N        leases outstanding across all consumers (0: no cap)\n"
+    "  --rate-limit R           deliveries per second, token bucket (0: none)\n"
+    "  --filter JSON            deliver only events matching it ('{}': none; see docs/api.md)\n";
 
 typedef struct grp_args {
     const char     *sub, *group;
     const char     *types[MAX_LIST];
     eb_groups_config g;
     bool            any_option;
+    bool            mif_set, rate_set; /* --max-in-flight, --rate-limit given */
+    bool            filter_set;
 } grp_args;
 
 static int set_dur(cli *x, const char *name, uint32_t *out)
@@ -96,6 +102,22 @@ static int config_option(cli *x, int c, grp_args *a)
             return cli_usage(x, "--ordering is none or key");
         a->g.ordering = optarg;
         return 0;
+    case 'F':
+        if (!cli_parse_u64(optarg, 1000000, &v))
+            return cli_usage(x, "--max-in-flight needs a number from 0 to 1000000");
+        a->g.max_in_flight = (uint32_t)v;
+        a->mif_set = true;
+        return 0;
+    case 'L':
+        a->g.filter = strcmp(optarg, "{}") ? optarg : NULL;
+        a->filter_set = true;
+        return 0;
+    case 'R':
+        a->g.rate_limit = strtod(optarg, &end);
+        a->rate_set = true;
+        return *end || !(a->g.rate_limit >= 0 && a->g.rate_limit <= 1000000)
+                   ? cli_usage(x, "--rate-limit needs a number from 0 to 1000000")
+                   : 0;
     }
     return -2;
 }
@@ -108,6 +130,8 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
         {"ack-timeout", 1, 0, 'a'},    {"backoff-initial", 1, 0, 'i'},
         {"backoff-max", 1, 0, 'M'},    {"backoff-multiplier", 1, 0, 'x'},
         {"jitter", 1, 0, 'j'},         {"ordering", 1, 0, 'o'},
+        {"max-in-flight", 1, 0, 'F'},  {"rate-limit", 1, 0, 'R'},
+        {"filter", 1, 0, 'L'},
         {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     int c;
     a->g.types = a->types;
@@ -153,12 +177,14 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
 
 static void print_config_line(const eb_groups_info *g)
 {
-    char mul[40], jit[40];
+    char mul[40], jit[40], rate[40];
     printf("max attempts:   %u\nack timeout:    %u ms\nbackoff:        %u ms x%s up to %u ms, "
-           "jitter %s\nordering:       %s\n",
+           "jitter %s\nordering:       %s\nmax in flight:  %u\nrate limit:     %s/s\n",
            g->max_attempts, g->ack_timeout_ms, g->backoff_initial_ms,
            cli_num(g->backoff_multiplier, mul), g->backoff_max_ms, cli_num(g->backoff_jitter, jit),
-           cli_or_dash(g->ordering));
+           cli_or_dash(g->ordering), g->max_in_flight, cli_num(g->rate_limit, rate));
+    if (g->filter)
+        printf("filter:         %s\n", g->filter);
 }
 
 static void print_consumers(const eb_groups_info *g)
@@ -255,6 +281,9 @@ static int merge_current(cli *x, grp_args *a, eb_groups_info **cur)
     }
     if (!g->ordering && c->ordering)
         g->ordering = c->ordering;
+    if (!a->mif_set) g->max_in_flight = c->max_in_flight;
+    if (!a->rate_set) g->rate_limit = c->rate_limit;
+    if (!a->filter_set) g->filter = c->filter;
     return CLI_OK;
 }
 

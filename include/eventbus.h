@@ -258,10 +258,21 @@ typedef struct eb_event {
     const char *error;        /* the last failure's message */
     uint32_t    attempts;     /* deliveries made */
     const char *consumer;     /* the consumer of the last attempt */
-    const char *failed_at;    /* RFC 3339 */
+    const char *failed_at;    /* RFC 3339: the last failure */
     /* added after 0.1.0: */
     uint64_t    key_version;  /* its version within its key (1, 2, ...); 0: no key */
+    const char *first_failed_at; /* RFC 3339: the first failure */
+    size_t      nerrors;
+    const struct eb_dlq_error *const *errors; /* the last few failures, oldest first */
 } eb_event;
+
+/* One failed attempt of a dead letter (eb_event.errors). Owned by its list. */
+typedef struct eb_dlq_error {
+    uint32_t    attempt;  /* the delivery's attempt number */
+    const char *at;       /* RFC 3339 */
+    const char *consumer; /* "" if none */
+    const char *error;
+} eb_dlq_error;
 
 /* A list of events; opaque, caller-owned, freed with eb_events_free(). */
 typedef struct eb_events eb_events;
@@ -383,7 +394,7 @@ int eb_schemas_get(eb_client *c, const char *type, uint32_t version, eb_schemas_
  * defaults (see docs/api.md). Pointers are only read during the call. */
 typedef struct eb_groups_config {
     size_t             size;       /* sizeof(eb_groups_config) */
-    const char *const *types;      /* event type patterns: "order.created", "order.*", "*" */
+    const char *const *types;      /* event type patterns: "order.created", "*.created", "order.>" */
     size_t       ntypes;           /* >= 1 */
     const char  *start;            /* creation only: "latest" (default), "earliest", RFC 3339 */
     uint32_t     max_attempts;     /* deliveries before dead-lettering (server: 4) */
@@ -394,6 +405,9 @@ typedef struct eb_groups_config {
     double       backoff_jitter;   /* 0..1 */
     uint32_t     ack_timeout_ms;   /* lease of a pulled event (server: 30000) */
     const char  *ordering;         /* "none" (default) or "key" */
+    uint32_t     max_in_flight;    /* leases outstanding across all consumers; 0: no cap */
+    double       rate_limit;       /* deliveries per second (token bucket); 0: none */
+    const char  *filter;           /* JSON text of a filter object (docs/api.md); NULL: none */
 } eb_groups_config;
 
 /* A consumer of a group, as the server last saw it. */
@@ -438,6 +452,10 @@ typedef struct eb_groups_info {
     uint32_t    backoff_max_ms;
     double      backoff_jitter;
     const char *ordering;        /* "none" or "key" */
+    uint32_t    max_in_flight;   /* configuration: 0 = no cap */
+    double      rate_limit;      /* configuration: deliveries per second, 0 = none */
+    uint64_t    throttled;       /* detail: pulls cut short by the two above */
+    const char *filter;          /* configuration: the filter's JSON text, NULL if none */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */
@@ -485,6 +503,11 @@ int eb_ack(eb_client *c, const char *group, const char *const *ids, size_t n,
  * kept with the event. */
 int eb_nack(eb_client *c, const char *group, const char *const *ids, size_t n,
             const char *error, int64_t delay_ms, eb_settle_result *res);
+/* A non-retryable failure: the events go straight to the group's dead
+ * letters with the error, whatever attempts remain (a validation error that
+ * no retry can fix). */
+int eb_nack_dead_letter(eb_client *c, const char *group, const char *const *ids, size_t n,
+                        const char *error, eb_settle_result *res);
 /* Pushes the deadlines ms further (0: the group's ack timeout). */
 int eb_extend(eb_client *c, const char *group, const char *const *ids, size_t n, uint32_t ms,
               eb_settle_result *res);
@@ -533,9 +556,14 @@ int eb_stats(eb_client *c, eb_stats_info **out);
 
 /* --- the consumer loop ------------------------------------------------------ */
 
-/* Handles one event. Return 0 to ack it; anything else nacks it with the
- * message written into err (err_cap bytes; if left empty, eb_strerror of the
- * return value). ev is valid during the call only. The handler may use the
+/* A handler's return value for a non-retryable failure: the event is
+ * dead-lettered at once (eb_nack_dead_letter) with the message in err. */
+#define EB_HANDLER_DEAD_LETTER (-31000)
+
+/* Handles one event. Return 0 to ack it; EB_HANDLER_DEAD_LETTER to send it
+ * straight to the dead letters; anything else nacks it (retried after the
+ * group's backoff) with the message written into err (err_cap bytes; if
+ * left empty, eb_strerror of the return value). ev is valid during the call only. The handler may use the
  * consuming client (to publish, say): the loop does not use it meanwhile. */
 typedef int (*eb_handler)(const eb_event *ev, void *arg, char *err, size_t err_cap);
 
@@ -549,6 +577,7 @@ typedef struct eb_consume_stats {
     uint64_t extended;  /* deadline extensions made for slow handlers */
     uint64_t lost;      /* acks/nacks the server did not know (lease had expired:
                            the event was or will be delivered again) */
+    uint64_t dead_lettered; /* handler returns of EB_HANDLER_DEAD_LETTER settled */
 } eb_consume_stats;
 
 typedef struct eb_consume_opts {

@@ -333,6 +333,15 @@ static void write_config(eb_jw *w, const eb_groups_config *g)
         eb_jw_key(w, "ordering");
         eb_jw_str(w, g->ordering);
     }
+    kv_u32(w, "max_in_flight", g->max_in_flight);
+    if (g->rate_limit > 0) {
+        eb_jw_key(w, "rate_limit");
+        eb_jw_double(w, g->rate_limit);
+    }
+    if (g->filter) { /* checked as JSON by eb_groups_put */
+        eb_jw_key(w, "filter");
+        eb_jw_raw(w, g->filter, strlen(g->filter));
+    }
     eb_jw_obj_close(w);
 }
 
@@ -382,7 +391,24 @@ static bool read_detail(void *res, const eb_json *o, eb_groups_info *g)
     g->counters.replayed = u64_of(cnt, "replayed");
     g->counters.purged = u64_of(cnt, "purged");
     g->counters.retention_skipped = u64_of(cnt, "retention_skipped");
+    g->throttled = u64_of(cnt, "throttled");
     return read_consumers(res, o, g);
+}
+
+/* v as compact JSON text, owned by the result. */
+static const char *json_text(void *res, const eb_json *v)
+{
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_jw_value(&w, v);
+    char *s = eb_buf_failed(&b) ? NULL : eb__result_alloc(res, b.len + 1);
+    if (s) {
+        memcpy(s, b.data, b.len);
+        s[b.len] = '\0';
+    }
+    eb_buf_free(&b);
+    return s;
 }
 
 /* The "config" member, when there is one. */
@@ -400,6 +426,11 @@ static bool read_config(void *res, const eb_json *cfg, eb_groups_info *g)
     g->backoff_max_ms = (uint32_t)u64_of(bo, "max_ms");
     g->backoff_multiplier = eb_json_num(eb_json_get(bo, "multiplier"));
     g->backoff_jitter = eb_json_num(eb_json_get(bo, "jitter"));
+    g->max_in_flight = (uint32_t)u64_of(cfg, "max_in_flight");
+    g->rate_limit = eb_json_num(eb_json_get(cfg, "rate_limit"));
+    const eb_json *flt = eb_json_get(cfg, "filter");
+    if (flt && !(g->filter = json_text(res, flt)))
+        return false;
     return read_strs(res, cfg, "types", &g->types, &g->ntypes);
 }
 
@@ -466,6 +497,9 @@ int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, 
         return rc;
     if (!cfg || !g.ntypes || !g.types)
         return eb__fail(c, EB_EINVAL, "a group needs at least one event type");
+    char why[96];
+    if (g.filter && eb_json_check(g.filter, strlen(g.filter), NULL, NULL, why, sizeof why))
+        return eb__fail(c, EB_EINVAL, "the filter is not JSON: %s", why);
     rc = eb__group_path(c, group, "");
     const eb_json *root;
     if (rc)

@@ -207,12 +207,13 @@ static bool retry_after(loop *l, int rc)
 /* Acks (error == NULL) or nacks ids, retrying transient failures. A stop
  * request does not cut this short: settling is how the loop stops cleanly. */
 static int settle(loop *l, const char **ids, size_t n, const char *error, int64_t delay_ms,
-                  uint64_t *count)
+                  bool dead_letter, uint64_t *count)
 {
     for (;;) {
         eb_settle_result r = {.size = sizeof r};
-        int rc = error ? eb_nack(l->c, l->group, ids, n, error, delay_ms, &r)
-                       : eb_ack(l->c, l->group, ids, n, &r);
+        int rc = dead_letter ? eb_nack_dead_letter(l->c, l->group, ids, n, error, &r)
+                 : error     ? eb_nack(l->c, l->group, ids, n, error, delay_ms, &r)
+                             : eb_ack(l->c, l->group, ids, n, &r);
         if (rc == 0) {
             l->failing_since = 0;
             *count += r.done;
@@ -252,15 +253,18 @@ static int handle_batch(loop *l, eb_events *evs)
             ok[nok++] = ev->delivery_id;
             continue;
         }
-        if (!err[0])
+        bool dead = hr == EB_HANDLER_DEAD_LETTER;
+        if (!err[0] && dead)
+            snprintf(err, sizeof err, "handler failed: not retryable");
+        else if (!err[0])
             snprintf(err, sizeof err, "handler failed: %s (%d)", eb_strerror(hr), hr);
-        rc = settle(l, &ids[done], 1, err, -1, &l->st.nacked);
+        rc = settle(l, &ids[done], 1, err, -1, dead, dead ? &l->st.dead_lettered : &l->st.nacked);
         publish_stats(l);
     }
     if (!rc && nok)
-        rc = settle(l, ok, nok, NULL, 0, &l->st.acked);
+        rc = settle(l, ok, nok, NULL, 0, false, &l->st.acked);
     if (!rc && done < n)
-        rc = settle(l, &ids[done], n - done, "consumer stopped before handling it", 0,
+        rc = settle(l, &ids[done], n - done, "consumer stopped before handling it", 0, false,
                     &l->st.released);
     keeper_set(&l->k, NULL, 0);
     free(ids);

@@ -39,6 +39,7 @@ typedef struct settle {
     const char *error;    /* nack: the message */
     int64_t     delay_ms; /* nack: >= 0 to send */
     uint32_t    ms;       /* extend: > 0 to send */
+    bool        dead_letter; /* nack: non-retryable */
 } settle;
 
 static int do_settle(eb_client *c, const char *group, const char *const *ids, size_t n,
@@ -71,6 +72,10 @@ static int do_settle(eb_client *c, const char *group, const char *const *ids, si
         eb_jw_key(&w, "ms");
         eb_jw_uint(&w, s->ms);
     }
+    if (s->dead_letter) {
+        eb_jw_key(&w, "dead_letter");
+        eb_jw_bool(&w, true);
+    }
     eb_jw_obj_close(&w);
     if ((rc = eb__call(c, "POST", true, 0, &root)))
         return rc;
@@ -98,6 +103,13 @@ int eb_nack(eb_client *c, const char *group, const char *const *ids, size_t n,
             const char *error, int64_t delay_ms, eb_settle_result *res)
 {
     settle s = {"/nack", "nacked", error, delay_ms, 0};
+    return do_settle(c, group, ids, n, &s, res);
+}
+
+int eb_nack_dead_letter(eb_client *c, const char *group, const char *const *ids, size_t n,
+                        const char *error, eb_settle_result *res)
+{
+    settle s = {"/nack", "nacked", error, -1, 0, true};
     return do_settle(c, group, ids, n, &s, res);
 }
 

@@ -195,6 +195,8 @@ struct eb_events {
     eb_json_doc *doc;  /* its parse: the eb_event strings point into it */
     char        *strs; /* NUL-terminated copies of each event's json and data */
     char        *next; /* next page's cursor, or NULL */
+    eb_dlq_error *errs; /* dead letters' failures, all events' back to back */
+    const eb_dlq_error **errp;
 };
 
 size_t eb_events_count(const eb_events *l)
@@ -226,6 +228,8 @@ void eb_events_free(eb_events *l)
     eb_json_doc_free(l->doc);
     free(l->strs);
     free(l->next);
+    free(l->errs);
+    free(l->errp);
     free(l);
 }
 
@@ -308,23 +312,47 @@ static size_t span_bytes(const eb_json *o)
     return (size_t)o->src_len + 1 + (data ? (size_t)data->src_len + 1 : 0);
 }
 
+/* A dead letter's failures (its "errors" member) into l->errs from *k. */
+static void fill_errors(eb_events *l, eb_event *e, const eb_json *w, size_t *k)
+{
+    const eb_json *arr = eb_json_get(w, "errors");
+    e->first_failed_at = str_or_null(w, "first_failed_at");
+    e->errors = (const eb_dlq_error *const *)&l->errp[*k];
+    for (const eb_json *x = eb_json_is(arr, EB_JSON_ARRAY) ? arr->child : NULL; x; x = x->next) {
+        eb_dlq_error *f = &l->errs[*k];
+        f->attempt = (uint32_t)u64_or_0(x, "attempt");
+        f->at = str_or_null(x, "at");
+        f->consumer = str_or_null(x, "consumer");
+        f->error = str_or_null(x, "error");
+        l->errp[(*k)++] = f;
+        e->nerrors++;
+    }
+}
+
 /* Fills l->ev from `count` sibling nodes starting at `first`. */
 static int build_list(eb_client *c, eb_events *l, const eb_json *first, size_t count,
                       eb__events_kind kind)
 {
-    size_t bytes = 1;
-    for (const eb_json *e = first; e; e = e->next)
+    size_t bytes = 1, nerr = 0;
+    for (const eb_json *e = first; e; e = e->next) {
         bytes += span_bytes(event_of(e, kind));
+        const eb_json *errs = kind == EB__EVENTS_DLQ ? eb_json_get(e, "errors") : NULL;
+        nerr += eb_json_is(errs, EB_JSON_ARRAY) ? errs->len : 0;
+    }
     l->ev = calloc(count ? count : 1, sizeof *l->ev);
     l->strs = malloc(bytes);
-    if (!l->ev || !l->strs)
+    l->errs = calloc(nerr ? nerr : 1, sizeof *l->errs);
+    l->errp = calloc(nerr ? nerr : 1, sizeof *l->errp);
+    if (!l->ev || !l->strs || !l->errs || !l->errp)
         return eb__fail(c, EB_ENOMEM, "out of memory");
-    size_t pos = 0;
+    size_t pos = 0, k = 0;
     for (const eb_json *e = first; e; e = e->next, l->n++) {
         if (!fill_event(l, &l->ev[l->n], event_of(e, kind), e, kind, &pos))
             return eb__bad_answer(c, kind == EB__EVENTS_PULL
                                          ? "an event without id, type or delivery id"
                                          : "an event without id or type");
+        if (kind == EB__EVENTS_DLQ)
+            fill_errors(l, &l->ev[l->n], e, &k);
     }
     return 0;
 }

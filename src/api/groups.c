@@ -457,7 +457,8 @@ static const eb_json *ids_field(eb_http_req *req, const eb_json *b, const char *
 
 /* Makes the bus settle the ids and answers {"<op>ed":n,"unknown":[ids]}. */
 static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op op,
-                   const eb_json *ids, const char *err, int64_t delay, uint32_t ms)
+                   const eb_json *ids, const char *err, int64_t delay, uint32_t ms,
+                   bool dead_letter)
 {
     eb_str small_ids[64];
     uint8_t small_unknown[64];
@@ -469,7 +470,7 @@ static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op
     for (const eb_json *e = ids->child; e; e = e->next)
         v[i++] = (eb_str){e->str, e->len};
     static const eb_settle_op ops[] = {EB_SETTLE_ACK, EB_SETTLE_NACK, EB_SETTLE_EXTEND};
-    eb_settle_req sr = {ops[op], v, n, err, delay, ms, unknown};
+    eb_settle_req sr = {ops[op], v, n, err, delay, ms, unknown, dead_letter};
     size_t ok = 0;
     int rc = eb_bus_settle(api->bus, p->v[0].ptr, p->v[0].len, &sr, &ok, on_durable_answer, d);
     eb_jw w;
@@ -493,8 +494,8 @@ static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op
 
 static void delivery_op(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op op)
 {
-    static const char *const allowed[3][4] = {{"ids", NULL},
-                                              {"ids", "error", "delay_ms", NULL},
+    static const char *const allowed[3][5] = {{"ids", NULL},
+                                              {"ids", "error", "delay_ms", "dead_letter", NULL},
                                               {"ids", "ms", NULL}};
     bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
@@ -510,7 +511,13 @@ static void delivery_op(eb_api *api, eb_http_req *req, const eb_api_params *p, d
         eb__api_bad_field(req, "/error", "must be a string of at most 4096 bytes");
         return;
     }
-    settle(api, req, p, op, ids, err ? err->str : NULL, delay, (uint32_t)ms);
+    const eb_json *dl = eb_json_get(b, "dead_letter");
+    if (dl && dl->type != EB_JSON_TRUE && dl->type != EB_JSON_FALSE) {
+        eb__api_bad_field(req, "/dead_letter", "must be true or false");
+        return;
+    }
+    settle(api, req, p, op, ids, err ? err->str : NULL, delay, (uint32_t)ms,
+           dl && dl->type == EB_JSON_TRUE);
 }
 
 void eb__api_group_ack(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -571,6 +578,28 @@ static void write_dead_letter(void *arg, const eb_dead_letter *dl)
     eb_jw_str(w, dl->consumer);
     eb_jw_key(w, "failed_at");
     eb_jw_str(w, at);
+    eb_jw_key(w, "last_failed_at");
+    eb_jw_str(w, at);
+    eb_time_format(dl->first_failed_at_us, at);
+    eb_jw_key(w, "first_failed_at");
+    eb_jw_str(w, at);
+    eb_jw_key(w, "errors");
+    eb_jw_arr_open(w);
+    for (size_t i = 0; i < dl->nerrors; i++) {
+        const eb_failure *f = &dl->errors[i];
+        eb_time_format(f->at_us, at);
+        eb_jw_obj_open(w);
+        eb_jw_key(w, "attempt");
+        eb_jw_uint(w, f->attempt);
+        eb_jw_key(w, "at");
+        eb_jw_str(w, at);
+        eb_jw_key(w, "consumer");
+        eb_jw_str(w, f->consumer);
+        eb_jw_key(w, "error");
+        eb_jw_str(w, f->error);
+        eb_jw_obj_close(w);
+    }
+    eb_jw_arr_close(w);
     eb_jw_obj_close(w);
 }
 

@@ -37,7 +37,8 @@ static void write_counters(eb_jw *w, const eb_group_counters *c)
         {"nacked", c->nacked},         {"expired", c->expired},
         {"redelivered", c->redelivered}, {"dead_lettered", c->dead_lettered},
         {"redriven", c->redriven},     {"replayed", c->replayed},
-        {"purged", c->purged},         {"retention_skipped", c->retention_skipped}};
+        {"purged", c->purged},         {"retention_skipped", c->retention_skipped},
+        {"throttled", c->throttled}};
     eb_jw_obj_open(w);
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
         eb_jw_key(w, kv[i].k);
@@ -217,7 +218,10 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_retry_scheduled", "Deliveries waiting for their retry time."},
     {"eventbus_dlq_depth", "Dead letters in the group's queue."},
     {"eventbus_group_oldest_unacked_seconds", "Age of the oldest unacknowledged event."},
-    {"eventbus_group_paused", "1 when the group is paused."}};
+    {"eventbus_group_paused", "1 when the group is paused."},
+    {"eventbus_group_max_in_flight", "The group's cap on leases outstanding (0: none)."},
+    {"eventbus_group_rate_limit", "The group's deliveries per second (0: no limit)."},
+    {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."}};
 
 typedef struct gauge_ctx {
     eb_buf  *o;
@@ -233,7 +237,10 @@ static void prom_gauge(void *arg, const eb_group_info *in)
                : c->k == 2 ? (double)in->retry_scheduled
                : c->k == 3 ? (double)in->dead_letters
                : c->k == 4 ? (double)age_us(in->oldest_unacked_us, c->now) / 1e6
-                           : (double)in->paused;
+               : c->k == 5 ? (double)in->paused
+               : c->k == 6 ? (double)in->cfg->max_in_flight
+               : c->k == 7 ? in->cfg->rate_limit
+                           : (double)in->counters.throttled;
     eb_buf_printf(c->o, "%s{group=\"", gauges[c->k].name);
     eb__api_prom_label(c->o, in->name);
     eb_buf_printf(c->o, "\"} %.6g\n", v);
@@ -246,7 +253,8 @@ static void prom_groups(eb_bus *bus, eb_buf *o)
     eb_bus_groups_each(bus, prom_outcomes, o);
     gauge_ctx c = {o, 0, eb__api_now_us()};
     for (c.k = 0; c.k < sizeof gauges / sizeof gauges[0]; c.k++) {
-        prom_head(o, gauges[c.k].name, "gauge", gauges[c.k].help);
+        prom_head(o, gauges[c.k].name, strstr(gauges[c.k].name, "_total") ? "counter" : "gauge",
+                  gauges[c.k].help);
         eb_bus_groups_each(bus, prom_gauge, &c);
     }
 }
@@ -278,6 +286,10 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     prom_head(o, "eventbus_in_flight_total", "gauge",
               "Leased deliveries, all groups (bounded by --max-in-flight-total).");
     eb_buf_printf(o, "eventbus_in_flight_total %llu\n", (unsigned long long)st.in_flight);
+    prom_head(o, "eventbus_dead_letter_notices_dropped_total", "counter",
+              "eventbus.dead_letter events that could not be published.");
+    eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
+                  (unsigned long long)st.notices_dropped);
     prom_groups(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);

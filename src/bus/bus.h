@@ -244,6 +244,7 @@ typedef struct eb_settle_req {
     int64_t       delay_ms; /* nack: retry delay; -1 = the group's backoff */
     uint32_t      ms;       /* extend: the lease from now; 0 = the ack timeout */
     uint8_t      *unknown;  /* out, n flags: 1 where the id named no delivery in flight */
+    bool          dead_letter; /* nack: straight to the DLQ, whatever attempts remain */
 } eb_settle_req;
 /* *settled receives how many ids named a delivery in flight. */
 int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_req *req,
@@ -312,6 +313,7 @@ typedef struct eb_bus_stats {
     uint64_t       dedupe_bytes;   /* their memory (estimated, see dedupe.c) */
     uint64_t       dedupe_evicted; /* ids forgotten before their time (bound) */
     uint64_t       in_flight;      /* leases, all groups */
+    uint64_t       notices_dropped; /* eventbus.dead_letter notices not published */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;

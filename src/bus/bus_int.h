@@ -86,6 +86,9 @@ typedef struct eb_bus_groups {
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
     uint64_t      last_snap_check;
     bool          snapshotting;  /* a snapshot is being made durable */
+    eb_buf        dl_text;       /* dead-letter notices to publish: "[{..},{..}" */
+    size_t        dl_n;          /* notices in dl_text */
+    uint64_t      dl_failed;     /* notices that could not be published */
 } eb_bus_groups;
 
 struct eb_bus {
@@ -166,6 +169,12 @@ void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now);
 /* pull.c */
 /* Serves the waiting pulls that can be served now or waited long enough. */
 void eb__bus_pulls_wake(eb_bus *bus);
+
+/* dead_stream.c: the eventbus.dead_letter events. The group env's
+ * on_dead_letter (arg = the bus) notes one; publish sends what was noted
+ * (after a commit: never from inside the engine). */
+void eb__bus_dead_lettered(void *arg, const char *group, const eb_dead_letter *dl);
+void eb__bus_dead_letters_publish(eb_bus *bus);
 /* Answers the waiting pulls of g (all when g is NULL) with status. */
 void eb__bus_pulls_answer(eb_bus *bus, eb_group *g, int status);
 

@@ -47,6 +47,22 @@ void eb__rec_dead(eb_group *g, const dead *e, int cls, bool with_payload, eb_out
     eb_jw_str(&w, e->consumer ? e->consumer : "");
     eb_jw_key(&w, "at");
     eb_jw_uint(&w, e->failed_at);
+    if (e->fh) { /* since histories: the first failure and the last few */
+        eb_jw_key(&w, "first");
+        eb_jw_uint(&w, e->fh->first_us);
+        eb_jw_key(&w, "h");
+        eb_jw_arr_open(&w);
+        for (uint32_t i = 0; i < e->fh->n; i++) {
+            const eb_failure *f = &e->fh->v[i];
+            eb_jw_arr_open(&w);
+            eb_jw_uint(&w, f->attempt);
+            eb_jw_uint(&w, f->at_us);
+            eb_jw_str(&w, f->consumer);
+            eb_jw_str(&w, f->error);
+            eb_jw_arr_close(&w);
+        }
+        eb_jw_arr_close(&w);
+    }
     if (with_payload) {
         eb_jw_key(&w, "p");
         eb_buf *o = &ob->text;
@@ -136,8 +152,12 @@ int eb_group_flush(eb_group *g, eb_outbox *ob)
     return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }
 
+/* A FAIL entry: ["<cls>", seq, fails, due, error] and, since histories,
+ * the failure's time, consumer and attempt and the first failure's time:
+ * [..., at, consumer, attempt, first]. Entries of one seq are applied in
+ * order, each adding its failure to the delivery's history. */
 void eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uint64_t due,
-                         const char *err)
+                         const char *err, const eb_failure *f, uint64_t first_us)
 {
     eb_buf *b = &g->fail_items;
     if (b->len)
@@ -147,6 +167,11 @@ void eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uin
     if (!err)
         err = "";
     eb_json_escape(b, err, strlen(err));
+    if (f) {
+        eb_buf_printf(b, ",%llu,", (unsigned long long)f->at_us);
+        eb_json_escape(b, f->consumer, strlen(f->consumer));
+        eb_buf_printf(b, ",%u,%llu", f->attempt, (unsigned long long)first_us);
+    }
     eb_buf_putc(b, ']');
 }
 
@@ -220,6 +245,14 @@ int eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out)
     out->fails = (uint32_t)jnum(eb_json_at(e, 2));
     out->due = jnum(eb_json_at(e, 3));
     out->error = (eb_str){err->str, err->len};
+    const eb_json *who = eb_json_at(e, 6);
+    out->has_detail = eb_json_is(who, EB_JSON_STRING);
+    if (out->has_detail) {
+        out->at = jnum(eb_json_at(e, 5));
+        out->consumer = (eb_str){who->str, who->len};
+        out->attempt = (uint32_t)jnum(eb_json_at(e, 7));
+        out->first = jnum(eb_json_at(e, 8));
+    }
     return 1;
 }
 
@@ -237,7 +270,25 @@ int eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out)
     out->attempts = (uint32_t)jnum(eb_json_get(rec, "n"));
     out->failed_at = jnum(eb_json_get(rec, "at"));
     out->payload = eb_json_get(rec, "p");
+    out->first = jnum(eb_json_get(rec, "first"));
+    out->hist = array_of(rec, "h");
     return 0;
+}
+
+int eb__rec_next_hist(eb_rec_iter *it, uint32_t *attempt, uint64_t *at, eb_str *who, eb_str *err)
+{
+    const eb_json *e = it->e;
+    if (!e)
+        return 0;
+    it->e = e->next;
+    const eb_json *w = eb_json_at(e, 2), *m = eb_json_at(e, 3);
+    if (!eb_json_is(w, EB_JSON_STRING) || !eb_json_is(m, EB_JSON_STRING))
+        return EB_ECORRUPT;
+    *attempt = (uint32_t)jnum(eb_json_at(e, 0));
+    *at = jnum(eb_json_at(e, 1));
+    *who = (eb_str){w->str, w->len};
+    *err = (eb_str){m->str, m->len};
+    return 1;
 }
 
 int eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v)
@@ -304,7 +355,13 @@ static void fails_record(eb_group *g)
             if (!d->fails)
                 continue;
             uint64_t due = d->state == EB_DLV_INFLIGHT ? 0 : d->tm.key;
-            eb__rec_fail_gather(g, c, d->seq, d->fails, due, d->last_error);
+            if (!d->fh) { /* failures read from records written before histories */
+                eb__rec_fail_gather(g, c, d->seq, d->fails, due, d->last_error, NULL, 0);
+                continue;
+            }
+            for (uint32_t i = 0; i < d->fh->n; i++) /* one entry per failure kept */
+                eb__rec_fail_gather(g, c, d->seq, d->fails, due, d->fh->v[i].error,
+                                    &d->fh->v[i], d->fh->first_us);
         }
     }
 }

@@ -90,13 +90,11 @@ static void free_items(eb_group *g)
     while ((is = eb_imap_next(&g->dlq, &it)))
         eb__dead_free(is->val);
     it = 0;
-    while ((is = eb_imap_next(&g->fails, &it))) {
-        failinfo *fi = is->val;
-        free(fi->error);
-        free(fi);
-    }
+    while ((is = eb_imap_next(&g->fails, &it)))
+        eb__failinfo_free(is->val);
     eb_imap_free(&g->dlq);
     eb_imap_free(&g->fails);
+    eb_json_doc_free(g->fdoc);
     eb_map_free(&g->dlq_ids);
     free(g->dlq_seqs);
 }
@@ -186,6 +184,34 @@ static void describe(const eb_dlv *d, eb_delivery *o)
     *p = '\0';
 }
 
+/* Tops up the rate_limit bucket: rate tokens a second, one second's worth
+ * at most (and at least one, so a rate under 1/s still delivers). */
+static void refill(eb_group *g, uint64_t now)
+{
+    double cap = g->cfg.rate_limit < 1 ? 1 : g->cfg.rate_limit;
+    if (!g->refill_us || now < g->refill_us)
+        g->tokens = cap;
+    else
+        g->tokens += (double)(now - g->refill_us) / 1e6 * g->cfg.rate_limit;
+    if (g->tokens > cap)
+        g->tokens = cap;
+    g->refill_us = now;
+}
+
+size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now)
+{
+    size_t n = max;
+    if (g->cfg.max_in_flight) {
+        size_t room = g->in_flight >= g->cfg.max_in_flight ? 0 : g->cfg.max_in_flight - g->in_flight;
+        n = room < n ? room : n;
+    }
+    if (g->cfg.rate_limit > 0) {
+        refill(g, now);
+        n = g->tokens < (double)n ? (size_t)g->tokens : n;
+    }
+    return n;
+}
+
 size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
                   eb_delivery *out, uint64_t *deadline_us)
 {
@@ -194,8 +220,16 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
     c->last_pull_us = now;
     if (g->paused)
         return 0;
-    if (g->ready < max)
+    size_t allow = eb__group_allowance(g, max, now);
+    if (allow < max) {
+        if (g->ready < max)
+            eb__group_fill(g, max, durable, now);
+        if (g->ready > allow)
+            g->ctr.throttled++;
+        max = allow;
+    } else if (g->ready < max) {
         eb__group_fill(g, max, durable, now);
+    }
     size_t n = 0;
     uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
     *deadline_us = deadline;
@@ -223,6 +257,8 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
             g->ctr.redelivered++;
         n++;
     }
+    if (g->cfg.rate_limit > 0)
+        g->tokens -= (double)n;
     return n;
 }
 
@@ -288,30 +324,35 @@ eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)
     return EB_DLV_OK;
 }
 
-/* A failed attempt: retry later or dead-letter. delay_ms < 0: backoff. */
-static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, uint64_t now,
-                 eb_outbox *ob)
+/* A failed attempt: retry later or dead-letter (at once when final).
+ * delay_ms < 0: backoff. */
+static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, bool final,
+                 uint64_t now, eb_outbox *ob)
 {
     lease_end(g, d);
     d->fails++;
     eb__set_str(&d->last_error, err, strlen(err));
-    if (d->fails >= g->cfg.max_attempts) {
+    const char *who = d->consumer ? d->consumer->name : "";
+    eb__hist_push(&d->fh, d->attempt, now, (eb_str){who, strlen(who)}, (eb_str){err, strlen(err)},
+                  0);
+    if (final || d->fails >= g->cfg.max_attempts) {
         eb__dead_letter(g, d, now, ob);
         return;
     }
     d->tm.key = now + (delay_ms >= 0 ? (uint64_t)delay_ms * 1000u : backoff_us(g, d->fails));
-    eb__rec_fail_gather(g, d->cls, d->seq, d->fails, d->tm.key, err);
+    eb__rec_fail_gather(g, d->cls, d->seq, d->fails, d->tm.key, err,
+                        d->fh ? &d->fh->v[d->fh->n - 1] : NULL, d->fh ? d->fh->first_us : 0);
     eb__dlv_schedule(g, d, now);
 }
 
 eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, eb_outbox *ob)
+                             int64_t delay_ms, bool dead_letter, eb_outbox *ob)
 {
     eb_dlv *d = find_inflight(g, id, n);
     if (!d)
         return EB_DLV_UNKNOWN;
     g->ctr.nacked++;
-    fail(g, d, err && *err ? err : "nacked", delay_ms, g->env.now_us(), ob);
+    fail(g, d, err && *err ? err : "nacked", delay_ms, dead_letter, g->env.now_us(), ob);
     return EB_DLV_OK;
 }
 
@@ -352,7 +393,7 @@ void eb_group_tick(eb_group *g, eb_outbox *ob)
         eb_dlv *d = eb__dlv_of(top);
         if (d->state == EB_DLV_INFLIGHT) {
             g->ctr.expired++;
-            fail(g, d, "ack deadline exceeded", -1, now, ob);
+            fail(g, d, "ack deadline exceeded", -1, false, now, ob);
         } else {
             eb_heap_remove(&g->timers, &d->tm);
             g->retry--;

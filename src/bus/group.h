@@ -75,6 +75,9 @@ typedef struct eb_group_env {
     void     *arg;
     uint64_t *leases;     /* leases of every group (shared, the bus's) */
     uint64_t  max_leases; /* pulls lease nothing more past it */
+    /* Called when a delivery is dead-lettered (dl borrowed during the call;
+     * not during the meta replay). May be NULL. */
+    void    (*on_dead_letter)(void *arg, const char *group, const eb_dead_letter *dl);
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
@@ -102,7 +105,10 @@ void eb_group_examine_next(eb_group *g, uint64_t durable);
 int  eb_group_count_ahead(eb_group *g, uint64_t head);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);
+/* count events of type were published; fe (may be NULL: counted as passing)
+ * is what the group's filter looks at. */
+void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count,
+                        const eb_filter_event *fe);
 
 /* True if a pull could be served now (READY deliveries or events to
  * examine below `durable`). */
@@ -120,8 +126,9 @@ typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
 /* ack, nack and extend each take one delivery id; records for the outbox
  * are gathered and written by eb_group_flush (dead letters go to ob at once). */
 eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n);
+/* nack with dead_letter: a non-retryable failure, dead-lettered at once. */
 eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, eb_outbox *ob);
+                             int64_t delay_ms, bool dead_letter, eb_outbox *ob);
 eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms);
 /* Writes the acks and failed attempts gathered since the last flush as
  * EB_META_ACK / EB_META_FAIL records (nothing if none). */

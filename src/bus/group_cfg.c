@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bus/group_types.h"
+#include "bus/subject_match.h"
 #include "eventbus/err.h"
 
 static int cfg_err(eb_field_error *err, const char *field, const char *msg)
@@ -17,12 +18,7 @@ static int cfg_err(eb_field_error *err, const char *field, const char *msg)
 
 bool eb_group_type_match(const char *p, const char *t, size_t n)
 {
-    size_t pl = strlen(p);
-    if (pl == 1 && p[0] == '*')
-        return true;
-    if (pl >= 2 && p[pl - 1] == '*' && p[pl - 2] == '.')
-        return n > pl - 1 && memcmp(p, t, pl - 1) == 0; /* "a.*" needs "a." + 1 char */
-    return pl == n && memcmp(p, t, n) == 0;
+    return eb_subject_match(p, t, n);
 }
 
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
@@ -33,26 +29,48 @@ bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n)
     return false;
 }
 
+bool eb_group_cfg_passes(const eb_group_cfg *cfg, const eb_filter_event *ev)
+{
+    return !cfg->filter || eb_filter_match(cfg->filter, ev);
+}
+
+static int parse_filter(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
+{
+    if (cfg->filter)
+        return cfg_err(err, "/filter", "given twice");
+    int rc = eb_filter_compile(v, "/filter", &cfg->filter, err);
+    if (rc)
+        return rc;
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_jw_value(&w, v);
+    eb_buf_putc(&b, '\0');
+    if (eb_buf_failed(&b)) {
+        eb_buf_free(&b);
+        return cfg_err(err, "/filter", "out of memory");
+    }
+    cfg->filter_json = eb_buf_steal(&b, NULL);
+    return 0;
+}
+
 bool eb_group_pattern_valid(const char *s, size_t n)
 {
-    if (n == 1 && s[0] == '*')
-        return true;
-    if (n > 2 && s[n - 1] == '*' && s[n - 2] == '.')
-        n -= 2;
-    return eb_event_type_valid(s, n);
+    return eb_subject_pattern_valid(s, n);
 }
 
 static int parse_types(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
 {
     if (!eb_json_is(v, EB_JSON_ARRAY) || v->len == 0 || v->len > EB_GROUP_MAX_TYPES)
         return cfg_err(err, "/types", "must be an array of 1 to 64 type names or patterns "
-                       "(\"order.created\", \"payment.*\", \"*\")");
+                       "(\"order.created\", \"*.created\", \"order.>\", \">\")");
     size_t i = 0;
     for (const eb_json *e = v->child; e; e = e->next, i++) {
         char f[32];
         snprintf(f, sizeof f, "/types/%zu", i);
         if (e->type != EB_JSON_STRING || !eb_group_pattern_valid(e->str, e->len))
-            return cfg_err(err, f, "not a valid type name or pattern (\"a.b\", \"a.*\", \"*\")");
+            return cfg_err(err, f, "not a valid type name or pattern (segments of a-z 0-9 - _, "
+                           "\"*\" for one segment, \">\" last for the rest)");
         if (!(cfg->types[cfg->ntypes] = strndup(e->str, e->len)))
             return cfg_err(err, f, "out of memory");
         cfg->ntypes++;
@@ -136,6 +154,12 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
         return get_u32(m, "/ack_timeout_ms", 100, 43200000, &cfg->ack_timeout_ms, err);
     if (!strcmp(m->key, "backoff"))
         return parse_backoff(m, cfg, err);
+    if (!strcmp(m->key, "filter"))
+        return parse_filter(m, cfg, err);
+    if (!strcmp(m->key, "max_in_flight"))
+        return get_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
+    if (!strcmp(m->key, "rate_limit"))
+        return get_num(m, "/rate_limit", 0, 1000000, &cfg->rate_limit, err);
     if (!strcmp(m->key, "ordering")) {
         if (m->type == EB_JSON_STRING && !strcmp(m->str, "none"))
             cfg->ordering = EB_ORDER_NONE;
@@ -145,10 +169,10 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
             return cfg_err(err, "/ordering", "must be \"none\" or \"key\"");
         return 0;
     }
-    char f[72], msg[160];
+    char f[72], msg[224];
     snprintf(f, sizeof f, "/%.60s", m->key);
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: types, start, max_attempts, "
-             "backoff, ack_timeout_ms, ordering)", m->key);
+             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter)", m->key);
     return cfg_err(err, f, msg);
 }
 
@@ -170,8 +194,10 @@ int eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *er
             return rc;
         }
     }
-    if (cfg->ntypes == 0)
+    if (cfg->ntypes == 0) {
+        eb_group_cfg_free(cfg);
         return cfg_err(err, "/types", "required field \"types\" missing");
+    }
     return 0;
 }
 
@@ -180,6 +206,10 @@ void eb_group_cfg_free(eb_group_cfg *cfg)
     for (size_t i = 0; i < cfg->ntypes; i++)
         free(cfg->types[i]);
     cfg->ntypes = 0;
+    eb_filter_free(cfg->filter);
+    free(cfg->filter_json);
+    cfg->filter = NULL;
+    cfg->filter_json = NULL;
 }
 
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
@@ -215,5 +245,13 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     eb_jw_uint(w, cfg->ack_timeout_ms);
     eb_jw_key(w, "ordering");
     eb_jw_str(w, cfg->ordering == EB_ORDER_KEY ? "key" : "none");
+    eb_jw_key(w, "max_in_flight");
+    eb_jw_uint(w, cfg->max_in_flight);
+    eb_jw_key(w, "rate_limit");
+    eb_jw_double(w, cfg->rate_limit);
+    if (cfg->filter_json) {
+        eb_jw_key(w, "filter");
+        eb_jw_raw(w, cfg->filter_json, strlen(cfg->filter_json));
+    }
     eb_jw_obj_close(w);
 }

@@ -39,6 +39,7 @@ void eb__dlq_insert(eb_group *g, dead *e)
 
 void eb__dead_free(dead *e)
 {
+    eb__hist_free(e->fh);
     free(e->error);
     free(e->consumer);
     free(e->payload);
@@ -62,6 +63,18 @@ void eb__dlq_remove(eb_group *g, uint64_t seq)
     eb__dead_free(e);
 }
 
+void eb__dead_view(const dead *e, eb_dead_letter *out, eb_failure *one)
+{
+    const char *err = e->error ? e->error : "", *who = e->consumer ? e->consumer : "";
+    *one = (eb_failure){e->attempts, e->failed_at, who, err};
+    *out = (eb_dead_letter){.seq = e->seq, .ts_us = e->ts_us, .event = e->payload,
+                            .len = e->len, .error = err, .consumer = who,
+                            .attempts = e->attempts, .failed_at_us = e->failed_at,
+                            .first_failed_at_us = e->fh ? e->fh->first_us : e->failed_at,
+                            .errors = e->fh && e->fh->n ? e->fh->v : one,
+                            .nerrors = e->fh && e->fh->n ? e->fh->n : 1};
+}
+
 /* Moves d to the dead-letter queue. */
 void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
 {
@@ -83,8 +96,14 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         e->redriven = false;
         g->ndead++;
     }
+    if (!fresh && !e->fh && e->failed_at) /* read from a record from before histories */
+        eb__hist_push(&e->fh, e->attempts, e->failed_at,
+                      (eb_str){e->consumer, e->consumer ? strlen(e->consumer) : 0},
+                      (eb_str){e->error, e->error ? strlen(e->error) : 0}, 0);
     e->attempts = d->fails;
     e->failed_at = now;
+    eb__hist_merge(&e->fh, d->fh); /* a redriven one keeps its earlier failures */
+    d->fh = NULL;
     eb__set_str(&e->error, d->last_error, d->last_error ? strlen(d->last_error) : 0);
     eb__set_str(&e->consumer, d->consumer ? d->consumer->name : NULL,
             d->consumer ? strlen(d->consumer->name) : 0);
@@ -96,6 +115,12 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         eb__flow_replay_done(g, d->seq, d->seq + 1);
     eb__rec_dead(g, e, d->cls, fresh, ob);
     g->ctr.dead_lettered++;
+    if (g->env.on_dead_letter) {
+        eb_failure one;
+        eb_dead_letter v;
+        eb__dead_view(e, &v, &one);
+        g->env.on_dead_letter(g->env.arg, g->name, &v);
+    }
     eb__dlv_finish(g, d, now);
 }
 
@@ -112,8 +137,9 @@ void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_
             *next = g->dlq_seqs[i - 1];
             break;
         }
-        eb_dead_letter dl = {e->seq, e->ts_us, e->payload, e->len, e->error ? e->error : "",
-                             e->consumer ? e->consumer : "", e->attempts, e->failed_at};
+        eb_failure one;
+        eb_dead_letter dl;
+        eb__dead_view(e, &dl, &one);
         fn(arg, &dl);
         n++;
     }

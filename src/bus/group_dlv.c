@@ -7,6 +7,7 @@
 
 #include "bus/group_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* --- small helpers -------------------------------------------------------- */
 
@@ -75,7 +76,67 @@ void eb__dlv_free(eb_dlv *d)
     if (d->cls != CLS_DLQ)
         free(d->payload);
     free(d->last_error);
+    eb__hist_free(d->fh);
     free(d);
+}
+
+/* --- failure histories ------------------------------------------------------ */
+
+static void failure_clear(eb_failure *f)
+{
+    free((char *)f->consumer);
+    free((char *)f->error);
+}
+
+void eb__hist_free(failhist *h)
+{
+    if (!h)
+        return;
+    for (uint32_t i = 0; i < h->n; i++)
+        failure_clear(&h->v[i]);
+    free(h);
+}
+
+void eb__failinfo_free(failinfo *fi)
+{
+    free(fi->error);
+    eb__hist_free(fi->fh);
+    free(fi);
+}
+
+void eb__hist_push(failhist **hp, uint32_t attempt, uint64_t at, eb_str who, eb_str err,
+                   uint64_t first_us)
+{
+    failhist *h = *hp;
+    if (!h) {
+        h = eb_xcalloc(1, sizeof *h);
+        h->first_us = first_us ? first_us : at;
+        *hp = h;
+    }
+    char *w = eb_xstrndup(who.ptr ? who.ptr : "", who.len);
+    char *e = eb_xstrndup(err.ptr ? err.ptr : "", err.len);
+    if (h->n == EB_FAIL_HISTORY) {
+        failure_clear(&h->v[0]);
+        memmove(&h->v[0], &h->v[1], (EB_FAIL_HISTORY - 1) * sizeof h->v[0]);
+        h->n--;
+    }
+    h->v[h->n++] = (eb_failure){attempt, at, w, e};
+}
+
+void eb__hist_merge(failhist **dst, failhist *src)
+{
+    if (!src)
+        return;
+    if (!*dst) {
+        *dst = src;
+        return;
+    }
+    for (uint32_t i = 0; i < src->n; i++) {
+        const eb_failure *f = &src->v[i];
+        eb__hist_push(dst, f->attempt, f->at_us, (eb_str){f->consumer, strlen(f->consumer)},
+                      (eb_str){f->error, strlen(f->error)}, 0);
+    }
+    eb__hist_free(src);
 }
 
 /* Lets the next delivery of d's key go. */
@@ -122,6 +183,7 @@ eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl)
         d->fails = d->attempt = fi->fails;
         d->tm.key = fi->due;
         d->last_error = fi->error;
+        d->fh = fi->fh;
         free(fi);
     }
     return d;

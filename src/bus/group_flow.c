@@ -30,6 +30,21 @@ static bool flow_matches(const eb_group *g, const flow *f, eb_str type)
     return false;
 }
 
+/* True if the stored event passes the group's filter (its JSON parsed into
+ * the group's scratch document); an event that cannot be read passes. */
+static bool passes(eb_group *g, const eb_event_view *v)
+{
+    if (!g->cfg.filter)
+        return true;
+    if (!g->fdoc && !(g->fdoc = eb_json_doc_new()))
+        return true;
+    if (eb_json_parse(g->fdoc, v->json.ptr, v->json.len, NULL, NULL) != 0)
+        return true;
+    eb_filter_event fe;
+    eb_filter_event_of(eb_json_root(g->fdoc), &fe);
+    return eb_filter_match(g->cfg.filter, &fe);
+}
+
 typedef struct fill_ctx {
     eb_group *g;
     flow     *f;
@@ -49,8 +64,8 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
-    if (!flow_matches(g, f, v.type))
-        return 0;
+    if (!flow_matches(g, f, v.type) || !passes(g, &v))
+        return 0; /* not for this group: handled, never in its lag */
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
     if (eb_rangeset_has(&f->done, rec->seq)) /* acked or dead-lettered: not in `ahead` */
         return 0;
@@ -135,7 +150,8 @@ static int count_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     flow tmp = {.types = c->types, .ntypes = c->ntypes};
-    if (flow_matches(c->g, &tmp, v.type) && !(c->skip && eb_rangeset_has(c->skip, rec->seq)))
+    if (flow_matches(c->g, &tmp, v.type) && !(c->skip && eb_rangeset_has(c->skip, rec->seq)) &&
+        passes(c->g, &v))
         c->n++;
     return 0;
 }
@@ -161,9 +177,10 @@ int eb_group_count_ahead(eb_group *g, uint64_t head)
     return 0;
 }
 
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count)
+void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count,
+                        const eb_filter_event *fe)
 {
-    if (eb_group_cfg_matches(&g->cfg, type, n))
+    if (eb_group_cfg_matches(&g->cfg, type, n) && (!fe || eb_group_cfg_passes(&g->cfg, fe)))
         g->ahead += count;
 }
 
@@ -171,9 +188,13 @@ bool eb_group_has_ready(eb_group *g, uint64_t durable)
 {
     if (g->paused)
         return false;
+    uint64_t now = g->env.now_us();
     if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
-        eb__group_fill(g, 1, durable, g->env.now_us());
-    return g->ready > 0;
+        eb__group_fill(g, 1, durable, now);
+    /* flow control: the group's own (max_in_flight, rate_limit) and the
+     * leases of all groups (--max-in-flight-total) */
+    return g->ready > 0 && eb__group_allowance(g, 1, now) > 0 &&
+           *g->env.leases < g->env.max_leases;
 }
 
 /* Drops replay flows that are done: walked to their end, nothing alive. */

@@ -58,10 +58,20 @@ typedef struct flow {
     struct flow *next;
 } flow;
 
+/* The last few failed attempts of a delivery or dead letter (strings
+ * owned), and when the first failed. */
+#define EB_FAIL_HISTORY 5
+typedef struct failhist {
+    uint64_t   first_us;
+    uint32_t   n;
+    eb_failure v[EB_FAIL_HISTORY]; /* oldest first */
+} failhist;
+
 /* A dead letter, with a copy of the stored event. */
 typedef struct dead {
     uint64_t seq, ts_us, failed_at;
     uint32_t attempts;
+    failhist *fh;      /* NULL when read from a record written before histories */
     bool     redriven; /* delivered again (class d) until acked */
     char    *error, *consumer;
     char     id[EB_EVENT_MAX_ID + 1]; /* event id */
@@ -89,6 +99,7 @@ struct eb_dlv {
     dead        *dl;       /* class d: its dead letter (owns the payload) */
     eb_consumer *consumer;
     char        *last_error;
+    failhist    *fh;       /* NULL until it fails */
     uint32_t     len;
     char        *payload;  /* owned unless class d */
 };
@@ -100,9 +111,10 @@ static inline eb_dlv *eb__dlv_of(eb_heap_node *n)
 
 /* Failed attempts read by the meta replay, for deliveries not yet made. */
 typedef struct failinfo {
-    uint32_t fails;
-    uint64_t due;
-    char    *error;
+    uint32_t  fails;
+    uint64_t  due;
+    char     *error;
+    failhist *fh;
 } failinfo;
 
 struct eb_group {
@@ -133,6 +145,9 @@ struct eb_group {
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
+    eb_json_doc   *fdoc;           /* scratch: an event parsed for the filter */
+    double         tokens;         /* rate_limit's bucket (memory only: full at start) */
+    uint64_t       refill_us;      /* when tokens was last topped up; 0: full */
 };
 
 static inline uint64_t eb__fail_key(int cls, uint64_t seq)
@@ -167,6 +182,18 @@ void    eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now);
 void    eb__dlv_ready(eb_group *g, eb_dlv *d);
 /* Frees d (not its class-d payload, owned by the dead letter). */
 void    eb__dlv_free(eb_dlv *d);
+/* Appends a failure to *h (created if NULL; the oldest drops out past
+ * EB_FAIL_HISTORY; first_us set by the first push). */
+void    eb__hist_push(failhist **h, uint32_t attempt, uint64_t at, eb_str who, eb_str err,
+                      uint64_t first_us);
+/* Appends src's failures to *dst and frees src (dst keeps its first time). */
+void    eb__hist_merge(failhist **dst, failhist *src);
+void    eb__hist_free(failhist *h);
+void    eb__failinfo_free(failinfo *fi);
+
+/* group.c */
+/* How many of max leases flow control (max_in_flight, rate_limit) allows now. */
+size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now);
 
 /* group_flow.c */
 void  eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to);
@@ -188,6 +215,9 @@ void  eb__dlq_remove(eb_group *g, uint64_t seq);
 void  eb__dead_free(dead *e);
 /* Moves d to the dead-letter queue, writing its DEAD record to ob. */
 void  eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob);
+/* The public view of e; one: room for the single failure of a dead letter
+ * read from a record written before histories. */
+void  eb__dead_view(const dead *e, eb_dead_letter *out, eb_failure *one);
 /* Turns dead letter e into a delivery again (class d). */
 void  eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now);
 
@@ -198,7 +228,7 @@ void  eb__rec_replay(eb_group *g, const flow *f, eb_outbox *ob);
 /* Gathers one failed attempt for the next EB_META_FAIL record (the one
  * encoder of a failed attempt, used by nacks, expiries and snapshots). */
 void  eb__rec_fail_gather(eb_group *g, int cls, uint64_t seq, uint32_t fails, uint64_t due,
-                          const char *err);
+                          const char *err, const eb_failure *f, uint64_t first_us);
 
 /* codec.c: reading a group's records back (views into the parsed record) */
 typedef struct eb_rec_iter { const eb_json *e; } eb_rec_iter; /* over a record's array */
@@ -214,6 +244,10 @@ typedef struct eb_rec_fail {
     uint64_t seq, due;
     uint32_t fails;
     eb_str   error;
+    bool     has_detail;      /* the fields below (absent before histories) */
+    uint64_t at, first;
+    uint32_t attempt;
+    eb_str   consumer;
 } eb_rec_fail;
 eb_rec_iter eb__rec_fail_items(const eb_json *rec);
 /* 1 with *out filled, 0 at the end, EB_ECORRUPT for a malformed entry. */
@@ -225,7 +259,12 @@ typedef struct eb_rec_dead {
     uint32_t       attempts;
     eb_str         error, consumer;
     const eb_json *payload; /* base64 of the stored event; absent unless fresh */
+    uint64_t       first;   /* first failure (0: absent, a record from before histories) */
+    eb_rec_iter    hist;    /* [[attempt, at, consumer, error], ...] (empty: absent) */
 } eb_rec_dead;
+/* The next history entry of a DEAD record: 1, 0 at the end, EB_ECORRUPT. */
+int   eb__rec_next_hist(eb_rec_iter *it, uint32_t *attempt, uint64_t *at, eb_str *who,
+                        eb_str *err);
 int   eb__rec_dead_decode(const eb_json *rec, eb_rec_dead *out);
 /* Decodes r's event copy into out (appended) and checks it is an event. */
 int   eb__rec_dead_payload(const eb_rec_dead *r, eb_buf *out, eb_event_view *v);

@@ -44,6 +44,8 @@ static int apply_fail(eb_group *g, const eb_json *rec)
         fi->fails = f.fails;
         fi->due = f.due;
         eb__set_str(&fi->error, f.error.ptr, f.error.len);
+        if (f.has_detail)
+            eb__hist_push(&fi->fh, f.attempt, f.at, f.consumer, f.error, f.first);
     }
     return rc;
 }
@@ -51,10 +53,8 @@ static int apply_fail(eb_group *g, const eb_json *rec)
 static void drop_failinfo(eb_group *g, int cls, uint64_t seq)
 {
     failinfo *fi = eb_imap_del(&g->fails, eb__fail_key(cls, seq));
-    if (fi) {
-        free(fi->error);
-        free(fi);
-    }
+    if (fi)
+        eb__failinfo_free(fi);
 }
 
 /* A dead letter read back: a fresh one carries its event's copy. */
@@ -77,6 +77,21 @@ static int dead_new(const eb_rec_dead *r, dead **out)
     return 0;
 }
 
+/* A DEAD record carries the dead letter's whole history (none if written
+ * before histories: then the last failure alone is shown). */
+static int apply_hist(dead *d, eb_rec_dead *r)
+{
+    eb__hist_free(d->fh);
+    d->fh = NULL;
+    uint32_t attempt;
+    uint64_t at;
+    eb_str who, err;
+    int rc;
+    while ((rc = eb__rec_next_hist(&r->hist, &attempt, &at, &who, &err)) == 1)
+        eb__hist_push(&d->fh, attempt, at, who, err, r->first);
+    return rc;
+}
+
 static int apply_dead(eb_group *g, const eb_json *rec)
 {
     eb_rec_dead r;
@@ -96,6 +111,12 @@ static int apply_dead(eb_group *g, const eb_json *rec)
     d->ts_us = r.ts_us;
     d->attempts = r.attempts;
     d->failed_at = r.failed_at;
+    int hrc = apply_hist(d, &r);
+    if (hrc) {
+        if (fresh)
+            eb__dead_free(d);
+        return hrc;
+    }
     eb__set_str(&d->error, r.error.ptr, r.error.len);
     eb__set_str(&d->consumer, r.consumer.ptr, r.consumer.len);
     if (fresh)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "bus/event.h"
+#include "bus/filter.h"
 #include "json/json.h"
 
 #define EB_GROUP_MAX_NAME 128
@@ -20,7 +21,7 @@ enum { EB_START_LATEST = 0, EB_START_EARLIEST, EB_START_TIME };
 
 /* A group's configuration (PUT /v1/groups/{group}). */
 typedef struct eb_group_cfg {
-    char       *types[EB_GROUP_MAX_TYPES]; /* patterns: "a.b", "a.*", "*"; owned */
+    char       *types[EB_GROUP_MAX_TYPES]; /* patterns: "a.b", "*.b", "a.>"; owned */
     size_t      ntypes;
     int         start;              /* EB_START_* (creation only) */
     uint64_t    start_us;           /* for EB_START_TIME */
@@ -31,6 +32,11 @@ typedef struct eb_group_cfg {
     double      backoff_jitter;     /* 0..1, 0.2 */
     uint32_t    ack_timeout_ms;     /* 30000 */
     eb_ordering ordering;           /* none */
+    uint32_t    max_in_flight;      /* leases outstanding across consumers; 0: no cap */
+    double      rate_limit;         /* deliveries per second (token bucket, burst of one
+                                       second's worth); 0: none */
+    eb_filter  *filter;             /* NULL: every event of the types; owned */
+    char       *filter_json;        /* its JSON text as given (compact); owned */
 } eb_group_cfg;
 
 /* Parses and checks a config object; unknown fields and bad values are
@@ -39,11 +45,13 @@ typedef struct eb_group_cfg {
 int  eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *err);
 void eb_group_cfg_free(eb_group_cfg *cfg);
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
-/* True if event type t (length n) matches pattern p:
- * "*" anything; "a.*" any type starting "a." (one or more segments). */
+/* True if event type t (length n) matches pattern p (the grammar is
+ * bus/subject_match.h: "*" one segment, ">" or a last "*" the rest). */
 bool eb_group_type_match(const char *p, const char *t, size_t n);
 bool eb_group_cfg_matches(const eb_group_cfg *cfg, const char *t, size_t n);
-/* True if s is a valid type name or pattern ("a.b", "a.*", "*"). */
+/* True if the event passes cfg's filter (always without one). */
+bool eb_group_cfg_passes(const eb_group_cfg *cfg, const eb_filter_event *ev);
+/* True if s is a valid type name or pattern (bus/subject_match.h). */
 bool eb_group_pattern_valid(const char *s, size_t n);
 
 
@@ -52,6 +60,8 @@ typedef struct eb_group_counters {
     uint64_t delivered, acked, nacked, expired, redelivered, dead_lettered, redriven,
         replayed, purged;
     uint64_t retention_skipped; /* log seqs deleted by retention before the group examined them */
+    uint64_t throttled;         /* pulls given fewer events (or none) by max_in_flight or
+                                   rate_limit while events were ready */
 } eb_group_counters;
 
 /* A point-in-time view of a group. */
@@ -86,6 +96,14 @@ typedef struct eb_consumer_info {
 } eb_consumer_info;
 typedef void (*eb_consumer_fn)(void *arg, const eb_consumer_info *c);
 
+/* One failed attempt of a delivery. */
+typedef struct eb_failure {
+    uint32_t    attempt;  /* the delivery's attempt number */
+    uint64_t    at_us;    /* when it failed */
+    const char *consumer; /* who held it ("" if none) */
+    const char *error;
+} eb_failure;
+
 /* A dead letter. Borrowed during the callback that gets it. */
 typedef struct eb_dead_letter {
     uint64_t    seq, ts_us;   /* the event's */
@@ -94,7 +112,10 @@ typedef struct eb_dead_letter {
     const char *error;        /* last failure */
     const char *consumer;     /* who held it last ("" if none) */
     uint32_t    attempts;
-    uint64_t    failed_at_us;
+    uint64_t    failed_at_us; /* the last failure */
+    uint64_t    first_failed_at_us;
+    const eb_failure *errors; /* the last few failures, oldest first (>= 1) */
+    size_t      nerrors;
 } eb_dead_letter;
 typedef void (*eb_dead_letter_fn)(void *arg, const eb_dead_letter *dl);
 

@@ -33,7 +33,7 @@ static void on_latency(void *arg, uint64_t us)
 static eb_group_env group_env(eb_bus *bus)
 {
     return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
-                          bus->opts.max_in_flight_total};
+                          bus->opts.max_in_flight_total, eb__bus_dead_lettered};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -83,6 +83,7 @@ static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
         eb_group_flush(g, &bus->grp.ob);
     int rc = commit_outbox(bus, &bus->grp.ob, cb, arg);
     eb__bus_pulls_wake(bus); /* nacks, redrives and replays make deliveries ready */
+    eb__bus_dead_letters_publish(bus);
     return rc;
 }
 
@@ -166,7 +167,7 @@ int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_r
         eb_dlv_outcome o =
             req->op == EB_SETTLE_ACK    ? eb_group_ack(g, id->ptr, id->len)
             : req->op == EB_SETTLE_NACK ? eb_group_nack(g, id->ptr, id->len, req->error,
-                                                        req->delay_ms, ob)
+                                                        req->delay_ms, req->dead_letter, ob)
                                         : eb_group_extend(g, id->ptr, id->len, req->ms);
         req->unknown[i] = o != EB_DLV_OK;
         ok += o == EB_DLV_OK;
@@ -359,8 +360,10 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
         count_type(bus, evs[i].type.ptr, evs[i].type.len);
         size_t it = 0;
         eb_group *g;
+        const eb_event_in *e = &evs[i];
+        eb_filter_event fe = {e->source, e->subject, e->key, e->extensions, e->data};
         while ((g = eb__bus_group_next(bus, &it)))
-            eb_group_published(g, evs[i].type.ptr, evs[i].type.len, 1);
+            eb_group_published(g, e->type.ptr, e->type.len, 1, e->data || !e->data_raw.len ? &fe : NULL);
     }
 }
 
@@ -383,6 +386,7 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .dedupe_bytes = bus->dedupe.bytes,
                           .dedupe_evicted = bus->dedupe.evicted,
                           .in_flight = bus->grp.in_flight,
+                          .notices_dropped = bus->grp.dl_failed,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
 }
@@ -410,6 +414,7 @@ static void on_tick(uv_timer_t *t)
     }
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
+    eb__bus_dead_letters_publish(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
     eb__bus_check_storage(bus);
 }
@@ -464,6 +469,8 @@ void eb__bus_groups_close(eb_bus *bus)
         free(s->val);
     eb_map_free(&gr->published);
     eb_outbox_free(&gr->ob);
+    eb_buf_free(&gr->dl_text);
+    gr->dl_n = 0;
     free(gr->dl);
     gr->dl = NULL;
 }

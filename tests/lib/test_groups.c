@@ -370,6 +370,7 @@ TEST(replay_and_stats)
 typedef struct seen {
     int              calls;
     int              fail_bad;   /* fail events whose data has "bad" */
+    int              dead_bad;   /* ... as not retryable (EB_HANDLER_DEAD_LETTER) */
     unsigned         sleep_ms;   /* per call */
     int              stop_after; /* raise *stop after this many calls (0: never) */
     volatile sig_atomic_t *stop;
@@ -388,7 +389,7 @@ static int handler(const eb_event *ev, void *arg, char *err, size_t cap)
         *s->stop = 1;
     if (s->fail_bad && strstr(ev->data, "bad")) {
         snprintf(err, cap, "malformed email in %s", ev->id);
-        return EB_EINVAL;
+        return s->dead_bad ? EB_HANDLER_DEAD_LETTER : EB_EINVAL;
     }
     return 0;
 }
@@ -418,6 +419,86 @@ TEST(consume_acks_and_dead_letters)
     eb_events_free(l);
     eb_groups_info gs = state(c, "notify");
     CHECK_EQ(gs.in_flight + gs.lag + gs.retry_scheduled, 0);
+    eb_test_down(&d, c);
+}
+
+/* Non-retryable failures: eb_nack_dead_letter, and a handler returning
+ * EB_HANDLER_DEAD_LETTER, dead-letter at once whatever attempts remain. */
+TEST(dead_letter_at_once)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    make_group(c, "notify", 5, 30000);
+    publish_orders(c, 1, 1);
+    eb_events *l = pull(c, "notify", 1, 2000);
+    CHECK_EQ(eb_events_count(l), 1);
+    const char *id = eb_events_at(l, 0)->delivery_id;
+    eb_settle_result r = {.size = sizeof r};
+    CHECK_OK(eb_nack_dead_letter(c, "notify", &id, 1, "schema: no email", &r));
+    CHECK_EQ(r.done, 1);
+    eb_events_free(l);
+    CHECK_EQ(state(c, "notify").dead_letters, 1);
+
+    CHECK_OK(eb_publish(c, "order.created", "{\"orderId\":\"bad\"}", NULL, NULL));
+    publish_orders(c, 2, 1);
+    seen s = {.fail_bad = 1, .dead_bad = 1};
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts o = {.size = sizeof o, .arg = &s, .idle_ms = 1000, .wait_ms = 500, .stats = &st};
+    CHECK_OK(eb_consume(c, "notify", "notify-1", handler, &o));
+    CHECK_EQ(st.handled, 2); /* the bad one once: no retry */
+    CHECK_EQ(st.acked, 1);
+    CHECK_EQ(st.nacked, 0);
+    CHECK_EQ(st.dead_lettered, 1);
+    CHECK_OK(eb_dlq_list(c, "notify", 10, NULL, &l));
+    CHECK_EQ(eb_events_count(l), 2);
+    CHECK_STR(eb_events_at(l, 0)->error, "schema: no email");
+    CHECK(strstr(eb_events_at(l, 1)->error, "malformed email in") != NULL);
+    CHECK_EQ(eb_events_at(l, 1)->attempts, 1);
+    /* the failure's history: one entry, with its attempt and consumer */
+    const eb_event *e = eb_events_at(l, 1);
+    CHECK_EQ(e->nerrors, 1);
+    CHECK_EQ(e->errors[0]->attempt, 1);
+    CHECK_STR(e->errors[0]->consumer, "notify-1");
+    CHECK_STR(e->errors[0]->error, e->error);
+    CHECK_STR(e->first_failed_at, e->failed_at);
+    eb_events_free(l);
+    eb_test_down(&d, c);
+}
+
+/* Flow control through the library: the config goes out and comes back,
+ * and a pull gets no more than max_in_flight allows. */
+TEST(flow_control)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_groups_config g = {.size = sizeof g, .types = ORDER_TYPES, .ntypes = 1,
+                          .max_in_flight = 2, .rate_limit = 1000,
+                          .filter = "{\"data\": {\"orderId\": [{\"prefix\": \"A-\"}]}}"};
+    eb_groups_info *out = NULL;
+    CHECK_OK(eb_groups_put(c, "fc", &g, NULL, &out));
+    CHECK_EQ(out->max_in_flight, 2);
+    CHECK(out->rate_limit == 1000);
+    CHECK_STR(out->filter, "{\"data\":{\"orderId\":[{\"prefix\":\"A-\"}]}}");
+    eb_result_free(out);
+    eb_groups_config bad = g;
+    bad.filter = "{\"data\": ";
+    CHECK_EQ(eb_groups_put(c, "fc", &bad, NULL, NULL), EB_EINVAL); /* not JSON: not sent */
+    CHECK_EQ(eb_client_error(c)->http_status, 0);
+    bad.filter = "{\"data\": {\"x\": []}}";
+    CHECK_EQ(eb_groups_put(c, "fc", &bad, NULL, NULL), EB_EINVAL);
+    CHECK_EQ(eb_client_error(c)->http_status, 400);
+    CHECK(strstr(eb_client_error(c)->message, "/filter/data/x") != NULL);
+    publish_orders(c, 1, 5);
+    eb_events *l = pull(c, "fc", 5, 2000);
+    CHECK_EQ(eb_events_count(l), 2);
+    eb_events_free(l);
+    l = pull(c, "fc", 5, 0);
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    eb_groups_info st = state(c, "fc");
+    CHECK_EQ(st.in_flight, 2);
+    CHECK(st.throttled >= 1);
+    CHECK_EQ(st.max_in_flight, 2);
     eb_test_down(&d, c);
 }
 
@@ -570,7 +651,7 @@ TEST(consume_survives_server_restart)
 }
 
 TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
-          T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters),
+          T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters), T(dead_letter_at_once), T(flow_control),
           T(consume_extends_slow_handler), T(consume_stops_on_signal),
           T(consume_stop_releases_the_rest), T(consume_max_events_leases_no_more),
           T(consume_refusals),

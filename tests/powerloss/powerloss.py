@@ -16,7 +16,8 @@
    state that keeps none of them.
 3. Check. eventbusd (the binary under test) starts on the state; it must
    recover and serve every event acknowledged before the cut with its seq
-   and content, serve nothing that was not published, keep every
+   and content, serve nothing that was not published (but the server's own
+   eventbus.dead_letter notices, each naming one of our events), keep every
    acknowledged schema and group change, not redeliver an acknowledged ack,
    still deliver every acknowledged event not acked; it must stop cleanly
    and `eventbus-log verify` must pass on both logs.
@@ -334,6 +335,13 @@ def check_state(args, ex, c):
                 published[ev["id"]] = (ev, op, i)
     served = {}
     for e in read_all_events(c):
+        if e["type"] == "eventbus.dead_letter":  # the server's notice of a dead letter
+            d = e["data"]
+            if e.get("source") != "eventbusd" or d.get("group") not in GROUP_TYPES or \
+                    d.get("event_id") not in published:
+                raise AssertionError(f"dead-letter notice {e['id']} (seq {e['seq']}) names "
+                                     f"no dead letter of ours: {d}")
+            continue
         if e["id"] not in published:
             raise AssertionError(f"serves event {e['id']} (seq {e['seq']}) never published")
         ev, op, i = published[e["id"]]

@@ -8,6 +8,8 @@
 
 #include "bus/dedupe.h"
 #include "bus/event.h"
+#include "bus/filter.h"
+#include "bus/subject_match.h"
 #include "eventbus/err.h"
 
 static eb_json_doc *doc;
@@ -351,9 +353,113 @@ TEST(key_version_stored_and_written)
     eb_buf_free(&out);
 }
 
+static bool m(const char *p, const char *t)
+{
+    CHECK(eb_subject_pattern_valid(p, strlen(p)));
+    return eb_subject_match(p, t, strlen(t));
+}
+
+TEST(subject_patterns_match_by_segment)
+{
+    CHECK(m("order.created", "order.created") && !m("order.created", "order.created.v2"));
+    CHECK(m("*.created", "order.created") && m("*.created", "user.created"));
+    CHECK(!m("*.created", "order.created.v2") && !m("*.created", "created"));
+    CHECK(m("order.*.v2", "order.paid.v2") && !m("order.*.v2", "order.paid.x.v2"));
+    CHECK(!m("order.*.v2", "order.v2"));
+    CHECK(m("order.>", "order.paid") && m("order.>", "order.paid.v2"));
+    CHECK(!m("order.>", "order") && !m("order.>", "orders.paid"));
+    CHECK(m(">", "a") && m(">", "a.b.c") && m("*", "a.b")); /* "*" alone: everything, as before */
+    CHECK(m("order.*", "order.paid.v2") && !m("order.*", "order"));  /* a last "*": as before */
+    CHECK(m("*.*.v2", "a.b.v2") && !m("*.*.v2", "a.v2"));
+    CHECK(m("a.*.>", "a.b.c") && !m("a.*.>", "a.b"));
+    CHECK(!m("order.paid", "order.pai") && !m("order.pai", "order.paid"));
+    /* the server's own events: by name, or by a pattern starting "eventbus." */
+    CHECK(!m(">", "eventbus.dead_letter") && !m("*.dead_letter", "eventbus.dead_letter"));
+    CHECK(m("eventbus.>", "eventbus.dead_letter") && m("eventbus.dead_letter", "eventbus.dead_letter"));
+}
+
+TEST(subject_patterns_validated)
+{
+    static const char *const bad[] = {"", "order.>.x", "or*der.x", "a.b*", ">x", ".a", "*.A",
+                                      "_a.*", "a.*x", "a b.*", ">.a", "a.>>"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(!eb_subject_pattern_valid(bad[i], strlen(bad[i])));
+    char longp[140];
+    memset(longp, 'a', sizeof longp);
+    longp[0] = '*', longp[1] = '.';
+    CHECK(eb_subject_pattern_valid(longp, 128) && !eb_subject_pattern_valid(longp, 129));
+    CHECK(eb_subject_has_wildcard("a.*.b") && eb_subject_has_wildcard(">"));
+    CHECK(!eb_subject_has_wildcard("a.b") && !eb_subject_has_wildcard("a.b*c"));
+}
+
+/* Compiles filter text f and matches it against envelope text e. */
+static bool fmatch(const char *f, const char *e)
+{
+    eb_json_doc *fd = eb_json_doc_new(), *ed = eb_json_doc_new();
+    CHECK_OK(eb_json_parse(fd, f, strlen(f), NULL, NULL));
+    CHECK_OK(eb_json_parse(ed, e, strlen(e), NULL, NULL));
+    eb_filter *flt;
+    eb_field_error fe;
+    CHECK_OK(eb_filter_compile(eb_json_root(fd), "/filter", &flt, &fe));
+    eb_filter_event ev;
+    eb_filter_event_of(eb_json_root(ed), &ev);
+    bool r = eb_filter_match(flt, &ev);
+    eb_filter_free(flt);
+    eb_json_doc_free(fd);
+    eb_json_doc_free(ed);
+    return r;
+}
+
+TEST(filters_match)
+{
+    const char *money = "{\"data\":{\"currency\":[\"EUR\",\"USD\"],"
+                        "\"amount\":[{\"numeric\":[\">=\",100,\"<\",1000]}]}}";
+    CHECK(fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":100}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":1000}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"GBP\",\"amount\":500}}"));
+    CHECK(!fmatch(money, "{\"data\":{\"currency\":\"EUR\",\"amount\":\"500\"}}"));
+    CHECK(!fmatch(money, "{\"data\":null}"));
+    CHECK(fmatch("{\"source\":[\"shop\"]}", "{\"source\":\"shop\"}"));
+    CHECK(!fmatch("{\"source\":[\"shop\"]}", "{\"source\":\"shopx\"}"));
+    CHECK(!fmatch("{\"key\":[{\"exists\":true}]}", "{\"data\":1}"));
+    CHECK(fmatch("{\"key\":[{\"exists\":false}]}", "{\"data\":1}"));
+    CHECK(fmatch("{\"extensions\":{\"t\":[{\"prefix\":\"ac\"}]}}", "{\"extensions\":{\"t\":\"acme\"}}"));
+    CHECK(fmatch("{\"data\":{\"tags\":[\"vip\"]}}", "{\"data\":{\"tags\":[\"a\",\"vip\"]}}"));
+    CHECK(fmatch("{\"data\":{\"a\":{\"b\":[true,null,2]}}}", "{\"data\":{\"a\":{\"b\":2.0}}}"));
+    CHECK(fmatch("{\"data\":{\"t\":[{\"anything-but\":[\"free\",\"trial\"]}]}}",
+                 "{\"data\":{\"t\":\"gold\"}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":\"free\"}]}}", "{\"data\":{\"t\":\"free\"}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":\"free\"}]}}", "{\"data\":{}}"));
+    CHECK(!fmatch("{\"data\":{\"t\":[{\"anything-but\":{\"prefix\":\"tr\"}}]}}",
+                  "{\"data\":{\"t\":\"trial\"}}"));
+}
+
+TEST(filters_refuse_bad_input_naming_the_path)
+{
+    static const struct { const char *f, *path; } bad[] = {
+        {"{\"data\":{\"a\":[{\"numeric\":[\"<\"]}]}}", "/filter/data/a/0/numeric"},
+        {"{\"data\":{\"a\":[{\"prefix\":\"x\",\"exists\":true}]}}", "/filter/data/a/0"},
+        {"{\"type\":[\"x\"]}", "/filter/type"},
+        {"{\"data\":{}}", "/filter/data"},
+        {"7", "/filter"},
+    };
+    eb_json_doc *d = eb_json_doc_new();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eb_filter *f = NULL;
+        eb_field_error fe;
+        CHECK_OK(eb_json_parse(d, bad[i].f, strlen(bad[i].f), NULL, NULL));
+        CHECK_EQ(eb_filter_compile(eb_json_root(d), "/filter", &f, &fe), EB_EINVAL);
+        CHECK(f == NULL);
+        CHECK_STR(fe.field, bad[i].path);
+    }
+    eb_json_doc_free(d);
+}
+
 TEST_MAIN(T(format_1_records_still_read), T(key_version_stored_and_written),
           T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
-          T(dedupe_window_expires_in_order), T(dedupe_is_by_source_and_id))
+          T(dedupe_window_expires_in_order), T(dedupe_is_by_source_and_id),
+          T(subject_patterns_match_by_segment), T(subject_patterns_validated), T(filters_match),
+          T(filters_refuse_bad_input_naming_the_path))
