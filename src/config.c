@@ -23,6 +23,11 @@ static const char usage[] =
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --auth MODE             token|none (default none when listening on loopback only, else token)  EVENTBUS_AUTH\n"
+    "  --insecure              allow --auth none on a non-loopback address (warned at start and hourly)  EVENTBUS_INSECURE=1\n"
+    "  --admin-token-file PATH create PATH (mode 0600) holding a fresh all-scopes token named admin if it does not exist  EVENTBUS_ADMIN_TOKEN_FILE\n"
+    "  --metrics-public        serve /metrics without a token  EVENTBUS_METRICS_PUBLIC=1\n"
+    "  --auth-fail-limit N     failed authentications from one address before it backs off (default 10, 0: never)  EVENTBUS_AUTH_FAIL_LIMIT\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -65,6 +70,23 @@ static void defaults(eb_config *c)
     c->max_event_bytes = 1u << 20;
     c->dedupe_window_ms = 120000;
     c->log_level = EB_LVL_INFO;
+    c->auth = -1;
+    c->auth_fail_limit = 10;
+}
+
+bool eb_config_loopback(const eb_config *c)
+{
+    return !strncmp(c->listen, "127.", 4) || !strncmp(c->listen, "[::1]:", 6);
+}
+
+/* A boolean flag's value: 1, true, yes (or none given) / 0, false, no. */
+static int flag_bool(const char *v, bool *out)
+{
+    bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+    if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
+        return -1;
+    *out = on;
+    return 0;
 }
 
 /* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
@@ -116,10 +138,22 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "dedupe-window")) {
         if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
     } else if (!strcmp(name, "require-schemas")) {
-        bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
-        if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
-            BAD("expected 1, true, yes, 0, false or no");
-        c->require_schemas = on;
+        if (flag_bool(v, &c->require_schemas)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "insecure")) {
+        if (flag_bool(v, &c->insecure)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "metrics-public")) {
+        if (flag_bool(v, &c->metrics_public)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "auth")) {
+        if (strcmp(v, "token") && strcmp(v, "none")) BAD("expected token or none");
+        c->auth = !strcmp(v, "token");
+    } else if (!strcmp(name, "admin-token-file")) {
+        if (!*v || strlen(v) >= sizeof c->admin_token_file) BAD("expected a file path");
+        snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s", v);
+    } else if (!strcmp(name, "auth-fail-limit")) {
+        char *end;
+        unsigned long long k = strtoull(v, &end, 10);
+        if (!*v || *end || k > 1000000) BAD("expected 0 to 1000000");
+        c->auth_fail_limit = (uint32_t)k;
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
@@ -138,7 +172,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format",
+    "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit"};
 
 static bool known(const char *name)
 {
@@ -197,7 +232,8 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         }
         if (eq)
             val = eq + 1;
-        else if (!strcmp(name, "require-schemas"))
+        else if (!strcmp(name, "require-schemas") || !strcmp(name, "insecure") ||
+                 !strcmp(name, "metrics-public"))
             val = "1";
         else if (i + 1 < argc)
             val = argv[++i];

@@ -23,6 +23,11 @@ typedef struct eb_config {
     bool            require_schemas;   /* --require-schemas */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */
+    int             auth;              /* --auth: -1 unset (by address), 0 none, 1 token */
+    bool            insecure;          /* --insecure: allow --auth none off loopback */
+    char            admin_token_file[1024]; /* --admin-token-file */
+    bool            metrics_public;    /* --metrics-public */
+    uint32_t        auth_fail_limit;   /* --auth-fail-limit, default 10 */
 } eb_config;
 
 /* Fills cfg from defaults, then the environment, then argv. Returns 0,
@@ -30,6 +35,8 @@ typedef struct eb_config {
  * a message naming the flag in err. */
 int eb_config_parse(eb_config *cfg, int argc, char **argv, char *err, size_t errlen,
                     char *out, size_t outlen);
+/* True if every listen address is a loopback one. */
+bool eb_config_loopback(const eb_config *cfg);
 /* "10MB" / "1GiB" / "512KiB" / plain bytes -> bytes. */
 int eb_parse_size(const char *s, uint64_t *bytes);
 

@@ -37,6 +37,7 @@ typedef struct daemon_state {
     eb_http_server  *http;
     uv_signal_t      sigterm, sigint;
     uv_signal_t      sighup;  /* reload (see on_sighup) */
+    uv_timer_t       insecure; /* --insecure: the hourly warning */
     int              signals; /* received so far */
 } daemon_state;
 
@@ -75,6 +76,8 @@ static void on_http_stopped(void *arg)
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    if (d->insecure.data)
+        uv_close((uv_handle_t *)&d->insecure, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -126,6 +129,83 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
 }
 
+/* --- auth mode and the admin token file ---------------------------------- */
+
+/* Resolves --auth from the listen address; -1 (said) if it may not run. */
+static int auth_mode(eb_config *c)
+{
+    bool loop = eb_config_loopback(c);
+    if (c->auth < 0)
+        c->auth = loop ? 0 : 1;
+    if (c->auth == 0 && !loop && !c->insecure) {
+        EB_ERROR("refusing to serve %s without authentication: use --auth token (the default "
+                 "off loopback), or --auth none --insecure to run open on a network",
+                 c->listen);
+        return -1;
+    }
+    return 0;
+}
+
+static void warn_insecure(uv_timer_t *t)
+{
+    daemon_state *d = t->data;
+    EB_WARN("--insecure: serving %s WITHOUT authentication: anyone who reaches it may publish, "
+            "consume and delete", d->cfg.listen);
+}
+
+typedef struct admin_file {
+    char path[1024];
+    char secret[EB_API_SECRET_LEN + 1];
+} admin_file;
+
+/* The admin token is durable: write the file (0600, never replacing one). */
+static void admin_token_durable(void *arg, int status)
+{
+    admin_file *a = arg;
+    int fd = status ? -1 : open(a->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        EB_ERROR("cannot create the admin token file %s: %s", a->path,
+                 status ? eb_strerror(status) : strerror(errno));
+    } else {
+        char line[EB_API_SECRET_LEN + 2];
+        int n = snprintf(line, sizeof line, "%s\n", a->secret);
+        if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
+            EB_ERROR("cannot write the admin token file %s: %s", a->path, strerror(errno));
+        else
+            EB_INFO("created the admin token file %s (token \"admin\", all scopes)", a->path);
+        close(fd);
+    }
+    memset(a->secret, 0, sizeof a->secret);
+    free(a);
+}
+
+/* --admin-token-file: if the file does not exist, a fresh token "admin"
+ * with every scope (replacing an older "admin") goes into it. */
+static int admin_token_file(daemon_state *d)
+{
+    const char *path = d->cfg.admin_token_file;
+    if (!*path)
+        return 0;
+    if (access(path, F_OK) == 0) {
+        EB_INFO("admin token file %s exists: left as it is", path);
+        return 0;
+    }
+    static const char *const all[] = {"admin", "read", "metrics", "schemas:write",
+                                      "groups:write", "publish:*", "consume:*"};
+    admin_file *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    snprintf(a->path, sizeof a->path, "%s", path);
+    int rc = eb_api_token_create(d->api, "admin", all, sizeof all / sizeof all[0], a->secret,
+                                 admin_token_durable, a);
+    if (rc) {
+        EB_ERROR("cannot create the admin token: %s", eb_strerror(rc));
+        free(a);
+        return -1;
+    }
+    return 0;
+}
+
 static int open_all(daemon_state *d)
 {
     eb_bus_opts bo = {
@@ -147,14 +227,19 @@ static int open_all(daemon_state *d)
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
     int port = 0;
-    if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
+    eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
+                      .metrics_public = d->cfg.metrics_public,
+                      .auth_fail_limit = d->cfg.auth_fail_limit};
+    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0 ||
         (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
         (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
         EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));
         return -1;
     }
     log_startup(d, &rep, port);
-    return 0;
+    EB_INFO("auth %s%s", d->cfg.auth ? "token" : "none",
+            d->cfg.auth && d->cfg.metrics_public ? " (/metrics public)" : "");
+    return admin_token_file(d);
 }
 
 int main(int argc, char **argv)
@@ -172,6 +257,8 @@ int main(int argc, char **argv)
     }
     eb_logger_setup(d.cfg.log_level, d.cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
+    if (auth_mode(&d.cfg) != 0)
+        return 2;
     if (lock_data_dir(d.cfg.data) < 0)
         return 1;
     d.loop = uv_default_loop();
@@ -188,6 +275,13 @@ int main(int argc, char **argv)
     uv_signal_init(d.loop, &d.sighup);
     d.sighup.data = &d;
     uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    if (!d.cfg.auth && !eb_config_loopback(&d.cfg)) {
+        uv_timer_init(d.loop, &d.insecure);
+        d.insecure.data = &d;
+        warn_insecure(&d.insecure);
+        uv_timer_start(&d.insecure, warn_insecure, 3600000, 3600000);
+        uv_unref((uv_handle_t *)&d.insecure);
+    }
     sd_notifyf(0, "READY=1\nSTATUS=listening on %s", d.cfg.listen); /* the port accepts */
     uv_run(d.loop, UV_RUN_DEFAULT);
     eb_api_free(d.api);

@@ -17,10 +17,16 @@
 
 typedef void (*route_fn)(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
+/* A route: what it answers, and the scope a token needs for it (for
+ * consume routes, one whose pattern matches the {group}). Writes of
+ * groups, schemas and tokens are audited. The scope-matrix test reads
+ * this table (tests/integration/test_auth.py parses it), so a new route
+ * cannot escape the check. */
 typedef struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/schemas/{type}/versions/{n}" */
     route_fn    fn;
+    eb_scope    scope;
 } route;
 
 static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -32,32 +38,35 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 }
 
 static const route routes[] = {
-    {"GET", "/healthz", h_health},
-    {"POST", "/v1/events", eb__api_publish},
-    {"GET", "/v1/events", eb__api_browse},
-    {"POST", "/v1/events/batch", eb__api_publish_batch},
-    {"GET", "/v1/events/{id}", eb__api_get_event},
-    {"GET", "/v1/schemas", eb__api_schema_list},
-    {"PUT", "/v1/schemas/{type}", eb__api_schema_put},
-    {"GET", "/v1/schemas/{type}", eb__api_schema_get},
-    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check},
-    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version},
-    {"GET", "/v1/groups", eb__api_group_list},
-    {"PUT", "/v1/groups/{group}", eb__api_group_put},
-    {"GET", "/v1/groups/{group}", eb__api_group_get},
-    {"DELETE", "/v1/groups/{group}", eb__api_group_delete},
-    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause},
-    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume},
-    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull},
-    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack},
-    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack},
-    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend},
-    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay},
-    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list},
-    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge},
-    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive},
-    {"GET", "/v1/stats", eb__api_stats},
-    {"GET", "/metrics", eb__api_metrics},
+    {"GET", "/healthz", h_health, EB_SCOPE_OPEN},
+    {"POST", "/v1/events", eb__api_publish, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events", eb__api_browse, EB_SCOPE_READ},
+    {"POST", "/v1/events/batch", eb__api_publish_batch, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events/{id}", eb__api_get_event, EB_SCOPE_READ},
+    {"GET", "/v1/schemas", eb__api_schema_list, EB_SCOPE_READ},
+    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, EB_SCOPE_SCHEMAS_WRITE},
+    {"GET", "/v1/schemas/{type}", eb__api_schema_get, EB_SCOPE_READ},
+    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, EB_SCOPE_READ},
+    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, EB_SCOPE_READ},
+    {"GET", "/v1/groups", eb__api_group_list, EB_SCOPE_READ},
+    {"PUT", "/v1/groups/{group}", eb__api_group_put, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}", eb__api_group_get, EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/stats", eb__api_stats, EB_SCOPE_READ},
+    {"GET", "/metrics", eb__api_metrics, EB_SCOPE_METRICS},
+    {"POST", "/v1/tokens", eb__api_token_post, EB_SCOPE_ADMIN},
+    {"GET", "/v1/tokens", eb__api_token_list, EB_SCOPE_ADMIN},
+    {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, EB_SCOPE_ADMIN},
 };
 
 uint64_t eb__api_now_us(void)
@@ -118,6 +127,20 @@ static const char *method_name(int m)
     }
 }
 
+/* The auth check, the audit mark, then the route. */
+static void dispatch(eb_api *api, eb_http_req *req, const route *r, const eb_api_params *p)
+{
+    eb_scope sc = r->scope;
+    if (sc == EB_SCOPE_SCHEMAS_WRITE || sc == EB_SCOPE_GROUPS_WRITE || sc == EB_SCOPE_ADMIN)
+        if (req->method != EB_HTTP_GET)
+            eb__api_audit_begin(api, req, r->method);
+    eb_str subject = {NULL, 0};
+    if (sc == EB_SCOPE_CONSUME && p->n)
+        subject = p->v[0];
+    if (eb__api_authorize(api, req, sc, subject))
+        r->fn(api, req, p);
+}
+
 void eb_api_handle(eb_api *api, eb_http_req *req)
 {
     if (api->stopping) {
@@ -133,7 +156,7 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
         if (!match(routes[i].pattern, req->path, plen, &p, store, sizeof store))
             continue;
         if (strcmp(routes[i].method, m) == 0) {
-            routes[i].fn(api, req, &p);
+            dispatch(api, req, &routes[i], &p);
             return;
         }
         if (!strstr(allow, routes[i].method)) {
@@ -174,7 +197,7 @@ void eb__api_error(eb_http_req *req, int status, const char *code, const char *m
         eb_jw_raw(&w, "[]", 2);
     eb_jw_obj_close(&w);
     eb_jw_obj_close(&w);
-    eb_http_respond(req, status, "application/json", b.data, b.len);
+    eb__api_respond(req, status, "application/json", b.data, b.len);
     eb_buf_free(&b);
 }
 
@@ -185,7 +208,7 @@ void eb__api_reply(eb_api *api, eb_http_req *req, int status)
         eb__api_error(req, 500, "internal", "out of memory", NULL);
         return;
     }
-    eb_http_respond(req, status, "application/json", api->out.data, api->out.len);
+    eb__api_respond(req, status, "application/json", api->out.data, api->out.len);
 }
 
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message)

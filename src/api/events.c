@@ -131,6 +131,9 @@ static int reserve_events(eb_api *api, size_t n)
 
 static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
 {
+    for (size_t i = 0; api->who && i < n; i++)
+        if (!eb__api_may_publish(api, req, &api->evs[i].type, 1))
+            return;
     pub_req *pr = malloc(sizeof *pr);
     if (!pr) {
         eb__api_error(req, 500, "internal", "out of memory", NULL);

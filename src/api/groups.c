@@ -43,9 +43,9 @@ static void on_durable_answer(void *arg, int status)
     else if (d->status == 0)
         eb__api_error(d->req, 500, "internal", "out of memory", NULL);
     else if (d->status == 204)
-        eb_http_respond(d->req, 204, NULL, NULL, 0);
+        eb__api_respond(d->req, 204, NULL, NULL, 0);
     else
-        eb_http_respond(d->req, d->status, "application/json", d->body, d->len);
+        eb__api_respond(d->req, d->status, "application/json", d->body, d->len);
     deferred_free(d);
 }
 
@@ -86,7 +86,7 @@ static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int 
         else if (oom)
             eb__api_error(req, 500, "internal", "out of memory", NULL);
         else if (status == 204)
-            eb_http_respond(req, 204, NULL, NULL, 0);
+            eb__api_respond(req, 204, NULL, NULL, 0);
         else
             eb__api_reply(api, req, status);
         return;
@@ -384,7 +384,7 @@ static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n,
         if (eb_buf_failed(o))
             eb__api_error(c->req, 500, "internal", "out of memory", NULL);
         else
-            eb_http_respond(c->req, 200, "application/json", o->data, o->len);
+            eb__api_respond(c->req, 200, "application/json", o->data, o->len);
     } else {
         pull_failed(c->req, status);
     }

@@ -26,7 +26,7 @@ static int snapshot(eb_bus *bus)
 {
     eb_outbox ob;
     eb_outbox_init(&ob);
-    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name);
+    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name, &bus->tokens);
     pending_op *op = rc ? NULL : calloc(1, sizeof *op);
     eb_store_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
     if (!recs) {

@@ -70,6 +70,8 @@ static const char *reason(int status)
     case 202: return "Accepted";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
@@ -77,6 +79,7 @@ static const char *reason(int status)
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -567,4 +570,14 @@ void eb_http_server_free(eb_http_server *s)
 void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st)
 {
     *st = s->stats;
+}
+
+/* --- the peer's address (for the API's auth backoff) ---------------------- */
+
+int eb_http_req_peer(const eb_http_req *req, struct sockaddr_storage *out)
+{
+    int len = sizeof *out;
+    if (!req->conn)
+        return EB_ECLOSED;
+    return uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)out, &len) ? EB_EIO : 0;
 }

@@ -42,6 +42,7 @@ typedef struct eb_http_req {
     size_t                nheaders;
     const char           *body;       /* NUL-terminated for convenience */
     size_t                body_len;
+    void                 *app;        /* the handler's own (http never touches it) */
     /* private */
     struct eb_http_req   *next;       /* in the connection's answer queue */
     eb_http_conn         *conn;       /* NULL once the client is gone */
@@ -82,6 +83,9 @@ void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
 bool eb_http_req_client_gone(const eb_http_req *req);
 /* The value of header lname (lowercase), or NULL; its length in *len. */
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
+/* The client's address (the TCP peer); 0 or an error. */
+struct sockaddr_storage;
+int eb_http_req_peer(const eb_http_req *req, struct sockaddr_storage *out);
 /* Stops accepting; connections close once their answers are written (idle
  * ones at once); then done(arg) runs on the loop. */
 void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg);
