@@ -28,6 +28,7 @@ enum {
 typedef struct cli {
     eb_client  *c;
     const char *url;        /* --url / EVENTBUS_URL / default */
+    const char *token;      /* --token (else EVENTBUS_TOKEN, read by the library) */
     uint32_t    timeout_ms; /* --timeout */
     bool        json;       /* output JSON (else tables) */
     bool        output_set; /* --json or --table given */
@@ -49,6 +50,7 @@ int cli_dlq(cli *x, int argc, char **argv);
 int cli_replay(cli *x, int argc, char **argv);
 int cli_stats(cli *x, int argc, char **argv);
 int cli_top(cli *x, int argc, char **argv);
+int cli_tokens(cli *x, int argc, char **argv);
 
 /* --- errors ---------------------------------------------------------------- */
 /* Prints "eventbus CMD: message" and a pointer to --help; returns CLI_USAGE. */

@@ -20,9 +20,12 @@ static const char HELP[] =
     "  replay GROUP --since 2h     deliver a past range to a group again\n"
     "  stats                       a summary of the bus and its groups\n"
     "  top                         a refreshing view of rates, lag and DLQ depth\n"
+    "  tokens create|list|revoke   API tokens (needs the scope admin)\n"
     "\n"
     "Options, anywhere on the line (before or after the command):\n"
     "  --url URL       the server (default $EVENTBUS_URL, else http://127.0.0.1:8470)\n"
+    "  --token TOKEN   the API token to send (default $EVENTBUS_TOKEN; prefer the variable:\n"
+    "                  a command line is visible to other users)\n"
     "  --json          print JSON (the default when stdout is not a terminal)\n"
     "  --table         print tables (the default on a terminal)\n"
     "  --timeout DUR   per request (default 30s; also 500ms, 2m)\n"
@@ -34,7 +37,7 @@ static const char HELP[] =
     "A command option's value that looks like one of these is written with '='\n"
     "(--key=--json).\n"
     "\n"
-    "Environment: EVENTBUS_URL (as --url); EVENTBUS_OUTPUT=json or table (as\n"
+    "Environment: EVENTBUS_URL (as --url); EVENTBUS_TOKEN (as --token); EVENTBUS_OUTPUT=json or table (as\n"
     "--json / --table, which win over it; any other value is refused).\n"
     "\n"
     "Exit codes: 0 ok, 1 the server said no (its message is printed),\n"
@@ -48,7 +51,7 @@ static const struct {
 } commands[] = {
     {"publish", cli_publish}, {"tail", cli_tail},     {"schemas", cli_schemas},
     {"groups", cli_groups},   {"dlq", cli_dlq},       {"replay", cli_replay},
-    {"stats", cli_stats},     {"top", cli_top},
+    {"stats", cli_stats},     {"top", cli_top},       {"tokens", cli_tokens},
 };
 
 /* The value of a global option at argv[*i]: "--url X" or "--url=X"
@@ -85,6 +88,12 @@ static int anywhere_opt(cli *x, int argc, char **argv, int *i, int *exit_code)
             return -1;
         }
         x->url = v;
+    } else if (is_opt(a, "--token")) {
+        if (!(v = opt_value(argc, argv, i, "--token"))) {
+            *exit_code = cli_usage(x, "--token needs a value");
+            return -1;
+        }
+        x->token = v;
     } else if (is_opt(a, "--timeout")) {
         if (!(v = opt_value(argc, argv, i, "--timeout")) || !cli_parse_ms(v, &ms) || !ms ||
             ms > 3600000) {
@@ -171,8 +180,15 @@ int main(int argc, char **argv)
         if (strcmp(argv[at], commands[k].name))
             continue;
         x.cmd = commands[k].name;
-        eb_client_opts o = {.size = sizeof o, .url = x.url, .timeout_ms = x.timeout_ms};
+        eb_client_opts o = {.size = sizeof o, .url = x.url, .timeout_ms = x.timeout_ms,
+                            .token = x.token};
         int rc = eb_client_new(&o, &x.c);
+        if (rc && eb_client_new(&(eb_client_opts){.size = sizeof o, .url = x.url,
+                                                  .token = ""}, &x.c) == 0) {
+            eb_client_free(x.c); /* the URL is fine: the token is not */
+            return cli_usage(&x, "the token (--token or EVENTBUS_TOKEN) must be 1 to 512 "
+                             "characters of A-Z a-z 0-9 - . _ ~ + / =");
+        }
         if (rc)
             return cli_usage(&x, "cannot use URL '%s': %s", x.url ? x.url : getenv("EVENTBUS_URL"),
                              rc == EB_EUNSUPP ? "only http:// is supported" : "malformed");

@@ -128,6 +128,12 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out)
     c->timeout_ms = o.timeout_ms ? o.timeout_ms : 30000;
     c->cancel = o.cancel;
     eb__http_init(&c->http, u.host, u.port, c->connect_timeout_ms);
+    if (!o.token)
+        o.token = getenv("EVENTBUS_TOKEN");
+    if (o.token && *o.token && eb__http_set_token(&c->http, o.token) != 0) {
+        eb_client_free(c);
+        return EB_EINVAL;
+    }
     c->http.cancel[0] = o.cancel;
     size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 8;
     c->url = malloc(ul);
@@ -272,6 +278,8 @@ static int code_for(int status, const char *scode)
 {
     switch (status) {
     case 400: return strcmp(scode, "malformed_json") == 0 ? EB_ESYNTAX : EB_EINVAL;
+    case 401: return EB_EAUTH;
+    case 403: return EB_EDENIED;
     case 404: return EB_ENOTFOUND;
     case 405: return EB_EINVAL;
     case 409: return EB_ECONFLICT;

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -116,14 +117,62 @@ static int connect_addr(eb__http *h, const struct addrinfo *ai, uint64_t deadlin
     return 0;
 }
 
+/* A name lookup under the connect deadline and the cancel flags: an IP
+ * literal at once, a name through glibc's getaddrinfo_a, waited for in
+ * slices. A lookup cut short is cancelled; if the resolver cannot cancel
+ * it, its request block is left to it (a small, bounded leak per timeout,
+ * rather than a wait past the deadline). */
+typedef struct lookup {
+    struct gaicb    cb;
+    struct addrinfo hints;
+    char            host[256], port[8];
+} lookup;
+
+static int resolve(eb__http *h, uint64_t deadline, struct addrinfo **res)
+{
+    struct addrinfo num = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    if (getaddrinfo(h->host, h->port, &num, res) == 0)
+        return 0;
+    lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return fail(h, EB_ENOMEM, "out of memory");
+    snprintf(l->host, sizeof l->host, "%s", h->host);
+    snprintf(l->port, sizeof l->port, "%s", h->port);
+    l->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+    struct gaicb *list[1] = {&l->cb};
+    int g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+    while (g == 0 && (g = gai_error(&l->cb)) == EAI_INPROGRESS) {
+        uint64_t now = eb_clock_mono_ms();
+        if (canceled(h) || now >= deadline) {
+            bool cancel = canceled(h);
+            if (gai_cancel(&l->cb) != EAI_NOTCANCELED) {
+                if (gai_error(&l->cb) == 0)
+                    freeaddrinfo(l->cb.ar_result);
+                free(l);
+            }
+            return cancel ? fail(h, EB_ECANCELED, "canceled")
+                          : fail(h, EB_ECONNECT, "cannot resolve %s: timed out", h->host);
+        }
+        uint64_t left = deadline - now;
+        struct timespec ts = {0, (long)(left < SLICE_MS ? left : SLICE_MS) * 1000000L};
+        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    }
+    *res = l->cb.ar_result;
+    free(l);
+    if (g != 0)
+        return fail(h, EB_ECONNECT, "cannot resolve %s: %s", h->host, gai_strerror(g));
+    return 0;
+}
+
 static int do_connect(eb__http *h)
 {
     uint64_t deadline = eb_clock_mono_ms() + h->connect_timeout_ms;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int g = getaddrinfo(h->host, h->port, &hints, &res);
+    int g = resolve(h, deadline, &res);
     if (g != 0)
-        return fail(h, EB_ECONNECT, "cannot resolve %s: %s", h->host, gai_strerror(g));
+        return g;
     int rc = EB_ECONNECT;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         rc = connect_addr(h, ai, deadline);
@@ -166,6 +215,16 @@ static int send_all(eb__http *h, struct iovec *iov, int niov, uint64_t deadline)
     return 0;
 }
 
+int eb__http_set_token(eb__http *h, const char *token)
+{
+    size_t n = strlen(token);
+    if (!n || n > 512 || strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789-._~+/=") != n)
+        return EB_EINVAL;
+    snprintf(h->auth, sizeof h->auth, "Authorization: Bearer %s\r\n", token);
+    return 0;
+}
+
 static int send_request(eb__http *h, const char *method, const char *path, const char *body,
                         size_t blen, uint64_t deadline)
 {
@@ -174,6 +233,7 @@ static int send_request(eb__http *h, const char *method, const char *path, const
                   "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libeventbus/%d.%d.%d\r\n"
                   "Accept: application/json\r\n",
                   method, path, h->hosthdr, EB_VERSION_MAJOR, EB_VERSION_MINOR, EB_VERSION_PATCH);
+    eb_buf_puts(&h->head, h->auth);
     if (blen || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
         eb_buf_printf(&h->head, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
     eb_buf_puts(&h->head, "\r\n");

@@ -37,11 +37,15 @@ typedef struct eb__http {
     bool        done;         /* the answer is complete */
     bool        keep_alive;   /* the connection may carry the next request */
     char        err[256];     /* why the last request failed (local reasons) */
+    char        auth[540];    /* "Authorization: Bearer <token>\r\n", or "" */
 } eb__http;
 
 /* Prepares h for host:port (copied); no connection is made. */
 void eb__http_init(eb__http *h, const char *host, const char *port,
                    uint32_t connect_timeout_ms);
+/* Sends token with every request from now on; EB_EINVAL if it is not 1 to
+ * 512 token68 characters (so it cannot break the request head). */
+int eb__http_set_token(eb__http *h, const char *token);
 /* Closes the connection (if any) and frees h's buffers; h can be reused. */
 void eb__http_close(eb__http *h);
 /* Sends one request (body may be NULL when blen is 0) and reads its answer

@@ -28,6 +28,8 @@ const char *eb_strerror(int err)
     case EB_EGONE:     return "gone";
     case EB_ERANGE:    return "out of range";
     case EB_ECANCELED: return "canceled";
+    case EB_EAUTH:     return "not authenticated (missing, unknown or expired token)";
+    case EB_EDENIED:   return "permission denied (the token lacks a scope)";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);

@@ -285,6 +285,47 @@ def test_audit_log_of_writes(srv):
     assert not any("GET" in a for a in audit), audit
 
 
+CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
+
+
+def cli(srv, *args, token=None, env_token=None):
+    env = {k: v for k, v in os.environ.items() if k != "EVENTBUS_TOKEN"}
+    if env_token:
+        env["EVENTBUS_TOKEN"] = env_token
+    argv = [CLI, "--url", f"127.0.0.1:{srv.port}", "--json"] + (["--token", token] if token
+                                                                  else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_cli_tokens_and_token_options(srv):
+    import json
+    admin = start_with_admin(srv)
+    p = cli(srv, "stats")
+    assert p.returncode == 1 and "unauthorized" in p.stderr, p.stderr
+    p = cli(srv, "tokens", "create", "pub", "--scopes", "publish:orders.*,read",
+            "--expires-in", "30d", env_token=admin)
+    assert p.returncode == 0, p.stderr
+    made = json.loads(p.stdout)
+    assert made["scopes"] == ["publish:orders.*", "read"] and made["expires"], made
+    pub = made["token"]
+    p = cli(srv, "publish", "orders.created", "{}", token=pub)
+    assert p.returncode == 0, p.stderr
+    p = cli(srv, "publish", "users.created", "{}", token=pub)
+    assert p.returncode == 1 and "forbidden" in p.stderr and "publish:users.created" in p.stderr
+    p = cli(srv, "tokens", "list", token=pub)
+    assert p.returncode == 1 and "admin" in p.stderr, p.stderr
+    p = cli(srv, "tokens", "list", token=admin)
+    assert sorted(t["name"] for t in json.loads(p.stdout)["tokens"]) == ["admin", "pub"]
+    p = cli(srv, "tokens", "revoke", "pub", token=admin)
+    assert p.returncode == 0, p.stderr
+    p = cli(srv, "stats", token=pub)
+    assert p.returncode == 1 and "unauthorized" in p.stderr, p.stderr
+    p = cli(srv, "stats", token="not a token")
+    assert p.returncode == 2 and "--token" in p.stderr, p.stderr
+    p = cli(srv, "tokens", "create", "x", token=admin)
+    assert p.returncode == 2 and "--scopes" in p.stderr, p.stderr
+
+
 def test_open_network_without_auth_is_refused(srv):
     srv.stop()
     base = [DAEMON, "--data", srv.data]
