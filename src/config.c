@@ -23,6 +23,10 @@ static const char usage[] =
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --tls-listen IP:PORT    HTTPS address, beside --listen (which may be 'off'); needs --tls-cert and --tls-key  EVENTBUS_TLS_LISTEN\n"
+    "  --tls-cert FILE         PEM certificate and its chain; re-read on SIGHUP  EVENTBUS_TLS_CERT\n"
+    "  --tls-key FILE          PEM private key; re-read on SIGHUP  EVENTBUS_TLS_KEY\n"
+    "  --tls-client-ca FILE    PEM CAs: require a client certificate chaining to one (mutual TLS)  EVENTBUS_TLS_CLIENT_CA\n"
     "  --auth MODE             token|none (default none when listening on loopback only, else token)  EVENTBUS_AUTH\n"
     "  --insecure              allow --auth none on a non-loopback address (warned at start and hourly)  EVENTBUS_INSECURE=1\n"
     "  --admin-token-file PATH create PATH (mode 0600) holding a fresh all-scopes token named admin if it does not exist  EVENTBUS_ADMIN_TOKEN_FILE\n"
@@ -74,9 +78,33 @@ static void defaults(eb_config *c)
     c->auth_fail_limit = 10;
 }
 
+static bool ip_literal(const char *host, size_t n);
+
+static bool loopback(const char *a)
+{
+    return !strncmp(a, "127.", 4) || !strncmp(a, "[::1]:", 6);
+}
+
 bool eb_config_loopback(const eb_config *c)
 {
-    return !strncmp(c->listen, "127.", 4) || !strncmp(c->listen, "[::1]:", 6);
+    return (!strcmp(c->listen, "off") || loopback(c->listen)) &&
+           (!*c->tls_listen || loopback(c->tls_listen));
+}
+
+/* An IP:PORT flag value (--listen, --tls-listen) checked, into dst. */
+static const char *address(const char *v, char *dst, size_t cap)
+{
+    if (!strchr(v, ':') || strlen(v) >= cap)
+        return "expected IP:PORT";
+    const char *port = strrchr(v, ':') + 1;
+    if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+        strtoull(port, NULL, 10) > 65535)
+        return "the port must be a number from 1 to 65535 (0: any free port)";
+    if (!ip_literal(v, (size_t)(port - 1 - v)))
+        return "the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
+               "resolved)";
+    snprintf(dst, cap, "%s", v);
+    return NULL;
 }
 
 /* A boolean flag's value: 1, true, yes (or none given) / 0, false, no. */
@@ -106,17 +134,22 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 {
     uint64_t n = 0;
 #define BAD(what) do { snprintf(err, errlen, "--%s: %s (got \"%s\")", name, what, v); return -1; } while (0)
+    const char *why;
     if (!strcmp(name, "listen")) {
-        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected IP:PORT");
-        const char *port = strrchr(v, ':') + 1;
-        uint64_t p = 0;
-        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
-            (p = strtoull(port, NULL, 10)) > 65535)
-            BAD("the port must be a number from 1 to 65535 (0: any free port)");
-        if (!ip_literal(v, (size_t)(port - 1 - v)))
-            BAD("the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
-                "resolved)");
-        snprintf(c->listen, sizeof c->listen, "%s", v);
+        if (!strcmp(v, "off"))
+            snprintf(c->listen, sizeof c->listen, "off");
+        else if ((why = address(v, c->listen, sizeof c->listen)))
+            BAD(why);
+    } else if (!strcmp(name, "tls-listen")) {
+        if ((why = address(v, c->tls_listen, sizeof c->tls_listen)))
+            BAD(why);
+    } else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls-key") ||
+               !strcmp(name, "tls-client-ca")) {
+        char *dst = name[4] == 'c' && name[5] == 'e' ? c->tls_cert
+                    : name[4] == 'k'                 ? c->tls_key
+                                                     : c->tls_client_ca;
+        if (!*v || strlen(v) >= sizeof c->tls_cert) BAD("expected a file path");
+        snprintf(dst, sizeof c->tls_cert, "%s", v);
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
         snprintf(c->data, sizeof c->data, "%s", v);
@@ -173,7 +206,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format",
-    "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit"};
+    "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca"};
 
 static bool known(const char *name)
 {
@@ -199,6 +233,21 @@ static int from_env(eb_config *c, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* The TLS flags go together. */
+static int check_tls(const eb_config *c, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (*c->tls_listen && (!*c->tls_cert || !*c->tls_key))
+        why = "--tls-listen needs --tls-cert and --tls-key";
+    else if (!*c->tls_listen && (*c->tls_cert || *c->tls_key || *c->tls_client_ca))
+        why = "--tls-cert, --tls-key and --tls-client-ca go with --tls-listen";
+    else if (!strcmp(c->listen, "off") && !*c->tls_listen)
+        why = "--listen off needs --tls-listen";
+    if (why)
+        snprintf(err, errlen, "%s", why);
+    return why ? -1 : 0;
 }
 
 int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errlen, char *out,
@@ -244,5 +293,5 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         if (apply(c, name, val, err, errlen))
             return -1;
     }
-    return 0;
+    return check_tls(c, err, errlen);
 }

@@ -3,7 +3,9 @@
  * SIGINT stops accepting, answers what is in flight, syncs and exits 0.
  * Under systemd (Type=notify) it sends READY=1 once its port accepts,
  * STOPPING=1 on a stop signal, and RELOADING=1 then READY=1 around SIGHUP,
- * which re-reads nothing yet (a later TLS setting reloads its certificates).
+ * which re-reads the TLS certificate and key (open connections are kept).
+ * Plain HTTP (--listen) and HTTPS (--tls-listen) are two servers over the
+ * same API.
  *
  * Threads: the libuv loop (HTTP, API, bus) on this thread; one writer
  * thread per log (events, meta) doing group commit. */
@@ -26,6 +28,7 @@
 #include "eventbus/err.h"
 #include "eventbus/version.h"
 #include "http/http.h"
+#include "http/tls.h"
 #include "store/store_log.h"
 #include "util/logger.h"
 
@@ -34,7 +37,10 @@ typedef struct daemon_state {
     eb_config        cfg;
     eb_bus          *bus;
     eb_api          *api;
-    eb_http_server  *http;
+    eb_http_server  *http;    /* --listen, or NULL (off) */
+    eb_http_server  *https;   /* --tls-listen, or NULL */
+    eb_tls          *tls;
+    int              running; /* servers not yet stopped */
     uv_signal_t      sigterm, sigint;
     uv_signal_t      sighup;  /* reload (see on_sighup) */
     uv_timer_t       insecure; /* --insecure: the hourly warning */
@@ -71,6 +77,8 @@ static int lock_data_dir(const char *dir)
 static void on_http_stopped(void *arg)
 {
     daemon_state *d = arg;
+    if (--d->running > 0)
+        return;
     eb_bus_close(d->bus); /* drains and syncs pending appends */
     d->bus = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
@@ -90,11 +98,15 @@ static void on_signal(uv_signal_t *h, int signum)
     EB_INFO("%s: stopping (finishing requests in flight)", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify(0, "STOPPING=1");
     eb_api_shutdown(d->api);
-    eb_http_server_shutdown(d->http, on_http_stopped, d);
+    if (d->http)
+        eb_http_server_shutdown(d->http, on_http_stopped, d);
+    if (d->https)
+        eb_http_server_shutdown(d->https, on_http_stopped, d);
 }
 
-/* SIGHUP: the reload hook. Nothing is re-read yet; it says so, and tells
- * systemd (RELOADING=1 with the time systemd >= 253 asks for, READY=1). */
+/* SIGHUP: re-reads the TLS certificate and key (a failure keeps the old
+ * ones and says why), and tells systemd (RELOADING=1 with the time
+ * systemd >= 253 asks for, READY=1). */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
@@ -103,8 +115,15 @@ static void on_sighup(uv_signal_t *h, int signum)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
-    EB_INFO("SIGHUP: reload: nothing to re-read (settings are read at start); still serving %s",
-            d->cfg.listen);
+    char err[600];
+    if (!d->tls)
+        EB_INFO("SIGHUP: reload: nothing to re-read (no TLS; settings are read at start); "
+                "still serving %s", d->cfg.listen);
+    else if (eb_tls_reload(d->tls, err, sizeof err) != 0)
+        EB_ERROR("SIGHUP: TLS reload failed, keeping the current certificate: %s", err);
+    else
+        EB_INFO("SIGHUP: reloaded the TLS certificate %s and key %s (open connections kept)",
+                d->cfg.tls_cert, d->cfg.tls_key);
     sd_notify(0, "READY=1");
 }
 
@@ -126,7 +145,45 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
-    EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
+    if (d->http)
+        EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
+}
+
+/* One server of the API on addr (TLS when tls); its bound port in *port. */
+static int serve(daemon_state *d, const eb_http_opts *ho, const char *addr, eb_tls *tls,
+                 eb_http_server **out, int *port)
+{
+    int rc = eb_http_server_new(d->loop, ho, on_request, d->api, out);
+    if (rc == 0 && tls)
+        eb_http_server_set_tls(*out, tls);
+    if (rc == 0)
+        rc = eb_http_listen(*out, addr, port);
+    if (rc) {
+        EB_ERROR("cannot listen on %s: %s", addr, eb_strerror(rc));
+        return -1;
+    }
+    d->running++;
+    return 0;
+}
+
+/* --tls-listen: the TLS context and the HTTPS server. */
+static int serve_tls(daemon_state *d, const eb_http_opts *ho)
+{
+    if (!*d->cfg.tls_listen)
+        return 0;
+    eb_tls_opts to = {.cert = d->cfg.tls_cert, .key = d->cfg.tls_key,
+                      .client_ca = *d->cfg.tls_client_ca ? d->cfg.tls_client_ca : NULL};
+    char err[600];
+    if (eb_tls_new(&to, &d->tls, err, sizeof err) != 0) {
+        EB_ERROR("TLS: %s", err);
+        return -1;
+    }
+    int port = 0;
+    if (serve(d, ho, d->cfg.tls_listen, d->tls, &d->https, &port) != 0)
+        return -1;
+    EB_INFO("listening on %s (port %d) with TLS%s", d->cfg.tls_listen, port,
+            to.client_ca ? ", client certificates required" : "");
+    return 0;
 }
 
 /* --- auth mode and the admin token file ---------------------------------- */
@@ -230,12 +287,15 @@ static int open_all(daemon_state *d)
     eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
                       .metrics_public = d->cfg.metrics_public,
                       .auth_fail_limit = d->cfg.auth_fail_limit};
-    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0 ||
-        (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
-        (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
-        EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));
+    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0) {
+        EB_ERROR("cannot start the API: %s", eb_strerror(rc));
         return -1;
     }
+    if (strcmp(d->cfg.listen, "off") != 0 &&
+        serve(d, &ho, d->cfg.listen, NULL, &d->http, &port) != 0)
+        return -1;
+    if (serve_tls(d, &ho) != 0)
+        return -1;
     log_startup(d, &rep, port);
     EB_INFO("auth %s%s", d->cfg.auth ? "token" : "none",
             d->cfg.auth && d->cfg.metrics_public ? " (/metrics public)" : "");
@@ -282,10 +342,13 @@ int main(int argc, char **argv)
         uv_timer_start(&d.insecure, warn_insecure, 3600000, 3600000);
         uv_unref((uv_handle_t *)&d.insecure);
     }
-    sd_notifyf(0, "READY=1\nSTATUS=listening on %s", d.cfg.listen); /* the port accepts */
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s",
+               strcmp(d.cfg.listen, "off") ? d.cfg.listen : d.cfg.tls_listen); /* it accepts */
     uv_run(d.loop, UV_RUN_DEFAULT);
     eb_api_free(d.api);
     eb_http_server_free(d.http);
+    eb_http_server_free(d.https);
+    eb_tls_free(d.tls);
     uv_loop_close(d.loop);
     EB_INFO("stopped cleanly");
     return 0;

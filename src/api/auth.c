@@ -230,13 +230,21 @@ bool eb__api_authorize(eb_api *api, eb_http_req *req, eb_scope want, eb_str subj
     size_t n = 0;
     const char *h = eb_http_req_header(req, "authorization", &n);
     eb_str secret;
-    if (!h) {
-        unauthorized(req, "this endpoint needs a token: Authorization: Bearer <token>");
-        return false;
-    }
+    char cn[EB_TOKEN_NAME_MAX + 1];
     uint8_t hash[EB_TOKEN_HASH_LEN];
     const eb_token *t = NULL;
-    if (eb__api_bearer(h, n, &secret) == 0) {
+    if (!h && eb_http_req_tls_cn(req, cn, sizeof cn)) {
+        /* mutual TLS: the client certificate's CN names the token whose
+         * scopes apply (its secret is not needed) */
+        if (!(t = eb_bus_token_get(api->bus, cn, strlen(cn)))) {
+            note_failure(api, addr, now);
+            unauthorized(req, "the client certificate's CN names no token");
+            return false;
+        }
+    } else if (!h) {
+        unauthorized(req, "this endpoint needs a token: Authorization: Bearer <token>");
+        return false;
+    } else if (eb__api_bearer(h, n, &secret) == 0) {
         eb__api_hash_secret(secret.ptr, secret.len, hash);
         t = eb_bus_token_by_hash(api->bus, hash);
     }
