@@ -29,6 +29,7 @@ typedef struct cli {
     eb_client  *c;
     const char *url;        /* --url / EVENTBUS_URL / default */
     const char *token;      /* --token (else EVENTBUS_TOKEN, read by the library) */
+    const char *cafile;     /* --cacert (else EVENTBUS_CACERT, read by the library) */
     uint32_t    timeout_ms; /* --timeout */
     bool        json;       /* output JSON (else tables) */
     bool        output_set; /* --json or --table given */

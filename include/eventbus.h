@@ -75,7 +75,10 @@ typedef struct eb_client eb_client;
 
 typedef struct eb_client_opts {
     size_t      size;               /* sizeof(eb_client_opts) */
-    const char *url;                /* "http://host:port[/prefix]" or "host:port"
+    const char *url;                /* "http://host:port[/prefix]", "https://host:port[/prefix]"
+                                       (TLS 1.2+, the server's certificate verified
+                                       against cafile or the system store and its name
+                                       or IP checked) or "host:port"
                                        (IPv6: "[::1]:8470"); NULL: EVENTBUS_URL from
                                        the environment, else http://127.0.0.1:8470.
                                        Copied. */
@@ -89,8 +92,13 @@ typedef struct eb_client_opts {
                                        outlive the client. */
     const char *token;              /* API token sent as "Authorization: Bearer <token>"
                                        (1 to 512 of [A-Za-z0-9-._~+/=]); NULL:
-                                       EVENTBUS_TOKEN from the environment, else none.
-                                       Copied. */
+                                       EVENTBUS_TOKEN from the environment, else none;
+                                       "": none. Copied. */
+    const char *cafile;             /* https: PEM file of the CAs to trust instead of the
+                                       system store; NULL: EVENTBUS_CACERT from the
+                                       environment, else the system store; "": the
+                                       system store. Read by eb_client_new (EB_EINVAL
+                                       if unusable). */
 } eb_client_opts;
 
 /* Creates a client (no connection is made yet). opts may be NULL. On success

@@ -32,17 +32,23 @@ typedef struct url_parts {
     char host[256];
     char port[8];
     char prefix[512];
+    bool tls;           /* https:// */
 } url_parts;
 
 /* "http://host:port/prefix", "host:port", "[v6]:port", "host". */
 static int parse_url(const char *url, url_parts *u)
 {
     const char *s = url, *port_default = DEFAULT_PORT;
+    u->tls = false;
     if (strncmp(s, "http://", 7) == 0) {
         s += 7;
         port_default = "80";
+    } else if (strncmp(s, "https://", 8) == 0) {
+        s += 8;
+        port_default = "443";
+        u->tls = true;
     } else if (strstr(s, "://")) {
-        return EB_EUNSUPP; /* https and others: not yet */
+        return EB_EUNSUPP;
     }
     const char *slash = strchr(s, '/');
     size_t hp_len = slash ? (size_t)(slash - s) : strlen(s);
@@ -134,15 +140,21 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out)
         eb_client_free(c);
         return EB_EINVAL;
     }
+    if (!o.cafile)
+        o.cafile = getenv("EVENTBUS_CACERT");
+    if (u.tls && (rc = eb__http_set_tls(&c->http, o.cafile && *o.cafile ? o.cafile : NULL))) {
+        eb_client_free(c);
+        return rc;
+    }
     c->http.cancel[0] = o.cancel;
-    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 8;
+    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 10;
     c->url = malloc(ul);
     c->prefix = strdup(u.prefix);
     if (!c->url || !c->prefix) {
         eb_client_free(c);
         return EB_ENOMEM;
     }
-    snprintf(c->url, ul, "http://%s%s", c->http.hosthdr, u.prefix);
+    snprintf(c->url, ul, "%s://%s%s", u.tls ? "https" : "http", c->http.hosthdr, u.prefix);
     eb_buf_init(&c->path);
     eb_buf_init(&c->body);
     eb_buf_init(&c->answer);

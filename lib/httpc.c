@@ -1,10 +1,14 @@
 /* httpc.c - the client library's HTTP/1.1 connection (see httpc.h). */
 #include "httpc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +56,10 @@ void eb__http_init(eb__http *h, const char *host, const char *port, uint32_t con
 
 static void disconnect(eb__http *h)
 {
+    if (h->ssl) {
+        SSL_free(h->ssl); /* no close_notify wait: the socket goes too */
+        h->ssl = NULL;
+    }
     if (h->fd >= 0)
         close(h->fd);
     h->fd = -1;
@@ -61,6 +69,8 @@ static void disconnect(eb__http *h)
 void eb__http_close(eb__http *h)
 {
     disconnect(h);
+    SSL_CTX_free(h->tls);
+    h->tls = NULL;
     eb_buf_free(&h->head);
 }
 
@@ -143,7 +153,9 @@ static int resolve(eb__http *h, uint64_t deadline, struct addrinfo **res)
     l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
     struct gaicb *list[1] = {&l->cb};
     int g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
-    while (g == 0 && (g = gai_error(&l->cb)) == EAI_INPROGRESS) {
+    if (g == 0)
+        g = gai_error(&l->cb);
+    for (; g == EAI_INPROGRESS; g = gai_error(&l->cb)) {
         uint64_t now = eb_clock_mono_ms();
         if (canceled(h) || now >= deadline) {
             bool cancel = canceled(h);
@@ -166,6 +178,8 @@ static int resolve(eb__http *h, uint64_t deadline, struct addrinfo **res)
     return 0;
 }
 
+static int tls_connect(eb__http *h, uint64_t deadline);
+
 static int do_connect(eb__http *h)
 {
     uint64_t deadline = eb_clock_mono_ms() + h->connect_timeout_ms;
@@ -180,7 +194,117 @@ static int do_connect(eb__http *h)
             break;
     }
     freeaddrinfo(res);
+    if (rc == 0 && h->tls && (rc = tls_connect(h, deadline)) != 0)
+        disconnect(h);
     return rc;
+}
+
+/* --- TLS ------------------------------------------------------------------ *
+ * OpenSSL over the non-blocking socket: every WANT_READ / WANT_WRITE waits
+ * with wait_fd, so the handshake and each record fall under the deadline
+ * and the cancel flags like plain reads and writes. */
+
+int eb__http_set_tls(eb__http *h, const char *cafile)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return EB_ENOMEM;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    int ok = cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL)
+                    : SSL_CTX_set_default_verify_paths(ctx);
+    ERR_clear_error();
+    if (ok != 1) {
+        SSL_CTX_free(ctx);
+        return EB_EINVAL;
+    }
+    SSL_CTX_free(h->tls);
+    h->tls = ctx;
+    return 0;
+}
+
+/* The reason of the last TLS failure, for messages. */
+static const char *tls_reason(eb__http *h, char *buf, size_t cap)
+{
+    unsigned long e = ERR_get_error();
+    long v = h->ssl ? SSL_get_verify_result(h->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(buf, cap, "certificate not trusted: %s", X509_verify_cert_error_string(v));
+    else if (e)
+        ERR_error_string_n(e, buf, cap);
+    else
+        snprintf(buf, cap, "the connection closed");
+    ERR_clear_error();
+    return buf;
+}
+
+/* After SSL_* returned r <= 0: waits as asked (0 to retry), or fails. */
+static int tls_wait(eb__http *h, int r, uint64_t deadline, const char *what)
+{
+    int e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return wait_fd(h, POLLIN, deadline);
+    if (e == SSL_ERROR_WANT_WRITE)
+        return wait_fd(h, POLLOUT, deadline);
+    char why[256];
+    return fail(h, EB_ECONNECT, "TLS %s with %s failed: %s", what, h->hosthdr,
+                tls_reason(h, why, sizeof why));
+}
+
+static int tls_connect(eb__http *h, uint64_t deadline)
+{
+    if (!(h->ssl = SSL_new(h->tls)) || SSL_set_fd(h->ssl, h->fd) != 1)
+        return fail(h, EB_ENOMEM, "out of memory");
+    unsigned char ip[16];
+    bool literal = inet_pton(AF_INET, h->host, ip) == 1 || inet_pton(AF_INET6, h->host, ip) == 1;
+    if (literal)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(h->ssl), h->host);
+    else if (SSL_set1_host(h->ssl, h->host) != 1 ||
+             SSL_set_tlsext_host_name(h->ssl, h->host) != 1)
+        return fail(h, EB_EINVAL, "cannot use %s as a TLS server name", h->host);
+    for (;;) {
+        int r = SSL_connect(h->ssl);
+        if (r == 1)
+            return 0;
+        int rc = tls_wait(h, r, deadline, "handshake");
+        if (rc)
+            return rc;
+    }
+}
+
+/* Writes all of p under the deadline. */
+static int tls_send(eb__http *h, const char *p, size_t n, uint64_t deadline)
+{
+    while (n) {
+        int r = SSL_write(h->ssl, p, n > 1u << 30 ? 1 << 30 : (int)n);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        int rc = tls_wait(h, r, deadline, "write");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Like recv(): > 0 bytes, 0 at the end, -1 with errno EAGAIN after waiting
+ * is needed (done here: the caller just calls again), or an error in *rc. */
+static ssize_t tls_recv(eb__http *h, char *buf, size_t cap, uint64_t deadline, int *rc)
+{
+    int r = SSL_read(h->ssl, buf, (int)cap);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        return 0;
+    }
+    *rc = tls_wait(h, r, deadline, "read");
+    errno = EAGAIN;
+    return -1;
 }
 
 /* --- sending ------------------------------------------------------------- */
@@ -239,6 +363,16 @@ static int send_request(eb__http *h, const char *method, const char *path, const
     eb_buf_puts(&h->head, "\r\n");
     if (eb_buf_failed(&h->head))
         return fail(h, EB_ENOMEM, "out of memory");
+    if (h->ssl) { /* one record for a small request, as one write would be */
+        if (blen && blen <= 16384) {
+            eb_buf_append(&h->head, body, blen);
+            if (eb_buf_failed(&h->head))
+                return fail(h, EB_ENOMEM, "out of memory");
+            return tls_send(h, h->head.data, h->head.len, deadline);
+        }
+        int rc = tls_send(h, h->head.data, h->head.len, deadline);
+        return rc ? rc : tls_send(h, body, blen, deadline);
+    }
     struct iovec iov[2] = {{h->head.data, h->head.len}, {(void *)body, blen}};
     return send_all(h, iov, blen ? 2 : 1, deadline);
 }
@@ -298,7 +432,13 @@ static int read_answer(eb__http *h, uint64_t deadline, bool *got)
     h->status = 0;
     *got = false;
     while (!h->done) {
-        ssize_t n = recv(h->fd, buf, sizeof buf, 0);
+        int trc = 0;
+        ssize_t n = h->ssl ? tls_recv(h, buf, sizeof buf, deadline, &trc)
+                           : recv(h->fd, buf, sizeof buf, 0);
+        if (trc)
+            return trc;
+        if (n < 0 && h->ssl)
+            continue; /* tls_recv waited */
         if (n > 0) {
             *got = true;
             int rc = feed(h, buf, (size_t)n);

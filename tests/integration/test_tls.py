@@ -274,5 +274,39 @@ def test_large_and_pipelined_requests(srv):
     assert got.count(b"HTTP/1.1 404") == 20, got[:300]
 
 
+def test_cli_and_library_over_https(srv):
+    d = srv.dir
+    token_file = os.path.join(d, "admin.token")
+    port, ca = tls_server(srv, extra=["--auth", "token", "--admin-token-file", token_file])
+    admin = Server.read_token(token_file)
+    cli = os.environ.get("EVENTBUS_CLI") or os.path.join(os.path.dirname(srv_daemon()),
+                                                         "..", "cli", "eventbus")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTBUS_")}
+
+    def run(*args, **extra_env):
+        return subprocess.run([cli, "--json"] + list(args), capture_output=True, text=True,
+                              timeout=30, env=dict(env, **extra_env))
+    url = f"https://localhost:{port}"
+    p = run("--url", url, "--cacert", ca, "--token", admin, "publish", "a.b", '{"n":1}')
+    assert p.returncode == 0 and json.loads(p.stdout)["seq"] == 1, p.stderr
+    p = run("--url", f"https://127.0.0.1:{port}", "stats", EVENTBUS_CACERT=ca,
+            EVENTBUS_TOKEN=admin)
+    assert p.returncode == 0 and json.loads(p.stdout)["events"]["published"] == 1, p.stderr
+    # the system store does not know the test CA; another CA neither
+    p = run("--url", url, "--token", admin, "stats")
+    assert p.returncode == 3 and "certificate" in p.stderr, p.stderr
+    other = make_ca(d, "other")
+    p = run("--url", url, "--cacert", other, "--token", admin, "stats")
+    assert p.returncode == 3 and "certificate" in p.stderr, p.stderr
+    # a name the certificate does not hold
+    p = run("--url", f"https://127.0.0.2:{port}", "--cacert", ca, "stats")
+    assert p.returncode == 3, p.stderr
+    p = run("--url", url, "--cacert", os.path.join(d, "missing.pem"), "stats")
+    assert p.returncode == 2 and "missing.pem" in p.stderr, p.stderr
+    # plain HTTP beside it, with the same token
+    p = run("--url", f"127.0.0.1:{srv.port}", "--token", admin, "stats")
+    assert p.returncode == 0, p.stderr
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -56,7 +56,15 @@ TEST(url_forms)
     eb_client_free(c);
 
     c = NULL;
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "ftp://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x"}, &c), 0);
+    CHECK_STR(eb_client_url(c), "https://x:443");
+    eb_client_free(c);
+    c = NULL;
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x:1",
+                                             .cafile = "/nonexistent.pem"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "x:1",
+                                             .token = "a b"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://x:port"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://:80"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "[::1"}, &c), EB_EINVAL);
