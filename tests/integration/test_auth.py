@@ -14,6 +14,7 @@ Each test gets its own server (see harness.py). The answers 401/403/429
 and /v1/tokens are not in docs/openapi.yaml yet (the Node helper's branch
 owns it), so this module runs without the contract check.
 """
+import json
 import os
 import re
 import subprocess
@@ -21,6 +22,8 @@ import time
 
 os.environ["EB_CONTRACT"] = "0"
 from harness import DAEMON, ROOT, Server, run_tests  # noqa: E402
+
+EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
 
 AUTH = ["--auth", "token", "--auth-fail-limit", "0"]
 ALL = ["admin", "read", "metrics", "schemas:write", "groups:write", "publish:*", "consume:*"]
@@ -203,6 +206,15 @@ def test_tokens_survive_restart_and_snapshot(srv):
     time.sleep(1.5)  # snapshots are considered once a second
     srv.request("PUT", "/v1/groups/last", {"types": ["t"]})
     time.sleep(1.2)
+    # a snapshot was written after the tokens, and it holds them (kind 64)
+    srv.stop()
+    dump = subprocess.run([EVENTBUS_LOG, "dump", os.path.join(srv.data, "meta"), "--json"],
+                          capture_output=True, text=True, timeout=30, check=True).stdout
+    kinds = [json.loads(x)["type"] for x in dump.splitlines()]
+    snap = len(kinds) - 1 - kinds[::-1].index(42)  # EB_META_SNAP, the last one
+    assert sorted(json.loads(json.loads(x)["payload"])["name"]
+                  for x in dump.splitlines()[snap:] if json.loads(x)["type"] == 64) == \
+        ["admin", "keep"], dump[-2000:]
     for restart in range(2):
         srv.restart(AUTH + ["--admin-token-file", path, "--meta-snapshot-bytes", "4KiB"])
         assert srv.token == Server.read_token(path)  # the file is kept, the token works
@@ -276,7 +288,6 @@ def test_audit_log_of_writes(srv):
     srv.request("PUT", "/v1/schemas/t", {"schema": {}}, headers=as_token(tok))
     srv.request("GET", "/v1/groups", headers=as_token(tok))  # a read: not audited
     time.sleep(0.1)
-    import json
     lines = [json.loads(x) for x in open(srv.log_path) if x.startswith("{")]
     audit = [x["msg"] for x in lines if x["msg"].startswith("audit:")]
     assert 'audit: token=admin route="POST /v1/tokens" status=201 outcome=ok' in audit, audit
@@ -298,7 +309,6 @@ def cli(srv, *args, token=None, env_token=None):
 
 
 def test_cli_tokens_and_token_options(srv):
-    import json
     admin = start_with_admin(srv)
     p = cli(srv, "stats")
     assert p.returncode == 1 and "unauthorized" in p.stderr, p.stderr
