@@ -30,6 +30,7 @@ struct eb_http_conn {
     bool            closed;   /* uv_close called */
     bool            peer_eof; /* the client closed (or half-closed) its side */
     eb__tls_conn   *tls;      /* the TLS transport, or NULL: plain TCP */
+    struct sockaddr_storage peer; /* the client's address, once asked (ss_family set) */
     eb_http_conn   *prev, *next; /* server's list */
 };
 
@@ -599,10 +600,17 @@ void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st)
 
 int eb_http_req_peer(const eb_http_req *req, struct sockaddr_storage *out)
 {
-    int len = sizeof *out;
-    if (!req->conn)
+    eb_http_conn *c = req->conn;
+    if (!c)
         return EB_ECLOSED;
-    return uv_tcp_getpeername(&req->conn->tcp, (struct sockaddr *)out, &len) ? EB_EIO : 0;
+    int len = sizeof c->peer;
+    if (!c->peer.ss_family && /* asked once per connection */
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
+        c->peer.ss_family = 0;
+        return EB_EIO;
+    }
+    *out = c->peer;
+    return 0;
 }
 
 /* --- the TLS transport (tls.h) ----------------------------------------------
