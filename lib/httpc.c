@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,6 +226,38 @@ int eb__http_set_tls(eb__http *h, const char *cafile)
     return 0;
 }
 
+/* OpenSSL writes with write(2), not send(2) with MSG_NOSIGNAL: a peer gone
+ * would raise SIGPIPE in the program. So each TLS call runs with SIGPIPE
+ * blocked for this thread, and a SIGPIPE it raised is taken before the
+ * mask is restored (as libcurl does). */
+typedef struct pipe_guard {
+    sigset_t old;
+    bool     was_pending; /* a SIGPIPE was already pending: not ours to take */
+} pipe_guard;
+
+static void pipe_block(pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void pipe_restore(pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
 /* The reason of the last TLS failure, for messages. */
 static const char *tls_reason(eb__http *h, char *buf, size_t cap)
 {
@@ -264,7 +298,10 @@ static int tls_connect(eb__http *h, uint64_t deadline)
              SSL_set_tlsext_host_name(h->ssl, h->host) != 1)
         return fail(h, EB_EINVAL, "cannot use %s as a TLS server name", h->host);
     for (;;) {
+        pipe_guard g;
+        pipe_block(&g);
         int r = SSL_connect(h->ssl);
+        pipe_restore(&g);
         if (r == 1)
             return 0;
         int rc = tls_wait(h, r, deadline, "handshake");
@@ -277,7 +314,10 @@ static int tls_connect(eb__http *h, uint64_t deadline)
 static int tls_send(eb__http *h, const char *p, size_t n, uint64_t deadline)
 {
     while (n) {
+        pipe_guard g;
+        pipe_block(&g);
         int r = SSL_write(h->ssl, p, n > 1u << 30 ? 1 << 30 : (int)n);
+        pipe_restore(&g);
         if (r > 0) {
             p += r;
             n -= (size_t)r;
@@ -294,7 +334,10 @@ static int tls_send(eb__http *h, const char *p, size_t n, uint64_t deadline)
  * is needed (done here: the caller just calls again), or an error in *rc. */
 static ssize_t tls_recv(eb__http *h, char *buf, size_t cap, uint64_t deadline, int *rc)
 {
+    pipe_guard g;
+    pipe_block(&g);
     int r = SSL_read(h->ssl, buf, (int)cap);
+    pipe_restore(&g);
     if (r > 0)
         return r;
     int e = SSL_get_error(h->ssl, r);
