@@ -1,7 +1,8 @@
 # eventbus top-level Makefile: drives Meson + Ninja.
 #   make          build (release-ish, -O2 -g) into build/, binaries into bin/
 #   make run      install deps, build, start eventbusd on ./data, 127.0.0.1:8470
-#   make test     install deps, build normal + ASan/UBSan, run every suite
+#   make test     install deps, build normal + ASan/UBSan + TSan, run every suite
+#                 (TSan: unit suites and the daemon's integration suites)
 #   make bench    run the benchmarks under bench/ (not part of make test)
 #   make bench-peers  eventbusd beside Redis, NATS JetStream and PostgreSQL
 #                 (installs them; PEERS_ARGS="--runs 1 --events 10000" for a quick look)
@@ -24,7 +25,7 @@ MESON_WERROR := $(if $(filter 1,$(WERROR)),-Dwerror=true,-Dwerror=false)
 PREFIX  ?= /usr/local
 BUILDDIR ?= build
 
-.PHONY: all deps build build-asan build-faults run test test-powerloss bench bench-peers fuzz install deb clean
+.PHONY: all deps build build-asan build-tsan build-faults run test test-powerloss bench bench-peers fuzz install deb clean
 
 all: build
 
@@ -50,11 +51,16 @@ build-faults: deps
 		[ -f $$d/build.ninja ] || meson setup $$d --buildtype=debugoptimized -Dfault=$${f#*:} >/dev/null; \
 		ninja -C $$d src/eventbusd >/dev/null || exit 1; done
 
+build-tsan: deps
+	@scripts/configure.py build-tsan --buildtype=debugoptimized \
+		-Db_sanitize=thread -Db_lundef=false -- $(MESON_WERROR)
+	@ninja -C build-tsan
+
 run: build
 	@mkdir -p data
 	./bin/eventbusd --data ./data --listen 127.0.0.1:8470
 
-test: build build-asan build-faults
+test: build build-asan build-tsan build-faults
 	@python3 tests/run.py
 
 test-powerloss: build
@@ -95,4 +101,4 @@ deb: deps
 	@scripts/deb.sh build-deb
 
 clean:
-	rm -rf build build-asan build-fuzz build-deb build-fault-datasync build-fault-dirfsync bin
+	rm -rf build build-asan build-tsan build-fuzz build-deb build-fault-datasync build-fault-dirfsync bin

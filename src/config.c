@@ -2,12 +2,14 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "eventbus/err.h"
+#include "bus/bus.h"
 #include "eventbus/version.h"
 #include "util/duration.h"
 
@@ -21,6 +23,10 @@ static const char usage[] =
     "  --retention-bytes SIZE  keep the log under SIZE, like 10GB (default 0: unlimited)  EVENTBUS_RETENTION_BYTES\n"
     "  --max-event-bytes SIZE  largest event accepted (default 1MiB)    EVENTBUS_MAX_EVENT_BYTES\n"
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
+    "  --dedupe-max-bytes SIZE memory of the dedupe window; past it the oldest ids are forgotten early (default 64MiB)  EVENTBUS_DEDUPE_MAX_BYTES\n"
+    "  --max-schemas N         schema versions held, all types; more are refused (default 1000)  EVENTBUS_MAX_SCHEMAS\n"
+    "  --max-groups N          consumer groups; more are refused (default 1000)  EVENTBUS_MAX_GROUPS\n"
+    "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --tls-listen IP:PORT    HTTPS address, beside --listen (which may be 'off'); needs --tls-cert and --tls-key  EVENTBUS_TLS_LISTEN\n"
@@ -32,6 +38,11 @@ static const char usage[] =
     "  --admin-token-file PATH create PATH (mode 0600) holding a fresh all-scopes token named admin if it does not exist  EVENTBUS_ADMIN_TOKEN_FILE\n"
     "  --metrics-public        serve /metrics without a token  EVENTBUS_METRICS_PUBLIC=1\n"
     "  --auth-fail-limit N     failed authentications from one address before it backs off (default 10, 0: never)  EVENTBUS_AUTH_FAIL_LIMIT\n"
+    "  --max-connections N     open connections at most (default: from ulimit -n, raised\n"
+    "                          to its hard limit at start, less 256)  EVENTBUS_MAX_CONNECTIONS\n"
+    "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
+    "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
+    "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -44,6 +55,18 @@ static int duration_ms(const char *s, uint64_t *ms)
     if (eb_duration_parse(s, strlen(s), EB_DURATION_US_MS, &us) != 0)
         return -1;
     *ms = us / 1000u;
+    return 0;
+}
+
+/* A whole number in [lo, hi]. */
+static int count(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *end || errno || *s == '-' || v < lo || v > hi)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -73,6 +96,13 @@ static void defaults(eb_config *c)
     c->fsync_interval_ms = 100;
     c->max_event_bytes = 1u << 20;
     c->dedupe_window_ms = 120000;
+    c->dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    c->max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
+    c->max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
+    c->max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    c->header_timeout_ms = 10000;
+    c->body_timeout_ms = 120000;
+    c->conn_buffer = 4u << 20;
     c->log_level = EB_LVL_INFO;
     c->auth = -1;
     c->auth_fail_limit = 10;
@@ -170,6 +200,15 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         c->max_event_bytes = (uint32_t)n;
     } else if (!strcmp(name, "dedupe-window")) {
         if (duration_ms(v, &c->dedupe_window_ms)) BAD("expected a duration like 2m");
+    } else if (!strcmp(name, "dedupe-max-bytes")) {
+        if (eb_parse_size(v, &c->dedupe_max_bytes) || c->dedupe_max_bytes < 4096)
+            BAD("expected a size of at least 4KiB like 64MiB");
+    } else if (!strcmp(name, "max-schemas")) {
+        if (count(v, 1, 10000000, &c->max_schemas)) BAD("expected 1 to 10000000");
+    } else if (!strcmp(name, "max-groups")) {
+        if (count(v, 1, 1000000, &c->max_groups)) BAD("expected 1 to 1000000");
+    } else if (!strcmp(name, "max-in-flight-total")) {
+        if (count(v, 1, 1000000000, &c->max_in_flight_total)) BAD("expected 1 to 1000000000");
     } else if (!strcmp(name, "require-schemas")) {
         if (flag_bool(v, &c->require_schemas)) BAD("expected 1, true, yes, 0, false or no");
     } else if (!strcmp(name, "insecure")) {
@@ -190,6 +229,18 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
+    } else if (!strcmp(name, "max-connections")) {
+        if (count(v, 1, 10000000, &n)) BAD("expected 1 to 10000000");
+        c->max_connections = (uint32_t)n;
+    } else if (!strcmp(name, "header-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h");
+        c->header_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "body-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 86400000) BAD("expected 100ms to 24h");
+        c->body_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "conn-buffer")) {
+        if (eb_parse_size(v, &n) || n < 4096 || n > (1ull << 30)) BAD("expected 4KiB to 1GiB");
+        c->conn_buffer = (size_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -205,7 +256,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format",
+    "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
+    "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
+    "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca"};
 

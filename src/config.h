@@ -20,7 +20,15 @@ typedef struct eb_config {
     uint32_t        max_event_bytes;   /* --max-event-bytes, default 1MiB */
     uint64_t        meta_snapshot_bytes; /* --meta-snapshot-bytes, default 64MiB */
     uint64_t        dedupe_window_ms;  /* --dedupe-window, default 2m */
+    uint64_t        dedupe_max_bytes;  /* --dedupe-max-bytes, default 64MiB */
+    uint64_t        max_schemas;       /* --max-schemas, default 1000 */
+    uint64_t        max_groups;        /* --max-groups, default 1000 */
+    uint64_t        max_in_flight_total; /* --max-in-flight-total, default 1000000 */
     bool            require_schemas;   /* --require-schemas */
+    uint32_t        max_connections;   /* --max-connections, 0 = from RLIMIT_NOFILE */
+    uint32_t        header_timeout_ms; /* --header-timeout, default 10s */
+    uint32_t        body_timeout_ms;   /* --body-timeout, default 2m */
+    size_t          conn_buffer;       /* --conn-buffer, default 4MiB */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */
     int             auth;              /* --auth: -1 unset (by address), 0 none, 1 token */

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -31,6 +32,7 @@
 #include "http/tls.h"
 #include "store/store_log.h"
 #include "util/logger.h"
+#include "util/xmalloc.h"
 
 typedef struct daemon_state {
     uv_loop_t       *loop;
@@ -45,6 +47,7 @@ typedef struct daemon_state {
     uv_signal_t      sighup;  /* reload (see on_sighup) */
     uv_timer_t       insecure; /* --insecure: the hourly warning */
     int              signals; /* received so far */
+    uint32_t         max_connections;
 } daemon_state;
 
 static void on_request(void *ud, eb_http_req *req)
@@ -104,6 +107,40 @@ static void on_signal(uv_signal_t *h, int signum)
         eb_http_server_shutdown(d->https, on_http_stopped, d);
 }
 
+static void http_warn(void *arg, const char *msg)
+{
+    (void)arg;
+    EB_WARN("%s", msg);
+}
+
+/* Raises the descriptor limit to its hard limit and sizes the connection
+ * cap from it when --max-connections is not given: the limit less 256
+ * (log segments, the listener, libuv's own), at least 16. */
+static uint32_t size_connections(uint32_t asked)
+{
+    struct rlimit rl;
+    rlim_t have = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rlim_t old = rl.rlim_cur;
+            rl.rlim_cur = rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+                rl.rlim_cur = old;
+        }
+        have = rl.rlim_cur;
+    }
+    uint32_t room = have > 10000000 + 256 ? 10000000 : have > 512 ? (uint32_t)(have - 256)
+                                                                    : (uint32_t)(have / 2);
+    if (room < 16)
+        room = 16;
+    if (asked && asked > room)
+        EB_WARN("--max-connections %u is over what the descriptor limit (%llu) leaves room "
+                "for; past it connections get 503 (out of descriptors)", asked,
+                (unsigned long long)have);
+    return asked ? asked : room;
+}
+
+
 /* SIGHUP: re-reads the TLS certificate and key (a failure keeps the old
  * ones and says why), and tells systemd (RELOADING=1 with the time
  * systemd >= 253 asks for, READY=1). */
@@ -146,7 +183,8 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
     if (d->http)
-        EB_INFO("listening on %s (port %d)", d->cfg.listen, port);
+        EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, port,
+                d->max_connections);
 }
 
 /* One server of the API on addr (TLS when tls); its bound port in *port. */
@@ -249,9 +287,7 @@ static int admin_token_file(daemon_state *d)
     }
     static const char *const all[] = {"admin", "read", "metrics", "schemas:write",
                                       "groups:write", "publish:*", "consume:*"};
-    admin_file *a = calloc(1, sizeof *a);
-    if (!a)
-        return -1;
+    admin_file *a = eb_xcalloc(1, sizeof *a);
     snprintf(a->path, sizeof a->path, "%s", path);
     int rc = eb_api_token_create(d->api, "admin", all, sizeof all / sizeof all[0], a->secret,
                                  admin_token_durable, a);
@@ -270,7 +306,9 @@ static int open_all(daemon_state *d)
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
-        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes};
+        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes,
+        .dedupe_max_bytes = d->cfg.dedupe_max_bytes, .max_schemas = d->cfg.max_schemas,
+        .max_groups = d->cfg.max_groups, .max_in_flight_total = d->cfg.max_in_flight_total};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {
@@ -280,9 +318,15 @@ static int open_all(daemon_state *d)
     /* A request body may hold a batch: 4 events of the largest size, and at
      * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
      * their headers are read. */
-    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4};
+    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4,
+                       .max_conn_buffer = d->cfg.conn_buffer,
+                       .header_timeout_ms = d->cfg.header_timeout_ms,
+                       .body_timeout_ms = d->cfg.body_timeout_ms,
+                       .max_connections = size_connections(d->cfg.max_connections),
+                       .warn = http_warn};
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
+    d->max_connections = ho.max_connections;
     int port = 0;
     eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
                       .metrics_public = d->cfg.metrics_public,
@@ -305,6 +349,7 @@ static int open_all(daemon_state *d)
 int main(int argc, char **argv)
 {
     static daemon_state d;
+    eb_set_oom_handler(eb_oom); /* the one policy: abort on allocation failure */
     char err[512] = "", out[4096] = "";
     int rc = eb_config_parse(&d.cfg, argc, argv, err, sizeof err, out, sizeof out);
     if (rc == 1) {

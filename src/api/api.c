@@ -14,6 +14,7 @@
 #include "eventbus/err.h"
 #include "util/clock.h"
 #include "util/pct.h"
+#include "util/xmalloc.h"
 
 typedef void (*route_fn)(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
@@ -29,12 +30,38 @@ typedef struct route {
     eb_scope    scope;
 } route;
 
+/* 200 {"status":"ok"}, or 503 {"status":"degraded","reason":...} while a
+ * store refuses writes (full, recovering by itself; or broken). */
 static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
+    const char *which;
+    int rc = eb_bus_storage_error(api->bus, &which);
     eb_buf_reset(&api->out);
-    eb_buf_puts(&api->out, "{\"status\":\"ok\"}");
-    eb__api_reply(api, req, 200);
+    if (rc == 0) {
+        eb_buf_puts(&api->out, "{\"status\":\"ok\"}");
+        eb__api_reply(api, req, 200);
+        return;
+    }
+    char reason[160];
+    if (rc == EB_ENOSPC)
+        snprintf(reason, sizeof reason, "storage full (%s log): writes refused until space is "
+                 "freed", which);
+    else
+        snprintf(reason, sizeof reason, "storage failed (%s log): %s", which, eb_strerror(rc));
+    eb_jw w;
+    eb_jw_init(&w, &api->out);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "status");
+    eb_jw_str(&w, "degraded");
+    eb_jw_key(&w, "reason");
+    eb_jw_str(&w, reason);
+    eb_jw_key(&w, "code");
+    eb_jw_str(&w, rc == EB_ENOSPC ? "storage_full" : "storage_failed");
+    eb_jw_obj_close(&w);
+    if (rc == EB_ENOSPC)
+        eb_http_set_header(req, "Retry-After", "5");
+    eb__api_reply(api, req, 503);
 }
 
 static const route routes[] = {
@@ -201,13 +228,21 @@ void eb__api_error(eb_http_req *req, int status, const char *code, const char *m
     eb_buf_free(&b);
 }
 
+void eb__api_write_failed(eb_http_req *req, int rc)
+{
+    if (rc == EB_ENOSPC) {
+        eb_http_set_header(req, "Retry-After", "5");
+        eb__api_error(req, 507, "storage_full", "the server's storage is full: nothing was "
+                      "written; retry once space is freed", NULL);
+    } else if (rc == EB_ECLOSED) {
+        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    } else {
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    }
+}
+
 void eb__api_reply(eb_api *api, eb_http_req *req, int status)
 {
-    if (eb_buf_failed(&api->out)) {
-        eb_buf_reset(&api->out);
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
     eb__api_respond(req, status, "application/json", api->out.data, api->out.len);
 }
 
@@ -268,8 +303,6 @@ const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok)
              e.msg);
     if (rc == EB_ETOOBIG)
         eb__api_error(req, 413, "payload_too_large", msg, NULL);
-    else if (rc == EB_ENOMEM)
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
     else
         eb__api_error(req, 400, "malformed_json", msg, NULL);
     return NULL;
@@ -293,9 +326,7 @@ eb_str eb__api_query(const eb_http_req *req, const char *name)
 
 int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
 {
-    eb_api *api = calloc(1, sizeof *api);
-    if (!api)
-        return EB_ENOMEM;
+    eb_api *api = eb_xcalloc(1, sizeof *api);
     api->bus = bus;
     if (o)
         api->opts = *o;
@@ -306,10 +337,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     eb_buf_init(&api->out);
     eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
-    if (!(api->doc = eb_json_doc_new())) {
-        free(api);
-        return EB_ENOMEM;
-    }
+    api->doc = eb_json_doc_new();
     *out = api;
     return 0;
 }

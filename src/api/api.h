@@ -123,6 +123,10 @@ void eb__api_token_delete(eb_api *api, eb_http_req *req, const eb_api_params *p)
 
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json);
+/* Answers a write the stores could not make: 507 storage_full (with
+ * Retry-After) for EB_ENOSPC, 503 shutting_down for EB_ECLOSED, 500
+ * internal otherwise. */
+void eb__api_write_failed(eb_http_req *req, int rc);
 /* Answers out (JSON) with status. */
 void eb__api_reply(eb_api *api, eb_http_req *req, int status);
 /* Parses the request body as JSON into api->doc; answers 400/413/415 and

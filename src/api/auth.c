@@ -19,6 +19,7 @@
 #include "bus/group_types.h"
 #include "eventbus/err.h"
 #include "util/logger.h"
+#include "util/xmalloc.h"
 
 /* --- the Authorization header ---------------------------------------------- */
 
@@ -303,9 +304,7 @@ int eb__api_new_secret(char out[EB_API_SECRET_LEN + 1])
 
 void eb__api_audit_begin(eb_api *api, eb_http_req *req, const char *method)
 {
-    eb_api_audit *a = malloc(sizeof *a);
-    if (!a)
-        return;
+    eb_api_audit *a = eb_xmalloc(sizeof *a);
     (void)api;
     snprintf(a->who, sizeof a->who, "-");
     snprintf(a->route, sizeof a->route, "%s %.*s", method,

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 #define CE_MAX_EXT 64
 #define CHUNK_BYTES 16384
@@ -53,8 +54,8 @@ static void *scratch_alloc(eb_ce_scratch *s, size_t n)
         eb_ce_chunk *c = s->free;
         if (c)
             s->free = c->next;
-        else if (!(c = malloc(sizeof *c)))
-            return NULL;
+        else
+            c = eb_xmalloc(sizeof *c);
         c->used = 0;
         c->next = s->head;
         s->head = c;

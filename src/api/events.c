@@ -10,6 +10,7 @@
 #include "api/cloudevents.h"
 #include "eventbus/err.h"
 #include "util/duration.h"
+#include "util/xmalloc.h"
 
 /* The publish in flight: answers once the bus reports durability. */
 typedef struct pub_req {
@@ -42,7 +43,7 @@ static void on_published(void *arg, int status, const eb_pub_result *res, size_t
     pub_req *pr = arg;
     eb_api *api = pr->api;
     if (status) {
-        eb__api_error(pr->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(pr->req, status);
         free(pr);
         return;
     }
@@ -117,16 +118,12 @@ static void refuse(eb_api *api, eb_http_req *req, bool batch)
     eb_buf_free(&d);
 }
 
-static int reserve_events(eb_api *api, size_t n)
+static void reserve_events(eb_api *api, size_t n)
 {
     if (n <= api->evs_cap)
-        return 0;
-    eb_event_in *e = realloc(api->evs, n * sizeof *e);
-    if (!e)
-        return EB_ENOMEM;
-    api->evs = e;
+        return;
+    api->evs = eb_xrealloc(api->evs, n * sizeof *api->evs);
     api->evs_cap = n;
-    return 0;
 }
 
 static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
@@ -134,11 +131,7 @@ static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
     for (size_t i = 0; api->who && i < n; i++)
         if (!eb__api_may_publish(api, req, &api->evs[i].type, 1))
             return;
-    pub_req *pr = malloc(sizeof *pr);
-    if (!pr) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    pub_req *pr = eb_xmalloc(sizeof *pr);
     *pr = (pub_req){api, req, batch, eb__api_now_us()};
     int rc = eb_bus_publish(api->bus, api->evs, n, &api->perrs, on_published, pr);
     if (rc == 0)
@@ -146,10 +139,8 @@ static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
     free(pr);
     if (rc == EB_EINVAL && api->perrs.count)
         refuse(api, req, batch);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
 }
 
 /* Answers 400 for an envelope error of event idx (batch) or the event. */
@@ -195,10 +186,7 @@ static int map_envelope(eb_api *api, eb_http_req *req, const eb_json *obj, bool 
 void eb__api_publish(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
-    if (reserve_events(api, 1)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    reserve_events(api, 1);
     eb_ce_mode mode = eb_ce_detect(req);
     if (mode == EB_CE_BINARY) {
         eb_field_error fe;
@@ -239,10 +227,7 @@ void eb__api_publish_batch(eb_api *api, eb_http_req *req, const eb_api_params *p
         eb__api_bad_field(req, "", msg);
         return;
     }
-    if (reserve_events(api, arr->len)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    reserve_events(api, arr->len);
     size_t i = 0;
     eb_ce_scratch_reset(&api->ce);
     for (const eb_json *e = arr->child; e; e = e->next, i++)

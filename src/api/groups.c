@@ -15,6 +15,7 @@
 #include "eventbus/err.h"
 #include "util/duration.h"
 #include "util/pct.h"
+#include "util/xmalloc.h"
 
 #define MAX_IDS 10000
 #define MAX_ERROR_LEN 4096
@@ -22,7 +23,7 @@
 /* An answer waiting for durability: the cb arg of a bus change. */
 typedef struct deferred {
     eb_http_req *req;
-    int          status; /* HTTP status on success; 0 = out of memory */
+    int          status; /* HTTP status on success */
     size_t       len;
     char        *body;   /* small, or allocated */
     char         small[64];
@@ -39,9 +40,7 @@ static void on_durable_answer(void *arg, int status)
 {
     deferred *d = arg;
     if (status)
-        eb__api_error(d->req, 500, "internal", eb_strerror(status), NULL);
-    else if (d->status == 0)
-        eb__api_error(d->req, 500, "internal", "out of memory", NULL);
+        eb__api_write_failed(d->req, status);
     else if (d->status == 204)
         eb__api_respond(d->req, 204, NULL, NULL, 0);
     else
@@ -49,14 +48,10 @@ static void on_durable_answer(void *arg, int status)
     deferred_free(d);
 }
 
-/* The cb arg for a change answered on req; NULL (answered) if out of memory. */
+/* The cb arg for a change answered on req. */
 static deferred *defer(eb_http_req *req)
 {
-    deferred *d = calloc(1, sizeof *d);
-    if (!d) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return NULL;
-    }
+    deferred *d = eb_xcalloc(1, sizeof *d);
     d->req = req;
     d->body = d->small;
     return d;
@@ -67,10 +62,11 @@ static void change_failed(eb_http_req *req, int rc)
 {
     if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such consumer group", NULL);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    else if (rc == EB_ERANGE) /* only a new group past --max-groups */
+        eb__api_error(req, 409, "limit_exceeded", "the server holds its maximum number of "
+                      "consumer groups (--max-groups): delete one first", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
 }
 
 /* A bus change called with d returned rc, and api->out holds its answer:
@@ -78,13 +74,10 @@ static void change_failed(eb_http_req *req, int rc)
  * callback (rc 0), or answers the error (rc < 0). */
 static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int status)
 {
-    bool oom = eb_buf_failed(&api->out);
     if (rc != 0) {
         deferred_free(d);
         if (rc < 0)
             change_failed(req, rc);
-        else if (oom)
-            eb__api_error(req, 500, "internal", "out of memory", NULL);
         else if (status == 204)
             eb__api_respond(req, 204, NULL, NULL, 0);
         else
@@ -92,13 +85,8 @@ static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int 
         return;
     }
     size_t n = api->out.len;
-    if (!oom && n > sizeof d->small)
-        oom = !(d->body = malloc(n));
-    if (oom) {
-        d->body = d->small;
-        d->status = 0;
-        return;
-    }
+    if (n > sizeof d->small)
+        d->body = eb_xmalloc(n);
     d->status = status;
     d->len = n;
     if (n)
@@ -126,9 +114,13 @@ static void answer_count(eb_api *api, eb_http_req *req, deferred *d, int rc, con
 
 /* --- names and lookups -------------------------------------------------------- */
 
+/* 1-128 of A-Z a-z 0-9 . _ -, but not "." or "..": a URL cannot address
+ * those (clients and proxies resolve them as path segments). */
 static bool name_ok(const eb_str *s)
 {
     if (s->len < 1 || s->len > EB_GROUP_MAX_NAME)
+        return false;
+    if ((s->len == 1 && s->ptr[0] == '.') || (s->len == 2 && !memcmp(s->ptr, "..", 2)))
         return false;
     for (size_t i = 0; i < s->len; i++) {
         char c = s->ptr[i];
@@ -212,7 +204,7 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     if (!name_ok(&p->v[0])) {
         eb__api_bad_field(req, "/group", "group names are 1 to 128 characters of "
-                          "A-Z a-z 0-9 . _ -");
+                          "A-Z a-z 0-9 . _ -, and not \".\" or \"..\"");
         return;
     }
     const eb_json *b = body_object(api, req, false);
@@ -243,13 +235,7 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_key(&w, "config");
     eb_group_cfg_write(&w, &cfg);
     eb_jw_obj_close(&w);
-    deferred *d = eb_buf_failed(&api->out) ? NULL : defer(req);
-    if (!d) {
-        eb_group_cfg_free(&cfg);
-        if (eb_buf_failed(&api->out))
-            eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    deferred *d = defer(req);
     bool created;
     int rc = eb_bus_group_put(api->bus, name, &cfg, &created, on_durable_answer, d);
     eb_group_cfg_free(&cfg); /* empty unless the put failed */
@@ -274,7 +260,7 @@ void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p)
 }
 
 /* For a change of the group named by the path: its name into name[] and
- * the cb arg, or NULL (answered: no such group, or out of memory). */
+ * the cb arg, or NULL (answered: no such group). */
 static deferred *begin_change(eb_api *api, eb_http_req *req, const eb_api_params *p,
                               char name[EB_GROUP_MAX_NAME + 1])
 {
@@ -381,10 +367,7 @@ static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n,
     eb_buf *o = &c->api->pull_out;
     if (status == 0) {
         render_pull(o, dl, n, deadline_us);
-        if (eb_buf_failed(o))
-            eb__api_error(c->req, 500, "internal", "out of memory", NULL);
-        else
-            eb__api_respond(c->req, 200, "application/json", o->data, o->len);
+        eb__api_respond(c->req, 200, "application/json", o->data, o->len);
     } else {
         pull_failed(c->req, status);
     }
@@ -414,11 +397,7 @@ void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
     int64_t max = 100, wait = 0;
     if (!int_field(req, b, "max", 1, 1000, &max) || !int_field(req, b, "wait_ms", 0, 60000, &wait))
         return;
-    pull_ctx *pc = malloc(sizeof *pc);
-    if (!pc) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    pull_ctx *pc = eb_xmalloc(sizeof *pc);
     *pc = (pull_ctx){api, req};
     int rc = eb_bus_pull(api->bus, p->v[0].ptr, p->v[0].len, c->str, c->len, (size_t)max,
                          (uint32_t)wait, on_pulled, req_alive, pc);
@@ -461,36 +440,29 @@ static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op
     eb_str small_ids[64];
     uint8_t small_unknown[64];
     size_t n = ids->len;
-    eb_str *v = n <= 64 ? small_ids : malloc(n * sizeof *v);
-    uint8_t *unknown = n <= 64 ? small_unknown : malloc(n);
-    deferred *d = v && unknown ? defer(req) : NULL;
-    if (!d) {
-        if (v && unknown)
-            ; /* defer answered */
-        else
-            eb__api_error(req, 500, "internal", "out of memory", NULL);
-    } else {
-        size_t i = 0;
-        for (const eb_json *e = ids->child; e; e = e->next)
-            v[i++] = (eb_str){e->str, e->len};
-        static const eb_settle_op ops[] = {EB_SETTLE_ACK, EB_SETTLE_NACK, EB_SETTLE_EXTEND};
-        eb_settle_req sr = {ops[op], v, n, err, delay, ms, unknown};
-        size_t ok = 0;
-        int rc = eb_bus_settle(api->bus, p->v[0].ptr, p->v[0].len, &sr, &ok, on_durable_answer, d);
-        eb_jw w;
-        start_answer(api, &w);
-        eb_jw_obj_open(&w);
-        eb_jw_key(&w, op == OP_ACK ? "acked" : op == OP_NACK ? "nacked" : "extended");
-        eb_jw_uint(&w, ok);
-        eb_jw_key(&w, "unknown");
-        eb_jw_arr_open(&w);
-        for (i = 0; rc >= 0 && i < n; i++)
-            if (unknown[i])
-                eb_jw_strn(&w, v[i].ptr, v[i].len);
-        eb_jw_arr_close(&w);
-        eb_jw_obj_close(&w);
-        change_made(api, req, d, rc, 200);
-    }
+    eb_str *v = n <= 64 ? small_ids : eb_xmalloc(n * sizeof *v);
+    uint8_t *unknown = n <= 64 ? small_unknown : eb_xmalloc(n);
+    deferred *d = defer(req);
+    size_t i = 0;
+    for (const eb_json *e = ids->child; e; e = e->next)
+        v[i++] = (eb_str){e->str, e->len};
+    static const eb_settle_op ops[] = {EB_SETTLE_ACK, EB_SETTLE_NACK, EB_SETTLE_EXTEND};
+    eb_settle_req sr = {ops[op], v, n, err, delay, ms, unknown};
+    size_t ok = 0;
+    int rc = eb_bus_settle(api->bus, p->v[0].ptr, p->v[0].len, &sr, &ok, on_durable_answer, d);
+    eb_jw w;
+    start_answer(api, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, op == OP_ACK ? "acked" : op == OP_NACK ? "nacked" : "extended");
+    eb_jw_uint(&w, ok);
+    eb_jw_key(&w, "unknown");
+    eb_jw_arr_open(&w);
+    for (i = 0; rc >= 0 && i < n; i++)
+        if (unknown[i])
+            eb_jw_strn(&w, v[i].ptr, v[i].len);
+    eb_jw_arr_close(&w);
+    eb_jw_obj_close(&w);
+    change_made(api, req, d, rc, 200);
     if (v != small_ids)
         free(v);
     if (unknown != small_unknown)
@@ -617,8 +589,8 @@ static eb_str *event_ids(const eb_json *ids, size_t *n)
     *n = 0;
     if (!ids)
         return NULL;
-    eb_str *v = malloc((ids->len ? ids->len : 1) * sizeof *v);
-    for (const eb_json *e = v ? ids->child : NULL; e; e = e->next)
+    eb_str *v = eb_xmalloc(ids->len * sizeof *v);
+    for (const eb_json *e = ids->child; e; e = e->next)
         v[(*n)++] = (eb_str){e->str, e->len};
     return v;
 }
@@ -636,10 +608,6 @@ void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p)
     size_t n, k = 0;
     eb_str *v = event_ids(ids, &n);
     deferred *d = defer(req);
-    if (!d) {
-        free(v);
-        return;
-    }
     int rc = eb_bus_dlq_redrive(api->bus, p->v[0].ptr, p->v[0].len, v, n, &k, on_durable_answer,
                                 d);
     free(v);
@@ -659,8 +627,6 @@ void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p)
     }
     eb_str one = {dec, dn};
     deferred *d = defer(req);
-    if (!d)
-        return;
     size_t k = 0;
     int rc = eb_bus_dlq_purge(api->bus, p->v[0].ptr, p->v[0].len, id.ptr ? &one : NULL,
                               id.ptr ? 1 : 0, &k, on_durable_answer, d);
@@ -740,14 +706,12 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
         !replay_types(req, eb_json_get(b, "types"), types, &rr.ntypes))
         return;
     deferred *d = defer(req);
-    if (!d)
-        return;
     uint64_t requeued = 0, expired = 0;
     int rc = eb_bus_replay(api->bus, p->v[0].ptr, p->v[0].len, &rr, &requeued, &expired,
                            on_durable_answer, d);
     if (rc < 0) { /* the replay could not be made */
         deferred_free(d);
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc);
         return;
     }
     eb_jw w;

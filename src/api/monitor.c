@@ -264,6 +264,18 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
     prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
+    prom_head(o, "eventbus_dedupe_ids", "gauge", "Client ids in the dedupe window.");
+    eb_buf_printf(o, "eventbus_dedupe_ids %llu\n", (unsigned long long)st.dedupe_ids);
+    prom_head(o, "eventbus_dedupe_bytes", "gauge",
+              "Memory of the dedupe window (bounded by --dedupe-max-bytes).");
+    eb_buf_printf(o, "eventbus_dedupe_bytes %llu\n", (unsigned long long)st.dedupe_bytes);
+    prom_head(o, "eventbus_dedupe_evicted_total", "counter",
+              "Client ids forgotten before their window ended (--dedupe-max-bytes).");
+    eb_buf_printf(o, "eventbus_dedupe_evicted_total %llu\n",
+                  (unsigned long long)st.dedupe_evicted);
+    prom_head(o, "eventbus_in_flight_total", "gauge",
+              "Leased deliveries, all groups (bounded by --max-in-flight-total).");
+    eb_buf_printf(o, "eventbus_in_flight_total %llu\n", (unsigned long long)st.in_flight);
     prom_groups(api->bus, o);
     prom_head(o, "eventbus_auth_failures_total", "counter",
               "Requests refused 401 for an unknown, malformed or expired token.");
@@ -277,9 +289,5 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
                  "Event append to acknowledgement.", o);
-    if (eb_buf_failed(o)) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
     eb__api_respond(req, 200, "text/plain; version=0.0.4", o->data, o->len);
 }

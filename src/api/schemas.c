@@ -10,6 +10,7 @@
 
 #include "api/api.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 typedef struct reg_req {
     eb_api      *api;
@@ -107,8 +108,13 @@ static void check_failed(eb_api *api, eb_http_req *req, int rc, eb_registry_verd
                  c0 ? c0->message : "breaking change", n > 1 ? " (and more in details)" : "");
         eb__api_error(req, 409, "incompatible_schema", msg, d.data);
         eb_buf_free(&d);
-    } else if (rc == EB_ENOMEM) {
-        eb__api_error(req, 500, "internal", "out of memory", NULL);
+    } else if (rc == EB_EUNSUPP) { /* a "$schema" draft or vocabulary we do not implement */
+        char msg[600];
+        snprintf(msg, sizeof msg, "unsupported JSON Schema: %s",
+                 chk->error.len ? chk->error.data : eb_strerror(rc));
+        eb__api_error(req, 422, "unsupported_schema", msg,
+                      "[{\"field\":\"/$schema\",\"message\":\"only JSON Schema draft 2020-12 "
+                      "and draft-07 are supported\"}]");
     } else {
         char msg[600];
         snprintf(msg, sizeof msg, "invalid JSON Schema: %s",
@@ -145,7 +151,7 @@ static void on_registered(void *arg, int status)
         write_registered(&w, rr->type, rr->version, rr->mode, false);
         eb__api_reply(rr->api, rr->req, 201);
     } else {
-        eb__api_error(rr->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(rr->req, status);
     }
     free(rr);
 }
@@ -157,9 +163,7 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_compat_mode mode = EB_COMPAT_BACKWARD;
     if (!type_ok(req, &p->v[0]) || read_put_body(api, req, &schema, &mode_given, &mode))
         return;
-    reg_req *rr = calloc(1, sizeof *rr);
-    if (!rr)
-        return eb__api_error(req, 500, "internal", "out of memory", NULL);
+    reg_req *rr = eb_xcalloc(1, sizeof *rr);
     rr->api = api;
     rr->req = req;
     memcpy(rr->type, p->v[0].ptr, p->v[0].len);
@@ -178,8 +182,11 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     } else if (rc == EB_EFULL) {
         eb__api_error(req, 409, "conflict", "another version of this type's schema is being "
                       "registered; retry", NULL);
-    } else if (rc == EB_ECLOSED) {
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    } else if (rc == EB_ERANGE) {
+        eb__api_error(req, 409, "limit_exceeded", "the schema registry holds its maximum "
+                      "number of schema versions (--max-schemas)", NULL);
+    } else if (rc == EB_ECLOSED || rc == EB_ENOSPC) {
+        eb__api_write_failed(req, rc);
     } else if (rc) {
         check_failed(api, req, rc, &chk, rr->type);
     }
@@ -271,21 +278,14 @@ static int cmp_subject(const void *a, const void *b)
 typedef struct subjects {
     const eb_subject **v;
     size_t             n, cap;
-    bool               oom;
 } subjects;
 
 static void collect_subject(void *arg, const eb_subject *s)
 {
     subjects *c = arg;
     if (c->n == c->cap) {
-        size_t cap = c->cap ? c->cap * 2 : 64;
-        const eb_subject **v = realloc(c->v, cap * sizeof *v);
-        if (!v) {
-            c->oom = true;
-            return;
-        }
-        c->v = v;
-        c->cap = cap;
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->v = eb_xrealloc(c->v, c->cap * sizeof *c->v);
     }
     c->v[c->n++] = s;
 }
@@ -295,10 +295,6 @@ void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
     (void)p;
     subjects c = {0};
     eb_bus_schemas_each(api->bus, collect_subject, &c);
-    if (c.oom) {
-        free(c.v);
-        return eb__api_error(req, 500, "internal", "out of memory", NULL);
-    }
     const eb_subject **all = c.v;
     size_t n = c.n;
     if (n)

@@ -8,6 +8,7 @@
 #include "api/api.h"
 #include "eventbus/err.h"
 #include "util/duration.h"
+#include "util/xmalloc.h"
 
 static bool name_ok(const char *s, size_t n)
 {
@@ -66,9 +67,7 @@ static void on_durable(void *arg, int status)
 static pending_answer *answer_later(eb_http_req *req, int status, const eb_buf *b)
 {
     size_t n = b ? b->len : 0;
-    pending_answer *a = malloc(sizeof *a + n + 1);
-    if (!a)
-        return NULL;
+    pending_answer *a = eb_xmalloc(sizeof *a + n + 1);
     a->req = req;
     a->status = status;
     a->len = n;

@@ -17,13 +17,23 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* --- completions --------------------------------------------------------- */
 
 
 static void publish_done(eb_bus *bus, pending_op *op)
 {
-    (void)bus;
+    if (op->status) { /* nothing written: its seqs are handed out again */
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (size_t i = 0; i < op->n; i++)
+            if (!op->res[i].duplicate && op->res[i].seq) {
+                lo = op->res[i].seq < lo ? op->res[i].seq : lo;
+                hi = op->res[i].seq >= hi ? op->res[i].seq + 1 : hi;
+            }
+        if (lo < hi)
+            eb_dedupe_forget_seqs(&bus->dedupe, lo, hi);
+    }
     op->pub_cb(op->arg, op->status, op->res, op->n);
 }
 
@@ -116,20 +126,15 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
         return;
     e->count++;
     if (e->kept == e->cap) {
-        size_t cap = e->cap ? e->cap * 2 : 16;
-        void *v = realloc(e->v, cap * sizeof *e->v);
-        if (!v)
-            return; /* the count and summary still tell */
-        e->v = v;
-        e->cap = cap;
+        e->cap = e->cap ? e->cap * 2 : 16;
+        e->v = eb_xrealloc(e->v, e->cap * sizeof *e->v);
     }
     e->v[e->kept].index = idx;
     e->v[e->kept].kind = kind;
     e->v[e->kept].path = errs_str(e, path);
     e->v[e->kept].schema_path = schema_path ? errs_str(e, schema_path) : SIZE_MAX;
     e->v[e->kept].message = errs_str(e, msg);
-    if (!eb_buf_failed(&e->text))
-        e->kept++;
+    e->kept++;
 }
 
 /* --- publishing ---------------------------------------------------------- */
@@ -193,20 +198,13 @@ static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
     return errs->count ? EB_EINVAL : 0;
 }
 
-static int grow_recs(eb_bus *bus, size_t n)
+static void grow_recs(eb_bus *bus, size_t n)
 {
     if (n <= bus->recs_cap)
-        return 0;
-    eb_store_rec_in *r = realloc(bus->recs, n * sizeof *r);
-    if (r)
-        bus->recs = r;
-    size_t *o = realloc(bus->offs, n * sizeof *o);
-    if (o)
-        bus->offs = o;
-    if (!r || !o)
-        return EB_ENOMEM;
+        return;
+    bus->recs = eb_xrealloc(bus->recs, n * sizeof *bus->recs);
+    bus->offs = eb_xrealloc(bus->offs, n * sizeof *bus->offs);
     bus->recs_cap = n;
-    return 0;
 }
 
 static bool id_is_generated(const eb_event_in *ev)
@@ -215,13 +213,20 @@ static bool id_is_generated(const eb_event_in *ev)
 }
 
 /* Index of an earlier event in this batch with the same client id, or -1. */
+static bool str_eq(eb_str a, eb_str b)
+{
+    size_t al = a.ptr ? a.len : 0, bl = b.ptr ? b.len : 0;
+    return al == bl && (al == 0 || memcmp(a.ptr, b.ptr, al) == 0);
+}
+
+/* The earlier event of the batch with the same (source, id), or -1. */
 static long batch_dup(const eb_event_in *evs, size_t i)
 {
     if (id_is_generated(&evs[i]))
         return -1;
     for (size_t j = 0; j < i; j++)
-        if (!id_is_generated(&evs[j]) && evs[j].id.len == evs[i].id.len &&
-            memcmp(evs[j].id.ptr, evs[i].id.ptr, evs[i].id.len) == 0)
+        if (!id_is_generated(&evs[j]) && str_eq(evs[j].id, evs[i].id) &&
+            str_eq(evs[j].source, evs[i].source))
             return (long)j;
     return -1;
 }
@@ -242,7 +247,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
         dup_of[i] = batch_dup(evs, i);
         uint64_t seq = 0, ts = 0;
         if (dup_of[i] < 0 && !id_is_generated(&evs[i]))
-            seq = eb_dedupe_find(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, now, &ts);
+            seq = eb_dedupe_find(&bus->dedupe, evs[i].source, evs[i].id, now, &ts);
         if (dup_of[i] >= 0 || seq) {
             r->duplicate = true;
             r->seq = seq; /* batch duplicates are filled in after the append */
@@ -259,8 +264,6 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
         }
         offs[nrec++] = start;
     }
-    if (eb_buf_failed(&bus->enc))
-        return EB_ENOMEM;
     if (errs->count)
         return EB_EINVAL;
     /* enc is final now (no more reallocs): point the records into it. */
@@ -289,7 +292,7 @@ static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
         r->seq = seq++;
         r->ts_us = ts;
         if (!id_is_generated(&evs[i]))
-            eb_dedupe_add(&bus->dedupe, evs[i].id.ptr, evs[i].id.len, r->seq, ts);
+            eb_dedupe_add(&bus->dedupe, evs[i].source, evs[i].id, r->seq, ts);
     }
 }
 
@@ -303,12 +306,11 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
         return EB_EINVAL;
     uint32_t vers_small[64];
     long dup_small[64];
-    uint32_t *vers = n <= 64 ? vers_small : malloc(n * sizeof *vers);
-    long *dup_of = n <= 64 ? dup_small : malloc(n * sizeof *dup_of);
-    pending_op *op = calloc(1, sizeof *op + n * sizeof op->res[0]);
-    int rc = (!vers || !dup_of || !op || grow_recs(bus, n)) ? EB_ENOMEM : 0;
-    if (rc == 0)
-        rc = check_all(bus, evs, n, vers, errs);
+    uint32_t *vers = n <= 64 ? vers_small : eb_xmalloc(n * sizeof *vers);
+    long *dup_of = n <= 64 ? dup_small : eb_xmalloc(n * sizeof *dup_of);
+    pending_op *op = eb_xcalloc(1, sizeof *op + n * sizeof op->res[0]);
+    grow_recs(bus, n);
+    int rc = check_all(bus, evs, n, vers, errs);
     long nrec = 0;
     if (rc == 0) {
         op->bus = bus;
@@ -369,6 +371,7 @@ static void finish_registration(eb_bus *bus, pending_op *op)
     eb_subject *sub = eb_registry_subject(&bus->reg, st->type, strlen(st->type));
     if (sub)
         sub->pending = false;
+    bus->schemas_pending--;
     int rc = op->status;
     if (rc == 0) {
         rc = eb_registry_apply(&bus->reg, st->type, strlen(st->type), st->version, st->mode,
@@ -389,15 +392,9 @@ static int encode_schema_record(const staged_schema *st, eb_buf *out)
 static staged_schema *stage(const char *type, size_t n, uint32_t version, eb_compat_mode mode,
                             const char *schema, size_t len, eb_schema *compiled)
 {
-    staged_schema *st = calloc(1, sizeof *st);
-    if (!st)
-        return NULL;
-    st->type = strndup(type, n);
-    st->text = malloc(len + 1);
-    if (!st->type || !st->text) {
-        staged_free(st);
-        return NULL;
-    }
+    staged_schema *st = eb_xcalloc(1, sizeof *st);
+    st->type = eb_xstrndup(type, n);
+    st->text = eb_xmalloc(len + 1);
     memcpy(st->text, schema, len);
     st->text[len] = '\0';
     st->len = len;
@@ -425,17 +422,14 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
         eb_schema_free(compiled);
         return EB_EEXIST;
     }
-    staged_schema *st = stage(type, n, chk->next, chk->mode, schema, len, compiled);
-    pending_op *op = calloc(1, sizeof *op);
-    eb_buf rec = EB_BUF_INIT;
-    if (!st || !op || encode_schema_record(st, &rec) != 0) {
-        if (!st)
-            eb_schema_free(compiled);
-        staged_free(st);
-        free(op);
-        eb_buf_free(&rec);
-        return EB_ENOMEM;
+    if (bus->reg.versions + bus->schemas_pending >= bus->opts.max_schemas) {
+        eb_schema_free(compiled);
+        return EB_ERANGE; /* the registry is at its bound */
     }
+    staged_schema *st = stage(type, n, chk->next, chk->mode, schema, len, compiled);
+    pending_op *op = eb_xcalloc(1, sizeof *op);
+    eb_buf rec = EB_BUF_INIT;
+    encode_schema_record(st, &rec);
     *op = (pending_op){.bus = bus, .complete = finish_registration, .done_cb = cb, .arg = arg,
                        .extra = st};
     rc = eb_meta_append(bus->meta, EB_META_SCHEMA, rec.data, rec.len, eb__bus_on_durable, op);
@@ -449,6 +443,7 @@ int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *
     sub = eb_registry_subject(&bus->reg, type, n);
     if (sub)
         sub->pending = true;
+    bus->schemas_pending++;
     return 0;
 }
 
@@ -596,7 +591,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
  * ids by the time they carry (seek, then a short scan). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
 {
-    uint64_t ts = 0, seq = eb_dedupe_find(&bus->dedupe, id, n, eb__bus_now_us(), &ts);
+    uint64_t ts = 0, seq = eb_dedupe_find_id(&bus->dedupe, (eb_str){id, n}, eb__bus_now_us(), &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
     find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
     if (!seq && ms) {
@@ -620,9 +615,10 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
 /* --- open / close -------------------------------------------------------- */
 
 typedef struct refill_ctx {
-    eb_bus  *bus;
-    uint64_t last;  /* last seq looked at */
-    size_t   added; /* ids remembered */
+    eb_bus      *bus;
+    eb_json_doc *doc;   /* for the stored JSON: its source */
+    uint64_t     last;  /* last seq looked at */
+    size_t       added; /* ids remembered */
 } refill_ctx;
 
 static int refill_one(void *arg, const eb_store_rec *rec)
@@ -633,8 +629,15 @@ static int refill_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0 ||
         (v.flags & EB_EVENT_F_GENERATED_ID))
         return 0;
-    if (eb_dedupe_add(&c->bus->dedupe, v.id.ptr, v.id.len, rec->seq, rec->ts_us) == 0)
-        c->added++;
+    /* The source is only in the stored JSON (dedupe is by source + id). */
+    eb_str source = {NULL, 0};
+    if (eb_json_parse(c->doc, v.json.ptr, v.json.len, NULL, NULL) == 0) {
+        const eb_json *s = eb_json_get(eb_json_root(c->doc), "source");
+        if (eb_json_is(s, EB_JSON_STRING))
+            source = (eb_str){s->str, s->len};
+    }
+    eb_dedupe_add(&c->bus->dedupe, source, v.id, rec->seq, rec->ts_us);
+    c->added++;
     return 0;
 }
 
@@ -647,17 +650,17 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     *added = 0;
     if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
         return 0;
-    refill_ctx c = {bus, from - 1, 0};
-    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
+    refill_ctx c = {bus, eb_json_doc_new(), from - 1, 0};
+    int rc = 0;
+    while (rc == 0 && c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
-        if (rc)
-            return rc;
+        rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
         if (c.last == before)
             break;
     }
+    eb_json_doc_free(c.doc);
     *added = c.added;
-    return 0;
+    return rc;
 }
 
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
@@ -687,22 +690,26 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     if (!rep)
         rep = &dummy;
     memset(rep, 0, sizeof *rep);
-    eb_bus *bus = calloc(1, sizeof *bus);
-    if (!bus)
-        return EB_ENOMEM;
+    eb_bus *bus = eb_xcalloc(1, sizeof *bus);
     bus->loop = loop;
     bus->opts = *opts;
     if (!bus->opts.max_event_bytes)
         bus->opts.max_event_bytes = 1u << 20;
-    bus->opts.data_dir = strdup(opts->data_dir);
+    bus->opts.data_dir = eb_xstrdup(opts->data_dir);
     pthread_mutex_init(&bus->done_mu, NULL);
     eb_registry_init(&bus->reg);
-    eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
+    if (!bus->opts.dedupe_max_bytes)
+        bus->opts.dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    if (!bus->opts.max_schemas)
+        bus->opts.max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
+    if (!bus->opts.max_groups)
+        bus->opts.max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
+    if (!bus->opts.max_in_flight_total)
+        bus->opts.max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
     eb_schema_errors_init(&bus->verrs, 100);
-    int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
-    if (rc == 0)
-        rc = eb__bus_groups_init(bus);
+    int rc = eb__bus_groups_init(bus);
     if (rc == 0)
         rc = uv_async_init(loop, &bus->async, on_async) ? EB_EIO : 0;
     if (rc == 0) {

@@ -39,7 +39,17 @@ typedef struct eb_bus_opts {
     uint32_t        max_event_bytes;   /* stored size bound for one event */
     bool            require_schemas;   /* refuse types with no schema */
     uint64_t        meta_snapshot_bytes; /* meta log growth between snapshots (64 MiB) */
+    /* Memory bounds (0 = the default): */
+    uint64_t        dedupe_max_bytes;  /* dedupe window: oldest ids forgotten past it (64 MiB) */
+    size_t          max_schemas;       /* schema versions, all types (1000) */
+    size_t          max_groups;        /* consumer groups (1000) */
+    uint64_t        max_in_flight_total; /* leases, all groups (1,000,000) */
 } eb_bus_opts;
+
+#define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
+#define EB_BUS_DEFAULT_MAX_SCHEMAS 1000
+#define EB_BUS_DEFAULT_MAX_GROUPS 1000
+#define EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL 1000000
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {
@@ -128,7 +138,8 @@ typedef void (*eb_bus_done_cb)(void *arg, int status);
  * error at once (cb not called): EB_ESYNTAX/EB_EINVAL (schema invalid),
  * EB_ECONFLICT (incompatible, or chk->same_as set: already registered, in
  * which case nothing is written and the caller answers with that version),
- * EB_EBUSY-like EB_EFULL if another registration of the type is pending. */
+ * EB_EBUSY-like EB_EFULL if another registration of the type is pending,
+ * EB_ERANGE if the registry holds opts.max_schemas versions already. */
 int eb_bus_register_schema(eb_bus *bus, const char *type, size_t n, const char *schema,
                            size_t len, bool mode_given, eb_compat_mode mode,
                            eb_registry_verdict *chk, eb_bus_done_cb cb, void *arg);
@@ -184,7 +195,8 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
  * out-parameters, filled before the call returns. */
 
 /* Creates group `name` or updates its config (taking cfg's strings; an
- * update keeps where the group started); *created tells which. */
+ * update keeps where the group started); *created tells which. EB_ERANGE
+ * when creating one more than opts.max_groups. */
 int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *created,
                      eb_bus_done_cb cb, void *arg);
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg);
@@ -315,10 +327,18 @@ typedef struct eb_bus_stats {
     uint64_t       bytes;       /* events store size on disk */
     uint64_t       segments;
     uint64_t       syncs;       /* fdatasync calls of the events store */
+    uint64_t       dedupe_ids;     /* ids in the dedupe window */
+    uint64_t       dedupe_bytes;   /* their memory (estimated, see dedupe.c) */
+    uint64_t       dedupe_evicted; /* ids forgotten before their time (bound) */
+    uint64_t       in_flight;      /* leases, all groups */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;
 void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
+/* The stores' state: 0; EB_ENOSPC while one is out of space (writes are
+ * refused with it, and it recovers by itself once space is freed); or the
+ * error that broke one. *which names the store ("events", "meta"). */
+int  eb_bus_storage_error(eb_bus *bus, const char **which);
 /* Calls fn with each event type's count of published events (bounded). */
 typedef void (*eb_type_count_fn)(void *arg, const char *type, uint64_t count);
 void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg);

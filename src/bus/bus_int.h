@@ -78,6 +78,7 @@ typedef struct eb_bus_groups {
     pull_waiter  *waiters_tail;
     eb_map        published;   /* type -> uint64_t* count (bounded) */
     uint64_t      published_total;
+    uint64_t      in_flight;     /* leases, all groups (eb_group_env.leases) */
     eb_hist       publish_hist;  /* request to durable answer */
     eb_hist       delivery_hist; /* append to ack */
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
@@ -107,6 +108,10 @@ struct eb_bus {
     eb_map          tokens;   /* API tokens: name -> eb_token (tokens.c) */
     eb_map          token_hash; /* hash (32 bytes) -> eb_token */
     int             handles;  /* libuv handles still open (freed at 0) */
+    size_t          schemas_pending;  /* registrations being made durable */
+    int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
+    uint64_t        storage_since_us; /* when it changed */
+    unsigned        storage_ticks;    /* timer ticks since the last look */
 };
 
 /* durable.c */
@@ -119,8 +124,13 @@ void eb__bus_complete(eb_bus *bus, pending_op *op);
  * non-zero status seen (0 if all succeeded). */
 int  eb__bus_drain(eb_bus *bus);
 
+/* health.c: on the timer, notices and logs a change of the stores' state. */
+void eb__bus_check_storage(eb_bus *bus);
+
 /* groups.c */
 int  eb__bus_groups_init(eb_bus *bus);
+/* Counts every group's lag again from the events store. */
+void eb__bus_groups_recount(eb_bus *bus);
 /* After both logs are open and the meta log replayed. */
 int  eb__bus_groups_start(eb_bus *bus);
 /* Answers waiting pulls, stops the timer (the caller closes its handle)

@@ -9,6 +9,7 @@
 #include "bus/meta.h"
 #include "eventbus/err.h"
 #include "util/base64.h"
+#include "util/xmalloc.h"
 
 /* --- writing ------------------------------------------------------------------ */
 
@@ -323,14 +324,13 @@ int eb_group_snapshot(eb_group *g, eb_outbox *ob)
         if (e)
             eb__rec_dead(g, e, CLS_DLQ, true, ob);
     }
-    dead **v = NULL;
+    dead **v = eb_xmalloc(g->ndlq * sizeof *v);
     size_t k = 0;
-    if (g->ndlq && (v = malloc(g->ndlq * sizeof *v)))
-        for (size_t i = 0; i < g->ndlq; i++) {
-            dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
-            if (e && e->redriven)
-                v[k++] = e;
-        }
+    for (size_t i = 0; i < g->ndlq; i++) {
+        dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
+        if (e && e->redriven)
+            v[k++] = e;
+    }
     if (k)
         eb__rec_seqs(g, EB_META_REDRIVE, v, k, ob);
     free(v);
@@ -523,14 +523,17 @@ int eb__rec_token_decode(const eb_json *rec, bool del, eb_token *out)
     size_t n = 0;
     for (const eb_json *e = sc->child; e; e = e->next)
         n++;
-    if (n > EB_TOKEN_MAX_SCOPES || !(out->scopes = calloc(n ? n : 1, sizeof *out->scopes)))
-        return n > EB_TOKEN_MAX_SCOPES ? EB_ECORRUPT : EB_ENOMEM;
+    if (n > EB_TOKEN_MAX_SCOPES)
+        return EB_ECORRUPT;
+    out->scopes = eb_xcalloc(n ? n : 1, sizeof *out->scopes);
     for (const eb_json *e = sc->child; e; e = e->next) {
-        if (!eb_json_is(e, EB_JSON_STRING) ||
-            !(out->scopes[out->nscopes++] = strndup(e->str, e->len))) {
+        if (!eb_json_is(e, EB_JSON_STRING)) {
             eb__token_free(out);
             return EB_ECORRUPT;
         }
+        out->scopes[out->nscopes] = eb_xmalloc(e->len + 1);
+        memcpy(out->scopes[out->nscopes], e->str, e->len);
+        out->scopes[out->nscopes++][e->len] = '\0';
     }
     out->created_us = jnum(eb_json_get(rec, "created"));
     out->expires_us = jnum(eb_json_get(rec, "expires"));

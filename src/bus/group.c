@@ -37,14 +37,11 @@ static uint64_t backoff_us(eb_group *g, uint32_t fails)
 
 /* --- the group ---------------------------------------------------------------- */
 
-int eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base, const eb_group_env *env,
-                 eb_group **out)
+eb_group *eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
+                       const eb_group_env *env)
 {
-    eb_group *g = calloc(1, sizeof *g);
-    if (!g || !(g->name = strdup(name))) {
-        free(g);
-        return EB_ENOMEM;
-    }
+    eb_group *g = eb_xcalloc(1, sizeof *g);
+    g->name = eb_xstrdup(name);
     g->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     g->env = *env;
@@ -65,8 +62,7 @@ int eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base, const eb_gr
     eb_buf_init(&g->fail_items);
     g->rng = eb_hash(name, strlen(name)) | 1u;
     g->rng ^= env->now_us() << 1;
-    *out = g;
-    return 0;
+    return g;
 }
 
 /* Frees every value of m (plain allocations) and m. */
@@ -109,6 +105,7 @@ void eb_group_free(eb_group *g)
 {
     if (!g)
         return;
+    *g->env.leases -= g->in_flight; /* its leases go with it */
     free_items(g);
     free_map_vals(&g->keys[0]);
     free_map_vals(&g->keys[1]);
@@ -154,13 +151,9 @@ static eb_consumer *consumer_get(eb_group *g, const char *name, size_t n)
     eb_consumer *c = eb_map_get(&g->consumers, name, n);
     if (c)
         return c;
-    if (!(c = calloc(1, sizeof *c + n + 1)))
-        return NULL;
+    c = eb_xcalloc(1, sizeof *c + n + 1);
     memcpy(c->name, name, n);
-    if (eb_map_put(&g->consumers, name, n, c, NULL)) {
-        free(c);
-        return NULL;
-    }
+    eb_map_put(&g->consumers, name, n, c, NULL);
     return c;
 }
 
@@ -193,13 +186,11 @@ static void describe(const eb_dlv *d, eb_delivery *o)
     *p = '\0';
 }
 
-int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
+size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
                   eb_delivery *out, uint64_t *deadline_us)
 {
     uint64_t now = g->env.now_us();
     eb_consumer *c = consumer_get(g, consumer, clen);
-    if (!c)
-        return EB_ENOMEM;
     c->last_pull_us = now;
     if (g->paused)
         return 0;
@@ -208,6 +199,9 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
     size_t n = 0;
     uint64_t deadline = now + (uint64_t)g->cfg.ack_timeout_ms * 1000u;
     *deadline_us = deadline;
+    uint64_t budget = *g->env.leases < g->env.max_leases ? g->env.max_leases - *g->env.leases : 0;
+    if (max > budget)
+        max = (size_t)budget; /* the global in-flight budget is spent */
     while (n < max && g->rq_head) {
         eb_dlv *d = g->rq_head;
         g->rq_head = d->next;
@@ -221,6 +215,7 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
         d->consumer = c;
         c->in_flight++;
         g->in_flight++;
+        (*g->env.leases)++;
         eb_heap_push(&g->timers, &d->tm);
         describe(d, &out[n]);
         g->ctr.delivered++;
@@ -228,7 +223,7 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
             g->ctr.redelivered++;
         n++;
     }
-    return (int)n;
+    return n;
 }
 
 /* --- ack, nack, extend --------------------------------------------------------- */
@@ -263,6 +258,7 @@ static void lease_end(eb_group *g, eb_dlv *d)
     if (d->consumer && d->consumer->in_flight)
         d->consumer->in_flight--;
     g->in_flight--;
+    (*g->env.leases)--;
 }
 
 eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)
@@ -333,9 +329,7 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
  * the table does not grow with every name ever seen. */
 static void sweep_consumers(eb_group *g, uint64_t now)
 {
-    eb_consumer **idle = malloc((g->consumers.len ? g->consumers.len : 1) * sizeof *idle);
-    if (!idle)
-        return;
+    eb_consumer **idle = eb_xmalloc(g->consumers.len * sizeof *idle);
     size_t n = 0, it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&g->consumers, &it))) {

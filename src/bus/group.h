@@ -73,12 +73,14 @@ typedef struct eb_group_env {
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);
     void     *arg;
+    uint64_t *leases;     /* leases of every group (shared, the bus's) */
+    uint64_t  max_leases; /* pulls lease nothing more past it */
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
- * strings (cfg is left empty). *out owned by the caller (eb_group_free). */
-int  eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
-                  const eb_group_env *env, eb_group **out);
+ * strings (cfg is left empty). Owned by the caller (eb_group_free). */
+eb_group *eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
+                       const eb_group_env *env);
 void eb_group_free(eb_group *g);
 const char *eb_group_name(const eb_group *g);
 const eb_group_cfg *eb_group_config(const eb_group *g);
@@ -108,9 +110,9 @@ bool eb_group_has_ready(eb_group *g, uint64_t durable);
 
 /* Leases up to max READY deliveries to `consumer`, describing each in
  * out[0..max) (views valid until the next engine call) and the lease end
- * in *deadline_us. Returns the count or an error. */
-int  eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
-                   eb_delivery *out, uint64_t *deadline_us);
+ * in *deadline_us. Returns the count. */
+size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
+                     uint64_t durable, eb_delivery *out, uint64_t *deadline_us);
 
 /* Outcome of one id in ack/nack/extend. */
 typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
@@ -142,7 +144,7 @@ size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *o
 /* Queues again the events of [from, to) matching the group (and `types`
  * when given); *requeued counts them, *expired counts the seqs of the
  * range already removed by retention. */
-int  eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
+void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
                      uint64_t *requeued, uint64_t *expired, eb_outbox *ob);
 
 /* --- meta replay at startup ------------------------------------------------ */

@@ -20,25 +20,21 @@ static size_t dlq_pos(const eb_group *g, uint64_t seq)
     return lo;
 }
 
-int eb__dlq_insert(eb_group *g, dead *e)
+void eb__dlq_insert(eb_group *g, dead *e)
 {
     if (g->ndlq == g->dlq_cap) {
-        size_t cap = g->dlq_cap ? g->dlq_cap * 2 : 16;
-        uint64_t *s = realloc(g->dlq_seqs, cap * sizeof *s);
-        if (!s)
-            return EB_ENOMEM;
-        g->dlq_seqs = s;
-        g->dlq_cap = cap;
+        g->dlq_cap = g->dlq_cap ? g->dlq_cap * 2 : 16;
+        g->dlq_seqs = eb_xrealloc(g->dlq_seqs, g->dlq_cap * sizeof *g->dlq_seqs);
     }
-    if (eb_imap_put(&g->dlq, e->seq, e) || eb_map_put(&g->dlq_ids, e->id, strlen(e->id), e, NULL))
-        return EB_ENOMEM;
+    eb_imap_put(&g->dlq, e->seq, e);
+    if (e->id[0])
+        eb_map_put(&g->dlq_ids, e->id, strlen(e->id), e, NULL);
     size_t i = dlq_pos(g, e->seq);
     memmove(&g->dlq_seqs[i + 1], &g->dlq_seqs[i], (g->ndlq - i) * sizeof *g->dlq_seqs);
     g->dlq_seqs[i] = e->seq;
     g->ndlq++;
     if (!e->redriven)
         g->ndead++;
-    return 0;
 }
 
 void eb__dead_free(dead *e)
@@ -54,7 +50,8 @@ void eb__dlq_remove(eb_group *g, uint64_t seq)
     dead *e = eb_imap_del(&g->dlq, seq);
     if (!e)
         return;
-    eb_map_del(&g->dlq_ids, e->id, strlen(e->id));
+    if (e->id[0])
+        eb_map_del(&g->dlq_ids, e->id, strlen(e->id));
     size_t i = dlq_pos(g, seq);
     if (i < g->ndlq && g->dlq_seqs[i] == seq) {
         memmove(&g->dlq_seqs[i], &g->dlq_seqs[i + 1], (g->ndlq - i - 1) * sizeof *g->dlq_seqs);
@@ -72,14 +69,13 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
     bool fresh = !e;
     if (fresh) {
         eb_event_view v;
-        e = calloc(1, sizeof *e);
-        if (!e || eb_event_decode(d->payload, d->len, &v) != 0) {
-            free(e);
-            return; /* cannot happen for a decoded event; keep it in flight */
-        }
+        e = eb_xcalloc(1, sizeof *e);
         e->seq = d->seq;
         e->ts_us = d->ts_us;
-        memcpy(e->id, v.id.ptr, v.id.len);
+        /* A stored event always decodes (checked at publish, CRC-checked on
+         * read); were it not to, it is dead-lettered by seq, without an id. */
+        if (eb_event_decode(d->payload, d->len, &v) == 0)
+            memcpy(e->id, v.id.ptr, v.id.len);
         e->payload = d->payload;
         e->len = d->len;
         d->payload = NULL;
@@ -92,10 +88,8 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
     eb__set_str(&e->error, d->last_error, d->last_error ? strlen(d->last_error) : 0);
     eb__set_str(&e->consumer, d->consumer ? d->consumer->name : NULL,
             d->consumer ? strlen(d->consumer->name) : 0);
-    if (fresh && eb__dlq_insert(g, e) != 0) {
-        eb__dead_free(e);
-        return;
-    }
+    if (fresh)
+        eb__dlq_insert(g, e);
     if (d->cls == CLS_MAIN)
         eb_rangeset_add(&g->main.done, d->seq, d->seq + 1);
     else if (d->cls == CLS_REPLAY)
@@ -129,10 +123,8 @@ void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_
 static size_t pick_dead(eb_group *g, const eb_str *ids, size_t n, dead ***out)
 {
     size_t cap = n ? n : g->ndlq, k = 0;
-    dead **v = malloc((cap ? cap : 1) * sizeof *v);
+    dead **v = eb_xmalloc(cap * sizeof *v);
     *out = v;
-    if (!v)
-        return 0;
     if (n) {
         for (size_t i = 0; i < n; i++) {
             dead *e = eb_map_get(&g->dlq_ids, ids[i].ptr, ids[i].len);
@@ -157,8 +149,7 @@ void eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now)
     eb_dlv *d = eb_imap_get(&g->dlvs[CLS_DLQ], e->seq);
     if (d)
         return;
-    if (!(d = eb__dlv_new(g, CLS_DLQ, e->seq, e->ts_us, NULL)))
-        return;
+    d = eb__dlv_new(g, CLS_DLQ, e->seq, e->ts_us, NULL);
     d->dl = e;
     d->payload = e->payload;
     d->len = e->len;

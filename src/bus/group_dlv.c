@@ -10,20 +10,10 @@
 
 /* --- small helpers -------------------------------------------------------- */
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (p) {
-        memcpy(p, s, n);
-        p[n] = '\0';
-    }
-    return p;
-}
-
 void eb__set_str(char **dst, const char *s, size_t n)
 {
     free(*dst);
-    *dst = s ? dup_n(s, n) : NULL;
+    *dst = s ? eb_xstrndup(s, n) : NULL;
 }
 
 /* --- delivery states --------------------------------------------------------- */
@@ -42,10 +32,11 @@ void eb__dlv_ready(eb_group *g, eb_dlv *d)
 
 void eb__dlv_schedule(eb_group *g, eb_dlv *d, uint64_t now)
 {
-    if (d->tm.key <= now || eb_heap_push(&g->timers, &d->tm) != 0) {
+    if (d->tm.key <= now) {
         eb__dlv_ready(g, d);
         return;
     }
+    eb_heap_push(&g->timers, &d->tm);
     d->state = EB_DLV_RETRY;
     g->retry++;
 }
@@ -118,18 +109,13 @@ void eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now)
 
 eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl)
 {
-    eb_dlv *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    eb_dlv *d = eb_xcalloc(1, sizeof *d);
     d->seq = seq;
     d->ts_us = ts;
     d->cls = (uint8_t)cls;
     d->fl = fl;
     eb_heap_node_init(&d->tm);
-    if (eb_imap_put(&g->dlvs[cls], seq, d) != 0) {
-        free(d);
-        return NULL;
-    }
+    eb_imap_put(&g->dlvs[cls], seq, d);
     live_add(g, d);
     failinfo *fi = eb_imap_del(&g->fails, eb__fail_key(cls, seq));
     if (fi) {
@@ -146,29 +132,25 @@ void eb__dlv_admit(eb_group *g, eb_dlv *d, eb_str key, uint64_t now)
     if (g->cfg.ordering == EB_ORDER_KEY && key.len && d->cls != CLS_DLQ) {
         eb_map *m = &g->keys[d->cls == CLS_REPLAY];
         keyq *kq = eb_map_get(m, key.ptr, key.len);
-        if (!kq && (kq = calloc(1, sizeof *kq + key.len + 1))) {
+        if (!kq) {
+            kq = eb_xcalloc(1, sizeof *kq + key.len + 1);
             memcpy(kq->key, key.ptr, key.len);
             kq->klen = key.len;
-            if (eb_map_put(m, key.ptr, key.len, kq, NULL)) {
-                free(kq);
-                kq = NULL;
-            }
+            eb_map_put(m, key.ptr, key.len, kq, NULL);
         }
-        if (kq) {
-            d->kq = kq;
-            if (kq->active) {
-                d->state = EB_DLV_BLOCKED;
-                d->next = NULL;
-                if (kq->tail)
-                    kq->tail->next = d;
-                else
-                    kq->head = d;
-                kq->tail = d;
-                g->blocked++;
-                return;
-            }
-            kq->active = d;
+        d->kq = kq;
+        if (kq->active) {
+            d->state = EB_DLV_BLOCKED;
+            d->next = NULL;
+            if (kq->tail)
+                kq->tail->next = d;
+            else
+                kq->head = d;
+            kq->tail = d;
+            g->blocked++;
+            return;
         }
+        kq->active = d;
     }
     eb__dlv_schedule(g, d, now);
 }

@@ -36,7 +36,6 @@ typedef struct fill_ctx {
     size_t    want;
     uint64_t  stop;  /* examine seqs below this */
     uint64_t  now;
-    int       rc;
 } fill_ctx;
 
 static int fill_one(void *arg, const eb_store_rec *rec)
@@ -53,18 +52,14 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (!flow_matches(g, f, v.type))
         return 0;
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
+    if (eb_rangeset_has(&f->done, rec->seq)) /* acked or dead-lettered: not in `ahead` */
+        return 0;
     if (!f->id && g->ahead)
         g->ahead--;
-    if (eb_rangeset_has(&f->done, rec->seq) || eb_imap_get(&g->dlvs[cls], rec->seq))
+    if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
-    if (!d || !(d->payload = malloc(rec->len ? rec->len : 1))) {
-        if (d)
-            eb__dlv_finish(g, d, c->now);
-        f->cursor = rec->seq; /* look again later */
-        c->rc = EB_ENOMEM;
-        return 1;
-    }
+    d->payload = eb_xmalloc(rec->len);
     memcpy(d->payload, rec->data, rec->len);
     d->len = rec->len;
     eb__dlv_admit(g, d, v.key, c->now);
@@ -85,9 +80,9 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
     if (f->cursor >= stop)
         return false;
     uint64_t before = f->cursor;
-    fill_ctx c = {g, f, want, stop, now, 0};
+    fill_ctx c = {g, f, want, stop, now};
     eb_store_scan(g->env.events, f->cursor, FILL_CHUNK, fill_one, &c);
-    if (f->cursor == before && c.rc == 0)
+    if (f->cursor == before)
         f->cursor = stop; /* nothing readable below stop: should not happen */
     return f->cursor != before;
 }
@@ -123,10 +118,11 @@ void eb__flow_free(flow *f)
 }
 
 typedef struct count_ctx {
-    eb_group *g;
-    uint64_t  stop, next, n;
-    char    **types; /* replay subset or NULL */
-    size_t    ntypes;
+    eb_group          *g;
+    uint64_t           stop, next, n;
+    char             **types; /* replay subset or NULL */
+    size_t             ntypes;
+    const eb_rangeset *skip;  /* seqs not to count (done), or NULL */
 } count_ctx;
 
 static int count_one(void *arg, const eb_store_rec *rec)
@@ -139,16 +135,16 @@ static int count_one(void *arg, const eb_store_rec *rec)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     flow tmp = {.types = c->types, .ntypes = c->ntypes};
-    if (flow_matches(c->g, &tmp, v.type))
+    if (flow_matches(c->g, &tmp, v.type) && !(c->skip && eb_rangeset_has(c->skip, rec->seq)))
         c->n++;
     return 0;
 }
 
-/* Matching events in [from, stop). */
+/* Matching events in [from, stop), but those in skip. */
 static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **types,
-                            size_t ntypes)
+                            size_t ntypes, const eb_rangeset *skip)
 {
-    count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes};
+    count_ctx c = {g, stop, from, 0, ntypes ? types : NULL, ntypes, skip};
     while (c.next < stop) {
         uint64_t before = c.next;
         if (eb_store_scan(g->env.events, c.next, 65536, count_one, &c) != 0 || c.next == before)
@@ -159,7 +155,9 @@ static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **ty
 
 int eb_group_count_ahead(eb_group *g, uint64_t head)
 {
-    g->ahead = count_range(g, g->main.cursor, head, NULL, 0);
+    /* Past the cursor, the seqs acked or dead-lettered before a restart
+     * (main.done) are not lag: the cursor only moves past them later. */
+    g->ahead = count_range(g, g->main.cursor, head, NULL, 0, &g->main.done);
     return 0;
 }
 
@@ -197,15 +195,13 @@ void eb__group_reap_flows(eb_group *g)
 flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
                              size_t ntypes)
 {
-    flow *f = malloc(sizeof *f);
-    if (!f)
-        return NULL;
+    flow *f = eb_xmalloc(sizeof *f);
     eb__flow_init(f, id, from, to);
     if (ntypes) {
-        f->types = calloc(ntypes, sizeof *f->types);
-        for (size_t i = 0; f->types && i < ntypes; i++)
-            if ((f->types[i] = strdup(types[i])))
-                f->ntypes++;
+        f->types = eb_xcalloc(ntypes, sizeof *f->types);
+        for (size_t i = 0; i < ntypes; i++)
+            f->types[i] = eb_xstrdup(types[i]);
+        f->ntypes = ntypes;
     }
     flow **pp = &g->replays; /* keep creation order */
     while (*pp)
@@ -216,8 +212,8 @@ flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, 
     return f;
 }
 
-int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
-                    uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
+void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
+                     uint64_t *requeued, uint64_t *expired, eb_outbox *ob)
 {
     uint64_t first = eb_store_first_seq(g->env.events);
     uint64_t durable = eb_store_durable_seq(g->env.events);
@@ -228,15 +224,12 @@ int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_
     *expired = from < first ? (to < first ? to : first) - from : 0;
     *requeued = 0;
     if (to <= from)
-        return 0;
+        return;
     uint64_t start = from < first ? first : from;
-    *requeued = count_range(g, start, to, types, ntypes);
+    *requeued = count_range(g, start, to, types, ntypes, NULL);
     if (*requeued == 0)
-        return 0;
+        return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
-    if (!f)
-        return EB_ENOMEM;
     eb__rec_replay(g, f, ob);
     g->ctr.replayed += *requeued;
-    return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }

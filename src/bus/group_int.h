@@ -25,6 +25,7 @@
 
 #include "bus/group.h"
 #include "util/heap.h"
+#include "util/xmalloc.h"
 
 enum { CLS_MAIN = 0, CLS_REPLAY = 1, CLS_DLQ = 2, NCLS = 3 };
 /* The class letters of delivery ids and meta records: 'm', 'r', 'd'. */
@@ -182,7 +183,7 @@ void  eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now);
 void  eb__group_reap_flows(eb_group *g);
 
 /* group_dlq.c */
-int   eb__dlq_insert(eb_group *g, dead *e);
+void  eb__dlq_insert(eb_group *g, dead *e);
 void  eb__dlq_remove(eb_group *g, uint64_t seq);
 void  eb__dead_free(dead *e);
 /* Moves d to the dead-letter queue, writing its DEAD record to ob. */

@@ -38,10 +38,8 @@ static int apply_fail(eb_group *g, const eb_json *rec)
         uint64_t k = eb__fail_key(f.cls, f.seq);
         failinfo *fi = eb_imap_get(&g->fails, k);
         if (!fi) {
-            if (!(fi = calloc(1, sizeof *fi)) || eb_imap_put(&g->fails, k, fi)) {
-                free(fi);
-                return EB_ENOMEM;
-            }
+            fi = eb_xcalloc(1, sizeof *fi);
+            eb_imap_put(&g->fails, k, fi);
         }
         fi->fails = f.fails;
         fi->due = f.due;
@@ -66,12 +64,11 @@ static int dead_new(const eb_rec_dead *r, dead **out)
     eb_event_view v;
     dead *d = NULL;
     int rc = eb__rec_dead_payload(r, &pl, &v);
-    if (rc == 0 && !(d = calloc(1, sizeof *d)))
-        rc = EB_ENOMEM;
     if (rc) {
         eb_buf_free(&pl);
         return rc;
     }
+    d = eb_xcalloc(1, sizeof *d);
     memcpy(d->id, v.id.ptr, v.id.len);
     d->seq = r->seq;
     d->len = (uint32_t)pl.len;
@@ -101,10 +98,8 @@ static int apply_dead(eb_group *g, const eb_json *rec)
     d->failed_at = r.failed_at;
     eb__set_str(&d->error, r.error.ptr, r.error.len);
     eb__set_str(&d->consumer, r.consumer.ptr, r.consumer.len);
-    if (fresh && eb__dlq_insert(g, d) != 0) {
-        eb__dead_free(d);
-        return EB_ENOMEM;
-    }
+    if (fresh)
+        eb__dlq_insert(g, d);
     if (r.cls == CLS_MAIN)
         eb_rangeset_add(&g->main.done, r.seq, r.seq + 1);
     else if (r.cls == CLS_REPLAY)
@@ -135,7 +130,8 @@ static int apply_replay(eb_group *g, const eb_json *rec)
     eb_rec_replay r;
     if (eb__rec_replay_decode(rec, &r) != 0)
         return EB_ECORRUPT;
-    return eb__flow_replay_new(g, r.id, r.from, r.to, r.types, r.ntypes) ? 0 : EB_ENOMEM;
+    eb__flow_replay_new(g, r.id, r.from, r.to, r.types, r.ntypes);
+    return 0;
 }
 
 static void apply_done(eb_group *g, const eb_json *rec)

@@ -14,6 +14,7 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 #define TICK_MS 10
 #define MAX_TYPE_COUNTERS 10000
@@ -31,7 +32,8 @@ static void on_latency(void *arg, uint64_t us)
 
 static eb_group_env group_env(eb_bus *bus)
 {
-    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus};
+    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
+                          bus->opts.max_in_flight_total};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -54,25 +56,18 @@ static void noop_done(void *arg, int status)
  * batch is durable, or an error (cb not called). */
 static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg)
 {
-    if (eb_buf_failed(&ob->text)) {
-        eb_outbox_reset(ob);
-        return EB_ENOMEM;
-    }
     if (ob->n == 0)
         return 1;
-    eb_store_rec_in small[16], *recs = ob->n <= 16 ? small : malloc(ob->n * sizeof *recs);
-    pending_op *op = calloc(1, sizeof *op);
-    int rc = recs && op ? 0 : EB_ENOMEM;
-    if (rc == 0) {
-        for (size_t i = 0; i < ob->n; i++)
-            recs[i] = (eb_store_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
-                                      (uint32_t)ob->recs[i].len};
-        *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
-                           .arg = arg};
-        uint64_t first = 0, ts;
-        rc = eb_store_append(eb_meta_store(bus->meta), recs, ob->n, true, &first, &ts,
-                                  eb__bus_on_durable, op);
-    }
+    eb_store_rec_in small[16], *recs = ob->n <= 16 ? small : eb_xmalloc(ob->n * sizeof *recs);
+    pending_op *op = eb_xcalloc(1, sizeof *op);
+    for (size_t i = 0; i < ob->n; i++)
+        recs[i] = (eb_store_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
+                                  (uint32_t)ob->recs[i].len};
+    *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
+                       .arg = arg};
+    uint64_t first = 0, ts;
+    int rc = eb_store_append(eb_meta_store(bus->meta), recs, ob->n, true, &first, &ts,
+                             eb__bus_on_durable, op);
     if (recs != small)
         free(recs);
     eb_outbox_reset(ob);
@@ -120,16 +115,13 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
     if (g) {
         eb_group_set_config(g, cfg);
         base = eb_group_base(g);
+    } else if (bus->grp.by_name.len >= bus->opts.max_groups) {
+        return EB_ERANGE; /* cfg left to the caller */
     } else {
         base = start_seq(bus, cfg);
         eb_group_env env = group_env(bus);
-        int rc = eb_group_new(name, cfg, base, &env, &g);
-        if (rc)
-            return rc;
-        if (eb_map_put(&bus->grp.by_name, name, strlen(name), g, NULL)) {
-            eb_group_free(g);
-            return EB_ENOMEM;
-        }
+        g = eb_group_new(name, cfg, base, &env);
+        eb_map_put(&bus->grp.by_name, name, strlen(name), g, NULL);
     }
     eb_group_count_ahead(g, durable_head(bus));
     eb__rec_group(&bus->grp.ob, g, base);
@@ -235,10 +227,7 @@ int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_r
         return EB_ENOTFOUND;
     uint64_t from = bound_seq(bus, &req->since);
     uint64_t to = req->has_until ? bound_seq(bus, &req->until) : UINT64_MAX;
-    int rc = eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired,
-                             &bus->grp.ob);
-    if (rc)
-        return rc;
+    eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired, &bus->grp.ob);
     return commit(bus, g, cb, arg);
 }
 
@@ -315,15 +304,8 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
         eb_group_set_config(g, &cfg);
     } else {
         eb_group_env env = group_env(bus);
-        int rc = eb_group_new(name->str, &cfg, base, &env, &g);
-        if (rc) {
-            eb_group_cfg_free(&cfg);
-            return rc;
-        }
-        if (eb_map_put(&bus->grp.by_name, name->str, name->len, g, NULL)) {
-            eb_group_free(g);
-            return EB_ENOMEM;
-        }
+        g = eb_group_new(name->str, &cfg, base, &env);
+        eb_map_put(&bus->grp.by_name, name->str, name->len, g, NULL);
     }
     eb_group_set_paused(g, paused);
     return 0;
@@ -359,10 +341,9 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 static void count_type(eb_bus *bus, const char *t, size_t n)
 {
     uint64_t *c = eb_map_get(&bus->grp.published, t, n);
-    if (!c && bus->grp.published.len < MAX_TYPE_COUNTERS && (c = calloc(1, sizeof *c)) &&
-        eb_map_put(&bus->grp.published, t, n, c, NULL)) {
-        free(c);
-        c = NULL;
+    if (!c && bus->grp.published.len < MAX_TYPE_COUNTERS) {
+        c = eb_xcalloc(1, sizeof *c);
+        eb_map_put(&bus->grp.published, t, n, c, NULL);
     }
     if (c)
         (*c)++;
@@ -398,6 +379,10 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .bytes = st.bytes,
                           .segments = st.segments,
                           .syncs = st.syncs,
+                          .dedupe_ids = bus->dedupe.map.len,
+                          .dedupe_bytes = bus->dedupe.bytes,
+                          .dedupe_evicted = bus->dedupe.evicted,
+                          .in_flight = bus->grp.in_flight,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
 }
@@ -426,6 +411,16 @@ static void on_tick(uv_timer_t *t)
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
+    eb__bus_check_storage(bus);
+}
+
+void eb__bus_groups_recount(eb_bus *bus)
+{
+    size_t it = 0;
+    eb_group *g;
+    uint64_t head = durable_head(bus);
+    while ((g = eb__bus_group_next(bus, &it)))
+        eb_group_count_ahead(g, head);
 }
 
 int eb__bus_groups_init(eb_bus *bus)

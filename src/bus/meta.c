@@ -6,6 +6,7 @@
 
 #include "bus/group.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 struct eb_meta {
     eb_store    *store; /* the META store */
@@ -40,11 +41,8 @@ static int replay_one(void *arg, const eb_store_rec *rec)
 int eb_meta_open(const eb_store_engine *engine, const eb_store_opts *base, eb_meta **out,
                  eb_store_recovery *rep, eb_meta_replay_cb cb, void *arg)
 {
-    eb_meta *m = calloc(1, sizeof *m);
-    if (!m || !(m->doc = eb_json_doc_new())) {
-        free(m);
-        return EB_ENOMEM;
-    }
+    eb_meta *m = eb_xcalloc(1, sizeof *m);
+    m->doc = eb_json_doc_new();
     eb_store_opts o = *base;
     o.kind = EB_STORE_META;
     o.retention_ms = 0; /* state is never aged out */

@@ -20,9 +20,8 @@ void eb_outbox_init(eb_outbox *o);
 void eb_outbox_free(eb_outbox *o);
 void eb_outbox_reset(eb_outbox *o);
 /* Starts a record of `kind`; write its JSON with the returned writer, then
- * call eb_outbox_end. An allocation failure is kept (text.oom) and
- * reported by eb_outbox_end. */
+ * call eb_outbox_end. Allocation failure aborts (util/xmalloc.h). */
 eb_jw *eb_outbox_begin(eb_outbox *o, uint16_t kind, eb_jw *w);
-int    eb_outbox_end(eb_outbox *o);
+void   eb_outbox_end(eb_outbox *o);
 
 #endif

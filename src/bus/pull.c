@@ -6,6 +6,7 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 static uint64_t durable_head(eb_bus *bus)
 {
@@ -33,20 +34,12 @@ static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t c
 {
     eb_bus_groups *gr = &bus->grp;
     if (max > gr->dl_cap) {
-        eb_delivery *v = realloc(gr->dl, max * sizeof *v);
-        if (!v) {
-            cb(arg, EB_ENOMEM, NULL, 0, 0);
-            return;
-        }
-        gr->dl = v;
+        gr->dl = eb_xrealloc(gr->dl, max * sizeof *gr->dl);
         gr->dl_cap = max;
     }
     uint64_t deadline = 0;
-    int n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline);
-    if (n < 0)
-        cb(arg, n, NULL, 0, 0);
-    else
-        cb(arg, 0, gr->dl, (size_t)n, deadline);
+    size_t n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline);
+    cb(arg, 0, gr->dl, n, deadline);
 }
 
 int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consumer, size_t clen,
@@ -64,9 +57,7 @@ int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consume
         answer_pull(bus, g, consumer, clen, max, cb, arg);
         return 0;
     }
-    pull_waiter *w = calloc(1, sizeof *w + clen + 1);
-    if (!w)
-        return EB_ENOMEM;
+    pull_waiter *w = eb_xcalloc(1, sizeof *w + clen + 1);
     *w = (pull_waiter){.g = g, .max = max, .cb = cb, .alive = alive, .arg = arg, .clen = clen,
                        .deadline_us = eb__bus_now_us() + (uint64_t)wait_ms * 1000u};
     memcpy(w->consumer, consumer, clen);

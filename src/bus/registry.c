@@ -6,6 +6,7 @@
 
 #include "eventbus/err.h"
 #include "json/json.h"
+#include "util/xmalloc.h"
 
 void eb_registry_init(eb_registry *r)
 {
@@ -101,11 +102,8 @@ int eb_registry_check(eb_registry *r, const char *type, size_t n, const char *sc
         return rc;
     if (s && s->nvers) {
         eb_json_doc *a = eb_json_doc_new(), *b = eb_json_doc_new();
-        if (!a || !b) {
-            rc = EB_ENOMEM;
-        } else if (eb_json_parse(a, schema, len, NULL, NULL) == 0) {
+        if (eb_json_parse(a, schema, len, NULL, NULL) == 0)
             out->same_as = find_same(s, eb_json_root(a), b);
-        }
         eb_json_doc_free(a);
         eb_json_doc_free(b);
         const eb_schema_ver *latest = &s->vers[s->nvers - 1];
@@ -131,14 +129,9 @@ static eb_subject *subject_get_or_add(eb_registry *r, const char *type, size_t n
     eb_subject *s = eb_registry_subject(r, type, n);
     if (s)
         return s;
-    s = calloc(1, sizeof *s);
-    if (!s || !(s->type = strndup(type, n)) ||
-        eb_map_put(&r->subjects, type, n, s, NULL) != 0) {
-        if (s)
-            free(s->type);
-        free(s);
-        return NULL;
-    }
+    s = eb_xcalloc(1, sizeof *s);
+    s->type = eb_xstrndup(type, n);
+    eb_map_put(&r->subjects, type, n, s, NULL);
     s->compat = EB_COMPAT_BACKWARD;
     return s;
 }
@@ -148,27 +141,20 @@ int eb_registry_apply(eb_registry *r, const char *type, size_t n, uint32_t versi
                       eb_schema *compiled)
 {
     eb_subject *s = subject_get_or_add(r, type, n);
-    int rc = s ? 0 : EB_ENOMEM;
-    if (rc == 0 && version != s->nvers + 1)
-        rc = EB_ECORRUPT;
+    int rc = version != s->nvers + 1 ? EB_ECORRUPT : 0;
     if (rc == 0 && !compiled)
         rc = eb_schema_compile(schema, len, NULL, &compiled, NULL) ? EB_ECORRUPT : 0;
-    if (rc == 0 && s->nvers == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 4;
-        eb_schema_ver *v = realloc(s->vers, cap * sizeof *v);
-        if (!v)
-            rc = EB_ENOMEM;
-        else
-            s->vers = v, s->cap = cap;
-    }
-    char *text = rc == 0 ? strndup(schema, len) : NULL;
-    if (rc == 0 && !text)
-        rc = EB_ENOMEM;
     if (rc) {
         eb_schema_free(compiled);
         return rc;
     }
+    if (s->nvers == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 4;
+        s->vers = eb_xrealloc(s->vers, s->cap * sizeof *s->vers);
+    }
+    char *text = eb_xstrndup(schema, len);
     s->vers[s->nvers++] = (eb_schema_ver){version, text, len, compiled, ts_us};
+    r->versions++;
     s->compat = mode;
     return 0;
 }

@@ -37,6 +37,7 @@ typedef struct eb_subject {
 
 typedef struct eb_registry {
     eb_map subjects; /* type -> eb_subject* */
+    size_t versions; /* schema versions, all types */
 } eb_registry;
 
 void eb_registry_init(eb_registry *r);

@@ -6,6 +6,7 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 #define SNAPSHOT_CHECK_US 1000000u
 #define DEFAULT_SNAPSHOT_BYTES ((uint64_t)64 << 20)
@@ -27,13 +28,12 @@ static int snapshot(eb_bus *bus)
     eb_outbox ob;
     eb_outbox_init(&ob);
     int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name, &bus->tokens);
-    pending_op *op = rc ? NULL : calloc(1, sizeof *op);
-    eb_store_rec_in *recs = op ? malloc((ob.n ? ob.n : 1) * sizeof *recs) : NULL;
-    if (!recs) {
-        free(op);
+    if (rc) {
         eb_outbox_free(&ob);
-        return EB_ENOMEM;
+        return rc;
     }
+    pending_op *op = eb_xcalloc(1, sizeof *op);
+    eb_store_rec_in *recs = eb_xmalloc(ob.n * sizeof *recs);
     *op = (pending_op){.bus = bus, .complete = snapshot_done};
     for (size_t i = 0; i < ob.n; i++)
         recs[i] = (eb_store_rec_in){ob.recs[i].kind, 0, ob.text.data + ob.recs[i].off,

@@ -7,6 +7,7 @@
 
 #include "bus/bus_int.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* Constant-time equality of two hashes. */
 static bool hash_eq(const uint8_t *a, const uint8_t *b)
@@ -25,27 +26,18 @@ static void token_free(eb_token *t)
     free(t);
 }
 
-/* A deep copy of t, or NULL. */
+/* A deep copy of t. */
 static eb_token *token_dup(const eb_token *t)
 {
-    eb_token *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    eb_token *c = eb_xcalloc(1, sizeof *c);
     memcpy(c->name, t->name, sizeof c->name);
     c->name[EB_TOKEN_NAME_MAX] = '\0';
     memcpy(c->hash, t->hash, sizeof c->hash);
     c->created_us = t->created_us;
     c->expires_us = t->expires_us;
-    if (!(c->scopes = calloc(t->nscopes ? t->nscopes : 1, sizeof *c->scopes))) {
-        free(c);
-        return NULL;
-    }
-    for (size_t i = 0; i < t->nscopes; i++) {
-        if (!(c->scopes[c->nscopes++] = strdup(t->scopes[i]))) {
-            token_free(c);
-            return NULL;
-        }
-    }
+    c->scopes = eb_xcalloc(t->nscopes ? t->nscopes : 1, sizeof *c->scopes);
+    for (size_t i = 0; i < t->nscopes; i++)
+        c->scopes[c->nscopes++] = eb_xstrdup(t->scopes[i]);
     return c;
 }
 
@@ -60,7 +52,7 @@ static bool forget(eb_bus *bus, const char *name, size_t n)
     return true;
 }
 
-/* Enters t (owned by the table from now, freed on failure). */
+/* Enters t (owned by the table from now). */
 static int enter(eb_bus *bus, eb_token *t)
 {
     forget(bus, t->name, strlen(t->name));
@@ -69,15 +61,8 @@ static int enter(eb_bus *bus, eb_token *t)
     eb_token *same = eb_map_get(&bus->token_hash, (const char *)t->hash, EB_TOKEN_HASH_LEN);
     if (same)
         forget(bus, same->name, strlen(same->name));
-    if (eb_map_put(&bus->tokens, t->name, strlen(t->name), t, NULL) != 0) {
-        token_free(t);
-        return EB_ENOMEM;
-    }
-    if (eb_map_put(&bus->token_hash, (const char *)t->hash, EB_TOKEN_HASH_LEN, t, NULL) != 0) {
-        eb_map_del(&bus->tokens, t->name, strlen(t->name));
-        token_free(t);
-        return EB_ENOMEM;
-    }
+    eb_map_put(&bus->tokens, t->name, strlen(t->name), t, NULL);
+    eb_map_put(&bus->token_hash, (const char *)t->hash, EB_TOKEN_HASH_LEN, t, NULL);
     return 0;
 }
 
@@ -103,11 +88,7 @@ int eb__bus_tokens_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
         forget(bus, t.name, strlen(t.name));
         return 0;
     }
-    eb_token *c = calloc(1, sizeof *c);
-    if (!c) {
-        eb__token_free(&t);
-        return EB_ENOMEM;
-    }
+    eb_token *c = eb_xmalloc(sizeof *c);
     *c = t;
     return enter(bus, c);
 }
@@ -146,11 +127,7 @@ int eb_bus_token_put(eb_bus *bus, const eb_token *t, eb_bus_done_cb cb, void *ar
     if (bus->tokens.len >= EB_TOKENS_MAX && !eb_map_get(&bus->tokens, t->name, strlen(t->name)))
         return EB_EFULL;
     eb_token *c = token_dup(t);
-    pending_op *op = c ? calloc(1, sizeof *op) : NULL;
-    if (!op) {
-        token_free(c);
-        return EB_ENOMEM;
-    }
+    pending_op *op = eb_xcalloc(1, sizeof *op);
     *op = (pending_op){.bus = bus, .complete = put_done, .done_cb = cb, .arg = arg, .extra = c};
     eb_outbox ob;
     eb_outbox_init(&ob);
@@ -177,9 +154,7 @@ int eb_bus_token_delete(eb_bus *bus, const char *name, size_t n, eb_bus_done_cb 
     eb_token *t = eb_map_get(&bus->tokens, name, n);
     if (!t)
         return EB_ENOTFOUND;
-    pending_op *op = calloc(1, sizeof *op);
-    if (!op)
-        return EB_ENOMEM;
+    pending_op *op = eb_xcalloc(1, sizeof *op);
     *op = (pending_op){.bus = bus, .complete = del_done, .done_cb = cb, .arg = arg};
     eb_outbox ob;
     eb_outbox_init(&ob);

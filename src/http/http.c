@@ -3,13 +3,21 @@
  * Each connection owns a request reader (reader.c: http_parser, request
  * building, limits). Complete requests go to the handler and into the
  * connection's answer queue; answers leave in queue order, several per
- * uv_write when they are ready together. */
+ * uv_write when they are ready together. Reading stops while a connection
+ * holds too much (requests, bytes): the bytes read past that point wait in
+ * `held` and are parsed when the answers drain. */
 #include "http/http.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "eventbus/err.h"
 #include "http/reader.h"
@@ -21,11 +29,21 @@ struct eb_http_conn {
     eb_http_server *srv;
     eb__http_reader rd;       /* parses what the socket delivers */
     uv_timer_t      idle;     /* closes idle keep-alive connections */
+    uv_timer_t      deadline; /* the request being read must arrive by then */
     eb_http_req    *q_head;   /* unanswered or unwritten requests, in order */
     eb_http_req    *q_tail;
     uint32_t        queued;   /* requests in the queue */
-    int             refs;     /* handles still open (tcp, idle) */
+    size_t          in_bytes; /* bodies of the requests in the queue */
+    size_t          out_bytes; /* answers formatted and not yet written */
+    eb_buf          held;     /* read but not parsed: reading is paused */
+    uint64_t        dl_begun; /* the reader's request count the deadline is for */
+    uint64_t        dl_start; /* when that request began (loop ms) */
+    uint64_t        dl_due;   /* when the armed deadline fires */
+    int             refs;     /* handles still open (tcp, idle, deadline) */
     bool            reading;  /* uv_read_start active */
+    bool            feeding;  /* the reader is running (handlers may re-enter) */
+    bool            dl_on;    /* the deadline timer is armed */
+    bool            lingering; /* answered and shut down: reading to EOF, then close */
     bool            closing;  /* close once the queue is written */
     bool            closed;   /* uv_close called */
     bool            peer_eof; /* the client closed (or half-closed) its side */
@@ -49,21 +67,31 @@ struct eb_http_server {
     char            date[40];  /* cached Date header value */
     eb_tls         *tls;       /* connections speak TLS (not owned), or NULL */
     time_t          date_at;
+    int             reserve_fd; /* closed to accept-and-refuse on EMFILE */
+    uint64_t        fd_limit;   /* RLIMIT_NOFILE when the server was made */
+    bool            at_cap;     /* max_connections reached (logged once) */
+    uint32_t        lingering;  /* connections in a lingering close */
+    uint64_t        emfile_logged; /* loop ms of the last EMFILE log line */
 };
 
 typedef struct write_req {
     uv_write_t    w;
     eb_http_conn *conn;
     size_t        n;
+    size_t        bytes;    /* counted in conn->out_bytes until written */
     char         *bufs[16]; /* owned answers */
     bool          close_after;
 } write_req;
 
 static void conn_close(eb_http_conn *c);
+static void conn_linger(eb_http_conn *c);
 static void conn_flush(eb_http_conn *c);
 static bool tls_seal(eb_http_conn *c, write_req *wr, uv_buf_t *bufs, unsigned *n);
 static void tls_in(eb_http_conn *c, const char *data, size_t len);
 static void tls_write(eb_http_conn *c, const char *p, size_t n);
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_deadline(uv_timer_t *t);
 static void maybe_done(eb_http_server *s);
 
 /* --- small helpers --------------------------------------------------------- */
@@ -118,6 +146,14 @@ static void enqueue(eb_http_conn *c, eb_http_req *r)
         c->q_head = r;
     c->q_tail = r;
     c->queued++;
+    c->in_bytes += r->body_len;
+}
+
+/* Whether the connection holds as much as it may: read no more for now. */
+static bool conn_full(const eb_http_conn *c)
+{
+    const eb_http_opts *o = &c->srv->opts;
+    return c->queued >= o->max_pipelined || c->in_bytes + c->out_bytes >= o->max_conn_buffer;
 }
 
 static char *format_answer(eb_http_server *s, eb_http_req *r, int status, const char *ctype,
@@ -157,6 +193,7 @@ int eb_http_respond(eb_http_req *req, int status, const char *content_type,
         req->resp_len = req->resp ? sizeof oom - 1 : 0;
         req->keep_alive = false;
     }
+    c->out_bytes += req->resp_len;
     conn_flush(c);
     return 0;
 }
@@ -194,10 +231,13 @@ static void on_written(uv_write_t *w, int status)
     eb_http_conn *c = wr->conn;
     for (size_t i = 0; i < wr->n; i++)
         free(wr->bufs[i]);
-    bool close_after = wr->close_after || status < 0;
+    c->out_bytes -= wr->bytes;
+    bool close_after = wr->close_after;
     free(wr);
-    if (close_after)
+    if (status < 0)
         conn_close(c);
+    else if (close_after)
+        conn_linger(c);
     else if (!c->closed)
         conn_flush(c); /* more may have become ready */
 }
@@ -244,6 +284,8 @@ static void conn_flush(eb_http_conn *c)
             if (!c->q_head)
                 c->q_tail = NULL;
             c->queued--;
+            c->in_bytes -= r->body_len;
+            wr->bytes += r->resp_len;
             bufs[wr->n] = uv_buf_init(r->resp, (unsigned)r->resp_len);
             wr->bufs[wr->n++] = r->resp;
             r->resp = NULL;
@@ -264,9 +306,10 @@ static void conn_flush(eb_http_conn *c)
             bool close_after = wr->close_after;
             for (size_t i = 0; i < wr->n; i++)
                 free(wr->bufs[i]);
+            c->out_bytes -= wr->bytes;
             free(wr);
             if (close_after) {
-                conn_close(c);
+                conn_linger(c);
                 return;
             }
             continue;
@@ -274,6 +317,7 @@ static void conn_flush(eb_http_conn *c)
         if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, rest, nrest, on_written) != 0) {
             for (size_t i = 0; i < wr->n; i++)
                 free(wr->bufs[i]);
+            c->out_bytes -= wr->bytes;
             free(wr);
             conn_close(c);
             return;
@@ -283,7 +327,7 @@ static void conn_flush(eb_http_conn *c)
             return;
         }
     }
-    if (c->closing && !c->q_head)
+    if (c->closing && !c->q_head && !c->out_bytes) /* last answers written */
         conn_close(c);
     else
         resume_reading(c);
@@ -303,24 +347,27 @@ static void answer_error(eb_http_conn *c, int status, const char *code, const ch
     int n = snprintf(body, sizeof body,
                      "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":[]}}", code, msg);
     c->closing = true;
-    c->srv->stats.bad_requests++;
     eb_http_respond(r, status, "application/json", body, (size_t)n);
 }
 
 /* --- requests from the reader ----------------------------------------------- */
 
-/* A complete request: into the answer queue, then to the handler. */
+/* A complete request: into the answer queue, then to the handler. The
+ * reader pauses after it when the connection is full (or closing). */
 static void on_request(void *arg, eb_http_req *r)
 {
     eb_http_conn *c = arg;
     if (c->closed) { /* closed by the handler of an earlier request in this read */
         eb__http_req_free(r);
+        eb__http_reader_pause(&c->rd);
         return;
     }
     r->keep_alive = r->keep_alive && !c->srv->stopping;
     enqueue(c, r);
     c->srv->stats.requests++;
     c->srv->handler(c->srv->ud, r);
+    if (c->closed || c->closing || conn_full(c))
+        eb__http_reader_pause(&c->rd);
 }
 
 static void on_continue(void *arg)
@@ -350,8 +397,16 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->next)
         c->next->prev = c->prev;
     s->stats.open_connections--;
+    if (c->lingering)
+        s->lingering--;
+    if (s->at_cap && s->stats.open_connections < s->opts.max_connections) {
+        s->at_cap = false;
+        if (s->opts.warn)
+            s->opts.warn(s->opts.warn_arg, "connections back under the limit: accepting again");
+    }
     eb__http_reader_free(&c->rd); /* a request begun after conn_close, in the same read */
     eb__tls_conn_free(c->tls);
+    eb_buf_free(&c->held);
     free(c);
     maybe_done(s);
 }
@@ -369,15 +424,58 @@ static void conn_close(eb_http_conn *c)
             eb__http_req_free(r);
     }
     c->q_head = c->q_tail = NULL;
+    c->queued = 0;
+    c->in_bytes = 0;
     eb__http_reader_free(&c->rd);
+    eb_buf_free(&c->held);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&c->deadline, on_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* After a final answer (an error, a refusal): closing at once while the
+ * client's bytes are unread makes the kernel send RST, which can destroy
+ * the answer before the client reads it. So shut our side down, read and
+ * drop what comes until EOF, and close then or after 2 s (nginx's
+ * lingering close). At most MAX_LINGERING at a time: in a flood of
+ * refused connections the descriptors matter more. */
+#define MAX_LINGERING 32 /* more close at once: each holds a descriptor */
+
+static void conn_linger(eb_http_conn *c)
+{
+    if (c->closed || c->lingering)
+        return;
+    if (c->srv->lingering >= MAX_LINGERING) { /* a flood: descriptors first */
+        conn_close(c);
+        return;
+    }
+    c->srv->lingering++;
+    c->lingering = c->closing = true;
+    eb__http_reader_free(&c->rd);
+    eb_buf_free(&c->held);
+    uv_shutdown_t *sr = malloc(sizeof *sr);
+    if (!sr || uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(sr);
+        conn_close(c);
+        return;
+    }
+    if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+        c->reading = true;
+    uv_timer_start(&c->deadline, on_deadline, 2000, 0);
 }
 
 static void on_idle(uv_timer_t *t)
 {
     eb_http_conn *c = t->data;
-    if (!c->q_head)
+    /* a request being read has its own deadline; answers being written
+     * (out_bytes) are not cut off */
+    if (!c->q_head && !c->out_bytes && (!c->rd.cur || c->closing))
         conn_close(c);
 }
 
@@ -389,67 +487,267 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(slab, sizeof slab);
 }
 
-static void parse_error(eb_http_conn *c, int status)
+static void stop_reading(eb_http_conn *c)
 {
-    if (status == 413)
-        answer_error(c, 413, "payload_too_large", "request body over the server's limit");
-    else if (status == 431)
-        answer_error(c, 431, "headers_too_large", "too many or too large request headers");
-    else
-        answer_error(c, 400, "bad_request", "malformed HTTP request");
     if (c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
 }
 
-static void feed(eb_http_conn *c, const char *data, size_t len)
+static void parse_error(eb_http_conn *c, int status)
 {
-    if (c->closing || c->closed)
+    c->srv->stats.bad_requests++;
+    if (status == 413)
+        answer_error(c, 413, "payload_too_large", "request body over the server's limit");
+    else if (status == 431)
+        answer_error(c, 431, "headers_too_large", "too many or too large request headers");
+    else
+        answer_error(c, 400, "bad_request", "malformed HTTP request");
+    stop_reading(c);
+}
+
+/* The request being read: its head within header_timeout_ms of its first
+ * byte, all of it within body_timeout_ms. The clock runs only while we
+ * read (a connection paused by back-pressure is waiting for us). */
+/* Whether the client closed (FIN or RST) a connection we are not reading:
+ * its EOF waits behind the bytes we left unread, so ask the kernel. */
+static bool peer_closed(eb_http_conn *c)
+{
+    uv_os_fd_t fd;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0 ||
+        getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    return ti.tcpi_state == TCP_CLOSE_WAIT || ti.tcpi_state == TCP_CLOSE;
+}
+
+#define PAUSED_CHECK_MS 250 /* how often a paused connection is checked */
+
+static void on_deadline(uv_timer_t *t)
+{
+    eb_http_conn *c = t->data;
+    c->dl_on = false;
+    if (c->lingering) {
+        conn_close(c);
         return;
-    int status = eb__http_reader_feed(&c->rd, data, len);
+    }
+    if (!c->reading && !c->closed) { /* paused: release it if its client left */
+        if (peer_closed(c)) {
+            c->peer_eof = true;
+            conn_close(c);
+        } else {
+            uv_timer_start(&c->deadline, on_deadline, PAUSED_CHECK_MS, 0);
+            c->dl_on = true;
+            c->dl_due = 0;
+        }
+        return;
+    }
+    if (c->closed || c->closing || !c->rd.cur)
+        return;
+    c->srv->stats.timeouts++;
+    c->srv->stats.bad_requests++;
+    if (c->rd.head_done)
+        answer_error(c, 408, "request_timeout", "the request body did not arrive in time");
+    else
+        answer_error(c, 408, "request_timeout", "the request headers did not arrive in time");
+    stop_reading(c);
+}
+
+static void arm_deadline(eb_http_conn *c)
+{
+    const eb_http_opts *o = &c->srv->opts;
+    if (c->closed || c->lingering)
+        return;
+    if (!c->reading && !c->closing && !c->peer_eof) {
+        /* paused by back-pressure: no deadline (we are the slow one), but
+         * a check that the client is still there */
+        if (!c->dl_on || c->dl_due) {
+            uv_timer_start(&c->deadline, on_deadline, PAUSED_CHECK_MS, 0);
+            c->dl_on = true;
+            c->dl_due = 0;
+        }
+        c->dl_start = 0; /* a paused request's clock starts again */
+        return;
+    }
+    if (!c->rd.cur || c->closing) {
+        if (c->dl_on)
+            uv_timer_stop(&c->deadline);
+        c->dl_on = false;
+        c->dl_start = 0;
+        return;
+    }
+    uint64_t now = uv_now(c->srv->loop);
+    if (!c->dl_start || c->dl_begun != c->rd.begun) {
+        c->dl_begun = c->rd.begun;
+        c->dl_start = now;
+    }
+    uint64_t due = c->dl_start + (c->rd.head_done ? o->body_timeout_ms : o->header_timeout_ms);
+    if (!c->dl_on || c->dl_due != due) {
+        uv_timer_start(&c->deadline, on_deadline, due > now ? due - now : 0, 0);
+        c->dl_on = true;
+        c->dl_due = due;
+    }
+}
+
+/* Parses data; the bytes after a pause are kept in held. */
+static void parse(eb_http_conn *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    c->feeding = true;
+    int status = eb__http_reader_feed(&c->rd, data, len, &used);
+    c->feeding = false;
+    if (c->closed)
+        return;
     if (status)
         parse_error(c, status);
+    else if (used < len && !c->closing)
+        eb_buf_append(&c->held, data + used, len - used);
+}
+
+/* Parses held bytes while the connection has room, then reads from the
+ * socket only if nothing is held and there is room. */
+/* Bytes for the reader: parsed now, or held behind bytes already held. */
+static void plain_in(eb_http_conn *c, const char *data, size_t len)
+{
+    if (c->held.len)
+        eb_buf_append(&c->held, data, len);
+    else
+        parse(c, data, len);
+}
+
+static void pump(eb_http_conn *c)
+{
+    if (c->lingering)
+        return;
+    while (!c->feeding && !c->closed && !c->closing && c->held.len && !conn_full(c)) {
+        eb_buf b = c->held;
+        c->held = (eb_buf)EB_BUF_INIT;
+        parse(c, b.data, b.len);
+        eb_buf_free(&b);
+    }
+    if (c->closed)
+        return;
+    if (eb_buf_failed(&c->held)) {
+        conn_close(c);
+        return;
+    }
+    bool want = !c->closing && !c->peer_eof && !c->held.len && !conn_full(c);
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = true;
+    } else if (!want) {
+        stop_reading(c);
+    }
+    arm_deadline(c);
+}
+
+static void resume_reading(eb_http_conn *c)
+{
+    if (!c->feeding)
+        pump(c);
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     eb_http_conn *c = st->data;
-    if (nread < 0) {
-        c->peer_eof = true;
-        if (c->q_head) { /* answers still owed: finish them, then close */
-            c->closing = true;
-            uv_read_stop(st);
-            c->reading = false;
-        } else {
+    if (c->lingering) { /* what the client still sends is dropped */
+        if (nread < 0)
             conn_close(c);
-        }
+        return;
+    }
+    if (nread < 0) {
+        /* EOF or an error: the client is gone (nginx treats an EOF while
+         * it waits the same way). Unanswered requests are released as
+         * they are answered; nothing more is written. */
+        c->peer_eof = true;
+        conn_close(c);
         return;
     }
     if (nread == 0)
         return;
     uv_timer_again(&c->idle);
-    if (c->tls)
+    if (c->closing || c->closed)
+        return;
+    if (c->tls) /* the plaintext goes to plain_in */
         tls_in(c, buf->base, (size_t)nread);
     else
-        feed(c, buf->base, (size_t)nread);
-    if (!c->closed && c->queued >= c->srv->opts.max_pipelined && c->reading) {
-        uv_read_stop(st); /* back-pressure until answers drain */
-        c->reading = false;
-    }
+        plain_in(c, buf->base, (size_t)nread);
+    if (!c->closed)
+        pump(c);
 }
 
-static void resume_reading(eb_http_conn *c)
+/* Answers a connection we cannot serve (at the cap) with 503 and closes it. */
+static void refuse(eb_http_conn *c, const char *msg)
 {
-    if (c->closed || c->closing || c->reading || c->queued >= c->srv->opts.max_pipelined)
+    c->srv->stats.refused++;
+    answer_error(c, 503, "too_many_connections", msg);
+}
+
+/* Out of descriptors (EMFILE/ENFILE): give up the reserve one, accept
+ * what waits, answer it 503 and close it, take the reserve back. Without
+ * this the listener stays readable and the loop spins. */
+static void warn(eb_http_server *s, const char *msg)
+{
+    if (s->opts.warn)
+        s->opts.warn(s->opts.warn_arg, msg);
+}
+
+static void log_out_of_fds(eb_http_server *s, const char *why, int n)
+{
+    uint64_t now = uv_now(s->loop);
+    if (s->emfile_logged && now - s->emfile_logged < 10000)
+        return; /* once per 10 s */
+    char msg[240];
+    snprintf(msg, sizeof msg, "out of file descriptors (%s, limit %llu) accepting "
+             "connections: %d answered 503 and closed; raise ulimit -n or lower "
+             "--max-connections", why, (unsigned long long)s->fd_limit, n);
+    warn(s, msg);
+    s->emfile_logged = now;
+}
+
+static void shed_connections(eb_http_server *s, int status)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+        "application/json\r\nContent-Length: 99\r\nConnection: close\r\n\r\n"
+        "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"server out of "
+        "descriptors\",\"details\":[]}}";
+    int lfd = -1;
+    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0)
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
-        c->reading = true;
+    if (s->reserve_fd >= 0)
+        close(s->reserve_fd);
+    s->reserve_fd = -1;
+    int n = 0;
+    for (int fd; n < 256 && (fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0;
+         n++) {
+        ssize_t w = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+        close(fd);
+        s->stats.refused++;
+    }
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    log_out_of_fds(s, uv_err_name(status), n);
+}
+
+/* The last FD_RESERVE descriptors are kept for the logs and libuv: a
+ * connection that lands there is refused as if we were out of them (an
+ * accept() that fails with EMFILE is libuv's, which drops it unanswered). */
+#define FD_RESERVE 16
+
+static bool in_fd_reserve(eb_http_server *s, eb_http_conn *c)
+{
+    uv_os_fd_t fd;
+    return s->fd_limit > FD_RESERVE && uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0 &&
+           (uint64_t)fd >= s->fd_limit - FD_RESERVE;
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
     eb_http_server *s = server->data;
+    if (status == UV_EMFILE || status == UV_ENFILE)
+        shed_connections(s, status);
     if (status < 0)
         return;
     eb_http_conn *c = calloc(1, sizeof *c);
@@ -458,9 +756,11 @@ static void on_connection(uv_stream_t *server, int status)
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
-    c->refs = 2;
+    c->refs = 3;
     uv_timer_init(s->loop, &c->idle);
     c->idle.data = c;
+    uv_timer_init(s->loop, &c->deadline);
+    c->deadline.data = c;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -477,8 +777,24 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     eb__http_reader_init(&c->rd, &s->opts, on_request, on_continue, c);
+    if (in_fd_reserve(s, c)) {
+        log_out_of_fds(s, "EMFILE ahead", 1);
+        refuse(c, "the server is out of file descriptors; retry later");
+        return;
+    }
+    if (s->stats.open_connections > s->opts.max_connections) {
+        if (!s->at_cap) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "connection limit reached (%u open, --max-connections): "
+                     "new connections get 503 until some close", s->opts.max_connections);
+            warn(s, msg);
+            s->at_cap = true;
+        }
+        refuse(c, "the server has as many connections as it may hold; retry later");
+        return;
+    }
     uv_timer_start(&c->idle, on_idle, s->opts.idle_timeout_ms, s->opts.idle_timeout_ms);
-    resume_reading(c);
+    pump(c);
 }
 
 /* --- server ------------------------------------------------------------------ */
@@ -494,16 +810,23 @@ int eb_http_server_new(uv_loop_t *loop, const eb_http_opts *o, eb_http_handler h
     s->ud = ud;
     if (o)
         s->opts = *o;
-    if (!s->opts.max_body)
-        s->opts.max_body = (1u << 20) + (64u << 10);
-    if (!s->opts.max_header_bytes)
-        s->opts.max_header_bytes = 16u << 10;
-    if (!s->opts.max_headers)
-        s->opts.max_headers = 100;
-    if (!s->opts.idle_timeout_ms)
-        s->opts.idle_timeout_ms = 60000;
-    if (!s->opts.max_pipelined)
-        s->opts.max_pipelined = 128;
+#define DEFAULT(field, v) \
+    if (!s->opts.field)    \
+        s->opts.field = (v)
+    DEFAULT(max_body, (1u << 20) + (64u << 10));
+    DEFAULT(max_header_bytes, 16u << 10);
+    DEFAULT(max_headers, 100);
+    DEFAULT(idle_timeout_ms, 60000);
+    DEFAULT(max_pipelined, 128);
+    DEFAULT(max_conn_buffer, 4u << 20);
+    DEFAULT(header_timeout_ms, 10000);
+    DEFAULT(body_timeout_ms, 120000);
+    DEFAULT(max_connections, 1024);
+#undef DEFAULT
+    s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct rlimit rl;
+    s->fd_limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                      ? (uint64_t)rl.rlim_cur : 0;
     *out = s;
     return 0;
 }
@@ -575,7 +898,7 @@ void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg)
     s->done_arg = arg;
     for (eb_http_conn *c = s->conns, *nx; c; c = nx) {
         nx = c->next;
-        if (!c->q_head && !c->rd.cur)
+        if (!c->q_head && !c->out_bytes) /* a request half read is dropped */
             conn_close(c);
         else
             c->closing = true;
@@ -588,6 +911,8 @@ void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg)
 
 void eb_http_server_free(eb_http_server *s)
 {
+    if (s && s->reserve_fd >= 0)
+        close(s->reserve_fd);
     free(s);
 }
 
@@ -679,7 +1004,8 @@ static void tls_plain(void *arg, const char *p, size_t n)
     tls_read *t = arg;
     if (t->out.len && !t->c->closed)
         wire_write_buf(t->c, &t->out);
-    feed(t->c, p, n);
+    if (!t->c->closed && !t->c->closing)
+        plain_in(t->c, p, n);
 }
 
 static void tls_in(eb_http_conn *c, const char *data, size_t len)

@@ -6,6 +6,17 @@
  * bytes, header count and body size are enforced before the body is read
  * (413 / 431 with a JSON error, then the connection closes).
  *
+ * Bounds against clients that never read or never finish (issue 13): a
+ * connection stops being read while it holds max_pipelined requests or
+ * max_conn_buffer bytes (unwritten answers, queued bodies), as h2o and
+ * nginx do; a request's head must arrive within header_timeout_ms and the
+ * whole request within body_timeout_ms (408), however slowly bytes trickle
+ * in; at most max_connections are open (the next ones get 503), and a
+ * reserve descriptor lets an EMFILE be answered with 503 rather than spin.
+ * An EOF from the client closes the connection at once (as nginx treats a
+ * client abort): requests still unanswered are released when answered, and
+ * a long poll sees eb_http_req_client_gone.
+ *
  * Threading: everything runs on the loop thread, including eb_http_respond.
  * A request (eb_http_req) is valid from the handler call until the
  * eb_http_respond() that answers it; if the client disconnects meanwhile,
@@ -33,7 +44,8 @@ typedef struct eb_http_conn eb_http_conn;
 /* One request; the public fields are read-only for handlers. All pointers
  * are owned by the request. */
 typedef struct eb_http_req {
-    int                   method;     /* EB_HTTP_* */
+    int                   method;     /* EB_HTTP_*; a HEAD comes as GET with
+                                         `head` set: its answer has no body */
     const char           *path;       /* raw path (not decoded), no query */
     size_t                path_len;
     const char           *query;      /* after '?', or NULL */
@@ -63,6 +75,17 @@ typedef struct eb_http_opts {
     size_t   max_headers;      /* default 100 */
     uint32_t idle_timeout_ms;  /* default 60000 */
     uint32_t max_pipelined;    /* unanswered requests per connection (default 128) */
+    /* Bytes a connection may hold (bodies of queued requests plus answers
+     * not yet written) before its reading stops until they drain; the
+     * request being read may add one max_body. Default 4 MiB. */
+    size_t   max_conn_buffer;
+    uint32_t header_timeout_ms; /* a request's head must arrive within (default 10000) */
+    uint32_t body_timeout_ms;   /* the whole request, from its first byte (default 120000) */
+    uint32_t max_connections;   /* past it a connection gets 503 and is closed (default 1024) */
+    /* Operator-worthy events (connection cap reached, out of descriptors):
+     * a log line for the daemon. May be NULL. Called on the loop thread. */
+    void   (*warn)(void *warn_arg, const char *msg);
+    void    *warn_arg;
 } eb_http_opts;
 
 /* Creates a server on loop; *out is owned by the caller (eb_http_server_free
@@ -78,8 +101,8 @@ int  eb_http_respond(eb_http_req *req, int status, const char *content_type,
 /* Adds an answer header before eb_http_respond (e.g. "Allow"). */
 void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
 /* True once the client closed its side of the connection (a full close or
- * a half-close: EOF either way). Its pending answers are still written if
- * the socket allows, but a long poll should hand it nothing more. */
+ * a half-close: EOF either way). The connection is closed then, its answers
+ * dropped: a long poll should hand it nothing more. */
 bool eb_http_req_client_gone(const eb_http_req *req);
 /* The value of header lname (lowercase), or NULL; its length in *len. */
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
@@ -98,9 +121,11 @@ bool eb_http_req_tls_cn(const eb_http_req *req, char *buf, size_t cap);
 void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg);
 void eb_http_server_free(eb_http_server *s);
 
-/* Counters for /metrics and logs. */
+/* Counters for /metrics and logs. refused: connections answered 503 at
+ * the connection cap or when out of descriptors; timeouts: requests whose
+ * head or body did not arrive in time (408). */
 typedef struct eb_http_stats {
-    uint64_t requests, connections, open_connections, bad_requests;
+    uint64_t requests, connections, open_connections, bad_requests, refused, timeouts;
 } eb_http_stats;
 void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st);
 

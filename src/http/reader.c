@@ -81,6 +81,8 @@ static int on_message_begin(http_parser *p)
     if (r->cur) /* never happens: a message completes before the next begins */
         eb__http_req_free(&r->cur->pub);
     r->cur = f;
+    r->begun++;
+    r->head_done = false;
     return 0;
 }
 
@@ -156,10 +158,11 @@ static int on_headers_complete(http_parser *p)
         r->error = 413;
         return -1;
     }
-    if (p->upgrade) {
+    if (p->upgrade && p->method == HTTP_CONNECT) { /* a tunnel: not served */
         r->error = 400;
         return -1;
     }
+    r->head_done = true;
     req_build *b = &r->cur->b;
     for (size_t i = 0; i < b->nspans && r->on_continue; i++) {
         const char *name = b->head.data + b->spans[i].name_off;
@@ -201,8 +204,8 @@ static int finish_request(eb__http_req_full *f, http_parser *p)
         f->hdrs[i] = (eb_http_header){h + b->spans[i].name_off, b->spans[i].name_len,
                                       h + b->spans[i].value_off, b->spans[i].value_len};
     eb_http_req *r = &f->pub;
-    r->method = map_method(p->method);
     r->head = p->method == HTTP_HEAD;
+    r->method = r->head ? EB_HTTP_GET : map_method(p->method); /* answered without a body */
     r->path = h;
     r->path_len = b->url_len;
     const char *q = memchr(h, '?', b->url_len);
@@ -226,7 +229,12 @@ static int on_message_complete(http_parser *p)
         return -1;
     eb_http_req *req = &r->cur->pub;
     r->cur = NULL;
+    r->head_done = false;
     r->on_request(r->arg, req);
+    if (r->pause) {
+        r->pause = false;
+        http_parser_pause(p, 1); /* execute returns after this message */
+    }
     return 0;
 }
 
@@ -255,18 +263,31 @@ void eb__http_reader_init(eb__http_reader *r, const eb_http_opts *opts,
     r->arg = arg;
 }
 
-int eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len)
+/* An Upgrade offer (h2c from `curl --http2`, websocket) is declined by
+ * ignoring it (RFC 9110 7.8): the request is answered over HTTP/1.1. The
+ * parser stops after such a request, as if other bytes followed; feeding
+ * it on reads what follows as the next HTTP/1.1 request. */
+int eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len, size_t *used)
 {
     size_t off = 0;
+    *used = 0;
     while (off < len) {
         size_t n = http_parser_execute(&r->parser, &settings, data + off, len - off);
         off += n;
-        if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK)
-            return r->error ? r->error : 400;
-        if (n == 0)
+        if (HTTP_PARSER_ERRNO(&r->parser) == HPE_PAUSED) {
+            http_parser_pause(&r->parser, 0);
             break;
+        }
+        if (HTTP_PARSER_ERRNO(&r->parser) != HPE_OK || n == 0)
+            return r->error ? r->error : 400; /* (a parser that reads nothing is stuck) */
     }
+    *used = off;
     return 0;
+}
+
+void eb__http_reader_pause(eb__http_reader *r)
+{
+    r->pause = true;
 }
 
 void eb__http_reader_free(eb__http_reader *r)

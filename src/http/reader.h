@@ -11,7 +11,9 @@
 #define EB_HTTP_READER_H
 
 #include <http_parser.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http/http.h"
 
@@ -33,6 +35,9 @@ typedef struct eb__http_reader {
     eb__http_on_request   on_request;
     eb__http_on_continue  on_continue; /* may be NULL */
     void                 *arg;         /* passed to both callbacks */
+    uint64_t              begun;       /* requests begun so far (deadlines) */
+    bool                  head_done;   /* cur's headers are complete */
+    bool                  pause;       /* stop after the request being delivered */
 } eb__http_reader;
 
 /* Prepares r to read requests under the limits in opts (every field set). */
@@ -40,11 +45,16 @@ void eb__http_reader_init(eb__http_reader *r, const eb_http_opts *opts,
                           eb__http_on_request on_request, eb__http_on_continue on_continue,
                           void *arg);
 /* Reads len more bytes; complete requests go to on_request, in order,
- * before it returns. Returns 0, or the status a broken stream is answered
- * with: 400 (malformed, or an Upgrade), 413 (body over max_body), 431
- * (header bytes or count over their limits). After a failure the reader
- * reads nothing more: the connection answers and closes. */
-int  eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len);
+ * before it returns. *used gets the bytes read: all of them, unless
+ * on_request called eb__http_reader_pause (then the bytes after that
+ * request are left for the caller to feed again later). Returns 0, or the
+ * status a broken stream is answered with: 400 (malformed, or CONNECT;
+ * another Upgrade offer is ignored), 413 (body over max_body), 431 (header
+ * bytes or count over their limits). After a failure the reader reads
+ * nothing more: the connection answers and closes. */
+int  eb__http_reader_feed(eb__http_reader *r, const char *data, size_t len, size_t *used);
+/* From on_request: stop reading after this request (back-pressure). */
+void eb__http_reader_pause(eb__http_reader *r);
 /* Releases the partly read request, if any. The reader may not be fed again. */
 void eb__http_reader_free(eb__http_reader *r);
 

@@ -13,7 +13,10 @@
  *
  * Bounds: depth (default 128) and size (default 16 MiB) are checked; going
  * past either is an error (EB_EDEPTH / EB_ETOOBIG), never a crash. The parser
- * is not recursive, so no bound is needed for stack safety.
+ * is not recursive, so no bound is needed for stack safety. A number literal
+ * longer than 1000 characters is a syntax error whose message names the
+ * value's JSON Pointer. Duplicate-key checks cost O(1) per key (a hash table
+ * past 16 members), so a whole object is linear.
  */
 #ifndef EB_JSON_H
 #define EB_JSON_H
@@ -63,10 +66,12 @@ typedef struct eb_json_opts {
     uint32_t max_depth;       /* 0 = default (128) */
     size_t   max_bytes;       /* 0 = default (16 MiB) */
     bool     reject_dup_keys; /* an object with a repeated key is an error */
+    uint32_t max_number;      /* characters in a number literal; 0 = default (1000) */
 } eb_json_opts;
 
 #define EB_JSON_DEFAULT_DEPTH 128
 #define EB_JSON_DEFAULT_MAX_BYTES ((size_t)16 << 20)
+#define EB_JSON_DEFAULT_MAX_NUMBER 1000
 
 /* Where and why a parse failed. line and column are 1-based; column counts
  * bytes. msg is a short lowercase reason ("expected ',' or '}'"). */

@@ -11,6 +11,7 @@
 
 #include "eventbus/err.h"
 #include "json/json.h"
+#include "util/xmalloc.h"
 
 #define CHUNK_MIN 8192
 
@@ -27,12 +28,23 @@ typedef struct frame {
     eb_json *last;  /* its last child so far */
 } frame;
 
+/* One key of a large object in the duplicate-key table. */
+typedef struct key_slot {
+    const eb_json *obj; /* NULL = empty */
+    const char    *key;
+    uint32_t       len;
+    uint32_t       hash;
+} key_slot;
+
 struct eb_json_doc {
     chunk   *chunks;  /* in use, newest first */
     chunk   *spare;   /* kept for reuse */
     frame   *stack;   /* open containers */
     uint32_t stack_cap;
     eb_json *root;
+    key_slot *keys;   /* duplicate-key table: (object, key) of large objects */
+    size_t   keys_cap; /* slots, a power of two */
+    size_t   keys_used;
 };
 
 /* --- arena ------------------------------------------------------------- */
@@ -52,8 +64,10 @@ static void *arena_alloc(eb_json_doc *d, size_t n)
             size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
             if (d->chunks && d->chunks->cap * 2 > cap && d->chunks->cap < (1u << 22))
                 cap = d->chunks->cap * 2;
-            if (!(c = malloc(sizeof *c + cap)))
+            if (!(c = malloc(sizeof *c + cap))) {
+                eb__alloc_failed(sizeof *c + cap);
                 return NULL;
+            }
             c->cap = cap;
         }
         c->used = 0;
@@ -78,7 +92,10 @@ static void arena_reset(eb_json_doc *d)
 
 eb_json_doc *eb_json_doc_new(void)
 {
-    return calloc(1, sizeof(eb_json_doc));
+    eb_json_doc *d = calloc(1, sizeof *d);
+    if (!d)
+        eb__alloc_failed(sizeof *d);
+    return d;
 }
 
 void eb_json_doc_free(eb_json_doc *d)
@@ -92,6 +109,7 @@ void eb_json_doc_free(eb_json_doc *d)
         free(c);
     }
     free(d->stack);
+    free(d->keys);
     free(d);
 }
 
@@ -112,6 +130,9 @@ typedef struct parser {
     bool           dup_keys;
     eb_json_error *err;
     int            rc;
+    uint32_t       max_number; /* characters in a number literal */
+    const char    *key;        /* key of the value being parsed (objects) */
+    uint32_t       key_len;
 } parser;
 
 static int fail(parser *ps, const char *at, int rc, const char *msg)
@@ -353,6 +374,61 @@ static int parse_string(parser *ps, const char **out, uint32_t *out_len)
     return 0;
 }
 
+/* Appends one JSON Pointer token (RFC 6901 escaped) to out. */
+static void path_token(char *out, size_t cap, const char *k, size_t n)
+{
+    size_t at = strlen(out);
+    if (at + 1 < cap)
+        out[at++] = '/';
+    for (size_t i = 0; i < n && at + 2 < cap; i++) {
+        if (k[i] == '~' || k[i] == '/') {
+            out[at++] = '~';
+            out[at++] = k[i] == '~' ? '0' : '1';
+        } else {
+            out[at++] = k[i];
+        }
+    }
+    out[at < cap ? at : cap - 1] = '\0';
+}
+
+/* The JSON Pointer of the value being parsed ("/data/items/3/price"),
+ * from the open containers; cut short at cap. */
+static void current_path(const parser *ps, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const frame *st = ps->doc->stack;
+    for (uint32_t i = 0; i < ps->depth; i++) {
+        const eb_json *c = st[i].node;
+        if (i + 1 < ps->depth) {
+            const eb_json *child = st[i + 1].node;
+            if (c->type == EB_JSON_OBJECT) {
+                path_token(out, cap, child->key, child->key_len);
+            } else {
+                char idx[16];
+                snprintf(idx, sizeof idx, "%u", c->len - 1);
+                path_token(out, cap, idx, strlen(idx));
+            }
+        } else if (c->type == EB_JSON_OBJECT) {
+            path_token(out, cap, ps->key, ps->key_len);
+        } else {
+            char idx[16];
+            snprintf(idx, sizeof idx, "%u", c->len);
+            path_token(out, cap, idx, strlen(idx));
+        }
+    }
+}
+
+/* A number literal over the bound (issue 13: a 61,440-digit integer was
+ * stored, and clients such as Python's json refuse past 4,300 digits). */
+static int number_too_long(parser *ps, const char *start)
+{
+    char path[64], msg[160]; /* (err->msg keeps the first 95 bytes) */
+    current_path(ps, path, sizeof path);
+    snprintf(msg, sizeof msg, "number at %s longer than %u characters",
+             path[0] ? path : "/", ps->max_number);
+    return fail(ps, start, EB_ESYNTAX, msg);
+}
+
 static int parse_number(parser *ps, eb_json *n)
 {
     const char *p = ps->p, *e = ps->end, *start = p;
@@ -398,6 +474,8 @@ static int parse_number(parser *ps, eb_json *n)
             p++;
     }
     size_t len = (size_t)(p - start);
+    if (len > ps->max_number)
+        return number_too_long(ps, start);
     char *t = arena_alloc(ps->doc, len + 1);
     if (!t)
         return fail(ps, start, EB_ENOMEM, "out of memory");
@@ -432,12 +510,89 @@ static int parse_literal(parser *ps, eb_json *n)
     return 0;
 }
 
-static bool dup_key(const eb_json *obj, const char *k, uint32_t n)
+/* --- duplicate keys ---------------------------------------------------------
+ * A small object is scanned; past DUP_SCAN members its keys go into one
+ * open-addressing table per parse, keyed by (object, key), so an object of
+ * n keys costs O(n), not O(n^2) (issue 13: a 1 MB object of distinct keys
+ * held the event loop for 23 s). */
+#define DUP_SCAN 16
+
+static uint32_t key_hash(const eb_json *obj, const char *k, uint32_t n)
 {
-    for (const eb_json *m = obj->child; m; m = m->next)
-        if (m->key_len == n && memcmp(m->key, k, n) == 0)
-            return true;
-    return false;
+    uint64_t h = 0xcbf29ce484222325u ^ (uint64_t)(uintptr_t)obj; /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 0x100000001b3u;
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Finds (obj, k) in the table, inserting it when absent: 1 = was there,
+ * 0 = inserted, <0 = out of memory. */
+static int keys_put(eb_json_doc *d, const eb_json *obj, const char *k, uint32_t n);
+
+static int keys_grow(eb_json_doc *d)
+{
+    size_t cap = d->keys_cap ? d->keys_cap * 2 : 256;
+    key_slot *old = d->keys;
+    size_t old_cap = d->keys_cap;
+    if (!(d->keys = calloc(cap, sizeof *d->keys))) {
+        d->keys = old;
+        return EB_ENOMEM;
+    }
+    d->keys_cap = cap;
+    d->keys_used = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].obj)
+            keys_put(d, old[i].obj, old[i].key, old[i].len);
+    free(old);
+    return 0;
+}
+
+static int keys_put(eb_json_doc *d, const eb_json *obj, const char *k, uint32_t n)
+{
+    if ((d->keys_used + 1) * 2 > d->keys_cap && keys_grow(d))
+        return EB_ENOMEM;
+    uint32_t h = key_hash(obj, k, n);
+    size_t mask = d->keys_cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        key_slot *e = &d->keys[i];
+        if (!e->obj) {
+            *e = (key_slot){obj, k, n, h};
+            d->keys_used++;
+            return 0;
+        }
+        if (e->hash == h && e->obj == obj && e->len == n && memcmp(e->key, k, n) == 0)
+            return 1;
+    }
+}
+
+/* 1 if obj already has key k (k not yet linked), 0 if not, <0 on OOM. */
+static int dup_key(eb_json_doc *d, const eb_json *obj, const char *k, uint32_t n)
+{
+    if (obj->len < DUP_SCAN) {
+        for (const eb_json *m = obj->child; m; m = m->next)
+            if (m->key_len == n && memcmp(m->key, k, n) == 0)
+                return 1;
+        return 0;
+    }
+    if (obj->len == DUP_SCAN) /* grown large: its keys so far go into the table */
+        for (const eb_json *m = obj->child; m; m = m->next)
+            if (keys_put(d, obj, m->key, m->key_len) < 0)
+                return EB_ENOMEM;
+    return keys_put(d, obj, k, n);
+}
+
+/* Empties the table for the next parse; a big one (a hostile document's)
+ * is not kept. */
+static void keys_reset(eb_json_doc *d)
+{
+    if (d->keys_cap > 4096) {
+        free(d->keys);
+        d->keys = NULL;
+        d->keys_cap = 0;
+    } else if (d->keys_used) {
+        memset(d->keys, 0, d->keys_cap * sizeof *d->keys);
+    }
+    d->keys_used = 0;
 }
 
 static int push(parser *ps, eb_json *n)
@@ -447,8 +602,10 @@ static int push(parser *ps, eb_json *n)
     if (ps->depth == ps->doc->stack_cap) {
         uint32_t cap = ps->doc->stack_cap ? ps->doc->stack_cap * 2 : 32;
         frame *f = realloc(ps->doc->stack, cap * sizeof *f);
-        if (!f)
+        if (!f) {
+            eb__alloc_failed(cap * sizeof *f);
             return fail(ps, ps->p, EB_ENOMEM, "out of memory");
+        }
         ps->doc->stack = f;
         ps->doc->stack_cap = cap;
     }
@@ -509,8 +666,13 @@ static int read_key(parser *ps, eb_json *obj, const char **k, uint32_t *kl)
         return fail(ps, ps->p, EB_ESYNTAX, "expected string key");
     if (parse_string(ps, k, kl))
         return ps->rc;
-    if (ps->dup_keys && dup_key(obj, *k, *kl))
-        return fail(ps, ps->p, EB_ESYNTAX, "duplicate key in object");
+    if (ps->dup_keys) {
+        int dup = dup_key(ps->doc, obj, *k, *kl);
+        if (dup < 0)
+            return fail(ps, ps->p, EB_ENOMEM, "out of memory");
+        if (dup)
+            return fail(ps, ps->p, EB_ESYNTAX, "duplicate key in object");
+    }
     skip_ws(ps);
     if (ps->p >= ps->end || *ps->p != ':')
         return fail(ps, ps->p, EB_ESYNTAX, "expected ':' after key");
@@ -559,6 +721,8 @@ static int parse_tree(parser *ps)
         uint32_t kl = 0;
         if (obj && read_key(ps, f->node, &k, &kl))
             return ps->rc;
+        ps->key = k;
+        ps->key_len = kl;
         if (!(v = value_start(ps)))
             return ps->rc;
         v->key = k;
@@ -574,9 +738,13 @@ int eb_json_parse(eb_json_doc *doc, const char *text, size_t len, const eb_json_
                   eb_json_error *err)
 {
     arena_reset(doc);
-    parser ps = {doc, text, text, text + len, EB_JSON_DEFAULT_DEPTH, 0, false, err, 0};
+    keys_reset(doc);
+    parser ps = {doc, text, text, text + len, EB_JSON_DEFAULT_DEPTH, 0, false, err, 0,
+                 EB_JSON_DEFAULT_MAX_NUMBER, NULL, 0};
     size_t max_bytes = EB_JSON_DEFAULT_MAX_BYTES;
     if (opts) {
+        if (opts->max_number)
+            ps.max_number = opts->max_number;
         if (opts->max_depth)
             ps.max_depth = opts->max_depth;
         if (opts->max_bytes)

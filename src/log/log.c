@@ -42,6 +42,11 @@
 #endif
 
 #define MAX_PENDING_BYTES (64u << 20)
+/* Out of space: the writer probes with PROBE_BYTES at the end of the active
+ * segment, first after PROBE_MIN_MS, doubling up to PROBE_MAX_MS. */
+#define PROBE_BYTES (64u << 10)
+#define PROBE_MIN_MS 100u
+#define PROBE_MAX_MS 5000u
 
 /* One segment file. */
 typedef struct seg {
@@ -86,6 +91,9 @@ struct eb_log {
     _Atomic uint64_t durable; /* records below are durable */
     _Atomic uint64_t first;   /* oldest retained */
     int              broken;  /* first write/sync error, sticky */
+    bool             full;    /* out of space: appends refused, the writer probes */
+    uint64_t         probe_ms;      /* full: backoff of the next probe */
+    uint64_t         probe_due_ms;  /* full: when (mono ms) */
     bool             closing;
     bool             writing; /* the writer holds a batch (work) */
     bool             dirty;   /* INTERVAL: written, not yet synced */
@@ -111,6 +119,18 @@ static void seg_path(const eb_log *l, uint64_t base, const char *ext, char *out,
 static int fsync_dir(eb_log *l)
 {
     return DIR_FSYNC(l->dir_fd) == 0 ? 0 : -errno;
+}
+
+/* A write that failed for want of space (the log can recover from it). */
+static bool is_no_space(int rc)
+{
+    return rc == -ENOSPC || rc == -EDQUOT || rc == EB_ENOSPC;
+}
+
+/* The status an append's callback gets: EB_ENOSPC for want of space. */
+static int map_status(int rc)
+{
+    return is_no_space(rc) ? EB_ENOSPC : rc;
 }
 
 static int write_all(int fd, const void *p, size_t n, uint64_t off)
@@ -443,8 +463,20 @@ static bool needs_roll(const eb_log *l, const seg *a, size_t len)
     return a->count && a->size + len > l->o.segment_bytes;
 }
 
+/* Counts a batch written by write_batch (mu held: eb_log_get_stats reads
+ * the counters and the writer reads dirty under it). */
+static void count_write(eb_log *l)
+{
+    l->st.writes++;
+    if (l->o.fsync == EB_FSYNC_ALWAYS)
+        l->st.syncs++;
+    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
+}
+
 /* Writes one batch at the end of the active segment and makes it durable
- * under the policy; then publishes it to readers. */
+ * under the policy; then publishes it to readers. Runs without mu (the
+ * writer thread) or with it (an inline appender): it touches no field that
+ * mu guards; the caller counts the write with count_write under mu. */
 static int write_batch(eb_log *l, batch *b)
 {
     seg *a = active(l);
@@ -462,14 +494,12 @@ static int write_batch(eb_log *l, batch *b)
     }
     if (!rc)
         rc = write_all(a->fd, b->bytes.data, b->bytes.len, a->size);
-    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS) {
+    if (!rc && l->o.fsync == EB_FSYNC_ALWAYS)
         rc = RECORD_DATASYNC(a->fd) == 0 ? 0 : -errno;
-        l->st.syncs++;
-    }
+    if (rc && is_no_space(rc) && ftruncate(a->fd, (off_t)a->size) != 0)
+        rc = -errno; /* the torn bytes stay: stop for good */
     if (rc)
         return rc;
-    l->dirty = l->o.fsync == EB_FSYNC_INTERVAL;
-    l->st.writes++;
     /* Publish: index entries for each record, then the durable mark. */
     pthread_rwlock_wrlock(&l->rw);
     const unsigned char *p = (const unsigned char *)b->bytes.data;
@@ -503,27 +533,70 @@ static void finish(eb_log *l, batch *b, int status)
     b->records = 0;
 }
 
-/* INTERVAL: waits for work or the next sync, syncing when due. */
+/* Out of space (mu held): refuse appends until a probe finds room. */
+static void enter_full(eb_log *l)
+{
+    l->full = true;
+    l->probe_ms = PROBE_MIN_MS;
+    l->probe_due_ms = eb_clock_mono_ms() + l->probe_ms;
+    l->st.full_events++;
+}
+
+/* Full (mu held, released during the I/O): whether PROBE_BYTES fit at the
+ * end of the active segment now; writes them and cuts them off again. */
+static void probe_space(eb_log *l)
+{
+    seg *a = active(l);
+    static const char zeros[PROBE_BYTES];
+    pthread_mutex_unlock(&l->mu);
+    int rc = write_all(a->fd, zeros, sizeof zeros, a->size);
+    if (ftruncate(a->fd, (off_t)a->size) != 0 && !rc)
+        rc = -errno;
+    pthread_mutex_lock(&l->mu);
+    l->st.probes++;
+    if (rc == 0) {
+        l->full = false;
+        pthread_cond_broadcast(&l->space);
+    } else if (is_no_space(rc)) {
+        l->probe_ms = l->probe_ms * 2 > PROBE_MAX_MS ? PROBE_MAX_MS : l->probe_ms * 2;
+        l->probe_due_ms = eb_clock_mono_ms() + l->probe_ms;
+    } else if (!l->broken) {
+        l->broken = rc;
+        l->full = false;
+    }
+}
+
+/* Waits for work; under INTERVAL syncs when due; while full, probes for
+ * space with backoff. */
 static void wait_for_work(eb_log *l, uint64_t *last_sync)
 {
     while (!l->pend.ncbs && !l->closing) {
-        if (l->o.fsync != EB_FSYNC_INTERVAL || !l->dirty) {
-            pthread_cond_wait(&l->wake, &l->mu);
+        uint64_t now = eb_clock_mono_ms();
+        bool probing = l->full && !l->broken;
+        if (probing && now >= l->probe_due_ms) {
+            probe_space(l);
             continue;
         }
-        uint64_t due = *last_sync + l->o.fsync_interval_ms, now = eb_clock_mono_ms();
-        if (now >= due) {
+        bool syncing = l->o.fsync == EB_FSYNC_INTERVAL && l->dirty;
+        uint64_t due = *last_sync + l->o.fsync_interval_ms;
+        if (syncing && now >= due) {
             l->dirty = false;
             int fd = active(l)->fd;
             pthread_mutex_unlock(&l->mu);
-            if (RECORD_DATASYNC(fd) != 0 && !l->broken)
-                l->broken = -errno;
-            l->st.syncs++;
+            int rc = RECORD_DATASYNC(fd) == 0 ? 0 : -errno;
             pthread_mutex_lock(&l->mu);
+            if (rc && !l->broken)
+                l->broken = rc;
+            l->st.syncs++;
             *last_sync = eb_clock_mono_ms();
             continue;
         }
-        struct timespec ts = eb_clock_deadline(CLOCK_REALTIME, due - now);
+        if (!probing && !syncing) {
+            pthread_cond_wait(&l->wake, &l->mu);
+            continue;
+        }
+        uint64_t at = probing && (!syncing || l->probe_due_ms < due) ? l->probe_due_ms : due;
+        struct timespec ts = eb_clock_deadline(CLOCK_REALTIME, at - now);
         pthread_cond_timedwait(&l->wake, &l->mu, &ts);
     }
 }
@@ -547,15 +620,34 @@ static void *writer_main(void *arg)
         if (!status)
             status = write_batch(l, &l->work);
         pthread_mutex_lock(&l->mu);
-        if (status && !l->broken)
-            l->broken = status; /* a failed write or sync: stop for good */
+        if (status && !l->broken) {
+            if (is_no_space(status))
+                enter_full(l); /* nothing of the batch is kept: it may be sent again */
+            else
+                l->broken = status; /* a failed write or sync: stop for good */
+        } else if (!status) {
+            count_write(l);
+        }
         pthread_mutex_unlock(&l->mu);
-        finish(l, &l->work, status);
+        finish(l, &l->work, status ? map_status(status) : 0);
         pthread_mutex_lock(&l->mu);
+        if (l->full) {
+            /* The appends queued behind the failed batch carry the seqs
+             * after it: fail them too, and hand those seqs out again. */
+            batch spare = l->work; /* finished: empty */
+            l->work = l->pend;
+            l->pend = spare;
+            pthread_cond_broadcast(&l->space);
+            pthread_mutex_unlock(&l->mu);
+            finish(l, &l->work, EB_ENOSPC);
+            pthread_mutex_lock(&l->mu);
+            l->next_seq = atomic_load(&l->durable);
+        }
         l->writing = false;
     }
+    bool sync = l->dirty && !l->broken;
     pthread_mutex_unlock(&l->mu);
-    if (l->dirty && !l->broken)
+    if (sync)
         fdatasync(active(l)->fd);
     return NULL;
 }
@@ -614,10 +706,16 @@ static int write_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t
     int rc = write_batch(l, &l->pend);
     eb_buf_reset(&l->pend.bytes);
     l->pend.records = 0;
+    if (rc && is_no_space(rc)) {
+        enter_full(l);
+        pthread_cond_signal(&l->wake); /* the writer probes */
+        return EB_ENOSPC;
+    }
     if (rc) {
         l->broken = rc;
         return rc;
     }
+    count_write(l);
     l->last_ts = ts;
     *first_seq = l->next_seq;
     *ts_us = ts;
@@ -635,7 +733,7 @@ static int write_inline(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t
 static bool can_write_inline(eb_log *l, size_t bytes)
 {
     return l->o.fsync != EB_FSYNC_ALWAYS && !l->pend.ncbs && !l->writing && !l->broken &&
-           !l->closing && !needs_roll(l, active(l), bytes) &&
+           !l->full && !l->closing && !needs_roll(l, active(l), bytes) &&
            eb_buf_reserve(&l->pend.bytes, bytes);
 }
 
@@ -648,14 +746,18 @@ static int append(eb_log *l, const eb_log_rec_in *recs, size_t n, uint64_t *firs
         return EB_ETOOBIG;
     uint64_t now = l->o.clock(l->o.clock_arg);
     pthread_mutex_lock(&l->mu);
+    if (l->full && !l->broken) { /* refused at once: the writer probes for space */
+        pthread_mutex_unlock(&l->mu);
+        return EB_ENOSPC;
+    }
     if (may_inline && n && can_write_inline(l, bytes)) {
         int rc = write_inline(l, recs, n, now, first_seq, ts_us);
         pthread_mutex_unlock(&l->mu);
         return rc ? rc : 1;
     }
-    while (l->pend.bytes.len > MAX_PENDING_BYTES && !l->broken && !l->closing)
+    while (l->pend.bytes.len > MAX_PENDING_BYTES && !l->broken && !l->full && !l->closing)
         pthread_cond_wait(&l->space, &l->mu);
-    int rc = l->broken ? l->broken : l->closing ? EB_ECLOSED : 0;
+    int rc = l->broken ? l->broken : l->full ? EB_ENOSPC : l->closing ? EB_ECLOSED : 0;
     if (!rc && (!eb_buf_reserve(&l->pend.bytes, bytes) || push_cb(&l->pend, cb, arg)))
         rc = EB_ENOMEM;
     if (!rc) {
@@ -968,6 +1070,7 @@ void eb_log_get_stats(eb_log *l, eb_log_stats *st)
 {
     pthread_mutex_lock(&l->mu);
     *st = l->st;
+    st->error = l->broken ? l->broken : l->full ? EB_ENOSPC : 0;
     pthread_mutex_unlock(&l->mu);
     pthread_rwlock_rdlock(&l->rw);
     st->bytes = total_bytes(l);

@@ -152,6 +152,11 @@ typedef struct eb_log_stats {
     uint64_t records;   /* records appended since open */
     uint64_t syncs;     /* fdatasync calls */
     uint64_t writes;    /* write batches */
+    uint64_t full_events; /* times a write found no space (ENOSPC, EDQUOT) */
+    uint64_t probes;      /* space probes while full */
+    int      error;     /* 0; EB_ENOSPC while out of space (appends are refused
+                         * with it, the writer probes with backoff and clears it
+                         * by itself); or the error that broke the log for good */
 } eb_log_stats;
 void eb_log_get_stats(eb_log *log, eb_log_stats *st);
 

@@ -125,8 +125,11 @@ static int parse_types(cctx *c, sn *s, const eb_json *v)
     return 0;
 }
 
+#define ECMA_WS "\\p{Zs}\\x{FEFF}\\x{2028}\\x{2029}"
+
 /* ECMA-262 spells Unicode properties by long name (\p{Letter}); PCRE2
- * 10.42 knows the short ones (\p{L}). Rewrites the general categories. */
+ * 10.42 knows the short ones (\p{L}). Rewrites the general categories,
+ * and \s / \S to ECMA-262's Unicode white space. */
 static void ecma_to_pcre(const char *src, size_t len, eb_buf *out)
 {
     static const struct { const char *lng, *shrt; } cats[] = {
@@ -136,6 +139,7 @@ static void ecma_to_pcre(const char *src, size_t len, eb_buf *out)
         {"Letter_Number", "Nl"}, {"Other_Number", "No"}, {"Punctuation", "P"},
         {"Symbol", "S"}, {"Separator", "Z"}, {"Space_Separator", "Zs"}, {"Other", "C"},
         {"Control", "Cc"}};
+    bool in_class = false;
     for (size_t i = 0; i < len; i++) {
         if (src[i] == '\\' && i + 2 < len && (src[i + 1] == 'p' || src[i + 1] == 'P') &&
             src[i + 2] == '{') {
@@ -151,17 +155,33 @@ static void ecma_to_pcre(const char *src, size_t len, eb_buf *out)
             if (done)
                 continue;
         }
+        if (src[i] == '\\' && i + 1 < len && (src[i + 1] == 's' || src[i + 1] == 'S')) {
+            /* ECMA-262 \s is WhiteSpace and LineTerminator: Unicode Zs,
+             * U+FEFF, U+2028, U+2029 besides PCRE2's ASCII \s. (\S inside a
+             * class keeps PCRE2's meaning: a class cannot hold a negation.) */
+            if (in_class)
+                eb_buf_puts(out, src[i + 1] == 's' ? "\\s" ECMA_WS : "\\S");
+            else
+                eb_buf_puts(out, src[i + 1] == 's' ? "[\\s" ECMA_WS "]" : "[^\\s" ECMA_WS "]");
+            i++;
+            continue;
+        }
         if (src[i] == '\\' && i + 1 < len) {
             eb_buf_append(out, src + i, 2);
             i++;
             continue;
         }
+        if (src[i] == '[' && !in_class)
+            in_class = true;
+        else if (src[i] == ']' && in_class)
+            in_class = false;
         eb_buf_putc(out, src[i]);
     }
 }
 
-/* JSON Schema regexes are ECMA-262; PCRE2 in UTF mode is close. "\d" and
- * "\w" are ASCII-only in both (no PCRE2_UCP), as ECMA-262 requires. */
+/* JSON Schema regexes are ECMA-262; PCRE2 in UTF mode is close. "\d",
+ * "\w" and "\b" are ASCII-only in both (no PCRE2_UCP), as ECMA-262
+ * requires; "\s" is rewritten (ecma_to_pcre). */
 static pcre2_code *compile_re(cctx *c, const char *src, size_t len, const char *ptr)
 {
     int ec;
@@ -336,13 +356,15 @@ static int keyword(cctx *c, sn *s, const eb_json *m, const sres *r)
         return 0;
     }
     if (!strcmp(k, "const")) { s->const_ = m; return 0; }
-    if (!strcmp(k, "minimum")) { s->has |= H_MIN; return get_number(c, m, p, k, &s->min); }
-    if (!strcmp(k, "maximum")) { s->has |= H_MAX; return get_number(c, m, p, k, &s->max); }
-    if (!strcmp(k, "exclusiveMinimum")) { s->has |= H_XMIN; return get_number(c, m, p, k, &s->xmin); }
-    if (!strcmp(k, "exclusiveMaximum")) { s->has |= H_XMAX; return get_number(c, m, p, k, &s->xmax); }
+    if (!strcmp(k, "minimum")) { s->has |= H_MIN; s->min_n = m; return get_number(c, m, p, k, &s->min); }
+    if (!strcmp(k, "maximum")) { s->has |= H_MAX; s->max_n = m; return get_number(c, m, p, k, &s->max); }
+    if (!strcmp(k, "exclusiveMinimum")) { s->has |= H_XMIN; s->xmin_n = m; return get_number(c, m, p, k, &s->xmin); }
+    if (!strcmp(k, "exclusiveMaximum")) { s->has |= H_XMAX; s->xmax_n = m; return get_number(c, m, p, k, &s->xmax); }
     if (!strcmp(k, "multipleOf")) {
         s->has |= H_MULT;
-        if (get_number(c, m, p, k, &s->mult) || s->mult <= 0)
+        s->mult_n = m;
+        if (get_number(c, m, p, k, &s->mult) || m->str[0] == '-' || !strpbrk(m->str, "123456789") ||
+            strcspn(m->str, "123456789") > strcspn(m->str, "eE"))
             return cfail(c, p, "\"multipleOf\" must be a number above 0%s", "");
         return 0;
     }

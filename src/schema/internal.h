@@ -74,7 +74,8 @@ struct sn {
     const eb_json *enum_;      /* "enum" array */
     const eb_json *const_;     /* "const" value */
     unsigned       has;        /* H_* bits */
-    double         min, max, xmin, xmax, mult;
+    double         min, max, xmin, xmax, mult; /* for messages */
+    const eb_json *min_n, *max_n, *xmin_n, *xmax_n, *mult_n; /* the literals: compared exactly */
     int64_t        min_len, max_len;      /* -1 = unset */
     int64_t        min_items, max_items;
     int64_t        min_props, max_props;

@@ -14,6 +14,7 @@
 #include "schema/internal.h"
 #include "schema/uri.h"
 #include "util/pct.h"
+#include "util/xmalloc.h"
 
 #define MAX_INDEX_DEPTH 200
 #define MAX_META_HOPS 4 /* meta-schema of a meta-schema of ... */
@@ -41,9 +42,9 @@ int eb__cfail(cctx *c, const char *ptr, const char *fmt, const char *arg)
     return c->rc;
 }
 
-static int put_ptr(eb_map *m, const char *k, const void *v)
+static void put_ptr(eb_map *m, const char *k, const void *v)
 {
-    return eb_map_put(m, k, strlen(k), (void *)(uintptr_t)v, NULL);
+    eb_map_put(m, k, strlen(k), (void *)(uintptr_t)v, NULL);
 }
 
 const sres *eb__res_of(const eb_schema *s, const eb_json *n)
@@ -59,15 +60,20 @@ const sres *eb__res_of_uri(const eb_schema *s, const char *uri)
 
 /* --- dialects ------------------------------------------------------------------ */
 
-/* "$schema" URIs known without loading them; "#" and "http(s)" ignored. */
+#define DIALECT_REFUSED 0xFFFFFFFFu /* a draft we do not implement */
+
+/* "$schema" URIs known without loading them; "#" and "http(s)" ignored.
+ * 2019-09, draft-06 and draft-04 differ from what we implement ($recursiveRef,
+ * exclusiveMaximum as a boolean, ...): refused, not read as another draft. */
 static unsigned known_dialect(const char *uri)
 {
     static const struct { const char *tail; unsigned d; } known[] = {
         {"://json-schema.org/draft/2020-12/schema", DIALECT_2020},
-        {"://json-schema.org/draft/2019-09/schema", DIALECT_2020},
+        {"://json-schema.org/draft/2019-09/schema", DIALECT_REFUSED},
         {"://json-schema.org/draft-07/schema", DIALECT_D7},
-        {"://json-schema.org/draft-06/schema", DIALECT_D7},
-        {"://json-schema.org/draft-04/schema", DIALECT_D7}};
+        {"://json-schema.org/draft-06/schema", DIALECT_REFUSED},
+        {"://json-schema.org/draft-04/schema", DIALECT_REFUSED},
+        {"://json-schema.org/draft-03/schema", DIALECT_REFUSED}};
     const char *p = !strncmp(uri, "https", 5) ? uri + 5 : !strncmp(uri, "http", 4) ? uri + 4 : NULL;
     for (size_t i = 0; p && i < sizeof known / sizeof *known; i++) {
         size_t n = strlen(known[i].tail);
@@ -115,13 +121,31 @@ static unsigned vocabularies(cctx *c, const eb_json *voc)
     return d;
 }
 
-/* Guess for a meta-schema we cannot load: its name. */
-static unsigned dialect_by_name(const char *uri, unsigned inherited)
+/* A "$schema" we cannot honour: the schema is refused (EB_EUNSUPP, the
+ * API answers 422 naming "$schema") rather than read as another draft. */
+static unsigned refuse_dialect(cctx *c, const char *uri, const char *why)
 {
-    if (strstr(uri, "draft-07") || strstr(uri, "draft-06") || strstr(uri, "draft-04"))
+    if (!c->rc) {
+        c->rc = EB_EUNSUPP;
+        if (c->err) {
+            eb_buf_reset(c->err);
+            eb_buf_printf(c->err, "\"$schema\": \"%.300s\" %s; eventbus validates JSON Schema "
+                          "draft 2020-12 and draft-07", uri, why);
+        }
+    }
+    return DIALECT_2020;
+}
+
+/* The dialect a meta-schema we load names, for one whose own "$schema" is
+ * itself (it cannot say more than its name). */
+static unsigned dialect_by_name(cctx *c, const char *uri, unsigned inherited)
+{
+    if (strstr(uri, "draft-07"))
         return DIALECT_D7;
-    if (strstr(uri, "2020-12") || strstr(uri, "2019-09"))
+    if (strstr(uri, "2020-12"))
         return DIALECT_2020;
+    if (strstr(uri, "2019-09") || strstr(uri, "draft-06") || strstr(uri, "draft-04"))
+        return refuse_dialect(c, uri, "names a draft that is not supported");
     return inherited;
 }
 
@@ -132,6 +156,8 @@ static unsigned dialect_of(cctx *c, const eb_json *n, unsigned inherited, int ho
     if (!eb_json_is(sc, EB_JSON_STRING))
         return inherited;
     unsigned d = known_dialect(sc->str);
+    if (d == DIALECT_REFUSED)
+        return refuse_dialect(c, sc->str, "names a draft that is not supported");
     if (d)
         return d;
     char doc[2048];
@@ -139,10 +165,10 @@ static unsigned dialect_of(cctx *c, const eb_json *n, unsigned inherited, int ho
     eb__uri_split(sc->str, doc, sizeof doc, &frag);
     const eb_json *meta = hops < MAX_META_HOPS ? eb__load_doc(c, doc, inherited) : NULL;
     if (!meta || meta->type != EB_JSON_OBJECT)
-        return dialect_by_name(sc->str, inherited);
+        return refuse_dialect(c, sc->str, "is not a meta-schema eventbus knows");
     /* The meta-schema's own dialect gives the draft; its "$vocabulary"
      * (2019-09 and later) the keyword families. */
-    d = meta == n ? dialect_by_name(sc->str, inherited) : dialect_of(c, meta, inherited, hops + 1);
+    d = meta == n ? dialect_by_name(c, sc->str, inherited) : dialect_of(c, meta, inherited, hops + 1);
     const eb_json *voc = eb_json_get(meta, "$vocabulary");
     if (!(d & V_DRAFT7) && eb_json_is(voc, EB_JSON_OBJECT))
         d = vocabularies(c, voc);
@@ -175,15 +201,9 @@ static void index_children(cctx *c, const eb_json *n, const char *base, unsigned
 /* Records a new resource rooted at n. */
 static void add_resource(cctx *c, const eb_json *n, const char *base, unsigned dialect)
 {
-    sres *r = calloc(1, sizeof *r);
-    if (!r || !(r->base = strdup(base)) ||
-        eb_imap_put(&c->s->res, (uint64_t)(uintptr_t)n, r) != 0) {
-        if (r)
-            free(r->base);
-        free(r);
-        c->rc = c->rc ? c->rc : EB_ENOMEM;
-        return;
-    }
+    sres *r = eb_xcalloc(1, sizeof *r);
+    r->base = eb_xstrdup(base);
+    eb_imap_put(&c->s->res, (uint64_t)(uintptr_t)n, r);
     r->dialect = dialect;
     put_ptr(&c->s->ids, base, n);
 }

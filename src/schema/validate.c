@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "eventbus/err.h"
+#include "schema/decimal.h"
 #include "schema/internal.h"
 
 #define MAX_DEPTH 256  /* instance nesting + reference hops */
@@ -234,24 +235,24 @@ static bool check_number(vctx *v, const sn *s, const eb_json *i)
 {
     if (i->type != EB_JSON_NUMBER || !s->has)
         return true;
-    double d = eb_json_num(i);
+    /* Exact, on the literals (issue 13: doubles accepted 9007199254740993
+     * under maximum 9007199254740992, and 1.0000000001 as a multiple of 1). */
     bool ok = true;
-    if ((s->has & H_MIN) && d < s->min)
-        ok = false, report(v, s, "minimum", "value %s is less than minimum %g", i->str, s->min);
-    if ((s->has & H_MAX) && d > s->max)
-        ok = false, report(v, s, "maximum", "value %s is greater than maximum %g", i->str, s->max);
-    if ((s->has & H_XMIN) && d <= s->xmin)
-        ok = false, report(v, s, "exclusiveMinimum", "value %s must be greater than %g", i->str,
-                           s->xmin);
-    if ((s->has & H_XMAX) && d >= s->xmax)
-        ok = false, report(v, s, "exclusiveMaximum", "value %s must be less than %g", i->str,
-                           s->xmax);
-    if (s->has & H_MULT) {
-        double q = d / s->mult;
-        if (!isfinite(q) || fabs(q - round(q)) > 1e-9 * fmax(1.0, fabs(q)))
-            ok = false, report(v, s, "multipleOf", "value %s is not a multiple of %g", i->str,
-                               s->mult);
-    }
+    if ((s->has & H_MIN) && eb__num_cmp(i, s->min_n) < 0)
+        ok = false, report(v, s, "minimum", "value %s is less than minimum %s", i->str,
+                           s->min_n->str);
+    if ((s->has & H_MAX) && eb__num_cmp(i, s->max_n) > 0)
+        ok = false, report(v, s, "maximum", "value %s is greater than maximum %s", i->str,
+                           s->max_n->str);
+    if ((s->has & H_XMIN) && eb__num_cmp(i, s->xmin_n) <= 0)
+        ok = false, report(v, s, "exclusiveMinimum", "value %s must be greater than %s", i->str,
+                           s->xmin_n->str);
+    if ((s->has & H_XMAX) && eb__num_cmp(i, s->xmax_n) >= 0)
+        ok = false, report(v, s, "exclusiveMaximum", "value %s must be less than %s", i->str,
+                           s->xmax_n->str);
+    if ((s->has & H_MULT) && !eb__num_multiple(i, s->mult_n))
+        ok = false, report(v, s, "multipleOf", "value %s is not a multiple of %s", i->str,
+                           s->mult_n->str);
     return ok;
 }
 

@@ -12,6 +12,7 @@
 
 #include "eventbus/err.h"
 #include "log/log.h"
+#include "util/xmalloc.h"
 
 #define SAME_FIELD(a, b, f) (offsetof(a, f) == offsetof(b, f) && \
                              sizeof(((a *)0)->f) == sizeof(((b *)0)->f))
@@ -78,7 +79,7 @@ static void ls_stats(eb_store *s, eb_store_stats *out)
 {
     eb_log_stats st;
     eb_log_get_stats(log_of(s), &st);
-    *out = (eb_store_stats){st.bytes, st.segments, st.syncs};
+    *out = (eb_store_stats){st.bytes, st.segments, st.syncs, st.error};
 }
 
 static int ls_drop_before(eb_store *s, uint64_t seq)
@@ -114,9 +115,7 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
         lo.retention_ms = o->retention_ms;
         lo.retention_bytes = o->retention_bytes;
     }
-    log_store *ls = calloc(1, sizeof *ls);
-    if (!ls)
-        return EB_ENOMEM;
+    log_store *ls = eb_xcalloc(1, sizeof *ls);
     eb_log_recovery lr = {0};
     int rc = eb_log_open(&lo, &ls->log, &lr);
     if (rc) {

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util/xmalloc.h"
+
 void eb_buf_init(eb_buf *b)
 {
     b->data = NULL;
@@ -35,6 +37,7 @@ bool eb_buf_reserve(eb_buf *b, size_t n)
     size_t cap = b->cap ? b->cap : 256;
     while (cap <= b->len + n) {
         if (cap > SIZE_MAX / 2) {
+            eb__alloc_failed(SIZE_MAX);
             b->oom = true;
             return false;
         }
@@ -42,6 +45,7 @@ bool eb_buf_reserve(eb_buf *b, size_t n)
     }
     char *p = realloc(b->data, cap);
     if (!p) {
+        eb__alloc_failed(cap);
         b->oom = true;
         return false;
     }

@@ -3,7 +3,9 @@
  *
  * Allocation failure is sticky: after one failed growth, every append is a
  * no-op and eb_buf_failed() reports it, so writers can check once at the end
- * (like a FILE's error flag). */
+ * (like a FILE's error flag). In the daemon a failed growth aborts instead
+ * (the handler of util/xmalloc.h), so there the flag never sets; the client
+ * library, which shares this code, sees it and returns EB_ENOMEM. */
 #ifndef EB_UTIL_BUF_H
 #define EB_UTIL_BUF_H
 

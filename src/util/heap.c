@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 void eb_heap_init(eb_heap *h)
 {
@@ -53,20 +53,16 @@ static void down(eb_heap *h, size_t i)
     set(h, i, n);
 }
 
-int eb_heap_push(eb_heap *h, eb_heap_node *n)
+void eb_heap_push(eb_heap *h, eb_heap_node *n)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
-        eb_heap_node **v = realloc(h->v, cap * sizeof *v);
-        if (!v)
-            return EB_ENOMEM;
-        h->v = v;
+        h->v = eb_xrealloc(h->v, cap * sizeof *h->v);
         h->cap = cap;
     }
     h->v[h->n] = n;
     n->idx = (uint32_t)h->n++;
     up(h, n->idx);
-    return 0;
 }
 
 void eb_heap_remove(eb_heap *h, eb_heap_node *n)

@@ -26,8 +26,8 @@ void eb_heap_init(eb_heap *h);
 void eb_heap_free(eb_heap *h);
 /* Marks n as not in any heap (call once when n is made). */
 static inline void eb_heap_node_init(eb_heap_node *n) { n->idx = EB_HEAP_NONE; }
-/* Adds n (with its key set); EB_ENOMEM if the array cannot grow. */
-int  eb_heap_push(eb_heap *h, eb_heap_node *n);
+/* Adds n (with its key set). Aborts on allocation failure. */
+void eb_heap_push(eb_heap *h, eb_heap_node *n);
 /* Removes n if it is in the heap; no-op otherwise. */
 void eb_heap_remove(eb_heap *h, eb_heap_node *n);
 /* Restores the order after n->key changed (n in the heap). */

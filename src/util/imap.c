@@ -3,7 +3,7 @@
 
 #include <stdlib.h>
 
-#include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 static size_t slot_of(uint64_t k, size_t mask)
 {
@@ -33,12 +33,10 @@ static size_t find(const eb_imap *m, uint64_t key)
     return i;
 }
 
-static int grow(eb_imap *m)
+static void grow(eb_imap *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 64;
-    eb_imap_slot *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return EB_ENOMEM;
+    eb_imap_slot *ns = eb_xcalloc(ncap, sizeof *ns);
     eb_imap old = *m;
     m->slots = ns;
     m->cap = ncap;
@@ -46,7 +44,6 @@ static int grow(eb_imap *m)
         if (old.slots[i].key)
             m->slots[find(m, old.slots[i].key)] = old.slots[i];
     free(old.slots);
-    return 0;
 }
 
 void *eb_imap_get(const eb_imap *m, uint64_t key)
@@ -57,16 +54,15 @@ void *eb_imap_get(const eb_imap *m, uint64_t key)
     return s->key ? s->val : NULL;
 }
 
-int eb_imap_put(eb_imap *m, uint64_t key, void *val)
+void eb_imap_put(eb_imap *m, uint64_t key, void *val)
 {
-    if ((m->len + 1) * 2 > m->cap && grow(m) != 0)
-        return EB_ENOMEM;
+    if ((m->len + 1) * 2 > m->cap)
+        grow(m);
     eb_imap_slot *s = &m->slots[find(m, key)];
     if (!s->key)
         m->len++;
     s->key = key;
     s->val = val;
-    return 0;
 }
 
 void *eb_imap_del(eb_imap *m, uint64_t key)

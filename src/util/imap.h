@@ -22,8 +22,8 @@ typedef struct eb_imap {
 void  eb_imap_init(eb_imap *m);
 void  eb_imap_free(eb_imap *m);
 void *eb_imap_get(const eb_imap *m, uint64_t key);
-/* Sets key (non-zero) to val, replacing. Returns 0 or EB_ENOMEM. */
-int   eb_imap_put(eb_imap *m, uint64_t key, void *val);
+/* Sets key (non-zero) to val, replacing. Aborts on allocation failure. */
+void  eb_imap_put(eb_imap *m, uint64_t key, void *val);
 /* Removes key; returns its value or NULL. */
 void *eb_imap_del(eb_imap *m, uint64_t key);
 /* Iteration from *it = 0; NULL at the end. No changes while iterating. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* FNV-1a on 8-byte words with a final avalanche: fast for short keys
  * (type names, ids) and good enough against accidental clustering. */
@@ -54,12 +54,10 @@ static size_t find(const eb_map *m, const char *key, size_t klen, uint32_t h)
     }
 }
 
-static int grow(eb_map *m)
+static void grow(eb_map *m)
 {
     size_t ncap = m->cap ? m->cap * 2 : 16;
-    eb_map_slot *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-        return EB_ENOMEM;
+    eb_map_slot *ns = eb_xcalloc(ncap, sizeof *ns);
     eb_map old = *m;
     m->slots = ns;
     m->cap = ncap;
@@ -69,7 +67,6 @@ static int grow(eb_map *m)
             m->slots[find(m, s->key, s->klen, s->hash)] = *s;
     }
     free(old.slots);
-    return 0;
 }
 
 void *eb_map_get(const eb_map *m, const char *key, size_t klen)
@@ -80,28 +77,25 @@ void *eb_map_get(const eb_map *m, const char *key, size_t klen)
     return s->key ? s->val : NULL;
 }
 
-int eb_map_put(eb_map *m, const char *key, size_t klen, void *val, void **old)
+void eb_map_put(eb_map *m, const char *key, size_t klen, void *val, void **old)
 {
     if (old)
         *old = NULL;
-    if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
-        return EB_ENOMEM;
+    if ((m->len + 1) * 4 > m->cap * 3)
+        grow(m);
     uint32_t h = eb_hash(key, klen);
     eb_map_slot *s = &m->slots[find(m, key, klen, h)];
     if (s->key) {
         if (old)
             *old = s->val;
         s->val = val;
-        return 0;
+        return;
     }
-    char *k = malloc(klen + 1);
-    if (!k)
-        return EB_ENOMEM;
+    char *k = eb_xmalloc(klen + 1);
     memcpy(k, key, klen);
     k[klen] = '\0';
     *s = (eb_map_slot){k, (uint32_t)klen, h, val};
     m->len++;
-    return 0;
 }
 
 void *eb_map_del(eb_map *m, const char *key, size_t klen)

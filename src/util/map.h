@@ -34,8 +34,9 @@ void eb_map_free(eb_map *m);
 /* The value for key, or NULL. */
 void *eb_map_get(const eb_map *m, const char *key, size_t klen);
 /* Sets key to val. If the key was present its old value is returned through
- * *old (if old is non-NULL) and replaced. Returns 0 or EB_ENOMEM. */
-int eb_map_put(eb_map *m, const char *key, size_t klen, void *val, void **old);
+ * *old (if old is non-NULL) and replaced. Aborts on allocation failure
+ * (util/xmalloc.h: server-only, like imap, heap and rangeset). */
+void eb_map_put(eb_map *m, const char *key, size_t klen, void *val, void **old);
 /* Removes key; returns its value, or NULL if absent. */
 void *eb_map_del(eb_map *m, const char *key, size_t klen);
 /* Iteration: start with *it = 0; returns the next used slot or NULL.

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 void eb_rangeset_init(eb_rangeset *s)
 {
@@ -36,10 +36,10 @@ static size_t lower(const eb_rangeset *s, uint64_t v)
     return lo;
 }
 
-int eb_rangeset_add(eb_rangeset *s, uint64_t a, uint64_t b)
+void eb_rangeset_add(eb_rangeset *s, uint64_t a, uint64_t b)
 {
     if (a >= b)
-        return 0;
+        return;
     size_t i = lower(s, a); /* first range that ends at or after a */
     size_t j = i;           /* ranges [i, j) merge with [a, b) */
     while (j < s->n && s->r[j].a <= b) {
@@ -53,20 +53,16 @@ int eb_rangeset_add(eb_rangeset *s, uint64_t a, uint64_t b)
         s->r[i] = (eb_range){a, b};
         memmove(&s->r[i + 1], &s->r[j], (s->n - j) * sizeof *s->r);
         s->n -= j - i - 1;
-        return 0;
+        return;
     }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 8;
-        eb_range *r = realloc(s->r, cap * sizeof *r);
-        if (!r)
-            return EB_ENOMEM;
-        s->r = r;
+        s->r = eb_xrealloc(s->r, cap * sizeof *s->r);
         s->cap = cap;
     }
     memmove(&s->r[i + 1], &s->r[i], (s->n - i) * sizeof *s->r);
     s->r[i] = (eb_range){a, b};
     s->n++;
-    return 0;
 }
 
 bool eb_rangeset_has(const eb_rangeset *s, uint64_t v)

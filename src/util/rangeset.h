@@ -24,8 +24,8 @@ typedef struct eb_rangeset {
 void eb_rangeset_init(eb_rangeset *s);
 void eb_rangeset_free(eb_rangeset *s);
 void eb_rangeset_clear(eb_rangeset *s);
-/* Adds [a, b) (merging). Returns 0 or EB_ENOMEM. */
-int  eb_rangeset_add(eb_rangeset *s, uint64_t a, uint64_t b);
+/* Adds [a, b) (merging). Aborts on allocation failure. */
+void eb_rangeset_add(eb_rangeset *s, uint64_t a, uint64_t b);
 bool eb_rangeset_has(const eb_rangeset *s, uint64_t v);
 /* If v is in the set, the end of its range (first value above v not in the
  * set); otherwise v. */

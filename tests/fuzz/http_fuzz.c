@@ -4,11 +4,13 @@
  *
  * Input: byte 0 picks the chunk size of the split read (1-64 bytes), byte 1
  * the limits (bit 0: 200 header bytes instead of 16 KiB, bit 1: 3 headers
- * instead of 100, bit 2: a 16-byte body bound instead of 1 MiB); the rest
+ * instead of 100, bit 2: a 16-byte body bound instead of 1 MiB, bit 3: the
+ * split read pauses the reader after every request and resumes it where it
+ * stopped, as the server does under back-pressure); the rest
  * is the byte stream a client sends on one connection (pipelined requests).
  * The stream is read twice, whole and in chunks. Properties, abort() on a
  * breach:
- *   - every request is well formed: known method, HEAD flag, path and query
+ *   - every request is well formed: known method (HEAD comes as GET with its flag), path and query
  *     split at the first '?', lowercase header names, header lookup finds
  *     the first of a name, NUL-terminated body, all within the limits;
  *   - a failure is 400, 413 or 431;
@@ -18,6 +20,7 @@
  *     over a limit is 400 or 431 depending on which the parser meets first,
  *     and the limits are checked as callbacks arrive, at token or chunk ends.
  * Requests are released as the server releases them (no leak). */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +31,8 @@
 /* What one read of the stream produced. */
 typedef struct outcome {
     const eb_http_opts *opts;
+    eb__http_reader    *rd;
+    bool                pause;     /* pause the reader after every request */
     eb_buf              log;       /* every request, serialized */
     int                 requests;
     int                 continues;
@@ -44,7 +49,7 @@ static void check_request(const outcome *o, const eb_http_req *r)
     FUZZ_CHECK(r->method == EB_HTTP_DELETE || r->method == EB_HTTP_GET ||
                r->method == EB_HTTP_HEAD || r->method == EB_HTTP_POST ||
                r->method == EB_HTTP_PUT || r->method == EB_HTTP_OTHER);
-    FUZZ_CHECK(r->head == (r->method == EB_HTTP_HEAD));
+    FUZZ_CHECK(r->method != EB_HTTP_HEAD && (!r->head || r->method == EB_HTTP_GET));
     FUZZ_CHECK(r->path != NULL && !memchr(r->path, '?', r->path_len));
     size_t head_bytes = r->path_len;
     if (r->query) {
@@ -92,6 +97,8 @@ static void on_request(void *arg, eb_http_req *r)
     eb_buf_putc(b, '\n');
     o->requests++;
     eb__http_req_free(r);
+    if (o->pause)
+        eb__http_reader_pause(o->rd);
 }
 
 static void on_continue(void *arg)
@@ -106,12 +113,14 @@ static int read_stream(outcome *o, const char *data, size_t len, size_t chunk)
 {
     eb__http_reader rd;
     eb__http_reader_init(&rd, o->opts, on_request, on_continue, o);
+    o->rd = &rd;
     int status = 0;
     size_t off = 0;
     do {
-        size_t n = chunk && len - off > chunk ? chunk : len - off;
-        status = eb__http_reader_feed(&rd, data + off, n);
-        off += n;
+        size_t n = chunk && len - off > chunk ? chunk : len - off, used = 0;
+        status = eb__http_reader_feed(&rd, data + off, n, &used);
+        FUZZ_CHECK(used <= n && (status || used == n || o->pause));
+        off += used;
     } while (!status && off < len);
     eb__http_reader_free(&rd);
     FUZZ_CHECK(status == 0 || status == 400 || status == 413 || status == 431);
@@ -131,7 +140,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     };
     const char *stream = (const char *)data + 2;
     size_t len = size - 2;
-    outcome whole = {&opts, EB_BUF_INIT, 0, 0}, split = {&opts, EB_BUF_INIT, 0, 0};
+    outcome whole = {.opts = &opts, .log = EB_BUF_INIT};
+    outcome split = {.opts = &opts, .log = EB_BUF_INIT, .pause = data[1] & 8};
     int s1 = read_stream(&whole, stream, len, 0);
     int s2 = read_stream(&split, stream, len, chunk);
     FUZZ_CHECK((s1 == 0) == (s2 == 0));

@@ -143,6 +143,7 @@ class Server:
         self.port = None
         self.conn = None
         self.token = None  # sent as "Authorization: Bearer <token>" when set
+        self.nofile = None  # RLIMIT_NOFILE (soft = hard) for the daemon, when set
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, extra_args=None):
@@ -159,7 +160,7 @@ class Server:
             self.proc = subprocess.Popen(
                 [DAEMON, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                  "--log-level", "info"] + fsync + self.extra,
-                stdout=log, stderr=log)
+                stdout=log, stderr=log, preexec_fn=self._limits)
             log.close()
             if self.wait_ready():
                 if "--admin-token-file" in fsync:
@@ -169,6 +170,19 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         raise RuntimeError("eventbusd did not start:\n" + self.log_tail())
+
+    def _limits(self):
+        if self.nofile:
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+
+    def rss_mb(self):
+        """The daemon's resident memory now, in MiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
 
     def wait_ready(self, timeout=10.0):
         end = time.time() + timeout

@@ -162,7 +162,8 @@ def test_publish_one(srv):
     st, _, ev = srv.request("GET", "/v1/events/ord-1")
     assert st == 200 and ev["key"] == "cust-1" and ev["source"] == "shop"
     assert ev["correlationId"] == "req-9" and ev["data"]["orderId"] == "A-1"
-    again = js(srv, "publish", "order.created", order(1), "--id", "ord-1")
+    # a repeat is the same source + id (CloudEvents uniqueness)
+    again = js(srv, "publish", "order.created", order(1), "--id", "ord-1", "--source", "shop")
     assert again["duplicate"] is True and again["seq"] == r["seq"]
     r2 = js(srv, "publish", "order.created", "-", stdin=order(2))
     assert r2["seq"] == r["seq"] + 1

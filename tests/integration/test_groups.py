@@ -262,6 +262,31 @@ def test_dead_letters_survive_restart_and_purge(srv):
 
 # --- delivery mechanics -----------------------------------------------------------------
 
+def test_lag_after_restart_leaves_out_dead_letters_and_acks(srv):
+    """Issue 13, item 12: right after a restart, lag counted an event
+    dead-lettered (or acked) past the oldest unfinished one."""
+    put_group(srv, "lg", max_attempts=1)
+    publish(srv, 6)
+    evs = pull(srv, "lg", max=6)
+    assert len(evs) == 6
+    nack(srv, "lg", [evs[2]])  # max_attempts 1: dead-lettered
+    ack(srv, "lg", [evs[4]])
+    assert group_info(srv, "lg")["lag"] == 4
+    for how in ("clean", "kill9"):
+        if how == "clean":
+            srv.restart()
+        else:
+            srv.kill9()
+            srv.start()
+        info = group_info(srv, "lg")
+        assert info["lag"] == 4, (how, info)
+        assert info["dead_letters"] == 1, (how, info)
+    # and the lag then follows the deliveries exactly
+    seen = drain(srv, "lg")
+    assert sorted(seen) == [evs[i]["seq"] for i in (0, 1, 3, 5)], seen
+    assert group_info(srv, "lg")["lag"] == 0
+
+
 def test_ack_timeout_redelivers(srv):
     put_group(srv, "t", ack_timeout_ms=300, backoff={"initial_ms": 0, "max_ms": 0})
     publish(srv, 1)
@@ -459,6 +484,13 @@ def test_bad_group_configs_name_the_field(srv):
         assert body["error"]["details"][0]["field"] == field, (cfg, body)
     st, _, body = srv.request("PUT", "/v1/groups/bad%20name", {"types": ["a"]})
     assert st == 400, body
+    for name in (".", ".."):  # a URL cannot address them (issue 13, item 11)
+        st, _, body = srv.request("PUT", f"/v1/groups/{name}", {"types": ["a"]})
+        assert st == 400, (name, st, body)
+        assert body["error"]["details"][0]["field"] == "/group", (name, body)
+    put_group(srv, "...")  # three dots is a plain name
+    st, _, body = srv.request("DELETE", "/v1/groups/...")
+    assert st == 204, body
     st, _, body = srv.request("GET", "/v1/groups")
     assert body["groups"] == []  # nothing was written
     put_group(srv, "g")

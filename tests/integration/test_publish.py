@@ -9,9 +9,10 @@ import os
 import signal
 import socket
 import threading
+import shutil
 import time
 
-from harness import run_tests
+from harness import ROOT, run_tests
 
 ORDER_SCHEMA = {
     "type": "object",
@@ -195,6 +196,39 @@ def test_dedupe_within_window_survives_restart(srv):
     assert again["duplicate"] is True and again["seq"] == first["seq"]
     st, _, page = srv.request("GET", "/v1/events")
     assert len(page["events"]) == 1
+
+
+def test_dedupe_is_by_source_and_id(srv):
+    """CloudEvents uniqueness is source + id (issue 13, item 7): a reused id
+    from another source is a new event, also across restarts (clean and
+    SIGKILL), where the window is refilled from the log."""
+    def ev(source, n):
+        e = order(n)
+        e["id"] = "shared-1"
+        if source is not None:
+            e["source"] = source
+        return e
+    a = publish(srv, ev("/orders", 1))
+    b = publish(srv, ev("/billing", 2))          # same id, other source: stored
+    c = publish(srv, ev(None, 3))                # no source: its own namespace
+    assert len({a["seq"], b["seq"], c["seq"]}) == 3
+    for restart in (None, "clean", "kill9"):
+        if restart == "clean":
+            srv.restart()
+        elif restart == "kill9":
+            srv.kill9()
+            srv.start()
+        for src, n, first in (("/orders", 4, a), ("/billing", 5, b), (None, 6, c)):
+            again = publish(srv, ev(src, n), expect=200)
+            assert again["duplicate"] is True and again["seq"] == first["seq"], (restart, src)
+    # a batch holding the same id from two sources stores both
+    st, _, js = srv.request("POST", "/v1/events/batch", [ev("/x", 7), ev("/y", 8), ev("/x", 9)])
+    assert st == 201, js
+    r = js["results"]
+    assert not r[0].get("duplicate") and not r[1].get("duplicate"), r
+    assert r[2]["duplicate"] and r[2]["seq"] == r[0]["seq"], r
+    st, _, page = srv.request("GET", "/v1/events")
+    assert len(page["events"]) == 5, page
 
 
 def test_dedupe_inside_one_batch(srv):
@@ -387,6 +421,56 @@ def test_invalid_schema_is_400(srv):
     assert st == 400 and js["error"]["details"][0]["field"] == "/compatibility", js
     st, _, js = srv.request("PUT", "/v1/schemas/Bad%20Type", {"schema": {}})
     assert st == 400 and js["error"]["details"][0]["field"] == "type", js
+
+
+def test_unsupported_schema_draft_is_422_naming_schema(srv):
+    """Issue 13 item 9: a 2019-09 schema was read as 2020-12, its
+    $recursiveRef ignored, so invalid events passed."""
+    schema = {"$schema": "https://json-schema.org/draft/2019-09/schema",
+              "$recursiveAnchor": True, "type": "object",
+              "properties": {"child": {"$recursiveRef": "#"}, "n": {"type": "integer"}}}
+    for path in ["/v1/schemas/tree.node", "/v1/schemas/tree.node/check"]:
+        st, _, js = srv.request("PUT" if not path.endswith("check") else "POST", path,
+                                {"schema": schema})
+        assert st == 422, (st, js)
+        assert js["error"]["code"] == "unsupported_schema", js
+        assert "$schema" in js["error"]["message"] and "2019-09" in js["error"]["message"], js
+        assert js["error"]["details"][0]["field"] == "/$schema", js
+    st, _, _ = srv.request("GET", "/v1/schemas/tree.node")
+    assert st == 404
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    st, _, js = srv.request("PUT", "/v1/schemas/tree.node", {"schema": schema})
+    assert st == 201, js
+
+
+def test_version1_fixtures_recover_through_the_daemon(srv):
+    """Issue 13 item 15: committed version-1 data directories (written once
+    by tests/fixtures/make_v1.py) open, recover and read back: clean, with a
+    torn tail, and with a flipped bit in the last record of each log."""
+    fx = os.path.join(ROOT, "tests", "fixtures", "v1")
+    with open(os.path.join(fx, "expected.json")) as f:
+        expected = json.load(f)["events"]
+    for variant, n, group in [("clean", 5, True), ("torn", 4, False), ("flipped", 4, False)]:
+        srv.stop()
+        shutil.rmtree(srv.data)
+        for log in ["events", "meta"]:
+            shutil.copytree(os.path.join(fx, variant, log), os.path.join(srv.data, log))
+        srv.start()
+        st, _, js = srv.request("GET", "/v1/events?limit=100")
+        assert st == 200, js
+        got = [(e["id"], e["seq"], e["time"], e["key"], e["data"]) for e in js["events"]]
+        want = [(e["id"], e["seq"], e["time"], f"k{i + 1}", {"n": i + 1})
+                for i, e in enumerate(expected[:n])]
+        assert got == want, (variant, got)
+        st, _, js = srv.request("GET", "/v1/schemas/order.created")
+        assert st == 200, (variant, js)
+        st, _, js = srv.request("GET", "/v1/groups/billing")
+        assert st == (200 if group else 404), (variant, st, js)
+        if variant != "clean":
+            assert "torn bytes truncated" in srv.log_tail()
+        # the recovered log takes new events after the last good one
+        st, _, js = srv.request("POST", "/v1/events", {"type": "order.created", "data": {"n": 9}})
+        assert st == 201 and js["seq"] == n + 1, js
 
 
 def test_schemas_survive_restart(srv):

@@ -154,30 +154,57 @@ TEST(time_parse_and_format)
     CHECK_STR(s, "1970-01-01T00:00:00.000000Z");
 }
 
+#define S(x) ((eb_str){x, sizeof x - 1})
+#define NOSRC ((eb_str){NULL, 0})
+
 TEST(dedupe_window_expires_in_order)
 {
     eb_dedupe d;
     eb_dedupe_init(&d, 1000, 0);
-    CHECK_OK(eb_dedupe_add(&d, "a", 1, 1, 100));
-    CHECK_OK(eb_dedupe_add(&d, "b", 1, 2, 600));
+    eb_dedupe_add(&d, NOSRC, S("a"), 1, 100);
+    eb_dedupe_add(&d, NOSRC, S("b"), 2, 600);
     uint64_t ts = 0;
-    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 1000, &ts), 1);
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("a"), 1000, &ts), 1);
     CHECK_EQ(ts, 100);
-    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 1200, NULL), 0); /* past its window */
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("a"), 1200, NULL), 0); /* past its window */
     eb_dedupe_expire(&d, 1200);
     CHECK_EQ(d.map.len, 1);
-    CHECK_EQ(eb_dedupe_find(&d, "b", 1, 1200, NULL), 2);
+    CHECK_EQ(d.by_id.len, 1);
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("b"), 1200, NULL), 2);
     /* bound: oldest evicted first */
     eb_dedupe_free(&d);
-    eb_dedupe_init(&d, 1000000, 3);
+    eb_dedupe_init(&d, 1000000, 3 * EB_DEDUPE_ENTRY_BYTES(5, 1)); /* 3 ids of 1 byte */
     for (uint64_t i = 0; i < 5; i++) {
         char k[2] = {(char)('a' + i), 0};
-        CHECK_OK(eb_dedupe_add(&d, k, 1, i + 1, i));
+        eb_dedupe_add(&d, NOSRC, (eb_str){k, 1}, i + 1, i);
     }
     CHECK_EQ(d.map.len, 3);
     CHECK_EQ(d.evicted, 2);
-    CHECK_EQ(eb_dedupe_find(&d, "a", 1, 10, NULL), 0);
-    CHECK_EQ(eb_dedupe_find(&d, "e", 1, 10, NULL), 5);
+    CHECK_EQ(d.bytes, 3 * EB_DEDUPE_ENTRY_BYTES(5, 1));
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("a"), 10, NULL), 0);
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("e"), 10, NULL), 5);
+    eb_dedupe_free(&d);
+}
+
+/* CloudEvents: unique by source + id (issue 13, item 7). */
+TEST(dedupe_is_by_source_and_id)
+{
+    eb_dedupe d;
+    eb_dedupe_init(&d, 1000, 0);
+    eb_dedupe_add(&d, S("/orders"), S("x-1"), 1, 100);
+    CHECK_EQ(eb_dedupe_find(&d, S("/orders"), S("x-1"), 200, NULL), 1);
+    CHECK_EQ(eb_dedupe_find(&d, S("/billing"), S("x-1"), 200, NULL), 0);
+    CHECK_EQ(eb_dedupe_find(&d, NOSRC, S("x-1"), 200, NULL), 0);
+    /* the length prefix keeps ("/a", "bc") apart from ("/ab", "c") */
+    eb_dedupe_add(&d, S("/a"), S("bc"), 2, 110);
+    CHECK_EQ(eb_dedupe_find(&d, S("/ab"), S("c"), 200, NULL), 0);
+    eb_dedupe_add(&d, S("/billing"), S("x-1"), 3, 120);
+    CHECK_EQ(eb_dedupe_find(&d, S("/orders"), S("x-1"), 200, NULL), 1);
+    CHECK_EQ(eb_dedupe_find(&d, S("/billing"), S("x-1"), 200, NULL), 3);
+    CHECK_EQ(eb_dedupe_find_id(&d, S("x-1"), 200, NULL), 3); /* the latest with the id */
+    eb_dedupe_expire(&d, 1105); /* drops seq 1 only: by_id still has seq 3 */
+    CHECK_EQ(eb_dedupe_find_id(&d, S("x-1"), 1105, NULL), 3);
+    CHECK_EQ(eb_dedupe_find(&d, S("/orders"), S("x-1"), 1105, NULL), 0);
     eb_dedupe_free(&d);
 }
 
@@ -243,4 +270,4 @@ TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(enve
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),
-          T(dedupe_window_expires_in_order))
+          T(dedupe_window_expires_in_order), T(dedupe_is_by_source_and_id))

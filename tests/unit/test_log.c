@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -466,7 +467,7 @@ TEST(inline_appends_are_written_by_the_caller)
 
 typedef struct race {
     eb_log      *l;
-    volatile int stop;
+    _Atomic int  stop; /* volatile is no synchronisation (TSan) */
     uint64_t     reads;
 } race;
 
@@ -509,6 +510,127 @@ TEST(readers_race_the_index_growing)
     eb_log_close(r.l);
 }
 
+typedef struct stats_race {
+    eb_log     *l;
+    _Atomic int stop;
+    uint64_t    reads;
+} stats_race;
+
+static void *stats_reader(void *arg)
+{
+    stats_race *r = arg;
+    eb_log_stats prev = {0}, st;
+    while (!atomic_load(&r->stop)) {
+        eb_log_get_stats(r->l, &st);
+        CHECK(st.writes >= prev.writes && st.syncs >= prev.syncs);
+        prev = st;
+        r->reads++;
+    }
+    return NULL;
+}
+
+/* Issue 13 item 13: the writer thread counted writes and syncs (and set
+ * dirty and broken) outside the mutex eb_log_get_stats reads them under:
+ * a data race the TSan build reports on the old code. Both policies whose
+ * writer thread counts are run (ALWAYS: write+sync; INTERVAL: timed sync). */
+TEST(stats_are_read_while_the_writer_counts)
+{
+    eb_fsync_policy pols[2] = {EB_FSYNC_ALWAYS, EB_FSYNC_INTERVAL};
+    for (int k = 0; k < 2; k++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/st%d", eb_test_tmpdir(), k);
+        eb_log_opts o = {.dir = dir, .segment_bytes = 1u << 26, .fsync = pols[k],
+                         .fsync_interval_ms = 1};
+        stats_race r = {0};
+        CHECK_OK(eb_log_open(&o, &r.l, NULL));
+        pthread_t th;
+        CHECK(pthread_create(&th, NULL, stats_reader, &r) == 0);
+        eb_log_rec_in rec = {7, 3, "x", 1};
+        for (int i = 0; i < 200; i++) {
+            uint64_t seq, ts;
+            CHECK_OK(eb_log_append_sync(r.l, &rec, 1, &seq, &ts));
+            if (k == 1 && i % 20 == 0)
+                usleep(2000); /* let the interval sync run */
+        }
+        atomic_store(&r.stop, 1);
+        pthread_join(th, NULL);
+        eb_log_stats st;
+        eb_log_get_stats(r.l, &st);
+        CHECK(st.writes >= 1 && st.records == 200);
+        if (k == 0)
+            CHECK(st.syncs == st.writes);
+        else
+            CHECK(st.syncs >= 1);
+        CHECK(r.reads > 0);
+        eb_log_close(r.l);
+    }
+}
+
+/* Opens a committed version-1 fixture log (tests/fixtures/v1/<variant>/<log>)
+ * from a copy, checks what recovery reports, and returns the open log. */
+static eb_log *open_fixture(const char *variant, const char *log, eb_log_recovery *rep)
+{
+    const char *root = getenv("EB_FIXTURES");
+    if (!root)
+        eb_test_skip("EB_FIXTURES not set (run through meson)");
+    char src[4096], dir[4096], dst[4200], cmd[13000];
+    snprintf(src, sizeof src, "%s/v1/%s/%s/00000000000000000001.seg", root, variant, log);
+    snprintf(dir, sizeof dir, "%s/%s-%s", eb_test_tmpdir(), variant, log);
+    snprintf(dst, sizeof dst, "%s/00000000000000000001.seg", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s'", dir, src, dst);
+    CHECK(system(cmd) == 0);
+    eb_log_opts o = {.dir = dir, .segment_bytes = 1u << 20, .fsync = EB_FSYNC_NEVER};
+    eb_log *l = NULL;
+    CHECK_OK(eb_log_open(&o, &l, rep));
+    return l;
+}
+
+/* Issue 13 item 15: logs written by the version-1 writer, committed as
+ * bytes, so a change of the format or of recovery fails here. */
+TEST(version1_fixtures_open_recover_and_read_back)
+{
+    static const struct { const char *variant; uint64_t events, meta; bool cut; } cases[] = {
+        {"clean", 5, 2, false}, {"torn", 4, 1, true}, {"flipped", 4, 1, true}};
+    for (size_t k = 0; k < 3; k++) {
+        eb_log_recovery rep;
+        eb_log *l = open_fixture(cases[k].variant, "events", &rep);
+        CHECK_EQ(rep.records, cases[k].events);
+        CHECK_EQ(rep.first_seq, 1);
+        CHECK_EQ(rep.last_seq, cases[k].events);
+        CHECK(cases[k].cut ? rep.truncated_bytes > 0 : rep.truncated_bytes == 0);
+        eb_buf b = EB_BUF_INIT;
+        for (uint64_t s = 1; s <= cases[k].events; s++) {
+            eb_log_rec r;
+            CHECK_OK(eb_log_read(l, s, &r, &b));
+            CHECK_EQ(r.seq, s);
+            CHECK_EQ(r.type, 1);
+            char want[64];
+            snprintf(want, sizeof want, "\"key\":\"k%llu\"", (unsigned long long)s);
+            CHECK(memmem(r.data, r.len, want, strlen(want)) != NULL);
+            snprintf(want, sizeof want, "\"data\":{\"n\": %llu}}", (unsigned long long)s);
+            CHECK(memmem(r.data, r.len, want, strlen(want)) != NULL);
+        }
+        eb_log_rec r;
+        CHECK(eb_log_read(l, cases[k].events + 1, &r, &b) != 0);
+        CHECK_EQ(eb_log_next_seq(l), cases[k].events + 1);
+        eb_log_close(l);
+
+        l = open_fixture(cases[k].variant, "meta", &rep);
+        CHECK_EQ(rep.records, cases[k].meta);
+        CHECK(cases[k].cut ? rep.truncated_bytes > 0 : rep.truncated_bytes == 0);
+        CHECK_OK(eb_log_read(l, 1, &r, &b));
+        CHECK_EQ(r.type, 16); /* a schema version */
+        CHECK(memmem(r.data, r.len, "\"order.created\"", 15) != NULL);
+        if (cases[k].meta == 2) {
+            CHECK_OK(eb_log_read(l, 2, &r, &b));
+            CHECK_EQ(r.type, 32); /* a consumer group */
+            CHECK(memmem(r.data, r.len, "\"billing\"", 9) != NULL);
+        }
+        eb_buf_free(&b);
+        eb_log_close(l);
+    }
+}
+
 TEST_MAIN(T(crc32c_vectors_hw_and_table), T(record_header_round_trip),
           T(append_read_reopen_across_segments), T(scan_crosses_segments_in_order),
           T(time_is_monotonic_and_seekable), T(retention_by_size_and_age_keeps_seqs),
@@ -516,4 +638,6 @@ TEST_MAIN(T(crc32c_vectors_hw_and_table), T(record_header_round_trip),
           T(flipped_byte_in_last_record_is_detected), T(corrupt_sealed_segment_refuses_to_open),
           T(missing_index_is_rebuilt), T(atomic_batch_is_all_or_nothing),
           T(oversized_record_is_refused), T(inline_appends_are_written_by_the_caller),
-          T(readers_race_the_index_growing))
+          T(readers_race_the_index_growing),
+          T(stats_are_read_while_the_writer_counts),
+          T(version1_fixtures_open_recover_and_read_back))

@@ -642,6 +642,85 @@ TEST(formats_refuse_embedded_nul)
     eb_schema_free(s);
 }
 
+/* 1 if inst is valid under schema, 0 if not. */
+static int valid(const char *schema, const char *inst)
+{
+    eb_schema *s = compile(schema);
+    int rc = validate(s, inst, NULL);
+    eb_schema_free(s);
+    CHECK(rc == 0 || rc == EB_ESCHEMA);
+    return rc == 0;
+}
+
+/* Issue 13 item 9 (against another implementation): multipleOf had a
+ * tolerance, integer bounds went through doubles. Both are exact now. */
+TEST(numeric_keywords_are_exact)
+{
+    CHECK_EQ(valid("{\"multipleOf\":1}", "1.0000000001"), 0);
+    CHECK_EQ(valid("{\"type\":\"number\",\"multipleOf\":2}", "6.000000001"), 0);
+    CHECK_EQ(valid("{\"type\":\"number\",\"multipleOf\":2}", "27021597764222979"), 0);
+    CHECK_EQ(valid("{\"type\":\"number\",\"multipleOf\":2}", "27021597764222978"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":0.1}", "0.7"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":0.01}", "19.99"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":0.01}", "19.999"), 0);
+    CHECK_EQ(valid("{\"multipleOf\":1.5}", "4.5e3"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":1.5}", "4.65e3"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":1.5}", "4.6e3"), 0);
+    CHECK_EQ(valid("{\"multipleOf\":0.0001}", "1e308"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":3}", "1e400"), 0);
+    CHECK_EQ(valid("{\"multipleOf\":3}", "3e400"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":1e-400}", "7e-398"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":123456789012345678901234567}",
+                   "246913578024691357802469134000"), 1);
+    CHECK_EQ(valid("{\"multipleOf\":123456789012345678901234567}",
+                   "246913578024691357802469135000"), 0);
+    CHECK_EQ(valid("{\"maximum\":9007199254740992}", "9007199254740993"), 0);
+    CHECK_EQ(valid("{\"maximum\":9007199254740992}", "9007199254740992"), 1);
+    CHECK_EQ(valid("{\"minimum\":-9007199254740992}", "-9007199254740993"), 0);
+    CHECK_EQ(valid("{\"exclusiveMaximum\":1e30}", "999999999999999999999999999999"), 1);
+    CHECK_EQ(valid("{\"exclusiveMaximum\":1e30}", "1000000000000000000000000000000"), 0);
+    CHECK_EQ(valid("{\"minimum\":0.1}", "0.1000000000000000000001"), 1);
+    CHECK_EQ(valid("{\"exclusiveMinimum\":0.1}", "0.10"), 0);
+    CHECK_EQ(valid("{\"maximum\":-0}", "0.0"), 1);
+}
+
+/* Issue 13 item 9: ECMA-262 \s is Unicode white space; \w \d \b stay ASCII. */
+TEST(regex_s_is_unicode_white_space)
+{
+    const char *ws[] = {"\"\u00a0\"", "\"\ufeff\"", "\"\u2028\"", "\"\u2029\"",
+                        "\"\u3000\"", "\"\u1680\"", "\"\u2009\"", "\"\\t\"", "\" \""};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) {
+        CHECK_EQ(valid("{\"pattern\":\"^\\\\s$\"}", ws[i]), 1);
+        CHECK_EQ(valid("{\"pattern\":\"^\\\\S$\"}", ws[i]), 0);
+        CHECK_EQ(valid("{\"pattern\":\"^[a\\\\s]$\"}", ws[i]), 1);
+    }
+    CHECK_EQ(valid("{\"pattern\":\"^\\\\S$\"}", "\"x\""), 1);
+    CHECK_EQ(valid("{\"pattern\":\"^\\\\s$\"}", "\"x\""), 0);
+    CHECK_EQ(valid("{\"pattern\":\"^\\\\w$\"}", "\"\u00e9\""), 0);
+    CHECK_EQ(valid("{\"pattern\":\"^\\\\d$\"}", "\"\u0660\""), 0);
+}
+
+/* Issue 13 item 9: a "$schema" naming 2019-09, draft-06, draft-04 or an
+ * unknown URI was read as 2020-12 (a 2019-09 $recursiveRef ignored). */
+TEST(unsupported_schema_drafts_are_refused)
+{
+    const char *refused[] = {"https://json-schema.org/draft/2019-09/schema",
+                             "http://json-schema.org/draft-06/schema#",
+                             "http://json-schema.org/draft-04/schema#",
+                             "https://example.com/my-meta-schema"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        char doc[300];
+        snprintf(doc, sizeof doc, "{\"$schema\":\"%s\",\"type\":\"object\"}", refused[i]);
+        eb_schema *sc = NULL;
+        eb_buf err = EB_BUF_INIT;
+        CHECK_EQ(eb_schema_compile(doc, strlen(doc), NULL, &sc, &err), EB_EUNSUPP);
+        CHECK(err.data && strstr(err.data, "$schema") && strstr(err.data, refused[i]));
+        eb_buf_free(&err);
+    }
+    eb_schema_free(compile("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\"}"));
+    eb_schema_free(compile("{\"$schema\":\"http://json-schema.org/draft-07/schema#\"}"));
+}
+
 TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_reported_with_pointers),
           T(error_list_is_bounded), T(compile_errors_name_the_place), T(recursive_refs_terminate),
           T(one_schema_validates_on_many_threads),
@@ -657,4 +736,6 @@ TEST_MAIN(T(seed_missing_currency_is_one_clear_error), T(every_violation_is_repo
           T(long_ref_chain_is_refused_not_a_crash), T(exponential_schema_stops_with_a_reason),
           T(unique_items_large_arrays), T(huge_counts_clamp_instead_of_overflowing),
           T(external_documents_are_bounded), T(compat_recursive_schemas_terminate),
-          T(compat_many_changes_are_capped), T(formats_refuse_embedded_nul))
+          T(compat_many_changes_are_capped), T(formats_refuse_embedded_nul),
+          T(numeric_keywords_are_exact), T(regex_s_is_unicode_white_space),
+          T(unsupported_schema_drafts_are_refused))

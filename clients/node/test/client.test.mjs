@@ -34,7 +34,7 @@ test('publish: answer, duplicate id, all envelope fields stored', async () => {
   assert.equal(r.id, 'p-1');
   assert.ok(r.seq >= 1);
   assert.match(r.time, /Z$/);
-  const dup = await bus.publish('t.pub', { a: 1 }, { id: 'p-1' });
+  const dup = await bus.publish('t.pub', { a: 1 }, { id: 'p-1', source: 'svc' }); // same source + id
   assert.equal(dup.duplicate, true);
   assert.equal(dup.seq, r.seq);
   const e = await bus.event('p-1');

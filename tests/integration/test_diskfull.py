@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Storage full (issue 13, item 8) against a real eventbusd whose data
+directory is a small tmpfs: publishing answers 507 storage_full with
+Retry-After (not 500), /healthz answers 503 with the reason, the change of
+state is logged once each way, the log clears its error by itself once space
+is freed (no restart), and nothing acknowledged is lost.
+
+Needs to mount a tmpfs (root, or CAP_SYS_ADMIN): skipped with a message
+(exit 77) where mount is not permitted.
+"""
+import os
+import subprocess
+import sys
+import time
+
+from harness import Server, run_tests
+
+SIZE = "4m"
+
+
+def mount_tmpfs(path):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", path],
+                       capture_output=True, text=True)
+    return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+
+class TmpfsServer(Server):
+    """A Server whose data directory is a tmpfs of SIZE."""
+    def __init__(self):
+        super().__init__()
+        ok, why = mount_tmpfs(self.data)
+        if not ok:
+            raise RuntimeError(why)
+
+    def cleanup(self):
+        self.kill9()
+        subprocess.run(["umount", self.data], capture_output=True)
+        super().cleanup()
+
+
+def event(i, size=32 * 1024):
+    return {"type": "blob.stored", "id": f"blob-{i}", "data": {"i": i, "pad": "x" * size}}
+
+
+def fill(path):
+    """Writes a file until the filesystem is full; returns its path."""
+    f = os.path.join(path, "filler")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in (65536, 4096):
+            try:
+                while True:
+                    os.write(fd, b"\0" * chunk)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return f
+
+
+def log_count(srv, text):
+    with open(srv.log_path, errors="replace") as f:
+        return f.read().count(text)
+
+
+def wait_log(srv, text, timeout=5):
+    end = time.time() + timeout
+    while log_count(srv, text) == 0 and time.time() < end:
+        time.sleep(0.05)
+    return log_count(srv, text)
+
+
+def wait_health(srv, status, timeout=15):
+    end = time.time() + timeout
+    while True:
+        st, hdrs, body = srv.request("GET", "/healthz")
+        if st == status or time.time() > end:
+            return st, hdrs, body
+        time.sleep(0.05)
+
+
+def test_disk_full_answers_507_then_recovers_without_restart(srv):
+    srv.start()
+    acked = {}
+    for i in range(10):
+        st, _, body = srv.request("POST", "/v1/events", event(i))
+        assert st == 201, (st, body)
+        acked[f"blob-{i}"] = body["seq"]
+    st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["blob.stored"],
+                                                       "start": "earliest"})
+    assert st in (200, 201), body
+    filler = fill(srv.data)
+    # publishing now fails: 507 storage_full with Retry-After, nothing written
+    refused = 0
+    for i in range(10, 20):
+        st, hdrs, body = srv.request("POST", "/v1/events", event(i))
+        if st == 201:  # a page the filler could not take may still fit one
+            acked[f"blob-{i}"] = body["seq"]
+            continue
+        assert st == 507, (st, body)
+        assert body["error"]["code"] == "storage_full", body
+        assert int(hdrs.get("retry-after", hdrs.get("Retry-After", "0"))) > 0, hdrs
+        refused += 1
+    assert refused >= 5, refused
+    st, hdrs, body = wait_health(srv, 503)
+    assert st == 503 and body["status"] == "degraded", (st, body)
+    assert "storage full" in body["reason"] and body["code"] == "storage_full", body
+    # reads keep working meanwhile
+    st, _, page = srv.request("GET", "/v1/events?limit=1000")
+    assert st == 200 and len(page["events"]) == len(acked), page
+    time.sleep(1.0)  # several probes fail meanwhile: logged once all the same
+    assert wait_log(srv, "storage full") == 1, srv.log_tail()
+    # free the space: the log finds it by itself, no restart
+    os.unlink(filler)
+    st, _, body = wait_health(srv, 200)
+    assert st == 200 and body == {"status": "ok"}, (st, body)
+    assert wait_log(srv, "storage writable again") == 1, srv.log_tail()
+    for i in range(20, 25):
+        st, _, body = srv.request("POST", "/v1/events", event(i))
+        assert st == 201, (st, body)
+        acked[f"blob-{i}"] = body["seq"]
+    # a refused event sent again is stored (its id was not kept as a duplicate)
+    st, _, body = srv.request("POST", "/v1/events", event(19))
+    assert st in (200, 201), (st, body)
+    if st == 201:
+        acked["blob-19"] = body["seq"]
+    # seqs stay contiguous: the failed appends' seqs were handed out again
+    seqs = sorted(acked.values())
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), seqs
+    st, _, info = srv.request("GET", "/v1/groups/g")
+    assert info["lag"] == len(acked), info
+    # nothing acknowledged is lost, across a SIGKILL
+    srv.kill9()
+    srv.start()
+    st, _, page = srv.request("GET", "/v1/events?limit=1000")
+    got = {e["id"]: e["seq"] for e in page["events"]}
+    assert got == acked, (sorted(got.items()), sorted(acked.items()))
+    st, _, info = srv.request("GET", "/v1/groups/g")
+    assert info["lag"] == len(acked), info
+
+
+if __name__ == "__main__":
+    probe = os.path.join("/tmp", f"eb-mount-probe-{os.getpid()}")
+    ok, why = mount_tmpfs(probe)
+    if ok:
+        subprocess.run(["umount", probe], capture_output=True)
+    os.rmdir(probe)
+    if not ok:
+        print(f"skip: cannot mount a tmpfs here ({why or 'not permitted'}); "
+              "this test needs root or CAP_SYS_ADMIN")
+        sys.exit(77)
+    run_tests(globals(), fixture=TmpfsServer)
