@@ -75,6 +75,17 @@ def main():
     rows.append(("new TLS connections (handshake + GET /healthz)", "-",
                  f"{tc.get('tls', 0):,.0f}/s, server {tc.get('tls_cpu_us', 0):.0f} us CPU each "
                  f"(plain TCP {tc.get('plain', 0):,.0f}/s, {tc.get('plain_cpu_us', 0):.0f} us)"))
+    es = run([os.path.join(B, "bench_estore"), DAEMON, "--events", "100000",
+              "--log-events", "1000000"])
+    for pol in ("always", "never"):
+        r = es.get(f"publish_{pol}", {})
+        rows.append((f"publish keyed + expected_version vs unkeyed (fsync {pol})", ">= 85%",
+                     f"{100 * r.get('ratio', 0):.0f}%: {r.get('keyed_expected', 0):,.0f}/s vs "
+                     f"{r.get('unkeyed', 0):,.0f}/s"))
+    kr, rc, rk = es.get("key_read", {}), es.get("restart_clean", {}), es.get("restart_kill", {})
+    rows.append(("GET ?key= (1,000 events) in a log of 1M", "p99 < 5 ms",
+                 f"p50 {kr.get('p50_ms', 0):.2f} ms, p99 {kr.get('p99_ms', 0):.2f} ms; restart "
+                 f"{rc.get('seconds', 0):.1f} s clean, {rk.get('seconds', 0):.1f} s after SIGKILL"))
     con = run([os.path.join(B, "bench_consume"), DAEMON])
     c, lat = con.get("consume", {}), con.get("latency", {})
     rows.append(("consume 1M, 3 groups at once (fsync always)", ">= 150k events/s per group",

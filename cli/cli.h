@@ -52,6 +52,9 @@ int cli_replay(cli *x, int argc, char **argv);
 int cli_stats(cli *x, int argc, char **argv);
 int cli_top(cli *x, int argc, char **argv);
 int cli_tokens(cli *x, int argc, char **argv);
+int cli_events(cli *x, int argc, char **argv);
+/* One event on a line: JSON (--json) or "#seq time type id key=K vN data". */
+void cli_print_event(const cli *x, const eb_event *e);
 
 /* --- errors ---------------------------------------------------------------- */
 /* Prints "eventbus CMD: message" and a pointer to --help; returns CLI_USAGE. */

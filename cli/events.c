@@ -36,6 +36,8 @@ static const char PUBLISH_HELP[] =
     "  --correlation-id ID\n"
     "  --causation-id ID\n"
     "  --version N          schema version to validate against (default latest)\n"
+    "  --expected-version N with --key: refused unless the key's current version\n"
+    "                       is N (0: the key must be new); exit 1 on a conflict\n"
     "  --file F             publish every line of F\n"
     "  --batch N            events per request with --file (1-1000, default 500)\n"
     "\n"
@@ -55,6 +57,7 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         {"key", 1, 0, 'k'},    {"id", 1, 0, 'i'},      {"source", 1, 0, 's'},
         {"subject", 1, 0, 'S'}, {"correlation-id", 1, 0, 'c'}, {"causation-id", 1, 0, 'C'},
         {"version", 1, 0, 'v'}, {"file", 1, 0, 'f'},   {"batch", 1, 0, 'b'},
+        {"expected-version", 1, 0, 'e'},
         {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     uint64_t v;
     int c;
@@ -76,6 +79,11 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
                 return cli_usage(x, "--version needs a positive number");
             a->o.version = (uint32_t)v;
             break;
+        case 'e':
+            if (!cli_parse_u64(optarg, UINT64_MAX, &a->o.expected_version))
+                return cli_usage(x, "--expected-version needs a version (0, 1, 2, ...)");
+            a->o.check_version = true;
+            break;
         case 'b':
             if (!cli_parse_u64(optarg, 1000, &a->batch) || !a->batch)
                 return cli_usage(x, "--batch needs a number from 1 to 1000");
@@ -96,6 +104,10 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         return cli_usage(x, "--batch goes with --file");
     if (a->file && a->data)
         return cli_usage(x, "give either JSON or --file, not both");
+    if (a->o.check_version && !a->o.key)
+        return cli_usage(x, "--expected-version goes with --key");
+    if (a->file && a->o.check_version)
+        return cli_usage(x, "--expected-version is for one event (not with --file)");
     if (a->file && a->o.id)
         return cli_usage(x, "--id with --file would make every event a duplicate of the first");
     return 0;
@@ -104,12 +116,18 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
 static void print_receipt(const cli *x, const char *type, const eb_publish_result *r)
 {
     if (x->json) {
-        printf("{\"id\":\"%s\",\"seq\":%" PRIu64 ",\"time\":\"%s\"%s}\n", r->id, r->seq, r->time,
-               r->duplicate ? ",\"duplicate\":true" : "");
+        char kv[48] = "";
+        if (r->key_version)
+            snprintf(kv, sizeof kv, ",\"key_version\":%" PRIu64, r->key_version);
+        printf("{\"id\":\"%s\",\"seq\":%" PRIu64 ",\"time\":\"%s\"%s%s}\n", r->id, r->seq,
+               r->time, kv, r->duplicate ? ",\"duplicate\":true" : "");
         return;
     }
-    printf("%s %s  seq %" PRIu64 "  id %s  %s\n", r->duplicate ? "duplicate of" : "published",
+    printf("%s %s  seq %" PRIu64 "  id %s  %s", r->duplicate ? "duplicate of" : "published",
            type, r->seq, r->id, r->time);
+    if (r->key_version)
+        printf("  key version %" PRIu64, r->key_version);
+    putchar('\n');
 }
 
 static int publish_one(cli *x, const pub_args *a)
@@ -354,7 +372,7 @@ typedef struct tail_args {
     uint64_t    printed;
 } tail_args;
 
-static void print_event(const cli *x, const eb_event *e)
+void cli_print_event(const cli *x, const eb_event *e)
 {
     if (x->json) {
         fwrite(e->json, 1, e->json_len, stdout);
@@ -364,6 +382,8 @@ static void print_event(const cli *x, const eb_event *e)
         printf("#%-6" PRIu64 " %s  %s  %s", e->seq, cli_short_time(e->time, t), e->type, e->id);
         if (e->key)
             printf("  key=%s", e->key);
+        if (e->key_version)
+            printf(" v%" PRIu64, e->key_version);
         if (e->attempt > 1)
             printf("  (attempt %u)", e->attempt);
         printf("  %s\n", e->data);
@@ -376,7 +396,7 @@ static int tail_handler(const eb_event *ev, void *arg, char *err, size_t cap)
     (void)err;
     (void)cap;
     const cli *x = arg;
-    print_event(x, ev);
+    cli_print_event(x, ev);
     return 0;
 }
 
@@ -451,7 +471,7 @@ static int peek_loop(cli *x, tail_args *a)
         if (rc)
             return cli_fail(x, rc);
         for (size_t i = 0; i < eb_events_count(l); i++, a->printed++)
-            print_event(x, eb_events_at(l, i));
+            cli_print_event(x, eb_events_at(l, i));
         if (eb_events_count(l))
             last = eb_clock_mono_s();
         eb_events_free(l);
@@ -519,7 +539,7 @@ static int tail_type(cli *x, tail_args *a)
             return cli_fail(x, rc);
         size_t n = eb_events_count(l);
         for (size_t i = 0; i < n && (!a->count || a->printed < a->count); i++, a->printed++)
-            print_event(x, eb_events_at(l, i));
+            cli_print_event(x, eb_events_at(l, i));
         if (n) {
             q.after_seq = eb_events_at(l, n - 1)->seq;
             q.since = NULL;

@@ -14,6 +14,7 @@ static const char HELP[] =
     "Commands:\n"
     "  publish TYPE [JSON | -]     publish an event (--file F.jsonl for many)\n"
     "  tail GROUP | --type T       print events as they arrive\n"
+    "  events get ID | stream KEY  one event by id; one key's events in order\n"
     "  schemas register|check|list|show   the schema registry\n"
     "  groups create|update|list|show|pause|resume|delete   consumer groups\n"
     "  dlq list|redrive|purge GROUP       a group's dead letters\n"
@@ -55,7 +56,8 @@ static const struct {
 } commands[] = {
     {"publish", cli_publish}, {"tail", cli_tail},     {"schemas", cli_schemas},
     {"groups", cli_groups},   {"dlq", cli_dlq},       {"replay", cli_replay},
-    {"stats", cli_stats},     {"top", cli_top},       {"tokens", cli_tokens},
+    {"stats", cli_stats},     {"top", cli_top},       {"events", cli_events},
+    {"tokens", cli_tokens},
 };
 
 /* The value of a global option at argv[*i]: "--url X" or "--url=X"

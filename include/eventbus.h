@@ -188,6 +188,13 @@ typedef struct eb_publish_opts {
     const char *correlation_id; /* NULL: the event's own id */
     const char *causation_id;   /* NULL: none */
     uint32_t    version;        /* schema version to validate against; 0: the latest */
+    /* added after 0.1.0: optimistic concurrency (needs key). When check_version is
+     * set the server refuses the event (EB_ECONFLICT, server code
+     * "version_conflict", the key's current version in the error's
+     * details) unless the key's current version is expected_version (0:
+     * the key must not exist yet). */
+    bool        check_version;
+    uint64_t    expected_version;
 } eb_publish_opts;
 
 /* The server's receipt: the event is durable. Plain data. */
@@ -198,6 +205,9 @@ typedef struct eb_publish_result {
     char     time[40];  /* append time, RFC 3339 UTC */
     bool     duplicate; /* a repeat of an id seen within the dedupe window:
                            nothing was written, seq/time are the original's */
+    /* added after 0.1.0: */
+    uint64_t key_version; /* the event's version within its key (1, 2, ...); 0: no key
+                             (or a duplicate) */
 } eb_publish_result;
 
 /* Publishes one event of `type` whose data is the JSON text `data` (NULL:
@@ -261,6 +271,8 @@ typedef struct eb_event {
     uint32_t    attempts;     /* deliveries made */
     const char *consumer;     /* the consumer of the last attempt */
     const char *failed_at;    /* RFC 3339 */
+    /* added after 0.1.0: */
+    uint64_t    key_version;  /* its version within its key (1, 2, ...); 0: no key */
 } eb_event;
 
 /* A list of events; opaque, caller-owned, freed with eb_events_free(). */
@@ -284,7 +296,8 @@ void            eb_events_free(eb_events *l);
 int eb_data_string(const eb_event *ev, const char *pointer, char *out, size_t cap);
 int eb_data_number(const eb_event *ev, const char *pointer, double *out);
 
-/* One event by id; *out is a list of one. EB_ENOTFOUND if absent. */
+/* One event by id (any retained event, client-chosen or generated id);
+ * *out is a list of one. EB_ENOTFOUND if absent. */
 int eb_events_get(eb_client *c, const char *id, eb_events **out);
 
 typedef struct eb_browse_opts {
@@ -297,6 +310,18 @@ typedef struct eb_browse_opts {
 } eb_browse_opts;
 /* Reads the log, oldest first (GET /v1/events). opts may be NULL. */
 int eb_events_browse(eb_client *c, const eb_browse_opts *opts, eb_events **out);
+
+/* added after 0.1.0 */
+typedef struct eb_stream_opts {
+    size_t   size;         /* sizeof(eb_stream_opts) */
+    uint64_t from_version; /* the first version to read; 0: the oldest retained */
+    uint32_t limit;        /* 1..1000; 0: 100 */
+} eb_stream_opts;
+/* Reads one key's stream in version order (GET /v1/events?key=): the
+ * events' key_version say where each stands; eb_events_next() gives the
+ * from_version of the next page (an empty page is the end). The server
+ * reads only the events returned. opts may be NULL. */
+int eb_events_stream(eb_client *c, const char *key, const eb_stream_opts *opts, eb_events **out);
 
 /* --- schema registry ------------------------------------------------------ */
 

@@ -34,6 +34,10 @@ static void write_envelope(eb_jw *w, const char *type, const char *data, const e
             eb_jw_key(w, "version");
             eb_jw_uint(w, o->version);
         }
+        if (o->check_version) {
+            eb_jw_key(w, "expected_version");
+            eb_jw_uint(w, o->expected_version);
+        }
     }
     eb_jw_key(w, "data");
     if (data)
@@ -43,13 +47,15 @@ static void write_envelope(eb_jw *w, const char *type, const char *data, const e
     eb_jw_obj_close(w);
 }
 
-/* Reads one receipt {"id","seq","time","duplicate"?}. */
+/* Reads one receipt {"id","seq","time","key_version"?,"duplicate"?}. */
 static bool read_receipt(const eb_json *o, eb_publish_result *r)
 {
     memset(r, 0, sizeof *r);
     r->size = sizeof *r;
     const eb_json *dup = eb_json_get(o, "duplicate");
     r->duplicate = dup && dup->type == EB_JSON_TRUE;
+    if (!eb__get_u64(o, "key_version", &r->key_version))
+        r->key_version = 0;
     return eb__get_str(o, "id", r->id, sizeof r->id) && eb__get_u64(o, "seq", &r->seq) &&
            eb__get_str(o, "time", r->time, sizeof r->time);
 }
@@ -262,6 +268,7 @@ static bool fill_event(eb_events *l, eb_event *e, const eb_json *o, const eb_jso
     e->seq = u64_or_0(o, "seq");
     e->time = str_or_null(o, "time");
     e->version = (uint32_t)u64_or_0(o, "version");
+    e->key_version = u64_or_0(o, "key_version");
     const eb_json *data = eb_json_get(o, "data");
     e->json = copy_span(l, pos, o->src_off, o->src_len);
     e->json_len = o->src_len;
@@ -387,6 +394,16 @@ int eb_events_get(eb_client *c, const char *id, eb_events **out)
     return rc ? rc : new_list(c, root, 1, EB__EVENTS_PLAIN, out);
 }
 
+/* Adds ?name=v to the path being built, unless v is 0 (the default). */
+static void query_num(eb_client *c, const char *name, uint64_t v)
+{
+    char num[24];
+    if (v) {
+        snprintf(num, sizeof num, "%" PRIu64, v);
+        eb__path_query(c, name, num);
+    }
+}
+
 int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
 {
     *out = NULL;
@@ -394,7 +411,6 @@ int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
     int rc = EB__OPTS_IN(c, eb_browse_opts, limit, o, &q);
     if (rc)
         return rc;
-    char num[24];
     eb__path(c, "/v1/events");
     if (q.type)
         eb__path_query(c, "type", q.type);
@@ -402,17 +418,29 @@ int eb_events_browse(eb_client *c, const eb_browse_opts *o, eb_events **out)
         eb__path_query(c, "since", q.since);
     if (q.until)
         eb__path_query(c, "until", q.until);
-    if (q.after_seq) {
-        snprintf(num, sizeof num, "%" PRIu64, q.after_seq);
-        eb__path_query(c, "after_seq", num);
-    }
-    if (q.limit) {
-        snprintf(num, sizeof num, "%u", q.limit);
-        eb__path_query(c, "limit", num);
-    }
+    query_num(c, "after_seq", q.after_seq);
+    query_num(c, "limit", q.limit);
     const eb_json *root;
     rc = eb__call(c, "GET", false, 0, &root);
     return rc ? rc : eb__events_from(c, root, "events", "next_after_seq", EB__EVENTS_PLAIN, out);
+}
+
+int eb_events_stream(eb_client *c, const char *key, const eb_stream_opts *o, eb_events **out)
+{
+    *out = NULL;
+    eb_stream_opts q;
+    int rc = EB__OPTS_IN(c, eb_stream_opts, limit, o, &q);
+    if (rc)
+        return rc;
+    if (!key || !*key)
+        return eb__fail(c, EB_EINVAL, "a key is required");
+    eb__path(c, "/v1/events");
+    eb__path_query(c, "key", key);
+    query_num(c, "from_version", q.from_version);
+    query_num(c, "limit", q.limit);
+    const eb_json *root;
+    rc = eb__call(c, "GET", false, 0, &root);
+    return rc ? rc : eb__events_from(c, root, "events", "next_from_version", EB__EVENTS_PLAIN, out);
 }
 
 /* --- reading data ------------------------------------------------------------- */

@@ -57,7 +57,7 @@ if [ "$node_major" -lt 20 ]; then
     exit 1
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-for d in clients/node examples/shop-ts; do
+for d in clients/node examples/shop-ts tests/cloudevents; do
     lock="$root/$d/package-lock.json"
     [ -f "$lock" ] || continue
     if [ ! -d "$root/$d/node_modules" ] || [ "$lock" -nt "$root/$d/node_modules" ]; then

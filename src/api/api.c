@@ -27,6 +27,7 @@ typedef struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/schemas/{type}/versions/{n}" */
     route_fn    fn;
+    const char *params;  /* the query parameters it reads, ",a,b,"; NULL: none */
     eb_scope    scope;
 } route;
 
@@ -65,35 +66,35 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 }
 
 static const route routes[] = {
-    {"GET", "/healthz", h_health, EB_SCOPE_OPEN},
-    {"POST", "/v1/events", eb__api_publish, EB_SCOPE_PUBLISH},
-    {"GET", "/v1/events", eb__api_browse, EB_SCOPE_READ},
-    {"POST", "/v1/events/batch", eb__api_publish_batch, EB_SCOPE_PUBLISH},
-    {"GET", "/v1/events/{id}", eb__api_get_event, EB_SCOPE_READ},
-    {"GET", "/v1/schemas", eb__api_schema_list, EB_SCOPE_READ},
-    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, EB_SCOPE_SCHEMAS_WRITE},
-    {"GET", "/v1/schemas/{type}", eb__api_schema_get, EB_SCOPE_READ},
-    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, EB_SCOPE_READ},
-    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, EB_SCOPE_READ},
-    {"GET", "/v1/groups", eb__api_group_list, EB_SCOPE_READ},
-    {"PUT", "/v1/groups/{group}", eb__api_group_put, EB_SCOPE_GROUPS_WRITE},
-    {"GET", "/v1/groups/{group}", eb__api_group_get, EB_SCOPE_READ},
-    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, EB_SCOPE_GROUPS_WRITE},
-    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, EB_SCOPE_GROUPS_WRITE},
-    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, EB_SCOPE_GROUPS_WRITE},
-    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, EB_SCOPE_CONSUME},
-    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, EB_SCOPE_CONSUME},
-    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, EB_SCOPE_CONSUME},
-    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, EB_SCOPE_CONSUME},
-    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, EB_SCOPE_GROUPS_WRITE},
-    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, EB_SCOPE_READ},
-    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, EB_SCOPE_GROUPS_WRITE},
-    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, EB_SCOPE_GROUPS_WRITE},
-    {"GET", "/v1/stats", eb__api_stats, EB_SCOPE_READ},
-    {"GET", "/metrics", eb__api_metrics, EB_SCOPE_METRICS},
-    {"POST", "/v1/tokens", eb__api_token_post, EB_SCOPE_ADMIN},
-    {"GET", "/v1/tokens", eb__api_token_list, EB_SCOPE_ADMIN},
-    {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, EB_SCOPE_ADMIN},
+    {"GET", "/healthz", h_health, NULL, EB_SCOPE_OPEN},
+    {"POST", "/v1/events", eb__api_publish, NULL, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events", eb__api_browse, ",type,since,until,after_seq,limit,key,from_version,", EB_SCOPE_READ},
+    {"POST", "/v1/events/batch", eb__api_publish_batch, NULL, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events/{id}", eb__api_get_event, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/schemas", eb__api_schema_list, NULL, EB_SCOPE_READ},
+    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, NULL, EB_SCOPE_SCHEMAS_WRITE},
+    {"GET", "/v1/schemas/{type}", eb__api_schema_get, NULL, EB_SCOPE_READ},
+    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/groups", eb__api_group_list, NULL, EB_SCOPE_READ},
+    {"PUT", "/v1/groups/{group}", eb__api_group_put, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}", eb__api_group_get, NULL, EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,", EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,", EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/stats", eb__api_stats, NULL, EB_SCOPE_READ},
+    {"GET", "/metrics", eb__api_metrics, NULL, EB_SCOPE_METRICS},
+    {"POST", "/v1/tokens", eb__api_token_post, NULL, EB_SCOPE_ADMIN},
+    {"GET", "/v1/tokens", eb__api_token_list, NULL, EB_SCOPE_ADMIN},
+    {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, NULL, EB_SCOPE_ADMIN},
 };
 
 uint64_t eb__api_now_us(void)
@@ -154,7 +155,39 @@ static const char *method_name(int m)
     }
 }
 
-/* The auth check, the audit mark, then the route. */
+/* Refuses (400 naming it) a query parameter the route does not read: a
+ * misspelt or unsupported filter must never be silently ignored. */
+static bool params_known(const route *r, eb_http_req *req)
+{
+    const char *q = req->query, *end = req->query + req->query_len;
+    while (q && q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q)), *pe = amp ? amp : end;
+        const char *eq = memchr(q, '=', (size_t)(pe - q));
+        size_t n = (size_t)((eq ? eq : pe) - q);
+        char name[72];
+        snprintf(name, sizeof name, ",%.*s,", n > 64 ? 64 : (int)n, q);
+        if (pe > q && (!r->params || n > 64 || !strstr(r->params, name))) {
+            char field[72], msg[200], list[120] = "none";
+            snprintf(field, sizeof field, "?%.*s", n > 64 ? 64 : (int)n, q);
+            if (r->params) { /* ",a,b," -> "a, b" */
+                size_t k = 0;
+                for (const char *c = r->params + 1; c[1] && k + 3 < sizeof list; c++)
+                    if (*c == ',')
+                        list[k++] = ',', list[k++] = ' ';
+                    else
+                        list[k++] = *c;
+                list[k] = '\0';
+            }
+            snprintf(msg, sizeof msg, "unknown query parameter (allowed here: %s)", list);
+            eb__api_bad_field(req, field, msg);
+            return false;
+        }
+        q = amp ? amp + 1 : NULL;
+    }
+    return true;
+}
+
+/* The auth check, the audit mark, the query check, then the route. */
 static void dispatch(eb_api *api, eb_http_req *req, const route *r, const eb_api_params *p)
 {
     eb_scope sc = r->scope;
@@ -164,7 +197,7 @@ static void dispatch(eb_api *api, eb_http_req *req, const route *r, const eb_api
     eb_str subject = {NULL, 0};
     if (sc == EB_SCOPE_CONSUME && p->n)
         subject = p->v[0];
-    if (eb__api_authorize(api, req, sc, subject))
+    if (eb__api_authorize(api, req, sc, subject) && params_known(r, req))
         r->fn(api, req, p);
 }
 
@@ -338,6 +371,7 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
     eb_buf_init(&api->pull_out);
     eb_pub_errors_init(&api->perrs);
     api->doc = eb_json_doc_new();
+    api->ce_doc = eb_json_doc_new();
     *out = api;
     return 0;
 }
@@ -353,6 +387,7 @@ void eb_api_free(eb_api *api)
     if (!api)
         return;
     eb_json_doc_free(api->doc);
+    eb_json_doc_free(api->ce_doc);
     eb_buf_free(&api->out);
     eb_buf_free(&api->pull_out);
     eb_pub_errors_free(&api->perrs);

@@ -85,6 +85,7 @@ struct eb_api {
     size_t        evs_cap;
     eb_pub_errors perrs;    /* scratch: publish faults */
     eb_ce_scratch ce;       /* scratch: CloudEvents extension objects */
+    eb_json_doc  *ce_doc;   /* scratch: a stored event written as a CloudEvent */
     bool          stopping; /* shutting down: answer 503 */
     const eb_token *who;    /* the current request's token (auth token), or NULL */
     struct {

@@ -123,10 +123,50 @@ static int oom(eb_field_error *err)
     return ce_err(err, "", "out of memory");
 }
 
+/* Whether name is a valid CloudEvents attribute name: [a-z0-9]{1,20}. */
+bool eb_ce_name_valid(const char *name, size_t n)
+{
+    if (n == 0 || n > 20)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* The checks CloudEvents puts on an attribute we keep under "extensions"
+ * (time, dataschema and true extensions): its name, its type (string,
+ * 32-bit integer or boolean: CloudEvents has no other JSON types) and a
+ * time's syntax. */
+static int ext_check(const eb_json *v, eb_field_error *err)
+{
+    char field[80];
+    snprintf(field, sizeof field, "/%.*s", v->key_len > 70 ? 70 : (int)v->key_len, v->key);
+    if (!eb_ce_name_valid(v->key, v->key_len))
+        return ce_err(err, field, "CloudEvents attribute names are 1 to 20 lowercase letters "
+                      "or digits");
+    if (v->type != EB_JSON_STRING && v->type != EB_JSON_NUMBER && v->type != EB_JSON_TRUE &&
+        v->type != EB_JSON_FALSE)
+        return ce_err(err, field, "a CloudEvents attribute is a string, integer or boolean");
+    if (v->type == EB_JSON_NUMBER &&
+        (!(v->flags & EB_JSON_F_INT) || v->i64 < INT32_MIN || v->i64 > INT32_MAX))
+        return ce_err(err, field, "a CloudEvents integer is whole, from -2^31 to 2^31-1");
+    uint64_t ts;
+    if (eb_json_key_is(v, "time") &&
+        (v->type != EB_JSON_STRING || eb_time_parse(v->str, v->len, &ts) != 0))
+        return ce_err(err, "/time", "must be an RFC 3339 time, like 2026-11-23T06:25:37Z");
+    return 0;
+}
+
 /* Adds a member to the event's synthetic extensions object (a shallow copy
  * of v, which keeps its key). */
 static int ext_add(ext_build *b, const eb_json *v, eb_field_error *err)
 {
+    if (v->type == EB_JSON_NULL) /* CloudEvents: null is absent */
+        return 0;
+    int rc = ext_check(v, err);
+    if (rc)
+        return rc;
     if (!b->obj) {
         if (!(b->obj = scratch_alloc(b->sc, sizeof *b->obj)))
             return oom(err);

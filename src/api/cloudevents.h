@@ -9,8 +9,10 @@
  * -> data; extension attributes partitionkey -> key, correlationid ->
  * correlationId, causationid -> causationId, schemaversion -> version; every
  * other attribute (time, dataschema, extensions) is kept under
- * "extensions". specversion must be "1.0"; id, source and type are
- * required as the spec says. data_base64 is refused (JSON data only). */
+ * "extensions", where it keeps its JSON type; names must be [a-z0-9]{1,20},
+ * values strings, 32-bit integers or booleans (null: absent), time RFC 3339.
+ * specversion must be "1.0"; id, source and type are required as the spec
+ * says. data_base64 is refused (JSON data only). Out: ce_out.c. */
 #ifndef EB_API_CLOUDEVENTS_H
 #define EB_API_CLOUDEVENTS_H
 
@@ -45,5 +47,30 @@ int eb_ce_from_json(eb_ce_scratch *sc, const eb_json *obj, const char *body,
 /* Binary: maps headers + body into *ev, parsing the body into doc. */
 int eb_ce_from_binary(eb_ce_scratch *sc, const eb_http_req *req, eb_json_doc *doc,
                       eb_event_in *ev, eb_field_error *err);
+
+/* Whether name is a valid CloudEvents attribute name: [a-z0-9]{1,20}. */
+bool eb_ce_name_valid(const char *name, size_t n);
+
+/* --- out (ce_out.c) -------------------------------------------------------- */
+
+#define EB_CE_JSON "application/cloudevents+json"
+#define EB_CE_BATCH_JSON "application/cloudevents-batch+json"
+
+/* Whether the request's Accept header lists mtype. */
+bool eb_ce_accepts(const eb_http_req *req, const char *mtype);
+
+/* A pull's delivery, written as extensions (strings borrowed). */
+typedef struct eb_ce_delivery {
+    const char *id;
+    uint32_t    attempt;
+    const char *deadline; /* RFC 3339 */
+    size_t      deadline_len;
+} eb_ce_delivery;
+
+/* Writes the stored event v (seq, append time ts_us) as one structured
+ * CloudEvent; d adds a pull's delivery (NULL: none). doc is scratch: the
+ * stored JSON is parsed into it. Returns 0 or EB_ECORRUPT (nothing written). */
+int eb_ce_write(eb_jw *w, eb_json_doc *doc, uint64_t seq, uint64_t ts_us, const eb_event_view *v,
+                const eb_ce_delivery *d);
 
 #endif

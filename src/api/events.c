@@ -11,6 +11,7 @@
 #include "eventbus/err.h"
 #include "util/duration.h"
 #include "util/xmalloc.h"
+#include "util/pct.h"
 
 /* The publish in flight: answers once the bus reports durability. */
 typedef struct pub_req {
@@ -31,6 +32,10 @@ static void write_result(eb_jw *w, const eb_pub_result *r)
     eb_jw_uint(w, r->seq);
     eb_jw_key(w, "time");
     eb_jw_strn(w, t, tn);
+    if (r->key_version) {
+        eb_jw_key(w, "key_version");
+        eb_jw_uint(w, r->key_version);
+    }
     if (r->duplicate) {
         eb_jw_key(w, "duplicate");
         eb_jw_bool(w, true);
@@ -78,6 +83,7 @@ static void fault_status(eb_pub_fault f, int *status, const char **code)
     case EB_PUB_NO_VERSION: *status = 422; *code = "unknown_schema_version"; break;
     case EB_PUB_NO_SCHEMA:  *status = 422; *code = "schema_required"; break;
     case EB_PUB_TOO_BIG:    *status = 413; *code = "payload_too_large"; break;
+    case EB_PUB_VERSION_CONFLICT: *status = 409; *code = "version_conflict"; break;
     default:                *status = 400; *code = "invalid_request"; break;
     }
 }
@@ -108,6 +114,10 @@ static void refuse(eb_api *api, eb_http_req *req, bool batch)
         if (e.schema_path) {
             eb_jw_key(&w, "schemaPath");
             eb_jw_str(&w, e.schema_path);
+        }
+        if (e.kind == EB_PUB_VERSION_CONFLICT) {
+            eb_jw_key(&w, "current_version");
+            eb_jw_uint(&w, e.current_version);
         }
         eb_jw_key(&w, "message");
         eb_jw_str(&w, e.message);
@@ -267,14 +277,113 @@ static int parse_u64(eb_str s, uint64_t *out)
     return 0;
 }
 
+/* Where events being read out go: native JSON, or CloudEvents. */
+typedef struct out_ctx {
+    eb_jw        w;
+    eb_json_doc *ce_doc; /* non-NULL: write CloudEvents */
+} out_ctx;
+
 static void write_event(void *arg, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
 {
-    eb_event_write(arg, seq, ts_us, v);
+    out_ctx *c = arg;
+    if (!c->ce_doc)
+        eb_event_write(&c->w, seq, ts_us, v);
+    else if (eb_ce_write(&c->w, c->ce_doc, seq, ts_us, v, NULL) != 0)
+        eb_jw_null(&c->w); /* a damaged record: never half an object */
+}
+
+/* Starts an answer in api->out: {"events":[ natively, [ for a CloudEvents
+ * batch (Accept: application/cloudevents-batch+json). */
+static void page_open(eb_api *api, eb_http_req *req, out_ctx *c)
+{
+    eb_buf_reset(&api->out);
+    eb_jw_init(&c->w, &api->out);
+    c->ce_doc = eb_ce_accepts(req, EB_CE_BATCH_JSON) ? api->ce_doc : NULL;
+    if (!c->ce_doc) {
+        eb_jw_obj_open(&c->w);
+        eb_jw_key(&c->w, "events");
+    }
+    eb_jw_arr_open(&c->w);
+}
+
+/* Ends a page: the native answer's cursor members, or for a CloudEvents
+ * batch the cursor in a header (name, value). */
+static bool page_close(eb_api *api, eb_http_req *req, out_ctx *c, const char *header,
+                       const char *value)
+{
+    eb_jw_arr_close(&c->w);
+    if (!c->ce_doc)
+        return false;
+    if (value)
+        eb_http_set_header(req, header, value);
+    if (eb_buf_failed(&api->out))
+        eb__api_error(req, 500, "internal", "out of memory", NULL);
+    else
+        eb__api_respond(req, 200, EB_CE_BATCH_JSON, api->out.data, api->out.len);
+    return true;
+}
+
+/* Decodes a query value as forms encode it: percent escapes, '+' a space
+ * (what URLSearchParams and curl --data-urlencode send). */
+static int query_decode(eb_str v, char *out, size_t cap, size_t *outn)
+{
+    char raw[3 * EB_EVENT_MAX_KEY + 1];
+    size_t k = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (k + 3 >= sizeof raw)
+            return EB_ETOOBIG;
+        if (v.ptr[i] == '+')
+            memcpy(raw + k, "%20", 3), k += 3;
+        else
+            raw[k++] = v.ptr[i];
+    }
+    return eb_pct_decode(raw, k, out, cap, outn, EB_PCT_STRICT);
+}
+
+/* GET /v1/events?key=K[&from_version=N][&limit=L]: one key's stream. */
+static void browse_key(eb_api *api, eb_http_req *req, eb_str key)
+{
+    char dec[EB_EVENT_MAX_KEY + 1];
+    size_t dn = 0;
+    eb_str from = eb__api_query(req, "from_version"), limit = eb__api_query(req, "limit");
+    uint64_t fv = 0, lim = 100;
+    if (query_decode(key, dec, sizeof dec, &dn) != 0 || dn == 0)
+        return eb__api_bad_field(req, "key", "must be a key (percent-encoded, 1 to 1024 bytes)");
+    if (from.ptr && parse_u64(from, &fv))
+        return eb__api_bad_field(req, "from_version", "expected a version (1, 2, ...)");
+    if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
+        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
+    static const char *const other[] = {"type", "since", "until", "after_seq"};
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (eb__api_query(req, other[i]).ptr)
+            return eb__api_bad_field(req, other[i], "cannot be combined with key (a key's "
+                                     "stream is read by version: from_version, limit)");
+    out_ctx c;
+    page_open(api, req, &c);
+    uint64_t next = 0, cur = 0;
+    int rc = eb_bus_key_events(api->bus, dec, dn, fv, lim, write_event, &c, &next, &cur);
+    if (rc)
+        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    char nv[24];
+    snprintf(nv, sizeof nv, "%llu", (unsigned long long)next);
+    if (page_close(api, req, &c, "Eventbus-Next-From-Version", nv))
+        return;
+    eb_jw_key(&c.w, "key_version");
+    eb_jw_uint(&c.w, cur);
+    eb_jw_key(&c.w, "next_from_version");
+    eb_jw_uint(&c.w, next);
+    eb_jw_obj_close(&c.w);
+    eb__api_reply(api, req, 200);
 }
 
 void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
+    eb_str key = eb__api_query(req, "key");
+    if (key.ptr)
+        return browse_key(api, req, key);
+    if (eb__api_query(req, "from_version").ptr)
+        return eb__api_bad_field(req, "from_version", "needs key");
     eb_browse q = {.limit = 100};
     eb_str type = eb__api_query(req, "type"), since = eb__api_query(req, "since"),
            until = eb__api_query(req, "until"), after = eb__api_query(req, "after_seq"),
@@ -293,36 +402,38 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
         return eb__api_bad_field(req, "limit", "expected 1 to 1000");
     if (lim)
         q.limit = lim;
-    eb_buf_reset(&api->out);
-    eb_jw w;
-    eb_jw_init(&w, &api->out);
-    eb_jw_obj_open(&w);
-    eb_jw_key(&w, "events");
-    eb_jw_arr_open(&w);
+    out_ctx c;
+    page_open(api, req, &c);
     uint64_t next = 0;
-    int rc = eb_bus_browse(api->bus, &q, write_event, &w, &next);
+    int rc = eb_bus_browse(api->bus, &q, write_event, &c, &next);
     if (rc)
         return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
-    eb_jw_arr_close(&w);
-    eb_jw_key(&w, "next_after_seq");
+    char na[24];
+    snprintf(na, sizeof na, "%llu", (unsigned long long)next);
+    if (page_close(api, req, &c, "Eventbus-Next-After-Seq", next ? na : NULL))
+        return;
+    eb_jw_key(&c.w, "next_after_seq");
     if (next)
-        eb_jw_uint(&w, next);
+        eb_jw_uint(&c.w, next);
     else
-        eb_jw_null(&w);
-    eb_jw_obj_close(&w);
+        eb_jw_null(&c.w);
+    eb_jw_obj_close(&c.w);
     eb__api_reply(api, req, 200);
 }
 
 void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     eb_buf_reset(&api->out);
-    eb_jw w;
-    eb_jw_init(&w, &api->out);
-    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, write_event, &w);
+    out_ctx c = {.ce_doc = eb_ce_accepts(req, EB_CE_JSON) ? api->ce_doc : NULL};
+    eb_jw_init(&c.w, &api->out);
+    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, write_event, &c);
     if (rc == EB_ENOTFOUND)
-        return eb__api_error(req, 404, "not_found", "no event with this id (client-chosen ids "
-                             "are found within the dedupe window)", NULL);
+        return eb__api_error(req, 404, "not_found", "no retained event with this id", NULL);
     if (rc)
         return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
-    eb__api_reply(api, req, 200);
+    if (!c.ce_doc)
+        return eb__api_reply(api, req, 200);
+    if (eb_buf_failed(&api->out))
+        return eb__api_error(req, 500, "internal", "out of memory", NULL);
+    eb__api_respond(req, 200, EB_CE_JSON, api->out.data, api->out.len);
 }

@@ -316,14 +316,35 @@ void eb__api_group_resume(eb_api *api, eb_http_req *req, const eb_api_params *p)
 typedef struct pull_ctx {
     eb_api      *api;
     eb_http_req *req;
+    bool         ce; /* Accept: application/cloudevents-batch+json */
 } pull_ctx;
 
-/* {"events":[<event + "delivery">...]} from the bus's borrowed views. */
-static void render_pull(eb_buf *o, const eb_delivery *dl, size_t n, uint64_t deadline_us)
+/* A CloudEvents batch: [<CloudEvent with the delivery as extensions>...]. */
+static void render_pull_ce(eb_buf *o, eb_json_doc *doc, const eb_delivery *dl, size_t n,
+                           const char *deadline, size_t dn)
+{
+    eb_jw w;
+    eb_jw_init(&w, o);
+    eb_jw_arr_open(&w);
+    for (size_t i = 0; i < n; i++) {
+        eb_event_view v;
+        eb_ce_delivery d = {dl[i].id, dl[i].attempt, deadline, dn};
+        if (eb_event_decode(dl[i].event, dl[i].len, &v) == 0)
+            eb_ce_write(&w, doc, dl[i].seq, dl[i].ts_us, &v, &d);
+    }
+    eb_jw_arr_close(&w);
+}
+
+/* {"events":[<event + "delivery">...]} from the bus's borrowed views (a
+ * CloudEvents batch when doc is given). */
+static void render_pull(eb_buf *o, eb_json_doc *doc, const eb_delivery *dl, size_t n,
+                        uint64_t deadline_us)
 {
     char deadline[32];
     size_t dn = eb_time_format(deadline_us, deadline);
     eb_buf_reset(o);
+    if (doc)
+        return render_pull_ce(o, doc, dl, n, deadline, dn);
     eb_jw w;
     eb_jw_init(&w, o);
     eb_jw_obj_open(&w);
@@ -366,8 +387,9 @@ static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n,
     pull_ctx *c = arg;
     eb_buf *o = &c->api->pull_out;
     if (status == 0) {
-        render_pull(o, dl, n, deadline_us);
-        eb__api_respond(c->req, 200, "application/json", o->data, o->len);
+        render_pull(o, c->ce ? c->api->ce_doc : NULL, dl, n, deadline_us);
+        eb__api_respond(c->req, 200, c->ce ? EB_CE_BATCH_JSON : "application/json", o->data,
+                        o->len);
     } else {
         pull_failed(c->req, status);
     }
@@ -398,7 +420,7 @@ void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
     if (!int_field(req, b, "max", 1, 1000, &max) || !int_field(req, b, "wait_ms", 0, 60000, &wait))
         return;
     pull_ctx *pc = eb_xmalloc(sizeof *pc);
-    *pc = (pull_ctx){api, req};
+    *pc = (pull_ctx){api, req, eb_ce_accepts(req, EB_CE_BATCH_JSON)};
     int rc = eb_bus_pull(api->bus, p->v[0].ptr, p->v[0].len, c->str, c->len, (size_t)max,
                          (uint32_t)wait, on_pulled, req_alive, pc);
     if (rc) {

@@ -153,6 +153,8 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.5) / 1000.0);
     eb_jw_key(&w, "publish_p99_ms");
     eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.99) / 1000.0);
+    eb_jw_key(&w, "lookup_reads");
+    eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
     eb_jw_obj_close(&w);
     eb_jw_key(&w, "groups");
     eb_jw_arr_open(&w);

@@ -1,4 +1,5 @@
-/* bus.c - opening the stores, publishing, schema registration, browsing.
+/* bus.c - opening the stores, publishing, schema registration (reading
+ * events: read.c).
  *
  * Publishing on the loop thread: check every envelope and validate every
  * data against its schema (compiled at registration), resolve duplicates,
@@ -103,7 +104,7 @@ void eb_pub_errors_at(const eb_pub_errors *e, size_t i, eb_pub_error *out)
     const char *t = e->text.data;
     *out = (eb_pub_error){e->v[i].index, e->v[i].kind, t + e->v[i].path,
                           e->v[i].schema_path == SIZE_MAX ? NULL : t + e->v[i].schema_path,
-                          t + e->v[i].message};
+                          t + e->v[i].message, e->v[i].current};
 }
 
 /* Copies s into e->text; returns its offset. */
@@ -134,6 +135,7 @@ static void errs_add(eb_pub_errors *e, size_t idx, eb_pub_fault kind, const char
     e->v[e->kept].path = errs_str(e, path);
     e->v[e->kept].schema_path = schema_path ? errs_str(e, schema_path) : SIZE_MAX;
     e->v[e->kept].message = errs_str(e, msg);
+    e->v[e->kept].current = 0;
     e->kept++;
 }
 
@@ -231,6 +233,36 @@ static long batch_dup(const eb_event_in *evs, size_t i)
     return -1;
 }
 
+/* Gives new keyed event i its key version (the key's current one plus the
+ * earlier new events of the same key in this batch, plus one) and checks
+ * its expected version; records a conflict in errs. */
+static void key_version(eb_bus *bus, eb_event_in *evs, size_t i, const pending_op *op,
+                        eb_pub_errors *errs)
+{
+    eb_event_in *ev = &evs[i];
+    ev->key_version = 0;
+    if (!ev->key.ptr)
+        return;
+    uint64_t cur = 0;
+    bool found = false;
+    for (size_t j = i; j-- > 0 && !found;) /* the newest earlier one of the key */
+        if (!op->res[j].duplicate && evs[j].key.ptr && evs[j].key.len == ev->key.len &&
+            !memcmp(evs[j].key.ptr, ev->key.ptr, ev->key.len))
+            cur = evs[j].key_version, found = true;
+    if (!found)
+        cur = eb_store_key_version(bus->events, ev->key.ptr, ev->key.len);
+    ev->key_version = cur + 1;
+    if (ev->expect_version && ev->expected_version != cur) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "expected version %llu of the key, its current version is %llu",
+                 (unsigned long long)ev->expected_version, (unsigned long long)cur);
+        size_t kept = errs->kept;
+        errs_add(errs, i, EB_PUB_VERSION_CONFLICT, "/expected_version", NULL, msg);
+        if (errs->kept > kept)
+            errs->v[kept].current = cur;
+    }
+}
+
 /* Encodes the non-duplicate events; marks duplicates in op->res. Returns
  * the number of records to append, or a negative error. */
 static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *vers,
@@ -254,6 +286,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
             r->ts_us = ts;
             continue;
         }
+        key_version(bus, evs, i, op, errs);
         size_t start = bus->enc.len;
         eb_event_encode(&evs[i], vers[i], &bus->enc);
         if (bus->enc.len - start > bus->opts.max_event_bytes) {
@@ -275,6 +308,15 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
     return nrec;
 }
 
+/* Enters an appended event into the key and id lookups. Out of memory
+ * there costs lookups, not events: counted, and a restart rebuilds them. */
+static void index_event(eb_bus *bus, eb_str key, uint64_t key_version, eb_str id, uint64_t seq)
+{
+    if (eb_store_index_add(bus->events, key.ptr, key.ptr ? key.len : 0, key_version, id.ptr,
+                           id.len, seq) != 0)
+        bus->lookups_lost++;
+}
+
 /* After the append: assign seqs, remember client ids, resolve batch dups. */
 static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
                         const long *dup_of, uint64_t first_seq, uint64_t ts)
@@ -291,8 +333,10 @@ static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
         }
         r->seq = seq++;
         r->ts_us = ts;
+        r->key_version = evs[i].key_version;
         if (!id_is_generated(&evs[i]))
             eb_dedupe_add(&bus->dedupe, evs[i].source, evs[i].id, r->seq, ts);
+        index_event(bus, evs[i].key, evs[i].key_version, evs[i].id, r->seq);
     }
 }
 
@@ -478,189 +522,70 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
     return rc;
 }
 
-/* --- reading events ------------------------------------------------------ */
-
-typedef struct browse_ctx {
-    const eb_browse *q;
-    eb_event_fn      fn;
-    void            *arg;
-    size_t           found;   /* events written */
-    size_t           scanned; /* records looked at */
-    uint64_t         last;    /* last seq looked at */
-    bool             done;    /* until reached */
-} browse_ctx;
-
-#define BROWSE_SCAN_MAX 100000 /* records one call may look at */
-
-static int browse_one(void *arg, const eb_store_rec *rec)
-{
-    browse_ctx *c = arg;
-    c->scanned++;
-    c->last = rec->seq;
-    if (c->q->until_us && rec->ts_us >= c->q->until_us) {
-        c->done = true;
-        return 1;
-    }
-    eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 0;
-    if (c->q->type.ptr && (v.type.len != c->q->type.len ||
-                           memcmp(v.type.ptr, c->q->type.ptr, v.type.len) != 0))
-        return c->scanned >= BROWSE_SCAN_MAX;
-    c->fn(c->arg, rec->seq, rec->ts_us, &v);
-    c->found++;
-    return c->found >= c->q->limit || c->scanned >= BROWSE_SCAN_MAX;
-}
-
-int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
-                  uint64_t *next_after)
-{
-    uint64_t from = q->after_seq + 1;
-    if (q->since_us) {
-        uint64_t s = 0;
-        if (eb_store_seek_time(bus->events, q->since_us, &s) == 0 && s > from)
-            from = s;
-        else if (s == 0)
-            from = eb_store_durable_seq(bus->events); /* nothing that late */
-    }
-    uint64_t first = eb_store_first_seq(bus->events);
-    if (from < first)
-        from = first;
-    browse_ctx c = {q, fn, arg, 0, 0, from - 1, false};
-    while (!c.done && c.found < q->limit && c.scanned < BROWSE_SCAN_MAX &&
-           c.last + 1 < eb_store_durable_seq(bus->events)) {
-        uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, 1000, browse_one, &c);
-        if (rc && rc != EB_ENOTFOUND)
-            return rc;
-        if (c.last == before)
-            break;
-    }
-    bool more = !c.done && c.last + 1 < eb_store_durable_seq(bus->events);
-    *next_after = more ? c.last : 0;
-    return 0;
-}
-
-/* Decodes the ms timestamp of a generated (ULID) id; 0 if not one. */
-static uint64_t ulid_ms(const char *id, size_t n)
-{
-    if (n != EB_EVENT_ID_LEN)
-        return 0;
-    uint64_t v = 0;
-    for (size_t i = 0; i < 10; i++) {
-        const char *p = strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", id[i]);
-        if (!p || !id[i])
-            return 0;
-        v = v << 5 | (uint64_t)(p - "0123456789ABCDEFGHJKMNPQRSTVWXYZ");
-    }
-    return v; /* 50 bits read: 2 zero pad bits, then the 48-bit time */
-}
-
-typedef struct find_ctx {
-    const char *id;
-    size_t      n;
-    uint64_t    stop_us; /* give up past this append time */
-    size_t      scanned;
-    eb_event_fn fn;
-    void       *arg;
-    bool        found;
-    bool        stop;    /* gave up */
-    uint64_t    last;
-} find_ctx;
-
-static int find_one(void *arg, const eb_store_rec *rec)
-{
-    find_ctx *c = arg;
-    c->last = rec->seq;
-    eb_event_view v;
-    if (rec->ts_us > c->stop_us || ++c->scanned > BROWSE_SCAN_MAX) {
-        c->stop = true;
-        return 1;
-    }
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 0;
-    if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
-        c->fn(c->arg, rec->seq, rec->ts_us, &v);
-        c->found = true;
-        return 1;
-    }
-    return 0;
-}
-
-/* Looks an event up by id: client ids through the dedupe window, generated
- * ids by the time they carry (seek, then a short scan). */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
-{
-    uint64_t ts = 0, seq = eb_dedupe_find_id(&bus->dedupe, (eb_str){id, n}, eb__bus_now_us(), &ts);
-    uint64_t from = seq, ms = ulid_ms(id, n);
-    find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
-    if (!seq && ms) {
-        if (eb_store_seek_time(bus->events, ms * 1000u, &from) != 0)
-            return EB_ENOTFOUND;
-        c.stop_us = ms * 1000u + 60u * 1000000u; /* appended within a minute of its id */
-    }
-    if (!from)
-        return EB_ENOTFOUND;
-    c.last = from - 1;
-    while (!c.found && !c.stop &&
-           c.last + 1 < eb_store_durable_seq(bus->events)) {
-        uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, seq ? 1 : 1000, find_one, &c);
-        if (rc || c.last == before || seq)
-            break;
-    }
-    return c.found ? 0 : EB_ENOTFOUND;
-}
-
 /* --- open / close -------------------------------------------------------- */
 
-typedef struct refill_ctx {
-    eb_bus      *bus;
+typedef struct rebuild_ctx {
+    eb_bus  *bus;
+    uint64_t last;      /* last seq looked at */
+    uint64_t window_us; /* appended at or after this: into the dedupe window */
+    size_t   added;     /* ids remembered there */
+    uint64_t index_from; /* the store's lookups cover the records below */
     eb_json_doc *doc;   /* for the stored JSON: its source */
-    uint64_t     last;  /* last seq looked at */
-    size_t       added; /* ids remembered */
-} refill_ctx;
+} rebuild_ctx;
 
-static int refill_one(void *arg, const eb_store_rec *rec)
+static int rebuild_one(void *arg, const eb_store_rec *rec)
 {
-    refill_ctx *c = arg;
+    rebuild_ctx *c = arg;
     c->last = rec->seq;
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0 ||
-        (v.flags & EB_EVENT_F_GENERATED_ID))
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
-    /* The source is only in the stored JSON (dedupe is by source + id). */
-    eb_str source = {NULL, 0};
-    if (eb_json_parse(c->doc, v.json.ptr, v.json.len, NULL, NULL) == 0) {
-        const eb_json *s = eb_json_get(eb_json_root(c->doc), "source");
-        if (eb_json_is(s, EB_JSON_STRING))
-            source = (eb_str){s->str, s->len};
+    if (rec->seq >= c->index_from)
+        index_event(c->bus, v.key, v.key_version, v.id, rec->seq);
+    if (c->window_us && rec->ts_us >= c->window_us && !(v.flags & EB_EVENT_F_GENERATED_ID)) {
+        /* The source is only in the stored JSON (dedupe is by source + id). */
+        eb_str source = {NULL, 0};
+        if (eb_json_parse(c->doc, v.json.ptr, v.json.len, NULL, NULL) == 0) {
+            const eb_json *s = eb_json_get(eb_json_root(c->doc), "source");
+            if (eb_json_is(s, EB_JSON_STRING))
+                source = (eb_str){s->str, s->len};
+        }
+        eb_dedupe_add(&c->bus->dedupe, source, v.id, rec->seq, rec->ts_us);
+        c->added++;
     }
-    eb_dedupe_add(&c->bus->dedupe, source, v.id, rec->seq, rec->ts_us);
-    c->added++;
     return 0;
 }
 
-/* Refills the dedupe window from the events appended in the last window:
- * this is what makes the window survive a restart. */
-static int refill_dedupe(eb_bus *bus, size_t *added)
+/* One pass over the retained events the store's lookups do not cover yet
+ * (all of them, unless the engine kept its lookups across the restart):
+ * reports them to the lookups, and refills the dedupe window from the
+ * events appended in the last window (this is what makes the window
+ * survive a restart). */
+static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
 {
     uint64_t window = bus->opts.dedupe_window_ms * 1000u, now = eb__bus_now_us();
-    uint64_t from = 0;
-    *added = 0;
-    if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
-        return 0;
-    refill_ctx c = {bus, eb_json_doc_new(), from - 1, 0};
-    int rc = 0;
-    while (rc == 0 && c.last + 1 < eb_store_durable_seq(bus->events)) {
+    uint64_t first = eb_store_first_seq(bus->events), from = eb_store_indexed_upto(bus->events);
+    uint64_t win_seq = 0;
+    if (from < first)
+        from = first;
+    rebuild_ctx c = {bus, from - 1, window ? (now > window ? now - window : 1) : 0, 0, from,
+                     eb_json_doc_new()};
+    if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
+        win_seq < from)
+        c.last = (win_seq > first ? win_seq : first) - 1;
+    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = c.last;
-        rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
+        int rc = eb_store_scan(bus->events, c.last + 1, 4096, rebuild_one, &c);
+        if (rc) {
+            eb_json_doc_free(c.doc);
+            return rc;
+        }
         if (c.last == before)
             break;
     }
     eb_json_doc_free(c.doc);
-    *added = c.added;
-    return rc;
+    *dedupe_added = c.added;
+    return 0;
 }
 
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
@@ -672,16 +597,15 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
                        .retention_ms = bus->opts.retention_ms,
                        .retention_bytes = bus->opts.retention_bytes};
     int rc = eb_store_open(bus->opts.engine, &o, &bus->events, &rep->events);
+    if (rc == 0)
+        rc = rebuild_lookups(bus, &rep->dedupe_ids);
     if (rc)
         return rc;
     /* Groups read the events store while their state is replayed. */
     rc = eb_meta_open(bus->opts.engine, &o, &bus->meta, &rep->meta, replay_meta, bus);
     if (rc)
         return rc;
-    rc = eb__bus_groups_start(bus);
-    if (rc)
-        return rc;
-    return refill_dedupe(bus, &rep->dedupe_ids);
+    return eb__bus_groups_start(bus);
 }
 
 int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_report *rep)

@@ -77,14 +77,16 @@ typedef enum eb_pub_fault {
     EB_PUB_SCHEMA,         /* data breaks its schema (violations listed) */
     EB_PUB_NO_VERSION,     /* names a schema version that does not exist */
     EB_PUB_NO_SCHEMA,      /* --require-schemas and the type has none */
-    EB_PUB_TOO_BIG         /* stored event over max_event_bytes */
+    EB_PUB_TOO_BIG,        /* stored event over max_event_bytes */
+    EB_PUB_VERSION_CONFLICT /* expected_version is not the key's current version */
 } eb_pub_fault;
 
 /* The faults found in a publish, by event index; reused across calls.
  * Owns its strings. */
 typedef struct eb_pub_errors {
     eb_buf text;     /* the entries' strings, NUL-terminated, back to back */
-    struct { size_t index; eb_pub_fault kind; size_t path, schema_path, message; } *v;
+    struct { size_t index; eb_pub_fault kind; size_t path, schema_path, message;
+             uint64_t current; } *v;
     size_t cap;      /* of v */
     size_t count;    /* faults found (the first 1000) */
     size_t kept;     /* entries in v (count, unless out of memory) */
@@ -99,6 +101,7 @@ typedef struct eb_pub_error {
     const char  *path;        /* JSON pointer: into data for EB_PUB_SCHEMA, else the field */
     const char  *schema_path; /* EB_PUB_SCHEMA: the keyword's location, else NULL */
     const char  *message;
+    uint64_t     current_version; /* EB_PUB_VERSION_CONFLICT: the key's version */
 } eb_pub_error;
 
 void eb_pub_errors_init(eb_pub_errors *e);
@@ -111,6 +114,7 @@ typedef struct eb_pub_result {
     uint64_t seq;       /* its sequence number (the original one if duplicate) */
     uint64_t ts_us;     /* its append time */
     bool     duplicate; /* id already published within the dedupe window */
+    uint64_t key_version; /* its version within its key (0: no key, or a duplicate) */
     char     id[EB_EVENT_MAX_ID + 1]; /* its id (generated or given) */
 } eb_pub_result;
 
@@ -119,7 +123,9 @@ typedef struct eb_pub_result {
  * owned by the bus and valid during the call only. */
 typedef void (*eb_bus_pub_cb)(void *arg, int status, const eb_pub_result *results, size_t n);
 
-/* Publishes n events atomically: all are checked first (envelope, schema);
+/* Publishes n events atomically: all are checked first (envelope, schema,
+ * expected versions: events of one key in order, after the key's current
+ * version, each new keyed event getting the next version);
  * if any fails, nothing is written, errs describes every fault and the
  * return is EB_EINVAL (cb is never called). Otherwise the new events are
  * appended in one durable write and cb fires once; returns 0. evs are
@@ -174,8 +180,21 @@ typedef void (*eb_event_fn)(void *arg, uint64_t seq, uint64_t ts_us, const eb_ev
  * most a bounded number of records per call. */
 int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
                   uint64_t *next_after);
-/* Finds one event by id and calls fn with it; EB_ENOTFOUND if unknown. */
+/* Finds one event by id and calls fn with it; EB_ENOTFOUND if unknown.
+ * Any retained event is found through the id lookup (one record read). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg);
+
+/* Reads key's stream: up to limit (1..1000) durable events of versions
+ * >= from_version (0 or 1: from the oldest retained), in version order,
+ * through the key lookup (work proportional to the events returned).
+ * *next_version is the version to continue from (0 when none is durable
+ * yet); *current the key's current version. 0 or a storage error. */
+int eb_bus_key_events(eb_bus *bus, const char *key, size_t n, uint64_t from_version,
+                      size_t limit, eb_event_fn fn, void *arg, uint64_t *next_version,
+                      uint64_t *current);
+/* Records read by key-stream and id lookups since open (a debug stat, for
+ * tests that check a read's cost as a ratio). */
+uint64_t eb_bus_lookup_reads(const eb_bus *bus);
 
 /* --- consumer groups: the command API (groups.c, pull.c) -------------------
  * The only door to consumer groups: the API layer never sees the engine,

@@ -1,8 +1,10 @@
 /* bus_int.h - the bus's insides, shared by its files. Not for src/api.
  *
  * Who calls whom (no circle):
- *   bus.c      opening the stores, publishing, registration, browsing, the
- *              meta replay's dispatch; calls groups.c, durable.c, codec.c
+ *   bus.c      opening the stores (reporting every retained event to the
+ *              store's lookups), publishing, registration, the meta
+ *              replay's dispatch; calls groups.c, durable.c, codec.c
+ *   read.c     browsing, events by id, key streams (the store's lookups)
  *   groups.c   the group table and group commands, the timer, monitoring
  *              figures; calls pull.c, snapshot.c, durable.c, codec.c and the
  *              engine (group.h)
@@ -93,6 +95,8 @@ struct eb_bus {
     eb_meta        *meta;     /* the bus's own state store */
     eb_registry     reg;      /* schema registry */
     eb_dedupe       dedupe;   /* idempotent publish window */
+    uint64_t        lookup_reads; /* records read by key-stream and id lookups */
+    uint64_t        lookups_lost; /* lookup entries the store could not make */
     uv_async_t      async;    /* wakes the loop for done_q */
     pthread_mutex_t done_mu;  /* guards done_q */
     pending_op     *done_q;   /* completed ops, newest first */

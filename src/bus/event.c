@@ -118,6 +118,17 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
         }
         return 0;
     }
+    if (KEY_IS(m, "expected_version")) {
+        if (m->type == EB_JSON_NULL)
+            return 0;
+        if (m->type != EB_JSON_NUMBER || !(m->flags & EB_JSON_F_INT) || m->i64 < -1)
+            return field_err(err, "/expected_version",
+                             "must be an integer: the key's current version, 0 for a new "
+                             "key, -1 for no check%s", "");
+        ev->expect_version = m->i64 >= 0;
+        ev->expected_version = m->i64 >= 0 ? (uint64_t)m->i64 : 0;
+        return 0;
+    }
     if (KEY_IS(m, "extensions")) {
         if (m->type != EB_JSON_OBJECT && m->type != EB_JSON_NULL)
             return field_err(err, "/extensions", "must be an object%s", "");
@@ -127,8 +138,8 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
     char ptr[40];
     snprintf(ptr, sizeof ptr, "/%.*s", m->key_len > 32 ? 32 : (int)m->key_len, m->key);
     return field_err(err, ptr, "unknown field \"%s\" (allowed: type, data, id, source, "
-                     "key, version, correlationId, causationId, subject, datacontenttype, "
-                     "extensions)", ptr + 1);
+                     "key, expected_version, version, correlationId, causationId, subject, "
+                     "datacontenttype, extensions)", ptr + 1);
 }
 
 int eb_event_from_json(const eb_json *obj, const char *body, eb_event_in *ev,
@@ -153,7 +164,7 @@ bool eb_event_type_valid(const char *s, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   (i > 0 && (c == '.' || c == '-' || c == '_'));
         if (!ok)
             return false;
@@ -167,8 +178,8 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
         return field_err(err, "/type", "required field \"type\" missing%s", "");
     if (!eb_event_type_valid(ev->type.ptr, ev->type.len))
         return field_err(err, "/type",
-                         "invalid type name (1-128 characters: lowercase letters, "
-                         "digits, '.', '-', '_'; starting with a letter or digit)%s", "");
+                         "invalid type name (1-128 characters: letters, digits, '.', "
+                         "'-', '_'; starting with a letter or digit)%s", "");
     for (size_t i = 0; i < sizeof str_fields / sizeof str_fields[0]; i++) {
         eb_str s;
         memcpy(&s, (const char *)ev + str_fields[i].offset, sizeof s);
@@ -176,6 +187,9 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
         if (rc)
             return rc;
     }
+    if (ev->expect_version && !ev->key.ptr)
+        return field_err(err, "/expected_version",
+                         "needs a \"key\": versions are counted per key%s", "");
     if (ev->version < 0 || ev->version > INT32_MAX)
         return field_err(err, "/version", "must be a positive integer%s", "");
     if (!ev->id.ptr) {
@@ -281,7 +295,7 @@ static void kv_str(eb_jw *w, const char *k, eb_str s)
     eb_jw_strn(w, s.ptr, s.len);
 }
 
-static void encode_json(const eb_event_in *ev, eb_buf *out)
+static void encode_json(const eb_event_in *ev, uint32_t schema_version, eb_buf *out)
 {
     eb_jw w;
     eb_jw_init(&w, out);
@@ -289,9 +303,9 @@ static void encode_json(const eb_event_in *ev, eb_buf *out)
     kv_str(&w, "id", ev->id);
     kv_str(&w, "type", ev->type);
     kv_str(&w, "source", ev->source);
-    if (ev->version) {
+    if (schema_version || ev->version) { /* the version validated against */
         eb_jw_key(&w, "version");
-        eb_jw_int(&w, ev->version);
+        eb_jw_int(&w, schema_version ? (int64_t)schema_version : ev->version);
     }
     kv_str(&w, "key", ev->key);
     kv_str(&w, "correlationId", ev->correlation_id);
@@ -321,7 +335,7 @@ void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out
     eb_buf_append(out, ev->id.ptr, ev->id.len);
     eb_buf_append(out, ev->key.ptr, ev->key.len);
     size_t json_start = out->len;
-    encode_json(ev, out);
+    encode_json(ev, schema_version, out);
     if (eb_buf_failed(out))
         return;
     h[0] = EB_EVENT_FORMAT;
@@ -331,18 +345,24 @@ void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out
     put_le16(h + 4, (uint32_t)ev->key.len);
     put_le32(h + 8, schema_version);
     put_le32(h + 12, (uint32_t)(out->len - json_start));
+    put_le32(h + 16, (uint32_t)ev->key_version);
+    put_le32(h + 20, (uint32_t)(ev->key_version >> 32));
     memcpy(out->data + start, h, sizeof h);
 }
 
 int eb_event_decode(const void *payload, size_t len, eb_event_view *v)
 {
     const uint8_t *p = payload;
-    if (len < EB_EVENT_HDR_SIZE || p[0] != EB_EVENT_FORMAT)
+    if (len < EB_EVENT_HDR_V1_SIZE || (p[0] != EB_EVENT_FORMAT && p[0] != EB_EVENT_FORMAT_V1))
         return EB_ECORRUPT;
+    size_t hl = p[0] == EB_EVENT_FORMAT ? EB_EVENT_HDR_SIZE : EB_EVENT_HDR_V1_SIZE;
     size_t tl = p[1], il = p[2], kl = le16(p + 4), jl = le32(p + 12);
-    if (EB_EVENT_HDR_SIZE + tl + il + kl + jl != len || jl < 2)
+    if (hl + tl + il + kl + jl != len || jl < 2)
         return EB_ECORRUPT;
-    const char *s = (const char *)p + EB_EVENT_HDR_SIZE;
+    v->key_version = hl == EB_EVENT_HDR_SIZE ? (uint64_t)le32(p + 16) | (uint64_t)le32(p + 20) << 32
+                                             : 0;
+    v->format = p[0];
+    const char *s = (const char *)p + hl;
     v->type = (eb_str){s, tl};
     v->id = (eb_str){s + tl, il};
     v->key = (eb_str){kl ? s + tl + il : NULL, kl};
@@ -361,6 +381,35 @@ void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view 
     eb_jw_obj_close(w);
 }
 
+/* The end of the JSON string starting at s[0] == '"' (past its closing
+ * quote), or NULL. */
+static const char *skip_str(const char *s, const char *end)
+{
+    if (s >= end || *s != '"')
+        return NULL;
+    for (s++; s < end; s++) {
+        if (*s == '\\')
+            s++;
+        else if (*s == '"')
+            return s + 1;
+    }
+    return NULL;
+}
+
+/* Whether a format-1 record's JSON has "version": it was written only when
+ * the producer named one, right after id, type and source. */
+static bool v1_has_version(eb_str j)
+{
+    const char *p = j.ptr + 1, *end = j.ptr + j.len;
+    static const char *const before[] = {"\"id\":", ",\"type\":", ",\"source\":"};
+    for (size_t i = 0; i < 3 && p; i++) {
+        size_t n = strlen(before[i]);
+        if ((size_t)(end - p) > n && !memcmp(p, before[i], n))
+            p = skip_str(p + n, end);
+    }
+    return p && (size_t)(end - p) > 11 && !memcmp(p, ",\"version\":", 11);
+}
+
 void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
 {
     char t[32];
@@ -369,6 +418,14 @@ void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_eve
     eb_jw_uint(w, seq);
     eb_jw_key(w, "time");
     eb_jw_strn(w, t, tn);
+    if (v->key_version) {
+        eb_jw_key(w, "key_version");
+        eb_jw_uint(w, v->key_version);
+    }
+    if (v->format == EB_EVENT_FORMAT_V1 && v->schema_version && !v1_has_version(v->json)) {
+        eb_jw_key(w, "version");
+        eb_jw_uint(w, v->schema_version);
+    }
     /* Splice the stored members after ours: they start after its '{'. */
     if (v->json.len > 2) {
         eb_buf_putc(w->out, ',');

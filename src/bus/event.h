@@ -9,7 +9,8 @@
  * the log's record header carries. On the way out, eb_event_write() splices
  * seq and time in front of the stored JSON: no re-serialization.
  *
- * Stored payload, format 1 (little-endian):
+ * Stored payload, format 2 (little-endian; format 1 is format 2 without
+ * bytes 16..23: a 16-byte header and key_version 0, still read back):
  *   off size field
  *   0   1    format (1)
  *   1   1    type_len   (1..128)
@@ -19,7 +20,9 @@
  *   6   2    reserved (0)
  *   8   4    schema_version the data was validated against (0 = none)
  *   12  4    json_len
- *   16  ...  type, id, key bytes, then json_len bytes of JSON:
+ *   16  8    key_version: the event's version within its key (1, 2, ...;
+ *            0 = no key)
+ *   24  ...  type, id, key bytes, then json_len bytes of JSON:
  *            {"id":..,"type":..,"source":..,"version":..,"key":..,
  *             "correlationId":..,"causationId":..,"subject":..,
  *             "datacontenttype":..,"extensions":{..},"data":..}
@@ -34,10 +37,12 @@
 #include "json/json.h"
 #include "util/buf.h"
 
-#define EB_EVENT_FORMAT 1
+#define EB_EVENT_FORMAT 2
+#define EB_EVENT_FORMAT_V1 1     /* read back: 16-byte header, no key_version */
+#define EB_EVENT_HDR_V1_SIZE 16
 #define EB_REC_EVENT 1 /* log record type of an event in the events log */
 #define EB_EVENT_F_GENERATED_ID 0x01 /* stored flags: the id was generated */
-#define EB_EVENT_HDR_SIZE 16
+#define EB_EVENT_HDR_SIZE 24
 #define EB_EVENT_MAX_TYPE 128
 #define EB_EVENT_MAX_ID 128
 #define EB_EVENT_MAX_KEY 1024
@@ -54,7 +59,7 @@ typedef struct eb_str {
 /* An event as a producer sent it, before it has a seq. All pointers are
  * borrowed from the request being served and must outlive the publish call. */
 typedef struct eb_event_in {
-    eb_str         type;            /* required: [a-z0-9][a-z0-9.-]*, <= 128 */
+    eb_str         type;            /* required: [A-Za-z0-9][A-Za-z0-9._-]*, <= 128 */
     eb_str         id;              /* optional; generated (ULID) when absent */
     eb_str         source;          /* optional producer name */
     eb_str         key;             /* optional ordering key */
@@ -66,6 +71,10 @@ typedef struct eb_event_in {
     const eb_json *data;            /* the payload; NULL = no data (null) */
     eb_str         data_raw;        /* data as JSON text, if available verbatim */
     const eb_json *extensions;      /* optional object of extra attributes */
+    bool           expect_version;  /* optimistic concurrency: check the key's */
+    uint64_t       expected_version; /* current version is this (0 = the key
+                                      * must not exist yet); no check if !expect */
+    uint64_t       key_version;     /* set by the bus: the version this event gets */
     char           id_buf[EB_EVENT_ID_LEN + 1]; /* storage for a generated id */
 } eb_event_in;
 
@@ -75,7 +84,9 @@ typedef struct eb_event_view {
     eb_str   id;
     eb_str   key;
     uint32_t schema_version;
+    uint64_t key_version; /* version within its key; 0 = no key (or format 1) */
     uint8_t  flags;  /* EB_EVENT_F_* */
+    uint8_t  format; /* EB_EVENT_FORMAT or EB_EVENT_FORMAT_V1 */
     eb_str   json;   /* the stored JSON object (no seq/time) */
 } eb_event_view;
 
@@ -102,23 +113,26 @@ static inline bool eb_event_id_generated(const eb_event_in *ev)
  * Returns 0 or EB_EINVAL with *err naming the field. */
 int eb_event_check(eb_event_in *ev, eb_field_error *err);
 
-/* True if s is a valid event type name: 1-128 chars of [a-z0-9.-],
- * starting with a letter or digit. */
+/* True if s is a valid event type name: 1-128 chars of [A-Za-z0-9._-],
+ * starting with a letter or digit (case-sensitive: CloudEvents types such
+ * as com.example.OrderCreated are common). */
 bool eb_event_type_valid(const char *s, size_t n);
 
 /* Generates a new ULID into out[27] (26 chars + NUL): 48-bit ms time then
  * 80 random bits, monotonic within a process. Thread-safe. */
 void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1]);
 
-/* Appends the stored payload of ev to out (validated schema version given).
- * ev must have passed eb_event_check(). */
+/* Appends the stored payload of ev to out (validated schema version given;
+ * ev->key_version stored as is). ev must have passed eb_event_check(). */
 void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out);
 
 /* Decodes a stored payload; returns 0 or EB_ECORRUPT. */
 int eb_event_decode(const void *payload, size_t len, eb_event_view *v);
 
 /* Writes the delivered form of a stored event as one JSON value:
- * {"seq":N,"time":"RFC 3339",<stored members>}. */
+ * {"seq":N,"time":"RFC 3339",["key_version":N,]<stored members>}, with
+ * "version" (the schema version the data was validated against) among the
+ * stored members whenever the header has one. */
 void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
 /* The same members into an object the caller opened (and closes, after
  * adding its own members: a pull adds "delivery"). */

@@ -298,6 +298,7 @@ static void conn_flush(eb_http_conn *c)
         uv_buf_t *rest = bufs;
         unsigned nrest = (unsigned)wr->n;
         if (c->tls && !tls_seal(c, wr, bufs, &nrest)) {
+            c->out_bytes -= wr->bytes;
             free(wr);
             conn_close(c);
             return;

@@ -117,6 +117,32 @@ typedef struct eb_store_ops {
     int      (*drop_before)(eb_store *s, uint64_t seq);
     /* Completes every pending append (their callbacks run), frees s. */
     void     (*close)(eb_store *s);
+
+    /* --- lookups (EVENTS stores) ---------------------------------------
+     * Per-key streams and ids, derived from the records: the bus reports
+     * each event it appends (and, when it opens the store, every retained
+     * one again, oldest first) with index_add; the engine answers lookups
+     * for the records it still retains. The log engine keeps them in
+     * memory; a SQL engine answers them with indexes. */
+    /* Event `seq` is version `version` of key (klen 0: no key; version 0:
+     * the key's next, for records that carry none) and has id `id`. 0 or
+     * EB_ENOMEM (lookups lost, not records: the next open rebuilds them). */
+    int      (*index_add)(eb_store *s, const char *key, size_t klen, uint64_t version,
+                          const char *id, size_t idlen, uint64_t seq);
+    /* The key's current version (its newest event's; 0: none). */
+    uint64_t (*key_version)(eb_store *s, const char *key, size_t klen);
+    /* Up to max seqs of key's durable, retained events of versions >=
+     * from_version, in version order, into seqs; *first_version gets the
+     * version of seqs[0]. Returns the count. */
+    size_t   (*key_seqs)(eb_store *s, const char *key, size_t klen, uint64_t from_version,
+                         uint64_t *seqs, size_t max, uint64_t *first_version);
+    /* The seq of the newest retained event with this id, or 0 (a hint:
+     * the caller checks the record's id). */
+    uint64_t (*lookup_id)(eb_store *s, const char *id, size_t idlen);
+    /* After open: the lookups already cover the records below this seq
+     * (kept across a clean restart); the caller reports the records from
+     * here on with index_add. 0: none are covered. */
+    uint64_t (*indexed_upto)(eb_store *s);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -161,5 +187,25 @@ static inline int eb_store_drop_before(eb_store *s, uint64_t seq)
     return s->ops->drop_before(s, seq);
 }
 static inline void eb_store_close(eb_store *s) { s->ops->close(s); }
+static inline int eb_store_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
+                                     const char *id, size_t idlen, uint64_t seq)
+{
+    return s->ops->index_add(s, key, klen, version, id, idlen, seq);
+}
+static inline uint64_t eb_store_key_version(eb_store *s, const char *key, size_t klen)
+{
+    return s->ops->key_version(s, key, klen);
+}
+static inline size_t eb_store_key_seqs(eb_store *s, const char *key, size_t klen,
+                                       uint64_t from_version, uint64_t *seqs, size_t max,
+                                       uint64_t *first_version)
+{
+    return s->ops->key_seqs(s, key, klen, from_version, seqs, max, first_version);
+}
+static inline uint64_t eb_store_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    return s->ops->lookup_id(s, id, idlen);
+}
+static inline uint64_t eb_store_indexed_upto(eb_store *s) { return s->ops->indexed_upto(s); }
 
 #endif

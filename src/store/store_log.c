@@ -1,18 +1,22 @@
 /* store_log.c - the adapter that makes the embedded log (src/log) a
  * storage engine (store.h). Records pass through without a copy: the
  * store's record structs have the log's layout (checked below), and the
- * log's inline append is the store's inline_ok append. */
+ * log's inline append is the store's inline_ok append. The lookups are
+ * keyidx.c's, in memory. */
 #include "store/store_log.h"
 
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "eventbus/err.h"
 #include "log/log.h"
 #include "util/xmalloc.h"
+#include "store/keyidx.h"
 
 #define SAME_FIELD(a, b, f) (offsetof(a, f) == offsetof(b, f) && \
                              sizeof(((a *)0)->f) == sizeof(((b *)0)->f))
@@ -32,8 +36,12 @@ _Static_assert(sizeof(eb_store_rec) == sizeof(eb_log_rec) &&
                "eb_store_rec must have eb_log_rec's layout");
 
 typedef struct log_store {
-    eb_store base; /* first: a log_store is an eb_store */
-    eb_log  *log;
+    eb_store  base; /* first: a log_store is an eb_store */
+    eb_log   *log;
+    eb_keyidx kidx;        /* the lookups */
+    uint64_t  indexed_upto; /* loaded from the lookups file: they cover below this */
+    bool      kidx_lost;   /* an entry could not be made: never saved */
+    char     *kidx_path;   /* EVENTS: the lookups file, saved at a clean close */
 } log_store;
 
 static eb_log *log_of(eb_store *s)
@@ -90,13 +98,82 @@ static int ls_drop_before(eb_store *s, uint64_t seq)
 
 static void ls_close(eb_store *s)
 {
-    eb_log_close(log_of(s));
-    free(s);
+    log_store *ls = (log_store *)(void *)s;
+    /* Every record below next is reported to the lookups (the bus does so
+     * as it appends) and is on disk once the log is closed. */
+    uint64_t next = eb_log_next_seq(ls->log), first = eb_log_first_seq(ls->log);
+    eb_log_close(ls->log);
+    if (ls->kidx_path && !ls->kidx_lost) /* derived: a failure costs a rebuild */
+        eb__keyidx_save(&ls->kidx, first, next, ls->kidx_path);
+    eb__keyidx_free(&ls->kidx);
+    free(ls->kidx_path);
+    free(ls);
 }
 
-static const eb_store_ops log_ops = {ls_append,      ls_scan,  ls_seek_time,   ls_first_seq,
-                                     ls_next_seq,    ls_durable_seq, ls_stats, ls_drop_before,
-                                     ls_close};
+static eb_keyidx *kidx_of(eb_store *s)
+{
+    return &((log_store *)(void *)s)->kidx;
+}
+
+static int ls_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
+                        const char *id, size_t idlen, uint64_t seq)
+{
+    int rc = klen ? eb__keyidx_add(kidx_of(s), key, klen, version, seq) : 0;
+    int rc2 = eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
+    if (rc || rc2)
+        ((log_store *)(void *)s)->kidx_lost = true;
+    return rc ? rc : rc2;
+}
+
+static uint64_t ls_key_version(eb_store *s, const char *key, size_t klen)
+{
+    return eb__keyidx_version(kidx_of(s), key, klen);
+}
+
+static size_t ls_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t from_version,
+                          uint64_t *seqs, size_t max, uint64_t *first_version)
+{
+    return eb__keyidx_range(kidx_of(s), key, klen, from_version, ls_first_seq(s),
+                            ls_durable_seq(s), seqs, max, first_version);
+}
+
+static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    uint64_t seq = eb__keyidx_find_id(kidx_of(s), id, idlen);
+    return seq >= ls_first_seq(s) && seq < ls_durable_seq(s) ? seq : 0;
+}
+
+static uint64_t ls_indexed_upto(eb_store *s)
+{
+    return ((log_store *)(void *)s)->indexed_upto;
+}
+
+static const eb_store_ops log_ops = {
+    ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
+    ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
+    ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto};
+
+/* EVENTS: takes the lookups a clean close saved, if they describe this log
+ * (never more records than it has). */
+static void load_lookups(log_store *ls, const char *data_dir)
+{
+    size_t n = strlen(data_dir) + sizeof "/events.lookups";
+    if (!(ls->kidx_path = malloc(n)))
+        return;
+    snprintf(ls->kidx_path, n, "%s/events.lookups", data_dir);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", ls->kidx_path);
+    unlink(tmp); /* a save a crash cut short */
+    uint64_t upto = 0;
+    if (eb__keyidx_load(&ls->kidx, ls->kidx_path, &upto) != 0)
+        return;
+    if (upto > eb_log_next_seq(ls->log)) {
+        eb__keyidx_free(&ls->kidx);
+        eb__keyidx_init(&ls->kidx);
+        return;
+    }
+    ls->indexed_upto = upto;
+}
 
 static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
 {
@@ -116,12 +193,16 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
         lo.retention_bytes = o->retention_bytes;
     }
     log_store *ls = eb_xcalloc(1, sizeof *ls);
+    eb__keyidx_init(&ls->kidx);
     eb_log_recovery lr = {0};
     int rc = eb_log_open(&lo, &ls->log, &lr);
     if (rc) {
+        eb__keyidx_free(&ls->kidx);
         free(ls);
         return rc;
     }
+    if (o->kind == EB_STORE_EVENTS)
+        load_lookups(ls, o->data_dir);
     if (rep)
         *rep = (eb_store_recovery){lr.segments,  lr.records,         lr.first_seq,
                                    lr.last_seq,  lr.truncated_bytes, lr.indexes_rebuilt,

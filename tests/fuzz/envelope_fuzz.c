@@ -118,6 +118,16 @@ static void check_stored(const eb_event_in *ev)
     root = eb_json_root(doc);
     FUZZ_CHECK(eb_json_is(root, EB_JSON_OBJECT) && root->child &&
                !strcmp(root->child->key, "seq") && eb_json_get(root, "time"));
+    /* As a CloudEvent: JSON, every attribute name one CloudEvents allows. */
+    eb_buf_reset(&out);
+    eb_jw_init(&w, &out);
+    FUZZ_CHECK(eb_ce_write(&w, doc, 42, 1700000000123456ull, &v, NULL) == 0);
+    FUZZ_CHECK(!eb_buf_failed(&out));
+    FUZZ_CHECK(eb_json_parse(doc, out.data, out.len, NULL, NULL) == 0);
+    root = eb_json_root(doc);
+    FUZZ_CHECK(str_is(eb_json_get(root, "id"), ev->id));
+    for (const eb_json *m = root->child; m; m = m->next)
+        FUZZ_CHECK(eb_ce_name_valid(m->key, m->key_len));
     eb_json_doc_free(doc);
     eb_buf_free(&enc);
     eb_buf_free(&out);
@@ -139,6 +149,13 @@ static void stored_payload(const uint8_t *p, size_t len)
         eb_jw_init(&w, &out);
         eb_event_write(&w, 1, 0, &v);
         FUZZ_CHECK(!eb_buf_failed(&out) && out.len >= v.json.len);
+        eb_json_doc *doc = eb_json_doc_new();
+        FUZZ_CHECK(doc != NULL);
+        eb_buf_reset(&out);
+        eb_jw_init(&w, &out);
+        if (eb_ce_write(&w, doc, 1, 0, &v, NULL) == 0) /* else: not JSON, nothing written */
+            FUZZ_CHECK(eb_json_parse(doc, out.data, out.len, NULL, NULL) == 0);
+        eb_json_doc_free(doc);
         eb_buf_free(&out);
     }
     free(copy);
@@ -161,7 +178,7 @@ static void check_event(eb_event_in *ev)
 static void check_native_names(const eb_json *obj)
 {
     static const char *known[] = {"type", "data", "id", "source", "key", "version",
-                                  "correlationId", "causationId", "subject",
+                                  "expected_version", "correlationId", "causationId", "subject",
                                   "datacontenttype", "extensions"};
     for (const eb_json *m = obj->child; m; m = m->next) {
         bool ok = false;

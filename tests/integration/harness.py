@@ -84,11 +84,13 @@ class Contract:
             if text:
                 self.problems.append((self.test, f"{what}: body where the contract has none"))
             return None
-        (mtype, media), = content.items()
         ctype = headers.get("content-type", "")
-        if not ctype.startswith(mtype):
-            return self.problems.append((self.test, f"{what}: Content-Type {ctype!r}, not {mtype}"))
-        if mtype == "application/json":
+        medias = [(m, md) for m, md in content.items() if ctype.startswith(m)]
+        if not medias:
+            return self.problems.append((self.test, f"{what}: Content-Type {ctype!r}, not "
+                                         f"{' or '.join(content)}"))
+        (mtype, media), = medias[:1]
+        if mtype.endswith("json"):
             try:
                 body = json.loads(text)
             except ValueError:

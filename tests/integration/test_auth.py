@@ -33,7 +33,7 @@ def route_table():
     """(method, pattern, scope) for each row of the route table in api.c."""
     with open(os.path.join(ROOT, "src", "api", "api.c")) as f:
         text = f.read()
-    rows = re.findall(r'\{"([A-Z]+)", "([^"]+)", \w+, EB_SCOPE_(\w+)\}', text)
+    rows = re.findall(r'\{"([A-Z]+)", "([^"]+)", \w+, (?:NULL|"[^"]*"), EB_SCOPE_(\w+)\}', text)
     assert len(rows) >= 29, rows
     return [(m, p, s.lower().replace("_", ":")) for m, p, s in rows]
 

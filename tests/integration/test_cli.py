@@ -107,7 +107,7 @@ def order(i, **extra):
 
 # --- help, usage, exit codes -------------------------------------------------
 
-COMMANDS = ["publish", "tail", "schemas", "groups", "dlq", "replay", "stats", "top"]
+COMMANDS = ["publish", "tail", "schemas", "groups", "dlq", "replay", "stats", "top", "events"]
 
 
 def test_help_everywhere(srv):
@@ -172,6 +172,34 @@ def test_publish_one(srv):
     assert ev["data"] is None
     out = ok(srv, "--table", "publish", "order.created", order(3))
     assert out.startswith("published order.created  seq ") and " id " in out
+
+
+def test_events_get_and_stream(srv):
+    for v in range(4):
+        r = js(srv, "publish", "acct.posted", json.dumps({"n": v}), "--key", "acct 1",
+               "--expected-version", str(v))
+        assert r["key_version"] == v + 1, r
+    js(srv, "publish", "acct.posted", "{}", "--key", "acct 2", "--id", "a2-first")
+    rc, out, err = run(srv, "publish", "acct.posted", "{}", "--key", "acct 1",
+                       "--expected-version", "2")
+    assert rc == 1 and "version_conflict" in err and "current version is 4" in err, err
+    evs = js(srv, "events", "stream", "acct 1")
+    assert [e["key_version"] for e in evs] == [1, 2, 3, 4]
+    assert [e["data"]["n"] for e in evs] == [0, 1, 2, 3]
+    evs = js(srv, "events", "stream", "acct 1", "--from-version", "2", "--limit", "2")
+    assert [e["key_version"] for e in evs] == [2, 3]
+    assert ok(srv, "events", "stream", "nobody") == ""
+    e = js(srv, "events", "get", "a2-first")
+    assert e["key"] == "acct 2" and e["key_version"] == 1
+    out = ok(srv, "--table", "events", "stream", "acct 1", "--limit", "1")
+    assert "key=acct 1 v1" in out and out.count("\n") == 1, out
+    rc, _, err = run(srv, "events", "get", "nope")
+    assert rc == 1 and "not_found" in err, err
+    for bad in (["events"], ["events", "get"], ["events", "list"], ["events", "get", "a", "b"],
+                ["events", "get", "x", "--limit", "2"], ["events", "stream", "k", "--limit", "0"],
+                ["publish", "a.b", "--expected-version", "1"]):
+        rc, _, err = run(srv, *bad)
+        assert rc == 2, (bad, rc, err)
 
 
 def test_publish_refused_exit_1(srv):

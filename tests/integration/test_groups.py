@@ -469,7 +469,7 @@ def test_bad_group_configs_name_the_field(srv):
     cases = [
         ({}, "/types"),
         ({"types": []}, "/types"),
-        ({"types": ["Order.Created"]}, "/types/0"),
+        ({"types": ["Order Created"]}, "/types/0"),
         ({"types": ["a"], "max_attempts": 0}, "/max_attempts"),
         ({"types": ["a"], "start": "yesterday"}, "/start"),
         ({"types": ["a"], "ordering": "fifo"}, "/ordering"),

@@ -109,7 +109,8 @@ def test_type_without_schema_is_accepted_unless_required(srv):
 def test_bad_envelopes_name_the_field(srv):
     cases = [
         ({"data": {}}, "/type"),
-        ({"type": "Order.Created", "data": {}}, "/type"),
+        ({"type": "Order Created", "data": {}}, "/type"),
+        ({"type": ".order", "data": {}}, "/type"),
         ({"type": "a", "data": {}, "corelationId": "x"}, "/corelationId"),
         ({"type": "a", "key": 5}, "/key"),
         ({"type": "a", "version": "one"}, "/version"),

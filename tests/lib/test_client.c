@@ -410,6 +410,50 @@ TEST(browse_pages)
     eb_test_down(&d, c);
 }
 
+TEST(key_streams_and_expected_versions)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    eb_publish_opts o = {.size = sizeof o, .key = "acct 7", .check_version = true};
+    eb_publish_result r = {.size = sizeof r};
+    for (uint64_t v = 0; v < 5; v++) {
+        o.expected_version = v;
+        char data[32];
+        snprintf(data, sizeof data, "{\"n\":%d}", (int)v);
+        CHECK_OK(eb_publish(c, "acct.posted", data, &o, &r));
+        CHECK(r.key_version == v + 1);
+    }
+    o.expected_version = 2; /* stale: refused, the current version in the details */
+    CHECK_EQ(eb_publish(c, "acct.posted", "{}", &o, &r), EB_ECONFLICT);
+    const eb_error *e = eb_client_error(c);
+    CHECK_STR(e->server_code, "version_conflict");
+    CHECK(strstr(e->details, "\"current_version\":5") != NULL);
+    /* An older program's options (without the version fields): no check. */
+    eb_publish_opts old = {.size = offsetof(eb_publish_opts, version) + sizeof(uint32_t),
+                           .key = "acct 7"};
+    CHECK_OK(eb_publish(c, "acct.posted", "{\"n\":5}", &old, &r));
+    CHECK(r.key_version == 6);
+
+    eb_stream_opts q = {.size = sizeof q, .from_version = 2, .limit = 3};
+    eb_events *l;
+    CHECK_OK(eb_events_stream(c, "acct 7", &q, &l));
+    CHECK_EQ(eb_events_count(l), 3);
+    CHECK(eb_events_at(l, 0)->key_version == 2 && eb_events_at(l, 2)->key_version == 4);
+    CHECK_STR(eb_events_at(l, 0)->data, "{\"n\":1}");
+    CHECK_STR(eb_events_next(l), "5");
+    const char *id = eb_events_at(l, 1)->id;
+    eb_events *one;
+    CHECK_OK(eb_events_get(c, id, &one));
+    CHECK(eb_events_at(one, 0)->key_version == 3);
+    eb_events_free(one);
+    eb_events_free(l);
+    CHECK_OK(eb_events_stream(c, "nobody", NULL, &l));
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    CHECK_EQ(eb_events_stream(c, "", NULL, &l), EB_EINVAL);
+    eb_test_down(&d, c);
+}
+
 TEST(raw_request)
 {
     eb_test_daemon d;
@@ -795,7 +839,7 @@ TEST(version_and_json_text)
 TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_locally),
           T(publish_and_get), T(reading_data_by_pointer), T(duplicate_id_is_reported), T(schema_violation_detail),
           T(schemas_check_list_get), T(batch_is_atomic), T(publish_json_envelopes),
-          T(browse_pages), T(raw_request), T(keepalive_survives_server_restart),
+          T(browse_pages), T(key_streams_and_expected_versions), T(raw_request), T(keepalive_survives_server_restart),
           T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
           T(error_without_json_body), T(silent_server_times_out),
           T(cancel_flag_from_a_signal), T(raised_cancel_flag_sends_nothing),

@@ -56,7 +56,9 @@ TEST(type_names)
     CHECK(eb_event_type_valid("order.created", 13));
     CHECK(eb_event_type_valid("a", 1));
     CHECK(eb_event_type_valid("payment-v2.failed_x", 19));
-    CHECK(!eb_event_type_valid("Order.created", 13));
+    CHECK(eb_event_type_valid("com.example.OrderCreated", 24));
+    CHECK(eb_event_type_valid("Microsoft.Storage.BlobCreated", 29));
+    CHECK(!eb_event_type_valid("Order created", 13));
     CHECK(!eb_event_type_valid(".a", 2));
     CHECK(!eb_event_type_valid("a b", 3));
     CHECK(!eb_event_type_valid("", 0));
@@ -266,7 +268,91 @@ TEST(envelope_names_match_whole_keys)
     CHECK(strstr(fe.message, "unknown field") != NULL);
 }
 
-TEST_MAIN(T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
+/* A record as format 1 wrote it (before key versions): 16-byte header,
+ * "version" in the JSON only when the producer named one. */
+static size_t v1_record(uint8_t *out, uint32_t schema_version, const char *json)
+{
+    size_t jl = strlen(json);
+    const uint8_t h[16] = {1, 3, 3, 0, 2, 0, 0, 0, (uint8_t)schema_version, 0, 0, 0,
+                           (uint8_t)jl, (uint8_t)(jl >> 8), 0, 0};
+    memcpy(out, h, 16);
+    memcpy(out + 16, "o.cid1k1", 8);
+    memcpy(out + 24, json, jl);
+    return 24 + jl;
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+TEST(format_1_records_still_read)
+{
+    uint8_t rec[512];
+    eb_event_view v;
+    eb_buf out = EB_BUF_INIT;
+    eb_jw w;
+    /* Validated against version 2 (latest), not named: "version" added. */
+    size_t n = v1_record(rec, 2, "{\"id\":\"id1\",\"type\":\"o.c\",\"source\":\"s\\\"x\","
+                                 "\"key\":\"k1\",\"correlationId\":\"id1\","
+                                 "\"data\":{\"version\":7}}");
+    CHECK_OK(eb_event_decode(rec, n, &v));
+    CHECK_EQ(v.format, 1);
+    CHECK_EQ(v.key_version, 0);
+    CHECK_EQ(v.schema_version, 2);
+    CHECK(v.key.len == 2 && memcmp(v.key.ptr, "k1", 2) == 0);
+    eb_jw_init(&w, &out);
+    eb_event_write(&w, 5, 1700000000000000ull, &v);
+    const eb_json *o = parse(out.data);
+    CHECK_EQ(eb_json_get(o, "version")->i64, 2);
+    CHECK_EQ(eb_json_get(eb_json_get(o, "data"), "version")->i64, 7);
+    CHECK(!eb_json_get(o, "key_version"));
+    /* Named by the producer: stored already, not repeated. */
+    n = v1_record(rec, 1, "{\"id\":\"id1\",\"type\":\"o.c\",\"version\":1,\"key\":\"k1\","
+                          "\"correlationId\":\"id1\",\"data\":null}");
+    CHECK_OK(eb_event_decode(rec, n, &v));
+    eb_buf_reset(&out);
+    eb_jw_init(&w, &out);
+    eb_event_write(&w, 6, 1700000000000000ull, &v);
+    CHECK_EQ(count(out.data, "\"version\""), 1);
+    CHECK_EQ(eb_json_get(parse(out.data), "version")->i64, 1);
+    eb_buf_free(&out);
+}
+
+TEST(key_version_stored_and_written)
+{
+    const char *body = "{\"type\":\"o.c\",\"key\":\"k1\",\"expected_version\":4}";
+    eb_event_in ev;
+    eb_field_error fe;
+    CHECK_OK(eb_event_from_json(parse(body), body, &ev, &fe));
+    CHECK(ev.expect_version && ev.expected_version == 4);
+    CHECK_OK(eb_event_check(&ev, &fe));
+    ev.key_version = 5000000000ull; /* past 32 bits */
+    eb_buf b = EB_BUF_INIT, out = EB_BUF_INIT;
+    eb_event_encode(&ev, 0, &b);
+    eb_event_view v;
+    CHECK_OK(eb_event_decode(b.data, b.len, &v));
+    CHECK_EQ(v.format, EB_EVENT_FORMAT);
+    CHECK(v.key_version == 5000000000ull);
+    eb_jw w;
+    eb_jw_init(&w, &out);
+    eb_event_write(&w, 1, 1700000000000000ull, &v);
+    const eb_json *o = parse(out.data);
+    CHECK(eb_json_get(o, "key_version")->i64 == 5000000000ll);
+    CHECK(!eb_json_get(o, "expected_version"));
+    const char *nokey = "{\"type\":\"o.c\",\"expected_version\":0}";
+    CHECK_OK(eb_event_from_json(parse(nokey), nokey, &ev, &fe));
+    CHECK_EQ(eb_event_check(&ev, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/expected_version");
+    eb_buf_free(&b);
+    eb_buf_free(&out);
+}
+
+TEST_MAIN(T(format_1_records_still_read), T(key_version_stored_and_written),
+          T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
           T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
           T(stored_format_round_trip_and_splice), T(time_parse_and_format),

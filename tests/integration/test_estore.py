@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""The event store (issue 16) against a real eventbusd: per-key streams
+with versions, optimistic concurrency (expected_version, 409
+version_conflict), reading one key's stream in work proportional to what it
+returns, lookups by id for the whole retention, the lookups rebuilt after a
+SIGKILL, the schema version on every event read out, unknown query
+parameters refused.
+"""
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+from harness import run_tests
+
+
+def publish(srv, ev, expect=201):
+    st, _, js = srv.request("POST", "/v1/events", ev)
+    assert st == expect, (st, js)
+    return js
+
+
+def batch(srv, evs, expect=201):
+    st, _, js = srv.request("POST", "/v1/events/batch", evs)
+    assert st == expect, (st, js)
+    return js
+
+
+def stream(srv, key, from_version=None, limit=None):
+    q = {"key": key}
+    if from_version is not None:
+        q["from_version"] = from_version
+    if limit is not None:
+        q["limit"] = limit
+    st, _, js = srv.request("GET", "/v1/events?" + urllib.parse.urlencode(q))
+    assert st == 200, (st, js)
+    return js
+
+
+def lookup_reads(srv):
+    st, _, js = srv.request("GET", "/v1/stats")
+    assert st == 200, js
+    return js["events"]["lookup_reads"]
+
+
+def test_key_versions_in_answers_and_reads(srv):
+    a = publish(srv, {"type": "cart.item-added", "key": "cart-1", "data": {"sku": "a"}})
+    b = publish(srv, {"type": "cart.item-added", "key": "cart-2", "data": {"sku": "b"}})
+    c = publish(srv, {"type": "cart.item-added", "key": "cart-1", "data": {"sku": "c"}})
+    n = publish(srv, {"type": "cart.viewed", "data": {}})
+    assert a["key_version"] == 1 and b["key_version"] == 1 and c["key_version"] == 2
+    assert "key_version" not in n, "unkeyed events have no version"
+    page = stream(srv, "cart-1")
+    assert [e["data"]["sku"] for e in page["events"]] == ["a", "c"]
+    assert [e["key_version"] for e in page["events"]] == [1, 2]
+    assert page["key_version"] == 2 and page["next_from_version"] == 3
+    st, _, one = srv.request("GET", f"/v1/events/{c['id']}")
+    assert st == 200 and one["key_version"] == 2, one
+    assert stream(srv, "nobody")["events"] == []
+    # A clean stop keeps the lookups beside the log (events.lookups); the
+    # next start takes them (and the file) instead of reading the log.
+    lookups = os.path.join(srv.data, "events.lookups")
+    srv.stop()
+    assert os.path.exists(lookups)
+    srv.start()
+    assert not os.path.exists(lookups), "taken at start: a crash from here rebuilds"
+    page = stream(srv, "cart-1")
+    assert [e["data"]["sku"] for e in page["events"]] == ["a", "c"]
+    d = publish(srv, {"type": "cart.item-added", "key": "cart-1", "expected_version": 2,
+                      "data": {"sku": "d"}})
+    assert d["key_version"] == 3
+    st, _, one = srv.request("GET", f"/v1/events/{b['id']}")
+    assert st == 200 and one["key"] == "cart-2", one
+
+
+def test_projector_rebuilds_from_a_key_stream(srv):
+    """An aggregate's events appended with expected versions, then a
+    projector rebuilds its state by reading the stream page by page."""
+    expected = 0
+    balance = 0
+    for i in range(1, 26):
+        amount = i * 3 if i % 4 else -i
+        balance += amount
+        r = publish(srv, {"type": "account.posted", "key": "acct/42 ü",
+                          "expected_version": expected, "data": {"amount": amount}})
+        expected = r["key_version"]
+        publish(srv, {"type": "account.posted", "key": "acct-other", "data": {"amount": 1000}})
+    assert expected == 25
+    state, version, pages = 0, 0, 0
+    while True:
+        page = stream(srv, "acct/42 ü", from_version=version + 1, limit=7)
+        pages += 1
+        for e in page["events"]:
+            assert e["key_version"] == version + 1
+            assert e["key"] == "acct/42 ü"
+            state += e["data"]["amount"]
+            version = e["key_version"]
+        if not page["events"]:
+            break
+    assert (state, version, pages) == (balance, 25, 5)
+    tail = stream(srv, "acct/42 ü", from_version=24)
+    assert [e["key_version"] for e in tail["events"]] == [24, 25]
+
+
+def test_expected_version_conflict_writes_nothing(srv):
+    publish(srv, {"type": "order.placed", "key": "o-1", "expected_version": 0})
+    st, _, js = srv.request("POST", "/v1/events", {"type": "order.paid", "key": "o-1",
+                                                  "expected_version": 0})
+    assert st == 409 and js["error"]["code"] == "version_conflict", js
+    d = js["error"]["details"][0]
+    assert d["field"] == "/expected_version" and d["current_version"] == 1, d
+    publish(srv, {"type": "order.paid", "key": "o-1", "expected_version": 1})
+    publish(srv, {"type": "order.noted", "key": "o-1", "expected_version": -1})
+    # A batch: one key's events are checked in order; one conflict refuses all.
+    st, _, js = srv.request("POST", "/v1/events/batch", [
+        {"type": "order.shipped", "key": "o-1", "expected_version": 3},
+        {"type": "order.x", "key": "o-2", "expected_version": 0},
+        {"type": "order.delivered", "key": "o-1", "expected_version": 3}])
+    assert st == 409, js
+    d = js["error"]["details"]
+    assert d[0]["index"] == 2 and d[0]["current_version"] == 4, d
+    assert stream(srv, "o-1")["key_version"] == 3
+    assert stream(srv, "o-2")["events"] == [], "nothing of the refused batch was written"
+    r = batch(srv, [{"type": "order.shipped", "key": "o-1", "expected_version": 3},
+                    {"type": "order.x", "key": "o-2", "expected_version": 0},
+                    {"type": "order.delivered", "key": "o-1", "expected_version": 4}])
+    assert [x["key_version"] for x in r["results"]] == [4, 1, 5]
+    # Bad values name the field.
+    for bad in ({"type": "t.a", "key": "k", "expected_version": -2},
+                {"type": "t.a", "key": "k", "expected_version": "1"},
+                {"type": "t.a", "expected_version": 0}):
+        st, _, js = srv.request("POST", "/v1/events", bad)
+        assert st == 400 and js["error"]["details"][0]["field"] == "/expected_version", js
+
+
+def test_eight_writers_race_one_winner_per_version(srv):
+    wins, conflicts, errors = [], [], []
+    lock = threading.Lock()
+    goal = 40
+
+    def writer(w):
+        while True:
+            st, _, page = srv_get(f"/v1/events?key=race")
+            cur = page["key_version"]
+            if cur >= goal:
+                return
+            st, js = srv_post({"type": "race.step", "key": "race", "expected_version": cur,
+                               "data": {"writer": w, "after": cur}})
+            with lock:
+                if st == 201:
+                    wins.append((js["key_version"], w, cur))
+                elif st == 409:
+                    conflicts.append(js["error"]["details"][0]["current_version"])
+                else:
+                    errors.append((st, js))
+
+    import http.client
+
+    def srv_get(path):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        c.request("GET", path)
+        r = c.getresponse()
+        body = json.loads(r.read())
+        c.close()
+        return r.status, None, body
+
+    def srv_post(body):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        c.request("POST", "/v1/events", json.dumps(body), {"Content-Type": "application/json"})
+        r = c.getresponse()
+        js = json.loads(r.read())
+        c.close()
+        return r.status, js
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    versions = sorted(v for v, _, _ in wins)
+    assert versions[:goal] == list(range(1, goal + 1)), versions
+    assert all(v == cur + 1 for v, _, cur in wins), "each winner got the version after it read"
+    assert len(versions) == len(set(versions)), "one winner per version"
+    assert conflicts, "8 writers on one key must have collided at least once"
+    page = stream(srv, "race", limit=1000)
+    got = [(e["key_version"], e["data"]["writer"]) for e in page["events"]]
+    assert got == sorted((v, w) for v, w, _ in wins), "the stream is exactly the winners"
+
+
+def test_key_read_cost_is_the_events_returned(srv):
+    """Reading a key with 10 events costs the same records read in a log of
+    100 events as in a log of 5000: a ratio, never a time."""
+    def fill(n_other, key):
+        evs = [{"type": "noise.e", "key": f"other-{i % 97}", "data": i} for i in range(n_other)]
+        for i in range(0, len(evs), 1000):
+            batch(srv, evs[i:i + 1000])
+        for i in range(10):
+            publish(srv, {"type": "mine.e", "key": key, "data": i})
+
+    def cost(key):
+        before = lookup_reads(srv)
+        page = stream(srv, key, limit=1000)
+        assert [e["data"] for e in page["events"]] == list(range(10))
+        return lookup_reads(srv) - before
+
+    fill(90, "small")
+    small = cost("small")
+    fill(4990, "large")
+    large = cost("large")
+    assert small == large == 10, (small, large)
+
+
+def test_ids_found_after_the_dedupe_window_and_after_sigkill(srv):
+    srv.restart(["--dedupe-window", "1s"])
+    ids = [f"client-id-{i}" for i in range(20)]
+    for i, cid in enumerate(ids):
+        publish(srv, {"type": "doc.saved", "id": cid, "source": "svc", "key": f"doc-{i % 3}",
+                      "data": i})
+    gen = publish(srv, {"type": "doc.saved", "data": "generated"})["id"]
+    time.sleep(1.3)
+    before = lookup_reads(srv)
+    for i, cid in enumerate(ids):
+        st, _, e = srv.request("GET", f"/v1/events/{cid}")
+        assert st == 200 and e["data"] == i, (cid, st, e)
+    assert lookup_reads(srv) - before == len(ids), "one record read per lookup"
+    # The dedupe window has passed: the same id is a new event now; the
+    # lookup finds the newest.
+    publish(srv, {"type": "doc.saved", "id": ids[0], "source": "svc", "data": "again"})
+    # SIGKILL while writers publish: the lookups are rebuilt from the log.
+    stop = threading.Event()
+    acked = []
+
+    def writer():
+        import http.client
+        n = 0
+        while not stop.is_set():
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+                body = {"type": "doc.saved", "id": f"w-{n}", "key": "doc-w", "data": n}
+                c.request("POST", "/v1/events", json.dumps(body),
+                          {"Content-Type": "application/json"})
+                r = c.getresponse()
+                js = json.loads(r.read())
+                c.close()
+                if r.status == 201:
+                    acked.append((f"w-{n}", js["key_version"], js["seq"]))
+                n += 1
+            except OSError:
+                return
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.5)
+    srv.kill9()
+    stop.set()
+    t.join()
+    assert len(acked) > 10, acked
+    srv.start(["--dedupe-window", "1s"])
+    for cid, kv, seq in acked:
+        st, _, e = srv.request("GET", f"/v1/events/{cid}")
+        assert st == 200 and e["seq"] == seq and e["key_version"] == kv, (cid, st, e)
+    st, _, e = srv.request("GET", f"/v1/events/{ids[0]}")
+    assert st == 200 and e["data"] == "again", e
+    st, _, e = srv.request("GET", f"/v1/events/{gen}")
+    assert st == 200 and e["data"] == "generated", e
+    page = stream(srv, "doc-w", limit=1000)
+    got = [(e["id"], e["key_version"], e["seq"]) for e in page["events"]]
+    assert got[:len(acked)] == acked, (got[:5], acked[:5])
+    assert [e["key_version"] for e in page["events"]] == list(range(1, len(got) + 1))
+    # Versions continue after the restart.
+    r = publish(srv, {"type": "doc.saved", "key": "doc-w", "expected_version": len(got)})
+    assert r["key_version"] == len(got) + 1
+    st, _, js = srv.request("GET", "/v1/events/no-such-id")
+    assert st == 404, js
+
+
+def test_schema_version_on_every_event_read(srv):
+    schema = {"type": "object"}
+    st, _, js = srv.request("PUT", "/v1/schemas/pay.done", {"schema": schema})
+    assert st == 201, js
+    st, _, js = srv.request("PUT", "/v1/schemas/pay.done",
+                            {"schema": {"type": "object", "properties": {"x": {}}}})
+    assert st == 201, js
+    a = publish(srv, {"type": "pay.done", "data": {}})  # latest: 2
+    b = publish(srv, {"type": "pay.done", "version": 1, "data": {}})
+    c = publish(srv, {"type": "free.form", "data": {}})
+    st, _, e = srv.request("GET", f"/v1/events/{a['id']}")
+    assert e["version"] == 2, e
+    st, _, e = srv.request("GET", f"/v1/events/{b['id']}")
+    assert e["version"] == 1, e
+    st, _, e = srv.request("GET", f"/v1/events/{c['id']}")
+    assert "version" not in e, e
+    st, _, page = srv.request("GET", "/v1/events?type=pay.done")
+    assert [e["version"] for e in page["events"]] == [2, 1]
+    st, _, js = srv.request("PUT", "/v1/groups/g", {"types": ["pay.done"], "start": "earliest",
+                                                     "max_attempts": 1})
+    assert st in (200, 201), js
+    st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 10})
+    assert st == 200 and [e["version"] for e in js["events"]] == [2, 1], js
+    ids = [e["delivery"]["id"] for e in js["events"]]
+    st, _, js = srv.request("POST", "/v1/groups/g/nack", {"ids": ids, "error": "no"})
+    assert st == 200, js
+    st, _, js = srv.request("GET", "/v1/groups/g/dlq")
+    assert st == 200 and [d["event"]["version"] for d in js["dead_letters"]] == [2, 1], js
+
+
+def test_unknown_query_parameters_refused(srv):
+    for path in ("/v1/events?kee=a", "/v1/events?key=a&type=x", "/v1/stats?verbose=1",
+                 "/v1/groups?x=1", "/healthz?probe", "/v1/events?from_version=2"):
+        st, _, js = srv.request("GET", path)
+        assert st == 400 and js["error"]["code"] == "invalid_request", (path, st, js)
+        assert js["error"]["details"][0]["field"] in ("?kee", "type", "?verbose", "?x", "?probe",
+                                                      "from_version"), js
+    st, _, js = srv.request("GET", "/v1/events?limit=5&type=a.b")
+    assert st == 200, js
+
+
+def test_cloudevents_out(srv):
+    """CloudEvents answers (the SDK round trip is tests/cloudevents); here
+    the HTTP side, checked against the contract like every answer."""
+    st, _, js = srv.request("POST", "/v1/events", {
+        "specversion": "1.0", "id": "ce-1", "source": "/s", "type": "com.example.OrderCreated",
+        "time": "2026-01-02T03:04:05Z", "partitionkey": "k", "n": 3, "flag": False,
+        "data": {"x": 1}}, headers={"Content-Type": "application/cloudevents+json"})
+    assert st == 201 and js["key_version"] == 1, js
+    publish(srv, {"type": "com.example.OrderCreated", "key": "k", "extensions": {"deep": {"a": 1}},
+                  "data": None})
+    st, h, ce = srv.request("GET", "/v1/events/ce-1",
+                            headers={"Accept": "application/cloudevents+json"})
+    assert st == 200 and h["content-type"].startswith("application/cloudevents+json"), h
+    assert ce["time"] == "2026-01-02T03:04:05Z" and ce["ebappendtime"] != ce["time"], ce
+    assert (ce["n"], ce["flag"], ce["partitionkey"], ce["ebkeyversion"]) == (3, False, "k", 1)
+    st, h, batch_ = srv.request("GET", "/v1/events?key=k",
+                                headers={"Accept": "application/cloudevents-batch+json"})
+    assert st == 200 and h["eventbus-next-from-version"] == "3", h
+    assert [e["ebkeyversion"] for e in batch_] == [1, 2]
+    assert batch_[1]["source"] == "/eventbus" and batch_[1]["deep"] == '{"a":1}', batch_[1]
+    assert "data" not in batch_[1]
+    st, h, page = srv.request("GET", "/v1/events?limit=1",
+                              headers={"Accept": "application/cloudevents-batch+json"})
+    assert st == 200 and len(page) == 1 and h["eventbus-next-after-seq"] == "1", (h, page)
+    # Type names as CloudEvents producers spell them: accepted, case-sensitive.
+    st, _, page = srv.request("GET", "/v1/events?type=com.example.ordercreated")
+    assert st == 200 and page["events"] == [], page
+    st, _, page = srv.request("GET", "/v1/events?type=com.example.OrderCreated")
+    assert len(page["events"]) == 2, page
+
+
+if __name__ == "__main__":
+    run_tests(globals())
