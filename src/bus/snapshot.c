@@ -1,7 +1,8 @@
 /* snapshot.c - meta snapshots: when the meta store has grown by
  * --meta-snapshot-bytes since the last one, the whole state (its contents
  * written by codec.c) is appended as one atomic batch, and once that is
- * durable the records before it are dropped (eb_store_drop_before). */
+ * durable the records before it are dropped (eb_store_drop_before). Never
+ * while a schema registration is pending (see eb__bus_maybe_snapshot). */
 #include <stdlib.h>
 
 #include "bus/bus_int.h"
@@ -50,7 +51,13 @@ static int snapshot(eb_bus *bus)
 
 void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now)
 {
-    if (now - bus->grp.last_snap_check < SNAPSHOT_CHECK_US || bus->grp.snapshotting)
+    /* A schema registration enters the registry only once its record is
+     * durable, but that record precedes the snapshot in the log, and replay
+     * forgets everything before a snapshot: a snapshot written while one
+     * is pending would lose it. Wait (the next tick retries) until none is;
+     * group changes are in memory when appended, so the snapshot has them. */
+    if (now - bus->grp.last_snap_check < SNAPSHOT_CHECK_US || bus->grp.snapshotting ||
+        bus->schemas_pending)
         return;
     bus->grp.last_snap_check = now;
     eb_store_stats st;
