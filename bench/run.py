@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make bench: runs the benchmarks under bench/ (log, json, schema, publish,
-consume, client, node: the TypeScript client) and prints one table:
+tls: TLS and tokens against plain HTTP, consume, client, node: the TypeScript client) and prints one table:
 figure, target, result. Benchmarks are not tests: nothing here is timed in
 make test. Each program also prints its own detailed lines."""
 import os
@@ -64,6 +64,17 @@ def main():
                  f"{s.get('events_per_s', 0):,.0f}/s, p99 {s.get('p99_ms', 0):.2f} ms"))
     rows.append(("publish batches of 100, 4 publishers", ">= 200k events/s",
                  f"{b.get('events_per_s', 0):,.0f}/s, p99 {b.get('p99_ms', 0):.2f} ms"))
+    tl = run([os.path.join(B, "bench_tls"), DAEMON])
+    tb, ts, tc = tl.get("tls_batch", {}), tl.get("tls_single", {}), tl.get("tls_conns", {})
+    for r, name, target in ((tb, "publish batches of 100 over TLS + token", ">= 80% of plain, no auth"),
+                            (ts, "single publishes over TLS keep-alive + token", ">= 70% of plain, no auth")):
+        rows.append((name, target,
+                     f"server CPU/event {r.get('tls_cpu_us', 0):.2f} vs {r.get('plain_cpu_us', 0):.2f} us "
+                     f"= {r.get('cpu_pct', 0):.0f}% of plain's throughput when CPU-bound; wall "
+                     f"{r.get('tls', 0):,.0f}/s = {r.get('pct', 0):.0f}% of {r.get('plain', 0):,.0f}/s"))
+    rows.append(("new TLS connections (handshake + GET /healthz)", "-",
+                 f"{tc.get('tls', 0):,.0f}/s, server {tc.get('tls_cpu_us', 0):.0f} us CPU each "
+                 f"(plain TCP {tc.get('plain', 0):,.0f}/s, {tc.get('plain_cpu_us', 0):.0f} us)"))
     es = run([os.path.join(B, "bench_estore"), DAEMON, "--events", "100000",
               "--log-events", "1000000"])
     for pol in ("always", "never"):

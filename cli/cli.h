@@ -28,6 +28,8 @@ enum {
 typedef struct cli {
     eb_client  *c;
     const char *url;        /* --url / EVENTBUS_URL / default */
+    const char *token;      /* --token (else EVENTBUS_TOKEN, read by the library) */
+    const char *cafile;     /* --cacert (else EVENTBUS_CACERT, read by the library) */
     uint32_t    timeout_ms; /* --timeout */
     bool        json;       /* output JSON (else tables) */
     bool        output_set; /* --json or --table given */
@@ -49,6 +51,7 @@ int cli_dlq(cli *x, int argc, char **argv);
 int cli_replay(cli *x, int argc, char **argv);
 int cli_stats(cli *x, int argc, char **argv);
 int cli_top(cli *x, int argc, char **argv);
+int cli_tokens(cli *x, int argc, char **argv);
 int cli_events(cli *x, int argc, char **argv);
 /* One event on a line: JSON (--json) or "#seq time type id key=K vN data". */
 void cli_print_event(const cli *x, const eb_event *e);

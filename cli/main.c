@@ -21,9 +21,15 @@ static const char HELP[] =
     "  replay GROUP --since 2h     deliver a past range to a group again\n"
     "  stats                       a summary of the bus and its groups\n"
     "  top                         a refreshing view of rates, lag and DLQ depth\n"
+    "  tokens create|list|revoke   API tokens (needs the scope admin)\n"
     "\n"
     "Options, anywhere on the line (before or after the command):\n"
-    "  --url URL       the server (default $EVENTBUS_URL, else http://127.0.0.1:8470)\n"
+    "  --url URL       the server, http:// or https:// (default $EVENTBUS_URL, else\n"
+    "                  http://127.0.0.1:8470)\n"
+    "  --cacert FILE   https: trust the CAs in this PEM file instead of the system store\n"
+    "                  (default $EVENTBUS_CACERT)\n"
+    "  --token TOKEN   the API token to send (default $EVENTBUS_TOKEN; prefer the variable:\n"
+    "                  a command line is visible to other users)\n"
     "  --json          print JSON (the default when stdout is not a terminal)\n"
     "  --table         print tables (the default on a terminal)\n"
     "  --timeout DUR   per request (default 30s; also 500ms, 2m)\n"
@@ -35,7 +41,8 @@ static const char HELP[] =
     "A command option's value that looks like one of these is written with '='\n"
     "(--key=--json).\n"
     "\n"
-    "Environment: EVENTBUS_URL (as --url); EVENTBUS_OUTPUT=json or table (as\n"
+    "Environment: EVENTBUS_URL (as --url); EVENTBUS_TOKEN (as --token); EVENTBUS_CACERT\n"
+    "(as --cacert); EVENTBUS_OUTPUT=json or table (as\n"
     "--json / --table, which win over it; any other value is refused).\n"
     "\n"
     "Exit codes: 0 ok, 1 the server said no (its message is printed),\n"
@@ -50,6 +57,7 @@ static const struct {
     {"publish", cli_publish}, {"tail", cli_tail},     {"schemas", cli_schemas},
     {"groups", cli_groups},   {"dlq", cli_dlq},       {"replay", cli_replay},
     {"stats", cli_stats},     {"top", cli_top},       {"events", cli_events},
+    {"tokens", cli_tokens},
 };
 
 /* The value of a global option at argv[*i]: "--url X" or "--url=X"
@@ -86,6 +94,18 @@ static int anywhere_opt(cli *x, int argc, char **argv, int *i, int *exit_code)
             return -1;
         }
         x->url = v;
+    } else if (is_opt(a, "--cacert")) {
+        if (!(v = opt_value(argc, argv, i, "--cacert"))) {
+            *exit_code = cli_usage(x, "--cacert needs a file");
+            return -1;
+        }
+        x->cafile = v;
+    } else if (is_opt(a, "--token")) {
+        if (!(v = opt_value(argc, argv, i, "--token"))) {
+            *exit_code = cli_usage(x, "--token needs a value");
+            return -1;
+        }
+        x->token = v;
     } else if (is_opt(a, "--timeout")) {
         if (!(v = opt_value(argc, argv, i, "--timeout")) || !cli_parse_ms(v, &ms) || !ms ||
             ms > 3600000) {
@@ -161,6 +181,28 @@ static int global_opts(cli *x, int *argc, char **argv, int *exit_code)
     return output_mode(x, exit_code) ? at : -1;
 }
 
+/* eb_client_new refused o: says which setting is at fault (the token, the
+ * CA file or the URL), trying again without each. */
+static int client_refused(cli *x, const eb_client_opts *o, int rc)
+{
+    eb_client *c;
+    eb_client_opts t = *o;
+    t.token = ""; /* "": none, and EVENTBUS_TOKEN is not read */
+    if (rc == EB_EINVAL && eb_client_new(&t, &c) == 0) {
+        eb_client_free(c);
+        return cli_usage(x, "the token (--token or EVENTBUS_TOKEN) must be 1 to 512 "
+                         "characters of A-Z a-z 0-9 - . _ ~ + / =");
+    }
+    t.cafile = ""; /* "": the system store, and EVENTBUS_CACERT is not read */
+    if (rc == EB_EINVAL && eb_client_new(&t, &c) == 0) {
+        eb_client_free(c);
+        return cli_usage(x, "cannot read CA certificates from '%s' (--cacert or "
+                         "EVENTBUS_CACERT)", o->cafile ? o->cafile : getenv("EVENTBUS_CACERT"));
+    }
+    return cli_usage(x, "cannot use URL '%s': %s", o->url ? o->url : getenv("EVENTBUS_URL"),
+                     rc == EB_EUNSUPP ? "only http:// and https:// are supported" : "malformed");
+}
+
 int main(int argc, char **argv)
 {
     cli x = {.tty = isatty(STDOUT_FILENO) == 1, .err_tty = isatty(STDERR_FILENO) == 1};
@@ -172,11 +214,11 @@ int main(int argc, char **argv)
         if (strcmp(argv[at], commands[k].name))
             continue;
         x.cmd = commands[k].name;
-        eb_client_opts o = {.size = sizeof o, .url = x.url, .timeout_ms = x.timeout_ms};
+        eb_client_opts o = {.size = sizeof o, .url = x.url, .timeout_ms = x.timeout_ms,
+                            .token = x.token, .cafile = x.cafile};
         int rc = eb_client_new(&o, &x.c);
         if (rc)
-            return cli_usage(&x, "cannot use URL '%s': %s", x.url ? x.url : getenv("EVENTBUS_URL"),
-                             rc == EB_EUNSUPP ? "only http:// is supported" : "malformed");
+            return client_refused(&x, &o, rc);
         x.url = eb_client_url(x.c);
         code = commands[k].fn(&x, argc - at, argv + at);
         eb_client_free(x.c);

@@ -41,7 +41,7 @@ extern "C" {
  * code, message and details, or a local reason (cannot connect, timed out).
  * When the server refused a request, the code is mapped from its answer:
  *   400 -> EB_EINVAL (EB_ESYNTAX for malformed_json), 404 -> EB_ENOTFOUND,
- *   409 -> EB_ECONFLICT, 413 -> EB_ETOOBIG, 422 -> EB_ESCHEMA,
+ *   401 -> EB_EAUTH, 403 -> EB_EDENIED, 409 -> EB_ECONFLICT, 413 -> EB_ETOOBIG, 422 -> EB_ESCHEMA,
  *   503 -> EB_ECLOSED, anything else -> EB_ESERVER.
  * No answer: EB_ECONNECT (cannot connect, or the connection broke),
  * EB_ETIMEDOUT, EB_ECANCELED (cancel flag), EB_EPROTO (not HTTP, or an
@@ -75,7 +75,10 @@ typedef struct eb_client eb_client;
 
 typedef struct eb_client_opts {
     size_t      size;               /* sizeof(eb_client_opts) */
-    const char *url;                /* "http://host:port[/prefix]" or "host:port"
+    const char *url;                /* "http://host:port[/prefix]", "https://host:port[/prefix]"
+                                       (TLS 1.2+, the server's certificate verified
+                                       against cafile or the system store and its name
+                                       or IP checked) or "host:port"
                                        (IPv6: "[::1]:8470"); NULL: EVENTBUS_URL from
                                        the environment, else http://127.0.0.1:8470.
                                        Copied. */
@@ -87,6 +90,15 @@ typedef struct eb_client_opts {
                                        nothing; one cut short may or may not have taken
                                        effect (as with a timeout). Not owned; must
                                        outlive the client. */
+    const char *token;              /* API token sent as "Authorization: Bearer <token>"
+                                       (1 to 512 of [A-Za-z0-9-._~+/=]); NULL:
+                                       EVENTBUS_TOKEN from the environment, else none;
+                                       "": none. Copied. */
+    const char *cafile;             /* https: PEM file of the CAs to trust instead of the
+                                       system store; NULL: EVENTBUS_CACERT from the
+                                       environment, else the system store; "": the
+                                       system store. Read by eb_client_new (EB_EINVAL
+                                       if unusable). */
 } eb_client_opts;
 
 /* Creates a client (no connection is made yet). opts may be NULL. On success

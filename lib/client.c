@@ -32,17 +32,23 @@ typedef struct url_parts {
     char host[256];
     char port[8];
     char prefix[512];
+    bool tls;           /* https:// */
 } url_parts;
 
 /* "http://host:port/prefix", "host:port", "[v6]:port", "host". */
 static int parse_url(const char *url, url_parts *u)
 {
     const char *s = url, *port_default = DEFAULT_PORT;
+    u->tls = false;
     if (strncmp(s, "http://", 7) == 0) {
         s += 7;
         port_default = "80";
+    } else if (strncmp(s, "https://", 8) == 0) {
+        s += 8;
+        port_default = "443";
+        u->tls = true;
     } else if (strstr(s, "://")) {
-        return EB_EUNSUPP; /* https and others: not yet */
+        return EB_EUNSUPP;
     }
     const char *slash = strchr(s, '/');
     size_t hp_len = slash ? (size_t)(slash - s) : strlen(s);
@@ -128,15 +134,27 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out)
     c->timeout_ms = o.timeout_ms ? o.timeout_ms : 30000;
     c->cancel = o.cancel;
     eb__http_init(&c->http, u.host, u.port, c->connect_timeout_ms);
+    if (!o.token)
+        o.token = getenv("EVENTBUS_TOKEN");
+    if (o.token && *o.token && eb__http_set_token(&c->http, o.token) != 0) {
+        eb_client_free(c);
+        return EB_EINVAL;
+    }
+    if (!o.cafile)
+        o.cafile = getenv("EVENTBUS_CACERT");
+    if (u.tls && (rc = eb__http_set_tls(&c->http, o.cafile && *o.cafile ? o.cafile : NULL))) {
+        eb_client_free(c);
+        return rc;
+    }
     c->http.cancel[0] = o.cancel;
-    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 8;
+    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 10;
     c->url = malloc(ul);
     c->prefix = strdup(u.prefix);
     if (!c->url || !c->prefix) {
         eb_client_free(c);
         return EB_ENOMEM;
     }
-    snprintf(c->url, ul, "http://%s%s", c->http.hosthdr, u.prefix);
+    snprintf(c->url, ul, "%s://%s%s", u.tls ? "https" : "http", c->http.hosthdr, u.prefix);
     eb_buf_init(&c->path);
     eb_buf_init(&c->body);
     eb_buf_init(&c->answer);
@@ -272,6 +290,8 @@ static int code_for(int status, const char *scode)
 {
     switch (status) {
     case 400: return strcmp(scode, "malformed_json") == 0 ? EB_ESYNTAX : EB_EINVAL;
+    case 401: return EB_EAUTH;
+    case 403: return EB_EDENIED;
     case 404: return EB_ENOTFOUND;
     case 405: return EB_EINVAL;
     case 409: return EB_ECONFLICT;

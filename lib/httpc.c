@@ -1,13 +1,20 @@
 /* httpc.c - the client library's HTTP/1.1 connection (see httpc.h). */
 #include "httpc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -51,6 +58,10 @@ void eb__http_init(eb__http *h, const char *host, const char *port, uint32_t con
 
 static void disconnect(eb__http *h)
 {
+    if (h->ssl) {
+        SSL_free(h->ssl); /* no close_notify wait: the socket goes too */
+        h->ssl = NULL;
+    }
     if (h->fd >= 0)
         close(h->fd);
     h->fd = -1;
@@ -60,6 +71,8 @@ static void disconnect(eb__http *h)
 void eb__http_close(eb__http *h)
 {
     disconnect(h);
+    SSL_CTX_free(h->tls);
+    h->tls = NULL;
     eb_buf_free(&h->head);
 }
 
@@ -116,14 +129,66 @@ static int connect_addr(eb__http *h, const struct addrinfo *ai, uint64_t deadlin
     return 0;
 }
 
+/* A name lookup under the connect deadline and the cancel flags: an IP
+ * literal at once, a name through glibc's getaddrinfo_a, waited for in
+ * slices. A lookup cut short is cancelled; if the resolver cannot cancel
+ * it, its request block is left to it (a small, bounded leak per timeout,
+ * rather than a wait past the deadline). */
+typedef struct lookup {
+    struct gaicb    cb;
+    struct addrinfo hints;
+    char            host[256], port[8];
+} lookup;
+
+static int resolve(eb__http *h, uint64_t deadline, struct addrinfo **res)
+{
+    struct addrinfo num = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+    if (getaddrinfo(h->host, h->port, &num, res) == 0)
+        return 0;
+    lookup *l = calloc(1, sizeof *l);
+    if (!l)
+        return fail(h, EB_ENOMEM, "out of memory");
+    snprintf(l->host, sizeof l->host, "%s", h->host);
+    snprintf(l->port, sizeof l->port, "%s", h->port);
+    l->hints = (struct addrinfo){.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+    struct gaicb *list[1] = {&l->cb};
+    int g = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+    if (g == 0)
+        g = gai_error(&l->cb);
+    for (; g == EAI_INPROGRESS; g = gai_error(&l->cb)) {
+        uint64_t now = eb_clock_mono_ms();
+        if (canceled(h) || now >= deadline) {
+            bool cancel = canceled(h);
+            if (gai_cancel(&l->cb) != EAI_NOTCANCELED) {
+                if (gai_error(&l->cb) == 0)
+                    freeaddrinfo(l->cb.ar_result);
+                free(l);
+            }
+            return cancel ? fail(h, EB_ECANCELED, "canceled")
+                          : fail(h, EB_ECONNECT, "cannot resolve %s: timed out", h->host);
+        }
+        uint64_t left = deadline - now;
+        struct timespec ts = {0, (long)(left < SLICE_MS ? left : SLICE_MS) * 1000000L};
+        gai_suspend((const struct gaicb *const *)list, 1, &ts);
+    }
+    *res = l->cb.ar_result;
+    free(l);
+    if (g != 0)
+        return fail(h, EB_ECONNECT, "cannot resolve %s: %s", h->host, gai_strerror(g));
+    return 0;
+}
+
+static int tls_connect(eb__http *h, uint64_t deadline);
+
 static int do_connect(eb__http *h)
 {
     uint64_t deadline = eb_clock_mono_ms() + h->connect_timeout_ms;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int g = getaddrinfo(h->host, h->port, &hints, &res);
+    int g = resolve(h, deadline, &res);
     if (g != 0)
-        return fail(h, EB_ECONNECT, "cannot resolve %s: %s", h->host, gai_strerror(g));
+        return g;
     int rc = EB_ECONNECT;
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
         rc = connect_addr(h, ai, deadline);
@@ -131,7 +196,158 @@ static int do_connect(eb__http *h)
             break;
     }
     freeaddrinfo(res);
+    if (rc == 0 && h->tls && (rc = tls_connect(h, deadline)) != 0)
+        disconnect(h);
     return rc;
+}
+
+/* --- TLS ------------------------------------------------------------------ *
+ * OpenSSL over the non-blocking socket: every WANT_READ / WANT_WRITE waits
+ * with wait_fd, so the handshake and each record fall under the deadline
+ * and the cancel flags like plain reads and writes. */
+
+int eb__http_set_tls(eb__http *h, const char *cafile)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return EB_ENOMEM;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    int ok = cafile ? SSL_CTX_load_verify_locations(ctx, cafile, NULL)
+                    : SSL_CTX_set_default_verify_paths(ctx);
+    ERR_clear_error();
+    if (ok != 1) {
+        SSL_CTX_free(ctx);
+        return EB_EINVAL;
+    }
+    SSL_CTX_free(h->tls);
+    h->tls = ctx;
+    return 0;
+}
+
+/* OpenSSL writes with write(2), not send(2) with MSG_NOSIGNAL: a peer gone
+ * would raise SIGPIPE in the program. So each TLS call runs with SIGPIPE
+ * blocked for this thread, and a SIGPIPE it raised is taken before the
+ * mask is restored (as libcurl does). */
+typedef struct pipe_guard {
+    sigset_t old;
+    bool     was_pending; /* a SIGPIPE was already pending: not ours to take */
+} pipe_guard;
+
+static void pipe_block(pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void pipe_restore(pipe_guard *g)
+{
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* The reason of the last TLS failure, for messages. */
+static const char *tls_reason(eb__http *h, char *buf, size_t cap)
+{
+    unsigned long e = ERR_get_error();
+    long v = h->ssl ? SSL_get_verify_result(h->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(buf, cap, "certificate not trusted: %s", X509_verify_cert_error_string(v));
+    else if (e)
+        ERR_error_string_n(e, buf, cap);
+    else
+        snprintf(buf, cap, "the connection closed");
+    ERR_clear_error();
+    return buf;
+}
+
+/* After SSL_* returned r <= 0: waits as asked (0 to retry), or fails. */
+static int tls_wait(eb__http *h, int r, uint64_t deadline, const char *what)
+{
+    int e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_WANT_READ)
+        return wait_fd(h, POLLIN, deadline);
+    if (e == SSL_ERROR_WANT_WRITE)
+        return wait_fd(h, POLLOUT, deadline);
+    char why[256];
+    return fail(h, EB_ECONNECT, "TLS %s with %s failed: %s", what, h->hosthdr,
+                tls_reason(h, why, sizeof why));
+}
+
+static int tls_connect(eb__http *h, uint64_t deadline)
+{
+    if (!(h->ssl = SSL_new(h->tls)) || SSL_set_fd(h->ssl, h->fd) != 1)
+        return fail(h, EB_ENOMEM, "out of memory");
+    unsigned char ip[16];
+    bool literal = inet_pton(AF_INET, h->host, ip) == 1 || inet_pton(AF_INET6, h->host, ip) == 1;
+    if (literal)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(h->ssl), h->host);
+    else if (SSL_set1_host(h->ssl, h->host) != 1 ||
+             SSL_set_tlsext_host_name(h->ssl, h->host) != 1)
+        return fail(h, EB_EINVAL, "cannot use %s as a TLS server name", h->host);
+    for (;;) {
+        pipe_guard g;
+        pipe_block(&g);
+        int r = SSL_connect(h->ssl);
+        pipe_restore(&g);
+        if (r == 1)
+            return 0;
+        int rc = tls_wait(h, r, deadline, "handshake");
+        if (rc)
+            return rc;
+    }
+}
+
+/* Writes all of p under the deadline. */
+static int tls_send(eb__http *h, const char *p, size_t n, uint64_t deadline)
+{
+    while (n) {
+        pipe_guard g;
+        pipe_block(&g);
+        int r = SSL_write(h->ssl, p, n > 1u << 30 ? 1 << 30 : (int)n);
+        pipe_restore(&g);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        int rc = tls_wait(h, r, deadline, "write");
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Like recv(): > 0 bytes, 0 at the end, -1 with errno EAGAIN after waiting
+ * is needed (done here: the caller just calls again), or an error in *rc. */
+static ssize_t tls_recv(eb__http *h, char *buf, size_t cap, uint64_t deadline, int *rc)
+{
+    pipe_guard g;
+    pipe_block(&g);
+    int r = SSL_read(h->ssl, buf, (int)cap);
+    pipe_restore(&g);
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        ERR_clear_error();
+        return 0;
+    }
+    *rc = tls_wait(h, r, deadline, "read");
+    errno = EAGAIN;
+    return -1;
 }
 
 /* --- sending ------------------------------------------------------------- */
@@ -166,6 +382,16 @@ static int send_all(eb__http *h, struct iovec *iov, int niov, uint64_t deadline)
     return 0;
 }
 
+int eb__http_set_token(eb__http *h, const char *token)
+{
+    size_t n = strlen(token);
+    if (!n || n > 512 || strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                       "0123456789-._~+/=") != n)
+        return EB_EINVAL;
+    snprintf(h->auth, sizeof h->auth, "Authorization: Bearer %s\r\n", token);
+    return 0;
+}
+
 static int send_request(eb__http *h, const char *method, const char *path, const char *body,
                         size_t blen, uint64_t deadline)
 {
@@ -174,11 +400,22 @@ static int send_request(eb__http *h, const char *method, const char *path, const
                   "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libeventbus/%d.%d.%d\r\n"
                   "Accept: application/json\r\n",
                   method, path, h->hosthdr, EB_VERSION_MAJOR, EB_VERSION_MINOR, EB_VERSION_PATCH);
+    eb_buf_puts(&h->head, h->auth);
     if (blen || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0)
         eb_buf_printf(&h->head, "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
     eb_buf_puts(&h->head, "\r\n");
     if (eb_buf_failed(&h->head))
         return fail(h, EB_ENOMEM, "out of memory");
+    if (h->ssl) { /* one record for a small request, as one write would be */
+        if (blen && blen <= 16384) {
+            eb_buf_append(&h->head, body, blen);
+            if (eb_buf_failed(&h->head))
+                return fail(h, EB_ENOMEM, "out of memory");
+            return tls_send(h, h->head.data, h->head.len, deadline);
+        }
+        int rc = tls_send(h, h->head.data, h->head.len, deadline);
+        return rc ? rc : tls_send(h, body, blen, deadline);
+    }
     struct iovec iov[2] = {{h->head.data, h->head.len}, {(void *)body, blen}};
     return send_all(h, iov, blen ? 2 : 1, deadline);
 }
@@ -238,7 +475,13 @@ static int read_answer(eb__http *h, uint64_t deadline, bool *got)
     h->status = 0;
     *got = false;
     while (!h->done) {
-        ssize_t n = recv(h->fd, buf, sizeof buf, 0);
+        int trc = 0;
+        ssize_t n = h->ssl ? tls_recv(h, buf, sizeof buf, deadline, &trc)
+                           : recv(h->fd, buf, sizeof buf, 0);
+        if (trc)
+            return trc;
+        if (n < 0 && h->ssl)
+            continue; /* tls_recv waited */
         if (n > 0) {
             *got = true;
             int rc = feed(h, buf, (size_t)n);

@@ -37,11 +37,21 @@ typedef struct eb__http {
     bool        done;         /* the answer is complete */
     bool        keep_alive;   /* the connection may carry the next request */
     char        err[256];     /* why the last request failed (local reasons) */
+    char        auth[540];    /* "Authorization: Bearer <token>\r\n", or "" */
+    struct ssl_ctx_st *tls;   /* https: the client context (owned), or NULL */
+    struct ssl_st     *ssl;   /* the TLS session of fd (owned), or NULL */
 } eb__http;
 
 /* Prepares h for host:port (copied); no connection is made. */
 void eb__http_init(eb__http *h, const char *host, const char *port,
                    uint32_t connect_timeout_ms);
+/* Sends token with every request from now on; EB_EINVAL if it is not 1 to
+ * 512 token68 characters (so it cannot break the request head). */
+int eb__http_set_token(eb__http *h, const char *token);
+/* Speaks TLS from now on: TLS 1.2 or 1.3, the server's certificate verified
+ * against cafile (PEM), or the system store when NULL, and its name (or IP)
+ * checked against the URL's host. 0, EB_EINVAL (cafile unusable), EB_ENOMEM. */
+int eb__http_set_tls(eb__http *h, const char *cafile);
 /* Closes the connection (if any) and frees h's buffers; h can be reused. */
 void eb__http_close(eb__http *h);
 /* Sends one request (body may be NULL when blen is 0) and reads its answer

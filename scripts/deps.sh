@@ -16,6 +16,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       libuv1-dev libhttp-parser-dev libpcre2-dev unicode-data
       clang libclang-rt-14-dev
       curl jq    # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
+      libssl-dev               # OpenSSL 3: token hashing and secrets (TLS later)
       libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
       debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
       strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)

@@ -29,6 +29,15 @@ static const char usage[] =
     "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --tls-listen IP:PORT    HTTPS address, beside --listen (which may be 'off'); needs --tls-cert and --tls-key  EVENTBUS_TLS_LISTEN\n"
+    "  --tls-cert FILE         PEM certificate and its chain; re-read on SIGHUP  EVENTBUS_TLS_CERT\n"
+    "  --tls-key FILE          PEM private key; re-read on SIGHUP  EVENTBUS_TLS_KEY\n"
+    "  --tls-client-ca FILE    PEM CAs: require a client certificate chaining to one (mutual TLS)  EVENTBUS_TLS_CLIENT_CA\n"
+    "  --auth MODE             token|none (default none when listening on loopback only, else token)  EVENTBUS_AUTH\n"
+    "  --insecure              allow --auth none on a non-loopback address (warned at start and hourly)  EVENTBUS_INSECURE=1\n"
+    "  --admin-token-file PATH create PATH (mode 0600) holding a fresh all-scopes token named admin if it does not exist  EVENTBUS_ADMIN_TOKEN_FILE\n"
+    "  --metrics-public        serve /metrics without a token  EVENTBUS_METRICS_PUBLIC=1\n"
+    "  --auth-fail-limit N     failed authentications from one address before it backs off (default 10, 0: never)  EVENTBUS_AUTH_FAIL_LIMIT\n"
     "  --max-connections N     open connections at most (default: from ulimit -n, raised\n"
     "                          to its hard limit at start, less 256)  EVENTBUS_MAX_CONNECTIONS\n"
     "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
@@ -95,6 +104,47 @@ static void defaults(eb_config *c)
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
     c->log_level = EB_LVL_INFO;
+    c->auth = -1;
+    c->auth_fail_limit = 10;
+}
+
+static bool ip_literal(const char *host, size_t n);
+
+static bool loopback(const char *a)
+{
+    return !strncmp(a, "127.", 4) || !strncmp(a, "[::1]:", 6);
+}
+
+bool eb_config_loopback(const eb_config *c)
+{
+    return (!strcmp(c->listen, "off") || loopback(c->listen)) &&
+           (!*c->tls_listen || loopback(c->tls_listen));
+}
+
+/* An IP:PORT flag value (--listen, --tls-listen) checked, into dst. */
+static const char *address(const char *v, char *dst, size_t cap)
+{
+    if (!strchr(v, ':') || strlen(v) >= cap)
+        return "expected IP:PORT";
+    const char *port = strrchr(v, ':') + 1;
+    if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
+        strtoull(port, NULL, 10) > 65535)
+        return "the port must be a number from 1 to 65535 (0: any free port)";
+    if (!ip_literal(v, (size_t)(port - 1 - v)))
+        return "the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
+               "resolved)";
+    snprintf(dst, cap, "%s", v);
+    return NULL;
+}
+
+/* A boolean flag's value: 1, true, yes (or none given) / 0, false, no. */
+static int flag_bool(const char *v, bool *out)
+{
+    bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
+    if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
+        return -1;
+    *out = on;
+    return 0;
 }
 
 /* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
@@ -114,17 +164,22 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 {
     uint64_t n = 0;
 #define BAD(what) do { snprintf(err, errlen, "--%s: %s (got \"%s\")", name, what, v); return -1; } while (0)
+    const char *why;
     if (!strcmp(name, "listen")) {
-        if (!strchr(v, ':') || strlen(v) >= sizeof c->listen) BAD("expected IP:PORT");
-        const char *port = strrchr(v, ':') + 1;
-        uint64_t p = 0;
-        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) ||
-            (p = strtoull(port, NULL, 10)) > 65535)
-            BAD("the port must be a number from 1 to 65535 (0: any free port)");
-        if (!ip_literal(v, (size_t)(port - 1 - v)))
-            BAD("the host must be an IP address like 127.0.0.1, 0.0.0.0 or [::1] (names are not "
-                "resolved)");
-        snprintf(c->listen, sizeof c->listen, "%s", v);
+        if (!strcmp(v, "off"))
+            snprintf(c->listen, sizeof c->listen, "off");
+        else if ((why = address(v, c->listen, sizeof c->listen)))
+            BAD(why);
+    } else if (!strcmp(name, "tls-listen")) {
+        if ((why = address(v, c->tls_listen, sizeof c->tls_listen)))
+            BAD(why);
+    } else if (!strcmp(name, "tls-cert") || !strcmp(name, "tls-key") ||
+               !strcmp(name, "tls-client-ca")) {
+        char *dst = name[4] == 'c' && name[5] == 'e' ? c->tls_cert
+                    : name[4] == 'k'                 ? c->tls_key
+                                                     : c->tls_client_ca;
+        if (!*v || strlen(v) >= sizeof c->tls_cert) BAD("expected a file path");
+        snprintf(dst, sizeof c->tls_cert, "%s", v);
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
         snprintf(c->data, sizeof c->data, "%s", v);
@@ -155,10 +210,22 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "max-in-flight-total")) {
         if (count(v, 1, 1000000000, &c->max_in_flight_total)) BAD("expected 1 to 1000000000");
     } else if (!strcmp(name, "require-schemas")) {
-        bool on = !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes");
-        if (!on && strcmp(v, "0") && strcmp(v, "false") && strcmp(v, "no") && *v)
-            BAD("expected 1, true, yes, 0, false or no");
-        c->require_schemas = on;
+        if (flag_bool(v, &c->require_schemas)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "insecure")) {
+        if (flag_bool(v, &c->insecure)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "metrics-public")) {
+        if (flag_bool(v, &c->metrics_public)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "auth")) {
+        if (strcmp(v, "token") && strcmp(v, "none")) BAD("expected token or none");
+        c->auth = !strcmp(v, "token");
+    } else if (!strcmp(name, "admin-token-file")) {
+        if (!*v || strlen(v) >= sizeof c->admin_token_file) BAD("expected a file path");
+        snprintf(c->admin_token_file, sizeof c->admin_token_file, "%s", v);
+    } else if (!strcmp(name, "auth-fail-limit")) {
+        char *end;
+        unsigned long long k = strtoull(v, &end, 10);
+        if (!*v || *end || k > 1000000) BAD("expected 0 to 1000000");
+        c->auth_fail_limit = (uint32_t)k;
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
@@ -191,7 +258,9 @@ static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
-    "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format"};
+    "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
+    "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca"};
 
 static bool known(const char *name)
 {
@@ -217,6 +286,21 @@ static int from_env(eb_config *c, char *err, size_t errlen)
         }
     }
     return 0;
+}
+
+/* The TLS flags go together. */
+static int check_tls(const eb_config *c, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    if (*c->tls_listen && (!*c->tls_cert || !*c->tls_key))
+        why = "--tls-listen needs --tls-cert and --tls-key";
+    else if (!*c->tls_listen && (*c->tls_cert || *c->tls_key || *c->tls_client_ca))
+        why = "--tls-cert, --tls-key and --tls-client-ca go with --tls-listen";
+    else if (!strcmp(c->listen, "off") && !*c->tls_listen)
+        why = "--listen off needs --tls-listen";
+    if (why)
+        snprintf(err, errlen, "%s", why);
+    return why ? -1 : 0;
 }
 
 int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errlen, char *out,
@@ -250,7 +334,8 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         }
         if (eq)
             val = eq + 1;
-        else if (!strcmp(name, "require-schemas"))
+        else if (!strcmp(name, "require-schemas") || !strcmp(name, "insecure") ||
+                 !strcmp(name, "metrics-public"))
             val = "1";
         else if (i + 1 < argc)
             val = argv[++i];
@@ -261,5 +346,5 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         if (apply(c, name, val, err, errlen))
             return -1;
     }
-    return 0;
+    return check_tls(c, err, errlen);
 }

@@ -31,6 +31,15 @@ typedef struct eb_config {
     size_t          conn_buffer;       /* --conn-buffer, default 4MiB */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */
+    int             auth;              /* --auth: -1 unset (by address), 0 none, 1 token */
+    bool            insecure;          /* --insecure: allow --auth none off loopback */
+    char            admin_token_file[1024]; /* --admin-token-file */
+    bool            metrics_public;    /* --metrics-public */
+    uint32_t        auth_fail_limit;   /* --auth-fail-limit, default 10 */
+    char            tls_listen[128];   /* --tls-listen IP:PORT, "" = none */
+    char            tls_cert[1024];    /* --tls-cert PEM (chain) */
+    char            tls_key[1024];     /* --tls-key PEM */
+    char            tls_client_ca[1024]; /* --tls-client-ca PEM: mutual TLS */
 } eb_config;
 
 /* Fills cfg from defaults, then the environment, then argv. Returns 0,
@@ -38,6 +47,8 @@ typedef struct eb_config {
  * a message naming the flag in err. */
 int eb_config_parse(eb_config *cfg, int argc, char **argv, char *err, size_t errlen,
                     char *out, size_t outlen);
+/* True if every listen address is a loopback one. listen "off": none. */
+bool eb_config_loopback(const eb_config *cfg);
 /* "10MB" / "1GiB" / "512KiB" / plain bytes -> bytes. */
 int eb_parse_size(const char *s, uint64_t *bytes);
 

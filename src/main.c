@@ -3,7 +3,9 @@
  * SIGINT stops accepting, answers what is in flight, syncs and exits 0.
  * Under systemd (Type=notify) it sends READY=1 once its port accepts,
  * STOPPING=1 on a stop signal, and RELOADING=1 then READY=1 around SIGHUP,
- * which re-reads nothing yet (a later TLS setting reloads its certificates).
+ * which re-reads the TLS certificate and key (open connections are kept).
+ * Plain HTTP (--listen) and HTTPS (--tls-listen) are two servers over the
+ * same API.
  *
  * Threads: the libuv loop (HTTP, API, bus) on this thread; one writer
  * thread per log (events, meta) doing group commit. */
@@ -27,6 +29,7 @@
 #include "eventbus/err.h"
 #include "eventbus/version.h"
 #include "http/http.h"
+#include "http/tls.h"
 #include "store/store_log.h"
 #include "util/logger.h"
 #include "util/xmalloc.h"
@@ -36,9 +39,13 @@ typedef struct daemon_state {
     eb_config        cfg;
     eb_bus          *bus;
     eb_api          *api;
-    eb_http_server  *http;
+    eb_http_server  *http;    /* --listen, or NULL (off) */
+    eb_http_server  *https;   /* --tls-listen, or NULL */
+    eb_tls          *tls;
+    int              running; /* servers not yet stopped */
     uv_signal_t      sigterm, sigint;
     uv_signal_t      sighup;  /* reload (see on_sighup) */
+    uv_timer_t       insecure; /* --insecure: the hourly warning */
     int              signals; /* received so far */
     uint32_t         max_connections;
 } daemon_state;
@@ -73,11 +80,15 @@ static int lock_data_dir(const char *dir)
 static void on_http_stopped(void *arg)
 {
     daemon_state *d = arg;
+    if (--d->running > 0)
+        return;
     eb_bus_close(d->bus); /* drains and syncs pending appends */
     d->bus = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
+    if (d->insecure.data)
+        uv_close((uv_handle_t *)&d->insecure, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -90,7 +101,10 @@ static void on_signal(uv_signal_t *h, int signum)
     EB_INFO("%s: stopping (finishing requests in flight)", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify(0, "STOPPING=1");
     eb_api_shutdown(d->api);
-    eb_http_server_shutdown(d->http, on_http_stopped, d);
+    if (d->http)
+        eb_http_server_shutdown(d->http, on_http_stopped, d);
+    if (d->https)
+        eb_http_server_shutdown(d->https, on_http_stopped, d);
 }
 
 static void http_warn(void *arg, const char *msg)
@@ -127,8 +141,9 @@ static uint32_t size_connections(uint32_t asked)
 }
 
 
-/* SIGHUP: the reload hook. Nothing is re-read yet; it says so, and tells
- * systemd (RELOADING=1 with the time systemd >= 253 asks for, READY=1). */
+/* SIGHUP: re-reads the TLS certificate and key (a failure keeps the old
+ * ones and says why), and tells systemd (RELOADING=1 with the time
+ * systemd >= 253 asks for, READY=1). */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
@@ -137,8 +152,15 @@ static void on_sighup(uv_signal_t *h, int signum)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
                (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
-    EB_INFO("SIGHUP: reload: nothing to re-read (settings are read at start); still serving %s",
-            d->cfg.listen);
+    char err[600];
+    if (!d->tls)
+        EB_INFO("SIGHUP: reload: nothing to re-read (no TLS; settings are read at start); "
+                "still serving %s", d->cfg.listen);
+    else if (eb_tls_reload(d->tls, err, sizeof err) != 0)
+        EB_ERROR("SIGHUP: TLS reload failed, keeping the current certificate: %s", err);
+    else
+        EB_INFO("SIGHUP: reloaded the TLS certificate %s and key %s (open connections kept)",
+                d->cfg.tls_cert, d->cfg.tls_key);
     sd_notify(0, "READY=1");
 }
 
@@ -160,8 +182,121 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
-    EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, port,
-            d->max_connections);
+    if (d->http)
+        EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, port,
+                d->max_connections);
+}
+
+/* One server of the API on addr (TLS when tls); its bound port in *port. */
+static int serve(daemon_state *d, const eb_http_opts *ho, const char *addr, eb_tls *tls,
+                 eb_http_server **out, int *port)
+{
+    int rc = eb_http_server_new(d->loop, ho, on_request, d->api, out);
+    if (rc == 0 && tls)
+        eb_http_server_set_tls(*out, tls);
+    if (rc == 0)
+        rc = eb_http_listen(*out, addr, port);
+    if (rc) {
+        EB_ERROR("cannot listen on %s: %s", addr, eb_strerror(rc));
+        return -1;
+    }
+    d->running++;
+    return 0;
+}
+
+/* --tls-listen: the TLS context and the HTTPS server. */
+static int serve_tls(daemon_state *d, const eb_http_opts *ho)
+{
+    if (!*d->cfg.tls_listen)
+        return 0;
+    eb_tls_opts to = {.cert = d->cfg.tls_cert, .key = d->cfg.tls_key,
+                      .client_ca = *d->cfg.tls_client_ca ? d->cfg.tls_client_ca : NULL};
+    char err[600];
+    if (eb_tls_new(&to, &d->tls, err, sizeof err) != 0) {
+        EB_ERROR("TLS: %s", err);
+        return -1;
+    }
+    int port = 0;
+    if (serve(d, ho, d->cfg.tls_listen, d->tls, &d->https, &port) != 0)
+        return -1;
+    EB_INFO("listening on %s (port %d) with TLS%s", d->cfg.tls_listen, port,
+            to.client_ca ? ", client certificates required" : "");
+    return 0;
+}
+
+/* --- auth mode and the admin token file ---------------------------------- */
+
+/* Resolves --auth from the listen address; -1 (said) if it may not run. */
+static int auth_mode(eb_config *c)
+{
+    bool loop = eb_config_loopback(c);
+    if (c->auth < 0)
+        c->auth = loop ? 0 : 1;
+    if (c->auth == 0 && !loop && !c->insecure) {
+        EB_ERROR("refusing to serve %s without authentication: use --auth token (the default "
+                 "off loopback), or --auth none --insecure to run open on a network",
+                 c->listen);
+        return -1;
+    }
+    return 0;
+}
+
+static void warn_insecure(uv_timer_t *t)
+{
+    daemon_state *d = t->data;
+    EB_WARN("--insecure: serving %s WITHOUT authentication: anyone who reaches it may publish, "
+            "consume and delete", d->cfg.listen);
+}
+
+typedef struct admin_file {
+    char path[1024];
+    char secret[EB_API_SECRET_LEN + 1];
+} admin_file;
+
+/* The admin token is durable: write the file (0600, never replacing one). */
+static void admin_token_durable(void *arg, int status)
+{
+    admin_file *a = arg;
+    int fd = status ? -1 : open(a->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        EB_ERROR("cannot create the admin token file %s: %s", a->path,
+                 status ? eb_strerror(status) : strerror(errno));
+    } else {
+        char line[EB_API_SECRET_LEN + 2];
+        int n = snprintf(line, sizeof line, "%s\n", a->secret);
+        if (write(fd, line, (size_t)n) != n || fsync(fd) != 0)
+            EB_ERROR("cannot write the admin token file %s: %s", a->path, strerror(errno));
+        else
+            EB_INFO("created the admin token file %s (token \"admin\", all scopes)", a->path);
+        close(fd);
+    }
+    memset(a->secret, 0, sizeof a->secret);
+    free(a);
+}
+
+/* --admin-token-file: if the file does not exist, a fresh token "admin"
+ * with every scope (replacing an older "admin") goes into it. */
+static int admin_token_file(daemon_state *d)
+{
+    const char *path = d->cfg.admin_token_file;
+    if (!*path)
+        return 0;
+    if (access(path, F_OK) == 0) {
+        EB_INFO("admin token file %s exists: left as it is", path);
+        return 0;
+    }
+    static const char *const all[] = {"admin", "read", "metrics", "schemas:write",
+                                      "groups:write", "publish:*", "consume:*"};
+    admin_file *a = eb_xcalloc(1, sizeof *a);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    int rc = eb_api_token_create(d->api, "admin", all, sizeof all / sizeof all[0], a->secret,
+                                 admin_token_durable, a);
+    if (rc) {
+        EB_ERROR("cannot create the admin token: %s", eb_strerror(rc));
+        free(a);
+        return -1;
+    }
+    return 0;
 }
 
 static int open_all(daemon_state *d)
@@ -193,14 +328,22 @@ static int open_all(daemon_state *d)
         ho.max_body = 4u << 20;
     d->max_connections = ho.max_connections;
     int port = 0;
-    if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
-        (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
-        (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
-        EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));
+    eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
+                      .metrics_public = d->cfg.metrics_public,
+                      .auth_fail_limit = d->cfg.auth_fail_limit};
+    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0) {
+        EB_ERROR("cannot start the API: %s", eb_strerror(rc));
         return -1;
     }
+    if (strcmp(d->cfg.listen, "off") != 0 &&
+        serve(d, &ho, d->cfg.listen, NULL, &d->http, &port) != 0)
+        return -1;
+    if (serve_tls(d, &ho) != 0)
+        return -1;
     log_startup(d, &rep, port);
-    return 0;
+    EB_INFO("auth %s%s", d->cfg.auth ? "token" : "none",
+            d->cfg.auth && d->cfg.metrics_public ? " (/metrics public)" : "");
+    return admin_token_file(d);
 }
 
 int main(int argc, char **argv)
@@ -219,6 +362,8 @@ int main(int argc, char **argv)
     }
     eb_logger_setup(d.cfg.log_level, d.cfg.log_json);
     signal(SIGPIPE, SIG_IGN);
+    if (auth_mode(&d.cfg) != 0)
+        return 2;
     if (lock_data_dir(d.cfg.data) < 0)
         return 1;
     d.loop = uv_default_loop();
@@ -235,10 +380,20 @@ int main(int argc, char **argv)
     uv_signal_init(d.loop, &d.sighup);
     d.sighup.data = &d;
     uv_signal_start(&d.sighup, on_sighup, SIGHUP);
-    sd_notifyf(0, "READY=1\nSTATUS=listening on %s", d.cfg.listen); /* the port accepts */
+    if (!d.cfg.auth && !eb_config_loopback(&d.cfg)) {
+        uv_timer_init(d.loop, &d.insecure);
+        d.insecure.data = &d;
+        warn_insecure(&d.insecure);
+        uv_timer_start(&d.insecure, warn_insecure, 3600000, 3600000);
+        uv_unref((uv_handle_t *)&d.insecure);
+    }
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s",
+               strcmp(d.cfg.listen, "off") ? d.cfg.listen : d.cfg.tls_listen); /* it accepts */
     uv_run(d.loop, UV_RUN_DEFAULT);
     eb_api_free(d.api);
     eb_http_server_free(d.http);
+    eb_http_server_free(d.https);
+    eb_tls_free(d.tls);
     uv_loop_close(d.loop);
     EB_INFO("stopped cleanly");
     return 0;

@@ -41,7 +41,9 @@ typedef enum eb_err {
     EB_EGONE       = -30018, /* data removed (e.g. by retention) */
     EB_ERANGE      = -30019, /* value out of range */
     EB_ECANCELED   = -30020, /* stopped by the caller's cancel/stop flag */
-    EB_ENOSPC      = -30021  /* storage full: nothing written, try again later */
+    EB_ENOSPC      = -30021, /* storage full: nothing written, try again later */
+    EB_EAUTH       = -30022, /* not authenticated (no, unknown or expired token: 401) */
+    EB_EDENIED     = -30023  /* authenticated, but not allowed (missing scope: 403) */
 } eb_err;
 
 /* Returns a static, human-readable description of an eb_err code, or of a

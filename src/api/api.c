@@ -18,11 +18,17 @@
 
 typedef void (*route_fn)(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
+/* A route: what it answers, and the scope a token needs for it (for
+ * consume routes, one whose pattern matches the {group}). Writes of
+ * groups, schemas and tokens are audited. The scope-matrix test reads
+ * this table (tests/integration/test_auth.py parses it), so a new route
+ * cannot escape the check. */
 typedef struct route {
     const char *method;  /* "GET", "POST", ... */
     const char *pattern; /* "/v1/schemas/{type}/versions/{n}" */
     route_fn    fn;
     const char *params;  /* the query parameters it reads, ",a,b,"; NULL: none */
+    eb_scope    scope;
 } route;
 
 /* 200 {"status":"ok"}, or 503 {"status":"degraded","reason":...} while a
@@ -60,32 +66,35 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
 }
 
 static const route routes[] = {
-    {"GET", "/healthz", h_health, NULL},
-    {"POST", "/v1/events", eb__api_publish, NULL},
-    {"GET", "/v1/events", eb__api_browse, ",type,since,until,after_seq,limit,key,from_version,"},
-    {"POST", "/v1/events/batch", eb__api_publish_batch, NULL},
-    {"GET", "/v1/events/{id}", eb__api_get_event, NULL},
-    {"GET", "/v1/schemas", eb__api_schema_list, NULL},
-    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, NULL},
-    {"GET", "/v1/schemas/{type}", eb__api_schema_get, NULL},
-    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, NULL},
-    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, NULL},
-    {"GET", "/v1/groups", eb__api_group_list, NULL},
-    {"PUT", "/v1/groups/{group}", eb__api_group_put, NULL},
-    {"GET", "/v1/groups/{group}", eb__api_group_get, NULL},
-    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, NULL},
-    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, NULL},
-    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, NULL},
-    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, NULL},
-    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, NULL},
-    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, NULL},
-    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, NULL},
-    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, NULL},
-    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,"},
-    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,"},
-    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL},
-    {"GET", "/v1/stats", eb__api_stats, NULL},
-    {"GET", "/metrics", eb__api_metrics, NULL},
+    {"GET", "/healthz", h_health, NULL, EB_SCOPE_OPEN},
+    {"POST", "/v1/events", eb__api_publish, NULL, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events", eb__api_browse, ",type,since,until,after_seq,limit,key,from_version,", EB_SCOPE_READ},
+    {"POST", "/v1/events/batch", eb__api_publish_batch, NULL, EB_SCOPE_PUBLISH},
+    {"GET", "/v1/events/{id}", eb__api_get_event, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/schemas", eb__api_schema_list, NULL, EB_SCOPE_READ},
+    {"PUT", "/v1/schemas/{type}", eb__api_schema_put, NULL, EB_SCOPE_SCHEMAS_WRITE},
+    {"GET", "/v1/schemas/{type}", eb__api_schema_get, NULL, EB_SCOPE_READ},
+    {"POST", "/v1/schemas/{type}/check", eb__api_schema_check, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/groups", eb__api_group_list, NULL, EB_SCOPE_READ},
+    {"PUT", "/v1/groups/{group}", eb__api_group_put, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}", eb__api_group_get, NULL, EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}", eb__api_group_delete, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pause", eb__api_group_pause, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/resume", eb__api_group_resume, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/pull", eb__api_group_pull, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/ack", eb__api_group_ack, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/nack", eb__api_group_nack, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/extend", eb__api_group_extend, NULL, EB_SCOPE_CONSUME},
+    {"POST", "/v1/groups/{group}/replay", eb__api_group_replay, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,", EB_SCOPE_READ},
+    {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,", EB_SCOPE_GROUPS_WRITE},
+    {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/stats", eb__api_stats, NULL, EB_SCOPE_READ},
+    {"GET", "/metrics", eb__api_metrics, NULL, EB_SCOPE_METRICS},
+    {"POST", "/v1/tokens", eb__api_token_post, NULL, EB_SCOPE_ADMIN},
+    {"GET", "/v1/tokens", eb__api_token_list, NULL, EB_SCOPE_ADMIN},
+    {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, NULL, EB_SCOPE_ADMIN},
 };
 
 uint64_t eb__api_now_us(void)
@@ -178,6 +187,20 @@ static bool params_known(const route *r, eb_http_req *req)
     return true;
 }
 
+/* The auth check, the audit mark, the query check, then the route. */
+static void dispatch(eb_api *api, eb_http_req *req, const route *r, const eb_api_params *p)
+{
+    eb_scope sc = r->scope;
+    if (sc == EB_SCOPE_SCHEMAS_WRITE || sc == EB_SCOPE_GROUPS_WRITE || sc == EB_SCOPE_ADMIN)
+        if (req->method != EB_HTTP_GET)
+            eb__api_audit_begin(api, req, r->method);
+    eb_str subject = {NULL, 0};
+    if (sc == EB_SCOPE_CONSUME && p->n)
+        subject = p->v[0];
+    if (eb__api_authorize(api, req, sc, subject) && params_known(r, req))
+        r->fn(api, req, p);
+}
+
 void eb_api_handle(eb_api *api, eb_http_req *req)
 {
     if (api->stopping) {
@@ -193,8 +216,7 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
         if (!match(routes[i].pattern, req->path, plen, &p, store, sizeof store))
             continue;
         if (strcmp(routes[i].method, m) == 0) {
-            if (params_known(&routes[i], req))
-                routes[i].fn(api, req, &p);
+            dispatch(api, req, &routes[i], &p);
             return;
         }
         if (!strstr(allow, routes[i].method)) {
@@ -235,7 +257,7 @@ void eb__api_error(eb_http_req *req, int status, const char *code, const char *m
         eb_jw_raw(&w, "[]", 2);
     eb_jw_obj_close(&w);
     eb_jw_obj_close(&w);
-    eb_http_respond(req, status, "application/json", b.data, b.len);
+    eb__api_respond(req, status, "application/json", b.data, b.len);
     eb_buf_free(&b);
 }
 
@@ -254,7 +276,7 @@ void eb__api_write_failed(eb_http_req *req, int rc)
 
 void eb__api_reply(eb_api *api, eb_http_req *req, int status)
 {
-    eb_http_respond(req, status, "application/json", api->out.data, api->out.len);
+    eb__api_respond(req, status, "application/json", api->out.data, api->out.len);
 }
 
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message)

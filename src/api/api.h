@@ -17,9 +17,14 @@
 
 typedef struct eb_api eb_api;
 
+typedef enum eb_auth_mode { EB_AUTH_NONE = 0, EB_AUTH_TOKEN } eb_auth_mode;
+
 typedef struct eb_api_opts {
-    size_t   max_batch;        /* events per batch request (default 1000) */
-    uint32_t max_depth;        /* JSON nesting bound (default 128) */
+    size_t       max_batch;       /* events per batch request (default 1000) */
+    uint32_t     max_depth;       /* JSON nesting bound (default 128) */
+    eb_auth_mode auth;            /* none: every route open */
+    bool         metrics_public;  /* /metrics without a token */
+    uint32_t     auth_fail_limit; /* failed authentications before backoff (0: never) */
 } eb_api_opts;
 
 /* Creates the API over bus (borrowed; must outlive the api). */
@@ -30,7 +35,38 @@ void eb_api_shutdown(eb_api *api);
 /* The entry point for every request (the eb_http_handler's body). */
 void eb_api_handle(eb_api *api, eb_http_req *req);
 
+/* Creates token `name` with the given scopes (checked: EB_EINVAL if one is
+ * not valid) and no expiry, replacing one of that name; the secret
+ * ("ebt_..." NUL-terminated) is written into secret at once, and cb fires
+ * when the token is durable (the usual 0/error/cb rule of bus commands). */
+#define EB_API_SECRET_LEN 47 /* "ebt_" + 43 base64url characters */
+int eb_api_token_create(eb_api *api, const char *name, const char *const *scopes, size_t n,
+                        char secret[EB_API_SECRET_LEN + 1], eb_bus_done_cb cb, void *arg);
+
 /* --- shared by the route files (api internal) ---------------------------- */
+
+/* What a route needs (the route table in api.c; auth.c checks it). */
+typedef enum eb_scope {
+    EB_SCOPE_OPEN = 0, EB_SCOPE_PUBLISH, EB_SCOPE_CONSUME, EB_SCOPE_READ,
+    EB_SCOPE_SCHEMAS_WRITE, EB_SCOPE_GROUPS_WRITE, EB_SCOPE_METRICS, EB_SCOPE_ADMIN
+} eb_scope;
+
+#define EB_API_SECRET_MAX 512 /* longest secret the header parser takes */
+#define EB_AUTH_SLOTS 4096    /* addresses the backoff remembers */
+
+/* One address's recent failures (direct-mapped table). */
+typedef struct eb_auth_slot {
+    uint8_t  addr[16]; /* IPv6, or IPv4-mapped */
+    bool     used;
+    uint32_t fails;
+    uint64_t until_us; /* refused until then */
+} eb_auth_slot;
+
+/* An audited request (writes of groups, schemas, tokens): logged when answered. */
+typedef struct eb_api_audit {
+    char who[EB_TOKEN_NAME_MAX + 2];
+    char route[220];
+} eb_api_audit;
 
 /* Per-request path parameters captured by the router ({type}, {n}, ...). */
 #define EB_API_MAX_PARAMS 4
@@ -51,7 +87,40 @@ struct eb_api {
     eb_ce_scratch ce;       /* scratch: CloudEvents extension objects */
     eb_json_doc  *ce_doc;   /* scratch: a stored event written as a CloudEvent */
     bool          stopping; /* shutting down: answer 503 */
+    const eb_token *who;    /* the current request's token (auth token), or NULL */
+    struct {
+        eb_auth_slot slots[EB_AUTH_SLOTS];
+        uint64_t     failures; /* 401s: unknown, malformed or expired token */
+        uint64_t     backoffs; /* 429s while an address backs off */
+    } auth;
 };
+
+/* auth.c */
+/* Parses an Authorization value "Bearer <token68>" (any case, spaces
+ * around); 0 with *secret viewing into v, or EB_EINVAL. */
+int  eb__api_bearer(const char *v, size_t n, eb_str *secret);
+/* True if s is a scope a token may carry. */
+bool eb__api_scope_valid(const char *s, size_t n);
+const char *eb__api_scope_name(eb_scope s);
+bool eb__api_token_has(const eb_token *t, eb_scope want, eb_str subject);
+/* Checks the request against the route's scope (subject: the group of a
+ * consume route). True: go on (api->who is the token, or NULL under auth
+ * none); false: answered (401, 403 or 429). Publish routes check only the
+ * token; their handler calls eb__api_may_publish with the types. */
+bool eb__api_authorize(eb_api *api, eb_http_req *req, eb_scope want, eb_str subject);
+bool eb__api_may_publish(eb_api *api, eb_http_req *req, const eb_str *types, size_t n);
+void eb__api_forbidden(eb_http_req *req, eb_scope want, eb_str subject);
+void eb__api_hash_secret(const char *s, size_t n, uint8_t out[EB_TOKEN_HASH_LEN]);
+int  eb__api_new_secret(char out[EB_API_SECRET_LEN + 1]);
+/* Marks req as audited; eb__api_respond logs it. */
+void eb__api_audit_begin(eb_api *api, eb_http_req *req, const char *method);
+/* Every answer of the API goes through here (the audit log). */
+void eb__api_respond(eb_http_req *req, int status, const char *content_type, const char *body,
+                     size_t len);
+/* tokens.c: /v1/tokens */
+void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_token_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_token_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json);

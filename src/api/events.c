@@ -138,6 +138,9 @@ static void reserve_events(eb_api *api, size_t n)
 
 static void submit(eb_api *api, eb_http_req *req, size_t n, bool batch)
 {
+    for (size_t i = 0; api->who && i < n; i++)
+        if (!eb__api_may_publish(api, req, &api->evs[i].type, 1))
+            return;
     pub_req *pr = eb_xmalloc(sizeof *pr);
     *pr = (pub_req){api, req, batch, eb__api_now_us()};
     int rc = eb_bus_publish(api->bus, api->evs, n, &api->perrs, on_published, pr);
@@ -316,7 +319,7 @@ static bool page_close(eb_api *api, eb_http_req *req, out_ctx *c, const char *he
     if (eb_buf_failed(&api->out))
         eb__api_error(req, 500, "internal", "out of memory", NULL);
     else
-        eb_http_respond(req, 200, EB_CE_BATCH_JSON, api->out.data, api->out.len);
+        eb__api_respond(req, 200, EB_CE_BATCH_JSON, api->out.data, api->out.len);
     return true;
 }
 
@@ -432,5 +435,5 @@ void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
         return eb__api_reply(api, req, 200);
     if (eb_buf_failed(&api->out))
         return eb__api_error(req, 500, "internal", "out of memory", NULL);
-    eb_http_respond(req, 200, EB_CE_JSON, api->out.data, api->out.len);
+    eb__api_respond(req, 200, EB_CE_JSON, api->out.data, api->out.len);
 }

@@ -42,9 +42,9 @@ static void on_durable_answer(void *arg, int status)
     if (status)
         eb__api_write_failed(d->req, status);
     else if (d->status == 204)
-        eb_http_respond(d->req, 204, NULL, NULL, 0);
+        eb__api_respond(d->req, 204, NULL, NULL, 0);
     else
-        eb_http_respond(d->req, d->status, "application/json", d->body, d->len);
+        eb__api_respond(d->req, d->status, "application/json", d->body, d->len);
     deferred_free(d);
 }
 
@@ -79,7 +79,7 @@ static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int 
         if (rc < 0)
             change_failed(req, rc);
         else if (status == 204)
-            eb_http_respond(req, 204, NULL, NULL, 0);
+            eb__api_respond(req, 204, NULL, NULL, 0);
         else
             eb__api_reply(api, req, status);
         return;
@@ -388,7 +388,7 @@ static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n,
     eb_buf *o = &c->api->pull_out;
     if (status == 0) {
         render_pull(o, c->ce ? c->api->ce_doc : NULL, dl, n, deadline_us);
-        eb_http_respond(c->req, 200, c->ce ? EB_CE_BATCH_JSON : "application/json", o->data,
+        eb__api_respond(c->req, 200, c->ce ? EB_CE_BATCH_JSON : "application/json", o->data,
                         o->len);
     } else {
         pull_failed(c->req, status);

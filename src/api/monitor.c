@@ -291,9 +291,17 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
                   (unsigned long long)st.notices_dropped);
     prom_groups(api->bus, o);
+    prom_head(o, "eventbus_auth_failures_total", "counter",
+              "Requests refused 401 for an unknown, malformed or expired token.");
+    eb_buf_printf(o, "eventbus_auth_failures_total %llu\n",
+                  (unsigned long long)api->auth.failures);
+    prom_head(o, "eventbus_auth_backoff_total", "counter",
+              "Requests refused 429 while their address backs off after failed authentications.");
+    eb_buf_printf(o, "eventbus_auth_backoff_total %llu\n",
+                  (unsigned long long)api->auth.backoffs);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
                  "Event append to acknowledgement.", o);
-    eb_http_respond(req, 200, "text/plain; version=0.0.4", o->data, o->len);
+    eb__api_respond(req, 200, "text/plain; version=0.0.4", o->data, o->len);
 }

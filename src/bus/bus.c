@@ -500,8 +500,11 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
         eb_registry_free(&bus->reg);
         eb_registry_init(&bus->reg);
         eb__bus_groups_reset(bus);
+        eb__bus_tokens_reset(bus);
         return 0;
     }
+    if (kind == EB_META_TOKEN || kind == EB_META_TOKEN_DEL)
+        return eb__bus_tokens_apply(bus, kind, rec);
     if (kind != EB_META_SCHEMA)
         return eb__bus_groups_apply(bus, kind, rec);
     eb_rec_schema r;
@@ -653,6 +656,9 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
 
 static void free_bus(eb_bus *bus)
 {
+    eb__bus_tokens_reset(bus);
+    eb_map_free(&bus->tokens);
+    eb_map_free(&bus->token_hash);
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
     eb_buf_free(&bus->enc);

@@ -296,6 +296,44 @@ int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consume
 /* Answers every waiting pull with what it has (for shutdown). */
 void eb_bus_flush_pulls(eb_bus *bus);
 
+/* --- API tokens (tokens.c) ----------------------------------------------
+ * The bus keeps API tokens as durable state (meta records, snapshots) and
+ * never sees a secret: the API layer hashes the presented secret and asks
+ * for the token with that hash. Scopes are opaque strings to the bus; the
+ * API layer parses and checks them. */
+
+#define EB_TOKEN_NAME_MAX  64    /* bytes of a token's name */
+#define EB_TOKEN_MAX_SCOPES 32   /* scopes one token may carry */
+#define EB_TOKEN_SCOPE_MAX 200   /* bytes of one scope */
+#define EB_TOKENS_MAX      1000  /* tokens the bus keeps */
+#define EB_TOKEN_HASH_LEN  32    /* SHA-256 of the secret */
+
+typedef struct eb_token {
+    char     name[EB_TOKEN_NAME_MAX + 1];
+    uint8_t  hash[EB_TOKEN_HASH_LEN];
+    char   **scopes;      /* nscopes NUL-terminated strings */
+    size_t   nscopes;
+    uint64_t created_us;
+    uint64_t expires_us;  /* 0 = never */
+} eb_token;
+
+/* Creates or replaces token t->name (its fields are copied). Follows the
+ * group commands' rule: < 0 an error (EB_EFULL: EB_TOKENS_MAX reached,
+ * EB_EINVAL: more than EB_TOKEN_MAX_SCOPES), 0 and cb fires once the
+ * record is durable; the token is usable from then on. */
+int eb_bus_token_put(eb_bus *bus, const eb_token *t, eb_bus_done_cb cb, void *arg);
+/* Revokes token `name` at once (it stops working before this returns) and
+ * calls cb when the revocation is durable; EB_ENOTFOUND if unknown. */
+int eb_bus_token_delete(eb_bus *bus, const char *name, size_t n, eb_bus_done_cb cb, void *arg);
+/* The token whose secret hashes to hash, or NULL; borrowed until the next
+ * token change. The hash is compared in constant time. */
+const eb_token *eb_bus_token_by_hash(eb_bus *bus, const uint8_t hash[EB_TOKEN_HASH_LEN]);
+/* Token `name`, or NULL (borrowed as above). */
+const eb_token *eb_bus_token_get(eb_bus *bus, const char *name, size_t n);
+/* Calls fn with each token (borrowed during the call), in no order. */
+typedef void (*eb_token_fn)(void *arg, const eb_token *t);
+void eb_bus_tokens_each(eb_bus *bus, eb_token_fn fn, void *arg);
+
 /* --- monitoring ------------------------------------------------------------ */
 
 /* Publish latency (request to durable answer), measured by the API. */

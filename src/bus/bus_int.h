@@ -112,6 +112,8 @@ struct eb_bus {
     eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
     int             closing;  /* eb_bus_close started */
     eb_bus_groups   grp;      /* consumer groups */
+    eb_map          tokens;   /* API tokens: name -> eb_token (tokens.c) */
+    eb_map          token_hash; /* hash (32 bytes) -> eb_token */
     int             handles;  /* libuv handles still open (freed at 0) */
     size_t          schemas_pending;  /* registrations being made durable */
     int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
@@ -159,6 +161,12 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
     const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
     return s ? s->val : NULL;
 }
+
+/* tokens.c */
+/* Applies a token record at startup (EB_META_TOKEN or EB_META_TOKEN_DEL). */
+int  eb__bus_tokens_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
+/* Forgets every token (a snapshot record was read; closing). */
+void eb__bus_tokens_reset(eb_bus *bus);
 
 /* snapshot.c */
 /* Notes the meta store's size at startup (the growth is counted from it). */

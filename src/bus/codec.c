@@ -9,6 +9,7 @@
 #include "bus/meta.h"
 #include "eventbus/err.h"
 #include "util/base64.h"
+#include "util/xmalloc.h"
 
 /* --- writing ------------------------------------------------------------------ */
 
@@ -511,7 +512,93 @@ static void snapshot_schemas(eb_outbox *ob, const eb_registry *reg)
     }
 }
 
-int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups)
+/* --- token records ----------------------------------------------------------- */
+
+void eb__rec_token(eb_outbox *ob, const eb_token *t, bool del)
+{
+    static const char hex[] = "0123456789abcdef";
+    eb_jw w;
+    eb_outbox_begin(ob, del ? EB_META_TOKEN_DEL : EB_META_TOKEN, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "name");
+    eb_jw_str(&w, t->name);
+    if (!del) {
+        char h[EB_TOKEN_HASH_LEN * 2];
+        for (size_t i = 0; i < EB_TOKEN_HASH_LEN; i++) {
+            h[2 * i] = hex[t->hash[i] >> 4];
+            h[2 * i + 1] = hex[t->hash[i] & 15];
+        }
+        eb_jw_key(&w, "hash");
+        eb_jw_strn(&w, h, sizeof h);
+        eb_jw_key(&w, "scopes");
+        eb_jw_arr_open(&w);
+        for (size_t i = 0; i < t->nscopes; i++)
+            eb_jw_str(&w, t->scopes[i]);
+        eb_jw_arr_close(&w);
+        eb_jw_key(&w, "created");
+        eb_jw_uint(&w, t->created_us);
+        eb_jw_key(&w, "expires");
+        eb_jw_uint(&w, t->expires_us);
+    }
+    eb_jw_obj_close(&w);
+    eb_outbox_end(ob);
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+void eb__token_free(eb_token *t)
+{
+    for (size_t i = 0; i < t->nscopes; i++)
+        free(t->scopes[i]);
+    free(t->scopes);
+    t->scopes = NULL;
+    t->nscopes = 0;
+}
+
+int eb__rec_token_decode(const eb_json *rec, bool del, eb_token *out)
+{
+    memset(out, 0, sizeof *out);
+    const eb_json *name = eb_json_get(rec, "name");
+    if (!eb_json_is(name, EB_JSON_STRING) || !name->len || name->len > EB_TOKEN_NAME_MAX)
+        return EB_ECORRUPT;
+    memcpy(out->name, name->str, name->len);
+    if (del)
+        return 0;
+    const eb_json *h = eb_json_get(rec, "hash"), *sc = eb_json_get(rec, "scopes");
+    if (!eb_json_is(h, EB_JSON_STRING) || h->len != 2 * EB_TOKEN_HASH_LEN ||
+        !eb_json_is(sc, EB_JSON_ARRAY))
+        return EB_ECORRUPT;
+    for (size_t i = 0; i < EB_TOKEN_HASH_LEN; i++) {
+        int a = hexval(h->str[2 * i]), b = hexval(h->str[2 * i + 1]);
+        if (a < 0 || b < 0)
+            return EB_ECORRUPT;
+        out->hash[i] = (uint8_t)(a << 4 | b);
+    }
+    size_t n = 0;
+    for (const eb_json *e = sc->child; e; e = e->next)
+        n++;
+    if (n > EB_TOKEN_MAX_SCOPES)
+        return EB_ECORRUPT;
+    out->scopes = eb_xcalloc(n ? n : 1, sizeof *out->scopes);
+    for (const eb_json *e = sc->child; e; e = e->next) {
+        if (!eb_json_is(e, EB_JSON_STRING)) {
+            eb__token_free(out);
+            return EB_ECORRUPT;
+        }
+        out->scopes[out->nscopes] = eb_xmalloc(e->len + 1);
+        memcpy(out->scopes[out->nscopes], e->str, e->len);
+        out->scopes[out->nscopes++][e->len] = '\0';
+    }
+    out->created_us = jnum(eb_json_get(rec, "created"));
+    out->expires_us = jnum(eb_json_get(rec, "expires"));
+    return 0;
+}
+
+int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups,
+                       const eb_map *tokens)
 {
     eb_jw w;
     eb_outbox_begin(ob, EB_META_SNAP, &w);
@@ -526,5 +613,8 @@ int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *grou
         eb__rec_group(ob, g, eb__group_floor(g));
         eb_group_snapshot(g, ob);
     }
+    it = 0;
+    while ((s = eb_map_next(tokens, &it)))
+        eb__rec_token(ob, s->val, false);
     return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }

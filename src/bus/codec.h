@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "bus/bus.h"
 #include "bus/group.h"
 #include "bus/outbox.h"
 #include "bus/registry.h"
@@ -42,9 +43,19 @@ int  eb__rec_group_decode(const eb_json *rec, eb_group_cfg *cfg, uint64_t *base,
 /* The "paused" member of an EB_META_GROUP_PAUSE record. */
 bool eb__rec_paused(const eb_json *rec);
 
+/* EB_META_TOKEN (t) or, when del, EB_META_TOKEN_DEL (t->name only). */
+void eb__rec_token(eb_outbox *ob, const eb_token *t, bool del);
+/* Reads an EB_META_TOKEN record into out (scopes allocated: release with
+ * eb__token_free), or the name only of an EB_META_TOKEN_DEL; EB_ECORRUPT
+ * if malformed. */
+int eb__rec_token_decode(const eb_json *rec, bool del, eb_token *out);
+void eb__token_free(eb_token *t);
+
 /* Writes a whole snapshot into ob: EB_META_SNAP, every schema version of
- * reg, then every group of `groups` (name -> eb_group) with its state.
+ * reg, then every group of `groups` (name -> eb_group) with its state, then
+ * every token of `tokens` (name -> eb_token).
  * Returns 0 or EB_ENOMEM. */
-int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups);
+int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *groups,
+                       const eb_map *tokens);
 
 #endif

@@ -28,7 +28,7 @@ static int snapshot(eb_bus *bus)
 {
     eb_outbox ob;
     eb_outbox_init(&ob);
-    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name);
+    int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name, &bus->tokens);
     if (rc) {
         eb_outbox_free(&ob);
         return rc;

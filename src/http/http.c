@@ -21,6 +21,7 @@
 
 #include "eventbus/err.h"
 #include "http/reader.h"
+#include "http/tls.h"
 #include "util/buf.h"
 
 struct eb_http_conn {
@@ -46,6 +47,8 @@ struct eb_http_conn {
     bool            closing;  /* close once the queue is written */
     bool            closed;   /* uv_close called */
     bool            peer_eof; /* the client closed (or half-closed) its side */
+    eb__tls_conn   *tls;      /* the TLS transport, or NULL: plain TCP */
+    struct sockaddr_storage peer; /* the client's address, once asked (ss_family set) */
     eb_http_conn   *prev, *next; /* server's list */
 };
 
@@ -62,6 +65,7 @@ struct eb_http_server {
     void           *done_arg;
     eb_http_stats   stats;
     char            date[40];  /* cached Date header value */
+    eb_tls         *tls;       /* connections speak TLS (not owned), or NULL */
     time_t          date_at;
     int             reserve_fd; /* closed to accept-and-refuse on EMFILE */
     uint64_t        fd_limit;   /* RLIMIT_NOFILE when the server was made */
@@ -82,6 +86,9 @@ typedef struct write_req {
 static void conn_close(eb_http_conn *c);
 static void conn_linger(eb_http_conn *c);
 static void conn_flush(eb_http_conn *c);
+static bool tls_seal(eb_http_conn *c, write_req *wr, uv_buf_t *bufs, unsigned *n);
+static void tls_in(eb_http_conn *c, const char *data, size_t len);
+static void tls_write(eb_http_conn *c, const char *p, size_t n);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_deadline(uv_timer_t *t);
@@ -98,14 +105,16 @@ static const char *reason(int status)
     case 202: return "Accepted";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
-    case 429: return "Too Many Requests";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
@@ -288,6 +297,12 @@ static void conn_flush(eb_http_conn *c)
         }
         uv_buf_t *rest = bufs;
         unsigned nrest = (unsigned)wr->n;
+        if (c->tls && !tls_seal(c, wr, bufs, &nrest)) {
+            c->out_bytes -= wr->bytes;
+            free(wr);
+            conn_close(c);
+            return;
+        }
         if (write_now(c, &rest, &nrest)) {
             bool close_after = wr->close_after;
             for (size_t i = 0; i < wr->n; i++)
@@ -360,6 +375,10 @@ static void on_continue(void *arg)
 {
     eb_http_conn *c = arg;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (c->tls) {
+        tls_write(c, cont, sizeof cont - 1);
+        return;
+    }
     uv_buf_t buf = uv_buf_init((char *)cont, sizeof cont - 1);
     uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
 }
@@ -387,6 +406,7 @@ static void on_handle_closed(uv_handle_t *h)
             s->opts.warn(s->opts.warn_arg, "connections back under the limit: accepting again");
     }
     eb__http_reader_free(&c->rd); /* a request begun after conn_close, in the same read */
+    eb__tls_conn_free(c->tls);
     eb_buf_free(&c->held);
     free(c);
     maybe_done(s);
@@ -589,6 +609,15 @@ static void parse(eb_http_conn *c, const char *data, size_t len)
 
 /* Parses held bytes while the connection has room, then reads from the
  * socket only if nothing is held and there is room. */
+/* Bytes for the reader: parsed now, or held behind bytes already held. */
+static void plain_in(eb_http_conn *c, const char *data, size_t len)
+{
+    if (c->held.len)
+        eb_buf_append(&c->held, data, len);
+    else
+        parse(c, data, len);
+}
+
 static void pump(eb_http_conn *c)
 {
     if (c->lingering)
@@ -642,10 +671,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     uv_timer_again(&c->idle);
     if (c->closing || c->closed)
         return;
-    if (c->held.len)
-        eb_buf_append(&c->held, buf->base, (size_t)nread);
+    if (c->tls) /* the plaintext goes to plain_in */
+        tls_in(c, buf->base, (size_t)nread);
     else
-        parse(c, buf->base, (size_t)nread);
+        plain_in(c, buf->base, (size_t)nread);
     if (!c->closed)
         pump(c);
 }
@@ -744,6 +773,10 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (s->tls && !(c->tls = eb__tls_conn_new(s->tls))) {
+        conn_close(c);
+        return;
+    }
     eb__http_reader_init(&c->rd, &s->opts, on_request, on_continue, c);
     if (in_fd_reserve(s, c)) {
         log_out_of_fds(s, "EMFILE ahead", 1);
@@ -887,4 +920,139 @@ void eb_http_server_free(eb_http_server *s)
 void eb_http_server_stats(const eb_http_server *s, eb_http_stats *st)
 {
     *st = s->stats;
+}
+
+/* --- the peer's address (for the API's auth backoff) ---------------------- */
+
+int eb_http_req_peer(const eb_http_req *req, struct sockaddr_storage *out)
+{
+    eb_http_conn *c = req->conn;
+    if (!c)
+        return EB_ECLOSED;
+    int len = sizeof c->peer;
+    if (!c->peer.ss_family && /* asked once per connection */
+        uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) != 0) {
+        c->peer.ss_family = 0;
+        return EB_EIO;
+    }
+    *out = c->peer;
+    return 0;
+}
+
+/* --- the TLS transport (tls.h) ----------------------------------------------
+ * With a TLS context, bytes from the socket go through tls_in (handshake,
+ * then plaintext to the reader) and answers are sealed into records just
+ * before they are written; the rest of this file sees plaintext only. */
+
+void eb_http_server_set_tls(eb_http_server *s, eb_tls *tls)
+{
+    s->tls = tls;
+}
+
+bool eb_http_req_tls_cn(const eb_http_req *req, char *buf, size_t cap)
+{
+    return req->conn && req->conn->tls && eb__tls_conn_peer_cn(req->conn->tls, buf, cap);
+}
+
+/* Writes n bytes of records (taking p, malloc'd), in order after earlier writes. */
+static void wire_write(eb_http_conn *c, char *p, size_t n)
+{
+    write_req *wr = calloc(1, sizeof *wr);
+    if (!wr) {
+        free(p);
+        conn_close(c);
+        return;
+    }
+    wr->conn = c;
+    wr->bufs[wr->n++] = p;
+    uv_buf_t b = uv_buf_init(p, (unsigned)n), *rest = &b;
+    unsigned nrest = 1;
+    if (write_now(c, &rest, &nrest)) {
+        free(p);
+        free(wr);
+        return;
+    }
+    if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, rest, nrest, on_written) != 0) {
+        free(p);
+        free(wr);
+        conn_close(c);
+    }
+}
+
+static void wire_write_buf(eb_http_conn *c, eb_buf *b)
+{
+    if (eb_buf_failed(b)) {
+        eb_buf_free(b);
+        conn_close(c);
+    } else if (b->len) {
+        size_t n;
+        char *p = eb_buf_steal(b, &n);
+        wire_write(c, p, n);
+    } else {
+        eb_buf_free(b);
+    }
+}
+
+typedef struct tls_read {
+    eb_http_conn *c;
+    eb_buf        out; /* records for the wire, made before the plaintext came */
+} tls_read;
+
+/* Plaintext from the records: what went before it (session tickets) goes
+ * out first, since answers the reader may give are sealed after it. */
+static void tls_plain(void *arg, const char *p, size_t n)
+{
+    tls_read *t = arg;
+    if (t->out.len && !t->c->closed)
+        wire_write_buf(t->c, &t->out);
+    if (!t->c->closed && !t->c->closing)
+        plain_in(t->c, p, n);
+}
+
+static void tls_in(eb_http_conn *c, const char *data, size_t len)
+{
+    tls_read t = {c, EB_BUF_INIT};
+    int rc = eb__tls_conn_feed(c->tls, data, len, tls_plain, &t, &t.out);
+    if (c->closed) {
+        eb_buf_free(&t.out);
+        return;
+    }
+    wire_write_buf(c, &t.out);
+    if (rc && !c->closed) { /* a failed handshake or a bad record: the alert went out */
+        if (c->q_head) {
+            c->closing = true;
+        } else {
+            conn_close(c);
+        }
+    }
+}
+
+static void tls_write(eb_http_conn *c, const char *p, size_t n)
+{
+    eb_buf out = EB_BUF_INIT;
+    eb__tls_conn_seal(c->tls, p, n, &out);
+    wire_write_buf(c, &out);
+}
+
+/* Replaces the n plaintext answers of wr (in bufs) by one buffer of
+ * records; false if out of memory or the session failed. */
+static bool tls_seal(eb_http_conn *c, write_req *wr, uv_buf_t *bufs, unsigned *n)
+{
+    eb_buf out = EB_BUF_INIT;
+    int rc = 0;
+    for (unsigned i = 0; i < *n && !rc; i++)
+        rc = eb__tls_conn_seal(c->tls, bufs[i].base, bufs[i].len, &out);
+    for (size_t i = 0; i < wr->n; i++)
+        free(wr->bufs[i]);
+    if (rc || eb_buf_failed(&out) || !out.len) {
+        eb_buf_free(&out);
+        wr->n = 0;
+        return false;
+    }
+    size_t len;
+    wr->bufs[0] = eb_buf_steal(&out, &len);
+    wr->n = 1;
+    bufs[0] = uv_buf_init(wr->bufs[0], (unsigned)len);
+    *n = 1;
+    return true;
 }

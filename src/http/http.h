@@ -54,6 +54,7 @@ typedef struct eb_http_req {
     size_t                nheaders;
     const char           *body;       /* NUL-terminated for convenience */
     size_t                body_len;
+    void                 *app;        /* the handler's own (http never touches it) */
     /* private */
     struct eb_http_req   *next;       /* in the connection's answer queue */
     eb_http_conn         *conn;       /* NULL once the client is gone */
@@ -105,6 +106,16 @@ void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
 bool eb_http_req_client_gone(const eb_http_req *req);
 /* The value of header lname (lowercase), or NULL; its length in *len. */
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
+/* The client's address (the TCP peer); 0 or an error. */
+struct sockaddr_storage;
+int eb_http_req_peer(const eb_http_req *req, struct sockaddr_storage *out);
+/* Makes s speak TLS on every connection it accepts from now on (call
+ * before eb_http_listen); tls is borrowed and must outlive s. */
+struct eb_tls;
+void eb_http_server_set_tls(eb_http_server *s, struct eb_tls *tls);
+/* The subject CN of the verified client certificate of req's connection
+ * (mutual TLS) into buf; false if none. */
+bool eb_http_req_tls_cn(const eb_http_req *req, char *buf, size_t cap);
 /* Stops accepting; connections close once their answers are written (idle
  * ones at once); then done(arg) runs on the loop. */
 void eb_http_server_shutdown(eb_http_server *s, void (*done)(void *), void *arg);

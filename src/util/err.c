@@ -29,6 +29,8 @@ const char *eb_strerror(int err)
     case EB_ERANGE:    return "out of range";
     case EB_ECANCELED: return "canceled";
     case EB_ENOSPC:    return "storage full";
+    case EB_EAUTH:     return "not authenticated (missing, unknown or expired token)";
+    case EB_EDENIED:   return "permission denied (the token lacks a scope)";
     default:
         if (err < 0 && err > -4096)
             return strerror(-err);

@@ -6,6 +6,9 @@ each with its own server (started before, stopped after with SIGTERM and a
 check that it exits 0), prints ok/FAIL lines with the assertion and the tail
 of the server's log, and ends with "N passed, N failed".
 The daemon binary comes from $EVENTBUSD (set by meson) or bin/eventbusd.
+$EB_TEST_AUTH=token runs every server with --auth token and an
+--admin-token-file in its directory, and every request carries that admin
+token (unless the test sets its own Authorization header or srv.token).
 $EB_TEST_FSYNC (interval, never) runs every server with that --fsync
 unless the test gives its own: meson runs the publish and groups suites
 once more under `interval`, where the loop thread writes the log itself.
@@ -141,6 +144,7 @@ class Server:
         self.proc = None
         self.port = None
         self.conn = None
+        self.token = None  # sent as "Authorization: Bearer <token>" when set
         self.nofile = None  # RLIMIT_NOFILE (soft = hard) for the daemon, when set
 
     # -- lifecycle ---------------------------------------------------------
@@ -149,6 +153,9 @@ class Server:
             self.extra = list(extra_args)
         policy = os.environ.get("EB_TEST_FSYNC")
         fsync = ["--fsync", policy] if policy and "--fsync" not in self.extra else []
+        token_file = os.path.join(self.dir, "admin.token")
+        if os.environ.get("EB_TEST_AUTH") == "token" and "--auth" not in self.extra:
+            fsync += ["--auth", "token", "--admin-token-file", token_file]
         for _ in range(5):  # retry if another process grabs the port first
             self.port = free_port()
             log = open(self.log_path, "a")
@@ -158,6 +165,8 @@ class Server:
                 stdout=log, stderr=log, preexec_fn=self._limits)
             log.close()
             if self.wait_ready():
+                if "--admin-token-file" in fsync:
+                    self.token = self.read_token(token_file)
                 return self
             if self.proc.poll() is None:
                 self.proc.kill()
@@ -190,6 +199,21 @@ class Server:
                 pass
             time.sleep(0.02)
         return False
+
+    @staticmethod
+    def read_token(path, timeout=10.0):
+        """The token an --admin-token-file holds (written once it is durable)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                with open(path) as f:
+                    tok = f.read().strip()
+                if tok:
+                    return tok
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError(f"no admin token in {path}")
 
     def stop(self):
         """SIGTERM; the daemon must exit 0."""
@@ -231,7 +255,10 @@ class Server:
     def request(self, method, path, body=None, headers=None, raw=None, timeout=30):
         """Returns (status, headers dict, parsed JSON body or raw text)."""
         hdrs = {"Content-Type": "application/json"}
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
         hdrs.update(headers or {})
+        hdrs = {k: v for k, v in hdrs.items() if v is not None}  # None: leave it out
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         for attempt in range(2):
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

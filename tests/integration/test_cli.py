@@ -133,7 +133,8 @@ def test_usage_errors_exit_2(srv):
              ["dlq", "purge", "g", "--id", "a", "--id", "b"], ["replay", "g"],
              ["replay", "g", "--since", "1h", "--since-seq", "3"], ["stats", "x"],
              ["top", "--interval", "1ms"], ["--timeout", "soon", "stats"],
-             ["--url", "https://x:1", "stats"]]
+             ["--url", "ftp://x:1", "stats"], ["--url", "https://x:1", "--cacert", "/none", "stats"],
+             ["--token", "a b", "stats"]]
     for args in cases:
         rc, out, err = run(srv, *args)
         assert rc == 2, (args, rc, out, err)

@@ -15,7 +15,7 @@ from harness import Server, run_tests
 def client(srv):
     """A second client of the same server (for other threads)."""
     s = Server.__new__(Server)
-    s.port, s.conn = srv.port, None
+    s.port, s.conn, s.token = srv.port, None, srv.token
     return s
 
 

@@ -56,7 +56,15 @@ TEST(url_forms)
     eb_client_free(c);
 
     c = NULL;
-    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "ftp://x:1"}, &c), EB_EUNSUPP);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x"}, &c), 0);
+    CHECK_STR(eb_client_url(c), "https://x:443");
+    eb_client_free(c);
+    c = NULL;
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "https://x:1",
+                                             .cafile = "/nonexistent.pem"}, &c), EB_EINVAL);
+    CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "x:1",
+                                             .token = "a b"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://x:port"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "http://:80"}, &c), EB_EINVAL);
     CHECK_EQ(eb_client_new(&(eb_client_opts){.size = sizeof(eb_client_opts), .url = "[::1"}, &c), EB_EINVAL);
@@ -492,6 +500,97 @@ TEST(keepalive_survives_server_restart)
     eb_client_free(c);
 }
 
+/* HTTPS with a token: a certificate made with `openssl req` for the test;
+ * keep-alive across a restart (the stale TLS connection is written to: no
+ * SIGPIPE may reach the program), 401 and 403 mapped, a CA that did not
+ * sign the certificate refused. */
+static void read_line(const char *path, char *out, size_t cap)
+{
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(path, "r");
+        char *got = f ? fgets(out, (int)cap, f) : NULL;
+        if (f)
+            fclose(f);
+        if (got) {
+            out[strcspn(out, "\n")] = '\0';
+            return;
+        }
+        usleep(10000);
+    }
+    CHECK(!"no line in the file");
+}
+
+TEST(https_with_token)
+{
+    signal(SIGPIPE, SIG_DFL); /* a SIGPIPE would kill the test */
+    char dir[4200], cmd[9000], cert[4300], key[4300], ca[4300], tok[4300], other[4300];
+    snprintf(dir, sizeof dir, "%s/tls", eb_test_tmpdir());
+    snprintf(cmd, sizeof cmd,
+             "set -e; mkdir -p %s; cd %s; exec 2>/dev/null >/dev/null;"
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key"
+             " -out ca.pem -days 2 -subj /CN=ca;"
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout o.key"
+             " -out other.pem -days 2 -subj /CN=other;"
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key"
+             " -out srv.csr -subj /CN=localhost;"
+             "printf 'subjectAltName=IP:127.0.0.1\\n' > ext;"
+             "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem"
+             " -days 2 -extfile ext",
+             dir, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+    snprintf(key, sizeof key, "%s/srv.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(other, sizeof other, "%s/other.pem", dir);
+    snprintf(tok, sizeof tok, "%s/admin.token", dir);
+    char listen[64], url[64], admin[128];
+    int port = eb_test_free_port();
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    const char *extra[] = {"--tls-listen", listen, "--tls-cert", cert, "--tls-key", key,
+                           "--auth", "token", "--admin-token-file", tok, NULL};
+    eb_test_daemon d;
+    eb_test_daemon_start(&d, extra);
+    read_line(tok, admin, sizeof admin);
+    eb_client *c;
+    eb_client_opts o = {.size = sizeof o, .url = url, .timeout_ms = 10000, .token = admin,
+                        .cafile = ca};
+    CHECK_OK(eb_client_new(&o, &c));
+    CHECK_STR(eb_client_url(c), url);
+    eb_publish_result a = {.size = sizeof a}, b = {.size = sizeof b};
+    CHECK_OK(eb_publish(c, "a.b", "1", NULL, &a));
+    eb_test_daemon_restart(&d);
+    CHECK_OK(eb_publish(c, "a.b", "2", NULL, &b));
+    CHECK_EQ(b.seq, a.seq + 1);
+    static const char mk[] = "{\"name\":\"r\",\"scopes\":[\"read\"]}";
+    char *answer = NULL, reader[64] = "";
+    CHECK_OK(eb_request(c, "POST", "/v1/tokens", mk, sizeof mk - 1, NULL, &answer));
+    const char *t = strstr(answer, "\"token\":\"");
+    CHECK(t != NULL);
+    snprintf(reader, sizeof reader, "%.47s", t + 9);
+    eb_free(answer);
+    eb_client_free(c);
+    /* a token without the scope: 403; no token: 401; a CA that did not
+     * sign the certificate: refused before any request */
+    o.token = reader;
+    CHECK_OK(eb_client_new(&o, &c));
+    CHECK_EQ(eb_publish(c, "a.b", "3", NULL, NULL), EB_EDENIED);
+    CHECK(strstr(eb_client_error(c)->message, "publish:a.b") != NULL);
+    eb_client_free(c);
+    o.token = "";
+    CHECK_OK(eb_client_new(&o, &c));
+    CHECK_EQ(eb_publish(c, "a.b", "3", NULL, NULL), EB_EAUTH);
+    CHECK_EQ(eb_client_error(c)->http_status, 401);
+    eb_client_free(c);
+    o.cafile = other;
+    o.token = admin;
+    CHECK_OK(eb_client_new(&o, &c));
+    CHECK_EQ(eb_publish(c, "a.b", "3", NULL, NULL), EB_ECONNECT);
+    CHECK(strstr(eb_client_error(c)->message, "certificate") != NULL);
+    eb_client_free(c);
+    eb_test_daemon_stop(&d);
+}
+
 /* A scripted peer: accepts one connection, reads the request head, sends
  * `answer` (may be NULL: say nothing and hold the connection). */
 typedef struct peer {
@@ -744,4 +843,4 @@ TEST_MAIN(T(url_forms), T(connect_refused_is_econnect), T(bad_data_is_refused_lo
           T(chunked_answer), T(answer_that_is_not_json_is_eproto), T(garbage_is_eproto),
           T(error_without_json_body), T(silent_server_times_out),
           T(cancel_flag_from_a_signal), T(raised_cancel_flag_sends_nothing),
-          T(struct_sizes_are_checked), T(version_and_json_text))
+          T(struct_sizes_are_checked), T(version_and_json_text), T(https_with_token))
