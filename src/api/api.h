@@ -45,9 +45,11 @@ int eb_api_token_create(eb_api *api, const char *name, const char *const *scopes
 
 /* --- shared by the route files (api internal) ---------------------------- */
 
-/* What a route needs (the route table in api.c; auth.c checks it). */
+/* What a route needs (the route table in api.c; auth.c checks it). A row
+ * that names no scope gets EB_SCOPE_UNSET, which is checked as admin: a
+ * route added without a thought for its scope fails closed, not open. */
 typedef enum eb_scope {
-    EB_SCOPE_OPEN = 0, EB_SCOPE_PUBLISH, EB_SCOPE_CONSUME, EB_SCOPE_READ,
+    EB_SCOPE_UNSET = 0, EB_SCOPE_OPEN, EB_SCOPE_PUBLISH, EB_SCOPE_CONSUME, EB_SCOPE_READ,
     EB_SCOPE_SCHEMAS_WRITE, EB_SCOPE_GROUPS_WRITE, EB_SCOPE_METRICS, EB_SCOPE_ADMIN
 } eb_scope;
 

@@ -54,7 +54,7 @@ int eb__api_bearer(const char *v, size_t n, eb_str *secret)
 /* --- scopes ---------------------------------------------------------------- */
 
 static const char *const scope_names[] = {
-    [EB_SCOPE_OPEN] = "", [EB_SCOPE_PUBLISH] = "publish", [EB_SCOPE_CONSUME] = "consume",
+    [EB_SCOPE_UNSET] = "admin", [EB_SCOPE_OPEN] = "", [EB_SCOPE_PUBLISH] = "publish", [EB_SCOPE_CONSUME] = "consume",
     [EB_SCOPE_READ] = "read", [EB_SCOPE_SCHEMAS_WRITE] = "schemas:write",
     [EB_SCOPE_GROUPS_WRITE] = "groups:write", [EB_SCOPE_METRICS] = "metrics",
     [EB_SCOPE_ADMIN] = "admin"};
@@ -212,6 +212,8 @@ void eb__api_hash_secret(const char *s, size_t n, uint8_t out[EB_TOKEN_HASH_LEN]
 bool eb__api_authorize(eb_api *api, eb_http_req *req, eb_scope want, eb_str subject)
 {
     api->who = NULL;
+    if (want == EB_SCOPE_UNSET)
+        want = EB_SCOPE_ADMIN; /* fail closed */
     if (api->opts.auth == EB_AUTH_NONE || want == EB_SCOPE_OPEN ||
         (want == EB_SCOPE_METRICS && api->opts.metrics_public))
         return true;
