@@ -264,6 +264,10 @@ def test_records_from_before_histories_still_load(srv):
     assert dl["event"]["id"] == "fx-0" and dl["attempts"] == 2, dl
     assert brief(dl) == [(2, "old-2", "second failure")], dl
     assert dl["first_failed_at"] == dl["failed_at"] == dl["last_failed_at"], dl
+    if info["ready"]:  # the fixture is over an hour old: its delayed attempt is due
+        due = pull(srv, "notify", consumer="drain")
+        assert [e["id"] for e in due] == ["fx-1"], due
+        ack(srv, "notify", due)
     # its history grows from there across a redrive
     srv.request("POST", "/v1/groups/notify/dlq/redrive", {})
     fail_as(srv, "notify", "new-1", "third failure", dead_letter=True)
