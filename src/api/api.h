@@ -63,6 +63,12 @@ const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok);
 eb_str eb__api_query(const eb_http_req *req, const char *name);
 /* Wall-clock time in µs since the epoch. */
 uint64_t eb__api_now_us(void);
+/* metrics_proc.c: /metrics families by type, build info, storage state;
+ * the process_* metrics from /proc. */
+void eb__api_prom_events(eb_bus *bus, const eb_bus_stats *st, eb_buf *o);
+void eb__api_prom_process(eb_buf *o);
+/* The # HELP and # TYPE lines of a metric family (monitor.c). */
+void eb__api_prom_head(eb_buf *o, const char *name, const char *type, const char *help);
 /* Answers 400 invalid_request naming field. */
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message);
 

@@ -189,6 +189,8 @@ static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
         }
         int64_t v = check_schema(bus, i, &evs[i], errs);
         vers[i] = v > 0 ? (uint32_t)v : 0;
+        if (v < 0)
+            eb__bus_count_rejected(bus, evs[i].type.ptr, evs[i].type.len);
     }
     return errs->count ? EB_EINVAL : 0;
 }
@@ -337,6 +339,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     } else if (rc == 0) {
         /* Every event is a duplicate: answer once the originals are durable. */
         assign_seqs(bus, evs, n, op, dup_of, 0, 0);
+        eb__bus_groups_published(bus, evs, op->res, n); /* counts the duplicates */
         op->next = bus->waiters;
         bus->waiters = op;
         uv_async_send(&bus->async); /* check right away */
@@ -616,16 +619,43 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
 
 /* --- open / close -------------------------------------------------------- */
 
+typedef struct walk_ctx {
+    eb_store_scan_cb fn;
+    void            *arg;
+    uint64_t         last; /* last seq looked at */
+} walk_ctx;
+
+static int walk_one(void *arg, const eb_store_rec *rec)
+{
+    walk_ctx *w = arg;
+    w->last = rec->seq;
+    return w->fn(w->arg, rec);
+}
+
+/* Hands every durable record from seq from on to fn (at open: the dedupe
+ * refill, the log's counts). */
+int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+{
+    walk_ctx w = {fn, arg, from ? from - 1 : 0};
+    while (w.last + 1 < eb_store_durable_seq(bus->events)) {
+        uint64_t before = w.last;
+        int rc = eb_store_scan(bus->events, w.last + 1, 4096, walk_one, &w);
+        if (rc && rc != EB_ENOTFOUND)
+            return rc;
+        if (w.last == before)
+            break;
+    }
+    return 0;
+}
+
 typedef struct refill_ctx {
     eb_bus  *bus;
-    uint64_t last;  /* last seq looked at */
     size_t   added; /* ids remembered */
 } refill_ctx;
 
 static int refill_one(void *arg, const eb_store_rec *rec)
 {
     refill_ctx *c = arg;
-    c->last = rec->seq;
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0 ||
         (v.flags & EB_EVENT_F_GENERATED_ID))
@@ -644,17 +674,10 @@ static int refill_dedupe(eb_bus *bus, size_t *added)
     *added = 0;
     if (!window || eb_store_seek_time(bus->events, now > window ? now - window : 0, &from) != 0)
         return 0;
-    refill_ctx c = {bus, from - 1, 0};
-    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
-        uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, 4096, refill_one, &c);
-        if (rc)
-            return rc;
-        if (c.last == before)
-            break;
-    }
+    refill_ctx c = {bus, 0};
+    int rc = eb__bus_walk_events(bus, from, refill_one, &c);
     *added = c.added;
-    return 0;
+    return rc;
 }
 
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
@@ -673,6 +696,8 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
     if (rc)
         return rc;
     rc = eb__bus_groups_start(bus);
+    if (rc == 0)
+        rc = eb__bus_count_log(bus);
     if (rc)
         return rc;
     return refill_dedupe(bus, &rep->dedupe_ids);
@@ -696,6 +721,7 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     eb_registry_init(&bus->reg);
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, 0);
     eb_buf_init(&bus->enc);
+    eb__bus_counts_init(&bus->counts);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = bus->opts.data_dir ? 0 : EB_ENOMEM;
     if (rc == 0)
@@ -724,6 +750,7 @@ static void free_bus(eb_bus *bus)
 {
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
+    eb__bus_counts_free(&bus->counts);
     eb_buf_free(&bus->enc);
     eb_schema_errors_free(&bus->verrs);
     free(bus->recs);

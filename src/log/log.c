@@ -968,6 +968,7 @@ void eb_log_get_stats(eb_log *l, eb_log_stats *st)
 {
     pthread_mutex_lock(&l->mu);
     *st = l->st;
+    st->broken = l->broken;
     pthread_mutex_unlock(&l->mu);
     pthread_rwlock_rdlock(&l->rw);
     st->bytes = total_bytes(l);

@@ -152,6 +152,7 @@ typedef struct eb_log_stats {
     uint64_t records;   /* records appended since open */
     uint64_t syncs;     /* fdatasync calls */
     uint64_t writes;    /* write batches */
+    int      broken;    /* the write or sync error that stopped appends, 0 if none */
 } eb_log_stats;
 void eb_log_get_stats(eb_log *log, eb_log_stats *st);
 

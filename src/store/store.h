@@ -77,6 +77,7 @@ typedef struct eb_store_stats {
     uint64_t bytes;    /* on disk */
     uint64_t segments; /* files (or partitions) */
     uint64_t syncs;    /* syncs (fdatasync, commits) since open */
+    bool     failed;   /* an error stopped appends (the store refuses them) */
 } eb_store_stats;
 
 /* Called once an append is durable (status 0) or failed (the store then

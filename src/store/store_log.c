@@ -78,7 +78,7 @@ static void ls_stats(eb_store *s, eb_store_stats *out)
 {
     eb_log_stats st;
     eb_log_get_stats(log_of(s), &st);
-    *out = (eb_store_stats){st.bytes, st.segments, st.syncs};
+    *out = (eb_store_stats){st.bytes, st.segments, st.syncs, st.broken != 0};
 }
 
 static int ls_drop_before(eb_store *s, uint64_t seq)
