@@ -143,7 +143,9 @@ static int open_all(daemon_state *d)
     /* A request body may hold a batch: 4 events of the largest size, and at
      * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
      * their headers are read. */
-    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4};
+    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4,
+                       .on_answer = eb_api_on_answer,
+                       .timed = eb_logger_on(EB_LVL_DEBUG)}; /* the access log's µs */
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
     int port = 0;

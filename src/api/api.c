@@ -44,6 +44,7 @@ static const route routes[] = {
     {"GET", "/v1/schemas/{type}/versions/{n}", eb__api_schema_version},
     {"GET", "/v1/groups", eb__api_group_list},
     {"PUT", "/v1/groups/{group}", eb__api_group_put},
+    {"PATCH", "/v1/groups/{group}", eb__api_group_patch},
     {"GET", "/v1/groups/{group}", eb__api_group_get},
     {"DELETE", "/v1/groups/{group}", eb__api_group_delete},
     {"POST", "/v1/groups/{group}/pause", eb__api_group_pause},
@@ -59,6 +60,16 @@ static const route routes[] = {
     {"GET", "/v1/stats", eb__api_stats},
     {"GET", "/metrics", eb__api_metrics},
 };
+
+_Static_assert(sizeof routes / sizeof routes[0] <= EB_API_MAX_ROUTES, "EB_API_MAX_ROUTES");
+
+const char *eb__api_route_name(unsigned tag, const char **method)
+{
+    if (tag == 0 || tag > sizeof routes / sizeof routes[0])
+        return NULL;
+    *method = routes[tag - 1].method;
+    return routes[tag - 1].pattern;
+}
 
 uint64_t eb__api_now_us(void)
 {
@@ -106,12 +117,13 @@ static bool match(const char *pattern, const char *path, size_t plen, eb_api_par
     return *pp == '\0' && s == end;
 }
 
-static const char *method_name(int m)
+const char *eb__api_method_name(int m)
 {
     switch (m) {
     case EB_HTTP_GET:    return "GET";
     case EB_HTTP_POST:   return "POST";
     case EB_HTTP_PUT:    return "PUT";
+    case EB_HTTP_PATCH:  return "PATCH";
     case EB_HTTP_DELETE: return "DELETE";
     case EB_HTTP_HEAD:   return "HEAD";
     default:             return "OTHER";
@@ -124,7 +136,7 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
         eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
         return;
     }
-    const char *m = method_name(req->method);
+    const char *m = eb__api_method_name(req->method);
     char store[1024];
     eb_api_params p;
     char allow[128] = "";
@@ -133,6 +145,7 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
         if (!match(routes[i].pattern, req->path, plen, &p, store, sizeof store))
             continue;
         if (strcmp(routes[i].method, m) == 0) {
+            req->tag = (uint16_t)(i + 1);
             routes[i].fn(api, req, &p);
             return;
         }
@@ -213,7 +226,8 @@ static bool json_content_type(const eb_http_req *req)
     const char *ct = eb_http_req_header(req, "content-type", &n);
     if (!ct)
         return true; /* be lenient: curl -d without -H */
-    static const char *ok[] = {"application/json", "application/cloudevents+json",
+    static const char *ok[] = {"application/json", "application/merge-patch+json",
+                               "application/cloudevents+json",
                                "application/cloudevents-batch+json"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         size_t l = strlen(ok[i]);

@@ -25,6 +25,9 @@ typedef struct eb_api_opts {
 /* Creates the API over bus (borrowed; must outlive the api). */
 int  eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out);
 void eb_api_free(eb_api *api);
+/* The eb_http_answer_fn to give the HTTP server (ud: the api). */
+void eb_api_on_answer(void *ud, const eb_http_req *req, int status, const char *body,
+                      size_t len);
 /* Marks the API as stopping: new requests answer 503. */
 void eb_api_shutdown(eb_api *api);
 /* The entry point for every request (the eb_http_handler's body). */
@@ -39,6 +42,8 @@ typedef struct eb_api_params {
     size_t n;
 } eb_api_params;
 
+/* Answers counted by route (0: none matched) and status class (1xx..5xx). */
+#define EB_API_MAX_ROUTES 40
 struct eb_api {
     eb_bus       *bus;      /* borrowed */
     eb_api_opts   opts;
@@ -50,7 +55,16 @@ struct eb_api {
     eb_pub_errors perrs;    /* scratch: publish faults */
     eb_ce_scratch ce;       /* scratch: CloudEvents extension objects */
     bool          stopping; /* shutting down: answer 503 */
+    uint64_t      answers[EB_API_MAX_ROUTES + 1][5]; /* access.c */
 };
+
+/* access.c: the answer hook (count by route and class; the access log and
+ * every 4xx/5xx cause at debug); the /metrics family of those counts. */
+void eb__api_prom_requests(const eb_api *api, eb_buf *o);
+/* "GET", "POST", ... ("OTHER") of an EB_HTTP_* method. */
+const char *eb__api_method_name(int m);
+/* The route of a tag (1-based; api.c), or NULL. */
+const char *eb__api_route_name(unsigned tag, const char **method);
 
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json);
@@ -82,6 +96,7 @@ void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_version(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_patch(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);

@@ -311,6 +311,7 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
                  "Event append to acknowledgement.", o);
+    eb__api_prom_requests(api, o);
     eb__api_prom_process(o);
     if (eb_buf_failed(o)) {
         eb__api_error(req, 500, "internal", "out of memory", NULL);

@@ -4,6 +4,7 @@ from the log (they survive a restart) beside per-process counters, and
 /metrics families that add up (deliveries = outcomes + in flight), per-type
 counters with a bounded type label, build info, storage state and the
 process_* metrics."""
+import json
 import time
 
 from harness import run_tests
@@ -110,6 +111,79 @@ def test_type_label_is_bounded(srv):
     ev = stats(srv)
     assert ev["published"] == 1200 and len(ev["types"]) == 1001, len(ev["types"])
     assert ev["types"]["_other"]["published"] == 200
+
+
+def access_lines(srv):
+    with open(srv.log_path) as f:
+        return [line for line in f if "access" in line]
+
+
+def test_access_log_json(srv):
+    srv.restart(["--log-level", "debug", "--log-format", "json"])
+    st, _, _ = srv.request("POST", "/v1/events", {"type": "a", "data": 1})
+    assert st == 201
+    st, _, _ = srv.request("GET", "/v1/nope")
+    assert st == 404
+    st, _, body = srv.request("POST", "/v1/events", {"type": ""})
+    assert st == 400, body
+    srv.close_conn()
+    recs = [json.loads(line) for line in access_lines(srv)]
+    recs = [r for r in recs if r["msg"] == "access" and r["path"] != "/healthz"]
+    assert [(r["method"], r["path"], r["status"]) for r in recs] == [
+        ("POST", "/v1/events", 201), ("GET", "/v1/nope", 404), ("POST", "/v1/events", 400)], recs
+    for r in recs:
+        assert r["level"] == "DEBUG" and r["bytes"] > 0 and r["us"] > 0, r
+        assert r["remote"].startswith("127.0.0.1:"), r
+    assert "cause" not in recs[0]
+    assert json.loads(recs[1]["cause"])["error"]["code"] == "not_found", recs[1]
+    assert json.loads(recs[2]["cause"])["error"]["details"][0]["field"] == "/type", recs[2]
+    m = metrics(srv)
+    assert m['eventbus_http_requests_total{method="POST",route="/v1/events",code="2xx"}'] == 1, m
+    assert m['eventbus_http_requests_total{method="POST",route="/v1/events",code="4xx"}'] == 1, m
+    assert m['eventbus_http_requests_total{method="",route="none",code="4xx"}'] == 1, m
+
+
+def test_access_log_text_and_off(srv):
+    st, _, _ = srv.request("GET", "/v1/stats")
+    assert st == 200
+    assert access_lines(srv) == []  # --log-level info: no access log
+    srv.restart(["--log-level", "debug"])
+    st, _, _ = srv.request("GET", "/v1/stats")
+    assert st == 200
+    line = [x for x in access_lines(srv) if "path=/v1/stats" in x]
+    assert len(line) == 1 and " DEBUG access method=GET path=/v1/stats status=200 " in line[0], line
+    assert " remote=127.0.0.1:" in line[0], line
+
+
+def test_group_patch_is_a_merge_patch(srv):
+    st, _, body = srv.request("PATCH", "/v1/groups/g", {"max_attempts": 3})
+    assert st == 404 and body["error"]["code"] == "not_found", body  # PATCH never creates
+    st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["a", "b"], "max_attempts": 7,
+                                                      "backoff": {"initial_ms": 200}})
+    assert st == 201, body
+    st, _, body = srv.request("PATCH", "/v1/groups/g", {"ack_timeout_ms": 5000},
+                              headers={"Content-Type": "application/merge-patch+json"})
+    assert st == 200 and body["created"] is False, body
+    cfg = body["config"]
+    assert cfg["ack_timeout_ms"] == 5000 and cfg["max_attempts"] == 7, cfg
+    assert cfg["backoff"]["initial_ms"] == 200 and cfg["types"] == ["a", "b"], cfg
+    # Nested objects merge; null removes a member (back to its default); arrays replace.
+    st, _, body = srv.request("PATCH", "/v1/groups/g", {"backoff": {"max_ms": 9000},
+                                                        "max_attempts": None, "types": ["c"]})
+    assert st == 200, body
+    cfg = body["config"]
+    assert cfg["backoff"]["initial_ms"] == 200 and cfg["backoff"]["max_ms"] == 9000, cfg
+    assert cfg["types"] == ["c"] and cfg["max_attempts"] != 7, cfg
+    # A bad result is refused naming the field, and nothing is written.
+    for patch, field in [({"bogus": 1}, "/bogus"), ({"ack_timeout_ms": -1}, "/ack_timeout_ms"),
+                         ({"backoff": {"initial_ms": "x"}}, "/backoff/initial_ms")]:
+        st, _, body = srv.request("PATCH", "/v1/groups/g", patch)
+        assert st == 400 and body["error"]["details"][0]["field"] == field, (patch, body)
+    st, _, body = srv.request("PATCH", "/v1/groups/g", [1])
+    assert st == 400, body
+    srv.restart()  # durable like PUT
+    st, _, body = srv.request("GET", "/v1/groups/g")
+    assert st == 200 and body["config"] == cfg, (body, cfg)
 
 
 if __name__ == "__main__":
