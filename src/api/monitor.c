@@ -292,6 +292,39 @@ static void prom_groups(eb_bus *bus, eb_buf *o)
     }
 }
 
+/* The latest pull of any of a group's consumers (0 if none yet): what an
+ * alert on a group nobody pulls from reads. */
+typedef struct last_pull_ctx {
+    eb_bus  *bus;
+    eb_buf  *o;
+    uint64_t max_us;
+} last_pull_ctx;
+
+static void max_pull(void *arg, const eb_consumer_info *c)
+{
+    last_pull_ctx *l = arg;
+    if (c->last_pull_us > l->max_us)
+        l->max_us = c->last_pull_us;
+}
+
+static void prom_last_pull_one(void *arg, const eb_group_info *in)
+{
+    last_pull_ctx *l = arg;
+    l->max_us = 0;
+    eb_bus_group_consumers(l->bus, in->name, strlen(in->name), max_pull, l);
+    eb_buf_puts(l->o, "eventbus_group_last_pull_timestamp_seconds{group=\"");
+    eb__api_prom_label(l->o, in->name);
+    eb_buf_printf(l->o, "\"} %.3f\n", (double)l->max_us / 1e6);
+}
+
+static void prom_last_pull(eb_bus *bus, eb_buf *o)
+{
+    eb__api_prom_head(o, "eventbus_group_last_pull_timestamp_seconds", "gauge",
+                      "When a consumer of the group last pulled (Unix seconds; 0: never).");
+    last_pull_ctx l = {bus, o, 0};
+    eb_bus_groups_each(bus, prom_last_pull_one, &l);
+}
+
 void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
@@ -307,6 +340,7 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb__api_prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
     prom_groups(api->bus, o);
+    prom_last_pull(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
