@@ -73,8 +73,11 @@ void eb__api_reply(eb_api *api, eb_http_req *req, int status);
 /* Parses the request body as JSON into api->doc; answers 400/413/415 and
  * returns NULL on failure. */
 const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok);
-/* Value of query parameter name (raw, not decoded), or .ptr NULL. */
-eb_str eb__api_query(const eb_http_req *req, const char *name);
+/* Value of query parameter name, percent-decoded (RFC 3986: '+' stays '+')
+ * into buf (cap bytes, NUL-terminated), or .ptr NULL if absent. A bad
+ * escape, an encoded NUL or a value over cap answers 400 naming the
+ * parameter as "?name" and sets *bad. */
+eb_str eb__api_query(eb_http_req *req, const char *name, char *buf, size_t cap, bool *bad);
 /* Wall-clock time in µs since the epoch. */
 uint64_t eb__api_now_us(void);
 /* metrics_proc.c: /metrics families by type, build info, storage state;

@@ -288,21 +288,27 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
     eb_browse q = {.limit = 100};
-    eb_str type = eb__api_query(req, "type"), since = eb__api_query(req, "since"),
-           until = eb__api_query(req, "until"), after = eb__api_query(req, "after_seq"),
-           limit = eb__api_query(req, "limit");
+    char tb[256], sb[64], ub[64], ab[32], lb[32];
+    bool bad = false;
+    eb_str type = eb__api_query(req, "type", tb, sizeof tb, &bad);
+    eb_str since = bad ? type : eb__api_query(req, "since", sb, sizeof sb, &bad);
+    eb_str until = bad ? type : eb__api_query(req, "until", ub, sizeof ub, &bad);
+    eb_str after = bad ? type : eb__api_query(req, "after_seq", ab, sizeof ab, &bad);
+    eb_str limit = bad ? type : eb__api_query(req, "limit", lb, sizeof lb, &bad);
+    if (bad)
+        return;
     uint64_t lim = 0;
     if (type.ptr && !eb_event_type_valid(type.ptr, type.len))
-        return eb__api_bad_field(req, "type", "not a valid event type name");
+        return eb__api_bad_field(req, "?type", "not a valid event type name");
     q.type = type;
     if (since.ptr && parse_when(since, &q.since_us))
-        return eb__api_bad_field(req, "since", "expected RFC 3339 time or a duration like 2h");
+        return eb__api_bad_field(req, "?since", "expected RFC 3339 time or a duration like 2h");
     if (until.ptr && parse_when(until, &q.until_us))
-        return eb__api_bad_field(req, "until", "expected RFC 3339 time or a duration like 2h");
+        return eb__api_bad_field(req, "?until", "expected RFC 3339 time or a duration like 2h");
     if (after.ptr && parse_u64(after, &q.after_seq))
-        return eb__api_bad_field(req, "after_seq", "expected a sequence number");
+        return eb__api_bad_field(req, "?after_seq", "expected a sequence number");
     if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
-        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
+        return eb__api_bad_field(req, "?limit", "expected 1 to 1000");
     if (lim)
         q.limit = lim;
     eb_buf_reset(&api->out);

@@ -586,7 +586,11 @@ void eb__api_group_extend(eb_api *api, eb_http_req *req, const eb_api_params *p)
 static bool query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
                       uint64_t *out)
 {
-    eb_str v = eb__api_query(req, name);
+    char buf[32];
+    bool bad;
+    eb_str v = eb__api_query(req, name, buf, sizeof buf, &bad);
+    if (bad)
+        return false;
     if (!v.ptr)
         return true;
     uint64_t x = 0;
@@ -697,14 +701,12 @@ void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     if (!find_group(api, req, p))
         return;
-    eb_str id = eb__api_query(req, "id");
     char dec[EB_EVENT_MAX_ID + 1];
-    size_t dn = 0;
-    if (id.ptr && eb_pct_decode(id.ptr, id.len, dec, sizeof dec, &dn, EB_PCT_STRICT) != 0) {
-        eb__api_bad_field(req, "?id", "must be an event id (percent-encoded, at most 128 bytes)");
+    bool bad;
+    eb_str id = eb__api_query(req, "id", dec, sizeof dec, &bad);
+    if (bad)
         return;
-    }
-    eb_str one = {dec, dn};
+    eb_str one = id;
     deferred *d = defer(req);
     if (!d)
         return;
