@@ -20,7 +20,9 @@ static void log_answer(const eb_http_req *req, int status, const char *body, siz
     path[pl] = '\0';
     eb_http_req_peer(req, peer, sizeof peer);
     uint64_t us = req->start_ns ? (uv_hrtime() - req->start_ns) / 1000u : 0;
-    eb_log_kv kv[] = {{"method", eb__api_method_name(req->method), 0}, {"path", path, 0},
+    /* A request the server refused before parsing it whole has no path. */
+    const char *method = req->path ? eb__api_method_name(req->method) : "-";
+    eb_log_kv kv[] = {{"method", method, 0}, {"path", req->path ? path : "-", 0},
                       {"status", NULL, (unsigned long long)status},
                       {"bytes", NULL, (unsigned long long)len},
                       {"us", NULL, (unsigned long long)us}, {"remote", peer, 0},
