@@ -25,7 +25,7 @@ static bool add_values(char *arg, const char **list, size_t *n)
 
 static const char GROUPS_HELP[] =
     "Usage: eventbus groups create GROUP --types T[,T...] [options]\n"
-    "       eventbus groups update GROUP [--types ...] [options]\n"
+    "       eventbus groups update|set GROUP [--types ...] [options]\n"
     "       eventbus groups list\n"
     "       eventbus groups show GROUP\n"
     "       eventbus groups pause|resume|delete GROUP\n"
@@ -33,7 +33,8 @@ static const char GROUPS_HELP[] =
     "A consumer group receives every event of its types once (at least once),\n"
     "shared among its consumers. Type patterns: '*' is one segment (*.created),\n"
     "'>' last is the rest (order.>); a last '*' is the rest too (order.*, '*').\n"
-    "create fails if the group exists; update changes only the options given.\n"
+    "create fails if the group exists; update (or set) changes only the options\n"
+    "given, in one step on the server (PATCH: the rest is kept as it is).\n"
     "pause stops deliveries (events keep accumulating); delete drops the group,\n"
     "its pending deliveries and its dead letters.\n"
     "\n"
@@ -148,11 +149,14 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
     }
     int n = argc - optind;
     if (n < 1)
-        return cli_usage(x, "which subcommand? create, update, list, show, pause, resume, delete");
+        return cli_usage(x, "which subcommand? create, update (set), list, show, pause, resume, "
+                            "delete");
     a->sub = argv[optind];
     a->group = n > 1 ? argv[optind + 1] : NULL;
-    static const char *const with_group[] = {"create", "update", "show", "pause", "resume",
-                                             "delete"};
+    static const char *const with_group[] = {"create", "update", "set", "show", "pause",
+                                             "resume", "delete"};
+    if (!strcmp(a->sub, "set"))
+        a->sub = "update"; /* the same command */
     bool known = !strcmp(a->sub, "list"), needs_group = false;
     for (size_t i = 0; i < sizeof with_group / sizeof with_group[0]; i++)
         if (!strcmp(a->sub, with_group[i]))
@@ -258,40 +262,9 @@ static void print_group_table(const void *res, const void *arg)
 
 /* --- create / update ----------------------------------------------------- */
 
-/* update: starts from the group's current configuration. *cur holds what
- * a->types may point into until the group is put. */
-static int merge_current(cli *x, grp_args *a, eb_groups_info **cur)
-{
-    int rc = eb_groups_get(x->c, a->group, cur);
-    if (rc)
-        return cli_fail(x, rc);
-    const eb_groups_info *c = *cur;
-    eb_groups_config *g = &a->g;
-    if (!a->g.ntypes)
-        for (size_t i = 0; i < c->ntypes && g->ntypes < MAX_LIST; i++)
-            a->types[g->ntypes++] = c->types[i];
-    if (!g->max_attempts) g->max_attempts = c->max_attempts;
-    if (!g->ack_timeout_ms) g->ack_timeout_ms = c->ack_timeout_ms;
-    if (!g->backoff_initial_ms) g->backoff_initial_ms = c->backoff_initial_ms;
-    if (!g->backoff_max_ms) g->backoff_max_ms = c->backoff_max_ms;
-    if (g->backoff_multiplier <= 0) g->backoff_multiplier = c->backoff_multiplier;
-    if (!g->has_jitter && c->has_config) {
-        g->has_jitter = true;
-        g->backoff_jitter = c->backoff_jitter;
-    }
-    if (!g->ordering && c->ordering)
-        g->ordering = c->ordering;
-    if (!a->mif_set) g->max_in_flight = c->max_in_flight;
-    if (!a->rate_set) g->rate_limit = c->rate_limit;
-    if (!a->filter_set) g->filter = c->filter;
-    return CLI_OK;
-}
-
 static int put_group(cli *x, grp_args *a)
 {
     bool create = !strcmp(a->sub, "create");
-    eb_groups_info *cur = NULL;
-    int code = CLI_OK;
     if (create) {
         int rc = eb_groups_get(x->c, a->group, NULL);
         if (rc == 0) {
@@ -301,14 +274,13 @@ static int put_group(cli *x, grp_args *a)
         }
         if (rc != EB_ENOTFOUND)
             return cli_fail(x, rc);
-    } else if ((code = merge_current(x, a, &cur))) {
-        eb_result_free(cur);
-        return code;
     }
+    /* update: only the options given change (a merge patch, applied by the
+     * server at once: nothing read first, nothing else reset). */
     bool created = false;
     eb_groups_info *now = NULL;
-    int rc = eb_groups_put(x->c, a->group, &a->g, &created, &now);
-    eb_result_free(cur); /* a->types may point into it until here */
+    int rc = create ? eb_groups_put(x->c, a->group, &a->g, &created, &now)
+                    : eb_groups_patch(x->c, a->group, &a->g, &now);
     if (rc)
         return cli_fail(x, rc);
     if (x->json) {

@@ -476,11 +476,22 @@ typedef struct eb_groups_all {
     const eb_groups_info *const *groups;
 } eb_groups_all;
 
-/* Creates the group or replaces its configuration (PUT /v1/groups/{group}).
+/* Creates the group or replaces its whole configuration (PUT
+ * /v1/groups/{group}): members not set take the server's defaults, also
+ * for an existing group (to change some members only: eb_groups_patch).
  * *created (may be NULL) tells which; *out (may be NULL; eb_result_free)
  * the configuration now in force. */
 int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, bool *created,
                   eb_groups_info **out);
+/* Changes only the members of the group's configuration that `changes`
+ * sets (PATCH /v1/groups/{group}, a JSON merge patch made of them): a
+ * member left 0 / NULL (has_jitter false, ntypes 0) keeps its value. The
+ * group must exist (EB_ENOTFOUND); start is refused (creation only). The
+ * server applies the change atomically (no read-modify-write race). *out
+ * (may be NULL; eb_result_free) is the configuration now in force;
+ * `changes` is borrowed for the call. */
+int eb_groups_patch(eb_client *c, const char *group, const eb_groups_config *changes,
+                    eb_groups_info **out);
 /* Deletes the group, its pending deliveries and its dead letters. */
 int eb_groups_delete(eb_client *c, const char *group);
 /* Stops / restarts deliveries to the group (events keep accumulating). */

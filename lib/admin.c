@@ -321,7 +321,8 @@ static void write_backoff(eb_jw *w, const eb_groups_config *g)
 static void write_config(eb_jw *w, const eb_groups_config *g)
 {
     eb_jw_obj_open(w);
-    eb__write_strs(w, "types", g->types, g->ntypes);
+    if (g->ntypes) /* always for a put (checked); a patch may leave types alone */
+        eb__write_strs(w, "types", g->types, g->ntypes);
     if (g->start) {
         eb_jw_key(w, "start");
         eb_jw_str(w, g->start);
@@ -510,6 +511,29 @@ int eb_groups_put(eb_client *c, const char *group, const eb_groups_config *cfg, 
         return rc;
     rc = read_flag(c, root, "created", created);
     return rc || !out ? rc : one_group(c, root, out);
+}
+
+int eb_groups_patch(eb_client *c, const char *group, const eb_groups_config *changes,
+                    eb_groups_info **out)
+{
+    if (out)
+        *out = NULL;
+    eb_groups_config g;
+    int rc = EB__OPTS_IN(c, eb_groups_config, ordering, changes, &g);
+    if (rc)
+        return rc;
+    if (!changes)
+        return eb__fail(c, EB_EINVAL, "no change given");
+    if (g.start)
+        return eb__fail(c, EB_EINVAL, "start only applies when a group is created");
+    if ((rc = eb__group_path(c, group, "")))
+        return rc;
+    const eb_json *root;
+    eb_jw w;
+    write_config(eb__body(c, &w), &g);
+    if ((rc = eb__call(c, "PATCH", true, 0, &root)))
+        return rc;
+    return out ? one_group(c, root, out) : 0;
 }
 
 int eb_groups_delete(eb_client *c, const char *group)

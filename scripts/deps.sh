@@ -19,7 +19,8 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       libssl-dev               # OpenSSL 3: token hashing and secrets (TLS later)
       libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
       debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
-      strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)
+      strace                   # checks the systemd unit's SystemCallFilter= (test_notify.py)
+      prometheus)              # promtool: contrib/prometheus/alerts.yml (tests/integration/test_alerts.py)
 for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;

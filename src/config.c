@@ -43,7 +43,8 @@ static const char usage[] =
     "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
     "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
-    "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
+    "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
+    "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
     "  --version               the version\n";

@@ -323,7 +323,9 @@ static int open_all(daemon_state *d)
                        .header_timeout_ms = d->cfg.header_timeout_ms,
                        .body_timeout_ms = d->cfg.body_timeout_ms,
                        .max_connections = size_connections(d->cfg.max_connections),
-                       .warn = http_warn};
+                       .warn = http_warn,
+                       .on_answer = eb_api_on_answer,
+                       .timed = eb_logger_on(EB_LVL_DEBUG)}; /* the access log's µs */
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
     d->max_connections = ho.max_connections;

@@ -30,6 +30,9 @@ typedef struct eb_api_opts {
 /* Creates the API over bus (borrowed; must outlive the api). */
 int  eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out);
 void eb_api_free(eb_api *api);
+/* The eb_http_answer_fn to give the HTTP server (ud: the api). */
+void eb_api_on_answer(void *ud, const eb_http_req *req, int status, const char *body,
+                      size_t len);
 /* Marks the API as stopping: new requests answer 503. */
 void eb_api_shutdown(eb_api *api);
 /* The entry point for every request (the eb_http_handler's body). */
@@ -77,6 +80,8 @@ typedef struct eb_api_params {
     size_t n;
 } eb_api_params;
 
+/* Answers counted by route (0: none matched) and status class (1xx..5xx). */
+#define EB_API_MAX_ROUTES 40
 struct eb_api {
     eb_bus       *bus;      /* borrowed */
     eb_api_opts   opts;
@@ -95,6 +100,7 @@ struct eb_api {
         uint64_t     failures; /* 401s: unknown, malformed or expired token */
         uint64_t     backoffs; /* 429s while an address backs off */
     } auth;
+    uint64_t      answers[EB_API_MAX_ROUTES + 1][5]; /* access.c */
 };
 
 /* auth.c */
@@ -124,6 +130,14 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_token_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_token_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
+/* access.c: the answer hook (count by route and class; the access log and
+ * every 4xx/5xx cause at debug); the /metrics family of those counts. */
+void eb__api_prom_requests(const eb_api *api, eb_buf *o);
+/* "GET", "POST", ... ("OTHER") of an EB_HTTP_* method. */
+const char *eb__api_method_name(int m);
+/* The route of a tag (1-based; api.c), or NULL. */
+const char *eb__api_route_name(unsigned tag, const char **method);
+
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json);
 /* Answers a write the stores could not make: 507 storage_full (with
@@ -135,10 +149,21 @@ void eb__api_reply(eb_api *api, eb_http_req *req, int status);
 /* Parses the request body as JSON into api->doc; answers 400/413/415 and
  * returns NULL on failure. */
 const eb_json *eb__api_body(eb_api *api, eb_http_req *req, bool dup_keys_ok);
-/* Value of query parameter name (raw, not decoded), or .ptr NULL. */
-eb_str eb__api_query(const eb_http_req *req, const char *name);
+/* Value of query parameter name, decoded as forms encode it (percent
+ * escapes, '+' a space) into buf (cap bytes, NUL-terminated), or .ptr NULL
+ * if absent. A bad escape, an encoded NUL or a value over cap answers 400
+ * naming the parameter as "?name" and sets *bad. */
+eb_str eb__api_query(eb_http_req *req, const char *name, char *buf, size_t cap, bool *bad);
+/* Whether the query has parameter name (its value unread). */
+bool eb__api_query_has(const eb_http_req *req, const char *name);
 /* Wall-clock time in µs since the epoch. */
 uint64_t eb__api_now_us(void);
+/* metrics_proc.c: /metrics families by type, build info, storage state;
+ * the process_* metrics from /proc. */
+void eb__api_prom_events(eb_bus *bus, const eb_bus_stats *st, eb_buf *o);
+void eb__api_prom_process(eb_buf *o);
+/* The # HELP and # TYPE lines of a metric family (monitor.c). */
+void eb__api_prom_head(eb_buf *o, const char *name, const char *type, const char *help);
 /* Answers 400 invalid_request naming field. */
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message);
 
@@ -152,6 +177,7 @@ void eb__api_schema_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_schema_version(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_patch(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_get(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_group_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);

@@ -323,45 +323,31 @@ static bool page_close(eb_api *api, eb_http_req *req, out_ctx *c, const char *he
     return true;
 }
 
-/* Decodes a query value as forms encode it: percent escapes, '+' a space
- * (what URLSearchParams and curl --data-urlencode send). */
-static int query_decode(eb_str v, char *out, size_t cap, size_t *outn)
-{
-    char raw[3 * EB_EVENT_MAX_KEY + 1];
-    size_t k = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        if (k + 3 >= sizeof raw)
-            return EB_ETOOBIG;
-        if (v.ptr[i] == '+')
-            memcpy(raw + k, "%20", 3), k += 3;
-        else
-            raw[k++] = v.ptr[i];
-    }
-    return eb_pct_decode(raw, k, out, cap, outn, EB_PCT_STRICT);
-}
-
 /* GET /v1/events?key=K[&from_version=N][&limit=L]: one key's stream. */
 static void browse_key(eb_api *api, eb_http_req *req, eb_str key)
 {
-    char dec[EB_EVENT_MAX_KEY + 1];
-    size_t dn = 0;
-    eb_str from = eb__api_query(req, "from_version"), limit = eb__api_query(req, "limit");
+    char fb[32], lb[32];
+    bool bad = false;
+    eb_str from = eb__api_query(req, "from_version", fb, sizeof fb, &bad);
+    eb_str limit = bad ? from : eb__api_query(req, "limit", lb, sizeof lb, &bad);
+    if (bad)
+        return;
     uint64_t fv = 0, lim = 100;
-    if (query_decode(key, dec, sizeof dec, &dn) != 0 || dn == 0)
-        return eb__api_bad_field(req, "key", "must be a key (percent-encoded, 1 to 1024 bytes)");
+    if (key.len == 0)
+        return eb__api_bad_field(req, "?key", "must be a key (percent-encoded, 1 to 1024 bytes)");
     if (from.ptr && parse_u64(from, &fv))
-        return eb__api_bad_field(req, "from_version", "expected a version (1, 2, ...)");
+        return eb__api_bad_field(req, "?from_version", "expected a version (1, 2, ...)");
     if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
-        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
-    static const char *const other[] = {"type", "since", "until", "after_seq"};
+        return eb__api_bad_field(req, "?limit", "expected 1 to 1000");
+    static const char *const other[] = {"?type", "?since", "?until", "?after_seq"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
-        if (eb__api_query(req, other[i]).ptr)
+        if (eb__api_query_has(req, other[i] + 1))
             return eb__api_bad_field(req, other[i], "cannot be combined with key (a key's "
                                      "stream is read by version: from_version, limit)");
     out_ctx c;
     page_open(api, req, &c);
     uint64_t next = 0, cur = 0;
-    int rc = eb_bus_key_events(api->bus, dec, dn, fv, lim, write_event, &c, &next, &cur);
+    int rc = eb_bus_key_events(api->bus, key.ptr, key.len, fv, lim, write_event, &c, &next, &cur);
     if (rc)
         return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
     char nv[24];
@@ -379,27 +365,36 @@ static void browse_key(eb_api *api, eb_http_req *req, eb_str key)
 void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
-    eb_str key = eb__api_query(req, "key");
+    char kb[EB_EVENT_MAX_KEY + 1];
+    bool bad = false;
+    eb_str key = eb__api_query(req, "key", kb, sizeof kb, &bad);
+    if (bad)
+        return;
     if (key.ptr)
         return browse_key(api, req, key);
-    if (eb__api_query(req, "from_version").ptr)
-        return eb__api_bad_field(req, "from_version", "needs key");
+    if (eb__api_query_has(req, "from_version"))
+        return eb__api_bad_field(req, "?from_version", "needs key");
     eb_browse q = {.limit = 100};
-    eb_str type = eb__api_query(req, "type"), since = eb__api_query(req, "since"),
-           until = eb__api_query(req, "until"), after = eb__api_query(req, "after_seq"),
-           limit = eb__api_query(req, "limit");
+    char tb[256], sb[64], ub[64], ab[32], lb[32];
+    eb_str type = eb__api_query(req, "type", tb, sizeof tb, &bad);
+    eb_str since = bad ? type : eb__api_query(req, "since", sb, sizeof sb, &bad);
+    eb_str until = bad ? type : eb__api_query(req, "until", ub, sizeof ub, &bad);
+    eb_str after = bad ? type : eb__api_query(req, "after_seq", ab, sizeof ab, &bad);
+    eb_str limit = bad ? type : eb__api_query(req, "limit", lb, sizeof lb, &bad);
+    if (bad)
+        return;
     uint64_t lim = 0;
     if (type.ptr && !eb_event_type_valid(type.ptr, type.len))
-        return eb__api_bad_field(req, "type", "not a valid event type name");
+        return eb__api_bad_field(req, "?type", "not a valid event type name");
     q.type = type;
     if (since.ptr && parse_when(since, &q.since_us))
-        return eb__api_bad_field(req, "since", "expected RFC 3339 time or a duration like 2h");
+        return eb__api_bad_field(req, "?since", "expected RFC 3339 time or a duration like 2h");
     if (until.ptr && parse_when(until, &q.until_us))
-        return eb__api_bad_field(req, "until", "expected RFC 3339 time or a duration like 2h");
+        return eb__api_bad_field(req, "?until", "expected RFC 3339 time or a duration like 2h");
     if (after.ptr && parse_u64(after, &q.after_seq))
-        return eb__api_bad_field(req, "after_seq", "expected a sequence number");
+        return eb__api_bad_field(req, "?after_seq", "expected a sequence number");
     if (limit.ptr && (parse_u64(limit, &lim) || lim < 1 || lim > 1000))
-        return eb__api_bad_field(req, "limit", "expected 1 to 1000");
+        return eb__api_bad_field(req, "?limit", "expected 1 to 1000");
     if (lim)
         q.limit = lim;
     out_ctx c;

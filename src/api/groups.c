@@ -200,27 +200,21 @@ static const eb_json *body_object(eb_api *api, eb_http_req *req, bool empty_ok)
 
 /* --- admin --------------------------------------------------------------------- */
 
-void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
+/* Makes cfg_obj the group's config (created if new): the one path of PUT
+ * and PATCH. */
+static void put_config(eb_api *api, eb_http_req *req, const eb_str *gname, const eb_json *cfg_obj)
 {
-    if (!name_ok(&p->v[0])) {
-        eb__api_bad_field(req, "/group", "group names are 1 to 128 characters of "
-                          "A-Z a-z 0-9 . _ -, and not \".\" or \"..\"");
-        return;
-    }
-    const eb_json *b = body_object(api, req, false);
-    if (!b)
-        return;
     eb_group_cfg cfg;
     eb_field_error fe;
-    if (eb_group_cfg_parse(b, &cfg, &fe) != 0) {
+    if (eb_group_cfg_parse(cfg_obj, &cfg, &fe) != 0) {
         eb__api_bad_field(req, fe.field, fe.message);
         return;
     }
     char name[EB_GROUP_MAX_NAME + 1];
-    memcpy(name, p->v[0].ptr, p->v[0].len);
-    name[p->v[0].len] = '\0';
+    memcpy(name, gname->ptr, gname->len);
+    name[gname->len] = '\0';
     eb_group_info in;
-    bool old = eb_bus_group_info(api->bus, name, p->v[0].len, &in) == 0;
+    bool old = eb_bus_group_info(api->bus, name, gname->len, &in) == 0;
     if (old) { /* where a group started is history: an update keeps it */
         cfg.start = in.cfg->start;
         cfg.start_us = in.cfg->start_us;
@@ -240,6 +234,58 @@ void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     int rc = eb_bus_group_put(api->bus, name, &cfg, &created, on_durable_answer, d);
     eb_group_cfg_free(&cfg); /* empty unless the put failed */
     change_made(api, req, d, rc, old ? 200 : 201);
+}
+
+static bool group_name_ok(eb_http_req *req, const eb_str *name)
+{
+    if (name_ok(name))
+        return true;
+    eb__api_bad_field(req, "/group", "group names are 1 to 128 characters of "
+                      "A-Z a-z 0-9 . _ -, and not \".\" or \"..\"");
+    return false;
+}
+
+void eb__api_group_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    if (!group_name_ok(req, &p->v[0]))
+        return;
+    const eb_json *b = body_object(api, req, false);
+    if (b)
+        put_config(api, req, &p->v[0], b);
+}
+
+/* PATCH: a JSON merge patch (RFC 7396) on the group's config as GET shows
+ * it; the result is checked and made durable as a PUT of it would be. */
+void eb__api_group_patch(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    if (!group_name_ok(req, &p->v[0]) || !find_group(api, req, p))
+        return;
+    const eb_json *patch = body_object(api, req, false);
+    if (!patch)
+        return;
+    eb_group_info in;
+    if (eb_bus_group_info(api->bus, p->v[0].ptr, p->v[0].len, &in) != 0) {
+        eb__api_error(req, 500, "internal", "the group went away", NULL);
+        return;
+    }
+    eb_buf cur = EB_BUF_INIT, merged = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &cur);
+    eb_group_cfg_write(&w, in.cfg);
+    eb_json_doc *doc = eb_json_doc_new();
+    int rc = eb_json_parse(doc, cur.data, cur.len, NULL, NULL);
+    if (rc == 0) {
+        eb_jw_init(&w, &merged);
+        eb_json_merge_patch(&w, eb_json_root(doc), patch); /* patch lives in api->doc */
+        rc = eb_json_parse(doc, merged.data, merged.len, NULL, NULL);
+    }
+    if (rc == 0)
+        put_config(api, req, &p->v[0], eb_json_root(doc));
+    else
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    eb_json_doc_free(doc);
+    eb_buf_free(&cur);
+    eb_buf_free(&merged);
 }
 
 void eb__api_group_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -540,7 +586,11 @@ void eb__api_group_extend(eb_api *api, eb_http_req *req, const eb_api_params *p)
 static bool query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
                       uint64_t *out)
 {
-    eb_str v = eb__api_query(req, name);
+    char buf[32];
+    bool bad;
+    eb_str v = eb__api_query(req, name, buf, sizeof buf, &bad);
+    if (bad)
+        return false;
     if (!v.ptr)
         return true;
     uint64_t x = 0;
@@ -669,14 +719,12 @@ void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     if (!find_group(api, req, p))
         return;
-    eb_str id = eb__api_query(req, "id");
     char dec[EB_EVENT_MAX_ID + 1];
-    size_t dn = 0;
-    if (id.ptr && eb_pct_decode(id.ptr, id.len, dec, sizeof dec, &dn, EB_PCT_STRICT) != 0) {
-        eb__api_bad_field(req, "?id", "must be an event id (percent-encoded, at most 128 bytes)");
+    bool bad;
+    eb_str id = eb__api_query(req, "id", dec, sizeof dec, &bad);
+    if (bad)
         return;
-    }
-    eb_str one = {dec, dn};
+    eb_str one = id;
     deferred *d = defer(req);
     size_t k = 0;
     int rc = eb_bus_dlq_purge(api->bus, p->v[0].ptr, p->v[0].len, id.ptr ? &one : NULL,

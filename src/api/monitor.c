@@ -129,6 +129,18 @@ void eb__api_render_group(eb_api *api, const eb_group_info *in)
     eb_jw_obj_close(&w);
 }
 
+static void write_type_counts(void *arg, const char *type, const eb_bus_type_counts *c)
+{
+    eb_jw *w = arg;
+    eb_jw_key(w, type);
+    eb_jw_obj_open(w);
+    eb_jw_key(w, "published");
+    eb_jw_uint(w, c->log);
+    eb_jw_key(w, "published_since_start");
+    eb_jw_uint(w, c->since_start);
+    eb_jw_obj_close(w);
+}
+
 void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
     (void)p;
@@ -142,6 +154,12 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "published");
     eb_jw_uint(&w, st.published);
+    eb_jw_key(&w, "published_since_start");
+    eb_jw_uint(&w, st.published_since_start);
+    eb_jw_key(&w, "duplicates_since_start");
+    eb_jw_uint(&w, st.duplicates);
+    eb_jw_key(&w, "schema_rejected_since_start");
+    eb_jw_uint(&w, st.schema_rejected);
     eb_jw_key(&w, "first_seq");
     eb_jw_uint(&w, st.first_seq);
     eb_jw_key(&w, "head_seq");
@@ -156,6 +174,10 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.99) / 1000.0);
     eb_jw_key(&w, "lookup_reads");
     eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
+    eb_jw_key(&w, "types");
+    eb_jw_obj_open(&w);
+    eb_bus_types_each(api->bus, write_type_counts, &w);
+    eb_jw_obj_close(&w);
     eb_jw_obj_close(&w);
     eb_jw_key(&w, "groups");
     eb_jw_arr_open(&w);
@@ -183,32 +205,55 @@ void eb__api_prom_label(eb_buf *o, const char *v)
     }
 }
 
-static void prom_head(eb_buf *o, const char *name, const char *type, const char *help)
+void eb__api_prom_head(eb_buf *o, const char *name, const char *type, const char *help)
 {
     eb_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void prom_type_count(void *arg, const char *type, uint64_t count)
+/* Deliveries and what became of them, split so that each family sums:
+ * eventbus_deliveries_total (leases handed out) = the outcomes (acked,
+ * nacked, expired) + what is in flight. The other group actions are
+ * counters of their own. */
+static const struct { const char *name, *help; } actions[] = {
+    {"eventbus_deliveries_total", "Deliveries leased to consumers (redeliveries included)."},
+    {"eventbus_delivery_outcomes_total", "How deliveries ended: acked, nacked or expired."},
+    {"eventbus_redeliveries_total", "Deliveries of an event delivered before."},
+    {"eventbus_dead_lettered_total", "Events moved to the dead-letter queue."},
+    {"eventbus_redriven_total", "Dead letters put back for delivery."},
+    {"eventbus_replayed_total", "Events requeued by replay."}};
+
+typedef struct action_ctx {
+    eb_buf *o;
+    size_t  k;
+} action_ctx;
+
+static void prom_action(void *arg, const eb_group_info *in)
 {
-    eb_buf *o = arg;
-    eb_buf_puts(o, "eventbus_events_published_total{type=\"");
-    eb__api_prom_label(o, type);
-    eb_buf_printf(o, "\"} %llu\n", (unsigned long long)count);
+    action_ctx *a = arg;
+    const eb_group_counters *c = &in->counters;
+    if (a->k == 1) {
+        const struct { const char *o; uint64_t v; } oc[] = {
+            {"acked", c->acked}, {"nacked", c->nacked}, {"expired", c->expired}};
+        for (size_t i = 0; i < 3; i++) {
+            eb_buf_puts(a->o, "eventbus_delivery_outcomes_total{group=\"");
+            eb__api_prom_label(a->o, in->name);
+            eb_buf_printf(a->o, "\",outcome=\"%s\"} %llu\n", oc[i].o, (unsigned long long)oc[i].v);
+        }
+        return;
+    }
+    uint64_t v = a->k == 0 ? c->delivered : a->k == 2 ? c->redelivered
+               : a->k == 3 ? c->dead_lettered : a->k == 4 ? c->redriven : c->replayed;
+    eb_buf_printf(a->o, "%s{group=\"", actions[a->k].name);
+    eb__api_prom_label(a->o, in->name);
+    eb_buf_printf(a->o, "\"} %llu\n", (unsigned long long)v);
 }
 
-static const char *const outcomes[] = {"delivered", "acked", "nacked", "expired",
-                                       "redelivered", "dead_lettered", "redriven", "replayed"};
-
-static void prom_outcomes(void *arg, const eb_group_info *in)
+static void prom_actions(eb_bus *bus, eb_buf *o)
 {
-    eb_buf *o = arg;
-    const eb_group_counters *c = &in->counters;
-    uint64_t v[] = {c->delivered,   c->acked,         c->nacked,   c->expired,
-                    c->redelivered, c->dead_lettered, c->redriven, c->replayed};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        eb_buf_puts(o, "eventbus_deliveries_total{group=\"");
-        eb__api_prom_label(o, in->name);
-        eb_buf_printf(o, "\",outcome=\"%s\"} %llu\n", outcomes[i], (unsigned long long)v[i]);
+    action_ctx a = {o, 0};
+    for (a.k = 0; a.k < sizeof actions / sizeof actions[0]; a.k++) {
+        eb__api_prom_head(o, actions[a.k].name, "counter", actions[a.k].help);
+        eb_bus_groups_each(bus, prom_action, &a);
     }
 }
 
@@ -248,15 +293,46 @@ static void prom_gauge(void *arg, const eb_group_info *in)
 
 static void prom_groups(eb_bus *bus, eb_buf *o)
 {
-    prom_head(o, "eventbus_deliveries_total", "counter",
-              "Deliveries and their outcomes per consumer group.");
-    eb_bus_groups_each(bus, prom_outcomes, o);
+    prom_actions(bus, o);
     gauge_ctx c = {o, 0, eb__api_now_us()};
     for (c.k = 0; c.k < sizeof gauges / sizeof gauges[0]; c.k++) {
-        prom_head(o, gauges[c.k].name, strstr(gauges[c.k].name, "_total") ? "counter" : "gauge",
-                  gauges[c.k].help);
+        eb__api_prom_head(o, gauges[c.k].name, strstr(gauges[c.k].name, "_total") ? "counter" : "gauge",
+                          gauges[c.k].help);
         eb_bus_groups_each(bus, prom_gauge, &c);
     }
+}
+
+/* The latest pull of any of a group's consumers (0 if none yet): what an
+ * alert on a group nobody pulls from reads. */
+typedef struct last_pull_ctx {
+    eb_bus  *bus;
+    eb_buf  *o;
+    uint64_t max_us;
+} last_pull_ctx;
+
+static void max_pull(void *arg, const eb_consumer_info *c)
+{
+    last_pull_ctx *l = arg;
+    if (c->last_pull_us > l->max_us)
+        l->max_us = c->last_pull_us;
+}
+
+static void prom_last_pull_one(void *arg, const eb_group_info *in)
+{
+    last_pull_ctx *l = arg;
+    l->max_us = 0;
+    eb_bus_group_consumers(l->bus, in->name, strlen(in->name), max_pull, l);
+    eb_buf_puts(l->o, "eventbus_group_last_pull_timestamp_seconds{group=\"");
+    eb__api_prom_label(l->o, in->name);
+    eb_buf_printf(l->o, "\"} %.3f\n", (double)l->max_us / 1e6);
+}
+
+static void prom_last_pull(eb_bus *bus, eb_buf *o)
+{
+    eb__api_prom_head(o, "eventbus_group_last_pull_timestamp_seconds", "gauge",
+                      "When a consumer of the group last pulled (Unix seconds; 0: never).");
+    last_pull_ctx l = {bus, o, 0};
+    eb_bus_groups_each(bus, prom_last_pull_one, &l);
 }
 
 void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -266,42 +342,44 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_reset(o);
     eb_bus_stats st;
     eb_bus_stats_get(api->bus, &st);
-    prom_head(o, "eventbus_events_published_total", "counter", "Events appended, by type.");
-    eb_bus_published_each(api->bus, prom_type_count, o);
-    prom_head(o, "eventbus_log_bytes", "gauge", "Bytes of the events log on disk.");
+    eb__api_prom_events(api->bus, &st, o);
+    eb__api_prom_head(o, "eventbus_log_bytes", "gauge", "Bytes of the events log on disk.");
     eb_buf_printf(o, "eventbus_log_bytes %llu\n", (unsigned long long)st.bytes);
-    prom_head(o, "eventbus_log_head_seq", "gauge", "Next sequence number of the events log.");
+    eb__api_prom_head(o, "eventbus_log_head_seq", "gauge", "Next sequence number of the events log.");
     eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
-    prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
+    eb__api_prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
-    prom_head(o, "eventbus_dedupe_ids", "gauge", "Client ids in the dedupe window.");
+    eb__api_prom_head(o, "eventbus_dedupe_ids", "gauge", "Client ids in the dedupe window.");
     eb_buf_printf(o, "eventbus_dedupe_ids %llu\n", (unsigned long long)st.dedupe_ids);
-    prom_head(o, "eventbus_dedupe_bytes", "gauge",
-              "Memory of the dedupe window (bounded by --dedupe-max-bytes).");
+    eb__api_prom_head(o, "eventbus_dedupe_bytes", "gauge",
+                      "Memory of the dedupe window (bounded by --dedupe-max-bytes).");
     eb_buf_printf(o, "eventbus_dedupe_bytes %llu\n", (unsigned long long)st.dedupe_bytes);
-    prom_head(o, "eventbus_dedupe_evicted_total", "counter",
+    eb__api_prom_head(o, "eventbus_dedupe_evicted_total", "counter",
               "Client ids forgotten before their window ended (--dedupe-max-bytes).");
     eb_buf_printf(o, "eventbus_dedupe_evicted_total %llu\n",
                   (unsigned long long)st.dedupe_evicted);
-    prom_head(o, "eventbus_in_flight_total", "gauge",
+    eb__api_prom_head(o, "eventbus_in_flight_total", "gauge",
               "Leased deliveries, all groups (bounded by --max-in-flight-total).");
     eb_buf_printf(o, "eventbus_in_flight_total %llu\n", (unsigned long long)st.in_flight);
-    prom_head(o, "eventbus_dead_letter_notices_dropped_total", "counter",
+    eb__api_prom_head(o, "eventbus_dead_letter_notices_dropped_total", "counter",
               "eventbus.dead_letter events that could not be published.");
     eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
                   (unsigned long long)st.notices_dropped);
     prom_groups(api->bus, o);
-    prom_head(o, "eventbus_auth_failures_total", "counter",
+    eb__api_prom_head(o, "eventbus_auth_failures_total", "counter",
               "Requests refused 401 for an unknown, malformed or expired token.");
     eb_buf_printf(o, "eventbus_auth_failures_total %llu\n",
                   (unsigned long long)api->auth.failures);
-    prom_head(o, "eventbus_auth_backoff_total", "counter",
+    eb__api_prom_head(o, "eventbus_auth_backoff_total", "counter",
               "Requests refused 429 while their address backs off after failed authentications.");
     eb_buf_printf(o, "eventbus_auth_backoff_total %llu\n",
                   (unsigned long long)api->auth.backoffs);
+    prom_last_pull(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",
                  "Event append to acknowledgement.", o);
+    eb__api_prom_requests(api, o);
+    eb__api_prom_process(o);
     eb__api_respond(req, 200, "text/plain; version=0.0.4", o->data, o->len);
 }

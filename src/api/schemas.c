@@ -86,7 +86,7 @@ static bool type_ok(eb_http_req *req, const eb_str *t)
 {
     if (eb_event_type_valid(t->ptr, t->len))
         return true;
-    eb__api_bad_field(req, "type", "invalid type name (1-128 characters: lowercase letters, "
+    eb__api_bad_field(req, "/type", "invalid type name (1-128 characters: lowercase letters, "
                       "digits, '.', '-', '_'; starting with a letter or digit)");
     return false;
 }

@@ -196,6 +196,8 @@ static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
         }
         int64_t v = check_schema(bus, i, &evs[i], errs);
         vers[i] = v > 0 ? (uint32_t)v : 0;
+        if (v < 0)
+            eb__bus_count_rejected(bus, evs[i].type.ptr, evs[i].type.len);
     }
     return errs->count ? EB_EINVAL : 0;
 }
@@ -383,6 +385,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
     } else if (rc == 0) {
         /* Every event is a duplicate: answer once the originals are durable. */
         assign_seqs(bus, evs, n, op, dup_of, 0, 0);
+        eb__bus_groups_published(bus, evs, op->res, n); /* counts the duplicates */
         op->next = bus->waiters;
         bus->waiters = op;
         uv_async_send(&bus->async); /* check right away */
@@ -524,9 +527,37 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
 
 /* --- open / close -------------------------------------------------------- */
 
+typedef struct walk_ctx {
+    eb_store_scan_cb fn;
+    void            *arg;
+    uint64_t         last; /* last seq looked at */
+} walk_ctx;
+
+static int walk_one(void *arg, const eb_store_rec *rec)
+{
+    walk_ctx *w = arg;
+    w->last = rec->seq;
+    return w->fn(w->arg, rec);
+}
+
+/* Hands every durable record from seq from on to fn (at open: the lookups'
+ * and the dedupe window's rebuild, the log's counts). */
+int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+{
+    walk_ctx w = {fn, arg, from ? from - 1 : 0};
+    while (w.last + 1 < eb_store_durable_seq(bus->events)) {
+        uint64_t before = w.last;
+        int rc = eb_store_scan(bus->events, w.last + 1, 4096, walk_one, &w);
+        if (rc && rc != EB_ENOTFOUND)
+            return rc;
+        if (w.last == before)
+            break;
+    }
+    return 0;
+}
+
 typedef struct rebuild_ctx {
     eb_bus  *bus;
-    uint64_t last;      /* last seq looked at */
     uint64_t window_us; /* appended at or after this: into the dedupe window */
     size_t   added;     /* ids remembered there */
     uint64_t index_from; /* the store's lookups cover the records below */
@@ -536,7 +567,6 @@ typedef struct rebuild_ctx {
 static int rebuild_one(void *arg, const eb_store_rec *rec)
 {
     rebuild_ctx *c = arg;
-    c->last = rec->seq;
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
@@ -568,24 +598,16 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
     uint64_t win_seq = 0;
     if (from < first)
         from = first;
-    rebuild_ctx c = {bus, from - 1, window ? (now > window ? now - window : 1) : 0, 0, from,
+    rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from,
                      eb_json_doc_new()};
+    uint64_t start = from;
     if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
         win_seq < from)
-        c.last = (win_seq > first ? win_seq : first) - 1;
-    while (c.last + 1 < eb_store_durable_seq(bus->events)) {
-        uint64_t before = c.last;
-        int rc = eb_store_scan(bus->events, c.last + 1, 4096, rebuild_one, &c);
-        if (rc) {
-            eb_json_doc_free(c.doc);
-            return rc;
-        }
-        if (c.last == before)
-            break;
-    }
+        start = win_seq > first ? win_seq : first;
+    int rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
     eb_json_doc_free(c.doc);
     *dedupe_added = c.added;
-    return 0;
+    return rc;
 }
 
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
@@ -605,7 +627,10 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
     rc = eb_meta_open(bus->opts.engine, &o, &bus->meta, &rep->meta, replay_meta, bus);
     if (rc)
         return rc;
-    return eb__bus_groups_start(bus);
+    rc = eb__bus_groups_start(bus);
+    if (rc == 0)
+        rc = eb__bus_count_log(bus);
+    return rc;
 }
 
 int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_report *rep)
@@ -632,6 +657,7 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
         bus->opts.max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
+    eb__bus_counts_init(&bus->counts);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = eb__bus_groups_init(bus);
     if (rc == 0)
@@ -661,6 +687,7 @@ static void free_bus(eb_bus *bus)
     eb_map_free(&bus->token_hash);
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
+    eb__bus_counts_free(&bus->counts);
     eb_buf_free(&bus->enc);
     eb_schema_errors_free(&bus->verrs);
     free(bus->recs);

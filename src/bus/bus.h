@@ -341,7 +341,13 @@ void eb_bus_observe_publish(eb_bus *bus, uint64_t us);
 
 /* Figures of the bus; the histograms are borrowed until the next bus call. */
 typedef struct eb_bus_stats {
-    uint64_t       published;   /* events accepted since start (not duplicates) */
+    uint64_t       published;   /* events in the events store (counted from it at
+                                   open, then on every append; not duplicates) */
+    uint64_t       published_since_start; /* events appended by this process */
+    uint64_t       duplicates;  /* events answered as duplicates, since start */
+    uint64_t       schema_rejected; /* events refused by their schema, since start */
+    uint64_t       types_folded;    /* events counted under "_other" (type table full) */
+    bool           degraded;    /* a store refuses appends (eb_bus_storage_error) */
     uint64_t       first_seq;   /* oldest event kept */
     uint64_t       head_seq;    /* next seq of the events store */
     uint64_t       bytes;       /* events store size on disk */
@@ -360,8 +366,18 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
  * refused with it, and it recovers by itself once space is freed); or the
  * error that broke one. *which names the store ("events", "meta"). */
 int  eb_bus_storage_error(eb_bus *bus, const char **which);
-/* Calls fn with each event type's count of published events (bounded). */
-typedef void (*eb_type_count_fn)(void *arg, const char *type, uint64_t count);
-void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg);
+/* Counters of one event type. */
+typedef struct eb_bus_type_counts {
+    uint64_t log;             /* in the events store (survives a restart) */
+    uint64_t since_start;     /* appended by this process */
+    uint64_t duplicates;      /* answered as duplicates, since start */
+    uint64_t schema_rejected; /* refused by the type's schema, since start */
+} eb_bus_type_counts;
+/* At most this many types are counted by name; the rest fold into "_other". */
+#define EB_BUS_MAX_TYPES 1000
+/* Calls fn with each event type's counters (borrowed for the call), then
+ * "_other" if any type was folded. */
+typedef void (*eb_bus_types_fn)(void *arg, const char *type, const eb_bus_type_counts *c);
+void eb_bus_types_each(eb_bus *bus, eb_bus_types_fn fn, void *arg);
 
 #endif

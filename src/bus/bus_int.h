@@ -78,8 +78,6 @@ typedef struct eb_bus_groups {
     size_t        dl_cap;
     pull_waiter  *waiters;     /* long polls, oldest first */
     pull_waiter  *waiters_tail;
-    eb_map        published;   /* type -> uint64_t* count (bounded) */
-    uint64_t      published_total;
     uint64_t      in_flight;     /* leases, all groups (eb_group_env.leases) */
     eb_hist       publish_hist;  /* request to durable answer */
     eb_hist       delivery_hist; /* append to ack */
@@ -90,6 +88,21 @@ typedef struct eb_bus_groups {
     size_t        dl_n;          /* notices in dl_text */
     uint64_t      dl_failed;     /* notices that could not be published */
 } eb_bus_groups;
+
+/* counts.c: event counters (see eb_bus_stats, eb_bus_type_counts). */
+typedef struct eb_bus_counts {
+    eb_map             by_type;   /* type -> eb_bus_type_counts* (bounded) */
+    eb_bus_type_counts other;     /* types past EB_BUS_MAX_TYPES */
+    uint64_t           folded_events;
+    uint64_t           log, since_start, duplicates, schema_rejected;
+} eb_bus_counts;
+void eb__bus_counts_init(eb_bus_counts *c);
+void eb__bus_counts_free(eb_bus_counts *c);
+int  eb__bus_count_log(eb_bus *bus);
+int  eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg);
+void eb__bus_count_published(eb_bus *bus, const char *type, size_t n);
+void eb__bus_count_duplicate(eb_bus *bus, const char *type, size_t n);
+void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n);
 
 struct eb_bus {
     uv_loop_t      *loop;     /* the loop everything runs on */
@@ -114,6 +127,7 @@ struct eb_bus {
     eb_bus_groups   grp;      /* consumer groups */
     eb_map          tokens;   /* API tokens: name -> eb_token (tokens.c) */
     eb_map          token_hash; /* hash (32 bytes) -> eb_token */
+    eb_bus_counts   counts;   /* event counters (counts.c) */
     int             handles;  /* libuv handles still open (freed at 0) */
     size_t          schemas_pending;  /* registrations being made durable */
     int             storage_err;      /* last seen eb_bus_storage_error (health.c) */

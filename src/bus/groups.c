@@ -17,7 +17,6 @@
 #include "util/xmalloc.h"
 
 #define TICK_MS 10
-#define MAX_TYPE_COUNTERS 10000
 
 static uint64_t durable_head(eb_bus *bus)
 {
@@ -339,25 +338,15 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 
 /* --- publishing hooks ----------------------------------------------------------------- */
 
-static void count_type(eb_bus *bus, const char *t, size_t n)
-{
-    uint64_t *c = eb_map_get(&bus->grp.published, t, n);
-    if (!c && bus->grp.published.len < MAX_TYPE_COUNTERS) {
-        c = eb_xcalloc(1, sizeof *c);
-        eb_map_put(&bus->grp.published, t, n, c, NULL);
-    }
-    if (c)
-        (*c)++;
-}
-
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (res[i].duplicate)
+        if (res[i].duplicate) {
+            eb__bus_count_duplicate(bus, evs[i].type.ptr, evs[i].type.len);
             continue;
-        bus->grp.published_total++;
-        count_type(bus, evs[i].type.ptr, evs[i].type.len);
+        }
+        eb__bus_count_published(bus, evs[i].type.ptr, evs[i].type.len);
         size_t it = 0;
         eb_group *g;
         const eb_event_in *e = &evs[i];
@@ -376,7 +365,13 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
 {
     eb_store_stats st;
     eb_store_stats_get(bus->events, &st);
-    *out = (eb_bus_stats){.published = bus->grp.published_total,
+    const char *which;
+    *out = (eb_bus_stats){.published = bus->counts.log,
+                          .published_since_start = bus->counts.since_start,
+                          .duplicates = bus->counts.duplicates,
+                          .schema_rejected = bus->counts.schema_rejected,
+                          .types_folded = bus->counts.folded_events,
+                          .degraded = eb_bus_storage_error(bus, &which) != 0,
                           .first_seq = eb_store_first_seq(bus->events),
                           .head_seq = eb_store_next_seq(bus->events),
                           .bytes = st.bytes,
@@ -389,14 +384,6 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .notices_dropped = bus->grp.dl_failed,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
-}
-
-void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg)
-{
-    size_t it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&bus->grp.published, &it)))
-        fn(arg, s->key, *(uint64_t *)s->val);
 }
 
 /* --- the timer -------------------------------------------------------------------------- */
@@ -432,7 +419,6 @@ int eb__bus_groups_init(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     eb_map_init(&gr->by_name);
-    eb_map_init(&gr->published);
     eb_outbox_init(&gr->ob);
     return 0;
 }
@@ -463,11 +449,6 @@ void eb__bus_groups_close(eb_bus *bus)
         uv_timer_stop(&gr->timer);
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
-    size_t it = 0;
-    const eb_map_slot *s;
-    while ((s = eb_map_next(&gr->published, &it)))
-        free(s->val);
-    eb_map_free(&gr->published);
     eb_outbox_free(&gr->ob);
     eb_buf_free(&gr->dl_text);
     gr->dl_n = 0;

@@ -8,6 +8,7 @@
  * `held` and are parsed when the answers drain. */
 #include "http/http.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,6 +186,8 @@ int eb_http_respond(eb_http_req *req, int status, const char *content_type,
         eb__http_req_free(req);
         return EB_ECLOSED;
     }
+    if (c->srv->opts.on_answer)
+        c->srv->opts.on_answer(c->srv->ud, req, status, body, len);
     req->resp = format_answer(c->srv, req, status, content_type, body, len, &req->resp_len);
     if (!req->resp) {
         static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
@@ -209,6 +212,24 @@ void eb_http_set_header(eb_http_req *req, const char *name, const char *value)
 bool eb_http_req_client_gone(const eb_http_req *req)
 {
     return !req->conn || req->conn->peer_eof;
+}
+
+void eb_http_req_peer_name(const eb_http_req *req, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    char ip[64];
+    snprintf(buf, cap, "-");
+    if (eb_http_req_peer(req, &ss) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        if (uv_ip6_name(a, ip, sizeof ip) == 0)
+            snprintf(buf, cap, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        if (uv_ip4_name(a, ip, sizeof ip) == 0)
+            snprintf(buf, cap, "%s:%u", ip, ntohs(a->sin_port));
+    }
 }
 
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len)
@@ -366,6 +387,8 @@ static void on_request(void *arg, eb_http_req *r)
     r->keep_alive = r->keep_alive && !c->srv->stopping;
     enqueue(c, r);
     c->srv->stats.requests++;
+    if (c->srv->opts.timed)
+        r->start_ns = uv_hrtime();
     c->srv->handler(c->srv->ud, r);
     if (c->closed || c->closing || conn_full(c))
         eb__http_reader_pause(&c->rd);

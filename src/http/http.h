@@ -30,7 +30,7 @@
 #include <uv.h>
 
 enum { EB_HTTP_DELETE = 0, EB_HTTP_GET = 1, EB_HTTP_HEAD = 2, EB_HTTP_POST = 3,
-       EB_HTTP_PUT = 4, EB_HTTP_OTHER = 99 };
+       EB_HTTP_PUT = 4, EB_HTTP_PATCH = 5, EB_HTTP_OTHER = 99 };
 
 typedef struct eb_http_header {
     const char *name;  /* lowercased */
@@ -64,10 +64,18 @@ typedef struct eb_http_req {
     size_t                extra_len;
     bool                  keep_alive; /* the client wants the connection kept */
     bool                  head;       /* HEAD: answer without a body */
+    /* for the handler (read and written by it only) */
+    uint16_t              tag;        /* the handler's mark (e.g. its route), 0 unset */
+    uint64_t              start_ns;   /* uv_hrtime() at arrival, with opts.timed; else 0 */
 } eb_http_req;
 
 typedef struct eb_http_server eb_http_server;
 typedef void (*eb_http_handler)(void *ud, eb_http_req *req);
+/* Called (with the handler's ud) as each answer is given, before the
+ * request is released: every answer, the server's own 4xx included (then
+ * path may be NULL). body is the answer's body (borrowed for the call). */
+typedef void (*eb_http_answer_fn)(void *ud, const eb_http_req *req, int status,
+                                  const char *body, size_t len);
 
 typedef struct eb_http_opts {
     size_t   max_body;         /* default 1 MiB + 64 KiB */
@@ -86,6 +94,8 @@ typedef struct eb_http_opts {
      * a log line for the daemon. May be NULL. Called on the loop thread. */
     void   (*warn)(void *warn_arg, const char *msg);
     void    *warn_arg;
+    eb_http_answer_fn on_answer; /* NULL: none */
+    bool     timed;            /* stamp each request's start_ns (for an access log) */
 } eb_http_opts;
 
 /* Creates a server on loop; *out is owned by the caller (eb_http_server_free
@@ -104,6 +114,9 @@ void eb_http_set_header(eb_http_req *req, const char *name, const char *value);
  * a half-close: EOF either way). The connection is closed then, its answers
  * dropped: a long poll should hand it nothing more. */
 bool eb_http_req_client_gone(const eb_http_req *req);
+/* The client's address as "ip:port" (or "[ip6]:port") into buf; "-" when
+ * the client is gone. */
+void eb_http_req_peer_name(const eb_http_req *req, char *buf, size_t cap);
 /* The value of header lname (lowercase), or NULL; its length in *len. */
 const char *eb_http_req_header(const eb_http_req *req, const char *lname, size_t *len);
 /* The client's address (the TCP peer); 0 or an error. */

@@ -61,6 +61,7 @@ static int map_method(unsigned m)
     case HTTP_HEAD:   return EB_HTTP_HEAD;
     case HTTP_POST:   return EB_HTTP_POST;
     case HTTP_PUT:    return EB_HTTP_PUT;
+    case HTTP_PATCH:  return EB_HTTP_PATCH;
     default:          return EB_HTTP_OTHER;
     }
 }

@@ -164,6 +164,11 @@ void eb_jw_null(eb_jw *w);
 void eb_jw_raw(eb_jw *w, const char *json, size_t n);
 /* Serializes a parsed node (compact; numbers keep their original text). */
 void eb_jw_value(eb_jw *w, const eb_json *v);
+/* Writes target with the JSON merge patch (RFC 7396) applied: members of
+ * a patch object replace the target's (recursively for objects), null
+ * members remove them; a patch that is not an object replaces the target.
+ * target may be NULL (absent). Duplicate keys in patch: the first counts. */
+void eb_json_merge_patch(eb_jw *w, const eb_json *target, const eb_json *patch);
 
 /* Appends s[0..n) as a quoted, escaped JSON string. Bytes that are not
  * valid UTF-8 are written as U+FFFD, so the output is always valid JSON

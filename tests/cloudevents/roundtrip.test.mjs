@@ -43,8 +43,13 @@ before(async () => {
   throw new Error('eventbusd did not start');
 });
 
-after(() => {
-  proc?.kill('SIGTERM');
+// The data dir goes once the daemon has exited (it writes while it stops).
+after(async () => {
+  if (proc && proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 

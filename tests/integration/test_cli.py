@@ -328,6 +328,13 @@ def test_groups_lifecycle(srv):
     assert r["created"] is False and cfg["max_attempts"] == 7
     assert cfg["types"] == ["order.created", "payment.*"] and cfg["ack_timeout_ms"] == 10000, cfg
     assert cfg["backoff"]["jitter"] == 0 and cfg["ordering"] == "key", cfg
+    # set = update: a merge patch, the nested backoff members not given are kept
+    r = js(srv, "groups", "set", "billing", "--backoff-max", "9s")
+    cfg = r["config"]
+    assert cfg["backoff"]["max_ms"] == 9000 and cfg["backoff"]["initial_ms"] == 200, cfg
+    assert cfg["max_attempts"] == 7 and cfg["ordering"] == "key", cfg
+    rc, _, err = run(srv, "groups", "set", "nope", "--max-attempts", "2")
+    assert rc == 1 and "not_found" in err, err
     out = ok(srv, "--table", "groups", "show", "billing")
     assert "types:          order.created,payment.*" in out and "max attempts:   7" in out
     assert js(srv, "groups", "pause", "billing") == {"group": "billing", "paused": True}

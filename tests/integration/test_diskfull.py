@@ -80,6 +80,15 @@ def wait_health(srv, status, timeout=15):
         time.sleep(0.05)
 
 
+def degraded_gauge(srv):
+    st, _, text = srv.request("GET", "/metrics")
+    assert st == 200, st
+    for line in text.splitlines():
+        if line.startswith("eventbus_storage_degraded "):
+            return float(line.split()[1])
+    raise AssertionError("no eventbus_storage_degraded in /metrics")
+
+
 def test_disk_full_answers_507_then_recovers_without_restart(srv):
     srv.start()
     acked = {}
@@ -106,6 +115,7 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
     st, hdrs, body = wait_health(srv, 503)
     assert st == 503 and body["status"] == "degraded", (st, body)
     assert "storage full" in body["reason"] and body["code"] == "storage_full", body
+    assert degraded_gauge(srv) == 1  # the metric reads the state /healthz does
     # reads keep working meanwhile
     st, _, page = srv.request("GET", "/v1/events?limit=1000")
     assert st == 200 and len(page["events"]) == len(acked), page
@@ -115,6 +125,7 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
     os.unlink(filler)
     st, _, body = wait_health(srv, 200)
     assert st == 200 and body == {"status": "ok"}, (st, body)
+    assert degraded_gauge(srv) == 0
     assert wait_log(srv, "storage writable again") == 1, srv.log_tail()
     for i in range(20, 25):
         st, _, body = srv.request("POST", "/v1/events", event(i))

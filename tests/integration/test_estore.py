@@ -311,8 +311,8 @@ def test_unknown_query_parameters_refused(srv):
                  "/v1/groups?x=1", "/healthz?probe", "/v1/events?from_version=2"):
         st, _, js = srv.request("GET", path)
         assert st == 400 and js["error"]["code"] == "invalid_request", (path, st, js)
-        assert js["error"]["details"][0]["field"] in ("?kee", "type", "?verbose", "?x", "?probe",
-                                                      "from_version"), js
+        assert js["error"]["details"][0]["field"] in ("?kee", "?type", "?verbose", "?x", "?probe",
+                                                      "?from_version"), js
     st, _, js = srv.request("GET", "/v1/events?limit=5&type=a.b")
     assert st == 200, js
 

@@ -523,8 +523,8 @@ def test_stats_and_metrics(srv):
     st, hdrs, text = srv.request("GET", "/metrics")
     assert st == 200 and hdrs["content-type"].startswith("text/plain"), hdrs
     for line in ['eventbus_events_published_total{type="order.created"} 4',
-                 'eventbus_deliveries_total{group="m",outcome="acked"} 3',
-                 'eventbus_deliveries_total{group="m",outcome="dead_lettered"} 1',
+                 'eventbus_delivery_outcomes_total{group="m",outcome="acked"} 3',
+                 'eventbus_dead_lettered_total{group="m"} 1',
                  'eventbus_group_lag{group="m"} 0',
                  'eventbus_dlq_depth{group="m"} 1',
                  'eventbus_group_oldest_unacked_seconds{group="m"} 0',

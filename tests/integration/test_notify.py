@@ -173,7 +173,8 @@ def syscall_filter():
 
 def request(port, method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None)
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"Content-Type": "application/json"} if body is not None else {})
     resp = conn.getresponse()
     data = resp.read()
     conn.close()

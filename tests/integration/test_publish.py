@@ -132,6 +132,20 @@ def test_wrong_content_type_is_415(srv):
     st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a"}',
                             headers={"Content-Type": "text/plain"})
     assert st == 415 and js["error"]["code"] == "unsupported_media_type", js
+    # curl -d's default type, and a body with no Content-Type at all (raw
+    # HTTP: http.client would add none either), are refused as docs/api.md says.
+    st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a"}',
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert st == 415 and "curl: --json" in js["error"]["message"], js
+    resp = srv.raw(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n"
+                   b"Connection: close\r\n\r\n{\"type\":\"a\"}")
+    assert resp.startswith(b"HTTP/1.1 415 "), resp
+    for ct in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        st, _, js = srv.request("POST", "/v1/events", raw=b'{"type":"a"}',
+                                headers={"Content-Type": ct})
+        assert st == 201, (ct, js)
+    st, _, page = srv.request("GET", "/v1/events")
+    assert len(page["events"]) == 2, page  # the refused ones wrote nothing
 
 
 def test_oversized_event_is_413_and_server_keeps_serving(srv):
@@ -317,7 +331,22 @@ def test_browse_since_out_of_range(srv):
     assert st == 200 and len(page["events"]) == 1, page
     for bad in ("nand", "infh", "-1h"):
         st, _, js = srv.request("GET", "/v1/events?since=" + bad)
-        assert st == 400 and js["error"]["details"][0]["field"] == "since", (bad, js)
+        assert st == 400 and js["error"]["details"][0]["field"] == "?since", (bad, js)
+
+
+def test_browse_query_values_are_percent_decoded(srv):
+    publish(srv, {"type": "a.b", "data": 1})
+    # What urllib.parse.quote / curl --data-urlencode send: ':' as %3A.
+    for q in ("since=2000-01-01T00%3A00%3A00Z", "since=2000-01-01T00:00:00Z",
+              "since=2000-01-01T00%3a00%3a00%2B00%3A00", "type=a%2Eb", "limit=%31"):
+        st, _, page = srv.request("GET", "/v1/events?" + q)
+        assert st == 200 and len(page["events"]) == 1, (q, page)
+    for q, field in (("since=%ZZ", "?since"), ("type=a%00b", "?type"), ("limit=%", "?limit"),
+                     ("after_seq=x", "?after_seq"), ("until=soon", "?until")):
+        st, _, js = srv.request("GET", "/v1/events?" + q)
+        assert st == 400 and js["error"]["details"][0]["field"] == field, (q, js)
+    st, _, js = srv.request("GET", "/v1/groups/nope/dlq?limit=%31")
+    assert st == 404, js
 
 
 def test_browse_filters_and_pages(srv):
@@ -336,7 +365,7 @@ def test_browse_filters_and_pages(srv):
     st, _, page = srv.request("GET", "/v1/events?until=2000-01-01T00:00:00Z")
     assert page["events"] == []
     st, _, js = srv.request("GET", "/v1/events?limit=0")
-    assert st == 400 and js["error"]["details"][0]["field"] == "limit"
+    assert st == 400 and js["error"]["details"][0]["field"] == "?limit"
     st, _, js = srv.request("GET", "/v1/events/does-not-exist")
     assert st == 404
 
@@ -421,7 +450,7 @@ def test_invalid_schema_is_400(srv):
     st, _, js = srv.request("PUT", "/v1/schemas/order.created", {"schema": {}, "compatibility": "sideways"})
     assert st == 400 and js["error"]["details"][0]["field"] == "/compatibility", js
     st, _, js = srv.request("PUT", "/v1/schemas/Bad%20Type", {"schema": {}})
-    assert st == 400 and js["error"]["details"][0]["field"] == "type", js
+    assert st == 400 and js["error"]["details"][0]["field"] == "/type", js
 
 
 def test_unsupported_schema_draft_is_422_naming_schema(srv):

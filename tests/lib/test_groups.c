@@ -113,6 +113,22 @@ TEST(group_crud)
     CHECK(gi->has_detail);
     eb_result_free(gi);
 
+    /* patch: only the members set change; the rest is kept (a PUT resets it) */
+    eb_groups_config ch = {.size = sizeof ch, .ack_timeout_ms = 5000, .backoff_initial_ms = 200};
+    CHECK_OK(eb_groups_patch(c, "billing", &ch, &gi));
+    CHECK_EQ(gi->ack_timeout_ms, 5000);
+    CHECK_EQ(gi->backoff_initial_ms, 200);
+    CHECK_EQ(gi->max_attempts, 7);
+    CHECK(gi->ntypes == 2);
+    CHECK_STR(gi->ordering, "key");
+    eb_result_free(gi);
+    CHECK_EQ(eb_groups_patch(c, "nope", &ch, &gi), EB_ENOTFOUND);
+    CHECK(gi == NULL);
+    ch.start = "earliest";
+    CHECK_EQ(eb_groups_patch(c, "billing", &ch, NULL), EB_EINVAL); /* refused locally */
+    ch = (eb_groups_config){.size = sizeof ch, .ack_timeout_ms = 30000};
+    CHECK_OK(eb_groups_patch(c, "billing", &ch, NULL));
+
     eb_groups_info st = state(c, "billing");
     CHECK(!st.paused);
     CHECK_EQ(st.lag, 0);

@@ -356,7 +356,44 @@ TEST(number_literals_are_bounded)
     CHECK_EQ(parse_err("123456", &o, &e), EB_ESYNTAX);
 }
 
-TEST_MAIN(T(values_of_each_type), T(escapes_and_unicode), T(errors_name_line_and_column),
+/* The examples of RFC 7396, appendix A, and a nested removal. */
+TEST(merge_patch_rfc7396_examples)
+{
+    static const char *const cases[][3] = {
+        {"{\"a\":\"b\"}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+        {"{\"a\":\"b\"}", "{\"b\":\"c\"}", "{\"a\":\"b\",\"b\":\"c\"}"},
+        {"{\"a\":\"b\"}", "{\"a\":null}", "{}"},
+        {"{\"a\":\"b\",\"b\":\"c\"}", "{\"a\":null}", "{\"b\":\"c\"}"},
+        {"{\"a\":[\"b\"]}", "{\"a\":\"c\"}", "{\"a\":\"c\"}"},
+        {"{\"a\":\"c\"}", "{\"a\":[\"b\"]}", "{\"a\":[\"b\"]}"},
+        {"{\"a\":{\"b\":\"c\"}}", "{\"a\":{\"b\":\"d\",\"c\":null}}", "{\"a\":{\"b\":\"d\"}}"},
+        {"{\"a\":[{\"b\":\"c\"}]}", "{\"a\":[1]}", "{\"a\":[1]}"},
+        {"[\"a\",\"b\"]", "[\"c\",\"d\"]", "[\"c\",\"d\"]"},
+        {"{\"a\":\"b\"}", "[\"c\"]", "[\"c\"]"},
+        {"{\"a\":\"foo\"}", "null", "null"},
+        {"{\"a\":\"foo\"}", "\"bar\"", "\"bar\""},
+        {"{\"e\":null}", "{\"a\":1}", "{\"e\":null,\"a\":1}"},
+        {"[1,2]", "{\"a\":\"b\",\"c\":null}", "{\"a\":\"b\"}"},
+        {"{}", "{\"a\":{\"bb\":{\"ccc\":null}}}", "{\"a\":{\"bb\":{}}}"},
+        {"{\"x\":{\"y\":1,\"z\":2}}", "{\"x\":{\"z\":null}}", "{\"x\":{\"y\":1}}"}};
+    eb_json_doc *t = eb_json_doc_new(), *p = eb_json_doc_new();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_OK(eb_json_parse(t, cases[i][0], strlen(cases[i][0]), NULL, NULL));
+        CHECK_OK(eb_json_parse(p, cases[i][1], strlen(cases[i][1]), NULL, NULL));
+        eb_buf out = EB_BUF_INIT;
+        eb_jw w;
+        eb_jw_init(&w, &out);
+        eb_json_merge_patch(&w, eb_json_root(t), eb_json_root(p));
+        if (out.len != strlen(cases[i][2]) || memcmp(out.data, cases[i][2], out.len) != 0)
+            eb_test_fail(__FILE__, __LINE__, "case %zu: %.*s, want %s", i, (int)out.len,
+                         out.data, cases[i][2]);
+        eb_buf_free(&out);
+    }
+    eb_json_doc_free(t);
+    eb_json_doc_free(p);
+}
+
+TEST_MAIN(T(merge_patch_rfc7396_examples), T(values_of_each_type), T(escapes_and_unicode), T(errors_name_line_and_column),
           T(bounds_on_depth_size_and_dup_keys), T(round_trip_keeps_number_text),
           T(writer_structure_and_escaping), T(equality_and_numbers), T(doc_reuse_keeps_memory),
           T(writer_replaces_invalid_utf8), T(writer_escapes_every_byte_at_every_position),

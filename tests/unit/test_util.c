@@ -24,6 +24,11 @@
 const char *__asan_default_options(void);
 const char *__asan_default_options(void) { return "allocator_may_return_null=1"; }
 #endif
+#ifdef __SANITIZE_THREAD__
+/* The same under TSan (TSAN_OPTIONS from tests/run.py adds to it). */
+const char *__tsan_default_options(void);
+const char *__tsan_default_options(void) { return "allocator_may_return_null=1"; }
+#endif
 
 /* Runs fn in a forked child with stderr captured into out; returns the
  * child's wait status. */

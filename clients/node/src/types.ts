@@ -212,13 +212,20 @@ export interface ReplayResult { requeued: number; expired: number }
 
 export interface Stats {
   events: {
+    /** Events in the log (counted from it at start; survives a restart). */
     published: number;
+    /** Per process, from 0 at each start. */
+    published_since_start: number;
+    duplicates_since_start: number;
+    schema_rejected_since_start: number;
     first_seq: number;
     head_seq: number;
     bytes: number;
     segments: number;
     publish_p50_ms: number;
     publish_p99_ms: number;
+    /** At most 1,000 types by name, the rest under "_other". */
+    types: Record<string, { published: number; published_since_start: number }>;
   };
   groups: GroupDetail[];
 }
