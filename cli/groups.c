@@ -107,7 +107,7 @@ static int config_option(cli *x, int c, grp_args *a)
         if (!cli_parse_u64(optarg, 1000000, &v))
             return cli_usage(x, "--max-in-flight needs a number from 0 to 1000000");
         a->g.max_in_flight = (uint32_t)v;
-        a->mif_set = true;
+        a->mif_set = a->g.has_max_in_flight = true;
         return 0;
     case 'L':
         a->g.filter = strcmp(optarg, "{}") ? optarg : NULL;
@@ -115,7 +115,7 @@ static int config_option(cli *x, int c, grp_args *a)
         return 0;
     case 'R':
         a->g.rate_limit = strtod(optarg, &end);
-        a->rate_set = true;
+        a->rate_set = a->g.has_rate_limit = true;
         return *end || !(a->g.rate_limit >= 0 && a->g.rate_limit <= 1000000)
                    ? cli_usage(x, "--rate-limit needs a number from 0 to 1000000")
                    : 0;
@@ -279,6 +279,8 @@ static int put_group(cli *x, grp_args *a)
      * server at once: nothing read first, nothing else reset). */
     bool created = false;
     eb_groups_info *now = NULL;
+    if (!create && a->filter_set && !a->g.filter)
+        a->g.filter = "null"; /* --filter {}: a merge patch removes it */
     int rc = create ? eb_groups_put(x->c, a->group, &a->g, &created, &now)
                     : eb_groups_patch(x->c, a->group, &a->g, &now);
     if (rc)

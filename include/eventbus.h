@@ -420,6 +420,8 @@ typedef struct eb_groups_config {
     uint32_t     max_in_flight;    /* leases outstanding across all consumers; 0: no cap */
     double       rate_limit;       /* deliveries per second (token bucket); 0: none */
     const char  *filter;           /* JSON text of a filter object (docs/api.md); NULL: none */
+    bool         has_max_in_flight; /* send max_in_flight even when 0 (a patch removing the cap) */
+    bool         has_rate_limit;    /* send rate_limit even when 0 (a patch removing the limit) */
 } eb_groups_config;
 
 /* A consumer of a group, as the server last saw it. */

@@ -334,8 +334,13 @@ static void write_config(eb_jw *w, const eb_groups_config *g)
         eb_jw_key(w, "ordering");
         eb_jw_str(w, g->ordering);
     }
-    kv_u32(w, "max_in_flight", g->max_in_flight);
-    if (g->rate_limit > 0) {
+    if (g->has_max_in_flight) {
+        eb_jw_key(w, "max_in_flight");
+        eb_jw_uint(w, g->max_in_flight);
+    } else {
+        kv_u32(w, "max_in_flight", g->max_in_flight);
+    }
+    if (g->rate_limit > 0 || g->has_rate_limit) {
         eb_jw_key(w, "rate_limit");
         eb_jw_double(w, g->rate_limit);
     }

@@ -66,6 +66,7 @@ def call_for(method, pattern, fx):
         ("PUT", "/v1/schemas/{type}"): {"schema": {"type": "object"}},
         ("POST", "/v1/schemas/{type}/check"): {"schema": {"type": "object"}},
         ("PUT", "/v1/groups/{group}"): {"types": ["t.*"]},
+        ("PATCH", "/v1/groups/{group}"): {"max_attempts": 5},
         ("POST", "/v1/groups/{group}/pull"): {"consumer": "c", "max": 1},
         ("POST", "/v1/groups/{group}/ack"): {"ids": ["nope"]},
         ("POST", "/v1/groups/{group}/nack"): {"ids": ["nope"]},

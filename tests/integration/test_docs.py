@@ -26,7 +26,7 @@ from harness import ROOT, run_tests
 DOC = os.path.join(ROOT, "docs", "api.md")
 SUBST = {"{type}": "order.created", "{group}": "inventory", "{n}": "1"}
 DETAIL_KEYS = {"index", "field", "path", "schemaPath", "message", "undecidable",
-               "current_version"}
+               "current_version", "scope"}
 
 
 def sections():
