@@ -51,6 +51,12 @@ export class VersionConflictError extends ConflictError {
 }
 /** A schema breaks its type's compatibility mode; `details` lists each breaking change. */
 export class IncompatibleSchemaError extends ConflictError {}
+/** A bound of the server (--max-groups, --max-schemas) would be passed: nothing written. */
+export class LimitExceededError extends ConflictError {}
+/** The request did not arrive within the server's header or body timeout (408). */
+export class RequestTimeoutError extends EventBusError {}
+/** A schema's `$schema` names a draft the server does not validate (2020-12 and draft-07 only). */
+export class UnsupportedSchemaError extends EventBusError {}
 export class PayloadTooLargeError extends EventBusError {}
 export class UnsupportedMediaTypeError extends EventBusError {}
 /** Event data breaks its schema; `details` has every violation. */
@@ -76,6 +82,9 @@ const byCode: Record<string, new (m: string, c: string, s: number, d: ErrorDetai
   conflict: ConflictError,
   incompatible_schema: IncompatibleSchemaError,
   version_conflict: VersionConflictError,
+  limit_exceeded: LimitExceededError,
+  request_timeout: RequestTimeoutError,
+  unsupported_schema: UnsupportedSchemaError,
   payload_too_large: PayloadTooLargeError,
   unsupported_media_type: UnsupportedMediaTypeError,
   schema_violation: SchemaViolationError,

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import {
   EventBus, SchemaViolationError, IncompatibleSchemaError, ConflictError, NotFoundError, InvalidRequestError,
-  InvalidSchemaError, ConnectionError, EventBusError, MalformedJsonError, VersionConflictError, toCloudEvent, toJsonSchema,
+  InvalidSchemaError, ConnectionError, EventBusError, MalformedJsonError, VersionConflictError, LimitExceededError, UnsupportedSchemaError, toCloudEvent, toJsonSchema,
 } from '../dist/index.js';
 import { Server } from './server.mjs';
 
@@ -278,4 +278,22 @@ test('8 concurrent publishers on one key with expected versions: exactly one win
   for await (const p of bus.stream(key, { fromVersion: 9 })) tail.push(...p.events.map((e) => e.key_version));
   assert.deepEqual(tail, [9, 10]);
   assert.deepEqual((await bus.keyStream('no-such-key')).key_version, 0);
+});
+
+test('limit_exceeded and unsupported_schema have their classes', async () => {
+  const s = await new Server(['--max-groups', '1']).start();
+  try {
+    const b = new EventBus({ url: s.url });
+    await b.groups.create('g1', { types: ['t'] });
+    const e = await b.groups.create('g2', { types: ['t'] }).catch((x) => x);
+    assert.ok(e instanceof LimitExceededError && e instanceof ConflictError, String(e));
+    assert.equal(e.status, 409);
+    await b.groups.create('g1', { types: ['t', 'u'] }); // updates still work
+    const u = await b.schemas.register('t', { $schema: 'http://json-schema.org/draft-04/schema#', type: 'object' }).catch((x) => x);
+    assert.ok(u instanceof UnsupportedSchemaError, String(u));
+    assert.equal(u.status, 422);
+  } finally {
+    await s.stop();
+    await s.cleanup();
+  }
 });
