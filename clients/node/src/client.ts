@@ -5,7 +5,8 @@ import { Worker, type ConsumeOptions, type Handler } from './worker.js';
 import { toJsonSchema } from './zod.js';
 import type {
   AckResult, BrowseOptions, CloudEvent, Compatibility, DeadLetterPage, EventInput, EventMap, EventMapOf,
-  EventOf, EventPage, ExtendResult, GroupDetail, GroupOptions, GroupPut, GroupSummary, JsonSchema, NackResult,
+  EventOf, EventPage, ExtendResult, GroupDetail, GroupOptions, GroupPut, GroupSummary, JsonSchema, KeyStreamOptions,
+  KeyStreamPage, NackOptions, NackResult,
   PublishOptions, PublishResult, PullOptions, ReplayBound, ReplayOptions, ReplayResult, SchemaCheck,
   SchemaRegistered, SchemaSummary, SchemaType, SchemaVersion, Stats, StoredEventOf, ZodLike,
 } from './types.js';
@@ -26,10 +27,20 @@ function query(params: Record<string, string | number | undefined>): string {
 const time = (t: string | Date) => (t instanceof Date ? t.toISOString() : t);
 const bound = (b: ReplayBound) => (b instanceof Date ? b.toISOString() : b);
 
+/** The wire names of options whose client name differs (the rest are the same on both sides). */
+const wireName: Record<string, string> = { expectedVersion: 'expected_version' };
+
 function envelope(type: string, data: unknown, o: PublishOptions | undefined): Record<string, unknown> {
   const e: Record<string, unknown> = { type, data };
-  if (o) for (const [k, v] of Object.entries(o)) if (v !== undefined) e[k] = v;
+  if (o) for (const [k, v] of Object.entries(o)) if (v !== undefined) e[wireName[k] ?? k] = v;
   return e;
+}
+
+/** The server's receipt with `key_version` as `keyVersion`. */
+function receipt(r: PublishResult & { key_version?: number }): PublishResult {
+  if (r.key_version === undefined) return r;
+  const { key_version, ...rest } = r;
+  return { ...rest, keyVersion: key_version };
 }
 
 export interface RegisterOptions {
@@ -126,10 +137,12 @@ export class Groups<M extends EventMap> {
   async ack(name: string, deliveryIds: string[]): Promise<AckResult> {
     return (await this.t.request<AckResult>('POST', `/v1/groups/${seg(name)}/ack`, { ids: deliveryIds })).body;
   }
-  async nack(name: string, deliveryIds: string[], o: { error?: string; delayMs?: number } = {}): Promise<NackResult> {
+  /** Failed attempts: retried after delayMs (or the backoff); `deadLetter` sends them straight to the DLQ. */
+  async nack(name: string, deliveryIds: string[], o: NackOptions = {}): Promise<NackResult> {
     const body: Record<string, unknown> = { ids: deliveryIds };
     if (o.error !== undefined) body.error = o.error;
     if (o.delayMs !== undefined) body.delay_ms = o.delayMs;
+    if (o.deadLetter) body.dead_letter = true;
     return (await this.t.request<NackResult>('POST', `/v1/groups/${seg(name)}/nack`, body)).body;
   }
   /** Pushes each lease's deadline to now + ms (default: the group's ack_timeout_ms). */
@@ -192,22 +205,23 @@ export class EventBus<M extends EventMap = EventMap> {
 
   /** Publishes one event; resolves once it is durable. */
   async publish<K extends keyof M & string>(type: K, data: M[K], o?: PublishOptions): Promise<PublishResult> {
-    return (await this.transport.request<PublishResult>('POST', '/v1/events', envelope(type, data, o))).body;
+    return receipt((await this.transport.request<PublishResult>('POST', '/v1/events', envelope(type, data, o))).body);
   }
 
   /** Publishes up to 1000 events atomically: all are written, or none (the error lists every fault by index). */
   async publishBatch(events: EventInput<M>[]): Promise<PublishResult[]> {
-    return (await this.transport.request<{ results: PublishResult[] }>('POST', '/v1/events/batch', events)).body.results;
+    const body = events.map(({ type, data, ...o }) => envelope(type, data, o));
+    return (await this.transport.request<{ results: PublishResult[] }>('POST', '/v1/events/batch', body)).body.results.map(receipt);
   }
 
   /** Publishes CloudEvents 1.0 (structured mode; an array is one atomic batch). */
   async publishCloudEvents(events: CloudEvent | CloudEvent[]): Promise<PublishResult[]> {
     if (Array.isArray(events)) {
       const raw = { body: JSON.stringify(events), contentType: 'application/cloudevents-batch+json' };
-      return (await this.transport.request<{ results: PublishResult[] }>('POST', '/v1/events/batch', undefined, { raw })).body.results;
+      return (await this.transport.request<{ results: PublishResult[] }>('POST', '/v1/events/batch', undefined, { raw })).body.results.map(receipt);
     }
     const raw = { body: JSON.stringify(events), contentType: 'application/cloudevents+json' };
-    return [(await this.transport.request<PublishResult>('POST', '/v1/events', undefined, { raw })).body];
+    return [receipt((await this.transport.request<PublishResult>('POST', '/v1/events', undefined, { raw })).body)];
   }
 
   /** One event by id. */
@@ -235,6 +249,24 @@ export class EventBus<M extends EventMap = EventMap> {
       yield* page.events;
       if (page.next_after_seq === null) return;
       after = page.next_after_seq;
+    }
+  }
+
+  /** One page of a key's stream, in version order (the work is proportional to the page, not the log). */
+  async keyStream(key: string, o: KeyStreamOptions = {}): Promise<KeyStreamPage<StoredEventOf<M>>> {
+    // The key is percent-decoded by the server ('+' is a space), so it is encoded whole.
+    const qs = `?key=${encodeURIComponent(key)}${query({ from_version: o.fromVersion, limit: o.limit }).replace('?', '&')}`;
+    return (await this.transport.request<KeyStreamPage<StoredEventOf<M>>>('GET', `/v1/events${qs}`)).body;
+  }
+
+  /** A key's stream page by page from fromVersion to its current end: `for await (const page of bus.stream(key))`. */
+  async *stream(key: string, o: KeyStreamOptions = {}): AsyncGenerator<KeyStreamPage<StoredEventOf<M>>> {
+    let from = o.fromVersion;
+    for (;;) {
+      const page = await this.keyStream(key, { ...o, fromVersion: from });
+      if (!page.events.length) return;
+      yield page;
+      from = page.next_from_version;
     }
   }
 
@@ -268,7 +300,8 @@ export class EventBus<M extends EventMap = EventMap> {
   /**
    * Runs handler on the group's events until opts.signal aborts (or
    * worker.close()): long polls, up to `concurrency` handlers at once,
-   * successes acked in batches, a thrown error nacked with its message,
+   * successes acked in batches, a thrown error nacked with its message (a NonRetryableError
+   * dead-lettered at once),
    * leases of slow handlers extended, connection errors and 503s ridden
    * through with backoff. `worker.closed` resolves once stopped cleanly.
    */

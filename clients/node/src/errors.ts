@@ -10,6 +10,8 @@ export interface ErrorDetail {
   schemaPath?: string;
   message?: string;
   undecidable?: boolean;
+  /** version_conflict: the key's current version. */
+  current_version?: number;
 }
 
 /** Any error answer of the server, or a failure to reach it. */
@@ -39,8 +41,22 @@ export class BadRequestError extends EventBusError {}
 export class NotFoundError extends EventBusError {}
 export class MethodNotAllowedError extends EventBusError {}
 export class ConflictError extends EventBusError {}
+/** A publish's expectedVersion is not its key's current version: nothing was written. */
+export class VersionConflictError extends ConflictError {
+  /** The key's current version (of the first conflicting event; -1 if the server did not say). */
+  get currentVersion(): number {
+    const v = this.details.find((d) => typeof d.current_version === 'number')?.current_version;
+    return v ?? -1;
+  }
+}
 /** A schema breaks its type's compatibility mode; `details` lists each breaking change. */
 export class IncompatibleSchemaError extends ConflictError {}
+/** A bound of the server (--max-groups, --max-schemas) would be passed: nothing written. */
+export class LimitExceededError extends ConflictError {}
+/** The request did not arrive within the server's header or body timeout (408). */
+export class RequestTimeoutError extends EventBusError {}
+/** A schema's `$schema` names a draft the server does not validate (2020-12 and draft-07 only). */
+export class UnsupportedSchemaError extends EventBusError {}
 export class PayloadTooLargeError extends EventBusError {}
 export class UnsupportedMediaTypeError extends EventBusError {}
 /** Event data breaks its schema; `details` has every violation. */
@@ -65,6 +81,10 @@ const byCode: Record<string, new (m: string, c: string, s: number, d: ErrorDetai
   method_not_allowed: MethodNotAllowedError,
   conflict: ConflictError,
   incompatible_schema: IncompatibleSchemaError,
+  version_conflict: VersionConflictError,
+  limit_exceeded: LimitExceededError,
+  request_timeout: RequestTimeoutError,
+  unsupported_schema: UnsupportedSchemaError,
   payload_too_large: PayloadTooLargeError,
   unsupported_media_type: UnsupportedMediaTypeError,
   schema_violation: SchemaViolationError,
@@ -87,9 +107,8 @@ export function errorFromAnswer(status: number, body: unknown): EventBusError {
 
 /**
  * Thrown by a handler: the event cannot succeed however often it is tried.
- * The worker nacks it with the message; once the server can dead-letter a
- * delivery at once, it goes straight to the DLQ (today it is retried up to
- * the group's max_attempts like any failure).
+ * The worker nacks it with the message and `dead_letter: true`: it goes
+ * straight to the group's dead-letter queue, whatever attempts remain.
  */
 export class NonRetryableError extends Error {
   readonly nonRetryable = true;

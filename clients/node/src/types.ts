@@ -27,6 +27,12 @@ export interface PublishOptions {
   causationId?: string;
   /** The schema version to validate against (default: the latest). */
   version?: number;
+  /**
+   * Optimistic concurrency (needs `key`): the key's current version (its last
+   * event's keyVersion), 0 = the key must not exist yet, -1 or absent = no check.
+   * A mismatch writes nothing and throws VersionConflictError.
+   */
+  expectedVersion?: number;
   datacontenttype?: string;
   extensions?: Record<string, unknown>;
 }
@@ -42,6 +48,8 @@ export interface PublishResult {
   time: string;
   /** A repeat of a client-chosen id: nothing written. */
   duplicate?: true;
+  /** Keyed events: the event's version within its key (1, 2, 3 ...). */
+  keyVersion?: number;
 }
 
 /** A stored event, its data typed by its type. */
@@ -52,6 +60,8 @@ export interface StoredEvent<T extends string = string, D = unknown> {
   type: T;
   source?: string;
   key?: string;
+  /** Keyed events: the event's version within its key. */
+  key_version?: number;
   version?: number;
   correlationId: string;
   causationId?: string;
@@ -82,6 +92,21 @@ export type StoredEventOf<M extends EventMap, K extends keyof M = keyof M> = {
 export interface EventPage<E> {
   events: E[];
   next_after_seq: number | null;
+}
+
+/** One page of a key's stream (GET /v1/events?key=). */
+export interface KeyStreamPage<E> {
+  events: E[];
+  /** The key's current version (0: no such key). */
+  key_version: number;
+  /** The fromVersion of the next page (an empty page means the end). */
+  next_from_version: number;
+}
+export interface KeyStreamOptions {
+  /** First version to read (default: the oldest retained). */
+  fromVersion?: number;
+  /** Events per page, 1-1000 (default 100). */
+  limit?: number;
 }
 
 export interface BrowseOptions {
@@ -186,6 +211,12 @@ export interface PullOptions {
   signal?: AbortSignal;
 }
 export interface AckResult { acked: number; unknown: string[] }
+export interface NackOptions {
+  error?: string;
+  delayMs?: number;
+  /** A failure no retry can fix: straight to the dead-letter queue. */
+  deadLetter?: boolean;
+}
 export interface NackResult { nacked: number; unknown: string[] }
 export interface ExtendResult { extended: number; unknown: string[] }
 
@@ -194,7 +225,19 @@ export interface DeadLetter<E = StoredEvent> {
   error: string;
   attempts: number;
   consumer?: string;
+  /** The last failure (= last_failed_at). */
   failed_at: string;
+  /** When the first attempt failed (across redrives too). */
+  first_failed_at: string;
+  last_failed_at: string;
+  /** The last few failures (up to 5), oldest first. */
+  errors: DeadLetterFailure[];
+}
+export interface DeadLetterFailure {
+  attempt: number;
+  at: string;
+  consumer?: string;
+  error: string;
 }
 export interface DeadLetterPage<E = StoredEvent> {
   dead_letters: DeadLetter<E>[];

@@ -3,14 +3,15 @@
 // One pull at a time (a long poll for as many events as there are free
 // handler slots); each event runs its handler at once; results are queued
 // and sent by one flusher (all successes that finished meanwhile in one
-// ack, failures in one nack per error message), so acks batch themselves
+// ack, failures in one nack per error message; a NonRetryableError's nack
+// has dead_letter: true, so the event goes straight to the DLQ), so acks batch themselves
 // under load and cost nothing extra when idle. A ticker extends the leases
 // of handlers past half their lease. Connection errors, 5xx and 503 are
 // retried with capped exponential backoff; a 404 (the group is gone) or
 // another 4xx stops the worker with that error.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { EventBusError, NotFoundError } from './errors.js';
+import { EventBusError, NonRetryableError, NotFoundError } from './errors.js';
 import type { Groups } from './client.js';
 import type { DeliveredEvent, EventMap } from './types.js';
 
@@ -70,6 +71,11 @@ const sleepAbortable = (ms: number, signal: AbortSignal) =>
     signal.addEventListener('abort', done, { once: true });
   });
 
+const DL_PREFIX = 'D';
+const RETRY_PREFIX = 'R';
+/** A NonRetryableError (or any error marked `nonRetryable`, across copies of this package). */
+const isNonRetryable = (err: unknown) => err instanceof NonRetryableError || (err as { nonRetryable?: unknown } | null)?.nonRetryable === true;
+
 function messageOf(err: unknown): string {
   const m = err instanceof Error ? err.message || err.name : String(err);
   return m.length > 1000 ? m.slice(0, 1000) : m;
@@ -91,6 +97,7 @@ export class Worker<E> {
   private inFlight = 0;
   private slotWaiter: (() => void) | null = null;
   private acks: DeliveredEvent[] = [];
+  /** Failures by message; dead-letter ones (NonRetryableError) under a DL_PREFIX'ed key. */
   private nacks = new Map<string, DeliveredEvent[]>();
   private flushing: Promise<void> | null = null;
   private ticker: NodeJS.Timeout | null = null;
@@ -187,7 +194,7 @@ export class Worker<E> {
   private done(ev: DeliveredEvent, err: unknown, failed: boolean): void {
     this.leases.delete(ev.delivery.id);
     if (failed) {
-      const msg = messageOf(err);
+      const msg = (isNonRetryable(err) ? DL_PREFIX : RETRY_PREFIX) + messageOf(err);
       const list = this.nacks.get(msg);
       if (list) list.push(ev);
       else this.nacks.set(msg, [ev]);
@@ -220,7 +227,10 @@ export class Worker<E> {
           if (ok.length) this.o.onAck?.(ok);
         } else {
           const [msg, batch] = this.nacks.entries().next().value as [string, DeliveredEvent[]];
-          const r = await this.groups.nack(this.group, batch.map((e) => e.delivery.id), { error: msg });
+          const r = await this.groups.nack(this.group, batch.map((e) => e.delivery.id), {
+            error: msg.slice(1),
+            deadLetter: msg[0] === DL_PREFIX,
+          });
           this.nacks.delete(msg);
           this.stats.nacked += r.nacked;
           this.stats.stale += r.unknown.length;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import {
   EventBus, SchemaViolationError, IncompatibleSchemaError, ConflictError, NotFoundError, InvalidRequestError,
-  InvalidSchemaError, ConnectionError, EventBusError, MalformedJsonError, toCloudEvent, toJsonSchema,
+  InvalidSchemaError, ConnectionError, EventBusError, MalformedJsonError, VersionConflictError, LimitExceededError, UnsupportedSchemaError, toCloudEvent, toJsonSchema,
 } from '../dist/index.js';
 import { Server } from './server.mjs';
 
@@ -206,4 +206,94 @@ test('errors: classes carry code, status, details; no server is a ConnectionErro
   assert.equal(c.status, 0);
   assert.equal(c.retryable, true);
   assert.equal(await dead.health(), false);
+});
+
+test('expectedVersion: success, keyVersion in the receipt, 409 VersionConflictError with the current version', async () => {
+  const key = 'acct-1 +/&=é'; // a key that needs percent-encoding in the stream query
+  const a = await bus.publish('t.acct', { n: 1 }, { key, expectedVersion: 0 });
+  assert.equal(a.keyVersion, 1);
+  assert.equal('key_version' in a, false);
+  const b = await bus.publish('t.acct', { n: 2 }, { key, expectedVersion: 1 });
+  assert.equal(b.keyVersion, 2);
+  const c = await bus.publish('t.acct', { n: 3 }, { key }); // no check
+  assert.equal(c.keyVersion, 3);
+  const err = await bus.publish('t.acct', { n: 4 }, { key, expectedVersion: 2 }).catch((e) => e);
+  assert.ok(err instanceof VersionConflictError, String(err));
+  assert.ok(err instanceof ConflictError);
+  assert.deepEqual([err.status, err.code, err.currentVersion], [409, 'version_conflict', 3]);
+  const fresh = await bus.publish('t.acct', {}, { key, expectedVersion: 0 }).catch((e) => e);
+  assert.equal(fresh.currentVersion, 3);
+  // A batch: the second event of the key expects the version the first one gets; one conflict refuses all.
+  const rs = await bus.publishBatch([
+    { type: 't.acct', data: { n: 4 }, key, expectedVersion: 3 },
+    { type: 't.acct', data: { n: 5 }, key, expectedVersion: 4 },
+    { type: 't.other', data: {} },
+  ]);
+  assert.deepEqual(rs.map((r) => r.keyVersion), [4, 5, undefined]);
+  const bad = await bus.publishBatch([
+    { type: 't.acct', data: { n: 6 }, key, expectedVersion: 5 },
+    { type: 't.acct', data: { n: 7 }, key, expectedVersion: 5 },
+  ]).catch((e) => e);
+  assert.ok(bad instanceof VersionConflictError);
+  assert.equal(bad.details[0].index, 1);
+  assert.equal(bad.currentVersion, 6);
+  const page = await bus.keyStream(key);
+  assert.equal(page.key_version, 5); // the refused batch wrote nothing
+  assert.deepEqual(page.events.map((e) => [e.key_version, e.data.n, e.key]), [1, 2, 3, 4, 5].map((n) => [n, n, key]));
+  assert.equal((await bus.event(a.id)).key_version, 1);
+});
+
+test('8 concurrent publishers on one key with expected versions: exactly one winner per version', async () => {
+  const key = 'race-1';
+  const N = 8, VERSIONS = 10;
+  const wins = [];
+  let conflicts = 0;
+  await Promise.all(Array.from({ length: N }, async (_, w) => {
+    let expected = 0;
+    while (expected < VERSIONS) {
+      try {
+        const r = await bus.publish('t.race', { w, expected }, { key, expectedVersion: expected });
+        assert.equal(r.keyVersion, expected + 1);
+        wins.push(r.keyVersion);
+        expected = r.keyVersion;
+      } catch (e) {
+        if (!(e instanceof VersionConflictError)) throw e;
+        assert.ok(e.currentVersion > expected, `${e.currentVersion} > ${expected}`);
+        conflicts++;
+        expected = e.currentVersion;
+      }
+    }
+  }));
+  assert.deepEqual(wins.sort((x, y) => x - y), Array.from({ length: VERSIONS }, (_, i) => i + 1));
+  assert.ok(conflicts >= N - 1, `conflicts ${conflicts}`); // version 1 alone has N-1 losers
+  // The stream reads back in version order, page by page, each event the one its winner wrote.
+  const pages = [];
+  for await (const p of bus.stream(key, { limit: 3 })) pages.push(p);
+  assert.deepEqual(pages.map((p) => p.events.length), [3, 3, 3, 1]);
+  const events = pages.flatMap((p) => p.events);
+  assert.deepEqual(events.map((e) => e.key_version), Array.from({ length: VERSIONS }, (_, i) => i + 1));
+  assert.deepEqual(events.map((e) => e.data.expected), Array.from({ length: VERSIONS }, (_, i) => i));
+  for (let i = 1; i < events.length; i++) assert.ok(events[i].seq > events[i - 1].seq);
+  const tail = [];
+  for await (const p of bus.stream(key, { fromVersion: 9 })) tail.push(...p.events.map((e) => e.key_version));
+  assert.deepEqual(tail, [9, 10]);
+  assert.deepEqual((await bus.keyStream('no-such-key')).key_version, 0);
+});
+
+test('limit_exceeded and unsupported_schema have their classes', async () => {
+  const s = await new Server(['--max-groups', '1']).start();
+  try {
+    const b = new EventBus({ url: s.url });
+    await b.groups.create('g1', { types: ['t'] });
+    const e = await b.groups.create('g2', { types: ['t'] }).catch((x) => x);
+    assert.ok(e instanceof LimitExceededError && e instanceof ConflictError, String(e));
+    assert.equal(e.status, 409);
+    await b.groups.create('g1', { types: ['t', 'u'] }); // updates still work
+    const u = await b.schemas.register('t', { $schema: 'http://json-schema.org/draft-04/schema#', type: 'object' }).catch((x) => x);
+    assert.ok(u instanceof UnsupportedSchemaError, String(u));
+    assert.equal(u.status, 422);
+  } finally {
+    await s.stop();
+    await s.cleanup();
+  }
 });

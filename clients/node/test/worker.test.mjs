@@ -2,7 +2,7 @@
 // extension, failures to the DLQ, a SIGKILL mid-consume, clean shutdown.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventBus, NotFoundError } from '../dist/index.js';
+import { EventBus, NotFoundError, NonRetryableError } from '../dist/index.js';
 import { Server } from './server.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -102,6 +102,50 @@ test('a thrown error is nacked with its message; after max_attempts it is in the
     assert.equal(w.stats.nacked, 3);
     assert.equal(w.stats.acked, 1);
     assert.deepEqual(attempts.sort(), [1, 1, 2, 3]);
+  }));
+
+test('a NonRetryableError is dead-lettered after ONE attempt with its message; other errors retry', () =>
+  withServer(async (srv, bus) => {
+    await bus.groups.create('g', { types: ['t'], start: 'earliest', maxAttempts: 5, backoff: { initialMs: 10, maxMs: 20 } });
+    await bus.publish('t', { bad: true }, { id: 'invalid-1' });
+    await bus.publish('t', { bad: false }, { id: 'flaky-1' });
+    const ac = new AbortController();
+    const calls = { 'invalid-1': 0, 'flaky-1': 0 };
+    const w = bus.consume('g', (e) => {
+      calls[e.id]++;
+      if (e.data.bad) throw new NonRetryableError(`invalid email in ${e.id}`);
+      if (e.delivery.attempt < 2) throw new Error('smtp timeout');
+    }, { signal: ac.signal });
+    await until(async () => {
+      const g = await bus.groups.get('g');
+      return g.dead_letters === 1 && g.counters.acked === 1;
+    });
+    ac.abort();
+    await w.closed;
+    const dl = (await bus.dlq.list('g')).dead_letters;
+    assert.equal(dl.length, 1);
+    assert.equal(dl[0].event.id, 'invalid-1');
+    assert.equal(dl[0].error, 'invalid email in invalid-1');
+    assert.equal(dl[0].attempts, 1);
+    assert.equal(dl[0].consumer, w.consumer);
+    assert.equal(dl[0].errors.length, 1);
+    assert.deepEqual([dl[0].errors[0].attempt, dl[0].errors[0].error], [1, 'invalid email in invalid-1']);
+    assert.equal(dl[0].first_failed_at, dl[0].last_failed_at);
+    assert.equal(dl[0].failed_at, dl[0].last_failed_at);
+    assert.deepEqual(calls, { 'invalid-1': 1, 'flaky-1': 2 });
+    assert.equal((await bus.groups.get('g')).counters.dead_lettered, 1);
+  }));
+
+test('groups.nack with deadLetter sends the delivery straight to the DLQ', () =>
+  withServer(async (srv, bus) => {
+    await bus.groups.create('g', { types: ['t'], start: 'earliest', maxAttempts: 10 });
+    await bus.publish('t', {}, { id: 'e-1' });
+    const [ev] = await bus.groups.pull('g', { consumer: 'c1', max: 1, waitMs: 1000 });
+    const r = await bus.groups.nack('g', [ev.delivery.id], { error: 'unfixable', deadLetter: true });
+    assert.deepEqual(r, { nacked: 1, unknown: [] });
+    const dl = (await bus.dlq.list('g')).dead_letters;
+    assert.deepEqual([dl.length, dl[0].event.id, dl[0].error, dl[0].attempts], [1, 'e-1', 'unfixable', 1]);
+    assert.deepEqual(await bus.groups.pull('g', { consumer: 'c1', max: 1, waitMs: 100 }), []);
   }));
 
 test('server SIGKILLed and restarted mid-consume: every event delivered, no acknowledged event again', () =>

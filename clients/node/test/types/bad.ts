@@ -14,6 +14,8 @@ export async function bad() {
   await bus.publishBatch([{ type: 'order.created', data: { orderId: 1 } }]); // expect-error
   bus.consume('g', (e) => { const s: string = e.data.amount; void s; }); // expect-error
   await bus.schemas.register('order.created', z.object({ orderId: z.number() })); // expect-error
+  await bus.publish('order.created', { orderId: 'A', amount: 1, currency: 'EUR' }, { key: 'k', expectedVersion: '1' }); // expect-error
+  await bus.groups.nack('g', ['d'], { deadLetter: 'yes' }); // expect-error
   const zbus = EventBus.withSchemas({ 'order.created': z.object({ orderId: z.string() }) });
   await zbus.publish('order.created', { orderId: 42 }); // expect-error
 }

@@ -1,6 +1,6 @@
 // ok.ts - must compile (tsc --noEmit): the typed surface as a user writes it.
 import { z } from 'zod';
-import { EventBus, SchemaViolationError, type EventOf } from '../../dist/index.js';
+import { EventBus, NonRetryableError, SchemaViolationError, VersionConflictError, type EventOf } from '../../dist/index.js';
 
 interface OrderCreated { orderId: string; amount: number; currency: 'EUR' | 'USD' }
 interface PaymentFailed { orderId: string; reason: string }
@@ -35,6 +35,24 @@ export async function typed(signal: AbortSignal) {
   } catch (e) {
     if (e instanceof SchemaViolationError) console.log(e.code, e.status, e.details[0]?.path);
   }
+  try {
+    const v = await bus.publish('order.created', { orderId: 'A-4', amount: 1, currency: 'EUR' }, { key: 'c-1', expectedVersion: 0 });
+    const kv: number | undefined = v.keyVersion;
+    void kv;
+  } catch (e) {
+    if (e instanceof VersionConflictError) { const cur: number = e.currentVersion; void cur; }
+  }
+  await bus.publishBatch([{ type: 'payment.failed', data: { orderId: 'A', reason: 'r' }, key: 'A', expectedVersion: 3 }]);
+  for await (const page of bus.stream('c-1', { fromVersion: 1, limit: 10 }))
+    for (const e of page.events) { const v: number | undefined = e.key_version; void v; }
+  const next: number = (await bus.keyStream('c-1')).next_from_version;
+  void next;
+  bus.consume('inventory', () => { throw new NonRetryableError('never'); });
+  await bus.groups.nack('inventory', ['d1'], { error: 'bad', deadLetter: true });
+  const dl = (await bus.dlq.list('inventory')).dead_letters[0];
+  const first: string = dl.first_failed_at;
+  const attempt: number = dl.errors[0].attempt;
+  void first; void attempt;
   return seq;
 }
 
