@@ -8,6 +8,9 @@
  *              engine (group.h)
  *   pull.c     pulls and long polls; calls the engine
  *   snapshot.c meta snapshots; calls codec.c and durable.c
+ *   lag.c      every group's lag counted in one walk at startup; calls the
+ *              engine and match.c
+ *   match.c    the type -> groups index (no calls)
  *   durable.c  completions of appends (writer thread -> loop) and the clock
  *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
@@ -19,6 +22,7 @@
 #include "bus/codec.h"
 #include "bus/dedupe.h"
 #include "bus/group.h"
+#include "bus/match.h"
 #include "bus/meta.h"
 #include "util/hist.h"
 
@@ -70,6 +74,7 @@ typedef struct pull_waiter {
 /* Consumer groups and monitoring state (groups.c, pull.c). */
 typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
+    eb_matcher    matcher;     /* event type -> the groups that want it */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */
@@ -143,11 +148,19 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
     return s ? s->val : NULL;
 }
 
+/* lag.c */
+/* Sets every group's count of matching events ahead of its cursor, in one
+ * walk of the events store up to head (at startup). */
+int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
+
 /* snapshot.c */
 /* Notes the meta store's size at startup (the growth is counted from it). */
 void eb__bus_snapshot_start(eb_bus *bus);
 /* Writes a snapshot if the meta store grew enough (checked once a second). */
 void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now);
+/* At a clean stop: writes a snapshot if the meta store grew since the last
+ * one (the stores' close makes it durable). */
+void eb__bus_snapshot_at_close(eb_bus *bus);
 
 /* pull.c */
 /* Serves the waiting pulls that can be served now or waited long enough. */

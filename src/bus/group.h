@@ -98,6 +98,12 @@ void eb_group_examine_next(eb_group *g, uint64_t durable);
  * after open and after a config change) and adds those published later
  * (eb_group_published). */
 int  eb_group_count_ahead(eb_group *g, uint64_t head);
+/* The same when the caller counted: `matching` events of g's types lie in
+ * [eb_group_cursor(g), head) (the bus counts every group in one walk at
+ * startup); those finished already (acked out of order) are taken off. */
+void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
+/* The main flow's next seq to examine. */
+uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
 void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);

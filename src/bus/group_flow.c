@@ -53,9 +53,11 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (!flow_matches(g, f, v.type))
         return 0;
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
+    if (eb_rangeset_has(&f->done, rec->seq))
+        return 0; /* finished (acked out of order before a restart): not in ahead */
     if (!f->id && g->ahead)
         g->ahead--;
-    if (eb_rangeset_has(&f->done, rec->seq) || eb_imap_get(&g->dlvs[cls], rec->seq))
+    if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
     if (!d || !(d->payload = malloc(rec->len ? rec->len : 1))) {
@@ -157,10 +159,23 @@ static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **ty
     return c.n;
 }
 
+void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head)
+{
+    /* The main flow's done set holds the seqs finished above the cursor
+     * (acks out of order, dead letters) as read back at startup. */
+    uint64_t done = eb_rangeset_count(&g->main.done, g->main.cursor, head);
+    g->ahead = matching > done ? matching - done : 0;
+}
+
 int eb_group_count_ahead(eb_group *g, uint64_t head)
 {
-    g->ahead = count_range(g, g->main.cursor, head, NULL, 0);
+    eb_group_set_ahead(g, count_range(g, g->main.cursor, head, NULL, 0), head);
     return 0;
+}
+
+uint64_t eb_group_cursor(const eb_group *g)
+{
+    return g->main.cursor;
 }
 
 void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count)

@@ -93,6 +93,49 @@ static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 
 /* --- the group table ------------------------------------------------------------ */
 
+/* Adds g's patterns to the type index (add) or takes them out. */
+static int index_group(eb_bus *bus, eb_group *g, bool add)
+{
+    const eb_group_cfg *cfg = eb_group_config(g);
+    for (size_t i = 0; i < cfg->ntypes; i++) {
+        if (!add)
+            eb_matcher_remove(&bus->grp.matcher, g, cfg->types[i]);
+        else if (eb_matcher_add(&bus->grp.matcher, g, cfg->types[i]))
+            return EB_ENOMEM;
+    }
+    return 0;
+}
+
+/* Replaces g's config, keeping the type index in step. */
+static int reconfigure(eb_bus *bus, eb_group *g, eb_group_cfg *cfg)
+{
+    index_group(bus, g, false);
+    eb_group_set_config(g, cfg);
+    return index_group(bus, g, true);
+}
+
+/* Adds a new group to the table and the index. */
+static int table_add(eb_bus *bus, eb_group *g, const char *name, size_t n)
+{
+    if (eb_map_put(&bus->grp.by_name, name, n, g, NULL))
+        return EB_ENOMEM;
+    if (index_group(bus, g, true)) {
+        index_group(bus, g, false);
+        eb_map_del(&bus->grp.by_name, name, n);
+        return EB_ENOMEM;
+    }
+    return 0;
+}
+
+/* Takes g out of the table and the index and frees it. */
+static void table_del(eb_bus *bus, eb_group *g)
+{
+    const char *name = eb_group_name(g);
+    index_group(bus, g, false);
+    eb_map_del(&bus->grp.by_name, name, strlen(name));
+    eb_group_free(g);
+}
+
 /* Where a new group starts reading. */
 static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
 {
@@ -118,7 +161,8 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
     *created = !g;
     uint64_t base = 0;
     if (g) {
-        eb_group_set_config(g, cfg);
+        if (reconfigure(bus, g, cfg))
+            return EB_ENOMEM;
         base = eb_group_base(g);
     } else {
         base = start_seq(bus, cfg);
@@ -126,7 +170,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         int rc = eb_group_new(name, cfg, base, &env, &g);
         if (rc)
             return rc;
-        if (eb_map_put(&bus->grp.by_name, name, strlen(name), g, NULL)) {
+        if (table_add(bus, g, name, strlen(name))) {
             eb_group_free(g);
             return EB_ENOMEM;
         }
@@ -138,13 +182,13 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
 
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg)
 {
-    eb_group *g = eb_map_del(&bus->grp.by_name, name, strlen(name));
+    eb_group *g = eb__bus_group(bus, name, strlen(name));
     if (!g)
         return EB_ENOTFOUND;
     eb__bus_pulls_answer(bus, g, EB_ENOTFOUND);
     eb_outbox_reset(&bus->grp.ob);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
-    eb_group_free(g);
+    table_del(bus, g);
     return commit_outbox(bus, &bus->grp.ob, cb, arg);
 }
 
@@ -296,6 +340,7 @@ static void free_groups(eb_bus *bus)
         eb_group_free(g);
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
+    eb_matcher_clear(&bus->grp.matcher);
 }
 
 void eb__bus_groups_reset(eb_bus *bus)
@@ -312,7 +357,8 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
         return EB_ECORRUPT;
     eb_group *g = eb__bus_group(bus, name->str, name->len);
     if (g) {
-        eb_group_set_config(g, &cfg);
+        if (reconfigure(bus, g, &cfg))
+            return EB_ENOMEM;
     } else {
         eb_group_env env = group_env(bus);
         int rc = eb_group_new(name->str, &cfg, base, &env, &g);
@@ -320,7 +366,7 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
             eb_group_cfg_free(&cfg);
             return rc;
         }
-        if (eb_map_put(&bus->grp.by_name, name->str, name->len, g, NULL)) {
+        if (table_add(bus, g, name->str, name->len)) {
             eb_group_free(g);
             return EB_ENOMEM;
         }
@@ -343,8 +389,7 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
         return 0; /* a record of a group deleted later */
     switch (kind) {
     case EB_META_GROUP_DEL:
-        eb_map_del(&bus->grp.by_name, name->str, name->len);
-        eb_group_free(g);
+        table_del(bus, g);
         return 0;
     case EB_META_GROUP_PAUSE:
         eb_group_set_paused(g, eb__rec_paused(rec));
@@ -376,10 +421,10 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
             continue;
         bus->grp.published_total++;
         count_type(bus, evs[i].type.ptr, evs[i].type.len);
-        size_t it = 0;
-        eb_group *g;
-        while ((g = eb__bus_group_next(bus, &it)))
-            eb_group_published(g, evs[i].type.ptr, evs[i].type.len, 1);
+        void *const *m;
+        size_t nm = eb_matcher_match(&bus->grp.matcher, evs[i].type.ptr, evs[i].type.len, &m);
+        for (size_t k = 0; k < nm; k++)
+            eb_group_published(m[k], evs[i].type.ptr, evs[i].type.len, 1);
     }
 }
 
@@ -432,6 +477,7 @@ int eb__bus_groups_init(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     eb_map_init(&gr->by_name);
+    eb_matcher_init(&gr->matcher);
     eb_map_init(&gr->published);
     eb_outbox_init(&gr->ob);
     return 0;
@@ -442,10 +488,11 @@ int eb__bus_groups_start(eb_bus *bus)
     size_t it = 0;
     eb_group *g;
     uint64_t head = durable_head(bus);
-    while ((g = eb__bus_group_next(bus, &it))) {
+    while ((g = eb__bus_group_next(bus, &it)))
         eb_group_loaded(g);
-        eb_group_count_ahead(g, head);
-    }
+    int rc = eb__bus_count_lags(bus, head);
+    if (rc)
+        return rc;
     eb__bus_snapshot_start(bus);
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;
@@ -459,10 +506,12 @@ void eb__bus_groups_close(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     eb__bus_pulls_answer(bus, NULL, EB_ECLOSED);
+    eb__bus_snapshot_at_close(bus);
     if (gr->timer.data)
         uv_timer_stop(&gr->timer);
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
+    eb_matcher_free(&gr->matcher);
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&gr->published, &it)))
