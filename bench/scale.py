@@ -7,8 +7,9 @@ eventbusd (--fsync interval): create the groups (all matching the events,
 start latest), publish EVENTS events of ~400 bytes in batches of 1,000
 (publish rate), pull+ack them through one group (pull+ack rate, batches
 of 1,000), take the RSS with the groups idle, pull once per group and take
-the RSS again, then stop (SIGTERM) and time the restart until /healthz
-answers. Then, for each log length (default 1M; --log-sizes 1000000,10000000
+the RSS again, time one /metrics scrape (default --metrics-groups), take
+the server's CPU while idle for 2 s, then stop (SIGTERM) and time the
+restart until /healthz answers. Then, for each log length (default 1M; --log-sizes 1000000,10000000
 for more), 10 groups that have consumed nothing: restart time.
 
 Also: server CPU seconds (utime+stime from /proc/<pid>/stat) per 100,000
@@ -137,6 +138,14 @@ def groups_run(exe, ngroups, events):
         for i in range(ngroups):
             d.req("POST", f"/v1/groups/g{i}/pull", {"consumer": "c", "max": 1})
         rss_pulled = d.rss_mb()
+        t0 = time.monotonic()
+        d.conn.request("GET", "/metrics")
+        r = d.conn.getresponse()
+        metrics_bytes = len(r.read())
+        metrics_ms = (time.monotonic() - t0) * 1000
+        c0 = d.cpu()
+        time.sleep(2)
+        idle_cpu_pct = (d.cpu() - c0) / 2 * 100
         d.stop()
         restart = d.start()
         lag = d.req("GET", f"/v1/groups/g{ngroups - 1}")["lag"]
@@ -146,7 +155,9 @@ def groups_run(exe, ngroups, events):
                 "cpu_s_per_100k_published": round(pub_cpu * 100000 / events, 3),
                 "cpu_s_per_100k_pull_ack": round(con_cpu * 100000 / max(consumed, 1), 3),
                 "rss_idle_mb": round(rss_idle, 1), "rss_after_pull_mb": round(rss_pulled, 1),
-                "restart_s": round(restart, 3), "lag_after_restart": lag}
+                "restart_s": round(restart, 3), "lag_after_restart": lag,
+                "metrics_ms": round(metrics_ms, 1), "metrics_bytes": metrics_bytes,
+                "idle_cpu_pct": round(idle_cpu_pct, 1)}
     finally:
         if d.proc and d.proc.poll() is None:
             d.proc.kill()

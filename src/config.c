@@ -23,6 +23,8 @@ static const char usage[] =
     "  --dedupe-window AGE     idempotent-publish window (default 2m)   EVENTBUS_DEDUPE_WINDOW\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
+    "  --max-in-flight N       deliveries leased at once across all groups (default 1000000)  EVENTBUS_MAX_IN_FLIGHT\n"
+    "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -65,6 +67,8 @@ static void defaults(eb_config *c)
     c->max_event_bytes = 1u << 20;
     c->dedupe_window_ms = 120000;
     c->log_level = EB_LVL_INFO;
+    c->metrics_groups = 1000;
+    c->max_in_flight = 1000000; /* EB_BUS_MAX_IN_FLIGHT */
 }
 
 /* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
@@ -123,6 +127,16 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "meta-snapshot-bytes")) {
         if (eb_parse_size(v, &c->meta_snapshot_bytes) || c->meta_snapshot_bytes < 4096)
             BAD("expected a size of at least 4KiB like 64MiB");
+    } else if (!strcmp(name, "max-in-flight")) {
+        char *end;
+        unsigned long long f = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-' || f < 1 || f > 100000000) BAD("expected 1 to 100000000");
+        c->max_in_flight = f;
+    } else if (!strcmp(name, "metrics-groups")) {
+        char *end;
+        unsigned long long g = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-' || g > 1000000) BAD("expected 0 to 1000000");
+        c->metrics_groups = (uint32_t)g;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -138,7 +152,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "log-level", "log-format"};
+    "max-event-bytes", "dedupe-window", "require-schemas", "meta-snapshot-bytes", "max-in-flight", "metrics-groups",
+    "log-level", "log-format"};
 
 static bool known(const char *name)
 {

@@ -20,6 +20,8 @@ typedef struct eb_config {
     uint32_t        max_event_bytes;   /* --max-event-bytes, default 1MiB */
     uint64_t        meta_snapshot_bytes; /* --meta-snapshot-bytes, default 64MiB */
     uint64_t        dedupe_window_ms;  /* --dedupe-window, default 2m */
+    uint32_t        metrics_groups;    /* --metrics-groups, default 1000 */
+    uint64_t        max_in_flight;     /* --max-in-flight, default 1000000 */
     bool            require_schemas;   /* --require-schemas */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */

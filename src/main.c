@@ -133,7 +133,7 @@ static int open_all(daemon_state *d)
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
-        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes};
+        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes, .max_in_flight = d->cfg.max_in_flight};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {
@@ -147,7 +147,9 @@ static int open_all(daemon_state *d)
     if (ho.max_body < (4u << 20))
         ho.max_body = 4u << 20;
     int port = 0;
-    if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
+    eb_api_opts ao = {.metrics_groups = d->cfg.metrics_groups ? d->cfg.metrics_groups
+                                                              : EB_API_METRICS_NO_GROUPS};
+    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0 ||
         (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
         (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
         EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));

@@ -39,7 +39,11 @@ typedef struct eb_bus_opts {
     uint32_t        max_event_bytes;   /* stored size bound for one event */
     bool            require_schemas;   /* refuse types with no schema */
     uint64_t        meta_snapshot_bytes; /* meta log growth between snapshots (64 MiB) */
+    /* Deliveries leased at once across all groups (0: EB_BUS_MAX_IN_FLIGHT);
+     * past it pulls lease nothing and long polls wait for acks. */
+    uint64_t        max_in_flight;
 } eb_bus_opts;
+#define EB_BUS_MAX_IN_FLIGHT 1000000
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {

@@ -75,6 +75,7 @@ typedef struct pull_waiter {
 typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
     eb_matcher    matcher;     /* event type -> the groups that want it */
+    uint64_t      in_flight_total; /* leases of all groups (opts.max_in_flight) */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */

@@ -109,6 +109,8 @@ void eb_group_free(eb_group *g)
 {
     if (!g)
         return;
+    if (g->env.in_flight_total)
+        *g->env.in_flight_total -= g->in_flight;
     free_items(g);
     free_map_vals(&g->keys[0]);
     free_map_vals(&g->keys[1]);
@@ -221,6 +223,8 @@ int eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, ui
         d->consumer = c;
         c->in_flight++;
         g->in_flight++;
+        if (g->env.in_flight_total)
+            ++*g->env.in_flight_total;
         eb_heap_push(&g->timers, &d->tm);
         describe(d, &out[n]);
         g->ctr.delivered++;
@@ -263,6 +267,8 @@ static void lease_end(eb_group *g, eb_dlv *d)
     if (d->consumer && d->consumer->in_flight)
         d->consumer->in_flight--;
     g->in_flight--;
+    if (g->env.in_flight_total)
+        --*g->env.in_flight_total;
 }
 
 eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)
@@ -348,6 +354,14 @@ static void sweep_consumers(eb_group *g, uint64_t now)
         free(idle[i]);
     }
     free(idle);
+}
+
+bool eb_group_due(const eb_group *g, uint64_t now)
+{
+    eb_heap_node *top = eb_heap_min(&g->timers);
+    return (top && top->key <= now) || g->main.done.n || g->replays ||
+           (g->consumers.len && now - g->last_sweep_us >= SWEEP_EVERY_US) || g->ack_m.n ||
+           g->ack_r.n || g->ack_d.len || g->fail_items.len;
 }
 
 void eb_group_tick(eb_group *g, eb_outbox *ob)

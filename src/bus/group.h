@@ -73,6 +73,7 @@ typedef struct eb_group_env {
     /* Called with each acked event's append-to-ack latency (µs). */
     void    (*on_latency)(void *arg, uint64_t us);
     void     *arg;
+    uint64_t *in_flight_total; /* leases of all groups (kept by each), or NULL */
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
@@ -106,7 +107,9 @@ void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
 uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);
+/* count events of g's types were published (the bus finds the groups a
+ * type matches through its index, match.h). */
+void eb_group_published(eb_group *g, uint64_t count);
 
 /* True if a pull could be served now (READY deliveries or events to
  * examine below `durable`). */
@@ -132,6 +135,10 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
 int  eb_group_flush(eb_group *g, eb_outbox *ob);
 /* Expires leases and retry delays due by now; failures go to ob. */
 void eb_group_tick(eb_group *g, eb_outbox *ob);
+/* True if eb_group_tick or eb_group_flush has work at `now` (a lease or
+ * retry due, finished seqs to trim, replay flows, a consumer sweep due,
+ * gathered records): the timer skips idle groups at this O(1) cost. */
+bool eb_group_due(const eb_group *g, uint64_t now);
 /* Calls fn for each consumer seen (borrowed views, during the call). */
 void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg);
 

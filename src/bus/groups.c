@@ -31,7 +31,7 @@ static void on_latency(void *arg, uint64_t us)
 
 static eb_group_env group_env(eb_bus *bus)
 {
-    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus};
+    return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight_total};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -401,7 +401,12 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 
 /* --- publishing hooks ----------------------------------------------------------------- */
 
-static void count_type(eb_bus *bus, const char *t, size_t n)
+static bool same_type(eb_str a, eb_str b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+static void count_type(eb_bus *bus, const char *t, size_t n, uint64_t events)
 {
     uint64_t *c = eb_map_get(&bus->grp.published, t, n);
     if (!c && bus->grp.published.len < MAX_TYPE_COUNTERS && (c = calloc(1, sizeof *c)) &&
@@ -410,21 +415,27 @@ static void count_type(eb_bus *bus, const char *t, size_t n)
         c = NULL;
     }
     if (c)
-        (*c)++;
+        *c += events;
 }
 
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
-        if (res[i].duplicate)
-            continue;
-        bus->grp.published_total++;
-        count_type(bus, evs[i].type.ptr, evs[i].type.len);
-        void *const *m;
-        size_t nm = eb_matcher_match(&bus->grp.matcher, evs[i].type.ptr, evs[i].type.len, &m);
-        for (size_t k = 0; k < nm; k++)
-            eb_group_published(m[k], evs[i].type.ptr, evs[i].type.len, 1);
+    /* One index lookup per run of events of one type (a batch is often one
+     * type): the cost per event does not grow with the matching groups. */
+    for (size_t i = 0, run = 0; i < n; i++) {
+        if (!res[i].duplicate) {
+            bus->grp.published_total++;
+            run++;
+        }
+        if (run && (i + 1 == n || !same_type(evs[i + 1].type, evs[i].type))) {
+            count_type(bus, evs[i].type.ptr, evs[i].type.len, run);
+            void *const *m;
+            size_t nm = eb_matcher_match(&bus->grp.matcher, evs[i].type.ptr, evs[i].type.len, &m);
+            for (size_t k = 0; k < nm; k++)
+                eb_group_published(m[k], run);
+            run = 0;
+        }
     }
 }
 
@@ -464,7 +475,10 @@ static void on_tick(uv_timer_t *t)
         return;
     size_t it = 0;
     eb_group *g;
+    uint64_t now = eb__bus_now_us();
     while ((g = eb__bus_group_next(bus, &it))) {
+        if (!eb_group_due(g, now))
+            continue;
         eb_group_tick(g, &bus->grp.ob);
         eb_group_flush(g, &bus->grp.ob);
     }

@@ -14,6 +14,13 @@ static uint64_t durable_head(eb_bus *bus)
 
 /* --- pulls and long polls ----------------------------------------------------------- */
 
+/* Leases the global budget (--max-in-flight) still allows. */
+static size_t budget_left(const eb_bus *bus)
+{
+    uint64_t cap = bus->opts.max_in_flight ? bus->opts.max_in_flight : EB_BUS_MAX_IN_FLIGHT;
+    return bus->grp.in_flight_total >= cap ? 0 : (size_t)(cap - bus->grp.in_flight_total);
+}
+
 static void waiter_unlink(eb_bus *bus, pull_waiter *w)
 {
     if (w->prev)
@@ -32,6 +39,9 @@ static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t c
                         eb_bus_pull_cb cb, void *arg)
 {
     eb_bus_groups *gr = &bus->grp;
+    size_t left = budget_left(bus);
+    if (max > left)
+        max = left;
     if (max > gr->dl_cap) {
         eb_delivery *v = realloc(gr->dl, max * sizeof *v);
         if (!v) {
@@ -60,7 +70,7 @@ int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consume
         return EB_ENOTFOUND;
     if (max == 0 || max > EB_PULL_MAX)
         return EB_EINVAL;
-    if (wait_ms == 0 || eb_group_has_ready(g, durable_head(bus))) {
+    if (wait_ms == 0 || (budget_left(bus) && eb_group_has_ready(g, durable_head(bus)))) {
         answer_pull(bus, g, consumer, clen, max, cb, arg);
         return 0;
     }
@@ -86,7 +96,7 @@ static void serve_waiters(eb_bus *bus, bool all)
     for (pull_waiter *w = bus->grp.waiters, *nx; w; w = nx) {
         nx = w->next;
         bool gone = w->alive && !w->alive(w->arg);
-        bool ready = !gone && eb_group_has_ready(w->g, durable);
+        bool ready = !gone && budget_left(bus) && eb_group_has_ready(w->g, durable);
         if (!gone && !ready && !all && now < w->deadline_us)
             continue;
         waiter_unlink(bus, w);

@@ -7,6 +7,8 @@ Each test gets its own server on a free port and a fresh data directory
 (see harness.py). Run directly or through meson (suite 'integration').
 """
 import random
+import threading
+import time
 
 from harness import run_tests
 
@@ -127,6 +129,58 @@ def test_lag_is_exact_against_a_brute_force_count(srv):
                        if matches(g["patterns"], log[s - 1]) and s not in g["finished"])
             got = info(srv, name)["lag"]
             assert got == want, (step, name, g["patterns"], want, got)
+
+
+def test_metrics_groups_limits_the_per_group_series(srv):
+    srv.restart(["--metrics-groups", "5"])
+    for i in range(30):
+        put_group(srv, f"m{i:02d}", ["m.x"], "latest")
+    for i in range(25, 30):  # these five also want m.y: the largest lag
+        st, _, body = srv.request("PUT", f"/v1/groups/m{i:02d}", {"types": ["m.x", "m.y"]})
+        assert st == 200, body
+    publish(srv, ["m.x"] * 3 + ["m.y"] * 7)
+    st, _, text = srv.request("GET", "/metrics")
+    assert st == 200
+    lines = text.splitlines()
+    lag = {l.split('"')[1]: float(l.split()[-1]) for l in lines if l.startswith("eventbus_group_lag{")}
+    assert lag == {f"m{i:02d}": 10.0 for i in range(25, 30)}, lag
+    assert "eventbus_groups 30" in lines and "eventbus_group_series_omitted 25" in lines, text[:600]
+    assert f"eventbus_groups_lag {25 * 3 + 5 * 10}" in lines
+    assert sum(1 for l in lines if l.startswith("eventbus_deliveries_total{")) == 5 * 8
+    srv.restart(["--metrics-groups", "0"])
+    st, _, text = srv.request("GET", "/metrics")
+    assert "eventbus_group_lag{" not in text and "eventbus_group_series_omitted 30" in text
+    srv.restart(["--metrics-groups", "1000"])  # more than there are: every group
+    st, _, text = srv.request("GET", "/metrics")
+    assert text.count("eventbus_group_lag{") == 30 and "eventbus_group_series_omitted 0" in text
+
+
+def test_max_in_flight_bounds_leases_across_groups(srv):
+    srv.restart(["--max-in-flight", "5"])
+    for g in ("a", "b", "c"):
+        put_group(srv, g, ["f.x"], "latest")
+    publish(srv, ["f.x"] * 20)
+    a = pull(srv, "a", 3)
+    assert len(a) == 3
+    assert len(pull(srv, "b", 10)) == 2      # 5 leases at most, whatever the group
+    assert pull(srv, "c", 10) == []          # the budget is spent
+    got = {}
+
+    def long_poll():
+        st, _, body = srv.request("POST", "/v1/groups/c/pull",
+                                  {"consumer": "c", "max": 10, "wait_ms": 10000})
+        got["st"], got["n"], got["t"] = st, len(body["events"]), time.time()
+    t = threading.Thread(target=long_poll)
+    t.start()
+    time.sleep(0.3)
+    assert not got, got                      # waits while the budget is spent
+    t_ack = time.time()
+    settle(srv, "a", "ack", a)               # frees 3
+    t.join(15)
+    assert got["st"] == 200 and got["n"] == 3 and got["t"] >= t_ack, got
+    st, _, _ = srv.request("DELETE", "/v1/groups/b")  # a deleted group's leases are freed
+    assert st == 204
+    assert len(pull(srv, "a", 10)) == 2
 
 
 if __name__ == "__main__":
