@@ -178,16 +178,17 @@ uint64_t eb_group_cursor(const eb_group *g)
     return g->main.cursor;
 }
 
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count)
+void eb_group_published(eb_group *g, uint64_t count)
 {
-    if (eb_group_cfg_matches(&g->cfg, type, n))
-        g->ahead += count;
+    g->ahead += count;
 }
 
 bool eb_group_has_ready(eb_group *g, uint64_t durable)
 {
     if (g->paused)
         return false;
+    if (g->ready == 0 && g->ahead == 0 && !g->replays)
+        return false; /* nothing of its types published: a wake-up costs O(1) */
     if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
         eb__group_fill(g, 1, durable, g->env.now_us());
     return g->ready > 0;
