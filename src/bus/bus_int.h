@@ -76,6 +76,10 @@ typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
     eb_matcher    matcher;     /* event type -> the groups that want it */
     uint64_t      in_flight_total; /* leases of all groups (opts.max_in_flight) */
+    eb_imap       armed;       /* groups the timer visits every tick (pointer -> group) */
+    eb_group    **tick_scratch;
+    size_t        tick_cap;
+    uint64_t      last_full_tick; /* every group visited (once a second) */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */
@@ -136,6 +140,9 @@ int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
 void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
+
+/* Makes the timer visit g every tick until it is idle again (groups.c). */
+void eb__bus_group_arm(eb_bus *bus, eb_group *g);
 
 /* The group table (groups.c owns it). */
 static inline eb_group *eb__bus_group(eb_bus *bus, const char *name, size_t n)

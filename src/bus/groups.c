@@ -16,6 +16,7 @@
 #include "eventbus/err.h"
 
 #define TICK_MS 10
+#define FULL_TICK_US 1000000u /* every group visited once a second */
 #define MAX_TYPE_COUNTERS 10000
 
 static uint64_t durable_head(eb_bus *bus)
@@ -81,11 +82,20 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     return rc;
 }
 
+void eb__bus_group_arm(eb_bus *bus, eb_group *g)
+{
+    uint64_t k = (uint64_t)(uintptr_t)g;
+    if (!eb_imap_get(&bus->grp.armed, k))
+        eb_imap_put(&bus->grp.armed, k, g); /* out of memory: the full pass sees it */
+}
+
 /* Flushes g's gathered records into the outbox and commits it. */
 static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 {
-    if (g)
+    if (g) {
         eb_group_flush(g, &bus->grp.ob);
+        eb__bus_group_arm(bus, g);
+    }
     int rc = commit_outbox(bus, &bus->grp.ob, cb, arg);
     eb__bus_pulls_wake(bus); /* nacks, redrives and replays make deliveries ready */
     return rc;
@@ -132,6 +142,7 @@ static void table_del(eb_bus *bus, eb_group *g)
 {
     const char *name = eb_group_name(g);
     index_group(bus, g, false);
+    eb_imap_del(&bus->grp.armed, (uint64_t)(uintptr_t)g);
     eb_map_del(&bus->grp.by_name, name, strlen(name));
     eb_group_free(g);
 }
@@ -341,6 +352,8 @@ static void free_groups(eb_bus *bus)
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
     eb_matcher_clear(&bus->grp.matcher);
+    eb_imap_free(&bus->grp.armed);
+    eb_imap_init(&bus->grp.armed);
 }
 
 void eb__bus_groups_reset(eb_bus *bus)
@@ -468,20 +481,50 @@ void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg)
 
 /* --- the timer -------------------------------------------------------------------------- */
 
+/* Every tick visits the armed groups (a command touched them, or they hold
+ * leases, retries or records); once a second every group (consumer sweeps,
+ * and any group a failed arm missed). Idle groups cost nothing per tick. */
+static void tick_groups(eb_bus *bus, uint64_t now)
+{
+    eb_bus_groups *gr = &bus->grp;
+    bool full = now - gr->last_full_tick >= FULL_TICK_US;
+    size_t n = 0, it = 0, want = full ? gr->by_name.len : gr->armed.len;
+    if (want > gr->tick_cap) {
+        eb_group **v = realloc(gr->tick_scratch, want * sizeof *v);
+        if (!v)
+            return; /* next tick */
+        gr->tick_scratch = v;
+        gr->tick_cap = want;
+    }
+    if (full) {
+        gr->last_full_tick = now;
+        eb_group *g;
+        while ((g = eb__bus_group_next(bus, &it)))
+            gr->tick_scratch[n++] = g;
+    } else {
+        const eb_imap_slot *s;
+        while ((s = eb_imap_next(&gr->armed, &it)))
+            gr->tick_scratch[n++] = s->val;
+    }
+    for (size_t i = 0; i < n; i++) {
+        eb_group *g = gr->tick_scratch[i];
+        if (eb_group_due(g, now)) {
+            eb_group_tick(g, &gr->ob);
+            eb_group_flush(g, &gr->ob);
+        }
+        if (eb_group_busy(g))
+            eb__bus_group_arm(bus, g);
+        else
+            eb_imap_del(&gr->armed, (uint64_t)(uintptr_t)g);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     eb_bus *bus = t->data;
     if (bus->closing || !bus->events)
         return;
-    size_t it = 0;
-    eb_group *g;
-    uint64_t now = eb__bus_now_us();
-    while ((g = eb__bus_group_next(bus, &it))) {
-        if (!eb_group_due(g, now))
-            continue;
-        eb_group_tick(g, &bus->grp.ob);
-        eb_group_flush(g, &bus->grp.ob);
-    }
+    tick_groups(bus, eb__bus_now_us());
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
@@ -492,6 +535,7 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_bus_groups *gr = &bus->grp;
     eb_map_init(&gr->by_name);
     eb_matcher_init(&gr->matcher);
+    eb_imap_init(&gr->armed);
     eb_map_init(&gr->published);
     eb_outbox_init(&gr->ob);
     return 0;
@@ -526,6 +570,9 @@ void eb__bus_groups_close(eb_bus *bus)
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
     eb_matcher_free(&gr->matcher);
+    eb_imap_free(&gr->armed);
+    free(gr->tick_scratch);
+    gr->tick_scratch = NULL;
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&gr->published, &it)))

@@ -52,6 +52,7 @@ static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t c
         gr->dl_cap = max;
     }
     uint64_t deadline = 0;
+    eb__bus_group_arm(bus, g);
     int n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline);
     if (n < 0)
         cb(arg, n, NULL, 0, 0);
