@@ -203,7 +203,7 @@ def plot(out, groups_csv, log_csv):
         print("gnuplot not found: no plots (scripts/deps.sh --bench installs gnuplot-nox)")
         return
     common = ("set terminal pngcairo size 800,500 noenhanced\nset datafile separator ','\n"
-              "set key autotitle columnhead\nset logscale x\nset grid\nset key left top\n")
+              "set key autotitle columnhead\nset logscale x\nset grid\nset key left top\nset yrange [0:*]\n")
     g = f"'{groups_csv}'"
     script = common + f"""
 set xlabel 'groups'
