@@ -422,6 +422,8 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->blocked = g->blocked;
     o->dead_letters = g->ndead;
     o->lag = g->ahead + g->live;
+    for (const flow *f = g->replays; f; f = f->next)
+        o->lag += f->backlog;
     o->oldest_unacked_us = oldest_live(g);
     o->cursor = g->main.cursor;
     o->counters = g->ctr;

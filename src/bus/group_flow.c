@@ -10,12 +10,20 @@
 
 #define FILL_CHUNK 1024 /* records one scan call looks at */
 
-/* Marks seq done in every replay flow that covers it. */
+/* Marks seq done in every replay flow that covers it; what a flow had not
+ * examined yet leaves its backlog. */
 void eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b)
 {
-    for (flow *f = g->replays; f; f = f->next)
-        if (a < f->to && b > f->from)
-            eb_rangeset_add(&f->done, a > f->from ? a : f->from, b < f->to ? b : f->to);
+    for (flow *f = g->replays; f; f = f->next) {
+        if (!(a < f->to && b > f->from))
+            continue;
+        uint64_t lo = a > f->from ? a : f->from, hi = b < f->to ? b : f->to;
+        uint64_t ahead_lo = lo > f->cursor ? lo : f->cursor;
+        uint64_t before = ahead_lo < hi ? eb_rangeset_count(&f->done, ahead_lo, hi) : 0;
+        eb_rangeset_add(&f->done, lo, hi);
+        uint64_t added = ahead_lo < hi ? eb_rangeset_count(&f->done, ahead_lo, hi) - before : 0;
+        f->backlog -= added < f->backlog ? added : f->backlog;
+    }
 }
 
 static bool flow_matches(const eb_group *g, const flow *f, eb_str type)
@@ -57,6 +65,8 @@ static int fill_one(void *arg, const eb_store_rec *rec)
         return 0; /* finished (acked out of order before a restart): not in ahead */
     if (!f->id && g->ahead)
         g->ahead--;
+    if (f->id && f->backlog)
+        f->backlog--;
     if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
@@ -167,6 +177,13 @@ void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head)
     g->ahead = matching > done ? matching - done : 0;
 }
 
+void eb__flow_count_backlog(eb_group *g, flow *f)
+{
+    uint64_t n = count_range(g, f->cursor, f->to, f->types, f->ntypes);
+    uint64_t done = eb_rangeset_count(&f->done, f->cursor, f->to);
+    f->backlog = n > done ? n - done : 0;
+}
+
 int eb_group_count_ahead(eb_group *g, uint64_t head)
 {
     eb_group_set_ahead(g, count_range(g, g->main.cursor, head, NULL, 0), head);
@@ -252,6 +269,7 @@ int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
     if (!f)
         return EB_ENOMEM;
+    f->backlog = *requeued;
     eb__rec_replay(g, f, ob);
     g->ctr.replayed += *requeued;
     return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;

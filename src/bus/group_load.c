@@ -172,6 +172,8 @@ void eb_group_loaded(eb_group *g)
      * was finished above it in order (the acks read back) is passed. */
     g->main.cursor = eb_rangeset_skip(&g->main.done, g->main.cursor);
     eb_rangeset_trim_below(&g->main.done, g->main.cursor);
+    for (flow *f = g->replays; f; f = f->next) /* scans the flow's range once */
+        eb__flow_count_backlog(g, f);
     for (size_t i = 0; i < g->ndlq; i++) {
         dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
         if (e && e->redriven) {
