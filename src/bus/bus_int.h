@@ -24,6 +24,7 @@
 #include "bus/group.h"
 #include "bus/match.h"
 #include "bus/meta.h"
+#include "util/heap.h"
 #include "util/hist.h"
 
 /* An operation waiting for the log to make it durable. */
@@ -76,9 +77,8 @@ typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
     eb_matcher    matcher;     /* event type -> the groups that want it */
     uint64_t      in_flight_total; /* leases of all groups (opts.max_in_flight) */
-    eb_imap       armed;       /* groups the timer visits every tick (pointer -> group) */
-    eb_group    **tick_scratch;
-    size_t        tick_cap;
+    eb_imap       armed;       /* group pointer -> its node in due (groups.c) */
+    eb_heap       due;         /* armed groups by when the timer must visit them */
     uint64_t      last_full_tick; /* every group visited (once a second) */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
@@ -141,7 +141,8 @@ void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
 
-/* Makes the timer visit g every tick until it is idle again (groups.c). */
+/* Makes the timer visit g at the next tick, then when its next lease or
+ * retry falls due (groups.c). */
 void eb__bus_group_arm(eb_bus *bus, eb_group *g);
 
 /* The group table (groups.c owns it). */

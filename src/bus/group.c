@@ -364,10 +364,10 @@ bool eb_group_due(const eb_group *g, uint64_t now)
            g->ack_r.n || g->ack_d.len || g->fail_items.len;
 }
 
-bool eb_group_busy(const eb_group *g)
+uint64_t eb_group_next_due(const eb_group *g)
 {
-    return g->timers.n || g->main.done.n || g->replays || g->ack_m.n || g->ack_r.n ||
-           g->ack_d.len || g->fail_items.len;
+    eb_heap_node *top = eb_heap_min(&g->timers);
+    return top ? top->key : 0;
 }
 
 void eb_group_tick(eb_group *g, eb_outbox *ob)

@@ -139,10 +139,8 @@ void eb_group_tick(eb_group *g, eb_outbox *ob);
  * retry due, finished seqs to trim, replay flows, a consumer sweep due,
  * gathered records): the timer skips idle groups at this O(1) cost. */
 bool eb_group_due(const eb_group *g, uint64_t now);
-/* True if g will need the timer later (leases or retries pending, finished
- * seqs or replay flows to tidy, records gathered); the consumer sweep
- * aside. */
-bool eb_group_busy(const eb_group *g);
+/* When g's next lease or retry falls due (µs), 0 if none. */
+uint64_t eb_group_next_due(const eb_group *g);
 /* Calls fn for each consumer seen (borrowed views, during the call). */
 void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg);
 

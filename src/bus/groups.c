@@ -8,6 +8,7 @@
  * Every change follows one path: the engine (group.c) changes memory and
  * writes meta records into the bus's outbox; commit() appends
  * them as one atomic batch; the caller is answered when it is durable. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,11 +83,54 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     return rc;
 }
 
+/* An armed group's place in the due heap. */
+typedef struct armed {
+    eb_heap_node tm; /* key: when to visit (0: next tick) */
+    eb_group    *g;
+} armed;
+
 void eb__bus_group_arm(eb_bus *bus, eb_group *g)
 {
     uint64_t k = (uint64_t)(uintptr_t)g;
-    if (!eb_imap_get(&bus->grp.armed, k))
-        eb_imap_put(&bus->grp.armed, k, g); /* out of memory: the full pass sees it */
+    armed *a = eb_imap_get(&bus->grp.armed, k);
+    if (a) {
+        if (a->tm.key) {
+            a->tm.key = 0;
+            eb_heap_fix(&bus->grp.due, &a->tm);
+        }
+        return;
+    }
+    /* Out of memory: the once-a-second pass visits g anyway. */
+    if (!(a = malloc(sizeof *a)))
+        return;
+    eb_heap_node_init(&a->tm);
+    a->tm.key = 0;
+    a->g = g;
+    if (eb_heap_push(&bus->grp.due, &a->tm) || eb_imap_put(&bus->grp.armed, k, a)) {
+        eb_heap_remove(&bus->grp.due, &a->tm);
+        free(a);
+    }
+}
+
+static void disarm(eb_bus *bus, eb_group *g)
+{
+    armed *a = eb_imap_del(&bus->grp.armed, (uint64_t)(uintptr_t)g);
+    if (a) {
+        eb_heap_remove(&bus->grp.due, &a->tm);
+        free(a);
+    }
+}
+
+static void disarm_all(eb_bus *bus)
+{
+    size_t it = 0;
+    const eb_imap_slot *s;
+    while ((s = eb_imap_next(&bus->grp.armed, &it)))
+        free(s->val);
+    eb_imap_free(&bus->grp.armed);
+    eb_imap_init(&bus->grp.armed);
+    eb_heap_free(&bus->grp.due);
+    eb_heap_init(&bus->grp.due);
 }
 
 /* Flushes g's gathered records into the outbox and commits it. */
@@ -142,7 +186,7 @@ static void table_del(eb_bus *bus, eb_group *g)
 {
     const char *name = eb_group_name(g);
     index_group(bus, g, false);
-    eb_imap_del(&bus->grp.armed, (uint64_t)(uintptr_t)g);
+    disarm(bus, g);
     eb_map_del(&bus->grp.by_name, name, strlen(name));
     eb_group_free(g);
 }
@@ -352,8 +396,7 @@ static void free_groups(eb_bus *bus)
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
     eb_matcher_clear(&bus->grp.matcher);
-    eb_imap_free(&bus->grp.armed);
-    eb_imap_init(&bus->grp.armed);
+    disarm_all(bus);
 }
 
 void eb__bus_groups_reset(eb_bus *bus)
@@ -481,41 +524,43 @@ void eb_bus_published_each(eb_bus *bus, eb_type_count_fn fn, void *arg)
 
 /* --- the timer -------------------------------------------------------------------------- */
 
-/* Every tick visits the armed groups (a command touched them, or they hold
- * leases, retries or records); once a second every group (consumer sweeps,
- * and any group a failed arm missed). Idle groups cost nothing per tick. */
+static void visit(eb_bus *bus, eb_group *g, uint64_t now)
+{
+    if (eb_group_due(g, now)) {
+        eb_group_tick(g, &bus->grp.ob);
+        eb_group_flush(g, &bus->grp.ob);
+    }
+}
+
+/* Every tick visits the armed groups that are due: touched by a command
+ * since, or a lease or retry of theirs falling due (a heap keyed by that
+ * time); once a second every group (consumer sweeps, tidying finished seqs
+ * and replays, and any group a failed arm missed). Idle groups and groups
+ * whose leases run cost nothing per tick. */
 static void tick_groups(eb_bus *bus, uint64_t now)
 {
     eb_bus_groups *gr = &bus->grp;
-    bool full = now - gr->last_full_tick >= FULL_TICK_US;
-    size_t n = 0, it = 0, want = full ? gr->by_name.len : gr->armed.len;
-    if (want > gr->tick_cap) {
-        eb_group **v = realloc(gr->tick_scratch, want * sizeof *v);
-        if (!v)
-            return; /* next tick */
-        gr->tick_scratch = v;
-        gr->tick_cap = want;
-    }
-    if (full) {
+    if (now - gr->last_full_tick >= FULL_TICK_US) {
         gr->last_full_tick = now;
+        size_t it = 0;
         eb_group *g;
-        while ((g = eb__bus_group_next(bus, &it)))
-            gr->tick_scratch[n++] = g;
-    } else {
-        const eb_imap_slot *s;
-        while ((s = eb_imap_next(&gr->armed, &it)))
-            gr->tick_scratch[n++] = s->val;
-    }
-    for (size_t i = 0; i < n; i++) {
-        eb_group *g = gr->tick_scratch[i];
-        if (eb_group_due(g, now)) {
-            eb_group_tick(g, &gr->ob);
-            eb_group_flush(g, &gr->ob);
+        while ((g = eb__bus_group_next(bus, &it))) {
+            visit(bus, g, now);
+            if (eb_group_next_due(g))
+                eb__bus_group_arm(bus, g);
         }
-        if (eb_group_busy(g))
-            eb__bus_group_arm(bus, g);
-        else
-            eb_imap_del(&gr->armed, (uint64_t)(uintptr_t)g);
+    }
+    eb_heap_node *top;
+    while ((top = eb_heap_min(&gr->due)) && top->key <= now) {
+        armed *a = (armed *)(void *)((char *)top - offsetof(armed, tm));
+        visit(bus, a->g, now);
+        uint64_t next = eb_group_next_due(a->g);
+        if (!next) {
+            disarm(bus, a->g);
+            continue;
+        }
+        a->tm.key = next > now ? next : now + 1;
+        eb_heap_fix(&gr->due, &a->tm);
     }
 }
 
@@ -536,6 +581,7 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_map_init(&gr->by_name);
     eb_matcher_init(&gr->matcher);
     eb_imap_init(&gr->armed);
+    eb_heap_init(&gr->due);
     eb_map_init(&gr->published);
     eb_outbox_init(&gr->ob);
     return 0;
@@ -570,9 +616,7 @@ void eb__bus_groups_close(eb_bus *bus)
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
     eb_matcher_free(&gr->matcher);
-    eb_imap_free(&gr->armed);
-    free(gr->tick_scratch);
-    gr->tick_scratch = NULL;
+    disarm_all(bus);
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&gr->published, &it)))
