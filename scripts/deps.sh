@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already present. Run as root
 # (or with sudo available). Usage: scripts/deps.sh [--bench] [--peers] [--fuzz]
 #   --bench  adds what bench/json and bench/client compare with (jansson,
-#            cJSON, libcurl)
+#            cJSON, libcurl) and gnuplot (bench/scale.py draws its curves)
 #   --peers  adds the systems make bench-peers measures and their C clients:
 #            Redis (redis-server, libhiredis-dev), NATS with JetStream
 #            (nats-server, libnats-dev), PostgreSQL (postgresql, libpq-dev).
@@ -21,7 +21,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)
 for arg in "$@"; do
     case "$arg" in
-        --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev) ;;
+        --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev gnuplot-nox) ;;
         --peers) pkgs+=(redis-server libhiredis-dev nats-server libnats-dev postgresql libpq-dev) ;;
         --fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
         *) echo "deps: unknown option $arg" >&2; exit 2 ;;

@@ -34,6 +34,7 @@ static const char usage[] =
     "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
     "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
+    "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -95,6 +96,7 @@ static void defaults(eb_config *c)
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
     c->log_level = EB_LVL_INFO;
+    c->metrics_groups = 1000;
 }
 
 /* True if the n bytes at host are an IPv4 address or a bracketed IPv6 one. */
@@ -174,6 +176,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "conn-buffer")) {
         if (eb_parse_size(v, &n) || n < 4096 || n > (1ull << 30)) BAD("expected 4KiB to 1GiB");
         c->conn_buffer = (size_t)n;
+    } else if (!strcmp(name, "metrics-groups")) {
+        if (count(v, 0, 1000000, &n)) BAD("expected 0 to 1000000");
+        c->metrics_groups = (uint32_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -191,7 +196,7 @@ static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
-    "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format"};
+    "header-timeout", "body-timeout", "conn-buffer", "metrics-groups", "log-level", "log-format"};
 
 static bool known(const char *name)
 {

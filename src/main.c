@@ -193,7 +193,9 @@ static int open_all(daemon_state *d)
         ho.max_body = 4u << 20;
     d->max_connections = ho.max_connections;
     int port = 0;
-    if ((rc = eb_api_new(d->bus, NULL, &d->api)) != 0 ||
+    eb_api_opts ao = {.metrics_groups = d->cfg.metrics_groups ? d->cfg.metrics_groups
+                                                              : EB_API_METRICS_NO_GROUPS};
+    if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0 ||
         (rc = eb_http_server_new(d->loop, &ho, on_request, d->api, &d->http)) != 0 ||
         (rc = eb_http_listen(d->http, d->cfg.listen, &port)) != 0) {
         EB_ERROR("cannot listen on %s: %s", d->cfg.listen, eb_strerror(rc));

@@ -343,6 +343,8 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
         api->opts = *o;
     if (!api->opts.max_batch)
         api->opts.max_batch = 1000;
+    if (!api->opts.metrics_groups)
+        api->opts.metrics_groups = 1000;
     if (!api->opts.max_depth)
         api->opts.max_depth = EB_JSON_DEFAULT_DEPTH;
     eb_buf_init(&api->out);

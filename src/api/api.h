@@ -20,7 +20,12 @@ typedef struct eb_api eb_api;
 typedef struct eb_api_opts {
     size_t   max_batch;        /* events per batch request (default 1000) */
     uint32_t max_depth;        /* JSON nesting bound (default 128) */
+    /* /metrics: per-group series for this many groups, those with the
+     * largest lag (the others are summed in eventbus_groups_*); 0: 1000,
+     * EB_API_METRICS_NO_GROUPS: none. */
+    uint32_t metrics_groups;
 } eb_api_opts;
+#define EB_API_METRICS_NO_GROUPS UINT32_MAX
 
 /* Creates the API over bus (borrowed; must outlive the api). */
 int  eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out);

@@ -3,6 +3,7 @@
  * (Prometheus text format 0.0.4). The bus hands plain structs
  * (eb_group_info, eb_bus_stats); all output is made here. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
@@ -198,9 +199,8 @@ static void prom_type_count(void *arg, const char *type, uint64_t count)
 static const char *const outcomes[] = {"delivered", "acked", "nacked", "expired",
                                        "redelivered", "dead_lettered", "redriven", "replayed"};
 
-static void prom_outcomes(void *arg, const eb_group_info *in)
+static void prom_outcomes(eb_buf *o, const eb_group_info *in)
 {
-    eb_buf *o = arg;
     const eb_group_counters *c = &in->counters;
     uint64_t v[] = {c->delivered,   c->acked,         c->nacked,   c->expired,
                     c->redelivered, c->dead_lettered, c->redriven, c->replayed};
@@ -219,36 +219,87 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_oldest_unacked_seconds", "Age of the oldest unacknowledged event."},
     {"eventbus_group_paused", "1 when the group is paused."}};
 
-typedef struct gauge_ctx {
-    eb_buf  *o;
-    size_t   k;   /* which gauge */
-    uint64_t now;
-} gauge_ctx;
-
-static void prom_gauge(void *arg, const eb_group_info *in)
+static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t now)
 {
-    gauge_ctx *c = arg;
-    double v = c->k == 0   ? (double)in->lag
-               : c->k == 1 ? (double)in->in_flight
-               : c->k == 2 ? (double)in->retry_scheduled
-               : c->k == 3 ? (double)in->dead_letters
-               : c->k == 4 ? (double)age_us(in->oldest_unacked_us, c->now) / 1e6
-                           : (double)in->paused;
-    eb_buf_printf(c->o, "%s{group=\"", gauges[c->k].name);
-    eb__api_prom_label(c->o, in->name);
-    eb_buf_printf(c->o, "\"} %.6g\n", v);
+    double v = k == 0   ? (double)in->lag
+               : k == 1 ? (double)in->in_flight
+               : k == 2 ? (double)in->retry_scheduled
+               : k == 3 ? (double)in->dead_letters
+               : k == 4 ? (double)age_us(in->oldest_unacked_us, now) / 1e6
+                        : (double)in->paused;
+    eb_buf_printf(o, "%s{group=\"", gauges[k].name);
+    eb__api_prom_label(o, in->name);
+    eb_buf_printf(o, "\"} %.6g\n", v);
 }
 
-static void prom_groups(eb_bus *bus, eb_buf *o)
+/* Every group's view, gathered once per scrape (strings borrowed from the
+ * bus until the handler returns). */
+typedef struct info_vec {
+    eb_group_info *v;
+    size_t         n, cap;
+    uint64_t       lag_sum;
+    bool           failed;
+} info_vec;
+
+static void gather_info(void *arg, const eb_group_info *in)
 {
+    info_vec *iv = arg;
+    iv->lag_sum += in->lag;
+    if (iv->n == iv->cap) {
+        size_t cap = iv->cap ? iv->cap * 2 : 64;
+        eb_group_info *v = realloc(iv->v, cap * sizeof *v);
+        if (!v) {
+            iv->failed = true;
+            return;
+        }
+        iv->v = v;
+        iv->cap = cap;
+    }
+    iv->v[iv->n++] = *in;
+}
+
+static int by_lag_desc(const void *a, const void *b)
+{
+    const eb_group_info *x = a, *y = b;
+    if (x->lag != y->lag)
+        return x->lag < y->lag ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+/* Per-group series for the `limit` groups with the largest lag (all when
+ * there are fewer), and totals over every group. */
+static void prom_groups(eb_bus *bus, eb_buf *o, size_t limit)
+{
+    info_vec iv = {0};
+    eb_bus_groups_each(bus, gather_info, &iv);
+    if (iv.failed) {
+        o->oom = true; /* answered 500 by the caller */
+        free(iv.v);
+        return;
+    }
+    size_t shown = iv.n;
+    if (limit < iv.n) {
+        qsort(iv.v, iv.n, sizeof *iv.v, by_lag_desc);
+        shown = limit;
+    }
+    prom_head(o, "eventbus_groups", "gauge", "Consumer groups.");
+    eb_buf_printf(o, "eventbus_groups %zu\n", iv.n);
+    prom_head(o, "eventbus_groups_lag", "gauge", "Lag summed over every group.");
+    eb_buf_printf(o, "eventbus_groups_lag %llu\n", (unsigned long long)iv.lag_sum);
+    prom_head(o, "eventbus_group_series_omitted", "gauge",
+              "Groups whose per-group series are left out (--metrics-groups).");
+    eb_buf_printf(o, "eventbus_group_series_omitted %zu\n", iv.n - shown);
     prom_head(o, "eventbus_deliveries_total", "counter",
               "Deliveries and their outcomes per consumer group.");
-    eb_bus_groups_each(bus, prom_outcomes, o);
-    gauge_ctx c = {o, 0, eb__api_now_us()};
-    for (c.k = 0; c.k < sizeof gauges / sizeof gauges[0]; c.k++) {
-        prom_head(o, gauges[c.k].name, "gauge", gauges[c.k].help);
-        eb_bus_groups_each(bus, prom_gauge, &c);
+    for (size_t i = 0; i < shown; i++)
+        prom_outcomes(o, &iv.v[i]);
+    uint64_t now = eb__api_now_us();
+    for (size_t k = 0; k < sizeof gauges / sizeof gauges[0]; k++) {
+        prom_head(o, gauges[k].name, "gauge", gauges[k].help);
+        for (size_t i = 0; i < shown; i++)
+            prom_gauge(o, k, &iv.v[i], now);
     }
+    free(iv.v);
 }
 
 void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
@@ -278,7 +329,8 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     prom_head(o, "eventbus_in_flight_total", "gauge",
               "Leased deliveries, all groups (bounded by --max-in-flight-total).");
     eb_buf_printf(o, "eventbus_in_flight_total %llu\n", (unsigned long long)st.in_flight);
-    prom_groups(api->bus, o);
+    prom_groups(api->bus, o,
+                api->opts.metrics_groups == EB_API_METRICS_NO_GROUPS ? 0 : api->opts.metrics_groups);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",

@@ -100,9 +100,17 @@ void eb_group_examine_next(eb_group *g, uint64_t durable);
  * after open and after a config change) and adds those published later
  * (eb_group_published). */
 int  eb_group_count_ahead(eb_group *g, uint64_t head);
+/* The same when the caller counted: `matching` events of g's types lie in
+ * [eb_group_cursor(g), head) (the bus counts every group in one walk at
+ * startup); those finished already (acked out of order) are taken off. */
+void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
+/* The main flow's next seq to examine. */
+uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count);
+/* count events of g's types were published (the bus finds the groups a
+ * type matches through its index, match.h). */
+void eb_group_published(eb_group *g, uint64_t count);
 
 /* True if a pull could be served now (READY deliveries or events to
  * examine below `durable`). */
@@ -128,6 +136,12 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
 int  eb_group_flush(eb_group *g, eb_outbox *ob);
 /* Expires leases and retry delays due by now; failures go to ob. */
 void eb_group_tick(eb_group *g, eb_outbox *ob);
+/* True if eb_group_tick or eb_group_flush has work at `now` (a lease or
+ * retry due, finished seqs to trim, replay flows, a consumer sweep due,
+ * gathered records): the timer skips idle groups at this O(1) cost. */
+bool eb_group_due(const eb_group *g, uint64_t now);
+/* When g's next lease or retry falls due (µs), 0 if none. */
+uint64_t eb_group_next_due(const eb_group *g);
 /* Calls fn for each consumer seen (borrowed views, during the call). */
 void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg);
 

@@ -43,8 +43,14 @@ before(async () => {
   throw new Error('eventbusd did not start');
 });
 
-after(() => {
-  proc?.kill('SIGTERM');
+after(async () => {
+  // A clean stop writes a state snapshot into the data directory: wait for
+  // the exit before removing it.
+  if (proc && proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await exited;
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
