@@ -20,6 +20,7 @@ typedef struct eb_config {
     uint32_t        max_event_bytes;   /* --max-event-bytes, default 1MiB */
     uint64_t        meta_snapshot_bytes; /* --meta-snapshot-bytes, default 64MiB */
     uint64_t        dedupe_window_ms;  /* --dedupe-window, default 2m */
+    uint32_t        history_interval_ms; /* --history-interval, default 5s */
     bool            require_schemas;   /* --require-schemas */
     eb_level        log_level;         /* --log-level */
     bool            log_json;          /* --log-format json */

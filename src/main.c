@@ -133,7 +133,8 @@ static int open_all(daemon_state *d)
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
-        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes};
+        .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes,
+        .history_interval_ms = d->cfg.history_interval_ms};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {

@@ -56,8 +56,12 @@ static const route routes[] = {
     {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list},
     {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge},
     {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive},
+    {"GET", "/v1/groups/{group}/history", eb__api_group_history},
     {"GET", "/v1/stats", eb__api_stats},
     {"GET", "/metrics", eb__api_metrics},
+    {"GET", "/ui", eb__api_ui},
+    {"GET", "/ui/", eb__api_ui},
+    {"GET", "/ui/{file}", eb__api_ui},
 };
 
 uint64_t eb__api_now_us(void)

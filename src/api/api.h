@@ -89,6 +89,10 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p);
+/* Whether p->v[0] names a group; if not, answers 404 and returns false. */
+bool eb__api_find_group(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_group_history(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_ui(eb_api *api, eb_http_req *req, const eb_api_params *p);
 /* monitor.c: group views into api->out, and the monitoring routes. */
 void eb__api_render_groups(eb_api *api);
 void eb__api_render_group(eb_api *api, const eb_group_info *in);

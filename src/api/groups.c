@@ -151,6 +151,11 @@ static bool find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
     return false;
 }
 
+bool eb__api_find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    return find_group(api, req, p);
+}
+
 /* Checks that every member of obj is one of `allowed` (NULL-terminated). */
 static bool only_fields(eb_http_req *req, const eb_json *obj, const char *const *allowed)
 {
@@ -722,7 +727,7 @@ static bool replay_types(eb_http_req *req, const eb_json *t, char **types, size_
 
 void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    static const char *const allowed[] = {"since", "until", "types", NULL};
+    static const char *const allowed[] = {"since", "until", "types", "dry_run", NULL};
     bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed))
@@ -739,6 +744,12 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
         (until && !replay_bound(req, until, "/until", &rr.until)) ||
         !replay_types(req, eb_json_get(b, "types"), types, &rr.ntypes))
         return;
+    const eb_json *dry = eb_json_get(b, "dry_run");
+    if (dry && !eb_json_is_bool(dry)) {
+        eb__api_bad_field(req, "/dry_run", "expected true (only count) or false");
+        return;
+    }
+    rr.dry_run = dry && dry->type == EB_JSON_TRUE;
     deferred *d = defer(req);
     if (!d)
         return;

@@ -83,6 +83,8 @@ typedef struct eb_bus_groups {
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
     uint64_t      last_snap_check;
     bool          snapshotting;  /* a snapshot is being made durable */
+    eb_map        history;       /* name -> per-group sample ring (history.c) */
+    uint64_t      history_next_us; /* when the next samples are due */
 } eb_bus_groups;
 
 struct eb_bus {
@@ -142,6 +144,11 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
     const eb_map_slot *s = eb_map_next(&bus->grp.by_name, it);
     return s ? s->val : NULL;
 }
+
+/* history.c */
+/* Samples every group when due (called by the timer). */
+void eb__bus_history_tick(eb_bus *bus, uint64_t now);
+void eb__bus_history_free(eb_bus *bus);
 
 /* snapshot.c */
 /* Notes the meta store's size at startup (the growth is counted from it). */

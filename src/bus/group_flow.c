@@ -231,7 +231,7 @@ int eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_
         return 0;
     uint64_t start = from < first ? first : from;
     *requeued = count_range(g, start, to, types, ntypes);
-    if (*requeued == 0)
+    if (*requeued == 0 || !ob) /* nothing to do, or a dry run */
         return 0;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
     if (!f)

@@ -236,9 +236,9 @@ int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_r
     uint64_t from = bound_seq(bus, &req->since);
     uint64_t to = req->has_until ? bound_seq(bus, &req->until) : UINT64_MAX;
     int rc = eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired,
-                             &bus->grp.ob);
-    if (rc)
-        return rc;
+                             req->dry_run ? NULL : &bus->grp.ob);
+    if (rc || req->dry_run)
+        return rc ? rc : 1;
     return commit(bus, g, cb, arg);
 }
 
@@ -426,6 +426,7 @@ static void on_tick(uv_timer_t *t)
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
+    eb__bus_history_tick(bus, eb__bus_now_us());
 }
 
 int eb__bus_groups_init(eb_bus *bus)
@@ -433,6 +434,7 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_bus_groups *gr = &bus->grp;
     eb_map_init(&gr->by_name);
     eb_map_init(&gr->published);
+    eb_map_init(&gr->history);
     eb_outbox_init(&gr->ob);
     return 0;
 }
@@ -463,6 +465,7 @@ void eb__bus_groups_close(eb_bus *bus)
         uv_timer_stop(&gr->timer);
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
+    eb__bus_history_free(bus);
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&gr->published, &it)))
