@@ -217,6 +217,7 @@ async function groupPage(g, name) {
 // --- dead letters ---------------------------------------------------------------
 async function dlqPage(g, name) {
   const groups = (await api('GET', '/v1/groups')).groups;
+  if (g !== gen) return; // navigated away meanwhile
   if (!name && groups.length) name = (groups.find((x) => x.dead_letters) || groups[0]).name;
   main.innerHTML = `<h1>Dead letters</h1><div class="row">
     <label>Group<select id="dg">${groups.map((x) => `<option ${x.name === name ? 'selected' : ''}>${esc(x.name)}</option>`).join('')}</select></label>
@@ -237,7 +238,7 @@ async function dlqPage(g, name) {
       <td><input type="checkbox" value="${esc(d.event.id)}" aria-label="select ${esc(d.event.id)}"></td>
       <td>${esc(d.event.type)}</td><td><details><summary class="bad">${esc(d.error)}</summary>
       <p>Last error after ${fmt(d.attempts)} attempts (earlier attempts' errors are not kept).</p>
-      <pre>${esc(JSON.stringify(d.event, null, 2))}</pre></details></td>
+      <pre tabindex="0" aria-label="event ${esc(d.event.id)}">${esc(JSON.stringify(d.event, null, 2))}</pre></details></td>
       <td class="n">${fmt(d.attempts)}</td><td>${esc(d.consumer)}</td><td>${esc(d.failed_at)}</td></tr>`).join('') ||
       '<tr><td colspan="6" class="muted">no dead letters</td></tr>'}</tbody></table>`;
     $('#dcount').textContent = `${shown.length} shown, ${items.length} loaded`;
@@ -327,9 +328,10 @@ function lineDiff(a, b) { // LCS over lines; small schemas only
   while (j < m) right.push({l: B[j++], c: 'add'});
   return [left, right];
 }
-const diffPre = (lines, label) => `<pre aria-label="${label}">${lines.map((x) => `<span class="${x.c || ''}">${esc(x.l) || ' '}</span>`).join('')}</pre>`;
+const diffPre = (lines, label) => `<pre tabindex="0" aria-label="${label}">${lines.map((x) => `<span class="${x.c || ''}">${esc(x.l) || ' '}</span>`).join('')}</pre>`;
 async function schemasPage(g, type) {
   const list = (await api('GET', '/v1/schemas')).schemas;
+  if (g !== gen) return;
   if (!type && list.length) type = list[0].type;
   main.innerHTML = `<h1>Schemas</h1><div class="row"><label>Type<select id="st">${list.map((s) =>
     `<option ${s.type === type ? 'selected' : ''}>${esc(s.type)}</option>`).join('')}</select></label></div>
@@ -351,6 +353,7 @@ async function schemasPage(g, type) {
   const base = '/v1/schemas/' + enc(type);
   async function diff() {
     const [a, b] = await Promise.all([api('GET', `${base}/versions/${$('#va').value}`), api('GET', `${base}/versions/${$('#vb').value}`)]);
+    if (g !== gen) return;
     const [l, r] = lineDiff(JSON.stringify(a.schema, null, 2), JSON.stringify(b.schema, null, 2));
     $('#diff').innerHTML = diffPre(l, 'version ' + a.version) + diffPre(r, 'version ' + b.version);
     if (!$('#cand').value) $('#cand').value = JSON.stringify(b.schema, null, 2);
@@ -389,6 +392,7 @@ async function route() {
     else if (parts[0] === 'events') await eventsPage(g);
     else if (parts[0] === 'schemas') await schemasPage(g, parts[1]);
     else await overview(g);
+    if (g !== gen) return;
     document.title = 'eventbus · ' + ($('h1') ? $('h1').textContent : '');
     applyCaps();
     main.dataset.ready = String(g); // for tests: the page has its data
