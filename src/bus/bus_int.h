@@ -148,6 +148,8 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
 /* history.c */
 /* Samples every group when due (called by the timer). */
 void eb__bus_history_tick(eb_bus *bus, uint64_t now);
+/* A group was deleted: its history goes (a new one of the name starts afresh). */
+void eb__bus_history_forget(eb_bus *bus, const char *name, size_t n);
 void eb__bus_history_free(eb_bus *bus);
 
 /* snapshot.c */

@@ -142,6 +142,7 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
     if (!g)
         return EB_ENOTFOUND;
     eb__bus_pulls_answer(bus, g, EB_ENOTFOUND);
+    eb__bus_history_forget(bus, name, strlen(name));
     eb_outbox_reset(&bus->grp.ob);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
     eb_group_free(g);

@@ -3,8 +3,8 @@
  * change of its counters into a ring of EB_HISTORY_SAMPLES, for the
  * dashboard's charts and `eventbus groups history` (bus.h,
  * eb_bus_group_history). Memory only, bounded per group; the rings follow
- * the group table (a deleted group's ring goes at the next sampling, a
- * recreated group starts a new one). */
+ * the group table (a deleted group's ring goes with it, so a group created
+ * again under the name starts a new one). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +20,6 @@ typedef struct hsample {
 } hsample;
 
 typedef struct hring {
-    const eb_group   *g;       /* the group it follows (a new one resets) */
     eb_group_counters last;    /* counters at the previous sample */
     size_t            head, n; /* next slot, samples kept */
     hsample           s[EB_HISTORY_SAMPLES];
@@ -51,18 +50,11 @@ static void sample_one(void *arg, const eb_group_info *in)
 {
     tick_ctx *c = arg;
     size_t n = strlen(in->name);
-    const eb_group *g = eb__bus_group(c->bus, in->name, n);
     hring *r = eb_map_del(&c->old, in->name, n);
-    if (r && r->g != g) { /* deleted and created again: a new history */
-        free(r);
-        r = NULL;
-    }
-    if (!r) {
-        if (!(r = calloc(1, sizeof *r)))
-            return; /* no history for it this round */
-        r->g = g;
-        r->last = in->counters;
-    }
+    /* a new ring's `last` is zero, as a group's counters start (at creation
+     * or start-up) */
+    if (!r && !(r = calloc(1, sizeof *r)))
+        return; /* no history for it this round */
     if (eb_map_put(&c->fresh, in->name, n, r, NULL) != 0) {
         free(r);
         return;
@@ -107,6 +99,11 @@ void eb__bus_history_tick(eb_bus *bus, uint64_t now)
     gr->history = c.fresh;
 }
 
+void eb__bus_history_forget(eb_bus *bus, const char *name, size_t n)
+{
+    free(eb_map_del(&bus->grp.history, name, n));
+}
+
 void eb__bus_history_free(eb_bus *bus)
 {
     free_rings(&bus->grp.history);
@@ -116,12 +113,11 @@ void eb__bus_history_free(eb_bus *bus)
 int eb_bus_group_history(eb_bus *bus, const char *name, size_t n, uint32_t *interval,
                          eb_group_sample_fn fn, void *arg)
 {
-    const eb_group *g = eb__bus_group(bus, name, n);
-    if (!g)
+    if (!eb__bus_group(bus, name, n))
         return EB_ENOTFOUND;
     *interval = interval_ms(bus);
     const hring *r = eb_map_get(&bus->grp.history, name, n);
-    if (!r || r->g != g)
+    if (!r)
         return 0;
     size_t first = (r->head + EB_HISTORY_SAMPLES - r->n) % EB_HISTORY_SAMPLES;
     for (size_t i = 0; i < r->n; i++) {
