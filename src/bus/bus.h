@@ -269,8 +269,8 @@ void eb_bus_flush_pulls(eb_bus *bus);
 
 /* --- per-group history (history.c) -------------------------------------------
  * Every history_interval_ms the bus samples each group into a ring of
- * EB_HISTORY_SAMPLES (an hour at the default 5 s); memory: 36 bytes a
- * sample, ~26 KiB a group. Kept in memory only: a restart starts
+ * EB_HISTORY_SAMPLES (an hour at the default 5 s); memory: 40 bytes a
+ * sample, ~28 KiB a group. Kept in memory only: a restart starts
  * empty. Counters are the change over the interval that ends at ts_us. */
 #define EB_HISTORY_SAMPLES 720
 typedef struct eb_group_sample {

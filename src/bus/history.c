@@ -13,10 +13,10 @@
 
 #define DEFAULT_INTERVAL_MS 5000
 
-/* One sample, compact (36 bytes; values saturate at 2^32 - 1). */
+/* One sample, compact (40 bytes; counts saturate at 2^32 - 1). */
 typedef struct hsample {
-    uint32_t t_s;     /* seconds since the epoch */
-    uint32_t lag, delivered, acked, nacked, dead_lettered, dead_letters, oldest_s;
+    uint64_t t_ms;    /* ms since the epoch */
+    uint32_t lag, delivered, acked, nacked, dead_lettered, dead_letters, oldest_ms;
 } hsample;
 
 typedef struct hring {
@@ -61,15 +61,15 @@ static void sample_one(void *arg, const eb_group_info *in)
     }
     const eb_group_counters *k = &in->counters;
     hsample *s = &r->s[r->head];
-    s->t_s = sat(c->now / 1000000u);
+    s->t_ms = c->now / 1000u;
     s->lag = sat(in->lag);
     s->delivered = delta(k->delivered, r->last.delivered);
     s->acked = delta(k->acked, r->last.acked);
     s->nacked = delta(k->nacked, r->last.nacked);
     s->dead_lettered = delta(k->dead_lettered, r->last.dead_lettered);
     s->dead_letters = sat(in->dead_letters);
-    s->oldest_s = in->oldest_unacked_us && in->oldest_unacked_us < c->now
-                      ? sat((c->now - in->oldest_unacked_us) / 1000000u)
+    s->oldest_ms = in->oldest_unacked_us && in->oldest_unacked_us < c->now
+                      ? sat((c->now - in->oldest_unacked_us) / 1000u)
                       : 0;
     r->last = *k;
     r->head = (r->head + 1) % EB_HISTORY_SAMPLES;
@@ -123,14 +123,14 @@ int eb_bus_group_history(eb_bus *bus, const char *name, size_t n, uint32_t *inte
     for (size_t i = 0; i < r->n; i++) {
         const hsample *s = &r->s[(first + i) % EB_HISTORY_SAMPLES];
         eb_group_sample o = {
-            .ts_us = (uint64_t)s->t_s * 1000000u,
+            .ts_us = s->t_ms * 1000u,
             .lag = s->lag,
             .delivered = s->delivered,
             .acked = s->acked,
             .nacked = s->nacked,
             .dead_lettered = s->dead_lettered,
             .dead_letters = s->dead_letters,
-            .oldest_unacked_ms = (uint64_t)s->oldest_s * 1000u,
+            .oldest_unacked_ms = s->oldest_ms,
         };
         fn(arg, &o);
     }
