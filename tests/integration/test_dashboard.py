@@ -5,10 +5,23 @@ the replay preview (dry_run), and the files served at /ui/ (Content-Type,
 ETag and 304, gzip). The pages themselves are tested in a browser by
 tests/ui."""
 import gzip
+import json
+import os
 import re
+import subprocess
 import time
 
-from harness import Server, run_tests
+from harness import ROOT, Server, run_tests
+
+CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
+
+
+def cli(srv, *args):
+    """The CLI with stdout piped (JSON); returns (rc, stdout, stderr)."""
+    e = dict(os.environ, EVENTBUS_URL=f"http://127.0.0.1:{srv.port}")
+    e.pop("EVENTBUS_OUTPUT", None)
+    p = subprocess.run([CLI] + list(args), capture_output=True, text=True, env=e, timeout=30)
+    return p.returncode, p.stdout, p.stderr
 
 
 def put_group(srv, name, **cfg):
@@ -99,6 +112,25 @@ def test_replay_dry_run_counts_and_changes_nothing(srv):
     assert st == 200 and body["requeued"] == 12, body
     st, _, g = srv.request("GET", "/v1/groups/a")
     assert g["counters"]["replayed"] == 12, g
+
+
+def test_cli_history_and_replay_dry_run(srv):
+    srv.restart(["--history-interval", "100ms"])
+    put_group(srv, "a", start="earliest")
+    publish(srv, 4)
+    time.sleep(0.35)
+    rc, out, err = cli(srv, "groups", "history", "a")
+    assert rc == 0, (rc, out, err)
+    h = json.loads(out)
+    assert h["interval_ms"] == 100 and len(h["samples"]) >= 2 and h["samples"][-1]["lag"] == 4, h
+    rc, out, err = cli(srv, "replay", "a", "--since", "1h", "--dry-run")
+    assert rc == 0 and json.loads(out) == {"requeued": 4, "expired": 0}, (rc, out, err)
+    st, _, g = srv.request("GET", "/v1/groups/a")
+    assert g["counters"]["replayed"] == 0, g
+    rc, out, err = cli(srv, "groups", "history", "nope")
+    assert rc == 1 and "not_found" in err, (rc, out, err)
+    rc, out, err = cli(srv, "groups", "history")
+    assert rc == 2 and "GROUP" in err, (rc, out, err)
 
 
 def raw_get(srv, path, headers=""):
