@@ -156,6 +156,14 @@ bool eb__api_find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
     return find_group(api, req, p);
 }
 
+static bool query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
+                      uint64_t *out);
+bool eb__api_query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
+                       uint64_t *out)
+{
+    return query_u64(req, name, lo, hi, out);
+}
+
 /* Checks that every member of obj is one of `allowed` (NULL-terminated). */
 static bool only_fields(eb_http_req *req, const eb_json *obj, const char *const *allowed)
 {

@@ -11,18 +11,12 @@ static void write_sample(void *arg, const eb_group_sample *s)
     eb_jw *w = arg;
     char t[40];
     eb_time_format(s->ts_us, t);
-    const struct { const char *k; uint64_t v; } kv[] = {
-        {"lag", s->lag},         {"delivered", s->delivered},
-        {"acked", s->acked},     {"nacked", s->nacked},
-        {"dead_lettered", s->dead_lettered}, {"dead_letters", s->dead_letters},
-        {"oldest_unacked_ms", s->oldest_unacked_ms}};
     eb_jw_obj_open(w);
     eb_jw_key(w, "ts");
     eb_jw_str(w, t);
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++) {
-        eb_jw_key(w, kv[i].k);
-        eb_jw_uint(w, kv[i].v);
-    }
+    EB_API_UINTS(w, {"lag", s->lag}, {"delivered", s->delivered}, {"acked", s->acked},
+                 {"nacked", s->nacked}, {"dead_lettered", s->dead_lettered},
+                 {"dead_letters", s->dead_letters}, {"oldest_unacked_ms", s->oldest_unacked_ms});
     eb_jw_obj_close(w);
 }
 
@@ -31,8 +25,7 @@ void eb__api_group_history(eb_api *api, eb_http_req *req, const eb_api_params *p
     if (!eb__api_find_group(api, req, p))
         return;
     eb_jw w;
-    eb_buf_reset(&api->out);
-    eb_jw_init(&w, &api->out);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "group");
     eb_jw_strn(&w, p->v[0].ptr, p->v[0].len);
@@ -46,10 +39,7 @@ void eb__api_group_history(eb_api *api, eb_http_req *req, const eb_api_params *p
         return;
     }
     eb_jw_arr_close(&w);
-    eb_jw_key(&w, "interval_ms");
-    eb_jw_uint(&w, interval);
-    eb_jw_key(&w, "capacity");
-    eb_jw_uint(&w, EB_HISTORY_SAMPLES);
+    EB_API_UINTS(&w, {"interval_ms", interval}, {"capacity", EB_HISTORY_SAMPLES});
     eb_jw_obj_close(&w);
     eb__api_reply(api, req, 200);
 }

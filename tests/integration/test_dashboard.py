@@ -133,6 +133,34 @@ def test_cli_history_and_replay_dry_run(srv):
     assert rc == 2 and "GROUP" in err, (rc, out, err)
 
 
+def test_overview_pages_filters_and_totals(srv):
+    for name in ["b-2", "a-1", "c-3", "b-1"]:
+        put_group(srv, name, start="earliest")
+    publish(srv, 3)
+    srv.request("POST", "/v1/groups/a-1/pull", {"consumer": "x", "max": 1})
+    srv.request("POST", "/v1/groups/c-3/pause")
+    st, _, o = srv.request("GET", "/v1/overview")
+    assert st == 200, (st, o)
+    assert [g["name"] for g in o["groups"]] == ["a-1", "b-1", "b-2", "c-3"], o
+    t = o["totals"]
+    assert t == {"groups": 4, "matching": 4, "paused": 1, "lag": 12, "dead_letters": 0,
+                 "delivered": 1, "acked": 0}, t
+    assert o["events"]["published"] == 3 and o["events"]["head_seq"] == 4, o
+    a = o["groups"][0]
+    assert a["consumers"] == 1 and a["in_flight"] == 1 and a["lag"] == 3, a
+    st, _, o = srv.request("GET", "/v1/overview?limit=2&offset=1")
+    assert [g["name"] for g in o["groups"]] == ["b-1", "b-2"] and o["offset"] == 1, o
+    st, _, o = srv.request("GET", "/v1/overview?q=b-")
+    assert [g["name"] for g in o["groups"]] == ["b-1", "b-2"], o
+    assert o["totals"]["matching"] == 2 and o["totals"]["groups"] == 4, o
+    st, _, o = srv.request("GET", "/v1/overview?offset=9")
+    assert st == 200 and o["groups"] == [], o
+    for q, field in [("limit=0", "?limit"), ("limit=1001", "?limit"), ("offset=x", "?offset"),
+                     ("q=%zz", "?q"), ("q=" + "a" * 129, "?q")]:
+        st, _, body = srv.request("GET", "/v1/overview?" + q)
+        assert st == 400 and body["error"]["details"][0]["field"] == field, (q, st, body)
+
+
 def raw_get(srv, path, headers=""):
     out = srv.raw(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n".encode())
     head, _, body = out.partition(b"\r\n\r\n")

@@ -129,8 +129,18 @@ try {
     const rows = await page.locator('#groups tbody tr').count();
     assert(rows === Math.min(100, GROUPS), `a page of groups (${rows})`);
     assert((await page.textContent('#gcount')).includes(`of ${GROUPS} groups`), 'group count');
+    if (GROUPS > 100) {
+      await page.click('#pn');
+      await page.waitForFunction(() => /page 2 of/.test(document.querySelector('#pager').textContent));
+      assert((await page.locator('#groups tbody tr').first().textContent()).includes('svc-0100'), 'page 2 starts at the 101st');
+      await page.click('#pp');
+      await page.waitForFunction(() => /page 1 of/.test(document.querySelector('#pager').textContent));
+    }
     await page.fill('#gfilter', 'billing');
-    assert(await page.locator('#groups tbody tr').count() === 1, 'filter to billing');
+    await page.waitForFunction(() => document.querySelectorAll('#groups tbody tr').length === 1);
+    assert((await page.textContent('#gcount')).includes(`1 of ${GROUPS} groups`), 'filtered on the server');
+    await page.fill('#gfilter', '');
+    await page.waitForFunction((n) => document.querySelectorAll('#groups tbody tr').length === n, Math.min(100, GROUPS));
     await page.screenshot({path: join(shots, 'overview.png')});
     await axe('overview');
   });

@@ -96,54 +96,57 @@ function chart(title, ts, values) {
 function every(ms, fn) { clearInterval(timer); timer = setInterval(fn, ms); }
 
 // --- overview ---------------------------------------------------------------
-let prev = null; // the previous stats sample, for rates
+// Polls GET /v1/overview: the log's figures, totals over every group and one
+// page of groups (sorted, filtered by the server), so the page stays small
+// at thousands of groups.
+let prev = null; // the previous totals, for rates
 const ovState = {page: 0, filter: ''};
+const PER_PAGE = 100;
 async function overview(g) {
   main.innerHTML = `<h1>Overview</h1><div class="cards" id="cards"></div>
     <h2>Groups</h2><div class="row"><label>Filter groups<input id="gfilter" value="${esc(ovState.filter)}"></label>
-    <span id="gcount" class="muted"></span></div><div id="groups"></div><div class="row" id="pager"></div>`;
-  $('#gfilter').addEventListener('input', (e) => { ovState.filter = e.target.value; ovState.page = 0; draw(); });
-  let last = null;
-  function draw() {
-    if (!last) return;
-    const gs = last.groups.filter((x) => x.name.includes(ovState.filter));
-    const per = 100, pages = Math.max(1, Math.ceil(gs.length / per));
-    if (ovState.page >= pages) ovState.page = pages - 1;
-    const rows = gs.slice(ovState.page * per, ovState.page * per + per).map((x) => `<tr>
+    <span id="gcount" class="muted" role="status"></span></div><div id="groups"></div><div class="row" id="pager"></div>`;
+  $('#gfilter').addEventListener('input', (e) => {
+    ovState.filter = e.target.value; ovState.page = 0;
+    clearTimeout(overview.t); overview.t = setTimeout(() => refresh().catch(() => {}), 150);
+  });
+  function draw(s) {
+    const pages = Math.max(1, Math.ceil(s.totals.matching / PER_PAGE));
+    const rows = s.groups.map((x) => `<tr>
       <td><a href="#/groups/${enc(x.name)}">${esc(x.name)}</a></td>
       <td class="n">${fmt(x.lag)}</td><td class="n">${age(x.oldest_unacked_age_ms)}</td>
-      <td class="n">${(x.consumers || []).length}</td><td class="n">${fmt(x.in_flight)}</td>
+      <td class="n">${fmt(x.consumers)}</td><td class="n">${fmt(x.in_flight)}</td>
       <td class="n ${x.dead_letters ? 'bad' : ''}"><a href="#/dlq/${enc(x.name)}">${fmt(x.dead_letters)}</a></td>
       <td class="${x.paused ? 'warn' : 'ok'}">${x.paused ? 'paused' : 'running'}</td></tr>`).join('');
     $('#groups').innerHTML = `<table><thead><tr><th>Group</th><th class="n">Lag</th><th class="n">Oldest unacked</th>
       <th class="n">Consumers</th><th class="n">In flight</th><th class="n">Dead letters</th><th>State</th></tr></thead>
       <tbody>${rows || '<tr><td colspan="7" class="muted">no groups</td></tr>'}</tbody></table>`;
-    $('#gcount').textContent = `${gs.length} of ${last.groups.length} groups`;
+    $('#gcount').textContent = `${s.totals.matching} of ${s.totals.groups} groups`;
     $('#pager').innerHTML = pages > 1 ? `<button id="pp" ${ovState.page ? '' : 'disabled'}>Previous</button>
       <span>page ${ovState.page + 1} of ${pages}</span><button id="pn" ${ovState.page + 1 < pages ? '' : 'disabled'}>Next</button>` : '';
     if (pages > 1) {
-      $('#pp').onclick = () => { ovState.page--; draw(); };
-      $('#pn').onclick = () => { ovState.page++; draw(); };
+      $('#pp').onclick = () => { ovState.page--; refresh(); };
+      $('#pn').onclick = () => { ovState.page++; refresh(); };
     }
   }
   async function refresh() {
-    const s = await api('GET', '/v1/stats');
+    const p = new URLSearchParams({limit: String(PER_PAGE), offset: String(ovState.page * PER_PAGE)});
+    if (ovState.filter) p.set('q', ovState.filter);
+    const s = await api('GET', '/v1/overview?' + p);
     if (g !== gen) return;
-    const now = Date.now();
-    const acked = s.groups.reduce((a, x) => a + ((x.counters && x.counters.acked) || 0), 0);
+    const now = Date.now(), t = s.totals;
     let pubRate = '—', dlvRate = '—';
     if (prev && now > prev.t) {
       const dt = (now - prev.t) / 1000;
-      pubRate = ((s.events.published - prev.published) / dt).toFixed(1) + '/s';
-      dlvRate = ((acked - prev.acked) / dt).toFixed(1) + '/s';
+      pubRate = (Math.max(0, s.events.published - prev.published) / dt).toFixed(1) + '/s';
+      dlvRate = (Math.max(0, t.acked - prev.acked) / dt).toFixed(1) + '/s';
     }
-    prev = {t: now, published: s.events.published, acked};
-    const lag = s.groups.reduce((a, x) => a + x.lag, 0), dlq = s.groups.reduce((a, x) => a + x.dead_letters, 0);
+    prev = {t: now, published: s.events.published, acked: t.acked};
     $('#cards').innerHTML = card('publish rate', pubRate) + card('delivery rate (acks)', dlvRate) +
-      card('total lag', fmt(lag)) + card('dead letters', fmt(dlq)) + card('storage used', bytes(s.events.bytes)) +
-      card('events kept', fmt(s.events.head_seq - s.events.first_seq)) + card('groups', fmt(s.groups.length)) +
-      card('publish p99', (s.events.publish_p99_ms ?? '—') + ' ms');
-    last = s; draw();
+      card('total lag', fmt(t.lag)) + card('dead letters', fmt(t.dead_letters)) + card('storage used', bytes(s.events.bytes)) +
+      card('events kept', fmt(s.events.head_seq - s.events.first_seq)) + card('groups', fmt(t.groups)) +
+      card('paused groups', fmt(t.paused));
+    draw(s);
   }
   await refresh();
   every(5000, () => refresh().catch(() => {}));
