@@ -180,9 +180,12 @@ def test_ui_files_types_etag_gzip(srv):
         st, h, plain = raw_get(srv, "/ui/" + name)
         assert st == 200 and h["content-type"].startswith(ctype), (name, st, h)
         assert h["cache-control"] == "no-cache" and h["etag"].startswith('"'), h
+        assert h["content-security-policy"].startswith("default-src 'self'"), h
+        assert h["x-content-type-options"] == "nosniff", h
         assert int(h["content-length"]) == len(plain) and "content-encoding" not in h
         st, hz, z = raw_get(srv, "/ui/" + name, "Accept-Encoding: br, gzip\r\n")
         assert st == 200 and hz["content-encoding"] == "gzip" and len(z) < len(plain), hz
+        assert "content-security-policy" in hz and hz["vary"] == "Accept-Encoding", hz
         assert gzip.decompress(z) == plain
         st, _, z = raw_get(srv, "/ui/" + name, "Accept-Encoding: gzip;q=0\r\n")
         assert z == plain, "gzip;q=0 is a no"

@@ -99,17 +99,24 @@ try {
   const page = ctx.pages()[0] || await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
+  // console errors: a CSP violation, a failed request the page did not expect
+  page.on('console', (m) => { if (m.type() === 'error' && !/status of (403|404)/.test(m.text())) errors.push('console: ' + m.text()); });
   const axeSrc = readFileSync(join(here, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
   async function settled() { await page.waitForSelector('main[data-ready]', {timeout: 15000}); }
   async function axe(name) {
-    await page.addScriptTag({content: axeSrc});
+    // (evaluated over the DevTools protocol: the page's CSP forbids inline scripts)
+    await page.evaluate(axeSrc);
     const r = await page.evaluate(async () => (await window.axe.run(document, {resultTypes: ['violations']})).violations
       .map((v) => ({id: v.id, impact: v.impact, n: v.nodes.length, help: v.help})));
     const bad = r.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     assert(bad.length === 0, `${name}: axe: ${JSON.stringify(bad)}`);
   }
   async function go(hash) {
-    await page.evaluate((h) => { delete document.querySelector('main').dataset.ready; location.hash = h; }, hash);
+    await page.evaluate((h) => {
+      delete document.querySelector('main').dataset.ready;
+      if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange')); // same page: load again
+      else location.hash = h;
+    }, hash);
     await settled();
   }
 
@@ -217,6 +224,18 @@ try {
     assert((await page.textContent('#verdict')).includes('Not compatible'), 'verdict');
     await page.screenshot({path: join(shots, 'schemas.png'), fullPage: true});
     await axe('schemas');
+  });
+
+  await test('dark mode: readable (axe contrast) and shot', async () => {
+    await page.emulateMedia({colorScheme: 'dark'});
+    await go('#/');
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    assert(bg === 'rgb(13, 17, 23)', 'dark background: ' + bg);
+    await page.screenshot({path: join(shots, 'overview-dark.png')});
+    await axe('overview (dark)');
+    await go('#/groups/billing');
+    await axe('group (dark)');
+    await page.emulateMedia({colorScheme: 'light'});
   });
 
   // Tokens: the server has no tokens yet (the security branch). What the
