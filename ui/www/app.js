@@ -51,6 +51,7 @@ async function api(method, path, body) {
   let j = null;
   if (r.status !== 204) { try { j = await r.json(); } catch (e) { j = null; } }
   if (r.status === 403 && method !== 'GET') { caps.write = false; applyCaps(); }
+  if (r.status === 401) { $('#mode').textContent = token() ? 'token refused' : 'a token is needed'; $('#token').focus(); }
   if (!r.ok) {
     const err = new Error((j && j.error && j.error.message) || ('HTTP ' + r.status));
     err.status = r.status; err.body = j;
