@@ -262,11 +262,14 @@ try {
     await go('#/dlq/billing');
     for (const sel of ['#redsel', '#redall', '#pursel', '#purall'])
       assert(await page.locator(sel).isDisabled(), sel + ' disabled');
+    await go('#/schemas/order.created');
+    assert(await page.locator('#register').isDisabled(), 'register disabled');
+    assert(!(await page.locator('#check').isDisabled()), 'check stays enabled');
     // a 403 on a write (no tokens/self route) makes the page read-only too
     await page.unroute('**/v1/tokens/self');
     await page.route('**/v1/tokens/self', (r) => r.fulfill({status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"no such endpoint","details":[]}}'}));
     await page.route('**/v1/groups/billing/pause', (r) => r.fulfill({status: 403, contentType: 'application/json',
-      body: JSON.stringify({error: {code: 'forbidden', message: 'this token may only read', details: []}})}));
+      body: JSON.stringify({error: {code: 'forbidden', message: 'this token lacks the scope groups:write', details: [{scope: 'groups:write'}]}})}));
     await page.click('#login button');
     await page.waitForFunction(() => document.querySelector('#mode').textContent === '');
     await go('#/groups/billing');

@@ -15,24 +15,26 @@ let timer = null; // the current page's refresh
 let gen = 0;      // bumped on each navigation: stale answers are dropped
 
 // --- token and capabilities -------------------------------------------------
-// caps.write: may this token change things? Known from GET /v1/tokens/self
-// when the server has it ({"scopes": [...]}: write when a scope other than
-// "read" is listed), else learned from the first 403 of a write.
-const caps = {write: true, known: false};
+// What this token may change: caps.write (groups: pause, resume, config,
+// replay, redrive, purge; scope groups:write) and caps.schemas (register;
+// scope schemas:write). Known from GET /v1/tokens/self when the server has
+// it ({"scopes": [...]}), else learned from the first 403 of a write (its
+// details name the missing scope). Controls: class "w" (groups), "ws" (schemas).
+const caps = {write: true, schemas: true};
 function token() { return sessionStorage.getItem('eb_token') || ''; }
 function applyCaps() {
   document.querySelectorAll('.w').forEach((b) => { b.disabled = !caps.write; });
-  $('#mode').textContent = caps.write ? '' : 'read-only';
+  document.querySelectorAll('.ws').forEach((b) => { b.disabled = !caps.schemas; });
+  $('#mode').textContent = caps.write && caps.schemas ? '' : 'read-only';
 }
 async function learnCaps() {
-  caps.write = true; caps.known = false;
+  caps.write = caps.schemas = true;
   try {
     const r = await fetch('/v1/tokens/self', {headers: hdrs()});
     if (r.ok) {
-      const j = await r.json();
-      const scopes = j.scopes || [];
-      caps.write = scopes.some((s) => s !== 'read' && !String(s).endsWith(':read'));
-      caps.known = true;
+      const scopes = (await r.json()).scopes || [];
+      caps.write = scopes.includes('groups:write');
+      caps.schemas = scopes.includes('schemas:write');
     }
   } catch (e) { /* no such route: the open API, or learned from a 403 */ }
   applyCaps();
@@ -50,7 +52,11 @@ async function api(method, path, body) {
   const r = await fetch(path, opt);
   let j = null;
   if (r.status !== 204) { try { j = await r.json(); } catch (e) { j = null; } }
-  if (r.status === 403 && method !== 'GET') { caps.write = false; applyCaps(); }
+  if (r.status === 403 && method !== 'GET') {
+    const scope = j && j.error && j.error.details && j.error.details[0] && j.error.details[0].scope;
+    if (scope === 'schemas:write') caps.schemas = false; else caps.write = false;
+    applyCaps();
+  }
   if (r.status === 401) { $('#mode').textContent = token() ? 'token refused' : 'a token is needed'; $('#token').focus(); }
   if (!r.ok) {
     const err = new Error((j && j.error && j.error.message) || ('HTTP ' + r.status));
@@ -352,7 +358,7 @@ async function schemasPage(g, type) {
     <div class="diff" id="diff"></div>
     <h2>Check a candidate schema</h2><label for="cand" class="sr">Candidate schema (JSON)</label>
     <textarea id="cand" rows="10" placeholder='{"type": "object", ...}'></textarea>
-    <div class="row"><button id="check">Check compatibility</button><button class="w" id="register">Register</button></div>
+    <div class="row"><button id="check">Check compatibility</button><button class="ws" id="register">Register</button></div>
     <div id="verdict" role="status"></div>`;
   const base = '/v1/schemas/' + enc(type);
   async function diff() {
