@@ -18,7 +18,8 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       curl jq    # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
       libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
       debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
-      strace)                  # checks the systemd unit's SystemCallFilter= (test_notify.py)
+      strace                   # checks the systemd unit's SystemCallFilter= (test_notify.py)
+      chromium)                # the dashboard's browser tests (tests/ui), headless
 for arg in "$@"; do
     case "$arg" in
         --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev gnuplot-nox) ;;
@@ -56,7 +57,7 @@ if [ "$node_major" -lt 20 ]; then
     exit 1
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-for d in clients/node examples/shop-ts tests/cloudevents; do
+for d in clients/node examples/shop-ts tests/cloudevents tests/ui; do
     lock="$root/$d/package-lock.json"
     [ -f "$lock" ] || continue
     if [ ! -d "$root/$d/node_modules" ] || [ "$lock" -nt "$root/$d/node_modules" ]; then

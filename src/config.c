@@ -35,6 +35,7 @@ static const char usage[] =
     "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
     "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
+    "  --history-interval AGE  per-group samples for charts, 720 kept (default 5s: an hour)  EVENTBUS_HISTORY_INTERVAL\n"
     "  --log-level LEVEL       debug|info|warn|error (default info)     EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
     "  -h, --help              this help\n"
@@ -95,6 +96,7 @@ static void defaults(eb_config *c)
     c->header_timeout_ms = 10000;
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
+    c->history_interval_ms = 5000;
     c->log_level = EB_LVL_INFO;
     c->metrics_groups = 1000;
 }
@@ -179,6 +181,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "metrics-groups")) {
         if (count(v, 0, 1000000, &n)) BAD("expected 0 to 1000000");
         c->metrics_groups = (uint32_t)n;
+    } else if (!strcmp(name, "history-interval")) {
+        if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h like 5s");
+        c->history_interval_ms = (uint32_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -196,7 +201,7 @@ static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
     "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
-    "header-timeout", "body-timeout", "conn-buffer", "metrics-groups", "log-level", "log-format"};
+    "header-timeout", "body-timeout", "conn-buffer", "metrics-groups", "history-interval", "log-level", "log-format"};
 
 static bool known(const char *name)
 {

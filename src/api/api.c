@@ -84,8 +84,13 @@ static const route routes[] = {
     {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,"},
     {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,"},
     {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL},
+    {"GET", "/v1/groups/{group}/history", eb__api_group_history, NULL},
     {"GET", "/v1/stats", eb__api_stats, NULL},
+    {"GET", "/v1/overview", eb__api_overview, ",limit,offset,q,"},
     {"GET", "/metrics", eb__api_metrics, NULL},
+    {"GET", "/ui", eb__api_ui, NULL},
+    {"GET", "/ui/", eb__api_ui, NULL},
+    {"GET", "/ui/{file}", eb__api_ui, NULL},
 };
 
 uint64_t eb__api_now_us(void)
@@ -214,6 +219,20 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
 }
 
 /* --- answers ------------------------------------------------------------- */
+
+void eb__api_begin(eb_api *api, eb_jw *w)
+{
+    eb_buf_reset(&api->out);
+    eb_jw_init(w, &api->out);
+}
+
+void eb__api_write_uints(eb_jw *w, const eb_api_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        eb_jw_key(w, kv[i].k);
+        eb_jw_uint(w, kv[i].v);
+    }
+}
 
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json)

@@ -95,6 +95,8 @@ typedef struct eb_bus_groups {
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
     uint64_t      last_snap_check;
     bool          snapshotting;  /* a snapshot is being made durable */
+    eb_map        history;       /* name -> per-group sample ring (history.c) */
+    uint64_t      history_next_us; /* when the next samples are due */
 } eb_bus_groups;
 
 struct eb_bus {
@@ -174,6 +176,13 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
 /* Sets every group's count of matching events ahead of its cursor, in one
  * walk of the events store up to head (at startup). */
 int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
+
+/* history.c */
+/* Samples every group when due (called by the timer). */
+void eb__bus_history_tick(eb_bus *bus, uint64_t now);
+/* A group was deleted: its history goes (a new one of the name starts afresh). */
+void eb__bus_history_forget(eb_bus *bus, const char *name, size_t n);
+void eb__bus_history_free(eb_bus *bus);
 
 /* snapshot.c */
 /* Notes the meta store's size at startup (the growth is counted from it). */

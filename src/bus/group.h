@@ -157,7 +157,7 @@ size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *o
 
 /* Queues again the events of [from, to) matching the group (and `types`
  * when given); *requeued counts them, *expired counts the seqs of the
- * range already removed by retention. */
+ * range already removed by retention. With ob NULL only counts (a dry run). */
 void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
                      uint64_t *requeued, uint64_t *expired, eb_outbox *ob);
 

@@ -256,7 +256,7 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
         return;
     uint64_t start = from < first ? first : from;
     *requeued = count_range(g, start, to, types, ntypes, NULL);
-    if (*requeued == 0)
+    if (*requeued == 0 || !ob) /* nothing to do, or a dry run */
         return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
     f->backlog = *requeued;

@@ -221,6 +221,7 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
     if (!g)
         return EB_ENOTFOUND;
     eb__bus_pulls_answer(bus, g, EB_ENOTFOUND);
+    eb__bus_history_forget(bus, name, strlen(name));
     eb_outbox_reset(&bus->grp.ob);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
     table_del(bus, g);
@@ -314,7 +315,10 @@ int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_r
         return EB_ENOTFOUND;
     uint64_t from = bound_seq(bus, &req->since);
     uint64_t to = req->has_until ? bound_seq(bus, &req->until) : UINT64_MAX;
-    eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired, &bus->grp.ob);
+    eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired,
+                    req->dry_run ? NULL : &bus->grp.ob);
+    if (req->dry_run)
+        return 1;
     return commit(bus, g, cb, arg);
 }
 
@@ -546,6 +550,7 @@ static void on_tick(uv_timer_t *t)
     eb__bus_pulls_wake(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
     eb__bus_check_storage(bus);
+    eb__bus_history_tick(bus, eb__bus_now_us());
 }
 
 void eb__bus_groups_recount(eb_bus *bus)
@@ -562,6 +567,7 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_imap_init(&gr->armed);
     eb_heap_init(&gr->due);
     eb_map_init(&gr->published);
+    eb_map_init(&gr->history);
     eb_outbox_init(&gr->ob);
     return 0;
 }
@@ -596,6 +602,7 @@ void eb__bus_groups_close(eb_bus *bus)
     free_groups(bus);
     eb_matcher_free(&gr->matcher);
     disarm_all(bus);
+    eb__bus_history_free(bus);
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&gr->published, &it)))
