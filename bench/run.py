@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """make bench: runs the benchmarks under bench/ (log, json, schema, publish,
-tls: TLS and tokens against plain HTTP, consume, client, node: the TypeScript client) and prints one table:
+tls: TLS and tokens against plain HTTP, consume, client, node: the TypeScript
+client, scale: costs against the number of groups and the log's length,
+bench/scale.py) and prints one table:
 figure, target, result. Benchmarks are not tests: nothing here is timed in
 make test. Each program also prints its own detailed lines."""
 import os
@@ -117,6 +119,20 @@ def main():
         rows.append(("@eventbus/client publish batches of 100, CPU/event", "<= 1.5x a fetch loop",
                      f"{nd.get('cpu_client_us', 0):.2f} us = {nd.get('cpu_client_us', 0) / ff:.2f}x fetch loop "
                      f"{ff:.2f} us (C {nd.get('cpu_c_us', 0):.2f} us); {nd.get('publish_client_eps', 0):,.0f} events/s"))
+    sc = run([sys.executable, os.path.join(ROOT, "bench", "scale.py"), "--daemon", DAEMON])
+    one, many = sc.get("scale_groups_1", {}), sc.get("scale_groups_1000", {})
+    top, log = sc.get("scale_groups_10000", {}), sc.get("scale_log_1000000", {})
+    if one and many and top:
+        rows.append(("publish batches with 1,000 groups (bench/scale.py)", ">= 80% of 1 group",
+                     f"{many['publish_per_s']:,.0f}/s = "
+                     f"{100 * many['publish_per_s'] / one['publish_per_s']:.0f}% of "
+                     f"{one['publish_per_s']:,.0f}/s"))
+        rows.append(("restart, 10,000 groups / RSS 10,000 idle groups", "< 2 s / < 100 MB",
+                     f"{top['restart_s']:.2f} s / {top['rss_idle_mb']:.0f} MB "
+                     f"(1 group: {one['restart_s']:.2f} s; /metrics {top['metrics_ms']:.0f} ms)"))
+    if log:
+        rows.append(("restart on 1M events, 10 groups / 1 group", "within 2x",
+                     f"{log['restart_s']:.2f} s / {log['restart_1_group_s']:.2f} s"))
     w = max(len(r[0]) for r in rows)
     t = max(len(r[1]) for r in rows)
     print("\n%-*s  %-*s  %s" % (w, "figure", t, "target", "result"))

@@ -28,6 +28,7 @@ static const char GROUPS_HELP[] =
     "       eventbus groups update|set GROUP [--types ...] [options]\n"
     "       eventbus groups list\n"
     "       eventbus groups show GROUP\n"
+    "       eventbus groups history GROUP\n"
     "       eventbus groups pause|resume|delete GROUP\n"
     "\n"
     "A consumer group receives every event of its types once (at least once),\n"
@@ -36,7 +37,9 @@ static const char GROUPS_HELP[] =
     "create fails if the group exists; update (or set) changes only the options\n"
     "given, in one step on the server (PATCH: the rest is kept as it is).\n"
     "pause stops deliveries (events keep accumulating); delete drops the group,\n"
-    "its pending deliveries and its dead letters.\n"
+    "its pending deliveries and its dead letters. history prints the server's\n"
+    "samples of the group (one every 5 s for the last hour by default): lag,\n"
+    "what was delivered, acked and nacked in each interval, the DLQ depth.\n"
     "\n"
     "Options (create, update):\n"
     "  --types T,...            event types or patterns (repeatable)\n"
@@ -149,12 +152,12 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
     }
     int n = argc - optind;
     if (n < 1)
-        return cli_usage(x, "which subcommand? create, update (set), list, show, pause, resume, "
-                            "delete");
+        return cli_usage(x, "which subcommand? create, update (set), list, show, history, pause, "
+                            "resume, delete");
     a->sub = argv[optind];
     a->group = n > 1 ? argv[optind + 1] : NULL;
-    static const char *const with_group[] = {"create", "update", "set", "show", "pause",
-                                             "resume", "delete"};
+    static const char *const with_group[] = {"create", "update", "set", "show", "history",
+                                             "pause", "resume", "delete"};
     if (!strcmp(a->sub, "set"))
         a->sub = "update"; /* the same command */
     bool known = !strcmp(a->sub, "list"), needs_group = false;
@@ -260,6 +263,35 @@ static void print_group_table(const void *res, const void *arg)
     cli_table_free(&t);
 }
 
+/* GET /v1/groups/{group}/history as a table, oldest first. */
+static void print_history(const void *res, const void *arg)
+{
+    const eb_groups_samples *h = res;
+    if (!h->n) {
+        printf("no samples of %s yet (one every %u ms)\n", (const char *)arg, h->interval_ms);
+        return;
+    }
+    static const char *const head[] = {"TIME", "LAG", "DELIVERED", "ACKED", "NACKED",
+                                       "DEAD-LETTERED", "DLQ", "OLDEST-MS"};
+    cli_table t;
+    cli_table_init(&t, head, 8);
+    for (size_t i = 0; i < h->n; i++) {
+        const eb_groups_sample *s = h->samples[i];
+        char tb[32];
+        cli_table_cell(&t, "%s", cli_short_time(s->ts, tb));
+        cli_table_cell(&t, "%" PRIu64, s->lag);
+        cli_table_cell(&t, "%" PRIu64, s->delivered);
+        cli_table_cell(&t, "%" PRIu64, s->acked);
+        cli_table_cell(&t, "%" PRIu64, s->nacked);
+        cli_table_cell(&t, "%" PRIu64, s->dead_lettered);
+        cli_table_cell(&t, "%" PRIu64, s->dead_letters);
+        cli_table_cell(&t, "%" PRIu64, s->oldest_unacked_ms);
+    }
+    cli_table_print(&t, stdout);
+    cli_table_free(&t);
+    printf("%zu samples, one every %u ms; counters are per interval\n", h->n, h->interval_ms);
+}
+
 /* --- create / update ----------------------------------------------------- */
 
 static int put_group(cli *x, grp_args *a)
@@ -310,6 +342,11 @@ int cli_groups(cli *x, int argc, char **argv)
         eb_groups_all *l = NULL;
         rc = eb_groups_list(x->c, &l);
         return cli_answer(x, rc, l, print_group_table, NULL);
+    }
+    if (!strcmp(a.sub, "history")) {
+        eb_groups_samples *h = NULL;
+        rc = eb_groups_history(x->c, a.group, &h);
+        return cli_answer(x, rc, h, print_history, a.group);
     }
     if (!strcmp(a.sub, "show")) {
         eb_groups_info *g = NULL;
@@ -476,14 +513,15 @@ static const char REPLAY_HELP[] =
     "Options:\n"
     "  --since WHEN / --since-seq N   where the range starts\n"
     "  --until WHEN / --until-seq N   where it ends (default: now)\n"
-    "  --type T                       only these types (default: the group's)\n";
+    "  --type T                       only these types (default: the group's)\n"
+    "  --dry-run                      only count what would be requeued\n";
 
 int cli_replay(cli *x, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"since", 1, 0, 's'}, {"until", 1, 0, 'u'}, {"since-seq", 1, 0, 'S'},
         {"until-seq", 1, 0, 'U'}, {"type", 1, 0, 't'}, {"types", 1, 0, 't'},
-        {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"dry-run", 0, 0, 'n'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
     const char *types[MAX_LIST];
     eb_replay_opts o = {.size = sizeof o, .types = types};
     int c;
@@ -505,6 +543,7 @@ int cli_replay(cli *x, int argc, char **argv)
             if (!add_values(optarg, types, &o.ntypes))
                 return cli_usage(x, "too many types");
             break;
+        case 'n': o.dry_run = true; break;
         case 'h': return cli_help(REPLAY_HELP);
         default: return cli_bad_option(x, c, argv);
         }
@@ -522,6 +561,9 @@ int cli_replay(cli *x, int argc, char **argv)
         return cli_fail(x, rc);
     if (x->json)
         printf("{\"requeued\":%" PRIu64 ",\"expired\":%" PRIu64 "}\n", requeued, expired);
+    else if (o.dry_run)
+        printf("would requeue %" PRIu64 " event%s for %s (%" PRIu64 " of the range gone)\n",
+               requeued, requeued == 1 ? "" : "s", group, expired);
     else if (expired)
         printf("requeued %" PRIu64 " events for %s; %" PRIu64 " more of the range are gone "
                "(removed by retention)\n", requeued, group, expired);

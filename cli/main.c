@@ -16,7 +16,7 @@ static const char HELP[] =
     "  tail GROUP | --type T       print events as they arrive\n"
     "  events get ID | stream KEY  one event by id; one key's events in order\n"
     "  schemas register|check|list|show   the schema registry\n"
-    "  groups create|update|list|show|pause|resume|delete   consumer groups\n"
+    "  groups create|update|list|show|history|pause|resume|delete   consumer groups\n"
     "  dlq list|redrive|purge GROUP       a group's dead letters\n"
     "  replay GROUP --since 2h     deliver a past range to a group again\n"
     "  stats                       a summary of the bus and its groups\n"

@@ -504,6 +504,26 @@ int eb_groups_resume(eb_client *c, const char *group);
 int eb_groups_list(eb_client *c, eb_groups_all **out);
 int eb_groups_get(eb_client *c, const char *group, eb_groups_info **out);
 
+/* One sample of a group's history: its state when taken, and what its
+ * counters moved by during the interval that ends then. */
+typedef struct eb_groups_sample {
+    const char *ts;             /* RFC 3339 */
+    uint64_t    lag;
+    uint64_t    delivered, acked, nacked, dead_lettered; /* during the interval */
+    uint64_t    dead_letters;   /* DLQ depth */
+    uint64_t    oldest_unacked_ms;
+} eb_groups_sample;
+/* A group's recent samples, oldest first (the server keeps 720, one every
+ * interval_ms: an hour at its default 5 s; memory only). Caller-owned:
+ * eb_result_free(). */
+typedef struct eb_groups_samples {
+    uint32_t                       interval_ms;
+    size_t                         n;
+    const eb_groups_sample *const *samples;
+} eb_groups_samples;
+/* GET /v1/groups/{group}/history, parsed into *out. */
+int eb_groups_history(eb_client *c, const char *group, eb_groups_samples **out);
+
 /* --- delivery --------------------------------------------------------------- */
 
 /* Leases up to max (1..1000; 0: 100) events of the group to `consumer`,
@@ -558,10 +578,11 @@ typedef struct eb_replay_opts {
     uint64_t           until_seq;
     const char *const *types;     /* only these types; NULL: the group's */
     size_t             ntypes;
+    bool               dry_run;   /* only count what would be requeued (changes nothing) */
 } eb_replay_opts;
 /* Delivers a past range of the log to the group again. *requeued gets the
- * events queued, *expired those already removed by retention (either may
- * be NULL). */
+ * events queued (with dry_run: that would be), *expired those already
+ * removed by retention (either may be NULL). */
 int eb_replay(eb_client *c, const char *group, const eb_replay_opts *opts, uint64_t *requeued,
               uint64_t *expired);
 

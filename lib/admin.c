@@ -699,6 +699,10 @@ int eb_replay(eb_client *c, const char *group, const eb_replay_opts *opts, uint6
     write_when(&w, "until", o->until, o->until_seq);
     if (o->ntypes)
         eb__write_strs(&w, "types", o->types, o->ntypes);
+    if (o->dry_run) {
+        eb_jw_key(&w, "dry_run");
+        eb_jw_bool(&w, true);
+    }
     eb_jw_obj_close(&w);
     if ((rc = eb__call(c, "POST", true, 0, &root)) ||
         (rc = read_count(c, root, "requeued", requeued)))

@@ -43,6 +43,8 @@ static const char usage[] =
     "  --header-timeout AGE    a request's headers must arrive within (default 10s)  EVENTBUS_HEADER_TIMEOUT\n"
     "  --body-timeout AGE      a whole request must arrive within (default 2m)  EVENTBUS_BODY_TIMEOUT\n"
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
+    "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
+    "  --history-interval AGE  per-group samples for charts, 720 kept (default 5s: an hour)  EVENTBUS_HISTORY_INTERVAL\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -104,8 +106,10 @@ static void defaults(eb_config *c)
     c->header_timeout_ms = 10000;
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
+    c->history_interval_ms = 5000;
     c->log_level = EB_LVL_INFO;
     c->auth = -1;
+    c->metrics_groups = 1000;
     c->auth_fail_limit = 10;
 }
 
@@ -242,6 +246,12 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "conn-buffer")) {
         if (eb_parse_size(v, &n) || n < 4096 || n > (1ull << 30)) BAD("expected 4KiB to 1GiB");
         c->conn_buffer = (size_t)n;
+    } else if (!strcmp(name, "metrics-groups")) {
+        if (count(v, 0, 1000000, &n)) BAD("expected 0 to 1000000");
+        c->metrics_groups = (uint32_t)n;
+    } else if (!strcmp(name, "history-interval")) {
+        if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h like 5s");
+        c->history_interval_ms = (uint32_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -261,7 +271,7 @@ static const char *const env_names[] = {
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
-    "tls-listen", "tls-cert", "tls-key", "tls-client-ca"};
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval"};
 
 static bool known(const char *name)
 {

@@ -308,7 +308,8 @@ static int open_all(daemon_state *d)
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
         .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes,
         .dedupe_max_bytes = d->cfg.dedupe_max_bytes, .max_schemas = d->cfg.max_schemas,
-        .max_groups = d->cfg.max_groups, .max_in_flight_total = d->cfg.max_in_flight_total};
+        .max_groups = d->cfg.max_groups, .max_in_flight_total = d->cfg.max_in_flight_total,
+        .history_interval_ms = d->cfg.history_interval_ms};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {
@@ -332,7 +333,9 @@ static int open_all(daemon_state *d)
     int port = 0;
     eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
                       .metrics_public = d->cfg.metrics_public,
-                      .auth_fail_limit = d->cfg.auth_fail_limit};
+                      .auth_fail_limit = d->cfg.auth_fail_limit,
+                      .metrics_groups = d->cfg.metrics_groups ? d->cfg.metrics_groups
+                                                              : EB_API_METRICS_NO_GROUPS};
     if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0) {
         EB_ERROR("cannot start the API: %s", eb_strerror(rc));
         return -1;

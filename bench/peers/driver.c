@@ -3,6 +3,7 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,10 +106,22 @@ static int publish_all(const peer_ops *p, const drv_opts *o, double *seconds, do
     return failed ? -1 : 0;
 }
 
+/* With --phases: says where the run is and stops until the caller (run.py)
+ * has read the server's CPU time and sends SIGCONT. */
+static void phase(const drv_opts *o, const char *name)
+{
+    if (!o->phases)
+        return;
+    printf("PHASE %s\n", name);
+    fflush(stdout);
+    raise(SIGSTOP);
+}
+
 int drv_publish(const peer_ops *p, const drv_opts *o)
 {
     if (p->prepare(o) != 0)
         return -1;
+    phase(o, "prepared");
     double secs, *lat;
     size_t nlat;
     int rc = publish_all(p, o, &secs, &lat, &nlat);
@@ -242,6 +255,7 @@ int drv_consume(const peer_ops *p, const drv_opts *o)
 {
     if (o->groups < 1 || o->groups > MAX_THREADS || p->prepare(o) != 0)
         return -1;
+    phase(o, "prepared");
     double psecs, *lat;
     size_t nlat;
     int rc = publish_all(p, o, &psecs, &lat, &nlat);
@@ -250,6 +264,7 @@ int drv_consume(const peer_ops *p, const drv_opts *o)
         return -1;
     printf("%s consume: loaded %llu events in %.2f s\n", p->name,
            (unsigned long long)o->events, psecs);
+    phase(o, "loaded");
     if (p->groups(o, o->groups, 1) != 0)
         return -1;
     con_job jobs[MAX_THREADS];
@@ -413,7 +428,9 @@ static void usage(const char *prog)
     fprintf(stderr,
             "usage: %s publish|consume|latency --target T [--run NAME] [--events N]\n"
             "       [--publishers N] [--batch N] [--groups N] [--pull N] [--rate R]\n"
-            "       [--seconds S] [--rate-threads N]\n", prog);
+            "       [--seconds S] [--rate-threads N] [--phases 1]\n"
+            "  --phases 1: print PHASE lines and stop (SIGSTOP) at each, for run.py\n"
+            "              to read the server's CPU time between phases\n", prog);
 }
 
 const char *drv_parse(int argc, char **argv, drv_opts *o)
@@ -447,6 +464,8 @@ const char *drv_parse(int argc, char **argv, drv_opts *o)
             o->seconds = atof(v);
         else if (!strcmp(k, "--rate-threads"))
             o->rate_threads = atoi(v);
+        else if (!strcmp(k, "--phases"))
+            o->phases = atoi(v) != 0;
         else {
             fprintf(stderr, "unknown option %s\n", k);
             usage(argv[0]);

@@ -15,6 +15,7 @@
 #ifndef EB_BENCH_DRIVER_H
 #define EB_BENCH_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,7 @@ typedef struct drv_opts {
     double      rate;         /* events/s (latency) */
     double      seconds;      /* duration of the paced publish (latency) */
     int         rate_threads; /* publisher threads sharing the rate (latency) */
+    bool        phases;       /* PHASE lines + SIGSTOP between phases (run.py's CPU) */
 } drv_opts;
 
 /* One system. Every function returns 0 on success, -1 on failure (after

@@ -37,9 +37,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = os.path.join(ROOT, "build", "bench", "peers")
 EVENTBUSD = os.path.join(ROOT, "bin", "eventbusd")
 
@@ -240,6 +242,10 @@ FIGURES = [
     ("publish, batches of 100, 4 publishers (events/s)", "publish4", "events_per_s", True),
     ("consume, 3 groups at once, per group (events/s, slowest group)", "consume",
      "per_group_min", True),
+    ("server CPU s per 100k published, batches of 100, 4 publishers", "publish4",
+     "cpu_pub_100k", False),
+    ("server CPU s per 100k published, consume's preload", "consume", "cpu_load_100k", False),
+    ("server CPU s per 100k delivered and acked, 3 groups", "consume", "cpu_con_100k", False),
     ("publish-to-delivery p50 at 5,000/s (ms)", "latency", "p50_ms", False),
     ("publish-to-delivery p99 at 5,000/s (ms)", "latency", "p99_ms", False),
 ]
@@ -247,26 +253,68 @@ FIGURES = [
 # --- running ------------------------------------------------------------------
 
 
+def server_cpu(server):
+    """CPU seconds (user + system, with reaped children) of the server's
+    processes: every process of the session it leads (PostgreSQL's backends
+    too), from /proc/<pid>/stat."""
+    sid, total = server.proc.pid, 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(pid) == sid or int(fields[3]) == sid:  # fields[3]: session id
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    return total / TICKS
+
+
+def wait_stopped(pid, seconds=10):
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.001)
+    return False
+
+
 def run_client(system, client, server, workload, args, opts, run_no):
+    """Runs one workload; the RESULT figures plus the server's CPU seconds
+    per phase (the driver stops at each PHASE line until we have read it)."""
     exe = os.path.join(CLIENTS, "bench_peer_" + client)
     extra = ["--events", str(opts.events), "--rate", str(opts.rate),
-             "--seconds", str(opts.seconds)]
+             "--seconds", str(opts.seconds), "--phases", "1"]
     cmd = [exe] + args + extra + ["--target", server.target, "--run", f"{workload}{run_no}"]
     t0 = time.time()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    timer = threading.Timer(opts.timeout, p.kill)
+    timer.start()
+    res, cpu = {}, {}
     try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=opts.timeout)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        print(f"  {system} {workload}: timed out after {opts.timeout} s\n{out}", flush=True)
+        for line in p.stdout:
+            line = line.rstrip("\n")
+            m = re.match(r"RESULT (\w+) (.*)$", line)
+            if m:
+                res = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
+            elif line.startswith("PHASE "):
+                if wait_stopped(p.pid):
+                    cpu[line[6:]] = server_cpu(server)
+                os.kill(p.pid, signal.SIGCONT)
+            else:
+                print("  " + line, flush=True)
+        p.wait()
+    finally:
+        timed_out = not timer.is_alive() and p.returncode not in (0, 1)
+        timer.cancel()
+    if timed_out:
+        print(f"  {system} {workload}: timed out after {opts.timeout} s", flush=True)
         return None
-    res = {}
-    for line in p.stdout.splitlines():
-        m = re.match(r"RESULT (\w+) (.*)$", line)
-        if m:
-            res = {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", m.group(2))}
-        else:
-            print("  " + line, flush=True)
     if p.returncode != 0 or not res:
         print(f"  {system} {workload}: FAILED (exit {p.returncode})", flush=True)
         print("  server log: " + server.log_tail().strip().replace("\n", "\n  "), flush=True)
@@ -274,6 +322,13 @@ def run_client(system, client, server, workload, args, opts, run_no):
         if code is not None:
             print(f"  server exited: {code}", flush=True)
         return None
+    end = server_cpu(server)
+    if "prepared" in cpu and workload.startswith("publish"):
+        res["cpu_pub_100k"] = (end - cpu["prepared"]) * 100000 / opts.events
+    if "prepared" in cpu and "loaded" in cpu:
+        res["cpu_load_100k"] = (cpu["loaded"] - cpu["prepared"]) * 100000 / opts.events
+        groups = int(args[args.index("--groups") + 1]) if "--groups" in args else 3
+        res["cpu_con_100k"] = (end - cpu["loaded"]) * 100000 / (opts.events * groups)
     print(f"  ({time.time() - t0:.1f} s)", flush=True)
     return res
 
@@ -316,7 +371,7 @@ def summary(values):
 
 
 def fmt_value(v, key):
-    return f"{v:.3f}" if key.endswith("_ms") else f"{v:,.0f}"
+    return f"{v:.3f}" if key.endswith("_ms") or key.startswith("cpu_") else f"{v:,.0f}"
 
 
 def fmt_range(s, key):
@@ -368,7 +423,10 @@ def print_table(results, systems):
             print()
         print(line(r))
     print("\nalways/peer, interval/peer: eventbus (--fsync always, --fsync interval) over the "
-          "peer, medians;\nabove 1 is ahead for events/s, below 1 is ahead for latency.")
+          "peer, medians;\nabove 1 is ahead for events/s, below 1 is ahead for latency and "
+          "CPU seconds.\nServer CPU: utime + stime of the server's processes (/proc/<pid>/stat, "
+          "its whole session)\nbetween the driver's phases, per 100,000 events published or "
+          "per 100,000 deliveries acked.")
     print("Durability of each side, as configured here:")
     for name, _, dur, _ in systems:
         print(f"  {name:18} {dur}")

@@ -91,8 +91,13 @@ static const route routes[] = {
     {"GET", "/v1/groups/{group}/dlq", eb__api_dlq_list, ",limit,after,", EB_SCOPE_READ},
     {"DELETE", "/v1/groups/{group}/dlq", eb__api_dlq_purge, ",id,", EB_SCOPE_GROUPS_WRITE},
     {"POST", "/v1/groups/{group}/dlq/redrive", eb__api_dlq_redrive, NULL, EB_SCOPE_GROUPS_WRITE},
+    {"GET", "/v1/groups/{group}/history", eb__api_group_history, NULL, EB_SCOPE_READ},
     {"GET", "/v1/stats", eb__api_stats, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/overview", eb__api_overview, ",limit,offset,q,", EB_SCOPE_READ},
     {"GET", "/metrics", eb__api_metrics, NULL, EB_SCOPE_METRICS},
+    {"GET", "/ui", eb__api_ui, NULL, EB_SCOPE_OPEN},  /* the page loads before a token is typed; */
+    {"GET", "/ui/", eb__api_ui, NULL, EB_SCOPE_OPEN}, /* it holds no data: every call it makes */
+    {"GET", "/ui/{file}", eb__api_ui, NULL, EB_SCOPE_OPEN}, /* carries the user's token */
     {"POST", "/v1/tokens", eb__api_token_post, NULL, EB_SCOPE_ADMIN},
     {"GET", "/v1/tokens", eb__api_token_list, NULL, EB_SCOPE_ADMIN},
     {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, NULL, EB_SCOPE_ADMIN},
@@ -249,6 +254,20 @@ void eb_api_handle(eb_api *api, eb_http_req *req)
 }
 
 /* --- answers ------------------------------------------------------------- */
+
+void eb__api_begin(eb_api *api, eb_jw *w)
+{
+    eb_buf_reset(&api->out);
+    eb_jw_init(w, &api->out);
+}
+
+void eb__api_write_uints(eb_jw *w, const eb_api_kv *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        eb_jw_key(w, kv[i].k);
+        eb_jw_uint(w, kv[i].v);
+    }
+}
 
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json)
@@ -432,6 +451,8 @@ int eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out)
         api->opts = *o;
     if (!api->opts.max_batch)
         api->opts.max_batch = 1000;
+    if (!api->opts.metrics_groups)
+        api->opts.metrics_groups = 1000;
     if (!api->opts.max_depth)
         api->opts.max_depth = EB_JSON_DEFAULT_DEPTH;
     eb_buf_init(&api->out);

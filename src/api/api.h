@@ -25,7 +25,12 @@ typedef struct eb_api_opts {
     eb_auth_mode auth;            /* none: every route open */
     bool         metrics_public;  /* /metrics without a token */
     uint32_t     auth_fail_limit; /* failed authentications before backoff (0: never) */
+    /* /metrics: per-group series for this many groups, those with the
+     * largest lag (the others are summed in eventbus_groups_*); 0: 1000,
+     * EB_API_METRICS_NO_GROUPS: none. */
+    uint32_t     metrics_groups;
 } eb_api_opts;
+#define EB_API_METRICS_NO_GROUPS UINT32_MAX
 
 /* Creates the API over bus (borrowed; must outlive the api). */
 int  eb_api_new(eb_bus *bus, const eb_api_opts *o, eb_api **out);
@@ -191,6 +196,26 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_redrive(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_dlq_purge(eb_api *api, eb_http_req *req, const eb_api_params *p);
+/* Whether p->v[0] names a group; if not, answers 404 and returns false. */
+bool eb__api_find_group(eb_api *api, eb_http_req *req, const eb_api_params *p);
+/* Starts an answer in api->out: w writes into it (eb__api_reply sends it). */
+void eb__api_begin(eb_api *api, eb_jw *w);
+/* Writes members k: v (unsigned integers) into an open object. */
+typedef struct eb_api_kv {
+    const char *k;
+    uint64_t    v;
+} eb_api_kv;
+void eb__api_write_uints(eb_jw *w, const eb_api_kv *kv, size_t n);
+#define EB_API_UINTS(w, ...)                                                              \
+    eb__api_write_uints(w, (const eb_api_kv[]){__VA_ARGS__},                              \
+                        sizeof((const eb_api_kv[]){__VA_ARGS__}) / sizeof(eb_api_kv))
+/* Query parameter `name` as an integer in [lo, hi] into *out (left as is
+ * when absent); false after answering 400 naming "?name". */
+bool eb__api_query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
+                       uint64_t *out);
+void eb__api_group_history(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_overview(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_ui(eb_api *api, eb_http_req *req, const eb_api_params *p);
 /* monitor.c: group views into api->out, and the monitoring routes. */
 void eb__api_render_groups(eb_api *api);
 void eb__api_render_group(eb_api *api, const eb_group_info *in);

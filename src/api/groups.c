@@ -93,18 +93,12 @@ static void change_made(eb_api *api, eb_http_req *req, deferred *d, int rc, int 
         memcpy(d->body, api->out.data, n);
 }
 
-static void start_answer(eb_api *api, eb_jw *w)
-{
-    eb_buf_reset(&api->out);
-    eb_jw_init(w, &api->out);
-}
-
 /* Answers {"<key>": n} (after a change call returned rc on d). */
 static void answer_count(eb_api *api, eb_http_req *req, deferred *d, int rc, const char *key,
                          size_t n)
 {
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, key);
     eb_jw_uint(&w, n);
@@ -141,6 +135,19 @@ static bool find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
              (int)(p->v[0].len > 128 ? 128 : p->v[0].len), p->v[0].ptr);
     eb__api_error(req, 404, "not_found", msg, NULL);
     return false;
+}
+
+bool eb__api_find_group(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    return find_group(api, req, p);
+}
+
+static bool query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
+                      uint64_t *out);
+bool eb__api_query_u64(eb_http_req *req, const char *name, uint64_t lo, uint64_t hi,
+                       uint64_t *out)
+{
+    return query_u64(req, name, lo, hi, out);
 }
 
 /* Checks that every member of obj is one of `allowed` (NULL-terminated). */
@@ -220,7 +227,7 @@ static void put_config(eb_api *api, eb_http_req *req, const eb_str *gname, const
         cfg.start_us = in.cfg->start_us;
     }
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "group");
     eb_jw_str(&w, name);
@@ -336,7 +343,7 @@ static void pause_resume(eb_api *api, eb_http_req *req, const eb_api_params *p, 
         return;
     int rc = eb_bus_group_pause(api->bus, name, paused, on_durable_answer, d);
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "group");
     eb_jw_str(&w, name);
@@ -520,7 +527,7 @@ static void settle(eb_api *api, eb_http_req *req, const eb_api_params *p, dlv_op
     size_t ok = 0;
     int rc = eb_bus_settle(api->bus, p->v[0].ptr, p->v[0].len, &sr, &ok, on_durable_answer, d);
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, op == OP_ACK ? "acked" : op == OP_NACK ? "nacked" : "extended");
     eb_jw_uint(&w, ok);
@@ -660,7 +667,7 @@ void eb__api_dlq_list(eb_api *api, eb_http_req *req, const eb_api_params *p)
         !query_u64(req, "after", 0, UINT64_MAX - 1, &after))
         return;
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "dead_letters");
     eb_jw_arr_open(&w);
@@ -787,7 +794,7 @@ static bool replay_types(eb_http_req *req, const eb_json *t, char **types, size_
 
 void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
-    static const char *const allowed[] = {"since", "until", "types", NULL};
+    static const char *const allowed[] = {"since", "until", "types", "dry_run", NULL};
     bool g = find_group(api, req, p);
     const eb_json *b = g ? body_object(api, req, false) : NULL;
     if (!b || !only_fields(req, b, allowed))
@@ -804,6 +811,12 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
         (until && !replay_bound(req, until, "/until", &rr.until)) ||
         !replay_types(req, eb_json_get(b, "types"), types, &rr.ntypes))
         return;
+    const eb_json *dry = eb_json_get(b, "dry_run");
+    if (dry && !eb_json_is_bool(dry)) {
+        eb__api_bad_field(req, "/dry_run", "expected true (only count) or false");
+        return;
+    }
+    rr.dry_run = dry && dry->type == EB_JSON_TRUE;
     deferred *d = defer(req);
     uint64_t requeued = 0, expired = 0;
     int rc = eb_bus_replay(api->bus, p->v[0].ptr, p->v[0].len, &rr, &requeued, &expired,
@@ -814,7 +827,7 @@ void eb__api_group_replay(eb_api *api, eb_http_req *req, const eb_api_params *p)
         return;
     }
     eb_jw w;
-    start_answer(api, &w);
+    eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "requeued");
     eb_jw_uint(&w, requeued);

@@ -3,10 +3,12 @@
  * (Prometheus text format 0.0.4). The bus hands plain structs
  * (eb_group_info, eb_bus_stats); all output is made here. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api/api.h"
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* --- JSON ------------------------------------------------------------------------ */
 
@@ -222,39 +224,25 @@ static const struct { const char *name, *help; } actions[] = {
     {"eventbus_redriven_total", "Dead letters put back for delivery."},
     {"eventbus_replayed_total", "Events requeued by replay."}};
 
-typedef struct action_ctx {
-    eb_buf *o;
-    size_t  k;
-} action_ctx;
-
-static void prom_action(void *arg, const eb_group_info *in)
+/* Family k of actions[] for one group. */
+static void prom_action(eb_buf *o, size_t k, const eb_group_info *in)
 {
-    action_ctx *a = arg;
     const eb_group_counters *c = &in->counters;
-    if (a->k == 1) {
+    if (k == 1) {
         const struct { const char *o; uint64_t v; } oc[] = {
             {"acked", c->acked}, {"nacked", c->nacked}, {"expired", c->expired}};
         for (size_t i = 0; i < 3; i++) {
-            eb_buf_puts(a->o, "eventbus_delivery_outcomes_total{group=\"");
-            eb__api_prom_label(a->o, in->name);
-            eb_buf_printf(a->o, "\",outcome=\"%s\"} %llu\n", oc[i].o, (unsigned long long)oc[i].v);
+            eb_buf_puts(o, "eventbus_delivery_outcomes_total{group=\"");
+            eb__api_prom_label(o, in->name);
+            eb_buf_printf(o, "\",outcome=\"%s\"} %llu\n", oc[i].o, (unsigned long long)oc[i].v);
         }
         return;
     }
-    uint64_t v = a->k == 0 ? c->delivered : a->k == 2 ? c->redelivered
-               : a->k == 3 ? c->dead_lettered : a->k == 4 ? c->redriven : c->replayed;
-    eb_buf_printf(a->o, "%s{group=\"", actions[a->k].name);
-    eb__api_prom_label(a->o, in->name);
-    eb_buf_printf(a->o, "\"} %llu\n", (unsigned long long)v);
-}
-
-static void prom_actions(eb_bus *bus, eb_buf *o)
-{
-    action_ctx a = {o, 0};
-    for (a.k = 0; a.k < sizeof actions / sizeof actions[0]; a.k++) {
-        eb__api_prom_head(o, actions[a.k].name, "counter", actions[a.k].help);
-        eb_bus_groups_each(bus, prom_action, &a);
-    }
+    uint64_t v = k == 0 ? c->delivered : k == 2 ? c->redelivered
+               : k == 3 ? c->dead_lettered : k == 4 ? c->redriven : c->replayed;
+    eb_buf_printf(o, "%s{group=\"", actions[k].name);
+    eb__api_prom_label(o, in->name);
+    eb_buf_printf(o, "\"} %llu\n", (unsigned long long)v);
 }
 
 static const struct { const char *name, *help; } gauges[] = {
@@ -268,38 +256,81 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_rate_limit", "The group's deliveries per second (0: no limit)."},
     {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."}};
 
-typedef struct gauge_ctx {
-    eb_buf  *o;
-    size_t   k;   /* which gauge */
-    uint64_t now;
-} gauge_ctx;
-
-static void prom_gauge(void *arg, const eb_group_info *in)
+/* Gauge k of gauges[] for one group. */
+static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t now)
 {
-    gauge_ctx *c = arg;
-    double v = c->k == 0   ? (double)in->lag
-               : c->k == 1 ? (double)in->in_flight
-               : c->k == 2 ? (double)in->retry_scheduled
-               : c->k == 3 ? (double)in->dead_letters
-               : c->k == 4 ? (double)age_us(in->oldest_unacked_us, c->now) / 1e6
-               : c->k == 5 ? (double)in->paused
-               : c->k == 6 ? (double)in->cfg->max_in_flight
-               : c->k == 7 ? in->cfg->rate_limit
-                           : (double)in->counters.throttled;
-    eb_buf_printf(c->o, "%s{group=\"", gauges[c->k].name);
-    eb__api_prom_label(c->o, in->name);
-    eb_buf_printf(c->o, "\"} %.6g\n", v);
+    double v = k == 0   ? (double)in->lag
+               : k == 1 ? (double)in->in_flight
+               : k == 2 ? (double)in->retry_scheduled
+               : k == 3 ? (double)in->dead_letters
+               : k == 4 ? (double)age_us(in->oldest_unacked_us, now) / 1e6
+               : k == 5 ? (double)in->paused
+               : k == 6 ? (double)in->cfg->max_in_flight
+               : k == 7 ? in->cfg->rate_limit
+                        : (double)in->counters.throttled;
+    eb_buf_printf(o, "%s{group=\"", gauges[k].name);
+    eb__api_prom_label(o, in->name);
+    eb_buf_printf(o, "\"} %.6g\n", v);
 }
 
-static void prom_groups(eb_bus *bus, eb_buf *o)
+/* Every group's view (borrowed: valid while no command runs) and the lag
+ * summed over all. */
+typedef struct info_vec {
+    eb_group_info *v;
+    size_t         n, cap;
+    uint64_t       lag_sum;
+} info_vec;
+
+static void gather_info(void *arg, const eb_group_info *in)
 {
-    prom_actions(bus, o);
-    gauge_ctx c = {o, 0, eb__api_now_us()};
-    for (c.k = 0; c.k < sizeof gauges / sizeof gauges[0]; c.k++) {
-        eb__api_prom_head(o, gauges[c.k].name, strstr(gauges[c.k].name, "_total") ? "counter" : "gauge",
-                          gauges[c.k].help);
-        eb_bus_groups_each(bus, prom_gauge, &c);
+    info_vec *iv = arg;
+    iv->lag_sum += in->lag;
+    if (iv->n == iv->cap) {
+        iv->cap = iv->cap ? iv->cap * 2 : 64;
+        iv->v = eb_xrealloc(iv->v, iv->cap * sizeof *iv->v);
     }
+    iv->v[iv->n++] = *in;
+}
+
+static int by_lag_desc(const void *a, const void *b)
+{
+    const eb_group_info *x = a, *y = b;
+    if (x->lag != y->lag)
+        return x->lag < y->lag ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+/* Per-group series for the `limit` groups with the largest lag (all when
+ * there are fewer), and totals over every group. */
+static void prom_groups(eb_bus *bus, eb_buf *o, size_t limit)
+{
+    info_vec iv = {0};
+    eb_bus_groups_each(bus, gather_info, &iv);
+    size_t shown = iv.n;
+    if (limit < iv.n) {
+        qsort(iv.v, iv.n, sizeof *iv.v, by_lag_desc);
+        shown = limit;
+    }
+    eb__api_prom_head(o, "eventbus_groups", "gauge", "Consumer groups.");
+    eb_buf_printf(o, "eventbus_groups %zu\n", iv.n);
+    eb__api_prom_head(o, "eventbus_groups_lag", "gauge", "Lag summed over every group.");
+    eb_buf_printf(o, "eventbus_groups_lag %llu\n", (unsigned long long)iv.lag_sum);
+    eb__api_prom_head(o, "eventbus_group_series_omitted", "gauge",
+                      "Groups whose per-group series are left out (--metrics-groups).");
+    eb_buf_printf(o, "eventbus_group_series_omitted %zu\n", iv.n - shown);
+    for (size_t k = 0; k < sizeof actions / sizeof actions[0]; k++) {
+        eb__api_prom_head(o, actions[k].name, "counter", actions[k].help);
+        for (size_t i = 0; i < shown; i++)
+            prom_action(o, k, &iv.v[i]);
+    }
+    uint64_t now = eb__api_now_us();
+    for (size_t k = 0; k < sizeof gauges / sizeof gauges[0]; k++) {
+        eb__api_prom_head(o, gauges[k].name, strstr(gauges[k].name, "_total") ? "counter" : "gauge",
+                          gauges[k].help);
+        for (size_t i = 0; i < shown; i++)
+            prom_gauge(o, k, &iv.v[i], now);
+    }
+    free(iv.v);
 }
 
 /* The latest pull of any of a group's consumers (0 if none yet): what an
@@ -365,7 +396,8 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
               "eventbus.dead_letter events that could not be published.");
     eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
                   (unsigned long long)st.notices_dropped);
-    prom_groups(api->bus, o);
+    prom_groups(api->bus, o,
+                api->opts.metrics_groups == EB_API_METRICS_NO_GROUPS ? 0 : api->opts.metrics_groups);
     eb__api_prom_head(o, "eventbus_auth_failures_total", "counter",
               "Requests refused 401 for an unknown, malformed or expired token.");
     eb_buf_printf(o, "eventbus_auth_failures_total %llu\n",

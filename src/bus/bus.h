@@ -44,6 +44,7 @@ typedef struct eb_bus_opts {
     size_t          max_schemas;       /* schema versions, all types (1000) */
     size_t          max_groups;        /* consumer groups (1000) */
     uint64_t        max_in_flight_total; /* leases, all groups (1,000,000) */
+    uint32_t        history_interval_ms; /* per-group samples every (0: 5000) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
@@ -273,9 +274,11 @@ typedef struct eb_replay_req {
     eb_replay_bound until;
     char          **types;      /* subset of the group's types, or NULL */
     size_t          ntypes;
+    bool            dry_run;    /* only count: change nothing, write nothing (returns 1) */
 } eb_replay_req;
 /* Queues again the group's events of [since, until); *requeued counts
- * them, *expired the seqs of the range already removed by retention. */
+ * them, *expired the seqs of the range already removed by retention. With
+ * req->dry_run, counts what a replay would requeue and returns 1. */
 int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_req *req,
                   uint64_t *requeued, uint64_t *expired, eb_bus_done_cb cb, void *arg);
 
@@ -333,6 +336,25 @@ const eb_token *eb_bus_token_get(eb_bus *bus, const char *name, size_t n);
 /* Calls fn with each token (borrowed during the call), in no order. */
 typedef void (*eb_token_fn)(void *arg, const eb_token *t);
 void eb_bus_tokens_each(eb_bus *bus, eb_token_fn fn, void *arg);
+
+/* --- per-group history (history.c) -------------------------------------------
+ * Every history_interval_ms the bus samples each group into a ring of
+ * EB_HISTORY_SAMPLES (an hour at the default 5 s); memory: 40 bytes a
+ * sample, ~28 KiB a group. Kept in memory only: a restart starts
+ * empty. Counters are the change over the interval that ends at ts_us. */
+#define EB_HISTORY_SAMPLES 720
+typedef struct eb_group_sample {
+    uint64_t ts_us;          /* when it was taken */
+    uint64_t lag;            /* matching events not yet finished */
+    uint64_t delivered, acked, nacked, dead_lettered; /* during the interval */
+    uint64_t dead_letters;   /* DLQ depth */
+    uint64_t oldest_unacked_ms; /* age of the oldest pending event, 0 if none */
+} eb_group_sample;
+typedef void (*eb_group_sample_fn)(void *arg, const eb_group_sample *s);
+/* Calls fn for each kept sample of the group, oldest first, after setting
+ * *interval_ms; 0 or EB_ENOTFOUND. */
+int eb_bus_group_history(eb_bus *bus, const char *name, size_t n, uint32_t *interval_ms,
+                         eb_group_sample_fn fn, void *arg);
 
 /* --- monitoring ------------------------------------------------------------ */
 

@@ -10,6 +10,9 @@
  *              engine (group.h)
  *   pull.c     pulls and long polls; calls the engine
  *   snapshot.c meta snapshots; calls codec.c and durable.c
+ *   lag.c      every group's lag counted in one walk at startup; calls the
+ *              engine and match.c
+ *   match.c    the type -> groups index (no calls)
  *   durable.c  completions of appends (writer thread -> loop) and the clock
  *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
@@ -21,7 +24,9 @@
 #include "bus/codec.h"
 #include "bus/dedupe.h"
 #include "bus/group.h"
+#include "bus/match.h"
 #include "bus/meta.h"
+#include "util/heap.h"
 #include "util/hist.h"
 
 /* An operation waiting for the log to make it durable. */
@@ -72,6 +77,10 @@ typedef struct pull_waiter {
 /* Consumer groups and monitoring state (groups.c, pull.c). */
 typedef struct eb_bus_groups {
     eb_map        by_name;     /* name -> eb_group */
+    eb_matcher    matcher;     /* event type -> the groups that want it */
+    eb_imap       armed;       /* group pointer -> its node in due (groups.c) */
+    eb_heap       due;         /* armed groups by when the timer must visit them */
+    uint64_t      last_full_tick; /* every group visited (once a second) */
     uv_timer_t    timer;       /* leases, retries, waiters, snapshots */
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */
@@ -87,6 +96,8 @@ typedef struct eb_bus_groups {
     eb_buf        dl_text;       /* dead-letter notices to publish: "[{..},{..}" */
     size_t        dl_n;          /* notices in dl_text */
     uint64_t      dl_failed;     /* notices that could not be published */
+    eb_map        history;       /* name -> per-group sample ring (history.c) */
+    uint64_t      history_next_us; /* when the next samples are due */
 } eb_bus_groups;
 
 /* counts.c: event counters (see eb_bus_stats, eb_bus_type_counts). */
@@ -164,6 +175,10 @@ void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
 
+/* Makes the timer visit g at the next tick, then when its next lease or
+ * retry falls due (groups.c). */
+void eb__bus_group_arm(eb_bus *bus, eb_group *g);
+
 /* The group table (groups.c owns it). */
 static inline eb_group *eb__bus_group(eb_bus *bus, const char *name, size_t n)
 {
@@ -181,12 +196,26 @@ static inline eb_group *eb__bus_group_next(eb_bus *bus, size_t *it)
 int  eb__bus_tokens_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
 /* Forgets every token (a snapshot record was read; closing). */
 void eb__bus_tokens_reset(eb_bus *bus);
+/* lag.c */
+/* Sets every group's count of matching events ahead of its cursor, in one
+ * walk of the events store up to head (at startup). */
+int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
+
+/* history.c */
+/* Samples every group when due (called by the timer). */
+void eb__bus_history_tick(eb_bus *bus, uint64_t now);
+/* A group was deleted: its history goes (a new one of the name starts afresh). */
+void eb__bus_history_forget(eb_bus *bus, const char *name, size_t n);
+void eb__bus_history_free(eb_bus *bus);
 
 /* snapshot.c */
 /* Notes the meta store's size at startup (the growth is counted from it). */
 void eb__bus_snapshot_start(eb_bus *bus);
 /* Writes a snapshot if the meta store grew enough (checked once a second). */
 void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now);
+/* At a clean stop: writes a snapshot if the meta store grew since the last
+ * one (the stores' close makes it durable). */
+void eb__bus_snapshot_at_close(eb_bus *bus);
 
 /* pull.c */
 /* Serves the waiting pulls that can be served now or waited long enough. */

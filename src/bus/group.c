@@ -385,6 +385,20 @@ static void sweep_consumers(eb_group *g, uint64_t now)
     free(idle);
 }
 
+bool eb_group_due(const eb_group *g, uint64_t now)
+{
+    eb_heap_node *top = eb_heap_min(&g->timers);
+    return (top && top->key <= now) || g->main.done.n || g->replays ||
+           (g->consumers.len && now - g->last_sweep_us >= SWEEP_EVERY_US) || g->ack_m.n ||
+           g->ack_r.n || g->ack_d.len || g->fail_items.len;
+}
+
+uint64_t eb_group_next_due(const eb_group *g)
+{
+    eb_heap_node *top = eb_heap_min(&g->timers);
+    return top ? top->key : 0;
+}
+
 void eb_group_tick(eb_group *g, eb_outbox *ob)
 {
     uint64_t now = g->env.now_us();
@@ -437,6 +451,8 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->blocked = g->blocked;
     o->dead_letters = g->ndead;
     o->lag = g->ahead + g->live;
+    for (const flow *f = g->replays; f; f = f->next)
+        o->lag += f->backlog;
     o->oldest_unacked_us = oldest_live(g);
     o->cursor = g->main.cursor;
     o->counters = g->ctr;

@@ -103,12 +103,20 @@ void eb_group_examine_next(eb_group *g, uint64_t durable);
  * after open and after a config change) and adds those published later
  * (eb_group_published). */
 int  eb_group_count_ahead(eb_group *g, uint64_t head);
+/* The same when the caller counted: `matching` events of g's types lie in
+ * [eb_group_cursor(g), head) (the bus counts every group in one walk at
+ * startup); those finished already (acked out of order) are taken off. */
+void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
+/* The main flow's next seq to examine. */
+uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
-/* count events of type were published; fe (may be NULL: counted as passing)
- * is what the group's filter looks at. */
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count,
-                        const eb_filter_event *fe);
+/* count events of g's types were published (the bus finds the groups a
+ * type matches through its index, match.h); fe (may be NULL: counted as
+ * passing) is what the group's filter looks at, for a group that has one. */
+void eb_group_published(eb_group *g, uint64_t count, const eb_filter_event *fe);
+/* True if g has a filter (its events are counted one by one). */
+bool eb_group_has_filter(const eb_group *g);
 
 /* True if a pull could be served now (READY deliveries or events to
  * examine below `durable`). */
@@ -135,6 +143,12 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
 int  eb_group_flush(eb_group *g, eb_outbox *ob);
 /* Expires leases and retry delays due by now; failures go to ob. */
 void eb_group_tick(eb_group *g, eb_outbox *ob);
+/* True if eb_group_tick or eb_group_flush has work at `now` (a lease or
+ * retry due, finished seqs to trim, replay flows, a consumer sweep due,
+ * gathered records): the timer skips idle groups at this O(1) cost. */
+bool eb_group_due(const eb_group *g, uint64_t now);
+/* When g's next lease or retry falls due (µs), 0 if none. */
+uint64_t eb_group_next_due(const eb_group *g);
 /* Calls fn for each consumer seen (borrowed views, during the call). */
 void eb_group_consumers_each(const eb_group *g, eb_consumer_fn fn, void *arg);
 
@@ -150,7 +164,7 @@ size_t eb_group_dlq_purge(eb_group *g, const eb_str *ids, size_t n, eb_outbox *o
 
 /* Queues again the events of [from, to) matching the group (and `types`
  * when given); *requeued counts them, *expired counts the seqs of the
- * range already removed by retention. */
+ * range already removed by retention. With ob NULL only counts (a dry run). */
 void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size_t ntypes,
                      uint64_t *requeued, uint64_t *expired, eb_outbox *ob);
 

@@ -10,12 +10,20 @@
 
 #define FILL_CHUNK 1024 /* records one scan call looks at */
 
-/* Marks seq done in every replay flow that covers it. */
+/* Marks seq done in every replay flow that covers it; what a flow had not
+ * examined yet leaves its backlog. */
 void eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b)
 {
-    for (flow *f = g->replays; f; f = f->next)
-        if (a < f->to && b > f->from)
-            eb_rangeset_add(&f->done, a > f->from ? a : f->from, b < f->to ? b : f->to);
+    for (flow *f = g->replays; f; f = f->next) {
+        if (!(a < f->to && b > f->from))
+            continue;
+        uint64_t lo = a > f->from ? a : f->from, hi = b < f->to ? b : f->to;
+        uint64_t ahead_lo = lo > f->cursor ? lo : f->cursor;
+        uint64_t before = ahead_lo < hi ? eb_rangeset_count(&f->done, ahead_lo, hi) : 0;
+        eb_rangeset_add(&f->done, lo, hi);
+        uint64_t added = ahead_lo < hi ? eb_rangeset_count(&f->done, ahead_lo, hi) - before : 0;
+        f->backlog -= added < f->backlog ? added : f->backlog;
+    }
 }
 
 static bool flow_matches(const eb_group *g, const flow *f, eb_str type)
@@ -67,10 +75,12 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (!flow_matches(g, f, v.type) || !passes(g, &v))
         return 0; /* not for this group: handled, never in its lag */
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
-    if (eb_rangeset_has(&f->done, rec->seq)) /* acked or dead-lettered: not in `ahead` */
-        return 0;
+    if (eb_rangeset_has(&f->done, rec->seq))
+        return 0; /* acked or dead-lettered: not in ahead */
     if (!f->id && g->ahead)
         g->ahead--;
+    if (f->id && f->backlog)
+        f->backlog--;
     if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
@@ -169,6 +179,19 @@ static uint64_t count_range(eb_group *g, uint64_t from, uint64_t stop, char **ty
     return c.n;
 }
 
+void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head)
+{
+    /* The main flow's done set holds the seqs finished above the cursor
+     * (acks out of order, dead letters) as read back at startup. */
+    uint64_t done = eb_rangeset_count(&g->main.done, g->main.cursor, head);
+    g->ahead = matching > done ? matching - done : 0;
+}
+
+void eb__flow_count_backlog(eb_group *g, flow *f)
+{
+    f->backlog = count_range(g, f->cursor, f->to, f->types, f->ntypes, &f->done);
+}
+
 int eb_group_count_ahead(eb_group *g, uint64_t head)
 {
     /* Past the cursor, the seqs acked or dead-lettered before a restart
@@ -177,10 +200,19 @@ int eb_group_count_ahead(eb_group *g, uint64_t head)
     return 0;
 }
 
-void eb_group_published(eb_group *g, const char *type, size_t n, uint64_t count,
-                        const eb_filter_event *fe)
+uint64_t eb_group_cursor(const eb_group *g)
 {
-    if (eb_group_cfg_matches(&g->cfg, type, n) && (!fe || eb_group_cfg_passes(&g->cfg, fe)))
+    return g->main.cursor;
+}
+
+bool eb_group_has_filter(const eb_group *g)
+{
+    return g->cfg.filter != NULL;
+}
+
+void eb_group_published(eb_group *g, uint64_t count, const eb_filter_event *fe)
+{
+    if (!fe || eb_group_cfg_passes(&g->cfg, fe))
         g->ahead += count;
 }
 
@@ -188,6 +220,8 @@ bool eb_group_has_ready(eb_group *g, uint64_t durable)
 {
     if (g->paused)
         return false;
+    if (g->ready == 0 && g->ahead == 0 && !g->replays)
+        return false; /* nothing of its types published: a wake-up costs O(1) */
     uint64_t now = g->env.now_us();
     if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
         eb__group_fill(g, 1, durable, now);
@@ -248,9 +282,10 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
         return;
     uint64_t start = from < first ? first : from;
     *requeued = count_range(g, start, to, types, ntypes, NULL);
-    if (*requeued == 0)
+    if (*requeued == 0 || !ob) /* nothing to do, or a dry run */
         return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);
+    f->backlog = *requeued;
     eb__rec_replay(g, f, ob);
     g->ctr.replayed += *requeued;
 }

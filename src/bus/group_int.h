@@ -55,6 +55,7 @@ typedef struct flow {
     size_t       ntypes;
     eb_rangeset  done;     /* seqs finished (acked or dead-lettered) */
     size_t       live;     /* deliveries alive from this flow */
+    uint64_t     backlog;  /* replays: matching seqs in [cursor, to) not done (in lag) */
     struct flow *next;
 } flow;
 
@@ -208,6 +209,8 @@ flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, 
 void  eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now);
 /* Drops replay flows that are done: walked to their end, nothing alive. */
 void  eb__group_reap_flows(eb_group *g);
+/* Counts a replay flow's backlog from its cursor (after the meta replay). */
+void  eb__flow_count_backlog(eb_group *g, flow *f);
 
 /* group_dlq.c */
 void  eb__dlq_insert(eb_group *g, dead *e);

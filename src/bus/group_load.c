@@ -185,6 +185,12 @@ int eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec)
 void eb_group_loaded(eb_group *g)
 {
     uint64_t now = g->env.now_us();
+    /* The main cursor read back is the floor of the last group record; what
+     * was finished above it in order (the acks read back) is passed. */
+    g->main.cursor = eb_rangeset_skip(&g->main.done, g->main.cursor);
+    eb_rangeset_trim_below(&g->main.done, g->main.cursor);
+    for (flow *f = g->replays; f; f = f->next) /* scans the flow's range once */
+        eb__flow_count_backlog(g, f);
     for (size_t i = 0; i < g->ndlq; i++) {
         dead *e = eb_imap_get(&g->dlq, g->dlq_seqs[i]);
         if (e && e->redriven) {

@@ -8,6 +8,7 @@
  * Every change follows one path: the engine (group.c) changes memory and
  * writes meta records into the bus's outbox; commit() appends
  * them as one atomic batch; the caller is answered when it is durable. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "util/xmalloc.h"
 
 #define TICK_MS 10
+#define FULL_TICK_US 1000000u /* every group visited once a second */
 
 static uint64_t durable_head(eb_bus *bus)
 {
@@ -75,11 +77,59 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     return rc;
 }
 
+/* An armed group's place in the due heap. */
+typedef struct armed {
+    eb_heap_node tm; /* key: when to visit (0: next tick) */
+    eb_group    *g;
+} armed;
+
+void eb__bus_group_arm(eb_bus *bus, eb_group *g)
+{
+    uint64_t k = (uint64_t)(uintptr_t)g;
+    armed *a = eb_imap_get(&bus->grp.armed, k);
+    if (a) {
+        if (a->tm.key) {
+            a->tm.key = 0;
+            eb_heap_fix(&bus->grp.due, &a->tm);
+        }
+        return;
+    }
+    a = eb_xmalloc(sizeof *a);
+    eb_heap_node_init(&a->tm);
+    a->tm.key = 0;
+    a->g = g;
+    eb_heap_push(&bus->grp.due, &a->tm);
+    eb_imap_put(&bus->grp.armed, k, a);
+}
+
+static void disarm(eb_bus *bus, eb_group *g)
+{
+    armed *a = eb_imap_del(&bus->grp.armed, (uint64_t)(uintptr_t)g);
+    if (a) {
+        eb_heap_remove(&bus->grp.due, &a->tm);
+        free(a);
+    }
+}
+
+static void disarm_all(eb_bus *bus)
+{
+    size_t it = 0;
+    const eb_imap_slot *s;
+    while ((s = eb_imap_next(&bus->grp.armed, &it)))
+        free(s->val);
+    eb_imap_free(&bus->grp.armed);
+    eb_imap_init(&bus->grp.armed);
+    eb_heap_free(&bus->grp.due);
+    eb_heap_init(&bus->grp.due);
+}
+
 /* Flushes g's gathered records into the outbox and commits it. */
 static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 {
-    if (g)
+    if (g) {
         eb_group_flush(g, &bus->grp.ob);
+        eb__bus_group_arm(bus, g);
+    }
     int rc = commit_outbox(bus, &bus->grp.ob, cb, arg);
     eb__bus_pulls_wake(bus); /* nacks, redrives and replays make deliveries ready */
     eb__bus_dead_letters_publish(bus);
@@ -87,6 +137,43 @@ static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 }
 
 /* --- the group table ------------------------------------------------------------ */
+
+/* Adds g's patterns to the type index (add) or takes them out. */
+static void index_group(eb_bus *bus, eb_group *g, bool add)
+{
+    const eb_group_cfg *cfg = eb_group_config(g);
+    for (size_t i = 0; i < cfg->ntypes; i++) {
+        if (add)
+            eb_matcher_add(&bus->grp.matcher, g, cfg->types[i]);
+        else
+            eb_matcher_remove(&bus->grp.matcher, g, cfg->types[i]);
+    }
+}
+
+/* Replaces g's config, keeping the type index in step. */
+static void reconfigure(eb_bus *bus, eb_group *g, eb_group_cfg *cfg)
+{
+    index_group(bus, g, false);
+    eb_group_set_config(g, cfg);
+    index_group(bus, g, true);
+}
+
+/* Adds a new group to the table and the index. */
+static void table_add(eb_bus *bus, eb_group *g, const char *name, size_t n)
+{
+    eb_map_put(&bus->grp.by_name, name, n, g, NULL);
+    index_group(bus, g, true);
+}
+
+/* Takes g out of the table and the index and frees it. */
+static void table_del(eb_bus *bus, eb_group *g)
+{
+    const char *name = eb_group_name(g);
+    index_group(bus, g, false);
+    disarm(bus, g);
+    eb_map_del(&bus->grp.by_name, name, strlen(name));
+    eb_group_free(g);
+}
 
 /* Where a new group starts reading. */
 static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
@@ -113,7 +200,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
     *created = !g;
     uint64_t base = 0;
     if (g) {
-        eb_group_set_config(g, cfg);
+        reconfigure(bus, g, cfg);
         base = eb_group_base(g);
     } else if (bus->grp.by_name.len >= bus->opts.max_groups) {
         return EB_ERANGE; /* cfg left to the caller */
@@ -121,7 +208,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         base = start_seq(bus, cfg);
         eb_group_env env = group_env(bus);
         g = eb_group_new(name, cfg, base, &env);
-        eb_map_put(&bus->grp.by_name, name, strlen(name), g, NULL);
+        table_add(bus, g, name, strlen(name));
     }
     eb_group_count_ahead(g, durable_head(bus));
     eb__rec_group(&bus->grp.ob, g, base);
@@ -130,13 +217,14 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
 
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg)
 {
-    eb_group *g = eb_map_del(&bus->grp.by_name, name, strlen(name));
+    eb_group *g = eb__bus_group(bus, name, strlen(name));
     if (!g)
         return EB_ENOTFOUND;
     eb__bus_pulls_answer(bus, g, EB_ENOTFOUND);
+    eb__bus_history_forget(bus, name, strlen(name));
     eb_outbox_reset(&bus->grp.ob);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
-    eb_group_free(g);
+    table_del(bus, g);
     return commit_outbox(bus, &bus->grp.ob, cb, arg);
 }
 
@@ -227,7 +315,10 @@ int eb_bus_replay(eb_bus *bus, const char *group, size_t glen, const eb_replay_r
         return EB_ENOTFOUND;
     uint64_t from = bound_seq(bus, &req->since);
     uint64_t to = req->has_until ? bound_seq(bus, &req->until) : UINT64_MAX;
-    eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired, &bus->grp.ob);
+    eb_group_replay(g, from, to, req->types, req->ntypes, requeued, expired,
+                    req->dry_run ? NULL : &bus->grp.ob);
+    if (req->dry_run)
+        return 1;
     return commit(bus, g, cb, arg);
 }
 
@@ -285,6 +376,8 @@ static void free_groups(eb_bus *bus)
         eb_group_free(g);
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
+    eb_matcher_clear(&bus->grp.matcher);
+    disarm_all(bus);
 }
 
 void eb__bus_groups_reset(eb_bus *bus)
@@ -301,11 +394,11 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
         return EB_ECORRUPT;
     eb_group *g = eb__bus_group(bus, name->str, name->len);
     if (g) {
-        eb_group_set_config(g, &cfg);
+        reconfigure(bus, g, &cfg);
     } else {
         eb_group_env env = group_env(bus);
         g = eb_group_new(name->str, &cfg, base, &env);
-        eb_map_put(&bus->grp.by_name, name->str, name->len, g, NULL);
+        table_add(bus, g, name->str, name->len);
     }
     eb_group_set_paused(g, paused);
     return 0;
@@ -325,8 +418,7 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
         return 0; /* a record of a group deleted later */
     switch (kind) {
     case EB_META_GROUP_DEL:
-        eb_map_del(&bus->grp.by_name, name->str, name->len);
-        eb_group_free(g);
+        table_del(bus, g);
         return 0;
     case EB_META_GROUP_PAUSE:
         eb_group_set_paused(g, eb__rec_paused(rec));
@@ -338,21 +430,53 @@ int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 
 /* --- publishing hooks ----------------------------------------------------------------- */
 
+static bool same_type(eb_str a, eb_str b)
+{
+    return a.len == b.len && memcmp(a.ptr, b.ptr, a.len) == 0;
+}
+
+/* Counts a run of events of one type for group g: at once, or one by one
+ * through its filter. */
+static void published_run(eb_group *g, const eb_event_in *evs, const eb_pub_result *res,
+                          size_t n, uint64_t run)
+{
+    if (!eb_group_has_filter(g)) {
+        eb_group_published(g, run, NULL);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const eb_event_in *e = &evs[i];
+        if (res[i].duplicate)
+            continue;
+        eb_filter_event fe = {e->source, e->subject, e->key, e->extensions, e->data};
+        eb_group_published(g, 1, e->data || !e->data_raw.len ? &fe : NULL);
+    }
+}
+
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    /* One index lookup per run of events of one type (a batch is often one
+     * type): the cost per event does not grow with the matching groups
+     * (but for groups with a filter, which look at each event). */
+    for (size_t i = 0, run = 0, start = 0; i < n; i++) {
         if (res[i].duplicate) {
             eb__bus_count_duplicate(bus, evs[i].type.ptr, evs[i].type.len);
-            continue;
+        } else {
+            eb__bus_count_published(bus, evs[i].type.ptr, evs[i].type.len);
+            run++;
         }
-        eb__bus_count_published(bus, evs[i].type.ptr, evs[i].type.len);
-        size_t it = 0;
-        eb_group *g;
-        const eb_event_in *e = &evs[i];
-        eb_filter_event fe = {e->source, e->subject, e->key, e->extensions, e->data};
-        while ((g = eb__bus_group_next(bus, &it)))
-            eb_group_published(g, e->type.ptr, e->type.len, 1, e->data || !e->data_raw.len ? &fe : NULL);
+        if (i + 1 == n || !same_type(evs[i + 1].type, evs[i].type)) {
+            if (run) {
+                void *const *m;
+                size_t nm = eb_matcher_match(&bus->grp.matcher, evs[i].type.ptr,
+                                             evs[i].type.len, &m);
+                for (size_t k = 0; k < nm; k++)
+                    published_run(m[k], evs + start, res + start, i + 1 - start, run);
+            }
+            run = 0;
+            start = i + 1;
+        }
     }
 }
 
@@ -388,37 +512,74 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
 
 /* --- the timer -------------------------------------------------------------------------- */
 
+static void visit(eb_bus *bus, eb_group *g, uint64_t now)
+{
+    if (eb_group_due(g, now)) {
+        eb_group_tick(g, &bus->grp.ob);
+        eb_group_flush(g, &bus->grp.ob);
+    }
+}
+
+/* Every tick visits the armed groups that are due: touched by a command
+ * since, or a lease or retry of theirs falling due (a heap keyed by that
+ * time); once a second every group (consumer sweeps, tidying finished seqs
+ * and replays, and any group a failed arm missed). Idle groups and groups
+ * whose leases run cost nothing per tick. */
+static void tick_groups(eb_bus *bus, uint64_t now)
+{
+    eb_bus_groups *gr = &bus->grp;
+    if (now - gr->last_full_tick >= FULL_TICK_US) {
+        gr->last_full_tick = now;
+        size_t it = 0;
+        eb_group *g;
+        while ((g = eb__bus_group_next(bus, &it))) {
+            visit(bus, g, now);
+            if (eb_group_next_due(g))
+                eb__bus_group_arm(bus, g);
+        }
+    }
+    eb_heap_node *top;
+    while ((top = eb_heap_min(&gr->due)) && top->key <= now) {
+        armed *a = (armed *)(void *)((char *)top - offsetof(armed, tm));
+        visit(bus, a->g, now);
+        uint64_t next = eb_group_next_due(a->g);
+        if (!next) {
+            disarm(bus, a->g);
+            continue;
+        }
+        a->tm.key = next > now ? next : now + 1;
+        eb_heap_fix(&gr->due, &a->tm);
+    }
+}
+
 static void on_tick(uv_timer_t *t)
 {
     eb_bus *bus = t->data;
     if (bus->closing || !bus->events)
         return;
-    size_t it = 0;
-    eb_group *g;
-    while ((g = eb__bus_group_next(bus, &it))) {
-        eb_group_tick(g, &bus->grp.ob);
-        eb_group_flush(g, &bus->grp.ob);
-    }
+    tick_groups(bus, eb__bus_now_us());
     commit_outbox(bus, &bus->grp.ob, NULL, NULL);
     eb__bus_pulls_wake(bus);
     eb__bus_dead_letters_publish(bus);
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
     eb__bus_check_storage(bus);
+    eb__bus_history_tick(bus, eb__bus_now_us());
 }
 
 void eb__bus_groups_recount(eb_bus *bus)
 {
-    size_t it = 0;
-    eb_group *g;
-    uint64_t head = durable_head(bus);
-    while ((g = eb__bus_group_next(bus, &it)))
-        eb_group_count_ahead(g, head);
+    /* One walk for all groups (lag.c); a failed read leaves the counts. */
+    (void)eb__bus_count_lags(bus, durable_head(bus));
 }
 
 int eb__bus_groups_init(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     eb_map_init(&gr->by_name);
+    eb_matcher_init(&gr->matcher);
+    eb_imap_init(&gr->armed);
+    eb_heap_init(&gr->due);
+    eb_map_init(&gr->history);
     eb_outbox_init(&gr->ob);
     return 0;
 }
@@ -428,10 +589,11 @@ int eb__bus_groups_start(eb_bus *bus)
     size_t it = 0;
     eb_group *g;
     uint64_t head = durable_head(bus);
-    while ((g = eb__bus_group_next(bus, &it))) {
+    while ((g = eb__bus_group_next(bus, &it)))
         eb_group_loaded(g);
-        eb_group_count_ahead(g, head);
-    }
+    int rc = eb__bus_count_lags(bus, head);
+    if (rc)
+        return rc;
     eb__bus_snapshot_start(bus);
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;
@@ -445,10 +607,14 @@ void eb__bus_groups_close(eb_bus *bus)
 {
     eb_bus_groups *gr = &bus->grp;
     eb__bus_pulls_answer(bus, NULL, EB_ECLOSED);
+    eb__bus_snapshot_at_close(bus);
     if (gr->timer.data)
         uv_timer_stop(&gr->timer);
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
+    eb_matcher_free(&gr->matcher);
+    disarm_all(bus);
+    eb__bus_history_free(bus);
     eb_outbox_free(&gr->ob);
     eb_buf_free(&gr->dl_text);
     gr->dl_n = 0;

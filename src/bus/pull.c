@@ -15,6 +15,13 @@ static uint64_t durable_head(eb_bus *bus)
 
 /* --- pulls and long polls ----------------------------------------------------------- */
 
+/* True while the global lease budget (--max-in-flight-total, shared by all
+ * groups through eb_group_env.leases) has room: a long poll waits otherwise. */
+static bool budget_left(const eb_bus *bus)
+{
+    return bus->grp.in_flight < bus->opts.max_in_flight_total;
+}
+
 static void waiter_unlink(eb_bus *bus, pull_waiter *w)
 {
     if (w->prev)
@@ -38,6 +45,7 @@ static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t c
         gr->dl_cap = max;
     }
     uint64_t deadline = 0;
+    eb__bus_group_arm(bus, g);
     size_t n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline);
     cb(arg, 0, gr->dl, n, deadline);
 }
@@ -53,7 +61,7 @@ int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consume
         return EB_ENOTFOUND;
     if (max == 0 || max > EB_PULL_MAX)
         return EB_EINVAL;
-    if (wait_ms == 0 || eb_group_has_ready(g, durable_head(bus))) {
+    if (wait_ms == 0 || (budget_left(bus) && eb_group_has_ready(g, durable_head(bus)))) {
         answer_pull(bus, g, consumer, clen, max, cb, arg);
         return 0;
     }
@@ -77,7 +85,7 @@ static void serve_waiters(eb_bus *bus, bool all)
     for (pull_waiter *w = bus->grp.waiters, *nx; w; w = nx) {
         nx = w->next;
         bool gone = w->alive && !w->alive(w->arg);
-        bool ready = !gone && eb_group_has_ready(w->g, durable);
+        bool ready = !gone && budget_left(bus) && eb_group_has_ready(w->g, durable);
         if (!gone && !ready && !all && now < w->deadline_us)
             continue;
         waiter_unlink(bus, w);

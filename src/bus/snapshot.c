@@ -1,8 +1,11 @@
 /* snapshot.c - meta snapshots: when the meta store has grown by
  * --meta-snapshot-bytes since the last one, the whole state (its contents
  * written by codec.c) is appended as one atomic batch, and once that is
- * durable the records before it are dropped (eb_store_drop_before). Never
- * while a schema registration is pending (see eb__bus_maybe_snapshot). */
+ * durable the records before it are dropped (eb_store_drop_before). A
+ * clean stop writes one too when anything changed since the last: it keeps
+ * each group's position (the floor of its cursor, where acks in order
+ * moved it) and shortens the next start's meta replay. Never while a schema
+ * registration is pending (see eb__bus_maybe_snapshot). */
 #include <stdlib.h>
 
 #include "bus/bus_int.h"
@@ -65,6 +68,16 @@ void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now)
     uint64_t limit = bus->opts.meta_snapshot_bytes ? bus->opts.meta_snapshot_bytes
                                                    : DEFAULT_SNAPSHOT_BYTES;
     if (st.bytes > bus->grp.snap_bytes + limit)
+        snapshot(bus);
+}
+
+void eb__bus_snapshot_at_close(eb_bus *bus)
+{
+    if (!bus->meta || !bus->grp.timer.data || bus->grp.by_name.len == 0)
+        return; /* not started, or nothing a snapshot would move */
+    eb_store_stats st;
+    eb_store_stats_get(eb_meta_store(bus->meta), &st);
+    if (st.bytes > bus->grp.snap_bytes)
         snapshot(bus);
 }
 

@@ -43,8 +43,9 @@ before(async () => {
   throw new Error('eventbusd did not start');
 });
 
-// The data dir goes once the daemon has exited (it writes while it stops).
 after(async () => {
+  // A clean stop writes a state snapshot into the data directory: wait for
+  // the exit before removing it.
   if (proc && proc.exitCode === null && proc.signalCode === null) {
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGTERM');

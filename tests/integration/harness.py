@@ -156,15 +156,19 @@ class Server:
         token_file = os.path.join(self.dir, "admin.token")
         if os.environ.get("EB_TEST_AUTH") == "token" and "--auth" not in self.extra:
             fsync += ["--auth", "token", "--admin-token-file", token_file]
-        for _ in range(5):  # retry if another process grabs the port first
-            self.port = free_port()
+        for _ in range(5):
+            # Port 0: the daemon takes a free port and says which in its log.
+            # (A port picked here could be taken by a parallel suite's daemon
+            # first, and its /healthz then answered for ours.)
             log = open(self.log_path, "a")
+            seen = log.tell()
             self.proc = subprocess.Popen(
-                [DAEMON, "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
+                [DAEMON, "--listen", "127.0.0.1:0", "--data", self.data,
                  "--log-level", "info"] + fsync + self.extra,
                 stdout=log, stderr=log, preexec_fn=self._limits)
             log.close()
-            if self.wait_ready():
+            self.port = self.logged_port(seen)
+            if self.port and self.wait_ready():
                 if "--admin-token-file" in fsync:
                     self.token = self.read_token(token_file)
                 return self
@@ -185,6 +189,21 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) / 1024.0
         return 0.0
+
+    def logged_port(self, offset, timeout=10.0):
+        """The port of the "listening on ... (port N)" line written after
+        offset, or None if the daemon exits or stays silent."""
+        end = time.time() + timeout
+        while time.time() < end:
+            with open(self.log_path, errors="replace") as f:
+                f.seek(offset)
+                m = re.search(r"listening on \S+ \(port (\d+)\)", f.read())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                return None
+            time.sleep(0.01)
+        return None
 
     def wait_ready(self, timeout=10.0):
         end = time.time() + timeout

@@ -620,6 +620,20 @@ def daemon(*args, env=None):
                           env=e)
 
 
+def test_daemon_scale_flags_are_checked(srv):
+    d = tempfile.mkdtemp()
+    for flag, bad, want in (("--max-in-flight-total", "0", "expected 1 to 1000000000"),
+                            ("--max-in-flight-total", "1000000001", "expected 1 to 1000000000"),
+                            ("--max-in-flight-total", "-5", "expected 1 to 1000000000"),
+                            ("--metrics-groups", "-1", "expected 0 to 1000000"),
+                            ("--metrics-groups", "12x", "expected 0 to 1000000")):
+        p = daemon(flag, bad, "--data", d)
+        assert p.returncode == 2 and flag in p.stderr and want in p.stderr, (flag, bad, p.stderr)
+    p = daemon("--data", d, env={"EVENTBUS_MAX_IN_FLIGHT_TOTAL": "0"})
+    assert p.returncode == 2 and "EVENTBUS_MAX_IN_FLIGHT_TOTAL" in p.stderr, p.stderr
+    assert not os.listdir(d)
+
+
 def test_daemon_listen_port_is_checked(srv):
     d = tempfile.mkdtemp()
     for bad in ("127.0.0.1:99999", "127.0.0.1:65536", "127.0.0.1:", "127.0.0.1:80x",
@@ -668,7 +682,8 @@ def test_daemon_help_states_every_default(srv):
             opts[cur] += " " + line.strip()
     for flag in ("--listen", "--data", "--fsync", "--fsync-interval-ms", "--retention",
                  "--retention-bytes", "--max-event-bytes", "--dedupe-window",
-                 "--require-schemas", "--meta-snapshot-bytes", "--log-level", "--log-format"):
+                 "--require-schemas", "--meta-snapshot-bytes", "--max-in-flight-total",
+                 "--metrics-groups", "--log-level", "--log-format"):
         assert flag in opts, (flag, p.stdout)
         assert "(default " in opts[flag], (flag, opts[flag])
     assert "default 0: kept forever" in opts["--retention"], opts["--retention"]

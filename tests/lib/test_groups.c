@@ -343,14 +343,40 @@ TEST(extend_and_expiry)
 TEST(replay_and_stats)
 {
     eb_test_daemon d;
-    eb_client *c = eb_test_up(&d, NULL);
+    static const char *const extra[] = {"--history-interval", "100ms", NULL};
+    eb_client *c = eb_test_up(&d, extra);
     publish_orders(c, 1, 3);
     make_group(c, "analytics", 4, 30000); /* starts at the latest: sees none of them */
     eb_events *l = pull(c, "analytics", 10, 200);
     CHECK_EQ(eb_events_count(l), 0);
     eb_events_free(l);
-    eb_replay_opts ro = {.size = sizeof ro, .since = "2h"};
     uint64_t requeued = 0, expired = 9;
+    /* a dry run counts and changes nothing */
+    eb_replay_opts ro = {.size = sizeof ro, .since = "2h", .dry_run = true};
+    CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, &expired));
+    CHECK_EQ(requeued, 3);
+    l = pull(c, "analytics", 10, 200);
+    CHECK_EQ(eb_events_count(l), 0);
+    eb_events_free(l);
+    /* the group's history: samples every 100 ms, oldest first */
+    eb_groups_samples *h = NULL;
+    for (int i = 0; i < 100; i++) {
+        CHECK_OK(eb_groups_history(c, "analytics", &h));
+        if (h->n >= 2)
+            break;
+        eb_result_free(h);
+        h = NULL;
+        usleep(20000);
+    }
+    CHECK(h != NULL);
+    CHECK_EQ(h->interval_ms, 100);
+    CHECK(h->n >= 2 && h->n <= 720);
+    CHECK(strcmp(h->samples[0]->ts, h->samples[h->n - 1]->ts) < 0);
+    CHECK_EQ(h->samples[h->n - 1]->lag, 0);
+    eb_result_free(h);
+    CHECK_EQ(eb_groups_history(c, "nope", &h), EB_ENOTFOUND);
+    CHECK(h == NULL);
+    ro = (eb_replay_opts){.size = sizeof ro, .since = "2h"};
     CHECK_OK(eb_replay(c, "analytics", &ro, &requeued, &expired));
     CHECK_EQ(requeued, 3);
     CHECK_EQ(expired, 0);

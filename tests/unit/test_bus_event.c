@@ -1,5 +1,5 @@
 /* test_bus_event.c - envelope parsing and checks, ids, the stored event
- * format, time parsing, and the dedupe window. */
+ * format, time parsing, the dedupe window, and the type -> groups index. */
 #include "runner.h"
 
 #include <stdio.h>
@@ -10,6 +10,8 @@
 #include "bus/event.h"
 #include "bus/filter.h"
 #include "bus/subject_match.h"
+#include "bus/group_types.h"
+#include "bus/match.h"
 #include "eventbus/err.h"
 
 static eb_json_doc *doc;
@@ -455,11 +457,70 @@ TEST(filters_refuse_bad_input_naming_the_path)
     eb_json_doc_free(d);
 }
 
-TEST_MAIN(T(format_1_records_still_read), T(key_version_stored_and_written),
-          T(time_format_matches_gmtime), T(envelope_parses_known_fields), T(envelope_rejects_unknown_and_mistyped_fields),
-          T(type_names), T(generated_ids_are_unique_and_sorted), T(generated_ids_carry_their_time),
-          T(check_enforces_bounds_whatever_the_mapping), T(envelope_names_match_whole_keys),
-          T(stored_format_round_trip_and_splice), T(time_parse_and_format),
-          T(dedupe_window_expires_in_order), T(dedupe_is_by_source_and_id),
-          T(subject_patterns_match_by_segment), T(subject_patterns_validated), T(filters_match),
-          T(filters_refuse_bad_input_naming_the_path))
+/* The index answers what testing every group's patterns answers, through
+ * adds, removes and pattern changes (randomized, against the brute force). */
+TEST(matcher_agrees_with_testing_every_group)
+{
+    static const char *pats[] = {"*", "a.*", "a.b", "a.b.*", "a.b.c", "b.*", "b.c", "a.bc",
+                                 "c.d.e.*", "c.d.e.f"};
+    static const char *types[] = {"a.b", "a.b.c", "a.bc", "a.b.c.d", "b.c", "b.d.e", "c.d.e",
+                                  "c.d.e.f", "c.d.e.f.g", "x", "a", "ab.c"};
+    enum { NG = 40 };
+    const char *cfg[NG][3]; /* each fake group's patterns (NULL = none) */
+    memset(cfg, 0, sizeof cfg);
+    eb_matcher m;
+    eb_matcher_init(&m);
+    srand(15);
+    for (int round = 0; round < 2000; round++) {
+        int g = rand() % NG, slot = rand() % 3;
+        if (cfg[g][slot]) {
+            bool other = false; /* the same pattern in another slot of g stays */
+            for (int k = 0; k < 3; k++)
+                other |= k != slot && cfg[g][k] && strcmp(cfg[g][k], cfg[g][slot]) == 0;
+            if (!other)
+                eb_matcher_remove(&m, &cfg[g], cfg[g][slot]);
+            cfg[g][slot] = NULL;
+        } else {
+            cfg[g][slot] = pats[rand() % (int)(sizeof pats / sizeof *pats)];
+            eb_matcher_add(&m, &cfg[g], cfg[g][slot]);
+        }
+        const char *t = types[rand() % (int)(sizeof types / sizeof *types)];
+        void *const *out;
+        size_t n = eb_matcher_match(&m, t, strlen(t), &out);
+        size_t want = 0;
+        for (int k = 0; k < NG; k++) {
+            bool hit = false;
+            for (int j = 0; j < 3; j++)
+                hit |= cfg[k][j] && eb_group_type_match(cfg[k][j], t, strlen(t));
+            if (!hit)
+                continue;
+            want++;
+            bool found = false;
+            for (size_t i = 0; i < n; i++)
+                found |= out[i] == (void *)&cfg[k];
+            CHECK(found);
+        }
+        CHECK_EQ(n, want); /* each group once */
+    }
+    eb_matcher_free(&m);
+}
+
+TEST_MAIN(T(envelope_parses_known_fields),
+          T(envelope_rejects_unknown_and_mistyped_fields),
+          T(type_names),
+          T(generated_ids_are_unique_and_sorted),
+          T(generated_ids_carry_their_time),
+          T(stored_format_round_trip_and_splice),
+          T(time_parse_and_format),
+          T(dedupe_window_expires_in_order),
+          T(dedupe_is_by_source_and_id),
+          T(time_format_matches_gmtime),
+          T(check_enforces_bounds_whatever_the_mapping),
+          T(envelope_names_match_whole_keys),
+          T(format_1_records_still_read),
+          T(key_version_stored_and_written),
+          T(subject_patterns_match_by_segment),
+          T(subject_patterns_validated),
+          T(filters_match),
+          T(filters_refuse_bad_input_naming_the_path),
+          T(matcher_agrees_with_testing_every_group))

@@ -1,0 +1,169 @@
+/* lag.c - counting every group's lag at startup in one walk of the events
+ * store, whatever the number of groups.
+ *
+ * Each group needs the number of events of its types in [its cursor, head).
+ * The distinct cursors cut the walked range into intervals; one walk from
+ * the lowest cursor counts, per event type, the events of each interval
+ * (a list of (interval, count) per type, appended in order). Then for each
+ * type the groups it matches (match.h) each add the events of that type in
+ * the intervals at or past their own cursor (a suffix sum and a binary
+ * search). Cost: one decode per event past the lowest cursor, plus
+ * O(types x matching groups x log) -- never groups x events. Memory: one
+ * entry per (type, interval) that holds an event, freed at the end. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus/bus_int.h"
+#include "eventbus/err.h"
+#include "util/xmalloc.h"
+
+typedef struct tcount {
+    size_t n, cap;
+    struct { size_t j; uint64_t c; } e[]; /* interval j, events of the type in it */
+} tcount;
+
+typedef struct walk {
+    eb_map    types;   /* type -> tcount* */
+    uint64_t *cuts;    /* distinct cursors, ascending */
+    size_t    ncuts, j;
+    uint64_t  stop, next;
+} walk;
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int count_one(void *arg, const eb_store_rec *rec)
+{
+    walk *w = arg;
+    if (rec->seq >= w->stop)
+        return 1;
+    w->next = rec->seq + 1;
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    while (w->j + 1 < w->ncuts && w->cuts[w->j + 1] <= rec->seq)
+        w->j++;
+    tcount *t = eb_map_get(&w->types, v.type.ptr, v.type.len);
+    if (t && t->n && t->e[t->n - 1].j == w->j) {
+        t->e[t->n - 1].c++;
+        return 0;
+    }
+    if (!t || t->n == t->cap) {
+        size_t cap = t ? t->cap * 2 : 4;
+        tcount *nt = eb_xrealloc(t, sizeof *nt + cap * sizeof nt->e[0]);
+        eb_map_put(&w->types, v.type.ptr, v.type.len, nt, NULL);
+        if (!t)
+            nt->n = 0;
+        nt->cap = cap;
+        t = nt;
+    }
+    t->e[t->n].j = w->j;
+    t->e[t->n].c = 1;
+    t->n++;
+    return 0;
+}
+
+/* Index of cursor c among the cuts (it is one of them). */
+static size_t cut_of(const walk *w, uint64_t c)
+{
+    uint64_t *p = bsearch(&c, w->cuts, w->ncuts, sizeof *w->cuts, u64_cmp);
+    return p ? (size_t)(p - w->cuts) : w->ncuts;
+}
+
+/* Events of type list t at or past interval j (t's counts are suffix sums). */
+static uint64_t past(const tcount *t, size_t j)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->e[mid].j < j)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->n ? t->e[lo].c : 0;
+}
+
+static void add_up(eb_bus *bus, walk *w, uint64_t *matching, eb_group **gs, size_t ng)
+{
+    size_t it = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&w->types, &it))) {
+        tcount *t = s->val;
+        for (size_t i = t->n - 1; i-- > 0;)
+            t->e[i].c += t->e[i + 1].c;
+        void *const *m;
+        size_t nm = eb_matcher_match(&bus->grp.matcher, s->key, s->klen, &m);
+        for (size_t k = 0; k < nm; k++) {
+            eb_group *g = m[k];
+            uint64_t c = eb_group_cursor(g);
+            size_t j = cut_of(w, c);
+            if (j == w->ncuts)
+                continue; /* cursor at or past head: nothing ahead */
+            /* gs is sorted by pointer: find g's slot */
+            size_t lo = 0, hi = ng;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if ((uintptr_t)gs[mid] < (uintptr_t)g)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < ng && gs[lo] == g)
+                matching[lo] += past(t, j);
+        }
+    }
+}
+
+int eb__bus_count_lags(eb_bus *bus, uint64_t head)
+{
+    size_t ng = bus->grp.by_name.len, it = 0, i = 0;
+    if (ng == 0)
+        return 0;
+    eb_group **gs = eb_xmalloc(ng * sizeof *gs);
+    uint64_t *matching = eb_xcalloc(ng, sizeof *matching);
+    walk w = {.cuts = eb_xmalloc(ng * sizeof *w.cuts), .stop = head};
+    eb_map_init(&w.types);
+    int rc = 0;
+    eb_group *g;
+    while ((g = eb__bus_group_next(bus, &it))) {
+        gs[i] = g;
+        uint64_t c = eb_group_cursor(g);
+        if (c < head)
+            w.cuts[w.ncuts++] = c;
+        i++;
+    }
+    if (w.ncuts) {
+        qsort(gs, ng, sizeof *gs, eb_matcher_ptr_cmp);
+        qsort(w.cuts, w.ncuts, sizeof *w.cuts, u64_cmp);
+        size_t u = 1;
+        for (size_t k = 1; k < w.ncuts; k++)
+            if (w.cuts[k] != w.cuts[u - 1])
+                w.cuts[u++] = w.cuts[k];
+        w.ncuts = u;
+        w.next = w.cuts[0];
+        while (w.next < head) {
+            uint64_t before = w.next;
+            if ((rc = eb_store_scan(bus->events, w.next, 65536, count_one, &w)) != 0 ||
+                w.next == before)
+                break;
+        }
+        if (rc == 0)
+            add_up(bus, &w, matching, gs, ng);
+    }
+    if (rc == 0)
+        for (size_t k = 0; k < ng; k++)
+            eb_group_set_ahead(gs[k], matching[k], head);
+    size_t ti = 0;
+    const eb_map_slot *s;
+    while ((s = eb_map_next(&w.types, &ti)))
+        free(s->val);
+    eb_map_free(&w.types);
+    free(w.cuts);
+    free(matching);
+    free(gs);
+    return rc;
+}
