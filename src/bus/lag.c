@@ -154,9 +154,14 @@ int eb__bus_count_lags(eb_bus *bus, uint64_t head)
         if (rc == 0)
             add_up(bus, &w, matching, gs, ng);
     }
-    if (rc == 0)
-        for (size_t k = 0; k < ng; k++)
-            eb_group_set_ahead(gs[k], matching[k], head);
+    if (rc == 0) {
+        for (size_t k = 0; k < ng; k++) {
+            if (eb_group_has_filter(gs[k])) /* its filter looks at each event: its own walk */
+                eb_group_count_ahead(gs[k], head);
+            else
+                eb_group_set_ahead(gs[k], matching[k], head);
+        }
+    }
     size_t ti = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&w.types, &ti)))
