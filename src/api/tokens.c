@@ -130,11 +130,13 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
                   *exp = eb_json_get(body, "expires_in");
     for (const eb_json *k = body->child; k; k = k->next)
         if (strcmp(k->key, "name") && strcmp(k->key, "scopes") && strcmp(k->key, "expires_in")) {
-            eb__api_bad_field(req, k->key, "unknown field (allowed: name, scopes, expires_in)");
+            char f[80];
+            snprintf(f, sizeof f, "/%.60s", k->key);
+            eb__api_bad_field(req, f, "unknown field (allowed: name, scopes, expires_in)");
             return;
         }
     if (!eb_json_is(name, EB_JSON_STRING) || !name_ok(name->str, name->len)) {
-        eb__api_bad_field(req, "name", "must be 1 to 64 characters of [A-Za-z0-9._-]");
+        eb__api_bad_field(req, "/name", "must be 1 to 64 characters of [A-Za-z0-9._-]");
         return;
     }
     if (eb_bus_token_get(api->bus, name->str, name->len)) {
@@ -145,16 +147,16 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
     const char *scopes[EB_TOKEN_MAX_SCOPES];
     size_t n = 0;
     if (!eb_json_is(sc, EB_JSON_ARRAY) || !sc->child) {
-        eb__api_bad_field(req, "scopes", "must be a non-empty array of scopes");
+        eb__api_bad_field(req, "/scopes", "must be a non-empty array of scopes");
         return;
     }
     for (const eb_json *e = sc->child; e; e = e->next) {
         if (n == EB_TOKEN_MAX_SCOPES) {
-            eb__api_bad_field(req, "scopes", "at most 32 scopes");
+            eb__api_bad_field(req, "/scopes", "at most 32 scopes");
             return;
         }
         if (!eb_json_is(e, EB_JSON_STRING) || !eb__api_scope_valid(e->str, e->len)) {
-            eb__api_bad_field(req, "scopes",
+            eb__api_bad_field(req, "/scopes",
                               "each must be publish:<type pattern>, consume:<group pattern>, "
                               "read, schemas:write, groups:write, metrics or admin");
             return;
@@ -164,7 +166,7 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
     uint64_t ttl_us = 0;
     if (exp && (!eb_json_is(exp, EB_JSON_STRING) ||
                 eb_duration_parse(exp->str, exp->len, 0, &ttl_us) || !ttl_us)) {
-        eb__api_bad_field(req, "expires_in", "must be a duration like \"30d\" or \"12h\"");
+        eb__api_bad_field(req, "/expires_in", "must be a duration like \"30d\" or \"12h\"");
         return;
     }
     char secret[EB_API_SECRET_LEN + 1];
