@@ -56,7 +56,7 @@ static void on_durable(void *arg, int status)
 {
     pending_answer *a = arg;
     if (status)
-        eb__api_error(a->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(a->req, status);
     else if (a->status == 204)
         eb__api_respond(a->req, 204, NULL, NULL, 0);
     else
@@ -82,10 +82,8 @@ static void failed(eb_http_req *req, int rc)
         eb__api_error(req, 409, "too_many_tokens", "the server keeps at most 1000 tokens", NULL);
     else if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such token", NULL);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc); /* 507 storage_full, 503 shutting_down or 500 */
 }
 
 /* Fills t (scopes borrowed from arr) and a fresh secret. */
