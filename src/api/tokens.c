@@ -56,7 +56,7 @@ static void on_durable(void *arg, int status)
 {
     pending_answer *a = arg;
     if (status)
-        eb__api_error(a->req, 500, "internal", eb_strerror(status), NULL);
+        eb__api_write_failed(a->req, status);
     else if (a->status == 204)
         eb__api_respond(a->req, 204, NULL, NULL, 0);
     else
@@ -82,10 +82,8 @@ static void failed(eb_http_req *req, int rc)
         eb__api_error(req, 409, "too_many_tokens", "the server keeps at most 1000 tokens", NULL);
     else if (rc == EB_ENOTFOUND)
         eb__api_error(req, 404, "not_found", "no such token", NULL);
-    else if (rc == EB_ECLOSED)
-        eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
     else
-        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        eb__api_write_failed(req, rc); /* 507 storage_full, 503 shutting_down or 500 */
 }
 
 /* Fills t (scopes borrowed from arr) and a fresh secret. */
@@ -130,11 +128,13 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
                   *exp = eb_json_get(body, "expires_in");
     for (const eb_json *k = body->child; k; k = k->next)
         if (strcmp(k->key, "name") && strcmp(k->key, "scopes") && strcmp(k->key, "expires_in")) {
-            eb__api_bad_field(req, k->key, "unknown field (allowed: name, scopes, expires_in)");
+            char f[80];
+            snprintf(f, sizeof f, "/%.60s", k->key);
+            eb__api_bad_field(req, f, "unknown field (allowed: name, scopes, expires_in)");
             return;
         }
     if (!eb_json_is(name, EB_JSON_STRING) || !name_ok(name->str, name->len)) {
-        eb__api_bad_field(req, "name", "must be 1 to 64 characters of [A-Za-z0-9._-]");
+        eb__api_bad_field(req, "/name", "must be 1 to 64 characters of [A-Za-z0-9._-]");
         return;
     }
     if (eb_bus_token_get(api->bus, name->str, name->len)) {
@@ -145,16 +145,16 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
     const char *scopes[EB_TOKEN_MAX_SCOPES];
     size_t n = 0;
     if (!eb_json_is(sc, EB_JSON_ARRAY) || !sc->child) {
-        eb__api_bad_field(req, "scopes", "must be a non-empty array of scopes");
+        eb__api_bad_field(req, "/scopes", "must be a non-empty array of scopes");
         return;
     }
     for (const eb_json *e = sc->child; e; e = e->next) {
         if (n == EB_TOKEN_MAX_SCOPES) {
-            eb__api_bad_field(req, "scopes", "at most 32 scopes");
+            eb__api_bad_field(req, "/scopes", "at most 32 scopes");
             return;
         }
         if (!eb_json_is(e, EB_JSON_STRING) || !eb__api_scope_valid(e->str, e->len)) {
-            eb__api_bad_field(req, "scopes",
+            eb__api_bad_field(req, "/scopes",
                               "each must be publish:<type pattern>, consume:<group pattern>, "
                               "read, schemas:write, groups:write, metrics or admin");
             return;
@@ -164,7 +164,7 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
     uint64_t ttl_us = 0;
     if (exp && (!eb_json_is(exp, EB_JSON_STRING) ||
                 eb_duration_parse(exp->str, exp->len, 0, &ttl_us) || !ttl_us)) {
-        eb__api_bad_field(req, "expires_in", "must be a duration like \"30d\" or \"12h\"");
+        eb__api_bad_field(req, "/expires_in", "must be a duration like \"30d\" or \"12h\"");
         return;
     }
     char secret[EB_API_SECRET_LEN + 1];

@@ -10,9 +10,8 @@ the missing one). Also: unknown, malformed, expired and revoked tokens
 snapshot, the per-address backoff, the audit log, and the refusal to
 serve a non-loopback address without authentication.
 
-Each test gets its own server (see harness.py). The answers 401/403/429
-and /v1/tokens are not in docs/openapi.yaml yet (the Node helper's branch
-owns it), so this module runs without the contract check.
+Each test gets its own server (see harness.py); every answer is checked
+against docs/openapi.yaml (its 401/403/429 answers and /v1/tokens too).
 """
 import json
 import os
@@ -20,8 +19,7 @@ import re
 import subprocess
 import time
 
-os.environ["EB_CONTRACT"] = "0"
-from harness import DAEMON, ROOT, Server, run_tests  # noqa: E402
+from harness import DAEMON, ROOT, Server, run_tests
 
 EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
 
@@ -92,6 +90,26 @@ def test_every_route_is_in_the_matrix(srv):
         assert scope in ("open", "publish", "consume", "read", "schemas:write",
                          "groups:write", "metrics", "admin"), (m, p, scope)
         call_for(m, p, {"group": "g", "event": "e", "victim": "v", "n": 0})
+
+
+def test_contract_names_each_routes_scope(srv):
+    """docs/openapi.yaml states the scope of every route as the table does."""
+    with open(os.path.join(ROOT, "docs", "openapi.json")) as f:
+        doc = json.load(f)
+    named = {"publish": "publish:<type pattern>", "consume": "consume:<group pattern>"}
+    for m, p, scope in route_table():
+        op = doc["paths"][p][m.lower()]
+        if scope == "open":
+            assert op["security"] == [] and "x-scopes" not in op, (m, p, op.get("security"))
+            assert not {"401", "403", "429"} & set(op["responses"]), (m, p)
+            continue
+        assert op["x-scopes"] == [named.get(scope, scope)], (m, p, op["x-scopes"], scope)
+        assert {"bearer": []} in op["security"], (m, p, op["security"])
+        assert op["security"] == ([{"bearer": []}, {}] if p == "/metrics" else [{"bearer": []}])
+        for code, name in (("401", "Unauthorized"), ("403", "Forbidden"), ("429", "AuthBackoff")):
+            assert op["responses"][code] == {"$ref": "#/components/responses/" + name}, (m, p)
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        **doc["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
 
 
 def test_scope_matrix(srv):
@@ -176,14 +194,14 @@ def test_bad_tokens_are_401(srv):
 
 def test_token_requests_are_checked(srv):
     start_with_admin(srv)
-    for body, field in [({"scopes": ["read"]}, "name"),
-                        ({"name": "a b", "scopes": ["read"]}, "name"),
-                        ({"name": "x", "scopes": []}, "scopes"),
-                        ({"name": "x", "scopes": ["write"]}, "scopes"),
-                        ({"name": "x", "scopes": ["publish:a*"]}, "scopes"),
-                        ({"name": "x", "scopes": ["read"] * 33}, "scopes"),
-                        ({"name": "x", "scopes": ["read"], "expires_in": "soon"}, "expires_in"),
-                        ({"name": "x", "scopes": ["read"], "secret": "mine"}, "secret")]:
+    for body, field in [({"scopes": ["read"]}, "/name"),
+                        ({"name": "a b", "scopes": ["read"]}, "/name"),
+                        ({"name": "x", "scopes": []}, "/scopes"),
+                        ({"name": "x", "scopes": ["write"]}, "/scopes"),
+                        ({"name": "x", "scopes": ["publish:a*"]}, "/scopes"),
+                        ({"name": "x", "scopes": ["read"] * 33}, "/scopes"),
+                        ({"name": "x", "scopes": ["read"], "expires_in": "soon"}, "/expires_in"),
+                        ({"name": "x", "scopes": ["read"], "secret": "mine"}, "/secret")]:
         st, _, js = srv.request("POST", "/v1/tokens", body)
         assert st == 400 and js["error"]["details"][0]["field"] == field, (body, js)
     make_token(srv, "x", ["read"])

@@ -112,6 +112,16 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
         assert int(hdrs.get("retry-after", hdrs.get("Retry-After", "0"))) > 0, hdrs
         refused += 1
     assert refused >= 5, refused
+    # a token (a meta-log write) is refused the same way, once the page's slack is used
+    answers = []
+    for i in range(100):
+        st, hdrs, body = srv.request("POST", "/v1/tokens", {"name": f"t{i}", "scopes": ["read"]})
+        answers.append(st)
+        if st != 201:
+            assert st == 507 and body["error"]["code"] == "storage_full", (st, body)
+            assert int(hdrs.get("retry-after", "0")) > 0, hdrs
+            break
+    assert answers[-1] == 507, answers
     st, hdrs, body = wait_health(srv, 503)
     assert st == 503 and body["status"] == "degraded", (st, body)
     assert "storage full" in body["reason"] and body["code"] == "storage_full", body

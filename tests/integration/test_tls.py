@@ -80,7 +80,8 @@ def https(port, ca, method="GET", path="/healthz", body=None, cert=None, headers
 
 def test_curl_with_cacert_and_plain_beside(srv):
     port, ca = tls_server(srv)
-    p = subprocess.run(["curl", "-sS", "--cacert", ca, "-H", "Content-Type: application/json", "-d", '{"type":"a.b","data":{"x":1}}',
+    p = subprocess.run(["curl", "-sS", "--cacert", ca, "-H", "Content-Type: application/json",
+                        "-d", '{"type":"a.b","data":{"x":1}}',
                         f"https://localhost:{port}/v1/events"], capture_output=True, text=True,
                        timeout=30)
     assert p.returncode == 0 and json.loads(p.stdout)["seq"] == 1, (p.stdout, p.stderr)
