@@ -197,7 +197,7 @@ class Server:
         while time.time() < end:
             with open(self.log_path, errors="replace") as f:
                 f.seek(offset)
-                m = re.search(r"listening on \S+ \(port (\d+)\)", f.read())
+                m = re.search(r"listening on \S+ \(port (\d+)\)(?! with TLS)", f.read())
             if m:
                 return int(m.group(1))
             if self.proc.poll() is not None:
