@@ -4,7 +4,7 @@
 Usage: tests/fuzz/run.py BUILD_DIR SECONDS [TARGET...]
 
 BUILD_DIR is a build configured with -Dfuzz=true (clang; `make fuzz` does
-it). Each target (json, schema, http, envelope, text, auth, tls; or those named) runs alone
+it). Each target (json, schema, http, envelope, text, auth, tls, groupcfg; or those named) runs alone
 (one process: the machine is shared) for SECONDS with -max_total_time, on a
 working corpus kept in BUILD_DIR/fuzz-corpus/<target> and seeded from
 tests/fuzz/corpus/<target>; a dictionary tests/fuzz/<target>.dict is used
@@ -22,7 +22,7 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["json", "schema", "http", "envelope", "text", "auth", "tls"]
+TARGETS = ["json", "schema", "http", "envelope", "text", "auth", "tls", "groupcfg"]
 INTERRUPTED = 72  # libFuzzer's -interrupted_exitcode: SIGINT/SIGTERM, not a finding
 ARTIFACT = re.compile(r"(?:crash|leak|timeout|oom|slow-unit)-[0-9a-f]+")
 
