@@ -4,7 +4,7 @@
 Usage: tests/fuzz/run.py BUILD_DIR SECONDS [TARGET...]
 
 BUILD_DIR is a build configured with -Dfuzz=true (clang; `make fuzz` does
-it). Each target (json, schema, http, envelope, text, auth, tls, groupcfg; or those named) runs alone
+it). Each target (json, schema, http, envelope, text, auth, tls, tlshs, groupcfg; or those named) runs alone
 (one process: the machine is shared) for SECONDS with -max_total_time, on a
 working corpus kept in BUILD_DIR/fuzz-corpus/<target> and seeded from
 tests/fuzz/corpus/<target>; a dictionary tests/fuzz/<target>.dict is used
@@ -22,7 +22,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TARGETS = ["json", "schema", "http", "envelope", "text", "auth", "tls", "groupcfg"]
+TARGETS = ["json", "schema", "http", "envelope", "text", "auth", "tls", "tlshs", "groupcfg"]
+SEEDS = {"tlshs": "tls"}  # targets that share another's seeds
 INTERRUPTED = 72  # libFuzzer's -interrupted_exitcode: SIGINT/SIGTERM, not a finding
 ARTIFACT = re.compile(r"(?:crash|leak|timeout|oom|slow-unit)-[0-9a-f]+")
 
@@ -36,7 +37,7 @@ def run_target(build, name, seconds):
     artifacts = os.path.join(build, "fuzz-artifacts", name)
     os.makedirs(corpus, exist_ok=True)
     os.makedirs(artifacts, exist_ok=True)
-    seeds = os.path.join(HERE, "corpus", name)
+    seeds = os.path.join(HERE, "corpus", SEEDS.get(name, name))
     cmd = [exe, f"-max_total_time={seconds}", "-timeout=10", "-print_final_stats=1",
            f"-artifact_prefix={artifacts}/", corpus]
     if os.path.isdir(seeds):
