@@ -9,54 +9,15 @@ Needs to mount a tmpfs (root, or CAP_SYS_ADMIN): skipped with a message
 (exit 77) where mount is not permitted.
 """
 import os
-import subprocess
 import sys
 import time
 
-from harness import Server, run_tests
-
-SIZE = "4m"
-
-
-def mount_tmpfs(path):
-    os.makedirs(path, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", path],
-                       capture_output=True, text=True)
-    return r.returncode == 0, (r.stderr or r.stdout).strip()
-
-
-class TmpfsServer(Server):
-    """A Server whose data directory is a tmpfs of SIZE."""
-    def __init__(self):
-        super().__init__()
-        ok, why = mount_tmpfs(self.data)
-        if not ok:
-            raise RuntimeError(why)
-
-    def cleanup(self):
-        self.kill9()
-        subprocess.run(["umount", self.data], capture_output=True)
-        super().cleanup()
+from harness import run_tests
+from tmpfs import TmpfsServer, can_mount, fill
 
 
 def event(i, size=32 * 1024):
     return {"type": "blob.stored", "id": f"blob-{i}", "data": {"i": i, "pad": "x" * size}}
-
-
-def fill(path):
-    """Writes a file until the filesystem is full; returns its path."""
-    f = os.path.join(path, "filler")
-    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        for chunk in (65536, 4096):
-            try:
-                while True:
-                    os.write(fd, b"\0" * chunk)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    return f
 
 
 def log_count(srv, text):
@@ -162,13 +123,8 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
 
 
 if __name__ == "__main__":
-    probe = os.path.join("/tmp", f"eb-mount-probe-{os.getpid()}")
-    ok, why = mount_tmpfs(probe)
-    if ok:
-        subprocess.run(["umount", probe], capture_output=True)
-    os.rmdir(probe)
+    ok, why = can_mount()
     if not ok:
-        print(f"skip: cannot mount a tmpfs here ({why or 'not permitted'}); "
-              "this test needs root or CAP_SYS_ADMIN")
+        print(f"skip: cannot mount a tmpfs here ({why}); this test needs root or CAP_SYS_ADMIN")
         sys.exit(77)
     run_tests(globals(), fixture=TmpfsServer)
