@@ -392,6 +392,10 @@ def test_cli_tokens_and_token_options(srv):
     assert p.returncode == 1 and "forbidden" in p.stderr and "publish:users.created" in p.stderr
     p = cli(srv, "tokens", "list", token=pub)
     assert p.returncode == 1 and "admin" in p.stderr, p.stderr
+    p = cli(srv, "tokens", "self", token=pub)  # no scope needed
+    assert p.returncode == 0, p.stderr
+    me = json.loads(p.stdout)
+    assert me["auth"] == "token" and me["name"] == "pub" and me["expires"], me
     p = cli(srv, "tokens", "list", token=admin)
     assert sorted(t["name"] for t in json.loads(p.stdout)["tokens"]) == ["admin", "pub"]
     p = cli(srv, "tokens", "revoke", "pub", token=admin)
