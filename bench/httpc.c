@@ -75,10 +75,10 @@ int bench_conn_open(bench_conn *c, int port)
     return c->fd < 0 ? -1 : 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+static int write_all(bench_conn *c, const char *p, size_t n)
 {
     while (n) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = c->io_write ? c->io_write(c->io, p, n) : write(c->fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -92,14 +92,26 @@ static int write_all(int fd, const char *p, size_t n)
 int bench_conn_send(bench_conn *c, const char *method, const char *path, const char *body,
                     size_t blen)
 {
-    char head[512];
+    char head[1024];
     int hn = snprintf(head, sizeof head,
-                      "%s %s HTTP/1.1\r\nHost: localhost\r\n"
+                      "%s %s HTTP/1.1\r\nHost: localhost\r\n%s"
                       "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, blen);
-    if (hn <= 0 || (size_t)hn >= sizeof head || write_all(c->fd, head, (size_t)hn) != 0)
+                      method, path, c->headers ? c->headers : "", blen);
+    if (hn <= 0 || (size_t)hn >= sizeof head)
         return -1;
-    return blen ? write_all(c->fd, body, blen) : 0;
+    if (c->io_write && blen) { /* one write: one TLS record, as TLS clients send a request */
+        char *all = malloc((size_t)hn + blen);
+        if (!all)
+            return -1;
+        memcpy(all, head, (size_t)hn);
+        memcpy(all + hn, body, blen);
+        int rc = write_all(c, all, (size_t)hn + blen);
+        free(all);
+        return rc;
+    }
+    if (write_all(c, head, (size_t)hn) != 0)
+        return -1;
+    return blen ? write_all(c, body, blen) : 0;
 }
 
 int bench_conn_recv(bench_conn *c, const char **body, size_t *blen)
@@ -136,7 +148,9 @@ int bench_conn_recv(bench_conn *c, const char **body, size_t *blen)
             if (!c->in)
                 return -1;
         }
-        ssize_t r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len - 1);
+        size_t room = c->in_cap - c->in_len - 1;
+        ssize_t r = c->io_read ? c->io_read(c->io, c->in + c->in_len, room)
+                               : read(c->fd, c->in + c->in_len, room);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)

@@ -25,6 +25,14 @@ typedef struct bench_conn {
     char  *in;            /* received bytes not yet consumed */
     size_t in_len, in_cap;
     size_t consumed;      /* length of the answer the last recv returned */
+    /* Optional, set by the caller after bench_conn_open: a transport over
+     * fd (TLS: bench/peers/eventbus.c) the bytes go through instead of
+     * read/write, and header lines added to every request ("Name: v\r\n").
+     * The caller frees io before bench_conn_close. */
+    void       *io;
+    ssize_t   (*io_read)(void *io, void *p, size_t n);
+    ssize_t   (*io_write)(void *io, const void *p, size_t n);
+    const char *headers;
 } bench_conn;
 
 /* Connects to 127.0.0.1:port. Returns 0 or -1. */

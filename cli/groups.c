@@ -222,10 +222,10 @@ static void print_group(const void *res, const void *arg)
     char types[160];
     printf("group:          %s\ntypes:          %s\npaused:         %s\n"
            "position:       cursor %" PRIu64 ", head %" PRIu64 "\nlag:            %" PRIu64
-           "\nin flight:      %" PRIu64 "\nretrying:       %" PRIu64 "\ndead letters:   %" PRIu64
-           "\noldest unacked: %" PRIu64 " ms\n",
+           "\nready:          %" PRIu64 "\nin flight:      %" PRIu64 "\nretrying:       %" PRIu64
+           "\ndead letters:   %" PRIu64 "\noldest unacked: %" PRIu64 " ms\n",
            g->name, cli_join(g->types, g->ntypes, types, sizeof types), cli_yesno(g->paused),
-           g->cursor, g->head, g->lag, g->in_flight, g->retry_scheduled, g->dead_letters,
+           g->cursor, g->head, g->lag, g->ready, g->in_flight, g->retry_scheduled, g->dead_letters,
            g->oldest_unacked_age_ms);
     print_config_line(g);
     printf("delivered:      %" PRIu64 " (acked %" PRIu64 ", nacked %" PRIu64 ", expired %" PRIu64
@@ -246,15 +246,16 @@ static void print_group_table(const void *res, const void *arg)
         printf("no groups\n");
         return;
     }
-    static const char *const head[] = {"GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING",
-                                       "DLQ"};
+    static const char *const head[] = {"GROUP", "PAUSED", "LAG", "READY", "IN-FLIGHT",
+                                       "RETRYING", "DLQ"};
     cli_table t;
-    cli_table_init(&t, head, 6);
+    cli_table_init(&t, head, 7);
     for (size_t i = 0; i < l->n; i++) {
         const eb_groups_info *g = l->groups[i];
         cli_table_cell(&t, "%s", g->name);
         cli_table_cell(&t, "%s", cli_yesno(g->paused));
         cli_table_cell(&t, "%" PRIu64, g->lag);
+        cli_table_cell(&t, "%" PRIu64, g->ready);
         cli_table_cell(&t, "%" PRIu64, g->in_flight);
         cli_table_cell(&t, "%" PRIu64, g->retry_scheduled);
         cli_table_cell(&t, "%" PRIu64, g->dead_letters);

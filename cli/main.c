@@ -21,7 +21,7 @@ static const char HELP[] =
     "  replay GROUP --since 2h     deliver a past range to a group again\n"
     "  stats                       a summary of the bus and its groups\n"
     "  top                         a refreshing view of rates, lag and DLQ depth\n"
-    "  tokens create|list|revoke   API tokens (needs the scope admin)\n"
+    "  tokens create|list|revoke|self   API tokens (admin; self: the calling token)\n"
     "\n"
     "Options, anywhere on the line (before or after the command):\n"
     "  --url URL       the server, http:// or https:// (default $EVENTBUS_URL, else\n"

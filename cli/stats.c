@@ -20,7 +20,7 @@ static const char STATS_HELP[] =
 static const char TOP_HELP[] =
     "Usage: eventbus top [--interval DUR] [-n N]\n"
     "\n"
-    "A refreshing view of the bus: publish rate, and per group the lag,\n"
+    "A refreshing view of the bus: publish rate, and per group the lag, ready,\n"
     "in-flight, retrying, DLQ depth and delivery / ack / nack rates. Ctrl-C\n"
     "quits. When stdout is not a terminal (or with --json) it prints one JSON\n"
     "object per refresh instead: {\"time\",\"published_per_s\",\"head_seq\",\n"
@@ -172,15 +172,16 @@ static void draw_screen(const cli *x, const eb_stats_info *st, const sample *pre
     printf("published/s: %s   head seq: %" PRIu64 "   log: %s\n\n",
            pub < 0 ? "-" : (snprintf(pb, sizeof pb, "%.1f", pub), pb), st->head_seq,
            human_bytes(st->bytes, hb));
-    static const char *const head[] = {"GROUP", "LAG", "IN-FLIGHT", "RETRYING", "DLQ",
+    static const char *const head[] = {"GROUP", "LAG", "READY", "IN-FLIGHT", "RETRYING", "DLQ",
                                        "DELIV/S", "ACK/S", "NACK/S", "PAUSED"};
     cli_table t;
-    cli_table_init(&t, head, 9);
+    cli_table_init(&t, head, 10);
     for (size_t i = 0; i < st->ngroups && i < cur->n; i++) {
         const eb_groups_info *g = st->groups[i];
         rates r = group_rates(prev, cur, i);
         cli_table_cell(&t, "%s", cur->g[i].name);
         cli_table_cell(&t, "%" PRIu64, g->lag);
+        cli_table_cell(&t, "%" PRIu64, g->ready);
         cli_table_cell(&t, "%" PRIu64, g->in_flight);
         cli_table_cell(&t, "%" PRIu64, g->retry_scheduled);
         cli_table_cell(&t, "%" PRIu64, g->dead_letters);
@@ -230,9 +231,10 @@ static void print_snapshot(const eb_stats_info *st, const sample *prev, const sa
         printf("%s{\"name\":", i ? "," : "");
         put_str(cur->g[i].name);
         printf(",\"paused\":%s,\"lag\":%" PRIu64 ",\"in_flight\":%" PRIu64
-               ",\"retry_scheduled\":%" PRIu64 ",\"dead_letters\":%" PRIu64,
+               ",\"retry_scheduled\":%" PRIu64 ",\"dead_letters\":%" PRIu64
+               ",\"ready\":%" PRIu64,
                g->paused ? "true" : "false", g->lag, g->in_flight, g->retry_scheduled,
-               g->dead_letters);
+               g->dead_letters, g->ready);
         put_rate("delivered_per_s", r.deliv);
         put_rate("acked_per_s", r.ack);
         put_rate("nacked_per_s", r.nack);

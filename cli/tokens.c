@@ -1,5 +1,5 @@
-/* tokens.c - `eventbus tokens create|list|revoke`: API tokens (scope
- * admin) through eb_request on /v1/tokens. The answers are printed as the
+/* tokens.c - `eventbus tokens create|list|revoke|self`: API tokens (scope
+ * admin; self: any valid token) through eb_request on /v1/tokens. The answers are printed as the
  * server sent them (re-indented on a terminal); create's holds the secret,
  * which is shown this once. */
 #include <getopt.h>
@@ -13,8 +13,10 @@ static const char HELP[] =
     "Usage: eventbus tokens create NAME --scopes SCOPE[,SCOPE...] [--expires-in DUR]\n"
     "       eventbus tokens list\n"
     "       eventbus tokens revoke NAME\n"
+    "       eventbus tokens self\n"
     "\n"
-    "API tokens (the calling token needs the scope admin). A scope is one of\n"
+    "API tokens (the calling token needs the scope admin; self, which shows the\n"
+    "calling token's name, scopes and expiry, needs none). A scope is one of\n"
     "publish:<type pattern>, consume:<group pattern>, read, schemas:write,\n"
     "groups:write, metrics, admin; patterns as in a group's types (\"a.*\", \"*\").\n"
     "create prints the new token's secret (ebt_...): it is shown this once and\n"
@@ -95,9 +97,10 @@ int cli_tokens(cli *x, int argc, char **argv)
     int n = argc - optind;
     const char *sub = n > 0 ? argv[optind] : NULL, *name = n > 1 ? argv[optind + 1] : NULL;
     if (!sub)
-        return cli_usage(x, "which subcommand? create, list, revoke");
+        return cli_usage(x, "which subcommand? create, list, revoke, self");
     bool create = !strcmp(sub, "create"), revoke = !strcmp(sub, "revoke");
-    if (!create && !revoke && strcmp(sub, "list"))
+    bool self = !strcmp(sub, "self");
+    if (!create && !revoke && !self && strcmp(sub, "list"))
         return cli_usage(x, "unknown subcommand '%s'", sub);
     if (n != ((create || revoke) ? 2 : 1))
         return cli_usage(x, "'%s' takes %s", sub, (create || revoke) ? "NAME" : "no arguments");
@@ -128,7 +131,8 @@ int cli_tokens(cli *x, int argc, char **argv)
         if (rc == 0 && !x->json)
             fprintf(stderr, "revoked token %s\n", name);
     } else {
-        rc = eb_request(x->c, "GET", "/v1/tokens", NULL, 0, NULL, &answer);
+        rc = eb_request(x->c, "GET", self ? "/v1/tokens/self" : "/v1/tokens", NULL, 0, NULL,
+                        &answer);
     }
     int code = show(x, rc, answer);
     if (code == CLI_OK && create && !x->json)

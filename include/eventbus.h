@@ -443,10 +443,13 @@ typedef struct eb_groups_info {
     uint64_t    in_flight;       /* leased, not yet acked */
     uint64_t    retry_scheduled; /* failed, waiting for their retry */
     uint64_t    dead_letters;    /* in the DLQ */
-    bool        has_detail;      /* the fields below up to consumers are set */
+    bool        has_detail;      /* the fields below up to consumers are set (but
+                                    ready, set in lists too) */
     uint64_t    cursor;          /* next log seq the group examines */
     uint64_t    head;            /* the log's next seq */
-    uint64_t    ready;           /* deliverable now */
+    uint64_t    ready;           /* waiting for a pull, replays' backlogs included:
+                                    lag = ready + in_flight + retry_scheduled
+                                    + blocked_by_key */
     uint64_t    blocked_by_key;  /* waiting behind an earlier event of their key */
     uint64_t    oldest_unacked_age_ms;
     struct {

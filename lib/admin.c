@@ -384,7 +384,6 @@ static bool read_detail(void *res, const eb_json *o, eb_groups_info *g)
     g->has_detail = true;
     g->cursor = u64_of(pos, "cursor");
     g->head = u64_of(pos, "head");
-    g->ready = u64_of(o, "ready");
     g->blocked_by_key = u64_of(o, "blocked_by_key");
     g->oldest_unacked_age_ms = u64_of(o, "oldest_unacked_age_ms");
     g->counters.delivered = u64_of(cnt, "delivered");
@@ -452,6 +451,7 @@ int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
     g->in_flight = u64_of(o, "in_flight");
     g->retry_scheduled = u64_of(o, "retry_scheduled");
     g->dead_letters = u64_of(o, "dead_letters");
+    g->ready = u64_of(o, "ready");
     if (!read_detail(res, o, g) || !read_config(res, eb_json_get(o, "config"), g))
         return eb__fail(c, EB_ENOMEM, "out of memory");
     return 0;

@@ -421,12 +421,61 @@ out:
     return rc;
 }
 
+/* --- connect ------------------------------------------------------------------- */
+
+typedef struct conn_job {
+    const peer_ops *p;
+    const drv_opts *o;
+    uint64_t        end_ns, ok, failed;
+} conn_job;
+
+static void *conn_thread(void *arg)
+{
+    conn_job *j = arg;
+    while (drv_now_ns() < j->end_ns)
+        if (j->p->connect(j->o) == 0)
+            j->ok++;
+        else
+            j->failed++;
+    return NULL;
+}
+
+int drv_connect(const peer_ops *p, const drv_opts *o)
+{
+    if (!p->connect) {
+        fprintf(stderr, "%s: the connect workload is not offered\n", p->name);
+        return -1;
+    }
+    int n = o->publishers < 1 ? 1 : o->publishers > MAX_THREADS ? MAX_THREADS : o->publishers;
+    conn_job jobs[MAX_THREADS];
+    pthread_t th[MAX_THREADS];
+    phase(o, "prepared");
+    uint64_t t0 = drv_now_ns(), end = t0 + (uint64_t)(o->seconds * 1e9);
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (conn_job){.p = p, .o = o, .end_ns = end};
+        pthread_create(&th[i], NULL, conn_thread, &jobs[i]);
+    }
+    uint64_t ok = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        ok += jobs[i].ok;
+        failed += jobs[i].failed;
+    }
+    double secs = (double)(drv_now_ns() - t0) / 1e9;
+    printf("%s connect: %llu new connections (%llu failed) from %d threads: %.0f/s (%.2f s)\n",
+           p->name, (unsigned long long)ok, (unsigned long long)failed, n, (double)ok / secs,
+           secs);
+    printf("RESULT connect conns_per_s=%.0f conns=%llu failed=%llu seconds=%.3f\n",
+           (double)ok / secs, (unsigned long long)ok, (unsigned long long)failed, secs);
+    return failed * 100 > ok ? -1 : 0; /* over 1% refused: something is wrong */
+}
+
 /* --- command line ------------------------------------------------------------ */
 
 static void usage(const char *prog)
 {
     fprintf(stderr,
-            "usage: %s publish|consume|latency --target T [--run NAME] [--events N]\n"
+            "usage: %s publish|consume|latency|connect --target T [--run NAME] [--events N]\n"
             "       [--publishers N] [--batch N] [--groups N] [--pull N] [--rate R]\n"
             "       [--seconds S] [--rate-threads N] [--phases 1]\n"
             "  --phases 1: print PHASE lines and stop (SIGSTOP) at each, for run.py\n"
@@ -438,7 +487,7 @@ const char *drv_parse(int argc, char **argv, drv_opts *o)
     *o = (drv_opts){.run = "r", .events = 200000, .publishers = 1, .batch = 100, .groups = 3,
                     .pull = 100, .rate = 5000, .seconds = 5, .rate_threads = 16};
     if (argc < 2 || (strcmp(argv[1], "publish") && strcmp(argv[1], "consume") &&
-                     strcmp(argv[1], "latency"))) {
+                     strcmp(argv[1], "latency") && strcmp(argv[1], "connect"))) {
         usage(argv[0]);
         return NULL;
     }
@@ -488,6 +537,7 @@ int drv_main(const peer_ops *p, int argc, char **argv)
         return 2;
     int rc = !strcmp(w, "publish") ? drv_publish(p, &o)
            : !strcmp(w, "consume") ? drv_consume(p, &o)
+           : !strcmp(w, "connect") ? drv_connect(p, &o)
                                    : drv_latency(p, &o);
     fflush(stdout);
     return rc == 0 ? 0 : 1;

@@ -10,7 +10,11 @@
  *              up to `pull` and acknowledging each pull as one batch;
  *   latency  - one group waits for events while `rate_threads` publishers
  *              send single events at a fixed total `rate` for `seconds`;
- *              latency = delivery to the consumer - start of the publish.
+ *              latency = delivery to the consumer - start of the publish;
+ *   connect  - `publishers` threads for `seconds` each open a new connection
+ *              (its TLS handshake too), make one small request and close it,
+ *              again and again: new connections per second (peers that
+ *              implement `connect` only).
  * Results are printed as `RESULT <workload> key=value ...` lines. */
 #ifndef EB_BENCH_DRIVER_H
 #define EB_BENCH_DRIVER_H
@@ -60,11 +64,15 @@ typedef struct peer_ops {
     int (*pull)(void *con, int max, int wait_ms, uint64_t *nums);
     /* Acknowledges what the last pull returned, waits for every ack. */
     int (*con_close)(void *con);
+    /* Opens a new connection (and its handshake), makes one small request,
+     * closes it. NULL: the connect workload is not offered. */
+    int (*connect)(const drv_opts *o);
 } peer_ops;
 
 int drv_publish(const peer_ops *p, const drv_opts *o);
 int drv_consume(const peer_ops *p, const drv_opts *o);
 int drv_latency(const peer_ops *p, const drv_opts *o);
+int drv_connect(const peer_ops *p, const drv_opts *o);
 
 /* Parses `--name value` options into o (defaults: the bench-peers
  * workload); returns the workload name (argv[1]) or NULL after printing

@@ -3,9 +3,14 @@
  * PUT /v1/groups/{g}, POST .../pull and .../ack. Each consumer keeps two
  * keep-alive connections: pulls on one, acks on the other, so the ack of a
  * batch (answered once durable) overlaps the next pull. --target HOST:PORT
- * or PORT (loopback). */
+ * or PORT (loopback); https://HOST:PORT speaks TLS (OpenSSL, blocking,
+ * trusting the CAs of $EB_BENCH_CACERT, else the system's), and
+ * $EB_BENCH_TOKEN, if set, goes with every request as a bearer token. */
 #include "eventbus.h"
 
+#include <limits.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +36,73 @@ static int target_port(const char *target)
     return atoi(colon ? colon + 1 : target);
 }
 
+/* --- TLS and the token ------------------------------------------------------ */
+
+static struct {
+    SSL_CTX *ctx;          /* for https:// targets */
+    char     headers[640]; /* "Authorization: Bearer ...\r\n" or "" */
+} tls;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_init(void)
+{
+    const char *tok = getenv("EB_BENCH_TOKEN"), *ca = getenv("EB_BENCH_CACERT");
+    if (tok && *tok)
+        snprintf(tls.headers, sizeof tls.headers, "Authorization: Bearer %.512s\r\n", tok);
+    tls.ctx = SSL_CTX_new(TLS_client_method());
+    if (ca && *ca)
+        SSL_CTX_load_verify_locations(tls.ctx, ca, NULL);
+    else
+        SSL_CTX_set_default_verify_paths(tls.ctx);
+    SSL_CTX_set_verify(tls.ctx, SSL_VERIFY_PEER, NULL);
+}
+
+static ssize_t tls_read(void *io, void *p, size_t n)
+{
+    int r = SSL_read(io, p, n > INT_MAX ? INT_MAX : (int)n);
+    return r > 0 ? r : -1;
+}
+
+static ssize_t tls_write(void *io, const void *p, size_t n)
+{
+    int r = SSL_write(io, p, n > INT_MAX ? INT_MAX : (int)n);
+    return r > 0 ? r : -1;
+}
+
+/* Connects to the target: TCP, then the TLS handshake for https://. */
+static int conn_open(bench_conn *c, const char *target)
+{
+    pthread_once(&tls_once, tls_init);
+    if (bench_conn_open(c, target_port(target)) != 0)
+        return -1;
+    c->headers = tls.headers[0] ? tls.headers : NULL;
+    if (strncmp(target, "https://", 8) != 0)
+        return 0;
+    SSL *s = SSL_new(tls.ctx);
+    if (!s || SSL_set_fd(s, c->fd) != 1 || SSL_connect(s) != 1) {
+        SSL_free(s);
+        bench_conn_close(c);
+        return -1;
+    }
+    c->io = s;
+    c->io_read = tls_read;
+    c->io_write = tls_write;
+    return 0;
+}
+
+static void conn_close(bench_conn *c)
+{
+    SSL_free(c->io); /* NULL: plain */
+    bench_conn_close(c);
+}
+
+/* --- connections ------------------------------------------------------------ */
+
 static econn *econn_open(const drv_opts *o)
 {
     econn *e = calloc(1, sizeof *e);
     e->c.fd = e->ack.fd = -1;
-    if (bench_conn_open(&e->c, target_port(o->target)) != 0) {
+    if (conn_open(&e->c, o->target) != 0) {
         fprintf(stderr, "eventbus: cannot connect to %s\n", o->target);
         free(e);
         return NULL;
@@ -47,9 +114,9 @@ static econn *econn_open(const drv_opts *o)
 
 static void econn_close(econn *e)
 {
-    bench_conn_close(&e->c);
+    conn_close(&e->c);
     if (e->ack.fd >= 0)
-        bench_conn_close(&e->ack);
+        conn_close(&e->ack);
     for (int i = 0; i < e->nids; i++)
         free(e->ids[i]);
     free(e->ids);
@@ -132,7 +199,7 @@ static void *e_con_open(const drv_opts *o, int g)
     econn *e = econn_open(o);
     if (!e)
         return NULL;
-    if (bench_conn_open(&e->ack, target_port(o->target)) != 0) {
+    if (conn_open(&e->ack, o->target) != 0) {
         econn_close(e);
         return NULL;
     }
@@ -235,7 +302,20 @@ static int e_con_close(void *h)
     return rc;
 }
 
+/* A new connection (and TLS handshake), GET /healthz, close. */
+static int e_connect(const drv_opts *o)
+{
+    bench_conn c;
+    if (conn_open(&c, o->target) != 0)
+        return -1;
+    const char *a = NULL;
+    int st = bench_conn_send(&c, "GET", "/healthz", NULL, 0) == 0 ? bench_conn_recv(&c, &a, NULL)
+                                                                  : -1;
+    conn_close(&c);
+    return st == 200 ? 0 : -1;
+}
+
 const peer_ops bench_eventbus_ops = {
     .name = "eventbus", .prepare = e_prepare, .pub_open = e_pub_open, .publish = e_publish,
     .pub_close = e_pub_close, .groups = e_groups, .con_open = e_con_open, .pull = e_pull,
-    .con_close = e_con_close};
+    .con_close = e_con_close, .connect = e_connect};

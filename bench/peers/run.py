@@ -14,18 +14,35 @@ its data in a new temporary directory:
 
 eventbusd runs twice, with --fsync always and with --fsync interval, so that
 each peer can be compared with the setting closest to its own durability.
+
+A third eventbusd, eventbus-tls, is eventbus-interval behind TLS with a token
+(--auth token, --tls-listen with a P-256 certificate made here by the openssl
+CLI, every request carrying a bearer token of scopes publish:*, consume:*,
+schemas:write, groups:write). It runs publish1 and publish4 and, beside
+eventbus-interval (plaintext, no auth), two more workloads:
+
+  singles   events/4 single events (POST /v1/events) from 8 publishers over
+            keep-alive connections
+  connect   new connections per second for 5 s from 4 threads: connect (and
+            the full TLS handshake), GET /healthz, close
+
+Its figures are printed in a table of their own, TLS against plaintext, with
+issue 19's targets (batches at >= 80% of plaintext, singles at >= 70%).
 Each figure is the median of --runs runs (3), with min and max; the runs go
 round-robin over the systems, so a load change on the machine hits all of
 them alike. Everything started here is stopped on exit, Ctrl-C or failure.
 
 Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
                           [--only eventbus-always,redis,...] [--workloads publish1,...]
+  (the TLS rows alone: --only eventbus-interval,eventbus-tls
+   --workloads publish1,publish4,singles,connect)
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """
 import argparse
 import glob
 import http.client
+import json
 import os
 import platform
 import pwd
@@ -143,6 +160,54 @@ def start_eventbus(workdir, policy):
     return s
 
 
+def make_cert(workdir):
+    """A self-signed P-256 certificate for 127.0.0.1 (made once); its path
+    is also the CA the client trusts."""
+    cert, key = os.path.join(workdir, "tls-cert.pem"), os.path.join(workdir, "tls-key.pem")
+    if not os.path.exists(cert):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def start_eventbus_tls(workdir):
+    """eventbusd --fsync interval behind TLS with --auth token; the client
+    gets the URL, the CA and a token of the scopes the workloads need."""
+    cert, key = make_cert(workdir)
+    s = Server("eventbus-tls", workdir)
+    tls_port, tokfile = free_port(), os.path.join(s.dir, "admin.token")
+    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}", "--data", os.path.join(s.dir, "data"),
+             "--fsync", "interval", "--log-level", "warn", "--auth", "token",
+             "--admin-token-file", tokfile, "--tls-listen", f"127.0.0.1:{tls_port}",
+             "--tls-cert", cert, "--tls-key", key])
+
+    def admin_request(method, path, body=None):
+        with open(tokfile) as f:
+            admin = f.read().strip()
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+        try:
+            c.request(method, path, body=body, headers={
+                "Authorization": "Bearer " + admin, "Content-Type": "application/json"})
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    s.wait_ready(lambda: os.path.exists(tokfile) and admin_request("GET", "/v1/tokens")[0] == 200,
+                 "eventbusd (TLS)")
+    st, body = admin_request("POST", "/v1/tokens", json.dumps(
+        {"name": "bench", "scopes": ["publish:*", "consume:*", "schemas:write", "groups:write"]}))
+    if st != 201:
+        s.stop(signal.SIGKILL)
+        raise RuntimeError(f"cannot make the bench token: {st} {body[:200]!r}")
+    s.target = f"https://127.0.0.1:{tls_port}"
+    s.env = {"EB_BENCH_TOKEN": json.loads(body)["token"], "EB_BENCH_CACERT": cert}
+    return s
+
+
 def start_redis(workdir):
     s = Server("redis", workdir)
     s.spawn(["redis-server", "--port", str(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
@@ -224,9 +289,12 @@ SYSTEMS = [
      lambda w, pg: start_nats(w)),
     ("postgresql", "pg", "synchronous_commit on: commit after WAL fsync",
      lambda w, pg: pg.start()),
+    ("eventbus-tls", "eventbus", "fsync interval, over TLS 1.3 with a bearer token (--auth token)",
+     lambda w, pg: start_eventbus_tls(w)),
 ]
 SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval",
-         "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on"}
+         "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on",
+         "eventbus-tls": "interval, TLS + token"}
 
 # name, driver arguments
 WORKLOADS = [
@@ -234,7 +302,20 @@ WORKLOADS = [
     ("publish4", ["publish", "--publishers", "4", "--batch", "100"]),
     ("consume", ["consume", "--groups", "3", "--pull", "100", "--publishers", "4"]),
     ("latency", ["latency", "--pull", "100"]),
+    ("singles", ["publish", "--publishers", "8", "--batch", "1"]),
+    ("connect", ["connect", "--publishers", "4"]),
 ]
+# Who runs what: the TLS system runs only the workloads of its table, and
+# the TLS table's own workloads run only there and on plaintext interval.
+TLS_ONLY = ("singles", "connect")
+TLS_WORKLOADS = ("publish1", "publish4") + TLS_ONLY
+
+
+def applies(system, workload):
+    if system == "eventbus-tls":
+        return workload in TLS_WORKLOADS
+    return workload not in TLS_ONLY or system == "eventbus-interval"
+
 
 # figure, workload, RESULT key, higher is better
 FIGURES = [
@@ -248,6 +329,20 @@ FIGURES = [
     ("server CPU s per 100k delivered and acked, 3 groups", "consume", "cpu_con_100k", False),
     ("publish-to-delivery p50 at 5,000/s (ms)", "latency", "p50_ms", False),
     ("publish-to-delivery p99 at 5,000/s (ms)", "latency", "p99_ms", False),
+]
+
+# The TLS table (issue 19): figure, workload, RESULT key, higher is better,
+# the share of plaintext TLS must keep (None: shown, not a target).
+TLS_FIGURES = [
+    ("publish, batches of 100, 1 publisher (events/s)", "publish1", "events_per_s", True, 0.80),
+    ("publish, batches of 100, 4 publishers (events/s)", "publish4", "events_per_s", True, 0.80),
+    ("publish, single events, 8 publishers, keep-alive (events/s)", "singles", "events_per_s",
+     True, 0.70),
+    ("new connections per second, 4 threads", "connect", "conns_per_s", True, None),
+    ("server CPU s per 100k published, batches of 100, 4 publishers", "publish4",
+     "cpu_pub_100k", False, None),
+    ("server CPU s per 100k published, single events", "singles", "cpu_pub_100k", False, None),
+    ("server CPU us per new connection", "connect", "cpu_conn_us", False, None),
 ]
 
 # --- running ------------------------------------------------------------------
@@ -288,11 +383,14 @@ def run_client(system, client, server, workload, args, opts, run_no):
     """Runs one workload; the RESULT figures plus the server's CPU seconds
     per phase (the driver stops at each PHASE line until we have read it)."""
     exe = os.path.join(CLIENTS, "bench_peer_" + client)
-    extra = ["--events", str(opts.events), "--rate", str(opts.rate),
+    events = opts.events // 4 if workload == "singles" else opts.events
+    extra = ["--events", str(events), "--rate", str(opts.rate),
              "--seconds", str(opts.seconds), "--phases", "1"]
     cmd = [exe] + args + extra + ["--target", server.target, "--run", f"{workload}{run_no}"]
     t0 = time.time()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, **getattr(server, "env", {}))  # TLS: the token and the CA
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=env)
     timer = threading.Timer(opts.timeout, p.kill)
     timer.start()
     res, cpu = {}, {}
@@ -323,8 +421,10 @@ def run_client(system, client, server, workload, args, opts, run_no):
             print(f"  server exited: {code}", flush=True)
         return None
     end = server_cpu(server)
-    if "prepared" in cpu and workload.startswith("publish"):
-        res["cpu_pub_100k"] = (end - cpu["prepared"]) * 100000 / opts.events
+    if "prepared" in cpu and args[0] == "publish":
+        res["cpu_pub_100k"] = (end - cpu["prepared"]) * 100000 / events
+    if "prepared" in cpu and args[0] == "connect" and res.get("conns"):
+        res["cpu_conn_us"] = (end - cpu["prepared"]) * 1e6 / res["conns"]
     if "prepared" in cpu and "loaded" in cpu:
         res["cpu_load_100k"] = (cpu["loaded"] - cpu["prepared"]) * 100000 / opts.events
         groups = int(args[args.index("--groups") + 1]) if "--groups" in args else 3
@@ -338,11 +438,13 @@ def measure(opts, systems, workloads, workdir):
     pg = None
     if any(s[0] == "postgresql" for s in systems):
         pg = Postgres(workdir)
-    results = {s[0]: {w[0]: [] for w in workloads} for s in systems}
+    results = {s[0]: {w[0]: [] for w in workloads if applies(s[0], w[0])} for s in systems}
     failures = 0
     for run_no in range(1, opts.runs + 1):
         for name, client, _, start in systems:
             for wname, args in workloads:
+                if not applies(name, wname):
+                    continue
                 print(f"== run {run_no}/{opts.runs}: {name} {wname}", flush=True)
                 try:
                     server = start(workdir, pg)
@@ -394,7 +496,7 @@ def print_table(results, systems):
     """One block per figure: every system's median [min - max] beside its
     durability, and for each peer the ratio eventbus/peer per eventbus
     setting."""
-    ours = [s[0] for s in systems if s[0].startswith("eventbus")]
+    ours = [s[0] for s in systems if s[0] in ("eventbus-always", "eventbus-interval")]
     head = ["figure", "system", "durability", "median", "[min - max]"] + \
         [f"{o.replace('eventbus-', '')}/peer" for o in ours]
     rows = []
@@ -402,6 +504,8 @@ def print_table(results, systems):
         if not any(wl in results.get(s[0], {}) for s in systems):
             continue
         for name, _, _, _ in systems:
+            if name == "eventbus-tls" or wl not in results.get(name, {}):
+                continue  # the TLS table's
             st = figure_stats(results, name, wl, key)
             row = [fig, name, SHORT[name], "failed" if st is None else fmt_value(st[0], key),
                    fmt_range(st, key)]
@@ -477,6 +581,52 @@ def print_targets(results):
             print(f"  ({n})")
 
 
+def print_tls_table(results):
+    """Issue 19: eventbus-interval over TLS with a token against plaintext
+    without auth, same run: medians [min - max], the share TLS keeps
+    (tls/plain for throughput, plain/tls for CPU cost) and the targets."""
+    plain, tls = "eventbus-interval", "eventbus-tls"
+    if not results.get(tls) or not results.get(plain):
+        return
+    head = ["figure", "plaintext, no auth", "[min - max]", "TLS + token", "[min - max]",
+            "TLS keeps", "target"]
+    rows, checks = [], []
+    for fig, wl, key, higher, target in TLS_FIGURES:
+        a, b = figure_stats(results, plain, wl, key), figure_stats(results, tls, wl, key)
+        if a is None and b is None:
+            continue
+        keep = None
+        if a and b and a[0] and b[0]:
+            keep = b[0] / a[0] if higher else a[0] / b[0]
+        rows.append([fig, "failed" if a is None else fmt_value(a[0], key), fmt_range(a, key),
+                     "failed" if b is None else fmt_value(b[0], key), fmt_range(b, key),
+                     "-" if keep is None else f"{keep * 100:.0f}%",
+                     "" if target is None else f">= {target * 100:.0f}%"])
+        if target is not None:
+            checks.append((f"{fig}: TLS + token at {'-' if keep is None else f'{keep * 100:.0f}%'}"
+                           f" of plaintext (target {target * 100:.0f}%)",
+                           keep is not None and keep >= target))
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    right = {1, 3, 5}
+
+    def line(r):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(r, widths))).rstrip()
+    print("\nTLS with a token (eventbus-tls) against plaintext without auth (eventbus-interval), "
+          "same run, --fsync interval:")
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+    print("TLS keeps: TLS/plaintext for events or connections per second; plaintext/TLS for "
+          "server CPU\n(what TLS keeps of plaintext's throughput when the server is the "
+          "bottleneck).\nClient and server share this machine's CPUs: the client's own "
+          "TLS work counts against the\nwall-clock rows, not against the CPU rows.")
+    print("\nTargets (issue 19):")
+    for what, ok in checks:
+        print(f"  [{'met' if ok else 'NOT met'}] {what}")
+
+
 # --- machine ------------------------------------------------------------------
 
 
@@ -525,7 +675,7 @@ def check_tools(systems):
         if not os.access(os.path.join(CLIENTS, "bench_peer_" + client), os.X_OK):
             missing.append(f"client build/bench/peers/bench_peer_{client}")
     need = {"redis": ["redis-server"], "nats": ["nats-server"],
-            "postgresql": []}
+            "postgresql": [], "eventbus-tls": ["openssl"]}
     for name, _, _, _ in systems:
         for tool in need.get(name, []):
             if not shutil.which(tool):
@@ -584,6 +734,7 @@ def main():
         print(f"\nend: {load()}; took {time.time() - t0:.0f} s")
         print_table(results, systems)
         print_targets(results)
+        print_tls_table(results)
         return 1 if failures else 0
     except KeyboardInterrupt as e:
         why = f" by {e}" if str(e) else ""

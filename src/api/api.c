@@ -101,6 +101,7 @@ static const route routes[] = {
     {"POST", "/v1/tokens", eb__api_token_post, NULL, EB_SCOPE_ADMIN},
     {"GET", "/v1/tokens", eb__api_token_list, NULL, EB_SCOPE_ADMIN},
     {"DELETE", "/v1/tokens/{name}", eb__api_token_delete, NULL, EB_SCOPE_ADMIN},
+    {"GET", "/v1/tokens/self", eb__api_token_self, NULL, EB_SCOPE_TOKEN},
 };
 
 _Static_assert(sizeof routes / sizeof routes[0] <= EB_API_MAX_ROUTES, "EB_API_MAX_ROUTES");

@@ -58,7 +58,8 @@ int eb_api_token_create(eb_api *api, const char *name, const char *const *scopes
  * route added without a thought for its scope fails closed, not open. */
 typedef enum eb_scope {
     EB_SCOPE_UNSET = 0, EB_SCOPE_OPEN, EB_SCOPE_PUBLISH, EB_SCOPE_CONSUME, EB_SCOPE_READ,
-    EB_SCOPE_SCHEMAS_WRITE, EB_SCOPE_GROUPS_WRITE, EB_SCOPE_METRICS, EB_SCOPE_ADMIN
+    EB_SCOPE_SCHEMAS_WRITE, EB_SCOPE_GROUPS_WRITE, EB_SCOPE_METRICS, EB_SCOPE_ADMIN,
+    EB_SCOPE_TOKEN /* any valid token, whatever its scopes (GET /v1/tokens/self) */
 } eb_scope;
 
 #define EB_API_SECRET_MAX 512 /* longest secret the header parser takes */
@@ -134,6 +135,7 @@ void eb__api_respond(eb_http_req *req, int status, const char *content_type, con
 void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_token_list(eb_api *api, eb_http_req *req, const eb_api_params *p);
 void eb__api_token_delete(eb_api *api, eb_http_req *req, const eb_api_params *p);
+void eb__api_token_self(eb_api *api, eb_http_req *req, const eb_api_params *p);
 
 /* access.c: the answer hook (count by route and class; the access log and
  * every 4xx/5xx cause at debug); the /metrics family of those counts. */

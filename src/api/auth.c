@@ -57,7 +57,7 @@ static const char *const scope_names[] = {
     [EB_SCOPE_UNSET] = "admin", [EB_SCOPE_OPEN] = "", [EB_SCOPE_PUBLISH] = "publish", [EB_SCOPE_CONSUME] = "consume",
     [EB_SCOPE_READ] = "read", [EB_SCOPE_SCHEMAS_WRITE] = "schemas:write",
     [EB_SCOPE_GROUPS_WRITE] = "groups:write", [EB_SCOPE_METRICS] = "metrics",
-    [EB_SCOPE_ADMIN] = "admin"};
+    [EB_SCOPE_ADMIN] = "admin", [EB_SCOPE_TOKEN] = ""};
 
 const char *eb__api_scope_name(eb_scope s)
 {
@@ -263,7 +263,8 @@ bool eb__api_authorize(eb_api *api, eb_http_req *req, eb_scope want, eb_str subj
     eb_api_audit *a = req->app;
     if (a)
         snprintf(a->who, sizeof a->who, "%s", t->name);
-    if (want != EB_SCOPE_PUBLISH && !eb__api_token_has(t, want, subject)) {
+    if (want != EB_SCOPE_PUBLISH && want != EB_SCOPE_TOKEN &&
+        !eb__api_token_has(t, want, subject)) {
         eb__api_forbidden(req, want, subject);
         return false;
     }

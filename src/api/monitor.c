@@ -77,10 +77,10 @@ static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool d
     eb_jw_uint(w, in->retry_scheduled);
     eb_jw_key(w, "dead_letters");
     eb_jw_uint(w, in->dead_letters);
-    if (!detail)
-        return;
     eb_jw_key(w, "ready");
     eb_jw_uint(w, in->ready);
+    if (!detail)
+        return;
     eb_jw_key(w, "blocked_by_key");
     eb_jw_uint(w, in->blocked);
     eb_jw_key(w, "oldest_unacked_age_ms");
@@ -254,7 +254,8 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_paused", "1 when the group is paused."},
     {"eventbus_group_max_in_flight", "The group's cap on leases outstanding (0: none)."},
     {"eventbus_group_rate_limit", "The group's deliveries per second (0: no limit)."},
-    {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."}};
+    {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."},
+    {"eventbus_group_ready", "Events waiting for a pull (replays' backlogs included)."}};
 
 /* Gauge k of gauges[] for one group. */
 static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t now)
@@ -267,7 +268,8 @@ static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t no
                : k == 5 ? (double)in->paused
                : k == 6 ? (double)in->cfg->max_in_flight
                : k == 7 ? in->cfg->rate_limit
-                        : (double)in->counters.throttled;
+               : k == 8 ? (double)in->counters.throttled
+                        : (double)in->ready;
     eb_buf_printf(o, "%s{group=\"", gauges[k].name);
     eb__api_prom_label(o, in->name);
     eb_buf_printf(o, "\"} %.6g\n", v);

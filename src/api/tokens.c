@@ -1,5 +1,6 @@
 /* tokens.c - /v1/tokens (scope admin): create a token (its secret is in
- * that answer only), list tokens (never a secret), revoke one. */
+ * that answer only), list tokens (never a secret), revoke one; and
+ * /v1/tokens/self (any valid token): what the caller's own token may do. */
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,9 +24,9 @@ static bool name_ok(const char *s, size_t n)
     return true;
 }
 
+/* The members of a token's description (an object left open). */
 static void write_token(eb_jw *w, const eb_token *t, uint64_t now)
 {
-    eb_jw_obj_open(w);
     eb_jw_key(w, "name");
     eb_jw_str(w, t->name);
     eb_jw_key(w, "scopes");
@@ -176,6 +177,7 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_reset(o);
     eb_jw w;
     eb_jw_init(&w, o);
+    eb_jw_obj_open(&w);
     write_token(&w, &t, t.created_us);
     eb_jw_key(&w, "token");
     eb_jw_str(&w, secret);
@@ -195,6 +197,7 @@ void eb__api_token_post(eb_api *api, eb_http_req *req, const eb_api_params *p)
 static void list_one(void *arg, const eb_token *t)
 {
     eb_jw *w = arg;
+    eb_jw_obj_open(w);
     write_token(w, t, eb__api_now_us());
     eb_jw_obj_close(w);
 }
@@ -227,4 +230,22 @@ void eb__api_token_delete(eb_api *api, eb_http_req *req, const eb_api_params *p)
         free(a);
         failed(req, rc);
     }
+}
+
+/* 200 {"auth":"token", name, scopes, created, expires, expired} for the
+ * caller's token (a bearer token or the one a client certificate's CN
+ * names), or {"auth":"none"} when the server checks no token: everything
+ * is allowed. Needs no scope beyond a valid token (EB_SCOPE_TOKEN). */
+void eb__api_token_self(eb_api *api, eb_http_req *req, const eb_api_params *p)
+{
+    (void)p;
+    eb_jw w;
+    eb__api_begin(api, &w);
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "auth");
+    eb_jw_str(&w, api->who ? "token" : "none");
+    if (api->who)
+        write_token(&w, api->who, eb__api_now_us());
+    eb_jw_obj_close(&w);
+    eb__api_reply(api, req, 200);
 }

@@ -445,14 +445,17 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->name = g->name;
     o->cfg = &g->cfg;
     o->paused = g->paused;
-    o->ready = g->ready;
     o->in_flight = g->in_flight;
     o->retry_scheduled = g->retry;
     o->blocked = g->blocked;
     o->dead_letters = g->ndead;
-    o->lag = g->ahead + g->live;
+    uint64_t owed = g->ahead; /* not examined yet: past the cursor, or owed by a replay */
     for (const flow *f = g->replays; f; f = f->next)
-        o->lag += f->backlog;
+        owed += f->backlog;
+    o->lag = owed + g->live;
+    /* each one not examined yet waits for a pull too (examined lazily, at a
+     * pull): lag = ready + in_flight + retry_scheduled + blocked */
+    o->ready = g->ready + owed;
     o->oldest_unacked_us = oldest_live(g);
     o->cursor = g->main.cursor;
     o->counters = g->ctr;

@@ -72,6 +72,8 @@ typedef struct eb_group_info {
     uint64_t           cursor;           /* main flow's next seq to examine */
     uint64_t           head;             /* the events store's next seq (set by the bus) */
     uint64_t           lag;              /* matching events not yet finished */
+    /* lag = ready + in_flight + retry_scheduled + blocked; ready counts the
+     * events not examined yet (past the cursor, owed by a replay) too */
     uint64_t           ready, in_flight, retry_scheduled, blocked;
     uint64_t           dead_letters;     /* in the DLQ (not redriven) */
     uint64_t           oldest_unacked_us;/* append time of the oldest pending, 0 if none */

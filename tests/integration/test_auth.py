@@ -87,7 +87,7 @@ def scope_needed(scope, fx):
 
 def test_every_route_is_in_the_matrix(srv):
     for m, p, scope in route_table():
-        assert scope in ("open", "publish", "consume", "read", "schemas:write",
+        assert scope in ("open", "token", "publish", "consume", "read", "schemas:write",
                          "groups:write", "metrics", "admin"), (m, p, scope)
         call_for(m, p, {"group": "g", "event": "e", "victim": "v", "n": 0})
 
@@ -103,10 +103,16 @@ def test_contract_names_each_routes_scope(srv):
             assert op["security"] == [] and "x-scopes" not in op, (m, p, op.get("security"))
             assert not {"401", "403", "429"} & set(op["responses"]), (m, p)
             continue
-        assert op["x-scopes"] == [named.get(scope, scope)], (m, p, op["x-scopes"], scope)
+        # "token": any valid token, no scope (x-scopes empty, never 403)
+        assert op["x-scopes"] == ([] if scope == "token" else [named.get(scope, scope)]), \
+            (m, p, op["x-scopes"], scope)
         assert {"bearer": []} in op["security"], (m, p, op["security"])
         assert op["security"] == ([{"bearer": []}, {}] if p == "/metrics" else [{"bearer": []}])
-        for code, name in (("401", "Unauthorized"), ("403", "Forbidden"), ("429", "AuthBackoff")):
+        refusals = (("401", "Unauthorized"), ("403", "Forbidden"), ("429", "AuthBackoff"))
+        for code, name in refusals:
+            if code == "403" and scope == "token":
+                assert "403" not in op["responses"], (m, p)
+                continue
             assert op["responses"][code] == {"$ref": "#/components/responses/" + name}, (m, p)
     assert doc["components"]["securitySchemes"]["bearer"] == {
         **doc["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
@@ -131,9 +137,11 @@ def test_scope_matrix(srv):
         make_token(srv, fx["victim"], ["read"])
         need = scope_needed(scope, fx)
         other = [s for s in every if s != need] + ["publish:other.*", "consume:other.*"]
-        with_tok = make_token(srv, f"with{i}", [need] if scope != "open" else ["read"])
+        with_tok = make_token(srv, f"with{i}", [need] if scope not in ("open", "token")
+                              else ["read"])
         without = make_token(srv, f"without{i}", other)
         path, body = call_for(m, p, fx)
+        metrics_only = make_token(srv, f"metrics{i}", ["metrics"]) if scope == "token" else None
         srv.token = None
         if scope == "open":
             st, _, js = srv.request(m, path, body)
@@ -141,12 +149,48 @@ def test_scope_matrix(srv):
             continue
         st, hdr, js = srv.request(m, path, body)
         assert st == 401 and hdr.get("www-authenticate", "").startswith("Bearer"), (m, p, st)
+        if scope == "token":  # any valid token will do, whatever its scopes
+            for tok in (without, metrics_only):
+                st, _, js = srv.request(m, path, body, headers=as_token(tok))
+                assert st == 200, (m, p, st, js)
+            continue
         st, _, js = srv.request(m, path, body, headers=as_token(without))
         assert st == 403, (m, p, st, js)
         assert js["error"]["code"] == "forbidden" and need in js["error"]["message"], js
         assert js["error"]["details"] == [{"scope": need}], js
         st, _, js = srv.request(m, path, body, headers=as_token(with_tok))
         assert 200 <= st < 300, (m, p, need, st, js)
+
+
+def test_tokens_self(srv):
+    """GET /v1/tokens/self: the caller's own token, for any valid token."""
+    st, _, js = srv.request("GET", "/v1/tokens/self")  # the harness's default: --auth none
+    assert st == 200 and js == {"auth": "none"}, js
+    start_with_admin(srv)
+    ro = make_token(srv, "viewer", ["read", "consume:billing.*"], expires_in="2h")
+    st, _, js = srv.request("GET", "/v1/tokens/self", headers=as_token(ro))
+    assert st == 200, js
+    assert js["auth"] == "token" and js["name"] == "viewer" and not js["expired"], js
+    assert js["scopes"] == ["read", "consume:billing.*"], js
+    assert 7190_000 <= js["expires"] - js["created"] <= 7200_000, js
+    assert "token" not in js and "hash" not in js, js
+    st, _, js = srv.request("GET", "/v1/tokens/self")  # the admin token
+    assert st == 200 and js["name"] == "admin" and js["expires"] is None, js
+    assert "admin" in js["scopes"], js
+    for hdr in ({"Authorization": None}, {"Authorization": "Bearer ebt_unknown"}):
+        st, h, js = srv.request("GET", "/v1/tokens/self", headers=hdr)
+        assert st == 401 and h["www-authenticate"].startswith("Bearer"), (hdr, st, js)
+    short = make_token(srv, "short", ["metrics"], expires_in="1s")
+    assert srv.request("GET", "/v1/tokens/self", headers=as_token(short))[0] == 200
+    time.sleep(1.2)
+    st, _, js = srv.request("GET", "/v1/tokens/self", headers=as_token(short))
+    assert st == 401 and "expired" in js["error"]["message"], js
+    srv.request("DELETE", "/v1/tokens/viewer")
+    assert srv.request("GET", "/v1/tokens/self", headers=as_token(ro))[0] == 401
+    # the route is read-only: another method is 405, not a revocation of "self"
+    make_token(srv, "self", ["read"])
+    st, h, js = srv.request("POST", "/v1/tokens/self", {})
+    assert st == 405 and "GET" in h["allow"], (st, js)
 
 
 def test_publish_patterns(srv):
@@ -256,7 +300,11 @@ def test_admin_token_file(srv):
     path = os.path.join(srv.dir, "admin.token")
     tok = start_with_admin(srv)
     assert os.stat(path).st_mode & 0o777 == 0o600
-    log = open(srv.log_path).read()
+    for _ in range(250):  # the file is written first, then the line that names it
+        log = open(srv.log_path).read()
+        if path in log:
+            break
+        time.sleep(0.02)
     assert path in log and tok not in log, log
     # an existing file is left alone (and its token keeps working)
     srv.restart(AUTH + ["--admin-token-file", path])
@@ -344,6 +392,10 @@ def test_cli_tokens_and_token_options(srv):
     assert p.returncode == 1 and "forbidden" in p.stderr and "publish:users.created" in p.stderr
     p = cli(srv, "tokens", "list", token=pub)
     assert p.returncode == 1 and "admin" in p.stderr, p.stderr
+    p = cli(srv, "tokens", "self", token=pub)  # no scope needed
+    assert p.returncode == 0, p.stderr
+    me = json.loads(p.stdout)
+    assert me["auth"] == "token" and me["name"] == "pub" and me["expires"], me
     p = cli(srv, "tokens", "list", token=admin)
     assert sorted(t["name"] for t in json.loads(p.stdout)["tokens"]) == ["admin", "pub"]
     p = cli(srv, "tokens", "revoke", "pub", token=admin)

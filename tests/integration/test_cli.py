@@ -271,8 +271,9 @@ def test_tables_on_a_terminal_json_when_piped(srv):
     rc, shown, _ = run_tty(srv, "groups", "list")
     assert rc == 0
     lines = shown.strip().splitlines()
-    assert lines[0].split() == ["GROUP", "PAUSED", "LAG", "IN-FLIGHT", "RETRYING", "DLQ"], shown
-    assert lines[1].split() == ["inventory", "no", "0", "0", "0", "0"], shown
+    assert lines[0].split() == ["GROUP", "PAUSED", "LAG", "READY", "IN-FLIGHT", "RETRYING",
+                                "DLQ"], shown
+    assert lines[1].split() == ["inventory", "no", "0", "0", "0", "0", "0"], shown
     body = js(srv, "groups", "list")
     assert body["groups"][0]["name"] == "inventory"
     rc, shown, _ = run_tty(srv, "--json", "groups", "list")
@@ -508,7 +509,7 @@ def test_top_puts_each_value_in_its_place(srv):
     rate = float(second.group(1))
     assert 40 / 30 < rate <= 40 / 2.9, screens[1]  # 40 events in one 3 s interval
     row = [ln.split() for ln in screens[1].splitlines() if ln.startswith("g ")][0]
-    assert row[:5] == ["g", "43", "0", "0", "0"], screens[1]
+    assert row[:6] == ["g", "43", "43", "0", "0", "0"], screens[1]  # lag, ready (all of it)
 
 
 # --- global options anywhere (issue 14.4) -------------------------------------

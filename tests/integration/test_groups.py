@@ -155,6 +155,42 @@ def test_replay_requeues_exactly_the_range(srv):
     assert st == 200 and body["requeued"] == 0, body
 
 
+def test_replay_backlog_shows_in_ready_and_lag(srv):
+    """What a replay queued is ready (and lag) before any pull: in the group,
+    the list and /metrics (issue 14, item 2); lag = ready + in_flight +
+    retry_scheduled + blocked_by_key at every step."""
+    put_group(srv, "analytics")
+    seqs = publish(srv, 20)
+    drain(srv, "analytics")
+
+    def counts():
+        g = group_info(srv, "analytics")
+        assert g["lag"] == (g["ready"] + g["in_flight"] + g["retry_scheduled"] +
+                            g["blocked_by_key"]), g
+        st, _, lst = srv.request("GET", "/v1/groups")
+        [row] = [x for x in lst["groups"] if x["name"] == "analytics"]
+        assert row["lag"] == g["lag"] and row["in_flight"] == g["in_flight"], (row, g)
+        st, _, text = srv.request("GET", "/metrics")
+        for name, key in (("eventbus_group_ready", "ready"), ("eventbus_group_lag", "lag")):
+            line = f'{name}{{group="analytics"}} {g[key]}\n'
+            assert line in text, (line, [x for x in text.splitlines() if "analytics" in x])
+        return g["lag"], g["ready"], g["in_flight"]
+
+    assert counts() == (0, 0, 0)
+    st, _, body = srv.request("POST", "/v1/groups/analytics/replay",
+                              {"since": {"seq": seqs[5]}, "until": {"seq": seqs[15]}})
+    assert st == 200 and body["requeued"] == 10, body
+    assert counts() == (10, 10, 0)  # before any pull
+    publish(srv, 3, start=50)  # new events beside the replay: ready too, not examined yet
+    assert counts() == (13, 13, 0)
+    evs = pull(srv, "analytics", max=4)
+    assert counts() == (13, 9, 4)
+    ack(srv, "analytics", evs)
+    assert counts() == (9, 9, 0)
+    assert len(drain(srv, "analytics")) == 9
+    assert counts() == (0, 0, 0)
+
+
 def test_replay_survives_restart(srv):
     put_group(srv, "analytics")
     seqs = publish(srv, 10)

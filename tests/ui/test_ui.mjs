@@ -4,7 +4,8 @@
 // playwright-core. Loads every page, pauses and resumes a group, previews
 // and runs a replay, redrives a dead letter and pulls it again, pastes an
 // incompatible schema and reads the breaks, checks the token handling
-// (Bearer header; read-only capability disables the write controls), scans
+// against a second eventbusd with --auth token (a real read-only token
+// finds the write controls disabled and its reads working), scans
 // every page with axe-core (no serious or critical violation), saves a
 // screenshot of each page into docs/screenshots/, and prints the figures
 // (first-load bytes, time to interactive at 1,000 groups). Ends with the
@@ -52,17 +53,33 @@ const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(dir, 'server.log'), 'a');
 const srv = spawn(daemon, ['--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--fsync', 'interval',
   '--history-interval', '1s'], {stdio: ['ignore', log, log]});
-async function call(method, path, body) {
-  const r = await fetch(base + path, {method, headers: {'Content-Type': 'application/json'}, body: body === undefined ? undefined : JSON.stringify(body)});
+const servers = [srv];
+// A request to the server at url (default: the open one), with a token or none.
+async function callAt(url, tok, method, path, body) {
+  const headers = {'Content-Type': 'application/json'};
+  if (tok) headers.Authorization = 'Bearer ' + tok;
+  const r = await fetch(url + path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
   const text = await r.text();
   return {status: r.status, body: text ? JSON.parse(text) : null};
 }
-async function ready() {
+const call = (method, path, body) => callAt(base, null, method, path, body);
+async function ready(url = base, logName = 'server.log') {
   for (let i = 0; i < 500; i++) {
-    try { if ((await fetch(base + '/healthz')).ok) return; } catch (e) { /* not yet */ }
+    try { if ((await fetch(url + '/healthz')).ok) return; } catch (e) { /* not yet */ }
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error('eventbusd did not start: ' + readFileSync(join(dir, 'server.log'), 'utf8'));
+  throw new Error('eventbusd did not start: ' + readFileSync(join(dir, logName), 'utf8'));
+}
+// A second eventbusd with --auth token (its admin token written to a file):
+// {url, admin}.
+async function startWithAuth() {
+  const p = await freePort(), url = `http://127.0.0.1:${p}`, file = join(dir, 'admin.token');
+  const out = openSync(join(dir, 'auth-server.log'), 'a');
+  servers.push(spawn(daemon, ['--listen', `127.0.0.1:${p}`, '--data', join(dir, 'data-auth'), '--fsync', 'interval',
+    '--auth', 'token', '--admin-token-file', file], {stdio: ['ignore', out, out]}));
+  await ready(url, 'auth-server.log');
+  for (let i = 0; i < 500 && !existsSync(file); i++) await sleep(20);
+  return {url, admin: readFileSync(file, 'utf8').trim()};
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -240,47 +257,55 @@ try {
     await page.emulateMedia({colorScheme: 'light'});
   });
 
-  // Tokens: the server has no tokens yet (the security branch). What the
-  // dashboard does is checked against the answers it will get: the Bearer
-  // header is sent, and a read-only capability (GET /v1/tokens/self, here
-  // answered by the test as the security branch will, or a 403 on a write)
-  // disables every write control.
-  await test('token: Bearer sent, read-only token disables write actions', async () => {
+  // Tokens, against a second eventbusd with --auth token and real tokens:
+  // the page learns what its token may do from GET /v1/tokens/self. A
+  // read-only token (scope read) finds every write control disabled and
+  // still reads (the group, its dead letters, a schema); the admin token
+  // finds them enabled and its pause works; no token is asked for one.
+  await test('token: a read-only token on a server with auth disables write actions, reads work', async () => {
+    const a = await startWithAuth();
+    const adm = (m, path, body) => callAt(a.url, a.admin, m, path, body);
+    assert((await adm('PUT', '/v1/schemas/order.created', {schema: {type: 'object'}})).status === 201, 'schema');
+    assert((await adm('PUT', '/v1/groups/billing', {types: ['order.*'], start: 'earliest', max_attempts: 1})).status === 201, 'group');
+    assert((await adm('POST', '/v1/events/batch', {events: [1, 2, 3].map((i) => ({type: 'order.created', data: {n: i}}))})).status === 201, 'publish');
+    const got = (await adm('POST', '/v1/groups/billing/pull', {consumer: 'c', max: 1})).body.events;
+    await adm('POST', '/v1/groups/billing/nack', {ids: got.map((e) => e.delivery.id), error: 'card declined'});
+    const made = await adm('POST', '/v1/tokens', {name: 'viewer', scopes: ['read']});
+    assert(made.status === 201, 'read-only token made');
+    const ro = made.body.token;
     const auth = [];
-    await page.route('**/v1/**', (r) => { auth.push(r.request().headers()['authorization']); r.continue(); });
-    await page.route('**/v1/tokens/self', (r) => r.fulfill({status: 200, contentType: 'application/json',
-      body: JSON.stringify({name: 'viewer', scopes: ['read']})}));
-    await go('#/groups/billing');
-    await page.fill('#token', 'ro-token');
+    page.on('request', (r) => { if (r.url().startsWith(a.url + '/v1/')) auth.push(r.headers()['authorization']); });
+
+    await page.goto(a.url + '/ui/#/groups/billing');
+    await page.waitForFunction(() => document.querySelector('#mode').textContent === 'a token is needed');
+    await page.fill('#token', ro);
     await page.click('#login button');
     await page.waitForFunction(() => document.querySelector('#mode').textContent === 'read-only');
     await settled();
-    assert(auth.includes('Bearer ro-token'), 'Authorization: Bearer sent');
+    assert(auth.includes('Bearer ' + ro), 'Authorization: Bearer sent');
+    assert(await page.getAttribute('#mode', 'title') === 'token viewer', 'the token named');
+    assert((await page.textContent('main')).includes('billing'), 'the group page reads');
     for (const sel of ['#pause', '#resume', '#rgo', '#cfgsave'])
       assert(await page.locator(sel).isDisabled(), sel + ' disabled');
     assert(!(await page.locator('#rpreview').isDisabled()), 'preview stays enabled');
     await page.screenshot({path: join(shots, 'read-only.png')});
     await go('#/dlq/billing');
+    assert((await page.textContent('main')).includes('card declined'), 'the dead letter reads');
     for (const sel of ['#redsel', '#redall', '#pursel', '#purall'])
       assert(await page.locator(sel).isDisabled(), sel + ' disabled');
     await go('#/schemas/order.created');
     assert(await page.locator('#register').isDisabled(), 'register disabled');
     assert(!(await page.locator('#check').isDisabled()), 'check stays enabled');
-    // a 403 on a write (no tokens/self route) makes the page read-only too
-    await page.unroute('**/v1/tokens/self');
-    await page.route('**/v1/tokens/self', (r) => r.fulfill({status: 404, contentType: 'application/json', body: '{"error":{"code":"not_found","message":"no such endpoint","details":[]}}'}));
-    await page.route('**/v1/groups/billing/pause', (r) => r.fulfill({status: 403, contentType: 'application/json',
-      body: JSON.stringify({error: {code: 'forbidden', message: 'this token lacks the scope groups:write', details: [{scope: 'groups:write'}]}})}));
+
+    // the admin token: everything enabled, and a write goes through
+    await page.fill('#token', a.admin);
     await page.click('#login button');
     await page.waitForFunction(() => document.querySelector('#mode').textContent === '');
     await go('#/groups/billing');
-    await page.waitForSelector('#pause', {timeout: 10000}).catch(async () => {
-      throw new Error('no group page: ' + await page.textContent('main'));
-    });
-    assert(!(await page.locator('#pause').isDisabled()), 'writable before the 403');
+    assert(!(await page.locator('#pause').isDisabled()), 'writable with groups:write');
     await page.click('#pause');
-    await page.waitForFunction(() => document.querySelector('#pause').disabled);
-    await page.unrouteAll();
+    for (let i = 0; i < 250 && !(await adm('GET', '/v1/groups/billing')).body.paused; i++) await sleep(20);
+    assert((await adm('GET', '/v1/groups/billing')).body.paused === true, 'paused by the admin token');
     await page.evaluate(() => sessionStorage.removeItem('eb_token'));
   });
 
@@ -292,8 +317,10 @@ try {
   console.log('FAIL setup: ' + (e.stack || e));
 } finally {
   if (browser) { await browser.ctx.close().catch(() => {}); rmSync(browser.profile, {recursive: true, force: true}); }
-  srv.kill('SIGTERM');
-  await new Promise((r) => srv.once('exit', r));
+  for (const s of servers) {
+    s.kill('SIGTERM');
+    await new Promise((r) => (s.exitCode !== null ? r() : s.once('exit', r)));
+  }
   rmSync(dir, {recursive: true, force: true});
 }
 for (const f of figures) console.log('# ' + f);

@@ -17,27 +17,36 @@ let gen = 0;      // bumped on each navigation: stale answers are dropped
 // --- token and capabilities -------------------------------------------------
 // What this token may change: caps.write (groups: pause, resume, config,
 // replay, redrive, purge; scope groups:write) and caps.schemas (register;
-// scope schemas:write). Known from GET /v1/tokens/self when the server has
-// it ({"scopes": [...]}), else learned from the first 403 of a write (its
-// details name the missing scope). Controls: class "w" (groups), "ws" (schemas).
-const caps = {write: true, schemas: true};
+// scope schemas:write), from GET /v1/tokens/self on load and on each new
+// token: {"auth":"none"} (no token checked: everything), or the token's
+// name and scopes; 401 (no token, or a refused one): nothing.
+// Controls: class "w" (groups), "ws" (schemas).
+const caps = {write: true, schemas: true, name: ''};
 function token() { return sessionStorage.getItem('eb_token') || ''; }
 function applyCaps() {
   document.querySelectorAll('.w').forEach((b) => { b.disabled = !caps.write; });
   document.querySelectorAll('.ws').forEach((b) => { b.disabled = !caps.schemas; });
   $('#mode').textContent = caps.write && caps.schemas ? '' : 'read-only';
+  $('#mode').title = caps.name ? 'token ' + caps.name : '';
 }
 async function learnCaps() {
   caps.write = caps.schemas = true;
+  caps.name = '';
+  let refused = false;
   try {
     const r = await fetch('/v1/tokens/self', {headers: hdrs()});
-    if (r.ok) {
-      const scopes = (await r.json()).scopes || [];
-      caps.write = scopes.includes('groups:write');
-      caps.schemas = scopes.includes('schemas:write');
+    const j = await r.json().catch(() => null);
+    if (r.ok && j && j.auth === 'token') {
+      caps.write = j.scopes.includes('groups:write');
+      caps.schemas = j.scopes.includes('schemas:write');
+      caps.name = j.name;
+    } else if (!r.ok) {
+      caps.write = caps.schemas = false;
+      refused = r.status === 401;
     }
-  } catch (e) { /* no such route: the open API, or learned from a 403 */ }
+  } catch (e) { caps.write = caps.schemas = false; /* unreachable: the reads will say so */ }
   applyCaps();
+  if (refused) $('#mode').textContent = token() ? 'token refused' : 'a token is needed';
 }
 function hdrs(extra) {
   const h = Object.assign({'Accept': 'application/json'}, extra || {});
@@ -52,11 +61,6 @@ async function api(method, path, body) {
   const r = await fetch(path, opt);
   let j = null;
   if (r.status !== 204) { try { j = await r.json(); } catch (e) { j = null; } }
-  if (r.status === 403 && method !== 'GET') {
-    const scope = j && j.error && j.error.details && j.error.details[0] && j.error.details[0].scope;
-    if (scope === 'schemas:write') caps.schemas = false; else caps.write = false;
-    applyCaps();
-  }
   if (r.status === 401) { $('#mode').textContent = token() ? 'token refused' : 'a token is needed'; $('#token').focus(); }
   if (!r.ok) {
     const err = new Error((j && j.error && j.error.message) || ('HTTP ' + r.status));

@@ -8,11 +8,11 @@ import type {
   EventOf, EventPage, ExtendResult, GroupDetail, GroupOptions, GroupPut, GroupSummary, JsonSchema, KeyStreamOptions,
   KeyStreamPage, NackOptions, NackResult,
   PublishOptions, PublishResult, PullOptions, ReplayBound, ReplayOptions, ReplayResult, SchemaCheck,
-  SchemaRegistered, SchemaSummary, SchemaType, SchemaVersion, Stats, StoredEventOf, ZodLike,
+  SchemaRegistered, SchemaSummary, SchemaType, SchemaVersion, Stats, StoredEventOf, TokenSelf, ZodLike,
 } from './types.js';
 
 export interface ClientOptions extends Partial<TransportOptions> {
-  /** Base URL of eventbusd. Default http://127.0.0.1:8470. */
+  /** Base URL of eventbusd, http:// or https://. Default `$EVENTBUS_URL`, else http://127.0.0.1:8470. */
   url?: string;
 }
 
@@ -186,7 +186,7 @@ export class EventBus<M extends EventMap = EventMap> {
   readonly transport: Transport;
 
   constructor(o: ClientOptions = {}) {
-    this.transport = new Transport({ ...o, url: o.url ?? 'http://127.0.0.1:8470' });
+    this.transport = new Transport({ ...o, url: o.url ?? process.env.EVENTBUS_URL ?? 'http://127.0.0.1:8470' });
     this.schemas = new Schemas<M>(this.transport);
     this.groups = new Groups<M>(this.transport);
     this.dlq = new DeadLetters<M>(this.transport);
@@ -295,6 +295,11 @@ export class EventBus<M extends EventMap = EventMap> {
   /** The Prometheus metrics text. */
   async metrics(): Promise<string> {
     return (await this.transport.request<string>('GET', '/metrics')).body;
+  }
+
+  /** The calling token: name, scopes, expiry (`GET /v1/tokens/self`; any valid token), or `{ auth: 'none' }` when the server checks none. */
+  async tokenSelf(): Promise<TokenSelf> {
+    return (await this.transport.request<TokenSelf>('GET', '/v1/tokens/self')).body;
   }
 
   /**

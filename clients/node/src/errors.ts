@@ -12,6 +12,8 @@ export interface ErrorDetail {
   undecidable?: boolean;
   /** version_conflict: the key's current version. */
   current_version?: number;
+  /** forbidden: the scope the token lacks. */
+  scope?: string;
 }
 
 /** Any error answer of the server, or a failure to reach it. */
@@ -67,8 +69,38 @@ export class HeadersTooLargeError extends EventBusError {}
 export class InternalError extends EventBusError {}
 /** The server is stopping (503). */
 export class ShuttingDownError extends EventBusError {}
+/** 401: no token, or an unknown, malformed, expired or revoked one (`token` option, `$EVENTBUS_TOKEN`). */
+export class UnauthorizedError extends EventBusError {}
+/** 403: the token is valid but lacks the route's scope; `scope` names it (`groups:write`, `publish:users.created`). */
+export class ForbiddenError extends EventBusError {
+  /** The missing scope, from the answer's details ('' if the server did not say). */
+  get scope(): string {
+    return this.details.find((d) => typeof d.scope === 'string')?.scope ?? '';
+  }
+}
+/**
+ * 429: refused for now (`auth_backoff`: too many failed authentications
+ * from this client's address); `retryAfter` is the server's Retry-After in
+ * seconds (0 if it sent none). Worth trying again after it.
+ */
+export class RateLimitedError extends EventBusError {
+  retryAfter = 0;
+  override get retryable(): boolean {
+    return true;
+  }
+}
 /** No answer: connection refused or reset, DNS, ... (`cause` has the system error). */
 export class ConnectionError extends EventBusError {}
+/**
+ * https: the server's certificate did not verify against the trusted CAs
+ * (the `ca` option, else Node's store) or does not name the host. Not
+ * retryable: the next try meets the same certificate.
+ */
+export class CertificateError extends ConnectionError {
+  override get retryable(): boolean {
+    return false;
+  }
+}
 /** No answer within the request's timeout. */
 export class TimeoutError extends EventBusError {}
 
@@ -93,16 +125,27 @@ const byCode: Record<string, new (m: string, c: string, s: number, d: ErrorDetai
   headers_too_large: HeadersTooLargeError,
   internal: InternalError,
   shutting_down: ShuttingDownError,
+  unauthorized: UnauthorizedError,
+  forbidden: ForbiddenError,
+  auth_backoff: RateLimitedError,
+};
+/** The class of an answer whose code is not known here, by its status. */
+const byStatus: Record<number, new (m: string, c: string, s: number, d: ErrorDetail[]) => EventBusError> = {
+  401: UnauthorizedError,
+  403: ForbiddenError,
+  429: RateLimitedError,
 };
 
-/** The error class for a server answer `{"error": {...}}` with this status. */
-export function errorFromAnswer(status: number, body: unknown): EventBusError {
+/** The error class for a server answer `{"error": {...}}` with this status (and Retry-After header, if any). */
+export function errorFromAnswer(status: number, body: unknown, retryAfter?: string | null): EventBusError {
   const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
   const code = typeof e?.code === 'string' ? e.code : `http_${status}`;
   const message = typeof e?.message === 'string' ? e.message : `HTTP ${status}`;
   const details = Array.isArray(e?.details) ? (e!.details as ErrorDetail[]) : [];
-  const Cls = byCode[code] ?? EventBusError;
-  return new Cls(message, code, status, details);
+  const Cls = byCode[code] ?? byStatus[status] ?? EventBusError;
+  const err = new Cls(message, code, status, details);
+  if (err instanceof RateLimitedError) err.retryAfter = Math.max(0, Number(retryAfter) || 0);
+  return err;
 }
 
 /**

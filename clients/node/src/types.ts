@@ -190,11 +190,12 @@ export interface GroupSummary {
   in_flight: number;
   retry_scheduled: number;
   dead_letters: number;
+  /** Waiting for a pull, what a replay queued included (lag = ready + in_flight + retry_scheduled + blocked_by_key). */
+  ready: number;
 }
 export interface GroupDetail extends GroupSummary {
   config: GroupConfig;
   position: { cursor: number; head: number };
-  ready: number;
   blocked_by_key: number;
   oldest_unacked_age_ms: number;
   consumers: { name: string; last_pull: string; in_flight: number }[];
@@ -285,3 +286,17 @@ export interface CloudEvent<D = unknown> {
   data?: D;
   [extension: string]: unknown;
 }
+
+/** GET /v1/tokens/self: the calling token, or that the server checks none (`--auth none`: every route open). */
+export type TokenSelf =
+  | { auth: 'none' }
+  | {
+      auth: 'token';
+      name: string;
+      scopes: string[];
+      /** Milliseconds since the epoch. */
+      created: number;
+      /** Milliseconds since the epoch; null: never. */
+      expires: number | null;
+      expired: false;
+    };
