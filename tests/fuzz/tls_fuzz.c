@@ -76,6 +76,7 @@ static void make_server(void)
     EVP_PKEY_free(k);
 }
 
+#if !defined(EB_TLS_FUZZ_HANDSHAKE)
 /* --- mode even: raw bytes ------------------------------------------------------ */
 
 static void count_plain(void *arg, const char *p, size_t n)
@@ -105,6 +106,9 @@ static void raw(const uint8_t *d, const uint8_t *end)
     eb__tls_conn_free(c);
 }
 
+#endif
+
+#if !defined(EB_TLS_FUZZ_RAW)
 /* --- mode odd: a real client --------------------------------------------------- */
 
 typedef struct pipe_state {
@@ -221,6 +225,8 @@ static void converse(int version, const uint8_t *d, const uint8_t *end)
     SSL_free(cli);
     SSL_CTX_free(cctx);
 }
+
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
