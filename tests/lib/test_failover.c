@@ -6,8 +6,10 @@
  * forwards a request and drops the connection once the server's answer
  * (so the event is durable) came back, without passing it on: the client
  * sends the publish again with the same id and the server answers it as a
- * duplicate; a raw POST is not sent again. Each daemon has its own data
- * directory: this is about the client moving, not about shared state. */
+ * duplicate; a raw POST is not sent again. Also eb_consume over a list
+ * with a token in the options (its extension thread's own client gets
+ * both). Each daemon has its own data directory: this is about the client
+ * moving, not about shared state. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -377,6 +379,51 @@ TEST(ambiguous_publish_is_sent_again_as_a_duplicate)
     eb_test_daemon_stop(&a);
 }
 
+/* --- eb_consume over a list, with a token ------------------------------------ */
+
+static int slow_handler(const eb_event *ev, void *arg, char *err, size_t cap)
+{
+    (void)ev, (void)arg, (void)err, (void)cap;
+    usleep(700 * 1000); /* past several extension periods */
+    return 0;
+}
+
+/* The consumer loop's extension thread has a client of its own: it gets the
+ * caller's URL list (the first server is down) and its token (given in the
+ * options, not the environment), so extensions are made and confirmed. */
+TEST(consume_extends_over_the_list_with_the_token)
+{
+    char tok[4300], admin[600] = "";
+    snprintf(tok, sizeof tok, "%s/admin.token", eb_test_tmpdir());
+    const char *const extra[] = {"--auth", "token", "--admin-token-file", tok, NULL};
+    eb_test_daemon a;
+    eb_test_daemon_start_at(&a, "a", extra);
+    FILE *f = fopen(tok, "r");
+    CHECK(f && fgets(admin, sizeof admin, f));
+    fclose(f);
+    admin[strcspn(admin, "\r\n")] = '\0';
+    unsetenv("EVENTBUS_TOKEN");
+    char urls[160];
+    snprintf(urls, sizeof urls, "127.0.0.1:%d,%s", eb_test_free_port(), a.url);
+    eb_client *c = NULL;
+    eb_client_opts o = {.size = sizeof o, .url = urls, .timeout_ms = 10000, .token = admin};
+    CHECK_OK(eb_client_new(&o, &c));
+    const char *types[] = {"order.created"};
+    eb_groups_config g = {.size = sizeof g, .types = types, .ntypes = 1, .ack_timeout_ms = 1000};
+    CHECK_OK(eb_groups_put(c, "inventory", &g, NULL, NULL));
+    CHECK_STR(eb_client_url(c), a.url);
+    CHECK_OK(eb_publish(c, "order.created", "{}", NULL, NULL));
+    eb_consume_stats st = {.size = sizeof st};
+    eb_consume_opts co = {.size = sizeof co, .max_events = 1, .extend_every_ms = 150,
+                          .wait_ms = 2000, .stats = &st};
+    CHECK_OK(eb_consume(c, "inventory", "c1", slow_handler, &co));
+    CHECK_EQ(st.acked, 1);
+    CHECK_INT(st.extended, >=, 1);
+    eb_client_free(c);
+    eb_test_daemon_stop(&a);
+}
+
 TEST_MAIN(T(url_lists), T(all_servers_down_is_econnect), T(killed_server_fails_over),
           T(answer_503_fails_over), T(hung_server_times_out_and_moves_on),
-          T(ambiguous_publish_is_sent_again_as_a_duplicate))
+          T(ambiguous_publish_is_sent_again_as_a_duplicate),
+          T(consume_extends_over_the_list_with_the_token))
