@@ -111,7 +111,7 @@ TEST(killed_server_fails_over)
     char urls[160];
     snprintf(urls, sizeof urls, "%s,%s", a.url, b.url);
     eb_client *c = client_for(urls);
-    char ids[41][32];
+    char ids[41][sizeof ((eb_publish_result *)0)->id];
     for (int i = 0; i < 41; i++) {
         if (i == 20)
             eb_test_daemon_kill(&a); /* its keep-alive connection dies with it */
@@ -398,10 +398,15 @@ TEST(consume_extends_over_the_list_with_the_token)
     const char *const extra[] = {"--auth", "token", "--admin-token-file", tok, NULL};
     eb_test_daemon a;
     eb_test_daemon_start_at(&a, "a", extra);
-    FILE *f = fopen(tok, "r");
-    CHECK(f && fgets(admin, sizeof admin, f));
-    fclose(f);
+    for (int i = 0; i < 500 && !admin[0]; i++) { /* written just after it is ready */
+        FILE *f = fopen(tok, "r");
+        if (!f || !fgets(admin, sizeof admin, f))
+            admin[0] = '\0', usleep(10000);
+        if (f)
+            fclose(f);
+    }
     admin[strcspn(admin, "\r\n")] = '\0';
+    CHECK(admin[0] != '\0');
     unsetenv("EVENTBUS_TOKEN");
     char urls[160];
     snprintf(urls, sizeof urls, "127.0.0.1:%d,%s", eb_test_free_port(), a.url);
