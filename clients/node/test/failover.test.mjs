@@ -1,7 +1,7 @@
 // failover.test.mjs - a client with several URLs against real eventbusd
 // processes (each on its own data directory: this is about the client
 // moving, not shared state): a node SIGKILLed mid-stream, a node answering
-// 503 (--max-connections reached), and an ambiguous failure made
+// 503 (--max-connections reached), a hung node, and an ambiguous failure made
 // deterministic by a loopback proxy that forwards a request and drops the
 // connection once the server's answer (the event durable) came back: the
 // copy sent again carries the same id and is answered as a duplicate.
@@ -100,6 +100,23 @@ test('a node answering 503 (out of connections): the request moves on; alone, th
     held?.destroy();
     await a.cleanup();
     await b.cleanup();
+  }
+});
+
+test('a hung node: the request times out there and moves on', async () => {
+  const a = await new Server().start();
+  const held = [];
+  const silent = createServer((sock) => held.push(sock.on('error', () => {}))); // accepts, never answers
+  await new Promise((r) => silent.listen(0, '127.0.0.1', r));
+  try {
+    const bus = new EventBus({ url: [`http://127.0.0.1:${silent.address().port}`, a.url], timeoutMs: 300 });
+    const st = await bus.stats();
+    assert.equal(typeof st.events.published_since_start, 'number');
+    assert.equal(bus.url, a.url);
+  } finally {
+    held.forEach((sock) => sock.destroy());
+    silent.close();
+    await a.cleanup();
   }
 });
 
