@@ -484,7 +484,8 @@ static int peek_loop(cli *x, tail_args *a)
 static int tail_group_peek(cli *x, tail_args *a)
 {
     eb_client *main_client = x->c;
-    eb_client_opts co = {.size = sizeof co, .url = x->url, .timeout_ms = x->timeout_ms, .cancel = &cli_stop};
+    eb_client_opts co = {.size = sizeof co, .url = x->url, .timeout_ms = x->timeout_ms,
+                         .cancel = &cli_stop, .token = x->token, .cafile = x->cafile};
     if (eb_client_new(&co, &x->c))
         return cli_usage(x, "cannot use URL %s", x->url);
     int code = peek_loop(x, a);

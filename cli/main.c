@@ -25,7 +25,9 @@ static const char HELP[] =
     "\n"
     "Options, anywhere on the line (before or after the command):\n"
     "  --url URL       the server, http:// or https:// (default $EVENTBUS_URL, else\n"
-    "                  http://127.0.0.1:8470)\n"
+    "                  http://127.0.0.1:8470); or a comma-separated list of up to 16\n"
+    "                  nodes of one bus: a request moves to the next one when a server\n"
+    "                  cannot be reached or answers 503\n"
     "  --cacert FILE   https: trust the CAs in this PEM file instead of the system store\n"
     "                  (default $EVENTBUS_CACERT)\n"
     "  --token TOKEN   the API token to send (default $EVENTBUS_TOKEN; prefer the variable:\n"
@@ -219,7 +221,9 @@ int main(int argc, char **argv)
         int rc = eb_client_new(&o, &x.c);
         if (rc)
             return client_refused(&x, &o, rc);
-        x.url = eb_client_url(x.c);
+        const char *given = o.url ? o.url : getenv("EVENTBUS_URL");
+        /* for messages and helper clients: a list as given, one server normalized */
+        x.url = given && strchr(given, ',') ? given : eb_client_url(x.c);
         code = commands[k].fn(&x, argc - at, argv + at);
         eb_client_free(x.c);
         fflush(stdout);

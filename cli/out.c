@@ -103,7 +103,8 @@ int cli_fail_lines(const cli *x, int rc, const uint64_t *lines, size_t nlines)
     case EB_EPROTO:
     case EB_ECANCELED:
         if (rc != EB_ECANCELED)
-            fprintf(stderr, "  (server: %s; set --url or EVENTBUS_URL)\n", x->url);
+            fprintf(stderr, "  (server%s: %s; set --url or EVENTBUS_URL)\n",
+                    strchr(x->url, ',') ? "s" : "", x->url);
         return CLI_UNREACHABLE;
     case EB_ESYNTAX:
     case EB_EINVAL:

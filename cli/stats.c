@@ -167,7 +167,7 @@ static void draw_screen(const cli *x, const eb_stats_info *st, const sample *pre
     localtime_r(&now, &tm);
     strftime(tb, sizeof tb, "%H:%M:%S", &tm);
     double pub = rate(prev, cur, prev ? prev->published : 0, cur->published);
-    printf("\033[H\033[2Jeventbus top  %s  %s  (every %.1fs, Ctrl-C quits)\n\n", x->url, tb,
+    printf("\033[H\033[2Jeventbus top  %s  %s  (every %.1fs, Ctrl-C quits)\n\n", eb_client_url(x->c), tb,
            interval);
     printf("published/s: %s   head seq: %" PRIu64 "   log: %s\n\n",
            pub < 0 ? "-" : (snprintf(pb, sizeof pb, "%.1f", pub), pb), st->head_seq,

@@ -32,6 +32,17 @@ extern "C" {
  * on first use, remade after a failure). Every call blocks until the server
  * answers, the call's timeout passes, or the cancel flag is raised.
  *
+ * Failover: the URL may be a comma-separated list of servers (nodes of one
+ * bus). A call goes to the server that answered last and moves to the next
+ * one of the list (round robin, each tried at most once per call) when that
+ * one cannot be reached, its connection breaks or times out, or it answers
+ * 503. A request that may have reached the server moves on only when it is
+ * safe to send twice: a publish is, because every event it sends has an id
+ * (the library generates one, before the first try, for an event given
+ * without), so a second copy is a duplicate the server drops; acks and
+ * nacks (by delivery id), pulls, reads and PUTs are too; eb_request moves
+ * on after such a failure only for GET, HEAD, PUT, DELETE and OPTIONS.
+ *
  * Threads: a handle is not thread-safe; use one handle per thread (handles
  * share nothing, and the library has no global state). eb_consume() starts
  * a helper thread with its own handle while it runs.
@@ -79,11 +90,15 @@ typedef struct eb_client_opts {
                                        (TLS 1.2+, the server's certificate verified
                                        against cafile or the system store and its name
                                        or IP checked) or "host:port"
-                                       (IPv6: "[::1]:8470"); NULL: EVENTBUS_URL from
-                                       the environment, else http://127.0.0.1:8470.
-                                       Copied. */
+                                       (IPv6: "[::1]:8470"); or a comma-separated list
+                                       of up to 16 of them, tried in turn (Failover
+                                       above; spaces around a URL ignored; the token
+                                       and cafile serve all); NULL: EVENTBUS_URL from
+                                       the environment (a list too), else
+                                       http://127.0.0.1:8470. Copied. */
     uint32_t    connect_timeout_ms; /* 0: 5000 */
-    uint32_t    timeout_ms;         /* per request, 0: 30000 (a long poll adds its wait) */
+    uint32_t    timeout_ms;         /* per request and server tried, 0: 30000 (a long
+                                       poll adds its wait) */
     const volatile sig_atomic_t *cancel; /* optional: while *cancel != 0 every blocking
                                        call returns EB_ECANCELED (checked at least every
                                        100 ms). A call started with the flag up sends
@@ -108,7 +123,9 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out);
 /* Closes the connection and frees everything the client owns (its error
  * detail included). NULL is a no-op. */
 void eb_client_free(eb_client *c);
-/* The normalized base URL, "http://host:port[/prefix]". Owned by c. */
+/* The normalized base URL of the server in use, "http://host:port[/prefix]":
+ * the one that answered last (the first of the list before any answer).
+ * Owned by c, valid as long as c (calls may change which URL it returns). */
 const char *eb_client_url(const eb_client *c);
 
 /* One entry of an error's details, parsed (see eb_error). */
@@ -181,7 +198,8 @@ int eb_json_pretty(const char *text, size_t len, char **out);
 typedef struct eb_publish_opts {
     size_t      size;           /* sizeof(eb_publish_opts) */
     const char *id;             /* client-chosen id (<= 128 bytes) for deduplication;
-                                   NULL: the server generates a ULID */
+                                   NULL: the library generates a ULID before the first
+                                   try (so a copy sent again is a duplicate) */
     const char *key;            /* ordering key; NULL: none */
     const char *source;         /* who produced it ("order-service"); NULL: none */
     const char *subject;        /* NULL: none */

@@ -1,11 +1,14 @@
-/* client.c - libeventbus: the client handle, its URL, the error detail and
- * the one request path every call goes through (eb__call). */
+/* client.c - libeventbus: the client handle, its URL list, the error detail
+ * and the one request path every call goes through (eb__call), failing
+ * over from server to server. */
 #include "client.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/clock.h"
 
 #define DEFAULT_URL "http://127.0.0.1:8470"
 #define DEFAULT_PORT "8470"
@@ -108,6 +111,61 @@ void eb__ok(eb_client *c)
     set_ok(c, 0);
 }
 
+/* One server of the list: its URL parsed, its connection prepared (token,
+ * TLS) and counted in c->ntargets once it needs closing. */
+static int target_add(eb_client *c, const char *url)
+{
+    url_parts u;
+    int rc = parse_url(url, &u);
+    if (rc)
+        return rc;
+    eb__target *t = &c->targets[c->ntargets];
+    eb__http_init(&t->http, u.host, u.port, c->connect_timeout_ms);
+    c->ntargets++;
+    t->http.cancel[0] = c->cancel;
+    if (*c->token && eb__http_set_token(&t->http, c->token) != 0)
+        return EB_EINVAL;
+    if (u.tls && (rc = eb__http_set_tls(&t->http, *c->cafile ? c->cafile : NULL)))
+        return rc;
+    size_t ul = strlen(t->http.hosthdr) + strlen(u.prefix) + 10;
+    t->url = malloc(ul);
+    t->prefix = strdup(u.prefix);
+    if (!t->url || !t->prefix)
+        return EB_ENOMEM;
+    snprintf(t->url, ul, "%s://%s%s", u.tls ? "https" : "http", t->http.hosthdr, u.prefix);
+    return 0;
+}
+
+/* The comma-separated URL list (spaces around a URL ignored), 1 to
+ * EB__MAX_URLS of them. */
+static int targets_new(eb_client *c, const char *list)
+{
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    if (n > EB__MAX_URLS)
+        return EB_EINVAL;
+    if (!(c->targets = calloc(n, sizeof *c->targets)))
+        return EB_ENOMEM;
+    for (const char *s = list;; s++) {
+        const char *e = strchr(s, ',');
+        size_t len = e ? (size_t)(e - s) : strlen(s);
+        while (len && (*s == ' ' || *s == '\t'))
+            s++, len--;
+        while (len && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        char one[1024];
+        if (len == 0 || len >= sizeof one)
+            return EB_EINVAL;
+        memcpy(one, s, len);
+        one[len] = '\0';
+        int rc = target_add(c, one);
+        if (rc || !e)
+            return rc;
+        s = e;
+    }
+}
+
 int eb_client_new(const eb_client_opts *opts, eb_client **out)
 {
     eb_client_opts o;
@@ -123,39 +181,26 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out)
         o.url = getenv("EVENTBUS_URL");
     if (!o.url || !*o.url)
         o.url = DEFAULT_URL;
-    url_parts u;
-    int rc = parse_url(o.url, &u);
-    if (rc)
-        return rc;
+    if (!o.token)
+        o.token = getenv("EVENTBUS_TOKEN");
+    if (!o.cafile)
+        o.cafile = getenv("EVENTBUS_CACERT");
     eb_client *c = calloc(1, sizeof *c);
     if (!c)
         return EB_ENOMEM;
     c->connect_timeout_ms = o.connect_timeout_ms ? o.connect_timeout_ms : 5000;
     c->timeout_ms = o.timeout_ms ? o.timeout_ms : 30000;
     c->cancel = o.cancel;
-    eb__http_init(&c->http, u.host, u.port, c->connect_timeout_ms);
-    if (!o.token)
-        o.token = getenv("EVENTBUS_TOKEN");
-    if (o.token && *o.token && eb__http_set_token(&c->http, o.token) != 0) {
-        eb_client_free(c);
-        return EB_EINVAL;
-    }
-    if (!o.cafile)
-        o.cafile = getenv("EVENTBUS_CACERT");
-    if (u.tls && (rc = eb__http_set_tls(&c->http, o.cafile && *o.cafile ? o.cafile : NULL))) {
+    c->urls = strdup(o.url);
+    c->token = strdup(o.token ? o.token : "");
+    c->cafile = strdup(o.cafile ? o.cafile : "");
+    int rc = !c->urls || !c->token || !c->cafile ? EB_ENOMEM : targets_new(c, o.url);
+    if (rc) {
         eb_client_free(c);
         return rc;
     }
-    c->http.cancel[0] = o.cancel;
-    size_t ul = strlen(c->http.hosthdr) + strlen(u.prefix) + 10;
-    c->url = malloc(ul);
-    c->prefix = strdup(u.prefix);
-    if (!c->url || !c->prefix) {
-        eb_client_free(c);
-        return EB_ENOMEM;
-    }
-    snprintf(c->url, ul, "%s://%s%s", u.tls ? "https" : "http", c->http.hosthdr, u.prefix);
     eb_buf_init(&c->path);
+    eb_buf_init(&c->full);
     eb_buf_init(&c->body);
     eb_buf_init(&c->answer);
     eb_buf_init(&c->err_text);
@@ -168,10 +213,17 @@ void eb_client_free(eb_client *c)
 {
     if (!c)
         return;
-    eb__http_close(&c->http);
-    free(c->url);
-    free(c->prefix);
+    for (size_t i = 0; i < c->ntargets; i++) {
+        eb__http_close(&c->targets[i].http);
+        free(c->targets[i].url);
+        free(c->targets[i].prefix);
+    }
+    free(c->targets);
+    free(c->urls);
+    free(c->token);
+    free(c->cafile);
     eb_buf_free(&c->path);
+    eb_buf_free(&c->full);
     eb_buf_free(&c->body);
     eb_buf_free(&c->answer);
     eb_buf_free(&c->err_text);
@@ -184,7 +236,18 @@ void eb_client_free(eb_client *c)
 
 const char *eb_client_url(const eb_client *c)
 {
-    return c->url;
+    return c->targets[c->cur].url;
+}
+
+void eb__set_stop(eb_client *c, const volatile sig_atomic_t *stop)
+{
+    for (size_t i = 0; i < c->ntargets; i++)
+        c->targets[i].http.cancel[1] = stop;
+}
+
+void eb__new_id(eb_client *c, char out[EB_ULID_LEN + 1])
+{
+    eb_ulid_next(&c->ids, eb_clock_wall_us(), out);
 }
 
 const eb_error *eb_client_error(const eb_client *c)
@@ -348,7 +411,6 @@ static void path_escaped(eb_buf *b, const char *s, const char *keep)
 void eb__path(eb_client *c, const char *lit)
 {
     eb_buf_reset(&c->path);
-    eb_buf_puts(&c->path, c->prefix);
     eb_buf_puts(&c->path, lit);
 }
 
@@ -396,14 +458,58 @@ eb_jw *eb__body(eb_client *c, eb_jw *w)
     return w;
 }
 
-/* Sends a request and reads its answer; parses a non-empty body. */
+/* --- failover ------------------------------------------------------------ *
+ * A request goes to the server that answered last, and moves on to the
+ * next one of the list (round robin, each at most once per request) when
+ * that one cannot be reached, its connection breaks or times out, or it
+ * answers 503 (stopping, out of connections, storage refusing writes: the
+ * request was not carried out). A request that may have reached the server
+ * before the failure moves on only when it may be sent twice (resend): a
+ * publish carries its events' ids (generated here when the caller gave
+ * none), so the second copy is a duplicate the server drops; settling is
+ * by delivery id; PUTs replace. When every server failed, the last
+ * failure is the call's (a 503 answer included). */
+
+/* One try at target t: 0 with *status, or the connection's failure. */
+static int try_target(eb_client *c, eb__target *t, const char *method, const char *path,
+                      const char *body, size_t blen, uint32_t timeout_ms, bool resend,
+                      int *status)
+{
+    eb_buf_reset(&c->full);
+    eb_buf_puts(&c->full, t->prefix);
+    eb_buf_puts(&c->full, path);
+    if (eb_buf_failed(&c->full))
+        return EB_ENOMEM;
+    return eb__http_do(&t->http, method, c->full.data, body, blen, timeout_ms, resend, status,
+                       &c->answer);
+}
+
+/* Sends a request (failing over as above) and reads its answer; parses a
+ * non-empty body. */
 static int exchange(eb_client *c, const char *method, const char *path, const char *body,
-                    size_t blen, uint32_t timeout_ms, int *status, const eb_json **root)
+                    size_t blen, uint32_t timeout_ms, bool resend, int *status,
+                    const eb_json **root)
 {
     *root = NULL;
-    int rc = eb__http_do(&c->http, method, path, body, blen, timeout_ms, status, &c->answer);
-    if (rc)
-        return eb__fail(c, rc, "%s", c->http.err);
+    size_t n = c->ntargets;
+    for (size_t i = 0; i < n; i++) {
+        size_t at = (c->cur + i) % n;
+        eb__target *t = &c->targets[at];
+        int rc = try_target(c, t, method, path, body, blen, timeout_ms, resend, status);
+        if (rc == EB_ENOMEM)
+            return eb__fail(c, rc, "out of memory");
+        if (rc == 0 && *status == 503 && i + 1 < n)
+            continue;
+        if (rc == 0) {
+            if (*status != 503)
+                c->cur = at;
+            break;
+        }
+        bool moving = (rc == EB_ECONNECT || rc == EB_ETIMEDOUT) && (resend || !t->http.sent);
+        if (!moving || i + 1 == n)
+            return n == 1 ? eb__fail(c, rc, "%s", t->http.err)
+                          : eb__fail(c, rc, "%s (%zu of %zu servers tried)", t->http.err, i + 1, n);
+    }
     if (!c->doc && !(c->doc = eb_json_doc_new()))
         return eb__fail(c, EB_ENOMEM, "out of memory");
     if (c->answer.len && eb_json_parse(c->doc, c->answer.data, c->answer.len, NULL, NULL) == 0)
@@ -419,7 +525,7 @@ int eb__call(eb_client *c, const char *method, bool has_body, uint32_t extra_ms,
     int status = 0;
     const eb_json *r;
     int rc = exchange(c, method, c->path.data, has_body ? c->body.data : NULL,
-                      has_body ? c->body.len : 0, c->timeout_ms + extra_ms, &status, &r);
+                      has_body ? c->body.len : 0, c->timeout_ms + extra_ms, true, &status, &r);
     if (rc)
         return rc;
     if (status < 200 || status > 299)
@@ -444,7 +550,10 @@ int eb_request(eb_client *c, const char *method, const char *path, const char *b
         return eb__fail(c, EB_ENOMEM, "out of memory");
     int st = 0;
     const eb_json *r;
-    int rc = exchange(c, method, c->path.data, body, body_len, c->timeout_ms, &st, &r);
+    /* the caller's request: sent twice only if its method is idempotent */
+    bool resend = !strcmp(method, "GET") || !strcmp(method, "HEAD") || !strcmp(method, "PUT") ||
+                  !strcmp(method, "DELETE") || !strcmp(method, "OPTIONS");
+    int rc = exchange(c, method, c->path.data, body, body_len, c->timeout_ms, resend, &st, &r);
     if (rc)
         return rc;
     if (status)

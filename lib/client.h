@@ -1,8 +1,9 @@
 /* client.h - internals shared by the files of libeventbus (not installed).
  *
  * A call builds its path in c->path and its JSON body in c->body (with the
- * shared JSON writer), then eb__call() sends it, parses the answer into
- * c->doc and records the outcome in c->err. Answers and parses are reused
+ * shared JSON writer), then eb__call() sends it (to the servers of the URL
+ * list in turn when one fails: "Failover" in client.c), parses the answer
+ * into c->doc and records the outcome in c->err. Answers and parses are reused
  * from call to call, so a steady client does no allocation per request
  * beyond what results hand to the caller. */
 #ifndef EB_LIB_CLIENT_H
@@ -14,15 +15,30 @@
 #include "httpc.h"
 #include "json/json.h"
 #include "util/buf.h"
+#include "util/ulid.h"
 
-struct eb_client {
-    eb__http     http;        /* the connection */
+/* One server of the client's URL list. */
+typedef struct eb__target {
+    eb__http     http;        /* its connection */
     char        *url;         /* normalized base URL (owned) */
     char        *prefix;      /* path prefix of the URL, "" or "/x" (owned) */
+} eb__target;
+
+#define EB__MAX_URLS 16       /* servers in one client's list at most */
+
+struct eb_client {
+    eb__target  *targets;     /* the servers, in the order given (owned) */
+    size_t       ntargets;
+    size_t       cur;         /* the one that answered last: tried first */
+    char        *urls;        /* the URL list as given (owned; eb_consume's helper) */
+    char        *token;       /* the token in use, "" for none (owned; same use) */
+    char        *cafile;      /* the CA file in use, "" for the system store (owned) */
+    eb_ulid_gen  ids;         /* names the events published without an id */
     uint32_t     connect_timeout_ms;
-    uint32_t     timeout_ms;  /* per request */
+    uint32_t     timeout_ms;  /* per request and server */
     const volatile sig_atomic_t *cancel; /* the user's flag (not owned) */
-    eb_buf       path;        /* the request path being built */
+    eb_buf       path;        /* the request path being built (without prefix) */
+    eb_buf       full;        /* a server's prefix + path, as sent */
     eb_buf       body;        /* the request body being built */
     eb_buf       answer;      /* the last answer's body */
     eb_json_doc *doc;         /* its parse (NULL after eb__take_answer) */
@@ -34,7 +50,15 @@ struct eb_client {
     size_t       details_cap;
 };
 
-/* Starts a path: prefix + lit. Then add segments (percent-encoded), more
+/* A second cancel flag for every connection of c (NULL: none): eb_consume's
+ * stop flag cuts its long polls short. Not owned. */
+void eb__set_stop(eb_client *c, const volatile sig_atomic_t *stop);
+
+/* Writes a new event id (a ULID, 26 characters and a NUL) into out. */
+void eb__new_id(eb_client *c, char out[EB_ULID_LEN + 1]);
+
+/* Starts a path: lit (each server's prefix goes before it when it is sent).
+ * Then add segments (percent-encoded), more
  * literal text, and query parameters (the first gets '?'). */
 void eb__path(eb_client *c, const char *lit);
 void eb__path_seg(eb_client *c, const char *seg);
@@ -50,7 +74,9 @@ int eb__group_body(eb_client *c, const char *group, const char *tail, eb_jw *w);
 /* Starts a JSON body; returns the writer over c->body. */
 eb_jw *eb__body(eb_client *c, eb_jw *w);
 
-/* Sends c->path (with c->body when has_body) and parses a 2xx answer:
+/* Sends c->path (with c->body when has_body) and parses a 2xx answer. The
+ * request must be safe to send twice (every call of the library is: a
+ * publish carries its ids, settling is by delivery id, PUTs replace):
  * *root (may be NULL) is its JSON, NULL for an empty answer. extra_ms is
  * added to the timeout (long polls). Non-2xx answers become errors. */
 int eb__call(eb_client *c, const char *method, bool has_body, uint32_t extra_ms,

@@ -109,11 +109,13 @@ static int keeper_start(keeper *k, eb_client *c, const char *group, uint32_t eve
     memset(k, 0, sizeof *k);
     k->group = group;
     k->every_ms = every_ms;
-    eb_client_opts o = {.size = sizeof o, .url = c->url, .connect_timeout_ms = c->connect_timeout_ms,
-                        .timeout_ms = c->timeout_ms, .cancel = c->cancel};
+    eb_client_opts o = {.size = sizeof o, .url = c->urls, .connect_timeout_ms = c->connect_timeout_ms,
+                        .timeout_ms = c->timeout_ms, .cancel = c->cancel, .token = c->token,
+                        .cafile = c->cafile};
     int rc = eb_client_new(&o, &k->c);
     if (rc)
         return eb__fail(c, rc, "cannot make the extension thread's client");
+    k->c->cur = c->cur; /* start where the caller's client is */
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -288,9 +290,9 @@ static int pull_once(loop *l, uint64_t last_event, eb_events **evs)
     uint32_t max = l->o.max; /* never lease more than max_events still allows */
     if (l->o.max_events && l->o.max_events - l->st.handled < max)
         max = (uint32_t)(l->o.max_events - l->st.handled);
-    l->c->http.cancel[1] = l->o.stop; /* the stop flag cuts the wait short */
+    eb__set_stop(l->c, l->o.stop); /* the stop flag cuts the wait short */
     int rc = eb_pull(l->c, l->group, l->consumer, max, wait, evs);
-    l->c->http.cancel[1] = NULL;
+    eb__set_stop(l->c, NULL);
     return rc;
 }
 

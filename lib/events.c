@@ -19,25 +19,29 @@ static void kv(eb_jw *w, const char *k, const char *v)
     }
 }
 
-static void write_envelope(eb_jw *w, const char *type, const char *data, const eb_publish_opts *o)
+/* Writes one event; one without an id gets a generated one, so that a copy
+ * sent again after a failover is a duplicate the server drops. */
+static void write_envelope(eb_client *c, eb_jw *w, const char *type, const char *data,
+                           const eb_publish_opts *o)
 {
+    char gen[EB_ULID_LEN + 1];
     eb_jw_obj_open(w);
     kv(w, "type", type);
-    if (o) {
-        kv(w, "id", o->id);
-        kv(w, "key", o->key);
-        kv(w, "source", o->source);
-        kv(w, "subject", o->subject);
-        kv(w, "correlationId", o->correlation_id);
-        kv(w, "causationId", o->causation_id);
-        if (o->version) {
-            eb_jw_key(w, "version");
-            eb_jw_uint(w, o->version);
-        }
-        if (o->check_version) {
-            eb_jw_key(w, "expected_version");
-            eb_jw_uint(w, o->expected_version);
-        }
+    if (!o->id)
+        eb__new_id(c, gen);
+    kv(w, "id", o->id ? o->id : gen);
+    kv(w, "key", o->key);
+    kv(w, "source", o->source);
+    kv(w, "subject", o->subject);
+    kv(w, "correlationId", o->correlation_id);
+    kv(w, "causationId", o->causation_id);
+    if (o->version) {
+        eb_jw_key(w, "version");
+        eb_jw_uint(w, o->version);
+    }
+    if (o->check_version) {
+        eb_jw_key(w, "expected_version");
+        eb_jw_uint(w, o->expected_version);
     }
     eb_jw_key(w, "data");
     if (data)
@@ -111,7 +115,7 @@ int eb_publish(eb_client *c, const char *type, const char *data, const eb_publis
         (data && (rc = eb__check_json(c, "data", data, strlen(data)))))
         return rc;
     eb_jw w;
-    write_envelope(eb__body(c, &w), type, data, &o);
+    write_envelope(c, eb__body(c, &w), type, data, &o);
     eb__path(c, "/v1/events");
     const eb_json *root;
     if ((rc = eb__call(c, "POST", true, 0, &root)))
@@ -156,13 +160,35 @@ int eb_publish_batch(eb_client *c, const eb_message *const *msgs, size_t n, eb_r
     eb_jw_arr_open(&w);
     for (size_t i = 0; i < n; i++) {
         message_in(c, msgs, i, &m, &o); /* checked above */
-        write_envelope(&w, m.type, m.data, &o);
+        write_envelope(c, &w, m.type, m.data, &o);
     }
     eb_jw_arr_close(&w);
     eb__path(c, "/v1/events/batch");
     const eb_json *root;
     int rc = eb__call(c, "POST", true, 0, &root);
     return rc ? rc : read_receipts(c, root, true, out);
+}
+
+/* Copies the envelopes text[0..len) (parsed: in) into c->body, giving
+ * every event object without an "id" member a generated one, written
+ * first in the object; anything else is copied as is. */
+static void body_with_ids(eb_client *c, const char *text, size_t len, const eb_json *in)
+{
+    eb_buf *b = &c->body;
+    eb_buf_reset(b);
+    size_t from = 0;
+    const eb_json *e = in->type == EB_JSON_ARRAY ? in->child : in;
+    for (; e; e = in->type == EB_JSON_ARRAY ? e->next : NULL) {
+        if (!eb_json_is(e, EB_JSON_OBJECT) || eb_json_get(e, "id"))
+            continue;
+        char id[EB_ULID_LEN + 1];
+        eb__new_id(c, id);
+        size_t open = e->src_off + 1; /* just past the object's '{' */
+        eb_buf_append(b, text + from, open - from);
+        eb_buf_printf(b, "\"id\":\"%s\"%s", id, e->len ? "," : "");
+        from = open;
+    }
+    eb_buf_append(b, text + from, len - from);
 }
 
 int eb_publish_json(eb_client *c, const char *json, size_t len, eb_receipts **out)
@@ -176,8 +202,7 @@ int eb_publish_json(eb_client *c, const char *json, size_t len, eb_receipts **ou
         return rc;
     const eb_json *in = eb_json_root(c->doc);
     bool batch = in->type == EB_JSON_ARRAY;
-    eb_buf_reset(&c->body);
-    eb_buf_append(&c->body, json, len);
+    body_with_ids(c, json, len, in);
     eb__path(c, batch ? "/v1/events/batch" : "/v1/events");
     const eb_json *root;
     if ((rc = eb__call(c, "POST", true, 0, &root)))

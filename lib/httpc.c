@@ -510,20 +510,33 @@ static int read_answer(eb__http *h, uint64_t deadline, bool *got)
     return 0;
 }
 
+/* A kept connection the server has closed (or sent something unasked on)
+ * is readable: such a connection must not carry a request that cannot be
+ * sent twice. */
+static bool looks_closed(const eb__http *h)
+{
+    struct pollfd p = {.fd = h->fd, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
+}
+
 int eb__http_do(eb__http *h, const char *method, const char *path, const char *body,
-                size_t blen, uint32_t timeout_ms, int *status, eb_buf *answer)
+                size_t blen, uint32_t timeout_ms, bool resend, int *status, eb_buf *answer)
 {
     uint64_t deadline = eb_clock_mono_ms() + timeout_ms;
     h->answer = answer;
     h->err[0] = '\0';
+    h->sent = false;
     if (canceled(h)) /* raised before the call: send nothing */
         return fail(h, EB_ECANCELED, "canceled");
+    if (!resend && h->fd >= 0 && looks_closed(h))
+        disconnect(h);
     for (int attempt = 0;; attempt++) {
         eb_buf_reset(answer);
         bool reused = h->fd >= 0, got = false;
         int rc = reused ? 0 : do_connect(h);
         if (rc)
             return rc;
+        h->sent = true;
         rc = send_request(h, method, path, body, blen, deadline);
         if (rc == 0)
             rc = read_answer(h, deadline, &got);
@@ -536,7 +549,7 @@ int eb__http_do(eb__http *h, const char *method, const char *path, const char *b
         }
         disconnect(h);
         /* A stale keep-alive connection: the server closed it while idle. */
-        if (!(reused && !got && rc == EB_ECONNECT && attempt == 0))
+        if (!(resend && reused && !got && rc == EB_ECONNECT && attempt == 0))
             return rc;
     }
 }

@@ -4,8 +4,11 @@
  * is written in one go and its answer read with Node's http_parser (the same
  * parser the server uses), so Content-Length, chunked and read-until-close
  * bodies all work. A connection that was idle may have been closed by the
- * server meanwhile: when a request on a reused connection fails before any
- * byte of the answer came, it is sent once more on a fresh connection.
+ * server meanwhile: when a request that may be sent again (see
+ * eb__http_do) fails on a reused connection before any byte of its answer
+ * came, it is sent once more on a fresh connection; one that may not is
+ * sent on a reused connection only if that connection shows no sign of
+ * having been closed (nothing to read on it).
  * Every wait is bounded by the request's deadline and cut into slices of at
  * most 100 ms so the cancel flags are seen promptly. Sockets are written
  * with MSG_NOSIGNAL: no SIGPIPE, no signal handler needed.
@@ -36,6 +39,8 @@ typedef struct eb__http {
     int         status;       /* its HTTP status */
     bool        done;         /* the answer is complete */
     bool        keep_alive;   /* the connection may carry the next request */
+    bool        sent;         /* the last request may have reached the server: some
+                                 of it was written on an open connection */
     char        err[256];     /* why the last request failed (local reasons) */
     char        auth[540];    /* "Authorization: Bearer <token>\r\n", or "" */
     struct ssl_ctx_st *tls;   /* https: the client context (owned), or NULL */
@@ -57,10 +62,13 @@ void eb__http_close(eb__http *h);
 /* Sends one request (body may be NULL when blen is 0) and reads its answer
  * into `answer` (reset first) within timeout_ms. Returns 0 with *status set
  * whatever the status, or EB_ECONNECT, EB_ETIMEDOUT, EB_ECANCELED,
- * EB_EPROTO, EB_ETOOBIG, EB_ENOMEM with h->err explaining. A cancel flag
- * already up when the call starts sends nothing; one raised midway leaves
- * the outcome unknown, like a timeout. */
+ * EB_EPROTO, EB_ETOOBIG, EB_ENOMEM with h->err explaining; h->sent then
+ * tells whether the server may have got the request (false: it surely did
+ * not, e.g. the connection was refused). resend: the request may be sent
+ * twice (it is idempotent), so a stale keep-alive connection is retried
+ * on a fresh one. A cancel flag already up when the call starts sends
+ * nothing; one raised midway leaves the outcome unknown, like a timeout. */
 int eb__http_do(eb__http *h, const char *method, const char *path, const char *body,
-                size_t blen, uint32_t timeout_ms, int *status, eb_buf *answer);
+                size_t blen, uint32_t timeout_ms, bool resend, int *status, eb_buf *answer);
 
 #endif

@@ -2,11 +2,11 @@
  * (see event.h for the layout). */
 #include "bus/event.h"
 #include "util/clock.h"
+#include "util/ulid.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #include "eventbus/err.h"
@@ -204,73 +204,15 @@ int eb_event_check(eb_event_in *ev, eb_field_error *err)
 
 /* --- ids ----------------------------------------------------------------- */
 
-static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t id_last_ms;      /* ms of the last id */
-static uint8_t  id_rand[10];     /* its 80 random bits, incremented within a ms */
-static uint64_t id_prng[4];      /* xoshiro256**, seeded once by getrandom */
-
-static uint64_t rotl(uint64_t x, int k) { return x << k | x >> (64 - k); }
-
-/* The next xoshiro256** output (id_lock held). Ids need to be unique and
- * unordered within a ms, not secret: a getrandom() per ms cost a system call
- * on every event at low rates (seen in bench/peers' latency strace). */
-static uint64_t prng_next(uint64_t now_us)
-{
-    uint64_t *st = id_prng;
-    if (!(st[0] | st[1] | st[2] | st[3]) &&
-        getrandom(st, sizeof id_prng, 0) != (ssize_t)sizeof id_prng) {
-        uint64_t z = now_us; /* fallback: never fail */
-        for (int i = 0; i < 4; i++) { /* splitmix64 */
-            z += 0x9e3779b97f4a7c15u;
-            uint64_t x = z;
-            x = (x ^ x >> 30) * 0xbf58476d1ce4e5b9u;
-            x = (x ^ x >> 27) * 0x94d049bb133111ebu;
-            st[i] = x ^ x >> 31;
-        }
-    }
-    uint64_t r = rotl(st[1] * 5, 7) * 9, t = st[1] << 17;
-    st[2] ^= st[0];
-    st[3] ^= st[1];
-    st[1] ^= st[2];
-    st[0] ^= st[3];
-    st[2] ^= t;
-    st[3] = rotl(st[3], 45);
-    return r;
-}
+static eb_ulid_gen     id_gen; /* under id_lock */
 
 void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1])
 {
-    uint64_t now_us = eb_clock_wall_us(), ms = now_us / 1000u;
-    uint64_t hi, lo;
-
+    uint64_t now_us = eb_clock_wall_us();
     pthread_mutex_lock(&id_lock);
-    if (ms <= id_last_ms) {
-        ms = id_last_ms; /* clock stepped back or same ms: stay monotonic */
-        for (int i = 9; i >= 0 && ++id_rand[i] == 0; i--)
-            ;
-    } else {
-        id_last_ms = ms;
-        uint64_t a = prng_next(now_us), b = prng_next(now_us);
-        memcpy(id_rand, &a, 8);
-        memcpy(id_rand + 8, &b, 2);
-        id_rand[0] &= 0x7f; /* headroom so increments within a ms never wrap */
-    }
-    /* 128 bits: 48 of milliseconds, then the 80 random ones. */
-    hi = (ms & 0xffffffffffffu) << 16 | (uint64_t)id_rand[0] << 8 | id_rand[1];
-    lo = 0;
-    for (int i = 2; i < 10; i++)
-        lo = lo << 8 | id_rand[i];
+    eb_ulid_next(&id_gen, now_us, out);
     pthread_mutex_unlock(&id_lock);
-
-    /* -> 26 base32 chars, most significant first (2 pad bits on top). */
-    for (int i = EB_EVENT_ID_LEN - 1; i >= 0; i--) {
-        out[i] = crockford[lo & 31u];
-        lo = lo >> 5 | hi << 59;
-        hi >>= 5;
-    }
-    out[EB_EVENT_ID_LEN] = '\0';
 }
 
 /* --- stored format ------------------------------------------------------- */

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import DAEMON, ROOT, free_port, run_tests
+from harness import DAEMON, ROOT, Server, free_port, run_tests
 
 CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
 EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
@@ -716,6 +716,36 @@ def test_eventbus_log_flags(srv):
                        (["dump", "a", "--nope"], "unknown option '--nope'"), ([], "usage:")):
         p = subprocess.run([EVENTBUS_LOG] + args, capture_output=True, text=True, timeout=10)
         assert p.returncode == 2 and want in p.stderr, (args, p)
+
+
+def test_url_list_fails_over(srv):
+    """--url and EVENTBUS_URL take a list: the first node SIGKILLed, the CLI
+    publishes on the second; with every node down, exit 3 naming them."""
+    first = Server().start()
+    try:
+        urls = f"http://127.0.0.1:{first.port},http://127.0.0.1:{srv.port}"
+        r = js(srv, "publish", "order.created", order(1), url=urls)
+        assert first.request("GET", f"/v1/events/{r['id']}")[0] == 200
+        assert srv.request("GET", f"/v1/events/{r['id']}")[0] == 404
+        first.kill9()
+        for args in (["publish", "order.created", order(2)], ["--url", urls, "publish",
+                                                              "order.created", order(3)]):
+            rc, out, err = run(srv, *args, url=urls)
+            assert rc == 0, (args, rc, err)
+            got = json.loads(out)
+            assert len(got["id"]) == 26 and not got.get("duplicate"), got  # the CLI's own id
+            status, _, ev = srv.request("GET", f"/v1/events/{got['id']}")
+            assert status == 200 and ev["data"]["orderId"] in ("A-2", "A-3"), (status, ev)
+        rc, out, _ = run(srv, "stats", url=urls)
+        assert rc == 0 and json.loads(out)["events"]["published_since_start"] == 2, out
+        down = f"http://127.0.0.1:{free_port()}, http://127.0.0.1:{first.port}"
+        rc, _, err = run(srv, "stats", url=down)
+        assert rc == 3 and "(2 of 2 servers tried)" in err, (rc, err)
+        assert f"servers: {down}" in err, err
+        rc, _, err = run(srv, "stats", url="127.0.0.1:1,,127.0.0.1:2")
+        assert rc == 2 and "cannot use URL" in err, (rc, err)
+    finally:
+        first.cleanup()
 
 
 if __name__ == "__main__":

@@ -83,10 +83,15 @@ static int wait_ready(eb_test_daemon *d)
 
 void eb_test_daemon_start(eb_test_daemon *d, const char *const *extra)
 {
+    eb_test_daemon_start_at(d, "data", extra);
+}
+
+void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *const *extra)
+{
     memset(d, 0, sizeof *d);
     for (int i = 0; extra && extra[i] && i < 15; i++)
         d->extra[i] = extra[i];
-    snprintf(d->data, sizeof d->data, "%s/data", eb_test_tmpdir());
+    snprintf(d->data, sizeof d->data, "%s/%s", eb_test_tmpdir(), name);
     for (int attempt = 0; attempt < 3; attempt++) { /* the port may be taken meanwhile */
         d->port = eb_test_free_port();
         snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
@@ -109,6 +114,15 @@ void eb_test_daemon_stop(eb_test_daemon *d)
     CHECK(waitpid(d->pid, &st, 0) == d->pid);
     d->pid = 0;
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+void eb_test_daemon_kill(eb_test_daemon *d)
+{
+    if (d->pid <= 0)
+        return;
+    CHECK(kill(d->pid, SIGKILL) == 0);
+    CHECK(waitpid(d->pid, NULL, 0) == d->pid);
+    d->pid = 0;
 }
 
 void eb_test_daemon_restart(eb_test_daemon *d)

@@ -19,6 +19,11 @@ typedef struct eb_test_daemon {
 /* Starts a daemon (extra: NULL-terminated arguments, may be NULL); fails
  * the test if it does not come up within 10 s. */
 void eb_test_daemon_start(eb_test_daemon *d, const char *const *extra);
+/* The same over the data directory <tmpdir>/name, so that several daemons
+ * run side by side in one test. */
+void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *const *extra);
+/* SIGKILL and wait (a crash); restart brings it back on its port and data. */
+void eb_test_daemon_kill(eb_test_daemon *d);
 /* SIGTERM and wait; fails the test unless it exits 0. */
 void eb_test_daemon_stop(eb_test_daemon *d);
 /* Stops it and starts it again on the same port and data. */

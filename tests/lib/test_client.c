@@ -562,6 +562,16 @@ TEST(https_with_token)
     eb_test_daemon_restart(&d);
     CHECK_OK(eb_publish(c, "a.b", "2", NULL, &b));
     CHECK_EQ(b.seq, a.seq + 1);
+    /* a list whose first node is down: the same token and CA serve the next */
+    char list[160];
+    snprintf(list, sizeof list, "https://127.0.0.1:%d, %s", eb_test_free_port(), url);
+    eb_client_opts lo = o;
+    lo.url = list;
+    eb_client *lc;
+    CHECK_OK(eb_client_new(&lo, &lc));
+    CHECK_OK(eb_publish(lc, "a.b", "2", NULL, NULL));
+    CHECK_STR(eb_client_url(lc), url);
+    eb_client_free(lc);
     static const char mk[] = "{\"name\":\"r\",\"scopes\":[\"read\"]}";
     char *answer = NULL, reader[64] = "";
     CHECK_OK(eb_request(c, "POST", "/v1/tokens", mk, sizeof mk - 1, NULL, &answer));

@@ -10,6 +10,7 @@
 #include "util/imap.h"
 #include "util/heap.h"
 #include "util/rangeset.h"
+#include "util/ulid.h"
 #include "util/map.h"
 #include "util/xmalloc.h"
 
@@ -370,7 +371,33 @@ TEST(clocks_move_forward)
     CHECK(ahead > 1.0 && ahead <= 1.5);
 }
 
-TEST_MAIN(T(xmalloc_failure_aborts_with_message), T(buf_failure_aborts_only_with_the_daemon_handler),
+/* The generator the server and every client handle use: ids grow within a
+ * ms and when the clock steps back, carry the ms in their first 10
+ * characters, and two generators do not meet. */
+TEST(ulid_generator)
+{
+    static const char alpha[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    eb_ulid_gen g = {0}, h = {0};
+    char prev[EB_ULID_LEN + 1] = "", id[EB_ULID_LEN + 1], other[EB_ULID_LEN + 1];
+    const uint64_t t0 = 1764400000123456u; /* µs */
+    const uint64_t at[] = {t0, t0, t0 + 1, t0 + 1000, t0 - 5000000, t0 + 2000};
+    for (size_t i = 0; i < sizeof at / sizeof *at; i++) {
+        eb_ulid_next(&g, at[i], id);
+        CHECK_EQ(strlen(id), EB_ULID_LEN);
+        CHECK(strspn(id, alpha) == EB_ULID_LEN);
+        CHECK(strcmp(prev, id) < 0);
+        memcpy(prev, id, sizeof id);
+    }
+    uint64_t ms = 0;
+    for (int i = 0; i < 10; i++)
+        ms = ms * 32 + (uint64_t)(strchr(alpha, id[i]) - alpha);
+    CHECK_EQ(ms, (t0 + 2000) / 1000);
+    eb_ulid_next(&h, t0 + 2000, other); /* same ms, another generator */
+    CHECK(strcmp(id, other) != 0);
+    CHECK(memcmp(id, other, 10) == 0);
+}
+
+TEST_MAIN(T(ulid_generator), T(xmalloc_failure_aborts_with_message), T(buf_failure_aborts_only_with_the_daemon_handler),
           T(imap_put_get_del_many), T(buf_append_and_printf), T(buf_grows_past_printf_scratch),
           T(buf_steal_empty_is_empty_string),
           T(strerror_covers_codes_and_errno), T(map_put_get_del_many),

@@ -2,6 +2,7 @@
 // as a typed method, and consume(), the worker loop (worker.ts).
 import { Transport, type TransportOptions } from './http.js';
 import { Worker, type ConsumeOptions, type Handler } from './worker.js';
+import { ulid } from './ulid.js';
 import { toJsonSchema } from './zod.js';
 import type {
   AckResult, BrowseOptions, CloudEvent, Compatibility, DeadLetterPage, EventInput, EventMap, EventMapOf,
@@ -12,8 +13,13 @@ import type {
 } from './types.js';
 
 export interface ClientOptions extends Partial<TransportOptions> {
-  /** Base URL of eventbusd, http:// or https://. Default `$EVENTBUS_URL`, else http://127.0.0.1:8470. */
-  url?: string;
+  /**
+   * Base URL of eventbusd, http:// or https:// (default `$EVENTBUS_URL`,
+   * else http://127.0.0.1:8470), or the nodes of
+   * one bus: an array or a comma-separated string (up to 16). Requests fail
+   * over from node to node (README, "Several servers").
+   */
+  url?: string | readonly string[];
 }
 
 const seg = encodeURIComponent;
@@ -30,9 +36,11 @@ const bound = (b: ReplayBound) => (b instanceof Date ? b.toISOString() : b);
 /** The wire names of options whose client name differs (the rest are the same on both sides). */
 const wireName: Record<string, string> = { expectedVersion: 'expected_version' };
 
+/** One event; without an id it gets a ULID here, before the first try, so a copy sent again is a duplicate. */
 function envelope(type: string, data: unknown, o: PublishOptions | undefined): Record<string, unknown> {
   const e: Record<string, unknown> = { type, data };
   if (o) for (const [k, v] of Object.entries(o)) if (v !== undefined) e[wireName[k] ?? k] = v;
+  if (e.id === undefined) e.id = ulid();
   return e;
 }
 
@@ -201,6 +209,11 @@ export class EventBus<M extends EventMap = EventMap> {
       return out;
     };
     return bus;
+  }
+
+  /** The URL in use: the node that answered last (the first before any answer). */
+  get url(): string {
+    return this.transport.base;
   }
 
   /** Publishes one event; resolves once it is durable. */

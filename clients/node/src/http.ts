@@ -1,15 +1,23 @@
 // http.ts - one JSON request to eventbusd, with the server's error answers
-// turned into error classes. http:// goes over Node's fetch (keep-alive
-// connections pooled by Node's built-in HTTP client); https:// over
-// node:https with a keep-alive Agent of its own, which is where the `ca`
-// option goes (Node's fetch takes no CA without the undici package, and
-// the client has no runtime dependency).
+// turned into error classes, failing over from node to node when the client
+// has several URLs. http:// goes over Node's fetch (keep-alive connections
+// pooled by Node's built-in HTTP client); https:// over node:https with a
+// keep-alive Agent of its own, which is where the `ca` option goes (Node's
+// fetch takes no CA without the undici package, and the client has no
+// runtime dependency).
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { CertificateError, ConnectionError, errorFromAnswer, TimeoutError } from './errors.js';
 
 export interface TransportOptions {
-  url: string;
+  /**
+   * Base URL of eventbusd (http:// or https://; default `$EVENTBUS_URL`), or
+   * several nodes of one bus: an array, or one string with commas
+   * ('http://bus-1:8470,http://bus-2:8470'). A request goes to the node that
+   * answered last and moves to the next (each at most once per request) on a
+   * connection error, a timeout or a 503.
+   */
+  url: string | readonly string[];
   /**
    * The API token, sent as `Authorization: Bearer <token>`. Default
    * `$EVENTBUS_TOKEN`; `''` sends none (and does not read the variable).
@@ -36,6 +44,26 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** A body already serialized (with its content type). */
   raw?: { body: string; contentType: string };
+  /** Not safe to send twice: after a failure that may have reached the server, throw instead of moving on. */
+  once?: boolean;
+}
+
+/** At most this many URLs (as libeventbus). */
+const MAX_URLS = 16;
+
+/** The URL list: an array, or a string split at commas; trailing slashes dropped. */
+export function parseUrls(url: string | readonly string[]): string[] {
+  const list = (typeof url === 'string' ? url.split(',') : [...url]).map((u) => u.trim().replace(/\/+$/, ''));
+  if (!list.length || list.length > MAX_URLS || list.some((u) => !/^https?:\/\/[^/]/.test(u)))
+    throw new TypeError(`url: 1 to ${MAX_URLS} http:// or https:// URLs expected, got ${JSON.stringify(url)}`);
+  return list;
+}
+
+/** Transport failures where the request surely did not leave: nothing reached a server. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+function notSent(err: unknown): boolean {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return NOT_SENT.has(e.cause?.code ?? e.code ?? ''); // fetch wraps the socket's error; node:https does not
 }
 
 /** An answer as the transports hand it over: status, a header getter, the body text. */
@@ -88,23 +116,40 @@ function loadCa(ca: string | Buffer | undefined): string | Buffer | undefined {
 }
 
 export class Transport {
-  readonly base: string;
+  /** The nodes, in the order given. */
+  readonly urls: readonly string[];
+  private current = 0;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
   private readonly send: Send;
 
   constructor(o: TransportOptions) {
-    this.base = o.url.replace(/\/+$/, '');
+    this.urls = parseUrls(o.url);
     this.headers = { accept: 'application/json' };
     const token = o.token ?? process.env.EVENTBUS_TOKEN;
     if (token) this.headers.authorization = `Bearer ${token}`;
     this.timeoutMs = o.timeoutMs ?? 30000;
     if (o.fetch) this.send = viaFetch(o.fetch);
-    else if (/^https:/i.test(this.base)) this.send = viaHttps(new HttpsAgent({ keepAlive: true, ca: loadCa(o.ca) }));
-    else this.send = viaFetch(globalThis.fetch);
+    else {
+      const plain = viaFetch(globalThis.fetch);
+      const https = this.urls.some((u) => /^https:/i.test(u))
+        ? viaHttps(new HttpsAgent({ keepAlive: true, ca: loadCa(o.ca) }))
+        : undefined;
+      this.send = (url, init) => (https && /^https:/i.test(url) ? https : plain)(url, init);
+    }
   }
 
-  /** Sends the request; resolves to the parsed answer body (undefined for 204), throws an EventBusError. */
+  /** The URL in use: the node that answered last (the first before any answer). */
+  get base(): string {
+    return this.urls[this.current];
+  }
+
+  /**
+   * Sends the request; resolves to the parsed answer body (undefined for 204), throws an EventBusError.
+   * Fails over: the next node (round robin from the one that answered last, each once) after a
+   * connection error, a timeout or a 503; after a failure that may have reached the server only
+   * unless o.once. Each try gets the whole timeout.
+   */
   async request<T>(method: string, path: string, body?: unknown, o: RequestOptions = {}): Promise<{ status: number; body: T }> {
     const headers: Record<string, string> = { ...this.headers, ...o.headers };
     let payload: string | undefined;
@@ -115,14 +160,25 @@ export class Transport {
       payload = JSON.stringify(body);
       headers['content-type'] = 'application/json';
     }
-    const timeout = AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
-    const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
-    let res: Answer;
-    try {
-      res = await this.send(this.base + path, { method, headers, body: payload, signal });
-    } catch (err) {
-      throw this.failure(err, method, path, o.signal, timeout);
+    let res: Answer | undefined;
+    let failure: unknown;
+    for (let i = 0; i < this.urls.length; i++) {
+      const at = (this.current + i) % this.urls.length;
+      const timeout = AbortSignal.timeout(o.timeoutMs ?? this.timeoutMs);
+      const signal = o.signal ? AbortSignal.any([o.signal, timeout]) : timeout;
+      try {
+        res = await this.send(this.urls[at] + path, { method, headers, body: payload, signal });
+      } catch (err) {
+        res = undefined;
+        failure = this.failure(err, method, path, o.signal, timeout);
+        if (o.signal?.aborted || (o.once && !notSent(err))) break;
+        continue;
+      }
+      if (res.status === 503 && i + 1 < this.urls.length) continue; // not carried out: the next node
+      if (res.status !== 503) this.current = at;
+      break;
     }
+    if (!res) throw failure;
     const text = res.text;
     let parsed: unknown;
     if (text && (res.header('content-type') ?? '').includes('json')) {
