@@ -17,6 +17,8 @@ static const char usage[] =
     "usage: eventbusd [options]\n"
     "  --listen IP:PORT        HTTP address; [::1]:PORT for IPv6; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
+    "  --store URI             keep the data in PostgreSQL instead: a libpq URI like\n"
+    "                          postgresql://user@host/db (not with --data)  EVENTBUS_STORE\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
     "  --retention AGE         delete events older than AGE, like 7d or 24h (default 0: kept forever)  EVENTBUS_RETENTION\n"
@@ -188,6 +190,12 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
         snprintf(c->data, sizeof c->data, "%s", v);
+        c->data_set = true;
+    } else if (!strcmp(name, "store")) {
+        if (strncmp(v, "postgresql://", 13) && strncmp(v, "postgres://", 11))
+            BAD("expected a PostgreSQL URI, postgresql://...");
+        if (strlen(v) >= sizeof c->store) BAD("too long");
+        snprintf(c->store, sizeof c->store, "%s", v);
     } else if (!strcmp(name, "fsync")) {
         if (!strcmp(v, "always")) c->fsync = EB_STORE_SYNC_ALWAYS;
         else if (!strcmp(v, "interval")) c->fsync = EB_STORE_SYNC_INTERVAL;
@@ -271,7 +279,8 @@ static const char *const env_names[] = {
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
-    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval"};
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
+    "store"};
 
 static bool known(const char *name)
 {
@@ -356,6 +365,11 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         }
         if (apply(c, name, val, err, errlen))
             return -1;
+    }
+    if (*c->store && c->data_set) {
+        snprintf(err, errlen, "--data and --store are exclusive: the data is either in a "
+                 "directory (--data) or in PostgreSQL (--store)");
+        return -1;
     }
     return check_tls(c, err, errlen);
 }
