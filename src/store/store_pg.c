@@ -52,6 +52,7 @@
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
+#define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
 
 typedef struct pend_cb {
     eb_store_done_cb cb;
@@ -290,7 +291,8 @@ static void sleep_ms(uint64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* (Re)connects the writer; 0 or EB_ECONNECT. */
+/* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
+ * EB_EEXIST when another eventbusd holds the database. */
 static int connect_wr(pg_store *p)
 {
     if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
@@ -298,7 +300,24 @@ static int connect_wr(pg_store *p)
     PQfinish(p->wr);
     char err[256];
     p->wr = connect_db(p->uri, p->sync, err, sizeof err);
-    return p->wr ? 0 : EB_ECONNECT;
+    if (!p->wr)
+        return EB_ECONNECT;
+    /* One node per database (the seqs are assigned here): a session lock,
+     * held as long as this connection lives. */
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS,
+             (int)p->kind);
+    PGresult *r = NULL;
+    int rc = run(p->wr, sql, 0, NULL, 0, &r);
+    if (rc == 0) {
+        rc = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't' ? 0 : EB_EEXIST;
+        PQclear(r);
+    }
+    if (rc) {
+        PQfinish(p->wr);
+        p->wr = NULL;
+    }
+    return rc;
 }
 
 /* The connection broke while the work batch was committing: reconnects
@@ -308,7 +327,10 @@ static int resolve(pg_store *p)
 {
     uint64_t backoff = PG_BACKOFF_MIN_MS;
     for (int tries = 0;; tries++) {
-        if (connect_wr(p) == 0) {
+        int rc = connect_wr(p);
+        if (rc == EB_EEXIST)
+            return EB_EIO; /* another node has the database: stop */
+        if (rc == 0) {
             char seq[24];
             snprintf(seq, sizeof seq, "%llu", (unsigned long long)p->work.first);
             char sql[96];
@@ -467,6 +489,12 @@ static bool probe(pg_store *p, uint64_t *backoff)
     if (rc == 0)
         rc = run0(p->wr, "SELECT 1");
     pthread_mutex_lock(&p->mu);
+    if (rc == EB_EEXIST) { /* another node took the database meanwhile */
+        EB_ERROR("postgresql (%s store): another eventbusd holds the database; writes stop",
+                 p->table);
+        p->err = EB_EIO;
+        return false;
+    }
     if (rc) {
         *backoff = *backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : *backoff * 2;
         return true;
@@ -868,11 +896,12 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
         EB_ERROR("postgresql: cannot connect: %s", err);
         rc = EB_ECONNECT;
     }
+    if (!rc && (rc = connect_wr(p)) == EB_EEXIST)
+        EB_ERROR("postgresql (%s store): the database is in use by another eventbusd",
+                 p->table);
     if (!rc && (rc = load(p, rep)))
         EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
                  one_line(p->rd, err, sizeof err));
-    if (!rc && !(p->wr = connect_db(p->uri, p->sync, err, sizeof err)))
-        rc = EB_ECONNECT;
     if (!rc && pthread_create(&p->thr, NULL, writer_main, p) != 0)
         rc = EB_ENOMEM;
     if (rc) {

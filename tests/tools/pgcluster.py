@@ -85,6 +85,15 @@ class Cluster:
             raise RuntimeError("postgres did not answer in 30 s:\n" + self.log_tail())
         self.start_s = time.time() - t0
 
+    @classmethod
+    def existing(cls, host):
+        """A cluster someone else started (its socket directory); stop()
+        leaves it running."""
+        c = cls.__new__(cls)
+        c.dir, c.proc, c.log, c.start_s = host, None, os.devnull, 0.0
+        c.foreign = True
+        return c
+
     def log_tail(self, n=20):
         try:
             with open(self.log) as f:
@@ -100,6 +109,12 @@ class Cluster:
             raise RuntimeError(f"psql {sql!r}: {p.stdout}")
         return p.returncode
 
+    def query(self, db, sql):
+        """The rows of a query, unaligned, one a line."""
+        return subprocess.run([pg_bin("psql"), "-h", self.dir, "-U", USER, "-d", db, "-X", "-At",
+                               "-v", "ON_ERROR_STOP=1", "-c", sql], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, check=True).stdout.strip()
+
     def uri(self, db):
         return f"postgresql://{USER}@/{db}?host={self.dir}"
 
@@ -112,6 +127,8 @@ class Cluster:
         self.psql("postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
 
     def stop(self):
+        if getattr(self, "foreign", False):
+            return
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # fast shutdown
             try:

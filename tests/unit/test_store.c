@@ -367,6 +367,23 @@ TEST(pg_store_open_unreachable)
     CHECK_EQ(eb_store_open(engine, &o, &s, NULL), EB_ECONNECT);
 }
 
+/* One node per database: a second open of the same store is refused
+ * while the first holds it, and allowed once it is closed. */
+TEST(pg_store_second_node_refused)
+{
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    eb_store_opts o = {.data_dir = store_dir(), .kind = EB_STORE_EVENTS};
+    eb_store *t = NULL;
+    CHECK_EQ(eb_store_open(engine, &o, &t, NULL), EB_EEXIST);
+    o.kind = EB_STORE_META; /* the other store is another lock */
+    CHECK_OK(eb_store_open(engine, &o, &t, NULL));
+    eb_store_close(t);
+    eb_store_close(s);
+    o.kind = EB_STORE_EVENTS;
+    CHECK_OK(eb_store_open(engine, &o, &t, NULL));
+    eb_store_close(t);
+}
+
 /* META compaction deletes rows: after drop_before and a reopen, first_seq
  * is there and next_seq goes on. */
 TEST(pg_store_meta_drop_before_deletes)
@@ -391,6 +408,7 @@ TEST(pg_store_meta_drop_before_deletes)
 
 #ifdef EB_TEST_PG
 #define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), T(pg_store_open_unreachable), \
+                 T(pg_store_second_node_refused), \
                  T(pg_store_meta_drop_before_deletes)
 #else
 #define PG_TESTS
