@@ -315,6 +315,17 @@ void eb__api_write_failed(eb_http_req *req, int rc)
     }
 }
 
+void eb__api_read_failed(eb_http_req *req, int rc)
+{
+    if (rc == EB_ECONNECT) {
+        eb_http_set_header(req, "Retry-After", "1");
+        eb__api_error(req, 503, "storage_unavailable", "the server's database is unreachable; "
+                      "retry (the server reconnects by itself)", NULL);
+    } else {
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    }
+}
+
 void eb__api_reply(eb_api *api, eb_http_req *req, int status)
 {
     eb__api_respond(req, status, "application/json", api->out.data, api->out.len);

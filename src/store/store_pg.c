@@ -535,8 +535,12 @@ static void *writer_main(void *arg)
         pthread_cond_broadcast(&p->space);
         pthread_mutex_unlock(&p->mu);
         int status = write_work(p);
-        if (status == PG_UNKNOWN)
+        if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
+            pthread_mutex_lock(&p->mu);
+            enter_error(p, EB_ECONNECT);
+            pthread_mutex_unlock(&p->mu);
             status = resolve(p);
+        }
         pthread_mutex_lock(&p->mu);
         if (status == 0) {
             atomic_store(&p->durable, p->work.first + p->work.records);
@@ -545,6 +549,8 @@ static void *writer_main(void *arg)
                 next_house = 0; /* the first rows: their size at once */
         } else {
             enter_error(p, status);
+            if (status == EB_EIO)
+                p->err = EB_EIO; /* broken for good, even if resolving */
         }
         pthread_mutex_unlock(&p->mu);
         finish(&p->work, status);
@@ -624,23 +630,26 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
     return 0;
 }
 
-/* The read connection, reconnected at most every PG_BACKOFF_MIN_MS. */
+/* The read connection: one found broken is made again at once; after a
+ * failed connect, the next try waits PG_BACKOFF_MIN_MS (a read while the
+ * database is away fails fast). */
 static PGconn *reader(pg_store *p)
 {
     if (p->rd && PQstatus(p->rd) == CONNECTION_OK)
         return p->rd;
     uint64_t now = eb_clock_mono_ms();
-    if (now < p->rd_retry_ms)
+    if (!p->rd && now < p->rd_retry_ms)
         return NULL;
-    p->rd_retry_ms = now + PG_BACKOFF_MIN_MS;
     PQfinish(p->rd);
     char err[256];
     p->rd = connect_db(p->uri, p->sync, err, sizeof err);
+    if (!p->rd)
+        p->rd_retry_ms = now + PG_BACKOFF_MIN_MS;
     return p->rd;
 }
 
-/* A read query; a connection found broken by it is made again once at
- * once (the database may have restarted since the last read). */
+/* A read query; when the connection failed it (the database may have
+ * restarted since the last read) it is tried once more on a new one. */
 static int read_query(pg_store *p, const char *sql, int n, const char *const *params,
                       PGresult **out)
 {
@@ -649,8 +658,10 @@ static int read_query(pg_store *p, const char *sql, int n, const char *const *pa
         if (!c)
             return EB_ECONNECT;
         int rc = run(c, sql, n, params, 1, out);
-        if (rc != EB_ECONNECT || attempt || PQstatus(c) == CONNECTION_OK)
+        if (rc != EB_ECONNECT || attempt)
             return rc;
+        PQfinish(p->rd); /* after "terminating connection" it may still look fine */
+        p->rd = NULL;
         p->rd_retry_ms = 0;
     }
 }

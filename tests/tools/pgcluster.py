@@ -61,7 +61,12 @@ class Cluster:
         if out.returncode != 0:
             self.stop()
             raise RuntimeError("initdb failed:\n" + out.stdout[-2000:])
-        logf = open(self.log, "w")
+        self.start_server()
+        self.start_s = time.time() - t0
+
+    def start_server(self):
+        """Starts postgres on the cluster's directory (again after crash())."""
+        logf = open(self.log, "a")
         if self.creds:
             os.chown(self.log, self.creds["user"], self.creds["group"])
         # A test database: no fsync (the tests check eventbus, not the
@@ -78,12 +83,16 @@ class Cluster:
             if self.proc.poll() is not None:
                 raise RuntimeError("postgres did not start:\n" + self.log_tail())
             if self.psql("postgres", "SELECT 1", check=False) == 0:
-                break
+                return
             time.sleep(0.05)
-        else:
-            self.stop()
-            raise RuntimeError("postgres did not answer in 30 s:\n" + self.log_tail())
-        self.start_s = time.time() - t0
+        self.stop()
+        raise RuntimeError("postgres did not answer in 30 s:\n" + self.log_tail())
+
+    def crash(self):
+        """Immediate shutdown (SIGQUIT, as pg_ctl stop -m immediate): every
+        connection drops, recovery runs at the next start."""
+        self.proc.send_signal(signal.SIGQUIT)
+        self.proc.wait(timeout=30)
 
     @classmethod
     def existing(cls, host):

@@ -1,0 +1,137 @@
+"""The PostgreSQL engine's own behaviour, against a real eventbusd on a
+throwaway cluster (EB_TEST_STORE=pg; meson suite 'pg'): the database lost
+and back (503 storage_unavailable meanwhile, recovery without a restart,
+nothing acknowledged lost, nothing refused written), and the --store flag.
+Without EB_TEST_STORE=pg every test skips."""
+import os
+import subprocess
+import time
+
+from harness import DAEMON, PG, pg_cluster, run_tests, skip_on_pg
+
+
+def need_pg():
+    if not PG:
+        skip_on_pg("")  # no-op off PostgreSQL: say why instead
+        from harness import Skip
+        raise Skip("needs EB_TEST_STORE=pg")
+
+
+def publish(srv, i, timeout=30):
+    return srv.request("POST", "/v1/events", {"type": "t.x", "id": f"ev-{i}", "source": "s",
+                                              "data": {"i": i}}, timeout=timeout)
+
+
+def all_events(srv):
+    st, _, js = srv.request("GET", "/v1/events?limit=1000")
+    assert st == 200, js
+    return js["events"]
+
+
+def database_down(srv, acked, refused):
+    """While the database is down: publishes until a few were refused
+    (503 storage_unavailable, Retry-After 1), then /healthz degraded.
+    Returns the next id."""
+    i, t_down = 20, time.time()
+    while time.time() - t_down < 20 and len(refused) < 3:
+        st, h, js = publish(srv, i)
+        if st == 201:
+            acked.append(i)  # committed before the writer noticed
+        else:
+            assert st == 503 and js["error"]["code"] == "storage_unavailable", (st, js)
+            assert h.get("retry-after") == "1", h
+            refused.append(i)
+        i += 1
+        time.sleep(0.05)
+    assert refused, "no 503 while the database was down"
+    for _ in range(100):  # the health check looks every ~250 ms
+        st, _, js = srv.request("GET", "/healthz")
+        if st == 503:
+            break
+        time.sleep(0.05)
+    assert st == 503 and js["code"] == "storage_unavailable", (st, js)
+    return i
+
+
+def test_database_lost_then_back(srv):
+    """The database crashes (immediate shutdown) under publishes: writes
+    answer 503 storage_unavailable with Retry-After and /healthz says so;
+    the database restarts and the server takes writes again by itself.
+    Every acknowledged publish is there once, in seq order without a gap,
+    and no publish answered 503 was written."""
+    need_pg()
+    st, _, _ = srv.request("PUT", "/v1/groups/g", {"types": ["t.>"], "start": "earliest"})
+    assert st == 201
+    acked, refused = [], []
+    for i in range(20):
+        st, _, js = publish(srv, i)
+        assert st == 201, js
+        acked.append(i)
+    c = pg_cluster()
+    c.crash()
+    try:
+        i = database_down(srv, acked, refused)
+    finally:
+        c.start_server()
+    t_up = time.time()
+    while True:
+        st, _, js = publish(srv, i)
+        if st == 201:
+            acked.append(i)
+            break
+        assert st == 503, (st, js)
+        refused.append(i)
+        i += 1
+        assert time.time() - t_up < 30, "not writable 30 s after the database came back"
+        time.sleep(0.1)
+    print(f"        writable again {time.time() - t_up:.2f} s after the database restarted",
+          flush=True)
+    for j in range(i + 1, i + 6):
+        st, _, js = publish(srv, j)
+        assert st == 201, js
+        acked.append(j)
+    evs = all_events(srv)
+    got = [e["data"]["i"] for e in evs]
+    assert sorted(got) == sorted(acked), (got, acked)
+    assert not set(got) & set(refused), "a publish answered 503 was written"
+    assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1)), "a gap in the seqs"
+    st, _, js = srv.request("GET", "/healthz")
+    assert st == 200, js
+    # the group gets every acknowledged event
+    seen = []
+    for _ in range(20):
+        st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 100})
+        assert st == 200, js
+        if not js["events"]:
+            break
+        seen += [e["data"]["i"] for e in js["events"]]
+        srv.request("POST", "/v1/groups/g/ack", {"ids": [e["delivery"]["id"] for e in js["events"]]})
+    assert sorted(seen) == sorted(acked), (seen, acked)
+    # and a restart reads the same
+    srv.restart()
+    assert [e["data"]["i"] for e in all_events(srv)] == got
+
+
+def test_store_flag(srv):
+    """--store takes a PostgreSQL URI, not with --data; an unreachable
+    database fails the start, saying so."""
+    need_pg()
+
+    def daemon(*args):
+        return subprocess.run([DAEMON, "--listen", "127.0.0.1:0"] + list(args),
+                              capture_output=True, text=True, timeout=30)
+    p = daemon("--data", os.path.join(srv.dir, "d"), "--store", srv.store_uri)
+    assert p.returncode == 2 and "--data" in p.stderr and "--store" in p.stderr, p.stderr
+    p = daemon("--store", "mysql://x/y")
+    assert p.returncode == 2 and "--store" in p.stderr and "postgresql://" in p.stderr, p.stderr
+    p = daemon("--store", "postgresql://eb@/none?host=/nonexistent-eb-dir")
+    assert p.returncode == 1 and "cannot connect" in p.stderr, p.stderr
+    # the environment variable too
+    env = dict(os.environ, EVENTBUS_STORE=srv.store_uri, EVENTBUS_DATA=srv.dir)
+    p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                       timeout=30, env=env)
+    assert p.returncode == 2 and "--store" in p.stderr, p.stderr
+
+
+if __name__ == "__main__":
+    run_tests(globals())
