@@ -44,7 +44,6 @@
 #include "util/logger.h"
 #include "util/xmalloc.h"
 
-#define PG_PART_SEQS      65536u       /* seqs per events partition */
 #define PG_MAX_RECORD     (64u << 20)  /* largest record accepted */
 #define PG_MAX_PENDING    (64u << 20)  /* appends wait past this many bytes queued */
 #define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan */
@@ -53,6 +52,9 @@
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
+
+uint64_t eb__store_pg_part_seqs = 65536; /* seqs per events partition */
+#define PG_PART_SEQS eb__store_pg_part_seqs
 
 typedef struct pend_cb {
     eb_store_done_cb cb;

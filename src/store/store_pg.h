@@ -4,8 +4,13 @@
 #ifndef EB_STORE_PG_H
 #define EB_STORE_PG_H
 
+#include <stdint.h>
+
 #include "store/store.h"
 
 extern const eb_store_engine eb_store_pg_engine;
+/* Seqs per events partition (65536): the tests make it small to see
+ * retention drop partitions. Set before opening a store. */
+extern uint64_t eb__store_pg_part_seqs;
 
 #endif

@@ -384,6 +384,47 @@ TEST(pg_store_second_node_refused)
     eb_store_close(t);
 }
 
+/* Retention drops whole partitions (4 seqs each here), oldest first,
+ * never the newest nor one that holds seqs not yet durable; first_seq
+ * follows, reads start there, a reopen finds the same, the seqs go on. */
+TEST(pg_store_retention_drops_partitions)
+{
+    eb__store_pg_part_seqs = 4;
+    eb_store_opts o = {.data_dir = store_dir(), .kind = EB_STORE_EVENTS,
+                       .sync = EB_STORE_SYNC_ALWAYS, .retention_bytes = 1};
+    eb_store *s = NULL;
+    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
+    for (int i = 0; i < 5; i++)
+        append_batch(s, "r", 4, false); /* seqs 1..20: partitions [0,4) .. [20,24) */
+    eb_store_stats st;
+    for (int i = 0; i < 40 && eb_store_first_seq(s) < 20; i++)
+        usleep(100 * 1000); /* the writer looks once a second */
+    CHECK_EQ(eb_store_first_seq(s), 20); /* all but the newest partition, [20,24) */
+    eb_store_stats_get(s, &st);
+    CHECK_EQ(st.segments, 1);
+    seen v = {.stop_after = 0};
+    CHECK_OK(eb_store_scan(s, 1, 100, visit, &v));
+    CHECK(v.n == 1 && v.seqs[0] == 20);
+    eb_store_close(s);
+    eb_store_recovery rep;
+    o.retention_bytes = 0;
+    CHECK_OK(eb_store_open(engine, &o, &s, &rep));
+    CHECK(rep.first_seq == 20 && rep.records == 1 && rep.segments == 1);
+    CHECK_EQ(eb_store_next_seq(s), 21);
+    CHECK_EQ(append_batch(s, "n", 4, false), 21); /* 21..24: [24,28) made */
+    usleep(1500 * 1000);
+    CHECK_EQ(eb_store_first_seq(s), 20); /* no retention: kept */
+    eb_store_close(s);
+    /* By age: older than 1 ms goes, but never the newest partition. */
+    o.retention_ms = 1;
+    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
+    for (int i = 0; i < 40 && eb_store_first_seq(s) < 24; i++)
+        usleep(100 * 1000);
+    CHECK_EQ(eb_store_first_seq(s), 24);
+    CHECK_EQ(eb_store_next_seq(s), 25);
+    eb_store_close(s);
+}
+
 /* META compaction deletes rows: after drop_before and a reopen, first_seq
  * is there and next_seq goes on. */
 TEST(pg_store_meta_drop_before_deletes)
@@ -408,7 +449,7 @@ TEST(pg_store_meta_drop_before_deletes)
 
 #ifdef EB_TEST_PG
 #define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), T(pg_store_open_unreachable), \
-                 T(pg_store_second_node_refused), \
+                 T(pg_store_second_node_refused), T(pg_store_retention_drops_partitions), \
                  T(pg_store_meta_drop_before_deletes)
 #else
 #define PG_TESTS
