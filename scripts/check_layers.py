@@ -31,7 +31,7 @@ COMPONENTS = {
     "src/schema/": "schema",
     "src/log/": "log",
     "src/store/": "store",              # the storage engines (branch arch)
-    "src/store/store_pg.": "store-pg",  # the PostgreSQL engine: the interface, never the log
+    "src/store/store_pg": "store-pg",   # the PostgreSQL engine: the interface, never the log
     "src/http/": "http",
     "src/bus/": "bus",
     "src/api/": "api",
