@@ -23,7 +23,8 @@
  * (100 ms doubling to 5 s) and clears it.
  *
  * Reads (scan, seek_time) run on the calling thread over their own
- * connection. The lookups (key versions, key streams, ids) are kept in
+ * connection; EVENTS keeps the newest records this node appended in
+ * memory (store_pg_cache.c, 64 MiB) and serves scans of them from there. The lookups (key versions, key streams, ids) are kept in
  * memory like the log engine's (keyidx.c): a key's version must count
  * the appends still in flight, which no query can see; the bus feeds them
  * at open from a scan (indexed_upto 0).
@@ -102,6 +103,12 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
     p->last_ts = ts;
     if (!p->pend.records)
         p->pend.first = p->next_seq;
+    if (p->kind == EB_STORE_EVENTS) { /* seqs of failed appends are handed out again */
+        eb__pg_cache_truncate(&p->cache, p->next_seq);
+        for (size_t i = 0; i < n; i++)
+            eb__pg_cache_add(&p->cache, p->next_seq + i, ts, recs[i].type, recs[i].flags,
+                             recs[i].data, recs[i].len);
+    }
     for (size_t i = 0; i < n; i++) {
         eb_buf *b = &p->pend.copy;
         put_be(b, 5, 2);
@@ -162,6 +169,23 @@ static int read_query(pg_store *p, const char *sql, int n, const char *const *pa
     }
 }
 
+/* Visits the cached records from *from on (below end); 1 if cb stopped. */
+static int scan_cached(pg_store *p, uint64_t *from, uint64_t end, size_t *max,
+                       eb_store_scan_cb cb, void *arg)
+{
+    const pg_cached *e;
+    int stop = 0;
+    p->cache.pinned++; /* cb may append: what it visits stays */
+    while (*max && *from < end && !stop && (e = eb__pg_cache_get(&p->cache, *from))) {
+        eb_store_rec rec = {*from, e->ts, e->type, e->flags, e->len, e->data};
+        ++*from;
+        --*max;
+        stop = cb(arg, &rec);
+    }
+    p->cache.pinned--;
+    return stop;
+}
+
 static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg)
 {
     pg_store *p = pg_of(s);
@@ -172,9 +196,15 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
     snprintf(sql, sizeof sql, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 AND "
              "seq < $2 ORDER BY seq LIMIT $3", p->table);
     while (max && from < end) {
+        if (scan_cached(p, &from, end, &max, cb, arg))
+            break;
+        if (!max || from >= end)
+            break;
+        /* Below the cache (or past it): from the table, up to where it starts. */
+        uint64_t upto = from < p->cache.lo && p->cache.lo < end ? p->cache.lo : end;
         char a[24], b[24], l[24];
         snprintf(a, sizeof a, "%llu", (unsigned long long)from);
-        snprintf(b, sizeof b, "%llu", (unsigned long long)end);
+        snprintf(b, sizeof b, "%llu", (unsigned long long)upto);
         snprintf(l, sizeof l, "%zu", max < PG_SCAN_ROWS ? max : (size_t)PG_SCAN_ROWS);
         const char *params[] = {a, b, l};
         PGresult *r = NULL;
@@ -192,8 +222,13 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
             stop = cb(arg, &rec);
         }
         PQclear(r);
-        if (stop || rows == 0)
+        if (stop)
             break;
+        if (rows == 0) {
+            if (upto == end)
+                break;
+            from = upto; /* a gap below the cache (dropped rows): go on there */
+        }
     }
     return 0;
 }
@@ -267,6 +302,7 @@ static void pg_free(pg_store *p)
     free(p->pend.cbs);
     free(p->work.cbs);
     eb__keyidx_free(&p->kidx);
+    eb__pg_cache_free(&p->cache);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->space);
@@ -355,6 +391,7 @@ static int load(pg_store *p, eb_store_recovery *rep)
     if (floor > next)
         next = floor;
     p->next_seq = next;
+    eb__pg_cache_init(&p->cache, next);
     p->last_ts = last_ts;
     atomic_store(&p->durable, next);
     atomic_store(&p->first, count ? min : next);
@@ -397,6 +434,7 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     eb_buf_init(&p->pend.copy);
     eb_buf_init(&p->work.copy);
     eb__keyidx_init(&p->kidx);
+    eb__pg_cache_init(&p->cache, 0);
     char err[256];
     int rc = 0;
     if (!(p->rd = eb__pg_connect(p->uri, p->sync, err, sizeof err))) {

@@ -39,6 +39,22 @@ typedef struct batch {
     size_t   ncbs, cap;
 } batch;
 
+/* One cached record (store_pg_cache.c). */
+typedef struct pg_cached {
+    uint64_t ts;
+    uint16_t type, flags;
+    uint32_t len;
+    char    *data; /* owned */
+} pg_cached;
+
+/* The newest records this node appended: seqs [lo, hi), loop thread only. */
+typedef struct pg_cache {
+    pg_cached *v;      /* ring, indexed by seq */
+    uint64_t   lo, hi;
+    size_t     bytes;
+    int        pinned; /* scans in progress: evict nothing by bytes */
+} pg_cache;
+
 typedef struct pg_store {
     eb_store         base; /* first: a pg_store is an eb_store */
     eb_store_kind    kind;
@@ -62,12 +78,27 @@ typedef struct pg_store {
     uint64_t         part_lo, part_hi; /* writer: partitions [lo, hi) exist */
     uint64_t         dropped;     /* writer: META rows below this are deleted */
     eb_keyidx        kidx;
+    pg_cache         cache;       /* EVENTS: the newest records */
 } pg_store;
 
 static inline pg_store *pg_of(eb_store *s)
 {
     return (pg_store *)(void *)s;
 }
+
+/* --- the cache of the newest records (store_pg_cache.c) ------------------- */
+
+/* Empty, its window starting at next. */
+void eb__pg_cache_init(pg_cache *c, uint64_t next);
+/* Adds a copy of record seq: the window grows when seq is its next one,
+ * else it starts again at seq; the oldest go past the bounds. */
+void eb__pg_cache_add(pg_cache *c, uint64_t seq, uint64_t ts, uint16_t type, uint16_t flags,
+                      const void *data, uint32_t len);
+/* Forgets the records at and after seq `to` (their seqs are handed out again). */
+void eb__pg_cache_truncate(pg_cache *c, uint64_t to);
+/* Record seq if cached (valid until the next add or truncate), else NULL. */
+const pg_cached *eb__pg_cache_get(pg_cache *c, uint64_t seq);
+void eb__pg_cache_free(pg_cache *c);
 
 /* --- SQL helpers (store_pg_writer.c) -------------------------------------- */
 

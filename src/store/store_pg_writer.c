@@ -212,6 +212,16 @@ int eb__pg_connect_wr(pg_store *p)
     return rc;
 }
 
+/* After EB_ECONNECT from a statement that was not committed: the
+ * connection may only be stale (the database restarted while we were
+ * idle). True if a new one could be made at once (try again on it). */
+static bool reconnect(pg_store *p)
+{
+    PQfinish(p->wr);
+    p->wr = NULL;
+    return eb__pg_connect_wr(p) == 0;
+}
+
 /* The connection broke while the work batch was committing: reconnects
  * (with backoff) and looks for its first record. 0 if it was committed,
  * EB_ECONNECT if not (or when closing and the database stays away). */
@@ -422,6 +432,8 @@ void *eb__pg_writer_main(void *arg)
         if (now >= next_house && !p->err) {
             pthread_mutex_unlock(&p->mu);
             int rc = housekeeping(p);
+            if (rc == EB_ECONNECT && reconnect(p))
+                rc = housekeeping(p);
             pthread_mutex_lock(&p->mu);
             if (rc)
                 enter_error(p, rc);
@@ -438,6 +450,8 @@ void *eb__pg_writer_main(void *arg)
         pthread_cond_broadcast(&p->space);
         pthread_mutex_unlock(&p->mu);
         int status = write_work(p);
+        if (status == EB_ECONNECT && reconnect(p)) /* not sent: a stale connection? */
+            status = write_work(p);
         if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
             pthread_mutex_lock(&p->mu);
             enter_error(p, EB_ECONNECT);

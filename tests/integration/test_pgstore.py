@@ -95,7 +95,11 @@ def test_database_lost_then_back(srv):
     assert sorted(got) == sorted(acked), (got, acked)
     assert not set(got) & set(refused), "a publish answered 503 was written"
     assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1)), "a gap in the seqs"
-    st, _, js = srv.request("GET", "/healthz")
+    for _ in range(100):  # the health check looks every ~250 ms
+        st, _, js = srv.request("GET", "/healthz")
+        if st == 200:
+            break
+        time.sleep(0.05)
     assert st == 200, js
     # the group gets every acknowledged event
     seen = []

@@ -353,6 +353,11 @@ TEST(pg_store_reconnects_after_losing_the_database)
     eb_store_close(s);
     s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
     CHECK_EQ(eb_store_next_seq(s), acked);
+    seen w = {.stop_after = 0}; /* from the table now, not the cache of the newest */
+    CHECK_OK(eb_store_scan(s, 2, 100, visit, &w));
+    CHECK_EQ(w.n, acked - 2);
+    for (size_t i = 0; i < w.n; i++)
+        CHECK(w.seqs[i] == i + 2 && !memcmp(w.data[i], v.data[i + 1], 16));
     eb_store_close(s);
     (void)failed; /* 0 if the writer noticed before the first append */
 }
