@@ -168,8 +168,13 @@ static int write_work(pg_store *p)
         return PG_UNKNOWN;
     rc = 0;
     while ((r = PQgetResult(p->wr))) {
+        /* An error the server sent (a SQLSTATE, the connection alive) means
+         * the COPY was rolled back; any other failure from here on leaves
+         * the commit's outcome unknown. */
         if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = PQstatus(p->wr) == CONNECTION_OK ? classify(p->wr, r) : PG_UNKNOWN;
+            rc = PQstatus(p->wr) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
+                     ? classify(p->wr, r)
+                     : PG_UNKNOWN;
         PQclear(r);
     }
     if (!rc && PQstatus(p->wr) != CONNECTION_OK)
