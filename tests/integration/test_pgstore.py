@@ -116,6 +116,34 @@ def test_database_lost_then_back(srv):
     assert [e["data"]["i"] for e in all_events(srv)] == got
 
 
+def test_database_restarted_while_idle(srv):
+    """The database restarts between two requests: the server's
+    connections are stale, not lost for good; once /healthz says 200 the
+    next publish, read and ack succeed at the first try."""
+    need_pg()
+    st, _, _ = srv.request("PUT", "/v1/groups/g", {"types": ["t.>"], "start": "earliest"})
+    assert st == 201
+    for i in range(3):
+        assert publish(srv, i)[0] == 201
+    c = pg_cluster()
+    c.crash()
+    c.start_server()
+    for _ in range(200):
+        st, _, js = srv.request("GET", "/healthz")
+        if st == 200:
+            break
+        time.sleep(0.05)
+    assert st == 200, js
+    st, _, js = publish(srv, 3)
+    assert st == 201, js
+    assert [e["data"]["i"] for e in all_events(srv)] == [0, 1, 2, 3]
+    st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 10})
+    assert st == 200 and len(js["events"]) == 4, js
+    st, _, js = srv.request("POST", "/v1/groups/g/ack",
+                            {"ids": [e["delivery"]["id"] for e in js["events"]]})
+    assert st == 200 and js["acked"] == 4, js
+
+
 def test_store_flag(srv):
     """--store takes a PostgreSQL URI, not with --data; an unreachable
     database fails the start, saying so."""
