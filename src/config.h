@@ -13,7 +13,9 @@
 typedef struct eb_config {
     char            listen[128];       /* --listen, default 127.0.0.1:8470 */
     char            data[1024];        /* --data, default ./data */
-    bool            data_set;          /* --data given (flag or environment) */
+    int             data_from;         /* --data from: 0 default, 1 environment, 2 flag */
+    int             store_from;        /* --store from: the same */
+    bool            parsing_flags;     /* eb_config_parse: past the environment */
     char            store[1024];       /* --store postgresql://..., "" = the embedded log */
     eb_store_sync   fsync;             /* --fsync always|interval|never */
     uint32_t        fsync_interval_ms; /* --fsync-interval-ms, default 100 */

@@ -3,7 +3,9 @@ throwaway cluster (EB_TEST_STORE=pg; meson suite 'pg'): the database lost
 and back (503 storage_unavailable meanwhile, recovery without a restart,
 nothing acknowledged lost, nothing refused written), and the --store flag.
 Without EB_TEST_STORE=pg every test skips."""
+import http.client
 import os
+import re
 import subprocess
 import time
 
@@ -158,11 +160,37 @@ def test_store_flag(srv):
     assert p.returncode == 2 and "--store" in p.stderr and "postgresql://" in p.stderr, p.stderr
     p = daemon("--store", "postgresql://eb@/none?host=/nonexistent-eb-dir")
     assert p.returncode == 1 and "cannot connect" in p.stderr, p.stderr
-    # the environment variable too
+    # the environment variables too; a flag wins over the environment
     env = dict(os.environ, EVENTBUS_STORE=srv.store_uri, EVENTBUS_DATA=srv.dir)
     p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
                        timeout=30, env=env)
-    assert p.returncode == 2 and "--store" in p.stderr, p.stderr
+    assert p.returncode == 2 and "EVENTBUS_STORE" in p.stderr, p.stderr
+    db, uri = pg_cluster().create_db()
+    try:  # the systemd unit's EVENTBUS_DATA and --store in EVENTBUSD_ARGS: the database
+        env = dict(os.environ, EVENTBUS_DATA=os.path.join(srv.dir, "unused"))
+        d = subprocess.Popen([DAEMON, "--listen", "127.0.0.1:0", "--store", uri],
+                             stderr=subprocess.PIPE, text=True, env=env)
+        line = ""
+        while "listening on" not in line:
+            line = d.stderr.readline()
+            assert line, "eventbusd exited"
+        port = int(re.search(r"\(port (\d+)\)", line).group(1))
+        for _ in range(200):  # serving (its signal handlers are set) once it answers
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/healthz")
+                if c.getresponse().status == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        d.terminate()
+        assert d.wait(timeout=20) == 0
+        assert not os.path.exists(os.path.join(srv.dir, "unused"))
+        assert int(pg_cluster().query(db, "SELECT count(*) FROM pg_tables "
+                                          "WHERE tablename = 'eb_events'")) == 1
+    finally:
+        pg_cluster().drop_db(db)
 
 
 if __name__ == "__main__":
