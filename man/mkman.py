@@ -21,9 +21,10 @@ PAGES = {
         "summary": "the eventbus daemon: a durable event bus over HTTP",
         "description": [
             "eventbusd stores events published over its HTTP API in an append-only, "
-            "crash-safe log under its data directory and delivers them to consumer groups. "
+            "crash-safe log under its data directory (or, with --store, in a PostgreSQL "
+            "database) and delivers them to consumer groups. "
             "A 2xx answer to a publish, ack, nack or admin change means the change is on disk "
-            "under the fsync policy.",
+            "under the fsync policy (with --store: committed).",
             "Every option can also be set by the environment variable named beside it; a flag "
             "given on the command line wins over the variable.",
         ],
@@ -46,6 +47,9 @@ PAGES = {
                 ("DATA/LOCK", "held (flock) while a daemon uses DATA"),
                 ("DATA/events, DATA/meta", "the event log and the bus's own state log; "
                  "inspect them offline with eventbus-log(1)"),
+                ("--store database", "the tables eb_events (partitioned by seq range), eb_meta "
+                 "and eb_state, created at the first start; one eventbusd per database (a "
+                 "session advisory lock)"),
             ]),
             ("EXIT STATUS", [
                 (None, "0 after a clean stop, 1 when the data cannot be opened or the address "

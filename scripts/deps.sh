@@ -21,6 +21,8 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
       strace                   # checks the systemd unit's SystemCallFilter= (test_notify.py)
       prometheus               # promtool: contrib/prometheus/alerts.yml (tests/integration/test_alerts.py)
+      libpq-dev postgresql     # the PostgreSQL engine (--store), and the throwaway clusters its
+                               # tests run (tests/tools/pgcluster.py; the package's own cluster is unused)
       chromium)                # the dashboard's browser tests (tests/ui), headless
 for arg in "$@"; do
     case "$arg" in

@@ -17,6 +17,8 @@ static const char usage[] =
     "usage: eventbusd [options]\n"
     "  --listen IP:PORT        HTTP address; [::1]:PORT for IPv6; port 1-65535, 0: any free one (default 127.0.0.1:8470)  EVENTBUS_LISTEN\n"
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
+    "  --store URI             keep the data in PostgreSQL instead: a libpq URI like\n"
+    "                          postgresql://user@host/db (not with --data)  EVENTBUS_STORE\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
     "  --retention AGE         delete events older than AGE, like 7d or 24h (default 0: kept forever)  EVENTBUS_RETENTION\n"
@@ -188,6 +190,13 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "data")) {
         if (!*v || strlen(v) >= sizeof c->data) BAD("expected a directory");
         snprintf(c->data, sizeof c->data, "%s", v);
+        c->data_from = c->parsing_flags ? 2 : 1;
+    } else if (!strcmp(name, "store")) {
+        if (strncmp(v, "postgresql://", 13) && strncmp(v, "postgres://", 11))
+            BAD("expected a PostgreSQL URI, postgresql://...");
+        if (strlen(v) >= sizeof c->store) BAD("too long");
+        snprintf(c->store, sizeof c->store, "%s", v);
+        c->store_from = c->parsing_flags ? 2 : 1;
     } else if (!strcmp(name, "fsync")) {
         if (!strcmp(v, "always")) c->fsync = EB_STORE_SYNC_ALWAYS;
         else if (!strcmp(v, "interval")) c->fsync = EB_STORE_SYNC_INTERVAL;
@@ -271,7 +280,8 @@ static const char *const env_names[] = {
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
-    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval"};
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
+    "store"};
 
 static bool known(const char *name)
 {
@@ -320,6 +330,7 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
     defaults(c);
     if (from_env(c, err, errlen))
         return -1;
+    c->parsing_flags = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -357,5 +368,16 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         if (apply(c, name, val, err, errlen))
             return -1;
     }
+    /* --data and --store exclude each other; as everywhere a flag wins over
+     * the environment (the systemd unit sets EVENTBUS_DATA: --store in
+     * EVENTBUSD_ARGS overrides it). */
+    if (*c->store && c->data_from == c->store_from) {
+        snprintf(err, errlen, "--data and --store are exclusive: the data is either in a "
+                 "directory (--data) or in PostgreSQL (--store)%s",
+                 c->store_from == 1 ? " (from EVENTBUS_DATA and EVENTBUS_STORE)" : "");
+        return -1;
+    }
+    if (*c->store && c->data_from > c->store_from)
+        c->store[0] = '\0'; /* --data over EVENTBUS_STORE */
     return check_tls(c, err, errlen);
 }

@@ -13,6 +13,10 @@
 typedef struct eb_config {
     char            listen[128];       /* --listen, default 127.0.0.1:8470 */
     char            data[1024];        /* --data, default ./data */
+    int             data_from;         /* --data from: 0 default, 1 environment, 2 flag */
+    int             store_from;        /* --store from: the same */
+    bool            parsing_flags;     /* eb_config_parse: past the environment */
+    char            store[1024];       /* --store postgresql://..., "" = the embedded log */
     eb_store_sync   fsync;             /* --fsync always|interval|never */
     uint32_t        fsync_interval_ms; /* --fsync-interval-ms, default 100 */
     uint64_t        retention_ms;      /* --retention (7d, 24h, 0 = forever) */

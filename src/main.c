@@ -31,6 +31,7 @@
 #include "http/http.h"
 #include "http/tls.h"
 #include "store/store_log.h"
+#include "store/store_pg.h"
 #include "util/logger.h"
 #include "util/xmalloc.h"
 
@@ -172,7 +173,8 @@ static const char *fsync_name(eb_store_sync p)
 static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
 {
     EB_INFO("eventbusd %d.%d.%d: data %s, fsync %s", EB_VERSION_MAJOR, EB_VERSION_MINOR,
-            EB_VERSION_PATCH, d->cfg.data, fsync_name(d->cfg.fsync));
+            EB_VERSION_PATCH, *d->cfg.store ? "in postgresql (--store)" : d->cfg.data,
+            fsync_name(d->cfg.fsync));
     EB_INFO("events log recovered: %llu records in %llu segments (seq %llu..%llu), "
             "%llu torn bytes truncated, %u indexes rebuilt, %.1f ms",
             (unsigned long long)r->events.records, (unsigned long long)r->events.segments,
@@ -302,7 +304,9 @@ static int admin_token_file(daemon_state *d)
 static int open_all(daemon_state *d)
 {
     eb_bus_opts bo = {
-        .data_dir = d->cfg.data, .engine = &eb_store_log_engine, .fsync = d->cfg.fsync,
+        .data_dir = *d->cfg.store ? d->cfg.store : d->cfg.data,
+        .engine = *d->cfg.store ? &eb_store_pg_engine : &eb_store_log_engine,
+        .fsync = d->cfg.fsync,
         .fsync_interval_ms = d->cfg.fsync_interval_ms, .retention_ms = d->cfg.retention_ms,
         .retention_bytes = d->cfg.retention_bytes, .dedupe_window_ms = d->cfg.dedupe_window_ms,
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
@@ -313,7 +317,8 @@ static int open_all(daemon_state *d)
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {
-        EB_ERROR("cannot open the data in %s: %s", d->cfg.data, eb_strerror(rc));
+        EB_ERROR("cannot open the data in %s: %s",
+                 *d->cfg.store ? "postgresql (--store)" : d->cfg.data, eb_strerror(rc));
         return -1;
     }
     /* A request body may hold a batch: 4 events of the largest size, and at
@@ -369,7 +374,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (auth_mode(&d.cfg) != 0)
         return 2;
-    if (lock_data_dir(d.cfg.data) < 0)
+    if (!*d.cfg.store && lock_data_dir(d.cfg.data) < 0)
         return 1;
     d.loop = uv_default_loop();
     if (open_all(&d) != 0) {

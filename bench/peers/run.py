@@ -13,7 +13,10 @@ its data in a new temporary directory:
   latency   publish-to-delivery at a fixed 5,000 events/s for 5 s
 
 eventbusd runs twice, with --fsync always and with --fsync interval, so that
-each peer can be compared with the setting closest to its own durability.
+each peer can be compared with the setting closest to its own durability,
+and a third time on PostgreSQL (eventbus-postgresql: --store on a fresh
+PostgreSQL started as for the postgresql row, both stopped together and
+both counted in the server CPU), to set beside the raw postgresql row.
 
 A third eventbusd, eventbus-tls, is eventbus-interval behind TLS with a token
 (--auth token, --tls-listen with a P-256 certificate made here by the openssl
@@ -141,12 +144,15 @@ class Server:
         if self.logf:
             self.logf.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        for other in getattr(self, "also", []):  # servers it ran on (its database)
+            other.stop(getattr(other, "stop_signal", signal.SIGTERM))
 
 
-def start_eventbus(workdir, policy):
+def start_eventbus(workdir, policy, store=None):
     s = Server("eventbus", workdir)
-    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}", "--data", os.path.join(s.dir, "data"),
-             "--fsync", policy, "--log-level", "warn"])
+    where = ["--store", store] if store else ["--data", os.path.join(s.dir, "data")]
+    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}"] + where +
+            ["--fsync", policy, "--log-level", "warn"])
 
     def healthy():
         c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=1)
@@ -205,6 +211,19 @@ def start_eventbus_tls(workdir):
         raise RuntimeError(f"cannot make the bench token: {st} {body[:200]!r}")
     s.target = f"https://127.0.0.1:{tls_port}"
     s.env = {"EB_BENCH_TOKEN": json.loads(body)["token"], "EB_BENCH_CACERT": cert}
+    return s
+
+
+def start_eventbus_pg(workdir, pg):
+    """eventbusd --store on a PostgreSQL of its own, as the postgresql row
+    runs it (synchronous_commit on: --fsync always)."""
+    db = pg.start()
+    try:
+        s = start_eventbus(workdir, "always", f"postgresql://bench@127.0.0.1:{db.port}/postgres")
+    except RuntimeError:
+        db.stop(db.stop_signal)
+        raise
+    s.also = [db]
     return s
 
 
@@ -291,10 +310,12 @@ SYSTEMS = [
      lambda w, pg: pg.start()),
     ("eventbus-tls", "eventbus", "fsync interval, over TLS 1.3 with a bearer token (--auth token)",
      lambda w, pg: start_eventbus_tls(w)),
+    ("eventbus-postgresql", "eventbus", "--store on PostgreSQL, synchronous_commit on",
+     lambda w, pg: start_eventbus_pg(w, pg)),
 ]
 SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval",
          "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on",
-         "eventbus-tls": "interval, TLS + token"}
+         "eventbus-tls": "interval, TLS + token", "eventbus-postgresql": "--store, sync commit"}
 
 # name, driver arguments
 WORKLOADS = [
@@ -352,7 +373,7 @@ def server_cpu(server):
     """CPU seconds (user + system, with reaped children) of the server's
     processes: every process of the session it leads (PostgreSQL's backends
     too), from /proc/<pid>/stat."""
-    sid, total = server.proc.pid, 0
+    sids, total = {x.proc.pid for x in [server] + getattr(server, "also", [])}, 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -361,7 +382,7 @@ def server_cpu(server):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(pid) == sid or int(fields[3]) == sid:  # fields[3]: session id
+        if int(pid) in sids or int(fields[3]) in sids:  # fields[3]: session id
             total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     return total / TICKS
 
@@ -436,7 +457,7 @@ def run_client(system, client, server, workload, args, opts, run_no):
 def measure(opts, systems, workloads, workdir):
     """results[system][workload] = list of RESULT dicts (one per good run)."""
     pg = None
-    if any(s[0] == "postgresql" for s in systems):
+    if any(s[0].endswith("postgresql") for s in systems):
         pg = Postgres(workdir)
     results = {s[0]: {w[0]: [] for w in workloads if applies(s[0], w[0])} for s in systems}
     failures = 0
@@ -573,8 +594,16 @@ def print_targets(results):
             notes.append(f"not a target: eventbus-always p99 {a[0]:.3f} ms against {who} "
                          f"{best:.3f} ms ({a[0] / best:.1f}x): an fdatasync before each answer "
                          f"against none")
+    # Issue 20: eventbus on PostgreSQL against the raw postgresql row.
+    for fig, wl, key, _ in FIGURES[:3]:
+        share = 0.6 if wl == "consume" else 0.8
+        a, b = (figure_stats(results, "eventbus-postgresql", wl, key),
+                figure_stats(results, "postgresql", wl, key))
+        if a and b:
+            checks.append((f"{fig}: eventbus-postgresql at >= {share:.0%} of postgresql "
+                           f"({a[0] / b[0]:.0%})", a[0] >= share * b[0]))
     if checks:
-        print("\nTargets (issue 7):")
+        print("\nTargets (issues 7 and 20):")
         for what, ok in checks:
             print(f"  [{'met' if ok else 'NOT met'}] {what}")
         for n in notes:
@@ -680,7 +709,7 @@ def check_tools(systems):
         for tool in need.get(name, []):
             if not shutil.which(tool):
                 missing.append(tool)
-        if name == "postgresql" and not (pg_bin("postgres") and pg_bin("initdb")):
+        if name.endswith("postgresql") and not (pg_bin("postgres") and pg_bin("initdb")):
             missing.append("postgres/initdb")
     if not os.access(EVENTBUSD, os.X_OK):
         missing.append("bin/eventbusd")

@@ -48,6 +48,9 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
     if (rc == EB_ENOSPC)
         snprintf(reason, sizeof reason, "storage full (%s log): writes refused until space is "
                  "freed", which);
+    else if (rc == EB_ECONNECT)
+        snprintf(reason, sizeof reason, "storage unreachable (%s store): writes refused until "
+                 "the database answers", which);
     else
         snprintf(reason, sizeof reason, "storage failed (%s log): %s", which, eb_strerror(rc));
     eb_jw w;
@@ -58,9 +61,11 @@ static void h_health(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_key(&w, "reason");
     eb_jw_str(&w, reason);
     eb_jw_key(&w, "code");
-    eb_jw_str(&w, rc == EB_ENOSPC ? "storage_full" : "storage_failed");
+    eb_jw_str(&w, rc == EB_ENOSPC     ? "storage_full"
+                  : rc == EB_ECONNECT ? "storage_unavailable"
+                                      : "storage_failed");
     eb_jw_obj_close(&w);
-    if (rc == EB_ENOSPC)
+    if (rc == EB_ENOSPC || rc == EB_ECONNECT)
         eb_http_set_header(req, "Retry-After", "5");
     eb__api_reply(api, req, 503);
 }
@@ -300,8 +305,23 @@ void eb__api_write_failed(eb_http_req *req, int rc)
         eb_http_set_header(req, "Retry-After", "5");
         eb__api_error(req, 507, "storage_full", "the server's storage is full: nothing was "
                       "written; retry once space is freed", NULL);
+    } else if (rc == EB_ECONNECT) {
+        eb_http_set_header(req, "Retry-After", "1");
+        eb__api_error(req, 503, "storage_unavailable", "the server's database is unreachable: "
+                      "nothing was written; retry (the server reconnects by itself)", NULL);
     } else if (rc == EB_ECLOSED) {
         eb__api_error(req, 503, "shutting_down", "the server is stopping", NULL);
+    } else {
+        eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+    }
+}
+
+void eb__api_read_failed(eb_http_req *req, int rc)
+{
+    if (rc == EB_ECONNECT) {
+        eb_http_set_header(req, "Retry-After", "1");
+        eb__api_error(req, 503, "storage_unavailable", "the server's database is unreachable; "
+                      "retry (the server reconnects by itself)", NULL);
     } else {
         eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
     }

@@ -148,9 +148,13 @@ const char *eb__api_route_name(unsigned tag, const char **method);
 void eb__api_error(eb_http_req *req, int status, const char *code, const char *message,
                    const char *details_json);
 /* Answers a write the stores could not make: 507 storage_full (with
- * Retry-After) for EB_ENOSPC, 503 shutting_down for EB_ECLOSED, 500
- * internal otherwise. */
+ * Retry-After) for EB_ENOSPC, 503 storage_unavailable (Retry-After) for
+ * EB_ECONNECT (the database is unreachable), 503 shutting_down for
+ * EB_ECLOSED, 500 internal otherwise. */
 void eb__api_write_failed(eb_http_req *req, int rc);
+/* Answers a read the stores could not make: 503 storage_unavailable
+ * (Retry-After) for EB_ECONNECT, 500 internal otherwise. */
+void eb__api_read_failed(eb_http_req *req, int rc);
 /* Answers out (JSON) with status. */
 void eb__api_reply(eb_api *api, eb_http_req *req, int status);
 /* Parses the request body as JSON into api->doc; answers 400/413/415 and

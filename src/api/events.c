@@ -349,7 +349,7 @@ static void browse_key(eb_api *api, eb_http_req *req, eb_str key)
     uint64_t next = 0, cur = 0;
     int rc = eb_bus_key_events(api->bus, key.ptr, key.len, fv, lim, write_event, &c, &next, &cur);
     if (rc)
-        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        return eb__api_read_failed(req, rc);
     char nv[24];
     snprintf(nv, sizeof nv, "%llu", (unsigned long long)next);
     if (page_close(api, req, &c, "Eventbus-Next-From-Version", nv))
@@ -402,7 +402,7 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
     uint64_t next = 0;
     int rc = eb_bus_browse(api->bus, &q, write_event, &c, &next);
     if (rc)
-        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        return eb__api_read_failed(req, rc);
     char na[24];
     snprintf(na, sizeof na, "%llu", (unsigned long long)next);
     if (page_close(api, req, &c, "Eventbus-Next-After-Seq", next ? na : NULL))
@@ -425,7 +425,7 @@ void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
     if (rc == EB_ENOTFOUND)
         return eb__api_error(req, 404, "not_found", "no retained event with this id", NULL);
     if (rc)
-        return eb__api_error(req, 500, "internal", eb_strerror(rc), NULL);
+        return eb__api_read_failed(req, rc);
     if (!c.ce_doc)
         return eb__api_reply(api, req, 200);
     if (eb_buf_failed(&api->out))

@@ -49,7 +49,8 @@ void eb__api_prom_events(eb_bus *bus, const eb_bus_stats *st, eb_buf *o)
     eb_buf_printf(o, "eventbus_type_label_folded_total %llu\n",
                   (unsigned long long)st->types_folded);
     eb__api_prom_head(o, "eventbus_storage_degraded", "gauge",
-         "1 while a store refuses writes: out of space (recovers by itself) or broken (/healthz).");
+         "1 while a store refuses writes: out of space or database unreachable (recovers by "
+         "itself) or broken (/healthz).");
     eb_buf_printf(o, "eventbus_storage_degraded %d\n", st->degraded ? 1 : 0);
     eb__api_prom_head(o, "eventbus_build_info", "gauge", "Always 1; the version as a label.");
     eb_buf_printf(o, "eventbus_build_info{version=\"%d.%d.%d\"} 1\n", EB_VERSION_MAJOR,

@@ -185,7 +185,7 @@ void eb__api_schema_put(eb_api *api, eb_http_req *req, const eb_api_params *p)
     } else if (rc == EB_ERANGE) {
         eb__api_error(req, 409, "limit_exceeded", "the schema registry holds its maximum "
                       "number of schema versions (--max-schemas)", NULL);
-    } else if (rc == EB_ECLOSED || rc == EB_ENOSPC) {
+    } else if (rc == EB_ECLOSED || rc == EB_ENOSPC || rc == EB_ECONNECT) {
         eb__api_write_failed(req, rc);
     } else if (rc) {
         check_failed(api, req, rc, &chk, rr->type);

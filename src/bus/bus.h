@@ -385,8 +385,9 @@ typedef struct eb_bus_stats {
 } eb_bus_stats;
 void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
 /* The stores' state: 0; EB_ENOSPC while one is out of space (writes are
- * refused with it, and it recovers by itself once space is freed); or the
- * error that broke one. *which names the store ("events", "meta"). */
+ * refused with it, and it recovers by itself once space is freed);
+ * EB_ECONNECT while its database is unreachable (the same, once it
+ * answers again); or the error that broke one. *which names the store ("events", "meta"). */
 int  eb_bus_storage_error(eb_bus *bus, const char **which);
 /* Counters of one event type. */
 typedef struct eb_bus_type_counts {

@@ -1,6 +1,7 @@
 /* health.c - the stores' state as the daemon reports it: a store out of
- * space refuses appends with EB_ENOSPC and recovers by itself (the engine
- * probes with backoff); here the change of state is noticed on the timer,
+ * space refuses appends with EB_ENOSPC, one whose database is unreachable
+ * (the PostgreSQL engine) with EB_ECONNECT, and both recover by themselves
+ * (the engine probes with backoff); here the change of state is noticed on the timer,
  * logged once each way, and the group lag (counted ahead at publish, also
  * for the publishes that then failed) is counted again on recovery. */
 #include "bus/bus_int.h"
@@ -45,13 +46,17 @@ void eb__bus_check_storage(eb_bus *bus)
     if (rc == EB_ENOSPC)
         EB_WARN("storage full (%s log): writes are refused (507 storage_full) until space "
                 "is freed; probing with backoff", which);
+    else if (rc == EB_ECONNECT)
+        EB_WARN("storage unreachable (%s store): writes are refused (503 "
+                "storage_unavailable) until the database answers; reconnecting with backoff",
+                which);
     else if (rc)
         EB_ERROR("storage failed (%s log): %s; writes are refused until a restart", which,
                  eb_strerror(rc));
     else
         EB_INFO("storage writable again after %.1f s: writes accepted",
                 (double)(now - bus->storage_since_us) / 1e6);
-    if (bus->storage_err == EB_ENOSPC && rc == 0)
+    if ((bus->storage_err == EB_ENOSPC || bus->storage_err == EB_ECONNECT) && rc == 0)
         eb__bus_groups_recount(bus); /* publishes that failed were counted ahead */
     bus->storage_err = rc;
     bus->storage_since_us = now;

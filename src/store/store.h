@@ -79,13 +79,16 @@ typedef struct eb_store_stats {
     uint64_t syncs;    /* syncs (fdatasync, commits) since open */
     int      error;    /* 0; EB_ENOSPC while out of space (appends fail with it
                         * and the engine clears it by itself once a write fits
-                        * again); or the error that broke the store */
+                        * again); EB_ECONNECT while a database engine cannot
+                        * reach its database (the same: cleared once it
+                        * reconnects); or the error that broke the store */
 } eb_store_stats;
 
 /* Called once an append is durable (status 0) or failed: EB_ENOSPC (out of
  * space: nothing of it is kept, and its seqs are handed out again; the
  * store refuses appends with EB_ENOSPC until it finds room again, by
- * itself), or another error (the store then refuses later appends). Runs on an engine thread: it must only hand the
+ * itself), EB_ECONNECT (the database was lost: the same, until it
+ * reconnects), or another error (the store then refuses later appends). Runs on an engine thread: it must only hand the
  * completion to the loop (queue + wake), never block. */
 typedef void (*eb_store_done_cb)(void *arg, int status);
 /* Scan visitor: non-zero stops the scan. Runs on the calling thread. */
@@ -99,7 +102,8 @@ typedef struct eb_store_ops {
      * consecutive seqs from *first_seq and one append time *ts_us, both
      * set at once. Returns 0 (cb later), 1 if inline_ok and the records
      * are durable under the policy already (cb never called), or an error
-     * (EB_ETOOBIG, EB_ECLOSED, EB_ENOSPC while out of space, the error that
+     * (EB_ETOOBIG, EB_ECLOSED, EB_ENOSPC while out of space, EB_ECONNECT
+     * while the database is unreachable, the error that
      * broke the store; cb never called). */
     int      (*append)(eb_store *s, const eb_store_rec_in *recs, size_t n, bool inline_ok,
                        uint64_t *first_seq, uint64_t *ts_us, eb_store_done_cb cb, void *arg);

@@ -12,6 +12,12 @@ token (unless the test sets its own Authorization header or srv.token).
 $EB_TEST_FSYNC (interval, never) runs every server with that --fsync
 unless the test gives its own: meson runs the publish and groups suites
 once more under `interval`, where the loop thread writes the log itself.
+$EB_TEST_STORE=pg runs every server on the PostgreSQL engine instead of a
+data directory: `--store` with a fresh database per Server (dropped at
+cleanup) in a throwaway cluster the harness starts on first use and stops
+at exit (tests/tools/pgcluster.py; $EB_TEST_PG_HOST names a running one
+instead). A test about the embedded log's files calls skip_on_pg(why):
+on PostgreSQL it is reported as skipped with that reason.
 
 Contract check (on unless EB_CONTRACT=0): every answer Server.request gets
 is matched against docs/openapi.json (generated from docs/openapi.yaml):
@@ -33,6 +39,10 @@ import sys
 import tempfile
 import time
 import traceback
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tools"))
+import pgcluster  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DAEMON = os.environ.get("EVENTBUSD") or os.path.join(ROOT, "bin", "eventbusd")
@@ -127,6 +137,36 @@ CONTRACT_PATH = os.path.join(ROOT, "docs", "openapi.json")
 CONTRACT = Contract(CONTRACT_PATH) if os.environ.get("EB_CONTRACT", "1") != "0" else None
 
 
+PG = os.environ.get("EB_TEST_STORE") == "pg"
+_cluster = None
+
+
+class Skip(Exception):
+    """Raised by a test that cannot run here or does not apply to this run
+    (skip_on_pg): printed with its reason, counted neither as passed nor as
+    failed."""
+
+
+def skip_on_pg(why):
+    """Ends the test as skipped when the servers run on PostgreSQL."""
+    if PG:
+        raise Skip(why)
+
+
+def pg_cluster():
+    """The PostgreSQL cluster of this run (started on first use)."""
+    global _cluster
+    if _cluster is None:
+        host = os.environ.get("EB_TEST_PG_HOST")
+        if host:
+            _cluster = pgcluster.Cluster.existing(host)
+        else:
+            _cluster = pgcluster.Cluster()
+            import atexit
+            atexit.register(_cluster.stop)
+    return _cluster
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -146,6 +186,19 @@ class Server:
         self.conn = None
         self.token = None  # sent as "Authorization: Bearer <token>" when set
         self.nofile = None  # RLIMIT_NOFILE (soft = hard) for the daemon, when set
+        self.pg_db = self.store_uri = None  # EB_TEST_STORE=pg: its database
+
+    def store_args(self):
+        """--data DIR, or --store URI on PostgreSQL (a database of its own)."""
+        if not PG:
+            return ["--data", self.data]
+        if not self.pg_db:
+            self.pg_db, self.store_uri = pg_cluster().create_db()
+        return ["--store", self.store_uri]
+
+    def pg_query(self, sql):
+        """EB_TEST_STORE=pg: a query's rows in this server's database."""
+        return pg_cluster().query(self.pg_db, sql)
 
     # -- lifecycle ---------------------------------------------------------
     def start(self, extra_args=None):
@@ -163,8 +216,8 @@ class Server:
             log = open(self.log_path, "a")
             seen = log.tell()
             self.proc = subprocess.Popen(
-                [DAEMON, "--listen", "127.0.0.1:0", "--data", self.data,
-                 "--log-level", "info"] + fsync + self.extra,
+                [DAEMON, "--listen", "127.0.0.1:0"] + self.store_args() +
+                ["--log-level", "info"] + fsync + self.extra,
                 stdout=log, stderr=log, preexec_fn=self._limits)
             log.close()
             self.port = self.logged_port(seen)
@@ -257,6 +310,9 @@ class Server:
     def cleanup(self):
         self.kill9()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.pg_db:
+            pg_cluster().drop_db(self.pg_db)
+            self.pg_db = None
 
     def log_tail(self, n=30):
         try:
@@ -317,11 +373,6 @@ class Server:
             except socket.timeout:
                 pass
             return b"".join(chunks)
-
-
-class Skip(Exception):
-    """Raised by a test that cannot run here: printed with its reason, and
-    counted neither as passed nor as failed."""
 
 
 def run_tests(ns, only=None, fixture=None):

@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 
-from harness import run_tests
+from harness import run_tests, skip_on_pg
 from test_groups import ack, client, group_info, nack, publish, pull, put_group
 
 
@@ -250,6 +250,7 @@ def test_histories_survive_snapshots(srv):
 def test_records_from_before_histories_still_load(srv):
     """fixtures/meta-v1 was written by main's eventbusd before this change
     (fixtures/meta-v1-gen.py): a dead letter and a pending failed attempt."""
+    skip_on_pg("on-disk fixtures of the embedded log")
     srv.stop()
     shutil.rmtree(srv.data)
     shutil.copytree(os.path.join(FIXTURES, "meta-v1"), srv.data)

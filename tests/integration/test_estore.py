@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import run_tests
+from harness import PG, run_tests
 
 
 def publish(srv, ev, expect=201):
@@ -60,9 +60,10 @@ def test_key_versions_in_answers_and_reads(srv):
     assert stream(srv, "nobody")["events"] == []
     # A clean stop keeps the lookups beside the log (events.lookups); the
     # next start takes them (and the file) instead of reading the log.
+    # (PostgreSQL: rebuilt from the events at every start.)
     lookups = os.path.join(srv.data, "events.lookups")
     srv.stop()
-    assert os.path.exists(lookups)
+    assert PG or os.path.exists(lookups)
     srv.start()
     assert not os.path.exists(lookups), "taken at start: a crash from here rebuilds"
     page = stream(srv, "cart-1")

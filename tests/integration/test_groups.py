@@ -9,7 +9,7 @@ Each test gets its own server on a free port and a fresh data directory
 import threading
 import time
 
-from harness import Server, run_tests
+from harness import PG, Server, run_tests
 
 
 def client(srv):
@@ -381,8 +381,12 @@ def test_acks_survive_restart_with_snapshots(srv):
     assert sorted(got) == sorted(set(seqs[290:]) - {seqs[291]}), got
     st, _, body = srv.request("GET", "/v1/groups/g/dlq")
     assert [d["event"]["seq"] for d in body["dead_letters"]] == [seqs[291]], body
-    meta_segments = [f for f in __import__("os").listdir(srv.data + "/meta") if f.endswith(".seg")]
-    assert meta_segments, "meta log missing"
+    if PG:  # compaction deleted the rows before the last snapshot
+        assert int(srv.pg_query("SELECT min(seq) FROM eb_meta")) > 1
+    else:
+        meta_segments = [f for f in __import__("os").listdir(srv.data + "/meta")
+                         if f.endswith(".seg")]
+        assert meta_segments, "meta log missing"
 
 
 def test_key_ordering_under_retries(srv):

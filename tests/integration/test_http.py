@@ -11,7 +11,7 @@ import struct
 import subprocess
 import time
 
-from harness import DAEMON, ROOT, Server, run_tests
+from harness import DAEMON, ROOT, Server, run_tests, skip_on_pg
 
 EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
 
@@ -142,7 +142,8 @@ def test_sigterm_answers_in_flight_and_exits_0(srv):
 
 
 def test_second_daemon_on_same_dir_is_refused(srv):
-    p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0", "--data", srv.data],
+    """The same data directory, or on PostgreSQL the same database."""
+    p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0"] + srv.store_args(),
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1, p
     assert "in use by another eventbusd" in p.stderr, p.stderr
@@ -161,6 +162,7 @@ def test_bad_flags_exit_2_naming_the_flag(srv):
 
 
 def test_eventbus_log_verify_and_dump(srv):
+    skip_on_pg("eventbus-log reads the embedded log's files")
     for i in range(20):
         srv.request("POST", "/v1/events", {"type": "order.created", "data": {"n": i}})
     srv.stop()

@@ -8,7 +8,7 @@ Each test gets its own server on a free port and a fresh data directory
 import os
 import time
 
-from harness import run_tests
+from harness import PG, run_tests
 
 
 def test_schema_versions_survive_restart_after_meta_segments_dropped(srv):
@@ -45,8 +45,12 @@ def versions_across_snapshots(srv):
         srv.restart()
         st, _, body = srv.request("GET", "/v1/schemas/t")
         assert st == 200 and body["versions"] == list(range(1, v + 1)), (v, st, body)
-    segs = sorted(f for f in os.listdir(os.path.join(srv.data, "meta")) if f.endswith(".seg"))
-    assert segs and segs[0] != "00000000000000000001.seg", segs  # segments were dropped
+    if PG:  # compaction deleted the rows before the snapshot
+        assert int(srv.pg_query("SELECT min(seq) FROM eb_meta")) > 1
+    else:
+        segs = sorted(f for f in os.listdir(os.path.join(srv.data, "meta"))
+                      if f.endswith(".seg"))
+        assert segs and segs[0] != "00000000000000000001.seg", segs  # segments were dropped
     st, _, body = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 10})
     assert st == 200 and body["events"] == [], body  # every ack kept
 

@@ -1,10 +1,14 @@
 /* test_store.c - the storage engine contract (store.h), run against the
- * embedded log engine. A second engine (PostgreSQL) must pass the same
- * checks: run them with its eb_store_engine in `engine`. */
+ * embedded log engine (test_store) and, built with EB_TEST_PG, against
+ * the PostgreSQL engine (test_store_pg, run by tests/tools/pgcluster.py,
+ * which gives it a database in EB_TEST_PG_URI; each test starts from
+ * empty tables). Checks about one engine's own files or connections say
+ * so and skip on the other. */
 #include "runner.h"
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
 
@@ -12,11 +16,55 @@
 #include "store/keyidx.h"
 #include "store/store_log.h"
 
+#ifdef EB_TEST_PG
+#include <libpq-fe.h>
+
+#include "store/store_pg.h"
+static const eb_store_engine *const engine = &eb_store_pg_engine;
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* Runs sql on the test's database (not through the engine). */
+static void pg_sql(const char *sql)
+{
+    PGconn *c = PQconnectdb(getenv("EB_TEST_PG_URI"));
+    CHECK(PQstatus(c) == CONNECTION_OK);
+    PQsetNoticeProcessor(c, quiet, NULL);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        eb_test_fail(__FILE__, __LINE__, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+static const char *store_dir(void)
+{
+    static bool fresh;
+    const char *uri = getenv("EB_TEST_PG_URI");
+    if (!uri)
+        eb_test_skip("no EB_TEST_PG_URI (run through tests/tools/pgcluster.py)");
+    if (!fresh) /* each test (its own process) starts from empty tables */
+        pg_sql("DROP TABLE IF EXISTS eb_events, eb_meta, eb_state CASCADE");
+    fresh = true;
+    return uri;
+}
+#else
 static const eb_store_engine *const engine = &eb_store_log_engine;
+
+static const char *store_dir(void)
+{
+    return eb_test_tmpdir();
+}
+#endif
 
 static eb_store *open_store(eb_store_kind kind, eb_store_sync sync, eb_store_recovery *rep)
 {
-    eb_store_opts o = {.data_dir = eb_test_tmpdir(), .kind = kind, .sync = sync};
+    eb_store_opts o = {.data_dir = store_dir(), .kind = kind, .sync = sync};
     eb_store *s = NULL;
     CHECK_OK(eb_store_open(engine, &o, &s, rep));
     return s;
@@ -38,6 +86,14 @@ static void on_done(void *arg, int status)
     pthread_mutex_unlock(&w->mu);
 }
 
+static void wait_done(waiter *w)
+{
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
 /* Appends "<tag>-<i>" records [0, n) as one batch and waits until durable. */
 static uint64_t append_batch(eb_store *s, const char *tag, int n, bool inline_ok)
 {
@@ -52,10 +108,7 @@ static uint64_t append_batch(eb_store *s, const char *tag, int n, bool inline_ok
     int rc = eb_store_append(s, recs, (size_t)n, inline_ok, &first, &ts, on_done, &w);
     CHECK(rc == 0 || (rc == 1 && inline_ok));
     if (rc == 0) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
+        wait_done(&w);
         CHECK_EQ(w.status, 0);
     }
     CHECK_EQ(w.done, rc == 0); /* rc 1: the callback never fires */
@@ -207,6 +260,8 @@ TEST(store_lookups)
  * them from the log), a damaged file is ignored. */
 TEST(store_lookups_kept_across_a_clean_close)
 {
+    if (engine != &eb_store_log_engine)
+        eb_test_skip("the log engine's events.lookups file");
     const char *dir = eb_test_tmpdir();
     eb_store_opts o = {.data_dir = dir, .kind = EB_STORE_EVENTS, .sync = EB_STORE_SYNC_NEVER};
     eb_store *s = NULL;
@@ -239,6 +294,172 @@ TEST(store_lookups_kept_across_a_clean_close)
     eb_store_close(s);
 }
 
+#ifdef EB_TEST_PG
+static int store_error(eb_store *s)
+{
+    eb_store_stats st;
+    eb_store_stats_get(s, &st);
+    return st.error;
+}
+
+/* Appends n records and returns the callback's status (or append's error). */
+static int try_append(eb_store *s, int n, uint64_t *first)
+{
+    eb_store_rec_in recs[8];
+    for (int i = 0; i < n; i++)
+        recs[i] = (eb_store_rec_in){5, 0, "r", 1};
+    waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    uint64_t ts = 0;
+    int rc = eb_store_append(s, recs, (size_t)n, false, first, &ts, on_done, &w);
+    if (rc)
+        return rc;
+    wait_done(&w);
+    return w.status;
+}
+
+/* The database drops every connection of the store: appends fail with
+ * EB_ECONNECT (never a wrong success), stats say so, the engine reconnects
+ * by itself, the seqs go on without a gap or a duplicate, and what was
+ * acknowledged is all there. */
+TEST(pg_store_reconnects_after_losing_the_database)
+{
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    CHECK_EQ(append_batch(s, "a", 3, false), 1);
+    pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+           "WHERE application_name = 'eventbusd'");
+    int failed = 0, ok = 0;
+    uint64_t acked = 4;
+    for (int i = 0; i < 2000 && ok < 3; i++) {
+        uint64_t first = 0;
+        int rc = try_append(s, 2, &first);
+        if (rc == 0) {
+            CHECK_EQ(first, acked); /* the seqs of failed appends were handed out again */
+            acked += 2;
+            ok++;
+        } else {
+            CHECK_EQ(rc, EB_ECONNECT);
+            failed++;
+            usleep(5000);
+        }
+    }
+    CHECK_EQ(ok, 3);
+    CHECK_EQ(store_error(s), 0);
+    CHECK_EQ(eb_store_durable_seq(s), acked);
+    seen v = {.stop_after = 0};
+    CHECK_OK(eb_store_scan(s, 1, 100, visit, &v)); /* the reader reconnects too */
+    CHECK_EQ(v.n, acked - 1);
+    for (size_t i = 0; i < v.n; i++)
+        CHECK_EQ(v.seqs[i], i + 1);
+    eb_store_close(s);
+    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    CHECK_EQ(eb_store_next_seq(s), acked);
+    seen w = {.stop_after = 0}; /* from the table now, not the cache of the newest */
+    CHECK_OK(eb_store_scan(s, 2, 100, visit, &w));
+    CHECK_EQ(w.n, acked - 2);
+    for (size_t i = 0; i < w.n; i++)
+        CHECK(w.seqs[i] == i + 2 && !memcmp(w.data[i], v.data[i + 1], 16));
+    eb_store_close(s);
+    (void)failed; /* 0 if the writer noticed before the first append */
+}
+
+/* A database that cannot be reached: open fails with EB_ECONNECT. */
+TEST(pg_store_open_unreachable)
+{
+    store_dir();
+    eb_store_opts o = {.data_dir = "postgresql://eb@/none?host=/nonexistent-eb-dir",
+                       .kind = EB_STORE_EVENTS};
+    eb_store *s = NULL;
+    CHECK_EQ(eb_store_open(engine, &o, &s, NULL), EB_ECONNECT);
+}
+
+/* One node per database: a second open of the same store is refused
+ * while the first holds it, and allowed once it is closed. */
+TEST(pg_store_second_node_refused)
+{
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    eb_store_opts o = {.data_dir = store_dir(), .kind = EB_STORE_EVENTS};
+    eb_store *t = NULL;
+    CHECK_EQ(eb_store_open(engine, &o, &t, NULL), EB_EEXIST);
+    o.kind = EB_STORE_META; /* the other store is another lock */
+    CHECK_OK(eb_store_open(engine, &o, &t, NULL));
+    eb_store_close(t);
+    eb_store_close(s);
+    o.kind = EB_STORE_EVENTS;
+    CHECK_OK(eb_store_open(engine, &o, &t, NULL));
+    eb_store_close(t);
+}
+
+/* Retention drops whole partitions (4 seqs each here), oldest first,
+ * never the newest nor one that holds seqs not yet durable; first_seq
+ * follows, reads start there, a reopen finds the same, the seqs go on. */
+TEST(pg_store_retention_drops_partitions)
+{
+    eb__store_pg_part_seqs = 4;
+    eb_store_opts o = {.data_dir = store_dir(), .kind = EB_STORE_EVENTS,
+                       .sync = EB_STORE_SYNC_ALWAYS, .retention_bytes = 1};
+    eb_store *s = NULL;
+    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
+    for (int i = 0; i < 5; i++)
+        append_batch(s, "r", 4, false); /* seqs 1..20: partitions [0,4) .. [20,24) */
+    eb_store_stats st = {0};
+    for (int i = 0; i < 200 && (eb_store_first_seq(s) < 20 || st.segments != 1); i++) {
+        usleep(100 * 1000); /* the writer looks once a second */
+        eb_store_stats_get(s, &st);
+    }
+    CHECK_EQ(eb_store_first_seq(s), 20); /* all but the newest partition, [20,24) */
+    CHECK_EQ(st.segments, 1);
+    seen v = {.stop_after = 0};
+    CHECK_OK(eb_store_scan(s, 1, 100, visit, &v));
+    CHECK(v.n == 1 && v.seqs[0] == 20);
+    eb_store_close(s);
+    eb_store_recovery rep;
+    o.retention_bytes = 0;
+    CHECK_OK(eb_store_open(engine, &o, &s, &rep));
+    CHECK(rep.first_seq == 20 && rep.records == 1 && rep.segments == 1);
+    CHECK_EQ(eb_store_next_seq(s), 21);
+    CHECK_EQ(append_batch(s, "n", 4, false), 21); /* 21..24: [24,28) made */
+    usleep(1500 * 1000);
+    CHECK_EQ(eb_store_first_seq(s), 20); /* no retention: kept */
+    eb_store_close(s);
+    /* By age: older than 1 ms goes, but never the newest partition. */
+    o.retention_ms = 1;
+    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
+    for (int i = 0; i < 200 && eb_store_first_seq(s) < 24; i++)
+        usleep(100 * 1000);
+    CHECK_EQ(eb_store_first_seq(s), 24);
+    CHECK_EQ(eb_store_next_seq(s), 25);
+    eb_store_close(s);
+}
+
+/* META compaction deletes rows: after drop_before and a reopen, first_seq
+ * is there and next_seq goes on. */
+TEST(pg_store_meta_drop_before_deletes)
+{
+    eb_store *s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, NULL);
+    append_batch(s, "m", 6, false);
+    CHECK_OK(eb_store_drop_before(s, 5));
+    CHECK_EQ(eb_store_first_seq(s), 5);
+    seen v = {.stop_after = 0};
+    CHECK_OK(eb_store_scan(s, 1, 100, visit, &v));
+    CHECK_EQ(v.n, 2);
+    eb_store_close(s); /* deleted within a second, or at close */
+    eb_store_recovery rep;
+    s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, &rep);
+    CHECK_EQ(rep.records, 2);
+    CHECK_EQ(eb_store_first_seq(s), 5);
+    CHECK_EQ(eb_store_next_seq(s), 7);
+    eb_store_close(s);
+}
+#endif
+
+#ifdef EB_TEST_PG
+#define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), T(pg_store_open_unreachable), \
+                 T(pg_store_second_node_refused), T(pg_store_retention_drops_partitions), \
+                 T(pg_store_meta_drop_before_deletes)
+#else
+#define PG_TESTS
+#endif
+
 TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(store_lookups),
           T(store_lookups_kept_across_a_clean_close), T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
-          T(store_seek_time))
+          T(store_seek_time) PG_TESTS)

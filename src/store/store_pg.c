@@ -1,0 +1,462 @@
+/* store_pg.c - PostgreSQL as a storage engine (store.h). A store is one
+ * table: EVENTS is `eb_events`, partitioned by seq range (PG_PART_SEQS
+ * seqs a partition, so retention drops whole partitions), META is
+ * `eb_meta` (compacted with DELETE); `eb_state` keeps each store's floor
+ * of seqs (the next seq is never below it, even once its rows are gone).
+ *
+ * Appends: the loop thread assigns seqs and the append time (this node
+ * knows the next seq: one node per database, see ARCHITECTURE.md,
+ * "PostgreSQL engine") and encodes the records as COPY binary tuples
+ * into the pending batch; a writer thread takes every pending append at
+ * once and sends it as one COPY (one statement, one transaction, one
+ * commit: group commit). The loop never waits on the database to append.
+ * durable_seq moves past a batch once its commit returned; the writer
+ * commits batches one after another in seq order, so what is below
+ * durable_seq is a committed prefix.
+ *
+ * Lost connection: the append that was being committed is resolved after
+ * reconnecting (its first seq is in the table or not); it and every
+ * append queued behind it fail with EB_ECONNECT when not committed, and
+ * their seqs are handed out again (like EB_ENOSPC in the log). While the
+ * database is unreachable appends are refused at once with EB_ECONNECT and
+ * stats report it; the writer reconnects by itself with backoff
+ * (100 ms doubling to 5 s) and clears it.
+ *
+ * Reads (scan, seek_time) run on the calling thread over their own
+ * connection; EVENTS keeps the newest records this node appended in
+ * memory (store_pg_cache.c, 64 MiB) and serves scans of them from there. The lookups (key versions, key streams, ids) are kept in
+ * memory like the log engine's (keyidx.c): a key's version must count
+ * the appends still in flight, which no query can see; the bus feeds them
+ * at open from a scan (indexed_upto 0).
+ *
+ * This file: the calls (on the caller's thread) and opening; the writer
+ * thread and the SQL helpers are store_pg_writer.c, the shared struct
+ * store_pg_int.h. */
+#include "store/store_pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eventbus/err.h"
+#include "store/store_pg_int.h"
+#include "util/clock.h"
+#include "util/logger.h"
+#include "util/xmalloc.h"
+
+uint64_t eb__store_pg_part_seqs = 65536;
+
+static uint64_t be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u[i];
+    return v;
+}
+
+static uint32_t be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+static void put_be(eb_buf *b, uint64_t v, int bytes)
+{
+    unsigned char t[8];
+    for (int i = 0; i < bytes; i++)
+        t[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    eb_buf_append(b, t, (size_t)bytes);
+}
+
+/* --- the calls, on the loop thread ---------------------------------------- */
+
+static int push_cb(batch *b, eb_store_done_cb cb, void *arg)
+{
+    if (b->ncbs == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        b->cbs = eb_xrealloc(b->cbs, cap * sizeof *b->cbs);
+        b->cap = cap;
+    }
+    b->cbs[b->ncbs++] = (pend_cb){cb, arg};
+    return 0;
+}
+
+static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool inline_ok,
+                     uint64_t *first_seq, uint64_t *ts_us, eb_store_done_cb cb, void *arg)
+{
+    (void)inline_ok; /* durable only once committed: never inline */
+    pg_store *p = pg_of(s);
+    for (size_t i = 0; i < n; i++)
+        if (recs[i].len > PG_MAX_RECORD)
+            return EB_ETOOBIG;
+    uint64_t now = eb_clock_wall_us();
+    pthread_mutex_lock(&p->mu);
+    while (p->pend.copy.len > PG_MAX_PENDING && !p->err && !p->closing)
+        pthread_cond_wait(&p->space, &p->mu);
+    int rc = p->err ? p->err : p->closing ? EB_ECLOSED : 0;
+    if (rc) {
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    uint64_t ts = now > p->last_ts ? now : p->last_ts; /* never step back */
+    p->last_ts = ts;
+    if (!p->pend.records)
+        p->pend.first = p->next_seq;
+    if (p->kind == EB_STORE_EVENTS) { /* seqs of failed appends are handed out again */
+        eb__pg_cache_truncate(&p->cache, p->next_seq);
+        for (size_t i = 0; i < n; i++)
+            eb__pg_cache_add(&p->cache, p->next_seq + i, ts, recs[i].type, recs[i].flags,
+                             recs[i].data, recs[i].len);
+    }
+    for (size_t i = 0; i < n; i++) {
+        eb_buf *b = &p->pend.copy;
+        put_be(b, 5, 2);
+        put_be(b, 8, 4);
+        put_be(b, p->next_seq + i, 8);
+        put_be(b, 8, 4);
+        put_be(b, ts, 8);
+        put_be(b, 4, 4);
+        put_be(b, recs[i].type, 4);
+        put_be(b, 4, 4);
+        put_be(b, recs[i].flags, 4);
+        put_be(b, recs[i].len, 4);
+        eb_buf_append(b, recs[i].data, recs[i].len);
+    }
+    push_cb(&p->pend, cb, arg);
+    *first_seq = p->next_seq;
+    *ts_us = ts;
+    p->next_seq += n;
+    p->pend.records += n;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* The read connection: one found broken is made again at once; after a
+ * failed connect, the next try waits PG_BACKOFF_MIN_MS (a read while the
+ * database is away fails fast). */
+static PGconn *reader(pg_store *p)
+{
+    if (p->rd && PQstatus(p->rd) == CONNECTION_OK)
+        return p->rd;
+    uint64_t now = eb_clock_mono_ms();
+    if (!p->rd && now < p->rd_retry_ms)
+        return NULL;
+    PQfinish(p->rd);
+    char err[256];
+    p->rd = eb__pg_connect(p->uri, p->sync, err, sizeof err);
+    if (!p->rd)
+        p->rd_retry_ms = now + PG_BACKOFF_MIN_MS;
+    return p->rd;
+}
+
+/* A read query; when the connection failed it (the database may have
+ * restarted since the last read) it is tried once more on a new one. */
+static int read_query(pg_store *p, const char *sql, int n, const char *const *params,
+                      PGresult **out)
+{
+    for (int attempt = 0;; attempt++) {
+        PGconn *c = reader(p);
+        if (!c)
+            return EB_ECONNECT;
+        int rc = eb__pg_run(c, sql, n, params, 1, out);
+        if (rc != EB_ECONNECT || attempt)
+            return rc;
+        PQfinish(p->rd); /* after "terminating connection" it may still look fine */
+        p->rd = NULL;
+        p->rd_retry_ms = 0;
+    }
+}
+
+/* Visits the cached records from *from on (below end); 1 if cb stopped. */
+static int scan_cached(pg_store *p, uint64_t *from, uint64_t end, size_t *max,
+                       eb_store_scan_cb cb, void *arg)
+{
+    const pg_cached *e;
+    int stop = 0;
+    p->cache.pinned++; /* cb may append: what it visits stays */
+    while (*max && *from < end && !stop && (e = eb__pg_cache_get(&p->cache, *from))) {
+        eb_store_rec rec = {*from, e->ts, e->type, e->flags, e->len, e->data};
+        ++*from;
+        --*max;
+        stop = cb(arg, &rec);
+    }
+    p->cache.pinned--;
+    return stop;
+}
+
+static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg)
+{
+    pg_store *p = pg_of(s);
+    uint64_t first = atomic_load(&p->first), end = atomic_load(&p->durable);
+    if (from < first)
+        from = first;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 AND "
+             "seq < $2 ORDER BY seq LIMIT $3", p->table);
+    while (max && from < end) {
+        if (scan_cached(p, &from, end, &max, cb, arg))
+            break;
+        if (!max || from >= end)
+            break;
+        /* Below the cache (or past it): from the table, up to where it starts. */
+        uint64_t upto = from < p->cache.lo && p->cache.lo < end ? p->cache.lo : end;
+        char a[24], b[24], l[24];
+        snprintf(a, sizeof a, "%llu", (unsigned long long)from);
+        snprintf(b, sizeof b, "%llu", (unsigned long long)upto);
+        snprintf(l, sizeof l, "%zu", max < PG_SCAN_ROWS ? max : (size_t)PG_SCAN_ROWS);
+        const char *params[] = {a, b, l};
+        PGresult *r = NULL;
+        int rc = read_query(p, sql, 3, params, &r);
+        if (rc)
+            return rc;
+        int rows = PQntuples(r), stop = 0;
+        for (int i = 0; i < rows && !stop; i++) {
+            eb_store_rec rec = {be64(PQgetvalue(r, i, 0)), be64(PQgetvalue(r, i, 1)),
+                                (uint16_t)be32(PQgetvalue(r, i, 2)),
+                                (uint16_t)be32(PQgetvalue(r, i, 3)),
+                                (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
+            from = rec.seq + 1;
+            max--;
+            stop = cb(arg, &rec);
+        }
+        PQclear(r);
+        if (stop)
+            break;
+        if (rows == 0) {
+            if (upto == end)
+                break;
+            from = upto; /* a gap below the cache (dropped rows): go on there */
+        }
+    }
+    return 0;
+}
+
+static int pg_seek_time(eb_store *s, uint64_t ts_us, uint64_t *seq)
+{
+    pg_store *p = pg_of(s);
+    char sql[160], t[24], a[24], b[24];
+    snprintf(sql, sizeof sql, "SELECT seq FROM %s WHERE ts >= $1 AND seq >= $2 AND seq < $3 "
+             "ORDER BY ts, seq LIMIT 1", p->table);
+    snprintf(t, sizeof t, "%llu", (unsigned long long)(ts_us > INT64_MAX ? INT64_MAX : ts_us));
+    snprintf(a, sizeof a, "%llu", (unsigned long long)atomic_load(&p->first));
+    snprintf(b, sizeof b, "%llu", (unsigned long long)atomic_load(&p->durable));
+    const char *params[] = {t, a, b};
+    PGresult *r = NULL;
+    int rc = read_query(p, sql, 3, params, &r);
+    if (rc)
+        return rc;
+    rc = PQntuples(r) ? 0 : EB_ENOTFOUND;
+    if (!rc)
+        *seq = be64(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+static uint64_t pg_first_seq(eb_store *s) { return atomic_load(&pg_of(s)->first); }
+static uint64_t pg_durable_seq(eb_store *s) { return atomic_load(&pg_of(s)->durable); }
+
+static uint64_t pg_next_seq(eb_store *s)
+{
+    pg_store *p = pg_of(s);
+    pthread_mutex_lock(&p->mu);
+    uint64_t n = p->next_seq;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+static void pg_stats(eb_store *s, eb_store_stats *out)
+{
+    pg_store *p = pg_of(s);
+    pthread_mutex_lock(&p->mu);
+    *out = (eb_store_stats){p->bytes, p->parts, p->commits, p->err};
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* META: the rows below seq are deleted by the writer within PG_HOUSE_MS;
+ * they are out of reach at once. EVENTS: retention only. */
+static int pg_drop_before(eb_store *s, uint64_t seq)
+{
+    pg_store *p = pg_of(s);
+    if (p->kind != EB_STORE_META)
+        return 0;
+    uint64_t durable = atomic_load(&p->durable);
+    if (seq > durable)
+        seq = durable;
+    pthread_mutex_lock(&p->mu);
+    if (seq > p->drop_req)
+        p->drop_req = seq;
+    pthread_mutex_unlock(&p->mu);
+    if (seq > atomic_load(&p->first))
+        atomic_store(&p->first, seq);
+    return 0;
+}
+
+static void pg_free(pg_store *p)
+{
+    PQfinish(p->rd);
+    PQfinish(p->wr);
+    eb_buf_free(&p->pend.copy);
+    eb_buf_free(&p->work.copy);
+    free(p->pend.cbs);
+    free(p->work.cbs);
+    eb__keyidx_free(&p->kidx);
+    eb__pg_cache_free(&p->cache);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->space);
+    free(p->uri);
+    free(p);
+}
+
+static void pg_close(eb_store *s)
+{
+    pg_store *p = pg_of(s);
+    pthread_mutex_lock(&p->mu);
+    p->closing = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_cond_broadcast(&p->space);
+    pthread_mutex_unlock(&p->mu);
+    pthread_join(p->thr, NULL);
+    pg_free(p);
+}
+
+static int pg_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
+                        const char *id, size_t idlen, uint64_t seq)
+{
+    pg_store *p = pg_of(s);
+    int rc = klen ? eb__keyidx_add(&p->kidx, key, klen, version, seq) : 0;
+    int rc2 = eb__keyidx_add_id(&p->kidx, id, idlen, seq);
+    return rc ? rc : rc2;
+}
+
+static uint64_t pg_key_version(eb_store *s, const char *key, size_t klen)
+{
+    return eb__keyidx_version(&pg_of(s)->kidx, key, klen);
+}
+
+static size_t pg_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t from_version,
+                          uint64_t *seqs, size_t max, uint64_t *first_version)
+{
+    return eb__keyidx_range(&pg_of(s)->kidx, key, klen, from_version, pg_first_seq(s),
+                            pg_durable_seq(s), seqs, max, first_version);
+}
+
+static uint64_t pg_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    uint64_t seq = eb__keyidx_find_id(&pg_of(s)->kidx, id, idlen);
+    return seq >= pg_first_seq(s) && seq < pg_durable_seq(s) ? seq : 0;
+}
+
+static uint64_t pg_indexed_upto(eb_store *s)
+{
+    (void)s;
+    return 0; /* the bus reports every retained event at open */
+}
+
+static const eb_store_ops pg_ops = {
+    pg_append,      pg_scan,     pg_seek_time, pg_first_seq,  pg_next_seq,
+    pg_durable_seq, pg_stats,    pg_drop_before, pg_close,    pg_index_add,
+    pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto};
+
+/* --- opening -------------------------------------------------------------- */
+
+/* Creates the tables if needed and reads where the store stands. */
+static int load(pg_store *p, eb_store_recovery *rep)
+{
+    char cols[] = "(seq bigint PRIMARY KEY, ts bigint NOT NULL, type integer NOT NULL, "
+                  "flags integer NOT NULL, data bytea NOT NULL)";
+    char sql[512];
+    int rc = eb__pg_run0(p->rd, "CREATE TABLE IF NOT EXISTS eb_state (name text PRIMARY KEY, "
+                         "floor bigint NOT NULL)");
+    snprintf(sql, sizeof sql, "CREATE TABLE IF NOT EXISTS %s %s%s", p->table, cols,
+             p->kind == EB_STORE_EVENTS ? " PARTITION BY RANGE (seq)" : "");
+    if (!rc)
+        rc = eb__pg_run0(p->rd, sql);
+    if (!rc && p->kind == EB_STORE_EVENTS)
+        rc = eb__pg_run0(p->rd, "CREATE INDEX IF NOT EXISTS eb_events_ts ON eb_events (ts)");
+    PGresult *r = NULL;
+    snprintf(sql, sizeof sql, "SELECT min(seq), max(seq), count(*), (SELECT floor FROM "
+             "eb_state WHERE name = '%s'), (SELECT max(ts) FROM %s) FROM %s", p->table,
+             p->table, p->table);
+    if (rc || (rc = eb__pg_run(p->rd, sql, 0, NULL, 0, &r)))
+        return rc;
+    uint64_t min = eb__pg_num0(r), max = strtoull(PQgetvalue(r, 0, 1), NULL, 10),
+             count = strtoull(PQgetvalue(r, 0, 2), NULL, 10),
+             floor = strtoull(PQgetvalue(r, 0, 3), NULL, 10),
+             last_ts = strtoull(PQgetvalue(r, 0, 4), NULL, 10);
+    PQclear(r);
+    uint64_t next = count ? max + 1 : 1;
+    if (floor > next)
+        next = floor;
+    p->next_seq = next;
+    eb__pg_cache_init(&p->cache, next);
+    p->last_ts = last_ts;
+    atomic_store(&p->durable, next);
+    atomic_store(&p->first, count ? min : next);
+    p->part_lo = p->part_hi = next / PG_PART_SEQS;
+    p->parts = 1;
+    if (p->kind == EB_STORE_EVENTS) {
+        snprintf(sql, sizeof sql, "SELECT min(substring(c.relname from '_p([0-9]+)$')::bigint), "
+                 "max(substring(c.relname from '_p([0-9]+)$')::bigint), count(*) FROM "
+                 "pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = "
+                 "'%s'::regclass", p->table);
+        if ((rc = eb__pg_run(p->rd, sql, 0, NULL, 0, &r)))
+            return rc;
+        p->parts = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
+        if (p->parts) {
+            p->part_lo = eb__pg_num0(r);
+            p->part_hi = strtoull(PQgetvalue(r, 0, 1), NULL, 10) + 1;
+        }
+        PQclear(r);
+    }
+    if (rep)
+        *rep = (eb_store_recovery){.segments = p->parts, .records = count,
+                                   .first_seq = count ? min : 0, .last_seq = count ? max : 0};
+    return 0;
+}
+
+static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
+{
+    uint64_t t0 = eb_clock_mono_ms();
+    pg_store *p = eb_xcalloc(1, sizeof *p);
+    p->base.ops = &pg_ops;
+    p->kind = o->kind;
+    p->uri = eb_xstrdup(o->data_dir);
+    p->table = o->kind == EB_STORE_META ? "eb_meta" : "eb_events";
+    p->sync = o->sync;
+    p->retention_ms = o->retention_ms;
+    p->retention_bytes = o->retention_bytes;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->space, NULL);
+    eb_buf_init(&p->pend.copy);
+    eb_buf_init(&p->work.copy);
+    eb__keyidx_init(&p->kidx);
+    eb__pg_cache_init(&p->cache, 0);
+    char err[256];
+    int rc = 0;
+    if (!(p->rd = eb__pg_connect(p->uri, p->sync, err, sizeof err))) {
+        EB_ERROR("postgresql: cannot connect: %s", err);
+        rc = EB_ECONNECT;
+    }
+    if (!rc && (rc = eb__pg_connect_wr(p)) == EB_EEXIST)
+        EB_ERROR("postgresql (%s store): the database is in use by another eventbusd",
+                 p->table);
+    if (!rc && (rc = load(p, rep)))
+        EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
+                 eb__pg_one_line(p->rd, err, sizeof err));
+    if (!rc && pthread_create(&p->thr, NULL, eb__pg_writer_main, p) != 0)
+        rc = EB_ENOMEM;
+    if (rc) {
+        pg_free(p);
+        return rc;
+    }
+    if (rep)
+        rep->elapsed_ms = (double)(eb_clock_mono_ms() - t0);
+    *out = &p->base;
+    return 0;
+}
+
+const eb_store_engine eb_store_pg_engine = {"postgresql", pg_open};

@@ -1,0 +1,125 @@
+/* store_pg_int.h - the insides of the PostgreSQL engine, shared by its
+ * two files: store_pg.c (the calls, on the caller's thread, and opening)
+ * and store_pg_writer.c (the writer thread and the SQL helpers). */
+#ifndef EB_STORE_PG_INT_H
+#define EB_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store/keyidx.h"
+#include "store/store_pg.h"
+#include "util/buf.h"
+
+#define PG_MAX_RECORD     (64u << 20)  /* largest record accepted */
+#define PG_MAX_PENDING    (64u << 20)  /* appends wait past this many bytes queued */
+#define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan */
+#define PG_HOUSE_MS       1000         /* stats, retention and compaction period */
+#define PG_BACKOFF_MIN_MS 100
+#define PG_BACKOFF_MAX_MS 5000
+#define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
+#define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
+
+#define PG_PART_SEQS eb__store_pg_part_seqs
+
+typedef struct pend_cb {
+    eb_store_done_cb cb;
+    void            *arg;
+} pend_cb;
+
+/* Appends queued for one COPY. */
+typedef struct batch {
+    eb_buf   copy;    /* the records as COPY binary tuples */
+    size_t   records;
+    uint64_t first;   /* seq of the first record */
+    pend_cb *cbs;
+    size_t   ncbs, cap;
+} batch;
+
+/* One cached record (store_pg_cache.c). */
+typedef struct pg_cached {
+    uint64_t ts;
+    uint16_t type, flags;
+    uint32_t len;
+    char    *data; /* owned */
+} pg_cached;
+
+/* The newest records this node appended: seqs [lo, hi), loop thread only. */
+typedef struct pg_cache {
+    pg_cached *v;      /* ring, indexed by seq */
+    uint64_t   lo, hi;
+    size_t     bytes;
+    int        pinned; /* scans in progress: evict nothing by bytes */
+} pg_cache;
+
+typedef struct pg_store {
+    eb_store         base; /* first: a pg_store is an eb_store */
+    eb_store_kind    kind;
+    char            *uri;
+    const char      *table;
+    eb_store_sync    sync;
+    uint64_t         retention_ms, retention_bytes;
+    PGconn          *rd;          /* reads, on the calling thread */
+    uint64_t         rd_retry_ms; /* no reconnect before */
+    PGconn          *wr;          /* the writer thread's */
+    pthread_t        thr;
+    pthread_mutex_t  mu;
+    pthread_cond_t   wake, space;
+    batch            pend, work;  /* mu: pend; the writer: work */
+    bool             closing;     /* mu */
+    int              err;         /* mu: 0, EB_ECONNECT / EB_ENOSPC (recovering), or broken */
+    uint64_t         next_seq, last_ts; /* mu */
+    uint64_t         drop_req;    /* mu: META rows below this may go */
+    uint64_t         bytes, parts, commits; /* mu: stats */
+    _Atomic uint64_t first, durable;
+    uint64_t         part_lo, part_hi; /* writer: partitions [lo, hi) exist */
+    uint64_t         dropped;     /* writer: META rows below this are deleted */
+    eb_keyidx        kidx;
+    pg_cache         cache;       /* EVENTS: the newest records */
+} pg_store;
+
+static inline pg_store *pg_of(eb_store *s)
+{
+    return (pg_store *)(void *)s;
+}
+
+/* --- the cache of the newest records (store_pg_cache.c) ------------------- */
+
+/* Empty, its window starting at next. */
+void eb__pg_cache_init(pg_cache *c, uint64_t next);
+/* Adds a copy of record seq: the window grows when seq is its next one,
+ * else it starts again at seq; the oldest go past the bounds. */
+void eb__pg_cache_add(pg_cache *c, uint64_t seq, uint64_t ts, uint16_t type, uint16_t flags,
+                      const void *data, uint32_t len);
+/* Forgets the records at and after seq `to` (their seqs are handed out again). */
+void eb__pg_cache_truncate(pg_cache *c, uint64_t to);
+/* Record seq if cached (valid until the next add or truncate), else NULL. */
+const pg_cached *eb__pg_cache_get(pg_cache *c, uint64_t seq);
+void eb__pg_cache_free(pg_cache *c);
+
+/* --- SQL helpers (store_pg_writer.c) -------------------------------------- */
+
+/* A connection with our defaults (the URI's own settings win); NULL with
+ * the reason in err when it cannot be made. */
+PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t errlen);
+/* libpq's last message on one line, into out. */
+const char *eb__pg_one_line(PGconn *c, char *out, size_t cap);
+/* Runs a statement with text parameters (binary: results in binary): 0 and
+ * *out (the caller clears it; out may be NULL), or EB_ECONNECT (connection
+ * lost or refused), EB_ENOSPC (SQLSTATE class 53), EB_EIO (anything else). */
+int eb__pg_run(PGconn *c, const char *sql, int n, const char *const *params, int binary,
+               PGresult **out);
+/* eb__pg_run of a statement without parameters or rows. */
+int eb__pg_run0(PGconn *c, const char *sql);
+/* The first column of the first row as a number (0 if NULL or none). */
+uint64_t eb__pg_num0(const PGresult *r);
+/* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
+ * EB_EEXIST while the lock is held elsewhere. */
+int eb__pg_connect_wr(pg_store *p);
+/* The writer thread (arg: the pg_store). */
+void *eb__pg_writer_main(void *arg);
+
+#endif

@@ -1,0 +1,494 @@
+/* store_pg_writer.c - the PostgreSQL engine's writer thread (one per
+ * store): group commit by COPY, resolving a commit the connection lost,
+ * probing a database that went away, and once a second compaction,
+ * retention and the size; and the SQL helpers both files use. See
+ * store_pg.c for the design. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eventbus/err.h"
+#include "store/store_pg_int.h"
+#include "util/clock.h"
+#include "util/logger.h"
+
+static void ignore_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+/* libpq's message on one line, into out. */
+const char *eb__pg_one_line(PGconn *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", c ? PQerrorMessage(c) : "");
+    for (char *q = out; *q; q++)
+        if (*q == '\n' || *q == '\t')
+            *q = ' ';
+    size_t n = strlen(out);
+    while (n && out[n - 1] == ' ')
+        out[--n] = '\0';
+    return out;
+}
+
+/* A connection with our defaults (the URI's own settings win); NULL with
+ * the reason in err when it cannot be made. */
+PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t errlen)
+{
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
+    const char *vals[] = {"5", "eventbusd", uri, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (!c || PQstatus(c) != CONNECTION_OK) {
+        if (c)
+            eb__pg_one_line(c, err, errlen);
+        else
+            snprintf(err, errlen, "out of memory");
+        PQfinish(c);
+        return NULL;
+    }
+    PQsetNoticeProcessor(c, ignore_notice, NULL);
+    PGresult *r = PQexec(c, sync == EB_STORE_SYNC_ALWAYS ? "SET synchronous_commit = on"
+                                                         : "SET synchronous_commit = off");
+    PQclear(r);
+    return c;
+}
+
+/* What a failed statement means: EB_ECONNECT for a lost or refused
+ * connection (recoverable), EB_ENOSPC when the database is out of
+ * resources (class 53: recoverable), else EB_EIO (the store is broken). */
+static int classify(PGconn *c, const PGresult *r)
+{
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        return EB_ECONNECT;
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (!st || !strncmp(st, "08", 2) || !strncmp(st, "57P", 3))
+        return EB_ECONNECT;
+    if (!strncmp(st, "53", 2))
+        return EB_ENOSPC;
+    return EB_EIO;
+}
+
+/* Runs a statement with text parameters; 0 and *out (cleared by the
+ * caller) or an error from classify. */
+int eb__pg_run(PGconn *c, const char *sql, int n, const char *const *params, int binary,
+               PGresult **out)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, binary);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out)
+            *out = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    int rc = classify(c, r);
+    PQclear(r);
+    return rc;
+}
+
+int eb__pg_run0(PGconn *c, const char *sql)
+{
+    return eb__pg_run(c, sql, 0, NULL, 0, NULL);
+}
+
+/* The first column of the first row as a number (0 if NULL or none). */
+uint64_t eb__pg_num0(const PGresult *r)
+{
+    return PQntuples(r) && !PQgetisnull(r, 0, 0) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+}
+
+/* A query whose answer is one number (NULL: 0). */
+static int query_num(PGconn *c, const char *sql, uint64_t *out)
+{
+    PGresult *r = NULL;
+    int rc = eb__pg_run(c, sql, 0, NULL, 0, &r);
+    if (rc == 0) {
+        *out = eb__pg_num0(r);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* --- the writer thread ------------------------------------------------------ */
+
+static void part_name(const pg_store *p, uint64_t idx, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s_p%llu", p->table, (unsigned long long)idx);
+}
+
+/* EVENTS: creates the partitions up to the one holding seq `last`. */
+static int ensure_parts(pg_store *p, uint64_t last)
+{
+    while (p->kind == EB_STORE_EVENTS && p->part_hi * PG_PART_SEQS <= last) {
+        char name[64], sql[256];
+        part_name(p, p->part_hi, name, sizeof name);
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM (%llu) TO (%llu)",
+                 name, p->table, (unsigned long long)(p->part_hi * PG_PART_SEQS),
+                 (unsigned long long)((p->part_hi + 1) * PG_PART_SEQS));
+        int rc = eb__pg_run0(p->wr, sql);
+        if (rc)
+            return rc;
+        p->part_hi++;
+    }
+    return 0;
+}
+
+/* Commits the work batch as one COPY: 0; an error (nothing committed);
+ * or PG_UNKNOWN when the connection broke while committing. */
+static int write_work(pg_store *p)
+{
+    batch *b = &p->work;
+    if (!b->records)
+        return 0;
+    if (!p->wr || PQstatus(p->wr) != CONNECTION_OK)
+        return EB_ECONNECT;
+    int rc = ensure_parts(p, b->first + b->records - 1);
+    if (rc)
+        return rc;
+    char sql[128];
+    snprintf(sql, sizeof sql, "COPY %s (seq, ts, type, flags, data) FROM STDIN (FORMAT binary)",
+             p->table);
+    PGresult *r = PQexec(p->wr, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN) {
+        rc = classify(p->wr, r);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    static const char trailer[2] = "\377\377";
+    if (PQputCopyData(p->wr, head, sizeof head) != 1 ||
+        PQputCopyData(p->wr, b->copy.data, (int)b->copy.len) != 1 ||
+        PQputCopyData(p->wr, trailer, sizeof trailer) != 1)
+        return EB_ECONNECT; /* the COPY never ended: nothing committed */
+    if (PQputCopyEnd(p->wr, NULL) != 1)
+        return PG_UNKNOWN;
+    rc = 0;
+    while ((r = PQgetResult(p->wr))) {
+        /* An error the server sent (a SQLSTATE, the connection alive) means
+         * the COPY was rolled back; any other failure from here on leaves
+         * the commit's outcome unknown. */
+        if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = PQstatus(p->wr) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
+                     ? classify(p->wr, r)
+                     : PG_UNKNOWN;
+        PQclear(r);
+    }
+    if (!rc && PQstatus(p->wr) != CONNECTION_OK)
+        rc = PG_UNKNOWN;
+    return rc;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
+ * EB_EEXIST when another eventbusd holds the database. */
+int eb__pg_connect_wr(pg_store *p)
+{
+    if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
+        return 0;
+    PQfinish(p->wr);
+    char err[256];
+    p->wr = eb__pg_connect(p->uri, p->sync, err, sizeof err);
+    if (!p->wr)
+        return EB_ECONNECT;
+    /* One node per database (the seqs are assigned here): a session lock,
+     * held as long as this connection lives. */
+    char sql[64];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS,
+             (int)p->kind);
+    PGresult *r = NULL;
+    int rc = eb__pg_run(p->wr, sql, 0, NULL, 0, &r);
+    if (rc == 0) {
+        rc = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't' ? 0 : EB_EEXIST;
+        PQclear(r);
+    }
+    if (rc) {
+        PQfinish(p->wr);
+        p->wr = NULL;
+    }
+    return rc;
+}
+
+/* After EB_ECONNECT from a statement that was not committed: the
+ * connection may only be stale (the database restarted while we were
+ * idle). True if a new one could be made at once (try again on it). */
+static bool reconnect(pg_store *p)
+{
+    PQfinish(p->wr);
+    p->wr = NULL;
+    return eb__pg_connect_wr(p) == 0;
+}
+
+/* The connection broke while the work batch was committing: reconnects
+ * (with backoff) and looks for its first record. 0 if it was committed,
+ * EB_ECONNECT if not (or when closing and the database stays away). */
+static int resolve(pg_store *p)
+{
+    uint64_t backoff = PG_BACKOFF_MIN_MS;
+    for (int tries = 0;; tries++) {
+        if (eb__pg_connect_wr(p) == 0) {
+            char seq[24];
+            snprintf(seq, sizeof seq, "%llu", (unsigned long long)p->work.first);
+            char sql[96];
+            snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE seq = $1", p->table);
+            const char *params[] = {seq};
+            PGresult *r = NULL;
+            if (eb__pg_run(p->wr, sql, 1, params, 0, &r) == 0) {
+                int found = PQntuples(r);
+                PQclear(r);
+                return found ? 0 : EB_ECONNECT;
+            }
+        }
+        pthread_mutex_lock(&p->mu);
+        bool closing = p->closing;
+        pthread_mutex_unlock(&p->mu);
+        if (closing && tries >= 3)
+            return EB_ECONNECT;
+        sleep_ms(backoff);
+        backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
+static void finish(batch *b, int status)
+{
+    for (size_t i = 0; i < b->ncbs; i++)
+        b->cbs[i].cb(b->cbs[i].arg, status);
+    b->ncbs = 0;
+    b->records = 0;
+    eb_buf_reset(&b->copy);
+}
+
+static int set_floor(pg_store *p, uint64_t floor)
+{
+    char sql[200], f[24];
+    snprintf(f, sizeof f, "%llu", (unsigned long long)floor);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO eb_state (name, floor) VALUES ('%s', $1) ON CONFLICT (name) DO "
+             "UPDATE SET floor = GREATEST(eb_state.floor, EXCLUDED.floor)", p->table);
+    const char *params[] = {f};
+    return eb__pg_run(p->wr, sql, 1, params, 0, NULL);
+}
+
+/* EVENTS retention: drops the oldest partition while it is entirely
+ * below the durable seq and older than --retention or over
+ * --retention-bytes. *total is the events' size. */
+static int apply_retention(pg_store *p, uint64_t *total)
+{
+    uint64_t now_us = eb_clock_wall_us();
+    while (p->part_lo + 1 < p->part_hi &&
+           (p->part_lo + 1) * PG_PART_SEQS <= atomic_load(&p->durable)) {
+        char name[64], sql[200];
+        part_name(p, p->part_lo, name, sizeof name);
+        bool drop = p->retention_bytes && *total > p->retention_bytes;
+        uint64_t newest = 0, sz = 0;
+        int rc;
+        if (!drop && p->retention_ms) {
+            snprintf(sql, sizeof sql, "SELECT max(ts) FROM %s", name);
+            if ((rc = query_num(p->wr, sql, &newest)))
+                return rc;
+            drop = newest + p->retention_ms * 1000u < now_us;
+        }
+        if (!drop)
+            break;
+        snprintf(sql, sizeof sql, "SELECT pg_total_relation_size('%s')", name);
+        if ((rc = query_num(p->wr, sql, &sz)))
+            return rc;
+        snprintf(sql, sizeof sql, "DROP TABLE %s", name);
+        if ((rc = set_floor(p, atomic_load(&p->durable))) || (rc = eb__pg_run0(p->wr, sql)))
+            return rc;
+        p->part_lo++;
+        *total = *total > sz ? *total - sz : 0;
+        uint64_t lo = p->part_lo * PG_PART_SEQS, first = atomic_load(&p->first);
+        if (lo > first)
+            atomic_store(&p->first, lo);
+    }
+    return 0;
+}
+
+/* Every PG_HOUSE_MS: compaction (META), retention (EVENTS), the size. */
+static int housekeeping(pg_store *p)
+{
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    uint64_t drop = p->drop_req;
+    pthread_mutex_unlock(&p->mu);
+    if (p->kind == EB_STORE_META && drop > p->dropped) {
+        char sql[96], s[24];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)drop);
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq < $1", p->table);
+        const char *params[] = {s};
+        if ((rc = set_floor(p, drop)) || (rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL)))
+            return rc;
+        p->dropped = drop;
+    }
+    char sql[256];
+    if (p->kind == EB_STORE_EVENTS)
+        snprintf(sql, sizeof sql, "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0), "
+                 "count(*) FROM pg_inherits WHERE inhparent = '%s'::regclass", p->table);
+    else
+        snprintf(sql, sizeof sql, "SELECT pg_total_relation_size('%s'), 1", p->table);
+    PGresult *r = NULL;
+    if ((rc = eb__pg_run(p->wr, sql, 0, NULL, 0, &r)))
+        return rc;
+    uint64_t bytes = eb__pg_num0(r), parts = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    if (p->kind == EB_STORE_EVENTS && (p->retention_ms || p->retention_bytes)) {
+        uint64_t before = p->part_lo;
+        if ((rc = apply_retention(p, &bytes)))
+            return rc;
+        parts -= p->part_lo - before;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->bytes = bytes;
+    p->parts = parts;
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* mu held: enters the error state (appends refused) and says why once. */
+static void enter_error(pg_store *p, int rc)
+{
+    if (p->err)
+        return;
+    p->err = rc;
+    char buf[512];
+    const char *why = eb__pg_one_line(p->wr, buf, sizeof buf);
+    EB_WARN("postgresql (%s store): %s%s%s", p->table,
+            rc == EB_ECONNECT ? "database unreachable" : eb_strerror(rc), *why ? ": " : "",
+            why);
+}
+
+static void wait_ms(pg_store *p, uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&p->wake, &p->mu, &ts);
+}
+
+/* Writer, mu held: while the database is away, probes it with backoff.
+ * True while still in the error state. */
+static bool probe(pg_store *p, uint64_t *backoff)
+{
+    if (!p->err || p->err == EB_EIO)
+        return false;
+    wait_ms(p, *backoff);
+    if (p->closing)
+        return true;
+    pthread_mutex_unlock(&p->mu);
+    int rc = eb__pg_connect_wr(p);
+    if (rc == 0)
+        rc = eb__pg_run0(p->wr, "SELECT 1");
+    pthread_mutex_lock(&p->mu);
+    if (rc == EB_EEXIST && *backoff == PG_BACKOFF_MIN_MS) /* said once per outage */
+        EB_WARN("postgresql (%s store): the database's lock is held (by this node's old "
+                "session until the server notices it is gone, or by another eventbusd); "
+                "retrying", p->table);
+    if (rc) {
+        *backoff = *backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : *backoff * 2;
+        return true;
+    }
+    EB_INFO("postgresql (%s store): database reachable again", p->table);
+    p->err = 0;
+    *backoff = PG_BACKOFF_MIN_MS;
+    return false;
+}
+
+void *eb__pg_writer_main(void *arg)
+{
+    pg_store *p = arg;
+    uint64_t next_house = 0, backoff = PG_BACKOFF_MIN_MS;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closing && !p->pend.ncbs) {
+            if (!p->err && p->drop_req > p->dropped) { /* a compaction asked for: done */
+                pthread_mutex_unlock(&p->mu);
+                housekeeping(p);
+                pthread_mutex_lock(&p->mu);
+            }
+            break;
+        }
+        if (p->closing && p->err && p->pend.ncbs) { /* the database is away: fail them */
+            int err = p->err;
+            batch spare = p->work;
+            p->work = p->pend;
+            p->pend = spare;
+            pthread_mutex_unlock(&p->mu);
+            finish(&p->work, err);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (probe(p, &backoff))
+            continue;
+        uint64_t now = eb_clock_mono_ms();
+        if (now >= next_house && !p->err) {
+            pthread_mutex_unlock(&p->mu);
+            int rc = housekeeping(p);
+            if (rc == EB_ECONNECT && reconnect(p))
+                rc = housekeeping(p);
+            pthread_mutex_lock(&p->mu);
+            if (rc)
+                enter_error(p, rc);
+            next_house = now + PG_HOUSE_MS;
+            continue;
+        }
+        if (!p->pend.ncbs) {
+            wait_ms(p, next_house - now);
+            continue;
+        }
+        batch tmp = p->work;
+        p->work = p->pend;
+        p->pend = tmp;
+        pthread_cond_broadcast(&p->space);
+        pthread_mutex_unlock(&p->mu);
+        int status = write_work(p);
+        if (status == EB_ECONNECT && reconnect(p)) /* not sent: a stale connection? */
+            status = write_work(p);
+        if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
+            pthread_mutex_lock(&p->mu);
+            enter_error(p, EB_ECONNECT);
+            pthread_mutex_unlock(&p->mu);
+            status = resolve(p);
+        }
+        pthread_mutex_lock(&p->mu);
+        if (status == 0) {
+            atomic_store(&p->durable, p->work.first + p->work.records);
+            p->commits += p->work.records != 0;
+            if (!p->bytes && p->work.records)
+                next_house = 0; /* the first rows: their size at once */
+        } else {
+            enter_error(p, status);
+        }
+        pthread_mutex_unlock(&p->mu);
+        finish(&p->work, status);
+        pthread_mutex_lock(&p->mu);
+        if (status) {
+            /* The appends queued behind carry the seqs after it: fail them
+             * too, and hand those seqs out again. */
+            batch spare = p->work;
+            p->work = p->pend;
+            p->pend = spare;
+            pthread_cond_broadcast(&p->space);
+            pthread_mutex_unlock(&p->mu);
+            finish(&p->work, status);
+            pthread_mutex_lock(&p->mu);
+            p->next_seq = atomic_load(&p->durable);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
