@@ -224,5 +224,24 @@ def test_cloudevents_modes(srv):
     assert [e["data"]["m"] for e, _ in got] == ["structured", "binary"], got
 
 
+def test_cli_publish_delay(srv):
+    from test_cli import run
+    put_group(srv, "g")
+    rc, out, err = run(srv, "publish", "order.created", '{"n":1}', "--delay", "700ms", "--json")
+    assert rc == 0 and '"deliver_at"' in out, (out, err)
+    rc, out, err = run(srv, "publish", "order.created", '{"n":2}', "--deliver-at",
+                       rfc3339(time.time() + 0.4), env={"EVENTBUS_OUTPUT": "table"})
+    assert rc == 0 and "delivered at" in out, (out, err)
+    rc, out, err = run(srv, "publish", "order.created", "{}", "--delay", "1s", "--deliver-at",
+                       "2030-01-01T00:00:00Z")
+    assert rc == 2 and "not both" in err, (rc, err)
+    rc, out, err = run(srv, "publish", "order.created", "{}", "--delay", "soon")
+    assert rc == 1 and "/delay" in err, (rc, out, err)
+    rc, out, err = run(srv, "groups", "show", "g", env={"EVENTBUS_OUTPUT": "table"})
+    assert rc == 0 and "delayed:        2" in out, out
+    got = wait_pull(srv, "g", 2)
+    assert [e["data"]["n"] for e, _ in got] == [2, 1], got
+
+
 if __name__ == "__main__":
     run_tests(globals())
