@@ -35,7 +35,6 @@
 #include "util/xmalloc.h"
 
 #define RELEASE_MAX 1000           /* copies one release appends */
-#define EARLY_US 500u              /* release this close to the due time */
 #define RETRY_MS 100u              /* after a failed release */
 #define SNAP_CHUNK 8192            /* entries per snapshot record */
 
@@ -173,7 +172,7 @@ static void arm(eb_bus *bus)
     if (d->timer_due == due)
         return;
     d->timer_due = due;
-    uint64_t ms = due > now + EARLY_US ? (due - now - EARLY_US + 999) / 1000 : 0;
+    uint64_t ms = due > now ? (due - now + 999) / 1000 : 0; /* never before it */
     uv_timer_start(&d->timer, on_timer, ms, 0);
 }
 
@@ -251,7 +250,7 @@ static size_t gather(eb_bus *bus, uint64_t now, release_op **out)
     ro->n = 0;
     eb_buf_reset(&d->copies);
     uint64_t first = eb_store_first_seq(bus->events);
-    while (d->n && d->h[0].due <= now + EARLY_US && ro->n < RELEASE_MAX) {
+    while (d->n && d->h[0].due <= now && ro->n < RELEASE_MAX) {
         eb_delay_ent e = pop(d);
         if (released(d, e.due, e.seq) ||
             (ro->n && ro->e[ro->n - 1].due == e.due && ro->e[ro->n - 1].seq == e.seq))
@@ -358,7 +357,7 @@ int eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, eb_field_error
                  (unsigned long long)(max_ms / 1000u));
         return EB_EINVAL;
     }
-    if (due <= now + EARLY_US)
+    if (due <= now)
         return 0; /* now or in the past: delivered now, as any event */
     if (bus->delay.n + (bus->delay.inflight ? bus->delay.inflight->n : 0) >=
         bus->opts.max_delayed) {
