@@ -36,12 +36,8 @@ static void write_result(eb_jw *w, const eb_pub_result *r)
         eb_jw_key(w, "key_version");
         eb_jw_uint(w, r->key_version);
     }
-    if (r->deliver_us) {
-        char d[32];
-        size_t dn = eb_time_format(r->deliver_us, d);
-        eb_jw_key(w, "deliver_at");
-        eb_jw_strn(w, d, dn);
-    }
+    if (r->deliver_us)
+        eb_time_write(w, "deliver_at", r->deliver_us);
     if (r->duplicate) {
         eb_jw_key(w, "duplicate");
         eb_jw_bool(w, true);

@@ -186,11 +186,10 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_uint(&w, st.delayed_released);
     eb_jw_key(&w, "expired_since_start");
     eb_jw_uint(&w, st.delayed_expired);
-    eb_jw_key(&w, "next");
     if (st.delayed_next_us) {
-        char t[32];
-        eb_jw_strn(&w, t, eb_time_format(st.delayed_next_us, t));
+        eb_time_write(&w, "next", st.delayed_next_us);
     } else {
+        eb_jw_key(&w, "next");
         eb_jw_null(&w);
     }
     eb_jw_obj_close(&w);

@@ -114,9 +114,9 @@ typedef struct eb_bus_delay {
     size_t        nt, tcap;
     uint64_t      w_due, w_seq; /* released up to (inclusive) */
     uint64_t      upto;        /* replay: delayed records below are listed */
-    uint64_t      rel_lo;      /* first seq of the release in flight (0: none) */
-    bool          releasing;
-    release_op   *inflight;    /* the entries of the release in flight */
+    release_op   *rq_head, *rq_tail; /* releases in flight, in append order */
+    size_t        rq_ops, rq_events;
+    uint64_t      retry_us;    /* after a failed release: not before this */
     uv_timer_t    timer;       /* for the earliest entry only */
     uint64_t      timer_due;   /* what it is armed for (0: not armed) */
     uint64_t      released, expired;
@@ -127,6 +127,9 @@ typedef struct eb_bus_delay {
     eb_buf        copies;      /* scratch: one release's records */
     eb_store_rec_in *recs;     /* RELEASE_MAX */
     size_t       *offs;        /* RELEASE_MAX */
+    struct want  *wants;       /* RELEASE_MAX: one release's records by seq */
+    size_t       *roff, *rlen; /* RELEASE_MAX: where each is in raw */
+    eb_buf        raw;         /* scratch: the records read */
     eb_delay_ent  scratch[64];
 } eb_bus_delay;
 void     eb__bus_delay_init(eb_bus *bus);

@@ -35,8 +35,17 @@
 #include "util/xmalloc.h"
 
 #define RELEASE_MAX 1000           /* copies one release appends */
+#define RELEASES_IN_FLIGHT 16      /* appends not yet durable at once */
 #define RETRY_MS 100u              /* after a failed release */
 #define SNAP_CHUNK 8192            /* entries per snapshot record */
+
+/* A release: copies appended as one batch, not durable yet. */
+struct release_op {
+    release_op  *next;      /* the next one appended */
+    uint64_t     first_seq; /* of its copies */
+    size_t       n;
+    eb_delay_ent e[];       /* in release order */
+};
 
 /* --- the heap ------------------------------------------------------------ */
 
@@ -133,7 +142,8 @@ static void note_released(eb_bus_delay *d, uint64_t due, uint64_t seq)
 static uint64_t cover(eb_bus *bus)
 {
     uint64_t next = eb_store_next_seq(bus->events);
-    return bus->delay.rel_lo && bus->delay.rel_lo < next ? bus->delay.rel_lo : next;
+    const release_op *ro = bus->delay.rq_head;
+    return ro && ro->first_seq < next ? ro->first_seq : next;
 }
 
 static void noop_done(void *arg, int status)
@@ -163,12 +173,14 @@ static void arm(eb_bus *bus)
     eb_bus_delay *d = &bus->delay;
     if (!d->timer.data || bus->closing)
         return;
-    if (d->n == 0 || d->releasing) {
+    if (d->n == 0 || d->rq_ops >= RELEASES_IN_FLIGHT) {
         uv_timer_stop(&d->timer);
         d->timer_due = 0;
         return;
     }
     uint64_t due = d->h[0].due, now = eb__bus_now_us();
+    if (due < d->retry_us)
+        due = d->retry_us; /* a release failed: not before the retry */
     if (d->timer_due == due)
         return;
     d->timer_due = due;
@@ -178,28 +190,44 @@ static void arm(eb_bus *bus)
 
 /* --- releasing ----------------------------------------------------------- */
 
-typedef struct read_one {
+/* One record a release wants, and where its copy goes. */
+typedef struct want {
     uint64_t seq, due;
-    eb_buf  *out;
-    bool     found;
-    eb_str   type;
-} read_one;
+    size_t   pos;      /* in the release (due order) */
+} want;
 
-static int copy_one(void *arg, const eb_store_rec *rec)
+/* A run of consecutive seqs read with one scan (one read of the store). */
+typedef struct run_read {
+    const want *w;
+    size_t      n;
+    eb_buf     *raw;   /* the records, back to back */
+    size_t     *off, *len; /* by pos; len 0: not found */
+} run_read;
+
+static int read_run(void *arg, const eb_store_rec *rec)
 {
-    read_one *r = arg;
+    run_read *r = arg;
+    if (rec->seq < r->w[0].seq)
+        return 0; /* retention: the scan started at the oldest kept */
+    uint64_t i = rec->seq - r->w[0].seq;
+    if (i >= r->n)
+        return 1;
+    const want *w = &r->w[i];
     eb_event_view v;
-    if (rec->seq == r->seq && rec->type == EB_REC_DELAYED &&
-        eb_event_decode(rec->data, rec->len, &v) == 0 && v.deliver_us == r->due &&
-        v.origin_seq == 0 && eb_event_due_copy(rec->data, rec->len, r->seq, r->out) == 0)
-        r->found = true;
-    return 1;
+    if (rec->type == EB_REC_DELAYED && eb_event_decode(rec->data, rec->len, &v) == 0 &&
+        v.deliver_us == w->due && v.origin_seq == 0) {
+        r->off[w->pos] = r->raw->len;
+        r->len[w->pos] = rec->len;
+        eb_buf_append(r->raw, rec->data, rec->len);
+    }
+    return i + 1 == r->n;
 }
 
-typedef struct release_op {
-    size_t       n;
-    eb_delay_ent e[]; /* in release order */
-} release_op;
+static int want_cmp(const void *a, const void *b)
+{
+    const want *x = a, *y = b;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
 
 static void count_copies(eb_bus *bus, const release_op *ro)
 {
@@ -211,21 +239,40 @@ static void count_copies(eb_bus *bus, const release_op *ro)
     }
 }
 
+static void release(eb_bus *bus);
+
+/* A release's copies are durable (or failed: back into the heap). */
+static void settle(eb_bus *bus, pending_op *op, bool go_on);
+
 static void release_done(eb_bus *bus, pending_op *op)
+{
+    settle(bus, op, true);
+}
+
+/* The same, for a release written on the loop thread: release() goes on. */
+static void release_done_quiet(eb_bus *bus, pending_op *op)
+{
+    settle(bus, op, false);
+}
+
+static void settle(eb_bus *bus, pending_op *op, bool go_on)
 {
     eb_bus_delay *d = &bus->delay;
     release_op *ro = op->extra;
-    d->releasing = false;
-    d->rel_lo = 0;
-    d->inflight = NULL;
+    if (d->rq_head == ro) { /* completions come in append order */
+        d->rq_head = ro->next;
+        if (!d->rq_head)
+            d->rq_tail = NULL;
+        d->rq_ops--;
+        d->rq_events -= ro->n;
+    }
     if (op->status) { /* nothing written: back into the heap, tried again */
         for (size_t i = 0; i < ro->n; i++)
             push(d, ro->e[i]);
         free(ro);
-        if (d->timer.data && !bus->closing) {
-            d->timer_due = 0;
-            uv_timer_start(&d->timer, on_timer, RETRY_MS, 0);
-        }
+        d->retry_us = eb__bus_now_us() + RETRY_MS * 1000u;
+        d->timer_due = 0;
+        arm(bus);
         return;
     }
     for (size_t i = 0; i < ro->n; i++)
@@ -234,59 +281,85 @@ static void release_done(eb_bus *bus, pending_op *op)
     const eb_delay_ent *last = &ro->e[ro->n - 1];
     note_released(d, last->due, last->seq);
     free(ro);
-    if (bus->meta && !bus->closing) {
+    if (bus->meta && !bus->closing)
         write_rec(bus, cover(bus), true, NULL, 0, NULL, 0);
-    }
     d->timer_due = 0;
-    arm(bus);
+    if (!go_on)
+        return;
+    if (d->n && d->h[0].due <= eb__bus_now_us())
+        release(bus); /* more fell due meanwhile */
+    else
+        arm(bus);
 }
 
-/* Pops the due entries (up to RELEASE_MAX) and reads their records into
- * d->copies; entries whose record is gone are dropped and counted. */
+/* Pops the due entries (up to RELEASE_MAX) in due order and reads their
+ * records -- in seq order, a run of consecutive seqs with one scan -- then
+ * writes their copies into d->copies in due order. Entries whose record is
+ * gone are dropped (and counted when retention removed it). */
 static size_t gather(eb_bus *bus, uint64_t now, release_op **out)
 {
     eb_bus_delay *d = &bus->delay;
     release_op *ro = eb_xmalloc(sizeof *ro + RELEASE_MAX * sizeof ro->e[0]);
-    ro->n = 0;
-    eb_buf_reset(&d->copies);
-    uint64_t first = eb_store_first_seq(bus->events);
-    while (d->n && d->h[0].due <= now && ro->n < RELEASE_MAX) {
+    size_t k = 0;
+    while (d->n && d->h[0].due <= now && k < RELEASE_MAX) {
         eb_delay_ent e = pop(d);
         if (released(d, e.due, e.seq) ||
-            (ro->n && ro->e[ro->n - 1].due == e.due && ro->e[ro->n - 1].seq == e.seq))
+            (k && ro->e[k - 1].due == e.due && ro->e[k - 1].seq == e.seq))
             continue; /* listed twice (a record and the start's scan) */
-        size_t at = d->copies.len;
-        read_one r = {e.seq, e.due, &d->copies, false, {NULL, 0}};
-        int rc = eb_store_scan(bus->events, e.seq, 1, copy_one, &r);
-        if (rc && rc != EB_ENOTFOUND) { /* a read error: keep it for later */
-            push(d, e);
-            break;
+        d->wants[k] = (want){e.seq, e.due, k};
+        ro->e[k++] = e;
+    }
+    qsort(d->wants, k, sizeof *d->wants, want_cmp);
+    eb_buf_reset(&d->raw);
+    memset(d->rlen, 0, k * sizeof *d->rlen);
+    for (size_t i = 0; i < k;) {
+        size_t j = i + 1;
+        while (j < k && d->wants[j].seq == d->wants[j - 1].seq + 1)
+            j++;
+        run_read r = {d->wants + i, j - i, &d->raw, d->roff, d->rlen};
+        int rc = eb_store_scan(bus->events, d->wants[i].seq, j - i, read_run, &r);
+        if (rc && rc != EB_ENOTFOUND) { /* a read error: all back, tried later */
+            for (size_t m = 0; m < k; m++)
+                push(d, ro->e[m]);
+            ro->n = 0;
+            *out = ro;
+            d->retry_us = now + RETRY_MS * 1000u;
+            return 0;
         }
-        if (!r.found) {
+        i = j;
+    }
+    eb_buf_reset(&d->copies);
+    uint64_t first = eb_store_first_seq(bus->events);
+    size_t n = 0;
+    for (size_t m = 0; m < k; m++) {
+        eb_delay_ent e = ro->e[m];
+        if (!d->rlen[m]) {
             if (e.seq < first)
                 d->expired++; /* retention removed it before its time */
             gone(d, &e);
             continue;
         }
-        d->offs[ro->n] = at;
-        ro->e[ro->n++] = e;
+        d->offs[n] = d->copies.len;
+        eb_event_due_copy(d->raw.data + d->roff[m], d->rlen[m], e.seq, &d->copies);
+        ro->e[n++] = e;
     }
+    ro->n = n;
     *out = ro;
-    return ro->n;
+    return n;
 }
 
-static void release(eb_bus *bus)
+/* Appends one release of what is due; 0 if there was none (or no room). */
+static int release_one(eb_bus *bus)
 {
     eb_bus_delay *d = &bus->delay;
-    if (d->releasing || bus->closing || !bus->events)
-        return;
+    if (d->rq_ops >= RELEASES_IN_FLIGHT || bus->closing || !bus->events ||
+        eb__bus_now_us() < d->retry_us)
+        return 0;
     release_op *ro;
     size_t n = gather(bus, eb__bus_now_us(), &ro);
     if (n == 0) {
         free(ro);
-        d->timer_due = 0;
-        arm(bus);
-        return;
+        return 0;
     }
     for (size_t i = 0; i < n; i++) {
         size_t end = i + 1 < n ? d->offs[i + 1] : d->copies.len;
@@ -299,18 +372,37 @@ static void release(eb_bus *bus)
     int rc = eb_store_append(bus->events, d->recs, n, true, &seq, &ts, eb__bus_on_durable, op);
     if (rc < 0) {
         op->status = rc;
-        release_done(bus, op);
+        release_done_quiet(bus, op); /* not queued: pushed back, retried later */
         free(op);
-        return;
+        return 0;
     }
-    d->releasing = true;
-    d->rel_lo = seq;
-    d->inflight = ro;
+    ro->first_seq = seq;
+    ro->next = NULL;
+    if (d->rq_tail)
+        d->rq_tail->next = ro;
+    else
+        d->rq_head = ro;
+    d->rq_tail = ro;
+    d->rq_ops++;
+    d->rq_events += n;
     count_copies(bus, ro);
     if (rc == 1) { /* written on this thread (--fsync interval|never) */
         eb__bus_pulls_wake(bus);
+        op->status = 0;
+        op->complete = release_done_quiet;
         eb__bus_complete(bus, op);
     }
+    return 1;
+}
+
+/* Appends releases while entries are due (several may be in flight: the
+ * next is not held up by the previous one's sync), then re-arms. */
+static void release(eb_bus *bus)
+{
+    while (release_one(bus)) {
+    }
+    bus->delay.timer_due = 0;
+    arm(bus);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -359,8 +451,7 @@ int eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, eb_field_error
     }
     if (due <= now)
         return 0; /* now or in the past: delivered now, as any event */
-    if (bus->delay.n + (bus->delay.inflight ? bus->delay.inflight->n : 0) >=
-        bus->opts.max_delayed) {
+    if (bus->delay.n + bus->delay.rq_events >= bus->opts.max_delayed) {
         snprintf(err->message, sizeof err->message,
                  "the server holds --max-delayed (%llu) delayed events already",
                  (unsigned long long)bus->opts.max_delayed);
@@ -427,7 +518,7 @@ static void recount(eb_bus *bus)
 uint64_t eb__bus_delay_for_group(eb_bus *bus, const eb_group *g)
 {
     eb_bus_delay *d = &bus->delay;
-    if (d->n == 0 && !d->inflight)
+    if (d->n == 0 && !d->rq_head)
         return 0;
     if (d->dirty || d->groups_gen != bus->grp.gen) {
         recount(bus);
@@ -439,7 +530,7 @@ uint64_t eb__bus_delay_for_group(eb_bus *bus, const eb_group *g)
 void eb__bus_delay_stats(eb_bus *bus, eb_bus_stats *out)
 {
     eb_bus_delay *d = &bus->delay;
-    out->delayed = d->n + (d->inflight ? d->inflight->n : 0);
+    out->delayed = d->n + d->rq_events;
     out->delayed_released = d->released;
     out->delayed_expired = d->expired;
     out->delayed_next_us = d->n ? d->h[0].due : 0;
@@ -548,26 +639,33 @@ int eb__bus_delay_start(eb_bus *bus)
 int eb__bus_delay_snapshot(eb_bus *bus, eb_outbox *ob)
 {
     eb_bus_delay *d = &bus->delay;
-    const release_op *ro = d->inflight;
-    size_t total = d->n + (ro ? ro->n : 0);
+    const release_op *ro = d->rq_head;
+    size_t hi = 0, ri = 0;
     eb_str *types = eb_xmalloc((d->nt ? d->nt : 1) * sizeof *types);
     for (size_t t = 0; t < d->nt; t++)
         types[t] = (eb_str){d->tname[t], strlen(d->tname[t])};
     eb_delay_ent *chunk = eb_xmalloc(SNAP_CHUNK * sizeof *chunk);
     /* The heap, then a release in flight (not recorded as released yet);
      * the first record also restates u and w. */
-    size_t at = 0;
+    bool first = true;
     do {
-        size_t k = total - at < SNAP_CHUNK ? total - at : SNAP_CHUNK;
-        for (size_t i = 0; i < k; i++)
-            chunk[i] = at + i < d->n ? d->h[at + i] : ro->e[at + i - d->n];
+        size_t k = 0;
+        while (k < SNAP_CHUNK && (hi < d->n || ro)) {
+            if (hi < d->n) {
+                chunk[k++] = d->h[hi++];
+                continue;
+            }
+            chunk[k++] = ro->e[ri++];
+            if (ri == ro->n)
+                ro = ro->next, ri = 0;
+        }
         eb_jw w;
         eb_outbox_begin(ob, EB_META_DELAY, &w);
-        eb__rec_delay(&w, at == 0 ? cover(bus) : 0, at == 0, d->w_due, d->w_seq, types, d->nt,
-                      chunk, k);
+        eb__rec_delay(&w, first ? cover(bus) : 0, first, d->w_due, d->w_seq, types, d->nt, chunk,
+                      k);
         eb_outbox_end(ob);
-        at += k;
-    } while (at < total);
+        first = false;
+    } while (hi < d->n || ro);
     free(chunk);
     free(types);
     return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
@@ -575,7 +673,7 @@ int eb__bus_delay_snapshot(eb_bus *bus, eb_outbox *ob)
 
 bool eb__bus_delay_pending(const eb_bus *bus)
 {
-    return bus->delay.n || bus->delay.inflight;
+    return bus->delay.n || bus->delay.rq_head;
 }
 
 /* --- life ------------------------------------------------------------------ */
@@ -589,6 +687,10 @@ void eb__bus_delay_init(eb_bus *bus)
     eb_buf_init(&d->copies);
     d->recs = eb_xmalloc(RELEASE_MAX * sizeof *d->recs);
     d->offs = eb_xmalloc(RELEASE_MAX * sizeof *d->offs);
+    d->wants = eb_xmalloc(RELEASE_MAX * sizeof *d->wants);
+    d->roff = eb_xmalloc(RELEASE_MAX * sizeof *d->roff);
+    d->rlen = eb_xmalloc(RELEASE_MAX * sizeof *d->rlen);
+    eb_buf_init(&d->raw);
     d->dirty = true;
 }
 
@@ -615,4 +717,8 @@ void eb__bus_delay_free(eb_bus *bus)
     eb_buf_free(&d->copies);
     free(d->recs);
     free(d->offs);
+    free(d->wants);
+    free(d->roff);
+    free(d->rlen);
+    eb_buf_free(&d->raw);
 }

@@ -462,10 +462,7 @@ void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_eve
         eb_jw_uint(w, v->key_version);
     }
     if (v->deliver_us) {
-        char d[32];
-        size_t dn = eb_time_format(v->deliver_us, d);
-        eb_jw_key(w, "deliver_at");
-        eb_jw_strn(w, d, dn);
+        eb_time_write(w, "deliver_at", v->deliver_us);
         if (v->origin_seq) {
             eb_jw_key(w, "published_seq");
             eb_jw_uint(w, v->origin_seq);
@@ -513,6 +510,14 @@ size_t eb_time_format(uint64_t ts_us, char out[32])
     out[26] = 'Z';
     out[27] = '\0';
     return 27;
+}
+
+void eb_time_write(eb_jw *w, const char *key, uint64_t ts_us)
+{
+    char t[32];
+    size_t n = eb_time_format(ts_us, t);
+    eb_jw_key(w, key);
+    eb_jw_strn(w, t, n);
 }
 
 static int digits(const char *s, size_t n, int *out)

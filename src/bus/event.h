@@ -162,6 +162,8 @@ void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_eve
 
 /* Formats a µs timestamp as RFC 3339 UTC with microseconds into out[32]. */
 size_t eb_time_format(uint64_t ts_us, char out[32]);
+/* Writes member `key` with ts_us as an RFC 3339 string (eb_time_format). */
+void eb_time_write(eb_jw *w, const char *key, uint64_t ts_us);
 /* Parses an RFC 3339 timestamp into µs since the epoch; 0 or EB_EINVAL. */
 int eb_time_parse(const char *s, size_t n, uint64_t *ts_us);
 
