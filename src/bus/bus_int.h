@@ -117,6 +117,7 @@ typedef struct eb_bus_delay {
     release_op   *rq_head, *rq_tail; /* releases in flight, in append order */
     size_t        rq_ops, rq_events;
     uint64_t      retry_us;    /* after a failed release: not before this */
+    bool          loading;     /* the meta replay: entries appended, heapified once */
     uv_timer_t    timer;       /* for the earliest entry only */
     uint64_t      timer_due;   /* what it is armed for (0: not armed) */
     uint64_t      released, expired;

@@ -114,7 +114,15 @@ static uint32_t intern(eb_bus_delay *d, const char *t, size_t n)
 
 static void add(eb_bus_delay *d, uint64_t due, uint64_t seq, uint32_t tid)
 {
-    push(d, (eb_delay_ent){due, seq, tid});
+    if (d->loading) { /* the start: appended, one heapify at the end (tidy) */
+        if (d->n == d->cap) {
+            d->cap = d->cap ? d->cap * 2 : 1024;
+            d->h = eb_xrealloc(d->h, d->cap * sizeof *d->h);
+        }
+        d->h[d->n++] = (eb_delay_ent){due, seq, tid};
+    } else {
+        push(d, (eb_delay_ent){due, seq, tid});
+    }
     d->tcount[tid]++;
     d->dirty = true;
 }
@@ -624,6 +632,7 @@ int eb__bus_delay_start(eb_bus *bus)
     if (rc)
         return rc;
     tidy(d);
+    d->loading = false;
     d->upto = next;
     if (from < next || d->n) { /* the scan's finds, and where the next one starts */
         write_rec(bus, next, true, NULL, 0, NULL, 0);
@@ -692,6 +701,7 @@ void eb__bus_delay_init(eb_bus *bus)
     d->rlen = eb_xmalloc(RELEASE_MAX * sizeof *d->rlen);
     eb_buf_init(&d->raw);
     d->dirty = true;
+    d->loading = true; /* until eb__bus_delay_start */
 }
 
 void eb__bus_delay_close(eb_bus *bus)
