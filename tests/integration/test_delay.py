@@ -224,6 +224,33 @@ def test_cloudevents_modes(srv):
     assert [e["data"]["m"] for e, _ in got] == ["structured", "binary"], got
 
 
+def test_retention_shorter_than_the_delay_drops_it(srv):
+    # 16 KiB segments and a 64 KiB bound: the delayed record's segment goes
+    # before its time; it is counted as expired, never delivered.
+    import os
+    os.environ["EB_TEST_SEGMENT_BYTES"] = "16384"
+    try:
+        srv.restart(["--retention-bytes", "65536"])
+    finally:
+        del os.environ["EB_TEST_SEGMENT_BYTES"]
+    put_group(srv, "g", types=["t.late"])
+    pub(srv, type="t.late", data={"n": 1}, delay="1500ms")
+    kept = pub(srv, type="t.late", data={"n": 2}, delay="1600ms")
+    pad = [{"type": "t.pad", "data": {"x": "y" * 900}} for _ in range(50)]
+    for _ in range(4):
+        st, _, _ = srv.request("POST", "/v1/events/batch", pad)
+        assert st == 201
+    st, _, stats = srv.request("GET", "/v1/stats")
+    assert stats["events"]["first_seq"] > kept["seq"], stats["events"]  # both are gone
+    time.sleep(1.8)
+    assert pull(srv, "g", max=10, wait_ms=200) == []
+    st, _, stats = srv.request("GET", "/v1/stats")
+    d = stats["events"]["delayed"]
+    assert d["expired_since_start"] == 2 and d["waiting"] == 0, d
+    st, _, text = srv.request("GET", "/metrics")
+    assert "eventbus_delayed_expired_total 2" in text
+
+
 def test_cli_publish_delay(srv):
     from test_cli import run
     put_group(srv, "g")
