@@ -34,6 +34,11 @@ static void publish_done(eb_bus *bus, pending_op *op)
             }
         if (lo < hi)
             eb_dedupe_forget_seqs(&bus->dedupe, lo, hi);
+        for (size_t i = 0; i < op->n; i++)
+            if (op->res[i].deliver_us && !op->res[i].duplicate) {
+                eb__bus_delay_unpublished(bus, lo, hi);
+                break;
+            }
     }
     op->pub_cb(op->arg, op->status, op->res, op->n);
 }
@@ -189,13 +194,14 @@ static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
                      eb_pub_errors *errs)
 {
     uint64_t now = eb__bus_now_us();
+    size_t delayed = 0;
     for (size_t i = 0; i < n; i++) {
         eb_field_error fe;
         if (eb_event_check(&evs[i], &fe) != 0) {
             errs_add(errs, i, EB_PUB_INVALID, fe.field, NULL, fe.message);
             continue;
         }
-        int drc = eb__bus_delay_due(bus, &evs[i], now, &fe);
+        int drc = eb__bus_delay_due(bus, &evs[i], now, &delayed, &fe);
         if (drc) {
             errs_add(errs, i, drc == EB_ERANGE ? EB_PUB_LIMIT : EB_PUB_INVALID, fe.field, NULL,
                      fe.message);

@@ -141,10 +141,15 @@ void     eb__bus_delay_free(eb_bus *bus);
 /* Resolves ev's deliver_at/delay into ev->deliver_us (0: now). EB_EINVAL
  * (bad value, both, too far ahead) or EB_ERANGE (--max-delayed reached)
  * with *err naming the field. */
-int      eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, eb_field_error *err);
+int      eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, size_t *batch,
+                           eb_field_error *err); /* *batch: delayed ones so far in the request */
 /* After an append: schedules the delayed ones and lists them in the meta store. */
 void     eb__bus_delay_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                                  size_t n);
+/* A publish failed (nothing written, its seqs handed out again): its
+ * delayed events in [lo, hi) leave the heap (their meta record, if durable,
+ * is harmless: a listed seq is checked against its record when due). */
+void     eb__bus_delay_unpublished(eb_bus *bus, uint64_t lo, uint64_t hi);
 int      eb__bus_delay_apply(eb_bus *bus, const eb_json *rec); /* EB_META_DELAY at replay */
 void     eb__bus_delay_reset(eb_bus *bus);                     /* EB_META_SNAP at replay */
 int      eb__bus_delay_snapshot(eb_bus *bus, eb_outbox *ob);

@@ -37,6 +37,7 @@
 #define RELEASE_MAX 1000           /* copies one release appends */
 #define RELEASES_IN_FLIGHT 16      /* appends not yet durable at once */
 #define RETRY_MS 100u              /* after a failed release */
+#define MAX_SLEEP_MS 1000u         /* the timer looks at least this often */
 #define SNAP_CHUNK 8192            /* entries per snapshot record */
 
 /* A release: copies appended as one batch, not durable yet. */
@@ -193,7 +194,9 @@ static void arm(eb_bus *bus)
         return;
     d->timer_due = due;
     uint64_t ms = due > now ? (due - now + 999) / 1000 : 0; /* never before it */
-    uv_timer_start(&d->timer, on_timer, ms, 0);
+    /* Due times are wall-clock, libuv's timers monotonic: look again at
+     * least once a second, so a step of the clock delays nothing long. */
+    uv_timer_start(&d->timer, on_timer, ms < MAX_SLEEP_MS ? ms : MAX_SLEEP_MS, 0);
 }
 
 /* --- releasing ----------------------------------------------------------- */
@@ -422,7 +425,8 @@ static void on_timer(uv_timer_t *t)
 
 /* --- publishing ---------------------------------------------------------- */
 
-int eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, eb_field_error *err)
+int eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, size_t *batch,
+                      eb_field_error *err)
 {
     ev->deliver_us = 0;
     if (!ev->deliver_at.ptr && !ev->delay.ptr)
@@ -459,12 +463,13 @@ int eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, eb_field_error
     }
     if (due <= now)
         return 0; /* now or in the past: delivered now, as any event */
-    if (bus->delay.n + bus->delay.rq_events >= bus->opts.max_delayed) {
+    if (bus->delay.n + bus->delay.rq_events + *batch >= bus->opts.max_delayed) {
         snprintf(err->message, sizeof err->message,
                  "the server holds --max-delayed (%llu) delayed events already",
                  (unsigned long long)bus->opts.max_delayed);
         return EB_ERANGE;
     }
+    (*batch)++;
     /* Releases go in due order: never before what was released already. */
     ev->deliver_us = due > bus->delay.w_due ? due : bus->delay.w_due + 1;
     return 0;
@@ -499,6 +504,25 @@ void eb__bus_delay_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_r
     if (e != d->scratch)
         free(e);
     free(types);
+    arm(bus);
+}
+
+void eb__bus_delay_unpublished(eb_bus *bus, uint64_t lo, uint64_t hi)
+{
+    eb_bus_delay *d = &bus->delay;
+    size_t k = 0;
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->h[i].seq >= lo && d->h[i].seq < hi)
+            gone(d, &d->h[i]);
+        else
+            d->h[k++] = d->h[i];
+    }
+    if (k == d->n)
+        return;
+    d->n = k;
+    for (size_t i = d->n / 2; i-- > 0;)
+        sift_down(d, i);
+    d->timer_due = 0;
     arm(bus);
 }
 

@@ -169,6 +169,9 @@ def test_validation_names_the_field(srv):
 
 def test_max_delayed_bounds_what_waits(srv):
     srv.restart(["--max-delayed", "3"])
+    st, _, body = srv.request("POST", "/v1/events/batch",
+                              [{"type": "a", "data": i, "delay": "1h"} for i in range(4)])
+    assert st == 409 and body["error"]["details"][0]["index"] == 3, body  # counted in the batch
     for _ in range(3):
         pub(srv, data={}, delay="1h")
     body = pub(srv, expect=409, data={}, delay="1h")
