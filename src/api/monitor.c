@@ -415,17 +415,18 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
               "eventbus.dead_letter events that could not be published.");
     eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
                   (unsigned long long)st.notices_dropped);
-    eb__api_prom_head(o, "eventbus_delayed_events", "gauge",
-              "Delayed events waiting for their time (bounded by --max-delayed).");
-    eb_buf_printf(o, "eventbus_delayed_events %llu\n", (unsigned long long)st.delayed);
-    eb__api_prom_head(o, "eventbus_delayed_released_total", "counter",
-              "Delayed events handed to groups at their time, since start.");
-    eb_buf_printf(o, "eventbus_delayed_released_total %llu\n",
-                  (unsigned long long)st.delayed_released);
-    eb__api_prom_head(o, "eventbus_delayed_expired_total", "counter",
-              "Delayed events removed by retention before their time, since start.");
-    eb_buf_printf(o, "eventbus_delayed_expired_total %llu\n",
-                  (unsigned long long)st.delayed_expired);
+    static const struct { const char *name, *type, *help; } delayed[] = {
+        {"eventbus_delayed_events", "gauge",
+         "Delayed events waiting for their time (bounded by --max-delayed)."},
+        {"eventbus_delayed_released_total", "counter",
+         "Delayed events handed to groups at their time, since start."},
+        {"eventbus_delayed_expired_total", "counter",
+         "Delayed events removed by retention before their time, since start."}};
+    const uint64_t dv[] = {st.delayed, st.delayed_released, st.delayed_expired};
+    for (size_t k = 0; k < 3; k++) {
+        eb__api_prom_head(o, delayed[k].name, delayed[k].type, delayed[k].help);
+        eb_buf_printf(o, "%s %llu\n", delayed[k].name, (unsigned long long)dv[k]);
+    }
     prom_groups(api->bus, o,
                 api->opts.metrics_groups == EB_API_METRICS_NO_GROUPS ? 0 : api->opts.metrics_groups);
     eb__api_prom_head(o, "eventbus_auth_failures_total", "counter",
