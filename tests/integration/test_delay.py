@@ -223,8 +223,16 @@ def test_cloudevents_modes(srv):
         "ce-type": "com.example.late", "ce-delay": "soon"})
     assert st == 400 and body["error"]["details"][0]["field"] == "/delay", body
     assert pull(srv, "g") == []
+    st, _, ce = srv.request("GET", "/v1/events/ce-2",
+                            headers={"Accept": "application/cloudevents+json"})
+    assert st == 200 and "deliverat" in ce and "ebpublishedseq" not in ce, ce
     got = wait_pull(srv, "g", 2)
     assert [e["data"]["m"] for e, _ in got] == ["structured", "binary"], got
+    put_group(srv, "g2", types=["com.example.late"], start="earliest")
+    st, _, batch = srv.request("POST", "/v1/groups/g2/pull", {"consumer": "c", "max": 10},
+                               headers={"Accept": "application/cloudevents-batch+json"})
+    assert st == 200 and [e["ebpublishedseq"] for e in batch] == [1, 2], batch
+    assert all(e["deliverat"] and e["ebseq"] > 2 for e in batch), batch
 
 
 def test_retention_shorter_than_the_delay_drops_it(srv):
