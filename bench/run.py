@@ -100,6 +100,15 @@ def main():
     rows.append(("pull+ack, group with a data filter", ">= 70% of the same group without",
                  f"{fl.get('filtered_eps', 0):,.0f}/s = {100 * fl.get('ratio', 0):.0f}% of "
                  f"{fl.get('plain_eps', 0):,.0f}/s" if fl else "failed"))
+    dl = run([os.path.join(B, "bench_delay"), DAEMON]).get("delay", {})
+    rows.append(("1M delayed events due over 10 s: delivery error", "p99 < 100 ms",
+                 f"p99 {dl.get('delivery_p99_ms', 0):.0f} ms (server's release p99 "
+                 f"{dl.get('release_p99_ms', 0):.0f} ms), {dl.get('early', 0):.0f} early"
+                 if dl else "failed"))
+    rows.append(("server CPU while 1M delayed events wait", "near zero",
+                 f"{dl.get('cpu_idle_waiting', 0):.4f} CPU-s/s (none waiting: "
+                 f"{dl.get('cpu_idle_empty', 0):.4f}); restart {dl.get('restart_term_s', 0):.2f} s, "
+                 f"{dl.get('restart_kill_s', 0):.2f} s after SIGKILL" if dl else "failed"))
     if os.path.exists(os.path.join(B, "bench_client")):
         cl = run([os.path.join(B, "bench_client"), DAEMON])
         p = cl.get("client_publish", {})

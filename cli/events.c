@@ -38,6 +38,9 @@ static const char PUBLISH_HELP[] =
     "  --version N          schema version to validate against (default latest)\n"
     "  --expected-version N with --key: refused unless the key's current version\n"
     "                       is N (0: the key must be new); exit 1 on a conflict\n"
+    "  --delay D            deliver to groups after D (90s, 15m, 2h, 7d; at most the\n"
+    "                       server's --max-delay, 30d): stored now, delivered then\n"
+    "  --deliver-at T       deliver at T (RFC 3339, 2026-12-01T09:00:00Z; the past: now)\n"
     "  --file F             publish every line of F\n"
     "  --batch N            events per request with --file (1-1000, default 500)\n"
     "\n"
@@ -57,7 +60,7 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         {"key", 1, 0, 'k'},    {"id", 1, 0, 'i'},      {"source", 1, 0, 's'},
         {"subject", 1, 0, 'S'}, {"correlation-id", 1, 0, 'c'}, {"causation-id", 1, 0, 'C'},
         {"version", 1, 0, 'v'}, {"file", 1, 0, 'f'},   {"batch", 1, 0, 'b'},
-        {"expected-version", 1, 0, 'e'},
+        {"expected-version", 1, 0, 'e'}, {"delay", 1, 0, 'd'}, {"deliver-at", 1, 0, 'D'},
         {"help", 0, 0, 'h'},    {0, 0, 0, 0}};
     uint64_t v;
     int c;
@@ -74,6 +77,8 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         case 'c': a->o.correlation_id = optarg; break;
         case 'C': a->o.causation_id = optarg; break;
         case 'f': a->file = optarg; break;
+        case 'd': a->o.delay = optarg; break;
+        case 'D': a->o.deliver_at = optarg; break;
         case 'v':
             if (!cli_parse_u64(optarg, UINT32_MAX, &v) || !v)
                 return cli_usage(x, "--version needs a positive number");
@@ -104,6 +109,8 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
         return cli_usage(x, "--batch goes with --file");
     if (a->file && a->data)
         return cli_usage(x, "give either JSON or --file, not both");
+    if (a->o.delay && a->o.deliver_at)
+        return cli_usage(x, "give --delay or --deliver-at, not both");
     if (a->o.check_version && !a->o.key)
         return cli_usage(x, "--expected-version goes with --key");
     if (a->file && a->o.check_version)
@@ -116,17 +123,21 @@ static int parse_publish(cli *x, int argc, char **argv, pub_args *a)
 static void print_receipt(const cli *x, const char *type, const eb_publish_result *r)
 {
     if (x->json) {
-        char kv[48] = "";
+        char kv[48] = "", da[64] = "";
         if (r->key_version)
             snprintf(kv, sizeof kv, ",\"key_version\":%" PRIu64, r->key_version);
-        printf("{\"id\":\"%s\",\"seq\":%" PRIu64 ",\"time\":\"%s\"%s%s}\n", r->id, r->seq,
-               r->time, kv, r->duplicate ? ",\"duplicate\":true" : "");
+        if (r->deliver_at[0])
+            snprintf(da, sizeof da, ",\"deliver_at\":\"%s\"", r->deliver_at);
+        printf("{\"id\":\"%s\",\"seq\":%" PRIu64 ",\"time\":\"%s\"%s%s%s}\n", r->id, r->seq,
+               r->time, kv, da, r->duplicate ? ",\"duplicate\":true" : "");
         return;
     }
     printf("%s %s  seq %" PRIu64 "  id %s  %s", r->duplicate ? "duplicate of" : "published",
            type, r->seq, r->id, r->time);
     if (r->key_version)
         printf("  key version %" PRIu64, r->key_version);
+    if (r->deliver_at[0])
+        printf("  delivered at %s", r->deliver_at);
     putchar('\n');
 }
 

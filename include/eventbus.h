@@ -213,6 +213,14 @@ typedef struct eb_publish_opts {
      * the key must not exist yet). */
     bool        check_version;
     uint64_t    expected_version;
+    /* added after 0.1.0: delayed delivery. The event is stored (and the call
+     * returns) at once, but no consumer group gets it before this time:
+     * deliver_at is RFC 3339 ("2026-12-01T09:00:00Z"), delay a duration
+     * with a unit ("90s", "15m", "2h"); at most one of them (NULL: none).
+     * A time in the past means now; more than the server's --max-delay
+     * (30 days) ahead is refused (EB_EINVAL, naming the field). */
+    const char *deliver_at;
+    const char *delay;
 } eb_publish_opts;
 
 /* The server's receipt: the event is durable. Plain data. */
@@ -226,6 +234,7 @@ typedef struct eb_publish_result {
     /* added after 0.1.0: */
     uint64_t key_version; /* the event's version within its key (1, 2, ...); 0: no key
                              (or a duplicate) */
+    char     deliver_at[40]; /* a delayed event: when groups get it (RFC 3339); "" if not */
 } eb_publish_result;
 
 /* Publishes one event of `type` whose data is the JSON text `data` (NULL:
@@ -294,6 +303,9 @@ typedef struct eb_event {
     const char *first_failed_at; /* RFC 3339: the first failure */
     size_t      nerrors;
     const struct eb_dlq_error *const *errors; /* the last few failures, oldest first */
+    const char *deliver_at;   /* a delayed event: its time (RFC 3339); NULL if not */
+    uint64_t    published_seq;/* a delayed event as a group gets it: the seq its publish
+                                 answered (its seq is where it was appended when due); 0 */
 } eb_event;
 
 /* One failed attempt of a dead letter (eb_event.errors). Owned by its list. */
@@ -491,6 +503,7 @@ typedef struct eb_groups_info {
     double      rate_limit;      /* configuration: deliveries per second, 0 = none */
     uint64_t    throttled;       /* detail: pulls cut short by the two above */
     const char *filter;          /* configuration: the filter's JSON text, NULL if none */
+    uint64_t    delayed;         /* delayed events of its types not due yet (not in lag) */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */

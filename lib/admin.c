@@ -448,6 +448,7 @@ int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
         return eb__bad_answer(c, "a group without its name");
     eb__get_bool(o, "paused", &g->paused);
     g->lag = u64_of(o, "lag");
+    g->delayed = u64_of(o, "delayed");
     g->in_flight = u64_of(o, "in_flight");
     g->retry_scheduled = u64_of(o, "retry_scheduled");
     g->dead_letters = u64_of(o, "dead_letters");

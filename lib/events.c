@@ -43,6 +43,8 @@ static void write_envelope(eb_client *c, eb_jw *w, const char *type, const char 
         eb_jw_key(w, "expected_version");
         eb_jw_uint(w, o->expected_version);
     }
+    kv(w, "deliver_at", o->deliver_at);
+    kv(w, "delay", o->delay);
     eb_jw_key(w, "data");
     if (data)
         eb_jw_raw(w, data, strlen(data));
@@ -60,6 +62,8 @@ static bool read_receipt(const eb_json *o, eb_publish_result *r)
     r->duplicate = dup && dup->type == EB_JSON_TRUE;
     if (!eb__get_u64(o, "key_version", &r->key_version))
         r->key_version = 0;
+    if (!eb__get_str(o, "deliver_at", r->deliver_at, sizeof r->deliver_at))
+        r->deliver_at[0] = '\0';
     return eb__get_str(o, "id", r->id, sizeof r->id) && eb__get_u64(o, "seq", &r->seq) &&
            eb__get_str(o, "time", r->time, sizeof r->time);
 }
@@ -298,6 +302,8 @@ static bool fill_event(eb_events *l, eb_event *e, const eb_json *o, const eb_jso
     e->time = str_or_null(o, "time");
     e->version = (uint32_t)u64_or_0(o, "version");
     e->key_version = u64_or_0(o, "key_version");
+    e->deliver_at = str_or_null(o, "deliver_at");
+    e->published_seq = u64_or_0(o, "published_seq");
     const eb_json *data = eb_json_get(o, "data");
     e->json = copy_span(l, pos, o->src_off, o->src_len);
     e->json_len = o->src_len;

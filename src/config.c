@@ -29,6 +29,8 @@ static const char usage[] =
     "  --max-schemas N         schema versions held, all types; more are refused (default 1000)  EVENTBUS_MAX_SCHEMAS\n"
     "  --max-groups N          consumer groups; more are refused (default 1000)  EVENTBUS_MAX_GROUPS\n"
     "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
+    "  --max-delay AGE         deliver_at/delay at most this far ahead; later is refused (default 30d)  EVENTBUS_MAX_DELAY\n"
+    "  --max-delayed N         delayed events waiting at once; more are refused (default 1000000)  EVENTBUS_MAX_DELAYED\n"
     "  --require-schemas       refuse event types with no schema (default off)  EVENTBUS_REQUIRE_SCHEMAS=1\n"
     "  --meta-snapshot-bytes SIZE  meta log growth between state snapshots (default 64MiB)  EVENTBUS_META_SNAPSHOT_BYTES\n"
     "  --tls-listen IP:PORT    HTTPS address, beside --listen (which may be 'off'); needs --tls-cert and --tls-key  EVENTBUS_TLS_LISTEN\n"
@@ -105,6 +107,8 @@ static void defaults(eb_config *c)
     c->max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
     c->max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
     c->max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    c->max_delay_ms = EB_BUS_DEFAULT_MAX_DELAY_MS;
+    c->max_delayed = EB_BUS_DEFAULT_MAX_DELAYED;
     c->header_timeout_ms = 10000;
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
@@ -223,6 +227,12 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (count(v, 1, 1000000, &c->max_groups)) BAD("expected 1 to 1000000");
     } else if (!strcmp(name, "max-in-flight-total")) {
         if (count(v, 1, 1000000000, &c->max_in_flight_total)) BAD("expected 1 to 1000000000");
+    } else if (!strcmp(name, "max-delay")) {
+        if (duration_ms(v, &n) || n < 1000 || n > 3650ull * 86400 * 1000)
+            BAD("expected a duration from 1s to 3650d like 30d");
+        c->max_delay_ms = n;
+    } else if (!strcmp(name, "max-delayed")) {
+        if (count(v, 1, 100000000, &c->max_delayed)) BAD("expected 1 to 100000000");
     } else if (!strcmp(name, "require-schemas")) {
         if (flag_bool(v, &c->require_schemas)) BAD("expected 1, true, yes, 0, false or no");
     } else if (!strcmp(name, "insecure")) {
@@ -281,7 +291,7 @@ static const char *const env_names[] = {
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
-    "store"};
+    "store", "max-delay", "max-delayed"};
 
 static bool known(const char *name)
 {

@@ -28,6 +28,8 @@ typedef struct eb_config {
     uint64_t        max_schemas;       /* --max-schemas, default 1000 */
     uint64_t        max_groups;        /* --max-groups, default 1000 */
     uint64_t        max_in_flight_total; /* --max-in-flight-total, default 1000000 */
+    uint64_t        max_delay_ms;        /* --max-delay, default 30 days */
+    uint64_t        max_delayed;         /* --max-delayed, default 1000000 */
     uint32_t        metrics_groups;    /* --metrics-groups, default 1000 */
     uint32_t        history_interval_ms; /* --history-interval, default 5s */
     bool            require_schemas;   /* --require-schemas */

@@ -9,8 +9,9 @@
  * (time, dataschema, extensions) back at the top level with their JSON
  * types. "time" is the time the producer gave, else the append time; our
  * own figures are extensions: ebseq (the seq), ebappendtime (the append
- * time), ebkeyversion (keyed events), and for a pull ebdeliveryid,
- * ebattempt, ebdeadline. An event published natively with no source gets
+ * time), ebkeyversion (keyed events), deliverat (a delayed event; the
+ * name it is published with) and ebpublishedseq (a delayed event as a
+ * group gets it), and for a pull ebdeliveryid, ebattempt, ebdeadline. An event published natively with no source gets
  * "/eventbus" (CloudEvents requires one); extension names CloudEvents
  * cannot carry are left out, and object or array values are written as
  * JSON text. */
@@ -37,6 +38,7 @@ bool eb_ce_accepts(const eb_http_req *req, const char *mtype)
 static bool ours(const char *k, size_t n)
 {
     static const char *const names[] = {"ebseq", "ebappendtime", "ebkeyversion", "ebdeliveryid",
+                                        "deliverat", "ebpublishedseq",
                                         "ebattempt", "ebdeadline", "specversion", "id", "source",
                                         "type", "subject", "datacontenttype", "partitionkey",
                                         "correlationid", "causationid", "schemaversion", "data",
@@ -123,6 +125,12 @@ int eb_ce_write(eb_jw *w, eb_json_doc *doc, uint64_t seq, uint64_t ts_us, const 
     if (v->key_version) {
         eb_jw_key(w, "ebkeyversion");
         eb_jw_uint(w, v->key_version);
+    }
+    if (v->deliver_us)
+        eb_time_write(w, "deliverat", v->deliver_us);
+    if (v->origin_seq) {
+        eb_jw_key(w, "ebpublishedseq");
+        eb_jw_uint(w, v->origin_seq);
     }
     if (d) {
         eb_jw_key(w, "ebdeliveryid");

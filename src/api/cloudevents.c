@@ -108,6 +108,8 @@ static const ce_attr ce_attrs[] = {
     {"partitionkey", offsetof(eb_event_in, key)},
     {"correlationid", offsetof(eb_event_in, correlation_id)},
     {"causationid", offsetof(eb_event_in, causation_id)},
+    {"deliverat", offsetof(eb_event_in, deliver_at)}, /* deliver_at: names are [a-z0-9] */
+    {"delay", offsetof(eb_event_in, delay)},
 };
 
 static const ce_attr *find_attr(const char *name, size_t n)

@@ -36,6 +36,8 @@ static void write_result(eb_jw *w, const eb_pub_result *r)
         eb_jw_key(w, "key_version");
         eb_jw_uint(w, r->key_version);
     }
+    if (r->deliver_us)
+        eb_time_write(w, "deliver_at", r->deliver_us);
     if (r->duplicate) {
         eb_jw_key(w, "duplicate");
         eb_jw_bool(w, true);
@@ -84,6 +86,7 @@ static void fault_status(eb_pub_fault f, int *status, const char **code)
     case EB_PUB_NO_SCHEMA:  *status = 422; *code = "schema_required"; break;
     case EB_PUB_TOO_BIG:    *status = 413; *code = "payload_too_large"; break;
     case EB_PUB_VERSION_CONFLICT: *status = 409; *code = "version_conflict"; break;
+    case EB_PUB_LIMIT:      *status = 409; *code = "limit_exceeded"; break;
     default:                *status = 400; *code = "invalid_request"; break;
     }
 }

@@ -71,6 +71,8 @@ static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool d
     }
     eb_jw_key(w, "lag");
     eb_jw_uint(w, in->lag);
+    eb_jw_key(w, "delayed");
+    eb_jw_uint(w, in->delayed);
     eb_jw_key(w, "in_flight");
     eb_jw_uint(w, in->in_flight);
     eb_jw_key(w, "retry_scheduled");
@@ -176,6 +178,21 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.99) / 1000.0);
     eb_jw_key(&w, "lookup_reads");
     eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
+    eb_jw_key(&w, "delayed");
+    eb_jw_obj_open(&w);
+    eb_jw_key(&w, "waiting");
+    eb_jw_uint(&w, st.delayed);
+    eb_jw_key(&w, "released_since_start");
+    eb_jw_uint(&w, st.delayed_released);
+    eb_jw_key(&w, "expired_since_start");
+    eb_jw_uint(&w, st.delayed_expired);
+    if (st.delayed_next_us) {
+        eb_time_write(&w, "next", st.delayed_next_us);
+    } else {
+        eb_jw_key(&w, "next");
+        eb_jw_null(&w);
+    }
+    eb_jw_obj_close(&w);
     eb_jw_key(&w, "types");
     eb_jw_obj_open(&w);
     eb_bus_types_each(api->bus, write_type_counts, &w);
@@ -255,7 +272,8 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_max_in_flight", "The group's cap on leases outstanding (0: none)."},
     {"eventbus_group_rate_limit", "The group's deliveries per second (0: no limit)."},
     {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."},
-    {"eventbus_group_ready", "Events waiting for a pull (replays' backlogs included)."}};
+    {"eventbus_group_ready", "Events waiting for a pull (replays' backlogs included)."},
+    {"eventbus_group_delayed", "Delayed events of the group's types not due yet (not in lag)."}};
 
 /* Gauge k of gauges[] for one group. */
 static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t now)
@@ -269,7 +287,8 @@ static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t no
                : k == 6 ? (double)in->cfg->max_in_flight
                : k == 7 ? in->cfg->rate_limit
                : k == 8 ? (double)in->counters.throttled
-                        : (double)in->ready;
+               : k == 9 ? (double)in->ready
+                        : (double)in->delayed;
     eb_buf_printf(o, "%s{group=\"", gauges[k].name);
     eb__api_prom_label(o, in->name);
     eb_buf_printf(o, "\"} %.6g\n", v);
@@ -398,6 +417,18 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
               "eventbus.dead_letter events that could not be published.");
     eb_buf_printf(o, "eventbus_dead_letter_notices_dropped_total %llu\n",
                   (unsigned long long)st.notices_dropped);
+    static const struct { const char *name, *type, *help; } delayed[] = {
+        {"eventbus_delayed_events", "gauge",
+         "Delayed events waiting for their time (bounded by --max-delayed)."},
+        {"eventbus_delayed_released_total", "counter",
+         "Delayed events handed to groups at their time, since start."},
+        {"eventbus_delayed_expired_total", "counter",
+         "Delayed events removed by retention before their time, since start."}};
+    const uint64_t dv[] = {st.delayed, st.delayed_released, st.delayed_expired};
+    for (size_t k = 0; k < 3; k++) {
+        eb__api_prom_head(o, delayed[k].name, delayed[k].type, delayed[k].help);
+        eb_buf_printf(o, "%s %llu\n", delayed[k].name, (unsigned long long)dv[k]);
+    }
     prom_groups(api->bus, o,
                 api->opts.metrics_groups == EB_API_METRICS_NO_GROUPS ? 0 : api->opts.metrics_groups);
     eb__api_prom_head(o, "eventbus_auth_failures_total", "counter",

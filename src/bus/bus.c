@@ -34,6 +34,11 @@ static void publish_done(eb_bus *bus, pending_op *op)
             }
         if (lo < hi)
             eb_dedupe_forget_seqs(&bus->dedupe, lo, hi);
+        for (size_t i = 0; i < op->n; i++)
+            if (op->res[i].deliver_us && !op->res[i].duplicate) {
+                eb__bus_delay_unpublished(bus, lo, hi);
+                break;
+            }
     }
     op->pub_cb(op->arg, op->status, op->res, op->n);
 }
@@ -188,10 +193,18 @@ static int64_t check_schema(eb_bus *bus, size_t idx, const eb_event_in *ev,
 static int check_all(eb_bus *bus, eb_event_in *evs, size_t n, uint32_t *vers,
                      eb_pub_errors *errs)
 {
+    uint64_t now = eb__bus_now_us();
+    size_t delayed = 0;
     for (size_t i = 0; i < n; i++) {
         eb_field_error fe;
         if (eb_event_check(&evs[i], &fe) != 0) {
             errs_add(errs, i, EB_PUB_INVALID, fe.field, NULL, fe.message);
+            continue;
+        }
+        int drc = eb__bus_delay_due(bus, &evs[i], now, &delayed, &fe);
+        if (drc) {
+            errs_add(errs, i, drc == EB_ERANGE ? EB_PUB_LIMIT : EB_PUB_INVALID, fe.field, NULL,
+                     fe.message);
             continue;
         }
         int64_t v = check_schema(bus, i, &evs[i], errs);
@@ -297,6 +310,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
                      bus->enc.len - start, bus->opts.max_event_bytes);
             errs_add(errs, i, EB_PUB_TOO_BIG, "", NULL, msg);
         }
+        bus->recs[nrec].type = evs[i].deliver_us ? EB_REC_DELAYED : EB_REC_EVENT;
         offs[nrec++] = start;
     }
     if (errs->count)
@@ -304,7 +318,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
     /* enc is final now (no more reallocs): point the records into it. */
     for (long k = 0; k < nrec; k++) {
         size_t end = k + 1 < nrec ? offs[k + 1] : bus->enc.len;
-        bus->recs[k] = (eb_store_rec_in){EB_REC_EVENT, 0, bus->enc.data + offs[k],
+        bus->recs[k] = (eb_store_rec_in){bus->recs[k].type, 0, bus->enc.data + offs[k],
                                        (uint32_t)(end - offs[k])};
     }
     return nrec;
@@ -336,6 +350,7 @@ static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
         r->seq = seq++;
         r->ts_us = ts;
         r->key_version = evs[i].key_version;
+        r->deliver_us = evs[i].deliver_us;
         if (!id_is_generated(&evs[i]))
             eb_dedupe_add(&bus->dedupe, evs[i].source, evs[i].id, r->seq, ts);
         index_event(bus, evs[i].key, evs[i].key_version, evs[i].id, r->seq);
@@ -377,6 +392,7 @@ int eb_bus_publish(eb_bus *bus, eb_event_in *evs, size_t n, eb_pub_errors *errs,
             rc = 0;
             assign_seqs(bus, evs, n, op, dup_of, first, ts);
             eb__bus_groups_published(bus, evs, op->res, n);
+            eb__bus_delay_published(bus, evs, op->res, n);
             if (written) { /* --fsync interval|never: deliver, then answer, now */
                 eb__bus_pulls_wake(bus); /* pulls first: delivery is the latency that counts */
                 done_now(bus, op);
@@ -504,8 +520,11 @@ static int replay_meta(void *arg, uint16_t kind, uint64_t seq, const eb_json *re
         eb_registry_init(&bus->reg);
         eb__bus_groups_reset(bus);
         eb__bus_tokens_reset(bus);
+        eb__bus_delay_reset(bus);
         return 0;
     }
+    if (kind == EB_META_DELAY)
+        return eb__bus_delay_apply(bus, rec);
     if (kind == EB_META_TOKEN || kind == EB_META_TOKEN_DEL)
         return eb__bus_tokens_apply(bus, kind, rec);
     if (kind != EB_META_SCHEMA)
@@ -568,7 +587,7 @@ static int rebuild_one(void *arg, const eb_store_rec *rec)
 {
     rebuild_ctx *c = arg;
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+    if (!eb__bus_public_event(rec, &v)) /* a due copy is not indexed: its original is */
         return 0;
     if (rec->seq >= c->index_from)
         index_event(c->bus, v.key, v.key_version, v.id, rec->seq);
@@ -629,6 +648,8 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
         return rc;
     rc = eb__bus_groups_start(bus);
     if (rc == 0)
+        rc = eb__bus_delay_start(bus);
+    if (rc == 0)
         rc = eb__bus_count_log(bus);
     return rc;
 }
@@ -655,6 +676,11 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
         bus->opts.max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
     if (!bus->opts.max_in_flight_total)
         bus->opts.max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
+    if (!bus->opts.max_delay_ms)
+        bus->opts.max_delay_ms = EB_BUS_DEFAULT_MAX_DELAY_MS;
+    if (!bus->opts.max_delayed)
+        bus->opts.max_delayed = EB_BUS_DEFAULT_MAX_DELAYED;
+    eb__bus_delay_init(bus);
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
     eb__bus_counts_init(&bus->counts);
@@ -688,6 +714,9 @@ static void free_bus(eb_bus *bus)
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
     eb__bus_counts_free(&bus->counts);
+    eb__bus_delay_free(bus);
+    if (bus->scratch_doc)
+        eb_json_doc_free(bus->scratch_doc);
     eb_buf_free(&bus->enc);
     eb_schema_errors_free(&bus->verrs);
     free(bus->recs);
@@ -698,7 +727,7 @@ static void free_bus(eb_bus *bus)
 }
 
 /* A libuv handle of the bus closed; the last one frees the bus. */
-static void handle_closed(uv_handle_t *h)
+void eb__bus_handle_closed(uv_handle_t *h)
 {
     eb_bus *bus = h->data;
     if (--bus->handles == 0)
@@ -711,8 +740,9 @@ void eb_bus_close(eb_bus *bus)
         return;
     bus->closing = 1;
     eb__bus_groups_close(bus);
+    eb__bus_delay_close(bus);
     if (bus->grp.timer.data)
-        uv_close((uv_handle_t *)&bus->grp.timer, handle_closed);
+        uv_close((uv_handle_t *)&bus->grp.timer, eb__bus_handle_closed);
     /* Closing the stores drains and syncs their pending appends; their
      * callbacks land in done_q, answered here before the handle goes. */
     if (bus->events)
@@ -724,7 +754,7 @@ void eb_bus_close(eb_bus *bus)
     if (bus->async.data) {
         on_async(&bus->async);
         release_waiters(bus, EB_ECLOSED);
-        uv_close((uv_handle_t *)&bus->async, handle_closed);
+        uv_close((uv_handle_t *)&bus->async, eb__bus_handle_closed);
     } else if (bus->handles == 0) {
         free_bus(bus);
     }

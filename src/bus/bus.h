@@ -45,12 +45,16 @@ typedef struct eb_bus_opts {
     size_t          max_groups;        /* consumer groups (1000) */
     uint64_t        max_in_flight_total; /* leases, all groups (1,000,000) */
     uint32_t        history_interval_ms; /* per-group samples every (0: 5000) */
+    uint64_t        max_delay_ms;      /* deliver_at/delay at most this far ahead (0: 30 days) */
+    uint64_t        max_delayed;       /* delayed events waiting at once (0: 1,000,000) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
 #define EB_BUS_DEFAULT_MAX_SCHEMAS 1000
 #define EB_BUS_DEFAULT_MAX_GROUPS 1000
 #define EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL 1000000
+#define EB_BUS_DEFAULT_MAX_DELAY_MS (30ull * 86400 * 1000)
+#define EB_BUS_DEFAULT_MAX_DELAYED 1000000
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {
@@ -79,7 +83,8 @@ typedef enum eb_pub_fault {
     EB_PUB_NO_VERSION,     /* names a schema version that does not exist */
     EB_PUB_NO_SCHEMA,      /* --require-schemas and the type has none */
     EB_PUB_TOO_BIG,        /* stored event over max_event_bytes */
-    EB_PUB_VERSION_CONFLICT /* expected_version is not the key's current version */
+    EB_PUB_VERSION_CONFLICT, /* expected_version is not the key's current version */
+    EB_PUB_LIMIT           /* --max-delayed delayed events wait already */
 } eb_pub_fault;
 
 /* The faults found in a publish, by event index; reused across calls.
@@ -116,6 +121,7 @@ typedef struct eb_pub_result {
     uint64_t ts_us;     /* its append time */
     bool     duplicate; /* id already published within the dedupe window */
     uint64_t key_version; /* its version within its key (0: no key, or a duplicate) */
+    uint64_t deliver_us;  /* delayed: when groups get it (0: now, or a duplicate) */
     char     id[EB_EVENT_MAX_ID + 1]; /* its id (generated or given) */
 } eb_pub_result;
 
@@ -380,6 +386,10 @@ typedef struct eb_bus_stats {
     uint64_t       dedupe_evicted; /* ids forgotten before their time (bound) */
     uint64_t       in_flight;      /* leases, all groups */
     uint64_t       notices_dropped; /* eventbus.dead_letter notices not published */
+    uint64_t       delayed;          /* delayed events waiting for their time */
+    uint64_t       delayed_released; /* delayed events released to groups, since start */
+    uint64_t       delayed_expired;  /* delayed events retention removed before their time */
+    uint64_t       delayed_next_us;  /* the earliest one's time (0: none) */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;

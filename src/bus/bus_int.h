@@ -13,6 +13,8 @@
  *   lag.c      every group's lag counted in one walk at startup; calls the
  *              engine and match.c
  *   match.c    the type -> groups index (no calls)
+ *   delay.c    delayed events: the due-time heap, releases, its meta
+ *              records (through codec.c); calls groups.c and pull.c
  *   durable.c  completions of appends (writer thread -> loop) and the clock
  *   codec.c    every meta record's format and the snapshot's contents */
 #ifndef EB_BUS_INT_H
@@ -98,7 +100,71 @@ typedef struct eb_bus_groups {
     uint64_t      dl_failed;     /* notices that could not be published */
     eb_map        history;       /* name -> per-group sample ring (history.c) */
     uint64_t      history_next_us; /* when the next samples are due */
+    uint64_t      gen;           /* counts changes of the type -> groups index */
 } eb_bus_groups;
+
+/* delay.c: delayed events waiting for their time (see there). */
+typedef struct release_op release_op;
+typedef struct eb_bus_delay {
+    eb_delay_ent *h;           /* min-heap on (due, seq) */
+    size_t        n, cap;
+    eb_map        tid_of;      /* type -> its index + 1 */
+    char        **tname;       /* by index */
+    uint64_t     *tcount;      /* pending events of each type */
+    size_t        nt, tcap;
+    uint64_t      w_due, w_seq; /* released up to (inclusive) */
+    uint64_t      upto;        /* replay: delayed records below are listed */
+    release_op   *rq_head, *rq_tail; /* releases in flight, in append order */
+    size_t        rq_ops, rq_events;
+    uint64_t      retry_us;    /* after a failed release: not before this */
+    bool          loading;     /* the meta replay: entries appended, heapified once */
+    uv_timer_t    timer;       /* for the earliest entry only */
+    uint64_t      timer_due;   /* what it is armed for (0: not armed) */
+    uint64_t      released, expired;
+    eb_imap       per_group;   /* group pointer -> pending of its types */
+    bool          dirty;       /* per_group must be counted again */
+    uint64_t      groups_gen;  /* eb_bus_groups.gen it was counted at */
+    eb_buf        rec;         /* scratch: one meta record */
+    eb_buf        copies;      /* scratch: one release's records */
+    eb_store_rec_in *recs;     /* RELEASE_MAX */
+    size_t       *offs;        /* RELEASE_MAX */
+    struct want  *wants;       /* RELEASE_MAX: one release's records by seq */
+    size_t       *roff, *rlen; /* RELEASE_MAX: where each is in raw */
+    eb_buf        raw;         /* scratch: the records read */
+    eb_delay_ent  scratch[64];
+} eb_bus_delay;
+void     eb__bus_delay_init(eb_bus *bus);
+/* After the meta replay: the scan from the listed point, the timer. */
+int      eb__bus_delay_start(eb_bus *bus);
+void     eb__bus_delay_close(eb_bus *bus); /* stops and closes the timer */
+void     eb__bus_delay_free(eb_bus *bus);
+/* Resolves ev's deliver_at/delay into ev->deliver_us (0: now). EB_EINVAL
+ * (bad value, both, too far ahead) or EB_ERANGE (--max-delayed reached)
+ * with *err naming the field. */
+int      eb__bus_delay_due(eb_bus *bus, eb_event_in *ev, uint64_t now, size_t *batch,
+                           eb_field_error *err); /* *batch: delayed ones so far in the request */
+/* After an append: schedules the delayed ones and lists them in the meta store. */
+void     eb__bus_delay_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
+                                 size_t n);
+/* A publish failed (nothing written, its seqs handed out again): its
+ * delayed events in [lo, hi) leave the heap (their meta record, if durable,
+ * is harmless: a listed seq is checked against its record when due). */
+void     eb__bus_delay_unpublished(eb_bus *bus, uint64_t lo, uint64_t hi);
+int      eb__bus_delay_apply(eb_bus *bus, const eb_json *rec); /* EB_META_DELAY at replay */
+void     eb__bus_delay_reset(eb_bus *bus);                     /* EB_META_SNAP at replay */
+int      eb__bus_delay_snapshot(eb_bus *bus, eb_outbox *ob);
+bool     eb__bus_delay_pending(const eb_bus *bus);
+uint64_t eb__bus_delay_for_group(eb_bus *bus, const eb_group *g);
+void     eb__bus_delay_stats(eb_bus *bus, eb_bus_stats *out);
+
+/* The events store record rec as an event a reader sees (browse, get, key
+ * streams, the lookups): an event or a delayed event, not the copy a
+ * delayed event becomes when due (groups deliver that one). */
+static inline bool eb__bus_public_event(const eb_store_rec *rec, eb_event_view *v)
+{
+    return (rec->type == EB_REC_EVENT || rec->type == EB_REC_DELAYED) &&
+           eb_event_decode(rec->data, rec->len, v) == 0 && v->origin_seq == 0;
+}
 
 /* counts.c: event counters (see eb_bus_stats, eb_bus_type_counts). */
 typedef struct eb_bus_counts {
@@ -136,6 +202,7 @@ struct eb_bus {
     eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
     int             closing;  /* eb_bus_close started */
     eb_bus_groups   grp;      /* consumer groups */
+    eb_bus_delay    delay;    /* delayed events (delay.c) */
     eb_map          tokens;   /* API tokens: name -> eb_token (tokens.c) */
     eb_map          token_hash; /* hash (32 bytes) -> eb_token */
     eb_bus_counts   counts;   /* event counters (counts.c) */
@@ -145,6 +212,9 @@ struct eb_bus {
     uint64_t        storage_since_us; /* when it changed */
     unsigned        storage_ticks;    /* timer ticks since the last look */
 };
+
+/* bus.c: a libuv handle of the bus closed (the last one frees the bus). */
+void eb__bus_handle_closed(uv_handle_t *h);
 
 /* durable.c */
 uint64_t eb__bus_now_us(void);
@@ -174,6 +244,8 @@ int  eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec);
 void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
+/* A delayed event's due copy was appended: counted for the groups it matches. */
+void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v);
 
 /* Makes the timer visit g at the next tick, then when its next lease or
  * retry falls due (groups.c). */

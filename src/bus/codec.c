@@ -618,3 +618,86 @@ int eb__snapshot_write(eb_outbox *ob, const eb_registry *reg, const eb_map *grou
         eb__rec_token(ob, s->val, false);
     return eb_buf_failed(&ob->text) ? EB_ENOMEM : 0;
 }
+
+/* --- delayed events (delay.c) ------------------------------------------------ */
+
+void eb__rec_delay(eb_jw *w, uint64_t u, bool has_w, uint64_t w_due, uint64_t w_seq,
+                   const eb_str *types, size_t nt, const eb_delay_ent *e, size_t n)
+{
+    eb_jw_obj_open(w);
+    if (u) {
+        eb_jw_key(w, "u");
+        eb_jw_uint(w, u);
+    }
+    if (has_w) {
+        eb_jw_key(w, "w");
+        eb_jw_arr_open(w);
+        eb_jw_uint(w, w_due);
+        eb_jw_uint(w, w_seq);
+        eb_jw_arr_close(w);
+    }
+    if (n) {
+        eb_jw_key(w, "t");
+        eb_jw_arr_open(w);
+        for (size_t i = 0; i < nt; i++)
+            eb_jw_strn(w, types[i].ptr, types[i].len);
+        eb_jw_arr_close(w);
+        eb_jw_key(w, "s");
+        eb_jw_arr_open(w);
+        for (size_t i = 0; i < n; i++) {
+            eb_jw_arr_open(w);
+            eb_jw_uint(w, e[i].seq);
+            eb_jw_uint(w, e[i].due);
+            eb_jw_uint(w, e[i].tid);
+            eb_jw_arr_close(w);
+        }
+        eb_jw_arr_close(w);
+    }
+    eb_jw_obj_close(w);
+}
+
+static bool is_u64(const eb_json *v)
+{
+    return v && v->type == EB_JSON_NUMBER && (v->flags & EB_JSON_F_INT) && v->i64 >= 0;
+}
+
+int eb__rec_delay_decode(const eb_json *rec, eb_rec_delay *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!eb_json_is(rec, EB_JSON_OBJECT))
+        return EB_ECORRUPT;
+    const eb_json *u = eb_json_get(rec, "u"), *w = eb_json_get(rec, "w");
+    if (u) {
+        if (!is_u64(u))
+            return EB_ECORRUPT;
+        out->has_u = true;
+        out->u = (uint64_t)u->i64;
+    }
+    if (w) {
+        if (!eb_json_is(w, EB_JSON_ARRAY) || w->len != 2 || !is_u64(eb_json_at(w, 0)) ||
+            !is_u64(eb_json_at(w, 1)))
+            return EB_ECORRUPT;
+        out->has_w = true;
+        out->w_due = jnum(eb_json_at(w, 0));
+        out->w_seq = jnum(eb_json_at(w, 1));
+    }
+    out->types = eb_json_get(rec, "t");
+    out->entries = eb_json_get(rec, "s");
+    if ((out->types && !eb_json_is(out->types, EB_JSON_ARRAY)) ||
+        (out->entries && !eb_json_is(out->entries, EB_JSON_ARRAY)))
+        return EB_ECORRUPT;
+    return 0;
+}
+
+int eb__rec_delay_entry(const eb_json *item, uint64_t *seq, uint64_t *due, uint32_t *ti)
+{
+    if (!eb_json_is(item, EB_JSON_ARRAY) || item->len != 3)
+        return EB_ECORRUPT;
+    const eb_json *a = item->child, *b = a->next, *c = b->next;
+    if (!is_u64(a) || !is_u64(b) || !is_u64(c) || c->i64 > UINT32_MAX)
+        return EB_ECORRUPT;
+    *seq = (uint64_t)a->i64;
+    *due = (uint64_t)b->i64;
+    *ti = (uint32_t)c->i64;
+    return 0;
+}

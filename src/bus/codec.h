@@ -51,6 +51,28 @@ void eb__rec_token(eb_outbox *ob, const eb_token *t, bool del);
 int eb__rec_token_decode(const eb_json *rec, bool del, eb_token *out);
 void eb__token_free(eb_token *t);
 
+/* A pending delayed event: due time (µs), its seq, its type's index. */
+typedef struct eb_delay_ent {
+    uint64_t due, seq;
+    uint32_t tid;
+} eb_delay_ent;
+
+/* EB_META_DELAY into w: {"u":u,"w":[w_due,w_seq],"t":[types],"s":[[seq,due,ti],..]};
+ * "u" left out when u is 0, "w" unless has_w, "t"/"s" when n is 0 (ti
+ * indexes types). */
+void eb__rec_delay(eb_jw *w, uint64_t u, bool has_w, uint64_t w_due, uint64_t w_seq,
+                   const eb_str *types, size_t nt, const eb_delay_ent *e, size_t n);
+/* A decoded EB_META_DELAY record (arrays are views into it). */
+typedef struct eb_rec_delay {
+    bool           has_u, has_w;
+    uint64_t       u, w_due, w_seq;
+    const eb_json *types;   /* array of strings, or NULL */
+    const eb_json *entries; /* array of [seq,due,ti], or NULL */
+} eb_rec_delay;
+int eb__rec_delay_decode(const eb_json *rec, eb_rec_delay *out);
+/* One entry of r.entries; EB_ECORRUPT if malformed. */
+int eb__rec_delay_entry(const eb_json *item, uint64_t *seq, uint64_t *due, uint32_t *ti);
+
 /* Writes a whole snapshot into ob: EB_META_SNAP, every schema version of
  * reg, then every group of `groups` (name -> eb_group) with its state, then
  * every token of `tokens` (name -> eb_token).

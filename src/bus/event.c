@@ -129,6 +129,17 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
         ev->expected_version = m->i64 >= 0 ? (uint64_t)m->i64 : 0;
         return 0;
     }
+    if (KEY_IS(m, "deliver_at") || KEY_IS(m, "delay")) {
+        bool at = m->key_len == 10;
+        if (m->type == EB_JSON_NULL)
+            return 0;
+        if (m->type != EB_JSON_STRING)
+            return field_err(err, at ? "/deliver_at" : "/delay",
+                             at ? "must be an RFC 3339 time, like 2026-11-23T06:25:37Z%s"
+                                : "must be a duration with a unit, like \"90s\" or \"2h\"%s", "");
+        *(at ? &ev->deliver_at : &ev->delay) = (eb_str){m->str, m->len};
+        return 0;
+    }
     if (KEY_IS(m, "extensions")) {
         if (m->type != EB_JSON_OBJECT && m->type != EB_JSON_NULL)
             return field_err(err, "/extensions", "must be an object%s", "");
@@ -139,7 +150,7 @@ static int take_member(const eb_json *m, const char *body, eb_event_in *ev,
     snprintf(ptr, sizeof ptr, "/%.*s", m->key_len > 32 ? 32 : (int)m->key_len, m->key);
     return field_err(err, ptr, "unknown field \"%s\" (allowed: type, data, id, source, "
                      "key, expected_version, version, correlationId, causationId, subject, "
-                     "datacontenttype, extensions)", ptr + 1);
+                     "datacontenttype, extensions, deliver_at, delay)", ptr + 1);
 }
 
 int eb_event_from_json(const eb_json *obj, const char *body, eb_event_in *ev,
@@ -223,6 +234,11 @@ static void put_le32(uint8_t *p, uint32_t v)
     for (int i = 0; i < 4; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
 static uint32_t le16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
 static uint32_t le32(const uint8_t *p)
 {
@@ -271,8 +287,9 @@ static void encode_json(const eb_event_in *ev, uint32_t schema_version, eb_buf *
 void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out)
 {
     size_t start = out->len;
-    uint8_t h[EB_EVENT_HDR_SIZE] = {0};
-    eb_buf_append(out, h, sizeof h); /* patched below */
+    uint8_t h[EB_EVENT_HDR_V3_SIZE] = {0};
+    size_t hl = ev->deliver_us ? EB_EVENT_HDR_V3_SIZE : EB_EVENT_HDR_SIZE;
+    eb_buf_append(out, h, hl); /* patched below */
     eb_buf_append(out, ev->type.ptr, ev->type.len);
     eb_buf_append(out, ev->id.ptr, ev->id.len);
     eb_buf_append(out, ev->key.ptr, ev->key.len);
@@ -280,7 +297,7 @@ void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out
     encode_json(ev, schema_version, out);
     if (eb_buf_failed(out))
         return;
-    h[0] = EB_EVENT_FORMAT;
+    h[0] = ev->deliver_us ? EB_EVENT_FORMAT_DELAYED : EB_EVENT_FORMAT;
     h[1] = (uint8_t)ev->type.len;
     h[2] = (uint8_t)ev->id.len;
     h[3] = eb_event_id_generated(ev) ? EB_EVENT_F_GENERATED_ID : 0;
@@ -289,20 +306,42 @@ void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out
     put_le32(h + 12, (uint32_t)(out->len - json_start));
     put_le32(h + 16, (uint32_t)ev->key_version);
     put_le32(h + 20, (uint32_t)(ev->key_version >> 32));
-    memcpy(out->data + start, h, sizeof h);
+    put_le64(h + 24, ev->deliver_us);
+    memcpy(out->data + start, h, hl);
+}
+
+int eb_event_due_copy(const void *payload, size_t len, uint64_t origin_seq, eb_buf *out)
+{
+    const uint8_t *p = payload;
+    if (len < EB_EVENT_HDR_V3_SIZE || p[0] != EB_EVENT_FORMAT_DELAYED)
+        return EB_EINVAL;
+    size_t start = out->len;
+    eb_buf_append(out, payload, len);
+    if (eb_buf_failed(out))
+        return EB_ENOMEM;
+    put_le64((uint8_t *)out->data + start + 32, origin_seq);
+    return 0;
 }
 
 int eb_event_decode(const void *payload, size_t len, eb_event_view *v)
 {
     const uint8_t *p = payload;
-    if (len < EB_EVENT_HDR_V1_SIZE || (p[0] != EB_EVENT_FORMAT && p[0] != EB_EVENT_FORMAT_V1))
+    if (len < EB_EVENT_HDR_V1_SIZE ||
+        (p[0] != EB_EVENT_FORMAT && p[0] != EB_EVENT_FORMAT_V1 && p[0] != EB_EVENT_FORMAT_DELAYED))
         return EB_ECORRUPT;
-    size_t hl = p[0] == EB_EVENT_FORMAT ? EB_EVENT_HDR_SIZE : EB_EVENT_HDR_V1_SIZE;
+    size_t hl = p[0] == EB_EVENT_FORMAT ? EB_EVENT_HDR_SIZE
+              : p[0] == EB_EVENT_FORMAT_V1 ? EB_EVENT_HDR_V1_SIZE : EB_EVENT_HDR_V3_SIZE;
+    if (len < hl)
+        return EB_ECORRUPT;
     size_t tl = p[1], il = p[2], kl = le16(p + 4), jl = le32(p + 12);
     if (hl + tl + il + kl + jl != len || jl < 2)
         return EB_ECORRUPT;
-    v->key_version = hl == EB_EVENT_HDR_SIZE ? (uint64_t)le32(p + 16) | (uint64_t)le32(p + 20) << 32
+    v->key_version = hl >= EB_EVENT_HDR_SIZE ? (uint64_t)le32(p + 16) | (uint64_t)le32(p + 20) << 32
                                              : 0;
+    v->deliver_us = hl == EB_EVENT_HDR_V3_SIZE ? (uint64_t)le32(p + 24) | (uint64_t)le32(p + 28) << 32
+                                               : 0;
+    v->origin_seq = hl == EB_EVENT_HDR_V3_SIZE ? (uint64_t)le32(p + 32) | (uint64_t)le32(p + 36) << 32
+                                               : 0;
     v->format = p[0];
     const char *s = (const char *)p + hl;
     v->type = (eb_str){s, tl};
@@ -364,6 +403,13 @@ void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_eve
         eb_jw_key(w, "key_version");
         eb_jw_uint(w, v->key_version);
     }
+    if (v->deliver_us) {
+        eb_time_write(w, "deliver_at", v->deliver_us);
+        if (v->origin_seq) {
+            eb_jw_key(w, "published_seq");
+            eb_jw_uint(w, v->origin_seq);
+        }
+    }
     if (v->format == EB_EVENT_FORMAT_V1 && v->schema_version && !v1_has_version(v->json)) {
         eb_jw_key(w, "version");
         eb_jw_uint(w, v->schema_version);
@@ -406,6 +452,14 @@ size_t eb_time_format(uint64_t ts_us, char out[32])
     out[26] = 'Z';
     out[27] = '\0';
     return 27;
+}
+
+void eb_time_write(eb_jw *w, const char *key, uint64_t ts_us)
+{
+    char t[32];
+    size_t n = eb_time_format(ts_us, t);
+    eb_jw_key(w, key);
+    eb_jw_strn(w, t, n);
 }
 
 static int digits(const char *s, size_t n, int *out)

@@ -23,6 +23,15 @@
  *   16  8    key_version: the event's version within its key (1, 2, ...;
  *            0 = no key)
  *   24  ...  type, id, key bytes, then json_len bytes of JSON:
+ *
+ * Format 3 (delayed events: publish with deliver_at or delay) is format 2
+ * with 16 more header bytes before the strings (a 40-byte header):
+ *   24  8    deliver_at, µs since the epoch
+ *   32  8    origin: 0 in the record the publish wrote (record type
+ *            EB_REC_DELAYED, which groups skip); in the copy appended when
+ *            it falls due (record type EB_REC_EVENT, what groups deliver),
+ *            the seq of that record
+ *   40  ...  type, id, key, JSON as in format 2
  *            {"id":..,"type":..,"source":..,"version":..,"key":..,
  *             "correlationId":..,"causationId":..,"subject":..,
  *             "datacontenttype":..,"extensions":{..},"data":..}
@@ -41,6 +50,9 @@
 #define EB_EVENT_FORMAT_V1 1     /* read back: 16-byte header, no key_version */
 #define EB_EVENT_HDR_V1_SIZE 16
 #define EB_REC_EVENT 1 /* log record type of an event in the events log */
+#define EB_REC_DELAYED 2 /* a delayed event until its time (groups skip it) */
+#define EB_EVENT_FORMAT_DELAYED 3 /* format 2 + deliver_at + origin */
+#define EB_EVENT_HDR_V3_SIZE 40
 #define EB_EVENT_F_GENERATED_ID 0x01 /* stored flags: the id was generated */
 #define EB_EVENT_HDR_SIZE 24
 #define EB_EVENT_MAX_TYPE 128
@@ -75,6 +87,9 @@ typedef struct eb_event_in {
     uint64_t       expected_version; /* current version is this (0 = the key
                                       * must not exist yet); no check if !expect */
     uint64_t       key_version;     /* set by the bus: the version this event gets */
+    eb_str         deliver_at;      /* optional: RFC 3339 time to deliver at */
+    eb_str         delay;           /* optional: duration to deliver after ("90s") */
+    uint64_t       deliver_us;      /* set by the bus: 0 = now, else its due time */
     char           id_buf[EB_EVENT_ID_LEN + 1]; /* storage for a generated id */
 } eb_event_in;
 
@@ -86,7 +101,9 @@ typedef struct eb_event_view {
     uint32_t schema_version;
     uint64_t key_version; /* version within its key; 0 = no key (or format 1) */
     uint8_t  flags;  /* EB_EVENT_F_* */
-    uint8_t  format; /* EB_EVENT_FORMAT or EB_EVENT_FORMAT_V1 */
+    uint8_t  format; /* EB_EVENT_FORMAT, EB_EVENT_FORMAT_V1 or _DELAYED */
+    uint64_t deliver_us; /* format 3: when it is delivered; 0 otherwise */
+    uint64_t origin_seq; /* format 3: in a due copy, the seq published */
     eb_str   json;   /* the stored JSON object (no seq/time) */
 } eb_event_view;
 
@@ -126,11 +143,16 @@ void eb_event_new_id(char out[EB_EVENT_ID_LEN + 1]);
  * ev->key_version stored as is). ev must have passed eb_event_check(). */
 void eb_event_encode(const eb_event_in *ev, uint32_t schema_version, eb_buf *out);
 
+/* Appends a copy of a stored format-3 payload with its origin set (the
+ * record a delayed event becomes when due); EB_EINVAL if not format 3. */
+int eb_event_due_copy(const void *payload, size_t len, uint64_t origin_seq, eb_buf *out);
+
 /* Decodes a stored payload; returns 0 or EB_ECORRUPT. */
 int eb_event_decode(const void *payload, size_t len, eb_event_view *v);
 
 /* Writes the delivered form of a stored event as one JSON value:
- * {"seq":N,"time":"RFC 3339",["key_version":N,]<stored members>}, with
+ * {"seq":N,"time":"RFC 3339",["key_version":N,]["deliver_at":"RFC 3339",
+ * ["published_seq":N,]]<stored members>}, with
  * "version" (the schema version the data was validated against) among the
  * stored members whenever the header has one. */
 void eb_event_write(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v);
@@ -140,6 +162,8 @@ void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_eve
 
 /* Formats a µs timestamp as RFC 3339 UTC with microseconds into out[32]. */
 size_t eb_time_format(uint64_t ts_us, char out[32]);
+/* Writes member `key` with ts_us as an RFC 3339 string (eb_time_format). */
+void eb_time_write(eb_jw *w, const char *key, uint64_t ts_us);
 /* Parses an RFC 3339 timestamp into µs since the epoch; 0 or EB_EINVAL. */
 int eb_time_parse(const char *s, size_t n, uint64_t *ts_us);
 

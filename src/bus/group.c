@@ -198,6 +198,12 @@ static void refill(eb_group *g, uint64_t now)
     g->refill_us = now;
 }
 
+void eb_group_bucket_start(eb_group *g, uint64_t now)
+{
+    g->tokens = 0;
+    g->refill_us = now ? now : 1;
+}
+
 size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now)
 {
     size_t n = max;

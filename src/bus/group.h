@@ -111,6 +111,12 @@ void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
 uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */
 void eb_group_loaded(eb_group *g);
+/* When the server is ready to serve (after the meta replay and the lag
+ * count): the rate_limit bucket starts empty and refills from now. The
+ * bucket is memory only and a crash may have come just after it was
+ * drained, so starting empty keeps the bound (at most rate x t + one
+ * second's worth over any t) across restarts and SIGKILL, writing nothing. */
+void eb_group_bucket_start(eb_group *g, uint64_t now);
 /* count events of g's types were published (the bus finds the groups a
  * type matches through its index, match.h); fe (may be NULL: counted as
  * passing) is what the group's filter looks at, for a group that has one. */

@@ -147,7 +147,8 @@ struct eb_group {
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
     eb_json_doc   *fdoc;           /* scratch: an event parsed for the filter */
-    double         tokens;         /* rate_limit's bucket (memory only: full at start) */
+    double         tokens;         /* rate_limit's bucket (memory only: empty at
+                                    * a server start, full at a group's creation) */
     uint64_t       refill_us;      /* when tokens was last topped up; 0: full */
 };
 

@@ -77,6 +77,8 @@ typedef struct eb_group_info {
     uint64_t           ready, in_flight, retry_scheduled, blocked;
     uint64_t           dead_letters;     /* in the DLQ (not redriven) */
     uint64_t           oldest_unacked_us;/* append time of the oldest pending, 0 if none */
+    uint64_t           delayed;          /* delayed events of its types not due yet (not in
+                                            lag; a filter is not applied: set by the bus) */
     eb_group_counters  counters;
 } eb_group_info;
 

@@ -142,6 +142,7 @@ static int commit(eb_bus *bus, eb_group *g, eb_bus_done_cb cb, void *arg)
 static void index_group(eb_bus *bus, eb_group *g, bool add)
 {
     const eb_group_cfg *cfg = eb_group_config(g);
+    bus->grp.gen++;
     for (size_t i = 0; i < cfg->ntypes; i++) {
         if (add)
             eb_matcher_add(&bus->grp.matcher, g, cfg->types[i]);
@@ -329,6 +330,7 @@ static void info_of(eb_bus *bus, eb_group *g, eb_group_info *out)
     eb_group_examine_next(g, durable_head(bus)); /* so the oldest unacked age is known */
     eb_group_info_get(g, out);
     out->head = eb_store_next_seq(bus->events);
+    out->delayed = eb__bus_delay_for_group(bus, g);
 }
 
 bool eb_bus_group_exists(eb_bus *bus, const char *name, size_t n)
@@ -446,7 +448,7 @@ static void published_run(eb_group *g, const eb_event_in *evs, const eb_pub_resu
     }
     for (size_t i = 0; i < n; i++) {
         const eb_event_in *e = &evs[i];
-        if (res[i].duplicate)
+        if (res[i].duplicate || e->deliver_us)
             continue;
         eb_filter_event fe = {e->source, e->subject, e->key, e->extensions, e->data};
         eb_group_published(g, 1, e->data || !e->data_raw.len ? &fe : NULL);
@@ -464,7 +466,7 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
             eb__bus_count_duplicate(bus, evs[i].type.ptr, evs[i].type.len);
         } else {
             eb__bus_count_published(bus, evs[i].type.ptr, evs[i].type.len);
-            run++;
+            run += !evs[i].deliver_us; /* a delayed one counts when due (delay.c) */
         }
         if (i + 1 == n || !same_type(evs[i + 1].type, evs[i].type)) {
             if (run) {
@@ -477,6 +479,28 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
             run = 0;
             start = i + 1;
         }
+    }
+}
+
+void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v)
+{
+    void *const *m;
+    size_t nm = eb_matcher_match(&bus->grp.matcher, v->type.ptr, v->type.len, &m);
+    bool parsed = false;
+    eb_filter_event fe;
+    for (size_t k = 0; k < nm; k++) {
+        if (!eb_group_has_filter(m[k])) {
+            eb_group_published(m[k], 1, NULL);
+            continue;
+        }
+        if (!parsed) {
+            if (!bus->scratch_doc)
+                bus->scratch_doc = eb_json_doc_new();
+            parsed = eb_json_parse(bus->scratch_doc, v->json.ptr, v->json.len, NULL, NULL) == 0;
+            if (parsed)
+                eb_filter_event_of(eb_json_root(bus->scratch_doc), &fe);
+        }
+        eb_group_published(m[k], 1, parsed ? &fe : NULL);
     }
 }
 
@@ -508,6 +532,7 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .notices_dropped = bus->grp.dl_failed,
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
+    eb__bus_delay_stats(bus, out);
 }
 
 /* --- the timer -------------------------------------------------------------------------- */
@@ -594,6 +619,10 @@ int eb__bus_groups_start(eb_bus *bus)
     int rc = eb__bus_count_lags(bus, head);
     if (rc)
         return rc;
+    uint64_t now = eb__bus_now_us();
+    it = 0;
+    while ((g = eb__bus_group_next(bus, &it)))
+        eb_group_bucket_start(g, now);
     eb__bus_snapshot_start(bus);
     if (uv_timer_init(bus->loop, &bus->grp.timer))
         return EB_EIO;

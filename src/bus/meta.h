@@ -19,6 +19,8 @@
 /* Record types of the meta log (stable: they are on disk). */
 enum {
     EB_META_SCHEMA = 16, /* {"type","version","compatibility","schema","ts"} */
+    EB_META_DELAY = 48,  /* {"u":seq,"w":[due,seq],"t":[types],"s":[[seq,due,t],..]}
+                          * delayed events (delay.c; format in codec.c) */
     EB_META_TOKEN = 64,  /* {"name","hash":hex,"scopes":[..],"created","expires"} */
     EB_META_TOKEN_DEL,   /* {"name"} */
 };

@@ -32,7 +32,7 @@ static int browse_one(void *arg, const eb_store_rec *rec)
         return 1;
     }
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+    if (!eb__bus_public_event(rec, &v))
         return 0;
     if (c->q->type.ptr && (v.type.len != c->q->type.len ||
                            memcmp(v.type.ptr, c->q->type.ptr, v.type.len) != 0))
@@ -107,7 +107,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
         c->stop = true;
         return 1;
     }
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+    if (!eb__bus_public_event(rec, &v))
         return 0;
     if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
         c->fn(c->arg, rec->seq, rec->ts_us, &v);
@@ -173,8 +173,7 @@ static int key_one(void *arg, const eb_store_rec *rec)
     eb_event_view v;
     /* A scan starts at the oldest retained record when seq is older:
      * retention may have removed it since the lookup. */
-    if (rec->seq == c->seq && rec->type == EB_REC_EVENT &&
-        eb_event_decode(rec->data, rec->len, &v) == 0)
+    if (rec->seq == c->seq && eb__bus_public_event(rec, &v))
         c->fn(c->arg, rec->seq, rec->ts_us, &v);
     return 1;
 }

@@ -32,6 +32,8 @@ static int snapshot(eb_bus *bus)
     eb_outbox ob;
     eb_outbox_init(&ob);
     int rc = eb__snapshot_write(&ob, &bus->reg, &bus->grp.by_name, &bus->tokens);
+    if (rc == 0)
+        rc = eb__bus_delay_snapshot(bus, &ob);
     if (rc) {
         eb_outbox_free(&ob);
         return rc;
@@ -73,7 +75,8 @@ void eb__bus_maybe_snapshot(eb_bus *bus, uint64_t now)
 
 void eb__bus_snapshot_at_close(eb_bus *bus)
 {
-    if (!bus->meta || !bus->grp.timer.data || bus->grp.by_name.len == 0)
+    if (!bus->meta || !bus->grp.timer.data ||
+        (bus->grp.by_name.len == 0 && !eb__bus_delay_pending(bus)))
         return; /* not started, or nothing a snapshot would move */
     eb_store_stats st;
     eb_store_stats_get(eb_meta_store(bus->meta), &st);

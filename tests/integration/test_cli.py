@@ -623,7 +623,10 @@ def daemon(*args, env=None):
 
 def test_daemon_scale_flags_are_checked(srv):
     d = tempfile.mkdtemp()
-    for flag, bad, want in (("--max-in-flight-total", "0", "expected 1 to 1000000000"),
+    for flag, bad, want in (("--max-delay", "0", "expected a duration from 1s to 3650d"),
+                            ("--max-delay", "soon", "expected a duration from 1s to 3650d"),
+                            ("--max-delayed", "0", "expected 1 to 100000000"),
+                            ("--max-in-flight-total", "0", "expected 1 to 1000000000"),
                             ("--max-in-flight-total", "1000000001", "expected 1 to 1000000000"),
                             ("--max-in-flight-total", "-5", "expected 1 to 1000000000"),
                             ("--metrics-groups", "-1", "expected 0 to 1000000"),
@@ -684,7 +687,8 @@ def test_daemon_help_states_every_default(srv):
     for flag in ("--listen", "--data", "--fsync", "--fsync-interval-ms", "--retention",
                  "--retention-bytes", "--max-event-bytes", "--dedupe-window",
                  "--require-schemas", "--meta-snapshot-bytes", "--max-in-flight-total",
-                 "--metrics-groups", "--log-level", "--log-format"):
+                 "--metrics-groups", "--log-level", "--log-format", "--max-delay",
+                 "--max-delayed"):
         assert flag in opts, (flag, p.stdout)
         assert "(default " in opts[flag], (flag, opts[flag])
     assert "default 0: kept forever" in opts["--retention"], opts["--retention"]

@@ -73,6 +73,12 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
         assert int(hdrs.get("retry-after", hdrs.get("Retry-After", "0"))) > 0, hdrs
         refused += 1
     assert refused >= 5, refused
+    # a delayed publish refused for space leaves nothing waiting (256 KiB:
+    # no page's slack takes it)
+    st, _, body = srv.request("POST", "/v1/events", dict(event(99, 256 * 1024), delay="1h"))
+    assert st == 507, (st, body)
+    _, _, stats = srv.request("GET", "/v1/stats")
+    assert stats["events"]["delayed"]["waiting"] == 0, stats["events"]
     # a token (a meta-log write) is refused the same way, once the page's slack is used
     answers = []
     for i in range(100):

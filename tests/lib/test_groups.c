@@ -692,9 +692,34 @@ TEST(consume_survives_server_restart)
     eb_test_down(&d, c);
 }
 
+TEST(delayed_publish)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    make_group(c, "g", 4, 30000);
+    eb_publish_opts o = {.size = sizeof o, .delay = "800ms"};
+    eb_publish_result r = {.size = sizeof r};
+    uint64_t t0 = ms_now();
+    CHECK_OK(eb_publish(c, "order.created", "{\"n\":1}", &o, &r));
+    CHECK(r.deliver_at[0] != '\0');
+    eb_events *l = pull(c, "g", 10, 0);
+    CHECK_EQ(eb_events_count(l), 0); /* not before its time */
+    eb_events_free(l);
+    l = pull(c, "g", 10, 5000);
+    CHECK_EQ(eb_events_count(l), 1);
+    CHECK(ms_now() - t0 >= 750);
+    CHECK_STR(eb_events_at(l, 0)->deliver_at, r.deliver_at);
+    CHECK(eb_events_at(l, 0)->published_seq == r.seq);
+    eb_events_free(l);
+    eb_publish_opts both = {.size = sizeof both, .delay = "1s", .deliver_at = "2030-01-01T00:00:00Z"};
+    CHECK_EQ(eb_publish(c, "order.created", "{}", &both, &r), EB_EINVAL);
+    CHECK(strstr(eb_client_error(c)->details, "/deliver_at") != NULL);
+    eb_test_down(&d, c);
+}
+
 TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
           T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters), T(dead_letter_at_once), T(flow_control),
           T(consume_extends_slow_handler), T(consume_stops_on_signal),
           T(consume_stop_releases_the_rest), T(consume_max_events_leases_no_more),
           T(consume_refusals),
-          T(consume_survives_server_restart))
+          T(consume_survives_server_restart), T(delayed_publish))

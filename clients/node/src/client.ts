@@ -34,21 +34,24 @@ const time = (t: string | Date) => (t instanceof Date ? t.toISOString() : t);
 const bound = (b: ReplayBound) => (b instanceof Date ? b.toISOString() : b);
 
 /** The wire names of options whose client name differs (the rest are the same on both sides). */
-const wireName: Record<string, string> = { expectedVersion: 'expected_version' };
+const wireName: Record<string, string> = { expectedVersion: 'expected_version', deliverAt: 'deliver_at' };
 
 /** One event; without an id it gets a ULID here, before the first try, so a copy sent again is a duplicate. */
 function envelope(type: string, data: unknown, o: PublishOptions | undefined): Record<string, unknown> {
   const e: Record<string, unknown> = { type, data };
-  if (o) for (const [k, v] of Object.entries(o)) if (v !== undefined) e[wireName[k] ?? k] = v;
+  if (o) for (const [k, v] of Object.entries(o)) if (v !== undefined) e[wireName[k] ?? k] = v instanceof Date ? v.toISOString() : v;
   if (e.id === undefined) e.id = ulid();
   return e;
 }
 
-/** The server's receipt with `key_version` as `keyVersion`. */
-function receipt(r: PublishResult & { key_version?: number }): PublishResult {
-  if (r.key_version === undefined) return r;
-  const { key_version, ...rest } = r;
-  return { ...rest, keyVersion: key_version };
+/** The server's receipt with `key_version` as `keyVersion`, `deliver_at` as `deliverAt`. */
+function receipt(r: PublishResult & { key_version?: number; deliver_at?: string }): PublishResult {
+  if (r.key_version === undefined && r.deliver_at === undefined) return r;
+  const { key_version, deliver_at, ...rest } = r;
+  const out: PublishResult = { ...rest };
+  if (key_version !== undefined) out.keyVersion = key_version;
+  if (deliver_at !== undefined) out.deliverAt = deliver_at;
+  return out;
 }
 
 export interface RegisterOptions {

@@ -33,6 +33,14 @@ export interface PublishOptions {
    * A mismatch writes nothing and throws VersionConflictError.
    */
   expectedVersion?: number;
+  /**
+   * Delayed delivery: stored now, but no consumer group gets it before this
+   * time (a Date or RFC 3339 text; the past means now). At most the server's
+   * --max-delay (30 days) ahead, else InvalidRequestError naming /deliver_at.
+   */
+  deliverAt?: Date | string;
+  /** Delayed delivery after a duration with a unit ("500ms", "90s", "15m", "2h", "7d"); not with deliverAt. */
+  delay?: string;
   datacontenttype?: string;
   extensions?: Record<string, unknown>;
 }
@@ -50,6 +58,8 @@ export interface PublishResult {
   duplicate?: true;
   /** Keyed events: the event's version within its key (1, 2, 3 ...). */
   keyVersion?: number;
+  /** Delayed events: when groups get it (RFC 3339). */
+  deliverAt?: string;
 }
 
 /** A stored event, its data typed by its type. */
@@ -62,6 +72,10 @@ export interface StoredEvent<T extends string = string, D = unknown> {
   key?: string;
   /** Keyed events: the event's version within its key. */
   key_version?: number;
+  /** Delayed events: when groups get it (RFC 3339). */
+  deliver_at?: string;
+  /** A delayed event as a group gets it: the seq its publish answered (seq is where it was appended when due). */
+  published_seq?: number;
   version?: number;
   correlationId: string;
   causationId?: string;
@@ -187,6 +201,8 @@ export interface GroupSummary {
   name: string;
   paused: boolean;
   lag: number;
+  /** Delayed events of the group's types not due yet (not in lag). */
+  delayed?: number;
   in_flight: number;
   retry_scheduled: number;
   dead_letters: number;
@@ -270,6 +286,8 @@ export interface Stats {
     publish_p99_ms: number;
     /** At most 1,000 types by name, the rest under "_other". */
     types: Record<string, { published: number; published_since_start: number }>;
+    /** Delayed events: waiting, handed to groups and removed by retention first since start, the earliest time. */
+    delayed?: { waiting: number; released_since_start: number; expired_since_start: number; next: string | null };
   };
   groups: GroupDetail[];
 }

@@ -243,6 +243,31 @@ test('expectedVersion: success, keyVersion in the receipt, 409 VersionConflictEr
   assert.equal((await bus.event(a.id)).key_version, 1);
 });
 
+test('delayed delivery: deliverAt/delay, the receipt, the event when due, bad values name the field', async () => {
+  await bus.groups.create('later', { types: ['t.later'] });
+  const t0 = Date.now();
+  const r = await bus.publish('t.later', { n: 1 }, { delay: '600ms' });
+  assert.match(r.deliverAt, /Z$/);
+  assert.equal('deliver_at' in r, false);
+  const r2 = await bus.publish('t.later', { n: 2 }, { deliverAt: new Date(t0 + 300) });
+  assert.ok(r2.deliverAt);
+  assert.deepEqual(await bus.groups.pull('later', { consumer: 'c', max: 10 }), []);
+  assert.equal((await bus.groups.get('later')).delayed, 2);
+  const got = [];
+  while (got.length < 2) {
+    const evs = await bus.groups.pull('later', { consumer: 'c', max: 10, waitMs: 2000 });
+    got.push(...evs);
+    if (evs.length) await bus.groups.ack('later', evs.map((e) => e.delivery.id));
+  }
+  assert.ok(Date.now() - t0 >= 550);
+  assert.deepEqual(got.map((e) => e.data.n), [2, 1]);
+  assert.equal(got[1].deliver_at, r.deliverAt);
+  assert.equal(got[1].published_seq, r.seq);
+  const bad = await bus.publish('t.later', {}, { delay: 'soon' }).catch((e) => e);
+  assert.ok(bad instanceof InvalidRequestError, String(bad));
+  assert.equal(bad.details[0].field, '/delay');
+});
+
 test('8 concurrent publishers on one key with expected versions: exactly one winner per version', async () => {
   const key = 'race-1';
   const N = 8, VERSIONS = 10;
