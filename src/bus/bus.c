@@ -610,9 +610,22 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
     return rc;
 }
 
+/* What the events store keeps of an event for its lookups and counts
+ * (store.h, eb_store_describe_fn; any engine thread). */
+static int describe_event(const eb_store_rec *rec, eb_store_desc *out)
+{
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    *out = (eb_store_desc){v.type.ptr, v.type.len, v.key.ptr, v.key.ptr ? v.key.len : 0,
+                           v.key_version, v.id.ptr, v.id.len};
+    return 1;
+}
+
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
 {
     eb_store_opts o = {.data_dir = bus->opts.data_dir,
+                       .describe = describe_event,
                        .kind = EB_STORE_EVENTS,
                        .sync = bus->opts.fsync,
                        .sync_interval_ms = bus->opts.fsync_interval_ms,

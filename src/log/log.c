@@ -49,6 +49,30 @@ void eb_log_set_durable_hook(eb_log *l, void (*hook)(void *, uint64_t), void *ar
     pthread_mutex_unlock(&l->mu);
 }
 
+void eb_log_set_seal_hook(eb_log *l, void (*hook)(void *, const eb_log_seg_info *), void *arg)
+{
+    pthread_mutex_lock(&l->mu);
+    l->seal_hook = hook;
+    l->seal_arg = arg;
+    pthread_mutex_unlock(&l->mu);
+}
+
+void eb_log_aux_path(const eb_log *l, uint64_t base, char *out, size_t n)
+{
+    eb__log_seg_path(l, base, EB_LOG_AUX_EXT, out, n);
+}
+
+size_t eb_log_sealed(eb_log *l, eb_log_seg_info *out, size_t max)
+{
+    size_t n = 0;
+    pthread_rwlock_rdlock(&l->rw);
+    for (size_t i = 0; i < l->nsegs && l->segs[i]->sealed; i++, n++)
+        if (n < max)
+            out[n] = (eb_log_seg_info){l->segs[i]->base, l->segs[i]->count, l->segs[i]->size};
+    pthread_rwlock_unlock(&l->rw);
+    return n;
+}
+
 /* --- retention ---------------------------------------------------------------- */
 
 /* Removes the oldest segment (sealed, caller holds rw exclusively), and
@@ -62,6 +86,8 @@ static int drop_oldest(eb_log *l)
     eb__log_seg_path(l, s->base, "seg", path, sizeof path);
     unlink(path);
     eb__log_seg_path(l, s->base, "idx", path, sizeof path);
+    unlink(path);
+    eb__log_seg_path(l, s->base, EB_LOG_AUX_EXT, path, sizeof path);
     unlink(path);
     memmove(l->segs, l->segs + 1, (l->nsegs - 1) * sizeof *l->segs);
     l->nsegs--;

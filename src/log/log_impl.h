@@ -88,6 +88,8 @@ struct eb_log {
     pthread_t        writer;
     void           (*hook)(void *, uint64_t);
     void            *hook_arg;
+    void           (*seal_hook)(void *, const eb_log_seg_info *);
+    void            *seal_arg;
     eb_log_stats     st;
 };
 

@@ -59,6 +59,8 @@ static int roll(eb_log *l)
     a->sealed = true;
     rc = eb__log_new_segment(l, a->base + a->count);
     pthread_rwlock_unlock(&l->rw);
+    if (!rc && l->seal_hook)
+        l->seal_hook(l->seal_arg, &(eb_log_seg_info){a->base, a->count, a->size});
     if (!rc && (l->o.retention_ms || l->o.retention_bytes))
         eb_log_enforce_retention(l, l->o.clock(l->o.clock_arg), NULL);
     return rc;
