@@ -47,6 +47,9 @@ typedef struct seg {
     size_t         idx_cap;   /* entries allocated (active, or rebuilt) */
     void          *map;       /* sealed: mmap of the .idx file, or NULL */
     size_t         map_len;
+    /* sealed: the segment file mapped read-only (size bytes), or NULL
+     * (then pread): reads copy from it, no system call per record */
+    const unsigned char *data;
 } seg;
 
 /* An appender waiting for its batch. */
@@ -123,6 +126,8 @@ int  eb__log_write_index(eb_log *l, const seg *s);
 int  eb__log_new_segment(eb_log *l, uint64_t base);
 /* Opens every segment of l->dir (see ARCHITECTURE.md, "Recovery"). */
 int  eb__log_recover(eb_log *l, eb_log_recovery *rep);
+/* Maps sealed segment s for reading (s->data); left NULL if mmap fails. */
+void eb__log_map_data(seg *s);
 
 /* --- writer.c --- */
 void *eb__log_writer_main(void *arg);

@@ -34,6 +34,17 @@ static seg *find_seg(eb_log *l, uint64_t seq)
     return seq < s->base + s->count ? s : NULL;
 }
 
+/* n bytes at off of segment s into p: from its mapping when sealed (no
+ * system call: a key's stream reads one record per event), else pread. */
+static bool read_at(const seg *s, void *p, size_t n, uint64_t off)
+{
+    if (s->data && off + n <= s->size) {
+        memcpy(p, s->data + off, n);
+        return true;
+    }
+    return pread(s->fd, p, n, (off_t)off) == (ssize_t)n;
+}
+
 int eb_log_read(eb_log *l, uint64_t seq, eb_log_rec *rec, eb_buf *scratch)
 {
     if (seq >= atomic_load(&l->durable))
@@ -47,15 +58,14 @@ int eb_log_read(eb_log *l, uint64_t seq, eb_log_rec *rec, eb_buf *scratch)
         uint64_t off = eb__log_idx_off(s, seq - s->base);
         unsigned char hb[EB_LOG_REC_HDR];
         eb_log_rhdr h;
-        if (pread(s->fd, hb, sizeof hb, (off_t)off) != (ssize_t)sizeof hb) {
+        if (!read_at(s, hb, sizeof hb, off)) {
             rc = EB_EIO;
         } else {
             eb__log_rhdr_decode(hb, &h);
             eb_buf_reset(scratch);
             if (h.len > l->o.max_record_bytes || !eb_buf_reserve(scratch, h.len))
                 rc = h.len > l->o.max_record_bytes ? EB_ECORRUPT : EB_ENOMEM;
-            else if (pread(s->fd, scratch->data, h.len, (off_t)(off + EB_LOG_REC_HDR)) !=
-                     (ssize_t)h.len)
+            else if (!read_at(s, scratch->data, h.len, off + EB_LOG_REC_HDR))
                 rc = EB_EIO;
             else if (eb__log_rec_crc(hb, scratch->data, h.len) != h.crc || h.seq != seq)
                 rc = EB_ECORRUPT;
@@ -97,7 +107,7 @@ static long read_chunk(eb_log *l, uint64_t seq, size_t max, eb_buf *buf, uint64_
         eb_buf_reset(buf);
         if (!eb_buf_reserve(buf, len))
             n = EB_ENOMEM;
-        else if (pread(s->fd, buf->data, len, (off_t)start) != (ssize_t)len)
+        else if (!read_at(s, buf->data, len, start))
             n = EB_EIO;
         else {
             buf->len = len;

@@ -59,7 +59,15 @@ void eb__log_seg_free(seg *s)
         munmap(s->map, s->map_len);
     else
         free(s->idx);
+    if (s->data)
+        munmap((void *)s->data, s->size);
     free(s);
+}
+
+void eb__log_map_data(seg *s)
+{
+    void *p = s->size ? mmap(NULL, s->size, PROT_READ, MAP_SHARED, s->fd, 0) : MAP_FAILED;
+    s->data = p == MAP_FAILED ? NULL : p;
 }
 
 /* Index file: header (48 bytes) then count entries.
@@ -223,6 +231,7 @@ static int open_segment(eb_log *l, uint64_t base, bool active, eb_log_recovery *
         return e;
     }
     if (!active && load_index(l, s, (uint64_t)st.st_size) == 0) {
+        eb__log_map_data(s);
         add_seg(l, s);
         return 0;
     }
@@ -260,6 +269,8 @@ static int open_segment(eb_log *l, uint64_t base, bool active, eb_log_recovery *
         eb__log_seg_free(s);
         return rc;
     }
+    if (!active)
+        eb__log_map_data(s);
     add_seg(l, s);
     return 0;
 }

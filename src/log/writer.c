@@ -57,6 +57,7 @@ static int roll(eb_log *l)
         return rc;
     pthread_rwlock_wrlock(&l->rw);
     a->sealed = true;
+    eb__log_map_data(a);
     rc = eb__log_new_segment(l, a->base + a->count);
     pthread_rwlock_unlock(&l->rw);
     if (!rc && l->seal_hook)
