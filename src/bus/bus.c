@@ -562,12 +562,16 @@ typedef struct rebuild_ctx {
     size_t   added;     /* ids remembered there */
     uint64_t index_from; /* the store's lookups cover the records below */
     eb_json_doc *doc;   /* for the stored JSON: its source */
+    uint64_t stop, next; /* walk_until: the end of the range, the seq after the last seen */
 } rebuild_ctx;
 
 static int rebuild_one(void *arg, const eb_store_rec *rec)
 {
     rebuild_ctx *c = arg;
     eb_event_view v;
+    if (rec->seq >= c->stop)
+        return 1;
+    c->next = rec->seq + 1;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     if (rec->seq >= c->index_from)
@@ -586,6 +590,22 @@ static int rebuild_one(void *arg, const eb_store_rec *rec)
     return 0;
 }
 
+/* rebuild_one over the records in [from, stop). */
+static int walk_until(eb_bus *bus, uint64_t from, uint64_t stop, rebuild_ctx *c)
+{
+    c->stop = stop;
+    c->next = from;
+    while (c->next < stop) {
+        uint64_t before = c->next;
+        int rc = eb_store_scan(bus->events, c->next, 4096, rebuild_one, c);
+        if (rc)
+            return rc == EB_ENOTFOUND ? 0 : rc;
+        if (c->next == before)
+            break;
+    }
+    return 0;
+}
+
 /* One pass over the retained events the store's lookups do not cover yet
  * (all of them, unless the engine kept its lookups across the restart):
  * reports them to the lookups, and refills the dedupe window from the
@@ -599,12 +619,23 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
     if (from < first)
         from = first;
     rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from,
-                     eb_json_doc_new()};
-    uint64_t start = from;
+                     eb_json_doc_new(), UINT64_MAX, 0};
+    uint64_t start = from, durable = eb_store_durable_seq(bus->events);
     if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
         win_seq < from)
         start = win_seq > first ? win_seq : first;
-    int rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
+    int rc = 0;
+    if (from < durable) { /* lookups to fill: every record from start */
+        rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
+    } else if (c.window_us) { /* the window only: where client ids may be */
+        while (rc == 0 && start < durable) {
+            uint64_t lo, hi;
+            eb_store_client_id_range(bus->events, start, &lo, &hi);
+            c.stop = hi;
+            rc = lo < durable ? walk_until(bus, lo, hi, &c) : 0;
+            start = hi;
+        }
+    }
     eb_json_doc_free(c.doc);
     *dedupe_added = c.added;
     return rc;
@@ -618,7 +649,8 @@ static int describe_event(const eb_store_rec *rec, eb_store_desc *out)
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     *out = (eb_store_desc){v.type.ptr, v.type.len, v.key.ptr, v.key.ptr ? v.key.len : 0,
-                           v.key_version, v.id.ptr, v.id.len};
+                           v.key_version, v.id.ptr, v.id.len,
+                           !(v.flags & EB_EVENT_F_GENERATED_ID)};
     return 1;
 }
 

@@ -34,11 +34,15 @@ static seg *find_seg(eb_log *l, uint64_t seq)
     return seq < s->base + s->count ? s : NULL;
 }
 
-/* n bytes at off of segment s into p: from its mapping when sealed (no
- * system call: a key's stream reads one record per event), else pread. */
+/* n bytes at off of segment s into p: a small read of a sealed segment
+ * from its mapping (no system call: a key's stream reads one record per
+ * event, at random places), else pread (a scan's large chunks: one call
+ * per 256 KiB costs less than the page faults of copying that much from a
+ * mapping touched for the first time). */
+#define MAP_READ_MAX (16u << 10)
 static bool read_at(const seg *s, void *p, size_t n, uint64_t off)
 {
-    if (s->data && off + n <= s->size) {
+    if (s->data && n <= MAP_READ_MAX && off + n <= s->size) {
         memcpy(p, s->data + off, n);
         return true;
     }

@@ -21,7 +21,7 @@
 #include "util/xmalloc.h"
 
 #define MAGIC "EBSEGSUM"
-#define HDR 64
+#define HDR 72
 
 static void put64(eb_buf *b, uint64_t v)
 {
@@ -67,6 +67,7 @@ typedef struct builder {
     uint64_t               nkeys;
     idpair                *ids;
     size_t                 nids, cap;
+    uint64_t               client_ids;
 } builder;
 
 static int build_one(void *arg, const eb_log_rec *rec)
@@ -92,6 +93,7 @@ static int build_one(void *arg, const eb_log_rec *rec)
         b->ids = eb_xrealloc(b->ids, b->cap * sizeof *b->ids);
     }
     b->ids[b->nids++] = (idpair){eb__keyidx_id_hash(d.id, d.id_len), rec->seq};
+    b->client_ids += d.client_id != 0;
     return b->next >= b->seg->base + b->seg->count;
 }
 
@@ -114,6 +116,7 @@ static void encode(builder *b, eb_buf *out)
     put64(out, b->types.len);
     put64(out, b->nkeys);
     put64(out, b->nids);
+    put64(out, b->client_ids);
     qsort(b->ids, b->nids, sizeof *b->ids, idpair_cmp);
     for (size_t i = 0; i < b->nids; i++) {
         put64(out, b->ids[i].hash);
@@ -260,6 +263,7 @@ int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out
     if (rc == 0) {
         out->seg = *seg;
         out->nids = get64(h + 56);
+        out->client_ids = get64(h + 64);
         out->ids = h + HDR;
         rc = parse_sections(h + HDR + out->nids * 16, h + len - 4, get64(h + 40), get64(h + 48),
                             out, key_fn, arg);

@@ -13,10 +13,12 @@
  * the directory, so a crash leaves the old state or the new one.
  *
  * Format 1, little-endian:
- *   0  "EBSEGSUM"  8 u32 format (1)  12 u32 header size (64)
+ *   0  "EBSEGSUM"  8 u32 format (1)  12 u32 header size (72)
  *   16 u64 base seq  24 u64 records  32 u64 segment file bytes
  *   40 u64 types  48 u64 key entries  56 u64 ids
- *   64 ids:   u64 id hash, u64 seq; sorted by hash, then seq
+ *   64 u64 events with a client-chosen id (0: the dedupe window's refill
+ *      need not read the segment)
+ *   72 ids:   u64 id hash, u64 seq; sorted by hash, then seq
  *      types: u32 length, name, u64 events of the type
  *      keys:  u32 length, key, u64 version (0: none stored), u64 seq; in seq order
  *   end: u32 CRC32C of every byte before it. */
@@ -44,6 +46,7 @@ typedef struct eb_segsum {
     size_t               ntypes;
     const unsigned char *ids;   /* nids (hash, seq) pairs, inside map */
     uint64_t             nids;
+    uint64_t             client_ids; /* events with a client-chosen id */
     void                *map;   /* the file, mapped read-only */
     size_t               map_len;
 } eb_segsum;

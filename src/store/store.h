@@ -46,6 +46,7 @@ typedef struct eb_store_desc {
     uint64_t    version; /* within its key; 0: the key's next (records without one) */
     const char *id;
     size_t      id_len;
+    int         client_id; /* the id was chosen by the client (not generated) */
 } eb_store_desc;
 /* Fills *out and returns 1 if rec is an event, 0 if not (skipped). Pure:
  * may run on any engine thread, at open or later. */
@@ -187,6 +188,12 @@ typedef struct eb_store_ops {
     int      (*type_counts)(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo, uint64_t *hi,
                             void (*fn)(void *arg, const char *type, size_t type_len, uint64_t n),
                             void *arg);
+    /* The next range at or after from that may hold events with a
+     * client-chosen id (the bus refills its dedupe window from those):
+     * [*lo, *hi), from <= *lo; *hi == UINT64_MAX: to the end. The log
+     * engine skips sealed segments whose summary counts none; NULL (or
+     * an engine that cannot tell): [from, end). */
+    void     (*client_id_range)(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -258,6 +265,14 @@ static inline int eb_store_type_counts(eb_store *s, uint64_t from, uint64_t to, 
 {
     *lo = *hi = from;
     return s->ops->type_counts ? s->ops->type_counts(s, from, to, lo, hi, fn, arg) : 0;
+}
+static inline void eb_store_client_id_range(eb_store *s, uint64_t from, uint64_t *lo,
+                                            uint64_t *hi)
+{
+    *lo = from;
+    *hi = UINT64_MAX;
+    if (s->ops->client_id_range)
+        s->ops->client_id_range(s, from, lo, hi);
 }
 
 #endif

@@ -222,10 +222,35 @@ static int ls_type_counts(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo,
     return 0;
 }
 
+/* Skips the sealed segments whose summary counts no client-chosen id. */
+static void ls_client_id_range(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi)
+{
+    log_store *ls = (log_store *)(void *)s;
+    pthread_mutex_lock(&ls->mu);
+    trim_sums(ls);
+    size_t i = 0;
+    while (i < ls->nsums && ls->sums[i]->seg.base + ls->sums[i]->seg.count <= from)
+        i++;
+    /* from is inside (or at the start of) sums[i]: skip while it has none */
+    while (i < ls->nsums && ls->sums[i]->seg.base <= from && ls->sums[i]->client_ids == 0) {
+        from = ls->sums[i]->seg.base + ls->sums[i]->seg.count;
+        i++;
+    }
+    *lo = from;
+    *hi = UINT64_MAX;
+    for (; i < ls->nsums; i++)
+        if (ls->sums[i]->client_ids == 0 && ls->sums[i]->seg.base > from) {
+            *hi = ls->sums[i]->seg.base;
+            break;
+        }
+    pthread_mutex_unlock(&ls->mu);
+}
+
 static const eb_store_ops log_ops = {
     ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
     ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
-    ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts};
+    ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts,
+    ls_client_id_range};
 
 /* --- summaries -------------------------------------------------------------------- */
 

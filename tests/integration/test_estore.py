@@ -303,6 +303,9 @@ def test_lookups_and_lag_after_sigkill_come_from_segment_summaries(srv):
             evs = [{"type": "doc.saved" if i % 3 else "doc.deleted", "key": f"doc-{i % 10}",
                     "source": f"src-{i % 2}", "data": {"b": b, "i": i}} for i in range(20)]
             ids += [r["id"] for r in batch(srv, evs)["results"]]
+            if b == 75:  # one client-chosen id, in a sealed segment by the end
+                dup = publish(srv, {"type": "doc.noted", "id": "dup-me", "source": "s",
+                                    "data": {}})
             if b == 50:  # "mid" consumes the first part, one event left leased
                 st, _, js = srv.request("POST", "/v1/groups/mid/pull",
                                         {"consumer": "c", "max": 900})
@@ -348,6 +351,11 @@ def test_lookups_and_lag_after_sigkill_come_from_segment_summaries(srv):
         assert lookup_reads(srv) - reads == len(range(0, len(ids), 97)), "one read per lookup"
         r = publish(srv, {"type": "doc.saved", "key": "doc-3", "expected_version": 300})
         assert r["key_version"] == 301
+        # The dedupe window came back too (refilled from the segments that
+        # may hold client ids: the one with "dup-me", not the others).
+        again = publish(srv, {"type": "doc.noted", "id": "dup-me", "source": "s", "data": {}},
+                        expect=200)
+        assert again.get("duplicate") is True and again["seq"] == dup["seq"], (again, dup)
     finally:
         del os.environ["EB_TEST_SEGMENT_BYTES"]
 

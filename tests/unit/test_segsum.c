@@ -29,7 +29,9 @@ static int describe(const eb_store_rec *rec, eb_store_desc *out)
         n[i] = (size_t)(e - p);
         p = e < end ? e + 1 : end;
     }
-    *out = (eb_store_desc){f[0], n[0], f[1], n[1], strtoull(f[2], NULL, 10), f[3], n[3]};
+    *out = (eb_store_desc){f[0], n[0], f[1], n[1], strtoull(f[2], NULL, 10), f[3], n[3],
+                           /* ids "id-<i>" with i % 1000 == 7 count as the client's */
+                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7};
     return 1;
 }
 
@@ -311,5 +313,38 @@ TEST(summaries_dropped_with_their_segments)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
-TEST_MAIN(T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+/* The ranges that may hold client-chosen ids skip the sealed segments
+ * whose summaries count none, and hold every one there is. */
+TEST(client_id_ranges_skip_segments_without_any)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store *s = open_events(dir, NULL);
+    uint64_t first0 = fill(s, versions);
+    eb_store_close(s);
+    s = open_events(dir, NULL);
+    uint64_t from = eb_store_first_seq(s), durable = eb_store_durable_seq(s), covered = 0;
+    bool seen[3] = {false, false, false};
+    while (from < durable) {
+        uint64_t lo, hi;
+        eb_store_client_id_range(s, from, &lo, &hi);
+        CHECK(lo >= from && hi > lo);
+        uint64_t end = hi < durable ? hi : durable;
+        if (lo < end)
+            covered += end - lo;
+        for (int k = 0; k < 3; k++) {
+            uint64_t seq = first0 + 7 + 1000 * (uint64_t)k;
+            if (seq >= lo && seq < end)
+                seen[k] = true;
+        }
+        from = hi;
+    }
+    CHECK(seen[0] && seen[1] && seen[2]);
+    CHECK(covered * 4 < durable - eb_store_first_seq(s)); /* 3 segments and the active one */
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST_MAIN(T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))
