@@ -531,21 +531,22 @@ typedef struct walk_ctx {
     eb_store_scan_cb fn;
     void            *arg;
     uint64_t         last; /* last seq looked at */
+    uint64_t         stop;
 } walk_ctx;
 
 static int walk_one(void *arg, const eb_store_rec *rec)
 {
     walk_ctx *w = arg;
+    if (rec->seq >= w->stop)
+        return 1;
     w->last = rec->seq;
     return w->fn(w->arg, rec);
 }
 
-/* Hands every durable record from seq from on to fn (at open: the lookups'
- * and the dedupe window's rebuild, the log's counts). */
-int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+int eb__bus_walk_range(eb_bus *bus, uint64_t from, uint64_t stop, eb_store_scan_cb fn, void *arg)
 {
-    walk_ctx w = {fn, arg, from ? from - 1 : 0};
-    while (w.last + 1 < eb_store_durable_seq(bus->events)) {
+    walk_ctx w = {fn, arg, from ? from - 1 : 0, stop};
+    while (w.last + 1 < stop && w.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = w.last;
         int rc = eb_store_scan(bus->events, w.last + 1, 4096, walk_one, &w);
         if (rc && rc != EB_ENOTFOUND)
@@ -556,22 +557,25 @@ int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *a
     return 0;
 }
 
+/* Hands every durable record from seq from on to fn (at open: the lookups'
+ * and the dedupe window's rebuild, the log's counts). */
+int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+{
+    return eb__bus_walk_range(bus, from, UINT64_MAX, fn, arg);
+}
+
 typedef struct rebuild_ctx {
     eb_bus  *bus;
     uint64_t window_us; /* appended at or after this: into the dedupe window */
     size_t   added;     /* ids remembered there */
     uint64_t index_from; /* the store's lookups cover the records below */
     eb_json_doc *doc;   /* for the stored JSON: its source */
-    uint64_t stop, next; /* walk_until: the end of the range, the seq after the last seen */
 } rebuild_ctx;
 
 static int rebuild_one(void *arg, const eb_store_rec *rec)
 {
     rebuild_ctx *c = arg;
     eb_event_view v;
-    if (rec->seq >= c->stop)
-        return 1;
-    c->next = rec->seq + 1;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     if (rec->seq >= c->index_from)
@@ -590,22 +594,6 @@ static int rebuild_one(void *arg, const eb_store_rec *rec)
     return 0;
 }
 
-/* rebuild_one over the records in [from, stop). */
-static int walk_until(eb_bus *bus, uint64_t from, uint64_t stop, rebuild_ctx *c)
-{
-    c->stop = stop;
-    c->next = from;
-    while (c->next < stop) {
-        uint64_t before = c->next;
-        int rc = eb_store_scan(bus->events, c->next, 4096, rebuild_one, c);
-        if (rc)
-            return rc == EB_ENOTFOUND ? 0 : rc;
-        if (c->next == before)
-            break;
-    }
-    return 0;
-}
-
 /* One pass over the retained events the store's lookups do not cover yet
  * (all of them, unless the engine kept its lookups across the restart):
  * reports them to the lookups, and refills the dedupe window from the
@@ -619,7 +607,7 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
     if (from < first)
         from = first;
     rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from,
-                     eb_json_doc_new(), UINT64_MAX, 0};
+                     eb_json_doc_new()};
     uint64_t start = from, durable = eb_store_durable_seq(bus->events);
     if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
         win_seq < from)
@@ -631,8 +619,7 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
         while (rc == 0 && start < durable) {
             uint64_t lo, hi;
             eb_store_client_id_range(bus->events, start, &lo, &hi);
-            c.stop = hi;
-            rc = lo < durable ? walk_until(bus, lo, hi, &c) : 0;
+            rc = lo < durable ? eb__bus_walk_range(bus, lo, hi, rebuild_one, &c) : 0;
             start = hi;
         }
     }

@@ -118,6 +118,9 @@ typedef void (*eb_bus_type_count_fn)(void *arg, const char *type, size_t len, ui
 int  eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_count_fn fn,
                          void *arg);
 int  eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg);
+/* The same for the records in [from, stop) only. */
+int  eb__bus_walk_range(eb_bus *bus, uint64_t from, uint64_t stop, eb_store_scan_cb fn,
+                        void *arg);
 void eb__bus_count_published(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_duplicate(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n);

@@ -71,37 +71,17 @@ void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n)
 
 /* --- counting the log at open ---------------------------------------------------- */
 
-typedef struct range_walk {
+typedef struct type_walk {
     eb_bus_type_count_fn fn;
     void                *arg;
-    uint64_t             stop, next;
-} range_walk;
+} type_walk;
 
 static int walk_one(void *arg, const eb_store_rec *rec)
 {
-    range_walk *w = arg;
-    if (rec->seq >= w->stop)
-        return 1;
-    w->next = rec->seq + 1;
+    type_walk *w = arg;
     eb_event_view v;
     if (rec->type == EB_REC_EVENT && eb_event_decode(rec->data, rec->len, &v) == 0)
         w->fn(w->arg, v.type.ptr, v.type.len, 1);
-    return 0;
-}
-
-/* Decodes the events in [from, to) and counts them by type. */
-static int walk_range(eb_bus *bus, uint64_t from, uint64_t to, range_walk *w)
-{
-    w->stop = to;
-    w->next = from;
-    while (w->next < to) {
-        uint64_t before = w->next;
-        int rc = eb_store_scan(bus->events, w->next, 65536, walk_one, w);
-        if (rc)
-            return rc == EB_ENOTFOUND ? 0 : rc;
-        if (w->next == before)
-            break;
-    }
     return 0;
 }
 
@@ -112,11 +92,11 @@ int eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_cou
         return 0;
     uint64_t lo, hi;
     int rc = eb_store_type_counts(bus->events, from, to, &lo, &hi, fn, arg);
-    range_walk w = {fn, arg, 0, 0};
-    if (rc == 0)
-        rc = walk_range(bus, from, lo, &w);
-    if (rc == 0)
-        rc = walk_range(bus, hi, to, &w);
+    type_walk w = {fn, arg};
+    if (rc == 0 && from < lo)
+        rc = eb__bus_walk_range(bus, from, lo, walk_one, &w);
+    if (rc == 0 && hi < to)
+        rc = eb__bus_walk_range(bus, hi, to, walk_one, &w);
     return rc;
 }
 
