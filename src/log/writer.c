@@ -58,10 +58,11 @@ static int roll(eb_log *l)
     pthread_rwlock_wrlock(&l->rw);
     a->sealed = true;
     eb__log_map_data(a);
+    eb_log_seg_info sealed = {a->base, a->count, a->size};
     rc = eb__log_new_segment(l, a->base + a->count);
     pthread_rwlock_unlock(&l->rw);
     if (!rc && l->seal_hook)
-        l->seal_hook(l->seal_arg, &(eb_log_seg_info){a->base, a->count, a->size});
+        l->seal_hook(l->seal_arg, &sealed);
     if (!rc && (l->o.retention_ms || l->o.retention_bytes))
         eb_log_enforce_retention(l, l->o.clock(l->o.clock_arg), NULL);
     return rc;

@@ -360,8 +360,8 @@ static void stop_summarizer(log_store *ls)
 static void remove_strays(log_store *ls, const char *data_dir, const char *dir,
                           const eb_log_seg_info *segs, size_t n)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/events.lookups", data_dir);
+    char path[4400];
+    snprintf(path, sizeof path, "%.4096s/events.lookups", data_dir);
     unlink(path);
     DIR *d = opendir(dir);
     if (!d)
@@ -375,8 +375,10 @@ static void remove_strays(log_store *ls, const char *data_dir, const char *dir,
         bool known = false;
         for (size_t i = 0; i < n && !known; i++)
             known = segs[i].base == base && end[4] == '\0';
-        if (!known) /* also a temp file a crash left */
-            unlinkat(dirfd(d), e->d_name, 0);
+        if (!known) { /* also a temp file a crash left */
+            snprintf(path, sizeof path, "%.4096s/%.255s", dir, e->d_name);
+            unlink(path);
+        }
     }
     closedir(d);
     (void)ls;
