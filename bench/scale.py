@@ -201,21 +201,28 @@ def log_run(exe, events, ngroups=10, many=0, small=False):
         d.stop()
         row = dict.fromkeys(["events", "groups", "restart_s", "restart_1_group_s",
                              "lag_after_restart", "restart_kill_s", "groups_many",
-                             "restart_many_s", "restart_many_kill_s", "disk_mb"], 0)
+                             "restart_many_s", "restart_many_kill_s", "disk_mb",
+                             "restart_cpu_s", "restart_1_group_cpu_s", "restart_kill_cpu_s",
+                             "restart_many_cpu_s", "restart_many_kill_cpu_s"], 0)
         row.update(events=events, groups=ngroups)
+
+        def restart(name):  # wall time to /healthz, and the server's CPU until then
+            row[name + "_s"] = round(d.start(), 3)
+            row[name + "_cpu_s"] = round(d.cpu(), 3)
+
         if many:
-            row["restart_many_s"] = round(d.start(), 3)
+            restart("restart_many")
             d.kill()
-            row["restart_many_kill_s"] = round(d.start(), 3)
+            restart("restart_many_kill")
             delete_groups(d, ngroups, many)
             d.stop()
-        row["restart_s"] = round(d.start(), 3)
+        restart("restart")
         row["lag_after_restart"] = d.req("GET", "/v1/groups/g0")["lag"]
         d.kill()
-        row["restart_kill_s"] = round(d.start(), 3)
+        restart("restart_kill")
         delete_groups(d, 1, ngroups)
         d.stop()
-        row["restart_1_group_s"] = round(d.start(), 3)
+        restart("restart_1_group")
         d.stop()
         row["groups_many"] = many
         row["disk_mb"] = round(du(d.data) / 1e6)

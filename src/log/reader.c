@@ -83,9 +83,10 @@ int eb_log_read(eb_log *l, uint64_t seq, eb_log_rec *rec, eb_buf *scratch)
     return rc;
 }
 
-/* Reads up to READ_CHUNK bytes of whole records starting at seq into buf.
+/* Reads up to `chunk` bytes of whole records starting at seq into buf.
  * Returns the number of records in it (0 at the end), or an error. */
-static long read_chunk(eb_log *l, uint64_t seq, size_t max, eb_buf *buf, uint64_t *first)
+static long read_chunk(eb_log *l, uint64_t seq, size_t max, size_t chunk, eb_buf *buf,
+                       uint64_t *first)
 {
     uint64_t durable = atomic_load(&l->durable);
     pthread_rwlock_rdlock(&l->rw);
@@ -102,7 +103,7 @@ static long read_chunk(eb_log *l, uint64_t seq, size_t max, eb_buf *buf, uint64_
         /* Take whole records while they fit in the chunk (at least one). */
         while (end_i < limit && (uint64_t)(end_i - i) < max) {
             uint64_t next = end_i + 1 < s->count ? eb__log_idx_off(s, end_i + 1) : s->size;
-            if (end_i > i && next - start > READ_CHUNK)
+            if (end_i > i && next - start > chunk)
                 break;
             end_i++;
         }
@@ -128,9 +129,14 @@ int eb_log_scan(eb_log *l, uint64_t from_seq, size_t max,
     eb_buf buf = EB_BUF_INIT;
     int rc = 0;
     uint64_t seq = from_seq;
+    size_t chunk = 16u << 10;
     while (max > 0 && rc == 0) {
         uint64_t first;
-        long n = read_chunk(l, seq, max, &buf, &first);
+        long n = read_chunk(l, seq, max, chunk, &buf, &first);
+        /* Small first: a scan that stops after a record or two (a group
+         * filling one delivery, at startup once per group) reads 16 KiB,
+         * not 256 KiB into a fresh buffer; a long one grows to READ_CHUNK. */
+        chunk = chunk * 4 < READ_CHUNK ? chunk * 4 : READ_CHUNK;
         if (n <= 0) {
             rc = (int)n;
             break;
