@@ -270,6 +270,9 @@ set output '{out}/scale_log_restart.png'
 set xlabel 'events in the log'
 set ylabel 'seconds'
 plot {lg} using 1:'restart_s' with linespoints title 'restart, 10 groups', {lg} using 1:'restart_kill_s' with linespoints title 'restart after SIGKILL, 10 groups', {lg} using 1:'restart_1_group_s' with linespoints title 'restart, 1 group', {lg} using 1:'restart_many_s' with linespoints title 'restart, 10,000 groups'
+set output '{out}/scale_log_restart_cpu.png'
+set ylabel 'server CPU seconds until ready'
+plot {lg} using 1:'restart_cpu_s' with linespoints title 'restart, 10 groups', {lg} using 1:'restart_kill_cpu_s' with linespoints title 'restart after SIGKILL, 10 groups', {lg} using 1:'restart_1_group_cpu_s' with linespoints title 'restart, 1 group', {lg} using 1:'restart_many_cpu_s' with linespoints title 'restart, 10,000 groups'
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 

@@ -10,7 +10,8 @@
  * its batch itself when the writer is idle. Readers on any thread see
  * durable records only. Each segment has an index (seq -> offset, time),
  * so a read by seq and a seek by time are O(log n) without scanning;
- * sealed segments' indexes are files, rebuilt when missing or stale.
+ * sealed segments' indexes are files, rebuilt when missing or stale, and
+ * sealed segments are mapped for small reads (no system call per record).
  * Recovery at open scans only the active (last) segment and truncates a
  * torn tail.
  *
