@@ -10,13 +10,16 @@ of 1,000), take the RSS with the groups idle, pull once per group and take
 the RSS again, time one /metrics scrape (default --metrics-groups), take
 the server's CPU while idle for 2 s, then stop (SIGTERM) and time the
 restart until /healthz answers. Then, for each log length (default 1M; --log-sizes 1000000,10000000
-for more), 10 groups that have consumed nothing: restart time.
+for more), 10 groups that have consumed nothing: restart time after a
+clean stop and after SIGKILL, and with 1 group (--log-many 10000: also with
+10,000 groups; --log-small: events of ~60 bytes stored instead of ~400).
 
 Also: server CPU seconds (utime+stime from /proc/<pid>/stat) per 100,000
 events published and per 100,000 pulled+acked.
 
     bench/scale.py [--daemon bin/eventbusd] [--groups 1,10,100,1000,10000]
-                   [--events 50000] [--log-sizes 1000000] [--out build/bench-scale]
+                   [--events 50000] [--log-sizes 1000000] [--log-many 10000]
+                   [--log-small] [--out build/bench-scale]
 
 Writes OUT/scale_groups.csv, OUT/scale_log.csv and, when gnuplot is on
 PATH, OUT/scale_*.png. Python 3 stdlib only. Not part of make test.
@@ -75,6 +78,12 @@ class Daemon:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=600)
 
+    def kill(self):
+        if self.conn:
+            self.conn.close()
+        self.proc.kill()
+        self.proc.wait(timeout=600)
+
     def req(self, method, path, body=None):
         data = body if isinstance(body, bytes) else (json.dumps(body).encode() if body is not None else None)
         self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"})
@@ -102,9 +111,13 @@ PAYLOAD = {"orderId": "O-0000000", "customer": "c" * 40, "items": [{"sku": "s" *
 BATCH = json.dumps([{"type": "bench.order", "data": PAYLOAD}] * 1000).encode()
 
 
-def publish(d, n):
+# --log-small: events of ~60 bytes stored (50M of them fit in ~10 GB).
+SMALL_BATCH = json.dumps([{"type": "bench.order", "data": {"n": 1}}] * 1000).encode()
+
+
+def publish(d, n, batch=BATCH):
     for _ in range(n // 1000):
-        d.req("POST", "/v1/events/batch", BATCH)
+        d.req("POST", "/v1/events/batch", batch)
 
 
 def make_groups(d, n, start="latest"):
@@ -165,26 +178,55 @@ def groups_run(exe, ngroups, events):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def log_run(exe, events, ngroups=10):
+def delete_groups(d, lo, hi):
+    for i in range(lo, hi):
+        d.req("DELETE", f"/v1/groups/g{i}")
+
+
+def du(path):
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def log_run(exe, events, ngroups=10, many=0, small=False):
+    """Restart times on a log of `events` events: with `many` groups (if
+    set) and with ngroups, after a clean stop and after SIGKILL, and with 1
+    group. The groups are made before publishing, so each has the whole
+    log as its lag."""
     tmp = tempfile.mkdtemp(prefix="eb-scale-")
     d = Daemon(exe, os.path.join(tmp, "data"))
     try:
         d.start()
-        make_groups(d, ngroups)
-        publish(d, events)
+        make_groups(d, max(ngroups, many))
+        publish(d, events, SMALL_BATCH if small else BATCH)
         d.stop()
-        restart = d.start()
-        lag = d.req("GET", "/v1/groups/g0")["lag"]
+        row = dict.fromkeys(["events", "groups", "restart_s", "restart_1_group_s",
+                             "lag_after_restart", "restart_kill_s", "groups_many",
+                             "restart_many_s", "restart_many_kill_s", "disk_mb",
+                             "restart_cpu_s", "restart_1_group_cpu_s", "restart_kill_cpu_s",
+                             "restart_many_cpu_s", "restart_many_kill_cpu_s"], 0)
+        row.update(events=events, groups=ngroups)
+
+        def restart(name):  # wall time to /healthz, and the server's CPU until then
+            row[name + "_s"] = round(d.start(), 3)
+            row[name + "_cpu_s"] = round(d.cpu(), 3)
+
+        if many:
+            restart("restart_many")
+            d.kill()
+            restart("restart_many_kill")
+            delete_groups(d, ngroups, many)
+            d.stop()
+        restart("restart")
+        row["lag_after_restart"] = d.req("GET", "/v1/groups/g0")["lag"]
+        d.kill()
+        restart("restart_kill")
+        delete_groups(d, 1, ngroups)
         d.stop()
-        one = Daemon(exe, d.data)  # the same log with one group
-        one.start()
-        for i in range(1, ngroups):
-            one.req("DELETE", f"/v1/groups/g{i}")
-        one.stop()
-        restart1 = one.start()
-        one.stop()
-        return {"events": events, "groups": ngroups, "restart_s": round(restart, 3),
-                "restart_1_group_s": round(restart1, 3), "lag_after_restart": lag}
+        restart("restart_1_group")
+        d.stop()
+        row["groups_many"] = many
+        row["disk_mb"] = round(du(d.data) / 1e6)
+        return row
     finally:
         for p in (d.proc,):
             if p and p.poll() is None:
@@ -206,7 +248,7 @@ def plot(out, groups_csv, log_csv):
     common = ("set terminal pngcairo size 800,500 noenhanced\nset datafile separator ','\n"
               "set key autotitle columnhead\nset logscale x\nset grid\nset key left top\nset yrange [0:*]\n")
     g = f"'{groups_csv}'"
-    script = common + f"""
+    script = common if not groups_csv else common + f"""
 set xlabel 'groups'
 set output '{out}/scale_rates.png'
 set ylabel 'events/s'
@@ -227,7 +269,10 @@ plot {g} using 1:5 with linespoints title 'publish', {g} using 1:6 with linespoi
 set output '{out}/scale_log_restart.png'
 set xlabel 'events in the log'
 set ylabel 'seconds'
-plot {lg} using 1:3 with linespoints title 'restart, 10 groups', {lg} using 1:4 with linespoints title 'restart, 1 group'
+plot {lg} using 1:'restart_s' with linespoints title 'restart, 10 groups', {lg} using 1:'restart_kill_s' with linespoints title 'restart after SIGKILL, 10 groups', {lg} using 1:'restart_1_group_s' with linespoints title 'restart, 1 group', {lg} using 1:'restart_many_s' with linespoints title 'restart, 10,000 groups'
+set output '{out}/scale_log_restart_cpu.png'
+set ylabel 'server CPU seconds until ready'
+plot {lg} using 1:'restart_cpu_s' with linespoints title 'restart, 10 groups', {lg} using 1:'restart_kill_cpu_s' with linespoints title 'restart after SIGKILL, 10 groups', {lg} using 1:'restart_1_group_cpu_s' with linespoints title 'restart, 1 group', {lg} using 1:'restart_many_cpu_s' with linespoints title 'restart, 10,000 groups'
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
 
@@ -238,6 +283,10 @@ def main():
     ap.add_argument("--groups", default="1,10,100,1000,10000")
     ap.add_argument("--events", type=int, default=50000)
     ap.add_argument("--log-sizes", default="1000000")
+    ap.add_argument("--log-groups", type=int, default=10, help="groups for the log-length rows")
+    ap.add_argument("--log-many", type=int, default=0,
+                    help="also restart with this many groups on each log (e.g. 10000)")
+    ap.add_argument("--log-small", action="store_true", help="small events for the log rows")
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench-scale"))
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
@@ -247,11 +296,12 @@ def main():
         print("RESULT scale_groups_%d %s" % (n, " ".join(f"{k}={v}" for k, v in r.items())),
               flush=True)
         rows.append(r)
-    gcsv = os.path.join(a.out, "scale_groups.csv")
-    write_csv(gcsv, rows)
+    gcsv = os.path.join(a.out, "scale_groups.csv") if rows else None
+    if rows:
+        write_csv(gcsv, rows)
     lrows = []
     for n in [int(x) for x in a.log_sizes.split(",") if x]:
-        r = log_run(a.daemon, n)
+        r = log_run(a.daemon, n, a.log_groups, a.log_many, a.log_small)
         print("RESULT scale_log_%d %s" % (n, " ".join(f"{k}={v}" for k, v in r.items())),
               flush=True)
         lrows.append(r)

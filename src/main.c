@@ -181,6 +181,8 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
             (unsigned long long)r->events.first_seq, (unsigned long long)r->events.last_seq,
             (unsigned long long)r->events.truncated_bytes, r->events.indexes_rebuilt,
             r->events.elapsed_ms);
+    EB_INFO("events lookups and counts: %llu records read, %u segment summaries rebuilt",
+            (unsigned long long)r->events.records_read, r->events.summaries_rebuilt);
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);

@@ -25,7 +25,7 @@ LINE = re.compile(r"^(?:\w+: )?(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*
 
 
 TSAN_TESTS = ["unit-util", "unit-log", "unit-json", "unit-schema", "unit-bus_event", "unit-store",
-              "unit-store-pg",
+              "unit-store-pg", "unit-segsum", "integration-estore",
               "unit-bus_cmd", "unit-api",
               "integration-publish", "integration-http", "integration-groups",
               "integration-publish-interval", "integration-groups-interval"]

@@ -550,21 +550,22 @@ typedef struct walk_ctx {
     eb_store_scan_cb fn;
     void            *arg;
     uint64_t         last; /* last seq looked at */
+    uint64_t         stop;
 } walk_ctx;
 
 static int walk_one(void *arg, const eb_store_rec *rec)
 {
     walk_ctx *w = arg;
+    if (rec->seq >= w->stop)
+        return 1;
     w->last = rec->seq;
     return w->fn(w->arg, rec);
 }
 
-/* Hands every durable record from seq from on to fn (at open: the lookups'
- * and the dedupe window's rebuild, the log's counts). */
-int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+int eb__bus_walk_range(eb_bus *bus, uint64_t from, uint64_t stop, eb_store_scan_cb fn, void *arg)
 {
-    walk_ctx w = {fn, arg, from ? from - 1 : 0};
-    while (w.last + 1 < eb_store_durable_seq(bus->events)) {
+    walk_ctx w = {fn, arg, from ? from - 1 : 0, stop};
+    while (w.last + 1 < stop && w.last + 1 < eb_store_durable_seq(bus->events)) {
         uint64_t before = w.last;
         int rc = eb_store_scan(bus->events, w.last + 1, 4096, walk_one, &w);
         if (rc && rc != EB_ENOTFOUND)
@@ -573,6 +574,13 @@ int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *a
             break;
     }
     return 0;
+}
+
+/* Hands every durable record from seq from on to fn (at open: the lookups'
+ * and the dedupe window's rebuild, the log's counts). */
+int eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg)
+{
+    return eb__bus_walk_range(bus, from, UINT64_MAX, fn, arg);
 }
 
 typedef struct rebuild_ctx {
@@ -619,19 +627,43 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
         from = first;
     rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from,
                      eb_json_doc_new()};
-    uint64_t start = from;
+    uint64_t start = from, durable = eb_store_durable_seq(bus->events);
     if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
         win_seq < from)
         start = win_seq > first ? win_seq : first;
-    int rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
+    int rc = 0;
+    if (from < durable) { /* lookups to fill: every record from start */
+        rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
+    } else if (c.window_us) { /* the window only: where client ids may be */
+        while (rc == 0 && start < durable) {
+            uint64_t lo, hi;
+            eb_store_client_id_range(bus->events, start, &lo, &hi);
+            rc = lo < durable ? eb__bus_walk_range(bus, lo, hi, rebuild_one, &c) : 0;
+            start = hi;
+        }
+    }
     eb_json_doc_free(c.doc);
     *dedupe_added = c.added;
     return rc;
 }
 
+/* What the events store keeps of an event for its lookups and counts
+ * (store.h, eb_store_describe_fn; any engine thread). */
+static int describe_event(const eb_store_rec *rec, eb_store_desc *out)
+{
+    eb_event_view v;
+    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+        return 0;
+    *out = (eb_store_desc){v.type.ptr, v.type.len, v.key.ptr, v.key.ptr ? v.key.len : 0,
+                           v.key_version, v.id.ptr, v.id.len,
+                           !(v.flags & EB_EVENT_F_GENERATED_ID)};
+    return 1;
+}
+
 static int open_stores(eb_bus *bus, eb_bus_report *rep)
 {
     eb_store_opts o = {.data_dir = bus->opts.data_dir,
+                       .describe = describe_event,
                        .kind = EB_STORE_EVENTS,
                        .sync = bus->opts.fsync,
                        .sync_interval_ms = bus->opts.fsync_interval_ms,

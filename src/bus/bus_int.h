@@ -176,7 +176,17 @@ typedef struct eb_bus_counts {
 void eb__bus_counts_init(eb_bus_counts *c);
 void eb__bus_counts_free(eb_bus_counts *c);
 int  eb__bus_count_log(eb_bus *bus);
+/* Counts the events by type with from <= seq < to: fn(arg, type, len, n),
+ * possibly several times for one type (the counts add up). What the events
+ * store counts itself (eb_store_type_counts: whole sealed segments in the
+ * log engine) is not read; the rest is walked and decoded (counts.c). */
+typedef void (*eb_bus_type_count_fn)(void *arg, const char *type, size_t len, uint64_t n);
+int  eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_count_fn fn,
+                         void *arg);
 int  eb__bus_walk_events(eb_bus *bus, uint64_t from, eb_store_scan_cb fn, void *arg);
+/* The same for the records in [from, stop) only. */
+int  eb__bus_walk_range(eb_bus *bus, uint64_t from, uint64_t stop, eb_store_scan_cb fn,
+                        void *arg);
 void eb__bus_count_published(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_duplicate(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n);

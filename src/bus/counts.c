@@ -11,18 +11,26 @@
 #include "eventbus/err.h"
 #include "util/xmalloc.h"
 
-static eb_bus_type_counts *type_slot(eb_bus_counts *c, const char *t, size_t n)
+/* The counters of type t; past the bound, "_other" (events more events
+ * of a folded type counted as folded). */
+static eb_bus_type_counts *type_slot_n(eb_bus_counts *c, const char *t, size_t n,
+                                       uint64_t events)
 {
     eb_bus_type_counts *tc = eb_map_get(&c->by_type, t, n);
     if (tc)
         return tc;
     if (c->by_type.len >= EB_BUS_MAX_TYPES) {
-        c->folded_events++;
+        c->folded_events += events;
         return &c->other;
     }
     tc = eb_xcalloc(1, sizeof *tc);
     eb_map_put(&c->by_type, t, n, tc, NULL);
     return tc;
+}
+
+static eb_bus_type_counts *type_slot(eb_bus_counts *c, const char *t, size_t n)
+{
+    return type_slot_n(c, t, n, 1);
 }
 
 void eb__bus_counts_init(eb_bus_counts *c)
@@ -63,22 +71,49 @@ void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n)
 
 /* --- counting the log at open ---------------------------------------------------- */
 
-static int count_one(void *arg, const eb_store_rec *rec)
+typedef struct type_walk {
+    eb_bus_type_count_fn fn;
+    void                *arg;
+} type_walk;
+
+static int walk_one(void *arg, const eb_store_rec *rec)
 {
-    eb_bus *bus = arg;
+    type_walk *w = arg;
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 0;
-    type_slot(&bus->counts, v.type.ptr, v.type.len)->log++;
-    bus->counts.log++;
+    if (rec->type == EB_REC_EVENT && eb_event_decode(rec->data, rec->len, &v) == 0)
+        w->fn(w->arg, v.type.ptr, v.type.len, 1);
     return 0;
 }
 
-/* Counts the events kept in the events store, per type: one pass at open
- * (the log is read once; what retention dropped is no longer counted). */
+int eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_count_fn fn,
+                        void *arg)
+{
+    if (from >= to)
+        return 0;
+    uint64_t lo, hi;
+    int rc = eb_store_type_counts(bus->events, from, to, &lo, &hi, fn, arg);
+    type_walk w = {fn, arg};
+    if (rc == 0 && from < lo)
+        rc = eb__bus_walk_range(bus, from, lo, walk_one, &w);
+    if (rc == 0 && hi < to)
+        rc = eb__bus_walk_range(bus, hi, to, walk_one, &w);
+    return rc;
+}
+
+static void count_log(void *arg, const char *type, size_t len, uint64_t n)
+{
+    eb_bus *bus = arg;
+    type_slot_n(&bus->counts, type, len, n)->log += n;
+    bus->counts.log += n;
+}
+
+/* Counts the events kept in the events store, per type, at open (what
+ * retention dropped is no longer counted): the store's own counts of its
+ * sealed segments, and a walk of the rest. */
 int eb__bus_count_log(eb_bus *bus)
 {
-    return eb__bus_walk_events(bus, eb_store_first_seq(bus->events), count_one, bus);
+    return eb__bus_count_types(bus, eb_store_first_seq(bus->events),
+                               eb_store_durable_seq(bus->events), count_log, bus);
 }
 
 void eb_bus_types_each(eb_bus *bus, eb_bus_types_fn fn, void *arg)

@@ -1,15 +1,18 @@
-/* lag.c - counting every group's lag at startup in one walk of the events
- * store, whatever the number of groups.
+/* lag.c - counting every group's lag at startup, whatever the number of
+ * groups and (mostly) the log's length.
  *
  * Each group needs the number of events of its types in [its cursor, head).
- * The distinct cursors cut the walked range into intervals; one walk from
- * the lowest cursor counts, per event type, the events of each interval
- * (a list of (interval, count) per type, appended in order). Then for each
- * type the groups it matches (match.h) each add the events of that type in
- * the intervals at or past their own cursor (a suffix sum and a binary
- * search). Cost: one decode per event past the lowest cursor, plus
- * O(types x matching groups x log) -- never groups x events. Memory: one
- * entry per (type, interval) that holds an event, freed at the end. */
+ * The distinct cursors cut the range into intervals; for each interval the
+ * events are counted per type (a list of (interval, count) per type,
+ * appended in order) by eb__bus_count_types: the events store's own counts
+ * of the whole sealed segments inside it (the log engine's segment
+ * summaries), and a walk of the rest -- the part of the cursor's segment
+ * past it and the active segment. Then for each type the groups it matches
+ * (match.h) each add the events of that type in the intervals at or past
+ * their own cursor (a suffix sum and a binary search). Cost: one decode per
+ * event walked, plus O(types x matching groups x log) -- never groups x
+ * events. Memory: one entry per (type, interval) that holds an event,
+ * freed at the end. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +28,7 @@ typedef struct tcount {
 typedef struct walk {
     eb_map    types;   /* type -> tcount* */
     uint64_t *cuts;    /* distinct cursors, ascending */
-    size_t    ncuts, j;
-    uint64_t  stop, next;
+    size_t    ncuts, j; /* j: the interval being counted */
 } walk;
 
 static int u64_cmp(const void *a, const void *b)
@@ -35,35 +37,27 @@ static int u64_cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int count_one(void *arg, const eb_store_rec *rec)
+/* Adds n events of type to the current interval (intervals come in order). */
+static void count_type(void *arg, const char *type, size_t len, uint64_t n)
 {
     walk *w = arg;
-    if (rec->seq >= w->stop)
-        return 1;
-    w->next = rec->seq + 1;
-    eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 0;
-    while (w->j + 1 < w->ncuts && w->cuts[w->j + 1] <= rec->seq)
-        w->j++;
-    tcount *t = eb_map_get(&w->types, v.type.ptr, v.type.len);
+    tcount *t = eb_map_get(&w->types, type, len);
     if (t && t->n && t->e[t->n - 1].j == w->j) {
-        t->e[t->n - 1].c++;
-        return 0;
+        t->e[t->n - 1].c += n;
+        return;
     }
     if (!t || t->n == t->cap) {
         size_t cap = t ? t->cap * 2 : 4;
         tcount *nt = eb_xrealloc(t, sizeof *nt + cap * sizeof nt->e[0]);
-        eb_map_put(&w->types, v.type.ptr, v.type.len, nt, NULL);
+        eb_map_put(&w->types, type, len, nt, NULL);
         if (!t)
             nt->n = 0;
         nt->cap = cap;
         t = nt;
     }
     t->e[t->n].j = w->j;
-    t->e[t->n].c = 1;
+    t->e[t->n].c = n;
     t->n++;
-    return 0;
 }
 
 /* Index of cursor c among the cuts (it is one of them). */
@@ -125,7 +119,7 @@ int eb__bus_count_lags(eb_bus *bus, uint64_t head)
         return 0;
     eb_group **gs = eb_xmalloc(ng * sizeof *gs);
     uint64_t *matching = eb_xcalloc(ng, sizeof *matching);
-    walk w = {.cuts = eb_xmalloc(ng * sizeof *w.cuts), .stop = head};
+    walk w = {.cuts = eb_xmalloc(ng * sizeof *w.cuts)};
     eb_map_init(&w.types);
     int rc = 0;
     eb_group *g;
@@ -144,12 +138,9 @@ int eb__bus_count_lags(eb_bus *bus, uint64_t head)
             if (w.cuts[k] != w.cuts[u - 1])
                 w.cuts[u++] = w.cuts[k];
         w.ncuts = u;
-        w.next = w.cuts[0];
-        while (w.next < head) {
-            uint64_t before = w.next;
-            if ((rc = eb_store_scan(bus->events, w.next, 65536, count_one, &w)) != 0 ||
-                w.next == before)
-                break;
+        for (w.j = 0; w.j < w.ncuts && rc == 0; w.j++) {
+            uint64_t to = w.j + 1 < w.ncuts ? w.cuts[w.j + 1] : head;
+            rc = eb__bus_count_types(bus, w.cuts[w.j], to, count_type, &w);
         }
         if (rc == 0)
             add_up(bus, &w, matching, gs, ng);

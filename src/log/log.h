@@ -10,7 +10,8 @@
  * its batch itself when the writer is idle. Readers on any thread see
  * durable records only. Each segment has an index (seq -> offset, time),
  * so a read by seq and a seek by time are O(log n) without scanning;
- * sealed segments' indexes are files, rebuilt when missing or stale.
+ * sealed segments' indexes are files, rebuilt when missing or stale, and
+ * sealed segments are mapped for small reads (no system call per record).
  * Recovery at open scans only the active (last) segment and truncates a
  * torn tail.
  *
@@ -144,6 +145,30 @@ int eb_log_enforce_retention(eb_log *log, uint64_t now_us, uint64_t *segments_de
 /* Deletes sealed segments whose records are all below seq (for compacted
  * state logs). */
 int eb_log_drop_before(eb_log *log, uint64_t seq, uint64_t *segments_deleted);
+
+/* --- sealed segments, for a user's derived files ---------------------------
+ * A user of the log may keep one derived file per sealed segment (the
+ * events store keeps its per-segment counts and lookups so: store/segsum.h).
+ * The log names it (eb_log_aux_path) and deletes it with its segment
+ * (retention, drop_before), before the segment itself. */
+#define EB_LOG_AUX_EXT "sum"
+
+typedef struct eb_log_seg_info {
+    uint64_t base;  /* seq of its first record */
+    uint64_t count; /* records */
+    uint64_t bytes; /* file size */
+} eb_log_seg_info;
+
+/* The path of the derived file of the segment based at base, into out. */
+void   eb_log_aux_path(const eb_log *log, uint64_t base, char *out, size_t n);
+/* The sealed segments, oldest first, into out[0 .. max); returns how many
+ * there are (may be more than max). Thread-safe. */
+size_t eb_log_sealed(eb_log *log, eb_log_seg_info *out, size_t max);
+/* Called on the writer thread each time a segment is sealed (its records
+ * and index file durable), with that segment; it must not block (hand the
+ * work to another thread). Set before the first append. */
+void   eb_log_set_seal_hook(eb_log *log, void (*hook)(void *arg, const eb_log_seg_info *seg),
+                            void *arg);
 
 typedef struct eb_log_stats {
     uint64_t bytes;     /* on disk, all segments */

@@ -10,6 +10,7 @@
 
 #include "eventbus/err.h"
 #include "log/log_int.h"
+#include "util/xmalloc.h"
 
 #define SCAN_CHUNK (1u << 20)
 
@@ -29,12 +30,7 @@ static const unsigned char *need(scanner *s, uint64_t off, size_t n, int *err)
         return s->buf + (off - s->win_off);
     size_t want = n > SCAN_CHUNK ? n : SCAN_CHUNK;
     if (want > s->cap) {
-        unsigned char *b = realloc(s->buf, want);
-        if (!b) {
-            *err = EB_ENOMEM;
-            return NULL;
-        }
-        s->buf = b;
+        s->buf = eb_xrealloc(s->buf, want);
         s->cap = want;
     }
     ssize_t r = pread(s->fd, s->buf, s->cap, (off_t)off);
@@ -48,19 +44,15 @@ static const unsigned char *need(scanner *s, uint64_t off, size_t n, int *err)
 }
 
 /* Makes room for entry `need` (0-based) in the index being built. */
-static int grow_idx(eb__seg_scan *o, size_t *cap, uint64_t need)
+static void grow_idx(eb__seg_scan *o, size_t *cap, uint64_t need)
 {
     if (need < *cap)
-        return 0;
+        return;
     size_t nc = *cap ? *cap * 2 : 4096;
     while (nc <= need)
         nc *= 2;
-    unsigned char *p = realloc(o->idx, nc * EB_LOG_IDX_ENT);
-    if (!p)
-        return EB_ENOMEM;
-    o->idx = p;
+    o->idx = eb_xrealloc(o->idx, nc * EB_LOG_IDX_ENT);
     *cap = nc;
-    return 0;
 }
 
 static int scan_records(scanner *s, uint32_t max_record, eb__seg_scan *o)
@@ -96,8 +88,7 @@ static int scan_records(scanner *s, uint32_t max_record, eb__seg_scan *o)
             o->problem = "sequence number out of order";
             break;
         }
-        if ((err = grow_idx(o, &cap, o->count + pending)) != 0)
-            break;
+        grow_idx(o, &cap, o->count + pending);
         unsigned char *e = o->idx + (o->count + pending) * EB_LOG_IDX_ENT;
         eb__put64(e, off);
         eb__put64(e + 8, r.ts_us);

@@ -3,8 +3,10 @@
  * and ids (hash of the id -> the newest event's seq).
  *
  * Derived data: kept in memory, filled as the bus reports appended events
- * (eb_store_index_add) and rebuilt when the bus opens the store (it reports
- * every retained event again), so it holds nothing the store does not. Versions come
+ * (eb_store_index_add) and, at open, from the segment summaries (the key
+ * entries of sealed segments; their ids stay in the mapped summaries,
+ * segsum.h) and a scan of the active segment, so it holds nothing the
+ * store does not. Versions come
  * from the records (format 2 stores each event's key_version), so a key's
  * version survives a restart as long as one of its events is retained.
  * Entries below the store's first retained seq are skipped on reads and
@@ -46,26 +48,8 @@ int      eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
  * or 0. */
 uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n);
 
-/* --- the lookups file --------------------------------------------------------
- * Written at a clean close so the next open need not rebuild the lookups
- * from the whole log; derived data (no durability promise: when it is
- * missing, damaged, or describes more records than the log has, the
- * lookups are rebuilt from the log). Format 1, little-endian:
- *   0  "EBLOOKUP"   8 u32 format (1)   12 u32 0
- *   16 u64 upto: the entries describe exactly the records below this seq
- *   24 u64 number of keys   32 u64 number of ids
- *   40 keys: u32 key length, key bytes, u64 base version, u64 n, n u64 seqs
- *      ids:  u64 hash, u64 seq
- *   end: u32 CRC32C of every byte before it. */
-#define EB_KEYIDX_FILE_FORMAT 1
-/* Writes x (describing the records below upto) to path, leaving out what
- * describes records below min_seq (retention removed them; a key keeps its
- * newest entry, its version): a temp file, fdatasync, rename, then the
- * directory synced. 0 or an I/O error. */
-int eb__keyidx_save(const eb_keyidx *x, uint64_t min_seq, uint64_t upto, const char *path);
-/* Loads path into x (empty) and sets *upto: 0, EB_ENOTFOUND (no file) or
- * EB_ECORRUPT (not a whole, valid file: x is emptied). The file is removed
- * once read: after a crash it would describe a log that has moved on. */
-int eb__keyidx_load(eb_keyidx *x, const char *path, uint64_t *upto);
+/* The hash of an id in the id lookups (FNV-1a, 64 bits, never 0); also
+ * the hash the segment summaries (segsum.h) store. */
+uint64_t eb__keyidx_id_hash(const char *id, size_t n);
 
 #endif

@@ -34,6 +34,24 @@ typedef enum eb_store_kind {
                           * bus with eb_store_drop_before after a snapshot */
 } eb_store_kind;
 
+typedef struct eb_store_rec eb_store_rec;
+
+/* What an EVENTS record is to its lookups and counts (views borrowed from
+ * the record). */
+typedef struct eb_store_desc {
+    const char *type; /* the event's type */
+    size_t      type_len;
+    const char *key;  /* its key; key_len 0: none */
+    size_t      key_len;
+    uint64_t    version; /* within its key; 0: the key's next (records without one) */
+    const char *id;
+    size_t      id_len;
+    int         client_id; /* the id was chosen by the client (not generated) */
+} eb_store_desc;
+/* Fills *out and returns 1 if rec is an event, 0 if not (skipped). Pure:
+ * may run on any engine thread, at open or later. */
+typedef int (*eb_store_describe_fn)(const eb_store_rec *rec, eb_store_desc *out);
+
 typedef struct eb_store_opts {
     const char   *data_dir;         /* where the engine keeps its data (or its name) */
     eb_store_kind kind;
@@ -41,6 +59,12 @@ typedef struct eb_store_opts {
     uint32_t      sync_interval_ms; /* EB_STORE_SYNC_INTERVAL: default 100 */
     uint64_t      retention_ms;     /* EVENTS: drop records older; 0 = keep */
     uint64_t      retention_bytes;  /* EVENTS: keep the total under; 0 = unlimited */
+    /* EVENTS, optional: how to read a record's type, key, version and id.
+     * With it an engine may keep its lookups and counts itself, across
+     * crashes (the log engine: per sealed segment, see store/segsum.h),
+     * and report them covered (indexed_upto) at open; NULL: the bus
+     * reports every retained event at open with index_add. */
+    eb_store_describe_fn describe;
 } eb_store_opts;
 
 /* What opening found (for the startup log line); 0 where an engine has no
@@ -53,6 +77,11 @@ typedef struct eb_store_recovery {
     uint64_t truncated_bytes; /* torn tail removed */
     uint32_t indexes_rebuilt;
     double   elapsed_ms;      /* time spent opening */
+    /* Records read at open to fill lookups and counts the engine keeps
+     * itself (opts.describe; the log engine: the active segment's, and a
+     * sealed segment's whose summary was missing or damaged). */
+    uint64_t records_read;
+    uint32_t summaries_rebuilt; /* the log engine: segment summaries rebuilt */
 } eb_store_recovery;
 
 /* A record to append (data copied during the call). */
@@ -64,14 +93,14 @@ typedef struct eb_store_rec_in {
 } eb_store_rec_in;
 
 /* A record read back (data borrowed during the scan callback). */
-typedef struct eb_store_rec {
+struct eb_store_rec {
     uint64_t    seq;
     uint64_t    ts_us;
     uint16_t    type;
     uint16_t    flags;
     uint32_t    len;
     const void *data;
-} eb_store_rec;
+};
 
 typedef struct eb_store_stats {
     uint64_t bytes;    /* on disk */
@@ -125,9 +154,11 @@ typedef struct eb_store_ops {
     /* --- lookups (EVENTS stores) ---------------------------------------
      * Per-key streams and ids, derived from the records: the bus reports
      * each event it appends (and, when it opens the store, every retained
-     * one again, oldest first) with index_add; the engine answers lookups
-     * for the records it still retains. The log engine keeps them in
-     * memory; a SQL engine answers them with indexes. */
+     * one it does not cover yet, oldest first: see indexed_upto) with
+     * index_add; the engine answers lookups for the records it still
+     * retains. The log engine keeps them in memory and, with
+     * opts.describe, in a summary file per sealed segment (ids stay there,
+     * mapped); a SQL engine answers them with indexes. */
     /* Event `seq` is version `version` of key (klen 0: no key; version 0:
      * the key's next, for records that carry none) and has id `id`. 0 or
      * EB_ENOMEM (lookups lost, not records: the next open rebuilds them). */
@@ -144,9 +175,29 @@ typedef struct eb_store_ops {
      * the caller checks the record's id). */
     uint64_t (*lookup_id)(eb_store *s, const char *id, size_t idlen);
     /* After open: the lookups already cover the records below this seq
-     * (kept across a clean restart); the caller reports the records from
-     * here on with index_add. 0: none are covered. */
+     * (the log engine with opts.describe: every durable record, from its
+     * segment summaries and a scan of the active segment, after a crash
+     * too); the caller reports the records from here on with index_add.
+     * 0: none are covered. */
     uint64_t (*indexed_upto)(eb_store *s);
+
+    /* --- counts (EVENTS stores; optional, added after the lookups) ------
+     * Events by type with from <= seq < to that the engine can count
+     * without reading them: fn(arg, type, type_len, n) once per type, and
+     * [*lo, *hi) the range those counts cover (from <= *lo <= *hi <= to;
+     * *lo == *hi: nothing covered). The caller counts [from, *lo) and
+     * [*hi, to) itself by a scan. The log engine covers whole sealed
+     * segments (needs opts.describe); a SQL engine covers everything with
+     * one GROUP BY. NULL: nothing covered. 0 or an I/O error. */
+    int      (*type_counts)(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo, uint64_t *hi,
+                            void (*fn)(void *arg, const char *type, size_t type_len, uint64_t n),
+                            void *arg);
+    /* The next range at or after from that may hold events with a
+     * client-chosen id (the bus refills its dedupe window from those):
+     * [*lo, *hi), from <= *lo; *hi == UINT64_MAX: to the end. The log
+     * engine skips sealed segments whose summary counts none; NULL (or
+     * an engine that cannot tell): [from, end). */
+    void     (*client_id_range)(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -211,5 +262,21 @@ static inline uint64_t eb_store_lookup_id(eb_store *s, const char *id, size_t id
     return s->ops->lookup_id(s, id, idlen);
 }
 static inline uint64_t eb_store_indexed_upto(eb_store *s) { return s->ops->indexed_upto(s); }
+static inline int eb_store_type_counts(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo,
+                                       uint64_t *hi,
+                                       void (*fn)(void *, const char *, size_t, uint64_t),
+                                       void *arg)
+{
+    *lo = *hi = from;
+    return s->ops->type_counts ? s->ops->type_counts(s, from, to, lo, hi, fn, arg) : 0;
+}
+static inline void eb_store_client_id_range(eb_store *s, uint64_t from, uint64_t *lo,
+                                            uint64_t *hi)
+{
+    *lo = from;
+    *hi = UINT64_MAX;
+    if (s->ops->client_id_range)
+        s->ops->client_id_range(s, from, lo, hi);
+}
 
 #endif

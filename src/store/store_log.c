@@ -2,10 +2,14 @@
  * storage engine (store.h). Records pass through without a copy: the
  * store's record structs have the log's layout (checked below), and the
  * log's inline append is the store's inline_ok append. The lookups are
- * keyidx.c's, in memory. */
+ * keyidx.c's, in memory, and the sealed segments' summaries (segsum.c):
+ * written by a thread of this file as the log seals segments, read at open
+ * instead of the segments; only the active segment is read there. */
 #include "store/store_log.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,8 +19,9 @@
 
 #include "eventbus/err.h"
 #include "log/log.h"
-#include "util/xmalloc.h"
 #include "store/keyidx.h"
+#include "store/segsum.h"
+#include "util/xmalloc.h"
 
 #define SAME_FIELD(a, b, f) (offsetof(a, f) == offsetof(b, f) && \
                              sizeof(((a *)0)->f) == sizeof(((b *)0)->f))
@@ -38,10 +43,22 @@ _Static_assert(sizeof(eb_store_rec) == sizeof(eb_log_rec) &&
 typedef struct log_store {
     eb_store  base; /* first: a log_store is an eb_store */
     eb_log   *log;
-    eb_keyidx kidx;        /* the lookups */
-    uint64_t  indexed_upto; /* loaded from the lookups file: they cover below this */
-    bool      kidx_lost;   /* an entry could not be made: never saved */
-    char     *kidx_path;   /* EVENTS: the lookups file, saved at a clean close */
+    eb_keyidx kidx;         /* key streams; ids of the records since open and
+                             * of the active segment at open (loop thread) */
+    uint64_t  indexed_upto; /* at open: the lookups cover below this */
+    eb_store_describe_fn describe; /* EVENTS with summaries, else NULL */
+    /* The summaries of sealed segments (segsum.h), oldest first, and the
+     * summarizer thread's queue of segments sealed since open. */
+    pthread_mutex_t mu;     /* sums, queue, stop */
+    pthread_cond_t  cv;
+    eb_segsum     **sums;
+    size_t          nsums, sums_cap;
+    eb_log_seg_info *queue;
+    size_t          nqueue, queue_cap;
+    bool            stop, thread_started;
+    pthread_t       thread;
+    uint64_t        described; /* records read at open to summarize or index */
+    uint32_t        rebuilt;   /* summaries rebuilt at open */
 } log_store;
 
 static eb_log *log_of(eb_store *s)
@@ -96,17 +113,20 @@ static int ls_drop_before(eb_store *s, uint64_t seq)
     return eb_log_drop_before(log_of(s), seq, &deleted);
 }
 
+static void stop_summarizer(log_store *ls);
+static void free_sums(log_store *ls);
+
 static void ls_close(eb_store *s)
 {
     log_store *ls = (log_store *)(void *)s;
-    /* Every record below next is reported to the lookups (the bus does so
-     * as it appends) and is on disk once the log is closed. */
-    uint64_t next = eb_log_next_seq(ls->log), first = eb_log_first_seq(ls->log);
+    /* A segment sealed from here on (the close drains the pending appends)
+     * gets its summary at the next open. */
+    stop_summarizer(ls);
     eb_log_close(ls->log);
-    if (ls->kidx_path && !ls->kidx_lost) /* derived: a failure costs a rebuild */
-        eb__keyidx_save(&ls->kidx, first, next, ls->kidx_path);
+    free_sums(ls);
     eb__keyidx_free(&ls->kidx);
-    free(ls->kidx_path);
+    pthread_mutex_destroy(&ls->mu);
+    pthread_cond_destroy(&ls->cv);
     free(ls);
 }
 
@@ -118,11 +138,10 @@ static eb_keyidx *kidx_of(eb_store *s)
 static int ls_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
                         const char *id, size_t idlen, uint64_t seq)
 {
-    int rc = klen ? eb__keyidx_add(kidx_of(s), key, klen, version, seq) : 0;
-    int rc2 = eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
-    if (rc || rc2)
-        ((log_store *)(void *)s)->kidx_lost = true;
-    return rc ? rc : rc2;
+    if (klen)
+        eb__keyidx_add(kidx_of(s), key, klen, version, seq);
+    eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
+    return 0;
 }
 
 static uint64_t ls_key_version(eb_store *s, const char *key, size_t klen)
@@ -137,10 +156,40 @@ static size_t ls_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t fr
                             ls_durable_seq(s), seqs, max, first_version);
 }
 
+/* Forgets the summaries of segments retention removed (mu held). */
+static void trim_sums(log_store *ls)
+{
+    uint64_t first = eb_log_first_seq(ls->log);
+    size_t k = 0;
+    while (k < ls->nsums && ls->sums[k]->seg.base + ls->sums[k]->seg.count <= first) {
+        eb__segsum_free(ls->sums[k]);
+        free(ls->sums[k]);
+        k++;
+    }
+    if (k) {
+        memmove(ls->sums, ls->sums + k, (ls->nsums - k) * sizeof *ls->sums);
+        ls->nsums -= k;
+    }
+}
+
+/* The ids of the records since open (and of the active segment at open)
+ * are in memory, the sealed segments' in their mapped summaries: the
+ * newest is found first. */
 static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
 {
+    log_store *ls = (log_store *)(void *)s;
+    uint64_t first = ls_first_seq(s), durable = ls_durable_seq(s);
     uint64_t seq = eb__keyidx_find_id(kidx_of(s), id, idlen);
-    return seq >= ls_first_seq(s) && seq < ls_durable_seq(s) ? seq : 0;
+    if (seq >= first && seq < durable)
+        return seq;
+    uint64_t h = eb__keyidx_id_hash(id, idlen);
+    seq = 0;
+    pthread_mutex_lock(&ls->mu);
+    trim_sums(ls);
+    for (size_t i = ls->nsums; i-- > 0 && !seq;)
+        seq = eb__segsum_find_id(ls->sums[i], h);
+    pthread_mutex_unlock(&ls->mu);
+    return seq >= first && seq < durable ? seq : 0;
 }
 
 static uint64_t ls_indexed_upto(eb_store *s)
@@ -148,31 +197,239 @@ static uint64_t ls_indexed_upto(eb_store *s)
     return ((log_store *)(void *)s)->indexed_upto;
 }
 
+/* Whole summarized segments inside [from, to): their counts by type. */
+static int ls_type_counts(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo, uint64_t *hi,
+                          void (*fn)(void *, const char *, size_t, uint64_t), void *arg)
+{
+    log_store *ls = (log_store *)(void *)s;
+    pthread_mutex_lock(&ls->mu);
+    trim_sums(ls);
+    size_t i = 0;
+    while (i < ls->nsums && ls->sums[i]->seg.base < from)
+        i++;
+    *lo = *hi = i < ls->nsums ? ls->sums[i]->seg.base : from;
+    for (; i < ls->nsums; i++) {
+        const eb_segsum *m = ls->sums[i];
+        if (m->seg.base != *hi || m->seg.base + m->seg.count > to)
+            break; /* a gap (not summarized yet) or past the range */
+        for (size_t t = 0; t < m->ntypes; t++)
+            fn(arg, m->types[t].name, m->types[t].len, m->types[t].n);
+        *hi = m->seg.base + m->seg.count;
+    }
+    if (*lo > to || *hi == *lo)
+        *lo = *hi = from;
+    pthread_mutex_unlock(&ls->mu);
+    return 0;
+}
+
+/* Skips the sealed segments whose summary counts no client-chosen id. */
+static void ls_client_id_range(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi)
+{
+    log_store *ls = (log_store *)(void *)s;
+    pthread_mutex_lock(&ls->mu);
+    trim_sums(ls);
+    size_t i = 0;
+    while (i < ls->nsums && ls->sums[i]->seg.base + ls->sums[i]->seg.count <= from)
+        i++;
+    /* from is inside (or at the start of) sums[i]: skip while it has none */
+    while (i < ls->nsums && ls->sums[i]->seg.base <= from && ls->sums[i]->client_ids == 0) {
+        from = ls->sums[i]->seg.base + ls->sums[i]->seg.count;
+        i++;
+    }
+    *lo = from;
+    *hi = UINT64_MAX;
+    for (; i < ls->nsums; i++)
+        if (ls->sums[i]->client_ids == 0 && ls->sums[i]->seg.base > from) {
+            *hi = ls->sums[i]->seg.base;
+            break;
+        }
+    pthread_mutex_unlock(&ls->mu);
+}
+
 static const eb_store_ops log_ops = {
     ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
     ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
-    ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto};
+    ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts,
+    ls_client_id_range};
 
-/* EVENTS: takes the lookups a clean close saved, if they describe this log
- * (never more records than it has). */
-static void load_lookups(log_store *ls, const char *data_dir)
+/* --- summaries -------------------------------------------------------------------- */
+
+/* Appends a loaded summary (mu held, or before the thread runs). */
+static void add_sum(log_store *ls, eb_segsum *m)
 {
-    size_t n = strlen(data_dir) + sizeof "/events.lookups";
-    if (!(ls->kidx_path = malloc(n)))
-        return;
-    snprintf(ls->kidx_path, n, "%s/events.lookups", data_dir);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", ls->kidx_path);
-    unlink(tmp); /* a save a crash cut short */
-    uint64_t upto = 0;
-    if (eb__keyidx_load(&ls->kidx, ls->kidx_path, &upto) != 0)
-        return;
-    if (upto > eb_log_next_seq(ls->log)) {
-        eb__keyidx_free(&ls->kidx);
-        eb__keyidx_init(&ls->kidx);
-        return;
+    if (ls->nsums == ls->sums_cap) {
+        ls->sums_cap = ls->sums_cap ? ls->sums_cap * 2 : 16;
+        ls->sums = eb_xrealloc(ls->sums, ls->sums_cap * sizeof *ls->sums);
     }
-    ls->indexed_upto = upto;
+    ls->sums[ls->nsums++] = m;
+}
+
+static void free_sums(log_store *ls)
+{
+    for (size_t i = 0; i < ls->nsums; i++) {
+        eb__segsum_free(ls->sums[i]);
+        free(ls->sums[i]);
+    }
+    free(ls->sums);
+    free(ls->queue);
+}
+
+static void key_entry(void *arg, const char *key, size_t len, uint64_t version, uint64_t seq)
+{
+    eb__keyidx_add(arg, key, len, version, seq);
+}
+
+/* Loads the summary of sealed segment seg, building it first when it is
+ * missing or damaged; with_keys: its key entries into the key streams. */
+static int summarize(log_store *ls, const eb_log_seg_info *seg, bool with_keys,
+                     uint64_t *described)
+{
+    char path[4200];
+    eb_log_aux_path(ls->log, seg->base, path, sizeof path);
+    eb_segsum *m = eb_xcalloc(1, sizeof *m);
+    eb_segsum_key_fn kf = with_keys ? key_entry : NULL;
+    int rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
+    if (rc) {
+        if (with_keys)
+            ls->rebuilt++;
+        rc = eb__segsum_build(ls->log, seg, ls->describe, path, described);
+        if (rc == 0)
+            rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
+    }
+    if (rc) {
+        free(m);
+        return rc;
+    }
+    pthread_mutex_lock(&ls->mu);
+    add_sum(ls, m);
+    pthread_mutex_unlock(&ls->mu);
+    return 0;
+}
+
+/* The summarizer thread: summarizes each segment the log seals (the key
+ * streams have those keys already: the bus reported them). */
+static void *summarizer(void *arg)
+{
+    log_store *ls = arg;
+    pthread_mutex_lock(&ls->mu);
+    for (;;) {
+        while (!ls->nqueue && !ls->stop)
+            pthread_cond_wait(&ls->cv, &ls->mu);
+        if (!ls->nqueue)
+            break;
+        eb_log_seg_info seg = ls->queue[0];
+        memmove(ls->queue, ls->queue + 1, --ls->nqueue * sizeof *ls->queue);
+        pthread_mutex_unlock(&ls->mu);
+        /* A failure costs a rebuild at the next open, not a record. */
+        summarize(ls, &seg, false, NULL);
+        pthread_mutex_lock(&ls->mu);
+    }
+    pthread_mutex_unlock(&ls->mu);
+    return NULL;
+}
+
+/* The log's seal hook (writer thread): queue the segment. */
+static void on_seal(void *arg, const eb_log_seg_info *seg)
+{
+    log_store *ls = arg;
+    pthread_mutex_lock(&ls->mu);
+    if (ls->nqueue == ls->queue_cap) {
+        ls->queue_cap = ls->queue_cap ? ls->queue_cap * 2 : 8;
+        ls->queue = eb_xrealloc(ls->queue, ls->queue_cap * sizeof *ls->queue);
+    }
+    ls->queue[ls->nqueue++] = *seg;
+    pthread_cond_signal(&ls->cv);
+    pthread_mutex_unlock(&ls->mu);
+}
+
+static void stop_summarizer(log_store *ls)
+{
+    if (!ls->thread_started)
+        return;
+    eb_log_set_seal_hook(ls->log, NULL, NULL);
+    pthread_mutex_lock(&ls->mu);
+    ls->stop = true;
+    pthread_cond_signal(&ls->cv);
+    pthread_mutex_unlock(&ls->mu);
+    pthread_join(ls->thread, NULL);
+    ls->thread_started = false;
+}
+
+/* Removes summaries whose segment is gone (retention deleted it while its
+ * summary was being written) and the lookups file of earlier versions. */
+static void remove_strays(log_store *ls, const char *data_dir, const char *dir,
+                          const eb_log_seg_info *segs, size_t n)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%.4096s/events.lookups", data_dir);
+    unlink(path);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        uint64_t base = strtoull(e->d_name, &end, 10);
+        if (end != e->d_name + 20 || strncmp(end, "." EB_LOG_AUX_EXT, 4) != 0)
+            continue;
+        bool known = false;
+        for (size_t i = 0; i < n && !known; i++)
+            known = segs[i].base == base && end[4] == '\0';
+        if (!known) { /* also a temp file a crash left */
+            snprintf(path, sizeof path, "%.4096s/%.255s", dir, e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+    (void)ls;
+}
+
+static int index_one(void *arg, const eb_log_rec *rec)
+{
+    log_store *ls = arg;
+    eb_store_desc d;
+    ls->described++;
+    if (ls->describe((const eb_store_rec *)(const void *)rec, &d)) {
+        if (d.key_len)
+            eb__keyidx_add(&ls->kidx, d.key, d.key_len, d.version, rec->seq);
+        eb__keyidx_add_id(&ls->kidx, d.id, d.id_len, rec->seq);
+    }
+    return 0;
+}
+
+/* EVENTS with describe: the lookups and counts at open, reading only the
+ * active segment (and the sealed ones whose summary is missing or
+ * damaged); then the summarizer thread for the segments sealed later. */
+static int open_summaries(log_store *ls, const char *data_dir, const char *dir)
+{
+    size_t n = eb_log_sealed(ls->log, NULL, 0);
+    eb_log_seg_info *segs = eb_xmalloc((n ? n : 1) * sizeof *segs);
+    n = eb_log_sealed(ls->log, segs, n);
+    remove_strays(ls, data_dir, dir, segs, n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t read = 0;
+        rc = summarize(ls, &segs[i], true, &read);
+        ls->described += read;
+    }
+    uint64_t from = n ? segs[n - 1].base + segs[n - 1].count : eb_log_first_seq(ls->log);
+    free(segs);
+    uint64_t durable = eb_log_durable_seq(ls->log);
+    while (rc == 0 && from < durable) {
+        uint64_t before = ls->described;
+        rc = eb_log_scan(ls->log, from, durable - from, index_one, ls);
+        if (ls->described == before)
+            break;
+        from += ls->described - before;
+    }
+    if (rc)
+        return rc;
+    ls->indexed_upto = durable;
+    if (pthread_create(&ls->thread, NULL, summarizer, ls) != 0)
+        return EB_ENOMEM;
+    ls->thread_started = true;
+    eb_log_set_seal_hook(ls->log, on_seal, ls);
+    return 0;
 }
 
 static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
@@ -194,6 +451,9 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     }
     log_store *ls = eb_xcalloc(1, sizeof *ls);
     eb__keyidx_init(&ls->kidx);
+    pthread_mutex_init(&ls->mu, NULL);
+    pthread_cond_init(&ls->cv, NULL);
+    ls->base.ops = &log_ops;
     eb_log_recovery lr = {0};
     int rc = eb_log_open(&lo, &ls->log, &lr);
     if (rc) {
@@ -201,13 +461,17 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
         free(ls);
         return rc;
     }
-    if (o->kind == EB_STORE_EVENTS)
-        load_lookups(ls, o->data_dir);
+    if (o->kind == EB_STORE_EVENTS && o->describe) {
+        ls->describe = o->describe;
+        if ((rc = open_summaries(ls, o->data_dir, dir)) != 0) {
+            ls_close(&ls->base);
+            return rc;
+        }
+    }
     if (rep)
         *rep = (eb_store_recovery){lr.segments,  lr.records,         lr.first_seq,
                                    lr.last_seq,  lr.truncated_bytes, lr.indexes_rebuilt,
-                                   lr.elapsed_ms};
-    ls->base.ops = &log_ops;
+                                   lr.elapsed_ms, ls->described, ls->rebuilt};
     *out = &ls->base;
     return 0;
 }

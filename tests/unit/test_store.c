@@ -255,45 +255,6 @@ TEST(store_lookups)
     eb_store_close(s);
 }
 
-/* A clean close keeps the lookups (the events.lookups file); the next open
- * takes them once (the file is removed: after a crash the bus rebuilds
- * them from the log), a damaged file is ignored. */
-TEST(store_lookups_kept_across_a_clean_close)
-{
-    if (engine != &eb_store_log_engine)
-        eb_test_skip("the log engine's events.lookups file");
-    const char *dir = eb_test_tmpdir();
-    eb_store_opts o = {.data_dir = dir, .kind = EB_STORE_EVENTS, .sync = EB_STORE_SYNC_NEVER};
-    eb_store *s = NULL;
-    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
-    CHECK_EQ(eb_store_indexed_upto(s), 0);
-    uint64_t first = append_batch(s, "e", 3, false), seqs[4], fv = 0;
-    CHECK_OK(eb_store_index_add(s, "k", 1, 1, "a", 1, first));
-    CHECK_OK(eb_store_index_add(s, "k", 1, 2, "b", 1, first + 1));
-    CHECK_OK(eb_store_index_add(s, "j", 1, 1, "c", 1, first + 2));
-    eb_store_close(s);
-    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
-    CHECK(eb_store_indexed_upto(s) == first + 3);
-    CHECK_EQ(eb_store_key_version(s, "k", 1), 2);
-    CHECK_EQ(eb_store_key_seqs(s, "k", 1, 0, seqs, 4, &fv), 2);
-    CHECK(fv == 1 && seqs[1] == first + 1);
-    CHECK(eb_store_lookup_id(s, "c", 1) == first + 2);
-    char path[512];
-    snprintf(path, sizeof path, "%s/events.lookups", dir);
-    CHECK(access(path, F_OK) != 0); /* taken: a crash from here rebuilds */
-    eb_store_close(s);
-    /* Damage the file: ignored, nothing covered. */
-    FILE *f = fopen(path, "r+b");
-    CHECK(f != NULL);
-    fseek(f, 30, SEEK_SET);
-    fputc(0x5a, f);
-    fclose(f);
-    CHECK_OK(eb_store_open(engine, &o, &s, NULL));
-    CHECK_EQ(eb_store_indexed_upto(s), 0);
-    CHECK_EQ(eb_store_key_version(s, "k", 1), 0);
-    eb_store_close(s);
-}
-
 #ifdef EB_TEST_PG
 static int store_error(eb_store *s)
 {
@@ -461,5 +422,5 @@ TEST(pg_store_meta_drop_before_deletes)
 #endif
 
 TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(store_lookups),
-          T(store_lookups_kept_across_a_clean_close), T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
+          T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
           T(store_seek_time) PG_TESTS)

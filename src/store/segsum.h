@@ -1,0 +1,74 @@
+/* segsum.h - the events store's summary of one sealed segment: what a
+ * restart needs of the segment without reading its records. The log
+ * engine writes one beside each sealed segment of the events log
+ * (`NNNNNNNNNNNNNNNNNNNN.sum`, the log's derived file: deleted with its
+ * segment) when the segment seals, and at open reads it instead of the
+ * segment: the events per type (the group lag and the counters), the key
+ * entries (the key streams) and the ids (the id lookup, answered from the
+ * mapped file by a binary search, never loaded into memory).
+ *
+ * Derived data: checked (magic, format, the segment it describes, size,
+ * CRC32C of the whole file) before use, and rebuilt from its segment when
+ * missing or damaged; written as a temp file, fdatasync, rename, fsync of
+ * the directory, so a crash leaves the old state or the new one.
+ *
+ * Format 1, little-endian:
+ *   0  "EBSEGSUM"  8 u32 format (1)  12 u32 header size (72)
+ *   16 u64 base seq  24 u64 records  32 u64 segment file bytes
+ *   40 u64 types  48 u64 key entries  56 u64 ids
+ *   64 u64 events with a client-chosen id (0: the dedupe window's refill
+ *      need not read the segment)
+ *   72 ids:   u64 id hash, u64 seq; sorted by hash, then seq
+ *      types: u32 length, name, u64 events of the type
+ *      keys:  u32 length, key, u64 version (0: none stored), u64 seq; in seq order
+ *   end: u32 CRC32C of every byte before it. */
+#ifndef EB_STORE_SEGSUM_H
+#define EB_STORE_SEGSUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log/log.h"
+#include "store/store.h"
+
+#define EB_SEGSUM_FORMAT 1
+
+typedef struct eb_segsum_type {
+    char    *name; /* owned */
+    size_t   len;
+    uint64_t n;    /* events of the type in the segment */
+} eb_segsum_type;
+
+/* A loaded summary. */
+typedef struct eb_segsum {
+    eb_log_seg_info      seg;   /* the segment it describes */
+    eb_segsum_type      *types; /* owned */
+    size_t               ntypes;
+    const unsigned char *ids;   /* nids (hash, seq) pairs, inside map */
+    uint64_t             nids;
+    uint64_t             client_ids; /* events with a client-chosen id */
+    void                *map;   /* the file, mapped read-only */
+    size_t               map_len;
+} eb_segsum;
+
+/* Reads the records of sealed segment seg from log (describing each with
+ * d), and writes their summary to path. *described (may be NULL) gets the
+ * number of records read. 0, EB_EGONE (retention removed the segment
+ * meanwhile: nothing written), or an I/O error. Any thread. */
+int eb__segsum_build(eb_log *log, const eb_log_seg_info *seg, eb_store_describe_fn d,
+                     const char *path, uint64_t *described);
+
+/* Called for each key entry of a loaded summary, in seq order. */
+typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_t version,
+                                 uint64_t seq);
+/* Loads the summary at path if it is whole and describes seg: *out owns
+ * the mapping and the types (eb__segsum_free), key_fn (may be NULL) sees
+ * the key entries. 0, EB_ENOTFOUND (no file) or EB_ECORRUPT (damaged,
+ * foreign or stale: *out is empty). */
+int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
+                    eb_segsum_key_fn key_fn, void *arg);
+/* The newest seq in the segment whose id has hash h, or 0. O(log ids). */
+uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h);
+void     eb__segsum_free(eb_segsum *s);
+
+#endif

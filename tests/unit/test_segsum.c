@@ -1,0 +1,350 @@
+/* test_segsum.c - the events store's segment summaries (store/segsum.h)
+ * through the log engine: written as segments seal, read at open instead
+ * of the segments (only the active segment's records are read: counted),
+ * rebuilt from the segment when missing or damaged, dropped with it. */
+#include "runner.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eventbus/err.h"
+#include "store/segsum.h"
+#include "store/store_log.h"
+
+/* Records "type|key|version|id" (key may be empty); type 7 is not an event. */
+static int describe(const eb_store_rec *rec, eb_store_desc *out)
+{
+    if (rec->type != 5)
+        return 0;
+    const char *p = rec->data, *end = p + rec->len, *f[4];
+    size_t n[4];
+    for (int i = 0; i < 4; i++) {
+        const char *bar = memchr(p, '|', (size_t)(end - p));
+        const char *e = i < 3 && bar ? bar : end;
+        f[i] = p;
+        n[i] = (size_t)(e - p);
+        p = e < end ? e + 1 : end;
+    }
+    *out = (eb_store_desc){f[0], n[0], f[1], n[1], strtoull(f[2], NULL, 10), f[3], n[3],
+                           /* ids "id-<i>" with i % 1000 == 7 count as the client's */
+                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7};
+    return 1;
+}
+
+#define EVENTS 3000
+#define KEYS 7
+
+static eb_store *open_events(const char *dir, eb_store_recovery *rep)
+{
+    eb_store_opts o = {.data_dir = dir, .kind = EB_STORE_EVENTS,
+                       .sync = EB_STORE_SYNC_NEVER, .describe = describe};
+    eb_store *s = NULL;
+    CHECK_OK(eb_store_open(&eb_store_log_engine, &o, &s, rep));
+    return s;
+}
+
+static void append_wait(eb_store *s, eb_store_rec_in *recs, size_t n, uint64_t *first)
+{
+    uint64_t ts;
+    int rc = eb_store_append(s, recs, n, true, first, &ts, NULL, NULL);
+    CHECK(rc == 0 || rc == 1);
+    while (eb_store_durable_seq(s) < *first + n)
+        usleep(1000);
+}
+
+/* Appends EVENTS records in batches of 10: event i has type "t<i%3>", key
+ * "k<i%KEYS>" (every other event), id "id-<i>"; every 50th record is not
+ * an event. Reports each event to the lookups, as the bus does. Returns
+ * the seq of event 0. */
+static uint64_t fill(eb_store *s, uint64_t versions[KEYS])
+{
+    uint64_t first0 = 0;
+    for (int b = 0; b < EVENTS / 10; b++) {
+        char text[10][64];
+        eb_store_rec_in recs[10];
+        for (int k = 0; k < 10; k++) {
+            int i = b * 10 + k, len;
+            if (i % 2 == 0) {
+                uint64_t v = ++versions[i % KEYS];
+                len = snprintf(text[k], sizeof text[k], "t%d|k%d|%llu|id-%d", i % 3, i % KEYS,
+                               (unsigned long long)v, i);
+            } else {
+                len = snprintf(text[k], sizeof text[k], "t%d||0|id-%d", i % 3, i);
+            }
+            recs[k] = (eb_store_rec_in){i % 50 == 49 ? 7 : 5, 0, text[k], (uint32_t)len};
+        }
+        uint64_t first = 0;
+        append_wait(s, recs, 10, &first);
+        if (b == 0)
+            first0 = first;
+        for (int k = 0; k < 10; k++) {
+            eb_store_desc d;
+            eb_store_rec r = {first + (uint64_t)k, 0, recs[k].type, 0, recs[k].len, recs[k].data};
+            if (describe(&r, &d))
+                CHECK_OK(eb_store_index_add(s, d.key, d.key_len, d.version, d.id, d.id_len,
+                                            r.seq));
+        }
+    }
+    return first0;
+}
+
+typedef struct tally {
+    uint64_t by_type[3];
+} tally;
+
+static void add_type(void *arg, const char *type, size_t len, uint64_t n)
+{
+    tally *t = arg;
+    CHECK(len == 2 && type[0] == 't');
+    t->by_type[type[1] - '0'] += n;
+}
+
+static int walk_type(void *arg, const eb_store_rec *rec)
+{
+    eb_store_desc d;
+    if (describe(rec, &d))
+        add_type(arg, d.type, d.type_len, 1);
+    return 0;
+}
+
+/* Every answer the summaries give, against what fill() wrote. */
+static void check_answers(eb_store *s, uint64_t first0, const uint64_t versions[KEYS])
+{
+    for (int k = 0; k < KEYS; k++) {
+        char key[8];
+        int n = snprintf(key, sizeof key, "k%d", k);
+        CHECK_EQ(eb_store_key_version(s, key, (size_t)n), versions[k]);
+        uint64_t seqs[1000], fv = 0;
+        size_t got = eb_store_key_seqs(s, key, (size_t)n, 1, seqs, 1000, &fv);
+        CHECK_EQ(got, versions[k]);
+        CHECK_EQ(fv, 1);
+        /* version v of key k is event i = k + 2*KEYS*(v-1) (even i, i % KEYS == k) */
+        for (size_t v = 0; v < got; v++) {
+            uint64_t i = (uint64_t)k + (k % 2 ? KEYS : 0) + 2 * KEYS * v;
+            CHECK_EQ(seqs[v], first0 + i);
+        }
+    }
+    for (int i = 0; i < EVENTS; i += 37) {
+        char id[16];
+        int n = snprintf(id, sizeof id, "id-%d", i);
+        CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), i % 50 == 49 ? 0 : first0 + (uint64_t)i);
+    }
+    CHECK_EQ(eb_store_lookup_id(s, "id-none", 7), 0);
+    /* Counts by type: the summaries' plus a walk of the rest, against a walk of all. */
+    uint64_t from = eb_store_first_seq(s), to = eb_store_durable_seq(s), lo, hi;
+    tally got = {{0}}, want = {{0}};
+    CHECK_OK(eb_store_type_counts(s, from, to, &lo, &hi, add_type, &got));
+    CHECK(from <= lo && lo <= hi && hi <= to);
+    CHECK(hi > lo); /* sealed segments are covered */
+    CHECK_OK(eb_store_scan(s, from, lo - from, walk_type, &got));
+    CHECK_OK(eb_store_scan(s, hi, to - hi, walk_type, &got));
+    CHECK_OK(eb_store_scan(s, from, to - from, walk_type, &want));
+    for (int t = 0; t < 3; t++)
+        CHECK_EQ(got.by_type[t], want.by_type[t]);
+}
+
+static size_t count_sums(const char *dir, char first_path[600])
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s/events/*.sum 2>/dev/null", dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    char line[600];
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (n++ == 1 && first_path) /* the second one: not the oldest */
+            snprintf(first_path, 600, "%s", line);
+    }
+    pclose(p);
+    return n;
+}
+
+/* Sealed segments get summaries; a reopen reads only the active segment's
+ * records (a ratio: at most one segment's worth against the whole log),
+ * and answers as before. */
+TEST(summaries_written_at_seal_and_read_at_open)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store_recovery rep;
+    eb_store *s = open_events(dir, &rep);
+    CHECK_EQ(rep.records_read, 0);
+    uint64_t first0 = fill(s, versions);
+    check_answers(s, first0, versions);
+    eb_store_close(s);
+    size_t sums = count_sums(dir, NULL);
+    CHECK(sums >= 20); /* ~60 records a segment */
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK(rep.records_read > 0);
+    CHECK(rep.records_read * 20 < EVENTS); /* the active segment only */
+    check_answers(s, first0, versions);
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+/* A damaged summary and a missing one are rebuilt from their segments
+ * (their records read), never trusted; the answers stay the same. */
+TEST(damaged_or_missing_summaries_are_rebuilt)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store_recovery rep;
+    eb_store *s = open_events(dir, &rep);
+    uint64_t first0 = fill(s, versions);
+    eb_store_close(s);
+    s = open_events(dir, &rep);
+    uint64_t clean = rep.records_read;
+    eb_store_close(s);
+    char path[600];
+    CHECK(count_sums(dir, path) > 2);
+    struct stat st;
+    CHECK_OK(stat(path, &st));
+    FILE *f = fopen(path, "r+b"); /* one byte of an id entry */
+    CHECK(f != NULL);
+    fseek(f, 70, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 70, SEEK_SET);
+    fputc(c ^ 0x40, f);
+    fclose(f);
+    char cmd[700]; /* and the oldest one gone */
+    snprintf(cmd, sizeof cmd, "rm $(ls %s/events/*.sum | head -1)", dir);
+    CHECK_EQ(system(cmd), 0);
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 2);
+    CHECK(rep.records_read > clean);
+    check_answers(s, first0, versions);
+    eb_store_close(s);
+    s = open_events(dir, &rep); /* rewritten whole */
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK_EQ(rep.records_read, clean);
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+/* The format itself: a summary built from a segment loads back with the
+ * counts, keys and ids; one that describes another segment does not. */
+TEST(summary_round_trip_and_foreign_file)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store *s = open_events(dir, NULL);
+    fill(s, versions);
+    eb_store_close(s);
+    char path[600];
+    CHECK(count_sums(dir, path) > 2);
+    uint64_t base = strtoull(strrchr(path, '/') + 1, NULL, 10);
+    eb_log_opts lo = {.dir = NULL};
+    char ldir[600];
+    snprintf(ldir, sizeof ldir, "%s/events", dir);
+    lo.dir = ldir;
+    eb_log *log = NULL;
+    CHECK_OK(eb_log_open(&lo, &log, NULL));
+    eb_log_seg_info segs[256];
+    size_t n = eb_log_sealed(log, segs, 256), at = n;
+    for (size_t i = 0; i < n; i++)
+        if (segs[i].base == base)
+            at = i;
+    CHECK(at < n);
+    char again[700];
+    snprintf(again, sizeof again, "%s.again", path);
+    uint64_t read = 0;
+    CHECK_OK(eb__segsum_build(log, &segs[at], describe, again, &read));
+    CHECK_EQ(read, segs[at].count);
+    eb_segsum m;
+    CHECK_OK(eb__segsum_load(again, &segs[at], &m, NULL, NULL));
+    uint64_t events = 0;
+    for (size_t t = 0; t < m.ntypes; t++)
+        events += m.types[t].n;
+    CHECK_EQ(m.nids, events);
+    CHECK(events > 0 && events <= segs[at].count);
+    eb__segsum_free(&m);
+    /* Identical to the one written at seal. */
+    char cmp[1500];
+    snprintf(cmp, sizeof cmp, "cmp -s %s %s", path, again);
+    CHECK_EQ(system(cmp), 0);
+    /* Foreign: loaded for another segment, refused. */
+    CHECK_EQ(eb__segsum_load(again, &segs[at - 1], &m, NULL, NULL), EB_ECORRUPT);
+    CHECK_EQ(eb__segsum_load("/nonexistent.sum", &segs[at], &m, NULL, NULL), EB_ENOTFOUND);
+    eb_log_close(log);
+    unlink(again);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+/* Dropping segments drops their summaries: their ids are not answered,
+ * their counts not covered. */
+TEST(summaries_dropped_with_their_segments)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store *s = open_events(dir, NULL);
+    uint64_t first0 = fill(s, versions);
+    eb_store_close(s); /* every summary written */
+    s = open_events(dir, NULL);
+    size_t before = count_sums(dir, NULL);
+    uint64_t cut = first0 + EVENTS / 2;
+    CHECK_OK(eb_store_drop_before(s, cut));
+    uint64_t first = eb_store_first_seq(s);
+    CHECK(first > first0 && first <= cut);
+    CHECK(count_sums(dir, NULL) < before);
+    CHECK_EQ(eb_store_lookup_id(s, "id-0", 4), 0);
+    uint64_t lo, hi;
+    tally t = {{0}};
+    CHECK_OK(eb_store_type_counts(s, first0, eb_store_durable_seq(s), &lo, &hi, add_type, &t));
+    CHECK(lo >= first || lo == hi);
+    eb_store_close(s);
+    /* And after a reopen (no summary of a dropped segment is read). */
+    eb_store_recovery rep;
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK_EQ(eb_store_lookup_id(s, "id-0", 4), 0);
+    char id[16];
+    int n = snprintf(id, sizeof id, "id-%d", EVENTS - 2);
+    CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), first0 + EVENTS - 2);
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+/* The ranges that may hold client-chosen ids skip the sealed segments
+ * whose summaries count none, and hold every one there is. */
+TEST(client_id_ranges_skip_segments_without_any)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store *s = open_events(dir, NULL);
+    uint64_t first0 = fill(s, versions);
+    eb_store_close(s);
+    s = open_events(dir, NULL);
+    uint64_t from = eb_store_first_seq(s), durable = eb_store_durable_seq(s), covered = 0;
+    bool seen[3] = {false, false, false};
+    while (from < durable) {
+        uint64_t lo, hi;
+        eb_store_client_id_range(s, from, &lo, &hi);
+        CHECK(lo >= from && hi > lo);
+        uint64_t end = hi < durable ? hi : durable;
+        if (lo < end)
+            covered += end - lo;
+        for (int k = 0; k < 3; k++) {
+            uint64_t seq = first0 + 7 + 1000 * (uint64_t)k;
+            if (seq >= lo && seq < end)
+                seen[k] = true;
+        }
+        from = hi;
+    }
+    CHECK(seen[0] && seen[1] && seen[2]);
+    CHECK(covered * 4 < durable - eb_store_first_seq(s)); /* 3 segments and the active one */
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST_MAIN(T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+          T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))
