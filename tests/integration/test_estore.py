@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import PG, run_tests
+from harness import PG, run_tests, skip_on_pg
 
 
 def publish(srv, ev, expect=201):
@@ -292,6 +292,7 @@ def test_lookups_and_lag_after_sigkill_come_from_segment_summaries(srv):
     several positions; SIGKILL; the restart reads the active segment's
     records only (the sealed ones through their summaries: a ratio, not a
     time), and every key stream, id lookup and group lag is as before."""
+    skip_on_pg("segment summaries are the log engine's; PostgreSQL reads its tables")
     os.environ["EB_TEST_SEGMENT_BYTES"] = "16384"
     try:
         srv.restart()
