@@ -648,15 +648,20 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
 }
 
 /* What the events store keeps of an event for its lookups and counts
- * (store.h, eb_store_describe_fn; any engine thread). */
+ * (store.h, eb_store_describe_fn; any engine thread). A delayed event's
+ * record (EB_REC_DELAYED) is in the lookups, as the bus reports it, but not
+ * in the counts (groups skip it); the copy appended when it falls due is in
+ * the counts (groups deliver it) but not in the lookups (its original is). */
 static int describe_event(const eb_store_rec *rec, eb_store_desc *out)
 {
     eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
+    if ((rec->type != EB_REC_EVENT && rec->type != EB_REC_DELAYED) ||
+        eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
     *out = (eb_store_desc){v.type.ptr, v.type.len, v.key.ptr, v.key.ptr ? v.key.len : 0,
                            v.key_version, v.id.ptr, v.id.len,
-                           !(v.flags & EB_EVENT_F_GENERATED_ID)};
+                           !(v.flags & EB_EVENT_F_GENERATED_ID), rec->type == EB_REC_DELAYED,
+                           v.origin_seq != 0};
     return 1;
 }
 

@@ -79,8 +79,12 @@ static int build_one(void *arg, const eb_log_rec *rec)
     eb_store_desc d;
     if (!b->describe((const eb_store_rec *)(const void *)rec, &d))
         return b->next >= b->seg->base + b->seg->count;
-    uintptr_t n = (uintptr_t)eb_map_get(&b->types, d.type, d.type_len);
-    eb_map_put(&b->types, d.type, d.type_len, (void *)(n + 1), NULL);
+    if (!d.uncounted) {
+        uintptr_t n = (uintptr_t)eb_map_get(&b->types, d.type, d.type_len);
+        eb_map_put(&b->types, d.type, d.type_len, (void *)(n + 1), NULL);
+    }
+    if (d.unindexed)
+        return b->next >= b->seg->base + b->seg->count;
     if (d.key_len) {
         put32(&b->keys, (uint32_t)d.key_len);
         eb_buf_append(&b->keys, d.key, d.key_len);

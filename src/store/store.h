@@ -47,6 +47,9 @@ typedef struct eb_store_desc {
     const char *id;
     size_t      id_len;
     int         client_id; /* the id was chosen by the client (not generated) */
+    int         uncounted; /* not in the counts by type (what groups do not deliver) */
+    int         unindexed; /* not in the key and id lookups (a copy of an event
+                            * whose original is there) */
 } eb_store_desc;
 /* Fills *out and returns 1 if rec is an event, 0 if not (skipped). Pure:
  * may run on any engine thread, at open or later. */

@@ -389,7 +389,7 @@ static int index_one(void *arg, const eb_log_rec *rec)
     log_store *ls = arg;
     eb_store_desc d;
     ls->described++;
-    if (ls->describe((const eb_store_rec *)(const void *)rec, &d)) {
+    if (ls->describe((const eb_store_rec *)(const void *)rec, &d) && !d.unindexed) {
         if (d.key_len)
             eb__keyidx_add(&ls->kidx, d.key, d.key_len, d.version, rec->seq);
         eb__keyidx_add_id(&ls->kidx, d.id, d.id_len, rec->seq);
