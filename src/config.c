@@ -28,6 +28,7 @@ static const char usage[] =
     "  --dedupe-max-bytes SIZE memory of the dedupe window; past it the oldest ids are forgotten early (default 64MiB)  EVENTBUS_DEDUPE_MAX_BYTES\n"
     "  --max-schemas N         schema versions held, all types; more are refused (default 1000)  EVENTBUS_MAX_SCHEMAS\n"
     "  --max-groups N          consumer groups; more are refused (default 1000)  EVENTBUS_MAX_GROUPS\n"
+    "  --max-types N           event types counted by name in /v1/stats and /metrics; the rest as \"_other\" (default 1000)  EVENTBUS_MAX_TYPES\n"
     "  --max-in-flight-total N leased deliveries, all groups; pulls get none past it (default 1000000)  EVENTBUS_MAX_IN_FLIGHT_TOTAL\n"
     "  --max-delay AGE         deliver_at/delay at most this far ahead; later is refused (default 30d)  EVENTBUS_MAX_DELAY\n"
     "  --max-delayed N         delayed events waiting at once; more are refused (default 1000000)  EVENTBUS_MAX_DELAYED\n"
@@ -106,6 +107,7 @@ static void defaults(eb_config *c)
     c->dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
     c->max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
     c->max_groups = EB_BUS_DEFAULT_MAX_GROUPS;
+    c->max_types = EB_BUS_DEFAULT_MAX_TYPES;
     c->max_in_flight_total = EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL;
     c->max_delay_ms = EB_BUS_DEFAULT_MAX_DELAY_MS;
     c->max_delayed = EB_BUS_DEFAULT_MAX_DELAYED;
@@ -225,6 +227,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (count(v, 1, 10000000, &c->max_schemas)) BAD("expected 1 to 10000000");
     } else if (!strcmp(name, "max-groups")) {
         if (count(v, 1, 1000000, &c->max_groups)) BAD("expected 1 to 1000000");
+    } else if (!strcmp(name, "max-types")) {
+        if (count(v, 1, 1000000, &c->max_types)) BAD("expected 1 to 1000000");
     } else if (!strcmp(name, "max-in-flight-total")) {
         if (count(v, 1, 1000000000, &c->max_in_flight_total)) BAD("expected 1 to 1000000000");
     } else if (!strcmp(name, "max-delay")) {
@@ -286,7 +290,7 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
 
 static const char *const env_names[] = {
     "listen", "data", "fsync", "fsync-interval-ms", "retention", "retention-bytes",
-    "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups",
+    "max-event-bytes", "dedupe-window", "dedupe-max-bytes", "max-schemas", "max-groups", "max-types",
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",

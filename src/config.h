@@ -27,6 +27,7 @@ typedef struct eb_config {
     uint64_t        dedupe_max_bytes;  /* --dedupe-max-bytes, default 64MiB */
     uint64_t        max_schemas;       /* --max-schemas, default 1000 */
     uint64_t        max_groups;        /* --max-groups, default 1000 */
+    uint64_t        max_types;         /* --max-types, default 1000 */
     uint64_t        max_in_flight_total; /* --max-in-flight-total, default 1000000 */
     uint64_t        max_delay_ms;        /* --max-delay, default 30 days */
     uint64_t        max_delayed;         /* --max-delayed, default 1000000 */

@@ -314,7 +314,7 @@ static int open_all(daemon_state *d)
         .max_event_bytes = d->cfg.max_event_bytes, .require_schemas = d->cfg.require_schemas,
         .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes,
         .dedupe_max_bytes = d->cfg.dedupe_max_bytes, .max_schemas = d->cfg.max_schemas,
-        .max_groups = d->cfg.max_groups, .max_in_flight_total = d->cfg.max_in_flight_total,
+        .max_groups = d->cfg.max_groups, .max_types = d->cfg.max_types, .max_in_flight_total = d->cfg.max_in_flight_total,
         .history_interval_ms = d->cfg.history_interval_ms, .max_delay_ms = d->cfg.max_delay_ms,
         .max_delayed = d->cfg.max_delayed};
     eb_bus_report rep;

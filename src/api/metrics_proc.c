@@ -1,5 +1,5 @@
 /* metrics_proc.c - the /metrics families that are not per group: event
- * counters by type (bounded, "_other" beyond EB_BUS_MAX_TYPES), build
+ * counters by type (bounded, "_other" beyond --max-types), build
  * info, storage state and the standard process_* metrics read from /proc
  * (Linux). Rendering only: the figures come from the bus's plain structs
  * and from the kernel. */

@@ -717,10 +717,12 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
         bus->opts.max_delay_ms = EB_BUS_DEFAULT_MAX_DELAY_MS;
     if (!bus->opts.max_delayed)
         bus->opts.max_delayed = EB_BUS_DEFAULT_MAX_DELAYED;
+    if (!bus->opts.max_types)
+        bus->opts.max_types = EB_BUS_DEFAULT_MAX_TYPES;
     eb__bus_delay_init(bus);
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
-    eb__bus_counts_init(&bus->counts);
+    eb__bus_counts_init(&bus->counts, bus->opts.max_types);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = eb__bus_groups_init(bus);
     if (rc == 0)

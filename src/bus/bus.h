@@ -47,6 +47,8 @@ typedef struct eb_bus_opts {
     uint32_t        history_interval_ms; /* per-group samples every (0: 5000) */
     uint64_t        max_delay_ms;      /* deliver_at/delay at most this far ahead (0: 30 days) */
     uint64_t        max_delayed;       /* delayed events waiting at once (0: 1,000,000) */
+    size_t          max_types;         /* event types counted by name; the rest fold
+                                        * into "_other" (0: 1000) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
@@ -406,8 +408,9 @@ typedef struct eb_bus_type_counts {
     uint64_t duplicates;      /* answered as duplicates, since start */
     uint64_t schema_rejected; /* refused by the type's schema, since start */
 } eb_bus_type_counts;
-/* At most this many types are counted by name; the rest fold into "_other". */
-#define EB_BUS_MAX_TYPES 1000
+/* By default at most this many types are counted by name (opts.max_types);
+ * the rest fold into "_other". */
+#define EB_BUS_DEFAULT_MAX_TYPES 1000
 /* Calls fn with each event type's counters (borrowed for the call), then
  * "_other" if any type was folded. */
 typedef void (*eb_bus_types_fn)(void *arg, const char *type, const eb_bus_type_counts *c);

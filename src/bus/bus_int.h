@@ -169,11 +169,12 @@ static inline bool eb__bus_public_event(const eb_store_rec *rec, eb_event_view *
 /* counts.c: event counters (see eb_bus_stats, eb_bus_type_counts). */
 typedef struct eb_bus_counts {
     eb_map             by_type;   /* type -> eb_bus_type_counts* (bounded) */
-    eb_bus_type_counts other;     /* types past EB_BUS_MAX_TYPES */
+    eb_bus_type_counts other;     /* types past max_types */
+    size_t             max_types; /* types counted by name (opts.max_types) */
     uint64_t           folded_events;
     uint64_t           log, since_start, duplicates, schema_rejected;
 } eb_bus_counts;
-void eb__bus_counts_init(eb_bus_counts *c);
+void eb__bus_counts_init(eb_bus_counts *c, size_t max_types);
 void eb__bus_counts_free(eb_bus_counts *c);
 int  eb__bus_count_log(eb_bus *bus);
 /* Counts the events by type with from <= seq < to: fn(arg, type, len, n),

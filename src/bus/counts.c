@@ -2,7 +2,7 @@
  * them): events in the log and per type, counted from the events store once
  * at open and kept counting on every append, so they survive a restart;
  * the same per process (since start); duplicates and refused events by
- * type. The type table is bounded (EB_BUS_MAX_TYPES): types beyond it
+ * type. The type table is bounded (opts.max_types, --max-types): types beyond it
  * fold into "_other", and the number of folded types is counted. */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@ static eb_bus_type_counts *type_slot_n(eb_bus_counts *c, const char *t, size_t n
     eb_bus_type_counts *tc = eb_map_get(&c->by_type, t, n);
     if (tc)
         return tc;
-    if (c->by_type.len >= EB_BUS_MAX_TYPES) {
+    if (c->by_type.len >= c->max_types) {
         c->folded_events += events;
         return &c->other;
     }
@@ -33,9 +33,10 @@ static eb_bus_type_counts *type_slot(eb_bus_counts *c, const char *t, size_t n)
     return type_slot_n(c, t, n, 1);
 }
 
-void eb__bus_counts_init(eb_bus_counts *c)
+void eb__bus_counts_init(eb_bus_counts *c, size_t max_types)
 {
     memset(c, 0, sizeof *c);
+    c->max_types = max_types;
     eb_map_init(&c->by_type);
 }
 

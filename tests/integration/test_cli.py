@@ -630,7 +630,9 @@ def test_daemon_scale_flags_are_checked(srv):
                             ("--max-in-flight-total", "1000000001", "expected 1 to 1000000000"),
                             ("--max-in-flight-total", "-5", "expected 1 to 1000000000"),
                             ("--metrics-groups", "-1", "expected 0 to 1000000"),
-                            ("--metrics-groups", "12x", "expected 0 to 1000000")):
+                            ("--metrics-groups", "12x", "expected 0 to 1000000"),
+                            ("--max-types", "0", "expected 1 to 1000000"),
+                            ("--max-types", "many", "expected 1 to 1000000")):
         p = daemon(flag, bad, "--data", d)
         assert p.returncode == 2 and flag in p.stderr and want in p.stderr, (flag, bad, p.stderr)
     p = daemon("--data", d, env={"EVENTBUS_MAX_IN_FLIGHT_TOTAL": "0"})
@@ -688,7 +690,7 @@ def test_daemon_help_states_every_default(srv):
                  "--retention-bytes", "--max-event-bytes", "--dedupe-window",
                  "--require-schemas", "--meta-snapshot-bytes", "--max-in-flight-total",
                  "--metrics-groups", "--log-level", "--log-format", "--max-delay",
-                 "--max-delayed"):
+                 "--max-delayed", "--max-types"):
         assert flag in opts, (flag, p.stdout)
         assert "(default " in opts[flag], (flag, opts[flag])
     assert "default 0: kept forever" in opts["--retention"], opts["--retention"]

@@ -113,6 +113,22 @@ def test_type_label_is_bounded(srv):
     ev = stats(srv)
     assert ev["published"] == 1200 and len(ev["types"]) == 1001, len(ev["types"])
     assert ev["types"]["_other"]["published"] == 200
+    # --max-types sets the bound; after a restart the log is counted again
+    # under it (the first types met keep their names).
+    srv.restart(["--max-types", "5"])
+    m = metrics(srv)
+    named = [k for k in m if k.startswith("eventbus_events_published_total{")]
+    assert len(named) == 6 and 'eventbus_events_published_total{type="_other"}' in named, named
+    assert all(m[k] == 0 for k in named), named  # the counter is per process: none yet
+    ev = stats(srv)
+    assert len(ev["types"]) == 6 and ev["types"]["_other"]["published"] == 1195, ev["types"]
+    st, _, body = srv.request("POST", "/v1/events", {"type": "t0.n0", "data": {}})
+    assert st == 201, body  # a named type still counts by name
+    st, _, body = srv.request("POST", "/v1/events", {"type": "fresh.type", "data": {}})
+    assert st == 201, body  # never refused: folded
+    m = metrics(srv)
+    assert m['eventbus_events_published_total{type="t0.n0"}'] == 1, m
+    assert m['eventbus_events_published_total{type="_other"}'] == 1, m
 
 
 def access_lines(srv):
