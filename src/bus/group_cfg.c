@@ -160,6 +160,11 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
         return get_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
     if (!strcmp(m->key, "rate_limit"))
         return get_num(m, "/rate_limit", 0, 1000000, &cfg->rate_limit, err);
+    if (!strcmp(m->key, "push")) {
+        if (cfg->push)
+            return cfg_err(err, "/push", "given twice");
+        return eb_push_cfg_parse(m, &cfg->push, err);
+    }
     if (!strcmp(m->key, "ordering")) {
         if (m->type == EB_JSON_STRING && !strcmp(m->str, "none"))
             cfg->ordering = EB_ORDER_NONE;
@@ -172,7 +177,7 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
     char f[72], msg[224];
     snprintf(f, sizeof f, "/%.60s", m->key);
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: types, start, max_attempts, "
-             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter)", m->key);
+             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter, push)", m->key);
     return cfg_err(err, f, msg);
 }
 
@@ -210,6 +215,8 @@ void eb_group_cfg_free(eb_group_cfg *cfg)
     free(cfg->filter_json);
     cfg->filter = NULL;
     cfg->filter_json = NULL;
+    eb_push_cfg_free(cfg->push);
+    cfg->push = NULL;
 }
 
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
@@ -252,6 +259,10 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     if (cfg->filter_json) {
         eb_jw_key(w, "filter");
         eb_jw_raw(w, cfg->filter_json, strlen(cfg->filter_json));
+    }
+    if (cfg->push) {
+        eb_jw_key(w, "push");
+        eb_push_cfg_write(w, cfg->push);
     }
     eb_jw_obj_close(w);
 }
