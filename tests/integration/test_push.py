@@ -482,5 +482,37 @@ def test_batches_and_cloudevents(srv):
         r.close()
 
 
+def test_cli_creates_shows_rotates_and_unpushes(srv):
+    from test_cli import run
+    srv.restart(ALLOW)
+    r = Receiver()
+    try:
+        rc, out, err = run(srv, "--table", "groups", "create", "cli", "--types", "order.created",
+                           "--push", r.url(), "--push-secret", SECRET, "--push-header",
+                           "X-Env: test", "--push-timeout", "5s", "--push-batch", "5")
+        assert rc == 0, (out, err)
+        assert "whsec_\u2026" + SECRET[-4:] in out and SECRET not in out, out
+        rc, out, err = run(srv, "groups", "create", "nosecret", "--types", "a.b", "--push",
+                           r.url())
+        assert rc == 2 and "--push-secret" in err, (rc, err)
+        publish_many(srv, 3)
+        wait_for(lambda: settled(srv, "cli"), 20, "delivery")
+        assert r.posts[0][1]["x-env"] == "test" and r.posts[0][3]
+        rc, out, err = run(srv, "--table", "groups", "show", "cli")
+        assert rc == 0 and "push circuit:   closed" in out and SECRET[6:] not in out, out
+        rc, out, err = run(srv, "top", "--json", "-n", "1")
+        assert rc == 0 and json.loads(out.splitlines()[0])["groups"][0]["push_circuit"] == "closed"
+        rc, out, err = run(srv, "groups", "update", "cli", "--push-secret", SECRET2)
+        assert rc == 0, err
+        g = group_info(srv, "cli")["config"]["push"]
+        assert g["secret"] == "whsec_\u2026" + SECRET2[-4:] and "previous_secret" in g, g
+        assert g["headers"] == {"X-Env": "test"} and g["batch"] == 5, g  # the rest kept
+        rc, out, err = run(srv, "groups", "update", "cli", "--no-push")
+        assert rc == 0, err
+        assert "push" not in group_info(srv, "cli")["config"]
+    finally:
+        r.close()
+
+
 if __name__ == "__main__":
     run_tests(globals())
