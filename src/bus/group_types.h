@@ -73,6 +73,12 @@ void eb_group_cfg_free(eb_group_cfg *cfg);
 /* Writes cfg as the API shows it: a push secret masked ("whsec_…abcd"). */
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
 
+/* Helpers of the config parsers (group_cfg.c, push_cfg.c): an error naming
+ * field (returns EB_EINVAL); an integer member in [lo, hi]. */
+int  eb__cfg_err(eb_field_error *err, const char *field, const char *msg);
+int  eb__cfg_u32(const eb_json *v, const char *field, uint32_t lo, uint32_t hi, uint32_t *out,
+                 eb_field_error *err);
+
 /* --- push (push_cfg.c) --- */
 /* Parses the "push" member (field names under /push). 0 or EB_EINVAL. */
 int  eb_push_cfg_parse(const eb_json *v, eb_push_cfg **out, eb_field_error *err);

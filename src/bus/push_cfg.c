@@ -13,12 +13,6 @@
 #define PREFIX "whsec_"
 #define ELLIPSIS "\xe2\x80\xa6" /* U+2026 */
 
-static int perr(eb_field_error *err, const char *field, const char *msg)
-{
-    snprintf(err->field, sizeof err->field, "%.63s", field);
-    snprintf(err->message, sizeof err->message, "%s", msg);
-    return EB_EINVAL;
-}
 
 void eb_push_secret_mask(const char *secret, char out[32])
 {
@@ -50,17 +44,17 @@ static int parse_secret(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
                               "(Standard Webhooks), or the masked text the group's view shows "
                               "(keeps the current secret)";
     if (!eb_json_is(v, EB_JSON_STRING) || v->len > 200 || memchr(v->str, '\0', v->len))
-        return perr(err, "/push/secret", msg);
+        return eb__cfg_err(err, "/push/secret", msg);
     p->masked = is_masked(v->str, v->len);
     p->secret = strndup(v->str, v->len);
     if (!p->secret)
-        return perr(err, "/push/secret", "out of memory");
+        return eb__cfg_err(err, "/push/secret", "out of memory");
     if (!p->masked) {
         eb_buf k = EB_BUF_INIT;
         int rc = eb_push_secret_key(p->secret, &k);
         eb_buf_free(&k);
         if (rc)
-            return perr(err, "/push/secret", msg);
+            return eb__cfg_err(err, "/push/secret", msg);
     }
     return 0;
 }
@@ -71,7 +65,7 @@ static int parse_url(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
     static const char msg[] = "must be an http:// or https:// URL with a host (at most 2048 "
                               "characters, no spaces)";
     if (!eb_json_is(v, EB_JSON_STRING) || v->len > EB_PUSH_MAX_URL)
-        return perr(err, "/push/url", msg);
+        return eb__cfg_err(err, "/push/url", msg);
     size_t skip = 0;
     if (v->len > 8 && !strncmp(v->str, "https://", 8))
         skip = 8;
@@ -79,14 +73,14 @@ static int parse_url(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
         skip = 7;
     if (!skip || v->str[skip] == '/' || v->str[skip] == '?' || v->str[skip] == '#' ||
         v->str[skip] == ':' || v->str[skip] == '@')
-        return perr(err, "/push/url", msg);
+        return eb__cfg_err(err, "/push/url", msg);
     for (size_t i = 0; i < v->len; i++) {
         unsigned char c = (unsigned char)v->str[i];
         if (c <= 0x20 || c == 0x7f)
-            return perr(err, "/push/url", msg);
+            return eb__cfg_err(err, "/push/url", msg);
     }
     if (!(p->url = strndup(v->str, v->len)))
-        return perr(err, "/push/url", "out of memory");
+        return eb__cfg_err(err, "/push/url", "out of memory");
     return 0;
 }
 
@@ -113,7 +107,7 @@ static bool token_char(unsigned char c)
 static int parse_headers(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT) || v->len > EB_PUSH_MAX_HEADERS)
-        return perr(err, "/push/headers", "must be an object of at most 32 header names to "
+        return eb__cfg_err(err, "/push/headers", "must be an object of at most 32 header names to "
                     "string values");
     for (const eb_json *m = v->child; m; m = m->next) {
         char f[64];
@@ -122,20 +116,20 @@ static int parse_headers(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
         for (size_t i = 0; ok && i < m->key_len; i++)
             ok = token_char((unsigned char)m->key[i]);
         if (!ok)
-            return perr(err, f, "not a valid header name");
+            return eb__cfg_err(err, f, "not a valid header name");
         if (reserved(m->key, m->key_len))
-            return perr(err, f, "set by eventbus itself (webhook-*, content-type, host, "
+            return eb__cfg_err(err, f, "set by eventbus itself (webhook-*, content-type, host, "
                         "content-length and the connection's own headers)");
         if (!eb_json_is(m, EB_JSON_STRING) || m->key_len + 2 + m->len > EB_PUSH_MAX_HEADER)
-            return perr(err, f, "must be a string (name and value at most 1024 bytes)");
+            return eb__cfg_err(err, f, "must be a string (name and value at most 1024 bytes)");
         for (size_t i = 0; i < m->len; i++) {
             unsigned char c = (unsigned char)m->str[i];
             if ((c < 0x20 && c != '\t') || c == 0x7f)
-                return perr(err, f, "control characters are not allowed in a header value");
+                return eb__cfg_err(err, f, "control characters are not allowed in a header value");
         }
         char *h = malloc(m->key_len + 2 + m->len + 1);
         if (!h)
-            return perr(err, f, "out of memory");
+            return eb__cfg_err(err, f, "out of memory");
         snprintf(h, m->key_len + 2 + m->len + 1, "%.*s: %.*s", (int)m->key_len, m->key,
                  (int)m->len, m->str);
         p->headers[p->nheaders++] = h;
@@ -143,38 +137,26 @@ static int parse_headers(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
     return 0;
 }
 
-static int get_u32(const eb_json *v, const char *field, uint32_t lo, uint32_t hi, uint32_t *out,
-                   eb_field_error *err)
-{
-    if (v->type != EB_JSON_NUMBER || !(v->flags & EB_JSON_F_INT) || v->i64 < lo ||
-        v->i64 > hi) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "must be an integer from %u to %u", lo, hi);
-        return perr(err, field, msg);
-    }
-    *out = (uint32_t)v->i64;
-    return 0;
-}
-
 static int parse_member(const eb_json *m, eb_push_cfg *p, eb_field_error *err)
 {
     if (!strcmp(m->key, "url"))
-        return p->url ? perr(err, "/push/url", "given twice") : parse_url(m, p, err);
+        return p->url ? eb__cfg_err(err, "/push/url", "given twice") : parse_url(m, p, err);
     if (!strcmp(m->key, "secret"))
-        return p->secret ? perr(err, "/push/secret", "given twice") : parse_secret(m, p, err);
+        return p->secret ? eb__cfg_err(err, "/push/secret", "given twice")
+                         : parse_secret(m, p, err);
     if (!strcmp(m->key, "headers"))
-        return p->nheaders ? perr(err, "/push/headers", "given twice")
+        return p->nheaders ? eb__cfg_err(err, "/push/headers", "given twice")
                            : parse_headers(m, p, err);
     if (!strcmp(m->key, "timeout_ms"))
-        return get_u32(m, "/push/timeout_ms", 100, 600000, &p->timeout_ms, err);
+        return eb__cfg_u32(m, "/push/timeout_ms", 100, 600000, &p->timeout_ms, err);
     if (!strcmp(m->key, "max_in_flight"))
-        return get_u32(m, "/push/max_in_flight", 1, 1000, &p->max_in_flight, err);
+        return eb__cfg_u32(m, "/push/max_in_flight", 1, 1000, &p->max_in_flight, err);
     if (!strcmp(m->key, "batch"))
-        return get_u32(m, "/push/batch", 1, EB_PUSH_MAX_BATCH, &p->batch, err);
+        return eb__cfg_u32(m, "/push/batch", 1, EB_PUSH_MAX_BATCH, &p->batch, err);
     if (!strcmp(m->key, "circuit_failures"))
-        return get_u32(m, "/push/circuit_failures", 1, 1000, &p->circuit_failures, err);
+        return eb__cfg_u32(m, "/push/circuit_failures", 1, 1000, &p->circuit_failures, err);
     if (!strcmp(m->key, "rotation_grace_ms"))
-        return get_u32(m, "/push/rotation_grace_ms", 0, 2592000000u, &p->rotation_grace_ms,
+        return eb__cfg_u32(m, "/push/rotation_grace_ms", 0, 2592000000u, &p->rotation_grace_ms,
                        err);
     if (!strcmp(m->key, "format")) {
         if (eb_json_is(m, EB_JSON_STRING) && !strcmp(m->str, "event"))
@@ -182,7 +164,7 @@ static int parse_member(const eb_json *m, eb_push_cfg *p, eb_field_error *err)
         else if (eb_json_is(m, EB_JSON_STRING) && !strcmp(m->str, "cloudevents"))
             p->format = EB_PUSH_CLOUDEVENTS;
         else
-            return perr(err, "/push/format", "must be \"event\" or \"cloudevents\"");
+            return eb__cfg_err(err, "/push/format", "must be \"event\" or \"cloudevents\"");
         return 0;
     }
     /* read-only members of the view (a PATCH merges onto it): ignored */
@@ -193,7 +175,7 @@ static int parse_member(const eb_json *m, eb_push_cfg *p, eb_field_error *err)
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: url, secret, headers, "
              "timeout_ms, max_in_flight, batch, format, circuit_failures, rotation_grace_ms)",
              m->key);
-    return perr(err, f, msg);
+    return eb__cfg_err(err, f, msg);
 }
 
 int eb_push_cfg_parse(const eb_json *v, eb_push_cfg **out, eb_field_error *err)
@@ -202,18 +184,18 @@ int eb_push_cfg_parse(const eb_json *v, eb_push_cfg **out, eb_field_error *err)
     if (v && v->type == EB_JSON_NULL)
         return 0; /* "push": null: a pulled group (a merge patch removes it so) */
     if (!eb_json_is(v, EB_JSON_OBJECT))
-        return perr(err, "/push", "must be an object {url, secret, headers, timeout_ms, "
+        return eb__cfg_err(err, "/push", "must be an object {url, secret, headers, timeout_ms, "
                     "max_in_flight, batch, format}");
     eb_push_cfg *p = calloc(1, sizeof *p);
     if (!p)
-        return perr(err, "/push", "out of memory");
+        return eb__cfg_err(err, "/push", "out of memory");
     *p = (eb_push_cfg){.timeout_ms = 10000, .max_in_flight = 100, .batch = 1,
                        .circuit_failures = 5, .rotation_grace_ms = 86400000};
     int rc = 0;
     for (const eb_json *m = v->child; m && !rc; m = m->next)
         rc = parse_member(m, p, err);
     if (!rc && !p->url)
-        rc = perr(err, "/push/url", "required: the URL events are POSTed to");
+        rc = eb__cfg_err(err, "/push/url", "required: the URL events are POSTed to");
     if (rc) {
         eb_push_cfg_free(p);
         return rc;
@@ -242,11 +224,11 @@ int eb_push_cfg_resolve(eb_push_cfg *nw, const eb_push_cfg *old, uint64_t now_us
         char m[32];
         eb_push_secret_mask(cur, m);
         if (!cur || strcmp(m, nw->secret) != 0)
-            return perr(err, "/push/secret", "the masked text keeps the group's current "
+            return eb__cfg_err(err, "/push/secret", "the masked text keeps the group's current "
                         "secret, and it is not this group's: give the full secret");
     }
     if (!nw->secret && !cur)
-        return perr(err, "/push/secret", "required: \"whsec_\" and the base64 of 24 to 64 "
+        return eb__cfg_err(err, "/push/secret", "required: \"whsec_\" and the base64 of 24 to 64 "
                     "random bytes (Standard Webhooks)");
     bool keep = nw->masked || !nw->secret || strcmp(nw->secret, cur ? cur : "") == 0;
     free(nw->prev_secret);
@@ -265,7 +247,7 @@ int eb_push_cfg_resolve(eb_push_cfg *nw, const eb_push_cfg *old, uint64_t now_us
     }
     nw->masked = false;
     if (!nw->secret || (old && old->prev_secret && nw->prev_until_us && !nw->prev_secret))
-        return perr(err, "/push/secret", "out of memory");
+        return eb__cfg_err(err, "/push/secret", "out of memory");
     return 0;
 }
 

@@ -176,8 +176,10 @@ static int handle_socket(CURL *e, curl_socket_t fd, int action, void *arg, void 
         p->handles++;
         curl_multi_assign(p->multi, fd, s);
     }
-    int ev = (action == CURL_POLL_IN ? UV_READABLE : 0) | (action == CURL_POLL_OUT ? UV_WRITABLE : 0) |
-             (action == CURL_POLL_INOUT ? UV_READABLE | UV_WRITABLE : 0);
+    int ev = action == CURL_POLL_IN    ? UV_READABLE
+           : action == CURL_POLL_OUT   ? UV_WRITABLE
+           : action == CURL_POLL_INOUT ? UV_READABLE | UV_WRITABLE
+                                       : 0;
     uv_poll_start(&s->poll, ev, on_poll);
     return 0;
 }
@@ -206,6 +208,12 @@ void eb__http_out_close(eb_push *p)
     uv_close((uv_handle_t *)&p->curl_timer, timer_closed);
 }
 
+void eb__http_out_drain(eb_push *p)
+{
+    while (p->nidle)
+        curl_easy_cleanup(p->idle[--p->nidle]);
+}
+
 /* --- one POST ------------------------------------------------------------------ */
 
 static size_t on_answer(char *d, size_t sz, size_t n, void *arg)
@@ -223,7 +231,8 @@ static size_t on_answer(char *d, size_t sz, size_t n, void *arg)
 
 int eb__http_out_start(request *r, const char *url, const char *ca_file)
 {
-    CURL *e = r->easy = curl_easy_init();
+    eb_push *p = r->push;
+    CURL *e = r->easy = p->nidle ? p->idle[--p->nidle] : curl_easy_init();
     if (!e)
         return EB_ENOMEM;
     curl_easy_setopt(e, CURLOPT_URL, url);
@@ -257,8 +266,13 @@ int eb__http_out_start(request *r, const char *url, const char *ca_file)
 
 void eb__request_free(request *r)
 {
-    if (r->easy)
+    eb_push *p = r->push;
+    if (r->easy && p->nidle < EB_PUSH_IDLE_EASY && !p->closing) {
+        curl_easy_reset(r->easy);
+        p->idle[p->nidle++] = r->easy;
+    } else if (r->easy) {
         curl_easy_cleanup(r->easy);
+    }
     curl_slist_free_all(r->headers);
     eb_buf_free(&r->body);
     eb_buf_free(&r->answer);

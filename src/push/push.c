@@ -447,10 +447,10 @@ static int post(pgroup *g, const eb_delivery *dl, size_t n, bool probe, eb_json_
     eb_buf_append(&h, "", 1);
     r->headers = curl_slist_append(r->headers, h.data);
     eb_buf_free(&h);
-    const char *ct = c->format == EB_PUSH_CLOUDEVENTS
-                         ? (n > 1 || c->batch > 1 ? "Content-Type: application/cloudevents-batch+json"
-                                                  : "Content-Type: application/cloudevents+json")
-                         : "Content-Type: application/json";
+    bool many = n > 1 || c->batch > 1;
+    const char *ct = c->format != EB_PUSH_CLOUDEVENTS ? "Content-Type: application/json"
+                     : many ? "Content-Type: application/cloudevents-batch+json"
+                            : "Content-Type: application/cloudevents+json";
     r->headers = curl_slist_append(r->headers, ct);
     r->headers = curl_slist_append(r->headers, "Expect:");
     char att[48];
@@ -645,6 +645,7 @@ void eb_push_close(eb_push *p)
     uv_close((uv_handle_t *)&p->sync_timer, handle_closed);
     eb_bus_flush_pulls(p->bus); /* our parked pulls end (not alive: nothing leased) */
     abandon_requests(p);
+    eb__http_out_drain(p);
     size_t it = 0;
     const eb_map_slot *s;
     size_t k = 0;

@@ -14,6 +14,9 @@
 
 typedef struct pgroup pgroup;
 
+/* Easy handles kept for the next POSTs (curl_easy_reset, not re-made). */
+#define EB_PUSH_IDLE_EASY 256
+
 /* One endpoint (a URL's scheme://host:port) and its circuit. */
 typedef struct endpoint {
     char       *origin;
@@ -96,6 +99,8 @@ struct eb_push {
     int          handles;     /* open loop handles: freed at 0 once closing */
     size_t       requests;    /* in flight */
     request     *reqs;        /* their list */
+    CURL        *idle[EB_PUSH_IDLE_EASY]; /* easy handles kept for reuse (reset) */
+    size_t       nidle;
 };
 
 /* push.c */
@@ -112,8 +117,10 @@ int  eb__http_out_open(eb_push *p);
 void eb__http_out_close(eb_push *p);
 /* Starts r (its body, headers and ids made): 0 or EB_ENOMEM. */
 int  eb__http_out_start(request *r, const char *url, const char *ca_file);
-/* A request's teardown (curl handle, buffers). */
+/* A request's teardown (its curl handle back to the pool, buffers). */
 void eb__request_free(request *r);
+/* Frees the pooled easy handles. */
+void eb__http_out_drain(eb_push *p);
 /* The origin of url ("https://host:port") into out; 0 or EB_EINVAL. */
 int  eb__url_origin(const char *url, eb_buf *out);
 /* Whether an address may be connected to (the SSRF guard's rule). */
