@@ -47,7 +47,7 @@ class Receiver:
     body, headers)` gives (status, extra headers, body) for the n-th POST
     (from 1); it may sleep."""
 
-    def __init__(self, behave=None, port=0, secret=SECRET):
+    def __init__(self, behave=None, port=0, secret=SECRET, tls=None):
         self.posts = []  # (time, headers, body, signature ok, signatures)
         self.lock = threading.Lock()
         self.behave = behave or (lambda n, b, h: (204, {}, b""))
@@ -84,12 +84,18 @@ class Receiver:
 
         self.srv = S(("127.0.0.1", port), H)
         self.srv.daemon_threads = True
+        if tls:  # (cert, key): HTTPS
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
         self.port = self.srv.server_address[1]
         self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path="/hook"):
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path="/hook", host="127.0.0.1"):
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def events(self):
         """Every event POSTed (a batch counts each), in order."""
@@ -478,6 +484,31 @@ def test_batches_and_cloudevents(srv):
         assert hdrs["x-team"] == "orders"
         assert all(isinstance(json.loads(p[2]), list) for p in r.posts)
         assert max(len(json.loads(p[2])) for p in r.posts) <= 10
+    finally:
+        r.close()
+
+
+def test_tls_verified_against_the_push_ca_file(srv):
+    from test_tls import make_ca, make_cert
+    ca = make_ca(srv.dir, "pushca")
+    cert, key = make_cert(srv.dir, "pushca", "recv", "localhost")
+    r = Receiver(tls=(cert, key))
+    try:
+        # not signed by a CA of the system store: refused, nothing received
+        srv.restart(ALLOW)
+        push_group(srv, "tls", r.url(host="localhost"), max_attempts=1)
+        publish_many(srv, 1)
+        wait_for(lambda: group_info(srv, "tls")["dead_letters"] == 1, 20, "the refusal")
+        g = group_info(srv, "tls")
+        assert g["push"]["posts"]["connection_error"] == 1, g["push"]
+        assert "certificate" in g["push"]["last_error"].lower(), g["push"]["last_error"]
+        assert r.posts == []
+        # with --push-ca-file: verified and delivered (the DLQ entry redriven)
+        srv.restart(ALLOW + ["--push-ca-file", ca])
+        st, _, body = srv.request("POST", "/v1/groups/tls/dlq/redrive", {})
+        assert st == 200, body
+        wait_for(lambda: settled(srv, "tls"), 20, "delivery over TLS")
+        assert len(r.posts) == 1 and r.posts[0][3]
     finally:
         r.close()
 
