@@ -424,7 +424,8 @@ static int post(pgroup *g, const eb_delivery *dl, size_t n, bool probe, eb_json_
     for (size_t i = 0; i < n; i++)
         memcpy(r->ids[i], dl[i].id, sizeof r->ids[i]);
     if (eb__push_body(&r->body, c, dl, n, doc) != 0) {
-        r->g = g;
+        r->g = g; /* never POSTed: retried, then dead-lettered, as a consumer would */
+        settle(r, EB_SETTLE_NACK, "push: a stored event could not be read", -1);
         eb__request_free(r);
         return EB_ECORRUPT;
     }
