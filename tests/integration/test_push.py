@@ -513,6 +513,52 @@ def test_tls_verified_against_the_push_ca_file(srv):
         r.close()
 
 
+class Concurrency:
+    """A behaviour that holds each POST for `hold` seconds and records the
+    most POSTs it held at once."""
+
+    def __init__(self, hold):
+        self.hold, self.now, self.most = hold, 0, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, n, body, headers):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.hold)
+        with self.lock:
+            self.now -= 1
+        return 204, {}, b""
+
+
+def test_max_in_flight_bounds_the_posts_at_once(srv):
+    srv.restart(ALLOW)
+    c = Concurrency(0.05)
+    r = Receiver(c)
+    try:
+        push_group(srv, "bounded", r.url(), push={"max_in_flight": 4})
+        publish_many(srv, 60)
+        wait_for(lambda: settled(srv, "bounded"), 60, "delivery")
+        assert len(r.posts) == 60
+        assert 2 <= c.most <= 4, c.most  # concurrent, and never past the bound
+    finally:
+        r.close()
+
+
+def test_push_max_connections_bounds_the_connections(srv):
+    srv.restart(ALLOW + ["--push-max-connections", "2"])
+    c = Concurrency(0.05)
+    r = Receiver(c)
+    try:
+        push_group(srv, "conns", r.url(), push={"max_in_flight": 50})
+        publish_many(srv, 60)
+        wait_for(lambda: settled(srv, "conns"), 60, "delivery")
+        assert len(r.posts) == 60
+        assert c.most <= 2, c.most  # 50 allowed in flight, 2 connections: queued in libcurl
+    finally:
+        r.close()
+
+
 def test_cli_creates_shows_rotates_and_unpushes(srv):
     from test_cli import run
     srv.restart(ALLOW)

@@ -49,6 +49,42 @@ TEST(config_errors_name_the_field)
         CHECK_STR(fe.field, bad[i].field);
         CHECK(p == NULL);
     }
+    /* the bounds: 32 headers pass, 33 do not; a header of 1024 bytes passes,
+     * 1025 do not; a URL of 2048 passes, 2049 does not */
+    char text[4096];
+    for (int k = 32; k <= 33; k++) {
+        size_t len = (size_t)snprintf(text, sizeof text, "{\"url\":\"https://a\",\"headers\":{");
+        for (int i = 0; i < k; i++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s\"X-%d\":\"v\"",
+                                    i ? "," : "", i);
+        snprintf(text + len, sizeof text - len, "}}");
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 32 ? 0 : EB_EINVAL);
+        if (k == 33)
+            CHECK_STR(fe.field, "/push/headers");
+        eb_push_cfg_free(p);
+    }
+    for (int k = 1024; k <= 1025; k++) { /* "X: " + value */
+        char v[1100];
+        memset(v, 'v', (size_t)(k - 3));
+        v[k - 3] = '\0';
+        snprintf(text, sizeof text, "{\"url\":\"https://a\",\"headers\":{\"X\":\"%s\"}}", v);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 1024 ? 0 : EB_EINVAL);
+        eb_push_cfg_free(p);
+    }
+    for (int k = 2048; k <= 2049; k++) {
+        char u[2100] = "https://a/";
+        memset(u + 10, 'p', (size_t)(k - 10));
+        u[k] = '\0';
+        snprintf(text, sizeof text, "{\"url\":\"%s\"}", u);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 2048 ? 0 : EB_EINVAL);
+        eb_push_cfg_free(p);
+    }
 }
 
 TEST(mask_rotation_and_keep)
