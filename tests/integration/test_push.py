@@ -321,7 +321,8 @@ def test_429_with_retry_after_holds_the_endpoint(srv):
 # --- crash, SSRF, pulls, secrets, bounds --------------------------------------------------
 
 def test_sigkill_mid_push_loses_nothing(srv):
-    srv.restart(ALLOW)
+    # small meta snapshots: the restart reads the push secret back from one
+    srv.restart(ALLOW + ["--meta-snapshot-bytes", "4096"])
     r = Receiver(lambda n, b, h: (time.sleep(0.002), (204, {}, b""))[1])
     try:
         push_group(srv, "crash", r.url(), start="earliest", push={"max_in_flight": 20},
@@ -330,8 +331,9 @@ def test_sigkill_mid_push_loses_nothing(srv):
         wait_for(lambda: len(r.posts) >= 500, 60, "pushing under way")
         srv.kill9()
         got_before = len(r.posts)
-        srv.start(ALLOW)
+        srv.start(ALLOW + ["--meta-snapshot-bytes", "4096"])
         wait_for(lambda: settled(srv, "crash"), 120, "the rest pushed after the restart")
+        assert all(p[3] for p in r.posts), "every POST signed with the secret, after too"
         seen = [e["id"] for e in r.events()]
         assert set(seen) == set(ids), f"missing {len(set(ids) - set(seen))}"
         g = group_info(srv, "crash")
