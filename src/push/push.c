@@ -32,6 +32,7 @@ void eb__push_handle_gone(eb_push *p)
     if (--p->handles == 0 && p->closing) {
         eb_map_free(&p->groups);
         eb_map_free(&p->endpoints);
+        eb_map_free(&p->changed);
         free(p);
     }
 }
@@ -230,69 +231,74 @@ static void g_configure(pgroup *g, const eb_group_cfg *cfg)
     g->ack_timeout_ms = cfg->ack_timeout_ms;
 }
 
-typedef struct sync_ctx {
-    eb_push *p;
-    eb_map   seen;
-} sync_ctx;
-
-static void sync_one(void *arg, const eb_group_info *in)
+/* Makes pgroup `name` match the bus's group: created or reconfigured while
+ * it is pushed, dropped once it is gone or pulled. NULL when dropped. */
+static pgroup *sync_name(eb_push *p, const char *name, size_t n)
 {
-    sync_ctx *c = arg;
-    if (!in->cfg->push)
-        return;
-    size_t n = strlen(in->name);
-    pgroup *g = eb_map_get(&c->p->groups, in->name, n);
+    eb_group_info in;
+    pgroup *g = eb_map_get(&p->groups, name, n);
+    if (eb_bus_group_info(p->bus, name, n, &in) != 0 || !in.cfg->push) {
+        if (g)
+            g_drop(p, g);
+        return NULL;
+    }
     if (!g) {
         g = eb_xcalloc(1, sizeof *g);
-        g->name = eb_xstrdup(in->name);
+        g->name = eb_xstrndup(name, n);
         g->nlen = n;
-        g->push = c->p;
+        g->push = p;
         g->refs = 1;
-        uv_timer_init(c->p->loop, &g->retry);
+        uv_timer_init(p->loop, &g->retry);
         g->retry.data = g;
-        c->p->handles++;
-        eb_map_put(&c->p->groups, in->name, n, g, NULL);
+        p->handles++;
+        eb_map_put(&p->groups, name, n, g, NULL);
     }
-    g_configure(g, in->cfg);
-    eb_map_put(&c->seen, in->name, n, g, NULL);
+    g_configure(g, in.cfg); /* copies what it needs: in is borrowed */
+    return g;
 }
 
-/* Brings the table in line with the bus's groups and pumps every group. */
+static void note_pushed(void *arg, const eb_group_info *in)
+{
+    eb_push *p = arg;
+    if (in->cfg->push)
+        eb_map_put(&p->changed, in->name, strlen(in->name), NULL, NULL);
+}
+
+/* The groups changed since the last turn (at open: every pushed group)
+ * brought in line with the bus, and pumped. Work in the groups changed. */
 static void on_sync(uv_timer_t *t)
 {
     eb_push *p = t->data;
-    sync_ctx c = {p, EB_MAP_INIT};
-    eb_bus_groups_each(p->bus, sync_one, &c);
+    if (p->full_sync) {
+        p->full_sync = false;
+        eb_bus_groups_each(p->bus, note_pushed, p);
+    }
     size_t it = 0, k = 0;
     const eb_map_slot *s;
-    pgroup **drop = eb_xcalloc(p->groups.len + 1, sizeof *drop);
-    while ((s = eb_map_next(&p->groups, &it)))
-        if (!eb_map_get(&c.seen, s->key, s->klen))
-            drop[k++] = s->val;
-    for (size_t i = 0; i < k; i++)
-        g_drop(p, drop[i]);
-    free(drop);
-    eb_map_free(&c.seen);
-    it = 0;
-    pgroup **all = eb_xcalloc(p->groups.len + 1, sizeof *all);
-    k = 0;
-    while ((s = eb_map_next(&p->groups, &it)))
-        all[k++] = s->val;
-    for (size_t i = 0; i < k; i++)
-        all[i]->refs++;
+    char **names = eb_xcalloc(p->changed.len + 1, sizeof *names);
+    while ((s = eb_map_next(&p->changed, &it)))
+        names[k++] = eb_xstrndup(s->key, s->klen);
+    eb_map_free(&p->changed);
+    eb_map_init(&p->changed);
     for (size_t i = 0; i < k; i++) {
-        pump(all[i]);
-        g_put(all[i]);
+        pgroup *g = sync_name(p, names[i], strlen(names[i]));
+        if (g) {
+            g->refs++;
+            pump(g);
+            g_put(g);
+        }
+        free(names[i]);
     }
-    free(all);
+    free(names);
 }
 
 static void on_group_change(void *arg, const char *group)
 {
     eb_push *p = arg;
-    (void)group;
-    if (!p->closing)
-        uv_timer_start(&p->sync_timer, on_sync, 0, 0); /* after this call: the bus is mid-command */
+    if (p->closing)
+        return;
+    eb_map_put(&p->changed, group, strlen(group), NULL, NULL);
+    uv_timer_start(&p->sync_timer, on_sync, 0, 0); /* after this call: the bus is mid-command */
 }
 
 /* --- settling --------------------------------------------------------------------- */
@@ -601,6 +607,8 @@ int eb_push_open(uv_loop_t *loop, eb_bus *bus, const eb_push_opts *opts, eb_push
     p->opts.ca_file = p->ca_file;
     eb_map_init(&p->groups);
     eb_map_init(&p->endpoints);
+    eb_map_init(&p->changed);
+    p->full_sync = true;
     int rc = eb__http_out_open(p);
     if (rc) {
         if (p->multi)

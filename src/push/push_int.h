@@ -95,6 +95,8 @@ struct eb_push {
     uv_timer_t   sync_timer;  /* reconcile after a group change */
     eb_map       groups;      /* name -> pgroup */
     eb_map       endpoints;   /* origin -> endpoint */
+    eb_map       changed;     /* names of groups changed since the last sync */
+    bool         full_sync;   /* the next sync looks at every group (at open) */
     bool         closing;
     int          handles;     /* open loop handles: freed at 0 once closing */
     size_t       requests;    /* in flight */

@@ -561,6 +561,42 @@ def test_push_max_connections_bounds_the_connections(srv):
         r.close()
 
 
+def test_delete_or_unpush_while_posting(srv):
+    srv.restart(ALLOW)
+    r1, r2 = Receiver(Concurrency(0.1)), Receiver(Concurrency(0.1))
+    try:
+        push_group(srv, "gone", r1.url(), push={"max_in_flight": 5})
+        push_group(srv, "back", r2.url(), push={"max_in_flight": 5})
+        ids = publish_many(srv, 40)
+        wait_for(lambda: len(r1.posts) >= 10 and len(r2.posts) >= 10, 20, "posting under way")
+        assert srv.request("DELETE", "/v1/groups/gone")[0] == 204
+        st, _, body = srv.request("PATCH", "/v1/groups/back", {"push": None})
+        assert st == 200 and "push" not in body["config"], body
+        time.sleep(0.5)  # the POSTs in flight end; nothing new starts
+        n1, n2 = len(r1.posts), len(r2.posts)
+        time.sleep(0.5)
+        assert (len(r1.posts), len(r2.posts)) == (n1, n2), "a POST after delete or unpush"
+        assert n1 < 40 and n2 < 40
+        # "back" is a pulled group again: what push did not ack is pulled
+        pulled = []
+        for _ in range(100):
+            st, _, body = srv.request("POST", "/v1/groups/back/pull",
+                                      {"consumer": "c", "max": 100, "wait_ms": 200})
+            assert st == 200, body
+            pulled += [e["id"] for e in body["events"]]
+            if body["events"]:
+                srv.request("POST", "/v1/groups/back/ack",
+                            {"ids": [e["delivery"]["id"] for e in body["events"]]})
+            if group_info(srv, "back")["lag"] == 0:
+                break
+        pushed = {e["id"] for e in r2.events()}
+        assert pushed | set(pulled) == set(ids), "every event pushed or pulled"
+        assert srv.request("GET", "/healthz")[0] == 200
+    finally:
+        r1.close()
+        r2.close()
+
+
 def test_cli_creates_shows_rotates_and_unpushes(srv):
     from test_cli import run
     srv.restart(ALLOW)
