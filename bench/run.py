@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """make bench: runs the benchmarks under bench/ (log, json, schema, publish,
-tls: TLS and tokens against plain HTTP, consume, client, node: the TypeScript
+tls: TLS and tokens against plain HTTP, consume, push: webhooks against pull
++ ack, client, node: the TypeScript
 client, scale: costs against the number of groups and the log's length,
 bench/scale.py) and prints one table:
 figure, target, result. Benchmarks are not tests: nothing here is timed in
@@ -96,6 +97,15 @@ def main():
     rows.append(("append-to-delivery at 5,000 events/s", "p50 < 0.5 ms, p99 < 2 ms",
                  f"p50 {lat.get('p50_ms', 0):.3f} ms, p99 {lat.get('p99_ms', 0):.3f} ms "
                  f"({lat.get('rate', 0):,.0f}/s held)" if lat else "failed"))
+    pu = run([os.path.join(B, "bench_push"), DAEMON])
+    pt, pl = pu.get("push_throughput", {}), pu.get("push_latency", {})
+    rows.append(("push (webhooks), max_in_flight 100, batch 1", ">= 50% of pull+ack",
+                 f"{pt.get('push', 0):,.0f}/s = {pt.get('pct', 0):.0f}% of pull 100 + ack "
+                 f"{pt.get('pull', 0):,.0f}/s; batch 100: {pt.get('batch100', 0):,.0f}/s"
+                 if pt else "failed"))
+    rows.append(("push latency at 1,000 events/s (publish to POST)", "-",
+                 f"p50 {pl.get('p50_ms', 0):.2f} ms, p99 {pl.get('p99_ms', 0):.2f} ms"
+                 if pl else "failed"))
     fl = run([os.path.join(B, "bench_filter"), DAEMON]).get("filter", {})
     rows.append(("pull+ack, group with a data filter", ">= 70% of the same group without",
                  f"{fl.get('filtered_eps', 0):,.0f}/s = {100 * fl.get('ratio', 0):.0f}% of "

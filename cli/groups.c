@@ -53,11 +53,22 @@ static const char GROUPS_HELP[] =
     "  --ordering none|key      key: one event per key in flight, in order\n"
     "  --max-in-flight N        leases outstanding across all consumers (0: no cap)\n"
     "  --rate-limit R           deliveries per second, token bucket (0: none)\n"
-    "  --filter JSON            deliver only events matching it ('{}': none; see docs/api.md)\n";
+    "  --filter JSON            deliver only events matching it ('{}': none; see docs/api.md)\n"
+    "Push delivery (webhooks: the server POSTs the events; the group then refuses pulls):\n"
+    "  --push URL               POST each event to URL (http:// or https://)\n"
+    "  --push-secret whsec_...  Standard Webhooks signing secret (required with --push;\n"
+    "                           update: a new one rotates, the old one signs for 24 h more)\n"
+    "  --push-header 'K: V'     an extra request header (repeatable)\n"
+    "  --push-timeout DUR       per POST (10s)\n"
+    "  --push-max-in-flight N   events being POSTed at once (100)\n"
+    "  --push-batch N           events per POST, a JSON array when > 1 (1)\n"
+    "  --push-format F          event (default) or cloudevents\n"
+    "  --no-push                update: stop pushing (the group is pulled again)\n";
 
 typedef struct grp_args {
     const char     *sub, *group;
     const char     *types[MAX_LIST];
+    const char     *push_headers[MAX_LIST];
     eb_groups_config g;
     bool            any_option;
     bool            mif_set, rate_set; /* --max-in-flight, --rate-limit given */
@@ -116,6 +127,31 @@ static int config_option(cli *x, int c, grp_args *a)
         a->g.filter = strcmp(optarg, "{}") ? optarg : NULL;
         a->filter_set = true;
         return 0;
+    case 'U': a->g.push_url = optarg; return 0;
+    case 'S': a->g.push_secret = optarg; return 0;
+    case 'H':
+        if (a->g.npush_headers == MAX_LIST || !strchr(optarg, ':'))
+            return cli_usage(x, "--push-header needs 'Name: value' (at most %d)", MAX_LIST);
+        a->push_headers[a->g.npush_headers++] = optarg;
+        a->g.push_headers = a->push_headers;
+        return 0;
+    case 'O': return set_dur(x, "push-timeout", &a->g.push_timeout_ms);
+    case 'N':
+        if (!cli_parse_u64(optarg, 1000, &v) || !v)
+            return cli_usage(x, "--push-max-in-flight needs a number from 1 to 1000");
+        a->g.push_max_in_flight = (uint32_t)v;
+        return 0;
+    case 'B':
+        if (!cli_parse_u64(optarg, 100, &v) || !v)
+            return cli_usage(x, "--push-batch needs a number from 1 to 100");
+        a->g.push_batch = (uint32_t)v;
+        return 0;
+    case 'P':
+        if (strcmp(optarg, "event") && strcmp(optarg, "cloudevents"))
+            return cli_usage(x, "--push-format is event or cloudevents");
+        a->g.push_format = optarg;
+        return 0;
+    case 'Z': a->g.push_remove = true; return 0;
     case 'R':
         a->g.rate_limit = strtod(optarg, &end);
         a->rate_set = a->g.has_rate_limit = true;
@@ -136,6 +172,10 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
         {"jitter", 1, 0, 'j'},         {"ordering", 1, 0, 'o'},
         {"max-in-flight", 1, 0, 'F'},  {"rate-limit", 1, 0, 'R'},
         {"filter", 1, 0, 'L'},
+        {"push", 1, 0, 'U'},           {"push-secret", 1, 0, 'S'},
+        {"push-header", 1, 0, 'H'},    {"push-timeout", 1, 0, 'O'},
+        {"push-max-in-flight", 1, 0, 'N'}, {"push-batch", 1, 0, 'B'},
+        {"push-format", 1, 0, 'P'},    {"no-push", 0, 0, 'Z'},
         {"help", 0, 0, 'h'},           {0, 0, 0, 0}};
     int c;
     a->g.types = a->types;
@@ -177,6 +217,14 @@ static int parse_groups(cli *x, int argc, char **argv, grp_args *a)
         return cli_usage(x, "update needs at least one option to change");
     if (!strcmp(a->sub, "update") && a->g.start)
         return cli_usage(x, "--start only applies when a group is created");
+    bool push_opt = a->g.push_secret || a->g.npush_headers || a->g.push_timeout_ms ||
+                    a->g.push_max_in_flight || a->g.push_batch || a->g.push_format;
+    if (!strcmp(a->sub, "create") && push_opt && !a->g.push_url)
+        return cli_usage(x, "--push-* options go with --push URL");
+    if (!strcmp(a->sub, "create") && a->g.push_url && !a->g.push_secret)
+        return cli_usage(x, "--push needs --push-secret whsec_... (Standard Webhooks)");
+    if (a->g.push_remove && (push_opt || a->g.push_url || !strcmp(a->sub, "create")))
+        return cli_usage(x, "--no-push goes alone, with update");
     return 0;
 }
 
@@ -192,6 +240,13 @@ static void print_config_line(const eb_groups_info *g)
            cli_or_dash(g->ordering), g->max_in_flight, cli_num(g->rate_limit, rate));
     if (g->filter)
         printf("filter:         %s\n", g->filter);
+    if (g->has_push)
+        printf("push:           %s (secret %s, timeout %u ms, max in flight %u, batch %u, %s)\n",
+               cli_or_dash(g->push_url), cli_or_dash(g->push_secret), g->push_timeout_ms,
+               g->push_max_in_flight, g->push_batch, cli_or_dash(g->push_format));
+    if (g->push_circuit)
+        printf("push circuit:   %s (%u consecutive failures, %" PRIu64 " in flight)\n",
+               g->push_circuit, g->push_failures, g->push_in_flight);
 }
 
 static void print_consumers(const eb_groups_info *g)

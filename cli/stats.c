@@ -173,9 +173,9 @@ static void draw_screen(const cli *x, const eb_stats_info *st, const sample *pre
            pub < 0 ? "-" : (snprintf(pb, sizeof pb, "%.1f", pub), pb), st->head_seq,
            human_bytes(st->bytes, hb));
     static const char *const head[] = {"GROUP", "LAG", "READY", "IN-FLIGHT", "RETRYING", "DLQ",
-                                       "DELIV/S", "ACK/S", "NACK/S", "PAUSED"};
+                                       "DELIV/S", "ACK/S", "NACK/S", "PAUSED", "PUSH"};
     cli_table t;
-    cli_table_init(&t, head, 10);
+    cli_table_init(&t, head, 11);
     for (size_t i = 0; i < st->ngroups && i < cur->n; i++) {
         const eb_groups_info *g = st->groups[i];
         rates r = group_rates(prev, cur, i);
@@ -189,6 +189,7 @@ static void draw_screen(const cli *x, const eb_stats_info *st, const sample *pre
         cell_rate(&t, r.ack);
         cell_rate(&t, r.nack);
         cli_table_cell(&t, "%s", cli_yesno(g->paused));
+        cli_table_cell(&t, "%s", g->push_circuit ? g->push_circuit : "-"); /* its circuit */
     }
     if (cur->n)
         cli_table_print(&t, stdout);
@@ -238,6 +239,10 @@ static void print_snapshot(const eb_stats_info *st, const sample *prev, const sa
         put_rate("delivered_per_s", r.deliv);
         put_rate("acked_per_s", r.ack);
         put_rate("nacked_per_s", r.nack);
+        if (g->push_circuit) {
+            printf(",\"push_circuit\":");
+            put_str(g->push_circuit);
+        }
         putchar('}');
     }
     printf("]}\n");

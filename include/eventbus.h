@@ -452,6 +452,19 @@ typedef struct eb_groups_config {
     const char  *filter;           /* JSON text of a filter object (docs/api.md); NULL: none */
     bool         has_max_in_flight; /* send max_in_flight even when 0 (a patch removing the cap) */
     bool         has_rate_limit;    /* send rate_limit even when 0 (a patch removing the limit) */
+    /* Push delivery (docs/api.md, "Push delivery"): with push_url the server
+     * POSTs the group's events to it (webhooks, Standard Webhooks signed);
+     * the group then refuses pulls. 0 / NULL members take the server's
+     * defaults (a patch: keep their value). */
+    const char        *push_url;        /* http:// or https:// */
+    const char        *push_secret;     /* "whsec_<base64>"; NULL on an update keeps it */
+    const char *const *push_headers;    /* extra request headers, "Name: value" */
+    size_t             npush_headers;
+    uint32_t           push_timeout_ms;   /* per POST (server: 10000) */
+    uint32_t           push_max_in_flight; /* events being POSTed at once (server: 100) */
+    uint32_t           push_batch;        /* events per POST (server: 1) */
+    const char        *push_format;     /* "event" (default) or "cloudevents" */
+    bool               push_remove;     /* patch: stop pushing (a pulled group again) */
 } eb_groups_config;
 
 /* A consumer of a group, as the server last saw it. */
@@ -504,6 +517,16 @@ typedef struct eb_groups_info {
     uint64_t    throttled;       /* detail: pulls cut short by the two above */
     const char *filter;          /* configuration: the filter's JSON text, NULL if none */
     uint64_t    delayed;         /* delayed events of its types not due yet (not in lag) */
+    /* Push delivery: configuration (has_push) and state (push_circuit set) */
+    bool        has_push;        /* the group is pushed to push_url */
+    const char *push_url;
+    const char *push_secret;     /* masked ("whsec_\u2026abcd"): the server never shows it */
+    uint32_t    push_timeout_ms, push_max_in_flight, push_batch;
+    const char *push_format;     /* "event" or "cloudevents" */
+    const char *push_circuit;    /* its endpoint's circuit: "closed", "open", "half_open";
+                                    NULL when the answer had no push state */
+    uint32_t    push_failures;   /* consecutive failed POSTs to the endpoint */
+    uint64_t    push_in_flight;  /* events being POSTed */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */

@@ -318,6 +318,50 @@ static void write_backoff(eb_jw *w, const eb_groups_config *g)
     eb_jw_obj_close(w);
 }
 
+/* "push": {...} when a push member is set; null to remove it (a patch). */
+static void write_push(eb_jw *w, const eb_groups_config *g)
+{
+    if (g->push_remove) {
+        eb_jw_key(w, "push");
+        eb_jw_null(w);
+        return;
+    }
+    if (!g->push_url && !g->push_secret && !g->npush_headers && !g->push_timeout_ms &&
+        !g->push_max_in_flight && !g->push_batch && !g->push_format)
+        return;
+    eb_jw_key(w, "push");
+    eb_jw_obj_open(w);
+    if (g->push_url) {
+        eb_jw_key(w, "url");
+        eb_jw_str(w, g->push_url);
+    }
+    if (g->push_secret) {
+        eb_jw_key(w, "secret");
+        eb_jw_str(w, g->push_secret);
+    }
+    if (g->npush_headers) {
+        eb_jw_key(w, "headers");
+        eb_jw_obj_open(w);
+        for (size_t i = 0; i < g->npush_headers; i++) {
+            const char *h = g->push_headers[i], *colon = strchr(h, ':');
+            const char *v = colon ? colon + 1 : "";
+            while (*v == ' ' || *v == '\t')
+                v++;
+            eb_jw_keyn(w, h, colon ? (size_t)(colon - h) : strlen(h));
+            eb_jw_str(w, v);
+        }
+        eb_jw_obj_close(w);
+    }
+    kv_u32(w, "timeout_ms", g->push_timeout_ms);
+    kv_u32(w, "max_in_flight", g->push_max_in_flight);
+    kv_u32(w, "batch", g->push_batch);
+    if (g->push_format) {
+        eb_jw_key(w, "format");
+        eb_jw_str(w, g->push_format);
+    }
+    eb_jw_obj_close(w);
+}
+
 static void write_config(eb_jw *w, const eb_groups_config *g)
 {
     eb_jw_obj_open(w);
@@ -348,6 +392,7 @@ static void write_config(eb_jw *w, const eb_groups_config *g)
         eb_jw_key(w, "filter");
         eb_jw_raw(w, g->filter, strlen(g->filter));
     }
+    write_push(w, g);
     eb_jw_obj_close(w);
 }
 
@@ -436,7 +481,28 @@ static bool read_config(void *res, const eb_json *cfg, eb_groups_info *g)
     const eb_json *flt = eb_json_get(cfg, "filter");
     if (flt && !(g->filter = json_text(res, flt)))
         return false;
+    const eb_json *push = eb_json_get(cfg, "push");
+    if (eb_json_is(push, EB_JSON_OBJECT)) {
+        g->has_push = true;
+        g->push_url = eb__str(push, "url");
+        g->push_secret = eb__str(push, "secret");
+        g->push_timeout_ms = (uint32_t)u64_of(push, "timeout_ms");
+        g->push_max_in_flight = (uint32_t)u64_of(push, "max_in_flight");
+        g->push_batch = (uint32_t)u64_of(push, "batch");
+        g->push_format = eb__str(push, "format");
+    }
     return read_strs(res, cfg, "types", &g->types, &g->ntypes);
+}
+
+/* The "push" state member of a pushed group's view. */
+static void read_push_state(const eb_json *o, eb_groups_info *g)
+{
+    const eb_json *st = eb_json_get(o, "push");
+    if (!eb_json_is(st, EB_JSON_OBJECT))
+        return;
+    g->push_circuit = eb__str(st, "circuit");
+    g->push_failures = (uint32_t)u64_of(st, "consecutive_failures");
+    g->push_in_flight = u64_of(st, "in_flight");
 }
 
 int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
@@ -453,6 +519,7 @@ int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
     g->retry_scheduled = u64_of(o, "retry_scheduled");
     g->dead_letters = u64_of(o, "dead_letters");
     g->ready = u64_of(o, "ready");
+    read_push_state(o, g);
     if (!read_detail(res, o, g) || !read_config(res, eb_json_get(o, "config"), g))
         return eb__fail(c, EB_ENOMEM, "out of memory");
     return 0;

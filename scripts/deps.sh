@@ -3,7 +3,7 @@
 # Idempotent and quiet when everything is already present. Run as root
 # (or with sudo available). Usage: scripts/deps.sh [--bench] [--peers] [--fuzz]
 #   --bench  adds what bench/json and bench/client compare with (jansson,
-#            cJSON, libcurl) and gnuplot (bench/scale.py draws its curves)
+#            cJSON; libcurl is always there: push delivery) and gnuplot (bench/scale.py draws its curves)
 #   --peers  adds the systems make bench-peers measures and their C clients:
 #            Redis (redis-server, libhiredis-dev), NATS with JetStream
 #            (nats-server, libnats-dev), PostgreSQL (postgresql, libpq-dev).
@@ -18,6 +18,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       curl jq    # curl, jq: the shop example's shell consumer (examples/shop/analytics.sh)
       libssl-dev               # OpenSSL 3: token hashing and secrets (TLS later)
       libsystemd-dev           # sd_notify: eventbusd tells systemd when it is ready
+      libcurl4-openssl-dev     # push delivery (src/push): libcurl's multi interface on libuv
       debhelper lintian        # make deb, and its test (tests/lib/test_deb.py)
       strace                   # checks the systemd unit's SystemCallFilter= (test_notify.py)
       prometheus               # promtool: contrib/prometheus/alerts.yml (tests/integration/test_alerts.py)
@@ -26,7 +27,7 @@ pkgs=(build-essential pkg-config meson ninja-build python3
       chromium)                # the dashboard's browser tests (tests/ui), headless
 for arg in "$@"; do
     case "$arg" in
-        --bench) pkgs+=(libjansson-dev libcjson-dev libcurl4-openssl-dev gnuplot-nox) ;;
+        --bench) pkgs+=(libjansson-dev libcjson-dev gnuplot-nox) ;;
         --peers) pkgs+=(redis-server libhiredis-dev nats-server libnats-dev postgresql libpq-dev) ;;
         --fuzz)  pkgs+=(clang libclang-rt-14-dev) ;;
         *) echo "deps: unknown option $arg" >&2; exit 2 ;;
@@ -61,7 +62,7 @@ if [ "$node_major" -lt 20 ]; then
     exit 1
 fi
 root=$(cd "$(dirname "$0")/.." && pwd)
-for d in clients/node examples/shop-ts tests/cloudevents tests/ui; do
+for d in clients/node examples/shop-ts examples/push-receiver tests/cloudevents tests/ui; do
     lock="$root/$d/package-lock.json"
     [ -f "$lock" ] || continue
     if [ ! -d "$root/$d/node_modules" ] || [ "$lock" -nt "$root/$d/node_modules" ]; then

@@ -50,6 +50,9 @@ static const char usage[] =
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
     "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
     "  --history-interval AGE  per-group samples for charts, 720 kept (default 5s: an hour)  EVENTBUS_HISTORY_INTERVAL\n"
+    "  --push-allow-private    let pushed groups POST to loopback, private, link-local and unique-local addresses (default off: refused)  EVENTBUS_PUSH_ALLOW_PRIVATE=1\n"
+    "  --push-ca-file FILE     PEM CAs that push endpoints' TLS certificates are verified against (default: the system store)  EVENTBUS_PUSH_CA_FILE\n"
+    "  --push-max-connections N  open connections to push endpoints, all groups (default 256)  EVENTBUS_PUSH_MAX_CONNECTIONS\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -275,6 +278,14 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "history-interval")) {
         if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h like 5s");
         c->history_interval_ms = (uint32_t)n;
+    } else if (!strcmp(name, "push-allow-private")) {
+        if (flag_bool(v, &c->push_allow_private)) BAD("expected 1, true, yes, 0, false or no");
+    } else if (!strcmp(name, "push-ca-file")) {
+        if (!*v || strlen(v) >= sizeof c->push_ca_file) BAD("expected a file path");
+        snprintf(c->push_ca_file, sizeof c->push_ca_file, "%s", v);
+    } else if (!strcmp(name, "push-max-connections")) {
+        if (count(v, 1, 100000, &n)) BAD("expected 1 to 100000");
+        c->push_max_connections = (uint32_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -295,7 +306,8 @@ static const char *const env_names[] = {
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
-    "store", "max-delay", "max-delayed"};
+    "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
+    "push-max-connections"};
 
 static bool known(const char *name)
 {
@@ -371,7 +383,7 @@ int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errle
         if (eq)
             val = eq + 1;
         else if (!strcmp(name, "require-schemas") || !strcmp(name, "insecure") ||
-                 !strcmp(name, "metrics-public"))
+                 !strcmp(name, "metrics-public") || !strcmp(name, "push-allow-private"))
             val = "1";
         else if (i + 1 < argc)
             val = argv[++i];

@@ -49,6 +49,9 @@ typedef struct eb_config {
     char            tls_cert[1024];    /* --tls-cert PEM (chain) */
     char            tls_key[1024];     /* --tls-key PEM */
     char            tls_client_ca[1024]; /* --tls-client-ca PEM: mutual TLS */
+    bool            push_allow_private; /* --push-allow-private */
+    char            push_ca_file[1024]; /* --push-ca-file PEM, "" = the system store */
+    uint32_t        push_max_connections; /* --push-max-connections, default 256 */
 } eb_config;
 
 /* Fills cfg from defaults, then the environment, then argv. Returns 0,

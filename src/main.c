@@ -7,8 +7,9 @@
  * Plain HTTP (--listen) and HTTPS (--tls-listen) are two servers over the
  * same API.
  *
- * Threads: the libuv loop (HTTP, API, bus) on this thread; one writer
- * thread per log (events, meta) doing group commit. */
+ * Threads: the libuv loop (HTTP, API, bus, push delivery) on this thread;
+ * one writer thread per log (events, meta) doing group commit; libcurl's
+ * resolver threads (push delivery). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,6 +31,7 @@
 #include "eventbus/version.h"
 #include "http/http.h"
 #include "http/tls.h"
+#include "push/push.h"
 #include "store/store_log.h"
 #include "store/store_pg.h"
 #include "util/logger.h"
@@ -40,6 +42,7 @@ typedef struct daemon_state {
     eb_config        cfg;
     eb_bus          *bus;
     eb_api          *api;
+    eb_push         *push;    /* push delivery (webhooks) */
     eb_http_server  *http;    /* --listen, or NULL (off) */
     eb_http_server  *https;   /* --tls-listen, or NULL */
     eb_tls          *tls;
@@ -101,6 +104,8 @@ static void on_signal(uv_signal_t *h, int signum)
     }
     EB_INFO("%s: stopping (finishing requests in flight)", signum == SIGTERM ? "SIGTERM" : "SIGINT");
     sd_notify(0, "STOPPING=1");
+    eb_push_close(d->push); /* before the bus: no more leases, POSTs abandoned */
+    d->push = NULL;
     eb_api_shutdown(d->api);
     if (d->http)
         eb_http_server_shutdown(d->http, on_http_stopped, d);
@@ -348,6 +353,16 @@ static int open_all(daemon_state *d)
         EB_ERROR("cannot start the API: %s", eb_strerror(rc));
         return -1;
     }
+    eb_push_opts po = {.allow_private = d->cfg.push_allow_private,
+                       .ca_file = *d->cfg.push_ca_file ? d->cfg.push_ca_file : NULL,
+                       .max_connections = d->cfg.push_max_connections};
+    if ((rc = eb_push_open(d->loop, d->bus, &po, &d->push)) != 0) {
+        EB_ERROR("cannot start push delivery (libcurl): %s", eb_strerror(rc));
+        return -1;
+    }
+    if (d->cfg.push_allow_private)
+        EB_WARN("--push-allow-private: pushed groups may POST to loopback and private "
+                "addresses");
     if (strcmp(d->cfg.listen, "off") != 0 &&
         serve(d, &ho, d->cfg.listen, NULL, &d->http, &port) != 0)
         return -1;

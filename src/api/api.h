@@ -175,6 +175,10 @@ void eb__api_prom_events(eb_bus *bus, const eb_bus_stats *st, eb_buf *o);
 void eb__api_prom_process(eb_buf *o);
 /* The # HELP and # TYPE lines of a metric family (monitor.c). */
 void eb__api_prom_head(eb_buf *o, const char *name, const char *type, const char *help);
+/* push_view.c: a pushed group's "push" member (nothing for a pulled group)
+ * and the eventbus_push_* families of /metrics. */
+void eb__api_write_push(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool detail);
+void eb__api_prom_push(eb_bus *bus, eb_buf *o);
 /* Answers 400 invalid_request naming field. */
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message);
 

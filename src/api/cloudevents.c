@@ -126,16 +126,6 @@ static int oom(eb_field_error *err)
 }
 
 /* Whether name is a valid CloudEvents attribute name: [a-z0-9]{1,20}. */
-bool eb_ce_name_valid(const char *name, size_t n)
-{
-    if (n == 0 || n > 20)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')))
-            return false;
-    return true;
-}
-
 /* The checks CloudEvents puts on an attribute we keep under "extensions"
  * (time, dataschema and true extensions): its name, its type (string,
  * 32-bit integer or boolean: CloudEvents has no other JSON types) and a

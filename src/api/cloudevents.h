@@ -16,6 +16,7 @@
 #ifndef EB_API_CLOUDEVENTS_H
 #define EB_API_CLOUDEVENTS_H
 
+#include "bus/ce_write.h"
 #include "bus/event.h"
 #include "http/http.h"
 
@@ -48,8 +49,6 @@ int eb_ce_from_json(eb_ce_scratch *sc, const eb_json *obj, const char *body,
 int eb_ce_from_binary(eb_ce_scratch *sc, const eb_http_req *req, eb_json_doc *doc,
                       eb_event_in *ev, eb_field_error *err);
 
-/* Whether name is a valid CloudEvents attribute name: [a-z0-9]{1,20}. */
-bool eb_ce_name_valid(const char *name, size_t n);
 
 /* --- out (ce_out.c) -------------------------------------------------------- */
 
@@ -59,18 +58,6 @@ bool eb_ce_name_valid(const char *name, size_t n);
 /* Whether the request's Accept header lists mtype. */
 bool eb_ce_accepts(const eb_http_req *req, const char *mtype);
 
-/* A pull's delivery, written as extensions (strings borrowed). */
-typedef struct eb_ce_delivery {
-    const char *id;
-    uint32_t    attempt;
-    const char *deadline; /* RFC 3339 */
-    size_t      deadline_len;
-} eb_ce_delivery;
-
-/* Writes the stored event v (seq, append time ts_us) as one structured
- * CloudEvent; d adds a pull's delivery (NULL: none). doc is scratch: the
- * stored JSON is parsed into it. Returns 0 or EB_ECORRUPT (nothing written). */
-int eb_ce_write(eb_jw *w, eb_json_doc *doc, uint64_t seq, uint64_t ts_us, const eb_event_view *v,
-                const eb_ce_delivery *d);
+/* eb_ce_write, eb_ce_delivery, eb_ce_name_valid: bus/ce_write.h */
 
 #endif

@@ -226,6 +226,12 @@ static void put_config(eb_api *api, eb_http_req *req, const eb_str *gname, const
         cfg.start = in.cfg->start;
         cfg.start_us = in.cfg->start_us;
     }
+    if (cfg.push && eb_push_cfg_resolve(cfg.push, old ? in.cfg->push : NULL, eb__api_now_us(),
+                                        &fe) != 0) { /* the bus settles it again, the same */
+        eb_group_cfg_free(&cfg);
+        eb__api_bad_field(req, fe.field, fe.message);
+        return;
+    }
     eb_jw w;
     eb__api_begin(api, &w);
     eb_jw_obj_open(&w);
@@ -472,6 +478,12 @@ void eb__api_group_pull(eb_api *api, eb_http_req *req, const eb_api_params *p)
     int64_t max = 100, wait = 0;
     if (!int_field(req, b, "max", 1, 1000, &max) || !int_field(req, b, "wait_ms", 0, 60000, &wait))
         return;
+    eb_group_info in;
+    if (eb_bus_group_info(api->bus, p->v[0].ptr, p->v[0].len, &in) == 0 && in.cfg->push) {
+        eb__api_error(req, 409, "push_group", "this group is pushed to its push.url by the "
+                      "server: it cannot be pulled (remove \"push\" to pull it)", NULL);
+        return;
+    }
     pull_ctx *pc = eb_xmalloc(sizeof *pc);
     *pc = (pull_ctx){api, req, eb_ce_accepts(req, EB_CE_BATCH_JSON)};
     int rc = eb_bus_pull(api->bus, p->v[0].ptr, p->v[0].len, c->str, c->len, (size_t)max,

@@ -79,6 +79,9 @@ static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool d
     eb_jw_uint(w, in->retry_scheduled);
     eb_jw_key(w, "dead_letters");
     eb_jw_uint(w, in->dead_letters);
+    eb__api_write_push(bus, w, in, detail);
+    if (!detail)
+        return;
     eb_jw_key(w, "ready");
     eb_jw_uint(w, in->ready);
     if (!detail)
@@ -440,6 +443,7 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_auth_backoff_total %llu\n",
                   (unsigned long long)api->auth.backoffs);
     prom_last_pull(api->bus, o);
+    eb__api_prom_push(api->bus, o);
     eb_hist_prom(st.publish_hist, "eventbus_publish_duration_seconds",
                  "Publish request to durable answer.", o);
     eb_hist_prom(st.delivery_hist, "eventbus_delivery_latency_seconds",

@@ -307,6 +307,22 @@ int eb_bus_pull(eb_bus *bus, const char *group, size_t glen, const char *consume
 /* Answers every waiting pull with what it has (for shutdown). */
 void eb_bus_flush_pulls(eb_bus *bus);
 
+/* --- push delivery hooks (groups.c) -----------------------------------------
+ * The push module (src/push) is a client of this API like src/api; it
+ * learns of group changes through one observer and lends its state to the
+ * group views through one provider. Both are optional (NULL: none). */
+
+/* Called on the loop thread after a group is put, paused or deleted (the
+ * change is made in memory; cb may not call the bus: defer the work). */
+typedef void (*eb_group_observer_fn)(void *arg, const char *group);
+void eb_bus_set_group_observer(eb_bus *bus, eb_group_observer_fn fn, void *arg);
+/* Fills *out for pushed group `group`; false if it has no state. */
+typedef bool (*eb_push_state_fn)(void *arg, const char *group, size_t n, eb_push_state *out);
+void eb_bus_set_push_state(eb_bus *bus, eb_push_state_fn fn, void *arg);
+/* The push state of a group: 0, or EB_ENOTFOUND (no such group, not pushed,
+ * or no push module). out's pointers are borrowed until the next bus call. */
+int eb_bus_group_push_state(eb_bus *bus, const char *name, size_t n, eb_push_state *out);
+
 /* --- API tokens (tokens.c) ----------------------------------------------
  * The bus keeps API tokens as durable state (meta records, snapshots) and
  * never sees a secret: the API layer hashes the presented secret and asks

@@ -222,6 +222,10 @@ struct eb_bus {
     int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
     uint64_t        storage_since_us; /* when it changed */
     unsigned        storage_ticks;    /* timer ticks since the last look */
+    eb_group_observer_fn observer;    /* push delivery hooks (groups.c) */
+    void           *observer_arg;
+    eb_push_state_fn push_state;
+    void           *push_state_arg;
 };
 
 /* bus.c: a libuv handle of the bus closed (the last one frees the bus). */

@@ -448,7 +448,21 @@ void eb__rec_group(eb_outbox *ob, const eb_group *g, uint64_t base)
     eb_jw_key(&w, "g");
     eb_jw_str(&w, g->name);
     eb_jw_key(&w, "cfg");
-    eb_group_cfg_write(&w, &g->cfg);
+    eb_group_cfg_write(&w, &g->cfg); /* a push secret masked there: */
+    const eb_push_cfg *p = g->cfg.push;
+    if (p && p->secret) { /* the secrets themselves (since push delivery) */
+        eb_jw_key(&w, "push_secrets");
+        eb_jw_obj_open(&w);
+        eb_jw_key(&w, "s");
+        eb_jw_str(&w, p->secret);
+        if (p->prev_secret) {
+            eb_jw_key(&w, "p");
+            eb_jw_str(&w, p->prev_secret);
+            eb_jw_key(&w, "pu");
+            eb_jw_uint(&w, p->prev_until_us);
+        }
+        eb_jw_obj_close(&w);
+    }
     eb_jw_key(&w, "base");
     eb_jw_uint(&w, base);
     eb_jw_key(&w, "paused");
@@ -483,6 +497,22 @@ int eb__rec_group_decode(const eb_json *rec, eb_group_cfg *cfg, uint64_t *base, 
     eb_field_error fe;
     if (eb_group_cfg_parse(eb_json_get(rec, "cfg"), cfg, &fe) != 0)
         return EB_ECORRUPT;
+    if (cfg->push) { /* its secrets: "push_secrets" {"s", "p", "pu"} */
+        const eb_json *ps = eb_json_get(rec, "push_secrets"), *s = eb_json_get(ps, "s"),
+                      *pv = eb_json_get(ps, "p");
+        eb_push_cfg *p = cfg->push;
+        free(p->secret);
+        p->secret = eb_json_is(s, EB_JSON_STRING) ? eb_xstrndup(s->str, s->len) : NULL;
+        p->masked = false;
+        if (eb_json_is(pv, EB_JSON_STRING)) {
+            p->prev_secret = eb_xstrndup(pv->str, pv->len);
+            p->prev_until_us = jnum(eb_json_get(ps, "pu"));
+        }
+        if (!p->secret) {
+            eb_group_cfg_free(cfg);
+            return EB_ECORRUPT;
+        }
+    }
     const eb_json *b = eb_json_get(rec, "base");
     *base = b && b->type == EB_JSON_NUMBER ? (uint64_t)b->i64 : 1;
     *paused = eb__rec_paused(rec);

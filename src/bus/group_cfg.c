@@ -9,7 +9,7 @@
 #include "bus/subject_match.h"
 #include "eventbus/err.h"
 
-static int cfg_err(eb_field_error *err, const char *field, const char *msg)
+int eb__cfg_err(eb_field_error *err, const char *field, const char *msg)
 {
     snprintf(err->field, sizeof err->field, "%.63s", field);
     snprintf(err->message, sizeof err->message, "%s", msg);
@@ -37,7 +37,7 @@ bool eb_group_cfg_passes(const eb_group_cfg *cfg, const eb_filter_event *ev)
 static int parse_filter(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
 {
     if (cfg->filter)
-        return cfg_err(err, "/filter", "given twice");
+        return eb__cfg_err(err, "/filter", "given twice");
     int rc = eb_filter_compile(v, "/filter", &cfg->filter, err);
     if (rc)
         return rc;
@@ -48,7 +48,7 @@ static int parse_filter(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err
     eb_buf_putc(&b, '\0');
     if (eb_buf_failed(&b)) {
         eb_buf_free(&b);
-        return cfg_err(err, "/filter", "out of memory");
+        return eb__cfg_err(err, "/filter", "out of memory");
     }
     cfg->filter_json = eb_buf_steal(&b, NULL);
     return 0;
@@ -62,17 +62,17 @@ bool eb_group_pattern_valid(const char *s, size_t n)
 static int parse_types(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
 {
     if (!eb_json_is(v, EB_JSON_ARRAY) || v->len == 0 || v->len > EB_GROUP_MAX_TYPES)
-        return cfg_err(err, "/types", "must be an array of 1 to 64 type names or patterns "
+        return eb__cfg_err(err, "/types", "must be an array of 1 to 64 type names or patterns "
                        "(\"order.created\", \"*.created\", \"order.>\", \">\")");
     size_t i = 0;
     for (const eb_json *e = v->child; e; e = e->next, i++) {
         char f[32];
         snprintf(f, sizeof f, "/types/%zu", i);
         if (e->type != EB_JSON_STRING || !eb_group_pattern_valid(e->str, e->len))
-            return cfg_err(err, f, "not a valid type name or pattern (segments of a-z 0-9 - _, "
+            return eb__cfg_err(err, f, "not a valid type name or pattern (segments of a-z 0-9 - _, "
                            "\"*\" for one segment, \">\" last for the rest)");
         if (!(cfg->types[cfg->ntypes] = strndup(e->str, e->len)))
-            return cfg_err(err, f, "out of memory");
+            return eb__cfg_err(err, f, "out of memory");
         cfg->ntypes++;
     }
     return 0;
@@ -87,19 +87,18 @@ static int parse_start(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
     else if (v->type == EB_JSON_STRING && eb_time_parse(v->str, v->len, &cfg->start_us) == 0)
         cfg->start = EB_START_TIME;
     else
-        return cfg_err(err, "/start", "must be \"latest\", \"earliest\" or an RFC 3339 time");
+        return eb__cfg_err(err, "/start", "must be \"latest\", \"earliest\" or an RFC 3339 time");
     return 0;
 }
 
-/* An integer member in [lo, hi]. */
-static int get_u32(const eb_json *v, const char *field, uint32_t lo, uint32_t hi,
-                   uint32_t *out, eb_field_error *err)
+int eb__cfg_u32(const eb_json *v, const char *field, uint32_t lo, uint32_t hi, uint32_t *out,
+                eb_field_error *err)
 {
     if (v->type != EB_JSON_NUMBER || !(v->flags & EB_JSON_F_INT) || v->i64 < lo ||
         v->i64 > hi) {
         char msg[96];
         snprintf(msg, sizeof msg, "must be an integer from %u to %u", lo, hi);
-        return cfg_err(err, field, msg);
+        return eb__cfg_err(err, field, msg);
     }
     *out = (uint32_t)v->i64;
     return 0;
@@ -112,7 +111,7 @@ static int get_num(const eb_json *v, const char *field, double lo, double hi, do
     if (v->type != EB_JSON_NUMBER || !isfinite(d) || d < lo || d > hi) {
         char msg[96];
         snprintf(msg, sizeof msg, "must be a number from %g to %g", lo, hi);
-        return cfg_err(err, field, msg);
+        return eb__cfg_err(err, field, msg);
     }
     *out = d;
     return 0;
@@ -121,24 +120,24 @@ static int get_num(const eb_json *v, const char *field, double lo, double hi, do
 static int parse_backoff(const eb_json *v, eb_group_cfg *cfg, eb_field_error *err)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
-        return cfg_err(err, "/backoff", "must be an object {initial_ms, multiplier, max_ms, "
+        return eb__cfg_err(err, "/backoff", "must be an object {initial_ms, multiplier, max_ms, "
                        "jitter}");
     int rc = 0;
     for (const eb_json *m = v->child; m && !rc; m = m->next) {
         if (!strcmp(m->key, "initial_ms"))
-            rc = get_u32(m, "/backoff/initial_ms", 0, 86400000, &cfg->backoff_initial_ms, err);
+            rc = eb__cfg_u32(m, "/backoff/initial_ms", 0, 86400000, &cfg->backoff_initial_ms, err);
         else if (!strcmp(m->key, "max_ms"))
-            rc = get_u32(m, "/backoff/max_ms", 0, 86400000, &cfg->backoff_max_ms, err);
+            rc = eb__cfg_u32(m, "/backoff/max_ms", 0, 86400000, &cfg->backoff_max_ms, err);
         else if (!strcmp(m->key, "multiplier"))
             rc = get_num(m, "/backoff/multiplier", 1, 100, &cfg->backoff_multiplier, err);
         else if (!strcmp(m->key, "jitter"))
             rc = get_num(m, "/backoff/jitter", 0, 1, &cfg->backoff_jitter, err);
         else
-            rc = cfg_err(err, "/backoff", "unknown field (allowed: initial_ms, multiplier, "
+            rc = eb__cfg_err(err, "/backoff", "unknown field (allowed: initial_ms, multiplier, "
                          "max_ms, jitter)");
     }
     if (!rc && cfg->backoff_max_ms < cfg->backoff_initial_ms)
-        rc = cfg_err(err, "/backoff/max_ms", "must be at least initial_ms");
+        rc = eb__cfg_err(err, "/backoff/max_ms", "must be at least initial_ms");
     return rc;
 }
 
@@ -149,31 +148,36 @@ static int parse_member(const eb_json *m, eb_group_cfg *cfg, eb_field_error *err
     if (!strcmp(m->key, "start"))
         return parse_start(m, cfg, err);
     if (!strcmp(m->key, "max_attempts"))
-        return get_u32(m, "/max_attempts", 1, 1000, &cfg->max_attempts, err);
+        return eb__cfg_u32(m, "/max_attempts", 1, 1000, &cfg->max_attempts, err);
     if (!strcmp(m->key, "ack_timeout_ms"))
-        return get_u32(m, "/ack_timeout_ms", 100, 43200000, &cfg->ack_timeout_ms, err);
+        return eb__cfg_u32(m, "/ack_timeout_ms", 100, 43200000, &cfg->ack_timeout_ms, err);
     if (!strcmp(m->key, "backoff"))
         return parse_backoff(m, cfg, err);
     if (!strcmp(m->key, "filter"))
         return parse_filter(m, cfg, err);
     if (!strcmp(m->key, "max_in_flight"))
-        return get_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
+        return eb__cfg_u32(m, "/max_in_flight", 0, 1000000, &cfg->max_in_flight, err);
     if (!strcmp(m->key, "rate_limit"))
         return get_num(m, "/rate_limit", 0, 1000000, &cfg->rate_limit, err);
+    if (!strcmp(m->key, "push")) {
+        if (cfg->push)
+            return eb__cfg_err(err, "/push", "given twice");
+        return eb_push_cfg_parse(m, &cfg->push, err);
+    }
     if (!strcmp(m->key, "ordering")) {
         if (m->type == EB_JSON_STRING && !strcmp(m->str, "none"))
             cfg->ordering = EB_ORDER_NONE;
         else if (m->type == EB_JSON_STRING && !strcmp(m->str, "key"))
             cfg->ordering = EB_ORDER_KEY;
         else
-            return cfg_err(err, "/ordering", "must be \"none\" or \"key\"");
+            return eb__cfg_err(err, "/ordering", "must be \"none\" or \"key\"");
         return 0;
     }
     char f[72], msg[224];
     snprintf(f, sizeof f, "/%.60s", m->key);
     snprintf(msg, sizeof msg, "unknown field \"%.60s\" (allowed: types, start, max_attempts, "
-             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter)", m->key);
-    return cfg_err(err, f, msg);
+             "backoff, ack_timeout_ms, ordering, max_in_flight, rate_limit, filter, push)", m->key);
+    return eb__cfg_err(err, f, msg);
 }
 
 int eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *err)
@@ -186,7 +190,7 @@ int eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *er
     cfg->backoff_jitter = 0.2;
     cfg->ack_timeout_ms = 30000;
     if (!eb_json_is(obj, EB_JSON_OBJECT))
-        return cfg_err(err, "", "a group config is a JSON object");
+        return eb__cfg_err(err, "", "a group config is a JSON object");
     for (const eb_json *m = obj->child; m; m = m->next) {
         int rc = parse_member(m, cfg, err);
         if (rc) {
@@ -196,7 +200,7 @@ int eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *er
     }
     if (cfg->ntypes == 0) {
         eb_group_cfg_free(cfg);
-        return cfg_err(err, "/types", "required field \"types\" missing");
+        return eb__cfg_err(err, "/types", "required field \"types\" missing");
     }
     return 0;
 }
@@ -210,6 +214,8 @@ void eb_group_cfg_free(eb_group_cfg *cfg)
     free(cfg->filter_json);
     cfg->filter = NULL;
     cfg->filter_json = NULL;
+    eb_push_cfg_free(cfg->push);
+    cfg->push = NULL;
 }
 
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
@@ -252,6 +258,10 @@ void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg)
     if (cfg->filter_json) {
         eb_jw_key(w, "filter");
         eb_jw_raw(w, cfg->filter_json, strlen(cfg->filter_json));
+    }
+    if (cfg->push) {
+        eb_jw_key(w, "push");
+        eb_push_cfg_write(w, cfg->push);
     }
     eb_jw_obj_close(w);
 }

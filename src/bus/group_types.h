@@ -12,12 +12,37 @@
 #include "bus/event.h"
 #include "bus/filter.h"
 #include "json/json.h"
+#include "util/hist.h"
 
 #define EB_GROUP_MAX_NAME 128
 #define EB_GROUP_MAX_TYPES 64
 
 typedef enum eb_ordering { EB_ORDER_NONE = 0, EB_ORDER_KEY } eb_ordering;
 enum { EB_START_LATEST = 0, EB_START_EARLIEST, EB_START_TIME };
+
+/* A pushed group's delivery (the "push" member of its config; push_cfg.c). */
+typedef enum eb_push_format { EB_PUSH_EVENT = 0, EB_PUSH_CLOUDEVENTS } eb_push_format;
+#define EB_PUSH_MAX_URL 2048
+#define EB_PUSH_MAX_HEADERS 32
+#define EB_PUSH_MAX_HEADER 1024   /* bytes of one "Name: value" */
+#define EB_PUSH_MAX_BATCH 100
+#define EB_PUSH_MASK_TAIL 4       /* characters of a secret the view shows */
+typedef struct eb_push_cfg {
+    char          *url;            /* http:// or https://; owned */
+    char          *secret;         /* "whsec_<base64 of 24..64 bytes>"; owned. As parsed
+                                      from a view it may be the masked text (masked) */
+    bool           masked;         /* secret is the view's masked text: keep the current */
+    char          *prev_secret;    /* the one before the last rotation, or NULL; owned */
+    uint64_t       prev_until_us;  /* signed with too until then */
+    char          *headers[EB_PUSH_MAX_HEADERS]; /* "Name: value"; owned */
+    size_t         nheaders;
+    uint32_t       timeout_ms;     /* per POST (10000) */
+    uint32_t       max_in_flight;  /* events being POSTed at once (100) */
+    uint32_t       batch;          /* events per POST (1) */
+    eb_push_format format;         /* event */
+    uint32_t       circuit_failures;  /* consecutive failures that open the circuit (5) */
+    uint32_t       rotation_grace_ms; /* a rotated-out secret still signs (86400000) */
+} eb_push_cfg;
 
 /* A group's configuration (PUT /v1/groups/{group}). */
 typedef struct eb_group_cfg {
@@ -37,6 +62,7 @@ typedef struct eb_group_cfg {
                                        second's worth); 0: none */
     eb_filter  *filter;             /* NULL: every event of the types; owned */
     char       *filter_json;        /* its JSON text as given (compact); owned */
+    eb_push_cfg *push;              /* NULL: pulled; else delivered by eventbusd; owned */
 } eb_group_cfg;
 
 /* Parses and checks a config object; unknown fields and bad values are
@@ -44,7 +70,32 @@ typedef struct eb_group_cfg {
  * Returns 0 or EB_EINVAL. cfg must be released with eb_group_cfg_free. */
 int  eb_group_cfg_parse(const eb_json *obj, eb_group_cfg *cfg, eb_field_error *err);
 void eb_group_cfg_free(eb_group_cfg *cfg);
+/* Writes cfg as the API shows it: a push secret masked ("whsec_…abcd"). */
 void eb_group_cfg_write(eb_jw *w, const eb_group_cfg *cfg);
+
+/* Helpers of the config parsers (group_cfg.c, push_cfg.c): an error naming
+ * field (returns EB_EINVAL); an integer member in [lo, hi]. */
+int  eb__cfg_err(eb_field_error *err, const char *field, const char *msg);
+int  eb__cfg_u32(const eb_json *v, const char *field, uint32_t lo, uint32_t hi, uint32_t *out,
+                 eb_field_error *err);
+
+/* --- push (push_cfg.c) --- */
+/* Parses the "push" member (field names under /push). 0 or EB_EINVAL. */
+int  eb_push_cfg_parse(const eb_json *v, eb_push_cfg **out, eb_field_error *err);
+void eb_push_cfg_free(eb_push_cfg *p);
+void eb_push_cfg_write(eb_jw *w, const eb_push_cfg *p);
+/* The masked form of secret into out: "whsec_…" and its last 4 characters. */
+void eb_push_secret_mask(const char *secret, char out[32]);
+/* Settles the secrets of a new push config against the group's old one
+ * (NULL: none): a masked secret must be the old one's mask and keeps it (and
+ * its previous one); no secret keeps the old; a different full secret
+ * rotates: the old becomes the previous until now + rotation_grace_ms.
+ * 0, or EB_EINVAL with err naming /push/secret. */
+int  eb_push_cfg_resolve(eb_push_cfg *nw, const eb_push_cfg *old, uint64_t now_us,
+                         eb_field_error *err);
+/* The HMAC key of a secret: the base64 after "whsec_" decoded into out.
+ * 0 or EB_EINVAL. */
+int  eb_push_secret_key(const char *secret, eb_buf *out);
 /* True if event type t (length n) matches pattern p (the grammar is
  * bus/subject_match.h: "*" one segment, ">" or a last "*" the rest). */
 bool eb_group_type_match(const char *p, const char *t, size_t n);
@@ -81,6 +132,22 @@ typedef struct eb_group_info {
                                             lag; a filter is not applied: set by the bus) */
     eb_group_counters  counters;
 } eb_group_info;
+
+/* A pushed group's delivery state, filled by the push module (src/push)
+ * through the provider it gives the bus (eb_bus_set_push_state). */
+typedef enum eb_circuit { EB_CIRCUIT_CLOSED = 0, EB_CIRCUIT_OPEN, EB_CIRCUIT_HALF_OPEN } eb_circuit;
+typedef struct eb_push_state {
+    eb_circuit  circuit;        /* of the group's endpoint (URL origin) */
+    uint32_t    failures;       /* consecutive failed POSTs to the endpoint */
+    uint64_t    next_probe_us;  /* open: when the half-open probe may go; else 0 */
+    uint64_t    hold_until_us;  /* Retry-After: no POST to the endpoint before; 0: none */
+    uint32_t    in_flight;      /* events of the group being POSTed */
+    /* the group's POSTs since start, by outcome: */
+    uint64_t    ok, http_error, timeout, conn_error, throttled, refused;
+    uint64_t    opened;         /* times the endpoint's circuit opened */
+    const char *last_error;     /* the last failure ("" if none) */
+    const eb_hist *latency;     /* POST to a 2xx answer (µs) */
+} eb_push_state;
 
 /* One delivery leased by a pull. Borrowed: valid during the pull's
  * callback only (event points into the bus's memory). */

@@ -192,12 +192,24 @@ static uint64_t start_seq(eb_bus *bus, const eb_group_cfg *cfg)
     }
 }
 
+/* Tells the push module (if any) that group `name` changed. */
+static int observed(eb_bus *bus, const char *name, int rc)
+{
+    if (rc >= 0 && bus->observer)
+        bus->observer(bus->observer_arg, name);
+    return rc;
+}
+
 int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *created,
                      eb_bus_done_cb cb, void *arg)
 {
     if (bus->closing)
         return EB_ECLOSED;
     eb_group *g = eb__bus_group(bus, name, strlen(name));
+    eb_field_error fe;
+    if (cfg->push && eb_push_cfg_resolve(cfg->push, g ? eb_group_config(g)->push : NULL,
+                                         eb__bus_now_us(), &fe) != 0)
+        return EB_EINVAL; /* the secret: the API checks it first, naming the field */
     *created = !g;
     uint64_t base = 0;
     if (g) {
@@ -213,7 +225,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
     }
     eb_group_count_ahead(g, durable_head(bus));
     eb__rec_group(&bus->grp.ob, g, base);
-    return commit(bus, g, cb, arg);
+    return observed(bus, name, commit(bus, g, cb, arg));
 }
 
 int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *arg)
@@ -226,7 +238,7 @@ int eb_bus_group_delete(eb_bus *bus, const char *name, eb_bus_done_cb cb, void *
     eb_outbox_reset(&bus->grp.ob);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_DEL, name, -1);
     table_del(bus, g);
-    return commit_outbox(bus, &bus->grp.ob, cb, arg);
+    return observed(bus, name, commit_outbox(bus, &bus->grp.ob, cb, arg));
 }
 
 int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_cb cb,
@@ -237,7 +249,29 @@ int eb_bus_group_pause(eb_bus *bus, const char *name, bool paused, eb_bus_done_c
         return EB_ENOTFOUND;
     eb_group_set_paused(g, paused);
     eb__rec_group_name(&bus->grp.ob, EB_META_GROUP_PAUSE, name, paused);
-    return commit(bus, g, cb, arg);
+    return observed(bus, name, commit(bus, g, cb, arg));
+}
+
+void eb_bus_set_group_observer(eb_bus *bus, eb_group_observer_fn fn, void *arg)
+{
+    bus->observer = fn;
+    bus->observer_arg = arg;
+}
+
+void eb_bus_set_push_state(eb_bus *bus, eb_push_state_fn fn, void *arg)
+{
+    bus->push_state = fn;
+    bus->push_state_arg = arg;
+}
+
+int eb_bus_group_push_state(eb_bus *bus, const char *name, size_t n, eb_push_state *out)
+{
+    eb_group *g = eb__bus_group(bus, name, n);
+    memset(out, 0, sizeof *out);
+    if (!g || !eb_group_config(g)->push || !bus->push_state ||
+        !bus->push_state(bus->push_state_arg, name, n, out))
+        return EB_ENOTFOUND;
+    return 0;
 }
 
 /* --- delivery and dead-letter commands ------------------------------------------- */

@@ -156,6 +156,48 @@ TEST(group_crud)
     eb_test_down(&d, c);
 }
 
+/* Push delivery's members: sent, read back with the secret masked, patched
+ * (the rest kept), removed; a pushed group refuses pulls. No event is
+ * published, so nothing is POSTed. */
+TEST(push_config)
+{
+    eb_test_daemon d;
+    eb_client *c = eb_test_up(&d, NULL);
+    const char *types[] = {"order.created"}, *hdrs[] = {"X-Team: orders"};
+    eb_groups_config g = {.size = sizeof g, .types = types, .ntypes = 1,
+                          .push_url = "https://hooks.example.com/orders",
+                          .push_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                          .push_headers = hdrs, .npush_headers = 1, .push_batch = 10,
+                          .push_format = "cloudevents"};
+    eb_groups_info *gi = NULL;
+    CHECK_OK(eb_groups_put(c, "hooks", &g, NULL, &gi));
+    CHECK(gi->has_push);
+    CHECK_STR(gi->push_url, "https://hooks.example.com/orders");
+    CHECK_STR(gi->push_secret, "whsec_\xe2\x80\xa6LaSw");
+    CHECK(strstr(eb_client_answer(c, NULL), "MfKQ9r8") == NULL);
+    CHECK_EQ(gi->push_batch, 10);
+    CHECK_EQ(gi->push_timeout_ms, 10000); /* the server's default */
+    CHECK_STR(gi->push_format, "cloudevents");
+    eb_result_free(gi);
+    eb_groups_config ch = {.size = sizeof ch, .push_timeout_ms = 2500};
+    CHECK_OK(eb_groups_patch(c, "hooks", &ch, &gi));
+    CHECK_EQ(gi->push_timeout_ms, 2500);
+    CHECK_EQ(gi->push_batch, 10);
+    eb_result_free(gi);
+    CHECK_OK(eb_groups_get(c, "hooks", &gi));
+    CHECK_STR(gi->push_circuit, "closed");
+    eb_result_free(gi);
+    eb_events *evs = NULL;
+    CHECK_EQ(eb_pull(c, "hooks", "c1", 1, 0, &evs), EB_ECONFLICT);
+    CHECK(evs == NULL);
+    CHECK_STR(eb_client_error(c)->server_code, "push_group");
+    ch = (eb_groups_config){.size = sizeof ch, .push_remove = true};
+    CHECK_OK(eb_groups_patch(c, "hooks", &ch, &gi));
+    CHECK(!gi->has_push);
+    eb_result_free(gi);
+    eb_test_down(&d, c);
+}
+
 /* --- delivery ---------------------------------------------------------------- */
 
 TEST(pull_and_ack)
@@ -717,7 +759,7 @@ TEST(delayed_publish)
     eb_test_down(&d, c);
 }
 
-TEST_MAIN(T(group_crud), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
+TEST_MAIN(T(group_crud), T(push_config), T(pull_and_ack), T(long_poll), T(nack_retry_dead_letter_redrive_purge),
           T(extend_and_expiry), T(replay_and_stats), T(consume_acks_and_dead_letters), T(dead_letter_at_once), T(flow_control),
           T(consume_extends_slow_handler), T(consume_stops_on_signal),
           T(consume_stop_releases_the_rest), T(consume_max_events_leases_no_more),

@@ -1,0 +1,211 @@
+/* test_push.c - push delivery's pure parts: the "push" config (field-named
+ * errors, the masked secret, rotation), its round trip through a group
+ * config, the Standard Webhooks signature against a known vector, and the
+ * SSRF guard's address rule (src/push/http_out.c's eb__addr_public). */
+#include "runner.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bus/group_types.h"
+#include "eventbus/err.h"
+#include "push/push_int.h"
+
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+static int parse(const char *text, eb_push_cfg **out, eb_field_error *fe)
+{
+    eb_json_doc *doc = eb_json_doc_new();
+    eb_json_error je;
+    CHECK_OK(eb_json_parse(doc, text, strlen(text), NULL, &je));
+    int rc = eb_push_cfg_parse(eb_json_root(doc), out, fe);
+    eb_json_doc_free(doc);
+    return rc;
+}
+
+TEST(config_errors_name_the_field)
+{
+    static const struct { const char *json, *field; } bad[] = {
+        {"{\"secret\":\"" SECRET "\"}", "/push/url"},
+        {"{\"url\":\"ftp://a/b\"}", "/push/url"},
+        {"{\"url\":\"http:// a\"}", "/push/url"},
+        {"{\"url\":\"https://a\",\"secret\":\"whsec_AAAA\"}", "/push/secret"},
+        {"{\"url\":\"https://a\",\"secret\":7}", "/push/secret"},
+        {"{\"url\":\"https://a\",\"headers\":{\"Webhook-Id\":\"x\"}}", "/push/headers/Webhook-Id"},
+        {"{\"url\":\"https://a\",\"headers\":{\"Host\":\"x\"}}", "/push/headers/Host"},
+        {"{\"url\":\"https://a\",\"headers\":{\"a b\":\"x\"}}", "/push/headers/a b"},
+        {"{\"url\":\"https://a\",\"headers\":{\"X\":\"a\\nb\"}}", "/push/headers/X"},
+        {"{\"url\":\"https://a\",\"max_in_flight\":0}", "/push/max_in_flight"},
+        {"{\"url\":\"https://a\",\"batch\":101}", "/push/batch"},
+        {"{\"url\":\"https://a\",\"format\":\"xml\"}", "/push/format"},
+        {"{\"url\":\"https://a\",\"nope\":1}", "/push/nope"},
+        {"[]", "/push"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(bad[i].json, &p, &fe), EB_EINVAL);
+        CHECK_STR(fe.field, bad[i].field);
+        CHECK(p == NULL);
+    }
+    /* the bounds: 32 headers pass, 33 do not; a header of 1024 bytes passes,
+     * 1025 do not; a URL of 2048 passes, 2049 does not */
+    char text[4096];
+    for (int k = 32; k <= 33; k++) {
+        size_t len = (size_t)snprintf(text, sizeof text, "{\"url\":\"https://a\",\"headers\":{");
+        for (int i = 0; i < k; i++)
+            len += (size_t)snprintf(text + len, sizeof text - len, "%s\"X-%d\":\"v\"",
+                                    i ? "," : "", i);
+        snprintf(text + len, sizeof text - len, "}}");
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 32 ? 0 : EB_EINVAL);
+        if (k == 33)
+            CHECK_STR(fe.field, "/push/headers");
+        eb_push_cfg_free(p);
+    }
+    for (int k = 1024; k <= 1025; k++) { /* "X: " + value */
+        char v[1100];
+        memset(v, 'v', (size_t)(k - 3));
+        v[k - 3] = '\0';
+        snprintf(text, sizeof text, "{\"url\":\"https://a\",\"headers\":{\"X\":\"%s\"}}", v);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 1024 ? 0 : EB_EINVAL);
+        eb_push_cfg_free(p);
+    }
+    for (int k = 2048; k <= 2049; k++) {
+        char u[2100] = "https://a/";
+        memset(u + 10, 'p', (size_t)(k - 10));
+        u[k] = '\0';
+        snprintf(text, sizeof text, "{\"url\":\"%s\"}", u);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        CHECK_EQ(parse(text, &p, &fe), k == 2048 ? 0 : EB_EINVAL);
+        eb_push_cfg_free(p);
+    }
+}
+
+TEST(mask_rotation_and_keep)
+{
+    eb_push_cfg *old = NULL, *nw = NULL, *keep = NULL;
+    eb_field_error fe;
+    CHECK_OK(parse("{\"url\":\"https://a.example/h\",\"secret\":\"" SECRET "\"}", &old, &fe));
+    CHECK_OK(eb_push_cfg_resolve(old, NULL, 1000, &fe));
+    char m[32];
+    eb_push_secret_mask(old->secret, m);
+    CHECK_STR(m, "whsec_\xe2\x80\xa6LaSw");
+    /* the view's masked text keeps the secret */
+    char text[256];
+    snprintf(text, sizeof text, "{\"url\":\"https://a.example/h\",\"secret\":\"%s\"}", m);
+    CHECK_OK(parse(text, &keep, &fe));
+    CHECK(keep->masked);
+    CHECK_OK(eb_push_cfg_resolve(keep, old, 2000, &fe));
+    CHECK_STR(keep->secret, SECRET);
+    CHECK(keep->prev_secret == NULL);
+    /* a mask of another secret: refused */
+    eb_push_cfg *other = NULL;
+    CHECK_OK(parse("{\"url\":\"https://a\",\"secret\":\"whsec_\xe2\x80\xa6zzzz\"}", &other, &fe));
+    CHECK_EQ(eb_push_cfg_resolve(other, old, 2000, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/push/secret");
+    /* a new secret rotates: the old one signs until now + grace */
+    CHECK_OK(parse("{\"url\":\"https://a\",\"secret\":\"whsec_dGhlIG5ldyBzZWNyZXQsIDI0IGJ5dGVzIQ==\","
+                   "\"rotation_grace_ms\":5000}", &nw, &fe));
+    CHECK_OK(eb_push_cfg_resolve(nw, old, 10000000, &fe));
+    CHECK_STR(nw->prev_secret, SECRET);
+    CHECK_EQ(nw->prev_until_us, 10000000 + 5000000);
+    /* the view never holds a secret */
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_push_cfg_write(&w, nw);
+    eb_buf_putc(&b, '\0');
+    CHECK(strstr((char *)b.data, "MfKQ9r8") == NULL);
+    CHECK(strstr((char *)b.data, "dGhlIG5l") == NULL);
+    CHECK(strstr((char *)b.data, "\"previous_secret\":\"whsec_\xe2\x80\xa6LaSw\"") != NULL);
+    eb_buf_free(&b);
+    /* no secret on creation: required */
+    eb_push_cfg *none = NULL;
+    CHECK_OK(parse("{\"url\":\"https://a\"}", &none, &fe));
+    CHECK_EQ(eb_push_cfg_resolve(none, NULL, 1, &fe), EB_EINVAL);
+    CHECK_STR(fe.field, "/push/secret");
+    eb_push_cfg_free(old);
+    eb_push_cfg_free(nw);
+    eb_push_cfg_free(keep);
+    eb_push_cfg_free(other);
+    eb_push_cfg_free(none);
+}
+
+/* The Standard Webhooks reference vector (the spec's test suite): secret
+ * whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw, id msg_p5jXN8AQM9LWM0D4loKWxJek,
+ * timestamp 1614265330, body {"test": 2432232314}. */
+TEST(signature_matches_the_spec_vector)
+{
+    pconf c = {0};
+    CHECK_OK(eb_push_secret_key(SECRET, &c.key));
+    eb_buf out = EB_BUF_INIT;
+    const char *body = "{\"test\": 2432232314}";
+    eb__push_signature(&out, &c, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body),
+                       0);
+    eb_buf_putc(&out, '\0');
+    CHECK_STR((char *)out.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    /* within the grace of a rotation: both, space-separated, the new first */
+    CHECK_OK(eb_push_secret_key(SECRET, &c.prev_key));
+    c.prev_until_us = 10;
+    eb_buf_reset(&out);
+    eb__push_signature(&out, &c, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body),
+                       5);
+    eb_buf_putc(&out, '\0');
+    CHECK_STR((char *)out.data, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= "
+                                "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    eb_buf_reset(&out);
+    eb__push_signature(&out, &c, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body, strlen(body),
+                       11); /* past it: one */
+    eb_buf_putc(&out, '\0');
+    CHECK(strchr((char *)out.data, ' ') == NULL);
+    eb_buf_free(&out);
+    eb_buf_free(&c.key);
+    eb_buf_free(&c.prev_key);
+}
+
+static bool public_addr(const char *ip)
+{
+    struct sockaddr_storage ss = {0};
+    if (strchr(ip, ':')) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        CHECK_EQ(inet_pton(AF_INET6, ip, &a->sin6_addr), 1);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        CHECK_EQ(inet_pton(AF_INET, ip, &a->sin_addr), 1);
+    }
+    return eb__addr_public((struct sockaddr *)&ss);
+}
+
+TEST(ssrf_guard_address_rule)
+{
+    static const char *const refused[] = {
+        "127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
+        "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1", "255.255.255.255",
+        "198.18.0.1", "::1", "::", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1",
+        "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a00:1",
+        "2001:db8::1"};
+    static const char *const allowed[] = {"93.184.216.34", "8.8.8.8", "172.32.0.1",
+                                          "192.169.0.1", "100.128.0.1", "2606:4700::1111",
+                                          "::ffff:8.8.8.8", "64:ff9b::808:808"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+        if (public_addr(refused[i])) {
+            fprintf(stderr, "allowed but private: %s\n", refused[i]);
+            CHECK(false);
+        }
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (!public_addr(allowed[i])) {
+            fprintf(stderr, "refused but public: %s\n", allowed[i]);
+            CHECK(false);
+        }
+}
+
+TEST_MAIN(T(config_errors_name_the_field), T(mask_rotation_and_keep),
+          T(signature_matches_the_spec_vector), T(ssrf_guard_address_rule))
