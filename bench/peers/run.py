@@ -20,6 +20,12 @@ them alike. Everything started here is stopped on exit, Ctrl-C or failure.
 
 Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
                           [--only eventbus-always,redis,...] [--workloads publish1,...]
+                          [--base PATH]
+
+--base PATH adds two systems, base-always and base-interval: another eventbusd
+binary (an older build, say) run on the same workloads, interleaved with this
+tree's in the same rounds, so that both see the same load on a shared machine.
+The table then shows this build over the base build in the ratio columns.
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """
@@ -126,9 +132,9 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def start_eventbus(workdir, policy):
+def start_eventbus(workdir, policy, exe=None):
     s = Server("eventbus", workdir)
-    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}", "--data", os.path.join(s.dir, "data"),
+    s.spawn([exe or EVENTBUSD, "--listen", f"127.0.0.1:{s.port}", "--data", os.path.join(s.dir, "data"),
              "--fsync", policy, "--log-level", "warn"])
 
     def healthy():
@@ -227,6 +233,18 @@ SYSTEMS = [
 ]
 SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval",
          "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on"}
+
+
+
+def add_base(exe):
+    """--base: the same eventbus rows for another binary, placed right after
+    ours so that each round runs them back to back."""
+    for i, policy in ((2, "always"), (3, "interval")):
+        name = "base-" + policy
+        SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), fsync {policy}",
+                           lambda w, pg, p=policy: start_eventbus(w, p, exe)))
+        SHORT[name] = f"base, fsync {policy}"
+
 
 # name, driver arguments
 WORKLOADS = [
@@ -561,7 +579,10 @@ def main():
                     ",".join(s[0] for s in SYSTEMS))
     ap.add_argument("--workloads", default="", help="comma-separated: " +
                     ",".join(w[0] for w in WORKLOADS))
+    ap.add_argument("--base", default="", help="another eventbusd to compare with (A/B)")
     OPTS = opts = ap.parse_args()
+    if opts.base:
+        add_base(os.path.abspath(opts.base))
     systems = [s for s in SYSTEMS if not opts.only or s[0] in opts.only.split(",")]
     workloads = [w for w in WORKLOADS if not opts.workloads or w[0] in opts.workloads.split(",")]
     check_tools(systems)
