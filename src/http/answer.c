@@ -93,9 +93,7 @@ static char *format_answer(eb_http_server *s, eb_http_req *r, int status, const 
                       len, r->keep_alive ? "" : "Connection: close\r\n", (int)r->extra_len,
                       r->extra);
     size_t blen = r->head ? 0 : len;
-    char *p = malloc((size_t)hn + blen);
-    if (!p)
-        return NULL;
+    char *p = eb_xmalloc((size_t)hn + blen);
     memcpy(p, head, (size_t)hn);
     if (blen)
         memcpy(p + hn, body, blen);
@@ -114,13 +112,6 @@ int eb_http_respond(eb_http_req *req, int status, const char *content_type,
     if (c->srv->opts.on_answer)
         c->srv->opts.on_answer(c->srv->ud, req, status, body, len);
     req->resp = format_answer(c->srv, req, status, content_type, body, len, &req->resp_len);
-    if (!req->resp) {
-        static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n"
-                                  "Connection: close\r\n\r\n";
-        req->resp = strdup(oom);
-        req->resp_len = req->resp ? sizeof oom - 1 : 0;
-        req->keep_alive = false;
-    }
     c->out_bytes += req->resp_len;
     eb__http_conn_flush(c);
     return 0;
@@ -179,11 +170,7 @@ void eb__http_conn_flush(eb_http_conn *c)
     if (c->closed)
         return;
     while (c->q_head && c->q_head->resp) {
-        write_req *wr = calloc(1, sizeof *wr);
-        if (!wr) {
-            eb__http_conn_close(c);
-            return;
-        }
+        write_req *wr = eb_xcalloc(1, sizeof *wr);
         wr->conn = c;
         uv_buf_t bufs[16];
         while (wr->n < 16 && c->q_head && c->q_head->resp) {
@@ -246,10 +233,6 @@ void eb__http_conn_flush(eb_http_conn *c)
 void eb__http_answer_error(eb_http_conn *c, int status, const char *code, const char *msg)
 {
     eb_http_req *r = eb__http_req_new();
-    if (!r) {
-        eb__http_conn_close(c);
-        return;
-    }
     r->keep_alive = false;
     eb__http_enqueue(c, r);
     char body[400];
@@ -264,12 +247,7 @@ void eb__http_answer_error(eb_http_conn *c, int status, const char *code, const 
 /* Writes n bytes of records (taking p, malloc'd), in order after earlier writes. */
 static void wire_write(eb_http_conn *c, char *p, size_t n)
 {
-    write_req *wr = calloc(1, sizeof *wr);
-    if (!wr) {
-        free(p);
-        eb__http_conn_close(c);
-        return;
-    }
+    write_req *wr = eb_xcalloc(1, sizeof *wr);
     wr->conn = c;
     wr->bufs[wr->n++] = p;
     uv_buf_t b = uv_buf_init(p, (unsigned)n), *rest = &b;

@@ -139,8 +139,8 @@ void eb__http_conn_linger(eb_http_conn *c)
     c->lingering = c->closing = true;
     eb__http_reader_free(&c->rd);
     eb_buf_free(&c->held);
-    uv_shutdown_t *sr = malloc(sizeof *sr);
-    if (!sr || uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    uv_shutdown_t *sr = eb_xmalloc(sizeof *sr);
+    if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         free(sr);
         eb__http_conn_close(c);
         return;

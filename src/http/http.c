@@ -91,9 +91,7 @@ static void on_connection(uv_stream_t *server, int status)
         shed_connections(s, status);
     if (status < 0)
         return;
-    eb_http_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return;
+    eb_http_conn *c = eb_xcalloc(1, sizeof *c);
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
@@ -142,9 +140,7 @@ static void on_connection(uv_stream_t *server, int status)
 int eb_http_server_new(uv_loop_t *loop, const eb_http_opts *o, eb_http_handler h, void *ud,
                        eb_http_server **out)
 {
-    eb_http_server *s = calloc(1, sizeof *s);
-    if (!s)
-        return EB_ENOMEM;
+    eb_http_server *s = eb_xcalloc(1, sizeof *s);
     s->loop = loop;
     s->handler = h;
     s->ud = ud;

@@ -22,6 +22,7 @@
 #include "http/reader.h"
 #include "http/tls.h"
 #include "util/buf.h"
+#include "util/xmalloc.h"
 
 struct eb_http_conn {
     uv_tcp_t        tcp;      /* must stay first */
