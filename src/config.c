@@ -45,6 +45,8 @@ static const char usage[] =
     "  --conn-buffer SIZE      bytes held per connection before reading it pauses (default 4MiB)  EVENTBUS_CONN_BUFFER\n"
     "  --metrics-groups N      per-group /metrics series for the N groups with the largest lag (default 1000, 0: none)  EVENTBUS_METRICS_GROUPS\n"
     "  --history-interval AGE  per-group samples for charts, 720 kept (default 5s: an hour)  EVENTBUS_HISTORY_INTERVAL\n"
+    "  --history-groups N      groups with a history ring (28 KiB each, made at a group's first activity; default 1000)  EVENTBUS_HISTORY_GROUPS\n"
+    "  --delivery-cache-bytes SIZE  recent events kept for deliveries, which hold no copy (default 16MiB)  EVENTBUS_DELIVERY_CACHE_BYTES\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -107,6 +109,8 @@ static void defaults(eb_config *c)
     c->body_timeout_ms = 120000;
     c->conn_buffer = 4u << 20;
     c->history_interval_ms = 5000;
+    c->history_groups = EB_BUS_DEFAULT_HISTORY_GROUPS;
+    c->delivery_cache_bytes = EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES;
     c->log_level = EB_LVL_INFO;
     c->auth = -1;
     c->metrics_groups = 1000;
@@ -252,6 +256,12 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "history-interval")) {
         if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h like 5s");
         c->history_interval_ms = (uint32_t)n;
+    } else if (!strcmp(name, "history-groups")) {
+        if (count(v, 1, 1000000, &c->history_groups)) BAD("expected 1 to 1000000");
+    } else if (!strcmp(name, "delivery-cache-bytes")) {
+        if (eb_parse_size(v, &c->delivery_cache_bytes) || c->delivery_cache_bytes < 65536 ||
+            c->delivery_cache_bytes > (1ull << 36))
+            BAD("expected 64KiB to 64GiB");
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -271,7 +281,8 @@ static const char *const env_names[] = {
     "max-in-flight-total", "require-schemas", "meta-snapshot-bytes", "max-connections",
     "header-timeout", "body-timeout", "conn-buffer", "log-level", "log-format",
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
-    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval"};
+    "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
+    "history-groups", "delivery-cache-bytes"};
 
 static bool known(const char *name)
 {

@@ -309,7 +309,9 @@ static int open_all(daemon_state *d)
         .meta_snapshot_bytes = d->cfg.meta_snapshot_bytes,
         .dedupe_max_bytes = d->cfg.dedupe_max_bytes, .max_schemas = d->cfg.max_schemas,
         .max_groups = d->cfg.max_groups, .max_in_flight_total = d->cfg.max_in_flight_total,
-        .history_interval_ms = d->cfg.history_interval_ms};
+        .history_interval_ms = d->cfg.history_interval_ms,
+        .history_groups = (size_t)d->cfg.history_groups,
+        .delivery_cache_bytes = d->cfg.delivery_cache_bytes};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {

@@ -693,6 +693,10 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     eb_registry_init(&bus->reg);
     if (!bus->opts.dedupe_max_bytes)
         bus->opts.dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    if (!bus->opts.delivery_cache_bytes)
+        bus->opts.delivery_cache_bytes = EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES;
+    if (!bus->opts.history_groups)
+        bus->opts.history_groups = EB_BUS_DEFAULT_HISTORY_GROUPS;
     if (!bus->opts.max_schemas)
         bus->opts.max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
     if (!bus->opts.max_groups)

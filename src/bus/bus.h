@@ -45,12 +45,16 @@ typedef struct eb_bus_opts {
     size_t          max_groups;        /* consumer groups (1000) */
     uint64_t        max_in_flight_total; /* leases, all groups (1,000,000) */
     uint32_t        history_interval_ms; /* per-group samples every (0: 5000) */
+    uint64_t        delivery_cache_bytes; /* recent records read for deliveries (16 MiB) */
+    size_t          history_groups;    /* groups with a history ring (1000) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
 #define EB_BUS_DEFAULT_MAX_SCHEMAS 1000
 #define EB_BUS_DEFAULT_MAX_GROUPS 1000
 #define EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL 1000000
+#define EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES (16ull << 20)
+#define EB_BUS_DEFAULT_HISTORY_GROUPS 1000
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {

@@ -85,6 +85,8 @@ typedef struct eb_bus_groups {
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */
     size_t        dl_cap;
+    eb_buf        dl_events;   /* scratch: their events, back to back */
+    eb_reccache   cache;       /* records read for deliveries (eb_group_env.cache) */
     pull_waiter  *waiters;     /* long polls, oldest first */
     pull_waiter  *waiters_tail;
     uint64_t      in_flight;     /* leases, all groups (eb_group_env.leases) */
