@@ -10,14 +10,14 @@
 
 void eb_reccache_init(eb_reccache *c, size_t cap)
 {
-    c->buf = cap ? eb_xmalloc(cap) : NULL;
+    c->buf = cap ? eb_xcalloc_huge(cap) : NULL; /* huge pages: fewer faults on the first lap */
     c->cap = cap;
     c->head = 0;
 }
 
 void eb_reccache_free(eb_reccache *c)
 {
-    free(c->buf);
+    eb_free_huge(c->buf, c->cap);
     eb_reccache_init(c, 0);
 }
 
