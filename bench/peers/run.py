@@ -15,8 +15,9 @@ its data in a new temporary directory:
 eventbusd runs twice, with --fsync always and with --fsync interval, so that
 each peer can be compared with the setting closest to its own durability.
 Each figure is the median of --runs runs (3), with min and max; the runs go
-round-robin over the systems, so a load change on the machine hits all of
-them alike. Everything started here is stopped on exit, Ctrl-C or failure.
+round-robin over the systems, one workload at a time (every system runs
+publish1, then every system publish4, ...), so a load change on the machine
+hits all of them alike. Everything started here is stopped on exit, Ctrl-C or failure.
 
 Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
                           [--only eventbus-always,redis,...] [--workloads publish1,...]
@@ -359,8 +360,8 @@ def measure(opts, systems, workloads, workdir):
     results = {s[0]: {w[0]: [] for w in workloads} for s in systems}
     failures = 0
     for run_no in range(1, opts.runs + 1):
-        for name, client, _, start in systems:
-            for wname, args in workloads:
+        for wname, args in workloads:
+            for name, client, _, start in systems:
                 print(f"== run {run_no}/{opts.runs}: {name} {wname}", flush=True)
                 try:
                     server = start(workdir, pg)
