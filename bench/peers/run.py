@@ -32,13 +32,20 @@ eventbus-interval (plaintext, no auth), two more workloads:
 Its figures are printed in a table of their own, TLS against plaintext, with
 issue 19's targets (batches at >= 80% of plaintext, singles at >= 70%).
 Each figure is the median of --runs runs (3), with min and max; the runs go
-round-robin over the systems, so a load change on the machine hits all of
-them alike. Everything started here is stopped on exit, Ctrl-C or failure.
+round-robin over the systems, one workload at a time (every system runs
+publish1, then every system publish4, ...), so a load change on the machine
+hits all of them alike. Everything started here is stopped on exit, Ctrl-C or failure.
 
 Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
                           [--only eventbus-always,redis,...] [--workloads publish1,...]
   (the TLS rows alone: --only eventbus-interval,eventbus-tls
    --workloads publish1,publish4,singles,connect)
+                          [--base PATH]
+
+--base PATH adds two systems, base-always and base-interval: another eventbusd
+binary (an older build, say) run on the same workloads, interleaved with this
+tree's in the same rounds, so that both see the same load on a shared machine.
+The table then shows this build over the base build in the ratio columns.
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """
@@ -148,10 +155,10 @@ class Server:
             other.stop(getattr(other, "stop_signal", signal.SIGTERM))
 
 
-def start_eventbus(workdir, policy, store=None):
+def start_eventbus(workdir, policy, store=None, exe=None):
     s = Server("eventbus", workdir)
     where = ["--store", store] if store else ["--data", os.path.join(s.dir, "data")]
-    s.spawn([EVENTBUSD, "--listen", f"127.0.0.1:{s.port}"] + where +
+    s.spawn([exe or EVENTBUSD, "--listen", f"127.0.0.1:{s.port}"] + where +
             ["--fsync", policy, "--log-level", "warn"])
 
     def healthy():
@@ -317,6 +324,18 @@ SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval
          "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on",
          "eventbus-tls": "interval, TLS + token", "eventbus-postgresql": "--store, sync commit"}
 
+
+
+def add_base(exe):
+    """--base: the same eventbus rows for another binary, placed right after
+    ours so that each round runs them back to back."""
+    for i, policy in ((2, "always"), (3, "interval")):
+        name = "base-" + policy
+        SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), fsync {policy}",
+                           lambda w, pg, p=policy: start_eventbus(w, p, exe=exe)))
+        SHORT[name] = f"base, fsync {policy}"
+
+
 # name, driver arguments
 WORKLOADS = [
     ("publish1", ["publish", "--publishers", "1", "--batch", "100"]),
@@ -462,8 +481,8 @@ def measure(opts, systems, workloads, workdir):
     results = {s[0]: {w[0]: [] for w in workloads if applies(s[0], w[0])} for s in systems}
     failures = 0
     for run_no in range(1, opts.runs + 1):
-        for name, client, _, start in systems:
-            for wname, args in workloads:
+        for wname, args in workloads:
+            for name, client, _, start in systems:
                 if not applies(name, wname):
                     continue
                 print(f"== run {run_no}/{opts.runs}: {name} {wname}", flush=True)
@@ -740,7 +759,10 @@ def main():
                     ",".join(s[0] for s in SYSTEMS))
     ap.add_argument("--workloads", default="", help="comma-separated: " +
                     ",".join(w[0] for w in WORKLOADS))
+    ap.add_argument("--base", default="", help="another eventbusd to compare with (A/B)")
     OPTS = opts = ap.parse_args()
+    if opts.base:
+        add_base(os.path.abspath(opts.base))
     systems = [s for s in SYSTEMS if not opts.only or s[0] in opts.only.split(",")]
     workloads = [w for w in WORKLOADS if not opts.workloads or w[0] in opts.workloads.split(",")]
     check_tools(systems)

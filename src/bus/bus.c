@@ -229,43 +229,86 @@ static bool id_is_generated(const eb_event_in *ev)
     return eb_event_id_generated(ev);
 }
 
-/* Index of an earlier event in this batch with the same client id, or -1. */
 static bool str_eq(eb_str a, eb_str b)
 {
     size_t al = a.ptr ? a.len : 0, bl = b.ptr ? b.len : 0;
     return al == bl && (al == 0 || memcmp(a.ptr, b.ptr, al) == 0);
 }
 
-/* The earlier event of the batch with the same (source, id), or -1. */
-static long batch_dup(const eb_event_in *evs, size_t i)
+/* --- the batch's indexes ------------------------------------------------ *
+ * Two open-addressing tables over the events of one publish, so that
+ * finding an earlier event of the batch with the same (source, id), or the
+ * newest earlier one of the same key, costs O(1) and not a walk over the
+ * batch (a batch of 1,000 keyed events was 500,000 comparisons). A slot
+ * holds an event's index + 1, 0 = empty; collisions compare the strings. */
+
+enum { BIDX_ID, BIDX_KEY };
+
+static void batch_index_reset(eb_bus *bus, size_t n)
+{
+    size_t cap = 8;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > bus->bidx_cap) {
+        bus->bidx = eb_xrealloc(bus->bidx, 2 * cap * sizeof *bus->bidx);
+        bus->bidx_cap = cap;
+    }
+    memset(bus->bidx, 0, 2 * bus->bidx_cap * sizeof *bus->bidx);
+}
+
+static bool same_id(const eb_event_in *a, const eb_event_in *b)
+{
+    return str_eq(a->id, b->id) && str_eq(a->source, b->source);
+}
+
+static bool same_key(const eb_event_in *a, const eb_event_in *b)
+{
+    return str_eq(a->key, b->key);
+}
+
+/* The slot of table t holding an event equal to evs[i] (same_id or
+ * same_key), or the empty slot where it would go. */
+static uint32_t *batch_slot(eb_bus *bus, int t, const eb_event_in *evs, size_t i)
+{
+    const eb_event_in *ev = &evs[i];
+    uint32_t h = t == BIDX_ID ? eb_hash(ev->id.ptr, ev->id.len) * 31u +
+                                    eb_hash(ev->source.ptr, ev->source.ptr ? ev->source.len : 0)
+                              : eb_hash(ev->key.ptr, ev->key.len);
+    size_t mask = bus->bidx_cap - 1;
+    uint32_t *tab = bus->bidx + (size_t)t * bus->bidx_cap;
+    for (size_t s = h & mask;; s = (s + 1) & mask) {
+        uint32_t v = tab[s];
+        if (!v || (t == BIDX_ID ? same_id(&evs[v - 1], ev) : same_key(&evs[v - 1], ev)))
+            return &tab[s];
+    }
+}
+
+/* The earlier event of the batch with the same (source, id), or -1; called
+ * for i = 0, 1, ... in order (the first such event is the one kept). */
+static long batch_dup(eb_bus *bus, const eb_event_in *evs, size_t i)
 {
     if (id_is_generated(&evs[i]))
         return -1;
-    for (size_t j = 0; j < i; j++)
-        if (!id_is_generated(&evs[j]) && str_eq(evs[j].id, evs[i].id) &&
-            str_eq(evs[j].source, evs[i].source))
-            return (long)j;
+    uint32_t *s = batch_slot(bus, BIDX_ID, evs, i);
+    if (*s)
+        return (long)*s - 1;
+    *s = (uint32_t)i + 1;
     return -1;
 }
 
 /* Gives new keyed event i its key version (the key's current one plus the
  * earlier new events of the same key in this batch, plus one) and checks
  * its expected version; records a conflict in errs. */
-static void key_version(eb_bus *bus, eb_event_in *evs, size_t i, const pending_op *op,
-                        eb_pub_errors *errs)
+static void key_version(eb_bus *bus, eb_event_in *evs, size_t i, eb_pub_errors *errs)
 {
     eb_event_in *ev = &evs[i];
     ev->key_version = 0;
     if (!ev->key.ptr)
         return;
-    uint64_t cur = 0;
-    bool found = false;
-    for (size_t j = i; j-- > 0 && !found;) /* the newest earlier one of the key */
-        if (!op->res[j].duplicate && evs[j].key.ptr && evs[j].key.len == ev->key.len &&
-            !memcmp(evs[j].key.ptr, ev->key.ptr, ev->key.len))
-            cur = evs[j].key_version, found = true;
-    if (!found)
-        cur = eb_store_key_version(bus->events, ev->key.ptr, ev->key.len);
+    uint32_t *s = batch_slot(bus, BIDX_KEY, evs, i); /* the newest earlier new one of the key */
+    uint64_t cur = *s ? evs[*s - 1].key_version
+                      : eb_store_key_version(bus->events, ev->key.ptr, ev->key.len);
+    *s = (uint32_t)i + 1;
     ev->key_version = cur + 1;
     if (ev->expect_version && ev->expected_version != cur) {
         char msg[160];
@@ -285,13 +328,14 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
 {
     uint64_t now = eb__bus_now_us();
     eb_buf_reset(&bus->enc);
+    batch_index_reset(bus, n);
     size_t *offs = bus->offs;
     long nrec = 0;
     for (size_t i = 0; i < n; i++) {
         eb_pub_result *r = &op->res[i];
         memcpy(r->id, evs[i].id.ptr, evs[i].id.len);
         r->id[evs[i].id.len] = '\0';
-        dup_of[i] = batch_dup(evs, i);
+        dup_of[i] = batch_dup(bus, evs, i);
         uint64_t seq = 0, ts = 0;
         if (dup_of[i] < 0 && !id_is_generated(&evs[i]))
             seq = eb_dedupe_find(&bus->dedupe, evs[i].source, evs[i].id, now, &ts);
@@ -301,7 +345,7 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
             r->ts_us = ts;
             continue;
         }
-        key_version(bus, evs, i, op, errs);
+        key_version(bus, evs, i, errs);
         size_t start = bus->enc.len;
         eb_event_encode(&evs[i], vers[i], &bus->enc);
         if (bus->enc.len - start > bus->opts.max_event_bytes) {
@@ -707,6 +751,10 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     eb_registry_init(&bus->reg);
     if (!bus->opts.dedupe_max_bytes)
         bus->opts.dedupe_max_bytes = EB_BUS_DEFAULT_DEDUPE_MAX_BYTES;
+    if (!bus->opts.delivery_cache_bytes)
+        bus->opts.delivery_cache_bytes = EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES;
+    if (!bus->opts.history_groups)
+        bus->opts.history_groups = EB_BUS_DEFAULT_HISTORY_GROUPS;
     if (!bus->opts.max_schemas)
         bus->opts.max_schemas = EB_BUS_DEFAULT_MAX_SCHEMAS;
     if (!bus->opts.max_groups)
@@ -760,6 +808,7 @@ static void free_bus(eb_bus *bus)
     eb_schema_errors_free(&bus->verrs);
     free(bus->recs);
     free(bus->offs);
+    free(bus->bidx);
     free((char *)bus->opts.data_dir);
     pthread_mutex_destroy(&bus->done_mu);
     free(bus);

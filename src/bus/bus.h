@@ -49,6 +49,8 @@ typedef struct eb_bus_opts {
     uint64_t        max_delayed;       /* delayed events waiting at once (0: 1,000,000) */
     size_t          max_types;         /* event types counted by name; the rest fold
                                         * into "_other" (0: 1000) */
+    uint64_t        delivery_cache_bytes; /* recent records read for deliveries (16 MiB) */
+    size_t          history_groups;    /* groups with a history ring (1000) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
@@ -57,6 +59,8 @@ typedef struct eb_bus_opts {
 #define EB_BUS_DEFAULT_MAX_IN_FLIGHT_TOTAL 1000000
 #define EB_BUS_DEFAULT_MAX_DELAY_MS (30ull * 86400 * 1000)
 #define EB_BUS_DEFAULT_MAX_DELAYED 1000000
+#define EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES (16ull << 20)
+#define EB_BUS_DEFAULT_HISTORY_GROUPS 1000
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {

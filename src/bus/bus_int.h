@@ -87,6 +87,8 @@ typedef struct eb_bus_groups {
     eb_outbox     ob;          /* records of the operation being made */
     eb_delivery  *dl;          /* scratch: one pull's deliveries */
     size_t        dl_cap;
+    eb_buf        dl_events;   /* scratch: their events, back to back */
+    eb_reccache   cache;       /* records read for deliveries (eb_group_env.cache) */
     pull_waiter  *waiters;     /* long polls, oldest first */
     pull_waiter  *waiters_tail;
     uint64_t      in_flight;     /* leases, all groups (eb_group_env.leases) */
@@ -209,6 +211,8 @@ struct eb_bus {
     eb_store_rec_in  *recs;     /* scratch: records of one publish */
     size_t         *offs;     /* scratch: each record's offset in enc */
     size_t          recs_cap; /* allocated, both arrays */
+    uint32_t       *bidx;     /* scratch: the batch's two hash indexes (bus.c) */
+    size_t          bidx_cap; /* slots of each, a power of two >= 2 x batch */
     eb_schema_errors verrs;   /* scratch: schema violations of one event */
     eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
     int             closing;  /* eb_bus_close started */

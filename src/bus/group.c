@@ -173,7 +173,7 @@ static void describe(const eb_dlv *d, eb_delivery *o)
 {
     o->seq = d->seq;
     o->ts_us = d->ts_us;
-    o->event = d->payload;
+    o->event = NULL; /* set by eb_group_pull once every event is copied */
     o->len = d->len;
     o->attempt = d->attempt;
     char *p = o->id;
@@ -219,8 +219,9 @@ size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now)
 }
 
 size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max, uint64_t durable,
-                  eb_delivery *out, uint64_t *deadline_us)
+                  eb_delivery *out, uint64_t *deadline_us, eb_buf *events)
 {
+    eb_buf_reset(events);
     uint64_t now = g->env.now_us();
     eb_consumer *c = consumer_get(g, consumer, clen);
     c->last_pull_us = now;
@@ -249,6 +250,10 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
             g->rq_tail = NULL;
         g->ready--;
         d->next = NULL;
+        if (eb__dlv_event(g, d, events) != 0) {
+            eb__dlv_gone(g, d, now);
+            continue;
+        }
         d->state = EB_DLV_INFLIGHT;
         d->attempt++;
         d->tm.key = deadline;
@@ -265,6 +270,11 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
     }
     if (g->cfg.rate_limit > 0)
         g->tokens -= (double)n;
+    size_t off = 0; /* the events, back to back in `events`, in out's order */
+    for (size_t i = 0; i < n; i++) {
+        out[i].event = events->data + off;
+        off += out[i].len;
+    }
     return n;
 }
 

@@ -38,6 +38,7 @@
 #include "bus/event.h"
 #include "bus/group_types.h"
 #include "bus/outbox.h"
+#include "bus/reccache.h"
 #include "json/json.h"
 #include "store/store.h"
 #include "util/buf.h"
@@ -78,6 +79,9 @@ typedef struct eb_group_env {
     /* Called when a delivery is dead-lettered (dl borrowed during the call;
      * not during the meta replay). May be NULL. */
     void    (*on_dead_letter)(void *arg, const char *group, const eb_dead_letter *dl);
+    /* The recent-records cache shared by every group (the bus's): a
+     * delivery keeps its event's position there, not a copy. */
+    eb_reccache *cache;
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
@@ -129,10 +133,13 @@ bool eb_group_has_filter(const eb_group *g);
 bool eb_group_has_ready(eb_group *g, uint64_t durable);
 
 /* Leases up to max READY deliveries to `consumer`, describing each in
- * out[0..max) (views valid until the next engine call) and the lease end
- * in *deadline_us. Returns the count. */
+ * out[0..max) and the lease end in *deadline_us. The events are copied into
+ * `events` (the caller's scratch, reset here), read from the cache or the
+ * events store: out[i].event points into it, valid until the next engine
+ * call. A delivery whose event retention removed before it was leased is
+ * skipped (counted in retention_skipped). Returns the count. */
 size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
-                     uint64_t durable, eb_delivery *out, uint64_t *deadline_us);
+                     uint64_t durable, eb_delivery *out, uint64_t *deadline_us, eb_buf *events);
 
 /* Outcome of one id in ack/nack/extend. */
 typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;

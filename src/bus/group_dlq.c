@@ -81,17 +81,23 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
     dead *e = d->dl ? d->dl : eb_imap_get(&g->dlq, d->seq); /* a replay may die twice */
     bool fresh = !e;
     if (fresh) {
+        eb_buf ev = EB_BUF_INIT; /* a dead letter keeps a copy of its event */
+        if (eb__dlv_event(g, d, &ev) != 0) { /* retention took it: nothing to keep */
+            eb_buf_free(&ev);
+            eb__dlv_gone(g, d, now);
+            return;
+        }
         eb_event_view v;
         e = eb_xcalloc(1, sizeof *e);
         e->seq = d->seq;
         e->ts_us = d->ts_us;
         /* A stored event always decodes (checked at publish, CRC-checked on
          * read); were it not to, it is dead-lettered by seq, without an id. */
-        if (eb_event_decode(d->payload, d->len, &v) == 0)
+        if (eb_event_decode(ev.data, ev.len, &v) == 0)
             memcpy(e->id, v.id.ptr, v.id.len);
-        e->payload = d->payload;
-        e->len = d->len;
-        d->payload = NULL;
+        size_t len;
+        e->payload = eb_buf_steal(&ev, &len);
+        e->len = (uint32_t)len;
     } else if (e->redriven) {
         e->redriven = false;
         g->ndead++;

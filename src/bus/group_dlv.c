@@ -73,8 +73,6 @@ static void live_remove(eb_group *g, eb_dlv *d)
 
 void eb__dlv_free(eb_dlv *d)
 {
-    if (d->cls != CLS_DLQ)
-        free(d->payload);
     free(d->last_error);
     eb__hist_free(d->fh);
     free(d);
@@ -168,6 +166,51 @@ void eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now)
     eb__dlv_free(d);
 }
 
+/* --- the event of a delivery ------------------------------------------------- */
+
+typedef struct read_one {
+    uint64_t seq;
+    eb_buf  *out;
+    bool     found;
+} read_one;
+
+static int copy_rec(void *arg, const eb_store_rec *rec)
+{
+    read_one *r = arg;
+    if (rec->seq == r->seq && rec->type == EB_REC_EVENT) {
+        eb_buf_append(r->out, rec->data, rec->len);
+        r->found = true;
+    }
+    return 1;
+}
+
+int eb__dlv_event(eb_group *g, const eb_dlv *d, eb_buf *out)
+{
+    if (d->cls == CLS_DLQ) {
+        eb_buf_append(out, d->payload, d->len);
+        return 0;
+    }
+    const char *p = eb_reccache_get(g->env.cache, d->cpos, d->len);
+    if (p) {
+        eb_buf_append(out, p, d->len);
+        return 0;
+    }
+    read_one r = {d->seq, out, false};
+    if (d->seq >= eb_store_first_seq(g->env.events))
+        eb_store_scan(g->env.events, d->seq, 1, copy_rec, &r);
+    return r.found ? 0 : EB_ENOTFOUND;
+}
+
+void eb__dlv_gone(eb_group *g, eb_dlv *d, uint64_t now)
+{
+    if (d->cls == CLS_MAIN)
+        eb_rangeset_add(&g->main.done, d->seq, d->seq + 1);
+    else if (d->cls == CLS_REPLAY)
+        eb__flow_replay_done(g, d->seq, d->seq + 1);
+    g->ctr.retention_skipped++;
+    eb__dlv_finish(g, d, now);
+}
+
 eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl)
 {
     eb_dlv *d = eb_xcalloc(1, sizeof *d);
@@ -175,6 +218,7 @@ eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl)
     d->ts_us = ts;
     d->cls = (uint8_t)cls;
     d->fl = fl;
+    d->cpos = EB_RECCACHE_NONE;
     eb_heap_node_init(&d->tm);
     eb_imap_put(&g->dlvs[cls], seq, d);
     live_add(g, d);

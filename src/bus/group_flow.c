@@ -84,8 +84,7 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     if (eb_imap_get(&g->dlvs[cls], rec->seq))
         return 0;
     eb_dlv *d = eb__dlv_new(g, cls, rec->seq, rec->ts_us, f);
-    d->payload = eb_xmalloc(rec->len);
-    memcpy(d->payload, rec->data, rec->len);
+    d->cpos = eb_reccache_put(g->env.cache, rec->data, rec->len); /* no copy of its own */
     d->len = rec->len;
     eb__dlv_admit(g, d, v.key, c->now);
     return g->ready >= c->want || g->live >= EB_GROUP_MAX_PENDING;

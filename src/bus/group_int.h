@@ -101,8 +101,9 @@ struct eb_dlv {
     eb_consumer *consumer;
     char        *last_error;
     failhist    *fh;       /* NULL until it fails */
-    uint32_t     len;
-    char        *payload;  /* owned unless class d */
+    uint32_t     len;      /* its event's bytes */
+    uint64_t     cpos;     /* class m and r: its event in env.cache (no copy) */
+    char        *payload;  /* class d only: the dead letter's copy (borrowed) */
 };
 
 static inline eb_dlv *eb__dlv_of(eb_heap_node *n)
@@ -182,6 +183,12 @@ void    eb__dlv_admit(eb_group *g, eb_dlv *d, eb_str key, uint64_t now);
 void    eb__dlv_finish(eb_group *g, eb_dlv *d, uint64_t now);
 /* Appends d to the READY FIFO. */
 void    eb__dlv_ready(eb_group *g, eb_dlv *d);
+/* Appends d's stored event to out: the dead letter's copy (class d), the
+ * cache's, or the events store's. EB_ENOTFOUND: retention removed it. */
+int   eb__dlv_event(eb_group *g, const eb_dlv *d, eb_buf *out);
+/* d's event is gone (retention): it is finished as the flow finishes the
+ * events retention took before it reached them (done, retention_skipped). */
+void  eb__dlv_gone(eb_group *g, eb_dlv *d, uint64_t now);
 /* Frees d (not its class-d payload, owned by the dead letter). */
 void    eb__dlv_free(eb_dlv *d);
 /* Appends a failure to *h (created if NULL; the oldest drops out past

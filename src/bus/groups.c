@@ -34,7 +34,7 @@ static void on_latency(void *arg, uint64_t us)
 static eb_group_env group_env(eb_bus *bus)
 {
     return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
-                          bus->opts.max_in_flight_total, eb__bus_dead_lettered};
+                          bus->opts.max_in_flight_total, eb__bus_dead_lettered, &bus->grp.cache};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -640,6 +640,8 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_heap_init(&gr->due);
     eb_map_init(&gr->history);
     eb_outbox_init(&gr->ob);
+    eb_buf_init(&gr->dl_events);
+    eb_reccache_init(&gr->cache, (size_t)bus->opts.delivery_cache_bytes);
     return 0;
 }
 
@@ -683,4 +685,6 @@ void eb__bus_groups_close(eb_bus *bus)
     gr->dl_n = 0;
     free(gr->dl);
     gr->dl = NULL;
+    eb_buf_free(&gr->dl_events);
+    eb_reccache_free(&gr->cache);
 }

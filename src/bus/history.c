@@ -4,7 +4,11 @@
  * dashboard's charts and `eventbus groups history` (bus.h,
  * eb_bus_group_history). Memory only, bounded per group; the rings follow
  * the group table (a deleted group's ring goes with it, so a group created
- * again under the name starts a new one). */
+ * again under the name starts a new one). A ring (28 KiB) is made at a
+ * group's first activity (lag, a lease, a dead letter, a delivery since
+ * start), so idle groups cost none, and at most --history-groups rings
+ * exist: a group that becomes active past that has no history (its
+ * samples stay empty). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,8 +48,18 @@ static uint32_t interval_ms(const eb_bus *bus)
 typedef struct tick_ctx {
     eb_bus  *bus;
     eb_map   old, fresh;  /* rings before this round, rings after */
+    size_t   rings;       /* rings kept so far (old ones not yet visited too) */
     uint64_t now;
 } tick_ctx;
+
+/* Whether anything ever happened in the group (since start): until then a
+ * ring would hold only zeros. */
+static bool active(const eb_group_info *in)
+{
+    const eb_group_counters *k = &in->counters;
+    return in->lag || in->dead_letters || in->oldest_unacked_us || k->delivered || k->acked ||
+           k->nacked || k->dead_lettered;
+}
 
 static void sample_one(void *arg, const eb_group_info *in)
 {
@@ -54,8 +68,14 @@ static void sample_one(void *arg, const eb_group_info *in)
     hring *r = eb_map_del(&c->old, in->name, n);
     /* a new ring's `last` is zero, as a group's counters start (at creation
      * or start-up) */
-    if (!r)
+    if (!r) {
+        if (!active(in))
+            return;
+        if (c->rings >= c->bus->opts.history_groups)
+            return;
         r = eb_xcalloc(1, sizeof *r);
+        c->rings++;
+    }
     eb_map_put(&c->fresh, in->name, n, r, NULL);
     const eb_group_counters *k = &in->counters;
     hsample *s = &r->s[r->head];
@@ -90,7 +110,7 @@ void eb__bus_history_tick(eb_bus *bus, uint64_t now)
     if (now < gr->history_next_us)
         return;
     gr->history_next_us = now + interval_ms(bus) * 1000ull;
-    tick_ctx c = {.bus = bus, .old = gr->history, .now = now};
+    tick_ctx c = {.bus = bus, .old = gr->history, .rings = gr->history.len, .now = now};
     eb_map_init(&c.fresh);
     eb_bus_groups_each(bus, sample_one, &c);
     free_rings(&c.old); /* the rings of groups that went away */

@@ -34,8 +34,9 @@ static void waiter_unlink(eb_bus *bus, pull_waiter *w)
         bus->grp.waiters_tail = w->prev;
 }
 
-/* Leases and answers: the deliveries go to cb as views into the engine's
- * memory and the bus's scratch array (no copy of an event). */
+/* Leases and answers: the deliveries go to cb as views into the bus's
+ * scratch (the events copied there from the cache or the store for this
+ * answer only: a delivery holds no copy of its event). */
 static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t clen, size_t max,
                         eb_bus_pull_cb cb, void *arg)
 {
@@ -46,7 +47,8 @@ static void answer_pull(eb_bus *bus, eb_group *g, const char *consumer, size_t c
     }
     uint64_t deadline = 0;
     eb__bus_group_arm(bus, g);
-    size_t n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline);
+    size_t n = eb_group_pull(g, consumer, clen, max, durable_head(bus), gr->dl, &deadline,
+                             &gr->dl_events);
     cb(arg, 0, gr->dl, n, deadline);
 }
 

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "util/buf.h"
+#include "util/xmalloc.h"
 
 typedef struct hdr_span {
     size_t name_off, name_len, value_off, value_len;
@@ -38,8 +39,8 @@ struct eb__http_req_full {
 
 eb_http_req *eb__http_req_new(void)
 {
-    eb__http_req_full *f = calloc(1, sizeof *f);
-    return f ? &f->pub : NULL;
+    eb__http_req_full *f = eb_xcalloc(1, sizeof *f);
+    return &f->pub;
 }
 
 void eb__http_req_free(eb_http_req *r)
@@ -76,9 +77,7 @@ static eb__http_reader *reader_of(http_parser *p)
 static int on_message_begin(http_parser *p)
 {
     eb__http_reader *r = reader_of(p);
-    eb__http_req_full *f = calloc(1, sizeof *f);
-    if (!f)
-        return -1;
+    eb__http_req_full *f = eb_xcalloc(1, sizeof *f);
     if (r->cur) /* never happens: a message completes before the next begins */
         eb__http_req_free(&r->cur->pub);
     r->cur = f;
@@ -119,10 +118,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
         }
         if (b->nspans == b->cap) {
             size_t cap = b->cap ? b->cap * 2 : 16;
-            hdr_span *s = realloc(b->spans, cap * sizeof *s);
-            if (!s)
-                return -1;
-            b->spans = s;
+            b->spans = eb_xrealloc(b->spans, cap * sizeof *b->spans);
             b->cap = cap;
         }
         b->spans[b->nspans++] = (hdr_span){b->head.len, 0, 0, 0};
@@ -197,9 +193,7 @@ static int finish_request(eb__http_req_full *f, http_parser *p)
         return -1;
     if (!b->body.data && !eb_buf_reserve(&b->body, 1))
         return -1;
-    f->hdrs = calloc(b->nspans ? b->nspans : 1, sizeof *f->hdrs);
-    if (!f->hdrs)
-        return -1;
+    f->hdrs = eb_xcalloc(b->nspans, sizeof *f->hdrs);
     const char *h = b->head.data;
     for (size_t i = 0; i < b->nspans; i++)
         f->hdrs[i] = (eb_http_header){h + b->spans[i].name_off, b->spans[i].name_len,

@@ -59,7 +59,7 @@ void eb__http_reader_pause(eb__http_reader *r);
 void eb__http_reader_free(eb__http_reader *r);
 
 /* A request with no fields set, for answers the server makes up itself
- * (eb_http_respond releases it). NULL when out of memory. */
+ * (eb_http_respond releases it); never NULL (util/xmalloc.h). */
 eb_http_req *eb__http_req_new(void);
 /* Releases a request and everything it owns (its answer included). */
 void eb__http_req_free(eb_http_req *req);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "eventbus/err.h"
+#include "util/xmalloc.h"
 
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 keeps OpenSSL's suites
  * (AES-GCM, ChaCha20-Poly1305). */
@@ -89,16 +90,10 @@ fail:
 
 int eb_tls_new(const eb_tls_opts *o, eb_tls **out, char *err, size_t errlen)
 {
-    eb_tls *t = calloc(1, sizeof *t);
-    if (!t)
-        return EB_ENOMEM;
-    t->cert = strdup(o->cert);
-    t->key = strdup(o->key);
-    t->client_ca = o->client_ca ? strdup(o->client_ca) : NULL;
-    if (!t->cert || !t->key || (o->client_ca && !t->client_ca)) {
-        eb_tls_free(t);
-        return EB_ENOMEM;
-    }
+    eb_tls *t = eb_xcalloc(1, sizeof *t);
+    t->cert = eb_xstrdup(o->cert);
+    t->key = eb_xstrdup(o->key);
+    t->client_ca = o->client_ca ? eb_xstrdup(o->client_ca) : NULL;
     if (!(t->ctx = make_ctx(t, err, errlen))) {
         eb_tls_free(t);
         return EB_EINVAL;
@@ -137,9 +132,7 @@ bool eb_tls_mutual(const eb_tls *t)
 
 eb__tls_conn *eb__tls_conn_new(eb_tls *t)
 {
-    eb__tls_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    eb__tls_conn *c = eb_xcalloc(1, sizeof *c);
     c->ssl = SSL_new(t->ctx);
     c->rbio = BIO_new(BIO_s_mem());
     c->wbio = BIO_new(BIO_s_mem());

@@ -38,12 +38,12 @@ void eb_tls_free(eb_tls *t);
 /* Whether client certificates are required (--tls-client-ca). */
 bool eb_tls_mutual(const eb_tls *t);
 
-/* --- one connection (used by http.c) ------------------------------------- */
+/* --- one connection (used by conn.c and answer.c) ------------------------------------- */
 
 typedef struct eb__tls_conn eb__tls_conn;
 typedef void (*eb__tls_plain_fn)(void *arg, const char *p, size_t n);
 
-/* A server-side connection of t, or NULL (out of memory). */
+/* A server-side connection of t, or NULL (OpenSSL could not make one). */
 eb__tls_conn *eb__tls_conn_new(eb_tls *t);
 void eb__tls_conn_free(eb__tls_conn *c);
 /* Takes n bytes from the wire: handshake progress, and plaintext handed to

@@ -23,6 +23,7 @@
 #include "eventbus/err.h"
 #include "schema/schema.h"
 #include "util/map.h"
+#include "util/xmalloc.h"
 
 #define MAX_DEPTH 64
 #define MAX_PAIRS 100000
@@ -79,14 +80,11 @@ static void add(cmp *c, const char *ptr, bool undecidable, const char *fmt, ...)
             return;
     if (r->n == r->cap) {
         size_t cap = r->cap ? r->cap * 2 : 16;
-        eb_compat_change *p = realloc(r->items, cap * sizeof *p);
-        if (!p)
-            return;
-        r->items = p;
+        r->items = eb_xrealloc(r->items, cap * sizeof *r->items);
         r->cap = cap;
     }
-    r->items[r->n].pointer = strdup(ptr);
-    r->items[r->n].message = strdup(msg);
+    r->items[r->n].pointer = eb_xstrdup(ptr);
+    r->items[r->n].message = eb_xstrdup(msg);
     r->items[r->n].undecidable = undecidable;
     r->n++;
 }

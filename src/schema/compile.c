@@ -13,6 +13,7 @@
 #include "eventbus/err.h"
 #include "schema/internal.h"
 #include "schema/uri.h"
+#include "util/xmalloc.h"
 
 #define MAX_NODES 100000
 /* Nested compile_node calls: subschema nesting plus "$ref" hops to targets
@@ -55,22 +56,11 @@ static sn *new_sn(cctx *c, const eb_json *n, const char *ptr)
         cfail(c, ptr, "schema too large (over %s subschemas)", "100000");
         return NULL;
     }
-    sn *s = calloc(1, sizeof *s);
-    if (!s || !(s->ptr = strdup(ptr))) {
-        free(s);
-        c->rc = EB_ENOMEM;
-        return NULL;
-    }
+    sn *s = eb_xcalloc(1, sizeof *s);
+    s->ptr = eb_xstrdup(ptr);
     if (c->s->nall == c->s->capall) {
         size_t cap = c->s->capall ? c->s->capall * 2 : 64;
-        sn **a = realloc(c->s->all, cap * sizeof *a);
-        if (!a) {
-            free(s->ptr);
-            free(s);
-            c->rc = EB_ENOMEM;
-            return NULL;
-        }
-        c->s->all = a;
+        c->s->all = eb_xrealloc(c->s->all, cap * sizeof *c->s->all);
         c->s->capall = cap;
     }
     c->s->all[c->s->nall++] = s;
@@ -209,9 +199,7 @@ static int compile_list(cctx *c, sn_list *l, const eb_json *v, const sres *r, co
     if (!eb_json_is(v, EB_JSON_ARRAY) || (v->len == 0 && strcmp(kw, "prefixItems") &&
                                           strcmp(kw, "items")))
         return cfail(c, ptr, "\"%s\" must be a non-empty array of schemas", kw);
-    l->v = calloc(v->len ? v->len : 1, sizeof *l->v);
-    if (!l->v)
-        return c->rc = EB_ENOMEM;
+    l->v = eb_xcalloc(v->len, sizeof *l->v);
     size_t i = 0;
     for (const eb_json *e = v->child; e && !c->rc; e = e->next, i++) {
         char *p = ptr_index(ptr, kw, i);
@@ -227,9 +215,7 @@ static int compile_props(cctx *c, sn_prop **out, size_t *nout, const eb_json *v,
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, ptr, "\"%s\" must be an object", kw);
-    *out = calloc(v->len ? v->len : 1, sizeof **out);
-    if (!*out)
-        return c->rc = EB_ENOMEM;
+    *out = eb_xcalloc(v->len, sizeof **out);
     char *kp = ptr_join(ptr, kw);
     size_t i = 0;
     for (const eb_json *m = v->child; m && !c->rc; m = m->next, i++) {
@@ -247,9 +233,7 @@ static int compile_patterns(cctx *c, sn *s, const eb_json *v, const sres *r)
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, s->ptr, "\"patternProperties\" must be an object%s", "");
-    s->pats = calloc(v->len ? v->len : 1, sizeof *s->pats);
-    if (!s->pats)
-        return c->rc = EB_ENOMEM;
+    s->pats = eb_xcalloc(v->len, sizeof *s->pats);
     char *kp = ptr_join(s->ptr, "patternProperties");
     for (const eb_json *m = v->child; m && !c->rc; m = m->next) {
         char *p = ptr_join(kp, m->key);
@@ -272,9 +256,7 @@ static int compile_deps(cctx *c, sn *s, const eb_json *v, const sres *r, const c
 {
     if (!eb_json_is(v, EB_JSON_OBJECT))
         return cfail(c, s->ptr, "\"%s\" must be an object", kw);
-    s->dep_schemas = calloc(v->len ? v->len : 1, sizeof *s->dep_schemas);
-    if (!s->dep_schemas)
-        return c->rc = EB_ENOMEM;
+    s->dep_schemas = eb_xcalloc(v->len, sizeof *s->dep_schemas);
     char *kp = ptr_join(s->ptr, kw);
     for (const eb_json *m = v->child; m && !c->rc; m = m->next) {
         if (m->type == EB_JSON_ARRAY) {
@@ -584,9 +566,7 @@ void eb_schema_free(eb_schema *s)
 int eb_schema_compile(const char *json, size_t len, const eb_schema_opts *o, eb_schema **out,
                       eb_buf *err)
 {
-    eb_schema *s = calloc(1, sizeof *s);
-    if (!s)
-        return EB_ENOMEM;
+    eb_schema *s = eb_xcalloc(1, sizeof *s);
     if (o)
         s->opts = *o;
     cctx c = {s, err, 0, 0};

@@ -25,6 +25,7 @@
 #include "eventbus/err.h"
 #include "schema/decimal.h"
 #include "schema/internal.h"
+#include "util/xmalloc.h"
 
 #define MAX_DEPTH 256  /* instance nesting + reference hops */
 #define MAX_SCOPE 128  /* dynamic scope (resources entered) */
@@ -62,11 +63,7 @@ typedef struct evset {
 static void ev_init(evset *e, size_t n)
 {
     e->words = (n + 63) / 64;
-    e->bits = e->words <= 4 ? e->local : calloc(e->words, 8);
-    if (!e->bits) { /* out of memory: fall back to "nothing evaluated" */
-        e->bits = e->local;
-        e->words = 4;
-    }
+    e->bits = e->words <= 4 ? e->local : eb_xcalloc(e->words, 8);
     memset(e->bits, 0, e->words * 8);
 }
 static void ev_free(evset *e) { if (e->bits != e->local) free(e->bits); }
@@ -119,10 +116,7 @@ static void report(vctx *v, const sn *s, const char *kw, const char *fmt, ...)
     }
     if (e->n == e->cap) {
         size_t cap = e->cap ? e->cap * 2 : 8;
-        eb_schema_error *p = realloc(e->items, cap * sizeof *p);
-        if (!p)
-            return;
-        e->items = p;
+        e->items = eb_xrealloc(e->items, cap * sizeof *e->items);
         e->cap = cap;
     }
     eb_buf path = EB_BUF_INIT, sp = EB_BUF_INIT, msg = EB_BUF_INIT;
@@ -473,9 +467,7 @@ static int by_hash(const void *a, const void *b)
  * hashes: O(n log n) where comparing every pair would be quadratic. */
 static bool first_equal_pair(const eb_json *arr, size_t *pa, size_t *pb)
 {
-    hashed_item *h = malloc(arr->len * sizeof *h);
-    if (!h)
-        return false; /* out of memory: cannot tell, let it pass */
+    hashed_item *h = eb_xmalloc(arr->len * sizeof *h);
     size_t n = 0;
     for (const eb_json *e = arr->child; e; e = e->next, n++)
         h[n] = (hashed_item){value_hash(e), n, e};

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static void (*oom_handler)(size_t n);
 
@@ -32,6 +33,41 @@ void *eb_xcalloc(size_t n, size_t size)
     if (!p)
         eb_oom(n * size);
     return p;
+}
+
+#define HUGE_BYTES ((size_t)2 << 20)
+
+static size_t huge_round(size_t n)
+{
+    if (n > SIZE_MAX - 2 * HUGE_BYTES)
+        eb_oom(SIZE_MAX);
+    return (n + HUGE_BYTES - 1) / HUGE_BYTES * HUGE_BYTES;
+}
+
+void *eb_xcalloc_huge(size_t n)
+{
+    if (n < HUGE_BYTES)
+        return eb_xcalloc(n, 1);
+    size_t bytes = huge_round(n), span = bytes + HUGE_BYTES;
+    char *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        eb_oom(bytes);
+    /* keep the 2 MiB-aligned part, give back what is before and after it */
+    size_t head = (HUGE_BYTES - (uintptr_t)m % HUGE_BYTES) % HUGE_BYTES;
+    if (head)
+        munmap(m, head);
+    if (span - head - bytes)
+        munmap(m + head + bytes, span - head - bytes);
+    (void)madvise(m + head, bytes, MADV_HUGEPAGE); /* a hint: fine if refused */
+    return m + head;
+}
+
+void eb_free_huge(void *p, size_t n)
+{
+    if (n < HUGE_BYTES)
+        free(p);
+    else if (p)
+        munmap(p, huge_round(n));
 }
 
 void *eb_xrealloc(void *p, size_t n)

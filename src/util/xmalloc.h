@@ -29,6 +29,14 @@ void *eb_xcalloc(size_t n, size_t size);
 void *eb_xrealloc(void *p, size_t n);
 char *eb_xstrdup(const char *s);
 char *eb_xstrndup(const char *s, size_t n);
+/* n zeroed bytes for a large table touched at random: from 2 MiB on, a
+ * private mapping (pages zeroed by the kernel when first touched, so
+ * untouched ones cost no RSS), 2 MiB-aligned and offered to transparent
+ * huge pages (madvise: fewer TLB misses and page faults); below, eb_xcalloc.
+ * Never NULL; the caller owns it and releases it with eb_free_huge(p, n),
+ * the same n. */
+void *eb_xcalloc_huge(size_t n);
+void  eb_free_huge(void *p, size_t n);
 
 /* The handler shared code calls when an allocation of n bytes fails; NULL
  * (the default) = return, and let the caller report EB_ENOMEM. Set once at

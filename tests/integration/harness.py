@@ -375,6 +375,20 @@ class Server:
             return b"".join(chunks)
 
 
+def assert_flag_refused(srv, flag, bad_values):
+    """Stops srv, checks that eventbusd refuses to start with each of
+    flag's bad values (naming the flag), and starts it again as it was."""
+    srv.stop()
+    for bad in bad_values:
+        try:
+            srv.start([flag, bad])
+        except RuntimeError as e:
+            assert flag in str(e), str(e)
+        else:
+            raise AssertionError(f"{flag} {bad} was taken")
+    srv.start([])
+
+
 def run_tests(ns, only=None, fixture=None):
     """fixture: instead of a started Server, what each test gets (a new
     one per test, with log_tail() and cleanup(); the test starts it)."""

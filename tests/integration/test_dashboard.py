@@ -11,7 +11,7 @@ import re
 import subprocess
 import time
 
-from harness import ROOT, Server, run_tests
+from harness import ROOT, Server, assert_flag_refused, run_tests
 
 CLI = os.environ.get("EVENTBUS_CLI") or os.path.join(ROOT, "bin", "eventbus")
 
@@ -70,9 +70,12 @@ def test_history_samples_lag_and_counter_changes(srv):
 def test_history_follows_the_group(srv):
     # (the ring's bound, 720 samples, is checked in tests/unit/test_bus_history.c)
     srv.restart(["--history-interval", "100ms"])
-    put_group(srv, "g")
+    put_group(srv, "g", start="earliest")
+    put_group(srv, "idle", types=["nothing.*"])
+    publish(srv, 1)  # g has lag 1: activity; idle matches nothing published
     time.sleep(0.5)
     assert len(history(srv, "g")["samples"]) >= 2
+    assert history(srv, "idle")["samples"] == [], "an idle group has no ring (no memory)"
     st, _, _ = srv.request("DELETE", "/v1/groups/g")
     assert st == 204
     st, _, body = srv.request("GET", "/v1/groups/g/history")
@@ -84,16 +87,21 @@ def test_history_follows_the_group(srv):
     assert st == 404, (st, body)
 
 
+def test_history_groups_bound(srv):
+    # --history-groups 1: of two active groups one gets a ring, the other
+    # answers no samples; the flag's range is checked
+    srv.restart(["--history-interval", "100ms", "--history-groups", "1"])
+    put_group(srv, "a", start="earliest")
+    put_group(srv, "b", start="earliest")
+    publish(srv, 1)
+    time.sleep(0.5)
+    n = sorted(len(history(srv, g)["samples"]) for g in ("a", "b"))
+    assert n[0] == 0 and n[1] >= 2, n
+    assert_flag_refused(srv, "--history-groups", ["0", "x", "2000000"])
+
+
 def test_history_interval_flag_is_checked(srv):
-    srv.stop()
-    for bad in ["0", "50ms", "2h", "soon"]:
-        try:
-            srv.start(["--history-interval", bad])
-        except RuntimeError as e:
-            assert "--history-interval" in str(e), str(e)
-        else:
-            raise AssertionError(f"--history-interval {bad} was taken")
-    srv.start([])
+    assert_flag_refused(srv, "--history-interval", ["0", "50ms", "2h", "soon"])
 
 
 def test_replay_dry_run_counts_and_changes_nothing(srv):

@@ -433,5 +433,30 @@ def test_cloudevents_out(srv):
     assert len(page["events"]) == 2, page
 
 
+def test_large_batch_key_versions_and_duplicates(srv):
+    """A batch of 1,000: each key's versions count up in batch order, the
+    same (source, id) twice is one event (the first), and a duplicate does
+    not take a key version (the batch's own indexes, bus.c)."""
+    publish(srv, {"type": "order.created", "key": "bk-0"})  # bk-0 starts at 1
+    evs = []
+    for i in range(1000):
+        ev = {"type": "order.created", "key": f"bk-{i % 7}", "id": f"bid-{i}"}
+        if i % 100 == 99:  # the same id as 50 events before: a duplicate
+            ev = dict(evs[i - 50])
+        evs.append(ev)
+    r = batch(srv, evs)["results"]
+    want, first_of = {"bk-0": 1}, {}
+    for i, (ev, res) in enumerate(zip(evs, r)):
+        if ev["id"] in first_of:
+            j = first_of[ev["id"]]
+            assert res.get("duplicate") and res["seq"] == r[j]["seq"], (i, res, r[j])
+            continue
+        first_of[ev["id"]] = i
+        want[ev["key"]] = want.get(ev["key"], 0) + 1
+        assert res["key_version"] == want[ev["key"]], (i, res, want)
+    for k, v in want.items():
+        assert stream(srv, k)["key_version"] == v, k
+
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -257,6 +257,134 @@ TEST(bus_snapshot_during_registration_fsync_interval)
     snapshot_during_registration(EB_STORE_SYNC_INTERVAL);
 }
 
-TEST_MAIN(T(bus_commands_fsync_always), T(bus_commands_fsync_interval),
+/* --- deliveries whose event retention took ------------------------------------
+ * A delivery holds no copy of its event: answering a pull reads it from the
+ * recent-records cache or the store. Here the cache is off (1 byte: every
+ * record is over an eighth of it) and the events store is patched so that
+ * seqs below `gone_below` look removed by retention (its first_seq and
+ * scan skip them), as a retention pass would after they were filled. */
+
+static const eb_store_ops *real_ops;
+static eb_store_ops gone_ops;
+static uint64_t gone_below;
+
+static uint64_t gone_first(eb_store *s)
+{
+    uint64_t f = real_ops->first_seq(s);
+    return f > gone_below ? f : gone_below;
+}
+
+static int gone_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg)
+{
+    return real_ops->scan(s, from < gone_below ? gone_below : from, max, cb, arg);
+}
+
+static int gone_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
+{
+    int rc = eb_store_log_engine.open(o, out, rep);
+    if (rc == 0 && o->kind == EB_STORE_EVENTS) {
+        real_ops = (*out)->ops;
+        gone_ops = *real_ops;
+        gone_ops.first_seq = gone_first;
+        gone_ops.scan = gone_scan;
+        (*out)->ops = &gone_ops;
+    }
+    return rc;
+}
+
+static const eb_store_engine gone_engine = {"log-with-retention", gone_open};
+
+typedef struct pulled_all {
+    size_t   n;
+    uint64_t seqs[64];
+    char     ids[64][48];
+} pulled_all;
+
+static void on_pulled_all(void *arg, int status, const eb_delivery *dl, size_t n, uint64_t dd)
+{
+    pulled_all *p = arg;
+    (void)dd;
+    CHECK_OK(status);
+    p->n = n;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        eb_event_view v;
+        CHECK_OK(eb_event_decode(dl[i].event, dl[i].len, &v)); /* read back from the store */
+        CHECK(v.type.len == 3 && memcmp(v.type.ptr, "t.x", 3) == 0);
+        p->seqs[i] = dl[i].seq;
+        memcpy(p->ids[i], dl[i].id, sizeof p->ids[i]);
+    }
+}
+
+static void settle_ids(uv_loop_t *loop, eb_bus *bus, pulled_all *p, size_t from, size_t to,
+                       bool dead)
+{
+    eb_str ids[64];
+    uint8_t unknown[64];
+    for (size_t i = from; i < to; i++)
+        ids[i - from] = (eb_str){p->ids[i], strlen(p->ids[i])};
+    eb_settle_req sr = {EB_SETTLE_NACK, ids, to - from, "bad", 0, 0, unknown, dead};
+    size_t settled = 0;
+    done d = {0};
+    int rc = eb_bus_settle(bus, "g", 1, &sr, &settled, on_done, &d);
+    CHECK_EQ(settled, to - from);
+    if (rc == 0)
+        wait_done(loop, &d);
+}
+
+static void count_dead(void *arg, const eb_dead_letter *dl)
+{
+    eb_event_view v;
+    CHECK_OK(eb_event_decode(dl->event, dl->len, &v)); /* a dead letter keeps its copy */
+    ++*(size_t *)arg;
+}
+
+TEST(deliveries_whose_event_retention_took)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    gone_below = 0;
+    eb_bus_opts o = {.data_dir = eb_test_tmpdir(), .engine = &gone_engine,
+                     .fsync = EB_STORE_SYNC_ALWAYS, .dedupe_window_ms = 1000,
+                     .delivery_cache_bytes = 1};
+    eb_bus *bus = NULL;
+    CHECK_OK(eb_bus_open(&loop, &o, &bus, NULL));
+    put_group(&loop, bus, EB_STORE_SYNC_ALWAYS);
+    publish(&loop, bus, 8);
+    publish(&loop, bus, 8); /* seqs 1..16 */
+
+    pulled_all p = {0};
+    CHECK_OK(eb_bus_pull(bus, "g", 1, "c1", 2, 64, 0, on_pulled_all, NULL, &p));
+    CHECK_EQ(p.n, 16);
+    settle_ids(&loop, bus, &p, 0, 16, false); /* all READY again at once */
+
+    gone_below = 6; /* 1..5 removed by retention while they waited */
+    pulled_all q = {0};
+    CHECK_OK(eb_bus_pull(bus, "g", 1, "c1", 2, 64, 0, on_pulled_all, NULL, &q));
+    CHECK_EQ(q.n, 11);
+    CHECK_EQ(q.seqs[0], 6);
+    CHECK_STR(q.ids[0], "m6.2");
+    eb_group_info in;
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in));
+    CHECK_EQ(in.counters.retention_skipped, 5);
+    CHECK_EQ(in.in_flight, 11);
+
+    gone_below = 9; /* 6..8 go while leased: dead-lettering them keeps nothing */
+    settle_ids(&loop, bus, &q, 0, 4, true); /* 6, 7, 8 gone; 9 dead-lettered */
+    size_t dead = 0;
+    uint64_t next = 0;
+    CHECK_OK(eb_bus_dlq_list(bus, "g", 1, 0, 100, count_dead, &dead, &next));
+    CHECK_EQ(dead, 1);
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in));
+    CHECK_EQ(in.counters.retention_skipped, 8);
+    CHECK_EQ(in.counters.dead_lettered, 1);
+    CHECK_EQ(in.in_flight, 7);
+    CHECK_EQ(in.lag, 7); /* 10..16, leased */
+
+    eb_bus_close(bus);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_OK(uv_loop_close(&loop));
+}
+
+TEST_MAIN(T(deliveries_whose_event_retention_took), T(bus_commands_fsync_always), T(bus_commands_fsync_interval),
           T(bus_snapshot_during_registration_fsync_always),
           T(bus_snapshot_during_registration_fsync_interval))
