@@ -360,6 +360,8 @@ static int check_tls(const eb_config *c, char *err, size_t errlen)
     return why ? -1 : 0;
 }
 
+_Static_assert(sizeof usage <= EB_CONFIG_OUT_MAX, "--help outgrew EB_CONFIG_OUT_MAX");
+
 int eb_config_parse(eb_config *c, int argc, char **argv, char *err, size_t errlen, char *out,
                     size_t outlen)
 {

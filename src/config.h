@@ -56,9 +56,14 @@ typedef struct eb_config {
     uint32_t        push_max_connections; /* --push-max-connections, default 256 */
 } eb_config;
 
+/* The size of out that holds every answer of eb_config_parse (config.c
+ * checks the --help text against it when it is compiled). */
+#define EB_CONFIG_OUT_MAX 16384
+
 /* Fills cfg from defaults, then the environment, then argv. Returns 0,
- * 1 when --help or --version was answered (out gets the text), or -1 with
- * a message naming the flag in err. */
+ * 1 when --help or --version was answered (out gets the text; outlen
+ * EB_CONFIG_OUT_MAX holds it whole), or -1 with a message naming the flag
+ * in err. */
 int eb_config_parse(eb_config *cfg, int argc, char **argv, char *err, size_t errlen,
                     char *out, size_t outlen);
 /* True if every listen address is a loopback one. listen "off": none. */

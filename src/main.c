@@ -379,7 +379,8 @@ int main(int argc, char **argv)
 {
     static daemon_state d;
     eb_set_oom_handler(eb_oom); /* the one policy: abort on allocation failure */
-    char err[512] = "", out[4096] = "";
+    char err[512] = "";
+    static char out[EB_CONFIG_OUT_MAX];
     int rc = eb_config_parse(&d.cfg, argc, argv, err, sizeof err, out, sizeof out);
     if (rc == 1) {
         fputs(out, stdout);

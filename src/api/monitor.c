@@ -79,11 +79,9 @@ static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool d
     eb_jw_uint(w, in->retry_scheduled);
     eb_jw_key(w, "dead_letters");
     eb_jw_uint(w, in->dead_letters);
-    eb__api_write_push(bus, w, in, detail);
-    if (!detail)
-        return;
     eb_jw_key(w, "ready");
     eb_jw_uint(w, in->ready);
+    eb__api_write_push(bus, w, in, detail);
     if (!detail)
         return;
     eb_jw_key(w, "blocked_by_key");

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from harness import run_tests
+from harness import PG, run_tests
 
 TYPES = ["s.a", "s.b", "t.c", "u.d.e", "u.f"]
 PATTERNS = [["*"], ["s.*"], ["s.a"], ["t.c", "u.*"], ["u.d.e"], ["s.b", "s.*"], ["u.d.*"],
@@ -114,6 +114,8 @@ def test_lag_is_exact_across_sigkills_with_segment_summaries(srv):
             srv.start()
 
         brute_force(srv, random.Random(1516), crash_restart)
+        if PG:  # no segments there: the lag checks above are the test
+            return
         segs = [f for f in os.listdir(os.path.join(srv.data, "events")) if f.endswith(".seg")]
         sums = [f for f in os.listdir(os.path.join(srv.data, "events")) if f.endswith(".sum")]
         assert len(segs) > 10 and len(sums) >= len(segs) - 2, (len(segs), len(sums))
