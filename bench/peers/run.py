@@ -70,7 +70,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TICKS = os.sysconf("SC_CLK_TCK")
 CLIENTS = os.path.join(ROOT, "build", "bench", "peers")
-EVENTBUSD = os.path.join(ROOT, "bin", "eventbusd")
+# EB_BENCH_EVENTBUSD: another eventbusd binary as "this build" (an A/B of two old builds).
+EVENTBUSD = os.environ.get("EB_BENCH_EVENTBUSD") or os.path.join(ROOT, "bin", "eventbusd")
 
 # --- servers ------------------------------------------------------------------
 
