@@ -178,6 +178,9 @@ void eb__api_prom_head(eb_buf *o, const char *name, const char *type, const char
 /* push_view.c: a pushed group's "push" member (nothing for a pulled group)
  * and the eventbus_push_* families of /metrics. */
 void eb__api_write_push(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool detail);
+/* A pushed group's circuit ("closed", "open", "half_open", static), or NULL
+ * for a pulled group (or no push state yet). */
+const char *eb__api_push_circuit(eb_bus *bus, const eb_group_info *in);
 void eb__api_prom_push(eb_bus *bus, eb_buf *o);
 /* Answers 400 invalid_request naming field. */
 void eb__api_bad_field(eb_http_req *req, const char *field, const char *message);

@@ -1,7 +1,8 @@
 /* overview.c - GET /v1/overview: what the dashboard's overview polls, kept
  * cheap at thousands of groups: the log's figures, totals over every group,
  * and one page of groups (sorted by name, optionally filtered by a name
- * substring) with the health columns the table shows. Rendered from the
+ * substring) with the health columns the table shows (a pushed group's
+ * circuit among them). Rendered from the
  * bus's plain results (eb_bus_stats_get, eb_bus_groups_each). */
 #include <stdlib.h>
 #include <string.h>
@@ -11,8 +12,9 @@
 #include "util/xmalloc.h"
 
 typedef struct row {
-    char    *name;
-    bool     paused;
+    char       *name;
+    const char *circuit; /* pushed groups: the endpoint's circuit (static); NULL */
+    bool        paused;
     uint64_t lag, in_flight, dead_letters, oldest_age_ms, consumers;
 } row;
 
@@ -51,6 +53,7 @@ static void gather_one(void *arg, const eb_group_info *in)
     row *r = &g->v[g->n];
     r->name = eb_xstrdup(in->name);
     r->paused = in->paused;
+    r->circuit = eb__api_push_circuit(g->bus, in);
     r->lag = in->lag;
     r->in_flight = in->in_flight;
     r->dead_letters = in->dead_letters;
@@ -77,6 +80,10 @@ static void write_row(eb_jw *w, const row *r)
     EB_API_UINTS(w, {"lag", r->lag}, {"in_flight", r->in_flight},
                  {"dead_letters", r->dead_letters}, {"oldest_unacked_age_ms", r->oldest_age_ms},
                  {"consumers", r->consumers});
+    if (r->circuit) {
+        eb_jw_key(w, "circuit");
+        eb_jw_str(w, r->circuit);
+    }
     eb_jw_obj_close(w);
 }
 

@@ -10,6 +10,14 @@ static const char *circuit_name(eb_circuit c)
     return c == EB_CIRCUIT_OPEN ? "open" : c == EB_CIRCUIT_HALF_OPEN ? "half_open" : "closed";
 }
 
+const char *eb__api_push_circuit(eb_bus *bus, const eb_group_info *in)
+{
+    eb_push_state st;
+    if (!in->cfg->push || eb_bus_group_push_state(bus, in->name, strlen(in->name), &st) != 0)
+        return NULL;
+    return circuit_name(st.circuit);
+}
+
 static void time_or_null(eb_jw *w, uint64_t us)
 {
     if (!us) {

@@ -283,6 +283,8 @@ def test_dead_endpoint_opens_the_circuit_probes_and_closes_when_it_returns(srv):
     probes = g["push"]["posts"]["connection_error"] - fails
     assert 1 <= probes <= 3, (probes, g["push"])
     assert g["lag"] == 20, g  # events wait: the lag shows it
+    st, _, ov = srv.request("GET", "/v1/overview")  # the dashboard's overview shows it too
+    assert st == 200 and ov["groups"][0]["circuit"] in ("open", "half_open"), ov
     st, _, m = srv.request("GET", "/metrics")
     assert 'eventbus_push_circuit_state{group="dead"} ' in m, "the circuit gauge"
     assert f'eventbus_push_deliveries_total{{group="dead",outcome="connection_error"}} ' in m
@@ -292,6 +294,8 @@ def test_dead_endpoint_opens_the_circuit_probes_and_closes_when_it_returns(srv):
         wait_for(lambda: settled(srv, "dead"), 30, "delivery after the endpoint returned")
         g = group_info(srv, "dead")
         assert g["push"]["circuit"] == "closed" and g["push"]["consecutive_failures"] == 0
+        st, _, ov = srv.request("GET", "/v1/overview")
+        assert ov["groups"][0]["circuit"] == "closed", ov
         assert len({e["id"] for e in r.events()}) == 20
         assert g["counters"]["acked"] == 20
     finally:

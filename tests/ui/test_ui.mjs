@@ -52,7 +52,7 @@ const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const log = openSync(join(dir, 'server.log'), 'a');
 const srv = spawn(daemon, ['--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--fsync', 'interval',
-  '--history-interval', '1s'], {stdio: ['ignore', log, log]});
+  '--history-interval', '1s', '--push-allow-private'], {stdio: ['ignore', log, log]});
 const servers = [srv];
 // A request to the server at url (default: the open one), with a token or none.
 async function callAt(url, tok, method, path, body) {
@@ -96,6 +96,10 @@ try {
   for (let i = 1; i < GROUPS; i += 50) // the rest, for the 1,000-group figure
     await Promise.all(Array.from({length: Math.min(50, GROUPS - i)}, (_, k) =>
       call('PUT', `/v1/groups/svc-${String(i + k).padStart(4, '0')}`, {types: ['order.*']})));
+  // svc-0001 is pushed, to a port nobody listens on: its circuit opens (the overview shows it).
+  const deadPort = await freePort();
+  assert((await call('PATCH', '/v1/groups/svc-0001', {max_attempts: 100, push: {url: `http://127.0.0.1:${deadPort}/hook`,
+    secret: 'whsec_' + Buffer.from('0123456789abcdef0123456789abcdef').toString('base64'), circuit_failures: 1}})).status === 200, 'pushed group');
   const evs = Array.from({length: 40}, (_, i) => ({type: 'order.created', key: `cust-${i % 5}`, data: {orderId: `A-${i}`, amount: i}}));
   assert((await call('POST', '/v1/events/batch', {events: evs})).status === 201, 'publish');
   // billing: 30 acked, 5 nacked into the DLQ (max_attempts 1), 5 left
@@ -164,6 +168,13 @@ try {
     await page.fill('#gfilter', 'billing');
     await page.waitForFunction(() => document.querySelectorAll('#groups tbody tr').length === 1);
     assert((await page.textContent('#gcount')).includes(`1 of ${GROUPS} groups`), 'filtered on the server');
+    if (GROUPS > 1) { // a pushed group shows its endpoint's circuit; a pulled one says pull
+      await page.fill('#gfilter', 'svc-0001');
+      await page.waitForFunction(() => /circuit (open|half-open)/.test(document.querySelector('#groups tbody')?.textContent || ''),
+        null, {timeout: 20000});
+      await page.fill('#gfilter', 'billing');
+      await page.waitForFunction(() => /\bpull\b/.test(document.querySelector('#groups tbody')?.textContent || ''));
+    }
     await page.fill('#gfilter', '');
     await page.waitForFunction((n) => document.querySelectorAll('#groups tbody tr').length === n, Math.min(100, GROUPS));
     await page.screenshot({path: join(shots, 'overview.png')});

@@ -111,6 +111,7 @@ function every(ms, fn) { clearInterval(timer); timer = setInterval(fn, ms); }
 // page of groups (sorted, filtered by the server), so the page stays small
 // at thousands of groups.
 let prev = null; // the previous totals, for rates
+const CIRCUIT = {closed: 'ok', half_open: 'warn', open: 'bad'}; // a pushed group's circuit, as a class
 const ovState = {page: 0, filter: ''};
 const PER_PAGE = 100;
 async function overview(g) {
@@ -128,10 +129,11 @@ async function overview(g) {
       <td class="n">${fmt(x.lag)}</td><td class="n">${age(x.oldest_unacked_age_ms)}</td>
       <td class="n">${fmt(x.consumers)}</td><td class="n">${fmt(x.in_flight)}</td>
       <td class="n ${x.dead_letters ? 'bad' : ''}"><a href="#/dlq/${enc(x.name)}">${fmt(x.dead_letters)}</a></td>
-      <td class="${x.paused ? 'warn' : 'ok'}">${x.paused ? 'paused' : 'running'}</td></tr>`).join('');
+      <td class="${x.paused ? 'warn' : 'ok'}">${x.paused ? 'paused' : 'running'}</td>
+      <td class="${CIRCUIT[x.circuit] || 'muted'}">${x.circuit ? 'circuit ' + esc(x.circuit.replace('_', '-')) : 'pull'}</td></tr>`).join('');
     $('#groups').innerHTML = `<table><thead><tr><th>Group</th><th class="n">Lag</th><th class="n">Oldest unacked</th>
-      <th class="n">Consumers</th><th class="n">In flight</th><th class="n">Dead letters</th><th>State</th></tr></thead>
-      <tbody>${rows || '<tr><td colspan="7" class="muted">no groups</td></tr>'}</tbody></table>`;
+      <th class="n">Consumers</th><th class="n">In flight</th><th class="n">Dead letters</th><th>State</th><th>Delivery</th></tr></thead>
+      <tbody>${rows || '<tr><td colspan="8" class="muted">no groups</td></tr>'}</tbody></table>`;
     $('#gcount').textContent = `${s.totals.matching} of ${s.totals.groups} groups`;
     $('#pager').innerHTML = pages > 1 ? `<button id="pp" ${ovState.page ? '' : 'disabled'}>Previous</button>
       <span>page ${ovState.page + 1} of ${pages}</span><button id="pn" ${ovState.page + 1 < pages ? '' : 'disabled'}>Next</button>` : '';
