@@ -19,6 +19,7 @@ void eb__keyidx_init(eb_keyidx *x)
     memset(x, 0, sizeof *x);
     eb_map_init(&x->keys);
     eb_imap_init(&x->ids);
+    eb_imap_init(&x->srcids);
 }
 
 void eb__keyidx_free(eb_keyidx *x)
@@ -32,6 +33,7 @@ void eb__keyidx_free(eb_keyidx *x)
     }
     eb_map_free(&x->keys);
     eb_imap_free(&x->ids);
+    eb_imap_free(&x->srcids);
 }
 
 uint64_t eb__keyidx_version(const eb_keyidx *x, const char *key, size_t n)
@@ -105,11 +107,27 @@ size_t eb__keyidx_range(eb_keyidx *x, const char *key, size_t n, uint64_t from_v
 }
 
 /* FNV-1a, 64 bits; never 0 (the map's empty key). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
 uint64_t eb__keyidx_id_hash(const char *id, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)id[i]) * 0x100000001b3ull;
+    uint64_t h = fnv(FNV_BASIS, id, n);
+    return h ? h : 1;
+}
+
+uint64_t eb__keyidx_source_id_hash(const char *src, size_t slen, const char *id, size_t n)
+{
+    unsigned char len[4] = {(unsigned char)slen, (unsigned char)(slen >> 8),
+                            (unsigned char)(slen >> 16), (unsigned char)(slen >> 24)};
+    uint64_t h = fnv(fnv(fnv(FNV_BASIS, len, 4), src, slen), id, n);
     return h ? h : 1;
 }
 
@@ -122,4 +140,19 @@ int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n)
 {
     return (uint64_t)(uintptr_t)eb_imap_get(&x->ids, eb__keyidx_id_hash(id, n));
+}
+
+int eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
+                             size_t n, uint64_t seq)
+{
+    eb_imap_put(&x->srcids, eb__keyidx_source_id_hash(src, slen, id, n),
+                (void *)(uintptr_t)seq);
+    return 0;
+}
+
+uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+                                   const char *id, size_t n)
+{
+    return (uint64_t)(uintptr_t)eb_imap_get(&x->srcids,
+                                            eb__keyidx_source_id_hash(src, slen, id, n));
 }

@@ -1,6 +1,7 @@
 /* keyidx.h - the log engine's lookups over an events store (store.h's
  * index calls): per-key streams (key -> its events' seqs, in version order)
- * and ids (hash of the id -> the newest event's seq).
+ * and ids (hash of the id -> the newest event's seq; hash of (source, id)
+ * -> the newest event's seq with that source).
  *
  * Derived data: kept in memory, filled as the bus reports appended events
  * (eb_store_index_add) and, at open, from the segment summaries (the key
@@ -24,6 +25,7 @@
 typedef struct eb_keyidx {
     eb_map  keys; /* key -> eb_keystream* */
     eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
+    eb_imap srcids; /* (source, id) hash (never 0) -> seq */
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
@@ -47,6 +49,17 @@ int      eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 /* The seq of the newest event with this id (verify: hashes may collide),
  * or 0. */
 uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n);
+
+/* The same keyed on (source, id) (slen 0: the empty source). */
+int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
+                                  size_t n, uint64_t seq);
+uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+                                   const char *id, size_t n);
+
+/* The hash of (source, id) in those lookups and the segment summaries:
+ * FNV-1a over [source length, u32 LE][source][id] (the length keeps
+ * ("a", "bc") and ("ab", "c") apart), never 0. */
+uint64_t eb__keyidx_source_id_hash(const char *src, size_t slen, const char *id, size_t n);
 
 /* The hash of an id in the id lookups (FNV-1a, 64 bits, never 0); also
  * the hash the segment summaries (segsum.h) store. */

@@ -173,23 +173,41 @@ static void trim_sums(log_store *ls)
 }
 
 /* The ids of the records since open (and of the active segment at open)
- * are in memory, the sealed segments' in their mapped summaries: the
- * newest is found first. */
-static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+ * are in memory (mem, found there), the sealed segments' in their mapped
+ * summaries (hash h, found by find): the newest is found first. */
+static uint64_t lookup(log_store *ls, uint64_t mem, uint64_t h,
+                       uint64_t (*find)(const eb_segsum *, uint64_t))
 {
-    log_store *ls = (log_store *)(void *)s;
-    uint64_t first = ls_first_seq(s), durable = ls_durable_seq(s);
-    uint64_t seq = eb__keyidx_find_id(kidx_of(s), id, idlen);
-    if (seq >= first && seq < durable)
-        return seq;
-    uint64_t h = eb__keyidx_id_hash(id, idlen);
-    seq = 0;
+    uint64_t first = ls_first_seq(&ls->base), durable = ls_durable_seq(&ls->base);
+    if (mem >= first && mem < durable)
+        return mem;
+    uint64_t seq = 0;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
     for (size_t i = ls->nsums; i-- > 0 && !seq;)
-        seq = eb__segsum_find_id(ls->sums[i], h);
+        seq = find(ls->sums[i], h);
     pthread_mutex_unlock(&ls->mu);
     return seq >= first && seq < durable ? seq : 0;
+}
+
+static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    return lookup((log_store *)(void *)s, eb__keyidx_find_id(kidx_of(s), id, idlen),
+                  eb__keyidx_id_hash(id, idlen), eb__segsum_find_id);
+}
+
+static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                              size_t idlen, uint64_t seq)
+{
+    return eb__keyidx_add_source_id(kidx_of(s), src, slen, id, idlen, seq);
+}
+
+static uint64_t ls_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                                    size_t idlen)
+{
+    return lookup((log_store *)(void *)s,
+                  eb__keyidx_find_source_id(kidx_of(s), src, slen, id, idlen),
+                  eb__keyidx_source_id_hash(src, slen, id, idlen), eb__segsum_find_source_id);
 }
 
 static uint64_t ls_indexed_upto(eb_store *s)
@@ -250,7 +268,7 @@ static const eb_store_ops log_ops = {
     ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
     ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
     ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts,
-    ls_client_id_range};
+    ls_client_id_range, ls_index_source_id, ls_lookup_source_id};
 
 /* --- summaries -------------------------------------------------------------------- */
 
@@ -393,6 +411,7 @@ static int index_one(void *arg, const eb_log_rec *rec)
         if (d.key_len)
             eb__keyidx_add(&ls->kidx, d.key, d.key_len, d.version, rec->seq);
         eb__keyidx_add_id(&ls->kidx, d.id, d.id_len, rec->seq);
+        eb__keyidx_add_source_id(&ls->kidx, d.source, d.source_len, d.id, d.id_len, rec->seq);
     }
     return 0;
 }

@@ -349,6 +349,19 @@ static uint64_t pg_lookup_id(eb_store *s, const char *id, size_t idlen)
     return seq >= pg_first_seq(s) && seq < pg_durable_seq(s) ? seq : 0;
 }
 
+static int pg_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                              size_t idlen, uint64_t seq)
+{
+    return eb__keyidx_add_source_id(&pg_of(s)->kidx, src, slen, id, idlen, seq);
+}
+
+static uint64_t pg_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                                    size_t idlen)
+{
+    uint64_t seq = eb__keyidx_find_source_id(&pg_of(s)->kidx, src, slen, id, idlen);
+    return seq >= pg_first_seq(s) && seq < pg_durable_seq(s) ? seq : 0;
+}
+
 static uint64_t pg_indexed_upto(eb_store *s)
 {
     (void)s;
@@ -358,7 +371,8 @@ static uint64_t pg_indexed_upto(eb_store *s)
 static const eb_store_ops pg_ops = {
     pg_append,      pg_scan,     pg_seek_time, pg_first_seq,  pg_next_seq,
     pg_durable_seq, pg_stats,    pg_drop_before, pg_close,    pg_index_add,
-    pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto};
+    pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto,
+    .index_source_id = pg_index_source_id, .lookup_source_id = pg_lookup_source_id};
 
 /* --- opening -------------------------------------------------------------- */
 
