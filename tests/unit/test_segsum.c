@@ -15,24 +15,36 @@
 #include "store/segsum.h"
 #include "store/store_log.h"
 
-/* Records "type|key|version|id" (key may be empty); type 7 is not an event. */
+/* Records "type|key|version|id[|source]" (key and source may be empty);
+ * type 7 is not an event. */
 static int describe(const eb_store_rec *rec, eb_store_desc *out)
 {
     if (rec->type != 5)
         return 0;
-    const char *p = rec->data, *end = p + rec->len, *f[4];
-    size_t n[4];
-    for (int i = 0; i < 4; i++) {
+    const char *p = rec->data, *end = p + rec->len, *f[5];
+    size_t n[5];
+    for (int i = 0; i < 5; i++) {
         const char *bar = memchr(p, '|', (size_t)(end - p));
-        const char *e = i < 3 && bar ? bar : end;
+        const char *e = bar ? bar : end;
         f[i] = p;
         n[i] = (size_t)(e - p);
         p = e < end ? e + 1 : end;
     }
     *out = (eb_store_desc){f[0], n[0], f[1], n[1], strtoull(f[2], NULL, 10), f[3], n[3],
                            /* ids "id-<i>" with i % 1000 == 7 count as the client's */
-                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7};
+                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7,
+                           .source = f[4], .source_len = n[4]};
     return 1;
+}
+
+/* Reports an appended record to the lookups, as the bus does. */
+static void report(eb_store *s, const eb_store_rec *r)
+{
+    eb_store_desc d;
+    if (!describe(r, &d))
+        return;
+    CHECK_OK(eb_store_index_add(s, d.key, d.key_len, d.version, d.id, d.id_len, r->seq));
+    CHECK_OK(eb_store_index_source_id(s, d.source, d.source_len, d.id, d.id_len, r->seq));
 }
 
 #define EVENTS 3000
@@ -70,10 +82,10 @@ static uint64_t fill(eb_store *s, uint64_t versions[KEYS])
             int i = b * 10 + k, len;
             if (i % 2 == 0) {
                 uint64_t v = ++versions[i % KEYS];
-                len = snprintf(text[k], sizeof text[k], "t%d|k%d|%llu|id-%d", i % 3, i % KEYS,
-                               (unsigned long long)v, i);
+                len = snprintf(text[k], sizeof text[k], "t%d|k%d|%llu|id-%d|s%d", i % 3, i % KEYS,
+                               (unsigned long long)v, i, i % 3);
             } else {
-                len = snprintf(text[k], sizeof text[k], "t%d||0|id-%d", i % 3, i);
+                len = snprintf(text[k], sizeof text[k], "t%d||0|id-%d|s%d", i % 3, i, i % 3);
             }
             recs[k] = (eb_store_rec_in){i % 50 == 49 ? 7 : 5, 0, text[k], (uint32_t)len};
         }
@@ -82,11 +94,8 @@ static uint64_t fill(eb_store *s, uint64_t versions[KEYS])
         if (b == 0)
             first0 = first;
         for (int k = 0; k < 10; k++) {
-            eb_store_desc d;
             eb_store_rec r = {first + (uint64_t)k, 0, recs[k].type, 0, recs[k].len, recs[k].data};
-            if (describe(&r, &d))
-                CHECK_OK(eb_store_index_add(s, d.key, d.key_len, d.version, d.id, d.id_len,
-                                            r.seq));
+            report(s, &r);
         }
     }
     return first0;
@@ -132,6 +141,11 @@ static void check_answers(eb_store *s, uint64_t first0, const uint64_t versions[
         char id[16];
         int n = snprintf(id, sizeof id, "id-%d", i);
         CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), i % 50 == 49 ? 0 : first0 + (uint64_t)i);
+        char src[4] = {'s', (char)('0' + i % 3), 0, 0}, other[4] = {'s', (char)('0' + (i + 1) % 3)};
+        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)n),
+                 i % 50 == 49 ? 0 : first0 + (uint64_t)i);
+        CHECK_EQ(eb_store_lookup_source_id(s, other, 2, id, (size_t)n), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, NULL, 0, id, (size_t)n), 0);
     }
     CHECK_EQ(eb_store_lookup_id(s, "id-none", 7), 0);
     /* Counts by type: the summaries' plus a walk of the rest, against a walk of all. */
@@ -208,9 +222,9 @@ TEST(damaged_or_missing_summaries_are_rebuilt)
     CHECK_OK(stat(path, &st));
     FILE *f = fopen(path, "r+b"); /* one byte of an id entry */
     CHECK(f != NULL);
-    fseek(f, 70, SEEK_SET);
+    fseek(f, 90, SEEK_SET);
     int c = fgetc(f);
-    fseek(f, 70, SEEK_SET);
+    fseek(f, 90, SEEK_SET);
     fputc(c ^ 0x40, f);
     fclose(f);
     char cmd[700]; /* and the oldest one gone */
@@ -346,5 +360,51 @@ TEST(client_id_ranges_skip_segments_without_any)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
-TEST_MAIN(T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+/* The same ids from three sources (and none), each source's copies in
+ * other sealed segments: after a reopen (through the summaries) each
+ * (source, id) is found, the newest by id alone; a repeat of a (source,
+ * id) later answers the newer one. */
+TEST(source_ids_across_sealed_segments)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    eb_store_recovery rep;
+    eb_store *s = open_events(dir, &rep);
+    static const char *const srcs[] = {"a", "b", "", "a"}; /* "a" twice: a repeat */
+    uint64_t seq[4][200];
+    for (int r = 0; r < 4; r++)
+        for (int b = 0; b < 20; b++) {
+            char text[10][48];
+            eb_store_rec_in recs[10];
+            for (int k = 0; k < 10; k++) {
+                int len = snprintf(text[k], sizeof text[k], "t0||0|dup-%d|%s", b * 10 + k, srcs[r]);
+                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
+            }
+            uint64_t first = 0;
+            append_wait(s, recs, 10, &first);
+            for (int k = 0; k < 10; k++) {
+                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
+                report(s, &rr);
+                seq[r][b * 10 + k] = rr.seq;
+            }
+        }
+    eb_store_close(s);
+    CHECK(count_sums(dir, NULL) >= 8);
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK(rep.records_read * 4 < 800); /* the active segment only */
+    for (int i = 0; i < 200; i += 3) {
+        char id[16];
+        int n = snprintf(id, sizeof id, "dup-%d", i);
+        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n), seq[3][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "b", 1, id, (size_t)n), seq[1][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "", 0, id, (size_t)n), seq[2][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "c", 1, id, (size_t)n), 0);
+        CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), seq[3][i]);
+    }
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST_MAIN(T(source_ids_across_sealed_segments), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))

@@ -228,6 +228,18 @@ TEST(key_lookup_versions_trim_and_ids)
     CHECK_OK(eb__keyidx_add_id(&x, "id-1", 4, 40));
     CHECK(eb__keyidx_find_id(&x, "id-1", 4) == 40 && eb__keyidx_find_id(&x, "id-2", 4) == 11);
     CHECK(eb__keyidx_find_id(&x, "id-3", 4) == 0);
+    /* (source, id): each source's newest; no source is the empty one; the
+     * length prefix keeps ("a", "bc") and ("ab", "c") apart. */
+    CHECK_OK(eb__keyidx_add_source_id(&x, "a", 1, "bc", 2, 50));
+    CHECK_OK(eb__keyidx_add_source_id(&x, "ab", 2, "c", 1, 51));
+    CHECK_OK(eb__keyidx_add_source_id(&x, NULL, 0, "bc", 2, 52));
+    CHECK_OK(eb__keyidx_add_source_id(&x, "a", 1, "bc", 2, 53));
+    CHECK(eb__keyidx_find_source_id(&x, "a", 1, "bc", 2) == 53);
+    CHECK(eb__keyidx_find_source_id(&x, "ab", 2, "c", 1) == 51);
+    CHECK(eb__keyidx_find_source_id(&x, "", 0, "bc", 2) == 52);
+    CHECK(eb__keyidx_find_source_id(&x, "b", 1, "bc", 2) == 0);
+    CHECK(eb__keyidx_source_id_hash("a", 1, "bc", 2) != eb__keyidx_source_id_hash("ab", 2, "c", 1));
+    CHECK(eb__keyidx_source_id_hash(NULL, 0, "x", 1) == eb__keyidx_source_id_hash("", 0, "x", 1));
     eb__keyidx_free(&x);
 }
 
@@ -248,10 +260,20 @@ TEST(store_lookups)
     CHECK(fv == 2 && seqs[0] == first + 2);
     CHECK(eb_store_lookup_id(s, "id-b", 4) == first + 1);
     CHECK(eb_store_lookup_id(s, "id-x", 4) == 0);
+    /* By (source, id): one id from two sources and from none. */
+    CHECK_OK(eb_store_index_source_id(s, "src-1", 5, "id-a", 4, first));
+    CHECK_OK(eb_store_index_source_id(s, "src-2", 5, "id-a", 4, first + 1));
+    CHECK_OK(eb_store_index_source_id(s, NULL, 0, "id-a", 4, first + 2));
+    CHECK(eb_store_lookup_source_id(s, "src-1", 5, "id-a", 4) == first);
+    CHECK(eb_store_lookup_source_id(s, "src-2", 5, "id-a", 4) == first + 1);
+    CHECK(eb_store_lookup_source_id(s, "", 0, "id-a", 4) == first + 2);
+    CHECK(eb_store_lookup_source_id(s, "src-3", 5, "id-a", 4) == 0);
     /* Not appended (past the durable seq): not answered. */
     CHECK_OK(eb_store_index_add(s, "k", 1, 3, "id-d", 4, first + 10));
+    CHECK_OK(eb_store_index_source_id(s, "src-1", 5, "id-d", 4, first + 10));
     CHECK_EQ(eb_store_key_seqs(s, "k", 1, 3, seqs, 8, &fv), 0);
     CHECK(eb_store_lookup_id(s, "id-d", 4) == 0);
+    CHECK(eb_store_lookup_source_id(s, "src-1", 5, "id-d", 4) == 0);
     eb_store_close(s);
 }
 
