@@ -138,18 +138,26 @@ static int read_at(eb_bus *bus, uint64_t seq, find_ctx *c)
     return eb_store_scan(bus->events, seq, 1, find_one, c);
 }
 
+#define LOOKUP_TRIES 16 /* records one lookup reads at most (hash collisions) */
+
 /* Looks an event up by id (and source): through the lookup (one record
- * read); if that misses (an index entry lost to memory, or a hash
- * collision), client ids through the dedupe window, generated ids by the
+ * read; one more for each newer event whose hash collides, up to
+ * LOOKUP_TRIES); if that misses (an index entry lost to memory, or more
+ * collisions), client ids through the dedupe window, generated ids by the
  * time they carry (seek, then a short scan). */
 int eb_bus_get_event_from(eb_bus *bus, const eb_str *source, const char *id, size_t n,
                           eb_event_fn fn, void *arg)
 {
     size_t sl = source ? source->len : 0;
     const char *sp = source ? source->ptr : NULL;
-    uint64_t at = source ? eb_store_lookup_source_id(bus->events, sp, sl, id, n)
-                         : eb_store_lookup_id(bus->events, id, n);
-    if (at) {
+    uint64_t at = UINT64_MAX;
+    /* A hit that is another event's record (hashes collide): the next
+     * older one with the hash, a bounded number of times. */
+    for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
+        at = source ? eb_store_lookup_source_id(bus->events, sp, sl, id, n, at)
+                    : eb_store_lookup_id_below(bus->events, id, n, at);
+        if (!at)
+            break;
         find_ctx one = {id, n, source, UINT64_MAX, 0, fn, arg, false, false, 0};
         int rc = read_at(bus, at, &one);
         if (rc && rc != EB_ENOTFOUND)

@@ -291,14 +291,15 @@ int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out
     return rc;
 }
 
-/* The seq of the last of n (hash, seq) pairs at p with hash h, or 0. */
-static uint64_t find_pair(const unsigned char *p, uint64_t n, uint64_t h)
+/* The seq of the last of n (hash, seq) pairs at p (sorted) with hash h
+ * and a seq below `below`, or 0. */
+static uint64_t find_pair(const unsigned char *p, uint64_t n, uint64_t h, uint64_t below)
 {
-    /* the first index whose hash is above h, minus one */
+    /* the first index whose (hash, seq) is at or above (h, below), minus one */
     uint64_t lo = 0, hi = n;
     while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (get64(p + mid * 16) <= h)
+        uint64_t mid = lo + (hi - lo) / 2, mh = get64(p + mid * 16);
+        if (mh < h || (mh == h && get64(p + mid * 16 + 8) < below))
             lo = mid + 1;
         else
             hi = mid;
@@ -306,14 +307,14 @@ static uint64_t find_pair(const unsigned char *p, uint64_t n, uint64_t h)
     return lo && get64(p + (lo - 1) * 16) == h ? get64(p + (lo - 1) * 16 + 8) : 0;
 }
 
-uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h)
+uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h, uint64_t below)
 {
-    return find_pair(s->ids, s->nids, h);
+    return find_pair(s->ids, s->nids, h, below);
 }
 
-uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h)
+uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h, uint64_t below)
 {
-    return find_pair(s->srcids, s->nsrcids, h);
+    return find_pair(s->srcids, s->nsrcids, h, below);
 }
 
 void eb__segsum_free(eb_segsum *s)

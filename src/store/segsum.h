@@ -72,10 +72,11 @@ typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_
  * foreign or stale: *out is empty). */
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
                     eb_segsum_key_fn key_fn, void *arg);
-/* The newest seq in the segment whose id has hash h, or 0. O(log ids). */
-uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h);
+/* The newest seq below `below` (UINT64_MAX: any) in the segment whose id
+ * has hash h, or 0. O(log ids). */
+uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h, uint64_t below);
 /* The same for a (source, id) hash (eb__keyidx_source_id_hash). */
-uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h);
+uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h, uint64_t below);
 void     eb__segsum_free(eb_segsum *s);
 
 #endif

@@ -218,11 +218,15 @@ typedef struct eb_store_ops {
     /* Event `seq` has id `id` from source `src`. 0 or EB_ENOMEM. */
     int      (*index_source_id)(eb_store *s, const char *src, size_t slen, const char *id,
                                 size_t idlen, uint64_t seq);
-    /* The seq of the newest retained event with this (source, id), or 0
-     * (a hint from a hash of both: the caller checks the record's source
-     * and id). */
+    /* The seq of the newest retained event below seq `below` (UINT64_MAX:
+     * any) whose (source, id) hashes as this one does, or 0: a hint, from
+     * a hash of both. The caller checks the record's source and id; when
+     * it is another event's (hashes collide) it asks again below it. */
     uint64_t (*lookup_source_id)(eb_store *s, const char *src, size_t slen, const char *id,
-                                 size_t idlen);
+                                 size_t idlen, uint64_t below);
+    /* lookup_id the same way: the newest below `below` whose id hashes as
+     * this one does. NULL: only lookup_id's answer (for below UINT64_MAX). */
+    uint64_t (*lookup_id_below)(eb_store *s, const char *id, size_t idlen, uint64_t below);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -309,9 +313,17 @@ static inline int eb_store_index_source_id(eb_store *s, const char *src, size_t 
     return s->ops->index_source_id ? s->ops->index_source_id(s, src, slen, id, idlen, seq) : 0;
 }
 static inline uint64_t eb_store_lookup_source_id(eb_store *s, const char *src, size_t slen,
-                                                 const char *id, size_t idlen)
+                                                 const char *id, size_t idlen, uint64_t below)
 {
-    return s->ops->lookup_source_id ? s->ops->lookup_source_id(s, src, slen, id, idlen) : 0;
+    return s->ops->lookup_source_id ? s->ops->lookup_source_id(s, src, slen, id, idlen, below)
+                                    : 0;
+}
+static inline uint64_t eb_store_lookup_id_below(eb_store *s, const char *id, size_t idlen,
+                                                uint64_t below)
+{
+    if (s->ops->lookup_id_below)
+        return s->ops->lookup_id_below(s, id, idlen, below);
+    return below == UINT64_MAX ? s->ops->lookup_id(s, id, idlen) : 0;
 }
 
 #endif

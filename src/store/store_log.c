@@ -173,27 +173,39 @@ static void trim_sums(log_store *ls)
 }
 
 /* The ids of the records since open (and of the active segment at open)
- * are in memory (mem, found there), the sealed segments' in their mapped
- * summaries (hash h, found by find): the newest is found first. */
-static uint64_t lookup(log_store *ls, uint64_t mem, uint64_t h,
-                       uint64_t (*find)(const eb_segsum *, uint64_t))
+ * are in memory, the sealed segments' in their mapped summaries: the
+ * newest below `below` is found first (memory holds every record newer
+ * than the summaries read at open). */
+static uint64_t lookup(log_store *ls, bool by_source, const char *src, size_t slen,
+                       const char *id, size_t idlen, uint64_t below)
 {
     uint64_t first = ls_first_seq(&ls->base), durable = ls_durable_seq(&ls->base);
-    if (mem >= first && mem < durable)
-        return mem;
-    uint64_t seq = 0;
+    if (below > durable)
+        below = durable;
+    uint64_t seq = by_source ? eb__keyidx_find_source_id(&ls->kidx, src, slen, id, idlen, below)
+                             : eb__keyidx_find_id(&ls->kidx, id, idlen, below);
+    if (seq && seq >= first)
+        return seq;
+    uint64_t h = by_source ? eb__keyidx_source_id_hash(src, slen, id, idlen)
+                           : eb__keyidx_id_hash(id, idlen);
+    seq = 0;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
     for (size_t i = ls->nsums; i-- > 0 && !seq;)
-        seq = find(ls->sums[i], h);
+        seq = by_source ? eb__segsum_find_source_id(ls->sums[i], h, below)
+                        : eb__segsum_find_id(ls->sums[i], h, below);
     pthread_mutex_unlock(&ls->mu);
-    return seq >= first && seq < durable ? seq : 0;
+    return seq >= first ? seq : 0;
 }
 
 static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
 {
-    return lookup((log_store *)(void *)s, eb__keyidx_find_id(kidx_of(s), id, idlen),
-                  eb__keyidx_id_hash(id, idlen), eb__segsum_find_id);
+    return lookup((log_store *)(void *)s, false, NULL, 0, id, idlen, UINT64_MAX);
+}
+
+static uint64_t ls_lookup_id_below(eb_store *s, const char *id, size_t idlen, uint64_t below)
+{
+    return lookup((log_store *)(void *)s, false, NULL, 0, id, idlen, below);
 }
 
 static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
@@ -203,11 +215,9 @@ static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const c
 }
 
 static uint64_t ls_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
-                                    size_t idlen)
+                                    size_t idlen, uint64_t below)
 {
-    return lookup((log_store *)(void *)s,
-                  eb__keyidx_find_source_id(kidx_of(s), src, slen, id, idlen),
-                  eb__keyidx_source_id_hash(src, slen, id, idlen), eb__segsum_find_source_id);
+    return lookup((log_store *)(void *)s, true, src, slen, id, idlen, below);
 }
 
 static uint64_t ls_indexed_upto(eb_store *s)
@@ -268,7 +278,7 @@ static const eb_store_ops log_ops = {
     ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
     ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
     ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts,
-    ls_client_id_range, ls_index_source_id, ls_lookup_source_id};
+    ls_client_id_range, ls_index_source_id, ls_lookup_source_id, ls_lookup_id_below};
 
 /* --- summaries -------------------------------------------------------------------- */
 

@@ -5,6 +5,7 @@
 #include "runner.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "eventbus/err.h"
+#include "store/keyidx.h"
 #include "store/segsum.h"
 #include "store/store_log.h"
 
@@ -142,10 +144,10 @@ static void check_answers(eb_store *s, uint64_t first0, const uint64_t versions[
         int n = snprintf(id, sizeof id, "id-%d", i);
         CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), i % 50 == 49 ? 0 : first0 + (uint64_t)i);
         char src[4] = {'s', (char)('0' + i % 3), 0, 0}, other[4] = {'s', (char)('0' + (i + 1) % 3)};
-        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)n),
+        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)n, UINT64_MAX),
                  i % 50 == 49 ? 0 : first0 + (uint64_t)i);
-        CHECK_EQ(eb_store_lookup_source_id(s, other, 2, id, (size_t)n), 0);
-        CHECK_EQ(eb_store_lookup_source_id(s, NULL, 0, id, (size_t)n), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, other, 2, id, (size_t)n, UINT64_MAX), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, NULL, 0, id, (size_t)n, UINT64_MAX), 0);
     }
     CHECK_EQ(eb_store_lookup_id(s, "id-none", 7), 0);
     /* Counts by type: the summaries' plus a walk of the rest, against a walk of all. */
@@ -396,15 +398,98 @@ TEST(source_ids_across_sealed_segments)
     for (int i = 0; i < 200; i += 3) {
         char id[16];
         int n = snprintf(id, sizeof id, "dup-%d", i);
-        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n), seq[3][i]);
-        CHECK_EQ(eb_store_lookup_source_id(s, "b", 1, id, (size_t)n), seq[1][i]);
-        CHECK_EQ(eb_store_lookup_source_id(s, "", 0, id, (size_t)n), seq[2][i]);
-        CHECK_EQ(eb_store_lookup_source_id(s, "c", 1, id, (size_t)n), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n, UINT64_MAX), seq[3][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n, seq[3][i]), seq[0][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "b", 1, id, (size_t)n, UINT64_MAX), seq[1][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "", 0, id, (size_t)n, UINT64_MAX), seq[2][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "c", 1, id, (size_t)n, UINT64_MAX), 0);
         CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), seq[3][i]);
     }
     eb_store_close(s);
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
-TEST_MAIN(T(source_ids_across_sealed_segments), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+typedef struct check_rec {
+    const char *src, *id; /* what the record must be */
+    bool        match;
+} check_rec;
+
+static int check_one(void *arg, const eb_store_rec *rec)
+{
+    check_rec *c = arg;
+    eb_store_desc d;
+    c->match = describe(rec, &d) && d.id_len == strlen(c->id) && !memcmp(d.id, c->id, d.id_len) &&
+               (!c->src || (d.source_len == strlen(c->src) &&
+                            !memcmp(d.source, c->src, d.source_len)));
+    return 1;
+}
+
+/* As the bus looks up: each hit is read and checked, and a wrong one
+ * (another's, the hashes collide) asks again below it. src NULL: by id.
+ * *reads gets the records read. */
+static uint64_t find_checked(eb_store *s, const char *src, const char *id, size_t *reads)
+{
+    uint64_t at = UINT64_MAX;
+    for (;;) {
+        at = src ? eb_store_lookup_source_id(s, src, strlen(src), id, strlen(id), at)
+                 : eb_store_lookup_id_below(s, id, strlen(id), at);
+        if (!at)
+            return 0;
+        check_rec c = {src, id, false};
+        CHECK_OK(eb_store_scan(s, at, 1, check_one, &c));
+        ++*reads;
+        if (c.match)
+            return at;
+    }
+}
+
+/* Forced collisions (4-bit hashes: 16 of them for 600 events) in memory
+ * and in the summaries after a reopen: walking below each wrong hit finds
+ * every event, newest first. */
+TEST(forced_collisions_are_walked_in_summaries_too)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    eb__keyidx_test_hash_bits(4);
+    const char *dir = eb_test_tmpdir();
+    eb_store *s = open_events(dir, NULL);
+    uint64_t seq[3][200];
+    for (int r = 0; r < 3; r++)
+        for (int b = 0; b < 20; b++) {
+            char text[10][48];
+            eb_store_rec_in recs[10];
+            for (int k = 0; k < 10; k++) {
+                int len = snprintf(text[k], sizeof text[k], "t0||0|c-%d|s%d", b * 10 + k, r);
+                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
+            }
+            uint64_t first = 0;
+            append_wait(s, recs, 10, &first);
+            for (int k = 0; k < 10; k++) {
+                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
+                report(s, &rr);
+                seq[r][b * 10 + k] = rr.seq;
+            }
+        }
+    for (int round = 0; round < 2; round++) {
+        size_t reads = 0, lookups = 0;
+        for (int i = 0; i < 200; i += 3) {
+            char id[16], src[4];
+            snprintf(id, sizeof id, "c-%d", i);
+            for (int r = 0; r < 3; r++) {
+                snprintf(src, sizeof src, "s%d", r);
+                CHECK_EQ(find_checked(s, src, id, &reads), seq[r][i]);
+                lookups++;
+            }
+            CHECK_EQ(find_checked(s, NULL, id, &reads), seq[2][i]);
+            CHECK_EQ(find_checked(s, "s3", id, &reads), 0);
+        }
+        CHECK(reads > lookups); /* there were collisions to walk */
+        eb_store_close(s);
+        s = open_events(dir, NULL); /* round 1: the sealed segments' from their summaries */
+    }
+    eb_store_close(s);
+    eb__keyidx_test_hash_bits(0);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST_MAIN(T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))
