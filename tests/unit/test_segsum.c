@@ -362,6 +362,31 @@ TEST(client_id_ranges_skip_segments_without_any)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
+/* For each of the nsrc sources in turn, appends 200 events
+ * "t0||0|<prefix>-<i>|<source>" (i = 0..199) in batches of 10 and reports
+ * them; seq[r][i] gets the seq of source r's event i. */
+static void append_ids(eb_store *s, const char *prefix, const char *const *srcs, int nsrc,
+                       uint64_t seq[][200])
+{
+    for (int r = 0; r < nsrc; r++)
+        for (int b = 0; b < 20; b++) {
+            char text[10][48];
+            eb_store_rec_in recs[10];
+            for (int k = 0; k < 10; k++) {
+                int len = snprintf(text[k], sizeof text[k], "t0||0|%s-%d|%s", prefix, b * 10 + k,
+                                   srcs[r]);
+                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
+            }
+            uint64_t first = 0;
+            append_wait(s, recs, 10, &first);
+            for (int k = 0; k < 10; k++) {
+                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
+                report(s, &rr);
+                seq[r][b * 10 + k] = rr.seq;
+            }
+        }
+}
+
 /* The same ids from three sources (and none), each source's copies in
  * other sealed segments: after a reopen (through the summaries) each
  * (source, id) is found, the newest by id alone; a repeat of a (source,
@@ -374,22 +399,7 @@ TEST(source_ids_across_sealed_segments)
     eb_store *s = open_events(dir, &rep);
     static const char *const srcs[] = {"a", "b", "", "a"}; /* "a" twice: a repeat */
     uint64_t seq[4][200];
-    for (int r = 0; r < 4; r++)
-        for (int b = 0; b < 20; b++) {
-            char text[10][48];
-            eb_store_rec_in recs[10];
-            for (int k = 0; k < 10; k++) {
-                int len = snprintf(text[k], sizeof text[k], "t0||0|dup-%d|%s", b * 10 + k, srcs[r]);
-                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
-            }
-            uint64_t first = 0;
-            append_wait(s, recs, 10, &first);
-            for (int k = 0; k < 10; k++) {
-                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
-                report(s, &rr);
-                seq[r][b * 10 + k] = rr.seq;
-            }
-        }
+    append_ids(s, "dup", srcs, 4, seq);
     eb_store_close(s);
     CHECK(count_sums(dir, NULL) >= 8);
     s = open_events(dir, &rep);
@@ -452,23 +462,9 @@ TEST(forced_collisions_are_walked_in_summaries_too)
     eb__keyidx_test_hash_bits(4);
     const char *dir = eb_test_tmpdir();
     eb_store *s = open_events(dir, NULL);
+    static const char *const srcs[] = {"s0", "s1", "s2"};
     uint64_t seq[3][200];
-    for (int r = 0; r < 3; r++)
-        for (int b = 0; b < 20; b++) {
-            char text[10][48];
-            eb_store_rec_in recs[10];
-            for (int k = 0; k < 10; k++) {
-                int len = snprintf(text[k], sizeof text[k], "t0||0|c-%d|s%d", b * 10 + k, r);
-                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
-            }
-            uint64_t first = 0;
-            append_wait(s, recs, 10, &first);
-            for (int k = 0; k < 10; k++) {
-                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
-                report(s, &rr);
-                seq[r][b * 10 + k] = rr.seq;
-            }
-        }
+    append_ids(s, "c", srcs, 3, seq);
     for (int round = 0; round < 2; round++) {
         size_t reads = 0, lookups = 0;
         for (int i = 0; i < 200; i += 3) {
