@@ -1,5 +1,5 @@
-/* events_read.c - `eventbus events get ID` (one event by id, any retained
- * one) and `eventbus events stream KEY` (one key's events in version order,
+/* events_read.c - `eventbus events get ID [--source S]` (one event by id,
+ * any retained one, optionally the one from source S) and `eventbus events stream KEY` (one key's events in version order,
  * page by page). */
 #include <getopt.h>
 #include <inttypes.h>
@@ -9,14 +9,17 @@
 #include "cli.h"
 
 static const char HELP[] =
-    "Usage: eventbus events get ID\n"
+    "Usage: eventbus events get ID [--source S]\n"
     "       eventbus events stream KEY [--from-version N] [--limit N]\n"
     "\n"
-    "get     one event by its id (client-chosen or generated; any retained event).\n"
+    "get     one event by its id (client-chosen or generated; any retained event):\n"
+    "        the newest with the id, or with --source the one from source S\n"
+    "        (--source '': the one published without a source).\n"
     "stream  KEY's events in version order (1, 2, 3 ...), each with its key\n"
     "        version: all of them from --from-version on, or --limit of them.\n"
     "\n"
     "Options:\n"
+    "  --source S        get: the event with the id from source S\n"
     "  --from-version N  the first version to print (default: the oldest retained)\n"
     "  --limit N         print at most N events (default: all)\n"
     "\n"
@@ -24,13 +27,15 @@ static const char HELP[] =
 
 typedef struct ev_args {
     const char *sub, *arg;
+    const char *source; /* get --source; NULL: any */
     uint64_t    from, limit;
 } ev_args;
 
 static int parse(cli *x, int argc, char **argv, ev_args *a)
 {
     static const struct option opts[] = {
-        {"from-version", 1, 0, 'f'}, {"limit", 1, 0, 'l'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"from-version", 1, 0, 'f'}, {"limit", 1, 0, 'l'}, {"source", 1, 0, 's'},
+        {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     optind = 0;
     opterr = 0;
@@ -40,6 +45,7 @@ static int parse(cli *x, int argc, char **argv, ev_args *a)
             if (!cli_parse_u64(optarg, UINT64_MAX, &a->from))
                 return cli_usage(x, "--from-version needs a version (1, 2, ...)");
             break;
+        case 's': a->source = optarg; break;
         case 'l':
             if (!cli_parse_u64(optarg, UINT64_MAX, &a->limit) || !a->limit)
                 return cli_usage(x, "--limit needs a positive number");
@@ -58,6 +64,8 @@ static int parse(cli *x, int argc, char **argv, ev_args *a)
         return cli_usage(x, "'%s' takes %s", a->sub, !strcmp(a->sub, "get") ? "ID" : "KEY");
     if (!strcmp(a->sub, "get") && (a->from || a->limit))
         return cli_usage(x, "--from-version and --limit go with stream");
+    if (strcmp(a->sub, "get") && a->source)
+        return cli_usage(x, "--source goes with get");
     a->arg = argv[optind + 1];
     return 0;
 }
@@ -65,7 +73,8 @@ static int parse(cli *x, int argc, char **argv, ev_args *a)
 static int get(cli *x, const ev_args *a)
 {
     eb_events *l;
-    int rc = eb_events_get(x->c, a->arg, &l);
+    eb_get_opts o = {.size = sizeof o, .source = a->source};
+    int rc = eb_events_get_opts(x->c, a->arg, &o, &l);
     if (rc)
         return cli_fail(x, rc);
     cli_print_event(x, eb_events_at(l, 0));

@@ -341,6 +341,18 @@ int eb_data_number(const eb_event *ev, const char *pointer, double *out);
  * *out is a list of one. EB_ENOTFOUND if absent. */
 int eb_events_get(eb_client *c, const char *id, eb_events **out);
 
+/* Options of eb_events_get_opts (size first: docs/client.md). */
+typedef struct eb_get_opts {
+    size_t      size;   /* sizeof(eb_get_opts) */
+    /* Only the event with the id from this source (CloudEvents ids are
+     * unique per source); "": the one published without a source; NULL:
+     * the newest with the id, from any source (as eb_events_get). */
+    const char *source;
+} eb_get_opts;
+/* eb_events_get with options (o may be NULL: the defaults). The strings of
+ * o are borrowed during the call; *out as eb_events_get. */
+int eb_events_get_opts(eb_client *c, const char *id, const eb_get_opts *o, eb_events **out);
+
 typedef struct eb_browse_opts {
     size_t      size;      /* sizeof(eb_browse_opts) */
     const char *type;      /* exact type; NULL: all */

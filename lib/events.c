@@ -441,16 +441,27 @@ int eb__events_from(eb_client *c, const eb_json *root, const char *member, const
 
 /* --- reading ----------------------------------------------------------------- */
 
-int eb_events_get(eb_client *c, const char *id, eb_events **out)
+int eb_events_get_opts(eb_client *c, const char *id, const eb_get_opts *o, eb_events **out)
 {
     *out = NULL;
+    eb_get_opts q;
+    int rc = EB__OPTS_IN(c, eb_get_opts, source, o, &q);
+    if (rc)
+        return rc;
     if (!id || !*id)
         return eb__fail(c, EB_EINVAL, "an event id is required");
     eb__path(c, "/v1/events/");
     eb__path_seg(c, id);
+    if (q.source)
+        eb__path_query(c, "source", q.source);
     const eb_json *root;
-    int rc = eb__call(c, "GET", false, 0, &root);
+    rc = eb__call(c, "GET", false, 0, &root);
     return rc ? rc : new_list(c, root, 1, EB__EVENTS_PLAIN, out);
+}
+
+int eb_events_get(eb_client *c, const char *id, eb_events **out)
+{
+    return eb_events_get_opts(c, id, NULL, out);
 }
 
 /* Adds ?name=v to the path being built, unless v is 0 (the default). */

@@ -75,7 +75,7 @@ static const route routes[] = {
     {"POST", "/v1/events", eb__api_publish, NULL, EB_SCOPE_PUBLISH},
     {"GET", "/v1/events", eb__api_browse, ",type,since,until,after_seq,limit,key,from_version,", EB_SCOPE_READ},
     {"POST", "/v1/events/batch", eb__api_publish_batch, NULL, EB_SCOPE_PUBLISH},
-    {"GET", "/v1/events/{id}", eb__api_get_event, NULL, EB_SCOPE_READ},
+    {"GET", "/v1/events/{id}", eb__api_get_event, ",source,", EB_SCOPE_READ},
     {"GET", "/v1/schemas", eb__api_schema_list, NULL, EB_SCOPE_READ},
     {"PUT", "/v1/schemas/{type}", eb__api_schema_put, NULL, EB_SCOPE_SCHEMAS_WRITE},
     {"GET", "/v1/schemas/{type}", eb__api_schema_get, NULL, EB_SCOPE_READ},

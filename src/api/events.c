@@ -419,14 +419,25 @@ void eb__api_browse(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb__api_reply(api, req, 200);
 }
 
+/* GET /v1/events/{id}[?source=S]: the newest event with the id, or the one
+ * from source S (?source= empty: from no source). */
 void eb__api_get_event(eb_api *api, eb_http_req *req, const eb_api_params *p)
 {
+    char sb[EB_EVENT_MAX_ATTR + 1];
+    bool bad = false;
+    eb_str source = eb__api_query(req, "source", sb, sizeof sb, &bad);
+    if (bad)
+        return;
     eb_buf_reset(&api->out);
     out_ctx c = {.ce_doc = eb_ce_accepts(req, EB_CE_JSON) ? api->ce_doc : NULL};
     eb_jw_init(&c.w, &api->out);
-    int rc = eb_bus_get_event(api->bus, p->v[0].ptr, p->v[0].len, write_event, &c);
+    int rc = eb_bus_get_event_from(api->bus, source.ptr ? &source : NULL, p->v[0].ptr,
+                                   p->v[0].len, write_event, &c);
     if (rc == EB_ENOTFOUND)
-        return eb__api_error(req, 404, "not_found", "no retained event with this id", NULL);
+        return eb__api_error(req, 404, "not_found",
+                             source.ptr ? "no retained event with this id from this source"
+                                        : "no retained event with this id",
+                             NULL);
     if (rc)
         return eb__api_read_failed(req, rc);
     if (!c.ce_doc)

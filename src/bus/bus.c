@@ -370,10 +370,13 @@ static long encode_new(eb_bus *bus, eb_event_in *evs, size_t n, const uint32_t *
 
 /* Enters an appended event into the key and id lookups. Out of memory
  * there costs lookups, not events: counted, and a restart rebuilds them. */
-static void index_event(eb_bus *bus, eb_str key, uint64_t key_version, eb_str id, uint64_t seq)
+static void index_event(eb_bus *bus, eb_str key, uint64_t key_version, eb_str source, eb_str id,
+                        uint64_t seq)
 {
     if (eb_store_index_add(bus->events, key.ptr, key.ptr ? key.len : 0, key_version, id.ptr,
-                           id.len, seq) != 0)
+                           id.len, seq) != 0 ||
+        eb_store_index_source_id(bus->events, source.ptr, source.ptr ? source.len : 0, id.ptr,
+                                 id.len, seq) != 0)
         bus->lookups_lost++;
 }
 
@@ -397,7 +400,7 @@ static void assign_seqs(eb_bus *bus, eb_event_in *evs, size_t n, pending_op *op,
         r->deliver_us = evs[i].deliver_us;
         if (!id_is_generated(&evs[i]))
             eb_dedupe_add(&bus->dedupe, evs[i].source, evs[i].id, r->seq, ts);
-        index_event(bus, evs[i].key, evs[i].key_version, evs[i].id, r->seq);
+        index_event(bus, evs[i].key, evs[i].key_version, evs[i].source, evs[i].id, r->seq);
     }
 }
 
@@ -632,7 +635,6 @@ typedef struct rebuild_ctx {
     uint64_t window_us; /* appended at or after this: into the dedupe window */
     size_t   added;     /* ids remembered there */
     uint64_t index_from; /* the store's lookups cover the records below */
-    eb_json_doc *doc;   /* for the stored JSON: its source */
 } rebuild_ctx;
 
 static int rebuild_one(void *arg, const eb_store_rec *rec)
@@ -641,16 +643,18 @@ static int rebuild_one(void *arg, const eb_store_rec *rec)
     eb_event_view v;
     if (!eb__bus_public_event(rec, &v)) /* a due copy is not indexed: its original is */
         return 0;
+    bool in_window =
+        c->window_us && rec->ts_us >= c->window_us && !(v.flags & EB_EVENT_F_GENERATED_ID);
+    if (rec->seq < c->index_from && !in_window)
+        return 0;
+    /* The source is only in the stored JSON (dedupe and the lookup by
+     * source are by source + id). */
+    char buf[EB_EVENT_MAX_ATTR];
+    eb_str source;
+    eb_event_source(&v, buf, &source);
     if (rec->seq >= c->index_from)
-        index_event(c->bus, v.key, v.key_version, v.id, rec->seq);
-    if (c->window_us && rec->ts_us >= c->window_us && !(v.flags & EB_EVENT_F_GENERATED_ID)) {
-        /* The source is only in the stored JSON (dedupe is by source + id). */
-        eb_str source = {NULL, 0};
-        if (eb_json_parse(c->doc, v.json.ptr, v.json.len, NULL, NULL) == 0) {
-            const eb_json *s = eb_json_get(eb_json_root(c->doc), "source");
-            if (eb_json_is(s, EB_JSON_STRING))
-                source = (eb_str){s->str, s->len};
-        }
+        index_event(c->bus, v.key, v.key_version, source, v.id, rec->seq);
+    if (in_window) {
         eb_dedupe_add(&c->bus->dedupe, source, v.id, rec->seq, rec->ts_us);
         c->added++;
     }
@@ -669,8 +673,7 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
     uint64_t win_seq = 0;
     if (from < first)
         from = first;
-    rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from,
-                     eb_json_doc_new()};
+    rebuild_ctx c = {bus, window ? (now > window ? now - window : 1) : 0, 0, from};
     uint64_t start = from, durable = eb_store_durable_seq(bus->events);
     if (c.window_us && eb_store_seek_time(bus->events, c.window_us, &win_seq) == 0 &&
         win_seq < from)
@@ -686,7 +689,6 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
             start = hi;
         }
     }
-    eb_json_doc_free(c.doc);
     *dedupe_added = c.added;
     return rc;
 }
@@ -698,14 +700,17 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
  * the counts (groups deliver it) but not in the lookups (its original is). */
 static int describe_event(const eb_store_rec *rec, eb_store_desc *out)
 {
+    static _Thread_local char source_buf[EB_EVENT_MAX_ATTR]; /* an escaped source */
     eb_event_view v;
+    eb_str source;
     if ((rec->type != EB_REC_EVENT && rec->type != EB_REC_DELAYED) ||
         eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
+    eb_event_source(&v, source_buf, &source);
     *out = (eb_store_desc){v.type.ptr, v.type.len, v.key.ptr, v.key.ptr ? v.key.len : 0,
                            v.key_version, v.id.ptr, v.id.len,
                            !(v.flags & EB_EVENT_F_GENERATED_ID), rec->type == EB_REC_DELAYED,
-                           v.origin_seq != 0};
+                           v.origin_seq != 0, source.ptr, source.len};
     return 1;
 }
 

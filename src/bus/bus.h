@@ -196,6 +196,13 @@ int eb_bus_browse(eb_bus *bus, const eb_browse *q, eb_event_fn fn, void *arg,
 /* Finds one event by id and calls fn with it; EB_ENOTFOUND if unknown.
  * Any retained event is found through the id lookup (one record read). */
 int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg);
+/* The same for the event with this id from this source (CloudEvents ids
+ * are unique per source): source NULL: any (the newest with the id, as
+ * eb_bus_get_event); a source of length 0: the empty one (events published
+ * without a source). Found through the (source, id) lookup (one record
+ * read), whatever other sources published with the same id. */
+int eb_bus_get_event_from(eb_bus *bus, const eb_str *source, const char *id, size_t n,
+                          eb_event_fn fn, void *arg);
 
 /* Reads key's stream: up to limit (1..1000) durable events of versions
  * >= from_version (0 or 1: from the oldest retained), in version order,

@@ -391,6 +391,41 @@ static bool v1_has_version(eb_str j)
     return p && (size_t)(end - p) > 11 && !memcmp(p, ",\"version\":", 11);
 }
 
+int eb_event_source(const eb_event_view *v, char *buf, eb_str *out)
+{
+    *out = (eb_str){NULL, 0};
+    const char *p = v->json.ptr + 1, *end = v->json.ptr + v->json.len;
+    static const char *const before[] = {"\"id\":", ",\"type\":"};
+    for (size_t i = 0; i < 2 && p; i++) {
+        size_t n = strlen(before[i]);
+        if ((size_t)(end - p) > n && !memcmp(p, before[i], n))
+            p = skip_str(p + n, end);
+    }
+    if (!p || (size_t)(end - p) <= 10 || memcmp(p, ",\"source\":", 10) != 0)
+        return p ? 0 : -1; /* no source */
+    const char *q = skip_str(p + 10, end);
+    if (!q)
+        return -1;
+    p += 11; /* inside the quotes: p .. q - 1 */
+    if (!memchr(p, '\\', (size_t)(q - 1 - p))) {
+        *out = (eb_str){p, (size_t)(q - 1 - p)};
+        return 0;
+    }
+    /* Escaped (rare): the JSON parser decodes it. */
+    eb_json_doc *doc = eb_json_doc_new();
+    int rc = -1;
+    if (doc && eb_json_parse(doc, p - 1, (size_t)(q - p + 1), NULL, NULL) == 0) {
+        const eb_json *j = eb_json_root(doc);
+        if (eb_json_is(j, EB_JSON_STRING) && j->len <= EB_EVENT_MAX_ATTR) {
+            memcpy(buf, j->str, j->len);
+            *out = (eb_str){buf, j->len};
+            rc = 0;
+        }
+    }
+    eb_json_doc_free(doc);
+    return rc;
+}
+
 void eb_event_write_members(eb_jw *w, uint64_t seq, uint64_t ts_us, const eb_event_view *v)
 {
     char t[32];

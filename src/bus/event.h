@@ -149,6 +149,12 @@ int eb_event_due_copy(const void *payload, size_t len, uint64_t origin_seq, eb_b
 
 /* Decodes a stored payload; returns 0 or EB_ECORRUPT. */
 int eb_event_decode(const void *payload, size_t len, eb_event_view *v);
+/* The source of a decoded event, read from its stored JSON without parsing
+ * all of it (the encoder writes it right after id and type): *out views
+ * the JSON, or, when it is escaped there, buf (EB_EVENT_MAX_ATTR bytes),
+ * decoded. {NULL, 0}: the event has none (the empty source, as dedupe
+ * defines it). 0, or -1 if the JSON is not as the encoder writes it. */
+int eb_event_source(const eb_event_view *v, char *buf, eb_str *out);
 
 /* Writes the delivered form of a stored event as one JSON value:
  * {"seq":N,"time":"RFC 3339",["key_version":N,]["deliver_at":"RFC 3339",

@@ -89,6 +89,7 @@ static uint64_t ulid_ms(const char *id, size_t n)
 typedef struct find_ctx {
     const char *id;
     size_t      n;
+    const eb_str *source; /* NULL: any */
     uint64_t    stop_us; /* give up past this append time */
     size_t      scanned;
     eb_event_fn fn;
@@ -97,6 +98,18 @@ typedef struct find_ctx {
     bool        stop;    /* gave up */
     uint64_t    last;
 } find_ctx;
+
+/* Whether v's source is src (NULL: any; length 0: none or the empty one). */
+static bool source_is(const eb_event_view *v, const eb_str *src)
+{
+    if (!src)
+        return true;
+    char buf[EB_EVENT_MAX_ATTR];
+    eb_str s;
+    if (eb_event_source(v, buf, &s) != 0)
+        return false;
+    return s.len == src->len && (s.len == 0 || memcmp(s.ptr, src->ptr, s.len) == 0);
+}
 
 static int find_one(void *arg, const eb_store_rec *rec)
 {
@@ -109,7 +122,7 @@ static int find_one(void *arg, const eb_store_rec *rec)
     }
     if (!eb__bus_public_event(rec, &v))
         return 0;
-    if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0) {
+    if (v.id.len == c->n && memcmp(v.id.ptr, c->id, c->n) == 0 && source_is(&v, c->source)) {
         c->fn(c->arg, rec->seq, rec->ts_us, &v);
         c->found = true;
         return 1;
@@ -125,24 +138,38 @@ static int read_at(eb_bus *bus, uint64_t seq, find_ctx *c)
     return eb_store_scan(bus->events, seq, 1, find_one, c);
 }
 
-/* Looks an event up by id: through the id lookup (one record read); if
- * that misses (an index entry lost to memory), client ids through the
- * dedupe window, generated ids by the time they carry (seek, then a short
- * scan). */
-int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
+#define LOOKUP_TRIES 16 /* records one lookup reads at most (hash collisions) */
+
+/* Looks an event up by id (and source): through the lookup (one record
+ * read; one more for each newer event whose hash collides, up to
+ * LOOKUP_TRIES); if that misses (an index entry lost to memory, or more
+ * collisions), client ids through the dedupe window, generated ids by the
+ * time they carry (seek, then a short scan). */
+int eb_bus_get_event_from(eb_bus *bus, const eb_str *source, const char *id, size_t n,
+                          eb_event_fn fn, void *arg)
 {
-    uint64_t at = eb_store_lookup_id(bus->events, id, n);
-    if (at) {
-        find_ctx one = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
+    size_t sl = source ? source->len : 0;
+    const char *sp = source ? source->ptr : NULL;
+    uint64_t at = UINT64_MAX;
+    /* A hit that is another event's record (hashes collide): the next
+     * older one with the hash, a bounded number of times. */
+    for (int tries = 0; tries < LOOKUP_TRIES; tries++) {
+        at = source ? eb_store_lookup_source_id(bus->events, sp, sl, id, n, at)
+                    : eb_store_lookup_id_below(bus->events, id, n, at);
+        if (!at)
+            break;
+        find_ctx one = {id, n, source, UINT64_MAX, 0, fn, arg, false, false, 0};
         int rc = read_at(bus, at, &one);
         if (rc && rc != EB_ENOTFOUND)
             return rc;
         if (one.found)
             return 0;
     }
-    uint64_t ts = 0, seq = eb_dedupe_find_id(&bus->dedupe, (eb_str){id, n}, eb__bus_now_us(), &ts);
+    uint64_t ts = 0, now = eb__bus_now_us();
+    uint64_t seq = source ? eb_dedupe_find(&bus->dedupe, (eb_str){sp, sl}, (eb_str){id, n}, now, &ts)
+                          : eb_dedupe_find_id(&bus->dedupe, (eb_str){id, n}, now, &ts);
     uint64_t from = seq, ms = ulid_ms(id, n);
-    find_ctx c = {id, n, UINT64_MAX, 0, fn, arg, false, false, 0};
+    find_ctx c = {id, n, source, UINT64_MAX, 0, fn, arg, false, false, 0};
     if (!seq && ms) {
         if (eb_store_seek_time(bus->events, ms * 1000u, &from) != 0)
             return EB_ENOTFOUND;
@@ -159,6 +186,11 @@ int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void
             break;
     }
     return c.found ? 0 : EB_ENOTFOUND;
+}
+
+int eb_bus_get_event(eb_bus *bus, const char *id, size_t n, eb_event_fn fn, void *arg)
+{
+    return eb_bus_get_event_from(bus, NULL, id, n, fn, arg);
 }
 
 typedef struct key_read {

@@ -2,6 +2,7 @@
 #include "store/keyidx.h"
 #include "util/xmalloc.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,9 @@ void eb__keyidx_init(eb_keyidx *x)
     memset(x, 0, sizeof *x);
     eb_map_init(&x->keys);
     eb_imap_init(&x->ids);
+    eb_imap_init(&x->srcids);
+    eb_imap_init(&x->ids_older);
+    eb_imap_init(&x->srcids_older);
 }
 
 void eb__keyidx_free(eb_keyidx *x)
@@ -32,6 +36,9 @@ void eb__keyidx_free(eb_keyidx *x)
     }
     eb_map_free(&x->keys);
     eb_imap_free(&x->ids);
+    eb_imap_free(&x->srcids);
+    eb_imap_free(&x->ids_older);
+    eb_imap_free(&x->srcids_older);
 }
 
 uint64_t eb__keyidx_version(const eb_keyidx *x, const char *key, size_t n)
@@ -105,21 +112,109 @@ size_t eb__keyidx_range(eb_keyidx *x, const char *key, size_t n, uint64_t from_v
 }
 
 /* FNV-1a, 64 bits; never 0 (the map's empty key). */
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+#define FNV_BASIS 0xcbf29ce484222325ull
+
+static uint64_t       hash_mask = UINT64_MAX;
+static pthread_once_t hash_once = PTHREAD_ONCE_INIT;
+
+static void hash_bits_from_env(void)
+{
+    const char *e = getenv("EB_TEST_ID_HASH_BITS");
+    int bits = e ? atoi(e) : 0;
+    if (bits > 0 && bits < 64)
+        hash_mask = (1ull << bits) - 1;
+}
+
+void eb__keyidx_test_hash_bits(int bits)
+{
+    pthread_once(&hash_once, hash_bits_from_env);
+    hash_mask = bits > 0 && bits < 64 ? (1ull << bits) - 1 : UINT64_MAX;
+}
+
+static uint64_t finish(uint64_t h)
+{
+    pthread_once(&hash_once, hash_bits_from_env);
+    h &= hash_mask;
+    return h ? h : 1;
+}
+
 uint64_t eb__keyidx_id_hash(const char *id, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)id[i]) * 0x100000001b3ull;
-    return h ? h : 1;
+    return finish(fnv(FNV_BASIS, id, n));
+}
+
+uint64_t eb__keyidx_source_id_hash(const char *src, size_t slen, const char *id, size_t n)
+{
+    unsigned char len[4] = {(unsigned char)slen, (unsigned char)(slen >> 8),
+                            (unsigned char)(slen >> 16), (unsigned char)(slen >> 24)};
+    return finish(fnv(fnv(fnv(FNV_BASIS, len, 4), src, slen), id, n));
+}
+
+static uint64_t get_seq(const eb_imap *m, uint64_t k)
+{
+    return (uint64_t)(uintptr_t)eb_imap_get(m, k);
+}
+
+/* Adds seq to hash h's chain, which runs from map's newest through older
+ * in decreasing seqs (seqs come in increasing order: then seq is the new
+ * head; one out of order goes in its place, a repeat is ignored). */
+static void chain_put(eb_imap *map, eb_imap *older, uint64_t h, uint64_t seq)
+{
+    uint64_t cur = get_seq(map, h);
+    if (cur < seq) {
+        if (cur)
+            eb_imap_put(older, seq, (void *)(uintptr_t)cur);
+        eb_imap_put(map, h, (void *)(uintptr_t)seq);
+        return;
+    }
+    uint64_t next = 0;
+    while (cur != seq && (next = get_seq(older, cur)) >= seq)
+        cur = next;
+    if (cur == seq || next == seq)
+        return;
+    if (next)
+        eb_imap_put(older, seq, (void *)(uintptr_t)next);
+    eb_imap_put(older, cur, (void *)(uintptr_t)seq);
+}
+
+/* The newest seq of hash h below `below`, walking the chain. */
+static uint64_t chain_find(const eb_imap *map, const eb_imap *older, uint64_t h, uint64_t below)
+{
+    uint64_t seq = get_seq(map, h);
+    while (seq && seq >= below)
+        seq = get_seq(older, seq);
+    return seq;
 }
 
 int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 {
-    eb_imap_put(&x->ids, eb__keyidx_id_hash(id, n), (void *)(uintptr_t)seq);
+    chain_put(&x->ids, &x->ids_older, eb__keyidx_id_hash(id, n), seq);
     return 0;
 }
 
-uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n)
+uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n, uint64_t below)
 {
-    return (uint64_t)(uintptr_t)eb_imap_get(&x->ids, eb__keyidx_id_hash(id, n));
+    return chain_find(&x->ids, &x->ids_older, eb__keyidx_id_hash(id, n), below);
+}
+
+int eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
+                             size_t n, uint64_t seq)
+{
+    chain_put(&x->srcids, &x->srcids_older, eb__keyidx_source_id_hash(src, slen, id, n), seq);
+    return 0;
+}
+
+uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+                                   const char *id, size_t n, uint64_t below)
+{
+    return chain_find(&x->srcids, &x->srcids_older, eb__keyidx_source_id_hash(src, slen, id, n),
+                      below);
 }

@@ -1,6 +1,7 @@
 /* keyidx.h - the log engine's lookups over an events store (store.h's
  * index calls): per-key streams (key -> its events' seqs, in version order)
- * and ids (hash of the id -> the newest event's seq).
+ * and ids (hash of the id -> the newest event's seq; hash of (source, id)
+ * -> the newest event's seq with that source).
  *
  * Derived data: kept in memory, filled as the bus reports appended events
  * (eb_store_index_add) and, at open, from the segment summaries (the key
@@ -24,6 +25,11 @@
 typedef struct eb_keyidx {
     eb_map  keys; /* key -> eb_keystream* */
     eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
+    eb_imap srcids; /* (source, id) hash (never 0) -> seq */
+    /* seq -> the next older seq with the same hash, where a hash has
+     * several events (repeats of an id, or hashes that collide): a lookup
+     * whose hit is another's record asks again below it. */
+    eb_imap ids_older, srcids_older;
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
@@ -42,14 +48,33 @@ size_t eb__keyidx_range(eb_keyidx *x, const char *key, size_t n, uint64_t from_v
                         uint64_t min_seq, uint64_t below_seq, uint64_t *seqs, size_t max,
                         uint64_t *first_version);
 
-/* Remembers that the newest event with this id is seq; 0 or EB_ENOMEM. */
+/* Remembers that the newest event with this id is seq (seqs of one id
+ * come in increasing order); 0 or EB_ENOMEM. */
 int      eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq);
-/* The seq of the newest event with this id (verify: hashes may collide),
- * or 0. */
-uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n);
+/* The seq of the newest event below seq `below` (UINT64_MAX: any) whose
+ * id has this id's hash (verify: hashes may collide; then ask again below
+ * the record found), or 0. */
+uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n, uint64_t below);
+
+/* The same keyed on (source, id) (slen 0: the empty source). */
+int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
+                                  size_t n, uint64_t seq);
+uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+                                   const char *id, size_t n, uint64_t below);
+
+/* The hash of (source, id) in those lookups and the segment summaries:
+ * FNV-1a over [source length, u32 LE][source][id] (the length keeps
+ * ("a", "bc") and ("ab", "c") apart), never 0. */
+uint64_t eb__keyidx_source_id_hash(const char *src, size_t slen, const char *id, size_t n);
 
 /* The hash of an id in the id lookups (FNV-1a, 64 bits, never 0); also
  * the hash the segment summaries (segsum.h) store. */
 uint64_t eb__keyidx_id_hash(const char *id, size_t n);
+
+/* Test hook: keeps only the low `bits` bits (1..63) of both hashes, so
+ * that tests can force collisions; 0: all 64. Also read once from the
+ * environment (EB_TEST_ID_HASH_BITS) at the first hash. Call before any
+ * store is opened (not thread-safe). */
+void eb__keyidx_test_hash_bits(int bits);
 
 #endif

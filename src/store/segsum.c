@@ -21,7 +21,7 @@
 #include "util/xmalloc.h"
 
 #define MAGIC "EBSEGSUM"
-#define HDR 72
+#define HDR 80
 
 static void put64(eb_buf *b, uint64_t v)
 {
@@ -65,7 +65,7 @@ typedef struct builder {
     eb_map                 types; /* type -> count (as a pointer-sized integer) */
     eb_buf                 keys;  /* the key entries, encoded */
     uint64_t               nkeys;
-    idpair                *ids;
+    idpair                *ids, *srcids; /* both nids long */
     size_t                 nids, cap;
     uint64_t               client_ids;
 } builder;
@@ -95,7 +95,10 @@ static int build_one(void *arg, const eb_log_rec *rec)
     if (b->nids == b->cap) {
         b->cap = b->cap ? b->cap * 2 : 4096;
         b->ids = eb_xrealloc(b->ids, b->cap * sizeof *b->ids);
+        b->srcids = eb_xrealloc(b->srcids, b->cap * sizeof *b->srcids);
     }
+    b->srcids[b->nids] = (idpair){
+        eb__keyidx_source_id_hash(d.source, d.source_len, d.id, d.id_len), rec->seq};
     b->ids[b->nids++] = (idpair){eb__keyidx_id_hash(d.id, d.id_len), rec->seq};
     b->client_ids += d.client_id != 0;
     return b->next >= b->seg->base + b->seg->count;
@@ -107,6 +110,15 @@ static int idpair_cmp(const void *x, const void *y)
     if (a->hash != b->hash)
         return a->hash < b->hash ? -1 : 1;
     return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static void put_pairs(eb_buf *out, idpair *p, size_t n)
+{
+    qsort(p, n, sizeof *p, idpair_cmp);
+    for (size_t i = 0; i < n; i++) {
+        put64(out, p[i].hash);
+        put64(out, p[i].seq);
+    }
 }
 
 static void encode(builder *b, eb_buf *out)
@@ -121,11 +133,9 @@ static void encode(builder *b, eb_buf *out)
     put64(out, b->nkeys);
     put64(out, b->nids);
     put64(out, b->client_ids);
-    qsort(b->ids, b->nids, sizeof *b->ids, idpair_cmp);
-    for (size_t i = 0; i < b->nids; i++) {
-        put64(out, b->ids[i].hash);
-        put64(out, b->ids[i].seq);
-    }
+    put64(out, b->nids);
+    put_pairs(out, b->ids, b->nids);
+    put_pairs(out, b->srcids, b->nids);
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(&b->types, &it))) {
@@ -204,6 +214,7 @@ int eb__segsum_build(eb_log *log, const eb_log_seg_info *seg, eb_store_describe_
     eb_map_free(&b.types);
     eb_buf_free(&b.keys);
     free(b.ids);
+    free(b.srcids);
     return rc;
 }
 
@@ -241,7 +252,8 @@ static bool header_ok(const unsigned char *h, size_t len, const eb_log_seg_info 
 {
     return len >= HDR + 4 && memcmp(h, MAGIC, 8) == 0 && get32(h + 8) == EB_SEGSUM_FORMAT &&
            get32(h + 12) == HDR && get64(h + 16) == seg->base && get64(h + 24) == seg->count &&
-           get64(h + 32) == seg->bytes && get64(h + 56) <= (len - HDR - 4) / 16 &&
+           get64(h + 32) == seg->bytes && get64(h + 56) <= (len - HDR - 4) / 32 &&
+           get64(h + 72) == get64(h + 56) &&
            get32(h + len - 4) == eb_crc32c(0, h, len - 4);
 }
 
@@ -269,7 +281,9 @@ int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out
         out->nids = get64(h + 56);
         out->client_ids = get64(h + 64);
         out->ids = h + HDR;
-        rc = parse_sections(h + HDR + out->nids * 16, h + len - 4, get64(h + 40), get64(h + 48),
+        out->nsrcids = out->nids;
+        out->srcids = out->ids + out->nids * 16;
+        rc = parse_sections(h + HDR + out->nids * 32, h + len - 4, get64(h + 40), get64(h + 48),
                             out, key_fn, arg);
     }
     if (rc)
@@ -277,18 +291,30 @@ int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out
     return rc;
 }
 
-uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h)
+/* The seq of the last of n (hash, seq) pairs at p (sorted) with hash h
+ * and a seq below `below`, or 0. */
+static uint64_t find_pair(const unsigned char *p, uint64_t n, uint64_t h, uint64_t below)
 {
-    /* the last pair with this hash: the first index whose hash is above h, minus one */
-    uint64_t lo = 0, hi = s->nids;
+    /* the first index whose (hash, seq) is at or above (h, below), minus one */
+    uint64_t lo = 0, hi = n;
     while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (get64(s->ids + mid * 16) <= h)
+        uint64_t mid = lo + (hi - lo) / 2, mh = get64(p + mid * 16);
+        if (mh < h || (mh == h && get64(p + mid * 16 + 8) < below))
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo && get64(s->ids + (lo - 1) * 16) == h ? get64(s->ids + (lo - 1) * 16 + 8) : 0;
+    return lo && get64(p + (lo - 1) * 16) == h ? get64(p + (lo - 1) * 16 + 8) : 0;
+}
+
+uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h, uint64_t below)
+{
+    return find_pair(s->ids, s->nids, h, below);
+}
+
+uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h, uint64_t below)
+{
+    return find_pair(s->srcids, s->nsrcids, h, below);
 }
 
 void eb__segsum_free(eb_segsum *s)

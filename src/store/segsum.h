@@ -12,13 +12,16 @@
  * missing or damaged; written as a temp file, fdatasync, rename, fsync of
  * the directory, so a crash leaves the old state or the new one.
  *
- * Format 1, little-endian:
- *   0  "EBSEGSUM"  8 u32 format (1)  12 u32 header size (72)
+ * Format 2, little-endian (a summary of format 1, without the (source, id)
+ * hashes, fails the check and is rebuilt from its segment):
+ *   0  "EBSEGSUM"  8 u32 format (2)  12 u32 header size (80)
  *   16 u64 base seq  24 u64 records  32 u64 segment file bytes
  *   40 u64 types  48 u64 key entries  56 u64 ids
  *   64 u64 events with a client-chosen id (0: the dedupe window's refill
  *      need not read the segment)
- *   72 ids:   u64 id hash, u64 seq; sorted by hash, then seq
+ *   72 u64 source ids (== ids)
+ *   80 ids:   u64 id hash, u64 seq; sorted by hash, then seq
+ *      source ids: u64 (source, id) hash (keyidx.h), u64 seq; sorted the same
  *      types: u32 length, name, u64 events of the type
  *      keys:  u32 length, key, u64 version (0: none stored), u64 seq; in seq order
  *   end: u32 CRC32C of every byte before it. */
@@ -31,7 +34,7 @@
 #include "log/log.h"
 #include "store/store.h"
 
-#define EB_SEGSUM_FORMAT 1
+#define EB_SEGSUM_FORMAT 2
 
 typedef struct eb_segsum_type {
     char    *name; /* owned */
@@ -46,6 +49,8 @@ typedef struct eb_segsum {
     size_t               ntypes;
     const unsigned char *ids;   /* nids (hash, seq) pairs, inside map */
     uint64_t             nids;
+    const unsigned char *srcids; /* nsrcids ((source, id) hash, seq) pairs, inside map */
+    uint64_t             nsrcids;
     uint64_t             client_ids; /* events with a client-chosen id */
     void                *map;   /* the file, mapped read-only */
     size_t               map_len;
@@ -67,8 +72,11 @@ typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_
  * foreign or stale: *out is empty). */
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
                     eb_segsum_key_fn key_fn, void *arg);
-/* The newest seq in the segment whose id has hash h, or 0. O(log ids). */
-uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h);
+/* The newest seq below `below` (UINT64_MAX: any) in the segment whose id
+ * has hash h, or 0. O(log ids). */
+uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h, uint64_t below);
+/* The same for a (source, id) hash (eb__keyidx_source_id_hash). */
+uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h, uint64_t below);
 void     eb__segsum_free(eb_segsum *s);
 
 #endif

@@ -50,6 +50,12 @@ typedef struct eb_store_desc {
     int         uncounted; /* not in the counts by type (what groups do not deliver) */
     int         unindexed; /* not in the key and id lookups (a copy of an event
                             * whose original is there) */
+    /* Added for the lookup by (source, id): the event's source, decoded;
+     * source_len 0: none (the empty source, as dedupe defines it). A view
+     * of the record, or (when the stored JSON escapes it) of the
+     * describing thread's storage, valid until its next describe call. */
+    const char *source;
+    size_t      source_len;
 } eb_store_desc;
 /* Fills *out and returns 1 if rec is an event, 0 if not (skipped). Pure:
  * may run on any engine thread, at open or later. */
@@ -201,6 +207,26 @@ typedef struct eb_store_ops {
      * engine skips sealed segments whose summary counts none; NULL (or
      * an engine that cannot tell): [from, end). */
     void     (*client_id_range)(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi);
+
+    /* --- lookups by (source, id) (EVENTS stores; optional, added later) --
+     * CloudEvents ids are unique per source, so an id may be retained
+     * several times; these find the one of a source. slen 0 is the empty
+     * source (an event published without one). The bus reports each event
+     * it reports with index_add here too; with opts.describe the log
+     * engine also fills them from desc.source (and its summaries).
+     * NULL: lookup_source_id answers 0 (the caller then looks further). */
+    /* Event `seq` has id `id` from source `src`. 0 or EB_ENOMEM. */
+    int      (*index_source_id)(eb_store *s, const char *src, size_t slen, const char *id,
+                                size_t idlen, uint64_t seq);
+    /* The seq of the newest retained event below seq `below` (UINT64_MAX:
+     * any) whose (source, id) hashes as this one does, or 0: a hint, from
+     * a hash of both. The caller checks the record's source and id; when
+     * it is another event's (hashes collide) it asks again below it. */
+    uint64_t (*lookup_source_id)(eb_store *s, const char *src, size_t slen, const char *id,
+                                 size_t idlen, uint64_t below);
+    /* lookup_id the same way: the newest below `below` whose id hashes as
+     * this one does. NULL: only lookup_id's answer (for below UINT64_MAX). */
+    uint64_t (*lookup_id_below)(eb_store *s, const char *id, size_t idlen, uint64_t below);
 } eb_store_ops;
 
 /* Every engine's store starts with this. */
@@ -280,6 +306,24 @@ static inline void eb_store_client_id_range(eb_store *s, uint64_t from, uint64_t
     *hi = UINT64_MAX;
     if (s->ops->client_id_range)
         s->ops->client_id_range(s, from, lo, hi);
+}
+static inline int eb_store_index_source_id(eb_store *s, const char *src, size_t slen,
+                                           const char *id, size_t idlen, uint64_t seq)
+{
+    return s->ops->index_source_id ? s->ops->index_source_id(s, src, slen, id, idlen, seq) : 0;
+}
+static inline uint64_t eb_store_lookup_source_id(eb_store *s, const char *src, size_t slen,
+                                                 const char *id, size_t idlen, uint64_t below)
+{
+    return s->ops->lookup_source_id ? s->ops->lookup_source_id(s, src, slen, id, idlen, below)
+                                    : 0;
+}
+static inline uint64_t eb_store_lookup_id_below(eb_store *s, const char *id, size_t idlen,
+                                                uint64_t below)
+{
+    if (s->ops->lookup_id_below)
+        return s->ops->lookup_id_below(s, id, idlen, below);
+    return below == UINT64_MAX ? s->ops->lookup_id(s, id, idlen) : 0;
 }
 
 #endif

@@ -174,22 +174,50 @@ static void trim_sums(log_store *ls)
 
 /* The ids of the records since open (and of the active segment at open)
  * are in memory, the sealed segments' in their mapped summaries: the
- * newest is found first. */
-static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+ * newest below `below` is found first (memory holds every record newer
+ * than the summaries read at open). */
+static uint64_t lookup(log_store *ls, bool by_source, const char *src, size_t slen,
+                       const char *id, size_t idlen, uint64_t below)
 {
-    log_store *ls = (log_store *)(void *)s;
-    uint64_t first = ls_first_seq(s), durable = ls_durable_seq(s);
-    uint64_t seq = eb__keyidx_find_id(kidx_of(s), id, idlen);
-    if (seq >= first && seq < durable)
+    uint64_t first = ls_first_seq(&ls->base), durable = ls_durable_seq(&ls->base);
+    if (below > durable)
+        below = durable;
+    uint64_t seq = by_source ? eb__keyidx_find_source_id(&ls->kidx, src, slen, id, idlen, below)
+                             : eb__keyidx_find_id(&ls->kidx, id, idlen, below);
+    if (seq && seq >= first)
         return seq;
-    uint64_t h = eb__keyidx_id_hash(id, idlen);
+    uint64_t h = by_source ? eb__keyidx_source_id_hash(src, slen, id, idlen)
+                           : eb__keyidx_id_hash(id, idlen);
     seq = 0;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
     for (size_t i = ls->nsums; i-- > 0 && !seq;)
-        seq = eb__segsum_find_id(ls->sums[i], h);
+        seq = by_source ? eb__segsum_find_source_id(ls->sums[i], h, below)
+                        : eb__segsum_find_id(ls->sums[i], h, below);
     pthread_mutex_unlock(&ls->mu);
-    return seq >= first && seq < durable ? seq : 0;
+    return seq >= first ? seq : 0;
+}
+
+static uint64_t ls_lookup_id(eb_store *s, const char *id, size_t idlen)
+{
+    return lookup((log_store *)(void *)s, false, NULL, 0, id, idlen, UINT64_MAX);
+}
+
+static uint64_t ls_lookup_id_below(eb_store *s, const char *id, size_t idlen, uint64_t below)
+{
+    return lookup((log_store *)(void *)s, false, NULL, 0, id, idlen, below);
+}
+
+static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                              size_t idlen, uint64_t seq)
+{
+    return eb__keyidx_add_source_id(kidx_of(s), src, slen, id, idlen, seq);
+}
+
+static uint64_t ls_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                                    size_t idlen, uint64_t below)
+{
+    return lookup((log_store *)(void *)s, true, src, slen, id, idlen, below);
 }
 
 static uint64_t ls_indexed_upto(eb_store *s)
@@ -250,7 +278,7 @@ static const eb_store_ops log_ops = {
     ls_append,     ls_scan,        ls_seek_time, ls_first_seq, ls_next_seq,
     ls_durable_seq, ls_stats,      ls_drop_before, ls_close,   ls_index_add,
     ls_key_version, ls_key_seqs,   ls_lookup_id, ls_indexed_upto, ls_type_counts,
-    ls_client_id_range};
+    ls_client_id_range, ls_index_source_id, ls_lookup_source_id, ls_lookup_id_below};
 
 /* --- summaries -------------------------------------------------------------------- */
 
@@ -393,6 +421,7 @@ static int index_one(void *arg, const eb_log_rec *rec)
         if (d.key_len)
             eb__keyidx_add(&ls->kidx, d.key, d.key_len, d.version, rec->seq);
         eb__keyidx_add_id(&ls->kidx, d.id, d.id_len, rec->seq);
+        eb__keyidx_add_source_id(&ls->kidx, d.source, d.source_len, d.id, d.id_len, rec->seq);
     }
     return 0;
 }

@@ -343,10 +343,37 @@ static size_t pg_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t fr
                             pg_durable_seq(s), seqs, max, first_version);
 }
 
+/* The newest below `below` (and below the durable end) in memory; the
+ * chains of keyidx.c skip the ones past it. */
+static uint64_t below_durable(eb_store *s, uint64_t below)
+{
+    uint64_t d = pg_durable_seq(s);
+    return below < d ? below : d;
+}
+
+static uint64_t pg_lookup_id_below(eb_store *s, const char *id, size_t idlen, uint64_t below)
+{
+    uint64_t seq = eb__keyidx_find_id(&pg_of(s)->kidx, id, idlen, below_durable(s, below));
+    return seq >= pg_first_seq(s) ? seq : 0;
+}
+
 static uint64_t pg_lookup_id(eb_store *s, const char *id, size_t idlen)
 {
-    uint64_t seq = eb__keyidx_find_id(&pg_of(s)->kidx, id, idlen);
-    return seq >= pg_first_seq(s) && seq < pg_durable_seq(s) ? seq : 0;
+    return pg_lookup_id_below(s, id, idlen, UINT64_MAX);
+}
+
+static int pg_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                              size_t idlen, uint64_t seq)
+{
+    return eb__keyidx_add_source_id(&pg_of(s)->kidx, src, slen, id, idlen, seq);
+}
+
+static uint64_t pg_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
+                                    size_t idlen, uint64_t below)
+{
+    uint64_t seq = eb__keyidx_find_source_id(&pg_of(s)->kidx, src, slen, id, idlen,
+                                             below_durable(s, below));
+    return seq >= pg_first_seq(s) ? seq : 0;
 }
 
 static uint64_t pg_indexed_upto(eb_store *s)
@@ -358,7 +385,9 @@ static uint64_t pg_indexed_upto(eb_store *s)
 static const eb_store_ops pg_ops = {
     pg_append,      pg_scan,     pg_seek_time, pg_first_seq,  pg_next_seq,
     pg_durable_seq, pg_stats,    pg_drop_before, pg_close,    pg_index_add,
-    pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto};
+    pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto,
+    .index_source_id = pg_index_source_id, .lookup_source_id = pg_lookup_source_id,
+    .lookup_id_below = pg_lookup_id_below};
 
 /* --- opening -------------------------------------------------------------- */
 

@@ -195,8 +195,18 @@ def test_events_get_and_stream(srv):
     assert "key=acct 1 v1" in out and out.count("\n") == 1, out
     rc, _, err = run(srv, "events", "get", "nope")
     assert rc == 1 and "not_found" in err, err
+    # The same id from two sources and from none: --source picks one.
+    js(srv, "publish", "acct.posted", '{"s":1}', "--id", "a2-first", "--source", "svc one")
+    js(srv, "publish", "acct.posted", '{"s":2}', "--id", "a2-first", "--source", "svc+two")
+    assert js(srv, "events", "get", "a2-first", "--source", "svc one")["data"] == {"s": 1}
+    assert js(srv, "events", "get", "a2-first", "--source", "svc+two")["data"] == {"s": 2}
+    assert js(srv, "events", "get", "a2-first", "--source", "")["key"] == "acct 2"
+    assert js(srv, "events", "get", "a2-first")["data"] == {"s": 2}
+    rc, _, err = run(srv, "events", "get", "a2-first", "--source", "svc three")
+    assert rc == 1 and "not_found" in err, err
     for bad in (["events"], ["events", "get"], ["events", "list"], ["events", "get", "a", "b"],
                 ["events", "get", "x", "--limit", "2"], ["events", "stream", "k", "--limit", "0"],
+                ["events", "stream", "k", "--source", "s"],
                 ["publish", "a.b", "--expected-version", "1"]):
         rc, _, err = run(srv, *bad)
         assert rc == 2, (bad, rc, err)

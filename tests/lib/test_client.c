@@ -157,6 +157,28 @@ TEST(publish_and_get)
     CHECK(l == NULL);
     CHECK_EQ(eb_client_error(c)->http_status, 404);
     CHECK_STR(eb_client_error(c)->server_code, "not_found");
+
+    /* The same id from another source (and from none): by source, each. */
+    eb_publish_result r3 = {.size = sizeof r3}, r4 = {.size = sizeof r4};
+    eb_publish_opts o3 = {.size = sizeof o3, .id = "order-A-2", .source = "billing & co/+1"};
+    CHECK_OK(eb_publish(c, "order.created", "3", &o3, &r3));
+    eb_publish_opts o4 = {.size = sizeof o4, .id = "order-A-2"};
+    CHECK_OK(eb_publish(c, "order.created", "4", &o4, &r4));
+    const struct {
+        const char *source;
+        const uint64_t *seq;
+    } by[] = {{"order-service", &r2.seq}, {"billing & co/+1", &r3.seq}, {"", &r4.seq},
+              {NULL, &r4.seq}};
+    for (size_t i = 0; i < 4; i++) {
+        eb_get_opts g = {.size = sizeof g, .source = by[i].source};
+        CHECK_OK(eb_events_get_opts(c, "order-A-2", &g, &l));
+        CHECK_EQ(eb_events_at(l, 0)->seq, *by[i].seq);
+        eb_events_free(l);
+    }
+    eb_get_opts g = {.size = sizeof g, .source = "billing & co/ 1"};
+    CHECK_EQ(eb_events_get_opts(c, "order-A-2", &g, &l), EB_ENOTFOUND);
+    g.size = 1;
+    CHECK_EQ(eb_events_get_opts(c, "order-A-2", &g, &l), EB_EINVAL);
     eb_test_down(&d, c);
 }
 

@@ -143,6 +143,41 @@ TEST(stored_format_round_trip_and_splice)
     eb_buf_free(&out);
 }
 
+/* The source read from the stored JSON: a view when plain, decoded when
+ * the JSON escapes it, none when absent (the empty source: a publish
+ * refuses "source": ""). */
+TEST(source_read_from_the_stored_json)
+{
+    static const struct {
+        const char *body, *want; /* want NULL: no source */
+    } cases[] = {
+        {"{\"type\":\"a.b\",\"id\":\"x\",\"source\":\"/svc/1\",\"data\":1}", "/svc/1"},
+        {"{\"type\":\"a.b\",\"source\":\"q\\\"\\\\\\u00e9\\n\",\"data\":1}", "q\"\\\xc3\xa9\n"},
+        {"{\"type\":\"a.b\",\"id\":\"x\",\"data\":{\"source\":\"no\"}}", NULL},
+    };
+    char buf[EB_EVENT_MAX_ATTR];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        eb_event_in ev;
+        eb_field_error fe;
+        CHECK_OK(eb_event_from_json(parse(cases[i].body), cases[i].body, &ev, &fe));
+        CHECK_OK(eb_event_check(&ev, &fe));
+        eb_buf b = EB_BUF_INIT;
+        eb_event_encode(&ev, 0, &b);
+        eb_event_view v;
+        CHECK_OK(eb_event_decode(b.data, b.len, &v));
+        eb_str src;
+        CHECK_OK(eb_event_source(&v, buf, &src));
+        if (!cases[i].want) {
+            CHECK(src.ptr == NULL && src.len == 0);
+        } else {
+            CHECK_EQ(src.len, strlen(cases[i].want));
+            CHECK(memcmp(src.ptr, cases[i].want, src.len) == 0);
+            CHECK((src.ptr == buf) == (strchr(cases[i].body, '\\') != NULL));
+        }
+        eb_buf_free(&b);
+    }
+}
+
 TEST(delayed_format_3_and_its_due_copy)
 {
     const char *body = "{\"type\":\"t.late\",\"id\":\"x-1\",\"delay\":\"90s\",\"data\":7}";
@@ -553,6 +588,7 @@ TEST_MAIN(T(envelope_parses_known_fields),
           T(generated_ids_are_unique_and_sorted),
           T(generated_ids_carry_their_time),
           T(stored_format_round_trip_and_splice),
+          T(source_read_from_the_stored_json),
           T(delayed_format_3_and_its_due_copy),
           T(time_parse_and_format),
           T(dedupe_window_expires_in_order),

@@ -5,6 +5,7 @@
 #include "runner.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,27 +13,40 @@
 #include <unistd.h>
 
 #include "eventbus/err.h"
+#include "store/keyidx.h"
 #include "store/segsum.h"
 #include "store/store_log.h"
 
-/* Records "type|key|version|id" (key may be empty); type 7 is not an event. */
+/* Records "type|key|version|id[|source]" (key and source may be empty);
+ * type 7 is not an event. */
 static int describe(const eb_store_rec *rec, eb_store_desc *out)
 {
     if (rec->type != 5)
         return 0;
-    const char *p = rec->data, *end = p + rec->len, *f[4];
-    size_t n[4];
-    for (int i = 0; i < 4; i++) {
+    const char *p = rec->data, *end = p + rec->len, *f[5];
+    size_t n[5];
+    for (int i = 0; i < 5; i++) {
         const char *bar = memchr(p, '|', (size_t)(end - p));
-        const char *e = i < 3 && bar ? bar : end;
+        const char *e = bar ? bar : end;
         f[i] = p;
         n[i] = (size_t)(e - p);
         p = e < end ? e + 1 : end;
     }
     *out = (eb_store_desc){f[0], n[0], f[1], n[1], strtoull(f[2], NULL, 10), f[3], n[3],
                            /* ids "id-<i>" with i % 1000 == 7 count as the client's */
-                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7};
+                           n[3] > 3 && strtoull(f[3] + 3, NULL, 10) % 1000 == 7,
+                           .source = f[4], .source_len = n[4]};
     return 1;
+}
+
+/* Reports an appended record to the lookups, as the bus does. */
+static void report(eb_store *s, const eb_store_rec *r)
+{
+    eb_store_desc d;
+    if (!describe(r, &d))
+        return;
+    CHECK_OK(eb_store_index_add(s, d.key, d.key_len, d.version, d.id, d.id_len, r->seq));
+    CHECK_OK(eb_store_index_source_id(s, d.source, d.source_len, d.id, d.id_len, r->seq));
 }
 
 #define EVENTS 3000
@@ -70,10 +84,10 @@ static uint64_t fill(eb_store *s, uint64_t versions[KEYS])
             int i = b * 10 + k, len;
             if (i % 2 == 0) {
                 uint64_t v = ++versions[i % KEYS];
-                len = snprintf(text[k], sizeof text[k], "t%d|k%d|%llu|id-%d", i % 3, i % KEYS,
-                               (unsigned long long)v, i);
+                len = snprintf(text[k], sizeof text[k], "t%d|k%d|%llu|id-%d|s%d", i % 3, i % KEYS,
+                               (unsigned long long)v, i, i % 3);
             } else {
-                len = snprintf(text[k], sizeof text[k], "t%d||0|id-%d", i % 3, i);
+                len = snprintf(text[k], sizeof text[k], "t%d||0|id-%d|s%d", i % 3, i, i % 3);
             }
             recs[k] = (eb_store_rec_in){i % 50 == 49 ? 7 : 5, 0, text[k], (uint32_t)len};
         }
@@ -82,11 +96,8 @@ static uint64_t fill(eb_store *s, uint64_t versions[KEYS])
         if (b == 0)
             first0 = first;
         for (int k = 0; k < 10; k++) {
-            eb_store_desc d;
             eb_store_rec r = {first + (uint64_t)k, 0, recs[k].type, 0, recs[k].len, recs[k].data};
-            if (describe(&r, &d))
-                CHECK_OK(eb_store_index_add(s, d.key, d.key_len, d.version, d.id, d.id_len,
-                                            r.seq));
+            report(s, &r);
         }
     }
     return first0;
@@ -132,6 +143,11 @@ static void check_answers(eb_store *s, uint64_t first0, const uint64_t versions[
         char id[16];
         int n = snprintf(id, sizeof id, "id-%d", i);
         CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), i % 50 == 49 ? 0 : first0 + (uint64_t)i);
+        char src[4] = {'s', (char)('0' + i % 3), 0, 0}, other[4] = {'s', (char)('0' + (i + 1) % 3)};
+        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)n, UINT64_MAX),
+                 i % 50 == 49 ? 0 : first0 + (uint64_t)i);
+        CHECK_EQ(eb_store_lookup_source_id(s, other, 2, id, (size_t)n, UINT64_MAX), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, NULL, 0, id, (size_t)n, UINT64_MAX), 0);
     }
     CHECK_EQ(eb_store_lookup_id(s, "id-none", 7), 0);
     /* Counts by type: the summaries' plus a walk of the rest, against a walk of all. */
@@ -208,9 +224,9 @@ TEST(damaged_or_missing_summaries_are_rebuilt)
     CHECK_OK(stat(path, &st));
     FILE *f = fopen(path, "r+b"); /* one byte of an id entry */
     CHECK(f != NULL);
-    fseek(f, 70, SEEK_SET);
+    fseek(f, 90, SEEK_SET);
     int c = fgetc(f);
-    fseek(f, 70, SEEK_SET);
+    fseek(f, 90, SEEK_SET);
     fputc(c ^ 0x40, f);
     fclose(f);
     char cmd[700]; /* and the oldest one gone */
@@ -346,5 +362,130 @@ TEST(client_id_ranges_skip_segments_without_any)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
-TEST_MAIN(T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+/* For each of the nsrc sources in turn, appends 200 events
+ * "t0||0|<prefix>-<i>|<source>" (i = 0..199) in batches of 10 and reports
+ * them; seq[r][i] gets the seq of source r's event i. */
+static void append_ids(eb_store *s, const char *prefix, const char *const *srcs, int nsrc,
+                       uint64_t seq[][200])
+{
+    for (int r = 0; r < nsrc; r++)
+        for (int b = 0; b < 20; b++) {
+            char text[10][48];
+            eb_store_rec_in recs[10];
+            for (int k = 0; k < 10; k++) {
+                int len = snprintf(text[k], sizeof text[k], "t0||0|%s-%d|%s", prefix, b * 10 + k,
+                                   srcs[r]);
+                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
+            }
+            uint64_t first = 0;
+            append_wait(s, recs, 10, &first);
+            for (int k = 0; k < 10; k++) {
+                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
+                report(s, &rr);
+                seq[r][b * 10 + k] = rr.seq;
+            }
+        }
+}
+
+/* The same ids from three sources (and none), each source's copies in
+ * other sealed segments: after a reopen (through the summaries) each
+ * (source, id) is found, the newest by id alone; a repeat of a (source,
+ * id) later answers the newer one. */
+TEST(source_ids_across_sealed_segments)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    eb_store_recovery rep;
+    eb_store *s = open_events(dir, &rep);
+    static const char *const srcs[] = {"a", "b", "", "a"}; /* "a" twice: a repeat */
+    uint64_t seq[4][200];
+    append_ids(s, "dup", srcs, 4, seq);
+    eb_store_close(s);
+    CHECK(count_sums(dir, NULL) >= 8);
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK(rep.records_read * 4 < 800); /* the active segment only */
+    for (int i = 0; i < 200; i += 3) {
+        char id[16];
+        int n = snprintf(id, sizeof id, "dup-%d", i);
+        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n, UINT64_MAX), seq[3][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "a", 1, id, (size_t)n, seq[3][i]), seq[0][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "b", 1, id, (size_t)n, UINT64_MAX), seq[1][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "", 0, id, (size_t)n, UINT64_MAX), seq[2][i]);
+        CHECK_EQ(eb_store_lookup_source_id(s, "c", 1, id, (size_t)n, UINT64_MAX), 0);
+        CHECK_EQ(eb_store_lookup_id(s, id, (size_t)n), seq[3][i]);
+    }
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+typedef struct check_rec {
+    const char *src, *id; /* what the record must be */
+    bool        match;
+} check_rec;
+
+static int check_one(void *arg, const eb_store_rec *rec)
+{
+    check_rec *c = arg;
+    eb_store_desc d;
+    c->match = describe(rec, &d) && d.id_len == strlen(c->id) && !memcmp(d.id, c->id, d.id_len) &&
+               (!c->src || (d.source_len == strlen(c->src) &&
+                            !memcmp(d.source, c->src, d.source_len)));
+    return 1;
+}
+
+/* As the bus looks up: each hit is read and checked, and a wrong one
+ * (another's, the hashes collide) asks again below it. src NULL: by id.
+ * *reads gets the records read. */
+static uint64_t find_checked(eb_store *s, const char *src, const char *id, size_t *reads)
+{
+    uint64_t at = UINT64_MAX;
+    for (;;) {
+        at = src ? eb_store_lookup_source_id(s, src, strlen(src), id, strlen(id), at)
+                 : eb_store_lookup_id_below(s, id, strlen(id), at);
+        if (!at)
+            return 0;
+        check_rec c = {src, id, false};
+        CHECK_OK(eb_store_scan(s, at, 1, check_one, &c));
+        ++*reads;
+        if (c.match)
+            return at;
+    }
+}
+
+/* Forced collisions (4-bit hashes: 16 of them for 600 events) in memory
+ * and in the summaries after a reopen: walking below each wrong hit finds
+ * every event, newest first. */
+TEST(forced_collisions_are_walked_in_summaries_too)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    eb__keyidx_test_hash_bits(4);
+    const char *dir = eb_test_tmpdir();
+    eb_store *s = open_events(dir, NULL);
+    static const char *const srcs[] = {"s0", "s1", "s2"};
+    uint64_t seq[3][200];
+    append_ids(s, "c", srcs, 3, seq);
+    for (int round = 0; round < 2; round++) {
+        size_t reads = 0, lookups = 0;
+        for (int i = 0; i < 200; i += 3) {
+            char id[16], src[4];
+            snprintf(id, sizeof id, "c-%d", i);
+            for (int r = 0; r < 3; r++) {
+                snprintf(src, sizeof src, "s%d", r);
+                CHECK_EQ(find_checked(s, src, id, &reads), seq[r][i]);
+                lookups++;
+            }
+            CHECK_EQ(find_checked(s, NULL, id, &reads), seq[2][i]);
+            CHECK_EQ(find_checked(s, "s3", id, &reads), 0);
+        }
+        CHECK(reads > lookups); /* there were collisions to walk */
+        eb_store_close(s);
+        s = open_events(dir, NULL); /* round 1: the sealed segments' from their summaries */
+    }
+    eb_store_close(s);
+    eb__keyidx_test_hash_bits(0);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST_MAIN(T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))

@@ -226,9 +226,65 @@ TEST(key_lookup_versions_trim_and_ids)
     CHECK_OK(eb__keyidx_add_id(&x, "id-1", 4, 10));
     CHECK_OK(eb__keyidx_add_id(&x, "id-2", 4, 11));
     CHECK_OK(eb__keyidx_add_id(&x, "id-1", 4, 40));
-    CHECK(eb__keyidx_find_id(&x, "id-1", 4) == 40 && eb__keyidx_find_id(&x, "id-2", 4) == 11);
-    CHECK(eb__keyidx_find_id(&x, "id-3", 4) == 0);
+    CHECK(eb__keyidx_find_id(&x, "id-1", 4, UINT64_MAX) == 40 &&
+          eb__keyidx_find_id(&x, "id-2", 4, UINT64_MAX) == 11);
+    CHECK(eb__keyidx_find_id(&x, "id-1", 4, 40) == 10); /* the older one, below 40 */
+    CHECK(eb__keyidx_find_id(&x, "id-1", 4, 10) == 0);
+    CHECK(eb__keyidx_find_id(&x, "id-3", 4, UINT64_MAX) == 0);
+    /* (source, id): each source's newest; no source is the empty one; the
+     * length prefix keeps ("a", "bc") and ("ab", "c") apart. */
+    CHECK_OK(eb__keyidx_add_source_id(&x, "a", 1, "bc", 2, 50));
+    CHECK_OK(eb__keyidx_add_source_id(&x, "ab", 2, "c", 1, 51));
+    CHECK_OK(eb__keyidx_add_source_id(&x, NULL, 0, "bc", 2, 52));
+    CHECK_OK(eb__keyidx_add_source_id(&x, "a", 1, "bc", 2, 53));
+    CHECK(eb__keyidx_find_source_id(&x, "a", 1, "bc", 2, UINT64_MAX) == 53);
+    CHECK(eb__keyidx_find_source_id(&x, "a", 1, "bc", 2, 53) == 50);
+    CHECK(eb__keyidx_find_source_id(&x, "ab", 2, "c", 1, UINT64_MAX) == 51);
+    CHECK(eb__keyidx_find_source_id(&x, "", 0, "bc", 2, UINT64_MAX) == 52);
+    CHECK(eb__keyidx_find_source_id(&x, "b", 1, "bc", 2, UINT64_MAX) == 0);
+    CHECK(eb__keyidx_source_id_hash("a", 1, "bc", 2) != eb__keyidx_source_id_hash("ab", 2, "c", 1));
+    CHECK(eb__keyidx_source_id_hash(NULL, 0, "x", 1) == eb__keyidx_source_id_hash("", 0, "x", 1));
     eb__keyidx_free(&x);
+}
+
+/* Forced collisions (2-bit hashes: 4 of them for 40 ids): every hash's
+ * events are chained newest first, so walking below each wrong hit finds
+ * each event; one reported out of order goes in its place. */
+TEST(keyidx_collisions_are_chained)
+{
+    eb__keyidx_test_hash_bits(2);
+    eb_keyidx x;
+    eb__keyidx_init(&x);
+    char id[16];
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(id, sizeof id, "c-%d", i);
+        CHECK_OK(eb__keyidx_add_source_id(&x, "s", 1, id, (size_t)n, 100 + (uint64_t)i * 2));
+        CHECK_OK(eb__keyidx_add_id(&x, id, (size_t)n, 100 + (uint64_t)i * 2));
+    }
+    CHECK_OK(eb__keyidx_add_id(&x, "late", 4, 101)); /* out of order */
+    CHECK_OK(eb__keyidx_add_id(&x, "late", 4, 101)); /* and again: ignored */
+    size_t walked = 0;
+    for (int i = 0; i < 40; i++) {
+        int n = snprintf(id, sizeof id, "c-%d", i);
+        uint64_t want = 100 + (uint64_t)i * 2, seq = UINT64_MAX, by_id = UINT64_MAX;
+        do {
+            seq = eb__keyidx_find_source_id(&x, "s", 1, id, (size_t)n, seq);
+            walked++;
+        } while (seq && seq != want);
+        CHECK_EQ(seq, want);
+        do
+            by_id = eb__keyidx_find_id(&x, id, (size_t)n, by_id);
+        while (by_id && by_id != want);
+        CHECK_EQ(by_id, want);
+    }
+    CHECK(walked > 40); /* there were collisions to walk */
+    uint64_t seq = UINT64_MAX;
+    do
+        seq = eb__keyidx_find_id(&x, "late", 4, seq);
+    while (seq && seq != 101);
+    CHECK_EQ(seq, 101);
+    eb__keyidx_free(&x);
+    eb__keyidx_test_hash_bits(0);
 }
 
 /* The lookups through the interface: only durable, retained records are
@@ -248,10 +304,25 @@ TEST(store_lookups)
     CHECK(fv == 2 && seqs[0] == first + 2);
     CHECK(eb_store_lookup_id(s, "id-b", 4) == first + 1);
     CHECK(eb_store_lookup_id(s, "id-x", 4) == 0);
+    /* By (source, id): one id from two sources and from none. */
+    CHECK_OK(eb_store_index_source_id(s, "src-1", 5, "id-a", 4, first));
+    CHECK_OK(eb_store_index_source_id(s, "src-2", 5, "id-a", 4, first + 1));
+    CHECK_OK(eb_store_index_source_id(s, NULL, 0, "id-a", 4, first + 2));
+    CHECK(eb_store_lookup_source_id(s, "src-1", 5, "id-a", 4, UINT64_MAX) == first);
+    CHECK(eb_store_lookup_source_id(s, "src-2", 5, "id-a", 4, UINT64_MAX) == first + 1);
+    CHECK(eb_store_lookup_source_id(s, "", 0, "id-a", 4, UINT64_MAX) == first + 2);
+    CHECK(eb_store_lookup_source_id(s, "src-3", 5, "id-a", 4, UINT64_MAX) == 0);
+    /* Below a seq: the next older with the hash. */
+    CHECK_OK(eb_store_index_add(s, NULL, 0, 0, "id-b", 4, first + 2));
+    CHECK(eb_store_lookup_id_below(s, "id-b", 4, UINT64_MAX) == first + 2);
+    CHECK(eb_store_lookup_id_below(s, "id-b", 4, first + 2) == first + 1);
+    CHECK(eb_store_lookup_id_below(s, "id-b", 4, first + 1) == 0);
     /* Not appended (past the durable seq): not answered. */
     CHECK_OK(eb_store_index_add(s, "k", 1, 3, "id-d", 4, first + 10));
+    CHECK_OK(eb_store_index_source_id(s, "src-1", 5, "id-d", 4, first + 10));
     CHECK_EQ(eb_store_key_seqs(s, "k", 1, 3, seqs, 8, &fv), 0);
     CHECK(eb_store_lookup_id(s, "id-d", 4) == 0);
+    CHECK(eb_store_lookup_source_id(s, "src-1", 5, "id-d", 4, UINT64_MAX) == 0);
     eb_store_close(s);
 }
 
@@ -421,6 +492,6 @@ TEST(pg_store_meta_drop_before_deletes)
 #define PG_TESTS
 #endif
 
-TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(store_lookups),
+TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(keyidx_collisions_are_chained), T(store_lookups),
           T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
           T(store_seek_time) PG_TESTS)

@@ -6,7 +6,7 @@ import { ulid } from './ulid.js';
 import { toJsonSchema } from './zod.js';
 import type {
   AckResult, BrowseOptions, CloudEvent, Compatibility, DeadLetterPage, EventInput, EventMap, EventMapOf,
-  EventOf, EventPage, ExtendResult, GroupDetail, GroupOptions, GroupPut, GroupSummary, JsonSchema, KeyStreamOptions,
+  EventOf, EventPage, ExtendResult, GroupDetail, GroupOptions, GroupPut, GroupSummary, GetEventOptions, JsonSchema, KeyStreamOptions,
   KeyStreamPage, NackOptions, NackResult,
   PublishOptions, PublishResult, PullOptions, ReplayBound, ReplayOptions, ReplayResult, SchemaCheck,
   SchemaRegistered, SchemaSummary, SchemaType, SchemaVersion, Stats, StoredEventOf, TokenSelf, ZodLike,
@@ -240,9 +240,14 @@ export class EventBus<M extends EventMap = EventMap> {
     return [receipt((await this.transport.request<PublishResult>('POST', '/v1/events', undefined, { raw })).body)];
   }
 
-  /** One event by id. */
-  async event(id: string): Promise<StoredEventOf<M>> {
-    return (await this.transport.request<StoredEventOf<M>>('GET', `/v1/events/${seg(id)}`)).body;
+  /**
+   * One event by id: the newest with it, or with `source` the one from that source
+   * (CloudEvents ids are unique per source; `source: ''` is an event published without one).
+   */
+  async event(id: string, o: GetEventOptions = {}): Promise<StoredEventOf<M>> {
+    // The source is percent-decoded by the server ('+' is a space), so it is encoded whole.
+    const qs = o.source === undefined ? '' : `?source=${encodeURIComponent(o.source)}`;
+    return (await this.transport.request<StoredEventOf<M>>('GET', `/v1/events/${seg(id)}${qs}`)).body;
   }
 
   /** One page of the log, oldest first. */

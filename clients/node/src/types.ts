@@ -116,6 +116,11 @@ export interface KeyStreamPage<E> {
   /** The fromVersion of the next page (an empty page means the end). */
   next_from_version: number;
 }
+export interface GetEventOptions {
+  /** Only the event with the id from this source ('': published without a source); absent: the newest with the id. */
+  source?: string;
+}
+
 export interface KeyStreamOptions {
   /** First version to read (default: the oldest retained). */
   fromVersion?: number;

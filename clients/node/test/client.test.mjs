@@ -88,6 +88,17 @@ test('events and browse page through the log', async () => {
   await assert.rejects(bus.event('no-such-id'), NotFoundError);
 });
 
+test('event by (source, id): the same id from several sources', async () => {
+  const a = await bus.publish('t.src', { n: 1 }, { id: 'shared-1', source: 'a+b/c' });
+  const b = await bus.publish('t.src', { n: 2 }, { id: 'shared-1', source: 'b' });
+  const none = await bus.publish('t.src', { n: 3 }, { id: 'shared-1' });
+  assert.equal((await bus.event('shared-1', { source: 'a+b/c' })).seq, a.seq);
+  assert.equal((await bus.event('shared-1', { source: 'b' })).seq, b.seq);
+  assert.equal((await bus.event('shared-1', { source: '' })).seq, none.seq);
+  assert.equal((await bus.event('shared-1')).seq, none.seq); // the newest
+  await assert.rejects(bus.event('shared-1', { source: 'a b/c' }), NotFoundError);
+});
+
 test('schemas: a Zod 4 schema registers and validates like Zod', async () => {
   const r = await bus.schemas.register('order.created', OrderCreated);
   assert.deepEqual([r.version, r.compatibility], [1, 'backward']);
