@@ -213,7 +213,7 @@ struct eb_bus {
     eb_store_rec_in  *recs;     /* scratch: records of one publish */
     size_t         *offs;     /* scratch: each record's offset in enc */
     size_t          recs_cap; /* allocated, both arrays */
-    uint32_t       *bidx;     /* scratch: the batch's two hash indexes (bus.c) */
+    uint32_t       *bidx;     /* scratch: the batch's two hash indexes (publish.c) */
     size_t          bidx_cap; /* slots of each, a power of two >= 2 x batch */
     eb_schema_errors verrs;   /* scratch: schema violations of one event */
     eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
