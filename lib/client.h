@@ -139,5 +139,18 @@ void *eb__result_alloc(void *result, size_t size);
 const char *eb__str(const eb_json *obj, const char *key);
 /* Reads a group object (summary, detail or a PUT answer) into g. */
 int eb__group_info(eb_client *c, void *result, const eb_json *o, eb_groups_info *g);
+/* Reads the group objects of arr into a result-owned array *out of *ng
+ * (groups.c; the group list and the stats). */
+int eb__group_array(eb_client *c, void *res, const eb_json *arr, size_t *ng,
+                    const eb_groups_info *const **out);
+/* admin.c: answer readers shared by the admin calls (admin.c, groups.c). */
+/* Frees result (may be NULL) and fails c with EB_ENOMEM. */
+int eb__no_memory(eb_client *c, const void *result);
+/* GET path, whose answer must hold the array `member`: *arr. */
+int eb__get_list(eb_client *c, const char *path, const char *member, const eb_json **arr);
+/* An array member of o as a NULL-safe list: its length, or 0. */
+size_t eb__arr_len(const eb_json *o, const char *key);
+/* The unsigned integer member o[key], or 0. */
+uint64_t eb__u64_of(const eb_json *o, const char *key);
 
 #endif

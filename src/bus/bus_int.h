@@ -2,8 +2,10 @@
  *
  * Who calls whom (no circle):
  *   bus.c      opening the stores (reporting every retained event to the
- *              store's lookups), publishing, registration, the meta
- *              replay's dispatch; calls groups.c, durable.c, codec.c
+ *              store's lookups), registration, the meta replay's
+ *              dispatch; calls groups.c, durable.c, codec.c
+ *   publish.c  publishing; calls bus.c (the lookups), groups.c, delay.c,
+ *              durable.c
  *   read.c     browsing, events by id, key streams (the store's lookups)
  *   groups.c   the group table and group commands, the timer, monitoring
  *              figures; calls pull.c, snapshot.c, durable.c, codec.c and the
@@ -211,7 +213,7 @@ struct eb_bus {
     eb_store_rec_in  *recs;     /* scratch: records of one publish */
     size_t         *offs;     /* scratch: each record's offset in enc */
     size_t          recs_cap; /* allocated, both arrays */
-    uint32_t       *bidx;     /* scratch: the batch's two hash indexes (bus.c) */
+    uint32_t       *bidx;     /* scratch: the batch's two hash indexes (publish.c) */
     size_t          bidx_cap; /* slots of each, a power of two >= 2 x batch */
     eb_schema_errors verrs;   /* scratch: schema violations of one event */
     eb_json_doc    *scratch_doc; /* scratch for replays and lookups */
@@ -234,6 +236,13 @@ struct eb_bus {
 
 /* bus.c: a libuv handle of the bus closed (the last one frees the bus). */
 void eb__bus_handle_closed(uv_handle_t *h);
+/* bus.c: completes duplicate-only publishes whose originals are durable
+ * now (all of them with status when it is non-zero). */
+void eb__bus_release_waiters(eb_bus *bus, int status);
+/* bus.c: enters an appended event into the store's key and id lookups
+ * (publish.c after an append, bus.c's rebuild at open). */
+void eb__bus_index_event(eb_bus *bus, eb_str key, uint64_t key_version, eb_str source, eb_str id,
+                         uint64_t seq);
 
 /* durable.c */
 uint64_t eb__bus_now_us(void);

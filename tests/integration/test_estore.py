@@ -612,7 +612,7 @@ def test_cloudevents_out(srv):
 def test_large_batch_key_versions_and_duplicates(srv):
     """A batch of 1,000: each key's versions count up in batch order, the
     same (source, id) twice is one event (the first), and a duplicate does
-    not take a key version (the batch's own indexes, bus.c)."""
+    not take a key version (the batch's own indexes, publish.c)."""
     publish(srv, {"type": "order.created", "key": "bk-0"})  # bk-0 starts at 1
     evs = []
     for i in range(1000):
