@@ -179,7 +179,7 @@ static void check_native_names(const eb_json *obj)
 {
     static const char *known[] = {"type", "data", "id", "source", "key", "version",
                                   "expected_version", "correlationId", "causationId", "subject",
-                                  "datacontenttype", "extensions"};
+                                  "datacontenttype", "extensions", "deliver_at", "delay"};
     for (const eb_json *m = obj->child; m; m = m->next) {
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof known[0] && !ok; i++)
