@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "eventbus/err.h"
@@ -251,6 +252,12 @@ int eb__http_out_start(request *r, const char *url, const char *ca_file)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* over TLS, wait for a connection being made to learn (ALPN) whether
+     * it multiplexes rather than open one per request: with HTTP/2 the
+     * POSTs in flight become streams of one connection (cleartext is
+     * HTTP/1.1, one request per connection at a time: no waiting there) */
+    if (!strncasecmp(url, "https:", 6))
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (ca_file)

@@ -107,6 +107,13 @@ struct eb_push {
 
 /* push.c */
 uint64_t eb__push_now_us(void);
+/* A Retry-After value (RFC 9110 10.2.3: delta-seconds or an HTTP-date,
+ * surrounding blanks allowed) as the delay in ms from now_us: 0 for a date
+ * in the past or "0", at most one hour; -1 when v is NULL or neither form
+ * (a sign, a fraction, text, a date without a time): the caller then uses
+ * the group's backoff. Dates are read by curl_getdate (IMF-fixdate, the
+ * obsolete RFC 850 and asctime forms too). */
+int64_t eb__push_retry_after_ms(const char *v, uint64_t now_us);
 /* A request finished: status is the HTTP status (0: none), cerr the curl
  * result. Settles its events and frees it. */
 void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_after);
