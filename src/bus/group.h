@@ -82,6 +82,9 @@ typedef struct eb_group_env {
     /* The recent-records cache shared by every group (the bus's): a
      * delivery keeps its event's position there, not a copy. */
     eb_reccache *cache;
+    /* Records read to count lag (shared, the bus's: eb_bus_count_reads);
+     * NULL: not counted. */
+    uint64_t *count_reads;
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's

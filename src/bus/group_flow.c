@@ -155,6 +155,8 @@ static int count_one(void *arg, const eb_store_rec *rec)
     if (rec->seq >= c->stop)
         return 1;
     c->next = rec->seq + 1;
+    if (c->g->env.count_reads)
+        (*c->g->env.count_reads)++;
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;

@@ -12,7 +12,14 @@
  * their own cursor (a suffix sum and a binary search). Cost: one decode per
  * event walked, plus O(types x matching groups x log) -- never groups x
  * events. Memory: one entry per (type, interval) that holds an event,
- * freed at the end. */
+ * freed at the end.
+ *
+ * One group (eb__bus_count_group, at creation or a change of its config):
+ * the same counts by type over [its cursor, head) -- the summaries, the
+ * tail's chunks (tail.h) and at most the partial chunks and the rest of
+ * the cursor's segment walked -- added up for the types the group matches.
+ * A group with a content filter still walks its range (its filter looks
+ * at each event). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,5 +168,35 @@ int eb__bus_count_lags(eb_bus *bus, uint64_t head)
     free(w.cuts);
     free(matching);
     free(gs);
+    return rc;
+}
+
+/* --- one group (created or reconfigured) -------------------------------------- */
+
+typedef struct one_ctx {
+    eb_bus  *bus;
+    eb_group *g;
+    uint64_t n;
+} one_ctx;
+
+static void count_one_type(void *arg, const char *type, size_t len, uint64_t n)
+{
+    one_ctx *c = arg;
+    void *const *m;
+    size_t nm = eb_matcher_match(&c->bus->grp.matcher, type, len, &m);
+    void *key = c->g;
+    if (nm && bsearch(&key, m, nm, sizeof *m, eb_matcher_ptr_cmp))
+        c->n += n;
+}
+
+int eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head)
+{
+    if (eb_group_has_filter(g)) /* its filter looks at each event: its own walk */
+        return eb_group_count_ahead(g, head);
+    one_ctx c = {bus, g, 0};
+    uint64_t from = eb_group_cursor(g);
+    int rc = from < head ? eb__bus_count_types(bus, from, head, count_one_type, &c) : 0;
+    if (rc == 0)
+        eb_group_set_ahead(g, c.n, head);
     return rc;
 }
