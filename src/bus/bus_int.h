@@ -183,6 +183,8 @@ void eb__bus_counts_init(eb_bus_counts *c, size_t max_types);
 void eb__bus_counts_free(eb_bus_counts *c);
 int  eb__bus_count_log(eb_bus *bus);
 void eb__bus_tail_restart(eb_bus *bus);
+/* Drops the tail's chunks the store counts by now (the timer, once a second). */
+void eb__bus_tail_tidy(eb_bus *bus);
 /* Counts the events by type with from <= seq < to: fn(arg, type, len, n),
  * possibly several times for one type (the counts add up). What the events
  * store counts itself (eb_store_type_counts: whole sealed segments in the

@@ -115,8 +115,6 @@ int eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_cou
     uint64_t lo, hi;
     int rc = eb_store_type_counts(bus->events, from, to, &lo, &hi, fn, arg);
     type_walk w = {fn, arg, NULL, &bus->count_reads};
-    if (lo < hi)
-        eb__tail_trim(&bus->tail, hi); /* the store counts below hi itself */
     if (rc == 0 && from < lo)
         rc = count_uncovered(bus, from, lo, &w);
     if (rc == 0 && hi < to)
@@ -153,6 +151,24 @@ int eb__bus_count_log(eb_bus *bus)
     else
         eb__tail_invalidate(&bus->tail);
     return rc;
+}
+
+static void ignore_counts(void *arg, const char *type, size_t len, uint64_t n)
+{
+    (void)arg, (void)type, (void)len, (void)n;
+}
+
+/* Trimming only saves memory and never costs exactness: the tail claims
+ * only the chunks it holds, and a range it does not hold is walked. */
+void eb__bus_tail_tidy(eb_bus *bus)
+{
+    if (bus->tail.n < 64)
+        return; /* a few chunks: not worth asking */
+    uint64_t lo, hi, to = eb_store_durable_seq(bus->events);
+    if (bus->tail.from < to &&
+        eb_store_type_counts(bus->events, bus->tail.from, to, &lo, &hi, ignore_counts, NULL) == 0 &&
+        lo < hi)
+        eb__tail_trim(&bus->tail, hi); /* the store counts up to hi itself */
 }
 
 /* After appends that failed (their seqs handed out again): the tail's

@@ -613,6 +613,7 @@ static void tick_groups(eb_bus *bus, uint64_t now)
     eb_bus_groups *gr = &bus->grp;
     if (now - gr->last_full_tick >= FULL_TICK_US) {
         gr->last_full_tick = now;
+        eb__bus_tail_tidy(bus);
         size_t it = 0;
         eb_group *g;
         while ((g = eb__bus_group_next(bus, &it))) {

@@ -10,7 +10,9 @@
  * groups' lag, so the two agree). Counting a range then reads the whole
  * chunks inside it from here and walks at most the two partial chunks at
  * its ends: creating a group costs no walk of the log, whatever its length.
- * Chunks below what the store covers are dropped (eb__tail_trim).
+ * Chunks the store counts by then are dropped (eb__tail_trim; the bus asks
+ * once a second when 64 or more are held), so the tail holds about the
+ * active segment (one small map per 1,024 seqs).
  * Invalidated (nothing covered, callers walk) when a failed append makes
  * the counts uncertain, until the next reset.
  * Memory: one small map per chunk holding events (types in it).
