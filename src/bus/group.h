@@ -114,6 +114,9 @@ int  eb_group_count_ahead(eb_group *g, uint64_t head);
  * [eb_group_cursor(g), head) (the bus counts every group in one walk at
  * startup); those finished already (acked out of order) are taken off. */
 void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
+/* The same, taking off only the finished seqs above the cursor that the
+ * config matches now (each read: a change of the group's config). */
+void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head);
 /* The main flow's next seq to examine. */
 uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */

@@ -188,6 +188,22 @@ void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head)
     g->ahead = matching > done ? matching - done : 0;
 }
 
+void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head)
+{
+    /* The done set is a window of what was finished out of order (not the
+     * log): its records are read, and only those the config matches now
+     * are taken off (after a change of types, others may be in it). */
+    uint64_t done = 0;
+    const eb_rangeset *d = &g->main.done;
+    for (size_t i = 0; i < d->n; i++) {
+        uint64_t a = d->r[i].a < g->main.cursor ? g->main.cursor : d->r[i].a;
+        uint64_t b = d->r[i].b < head ? d->r[i].b : head;
+        if (a < b)
+            done += count_range(g, a, b, NULL, 0, NULL);
+    }
+    g->ahead = matching > done ? matching - done : 0;
+}
+
 void eb__flow_count_backlog(eb_group *g, flow *f)
 {
     f->backlog = count_range(g, f->cursor, f->to, f->types, f->ntypes, &f->done);

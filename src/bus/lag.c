@@ -197,6 +197,6 @@ int eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head)
     uint64_t from = eb_group_cursor(g);
     int rc = from < head ? eb__bus_count_types(bus, from, head, count_one_type, &c) : 0;
     if (rc == 0)
-        eb_group_set_ahead(g, c.n, head);
+        eb_group_set_ahead_exact(g, c.n, head);
     return rc;
 }
