@@ -204,6 +204,17 @@ void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head)
     g->ahead = matching > done ? matching - done : 0;
 }
 
+bool eb_group_counts_seq(const eb_group *g, uint64_t seq, eb_str type)
+{
+    return seq >= g->main.cursor && eb_group_cfg_matches(&g->cfg, type.ptr, type.len) &&
+           !eb_rangeset_has(&g->main.done, seq);
+}
+
+void eb_group_set_counted(eb_group *g, uint64_t ahead)
+{
+    g->ahead = ahead;
+}
+
 void eb__flow_count_backlog(eb_group *g, flow *f)
 {
     f->backlog = count_range(g, f->cursor, f->to, f->types, f->ntypes, &f->done);
