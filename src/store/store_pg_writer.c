@@ -189,7 +189,8 @@ static void sleep_ms(uint64_t ms)
 }
 
 /* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
- * EB_EEXIST when another eventbusd holds the database. */
+ * EB_EEXIST when another eventbusd holds the database (or, with several
+ * nodes, led since this node's epoch: then, past opening, fenced). */
 int eb__pg_connect_wr(pg_store *p)
 {
     if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
@@ -210,10 +211,23 @@ int eb__pg_connect_wr(pg_store *p)
         rc = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't' ? 0 : EB_EEXIST;
         PQclear(r);
     }
+    /* Several nodes (store_pg_lead.c): the lock is ours, but if another
+     * node led since (eb_leader's epoch moved on) our memory is stale. */
+    uint64_t epoch = atomic_load(&eb__store_pg_epoch);
+    if (rc == 0 && epoch) {
+        rc = eb__pg_run(p->wr, "SELECT epoch FROM eb_leader WHERE id = 1", 0, NULL, 0, &r);
+        if (rc == 0) {
+            rc = eb__pg_num0(r) == epoch ? 0 : EB_EEXIST;
+            PQclear(r);
+        }
+    }
     if (rc) {
         PQfinish(p->wr);
         p->wr = NULL;
     }
+    if (rc == EB_EEXIST && p->opened && eb__store_pg_fenced)
+        eb__store_pg_fenced(epoch ? "a writer's lock is held elsewhere or another node led "
+                                    "since" : "a writer's lock is held elsewhere");
     return rc;
 }
 
