@@ -303,6 +303,8 @@ int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *a
         if (got != 1 || take_office(l))
             drop(&l->gate);
     }
+    if (!l->leader) /* a follower knows the leader before it serves */
+        ensure_listen(l);
     if (pthread_create(&l->thr, NULL, lead_main, l) != 0)
         abort();
     *out = l;
