@@ -470,7 +470,8 @@ static int open_all(daemon_state *d)
                           .on_leader = on_leader, .arg = d};
     int rc = eb_cluster_open(d->loop, &co, &d->cluster);
     if (rc) {
-        EB_ERROR("cannot start the cluster role: %s", eb_strerror(rc));
+        if (rc != EB_ECONNECT)
+            EB_ERROR("cannot start the cluster role: %s", eb_strerror(rc));
         return -1;
     }
     return 0;

@@ -26,7 +26,8 @@ typedef void (*eb_pg_lead_fn)(void *arg);
 /* Tries once, synchronously, to become the leader at uri (advertising
  * url), then goes on in a thread of its own (waiting for the lock as a
  * follower, or watching it as the leader); *out is the caller's
- * (eb_pg_lead_stop). fn may be NULL. 0, or EB_EIO. */
+ * (eb_pg_lead_stop). fn may be NULL. 0, EB_ECONNECT (the database cannot
+ * be reached: said in the log) or EB_EIO. */
 int  eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *arg,
                       eb_pg_lead **out);
 /* True if this node is the leader; the leader's epoch and URL ("" when no

@@ -173,7 +173,9 @@ static bool regain(eb_pg_lead *l)
         }
         if (wait_fds(l, -1, -1, backoff))
             return true;
-        backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
+        /* Short: the followers retry every second; the leader should win
+         * the lock back after a restart of the database. */
+        backoff = backoff * 2 > 2 * PG_BACKOFF_MIN_MS ? 2 * PG_BACKOFF_MIN_MS : backoff * 2;
     }
 }
 
@@ -297,8 +299,21 @@ int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *a
         return EB_EIO;
     }
     /* The first try is synchronous: a node that can lead at once opens
-     * its bus before it serves, as a single node always did. */
-    if ((l->gate = connect_plain(l))) {
+     * its bus before it serves, as a single node always did; a database
+     * that cannot be reached at all fails the start (a wrong URI says so
+     * at once). */
+    char err[256];
+    if (!(l->gate = eb__pg_connect(l->uri, EB_STORE_SYNC_ALWAYS, err, sizeof err))) {
+        EB_ERROR("postgresql: cannot connect: %s", err);
+        close(l->wake[0]);
+        close(l->wake[1]);
+        pthread_mutex_destroy(&l->mu);
+        free(l->uri);
+        free(l->url);
+        free(l);
+        return EB_ECONNECT;
+    }
+    {
         int got = try_gate(l);
         if (got != 1 || take_office(l))
             drop(&l->gate);
