@@ -74,7 +74,7 @@ ALLOWED["main"].append("store-pg")
 ALLOWED["tests"].append("store-pg")
 # push delivery: a client of the bus's command API beside api (neither
 # includes the other); main wires it, tests and benches may use it.
-ALLOWED["push"] = ["pub-base", "util", "json", "schema", "store", "bus"]
+ALLOWED["push"] = ["pub-base", "util", "json", "schema", "store", "bus", "http"]  # curl_uv
 for _c in ("main", "tests", "bench"):
     ALLOWED[_c].append("push")
 

@@ -1,7 +1,6 @@
 /* forward.c - a follower relays a request to the leader: one libcurl
- * multi handle on the libuv loop (the multi-uv pattern of
- * src/push/http_out.c: a uv_poll_t per socket, one uv_timer_t, the
- * connection cache for keep-alive to the leader), the request's method,
+ * multi handle on the libuv loop (http/curl_uv.c; its connection cache
+ * keeps the connections to the leader alive), the request's method,
  * path, query, headers and body sent as they came, and the answer's
  * status, content type, the headers the API sets, and body relayed,
  * bounded (max_answer: past it 502). The request carries
@@ -19,26 +18,19 @@
 
 #include "cluster/cluster.h"
 #include "eventbus/err.h"
+#include "http/curl_uv.h"
 #include "util/buf.h"
 #include "util/xmalloc.h"
 
 struct eb_fwd {
-    uv_loop_t  *loop;
+    eb_curl_uv *curl;
     CURLM      *multi;
-    uv_timer_t  timer;
     uint32_t    timeout_ms, max, in_flight;
     size_t      max_answer;
     uint64_t    count;
-    int         handles; /* open uv handles: freed at 0 once closing */
     bool        closing;
     struct fwd *head;    /* in flight */
 };
-
-typedef struct sock_ctx {
-    uv_poll_t     poll;
-    curl_socket_t fd;
-    eb_fwd       *f;
-} sock_ctx;
 
 typedef struct fwd {
     eb_fwd            *f;
@@ -96,7 +88,7 @@ static void unlink_fwd(fwd *w)
 static void fwd_free(fwd *w)
 {
     if (w->easy) {
-        curl_multi_remove_handle(w->f->multi, w->easy);
+        curl_multi_remove_handle(w->f->multi, w->easy); /* a no-op once done */
         curl_easy_cleanup(w->easy);
     }
     curl_slist_free_all(w->hdrs);
@@ -128,120 +120,27 @@ static void finish(fwd *w, CURLcode res)
     fwd_free(w);
 }
 
-static void check_done(eb_fwd *f)
+static void on_done(void *arg, CURL *e, CURLcode res)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(f->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        fwd *w = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&w);
-        finish(w, m->data.result);
-    }
-}
-
-static void handle_closed(uv_handle_t *h)
-{
-    eb_fwd *f = h->data;
-    if (h->type == UV_POLL) {
-        sock_ctx *s = h->data;
-        f = s->f;
-        free(s);
-    }
-    if (--f->handles == 0 && f->closing) {
-        curl_multi_cleanup(f->multi);
-        free(f);
-    }
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    sock_ctx *s = h->data;
-    int flags = status < 0 ? CURL_CSELECT_ERR : 0, running;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    eb_fwd *f = s->f;
-    curl_multi_socket_action(f->multi, s->fd, flags, &running);
-    check_done(f);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-    eb_fwd *f = t->data;
-    int running;
-    curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(f);
-}
-
-static int start_timeout(CURLM *m, long ms, void *arg)
-{
-    eb_fwd *f = arg;
-    (void)m;
-    if (ms < 0)
-        uv_timer_stop(&f->timer);
-    else
-        uv_timer_start(&f->timer, on_timer, (uint64_t)ms, 0);
-    return 0;
-}
-
-static int handle_socket(CURL *e, curl_socket_t fd, int action, void *arg, void *sockp)
-{
-    eb_fwd *f = arg;
-    sock_ctx *s = sockp;
-    (void)e;
-    if (action == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            curl_multi_assign(f->multi, fd, NULL);
-            uv_close((uv_handle_t *)&s->poll, handle_closed);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = eb_xcalloc(1, sizeof *s);
-        s->fd = fd;
-        s->f = f;
-        if (uv_poll_init_socket(f->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        f->handles++;
-        curl_multi_assign(f->multi, fd, s);
-    }
-    int ev = action == CURL_POLL_IN    ? UV_READABLE
-           : action == CURL_POLL_OUT   ? UV_WRITABLE
-           : action == CURL_POLL_INOUT ? UV_READABLE | UV_WRITABLE
-                                       : 0;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
+    (void)arg;
+    fwd *w = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&w);
+    finish(w, res);
 }
 
 int eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, uint32_t max,
                  eb_fwd **out)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-        return EB_EIO;
     eb_fwd *f = eb_xcalloc(1, sizeof *f);
-    if (!(f->multi = curl_multi_init())) {
+    if (eb_curl_uv_open(loop, on_done, f, &f->curl) != 0) {
         free(f);
         return EB_EIO;
     }
-    f->loop = loop;
+    f->multi = eb_curl_uv_multi(f->curl);
     f->timeout_ms = timeout_ms;
     f->max_answer = max_answer;
     f->max = max;
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
-    curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
-    curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
     curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)(max < 1024 ? max : 1024));
-    uv_timer_init(loop, &f->timer);
-    f->timer.data = f;
-    f->handles = 1;
     *out = f;
     return 0;
 }
@@ -394,6 +293,5 @@ void eb__fwd_close(eb_fwd *f)
         unlink_fwd(w);
         fwd_free(w);
     }
-    uv_timer_stop(&f->timer);
-    uv_close((uv_handle_t *)&f->timer, handle_closed);
+    eb_curl_uv_close(f->curl, free, f);
 }
