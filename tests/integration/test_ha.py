@@ -154,6 +154,24 @@ def test_one_leader_two_followers(trio):
     st, _, js = b.request("POST", "/v1/events", {"type": "t.x", "data": {}})
     assert st == 201, js
     assert b.role()["forwarded"] >= 1
+    # SIGTERM: a follower (relaying a long poll) and then the leader stop
+    # cleanly (exit 0; under ASan, no leak); c takes over.
+    st, _, js = a.request("PUT", "/v1/groups/g", {"types": ["t.y"]})
+    assert st in (200, 201), js
+    got = []
+    t = threading.Thread(target=lambda: got.append(call(b.port, "POST", "/v1/groups/g/pull",
+                                                        {"consumer": "c", "wait_ms": 20000})))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    b.stop()
+    t.join()
+    assert got and got[0][0] == 503 and got[0][2]["error"]["code"] == "shutting_down", got
+    assert time.time() - t0 < 10
+    a.stop()
+    assert trio.leader() is c
+    st, _, js = c.request("GET", "/v1/events")
+    assert st == 200 and len(js["events"]) == 1, js
 
 
 def test_publishes_via_all_three_in_one_gap_free_order(trio):
