@@ -53,6 +53,8 @@ void eb_cluster_close(eb_cluster *c);
 void eb_cluster_free(eb_cluster *c);
 
 /* --- forwarding (forward.c), the cluster's own ----------------------------- */
+/* The answer bytes all forwards in flight may hold at once (1 GiB). */
+#define EB_FWD_BUFFERED ((size_t)1 << 30)
 typedef struct eb_fwd eb_fwd;
 int  eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, uint32_t max,
                   eb_fwd **out);

@@ -3,7 +3,8 @@
  * keeps the connections to the leader alive), the request's method,
  * path, query, headers and body sent as they came, and the answer's
  * status, content type, the headers the API sets, and body relayed,
- * bounded (max_answer: past it 502). The request carries
+ * bounded (max_answer each, past it 502; and all the answers being
+ * received at once to EB_FWD_BUFFERED, past it 503 overloaded). The request carries
  * "Eb-Forwarded: <epoch>": a node that gets one while not serving
  * answers 503 rather than forwarding again (no loops). A leader that
  * cannot be reached (refused, reset, timed out) gives 503 no_leader with
@@ -27,6 +28,7 @@ struct eb_fwd {
     CURLM      *multi;
     uint32_t    timeout_ms, max, in_flight;
     size_t      max_answer;
+    size_t      buffered; /* answer bytes held by the forwards in flight */
     uint64_t    count;
     bool        closing;
     struct fwd *head;    /* in flight */
@@ -41,7 +43,7 @@ typedef struct fwd {
     char               ctype[128];
     char               extra[8][200]; /* relayed answer headers, "Name: value" */
     int                nextra;
-    bool               cut;
+    bool               cut, full; /* over max_answer; over EB_FWD_BUFFERED */
     struct fwd        *prev, *next;
 } fwd;
 
@@ -87,6 +89,7 @@ static void unlink_fwd(fwd *w)
 
 static void fwd_free(fwd *w)
 {
+    w->f->buffered -= w->body.len;
     if (w->easy) {
         curl_multi_remove_handle(w->f->multi, w->easy); /* a no-op once done */
         curl_easy_cleanup(w->easy);
@@ -104,6 +107,8 @@ static void finish(fwd *w, CURLcode res)
     if (w->cut) {
         eb__cluster_error(req, 502, "answer_too_large",
                           "the leader's answer is larger than this node relays");
+    } else if (w->full) {
+        eb__cluster_error(req, 503, "overloaded", "too many answers being relayed at once");
     } else if (res != CURLE_OK || status < 100) {
         eb__cluster_error(req, 503, "no_leader", "the leader cannot be reached; retry (another "
                           "node may be taking over)");
@@ -153,7 +158,12 @@ static size_t on_body(char *d, size_t sz, size_t n, void *arg)
         w->cut = true;
         return 0; /* CURLE_WRITE_ERROR: answered 502 */
     }
+    if (w->f->buffered + len > EB_FWD_BUFFERED) {
+        w->full = true;
+        return 0; /* answered 503 overloaded */
+    }
     eb_buf_append(&w->body, d, len);
+    w->f->buffered += len;
     return len;
 }
 
