@@ -2,6 +2,7 @@
  * curl_uv.h). */
 #include "http/curl_uv.h"
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -165,4 +166,14 @@ void eb_curl_uv_close(eb_curl_uv *c, void (*closed)(void *arg), void *arg)
     c->multi = NULL;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
+}
+
+int eb_curl_uv_cloexec(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    (void)purpose;
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0)
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    return CURL_SOCKOPT_OK;
 }

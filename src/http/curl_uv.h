@@ -28,4 +28,8 @@ CURLM *eb_curl_uv_multi(eb_curl_uv *c);
  * is freed. The loop must run on. */
 void   eb_curl_uv_close(eb_curl_uv *c, void (*closed)(void *arg), void *arg);
 
+/* A CURLOPT_SOCKOPTFUNCTION marking each socket close-on-exec (a daemon
+ * that re-executes itself keeps none of them). */
+int    eb_curl_uv_cloexec(void *arg, curl_socket_t fd, curlsocktype purpose);
+
 #endif

@@ -174,6 +174,21 @@ def test_one_leader_two_followers(trio):
     assert st == 200 and len(js["events"]) == 1, js
 
 
+def test_advertise_url_flag(trio):
+    """--advertise-url takes an http:// or https:// URL (a trailing / is
+    dropped: the path is appended to it); bad values are refused, naming
+    the flag; a node advertises what it was given."""
+    for bad in ("node1:8470", "ftp://x", "http://" + "x" * 300):
+        p = subprocess.run([DAEMON, "--advertise-url", bad], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 2 and "--advertise-url" in p.stderr, (bad, p.stderr)
+    need_pg()
+    a = trio.nodes[0]
+    a.extra = ["--advertise-url", a.url + "/"]  # the Node's own comes first: this one wins
+    a.start()
+    assert a.role()["node"] == a.url, a.role()
+
+
 def test_publishes_via_all_three_in_one_gap_free_order(trio):
     need_pg()
     nodes = trio.start()
