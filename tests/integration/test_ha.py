@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -56,6 +57,12 @@ class Node(Server):
         return js
 
 
+# UBSan reports not of this suite's making, each with where it was said:
+# memcpy(dst, NULL, 0) when a type matches no group (the matcher's scratch
+# never allocated; any node, the embedded log too): reported to the lead.
+KNOWN_UBSAN = ["src/bus/match.c:141:5: runtime error: null pointer passed as argument 2"]
+
+
 class Trio:
     """Three nodes on a fresh database: the fixture of each test."""
 
@@ -83,6 +90,19 @@ class Trio:
             time.sleep(0.01)
         raise AssertionError("no leader")
 
+    def sanitizer_reports(self):
+        """Lines of the nodes' logs where ASan, UBSan or TSan spoke (a
+        node that died of one may have gone unnoticed behind failover)."""
+        out = []
+        for n in self.nodes:
+            try:
+                with open(n.log_path, errors="replace") as f:
+                    out += [ln for ln in f if re.search(r"Sanitizer|runtime error:", ln)
+                            and not any(k in ln for k in KNOWN_UBSAN)]
+            except OSError:
+                pass
+        return out
+
     def log_tail(self):
         return "\n".join(f"--- node {n.url} ---\n{n.log_tail(15)}" for n in self.nodes)
 
@@ -92,6 +112,16 @@ class Trio:
             shutil.rmtree(n.dir, ignore_errors=True)
         if self.db:
             pg_cluster().drop_db(self.db)
+
+
+def checked(fn):
+    """The test, then: no sanitizer report in any node's log."""
+    def run(trio):
+        fn(trio)
+        bad = trio.sanitizer_reports()
+        assert not bad, "".join(bad[:20])
+    run.__name__ = fn.__name__
+    return run
 
 
 def call(port, method, path, body=None, timeout=30):
@@ -143,6 +173,7 @@ def all_events(node):
         after = js["events"][-1]["seq"]
 
 
+@checked
 def test_one_leader_two_followers(trio):
     need_pg()
     a, b, c = trio.start()
@@ -174,6 +205,7 @@ def test_one_leader_two_followers(trio):
     assert st == 200 and len(js["events"]) == 1, js
 
 
+@checked
 def test_advertise_url_flag(trio):
     """--advertise-url takes an http:// or https:// URL (a trailing / is
     dropped: the path is appended to it); bad values are refused, naming
@@ -189,6 +221,7 @@ def test_advertise_url_flag(trio):
     assert a.role()["node"] == a.url, a.role()
 
 
+@checked
 def test_publishes_via_all_three_in_one_gap_free_order(trio):
     need_pg()
     nodes = trio.start()
@@ -216,6 +249,7 @@ def test_publishes_via_all_three_in_one_gap_free_order(trio):
             assert [e["data"]["i"] for e in evs if e["key"] == f"k{k}"] == list(range(60))
 
 
+@checked
 def test_long_poll_on_one_node_woken_by_publish_on_another(trio):
     need_pg()
     a, b, c = trio.start()
@@ -241,6 +275,7 @@ def test_long_poll_on_one_node_woken_by_publish_on_another(trio):
     print(f"        long poll on B answered {got['s']:.2f} s after it began (publish on C at 0.5 s)")
 
 
+@checked
 def test_consumers_on_two_nodes_never_share_a_lease(trio):
     need_pg()
     a, b, c = trio.start()
@@ -273,6 +308,7 @@ def test_consumers_on_two_nodes_never_share_a_lease(trio):
     assert seen["b"] and seen["c"], {k: len(v) for k, v in seen.items()}
 
 
+@checked
 def test_same_id_via_two_nodes_stored_once(trio):
     need_pg()
     a, b, c = trio.start()
@@ -284,6 +320,7 @@ def test_same_id_via_two_nodes_stored_once(trio):
     assert [e["id"] for e in all_events(a)] == ["once"]
 
 
+@checked
 def test_leader_killed_a_follower_takes_over(trio):
     need_pg()
     a, b, c = trio.start()
@@ -309,6 +346,7 @@ def test_leader_killed_a_follower_takes_over(trio):
     assert [e["id"] for e in all_events(a)] == ["before", "after"]
 
 
+@checked
 def test_leader_that_lost_its_lock_steps_down(trio):
     """The leader's lock session ends (pg_terminate_backend): a follower
     takes the lock and a new epoch at once, so the old leader, finding the
@@ -415,6 +453,7 @@ def consumer(book, ports, group, name, start, drain):
                         book.confirmed[group].setdefault(eid, now)
 
 
+@checked
 def test_fault_nodes_killed_and_restarted_for_a_minute(trio):
     need_pg()
     nodes = trio.start()
@@ -470,8 +509,10 @@ def test_fault_nodes_killed_and_restarted_for_a_minute(trio):
           f"g1 {redelivered['g1']}, g2 {redelivered['g2']}; acks confirmed g1 "
           f"{len(book.confirmed['g1'])}, g2 {len(book.confirmed['g2'])}; delivered to a pull begun "
           f"before its ack's 2xx (concurrent) {book.overlap}")
-    assert book.kills >= 5 and book.leader_kills >= 2, (book.kills, book.leader_kills)
-    assert epochs > 2, epochs
+    least = max(2, int(FAULT_SECONDS / 12))  # a kill every 2-4.5 s
+    assert book.kills >= least and book.leader_kills >= least // 3, \
+        (book.kills, book.leader_kills)
+    assert epochs > least // 3, epochs
     assert len(book.acked) > 100, len(book.acked)
     assert not book.acked - set(ids), sorted(book.acked - set(ids))[:10]     # nothing lost
     assert len(ids) == len(set(ids)), "an id stored twice"
