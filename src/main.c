@@ -17,7 +17,8 @@
  *
  * Threads: the libuv loop (HTTP, API, bus, push delivery) on this thread;
  * one writer thread per log (events, meta) doing group commit; libcurl's
- * resolver threads (push delivery). */
+ * resolver threads (push delivery, forwarding); on PostgreSQL the
+ * leadership thread (store_pg_lead.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -215,7 +216,7 @@ static const char *fsync_name(eb_store_sync p)
     return p == EB_STORE_SYNC_ALWAYS ? "always" : p == EB_STORE_SYNC_INTERVAL ? "interval" : "never";
 }
 
-static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
+static void log_startup(const daemon_state *d, const eb_bus_report *r)
 {
     EB_INFO("eventbusd %d.%d.%d: data %s, fsync %s", EB_VERSION_MAJOR, EB_VERSION_MINOR,
             EB_VERSION_PATCH, *d->cfg.store ? "in postgresql (--store)" : d->cfg.data,
@@ -231,7 +232,6 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
-    (void)port;
 }
 
 /* One server of the API on addr (TLS when tls); its bound port in *port. */
@@ -391,7 +391,7 @@ static int open_bus(daemon_state *d)
     if (d->cfg.push_allow_private)
         EB_WARN("--push-allow-private: pushed groups may POST to loopback and private "
                 "addresses");
-    log_startup(d, &rep, d->port);
+    log_startup(d, &rep);
     EB_INFO("auth %s%s", d->cfg.auth ? "token" : "none",
             d->cfg.auth && d->cfg.metrics_public ? " (/metrics public)" : "");
     if (admin_token_file(d) != 0)
