@@ -23,6 +23,7 @@
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
 #define PG_LOCK_LEADER    0x100        /* (class, this): the leader lock (store_pg_lead.c) */
+#define PG_LOCK_WAIT      "'1s'"       /* a writer's lock is waited for this long */
 
 #define PG_PART_SEQS eb__store_pg_part_seqs
 
