@@ -629,8 +629,6 @@ int eb_push_open(uv_loop_t *loop, eb_bus *bus, const eb_push_opts *opts, eb_push
     p->full_sync = true;
     int rc = eb__http_out_open(p);
     if (rc) {
-        if (p->multi)
-            curl_multi_cleanup(p->multi);
         free(p->ca_file);
         free(p);
         return rc;
@@ -684,8 +682,6 @@ void eb_push_close(eb_push *p)
         g_put(all[i]);
     }
     free(all);
-    curl_multi_cleanup(p->multi); /* closes the cached connections (their polls) */
-    p->multi = NULL;
     eb__http_out_close(p);
     free(p->ca_file);
     p->ca_file = NULL;

@@ -90,8 +90,8 @@ struct eb_push {
     eb_bus      *bus;
     eb_push_opts opts;
     char        *ca_file;
-    CURLM       *multi;
-    uv_timer_t   curl_timer;  /* CURLMOPT_TIMERFUNCTION's */
+    struct eb_curl_uv *curl;  /* the multi on the loop (http/curl_uv.h) */
+    CURLM       *multi;       /* its multi handle */
     uv_timer_t   sync_timer;  /* reconcile after a group change */
     eb_map       groups;      /* name -> pgroup */
     eb_map       endpoints;   /* origin -> endpoint */

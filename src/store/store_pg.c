@@ -476,6 +476,7 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     if (!rc && (rc = load(p, rep)))
         EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
                  eb__pg_one_line(p->rd, err, sizeof err));
+    p->opened = !rc;
     if (!rc && pthread_create(&p->thr, NULL, eb__pg_writer_main, p) != 0)
         rc = EB_ENOMEM;
     if (rc) {

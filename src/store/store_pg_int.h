@@ -22,6 +22,8 @@
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
+#define PG_LOCK_LEADER    0x100        /* (class, this): the leader lock (store_pg_lead.c) */
+#define PG_LOCK_WAIT      "'1s'"       /* a writer's lock is waited for this long */
 
 #define PG_PART_SEQS eb__store_pg_part_seqs
 
@@ -77,6 +79,7 @@ typedef struct pg_store {
     _Atomic uint64_t first, durable;
     uint64_t         part_lo, part_hi; /* writer: partitions [lo, hi) exist */
     uint64_t         dropped;     /* writer: META rows below this are deleted */
+    bool             opened;      /* past pg_open: a lock lost now means fenced */
     eb_keyidx        kidx;
     pg_cache         cache;       /* EVENTS: the newest records */
 } pg_store;

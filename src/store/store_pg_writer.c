@@ -189,7 +189,8 @@ static void sleep_ms(uint64_t ms)
 }
 
 /* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
- * EB_EEXIST when another eventbusd holds the database. */
+ * EB_EEXIST when another eventbusd holds the database (or, with several
+ * nodes, led since this node's epoch: then, past opening, fenced). */
 int eb__pg_connect_wr(pg_store *p)
 {
     if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
@@ -199,21 +200,41 @@ int eb__pg_connect_wr(pg_store *p)
     p->wr = eb__pg_connect(p->uri, p->sync, err, sizeof err);
     if (!p->wr)
         return EB_ECONNECT;
-    /* One node per database (the seqs are assigned here): a session lock,
-     * held as long as this connection lives. */
+    /* One writer per database (the seqs are assigned here): a session
+     * lock, held as long as this connection lives. Waited for a moment
+     * (PG_LOCK_WAIT): a session this node or the old leader just closed
+     * may not have ended on the server yet. */
     char sql[64];
-    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS,
-             (int)p->kind);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d, %d)", PG_LOCK_CLASS, (int)p->kind);
     PGresult *r = NULL;
-    int rc = eb__pg_run(p->wr, sql, 0, NULL, 0, &r);
+    int rc = eb__pg_run0(p->wr, "SET lock_timeout = " PG_LOCK_WAIT);
     if (rc == 0) {
-        rc = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't' ? 0 : EB_EEXIST;
+        r = PQexec(p->wr, sql);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0
+           : st && !strcmp(st, "55P03")          ? EB_EEXIST /* lock_not_available */
+                                                 : classify(p->wr, r);
         PQclear(r);
+    }
+    if (rc == 0)
+        rc = eb__pg_run0(p->wr, "SET lock_timeout = 0");
+    /* Several nodes (store_pg_lead.c): the lock is ours, but if another
+     * node led since (eb_leader's epoch moved on) our memory is stale. */
+    uint64_t epoch = atomic_load(&eb__store_pg_epoch);
+    if (rc == 0 && epoch) {
+        rc = eb__pg_run(p->wr, "SELECT epoch FROM eb_leader WHERE id = 1", 0, NULL, 0, &r);
+        if (rc == 0) {
+            rc = eb__pg_num0(r) == epoch ? 0 : EB_EEXIST;
+            PQclear(r);
+        }
     }
     if (rc) {
         PQfinish(p->wr);
         p->wr = NULL;
     }
+    if (rc == EB_EEXIST && p->opened && eb__store_pg_fenced)
+        eb__store_pg_fenced(epoch ? "a writer's lock is held elsewhere or another node led "
+                                    "since" : "a writer's lock is held elsewhere");
     return rc;
 }
 
