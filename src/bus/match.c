@@ -112,7 +112,7 @@ void eb_matcher_remove(eb_matcher *m, void *group, const char *pattern)
 static void gather(eb_matcher *m, size_t *k, const char *key, size_t kl)
 {
     eb__mlist *l = eb_map_get(&m->pats, key, kl);
-    if (!l)
+    if (!l || !l->n)
         return;
     if (*k + l->n > m->scap) {
         size_t cap = m->scap ? m->scap : 16;
@@ -160,7 +160,8 @@ size_t eb_matcher_match(eb_matcher *m, const char *t, size_t n, void *const **ou
     c = eb_xmalloc(sizeof *c + (k ? k : 1) * sizeof c->g[0]);
     eb_imap_init(&c->at); /* answers are not indexed */
     c->n = c->cap = k;
-    memcpy(c->g, m->scratch, k * sizeof c->g[0]);
+    if (k) /* scratch is NULL until a type first matches a group */
+        memcpy(c->g, m->scratch, k * sizeof c->g[0]);
     eb_map_put(&m->cache, t, n, c, NULL);
     *out = c->g;
     return k;
