@@ -274,8 +274,9 @@ static void pg_stats(eb_store *s, eb_store_stats *out)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* META: the rows below seq are deleted by the writer within PG_HOUSE_MS;
- * they are out of reach at once. EVENTS: retention only. */
+/* META: the rows below seq are out of reach at once, and the writer
+ * deletes them as its next job (before any append made after this call
+ * commits). EVENTS: retention only. */
 static int pg_drop_before(eb_store *s, uint64_t seq)
 {
     pg_store *p = pg_of(s);
@@ -285,8 +286,10 @@ static int pg_drop_before(eb_store *s, uint64_t seq)
     if (seq > durable)
         seq = durable;
     pthread_mutex_lock(&p->mu);
-    if (seq > p->drop_req)
+    if (seq > p->drop_req) {
         p->drop_req = seq;
+        pthread_cond_signal(&p->wake);
+    }
     pthread_mutex_unlock(&p->mu);
     if (seq > atomic_load(&p->first))
         atomic_store(&p->first, seq);
@@ -319,6 +322,11 @@ static void pg_close(eb_store *s)
     pthread_cond_broadcast(&p->space);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thr, NULL);
+    /* The lock goes with the session, but the server ends a session after
+     * the connection closed: a store opened again at once (a restart)
+     * could still find it held. Released here, it is free on return. */
+    if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
+        PQclear(PQexec(p->wr, "SELECT pg_advisory_unlock_all()"));
     pg_free(p);
 }
 

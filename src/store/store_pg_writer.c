@@ -1,7 +1,7 @@
 /* store_pg_writer.c - the PostgreSQL engine's writer thread (one per
  * store): group commit by COPY, resolving a commit the connection lost,
- * probing a database that went away, and once a second compaction,
- * retention and the size; and the SQL helpers both files use. See
+ * probing a database that went away, compaction when asked for, and once
+ * a second retention and the size; and the SQL helpers both files use. See
  * store_pg.c for the design. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,22 +313,32 @@ static int apply_retention(pg_store *p, uint64_t *total)
     return 0;
 }
 
-/* Every PG_HOUSE_MS: compaction (META), retention (EVENTS), the size. */
-static int housekeeping(pg_store *p)
+/* META compaction: deletes the rows below the newest drop_before. Run as
+ * the writer's next job once asked for (before the appends queued after
+ * the request), not at a later tick: a node killed before that tick would
+ * leave the rows, and its next start would not know they may go. */
+static int compact(pg_store *p)
 {
-    int rc = 0;
     pthread_mutex_lock(&p->mu);
     uint64_t drop = p->drop_req;
     pthread_mutex_unlock(&p->mu);
-    if (p->kind == EB_STORE_META && drop > p->dropped) {
-        char sql[96], s[24];
-        snprintf(s, sizeof s, "%llu", (unsigned long long)drop);
-        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq < $1", p->table);
-        const char *params[] = {s};
-        if ((rc = set_floor(p, drop)) || (rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL)))
-            return rc;
-        p->dropped = drop;
-    }
+    if (p->kind != EB_STORE_META || drop <= p->dropped)
+        return 0;
+    char sql[96], s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)drop);
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq < $1", p->table);
+    const char *params[] = {s};
+    int rc;
+    if ((rc = set_floor(p, drop)) || (rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL)))
+        return rc;
+    p->dropped = drop;
+    return 0;
+}
+
+/* Every PG_HOUSE_MS: retention (EVENTS), the size. */
+static int housekeeping(pg_store *p)
+{
+    int rc = 0;
     char sql[256];
     if (p->kind == EB_STORE_EVENTS)
         snprintf(sql, sizeof sql, "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0), "
@@ -407,6 +417,20 @@ static bool probe(pg_store *p, uint64_t *backoff)
     return false;
 }
 
+/* Writer, mu held: runs a job that is not an append (unlocked), once more
+ * on a new connection if the old one was only stale; a failure enters
+ * the error state. */
+static void run_job(pg_store *p, int (*job)(pg_store *))
+{
+    pthread_mutex_unlock(&p->mu);
+    int rc = job(p);
+    if (rc == EB_ECONNECT && reconnect(p))
+        rc = job(p);
+    pthread_mutex_lock(&p->mu);
+    if (rc)
+        enter_error(p, rc);
+}
+
 void *eb__pg_writer_main(void *arg)
 {
     pg_store *p = arg;
@@ -416,7 +440,7 @@ void *eb__pg_writer_main(void *arg)
         if (p->closing && !p->pend.ncbs) {
             if (!p->err && p->drop_req > p->dropped) { /* a compaction asked for: done */
                 pthread_mutex_unlock(&p->mu);
-                housekeeping(p);
+                compact(p);
                 pthread_mutex_lock(&p->mu);
             }
             break;
@@ -433,15 +457,13 @@ void *eb__pg_writer_main(void *arg)
         }
         if (probe(p, &backoff))
             continue;
+        if (p->drop_req > p->dropped && !p->err) {
+            run_job(p, compact);
+            continue;
+        }
         uint64_t now = eb_clock_mono_ms();
         if (now >= next_house && !p->err) {
-            pthread_mutex_unlock(&p->mu);
-            int rc = housekeeping(p);
-            if (rc == EB_ECONNECT && reconnect(p))
-                rc = housekeeping(p);
-            pthread_mutex_lock(&p->mu);
-            if (rc)
-                enter_error(p, rc);
+            run_job(p, housekeeping);
             next_house = now + PG_HOUSE_MS;
             continue;
         }
