@@ -530,6 +530,85 @@ TEST(pg_store_meta_drop_before_is_the_next_job)
     eb_store_close(s);
 }
 
+typedef struct order_seen {
+    pthread_mutex_t mu;
+    pthread_cond_t  cv;
+    uint64_t        next;   /* the seq whose completion is due next */
+    int             n, bad;
+} order_seen;
+
+typedef struct order_arg {
+    order_seen *o;
+    uint64_t    seq;
+    eb_store   *s;
+} order_arg;
+
+static void on_order(void *arg, int status)
+{
+    order_arg *a = arg;
+    order_seen *o = a->o;
+    pthread_mutex_lock(&o->mu);
+    /* in seq order, and durable_seq already past it */
+    if (status || a->seq != o->next || eb_store_durable_seq(a->s) <= a->seq)
+        o->bad++;
+    o->next = a->seq + 1;
+    o->n++;
+    pthread_cond_signal(&o->cv);
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* META commits batches on several connections at once: completions still
+ * come in seq order, each once durable_seq has passed it, and a reopen
+ * finds every record. */
+TEST(pg_store_meta_lanes_complete_in_order)
+{
+    eb_store *s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, NULL);
+    enum { N = 400 };
+    static order_arg args[N];
+    order_seen o = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0};
+    for (int i = 0; i < N; i++) {
+        eb_store_rec_in r = {5, 0, "lane", 4};
+        uint64_t first = 0, ts = 0;
+        args[i] = (order_arg){&o, 0, s};
+        pthread_mutex_lock(&o.mu); /* args[i].seq set before its callback reads it */
+        CHECK_OK(eb_store_append(s, &r, 1, false, &first, &ts, on_order, &args[i]));
+        args[i].seq = first;
+        pthread_mutex_unlock(&o.mu);
+        CHECK_EQ(first, (uint64_t)i + 1);
+        if (i % 7 == 0)
+            usleep(200); /* batches of several sizes */
+    }
+    pthread_mutex_lock(&o.mu);
+    while (o.n < N)
+        pthread_cond_wait(&o.cv, &o.mu);
+    pthread_mutex_unlock(&o.mu);
+    CHECK_EQ(o.bad, 0);
+    CHECK_EQ(eb_store_durable_seq(s), N + 1);
+    eb_store_close(s);
+    eb_store_recovery rep;
+    s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, &rep);
+    CHECK_EQ(rep.records, N);
+    eb_store_close(s);
+}
+
+/* A crash while META batches were committing on several connections can
+ * keep a batch past one that was lost: nothing past the gap was ever
+ * acknowledged, and the open deletes it (and hands its seqs out again). */
+TEST(pg_store_meta_open_cuts_at_a_gap)
+{
+    eb_store *s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, NULL);
+    append_batch(s, "m", 3, false); /* 1..3 */
+    eb_store_close(s);
+    pg_sql("INSERT INTO eb_meta VALUES (5, 1, 5, 0, 'x'), (6, 1, 5, 0, 'y')"); /* 4 lost */
+    eb_store_recovery rep;
+    s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, &rep);
+    CHECK_EQ(rep.records, 3);
+    CHECK_EQ(eb_store_next_seq(s), 4);
+    CHECK_EQ(append_batch(s, "n", 1, false), 4);
+    eb_store_close(s);
+    CHECK_EQ(pg_num("SELECT count(*) FROM eb_meta"), 4);
+}
+
 static int count_replayed(void *arg, uint16_t kind, uint64_t seq, const eb_json *rec)
 {
     (void)kind;
@@ -575,7 +654,8 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
 #define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), T(pg_store_open_unreachable), \
                  T(pg_store_second_node_refused), T(pg_store_retention_drops_partitions), \
                  T(pg_store_meta_drop_before_deletes), T(pg_store_meta_drop_before_is_the_next_job), \
-                 T(pg_meta_open_drops_before_the_newest_snapshot)
+                 T(pg_meta_open_drops_before_the_newest_snapshot), \
+                 T(pg_store_meta_lanes_complete_in_order), T(pg_store_meta_open_cuts_at_a_gap)
 #else
 #define PG_TESTS
 #endif
