@@ -96,7 +96,8 @@ class Cluster:
             os.chown(self.log, self.creds["user"], self.creds["group"])
         # A test database: no fsync (the tests check eventbus, not the
         # disk), a socket in our directory (and 127.0.0.1 when asked for),
-        # enough connections for parallel suites (4 per eventbusd).
+        # enough connections for parallel suites (6 per eventbusd: a reader
+        # and a writer per store, and two more META writers).
         net = ["-c", "listen_addresses=127.0.0.1", "-p", str(self.port)] if self.port else \
             ["-c", "listen_addresses="]
         more = [a for kv in self.settings for a in ("-c", kv)]
