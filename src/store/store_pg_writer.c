@@ -595,6 +595,9 @@ void *eb__pg_lane_main(void *arg)
 {
     pg_lane *l = arg;
     pg_store *p = l->p;
+    char err[256];
+    l->c = eb__pg_connect(p->uri, p->sync, err, sizeof err); /* now: the first batch
+                                                              * need not wait for it */
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->closing && (!p->pend.ncbs || p->err))
