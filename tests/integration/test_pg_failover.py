@@ -101,7 +101,7 @@ class Load:
         self.pub_refused = 0     # 503 storage_unavailable to a publish
         self.ack_refused = 0     # ... to an ack
         self.other = []          # any other unexpected answer
-        self.ok_times = []       # (sent, answered) of each publish that got a 2xx
+        self.ok_times = []       # (sent, answered) of each publish that got a 2xx and wrote
         self.delivered = set()   # ids delivered to the consumer
         self.acked = set()       # ids whose ack was acknowledged
         self.again = []          # (id) delivered after its ack was acknowledged
@@ -135,7 +135,10 @@ class Load:
                 if st in (200, 201):
                     with self.mu:
                         self.published.update(r["id"] for r in js["results"])
-                        self.ok_times.append((sent, time.time()))
+                        if not all(r.get("duplicate") for r in js["results"]):
+                            # (a resend answered from the dedupe window
+                            # wrote nothing: not a sign of recovery)
+                            self.ok_times.append((sent, time.time()))
                     break
                 with self.mu:
                     if self.refused(st, js):
