@@ -416,7 +416,7 @@ TEST(ids_in_memory_bounded_by_segments_not_events)
     CHECK(st.segments >= 10);
     uint64_t held = ids_held(s, bound);
     CHECK(held <= bound);                  /* 10x the events: still ~2 segments */
-    CHECK(held * 8 < 2 * 6000);            /* before: an entry per id and source id */
+    CHECK(held * 4 < 2 * 6000);            /* before: an entry per id and source id */
     check_many(s, 6000, seq);
     eb_store_close(s);
     eb_store_recovery rep;
