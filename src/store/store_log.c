@@ -309,15 +309,26 @@ static const eb_store_ops log_ops = {
 
 /* --- summaries -------------------------------------------------------------------- */
 
+/* Segment seg's ids need no memory (mu held): a summary of it is
+ * installed (ok), or it is gone (retention deleted it while it was being
+ * summarized). Segments come in seal order; one that is neither makes a
+ * gap: covered stops there (its ids stay in memory) until a reopen. */
+static void cover(log_store *ls, const eb_log_seg_info *seg, bool ok)
+{
+    uint64_t covered = atomic_load_explicit(&ls->covered, memory_order_relaxed);
+    if (!ok && seg->base + seg->count > eb_log_first_seq(ls->log))
+        ls->gap = true;
+    if (!ls->gap && (covered == 0 || seg->base <= covered))
+        atomic_store_explicit(&ls->covered, seg->base + seg->count, memory_order_release);
+    else
+        ls->gap = true;
+}
+
 /* Appends a loaded summary (mu held, or before the thread runs); the
  * summaries are installed in seal order. */
 static void add_sum(log_store *ls, eb_segsum *m)
 {
-    uint64_t covered = atomic_load_explicit(&ls->covered, memory_order_relaxed);
-    if (!ls->gap && (covered == 0 || m->seg.base <= covered))
-        atomic_store_explicit(&ls->covered, m->seg.base + m->seg.count, memory_order_release);
-    else
-        ls->gap = true;
+    cover(ls, &m->seg, true);
     if (ls->nsums == ls->sums_cap) {
         ls->sums_cap = ls->sums_cap ? ls->sums_cap * 2 : 16;
         ls->sums = eb_xrealloc(ls->sums, ls->sums_cap * sizeof *ls->sums);
@@ -360,7 +371,7 @@ static int summarize(log_store *ls, const eb_log_seg_info *seg, bool with_keys,
     if (rc) {
         free(m);
         pthread_mutex_lock(&ls->mu);
-        ls->gap = true; /* its ids stay in memory until a reopen */
+        cover(ls, seg, false);
         pthread_mutex_unlock(&ls->mu);
         return rc;
     }
