@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """What the id lookups hold (issue 13 item 5, "memory bounded overall"):
-eventbusd's RSS and /v1/stats' index_ids_in_memory after publishing N small
+eventbusd's RSS (and its anonymous part: RSS counts the mapped segments'
+pages too) and /v1/stats' index_ids_in_memory after publishing N small
 events (default 1,000,000, generated ids, default 64 MiB segments), so the
 ids of sealed, summarized segments leave memory. Run it on two builds for
 a before/after (an older build has no index_ids_in_memory: null).
@@ -10,6 +11,7 @@ Prints one JSON line.
 """
 import json
 import os
+import re
 import sys
 import time
 
@@ -32,8 +34,10 @@ def main():
         d.req("GET", "/v1/events/none")  # a lookup frees what the summaries cover
         _, body = d.req("GET", "/v1/stats")
         ev = json.loads(body)["events"]
+        with open(f"/proc/{d.p.pid}/status") as f:  # RSS less the mapped segments
+            anon = int(re.search(r"RssAnon:\s+(\d+)", f.read()).group(1)) / 1024
         print(json.dumps({"events": n, "rss_start_mib": round(rss0, 1),
-                          "rss_mib": round(d.rss_mib(), 1), "segments": ev["segments"],
+                          "rss_mib": round(d.rss_mib(), 1), "rss_anon_mib": round(anon, 1), "segments": ev["segments"],
                           "bytes": ev["bytes"],
                           "index_ids_in_memory": ev.get("index_ids_in_memory"),
                           "publish_s": round(secs, 1), "load": os.getloadavg()[0]}))
