@@ -181,6 +181,8 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
     eb_jw_key(&w, "count_reads");
     eb_jw_uint(&w, eb_bus_count_reads(api->bus));
+    eb_jw_key(&w, "index_ids_in_memory");
+    eb_jw_uint(&w, st.ids_in_memory);
     eb_jw_key(&w, "delayed");
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "waiting");
@@ -404,6 +406,9 @@ void eb__api_metrics(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_buf_printf(o, "eventbus_log_head_seq %llu\n", (unsigned long long)st.head_seq);
     eb__api_prom_head(o, "eventbus_log_syncs_total", "counter", "fdatasync calls on the events log.");
     eb_buf_printf(o, "eventbus_log_syncs_total %llu\n", (unsigned long long)st.syncs);
+    eb__api_prom_head(o, "eventbus_index_ids_in_memory", "gauge",
+                      "Entries of the id lookups held in memory (the rest: segment summaries).");
+    eb_buf_printf(o, "eventbus_index_ids_in_memory %llu\n", (unsigned long long)st.ids_in_memory);
     eb__api_prom_head(o, "eventbus_dedupe_ids", "gauge", "Client ids in the dedupe window.");
     eb_buf_printf(o, "eventbus_dedupe_ids %llu\n", (unsigned long long)st.dedupe_ids);
     eb__api_prom_head(o, "eventbus_dedupe_bytes", "gauge",

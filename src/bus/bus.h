@@ -422,6 +422,7 @@ typedef struct eb_bus_stats {
     uint64_t       delayed_released; /* delayed events released to groups, since start */
     uint64_t       delayed_expired;  /* delayed events retention removed before their time */
     uint64_t       delayed_next_us;  /* the earliest one's time (0: none) */
+    uint64_t       ids_in_memory;    /* id lookup entries in memory (store.h) */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
 } eb_bus_stats;

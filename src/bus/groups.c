@@ -583,6 +583,7 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .bytes = st.bytes,
                           .segments = st.segments,
                           .syncs = st.syncs,
+                          .ids_in_memory = st.ids_in_memory,
                           .dedupe_ids = bus->dedupe.map.len,
                           .dedupe_bytes = bus->dedupe.bytes,
                           .dedupe_evicted = bus->dedupe.evicted,

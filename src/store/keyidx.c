@@ -19,10 +19,16 @@ void eb__keyidx_init(eb_keyidx *x)
 {
     memset(x, 0, sizeof *x);
     eb_map_init(&x->keys);
-    eb_imap_init(&x->ids);
-    eb_imap_init(&x->srcids);
-    eb_imap_init(&x->ids_older);
-    eb_imap_init(&x->srcids_older);
+    x->gens = eb_xcalloc(1, sizeof *x->gens); /* zeroed: empty maps */
+    x->ngens = 1;
+}
+
+static void gen_free(eb__keyidx_gen *g)
+{
+    eb_imap_free(&g->ids);
+    eb_imap_free(&g->srcids);
+    eb_imap_free(&g->ids_older);
+    eb_imap_free(&g->srcids_older);
 }
 
 void eb__keyidx_free(eb_keyidx *x)
@@ -35,10 +41,9 @@ void eb__keyidx_free(eb_keyidx *x)
         free(ks);
     }
     eb_map_free(&x->keys);
-    eb_imap_free(&x->ids);
-    eb_imap_free(&x->srcids);
-    eb_imap_free(&x->ids_older);
-    eb_imap_free(&x->srcids_older);
+    for (size_t i = 0; i < x->ngens; i++)
+        gen_free(&x->gens[i]);
+    free(x->gens);
 }
 
 uint64_t eb__keyidx_version(const eb_keyidx *x, const char *key, size_t n)
@@ -194,25 +199,28 @@ static uint64_t chain_find(const eb_imap *map, const eb_imap *older, uint64_t h,
     return seq;
 }
 
-/* Puts the pending ids into their maps: room made once, every slot
- * prefetched, then the puts (in order). */
+/* Puts the pending ids into the newest generation's maps: room made once,
+ * every slot prefetched, then the puts (in order). */
 static void flush(eb_keyidx *x)
 {
     size_t n = x->npend, nsrc = 0;
     if (n == 0)
         return;
+    eb__keyidx_gen *g = &x->gens[x->ngens - 1];
     for (size_t i = 0; i < n; i++)
         nsrc += x->pend[i].by_source != 0;
-    eb_imap_reserve(&x->ids, n - nsrc);
-    eb_imap_reserve(&x->srcids, nsrc);
+    eb_imap_reserve(&g->ids, n - nsrc);
+    eb_imap_reserve(&g->srcids, nsrc);
     for (size_t i = 0; i < n; i++)
-        eb_imap_prefetch(x->pend[i].by_source ? &x->srcids : &x->ids, x->pend[i].h);
+        eb_imap_prefetch(x->pend[i].by_source ? &g->srcids : &g->ids, x->pend[i].h);
     for (size_t i = 0; i < n; i++) {
         const struct eb__keyidx_pend *p = &x->pend[i];
         if (p->by_source)
-            chain_put(&x->srcids, &x->srcids_older, p->h, p->seq);
+            chain_put(&g->srcids, &g->srcids_older, p->h, p->seq);
         else
-            chain_put(&x->ids, &x->ids_older, p->h, p->seq);
+            chain_put(&g->ids, &g->ids_older, p->h, p->seq);
+        if (p->seq > g->max_seq)
+            g->max_seq = p->seq;
     }
     x->npend = 0;
 }
@@ -224,6 +232,22 @@ static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
     x->pend[x->npend++] = (struct eb__keyidx_pend){h, seq, by_source};
 }
 
+/* The newest seq of hash h below `below` over every generation (each has
+ * its own chain; a seq out of order may sit in a newer one). */
+static uint64_t find(eb_keyidx *x, int by_source, uint64_t h, uint64_t below)
+{
+    flush(x);
+    uint64_t best = 0;
+    for (size_t i = 0; i < x->ngens; i++) {
+        const eb__keyidx_gen *g = &x->gens[i];
+        uint64_t seq = by_source ? chain_find(&g->srcids, &g->srcids_older, h, below)
+                                 : chain_find(&g->ids, &g->ids_older, h, below);
+        if (seq > best)
+            best = seq;
+    }
+    return best;
+}
+
 int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 {
     pend(x, eb__keyidx_id_hash(id, n), seq, 0);
@@ -232,8 +256,7 @@ int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 
 uint64_t eb__keyidx_find_id(eb_keyidx *x, const char *id, size_t n, uint64_t below)
 {
-    flush(x);
-    return chain_find(&x->ids, &x->ids_older, eb__keyidx_id_hash(id, n), below);
+    return find(x, 0, eb__keyidx_id_hash(id, n), below);
 }
 
 int eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
@@ -246,7 +269,48 @@ int eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const c
 uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below)
 {
+    return find(x, 1, eb__keyidx_source_id_hash(src, slen, id, n), below);
+}
+
+void eb__keyidx_ids_cut(eb_keyidx *x, uint64_t covered)
+{
     flush(x);
-    return chain_find(&x->srcids, &x->srcids_older, eb__keyidx_source_id_hash(src, slen, id, n),
-                      below);
+    size_t k = 0; /* the oldest first, and never the newest (it takes adds) */
+    while (k + 1 < x->ngens && x->gens[k].max_seq < covered) {
+        if (x->gens[k].max_seq >= x->gone_below)
+            x->gone_below = x->gens[k].max_seq + 1;
+        gen_free(&x->gens[k]);
+        k++;
+    }
+    if (k) {
+        memmove(x->gens, x->gens + k, (x->ngens - k) * sizeof *x->gens);
+        x->ngens -= k;
+    }
+    eb__keyidx_gen *last = &x->gens[x->ngens - 1];
+    if (last->max_seq == 0)
+        return; /* nothing added since the last cut: it stays the newest */
+    if (last->max_seq < covered) { /* all of it covered already: free it now */
+        if (last->max_seq >= x->gone_below)
+            x->gone_below = last->max_seq + 1;
+        gen_free(last);
+        memset(last, 0, sizeof *last);
+        return;
+    }
+    x->gens = eb_xrealloc(x->gens, (x->ngens + 1) * sizeof *x->gens);
+    memset(&x->gens[x->ngens++], 0, sizeof *x->gens);
+}
+
+uint64_t eb__keyidx_ids_gone_below(const eb_keyidx *x)
+{
+    return x->gone_below;
+}
+
+uint64_t eb__keyidx_ids_held(const eb_keyidx *x)
+{
+    uint64_t n = x->npend;
+    for (size_t i = 0; i < x->ngens; i++) {
+        const eb__keyidx_gen *g = &x->gens[i];
+        n += g->ids.len + g->srcids.len + g->ids_older.len + g->srcids_older.len;
+    }
+    return n;
 }

@@ -3,8 +3,8 @@
  * and ids (hash of the id -> the newest event's seq; hash of (source, id)
  * -> the newest event's seq with that source).
  *
- * Derived data: kept in memory, filled as the bus reports appended events
- * (eb_store_index_add) and, at open, from the segment summaries (the key
+ * Derived data: kept in memory (the ids by generation, see eb_keyidx),
+ * filled as the bus reports appended events (eb_store_index_add) and, at open, from the segment summaries (the key
  * entries of sealed segments; their ids stay in the mapped summaries,
  * segsum.h) and a scan of the active segment, so it holds nothing the
  * store does not. Versions come
@@ -24,17 +24,31 @@
 
 #define EB_KEYIDX_PENDING 128 /* ids added before they are put (keyidx.c) */
 
+/* The id lookups of one generation: the ids added between two cuts
+ * (eb__keyidx_ids_cut). */
+typedef struct eb__keyidx_gen {
+    eb_imap  ids;    /* id hash (never 0) -> seq (as a pointer-sized integer) */
+    eb_imap  srcids; /* (source, id) hash (never 0) -> seq */
+    /* seq -> the next older seq with the same hash in this generation,
+     * where a hash has several events (repeats of an id, or hashes that
+     * collide): a lookup whose hit is another's record asks again below it. */
+    eb_imap  ids_older, srcids_older;
+    uint64_t max_seq; /* the newest seq it holds (0: none) */
+} eb__keyidx_gen;
+
 typedef struct eb_keyidx {
-    eb_map  keys; /* key -> eb_keystream* */
-    eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
-    eb_imap srcids; /* (source, id) hash (never 0) -> seq */
-    /* seq -> the next older seq with the same hash, where a hash has
-     * several events (repeats of an id, or hashes that collide): a lookup
-     * whose hit is another's record asks again below it. */
-    eb_imap ids_older, srcids_older;
+    eb_map keys; /* key -> eb_keystream* */
+    /* The id lookups by generation, oldest first; new ids go into the
+     * last. A store whose older ids another lookup answers (the log
+     * engine's segment summaries) cuts a generation as that lookup grows
+     * and frees those it covers, so memory holds only what it does not;
+     * without cuts there is one generation (the PostgreSQL engine). */
+    eb__keyidx_gen *gens;
+    size_t          ngens;
+    uint64_t        gone_below; /* every freed entry's seq is below this */
     /* Ids added but not yet in the maps: a batch's are put together, their
      * slots prefetched first (each put into a large map is a cache miss;
-     * together they overlap). Every find puts them first. */
+     * together they overlap). Every find and cut puts them first. */
     struct eb__keyidx_pend {
         uint64_t h, seq;
         int      by_source;
@@ -71,6 +85,15 @@ int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, co
                                   size_t n, uint64_t seq);
 uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below);
+
+/* Frees the oldest generations of ids whose seqs are all below `covered`
+ * (the caller answers those seqs elsewhere) and starts a new generation
+ * for the ids added from now on. A find's answer below
+ * eb__keyidx_ids_gone_below may have a newer one among the freed. */
+void     eb__keyidx_ids_cut(eb_keyidx *x, uint64_t covered);
+uint64_t eb__keyidx_ids_gone_below(const eb_keyidx *x);
+/* The id entries held in memory (both lookups, their chains, pending). */
+uint64_t eb__keyidx_ids_held(const eb_keyidx *x);
 
 /* The hash of (source, id) in those lookups and the segment summaries:
  * FNV-1a over [source length, u32 LE][source][id] (the length keeps

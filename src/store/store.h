@@ -120,6 +120,9 @@ typedef struct eb_store_stats {
                         * again); EB_ECONNECT while a database engine cannot
                         * reach its database (the same: cleared once it
                         * reconnects); or the error that broke the store */
+    uint64_t ids_in_memory; /* EVENTS: entries of the id lookups held in
+                             * memory (by id and by (source, id), with their
+                             * collision chains); 0 for META */
 } eb_store_stats;
 
 /* Called once an append is durable (status 0) or failed: EB_ENOSPC (out of

@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -44,7 +45,9 @@ typedef struct log_store {
     eb_store  base; /* first: a log_store is an eb_store */
     eb_log   *log;
     eb_keyidx kidx;         /* key streams; ids of the records since open and
-                             * of the active segment at open (loop thread) */
+                             * of the active segment at open that no
+                             * installed summary covers yet (loop thread) */
+    uint64_t  cut_at;       /* `covered` at the last id generation cut (loop) */
     uint64_t  indexed_upto; /* at open: the lookups cover below this */
     eb_store_describe_fn describe; /* EVENTS with summaries, else NULL */
     /* The summaries of sealed segments (segsum.h), oldest first, and the
@@ -57,6 +60,11 @@ typedef struct log_store {
     size_t          nqueue, queue_cap;
     bool            stop, thread_started;
     pthread_t       thread;
+    /* The summaries installed cover every seq below this (contiguously
+     * from the first; it stops at a segment whose summary failed, until a
+     * reopen rebuilds it): written under mu, read by the loop thread. */
+    _Atomic uint64_t covered;
+    bool            gap;       /* a summary failed: covered stays (mu) */
     uint64_t        described; /* records read at open to summarize or index */
     uint32_t        rebuilt;   /* summaries rebuilt at open */
 } log_store;
@@ -104,7 +112,8 @@ static void ls_stats(eb_store *s, eb_store_stats *out)
 {
     eb_log_stats st;
     eb_log_get_stats(log_of(s), &st);
-    *out = (eb_store_stats){st.bytes, st.segments, st.syncs, st.error};
+    *out = (eb_store_stats){st.bytes, st.segments, st.syncs, st.error,
+                            eb__keyidx_ids_held(&((log_store *)(void *)s)->kidx)};
 }
 
 static int ls_drop_before(eb_store *s, uint64_t seq)
@@ -135,9 +144,21 @@ static eb_keyidx *kidx_of(eb_store *s)
     return &((log_store *)(void *)s)->kidx;
 }
 
+/* Frees the id generations the summaries installed since the last cut
+ * cover (loop thread; one atomic load per event while none was). */
+static void cut_ids(log_store *ls)
+{
+    uint64_t covered = atomic_load_explicit(&ls->covered, memory_order_acquire);
+    if (covered != ls->cut_at) {
+        ls->cut_at = covered;
+        eb__keyidx_ids_cut(&ls->kidx, covered);
+    }
+}
+
 static int ls_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
                         const char *id, size_t idlen, uint64_t seq)
 {
+    cut_ids((log_store *)(void *)s);
     if (klen)
         eb__keyidx_add(kidx_of(s), key, klen, version, seq);
     eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
@@ -173,19 +194,22 @@ static void trim_sums(log_store *ls)
 }
 
 /* The ids of the records since open (and of the active segment at open)
- * are in memory, the sealed segments' in their mapped summaries: the
- * newest below `below` is found first (memory holds every record newer
- * than the summaries read at open). */
+ * are in memory until a summary covers them, the sealed segments' in their
+ * mapped summaries: the newest below `below` is found first (memory holds
+ * every record newer than the ids it freed, and than the summaries read at
+ * open); a hit older than the freed ids may have a newer one in a summary. */
 static uint64_t lookup(log_store *ls, bool by_source, const char *src, size_t slen,
                        const char *id, size_t idlen, uint64_t below)
 {
+    cut_ids(ls);
     uint64_t first = ls_first_seq(&ls->base), durable = ls_durable_seq(&ls->base);
     if (below > durable)
         below = durable;
     uint64_t seq = by_source ? eb__keyidx_find_source_id(&ls->kidx, src, slen, id, idlen, below)
                              : eb__keyidx_find_id(&ls->kidx, id, idlen, below);
-    if (seq && seq >= first)
+    if (seq && seq >= first && seq >= eb__keyidx_ids_gone_below(&ls->kidx))
         return seq;
+    uint64_t mem = seq >= first ? seq : 0;
     uint64_t h = by_source ? eb__keyidx_source_id_hash(src, slen, id, idlen)
                            : eb__keyidx_id_hash(id, idlen);
     seq = 0;
@@ -195,6 +219,8 @@ static uint64_t lookup(log_store *ls, bool by_source, const char *src, size_t sl
         seq = by_source ? eb__segsum_find_source_id(ls->sums[i], h, below)
                         : eb__segsum_find_id(ls->sums[i], h, below);
     pthread_mutex_unlock(&ls->mu);
+    if (seq < mem)
+        seq = mem;
     return seq >= first ? seq : 0;
 }
 
@@ -211,6 +237,7 @@ static uint64_t ls_lookup_id_below(eb_store *s, const char *id, size_t idlen, ui
 static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
                               size_t idlen, uint64_t seq)
 {
+    cut_ids((log_store *)(void *)s);
     return eb__keyidx_add_source_id(kidx_of(s), src, slen, id, idlen, seq);
 }
 
@@ -282,9 +309,26 @@ static const eb_store_ops log_ops = {
 
 /* --- summaries -------------------------------------------------------------------- */
 
-/* Appends a loaded summary (mu held, or before the thread runs). */
+/* Segment seg's ids need no memory (mu held): a summary of it is
+ * installed (ok), or it is gone (retention deleted it while it was being
+ * summarized). Segments come in seal order; one that is neither makes a
+ * gap: covered stops there (its ids stay in memory) until a reopen. */
+static void cover(log_store *ls, const eb_log_seg_info *seg, bool ok)
+{
+    uint64_t covered = atomic_load_explicit(&ls->covered, memory_order_relaxed);
+    if (!ok && seg->base + seg->count > eb_log_first_seq(ls->log))
+        ls->gap = true;
+    if (!ls->gap && (covered == 0 || seg->base <= covered))
+        atomic_store_explicit(&ls->covered, seg->base + seg->count, memory_order_release);
+    else
+        ls->gap = true;
+}
+
+/* Appends a loaded summary (mu held, or before the thread runs); the
+ * summaries are installed in seal order. */
 static void add_sum(log_store *ls, eb_segsum *m)
 {
+    cover(ls, &m->seg, true);
     if (ls->nsums == ls->sums_cap) {
         ls->sums_cap = ls->sums_cap ? ls->sums_cap * 2 : 16;
         ls->sums = eb_xrealloc(ls->sums, ls->sums_cap * sizeof *ls->sums);
@@ -326,6 +370,9 @@ static int summarize(log_store *ls, const eb_log_seg_info *seg, bool with_keys,
     }
     if (rc) {
         free(m);
+        pthread_mutex_lock(&ls->mu);
+        cover(ls, seg, false);
+        pthread_mutex_unlock(&ls->mu);
         return rc;
     }
     pthread_mutex_lock(&ls->mu);

@@ -271,7 +271,8 @@ static void pg_stats(eb_store *s, eb_store_stats *out)
 {
     pg_store *p = pg_of(s);
     pthread_mutex_lock(&p->mu);
-    *out = (eb_store_stats){p->bytes, p->parts, p->commits, p->err};
+    *out = (eb_store_stats){p->bytes, p->parts, p->commits, p->err,
+                            eb__keyidx_ids_held(&p->kidx)}; /* loop thread's */
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -537,6 +537,71 @@ def test_forced_hash_collisions_still_find_every_event(srv):
         os.environ.pop("EB_TEST_SEGMENT_BYTES", None)
 
 
+def ids_in_memory(srv, bound):
+    """/v1/stats' index_ids_in_memory once the summaries of the sealed
+    segments are installed (written by a thread: waits up to 20 s for the
+    figure to come under bound; a lookup frees what they cover)."""
+    for _ in range(200):
+        get_from(srv, "none")
+        st, _, js = srv.request("GET", "/v1/stats")
+        assert st == 200, js
+        n, segs = js["events"]["index_ids_in_memory"], js["events"]["segments"]
+        if n <= bound:
+            break
+        time.sleep(0.1)
+    return n, segs
+
+
+def test_ids_in_memory_stay_about_two_segments_as_events_grow(srv):
+    """16 KiB segments: publishing 10x more events (about 3 segments, then
+    about 20) leaves the id entries in memory at about two segments' worth
+    (the sealed segments' ids are in their summaries; a ratio against the
+    events per segment, not a time), and every event is still found by id
+    and by (source, id) in sealed, summarized and active segments, after
+    a restart too."""
+    skip_on_pg("segment summaries are the log engine's; PostgreSQL keeps every id in memory")
+    os.environ["EB_TEST_SEGMENT_BYTES"] = "16384"
+    try:
+        srv.restart(["--dedupe-window", "0s"])
+        seqs = {}
+
+        def publish_range(lo, hi):
+            for b in range(lo, hi, 100):
+                evs = [{"type": "item.saved", "id": f"m-{i}", "source": f"s{i % 3}",
+                        "data": {"i": i}} for i in range(b, b + 100)]
+                for i, r in zip(range(b, b + 100), batch(srv, evs)["results"]):
+                    seqs[i] = r["seq"]
+
+        def check(n):
+            for i in range(0, n, 37):
+                st, _, e = get_from(srv, f"m-{i}")
+                assert st == 200 and e["seq"] == seqs[i], (i, st, e)
+                st, _, e = get_from(srv, f"m-{i}", f"s{i % 3}")
+                assert st == 200 and e["seq"] == seqs[i] and e["data"] == {"i": i}, (i, e)
+                st, _, js = get_from(srv, f"m-{i}", f"s{(i + 1) % 3}")
+                assert st == 404, (i, js)
+
+        publish_range(0, 300)
+        st, _, js = srv.request("GET", "/v1/stats")
+        per_seg = 300 // max(1, js["events"]["segments"] - 1)
+        bound = 2 * 3 * per_seg + 128  # two entries an event; 128 pending puts
+        small, segs = ids_in_memory(srv, bound)
+        assert segs >= 3 and small <= bound, (small, segs, bound)
+        publish_range(300, 3000)
+        large, segs = ids_in_memory(srv, bound)
+        print(f"{per_seg} events a segment; ids in memory: {small} at 300 events "
+              f"({segs} segments at the end), {large} at 3000")
+        assert segs >= 15 and large <= bound, (large, segs, bound)
+        assert large * 4 < 2 * 3000, "far below an entry per id and per source id"
+        check(3000)
+        srv.restart(["--dedupe-window", "0s"])
+        after, _ = ids_in_memory(srv, bound)
+        assert after <= bound, (after, bound)
+        check(3000)
+    finally:
+        os.environ.pop("EB_TEST_SEGMENT_BYTES", None)
+
+
 def test_schema_version_on_every_event_read(srv):
     schema = {"type": "object"}
     st, _, js = srv.request("PUT", "/v1/schemas/pay.done", {"schema": schema})

@@ -329,6 +329,105 @@ TEST(summaries_dropped_with_their_segments)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
+/* Appends ten events (texts as describe() reads them), reporting them;
+ * seq[k] gets text k's seq. */
+static void append_texts(eb_store *s, char text[10][48], uint64_t *seq)
+{
+    eb_store_rec_in recs[10];
+    for (int k = 0; k < 10; k++)
+        recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)strlen(text[k])};
+    uint64_t first = 0;
+    append_wait(s, recs, 10, &first);
+    for (int k = 0; k < 10; k++) {
+        eb_store_rec r = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
+        report(s, &r);
+        seq[k] = r.seq;
+    }
+}
+
+/* Appends n events from event `from` (id "m-<i % 3000>": each id twice,
+ * 3000 events apart, from the same source "s<i % 3>"), reporting them;
+ * seq[i] gets event i's seq. */
+static void append_many(eb_store *s, int from, int n, uint64_t *seq)
+{
+    for (int b = from; b < from + n; b += 10) {
+        char text[10][48];
+        for (int k = 0; k < 10; k++)
+            snprintf(text[k], sizeof text[k], "t0||0|m-%d|s%d", (b + k) % 3000, (b + k) % 3);
+        append_texts(s, text, seq + b);
+    }
+}
+
+/* The id entries in memory once the summarizer has caught up (a lookup
+ * frees what the installed summaries cover; waits up to 20 s for them). */
+static uint64_t ids_held(eb_store *s, uint64_t bound)
+{
+    eb_store_stats st;
+    for (int i = 0; i < 2000; i++) {
+        (void)eb_store_lookup_id(s, "none", 4);
+        eb_store_stats_get(s, &st);
+        if (st.ids_in_memory <= bound)
+            break;
+        usleep(10000);
+    }
+    return st.ids_in_memory;
+}
+
+/* Every event's id and (source, id) answer its newest seq; below it, the
+ * older copy (in a summary, or in memory), below that nothing. */
+static void check_many(eb_store *s, int n, const uint64_t *seq)
+{
+    for (int i = 0; i < n; i += 7) {
+        char id[16], src[4];
+        int len = snprintf(id, sizeof id, "m-%d", i % 3000);
+        snprintf(src, sizeof src, "s%d", i % 3);
+        int newest = i % 3000 + 3000 < n ? i % 3000 + 3000 : i % 3000;
+        CHECK_EQ(eb_store_lookup_id(s, id, (size_t)len), seq[newest]);
+        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)len, UINT64_MAX), seq[newest]);
+        uint64_t older = newest >= 3000 ? seq[newest - 3000] : 0;
+        CHECK_EQ(eb_store_lookup_id_below(s, id, (size_t)len, seq[newest]), older);
+        CHECK_EQ(eb_store_lookup_source_id(s, src, 2, id, (size_t)len, seq[newest]), older);
+        if (older)
+            CHECK_EQ(eb_store_lookup_id_below(s, id, (size_t)len, older), 0);
+        CHECK_EQ(eb_store_lookup_source_id(s, "s9", 2, id, (size_t)len, UINT64_MAX), 0);
+    }
+}
+
+/* Memory holds the ids no installed summary covers: while the events
+ * published grow 10x (over many small segments), the id entries in memory
+ * stay about two segments' worth (a ratio against the events per
+ * segment), and every id is still answered, before and after a reopen. */
+TEST(ids_in_memory_bounded_by_segments_not_events)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "16384", 1);
+    const char *dir = eb_test_tmpdir();
+    eb_store *s = open_events(dir, NULL);
+    static uint64_t seq[6000];
+    append_many(s, 0, 600, seq);
+    eb_store_stats st;
+    eb_store_stats_get(s, &st);
+    CHECK(st.segments >= 2);
+    uint64_t per_seg = 600 / st.segments;           /* events in a segment */
+    uint64_t bound = 2 * (3 * per_seg) + EB_KEYIDX_PENDING; /* 2 entries an event */
+    uint64_t held_600 = ids_held(s, bound);
+    CHECK(held_600 <= bound);
+    append_many(s, 600, 5400, seq);
+    eb_store_stats_get(s, &st);
+    CHECK(st.segments >= 10);
+    uint64_t held = ids_held(s, bound);
+    CHECK(held <= bound);                  /* 10x the events: still ~2 segments */
+    CHECK(held * 4 < 2 * 6000);            /* before: an entry per id and source id */
+    check_many(s, 6000, seq);
+    eb_store_close(s);
+    eb_store_recovery rep;
+    s = open_events(dir, &rep);
+    CHECK_EQ(rep.summaries_rebuilt, 0);
+    CHECK(ids_held(s, bound) <= bound);
+    check_many(s, 6000, seq);
+    eb_store_close(s);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
 /* The ranges that may hold client-chosen ids skip the sealed segments
  * whose summaries count none, and hold every one there is. */
 TEST(client_id_ranges_skip_segments_without_any)
@@ -371,19 +470,9 @@ static void append_ids(eb_store *s, const char *prefix, const char *const *srcs,
     for (int r = 0; r < nsrc; r++)
         for (int b = 0; b < 20; b++) {
             char text[10][48];
-            eb_store_rec_in recs[10];
-            for (int k = 0; k < 10; k++) {
-                int len = snprintf(text[k], sizeof text[k], "t0||0|%s-%d|%s", prefix, b * 10 + k,
-                                   srcs[r]);
-                recs[k] = (eb_store_rec_in){5, 0, text[k], (uint32_t)len};
-            }
-            uint64_t first = 0;
-            append_wait(s, recs, 10, &first);
-            for (int k = 0; k < 10; k++) {
-                eb_store_rec rr = {first + (uint64_t)k, 0, 5, 0, recs[k].len, recs[k].data};
-                report(s, &rr);
-                seq[r][b * 10 + k] = rr.seq;
-            }
+            for (int k = 0; k < 10; k++)
+                snprintf(text[k], sizeof text[k], "t0||0|%s-%d|%s", prefix, b * 10 + k, srcs[r]);
+            append_texts(s, text, &seq[r][b * 10]);
         }
 }
 
@@ -495,5 +584,5 @@ TEST(forced_collisions_are_walked_in_summaries_too)
     forced_collisions("20000");
 }
 
-TEST_MAIN(T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+TEST_MAIN(T(ids_in_memory_bounded_by_segments_not_events), T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))
