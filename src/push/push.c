@@ -320,14 +320,13 @@ static void settle(request *r, eb_settle_op op, const char *error, int64_t delay
     free(unknown);
 }
 
-/* Retry-After: seconds, or an HTTP date; 0 if absent or unreadable. */
-static uint64_t retry_after_s(const char *v, uint64_t now_us)
+uint64_t eb__push_retry_after_s(const char *v, uint64_t now_us)
 {
     if (!v)
         return 0;
     char *end;
     unsigned long long s = strtoull(v, &end, 10);
-    if (end != v && *end == '\0')
+    if (*v >= '0' && *v <= '9' && *end == '\0') /* digits only: no sign, no space */
         return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
     time_t t = curl_getdate(v, NULL);
     if (t <= 0 || (uint64_t)t * 1000000u <= now_us)
@@ -336,8 +335,7 @@ static uint64_t retry_after_s(const char *v, uint64_t now_us)
     return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
 }
 
-/* The nack's error for an answer or a transport failure. */
-static void describe(request *r, long status, CURLcode cerr, char *out, size_t cap)
+void eb__push_describe(const request *r, long status, CURLcode cerr, char *out, size_t cap)
 {
     if (r->refused) {
         snprintf(out, cap, "refused: %s is a loopback, private or link-local address "
@@ -380,7 +378,7 @@ void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_aft
         settle(r, EB_SETTLE_ACK, NULL, 0);
     } else {
         char err[EB_PUSH_ERROR_EXCERPT + 64];
-        describe(r, answered ? status : 0, cerr, err, sizeof err);
+        eb__push_describe(r, answered ? status : 0, cerr, err, sizeof err);
         snprintf(g->last_error, sizeof g->last_error, "%s", err);
         int64_t delay = -1; /* the group's backoff */
         bool counts = true; /* toward the circuit */
@@ -388,7 +386,7 @@ void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_aft
             g->st.refused++;
         } else if (answered && (status == 429 || status == 503)) {
             g->st.throttled++;
-            uint64_t ra = retry_after_s(retry_after, now);
+            uint64_t ra = eb__push_retry_after_s(retry_after, now);
             if (ra) {
                 delay = (int64_t)ra * 1000;
                 if (ep->hold_until_us < now + ra * 1000000u)

@@ -110,6 +110,14 @@ uint64_t eb__push_now_us(void);
 /* A request finished: status is the HTTP status (0: none), cerr the curl
  * result. Settles its events and frees it. */
 void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_after);
+/* Retry-After (v: the header's value, NULL if absent): seconds, or an HTTP
+ * date after now_us; at most an hour; 0 if absent or unreadable. (Also run
+ * by tests/fuzz/push_fuzz.c.) */
+uint64_t eb__push_retry_after_s(const char *v, uint64_t now_us);
+/* The nack's error for an answer (status, r->answer) or a transport failure
+ * (status 0: cerr, r->errbuf), into out (cap bytes, NUL-terminated, control
+ * bytes of the answer shown as spaces). (Also run by the push fuzz target.) */
+void eb__push_describe(const request *r, long status, CURLcode cerr, char *out, size_t cap);
 /* One of p's loop handles closed: p is freed when it was the last one
  * and p is closing. */
 void eb__push_handle_gone(eb_push *p);
