@@ -5,7 +5,7 @@ Usage: tests/fuzz/run.py BUILD_DIR SECONDS [TARGET...]
 
 BUILD_DIR is a build configured with -Dfuzz=true (clang; `make fuzz` does
 it). Each target (json, schema, http, envelope, text, auth, tls, tlshs, groupcfg,
-client, push, segsum; or those named) runs alone
+client, push, segsum, meta; or those named) runs alone
 (one process: the machine is shared) for SECONDS with -max_total_time, on a
 working corpus kept in BUILD_DIR/fuzz-corpus/<target> and seeded from
 tests/fuzz/corpus/<target>; a dictionary tests/fuzz/<target>.dict is used
@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = ["json", "schema", "http", "envelope", "text", "auth", "tls", "tlshs", "groupcfg",
-           "client", "push", "segsum"]
+           "client", "push", "segsum", "meta"]
 SEEDS = {"tlshs": "tls"}  # targets that share another's seeds
 ASAN_LIGHT = {"tlshs": "malloc_context_size=0:max_malloc_fill_size=0:quarantine_size_mb=16"}
 INTERRUPTED = 72  # libFuzzer's -interrupted_exitcode: SIGINT/SIGTERM, not a finding
