@@ -320,10 +320,12 @@ static void send_next(conn *c)
     static char body[1 << 20];
     size_t blen = l->make_body(l->arg, c->idx, n, body, sizeof body);
     free(c->req);
-    c->req = malloc(blen + 256);
-    int hn = snprintf(c->req, 256,
+    size_t hcap = 256 + (l->headers ? strlen(l->headers) : 0);
+    c->req = malloc(blen + hcap);
+    int hn = snprintf(c->req, hcap,
                       "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n", l->method, l->path, blen);
+                      "%sContent-Length: %zu\r\n\r\n", l->method, l->path,
+                      l->headers ? l->headers : "", blen);
     memcpy(c->req + hn, body, blen);
     c->req_len = (size_t)hn + blen;
     uv_buf_t b = uv_buf_init(c->req, (unsigned)c->req_len);

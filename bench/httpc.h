@@ -59,6 +59,7 @@ typedef struct bench_load {
     uint64_t    total;        /* requests to complete */
     const char *method;
     const char *path;
+    const char *headers;      /* extra header lines ("Name: v\r\n"...), or NULL */
     /* Builds the body of request n on connection c into buf; returns its length. */
     size_t    (*make_body)(void *arg, int c, uint64_t n, char *buf, size_t cap);
     void       *arg;

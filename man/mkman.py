@@ -47,9 +47,10 @@ PAGES = {
                 ("DATA/LOCK", "held (flock) while a daemon uses DATA"),
                 ("DATA/events, DATA/meta", "the event log and the bus's own state log; "
                  "inspect them offline with eventbus-log(1)"),
-                ("--store database", "the tables eb_events (partitioned by seq range), eb_meta "
-                 "and eb_state, created at the first start; one eventbusd per database (a "
-                 "session advisory lock)"),
+                ("--store database", "the tables eb_events (partitioned by seq range), eb_meta, "
+                 "eb_state and eb_leader, created at the first start; several eventbusd nodes "
+                 "may share it: one leads (a session advisory lock), the others forward to it "
+                 "(docs/high-availability.md)"),
             ]),
             ("EXIT STATUS", [
                 (None, "0 after a clean stop, 1 when the data cannot be opened or the address "

@@ -36,6 +36,7 @@ COMPONENTS = {
     "src/bus/": "bus",
     "src/api/": "api",
     "src/push/": "push",                # webhooks: a client of bus.h beside api
+    "src/cluster/": "cluster",          # several nodes on one database: role, forwarding
     "src/main.c": "main",
     "src/config.": "main",
     "lib/": "lib",
@@ -75,9 +76,15 @@ ALLOWED["main"].append("store-pg")
 ALLOWED["tests"].append("store-pg")
 # push delivery: a client of the bus's command API beside api (neither
 # includes the other); main wires it, tests and benches may use it.
-ALLOWED["push"] = ["pub-base", "util", "json", "schema", "store", "bus"]
+ALLOWED["push"] = ["pub-base", "util", "json", "schema", "store", "bus", "http"]  # curl_uv
 for _c in ("main", "tests", "bench"):
     ALLOWED[_c].append("push")
+
+# cluster: a node's role among several on one PostgreSQL database (the
+# engine's leadership thread) and a follower's forwarding over HTTP; it
+# knows no bus. main wires it.
+ALLOWED["cluster"] = ["pub-base", "util", "json", "http", "store", "store-pg"]
+ALLOWED["main"].append("cluster")
 
 # Edges tolerated for now, each with the reason. src/bus and src/api still
 # include the client header for eb_err (another branch is rewriting them);

@@ -19,6 +19,9 @@ static const char usage[] =
     "  --data DIR              data directory (default ./data)          EVENTBUS_DATA\n"
     "  --store URI             keep the data in PostgreSQL instead: a libpq URI like\n"
     "                          postgresql://user@host/db (not with --data)  EVENTBUS_STORE\n"
+    "  --advertise-url URL     with --store: this node's URL for the other nodes on the same database,\n"
+    "                          which forward requests to the leader (default http://IP:PORT of --listen,\n"
+    "                          the host name for 0.0.0.0 or [::])  EVENTBUS_ADVERTISE_URL\n"
     "  --fsync POLICY          always|interval|never (default always)   EVENTBUS_FSYNC\n"
     "  --fsync-interval-ms N   sync period for 'interval' (default 100) EVENTBUS_FSYNC_INTERVAL_MS\n"
     "  --retention AGE         delete events older than AGE, like 7d or 24h (default 0: kept forever)  EVENTBUS_RETENTION\n"
@@ -210,6 +213,14 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (strlen(v) >= sizeof c->store) BAD("too long");
         snprintf(c->store, sizeof c->store, "%s", v);
         c->store_from = c->parsing_flags ? 2 : 1;
+    } else if (!strcmp(name, "advertise-url")) {
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            BAD("expected an http:// or https:// URL");
+        if (strlen(v) >= sizeof c->advertise_url) BAD("too long");
+        snprintf(c->advertise_url, sizeof c->advertise_url, "%s", v);
+        size_t ul = strlen(c->advertise_url);
+        while (ul > 8 && c->advertise_url[ul - 1] == '/')
+            c->advertise_url[--ul] = '\0';
     } else if (!strcmp(name, "fsync")) {
         if (!strcmp(v, "always")) c->fsync = EB_STORE_SYNC_ALWAYS;
         else if (!strcmp(v, "interval")) c->fsync = EB_STORE_SYNC_INTERVAL;
@@ -317,7 +328,7 @@ static const char *const env_names[] = {
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
     "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
-    "push-max-connections", "history-groups", "delivery-cache-bytes"};
+    "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url"};
 
 static bool known(const char *name)
 {

@@ -17,6 +17,7 @@ typedef struct eb_config {
     int             store_from;        /* --store from: the same */
     bool            parsing_flags;     /* eb_config_parse: past the environment */
     char            store[1024];       /* --store postgresql://..., "" = the embedded log */
+    char            advertise_url[256]; /* --advertise-url, "" = from --listen (several nodes) */
     eb_store_sync   fsync;             /* --fsync always|interval|never */
     uint32_t        fsync_interval_ms; /* --fsync-interval-ms, default 100 */
     uint64_t        retention_ms;      /* --retention (7d, 24h, 0 = forever) */

@@ -7,9 +7,18 @@
  * Plain HTTP (--listen) and HTTPS (--tls-listen) are two servers over the
  * same API.
  *
+ * On PostgreSQL (--store) several nodes may share the database
+ * (src/cluster): a node that takes the leader lock opens its bus before it
+ * listens, as a single node does; one that cannot listens at once as a
+ * follower (every request forwarded to the leader) and opens its bus when
+ * the lock becomes its own. A leader that finds itself fenced (its lock
+ * or epoch taken by another node) re-executes itself: it comes back as a
+ * follower with nothing of its stale memory.
+ *
  * Threads: the libuv loop (HTTP, API, bus, push delivery) on this thread;
  * one writer thread per log (events, meta) doing group commit; libcurl's
- * resolver threads (push delivery). */
+ * resolver threads (push delivery, forwarding); on PostgreSQL the
+ * leadership thread (store_pg_lead.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -26,6 +35,7 @@
 
 #include "api/api.h"
 #include "bus/bus.h"
+#include "cluster/cluster.h"
 #include "config.h"
 #include "eventbus/err.h"
 #include "eventbus/version.h"
@@ -52,11 +62,39 @@ typedef struct daemon_state {
     uv_timer_t       insecure; /* --insecure: the hourly warning */
     int              signals; /* received so far */
     uint32_t         max_connections;
+    eb_cluster      *cluster; /* --store: the node's role; NULL on the embedded log */
+    eb_http_opts     ho;
+    int              port;    /* --listen's bound port */
 } daemon_state;
 
 static void on_request(void *ud, eb_http_req *req)
 {
-    eb_api_handle(ud, req);
+    daemon_state *d = ud;
+    if (d->cluster && eb_cluster_handle(d->cluster, req))
+        return;
+    eb_api_handle(d->api, req);
+}
+
+static void on_answer(void *ud, const eb_http_req *req, int status, const char *body,
+                      size_t len)
+{
+    daemon_state *d = ud;
+    if (d->api)
+        eb_api_on_answer(d->api, req, status, body, len);
+}
+
+static char **saved_argv;
+
+/* A leader fenced (store_pg_lead.c): its memory may be stale, so it stops
+ * at once and comes back as a follower, the same process re-executed
+ * (the listening sockets and database connections are close-on-exec). */
+static void step_down(const char *why)
+{
+    EB_ERROR("cluster: no longer the leader (%s): stepping down, restarting as a follower",
+             why);
+    execv("/proc/self/exe", saved_argv);
+    EB_ERROR("cluster: cannot re-execute: %s; exiting", strerror(errno));
+    _exit(1);
 }
 
 /* Takes an exclusive lock on DATA/LOCK for the life of the process. */
@@ -86,7 +124,8 @@ static void on_http_stopped(void *arg)
     daemon_state *d = arg;
     if (--d->running > 0)
         return;
-    eb_bus_close(d->bus); /* drains and syncs pending appends */
+    if (d->bus)
+        eb_bus_close(d->bus); /* drains and syncs pending appends */
     d->bus = NULL;
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -106,7 +145,9 @@ static void on_signal(uv_signal_t *h, int signum)
     sd_notify(0, "STOPPING=1");
     eb_push_close(d->push); /* before the bus: no more leases, POSTs abandoned */
     d->push = NULL;
-    eb_api_shutdown(d->api);
+    eb_cluster_close(d->cluster); /* the leader lock goes: another node takes over */
+    if (d->api)
+        eb_api_shutdown(d->api);
     if (d->http)
         eb_http_server_shutdown(d->http, on_http_stopped, d);
     if (d->https)
@@ -175,7 +216,7 @@ static const char *fsync_name(eb_store_sync p)
     return p == EB_STORE_SYNC_ALWAYS ? "always" : p == EB_STORE_SYNC_INTERVAL ? "interval" : "never";
 }
 
-static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
+static void log_startup(const daemon_state *d, const eb_bus_report *r)
 {
     EB_INFO("eventbusd %d.%d.%d: data %s, fsync %s", EB_VERSION_MAJOR, EB_VERSION_MINOR,
             EB_VERSION_PATCH, *d->cfg.store ? "in postgresql (--store)" : d->cfg.data,
@@ -191,16 +232,13 @@ static void log_startup(const daemon_state *d, const eb_bus_report *r, int port)
     EB_INFO("meta log recovered: %llu records; %zu schema versions; %zu consumer groups; "
             "%zu ids in the dedupe window",
             (unsigned long long)r->meta.records, r->schemas, r->groups, r->dedupe_ids);
-    if (d->http)
-        EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, port,
-                d->max_connections);
 }
 
 /* One server of the API on addr (TLS when tls); its bound port in *port. */
 static int serve(daemon_state *d, const eb_http_opts *ho, const char *addr, eb_tls *tls,
                  eb_http_server **out, int *port)
 {
-    int rc = eb_http_server_new(d->loop, ho, on_request, d->api, out);
+    int rc = eb_http_server_new(d->loop, ho, on_request, d, out);
     if (rc == 0 && tls)
         eb_http_server_set_tls(*out, tls);
     if (rc == 0)
@@ -308,7 +346,9 @@ static int admin_token_file(daemon_state *d)
     return 0;
 }
 
-static int open_all(daemon_state *d)
+/* Opens the bus, the API over it and push delivery: 0 or an error (a
+ * follower's on_leader retries EB_EEXIST: the old leader's writer). */
+static int open_bus(daemon_state *d)
 {
     eb_bus_opts bo = {
         .data_dir = *d->cfg.store ? d->cfg.store : d->cfg.data,
@@ -326,25 +366,12 @@ static int open_all(daemon_state *d)
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {
-        EB_ERROR("cannot open the data in %s: %s",
-                 *d->cfg.store ? "postgresql (--store)" : d->cfg.data, eb_strerror(rc));
-        return -1;
+        if (!d->cluster)
+            EB_ERROR("cannot open the data in %s: %s",
+                     *d->cfg.store ? "postgresql (--store)" : d->cfg.data, eb_strerror(rc));
+        d->bus = NULL;
+        return rc;
     }
-    /* A request body may hold a batch: 4 events of the largest size, and at
-     * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
-     * their headers are read. */
-    eb_http_opts ho = {.max_body = (size_t)d->cfg.max_event_bytes * 4,
-                       .max_conn_buffer = d->cfg.conn_buffer,
-                       .header_timeout_ms = d->cfg.header_timeout_ms,
-                       .body_timeout_ms = d->cfg.body_timeout_ms,
-                       .max_connections = size_connections(d->cfg.max_connections),
-                       .warn = http_warn,
-                       .on_answer = eb_api_on_answer,
-                       .timed = eb_logger_on(EB_LVL_DEBUG)}; /* the access log's µs */
-    if (ho.max_body < (4u << 20))
-        ho.max_body = 4u << 20;
-    d->max_connections = ho.max_connections;
-    int port = 0;
     eb_api_opts ao = {.auth = d->cfg.auth ? EB_AUTH_TOKEN : EB_AUTH_NONE,
                       .metrics_public = d->cfg.metrics_public,
                       .auth_fail_limit = d->cfg.auth_fail_limit,
@@ -352,27 +379,102 @@ static int open_all(daemon_state *d)
                                                               : EB_API_METRICS_NO_GROUPS};
     if ((rc = eb_api_new(d->bus, &ao, &d->api)) != 0) {
         EB_ERROR("cannot start the API: %s", eb_strerror(rc));
-        return -1;
+        exit(1);
     }
     eb_push_opts po = {.allow_private = d->cfg.push_allow_private,
                        .ca_file = *d->cfg.push_ca_file ? d->cfg.push_ca_file : NULL,
                        .max_connections = d->cfg.push_max_connections};
     if ((rc = eb_push_open(d->loop, d->bus, &po, &d->push)) != 0) {
         EB_ERROR("cannot start push delivery (libcurl): %s", eb_strerror(rc));
-        return -1;
+        exit(1);
     }
     if (d->cfg.push_allow_private)
         EB_WARN("--push-allow-private: pushed groups may POST to loopback and private "
                 "addresses");
-    if (strcmp(d->cfg.listen, "off") != 0 &&
-        serve(d, &ho, d->cfg.listen, NULL, &d->http, &port) != 0)
-        return -1;
-    if (serve_tls(d, &ho) != 0)
-        return -1;
-    log_startup(d, &rep, port);
+    log_startup(d, &rep);
     EB_INFO("auth %s%s", d->cfg.auth ? "token" : "none",
             d->cfg.auth && d->cfg.metrics_public ? " (/metrics public)" : "");
-    return admin_token_file(d);
+    if (admin_token_file(d) != 0)
+        exit(1);
+    return 0;
+}
+
+static int on_leader(void *arg)
+{
+    return open_bus(arg);
+}
+
+/* The HTTP and HTTPS servers. */
+static int start_servers(daemon_state *d)
+{
+    /* A request body may hold a batch: 4 events of the largest size, and at
+     * least 4 MiB (1000 events of 4 KiB). Larger bodies get 413 as soon as
+     * their headers are read. */
+    d->ho = (eb_http_opts){.max_body = (size_t)d->cfg.max_event_bytes * 4,
+                           .max_conn_buffer = d->cfg.conn_buffer,
+                           .header_timeout_ms = d->cfg.header_timeout_ms,
+                           .body_timeout_ms = d->cfg.body_timeout_ms,
+                           .max_connections = size_connections(d->cfg.max_connections),
+                           .warn = http_warn,
+                           .on_answer = on_answer,
+                           .timed = eb_logger_on(EB_LVL_DEBUG)}; /* the access log's µs */
+    if (d->ho.max_body < (4u << 20))
+        d->ho.max_body = 4u << 20;
+    d->max_connections = d->ho.max_connections;
+    if (strcmp(d->cfg.listen, "off") != 0 &&
+        serve(d, &d->ho, d->cfg.listen, NULL, &d->http, &d->port) != 0)
+        return -1;
+    if (serve_tls(d, &d->ho) != 0)
+        return -1;
+    if (d->http)
+        EB_INFO("listening on %s (port %d), at most %u connections", d->cfg.listen, d->port,
+                d->max_connections);
+    return 0;
+}
+
+/* --advertise-url, or http://IP:PORT of --listen (https:// of
+ * --tls-listen when --listen is off); the host name for a wildcard. */
+static void advertise_url(const daemon_state *d, char *out, size_t cap)
+{
+    if (*d->cfg.advertise_url) {
+        snprintf(out, cap, "%s", d->cfg.advertise_url);
+        return;
+    }
+    bool plain = strcmp(d->cfg.listen, "off") != 0;
+    const char *addr = plain ? d->cfg.listen : d->cfg.tls_listen;
+    const char *colon = strrchr(addr, ':');
+    int hlen = colon ? (int)(colon - addr) : (int)strlen(addr);
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", hlen, addr);
+    if (!strcmp(host, "0.0.0.0") || !strcmp(host, "[::]")) {
+        if (gethostname(host, sizeof host) != 0)
+            snprintf(host, sizeof host, "localhost");
+        host[sizeof host - 1] = '\0';
+    }
+    int port = plain && d->port ? d->port : colon ? atoi(colon + 1) : 0;
+    snprintf(out, cap, "%s://%s:%d", plain ? "http" : "https", host, port);
+}
+
+static int open_all(daemon_state *d)
+{
+    if (!*d->cfg.store)
+        return open_bus(d) == 0 && start_servers(d) == 0 ? 0 : -1;
+    if (start_servers(d) != 0)
+        return -1;
+    char url[512];
+    advertise_url(d, url, sizeof url);
+    eb__store_pg_fenced = step_down;
+    eb_cluster_opts co = {.uri = d->cfg.store, .advertise_url = url,
+                          .timeout_ms = 60000 + 15000, /* the longest long poll, and more */
+                          .max_answer = (size_t)256 << 20, .max_forwards = d->max_connections,
+                          .on_leader = on_leader, .arg = d};
+    int rc = eb_cluster_open(d->loop, &co, &d->cluster);
+    if (rc) {
+        if (rc != EB_ECONNECT)
+            EB_ERROR("cannot start the cluster role: %s", eb_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -391,6 +493,7 @@ int main(int argc, char **argv)
         return 2;
     }
     eb_logger_setup(d.cfg.log_level, d.cfg.log_json);
+    saved_argv = argv;
     signal(SIGPIPE, SIG_IGN);
     if (auth_mode(&d.cfg) != 0)
         return 2;
@@ -421,6 +524,7 @@ int main(int argc, char **argv)
                strcmp(d.cfg.listen, "off") ? d.cfg.listen : d.cfg.tls_listen); /* it accepts */
     uv_run(d.loop, UV_RUN_DEFAULT);
     eb_api_free(d.api);
+    eb_cluster_free(d.cluster);
     eb_http_server_free(d.http);
     eb_http_server_free(d.https);
     eb_tls_free(d.tls);

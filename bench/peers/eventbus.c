@@ -5,12 +5,15 @@
  * batch (answered once durable) overlaps the next pull. --target HOST:PORT
  * or PORT (loopback); https://HOST:PORT speaks TLS (OpenSSL, blocking,
  * trusting the CAs of $EB_BENCH_CACERT, else the system's), and
- * $EB_BENCH_TOKEN, if set, goes with every request as a bearer token. */
+ * $EB_BENCH_TOKEN, if set, goes with every request as a bearer token.
+ * Several nodes of one bus (on one PostgreSQL database), comma-separated:
+ * each connection goes to the next one in turn. */
 #include "eventbus.h"
 
 #include <limits.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,9 +72,29 @@ static ssize_t tls_write(void *io, const void *p, size_t n)
     return r > 0 ? r : -1;
 }
 
-/* Connects to the target: TCP, then the TLS handshake for https://. */
-static int conn_open(bench_conn *c, const char *target)
+/* The target of the next connection: the next of a comma-separated list. */
+static const char *pick(const char *target, char *buf, size_t cap)
 {
+    static atomic_uint next;
+    if (!strchr(target, ','))
+        return target;
+    unsigned n = 1;
+    for (const char *q = target; *q; q++)
+        n += *q == ',';
+    unsigned k = atomic_fetch_add(&next, 1) % n;
+    const char *s = target;
+    while (k--)
+        s = strchr(s, ',') + 1;
+    const char *e = strchr(s, ',');
+    snprintf(buf, cap, "%.*s", (int)(e ? (size_t)(e - s) : strlen(s)), s);
+    return buf;
+}
+
+/* Connects to the target: TCP, then the TLS handshake for https://. */
+static int conn_open(bench_conn *c, const char *targets)
+{
+    char buf[256];
+    const char *target = pick(targets, buf, sizeof buf);
     pthread_once(&tls_once, tls_init);
     if (bench_conn_open(c, target_port(target)) != 0)
         return -1;

@@ -10,12 +10,21 @@
 // attempt).
 //
 //   node receiver.mjs --secret whsec_... [--port 0] [--host 127.0.0.1]
+//                     [--cert FILE --key FILE] [--hold-ms N]
+//
+// With --cert and --key it serves HTTPS, offering HTTP/2 and HTTP/1.1 by
+// ALPN (eventbusd speaks HTTP/2 when offered over TLS; give it the CA with
+// --push-ca-file); without them, plain HTTP/1.1. --hold-ms answers each
+// POST after N ms (to see many POSTs at once; for tests).
 //
 // It prints "listening on PORT" once it accepts. GET /stats answers what
-// it saw: {received, events, unique, duplicates, bad_signatures}, and with
-// ?ids=1 the unique event ids too (what tests/integration/test_push.py
-// reads). The secret can also come from EB_PUSH_SECRET.
+// it saw: {received, events, unique, duplicates, bad_signatures, http2,
+// http1, connections, h2_connections, most_at_once}, and with ?ids=1 the unique event ids
+// too (what tests/integration/test_push.py reads). The secret can also
+// come from EB_PUSH_SECRET.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { createSecureServer } from "node:http2";
 import { Webhook } from "standardwebhooks";
 
 const args = process.argv.slice(2);
@@ -30,7 +39,10 @@ if (!secret) {
 }
 const wh = new Webhook(secret);
 const seen = new Set();
-const stats = { received: 0, events: 0, unique: 0, duplicates: 0, bad_signatures: 0 };
+const stats = { received: 0, events: 0, unique: 0, duplicates: 0, bad_signatures: 0,
+                http2: 0, http1: 0, connections: 0, h2_connections: 0, most_at_once: 0 };
+const holdMs = Number(opt("hold-ms", "0"));
+let atOnce = 0; // POSTs received and not yet answered
 
 function handle(events) {
   for (const ev of events) {
@@ -44,10 +56,13 @@ function handle(events) {
   }
 }
 
-const server = createServer((req, res) => {
+function onRequest(req, res) {
   const chunks = [];
+  let aborted = false;
   req.on("data", (c) => chunks.push(c));
+  req.on("aborted", () => { aborted = true; }); // the client gave up on it (or the connection died)
   req.on("end", () => {
+    if (aborted) return;
     if (req.method === "GET" && req.url.startsWith("/stats")) {
       const body = { ...stats };
       if (req.url.includes("ids=1")) body.ids = [...seen];
@@ -59,6 +74,8 @@ const server = createServer((req, res) => {
       return res.end();
     }
     stats.received++;
+    if (req.httpVersion === "2.0") stats.http2++;
+    else stats.http1++;
     const payload = Buffer.concat(chunks).toString("utf8");
     let body;
     try {
@@ -69,12 +86,29 @@ const server = createServer((req, res) => {
       return res.end(`signature: ${e.message}`);
     }
     handle(Array.isArray(body) ? body : [body]);
-    res.writeHead(204);
-    res.end();
+    stats.most_at_once = Math.max(stats.most_at_once, ++atOnce);
+    const answer = () => {
+      atOnce--;
+      res.writeHead(204);
+      res.end();
+    };
+    if (holdMs > 0) setTimeout(answer, holdMs);
+    else answer();
   });
-});
-server.keepAliveTimeout = 60000;
+}
+
+const cert = opt("cert"), key = opt("key");
+const server = cert && key
+  ? createSecureServer({ cert: readFileSync(cert), key: readFileSync(key), allowHTTP1: true },
+                       onRequest)
+  : createServer(onRequest);
+server.on("connection", () => stats.connections++); // TCP connections accepted
+server.on("secureConnection", (s) => s.alpnProtocol === "h2" && stats.h2_connections++);
+server.keepAliveTimeout = 60000; // HTTP/1.1 (over TLS too)
 server.listen(Number(opt("port", "8471")), opt("host", "127.0.0.1"), () => {
   console.log(`listening on ${server.address().port}`);
 });
-process.on("SIGTERM", () => server.close(() => process.exit(0)));
+process.on("SIGTERM", () => {
+  server.close(() => process.exit(0));
+  setTimeout(() => process.exit(0), 1000).unref(); // HTTP/2 sessions eventbusd keeps open
+});

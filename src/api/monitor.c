@@ -179,6 +179,8 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_double(&w, (double)eb_hist_quantile(st.publish_hist, 0.99) / 1000.0);
     eb_jw_key(&w, "lookup_reads");
     eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
+    eb_jw_key(&w, "count_reads");
+    eb_jw_uint(&w, eb_bus_count_reads(api->bus));
     eb_jw_key(&w, "delayed");
     eb_jw_obj_open(&w);
     eb_jw_key(&w, "waiting");

@@ -324,11 +324,13 @@ static int open_stores(eb_bus *bus, eb_bus_report *rep)
     rc = eb_meta_open(bus->opts.engine, &o, &bus->meta, &rep->meta, replay_meta, bus);
     if (rc)
         return rc;
-    rc = eb__bus_groups_start(bus);
+    /* The counts by type first: their walk fills the tail's counts, which
+     * the groups' lag then reads instead of walking again. */
+    rc = eb__bus_count_log(bus);
+    if (rc == 0)
+        rc = eb__bus_groups_start(bus);
     if (rc == 0)
         rc = eb__bus_delay_start(bus);
-    if (rc == 0)
-        rc = eb__bus_count_log(bus);
     return rc;
 }
 
@@ -368,6 +370,7 @@ int eb_bus_open(uv_loop_t *loop, const eb_bus_opts *opts, eb_bus **out, eb_bus_r
     eb_dedupe_init(&bus->dedupe, opts->dedupe_window_ms * 1000u, bus->opts.dedupe_max_bytes);
     eb_buf_init(&bus->enc);
     eb__bus_counts_init(&bus->counts, bus->opts.max_types);
+    eb__tail_init(&bus->tail);
     eb_schema_errors_init(&bus->verrs, 100);
     int rc = eb__bus_groups_init(bus);
     if (rc == 0)
@@ -398,6 +401,7 @@ static void free_bus(eb_bus *bus)
     eb_registry_free(&bus->reg);
     eb_dedupe_free(&bus->dedupe);
     eb__bus_counts_free(&bus->counts);
+    eb__tail_free(&bus->tail);
     eb__bus_delay_free(bus);
     if (bus->scratch_doc)
         eb_json_doc_free(bus->scratch_doc);

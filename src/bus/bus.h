@@ -215,6 +215,9 @@ int eb_bus_key_events(eb_bus *bus, const char *key, size_t n, uint64_t from_vers
 /* Records read by key-stream and id lookups since open (a debug stat, for
  * tests that check a read's cost as a ratio). */
 uint64_t eb_bus_lookup_reads(const eb_bus *bus);
+/* Records read since open to count groups' lag and events by type (what
+ * the store's counts and the tail's do not cover; for tests and diagnosis). */
+uint64_t eb_bus_count_reads(const eb_bus *bus);
 
 /* --- consumer groups: the command API (groups.c, pull.c) -------------------
  * The only door to consumer groups: the API layer never sees the engine,

@@ -30,6 +30,7 @@
 #include "bus/group.h"
 #include "bus/match.h"
 #include "bus/meta.h"
+#include "bus/tail.h"
 #include "util/heap.h"
 #include "util/hist.h"
 
@@ -181,6 +182,9 @@ typedef struct eb_bus_counts {
 void eb__bus_counts_init(eb_bus_counts *c, size_t max_types);
 void eb__bus_counts_free(eb_bus_counts *c);
 int  eb__bus_count_log(eb_bus *bus);
+void eb__bus_tail_restart(eb_bus *bus);
+/* Drops the tail's chunks the store counts by now (the timer, once a second). */
+void eb__bus_tail_tidy(eb_bus *bus);
 /* Counts the events by type with from <= seq < to: fn(arg, type, len, n),
  * possibly several times for one type (the counts add up). What the events
  * store counts itself (eb_store_type_counts: whole sealed segments in the
@@ -204,6 +208,7 @@ struct eb_bus {
     eb_registry     reg;      /* schema registry */
     eb_dedupe       dedupe;   /* idempotent publish window */
     uint64_t        lookup_reads; /* records read by key-stream and id lookups */
+    uint64_t        count_reads;  /* records read to count lag and types (eb_bus_count_reads) */
     uint64_t        lookups_lost; /* lookup entries the store could not make */
     uv_async_t      async;    /* wakes the loop for done_q */
     pthread_mutex_t done_mu;  /* guards done_q */
@@ -223,6 +228,7 @@ struct eb_bus {
     eb_map          tokens;   /* API tokens: name -> eb_token (tokens.c) */
     eb_map          token_hash; /* hash (32 bytes) -> eb_token */
     eb_bus_counts   counts;   /* event counters (counts.c) */
+    eb_tail         tail;     /* counts by type of the log's tail (tail.h) */
     int             handles;  /* libuv handles still open (freed at 0) */
     size_t          schemas_pending;  /* registrations being made durable */
     int             storage_err;      /* last seen eb_bus_storage_error (health.c) */
@@ -273,7 +279,7 @@ void eb__bus_groups_reset(eb_bus *bus);
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n);
 /* A delayed event's due copy was appended: counted for the groups it matches. */
-void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v);
+void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v, uint64_t seq);
 
 /* Makes the timer visit g at the next tick, then when its next lease or
  * retry falls due (groups.c). */
@@ -300,6 +306,9 @@ void eb__bus_tokens_reset(eb_bus *bus);
 /* Sets every group's count of matching events ahead of its cursor, in one
  * walk of the events store up to head (at startup). */
 int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
+/* lag.c: counts one group's lag (created, or its config changed) from the
+ * counts by type, without walking the log (but for a content filter). */
+int  eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head);
 
 /* history.c */
 /* Samples every group when due (called by the timer). */

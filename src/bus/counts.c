@@ -75,15 +75,36 @@ void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n)
 typedef struct type_walk {
     eb_bus_type_count_fn fn;
     void                *arg;
+    eb_tail             *tail; /* also counted into it (at open), or NULL */
+    uint64_t            *reads; /* records read (the bus's count_reads) */
 } type_walk;
 
 static int walk_one(void *arg, const eb_store_rec *rec)
 {
     type_walk *w = arg;
+    if (w->reads)
+        (*w->reads)++;
     eb_event_view v;
-    if (rec->type == EB_REC_EVENT && eb_event_decode(rec->data, rec->len, &v) == 0)
+    if (rec->type == EB_REC_EVENT && eb_event_decode(rec->data, rec->len, &v) == 0) {
         w->fn(w->arg, v.type.ptr, v.type.len, 1);
+        if (w->tail)
+            eb__tail_add(w->tail, rec->seq, v.type.ptr, v.type.len, 1);
+    }
     return 0;
+}
+
+/* Counts [from, to), which the store does not count: the tail's whole
+ * chunks, and a walk of the rest. */
+static int count_uncovered(eb_bus *bus, uint64_t from, uint64_t to, type_walk *w)
+{
+    uint64_t lo, hi;
+    eb__tail_count(&bus->tail, from, to, &lo, &hi, w->fn, w->arg);
+    if (lo == hi)
+        return eb__bus_walk_range(bus, from, to, walk_one, w);
+    int rc = from < lo ? eb__bus_walk_range(bus, from, lo, walk_one, w) : 0;
+    if (rc == 0 && hi < to)
+        rc = eb__bus_walk_range(bus, hi, to, walk_one, w);
+    return rc;
 }
 
 int eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_count_fn fn,
@@ -93,11 +114,11 @@ int eb__bus_count_types(eb_bus *bus, uint64_t from, uint64_t to, eb_bus_type_cou
         return 0;
     uint64_t lo, hi;
     int rc = eb_store_type_counts(bus->events, from, to, &lo, &hi, fn, arg);
-    type_walk w = {fn, arg};
+    type_walk w = {fn, arg, NULL, &bus->count_reads};
     if (rc == 0 && from < lo)
-        rc = eb__bus_walk_range(bus, from, lo, walk_one, &w);
+        rc = count_uncovered(bus, from, lo, &w);
     if (rc == 0 && hi < to)
-        rc = eb__bus_walk_range(bus, hi, to, walk_one, &w);
+        rc = count_uncovered(bus, hi < from ? from : hi, to, &w);
     return rc;
 }
 
@@ -110,11 +131,56 @@ static void count_log(void *arg, const char *type, size_t len, uint64_t n)
 
 /* Counts the events kept in the events store, per type, at open (what
  * retention dropped is no longer counted): the store's own counts of its
- * sealed segments, and a walk of the rest. */
+ * sealed segments, and one walk of the rest, which fills the tail's counts
+ * (tail.h) from where the store's counts end. */
 int eb__bus_count_log(eb_bus *bus)
 {
-    return eb__bus_count_types(bus, eb_store_first_seq(bus->events),
-                               eb_store_durable_seq(bus->events), count_log, bus);
+    uint64_t from = eb_store_first_seq(bus->events), to = eb_store_durable_seq(bus->events);
+    uint64_t lo = from, hi = from;
+    int rc = from < to ? eb_store_type_counts(bus->events, from, to, &lo, &hi, count_log, bus)
+                       : 0;
+    type_walk w = {count_log, bus, NULL, &bus->count_reads};
+    if (rc == 0 && from < lo)
+        rc = eb__bus_walk_range(bus, from, lo, walk_one, &w);
+    eb__tail_reset(&bus->tail, hi);
+    w.tail = &bus->tail;
+    if (rc == 0 && hi < to)
+        rc = eb__bus_walk_range(bus, hi, to, walk_one, &w);
+    if (rc == 0)
+        eb__tail_seen(&bus->tail, to);
+    else
+        eb__tail_invalidate(&bus->tail);
+    return rc;
+}
+
+static void ignore_counts(void *arg, const char *type, size_t len, uint64_t n)
+{
+    (void)arg, (void)type, (void)len, (void)n;
+}
+
+/* Trimming only saves memory and never costs exactness: the tail claims
+ * only the chunks it holds, and a range it does not hold is walked. */
+void eb__bus_tail_tidy(eb_bus *bus)
+{
+    if (bus->tail.n < 64)
+        return; /* a few chunks: not worth asking */
+    uint64_t lo, hi, to = eb_store_durable_seq(bus->events);
+    if (bus->tail.from < to &&
+        eb_store_type_counts(bus->events, bus->tail.from, to, &lo, &hi, ignore_counts, NULL) == 0 &&
+        lo < hi)
+        eb__tail_trim(&bus->tail, hi); /* the store counts up to hi itself */
+}
+
+/* After appends that failed (their seqs handed out again): the tail's
+ * counts from here on only. */
+void eb__bus_tail_restart(eb_bus *bus)
+{
+    eb__tail_reset(&bus->tail, eb_store_next_seq(bus->events));
+}
+
+uint64_t eb_bus_count_reads(const eb_bus *bus)
+{
+    return bus->count_reads;
 }
 
 void eb_bus_types_each(eb_bus *bus, eb_bus_types_fn fn, void *arg)

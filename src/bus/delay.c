@@ -246,7 +246,7 @@ static void count_copies(eb_bus *bus, const release_op *ro)
     for (size_t i = 0; i < ro->n; i++) {
         eb_event_view v;
         if (eb_event_decode(d->copies.data + d->offs[i], d->recs[i].len, &v) == 0)
-            eb__bus_groups_released(bus, &v);
+            eb__bus_groups_released(bus, &v, ro->first_seq + i);
     }
 }
 

@@ -82,6 +82,9 @@ typedef struct eb_group_env {
     /* The recent-records cache shared by every group (the bus's): a
      * delivery keeps its event's position there, not a copy. */
     eb_reccache *cache;
+    /* Records read to count lag (shared, the bus's: eb_bus_count_reads);
+     * NULL: not counted. */
+    uint64_t *count_reads;
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
@@ -111,6 +114,15 @@ int  eb_group_count_ahead(eb_group *g, uint64_t head);
  * [eb_group_cursor(g), head) (the bus counts every group in one walk at
  * startup); those finished already (acked out of order) are taken off. */
 void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head);
+/* The same, taking off only the finished seqs above the cursor that the
+ * config matches now (each read: a change of the group's config). */
+void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head);
+/* For a caller that walks the log itself (lag.c: one walk for every group
+ * with a filter at startup): whether g's lag counts event seq of this type
+ * if its filter passes (past the cursor, of its types, not finished), and
+ * the count found. */
+bool eb_group_counts_seq(const eb_group *g, uint64_t seq, eb_str type);
+void eb_group_set_counted(eb_group *g, uint64_t ahead);
 /* The main flow's next seq to examine. */
 uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */

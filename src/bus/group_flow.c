@@ -155,6 +155,8 @@ static int count_one(void *arg, const eb_store_rec *rec)
     if (rec->seq >= c->stop)
         return 1;
     c->next = rec->seq + 1;
+    if (c->g->env.count_reads)
+        (*c->g->env.count_reads)++;
     eb_event_view v;
     if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
         return 0;
@@ -184,6 +186,33 @@ void eb_group_set_ahead(eb_group *g, uint64_t matching, uint64_t head)
      * (acks out of order, dead letters) as read back at startup. */
     uint64_t done = eb_rangeset_count(&g->main.done, g->main.cursor, head);
     g->ahead = matching > done ? matching - done : 0;
+}
+
+void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head)
+{
+    /* The done set is a window of what was finished out of order (not the
+     * log): its records are read, and only those the config matches now
+     * are taken off (after a change of types, others may be in it). */
+    uint64_t done = 0;
+    const eb_rangeset *d = &g->main.done;
+    for (size_t i = 0; i < d->n; i++) {
+        uint64_t a = d->r[i].a < g->main.cursor ? g->main.cursor : d->r[i].a;
+        uint64_t b = d->r[i].b < head ? d->r[i].b : head;
+        if (a < b)
+            done += count_range(g, a, b, NULL, 0, NULL);
+    }
+    g->ahead = matching > done ? matching - done : 0;
+}
+
+bool eb_group_counts_seq(const eb_group *g, uint64_t seq, eb_str type)
+{
+    return seq >= g->main.cursor && eb_group_cfg_matches(&g->cfg, type.ptr, type.len) &&
+           !eb_rangeset_has(&g->main.done, seq);
+}
+
+void eb_group_set_counted(eb_group *g, uint64_t ahead)
+{
+    g->ahead = ahead;
 }
 
 void eb__flow_count_backlog(eb_group *g, flow *f)

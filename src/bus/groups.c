@@ -34,7 +34,8 @@ static void on_latency(void *arg, uint64_t us)
 static eb_group_env group_env(eb_bus *bus)
 {
     return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
-                          bus->opts.max_in_flight_total, eb__bus_dead_lettered, &bus->grp.cache};
+                          bus->opts.max_in_flight_total, eb__bus_dead_lettered, &bus->grp.cache,
+                          &bus->count_reads};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -223,7 +224,7 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         g = eb_group_new(name, cfg, base, &env);
         table_add(bus, g, name, strlen(name));
     }
-    eb_group_count_ahead(g, durable_head(bus));
+    eb__bus_count_group(bus, g, durable_head(bus)); /* from the counts by type */
     eb__rec_group(&bus->grp.ob, g, base);
     return observed(bus, name, commit(bus, g, cb, arg));
 }
@@ -489,6 +490,27 @@ static void published_run(eb_group *g, const eb_event_in *evs, const eb_pub_resu
     }
 }
 
+/* Counts the run evs[0..n) of one type into the tail (tail.h): one add per
+ * chunk it spans, not per event. */
+static void tail_run(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res, size_t n)
+{
+    uint64_t k = UINT64_MAX, c = 0, at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].duplicate || evs[i].deliver_us)
+            continue;
+        uint64_t ki = res[i].seq / EB_TAIL_CHUNK;
+        if (ki != k && c) {
+            eb__tail_add(&bus->tail, at, evs[0].type.ptr, evs[0].type.len, c);
+            c = 0;
+        }
+        k = ki;
+        at = res[i].seq;
+        c++;
+    }
+    if (c)
+        eb__tail_add(&bus->tail, at, evs[0].type.ptr, evs[0].type.len, c);
+}
+
 void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_result *res,
                               size_t n)
 {
@@ -509,6 +531,7 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
                                              evs[i].type.len, &m);
                 for (size_t k = 0; k < nm; k++)
                     published_run(m[k], evs + start, res + start, i + 1 - start, run);
+                tail_run(bus, evs + start, res + start, i + 1 - start);
             }
             run = 0;
             start = i + 1;
@@ -516,8 +539,9 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
     }
 }
 
-void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v)
+void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v, uint64_t seq)
 {
+    eb__tail_add(&bus->tail, seq, v->type.ptr, v->type.len, 1);
     void *const *m;
     size_t nm = eb_matcher_match(&bus->grp.matcher, v->type.ptr, v->type.len, &m);
     bool parsed = false;
@@ -589,6 +613,7 @@ static void tick_groups(eb_bus *bus, uint64_t now)
     eb_bus_groups *gr = &bus->grp;
     if (now - gr->last_full_tick >= FULL_TICK_US) {
         gr->last_full_tick = now;
+        eb__bus_tail_tidy(bus);
         size_t it = 0;
         eb_group *g;
         while ((g = eb__bus_group_next(bus, &it))) {

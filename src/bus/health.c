@@ -56,8 +56,10 @@ void eb__bus_check_storage(eb_bus *bus)
     else
         EB_INFO("storage writable again after %.1f s: writes accepted",
                 (double)(now - bus->storage_since_us) / 1e6);
-    if ((bus->storage_err == EB_ENOSPC || bus->storage_err == EB_ECONNECT) && rc == 0)
+    if ((bus->storage_err == EB_ENOSPC || bus->storage_err == EB_ECONNECT) && rc == 0) {
+        eb__bus_tail_restart(bus);   /* their seqs are handed out again */
         eb__bus_groups_recount(bus); /* publishes that failed were counted ahead */
+    }
     bus->storage_err = rc;
     bus->storage_since_us = now;
 }

@@ -1,16 +1,33 @@
 /* match.c - the type -> groups index (match.h): a map from each pattern to
- * the groups that listed it, and a per-type cache of the answers. */
+ * the groups that listed it (with each group's place in the list, so adding
+ * and removing one is O(1) whatever the number of groups), and a per-type
+ * cache of the answers. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/match.h"
 #include "bus/subject_match.h"
+#include "util/imap.h"
 #include "util/xmalloc.h"
 
 typedef struct eb__mlist {
-    size_t n, cap;
-    void  *g[];
+    eb_imap at; /* group -> its index in g, plus 1 (pattern lists only) */
+    size_t  n, cap;
+    void   *g[];
 } eb__mlist;
+
+static uint64_t key_of(const void *group)
+{
+    return (uint64_t)(uintptr_t)group;
+}
+
+static void mlist_free(eb__mlist *l)
+{
+    if (l) {
+        eb_imap_free(&l->at);
+        free(l);
+    }
+}
 
 void eb_matcher_init(eb_matcher *m)
 {
@@ -24,7 +41,7 @@ static void free_lists(eb_map *map)
     size_t it = 0;
     const eb_map_slot *s;
     while ((s = eb_map_next(map, &it)))
-        free(s->val);
+        mlist_free(s->val);
     eb_map_free(map);
     eb_map_init(map);
 }
@@ -54,20 +71,21 @@ void eb_matcher_add(eb_matcher *m, void *group, const char *pattern)
 {
     size_t pl = strlen(pattern);
     eb__mlist *l = eb_map_get(&m->pats, pattern, pl);
-    if (l)
-        for (size_t i = 0; i < l->n; i++)
-            if (l->g[i] == group)
-                return;
+    if (l && eb_imap_get(&l->at, key_of(group)))
+        return;
     if (!l || l->n == l->cap) {
         size_t cap = l ? l->cap * 2 : 2;
         eb__mlist *nl = eb_xrealloc(l, sizeof *nl + cap * sizeof nl->g[0]);
-        if (!l)
+        if (!l) {
             nl->n = 0;
+            eb_imap_init(&nl->at);
+        }
         nl->cap = cap;
         eb_map_put(&m->pats, pattern, pl, nl, NULL);
         l = nl;
     }
     l->g[l->n++] = group;
+    eb_imap_put(&l->at, key_of(group), (void *)(uintptr_t)l->n);
     cache_clear(m);
 }
 
@@ -77,13 +95,16 @@ void eb_matcher_remove(eb_matcher *m, void *group, const char *pattern)
     eb__mlist *l = eb_map_get(&m->pats, pattern, pl);
     if (!l)
         return;
-    for (size_t i = 0; i < l->n; i++)
-        if (l->g[i] == group) {
-            l->g[i] = l->g[--l->n];
-            break;
-        }
+    uintptr_t at = (uintptr_t)eb_imap_del(&l->at, key_of(group));
+    if (!at)
+        return;
+    void *last = l->g[--l->n];
+    if (at - 1 != l->n) { /* the last one takes its place */
+        l->g[at - 1] = last;
+        eb_imap_put(&l->at, key_of(last), (void *)at);
+    }
     if (l->n == 0)
-        free(eb_map_del(&m->pats, pattern, pl));
+        mlist_free(eb_map_del(&m->pats, pattern, pl));
     cache_clear(m);
 }
 
@@ -91,7 +112,7 @@ void eb_matcher_remove(eb_matcher *m, void *group, const char *pattern)
 static void gather(eb_matcher *m, size_t *k, const char *key, size_t kl)
 {
     eb__mlist *l = eb_map_get(&m->pats, key, kl);
-    if (!l)
+    if (!l || !l->n)
         return;
     if (*k + l->n > m->scap) {
         size_t cap = m->scap ? m->scap : 16;
@@ -137,8 +158,10 @@ size_t eb_matcher_match(eb_matcher *m, const char *t, size_t n, void *const **ou
     if (m->cache.len >= EB_MATCHER_CACHE)
         cache_clear(m);
     c = eb_xmalloc(sizeof *c + (k ? k : 1) * sizeof c->g[0]);
+    eb_imap_init(&c->at); /* answers are not indexed */
     c->n = c->cap = k;
-    memcpy(c->g, m->scratch, k * sizeof c->g[0]);
+    if (k) /* scratch is NULL until a type first matches a group */
+        memcpy(c->g, m->scratch, k * sizeof c->g[0]);
     eb_map_put(&m->cache, t, n, c, NULL);
     *out = c->g;
     return k;

@@ -10,7 +10,9 @@
  *
  * Groups are opaque pointers (the caller's); the index is built when groups
  * change (eb_matcher_add / eb_matcher_remove), not per event. Memory: one
- * map slot per distinct pattern plus one pointer per (pattern, group); the
+ * map slot per distinct pattern plus, per (pattern, group), one pointer and
+ * one slot of the pattern's group -> place map (so add and remove cost O(1)
+ * whatever the number of groups, and loading 10,000 groups is linear); the
  * cache holds at most EB_MATCHER_CACHE types (cleared when full).
  * Loop thread only. */
 #ifndef EB_BUS_MATCH_H

@@ -19,6 +19,7 @@ typedef struct replay_ctx {
     void             *arg;
     int               rc;   /* first error */
     uint64_t          next; /* next seq to read */
+    uint64_t          snap; /* seq of the newest snapshot read, 0: none */
     bool              skip; /* before the first snapshot of a trimmed log */
 } replay_ctx;
 
@@ -26,6 +27,8 @@ static int replay_one(void *arg, const eb_store_rec *rec)
 {
     replay_ctx *c = arg;
     c->next = rec->seq + 1;
+    if (rec->type == EB_META_SNAP)
+        c->snap = rec->seq;
     if (c->skip && rec->type != EB_META_SNAP)
         return 0;
     c->skip = false;
@@ -58,7 +61,7 @@ int eb_meta_open(const eb_store_engine *engine, const eb_store_opts *base, eb_me
      * versions are gone): the snapshot restates all of it, so replay starts
      * there. A trimmed log without a snapshot is damage. */
     uint64_t first = eb_store_first_seq(m->store);
-    replay_ctx c = {m, cb, arg, 0, first, first > 1};
+    replay_ctx c = {m, cb, arg, 0, first, 0, first > 1};
     while (c.rc == 0 && c.next < eb_store_durable_seq(m->store)) {
         uint64_t before = c.next;
         rc = eb_store_scan(m->store, c.next, 1024, replay_one, &c);
@@ -69,6 +72,13 @@ int eb_meta_open(const eb_store_engine *engine, const eb_store_opts *base, eb_me
         rc = c.rc;
     if (rc == 0 && c.skip && first < eb_store_durable_seq(m->store))
         rc = EB_ECORRUPT;
+    /* The records before the newest snapshot are obsolete: a node that
+     * stopped before its engine dropped them (a database engine deletes
+     * them on its writer thread, after the snapshot committed) drops them
+     * now, or they would stay until the next snapshot. (Its failure, as
+     * after a snapshot, only leaves them.) */
+    if (rc == 0 && c.snap > first)
+        (void)eb_store_drop_before(m->store, c.snap);
     if (rc) {
         eb_meta_close(m);
         return rc;

@@ -1,7 +1,5 @@
 /* http_out.c - the push module's outgoing HTTP: one libcurl multi handle
- * driven by the libuv loop (libcurl's multi-uv pattern: a uv_poll_t per
- * socket from CURLMOPT_SOCKETFUNCTION, one uv_timer_t from
- * CURLMOPT_TIMERFUNCTION, curl_multi_socket_action on each event), the
+ * driven by the libuv loop (http/curl_uv.c), the
  * POST of one request (keep-alive reuse through the multi's connection
  * cache, HTTP/2 over TLS when offered, no redirects, no proxies, a bounded
  * answer) and the SSRF guard on the address actually connected to. */
@@ -9,18 +7,13 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "eventbus/err.h"
+#include "http/curl_uv.h"
 #include "push/push_int.h"
 #include "util/xmalloc.h"
-
-/* One socket libcurl asked us to watch. */
-typedef struct sock_ctx {
-    uv_poll_t     poll;
-    curl_socket_t fd;
-    eb_push      *push;
-} sock_ctx;
 
 /* --- the SSRF guard ------------------------------------------------------------- */
 
@@ -80,132 +73,45 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
     return socket(a->family, a->socktype, a->protocol);
 }
 
-/* --- the multi handle on the loop ---------------------------------------------- */
+/* --- the multi handle on the loop (http/curl_uv.c) ------------------------------ */
 
-static void check_done(eb_push *p)
+static void on_done(void *arg, CURL *e, CURLcode res)
 {
-    CURLMsg *m;
-    int left;
-    while ((m = curl_multi_info_read(p->multi, &left))) {
-        if (m->msg != CURLMSG_DONE)
-            continue;
-        request *r = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-        long status = 0;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
-        struct curl_header *h = NULL;
-        const char *ra = NULL;
-        if (curl_easy_header(m->easy_handle, "Retry-After", 0, CURLH_HEADER, -1, &h) ==
-            CURLHE_OK)
-            ra = h->value;
-        CURLcode res = m->data.result;
-        curl_multi_remove_handle(p->multi, m->easy_handle);
-        eb__push_done(r, status, res, ra);
-    }
-}
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    sock_ctx *s = h->data;
-    int flags = 0, running;
-    if (status < 0)
-        flags = CURL_CSELECT_ERR;
-    if (events & UV_READABLE)
-        flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-        flags |= CURL_CSELECT_OUT;
-    eb_push *p = s->push;
-    curl_multi_socket_action(p->multi, s->fd, flags, &running);
-    check_done(p);
-}
-
-static void on_curl_timer(uv_timer_t *t)
-{
-    eb_push *p = t->data;
-    int running;
-    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(p);
-}
-
-static int start_timeout(CURLM *m, long ms, void *arg)
-{
-    eb_push *p = arg;
-    (void)m;
-    if (ms < 0)
-        uv_timer_stop(&p->curl_timer);
-    else
-        uv_timer_start(&p->curl_timer, on_curl_timer, (uint64_t)ms, 0);
-    return 0;
-}
-
-static void sock_closed(uv_handle_t *h)
-{
-    sock_ctx *s = h->data;
-    eb_push *p = s->push;
-    free(s);
-    eb__push_handle_gone(p);
-}
-
-static void timer_closed(uv_handle_t *h)
-{
-    eb__push_handle_gone(h->data);
-}
-
-static int handle_socket(CURL *e, curl_socket_t fd, int action, void *arg, void *sockp)
-{
-    eb_push *p = arg;
-    sock_ctx *s = sockp;
-    (void)e;
-    if (action == CURL_POLL_REMOVE) {
-        if (s) {
-            uv_poll_stop(&s->poll);
-            curl_multi_assign(p->multi, fd, NULL);
-            uv_close((uv_handle_t *)&s->poll, sock_closed);
-        }
-        return 0;
-    }
-    if (!s) {
-        s = eb_xcalloc(1, sizeof *s);
-        s->fd = fd;
-        s->push = p;
-        if (uv_poll_init_socket(p->loop, &s->poll, fd) != 0) {
-            free(s);
-            return -1;
-        }
-        s->poll.data = s;
-        p->handles++;
-        curl_multi_assign(p->multi, fd, s);
-    }
-    int ev = action == CURL_POLL_IN    ? UV_READABLE
-           : action == CURL_POLL_OUT   ? UV_WRITABLE
-           : action == CURL_POLL_INOUT ? UV_READABLE | UV_WRITABLE
-                                       : 0;
-    uv_poll_start(&s->poll, ev, on_poll);
-    return 0;
+    (void)arg;
+    request *r = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    struct curl_header *h = NULL;
+    const char *ra = NULL;
+    if (curl_easy_header(e, "Retry-After", 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+        ra = h->value;
+    eb__push_done(r, status, res, ra);
 }
 
 int eb__http_out_open(eb_push *p)
 {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(p->multi = curl_multi_init()))
+    if (eb_curl_uv_open(p->loop, on_done, p, &p->curl) != 0)
         return EB_EIO;
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
-    curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
-    curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+    p->multi = eb_curl_uv_multi(p->curl);
     long maxc = p->opts.max_connections ? (long)p->opts.max_connections : 256;
     curl_multi_setopt(p->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, maxc);
     curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, maxc);
     curl_multi_setopt(p->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-    uv_timer_init(p->loop, &p->curl_timer);
-    p->curl_timer.data = p;
     p->handles++;
     return 0;
 }
 
+static void curl_closed(void *arg)
+{
+    eb__push_handle_gone(arg);
+}
+
 void eb__http_out_close(eb_push *p)
 {
-    uv_timer_stop(&p->curl_timer);
-    uv_close((uv_handle_t *)&p->curl_timer, timer_closed);
+    eb_curl_uv_close(p->curl, curl_closed, p); /* closes the cached connections (their polls) */
+    p->curl = NULL;
+    p->multi = NULL;
 }
 
 void eb__http_out_drain(eb_push *p)
@@ -251,6 +157,12 @@ int eb__http_out_start(request *r, const char *url, const char *ca_file)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PROXY, ""); /* no proxy from the environment */
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* over TLS, wait for a connection being made to learn (ALPN) whether
+     * it multiplexes rather than open one per request: with HTTP/2 the
+     * POSTs in flight become streams of one connection (cleartext is
+     * HTTP/1.1, one request per connection at a time: no waiting there) */
+    if (!strncasecmp(url, "https:", 6))
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (ca_file)
@@ -259,6 +171,7 @@ int eb__http_out_start(request *r, const char *url, const char *ca_file)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "eventbus-push/1");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
     if (curl_multi_add_handle(r->push->multi, e) != CURLM_OK)
         return EB_ENOMEM;
     return 0;

@@ -320,19 +320,38 @@ static void settle(request *r, eb_settle_op op, const char *error, int64_t delay
     free(unknown);
 }
 
-uint64_t eb__push_retry_after_s(const char *v, uint64_t now_us)
+int64_t eb__push_retry_after_ms(const char *v, uint64_t now_us)
 {
     if (!v)
-        return 0;
-    char *end;
-    unsigned long long s = strtoull(v, &end, 10);
-    if (*v >= '0' && *v <= '9' && *end == '\0') /* digits only: no sign, no space */
-        return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
-    time_t t = curl_getdate(v, NULL);
-    if (t <= 0 || (uint64_t)t * 1000000u <= now_us)
-        return 0;
-    s = ((uint64_t)t * 1000000u - now_us) / 1000000u;
-    return s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : s;
+        return -1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    size_t len = strlen(v);
+    while (len && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if (!len)
+        return -1;
+    const uint64_t max_ms = (uint64_t)RETRY_AFTER_MAX_S * 1000u;
+    size_t digits = strspn(v, "0123456789");
+    if (digits == len) { /* delta-seconds = 1*DIGIT (no sign, no fraction) */
+        uint64_t s = 0;
+        for (size_t i = 0; i < len && s <= RETRY_AFTER_MAX_S; i++)
+            s = s * 10 + (uint64_t)(v[i] - '0');
+        return (int64_t)(s > RETRY_AFTER_MAX_S ? max_ms : s * 1000u);
+    }
+    if (digits || len > 64 || !strchr(v, ':')) /* an HTTP-date has a time and starts with a day */
+        return -1;
+    char date[65];
+    memcpy(date, v, len);
+    date[len] = '\0';
+    time_t t = curl_getdate(date, NULL);
+    if (t == (time_t)-1 || t < 0)
+        return -1;
+    uint64_t at_us = (uint64_t)t * 1000000u;
+    if (at_us <= now_us)
+        return 0; /* in the past: retry now */
+    uint64_t ms = (at_us - now_us + 999u) / 1000u;
+    return (int64_t)(ms > max_ms ? max_ms : ms);
 }
 
 void eb__push_describe(const request *r, long status, CURLcode cerr, char *out, size_t cap)
@@ -386,11 +405,11 @@ void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_aft
             g->st.refused++;
         } else if (answered && (status == 429 || status == 503)) {
             g->st.throttled++;
-            uint64_t ra = eb__push_retry_after_s(retry_after, now);
-            if (ra) {
-                delay = (int64_t)ra * 1000;
-                if (ep->hold_until_us < now + ra * 1000000u)
-                    ep->hold_until_us = now + ra * 1000000u;
+            int64_t ra = eb__push_retry_after_ms(retry_after, now);
+            if (ra >= 0) { /* absent or unreadable: the group's backoff */
+                delay = ra;
+                if (ep->hold_until_us < now + (uint64_t)ra * 1000u)
+                    ep->hold_until_us = now + (uint64_t)ra * 1000u;
             }
         } else if (answered) {
             g->st.http_error++;
@@ -609,8 +628,6 @@ int eb_push_open(uv_loop_t *loop, eb_bus *bus, const eb_push_opts *opts, eb_push
     p->full_sync = true;
     int rc = eb__http_out_open(p);
     if (rc) {
-        if (p->multi)
-            curl_multi_cleanup(p->multi);
         free(p->ca_file);
         free(p);
         return rc;
@@ -664,8 +681,6 @@ void eb_push_close(eb_push *p)
         g_put(all[i]);
     }
     free(all);
-    curl_multi_cleanup(p->multi); /* closes the cached connections (their polls) */
-    p->multi = NULL;
     eb__http_out_close(p);
     free(p->ca_file);
     p->ca_file = NULL;

@@ -90,8 +90,8 @@ struct eb_push {
     eb_bus      *bus;
     eb_push_opts opts;
     char        *ca_file;
-    CURLM       *multi;
-    uv_timer_t   curl_timer;  /* CURLMOPT_TIMERFUNCTION's */
+    struct eb_curl_uv *curl;  /* the multi on the loop (http/curl_uv.h) */
+    CURLM       *multi;       /* its multi handle */
     uv_timer_t   sync_timer;  /* reconcile after a group change */
     eb_map       groups;      /* name -> pgroup */
     eb_map       endpoints;   /* origin -> endpoint */
@@ -107,13 +107,16 @@ struct eb_push {
 
 /* push.c */
 uint64_t eb__push_now_us(void);
+/* A Retry-After value (RFC 9110 10.2.3: delta-seconds or an HTTP-date,
+ * surrounding blanks allowed) as the delay in ms from now_us: 0 for a date
+ * in the past or "0", at most one hour; -1 when v is NULL or neither form
+ * (a sign, a fraction, text, a date without a time): the caller then uses
+ * the group's backoff. Dates are read by curl_getdate (IMF-fixdate, the
+ * obsolete RFC 850 and asctime forms too). */
+int64_t eb__push_retry_after_ms(const char *v, uint64_t now_us);
 /* A request finished: status is the HTTP status (0: none), cerr the curl
  * result. Settles its events and frees it. */
 void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_after);
-/* Retry-After (v: the header's value, NULL if absent): seconds, or an HTTP
- * date after now_us; at most an hour; 0 if absent or unreadable. (Also run
- * by tests/fuzz/push_fuzz.c.) */
-uint64_t eb__push_retry_after_s(const char *v, uint64_t now_us);
 /* The nack's error for an answer (status, r->answer) or a transport failure
  * (status 0: cerr, r->errbuf), into out (cap bytes, NUL-terminated, control
  * bytes of the answer shown as spaces). (Also run by the push fuzz target.) */

@@ -194,27 +194,59 @@ static uint64_t chain_find(const eb_imap *map, const eb_imap *older, uint64_t h,
     return seq;
 }
 
+/* Puts the pending ids into their maps: room made once, every slot
+ * prefetched, then the puts (in order). */
+static void flush(eb_keyidx *x)
+{
+    size_t n = x->npend, nsrc = 0;
+    if (n == 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        nsrc += x->pend[i].by_source != 0;
+    eb_imap_reserve(&x->ids, n - nsrc);
+    eb_imap_reserve(&x->srcids, nsrc);
+    for (size_t i = 0; i < n; i++)
+        eb_imap_prefetch(x->pend[i].by_source ? &x->srcids : &x->ids, x->pend[i].h);
+    for (size_t i = 0; i < n; i++) {
+        const struct eb__keyidx_pend *p = &x->pend[i];
+        if (p->by_source)
+            chain_put(&x->srcids, &x->srcids_older, p->h, p->seq);
+        else
+            chain_put(&x->ids, &x->ids_older, p->h, p->seq);
+    }
+    x->npend = 0;
+}
+
+static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
+{
+    if (x->npend == EB_KEYIDX_PENDING)
+        flush(x);
+    x->pend[x->npend++] = (struct eb__keyidx_pend){h, seq, by_source};
+}
+
 int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 {
-    chain_put(&x->ids, &x->ids_older, eb__keyidx_id_hash(id, n), seq);
+    pend(x, eb__keyidx_id_hash(id, n), seq, 0);
     return 0;
 }
 
-uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n, uint64_t below)
+uint64_t eb__keyidx_find_id(eb_keyidx *x, const char *id, size_t n, uint64_t below)
 {
+    flush(x);
     return chain_find(&x->ids, &x->ids_older, eb__keyidx_id_hash(id, n), below);
 }
 
 int eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
                              size_t n, uint64_t seq)
 {
-    chain_put(&x->srcids, &x->srcids_older, eb__keyidx_source_id_hash(src, slen, id, n), seq);
+    pend(x, eb__keyidx_source_id_hash(src, slen, id, n), seq, 1);
     return 0;
 }
 
-uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below)
 {
+    flush(x);
     return chain_find(&x->srcids, &x->srcids_older, eb__keyidx_source_id_hash(src, slen, id, n),
                       below);
 }

@@ -22,6 +22,8 @@
 #include "util/imap.h"
 #include "util/map.h"
 
+#define EB_KEYIDX_PENDING 128 /* ids added before they are put (keyidx.c) */
+
 typedef struct eb_keyidx {
     eb_map  keys; /* key -> eb_keystream* */
     eb_imap ids;  /* id hash (never 0) -> seq (as a pointer-sized integer) */
@@ -30,6 +32,14 @@ typedef struct eb_keyidx {
      * several events (repeats of an id, or hashes that collide): a lookup
      * whose hit is another's record asks again below it. */
     eb_imap ids_older, srcids_older;
+    /* Ids added but not yet in the maps: a batch's are put together, their
+     * slots prefetched first (each put into a large map is a cache miss;
+     * together they overlap). Every find puts them first. */
+    struct eb__keyidx_pend {
+        uint64_t h, seq;
+        int      by_source;
+    } pend[EB_KEYIDX_PENDING];
+    size_t npend;
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
@@ -54,12 +64,12 @@ int      eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 /* The seq of the newest event below seq `below` (UINT64_MAX: any) whose
  * id has this id's hash (verify: hashes may collide; then ask again below
  * the record found), or 0. */
-uint64_t eb__keyidx_find_id(const eb_keyidx *x, const char *id, size_t n, uint64_t below);
+uint64_t eb__keyidx_find_id(eb_keyidx *x, const char *id, size_t n, uint64_t below);
 
 /* The same keyed on (source, id) (slen 0: the empty source). */
 int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, const char *id,
                                   size_t n, uint64_t seq);
-uint64_t eb__keyidx_find_source_id(const eb_keyidx *x, const char *src, size_t slen,
+uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below);
 
 /* The hash of (source, id) in those lookups and the segment summaries:

@@ -112,9 +112,42 @@ static int idpair_cmp(const void *x, const void *y)
     return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
+/* Sorts pairs by (hash, seq): they come in increasing seqs (build_one), so
+ * a stable sort by hash is enough -- an LSD radix sort, a byte a pass
+ * (passes where every hash has the same byte are skipped), instead of a
+ * qsort calling idpair_cmp n log n times (4% of publishing's CPU). */
+static void sort_pairs(idpair *p, size_t n)
+{
+    if (n < 256) {
+        qsort(p, n, sizeof *p, idpair_cmp);
+        return;
+    }
+    idpair *tmp = eb_xmalloc(n * sizeof *tmp), *src = p, *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t at[256] = {0};
+        for (size_t i = 0; i < n; i++)
+            at[(src[i].hash >> shift) & 0xff]++;
+        if (at[(src[0].hash >> shift) & 0xff] == n)
+            continue; /* one value of this byte: nothing moves */
+        for (size_t d = 0, sum = 0; d < 256; d++) {
+            size_t c = at[d];
+            at[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            dst[at[(src[i].hash >> shift) & 0xff]++] = src[i];
+        idpair *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != p)
+        memcpy(p, src, n * sizeof *p);
+    free(tmp);
+}
+
 static void put_pairs(eb_buf *out, idpair *p, size_t n)
 {
-    qsort(p, n, sizeof *p, idpair_cmp);
+    sort_pairs(p, n);
     for (size_t i = 0; i < n; i++) {
         put64(out, p[i].hash);
         put64(out, p[i].seq);

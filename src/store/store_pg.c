@@ -10,9 +10,10 @@
  * into the pending batch; a writer thread takes every pending append at
  * once and sends it as one COPY (one statement, one transaction, one
  * commit: group commit). The loop never waits on the database to append.
- * durable_seq moves past a batch once its commit returned; the writer
- * commits batches one after another in seq order, so what is below
- * durable_seq is a committed prefix.
+ * durable_seq moves past a batch once its commit returned and every batch
+ * before it committed, so what is below durable_seq is a committed
+ * prefix. META batches commit on several connections at once (lanes, see
+ * store_pg_int.h and store_pg_writer.c); EVENTS on one.
  *
  * Lost connection: the append that was being committed is resolved after
  * reconnecting (its first seq is in the table or not); it and every
@@ -128,7 +129,7 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
     *ts_us = ts;
     p->next_seq += n;
     p->pend.records += n;
-    pthread_cond_signal(&p->wake);
+    pthread_cond_broadcast(&p->wake); /* every idle lane: the first that can takes it */
     pthread_mutex_unlock(&p->mu);
     return 0;
 }
@@ -274,8 +275,9 @@ static void pg_stats(eb_store *s, eb_store_stats *out)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* META: the rows below seq are deleted by the writer within PG_HOUSE_MS;
- * they are out of reach at once. EVENTS: retention only. */
+/* META: the rows below seq are out of reach at once, and the writer
+ * deletes them as its next job (before any append made after this call
+ * commits). EVENTS: retention only. */
 static int pg_drop_before(eb_store *s, uint64_t seq)
 {
     pg_store *p = pg_of(s);
@@ -285,8 +287,10 @@ static int pg_drop_before(eb_store *s, uint64_t seq)
     if (seq > durable)
         seq = durable;
     pthread_mutex_lock(&p->mu);
-    if (seq > p->drop_req)
+    if (seq > p->drop_req) {
         p->drop_req = seq;
+        pthread_cond_signal(&p->wake);
+    }
     pthread_mutex_unlock(&p->mu);
     if (seq > atomic_load(&p->first))
         atomic_store(&p->first, seq);
@@ -298,9 +302,13 @@ static void pg_free(pg_store *p)
     PQfinish(p->rd);
     PQfinish(p->wr);
     eb_buf_free(&p->pend.copy);
-    eb_buf_free(&p->work.copy);
     free(p->pend.cbs);
-    free(p->work.cbs);
+    for (int i = 0; i < PG_LANES; i++) {
+        if (i)
+            PQfinish(p->lanes[i].c);
+        eb_buf_free(&p->lanes[i].work.copy);
+        free(p->lanes[i].work.cbs);
+    }
     eb__keyidx_free(&p->kidx);
     eb__pg_cache_free(&p->cache);
     pthread_mutex_destroy(&p->mu);
@@ -319,6 +327,16 @@ static void pg_close(eb_store *s)
     pthread_cond_broadcast(&p->space);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thr, NULL);
+    for (int i = 1; i < p->nlanes; i++)
+        pthread_join(p->lanes[i].thr, NULL);
+    /* The lock goes with the session, but the server ends a session after
+     * the connection closed: a store opened again at once (a restart)
+     * could still find it held. Released here, it is free on return. */
+    if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
+        PQclear(PQexec(p->wr, "SELECT pg_advisory_unlock_all()"));
+    for (int i = 1; i < p->nlanes; i++)
+        if (p->lanes[i].c && PQstatus(p->lanes[i].c) == CONNECTION_OK)
+            PQclear(PQexec(p->lanes[i].c, "SELECT pg_advisory_unlock_all()"));
     pg_free(p);
 }
 
@@ -405,6 +423,16 @@ static int load(pg_store *p, eb_store_recovery *rep)
         rc = eb__pg_run0(p->rd, sql);
     if (!rc && p->kind == EB_STORE_EVENTS)
         rc = eb__pg_run0(p->rd, "CREATE INDEX IF NOT EXISTS eb_events_ts ON eb_events (ts)");
+    /* META commits batches on several connections, so a crash can keep a
+     * batch and lose one before it: durable_seq never passed that gap, so
+     * nothing after it was acknowledged, and a record there may depend on
+     * one lost in it (a group's ack on its creation). It goes. */
+    if (!rc && p->kind == EB_STORE_META) {
+        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq >= (SELECT min(seq) FROM (SELECT "
+                 "seq, lag(seq) OVER (ORDER BY seq) AS prev FROM %s) s WHERE seq <> prev + 1)",
+                 p->table, p->table);
+        rc = eb__pg_run0(p->rd, sql);
+    }
     PGresult *r = NULL;
     snprintf(sql, sizeof sql, "SELECT min(seq), max(seq), count(*), (SELECT floor FROM "
              "eb_state WHERE name = '%s'), (SELECT max(ts) FROM %s) FROM %s", p->table,
@@ -454,6 +482,7 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     p->kind = o->kind;
     p->uri = eb_xstrdup(o->data_dir);
     p->table = o->kind == EB_STORE_META ? "eb_meta" : "eb_events";
+    p->nlanes = o->kind == EB_STORE_META ? PG_LANES : 1;
     p->sync = o->sync;
     p->retention_ms = o->retention_ms;
     p->retention_bytes = o->retention_bytes;
@@ -461,7 +490,10 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->space, NULL);
     eb_buf_init(&p->pend.copy);
-    eb_buf_init(&p->work.copy);
+    for (int i = 0; i < PG_LANES; i++) {
+        p->lanes[i].p = p;
+        eb_buf_init(&p->lanes[i].work.copy);
+    }
     eb__keyidx_init(&p->kidx);
     eb__pg_cache_init(&p->cache, 0);
     char err[256];
@@ -476,9 +508,34 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     if (!rc && (rc = load(p, rep)))
         EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
                  eb__pg_one_line(p->rd, err, sizeof err));
-    if (!rc && pthread_create(&p->thr, NULL, eb__pg_writer_main, p) != 0)
+    /* The lanes' connections now, each with its lock, before the store
+     * counts as open: a lock an old leader's lane still holds fails the
+     * open (retried by the caller), not a running store (fenced). */
+    for (int i = 1; !rc && i < p->nlanes; i++)
+        if ((rc = eb__pg_connect_lane(&p->lanes[i])) == EB_EEXIST)
+            EB_ERROR("postgresql (%s store): the database is in use by another eventbusd",
+                     p->table);
+    p->opened = !rc;
+    p->lane_end = p->kind == EB_STORE_EVENTS ? p->part_hi * PG_PART_SEQS : UINT64_MAX;
+    int lanes = 0; /* lane threads made */
+    bool writer = !rc && pthread_create(&p->thr, NULL, eb__pg_writer_main, p) == 0;
+    if (!rc && !writer)
         rc = EB_ENOMEM;
+    for (int i = 1; !rc && i < p->nlanes; i++) {
+        if (pthread_create(&p->lanes[i].thr, NULL, eb__pg_lane_main, &p->lanes[i]) != 0)
+            rc = EB_ENOMEM;
+        else
+            lanes++;
+    }
     if (rc) {
+        pthread_mutex_lock(&p->mu); /* the threads made so far stop */
+        p->closing = true;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        if (writer)
+            pthread_join(p->thr, NULL);
+        for (int i = 1; i <= lanes; i++)
+            pthread_join(p->lanes[i].thr, NULL);
         pg_free(p);
         return rc;
     }

@@ -9,7 +9,7 @@
 #include "store/store_pg_int.h"
 #include "util/xmalloc.h"
 
-#define CACHE_RECS  65536u     /* a power of two */
+#define CACHE_RECS  262144u    /* a power of two; the ring: 6 MiB once used */
 #define CACHE_BYTES (64u << 20)
 
 void eb__pg_cache_init(pg_cache *c, uint64_t next)

@@ -22,6 +22,10 @@
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
+#define PG_LOCK_LEADER    0x100        /* (class, this): the leader lock (store_pg_lead.c) */
+#define PG_LOCK_WAIT      "'1s'"       /* a writer's lock is waited for this long */
+#define PG_LANES          3            /* META writer connections: batches commit concurrently */
+#define PG_LOCK_LANE      0x10         /* lane i > 0 locks (class, kind + this * i) */
 
 #define PG_PART_SEQS eb__store_pg_part_seqs
 
@@ -38,6 +42,26 @@ typedef struct batch {
     pend_cb *cbs;
     size_t   ncbs, cap;
 } batch;
+
+struct pg_store;
+
+/* A writer connection and the batch it commits. Lane 0 is the writer
+ * thread's (its connection is p->wr, which holds the store's lock; it
+ * also does the housekeeping); the others (META only) are threads of
+ * their own that only commit. A lane takes the whole pending batch when idle, so while
+ * one batch waits for its commit the next one is already committing on
+ * another connection, and the database flushes their WAL together.
+ * Completions are reported in seq order (eb__pg_complete). */
+typedef struct pg_lane {
+    struct pg_store *p;
+    PGconn          *c;      /* lanes > 0: its own connection (lane 0: p->wr) */
+    batch            work;   /* the lane's: what it commits */
+    int              status; /* mu: the commit's outcome, once done */
+    bool             busy;   /* mu: holds a batch (taken, not yet completed) */
+    bool             done;   /* mu: its commit has an outcome */
+    char             why[256]; /* libpq's message when the commit failed */
+    pthread_t        thr;
+} pg_lane;
 
 /* One cached record (store_pg_cache.c). */
 typedef struct pg_cached {
@@ -68,7 +92,18 @@ typedef struct pg_store {
     pthread_t        thr;
     pthread_mutex_t  mu;
     pthread_cond_t   wake, space;
-    batch            pend, work;  /* mu: pend; the writer: work */
+    batch            pend;        /* mu: the appends not taken by a lane yet */
+    pg_lane          lanes[PG_LANES];
+    int              nlanes;      /* META: PG_LANES; EVENTS: 1 (a gap at a crash: see load) */
+    int              fly[PG_LANES];  /* mu: the busy lanes, oldest batch first (a ring) */
+    int              fly_head, nfly; /* mu */
+    bool             completing;  /* mu: a thread is reporting completions */
+    int              fail;        /* mu: a batch failed; so do the ones after it (until none flies) */
+    bool             dirty;       /* mu: rows at or past durable may exist (committed after a
+                                   * batch that failed): deleted before any batch is taken */
+    uint64_t         lane_end;    /* mu: lanes > 0 take batches that end below this seq (the
+                                   * partitions that exist: lane 0 makes new ones) */
+    bool             house_now;   /* mu: the first rows committed: their size at once */
     bool             closing;     /* mu */
     int              err;         /* mu: 0, EB_ECONNECT / EB_ENOSPC (recovering), or broken */
     uint64_t         next_seq, last_ts; /* mu */
@@ -76,7 +111,8 @@ typedef struct pg_store {
     uint64_t         bytes, parts, commits; /* mu: stats */
     _Atomic uint64_t first, durable;
     uint64_t         part_lo, part_hi; /* writer: partitions [lo, hi) exist */
-    uint64_t         dropped;     /* writer: META rows below this are deleted */
+    uint64_t         dropped;     /* mu (written by the writer): META rows below this are deleted */
+    bool             opened;      /* past pg_open: a lock lost now means fenced */
     eb_keyidx        kidx;
     pg_cache         cache;       /* EVENTS: the newest records */
 } pg_store;
@@ -119,7 +155,11 @@ uint64_t eb__pg_num0(const PGresult *r);
 /* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
  * EB_EEXIST while the lock is held elsewhere. */
 int eb__pg_connect_wr(pg_store *p);
+/* A META lane > 0's connection and its lock (the same outcomes). */
+int eb__pg_connect_lane(pg_lane *l);
 /* The writer thread (arg: the pg_store). */
 void *eb__pg_writer_main(void *arg);
+/* A lane's thread (arg: the pg_lane, index > 0). */
+void *eb__pg_lane_main(void *arg);
 
 #endif

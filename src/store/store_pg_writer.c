@@ -1,7 +1,7 @@
 /* store_pg_writer.c - the PostgreSQL engine's writer thread (one per
  * store): group commit by COPY, resolving a commit the connection lost,
- * probing a database that went away, and once a second compaction,
- * retention and the size; and the SQL helpers both files use. See
+ * probing a database that went away, compaction when asked for, and once
+ * a second retention and the size; and the SQL helpers both files use. See
  * store_pg.c for the design. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,52 +132,64 @@ static int ensure_parts(pg_store *p, uint64_t last)
         if (rc)
             return rc;
         p->part_hi++;
+        pthread_mutex_lock(&p->mu);
+        p->lane_end = p->part_hi * PG_PART_SEQS;
+        pthread_mutex_unlock(&p->mu);
     }
     return 0;
 }
 
-/* Commits the work batch as one COPY: 0; an error (nothing committed);
- * or PG_UNKNOWN when the connection broke while committing. */
-static int write_work(pg_store *p)
+/* The lane's connection. */
+static PGconn *lane_conn(pg_lane *l)
 {
-    batch *b = &p->work;
+    return l == &l->p->lanes[0] ? l->p->wr : l->c;
+}
+
+/* Commits the lane's batch as one COPY on its connection: 0; an error
+ * (nothing committed); or PG_UNKNOWN when the connection broke while
+ * committing. Lane 0 makes the partitions the batch needs first. */
+static int write_batch(pg_lane *l)
+{
+    pg_store *p = l->p;
+    PGconn *c = lane_conn(l);
+    batch *b = &l->work;
     if (!b->records)
         return 0;
-    if (!p->wr || PQstatus(p->wr) != CONNECTION_OK)
+    if (!c || PQstatus(c) != CONNECTION_OK)
         return EB_ECONNECT;
-    int rc = ensure_parts(p, b->first + b->records - 1);
+    int rc = c == p->wr ? ensure_parts(p, b->first + b->records - 1) : 0;
     if (rc)
         return rc;
     char sql[128];
     snprintf(sql, sizeof sql, "COPY %s (seq, ts, type, flags, data) FROM STDIN (FORMAT binary)",
              p->table);
-    PGresult *r = PQexec(p->wr, sql);
+    PGresult *r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_COPY_IN) {
-        rc = classify(p->wr, r);
+        rc = classify(c, r);
         PQclear(r);
         return rc;
     }
     PQclear(r);
     static const char head[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
     static const char trailer[2] = "\377\377";
-    if (PQputCopyData(p->wr, head, sizeof head) != 1 ||
-        PQputCopyData(p->wr, b->copy.data, (int)b->copy.len) != 1 ||
-        PQputCopyData(p->wr, trailer, sizeof trailer) != 1)
+    if (PQputCopyData(c, head, sizeof head) != 1 ||
+        PQputCopyData(c, b->copy.data, (int)b->copy.len) != 1 ||
+        PQputCopyData(c, trailer, sizeof trailer) != 1)
         return EB_ECONNECT; /* the COPY never ended: nothing committed */
-    if (PQputCopyEnd(p->wr, NULL) != 1)
+    if (PQputCopyEnd(c, NULL) != 1)
         return PG_UNKNOWN;
     rc = 0;
-    while ((r = PQgetResult(p->wr))) {
+    while ((r = PQgetResult(c))) {
         /* An error the server sent (a SQLSTATE, the connection alive) means
          * the COPY was rolled back; any other failure from here on leaves
          * the commit's outcome unknown. */
         if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = PQstatus(p->wr) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
-                     ? classify(p->wr, r)
+            rc = PQstatus(c) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
+                     ? classify(c, r)
                      : PG_UNKNOWN;
         PQclear(r);
     }
-    if (!rc && PQstatus(p->wr) != CONNECTION_OK)
+    if (!rc && PQstatus(c) != CONNECTION_OK)
         rc = PG_UNKNOWN;
     return rc;
 }
@@ -188,33 +200,67 @@ static void sleep_ms(uint64_t ms)
     nanosleep(&ts, NULL);
 }
 
-/* (Re)connects the writer and takes the store's lock: 0, EB_ECONNECT, or
- * EB_EEXIST when another eventbusd holds the database. */
-int eb__pg_connect_wr(pg_store *p)
+/* (Re)connects *c, a connection that writes, and takes its lock (class,
+ * key): 0, EB_ECONNECT, or EB_EEXIST when another eventbusd holds the
+ * database (or, with several nodes, led since this node's epoch: then,
+ * past opening, fenced). Every connection that commits holds a lock of
+ * its own: the writer (key = the store's kind) and each META lane > 0
+ * (kind + PG_LOCK_LANE * lane), so fencing covers every commit. */
+static int connect_locked(pg_store *p, PGconn **c, int key)
 {
-    if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
+    if (*c && PQstatus(*c) == CONNECTION_OK)
         return 0;
-    PQfinish(p->wr);
+    PQfinish(*c);
     char err[256];
-    p->wr = eb__pg_connect(p->uri, p->sync, err, sizeof err);
-    if (!p->wr)
+    *c = eb__pg_connect(p->uri, p->sync, err, sizeof err);
+    if (!*c)
         return EB_ECONNECT;
-    /* One node per database (the seqs are assigned here): a session lock,
-     * held as long as this connection lives. */
+    /* One writer per database (the seqs are assigned here): a session
+     * lock, held as long as this connection lives. Waited for a moment
+     * (PG_LOCK_WAIT): a session this node or the old leader just closed
+     * may not have ended on the server yet. */
     char sql[64];
-    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %d)", PG_LOCK_CLASS,
-             (int)p->kind);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d, %d)", PG_LOCK_CLASS, key);
     PGresult *r = NULL;
-    int rc = eb__pg_run(p->wr, sql, 0, NULL, 0, &r);
+    int rc = eb__pg_run0(*c, "SET lock_timeout = " PG_LOCK_WAIT);
     if (rc == 0) {
-        rc = PQntuples(r) && PQgetvalue(r, 0, 0)[0] == 't' ? 0 : EB_EEXIST;
+        r = PQexec(*c, sql);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0
+           : st && !strcmp(st, "55P03")          ? EB_EEXIST /* lock_not_available */
+                                                 : classify(*c, r);
         PQclear(r);
     }
-    if (rc) {
-        PQfinish(p->wr);
-        p->wr = NULL;
+    if (rc == 0)
+        rc = eb__pg_run0(*c, "SET lock_timeout = 0");
+    /* Several nodes (store_pg_lead.c): the lock is ours, but if another
+     * node led since (eb_leader's epoch moved on) our memory is stale. */
+    uint64_t epoch = atomic_load(&eb__store_pg_epoch);
+    if (rc == 0 && epoch) {
+        rc = eb__pg_run(*c, "SELECT epoch FROM eb_leader WHERE id = 1", 0, NULL, 0, &r);
+        if (rc == 0) {
+            rc = eb__pg_num0(r) == epoch ? 0 : EB_EEXIST;
+            PQclear(r);
+        }
     }
+    if (rc) {
+        PQfinish(*c);
+        *c = NULL;
+    }
+    if (rc == EB_EEXIST && p->opened && eb__store_pg_fenced)
+        eb__store_pg_fenced(epoch ? "a writer's lock is held elsewhere or another node led "
+                                    "since" : "a writer's lock is held elsewhere");
     return rc;
+}
+
+int eb__pg_connect_wr(pg_store *p)
+{
+    return connect_locked(p, &p->wr, (int)p->kind);
+}
+
+int eb__pg_connect_lane(pg_lane *l)
+{
+    return connect_locked(l->p, &l->c, (int)l->p->kind + PG_LOCK_LANE * (int)(l - l->p->lanes));
 }
 
 /* After EB_ECONNECT from a statement that was not committed: the
@@ -227,21 +273,37 @@ static bool reconnect(pg_store *p)
     return eb__pg_connect_wr(p) == 0;
 }
 
-/* The connection broke while the work batch was committing: reconnects
- * (with backoff) and looks for its first record. 0 if it was committed,
- * EB_ECONNECT if not (or when closing and the database stays away). */
-static int resolve(pg_store *p)
+/* A lane's connection again, with its lock (lane 0's is the writer's).
+ * True if it could be made. */
+static bool relink(pg_lane *l)
 {
+    pg_store *p = l->p;
+    if (l == &p->lanes[0])
+        return reconnect(p);
+    PQfinish(l->c);
+    l->c = NULL;
+    return eb__pg_connect_lane(l) == 0;
+}
+
+/* The connection broke while the lane's batch was committing: reconnects
+ * (with backoff) and looks for its first record. 0 if it was committed,
+ * EB_ECONNECT if not (or when closing and the database stays away). A
+ * later batch cannot hold that seq: the rows of batches committed after
+ * a failed one are deleted before any seq is handed out again. */
+static int resolve(pg_lane *l)
+{
+    pg_store *p = l->p;
     uint64_t backoff = PG_BACKOFF_MIN_MS;
     for (int tries = 0;; tries++) {
-        if (eb__pg_connect_wr(p) == 0) {
+        if (l == &p->lanes[0] ? eb__pg_connect_wr(p) == 0
+                              : (PQstatus(l->c) == CONNECTION_OK || relink(l))) {
             char seq[24];
-            snprintf(seq, sizeof seq, "%llu", (unsigned long long)p->work.first);
+            snprintf(seq, sizeof seq, "%llu", (unsigned long long)l->work.first);
             char sql[96];
             snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE seq = $1", p->table);
             const char *params[] = {seq};
             PGresult *r = NULL;
-            if (eb__pg_run(p->wr, sql, 1, params, 0, &r) == 0) {
+            if (eb__pg_run(lane_conn(l), sql, 1, params, 0, &r) == 0) {
                 int found = PQntuples(r);
                 PQclear(r);
                 return found ? 0 : EB_ECONNECT;
@@ -313,22 +375,35 @@ static int apply_retention(pg_store *p, uint64_t *total)
     return 0;
 }
 
-/* Every PG_HOUSE_MS: compaction (META), retention (EVENTS), the size. */
-static int housekeeping(pg_store *p)
+/* META compaction: deletes the rows below the newest drop_before. Run as
+ * the writer's next job once asked for (before the appends queued after
+ * the request), not at a later tick: a node killed before that tick would
+ * leave the rows, and its next start would not know they may go. */
+static int compact(pg_store *p)
 {
-    int rc = 0;
     pthread_mutex_lock(&p->mu);
     uint64_t drop = p->drop_req;
     pthread_mutex_unlock(&p->mu);
-    if (p->kind == EB_STORE_META && drop > p->dropped) {
-        char sql[96], s[24];
-        snprintf(s, sizeof s, "%llu", (unsigned long long)drop);
-        snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq < $1", p->table);
-        const char *params[] = {s};
-        if ((rc = set_floor(p, drop)) || (rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL)))
-            return rc;
-        p->dropped = drop;
-    }
+    if (p->kind != EB_STORE_META || drop <= p->dropped)
+        return 0;
+    char sql[96], s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)drop);
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq < $1", p->table);
+    const char *params[] = {s};
+    int rc;
+    if ((rc = set_floor(p, drop)) || (rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL)))
+        return rc;
+    pthread_mutex_lock(&p->mu);
+    p->dropped = drop;
+    pthread_cond_broadcast(&p->wake); /* the lanes wait for it */
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+/* Every PG_HOUSE_MS: retention (EVENTS), the size. */
+static int housekeeping(pg_store *p)
+{
+    int rc = 0;
     char sql[256];
     if (p->kind == EB_STORE_EVENTS)
         snprintf(sql, sizeof sql, "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0), "
@@ -353,14 +428,13 @@ static int housekeeping(pg_store *p)
     return 0;
 }
 
-/* mu held: enters the error state (appends refused) and says why once. */
-static void enter_error(pg_store *p, int rc)
+/* mu held: enters the error state (appends refused) and says why once
+ * (why: libpq's message, from the connection that failed). */
+static void enter_error(pg_store *p, int rc, const char *why)
 {
     if (p->err)
         return;
     p->err = rc;
-    char buf[512];
-    const char *why = eb__pg_one_line(p->wr, buf, sizeof buf);
     EB_WARN("postgresql (%s store): %s%s%s", p->table,
             rc == EB_ECONNECT ? "database unreachable" : eb_strerror(rc), *why ? ": " : "",
             why);
@@ -407,88 +481,222 @@ static bool probe(pg_store *p, uint64_t *backoff)
     return false;
 }
 
+/* Writer, mu held: runs a job that is not an append (unlocked), once more
+ * on a new connection if the old one was only stale; a failure enters
+ * the error state. */
+static void run_job(pg_store *p, int (*job)(pg_store *))
+{
+    pthread_mutex_unlock(&p->mu);
+    int rc = job(p);
+    if (rc == EB_ECONNECT && reconnect(p))
+        rc = job(p);
+    char why[256] = "";
+    if (rc)
+        eb__pg_one_line(p->wr, why, sizeof why);
+    pthread_mutex_lock(&p->mu);
+    if (rc)
+        enter_error(p, rc, why);
+}
+
+/* --- lanes: batches committing concurrently, completed in seq order ------ */
+
+/* mu held: lane l takes every pending append. */
+static void take(pg_lane *l)
+{
+    pg_store *p = l->p;
+    batch tmp = l->work;
+    l->work = p->pend;
+    p->pend = tmp;
+    l->busy = true;
+    l->done = false;
+    p->fly[(p->fly_head + p->nfly++) % PG_LANES] = (int)(l - p->lanes);
+    pthread_cond_broadcast(&p->space);
+}
+
+/* mu held: reports the batches whose commits have an outcome, oldest
+ * first, as long as the oldest has one (a later batch waits for the
+ * earlier ones: durable_seq only passes a committed prefix). One thread at
+ * a time reports; another that finishes meanwhile leaves its batch to it.
+ * A failed batch fails every batch after it, committed or not (their seqs
+ * are handed out again, so rows committed past it are deleted first:
+ * dirty); once none flies, the appends queued behind fail too. self: the
+ * calling lane, idle by now (its buffers hold those appends meanwhile). */
+static void complete(pg_lane *self)
+{
+    pg_store *p = self->p;
+    if (p->completing)
+        return;
+    p->completing = true;
+    while (p->nfly && p->lanes[p->fly[p->fly_head]].done) {
+        pg_lane *l = &p->lanes[p->fly[p->fly_head]];
+        p->fly_head = (p->fly_head + 1) % PG_LANES;
+        p->nfly--;
+        int st = p->fail ? p->fail : l->status;
+        if (st == 0) {
+            atomic_store(&p->durable, l->work.first + l->work.records);
+            p->commits += l->work.records != 0;
+            p->house_now |= !p->bytes && l->work.records; /* the first rows: their size */
+        } else if (!p->fail) {
+            p->fail = st;
+            enter_error(p, st, l->why);
+        }
+        pthread_mutex_unlock(&p->mu);
+        finish(&l->work, st);
+        pthread_mutex_lock(&p->mu);
+        l->busy = false;
+    }
+    if (p->fail && !p->nfly) {
+        /* The appends queued behind carry the seqs after it: fail them
+         * too, and hand those seqs out again. */
+        int st = p->fail;
+        batch tmp = self->work;
+        self->work = p->pend;
+        p->pend = tmp;
+        pthread_cond_broadcast(&p->space);
+        pthread_mutex_unlock(&p->mu);
+        finish(&self->work, st);
+        pthread_mutex_lock(&p->mu);
+        p->next_seq = atomic_load(&p->durable);
+        p->dirty = true;
+        p->fail = 0;
+    }
+    p->completing = false;
+    pthread_cond_broadcast(&p->wake);
+}
+
+/* The lane commits the batch it took (mu not held); returns with mu held,
+ * its completion reported. */
+static void commit_lane(pg_lane *l)
+{
+    pg_store *p = l->p;
+    int status = write_batch(l);
+    if (status == EB_ECONNECT && relink(l)) /* not sent: a stale connection? */
+        status = write_batch(l);
+    if (status)
+        eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
+    if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
+        pthread_mutex_lock(&p->mu);
+        enter_error(p, EB_ECONNECT, l->why);
+        pthread_mutex_unlock(&p->mu);
+        status = resolve(l);
+    }
+    pthread_mutex_lock(&p->mu);
+    l->status = status;
+    l->done = true;
+    complete(l);
+}
+
+/* mu held: lane l takes the pending appends and commits them; returns
+ * with mu held, their completion reported. */
+static void take_and_commit(pg_lane *l)
+{
+    take(l);
+    pthread_mutex_unlock(&l->p->mu);
+    commit_lane(l);
+}
+
+/* mu held: whether a lane may take the pending appends now: not while a
+ * compaction or a clean-up waits (lane 0 runs those first). Lanes > 0
+ * leave a batch that needs a new partition to lane 0. */
+static bool can_take(pg_lane *l)
+{
+    pg_store *p = l->p;
+    return p->pend.ncbs && !l->busy && !p->err && !p->fail && !p->dirty &&
+           p->drop_req <= p->dropped && /* compaction goes before later appends */
+           (l == &p->lanes[0] || p->pend.first + p->pend.records <= p->lane_end);
+}
+
+/* Rows at or past durable_seq were committed after a batch that failed:
+ * nobody was told they are there, and their seqs are handed out again. */
+static int clean_dirty(pg_store *p)
+{
+    char sql[96], s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)atomic_load(&p->durable));
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq >= $1", p->table);
+    const char *params[] = {s};
+    int rc = eb__pg_run(p->wr, sql, 1, params, 0, NULL);
+    if (rc == 0) {
+        pthread_mutex_lock(&p->mu);
+        p->dirty = false;
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return rc;
+}
+
+void *eb__pg_lane_main(void *arg)
+{
+    pg_lane *l = arg;
+    pg_store *p = l->p;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (p->closing && (!p->pend.ncbs || p->err))
+            break; /* (lane 0 fails what the database cannot take) */
+        if (!can_take(l)) {
+            pthread_cond_wait(&p->wake, &p->mu);
+            continue;
+        }
+        take_and_commit(l);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 void *eb__pg_writer_main(void *arg)
 {
     pg_store *p = arg;
+    pg_lane *l = &p->lanes[0];
     uint64_t next_house = 0, backoff = PG_BACKOFF_MIN_MS;
     pthread_mutex_lock(&p->mu);
     for (;;) {
         if (p->closing && !p->pend.ncbs) {
             if (!p->err && p->drop_req > p->dropped) { /* a compaction asked for: done */
                 pthread_mutex_unlock(&p->mu);
-                housekeeping(p);
+                compact(p);
                 pthread_mutex_lock(&p->mu);
             }
             break;
         }
+        if ((p->nfly || p->completing) && (p->err || p->fail)) { /* the lanes finish first */
+            wait_ms(p, PG_BACKOFF_MIN_MS);
+            continue;
+        }
         if (p->closing && p->err && p->pend.ncbs) { /* the database is away: fail them */
             int err = p->err;
-            batch spare = p->work;
-            p->work = p->pend;
+            batch spare = l->work;
+            l->work = p->pend;
             p->pend = spare;
             pthread_mutex_unlock(&p->mu);
-            finish(&p->work, err);
+            finish(&l->work, err);
             pthread_mutex_lock(&p->mu);
             continue;
         }
         if (probe(p, &backoff))
             continue;
+        if (p->dirty && !p->err) {
+            run_job(p, clean_dirty);
+            continue;
+        }
+        if (p->drop_req > p->dropped && !p->err) {
+            run_job(p, compact);
+            continue;
+        }
         uint64_t now = eb_clock_mono_ms();
+        if (p->house_now) {
+            p->house_now = false;
+            next_house = 0;
+        }
         if (now >= next_house && !p->err) {
-            pthread_mutex_unlock(&p->mu);
-            int rc = housekeeping(p);
-            if (rc == EB_ECONNECT && reconnect(p))
-                rc = housekeeping(p);
-            pthread_mutex_lock(&p->mu);
-            if (rc)
-                enter_error(p, rc);
+            run_job(p, housekeeping);
             next_house = now + PG_HOUSE_MS;
             continue;
         }
-        if (!p->pend.ncbs) {
+        if (!can_take(l)) {
             wait_ms(p, next_house - now);
             continue;
         }
-        batch tmp = p->work;
-        p->work = p->pend;
-        p->pend = tmp;
-        pthread_cond_broadcast(&p->space);
-        pthread_mutex_unlock(&p->mu);
-        int status = write_work(p);
-        if (status == EB_ECONNECT && reconnect(p)) /* not sent: a stale connection? */
-            status = write_work(p);
-        if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
-            pthread_mutex_lock(&p->mu);
-            enter_error(p, EB_ECONNECT);
-            pthread_mutex_unlock(&p->mu);
-            status = resolve(p);
-        }
-        pthread_mutex_lock(&p->mu);
-        if (status == 0) {
-            atomic_store(&p->durable, p->work.first + p->work.records);
-            p->commits += p->work.records != 0;
-            if (!p->bytes && p->work.records)
-                next_house = 0; /* the first rows: their size at once */
-        } else {
-            enter_error(p, status);
-        }
-        pthread_mutex_unlock(&p->mu);
-        finish(&p->work, status);
-        pthread_mutex_lock(&p->mu);
-        if (status) {
-            /* The appends queued behind carry the seqs after it: fail them
-             * too, and hand those seqs out again. */
-            batch spare = p->work;
-            p->work = p->pend;
-            p->pend = spare;
-            pthread_cond_broadcast(&p->space);
-            pthread_mutex_unlock(&p->mu);
-            finish(&p->work, status);
-            pthread_mutex_lock(&p->mu);
-            p->next_seq = atomic_load(&p->durable);
-        }
+        take_and_commit(l);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
 }
-

@@ -76,6 +76,18 @@ void eb_imap_put(eb_imap *m, uint64_t key, void *val)
     s->val = val;
 }
 
+void eb_imap_reserve(eb_imap *m, size_t n)
+{
+    while ((m->len + n) * 2 > m->cap)
+        grow(m);
+}
+
+void eb_imap_prefetch(const eb_imap *m, uint64_t key)
+{
+    if (m->cap)
+        __builtin_prefetch(&m->slots[slot_of(key, m->cap - 1)], 1);
+}
+
 void *eb_imap_del(eb_imap *m, uint64_t key)
 {
     if (!m->len)

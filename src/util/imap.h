@@ -24,6 +24,10 @@ void  eb_imap_free(eb_imap *m);
 void *eb_imap_get(const eb_imap *m, uint64_t key);
 /* Sets key (non-zero) to val, replacing. Aborts on allocation failure. */
 void  eb_imap_put(eb_imap *m, uint64_t key, void *val);
+/* Makes room for n more keys (no growth during their puts). */
+void  eb_imap_reserve(eb_imap *m, size_t n);
+/* Hints that key is about to be looked up or put (prefetches its home slot). */
+void  eb_imap_prefetch(const eb_imap *m, uint64_t key);
 /* Removes key; returns its value or NULL. */
 void *eb_imap_del(eb_imap *m, uint64_t key);
 /* Iteration from *it = 0; NULL at the end. No changes while iterating. */

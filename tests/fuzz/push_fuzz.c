@@ -1,17 +1,20 @@
 /* push_fuzz.c - fuzz target for what the push module (src/push) reads from
  * the endpoints it POSTs to. libcurl parses the HTTP answers; eventbusd
  * reads two things from them itself: the Retry-After header of a 429 or
- * 503 (eb__push_retry_after_s) and the answer body, whose start becomes the
+ * 503 (eb__push_retry_after_ms) and the answer body, whose start becomes the
  * nack's error (eb__push_describe), kept with the event and shown in the
  * group's views and dead letters.
  *
  * Input: a mode byte, then the rest.
  *   - mode even: the rest, up to its first NUL, is a Retry-After value, read
- *     at a fixed "now" (2026-01-01). Properties: a value made of digits
- *     alone is that many seconds, at most 3600 (an hour); any other value
- *     is an HTTP date (as curl_getdate reads it) and gives the whole
- *     seconds from now to it, at most 3600, or 0 when it is not after now;
- *     a value that is neither (a sign, spaces, junk) gives 0.
+ *     at a fixed "now" (2026-01-01) by eb__push_retry_after_ms. Properties:
+ *     -1 (unreadable: the group's backoff) or 0 to an hour in ms; digits
+ *     alone (blanks around allowed) are that many seconds, capped; nothing,
+ *     a signed number or digits followed by anything else is -1 (text
+ *     curl_getdate reads as a date is one, whatever its first character);
+ *     a date it reads is
+ *     one curl_getdate reads, and gives the ms from now to it rounded up
+ *     (checked in 128 bits), 0 when past, capped.
  *   - mode odd: two bytes of status (100-599), then the answer body.
  *     Properties: the error is NUL-terminated within its buffer, holds no
  *     control byte, and is "HTTP <status>: " followed by the body's first
@@ -32,25 +35,43 @@ static void retry_after(const uint8_t *d, size_t n)
     FUZZ_CHECK(v);
     memcpy(v, d, n);
     v[n] = '\0';
-    n = strlen(v);
-    uint64_t got = eb__push_retry_after_s(v, NOW_S * 1000000u + 250000u);
-    FUZZ_CHECK(got <= 3600);
-    bool digits = n > 0;
-    for (size_t i = 0; i < n; i++)
-        digits = digits && v[i] >= '0' && v[i] <= '9';
-    uint64_t want;
+    const uint64_t now_us = NOW_S * 1000000u + 250000u;
+    int64_t got = eb__push_retry_after_ms(v, now_us);
+    FUZZ_CHECK(got >= -1 && got <= 3600000);
+    /* the value without its surrounding blanks */
+    const char *t = v;
+    while (*t == ' ' || *t == '\t')
+        t++;
+    size_t len = strlen(t);
+    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+        len--;
+    bool digits = len > 0;
+    for (size_t i = 0; i < len; i++)
+        digits = digits && t[i] >= '0' && t[i] <= '9';
     if (digits) {
-        want = 0;
-        for (size_t i = 0; i < n && want <= 3600; i++)
-            want = want * 10 + (uint64_t)(v[i] - '0');
-    } else {
-        time_t t = curl_getdate(v, NULL);
-        /* whole seconds from now (a quarter second past NOW_S) to t */
-        want = t > 0 && (unsigned long long)t > NOW_S ? (uint64_t)t - NOW_S - 1 : 0;
+        uint64_t s = 0;
+        for (size_t i = 0; i < len && s <= 3600; i++)
+            s = s * 10 + (uint64_t)(t[i] - '0');
+        FUZZ_CHECK(got == (int64_t)(s > 3600 ? 3600000 : s * 1000));
+    } else if (len == 0 || (t[0] >= '0' && t[0] <= '9') ||
+               ((t[0] == '-' || t[0] == '+') && len > 1 &&
+                strspn(t + 1, "0123456789") == len - 1)) {
+        FUZZ_CHECK(got == -1); /* nothing, a signed number, digits then text */
+    } else if (got >= 0) {
+        /* a date curl_getdate reads: the ms from now to it, rounded up */
+        char *date = strndup(t, len);
+        FUZZ_CHECK(date);
+        time_t at = curl_getdate(date, NULL);
+        free(date);
+        FUZZ_CHECK(at >= 0);
+        unsigned __int128 at_us = (unsigned __int128)(uint64_t)at * 1000000u;
+        uint64_t want = 0;
+        if (at_us > now_us) {
+            unsigned __int128 ms = (at_us - now_us + 999u) / 1000u;
+            want = ms > 3600000 ? 3600000 : (uint64_t)ms;
+        }
+        FUZZ_CHECK((uint64_t)got == want);
     }
-    if (want > 3600)
-        want = 3600;
-    FUZZ_CHECK(got == want);
     free(v);
 }
 

@@ -11,7 +11,7 @@ import struct
 import subprocess
 import time
 
-from harness import DAEMON, ROOT, Server, run_tests, skip_on_pg
+from harness import DAEMON, PG, ROOT, Server, free_port, run_tests, skip_on_pg
 
 EVENTBUS_LOG = os.environ.get("EVENTBUS_LOG") or os.path.join(ROOT, "bin", "eventbus-log")
 
@@ -142,7 +142,27 @@ def test_sigterm_answers_in_flight_and_exits_0(srv):
 
 
 def test_second_daemon_on_same_dir_is_refused(srv):
-    """The same data directory, or on PostgreSQL the same database."""
+    """The same data directory is refused; on PostgreSQL a second daemon on
+    the same database follows the first (test_ha.py has the rest)."""
+    if PG:
+        port = free_port()
+        p = subprocess.Popen([DAEMON, "--listen", f"127.0.0.1:{port}"] + srv.store_args(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            for _ in range(200):
+                try:
+                    c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                    c.request("GET", "/v1/cluster")
+                    js = json.loads(c.getresponse().read())
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            assert js["role"] == "follower" and js["leader"].endswith(f":{srv.port}"), js
+        finally:
+            p.kill()
+            p.wait()
+        assert srv.request("GET", "/healthz")[0] == 200
+        return
     p = subprocess.run([DAEMON, "--listen", "127.0.0.1:0"] + srv.store_args(),
                        capture_output=True, text=True, timeout=10)
     assert p.returncode == 1, p

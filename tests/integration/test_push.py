@@ -16,6 +16,7 @@ import hmac
 import http.server
 import json
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -151,20 +152,30 @@ def settled(srv, group):
 
 # --- the Node receiver: 10,000 events verified by the official library -------------------
 
-def node_receiver(secret=SECRET):
+def node_receiver(secret=SECRET, extra=()):
+    assert shutil.which("node"), "node is needed (scripts/deps.sh says which)"
     if not os.path.isdir(os.path.join(RECEIVER, "node_modules", "standardwebhooks")):
         raise AssertionError("examples/push-receiver has no node_modules: scripts/deps.sh runs "
                              "npm ci there")
-    p = subprocess.Popen(["node", "receiver.mjs", "--secret", secret, "--port", "0"],
+    p = subprocess.Popen(["node", "receiver.mjs", "--secret", secret, "--port", "0", *extra],
                          cwd=RECEIVER, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = p.stdout.readline()
     assert line.startswith("listening on "), line
     return p, int(line.split()[2])
 
 
-def node_stats(port, ids=False):
+STATS_GETS = {}  # port -> GET /stats made (each on a connection of its own)
+
+
+def node_stats(port, ids=False, ca=None):
     import http.client
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    STATS_GETS[port] = STATS_GETS.get(port, 0) + 1
+    if ca:
+        import ssl
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                        context=ssl.create_default_context(cafile=ca))
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("GET", "/stats?ids=1" if ids else "/stats")
     out = json.loads(c.getresponse().read())
     c.close()
@@ -181,13 +192,68 @@ def test_10k_events_verified_by_standardwebhooks_each_acked_once(srv):
         wait_for(lambda: node_stats(port)["unique"] >= 10000, 300, "10,000 events at the receiver")
         wait_for(lambda: settled(srv, "hooks"), 60, "the group settled")
         st = node_stats(port, ids=True)
-        assert st["bad_signatures"] == 0, st
+        assert st["bad_signatures"] == 0, (st, g["push"], g["counters"])
         assert set(st["ids"]) == set(ids), "the receiver has exactly the published events"
         g = group_info(srv, "hooks")
         assert g["counters"]["acked"] == 10000, g["counters"]  # each event acked once
         assert g["dead_letters"] == 0 and g["lag"] == 0, g
+        # cleartext: HTTP/1.1 (libcurl speaks HTTP/2 only where TLS's ALPN offers it)
+        assert st["http1"] == st["received"] and st["http2"] == 0, st
+        # kept alive: at most one connection per POST in flight, not one per POST
+        conns = st["connections"] - STATS_GETS[port]
+        assert conns <= 100, (conns, st)
         print(f"    10,000 events: {st['received']} POSTs, {st['duplicates']} duplicates "
-              f"(at-least-once), 0 bad signatures")
+              f"(at-least-once), 0 bad signatures, {conns} connections")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_http2_over_tls_multiplexed_and_verified(srv):
+    """A real HTTP/2 receiver: Node's http2.createSecureServer({allowHTTP1:
+    true}) with a certificate made here, trusted through --push-ca-file.
+    libcurl picks HTTP/2 by ALPN; with max_in_flight 100 the POSTs are
+    concurrent streams of one connection.
+
+    libcurl 7.88 (Debian 12) ends each finished stream with RST_STREAM, and
+    Node's nghttp2 (>= 1.57, the rapid-reset guard) answers about 1,000 of
+    them with GOAWAY: so the first 500 events check the one connection, and
+    1,500 more check that delivery goes on over new connections with every
+    event acked once (POSTs past the GOAWAY's last stream are sent again:
+    at-least-once, the duplicates are counted)."""
+    from test_tls import make_ca, make_cert
+    ca = make_ca(srv.dir, "h2ca")
+    cert, key = make_cert(srv.dir, "h2ca", "h2recv", "localhost")
+    srv.restart(ALLOW + ["--push-ca-file", ca])
+    # each answer held 50 ms: POSTs overlap, so multiplexing shows
+    proc, port = node_receiver(extra=["--cert", cert, "--key", key, "--hold-ms", "50"])
+    try:
+        push_group(srv, "h2", f"https://127.0.0.1:{port}/orders", start="earliest",
+                   push={"max_in_flight": 100})
+        ids = []
+        for n in (500, 1500):
+            ids += publish_many(srv, n, start=len(ids))
+            wait_for(lambda: node_stats(port, ca=ca)["unique"] >= len(ids), 120,
+                     f"{len(ids)} events over HTTP/2")
+            wait_for(lambda: settled(srv, "h2"), 60, "the group settled")
+            st = node_stats(port, ca=ca)
+            if n == 500:  # one connection, many streams at once on it (up to 100)
+                assert st["h2_connections"] == 1 and st["received"] == 500, st
+                assert st["most_at_once"] >= 20, st
+                first = st
+        assert set(node_stats(port, ids=True, ca=ca)["ids"]) == set(ids), \
+            "the receiver has exactly the published events"
+        g = group_info(srv, "h2")
+        assert st["bad_signatures"] == 0, (st, g["push"], g["counters"])
+        # every POST arrived as HTTP/2 (our /stats GETs are HTTP/1.1 and not counted)
+        assert st["http2"] == st["received"] and st["http1"] == 0, st
+        # each event acked once, and eventbusd saw one 2xx per event
+        assert g["counters"]["acked"] == len(ids) and g["dead_letters"] == 0, g["counters"]
+        assert g["push"]["posts"]["ok"] == len(ids), g["push"]
+        print(f"    HTTP/2: 500 events in 500 POSTs on 1 connection, up to "
+              f"{first['most_at_once']} streams at once; 2,000 events: {st['received']} POSTs "
+              f"({st['duplicates']} sent again after a GOAWAY) on {st['h2_connections']} "
+              f"connections")
     finally:
         proc.terminate()
         proc.wait(10)
@@ -320,6 +386,77 @@ def test_429_with_retry_after_holds_the_endpoint(srv):
         assert len(r.posts) == 2
     finally:
         r.close()
+
+
+def test_retry_after_http_date_on_429_and_503(srv):
+    """Retry-After as an HTTP-date a few seconds ahead, on 429 and on 503:
+    the retry waits until that date (not the group's 10 ms backoff) and
+    not much longer."""
+    from email.utils import formatdate
+    srv.restart(ALLOW)
+    dates = {}
+
+    def throttle(status):
+        def behave(n, b, h):
+            if n > 1:
+                return 204, {}, b""
+            at = int(time.time()) + 3  # a date has whole seconds: 2 to 3 s ahead
+            dates[status] = at
+            return status, {"Retry-After": formatdate(at, usegmt=True)}, b"later"
+        return behave
+
+    rs = {st: Receiver(throttle(st)) for st in (429, 503)}
+    try:
+        for st, r in rs.items():
+            push_group(srv, f"t{st}", r.url(), max_attempts=5,
+                       backoff={"initial_ms": 10, "max_ms": 10, "multiplier": 1, "jitter": 0})
+        publish_many(srv, 1)
+        for st, r in rs.items():
+            g = wait_for(lambda: (lambda g: g if g["push"]["posts"]["throttled"] else None)(
+                group_info(srv, f"t{st}")), 20, f"the {st}")
+            assert g["push"]["retry_after_until"], g["push"]  # held until the date, shown
+        for st, r in rs.items():
+            wait_for(lambda: settled(srv, f"t{st}"), 20, f"the retry after the {st}")
+            assert len(r.posts) == 2, (st, len(r.posts))
+            retried = r.posts[1][0]
+            # not before the date (the 10 ms backoff would be), and soon after it
+            # (the hold's timer, a pull and a POST: 2 s of room for a loaded machine)
+            assert dates[st] - 0.05 <= retried <= dates[st] + 2.0, (st, retried - dates[st])
+            g = group_info(srv, f"t{st}")
+            assert g["counters"]["acked"] == 1 and g["push"]["posts"]["throttled"] == 1, g
+    finally:
+        for r in rs.values():
+            r.close()
+
+
+def test_retry_after_in_the_past_retries_soon_and_garbage_uses_the_backoff(srv):
+    """A date in the past means "now": the retry comes at once, not after
+    the group's 3 s backoff. A value that is neither delta-seconds nor a
+    date is ignored: the group's backoff (1.5 s here) applies."""
+    from email.utils import formatdate
+    srv.restart(ALLOW)
+    past = Receiver(lambda n, b, h: (503, {"Retry-After": formatdate(time.time() - 3600,
+                                                                      usegmt=True)}, b"")
+                    if n == 1 else (204, {}, b""))
+    junk = Receiver(lambda n, b, h: (429, {"Retry-After": "soon, maybe"}, b"")
+                    if n == 1 else (204, {}, b""))
+    try:
+        push_group(srv, "past", past.url(), max_attempts=5,
+                   backoff={"initial_ms": 3000, "max_ms": 3000, "multiplier": 1, "jitter": 0})
+        push_group(srv, "junk", junk.url(), max_attempts=5,
+                   backoff={"initial_ms": 1500, "max_ms": 1500, "multiplier": 1, "jitter": 0})
+        publish_many(srv, 1)
+        wait_for(lambda: settled(srv, "past") and settled(srv, "junk"), 20, "the retries")
+        gap = past.posts[1][0] - past.posts[0][0]
+        assert gap < 1.0, gap  # soon: not the 3 s backoff
+        gap = junk.posts[1][0] - junk.posts[0][0]
+        assert 1.4 <= gap < 3.0, gap  # the group's 1.5 s backoff
+        for name in ("past", "junk"):
+            g = group_info(srv, name)
+            assert g["counters"]["acked"] == 1 and g["push"]["posts"]["throttled"] == 1, g
+    finally:
+        past.close()
+        junk.close()
 
 
 # --- crash, SSRF, pulls, secrets, bounds --------------------------------------------------

@@ -12,6 +12,7 @@
 #include "bus/subject_match.h"
 #include "bus/group_types.h"
 #include "bus/match.h"
+#include "bus/tail.h"
 #include "eventbus/err.h"
 
 static eb_json_doc *doc;
@@ -582,7 +583,82 @@ TEST(matcher_agrees_with_testing_every_group)
     eb_matcher_free(&m);
 }
 
+typedef struct tail_sum {
+    uint64_t a, b; /* events of types "a" and "b" reported */
+} tail_sum;
+
+static void tail_fn(void *arg, const char *type, size_t len, uint64_t n)
+{
+    tail_sum *t = arg;
+    CHECK_EQ(len, 1);
+    if (type[0] == 'a')
+        t->a += n;
+    else
+        t->b += n;
+}
+
+/* The tail's counts of a range, plus a brute-force count of the parts it
+ * leaves to walk, equal a brute-force count of the whole range, through
+ * adds (in runs, across chunks), trims and resets (randomized). */
+TEST(tail_counts_agree_with_counting_every_event)
+{
+    enum { MAXSEQ = 6 * EB_TAIL_CHUNK };
+    static char ty[MAXSEQ]; /* seq -> 'a', 'b' or 0 (not an event: a gap) */
+    eb_tail t;
+    eb__tail_init(&t);
+    srand(1515);
+    for (int round = 0; round < 40; round++) {
+        memset(ty, 0, sizeof ty);
+        uint64_t from = (uint64_t)(rand() % (2 * EB_TAIL_CHUNK)) + 1, next = from;
+        eb__tail_reset(&t, from);
+        while (next < MAXSEQ - 64) {
+            uint64_t run = (uint64_t)(rand() % 40) + 1;
+            char c = rand() % 2 ? 'a' : 'b';
+            for (uint64_t s = next; s < next + run; s++)
+                if (rand() % 5) /* some seqs are gaps (delayed originals) */
+                    ty[s] = c;
+            for (uint64_t s = next; s < next + run; s++)
+                if (ty[s])
+                    eb__tail_add(&t, s, &c, 1, 1);
+            next += run;
+            eb__tail_seen(&t, next);
+            if (rand() % 50 == 0)
+                eb__tail_trim(&t, (uint64_t)rand() % next);
+        }
+        for (int q = 0; q < 200; q++) {
+            uint64_t a = (uint64_t)rand() % next, b = a + (uint64_t)rand() % (next - a + 1);
+            uint64_t lo, hi;
+            tail_sum got = {0, 0}, want = {0, 0};
+            eb__tail_count(&t, a, b, &lo, &hi, tail_fn, &got);
+            CHECK(a <= lo && lo <= hi && hi <= b);
+            CHECK(lo == hi || lo >= t.from);
+            for (uint64_t s = a; s < b; s++) {
+                if (lo < hi && s >= lo && s < hi)
+                    continue; /* counted by the tail */
+                if (ty[s] == 'a')
+                    got.a++;
+                else if (ty[s] == 'b')
+                    got.b++;
+            }
+            for (uint64_t s = a; s < b; s++) {
+                want.a += ty[s] == 'a';
+                want.b += ty[s] == 'b';
+            }
+            CHECK_EQ(got.a, want.a);
+            CHECK_EQ(got.b, want.b);
+            CHECK(lo == hi || ((lo - a < EB_TAIL_CHUNK || a < t.from) && b - hi < EB_TAIL_CHUNK));
+        }
+    }
+    eb__tail_invalidate(&t);
+    uint64_t lo, hi;
+    tail_sum none = {0, 0};
+    eb__tail_count(&t, 1, 100, &lo, &hi, tail_fn, &none);
+    CHECK_EQ(lo, hi);
+    eb__tail_free(&t);
+}
+
 TEST_MAIN(T(envelope_parses_known_fields),
+          T(tail_counts_agree_with_counting_every_event),
           T(envelope_rejects_unknown_and_mistyped_fields),
           T(type_names),
           T(generated_ids_are_unique_and_sorted),

@@ -1,7 +1,8 @@
 /* test_push.c - push delivery's pure parts: the "push" config (field-named
  * errors, the masked secret, rotation), its round trip through a group
  * config, the Standard Webhooks signature against a known vector, and the
- * SSRF guard's address rule (src/push/http_out.c's eb__addr_public). */
+ * SSRF guard's address rule (src/push/http_out.c's eb__addr_public) and
+ * the Retry-After parser (src/push/push.c's eb__push_retry_after_ms). */
 #include "runner.h"
 
 #include <arpa/inet.h>
@@ -207,5 +208,45 @@ TEST(ssrf_guard_address_rule)
         }
 }
 
+/* 1994-11-06 08:49:37 UTC, the date of RFC 9110's examples */
+#define RFC_EXAMPLE_S 784111777ull
+
+TEST(retry_after_forms_and_edges)
+{
+    const uint64_t now = (RFC_EXAMPLE_S - 10) * 1000000ull; /* 10 s before the examples */
+    static const struct { const char *v; int64_t ms; } cases[] = {
+        /* delta-seconds */
+        {"0", 0}, {"5", 5000}, {" 7\t", 7000}, {"3600", 3600000}, {"3601", 3600000},
+        {"000012", 12000}, {"99999999999999999999999999", 3600000}, /* no overflow */
+        /* the three HTTP-date forms, 10 s ahead */
+        {"Sun, 06 Nov 1994 08:49:37 GMT", 10000},  /* IMF-fixdate */
+        {"Sunday, 06-Nov-94 08:49:37 GMT", 10000}, /* obsolete RFC 850 */
+        {"Sun Nov  6 08:49:37 1994", 10000},       /* asctime */
+        {"  Sun, 06 Nov 1994 08:49:40 GMT  ", 13000},
+        /* in the past: retry now */
+        {"Sun, 06 Nov 1994 08:49:20 GMT", 0}, {"Thu, 01 Jan 1970 00:00:00 GMT", 0},
+        {"Sun, 06 Nov 1994 08:49:27 GMT", 0}, /* exactly now */
+        /* far ahead: the bound */
+        {"Fri, 01 Jan 2100 00:00:00 GMT", 3600000},
+        /* neither form: -1, the group's backoff */
+        {NULL, -1}, {"", -1}, {"   ", -1}, {"-5", -1}, {"+5", -1}, {"1.5", -1}, {"5s", -1},
+        {"120abc", -1}, {"soon", -1}, {"Sun, 06 Nov 1994", -1}, {"later: maybe", -1},
+        {"Sun, 06 Nov 1994 08:49:37 GMT Sun, 06 Nov 1994 08:49:37 GMT "
+         "Sun, 06 Nov 1994 08:49:37 GMT", -1}, /* longer than any date */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t got = eb__push_retry_after_ms(cases[i].v, now);
+        if (got != cases[i].ms) {
+            fprintf(stderr, "Retry-After \"%s\": %lld ms, want %lld\n",
+                    cases[i].v ? cases[i].v : "(null)", (long long)got, (long long)cases[i].ms);
+            CHECK(false);
+        }
+    }
+    /* a date has whole seconds: from 0.4 s past a second, 3 s ahead is 2.6 s */
+    CHECK_EQ(eb__push_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT",
+                                     (RFC_EXAMPLE_S - 3) * 1000000ull + 400000), 2600);
+}
+
 TEST_MAIN(T(config_errors_name_the_field), T(mask_rotation_and_keep),
-          T(signature_matches_the_spec_vector), T(ssrf_guard_address_rule))
+          T(signature_matches_the_spec_vector), T(ssrf_guard_address_rule),
+          T(retry_after_forms_and_edges))

@@ -456,9 +456,11 @@ static uint64_t find_checked(eb_store *s, const char *src, const char *id, size_
 /* Forced collisions (4-bit hashes: 16 of them for 600 events) in memory
  * and in the summaries after a reopen: walking below each wrong hit finds
  * every event, newest first. */
-TEST(forced_collisions_are_walked_in_summaries_too)
+/* seg_bytes: 4096 makes segments of fewer ids than segsum.c's radix sort
+ * takes; 20000, of more (its ties, the collisions, must stay in seq order). */
+static void forced_collisions(const char *seg_bytes)
 {
-    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    setenv("EB_TEST_SEGMENT_BYTES", seg_bytes, 1);
     eb__keyidx_test_hash_bits(4);
     const char *dir = eb_test_tmpdir();
     eb_store *s = open_events(dir, NULL);
@@ -485,6 +487,12 @@ TEST(forced_collisions_are_walked_in_summaries_too)
     eb_store_close(s);
     eb__keyidx_test_hash_bits(0);
     unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+TEST(forced_collisions_are_walked_in_summaries_too)
+{
+    forced_collisions("4096");
+    forced_collisions("20000");
 }
 
 TEST_MAIN(T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),

@@ -1,0 +1,70 @@
+/* cluster.h - several eventbusd nodes on one PostgreSQL database: this
+ * node's role (leader or follower), and on a follower the forwarding of
+ * every request to the leader (see ARCHITECTURE.md, "Several nodes on one
+ * database", and docs/high-availability.md).
+ *
+ * The leader is the one node whose bus exists; a follower has no bus: it
+ * answers GET /v1/cluster and GET /healthz itself and relays everything
+ * else to the leader's advertised URL (libcurl multi on the libuv loop),
+ * answering 503 no_leader (Retry-After: 1) while no leader is known or
+ * reachable. When a follower takes the leader lock, on_leader runs on the
+ * loop: the daemon opens its bus there and from then on answers locally.
+ *
+ * Threading: the loop thread, except the leadership thread of
+ * store_pg_lead.c behind it. */
+#ifndef EB_CLUSTER_H
+#define EB_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "http/http.h"
+
+typedef struct eb_cluster eb_cluster;
+
+typedef struct eb_cluster_opts {
+    const char *uri;           /* the database (libpq URI) */
+    const char *advertise_url; /* this node's URL for the others, "http://host:port" */
+    uint32_t    timeout_ms;    /* a forwarded request's whole time (long polls: 60 s + this) */
+    size_t      max_answer;    /* a forwarded answer's bound: past it 502 */
+    uint32_t    max_forwards;  /* forwarded requests in flight: past it 503 */
+    /* On the loop when this node became the leader: opens the bus; nonzero
+     * (e.g. the old leader's writer still holds a lock) is retried 200 ms
+     * later. */
+    int       (*on_leader)(void *arg);
+    void       *arg;
+} eb_cluster_opts;
+
+/* Tries to lead at once (synchronously: a node that can lead calls
+ * on_leader before serving), then follows the leadership; *out is the
+ * caller's. 0 or an error. */
+int  eb_cluster_open(uv_loop_t *loop, const eb_cluster_opts *o, eb_cluster **out);
+/* True once this node leads and its bus is open (on_leader returned 0). */
+bool eb_cluster_serving(const eb_cluster *c);
+/* Answers req when it is the cluster's to answer (GET /v1/cluster, or any
+ * request while this node is not serving): 1; else 0 (the API's). */
+int  eb_cluster_handle(eb_cluster *c, eb_http_req *req);
+/* Stops: forwards in flight answer 503, the leadership thread ends (and
+ * the leader lock with its connection). Handles close on the loop; then
+ * eb_cluster_free. */
+void eb_cluster_close(eb_cluster *c);
+void eb_cluster_free(eb_cluster *c);
+
+/* --- forwarding (forward.c), the cluster's own ----------------------------- */
+/* The answer bytes all forwards in flight may hold at once (1 GiB). */
+#define EB_FWD_BUFFERED ((size_t)1 << 30)
+typedef struct eb_fwd eb_fwd;
+int  eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, uint32_t max,
+                  eb_fwd **out);
+/* Relays req to base (the leader's URL) and answers it with what comes
+ * back; 503 no_leader when the leader cannot be reached. */
+void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req);
+uint64_t eb__fwd_count(const eb_fwd *f);
+void eb__fwd_close(eb_fwd *f);
+/* An error answer: {"error":{"code","message","details":[]}} (Retry-After
+ * 1 with a 503). */
+void eb__cluster_error(eb_http_req *req, int status, const char *code, const char *msg);
+
+#endif

@@ -1,0 +1,308 @@
+/* forward.c - a follower relays a request to the leader: one libcurl
+ * multi handle on the libuv loop (http/curl_uv.c; its connection cache
+ * keeps the connections to the leader alive), the request's method,
+ * path, query, headers and body sent as they came, and the answer's
+ * status, content type, the headers the API sets, and body relayed,
+ * bounded (max_answer each, past it 502; and all the answers being
+ * received at once to EB_FWD_BUFFERED, past it 503 overloaded). The request carries
+ * "Eb-Forwarded: <epoch>": a node that gets one while not serving
+ * answers 503 rather than forwarding again (no loops). A leader that
+ * cannot be reached (refused, reset, timed out) gives 503 no_leader with
+ * Retry-After: 1, which clients given several URLs move on from; a
+ * publish is resent with its id, so one the leader did commit is not
+ * stored twice. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cluster/cluster.h"
+#include "eventbus/err.h"
+#include "http/curl_uv.h"
+#include "util/buf.h"
+#include "util/xmalloc.h"
+
+struct eb_fwd {
+    eb_curl_uv *curl;
+    CURLM      *multi;
+    uint32_t    timeout_ms, max, in_flight;
+    size_t      max_answer;
+    size_t      buffered; /* answer bytes held by the forwards in flight */
+    uint64_t    count;
+    bool        closing;
+    struct fwd *head;    /* in flight */
+};
+
+typedef struct fwd {
+    eb_fwd            *f;
+    eb_http_req       *req;
+    CURL              *easy;
+    struct curl_slist *hdrs;
+    eb_buf             body;
+    char               ctype[128];
+    char               extra[8][200]; /* relayed answer headers, "Name: value" */
+    int                nextra;
+    bool               cut, full; /* over max_answer; over EB_FWD_BUFFERED */
+    struct fwd        *prev, *next;
+} fwd;
+
+/* The answer headers the API sets that mean something to a client. */
+static const char *const relayed[] = {"allow", "cache-control", "content-encoding",
+                                      "content-security-policy", "etag", "location",
+                                      "retry-after", "vary", "www-authenticate",
+                                      "x-content-type-options"};
+/* Request headers not relayed (hop by hop, or made again by libcurl). */
+static const char *const dropped[] = {"host", "connection", "keep-alive", "transfer-encoding",
+                                      "te", "upgrade", "content-length", "expect",
+                                      "proxy-authorization", "proxy-connection", "eb-forwarded"};
+
+static bool in_list(const char *name, size_t len, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strlen(list[i]) == len && !strncasecmp(list[i], name, len))
+            return true;
+    return false;
+}
+
+void eb__cluster_error(eb_http_req *req, int status, const char *code, const char *msg)
+{
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "{\"error\":{\"code\":\"%s\",\"message\":\"%s\",\"details\":[]}}", code, msg);
+    if (status == 503)
+        eb_http_set_header(req, "Retry-After", "1");
+    eb_http_respond(req, status, "application/json", body, (size_t)n);
+}
+
+static void unlink_fwd(fwd *w)
+{
+    eb_fwd *f = w->f;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        f->head = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    f->in_flight--;
+}
+
+static void fwd_free(fwd *w)
+{
+    w->f->buffered -= w->body.len;
+    if (w->easy) {
+        curl_multi_remove_handle(w->f->multi, w->easy); /* a no-op once done */
+        curl_easy_cleanup(w->easy);
+    }
+    curl_slist_free_all(w->hdrs);
+    eb_buf_free(&w->body);
+    free(w);
+}
+
+static void finish(fwd *w, CURLcode res)
+{
+    long status = 0;
+    curl_easy_getinfo(w->easy, CURLINFO_RESPONSE_CODE, &status);
+    eb_http_req *req = w->req;
+    if (w->cut) {
+        eb__cluster_error(req, 502, "answer_too_large",
+                          "the leader's answer is larger than this node relays");
+    } else if (w->full) {
+        eb__cluster_error(req, 503, "overloaded", "too many answers being relayed at once");
+    } else if (res != CURLE_OK || status < 100) {
+        eb__cluster_error(req, 503, "no_leader", "the leader cannot be reached; retry (another "
+                          "node may be taking over)");
+    } else {
+        for (int i = 0; i < w->nextra; i++) {
+            char *colon = strchr(w->extra[i], ':');
+            *colon = '\0';
+            eb_http_set_header(req, w->extra[i], colon + 1);
+        }
+        eb_http_respond(req, (int)status, *w->ctype ? w->ctype : NULL, w->body.data,
+                        w->body.len);
+    }
+    unlink_fwd(w);
+    fwd_free(w);
+}
+
+static void on_done(void *arg, CURL *e, CURLcode res)
+{
+    (void)arg;
+    fwd *w = NULL;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&w);
+    finish(w, res);
+}
+
+int eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, uint32_t max,
+                 eb_fwd **out)
+{
+    eb_fwd *f = eb_xcalloc(1, sizeof *f);
+    if (eb_curl_uv_open(loop, on_done, f, &f->curl) != 0) {
+        free(f);
+        return EB_EIO;
+    }
+    f->multi = eb_curl_uv_multi(f->curl);
+    f->timeout_ms = timeout_ms;
+    f->max_answer = max_answer;
+    f->max = max;
+    curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)(max < 1024 ? max : 1024));
+    *out = f;
+    return 0;
+}
+
+static size_t on_body(char *d, size_t sz, size_t n, void *arg)
+{
+    fwd *w = arg;
+    size_t len = sz * n;
+    if (w->body.len + len > w->f->max_answer) {
+        w->cut = true;
+        return 0; /* CURLE_WRITE_ERROR: answered 502 */
+    }
+    if (w->f->buffered + len > EB_FWD_BUFFERED) {
+        w->full = true;
+        return 0; /* answered 503 overloaded */
+    }
+    eb_buf_append(&w->body, d, len);
+    w->f->buffered += len;
+    return len;
+}
+
+static size_t on_header(char *d, size_t sz, size_t n, void *arg)
+{
+    fwd *w = arg;
+    size_t len = sz * n, nl = len;
+    const char *colon = memchr(d, ':', len);
+    if (!colon)
+        return len;
+    while (nl && (d[nl - 1] == '\n' || d[nl - 1] == '\r'))
+        nl--;
+    const char *v = colon + 1;
+    while (v < d + nl && *v == ' ')
+        v++;
+    size_t name = (size_t)(colon - d), vlen = (size_t)(d + nl - v);
+    if (name == 12 && !strncasecmp(d, "content-type", 12))
+        snprintf(w->ctype, sizeof w->ctype, "%.*s", (int)vlen, v);
+    else if (in_list(d, name, relayed, sizeof relayed / sizeof *relayed) && w->nextra < 8 &&
+             name + vlen + 2 < sizeof w->extra[0])
+        snprintf(w->extra[w->nextra++], sizeof w->extra[0], "%.*s:%.*s", (int)name, d,
+                 (int)vlen, v);
+    return len;
+}
+
+static const char *method_name(const eb_http_req *req)
+{
+    switch (req->method) {
+    case EB_HTTP_DELETE: return "DELETE";
+    case EB_HTTP_GET: return req->head ? "HEAD" : "GET";
+    case EB_HTTP_POST: return "POST";
+    case EB_HTTP_PUT: return "PUT";
+    case EB_HTTP_PATCH: return "PATCH";
+    default: return NULL;
+    }
+}
+
+void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req)
+{
+    const char *m = method_name(req);
+    if (!m) {
+        eb__cluster_error(req, 405, "method_not_allowed", "unknown method");
+        return;
+    }
+    if (f->closing || f->in_flight >= f->max) {
+        eb__cluster_error(req, 503, f->closing ? "shutting_down" : "overloaded",
+                          f->closing ? "the server is stopping"
+                                     : "too many requests being forwarded to the leader");
+        return;
+    }
+    fwd *w = eb_xcalloc(1, sizeof *w);
+    w->f = f;
+    w->req = req;
+    eb_buf_init(&w->body);
+    eb_buf url = EB_BUF_INIT;
+    eb_buf_printf(&url, "%s%.*s", base, (int)req->path_len, req->path);
+    if (req->query)
+        eb_buf_printf(&url, "?%.*s", (int)req->query_len, req->query);
+    eb_buf_append(&url, "", 1);
+    eb_buf line = EB_BUF_INIT;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const eb_http_header *h = &req->headers[i];
+        if (in_list(h->name, h->name_len, dropped, sizeof dropped / sizeof *dropped))
+            continue;
+        eb_buf_reset(&line);
+        eb_buf_printf(&line, "%.*s: %.*s", (int)h->name_len, h->name, (int)h->value_len,
+                      h->value);
+        eb_buf_append(&line, "", 1);
+        w->hdrs = curl_slist_append(w->hdrs, line.data);
+    }
+    eb_buf_reset(&line);
+    eb_buf_printf(&line, "Eb-Forwarded: %llu", (unsigned long long)epoch);
+    eb_buf_append(&line, "", 1);
+    w->hdrs = curl_slist_append(w->hdrs, line.data);
+    w->hdrs = curl_slist_append(w->hdrs, "Expect:");
+    if (!eb_http_req_header(req, "content-type", NULL)) /* libcurl adds none of its own */
+        w->hdrs = curl_slist_append(w->hdrs, "Content-Type:");
+    eb_buf_free(&line);
+    CURL *e = w->easy = curl_easy_init();
+    if (!e) {
+        eb_buf_free(&url);
+        curl_slist_free_all(w->hdrs);
+        free(w);
+        eb__cluster_error(req, 503, "overloaded", "out of memory");
+        return;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, url.data);
+    eb_buf_free(&url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, w);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+    if (req->head)
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    else if (req->method != EB_HTTP_GET || req->body_len) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, w->hdrs);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, w);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, w);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* the client's Accept-Encoding as is */
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    w->next = f->head;
+    if (f->head)
+        f->head->prev = w;
+    f->head = w;
+    f->in_flight++;
+    f->count++;
+    if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+        unlink_fwd(w);
+        curl_easy_cleanup(e);
+        w->easy = NULL;
+        fwd_free(w);
+        eb__cluster_error(req, 503, "overloaded", "cannot start forwarding");
+    }
+}
+
+uint64_t eb__fwd_count(const eb_fwd *f)
+{
+    return f->count;
+}
+
+void eb__fwd_close(eb_fwd *f)
+{
+    f->closing = true;
+    while (f->head) {
+        fwd *w = f->head;
+        eb__cluster_error(w->req, 503, "shutting_down", "the server is stopping");
+        unlink_fwd(w);
+        fwd_free(w);
+    }
+    eb_curl_uv_close(f->curl, free, f);
+}
