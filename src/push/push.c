@@ -354,8 +354,7 @@ int64_t eb__push_retry_after_ms(const char *v, uint64_t now_us)
     return (int64_t)(ms > max_ms ? max_ms : ms);
 }
 
-/* The nack's error for an answer or a transport failure. */
-static void describe(request *r, long status, CURLcode cerr, char *out, size_t cap)
+void eb__push_describe(const request *r, long status, CURLcode cerr, char *out, size_t cap)
 {
     if (r->refused) {
         snprintf(out, cap, "refused: %s is a loopback, private or link-local address "
@@ -398,7 +397,7 @@ void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_aft
         settle(r, EB_SETTLE_ACK, NULL, 0);
     } else {
         char err[EB_PUSH_ERROR_EXCERPT + 64];
-        describe(r, answered ? status : 0, cerr, err, sizeof err);
+        eb__push_describe(r, answered ? status : 0, cerr, err, sizeof err);
         snprintf(g->last_error, sizeof g->last_error, "%s", err);
         int64_t delay = -1; /* the group's backoff */
         bool counts = true; /* toward the circuit */

@@ -117,6 +117,10 @@ int64_t eb__push_retry_after_ms(const char *v, uint64_t now_us);
 /* A request finished: status is the HTTP status (0: none), cerr the curl
  * result. Settles its events and frees it. */
 void eb__push_done(request *r, long status, CURLcode cerr, const char *retry_after);
+/* The nack's error for an answer (status, r->answer) or a transport failure
+ * (status 0: cerr, r->errbuf), into out (cap bytes, NUL-terminated, control
+ * bytes of the answer shown as spaces). (Also run by the push fuzz target.) */
+void eb__push_describe(const request *r, long status, CURLcode cerr, char *out, size_t cap);
 /* One of p's loop handles closed: p is freed when it was the last one
  * and p is closing. */
 void eb__push_handle_gone(eb_push *p);

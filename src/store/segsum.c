@@ -269,15 +269,20 @@ static int parse_sections(const unsigned char *p, const unsigned char *end, uint
         out->ntypes++;
         p += 12 + len;
     }
+    /* the keys are checked to the end before any is handed over: a refused
+     * file must leave nothing behind (its summary is rebuilt instead) */
+    const unsigned char *keys = p;
     for (uint64_t i = 0; i < nkeys; i++) {
         if (end - p < 4 || (uint64_t)(end - p - 4) < (uint64_t)get32(p) + 16)
             return EB_ECORRUPT;
-        size_t len = get32(p);
-        if (key_fn)
-            key_fn(arg, (const char *)p + 4, len, get64(p + 4 + len), get64(p + 12 + len));
-        p += 20 + len;
+        p += 20 + get32(p);
     }
-    return p == end ? 0 : EB_ECORRUPT;
+    if (p != end)
+        return EB_ECORRUPT;
+    for (p = keys; key_fn && p < end; p += 20 + get32(p))
+        key_fn(arg, (const char *)p + 4, get32(p), get64(p + 4 + get32(p)),
+               get64(p + 12 + get32(p)));
+    return 0;
 }
 
 /* Whether the header h (of a file of len bytes) describes seg. */

@@ -1,0 +1,247 @@
+/* client_fuzz.c - fuzz target for what libeventbus reads from the network:
+ * the HTTP answer reader of lib/httpc.c (http_parser and its callbacks:
+ * status, Content-Length, chunked and read-until-close bodies, interim 1xx
+ * answers, the keep-alive decision) and the readers that turn an answer's
+ * JSON into the typed results and event lists of the public API (lib/),
+ * error bodies and their details included.
+ *
+ * Input: a call byte, then the bytes "the server" sends. One client (made
+ * once, URL http://127.0.0.1:1) gets, for each input, a connected socket
+ * pair in place of its connection: the answer bytes are written into the
+ * other end, which is then shut for writing (end of stream after them),
+ * and the call the byte chooses (eb_request, publish, publish_batch,
+ * events get/browse, pull, dlq_list, schemas register/check/list/get,
+ * groups put/list/get/history, ack, dlq_redrive, replay, stats) is made.
+ * The request itself is written into the socket and never read. When no
+ * answer byte came, the client tries a fresh connection to port 1, which
+ * is refused at once.
+ * Properties: never crash, leak or hang; the call returns 0 or one of the
+ * library's error codes; 0 only with a 2xx status; the last error's strings
+ * are never NULL and its details are as many as it says, each with a
+ * message; every call sends its request unless it fails; the answer body
+ * the client keeps is NUL-terminated and, once the request was sent, no
+ * longer than what the server sent; every string of every event returned is readable to
+ * its NUL (ASan checks the bytes) and data/json are as long as they say. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../lib/client.h"
+#include "eventbus.h"
+#include "fuzz.h"
+
+static eb_client *client;
+
+static void make_client(void)
+{
+    eb_client_opts o = {.size = sizeof o, .url = "http://127.0.0.1:1", .token = "",
+                        .cafile = "", .timeout_ms = 5000, .connect_timeout_ms = 1000};
+    FUZZ_CHECK(eb_client_new(&o, &client) == 0);
+}
+
+static size_t touch(const char *s)
+{
+    return s ? strlen(s) : 0;
+}
+
+/* Reads every string of every event (ASan sees a bad one). */
+static void walk_events(eb_events *l)
+{
+    if (!l)
+        return;
+    size_t n = eb_events_count(l);
+    for (size_t i = 0; i < n; i++) {
+        const eb_event *e = eb_events_at(l, i);
+        FUZZ_CHECK(e);
+        size_t sum = touch(e->id) + touch(e->type) + touch(e->source) + touch(e->key) +
+                     touch(e->subject) + touch(e->correlation_id) + touch(e->causation_id) +
+                     touch(e->time) + touch(e->delivery_id) + touch(e->deadline) +
+                     touch(e->error) + touch(e->consumer) + touch(e->failed_at) +
+                     touch(e->first_failed_at) + touch(e->deliver_at);
+        (void)sum;
+        FUZZ_CHECK(!e->data || strlen(e->data) <= e->data_len);
+        FUZZ_CHECK(!e->json || strlen(e->json) <= e->json_len);
+        for (size_t k = 0; k < e->nerrors; k++) {
+            FUZZ_CHECK(e->errors[k]);
+            touch(e->errors[k]->at);
+            touch(e->errors[k]->consumer);
+            touch(e->errors[k]->error);
+        }
+        char buf[64];
+        double d;
+        (void)eb_data_string(e, "/a", buf, sizeof buf);
+        (void)eb_data_number(e, "", &d);
+    }
+    FUZZ_CHECK(eb_events_at(l, n) == NULL);
+    touch(eb_events_next(l));
+    touch(eb_events_json(l));
+    eb_events_free(l);
+}
+
+/* Makes call `which`; returns its code. */
+static int call(eb_client *c, unsigned which)
+{
+    static const char *const ids[] = {"d1", "d2"};
+    int rc = 0;
+    eb_events *ev = NULL;
+    void *res = NULL;
+    switch (which % 19) {
+    case 0: {
+        int status = 0;
+        char *answer = NULL;
+        rc = eb_request(c, "GET", "/v1/stats", NULL, 0, &status, &answer);
+        touch(answer);
+        eb_free(answer);
+        break;
+    }
+    case 1: {
+        eb_publish_result r = {.size = sizeof r};
+        rc = eb_publish(c, "t.x", "{\"a\":1}", NULL, &r);
+        FUZZ_CHECK(memchr(r.id, 0, sizeof r.id) && memchr(r.time, 0, sizeof r.time) &&
+                   memchr(r.deliver_at, 0, sizeof r.deliver_at));
+        break;
+    }
+    case 2: {
+        eb_message m1 = {.size = sizeof m1, .type = "t.x", .data = "1"};
+        eb_message m2 = {.size = sizeof m2, .type = "t.y", .data = NULL};
+        const eb_message *const msgs[] = {&m1, &m2};
+        eb_receipts *r = NULL;
+        rc = eb_publish_batch(c, msgs, 2, &r);
+        if (r)
+            for (size_t i = 0; i < r->n; i++)
+                FUZZ_CHECK(r->results[i] && memchr(r->results[i]->id, 0, sizeof r->results[i]->id));
+        res = r;
+        break;
+    }
+    case 3: rc = eb_events_get(c, "id1", &ev); break;
+    case 4: rc = eb_events_browse(c, NULL, &ev); break;
+    case 5: rc = eb_pull(c, "g", "c", 10, 0, &ev); break;
+    case 6: rc = eb_dlq_list(c, "g", 10, NULL, &ev); break;
+    case 7: {
+        eb_schemas_result r = {.size = sizeof r};
+        rc = eb_schemas_register(c, "t.x", "{}", NULL, &r);
+        FUZZ_CHECK(memchr(r.compatibility, 0, sizeof r.compatibility));
+        break;
+    }
+    case 8: {
+        eb_schemas_verdict *v = NULL;
+        rc = eb_schemas_check(c, "t.x", "{}", "full", &v);
+        res = v;
+        break;
+    }
+    case 9: {
+        eb_schemas_registry *r = NULL;
+        rc = eb_schemas_list(c, &r);
+        res = r;
+        break;
+    }
+    case 10: {
+        eb_schemas_type *t = NULL;
+        rc = eb_schemas_get(c, "t.x", 0, &t);
+        res = t;
+        break;
+    }
+    case 11: {
+        static const char *const types[] = {"t.x"};
+        eb_groups_config cfg = {.size = sizeof cfg, .types = types, .ntypes = 1};
+        bool created = false;
+        eb_groups_info *g = NULL;
+        rc = eb_groups_put(c, "g", &cfg, &created, &g);
+        res = g;
+        break;
+    }
+    case 12: {
+        eb_groups_all *a = NULL;
+        rc = eb_groups_list(c, &a);
+        if (a)
+            for (size_t i = 0; i < a->n; i++)
+                FUZZ_CHECK(a->groups[i]);
+        res = a;
+        break;
+    }
+    case 13: {
+        eb_groups_info *g = NULL;
+        rc = eb_groups_get(c, "g", &g);
+        res = g;
+        break;
+    }
+    case 14: {
+        eb_groups_samples *s = NULL;
+        rc = eb_groups_history(c, "g", &s);
+        res = s;
+        break;
+    }
+    case 15: {
+        eb_settle_result r = {.size = sizeof r};
+        rc = eb_ack(c, "g", ids, 2, &r);
+        break;
+    }
+    case 16: {
+        uint64_t n = 0;
+        rc = eb_dlq_redrive(c, "g", ids, 2, &n);
+        break;
+    }
+    case 17: {
+        uint64_t a = 0, b = 0;
+        eb_replay_opts o = {.size = sizeof o, .since_seq = 1};
+        rc = eb_replay(c, "g", &o, &a, &b);
+        break;
+    }
+    default: {
+        eb_stats_info *s = NULL;
+        rc = eb_stats(c, &s);
+        res = s;
+        break;
+    }
+    }
+    walk_events(ev);
+    eb_result_free(res);
+    return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!client)
+        make_client();
+    if (size < 1 || size > 65536)
+        return 0;
+    int sv[2];
+    FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    FUZZ_CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
+    /* room for the whole answer and the request, so nothing waits */
+    int big = 1 << 20;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    size_t n = size - 1;
+    for (size_t at = 0; at < n;) {
+        ssize_t w = write(sv[1], data + 1 + at, n - at);
+        FUZZ_CHECK(w > 0);
+        at += (size_t)w;
+    }
+    FUZZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);
+    eb__http *h = &client->targets[0].http;
+    eb__http_close(h); /* anything the last input left */
+    h->fd = sv[0];     /* owned by h from here */
+    int rc = call(client, data[0]);
+    FUZZ_CHECK(rc == 0 || (rc <= EB_ENOMEM && rc >= EB_EDENIED));
+    const eb_error *e = eb_client_error(client);
+    FUZZ_CHECK(e && e->code == rc && e->server_code && e->message && e->details);
+    if (rc == 0)
+        FUZZ_CHECK(e->http_status >= 200 && e->http_status <= 299);
+    for (size_t i = 0; i < e->ndetails; i++)
+        FUZZ_CHECK(e->detail[i] && e->detail[i]->message);
+    touch(e->server_code);
+    touch(e->message);
+    touch(e->details);
+    /* a call that sent its request keeps this input's answer (one that
+     * failed before sending keeps the last one) */
+    char peek;
+    bool sent = recv(sv[1], &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+    size_t alen = 0;
+    const char *a = eb_client_answer(client, &alen);
+    FUZZ_CHECK(a && strlen(a) <= alen && (!sent || alen <= n));
+    FUZZ_CHECK(sent || rc); /* every call sends unless it fails */
+    close(sv[1]);
+    return 0;
+}
