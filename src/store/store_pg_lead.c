@@ -242,7 +242,13 @@ static bool on_gate(eb_pg_lead *l)
         ok = ok || PQresultStatus(r) == PGRES_TUPLES_OK;
         PQclear(r);
     }
-    if (!ok || take_office(l)) {
+    int rc = ok ? take_office(l) : 0;
+    if (!ok || rc) {
+        char err[256];
+        /* said, not silent: a follower that keeps failing here never leads */
+        EB_WARN("postgresql (leader): %s: %s", ok ? "the leader lock is ours but taking "
+                "office failed" : "waiting for the leader lock failed",
+                eb__pg_one_line(l->gate, err, sizeof err));
         drop(&l->gate);
         return false;
     }
@@ -315,7 +321,10 @@ int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *a
     }
     {
         int got = try_gate(l);
-        if (got != 1 || take_office(l))
+        if (got == 1 && take_office(l))
+            EB_WARN("postgresql (leader): the leader lock is ours but taking office failed: %s",
+                    eb__pg_one_line(l->gate, err, sizeof err));
+        if (got != 1 || !l->leader)
             drop(&l->gate);
     }
     if (!l->leader) /* a follower knows the leader before it serves */
