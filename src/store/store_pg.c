@@ -506,16 +506,18 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     if (!rc && (rc = eb__pg_connect_wr(p)) == EB_EEXIST)
         EB_ERROR("postgresql (%s store): the database is in use by another eventbusd",
                  p->table);
-    if (!rc && (rc = load(p, rep)))
-        EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
-                 eb__pg_one_line(p->rd, err, sizeof err));
-    /* The lanes' connections now, each with its lock, before the store
-     * counts as open: a lock an old leader's lane still holds fails the
-     * open (retried by the caller), not a running store (fenced). */
+    /* The lanes' connections, each with its lock, before anything is read
+     * (an old leader's lane still committing could land after the read)
+     * and before the store counts as open: a lock an old leader's lane
+     * still holds fails the open (retried by the caller), not a running
+     * store (fenced). */
     for (int i = 1; !rc && i < p->nlanes; i++)
         if ((rc = eb__pg_connect_lane(&p->lanes[i])) == EB_EEXIST)
             EB_ERROR("postgresql (%s store): the database is in use by another eventbusd",
                      p->table);
+    if (!rc && (rc = load(p, rep)))
+        EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
+                 eb__pg_one_line(p->rd, err, sizeof err));
     p->opened = !rc;
     p->lane_end = p->kind == EB_STORE_EVENTS ? p->part_hi * PG_PART_SEQS : UINT64_MAX;
     int lanes = 0; /* lane threads made */
