@@ -289,6 +289,19 @@ static void *lead_main(void *arg)
     return NULL;
 }
 
+/* Everything an eb_pg_lead owns (its thread joined or never made). */
+static void lead_free(eb_pg_lead *l)
+{
+    PQfinish(l->gate);
+    PQfinish(l->lis);
+    close(l->wake[0]);
+    close(l->wake[1]);
+    pthread_mutex_destroy(&l->mu);
+    free(l->uri);
+    free(l->url);
+    free(l);
+}
+
 int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *arg,
                      eb_pg_lead **out)
 {
@@ -311,12 +324,7 @@ int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *a
     char err[256];
     if (!(l->gate = eb__pg_connect(l->uri, EB_STORE_SYNC_ALWAYS, err, sizeof err))) {
         EB_ERROR("postgresql: cannot connect: %s", err);
-        close(l->wake[0]);
-        close(l->wake[1]);
-        pthread_mutex_destroy(&l->mu);
-        free(l->uri);
-        free(l->url);
-        free(l);
+        lead_free(l);
         return EB_ECONNECT;
     }
     {
@@ -355,12 +363,5 @@ void eb_pg_lead_stop(eb_pg_lead *l)
     if (write(l->wake[1], &b, 1) != 1)
         abort();
     pthread_join(l->thr, NULL);
-    PQfinish(l->gate);
-    PQfinish(l->lis);
-    close(l->wake[0]);
-    close(l->wake[1]);
-    pthread_mutex_destroy(&l->mu);
-    free(l->uri);
-    free(l->url);
-    free(l);
+    lead_free(l);
 }
