@@ -98,6 +98,8 @@ typedef struct eb_bus_groups {
     eb_hist       publish_hist;  /* request to durable answer */
     eb_hist       delivery_hist; /* append to ack */
     uint64_t      snap_bytes;    /* meta log size after the last snapshot */
+    uint64_t      snap_next;     /* meta next seq after the last snapshot (a size can
+                                    lag: PostgreSQL grows by pages) */
     uint64_t      last_snap_check;
     bool          snapshotting;  /* a snapshot is being made durable */
     eb_buf        dl_text;       /* dead-letter notices to publish: "[{..},{..}" */

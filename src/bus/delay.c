@@ -629,19 +629,61 @@ static int scan_one(void *arg, const eb_store_rec *rec)
     return 0;
 }
 
-/* Drops what is released (or listed twice) and rebuilds the heap. */
+static int ent_cmp(const void *a, const void *b)
+{
+    const eb_delay_ent *x = a, *y = b;
+    return before(x, y) ? -1 : before(y, x) ? 1 : 0;
+}
+
+/* Drops what is released or listed twice (a record and the start's scan,
+ * or two records) and rebuilds the heap: sorted on (due, seq), which is a
+ * heap already. */
 static void tidy(eb_bus_delay *d)
 {
+    qsort(d->h, d->n, sizeof *d->h, ent_cmp);
     size_t k = 0;
     for (size_t i = 0; i < d->n; i++) {
-        if (released(d, d->h[i].due, d->h[i].seq))
+        bool twice = k && d->h[k - 1].due == d->h[i].due && d->h[k - 1].seq == d->h[i].seq;
+        if (twice || released(d, d->h[i].due, d->h[i].seq))
             gone(d, &d->h[i]);
         else
             d->h[k++] = d->h[i];
     }
     d->n = k;
-    for (size_t i = d->n / 2; i-- > 0;)
-        sift_down(d, i);
+}
+
+/* Every known type, for a record listing entries (freed by the caller). */
+static eb_str *all_types(const eb_bus_delay *d)
+{
+    eb_str *types = eb_xmalloc((d->nt ? d->nt : 1) * sizeof *types);
+    for (size_t t = 0; t < d->nt; t++)
+        types[t] = (eb_str){d->tname[t], strlen(d->tname[t])};
+    return types;
+}
+
+/* The start's record: it lists what the scan of [from, next) found, and
+ * only then (on its last chunk) says u = next. Without the list, a crash
+ * before the next snapshot would replay u = next and never scan those
+ * events again: each would wait forever, unlisted. The records survive a
+ * crash as a prefix, so u comes after everything it vouches for. */
+static void write_finds(eb_bus *bus, uint64_t from, uint64_t next)
+{
+    eb_bus_delay *d = &bus->delay;
+    eb_str *types = all_types(d);
+    eb_delay_ent *chunk = eb_xmalloc(SNAP_CHUNK * sizeof *chunk);
+    size_t i = 0;
+    for (;;) {
+        size_t k = 0;
+        for (; i < d->n && k < SNAP_CHUNK; i++)
+            if (d->h[i].seq >= from)
+                chunk[k++] = d->h[i];
+        bool last = i == d->n;
+        write_rec(bus, last ? next : 0, last, types, d->nt, chunk, k);
+        if (last)
+            break;
+    }
+    free(chunk);
+    free(types);
 }
 
 int eb__bus_delay_start(eb_bus *bus)
@@ -658,9 +700,8 @@ int eb__bus_delay_start(eb_bus *bus)
     tidy(d);
     d->loading = false;
     d->upto = next;
-    if (from < next || d->n) { /* the scan's finds, and where the next one starts */
-        write_rec(bus, next, true, NULL, 0, NULL, 0);
-    }
+    if (from < next || d->n) /* the scan's finds, and where the next one starts */
+        write_finds(bus, from, next);
     if (uv_timer_init(bus->loop, &d->timer))
         return EB_EIO;
     d->timer.data = bus;
@@ -674,9 +715,7 @@ int eb__bus_delay_snapshot(eb_bus *bus, eb_outbox *ob)
     eb_bus_delay *d = &bus->delay;
     const release_op *ro = d->rq_head;
     size_t hi = 0, ri = 0;
-    eb_str *types = eb_xmalloc((d->nt ? d->nt : 1) * sizeof *types);
-    for (size_t t = 0; t < d->nt; t++)
-        types[t] = (eb_str){d->tname[t], strlen(d->tname[t])};
+    eb_str *types = all_types(d);
     eb_delay_ent *chunk = eb_xmalloc(SNAP_CHUNK * sizeof *chunk);
     /* The heap, then a release in flight (not recorded as released yet);
      * the first record also restates u and w. */

@@ -23,6 +23,7 @@ static void snapshot_done(eb_bus *bus, pending_op *op)
         eb_store_stats st;
         eb_store_stats_get(eb_meta_store(bus->meta), &st);
         bus->grp.snap_bytes = st.bytes;
+        bus->grp.snap_next = eb_store_next_seq(eb_meta_store(bus->meta));
     }
 }
 
@@ -80,7 +81,8 @@ void eb__bus_snapshot_at_close(eb_bus *bus)
         return; /* not started, or nothing a snapshot would move */
     eb_store_stats st;
     eb_store_stats_get(eb_meta_store(bus->meta), &st);
-    if (st.bytes > bus->grp.snap_bytes)
+    if (st.bytes > bus->grp.snap_bytes ||
+        eb_store_next_seq(eb_meta_store(bus->meta)) > bus->grp.snap_next)
         snapshot(bus);
 }
 
@@ -89,4 +91,5 @@ void eb__bus_snapshot_start(eb_bus *bus)
     eb_store_stats st;
     eb_store_stats_get(eb_meta_store(bus->meta), &st);
     bus->grp.snap_bytes = st.bytes;
+    bus->grp.snap_next = eb_store_next_seq(eb_meta_store(bus->meta));
 }

@@ -11,7 +11,7 @@ import datetime
 import os
 import time
 
-from harness import run_tests, skip_on_pg
+from harness import PG, run_tests, skip_on_pg
 from test_groups import ack, group_info, pull, put_group
 
 
@@ -126,6 +126,56 @@ def test_restart_and_sigkill_keep_pending_events(srv):
     st, _, body = srv.request("POST", "/v1/events", {"type": "order.created", "id": "e4",
                                                      "data": {"n": 4}, "delay": "30s"})
     assert st == 200 and body["duplicate"] and body["seq"] == seqs[3], body
+
+
+def meta_mark(srv):
+    """Where the meta store ends now: its last seq (PostgreSQL) or its last
+    segment and that segment's size (the log)."""
+    if PG:
+        return int(srv.pg_query("SELECT coalesce(max(seq), 0) FROM eb_meta").strip())
+    d = os.path.join(srv.data, "meta")
+    last = sorted(f for f in os.listdir(d) if f.endswith(".seg"))[-1]
+    return last, os.path.getsize(os.path.join(d, last))
+
+
+def cut_meta(srv, mark):
+    """With the server down: the meta store as a crash that lost every record
+    after mark would leave it (a prefix survives: PostgreSQL's commits in
+    order, the log's torn tail)."""
+    if PG:
+        srv.pg_query(f"DELETE FROM eb_meta WHERE seq > {mark}")
+        return
+    d = os.path.join(srv.data, "meta")
+    for f in os.listdir(d):
+        if f.endswith(".seg") and f > mark[0]:
+            os.remove(os.path.join(d, f))
+    os.truncate(os.path.join(d, mark[0]), mark[1])
+
+
+def test_a_delayed_event_whose_record_a_crash_lost_survives_the_next_crash(srv):
+    """A delayed publish's meta record is not waited for: a crash can lose it,
+    and the next start finds the event again by scanning the events from the
+    last record's "u". That start's own record must list what it found before
+    it moves u past it: otherwise a second crash (no clean stop, so no
+    snapshot) replays u and never scans those events again."""
+    put_group(srv, "g")
+    mark = meta_mark(srv)
+    seqs = [pub(srv, data={"n": n}, delay="60s", id=f"x{n}")["seq"] for n in range(3)]
+    srv.kill9()
+    cut_meta(srv, mark)  # the publishes' records lost to the crash
+    srv.start()
+    assert group_info(srv, "g")["delayed"] == 3
+    put_group(srv, "h")  # a 2xx: durable, with every meta record before it
+    srv.kill9()
+    srv.start()
+    info = group_info(srv, "g")
+    assert info["delayed"] == 3 and info["lag"] == 0, info
+    assert pull(srv, "g", max=10, wait_ms=200) == []
+    st, _, body = srv.request("POST", "/v1/events", {"type": "order.created", "id": "x2",
+                                                     "data": {"n": 2}, "delay": "60s"})
+    assert st == 200 and body["duplicate"] and body["seq"] == seqs[2], body
+    srv.restart()  # a clean stop's snapshot lists them too (once each)
+    assert group_info(srv, "g")["delayed"] == 3
 
 
 def test_sigkill_right_after_release(srv):
