@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eventbus/err.h"
@@ -42,7 +43,7 @@ struct eb_pg_lead {
     eb_pg_lead_fn   fn;
     void           *arg;
     PGconn         *gate;    /* holds the leader lock, or waits for it */
-    bool            waiting; /* gate: the blocking lock is in flight */
+    uint64_t        wait_ms; /* follower: when the blocking lock was sent (0: told) */
     PGconn         *lis;     /* follower: LISTEN eb_leader */
     pthread_t       thr;
     int             wake[2]; /* a byte: stop */
@@ -52,13 +53,35 @@ struct eb_pg_lead {
     char            leader_url[EB_PG_LEAD_URL_MAX]; /* mu: "" unknown */
 };
 
+#define HOLDER_TELL_MS 5000 /* a follower says who holds the lock after this */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Names a session in pg_stat_activity after the node ("eventbusd
+ * <advertised URL>"), so an operator -- and a follower's report -- sees
+ * who holds the lock. */
+static PGconn *named(const eb_pg_lead *l, PGconn *c)
+{
+    char name[256];
+    snprintf(name, sizeof name, "eventbusd %s", l->url);
+    const char *params[] = {name};
+    PQclear(PQexecParams(c, "SELECT set_config('application_name', $1, false)", 1, NULL,
+                         params, NULL, NULL, 0));
+    return c;
+}
+
 static PGconn *connect_plain(const eb_pg_lead *l)
 {
     char err[256];
     PGconn *c = eb__pg_connect(l->uri, EB_STORE_SYNC_ALWAYS, err, sizeof err);
     if (!c)
         EB_DEBUG("postgresql (leader): cannot connect: %s", err);
-    return c;
+    return c ? named(l, c) : NULL;
 }
 
 static void notify_fn(eb_pg_lead *l)
@@ -204,6 +227,35 @@ static void ensure_wait(eb_pg_lead *l)
     snprintf(sql, sizeof sql, "SELECT pg_advisory_lock(%d, %d)", PG_LOCK_CLASS, PG_LOCK_LEADER);
     if (!PQsendQuery(l->gate, sql))
         drop(&l->gate);
+    else
+        l->wait_ms = mono_ms();
+}
+
+/* Follower, once a wait has lasted HOLDER_TELL_MS: which session holds the
+ * leader lock (a node whose advertised URL does not answer while its
+ * session holds the lock is the case to look into). Asked on lis. */
+static void tell_holder(eb_pg_lead *l)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, "
+             "''), extract(epoch FROM now() - a.backend_start)::bigint FROM pg_locks k JOIN "
+             "pg_stat_activity a ON a.pid = k.pid WHERE k.locktype = 'advisory' AND k.granted "
+             "AND k.classid = %d AND k.objid = %d AND k.objsubid = 2 AND k.database = (SELECT "
+             "oid FROM pg_database WHERE datname = current_database())", PG_LOCK_CLASS,
+             PG_LOCK_LEADER);
+    PGresult *r = NULL;
+    l->wait_ms = 0;
+    if (!l->lis || eb__pg_run(l->lis, sql, 0, NULL, 0, &r) != 0)
+        return;
+    if (PQntuples(r))
+        EB_INFO("postgresql: following for %d s; the leader lock is held by the session of "
+                "pid %s (\"%s\", %s, connected %s s ago)", HOLDER_TELL_MS / 1000,
+                PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
+                PQgetvalue(r, 0, 3));
+    else
+        EB_INFO("postgresql: following for %d s; no session holds the leader lock now",
+                HOLDER_TELL_MS / 1000);
+    PQclear(r);
 }
 
 /* Follower: input on the LISTEN connection. */
@@ -277,8 +329,14 @@ static void *lead_main(void *arg)
         ensure_listen(l);
         ensure_wait(l);
         int ms = l->lis && l->gate ? -1 : PG_BACKOFF_MAX_MS / 5;
+        if (ms < 0 && l->wait_ms) { /* wakes once to say who holds the lock */
+            uint64_t at = l->wait_ms + HOLDER_TELL_MS, now = mono_ms();
+            ms = at > now ? (int)(at - now) : 0;
+        }
         if (wait_fds(l, l->lis ? PQsocket(l->lis) : -1, l->gate ? PQsocket(l->gate) : -1, ms))
             break;
+        if (l->wait_ms && l->gate && mono_ms() >= l->wait_ms + HOLDER_TELL_MS)
+            tell_holder(l);
         if (l->lis)
             on_listen(l);
         if (l->gate && on_gate(l)) {
@@ -327,6 +385,7 @@ int eb_pg_lead_start(const char *uri, const char *url, eb_pg_lead_fn fn, void *a
         lead_free(l);
         return EB_ECONNECT;
     }
+    named(l, l->gate);
     {
         int got = try_gate(l);
         if (got == 1 && take_office(l))

@@ -51,6 +51,11 @@ PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t er
     PGresult *r = PQexec(c, sync == EB_STORE_SYNC_ALWAYS ? "SET synchronous_commit = on"
                                                          : "SET synchronous_commit = off");
     PQclear(r);
+    /* A session whose eventbusd died is ended within a second even while
+     * it runs a statement or waits for a lock (PostgreSQL 14+; older ones
+     * refuse the setting, and notice only when they next read): its locks
+     * -- the leader's, a writer's -- are not held for a dead node. */
+    PQclear(PQexec(c, "SET client_connection_check_interval = 1000"));
     return c;
 }
 

@@ -222,6 +222,8 @@ class Server:
             log.close()
             self.port = self.logged_port(seen)
             if self.port and self.wait_ready():
+                if self.pg_db:  # alone on its database: ready means leading
+                    self.wait_leading()
                 if "--admin-token-file" in fsync:
                     self.token = self.read_token(token_file)
                 return self
@@ -271,6 +273,24 @@ class Server:
                 pass
             time.sleep(0.02)
         return False
+
+    def wait_leading(self, timeout=15.0):
+        """A lone node on PostgreSQL restarted at once after SIGKILL may
+        follow its own old session for a moment (the database has not seen
+        that session's death yet: it answers 503 no_leader meanwhile, which
+        clients retry). It must lead once that session ends; a node that
+        does not is a failure, said here with its log."""
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                st, _, body = self.request("GET", "/v1/cluster", timeout=2)
+                if st == 200 and body.get("role") == "leader":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("eventbusd alone on its database did not lead within "
+                           f"{timeout:.0f} s:\n" + self.log_tail())
 
     @staticmethod
     def read_token(path, timeout=10.0):

@@ -23,6 +23,7 @@ import threading
 import time
 
 from harness import DAEMON, PG, Server, Skip, free_port, pg_cluster, run_tests
+import pgcluster  # noqa: E402 (harness puts tests/tools on the path)
 
 
 class Node(Server):
@@ -337,6 +338,72 @@ def test_leader_killed_a_follower_takes_over(trio):
     ra = a.role()
     assert ra["role"] == "follower" and ra["leader"] == new.url, ra
     assert [e["id"] for e in all_events(a)] == ["before", "after"]
+
+
+def test_lone_node_over_a_lingering_session_follows_then_leads(trio):
+    """A node restarted at once after SIGKILL can find its old session still
+    holding the leader lock (the database has not seen the death yet). It
+    follows meanwhile (503 no_leader: it knows no live leader), names the
+    session holding the lock once it has waited 5 s, and leads as soon as
+    that session ends. Here a psql session stands in for the dying one."""
+    need_pg()
+    a = trio.nodes[0]
+    host = pg_cluster()
+    holder = subprocess.Popen(
+        [pgcluster.pg_bin("psql")] + host.where() + ["-U", pgcluster.USER, "-d", trio.db, "-X",
+         "-qAt", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    holder.stdin.write("SET application_name = 'stand-in';\n"
+                       "SELECT pg_advisory_lock(25954, 256);\n\\echo locked\n")
+    holder.stdin.flush()
+    for line in holder.stdout:  # psql prints the SELECT's row first
+        if line.strip() == "locked":
+            break
+    try:
+        a.start()
+        assert a.role()["role"] == "follower"
+        st, _, js = a.request("POST", "/v1/events", {"type": "t.x", "data": {}})
+        assert st == 503 and js["error"]["code"] == "no_leader", (st, js)
+        end = time.time() + 15
+        while "the leader lock is held by the session of pid" not in open(a.log_path).read():
+            assert time.time() < end, a.log_tail()
+            time.sleep(0.1)
+        assert '"stand-in"' in open(a.log_path).read(), a.log_tail()
+    finally:
+        holder.stdin.close()  # the session ends: its lock goes
+        holder.wait()
+    t0 = time.time()
+    while a.role()["role"] != "leader":
+        assert time.time() - t0 < 10, a.log_tail()
+        time.sleep(0.02)
+    print(f"        the holder's session ended: the lone node led after "
+          f"{(time.time() - t0) * 1000:.0f} ms")
+    st, _, js = a.request("POST", "/v1/events", {"type": "t.x", "data": {}})
+    assert st == 201, (st, js)
+
+
+def test_a_killed_followers_sessions_end_though_one_waits_for_a_lock(trio):
+    """A follower's gate session waits in pg_advisory_lock; PostgreSQL reads
+    nothing from a session while it waits, so without
+    client_connection_check_interval a SIGKILLed follower's session stayed
+    queued until the leader changed (a connection slot per follower crash,
+    and a dead queue the next leader election went through)."""
+    need_pg()
+    a, b, _ = trio.start()
+    name = f"eventbusd {b.url}"
+
+    def sessions():
+        return int(pg_cluster().query(trio.db, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                      f"application_name = '{name}'"))
+    assert sessions() >= 1  # the gate (waiting) and the LISTEN session
+    b.kill9()
+    end = time.time() + 5
+    while sessions():
+        assert time.time() < end, pg_cluster().query(
+            trio.db, "SELECT pid, state, wait_event_type, query FROM pg_stat_activity WHERE "
+            f"application_name = '{name}'")
+        time.sleep(0.05)
+    assert a.role()["role"] == "leader"
 
 
 @checked
