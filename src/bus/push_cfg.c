@@ -1,6 +1,7 @@
 /* push_cfg.c - the "push" member of a group's config (webhook delivery,
  * src/push): parsing with errors naming the field, the masked view of the
  * secret, secret rotation, and writing it back out. Pure: no I/O. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,47 @@ static int parse_secret(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
     return 0;
 }
 
-/* http:// or https://, a host, no whitespace or control characters. */
+/* A host: a name or IPv4 address (letters, digits, '-', '.', '_'), or an
+ * IPv6 address in brackets; then an optional :port (1-65535). */
+static bool authority_ok(const char *a, size_t n)
+{
+    const char *at = memchr(a, '@', n);
+    if (at) /* userinfo: kept as given (libcurl sends it as basic auth) */
+        n -= (size_t)(at + 1 - a), a = at + 1;
+    size_t i = 0;
+    if (n && a[0] == '[') {
+        for (i = 1; i < n && a[i] != ']'; i++)
+            if (!isxdigit((unsigned char)a[i]) && a[i] != ':' && a[i] != '.')
+                return false;
+        if (i == n || i < 3)
+            return false;
+        i++;
+    } else {
+        for (; i < n && a[i] != ':'; i++)
+            if (!isalnum((unsigned char)a[i]) && a[i] != '-' && a[i] != '.' && a[i] != '_')
+                return false;
+        if (i == 0)
+            return false;
+    }
+    if (i == n)
+        return true;
+    if (a[i] != ':' || i + 1 == n || n - i - 1 > 5)
+        return false;
+    unsigned port = 0;
+    for (i++; i < n; i++) {
+        if (!isdigit((unsigned char)a[i]))
+            return false;
+        port = port * 10 + (unsigned)(a[i] - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
+/* http:// or https://, a host (authority_ok), no whitespace or control
+ * characters: what libcurl parses (test_push.c checks each against it). */
 static int parse_url(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
 {
-    static const char msg[] = "must be an http:// or https:// URL with a host (at most 2048 "
-                              "characters, no spaces)";
+    static const char msg[] = "must be an http:// or https:// URL with a host and an optional "
+                              "port 1-65535 (at most 2048 characters, no spaces)";
     if (!eb_json_is(v, EB_JSON_STRING) || v->len > EB_PUSH_MAX_URL)
         return eb__cfg_err(err, "/push/url", msg);
     size_t skip = 0;
@@ -71,14 +108,18 @@ static int parse_url(const eb_json *v, eb_push_cfg *p, eb_field_error *err)
         skip = 8;
     else if (v->len > 7 && !strncmp(v->str, "http://", 7))
         skip = 7;
-    if (!skip || v->str[skip] == '/' || v->str[skip] == '?' || v->str[skip] == '#' ||
-        v->str[skip] == ':' || v->str[skip] == '@')
+    if (!skip)
         return eb__cfg_err(err, "/push/url", msg);
     for (size_t i = 0; i < v->len; i++) {
         unsigned char c = (unsigned char)v->str[i];
         if (c <= 0x20 || c == 0x7f)
             return eb__cfg_err(err, "/push/url", msg);
     }
+    size_t end = skip;
+    while (end < v->len && !strchr("/?#", v->str[end]))
+        end++;
+    if (!authority_ok(v->str + skip, end - skip))
+        return eb__cfg_err(err, "/push/url", msg);
     if (!(p->url = strndup(v->str, v->len)))
         return eb__cfg_err(err, "/push/url", "out of memory");
     return 0;

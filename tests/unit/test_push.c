@@ -6,6 +6,7 @@
 #include "runner.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,6 +85,62 @@ TEST(config_errors_name_the_field)
         eb_push_cfg *p = NULL;
         eb_field_error fe;
         CHECK_EQ(parse(text, &p, &fe), k == 2048 ? 0 : EB_EINVAL);
+        eb_push_cfg_free(p);
+    }
+}
+
+/* What libcurl makes of a URL: parsed with a scheme and a host, or not. */
+static bool curl_parses(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+/* A URL the config accepts is one libcurl parses (a PUT is refused rather
+ * than every delivery failing later); the usual forms are accepted. */
+TEST(push_urls_accepted_are_those_libcurl_parses)
+{
+    static const char *const good[] = {
+        "https://a", "http://a/", "https://hooks.example.com/in?x=1#f", "http://10.0.0.1:8080/h",
+        "https://[2606:4700::1111]:443/x", "http://my_host.local:1/", "https://u:p@h.example/x",
+        "http://a:65535", "https://x.example?q", "http://a#frag"};
+    static const char *const bad[] = {
+        "http://", "http:///x", "http://:80/", "http://a:0/", "http://a:65536/",
+        "http://a:123456", "http://a:8x/", "http://a:/", "https://ex^ample.com/",
+        "https://exa|mple/", "http://[::1/", "http://[zz]/", "https://a{b}/", "http://a\\b/",
+        "http://@/", "http://[]/", "https://a%20b/", "http://a b/"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"url\":\"%s\"}", good[i]);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        if (parse(text, &p, &fe) != 0 || !curl_parses(good[i])) {
+            fprintf(stderr, "refused (or curl cannot parse): %s\n", good[i]);
+            CHECK(false);
+        }
+        eb_push_cfg_free(p);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"url\":\"%s\"}", bad[i]);
+        eb_push_cfg *p = NULL;
+        eb_field_error fe;
+        int rc = parse(text, &p, &fe);
+        if (rc == 0 && !curl_parses(bad[i])) {
+            fprintf(stderr, "accepted, but curl cannot parse it: %s\n", bad[i]);
+            CHECK(false);
+        }
+        if (rc == 0) {
+            fprintf(stderr, "accepted: %s\n", bad[i]);
+            CHECK(false);
+        } else {
+            CHECK_STR(fe.field, "/push/url");
+        }
         eb_push_cfg_free(p);
     }
 }
@@ -249,4 +306,4 @@ TEST(retry_after_forms_and_edges)
 
 TEST_MAIN(T(config_errors_name_the_field), T(mask_rotation_and_keep),
           T(signature_matches_the_spec_vector), T(ssrf_guard_address_rule),
-          T(retry_after_forms_and_edges))
+          T(retry_after_forms_and_edges), T(push_urls_accepted_are_those_libcurl_parses))
