@@ -254,6 +254,18 @@ int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
     return 0;
 }
 
+int eb__keyidx_add_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq)
+{
+    pend(x, h, seq, 0);
+    return 0;
+}
+
+int eb__keyidx_add_source_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq)
+{
+    pend(x, h, seq, 1);
+    return 0;
+}
+
 uint64_t eb__keyidx_find_id(eb_keyidx *x, const char *id, size_t n, uint64_t below)
 {
     return find(x, 0, eb__keyidx_id_hash(id, n), below);

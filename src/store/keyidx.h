@@ -86,6 +86,10 @@ int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, co
 uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below);
 
+/* The same two with the hash given (eb__keyidx_id_hash,
+ * eb__keyidx_source_id_hash: computed once where the record was described). */
+int      eb__keyidx_add_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq);
+int      eb__keyidx_add_source_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq);
 /* Frees the oldest generations of ids whose seqs are all below `covered`
  * (the caller answers those seqs elsewhere) and starts a new generation
  * for the ids added from now on. A find's answer below
