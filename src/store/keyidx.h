@@ -22,7 +22,8 @@
 #include "util/imap.h"
 #include "util/map.h"
 
-#define EB_KEYIDX_PENDING 128 /* ids added before they are put (keyidx.c) */
+#define EB_KEYIDX_PENDING 128 /* ids put at once past the lazy bound (keyidx.c) */
+#define EB_KEYIDX_LAZY_MAX (1u << 20) /* ids held unput at most (keyidx.c) */
 
 /* The id lookups of one generation: the ids added between two cuts
  * (eb__keyidx_ids_cut). */
@@ -46,14 +47,18 @@ typedef struct eb_keyidx {
     eb__keyidx_gen *gens;
     size_t          ngens;
     uint64_t        gone_below; /* every freed entry's seq is below this */
-    /* Ids added but not yet in the maps: a batch's are put together, their
-     * slots prefetched first (each put into a large map is a cache miss;
-     * together they overlap). Every find and cut puts them first. */
+    /* Ids added but not yet in the maps, in the order added: pend[phead ..
+     * npend). Nothing is put until a find (or past EB_KEYIDX_LAZY_MAX,
+     * the oldest EB_KEYIDX_PENDING at a time): a cut drops those its
+     * covered seq answers, so ids nobody looks up while a segment is
+     * active are never put (publishing's CPU: the puts were random cache
+     * misses and the maps' growth zeroing fresh pages). A find puts them
+     * all first, their slots prefetched. */
     struct eb__keyidx_pend {
         uint64_t h, seq;
         int      by_source;
-    } pend[EB_KEYIDX_PENDING];
-    size_t npend;
+    } *pend;
+    size_t phead, npend, pend_cap;
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
