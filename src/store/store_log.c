@@ -74,8 +74,9 @@ typedef struct log_store {
      * finds its records undescribed). */
     pthread_mutex_t acc_mu;
     eb_segsum_acc   acc;
-    uint64_t        read_back; /* segments sealed since open whose summary
-                                * was built by reading them (acc_mu) */
+    uint64_t        from_acc;  /* segments sealed since open whose summary
+                                * was written from acc (acc_mu) */
+    uint64_t        read_back; /* ... and built by reading them (acc_mu) */
     /* The id hashes of the last append's records (loop thread): the
      * bus's index_add of those records reuses them. */
     uint64_t        hseq;
@@ -446,8 +447,12 @@ static int summarize(log_store *ls, const eb_log_seg_info *seg, bool with_keys,
     eb_segsum *m = eb_xcalloc(1, sizeof *m);
     eb_segsum_key_fn kf = with_keys ? key_entry : NULL;
     int rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
-    if (rc && appended && eb__segsum_write(&piece, seg, path) == 0)
+    if (rc && appended && eb__segsum_write(&piece, seg, path) == 0) {
         rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
+        pthread_mutex_lock(&ls->acc_mu);
+        ls->from_acc++;
+        pthread_mutex_unlock(&ls->acc_mu);
+    }
     if (appended)
         eb__segsum_acc_free(&piece);
     if (rc) {
@@ -509,6 +514,15 @@ static void on_seal(void *arg, const eb_log_seg_info *seg)
     ls->queue[ls->nqueue++] = *seg;
     pthread_cond_signal(&ls->cv);
     pthread_mutex_unlock(&ls->mu);
+}
+
+void eb__store_log_summarized(eb_store *s, uint64_t *appended, uint64_t *read_back)
+{
+    log_store *ls = (log_store *)(void *)s;
+    pthread_mutex_lock(&ls->acc_mu);
+    *appended = ls->from_acc;
+    *read_back = ls->read_back;
+    pthread_mutex_unlock(&ls->acc_mu);
 }
 
 static void stop_summarizer(log_store *ls)
