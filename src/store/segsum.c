@@ -23,20 +23,28 @@
 #define MAGIC "EBSEGSUM"
 #define HDR 80
 
+/* Little-endian, written in place (a call to append 8 bytes was 1% of
+ * publishing's CPU: the summary's pairs and key entries). */
 static void put64(eb_buf *b, uint64_t v)
 {
-    unsigned char p[8];
+    if (!eb_buf_reserve(b, 8))
+        return;
+    unsigned char *p = (unsigned char *)b->data + b->len;
     for (int i = 0; i < 8; i++)
         p[i] = (unsigned char)(v >> (8 * i));
-    eb_buf_append(b, p, 8);
+    p[8] = 0; /* as eb_buf_append keeps it */
+    b->len += 8;
 }
 
 static void put32(eb_buf *b, uint32_t v)
 {
-    unsigned char p[4];
+    if (!eb_buf_reserve(b, 4))
+        return;
+    unsigned char *p = (unsigned char *)b->data + b->len;
     for (int i = 0; i < 4; i++)
         p[i] = (unsigned char)(v >> (8 * i));
-    eb_buf_append(b, p, 4);
+    p[4] = 0;
+    b->len += 4;
 }
 
 static uint64_t get64(const unsigned char *p)
