@@ -230,16 +230,12 @@ static void flush_some(eb_keyidx *x, size_t n)
         x->phead = x->npend = 0;
 }
 
-static void flush(eb_keyidx *x)
-{
-    if (x->npend > x->phead)
-        flush_some(x, x->npend - x->phead);
-}
-
 static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
 {
-    if (x->npend - x->phead >= EB_KEYIDX_LAZY_MAX)
-        flush_some(x, EB_KEYIDX_PENDING);
+    size_t waiting = x->npend - x->phead;
+    if (waiting >= EB_KEYIDX_LAZY_MAX || (x->eager && waiting >= EB_KEYIDX_PENDING))
+        /* twice what comes: a backlog drains as many adds later */
+        flush_some(x, waiting < 2 * EB_KEYIDX_PENDING ? waiting : 2 * EB_KEYIDX_PENDING);
     if (x->npend == x->pend_cap) {
         if (x->phead >= x->npend / 2 && x->phead) { /* reuse the room of the put ones */
             memmove(x->pend, x->pend + x->phead, (x->npend - x->phead) * sizeof *x->pend);
@@ -258,8 +254,16 @@ static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
  * its own chain; a seq out of order may sit in a newer one). */
 static uint64_t find(eb_keyidx *x, int by_source, uint64_t h, uint64_t below)
 {
-    flush(x);
+    /* The waiting ids are read, not put: a lookup costs a pass over them
+     * (~1 ms at 256k), never a stall putting them all; from now on until
+     * the next cut they are put as they come, and the backlog with them. */
+    x->eager = true;
     uint64_t best = 0;
+    for (size_t i = x->phead; i < x->npend; i++) {
+        const struct eb__keyidx_pend *p = &x->pend[i];
+        if (p->h == h && p->seq < below && p->seq > best && (p->by_source != 0) == (by_source != 0))
+            best = p->seq;
+    }
     for (size_t i = 0; i < x->ngens; i++) {
         const eb__keyidx_gen *g = &x->gens[i];
         uint64_t seq = by_source ? chain_find(&g->srcids, &g->srcids_older, h, below)
@@ -316,6 +320,7 @@ void eb__keyidx_ids_cut(eb_keyidx *x, uint64_t covered)
     }
     if (x->phead == x->npend)
         x->phead = x->npend = 0;
+    x->eager = false; /* until a lookup comes again */
     size_t k = 0; /* the oldest first, and never the newest (it takes adds) */
     while (k + 1 < x->ngens && x->gens[k].max_seq < covered) {
         if (x->gens[k].max_seq >= x->gone_below)

@@ -16,6 +16,7 @@
 #ifndef EB_STORE_KEYIDX_H
 #define EB_STORE_KEYIDX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,17 +49,21 @@ typedef struct eb_keyidx {
     size_t          ngens;
     uint64_t        gone_below; /* every freed entry's seq is below this */
     /* Ids added but not yet in the maps, in the order added: pend[phead ..
-     * npend). Nothing is put until a find (or past EB_KEYIDX_LAZY_MAX,
-     * the oldest EB_KEYIDX_PENDING at a time): a cut drops those its
-     * covered seq answers, so ids nobody looks up while a segment is
-     * active are never put (publishing's CPU: the puts were random cache
-     * misses and the maps' growth zeroing fresh pages). A find puts them
-     * all first, their slots prefetched. */
+     * npend). While no lookup came since the last cut, nothing is put
+     * (past EB_KEYIDX_LAZY_MAX waiting, the oldest are put as more come):
+     * a cut drops those its covered seq answers, so ids nobody looks up
+     * while their segment is active are never put (publishing's CPU: the
+     * puts were random cache misses and the maps' growth zeroed fresh
+     * pages). A find reads the waiting ids as well as the maps and makes
+     * the index eager until the next cut: then ids are put by chunks of
+     * EB_KEYIDX_PENDING (slots prefetched), the backlog drained twice as
+     * fast as ids come. */
     struct eb__keyidx_pend {
         uint64_t h, seq;
         int      by_source;
     } *pend;
     size_t phead, npend, pend_cap;
+    bool   eager; /* a find came since the last cut */
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
