@@ -26,20 +26,20 @@ static void write_result(eb_jw *w, const eb_pub_result *r)
     char t[32];
     size_t tn = eb_time_format(r->ts_us, t);
     eb_jw_obj_open(w);
-    eb_jw_key(w, "id");
+    EB_JW_KEY(w, "id");
     eb_jw_str(w, r->id);
-    eb_jw_key(w, "seq");
+    EB_JW_KEY(w, "seq");
     eb_jw_uint(w, r->seq);
-    eb_jw_key(w, "time");
+    EB_JW_KEY(w, "time");
     eb_jw_strn(w, t, tn);
     if (r->key_version) {
-        eb_jw_key(w, "key_version");
+        EB_JW_KEY(w, "key_version");
         eb_jw_uint(w, r->key_version);
     }
     if (r->deliver_us)
         eb_time_write(w, "deliver_at", r->deliver_us);
     if (r->duplicate) {
-        eb_jw_key(w, "duplicate");
+        EB_JW_KEY(w, "duplicate");
         eb_jw_bool(w, true);
     }
     eb_jw_obj_close(w);

@@ -245,36 +245,39 @@ static uint32_t le32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static void kv_str(eb_jw *w, const char *k, eb_str s)
+/* The member names are literals (EB_JW_KEY: no escaping; the per-key
+ * escaper calls were ~7% of publishing's CPU). */
+static void kv_str(eb_jw *w, const char *quoted_colon, size_t n, eb_str s)
 {
     if (!s.ptr)
         return;
-    eb_jw_key(w, k);
+    eb_jw_key_lit(w, quoted_colon, n);
     eb_jw_strn(w, s.ptr, s.len);
 }
+#define KV_STR(w, lit, s) kv_str(w, "\"" lit "\":", sizeof("\"" lit "\":") - 1, s)
 
 static void encode_json(const eb_event_in *ev, uint32_t schema_version, eb_buf *out)
 {
     eb_jw w;
     eb_jw_init(&w, out);
     eb_jw_obj_open(&w);
-    kv_str(&w, "id", ev->id);
-    kv_str(&w, "type", ev->type);
-    kv_str(&w, "source", ev->source);
+    KV_STR(&w, "id", ev->id);
+    KV_STR(&w, "type", ev->type);
+    KV_STR(&w, "source", ev->source);
     if (schema_version || ev->version) { /* the version validated against */
-        eb_jw_key(&w, "version");
+        EB_JW_KEY(&w, "version");
         eb_jw_int(&w, schema_version ? (int64_t)schema_version : ev->version);
     }
-    kv_str(&w, "key", ev->key);
-    kv_str(&w, "correlationId", ev->correlation_id);
-    kv_str(&w, "causationId", ev->causation_id);
-    kv_str(&w, "subject", ev->subject);
-    kv_str(&w, "datacontenttype", ev->datacontenttype);
+    KV_STR(&w, "key", ev->key);
+    KV_STR(&w, "correlationId", ev->correlation_id);
+    KV_STR(&w, "causationId", ev->causation_id);
+    KV_STR(&w, "subject", ev->subject);
+    KV_STR(&w, "datacontenttype", ev->datacontenttype);
     if (ev->extensions) {
-        eb_jw_key(&w, "extensions");
+        EB_JW_KEY(&w, "extensions");
         eb_jw_value(&w, ev->extensions);
     }
-    eb_jw_key(&w, "data");
+    EB_JW_KEY(&w, "data");
     if (ev->data_raw.ptr && ev->data_raw.len)
         eb_jw_raw(&w, ev->data_raw.ptr, ev->data_raw.len);
     else if (ev->data)

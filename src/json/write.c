@@ -146,6 +146,13 @@ void eb_jw_keyn(eb_jw *w, const char *key, size_t n)
 
 void eb_jw_key(eb_jw *w, const char *key) { eb_jw_keyn(w, key, strlen(key)); }
 
+void eb_jw_key_lit(eb_jw *w, const char *quoted_colon, size_t n)
+{
+    before_value(w);
+    eb_buf_append(w->out, quoted_colon, n);
+    w->after_key = true;
+}
+
 void eb_jw_strn(eb_jw *w, const char *s, size_t n)
 {
     before_value(w);

@@ -44,6 +44,7 @@ void eb__keyidx_free(eb_keyidx *x)
     for (size_t i = 0; i < x->ngens; i++)
         gen_free(&x->gens[i]);
     free(x->gens);
+    free(x->pend);
 }
 
 uint64_t eb__keyidx_version(const eb_keyidx *x, const char *key, size_t n)
@@ -199,36 +200,53 @@ static uint64_t chain_find(const eb_imap *map, const eb_imap *older, uint64_t h,
     return seq;
 }
 
-/* Puts the pending ids into the newest generation's maps: room made once,
- * every slot prefetched, then the puts (in order). */
-static void flush(eb_keyidx *x)
+/* Puts the oldest n pending ids into the newest generation's maps: room
+ * made once, then by chunks every slot prefetched and the puts (in order). */
+static void flush_some(eb_keyidx *x, size_t n)
 {
-    size_t n = x->npend, nsrc = 0;
-    if (n == 0)
-        return;
     eb__keyidx_gen *g = &x->gens[x->ngens - 1];
+    const struct eb__keyidx_pend *pe = x->pend + x->phead;
+    size_t nsrc = 0;
     for (size_t i = 0; i < n; i++)
-        nsrc += x->pend[i].by_source != 0;
+        nsrc += pe[i].by_source != 0;
     eb_imap_reserve(&g->ids, n - nsrc);
     eb_imap_reserve(&g->srcids, nsrc);
-    for (size_t i = 0; i < n; i++)
-        eb_imap_prefetch(x->pend[i].by_source ? &g->srcids : &g->ids, x->pend[i].h);
-    for (size_t i = 0; i < n; i++) {
-        const struct eb__keyidx_pend *p = &x->pend[i];
-        if (p->by_source)
-            chain_put(&g->srcids, &g->srcids_older, p->h, p->seq);
-        else
-            chain_put(&g->ids, &g->ids_older, p->h, p->seq);
-        if (p->seq > g->max_seq)
-            g->max_seq = p->seq;
+    for (size_t i = 0; i < n; i += EB_KEYIDX_PENDING) {
+        size_t end = i + EB_KEYIDX_PENDING < n ? i + EB_KEYIDX_PENDING : n;
+        for (size_t j = i; j < end; j++)
+            eb_imap_prefetch(pe[j].by_source ? &g->srcids : &g->ids, pe[j].h);
+        for (size_t j = i; j < end; j++) {
+            const struct eb__keyidx_pend *p = &pe[j];
+            if (p->by_source)
+                chain_put(&g->srcids, &g->srcids_older, p->h, p->seq);
+            else
+                chain_put(&g->ids, &g->ids_older, p->h, p->seq);
+            if (p->seq > g->max_seq)
+                g->max_seq = p->seq;
+        }
     }
-    x->npend = 0;
+    x->phead += n;
+    if (x->phead == x->npend)
+        x->phead = x->npend = 0;
 }
 
 static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
 {
-    if (x->npend == EB_KEYIDX_PENDING)
-        flush(x);
+    size_t waiting = x->npend - x->phead;
+    if (waiting >= EB_KEYIDX_LAZY_MAX || (x->eager && waiting >= EB_KEYIDX_PENDING))
+        /* twice what comes: a backlog drains as many adds later */
+        flush_some(x, waiting < 2 * EB_KEYIDX_PENDING ? waiting : 2 * EB_KEYIDX_PENDING);
+    if (x->npend == x->pend_cap) {
+        if (x->phead >= x->npend / 2 && x->phead) { /* reuse the room of the put ones */
+            memmove(x->pend, x->pend + x->phead, (x->npend - x->phead) * sizeof *x->pend);
+            x->npend -= x->phead;
+            x->phead = 0;
+        }
+        if (x->npend == x->pend_cap) {
+            x->pend_cap = x->pend_cap ? x->pend_cap * 2 : 1024;
+            x->pend = eb_xrealloc(x->pend, x->pend_cap * sizeof *x->pend);
+        }
+    }
     x->pend[x->npend++] = (struct eb__keyidx_pend){h, seq, by_source};
 }
 
@@ -236,8 +254,16 @@ static void pend(eb_keyidx *x, uint64_t h, uint64_t seq, int by_source)
  * its own chain; a seq out of order may sit in a newer one). */
 static uint64_t find(eb_keyidx *x, int by_source, uint64_t h, uint64_t below)
 {
-    flush(x);
+    /* The waiting ids are read, not put: a lookup costs a pass over them
+     * (~1 ms at 256k), never a stall putting them all; from now on until
+     * the next cut they are put as they come, and the backlog with them. */
+    x->eager = true;
     uint64_t best = 0;
+    for (size_t i = x->phead; i < x->npend; i++) {
+        const struct eb__keyidx_pend *p = &x->pend[i];
+        if (p->h == h && p->seq < below && p->seq > best && (p->by_source != 0) == (by_source != 0))
+            best = p->seq;
+    }
     for (size_t i = 0; i < x->ngens; i++) {
         const eb__keyidx_gen *g = &x->gens[i];
         uint64_t seq = by_source ? chain_find(&g->srcids, &g->srcids_older, h, below)
@@ -251,6 +277,18 @@ static uint64_t find(eb_keyidx *x, int by_source, uint64_t h, uint64_t below)
 int eb__keyidx_add_id(eb_keyidx *x, const char *id, size_t n, uint64_t seq)
 {
     pend(x, eb__keyidx_id_hash(id, n), seq, 0);
+    return 0;
+}
+
+int eb__keyidx_add_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq)
+{
+    pend(x, h, seq, 0);
+    return 0;
+}
+
+int eb__keyidx_add_source_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq)
+{
+    pend(x, h, seq, 1);
     return 0;
 }
 
@@ -274,7 +312,15 @@ uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
 
 void eb__keyidx_ids_cut(eb_keyidx *x, uint64_t covered)
 {
-    flush(x);
+    /* pending ids the cut covers are dropped, never put */
+    while (x->phead < x->npend && x->pend[x->phead].seq < covered) {
+        if (x->pend[x->phead].seq >= x->gone_below)
+            x->gone_below = x->pend[x->phead].seq + 1;
+        x->phead++;
+    }
+    if (x->phead == x->npend)
+        x->phead = x->npend = 0;
+    x->eager = false; /* until a lookup comes again */
     size_t k = 0; /* the oldest first, and never the newest (it takes adds) */
     while (k + 1 < x->ngens && x->gens[k].max_seq < covered) {
         if (x->gens[k].max_seq >= x->gone_below)
@@ -307,7 +353,7 @@ uint64_t eb__keyidx_ids_gone_below(const eb_keyidx *x)
 
 uint64_t eb__keyidx_ids_held(const eb_keyidx *x)
 {
-    uint64_t n = x->npend;
+    uint64_t n = x->npend - x->phead;
     for (size_t i = 0; i < x->ngens; i++) {
         const eb__keyidx_gen *g = &x->gens[i];
         n += g->ids.len + g->srcids.len + g->ids_older.len + g->srcids_older.len;

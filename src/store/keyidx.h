@@ -16,13 +16,15 @@
 #ifndef EB_STORE_KEYIDX_H
 #define EB_STORE_KEYIDX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "util/imap.h"
 #include "util/map.h"
 
-#define EB_KEYIDX_PENDING 128 /* ids added before they are put (keyidx.c) */
+#define EB_KEYIDX_PENDING 128 /* ids put at once past the lazy bound (keyidx.c) */
+#define EB_KEYIDX_LAZY_MAX (1u << 20) /* ids held unput at most (keyidx.c) */
 
 /* The id lookups of one generation: the ids added between two cuts
  * (eb__keyidx_ids_cut). */
@@ -46,14 +48,22 @@ typedef struct eb_keyidx {
     eb__keyidx_gen *gens;
     size_t          ngens;
     uint64_t        gone_below; /* every freed entry's seq is below this */
-    /* Ids added but not yet in the maps: a batch's are put together, their
-     * slots prefetched first (each put into a large map is a cache miss;
-     * together they overlap). Every find and cut puts them first. */
+    /* Ids added but not yet in the maps, in the order added: pend[phead ..
+     * npend). While no lookup came since the last cut, nothing is put
+     * (past EB_KEYIDX_LAZY_MAX waiting, the oldest are put as more come):
+     * a cut drops those its covered seq answers, so ids nobody looks up
+     * while their segment is active are never put (publishing's CPU: the
+     * puts were random cache misses and the maps' growth zeroed fresh
+     * pages). A find reads the waiting ids as well as the maps and makes
+     * the index eager until the next cut: then ids are put by chunks of
+     * EB_KEYIDX_PENDING (slots prefetched), the backlog drained twice as
+     * fast as ids come. */
     struct eb__keyidx_pend {
         uint64_t h, seq;
         int      by_source;
-    } pend[EB_KEYIDX_PENDING];
-    size_t npend;
+    } *pend;
+    size_t phead, npend, pend_cap;
+    bool   eager; /* a find came since the last cut */
 } eb_keyidx;
 
 void eb__keyidx_init(eb_keyidx *x);
@@ -86,6 +96,10 @@ int      eb__keyidx_add_source_id(eb_keyidx *x, const char *src, size_t slen, co
 uint64_t eb__keyidx_find_source_id(eb_keyidx *x, const char *src, size_t slen,
                                    const char *id, size_t n, uint64_t below);
 
+/* The same two with the hash given (eb__keyidx_id_hash,
+ * eb__keyidx_source_id_hash: computed once where the record was described). */
+int      eb__keyidx_add_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq);
+int      eb__keyidx_add_source_id_hash(eb_keyidx *x, uint64_t h, uint64_t seq);
 /* Frees the oldest generations of ids whose seqs are all below `covered`
  * (the caller answers those seqs elsewhere) and starts a new generation
  * for the ids added from now on. A find's answer below

@@ -32,6 +32,8 @@
 #include <stdint.h>
 
 #include "log/log.h"
+#include "util/buf.h"
+#include "util/map.h"
 #include "store/store.h"
 
 #define EB_SEGSUM_FORMAT 2
@@ -56,6 +58,52 @@ typedef struct eb_segsum {
     size_t               map_len;
 } eb_segsum;
 
+/* An id's (or a (source, id)'s) hash and its event's seq. */
+typedef struct eb_segsum_pair {
+    uint64_t hash, seq;
+} eb_segsum_pair;
+
+/* What a summary is made of: consecutive records, base .. base + n - 1,
+ * each described once (eb__segsum_acc_add). The log engine describes its
+ * records as they are appended, so a sealed segment's summary is written
+ * from this without reading the segment back (eb__segsum_acc_split, then
+ * eb__segsum_write); eb__segsum_build fills one by reading the segment.
+ * Not thread-safe: the owner locks. */
+typedef struct eb_segsum_acc {
+    uint64_t        base, n;
+    uint32_t       *rec;      /* per record: its type's index in types, or
+                               * EB_SEGSUM_UNCOUNTED; | EB_SEGSUM_CLIENT_ID */
+    size_t          rec_cap;
+    eb_segsum_type *types;    /* n: the described records of the type */
+    size_t          ntypes, types_cap;
+    uint32_t        last_type; /* the index found last (UINT32_MAX: none) */
+    eb_map          type_ix;  /* type -> its index + 1 */
+    eb_segsum_pair *ids, *srcids; /* nids each, in seq order */
+    size_t          nids, ids_cap;
+    eb_buf          keys;     /* the key entries, encoded */
+    size_t         *keyoff;   /* where each key entry starts in keys */
+    size_t          nkeys, keys_cap;
+    uint64_t        client_ids;
+} eb_segsum_acc;
+#define EB_SEGSUM_UNCOUNTED 0x7fffffffu
+#define EB_SEGSUM_CLIENT_ID 0x80000000u
+
+/* An empty description starting at seq base; _free releases one (_init
+ * again to reuse it). */
+void eb__segsum_acc_init(eb_segsum_acc *a, uint64_t base);
+void eb__segsum_acc_free(eb_segsum_acc *a);
+/* Describes record seq (== a->base + a->n): d is its description, or
+ * NULL when it is not an event (describe returned 0). *idh and *srch (may
+ * be NULL) get its id's and (source, id)'s hashes, 0 when unindexed. */
+void eb__segsum_acc_add(eb_segsum_acc *a, uint64_t seq, const eb_store_desc *d, uint64_t *idh,
+                        uint64_t *srch);
+/* Moves the description of the records below seq `end` into *out (made
+ * here; a then starts at end, keeping the records from there). */
+void eb__segsum_acc_split(eb_segsum_acc *a, uint64_t end, eb_segsum_acc *out);
+/* Writes the summary of sealed segment seg from a, which must describe
+ * exactly its records (EB_EINVAL if not: nothing written), to path; a's
+ * id pairs are sorted in place. 0 or an I/O error. */
+int eb__segsum_write(eb_segsum_acc *a, const eb_log_seg_info *seg, const char *path);
 /* Reads the records of sealed segment seg from log (describing each with
  * d), and writes their summary to path. *described (may be NULL) gets the
  * number of records read. 0, EB_EGONE (retention removed the segment

@@ -66,6 +66,22 @@ typedef struct log_store {
     _Atomic uint64_t covered;
     bool            gap;       /* a summary failed: covered stays (mu) */
     uint64_t        described; /* records read at open to summarize or index */
+    /* The records since the active segment at open, described as they are
+     * appended (EVENTS with describe): a sealed segment's summary is
+     * written from this, without reading the segment back. Appended to on
+     * the loop thread, split at each seal by the summarizer (acc_mu, held
+     * by the loop across an append and its description, so a seal never
+     * finds its records undescribed). */
+    pthread_mutex_t acc_mu;
+    eb_segsum_acc   acc;
+    uint64_t        from_acc;  /* segments sealed since open whose summary
+                                * was written from acc (acc_mu) */
+    uint64_t        read_back; /* ... and built by reading them (acc_mu) */
+    /* The id hashes of the last append's records (loop thread): the
+     * bus's index_add of those records reuses them. */
+    uint64_t        hseq;
+    size_t          hn, hcap;
+    uint64_t      (*hs)[2];
     uint32_t        rebuilt;   /* summaries rebuilt at open */
 } log_store;
 
@@ -74,12 +90,62 @@ static eb_log *log_of(eb_store *s)
     return ((log_store *)(void *)s)->log;
 }
 
+/* Describes the n records just appended from seq first (acc_mu held). */
+static void describe_appended(log_store *ls, const eb_store_rec_in *recs, size_t n,
+                              uint64_t first, uint64_t ts)
+{
+    eb_segsum_acc *a = &ls->acc;
+    if (first != a->base + a->n) {
+        /* seqs handed out again after a failed append: forget what was
+         * described from there (a gap, never expected, starts afresh: the
+         * segment it falls in is read back) */
+        eb_segsum_acc pre;
+        bool keep = first >= a->base && first < a->base + a->n;
+        if (keep)
+            eb__segsum_acc_split(a, first, &pre);
+        eb__segsum_acc_free(a);
+        if (keep)
+            *a = pre;
+        else
+            eb__segsum_acc_init(a, first);
+    }
+    if (n > ls->hcap) {
+        ls->hcap = n > 2 * ls->hcap ? n : 2 * ls->hcap;
+        ls->hs = eb_xrealloc(ls->hs, ls->hcap * sizeof *ls->hs);
+    }
+    ls->hseq = first;
+    ls->hn = n;
+    for (size_t i = 0; i < n; i++) {
+        eb_store_rec r = {.seq = first + i, .ts_us = ts, .type = recs[i].type,
+                          .flags = recs[i].flags, .len = recs[i].len, .data = recs[i].data};
+        eb_store_desc d;
+        int ev = ls->describe(&r, &d);
+        eb__segsum_acc_add(a, first + i, ev ? &d : NULL, &ls->hs[i][0], &ls->hs[i][1]);
+    }
+}
+
 static int ls_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool inline_ok,
                      uint64_t *first_seq, uint64_t *ts_us, eb_store_done_cb cb, void *arg)
 {
+    log_store *ls = (log_store *)(void *)s;
     const eb_log_rec_in *lr = (const eb_log_rec_in *)(const void *)recs;
-    return inline_ok ? eb_log_append_inline(log_of(s), lr, n, first_seq, ts_us, cb, arg)
-                     : eb_log_append(log_of(s), lr, n, first_seq, ts_us, cb, arg);
+    if (!ls->thread_started)
+        return inline_ok ? eb_log_append_inline(ls->log, lr, n, first_seq, ts_us, cb, arg)
+                         : eb_log_append(ls->log, lr, n, first_seq, ts_us, cb, arg);
+    pthread_mutex_lock(&ls->acc_mu);
+    int rc = inline_ok ? eb_log_append_inline(ls->log, lr, n, first_seq, ts_us, cb, arg)
+                       : eb_log_append(ls->log, lr, n, first_seq, ts_us, cb, arg);
+    if (rc >= 0 && n)
+        describe_appended(ls, recs, n, *first_seq, *ts_us);
+    pthread_mutex_unlock(&ls->acc_mu);
+    return rc;
+}
+
+/* The hash (which: 0 the id's, 1 the (source, id)'s) describe_appended
+ * found for seq, or 0. */
+static uint64_t appended_hash(const log_store *ls, uint64_t seq, int which)
+{
+    return seq >= ls->hseq && seq - ls->hseq < ls->hn ? ls->hs[seq - ls->hseq][which] : 0;
 }
 
 typedef struct scan_ctx {
@@ -134,6 +200,9 @@ static void ls_close(eb_store *s)
     eb_log_close(ls->log);
     free_sums(ls);
     eb__keyidx_free(&ls->kidx);
+    eb__segsum_acc_free(&ls->acc);
+    free(ls->hs);
+    pthread_mutex_destroy(&ls->acc_mu);
     pthread_mutex_destroy(&ls->mu);
     pthread_cond_destroy(&ls->cv);
     free(ls);
@@ -158,10 +227,15 @@ static void cut_ids(log_store *ls)
 static int ls_index_add(eb_store *s, const char *key, size_t klen, uint64_t version,
                         const char *id, size_t idlen, uint64_t seq)
 {
-    cut_ids((log_store *)(void *)s);
+    log_store *ls = (log_store *)(void *)s;
+    cut_ids(ls);
     if (klen)
-        eb__keyidx_add(kidx_of(s), key, klen, version, seq);
-    eb__keyidx_add_id(kidx_of(s), id, idlen, seq);
+        eb__keyidx_add(&ls->kidx, key, klen, version, seq);
+    uint64_t h = appended_hash(ls, seq, 0);
+    if (h)
+        eb__keyidx_add_id_hash(&ls->kidx, h, seq);
+    else
+        eb__keyidx_add_id(&ls->kidx, id, idlen, seq);
     return 0;
 }
 
@@ -237,8 +311,12 @@ static uint64_t ls_lookup_id_below(eb_store *s, const char *id, size_t idlen, ui
 static int ls_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
                               size_t idlen, uint64_t seq)
 {
-    cut_ids((log_store *)(void *)s);
-    return eb__keyidx_add_source_id(kidx_of(s), src, slen, id, idlen, seq);
+    log_store *ls = (log_store *)(void *)s;
+    cut_ids(ls);
+    uint64_t h = appended_hash(ls, seq, 1);
+    if (h)
+        return eb__keyidx_add_source_id_hash(&ls->kidx, h, seq);
+    return eb__keyidx_add_source_id(&ls->kidx, src, slen, id, idlen, seq);
 }
 
 static uint64_t ls_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
@@ -351,19 +429,40 @@ static void key_entry(void *arg, const char *key, size_t len, uint64_t version, 
     eb__keyidx_add(arg, key, len, version, seq);
 }
 
-/* Loads the summary of sealed segment seg, building it first when it is
- * missing or damaged; with_keys: its key entries into the key streams. */
+/* Loads the summary of sealed segment seg, writing it first when it is
+ * missing or damaged: from the description of its records as they were
+ * appended (the summarizer: appended), else by reading the segment back;
+ * with_keys: its key entries into the key streams. */
 static int summarize(log_store *ls, const eb_log_seg_info *seg, bool with_keys,
-                     uint64_t *described)
+                     uint64_t *described, bool appended)
 {
     char path[4200];
     eb_log_aux_path(ls->log, seg->base, path, sizeof path);
+    eb_segsum_acc piece;
+    if (appended) { /* the segment's records leave the description */
+        pthread_mutex_lock(&ls->acc_mu);
+        eb__segsum_acc_split(&ls->acc, seg->base + seg->count, &piece);
+        pthread_mutex_unlock(&ls->acc_mu);
+    }
     eb_segsum *m = eb_xcalloc(1, sizeof *m);
     eb_segsum_key_fn kf = with_keys ? key_entry : NULL;
     int rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
+    if (rc && appended && eb__segsum_write(&piece, seg, path) == 0) {
+        rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
+        pthread_mutex_lock(&ls->acc_mu);
+        ls->from_acc++;
+        pthread_mutex_unlock(&ls->acc_mu);
+    }
+    if (appended)
+        eb__segsum_acc_free(&piece);
     if (rc) {
         if (with_keys)
             ls->rebuilt++;
+        if (appended) {
+            pthread_mutex_lock(&ls->acc_mu);
+            ls->read_back++;
+            pthread_mutex_unlock(&ls->acc_mu);
+        }
         rc = eb__segsum_build(ls->log, seg, ls->describe, path, described);
         if (rc == 0)
             rc = eb__segsum_load(path, seg, m, kf, &ls->kidx);
@@ -396,7 +495,7 @@ static void *summarizer(void *arg)
         memmove(ls->queue, ls->queue + 1, --ls->nqueue * sizeof *ls->queue);
         pthread_mutex_unlock(&ls->mu);
         /* A failure costs a rebuild at the next open, not a record. */
-        summarize(ls, &seg, false, NULL);
+        summarize(ls, &seg, false, NULL, true);
         pthread_mutex_lock(&ls->mu);
     }
     pthread_mutex_unlock(&ls->mu);
@@ -415,6 +514,15 @@ static void on_seal(void *arg, const eb_log_seg_info *seg)
     ls->queue[ls->nqueue++] = *seg;
     pthread_cond_signal(&ls->cv);
     pthread_mutex_unlock(&ls->mu);
+}
+
+void eb__store_log_summarized(eb_store *s, uint64_t *appended, uint64_t *read_back)
+{
+    log_store *ls = (log_store *)(void *)s;
+    pthread_mutex_lock(&ls->acc_mu);
+    *appended = ls->from_acc;
+    *read_back = ls->read_back;
+    pthread_mutex_unlock(&ls->acc_mu);
 }
 
 static void stop_summarizer(log_store *ls)
@@ -464,7 +572,10 @@ static int index_one(void *arg, const eb_log_rec *rec)
     log_store *ls = arg;
     eb_store_desc d;
     ls->described++;
-    if (ls->describe((const eb_store_rec *)(const void *)rec, &d) && !d.unindexed) {
+    int ev = ls->describe((const eb_store_rec *)(const void *)rec, &d);
+    if (rec->seq == ls->acc.base + ls->acc.n) /* the summary of the active segment */
+        eb__segsum_acc_add(&ls->acc, rec->seq, ev ? &d : NULL, NULL, NULL);
+    if (ev && !d.unindexed) {
         if (d.key_len)
             eb__keyidx_add(&ls->kidx, d.key, d.key_len, d.version, rec->seq);
         eb__keyidx_add_id(&ls->kidx, d.id, d.id_len, rec->seq);
@@ -485,11 +596,13 @@ static int open_summaries(log_store *ls, const char *data_dir, const char *dir)
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t read = 0;
-        rc = summarize(ls, &segs[i], true, &read);
+        rc = summarize(ls, &segs[i], true, &read, false);
         ls->described += read;
     }
     uint64_t from = n ? segs[n - 1].base + segs[n - 1].count : eb_log_first_seq(ls->log);
     free(segs);
+    eb__segsum_acc_free(&ls->acc);
+    eb__segsum_acc_init(&ls->acc, from);
     uint64_t durable = eb_log_durable_seq(ls->log);
     while (rc == 0 && from < durable) {
         uint64_t before = ls->described;
@@ -528,6 +641,8 @@ static int ls_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     log_store *ls = eb_xcalloc(1, sizeof *ls);
     eb__keyidx_init(&ls->kidx);
     pthread_mutex_init(&ls->mu, NULL);
+    pthread_mutex_init(&ls->acc_mu, NULL);
+    eb__segsum_acc_init(&ls->acc, 0);
     pthread_cond_init(&ls->cv, NULL);
     ls->base.ops = &log_ops;
     eb_log_recovery lr = {0};

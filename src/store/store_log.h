@@ -7,4 +7,10 @@
 
 extern const eb_store_engine eb_store_log_engine;
 
+/* Tests: of the segments of an EVENTS store (with describe) sealed since
+ * open, how many got their summary from the description of their records
+ * made as they were appended (*appended), and how many by reading the
+ * segment back (*read_back: a description cut by a failed append). */
+void eb__store_log_summarized(eb_store *s, uint64_t *appended, uint64_t *read_back);
+
 #endif

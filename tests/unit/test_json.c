@@ -140,10 +140,15 @@ TEST(writer_structure_and_escaping)
     eb_jw_arr_close(&w);
     eb_jw_key(&w, "e");
     eb_jw_obj_open(&w);
+    EB_JW_KEY(&w, "lit"); /* a literal key: as eb_jw_key writes it */
+    eb_jw_int(&w, 1);
+    EB_JW_KEY(&w, "lit2");
+    eb_jw_obj_open(&w);
+    eb_jw_obj_close(&w);
     eb_jw_obj_close(&w);
     eb_jw_obj_close(&w);
     CHECK_STR(b.data, "{\"k\\n\":[-5,18446744073709551615,0.1,0.33333333333333331,false,null,"
-                      "\"\\u0001<\xc3\xa9>\",{\"r\":1}],\"e\":{}}");
+                      "\"\\u0001<\xc3\xa9>\",{\"r\":1}],\"e\":{\"lit\":1,\"lit2\":{}}}");
     CHECK(!eb_buf_failed(&b));
     eb_buf_free(&b);
 }

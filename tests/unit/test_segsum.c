@@ -294,6 +294,93 @@ TEST(summary_round_trip_and_foreign_file)
     unsetenv("EB_TEST_SEGMENT_BYTES");
 }
 
+/* The summaries of segments sealed while the store runs are written from
+ * the description of their records made at append, never by reading a
+ * segment back, and are the bytes a read-back builds. */
+TEST(summaries_written_from_appends_not_read_back)
+{
+    setenv("EB_TEST_SEGMENT_BYTES", "4096", 1);
+    const char *dir = eb_test_tmpdir();
+    uint64_t versions[KEYS] = {0};
+    eb_store *s = open_events(dir, NULL);
+    fill(s, versions);
+    eb_store_stats st;
+    eb_store_stats_get(s, &st);
+    uint64_t sealed = st.segments - 1, appended = 0, read_back = 0;
+    CHECK(sealed >= 20);
+    for (int i = 0; i < 5000 && appended + read_back < sealed; i++) {
+        usleep(1000);
+        eb__store_log_summarized(s, &appended, &read_back);
+    }
+    CHECK_EQ(read_back, 0);
+    CHECK_EQ(appended, sealed);
+    eb_store_close(s);
+    char ldir[600];
+    snprintf(ldir, sizeof ldir, "%s/events", dir);
+    eb_log_opts lo = {.dir = ldir};
+    eb_log *log = NULL;
+    CHECK_OK(eb_log_open(&lo, &log, NULL));
+    eb_log_seg_info segs[256];
+    size_t n = eb_log_sealed(log, segs, 256);
+    CHECK_EQ(n, sealed);
+    for (size_t i = 0; i < n; i++) {
+        char path[600], again[700], cmp[1500];
+        eb_log_aux_path(log, segs[i].base, path, sizeof path);
+        snprintf(again, sizeof again, "%s.again", path);
+        CHECK_OK(eb__segsum_build(log, &segs[i], describe, again, NULL));
+        snprintf(cmp, sizeof cmp, "cmp -s %s %s", path, again);
+        CHECK_EQ(system(cmp), 0);
+        unlink(again);
+    }
+    eb_log_close(log);
+    unsetenv("EB_TEST_SEGMENT_BYTES");
+}
+
+/* Splitting a description moves the records from the split on, with
+ * their counts, ids and keys; what stays is what a summary of the first
+ * part holds. */
+TEST(description_split_keeps_counts_ids_and_keys)
+{
+    eb_segsum_acc a, b;
+    eb__segsum_acc_init(&a, 100);
+    for (int i = 0; i < 50; i++) {
+        char id[16], key[16];
+        snprintf(id, sizeof id, "id-%d", i);
+        snprintf(key, sizeof key, "k%d", i % 4);
+        eb_store_desc d = {i % 2 ? "odd" : "even", i % 2 ? 3 : 4, key, i % 3 ? 0 : strlen(key),
+                           (uint64_t)i + 1, id, strlen(id), i % 5 == 0, i == 7, i == 9,
+                           "src", 3};
+        uint64_t h = 0, sh = 0;
+        eb__segsum_acc_add(&a, 100 + (uint64_t)i, i == 11 ? NULL : &d, &h, &sh);
+        CHECK_EQ(h != 0, i != 9 && i != 11);
+        CHECK_EQ(sh != 0, h != 0);
+        if (h)
+            CHECK_EQ(h, eb__keyidx_id_hash(id, strlen(id)));
+    }
+    eb__segsum_acc_split(&a, 130, &b); /* b: 100..129, a: 130..149 */
+    CHECK_EQ(b.base, 100);
+    CHECK_EQ(b.n, 30);
+    CHECK_EQ(a.base, 130);
+    CHECK_EQ(a.n, 20);
+    uint64_t nb = 0, na = 0;
+    for (size_t t = 0; t < b.ntypes; t++)
+        nb += b.types[t].n;
+    for (size_t t = 0; t < a.ntypes; t++)
+        na += a.types[t].n;
+    CHECK_EQ(nb, 28); /* 30 less the uncounted (7) and the non-event (11) */
+    CHECK_EQ(na, 20);
+    CHECK_EQ(b.nids, 28); /* less the unindexed (9) and the non-event */
+    CHECK_EQ(a.nids, 20);
+    CHECK_EQ(b.ids[b.nids - 1].seq, 129);
+    CHECK_EQ(a.ids[0].seq, 130);
+    CHECK_EQ(b.client_ids, 6); /* 0, 5, 10, 15, 20, 25 */
+    CHECK_EQ(a.client_ids, 4);
+    CHECK_EQ(b.nkeys + a.nkeys, 16); /* i % 3 == 0, but 9 (unindexed) */
+    CHECK_EQ(a.nkeys, 7);            /* 30, 33, ..., 48 */
+    eb__segsum_acc_free(&a);
+    eb__segsum_acc_free(&b);
+}
+
 /* Dropping segments drops their summaries: their ids are not answered,
  * their counts not covered. */
 TEST(summaries_dropped_with_their_segments)
@@ -584,5 +671,5 @@ TEST(forced_collisions_are_walked_in_summaries_too)
     forced_collisions("20000");
 }
 
-TEST_MAIN(T(ids_in_memory_bounded_by_segments_not_events), T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
+TEST_MAIN(T(summaries_written_from_appends_not_read_back), T(description_split_keeps_counts_ids_and_keys), T(ids_in_memory_bounded_by_segments_not_events), T(source_ids_across_sealed_segments), T(forced_collisions_are_walked_in_summaries_too), T(client_id_ranges_skip_segments_without_any), T(summaries_written_at_seal_and_read_at_open), T(damaged_or_missing_summaries_are_rebuilt),
           T(summary_round_trip_and_foreign_file), T(summaries_dropped_with_their_segments))

@@ -304,6 +304,57 @@ TEST(keyidx_collisions_are_chained)
     eb__keyidx_test_hash_bits(0);
 }
 
+/* Ids wait unput until lookups come: found while waiting, put as they
+ * come once a lookup came (the backlog drained too), found across the
+ * maps and the waiting list (colliding hashes walked through both), and
+ * dropped unput by a cut that covers them. */
+TEST(keyidx_ids_wait_until_lookups_come)
+{
+    eb__keyidx_test_hash_bits(6); /* collisions across both */
+    eb_keyidx x;
+    eb__keyidx_init(&x);
+    char id[16];
+    for (int i = 0; i < 5000; i++) {
+        int n = snprintf(id, sizeof id, "w-%d", i);
+        CHECK_OK(eb__keyidx_add_id(&x, id, (size_t)n, 10 + (uint64_t)i));
+    }
+    CHECK_EQ(x.npend - x.phead, 5000); /* nothing put: no lookup yet */
+    CHECK_EQ(eb__keyidx_ids_held(&x), 5000);
+    uint64_t seq = UINT64_MAX; /* found while waiting, collisions walked */
+    do
+        seq = eb__keyidx_find_id(&x, "w-17", 4, seq);
+    while (seq && seq != 27);
+    CHECK_EQ(seq, 27);
+    CHECK_EQ(x.npend - x.phead, 5000); /* read, not put */
+    for (int i = 5000; i < 10000; i++) {
+        int n = snprintf(id, sizeof id, "w-%d", i);
+        CHECK_OK(eb__keyidx_add_id(&x, id, (size_t)n, 10 + (uint64_t)i));
+    }
+    CHECK(x.npend - x.phead < EB_KEYIDX_PENDING); /* eager: the backlog drained */
+    for (int i = 0; i < 10000; i += 7) { /* every one found, from either place */
+        int n = snprintf(id, sizeof id, "w-%d", i);
+        seq = UINT64_MAX;
+        do
+            seq = eb__keyidx_find_id(&x, id, (size_t)n, seq);
+        while (seq && seq != 10 + (uint64_t)i);
+        CHECK_EQ(seq, 10 + (uint64_t)i);
+    }
+    /* A cut: lazy again; the waiting ids it covers go unput. */
+    eb__keyidx_ids_cut(&x, 10 + 10000);
+    CHECK_EQ(eb__keyidx_ids_held(&x), 0);
+    for (int i = 10000; i < 10300; i++) {
+        int n = snprintf(id, sizeof id, "w-%d", i);
+        CHECK_OK(eb__keyidx_add_id(&x, id, (size_t)n, 10 + (uint64_t)i));
+    }
+    CHECK_EQ(x.npend - x.phead, 300);
+    eb__keyidx_ids_cut(&x, 10 + 10200);
+    CHECK_EQ(x.npend - x.phead, 100);
+    CHECK_EQ(eb__keyidx_ids_gone_below(&x), 10 + 10200);
+    CHECK_EQ(eb__keyidx_find_id(&x, "w-10250", 7, UINT64_MAX) >= 10 + 10200, true);
+    eb__keyidx_free(&x);
+    eb__keyidx_test_hash_bits(0);
+}
+
 /* The lookups through the interface: only durable, retained records are
  * answered; a key's version survives as long as the store has it. */
 TEST(store_lookups)
@@ -660,6 +711,6 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
 #define PG_TESTS
 #endif
 
-TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(keyidx_collisions_are_chained), T(store_lookups),
+TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(keyidx_collisions_are_chained), T(keyidx_ids_wait_until_lookups_come), T(store_lookups),
           T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
           T(store_seek_time) PG_TESTS)
