@@ -225,13 +225,13 @@ def start_eventbus_tls(workdir):
     return s
 
 
-def start_eventbus_pg(workdir, pg):
+def start_eventbus_pg(workdir, pg, exe=None):
     """eventbusd --store on a PostgreSQL of its own, as the postgresql row
     runs it (synchronous_commit on: --fsync always)."""
     db = pg.start()
     try:
         store = f"postgresql://bench@127.0.0.1:{db.port}/postgres"
-        s = start_eventbus(workdir, "always", store)
+        s = start_eventbus(workdir, "always", store, exe=exe)
         s.store = store
     except RuntimeError:
         db.stop(db.stop_signal)
@@ -240,13 +240,13 @@ def start_eventbus_pg(workdir, pg):
     return s
 
 
-def start_eventbus_pg_2nodes(workdir, pg):
+def start_eventbus_pg_2nodes(workdir, pg, exe=None):
     """Two eventbusd nodes on one PostgreSQL database (issue 20): the first
     leads, the second forwards to it; the driver's connections (publishers,
     consumers' pulls and acks) alternate between the two."""
-    s = start_eventbus_pg(workdir, pg)
+    s = start_eventbus_pg(workdir, pg, exe)
     try:
-        b = start_eventbus(workdir, "always", s.store)
+        b = start_eventbus(workdir, "always", s.store, exe=exe)
     except RuntimeError:
         s.stop()  # and its database
         raise
@@ -359,6 +359,13 @@ def add_base(exe):
         SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), fsync {policy}",
                            lambda w, pg, p=policy: start_eventbus(w, p, exe=exe)))
         SHORT[name] = f"base, fsync {policy}"
+    for ours, start in (("eventbus-postgresql", start_eventbus_pg),
+                        ("eventbus-postgresql-2nodes", start_eventbus_pg_2nodes)):
+        name = "base-" + ours[len("eventbus-"):]
+        i = [s[0] for s in SYSTEMS].index(ours) + 1
+        SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), {SHORT[ours]}",
+                           lambda w, pg, st=start: st(w, pg, exe)))
+        SHORT[name] = "base, " + SHORT[ours]
 
 
 # name, driver arguments

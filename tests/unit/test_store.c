@@ -557,12 +557,12 @@ static void on_order(void *arg, int status)
     pthread_mutex_unlock(&o->mu);
 }
 
-/* META commits batches on several connections at once: completions still
- * come in seq order, each once durable_seq has passed it, and a reopen
- * finds every record. */
-TEST(pg_store_meta_lanes_complete_in_order)
+/* Both stores commit batches on several connections at once: completions
+ * still come in seq order, each once durable_seq has passed it, and a
+ * reopen finds every record. */
+static void lanes_complete_in_order(eb_store_kind kind)
 {
-    eb_store *s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, NULL);
+    eb_store *s = open_store(kind, EB_STORE_SYNC_ALWAYS, NULL);
     enum { N = 400 };
     static order_arg args[N];
     order_seen o = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 1, 0, 0};
@@ -586,9 +586,19 @@ TEST(pg_store_meta_lanes_complete_in_order)
     CHECK_EQ(eb_store_durable_seq(s), N + 1);
     eb_store_close(s);
     eb_store_recovery rep;
-    s = open_store(EB_STORE_META, EB_STORE_SYNC_ALWAYS, &rep);
+    s = open_store(kind, EB_STORE_SYNC_ALWAYS, &rep);
     CHECK_EQ(rep.records, N);
     eb_store_close(s);
+}
+
+TEST(pg_store_meta_lanes_complete_in_order)
+{
+    lanes_complete_in_order(EB_STORE_META);
+}
+
+TEST(pg_store_events_lanes_complete_in_order)
+{
+    lanes_complete_in_order(EB_STORE_EVENTS);
 }
 
 /* A crash while META batches were committing on several connections can
@@ -607,6 +617,24 @@ TEST(pg_store_meta_open_cuts_at_a_gap)
     CHECK_EQ(append_batch(s, "n", 1, false), 4);
     eb_store_close(s);
     CHECK_EQ(pg_num("SELECT count(*) FROM eb_meta"), 4);
+}
+
+/* The same for EVENTS (its batches commit on several connections too):
+ * the rows past a lost batch go at open, and their seqs are handed out
+ * again. */
+TEST(pg_store_events_open_cuts_at_a_gap)
+{
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    append_batch(s, "e", 3, false); /* 1..3 */
+    eb_store_close(s);
+    pg_sql("INSERT INTO eb_events VALUES (5, 1, 5, 0, 'x'), (6, 1, 5, 0, 'y')"); /* 4 lost */
+    eb_store_recovery rep;
+    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, &rep);
+    CHECK_EQ(rep.records, 3);
+    CHECK_EQ(eb_store_next_seq(s), 4);
+    CHECK_EQ(append_batch(s, "n", 1, false), 4);
+    eb_store_close(s);
+    CHECK_EQ(pg_num("SELECT count(*) FROM eb_events"), 4);
 }
 
 static int count_replayed(void *arg, uint16_t kind, uint64_t seq, const eb_json *rec)
@@ -655,7 +683,8 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
                  T(pg_store_second_node_refused), T(pg_store_retention_drops_partitions), \
                  T(pg_store_meta_drop_before_deletes), T(pg_store_meta_drop_before_is_the_next_job), \
                  T(pg_meta_open_drops_before_the_newest_snapshot), \
-                 T(pg_store_meta_lanes_complete_in_order), T(pg_store_meta_open_cuts_at_a_gap)
+                 T(pg_store_meta_lanes_complete_in_order), T(pg_store_meta_open_cuts_at_a_gap), \
+                 T(pg_store_events_lanes_complete_in_order), T(pg_store_events_open_cuts_at_a_gap)
 #else
 #define PG_TESTS
 #endif
