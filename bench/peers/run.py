@@ -422,8 +422,10 @@ TLS_FIGURES = [
 
 def server_cpu(server):
     """CPU seconds (user + system, with reaped children) of the server's
-    processes: every process of the session it leads (PostgreSQL's backends
-    too), from /proc/<pid>/stat."""
+    processes: every process of the session it leads, and their children
+    (PostgreSQL's backends each call setsid(): a live one is counted as the
+    postmaster's child, an ended one in the postmaster's cutime), from
+    /proc/<pid>/stat."""
     sids, total = {x.proc.pid for x in [server] + getattr(server, "also", [])}, 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -433,7 +435,7 @@ def server_cpu(server):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(pid) in sids or int(fields[3]) in sids:  # fields[3]: session id
+        if int(pid) in sids or int(fields[3]) in sids or int(fields[1]) in sids:  # sid, ppid
             total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     return total / TICKS
 

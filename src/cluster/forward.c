@@ -15,6 +15,7 @@
  * publish is resent with its id, so one the leader did commit is not
  * stored twice. */
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,13 @@ struct eb_fwd {
     uint64_t    count;
     bool        closing;
     struct fwd *head;    /* in flight */
+    struct fwd *spare;   /* done, kept for the next ones (their easy handle and
+                          * body buffer: no allocation, no heap trimming) */
+    uint32_t    nspare;
 };
+
+#define FWD_SPARES     64            /* finished forwards kept for reuse */
+#define FWD_SPARE_BODY (256u << 10)  /* a kept one's body buffer at most */
 
 typedef struct fwd {
     eb_fwd            *f;
@@ -91,14 +98,54 @@ static void unlink_fwd(fwd *w)
     f->in_flight--;
 }
 
+/* A forward record: a spare one (its easy handle reset to the defaults,
+ * its body buffer emptied), else a new one; NULL if libcurl cannot make a
+ * handle. */
+static fwd *fwd_get(eb_fwd *f)
+{
+    fwd *w = f->spare;
+    if (w) {
+        f->spare = w->next;
+        f->nspare--;
+        curl_easy_reset(w->easy);
+        eb_buf body = w->body;
+        CURL *e = w->easy;
+        memset(w, 0, offsetof(fwd, extra)); /* extra[] is read up to nextra only */
+        w->easy = e;
+        w->body = body;
+        eb_buf_reset(&w->body);
+        w->nextra = 0;
+        w->cut = w->full = false;
+        w->prev = w->next = NULL;
+        w->f = f;
+        return w;
+    }
+    w = eb_xcalloc(1, sizeof *w);
+    w->f = f;
+    eb_buf_init(&w->body);
+    if (!(w->easy = curl_easy_init())) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+/* Done with w: kept as a spare (FWD_SPARES at most) or freed. */
 static void fwd_free(fwd *w)
 {
-    w->f->buffered -= w->held;
-    if (w->easy) {
-        curl_multi_remove_handle(w->f->multi, w->easy); /* a no-op once done */
-        curl_easy_cleanup(w->easy);
-    }
+    eb_fwd *f = w->f;
+    f->buffered -= w->held;
+    w->held = 0;
+    curl_multi_remove_handle(f->multi, w->easy); /* a no-op once done */
     curl_slist_free_all(w->hdrs);
+    w->hdrs = NULL;
+    if (!f->closing && f->nspare < FWD_SPARES && w->body.cap <= FWD_SPARE_BODY) {
+        w->next = f->spare;
+        f->spare = w;
+        f->nspare++;
+        return;
+    }
+    curl_easy_cleanup(w->easy);
     eb_buf_free(&w->body);
     free(w);
 }
@@ -250,10 +297,12 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
                                      : "too many requests being forwarded to the leader");
         return;
     }
-    fwd *w = eb_xcalloc(1, sizeof *w);
-    w->f = f;
+    fwd *w = fwd_get(f);
+    if (!w) {
+        eb__cluster_error(req, 503, "overloaded", "out of memory");
+        return;
+    }
     w->req = req;
-    eb_buf_init(&w->body);
     eb_buf url = EB_BUF_INIT;
     eb_buf_printf(&url, "%s%.*s", base, (int)req->path_len, req->path);
     if (req->query)
@@ -278,14 +327,7 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
     if (!eb_http_req_header(req, "content-type", NULL)) /* libcurl adds none of its own */
         w->hdrs = curl_slist_append(w->hdrs, "Content-Type:");
     eb_buf_free(&line);
-    CURL *e = w->easy = curl_easy_init();
-    if (!e) {
-        eb_buf_free(&url);
-        curl_slist_free_all(w->hdrs);
-        free(w);
-        eb__cluster_error(req, 503, "overloaded", "out of memory");
-        return;
-    }
+    CURL *e = w->easy;
     curl_easy_setopt(e, CURLOPT_URL, url.data);
     eb_buf_free(&url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, w);
@@ -319,8 +361,6 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
     f->count++;
     if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
         unlink_fwd(w);
-        curl_easy_cleanup(e);
-        w->easy = NULL;
         fwd_free(w);
         eb__cluster_error(req, 503, "overloaded", "cannot start forwarding");
     }
@@ -345,6 +385,13 @@ void eb__fwd_close(eb_fwd *f)
         eb__cluster_error(w->req, 503, "shutting_down", "the server is stopping");
         unlink_fwd(w);
         fwd_free(w);
+    }
+    while (f->spare) {
+        fwd *w = f->spare;
+        f->spare = w->next;
+        curl_easy_cleanup(w->easy);
+        eb_buf_free(&w->body);
+        free(w);
     }
     eb_curl_uv_close(f->curl, free, f);
 }
