@@ -27,7 +27,7 @@ typedef struct eb_cluster eb_cluster;
 typedef struct eb_cluster_opts {
     const char *uri;           /* the database (libpq URI) */
     const char *advertise_url; /* this node's URL for the others, "http://host:port" */
-    uint32_t    timeout_ms;    /* a forwarded request's whole time (long polls: 60 s + this) */
+    uint32_t    timeout_ms;    /* a forwarded request's whole time, long polls too (past it 503) */
     size_t      max_answer;    /* a forwarded answer's bound: past it 502 */
     size_t      max_buffered;  /* the answer bytes all forwards may hold at once: past it 503 */
     uint32_t    max_forwards;  /* forwarded requests in flight: past it 503 */
