@@ -42,7 +42,7 @@ struct eb_fwd {
 };
 
 #define FWD_SPARES     64            /* finished forwards kept for reuse */
-#define FWD_SPARE_BODY (256u << 10)  /* a kept one's body buffer at most */
+#define FWD_SPARE_BODY (64u << 10)   /* a kept one's body buffer at most (4 MiB in all) */
 
 typedef struct fwd {
     eb_fwd            *f;
