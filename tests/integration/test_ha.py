@@ -446,18 +446,20 @@ def consumer(book, ports, group, name, start, drain):
                         book.confirmed[group].setdefault(eid, now)
 
 
-def follower_of(trio, bounds):
+def follower_of(trio, bounds, events=100):
     """Starts node 0 (the leader) and node 1 as a follower with the
-    forwarding bounds given as flags; the leader holds 100 events of about
-    4 KiB each. (a, b)."""
+    forwarding bounds given as flags; the leader holds `events` events of
+    about 4 KiB each. (a, b)."""
     a, b = trio.nodes[0], trio.nodes[1]
     b.extra = bounds
     a.start()
     b.start()
     assert b.role()["role"] == "follower", b.role()
-    evs = [{"type": "t.big", "data": {"i": i, "pad": "x" * 4000}} for i in range(100)]
-    st, _, js = a.request("POST", "/v1/events/batch", evs)
-    assert st == 201, js
+    for k in range(0, events, 250):
+        evs = [{"type": "t.big", "data": {"i": i, "pad": "x" * 4000}}
+               for i in range(k, min(events, k + 250))]
+        st, _, js = a.request("POST", "/v1/events/batch", evs)
+        assert st == 201, js
     return a, b
 
 
@@ -501,12 +503,15 @@ def test_forwarding_bounds_answer_and_timeout(trio):
 def test_forwarding_budget_overloaded_others_complete(trio):
     """--forward-max-buffered: many large answers relayed at once hold at
     most the budget; the requests past it get 503 overloaded naming the
-    flag while the others complete whole, and the follower serves on."""
+    flag while the others complete whole, and the follower serves on.
+    (Answers of 4 MiB, larger than a socket holds, so they arrive in
+    pieces and several are being received at once; two fit the budget.)"""
     need_pg()
-    budget = 1 << 20
-    a, b = follower_of(trio, ["--forward-max-answer", "512KiB",
-                              "--forward-max-buffered", str(budget)])
-    one = len(json.dumps(a.request("GET", "/v1/events?limit=100")[2]))  # about 420 KiB
+    budget = 10 << 20
+    a, b = follower_of(trio, ["--forward-max-answer", "8MiB",
+                              "--forward-max-buffered", str(budget)], events=1000)
+    path = "/v1/events?limit=1000"
+    one = len(json.dumps(a.request("GET", path)[2]))  # about 4.2 MB
     assert 2 * one <= budget < 3 * one, one
     hwm0 = vm_hwm_kib(b)
     seen = {200: 0, 503: 0}
@@ -514,7 +519,7 @@ def test_forwarding_budget_overloaded_others_complete(trio):
         got = []
 
         def get():
-            got.append(call(b.port, "GET", "/v1/events?limit=100"))
+            got.append(call(b.port, "GET", path, timeout=120))
         threads = [threading.Thread(target=get) for _ in range(16)]
         for t in threads:
             t.start()
@@ -523,7 +528,7 @@ def test_forwarding_budget_overloaded_others_complete(trio):
         for st, h, js in got:
             assert st in (200, 503), (st, js)
             if st == 200:
-                assert len(js["events"]) == 100, len(js["events"])
+                assert len(js["events"]) == 1000, len(js["events"])
             else:
                 assert js["error"]["code"] == "overloaded", js
                 assert "--forward-max-buffered" in js["error"]["message"], js
