@@ -58,6 +58,12 @@ static const char usage[] =
     "  --push-max-connections N  open connections to push endpoints, all groups (default 256)  EVENTBUS_PUSH_MAX_CONNECTIONS\n"
     "  --history-groups N      groups with a history ring (28 KiB each, made at a group's first activity; default 1000)  EVENTBUS_HISTORY_GROUPS\n"
     "  --delivery-cache-bytes SIZE  recent events kept for deliveries, which hold no copy (default 16MiB)  EVENTBUS_DELIVERY_CACHE_BYTES\n"
+    "  --forward-max-answer SIZE  with --store, on a follower: a relayed answer of the leader larger than\n"
+    "                          this is not passed on (502 answer_too_large; default 256MiB)  EVENTBUS_FORWARD_MAX_ANSWER\n"
+    "  --forward-max-buffered SIZE  answer bytes a follower holds for all relayed requests at once;\n"
+    "                          past it 503 overloaded (default 1GiB)  EVENTBUS_FORWARD_MAX_BUFFERED\n"
+    "  --forward-timeout AGE   a relayed request's whole time; keep it above the longest long poll,\n"
+    "                          60s (default 75s)  EVENTBUS_FORWARD_TIMEOUT\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -129,6 +135,9 @@ static void defaults(eb_config *c)
     c->auth = -1;
     c->metrics_groups = 1000;
     c->auth_fail_limit = 10;
+    c->forward_max_answer = (uint64_t)256 << 20;
+    c->forward_max_buffered = (uint64_t)1 << 30;
+    c->forward_timeout_ms = 75000;
 }
 
 static bool ip_literal(const char *host, size_t n);
@@ -307,6 +316,17 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (eb_parse_size(v, &c->delivery_cache_bytes) || c->delivery_cache_bytes < 65536 ||
             c->delivery_cache_bytes > (1ull << 36))
             BAD("expected 64KiB to 64GiB");
+    } else if (!strcmp(name, "forward-max-answer")) {
+        if (eb_parse_size(v, &c->forward_max_answer) || c->forward_max_answer < 4096 ||
+            c->forward_max_answer > (16ull << 30))
+            BAD("expected 4KiB to 16GiB");
+    } else if (!strcmp(name, "forward-max-buffered")) {
+        if (eb_parse_size(v, &c->forward_max_buffered) || c->forward_max_buffered < 4096 ||
+            c->forward_max_buffered > (1ull << 40))
+            BAD("expected 4KiB to 1TiB");
+    } else if (!strcmp(name, "forward-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 86400000) BAD("expected 100ms to 24h like 75s");
+        c->forward_timeout_ms = (uint32_t)n;
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -328,7 +348,8 @@ static const char *const env_names[] = {
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
     "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
-    "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url"};
+    "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url",
+    "forward-max-answer", "forward-max-buffered", "forward-timeout"};
 
 static bool known(const char *name)
 {

@@ -55,6 +55,9 @@ typedef struct eb_config {
     bool            push_allow_private; /* --push-allow-private */
     char            push_ca_file[1024]; /* --push-ca-file PEM, "" = the system store */
     uint32_t        push_max_connections; /* --push-max-connections, default 256 */
+    uint64_t        forward_max_answer;   /* --forward-max-answer, default 256MiB */
+    uint64_t        forward_max_buffered; /* --forward-max-buffered, default 1GiB */
+    uint32_t        forward_timeout_ms;   /* --forward-timeout, default 75s */
 } eb_config;
 
 /* The size of out that holds every answer of eb_config_parse (config.c

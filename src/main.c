@@ -465,8 +465,10 @@ static int open_all(daemon_state *d)
     advertise_url(d, url, sizeof url);
     eb__store_pg_fenced = step_down;
     eb_cluster_opts co = {.uri = d->cfg.store, .advertise_url = url,
-                          .timeout_ms = 60000 + 15000, /* the longest long poll, and more */
-                          .max_answer = (size_t)256 << 20, .max_forwards = d->max_connections,
+                          .timeout_ms = d->cfg.forward_timeout_ms,
+                          .max_answer = (size_t)d->cfg.forward_max_answer,
+                          .max_buffered = (size_t)d->cfg.forward_max_buffered,
+                          .max_forwards = d->max_connections,
                           .on_leader = on_leader, .arg = d};
     int rc = eb_cluster_open(d->loop, &co, &d->cluster);
     if (rc) {

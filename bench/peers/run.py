@@ -225,13 +225,13 @@ def start_eventbus_tls(workdir):
     return s
 
 
-def start_eventbus_pg(workdir, pg):
+def start_eventbus_pg(workdir, pg, exe=None):
     """eventbusd --store on a PostgreSQL of its own, as the postgresql row
     runs it (synchronous_commit on: --fsync always)."""
     db = pg.start()
     try:
         store = f"postgresql://bench@127.0.0.1:{db.port}/postgres"
-        s = start_eventbus(workdir, "always", store)
+        s = start_eventbus(workdir, "always", store, exe=exe)
         s.store = store
     except RuntimeError:
         db.stop(db.stop_signal)
@@ -240,13 +240,13 @@ def start_eventbus_pg(workdir, pg):
     return s
 
 
-def start_eventbus_pg_2nodes(workdir, pg):
+def start_eventbus_pg_2nodes(workdir, pg, exe=None):
     """Two eventbusd nodes on one PostgreSQL database (issue 20): the first
     leads, the second forwards to it; the driver's connections (publishers,
     consumers' pulls and acks) alternate between the two."""
-    s = start_eventbus_pg(workdir, pg)
+    s = start_eventbus_pg(workdir, pg, exe)
     try:
-        b = start_eventbus(workdir, "always", s.store)
+        b = start_eventbus(workdir, "always", s.store, exe=exe)
     except RuntimeError:
         s.stop()  # and its database
         raise
@@ -359,6 +359,13 @@ def add_base(exe):
         SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), fsync {policy}",
                            lambda w, pg, p=policy: start_eventbus(w, p, exe=exe)))
         SHORT[name] = f"base, fsync {policy}"
+    for ours, start in (("eventbus-postgresql", start_eventbus_pg),
+                        ("eventbus-postgresql-2nodes", start_eventbus_pg_2nodes)):
+        name = "base-" + ours[len("eventbus-"):]
+        i = [s[0] for s in SYSTEMS].index(ours) + 1
+        SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), {SHORT[ours]}",
+                           lambda w, pg, st=start: st(w, pg, exe)))
+        SHORT[name] = "base, " + SHORT[ours]
 
 
 # name, driver arguments
@@ -415,8 +422,10 @@ TLS_FIGURES = [
 
 def server_cpu(server):
     """CPU seconds (user + system, with reaped children) of the server's
-    processes: every process of the session it leads (PostgreSQL's backends
-    too), from /proc/<pid>/stat."""
+    processes: every process of the session it leads, and their children
+    (PostgreSQL's backends each call setsid(): a live one is counted as the
+    postmaster's child, an ended one in the postmaster's cutime), from
+    /proc/<pid>/stat."""
     sids, total = {x.proc.pid for x in [server] + getattr(server, "also", [])}, 0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -426,7 +435,7 @@ def server_cpu(server):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(pid) in sids or int(fields[3]) in sids:  # fields[3]: session id
+        if int(pid) in sids or int(fields[3]) in sids or int(fields[1]) in sids:  # sid, ppid
             total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
     return total / TICKS
 

@@ -84,7 +84,8 @@ int eb_cluster_open(uv_loop_t *loop, const eb_cluster_opts *o, eb_cluster **out)
     c->url = eb_xstrdup(o->advertise_url);
     c->o.uri = c->uri;
     c->o.advertise_url = c->url;
-    int rc = eb__fwd_open(loop, o->timeout_ms, o->max_answer, o->max_forwards, &c->fwd);
+    int rc = eb__fwd_open(loop, o->timeout_ms, o->max_answer, o->max_buffered,
+                          o->max_forwards, &c->fwd);
     if (rc) {
         free(c->uri);
         free(c->url);
@@ -142,6 +143,12 @@ static void answer_cluster(eb_cluster *c, eb_http_req *req)
     eb_jw_uint(&w, epoch);
     eb_jw_key(&w, "forwarded");
     eb_jw_uint(&w, eb__fwd_count(c->fwd));
+    uint64_t held, peak;
+    eb__fwd_held(c->fwd, &held, &peak);
+    eb_jw_key(&w, "relay_bytes");
+    eb_jw_uint(&w, held);
+    eb_jw_key(&w, "relay_bytes_peak");
+    eb_jw_uint(&w, peak);
     eb_jw_obj_close(&w);
     eb_http_respond(req, 200, "application/json", b.data, b.len);
     eb_buf_free(&b);

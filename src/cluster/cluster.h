@@ -27,8 +27,9 @@ typedef struct eb_cluster eb_cluster;
 typedef struct eb_cluster_opts {
     const char *uri;           /* the database (libpq URI) */
     const char *advertise_url; /* this node's URL for the others, "http://host:port" */
-    uint32_t    timeout_ms;    /* a forwarded request's whole time (long polls: 60 s + this) */
+    uint32_t    timeout_ms;    /* a forwarded request's whole time, long polls too (past it 503) */
     size_t      max_answer;    /* a forwarded answer's bound: past it 502 */
+    size_t      max_buffered;  /* the answer bytes all forwards may hold at once: past it 503 */
     uint32_t    max_forwards;  /* forwarded requests in flight: past it 503 */
     /* On the loop when this node became the leader: opens the bus; nonzero
      * (e.g. the old leader's writer still holds a lock) is retried 200 ms
@@ -53,15 +54,17 @@ void eb_cluster_close(eb_cluster *c);
 void eb_cluster_free(eb_cluster *c);
 
 /* --- forwarding (forward.c), the cluster's own ----------------------------- */
-/* The answer bytes all forwards in flight may hold at once (1 GiB). */
-#define EB_FWD_BUFFERED ((size_t)1 << 30)
 typedef struct eb_fwd eb_fwd;
-int  eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, uint32_t max,
-                  eb_fwd **out);
+/* timeout_ms, max_answer, max_buffered, max: as in eb_cluster_opts
+ * (max = max_forwards). */
+int  eb__fwd_open(uv_loop_t *loop, uint32_t timeout_ms, size_t max_answer, size_t max_buffered,
+                  uint32_t max, eb_fwd **out);
 /* Relays req to base (the leader's URL) and answers it with what comes
  * back; 503 no_leader when the leader cannot be reached. */
 void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req);
 uint64_t eb__fwd_count(const eb_fwd *f);
+/* The answer bytes held now, and the most ever held at once (<= max_buffered). */
+void eb__fwd_held(const eb_fwd *f, uint64_t *now, uint64_t *peak);
 void eb__fwd_close(eb_fwd *f);
 /* An error answer: {"error":{"code","message","details":[]}} (Retry-After
  * 1 with a 503). */

@@ -12,8 +12,8 @@
  * commit: group commit). The loop never waits on the database to append.
  * durable_seq moves past a batch once its commit returned and every batch
  * before it committed, so what is below durable_seq is a committed
- * prefix. META batches commit on several connections at once (lanes, see
- * store_pg_int.h and store_pg_writer.c); EVENTS on one.
+ * prefix. Batches commit on several connections at once (lanes, see
+ * store_pg_int.h and store_pg_writer.c).
  *
  * Lost connection: the append that was being committed is resolved after
  * reconnecting (its first seq is in the table or not); it and every
@@ -93,8 +93,10 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
             return EB_ETOOBIG;
     uint64_t now = eb_clock_wall_us();
     pthread_mutex_lock(&p->mu);
-    while (p->pend.copy.len > PG_MAX_PENDING && !p->err && !p->closing)
-        pthread_cond_wait(&p->space, &p->mu);
+    while ((p->pend.copy.len > PG_MAX_PENDING ||
+            (p->kind == EB_STORE_EVENTS && p->pend.records &&
+             p->pend.records + n > PG_BATCH_RECORDS)) && !p->err && !p->closing)
+        pthread_cond_wait(&p->space, &p->mu); /* until a lane takes the pending batch */
     int rc = p->err ? p->err : p->closing ? EB_ECLOSED : 0;
     if (rc) {
         pthread_mutex_unlock(&p->mu);
@@ -124,12 +126,17 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
         put_be(b, recs[i].len, 4);
         eb_buf_append(b, recs[i].data, recs[i].len);
     }
+    bool first = !p->pend.ncbs;
     push_cb(&p->pend, cb, arg);
     *first_seq = p->next_seq;
     *ts_us = ts;
     p->next_seq += n;
     p->pend.records += n;
-    pthread_cond_broadcast(&p->wake); /* every idle lane: the first that can takes it */
+    /* Every idle lane, at the first append of a batch: the first that can
+     * takes it. (A lane that was busy looks again once it is done: later
+     * appends to the same batch wake nobody.) */
+    if (first)
+        pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     return 0;
 }
@@ -424,14 +431,21 @@ static int load(pg_store *p, eb_store_recovery *rep)
         rc = eb__pg_run0(p->rd, sql);
     if (!rc && p->kind == EB_STORE_EVENTS)
         rc = eb__pg_run0(p->rd, "CREATE INDEX IF NOT EXISTS eb_events_ts ON eb_events (ts)");
-    /* META commits batches on several connections, so a crash can keep a
-     * batch and lose one before it: durable_seq never passed that gap, so
-     * nothing after it was acknowledged, and a record there may depend on
-     * one lost in it (a group's ack on its creation). It goes. */
-    if (!rc && p->kind == EB_STORE_META) {
+    /* Both stores commit batches on several connections, so a crash can
+     * keep a batch and lose one before it: durable_seq never passed that
+     * gap, so nothing after it was acknowledged, and a record there may
+     * depend on one lost in it (a group's ack on its creation; an event
+     * whose seq the next leader hands out again). It goes. A gap can only
+     * be among the last PG_LANES batches, so EVENTS (a large table) looks
+     * only at its last PG_GAP_WINDOW seqs. */
+    if (!rc) {
+        char tail[96] = "";
+        if (p->kind == EB_STORE_EVENTS)
+            snprintf(tail, sizeof tail, " WHERE seq >= (SELECT max(seq) FROM %s) - %llu",
+                     p->table, (unsigned long long)PG_GAP_WINDOW);
         snprintf(sql, sizeof sql, "DELETE FROM %s WHERE seq >= (SELECT min(seq) FROM (SELECT "
-                 "seq, lag(seq) OVER (ORDER BY seq) AS prev FROM %s) s WHERE seq <> prev + 1)",
-                 p->table, p->table);
+                 "seq, lag(seq) OVER (ORDER BY seq) AS prev FROM %s%s) s WHERE seq <> prev + 1)",
+                 p->table, p->table, tail);
         rc = eb__pg_run0(p->rd, sql);
     }
     PGresult *r = NULL;
@@ -483,7 +497,7 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     p->kind = o->kind;
     p->uri = eb_xstrdup(o->data_dir);
     p->table = o->kind == EB_STORE_META ? "eb_meta" : "eb_events";
-    p->nlanes = o->kind == EB_STORE_META ? PG_LANES : 1;
+    p->nlanes = o->kind == EB_STORE_EVENTS ? PG_EVENTS_LANES : PG_LANES;
     p->sync = o->sync;
     p->retention_ms = o->retention_ms;
     p->retention_bytes = o->retention_bytes;

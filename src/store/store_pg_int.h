@@ -24,8 +24,14 @@
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
 #define PG_LOCK_LEADER    0x100        /* (class, this): the leader lock (store_pg_lead.c) */
 #define PG_LOCK_WAIT      "'1s'"       /* a writer's lock is waited for this long */
-#define PG_LANES          3            /* META writer connections: batches commit concurrently */
+#define PG_LANES          3            /* writer connections a store: batches commit concurrently */
 #define PG_LOCK_LANE      0x10         /* lane i > 0 locks (class, kind + this * i) */
+#define PG_EVENTS_LANES   2            /* EVENTS: the next batch commits while one waits for its flush */
+#define PG_BATCH_RECORDS  65536        /* EVENTS: records a batch holds at most (an append
+                                          * waits past it; one append is never split: the
+                                          * bus appends at most 1000 records at once) */
+/* EVENTS: the last seqs searched for a gap at open (PG_LANES batches). */
+#define PG_GAP_WINDOW     ((uint64_t)PG_LANES * PG_BATCH_RECORDS)
 
 #define PG_PART_SEQS eb__store_pg_part_seqs
 
@@ -47,8 +53,9 @@ struct pg_store;
 
 /* A writer connection and the batch it commits. Lane 0 is the writer
  * thread's (its connection is p->wr, which holds the store's lock; it
- * also does the housekeeping); the others (META only) are threads of
- * their own that only commit. A lane takes the whole pending batch when idle, so while
+ * also does the housekeeping); the others are threads of their own that
+ * only commit (and leave a batch that needs a new EVENTS partition to
+ * lane 0). A lane takes the whole pending batch when idle, so while
  * one batch waits for its commit the next one is already committing on
  * another connection, and the database flushes their WAL together.
  * Completions are reported in seq order (eb__pg_complete). */
@@ -94,7 +101,7 @@ typedef struct pg_store {
     pthread_cond_t   wake, space;
     batch            pend;        /* mu: the appends not taken by a lane yet */
     pg_lane          lanes[PG_LANES];
-    int              nlanes;      /* META: PG_LANES; EVENTS: 1 (a gap at a crash: see load) */
+    int              nlanes;      /* META PG_LANES, EVENTS PG_EVENTS_LANES (a gap at a crash: see load) */
     int              fly[PG_LANES];  /* mu: the busy lanes, oldest batch first (a ring) */
     int              fly_head, nfly; /* mu */
     bool             completing;  /* mu: a thread is reporting completions */

@@ -513,6 +513,107 @@ def consumer(book, ports, group, name, start, drain):
                         book.confirmed[group].setdefault(eid, now)
 
 
+def follower_of(trio, bounds, events=100):
+    """Starts node 0 (the leader) and node 1 as a follower with the
+    forwarding bounds given as flags; the leader holds `events` events of
+    about 4 KiB each. (a, b)."""
+    a, b = trio.nodes[0], trio.nodes[1]
+    b.extra = bounds
+    a.start()
+    b.start()
+    assert b.role()["role"] == "follower", b.role()
+    for k in range(0, events, 250):
+        evs = [{"type": "t.big", "data": {"i": i, "pad": "x" * 4000}}
+               for i in range(k, min(events, k + 250))]
+        st, _, js = a.request("POST", "/v1/events/batch", evs)
+        assert st == 201, js
+    return a, b
+
+
+def vm_hwm_kib(node):
+    with open(f"/proc/{node.proc.pid}/status") as f:
+        return int(next(ln for ln in f if ln.startswith("VmHWM:")).split()[1])
+
+
+@checked
+def test_forwarding_bounds_answer_and_timeout(trio):
+    """--forward-max-answer: an answer of the leader larger than it is not
+    relayed (502 answer_too_large naming the flag) and the follower goes on
+    serving; --forward-timeout: a request the leader holds longer (a long
+    poll) gets 503 no_leader naming the flag; and the flags refuse bad
+    values, naming themselves."""
+    for flag, bad in (("--forward-max-answer", "1KiB"), ("--forward-max-buffered", "lots"),
+                      ("--forward-timeout", "10ms")):
+        p = subprocess.run([DAEMON, flag, bad], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2 and flag in p.stderr, (flag, bad, p.stderr)
+    need_pg()
+    a, b = follower_of(trio, ["--forward-max-answer", "64KiB", "--forward-timeout", "1s"])
+    st, _, js = call(b.port, "GET", "/v1/events?limit=100")  # about 400 KiB
+    assert st == 502 and js["error"]["code"] == "answer_too_large", (st, js)
+    assert "--forward-max-answer" in js["error"]["message"], js
+    st, _, js = b.request("GET", "/v1/events?limit=10")  # about 40 KiB: relayed
+    assert st == 200 and len(js["events"]) == 10, (st, js)
+    st, _, js = a.request("PUT", "/v1/groups/g", {"types": ["t.none"]})
+    assert st in (200, 201), js
+    t0 = time.time()
+    st, h, js = call(b.port, "POST", "/v1/groups/g/pull", {"consumer": "c", "wait_ms": 20000})
+    assert st == 503 and js["error"]["code"] == "no_leader", (st, js)
+    assert "--forward-timeout" in js["error"]["message"] and h.get("retry-after") == "1", js
+    assert time.time() - t0 < 15, "the long poll was not cut by --forward-timeout"
+    st, _, js = b.request("GET", "/v1/events?limit=1")
+    assert st == 200 and len(js["events"]) == 1, (st, js)
+    role = b.role()
+    assert role["relay_bytes"] == 0 and 30000 < role["relay_bytes_peak"] <= 65536, role
+
+
+@checked
+def test_forwarding_budget_overloaded_others_complete(trio):
+    """--forward-max-buffered: many large answers relayed at once hold at
+    most the budget; the requests past it get 503 overloaded naming the
+    flag while the others complete whole, and the follower serves on.
+    (Answers of 4 MiB, larger than a socket holds, so they arrive in
+    pieces and several are being received at once; two fit the budget.)"""
+    need_pg()
+    budget = 10 << 20
+    a, b = follower_of(trio, ["--forward-max-answer", "8MiB",
+                              "--forward-max-buffered", str(budget)], events=1000)
+    path = "/v1/events?limit=1000"
+    one = len(json.dumps(a.request("GET", path)[2]))  # about 4.2 MB
+    assert 2 * one <= budget < 3 * one, one
+    hwm0 = vm_hwm_kib(b)
+    seen = {200: 0, 503: 0}
+    for _ in range(10):
+        got = []
+
+        def get():
+            got.append(call(b.port, "GET", path, timeout=120))
+        threads = [threading.Thread(target=get) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for st, h, js in got:
+            assert st in (200, 503), (st, js)
+            if st == 200:
+                assert len(js["events"]) == 1000, len(js["events"])
+            else:
+                assert js["error"]["code"] == "overloaded", js
+                assert "--forward-max-buffered" in js["error"]["message"], js
+                assert h.get("retry-after") == "1", h
+            seen[st] += 1
+        if seen[200] and seen[503]:
+            break
+    assert seen[200] and seen[503], seen
+    role = b.role()
+    peak = role["relay_bytes_peak"]
+    assert role["relay_bytes"] == 0 and one <= peak <= budget, (one, role)
+    st, _, js = b.request("GET", "/v1/events?limit=100")
+    assert st == 200 and len(js["events"]) == 100, (st, js)
+    print(f"        {seen[200]} relayed whole, {seen[503]} refused overloaded; the most held at "
+          f"once {peak} of {budget} bytes ({one} an answer); the follower's peak RSS grew "
+          f"{vm_hwm_kib(b) - hwm0} KiB")
+
+
 @checked
 def test_fault_nodes_killed_and_restarted_for_a_minute(trio):
     need_pg()

@@ -22,6 +22,7 @@ EB_FAILOVER_NODES (default 1) eventbusd nodes on the one database, the
 publishers and the consumer's requests spread over them. Meson suite 'pg'
 (EB_TEST_STORE=pg); skipped elsewhere, or without PostgreSQL."""
 import os
+import re
 import sys
 import threading
 import time
@@ -46,6 +47,16 @@ class Node(Server):
 
     def store_args(self):
         return ["--store", self.uri]
+
+    def current_port(self):
+        """The port of the newest "listening on" line of its log: a leader
+        that finds another node took over re-executes itself and, started
+        on port 0, listens on a new one."""
+        with open(self.log_path, errors="replace") as f:
+            ports = re.findall(r"listening on \S+ \(port (\d+)\)(?! with TLS)", f.read())
+        if ports:
+            self.port = int(ports[-1])
+        return self.port
 
 
 class Failover:
@@ -85,8 +96,16 @@ class Failover:
 def client(node):
     """A connection of its own to a node (one per thread)."""
     s = Server.__new__(Server)
-    s.port, s.conn, s.token = node.port, None, node.token
+    s.port, s.conn, s.token, s.node = node.current_port(), None, node.token, node
     return s
+
+
+def lost(c):
+    """After a connection failure: the next try goes to the node's port now
+    (it may have re-executed itself as a follower on a new one)."""
+    c.close_conn()
+    c.port = c.node.current_port()
+    time.sleep(0.05)
 
 
 class Load:
@@ -129,8 +148,7 @@ class Load:
                 try:
                     st, _, js = c.request("POST", "/v1/events/batch", batch, timeout=60)
                 except OSError:
-                    c.close_conn()
-                    time.sleep(0.05)
+                    lost(c)
                     continue
                 if st in (200, 201):
                     with self.mu:
@@ -152,8 +170,7 @@ class Load:
             try:
                 st, _, js = c.request("POST", "/v1/groups/g/ack", {"ids": ids}, timeout=60)
             except OSError:
-                c.close_conn()
-                time.sleep(0.05)
+                lost(c)
                 continue
             if st == 200:
                 return js
@@ -175,8 +192,7 @@ class Load:
                 st, _, js = c.request("POST", "/v1/groups/g/pull",
                                       {"consumer": "c", "max": 100, "wait_ms": 200}, timeout=60)
             except OSError:
-                c.close_conn()
-                time.sleep(0.05)
+                lost(c)
                 continue
             if st != 200:
                 with self.mu:
@@ -290,6 +306,7 @@ def failover(fx, tail_on_primary_only=False):
         n.start()
     again = []
     for n in fx.nodes:
+        n.current_port()
         while True:
             st, _, js = n.request("POST", "/v1/groups/g/pull",
                                   {"consumer": "c2", "max": 100, "wait_ms": 300})
