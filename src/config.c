@@ -58,6 +58,7 @@ static const char usage[] =
     "  --push-max-connections N  open connections to push endpoints, all groups (default 256)  EVENTBUS_PUSH_MAX_CONNECTIONS\n"
     "  --history-groups N      groups with a history ring (28 KiB each, made at a group's first activity; default 1000)  EVENTBUS_HISTORY_GROUPS\n"
     "  --delivery-cache-bytes SIZE  recent events kept for deliveries, which hold no copy (default 16MiB)  EVENTBUS_DELIVERY_CACHE_BYTES\n"
+    "  --lag-walk-records N    records (and filter evaluations) the lag count of groups with a filter reads per loop turn, off the request path (default 1024)  EVENTBUS_LAG_WALK_RECORDS\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -125,6 +126,7 @@ static void defaults(eb_config *c)
     c->history_interval_ms = 5000;
     c->history_groups = EB_BUS_DEFAULT_HISTORY_GROUPS;
     c->delivery_cache_bytes = EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES;
+    c->lag_walk_records = EB_BUS_DEFAULT_LAG_WALK_RECORDS;
     c->log_level = EB_LVL_INFO;
     c->auth = -1;
     c->metrics_groups = 1000;
@@ -307,6 +309,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
         if (eb_parse_size(v, &c->delivery_cache_bytes) || c->delivery_cache_bytes < 65536 ||
             c->delivery_cache_bytes > (1ull << 36))
             BAD("expected 64KiB to 64GiB");
+    } else if (!strcmp(name, "lag-walk-records")) {
+        if (count(v, 1, 1000000, &c->lag_walk_records)) BAD("expected 1 to 1000000");
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -328,7 +332,8 @@ static const char *const env_names[] = {
     "auth", "insecure", "admin-token-file", "metrics-public", "auth-fail-limit",
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
     "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
-    "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url"};
+    "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url",
+    "lag-walk-records"};
 
 static bool known(const char *name)
 {
