@@ -363,7 +363,7 @@ def test_a_filtered_group_is_counted_off_the_request_path(srv):
     its lag is exact against a brute-force count that includes the events
     published, acked and dead-lettered during the walk."""
     srv.restart(["--lag-walk-records", "1"])
-    n = 100000
+    n = 20000 if PG else 100000  # a turn there is a query: fewer make as long a walk
     log = dict(publish_x(srv, n))
     seen = {"publish": 0, "health": 0, "counting": 0}
     done = threading.Event()
@@ -412,7 +412,7 @@ def test_a_filtered_group_is_counted_off_the_request_path(srv):
     s2 = stats(srv)
     walk = {k: s2["lag_walk"][k] - s0["lag_walk"][k] for k in ("reads", "turns")}
     # one record a turn; the log read there (but what the pulls examined first)
-    assert walk["reads"] <= walk["turns"] and walk["reads"] >= n - 1000, (walk, n)
+    assert walk["reads"] <= walk["turns"] and walk["reads"] >= n - 500, (walk, n)
     assert seen["publish"] >= 1 and seen["health"] >= 1, seen
     assert s2["lag_walk"]["groups_counting"] == 0
     want = sum(1 for q, x in log.items() if x == 1 and q not in finished)
