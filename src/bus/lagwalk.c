@@ -192,7 +192,7 @@ void eb__lagwalk_turn(uv_idle_t *h)
 {
     eb_bus *bus = h->data;
     eb_lagwalk *w = &bus->lagwalk;
-    uint64_t maxto, from = bus->closing || !bus->events ? UINT64_MAX : walk_from(bus, &maxto);
+    uint64_t maxto = 0, from = bus->closing || !bus->events ? UINT64_MAX : walk_from(bus, &maxto);
     uint64_t durable = from == UINT64_MAX ? 0 : eb_store_durable_seq(bus->events);
     if (w->n == 0 || from >= durable) {
         stop(w); /* done, or waiting for appends to be durable: the timer kicks */
