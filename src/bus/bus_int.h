@@ -340,6 +340,10 @@ int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
 /* lag.c: counts one group's lag (created, or its config changed) from the
  * counts by type, without walking the log (but for a content filter). */
 int  eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head);
+/* lag.c: eb_group_env.count_matching (arg = the bus): a replay's range
+ * counted by type, without reading it (false for a group with a filter). */
+bool eb__bus_count_matching(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                            size_t ntypes, uint64_t *n);
 
 /* history.c */
 /* Samples every group when due (called by the timer). */

@@ -90,6 +90,12 @@ typedef struct eb_group_env {
      * or by its walk off the request path for a filter). NULL: the engine
      * walks [cursor, durable) itself. */
     void (*recount)(void *arg, eb_group *g);
+    /* Counts the events of [from, to) that g's config and `types` (when
+     * ntypes) match without reading them (the bus: the counts by type,
+     * lag.c) into *n; false when it cannot (a filter looks at each event:
+     * the engine reads the range). NULL: the engine reads it. */
+    bool (*count_matching)(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                           size_t ntypes, uint64_t *n);
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's

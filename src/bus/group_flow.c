@@ -376,7 +376,9 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
     if (to <= from)
         return;
     uint64_t start = from < first ? first : from;
-    *requeued = count_range(g, start, to, types, ntypes, NULL);
+    if (!g->env.count_matching ||
+        !g->env.count_matching(g->env.arg, g, start, to, types, ntypes, requeued))
+        *requeued = count_range(g, start, to, types, ntypes, NULL); /* a filter: read */
     if (*requeued == 0 || !ob) /* nothing to do, or a dry run */
         return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);

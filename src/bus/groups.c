@@ -42,7 +42,7 @@ static eb_group_env group_env(eb_bus *bus)
 {
     return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
                           bus->opts.max_in_flight_total, eb__bus_dead_lettered, &bus->grp.cache,
-                          &bus->count_reads, recount};
+                          &bus->count_reads, recount, eb__bus_count_matching};
 }
 
 /* --- committing records ------------------------------------------------------ */

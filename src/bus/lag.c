@@ -20,7 +20,10 @@
  * the cursor's segment walked -- added up for the types the group matches.
  * A group with a content filter is counted by the walk of lagwalk.c (its
  * filter looks at each event), off the request path and shared by every
- * filtered group, at creation, a change of its config and startup alike. */
+ * filtered group, at creation, a change of its config and startup alike.
+ *
+ * A replay's request (eb__bus_count_matching): the events of its range the
+ * group (and the replay's types) match, from the same counts by type. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,4 +206,38 @@ int eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head)
     if (rc == 0)
         eb_group_set_ahead_exact(g, c.n, head);
     return rc;
+}
+
+/* --- a replay's range (its request) -------------------------------------------- */
+
+typedef struct match_ctx {
+    const eb_group_cfg *cfg;
+    char              **types; /* the replay's subset, or NULL */
+    size_t              ntypes;
+    uint64_t            n;
+} match_ctx;
+
+static void count_match_type(void *arg, const char *type, size_t len, uint64_t n)
+{
+    match_ctx *c = arg;
+    if (!eb_group_cfg_matches(c->cfg, type, len))
+        return;
+    bool in = !c->types;
+    for (size_t i = 0; !in && i < c->ntypes; i++)
+        in = eb_group_type_match(c->types[i], type, len);
+    if (in)
+        c->n += n;
+}
+
+bool eb__bus_count_matching(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                            size_t ntypes, uint64_t *n)
+{
+    eb_bus *bus = arg;
+    if (eb_group_has_filter(g)) /* its filter looks at each event */
+        return false;
+    match_ctx c = {eb_group_config(g), ntypes ? types : NULL, ntypes, 0};
+    if (from < to && eb__bus_count_types(bus, from, to, count_match_type, &c) != 0)
+        return false;
+    *n = c.n;
+    return true;
 }

@@ -281,6 +281,14 @@ def test_creating_a_group_reads_no_log_whatever_its_length(srv):
         g, _ = wait_counted(srv, "filtered")
         assert g["lag"] == want_s and lag_f <= want_s, (g["lag"], lag_f, want_s)
         assert stats(srv)["lag_walk"]["reads"] - walk0 >= n - 1
+        # a replay of the whole log is counted the same way, by type
+        for body, want in (({"since": {"seq": 1}, "dry_run": True}, want_s),
+                           ({"since": {"seq": 1}, "types": ["s.a"]}, want_s)):
+            before = count_reads(srv)
+            st, _, ans = srv.request("POST", "/v1/groups/many/replay", body)
+            assert st == 200 and ans["requeued"] == want, (st, ans, want)
+            reads_p = count_reads(srv) - before
+            assert reads_p <= reads1 + 2048 and reads_p * 20 < n, (reads_p, n)
     finally:
         del os.environ["EB_TEST_SEGMENT_BYTES"]
 
