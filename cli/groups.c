@@ -277,11 +277,12 @@ static void print_group(const void *res, const void *arg)
     char types[160];
     printf("group:          %s\ntypes:          %s\npaused:         %s\n"
            "position:       cursor %" PRIu64 ", head %" PRIu64 "\nlag:            %" PRIu64
-           "\nready:          %" PRIu64 "\ndelayed:        %" PRIu64 "\nin flight:      %" PRIu64
+           "%s\nready:          %" PRIu64 "\ndelayed:        %" PRIu64 "\nin flight:      %" PRIu64
            "\nretrying:       %" PRIu64 "\ndead letters:   %" PRIu64 "\noldest unacked: %" PRIu64
            " ms\n",
            g->name, cli_join(g->types, g->ntypes, types, sizeof types), cli_yesno(g->paused),
-           g->cursor, g->head, g->lag, g->ready, g->delayed, g->in_flight, g->retry_scheduled,
+           g->cursor, g->head, g->lag,
+           g->lag_counting ? " (at least: its filter's count is under way)" : "", g->ready, g->delayed, g->in_flight, g->retry_scheduled,
            g->dead_letters,
            g->oldest_unacked_age_ms);
     print_config_line(g);

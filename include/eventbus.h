@@ -539,6 +539,9 @@ typedef struct eb_groups_info {
                                     NULL when the answer had no push state */
     uint32_t    push_failures;   /* consecutive failed POSTs to the endpoint */
     uint64_t    push_in_flight;  /* events being POSTed */
+    bool        lag_counting;    /* the lag of a group with a filter is still being
+                                    counted by the server (off the request path):
+                                    lag and ready are a lower bound until false */
 } eb_groups_info;
 
 /* Every group (GET /v1/groups). Caller-owned: eb_result_free(). */

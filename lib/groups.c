@@ -266,6 +266,7 @@ int eb__group_info(eb_client *c, void *res, const eb_json *o, eb_groups_info *g)
         return eb__bad_answer(c, "a group without its name");
     eb__get_bool(o, "paused", &g->paused);
     g->lag = eb__u64_of(o, "lag");
+    eb__get_bool(o, "lag_counting", &g->lag_counting);
     g->delayed = eb__u64_of(o, "delayed");
     g->in_flight = eb__u64_of(o, "in_flight");
     g->retry_scheduled = eb__u64_of(o, "retry_scheduled");

@@ -64,6 +64,7 @@ static const char usage[] =
     "                          past it 503 overloaded (default 1GiB)  EVENTBUS_FORWARD_MAX_BUFFERED\n"
     "  --forward-timeout AGE   a relayed request's whole time; keep it above the longest long poll,\n"
     "                          60s (default 75s)  EVENTBUS_FORWARD_TIMEOUT\n"
+    "  --lag-walk-records N    records (and filter evaluations) the lag count of groups with a filter reads per loop turn, off the request path (default 1024)  EVENTBUS_LAG_WALK_RECORDS\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -131,6 +132,7 @@ static void defaults(eb_config *c)
     c->history_interval_ms = 5000;
     c->history_groups = EB_BUS_DEFAULT_HISTORY_GROUPS;
     c->delivery_cache_bytes = EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES;
+    c->lag_walk_records = EB_BUS_DEFAULT_LAG_WALK_RECORDS;
     c->log_level = EB_LVL_INFO;
     c->auth = -1;
     c->metrics_groups = 1000;
@@ -327,6 +329,8 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "forward-timeout")) {
         if (duration_ms(v, &n) || n < 100 || n > 86400000) BAD("expected 100ms to 24h like 75s");
         c->forward_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "lag-walk-records")) {
+        if (count(v, 1, 1000000, &c->lag_walk_records)) BAD("expected 1 to 1000000");
     } else if (!strcmp(name, "log-level")) {
         if (eb_logger_parse_level(v, &c->log_level)) BAD("expected debug, info, warn or error");
     } else if (!strcmp(name, "log-format")) {
@@ -349,7 +353,7 @@ static const char *const env_names[] = {
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
     "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
     "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url",
-    "forward-max-answer", "forward-max-buffered", "forward-timeout"};
+    "forward-max-answer", "forward-max-buffered", "forward-timeout", "lag-walk-records"};
 
 static bool known(const char *name)
 {

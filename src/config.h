@@ -36,6 +36,7 @@ typedef struct eb_config {
     uint32_t        history_interval_ms; /* --history-interval, default 5s */
     uint64_t        history_groups;    /* --history-groups, default 1000 */
     uint64_t        delivery_cache_bytes; /* --delivery-cache-bytes, default 16MiB */
+    uint64_t        lag_walk_records;  /* --lag-walk-records, default 1024 */
     bool            require_schemas;   /* --require-schemas */
     uint32_t        max_connections;   /* --max-connections, 0 = from RLIMIT_NOFILE */
     uint32_t        header_timeout_ms; /* --header-timeout, default 10s */

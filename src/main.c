@@ -362,7 +362,8 @@ static int open_bus(daemon_state *d)
         .max_groups = d->cfg.max_groups, .max_types = d->cfg.max_types, .max_in_flight_total = d->cfg.max_in_flight_total,
         .history_interval_ms = d->cfg.history_interval_ms, .max_delay_ms = d->cfg.max_delay_ms,
         .max_delayed = d->cfg.max_delayed, .history_groups = (size_t)d->cfg.history_groups,
-        .delivery_cache_bytes = d->cfg.delivery_cache_bytes};
+        .delivery_cache_bytes = d->cfg.delivery_cache_bytes,
+        .lag_walk_records = (uint32_t)d->cfg.lag_walk_records};
     eb_bus_report rep;
     int rc = eb_bus_open(d->loop, &bo, &d->bus, &rep);
     if (rc) {

@@ -71,6 +71,8 @@ static void write_summary(eb_bus *bus, eb_jw *w, const eb_group_info *in, bool d
     }
     eb_jw_key(w, "lag");
     eb_jw_uint(w, in->lag);
+    eb_jw_key(w, "lag_counting");
+    eb_jw_bool(w, in->lag_counting);
     eb_jw_key(w, "delayed");
     eb_jw_uint(w, in->delayed);
     eb_jw_key(w, "in_flight");
@@ -181,6 +183,11 @@ void eb__api_stats(eb_api *api, eb_http_req *req, const eb_api_params *p)
     eb_jw_uint(&w, eb_bus_lookup_reads(api->bus));
     eb_jw_key(&w, "count_reads");
     eb_jw_uint(&w, eb_bus_count_reads(api->bus));
+    eb_jw_key(&w, "lag_walk");
+    eb_jw_obj_open(&w);
+    EB_API_UINTS(&w, {"reads", st.lag_walk_reads}, {"turns", st.lag_walk_turns},
+                 {"laps", st.lag_walk_laps}, {"groups_counting", st.lag_counting});
+    eb_jw_obj_close(&w);
     eb_jw_key(&w, "index_ids_in_memory");
     eb_jw_uint(&w, st.ids_in_memory);
     eb_jw_key(&w, "delayed");
@@ -278,7 +285,9 @@ static const struct { const char *name, *help; } gauges[] = {
     {"eventbus_group_rate_limit", "The group's deliveries per second (0: no limit)."},
     {"eventbus_group_throttled_total", "Pulls given fewer events by max_in_flight or rate_limit."},
     {"eventbus_group_ready", "Events waiting for a pull (replays' backlogs included)."},
-    {"eventbus_group_delayed", "Delayed events of the group's types not due yet (not in lag)."}};
+    {"eventbus_group_delayed", "Delayed events of the group's types not due yet (not in lag)."},
+    {"eventbus_group_lag_counting",
+     "1 while the lag of a group with a filter is being counted (lag is a lower bound until 0)."}};
 
 /* Gauge k of gauges[] for one group. */
 static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t now)
@@ -293,7 +302,8 @@ static void prom_gauge(eb_buf *o, size_t k, const eb_group_info *in, uint64_t no
                : k == 7 ? in->cfg->rate_limit
                : k == 8 ? (double)in->counters.throttled
                : k == 9 ? (double)in->ready
-                        : (double)in->delayed;
+               : k == 10 ? (double)in->delayed
+                        : (double)in->lag_counting;
     eb_buf_printf(o, "%s{group=\"", gauges[k].name);
     eb__api_prom_label(o, in->name);
     eb_buf_printf(o, "\"} %.6g\n", v);

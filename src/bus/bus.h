@@ -51,6 +51,9 @@ typedef struct eb_bus_opts {
                                         * into "_other" (0: 1000) */
     uint64_t        delivery_cache_bytes; /* recent records read for deliveries (16 MiB) */
     size_t          history_groups;    /* groups with a history ring (1000) */
+    uint32_t        lag_walk_records;  /* records (and filter evaluations) the lag
+                                        * walk of filtered groups takes per loop
+                                        * turn (0: 1024) */
 } eb_bus_opts;
 
 #define EB_BUS_DEFAULT_DEDUPE_MAX_BYTES (64ull << 20)
@@ -61,6 +64,7 @@ typedef struct eb_bus_opts {
 #define EB_BUS_DEFAULT_MAX_DELAYED 1000000
 #define EB_BUS_DEFAULT_DELIVERY_CACHE_BYTES (16ull << 20)
 #define EB_BUS_DEFAULT_HISTORY_GROUPS 1000
+#define EB_BUS_DEFAULT_LAG_WALK_RECORDS 1024
 
 /* What startup found, for the startup log line. */
 typedef struct eb_bus_report {
@@ -425,6 +429,10 @@ typedef struct eb_bus_stats {
     uint64_t       ids_in_memory;    /* id lookup entries in memory (store.h) */
     const eb_hist *publish_hist;  /* request to durable answer (µs) */
     const eb_hist *delivery_hist; /* append to ack (µs) */
+    /* The lag walk of groups with a filter (off the request path): records
+     * read, loop turns and laps (passes) taken since open, groups being
+     * counted now. */
+    uint64_t       lag_walk_reads, lag_walk_turns, lag_walk_laps, lag_counting;
 } eb_bus_stats;
 void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out);
 /* The stores' state: 0; EB_ENOSPC while one is out of space (writes are

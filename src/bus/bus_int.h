@@ -13,7 +13,9 @@
  *   pull.c     pulls and long polls; calls the engine
  *   snapshot.c meta snapshots; calls codec.c and durable.c
  *   lag.c      every group's lag counted in one walk at startup; calls the
- *              engine and match.c
+ *              engine, match.c and lagwalk.c
+ *   lagwalk.c  filtered groups' lag counted in slices per loop turn; calls
+ *              the engine and match.c
  *   match.c    the type -> groups index (no calls)
  *   delay.c    delayed events: the due-time heap, releases, its meta
  *              records (through codec.c); calls groups.c and pull.c
@@ -202,6 +204,30 @@ void eb__bus_count_published(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_duplicate(eb_bus *bus, const char *type, size_t n);
 void eb__bus_count_rejected(eb_bus *bus, const char *type, size_t n);
 
+/* lagwalk.c: the lag of groups with a filter, counted off the request
+ * path, in slices of at most opts.lag_walk_records per loop turn. A group
+ * is in g exactly while eb_group_counting(g). */
+typedef struct eb_lagwalk {
+    eb_group **g;        /* the groups being counted (at most max_groups) */
+    size_t     n, cap;
+    uv_idle_t  idle;     /* one slice per loop turn while running */
+    bool       running;
+    uint64_t   pos;      /* the lap's position: groups behind it wait */
+    uint64_t   reads, turns, laps; /* since open (eb_bus_stats) */
+} eb_lagwalk;
+int  eb__lagwalk_init(eb_bus *bus);
+/* Stops the walk, forgets its groups (not freed) and closes the handle. */
+void eb__lagwalk_close(eb_bus *bus);
+/* Counts g's lag anew by the walk (created, config changed, restart,
+ * recount); at once if there is nothing to read. */
+void eb__lagwalk_add(eb_bus *bus, eb_group *g);
+/* g leaves the walk (deleted, or no filter any more); its count is 0. */
+void eb__lagwalk_remove(eb_bus *bus, eb_group *g);
+/* Resumes a walk that waited for appends to be durable (the timer). */
+void eb__lagwalk_kick(eb_bus *bus);
+void eb__lagwalk_turn(uv_idle_t *h);
+void eb__lagwalk_stats(const eb_bus *bus, eb_bus_stats *out);
+
 struct eb_bus {
     uv_loop_t      *loop;     /* the loop everything runs on */
     eb_bus_opts     opts;     /* copy; data_dir owned */
@@ -240,6 +266,7 @@ struct eb_bus {
     void           *observer_arg;
     eb_push_state_fn push_state;
     void           *push_state_arg;
+    eb_lagwalk      lagwalk;  /* filtered groups' lag, off the request path */
 };
 
 /* bus.c: a libuv handle of the bus closed (the last one frees the bus). */
@@ -282,6 +309,10 @@ void eb__bus_groups_published(eb_bus *bus, const eb_event_in *evs, const eb_pub_
                               size_t n);
 /* A delayed event's due copy was appended: counted for the groups it matches. */
 void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v, uint64_t seq);
+/* What the groups' filters look at in a stored event, parsed into the
+ * bus's scratch document (valid until its next use); false if its JSON
+ * cannot be read (a filter then lets it pass). */
+bool eb__bus_filter_event(eb_bus *bus, const eb_event_view *v, eb_filter_event *fe);
 
 /* Makes the timer visit g at the next tick, then when its next lease or
  * retry falls due (groups.c). */
@@ -311,6 +342,10 @@ int  eb__bus_count_lags(eb_bus *bus, uint64_t head);
 /* lag.c: counts one group's lag (created, or its config changed) from the
  * counts by type, without walking the log (but for a content filter). */
 int  eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head);
+/* lag.c: eb_group_env.count_matching (arg = the bus): a replay's range
+ * counted by type, without reading it (false for a group with a filter). */
+bool eb__bus_count_matching(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                            size_t ntypes, uint64_t *n);
 
 /* history.c */
 /* Samples every group when due (called by the timer). */

@@ -451,7 +451,7 @@ static uint64_t oldest_live(const eb_group *g)
 
 void eb_group_examine_next(eb_group *g, uint64_t durable)
 {
-    if (g->ahead && !oldest_live(g)) /* not examined yet: the next one is the oldest */
+    if ((g->ahead || g->cnt.n) && !oldest_live(g)) /* not examined yet: the next one is the oldest */
         eb__group_fill(g, 1, durable, g->env.now_us());
 }
 
@@ -465,7 +465,8 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->retry_scheduled = g->retry;
     o->blocked = g->blocked;
     o->dead_letters = g->ndead;
-    uint64_t owed = g->ahead; /* not examined yet: past the cursor, or owed by a replay */
+    uint64_t owed = g->ahead + g->cnt.n; /* not examined yet: past the cursor (what a
+                                             * count under way found so far), or owed by a replay */
     for (const flow *f = g->replays; f; f = f->next)
         owed += f->backlog;
     o->lag = owed + g->live;
@@ -474,6 +475,7 @@ void eb_group_info_get(const eb_group *g, eb_group_info *o)
     o->ready = g->ready + owed;
     o->oldest_unacked_us = oldest_live(g);
     o->cursor = g->main.cursor;
+    o->lag_counting = g->cnt.on;
     o->counters = g->ctr;
 }
 

@@ -85,6 +85,17 @@ typedef struct eb_group_env {
     /* Records read to count lag (shared, the bus's: eb_bus_count_reads);
      * NULL: not counted. */
     uint64_t *count_reads;
+    /* The main flow's cursor jumped past events retention removed: the
+     * group's lag must be counted again (the bus: from the counts by type,
+     * or by its walk off the request path for a filter). NULL: the engine
+     * walks [cursor, durable) itself. */
+    void (*recount)(void *arg, eb_group *g);
+    /* Counts the events of [from, to) that g's config and `types` (when
+     * ntypes) match without reading them (the bus: the counts by type,
+     * lag.c) into *n; false when it cannot (a filter looks at each event:
+     * the engine reads the range). NULL: the engine reads it. */
+    bool (*count_matching)(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                           size_t ntypes, uint64_t *n);
 } eb_group_env;
 
 /* Creates a group at `base` (the first seq it will consider). Takes cfg's
@@ -123,6 +134,27 @@ void eb_group_set_ahead_exact(eb_group *g, uint64_t matching, uint64_t head);
  * the count found. */
 bool eb_group_counts_seq(const eb_group *g, uint64_t seq, eb_str type);
 void eb_group_set_counted(eb_group *g, uint64_t ahead);
+/* Counting off the request path (lagwalk.c walks the log in slices while
+ * the group serves): begin forgets g's count and counts [cursor, to) anew
+ * (to: the events store's next seq; what is appended from there on is
+ * counted by eb_group_published); the walk hands each event it read to
+ * eb_group_count_seen in seq order, then says how far it got with
+ * eb_group_count_moved; end adds what it found. A pull that examines an
+ * event below `to` meanwhile takes it off the walk's count if the walk
+ * counted it, and the walk skips it if it had not reached it yet, so
+ * nothing is counted twice or missed. eb_group_counting: not finished
+ * (its lag is then a lower bound); stop abandons the count (ahead 0). */
+void eb_group_count_begin(eb_group *g, uint64_t to);
+bool eb_group_counting(const eb_group *g);
+uint64_t eb_group_count_next(const eb_group *g);
+uint64_t eb_group_count_to(const eb_group *g);
+/* Event seq (of this type; fe: what its filter looks at, NULL if the
+ * event's JSON could not be read: counted) was read by the walk. */
+void eb_group_count_seen(eb_group *g, uint64_t seq, eb_str type, const eb_filter_event *fe);
+/* The walk read every record below `upto`; true when g's count is
+ * complete (then ended: lag exact). */
+bool eb_group_count_moved(eb_group *g, uint64_t upto);
+void eb_group_count_stop(eb_group *g);
 /* The main flow's next seq to examine. */
 uint64_t eb_group_cursor(const eb_group *g);
 /* After the meta replay: turns redriven dead letters back into deliveries. */

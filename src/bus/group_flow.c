@@ -53,6 +53,19 @@ static bool passes(eb_group *g, const eb_event_view *v)
     return eb_filter_match(g->cfg.filter, &fe);
 }
 
+/* The main flow examined a matching event: it leaves the count of those
+ * not examined yet -- the walk's, while one counts below `to` and has
+ * counted it (one it has not reached it will skip: below the cursor). */
+static void main_examined(eb_group *g, uint64_t seq)
+{
+    if (g->cnt.on && seq < g->cnt.to) {
+        if (seq < g->cnt.next && g->cnt.n)
+            g->cnt.n--;
+    } else if (g->ahead) {
+        g->ahead--;
+    }
+}
+
 typedef struct fill_ctx {
     eb_group *g;
     flow     *f;
@@ -77,8 +90,8 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     int cls = f->id ? CLS_REPLAY : CLS_MAIN;
     if (eb_rangeset_has(&f->done, rec->seq))
         return 0; /* acked or dead-lettered: not in ahead */
-    if (!f->id && g->ahead)
-        g->ahead--;
+    if (!f->id)
+        main_examined(g, rec->seq);
     if (f->id && f->backlog)
         f->backlog--;
     if (eb_imap_get(&g->dlvs[cls], rec->seq))
@@ -98,7 +111,9 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
     if (f->cursor < first) { /* gone to retention before we got there: count it */
         g->ctr.retention_skipped += first - f->cursor;
         f->cursor = first;
-        if (!f->id)
+        if (!f->id && g->env.recount)
+            g->env.recount(g->env.arg, g); /* by the counts, or off the request path */
+        else if (!f->id)
             eb_group_count_ahead(g, durable);
     }
     if (f->cursor >= stop)
@@ -215,6 +230,58 @@ void eb_group_set_counted(eb_group *g, uint64_t ahead)
     g->ahead = ahead;
 }
 
+void eb_group_count_begin(eb_group *g, uint64_t to)
+{
+    g->cnt.on = true;
+    g->cnt.to = to;
+    g->cnt.next = g->main.cursor;
+    g->cnt.n = 0;
+    g->ahead = 0; /* from now on: what is published at or past `to` */
+}
+
+bool eb_group_counting(const eb_group *g)
+{
+    return g->cnt.on;
+}
+
+uint64_t eb_group_count_next(const eb_group *g)
+{
+    return g->cnt.next;
+}
+
+uint64_t eb_group_count_to(const eb_group *g)
+{
+    return g->cnt.to;
+}
+
+void eb_group_count_seen(eb_group *g, uint64_t seq, eb_str type, const eb_filter_event *fe)
+{
+    if (g->cnt.on && seq >= g->cnt.next && seq < g->cnt.to && eb_group_counts_seq(g, seq, type) &&
+        (!fe || eb_group_cfg_passes(&g->cfg, fe)))
+        g->cnt.n++;
+}
+
+bool eb_group_count_moved(eb_group *g, uint64_t upto)
+{
+    if (!g->cnt.on)
+        return false;
+    if (upto > g->cnt.next)
+        g->cnt.next = upto < g->cnt.to ? upto : g->cnt.to;
+    if (g->cnt.next < g->cnt.to)
+        return false;
+    g->ahead += g->cnt.n;
+    g->cnt.on = false;
+    g->cnt.n = 0;
+    return true;
+}
+
+void eb_group_count_stop(eb_group *g)
+{
+    g->cnt.on = false;
+    g->cnt.n = 0;
+    g->ahead = 0;
+}
+
 void eb__flow_count_backlog(eb_group *g, flow *f)
 {
     f->backlog = count_range(g, f->cursor, f->to, f->types, f->ntypes, &f->done);
@@ -248,7 +315,7 @@ bool eb_group_has_ready(eb_group *g, uint64_t durable)
 {
     if (g->paused)
         return false;
-    if (g->ready == 0 && g->ahead == 0 && !g->replays)
+    if (g->ready == 0 && g->ahead == 0 && !g->cnt.on && !g->replays)
         return false; /* nothing of its types published: a wake-up costs O(1) */
     uint64_t now = g->env.now_us();
     if (g->ready == 0 && g->live < EB_GROUP_MAX_PENDING)
@@ -309,7 +376,9 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
     if (to <= from)
         return;
     uint64_t start = from < first ? first : from;
-    *requeued = count_range(g, start, to, types, ntypes, NULL);
+    if (!g->env.count_matching ||
+        !g->env.count_matching(g->env.arg, g, start, to, types, ntypes, requeued))
+        *requeued = count_range(g, start, to, types, ntypes, NULL); /* a filter: read */
     if (*requeued == 0 || !ob) /* nothing to do, or a dry run */
         return;
     flow *f = eb__flow_replay_new(g, g->next_replay_id, start, to, types, ntypes);

@@ -140,6 +140,11 @@ struct eb_group {
     eb_map         consumers;      /* name -> eb_consumer */
     eb_imap        fails;          /* (cls<<62|seq) -> failinfo, from meta replay */
     uint64_t       ahead;          /* matching events past the main cursor */
+    /* The lag of a group with a filter, counted off the request path
+     * (lagwalk.c): while `on`, ahead holds only what was published at or
+     * after `to`, and n the matching events the walk found in [cursor,
+     * next) that the main flow has not examined yet. */
+    struct { bool on; uint64_t to, next, n; } cnt;
     size_t         live, ready, in_flight, retry, blocked;
     eb_rangeset    ack_m, ack_r;   /* gathered acks for the next flush */
     eb_buf         ack_d;          /* gathered class-d acks: "seq,seq" */

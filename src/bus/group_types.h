@@ -131,6 +131,10 @@ typedef struct eb_group_info {
     uint64_t           delayed;          /* delayed events of its types not due yet (not in
                                             lag; a filter is not applied: set by the bus) */
     eb_group_counters  counters;
+    /* The lag of a group with a filter is being counted off the request
+     * path (after its creation, a change of its config or a restart): lag
+     * is what was found so far, a lower bound, until this is false. */
+    bool               lag_counting;
 } eb_group_info;
 
 /* A pushed group's delivery state, filled by the push module (src/push)

@@ -31,11 +31,18 @@ static void on_latency(void *arg, uint64_t us)
     eb_hist_add(&bus->grp.delivery_hist, us);
 }
 
+/* Retention took events past g's cursor: its lag is counted again. */
+static void recount(void *arg, eb_group *g)
+{
+    eb_bus *bus = arg;
+    eb__bus_count_group(bus, g, durable_head(bus));
+}
+
 static eb_group_env group_env(eb_bus *bus)
 {
     return (eb_group_env){bus->events, eb__bus_now_us, on_latency, bus, &bus->grp.in_flight,
                           bus->opts.max_in_flight_total, eb__bus_dead_lettered, &bus->grp.cache,
-                          &bus->count_reads};
+                          &bus->count_reads, recount, eb__bus_count_matching};
 }
 
 /* --- committing records ------------------------------------------------------ */
@@ -173,6 +180,7 @@ static void table_del(eb_bus *bus, eb_group *g)
     const char *name = eb_group_name(g);
     index_group(bus, g, false);
     disarm(bus, g);
+    eb__lagwalk_remove(bus, g); /* a count under way is abandoned */
     eb_map_del(&bus->grp.by_name, name, strlen(name));
     eb_group_free(g);
 }
@@ -224,7 +232,8 @@ int eb_bus_group_put(eb_bus *bus, const char *name, eb_group_cfg *cfg, bool *cre
         g = eb_group_new(name, cfg, base, &env);
         table_add(bus, g, name, strlen(name));
     }
-    eb__bus_count_group(bus, g, durable_head(bus)); /* from the counts by type */
+    /* from the counts by type; a filter's by the walk, after the answer */
+    eb__bus_count_group(bus, g, durable_head(bus));
     eb__rec_group(&bus->grp.ob, g, base);
     return observed(bus, name, commit(bus, g, cb, arg));
 }
@@ -409,8 +418,10 @@ static void free_groups(eb_bus *bus)
 {
     size_t it = 0;
     eb_group *g;
-    while ((g = eb__bus_group_next(bus, &it)))
+    while ((g = eb__bus_group_next(bus, &it))) {
+        eb__lagwalk_remove(bus, g);
         eb_group_free(g);
+    }
     eb_map_free(&bus->grp.by_name);
     eb_map_init(&bus->grp.by_name);
     eb_matcher_clear(&bus->grp.matcher);
@@ -544,22 +555,27 @@ void eb__bus_groups_released(eb_bus *bus, const eb_event_view *v, uint64_t seq)
     eb__tail_add(&bus->tail, seq, v->type.ptr, v->type.len, 1);
     void *const *m;
     size_t nm = eb_matcher_match(&bus->grp.matcher, v->type.ptr, v->type.len, &m);
-    bool parsed = false;
+    int parsed = -1; /* not yet */
     eb_filter_event fe;
     for (size_t k = 0; k < nm; k++) {
         if (!eb_group_has_filter(m[k])) {
             eb_group_published(m[k], 1, NULL);
             continue;
         }
-        if (!parsed) {
-            if (!bus->scratch_doc)
-                bus->scratch_doc = eb_json_doc_new();
-            parsed = eb_json_parse(bus->scratch_doc, v->json.ptr, v->json.len, NULL, NULL) == 0;
-            if (parsed)
-                eb_filter_event_of(eb_json_root(bus->scratch_doc), &fe);
-        }
+        if (parsed < 0)
+            parsed = eb__bus_filter_event(bus, v, &fe);
         eb_group_published(m[k], 1, parsed ? &fe : NULL);
     }
+}
+
+bool eb__bus_filter_event(eb_bus *bus, const eb_event_view *v, eb_filter_event *fe)
+{
+    if (!bus->scratch_doc)
+        bus->scratch_doc = eb_json_doc_new();
+    if (eb_json_parse(bus->scratch_doc, v->json.ptr, v->json.len, NULL, NULL) != 0)
+        return false;
+    eb_filter_event_of(eb_json_root(bus->scratch_doc), fe);
+    return true;
 }
 
 void eb_bus_observe_publish(eb_bus *bus, uint64_t us)
@@ -592,6 +608,7 @@ void eb_bus_stats_get(eb_bus *bus, eb_bus_stats *out)
                           .publish_hist = &bus->grp.publish_hist,
                           .delivery_hist = &bus->grp.delivery_hist};
     eb__bus_delay_stats(bus, out);
+    eb__lagwalk_stats(bus, out);
 }
 
 /* --- the timer -------------------------------------------------------------------------- */
@@ -649,6 +666,7 @@ static void on_tick(uv_timer_t *t)
     eb__bus_maybe_snapshot(bus, eb__bus_now_us());
     eb__bus_check_storage(bus);
     eb__bus_history_tick(bus, eb__bus_now_us());
+    eb__lagwalk_kick(bus); /* a walk that waited for appends to be durable */
 }
 
 void eb__bus_groups_recount(eb_bus *bus)
@@ -668,7 +686,7 @@ int eb__bus_groups_init(eb_bus *bus)
     eb_outbox_init(&gr->ob);
     eb_buf_init(&gr->dl_events);
     eb_reccache_init(&gr->cache, (size_t)bus->opts.delivery_cache_bytes);
-    return 0;
+    return eb__lagwalk_init(bus);
 }
 
 int eb__bus_groups_start(eb_bus *bus)
@@ -701,6 +719,7 @@ void eb__bus_groups_close(eb_bus *bus)
     eb__bus_snapshot_at_close(bus);
     if (gr->timer.data)
         uv_timer_stop(&gr->timer);
+    eb__lagwalk_close(bus);
     /* Records gathered but not committed (none outside a call) are dropped. */
     free_groups(bus);
     eb_matcher_free(&gr->matcher);

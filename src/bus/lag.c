@@ -18,9 +18,12 @@
  * the same counts by type over [its cursor, head) -- the summaries, the
  * tail's chunks (tail.h) and at most the partial chunks and the rest of
  * the cursor's segment walked -- added up for the types the group matches.
- * A group with a content filter still walks its range (its filter looks
- * at each event); at startup the groups with a filter share one walk from
- * the lowest of their cursors, each event decoded and parsed once. */
+ * A group with a content filter is counted by the walk of lagwalk.c (its
+ * filter looks at each event), off the request path and shared by every
+ * filtered group, at creation, a change of its config and startup alike.
+ *
+ * A replay's request (eb__bus_count_matching): the events of its range the
+ * group (and the replay's types) match, from the same counts by type. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,64 +123,6 @@ static void add_up(eb_bus *bus, walk *w, uint64_t *matching, eb_group **gs, size
     }
 }
 
-/* --- groups with a filter: one shared walk ------------------------------------ */
-
-typedef struct fwalk {
-    eb_bus    *bus;
-    eb_group **gs;    /* the groups with a filter */
-    uint64_t  *count; /* each one's events found */
-    size_t     n;
-} fwalk;
-
-static int filtered_one(void *arg, const eb_store_rec *rec)
-{
-    fwalk *w = arg;
-    w->bus->count_reads++;
-    eb_event_view v;
-    if (rec->type != EB_REC_EVENT || eb_event_decode(rec->data, rec->len, &v) != 0)
-        return 0;
-    bool parsed = false, ok = false;
-    eb_filter_event fe;
-    for (size_t k = 0; k < w->n; k++) {
-        if (!eb_group_counts_seq(w->gs[k], rec->seq, v.type))
-            continue;
-        if (!parsed) { /* the event's JSON parsed once for every filter */
-            if (!w->bus->scratch_doc)
-                w->bus->scratch_doc = eb_json_doc_new();
-            ok = eb_json_parse(w->bus->scratch_doc, v.json.ptr, v.json.len, NULL, NULL) == 0;
-            if (ok)
-                eb_filter_event_of(eb_json_root(w->bus->scratch_doc), &fe);
-            parsed = true;
-        }
-        if (!ok || eb_group_cfg_passes(eb_group_config(w->gs[k]), &fe))
-            w->count[k]++; /* unparsable: counted, as the group's own walk does */
-    }
-    return 0;
-}
-
-/* The groups with a filter among gs: one walk from the lowest of their
- * cursors to head, each event decoded (and its JSON parsed) once for all
- * of them, instead of a walk per group. */
-static int count_filtered(eb_bus *bus, eb_group **gs, size_t ng, uint64_t head)
-{
-    fwalk w = {bus, eb_xmalloc((ng ? ng : 1) * sizeof *w.gs), NULL, 0};
-    uint64_t from = UINT64_MAX;
-    for (size_t k = 0; k < ng; k++)
-        if (eb_group_has_filter(gs[k])) {
-            w.gs[w.n++] = gs[k];
-            if (eb_group_cursor(gs[k]) < from)
-                from = eb_group_cursor(gs[k]);
-        }
-    w.count = eb_xcalloc(w.n ? w.n : 1, sizeof *w.count);
-    int rc = w.n && from < head ? eb__bus_walk_range(bus, from, head, filtered_one, &w) : 0;
-    if (rc == 0)
-        for (size_t k = 0; k < w.n; k++)
-            eb_group_set_counted(w.gs[k], w.count[k]);
-    free(w.count);
-    free(w.gs);
-    return rc;
-}
-
 int eb__bus_count_lags(eb_bus *bus, uint64_t head)
 {
     size_t ng = bus->grp.by_name.len, it = 0, i = 0;
@@ -215,7 +160,9 @@ int eb__bus_count_lags(eb_bus *bus, uint64_t head)
         for (size_t k = 0; k < ng; k++)
             if (!eb_group_has_filter(gs[k]))
                 eb_group_set_ahead(gs[k], matching[k], head);
-        rc = count_filtered(bus, gs, ng, head); /* their filters look at each event */
+        for (size_t k = 0; k < ng; k++) /* their filters look at each event: */
+            if (eb_group_has_filter(gs[k]))
+                eb__lagwalk_add(bus, gs[k]); /* one walk for all, off the request path */
     }
     size_t ti = 0;
     const eb_map_slot *s;
@@ -248,12 +195,49 @@ static void count_one_type(void *arg, const char *type, size_t len, uint64_t n)
 
 int eb__bus_count_group(eb_bus *bus, eb_group *g, uint64_t head)
 {
-    if (eb_group_has_filter(g)) /* its filter looks at each event: its own walk */
-        return eb_group_count_ahead(g, head);
+    if (eb_group_has_filter(g)) { /* its filter looks at each event: the walk */
+        eb__lagwalk_add(bus, g);
+        return 0;
+    }
+    eb__lagwalk_remove(bus, g); /* a count under way for an earlier filter */
     one_ctx c = {bus, g, 0};
     uint64_t from = eb_group_cursor(g);
     int rc = from < head ? eb__bus_count_types(bus, from, head, count_one_type, &c) : 0;
     if (rc == 0)
         eb_group_set_ahead_exact(g, c.n, head);
     return rc;
+}
+
+/* --- a replay's range (its request) -------------------------------------------- */
+
+typedef struct match_ctx {
+    const eb_group_cfg *cfg;
+    char              **types; /* the replay's subset, or NULL */
+    size_t              ntypes;
+    uint64_t            n;
+} match_ctx;
+
+static void count_match_type(void *arg, const char *type, size_t len, uint64_t n)
+{
+    match_ctx *c = arg;
+    if (!eb_group_cfg_matches(c->cfg, type, len))
+        return;
+    bool in = !c->types;
+    for (size_t i = 0; !in && i < c->ntypes; i++)
+        in = eb_group_type_match(c->types[i], type, len);
+    if (in)
+        c->n += n;
+}
+
+bool eb__bus_count_matching(void *arg, eb_group *g, uint64_t from, uint64_t to, char **types,
+                            size_t ntypes, uint64_t *n)
+{
+    eb_bus *bus = arg;
+    if (eb_group_has_filter(g)) /* its filter looks at each event */
+        return false;
+    match_ctx c = {eb_group_config(g), ntypes ? types : NULL, ntypes, 0};
+    if (from < to && eb__bus_count_types(bus, from, to, count_match_type, &c) != 0)
+        return false;
+    *n = c.n;
+    return true;
 }

@@ -42,15 +42,21 @@ static void wait_done(uv_loop_t *loop, done *d)
     CHECK_EQ(d->status, 0);
 }
 
-static void put_group(uv_loop_t *loop, eb_bus *bus, eb_store_sync sync)
+/* A group config from its JSON text (the document stays the caller's). */
+static eb_json_doc *cfg_of(const char *text, eb_group_cfg *cfg)
 {
     eb_json_doc *doc = eb_json_doc_new();
     eb_json_error je;
-    const char *cfg_text = "{\"types\":[\"t.*\"],\"start\":\"earliest\"}";
-    CHECK_OK(eb_json_parse(doc, cfg_text, strlen(cfg_text), NULL, &je));
-    eb_group_cfg cfg;
+    CHECK_OK(eb_json_parse(doc, text, strlen(text), NULL, &je));
     eb_field_error fe;
-    CHECK_OK(eb_group_cfg_parse(eb_json_root(doc), &cfg, &fe));
+    CHECK_OK(eb_group_cfg_parse(eb_json_root(doc), cfg, &fe));
+    return doc;
+}
+
+static void put_group(uv_loop_t *loop, eb_bus *bus, eb_store_sync sync)
+{
+    eb_group_cfg cfg;
+    eb_json_doc *doc = cfg_of("{\"types\":[\"t.*\"],\"start\":\"earliest\"}", &cfg);
     bool created = false;
     done d = {0};
     int rc = eb_bus_group_put(bus, "g", &cfg, &created, on_done, &d);
@@ -385,6 +391,107 @@ TEST(deliveries_whose_event_retention_took)
     CHECK_OK(uv_loop_close(&loop));
 }
 
-TEST_MAIN(T(deliveries_whose_event_retention_took), T(bus_commands_fsync_always), T(bus_commands_fsync_interval),
+/* --- a group with a filter: counted off the request path --------------------- */
+
+static void put_filtered(eb_bus *bus, const char *name, const char *cfg_text)
+{
+    eb_group_cfg cfg;
+    eb_json_doc *doc = cfg_of(cfg_text, &cfg);
+    bool created = false;
+    done d = {0};
+    CHECK_EQ(eb_bus_group_put(bus, name, &cfg, &created, on_done, &d), 1); /* interval */
+    eb_group_cfg_free(&cfg);
+    eb_json_doc_free(doc);
+}
+
+static eb_group_info group_info(eb_bus *bus, const char *name)
+{
+    eb_group_info in;
+    CHECK_OK(eb_bus_group_info(bus, name, strlen(name), &in));
+    return in;
+}
+
+static eb_bus_stats stats_of(eb_bus *bus)
+{
+    eb_bus_stats st;
+    eb_bus_stats_get(bus, &st);
+    return st;
+}
+
+/* 320 events of t.x, data {"n":0} and {"n":1} in turn (seqs 1..320: the
+ * odd ones n 0), a group wanting n 1 created on them with at most 8 records
+ * a loop turn: the creation reads nothing, each turn reads 8 and no more,
+ * the group delivers meanwhile, and its lag is exact after 40 turns. */
+TEST(filtered_lag_is_counted_one_slice_per_loop_turn)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    eb_bus_opts o = {.data_dir = eb_test_tmpdir(), .engine = &eb_store_log_engine,
+                     .fsync = EB_STORE_SYNC_INTERVAL, .fsync_interval_ms = 1000,
+                     .dedupe_window_ms = 1000, .lag_walk_records = 8};
+    eb_bus *bus = NULL;
+    CHECK_OK(eb_bus_open(&loop, &o, &bus, NULL));
+    eb_pub_errors errs;
+    eb_pub_errors_init(&errs);
+    for (int b = 0; b < 40; b++) {
+        eb_event_in evs[8];
+        for (int i = 0; i < 8; i++)
+            evs[i] = (eb_event_in){.type = {"t.x", 3}, .data_raw = {i % 2 ? "{\"n\":1}" : "{\"n\":0}", 7}};
+        done d = {0};
+        CHECK_OK(eb_bus_publish(bus, evs, 8, &errs, on_published, &d));
+        CHECK_EQ(d.calls, 8); /* interval: answered inside */
+    }
+    eb_pub_errors_free(&errs);
+    uint64_t reads0 = eb_bus_count_reads(bus);
+    put_filtered(bus, "g", "{\"types\":[\"t.*\"],\"start\":\"earliest\","
+                           "\"filter\":{\"data\":{\"n\":[1]}}}");
+    CHECK_EQ(eb_bus_count_reads(bus), reads0); /* nothing read on the request path */
+    eb_group_info in = group_info(bus, "g");
+    CHECK(in.lag_counting);
+    CHECK_EQ(in.lag, 0);
+    CHECK_EQ(stats_of(bus).lag_counting, 1);
+    uint64_t turns = 0, last_lag = 0;
+    for (; turns < 1000 && group_info(bus, "g").lag_counting; turns++) {
+        uv_run(&loop, UV_RUN_NOWAIT); /* one loop turn: one slice */
+        eb_bus_stats st = stats_of(bus);
+        CHECK_EQ(st.lag_walk_turns, turns + 1);
+        CHECK(st.lag_walk_reads <= 8 * (turns + 1));
+        in = group_info(bus, "g");
+        CHECK(in.lag >= last_lag && in.lag <= 160); /* a lower bound, growing */
+        last_lag = in.lag;
+        if (turns == 9) { /* 80 records read, 40 counted: a pull meanwhile */
+            pulled_all p = {0};
+            CHECK_OK(eb_bus_pull(bus, "g", 1, "c1", 2, 5, 0, on_pulled_all, NULL, &p));
+            CHECK_EQ(p.n, 5);
+            CHECK(p.seqs[0] == 2 && p.seqs[4] == 10);
+            CHECK_EQ(group_info(bus, "g").lag, 40); /* 35 counted, 5 leased */
+        }
+    }
+    CHECK_EQ(turns, 40);
+    CHECK_EQ(stats_of(bus).lag_walk_reads, 320);
+    CHECK_EQ(group_info(bus, "g").lag, 160);
+    CHECK_EQ(stats_of(bus).lag_counting, 0);
+
+    /* deleted while counted: the walk forgets it; changed: counted again */
+    put_filtered(bus, "h", "{\"types\":[\"t.*\"],\"start\":\"earliest\","
+                           "\"filter\":{\"data\":{\"n\":[0]}}}");
+    uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(group_info(bus, "h").lag_counting);
+    done d = {0};
+    CHECK(eb_bus_group_delete(bus, "h", on_done, &d) >= 0);
+    CHECK_EQ(stats_of(bus).lag_counting, 0);
+    put_filtered(bus, "g", "{\"types\":[\"t.*\"],\"filter\":{\"data\":{\"n\":[0]}}}");
+    CHECK(group_info(bus, "g").lag_counting);
+    for (int i = 0; i < 1000 && group_info(bus, "g").lag_counting; i++)
+        uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK_EQ(group_info(bus, "g").lag, 155 + 5); /* past the cursor (11): 155; 5 leased */
+
+    eb_bus_close(bus);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_OK(uv_loop_close(&loop));
+}
+
+TEST_MAIN(T(filtered_lag_is_counted_one_slice_per_loop_turn),
+          T(deliveries_whose_event_retention_took), T(bus_commands_fsync_always), T(bus_commands_fsync_interval),
           T(bus_snapshot_during_registration_fsync_always),
           T(bus_snapshot_during_registration_fsync_interval))

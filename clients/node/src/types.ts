@@ -206,6 +206,10 @@ export interface GroupSummary {
   name: string;
   paused: boolean;
   lag: number;
+  /** True while the lag of a group with a content filter is being counted,
+   * off the request path (after its creation, a config change or a restart):
+   * lag (and ready) are then a lower bound, exact once this is false. */
+  lag_counting: boolean;
   /** Delayed events of the group's types not due yet (not in lag). */
   delayed?: number;
   in_flight: number;
