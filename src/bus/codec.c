@@ -121,9 +121,49 @@ static void write_ranges(eb_jw *w, const char *key, const eb_rangeset *s)
     eb_jw_arr_close(w);
 }
 
+/* The run being gathered, into lease_items. */
+static void lease_close_run(eb_group *g)
+{
+    lease_run *r = &g->lrun;
+    if (!r->n)
+        return;
+    eb_buf *b = &g->lease_items;
+    eb_buf_printf(b, "%s[\"%c\",%llu,%llu,%u,%llu]", b->len ? "," : "", eb__cls_char[r->cls],
+                  (unsigned long long)r->first, (unsigned long long)r->n, r->attempt,
+                  (unsigned long long)r->deadline);
+    r->n = 0;
+}
+
+/* A LEASE entry, ["<cls>", first, n, attempt, deadline]: seqs first..first+n-1
+ * of one class, each leased (or its lease extended) as that attempt until
+ * deadline (µs). A pull's leases are one run when its seqs are consecutive. */
+void eb__rec_lease_gather(eb_group *g, int cls, uint64_t seq, uint32_t attempt,
+                          uint64_t deadline)
+{
+    lease_run *r = &g->lrun;
+    if (r->n && r->cls == cls && r->first + r->n == seq && r->attempt == attempt &&
+        r->deadline == deadline) {
+        r->n++;
+        return;
+    }
+    lease_close_run(g);
+    *r = (lease_run){seq, 1, deadline, attempt, cls};
+}
+
 int eb_group_flush(eb_group *g, eb_outbox *ob)
 {
     eb_jw w;
+    /* Leases first: an ack or a failure gathered with them ends them. */
+    if (g->lrun.n || g->lease_items.len) {
+        lease_close_run(g);
+        rec_open(g, ob, EB_META_LEASE, &w);
+        eb_jw_key(&w, "l");
+        eb_jw_raw(&w, "[", 1);
+        eb_buf_append(&ob->text, g->lease_items.data, g->lease_items.len);
+        eb_buf_putc(&ob->text, ']');
+        rec_close(ob, &w);
+        eb_buf_reset(&g->lease_items);
+    }
     if (g->ack_m.n || g->ack_r.n || g->ack_d.len) {
         rec_open(g, ob, EB_META_ACK, &w);
         if (g->ack_m.n)
@@ -225,6 +265,28 @@ void eb__rec_ack_decode(const eb_json *rec, eb_rec_ack *out)
     out->m = array_of(rec, "m");
     out->r = array_of(rec, "r");
     out->d = array_of(rec, "d");
+}
+
+eb_rec_iter eb__rec_lease_items(const eb_json *rec)
+{
+    return array_of(rec, "l");
+}
+
+int eb__rec_next_lease(eb_rec_iter *it, eb_rec_lease *out)
+{
+    const eb_json *e = it->e;
+    if (!e)
+        return 0;
+    it->e = e->next;
+    out->cls = cls_of(eb_json_at(e, 0));
+    out->first = jnum(eb_json_at(e, 1));
+    out->n = jnum(eb_json_at(e, 2));
+    out->attempt = (uint32_t)jnum(eb_json_at(e, 3));
+    out->deadline = jnum(eb_json_at(e, 4));
+    if (out->cls < 0 || !out->first || !out->n || out->n > EB_GROUP_MAX_PENDING ||
+        out->first > UINT64_MAX - out->n || !out->attempt)
+        return EB_ECORRUPT;
+    return 1;
 }
 
 eb_rec_iter eb__rec_fail_items(const eb_json *rec)
@@ -397,7 +459,13 @@ int eb_group_snapshot(eb_group *g, eb_outbox *ob)
     eb_rangeset_clear(&g->ack_r);
     eb_buf_reset(&g->ack_d);
     eb_buf_reset(&g->fail_items);
+    eb_buf_reset(&g->lease_items);
+    g->lrun.n = 0;
     fails_record(g);
+    for (int c = 0; c < NCLS; c++)
+        for (eb_dlv *d = g->lhead[c]; d; d = d->lnext)
+            if (d->state == EB_DLV_INFLIGHT)
+                eb__rec_lease_gather(g, c, d->seq, d->attempt, d->tm.key);
     return eb_group_flush(g, ob);
 }
 

@@ -640,7 +640,8 @@ static int ent_cmp(const void *a, const void *b)
  * heap already. */
 static void tidy(eb_bus_delay *d)
 {
-    qsort(d->h, d->n, sizeof *d->h, ent_cmp);
+    if (d->n > 1) /* (h is NULL when nothing was read) */
+        qsort(d->h, d->n, sizeof *d->h, ent_cmp);
     size_t k = 0;
     for (size_t i = 0; i < d->n; i++) {
         bool twice = k && d->h[k - 1].due == d->h[i].due && d->h[k - 1].seq == d->h[i].seq;

@@ -60,6 +60,7 @@ eb_group *eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
     eb_rangeset_init(&g->ack_r);
     eb_buf_init(&g->ack_d);
     eb_buf_init(&g->fail_items);
+    eb_buf_init(&g->lease_items);
     g->rng = eb_hash(name, strlen(name)) | 1u;
     g->rng ^= env->now_us() << 1;
     return g;
@@ -119,6 +120,7 @@ void eb_group_free(eb_group *g)
     eb_rangeset_free(&g->ack_r);
     eb_buf_free(&g->ack_d);
     eb_buf_free(&g->fail_items);
+    eb_buf_free(&g->lease_items);
     eb_group_cfg_free(&g->cfg);
     free(g->name);
     free(g);
@@ -262,6 +264,7 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
         g->in_flight++;
         (*g->env.leases)++;
         eb_heap_push(&g->timers, &d->tm);
+        eb__rec_lease_gather(g, d->cls, d->seq, d->attempt, deadline);
         describe(d, &out[n]);
         g->ctr.delivered++;
         if (d->attempt > 1)
@@ -279,6 +282,21 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
 }
 
 /* --- ack, nack, extend --------------------------------------------------------- */
+
+/* A lease read back at startup whose delivery the flow has not examined
+ * yet (flows fill lazily): examines the main flow up to seq (bounded by the
+ * deliveries a group holds), so its holder's ack finds it. */
+static eb_dlv *examine_to(eb_group *g, uint64_t seq)
+{
+    uint64_t durable = eb_store_durable_seq(g->env.events), now = g->env.now_us();
+    while (g->main.cursor <= seq && g->main.cursor <= durable) {
+        uint64_t before = g->main.cursor;
+        eb__group_fill(g, g->ready + 1, durable, now);
+        if (g->main.cursor == before)
+            break;
+    }
+    return eb_imap_get(&g->dlvs[CLS_MAIN], seq);
+}
 
 /* Parses "<cls><seq>.<attempt>" and finds the in-flight delivery. */
 static eb_dlv *find_inflight(eb_group *g, const char *id, size_t n)
@@ -299,6 +317,8 @@ static eb_dlv *find_inflight(eb_group *g, const char *id, size_t n)
     if (i != n || seq == 0)
         return NULL;
     eb_dlv *d = eb_imap_get(&g->dlvs[cls], seq);
+    if (!d && cls == CLS_MAIN && seq <= g->inherit_max && seq >= g->main.cursor)
+        d = examine_to(g, seq);
     if (!d || d->state != EB_DLV_INFLIGHT || d->attempt != att)
         return NULL;
     return d;
@@ -379,6 +399,7 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
         return EB_DLV_UNKNOWN;
     d->tm.key = g->env.now_us() + (uint64_t)(ms ? ms : g->cfg.ack_timeout_ms) * 1000u;
     eb_heap_fix(&g->timers, &d->tm);
+    eb__rec_lease_gather(g, d->cls, d->seq, d->attempt, d->tm.key);
     return EB_DLV_OK;
 }
 
@@ -406,7 +427,7 @@ bool eb_group_due(const eb_group *g, uint64_t now)
     eb_heap_node *top = eb_heap_min(&g->timers);
     return (top && top->key <= now) || g->main.done.n || g->replays ||
            (g->consumers.len && now - g->last_sweep_us >= SWEEP_EVERY_US) || g->ack_m.n ||
-           g->ack_r.n || g->ack_d.len || g->fail_items.len;
+           g->ack_r.n || g->ack_d.len || g->fail_items.len || g->lrun.n || g->lease_items.len;
 }
 
 uint64_t eb_group_next_due(const eb_group *g)

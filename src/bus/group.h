@@ -62,6 +62,7 @@ enum {
     EB_META_REPLAY,        /* {"g","id","from","to","types":[..]|null} */
     EB_META_DONE,          /* {"g","flow":id,"r":[[a,b],..]} snapshot of a flow's done set */
     EB_META_SNAP,          /* {} a snapshot starts: forget all state */
+    EB_META_LEASE = 43,    /* {"g","l":[[cls,first,n,attempt,deadline_us],..]} leases given */
 };
 
 typedef struct eb_group eb_group;

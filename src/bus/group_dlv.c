@@ -33,6 +33,16 @@ void eb__dlv_ready(eb_group *g, eb_dlv *d)
 
 void eb__dlv_schedule(eb_group *g, eb_dlv *d, uint64_t now)
 {
+    if (d->inherited) { /* a lease read back: in flight to its holder until its
+                           * deadline; one that passed while the node was down
+                           * expires at the next tick, a failed attempt as ever */
+        d->inherited = 0;
+        d->state = EB_DLV_INFLIGHT;
+        g->in_flight++;
+        (*g->env.leases)++;
+        eb_heap_push(&g->timers, &d->tm);
+        return;
+    }
     if (d->tm.key <= now) {
         eb__dlv_ready(g, d);
         return;
@@ -226,6 +236,11 @@ eb_dlv *eb__dlv_new(eb_group *g, int cls, uint64_t seq, uint64_t ts, flow *fl)
     if (fi) {
         d->fails = d->attempt = fi->fails;
         d->tm.key = fi->due;
+        if (fi->lease_att > fi->fails) { /* leased before the restart */
+            d->attempt = fi->lease_att;
+            d->tm.key = fi->lease_until;
+            d->inherited = 1;
+        }
         d->last_error = fi->error;
         d->fh = fi->fh;
         free(fi);

@@ -93,6 +93,7 @@ struct eb_dlv {
     uint32_t     fails;    /* failed attempts */
     uint8_t      state;    /* eb_dlv_state */
     uint8_t      cls;
+    uint8_t      inherited; /* a lease read back (tm.key its deadline): admitted in flight */
     eb_dlv      *next;     /* ready FIFO or key wait list */
     eb_dlv      *lprev, *lnext; /* live list of its class */
     keyq        *kq;
@@ -117,7 +118,17 @@ typedef struct failinfo {
     uint64_t  due;
     char     *error;
     failhist *fh;
+    uint32_t  lease_att;   /* a lease read back: its attempt and deadline (0: none) */
+    uint64_t  lease_until;
 } failinfo;
+
+/* Leases gathered for the next EB_META_LEASE record: runs of consecutive
+ * seqs of one class with one attempt and deadline. */
+typedef struct lease_run {
+    uint64_t first, n, deadline;
+    uint32_t attempt;
+    int      cls;
+} lease_run;
 
 struct eb_group {
     char          *name;
@@ -149,6 +160,9 @@ struct eb_group {
     eb_rangeset    ack_m, ack_r;   /* gathered acks for the next flush */
     eb_buf         ack_d;          /* gathered class-d acks: "seq,seq" */
     eb_buf         fail_items;     /* gathered FAIL entries: "[..],[..]" */
+    eb_buf         lease_items;    /* gathered LEASE runs: "[..],[..]" */
+    lease_run      lrun;           /* the run being gathered (n = 0: none) */
+    uint64_t       inherit_max;    /* the highest main seq with a lease read back */
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
@@ -265,6 +279,17 @@ typedef struct eb_rec_fail {
     uint32_t attempt;
     eb_str   consumer;
 } eb_rec_fail;
+/* Gathers a lease given (or extended) for the next EB_META_LEASE record. */
+void  eb__rec_lease_gather(eb_group *g, int cls, uint64_t seq, uint32_t attempt,
+                           uint64_t deadline);
+typedef struct eb_rec_lease {
+    int      cls;
+    uint64_t first, n, deadline;
+    uint32_t attempt;
+} eb_rec_lease;
+eb_rec_iter eb__rec_lease_items(const eb_json *rec);
+/* 1 and *out, 0 at the end, EB_ECORRUPT. */
+int   eb__rec_next_lease(eb_rec_iter *it, eb_rec_lease *out);
 eb_rec_iter eb__rec_fail_items(const eb_json *rec);
 /* 1 with *out filled, 0 at the end, EB_ECORRUPT for a malformed entry. */
 int   eb__rec_next_fail(eb_rec_iter *it, eb_rec_fail *out);

@@ -18,15 +18,44 @@ static void apply_ranges(eb_group *g, eb_rec_iter it, bool main)
     }
 }
 
+static void drop_failinfo(eb_group *g, int cls, uint64_t seq);
+
+/* Acked: a lease read back for those seqs is over (its failinfo goes, so
+ * the map holds only leases still open as the replay goes). */
+static void drop_leases(eb_group *g, int cls, eb_rec_iter it)
+{
+    uint64_t a, b;
+    while (g->fails.len && eb__rec_next_range(&it, &a, &b)) {
+        if (b - a > EB_GROUP_MAX_PENDING)
+            continue; /* not one tick's acks: no lease is open there */
+        for (uint64_t s = a; s < b; s++)
+            drop_failinfo(g, cls, s);
+    }
+}
+
 static void apply_ack(eb_group *g, const eb_json *rec)
 {
     eb_rec_ack r;
     eb__rec_ack_decode(rec, &r);
+    drop_leases(g, CLS_MAIN, r.m);
+    drop_leases(g, CLS_REPLAY, r.r);
     apply_ranges(g, r.m, true);
     apply_ranges(g, r.r, false);
     uint64_t seq;
     while (eb__rec_next_seq(&r.d, &seq))
         eb__dlq_remove(g, seq);
+}
+
+/* What the replay read of (cls, seq) so far: made if none. */
+static failinfo *failinfo_of(eb_group *g, int cls, uint64_t seq)
+{
+    uint64_t k = eb__fail_key(cls, seq);
+    failinfo *fi = eb_imap_get(&g->fails, k);
+    if (!fi) {
+        fi = eb_xcalloc(1, sizeof *fi);
+        eb_imap_put(&g->fails, k, fi);
+    }
+    return fi;
 }
 
 static int apply_fail(eb_group *g, const eb_json *rec)
@@ -35,17 +64,34 @@ static int apply_fail(eb_group *g, const eb_json *rec)
     eb_rec_fail f;
     int rc;
     while ((rc = eb__rec_next_fail(&it, &f)) == 1) {
-        uint64_t k = eb__fail_key(f.cls, f.seq);
-        failinfo *fi = eb_imap_get(&g->fails, k);
-        if (!fi) {
-            fi = eb_xcalloc(1, sizeof *fi);
-            eb_imap_put(&g->fails, k, fi);
-        }
+        failinfo *fi = failinfo_of(g, f.cls, f.seq);
         fi->fails = f.fails;
         fi->due = f.due;
+        if (f.fails >= fi->lease_att) /* that lease failed (expired, nacked) */
+            fi->lease_att = 0, fi->lease_until = 0;
         eb__set_str(&fi->error, f.error.ptr, f.error.len);
         if (f.has_detail)
             eb__hist_push(&fi->fh, f.attempt, f.at, f.consumer, f.error, f.first);
+    }
+    return rc;
+}
+
+/* Leases given before the restart: each seq's delivery is admitted in
+ * flight until the deadline (eb__dlv_schedule), so no other consumer gets
+ * it meanwhile and its holder's ack (same id) is taken. */
+static int apply_lease(eb_group *g, const eb_json *rec)
+{
+    eb_rec_iter it = eb__rec_lease_items(rec);
+    eb_rec_lease l;
+    int rc;
+    while ((rc = eb__rec_next_lease(&it, &l)) == 1) {
+        for (uint64_t s = l.first; s < l.first + l.n; s++) {
+            failinfo *fi = failinfo_of(g, l.cls, s);
+            fi->lease_att = l.attempt;
+            fi->lease_until = l.deadline;
+        }
+        if (l.cls == CLS_MAIN && l.first + l.n - 1 > g->inherit_max)
+            g->inherit_max = l.first + l.n - 1;
     }
     return rc;
 }
@@ -173,6 +219,7 @@ int eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec)
     switch (kind) {
     case EB_META_ACK:     apply_ack(g, rec); return 0;
     case EB_META_FAIL:    return apply_fail(g, rec);
+    case EB_META_LEASE:   return apply_lease(g, rec);
     case EB_META_DEAD:    return apply_dead(g, rec);
     case EB_META_REDRIVE: apply_seqs(g, rec, true); return 0;
     case EB_META_PURGE:   apply_seqs(g, rec, false); return 0;

@@ -305,6 +305,9 @@ int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_r
         ok += o == EB_DLV_OK;
     }
     *settled = ok;
+    if (ok == 0)
+        return 1; /* nothing changed: nothing to wait for (gathered leases go
+                   * with the group's next records) */
     return commit(bus, g, cb, arg);
 }
 
@@ -454,7 +457,7 @@ static int apply_group(eb_bus *bus, const eb_json *rec, const eb_json *name)
 
 int eb__bus_groups_apply(eb_bus *bus, uint16_t kind, const eb_json *rec)
 {
-    if (kind < EB_META_GROUP || kind >= EB_META_SNAP)
+    if (kind < EB_META_GROUP || (kind >= EB_META_SNAP && kind != EB_META_LEASE))
         return 0; /* written by a newer version: ignore what we don't know */
     const eb_json *name = eb__rec_group_of(rec);
     if (!name)

@@ -10,7 +10,8 @@
  * group pause and the group a record names, token, token deletion, delay
  * (with each entry), ack (its ranges and seqs), failures (each), dead
  * letter (its history and its base64 event copy, decoded and checked as
- * an event), redrive/purge seqs, replay, done. Properties: a reader answers
+ * an event), redrive/purge seqs, replay, done, leases (each: a run no
+ * longer than a group holds, that does not wrap, of attempt >= 1). Properties: a reader answers
  * 0 or EB_ECORRUPT (the void ones just return); every string it hands
  * back reads to its length (ASan checks the bytes); the iterators end; a
  * token read back has a NUL-terminated name
@@ -56,7 +57,7 @@ static void seqs(eb_rec_iter it)
 static void read_record(unsigned kind, const eb_json *rec)
 {
     int rc = 0;
-    switch (kind % 13) {
+    switch (kind % 14) {
     case 0: {
         eb_rec_schema r;
         rc = eb__rec_schema_decode(rec, &r);
@@ -83,7 +84,7 @@ static void read_record(unsigned kind, const eb_json *rec)
     case 4: {
         eb_token t;
         memset(&t, 0, sizeof t);
-        rc = eb__rec_token_decode(rec, kind % 13 == 4, &t);
+        rc = eb__rec_token_decode(rec, kind % 14 == 4, &t);
         if (rc == 0) {
             FUZZ_CHECK(memchr(t.name, 0, sizeof t.name));
             for (size_t i = 0; i < t.nscopes; i++)
@@ -165,6 +166,19 @@ static void read_record(unsigned kind, const eb_json *rec)
             for (size_t i = 0; i < r.ntypes; i++)
                 FUZZ_CHECK(r.types[i] && strlen(r.types[i]) < 1u << 20);
         }
+        break;
+    }
+    case 13: {
+        eb_rec_iter it = eb__rec_lease_items(rec);
+        eb_rec_lease l;
+        size_t n = 0;
+        int lrc;
+        while ((lrc = eb__rec_next_lease(&it, &l)) == 1) {
+            FUZZ_CHECK(l.n >= 1 && l.n <= EB_GROUP_MAX_PENDING && l.first >= 1 &&
+                       l.first <= UINT64_MAX - l.n && l.attempt >= 1);
+            FUZZ_CHECK(++n < MAX_STEPS);
+        }
+        FUZZ_CHECK(lrc == 0 || lrc == EB_ECORRUPT);
         break;
     }
     default: {

@@ -97,11 +97,15 @@ def test_filter_on_data_paths_and_attributes(srv):
                                                  "amount": [{"numeric": [">=", 100]}]}}, info
     # the filter is configuration: after kill -9 it still applies, lag included
     pub(srv, data={"currency": "EUR", "amount": 1})
-    pub(srv, data={"currency": "EUR", "amount": 1000})
+    late = pub(srv, data={"currency": "EUR", "amount": 1000})
     srv.kill9()
     srv.start()
     assert group_info(srv, "big")["lag"] == 3  # two in flight before the crash + one new
-    assert len(pull(srv, "big", max=10)) == 3
+    # the two leased stay with their holder, unless their lease record (not
+    # waited for) was lost with the crash: then they come again; never the
+    # events the filter leaves out
+    got = [e["seq"] for e in pull(srv, "big", max=10)]
+    assert got[-1:] == [late] and set(got) <= {seqs[0], seqs[3], late}, (got, seqs, late)
 
 
 def test_bad_filters_name_the_path(srv):
@@ -371,11 +375,15 @@ def test_max_in_flight_caps_leases_across_consumers(srv):
     ack(srv, "g", a[:2])
     t.join()
     assert len(got["evs"]) == 2, got
-    # the cap is configuration: it survives kill -9 (the leases do not)
+    # the cap is configuration and the leases are recorded: both survive kill -9
     srv.kill9()
     srv.start()
-    assert group_info(srv, "g")["config"]["max_in_flight"] == 3
-    assert len(pull(srv, "g", max=10)) == 3
+    info = group_info(srv, "g")
+    # a's lease went to disk with its ack; b's (the long poll's, not waited
+    # for) may have been lost with the crash
+    held = info["in_flight"]
+    assert info["config"]["max_in_flight"] == 3 and held in (1, 3), info
+    assert len(pull(srv, "g", max=10)) == 3 - held
     assert pull(srv, "g", max=10) == []
     st, _, text = srv.request("GET", "/metrics")
     assert 'eventbus_group_max_in_flight{group="g"} 3' in text, text

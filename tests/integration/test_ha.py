@@ -406,6 +406,34 @@ def test_a_killed_followers_sessions_end_though_one_waits_for_a_lock(trio):
     assert a.role()["role"] == "leader"
 
 
+def test_leases_outlive_a_leader_change(trio):
+    """Leases are recorded in the database: after the leader's SIGKILL the
+    new leader keeps each leased event with its holder until the deadline
+    (no other consumer gets it) and takes the holder's ack with the id the
+    old leader gave."""
+    need_pg()
+    a, b, c = trio.start()
+    assert a.role()["role"] == "leader"
+    st, _, js = b.request("PUT", "/v1/groups/g", {"types": ["t.x"], "ack_timeout_ms": 30000})
+    assert st in (200, 201), js
+    st, _, js = b.request("POST", "/v1/events/batch",
+                          [{"type": "t.x", "data": {"n": i}} for i in range(6)])
+    assert st == 201, js
+    st, _, js = b.request("POST", "/v1/groups/g/pull", {"consumer": "c1", "max": 3})
+    held = js["events"]
+    assert st == 200 and [e["seq"] for e in held] == [1, 2, 3], js
+    st, _, js = b.request("POST", "/v1/groups/g/ack", {"ids": [held[0]["delivery"]["id"]]})
+    assert st == 200 and js["acked"] == 1, js  # durable, with the leases before it
+    a.kill9()
+    new = trio.leader()
+    other = c if new is b else b
+    r = failover([other.port], "POST", "/v1/groups/g/pull", {"consumer": "c2", "max": 10})
+    assert r and r[0] == 200 and [e["seq"] for e in r[2]["events"]] == [4, 5, 6], r
+    r = failover([other.port], "POST", "/v1/groups/g/ack",
+                 {"ids": [e["delivery"]["id"] for e in held[1:]]})
+    assert r and r[0] == 200 and r[2]["acked"] == 2 and r[2]["unknown"] == [], r
+
+
 @checked
 def test_leader_that_lost_its_lock_steps_down(trio):
     """The leader's lock session ends (pg_terminate_backend): a follower
@@ -495,10 +523,11 @@ def consumer(book, ports, group, name, start, drain):
                 if book.confirmed[group].get(e["id"], t_pull) < t_pull:
                     book.after_ack.append((group, e["id"]))
                 elif e["id"] in book.confirmed[group]:
-                    # A new leader hands the lease out again with the same
-                    # delivery id (leases are memory only, the attempt
-                    # count as recorded): the old holder's ack of it can
-                    # land while the new holder's pull is being answered.
+                    # A lease given in the old leader's last moments (its
+                    # record not committed yet) is lost with it; the new
+                    # leader hands the event out again with the same
+                    # delivery id: the old holder's ack of it can land
+                    # while the new holder's pull is being answered.
                     book.overlap += 1
         if not evs:
             continue

@@ -93,8 +93,11 @@ def test_restart_keeps_lag_and_position_of_1000_groups(srv):
         assert a["dead_letters"] == b["dead_letters"], (name, b, a)
         if kinds[name] != "out-of-order":
             assert a["position"] == b["position"], (name, kinds[name], b["position"], a["position"])
-        else:  # the lease is gone with the restart: the first unacked event comes again
-            assert a["position"]["cursor"] <= b["position"]["cursor"], (name, b, a)
+        else:  # the first event's lease is kept (a restart, not a crash: the
+            # clean stop's snapshot restates it); the cursor is how far the
+            # flow examined, which looking for the oldest waiting event after
+            # the restart takes past the leased one to the next matching one
+            assert a["in_flight"] == b["in_flight"] == 1, (name, b, a)
             assert a["position"]["head"] == b["position"]["head"]
 
 
