@@ -45,9 +45,9 @@ Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
    --workloads publish1,publish4,singles,connect)
                           [--base PATH]
 
---base PATH adds two systems, base-always and base-interval: another eventbusd
-binary (an older build, say) run on the same workloads, interleaved with this
-tree's in the same rounds, so that both see the same load on a shared machine.
+--base PATH adds three systems, base-always, base-interval and base-postgresql
+(after eventbus-postgresql): another eventbusd binary (an older build, say)
+run on the same workloads, interleaved with this tree's in the same rounds, so that both see the same load on a shared machine.
 The table then shows this build over the base build in the ratio columns.
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
@@ -225,13 +225,13 @@ def start_eventbus_tls(workdir):
     return s
 
 
-def start_eventbus_pg(workdir, pg):
+def start_eventbus_pg(workdir, pg, exe=None):
     """eventbusd --store on a PostgreSQL of its own, as the postgresql row
     runs it (synchronous_commit on: --fsync always)."""
     db = pg.start()
     try:
         store = f"postgresql://bench@127.0.0.1:{db.port}/postgres"
-        s = start_eventbus(workdir, "always", store)
+        s = start_eventbus(workdir, "always", store, exe=exe)
         s.store = store
     except RuntimeError:
         db.stop(db.stop_signal)
@@ -359,6 +359,10 @@ def add_base(exe):
         SYSTEMS.insert(i, (name, "eventbus", f"the --base eventbusd ({exe}), fsync {policy}",
                            lambda w, pg, p=policy: start_eventbus(w, p, exe=exe)))
         SHORT[name] = f"base, fsync {policy}"
+    at = [s[0] for s in SYSTEMS].index("eventbus-postgresql") + 1
+    SYSTEMS.insert(at, ("base-postgresql", "eventbus", f"the --base eventbusd ({exe}), --store",
+                        lambda w, pg: start_eventbus_pg(w, pg, exe=exe)))
+    SHORT["base-postgresql"] = "base, --store"
 
 
 # name, driver arguments

@@ -145,7 +145,8 @@ static PGconn *lane_conn(pg_lane *l)
     return l == &l->p->lanes[0] ? l->p->wr : l->c;
 }
 
-/* Commits the lane's batch as one COPY on its connection: 0; an error
+/* Commits the lane's batch as one COPY on its connection (META: one
+ * INSERT, store_pg_ins.c): 0; an error
  * (nothing committed); or PG_UNKNOWN when the connection broke while
  * committing. Lane 0 makes the partitions the batch needs first. */
 static int write_batch(pg_lane *l)
@@ -160,6 +161,8 @@ static int write_batch(pg_lane *l)
     int rc = c == p->wr ? ensure_parts(p, b->first + b->records - 1) : 0;
     if (rc)
         return rc;
+    if (p->kind == EB_STORE_META) /* one round trip (store_pg_ins.c) */
+        return eb__pg_insert_batch(c, b);
     char sql[128];
     snprintf(sql, sizeof sql, "COPY %s (seq, ts, type, flags, data) FROM STDIN (FORMAT binary)",
              p->table);
@@ -178,11 +181,17 @@ static int write_batch(pg_lane *l)
         return EB_ECONNECT; /* the COPY never ended: nothing committed */
     if (PQputCopyEnd(c, NULL) != 1)
         return PG_UNKNOWN;
-    rc = 0;
+    return eb__pg_commit_outcome(c);
+}
+
+/* After a statement that commits was sent: 0 once it committed; an error
+ * the server sent (a SQLSTATE, the connection alive: rolled back); or
+ * PG_UNKNOWN for any other failure (the commit's outcome is unknown). */
+int eb__pg_commit_outcome(PGconn *c)
+{
+    int rc = 0;
+    PGresult *r;
     while ((r = PQgetResult(c))) {
-        /* An error the server sent (a SQLSTATE, the connection alive) means
-         * the COPY was rolled back; any other failure from here on leaves
-         * the commit's outcome unknown. */
         if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = PQstatus(c) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
                      ? classify(c, r)
@@ -192,6 +201,11 @@ static int write_batch(pg_lane *l)
     if (!rc && PQstatus(c) != CONNECTION_OK)
         rc = PG_UNKNOWN;
     return rc;
+}
+
+int eb__pg_classify(PGconn *c, const PGresult *r)
+{
+    return classify(c, r);
 }
 
 static void sleep_ms(uint64_t ms)
@@ -243,6 +257,8 @@ static int connect_locked(pg_store *p, PGconn **c, int key)
             PQclear(r);
         }
     }
+    if (rc == 0 && p->kind == EB_STORE_META && p->opened) /* (at open: once the table is) */
+        rc = eb__pg_prepare_insert(*c, p->table);
     if (rc) {
         PQfinish(*c);
         *c = NULL;
