@@ -164,6 +164,7 @@ static int read_query(pg_store *p, const char *sql, int n, const char *const *pa
         PGconn *c = reader(p);
         if (!c)
             return EB_ECONNECT;
+        p->reads++;
         int rc = eb__pg_run(c, sql, n, params, 1, out);
         if (rc != EB_ECONNECT || attempt)
             return rc;
@@ -232,6 +233,7 @@ static void ahead_collect(pg_store *p, bool wait)
         PQclear(r);
     }
     p->ahead = false;
+    p->reads++;
 }
 
 /* EVENTS: a reader at seq `at` near the end of the backlog window (within
@@ -255,6 +257,12 @@ static void ahead_start(pg_store *p, uint64_t at)
     const char *params[] = {a, b, l};
     p->ahead = PQsendQueryParams(c, scan_sql(p, sql, sizeof sql), 3, NULL, params, NULL, NULL,
                                  1) == 1;
+}
+
+uint64_t eb__store_pg_read_queries(eb_store *s)
+{
+    pg_store *p = pg_of(s);
+    return p->reads + p->ahead; /* (a read-ahead counts once collected, or now) */
 }
 
 static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg)

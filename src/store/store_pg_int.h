@@ -123,6 +123,7 @@ typedef struct pg_store {
     pg_cache         cache;       /* EVENTS: the newest records */
     pg_cache         back;        /* EVENTS: the backlog window (rows read in chunks) */
     bool             ahead;       /* a read-ahead of the chunk at back.hi is in flight on rd */
+    uint64_t         reads;       /* read queries sent (eb__store_pg_read_queries) */
 } pg_store;
 
 static inline pg_store *pg_of(eb_store *s)
