@@ -210,12 +210,28 @@ static const char *scan_sql(pg_store *p, char *sql, size_t cap)
  * visiting it: then they are dropped). */
 static void back_fill(pg_store *p, const PGresult *r)
 {
-    if (p->back.pinned)
-        return;
-    for (int i = 0, n = PQntuples(r); i < n; i++) {
+    uint64_t bytes = 0;
+    int n = PQntuples(r);
+    for (int i = 0; i < n && !p->back.pinned; i++) {
         eb_store_rec rec = row_rec(r, i);
         eb__pg_cache_add(&p->back, rec.seq, rec.ts_us, rec.type, rec.flags, rec.data, rec.len);
+        bytes += rec.len;
     }
+    if (n && bytes)
+        p->chunk_avg = bytes / (uint64_t)n;
+}
+
+/* The rows of a chunk: a quarter of the window's bytes at the records'
+ * size so far (the last chunk's, else the newest records', else 4 KiB),
+ * from 4 to PG_CHUNK_ROWS: what one query holds in memory stays bounded
+ * whatever the records' size. */
+static uint64_t chunk_rows(const pg_store *p)
+{
+    uint64_t avg = p->chunk_avg, held = p->cache.hi - p->cache.lo;
+    if (!avg)
+        avg = held && p->cache.bytes ? p->cache.bytes / held : 4096;
+    uint64_t rows = PG_BACK_BYTES / 4 / (avg ? avg : 1);
+    return rows < 4 ? 4 : rows > PG_CHUNK_ROWS ? PG_CHUNK_ROWS : rows;
 }
 
 /* The read-ahead in flight, if any: its rows go into the backlog window.
@@ -245,7 +261,7 @@ static void ahead_start(pg_store *p, uint64_t at)
     uint64_t end = atomic_load(&p->durable), hi = p->back.hi;
     if (p->cache.lo < end)
         end = p->cache.lo;
-    if (p->ahead || hi >= end || hi < p->back.lo + 1 || at + PG_CHUNK_ROWS < hi)
+    if (p->ahead || hi >= end || hi < p->back.lo + 1 || at + chunk_rows(p) < hi)
         return;
     PGconn *c = reader(p);
     if (!c)
@@ -253,7 +269,7 @@ static void ahead_start(pg_store *p, uint64_t at)
     char sql[128], a[24], b[24], l[24];
     snprintf(a, sizeof a, "%llu", (unsigned long long)hi);
     snprintf(b, sizeof b, "%llu", (unsigned long long)end);
-    snprintf(l, sizeof l, "%d", PG_CHUNK_ROWS);
+    snprintf(l, sizeof l, "%llu", (unsigned long long)chunk_rows(p));
     const char *params[] = {a, b, l};
     p->ahead = PQsendQueryParams(c, scan_sql(p, sql, sizeof sql), 3, NULL, params, NULL, NULL,
                                  1) == 1;
@@ -297,8 +313,8 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
         char a[24], b[24], l[24];
         snprintf(a, sizeof a, "%llu", (unsigned long long)from);
         snprintf(b, sizeof b, "%llu", (unsigned long long)upto);
-        snprintf(l, sizeof l, "%zu", chunk ? (size_t)PG_CHUNK_ROWS
-                                     : max < PG_SCAN_ROWS ? max : (size_t)PG_SCAN_ROWS);
+        snprintf(l, sizeof l, "%llu", (unsigned long long)(chunk ? chunk_rows(p)
+                                     : max < PG_SCAN_ROWS ? max : PG_SCAN_ROWS));
         const char *params[] = {a, b, l};
         PGresult *r = NULL;
         int rc = read_query(p, sql, 3, params, &r);

@@ -17,7 +17,7 @@
 #define PG_MAX_RECORD     (64u << 20)  /* largest record accepted */
 #define PG_MAX_PENDING    (64u << 20)  /* appends wait past this many bytes queued */
 #define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan (META) */
-#define PG_CHUNK_ROWS     2048         /* EVENTS: rows of a backlog chunk (one query) */
+#define PG_CHUNK_ROWS     2048         /* EVENTS: rows of a backlog chunk (one query) at most */
 #define PG_BACK_RECS      65536u       /* EVENTS: the backlog window's bounds */
 #define PG_BACK_BYTES     (16u << 20)
 #define PG_HOUSE_MS       1000         /* stats, retention and compaction period */
@@ -124,6 +124,7 @@ typedef struct pg_store {
     pg_cache         back;        /* EVENTS: the backlog window (rows read in chunks) */
     bool             ahead;       /* a read-ahead of the chunk at back.hi is in flight on rd */
     uint64_t         reads;       /* read queries sent (eb__store_pg_read_queries) */
+    uint64_t         chunk_avg;   /* bytes a record in the last chunk read (0: none yet) */
 } pg_store;
 
 static inline pg_store *pg_of(eb_store *s)
