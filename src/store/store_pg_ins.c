@@ -89,8 +89,14 @@ int eb__pg_insert_batch(PGconn *c, const batch *b)
         vals[f] = arr[f].data;
         lens[f] = (int)arr[f].len;
     }
-    /* Not sent: nothing committed (the caller may try a new connection). */
-    if (!rc && !PQsendQueryPrepared(c, INS_NAME, 5, vals, lens, fmts, 0))
+    /* Not sent: nothing committed (the caller tries a new connection).
+     * A connection the server closed while it was idle (the database
+     * restarted) is found here when its end has arrived: with COPY that
+     * showed at the `COPY` statement, which commits nothing, where a lost
+     * INSERT's outcome is unknown (then resolved on a new connection and,
+     * not committed, sent again: commit_lane). */
+    if (!rc && (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK ||
+                !PQsendQueryPrepared(c, INS_NAME, 5, vals, lens, fmts, 0)))
         rc = EB_ECONNECT;
     for (int f = 0; f < 5; f++)
         eb_buf_free(&arr[f]);

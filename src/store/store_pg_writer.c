@@ -590,11 +590,22 @@ static void commit_lane(pg_lane *l)
         status = write_batch(l);
     if (status)
         eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
-    if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
+    for (bool again = true; status == PG_UNKNOWN;) { /* refuse new appends while resolving */
+        bool lost = PQstatus(lane_conn(l)) != CONNECTION_OK;
         pthread_mutex_lock(&p->mu);
         enter_error(p, EB_ECONNECT, l->why);
         pthread_mutex_unlock(&p->mu);
         status = resolve(l);
+        /* Not committed, as seen by a new session holding the lane's lock:
+         * the lost session's transaction is over (a session's lock goes
+         * only after it), so the batch is sent again, once (a statement
+         * sent on a connection the server had closed while it was idle,
+         * a database restart, ends here). */
+        if (status == EB_ECONNECT && lost && again && PQstatus(lane_conn(l)) == CONNECTION_OK) {
+            again = false;
+            if ((status = write_batch(l)))
+                eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
+        }
     }
     pthread_mutex_lock(&p->mu);
     l->status = status;
