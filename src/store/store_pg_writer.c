@@ -596,12 +596,15 @@ static void commit_lane(pg_lane *l)
         enter_error(p, EB_ECONNECT, l->why);
         pthread_mutex_unlock(&p->mu);
         status = resolve(l);
-        /* Not committed, as seen by a new session holding the lane's lock:
-         * the lost session's transaction is over (a session's lock goes
-         * only after it), so the batch is sent again, once (a statement
-         * sent on a connection the server had closed while it was idle,
-         * a database restart, ends here). */
-        if (status == EB_ECONNECT && lost && again && PQstatus(lane_conn(l)) == CONNECTION_OK) {
+        /* META: not committed, as seen by a new session holding the
+         * lane's lock: the lost session's transaction is over (a session's
+         * lock goes only after it), so the batch is sent again, once. Its
+         * INSERT, sent whole on a connection the server had closed while
+         * it was idle (a database restart), ends here; a COPY found that
+         * out at its COPY statement, before anything could commit. EVENTS
+         * batches fail as before (their seqs go to the retries). */
+        if (status == EB_ECONNECT && lost && again && p->kind == EB_STORE_META &&
+            PQstatus(lane_conn(l)) == CONNECTION_OK) {
             again = false;
             if ((status = write_batch(l)))
                 eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
