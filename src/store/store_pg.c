@@ -307,8 +307,10 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
         /* Below the cache (or past it): from the table, up to where it
          * starts. EVENTS read a whole chunk into the backlog window (the
          * next scans, of this reader and of the others behind it, find it
-         * there), unless a scan is visiting the window (a cb that reads). */
-        bool chunk = events && !p->back.pinned;
+         * there), unless a scan is visiting the window (a cb that reads)
+         * or this one asks for a few records only (a lookup, a
+         * redelivery: those read what they ask for, as before). */
+        bool chunk = events && !p->back.pinned && max >= PG_CHUNK_MIN;
         uint64_t upto = from < p->cache.lo && p->cache.lo < end ? p->cache.lo : end;
         char a[24], b[24], l[24];
         snprintf(a, sizeof a, "%llu", (unsigned long long)from);

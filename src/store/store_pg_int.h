@@ -18,6 +18,7 @@
 #define PG_MAX_PENDING    (64u << 20)  /* appends wait past this many bytes queued */
 #define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan (META) */
 #define PG_CHUNK_ROWS     2048         /* EVENTS: rows of a backlog chunk (one query) at most */
+#define PG_CHUNK_MIN      64           /* EVENTS: scans of fewer records read only those */
 #define PG_BACK_RECS      65536u       /* EVENTS: the backlog window's bounds */
 #define PG_BACK_BYTES     (16u << 20)
 #define PG_HOUSE_MS       1000         /* stats, retention and compaction period */
