@@ -45,10 +45,12 @@ Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
    --workloads publish1,publish4,singles,connect)
                           [--base PATH]
 
---base PATH adds two systems, base-always and base-interval: another eventbusd
-binary (an older build, say) run on the same workloads, interleaved with this
-tree's in the same rounds, so that both see the same load on a shared machine.
-The table then shows this build over the base build in the ratio columns.
+--base PATH adds three systems, base-always, base-interval and base-postgresql
+(after eventbus-postgresql): another eventbusd binary (an older build, say)
+run on the same workloads, interleaved with this tree's in the same rounds,
+so that both see the same load on a shared machine. The table then shows
+this build over the base build in the ratio columns (base-postgresql:
+compare its row with eventbus-postgresql's).
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """

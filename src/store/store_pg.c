@@ -161,13 +161,17 @@ static PGconn *reader(pg_store *p)
 
 /* A read query; when the connection failed it (the database may have
  * restarted since the last read) it is tried once more on a new one. */
+static void ahead_collect(pg_store *p, bool wait);
+
 static int read_query(pg_store *p, const char *sql, int n, const char *const *params,
                       PGresult **out)
 {
+    ahead_collect(p, true); /* the connection is free once its read-ahead is in */
     for (int attempt = 0;; attempt++) {
         PGconn *c = reader(p);
         if (!c)
             return EB_ECONNECT;
+        p->reads++;
         int rc = eb__pg_run(c, sql, n, params, 1, out);
         if (rc != EB_ECONNECT || attempt)
             return rc;
@@ -177,21 +181,111 @@ static int read_query(pg_store *p, const char *sql, int n, const char *const *pa
     }
 }
 
-/* Visits the cached records from *from on (below end); 1 if cb stopped. */
-static int scan_cached(pg_store *p, uint64_t *from, uint64_t end, size_t *max,
+/* Visits the records of window c from *from on (below end); 1 if cb
+ * stopped. */
+static int scan_cached(pg_cache *c, uint64_t *from, uint64_t end, size_t *max,
                        eb_store_scan_cb cb, void *arg)
 {
     const pg_cached *e;
     int stop = 0;
-    p->cache.pinned++; /* cb may append: what it visits stays */
-    while (*max && *from < end && !stop && (e = eb__pg_cache_get(&p->cache, *from))) {
+    c->pinned++; /* cb may append (or read): what it visits stays */
+    while (*max && *from < end && !stop && (e = eb__pg_cache_get(c, *from))) {
         eb_store_rec rec = {*from, e->ts, e->type, e->flags, e->len, e->data};
         ++*from;
         --*max;
         stop = cb(arg, &rec);
     }
-    p->cache.pinned--;
+    c->pinned--;
     return stop;
+}
+
+static eb_store_rec row_rec(const PGresult *r, int i)
+{
+    return (eb_store_rec){be64(PQgetvalue(r, i, 0)), be64(PQgetvalue(r, i, 1)),
+                          (uint16_t)be32(PQgetvalue(r, i, 2)), (uint16_t)be32(PQgetvalue(r, i, 3)),
+                          (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
+}
+
+static const char *scan_sql(pg_store *p, char *sql, size_t cap)
+{
+    snprintf(sql, cap, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 AND "
+             "seq < $2 ORDER BY seq LIMIT $3", p->table);
+    return sql;
+}
+
+/* Puts the rows of a chunk into the backlog window (unless a scan is
+ * visiting it: then they are dropped). */
+static void back_fill(pg_store *p, const PGresult *r)
+{
+    uint64_t bytes = 0;
+    int n = PQntuples(r);
+    for (int i = 0; i < n && !p->back.pinned; i++) {
+        eb_store_rec rec = row_rec(r, i);
+        eb__pg_cache_add(&p->back, rec.seq, rec.ts_us, rec.type, rec.flags, rec.data, rec.len);
+        bytes += rec.len;
+    }
+    if (n && bytes)
+        p->chunk_avg = bytes / (uint64_t)n;
+}
+
+/* The rows of a chunk: a quarter of the window's bytes at the records'
+ * size so far (the last chunk's, else the newest records', else 4 KiB),
+ * from 4 to PG_CHUNK_ROWS: what one query holds in memory stays bounded
+ * whatever the records' size. */
+static uint64_t chunk_rows(const pg_store *p)
+{
+    uint64_t avg = p->chunk_avg, held = p->cache.hi - p->cache.lo;
+    if (!avg)
+        avg = held && p->cache.bytes ? p->cache.bytes / held : 4096;
+    uint64_t rows = PG_BACK_BYTES / 4 / (avg ? avg : 1);
+    return rows < 4 ? 4 : rows > PG_CHUNK_ROWS ? PG_CHUNK_ROWS : rows;
+}
+
+/* The read-ahead in flight, if any: its rows go into the backlog window.
+ * wait: until it is in; else only if it is in already. */
+static void ahead_collect(pg_store *p, bool wait)
+{
+    if (!p->ahead)
+        return;
+    if (!wait && PQconsumeInput(p->rd) && PQisBusy(p->rd))
+        return; /* not in yet (a broken connection: taken below, failed) */
+    PGresult *r;
+    while ((r = PQgetResult(p->rd))) {
+        if (PQresultStatus(r) == PGRES_TUPLES_OK)
+            back_fill(p, r);
+        PQclear(r);
+    }
+    p->ahead = false;
+    p->reads++;
+}
+
+/* EVENTS: a reader at seq `at` near the end of the backlog window (within
+ * a chunk) sends the query of the chunk after it, unless one is in flight
+ * or the window reaches the newest records: the database reads it while
+ * the loop serves the window. */
+static void ahead_start(pg_store *p, uint64_t at)
+{
+    uint64_t end = atomic_load(&p->durable), hi = p->back.hi;
+    if (p->cache.lo < end)
+        end = p->cache.lo;
+    if (p->ahead || hi >= end || hi < p->back.lo + 1 || at + chunk_rows(p) < hi)
+        return;
+    PGconn *c = reader(p);
+    if (!c)
+        return;
+    char sql[128], a[24], b[24], l[24];
+    snprintf(a, sizeof a, "%llu", (unsigned long long)hi);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)end);
+    snprintf(l, sizeof l, "%llu", (unsigned long long)chunk_rows(p));
+    const char *params[] = {a, b, l};
+    p->ahead = PQsendQueryParams(c, scan_sql(p, sql, sizeof sql), 3, NULL, params, NULL, NULL,
+                                 1) == 1;
+}
+
+uint64_t eb__store_pg_read_queries(eb_store *s)
+{
+    pg_store *p = pg_of(s);
+    return p->reads + p->ahead; /* (a read-ahead counts once collected, or now) */
 }
 
 static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, void *arg)
@@ -200,31 +294,50 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
     uint64_t first = atomic_load(&p->first), end = atomic_load(&p->durable);
     if (from < first)
         from = first;
+    bool events = p->kind == EB_STORE_EVENTS;
     char sql[128];
-    snprintf(sql, sizeof sql, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 AND "
-             "seq < $2 ORDER BY seq LIMIT $3", p->table);
+    scan_sql(p, sql, sizeof sql);
+    ahead_collect(p, false);
     while (max && from < end) {
-        if (scan_cached(p, &from, end, &max, cb, arg))
+        if (scan_cached(&p->cache, &from, end, &max, cb, arg) ||
+            scan_cached(&p->back, &from, end, &max, cb, arg))
             break;
         if (!max || from >= end)
             break;
-        /* Below the cache (or past it): from the table, up to where it starts. */
+        if (eb__pg_cache_get(&p->cache, from))
+            continue; /* the backlog window reached the newest records */
+        if (p->ahead) { /* it may be bringing this very chunk */
+            ahead_collect(p, true);
+            if (eb__pg_cache_get(&p->back, from))
+                continue;
+        }
+        /* Below the cache (or past it): from the table, up to where it
+         * starts. EVENTS read a whole chunk into the backlog window (the
+         * next scans, of this reader and of the others behind it, find it
+         * there), unless a scan is visiting the window (a cb that reads)
+         * or this one asks for a few records only (a lookup, a
+         * redelivery: those read what they ask for, as before). */
+        bool chunk = events && !p->back.pinned && max >= PG_CHUNK_MIN;
         uint64_t upto = from < p->cache.lo && p->cache.lo < end ? p->cache.lo : end;
         char a[24], b[24], l[24];
         snprintf(a, sizeof a, "%llu", (unsigned long long)from);
         snprintf(b, sizeof b, "%llu", (unsigned long long)upto);
-        snprintf(l, sizeof l, "%zu", max < PG_SCAN_ROWS ? max : (size_t)PG_SCAN_ROWS);
+        snprintf(l, sizeof l, "%llu", (unsigned long long)(chunk ? chunk_rows(p)
+                                     : max < PG_SCAN_ROWS ? max : PG_SCAN_ROWS));
         const char *params[] = {a, b, l};
         PGresult *r = NULL;
         int rc = read_query(p, sql, 3, params, &r);
         if (rc)
             return rc;
         int rows = PQntuples(r), stop = 0;
-        for (int i = 0; i < rows && !stop; i++) {
-            eb_store_rec rec = {be64(PQgetvalue(r, i, 0)), be64(PQgetvalue(r, i, 1)),
-                                (uint16_t)be32(PQgetvalue(r, i, 2)),
-                                (uint16_t)be32(PQgetvalue(r, i, 3)),
-                                (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
+        if (chunk)
+            back_fill(p, r);
+        /* Served from the window from here on; or, when the chunk did not
+         * stay there (records past its bytes, or the rows start after a
+         * gap), from the result. */
+        for (int i = 0; (!chunk || !eb__pg_cache_get(&p->back, from)) && i < rows && max &&
+                        !stop; i++) {
+            eb_store_rec rec = row_rec(r, i);
             from = rec.seq + 1;
             max--;
             stop = cb(arg, &rec);
@@ -238,6 +351,8 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
             from = upto; /* a gap below the cache (dropped rows): go on there */
         }
     }
+    if (events && p->back.lo <= from && from <= p->back.hi)
+        ahead_start(p, from);
     return 0;
 }
 
@@ -319,6 +434,7 @@ static void pg_free(pg_store *p)
     }
     eb__keyidx_free(&p->kidx);
     eb__pg_cache_free(&p->cache);
+    eb__pg_cache_free(&p->back);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->space);
@@ -464,6 +580,7 @@ static int load(pg_store *p, eb_store_recovery *rep)
         next = floor;
     p->next_seq = next;
     eb__pg_cache_init(&p->cache, next);
+    eb__pg_cache_init_cap(&p->back, 0, PG_BACK_RECS, PG_BACK_BYTES);
     p->last_ts = last_ts;
     atomic_store(&p->durable, next);
     atomic_store(&p->first, count ? min : next);
@@ -511,6 +628,7 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     }
     eb__keyidx_init(&p->kidx);
     eb__pg_cache_init(&p->cache, 0);
+    eb__pg_cache_init_cap(&p->back, 0, PG_BACK_RECS, PG_BACK_BYTES);
     char err[256];
     int rc = 0;
     if (!(p->rd = eb__pg_connect(p->uri, p->sync, err, sizeof err))) {
@@ -532,6 +650,10 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     if (!rc && (rc = load(p, rep)))
         EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
                  eb__pg_one_line(p->rd, err, sizeof err));
+    /* META commits with a prepared INSERT (store_pg_ins.c): on each
+     * connection, now that the table exists (a reconnect prepares it). */
+    for (int i = 0; !rc && p->kind == EB_STORE_META && i < p->nlanes; i++)
+        rc = eb__pg_prepare_insert(i ? p->lanes[i].c : p->wr, p->table);
     p->opened = !rc;
     p->lane_end = p->kind == EB_STORE_EVENTS ? p->part_hi * PG_PART_SEQS : UINT64_MAX;
     int lanes = 0; /* lane threads made */

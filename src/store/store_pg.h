@@ -14,6 +14,10 @@ extern const eb_store_engine eb_store_pg_engine;
 /* Seqs per events partition (65536): the tests make it small to see
  * retention drop partitions. Set before opening a store. */
 extern uint64_t eb__store_pg_part_seqs;
+/* The queries an EVENTS or META store sent to read records since it was
+ * opened (scans, read-aheads, seek_time): the tests check the backlog is
+ * read in chunks, once for every reader. */
+uint64_t eb__store_pg_read_queries(eb_store *s);
 
 /* --- several nodes on one database (store_pg_lead.c) ------------------------
  * A node's leadership: the leader lock on a connection of its own, the

@@ -1,8 +1,10 @@
-/* store_pg_cache.c - the PostgreSQL engine's cache of its newest records
- * (see store_pg_int.h): the records this node appended, a window of
- * consecutive seqs [lo, hi) in a ring, bounded in count and bytes. The
- * consumers of a bus mostly read the newest events; served from here,
- * a pull costs no query. Loop thread only. */
+/* store_pg_cache.c - the PostgreSQL engine's windows of records (see
+ * store_pg_int.h): a window of consecutive seqs [lo, hi) in a ring,
+ * bounded in count and bytes. Two per EVENTS store: the newest records
+ * this node appended (the consumers of a bus mostly read the newest
+ * events; served from there, a pull costs no query), and the backlog
+ * window, the rows the scans read from the table in chunks, a chunk
+ * ahead (store_pg.c). Loop thread only. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,13 +16,20 @@
 
 void eb__pg_cache_init(pg_cache *c, uint64_t next)
 {
+    eb__pg_cache_init_cap(c, next, CACHE_RECS, CACHE_BYTES);
+}
+
+void eb__pg_cache_init_cap(pg_cache *c, uint64_t next, uint32_t recs, size_t bytes)
+{
     memset(c, 0, sizeof *c);
     c->lo = c->hi = next;
+    c->recs = recs;
+    c->max_bytes = bytes;
 }
 
 static pg_cached *slot(pg_cache *c, uint64_t seq)
 {
-    return &c->v[seq & (CACHE_RECS - 1)];
+    return &c->v[seq & (c->recs - 1)];
 }
 
 static void drop_lo(pg_cache *c)
@@ -47,7 +56,7 @@ void eb__pg_cache_add(pg_cache *c, uint64_t seq, uint64_t ts, uint16_t type, uin
                       const void *data, uint32_t len)
 {
     if (!c->v)
-        c->v = eb_xcalloc(CACHE_RECS, sizeof *c->v);
+        c->v = eb_xcalloc(c->recs, sizeof *c->v);
     if (seq != c->hi) { /* not the next one: start a new window there */
         while (c->lo < c->hi)
             drop_lo(c);
@@ -55,10 +64,10 @@ void eb__pg_cache_add(pg_cache *c, uint64_t seq, uint64_t ts, uint16_t type, uin
     }
     /* Evict the oldest; a scan in progress keeps what it may be visiting
      * (the window then grows past its bytes for a while, never its count). */
-    while (c->lo < c->hi && (c->hi - c->lo == CACHE_RECS ||
-                             (!c->pinned && c->bytes + len > CACHE_BYTES)))
+    while (c->lo < c->hi && (c->hi - c->lo == c->recs ||
+                             (!c->pinned && c->bytes + len > c->max_bytes)))
         drop_lo(c);
-    if (c->hi - c->lo == CACHE_RECS) /* pinned and full: cache nothing more */
+    if (c->hi - c->lo == c->recs) /* pinned and full: cache nothing more */
         return;
     pg_cached *e = slot(c, c->hi++);
     e->ts = ts;

@@ -16,7 +16,11 @@
 
 #define PG_MAX_RECORD     (64u << 20)  /* largest record accepted */
 #define PG_MAX_PENDING    (64u << 20)  /* appends wait past this many bytes queued */
-#define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan */
+#define PG_SCAN_ROWS      1000         /* rows fetched per query of a scan (META) */
+#define PG_CHUNK_ROWS     2048         /* EVENTS: rows of a backlog chunk (one query) at most */
+#define PG_CHUNK_MIN      64           /* EVENTS: scans of fewer records read only those */
+#define PG_BACK_RECS      65536u       /* EVENTS: the backlog window's bounds */
+#define PG_BACK_BYTES     (16u << 20)
 #define PG_HOUSE_MS       1000         /* stats, retention and compaction period */
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
@@ -78,12 +82,15 @@ typedef struct pg_cached {
     char    *data; /* owned */
 } pg_cached;
 
-/* The newest records this node appended: seqs [lo, hi), loop thread only. */
+/* A window of records, seqs [lo, hi), loop thread only: the newest this
+ * node appended, or the backlog read from the table. */
 typedef struct pg_cache {
     pg_cached *v;      /* ring, indexed by seq */
     uint64_t   lo, hi;
     size_t     bytes;
     int        pinned; /* scans in progress: evict nothing by bytes */
+    uint32_t   recs;   /* bounds: records (a power of two) and bytes */
+    size_t     max_bytes;
 } pg_cache;
 
 typedef struct pg_store {
@@ -122,6 +129,10 @@ typedef struct pg_store {
     bool             opened;      /* past pg_open: a lock lost now means fenced */
     eb_keyidx        kidx;
     pg_cache         cache;       /* EVENTS: the newest records */
+    pg_cache         back;        /* EVENTS: the backlog window (rows read in chunks) */
+    bool             ahead;       /* a read-ahead of the chunk at back.hi is in flight on rd */
+    uint64_t         reads;       /* read queries sent (eb__store_pg_read_queries) */
+    uint64_t         chunk_avg;   /* bytes a record in the last chunk read (0: none yet) */
 } pg_store;
 
 static inline pg_store *pg_of(eb_store *s)
@@ -131,8 +142,10 @@ static inline pg_store *pg_of(eb_store *s)
 
 /* --- the cache of the newest records (store_pg_cache.c) ------------------- */
 
-/* Empty, its window starting at next. */
+/* Empty, its window starting at next (the newest records' bounds). */
 void eb__pg_cache_init(pg_cache *c, uint64_t next);
+/* The same with other bounds (recs a power of two). */
+void eb__pg_cache_init_cap(pg_cache *c, uint64_t next, uint32_t recs, size_t bytes);
 /* Adds a copy of record seq: the window grows when seq is its next one,
  * else it starts again at seq; the oldest go past the bounds. */
 void eb__pg_cache_add(pg_cache *c, uint64_t seq, uint64_t ts, uint16_t type, uint16_t flags,
@@ -164,6 +177,21 @@ uint64_t eb__pg_num0(const PGresult *r);
 int eb__pg_connect_wr(pg_store *p);
 /* A META lane > 0's connection and its lock (the same outcomes). */
 int eb__pg_connect_lane(pg_lane *l);
+/* classify() of store_pg_writer.c: what a failed statement means. */
+int eb__pg_classify(PGconn *c, const PGresult *r);
+/* After a statement that commits was sent: 0 once committed; the error
+ * the server sent (rolled back); or PG_UNKNOWN (the outcome unknown). */
+int eb__pg_commit_outcome(PGconn *c);
+
+/* --- META commits (store_pg_ins.c) ------------------------------------------ */
+
+/* Prepares the insert of a batch on a new META connection: 0 or an error. */
+int eb__pg_prepare_insert(PGconn *c, const char *table);
+/* Commits batch b on c as one prepared INSERT of arrays (one round trip):
+ * 0; EB_ECONNECT (not sent: nothing committed); the error the server sent;
+ * or PG_UNKNOWN (the connection broke while committing). */
+int eb__pg_insert_batch(PGconn *c, const batch *b);
+
 /* The writer thread (arg: the pg_store). */
 void *eb__pg_writer_main(void *arg);
 /* A lane's thread (arg: the pg_lane, index > 0). */

@@ -150,7 +150,8 @@ static PGconn *lane_conn(pg_lane *l)
     return l == &l->p->lanes[0] ? l->p->wr : l->c;
 }
 
-/* Commits the lane's batch as one COPY on its connection: 0; an error
+/* Commits the lane's batch as one COPY on its connection (META: one
+ * INSERT, store_pg_ins.c): 0; an error
  * (nothing committed); or PG_UNKNOWN when the connection broke while
  * committing. Lane 0 makes the partitions the batch needs first. */
 static int write_batch(pg_lane *l)
@@ -165,6 +166,8 @@ static int write_batch(pg_lane *l)
     int rc = c == p->wr ? ensure_parts(p, b->first + b->records - 1) : 0;
     if (rc)
         return rc;
+    if (p->kind == EB_STORE_META) /* one round trip (store_pg_ins.c) */
+        return eb__pg_insert_batch(c, b);
     char sql[128];
     snprintf(sql, sizeof sql, "COPY %s (seq, ts, type, flags, data) FROM STDIN (FORMAT binary)",
              p->table);
@@ -183,11 +186,17 @@ static int write_batch(pg_lane *l)
         return EB_ECONNECT; /* the COPY never ended: nothing committed */
     if (PQputCopyEnd(c, NULL) != 1)
         return PG_UNKNOWN;
-    rc = 0;
+    return eb__pg_commit_outcome(c);
+}
+
+/* After a statement that commits was sent: 0 once it committed; an error
+ * the server sent (a SQLSTATE, the connection alive: rolled back); or
+ * PG_UNKNOWN for any other failure (the commit's outcome is unknown). */
+int eb__pg_commit_outcome(PGconn *c)
+{
+    int rc = 0;
+    PGresult *r;
     while ((r = PQgetResult(c))) {
-        /* An error the server sent (a SQLSTATE, the connection alive) means
-         * the COPY was rolled back; any other failure from here on leaves
-         * the commit's outcome unknown. */
         if (!rc && PQresultStatus(r) != PGRES_COMMAND_OK)
             rc = PQstatus(c) == CONNECTION_OK && PQresultErrorField(r, PG_DIAG_SQLSTATE)
                      ? classify(c, r)
@@ -197,6 +206,11 @@ static int write_batch(pg_lane *l)
     if (!rc && PQstatus(c) != CONNECTION_OK)
         rc = PG_UNKNOWN;
     return rc;
+}
+
+int eb__pg_classify(PGconn *c, const PGresult *r)
+{
+    return classify(c, r);
 }
 
 static void sleep_ms(uint64_t ms)
@@ -248,6 +262,8 @@ static int connect_locked(pg_store *p, PGconn **c, int key)
             PQclear(r);
         }
     }
+    if (rc == 0 && p->kind == EB_STORE_META && p->opened) /* (at open: once the table is) */
+        rc = eb__pg_prepare_insert(*c, p->table);
     if (rc) {
         PQfinish(*c);
         *c = NULL;
@@ -579,11 +595,25 @@ static void commit_lane(pg_lane *l)
         status = write_batch(l);
     if (status)
         eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
-    if (status == PG_UNKNOWN) { /* refuse new appends while resolving */
+    for (bool again = true; status == PG_UNKNOWN;) { /* refuse new appends while resolving */
+        bool lost = PQstatus(lane_conn(l)) != CONNECTION_OK;
         pthread_mutex_lock(&p->mu);
         enter_error(p, EB_ECONNECT, l->why);
         pthread_mutex_unlock(&p->mu);
         status = resolve(l);
+        /* META: not committed, as seen by a new session holding the
+         * lane's lock: the lost session's transaction is over (a session's
+         * lock goes only after it), so the batch is sent again, once. Its
+         * INSERT, sent whole on a connection the server had closed while
+         * it was idle (a database restart), ends here; a COPY found that
+         * out at its COPY statement, before anything could commit. EVENTS
+         * batches fail as before (their seqs go to the retries). */
+        if (status == EB_ECONNECT && lost && again && p->kind == EB_STORE_META &&
+            PQstatus(lane_conn(l)) == CONNECTION_OK) {
+            again = false;
+            if ((status = write_batch(l)))
+                eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
+        }
     }
     pthread_mutex_lock(&p->mu);
     l->status = status;

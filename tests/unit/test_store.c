@@ -427,9 +427,9 @@ static int try_append(eb_store *s, int n, uint64_t *first)
  * EB_ECONNECT (never a wrong success), stats say so, the engine reconnects
  * by itself, the seqs go on without a gap or a duplicate, and what was
  * acknowledged is all there. */
-TEST(pg_store_reconnects_after_losing_the_database)
+static void reconnects(eb_store_kind kind)
 {
-    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    eb_store *s = open_store(kind, EB_STORE_SYNC_ALWAYS, NULL);
     CHECK_EQ(append_batch(s, "a", 3, false), 1);
     pg_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
            "WHERE application_name = 'eventbusd'");
@@ -457,7 +457,7 @@ TEST(pg_store_reconnects_after_losing_the_database)
     for (size_t i = 0; i < v.n; i++)
         CHECK_EQ(v.seqs[i], i + 1);
     eb_store_close(s);
-    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    s = open_store(kind, EB_STORE_SYNC_ALWAYS, NULL);
     CHECK_EQ(eb_store_next_seq(s), acked);
     seen w = {.stop_after = 0}; /* from the table now, not the cache of the newest */
     CHECK_OK(eb_store_scan(s, 2, 100, visit, &w));
@@ -466,6 +466,126 @@ TEST(pg_store_reconnects_after_losing_the_database)
         CHECK(w.seqs[i] == i + 2 && !memcmp(w.data[i], v.data[i + 1], 16));
     eb_store_close(s);
     (void)failed; /* 0 if the writer noticed before the first append */
+}
+
+TEST(pg_store_reconnects_after_losing_the_database)
+{
+    reconnects(EB_STORE_EVENTS);
+}
+
+/* META commits with a statement prepared on each connection
+ * (store_pg_ins.c): a new connection prepares it again. */
+TEST(pg_store_meta_reconnects_after_losing_the_database)
+{
+    reconnects(EB_STORE_META);
+}
+
+/* Appends n records "r-<i>" (i from 0) padded with 'x' to size bytes, in
+ * batches of 64, each waited for. */
+static void append_sized(eb_store *s, int n, size_t size)
+{
+    char *buf = malloc(64 * size);
+    for (int i = 0; i < n; i += 64) {
+        eb_store_rec_in recs[64];
+        int k = n - i < 64 ? n - i : 64;
+        for (int j = 0; j < k; j++) {
+            char *d = buf + (size_t)j * size;
+            memset(d, 'x', size);
+            int len = snprintf(d, size, "r-%d", i + j);
+            d[len] = 'x';
+            recs[j] = (eb_store_rec_in){5, 0, d, (uint32_t)size};
+        }
+        waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        uint64_t first = 0, ts = 0;
+        CHECK_OK(eb_store_append(s, recs, (size_t)k, false, &first, &ts, on_done, &w));
+        wait_done(&w);
+        CHECK_EQ(w.status, 0);
+        CHECK_EQ(first, (uint64_t)i + 1);
+    }
+    free(buf);
+}
+
+/* A reader of the records "r-<seq - 1>" of size bytes: checks each one and
+ * stops after `want` (as a group's fill stops once it has a pull's worth). */
+typedef struct cursor {
+    uint64_t next;
+    size_t   size, got, want;
+} cursor;
+
+static int read_sized(void *arg, const eb_store_rec *r)
+{
+    cursor *c = arg;
+    char head[32];
+    int len = snprintf(head, sizeof head, "r-%llu", (unsigned long long)(r->seq - 1));
+    if (r->seq != c->next || r->len != c->size || memcmp(r->data, head, (size_t)len) ||
+        ((const char *)r->data)[len] != 'x')
+        eb_test_fail(__FILE__, __LINE__, "seq %llu (expected %llu), %u bytes",
+                     (unsigned long long)r->seq, (unsigned long long)c->next, r->len);
+    c->next++;
+    return ++c->got >= c->want;
+}
+
+/* Reads [c->next, end) as pulls of want records each. */
+static void read_all(eb_store *s, cursor *c, uint64_t end)
+{
+    while (c->next < end) {
+        uint64_t before = c->next;
+        c->got = 0;
+        CHECK_OK(eb_store_scan(s, c->next, 1024, read_sized, c));
+        CHECK(c->next > before);
+    }
+}
+
+/* A backlog below the cache of the newest records (here: all of it, after
+ * a reopen) is read from the table in chunks into the backlog window, once
+ * for all the readers going through it together, not a query per pull and
+ * reader (each pull of 100 read 1,000 rows and used 100 before). Readers
+ * far apart read it right too. */
+TEST(pg_store_backlog_is_read_in_chunks_once_for_all_readers)
+{
+    const int n = 10000;
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    append_sized(s, n, 100);
+    eb_store_close(s);
+    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    cursor c[3] = {{1, 100, 0, 100}, {1, 100, 0, 100}, {1, 100, 0, 100}};
+    uint64_t q0 = eb__store_pg_read_queries(s);
+    while (c[2].next <= (uint64_t)n) /* three groups, pull by pull, in turn */
+        for (int i = 0; i < 3; i++) {
+            c[i].got = 0;
+            CHECK_OK(eb_store_scan(s, c[i].next, 1024, read_sized, &c[i]));
+        }
+    CHECK_EQ(c[0].next, (uint64_t)n + 1);
+    uint64_t queries = eb__store_pg_read_queries(s) - q0;
+    /* 3 readers × 100 pulls of 100 read 30,000 records: a query per 1,000
+     * records at the most (chunks of 2,048: 5, and the read-ahead's end). */
+    CHECK(queries >= 1 && queries * 1000 <= (uint64_t)n);
+    cursor far[2] = {{1, 100, 0, 100}, {(uint64_t)n - 300, 100, 0, 100}};
+    for (int round = 0; round < 3; round++) /* apart by 9,700: each reads its own */
+        for (int i = 0; i < 2; i++) {
+            far[i].got = 0;
+            CHECK_OK(eb_store_scan(s, far[i].next, 1024, read_sized, &far[i]));
+        }
+    read_all(s, &far[0], (uint64_t)n + 1);
+    read_all(s, &far[1], (uint64_t)n + 1);
+    eb_store_close(s);
+}
+
+/* Records larger than the backlog window holds in one chunk (24 of 1 MiB
+ * against 16 MiB) are all read, in order, each once per pass. */
+TEST(pg_store_backlog_of_records_past_the_window)
+{
+    const int n = 24;
+    const size_t size = 1u << 20;
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    append_sized(s, n, size);
+    eb_store_close(s);
+    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_ALWAYS, NULL);
+    cursor c = {1, size, 0, 1000};
+    read_all(s, &c, (uint64_t)n + 1);
+    cursor one = {1, size, 0, 1}; /* again, a record a pull */
+    read_all(s, &one, (uint64_t)n + 1);
+    eb_store_close(s);
 }
 
 /* A database that cannot be reached: open fails with EB_ECONNECT. */
@@ -733,7 +853,10 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
 #endif
 
 #ifdef EB_TEST_PG
-#define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), T(pg_store_open_unreachable), \
+#define PG_TESTS , T(pg_store_reconnects_after_losing_the_database), \
+                 T(pg_store_meta_reconnects_after_losing_the_database), \
+                 T(pg_store_backlog_is_read_in_chunks_once_for_all_readers), \
+                 T(pg_store_backlog_of_records_past_the_window), T(pg_store_open_unreachable), \
                  T(pg_store_second_node_refused), T(pg_store_retention_drops_partitions), \
                  T(pg_store_meta_drop_before_deletes), T(pg_store_meta_drop_before_is_the_next_job), \
                  T(pg_meta_open_drops_before_the_newest_snapshot), \
