@@ -595,24 +595,37 @@ static void commit_lane(pg_lane *l)
         status = write_batch(l);
     if (status)
         eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
-    for (bool again = true; status == PG_UNKNOWN;) { /* refuse new appends while resolving */
+    for (bool again = true; status == PG_UNKNOWN;) {
         bool lost = PQstatus(lane_conn(l)) != CONNECTION_OK;
-        pthread_mutex_lock(&p->mu);
-        enter_error(p, EB_ECONNECT, l->why);
-        pthread_mutex_unlock(&p->mu);
+        /* META, its connection lost: resolved, and if not committed sent
+         * again once, before new appends are refused -- the first batch
+         * after a database restart found its idle connection closed, which
+         * says nothing about the database now (another request must not get
+         * a 503 for it). Otherwise new appends are refused while resolving. */
+        bool retry = lost && again && p->kind == EB_STORE_META;
+        if (!retry) {
+            pthread_mutex_lock(&p->mu);
+            enter_error(p, EB_ECONNECT, l->why);
+            pthread_mutex_unlock(&p->mu);
+        }
         status = resolve(l);
-        /* META: not committed, as seen by a new session holding the
-         * lane's lock: the lost session's transaction is over (a session's
-         * lock goes only after it), so the batch is sent again, once. Its
-         * INSERT, sent whole on a connection the server had closed while
-         * it was idle (a database restart), ends here; a COPY found that
-         * out at its COPY statement, before anything could commit. EVENTS
-         * batches fail as before (their seqs go to the retries). */
-        if (status == EB_ECONNECT && lost && again && p->kind == EB_STORE_META &&
-            PQstatus(lane_conn(l)) == CONNECTION_OK) {
+        /* Not committed, as seen by a new session holding the lane's lock:
+         * the lost session's transaction is over (a session's lock goes
+         * only after it), so the batch is sent again, once. Its INSERT,
+         * sent whole on a connection the server had closed while it was
+         * idle (a database restart), ends here; a COPY found that out at
+         * its COPY statement, before anything could commit. EVENTS batches
+         * fail as before (their seqs go to the retries). */
+        if (retry) {
             again = false;
-            if ((status = write_batch(l)))
+            if (status == EB_ECONNECT && PQstatus(lane_conn(l)) == CONNECTION_OK &&
+                (status = write_batch(l)))
                 eb__pg_one_line(lane_conn(l), l->why, sizeof l->why);
+            if (status) {
+                pthread_mutex_lock(&p->mu);
+                enter_error(p, EB_ECONNECT, l->why);
+                pthread_mutex_unlock(&p->mu);
+            }
         }
     }
     pthread_mutex_lock(&p->mu);
