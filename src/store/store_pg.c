@@ -356,12 +356,26 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
     return 0;
 }
 
+/* The first seq whose append time is >= ts_us. Append times never step
+ * back as seqs grow (pg_append), so this is a binary search on seq through
+ * the primary key, in one statement: each step reads the first row at or
+ * after the middle (runtime partition pruning: one partition's index).
+ * Invariant: rows below lo are older than ts_us; rows from hi on are not
+ * (or hi is the end). There is no index on ts: it cost every insert a
+ * second btree (ARCHITECTURE.md, "The PostgreSQL engine"). */
 static int pg_seek_time(eb_store *s, uint64_t ts_us, uint64_t *seq)
 {
     pg_store *p = pg_of(s);
-    char sql[160], t[24], a[24], b[24];
-    snprintf(sql, sizeof sql, "SELECT seq FROM %s WHERE ts >= $1 AND seq >= $2 AND seq < $3 "
-             "ORDER BY ts, seq LIMIT 1", p->table);
+    char sql[720], t[24], a[24], b[24];
+    snprintf(sql, sizeof sql,
+             "WITH RECURSIVE b(lo, hi) AS (SELECT $2::bigint, $3::bigint UNION ALL "
+             "SELECT CASE WHEN r.ts < $1 THEN r.seq + 1 ELSE b.lo END, "
+             "CASE WHEN r.seq IS NULL THEN (b.lo + b.hi) / 2 WHEN r.ts >= $1 THEN r.seq "
+             "ELSE b.hi END FROM b LEFT JOIN LATERAL (SELECT seq, ts FROM %s WHERE "
+             "seq >= (b.lo + b.hi) / 2 AND seq < b.hi ORDER BY seq LIMIT 1) r ON true "
+             "WHERE b.lo < b.hi) "
+             "SELECT seq FROM %s WHERE seq >= (SELECT max(lo) FROM b) AND seq < $3 "
+             "AND ts >= $1 ORDER BY seq LIMIT 1", p->table, p->table);
     snprintf(t, sizeof t, "%llu", (unsigned long long)(ts_us > INT64_MAX ? INT64_MAX : ts_us));
     snprintf(a, sizeof a, "%llu", (unsigned long long)atomic_load(&p->first));
     snprintf(b, sizeof b, "%llu", (unsigned long long)atomic_load(&p->durable));
@@ -545,8 +559,10 @@ static int load(pg_store *p, eb_store_recovery *rep)
              p->kind == EB_STORE_EVENTS ? " PARTITION BY RANGE (seq)" : "");
     if (!rc)
         rc = eb__pg_run0(p->rd, sql);
+    /* Before stop 15 EVENTS had an index on ts; seek_time now searches by
+     * seq, and the index only cost every insert: an older version's goes. */
     if (!rc && p->kind == EB_STORE_EVENTS)
-        rc = eb__pg_run0(p->rd, "CREATE INDEX IF NOT EXISTS eb_events_ts ON eb_events (ts)");
+        rc = eb__pg_run0(p->rd, "DROP INDEX IF EXISTS eb_events_ts");
     /* Both stores commit batches on several connections, so a crash can
      * keep a batch and lose one before it: durable_seq never passed that
      * gap, so nothing after it was acknowledged, and a record there may
@@ -566,8 +582,8 @@ static int load(pg_store *p, eb_store_recovery *rep)
     }
     PGresult *r = NULL;
     snprintf(sql, sizeof sql, "SELECT min(seq), max(seq), count(*), (SELECT floor FROM "
-             "eb_state WHERE name = '%s'), (SELECT max(ts) FROM %s) FROM %s", p->table,
-             p->table, p->table);
+             "eb_state WHERE name = '%s'), (SELECT ts FROM %s ORDER BY seq DESC LIMIT 1) "
+             "FROM %s", p->table, p->table, p->table);
     if (rc || (rc = eb__pg_run(p->rd, sql, 0, NULL, 0, &r)))
         return rc;
     uint64_t min = eb__pg_num0(r), max = strtoull(PQgetvalue(r, 0, 1), NULL, 10),

@@ -374,7 +374,7 @@ static int apply_retention(pg_store *p, uint64_t *total)
         uint64_t newest = 0, sz = 0;
         int rc;
         if (!drop && p->retention_ms) {
-            snprintf(sql, sizeof sql, "SELECT max(ts) FROM %s", name);
+            snprintf(sql, sizeof sql, "SELECT ts FROM %s ORDER BY seq DESC LIMIT 1", name);
             if ((rc = query_num(p->wr, sql, &newest)))
                 return rc;
             drop = newest + p->retention_ms * 1000u < now_us;

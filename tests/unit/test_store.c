@@ -111,8 +111,10 @@ static void wait_done(waiter *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-/* Appends "<tag>-<i>" records [0, n) as one batch and waits until durable. */
-static uint64_t append_batch(eb_store *s, const char *tag, int n, bool inline_ok)
+/* Appends "<tag>-<i>" records [0, n) as one batch and waits until durable;
+ * its first seq, its append time in *ts_out. */
+static uint64_t append_batch_ts(eb_store *s, const char *tag, int n, bool inline_ok,
+                                uint64_t *ts_out)
 {
     char text[64][16];
     eb_store_rec_in recs[64];
@@ -130,7 +132,14 @@ static uint64_t append_batch(eb_store *s, const char *tag, int n, bool inline_ok
     }
     CHECK_EQ(w.done, rc == 0); /* rc 1: the callback never fires */
     CHECK(ts > 0);
+    *ts_out = ts;
     return first;
+}
+
+static uint64_t append_batch(eb_store *s, const char *tag, int n, bool inline_ok)
+{
+    uint64_t ts;
+    return append_batch_ts(s, tag, n, inline_ok, &ts);
 }
 
 typedef struct seen {
@@ -210,6 +219,40 @@ TEST(store_seek_time)
     CHECK_OK(eb_store_seek_time(s, 0, &seq));
     CHECK_EQ(seq, 1);
     CHECK_EQ(eb_store_seek_time(s, UINT64_MAX / 2, &seq), EB_ENOTFOUND);
+    eb_store_close(s);
+}
+
+/* seek_time over batches of different sizes and times (on PostgreSQL
+ * across partitions of 4 seqs: a binary search on seq, no index on ts):
+ * a batch's own time, just before it and just after it find the first
+ * record at or after that time; past the last, EB_ENOTFOUND. */
+TEST(store_seek_time_finds_each_batch)
+{
+#ifdef EB_TEST_PG
+    eb__store_pg_part_seqs = 4;
+#endif
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_NEVER, NULL);
+    enum { NB = 12 };
+    uint64_t first[NB], ts[NB], seq = 0;
+    for (int i = 0; i < NB; i++) {
+        first[i] = append_batch_ts(s, "t", 1 + (i * 5) % 7, false, &ts[i]);
+        CHECK(i == 0 || ts[i] > ts[i - 1] + 1);
+        usleep(2000); /* the next batch's time is later */
+    }
+    for (int i = 0; i < NB; i++) {
+        CHECK_OK(eb_store_seek_time(s, ts[i], &seq));
+        CHECK_EQ(seq, first[i]);
+        CHECK_OK(eb_store_seek_time(s, ts[i] - 1, &seq));
+        CHECK_EQ(seq, first[i]);
+        if (i + 1 < NB) {
+            CHECK_OK(eb_store_seek_time(s, ts[i] + 1, &seq));
+            CHECK_EQ(seq, first[i + 1]);
+        } else {
+            CHECK_EQ(eb_store_seek_time(s, ts[i] + 1, &seq), EB_ENOTFOUND);
+        }
+    }
+    CHECK_OK(eb_store_seek_time(s, 0, &seq));
+    CHECK_EQ(seq, first[0]);
     eb_store_close(s);
 }
 
@@ -615,6 +658,26 @@ TEST(pg_store_second_node_refused)
     eb_store_close(t);
 }
 
+/* A database made by an older version has an index on eb_events (ts):
+ * the open drops it (it only cost every insert) and seeks still work. */
+TEST(pg_store_open_drops_the_old_ts_index)
+{
+    store_dir();
+    pg_sql("CREATE TABLE eb_events (seq bigint PRIMARY KEY, ts bigint NOT NULL, type integer "
+           "NOT NULL, flags integer NOT NULL, data bytea NOT NULL) PARTITION BY RANGE (seq); "
+           "CREATE INDEX eb_events_ts ON eb_events (ts); CREATE TABLE eb_events_p0 PARTITION "
+           "OF eb_events FOR VALUES FROM (0) TO (65536); INSERT INTO eb_events VALUES "
+           "(1, 100, 5, 0, 'a'), (2, 200, 5, 0, 'b'), (3, 200, 5, 0, 'c')");
+    CHECK_EQ(pg_num("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'eb_events%ts%'"), 2);
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_NEVER, NULL);
+    CHECK_EQ(pg_num("SELECT count(*) FROM pg_indexes WHERE indexname LIKE 'eb_events%ts%'"), 0);
+    uint64_t seq = 0;
+    CHECK_OK(eb_store_seek_time(s, 150, &seq));
+    CHECK_EQ(seq, 2);
+    CHECK_EQ(eb_store_next_seq(s), 4);
+    eb_store_close(s);
+}
+
 /* Retention drops whole partitions (4 seqs each here), oldest first,
  * never the newest nor one that holds seqs not yet durable; first_seq
  * follows, reads start there, a reopen finds the same, the seqs go on. */
@@ -861,11 +924,12 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
                  T(pg_store_meta_drop_before_deletes), T(pg_store_meta_drop_before_is_the_next_job), \
                  T(pg_meta_open_drops_before_the_newest_snapshot), \
                  T(pg_store_meta_lanes_complete_in_order), T(pg_store_meta_open_cuts_at_a_gap), \
-                 T(pg_store_events_lanes_complete_in_order), T(pg_store_events_open_cuts_at_a_gap)
+                 T(pg_store_events_lanes_complete_in_order), T(pg_store_events_open_cuts_at_a_gap), \
+                 T(pg_store_open_drops_the_old_ts_index)
 #else
 #define PG_TESTS
 #endif
 
 TEST_MAIN(T(key_lookup_versions_trim_and_ids), T(keyidx_collisions_are_chained), T(keyidx_ids_wait_until_lookups_come), T(store_lookups),
           T(store_appends_scans_in_order), T(store_inline_append_is_durable_at_once),
-          T(store_seek_time) PG_TESTS)
+          T(store_seek_time), T(store_seek_time_finds_each_batch) PG_TESTS)
