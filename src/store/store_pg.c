@@ -62,12 +62,31 @@ static uint32_t be32(const char *p)
     return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
-static void put_be(eb_buf *b, uint64_t v, int bytes)
+static unsigned char *put_be(unsigned char *t, uint64_t v, int bytes)
 {
-    unsigned char t[8];
     for (int i = 0; i < bytes; i++)
         t[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
-    eb_buf_append(b, t, (size_t)bytes);
+    return t + bytes;
+}
+
+/* A record as a COPY binary tuple: 5 fields, each its length and bytes
+ * (the fixed part in one append). */
+static void put_tuple(eb_buf *b, uint64_t seq, uint64_t ts, const eb_store_rec_in *r)
+{
+    unsigned char h[46], *t = h;
+    t = put_be(t, 5, 2);
+    t = put_be(t, 8, 4);
+    t = put_be(t, seq, 8);
+    t = put_be(t, 8, 4);
+    t = put_be(t, ts, 8);
+    t = put_be(t, 4, 4);
+    t = put_be(t, r->type, 4);
+    t = put_be(t, 4, 4);
+    t = put_be(t, r->flags, 4);
+    t = put_be(t, r->len, 4);
+    eb_buf_reserve(b, sizeof h + r->len);
+    eb_buf_append(b, h, (size_t)(t - h));
+    eb_buf_append(b, r->data, r->len);
 }
 
 /* --- the calls, on the loop thread ---------------------------------------- */
@@ -112,20 +131,8 @@ static int pg_append(eb_store *s, const eb_store_rec_in *recs, size_t n, bool in
             eb__pg_cache_add(&p->cache, p->next_seq + i, ts, recs[i].type, recs[i].flags,
                              recs[i].data, recs[i].len);
     }
-    for (size_t i = 0; i < n; i++) {
-        eb_buf *b = &p->pend.copy;
-        put_be(b, 5, 2);
-        put_be(b, 8, 4);
-        put_be(b, p->next_seq + i, 8);
-        put_be(b, 8, 4);
-        put_be(b, ts, 8);
-        put_be(b, 4, 4);
-        put_be(b, recs[i].type, 4);
-        put_be(b, 4, 4);
-        put_be(b, recs[i].flags, 4);
-        put_be(b, recs[i].len, 4);
-        eb_buf_append(b, recs[i].data, recs[i].len);
-    }
+    for (size_t i = 0; i < n; i++)
+        put_tuple(&p->pend.copy, p->next_seq + i, ts, &recs[i]);
     bool first = !p->pend.ncbs;
     push_cb(&p->pend, cb, arg);
     *first_seq = p->next_seq;
