@@ -554,6 +554,27 @@ static const eb_store_ops pg_ops = {
 
 /* --- opening -------------------------------------------------------------- */
 
+/* Before stop 15 EVENTS had an index on ts; seek_time now searches by
+ * seq, and the index only cost every insert: an older version's goes. The
+ * DROP needs the table to itself, so it waits at most PG_LOCK_WAIT for a
+ * session still reading it (an old node's); then the index stays until
+ * the next open (it costs inserts, nothing else). */
+static int drop_old_ts_index(pg_store *p)
+{
+    int rc = eb__pg_run0(p->rd, "SET lock_timeout = " PG_LOCK_WAIT);
+    if (rc)
+        return rc;
+    PGresult *r = PQexec(p->rd, "DROP INDEX IF EXISTS eb_events_ts");
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = st && !strcmp(st, "55P03") ? 0 : eb__pg_classify(p->rd, r);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && !rc)
+        EB_WARN("postgresql: the index eb_events_ts of an older version stays until the next "
+                "start (another session holds its table)");
+    PQclear(r);
+    return rc ? rc : eb__pg_run0(p->rd, "SET lock_timeout = 0");
+}
+
 /* Creates the tables if needed and reads where the store stands. */
 static int load(pg_store *p, eb_store_recovery *rep)
 {
@@ -566,10 +587,8 @@ static int load(pg_store *p, eb_store_recovery *rep)
              p->kind == EB_STORE_EVENTS ? " PARTITION BY RANGE (seq)" : "");
     if (!rc)
         rc = eb__pg_run0(p->rd, sql);
-    /* Before stop 15 EVENTS had an index on ts; seek_time now searches by
-     * seq, and the index only cost every insert: an older version's goes. */
     if (!rc && p->kind == EB_STORE_EVENTS)
-        rc = eb__pg_run0(p->rd, "DROP INDEX IF EXISTS eb_events_ts");
+        rc = drop_old_ts_index(p);
     /* Both stores commit batches on several connections, so a crash can
      * keep a batch and lose one before it: durable_seq never passed that
      * gap, so nothing after it was acknowledged, and a record there may

@@ -678,6 +678,35 @@ TEST(pg_store_open_drops_the_old_ts_index)
     eb_store_close(s);
 }
 
+/* While another session holds the table, the old index stays (the DROP
+ * waits a second, not forever) and the store opens and works anyway; the
+ * next open drops it. */
+TEST(pg_store_open_keeps_the_old_ts_index_while_the_table_is_held)
+{
+    store_dir();
+    pg_sql("CREATE TABLE eb_events (seq bigint PRIMARY KEY, ts bigint NOT NULL, type integer "
+           "NOT NULL, flags integer NOT NULL, data bytea NOT NULL) PARTITION BY RANGE (seq); "
+           "CREATE INDEX eb_events_ts ON eb_events (ts); CREATE TABLE eb_events_p0 PARTITION "
+           "OF eb_events FOR VALUES FROM (0) TO (65536)");
+    PGconn *c = PQconnectdb(getenv("EB_TEST_PG_URI"));
+    CHECK(PQstatus(c) == CONNECTION_OK);
+    PQclear(PQexec(c, "BEGIN"));
+    PGresult *r = PQexec(c, "LOCK TABLE eb_events IN ACCESS SHARE MODE");
+    CHECK(PQresultStatus(r) == PGRES_COMMAND_OK);
+    PQclear(r);
+    eb_store *s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_NEVER, NULL);
+    CHECK_EQ(pg_num("SELECT count(*) FROM pg_indexes WHERE indexname = 'eb_events_ts'"), 1);
+    PQfinish(c); /* the table is free again */
+    CHECK_EQ(append_batch(s, "k", 3, false), 1);
+    uint64_t seq = 0;
+    CHECK_OK(eb_store_seek_time(s, 0, &seq));
+    CHECK_EQ(seq, 1);
+    eb_store_close(s);
+    s = open_store(EB_STORE_EVENTS, EB_STORE_SYNC_NEVER, NULL);
+    CHECK_EQ(pg_num("SELECT count(*) FROM pg_indexes WHERE indexname = 'eb_events_ts'"), 0);
+    eb_store_close(s);
+}
+
 /* Retention drops whole partitions (4 seqs each here), oldest first,
  * never the newest nor one that holds seqs not yet durable; first_seq
  * follows, reads start there, a reopen finds the same, the seqs go on. */
@@ -925,7 +954,8 @@ TEST(pg_meta_open_drops_before_the_newest_snapshot)
                  T(pg_meta_open_drops_before_the_newest_snapshot), \
                  T(pg_store_meta_lanes_complete_in_order), T(pg_store_meta_open_cuts_at_a_gap), \
                  T(pg_store_events_lanes_complete_in_order), T(pg_store_events_open_cuts_at_a_gap), \
-                 T(pg_store_open_drops_the_old_ts_index)
+                 T(pg_store_open_drops_the_old_ts_index), \
+                 T(pg_store_open_keeps_the_old_ts_index_while_the_table_is_held)
 #else
 #define PG_TESTS
 #endif
