@@ -283,19 +283,12 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
 
 /* --- ack, nack, extend --------------------------------------------------------- */
 
-/* A lease read back at startup whose delivery the flow has not examined
- * yet (flows fill lazily): examines the main flow up to seq (bounded by the
- * deliveries a group holds), so its holder's ack finds it. */
-static eb_dlv *examine_to(eb_group *g, uint64_t seq)
+/* True if (cls, seq) has a lease read back at startup as attempt att whose
+ * delivery the flows have not made yet (made, it leaves the map). */
+static bool lease_unexamined(eb_group *g, int cls, uint64_t seq, uint64_t att)
 {
-    uint64_t durable = eb_store_durable_seq(g->env.events), now = g->env.now_us();
-    while (g->main.cursor <= seq && g->main.cursor <= durable) {
-        uint64_t before = g->main.cursor;
-        eb__group_fill(g, g->ready + 1, durable, now);
-        if (g->main.cursor == before)
-            break;
-    }
-    return eb_imap_get(&g->dlvs[CLS_MAIN], seq);
+    const failinfo *fi = g->fails.len ? eb_imap_get(&g->fails, eb__fail_key(cls, seq)) : NULL;
+    return fi && fi->lease_att == att;
 }
 
 /* Parses "<cls><seq>.<attempt>" and finds the in-flight delivery. */
@@ -317,8 +310,8 @@ static eb_dlv *find_inflight(eb_group *g, const char *id, size_t n)
     if (i != n || seq == 0)
         return NULL;
     eb_dlv *d = eb_imap_get(&g->dlvs[cls], seq);
-    if (!d && cls == CLS_MAIN && seq <= g->inherit_max && seq >= g->main.cursor)
-        d = examine_to(g, seq);
+    if (!d && cls != CLS_DLQ && lease_unexamined(g, cls, seq, att))
+        d = eb__flow_examine_to(g, cls, seq); /* its holder's ack, nack or extension */
     if (!d || d->state != EB_DLV_INFLIGHT || d->attempt != att)
         return NULL;
     return d;

@@ -162,7 +162,6 @@ struct eb_group {
     eb_buf         fail_items;     /* gathered FAIL entries: "[..],[..]" */
     eb_buf         lease_items;    /* gathered LEASE runs: "[..],[..]" */
     lease_run      lrun;           /* the run being gathered (n = 0: none) */
-    uint64_t       inherit_max;    /* the highest main seq with a lease read back */
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
@@ -231,6 +230,10 @@ void  eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b);
 /* Adds a replay flow (in creation order); NULL when out of memory. */
 flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
                           size_t ntypes);
+/* A lease read back whose delivery the flows have not made yet (they fill
+ * lazily): examines the flows of class cls (main or replay) that cover seq
+ * up to it, within the deliveries a group holds; the delivery, or NULL. */
+eb_dlv *eb__flow_examine_to(eb_group *g, int cls, uint64_t seq);
 /* Examines events until `want` deliveries are READY, the window is full or
  * every flow has reached the durable head. */
 void  eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now);
