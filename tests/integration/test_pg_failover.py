@@ -314,9 +314,9 @@ def checked_failover(fx, load, tail_on_primary_only):
     seqs = [s for s, _ in events]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap in the seqs"
     # every acknowledged publish delivered; no event whose ack was
-    # acknowledged delivered again. (An ack answered 503 is not: its retry
-    # may find the delivery settled in memory, "unknown", and the event
-    # comes again after a restart, or not once a later snapshot holds it.)
+    # acknowledged delivered again. (An ack answered 503 changed nothing:
+    # the consumer's retry writes it; an id its retry finds "unknown" --
+    # its lease ran out meanwhile -- is not counted as acked.)
     assert published <= load.delivered, sorted(published - load.delivered)[:10]
     assert not load.again, load.again[:10]
     print(f"    acks: {len(load.acked)} acknowledged, {len(load.delivered - load.acked)} "
