@@ -206,8 +206,6 @@ eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t m
  * as before (its lease written again with the next records), so the
  * holder may settle it again. */
 void eb_group_settled(eb_group *g, const uint64_t *keys, size_t n, bool durable);
-/* Settles waiting for eb_group_settled. */
-size_t eb_group_settling(const eb_group *g);
 /* Unique among the groups of this process: a group deleted and made again
  * under its name is another one. */
 uint64_t eb_group_uid(const eb_group *g);

@@ -292,11 +292,6 @@ void eb_group_settled(eb_group *g, const uint64_t *keys, size_t n, bool durable)
     }
 }
 
-size_t eb_group_settling(const eb_group *g)
-{
-    return g->pend.len;
-}
-
 void eb__settle_free(eb_group *g)
 {
     size_t it = 0;
