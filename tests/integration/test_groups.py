@@ -721,5 +721,17 @@ def test_leases_of_every_class_outlive_a_sigkill_and_restart(srv):
     ack(srv, "extend", held["extend"][0])  # the extended leases are still the holder's
     assert group_info(srv, "extend")["lag"] == 1
 
+
+def test_leases_of_every_class_outlive_a_snapshot(srv):
+    """The same through a snapshot: a clean stop writes one (it restates
+    the live leases, the dead letters and the replays), the next start
+    reads it, and the holder's ids are taken at once."""
+    evs, waiting = hold_each_class(srv, "g")
+    srv.restart()
+    st, _, got = srv.request("POST", "/v1/groups/g/ack",
+                             {"ids": [e["delivery"]["id"] for e in evs]})
+    assert st == 200 and got["acked"] == 3 and got["unknown"] == [], got
+    assert [e["seq"] for e in pull(srv, "g", consumer="c2")] == [waiting]
+
 if __name__ == "__main__":
     run_tests(globals())
