@@ -304,14 +304,17 @@ typedef struct settling {
  * delivery in flight as before. */
 static void settled(eb_bus *bus, eb_group *g, settling *st, int status)
 {
-    if (g && eb_group_uid(g) == st->uid) { /* not deleted meanwhile */
+    bool live = g && eb_group_uid(g) == st->uid && !bus->closing; /* not deleted meanwhile */
+    if (live) {
         eb_group_settled(g, st->keys, st->n, status == 0);
         eb__bus_group_arm(bus, g);
     }
     free(st->name);
     free(st);
-    eb__bus_pulls_wake(bus); /* nacks make deliveries ready, acks free keys */
-    eb__bus_dead_letters_publish(bus);
+    if (live) {
+        eb__bus_pulls_wake(bus); /* nacks make deliveries ready, acks free keys */
+        eb__bus_dead_letters_publish(bus);
+    }
 }
 
 static void settle_done(eb_bus *bus, pending_op *op)
