@@ -29,7 +29,8 @@ TSAN_TESTS = ["unit-util", "unit-log", "unit-json", "unit-schema", "unit-bus_eve
               "unit-bus_cmd", "unit-api",
               "integration-publish", "integration-http", "integration-groups",
               "integration-publish-interval", "integration-groups-interval",
-              "integration-push"]  # push: libcurl's resolver threads beside the loop
+              "integration-push",  # push: libcurl's resolver threads beside the loop
+              "integration-delivery"]
 # The plain integration suites run under --fsync always (the -interval ones
 # set their own policy); races are reported as failures, never suppressed.
 # allocator_may_return_null: a failed malloc returns NULL as in the other

@@ -429,7 +429,7 @@ static void fails_record(eb_group *g)
     }
 }
 
-int eb_group_snapshot(eb_group *g, eb_outbox *ob)
+void eb__rec_group_state(eb_group *g, eb_outbox *ob)
 {
     /* The caller wrote the GROUP record (config, base = eb_group_base()). */
     uint64_t floor = eb__group_floor(g);
@@ -466,7 +466,6 @@ int eb_group_snapshot(eb_group *g, eb_outbox *ob)
         for (eb_dlv *d = g->lhead[c]; d; d = d->lnext)
             if (d->state == EB_DLV_INFLIGHT)
                 eb__rec_lease_gather(g, c, d->seq, d->attempt, d->tm.key);
-    return eb_group_flush(g, ob);
 }
 
 /* --- schema and group-table records ------------------------------------------ */

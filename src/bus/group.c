@@ -1,6 +1,7 @@
 /* group.c - the consumer-group engine (model in group.h, insides in
- * group_int.h): the group's lifecycle, delivery states and per-key
- * ordering, leases (pull, ack, nack, extend, the timer tick) and info. */
+ * group_int.h): the group's lifecycle, pulls (leases), the timer tick
+ * (expiries), consumers and info. Settling by delivery id is in
+ * group_settle.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,28 +13,6 @@ const char eb__cls_char[NCLS] = {'m', 'r', 'd'};
 
 #define CONSUMER_IDLE_US (3600ull * 1000000u) /* forget consumers idle this long */
 #define SWEEP_EVERY_US (10ull * 1000000u)
-
-static double rnd(eb_group *g)
-{
-    uint64_t x = g->rng; /* xorshift64 */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    g->rng = x;
-    return (double)(x >> 11) / (double)(1ull << 53);
-}
-
-/* Delay before attempt fails+1, in µs: exponential with jitter. */
-static uint64_t backoff_us(eb_group *g, uint32_t fails)
-{
-    double d = g->cfg.backoff_initial_ms;
-    for (uint32_t i = 1; i < fails && d < g->cfg.backoff_max_ms; i++)
-        d *= g->cfg.backoff_multiplier;
-    if (d > g->cfg.backoff_max_ms)
-        d = g->cfg.backoff_max_ms;
-    d *= 1.0 + g->cfg.backoff_jitter * (2.0 * rnd(g) - 1.0);
-    return d > 0 ? (uint64_t)(d * 1000.0) : 0;
-}
 
 /* --- the group ---------------------------------------------------------------- */
 
@@ -55,6 +34,9 @@ eb_group *eb_group_new(const char *name, eb_group_cfg *cfg, uint64_t base,
     eb_map_init(&g->dlq_ids);
     eb_map_init(&g->consumers);
     eb_imap_init(&g->fails);
+    eb_imap_init(&g->pend);
+    static uint64_t uids; /* loop thread only */
+    g->uid = ++uids;
     eb_heap_init(&g->timers);
     eb_rangeset_init(&g->ack_m);
     eb_rangeset_init(&g->ack_r);
@@ -105,6 +87,7 @@ void eb_group_free(eb_group *g)
     if (!g)
         return;
     *g->env.leases -= g->in_flight; /* its leases go with it */
+    eb__settle_free(g);
     free_items(g);
     free_map_vals(&g->keys[0]);
     free_map_vals(&g->keys[1]);
@@ -127,6 +110,7 @@ void eb_group_free(eb_group *g)
 }
 
 const char *eb_group_name(const eb_group *g) { return g->name; }
+uint64_t eb_group_uid(const eb_group *g) { return g->uid; }
 const eb_group_cfg *eb_group_config(const eb_group *g) { return &g->cfg; }
 bool eb_group_paused(const eb_group *g) { return g->paused; }
 void eb_group_set_paused(eb_group *g, bool paused) { g->paused = paused; }
@@ -281,128 +265,6 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
     return n;
 }
 
-/* --- ack, nack, extend --------------------------------------------------------- */
-
-/* A lease read back at startup whose delivery the flow has not examined
- * yet (flows fill lazily): examines the main flow up to seq (bounded by the
- * deliveries a group holds), so its holder's ack finds it. */
-static eb_dlv *examine_to(eb_group *g, uint64_t seq)
-{
-    uint64_t durable = eb_store_durable_seq(g->env.events), now = g->env.now_us();
-    while (g->main.cursor <= seq && g->main.cursor <= durable) {
-        uint64_t before = g->main.cursor;
-        eb__group_fill(g, g->ready + 1, durable, now);
-        if (g->main.cursor == before)
-            break;
-    }
-    return eb_imap_get(&g->dlvs[CLS_MAIN], seq);
-}
-
-/* Parses "<cls><seq>.<attempt>" and finds the in-flight delivery. */
-static eb_dlv *find_inflight(eb_group *g, const char *id, size_t n)
-{
-    if (n < 4 || n > 40)
-        return NULL;
-    int cls = id[0] == 'm' ? CLS_MAIN : id[0] == 'r' ? CLS_REPLAY : id[0] == 'd' ? CLS_DLQ : -1;
-    if (cls < 0)
-        return NULL;
-    uint64_t seq = 0, att = 0;
-    size_t i = 1;
-    while (i < n && id[i] >= '0' && id[i] <= '9' && seq < UINT64_MAX / 10)
-        seq = seq * 10 + (uint64_t)(id[i++] - '0');
-    if (i == 1 || i >= n || id[i++] != '.' || i == n)
-        return NULL;
-    while (i < n && id[i] >= '0' && id[i] <= '9' && att < UINT32_MAX)
-        att = att * 10 + (uint64_t)(id[i++] - '0');
-    if (i != n || seq == 0)
-        return NULL;
-    eb_dlv *d = eb_imap_get(&g->dlvs[cls], seq);
-    if (!d && cls == CLS_MAIN && seq <= g->inherit_max && seq >= g->main.cursor)
-        d = examine_to(g, seq);
-    if (!d || d->state != EB_DLV_INFLIGHT || d->attempt != att)
-        return NULL;
-    return d;
-}
-
-static void lease_end(eb_group *g, eb_dlv *d)
-{
-    eb_heap_remove(&g->timers, &d->tm);
-    if (d->consumer && d->consumer->in_flight)
-        d->consumer->in_flight--;
-    g->in_flight--;
-    (*g->env.leases)--;
-}
-
-eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n)
-{
-    eb_dlv *d = find_inflight(g, id, n);
-    if (!d)
-        return EB_DLV_UNKNOWN;
-    uint64_t now = g->env.now_us();
-    lease_end(g, d);
-    if (d->cls == CLS_MAIN) {
-        eb_rangeset_add(&g->ack_m, d->seq, d->seq + 1);
-        eb_rangeset_add(&g->main.done, d->seq, d->seq + 1);
-    } else if (d->cls == CLS_REPLAY) {
-        eb_rangeset_add(&g->ack_r, d->seq, d->seq + 1);
-        eb__flow_replay_done(g, d->seq, d->seq + 1);
-    } else {
-        eb_buf_printf(&g->ack_d, "%s%llu", g->ack_d.len ? "," : "", (unsigned long long)d->seq);
-    }
-    if (g->env.on_latency && now > d->ts_us)
-        g->env.on_latency(g->env.arg, now - d->ts_us);
-    g->ctr.acked++;
-    uint64_t seq = d->seq;
-    int cls = d->cls;
-    eb__dlv_finish(g, d, now);
-    if (cls == CLS_DLQ)
-        eb__dlq_remove(g, seq);
-    return EB_DLV_OK;
-}
-
-/* A failed attempt: retry later or dead-letter (at once when final).
- * delay_ms < 0: backoff. */
-static void fail(eb_group *g, eb_dlv *d, const char *err, int64_t delay_ms, bool final,
-                 uint64_t now, eb_outbox *ob)
-{
-    lease_end(g, d);
-    d->fails++;
-    eb__set_str(&d->last_error, err, strlen(err));
-    const char *who = d->consumer ? d->consumer->name : "";
-    eb__hist_push(&d->fh, d->attempt, now, (eb_str){who, strlen(who)}, (eb_str){err, strlen(err)},
-                  0);
-    if (final || d->fails >= g->cfg.max_attempts) {
-        eb__dead_letter(g, d, now, ob);
-        return;
-    }
-    d->tm.key = now + (delay_ms >= 0 ? (uint64_t)delay_ms * 1000u : backoff_us(g, d->fails));
-    eb__rec_fail_gather(g, d->cls, d->seq, d->fails, d->tm.key, err,
-                        d->fh ? &d->fh->v[d->fh->n - 1] : NULL, d->fh ? d->fh->first_us : 0);
-    eb__dlv_schedule(g, d, now);
-}
-
-eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, bool dead_letter, eb_outbox *ob)
-{
-    eb_dlv *d = find_inflight(g, id, n);
-    if (!d)
-        return EB_DLV_UNKNOWN;
-    g->ctr.nacked++;
-    fail(g, d, err && *err ? err : "nacked", delay_ms, dead_letter, g->env.now_us(), ob);
-    return EB_DLV_OK;
-}
-
-eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms)
-{
-    eb_dlv *d = find_inflight(g, id, n);
-    if (!d)
-        return EB_DLV_UNKNOWN;
-    d->tm.key = g->env.now_us() + (uint64_t)(ms ? ms : g->cfg.ack_timeout_ms) * 1000u;
-    eb_heap_fix(&g->timers, &d->tm);
-    eb__rec_lease_gather(g, d->cls, d->seq, d->attempt, d->tm.key);
-    return EB_DLV_OK;
-}
-
 /* Forgets consumers that hold nothing and have not pulled for an hour, so
  * the table does not grow with every name ever seen. */
 static void sweep_consumers(eb_group *g, uint64_t now)
@@ -444,7 +306,8 @@ void eb_group_tick(eb_group *g, eb_outbox *ob)
         eb_dlv *d = eb__dlv_of(top);
         if (d->state == EB_DLV_INFLIGHT) {
             g->ctr.expired++;
-            fail(g, d, "ack deadline exceeded", -1, false, now, ob);
+            eb__dlv_fail(g, d, "ack deadline exceeded", now + eb__backoff_us(g, d->fails + 1),
+                         d->fails + 1 >= g->cfg.max_attempts, now, ob);
         } else {
             eb_heap_remove(&g->timers, &d->tm);
             g->retry--;

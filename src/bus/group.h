@@ -189,13 +189,26 @@ size_t eb_group_pull(eb_group *g, const char *consumer, size_t clen, size_t max,
 /* Outcome of one id in ack/nack/extend. */
 typedef enum { EB_DLV_OK = 0, EB_DLV_UNKNOWN } eb_dlv_outcome;
 
-/* ack, nack and extend each take one delivery id; records for the outbox
- * are gathered and written by eb_group_flush (dead letters go to ob at once). */
-eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n);
+/* ack, nack and extend each take one delivery id and write the records of
+ * what they will do (gathered for eb_group_flush; a dead letter's into ob
+ * at once), but change nothing yet: the delivery stays in flight to its
+ * holder, off the timer, and its id is "unknown" to another settle, until
+ * eb_group_settled says whether the records were made durable. *key names
+ * the settle there. */
+eb_dlv_outcome eb_group_ack(eb_group *g, const char *id, size_t n, uint64_t *key);
 /* nack with dead_letter: a non-retryable failure, dead-lettered at once. */
 eb_dlv_outcome eb_group_nack(eb_group *g, const char *id, size_t n, const char *err,
-                             int64_t delay_ms, bool dead_letter, eb_outbox *ob);
-eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms);
+                             int64_t delay_ms, bool dead_letter, eb_outbox *ob, uint64_t *key);
+eb_dlv_outcome eb_group_extend(eb_group *g, const char *id, size_t n, uint32_t ms,
+                               uint64_t *key);
+/* The records of settles keys[0..n) are durable: the settles are applied
+ * as written; or they failed (durable false): each delivery is in flight
+ * as before (its lease written again with the next records), so the
+ * holder may settle it again. */
+void eb_group_settled(eb_group *g, const uint64_t *keys, size_t n, bool durable);
+/* Unique among the groups of this process: a group deleted and made again
+ * under its name is another one. */
+uint64_t eb_group_uid(const eb_group *g);
 /* Writes the acks and failed attempts gathered since the last flush as
  * EB_META_ACK / EB_META_FAIL records (nothing if none). */
 int  eb_group_flush(eb_group *g, eb_outbox *ob);
@@ -231,7 +244,8 @@ void eb_group_replay(eb_group *g, uint64_t from, uint64_t to, char **types, size
 /* Applies one group-level meta record (ACK, FAIL, DEAD, REDRIVE, PURGE,
  * REPLAY, DONE) to g. */
 int  eb_group_apply(eb_group *g, uint16_t kind, const eb_json *rec);
-/* Writes g's whole state as meta records (for a snapshot). */
+/* Writes g's whole state as meta records (for a snapshot), the pending
+ * settles' records after it. */
 int  eb_group_snapshot(eb_group *g, eb_outbox *ob);
 
 #endif

@@ -119,7 +119,8 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         eb_rangeset_add(&g->main.done, d->seq, d->seq + 1);
     else if (d->cls == CLS_REPLAY)
         eb__flow_replay_done(g, d->seq, d->seq + 1);
-    eb__rec_dead(g, e, d->cls, fresh, ob);
+    if (ob) /* NULL: written already (eb__dead_record) */
+        eb__rec_dead(g, e, d->cls, fresh, ob);
     g->ctr.dead_lettered++;
     if (g->env.on_dead_letter) {
         eb_failure one;
@@ -128,6 +129,56 @@ void eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob)
         g->env.on_dead_letter(g->env.arg, g->name, &v);
     }
     eb__dlv_finish(g, d, now);
+}
+
+/* A copy of h's failures (NULL if none). */
+static failhist *hist_copy(const failhist *h)
+{
+    failhist *c = NULL;
+    for (uint32_t i = 0; h && i < h->n; i++) {
+        const eb_failure *f = &h->v[i];
+        eb__hist_push(&c, f->attempt, f->at_us, (eb_str){f->consumer, strlen(f->consumer)},
+                      (eb_str){f->error, strlen(f->error)}, h->first_us);
+    }
+    return c;
+}
+
+void eb__dead_record(eb_group *g, const eb_dlv *d, uint64_t at, const char *err, eb_outbox *ob)
+{
+    dead *e = d->dl ? d->dl : eb_imap_get(&g->dlq, d->seq), t = {0};
+    bool fresh = !e;
+    eb_buf ev = EB_BUF_INIT;
+    if (fresh) {
+        if (eb__dlv_event(g, d, &ev) != 0) { /* retention took it: nothing to keep */
+            eb_buf_free(&ev);
+            return;
+        }
+        t.seq = d->seq;
+        t.ts_us = d->ts_us;
+        t.payload = ev.data;
+        t.len = (uint32_t)ev.len;
+    } else {
+        t = *e; /* borrowed, but for the history below */
+    }
+    /* The history eb__dead_letter will make: the dead letter's (or its one
+     * failure, read from a record from before histories), then the
+     * delivery's with this failure. */
+    failhist *h = fresh ? NULL : hist_copy(e->fh), *dh = hist_copy(d->fh);
+    if (!fresh && !e->fh && e->failed_at)
+        eb__hist_push(&h, e->attempts, e->failed_at,
+                      (eb_str){e->consumer, e->consumer ? strlen(e->consumer) : 0},
+                      (eb_str){e->error, e->error ? strlen(e->error) : 0}, 0);
+    const char *who = d->consumer ? d->consumer->name : "";
+    eb__hist_push(&dh, d->attempt, at, (eb_str){who, strlen(who)}, (eb_str){err, strlen(err)}, 0);
+    eb__hist_merge(&h, dh);
+    t.fh = h;
+    t.attempts = d->fails + 1;
+    t.failed_at = at;
+    t.error = (char *)err;
+    t.consumer = d->consumer ? d->consumer->name : NULL;
+    eb__rec_dead(g, &t, d->cls, fresh, ob);
+    eb__hist_free(h);
+    eb_buf_free(&ev);
 }
 
 void eb_group_dlq_list(const eb_group *g, uint64_t after, size_t limit, eb_dead_letter_fn fn,

@@ -2,6 +2,7 @@
  * main flow and each replay). Filling turns matching records into
  * deliveries, lazily and within EB_GROUP_MAX_PENDING; counting finds the
  * lag; a replay adds a flow over a past range. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -103,10 +104,13 @@ static int fill_one(void *arg, const eb_store_rec *rec)
     return g->ready >= c->want || g->live >= EB_GROUP_MAX_PENDING;
 }
 
-/* Examines one chunk of flow f; true if it moved. */
-static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint64_t now)
+/* Examines one chunk of flow f, below `limit`; true if it moved. */
+static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint64_t limit,
+                      uint64_t now)
 {
     uint64_t stop = f->to < durable ? f->to : durable;
+    if (limit < stop)
+        stop = limit;
     uint64_t first = eb_store_first_seq(g->env.events);
     if (f->cursor < first) { /* gone to retention before we got there: count it */
         g->ctr.retention_skipped += first - f->cursor;
@@ -131,12 +135,32 @@ static bool fill_flow(eb_group *g, flow *f, size_t want, uint64_t durable, uint6
 void eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now)
 {
     while (g->ready < want && g->live < EB_GROUP_MAX_PENDING) {
-        bool moved = fill_flow(g, &g->main, want, durable, now);
+        bool moved = fill_flow(g, &g->main, want, durable, UINT64_MAX, now);
         for (flow *f = g->replays; !moved && f; f = f->next)
-            moved = fill_flow(g, f, want, durable, now);
+            moved = fill_flow(g, f, want, durable, UINT64_MAX, now);
         if (!moved)
             break;
     }
+}
+
+/* Examines flow f up to and including seq, within the deliveries a group
+ * holds. */
+static void examine_flow_to(eb_group *g, flow *f, uint64_t seq, uint64_t durable, uint64_t now)
+{
+    while (f->cursor <= seq && g->live < EB_GROUP_MAX_PENDING)
+        if (!fill_flow(g, f, SIZE_MAX, durable, seq + 1, now))
+            break;
+}
+
+eb_dlv *eb__flow_examine_to(eb_group *g, int cls, uint64_t seq)
+{
+    uint64_t durable = eb_store_durable_seq(g->env.events), now = g->env.now_us();
+    if (cls == CLS_MAIN)
+        examine_flow_to(g, &g->main, seq, durable, now);
+    for (flow *f = cls == CLS_REPLAY ? g->replays : NULL; f; f = f->next)
+        if (seq >= f->from && seq < f->to && !eb_imap_get(&g->dlvs[cls], seq))
+            examine_flow_to(g, f, seq, durable, now);
+    return eb_imap_get(&g->dlvs[cls], seq);
 }
 
 void eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to)

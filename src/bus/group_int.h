@@ -2,8 +2,10 @@
  * Not for use outside src/bus/group*.c and src/bus/codec.c.
  *
  * The engine is split by job:
- *   group.c        the group: lifecycle, leases (pull, ack, nack, extend,
- *                  the timer tick), consumers, info
+ *   group.c        the group: lifecycle, pulls, the timer tick, consumers,
+ *                  info
+ *   group_settle.c ack, nack, extend: applied once their records are
+ *                  durable; failed attempts
  *   group_dlq.c    the dead-letter queue: dead-lettering, paging, redrive,
  *                  purge
  *   group_flow.c   flows: filling deliveries from the events store,
@@ -150,6 +152,9 @@ struct eb_group {
     size_t         ndead;          /* not redriven */
     eb_map         consumers;      /* name -> eb_consumer */
     eb_imap        fails;          /* (cls<<62|seq) -> failinfo, from meta replay */
+    eb_imap        pend;           /* (cls<<62|seq) -> a settle not durable yet
+                                    * (group_settle.c) */
+    uint64_t       uid;            /* unique among the groups of the process */
     uint64_t       ahead;          /* matching events past the main cursor */
     /* The lag of a group with a filter, counted off the request path
      * (lagwalk.c): while `on`, ahead holds only what was published at or
@@ -162,7 +167,6 @@ struct eb_group {
     eb_buf         fail_items;     /* gathered FAIL entries: "[..],[..]" */
     eb_buf         lease_items;    /* gathered LEASE runs: "[..],[..]" */
     lease_run      lrun;           /* the run being gathered (n = 0: none) */
-    uint64_t       inherit_max;    /* the highest main seq with a lease read back */
     eb_group_counters ctr;
     uint64_t       rng;
     uint64_t       last_sweep_us;  /* consumers table last swept */
@@ -187,7 +191,8 @@ static inline uint64_t eb__group_floor(const eb_group *g)
 }
 
 /* The engine's files call downwards only:
- *   group_load.c, group.c -> group_dlq.c -> group_flow.c -> group_dlv.c
+ *   group_load.c, group.c -> group_settle.c -> group_dlq.c -> group_flow.c
+ *   -> group_dlv.c
  *   and any of them -> codec.c (record formats) -> outbox.c */
 
 /* group_dlv.c */
@@ -223,6 +228,16 @@ void    eb__failinfo_free(failinfo *fi);
 /* How many of max leases flow control (max_in_flight, rate_limit) allows now. */
 size_t eb__group_allowance(eb_group *g, size_t max, uint64_t now);
 
+/* group_settle.c */
+/* The delay before attempt fails+1 (µs): exponential with jitter. */
+uint64_t eb__backoff_us(eb_group *g, uint32_t fails);
+/* A failed attempt of in-flight d at `at`: RETRY until due, or dead-lettered
+ * when final. Its records go to ob (NULL: written already). */
+void  eb__dlv_fail(eb_group *g, eb_dlv *d, const char *err, uint64_t due, bool final, uint64_t at,
+                   eb_outbox *ob);
+/* Frees the pending settles (the group is freed). */
+void  eb__settle_free(eb_group *g);
+
 /* group_flow.c */
 void  eb__flow_init(flow *f, uint64_t id, uint64_t from, uint64_t to);
 void  eb__flow_free(flow *f);
@@ -231,6 +246,10 @@ void  eb__flow_replay_done(eb_group *g, uint64_t a, uint64_t b);
 /* Adds a replay flow (in creation order); NULL when out of memory. */
 flow *eb__flow_replay_new(eb_group *g, uint64_t id, uint64_t from, uint64_t to, char **types,
                           size_t ntypes);
+/* A lease read back whose delivery the flows have not made yet (they fill
+ * lazily): examines the flows of class cls (main or replay) that cover seq
+ * up to it, within the deliveries a group holds; the delivery, or NULL. */
+eb_dlv *eb__flow_examine_to(eb_group *g, int cls, uint64_t seq);
 /* Examines events until `want` deliveries are READY, the window is full or
  * every flow has reached the durable head. */
 void  eb__group_fill(eb_group *g, size_t want, uint64_t durable, uint64_t now);
@@ -243,15 +262,23 @@ void  eb__flow_count_backlog(eb_group *g, flow *f);
 void  eb__dlq_insert(eb_group *g, dead *e);
 void  eb__dlq_remove(eb_group *g, uint64_t seq);
 void  eb__dead_free(dead *e);
-/* Moves d to the dead-letter queue, writing its DEAD record to ob. */
+/* Moves d to the dead-letter queue, writing its DEAD record to ob (NULL:
+ * written already). */
 void  eb__dead_letter(eb_group *g, eb_dlv *d, uint64_t now, eb_outbox *ob);
 /* The public view of e; one: room for the single failure of a dead letter
  * read from a record written before histories. */
 void  eb__dead_view(const dead *e, eb_dead_letter *out, eb_failure *one);
+/* Writes the DEAD record eb__dead_letter will make of d failing at `at`
+ * with err (one more failed attempt), without changing anything. */
+void  eb__dead_record(eb_group *g, const eb_dlv *d, uint64_t at, const char *err,
+                      eb_outbox *ob);
 /* Turns dead letter e into a delivery again (class d). */
 void  eb__dlq_redrive_one(eb_group *g, dead *e, uint64_t now);
 
 /* codec.c: the group's meta records */
+/* A snapshot's records of g's state (eb_group_snapshot adds the pending
+ * settles' and flushes). */
+void  eb__rec_group_state(eb_group *g, eb_outbox *ob);
 void  eb__rec_dead(eb_group *g, const dead *e, int cls, bool with_payload, eb_outbox *ob);
 void  eb__rec_seqs(eb_group *g, uint16_t kind, dead **v, size_t k, eb_outbox *ob);
 void  eb__rec_replay(eb_group *g, const flow *f, eb_outbox *ob);

@@ -90,8 +90,6 @@ static int apply_lease(eb_group *g, const eb_json *rec)
             fi->lease_att = l.attempt;
             fi->lease_until = l.deadline;
         }
-        if (l.cls == CLS_MAIN && l.first + l.n - 1 > g->inherit_max)
-            g->inherit_max = l.first + l.n - 1;
     }
     return rc;
 }

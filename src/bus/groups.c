@@ -63,7 +63,8 @@ static void noop_done(void *arg, int status)
  * (nothing to write, or written on this thread under --fsync interval or
  * never; cb is not called), 0 if cb(arg, status) will be called once the
  * batch is durable, or an error (cb not called). */
-static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg)
+static int commit_outbox_op(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg,
+                            void (*complete)(eb_bus *, pending_op *), void *extra)
 {
     if (ob->n == 0)
         return 1;
@@ -72,8 +73,8 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     for (size_t i = 0; i < ob->n; i++)
         recs[i] = (eb_store_rec_in){ob->recs[i].kind, 0, ob->text.data + ob->recs[i].off,
                                   (uint32_t)ob->recs[i].len};
-    *op = (pending_op){.bus = bus, .complete = group_op_done, .done_cb = cb ? cb : noop_done,
-                       .arg = arg};
+    *op = (pending_op){.bus = bus, .complete = complete, .done_cb = cb ? cb : noop_done,
+                       .arg = arg, .extra = extra};
     uint64_t first = 0, ts;
     int rc = eb_store_append(eb_meta_store(bus->meta), recs, ob->n, true, &first, &ts,
                              eb__bus_on_durable, op);
@@ -83,6 +84,11 @@ static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *ar
     if (rc) /* 1: --fsync interval|never: written on this thread, durable now */
         free(op);
     return rc;
+}
+
+static int commit_outbox(eb_bus *bus, eb_outbox *ob, eb_bus_done_cb cb, void *arg)
+{
+    return commit_outbox_op(bus, ob, cb, arg, group_op_done, NULL);
 }
 
 /* An armed group's place in the due heap. */
@@ -286,29 +292,72 @@ int eb_bus_group_push_state(eb_bus *bus, const char *name, size_t n, eb_push_sta
 
 /* --- delivery and dead-letter commands ------------------------------------------- */
 
+/* The settles of one eb_bus_settle, waiting for their batch. */
+typedef struct settling {
+    uint64_t uid;    /* the group's (eb_group_uid) */
+    char    *name;   /* the group's (owned) */
+    size_t   n;
+    uint64_t keys[]; /* eb_group_settled's */
+} settling;
+
+/* The settles' batch is durable (status 0) or failed: applied, or each
+ * delivery in flight as before. */
+static void settled(eb_bus *bus, eb_group *g, settling *st, int status)
+{
+    bool live = g && eb_group_uid(g) == st->uid && !bus->closing; /* not deleted meanwhile */
+    if (live) {
+        eb_group_settled(g, st->keys, st->n, status == 0);
+        eb__bus_group_arm(bus, g);
+    }
+    free(st->name);
+    free(st);
+    if (live) {
+        eb__bus_pulls_wake(bus); /* nacks make deliveries ready, acks free keys */
+        eb__bus_dead_letters_publish(bus);
+    }
+}
+
+static void settle_done(eb_bus *bus, pending_op *op)
+{
+    settling *st = op->extra;
+    settled(bus, eb__bus_group(bus, st->name, strlen(st->name)), st, op->status);
+    op->done_cb(op->arg, op->status);
+}
+
 int eb_bus_settle(eb_bus *bus, const char *group, size_t glen, const eb_settle_req *req,
-                  size_t *settled, eb_bus_done_cb cb, void *arg)
+                  size_t *settled_n, eb_bus_done_cb cb, void *arg)
 {
     eb_group *g = eb__bus_group(bus, group, glen);
     if (!g)
         return EB_ENOTFOUND;
     eb_outbox *ob = &bus->grp.ob;
+    settling *st = eb_xmalloc(sizeof *st + req->n * sizeof st->keys[0]);
     size_t ok = 0;
     for (size_t i = 0; i < req->n; i++) {
         const eb_str *id = &req->ids[i];
+        uint64_t *key = &st->keys[ok];
         eb_dlv_outcome o =
-            req->op == EB_SETTLE_ACK    ? eb_group_ack(g, id->ptr, id->len)
+            req->op == EB_SETTLE_ACK    ? eb_group_ack(g, id->ptr, id->len, key)
             : req->op == EB_SETTLE_NACK ? eb_group_nack(g, id->ptr, id->len, req->error,
-                                                        req->delay_ms, req->dead_letter, ob)
-                                        : eb_group_extend(g, id->ptr, id->len, req->ms);
+                                                        req->delay_ms, req->dead_letter, ob, key)
+                                        : eb_group_extend(g, id->ptr, id->len, req->ms, key);
         req->unknown[i] = o != EB_DLV_OK;
         ok += o == EB_DLV_OK;
     }
-    *settled = ok;
-    if (ok == 0)
+    *settled_n = ok;
+    if (ok == 0) {
+        free(st);
         return 1; /* nothing changed: nothing to wait for (gathered leases go
                    * with the group's next records) */
-    return commit(bus, g, cb, arg);
+    }
+    *st = (settling){eb_group_uid(g), eb_xstrdup(eb_group_name(g)), ok};
+    /* Applied once durable: at once if written on this thread, by
+     * settle_done otherwise; refused, each delivery stays as it was. */
+    eb_group_flush(g, ob);
+    int rc = commit_outbox_op(bus, ob, cb, arg, settle_done, st);
+    if (rc != 0)
+        settled(bus, g, st, rc < 0 ? rc : 0);
+    return rc;
 }
 
 static int dlq_change(eb_bus *bus, bool redrive, const char *group, size_t glen,

@@ -128,6 +128,66 @@ def test_disk_full_answers_507_then_recovers_without_restart(srv):
     assert info["lag"] == len(acked), info
 
 
+def test_an_ack_refused_for_space_changes_nothing(srv):
+    """An ack whose meta record the full disk refuses (507 storage_full)
+    leaves the delivery as it was: in flight to its holder, so its retry is
+    refused again (not answered "unknown" with nothing written, as until
+    stop 15, when the ack was applied in memory before its record failed),
+    then written and answered 2xx once space is freed; after a SIGKILL no
+    acknowledged event is delivered again."""
+    srv.start()
+    st, _, body = srv.request("PUT", "/v1/groups/g", {"types": ["blob.stored"],
+                                                       "start": "earliest",
+                                                       "ack_timeout_ms": 60000})
+    assert st == 201, body
+    st, _, body = srv.request("POST", "/v1/events/batch", [event(i, 64) for i in range(200)])
+    assert st == 201, body
+    st, _, body = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 200})
+    assert st == 200 and len(body["events"]) == 200, body
+    held = body["events"]
+    ids = [e["delivery"]["id"] for e in held]
+    st, _, body = srv.request("POST", "/v1/groups/g/extend", {"ids": ids})
+    assert st == 200 and body["extended"] == 200, body  # the leases are durable
+    filler = fill(srv.data)
+    acked, refused = [], None
+    try:
+        for e in held:  # one ack at a time until the disk refuses one
+            st, _, body = srv.request("POST", "/v1/groups/g/ack",
+                                      {"ids": [e["delivery"]["id"]]})
+            if st == 200:
+                assert body["acked"] == 1, body
+                acked.append(e["seq"])
+                continue
+            assert st == 507 and body["error"]["code"] == "storage_full", (st, body)
+            refused = e
+            break
+        assert refused, "no ack refused on a full disk"
+        for _ in range(3):  # the holder's retry: refused again, not "unknown"
+            st, _, body = srv.request("POST", "/v1/groups/g/ack",
+                                      {"ids": [refused["delivery"]["id"]]})
+            assert st == 507 and body["error"]["code"] == "storage_full", (st, body)
+            time.sleep(0.2)
+        st, _, info = srv.request("GET", "/v1/groups/g")
+        assert info["in_flight"] == 200 - len(acked), info
+    finally:
+        os.unlink(filler)
+    st, _, body = wait_health(srv, 200)
+    assert st == 200, body
+    st, _, body = srv.request("POST", "/v1/groups/g/ack", {"ids": [refused["delivery"]["id"]]})
+    assert st == 200 and body["acked"] == 1 and body["unknown"] == [], body
+    acked.append(refused["seq"])
+    srv.kill9()
+    srv.start()
+    st, _, info = srv.request("GET", "/v1/groups/g")
+    assert info["lag"] == 200 - len(acked), info
+    st, _, body = srv.request("POST", "/v1/groups/g/ack",
+                              {"ids": [e["delivery"]["id"] for e in held
+                                       if e["seq"] not in acked]})
+    assert st == 200 and body["acked"] == 200 - len(acked), body  # still the holder's
+    st, _, body = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c2", "max": 200})
+    assert st == 200 and body["events"] == [], body  # nothing acknowledged comes again
+
+
 if __name__ == "__main__":
     ok, why = can_mount()
     if not ok:

@@ -661,5 +661,77 @@ def test_leases_outlive_a_sigkill_and_restart(srv):
     ack(srv, "g", held[2:3] + again)
     assert group_info(srv, "g")["lag"] == 0
 
+
+def hold_each_class(srv, group):
+    """Leases one delivery of each class to c1 in `group`: an event's second
+    attempt (m, attempt 2), a replayed event (r) and a redriven dead letter
+    (d); then publishes one more event, left waiting in front of the replay
+    (so no read of the group reaches the replay flow before a pull does).
+    Returns the three deliveries and the waiting event's seq."""
+    put_group(srv, group, types=[f"{group}.x"], ack_timeout_ms=60000, max_attempts=5,
+              backoff={"initial_ms": 0, "max_ms": 0})
+    s1, s2, s3, s4 = publish(srv, 4, type_=f"{group}.x")
+    first = {e["seq"]: e for e in pull(srv, group, max=3)}
+    assert sorted(first) == [s1, s2, s3], first
+    nack(srv, group, [first[s1]], delay_ms=0)
+    ack(srv, group, [first[s2]])
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/nack",
+                              {"ids": [first[s3]["delivery"]["id"]], "dead_letter": True})
+    assert st == 200 and body["nacked"] == 1, body
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/replay",
+                              {"since": {"seq": s2}, "until": {"seq": s2 + 1}})
+    assert st == 200 and body["requeued"] == 1, body
+    st, _, body = srv.request("POST", f"/v1/groups/{group}/dlq/redrive",
+                              {"ids": [first[s3]["id"]]})
+    assert st == 200 and body == {"redriven": 1}, body
+    held = {e["seq"]: e for e in pull(srv, group, max=10)}
+    ids = sorted(e["delivery"]["id"] for e in held.values())
+    assert ids == sorted([f"m{s1}.2", f"r{s2}.1", f"d{s3}.1", f"m{s4}.1"]), ids
+    ack(srv, group, [held[s4]])  # a 2xx: durable, with the pull's lease record before it
+    [waiting] = publish(srv, 1, type_=f"{group}.x")
+    return [held[s1], held[s2], held[s3]], waiting
+
+
+def test_leases_of_every_class_outlive_a_sigkill_and_restart(srv):
+    """The holder's ack, nack and extension with the delivery ids given
+    before a crash are taken at once after the restart -- before any pull
+    or read has made the group examine its flows -- for an event's second
+    attempt, a replayed event and a redriven dead letter alike (until stop
+    15 the replayed and redriven ones were "unknown" until their flow, or
+    the redrive, had made the delivery again)."""
+    held = {op: hold_each_class(srv, op) for op in ("ack", "nack", "extend")}
+    srv.kill9()
+    srv.start()
+    wrong = {}
+    for op, (evs, _) in held.items():  # the first requests after the restart
+        body = {"ids": [e["delivery"]["id"] for e in evs]}
+        if op == "nack":
+            body.update(error="later", delay_ms=60000)
+        if op == "extend":
+            body["ms"] = 60000
+        st, _, got = srv.request("POST", f"/v1/groups/{op}/{op}", body)
+        assert st == 200, (op, st, got)
+        wrong.update({op: got} if got[op + "ed"] != 3 or got["unknown"] else {})
+    assert not wrong, wrong
+    for op, (_, waiting) in held.items():  # nothing held is delivered to anyone else
+        assert [e["seq"] for e in pull(srv, op, consumer="c2")] == [waiting], op
+        info = group_info(srv, op)
+        want = {"ack": (1, 0, 1), "nack": (1, 3, 4), "extend": (4, 0, 4)}[op]
+        assert (info["in_flight"], info["retry_scheduled"], info["lag"]) == want, (op, info)
+    ack(srv, "extend", held["extend"][0])  # the extended leases are still the holder's
+    assert group_info(srv, "extend")["lag"] == 1
+
+
+def test_leases_of_every_class_outlive_a_snapshot(srv):
+    """The same through a snapshot: a clean stop writes one (it restates
+    the live leases, the dead letters and the replays), the next start
+    reads it, and the holder's ids are taken at once."""
+    evs, waiting = hold_each_class(srv, "g")
+    srv.restart()
+    st, _, got = srv.request("POST", "/v1/groups/g/ack",
+                             {"ids": [e["delivery"]["id"] for e in evs]})
+    assert st == 200 and got["acked"] == 3 and got["unknown"] == [], got
+    assert [e["seq"] for e in pull(srv, "g", consumer="c2")] == [waiting]
+
 if __name__ == "__main__":
     run_tests(globals())

@@ -145,6 +145,72 @@ def test_database_restarted_while_idle(srv):
                             {"ids": [e["delivery"]["id"] for e in js["events"]]})
     assert st == 200 and js["acked"] == 4, js
 
+def settle(srv, op, evs, **extra):
+    return srv.request("POST", f"/v1/groups/g/{op}",
+                       dict(extra, ids=[e["delivery"]["id"] for e in evs]), timeout=60)
+
+
+META_FULL = """
+CREATE FUNCTION eb_test_full() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN RAISE EXCEPTION 'out of disk (test)' USING ERRCODE = '53100'; END$$;
+CREATE TRIGGER eb_test_full BEFORE INSERT ON eb_meta FOR EACH ROW
+  EXECUTE FUNCTION eb_test_full();"""
+
+
+def test_a_settle_the_database_refuses_changes_nothing(srv):
+    """An ack, nack or extension whose records the database refuses (here
+    a trigger on eb_meta raising SQLSTATE 53100, out of disk: 507
+    storage_full; the database away is the same with 503) leaves the
+    delivery as it was: in flight to its holder, so the holder's retry is
+    refused the same way, then written and answered 2xx once the database
+    takes writes again, and a 2xx ack is never undone by a restart. (Until
+    stop 15 the settle was applied in memory before its record failed: the
+    retry found nothing in flight and was answered 200 "unknown" with
+    nothing written, and after a restart the "acked" event was delivered
+    again.) A trigger rather than a crash: a commit under way when the
+    database goes away waits until its outcome is known, i.e. the database
+    is back, so a crash gives a refusal only by chance."""
+    need_pg()
+    st, _, js = srv.request("PUT", "/v1/groups/g", {"types": ["t.>"], "start": "earliest",
+                                                    "ack_timeout_ms": 60000})
+    assert st == 201, js
+    for i in range(3):
+        assert publish(srv, i)[0] == 201
+    st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c", "max": 3})
+    assert st == 200 and len(js["events"]) == 3, js
+    held = js["events"]
+    st, _, js = settle(srv, "extend", held)  # a 2xx: the pull's leases are durable
+    assert st == 200 and js["extended"] == 3, js
+    srv.pg_query(META_FULL)
+    ops = [("ack", held[:1], {}), ("nack", held[1:2], {"delay_ms": 0}),
+           ("extend", held[2:], {"ms": 120000})]
+    try:
+        for op, evs, extra in ops:
+            for _ in range(3):  # refused, and refused again (not "unknown")
+                st, _, js = settle(srv, op, evs, **extra)
+                assert st == 507 and js["error"]["code"] == "storage_full", (op, st, js)
+                time.sleep(0.2)  # the store probes and takes appends again meanwhile
+        st, _, info = srv.request("GET", "/v1/groups/g")
+        assert st == 200 and info["in_flight"] == 3 and info["lag"] == 3, info
+    finally:
+        srv.pg_query("DROP TRIGGER eb_test_full ON eb_meta")
+    end = time.time() + 10
+    for op, evs, extra in ops:  # the holder's retries: written, 2xx
+        while True:
+            st, _, js = settle(srv, op, evs, **extra)
+            if st != 507 or time.time() > end:
+                break
+            time.sleep(0.1)
+        assert st == 200 and js[op + "ed"] == 1 and js["unknown"] == [], (op, st, js)
+    srv.kill9()
+    srv.start()
+    # the acked event is not delivered again, the extended one is still
+    # held, the nacked one comes as its second attempt
+    st, _, js = srv.request("POST", "/v1/groups/g/pull", {"consumer": "c2", "max": 10})
+    assert st == 200, js
+    got = [(e["seq"], e["delivery"]["attempt"]) for e in js["events"]]
+    assert got == [(held[1]["seq"], 2)], got
+
 
 def test_compaction_survives_a_kill_right_after_the_snapshot(srv):
     """A meta snapshot makes the rows before it obsolete, and the writer

@@ -121,6 +121,18 @@ static void on_pulled(void *arg, int status, const eb_delivery *dl, size_t n, ui
     }
 }
 
+static void on_pulled_any(void *arg, int status, const eb_delivery *dl, size_t n,
+                          uint64_t deadline)
+{
+    pulled *p = arg;
+    p->calls++;
+    p->status = status;
+    p->n = n;
+    p->deadline = deadline;
+    for (size_t i = 0; i < n && i < 8; i++)
+        memcpy(p->ids[i], dl[i].id, sizeof p->ids[i]);
+}
+
 static void commands(eb_store_sync sync)
 {
     uv_loop_t loop;
@@ -491,7 +503,91 @@ TEST(filtered_lag_is_counted_one_slice_per_loop_turn)
     CHECK_OK(uv_loop_close(&loop));
 }
 
+/* Settles one id as op (nack: error "bad", dead_letter as given, no delay;
+ * extend: 60 s); returns what eb_bus_settle did, the callback into d. */
+static int settle_one(eb_bus *bus, const char *id, eb_settle_op op, bool dead, done *d)
+{
+    eb_str s = {id, strlen(id)};
+    uint8_t unknown[1];
+    eb_settle_req sr = {op, &s, 1, "bad", 0, 60000, unknown, dead};
+    size_t settled = 0;
+    int rc = eb_bus_settle(bus, "g", 1, &sr, &settled, on_done, d);
+    CHECK_EQ(settled, 1);
+    return rc;
+}
+
+/* A settle is applied once its records are durable (group_settle.c); a
+ * snapshot taken while settles are pending restates their deliveries in
+ * flight, then writes the settles' records after that: after a restart
+ * the group is as the settles left it (it would hold the acked event as
+ * leased, and neither the dead letter nor the failure, without them). */
+TEST(bus_snapshot_during_settles)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    eb_bus_opts o = {.data_dir = eb_test_tmpdir(), .engine = &eb_store_log_engine,
+                     .fsync = EB_STORE_SYNC_ALWAYS, .dedupe_window_ms = 1000,
+                     .meta_snapshot_bytes = 1};
+    eb_bus *bus = NULL;
+    CHECK_OK(eb_bus_open(&loop, &o, &bus, NULL));
+    put_group(&loop, bus, EB_STORE_SYNC_ALWAYS);
+    publish(&loop, bus, 4);
+    pulled p = {0};
+    CHECK_OK(eb_bus_pull(bus, "g", 1, "c1", 2, 4, 0, on_pulled, NULL, &p));
+    CHECK_EQ(p.n, 4);
+    done d[4] = {{0}};
+    CHECK_EQ(settle_one(bus, p.ids[0], EB_SETTLE_ACK, false, &d[0]), 0);
+    CHECK_EQ(settle_one(bus, p.ids[1], EB_SETTLE_NACK, true, &d[1]), 0);
+    CHECK_EQ(settle_one(bus, p.ids[2], EB_SETTLE_NACK, false, &d[2]), 0);
+    CHECK_EQ(settle_one(bus, p.ids[3], EB_SETTLE_EXTEND, false, &d[3]), 0);
+    eb_group_info in;
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in)); /* nothing applied yet */
+    CHECK_EQ(in.in_flight, 4);
+    CHECK_EQ(in.dead_letters, 0);
+    /* pending: settling again is "unknown" */
+    eb_str again = {p.ids[0], strlen(p.ids[0])};
+    uint8_t unknown[1];
+    eb_settle_req sr = {EB_SETTLE_ACK, &again, 1, NULL, -1, 0, unknown};
+    size_t settled = 9;
+    done dd = {0};
+    CHECK_EQ(eb_bus_settle(bus, "g", 1, &sr, &settled, on_done, &dd), 1);
+    CHECK_EQ(settled, 0);
+    /* as the tick would, its check interval and size limit passed */
+    eb__bus_maybe_snapshot(bus, eb__bus_now_us() + 10 * 1000000u);
+    CHECK(bus->grp.snapshotting);
+    for (int i = 0; i < 4; i++)
+        wait_done(&loop, &d[i]);
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in)); /* applied */
+    CHECK_EQ(in.in_flight, 1);
+    CHECK_EQ(in.dead_letters, 1);
+    CHECK_EQ(in.lag, 2);
+    for (int i = 0; i < 10000 && bus->grp.snapshotting; i++)
+        uv_run(&loop, UV_RUN_ONCE);
+    CHECK(!bus->grp.snapshotting);
+    /* no snapshot at the close (as after a SIGKILL): the one above is the
+     * state the restart reads */
+    bus->grp.snap_bytes = bus->grp.snap_next = UINT64_MAX;
+    eb_bus_close(bus);
+    uv_run(&loop, UV_RUN_DEFAULT);
+
+    bus = NULL;
+    CHECK_OK(eb_bus_open(&loop, &o, &bus, NULL));
+    int snaps = 0;
+    CHECK_OK(eb_store_scan(eb_meta_store(bus->meta), 1, 1000, count_snaps, &snaps));
+    CHECK_EQ(snaps, 1);
+    CHECK_OK(eb_bus_group_info(bus, "g", 1, &in));
+    CHECK_EQ(in.dead_letters, 1);
+    CHECK_EQ(in.lag, 2); /* the failed one and the extended one */
+    pulled q = {0};
+    CHECK_OK(eb_bus_pull(bus, "g", 1, "c2", 2, 4, 0, on_pulled_any, NULL, &q));
+    CHECK_EQ(q.n, 1); /* the failed one again; the extended one is still c1's */
+    CHECK_STR(q.ids[0], "m3.2");
+    eb_bus_close(bus);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK_OK(uv_loop_close(&loop));
+}
+
 TEST_MAIN(T(filtered_lag_is_counted_one_slice_per_loop_turn),
           T(deliveries_whose_event_retention_took), T(bus_commands_fsync_always), T(bus_commands_fsync_interval),
           T(bus_snapshot_during_registration_fsync_always),
-          T(bus_snapshot_during_registration_fsync_interval))
+          T(bus_snapshot_during_registration_fsync_interval), T(bus_snapshot_during_settles))
