@@ -369,7 +369,7 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
+    eb_curl_uv_easy(f->curl, e); /* close-on-exec, and the poll kept per socket */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* the client's Accept-Encoding as is */
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     w->next = f->head;
