@@ -233,6 +233,35 @@ def test_relayed_answers_name_the_leader(trio):
 
 
 @checked
+def test_cli_given_follower_and_leader_consumes_from_the_leader(trio):
+    """The CLI (libeventbus) given --url FOLLOWER,LEADER: of the requests
+    `tail GROUP -n 200` makes (pulls of 100 and their acks, at least 4),
+    only its first goes through the follower, which names the leader;
+    given the follower alone, every one does."""
+    need_pg()
+    a, b, _ = trio.start()
+    st, _, js = a.request("PUT", "/v1/groups/cli-g", {"types": ["t.cli"], "start": "earliest"})
+    assert st == 201, js
+    st, _, js = a.request("POST", "/v1/events/batch",
+                          [{"type": "t.cli", "data": {"n": i}} for i in range(400)])
+    assert st == 201, js
+    cli = os.environ.get("EVENTBUS_CLI", "eventbus")
+
+    def tail(urls):
+        f0 = b.role()["forwarded"]
+        p = subprocess.run([cli, "--url", urls, "--json", "tail", "cli-g", "-n", "200"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout.splitlines()) == 200, p.stdout[-300:]
+        return b.role()["forwarded"] - f0
+
+    via_follower_only = tail(b.url)
+    following = tail(f"{b.url},{a.url}")
+    assert via_follower_only >= 4, via_follower_only  # pulls of 100 and their acks
+    assert following == 1, (following, via_follower_only)
+
+
+@checked
 def test_advertise_url_flag(trio):
     """--advertise-url takes an http:// or https:// URL (a trailing / is
     dropped: the path is appended to it); bad values are refused, naming
