@@ -1,16 +1,21 @@
 /* curl_uv.c - one libcurl multi handle driven by a libuv loop (see
  * curl_uv.h).
  *
- * A socket's uv_poll_t lives as long as the socket (made when libcurl
- * first asks to watch it, closed from CURLOPT_CLOSESOCKETFUNCTION), not
- * per transfer: when libcurl stops watching a kept-alive connection at the
+ * A connection's socket keeps its uv_poll_t as long as it is open (made
+ * when libcurl first asks to watch it, closed from
+ * CURLOPT_CLOSESOCKETFUNCTION before the fd can be reused), not per
+ * transfer: when libcurl stops watching a kept-alive connection at the
  * end of a transfer (CURL_POLL_REMOVE), the poll stays armed for reading
  * but idle, and the next transfer on that connection, asking for the same
  * events, costs no system call (before: six epoll_ctl and an ioctl, and a
- * handle made and closed, per relayed request: uv_poll_start itself does
- * an epoll_ctl DEL and ADD, so it is called only when the events change). An idle socket that becomes readable (the server
- * closed it, or sent something unasked) is stopped: libcurl finds out
- * when it next uses the connection. */
+ * handle made and closed, per relayed request; uv_poll_start itself does
+ * an epoll_ctl DEL and ADD, so it is called only when the events change).
+ * An idle socket that becomes readable (the server closed it, or sent
+ * something unasked) is stopped: libcurl finds out when it next uses the
+ * connection. Only the sockets libcurl opened for connections (marked by
+ * CURLOPT_SOCKOPTFUNCTION, closed through our callback) are kept so;
+ * others it watches (its resolver thread's socketpair, closed with a
+ * plain close()) get their poll closed at CURL_POLL_REMOVE, as before. */
 #include "http/curl_uv.h"
 
 #include <fcntl.h>
@@ -33,7 +38,8 @@ struct eb_curl_uv {
     void             (*closed)(void *arg);
     void              *closed_arg;
     struct sock_ctx  **socks;   /* by fd: the polls of the open sockets, or NULL */
-    size_t             nsocks;
+    unsigned char     *conn;    /* by fd: 1 for a connection's socket (see above) */
+    size_t             nsocks;  /* entries of both */
 };
 
 /* One socket libcurl asked us to watch, until it is closed. */
@@ -125,17 +131,25 @@ static sock_ctx *sock_get(eb_curl_uv *c, curl_socket_t fd)
     return fd >= 0 && (size_t)fd < c->nsocks ? c->socks[fd] : NULL;
 }
 
+/* Grows the tables by fd to hold fd. */
+static void sock_room(eb_curl_uv *c, curl_socket_t fd)
+{
+    if ((size_t)fd < c->nsocks)
+        return;
+    size_t n = c->nsocks ? c->nsocks : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    c->socks = eb_xrealloc(c->socks, n * sizeof *c->socks);
+    c->conn = eb_xrealloc(c->conn, n);
+    memset(c->socks + c->nsocks, 0, (n - c->nsocks) * sizeof *c->socks);
+    memset(c->conn + c->nsocks, 0, n - c->nsocks);
+    c->nsocks = n;
+}
+
 /* A poll for fd, kept in c->socks[fd]; NULL if libuv refuses the fd. */
 static sock_ctx *sock_new(eb_curl_uv *c, curl_socket_t fd)
 {
-    if ((size_t)fd >= c->nsocks) {
-        size_t n = c->nsocks ? c->nsocks : 64;
-        while (n <= (size_t)fd)
-            n *= 2;
-        c->socks = eb_xrealloc(c->socks, n * sizeof *c->socks);
-        memset(c->socks + c->nsocks, 0, (n - c->nsocks) * sizeof *c->socks);
-        c->nsocks = n;
-    }
+    sock_room(c, fd);
     sock_ctx *s = eb_xcalloc(1, sizeof *s);
     s->fd = fd;
     s->c = c;
@@ -162,7 +176,10 @@ static int handle_socket(CURL *e, curl_socket_t fd, int action, void *arg, void 
     sock_ctx *s = sockp ? sockp : sock_get(c, fd);
     (void)e;
     if (action == CURL_POLL_REMOVE) {
-        if (s) { /* kept, watched for reading while idle (see above) */
+        if (s && !c->conn[fd]) { /* not a connection's: closed without our callback */
+            curl_multi_assign(c->multi, fd, NULL);
+            sock_drop(s);
+        } else if (s) { /* kept, watched for reading while idle (see above) */
             curl_multi_assign(c->multi, fd, NULL);
             s->idle = true;
             if (s->events != UV_READABLE) {
@@ -193,19 +210,41 @@ static int handle_socket(CURL *e, curl_socket_t fd, int action, void *arg, void 
     return 0;
 }
 
-int eb_curl_uv_closesocket(void *arg, curl_socket_t fd)
+/* CURLOPT_SOCKOPTFUNCTION: a connection's socket, close-on-exec (a daemon
+ * that re-executes itself keeps none of them), marked as closed through
+ * close_socket. */
+static int sock_opened(void *arg, curl_socket_t fd, curlsocktype purpose)
 {
     eb_curl_uv *c = arg;
-    sock_ctx *s = c ? sock_get(c, fd) : NULL;
+    (void)purpose;
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0)
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    if (fd >= 0) {
+        sock_room(c, fd);
+        c->conn[fd] = 1;
+    }
+    return CURL_SOCKOPT_OK;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: the poll goes before the fd does (another
+ * socket may get its number at once). */
+static int close_socket(void *arg, curl_socket_t fd)
+{
+    eb_curl_uv *c = arg;
+    sock_ctx *s = sock_get(c, fd);
     if (s)
-        sock_drop(s); /* before the fd goes: another socket may get its number */
+        sock_drop(s);
+    if (fd >= 0 && (size_t)fd < c->nsocks)
+        c->conn[fd] = 0;
     return close(fd);
 }
 
 void eb_curl_uv_easy(eb_curl_uv *c, CURL *e)
 {
-    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, eb_curl_uv_closesocket);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, sock_opened);
+    curl_easy_setopt(e, CURLOPT_SOCKOPTDATA, c);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, c);
 }
 
@@ -246,18 +285,10 @@ void eb_curl_uv_close(eb_curl_uv *c, void (*closed)(void *arg), void *arg)
         if (c->socks[i])
             sock_drop(c->socks[i]);
     free(c->socks);
+    free(c->conn);
     c->socks = NULL;
+    c->conn = NULL;
     c->nsocks = 0;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed);
-}
-
-int eb_curl_uv_cloexec(void *arg, curl_socket_t fd, curlsocktype purpose)
-{
-    (void)arg;
-    (void)purpose;
-    int fl = fcntl(fd, F_GETFD);
-    if (fl >= 0)
-        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-    return CURL_SOCKOPT_OK;
 }
