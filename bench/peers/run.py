@@ -54,7 +54,9 @@ Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
 run on the same workloads, interleaved with this tree's in the same rounds,
 so that both see the same load on a shared machine. The table then shows
 this build over the base build in the ratio columns (base-postgresql:
-compare its row with eventbus-postgresql's).
+compare its row with eventbus-postgresql's). base-postgresql-2nodes:
+a base build from before stop 15 names no leader, so its clients stay
+where they were put, as in eventbus-postgresql-2nodes-relay.
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """
