@@ -72,6 +72,7 @@ int bench_conn_open(bench_conn *c, int port)
 {
     memset(c, 0, sizeof *c);
     c->fd = connect_port(port);
+    c->port = port;
     return c->fd < 0 ? -1 : 0;
 }
 
@@ -136,6 +137,8 @@ int bench_conn_recv(bench_conn *c, const char **body, size_t *blen)
                 c->consumed = 1;
             }
             c->consumed += rl;
+            c->head = c->in;
+            c->head_len = hlen;
             if (body)
                 *body = c->in + hlen;
             if (blen)

@@ -33,6 +33,9 @@ typedef struct bench_conn {
     ssize_t   (*io_read)(void *io, void *p, size_t n);
     ssize_t   (*io_write)(void *io, const void *p, size_t n);
     const char *headers;
+    int         port;     /* the port it is connected to */
+    const char *head;     /* the last answer's status line and headers (in `in`, */
+    size_t      head_len; /* valid until the next recv), not NUL-terminated */
 } bench_conn;
 
 /* Connects to 127.0.0.1:port. Returns 0 or -1. */

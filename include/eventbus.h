@@ -29,7 +29,8 @@ extern "C" {
  * libeventbus: the client
  *
  * An eb_client is one HTTP/1.1 keep-alive connection to one eventbusd (made
- * on first use, remade after a failure). Every call blocks until the server
+ * on first use, remade after a failure; one per server of a list). Every
+ * call blocks until the server
  * answers, the call's timeout passes, or the cancel flag is raised.
  *
  * Failover: the URL may be a comma-separated list of servers (nodes of one
@@ -42,6 +43,12 @@ extern "C" {
  * without), so a second copy is a duplicate the server drops; acks and
  * nacks (by delivery id), pulls, reads and PUTs are too; eb_request moves
  * on after such a failure only for GET, HEAD, PUT, DELETE and OPTIONS.
+ * Leader: several eventbusd nodes on one PostgreSQL database have one
+ * leader; the others relay requests to it and name it in their answers
+ * (header Eventbus-Leader). When the named URL is one of the list (compared as
+ * scheme, host, port and prefix), the calls after that answer go to it
+ * directly, the others staying as fallbacks; a URL not in the list is
+ * never contacted.
  *
  * Threads: a handle is not thread-safe; use one handle per thread (handles
  * share nothing, and the library has no global state). eb_consume() starts
@@ -124,7 +131,8 @@ int eb_client_new(const eb_client_opts *opts, eb_client **out);
  * detail included). NULL is a no-op. */
 void eb_client_free(eb_client *c);
 /* The normalized base URL of the server in use, "http://host:port[/prefix]":
- * the one that answered last (the first of the list before any answer).
+ * the one that answered last, or the leader it named (the first of the list
+ * before any answer).
  * Owned by c, valid as long as c (calls may change which URL it returns). */
 const char *eb_client_url(const eb_client *c);
 

@@ -98,6 +98,25 @@ static int parse_url(const char *url, url_parts *u)
     return 0;
 }
 
+/* The form two spellings of one server's URL share: "scheme://host:port/prefix"
+ * with the host in lower case and the port always written (the default's
+ * too), IPv6 in brackets; malloc'd (NULL: out of memory). */
+static char *url_key(const url_parts *u)
+{
+    char host[sizeof u->host];
+    size_t i = 0;
+    for (; u->host[i]; i++)
+        host[i] = (char)(u->host[i] >= 'A' && u->host[i] <= 'Z' ? u->host[i] + 32 : u->host[i]);
+    host[i] = '\0';
+    size_t n = strlen(host) + strlen(u->port) + strlen(u->prefix) + 16;
+    char *k = malloc(n);
+    if (k)
+        snprintf(k, n, "%s://%s%s%s:%s%s", u->tls ? "https" : "http",
+                 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", u->port,
+                 u->prefix);
+    return k;
+}
+
 /* --- lifecycle ----------------------------------------------------------- */
 
 static void set_ok(eb_client *c, int status)
@@ -130,7 +149,8 @@ static int target_add(eb_client *c, const char *url)
     size_t ul = strlen(t->http.hosthdr) + strlen(u.prefix) + 10;
     t->url = malloc(ul);
     t->prefix = strdup(u.prefix);
-    if (!t->url || !t->prefix)
+    t->key = url_key(&u);
+    if (!t->url || !t->prefix || !t->key)
         return EB_ENOMEM;
     snprintf(t->url, ul, "%s://%s%s", u.tls ? "https" : "http", t->http.hosthdr, u.prefix);
     return 0;
@@ -217,6 +237,7 @@ void eb_client_free(eb_client *c)
         eb__http_close(&c->targets[i].http);
         free(c->targets[i].url);
         free(c->targets[i].prefix);
+        free(c->targets[i].key);
     }
     free(c->targets);
     free(c->urls);
@@ -459,7 +480,8 @@ eb_jw *eb__body(eb_client *c, eb_jw *w)
 }
 
 /* --- failover ------------------------------------------------------------ *
- * A request goes to the server that answered last, and moves on to the
+ * A request goes to the server that answered last (or to the leader it
+ * named, when that is one of the list: follow_leader), and moves on to the
  * next one of the list (round robin, each at most once per request) when
  * that one cannot be reached, its connection breaks or times out, or it
  * answers 503 (stopping, out of connections, storage refusing writes: the
@@ -469,6 +491,25 @@ eb_jw *eb__body(eb_client *c, eb_jw *w)
  * none), so the second copy is a duplicate the server drops; settling is
  * by delivery id; PUTs replace. When every server failed, the last
  * failure is the call's (a 503 answer included). */
+
+/* After an answer from target t: when it names the leader (Eventbus-Leader, set by
+ * a follower that relayed the request) and the leader is one of the list,
+ * the next requests go there (the answer in hand is used as it is). A URL
+ * not in the list is never followed: the token goes only where the user
+ * sent it. */
+static void follow_leader(eb_client *c, const eb__target *t)
+{
+    url_parts u;
+    if (!t->http.leader[0] || !strstr(t->http.leader, "://") || parse_url(t->http.leader, &u))
+        return;
+    char *key = url_key(&u);
+    for (size_t i = 0; key && i < c->ntargets; i++)
+        if (!strcmp(c->targets[i].key, key)) {
+            c->cur = i;
+            break;
+        }
+    free(key);
+}
 
 /* One try at target t: 0 with *status, or the connection's failure. */
 static int try_target(eb_client *c, eb__target *t, const char *method, const char *path,
@@ -501,8 +542,10 @@ static int exchange(eb_client *c, const char *method, const char *path, const ch
         if (rc == 0 && *status == 503 && i + 1 < n)
             continue;
         if (rc == 0) {
-            if (*status != 503)
+            if (*status != 503) {
                 c->cur = at;
+                follow_leader(c, t);
+            }
             break;
         }
         bool moving = (rc == EB_ECONNECT || rc == EB_ETIMEDOUT) && (resend || !t->http.sent);

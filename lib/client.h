@@ -22,6 +22,8 @@ typedef struct eb__target {
     eb__http     http;        /* its connection */
     char        *url;         /* normalized base URL (owned) */
     char        *prefix;      /* path prefix of the URL, "" or "/x" (owned) */
+    char        *key;         /* the URL compared with an Eb-Leader header: scheme,
+                                 host in lower case, port, prefix (owned) */
 } eb__target;
 
 #define EB__MAX_URLS 16       /* servers in one client's list at most */

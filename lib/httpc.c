@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -431,6 +432,43 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return eb_buf_failed(h->answer) ? 1 : 0;
 }
 
+/* Header names and values may come in pieces (one per read): the name is
+ * kept until its value starts, and only Eventbus-Leader's value is kept. */
+static int on_hfield(http_parser *p, const char *at, size_t len)
+{
+    eb__http *h = p->data;
+    if (h->hstate != 1) {
+        h->hstate = 1;
+        h->hname_len = 0;
+    }
+    if (h->hname_len + len <= sizeof h->hname)
+        memcpy(h->hname + h->hname_len, at, len);
+    h->hname_len += len;
+    return 0;
+}
+
+static int on_hvalue(http_parser *p, const char *at, size_t len)
+{
+    eb__http *h = p->data;
+    if (h->hstate != 2) {
+        h->hstate = 2;
+        h->in_leader = h->hname_len == 15 && !strncasecmp(h->hname, "eventbus-leader", 15);
+        if (h->in_leader)
+            h->leader_len = 0;
+    }
+    if (!h->in_leader || h->leader_len == SIZE_MAX)
+        return 0;
+    if (h->leader_len + len >= sizeof h->leader) {
+        h->leader_len = SIZE_MAX; /* no URL of ours is that long: ignored */
+        h->leader[0] = '\0';
+        return 0;
+    }
+    memcpy(h->leader + h->leader_len, at, len);
+    h->leader_len += len;
+    h->leader[h->leader_len] = '\0';
+    return 0;
+}
+
 static int on_complete(http_parser *p)
 {
     eb__http *h = p->data;
@@ -444,6 +482,8 @@ static int on_complete(http_parser *p)
 }
 
 static const http_parser_settings answer_settings = {
+    .on_header_field = on_hfield,
+    .on_header_value = on_hvalue,
     .on_body = on_body,
     .on_message_complete = on_complete,
 };
@@ -473,6 +513,10 @@ static int read_answer(eb__http *h, uint64_t deadline, bool *got)
     h->parser.data = h;
     h->done = false;
     h->status = 0;
+    h->leader[0] = '\0';
+    h->leader_len = 0;
+    h->hstate = 0;
+    h->in_leader = false;
     *got = false;
     while (!h->done) {
         int trc = 0;

@@ -42,6 +42,14 @@ typedef struct eb__http {
     bool        sent;         /* the last request may have reached the server: some
                                  of it was written on an open connection */
     char        err[256];     /* why the last request failed (local reasons) */
+    char        leader[512];  /* the last answer's Eventbus-Leader header (the URL of the
+                                 node that leads, named by a follower that relayed
+                                 the request), "" without one or when too long */
+    char        hname[16];    /* the header name being read (its first bytes) */
+    size_t      hname_len;    /* its length (more than sizeof hname: too long) */
+    size_t      leader_len;   /* bytes of leader[] so far; SIZE_MAX: too long */
+    int         hstate;       /* 0 none, 1 in a header name, 2 in a value */
+    bool        in_leader;    /* the value being read is Eventbus-Leader's */
     char        auth[540];    /* "Authorization: Bearer <token>\r\n", or "" */
     struct ssl_ctx_st *tls;   /* https: the client context (owned), or NULL */
     struct ssl_st     *ssl;   /* the TLS session of fd (owned), or NULL */

@@ -7,7 +7,10 @@
  * trusting the CAs of $EB_BENCH_CACERT, else the system's), and
  * $EB_BENCH_TOKEN, if set, goes with every request as a bearer token.
  * Several nodes of one bus (on one PostgreSQL database), comma-separated:
- * each connection goes to the next one in turn. */
+ * each connection goes to the next one in turn, and, as the clients do
+ * (docs/client.md), moves to the leader a follower names in an answer
+ * (Eventbus-Leader) when the leader is one of the list; with $EB_BENCH_STAY=1 the
+ * connections stay where they were put (followers relay: the relay's cost). */
 #include "eventbus.h"
 
 #include <limits.h>
@@ -31,6 +34,7 @@ typedef struct econn {
     char     **ids;        /* delivery ids the last pull returned (to ack) */
     int        nids, max;
     int        ack_sent;   /* ids in the ack in flight, 0: none */
+    const char *targets;   /* the --target list (follow_leader) */
 } econn;
 
 static int target_port(const char *target)
@@ -90,11 +94,9 @@ static const char *pick(const char *target, char *buf, size_t cap)
     return buf;
 }
 
-/* Connects to the target: TCP, then the TLS handshake for https://. */
-static int conn_open(bench_conn *c, const char *targets)
+/* Connects to one target: TCP, then the TLS handshake for https://. */
+static int conn_open_one(bench_conn *c, const char *target)
 {
-    char buf[256];
-    const char *target = pick(targets, buf, sizeof buf);
     pthread_once(&tls_once, tls_init);
     if (bench_conn_open(c, target_port(target)) != 0)
         return -1;
@@ -119,12 +121,52 @@ static void conn_close(bench_conn *c)
     bench_conn_close(c);
 }
 
+/* Connects to the next of the targets. */
+static int conn_open(bench_conn *c, const char *targets)
+{
+    char buf[256];
+    return conn_open_one(c, pick(targets, buf, sizeof buf));
+}
+
+/* After an answer on c: when it names the leader (Eventbus-Leader) and the leader
+ * is one of the targets (all on loopback: the port decides), c is remade
+ * to it, before its next request. */
+static int follow_leader(bench_conn *c, const char *targets)
+{
+    static int stay = -1;
+    if (stay < 0)
+        stay = getenv("EB_BENCH_STAY") && *getenv("EB_BENCH_STAY") == '1';
+    if (stay || !strchr(targets, ',') || !c->head)
+        return 0;
+    static const char name[] = "\r\nEventbus-Leader: ";
+    const size_t nl = sizeof name - 1;
+    const char *h = memmem(c->head, c->head_len, name, nl);
+    if (!h)
+        return 0;
+    const char *end = memchr(h + nl, '\r', (size_t)(c->head + c->head_len - (h + nl)));
+    const char *colon = end ? memrchr(h + nl, ':', (size_t)(end - (h + nl))) : NULL;
+    int port = colon ? atoi(colon + 1) : 0;
+    if (!port || port == c->port)
+        return 0;
+    for (const char *s = targets; s; s = strchr(s, ',') ? strchr(s, ',') + 1 : NULL) {
+        char one[256];
+        const char *e = strchr(s, ',');
+        snprintf(one, sizeof one, "%.*s", (int)(e ? (size_t)(e - s) : strlen(s)), s);
+        if (target_port(one) != port)
+            continue;
+        conn_close(c);
+        return conn_open_one(c, one);
+    }
+    return 0;
+}
+
 /* --- connections ------------------------------------------------------------ */
 
 static econn *econn_open(const drv_opts *o)
 {
     econn *e = calloc(1, sizeof *e);
     e->c.fd = e->ack.fd = -1;
+    e->targets = o->target;
     if (conn_open(&e->c, o->target) != 0) {
         fprintf(stderr, "eventbus: cannot connect to %s\n", o->target);
         free(e);
@@ -186,7 +228,9 @@ static int e_publish(void *h, uint64_t first, int n)
                         : bench_event_batch(e->body, e->body_cap, first, n);
     if (!len)
         return -1;
-    return call(&e->c, "POST", n == 1 ? "/v1/events" : "/v1/events/batch", e->body, len, NULL);
+    if (call(&e->c, "POST", n == 1 ? "/v1/events" : "/v1/events/batch", e->body, len, NULL))
+        return -1;
+    return follow_leader(&e->c, e->targets);
 }
 
 static void e_pub_close(void *h)
@@ -248,7 +292,7 @@ static int ack_wait(econn *e)
         fprintf(stderr, "eventbus: ack of %d: %d %.300s\n", sent, st, a ? a : "");
         return -1;
     }
-    return 0;
+    return follow_leader(&e->ack, e->targets);
 }
 
 /* Sends the ack of the ids the last pull returned, after the previous ack
@@ -314,7 +358,7 @@ static int e_pull(void *h, int max, int wait_ms, uint64_t *nums)
     int n = take_events(e, a, nums);
     if (n < 0)
         fprintf(stderr, "eventbus: unexpected pull answer: %.300s\n", a);
-    return n;
+    return n >= 0 && follow_leader(&e->c, e->targets) != 0 ? -1 : n;
 }
 
 static int e_con_close(void *h)

@@ -19,7 +19,11 @@ PostgreSQL started as for the postgresql row, both stopped together and
 both counted in the server CPU), to set beside the raw postgresql row;
 eventbus-postgresql-2nodes is that with two eventbusd nodes on the one
 database (one leads, the other forwards to it), the clients' connections
-alternating between them, all three processes counted.
+put on them alternately and, as the clients do, moving to the leader the
+follower names in its first answer (Eventbus-Leader), all three processes
+counted; eventbus-postgresql-2nodes-relay is the same with the connections
+staying where they were put (EB_BENCH_STAY=1): half of the requests relayed
+by the follower, so the relay's cost shows.
 
 A third eventbusd, eventbus-tls, is eventbus-interval behind TLS with a token
 (--auth token, --tls-listen with a P-256 certificate made here by the openssl
@@ -50,7 +54,9 @@ Usage: bench/peers/run.py [--runs N] [--events N] [--rate R] [--seconds S]
 run on the same workloads, interleaved with this tree's in the same rounds,
 so that both see the same load on a shared machine. The table then shows
 this build over the base build in the ratio columns (base-postgresql:
-compare its row with eventbus-postgresql's).
+compare its row with eventbus-postgresql's). base-postgresql-2nodes:
+a base build from before stop 15 names no leader, so its clients stay
+where they were put, as in eventbus-postgresql-2nodes-relay.
 Python 3 standard library only. Needs root or the invoking user to run
 PostgreSQL (as root, the cluster runs as the 'postgres' user).
 """
@@ -242,10 +248,11 @@ def start_eventbus_pg(workdir, pg, exe=None):
     return s
 
 
-def start_eventbus_pg_2nodes(workdir, pg, exe=None):
+def start_eventbus_pg_2nodes(workdir, pg, exe=None, relay=False):
     """Two eventbusd nodes on one PostgreSQL database (issue 20): the first
     leads, the second forwards to it; the driver's connections (publishers,
-    consumers' pulls and acks) alternate between the two."""
+    consumers' pulls and acks) alternate between the two, and move to the
+    leader the follower names unless relay (EB_BENCH_STAY=1)."""
     s = start_eventbus_pg(workdir, pg, exe)
     try:
         b = start_eventbus(workdir, "always", s.store, exe=exe)
@@ -254,6 +261,8 @@ def start_eventbus_pg_2nodes(workdir, pg, exe=None):
         raise
     s.also = [b] + s.also
     s.target = f"{s.target},{b.target}"
+    if relay:
+        s.env = {"EB_BENCH_STAY": "1"}
     return s
 
 
@@ -343,13 +352,17 @@ SYSTEMS = [
     ("eventbus-postgresql", "eventbus", "--store on PostgreSQL, synchronous_commit on",
      lambda w, pg: start_eventbus_pg(w, pg)),
     ("eventbus-postgresql-2nodes", "eventbus",
-     "--store, sync commit, 2 nodes on one database (clients split over both)",
+     "--store, sync commit, 2 nodes on one database (clients given both, following the leader)",
      lambda w, pg: start_eventbus_pg_2nodes(w, pg)),
+    ("eventbus-postgresql-2nodes-relay", "eventbus",
+     "--store, sync commit, 2 nodes on one database (clients split over both, half relayed)",
+     lambda w, pg: start_eventbus_pg_2nodes(w, pg, relay=True)),
 ]
 SHORT = {"eventbus-always": "fsync always", "eventbus-interval": "fsync interval",
          "redis": "AOF everysec", "nats": "file store", "postgresql": "synchronous_commit on",
          "eventbus-tls": "interval, TLS + token", "eventbus-postgresql": "--store, sync commit",
-         "eventbus-postgresql-2nodes": "--store, 2 nodes"}
+         "eventbus-postgresql-2nodes": "--store, 2 nodes",
+         "eventbus-postgresql-2nodes-relay": "--store, 2 nodes, relayed"}
 
 
 
@@ -663,6 +676,10 @@ def print_targets(results):
         if a and b:
             checks.append((f"{fig}: eventbus-postgresql-2nodes no slower than one node "
                            f"({a[0] / b[0]:.0%})", a[0] >= b[0]))
+        r = figure_stats(results, "eventbus-postgresql-2nodes-relay", wl, key)
+        if r and b:
+            notes.append(f"not a target: {fig}: eventbus-postgresql-2nodes-relay (half the "
+                         f"requests relayed by the follower) at {r[0] / b[0]:.0%} of one node")
     if checks:
         print("\nTargets (issues 7 and 20):")
         for what, ok in checks:

@@ -120,6 +120,18 @@ static bool is(const eb_http_req *req, const char *path)
     return req->path_len == n && !memcmp(req->path, path, n);
 }
 
+/* The members "role" and "leader" of both cluster answers. */
+static void put_role(eb_cluster *c, eb_jw *w, bool leader, const char *url)
+{
+    eb_jw_key(w, "role");
+    eb_jw_str(w, c->serving ? "leader" : leader ? "starting" : "follower");
+    eb_jw_key(w, "leader");
+    if (*url)
+        eb_jw_str(w, url);
+    else
+        eb_jw_null(w);
+}
+
 /* GET /v1/cluster: this node's role, the leader's URL and epoch. */
 static void answer_cluster(eb_cluster *c, eb_http_req *req)
 {
@@ -130,15 +142,9 @@ static void answer_cluster(eb_cluster *c, eb_http_req *req)
     eb_jw w;
     eb_jw_init(&w, &b);
     eb_jw_obj_open(&w);
-    eb_jw_key(&w, "role");
-    eb_jw_str(&w, c->serving ? "leader" : leader ? "starting" : "follower");
+    put_role(c, &w, leader, url);
     eb_jw_key(&w, "node");
     eb_jw_str(&w, c->url);
-    eb_jw_key(&w, "leader");
-    if (*url)
-        eb_jw_str(&w, url);
-    else
-        eb_jw_null(&w);
     eb_jw_key(&w, "epoch");
     eb_jw_uint(&w, epoch);
     eb_jw_key(&w, "forwarded");
@@ -154,10 +160,31 @@ static void answer_cluster(eb_cluster *c, eb_http_req *req)
     eb_buf_free(&b);
 }
 
+/* GET /v1/cluster/leader: a load balancer's health check that routes to
+ * the leader only (as Patroni's /primary): 200 on the node that leads with
+ * its bus open, 503 on the others (naming the leader they know). */
+static void answer_leader(eb_cluster *c, eb_http_req *req)
+{
+    char url[EB_PG_LEAD_URL_MAX];
+    bool leader = eb_pg_lead_state(c->lead, NULL, url, sizeof url);
+    eb_buf b = EB_BUF_INIT;
+    eb_jw w;
+    eb_jw_init(&w, &b);
+    eb_jw_obj_open(&w);
+    put_role(c, &w, leader, url);
+    eb_jw_obj_close(&w);
+    eb_http_respond(req, c->serving ? 200 : 503, "application/json", b.data, b.len);
+    eb_buf_free(&b);
+}
+
 int eb_cluster_handle(eb_cluster *c, eb_http_req *req)
 {
     if (req->method == EB_HTTP_GET && is(req, "/v1/cluster")) {
         answer_cluster(c, req);
+        return 1;
+    }
+    if (req->method == EB_HTTP_GET && is(req, "/v1/cluster/leader")) {
+        answer_leader(c, req);
         return 1;
     }
     if (c->serving)

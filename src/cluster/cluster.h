@@ -44,8 +44,11 @@ typedef struct eb_cluster_opts {
 int  eb_cluster_open(uv_loop_t *loop, const eb_cluster_opts *o, eb_cluster **out);
 /* True once this node leads and its bus is open (on_leader returned 0). */
 bool eb_cluster_serving(const eb_cluster *c);
-/* Answers req when it is the cluster's to answer (GET /v1/cluster, or any
- * request while this node is not serving): 1; else 0 (the API's). */
+/* Answers req when it is the cluster's to answer (GET /v1/cluster and
+ * /v1/cluster/leader, or any request while this node is not serving): 1;
+ * else 0 (the API's). A request relayed to the leader gets its answer
+ * with "Eventbus-Leader: <the leader's URL>" added (forward.c), so clients
+ * given several URLs talk to the leader next. */
 int  eb_cluster_handle(eb_cluster *c, eb_http_req *req);
 /* Stops: forwards in flight answer 503, the leadership thread ends (and
  * the leader lock with its connection). Handles close on the loop; then

@@ -52,6 +52,7 @@ typedef struct fwd {
     eb_buf             body;
     size_t             held; /* counted in f->buffered: max(Content-Length, body.len) */
     char               ctype[128];
+    char               leader[512];   /* the URL relayed to: named in Eventbus-Leader */
     char               extra[8][200]; /* relayed answer headers, "Name: value" */
     int                nextra;
     bool               cut, full; /* over max_answer; over max_buffered */
@@ -173,6 +174,8 @@ static void finish(fwd *w, CURLcode res)
             *colon = '\0';
             eb_http_set_header(req, w->extra[i], colon + 1);
         }
+        if (*w->leader) /* the clients given several URLs go there next */
+            eb_http_set_header(req, "Eventbus-Leader", w->leader);
         eb_http_respond(req, (int)status, *w->ctype ? w->ctype : NULL, w->body.data,
                         w->body.len);
     }
@@ -272,6 +275,21 @@ static size_t on_header(char *d, size_t sz, size_t n, void *arg)
     return len;
 }
 
+/* The leader's URL as the Eventbus-Leader header names it; "" (no header) if it
+ * could not be one header value (a control character or a space, or too
+ * long). */
+static void leader_name(fwd *w, const char *base)
+{
+    size_t n = strlen(base);
+    w->leader[0] = '\0';
+    if (n >= sizeof w->leader)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)base[i] <= ' ' || base[i] == 0x7f)
+            return;
+    memcpy(w->leader, base, n + 1);
+}
+
 static const char *method_name(const eb_http_req *req)
 {
     switch (req->method) {
@@ -303,6 +321,7 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
         return;
     }
     w->req = req;
+    leader_name(w, base);
     eb_buf url = EB_BUF_INIT;
     eb_buf_printf(&url, "%s%.*s", base, (int)req->path_len, req->path);
     if (req->query)
@@ -350,7 +369,7 @@ void eb__fwd_start(eb_fwd *f, const char *base, uint64_t epoch, eb_http_req *req
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
+    eb_curl_uv_easy(f->curl, e); /* close-on-exec, and the poll kept per socket */
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL); /* the client's Accept-Encoding as is */
     curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
     w->next = f->head;

@@ -28,8 +28,12 @@ CURLM *eb_curl_uv_multi(eb_curl_uv *c);
  * is freed. The loop must run on. */
 void   eb_curl_uv_close(eb_curl_uv *c, void (*closed)(void *arg), void *arg);
 
-/* A CURLOPT_SOCKOPTFUNCTION marking each socket close-on-exec (a daemon
- * that re-executes itself keeps none of them). */
-int    eb_curl_uv_cloexec(void *arg, curl_socket_t fd, curlsocktype purpose);
+/* Sets what every easy handle added to c's multi must have
+ * (CURLOPT_SOCKOPTFUNCTION, CURLOPT_CLOSESOCKETFUNCTION and their data):
+ * its connections' sockets close-on-exec (a daemon that re-executes
+ * itself keeps none of them), and closed through c, so that a socket's
+ * poll, kept between the transfers of a kept-alive connection, goes
+ * before its fd can be reused. */
+void   eb_curl_uv_easy(eb_curl_uv *c, CURL *e);
 
 #endif

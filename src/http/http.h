@@ -60,7 +60,8 @@ typedef struct eb_http_req {
     eb_http_conn         *conn;       /* NULL once the client is gone */
     char                 *resp;       /* formatted answer, once given */
     size_t                resp_len;
-    char                  extra[256]; /* extra answer headers ("Name: v\r\n") */
+    char                  extra[512]; /* extra answer headers ("Name: v\r\n"; a relayed
+                                         * answer's and Eb-Leader's URL) */
     size_t                extra_len;
     bool                  keep_alive; /* the client wants the connection kept */
     bool                  head;       /* HEAD: answer without a body */

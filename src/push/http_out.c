@@ -171,7 +171,7 @@ int eb__http_out_start(request *r, const char *url, const char *ca_file)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "eventbus-push/1");
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_SOCKOPTFUNCTION, eb_curl_uv_cloexec);
+    eb_curl_uv_easy(r->push->curl, e); /* close-on-exec, and the poll kept per socket */
     if (curl_multi_add_handle(r->push->multi, e) != CURLM_OK)
         return EB_ENOMEM;
     return 0;

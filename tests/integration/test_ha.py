@@ -200,6 +200,68 @@ def test_one_leader_two_followers(trio):
 
 
 @checked
+def test_relayed_answers_name_the_leader(trio):
+    """A follower's relayed answers carry Eventbus-Leader: the leader's
+    --advertise-url (any status: a 404 of the leader's too); the follower's
+    own answers and the leader's do not. GET /v1/cluster/leader: 200 on the
+    leader only, 503 naming it elsewhere; after a takeover, the new one."""
+    need_pg()
+    a, b, c = trio.start()
+    st, h, js = b.request("POST", "/v1/events", {"type": "t.x", "data": {}})
+    assert st == 201 and h.get("eventbus-leader") == a.url, (st, h)
+    st, h, _ = b.request("GET", "/v1/groups/nope")
+    assert st == 404 and h.get("eventbus-leader") == a.url, (st, h)
+    for node, path in ((b, "/v1/cluster"), (b, "/healthz"), (a, "/v1/stats"), (a, "/v1/cluster")):
+        st, h, _ = node.request("GET", path)
+        assert st == 200 and "eventbus-leader" not in h, (node.url, path, h)
+    st, h, js = a.request("GET", "/v1/cluster/leader")
+    assert (st, js) == (200, {"role": "leader", "leader": a.url}), (st, js)
+    for n in (b, c):
+        st, h, js = n.request("GET", "/v1/cluster/leader")
+        assert (st, js) == (503, {"role": "follower", "leader": a.url}), (st, js)
+        assert "eventbus-leader" not in h
+    a.kill9()
+    new = trio.leader()
+    other = c if new is b else b
+    end = time.time() + 10
+    while other.role()["leader"] != new.url and time.time() < end:
+        time.sleep(0.02)
+    st, _, js = new.request("GET", "/v1/cluster/leader")
+    assert (st, js) == (200, {"role": "leader", "leader": new.url}), (st, js)
+    st, h, _ = other.request("POST", "/v1/events", {"type": "t.x", "data": {}})
+    assert st == 201 and h.get("eventbus-leader") == new.url, (st, h)
+
+
+@checked
+def test_cli_given_follower_and_leader_consumes_from_the_leader(trio):
+    """The CLI (libeventbus) given --url FOLLOWER,LEADER: of the requests
+    `tail GROUP -n 200` makes (pulls of 100 and their acks, at least 4),
+    only its first goes through the follower, which names the leader;
+    given the follower alone, every one does."""
+    need_pg()
+    a, b, _ = trio.start()
+    st, _, js = a.request("PUT", "/v1/groups/cli-g", {"types": ["t.cli"], "start": "earliest"})
+    assert st == 201, js
+    st, _, js = a.request("POST", "/v1/events/batch",
+                          [{"type": "t.cli", "data": {"n": i}} for i in range(400)])
+    assert st == 201, js
+    cli = os.environ.get("EVENTBUS_CLI", "eventbus")
+
+    def tail(urls):
+        f0 = b.role()["forwarded"]
+        p = subprocess.run([cli, "--url", urls, "--json", "tail", "cli-g", "-n", "200"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout.splitlines()) == 200, p.stdout[-300:]
+        return b.role()["forwarded"] - f0
+
+    via_follower_only = tail(b.url)
+    following = tail(f"{b.url},{a.url}")
+    assert via_follower_only >= 4, via_follower_only  # pulls of 100 and their acks
+    assert following == 1, (following, via_follower_only)
+
+
+@checked
 def test_advertise_url_flag(trio):
     """--advertise-url takes an http:// or https:// URL (a trailing / is
     dropped: the path is appended to it); bad values are refused, naming

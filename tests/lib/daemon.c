@@ -39,8 +39,8 @@ static void spawn(eb_test_daemon *d)
     char listen[32], log[4300];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
     snprintf(log, sizeof log, "%s.log", d->data);
-    const char *argv[32] = {daemon_path(), "--listen", listen, "--data", d->data,
-                            "--log-level", "warn"};
+    const char *argv[32] = {daemon_path(), "--listen", listen, d->store ? "--store" : "--data",
+                            d->store ? d->store : d->data, "--log-level", "warn"};
     int argc = 7;
     for (int i = 0; d->extra[i] && argc < 31; i++)
         argv[argc++] = d->extra[i];
@@ -86,9 +86,11 @@ void eb_test_daemon_start(eb_test_daemon *d, const char *const *extra)
     eb_test_daemon_start_at(d, "data", extra);
 }
 
-void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *const *extra)
+static void start(eb_test_daemon *d, const char *name, const char *store,
+                  const char *const *extra)
 {
     memset(d, 0, sizeof *d);
+    d->store = store;
     for (int i = 0; extra && extra[i] && i < 15; i++)
         d->extra[i] = extra[i];
     snprintf(d->data, sizeof d->data, "%s/%s", eb_test_tmpdir(), name);
@@ -103,6 +105,17 @@ void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *co
     }
     eb_test_fail(__FILE__, __LINE__, "eventbusd (%s) did not start; log: %s.log", daemon_path(),
                  d->data);
+}
+
+void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *const *extra)
+{
+    start(d, name, NULL, extra);
+}
+
+void eb_test_daemon_start_pg(eb_test_daemon *d, const char *name, const char *uri,
+                             const char *const *extra)
+{
+    start(d, name, uri, extra);
 }
 
 void eb_test_daemon_stop(eb_test_daemon *d)

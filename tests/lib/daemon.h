@@ -14,6 +14,7 @@ typedef struct eb_test_daemon {
     char        url[64];    /* http://127.0.0.1:PORT */
     char        data[4200]; /* its data directory */
     const char *extra[16];  /* extra arguments, NULL-terminated */
+    const char *store;      /* --store URI instead of --data (PostgreSQL), or NULL */
 } eb_test_daemon;
 
 /* Starts a daemon (extra: NULL-terminated arguments, may be NULL); fails
@@ -22,6 +23,11 @@ void eb_test_daemon_start(eb_test_daemon *d, const char *const *extra);
 /* The same over the data directory <tmpdir>/name, so that several daemons
  * run side by side in one test. */
 void eb_test_daemon_start_at(eb_test_daemon *d, const char *name, const char *const *extra);
+/* The same on PostgreSQL: --store uri (not copied; several daemons on one
+ * database are nodes of one bus), its log at <tmpdir>/name.log. Ready once
+ * /healthz answers 200: it leads, or follows a leader it knows. */
+void eb_test_daemon_start_pg(eb_test_daemon *d, const char *name, const char *uri,
+                             const char *const *extra);
 /* SIGKILL and wait (a crash); restart brings it back on its port and data. */
 void eb_test_daemon_kill(eb_test_daemon *d);
 /* SIGTERM and wait; fails the test unless it exits 0. */

@@ -15,7 +15,11 @@ export interface TransportOptions {
    * several nodes of one bus: an array, or one string with commas
    * ('http://bus-1:8470,http://bus-2:8470'). A request goes to the node that
    * answered last and moves to the next (each at most once per request) on a
-   * connection error, a timeout or a 503.
+   * connection error, a timeout or a 503. Several nodes on one PostgreSQL
+   * database: a follower names the leader in its answers (`Eventbus-Leader`);
+   * when that URL is one of the list (same scheme, host, port and path), the
+   * requests after that answer go to it, the others staying as fallbacks. A
+   * URL not in the list is never contacted.
    */
   url: string | readonly string[];
   /**
@@ -57,6 +61,22 @@ export function parseUrls(url: string | readonly string[]): string[] {
   if (!list.length || list.length > MAX_URLS || list.some((u) => !/^https?:\/\/[^/]/.test(u)))
     throw new TypeError(`url: 1 to ${MAX_URLS} http:// or https:// URLs expected, got ${JSON.stringify(url)}`);
   return list;
+}
+
+/**
+ * The form two spellings of one node's URL share (scheme, host in lower case,
+ * port, path without a trailing slash), or undefined for what is not an
+ * http(s) URL: how an `Eventbus-Leader` header is matched against the list.
+ */
+export function urlKey(url: string): string | undefined {
+  try {
+    const u = new URL(url);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
+    const port = u.port || (u.protocol === 'https:' ? '443' : '80');
+    return `${u.protocol}//${u.hostname.toLowerCase()}:${port}${u.pathname.replace(/\/+$/, '')}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Transport failures where the request surely did not leave: nothing reached a server. */
@@ -118,6 +138,7 @@ function loadCa(ca: string | Buffer | undefined): string | Buffer | undefined {
 export class Transport {
   /** The nodes, in the order given. */
   readonly urls: readonly string[];
+  private readonly keys: readonly (string | undefined)[];
   private current = 0;
   private readonly headers: Record<string, string>;
   private readonly timeoutMs: number;
@@ -125,6 +146,7 @@ export class Transport {
 
   constructor(o: TransportOptions) {
     this.urls = parseUrls(o.url);
+    this.keys = this.urls.map(urlKey);
     this.headers = { accept: 'application/json' };
     const token = o.token ?? process.env.EVENTBUS_TOKEN;
     if (token) this.headers.authorization = `Bearer ${token}`;
@@ -139,7 +161,7 @@ export class Transport {
     }
   }
 
-  /** The URL in use: the node that answered last (the first before any answer). */
+  /** The URL in use: the node that answered last, or the leader it named (the first before any answer). */
   get base(): string {
     return this.urls[this.current];
   }
@@ -175,7 +197,7 @@ export class Transport {
         continue;
       }
       if (res.status === 503 && i + 1 < this.urls.length) continue; // not carried out: the next node
-      if (res.status !== 503) this.current = at;
+      if (res.status !== 503) this.current = this.leaderOf(res) ?? at;
       break;
     }
     if (!res) throw failure;
@@ -192,6 +214,15 @@ export class Transport {
     }
     if (res.status >= 400) throw errorFromAnswer(res.status, parsed, res.header('retry-after'));
     return { status: res.status, body: parsed as T };
+  }
+
+  /** The list's index of the leader an answer names (`Eventbus-Leader`), if it is in the list. */
+  private leaderOf(res: Answer): number | undefined {
+    const named = res.header('eventbus-leader');
+    if (!named || this.urls.length < 2) return undefined;
+    const key = urlKey(named.trim());
+    const i = key === undefined ? -1 : this.keys.indexOf(key);
+    return i < 0 ? undefined : i;
   }
 
   private failure(err: unknown, method: string, path: string, user: AbortSignal | undefined, timeout: AbortSignal): unknown {

@@ -1,5 +1,6 @@
 // server.mjs - a real eventbusd for the tests: free port, fresh data
-// directory, start/stop (SIGTERM, must exit 0)/kill -9/restart on the same data.
+// directory (or `store`: a PostgreSQL URI, see startPostgres), start/stop
+// (SIGTERM, must exit 0)/kill -9/restart on the same data.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,9 +23,10 @@ export function freePort() {
 }
 
 export class Server {
-  constructor(args = []) {
+  constructor(args = [], { store } = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'eb-node-'));
     this.args = args;
+    this.where = store ? ['--store', store] : ['--data', join(this.dir, 'data')];
     this.proc = null;
     this.port = 0;
   }
@@ -34,7 +36,7 @@ export class Server {
   async start({ samePort = false } = {}) {
     if (!samePort || !this.port) this.port = await freePort();
     const log = openSync(join(this.dir, 'server.log'), 'a');
-    this.proc = spawn(DAEMON, ['--listen', `127.0.0.1:${this.port}`, '--data', join(this.dir, 'data'), ...this.args], {
+    this.proc = spawn(DAEMON, ['--listen', `127.0.0.1:${this.port}`, ...this.where, ...this.args], {
       stdio: ['ignore', log, log],
     });
     const exited = new Promise((r) => this.proc.once('exit', (code, sig) => r({ code, sig })));
@@ -73,4 +75,26 @@ export class Server {
     await this.kill9();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A throwaway PostgreSQL cluster (tests/tools/pgcluster.py): resolves to
+ * { uri, stop } once it runs, or to undefined when PostgreSQL is not
+ * installed (the caller skips). stop() ends it and removes its files.
+ */
+export function startPostgres() {
+  const tool = join(root, 'tests', 'tools', 'pgcluster.py');
+  const p = spawn('python3', [tool, '--', 'sh', '-c', 'echo "URI $EB_TEST_PG_URI"; exec cat >/dev/null'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const done = new Promise((r) => p.once('exit', (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    let out = '';
+    p.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/^URI (\S+)$/m);
+      if (m) resolve({ uri: m[1], stop: () => (p.stdin.end(), done) });
+    });
+    done.then((code) => (code === 77 ? resolve(undefined) : reject(new Error(`pgcluster.py exited ${code}: ${out}`))));
+  });
 }
