@@ -5,7 +5,10 @@
  * segment) when the segment seals, and at open reads it instead of the
  * segment: the events per type (the group lag and the counters), the key
  * entries (the key streams) and the ids (the id lookup, answered from the
- * mapped file by a binary search, never loaded into memory).
+ * mapped file by a binary search, never loaded into memory). The
+ * PostgreSQL engine keeps the same bytes per complete partition in a
+ * table (store_pg_sum.c: eb__segsum_encode, eb__segsum_load_mem; base
+ * and count are the partition's records, file bytes 0).
  *
  * Derived data: checked (magic, format, the segment it describes, size,
  * CRC32C of the whole file) before use, and rebuilt from its segment when

@@ -27,8 +27,10 @@
  * connection; EVENTS keeps the newest records this node appended in
  * memory (store_pg_cache.c, 64 MiB) and serves scans of them from there. The lookups (key versions, key streams, ids) are kept in
  * memory like the log engine's (keyidx.c): a key's version must count
- * the appends still in flight, which no query can see; the bus feeds them
- * at open from a scan (indexed_upto 0).
+ * the appends still in flight, which no query can see; ids of complete
+ * partitions leave memory for the partitions' summaries, and at open the
+ * bus feeds them only the events after the last summary (indexed_upto:
+ * store_pg_sum.c).
  *
  * This file: the calls (on the caller's thread) and opening; the writer
  * thread and the SQL helpers are store_pg_writer.c, the shared struct
