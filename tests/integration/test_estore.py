@@ -700,6 +700,39 @@ def test_pg_partition_summaries_missing_are_written_and_dropped_with_retention(s
         default_segments()
 
 
+def test_dedupe_window_after_restart_over_summarized_segments(srv):
+    """Small segments (PostgreSQL: partitions of 256 seqs), the default
+    dedupe window: client ids published across several summarized
+    segments are still duplicates after a restart that read only the
+    last one (the window is refilled from where the summaries count client
+    ids), and events with generated ids in between do not hide them."""
+    small_segments()
+    try:
+        srv.restart()
+        firsts = {}
+        for b in range(0, 1200, 100):
+            evs = [{"type": "pay.done", "data": {"i": i}} if i % 2 else
+                   {"type": "pay.done", "id": f"pay-{i}", "source": "billing", "data": {"i": i}}
+                   for i in range(b, b + 100)]
+            for i, r in zip(range(b, b + 100), batch(srv, evs)["results"]):
+                if i % 2 == 0:
+                    firsts[i] = r["seq"]
+        if PG:
+            for _ in range(200):
+                if int(srv.pg_query("SELECT count(*) FROM eb_summaries")) == 1200 // PG_PART:
+                    break
+                time.sleep(0.1)
+        srv.restart()
+        if PG:
+            assert startup_reads(srv, 0)[0] <= PG_PART, srv.log_tail()
+        for i in range(0, 1200, 50):
+            again = publish(srv, {"type": "pay.done", "id": f"pay-{i}", "source": "billing",
+                                  "data": {"i": i}}, expect=200)
+            assert again["duplicate"] is True and again["seq"] == firsts[i], (i, again)
+    finally:
+        default_segments()
+
+
 def test_schema_version_on_every_event_read(srv):
     schema = {"type": "object"}
     st, _, js = srv.request("PUT", "/v1/schemas/pay.done", {"schema": schema})
