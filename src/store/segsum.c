@@ -330,6 +330,19 @@ static void encode(eb_segsum_acc *a, const eb_log_seg_info *seg, eb_buf *out)
     put32(out, eb_crc32c(0, out->data, out->len));
 }
 
+/* n bytes at p into fd: 0 or -errno. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    for (const char *s = p; n;) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno != EINTR)
+            return -errno;
+        if (w > 0)
+            s += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
 /* path as a temp file, fdatasync, rename, fsync of its directory. */
 static int write_file(const char *path, const void *p, size_t n)
 {
@@ -338,14 +351,7 @@ static int write_file(const char *path, const void *p, size_t n)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    for (const char *s = p; n && !rc;) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            s += w, n -= (size_t)w;
-    }
+    int rc = write_all(fd, p, n);
     if (!rc && fdatasync(fd) != 0)
         rc = -errno;
     close(fd);
@@ -505,10 +511,27 @@ int eb__segsum_load_mem(const void *p, size_t len, const eb_log_seg_info *seg, e
     memset(out, 0, sizeof *out);
     if (len < HDR + 4)
         return EB_ECORRUPT;
-    out->map = eb_xmalloc(len);
-    memcpy(out->map, p, len);
+    /* An unlinked scratch file, mapped: its pages are the kernel's to
+     * evict, as a log engine's summary's are, where a heap copy would keep
+     * every retained event's id pairs in memory. */
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/eb-segsum-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    void *map = MAP_FAILED;
+    if (fd >= 0) {
+        unlink(path);
+        if (write_all(fd, p, len) == 0)
+            map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+    }
+    if (map == MAP_FAILED) { /* no scratch space: on the heap */
+        map = eb_xmalloc(len);
+        memcpy(map, p, len);
+        out->heap = true;
+    }
+    out->map = map;
     out->map_len = len;
-    out->heap = true;
     return parse(seg, out, key_fn, arg);
 }
 

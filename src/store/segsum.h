@@ -128,8 +128,11 @@ typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_
  * foreign or stale: *out is empty). */
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
                     eb_segsum_key_fn key_fn, void *arg);
-/* The same from len bytes at p (copied: *out owns the copy); seg NULL:
- * whatever records it describes (then in out->seg). */
+/* The same from len bytes at p, copied into an unlinked scratch file in
+ * $TMPDIR (default /tmp), mapped (its pages evictable, as a summary
+ * file's), or onto the heap when no such file can be written (heap);
+ * *out owns the copy. seg NULL: whatever records it describes (then in
+ * out->seg). */
 int eb__segsum_load_mem(const void *p, size_t len, const eb_log_seg_info *seg, eb_segsum *out,
                         eb_segsum_key_fn key_fn, void *arg);
 /* The newest seq below `below` (UINT64_MAX: any) in the segment whose id

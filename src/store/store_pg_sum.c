@@ -119,7 +119,12 @@ static int build(pg_store *p, uint64_t part, eb_segsum **out)
     builder b = {.p = p};
     eb__segsum_acc_init(&b.acc, lo);
     int rc = 0;
-    for (uint64_t from = lo; from < hi && !b.gap;) {
+    for (uint64_t from = lo; from < hi && !b.gap && !rc;) {
+        pthread_mutex_lock(&p->sum_mu);
+        rc = p->sum_stop ? EB_ECLOSED : 0; /* closing: the next open writes it */
+        pthread_mutex_unlock(&p->sum_mu);
+        if (rc)
+            break;
         char a[24], e[24], sql[160];
         snprintf(sql, sizeof sql, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 "
                  "AND seq < $2 ORDER BY seq LIMIT %d", p->table, SUM_ROWS);

@@ -1,6 +1,6 @@
 /* segsum_fuzz.c - fuzz target for the segment summary reader
  * (src/store/segsum.c, eb__segsum_load, and eb__segsum_load_mem: the
- * PostgreSQL engine's copy of the same bytes): the one file of the events store
+ * PostgreSQL engine's copy of the same bytes, a mapped scratch file): the one file of the events store
  * that a restart reads and trusts instead of the segment it describes.
  *
  * Input: the summary file's bytes. The target makes what a damaged or
@@ -110,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     key_check km = {0};
     FUZZ_CHECK(eb__segsum_load_mem(file, len, NULL, &sm, on_key, &km) == rc && km.keys == k.keys);
     if (rc == 0) {
-        FUZZ_CHECK(sm.heap && sm.seg.base == seg.base && sm.seg.count == seg.count &&
+        FUZZ_CHECK(sm.map_len == len && sm.seg.base == seg.base && sm.seg.count == seg.count &&
                    sm.nids == s.nids && sm.ntypes == s.ntypes);
         eb__segsum_free(&sm);
     }
