@@ -6,7 +6,7 @@ through NEW (batches of 1000, generated ids, --fsync never), then opens
 alternating NEW, OLD, NEW, OLD on that database. Prints, per open: seconds
 from exec to /healthz 200, the "records read" of the startup log line
 (what the store left for the bus to read; an engine without summaries
-says 0 and the bus reads every event), the RSS once ready, and the id
+says 0 and the bus reads every event), the RSS once ready (and its anonymous part: the rest is mapped files, evictable), and the id
 entries in memory. Not part of `make bench` (minutes for 1M events).
 docs/performance.md, "Opening on PostgreSQL"."""
 import http.client, json, os, re, socket, subprocess, sys, time
@@ -38,13 +38,15 @@ def start(binary):
             pass
         time.sleep(0.02)
     dt = time.time() - t0
-    rss = 0
+    rss = anon = 0
     for l in open(f"/proc/{p.pid}/status"):
         if l.startswith("VmRSS"):
             rss = int(l.split()[1]) // 1024
+        if l.startswith("RssAnon"):
+            anon = int(l.split()[1]) // 1024
     txt = open(logp).read()
     m = re.findall(r"lookups and counts: (\d+) records read", txt)
-    return p, dt, int(m[-1]) if m else -1, rss
+    return p, dt, int(m[-1]) if m else -1, f"{rss} MB (anonymous {anon} MB)"
 
 def stop(p):
     p.terminate(); p.wait()
@@ -66,7 +68,7 @@ try:
         p, dt, read, rss = start(b)
         h = http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
         h.request("GET", "/v1/stats"); st = json.loads(h.getresponse().read())
-        print(f"{name}: open {dt:.2f} s, {read} records read, RSS {rss} MB, ids in memory {st['events']['index_ids_in_memory']}, load {os.getloadavg()[0]:.1f}", flush=True)
+        print(f"{name}: open {dt:.2f} s, {read} records read, RSS {rss}, ids in memory {st['events']['index_ids_in_memory']}, load {os.getloadavg()[0]:.1f}", flush=True)
         stop(p)
 finally:
     c.stop()
