@@ -511,16 +511,13 @@ int eb__segsum_load_mem(const void *p, size_t len, const eb_log_seg_info *seg, e
     memset(out, 0, sizeof *out);
     if (len < HDR + 4)
         return EB_ECORRUPT;
-    /* An unlinked scratch file, mapped: its pages are the kernel's to
+    /* A scratch file without a name (O_TMPFILE), mapped: its pages are the kernel's to
      * evict, as a log engine's summary's are, where a heap copy would keep
      * every retained event's id pairs in memory. */
     const char *dir = getenv("TMPDIR");
-    char path[4096];
-    snprintf(path, sizeof path, "%s/eb-segsum-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
+    int fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     void *map = MAP_FAILED;
     if (fd >= 0) {
-        unlink(path);
         if (write_all(fd, p, len) == 0)
             map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
         close(fd);

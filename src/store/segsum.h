@@ -128,7 +128,7 @@ typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_
  * foreign or stale: *out is empty). */
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
                     eb_segsum_key_fn key_fn, void *arg);
-/* The same from len bytes at p, copied into an unlinked scratch file in
+/* The same from len bytes at p, copied into a scratch file without a name (O_TMPFILE) in
  * $TMPDIR (default /tmp), mapped (its pages evictable, as a summary
  * file's), or onto the heap when no such file can be written (heap);
  * *out owns the copy. seg NULL: whatever records it describes (then in

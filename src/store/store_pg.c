@@ -627,14 +627,21 @@ static int load(pg_store *p, eb_store_recovery *rep)
     return 0;
 }
 
-static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
+/* Test knob: smaller partitions, read once (a database made with another
+ * size cannot be opened with this one: its partitions' names count theirs). */
+static pthread_once_t part_seqs_once = PTHREAD_ONCE_INIT;
+
+static void part_seqs_from_env(void)
 {
-    uint64_t t0 = eb_clock_mono_ms();
-    /* Test knob: smaller partitions (a database made with another size
-     * cannot be opened with this one: its partitions' names count theirs). */
     const char *ps = getenv("EB_TEST_PG_PART_SEQS");
     if (ps && strtoull(ps, NULL, 10) >= 64)
         eb__store_pg_part_seqs = strtoull(ps, NULL, 10);
+}
+
+static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
+{
+    uint64_t t0 = eb_clock_mono_ms();
+    pthread_once(&part_seqs_once, part_seqs_from_env);
     pg_store *p = eb_xcalloc(1, sizeof *p);
     p->base.ops = &pg_ops;
     p->kind = o->kind;
