@@ -271,16 +271,19 @@ static int rebuild_lookups(eb_bus *bus, size_t *dedupe_added)
         win_seq < from)
         start = win_seq > first ? win_seq : first;
     int rc = 0;
-    if (from < durable) { /* lookups to fill: every record from start */
-        rc = eb__bus_walk_events(bus, start, rebuild_one, &c);
-    } else if (c.window_us) { /* the window only: where client ids may be */
-        while (rc == 0 && start < durable) {
-            uint64_t lo, hi;
-            eb_store_client_id_range(bus->events, start, &lo, &hi);
-            rc = lo < durable ? eb__bus_walk_range(bus, lo, hi, rebuild_one, &c) : 0;
-            start = hi;
-        }
+    /* The window below what the lookups cover: only where client ids may
+     * be (the engine's summaries say where); then every record from there. */
+    uint64_t covered_end = from < durable ? from : durable;
+    while (rc == 0 && c.window_us && start < covered_end) {
+        uint64_t lo, hi;
+        eb_store_client_id_range(bus->events, start, &lo, &hi);
+        if (hi > covered_end)
+            hi = covered_end;
+        rc = lo < hi ? eb__bus_walk_range(bus, lo, hi, rebuild_one, &c) : 0;
+        start = hi;
     }
+    if (rc == 0 && from < durable) /* lookups to fill: every record from `from` */
+        rc = eb__bus_walk_events(bus, from, rebuild_one, &c);
     *dedupe_added = c.added;
     return rc;
 }

@@ -330,6 +330,19 @@ static void encode(eb_segsum_acc *a, const eb_log_seg_info *seg, eb_buf *out)
     put32(out, eb_crc32c(0, out->data, out->len));
 }
 
+/* n bytes at p into fd: 0 or -errno. */
+static int write_all(int fd, const void *p, size_t n)
+{
+    for (const char *s = p; n;) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno != EINTR)
+            return -errno;
+        if (w > 0)
+            s += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
 /* path as a temp file, fdatasync, rename, fsync of its directory. */
 static int write_file(const char *path, const void *p, size_t n)
 {
@@ -338,14 +351,7 @@ static int write_file(const char *path, const void *p, size_t n)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    int rc = 0;
-    for (const char *s = p; n && !rc;) {
-        ssize_t w = write(fd, s, n);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            s += w, n -= (size_t)w;
-    }
+    int rc = write_all(fd, p, n);
     if (!rc && fdatasync(fd) != 0)
         rc = -errno;
     close(fd);
@@ -380,13 +386,20 @@ static int scan_segment(eb_log *log, const eb_log_seg_info *seg, builder *b)
     return rc;
 }
 
-int eb__segsum_write(eb_segsum_acc *a, const eb_log_seg_info *seg, const char *path)
+int eb__segsum_encode(eb_segsum_acc *a, const eb_log_seg_info *seg, eb_buf *out)
 {
     if (a->base != seg->base || a->n != seg->count)
         return EB_EINVAL;
+    encode(a, seg, out);
+    return eb_buf_failed(out) ? EB_ENOMEM : 0;
+}
+
+int eb__segsum_write(eb_segsum_acc *a, const eb_log_seg_info *seg, const char *path)
+{
     eb_buf out = EB_BUF_INIT;
-    encode(a, seg, &out);
-    int rc = eb_buf_failed(&out) ? EB_ENOMEM : write_file(path, out.data, out.len);
+    int rc = eb__segsum_encode(a, seg, &out);
+    if (rc == 0)
+        rc = write_file(path, out.data, out.len);
     eb_buf_free(&out);
     return rc;
 }
@@ -439,14 +452,38 @@ static int parse_sections(const unsigned char *p, const unsigned char *end, uint
     return 0;
 }
 
-/* Whether the header h (of a file of len bytes) describes seg. */
+/* Whether the header h (of a file of len bytes) describes seg (NULL:
+ * any records). */
 static bool header_ok(const unsigned char *h, size_t len, const eb_log_seg_info *seg)
 {
     return len >= HDR + 4 && memcmp(h, MAGIC, 8) == 0 && get32(h + 8) == EB_SEGSUM_FORMAT &&
-           get32(h + 12) == HDR && get64(h + 16) == seg->base && get64(h + 24) == seg->count &&
-           get64(h + 32) == seg->bytes && get64(h + 56) <= (len - HDR - 4) / 32 &&
+           get32(h + 12) == HDR &&
+           (!seg || (get64(h + 16) == seg->base && get64(h + 24) == seg->count &&
+                     get64(h + 32) == seg->bytes)) &&
+           get64(h + 56) <= (len - HDR - 4) / 32 &&
            get64(h + 72) == get64(h + 56) &&
            get32(h + len - 4) == eb_crc32c(0, h, len - 4);
+}
+
+/* Checks and parses the summary at out->map (out->map_len bytes). */
+static int parse(const eb_log_seg_info *seg, eb_segsum *out, eb_segsum_key_fn key_fn, void *arg)
+{
+    const unsigned char *h = out->map;
+    size_t len = out->map_len;
+    int rc = header_ok(h, len, seg) ? 0 : EB_ECORRUPT;
+    if (rc == 0) {
+        out->seg = (eb_log_seg_info){get64(h + 16), get64(h + 24), get64(h + 32)};
+        out->nids = get64(h + 56);
+        out->client_ids = get64(h + 64);
+        out->ids = h + HDR;
+        out->nsrcids = out->nids;
+        out->srcids = out->ids + out->nids * 16;
+        rc = parse_sections(h + HDR + out->nids * 32, h + len - 4, get64(h + 40), get64(h + 48),
+                            out, key_fn, arg);
+    }
+    if (rc)
+        eb__segsum_free(out);
+    return rc;
 }
 
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
@@ -463,24 +500,36 @@ int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out
     close(fd);
     if (map == MAP_FAILED)
         return EB_ECORRUPT;
-    const unsigned char *h = map;
-    size_t len = (size_t)st.st_size;
+    out->map = map;
+    out->map_len = (size_t)st.st_size;
+    return parse(seg, out, key_fn, arg);
+}
+
+int eb__segsum_load_mem(const void *p, size_t len, const eb_log_seg_info *seg, eb_segsum *out,
+                        eb_segsum_key_fn key_fn, void *arg)
+{
+    memset(out, 0, sizeof *out);
+    if (len < HDR + 4)
+        return EB_ECORRUPT;
+    /* A scratch file without a name (O_TMPFILE), mapped: its pages are the kernel's to
+     * evict, as a log engine's summary's are, where a heap copy would keep
+     * every retained event's id pairs in memory. */
+    const char *dir = getenv("TMPDIR");
+    int fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    void *map = MAP_FAILED;
+    if (fd >= 0) {
+        if (write_all(fd, p, len) == 0)
+            map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+    }
+    if (map == MAP_FAILED) { /* no scratch space: on the heap */
+        map = eb_xmalloc(len);
+        memcpy(map, p, len);
+        out->heap = true;
+    }
     out->map = map;
     out->map_len = len;
-    int rc = header_ok(h, len, seg) ? 0 : EB_ECORRUPT;
-    if (rc == 0) {
-        out->seg = *seg;
-        out->nids = get64(h + 56);
-        out->client_ids = get64(h + 64);
-        out->ids = h + HDR;
-        out->nsrcids = out->nids;
-        out->srcids = out->ids + out->nids * 16;
-        rc = parse_sections(h + HDR + out->nids * 32, h + len - 4, get64(h + 40), get64(h + 48),
-                            out, key_fn, arg);
-    }
-    if (rc)
-        eb__segsum_free(out);
-    return rc;
+    return parse(seg, out, key_fn, arg);
 }
 
 /* The seq of the last of n (hash, seq) pairs at p (sorted) with hash h
@@ -514,7 +563,61 @@ void eb__segsum_free(eb_segsum *s)
     for (size_t i = 0; i < s->ntypes; i++)
         free(s->types[i].name);
     free(s->types);
-    if (s->map)
+    if (s->map && s->heap)
+        free(s->map);
+    else if (s->map)
         munmap(s->map, s->map_len);
     memset(s, 0, sizeof *s);
+}
+
+/* --- a store's summaries ------------------------------------------------------ */
+
+uint64_t eb__segsum_set_find(eb_segsum *const *sums, size_t n, bool by_source, uint64_t h,
+                             uint64_t below)
+{
+    uint64_t seq = 0;
+    for (size_t i = n; i-- > 0 && !seq;)
+        seq = by_source ? eb__segsum_find_source_id(sums[i], h, below)
+                        : eb__segsum_find_id(sums[i], h, below);
+    return seq;
+}
+
+void eb__segsum_set_type_counts(eb_segsum *const *sums, size_t n, uint64_t from, uint64_t to,
+                                uint64_t *lo, uint64_t *hi,
+                                void (*fn)(void *, const char *, size_t, uint64_t), void *arg)
+{
+    size_t i = 0;
+    while (i < n && sums[i]->seg.base < from)
+        i++;
+    *lo = *hi = i < n ? sums[i]->seg.base : from;
+    for (; i < n; i++) {
+        const eb_segsum *m = sums[i];
+        if (m->seg.base != *hi || m->seg.base + m->seg.count > to)
+            break; /* a gap (not summarized yet) or past the range */
+        for (size_t t = 0; t < m->ntypes; t++)
+            fn(arg, m->types[t].name, m->types[t].len, m->types[t].n);
+        *hi = m->seg.base + m->seg.count;
+    }
+    if (*lo > to || *hi == *lo)
+        *lo = *hi = from;
+}
+
+void eb__segsum_set_client_id_range(eb_segsum *const *sums, size_t n, uint64_t from,
+                                    uint64_t *lo, uint64_t *hi)
+{
+    size_t i = 0;
+    while (i < n && sums[i]->seg.base + sums[i]->seg.count <= from)
+        i++;
+    /* from is inside (or at the start of) sums[i]: skip while it has none */
+    while (i < n && sums[i]->seg.base <= from && sums[i]->client_ids == 0) {
+        from = sums[i]->seg.base + sums[i]->seg.count;
+        i++;
+    }
+    *lo = from;
+    *hi = UINT64_MAX;
+    for (; i < n; i++)
+        if (sums[i]->client_ids == 0 && sums[i]->seg.base > from) {
+            *hi = sums[i]->seg.base;
+            break;
+        }
 }

@@ -5,7 +5,10 @@
  * segment) when the segment seals, and at open reads it instead of the
  * segment: the events per type (the group lag and the counters), the key
  * entries (the key streams) and the ids (the id lookup, answered from the
- * mapped file by a binary search, never loaded into memory).
+ * mapped file by a binary search, never loaded into memory). The
+ * PostgreSQL engine keeps the same bytes per complete partition in a
+ * table (store_pg_sum.c: eb__segsum_encode, eb__segsum_load_mem; base
+ * and count are the partition's records, file bytes 0).
  *
  * Derived data: checked (magic, format, the segment it describes, size,
  * CRC32C of the whole file) before use, and rebuilt from its segment when
@@ -28,6 +31,7 @@
 #ifndef EB_STORE_SEGSUM_H
 #define EB_STORE_SEGSUM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,8 +58,9 @@ typedef struct eb_segsum {
     const unsigned char *srcids; /* nsrcids ((source, id) hash, seq) pairs, inside map */
     uint64_t             nsrcids;
     uint64_t             client_ids; /* events with a client-chosen id */
-    void                *map;   /* the file, mapped read-only */
+    void                *map;   /* the file, mapped read-only (heap: a copy, malloc'd) */
     size_t               map_len;
+    bool                 heap;
 } eb_segsum;
 
 /* An id's (or a (source, id)'s) hash and its event's seq. */
@@ -104,6 +109,9 @@ void eb__segsum_acc_split(eb_segsum_acc *a, uint64_t end, eb_segsum_acc *out);
  * exactly its records (EB_EINVAL if not: nothing written), to path; a's
  * id pairs are sorted in place. 0 or an I/O error. */
 int eb__segsum_write(eb_segsum_acc *a, const eb_log_seg_info *seg, const char *path);
+/* The same encoded into out (appended; the PostgreSQL engine keeps it in
+ * a table): 0, EB_EINVAL or EB_ENOMEM. */
+int eb__segsum_encode(eb_segsum_acc *a, const eb_log_seg_info *seg, eb_buf *out);
 /* Reads the records of sealed segment seg from log (describing each with
  * d), and writes their summary to path. *described (may be NULL) gets the
  * number of records read. 0, EB_EGONE (retention removed the segment
@@ -120,11 +128,31 @@ typedef void (*eb_segsum_key_fn)(void *arg, const char *key, size_t len, uint64_
  * foreign or stale: *out is empty). */
 int eb__segsum_load(const char *path, const eb_log_seg_info *seg, eb_segsum *out,
                     eb_segsum_key_fn key_fn, void *arg);
+/* The same from len bytes at p, copied into a scratch file without a name (O_TMPFILE) in
+ * $TMPDIR (default /tmp), mapped (its pages evictable, as a summary
+ * file's), or onto the heap when no such file can be written (heap);
+ * *out owns the copy. seg NULL: whatever records it describes (then in
+ * out->seg). */
+int eb__segsum_load_mem(const void *p, size_t len, const eb_log_seg_info *seg, eb_segsum *out,
+                        eb_segsum_key_fn key_fn, void *arg);
 /* The newest seq below `below` (UINT64_MAX: any) in the segment whose id
  * has hash h, or 0. O(log ids). */
 uint64_t eb__segsum_find_id(const eb_segsum *s, uint64_t h, uint64_t below);
 /* The same for a (source, id) hash (eb__keyidx_source_id_hash). */
 uint64_t eb__segsum_find_source_id(const eb_segsum *s, uint64_t h, uint64_t below);
 void     eb__segsum_free(eb_segsum *s);
+
+/* A store's summaries: n of them, of consecutive ranges, oldest first
+ * (the caller locks). The newest seq below `below` whose id (by_source:
+ * (source, id)) hashes to h, or 0. */
+uint64_t eb__segsum_set_find(eb_segsum *const *sums, size_t n, bool by_source, uint64_t h,
+                             uint64_t below);
+/* store.h's type_counts over the whole summaries inside [from, to). */
+void     eb__segsum_set_type_counts(eb_segsum *const *sums, size_t n, uint64_t from, uint64_t to,
+                                    uint64_t *lo, uint64_t *hi,
+                                    void (*fn)(void *, const char *, size_t, uint64_t), void *arg);
+/* store.h's client_id_range: skips the summaries that count no client id. */
+void     eb__segsum_set_client_id_range(eb_segsum *const *sums, size_t n, uint64_t from,
+                                        uint64_t *lo, uint64_t *hi);
 
 #endif

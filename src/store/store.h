@@ -70,8 +70,8 @@ typedef struct eb_store_opts {
     uint64_t      retention_bytes;  /* EVENTS: keep the total under; 0 = unlimited */
     /* EVENTS, optional: how to read a record's type, key, version and id.
      * With it an engine may keep its lookups and counts itself, across
-     * crashes (the log engine: per sealed segment, see store/segsum.h),
-     * and report them covered (indexed_upto) at open; NULL: the bus
+     * crashes (the log engine: per sealed segment, see store/segsum.h;
+     * the PostgreSQL engine: per complete partition), and report them covered (indexed_upto) at open; NULL: the bus
      * reports every retained event at open with index_add. */
     eb_store_describe_fn describe;
 } eb_store_opts;
@@ -170,7 +170,8 @@ typedef struct eb_store_ops {
      * index_add; the engine answers lookups for the records it still
      * retains. The log engine keeps them in memory and, with
      * opts.describe, in a summary file per sealed segment (ids stay there,
-     * mapped); a SQL engine answers them with indexes. */
+     * mapped); the PostgreSQL engine the same, a summary per partition in
+     * a table. */
     /* Event `seq` is version `version` of key (klen 0: no key; version 0:
      * the key's next, for records that carry none) and has id `id`. 0 or
      * EB_ENOMEM (lookups lost, not records: the next open rebuilds them). */

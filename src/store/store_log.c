@@ -286,12 +286,9 @@ static uint64_t lookup(log_store *ls, bool by_source, const char *src, size_t sl
     uint64_t mem = seq >= first ? seq : 0;
     uint64_t h = by_source ? eb__keyidx_source_id_hash(src, slen, id, idlen)
                            : eb__keyidx_id_hash(id, idlen);
-    seq = 0;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
-    for (size_t i = ls->nsums; i-- > 0 && !seq;)
-        seq = by_source ? eb__segsum_find_source_id(ls->sums[i], h, below)
-                        : eb__segsum_find_id(ls->sums[i], h, below);
+    seq = eb__segsum_set_find(ls->sums, ls->nsums, by_source, h, below);
     pthread_mutex_unlock(&ls->mu);
     if (seq < mem)
         seq = mem;
@@ -337,20 +334,7 @@ static int ls_type_counts(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo,
     log_store *ls = (log_store *)(void *)s;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
-    size_t i = 0;
-    while (i < ls->nsums && ls->sums[i]->seg.base < from)
-        i++;
-    *lo = *hi = i < ls->nsums ? ls->sums[i]->seg.base : from;
-    for (; i < ls->nsums; i++) {
-        const eb_segsum *m = ls->sums[i];
-        if (m->seg.base != *hi || m->seg.base + m->seg.count > to)
-            break; /* a gap (not summarized yet) or past the range */
-        for (size_t t = 0; t < m->ntypes; t++)
-            fn(arg, m->types[t].name, m->types[t].len, m->types[t].n);
-        *hi = m->seg.base + m->seg.count;
-    }
-    if (*lo > to || *hi == *lo)
-        *lo = *hi = from;
+    eb__segsum_set_type_counts(ls->sums, ls->nsums, from, to, lo, hi, fn, arg);
     pthread_mutex_unlock(&ls->mu);
     return 0;
 }
@@ -361,21 +345,7 @@ static void ls_client_id_range(eb_store *s, uint64_t from, uint64_t *lo, uint64_
     log_store *ls = (log_store *)(void *)s;
     pthread_mutex_lock(&ls->mu);
     trim_sums(ls);
-    size_t i = 0;
-    while (i < ls->nsums && ls->sums[i]->seg.base + ls->sums[i]->seg.count <= from)
-        i++;
-    /* from is inside (or at the start of) sums[i]: skip while it has none */
-    while (i < ls->nsums && ls->sums[i]->seg.base <= from && ls->sums[i]->client_ids == 0) {
-        from = ls->sums[i]->seg.base + ls->sums[i]->seg.count;
-        i++;
-    }
-    *lo = from;
-    *hi = UINT64_MAX;
-    for (; i < ls->nsums; i++)
-        if (ls->sums[i]->client_ids == 0 && ls->sums[i]->seg.base > from) {
-            *hi = ls->sums[i]->seg.base;
-            break;
-        }
+    eb__segsum_set_client_id_range(ls->sums, ls->nsums, from, lo, hi);
     pthread_mutex_unlock(&ls->mu);
 }
 

@@ -27,8 +27,10 @@
  * connection; EVENTS keeps the newest records this node appended in
  * memory (store_pg_cache.c, 64 MiB) and serves scans of them from there. The lookups (key versions, key streams, ids) are kept in
  * memory like the log engine's (keyidx.c): a key's version must count
- * the appends still in flight, which no query can see; the bus feeds them
- * at open from a scan (indexed_upto 0).
+ * the appends still in flight, which no query can see; ids of complete
+ * partitions leave memory for the partitions' summaries, and at open the
+ * bus feeds them only the events after the last summary (indexed_upto:
+ * store_pg_sum.c).
  *
  * This file: the calls (on the caller's thread) and opening; the writer
  * thread and the SQL helpers are store_pg_writer.c, the shared struct
@@ -46,21 +48,6 @@
 #include "util/xmalloc.h"
 
 uint64_t eb__store_pg_part_seqs = 65536;
-
-static uint64_t be64(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | u[i];
-    return v;
-}
-
-static uint32_t be32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
-}
 
 static unsigned char *put_be(unsigned char *t, uint64_t v, int bytes)
 {
@@ -206,13 +193,6 @@ static int scan_cached(pg_cache *c, uint64_t *from, uint64_t end, size_t *max,
     return stop;
 }
 
-static eb_store_rec row_rec(const PGresult *r, int i)
-{
-    return (eb_store_rec){be64(PQgetvalue(r, i, 0)), be64(PQgetvalue(r, i, 1)),
-                          (uint16_t)be32(PQgetvalue(r, i, 2)), (uint16_t)be32(PQgetvalue(r, i, 3)),
-                          (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
-}
-
 static const char *scan_sql(pg_store *p, char *sql, size_t cap)
 {
     snprintf(sql, cap, "SELECT seq, ts, type, flags, data FROM %s WHERE seq >= $1 AND "
@@ -227,7 +207,7 @@ static void back_fill(pg_store *p, const PGresult *r)
     uint64_t bytes = 0;
     int n = PQntuples(r);
     for (int i = 0; i < n && !p->back.pinned; i++) {
-        eb_store_rec rec = row_rec(r, i);
+        eb_store_rec rec = eb__pg_row_rec(r, i);
         eb__pg_cache_add(&p->back, rec.seq, rec.ts_us, rec.type, rec.flags, rec.data, rec.len);
         bytes += rec.len;
     }
@@ -344,7 +324,7 @@ static int pg_scan(eb_store *s, uint64_t from, size_t max, eb_store_scan_cb cb, 
          * gap), from the result. */
         for (int i = 0; (!chunk || !eb__pg_cache_get(&p->back, from)) && i < rows && max &&
                         !stop; i++) {
-            eb_store_rec rec = row_rec(r, i);
+            eb_store_rec rec = eb__pg_row_rec(r, i);
             from = rec.seq + 1;
             max--;
             stop = cb(arg, &rec);
@@ -393,7 +373,7 @@ static int pg_seek_time(eb_store *s, uint64_t ts_us, uint64_t *seq)
         return rc;
     rc = PQntuples(r) ? 0 : EB_ENOTFOUND;
     if (!rc)
-        *seq = be64(PQgetvalue(r, 0, 0));
+        *seq = eb__pg_be64(PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
 }
@@ -443,6 +423,7 @@ static int pg_drop_before(eb_store *s, uint64_t seq)
 
 static void pg_free(pg_store *p)
 {
+    eb__pg_sum_close(p);
     PQfinish(p->rd);
     PQfinish(p->wr);
     eb_buf_free(&p->pend.copy);
@@ -459,6 +440,8 @@ static void pg_free(pg_store *p)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->space);
+    pthread_mutex_destroy(&p->sum_mu);
+    pthread_cond_destroy(&p->sum_cv);
     free(p->uri);
     free(p);
 }
@@ -489,6 +472,8 @@ static int pg_index_add(eb_store *s, const char *key, size_t klen, uint64_t vers
                         const char *id, size_t idlen, uint64_t seq)
 {
     pg_store *p = pg_of(s);
+    if (p->describe)
+        eb__pg_sum_cut(p);
     int rc = klen ? eb__keyidx_add(&p->kidx, key, klen, version, seq) : 0;
     int rc2 = eb__keyidx_add_id(&p->kidx, id, idlen, seq);
     return rc ? rc : rc2;
@@ -506,18 +491,9 @@ static size_t pg_key_seqs(eb_store *s, const char *key, size_t klen, uint64_t fr
                             pg_durable_seq(s), seqs, max, first_version);
 }
 
-/* The newest below `below` (and below the durable end) in memory; the
- * chains of keyidx.c skip the ones past it. */
-static uint64_t below_durable(eb_store *s, uint64_t below)
-{
-    uint64_t d = pg_durable_seq(s);
-    return below < d ? below : d;
-}
-
 static uint64_t pg_lookup_id_below(eb_store *s, const char *id, size_t idlen, uint64_t below)
 {
-    uint64_t seq = eb__keyidx_find_id(&pg_of(s)->kidx, id, idlen, below_durable(s, below));
-    return seq >= pg_first_seq(s) ? seq : 0;
+    return eb__pg_sum_lookup(pg_of(s), false, NULL, 0, id, idlen, below);
 }
 
 static uint64_t pg_lookup_id(eb_store *s, const char *id, size_t idlen)
@@ -528,27 +504,30 @@ static uint64_t pg_lookup_id(eb_store *s, const char *id, size_t idlen)
 static int pg_index_source_id(eb_store *s, const char *src, size_t slen, const char *id,
                               size_t idlen, uint64_t seq)
 {
-    return eb__keyidx_add_source_id(&pg_of(s)->kidx, src, slen, id, idlen, seq);
+    pg_store *p = pg_of(s);
+    if (p->describe)
+        eb__pg_sum_cut(p);
+    return eb__keyidx_add_source_id(&p->kidx, src, slen, id, idlen, seq);
 }
 
 static uint64_t pg_lookup_source_id(eb_store *s, const char *src, size_t slen, const char *id,
                                     size_t idlen, uint64_t below)
 {
-    uint64_t seq = eb__keyidx_find_source_id(&pg_of(s)->kidx, src, slen, id, idlen,
-                                             below_durable(s, below));
-    return seq >= pg_first_seq(s) ? seq : 0;
+    return eb__pg_sum_lookup(pg_of(s), true, src, slen, id, idlen, below);
 }
 
+/* EVENTS with describe: the summaries loaded at open cover below this
+ * (store_pg_sum.c); otherwise 0, and the bus reports every retained event. */
 static uint64_t pg_indexed_upto(eb_store *s)
 {
-    (void)s;
-    return 0; /* the bus reports every retained event at open */
+    return pg_of(s)->indexed_upto;
 }
 
 static const eb_store_ops pg_ops = {
     pg_append,      pg_scan,     pg_seek_time, pg_first_seq,  pg_next_seq,
     pg_durable_seq, pg_stats,    pg_drop_before, pg_close,    pg_index_add,
     pg_key_version, pg_key_seqs, pg_lookup_id, pg_indexed_upto,
+    .type_counts = eb__pg_sum_type_counts, .client_id_range = eb__pg_sum_client_id_range,
     .index_source_id = pg_index_source_id, .lookup_source_id = pg_lookup_source_id,
     .lookup_id_below = pg_lookup_id_below};
 
@@ -648,9 +627,21 @@ static int load(pg_store *p, eb_store_recovery *rep)
     return 0;
 }
 
+/* Test knob: smaller partitions, read once (a database made with another
+ * size cannot be opened with this one: its partitions' names count theirs). */
+static pthread_once_t part_seqs_once = PTHREAD_ONCE_INIT;
+
+static void part_seqs_from_env(void)
+{
+    const char *ps = getenv("EB_TEST_PG_PART_SEQS");
+    if (ps && strtoull(ps, NULL, 10) >= 64)
+        eb__store_pg_part_seqs = strtoull(ps, NULL, 10);
+}
+
 static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *rep)
 {
     uint64_t t0 = eb_clock_mono_ms();
+    pthread_once(&part_seqs_once, part_seqs_from_env);
     pg_store *p = eb_xcalloc(1, sizeof *p);
     p->base.ops = &pg_ops;
     p->kind = o->kind;
@@ -663,6 +654,10 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->space, NULL);
+    pthread_mutex_init(&p->sum_mu, NULL);
+    pthread_cond_init(&p->sum_cv, NULL);
+    if (o->kind == EB_STORE_EVENTS)
+        p->describe = o->describe;
     eb_buf_init(&p->pend.copy);
     for (int i = 0; i < PG_LANES; i++) {
         p->lanes[i].p = p;
@@ -692,6 +687,9 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
     if (!rc && (rc = load(p, rep)))
         EB_ERROR("postgresql (%s store): cannot open: %s", p->table,
                  eb__pg_one_line(p->rd, err, sizeof err));
+    if (!rc && p->describe && (rc = eb__pg_sum_open(p)))
+        EB_ERROR("postgresql (%s store): cannot read the partition summaries: %s", p->table,
+                 eb__pg_one_line(p->rd, err, sizeof err));
     /* META commits with a prepared INSERT (store_pg_ins.c): on each
      * connection, now that the table exists (a reconnect prepares it). */
     for (int i = 0; !rc && p->kind == EB_STORE_META && i < p->nlanes; i++)
@@ -720,8 +718,14 @@ static int pg_open(const eb_store_opts *o, eb_store **out, eb_store_recovery *re
         pg_free(p);
         return rc;
     }
-    if (rep)
+    if (rep) {
         rep->elapsed_ms = (double)(eb_clock_mono_ms() - t0);
+        /* what the bus reads at open: the events the summaries do not cover */
+        uint64_t from = p->indexed_upto > atomic_load(&p->first) ? p->indexed_upto
+                                                                  : atomic_load(&p->first);
+        rep->records_read = p->kind == EB_STORE_EVENTS && atomic_load(&p->durable) > from
+                                ? atomic_load(&p->durable) - from : 0;
+    }
     *out = &p->base;
     return 0;
 }

@@ -133,11 +133,51 @@ typedef struct pg_store {
     bool             ahead;       /* a read-ahead of the chunk at back.hi is in flight on rd */
     uint64_t         reads;       /* read queries sent (eb__store_pg_read_queries) */
     uint64_t         chunk_avg;   /* bytes a record in the last chunk read (0: none yet) */
+    /* EVENTS with opts.describe: the summaries of complete partitions
+     * (segsum.h's format, table eb_summaries; store_pg_sum.c). */
+    eb_store_describe_fn describe;
+    pthread_mutex_t  sum_mu;      /* sums, nsums, sum_stop */
+    pthread_cond_t   sum_cv;
+    struct eb_segsum **sums;      /* sum_mu: installed, consecutive, oldest first */
+    size_t           nsums, sums_cap;
+    bool             sum_stop, sum_started;
+    pthread_t        sum_thr;
+    PGconn          *sc;          /* the summarizer's connection */
+    _Atomic uint64_t covered;     /* the summaries cover every id below this */
+    uint64_t         cut_at;      /* loop: covered at the last id generation cut */
+    uint64_t         indexed_upto; /* at open: the lookups cover below this */
+    _Atomic uint64_t sums_written; /* summaries this node wrote (tests, stats) */
 } pg_store;
 
 static inline pg_store *pg_of(eb_store *s)
 {
     return (pg_store *)(void *)s;
+}
+
+/* A binary result's big-endian numbers. */
+static inline uint64_t eb__pg_be64(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u[i];
+    return v;
+}
+
+static inline uint32_t eb__pg_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* Row i of a binary result of (seq, ts, type, flags, data) as a record
+ * (its data borrowed from r). */
+static inline eb_store_rec eb__pg_row_rec(const PGresult *r, int i)
+{
+    return (eb_store_rec){eb__pg_be64(PQgetvalue(r, i, 0)), eb__pg_be64(PQgetvalue(r, i, 1)),
+                          (uint16_t)eb__pg_be32(PQgetvalue(r, i, 2)),
+                          (uint16_t)eb__pg_be32(PQgetvalue(r, i, 3)),
+                          (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
 }
 
 /* --- the cache of the newest records (store_pg_cache.c) ------------------- */
@@ -155,6 +195,32 @@ void eb__pg_cache_truncate(pg_cache *c, uint64_t to);
 /* Record seq if cached (valid until the next add or truncate), else NULL. */
 const pg_cached *eb__pg_cache_get(pg_cache *c, uint64_t seq);
 void eb__pg_cache_free(pg_cache *c);
+
+/* --- partition summaries (store_pg_sum.c) ---------------------------------- */
+
+/* After load: the summaries table, the summaries of the partitions from
+ * the first on (their key entries into kidx; covered, indexed_upto), and
+ * the summarizer thread. 0 or an error. */
+int      eb__pg_sum_open(pg_store *p);
+/* Stops the summarizer and frees the summaries (any store: nothing when
+ * none; sum_mu and sum_cv are the store's, made and destroyed with it). */
+void     eb__pg_sum_close(pg_store *p);
+/* Loop thread: frees the id generations the summaries now cover. */
+void     eb__pg_sum_cut(pg_store *p);
+/* Loop thread: store.h's lookup_id_below / lookup_source_id through memory
+ * then the summaries. */
+uint64_t eb__pg_sum_lookup(pg_store *p, bool by_source, const char *src, size_t slen,
+                           const char *id, size_t idlen, uint64_t below);
+/* store.h's type_counts and client_id_range from the summaries. */
+int      eb__pg_sum_type_counts(eb_store *s, uint64_t from, uint64_t to, uint64_t *lo,
+                                uint64_t *hi,
+                                void (*fn)(void *, const char *, size_t, uint64_t), void *arg);
+void     eb__pg_sum_client_id_range(eb_store *s, uint64_t from, uint64_t *lo, uint64_t *hi);
+/* durable_seq moved from `from` to `to` (mu held): a partition complete
+ * wakes the summarizer. */
+void     eb__pg_sum_durable(pg_store *p, uint64_t from, uint64_t to);
+/* Writer, after retention dropped partitions: their summaries go. */
+int      eb__pg_sum_drop(pg_store *p);
 
 /* --- SQL helpers (store_pg_writer.c) -------------------------------------- */
 

@@ -388,6 +388,8 @@ static int apply_retention(pg_store *p, uint64_t *total)
         if ((rc = set_floor(p, atomic_load(&p->durable))) || (rc = eb__pg_run0(p->wr, sql)))
             return rc;
         p->part_lo++;
+        if ((rc = eb__pg_sum_drop(p)))
+            return rc;
         *total = *total > sz ? *total - sz : 0;
         uint64_t lo = p->part_lo * PG_PART_SEQS, first = atomic_load(&p->first);
         if (lo > first)
@@ -463,14 +465,7 @@ static void enter_error(pg_store *p, int rc, const char *why)
 
 static void wait_ms(pg_store *p, uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = eb_clock_deadline(CLOCK_REALTIME, ms);
     pthread_cond_timedwait(&p->wake, &p->mu, &ts);
 }
 
@@ -554,7 +549,9 @@ static void complete(pg_lane *self)
         p->nfly--;
         int st = p->fail ? p->fail : l->status;
         if (st == 0) {
+            uint64_t was = atomic_load(&p->durable);
             atomic_store(&p->durable, l->work.first + l->work.records);
+            eb__pg_sum_durable(p, was, l->work.first + l->work.records);
             p->commits += l->work.records != 0;
             p->house_now |= !p->bytes && l->work.records; /* the first rows: their size */
         } else if (!p->fail) {

@@ -1,5 +1,6 @@
 /* segsum_fuzz.c - fuzz target for the segment summary reader
- * (src/store/segsum.c, eb__segsum_load): the one file of the events store
+ * (src/store/segsum.c, eb__segsum_load, and eb__segsum_load_mem: the
+ * PostgreSQL engine's copy of the same bytes, a mapped scratch file): the one file of the events store
  * that a restart reads and trusts instead of the segment it describes.
  *
  * Input: the summary file's bytes. The target makes what a damaged or
@@ -103,6 +104,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* a refused file hands over nothing (its keys would stay in the key
      * index while the summary is rebuilt from the segment) */
     FUZZ_CHECK(rc == 0 || k.keys == 0);
+    /* the PostgreSQL engine's load of the same bytes (a copy, any
+     * records: seg NULL) answers the same and names the header's records */
+    eb_segsum sm;
+    key_check km = {0};
+    FUZZ_CHECK(eb__segsum_load_mem(file, len, NULL, &sm, on_key, &km) == rc && km.keys == k.keys);
+    if (rc == 0) {
+        FUZZ_CHECK(sm.map_len == len && sm.seg.base == seg.base && sm.seg.count == seg.count &&
+                   sm.nids == s.nids && sm.ntypes == s.ntypes);
+        eb__segsum_free(&sm);
+    }
     if (rc == 0) {
         const unsigned char *map = s.map, *end = map + s.map_len;
         FUZZ_CHECK(s.map_len == len && s.nids == s.nsrcids);

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.parse
 
-from harness import PG, run_tests, skip_on_pg
+from harness import PG, Skip, run_tests, skip_on_pg
 
 
 def publish(srv, ev, expect=201):
@@ -552,17 +552,39 @@ def ids_in_memory(srv, bound):
     return n, segs
 
 
-def test_ids_in_memory_stay_about_two_segments_as_events_grow(srv):
-    """16 KiB segments: publishing 10x more events (about 3 segments, then
-    about 20) leaves the id entries in memory at about two segments' worth
-    (the sealed segments' ids are in their summaries; a ratio against the
-    events per segment, not a time), and every event is still found by id
-    and by (source, id) in sealed, summarized and active segments, after
-    a restart too."""
-    skip_on_pg("segment summaries are the log engine's; PostgreSQL keeps every id in memory")
+PG_PART = 256  # EB_TEST_PG_PART_SEQS: seqs a partition in the tests that set it
+
+
+def small_segments():
+    """The test knob of small segments (16 KiB) or, on PostgreSQL, small
+    partitions (PG_PART seqs), for a server started after this."""
     os.environ["EB_TEST_SEGMENT_BYTES"] = "16384"
+    os.environ["EB_TEST_PG_PART_SEQS"] = str(PG_PART)
+
+
+def default_segments():
+    os.environ.pop("EB_TEST_SEGMENT_BYTES", None)
+    os.environ.pop("EB_TEST_PG_PART_SEQS", None)
+
+
+def pg_partitions(srv):
+    """PostgreSQL: the partitions of eb_events."""
+    return int(srv.pg_query("SELECT count(*) FROM pg_inherits WHERE inhparent = "
+                            "'eb_events'::regclass"))
+
+
+def test_ids_in_memory_stay_about_two_segments_as_events_grow(srv):
+    """16 KiB segments (PostgreSQL: partitions of 256 seqs): publishing 10x
+    more events (about 3 segments, then about 20) leaves the id entries in
+    memory at about two segments' worth (the sealed segments' ids are in
+    their summaries; a ratio against the events per segment, not a time),
+    and every event is still found by id and by (source, id) in sealed,
+    summarized and active segments, after a restart too; the restart reads
+    about one segment's events (PostgreSQL: the partitions after the last
+    summarized one), not every event."""
+    small_segments()
     try:
-        srv.restart(["--dedupe-window", "0s"])
+        srv.restart(["--dedupe-window", "0s"])  # (nothing published yet: no partition)
         seqs = {}
 
         def publish_range(lo, hi):
@@ -583,23 +605,132 @@ def test_ids_in_memory_stay_about_two_segments_as_events_grow(srv):
 
         publish_range(0, 300)
         st, _, js = srv.request("GET", "/v1/stats")
-        per_seg = 300 // max(1, js["events"]["segments"] - 1)
+        per_seg = PG_PART if PG else 300 // max(1, js["events"]["segments"] - 1)
         bound = 2 * 3 * per_seg + 128  # two entries an event; 128 pending puts
         small, segs = ids_in_memory(srv, bound)
-        assert segs >= 3 and small <= bound, (small, segs, bound)
+        segs = pg_partitions(srv) if PG else segs
+        assert segs >= (2 if PG else 3) and small <= bound, (small, segs, bound)
         publish_range(300, 3000)
         large, segs = ids_in_memory(srv, bound)
+        segs = pg_partitions(srv) if PG else segs
         print(f"{per_seg} events a segment; ids in memory: {small} at 300 events "
               f"({segs} segments at the end), {large} at 3000")
-        assert segs >= 15 and large <= bound, (large, segs, bound)
+        assert segs >= (11 if PG else 15) and large <= bound, (large, segs, bound)
         assert large * 4 < 2 * 3000, "far below an entry per id and per source id"
         check(3000)
+        if PG:  # every complete partition summarized before the restart
+            for _ in range(200):
+                n = int(srv.pg_query("SELECT count(*) FROM eb_summaries"))
+                if n >= 3000 // PG_PART:
+                    break
+                time.sleep(0.1)
+            assert n == 3000 // PG_PART, n
         srv.restart(["--dedupe-window", "0s"])
+        read = startup_reads(srv, 0)[0]
+        print(f"restart: {read} of 3000 events read at open")
+        assert read <= per_seg + 100, (read, per_seg)
         after, _ = ids_in_memory(srv, bound)
         assert after <= bound, (after, bound)
         check(3000)
     finally:
-        os.environ.pop("EB_TEST_SEGMENT_BYTES", None)
+        default_segments()
+
+
+def published_by_type(srv):
+    st, _, js = srv.request("GET", "/v1/stats")
+    assert st == 200, js
+    return {t: c["published"] for t, c in js["events"]["types"].items()}
+
+
+def test_pg_partition_summaries_missing_are_written_and_dropped_with_retention(srv):
+    """PostgreSQL: a database whose summaries are missing (an older
+    version's, or a crash before they were written) is read whole at the
+    next open and its summaries are written then, so the open after reads
+    only the last partition; every id is found throughout, and the type
+    counts agree. Retention dropping partitions drops their summaries."""
+    if not PG:
+        raise Skip("PostgreSQL's partition summaries (the log engine's: tests/unit/test_segsum.c)")
+    small_segments()
+    try:
+        srv.restart(["--dedupe-window", "0s"])
+        ids = {}
+        for b in range(0, 2000, 100):
+            evs = [{"type": f"t.{i % 4}", "id": f"x-{i}", "key": f"k{i % 7}", "data": {}}
+                   for i in range(b, b + 100)]
+            for i, r in zip(range(b, b + 100), batch(srv, evs)["results"]):
+                ids[i] = r["seq"]
+        srv.stop()
+        srv.pg_query("DELETE FROM eb_summaries")  # as an older version left it
+        srv.start(["--dedupe-window", "0s"])
+        assert startup_reads(srv, 0)[0] >= 1999, srv.log_tail()
+        for _ in range(200):
+            if int(srv.pg_query("SELECT count(*) FROM eb_summaries")) == 2000 // PG_PART:
+                break
+            time.sleep(0.1)
+        assert int(srv.pg_query("SELECT count(*) FROM eb_summaries")) == 2000 // PG_PART
+        before = published_by_type(srv)
+        assert before == {f"t.{k}": 500 for k in range(4)}, before
+        srv.restart(["--dedupe-window", "0s"])
+        assert startup_reads(srv, 0)[0] <= PG_PART, srv.log_tail()
+        for i in range(0, 2000, 13):
+            st, _, e = get_from(srv, f"x-{i}")
+            assert st == 200 and e["seq"] == ids[i], (i, st, e)
+        e = stream(srv, "k3")
+        versions = [x["key_version"] for x in e["events"]]
+        assert versions[:3] == [1, 2, 3] and len(set(versions)) == len(versions), versions[:5]
+        assert published_by_type(srv) == before
+        # retention: the oldest partitions go, and their summaries with them
+        srv.restart(["--dedupe-window", "0s", "--retention-bytes", "1"])
+        for _ in range(100):
+            parts = srv.pg_query("SELECT min(substring(c.relname from '_p([0-9]+)$')::bigint) "
+                                 "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                                 "WHERE i.inhparent = 'eb_events'::regclass")
+            if int(parts) >= 2000 // PG_PART - 1:
+                break
+            time.sleep(0.1)
+        lo = int(parts)
+        assert lo >= 2000 // PG_PART - 1, lo
+        sums = srv.pg_query("SELECT coalesce(min(part), -1) FROM eb_summaries")
+        assert int(sums) == -1 or int(sums) >= lo, (sums, lo)
+        st, _, e = get_from(srv, "x-1999")
+        assert st == 200 and e["seq"] == ids[1999], e
+        st, _, e = get_from(srv, "x-3")
+        assert st == 404, e
+    finally:
+        default_segments()
+
+
+def test_dedupe_window_after_restart_over_summarized_segments(srv):
+    """Small segments (PostgreSQL: partitions of 256 seqs), the default
+    dedupe window: client ids published across several summarized
+    segments are still duplicates after a restart that read only the
+    last one (the window is refilled from where the summaries count client
+    ids), and events with generated ids in between do not hide them."""
+    small_segments()
+    try:
+        srv.restart()
+        firsts = {}
+        for b in range(0, 1200, 100):
+            evs = [{"type": "pay.done", "data": {"i": i}} if i % 2 else
+                   {"type": "pay.done", "id": f"pay-{i}", "source": "billing", "data": {"i": i}}
+                   for i in range(b, b + 100)]
+            for i, r in zip(range(b, b + 100), batch(srv, evs)["results"]):
+                if i % 2 == 0:
+                    firsts[i] = r["seq"]
+        if PG:
+            for _ in range(200):
+                if int(srv.pg_query("SELECT count(*) FROM eb_summaries")) == 1200 // PG_PART:
+                    break
+                time.sleep(0.1)
+        srv.restart()
+        if PG:
+            assert startup_reads(srv, 0)[0] <= PG_PART, srv.log_tail()
+        for i in range(0, 1200, 50):
+            again = publish(srv, {"type": "pay.done", "id": f"pay-{i}", "source": "billing",
+                                  "data": {"i": i}}, expect=200)
+            assert again["duplicate"] is True and again["seq"] == firsts[i], (i, again)
+    finally:
+        default_segments()
 
 
 def test_schema_version_on_every_event_read(srv):

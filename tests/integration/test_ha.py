@@ -773,5 +773,43 @@ def test_fault_nodes_killed_and_restarted_for_a_minute(trio):
     assert not book.after_ack, book.after_ack[:10]
 
 
+def test_takeover_reads_the_old_leaders_partition_summaries(trio):
+    """Partitions of 256 seqs (EB_TEST_PG_PART_SEQS): the leader summarizes
+    each complete partition; when it is SIGKILLed the follower that takes
+    over loads those summaries and reads only the events after them (its
+    startup line's "records read": about a partition, not all 1,500), and
+    finds every event by id and by (source, id)."""
+    need_pg()
+    os.environ["EB_TEST_PG_PART_SEQS"] = "256"
+    try:
+        a, b, c = trio.start()
+        assert a.role()["role"] == "leader"
+        seqs = {}
+        for k in range(0, 1500, 100):
+            evs = [{"type": "t.x", "id": f"tk-{i}", "source": f"s{i % 2}", "data": {}}
+                   for i in range(k, k + 100)]
+            st, _, js = a.request("POST", "/v1/events/batch", evs)
+            assert st == 201, js
+            for i, r in zip(range(k, k + 100), js["results"]):
+                seqs[i] = r["seq"]
+        for _ in range(200):
+            n = int(pg_cluster().query(trio.db, "SELECT count(*) FROM eb_summaries"))
+            if n == 1500 // 256:
+                break
+            time.sleep(0.1)
+        assert n == 1500 // 256, n
+        a.kill9()
+        new = trio.leader()
+        with open(new.log_path, errors="replace") as f:
+            reads = re.findall(r"events lookups and counts: (\d+) records read", f.read())
+        assert reads and int(reads[-1]) <= 256, (reads, new.log_tail())
+        for i in range(0, 1500, 7):
+            r = failover([new.port], "GET", f"/v1/events/tk-{i}?source=s{i % 2}")
+            assert r and r[0] == 200 and r[2]["seq"] == seqs[i], (i, r)
+        print(f"        takeover read {reads[-1]} of 1500 events at open")
+    finally:
+        os.environ.pop("EB_TEST_PG_PART_SEQS", None)
+
+
 if __name__ == "__main__":
     run_tests(globals(), fixture=Trio)
