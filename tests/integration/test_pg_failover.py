@@ -59,6 +59,14 @@ class Node(Server):
         return self.port
 
 
+def need_pg():
+    """Skips a test that makes clusters of its own where it cannot run."""
+    if not PG:
+        raise Skip("needs EB_TEST_STORE=pg (meson suite 'pg')")
+    if not pgcluster.available():
+        raise Skip("PostgreSQL is not installed (run scripts/deps.sh)")
+
+
 class Failover:
     """The test's world: a primary, its synchronous standby, the nodes."""
 
@@ -67,10 +75,7 @@ class Failover:
         self.nodes = []
 
     def start(self):
-        if not PG:
-            raise Skip("needs EB_TEST_STORE=pg (meson suite 'pg')")
-        if not pgcluster.available():
-            raise Skip("PostgreSQL is not installed (run scripts/deps.sh)")
+        need_pg()
         self.primary = pgcluster.Cluster(tcp=True)
         self.standby = self.primary.add_sync_standby()
         db, _ = self.primary.create_db()

@@ -27,8 +27,8 @@ import sys
 import threading
 import time
 
-from harness import PG, Skip, run_tests
-from test_pg_failover import Load, Node, check_log, drain
+from harness import assert_flag_refused, run_tests
+from test_pg_failover import Load, Node, check_log, drain, need_pg
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import pgcluster  # noqa: E402
@@ -46,10 +46,7 @@ class Frozen:
         self.nodes = []
 
     def start(self):
-        if not PG:
-            raise Skip("needs EB_TEST_STORE=pg (meson suite 'pg')")
-        if not pgcluster.available():
-            raise Skip("PostgreSQL is not installed (run scripts/deps.sh)")
+        need_pg()
         self.cluster = pgcluster.Cluster()
         db, uri = self.cluster.create_db()
         self.nodes.append(Node(uri, ["--store-timeout", f"{int(BOUND_S * 1000)}ms"]).start())
@@ -186,6 +183,12 @@ def test_frozen_database_answers_503_within_the_bound_then_recovers(fx):
     finally:
         thaw(pids)
         load.abort()
+
+
+def test_store_timeout_flag_bounds(fx):
+    """--store-timeout takes 100ms to 1h; anything else is refused naming it."""
+    fx.start()
+    assert_flag_refused(fx.nodes[0], "--store-timeout", ["0", "99ms", "2h", "x", "-1"])
 
 
 if __name__ == "__main__":
