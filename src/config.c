@@ -65,6 +65,9 @@ static const char usage[] =
     "  --forward-timeout AGE   a relayed request's whole time; keep it above the longest long poll,\n"
     "                          60s (default 75s)  EVENTBUS_FORWARD_TIMEOUT\n"
     "  --lag-walk-records N    records (and filter evaluations) the lag count of groups with a filter reads per loop turn, off the request path (default 1024)  EVENTBUS_LAG_WALK_RECORDS\n"
+    "  --store-timeout AGE     with --store: a statement or commit waits this long for the database at\n"
+    "                          most, then its connection is dropped and the request answered 503\n"
+    "                          storage_unavailable (also the TCP keepalive/user timeout; default 10s)  EVENTBUS_STORE_TIMEOUT\n"
     "  --log-level LEVEL       debug|info|warn|error (default info; debug adds the access log:\n"
     "                          one line per answer, with the cause of every 4xx/5xx)  EVENTBUS_LOG_LEVEL\n"
     "  --log-format FORMAT     text|json (default text)                 EVENTBUS_LOG_FORMAT\n"
@@ -140,6 +143,7 @@ static void defaults(eb_config *c)
     c->forward_max_answer = (uint64_t)256 << 20;
     c->forward_max_buffered = (uint64_t)1 << 30;
     c->forward_timeout_ms = 75000;
+    c->store_timeout_ms = 10000;
 }
 
 static bool ip_literal(const char *host, size_t n);
@@ -329,6 +333,9 @@ static int apply(eb_config *c, const char *name, const char *v, char *err, size_
     } else if (!strcmp(name, "forward-timeout")) {
         if (duration_ms(v, &n) || n < 100 || n > 86400000) BAD("expected 100ms to 24h like 75s");
         c->forward_timeout_ms = (uint32_t)n;
+    } else if (!strcmp(name, "store-timeout")) {
+        if (duration_ms(v, &n) || n < 100 || n > 3600000) BAD("expected 100ms to 1h like 10s");
+        c->store_timeout_ms = (uint32_t)n;
     } else if (!strcmp(name, "lag-walk-records")) {
         if (count(v, 1, 1000000, &c->lag_walk_records)) BAD("expected 1 to 1000000");
     } else if (!strcmp(name, "log-level")) {
@@ -353,7 +360,8 @@ static const char *const env_names[] = {
     "tls-listen", "tls-cert", "tls-key", "tls-client-ca", "metrics-groups", "history-interval",
     "store", "max-delay", "max-delayed", "push-allow-private", "push-ca-file",
     "push-max-connections", "history-groups", "delivery-cache-bytes", "advertise-url",
-    "forward-max-answer", "forward-max-buffered", "forward-timeout", "lag-walk-records"};
+    "forward-max-answer", "forward-max-buffered", "forward-timeout", "lag-walk-records",
+    "store-timeout"};
 
 static bool known(const char *name)
 {

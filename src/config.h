@@ -59,6 +59,7 @@ typedef struct eb_config {
     uint64_t        forward_max_answer;   /* --forward-max-answer, default 256MiB */
     uint64_t        forward_max_buffered; /* --forward-max-buffered, default 1GiB */
     uint32_t        forward_timeout_ms;   /* --forward-timeout, default 75s */
+    uint32_t        store_timeout_ms;     /* --store-timeout, default 10s */
 } eb_config;
 
 /* The size of out that holds every answer of eb_config_parse (config.c

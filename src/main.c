@@ -465,6 +465,7 @@ static int open_all(daemon_state *d)
     char url[512];
     advertise_url(d, url, sizeof url);
     eb__store_pg_fenced = step_down;
+    eb__store_pg_timeout_ms = d->cfg.store_timeout_ms;
     eb_cluster_opts co = {.uri = d->cfg.store, .advertise_url = url,
                           .timeout_ms = d->cfg.forward_timeout_ms,
                           .max_answer = (size_t)d->cfg.forward_max_answer,

@@ -237,11 +237,13 @@ static void ahead_collect(pg_store *p, bool wait)
     if (!wait && PQconsumeInput(p->rd) && PQisBusy(p->rd))
         return; /* not in yet (a broken connection: taken below, failed) */
     PGresult *r;
+    int g = eb__pg_guard_on(p->rd);
     while ((r = PQgetResult(p->rd))) {
         if (PQresultStatus(r) == PGRES_TUPLES_OK)
             back_fill(p, r);
         PQclear(r);
     }
+    eb__pg_guard_off(g);
     p->ahead = false;
     p->reads++;
 }
@@ -461,10 +463,10 @@ static void pg_close(eb_store *s)
      * the connection closed: a store opened again at once (a restart)
      * could still find it held. Released here, it is free on return. */
     if (p->wr && PQstatus(p->wr) == CONNECTION_OK)
-        PQclear(PQexec(p->wr, "SELECT pg_advisory_unlock_all()"));
+        eb__pg_run0(p->wr, "SELECT pg_advisory_unlock_all()");
     for (int i = 1; i < p->nlanes; i++)
         if (p->lanes[i].c && PQstatus(p->lanes[i].c) == CONNECTION_OK)
-            PQclear(PQexec(p->lanes[i].c, "SELECT pg_advisory_unlock_all()"));
+            eb__pg_run0(p->lanes[i].c, "SELECT pg_advisory_unlock_all()");
     pg_free(p);
 }
 

@@ -14,6 +14,10 @@ extern const eb_store_engine eb_store_pg_engine;
 /* Seqs per events partition (65536): the tests make it small to see
  * retention drop partitions. Set before opening a store. */
 extern uint64_t eb__store_pg_part_seqs;
+/* --store-timeout: how long a statement or commit may wait for the
+ * database (ms; 0: no bound) before its connection is dropped and the wait
+ * fails as a lost connection (store_pg_guard.c). Set before opening. */
+extern uint32_t eb__store_pg_timeout_ms;
 /* The queries an EVENTS or META store sent to read records since it was
  * opened (scans, read-aheads, seek_time): the tests check the backlog is
  * read in chunks, once for every reader. */

@@ -25,6 +25,7 @@
 #define PG_BACKOFF_MIN_MS 100
 #define PG_BACKOFF_MAX_MS 5000
 #define PG_UNKNOWN        1            /* write_work: the commit's outcome is unknown */
+#define PG_GAVE_UP        2            /* resolve: not known within the store timeout */
 #define PG_LOCK_CLASS     0x6562       /* advisory lock (class, kind): "eb" */
 #define PG_LOCK_LEADER    0x100        /* (class, this): the leader lock (store_pg_lead.c) */
 #define PG_LOCK_WAIT      "'1s'"       /* a writer's lock is waited for this long */
@@ -71,6 +72,7 @@ typedef struct pg_lane {
     bool             busy;   /* mu: holds a batch (taken, not yet completed) */
     bool             done;   /* mu: its commit has an outcome */
     char             why[256]; /* libpq's message when the commit failed */
+    bool             unsure;   /* mu: lane > 0 failed a batch unresolved; settle() pending */
     pthread_t        thr;
 } pg_lane;
 
@@ -113,6 +115,7 @@ typedef struct pg_store {
     int              fly_head, nfly; /* mu */
     bool             completing;  /* mu: a thread is reporting completions */
     int              fail;        /* mu: a batch failed; so do the ones after it (until none flies) */
+    int              unsure;      /* mu: lanes with settle() pending (clean_dirty waits) */
     bool             dirty;       /* mu: rows at or past durable may exist (committed after a
                                    * batch that failed): deleted before any batch is taken */
     uint64_t         lane_end;    /* mu: lanes > 0 take batches that end below this seq (the
@@ -179,6 +182,16 @@ static inline eb_store_rec eb__pg_row_rec(const PGresult *r, int i)
                           (uint16_t)eb__pg_be32(PQgetvalue(r, i, 3)),
                           (uint32_t)PQgetlength(r, i, 4), PQgetvalue(r, i, 4)};
 }
+
+/* --- the bound on a wait for the database (store_pg_guard.c) -------------- */
+
+/* Arms the store timeout (eb__store_pg_timeout_ms) for a blocking wait on
+ * c by this thread: past it the watchdog shuts c's socket down, so the
+ * wait ends as a lost connection. Returns a handle for eb__pg_guard_off
+ * (-1: not armed; c must stay open until then). */
+int  eb__pg_guard_on(PGconn *c);
+/* Disarms; true if the deadline passed (the connection was dropped). */
+bool eb__pg_guard_off(int g);
 
 /* --- the cache of the newest records (store_pg_cache.c) ------------------- */
 

@@ -70,8 +70,7 @@ static PGconn *named(const eb_pg_lead *l, PGconn *c)
     char name[256];
     snprintf(name, sizeof name, "eventbusd %s", l->url);
     const char *params[] = {name};
-    PQclear(PQexecParams(c, "SELECT set_config('application_name', $1, false)", 1, NULL,
-                         params, NULL, NULL, 0));
+    eb__pg_run(c, "SELECT set_config('application_name', $1, false)", 1, params, 0, NULL);
     return c;
 }
 
@@ -177,16 +176,19 @@ static bool regain(eb_pg_lead *l)
     for (;;) {
         if ((l->gate = connect_plain(l))) {
             int got = try_gate(l);
-            if (got == 0 && eb__store_pg_fenced)
-                eb__store_pg_fenced("another node holds the leader lock");
-            if (got == 1) {
-                PGresult *r = NULL;
-                if (eb__pg_run(l->gate, "SELECT epoch FROM eb_leader WHERE id = 1", 0, NULL, 0,
-                               &r) == 0) {
-                    uint64_t now = eb__pg_num0(r);
-                    PQclear(r);
-                    if (now != mine && eb__store_pg_fenced)
-                        eb__store_pg_fenced("another node led since (its epoch is newer)");
+            PGresult *r = NULL;
+            if (got >= 0 && eb__pg_run(l->gate, "SELECT epoch FROM eb_leader WHERE id = 1", 0,
+                                       NULL, 0, &r) == 0) {
+                uint64_t now = eb__pg_num0(r);
+                PQclear(r);
+                /* Held, with eb_leader's epoch still ours: by this node's
+                 * old session, cut off silently (a frozen database), which
+                 * the server ends once it notices: tried again. Another
+                 * node that took the lock moves the epoch on first. */
+                if (now != mine && eb__store_pg_fenced)
+                    eb__store_pg_fenced(got ? "another node led since (its epoch is newer)"
+                                            : "another node holds the leader lock");
+                if (got == 1) {
                     EB_INFO("postgresql (leader): the leader lock is held again (epoch %llu)",
                             (unsigned long long)mine);
                     return false;
@@ -316,10 +318,15 @@ static void *lead_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         if (leader) {
             /* An idle gate reads nothing: readable means closed (or a
-             * notice); the lock lasts as long as the session. */
-            if (wait_fds(l, PQsocket(l->gate), -1, -1))
+             * notice); the lock lasts as long as the session. A session
+             * cut off silently (a frozen or partitioned database) says
+             * nothing: a query every half --store-timeout, bounded by it,
+             * finds that out within the bound. */
+            uint32_t to = eb__store_pg_timeout_ms;
+            if (wait_fds(l, PQsocket(l->gate), -1, to ? (int)(to / 2) : -1))
                 break;
-            if (PQconsumeInput(l->gate) && PQstatus(l->gate) == CONNECTION_OK)
+            if (PQconsumeInput(l->gate) && PQstatus(l->gate) == CONNECTION_OK &&
+                (!to || eb__pg_run0(l->gate, "SELECT 1") == 0))
                 continue;
             drop(&l->gate);
             if (regain(l))

@@ -103,8 +103,10 @@ static int insert_sum(pg_store *p, uint64_t part, const eb_buf *enc)
     snprintf(k, sizeof k, "%llu", (unsigned long long)part);
     const char *vals[] = {k, enc->data};
     int lens[] = {0, (int)enc->len}, fmts[] = {0, 1};
+    int g = eb__pg_guard_on(p->sc);
     PGresult *r = PQexecParams(p->sc, "INSERT INTO eb_summaries (part, data) VALUES ($1, $2) "
                                "ON CONFLICT (part) DO UPDATE SET data = EXCLUDED.data", 2, NULL, vals, lens, fmts, 0);
+    eb__pg_guard_off(g);
     int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : eb__pg_classify(p->sc, r);
     PQclear(r);
     return rc;

@@ -36,8 +36,21 @@ const char *eb__pg_one_line(PGconn *c, char *out, size_t cap)
  * the reason in err when it cannot be made. */
 PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t errlen)
 {
-    const char *keys[] = {"connect_timeout", "fallback_application_name", "dbname", NULL};
-    const char *vals[] = {"5", "eventbusd", uri, NULL};
+    /* A dead peer host is found by TCP within the store timeout: data
+     * unacknowledged past it (tcp_user_timeout, Linux) or an idle
+     * connection's keepalives unanswered; libpq's connect_timeout is 2 s at
+     * least. A stopped server on a live host only the deadline of a wait
+     * catches (store_pg_guard.c). */
+    uint32_t to = eb__store_pg_timeout_ms;
+    char ct[16], idle[16], intv[16], user[16];
+    snprintf(ct, sizeof ct, "%u", !to ? 5 : to < 2000 ? 2 : (to + 999) / 1000);
+    snprintf(idle, sizeof idle, "%u", !to ? 60 : to < 4000 ? 1 : to / 4000);
+    snprintf(intv, sizeof intv, "%u", !to ? 10 : to < 8000 ? 1 : to / 8000);
+    snprintf(user, sizeof user, "%u", to);
+    const char *keys[] = {"connect_timeout", "fallback_application_name", "keepalives",
+                          "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname", NULL};
+    const char *vals[] = {ct, "eventbusd", "1", idle, intv, "3", user, uri, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c || PQstatus(c) != CONNECTION_OK) {
         if (c)
@@ -48,6 +61,7 @@ PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t er
         return NULL;
     }
     PQsetNoticeProcessor(c, ignore_notice, NULL);
+    int g = eb__pg_guard_on(c);
     PGresult *r = PQexec(c, sync == EB_STORE_SYNC_ALWAYS ? "SET synchronous_commit = on"
                                                          : "SET synchronous_commit = off");
     PQclear(r);
@@ -56,6 +70,11 @@ PGconn *eb__pg_connect(const char *uri, eb_store_sync sync, char *err, size_t er
      * refuse the setting, and notice only when they next read): its locks
      * -- the leader's, a writer's -- are not held for a dead node. */
     PQclear(PQexec(c, "SET client_connection_check_interval = 1000"));
+    if (eb__pg_guard_off(g) || PQstatus(c) != CONNECTION_OK) {
+        eb__pg_one_line(c, err, errlen);
+        PQfinish(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -79,7 +98,9 @@ static int classify(PGconn *c, const PGresult *r)
 int eb__pg_run(PGconn *c, const char *sql, int n, const char *const *params, int binary,
                PGresult **out)
 {
+    int g = eb__pg_guard_on(c);
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, binary);
+    eb__pg_guard_off(g);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out)
@@ -154,15 +175,10 @@ static PGconn *lane_conn(pg_lane *l)
  * INSERT, store_pg_ins.c): 0; an error
  * (nothing committed); or PG_UNKNOWN when the connection broke while
  * committing. Lane 0 makes the partitions the batch needs first. */
-static int write_batch(pg_lane *l)
+static int write_batch_on(pg_lane *l, PGconn *c)
 {
     pg_store *p = l->p;
-    PGconn *c = lane_conn(l);
     batch *b = &l->work;
-    if (!b->records)
-        return 0;
-    if (!c || PQstatus(c) != CONNECTION_OK)
-        return EB_ECONNECT;
     int rc = c == p->wr ? ensure_parts(p, b->first + b->records - 1) : 0;
     if (rc)
         return rc;
@@ -187,6 +203,22 @@ static int write_batch(pg_lane *l)
     if (PQputCopyEnd(c, NULL) != 1)
         return PG_UNKNOWN;
     return eb__pg_commit_outcome(c);
+}
+
+/* write_batch_on within the store timeout: a commit that waits longer has
+ * its connection dropped (store_pg_guard.c), which reads as a connection
+ * lost while committing: resolved as those are. */
+static int write_batch(pg_lane *l)
+{
+    PGconn *c = lane_conn(l);
+    if (!l->work.records)
+        return 0;
+    if (!c || PQstatus(c) != CONNECTION_OK)
+        return EB_ECONNECT;
+    int g = eb__pg_guard_on(c);
+    int rc = write_batch_on(l, c);
+    eb__pg_guard_off(g);
+    return rc;
 }
 
 /* After a statement that commits was sent: 0 once it committed; an error
@@ -243,7 +275,9 @@ static int connect_locked(pg_store *p, PGconn **c, int key)
     PGresult *r = NULL;
     int rc = eb__pg_run0(*c, "SET lock_timeout = " PG_LOCK_WAIT);
     if (rc == 0) {
+        int g = eb__pg_guard_on(*c);
         r = PQexec(*c, sql);
+        eb__pg_guard_off(g);
         const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
         rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0
            : st && !strcmp(st, "55P03")          ? EB_EEXIST /* lock_not_available */
@@ -314,7 +348,7 @@ static bool relink(pg_lane *l)
 static int resolve(pg_lane *l)
 {
     pg_store *p = l->p;
-    uint64_t backoff = PG_BACKOFF_MIN_MS;
+    uint64_t backoff = PG_BACKOFF_MIN_MS, t0 = eb_clock_mono_ms();
     for (int tries = 0;; tries++) {
         if (l == &p->lanes[0] ? eb__pg_connect_wr(p) == 0
                               : (PQstatus(l->c) == CONNECTION_OK || relink(l))) {
@@ -335,6 +369,11 @@ static int resolve(pg_lane *l)
         pthread_mutex_unlock(&p->mu);
         if (closing && tries >= 3)
             return EB_ECONNECT;
+        /* The database stays away past the store timeout: the batch's
+         * requests are answered (503) now, its outcome settled later
+         * (settle). */
+        if (eb__store_pg_timeout_ms && eb_clock_mono_ms() - t0 >= eb__store_pg_timeout_ms)
+            return PG_GAVE_UP;
         sleep_ms(backoff);
         backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
     }
@@ -606,6 +645,20 @@ static void commit_lane(pg_lane *l)
             pthread_mutex_unlock(&p->mu);
         }
         status = resolve(l);
+        if (status == PG_GAVE_UP) {
+            /* Failed to its requests: rows of it that did commit are
+             * deleted with those of the batches after it (dirty), once
+             * this lane's old session is over (settle). */
+            pthread_mutex_lock(&p->mu);
+            enter_error(p, EB_ECONNECT, l->why);
+            if (l != &p->lanes[0]) {
+                l->unsure = true;
+                p->unsure++;
+            }
+            pthread_mutex_unlock(&p->mu);
+            status = EB_ECONNECT;
+            break;
+        }
         /* Not committed, as seen by a new session holding the lane's lock:
          * the lost session's transaction is over (a session's lock goes
          * only after it), so the batch is sent again, once. Its INSERT,
@@ -653,6 +706,32 @@ static bool can_take(pg_lane *l)
 
 /* Rows at or past durable_seq were committed after a batch that failed:
  * nobody was told they are there, and their seqs are handed out again. */
+/* Lane > 0, mu held, after its batch was failed unresolved: takes its
+ * lock again on a new connection (so the session that may still commit
+ * the batch is over), with backoff, before the rows past durable may be
+ * deleted (clean_dirty waits for every such lane). Lane 0's is probe's
+ * reconnect. */
+static void settle(pg_lane *l)
+{
+    pg_store *p = l->p;
+    uint64_t backoff = PG_BACKOFF_MIN_MS;
+    for (int tries = 0; l->unsure; tries++) {
+        if (p->closing && tries >= 3)
+            return;
+        pthread_mutex_unlock(&p->mu);
+        bool ok = relink(l);
+        pthread_mutex_lock(&p->mu);
+        if (ok) {
+            l->unsure = false;
+            p->unsure--;
+            pthread_cond_broadcast(&p->wake);
+            return;
+        }
+        wait_ms(p, backoff);
+        backoff = backoff * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : backoff * 2;
+    }
+}
+
 static int clean_dirty(pg_store *p)
 {
     char sql[96], s[24];
@@ -682,6 +761,7 @@ void *eb__pg_lane_main(void *arg)
             continue;
         }
         take_and_commit(l);
+        settle(l);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -718,7 +798,7 @@ void *eb__pg_writer_main(void *arg)
         }
         if (probe(p, &backoff))
             continue;
-        if (p->dirty && !p->err) {
+        if (p->dirty && !p->err && !p->unsure) {
             run_job(p, clean_dirty);
             continue;
         }

@@ -59,6 +59,14 @@ class Node(Server):
         return self.port
 
 
+def need_pg():
+    """Skips a test that makes clusters of its own where it cannot run."""
+    if not PG:
+        raise Skip("needs EB_TEST_STORE=pg (meson suite 'pg')")
+    if not pgcluster.available():
+        raise Skip("PostgreSQL is not installed (run scripts/deps.sh)")
+
+
 class Failover:
     """The test's world: a primary, its synchronous standby, the nodes."""
 
@@ -67,10 +75,7 @@ class Failover:
         self.nodes = []
 
     def start(self):
-        if not PG:
-            raise Skip("needs EB_TEST_STORE=pg (meson suite 'pg')")
-        if not pgcluster.available():
-            raise Skip("PostgreSQL is not installed (run scripts/deps.sh)")
+        need_pg()
         self.primary = pgcluster.Cluster(tcp=True)
         self.standby = self.primary.add_sync_standby()
         db, _ = self.primary.create_db()
@@ -244,6 +249,43 @@ def log_events(node):
             return out
 
 
+def drain(load):
+    """Stops the publishers, lets the consumer get (and ack) every
+    acknowledged publish (60 s at most), stops it: the ids acknowledged."""
+    load.stop_pub.set()
+    for t in load.threads[:-1]:
+        t.join(timeout=120)
+    with load.mu:
+        published = set(load.published)
+    end = time.time() + 60
+    while time.time() < end:
+        with load.mu:
+            if published <= load.delivered:
+                break
+        time.sleep(0.1)
+    load.stop_con.set()
+    load.threads[-1].join(timeout=120)
+    return published
+
+
+def check_log(node, load, published):
+    """Every acknowledged publish is in the log once, the seqs consecutive;
+    every one delivered; no event whose ack was acknowledged delivered
+    again. (An ack answered 503 changed nothing: the consumer's retry
+    writes it; an id its retry finds "unknown" -- its lease ran out
+    meanwhile -- is not counted as acked.) The log's (seq, id)s."""
+    assert not load.other, load.other[:5]
+    events = log_events(node)
+    ids = [i for _, i in events]
+    assert len(ids) == len(set(ids)), "an event is in the log twice"
+    assert published <= set(ids), sorted(published - set(ids))[:10]
+    seqs = [s for s, _ in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap in the seqs"
+    assert published <= load.delivered, sorted(published - load.delivered)[:10]
+    assert not load.again, load.again[:10]
+    return events
+
+
 def failover(fx, tail_on_primary_only=False):
     """Starts the load, then checked_failover. tail_on_primary_only: the
     standby is stopped first, so that the primary flushes commits no
@@ -282,19 +324,7 @@ def checked_failover(fx, load, tail_on_primary_only):
     while time.time() < end and not any(t > t_promoted for _, t in load.ok_times):
         time.sleep(0.02)
     time.sleep(2)  # and the load runs on the new primary a while
-    load.stop_pub.set()
-    for t in load.threads[:-1]:
-        t.join(timeout=120)
-    with load.mu:
-        published = set(load.published)
-    end = time.time() + 60  # the consumer gets (and acks) the rest
-    while time.time() < end:
-        with load.mu:
-            if published <= load.delivered:
-                break
-        time.sleep(0.1)
-    load.stop_con.set()
-    load.threads[-1].join(timeout=120)
+    published = drain(load)
     ok_after = sorted(t for sent, t in load.ok_times if sent > t_kill)
     assert ok_after, "no publish sent after the kill acknowledged"
     first_ok = ok_after[0]
@@ -304,21 +334,8 @@ def checked_failover(fx, load, tail_on_primary_only):
           f"the kill (pg_ctl promote took {t_promoted - t_promote:.2f} s); time to recover "
           f"(kill -> first 2xx to a publish sent after it): {first_ok - t_kill:.2f} s, "
           f"{first_ok - t_promoted:.2f} s after the promotion", flush=True)
-    assert not load.other, load.other[:5]
     assert load.pub_refused + load.ack_refused > 0, "no 503 while the database was away"
-    # every acknowledged publish is in the log once, the seqs consecutive
-    events = log_events(fx.nodes[0])
-    ids = [i for _, i in events]
-    assert len(ids) == len(set(ids)), "an event is in the log twice"
-    assert published <= set(ids), sorted(published - set(ids))[:10]
-    seqs = [s for s, _ in events]
-    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "a gap in the seqs"
-    # every acknowledged publish delivered; no event whose ack was
-    # acknowledged delivered again. (An ack answered 503 changed nothing:
-    # the consumer's retry writes it; an id its retry finds "unknown" --
-    # its lease ran out meanwhile -- is not counted as acked.)
-    assert published <= load.delivered, sorted(published - load.delivered)[:10]
-    assert not load.again, load.again[:10]
+    events = check_log(fx.nodes[0], load, published)
     print(f"    acks: {len(load.acked)} acknowledged, {len(load.delivered - load.acked)} "
           f"delivered events without an acknowledged ack", flush=True)
     # the acks hold after a SIGKILL of every node (they are in the new primary)
