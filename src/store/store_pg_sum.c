@@ -208,39 +208,59 @@ static void *summarizer(void *arg)
 
 /* --- opening and closing --------------------------------------------------------- */
 
+#define SUM_PAGE 8 /* summaries a query of the open reads (about 2 MiB each) */
+
+/* Installs the summaries of r (rows part, data, in order) while they run
+ * on from *expect without a gap; false at the first that does not (or
+ * does not load), which ends the loading. */
+static bool install_rows(pg_store *p, PGresult *r, uint64_t *expect, uint64_t durable)
+{
+    for (int i = 0; i < PQntuples(r); i++) {
+        eb_segsum *m = eb_xcalloc(1, sizeof *m);
+        /* checked first (no key entry is taken from a summary refused) */
+        if (eb__segsum_load_mem(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), NULL, m,
+                                NULL, NULL) != 0 ||
+            m->seg.base > *expect || m->seg.base + m->seg.count <= *expect ||
+            m->seg.base + m->seg.count > durable ||
+            eb__pg_be64(PQgetvalue(r, i, 0)) != m->seg.base / PG_PART_SEQS) {
+            eb__segsum_free(m);
+            free(m);
+            return false;
+        }
+        eb__segsum_free(m);
+        eb__segsum_load_mem(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), NULL, m,
+                            key_entry, &p->kidx);
+        install(p, m);
+        *expect = m->seg.base + m->seg.count;
+    }
+    return PQntuples(r) == SUM_PAGE;
+}
+
 /* Loads the summaries from the first retained partition on while they run
  * on without a gap (a summary past a gap is written again by the
- * summarizer, and the bus reads its events). */
+ * summarizer, and the bus reads its events), SUM_PAGE at a time: what a
+ * query holds stays bounded however many partitions are retained, and
+ * each query stays well within --store-timeout. */
 static int load_sums(pg_store *p)
 {
     char sql[160], lo[24];
     snprintf(lo, sizeof lo, "%llu", (unsigned long long)p->part_lo);
     const char *params[] = {lo};
     int rc = eb__pg_run(p->rd, "DELETE FROM eb_summaries WHERE part < $1", 1, params, 0, NULL);
-    snprintf(sql, sizeof sql, "SELECT part, data FROM eb_summaries WHERE part >= $1 ORDER BY part");
-    PGresult *r = NULL;
-    if (rc || (rc = eb__pg_run(p->rd, sql, 1, params, 1, &r)))
-        return rc;
+    snprintf(sql, sizeof sql, "SELECT part, data FROM eb_summaries WHERE part >= $1 "
+             "ORDER BY part LIMIT %d", SUM_PAGE);
     uint64_t expect = atomic_load(&p->first), durable = atomic_load(&p->durable);
-    for (int i = 0; i < PQntuples(r); i++) {
-        eb_segsum *m = eb_xcalloc(1, sizeof *m);
-        /* checked first (no key entry is taken from a summary refused) */
-        if (eb__segsum_load_mem(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), NULL, m,
-                                NULL, NULL) != 0 ||
-            m->seg.base > expect || m->seg.base + m->seg.count <= expect ||
-            m->seg.base + m->seg.count > durable ||
-            eb__pg_be64(PQgetvalue(r, i, 0)) != m->seg.base / PG_PART_SEQS) {
-            eb__segsum_free(m);
-            free(m);
-            break;
-        }
-        eb__segsum_free(m);
-        eb__segsum_load_mem(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), NULL, m,
-                            key_entry, &p->kidx);
-        install(p, m);
-        expect = m->seg.base + m->seg.count;
+    bool more = rc == 0;
+    while (more) {
+        PGresult *r = NULL;
+        if ((rc = eb__pg_run(p->rd, sql, 1, params, 1, &r)))
+            return rc;
+        more = install_rows(p, r, &expect, durable);
+        PQclear(r);
+        snprintf(lo, sizeof lo, "%llu", (unsigned long long)(expect / PG_PART_SEQS));
     }
-    PQclear(r);
+    if (rc)
+        return rc;
     p->indexed_upto = atomic_load(&p->covered);
     return 0;
 }
