@@ -5,37 +5,62 @@
  * JSON into the typed results and event lists of the public API (lib/),
  * error bodies and their details included.
  *
- * Input: a call byte, then the bytes "the server" sends. One client (made
- * once, URL http://127.0.0.1:1) gets, for each input, a connected socket
- * pair in place of its connection: the answer bytes are written into the
- * other end, which is then shut for writing (end of stream after them),
- * and the call the byte chooses (eb_request, publish, publish_batch,
- * events get/browse, pull, dlq_list, schemas register/check/list/get,
- * groups put/list/get/history, ack, dlq_redrive, replay, stats) is made.
- * The request itself is written into the socket and never read. When no
- * answer byte came, the client tries a fresh connection to port 1, which
- * is refused at once.
+ * Input: a call byte, then the bytes "the server" sends. The call byte's
+ * low 7 bits choose the call; with its top bit set the next byte is a
+ * read size (1 to 256) and the answer comes in pieces of that size, each
+ * read on its own (a writer thread sends a piece once the one before was
+ * read), so headers, the Eventbus-Leader value among them, and bodies
+ * are cut at every place a network could cut them. One client (made
+ * once) has a list of five URLs of different shapes (LEADER_URLS: a
+ * prefix, no scheme, IPv6, an upper-case host, https), all on local
+ * ports that refuse at once; for each input the first one gets a
+ * connected socket pair in place of its connection: the answer bytes are
+ * written into the other end, which is then shut for writing (end of
+ * stream after them), and the call the byte chooses (eb_request,
+ * publish, publish_batch, events get/browse, pull, dlq_list, schemas
+ * register/check/list/get, groups put/list/get/history, ack,
+ * dlq_redrive, replay, stats) is made. The request itself is written
+ * into the socket and never read. When no answer byte came (or the
+ * answer is a 503), the client tries a fresh connection and the other
+ * URLs, which are refused at once. An answer naming a leader
+ * (Eventbus-Leader, any URL) goes through follow_leader, which may make
+ * another URL of the list the current one; the next input starts at the
+ * first again.
  * Properties: never crash, leak or hang; the call returns 0 or one of the
  * library's error codes; 0 only with a 2xx status; the last error's strings
  * are never NULL and its details are as many as it says, each with a
  * message; every call sends its request unless it fails; the answer body
  * the client keeps is NUL-terminated and, once the request was sent, no
  * longer than what the server sent; every string of every event returned is readable to
- * its NUL (ASan checks the bytes) and data/json are as long as they say. */
+ * its NUL (ASan checks the bytes) and data/json are as long as they say;
+ * the leader kept is NUL-terminated inside its buffer, and the client
+ * moves to another URL of its list only after a non-503 answer that named
+ * a leader by a URL with a scheme. */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../lib/client.h"
 #include "eventbus.h"
 #include "fuzz.h"
 
+/* Every shape parse_url takes; the seeds name each as a leader in
+ * another spelling (a trailing slash, the default port written, the host
+ * in other case). */
+#define LEADER_URLS                                                                          \
+    "http://127.0.0.1:1, 127.0.0.1:2/p/, http://[::1]:3/a/b, http://LocalHost:4, "           \
+    "https://127.0.0.1:5"
+
 static eb_client *client;
 
 static void make_client(void)
 {
-    eb_client_opts o = {.size = sizeof o, .url = "http://127.0.0.1:1", .token = "",
+    eb_client_opts o = {.size = sizeof o, .url = LEADER_URLS, .token = "",
                         .cafile = "", .timeout_ms = 5000, .connect_timeout_ms = 1000};
     FUZZ_CHECK(eb_client_new(&o, &client) == 0);
 }
@@ -200,12 +225,47 @@ static int call(eb_client *c, unsigned which)
     return rc;
 }
 
+/* The writer of a piecewise answer: sends a piece, waits until the client
+ * has read it (nothing left in its socket), sends the next; stops early
+ * when the call is over (the client stops reading once it has an answer). */
+typedef struct pieces {
+    int            fd, peer;  /* the end written; a dup of the client's end (the
+                                 client may close its own meanwhile) */
+    const uint8_t *p;
+    size_t         n, piece;
+    atomic_bool    over;
+} pieces;
+
+static void *write_pieces(void *arg)
+{
+    pieces *w = arg;
+    for (size_t at = 0; at < w->n && !atomic_load(&w->over);) {
+        size_t k = w->n - at < w->piece ? w->n - at : w->piece;
+        ssize_t r = write(w->fd, w->p + at, k);
+        FUZZ_CHECK(r > 0);
+        at += (size_t)r;
+        for (int left = 1; left > 0 && !atomic_load(&w->over);) {
+            if (ioctl(w->peer, FIONREAD, &left) != 0)
+                left = 0;
+            if (left > 0)
+                nanosleep(&(struct timespec){.tv_nsec = 20000}, NULL);
+        }
+    }
+    FUZZ_CHECK(shutdown(w->fd, SHUT_WR) == 0);
+    return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!client)
         make_client();
     if (size < 1 || size > 65536)
         return 0;
+    bool split = data[0] & 0x80;
+    if (split && size < 2)
+        return 0;
+    const uint8_t *ans = data + 1 + split;
+    size_t n = size - 1 - split;
     int sv[2];
     FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     FUZZ_CHECK(fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0);
@@ -213,17 +273,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int big = 1 << 20;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-    size_t n = size - 1;
-    for (size_t at = 0; at < n;) {
-        ssize_t w = write(sv[1], data + 1 + at, n - at);
-        FUZZ_CHECK(w > 0);
-        at += (size_t)w;
+    pieces w = {.fd = sv[1], .peer = split ? dup(sv[0]) : -1, .p = ans, .n = n, .piece = (size_t)data[1] + 1};
+    pthread_t writer;
+    if (split) {
+        FUZZ_CHECK(w.peer >= 0);
+        FUZZ_CHECK(pthread_create(&writer, NULL, write_pieces, &w) == 0);
+    } else {
+        for (size_t at = 0; at < n;) {
+            ssize_t r = write(sv[1], ans + at, n - at);
+            FUZZ_CHECK(r > 0);
+            at += (size_t)r;
+        }
+        FUZZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);
     }
-    FUZZ_CHECK(shutdown(sv[1], SHUT_WR) == 0);
     eb__http *h = &client->targets[0].http;
     eb__http_close(h); /* anything the last input left */
     h->fd = sv[0];     /* owned by h from here */
-    int rc = call(client, data[0]);
+    client->cur = 0;   /* the last input may have followed a leader */
+    int rc = call(client, data[0] & 0x7f);
+    if (split) {
+        atomic_store(&w.over, true);
+        FUZZ_CHECK(pthread_join(writer, NULL) == 0);
+        close(w.peer);
+    }
     FUZZ_CHECK(rc == 0 || (rc <= EB_ENOMEM && rc >= EB_EDENIED));
     const eb_error *e = eb_client_error(client);
     FUZZ_CHECK(e && e->code == rc && e->server_code && e->message && e->details);
@@ -234,6 +306,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     touch(e->server_code);
     touch(e->message);
     touch(e->details);
+    /* the leader is kept whole or not at all; followed only when named */
+    FUZZ_CHECK(memchr(h->leader, 0, sizeof h->leader));
+    FUZZ_CHECK(client->cur < client->ntargets);
+    if (client->cur != 0)
+        FUZZ_CHECK(h->status != 503 && strstr(h->leader, "://"));
     /* a call that sent its request keeps this input's answer (one that
      * failed before sending keeps the last one) */
     char peek;
