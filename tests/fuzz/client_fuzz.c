@@ -273,9 +273,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int big = 1 << 20;
     setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
     setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-    pieces w = {.fd = sv[1], .peer = split ? dup(sv[0]) : -1, .p = ans, .n = n, .piece = (size_t)data[1] + 1};
+    pieces w = {.fd = sv[1], .peer = -1, .p = ans, .n = n};
     pthread_t writer;
     if (split) {
+        w.peer = dup(sv[0]);
+        w.piece = (size_t)data[1] + 1;
         FUZZ_CHECK(w.peer >= 0);
         FUZZ_CHECK(pthread_create(&writer, NULL, write_pieces, &w) == 0);
     } else {
