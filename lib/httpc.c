@@ -472,8 +472,11 @@ static int on_hvalue(http_parser *p, const char *at, size_t len)
 static int on_complete(http_parser *p)
 {
     eb__http *h = p->data;
-    if (p->status_code < 200) /* an interim 1xx answer: the real one follows */
+    if (p->status_code < 200) { /* an interim 1xx answer: the real one follows, */
+        h->leader[0] = '\0';      /* and an Eventbus-Leader of this one is not its */
+        h->leader_len = 0;
         return 0;
+    }
     h->status = p->status_code;
     h->done = true;
     h->keep_alive = http_should_keep_alive(p) != 0;

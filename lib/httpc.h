@@ -44,7 +44,8 @@ typedef struct eb__http {
     char        err[256];     /* why the last request failed (local reasons) */
     char        leader[512];  /* the last answer's Eventbus-Leader header (the URL of the
                                  node that leads, named by a follower that relayed
-                                 the request), "" without one or when too long */
+                                 the request), "" without one or when too long; an
+                                 interim 1xx answer's is dropped */
     char        hname[16];    /* the header name being read (its first bytes) */
     size_t      hname_len;    /* its length (more than sizeof hname: too long) */
     size_t      leader_len;   /* bytes of leader[] so far; SIZE_MAX: too long */

@@ -33,13 +33,17 @@
  * the client keeps is NUL-terminated and, once the request was sent, no
  * longer than what the server sent; every string of every event returned is readable to
  * its NUL (ASan checks the bytes) and data/json are as long as they say;
- * the leader kept is NUL-terminated inside its buffer, and the client
+ * the leader kept is the one an oracle finds (the answer parsed again
+ * whole, each header kept as a pair: the final answer's last
+ * Eventbus-Leader, a 1xx's not counted), NUL-terminated inside its buffer; the client
  * moves to another URL of its list only after a non-503 answer that named
  * a leader by a URL with a scheme. */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -225,6 +229,83 @@ static int call(eb_client *c, unsigned which)
     return rc;
 }
 
+/* The oracle for the leader: the answer parsed again, whole, keeping every
+ * header of the final (non-1xx) answer as a name and value pair; the leader
+ * is the value of its last Eventbus-Leader, "" when none, or when too long
+ * for the client's buffer. */
+typedef struct hdrs {
+    eb_buf name, value; /* the pair being read */
+    int    in;          /* 0 none, 1 name, 2 value */
+    char   leader[sizeof ((eb__http *)0)->leader];
+    bool   done;
+} hdrs;
+
+static void hdrs_pair(hdrs *o)
+{
+    if (o->in == 2 && o->name.len == 15 && !strncasecmp(o->name.data, "eventbus-leader", 15)) {
+        o->leader[0] = '\0';
+        if (o->value.len < sizeof o->leader)
+            snprintf(o->leader, sizeof o->leader, "%.*s", (int)o->value.len,
+                     o->value.len ? o->value.data : "");
+    }
+    eb_buf_reset(&o->name);
+    eb_buf_reset(&o->value);
+    o->in = 0;
+}
+
+static int o_field(http_parser *p, const char *at, size_t len)
+{
+    hdrs *o = p->data;
+    if (o->in == 2)
+        hdrs_pair(o);
+    o->in = 1;
+    eb_buf_append(&o->name, at, len);
+    return 0;
+}
+
+static int o_value(http_parser *p, const char *at, size_t len)
+{
+    hdrs *o = p->data;
+    o->in = 2;
+    eb_buf_append(&o->value, at, len);
+    return 0;
+}
+
+static int o_headers(http_parser *p)
+{
+    hdrs_pair(p->data);
+    return 0;
+}
+
+static int o_complete(http_parser *p)
+{
+    hdrs *o = p->data;
+    if (p->status_code < 200) {
+        o->leader[0] = '\0';
+        return 0;
+    }
+    o->done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* The leader of the answer in a (n bytes, then the end of the stream), or
+ * NULL when the oracle finds no complete answer. */
+static const char *oracle_leader(const uint8_t *a, size_t n, hdrs *o)
+{
+    static const http_parser_settings st = {.on_header_field = o_field,
+                                            .on_header_value = o_value,
+                                            .on_headers_complete = o_headers,
+                                            .on_message_complete = o_complete};
+    http_parser p;
+    http_parser_init(&p, HTTP_RESPONSE);
+    p.data = o;
+    http_parser_execute(&p, &st, (const char *)a, n);
+    if (!o->done && HTTP_PARSER_ERRNO(&p) == HPE_OK)
+        http_parser_execute(&p, &st, NULL, 0);
+    return o->done ? o->leader : NULL;
+}
+
 /* The writer of a piecewise answer: sends a piece, waits until the client
  * has read it (nothing left in its socket), sends the next; stops early
  * when the call is over (the client stops reading once it has an answer). */
@@ -313,6 +394,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(client->cur < client->ntargets);
     if (client->cur != 0)
         FUZZ_CHECK(h->status != 503 && strstr(h->leader, "://"));
+    if (h->status >= 200) { /* this input's answer was read whole */
+        hdrs o = {.in = 0};
+        eb_buf_init(&o.name);
+        eb_buf_init(&o.value);
+        const char *want = oracle_leader(ans, n, &o);
+        FUZZ_CHECK(want && !strcmp(want, h->leader));
+        eb_buf_free(&o.name);
+        eb_buf_free(&o.value);
+    }
     /* a call that sent its request keeps this input's answer (one that
      * failed before sending keeps the last one) */
     char peek;
